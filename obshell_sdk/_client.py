@@ -1,0 +1,352 @@
+"""ObshellClient: one agent, one connection pool, signed calls, typed replies."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import re
+import time
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Optional, Union
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from ._auth import PasswordAuth
+from ._exceptions import (
+    AuthExpiredError,
+    DecodeError,
+    DecryptFailedError,
+    InvalidArgumentError,
+    ObshellError,
+)
+from ._http import envelope_from_response, transport_error
+from ._models import AgentInfo, AgentSecret, DagDetail, Envelope, UpgradeAgentRequest
+from ._task import DagTask, PollPolicy
+from ._validate import check_dag_id, check_timeout
+from ._wire import p_str, p_time
+
+__all__ = ["DEFAULT_PORT", "DEFAULT_TIMEOUT", "ObshellClient"]
+
+log = logging.getLogger("obshell_sdk")
+
+DEFAULT_PORT = 2886
+#: (connect, read) seconds for every call unless the client or the call says otherwise.
+DEFAULT_TIMEOUT = (5.0, 60.0)
+TRACE_HEADER = "X-OBSHELL-Trace-ID"
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9\-_.]*[A-Za-z0-9])?\Z")
+
+Timeout = Union[float, tuple[float, float]]
+Cert = Union[str, tuple[str, str]]
+
+
+def _check_host(host: Any) -> str:
+    """Return ``host`` as it goes in a URL (IPv6 bracketed), or raise InvalidArgumentError."""
+    if not isinstance(host, str):
+        raise InvalidArgumentError("host", f"must be a string, got {type(host).__name__}")
+    bare = host.strip()
+    if bare.startswith("[") and bare.endswith("]"):
+        bare = bare[1:-1]
+    if not bare:
+        raise InvalidArgumentError("host", "must not be empty")
+    if "://" in bare:
+        raise InvalidArgumentError(
+            "host", f"{host!r} looks like a URL; pass the bare host and port=, https= instead"
+        )
+    if ":" in bare:
+        try:
+            ipaddress.IPv6Address(bare.split("%", 1)[0])
+        except ValueError:
+            raise InvalidArgumentError(
+                "host", f"{host!r} is neither a host name nor an IP address; pass the port "
+                "as port=, not inside host"
+            ) from None
+        return f"[{bare}]"
+    if not _HOSTNAME.match(bare):
+        raise InvalidArgumentError("host", f"{host!r} is not a valid host name or IPv4 address")
+    return bare
+
+
+def _check_port(port: Any) -> int:
+    if isinstance(port, bool) or not isinstance(port, int):
+        raise InvalidArgumentError("port", f"must be an integer, got {type(port).__name__}")
+    if not 1 <= port <= 65535:
+        raise InvalidArgumentError("port", f"must be between 1 and 65535, got {port}")
+    return port
+
+
+def _check_tls(https: Any, verify: Any, cert: Any) -> None:
+    if not isinstance(https, bool):
+        raise InvalidArgumentError("https", "must be True or False")
+    if not isinstance(verify, (bool, str)):
+        raise InvalidArgumentError("verify", "must be True, False or the path of a CA bundle")
+    if isinstance(verify, str) and not os.path.exists(verify):
+        raise InvalidArgumentError("verify", f"CA bundle {verify!r} does not exist")
+    if cert is None:
+        return
+    paths = (cert,) if isinstance(cert, str) else cert
+    if not (isinstance(paths, tuple) and len(paths) in (1, 2)
+            and all(isinstance(p, str) for p in paths)):
+        raise InvalidArgumentError("cert", "must be a path or a (certificate, key) pair of paths")
+    for path in paths:
+        if not os.path.isfile(path):
+            raise InvalidArgumentError("cert", f"{path!r} is not a file")
+    if not https:
+        raise InvalidArgumentError("cert", "a client certificate needs https=True")
+
+
+class ObshellClient:
+    """A client of one obshell agent (``host:port``, 2886 by default).
+
+    ``auth`` signs the calls that need it (a :class:`PasswordAuth`; None allows only the
+    unauthenticated ones such as :meth:`info`). ``timeout`` is seconds, or a
+    ``(connect, read)`` pair, for every call. ``session`` lets you bring your own
+    ``requests.Session`` (proxies, adapters); the client then never closes it. Use the client
+    as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int = DEFAULT_PORT,
+        *,
+        auth: Optional[PasswordAuth],
+        https: bool = False,
+        verify: Union[bool, str] = True,
+        cert: Optional[Cert] = None,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        session: Optional[requests.Session] = None,
+        poll_policy: Optional[PollPolicy] = None,
+    ) -> None:
+        url_host = _check_host(host)
+        self.port = _check_port(port)
+        if auth is not None and not isinstance(auth, PasswordAuth):
+            raise InvalidArgumentError("auth", "must be a PasswordAuth or None")
+        _check_tls(https, verify, cert)
+        self.timeout = check_timeout(timeout, "timeout")
+        if session is not None and not isinstance(session, requests.Session):
+            raise InvalidArgumentError("session", "must be a requests.Session")
+        if poll_policy is not None and not isinstance(poll_policy, PollPolicy):
+            raise InvalidArgumentError("poll_policy", "must be a PollPolicy")
+        self.host = url_host.strip("[]")
+        self.auth = auth
+        self.https = https
+        self.poll_policy = poll_policy or PollPolicy()
+        self.agent = f"{url_host}:{self.port}"
+        self.base_url = f"{'https' if https else 'http'}://{url_host}:{self.port}"
+        self._owns_session = session is None
+        self._session = session if session is not None else self._new_session()
+        self._verify = verify
+        self._cert = cert
+        self._closed = False
+
+    @staticmethod
+    def _new_session() -> requests.Session:
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=64, max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return session
+
+    def __repr__(self) -> str:
+        return f"ObshellClient({self.base_url!r}, auth={self.auth!r})"
+
+    # -- lifetime -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection pool if the client made it (a given session is left open)."""
+        if not self._closed:
+            self._closed = True
+            if self._owns_session:
+                self._session.close()
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`; a closed client refuses calls."""
+        return self._closed
+
+    def __enter__(self) -> ObshellClient:
+        if self._closed:
+            raise ObshellError("this ObshellClient is closed; make a new one")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    # -- the API ------------------------------------------------------------------------
+
+    def info(self) -> AgentInfo:
+        """``GET /api/v1/info``: identity, version and auth abilities of the agent (no auth)."""
+        envelope = self.call("GET", "/api/v1/info", signed=False)
+        return AgentInfo.from_json(envelope.data)
+
+    def server_time(self) -> Optional[datetime]:
+        """``GET /api/v1/time``: the agent's clock (no auth)."""
+        envelope = self.call("GET", "/api/v1/time", signed=False)
+        return p_time(p_str(envelope.data, "data"), "data")
+
+    def upgrade_agent(
+        self, version: str, release: str, upgrade_dir: Optional[str] = None
+    ) -> DagTask:
+        """Start upgrading obshell on every agent of the cluster (``POST /api/v1/agent/upgrade``).
+
+        ``version`` like ``4.2.1.1``, ``release`` like ``101000062023110109.el7``; the package
+        must have been uploaded to the cluster before. Returns a :class:`DagTask` built from the
+        reply; follow it with ``task.result()``. Bad arguments raise
+        :class:`InvalidArgumentError` before anything is sent.
+        """
+        request = UpgradeAgentRequest(version, release, upgrade_dir)
+        return self._create_dag("/api/v1/agent/upgrade", request)
+
+    def check_agent_upgrade(
+        self, version: str, release: str, upgrade_dir: Optional[str] = None
+    ) -> DagTask:
+        """Start the upgrade pre-check (``POST /api/v1/agent/upgrade/check``), a 5-stage DAG."""
+        request = UpgradeAgentRequest(version, release, upgrade_dir)
+        return self._create_dag("/api/v1/agent/upgrade/check", request)
+
+    def _create_dag(self, path: str, request: UpgradeAgentRequest) -> DagTask:
+        envelope = self.call("POST", path, body=request.to_json())
+        detail = DagDetail.from_json(envelope.data)
+        log.info("agent %s: created task %s %r", self.agent, detail.id, detail.name)
+        return DagTask(self, detail, policy=self.poll_policy)
+
+    def get_dag(
+        self, dag_id: Union[str, int], show_details: bool = True, *,
+        timeout: Optional[Timeout] = None,
+    ) -> DagDetail:
+        """``GET /api/v1/task/dag/{id}`` (GetDagDetails): the DAG with its nodes and sub-tasks."""
+        dag_id = check_dag_id(dag_id)
+        if not isinstance(show_details, bool):
+            raise InvalidArgumentError("show_details", "must be True or False")
+        query = "show_details=true" if show_details else "show_details=false"
+        envelope = self.call("GET", f"/api/v1/task/dag/{dag_id}", query=query, timeout=timeout)
+        return DagDetail.from_json(envelope.data)
+
+    def task(self, dag_id: Union[str, int]) -> DagTask:
+        """A :class:`DagTask` for an existing DAG id, e.g. one started by another process.
+
+        Nothing is fetched until you call ``refresh()``, ``wait()`` or ``result()``.
+        """
+        return DagTask(self, check_dag_id(dag_id), policy=self.poll_policy)
+
+    # -- the plumbing -------------------------------------------------------------------
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        body: Optional[Any] = None,
+        signed: bool = True,
+        timeout: Optional[Timeout] = None,
+    ) -> Envelope:
+        """Send one call and return its envelope; the building block of every method.
+
+        ``path`` and ``query`` go on the wire exactly as given (they are signed byte for byte).
+        A signed call whose header the agent cannot decrypt (its key changed) or finds expired
+        (clocks disagree) is signed again and sent once more: the agent rejected it before
+        doing anything, so this never runs an operation twice.
+        """
+        if self._closed:
+            raise ObshellError("this ObshellClient is closed; make a new one")
+        uri = f"{path}?{query}" if query else path
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        limit = self.timeout if timeout is None else check_timeout(timeout, "timeout")
+        if not signed:
+            return self._send(method, path, uri, data, {}, limit)
+        auth = self.auth
+        if auth is None:
+            raise InvalidArgumentError(
+                "auth",
+                f"{method} {path} needs credentials: ObshellClient(..., auth=PasswordAuth(...))",
+            )
+        key_refetched = clock_fixed = False
+        while True:
+            self._ensure_auth(auth)
+            signed_req = auth.sign(self.agent, uri, data, time.time())
+            headers = dict(signed_req.headers)
+            if signed_req.version == "v1" and data is not None:
+                headers["Content-Type"] = "application/json"
+            try:
+                return self._send(method, path, uri, signed_req.body, headers, limit)
+            except DecryptFailedError:
+                if key_refetched:
+                    raise
+                key_refetched = True
+                log.info("agent %s could not decrypt our header; refetching its key", self.agent)
+                auth.forget_key(self.agent)
+            except AuthExpiredError:
+                if clock_fixed or not self._measure_clock(auth):
+                    raise
+                clock_fixed = True
+
+    def _ensure_auth(self, auth: PasswordAuth) -> None:
+        state = auth.state(self.agent)
+        if state.version is not None and state.key is not None:
+            return
+        with state.fetch_lock:  # one fetch per agent, however many threads ask
+            if state.version is None:
+                auth.learn_agent(self.agent, self.info())
+            if state.key is None:
+                reply = self.call("GET", "/api/v1/secret", signed=False)
+                secret = AgentSecret.from_json(reply.data)
+                try:
+                    auth.learn_key(self.agent, secret.public_key)
+                except ValueError as exc:
+                    raise DecodeError(str(exc), where="data.public_key") from None
+
+    def _measure_clock(self, auth: PasswordAuth) -> bool:
+        """Learn how far the agent's clock is from ours; True if that changes our expiry times."""
+        before = time.time()
+        agent_now = self.server_time()
+        after = time.time()
+        if agent_now is None:
+            return False
+        offset = agent_now.timestamp() - (before + after) / 2
+        old = auth.state(self.agent).clock_offset
+        auth.set_clock_offset(self.agent, offset)
+        log.warning(
+            "agent %s: its clock is %+.1f s from ours; signing with that offset", self.agent, offset
+        )
+        return abs(offset - old) >= 1.0
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        uri: str,
+        data: Optional[bytes],
+        headers: dict[str, str],
+        timeout: tuple[float, float],
+    ) -> Envelope:
+        headers[TRACE_HEADER] = os.urandom(8).hex()
+        started = time.monotonic()
+        try:
+            resp = self._session.request(
+                method,
+                self.base_url + uri,
+                data=data,
+                headers=headers,
+                timeout=timeout,
+                verify=self._verify,
+                cert=self._cert,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise transport_error(exc, method=method, path=path, agent=self.agent) from exc
+        log.debug(
+            "%s %s -> %d in %.0f ms (trace %s)", method, uri, resp.status_code,
+            (time.monotonic() - started) * 1000, headers[TRACE_HEADER],
+        )
+        return envelope_from_response(resp, method=method, path=path)

@@ -1,0 +1,353 @@
+"""Every error the SDK raises, in one tree rooted at :class:`ObshellError`.
+
+::
+
+    ObshellError
+    ├── InvalidArgumentError        the caller's input was refused; nothing was sent
+    ├── TransportError              the agent could not be talked to
+    │   ├── ConnectError            never reached the agent (refused, DNS, connect timeout)
+    │   └── ConnectionLostError     reached it, but the reply did not arrive
+    │       └── ReadTimeoutError    ... because the read timeout ran out
+    ├── DecodeError                 the reply is not what obshell sends (not JSON, wrong shape)
+    ├── ApiError                    obshell answered with an error envelope
+    │   ├── AuthError               the agent refused the credentials (401 and friends)
+    │   │   ├── WrongPasswordError
+    │   │   ├── PasswordKindError   the agent wants the other password (agent vs root@sys)
+    │   │   ├── AuthExpiredError    our expiry time was already past on the agent's clock
+    │   │   ├── UriMismatchError
+    │   │   └── DecryptFailedError  the agent could not decrypt the header (stale key)
+    │   ├── BadRequestError         400: the agent refused the parameters
+    │   ├── NotFoundError           404
+    │   │   └── TaskNotFoundError
+    │   ├── UnderMaintenanceError   another maintenance task holds the cluster lock
+    │   └── ServerError             5xx
+    └── TaskError                   a followed task did not end well; carries ``task_id``
+        ├── TaskTimeoutError        the wait's deadline passed (the task goes on)
+        ├── TaskUnreachableError    polling kept failing for longer than the failure budget
+        ├── TaskFailedError         FAILED; carries the failing sub-tasks and their logs
+        ├── TaskCancelledError      FAILED after CANCEL
+        └── TaskRolledBackError     SUCCEED after ROLLBACK: the change did not happen
+
+This module uses only the standard library; no message ever contains a password.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._models import DagDetail, ErrorInfo, TaskDetail
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "AuthExpiredError",
+    "BadRequestError",
+    "ConnectError",
+    "ConnectionLostError",
+    "DecodeError",
+    "DecryptFailedError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "ObshellError",
+    "PasswordKindError",
+    "ReadTimeoutError",
+    "ServerError",
+    "TaskCancelledError",
+    "TaskError",
+    "TaskFailedError",
+    "TaskNotFoundError",
+    "TaskRolledBackError",
+    "TaskTimeoutError",
+    "TaskUnreachableError",
+    "TransportError",
+    "UnderMaintenanceError",
+    "UriMismatchError",
+    "WrongPasswordError",
+    "error_class_for",
+]
+
+
+class ObshellError(Exception):
+    """Base of every error raised by obshell_sdk."""
+
+
+class InvalidArgumentError(ObshellError, ValueError):
+    """An argument was refused before anything was sent to the agent.
+
+    ``argument`` names the offending parameter.
+    """
+
+    def __init__(self, argument: str, message: str) -> None:
+        super().__init__(f"{argument}: {message}")
+        self.argument = argument
+
+
+class TransportError(ObshellError):
+    """The HTTP exchange with the agent failed below the obshell protocol.
+
+    ``method`` and ``path`` say which call; ``request_sent`` is False only when the request
+    certainly did not reach the agent (so repeating it cannot run anything twice).
+    """
+
+    request_sent: bool = True
+
+    def __init__(self, message: str, *, method: str, path: str, agent: str) -> None:
+        super().__init__(f"{method} {path} on {agent}: {message}")
+        self.method = method
+        self.path = path
+        self.agent = agent
+
+
+class ConnectError(TransportError):
+    """The agent could not be reached (connection refused, unknown host, connect timeout)."""
+
+    request_sent = False
+
+
+class ConnectionLostError(TransportError):
+    """The request may have reached the agent but no complete reply came back."""
+
+
+class ReadTimeoutError(ConnectionLostError):
+    """The agent did not answer within the read timeout."""
+
+
+class DecodeError(ObshellError):
+    """A reply did not have the shape obshell gives it.
+
+    ``where`` is the JSON path of the part that did not fit (``data.nodes[2].state``),
+    ``excerpt`` the start of the raw body when the body itself could not be read, ``status``
+    the HTTP status of the reply (0 when not known).
+    """
+
+    def __init__(
+        self, message: str, *, where: str = "", excerpt: str = "", status: int = 0
+    ) -> None:
+        text = f"{where}: {message}" if where else message
+        if excerpt:
+            text += f" (reply starts with {excerpt!r})"
+        super().__init__(text)
+        self.where = where
+        self.excerpt = excerpt
+        self.status = status
+
+
+class ApiError(ObshellError):
+    """The agent answered with an obshell error envelope.
+
+    Branch on :attr:`err_code` (obshell 4.3.1 and later) or :attr:`code` (older agents) or on
+    the subclass, never on :attr:`message`, which the agent may localise.
+    """
+
+    def __init__(
+        self,
+        *,
+        status: int,
+        err_code: str,
+        code: int,
+        message: str,
+        trace_id: str,
+        method: str,
+        path: str,
+        error: Optional[ErrorInfo] = None,
+    ) -> None:
+        label = err_code or (f"code {code}" if code else f"HTTP {status}")
+        trace = f", trace id {trace_id}" if trace_id else ""
+        hint = self.hint()
+        super().__init__(
+            f"{method} {path} failed: HTTP {status} {label}: {message}{trace}"
+            + (f". {hint}" if hint else "")
+        )
+        self.status = status
+        self.err_code = err_code
+        self.code = code
+        self.message = message
+        self.trace_id = trace_id
+        self.method = method
+        self.path = path
+        self.error = error
+
+    def hint(self) -> str:
+        """Say what the caller can do next; empty when there is nothing specific."""
+        return ""
+
+
+class AuthError(ApiError):
+    """The agent refused the request's credentials."""
+
+    def hint(self) -> str:
+        """Say what the caller can do next."""
+        return "Check the password given to PasswordAuth"
+
+
+class WrongPasswordError(AuthError):
+    """The root@sys password or the agent password is wrong."""
+
+    def hint(self) -> str:
+        """Say what the caller can do next."""
+        return "The password was refused: pass the right one to PasswordAuth"
+
+
+class PasswordKindError(AuthError):
+    """The agent wants the other kind of password (agent password vs root@sys password)."""
+
+    def hint(self) -> str:
+        """Say what the caller can do next."""
+        return (
+            "Give PasswordAuth the agent password (agent_password=...) when the agent has one, "
+            "else the root@sys password"
+        )
+
+
+class AuthExpiredError(AuthError):
+    """The signed expiry time was already past on the agent's clock."""
+
+    def hint(self) -> str:
+        """Say what the caller can do next."""
+        return "The clocks disagree: sync this machine's clock or raise PasswordAuth(lifetime=...)"
+
+
+class UriMismatchError(AuthError):
+    """The signed request-target differs from the one the agent received (a rewriting proxy?)."""
+
+    def hint(self) -> str:
+        """Say what the caller can do next."""
+        return "Something between us and the agent rewrote the URL; talk to the agent directly"
+
+
+class DecryptFailedError(AuthError):
+    """The agent could not decrypt the auth header, usually because its key changed."""
+
+    def hint(self) -> str:
+        """Say what the caller can do next."""
+        return "The agent's key changed or the header was damaged; the SDK refetches the key once"
+
+
+class BadRequestError(ApiError):
+    """The agent refused the parameters (HTTP 400)."""
+
+
+class NotFoundError(ApiError):
+    """The agent has no such thing (HTTP 404)."""
+
+
+class TaskNotFoundError(NotFoundError):
+    """No task, node or sub-task has this id."""
+
+    def hint(self) -> str:
+        """Say what the caller can do next."""
+        return "Check the task id; list unfinished tasks on the agent to find it"
+
+
+class UnderMaintenanceError(ApiError):
+    """Another maintenance task holds the cluster lock (a failed upgrade keeps it)."""
+
+    def hint(self) -> str:
+        """Say what the caller can do next."""
+        return (
+            "Finish the maintenance task named in the message first: retry, roll back, "
+            "skip or cancel it"
+        )
+
+
+class ServerError(ApiError):
+    """The agent failed internally (HTTP 5xx)."""
+
+
+_BY_ERR_CODE: dict[str, type[ApiError]] = {
+    "Security.Authentication.IncorrectOceanbasePassword": WrongPasswordError,
+    "Security.Authentication.IncorrectAgentPassword": WrongPasswordError,
+    "Security.Authentication.WithAgentPassword": PasswordKindError,
+    "Security.Authentication.WithOceanBasePassword": PasswordKindError,
+    "Security.Authentication.AgentPasswordNotInitialized": PasswordKindError,
+    "Security.Authentication.Expired": AuthExpiredError,
+    "Security.Authentication.Timestamp.Invalid": AuthExpiredError,
+    "Security.Authentication.Header.UriMismatch": UriMismatchError,
+    "Security.Authentication.Header.DecryptFailed": DecryptFailedError,
+    "Request.Header.NotFound": AuthError,
+    "Common.Unauthorized": AuthError,
+    "Task.NotFound": TaskNotFoundError,
+    "OB.Cluster.UnderMaintenanceWithDag": UnderMaintenanceError,
+    "OB.Cluster.UnderMaintenance": UnderMaintenanceError,
+}
+
+# Numeric codes of agents older than 4.3.1 (PROTOCOL.md §2.2).
+_BY_LEGACY_CODE: dict[int, type[ApiError]] = {
+    1: DecryptFailedError,
+    10008: AuthError,
+    10000: AuthError,
+    2300: TaskNotFoundError,
+}
+
+
+def error_class_for(status: int, err_code: str, code: int) -> type[ApiError]:
+    """Pick the exception class for an error envelope: errCode first, then code, then status."""
+    if err_code:
+        cls = _BY_ERR_CODE.get(err_code)
+        if cls is not None:
+            return cls
+        if err_code.startswith("Security."):
+            return AuthError
+    elif code in _BY_LEGACY_CODE:
+        return _BY_LEGACY_CODE[code]
+    if status == 401:
+        return AuthError
+    if status == 404:
+        return NotFoundError
+    if 400 <= status < 500:
+        return BadRequestError
+    return ServerError
+
+
+class TaskError(ObshellError):
+    """A followed task did not end as hoped. ``task_id`` says which; ``detail`` is the last view."""
+
+    def __init__(self, message: str, *, task_id: str, detail: Optional[DagDetail] = None) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.detail = detail
+
+
+class TaskTimeoutError(TaskError, TimeoutError):
+    """The wait's deadline passed before the task ended. The task itself keeps running."""
+
+
+class TaskUnreachableError(TaskError):
+    """Polling the task failed for longer than the failure budget; ``last_error`` says why."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: str,
+        detail: Optional[DagDetail] = None,
+        last_error: Optional[BaseException] = None,
+        failures: int = 0,
+    ) -> None:
+        super().__init__(message, task_id=task_id, detail=detail)
+        self.last_error = last_error
+        self.failures = failures
+
+
+class TaskFailedError(TaskError):
+    """The task ended FAILED. ``failed_sub_tasks`` holds the failing steps with their logs."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: str,
+        detail: Optional[DagDetail] = None,
+        failed_sub_tasks: tuple[TaskDetail, ...] = (),
+    ) -> None:
+        super().__init__(message, task_id=task_id, detail=detail)
+        self.failed_sub_tasks = failed_sub_tasks
+
+
+class TaskCancelledError(TaskError):
+    """The task was cancelled (FAILED with operator CANCEL)."""
+
+
+class TaskRolledBackError(TaskError):
+    """The task was rolled back (SUCCEED with operator ROLLBACK): its change did not happen."""

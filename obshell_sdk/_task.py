@@ -1,0 +1,337 @@
+"""DagTask: follow an obshell DAG (an asynchronous task) to its end.
+
+It needs only something that can "get a DAG" (:class:`DagSource`; the client is one), so it
+knows nothing of HTTP or signing. Polling starts fast and backs off with the time the task
+has been followed, up to a ceiling; a finished task is never polled again; the wait's
+deadline and the budget for consecutive failed polls (an agent restarting during its own
+upgrade) are separate knobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Callable, Optional, Protocol, Union
+
+import attrs
+
+from ._exceptions import (
+    DecodeError,
+    ObshellError,
+    ServerError,
+    TaskCancelledError,
+    TaskFailedError,
+    TaskNotFoundError,
+    TaskRolledBackError,
+    TaskTimeoutError,
+    TaskUnreachableError,
+    TransportError,
+)
+from ._models import DagDetail, DagOutcome, DagState, Operator, Progress
+from ._validate import check_seconds
+
+__all__ = ["DEFAULT_WAIT", "DagSource", "DagTask", "PollPolicy", "ProgressCallback"]
+
+log = logging.getLogger("obshell_sdk")
+
+#: Seconds ``wait()``/``result()`` wait by default before raising TaskTimeoutError.
+DEFAULT_WAIT = 3600.0
+
+ProgressCallback = Callable[[DagDetail], object]
+
+
+class DagSource(Protocol):
+    """Anything that can fetch a DAG by id (``ObshellClient`` is one)."""
+
+    def get_dag(
+        self,
+        dag_id: Union[str, int],
+        show_details: bool = True,
+        *,
+        timeout: Optional[Union[float, tuple[float, float]]] = None,
+    ) -> DagDetail:
+        """Return the DAG ``dag_id``."""
+        ...
+
+
+def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    check_seconds(value, attribute.name)
+
+
+@attrs.frozen
+class PollPolicy:
+    """How a :class:`DagTask` polls. Immutable: ``policy.evolve(ceiling=10)`` returns a copy.
+
+    The interval is ``fraction`` of the time the task has been followed, at least ``initial``
+    and at most ``ceiling`` seconds, with +-``jitter`` spread. After a failed poll the interval
+    doubles from ``initial`` up to ``ceiling``; ``failure_budget`` is how long polls may keep
+    failing in a row (the agent restarts itself during its own upgrade) before giving up.
+    """
+
+    initial: float = attrs.field(default=0.25, validator=_positive)
+    fraction: float = attrs.field(default=0.2, validator=_positive)
+    ceiling: float = attrs.field(default=3.0, validator=_positive)
+    jitter: float = attrs.field(default=0.1)
+    failure_budget: float = attrs.field(default=300.0, validator=_positive)
+
+    def __attrs_post_init__(self) -> None:
+        if self.ceiling < self.initial:
+            raise ValueError("PollPolicy: ceiling must not be below initial")
+        if not 0 <= self.jitter < 1:
+            raise ValueError("PollPolicy: jitter must be in [0, 1)")
+
+    def interval(self, followed_for: float) -> float:
+        """Seconds to sleep before the next poll of a task followed for ``followed_for`` s."""
+        base = min(self.ceiling, max(self.initial, self.fraction * followed_for))
+        return self._spread(base)
+
+    def retry_interval(self, failures: int) -> float:
+        """Seconds to sleep after ``failures`` failed polls in a row."""
+        base = min(self.ceiling, self.initial * (2 ** min(failures - 1, 16)))
+        return self._spread(base)
+
+    def _spread(self, base: float) -> float:
+        if not self.jitter:
+            return base
+        return base * random.uniform(1 - self.jitter, 1 + self.jitter)  # noqa: S311
+
+    def evolve(self, **changes: float) -> PollPolicy:
+        """A copy with some knobs changed."""
+        return attrs.evolve(self, **changes)
+
+
+def _key(detail: DagDetail) -> tuple[DagState, Operator, int]:
+    return detail.state, detail.operator, detail.stage
+
+
+class DagTask:
+    """A handle on one obshell DAG: refresh it, wait for it, read how it ended.
+
+    Build it with ``client.upgrade_agent(...)`` or ``client.task(id)``. ``snapshot`` is the
+    last :class:`DagDetail` seen (None until the first fetch of a task picked up by id).
+    """
+
+    def __init__(
+        self,
+        source: DagSource,
+        snapshot: Union[DagDetail, str],
+        *,
+        policy: Optional[PollPolicy] = None,
+    ) -> None:
+        self._source = source
+        if isinstance(snapshot, DagDetail):
+            self.id: str = snapshot.id
+            self.snapshot: Optional[DagDetail] = snapshot
+        else:
+            self.id = snapshot
+            self.snapshot = None
+        self.policy = policy or PollPolicy()
+        self._seen = self.snapshot is not None
+        self._born = time.monotonic()
+        #: Polls sent by this handle (successful or not), for the curious and for benchmarks.
+        self.polls = 0
+
+    def __repr__(self) -> str:
+        snap = self.snapshot
+        if snap is None:
+            return f"<DagTask {self.id} (not fetched yet)>"
+        return f"<DagTask {self.id} {snap.name!r} {snap.state} {snap.operator} {snap.progress}>"
+
+    @property
+    def name(self) -> Optional[str]:
+        """The DAG's name, e.g. ``Upgrade obshell 4.2.1.1-...`` (None before the first fetch)."""
+        return None if self.snapshot is None else self.snapshot.name
+
+    @property
+    def state(self) -> Optional[DagState]:
+        """State in the last snapshot (None before the first fetch)."""
+        return None if self.snapshot is None else self.snapshot.state
+
+    @property
+    def operator(self) -> Optional[Operator]:
+        """Operator in the last snapshot (None before the first fetch)."""
+        return None if self.snapshot is None else self.snapshot.operator
+
+    @property
+    def progress(self) -> Optional[Progress]:
+        """``stage`` of ``max_stage`` in the last snapshot."""
+        return None if self.snapshot is None else self.snapshot.progress
+
+    def done(self) -> bool:
+        """True when the last snapshot shows the task ended. Never does I/O."""
+        return self.snapshot is not None and self.snapshot.is_finished
+
+    def refresh(self, *, force: bool = False) -> DagDetail:
+        """Fetch the DAG again (GetDagDetails) and return it.
+
+        A task already seen finished is not fetched again unless ``force`` is true (for
+        instance after an operator revived it).
+        """
+        if self.snapshot is not None and self.snapshot.is_finished and not force:
+            return self.snapshot
+        return self._poll(None)
+
+    def _poll(self, deadline: Optional[float]) -> DagDetail:
+        timeout = None
+        if deadline is not None:
+            left = max(0.05, deadline - time.monotonic())
+            timeout = (min(5.0, left), left)
+        self.polls += 1
+        detail = self._source.get_dag(self.id, True, timeout=timeout)
+        self.snapshot = detail
+        self._seen = True
+        return detail
+
+    def wait(
+        self,
+        timeout: Optional[float] = DEFAULT_WAIT,
+        *,
+        poll_interval: Optional[float] = None,
+        on_progress: Optional[ProgressCallback] = None,
+    ) -> DagDetail:
+        """Poll until the task ends (SUCCEED or FAILED) and return the final :class:`DagDetail`.
+
+        ``timeout`` is the overall deadline in seconds (None: no deadline); when it passes,
+        :class:`TaskTimeoutError` is raised and the task keeps running on the agent.
+        ``poll_interval`` fixes the interval instead of the adaptive policy. ``on_progress`` is
+        called with the snapshot whenever state, operator or stage changes. Failed polls are
+        retried within the policy's ``failure_budget``; then :class:`TaskUnreachableError`.
+        Does not judge the ending: see :meth:`result`.
+        """
+        if timeout is not None:
+            timeout = check_seconds(timeout, "timeout", allow_zero=True)
+        if poll_interval is not None:
+            poll_interval = check_seconds(poll_interval, "poll_interval")
+        start = time.monotonic()
+        deadline = None if timeout is None else start + timeout
+        last_key = None
+        if self.snapshot is not None and on_progress is not None:
+            last_key = _key(self.snapshot)
+            on_progress(self.snapshot)
+        failures = 0
+        failing_since = 0.0
+        try:
+            while not self.done():
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    raise self._timeout(timeout)
+                try:
+                    detail = self._poll(deadline)
+                except ObshellError as exc:
+                    if not self._transient(exc):
+                        raise
+                    failures += 1
+                    if failures == 1:
+                        failing_since = now
+                    if now - failing_since > self.policy.failure_budget:
+                        raise TaskUnreachableError(
+                            f"task {self.id}: {failures} polls failed over "
+                            f"{now - failing_since:.0f} s "
+                            f"(budget {self.policy.failure_budget:g} s); "
+                            f"last error: {exc}. The task may still be running: check it later "
+                            f"with client.task({self.id!r}).refresh()",
+                            task_id=self.id, detail=self.snapshot, last_error=exc,
+                            failures=failures,
+                        ) from exc
+                    log.info("task %s: poll failed (%s); retrying", self.id, exc)
+                    self._sleep(self.policy.retry_interval(failures), deadline)
+                    continue
+                if failures:
+                    log.info("task %s: reachable again after %d failed polls", self.id, failures)
+                failures = 0
+                if on_progress is not None and _key(detail) != last_key:
+                    last_key = _key(detail)
+                    on_progress(detail)
+                if detail.is_finished:
+                    break
+                pause = poll_interval or self.policy.interval(time.monotonic() - self._born)
+                self._sleep(pause, deadline)
+        except KeyboardInterrupt as exc:
+            msg = (
+                f"stopped waiting for task {self.id}; it keeps running on the agent. "
+                f"Pick it up again with client.task({self.id!r}).wait()"
+            )
+            log.warning("%s", msg)
+            if hasattr(exc, "add_note"):
+                exc.add_note(msg)
+            raise
+        assert self.snapshot is not None
+        return self.snapshot
+
+    def _transient(self, exc: ObshellError) -> bool:
+        """Is a failed poll worth repeating? Reads are safe to repeat."""
+        if isinstance(exc, (TransportError, ServerError)):
+            return True
+        if isinstance(exc, DecodeError):
+            return exc.status >= 500
+        # A DAG seen before that is "not found" is an agent that has not reconnected yet.
+        return isinstance(exc, TaskNotFoundError) and self._seen
+
+    def _timeout(self, timeout: Optional[float]) -> TaskTimeoutError:
+        where = "" if self.snapshot is None else (
+            f" (last seen {self.snapshot.state} at stage {self.snapshot.progress})"
+        )
+        return TaskTimeoutError(
+            f"task {self.id} did not end within {timeout:g} s{where}; it keeps running on the "
+            f"agent: wait again with client.task({self.id!r}).wait()",
+            task_id=self.id, detail=self.snapshot,
+        )
+
+    @staticmethod
+    def _sleep(seconds: float, deadline: Optional[float]) -> None:
+        if deadline is not None:
+            seconds = min(seconds, max(0.0, deadline - time.monotonic()))
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def result(
+        self,
+        timeout: Optional[float] = DEFAULT_WAIT,
+        *,
+        poll_interval: Optional[float] = None,
+        on_progress: Optional[ProgressCallback] = None,
+    ) -> DagDetail:
+        """Wait like :meth:`wait`, then return the DAG only if it did its work.
+
+        Raises :class:`TaskFailedError` (with the failing sub-tasks and their last log lines),
+        :class:`TaskCancelledError` or :class:`TaskRolledBackError`. A DAG whose failed step
+        was skipped with PASS is returned, with a warning logged.
+        """
+        detail = self.wait(timeout, poll_interval=poll_interval, on_progress=on_progress)
+        outcome = detail.outcome
+        label = f"task {self.id} {detail.name!r}"
+        if outcome is DagOutcome.SUCCEEDED:
+            return detail
+        if outcome is DagOutcome.PASSED:
+            log.warning("%s succeeded with a failed step skipped (PASS)", label)
+            return detail
+        if outcome is DagOutcome.ROLLED_BACK:
+            raise TaskRolledBackError(
+                f"{label} was rolled back: what it was to do did not happen",
+                task_id=self.id, detail=detail,
+            )
+        if outcome is DagOutcome.CANCELLED:
+            raise TaskCancelledError(f"{label} was cancelled", task_id=self.id, detail=detail)
+        failed = detail.failed_sub_tasks()
+        raise TaskFailedError(
+            _failure_message(label, detail), task_id=self.id, detail=detail,
+            failed_sub_tasks=failed,
+        )
+
+
+def _failure_message(label: str, detail: DagDetail) -> str:
+    node = detail.current_node
+    where = f" at stage {detail.progress}" + (f" {node.name!r}" if node else "")
+    lines = []
+    for task in detail.failed_sub_tasks()[:5]:
+        agent = str(task.execute_agent) if task.execute_agent else "?"
+        last = task.task_logs[-1] if task.task_logs else "(no log)"
+        lines.append(f"  [{agent}] {task.name}: {last}")
+    text = f"{label} failed{where}"
+    if lines:
+        text += ":\n" + "\n".join(lines)
+    return (
+        text + "\nThe cluster stays locked until the task is retried, rolled back, skipped "
+        "or cancelled."
+    )

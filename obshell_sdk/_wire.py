@@ -1,0 +1,217 @@
+"""JSON <-> model plumbing: wire names, value parsers, time parsing, unknown keys kept aside.
+
+A model field declared with :func:`wire` carries its JSON key and a parser. :func:`decode`
+walks the fields of an attrs class, so a reply that does not fit raises
+:class:`~obshell_sdk.DecodeError` naming the exact JSON path, never a ``KeyError``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from typing import Any, Callable, Optional, TypeVar, cast
+
+import attrs
+
+from ._exceptions import DecodeError
+
+T = TypeVar("T")
+E = TypeVar("E", bound=Enum)
+Parser = Callable[[Any, str], Any]
+
+_WIRE = "obshell_wire"
+_PARSE = "obshell_parse"
+_REQUIRED = "obshell_required"
+_MISSING = object()
+
+
+def wire(
+    key: str,
+    parse: Parser,
+    *,
+    required: bool = True,
+    default: Any = None,
+    repr: bool = True,
+) -> Any:
+    """Declare a model field read from JSON key ``key`` with ``parse``.
+
+    A required field must be present in the JSON; an optional one takes ``default``.
+    """
+    meta = {_WIRE: key, _PARSE: parse, _REQUIRED: required}
+    if required:
+        return attrs.field(metadata=meta, repr=repr)
+    return attrs.field(metadata=meta, default=default, repr=repr)
+
+
+def decode(cls: type[T], obj: Any, where: str) -> T:
+    """Build ``cls`` (an attrs class whose fields use :func:`wire`) from a JSON object.
+
+    Keys the class does not know go to its ``extra`` field, untouched.
+    """
+    if not isinstance(obj, dict):
+        raise DecodeError(f"expected a JSON object, got {_kind(obj)}", where=where)
+    values: dict[str, Any] = {}
+    known: set[str] = set()
+    for field in attrs.fields(cls):  # type: ignore[arg-type]
+        key = field.metadata.get(_WIRE)
+        if key is None:
+            continue
+        known.add(key)
+        raw = obj.get(key, _MISSING)
+        path = f"{where}.{key}" if where else key
+        if raw is _MISSING:
+            if field.metadata[_REQUIRED]:
+                raise DecodeError("missing", where=path)
+            continue
+        values[field.name] = field.metadata[_PARSE](raw, path)
+    extra = {k: v for k, v in obj.items() if k not in known}
+    return cast(Any, cls)(**values, extra=extra)  # type: ignore[no-any-return]
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__  # pragma: no cover - json never yields anything else
+
+
+def p_str(value: Any, where: str) -> str:
+    """Parse a JSON string."""
+    if not isinstance(value, str):
+        raise DecodeError(f"expected a string, got {_kind(value)}", where=where)
+    return value
+
+
+def p_int(value: Any, where: str) -> int:
+    """Parse a JSON integer (not a boolean, not a fraction)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DecodeError(f"expected an integer, got {_kind(value)}", where=where)
+    return value
+
+
+def p_bool(value: Any, where: str) -> bool:
+    """Parse a JSON boolean."""
+    if not isinstance(value, bool):
+        raise DecodeError(f"expected a boolean, got {_kind(value)}", where=where)
+    return value
+
+
+def p_any(value: Any, where: str) -> Any:
+    """Keep any JSON value as it is."""
+    return value
+
+
+def p_object(value: Any, where: str) -> Optional[dict[str, Any]]:
+    """Parse a JSON object or null."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise DecodeError(f"expected an object or null, got {_kind(value)}", where=where)
+    return value
+
+
+def p_optional(parse: Parser) -> Parser:
+    """Wrap ``parse`` so that JSON null becomes None."""
+
+    def parser(value: Any, where: str) -> Any:
+        return None if value is None else parse(value, where)
+
+    return parser
+
+
+def p_enum(enum: type[E]) -> Callable[[Any, str], E]:
+    """Parse a string into a member of ``enum``."""
+
+    def parser(value: Any, where: str) -> E:
+        text = p_str(value, where)
+        try:
+            return enum(text)
+        except ValueError:
+            known = ", ".join(m.value for m in enum)
+            raise DecodeError(f"unknown value {text!r} (known: {known})", where=where) from None
+
+    return parser
+
+
+def p_list(parse: Parser, *, null_as_empty: bool = False) -> Parser:
+    """Parse a JSON array into a tuple; with ``null_as_empty`` null becomes ``()``."""
+
+    def parser(value: Any, where: str) -> Any:
+        if value is None and null_as_empty:
+            return ()
+        if not isinstance(value, list):
+            raise DecodeError(f"expected an array, got {_kind(value)}", where=where)
+        return tuple(parse(item, f"{where}[{i}]") for i, item in enumerate(value))
+
+    return parser
+
+
+def p_model(cls: type[T]) -> Callable[[Any, str], T]:
+    """Parse a nested model."""
+
+    def parser(value: Any, where: str) -> T:
+        return decode(cls, value, where)
+
+    return parser
+
+
+_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))\Z"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def parse_time(text: str) -> Optional[datetime]:
+    """Parse obshell's RFC 3339 time (0-9 fractional digits, ``Z`` or ``+hh:mm``).
+
+    Returns an aware datetime (fractions below a microsecond are dropped), or None for the
+    "unset" placeholders obshell writes: Go's zero time (year 1) and the Unix epoch in any zone.
+    Raises ValueError for anything else.
+    """
+    m = _TIME.match(text)
+    if m is None:
+        raise ValueError(f"not an RFC 3339 time: {text!r}")
+    year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
+    if year == 1:
+        return None
+    micro = int((m.group(7) or "0").ljust(9, "0")[:6])
+    if m.group(8):
+        tz = timezone.utc
+    else:
+        offset = timedelta(hours=int(m.group(10)), minutes=int(m.group(11)))
+        tz = timezone(-offset if m.group(9) == "-" else offset)
+    value = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
+    if value == _EPOCH:
+        return None
+    return value
+
+
+def p_time(value: Any, where: str) -> Optional[datetime]:
+    """Parse a JSON time string (see :func:`parse_time`); null is None."""
+    if value is None:
+        return None
+    text = p_str(value, where)
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise DecodeError(str(exc), where=where) from None
+
+
+def format_time(value: datetime) -> str:
+    """Format an aware datetime the way obshell does (RFC 3339, trailing zeros dropped)."""
+    utc = value.astimezone(timezone.utc)
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    if utc.microsecond:
+        text += "." + f"{utc.microsecond:06d}".rstrip("0")
+    return text + "Z"
