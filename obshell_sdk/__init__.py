@@ -30,6 +30,7 @@ from ._exceptions import (
     InvalidArgumentError,
     NotFoundError,
     ObshellError,
+    OutcomeUnknownError,
     PasswordKindError,
     ReadTimeoutError,
     ServerError,
@@ -58,8 +59,8 @@ from ._models import (
     Operator,
     Progress,
     TaskDetail,
-    UpgradeAgentRequest,
 )
+from ._params import UpgradeAgentRequest
 from ._task import DEFAULT_WAIT, DagSource, DagTask, PollPolicy
 from ._version import __version__
 
@@ -93,6 +94,7 @@ __all__ = [
     "ObshellClient",
     "ObshellError",
     "Operator",
+    "OutcomeUnknownError",
     "PasswordAuth",
     "PasswordKindError",
     "PollPolicy",

@@ -18,13 +18,17 @@ from requests.adapters import HTTPAdapter
 from ._auth import PasswordAuth
 from ._exceptions import (
     AuthExpiredError,
+    ConnectionLostError,
     DecodeError,
     DecryptFailedError,
     InvalidArgumentError,
     ObshellError,
+    TaskNotFoundError,
 )
 from ._http import envelope_from_response, transport_error
-from ._models import AgentInfo, AgentSecret, DagDetail, Envelope, UpgradeAgentRequest
+from ._lookup import find_created_dag, parse_contents
+from ._models import AgentInfo, AgentSecret, DagDetail, Envelope
+from ._params import UpgradeAgentRequest
 from ._task import DagTask, PollPolicy
 from ._validate import check_dag_id, check_timeout
 from ._wire import p_str, p_time
@@ -215,10 +219,29 @@ class ObshellClient:
         return self._create_dag("/api/v1/agent/upgrade/check", request)
 
     def _create_dag(self, path: str, request: UpgradeAgentRequest) -> DagTask:
-        envelope = self.call("POST", path, body=request.to_json())
-        detail = DagDetail.from_json(envelope.data)
+        sent_at = time.time()
+        try:
+            envelope = self.call("POST", path, body=request.to_json())
+        except ConnectionLostError as exc:
+            # Never re-send: ask whether the agent created the task before the reply was lost.
+            detail = find_created_dag(self, request.dag_name, sent_at, exc, path=path)
+        else:
+            detail = DagDetail.from_json(envelope.data)
         log.info("agent %s: created task %s %r", self.agent, detail.id, detail.name)
         return DagTask(self, detail, policy=self.poll_policy)
+
+    def unfinished_dags(self) -> list[DagDetail]:
+        """``GET /api/v1/task/dag/unfinish``: DAGs not finished (a FAILED upgrade stays here)."""
+        envelope = self.call("GET", "/api/v1/task/dag/unfinish")
+        return parse_contents(envelope.data)
+
+    def last_maintenance_dag(self) -> Optional[DagDetail]:
+        """``GET /api/v1/task/dag/maintain/ob``: the cluster's last maintenance DAG, or None."""
+        try:
+            envelope = self.call("GET", "/api/v1/task/dag/maintain/ob")
+        except TaskNotFoundError:
+            return None
+        return DagDetail.from_json(envelope.data)
 
     def get_dag(
         self, dag_id: Union[str, int], show_details: bool = True, *,

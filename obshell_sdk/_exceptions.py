@@ -7,7 +7,8 @@
     ├── TransportError              the agent could not be talked to
     │   ├── ConnectError            never reached the agent (refused, DNS, connect timeout)
     │   └── ConnectionLostError     reached it, but the reply did not arrive
-    │       └── ReadTimeoutError    ... because the read timeout ran out
+    │       ├── ReadTimeoutError    ... because the read timeout ran out
+    │       └── OutcomeUnknownError a task-creating call lost its reply and no task was found
     ├── DecodeError                 the reply is not what obshell sends (not JSON, wrong shape)
     ├── ApiError                    obshell answered with an error envelope
     │   ├── AuthError               the agent refused the credentials (401 and friends)
@@ -50,6 +51,7 @@ __all__ = [
     "InvalidArgumentError",
     "NotFoundError",
     "ObshellError",
+    "OutcomeUnknownError",
     "PasswordKindError",
     "ReadTimeoutError",
     "ServerError",
@@ -111,6 +113,18 @@ class ConnectionLostError(TransportError):
 
 class ReadTimeoutError(ConnectionLostError):
     """The agent did not answer within the read timeout."""
+
+
+class OutcomeUnknownError(ConnectionLostError):
+    """A call that creates a task lost its reply, and the agent shows no such task (yet).
+
+    It was not sent again (that could start the operation twice). ``dag_name`` is the name the
+    task would have; look for it before trying again.
+    """
+
+    def __init__(self, message: str, *, method: str, path: str, agent: str, dag_name: str) -> None:
+        super().__init__(message, method=method, path=path, agent=agent)
+        self.dag_name = dag_name
 
 
 class DecodeError(ObshellError):

@@ -215,3 +215,16 @@ def format_time(value: datetime) -> str:
     if utc.microsecond:
         text += "." + f"{utc.microsecond:06d}".rstrip("0")
     return text + "Z"
+
+
+def decode_contents(data: Any, where: str = "data") -> list[Any]:
+    """The items of obshell's slice wrapper ``{"contents": [...]}``; null contents is empty."""
+    obj = p_object(data, where)
+    if obj is None:
+        raise DecodeError("expected an object with contents, got null", where=where)
+    items = obj.get("contents")
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise DecodeError(f"expected an array, got {_kind(items)}", where=f"{where}.contents")
+    return items
