@@ -332,7 +332,11 @@ class ObshellClient:
     def _measure_clock(self, auth: PasswordAuth) -> bool:
         """Learn how far the agent's clock is from ours; True if that changes our expiry times."""
         before = time.time()
-        agent_now = self.server_time()
+        try:
+            agent_now = self.server_time()
+        except ObshellError as exc:
+            log.info("agent %s: could not read its clock (%s)", self.agent, exc)
+            return False
         after = time.time()
         if agent_now is None:
             return False

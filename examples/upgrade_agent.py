@@ -1,0 +1,105 @@
+"""Upgrade an obshell agent and follow the upgrade to its end.
+
+Against a real agent (the root@sys password comes from OBSHELL_PASSWORD, or a prompt; an agent
+password, if the agent has one, from OBSHELL_AGENT_PASSWORD)::
+
+    OBSHELL_PASSWORD=... python examples/upgrade_agent.py --host 10.0.0.1 --port 2886 \\
+        --version 4.2.1.1 --release 101000062023110109.el7
+
+Without an agent at hand, ``--demo`` starts the fake agent that ships with the SDK (it
+restarts itself at stage 7 with a new key, as a real one does) and runs the same upgrade::
+
+    python examples/upgrade_agent.py --demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from typing import Optional
+
+from obshell_sdk import DagDetail, ObshellClient, ObshellError, PasswordAuth, TaskError
+
+DEMO_PASSWORD = "demo-root-password"  # noqa: S105 - the fake agent's own, not a real one
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    """Read the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--demo", action="store_true", help="run against the bundled fake agent")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=2886)
+    parser.add_argument("--https", action="store_true", help="the agent serves TLS")
+    parser.add_argument("--version", default="4.3.1.0", help="target obshell version")
+    parser.add_argument("--release", default="101000012025010101.el7", help="target release")
+    parser.add_argument("--upgrade-dir", default=None, help="upgrade directory on the agents")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait at most")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log the SDK's requests")
+    return parser.parse_args(argv)
+
+
+def show(detail: DagDetail) -> None:
+    """Print one progress line: stage, state and the step running now."""
+    node = detail.current_node
+    step = f" {node.name}" if node else ""
+    print(f"  [{detail.progress}] {detail.state}{step}", flush=True)
+
+
+@contextlib.contextmanager
+def demo_agent() -> Iterator[tuple[str, int]]:
+    """Start the fake agent: one stage every 0.3 s, a 2 s restart with a new key at stage 7."""
+    from obshell_sdk.testing import FakeAgent
+
+    with FakeAgent(
+        password=DEMO_PASSWORD, stage_seconds=0.3, restart_at_stage=7, restart_seconds=2.0,
+        restart_key_bits=1024,
+    ) as agent:
+        print(f"fake obshell agent listening on {agent.base_url}")
+        yield agent.host, agent.port
+
+
+def upgrade(host: str, port: int, password: str, args: argparse.Namespace) -> int:
+    """Run the upgrade and report how it ended; returns the process exit code."""
+    auth = PasswordAuth(password, os.environ.get("OBSHELL_AGENT_PASSWORD"))
+    with ObshellClient(host, port, auth=auth, https=args.https) as client:
+        info = client.info()
+        print(f"agent {client.agent}: {info.identity}, obshell {info.version}")
+        task = client.upgrade_agent(args.version, args.release, upgrade_dir=args.upgrade_dir)
+        print(f"started task {task.id}: {task.name}")
+        try:
+            detail = task.result(timeout=args.timeout, on_progress=show)
+        except TaskError as exc:
+            print(f"upgrade did not succeed: {exc}", file=sys.stderr)
+            return 1
+        print(f"task {detail.id} {detail.outcome}; agent now runs obshell {client.info().version}")
+        return 0
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Entry point."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.demo:
+            with demo_agent() as (host, port):
+                return upgrade(host, port, DEMO_PASSWORD, args)
+        password = os.environ.get("OBSHELL_PASSWORD")
+        if password is None:
+            if not sys.stdin.isatty():
+                print("set OBSHELL_PASSWORD to the root@sys password", file=sys.stderr)
+                return 2
+            password = getpass.getpass("root@sys password: ")
+        return upgrade(args.host, args.port, password, args)
+    except ObshellError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

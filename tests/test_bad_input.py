@@ -1,0 +1,135 @@
+"""Bad input is refused with InvalidArgumentError before anything reaches the agent."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import PASSWORD
+
+from obshell_sdk import InvalidArgumentError, ObshellClient, PasswordAuth, PollPolicy
+from obshell_sdk.testing import FakeAgent
+
+
+@pytest.fixture(scope="module")
+def agent():
+    with FakeAgent(password=PASSWORD) as a:
+        yield a
+
+
+@pytest.fixture
+def client(agent):
+    agent.clear_requests()
+    with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as c:
+        yield c
+    assert agent.requests == [], "a refused call must send nothing"
+
+
+CTOR_CASES = [
+    ({"host": ""}, "host"),
+    ({"host": "   "}, "host"),
+    ({"host": None}, "host"),
+    ({"host": "http://10.0.0.1"}, "host"),
+    ({"host": "10.0.0.1:2886"}, "host"),
+    ({"host": "bad host"}, "host"),
+    ({"host": "a/b"}, "host"),
+    ({"host": "::zz::"}, "host"),
+    ({"port": 0}, "port"),
+    ({"port": 65536}, "port"),
+    ({"port": "2886"}, "port"),
+    ({"port": True}, "port"),
+    ({"port": 28.86}, "port"),
+    ({"timeout": 0}, "timeout"),
+    ({"timeout": -1}, "timeout"),
+    ({"timeout": float("nan")}, "timeout"),
+    ({"timeout": float("inf")}, "timeout"),
+    ({"timeout": (1, 2, 3)}, "timeout"),
+    ({"timeout": (5, "60")}, "timeout"),
+    ({"timeout": "60"}, "timeout"),
+    ({"https": "yes"}, "https"),
+    ({"verify": "/no/such/ca-bundle.pem"}, "verify"),
+    ({"verify": 1.5}, "verify"),
+    ({"cert": "/no/such/client.pem", "https": True}, "cert"),
+    ({"cert": ("a", "b", "c"), "https": True}, "cert"),
+    ({"cert": __file__}, "cert"),  # a client certificate without https
+    ({"auth": "password"}, "auth"),
+    ({"session": object()}, "session"),
+    ({"poll_policy": {"ceiling": 3}}, "poll_policy"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "argument"), CTOR_CASES,
+                         ids=[f"{a}={k[a]!r}"[:40] for k, a in CTOR_CASES])
+def test_client_constructor_refuses(kwargs, argument):
+    args = {"host": "127.0.0.1", "port": 2886, "auth": None, **kwargs}
+    host, port = args.pop("host"), args.pop("port")
+    with pytest.raises(InvalidArgumentError) as info:
+        ObshellClient(host, port, **args)
+    assert info.value.argument == argument
+    assert str(info.value).startswith(f"{argument}: ")
+
+
+@pytest.mark.parametrize(
+    ("host", "base"),
+    [("fe80::1", "http://[fe80::1]:2886"), ("[::1]", "http://[::1]:2886"),
+     ("10.0.0.1", "http://10.0.0.1:2886"), ("obshell-1.example", "http://obshell-1.example:2886")],
+)
+def test_hosts_accepted_and_ipv6_bracketed(host, base):
+    with ObshellClient(host, auth=None) as c:
+        assert c.base_url == base
+
+
+UPGRADE_CASES = [
+    (("", RELEASE := "101000012025010101.el7"), "version"),
+    (("4.x.1", RELEASE), "version"),
+    ((" 4.3.1.0", RELEASE), "version"),
+    ((None, RELEASE), "version"),
+    (("4.3.1.0", ""), "release"),
+    (("4.3.1.0", "20250101"), "release"),
+    (("4.3.1.0", 20250101.7), "release"),
+    (("4.3.1.0", RELEASE, "relative/dir"), "upgrade_dir"),
+    (("4.3.1.0", RELEASE, "/a/../../etc"), "upgrade_dir"),
+    (("4.3.1.0", RELEASE, "/tmp/x;rm -rf"), "upgrade_dir"),
+]
+
+
+@pytest.mark.parametrize(("args", "argument"), UPGRADE_CASES)
+@pytest.mark.parametrize("method", ["upgrade_agent", "check_agent_upgrade"])
+def test_upgrade_arguments_refused_before_sending(client, method, args, argument):
+    with pytest.raises(InvalidArgumentError) as info:
+        getattr(client, method)(*args)
+    assert info.value.argument == argument
+
+
+TASK_IDS = ["", "abc", "9abc", "0123", "6123", "1", "2123", "-11", "1.5",
+            "\uff11\uff12\uff13", None, 1.0, True, b"11", "11 ", "3" + "0" * 10]
+
+
+@pytest.mark.parametrize("dag_id", TASK_IDS, ids=repr)
+def test_bad_task_ids_refused(client, dag_id):
+    with pytest.raises(InvalidArgumentError):
+        client.get_dag(dag_id)
+    with pytest.raises(InvalidArgumentError):
+        client.task(dag_id)
+
+
+def test_int_task_id_is_accepted_as_its_string(client, agent):
+    assert client.task(11).id == "11"
+
+
+@pytest.mark.parametrize("kwargs", [{"timeout": -1}, {"timeout": "5"}, {"poll_interval": 0},
+                                    {"poll_interval": -0.5}, {"timeout": float("nan")}])
+def test_wait_arguments_refused(client, kwargs):
+    task = client.task("11")
+    with pytest.raises(InvalidArgumentError):
+        task.wait(**kwargs)
+
+
+def test_show_details_must_be_a_bool(client):
+    with pytest.raises(InvalidArgumentError):
+        client.get_dag("11", show_details="yes")
+
+
+@pytest.mark.parametrize("kwargs", [{"initial": 0}, {"ceiling": -1}, {"failure_budget": "x"},
+                                    {"initial": 5, "ceiling": 1}, {"jitter": 1.5}])
+def test_poll_policy_refuses_nonsense(kwargs):
+    with pytest.raises(ValueError):
+        PollPolicy(**kwargs)

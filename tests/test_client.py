@@ -1,0 +1,257 @@
+"""The client end to end against the fake agent, over real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from conftest import AGENT_PASSWORD, PASSWORD
+
+from obshell_sdk import (
+    AgentInfo,
+    AuthExpiredError,
+    BadRequestError,
+    ConnectError,
+    DagOutcome,
+    DagState,
+    DecodeError,
+    InvalidArgumentError,
+    ObshellClient,
+    ObshellError,
+    PasswordAuth,
+    PasswordKindError,
+    TaskFailedError,
+    TaskNotFoundError,
+    TaskTimeoutError,
+    UriMismatchError,
+    WrongPasswordError,
+)
+from obshell_sdk.testing import FakeAgent
+
+VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
+UNAUTHENTICATED = ("/api/v1/info", "/api/v1/secret", "/api/v1/time", "/api/v1/status")
+
+
+def client_for(agent: FakeAgent, password: str = PASSWORD, **kw) -> ObshellClient:
+    auth = PasswordAuth(password, kw.pop("agent_password", None), **kw.pop("auth_kw", {}))
+    return ObshellClient(agent.host, agent.port, auth=auth, **kw)
+
+
+def paths(agent: FakeAgent) -> list[str]:
+    return [f"{r.method} {r.uri}" for r in agent.requests]
+
+
+def test_upgrade_followed_to_succeed_with_v2():
+    with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
+        task = client.upgrade_agent(VERSION, RELEASE, upgrade_dir="/data/upgrade")
+        assert task.id.startswith("1") and task.state is DagState.READY
+        assert task.name == f"Upgrade obshell {VERSION}-{RELEASE}"
+        seen = []
+        detail = task.result(timeout=30, poll_interval=0.01, on_progress=seen.append)
+        assert detail.outcome is DagOutcome.SUCCEEDED and detail.stage == detail.max_stage == 9
+        assert task.done() and task.state is DagState.SUCCEED
+        assert [d.stage for d in seen] == sorted(d.stage for d in seen)
+        assert seen[-1].state is DagState.SUCCEED
+        post = next(r for r in agent.requests if r.method == "POST")
+        assert post.auth_kind == "v2" and post.status == 200
+        assert post.header_json["Uri"] == "/api/v1/agent/upgrade"
+        assert post.body_json == {"version": VERSION, "release": RELEASE,
+                                  "upgradeDir": "/data/upgrade"}
+        # The create reply was used as is: no GET between the POST and the first poll.
+        for r in agent.requests:
+            if r.uri.split("?")[0] in UNAUTHENTICATED:
+                assert r.auth_kind is None and r.header_json is None
+            else:
+                assert r.auth_kind == "v2"
+        polls = [p for p in paths(agent) if p.startswith("GET /api/v1/task/dag/")]
+        before = len(agent.requests)
+        assert task.refresh() is detail and len(agent.requests) == before  # finished: no I/O
+        assert polls and all(p.endswith("?show_details=true") for p in polls)
+
+
+def test_each_call_reuses_the_key_and_info():
+    with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        for _ in range(3):
+            client.get_dag(task.id)
+        ps = paths(agent)
+        assert ps.count("GET /api/v1/info") == 1 and ps.count("GET /api/v1/secret") == 1
+
+
+def test_agent_password_uses_agent_header():
+    with FakeAgent(password=PASSWORD, agent_password=AGENT_PASSWORD) as agent, \
+            client_for(agent, agent_password=AGENT_PASSWORD) as client:
+        client.upgrade_agent(VERSION, RELEASE).result(timeout=30, poll_interval=0.01)
+        assert {r.auth_kind for r in agent.requests if r.auth_kind} == {"v2-agent"}
+
+
+def test_root_password_refused_when_agent_wants_its_own():
+    with FakeAgent(password=PASSWORD, agent_password=AGENT_PASSWORD, identity="SINGLE") as agent, \
+            client_for(agent) as client:
+        with pytest.raises(PasswordKindError) as info:
+            client.get_dag("11")
+        assert info.value.status == 401
+
+
+def test_legacy_422_agent_gets_x_ocs_auth_and_plain_body():
+    with FakeAgent(password=PASSWORD, legacy_v1=True, version="4.2.2.0",
+                   supported_auth=None) as agent, client_for(agent) as client:
+        client.upgrade_agent(VERSION, RELEASE).result(timeout=30, poll_interval=0.01)
+        post = next(r for r in agent.requests if r.method == "POST")
+        assert post.auth_kind == "v1" and list(post.header_json) == ["password", "ts"]
+        assert isinstance(post.header_json["ts"], int)
+        assert post.body_json == {"version": VERSION, "release": RELEASE}
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_wrong_password_is_typed(legacy):
+    kw = {"legacy_v1": True, "version": "4.2.2.0", "supported_auth": None} if legacy else {}
+    with FakeAgent(password=PASSWORD, **kw) as agent, client_for(agent, "wrong") as client:
+        with pytest.raises(WrongPasswordError) as info:
+            client.upgrade_agent(VERSION, RELEASE)
+        err = info.value
+        assert err.status == 401 and err.code == 10008
+        assert err.err_code == "Security.Authentication.IncorrectOceanbasePassword"
+        assert "POST /api/v1/agent/upgrade" in str(err) and "password" in str(err).lower()
+        assert [r.method for r in agent.requests].count("POST") == 1  # not retried
+
+
+def test_wrong_agent_password_is_typed():
+    with FakeAgent(password=PASSWORD, agent_password=AGENT_PASSWORD) as agent, \
+            client_for(agent, agent_password="nope") as client:
+        with pytest.raises(WrongPasswordError) as info:
+            client.get_dag("11")
+        assert info.value.err_code == "Security.Authentication.IncorrectAgentPassword"
+
+
+def test_stale_key_is_refetched_once_and_the_call_succeeds():
+    with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        agent.rotate_key(bits=1024)
+        agent.clear_requests()
+        assert client.get_dag(task.id).id == task.id
+        statuses = [(r.uri.split("?")[0], r.status, r.err_code) for r in agent.requests]
+        assert statuses == [
+            (f"/api/v1/task/dag/{task.id}", 401, "Security.Authentication.Header.DecryptFailed"),
+            ("/api/v1/secret", 200, None),
+            (f"/api/v1/task/dag/{task.id}", 200, None),
+        ]
+
+
+def test_clock_behind_by_an_hour_is_measured_and_corrected():
+    with FakeAgent(password=PASSWORD, clock_offset=3600) as agent, client_for(agent) as client:
+        client.upgrade_agent(VERSION, RELEASE).result(timeout=30, poll_interval=0.01)
+        codes = [r.err_code for r in agent.requests if r.err_code]
+        assert codes == ["Security.Authentication.Expired"]  # once, then corrected
+        assert paths(agent).count("GET /api/v1/time") == 1
+
+
+def test_expired_surfaces_when_the_clock_cannot_be_read():
+    with FakeAgent(password=PASSWORD, clock_offset=3600) as agent, client_for(agent) as client:
+        agent.fail_next(5, status=503, path_prefix="/api/v1/time")
+        with pytest.raises(AuthExpiredError) as info:
+            client.upgrade_agent(VERSION, RELEASE)
+        assert "clock" in str(info.value)
+        assert [r.method for r in agent.requests].count("POST") == 1
+
+
+def test_uri_rewritten_on_the_way_is_a_uri_mismatch():
+    # requests percent-encodes the space, so the agent sees another request-target than signed.
+    with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
+        with pytest.raises(UriMismatchError) as info:
+            client.call("GET", "/api/v1/task/dag/1 1")
+        assert info.value.err_code == "Security.Authentication.Header.UriMismatch"
+
+
+def test_server_side_validation_errors_are_typed():
+    with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
+        with pytest.raises(BadRequestError) as info:
+            client.upgrade_agent("4.2.0.0", "1.el7")
+        assert info.value.err_code == "Agent.Upgrade.ToLowerVersion"
+        with pytest.raises(TaskNotFoundError) as info2:
+            client.get_dag("1999")
+        assert info2.value.status == 404 and "Task.NotFound" in str(info2.value)
+
+
+def test_failing_stage_raises_task_failed_with_the_sub_task_log():
+    with FakeAgent(password=PASSWORD, fail_stage=3) as agent, client_for(agent) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        with pytest.raises(TaskFailedError) as info:
+            task.result(timeout=30, poll_interval=0.01)
+        err = info.value
+        assert err.task_id == task.id and err.detail.stage == 3
+        (failed,) = err.failed_sub_tasks
+        assert failed.name == "Check all required packages" and failed.task_logs
+        assert failed.task_logs[-1] in str(err)
+        assert f"{agent.host}:{agent.port}" in str(err)
+
+
+def test_wait_times_out_with_the_task_id():
+    with FakeAgent(password=PASSWORD, stage_seconds=60) as agent, client_for(agent) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        with pytest.raises(TaskTimeoutError) as info:
+            task.wait(timeout=0.5)
+        assert info.value.task_id == task.id and task.id in str(info.value)
+        assert isinstance(info.value, TimeoutError)
+        assert not task.done()
+
+
+def test_task_picked_up_by_id_from_another_client():
+    with FakeAgent(password=PASSWORD) as agent:
+        with client_for(agent) as first:
+            dag_id = first.upgrade_agent(VERSION, RELEASE).id
+        with client_for(agent) as second:
+            task = second.task(dag_id)
+            assert task.snapshot is None and not task.done() and task.state is None
+            task.refresh()
+            assert task.state is not None
+            assert task.wait(timeout=30, poll_interval=0.01).state is DagState.SUCCEED
+
+
+def test_info_is_typed_and_unauthenticated():
+    with FakeAgent(password=PASSWORD) as agent, ObshellClient(agent.host, agent.port,
+                                                              auth=None) as client:
+        info = client.info()
+        assert isinstance(info, AgentInfo) and info.identity == "CLUSTER AGENT"
+        assert client.server_time() is not None
+        with pytest.raises(InvalidArgumentError, match="auth"):
+            client.get_dag("11")
+        assert all(r.auth_kind is None for r in agent.requests)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_agent_is_a_connect_error():
+    with ObshellClient("127.0.0.1", _free_port(), auth=PasswordAuth(PASSWORD),
+                       timeout=2) as client:
+        with pytest.raises(ConnectError) as info:
+            client.upgrade_agent(VERSION, RELEASE)
+        assert info.value.request_sent is False
+        assert "cannot connect" in str(info.value)
+
+
+def test_non_json_reply_is_a_decode_error():
+    with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
+        agent.fail_next(1, status=502, path_prefix="/api/v1/task/")
+        with pytest.raises(DecodeError) as info:
+            client.get_dag("11")
+        assert info.value.status == 502 and "not JSON" in str(info.value)
+
+
+def test_closed_client_refuses_calls_and_given_session_stays_open():
+    import requests
+
+    session = requests.Session()
+    with FakeAgent(password=PASSWORD) as agent:
+        client = ObshellClient(agent.host, agent.port, auth=None, session=session)
+        with client:
+            client.info()
+        assert client.closed
+        with pytest.raises(ObshellError, match="closed"):
+            client.info()
+        session.get(f"{agent.base_url}/api/v1/info", timeout=5).raise_for_status()
+    session.close()

@@ -1,0 +1,127 @@
+"""DagTask's polling rules, driven by a scripted DAG source (no network: the policy is pure)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from vectorlib import vectors
+
+from obshell_sdk import (
+    ConnectError,
+    DagDetail,
+    DagTask,
+    PollPolicy,
+    ServerError,
+    TaskCancelledError,
+    TaskNotFoundError,
+    TaskRolledBackError,
+    TaskUnreachableError,
+    WrongPasswordError,
+)
+
+BASE = next(v["response"]["body"]["data"] for v in vectors()
+            if v["name"] == "dag detail until SUCCEED")
+
+
+def dag(state="RUNNING", operator="RUN", stage=4):
+    return DagDetail.from_json(dict(BASE, state=state, operator=operator, stage=stage))
+
+
+def api(cls, status, err_code):
+    return cls(status=status, err_code=err_code, code=0, message="m", trace_id="", method="GET",
+               path="/p")
+
+
+class Script:
+    """Answers get_dag from a list of DagDetails or exceptions."""
+
+    def __init__(self, *answers):
+        self.answers = list(answers)
+        self.calls = 0
+
+    def get_dag(self, dag_id, show_details=True, *, timeout=None):
+        self.calls += 1
+        answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+FAST = PollPolicy(initial=0.001, fraction=0.001, ceiling=0.002, jitter=0)
+
+
+def test_interval_grows_with_time_followed_up_to_the_ceiling():
+    p = PollPolicy(jitter=0)
+    assert p.interval(0) == 0.25 and p.interval(5) == 1.0 and p.interval(1000) == 3.0
+    assert [p.retry_interval(n) for n in (1, 2, 3, 10)] == [0.25, 0.5, 1.0, 3.0]
+    jittered = PollPolicy(jitter=0.1)
+    assert all(0.9 <= jittered.interval(5) <= 1.1 for _ in range(50))
+    assert p.evolve(ceiling=10).ceiling == 10 and p.ceiling == 3.0
+
+
+def test_on_progress_fires_on_changes_only_and_finished_task_is_not_polled_again():
+    src = Script(dag(stage=4), dag(stage=4), dag(stage=5), dag("SUCCEED", stage=9))
+    task = DagTask(src, "11", policy=FAST)
+    seen = []
+    final = task.wait(timeout=5, on_progress=seen.append)
+    assert [d.stage for d in seen] == [4, 5, 9] and final.stage == 9
+    assert src.calls == 4
+    task.wait(timeout=5)
+    task.result(timeout=5)
+    task.refresh()
+    assert src.calls == 4
+
+
+def test_transient_failures_are_ridden_out():
+    src = Script(dag(), ConnectError("refused", method="GET", path="/p", agent="a"),
+                 api(ServerError, 503, ""), api(TaskNotFoundError, 404, "Task.NotFound"),
+                 dag("SUCCEED", stage=9))
+    assert DagTask(src, "11", policy=FAST).result(timeout=5).stage == 9
+
+
+def test_not_found_before_the_task_was_ever_seen_is_final():
+    src = Script(api(TaskNotFoundError, 404, "Task.NotFound"))
+    with pytest.raises(TaskNotFoundError):
+        DagTask(src, "11", policy=FAST).wait(timeout=5)
+
+
+def test_auth_errors_are_not_retried():
+    src = Script(dag(), api(WrongPasswordError, 401, "x"), dag("SUCCEED"))
+    with pytest.raises(WrongPasswordError):
+        DagTask(src, "11", policy=FAST).wait(timeout=5)
+    assert src.calls == 2
+
+
+def test_failure_budget_ends_with_unreachable():
+    refused = ConnectError("refused", method="GET", path="/p", agent="a")
+    src = Script(dag(), *([refused] * 1000))
+    policy = FAST.evolve(failure_budget=0.05)
+    with pytest.raises(TaskUnreachableError) as info:
+        DagTask(src, "11", policy=policy).wait(timeout=5)
+    assert info.value.task_id == "11" and info.value.last_error is refused
+    assert "refused" in str(info.value) and info.value.failures >= 2
+
+
+@pytest.mark.parametrize(("state", "operator", "error"), [
+    ("SUCCEED", "ROLLBACK", TaskRolledBackError), ("FAILED", "CANCEL", TaskCancelledError)])
+def test_result_reads_the_ending(state, operator, error):
+    with pytest.raises(error) as info:
+        DagTask(Script(dag(state, operator)), "11", policy=FAST).result(timeout=5)
+    assert info.value.task_id == "11"
+
+
+def test_passed_task_returns_with_a_warning(caplog):
+    caplog.set_level(logging.WARNING, logger="obshell_sdk")
+    assert DagTask(Script(dag("SUCCEED", "PASS")), "11", policy=FAST).result(timeout=5)
+    assert "PASS" in caplog.text
+
+
+def test_ctrl_c_stops_waiting_and_names_the_task(caplog):
+    def interrupt(_):
+        raise KeyboardInterrupt
+
+    caplog.set_level(logging.WARNING, logger="obshell_sdk")
+    with pytest.raises(KeyboardInterrupt):
+        DagTask(Script(dag()), "11", policy=FAST).wait(timeout=5, on_progress=interrupt)
+    assert "client.task('11')" in caplog.text and "keeps running" in caplog.text
