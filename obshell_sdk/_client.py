@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
-import re
 import time
 from datetime import datetime
 from types import TracebackType
@@ -27,11 +25,18 @@ from ._exceptions import (
 )
 from ._http import envelope_from_response, transport_error
 from ._lookup import find_created_dag, parse_contents
-from ._models import AgentInfo, AgentSecret, DagDetail, Envelope
+from ._models import AgentInfo, AgentSecret, DagDetail, Envelope, Operator
 from ._params import UpgradeAgentRequest
 from ._task import DagTask, PollPolicy
-from ._validate import check_dag_id, check_timeout
-from ._wire import p_str, p_time
+from ._validate import (
+    check_dag_id,
+    check_host,
+    check_operator,
+    check_port,
+    check_timeout,
+    check_tls,
+)
+from ._wire import decode_contents, p_str, p_time
 
 __all__ = ["DEFAULT_PORT", "DEFAULT_TIMEOUT", "ObshellClient"]
 
@@ -42,65 +47,8 @@ DEFAULT_PORT = 2886
 DEFAULT_TIMEOUT = (5.0, 60.0)
 TRACE_HEADER = "X-OBSHELL-Trace-ID"
 
-_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9\-_.]*[A-Za-z0-9])?\Z")
-
 Timeout = Union[float, tuple[float, float]]
 Cert = Union[str, tuple[str, str]]
-
-
-def _check_host(host: Any) -> str:
-    """Return ``host`` as it goes in a URL (IPv6 bracketed), or raise InvalidArgumentError."""
-    if not isinstance(host, str):
-        raise InvalidArgumentError("host", f"must be a string, got {type(host).__name__}")
-    bare = host.strip()
-    if bare.startswith("[") and bare.endswith("]"):
-        bare = bare[1:-1]
-    if not bare:
-        raise InvalidArgumentError("host", "must not be empty")
-    if "://" in bare:
-        raise InvalidArgumentError(
-            "host", f"{host!r} looks like a URL; pass the bare host and port=, https= instead"
-        )
-    if ":" in bare:
-        try:
-            ipaddress.IPv6Address(bare.split("%", 1)[0])
-        except ValueError:
-            raise InvalidArgumentError(
-                "host", f"{host!r} is neither a host name nor an IP address; pass the port "
-                "as port=, not inside host"
-            ) from None
-        return f"[{bare}]"
-    if not _HOSTNAME.match(bare):
-        raise InvalidArgumentError("host", f"{host!r} is not a valid host name or IPv4 address")
-    return bare
-
-
-def _check_port(port: Any) -> int:
-    if isinstance(port, bool) or not isinstance(port, int):
-        raise InvalidArgumentError("port", f"must be an integer, got {type(port).__name__}")
-    if not 1 <= port <= 65535:
-        raise InvalidArgumentError("port", f"must be between 1 and 65535, got {port}")
-    return port
-
-
-def _check_tls(https: Any, verify: Any, cert: Any) -> None:
-    if not isinstance(https, bool):
-        raise InvalidArgumentError("https", "must be True or False")
-    if not isinstance(verify, (bool, str)):
-        raise InvalidArgumentError("verify", "must be True, False or the path of a CA bundle")
-    if isinstance(verify, str) and not os.path.exists(verify):
-        raise InvalidArgumentError("verify", f"CA bundle {verify!r} does not exist")
-    if cert is None:
-        return
-    paths = (cert,) if isinstance(cert, str) else cert
-    if not (isinstance(paths, tuple) and len(paths) in (1, 2)
-            and all(isinstance(p, str) for p in paths)):
-        raise InvalidArgumentError("cert", "must be a path or a (certificate, key) pair of paths")
-    for path in paths:
-        if not os.path.isfile(path):
-            raise InvalidArgumentError("cert", f"{path!r} is not a file")
-    if not https:
-        raise InvalidArgumentError("cert", "a client certificate needs https=True")
 
 
 class ObshellClient:
@@ -126,11 +74,11 @@ class ObshellClient:
         session: Optional[requests.Session] = None,
         poll_policy: Optional[PollPolicy] = None,
     ) -> None:
-        url_host = _check_host(host)
-        self.port = _check_port(port)
+        url_host = check_host(host)
+        self.port = check_port(port)
         if auth is not None and not isinstance(auth, PasswordAuth):
             raise InvalidArgumentError("auth", "must be a PasswordAuth or None")
-        _check_tls(https, verify, cert)
+        check_tls(https, verify, cert)
         self.timeout = check_timeout(timeout, "timeout")
         if session is not None and not isinstance(session, requests.Session):
             raise InvalidArgumentError("session", "must be a requests.Session")
@@ -254,6 +202,24 @@ class ObshellClient:
         query = "show_details=true" if show_details else "show_details=false"
         envelope = self.call("GET", f"/api/v1/task/dag/{dag_id}", query=query, timeout=timeout)
         return DagDetail.from_json(envelope.data)
+
+    def operate_dag(self, dag_id: Union[str, int], operator: Union[Operator, str]) -> None:
+        """``POST /api/v1/task/dag/{id}``: apply RETRY, ROLLBACK, CANCEL or PASS to a DAG.
+
+        The agent answers as soon as the operator is recorded; follow the DAG to see its effect.
+        Prefer the checked forms ``DagTask.retry()``, ``rollback()``, ``cancel()``, ``skip()``.
+        """
+        dag_id = check_dag_id(dag_id)
+        op = check_operator(operator)
+        self.call("POST", f"/api/v1/task/dag/{dag_id}", body={"operator": op.value})
+        log.info("agent %s: %s applied to task %s", self.agent, op.value, dag_id)
+
+    def sub_task_logs(self, sub_task_id: Union[str, int]) -> list[str]:
+        """``GET /api/v1/task/sub_task/{id}/logs``: every log line of one sub-task."""
+        sub_task_id = check_dag_id(sub_task_id, "sub_task_id")
+        envelope = self.call("GET", f"/api/v1/task/sub_task/{sub_task_id}/logs")
+        return [p_str(line, f"data.contents[{i}]")
+                for i, line in enumerate(decode_contents(envelope.data))]
 
     def task(self, dag_id: Union[str, int]) -> DagTask:
         """A :class:`DagTask` for an existing DAG id, e.g. one started by another process.

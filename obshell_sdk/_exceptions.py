@@ -23,6 +23,7 @@
     │   ├── UnderMaintenanceError   another maintenance task holds the cluster lock
     │   └── ServerError             5xx
     └── TaskError                   a followed task did not end well; carries ``task_id``
+        ├── TaskStateError          an operator does not apply to the task's state (not sent)
         ├── TaskTimeoutError        the wait's deadline passed (the task goes on)
         ├── TaskUnreachableError    polling kept failing for longer than the failure budget
         ├── TaskFailedError         FAILED; carries the failing sub-tasks and their logs
@@ -60,6 +61,7 @@ __all__ = [
     "TaskFailedError",
     "TaskNotFoundError",
     "TaskRolledBackError",
+    "TaskStateError",
     "TaskTimeoutError",
     "TaskUnreachableError",
     "TransportError",
@@ -321,6 +323,13 @@ class TaskError(ObshellError):
         super().__init__(message)
         self.task_id = task_id
         self.detail = detail
+
+
+class TaskStateError(TaskError):
+    """An operator (retry, rollback, skip, cancel) does not apply in the task's state.
+
+    Raised before anything is sent, from the last snapshot; refresh the task to re-check.
+    """
 
 
 class TaskTimeoutError(TaskError, TimeoutError):

@@ -24,6 +24,7 @@ from ._exceptions import (
     TaskFailedError,
     TaskNotFoundError,
     TaskRolledBackError,
+    TaskStateError,
     TaskTimeoutError,
     TaskUnreachableError,
     TransportError,
@@ -42,7 +43,11 @@ ProgressCallback = Callable[[DagDetail], object]
 
 
 class DagSource(Protocol):
-    """Anything that can fetch a DAG by id (``ObshellClient`` is one)."""
+    """Anything that can fetch a DAG by id and apply an operator (``ObshellClient`` is one)."""
+
+    def operate_dag(self, dag_id: Union[str, int], operator: Union[Operator, str]) -> None:
+        """Apply ``operator`` to the DAG ``dag_id``."""
+        ...
 
     def get_dag(
         self,
@@ -99,6 +104,10 @@ class PollPolicy:
     def evolve(self, **changes: float) -> PollPolicy:
         """A copy with some knobs changed."""
         return attrs.evolve(self, **changes)
+
+
+def _is_failed(detail: DagDetail) -> bool:
+    return detail.state is DagState.FAILED
 
 
 def _key(detail: DagDetail) -> tuple[DagState, Operator, int]:
@@ -284,6 +293,41 @@ class DagTask:
             seconds = min(seconds, max(0.0, deadline - time.monotonic()))
         if seconds > 0:
             time.sleep(seconds)
+
+    # -- operators ----------------------------------------------------------------------
+
+    def retry(self) -> DagTask:
+        """Run a FAILED task again from its failed step; returns self: ``task.retry().result()``."""
+        return self._operate(Operator.RETRY, "a FAILED task can be retried", _is_failed)
+
+    def rollback(self) -> DagTask:
+        """Undo a FAILED task's finished steps; it then ends SUCCEED with operator ROLLBACK."""
+        return self._operate(Operator.ROLLBACK, "a FAILED task can be rolled back", _is_failed)
+
+    def skip(self) -> DagTask:
+        """Mark a FAILED task's failed step as passed (PASS); the task ends SUCCEED/PASS."""
+        return self._operate(Operator.PASS, "a FAILED task's step can be skipped", _is_failed)
+
+    def cancel(self) -> DagTask:
+        """Stop an unfinished task; it ends FAILED with operator CANCEL."""
+        return self._operate(
+            Operator.CANCEL, "an unfinished task can be cancelled", lambda d: not d.is_finished
+        )
+
+    def _operate(
+        self, operator: Operator, rule: str, allowed: Callable[[DagDetail], bool]
+    ) -> DagTask:
+        detail = self.snapshot if self.snapshot is not None else self._poll(None)
+        if not allowed(detail):
+            raise TaskStateError(
+                f"task {self.id} is {detail.state} (operator {detail.operator}); only {rule}. "
+                "Refresh it if it may have changed",
+                task_id=self.id, detail=detail,
+            )
+        self._source.operate_dag(self.id, operator)
+        self._born = time.monotonic()
+        self._poll(None)
+        return self
 
     def result(
         self,

@@ -1,0 +1,433 @@
+"""DAG simulation of the fake agent (agent upgrade and upgrade-check DAGs)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Optional
+
+from ._errors import ApiError
+from ._golike import ZERO_TIME, rfc3339
+
+UPGRADE_NODES = (
+    "Create upgrade dir",
+    "Download all required packages",
+    "Check all required packages",
+    "Unpack all required packages",
+    "Backup for upgrade",
+    "Install new obshell",
+    "Restart obshell",
+    "Upgrade post table maintain",
+    "Remove upgrade check task dir",
+)
+CHECK_NODES = (
+    "Create upgrade dir",
+    "Download all required packages",
+    "Check all required packages",
+    "Unpack all required packages",
+    "Remove upgrade check task dir",
+)
+OPERATORS = ("RETRY", "ROLLBACK", "CANCEL", "PASS")
+
+
+def _t(ts: Optional[float]) -> str:
+    return ZERO_TIME if ts is None else rfc3339(ts)
+
+
+class FakeSubTask:
+    """The single sub-task of a node (run by this agent)."""
+
+    def __init__(self, task_id: int, name: str) -> None:
+        self.task_id = task_id
+        self.name = name
+        self.state = "PENDING"
+        self.operator = "RUN"
+        self.start: Optional[float] = None
+        self.end: Optional[float] = None
+        self.execute_times = 0
+        self.logs: Optional[list[str]] = None  # obshell sends null until the task has run
+
+    @property
+    def generic_id(self) -> str:
+        """Generic id of the sub-task (cluster prefix ``1``)."""
+        return f"1{self.task_id}"
+
+    def to_json(self, ip: str, port: int) -> dict[str, Any]:
+        """TaskDetailDTO as obshell serialises it inside a DAG view."""
+        return {
+            "id": self.generic_id, "task_id": self.task_id, "name": self.name,
+            "state": self.state, "operator": self.operator,
+            "start_time": _t(self.start), "end_time": _t(self.end),
+            "additional_data": None, "execute_times": self.execute_times,
+            "execute_agent": {"ip": ip, "port": port},
+            "task_logs": None if self.logs is None else list(self.logs),
+        }
+
+
+class FakeNode:
+    """One node (stage) of a DAG."""
+
+    def __init__(self, node_id: int, name: str) -> None:
+        self.node_id = node_id
+        self.name = name
+        self.state = "PENDING"
+        self.operator = "RUN"
+        self.start: Optional[float] = None
+        self.end: Optional[float] = None
+        self.sub_task = FakeSubTask(node_id, name)
+
+    def to_json(self, ip: str, port: int) -> dict[str, Any]:
+        """NodeDetailDTO as obshell serialises it inside a DAG view."""
+        return {
+            "id": f"1{self.node_id}", "node_id": self.node_id, "name": self.name,
+            "state": self.state, "operator": self.operator,
+            "start_time": _t(self.start), "end_time": _t(self.end),
+            "additional_data": None, "sub_tasks": [self.sub_task.to_json(ip, port)],
+        }
+
+
+class FakeDag:
+    """State of one simulated cluster DAG; mutate only through :class:`DagStore`."""
+
+    def __init__(self, dag_id: int, name: str, node_names: tuple[str, ...],
+                 maintenance_type: int, created: float) -> None:
+        self.dag_id = dag_id
+        self.name = name
+        self.maintenance_type = maintenance_type
+        self.state = "READY"
+        self.operator = "RUN"
+        self.created = created
+        self.start: Optional[float] = None
+        self.end: Optional[float] = None
+        self.nodes = [FakeNode(dag_id * 100 + i, n) for i, n in enumerate(node_names, 1)]
+        self.position = 0  # index (1-based) of the node being run; 0 = not started
+        self.stage_override: Optional[int] = None
+        self.fail_stage: Optional[int] = None
+        self.fails_left = 0
+        self.fail_message = "injected failure at stage {stage}"
+        self.stages_per_poll = 1
+        self.stage_seconds: Optional[float] = None
+        self.next_step_at = created
+        self.restart_at_stage: Optional[int] = None
+        self.restarted = False
+        self.target_version = ""
+
+    @property
+    def generic_id(self) -> str:
+        """Generic id (``"1"`` + row id)."""
+        return f"1{self.dag_id}"
+
+    @property
+    def max_stage(self) -> int:
+        """Number of nodes."""
+        return len(self.nodes)
+
+    @property
+    def stage(self) -> int:
+        """1-based current stage as reported by obshell."""
+        if self.stage_override is not None:
+            return self.stage_override
+        return min(max(self.position, 1), self.max_stage)
+
+    @property
+    def unfinished(self) -> bool:
+        """True while obshell's ``is_finished`` would be false."""
+        if self.state in ("READY", "RUNNING", "PENDING"):
+            return True
+        return self.state == "FAILED" and self.operator != "CANCEL"
+
+    def to_json(self, ip: str, port: int, *, details: bool, fresh: bool = False) -> dict[str, Any]:
+        """DagDetailDTO (``fresh`` = the create response: zero times, no details)."""
+        if fresh:
+            start = end = ZERO_TIME
+        else:
+            start = _t(self.start)
+            end = _t(self.end) if self.end is not None else (
+                rfc3339(self.created) if self.start is not None else ZERO_TIME)
+        return {
+            "id": self.generic_id, "dag_id": self.dag_id, "name": self.name,
+            "stage": self.stage, "max_stage": self.max_stage,
+            "maintenance_type": self.maintenance_type, "maintenance_key": "",
+            "state": self.state, "operator": self.operator,
+            "start_time": start, "end_time": end,
+            "additional_data": {} if details and not fresh else None,
+            "nodes": [n.to_json(ip, port) for n in self.nodes] if details and not fresh else None,
+        }
+
+
+class DagStore:
+    """Thread-safe collection of DAGs plus their progression rules."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.lock = threading.RLock()
+        self._clock = clock
+        self._dags: dict[int, FakeDag] = {}
+        self._next_id = 1
+        self.pending_restarts: list[FakeDag] = []
+        # defaults copied into every new DAG
+        self.stages_per_poll = 1
+        self.stage_seconds: Optional[float] = None
+        self.fail_stage: Optional[int] = None
+        self.fail_times = 1
+        self.fail_message = "injected failure at stage {stage}"
+        self.restart_at_stage: Optional[int] = None
+
+    # -- lookup ---------------------------------------------------------
+    def all(self) -> list[FakeDag]:
+        """All DAGs in creation order."""
+        with self.lock:
+            return list(self._dags.values())
+
+    def by_row(self, dag_id: int) -> Optional[FakeDag]:
+        """DAG by row id."""
+        with self.lock:
+            return self._dags.get(dag_id)
+
+    def lookup(self, generic_id: str) -> FakeDag:
+        """Resolve a generic DAG id as obshell does (raises :class:`ApiError`)."""
+        row = parse_generic_id(generic_id)
+        with self.lock:
+            dag = self._dags.get(row) if row is not None else None
+        if dag is None:
+            raise ApiError(404, "Task.NotFound", "Task not found: record not found")
+        if dag.generic_id != generic_id:
+            raise ApiError(404, "Task.NotFound", "Task not found: dag id not match")
+        return dag
+
+    def find_sub_task(self, generic_id: str) -> FakeSubTask:
+        """Resolve a sub-task id (raises :class:`ApiError`)."""
+        row = parse_generic_id(generic_id)
+        with self.lock:
+            for dag in self._dags.values():
+                for node in dag.nodes:
+                    if row is not None and node.sub_task.task_id == row:
+                        return node.sub_task
+        raise ApiError(404, "Task.NotFound", "Task not found: record not found")
+
+    # -- creation -------------------------------------------------------
+    def create(self, version: str, release: str, *, check: bool) -> FakeDag:
+        """Create an upgrade (or upgrade-check) DAG, honouring the maintenance lock."""
+        with self.lock:
+            target = f"{version}-{release}"
+            name = f"Upgrade check obshell {target}" if check else f"Upgrade obshell {target}"
+            if not check:
+                for other in self._dags.values():
+                    if other.maintenance_type == 2 and other.unfinished:
+                        raise ApiError(
+                            500, "OB.Cluster.UnderMaintenanceWithDag",
+                            f"Create task '{name}' failed: OceanBase cluster is under "
+                            f"maintenance by DAG: {other.generic_id}, please try again later")
+            now = self._clock()
+            dag = FakeDag(self._next_id, name, CHECK_NODES if check else UPGRADE_NODES,
+                          1 if check else 2, now)
+            self._next_id += 1
+            dag.fail_stage = self.fail_stage
+            dag.fails_left = self.fail_times if self.fail_stage is not None else 0
+            dag.fail_message = self.fail_message
+            dag.stages_per_poll = self.stages_per_poll
+            dag.stage_seconds = self.stage_seconds
+            dag.restart_at_stage = None if check else self.restart_at_stage
+            dag.target_version = version
+            self._dags[dag.dag_id] = dag
+            return dag
+
+    # -- progression ----------------------------------------------------
+    def on_poll(self, dag: FakeDag) -> None:
+        """A GET of the DAG: advance ``stages_per_poll`` steps (poll-driven DAGs)."""
+        with self.lock:
+            if dag.stage_seconds is None:
+                for _ in range(dag.stages_per_poll):
+                    self.step(dag)
+            else:
+                self.tick()
+
+    def tick(self) -> None:
+        """Advance time-driven DAGs whose next step is due."""
+        with self.lock:
+            now = self._clock()
+            for dag in self._dags.values():
+                if dag.stage_seconds is None:
+                    continue
+                while dag.state in ("READY", "RUNNING") and now >= dag.next_step_at:
+                    self.step(dag, at=dag.next_step_at)
+                    dag.next_step_at += max(dag.stage_seconds, 1e-6)
+
+    def step(self, dag: FakeDag, *, at: Optional[float] = None) -> None:
+        """Advance one step: start the DAG / finish the current node / end an operator."""
+        with self.lock:
+            now = self._clock() if at is None else at
+            if dag.state == "READY":
+                if dag.operator == "ROLLBACK":
+                    self._finish(dag, "SUCCEED", now, stage=1)
+                elif dag.operator == "CANCEL":
+                    node = self._current(dag)
+                    if node is not None and node.state in ("RUNNING", "PENDING"):
+                        self._end_node(node, "FAILED", now, operator="CANCEL")
+                    self._finish(dag, "FAILED", now)
+                else:
+                    dag.state = "RUNNING"
+                    if dag.start is None:
+                        dag.start = now
+                    self._start_node(dag, dag.position + 1, now)
+            elif dag.state == "RUNNING":
+                node = self._current(dag)
+                if node is None:
+                    self._start_node(dag, dag.position + 1, now)
+                    return
+                if dag.position == dag.fail_stage and dag.fails_left > 0:
+                    dag.fails_left -= 1
+                    self._fail_node(dag, node, dag.fail_message.format(
+                        stage=dag.position, name=node.name), now)
+                    return
+                self._end_node(node, "SUCCEED", now)
+                if dag.position >= dag.max_stage:
+                    self._finish(dag, "SUCCEED", now)
+                else:
+                    self._start_node(dag, dag.position + 1, now)
+
+    def _current(self, dag: FakeDag) -> Optional[FakeNode]:
+        if 1 <= dag.position <= dag.max_stage:
+            return dag.nodes[dag.position - 1]
+        return None
+
+    def _start_node(self, dag: FakeDag, index: int, now: float) -> None:
+        dag.position = index
+        node = dag.nodes[index - 1]
+        node.state = node.sub_task.state = "RUNNING"
+        node.start = node.sub_task.start = now
+        node.end = node.sub_task.end = None
+        node.sub_task.execute_times += 1
+        if node.sub_task.logs is None:
+            node.sub_task.logs = []
+        if (dag.restart_at_stage == index and not dag.restarted
+                and dag.maintenance_type == 2):
+            dag.restarted = True
+            self.pending_restarts.append(dag)
+
+    @staticmethod
+    def _end_node(node: FakeNode, state: str, now: float, operator: Optional[str] = None) -> None:
+        node.state = node.sub_task.state = state
+        node.end = node.sub_task.end = now
+        if operator is not None:
+            node.operator = node.sub_task.operator = operator
+
+    def _fail_node(self, dag: FakeDag, node: FakeNode, message: str, now: float) -> None:
+        self._end_node(node, "FAILED", now)
+        if node.sub_task.logs is None:
+            node.sub_task.logs = []
+        node.sub_task.logs.append(f"ERROR: [Common.Unexpected]: Unexpected error: {message}")
+        self._finish(dag, "FAILED", now)
+
+    @staticmethod
+    def _finish(dag: FakeDag, state: str, now: float, stage: Optional[int] = None) -> None:
+        dag.state = state
+        dag.end = now
+        if state == "SUCCEED" and stage is None:
+            dag.position = dag.max_stage
+        dag.stage_override = stage
+
+    # -- operators ------------------------------------------------------
+    def operate(self, dag: FakeDag, operator: str) -> None:
+        """Apply a DAG operator with obshell's state rules (raises :class:`ApiError`)."""
+        op = operator.upper()
+        with self.lock:
+            self.tick()
+            if op not in OPERATORS:
+                raise ApiError(400, "Task.Dag.Operator.NotSupport", f"Operator {op} is not supported")
+            failed = dag.state == "FAILED"
+            now = self._clock()
+            if op == "CANCEL":
+                if not dag.unfinished:
+                    raise ApiError(400, "Task.Dag.Operator.CancelFinishedDag",
+                                   "Failed to cancel DAG: DAG is finished")
+                dag.state, dag.operator = "READY", "CANCEL"
+            elif not failed:
+                code, text = {
+                    "RETRY": ("RetryNotFailedDag", "Failed to set DAG retry: DAG state is not failed"),
+                    "ROLLBACK": ("RollbackNotFailedDag",
+                                 "Failed to set DAG rollback: DAG state is not failed"),
+                    "PASS": ("PassNotFailedDag", "Failed to pass DAG: DAG is not failed"),
+                }[op]
+                raise ApiError(400, f"Task.Dag.Operator.{code}", text)
+            elif op == "RETRY":
+                node = self._current(dag)
+                dag.state, dag.operator, dag.end = "READY", "RUN", None
+                dag.stage_override = None
+                if node is not None:
+                    node.state = node.sub_task.state = "READY"
+                    node.operator = node.sub_task.operator = "RETRY"
+                    dag.position -= 1
+            elif op == "ROLLBACK":
+                dag.state, dag.operator = "READY", "ROLLBACK"
+            else:  # PASS
+                dag.operator = "PASS"
+                self._finish(dag, "SUCCEED", now)
+            dag.next_step_at = now
+
+    # -- test helpers ---------------------------------------------------
+    def set_stage(self, dag: FakeDag, stage: int) -> None:
+        """Force the DAG to RUNNING at ``stage`` (earlier nodes succeeded)."""
+        with self.lock:
+            now = self._clock()
+            dag.state, dag.stage_override, dag.end = "RUNNING", None, None
+            if dag.start is None:
+                dag.start = now
+            for i, node in enumerate(dag.nodes, 1):
+                if i < stage and node.state != "SUCCEED":
+                    if node.start is None:
+                        node.start = node.sub_task.start = now
+                        node.sub_task.execute_times += 1
+                        node.sub_task.logs = node.sub_task.logs or []
+                    self._end_node(node, "SUCCEED", now)
+                elif i > stage:
+                    node.state = node.sub_task.state = "PENDING"
+            self._start_node(dag, stage, now)
+            dag.next_step_at = now + (dag.stage_seconds or 0)
+
+    def finish(self, dag: FakeDag) -> None:
+        """Run the DAG to ``SUCCEED`` right now (no injected failure)."""
+        with self.lock:
+            dag.fails_left = 0
+            guard = 0
+            while dag.state in ("READY", "RUNNING") and guard < 1000:
+                self.step(dag)
+                guard += 1
+
+    def fail(self, dag: FakeDag, message: Optional[str] = None) -> None:
+        """Fail the current node now (the DAG ends ``FAILED``)."""
+        with self.lock:
+            now = self._clock()
+            if dag.state == "READY":
+                self.step(dag)
+            node = self._current(dag) or dag.nodes[0]
+            text = message or dag.fail_message.format(stage=dag.stage, name=node.name)
+            self._fail_node(dag, node, text, now)
+
+
+def parse_generic_id(generic_id: str) -> Optional[int]:
+    """Validate a generic id (§9.2); return the row id for cluster ids, else ``None``.
+
+    Raises:
+        ApiError: 400 ``Task.GenericID.Invalid`` for malformed ids.
+    """
+    bad = ApiError(400, "Task.GenericID.Invalid", f"Invalid ID: {generic_id}: invalid generic id")
+    if not generic_id or not generic_id.isdigit() or not generic_id.isascii():
+        raise bad
+    prefix = generic_id[0]
+    if prefix == "1":
+        if len(generic_id) < 2:
+            raise bad
+        return int(generic_id[1:])
+    if prefix in "24":
+        if len(generic_id) <= 16 or int(generic_id[1:11]) > 0xFFFFFFFF:
+            raise bad
+        if int(generic_id[11:16]) > 65535:
+            raise bad
+        return None
+    if prefix in "35":
+        if len(generic_id) <= 45 or int(generic_id[1:40]) >= 1 << 128:
+            raise bad
+        if int(generic_id[40:45]) > 65535:
+            raise bad
+        return None
+    raise bad

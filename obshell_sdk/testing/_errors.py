@@ -1,0 +1,105 @@
+"""Error values and the JSON envelope of the fake agent."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Optional
+
+from ._golike import rfc3339
+
+#: legacy numeric ``code`` per errCode (only auth-type errors carry one)
+_LEGACY_CODES = {
+    "Security.Authentication.Header.DecryptFailed": 1,
+    "Common.Unauthorized": 10008,
+}
+_NO_LEGACY = {
+    "Security.Authentication.File.Sha256Mismatch",
+}
+
+_MISSING = object()
+
+
+class ApiError(Exception):
+    """An obshell error answer: HTTP status, errCode, English message.
+
+    ``data_null`` adds ``"data": null`` to the envelope (handlers that pass a
+    nil pointer); ``trace`` False sends ``traceId: ""`` (rejected before the
+    trace middleware ran).
+    """
+
+    def __init__(self, status: int, err_code: str, message: str, *,
+                 data_null: bool = False, trace: bool = True) -> None:
+        super().__init__(f"{status} {err_code}: {message}")
+        self.status = status
+        self.err_code = err_code
+        self.message = message
+        self.data_null = data_null
+        self.trace = trace
+
+    @property
+    def legacy_code(self) -> Optional[int]:
+        """The ``code`` key (``None`` = omitted)."""
+        if self.err_code in _LEGACY_CODES:
+            return _LEGACY_CODES[self.err_code]
+        if self.err_code.startswith("Security.Authentication.") and self.err_code not in _NO_LEGACY:
+            return 10008
+        return None
+
+    def error_json(self) -> dict[str, Any]:
+        """The ``error`` object."""
+        out: dict[str, Any] = {}
+        code = self.legacy_code
+        if code is not None:
+            out["code"] = code
+        out["errCode"] = self.err_code
+        out["message"] = self.message
+        return out
+
+
+class PanicError(Exception):
+    """The handler would panic: answer with the recovery envelope."""
+
+
+def unauthorized(err_code: str, inner: str) -> ApiError:
+    """Retain-wrapped ``Common.Unauthorized`` (status 401, message ``Unauthorized: inner``)."""
+    return ApiError(401, err_code, f"Unauthorized: {inner}")
+
+
+def new_trace_id() -> str:
+    """Random 16-hex-digit trace id."""
+    return secrets.token_hex(8)
+
+
+def envelope(*, now: float, status: int, trace_id: str, duration_ms: int = 0,
+             data: Any = _MISSING, error: Optional[ApiError] = None) -> dict[str, Any]:
+    """Build ``OcsAgentResponse`` with obshell's key order."""
+    out: dict[str, Any] = {
+        "successful": error is None and status < 400,
+        "timestamp": rfc3339(now),
+        "duration": duration_ms,
+        "status": status,
+        "traceId": trace_id,
+    }
+    if error is not None:
+        if error.data_null:
+            out["data"] = None
+        out["error"] = error.error_json()
+    elif data is not _MISSING and data is not None:
+        out["data"] = {"contents": data} if isinstance(data, list) else data
+    return out
+
+
+NO_DATA: Any = _MISSING
+
+
+def panic_envelope(frozen_ts: float) -> dict[str, Any]:
+    """The pre-built recovery answer (500, traceId "", duration 0, timestamp frozen)."""
+    return {
+        "successful": False,
+        "timestamp": rfc3339(frozen_ts),
+        "duration": 0,
+        "status": 500,
+        "traceId": "",
+        "error": {"errCode": "Common.Unexpected",
+                  "message": "Unexpected error: Internal Server Error"},
+    }
