@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Optional, Union
@@ -95,6 +96,33 @@ class ObshellClient:
         self._verify = verify
         self._cert = cert
         self._closed = False
+
+    @classmethod
+    def from_env(
+        cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any
+    ) -> ObshellClient:
+        """A client configured from ``OBSHELL_*`` environment variables.
+
+        ``OBSHELL_HOST`` (required), ``OBSHELL_PORT``, ``OBSHELL_PASSWORD``,
+        ``OBSHELL_AGENT_PASSWORD``, ``OBSHELL_HTTPS`` (1/true/yes), ``OBSHELL_CA_BUNDLE``.
+        Keyword ``overrides`` are passed on to the constructor and win over the environment.
+        """
+        env = os.environ if environ is None else environ
+        host = env.get("OBSHELL_HOST")
+        if not host:
+            raise InvalidArgumentError("OBSHELL_HOST", "set it to the agent's host name or IP")
+        port_text = env.get("OBSHELL_PORT", str(DEFAULT_PORT))
+        if not port_text.isdigit():
+            raise InvalidArgumentError("OBSHELL_PORT", f"{port_text!r} is not a port number")
+        password, agent_password = env.get("OBSHELL_PASSWORD"), env.get("OBSHELL_AGENT_PASSWORD")
+        options: dict[str, Any] = {
+            "auth": None if password is None and agent_password is None
+            else PasswordAuth(password or "", agent_password),
+            "https": env.get("OBSHELL_HTTPS", "").strip().lower() in ("1", "true", "yes"),
+            "verify": env.get("OBSHELL_CA_BUNDLE") or True,
+        }
+        options.update(overrides)
+        return cls(host, int(port_text), **options)
 
     @staticmethod
     def _new_session() -> requests.Session:

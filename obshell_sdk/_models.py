@@ -280,6 +280,12 @@ class DagDetail:
             return None
         return self.nodes[self.stage - 1]
 
+    def _repr_html_(self) -> str:
+        """An HTML card for notebooks: name, state, stage bar, failing step and its log."""
+        from ._display import dag_html
+
+        return dag_html(self)
+
     def failed_sub_tasks(self) -> tuple[TaskDetail, ...]:
         """Sub-tasks in state FAILED, in DAG order (empty without details)."""
         return tuple(

@@ -16,6 +16,7 @@ from typing import Callable, Optional, Protocol, Union
 
 import attrs
 
+from ._display import failure_message, with_display
 from ._exceptions import (
     DecodeError,
     ObshellError,
@@ -147,6 +148,16 @@ class DagTask:
             return f"<DagTask {self.id} (not fetched yet)>"
         return f"<DagTask {self.id} {snap.name!r} {snap.state} {snap.operator} {snap.progress}>"
 
+    def _repr_html_(self) -> str:
+        """An HTML card of the last snapshot, for notebooks."""
+        from html import escape
+
+        from ._display import dag_html
+
+        if self.snapshot is None:
+            return f"<div>task {escape(self.id)} (not fetched yet: call refresh())</div>"
+        return dag_html(self.snapshot)
+
     @property
     def name(self) -> Optional[str]:
         """The DAG's name, e.g. ``Upgrade obshell 4.2.1.1-...`` (None before the first fetch)."""
@@ -198,6 +209,7 @@ class DagTask:
         *,
         poll_interval: Optional[float] = None,
         on_progress: Optional[ProgressCallback] = None,
+        progress: Optional[bool] = None,
     ) -> DagDetail:
         """Poll until the task ends (SUCCEED or FAILED) and return the final :class:`DagDetail`.
 
@@ -206,12 +218,14 @@ class DagTask:
         ``poll_interval`` fixes the interval instead of the adaptive policy. ``on_progress`` is
         called with the snapshot whenever state, operator or stage changes. Failed polls are
         retried within the policy's ``failure_budget``; then :class:`TaskUnreachableError`.
-        Does not judge the ending: see :meth:`result`.
+        ``progress`` shows live progress: None (default) in Jupyter only, True also as a text
+        line on stderr, False never. Does not judge the ending: see :meth:`result`.
         """
         if timeout is not None:
             timeout = check_seconds(timeout, "timeout", allow_zero=True)
         if poll_interval is not None:
             poll_interval = check_seconds(poll_interval, "poll_interval")
+        on_progress = with_display(on_progress, progress)
         start = time.monotonic()
         deadline = None if timeout is None else start + timeout
         last_key = None
@@ -335,6 +349,7 @@ class DagTask:
         *,
         poll_interval: Optional[float] = None,
         on_progress: Optional[ProgressCallback] = None,
+        progress: Optional[bool] = None,
     ) -> DagDetail:
         """Wait like :meth:`wait`, then return the DAG only if it did its work.
 
@@ -342,7 +357,9 @@ class DagTask:
         :class:`TaskCancelledError` or :class:`TaskRolledBackError`. A DAG whose failed step
         was skipped with PASS is returned, with a warning logged.
         """
-        detail = self.wait(timeout, poll_interval=poll_interval, on_progress=on_progress)
+        detail = self.wait(
+            timeout, poll_interval=poll_interval, on_progress=on_progress, progress=progress
+        )
         outcome = detail.outcome
         label = f"task {self.id} {detail.name!r}"
         if outcome is DagOutcome.SUCCEEDED:
@@ -359,23 +376,6 @@ class DagTask:
             raise TaskCancelledError(f"{label} was cancelled", task_id=self.id, detail=detail)
         failed = detail.failed_sub_tasks()
         raise TaskFailedError(
-            _failure_message(label, detail), task_id=self.id, detail=detail,
+            failure_message(label, detail), task_id=self.id, detail=detail,
             failed_sub_tasks=failed,
         )
-
-
-def _failure_message(label: str, detail: DagDetail) -> str:
-    node = detail.current_node
-    where = f" at stage {detail.progress}" + (f" {node.name!r}" if node else "")
-    lines = []
-    for task in detail.failed_sub_tasks()[:5]:
-        agent = str(task.execute_agent) if task.execute_agent else "?"
-        last = task.task_logs[-1] if task.task_logs else "(no log)"
-        lines.append(f"  [{agent}] {task.name}: {last}")
-    text = f"{label} failed{where}"
-    if lines:
-        text += ":\n" + "\n".join(lines)
-    return (
-        text + "\nThe cluster stays locked until the task is retried, rolled back, skipped "
-        "or cancelled."
-    )

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from ._auth import AuthHeader, decode_v1, decode_v2, verify_v1, verify_v2
 from ._crypto import BodyKeyError, BodyLengthError, BodyPanic, aes_decrypt_body
 from ._errors import NO_DATA, ApiError, PanicError, envelope, new_trace_id, panic_envelope
-from ._golike import go_json, parse_go_json, rfc3339, to_plain
+from ._golike import go_json, parse_go_json, to_plain
 from ._handlers import route
 from ._record import RecordedRequest
 from ._server import IncomingRequest, Reply
@@ -28,7 +28,7 @@ class Context:
         self.agent = agent
         self.req = req
         self.now = now
-        self.now_s = int(math.floor(now))
+        self.now_s = math.floor(now)
         path, _, query = req.target.partition("?")
         self.raw_path = path
         self.path = urllib.parse.unquote(path)
@@ -183,6 +183,3 @@ def _verify_obproxy_task(ctx: Context) -> None:
     _verify_auth(header, ctx.now_s, ctx.agent.agent_password, True)
 
 
-def time_data(ctx: Context) -> str:
-    """``GET /api/v1/time``."""
-    return rfc3339(ctx.agent.now())

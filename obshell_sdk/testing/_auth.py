@@ -142,7 +142,7 @@ def _verify_auth(header: AuthHeader, now_s: int, expected: str, agent_pwd: bool)
 
 def verify_v2(header: Optional[AuthHeader], request_uri: str, now_s: int, cfg: AuthConfig,
               key: ServerKey) -> None:
-    """obshell's ``Verify`` middleware (ob/task route classes); raises :class:`ApiError`."""
+    """Obshell's ``Verify`` middleware (ob/task route classes); raises :class:`ApiError`."""
     if header is None:
         raise ApiError(400, "Request.Header.NotFound",
                        "X-OCS-Agent-Header or X-OCS-Header not found in http request header")

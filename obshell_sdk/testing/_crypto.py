@@ -37,6 +37,7 @@ def go_b64decode_strict(text: str | bytes) -> bytes:
 
     Raises:
         DecryptError: with Go's ``illegal base64 data at input byte N`` text.
+
     """
     raw = text.encode("latin-1") if isinstance(text, str) else bytes(text)
     raw = raw.replace(b"\r", b"").replace(b"\n", b"")
@@ -117,6 +118,7 @@ class ServerKey:
 
         Raises:
             DecryptError: bad base64 or a block that does not decrypt.
+
         """
         data = go_b64decode_strict(text)
         with self._lock:
@@ -153,6 +155,7 @@ def aes_decrypt_body(body: bytes, keys: bytes) -> bytes:
         BodyKeyError: fewer than 16 bytes of keys.
         BodyPanic: IV of the wrong length, or an unpadding that panics in Go.
         BodyLengthError: decoded length not a multiple of 16.
+
     """
     if len(keys) < 16:
         raise BodyKeyError("AES key and IV size error")

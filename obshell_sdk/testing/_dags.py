@@ -409,6 +409,7 @@ def parse_generic_id(generic_id: str) -> Optional[int]:
 
     Raises:
         ApiError: 400 ``Task.GenericID.Invalid`` for malformed ids.
+
     """
     bad = ApiError(400, "Task.GenericID.Invalid", f"Invalid ID: {generic_id}: invalid generic id")
     if not generic_id or not generic_id.isdigit() or not generic_id.isascii():

@@ -22,6 +22,7 @@ class RecordedRequest:
         body_json: the decrypted (or plain) body parsed as JSON, or ``None``.
         status: HTTP status sent; ``0`` when no answer was sent (reset/dropped).
         err_code: ``errCode`` sent, or ``None``.
+
     """
 
     method: str

@@ -57,7 +57,7 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:  # pragma: no cover - not a TCP socket
             pass
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         _log.debug("%s - %s", self.address_string(), format % args)
 
     def _read_body(self) -> tuple[bytes, bool]:

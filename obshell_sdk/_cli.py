@@ -1,0 +1,212 @@
+"""Command line: ``python -m obshell_sdk`` / ``obshell-sdk``.
+
+Passwords come from ``OBSHELL_PASSWORD`` / ``OBSHELL_AGENT_PASSWORD`` or a prompt, never from
+the command line. Exit codes, for scripts to branch on:
+
+====  ==========================================================================
+0     done (the task, if followed, succeeded)
+1     the task ended badly: failed, cancelled, rolled back
+2     bad usage or input (nothing was sent)
+3     the agent refused the credentials
+4     the agent could not be reached, or polling it kept failing
+5     the agent refused the call (another API error)
+6     the wait's deadline passed (the task keeps running)
+7     the agent's reply could not be read
+====  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Any, Callable, Optional, TextIO
+
+import attrs
+
+from ._auth import PasswordAuth
+from ._client import ObshellClient
+from ._exceptions import (
+    ApiError,
+    AuthError,
+    DecodeError,
+    InvalidArgumentError,
+    ObshellError,
+    TaskError,
+    TaskTimeoutError,
+    TaskUnreachableError,
+    TransportError,
+)
+from ._models import DagDetail
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_TASK, EXIT_USAGE, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_API, EXIT_TIMEOUT = range(7)
+EXIT_DECODE = 7
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="obshell-sdk",
+        description="Talk to an obshell agent. Passwords: OBSHELL_PASSWORD (root@sys), "
+        "OBSHELL_AGENT_PASSWORD, else a prompt.",
+    )
+    p.add_argument("--host", default=os.environ.get("OBSHELL_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("OBSHELL_PORT", "2886")))
+    p.add_argument("--https", action="store_true", default=bool(os.environ.get("OBSHELL_HTTPS")))
+    p.add_argument("--ca-bundle", default=os.environ.get("OBSHELL_CA_BUNDLE"),
+                   help="CA bundle to verify the agent's certificate")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("info", help="show the agent's identity and version (no password needed)")
+    up = sub.add_parser("upgrade", help="upgrade obshell on the cluster's agents")
+    up.add_argument("version")
+    up.add_argument("release")
+    up.add_argument("--upgrade-dir")
+    up.add_argument("--check", action="store_true", help="run only the upgrade pre-check")
+    up.add_argument("--wait", action="store_true", help="follow the task to its end")
+    up.add_argument("--timeout", type=float, default=3600.0)
+    task = sub.add_parser("task", help="show, wait for or operate on a task")
+    task.add_argument("action", choices=["show", "wait", "retry", "rollback", "cancel", "skip"])
+    task.add_argument("id")
+    task.add_argument("--timeout", type=float, default=3600.0)
+    task.add_argument("--wait", action="store_true", help="after an operator, follow the task")
+    return p
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn models, enums and times into plain JSON values."""
+    if attrs.has(type(value)):
+        return {f.name: to_jsonable(getattr(value, f.name))
+                for f in attrs.fields(type(value)) if f.name != "extra"}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    return value
+
+
+class _Out:
+    def __init__(self, as_json: bool, stream: TextIO) -> None:
+        self.as_json = as_json
+        self.stream = stream
+
+    def dag(self, detail: DagDetail) -> None:
+        if self.as_json:
+            self.stream.write(json.dumps(to_jsonable(detail)) + "\n")
+            return
+        self.stream.write(f"task {detail.id}: {detail.name}\n"
+                          f"  {detail.state} ({detail.outcome}), stage {detail.progress}\n")
+        for i, node in enumerate(detail.nodes or (), start=1):
+            self.stream.write(f"  {i}. {node.state:<8} {node.name}\n")
+            for task in node.sub_tasks:
+                if task.state.value == "FAILED" and task.task_logs:
+                    self.stream.write(f"       {task.execute_agent}: {task.task_logs[-1]}\n")
+
+    def progress(self, detail: DagDetail) -> None:
+        if not self.as_json:
+            node = detail.current_node
+            step = f" {node.name}" if node else ""
+            sys.stderr.write(f"[{detail.progress}] {detail.state}{step}\n")
+
+
+def _password(name: str, prompt: str, needed: bool) -> Optional[str]:
+    value = os.environ.get(name)
+    if value is not None or not needed:
+        return value
+    if not sys.stdin.isatty():
+        raise InvalidArgumentError(name, f"set {name} (no terminal to prompt on)")
+    return getpass.getpass(prompt)
+
+
+def _client(args: argparse.Namespace, needs_auth: bool) -> ObshellClient:
+    auth = None
+    if needs_auth:
+        password = _password("OBSHELL_PASSWORD", "root@sys password: ", True) or ""
+        auth = PasswordAuth(password, _password("OBSHELL_AGENT_PASSWORD", "", False))
+    verify: Any = args.ca_bundle if args.ca_bundle else True
+    return ObshellClient(args.host, args.port, auth=auth, https=args.https, verify=verify)
+
+
+def _run(args: argparse.Namespace, out: _Out) -> int:
+    if args.command == "info":
+        with _client(args, needs_auth=False) as client:
+            info = client.info()
+        if out.as_json:
+            out.stream.write(json.dumps(to_jsonable(info)) + "\n")
+        else:
+            out.stream.write(f"{client.agent}: {info.identity}, obshell {info.version}, "
+                             f"{'agent password set' if info.security else 'no agent password'}\n")
+        return EXIT_OK
+    with _client(args, needs_auth=True) as client:
+        if args.command == "upgrade":
+            start = client.check_agent_upgrade if args.check else client.upgrade_agent
+            task = start(args.version, args.release, args.upgrade_dir)
+            if not args.wait:
+                assert task.snapshot is not None
+                out.dag(task.snapshot)
+                return EXIT_OK
+        else:
+            task = client.task(args.id)
+            actions: dict[str, Callable[[], object]] = {
+                "retry": task.retry, "rollback": task.rollback, "cancel": task.cancel,
+                "skip": task.skip,
+            }
+            if args.action == "show":
+                out.dag(task.refresh())
+                return EXIT_OK
+            if args.action in actions:
+                actions[args.action]()
+                if not args.wait:
+                    assert task.snapshot is not None
+                    out.dag(task.snapshot)
+                    return EXIT_OK
+        try:
+            detail = task.result(args.timeout, on_progress=out.progress)
+        except TaskError as exc:
+            if exc.detail is not None:
+                out.dag(exc.detail)
+            raise
+        out.dag(detail)
+        return EXIT_OK
+
+
+def exit_code(exc: ObshellError) -> int:
+    """The exit code for an error (see the module docstring)."""
+    table: Sequence[tuple[type[ObshellError], int]] = (
+        (InvalidArgumentError, EXIT_USAGE), (AuthError, EXIT_AUTH),
+        (TaskTimeoutError, EXIT_TIMEOUT), (TaskUnreachableError, EXIT_UNREACHABLE),
+        (TaskError, EXIT_TASK), (TransportError, EXIT_UNREACHABLE), (DecodeError, EXIT_DECODE),
+        (ApiError, EXIT_API),
+    )
+    for cls, code in table:
+        if isinstance(exc, cls):
+            return code
+    return EXIT_API
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = _parser().parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    out = _Out(args.json, sys.stdout)
+    try:
+        return _run(args, out)
+    except ObshellError as exc:
+        sys.stderr.write(f"obshell-sdk: {exc}\n")
+        return exit_code(exc)
+    except KeyboardInterrupt:
+        sys.stderr.write("obshell-sdk: interrupted; any task keeps running on the agent\n")
+        return 130

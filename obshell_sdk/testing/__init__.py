@@ -1,0 +1,33 @@
+"""A fake obshell agent for tests: a real HTTP server on 127.0.0.1 that answers like obshell.
+
+It speaks the wire protocol of the real agent (RSA-encrypted auth headers,
+AES-encrypted bodies, obshell's envelope, errCodes and DAG JSON), so any correct
+obshell client works against it. It never imports the client side of
+:mod:`obshell_sdk`.
+
+Example::
+
+    import requests
+    from obshell_sdk.testing import FakeAgent
+
+    with FakeAgent(password="Root@123", stages_per_poll=2, fail_stage=3) as agent:
+        info = requests.get(agent.base_url + "/api/v1/info").json()["data"]
+        assert info["identity"] == "CLUSTER AGENT"
+        # ... sign and POST /api/v1/agent/upgrade with any client, then poll
+        # GET /api/v1/task/dag/<id>?show_details=true: each GET advances 2 stages,
+        # stage 3 fails once; POST {"operator": "RETRY"} resumes it.
+        agent.reset_next(1)          # next request: connection reset, no answer
+        agent.pause(2.0)             # refuse connections for 2 s (agent "restart")
+        assert [r.status for r in agent.requests][:1] == [200]
+
+With pytest, enable the fixture ``fake_agent`` with
+``pytest_plugins = ["obshell_sdk.testing.pytest_plugin"]``.
+"""
+
+from __future__ import annotations
+
+from ._agent import FakeAgent
+from ._dags import FakeDag, FakeNode, FakeSubTask
+from ._record import RecordedRequest
+
+__all__ = ["FakeAgent", "FakeDag", "FakeNode", "FakeSubTask", "RecordedRequest"]
