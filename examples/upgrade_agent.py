@@ -57,7 +57,7 @@ def demo_agent() -> Iterator[tuple[str, int]]:
 
     with FakeAgent(
         password=DEMO_PASSWORD, stage_seconds=0.3, restart_at_stage=7, restart_seconds=2.0,
-        restart_key_bits=1024,
+        restart_new_key_bits=1024,
     ) as agent:
         print(f"fake obshell agent listening on {agent.base_url}")
         yield agent.host, agent.port

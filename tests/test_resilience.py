@@ -1,0 +1,172 @@
+"""Faults injected into the fake agent: restarts, resets, 5xx, lost replies, many threads.
+
+Each test records how long the SDK took to get through the fault and how many requests it
+sent; `pytest -s tests/test_resilience.py` prints them (the figures go into release notes,
+they are not asserted as speeds).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from conftest import PASSWORD
+
+import obshell_sdk._lookup
+from obshell_sdk import (
+    DagOutcome,
+    ObshellClient,
+    OutcomeUnknownError,
+    PasswordAuth,
+    PollPolicy,
+    TaskUnreachableError,
+)
+from obshell_sdk.testing import FakeAgent
+
+VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
+FAST = PollPolicy(initial=0.02, fraction=0.05, ceiling=0.2, jitter=0.1, failure_budget=30)
+FIGURES: list[str] = []
+
+
+def client_for(agent, policy=FAST):
+    return ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD), poll_policy=policy,
+                         timeout=(2, 10))
+
+
+def record(name, started, agent):
+    took = time.monotonic() - started
+    FIGURES.append(f"{name}: {took:.2f} s, {len(agent.requests)} requests")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _print_figures():
+    yield
+    print("\nrecovery figures:\n  " + "\n  ".join(FIGURES))
+
+
+def test_upgrade_through_restart_with_new_key_and_skewed_clock():
+    """The headline: the agent restarts at stage 7 with a new key and a clock an hour ahead."""
+    with FakeAgent(password=PASSWORD, stage_seconds=0.05) as agent, client_for(agent) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        old_key = agent.public_key_b64
+        restarted = []
+
+        def at_stage(detail):
+            if detail.stage >= 7 and not restarted:
+                restarted.append(time.monotonic())
+                agent.pause(1.5, new_key_bits=1024, clock_offset=3600)
+
+        started = time.monotonic()
+        detail = task.result(timeout=60, on_progress=at_stage)
+        record("restart at stage 7 (1.5 s down, new key, clock +1 h)", started, agent)
+        assert detail.outcome is DagOutcome.SUCCEEDED and restarted
+        assert agent.public_key_b64 != old_key
+        codes = [r.err_code for r in agent.requests if r.err_code]
+        assert codes.count("Security.Authentication.Header.DecryptFailed") == 1
+        assert codes.count("Security.Authentication.Expired") == 1
+        assert len([r for r in agent.requests if r.uri == "/api/v1/secret"]) == 2
+        assert [r.method for r in agent.requests].count("POST") == 1
+
+
+def test_automatic_restart_at_stage_7():
+    with FakeAgent(password=PASSWORD, stage_seconds=0.05, restart_at_stage=7,
+                   restart_seconds=1.0, restart_new_key_bits=1024) as agent, \
+            client_for(agent) as client:
+        started = time.monotonic()
+        detail = client.upgrade_agent(VERSION, RELEASE).result(timeout=60)
+        record("automatic restart at stage 7 (1 s down, new key)", started, agent)
+        assert detail.outcome is DagOutcome.SUCCEEDED
+        assert client.info().version.startswith(VERSION)
+
+
+@pytest.mark.parametrize(
+    ("fault", "kwargs"),
+    [
+        ("reset_next", {"n": 3}),
+        ("truncate_next", {"n": 3}),
+        ("fail_next", {"n": 3, "status": 502}),
+        ("fail_next", {"n": 3, "status": 503}),
+        ("fail_next", {"n": 3, "status": 504}),
+        ("fail_next", {"n": 3, "status": 404, "err_code": "Task.NotFound"}),
+        ("fail_next", {"n": 3, "status": 500, "err_code": "Common.Unexpected"}),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "-".join(f"{k}={x}" for k, x in v.items()),
+)
+def test_wait_rides_out_transient_faults(fault, kwargs):
+    with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        client.get_dag(task.id)  # the DAG has been seen
+        agent.clear_requests()
+        getattr(agent, fault)(**kwargs)
+        started = time.monotonic()
+        detail = task.result(timeout=60)
+        record(f"{fault} {kwargs}", started, agent)
+        assert detail.outcome is DagOutcome.SUCCEEDED
+        assert all(r.method == "GET" for r in agent.requests)
+
+
+def test_failure_budget_runs_out_with_a_clear_error():
+    policy = FAST.evolve(failure_budget=0.5)
+    with FakeAgent(password=PASSWORD) as agent, client_for(agent, policy) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        agent.pause(30)
+        started = time.monotonic()
+        with pytest.raises(TaskUnreachableError) as info:
+            task.wait(timeout=60)
+        record("agent gone, budget 0.5 s", started, agent)
+        err = info.value
+        assert err.task_id == task.id and task.id in str(err)
+        assert "cannot connect" in str(err) and err.failures >= 2
+
+
+def test_lost_create_reply_finds_the_task_instead_of_posting_again():
+    with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
+        agent.drop_reply_after_create = True
+        started = time.monotonic()
+        task = client.upgrade_agent(VERSION, RELEASE)
+        record("upgrade reply dropped after the DAG was created", started, agent)
+        assert [r.method for r in agent.requests].count("POST") == 1
+        assert task.name == f"Upgrade obshell {VERSION}-{RELEASE}"
+        assert task.id in agent.dags
+        assert task.result(timeout=60).outcome is DagOutcome.SUCCEEDED
+
+
+def test_lost_create_reply_with_the_agent_unreadable_is_outcome_unknown(monkeypatch):
+    monkeypatch.setattr(obshell_sdk._lookup, "RECOVERY_SECONDS", 0.5)
+    with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
+        client.info()
+        agent.drop_reply_after_create = True
+        agent.fail_next(1000, status=503, path_prefix="/api/v1/task/")
+        with pytest.raises(OutcomeUnknownError) as info:
+            client.upgrade_agent(VERSION, RELEASE)
+        assert [r.method for r in agent.requests].count("POST") == 1
+        assert info.value.dag_name == f"Upgrade obshell {VERSION}-{RELEASE}"
+        assert "not sent again" in str(info.value) and "unfinished_dags" in str(info.value)
+
+
+def test_32_threads_share_one_client():
+    with FakeAgent(password=PASSWORD, stages_per_poll=1) as agent, client_for(agent) as client:
+        results: list = []
+        errors: list = []
+
+        def follow():
+            try:
+                task = client.check_agent_upgrade(VERSION, RELEASE)
+                results.append((task.id, task.result(timeout=60).outcome))
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=follow) for _ in range(32)]
+        started = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        record("32 threads, one client, 32 check DAGs", started, agent)
+        assert not errors, errors[:3]
+        assert len({tid for tid, _ in results}) == 32
+        assert all(outcome is DagOutcome.SUCCEEDED for _, outcome in results)
+        uris = [r.uri for r in agent.requests]
+        assert uris.count("/api/v1/secret") == 1 and uris.count("/api/v1/info") == 1
+        assert all(r.status == 200 for r in agent.requests)  # no cross-talk of AES keys
