@@ -1,0 +1,132 @@
+"""The command line, run as a real process (python -m obshell_sdk) against the fake agent."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import PASSWORD
+
+from obshell_sdk import InvalidArgumentError, ObshellClient
+from obshell_sdk.testing import FakeAgent
+
+VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(agent, *args, password=PASSWORD, env_extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSHELL_")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    if password is not None:
+        env["OBSHELL_PASSWORD"] = password
+    env.update(env_extra or {})
+    cmd = [sys.executable, "-m", "obshell_sdk", "--host", agent.host, "--port", str(agent.port),
+           *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60,
+                          stdin=subprocess.DEVNULL, check=False)
+
+
+@pytest.fixture
+def agent():
+    with FakeAgent(password=PASSWORD) as a:
+        yield a
+
+
+def test_info_text_and_json(agent):
+    out = run(agent, "info", password=None)
+    assert out.returncode == 0, out.stderr
+    assert "CLUSTER AGENT" in out.stdout and "4.3.0.0" in out.stdout
+    out = run(agent, "--json", "info", password=None)
+    assert json.loads(out.stdout)["identity"] == "CLUSTER AGENT"
+    assert all(r.auth_kind is None for r in agent.requests)
+
+
+def test_upgrade_wait_succeeds_and_prints_json(agent):
+    out = run(agent, "--json", "upgrade", VERSION, RELEASE, "--wait", "--timeout", "60")
+    assert out.returncode == 0, out.stderr
+    detail = json.loads(out.stdout)
+    assert detail["state"] == "SUCCEED" and detail["stage"] == 9
+    assert PASSWORD not in out.stdout + out.stderr
+
+
+def test_upgrade_without_wait_prints_the_new_task(agent):
+    out = run(agent, "upgrade", VERSION, RELEASE)
+    assert out.returncode == 0, out.stderr
+    assert "task 1" in out.stdout and "READY" in out.stdout
+
+
+def test_failed_task_exits_1_and_shows_the_log():
+    with FakeAgent(password=PASSWORD, fail_stage=3) as agent:
+        out = run(agent, "upgrade", VERSION, RELEASE, "--wait")
+        assert out.returncode == 1
+        assert "injected failure at stage 3" in out.stdout + out.stderr
+        dag_id = next(iter(agent.dags))
+        show = run(agent, "--json", "task", "show", dag_id)
+        assert show.returncode == 0 and json.loads(show.stdout)["state"] == "FAILED"
+        retried = run(agent, "task", "retry", dag_id, "--wait")
+        assert retried.returncode == 0, retried.stderr
+        assert "SUCCEED" in retried.stdout
+
+
+@pytest.mark.parametrize("action", ["rollback", "skip"])
+def test_operators_on_a_failed_task(action):
+    expected = {"rollback": "ROLLBACK", "skip": "PASS"}[action]
+    with FakeAgent(password=PASSWORD, fail_stage=2) as agent:
+        assert run(agent, "upgrade", VERSION, RELEASE, "--wait").returncode == 1
+        dag_id = next(iter(agent.dags))
+        out = run(agent, "--json", "task", action, dag_id, "--wait")
+        detail = json.loads(out.stdout)
+        assert detail["operator"] == expected and detail["state"] == "SUCCEED"
+        # A rolled-back upgrade did not happen: exit 1. A skipped step still ends the task: 0.
+        assert out.returncode == (1 if action == "rollback" else 0)
+
+
+def test_cancel_a_running_task_and_refuse_a_second_cancel():
+    with FakeAgent(password=PASSWORD, stage_seconds=30) as agent:
+        assert run(agent, "upgrade", VERSION, RELEASE).returncode == 0
+        dag_id = next(iter(agent.dags))
+        out = run(agent, "task", "cancel", dag_id, "--wait", "--timeout", "30")
+        assert out.returncode == 1 and "cancelled" in out.stderr
+        again = run(agent, "task", "cancel", dag_id)
+        assert again.returncode == 1 and "only an unfinished task" in again.stderr
+
+
+def test_wait_timeout_exits_6(agent):
+    with FakeAgent(password=PASSWORD, stage_seconds=30) as slow:
+        assert run(slow, "upgrade", VERSION, RELEASE).returncode == 0
+        dag_id = next(iter(slow.dags))
+        out = run(slow, "task", "wait", dag_id, "--timeout", "0.3")
+        assert out.returncode == 6 and dag_id in out.stderr
+
+
+def test_exit_codes_for_bad_input_auth_and_unreachable(agent):
+    bad = run(agent, "task", "show", "9abc")
+    assert bad.returncode == 2 and "task id" in bad.stderr
+    assert agent.requests == []
+    wrong = run(agent, "task", "show", "11", password="nope")
+    assert wrong.returncode == 3 and "password" in wrong.stderr.lower()
+    missing = run(agent, "task", "show", "11", password=None)
+    assert missing.returncode == 2 and "OBSHELL_PASSWORD" in missing.stderr
+    agent.stop()
+    gone = run(agent, "info", password=None)
+    assert gone.returncode == 4 and "cannot connect" in gone.stderr
+
+
+def test_password_is_not_accepted_on_the_command_line(agent):
+    out = run(agent, "--password", PASSWORD, "info")
+    assert out.returncode == 2  # argparse usage error: there is no such option
+
+
+def test_from_env(agent):
+    env = {"OBSHELL_HOST": agent.host, "OBSHELL_PORT": str(agent.port),
+           "OBSHELL_PASSWORD": PASSWORD}
+    with ObshellClient.from_env(env) as client:
+        assert client.upgrade_agent(VERSION, RELEASE).result(timeout=60).stage == 9
+    with pytest.raises(InvalidArgumentError, match="OBSHELL_HOST"):
+        ObshellClient.from_env({})
+    with pytest.raises(InvalidArgumentError, match="OBSHELL_PORT"):
+        ObshellClient.from_env({"OBSHELL_HOST": "h", "OBSHELL_PORT": "x"})
