@@ -1,0 +1,89 @@
+"""Notebook users: the HTML cards, and a real notebook from examples/ run under nbclient."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from vectorlib import vectors
+
+from obshell_sdk import DagDetail, DagTask
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.classes: dict[str, str] = {}
+        self._stack: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self._stack.append(dict(attrs).get("class", ""))
+
+    def handle_endtag(self, tag):
+        self._stack.pop()
+
+    def handle_data(self, data):
+        for cls in self._stack:
+            if cls:
+                self.classes[cls] = self.classes.get(cls, "") + data
+
+
+def _parse(html):
+    p = _Collect()
+    p.feed(html)
+    p.close()
+    assert not p._stack, "unbalanced HTML"
+    return p.classes
+
+
+def _dag(name):
+    return DagDetail.from_json(next(v["response"]["body"]["data"] for v in vectors()
+                                    if v["name"] == name))
+
+
+def test_failed_dag_card_shows_name_state_stage_and_failing_log():
+    html = _dag("poll 4 (FAILED at stage 3)")._repr_html_()
+    parts = _parse(html)
+    assert parts["obshell-name"] == "Upgrade obshell 4.3.1.0-20250101.el7"
+    assert "FAILED" in parts["obshell-state"] and "failed" in parts["obshell-state"]
+    assert "stage 3/9" in parts["obshell-stage"]
+    assert "Check all required packages" in parts["obshell-stage"]
+    assert parts["obshell-log"].endswith("mock failure at stage 3")
+    assert 'width:33%' in html
+
+
+def test_card_escapes_what_the_agent_sent():
+    data = next(v["response"]["body"]["data"] for v in vectors()
+                if v["name"] == "poll 4 (FAILED at stage 3)")
+    evil = dict(data, name="<script>alert(1)</script>")
+    html = DagDetail.from_json(evil)._repr_html_()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_task_card_before_and_after_fetch():
+    class Source:
+        def get_dag(self, dag_id, show_details=True, *, timeout=None):
+            return _dag("dag detail until SUCCEED")
+
+    task = DagTask(Source(), "11")
+    assert "not fetched yet" in task._repr_html_()
+    task.refresh()
+    assert "SUCCEED" in _parse(task._repr_html_())["obshell-state"]
+
+
+def test_example_notebook_runs():
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(ROOT / "examples" / "upgrade_agent.ipynb", as_version=4)
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT)}}).execute()
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    htmls = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
+    # The final DagDetail renders as a card that says SUCCEED at stage 9/9.
+    assert any("SUCCEED" in h and "9/9" in h for h in htmls)
+    # Live progress was shown through display updates while waiting.
+    assert any(o.output_type in ("display_data", "update_display_data") for o in outputs)
