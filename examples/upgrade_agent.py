@@ -25,7 +25,7 @@ from typing import Optional
 
 from obshell_sdk import DagDetail, ObshellClient, ObshellError, PasswordAuth, TaskError
 
-DEMO_PASSWORD = "demo-root-password"  # noqa: S105 - the fake agent's own, not a real one
+DEMO_PASSWORD = "demo-root-password"  # the fake agent's own, not a real one
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:

@@ -27,7 +27,7 @@ With pytest, enable the fixture ``fake_agent`` with
 from __future__ import annotations
 
 from ._agent import FakeAgent
-from ._dags import FakeDag, FakeNode, FakeSubTask
+from ._dagmodel import FakeDag, FakeNode, FakeSubTask
 from ._record import RecordedRequest
 
 __all__ = ["FakeAgent", "FakeDag", "FakeNode", "FakeSubTask", "RecordedRequest"]

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Optional
 
 from ._auth import AuthConfig
 from ._crypto import ServerKey
-from ._dags import DagStore, FakeDag
+from ._dagmodel import FakeDag
+from ._dags import DagStore
 from ._faults import FaultPlan
 from ._record import RecordedRequest
 from ._server import IncomingRequest, Listener, Reply
@@ -29,7 +30,9 @@ class FakeAgent:
     """
 
     def __init__(
-        self, *, password: str = "root-password",  # noqa: S107 agent_password: Optional[str] = None,
+        self, *,
+        password: str = "root-password",  # noqa: S107 - a test default, not a secret
+        agent_password: Optional[str] = None,
         identity: str = "CLUSTER AGENT", version: str = "4.3.0.0", release: str = "",
         supported_auth: Optional[Sequence[str]] = ("v2",), legacy_v1: bool = False,
         key_bits: int = 1024, private_key: Optional[bytes] = None, clock_offset: float = 0.0,
@@ -74,6 +77,7 @@ class FakeAgent:
         self._ticker: Optional[threading.Thread] = None
         self._stopping = threading.Event()
         self._helpers: list[threading.Thread] = []
+        self._paused = False
         self._running = False
         self.started_at = self.now()
 
@@ -88,6 +92,7 @@ class FakeAgent:
             self._running = True
             self._stopping.clear()
             self.started_at = self.now()
+            self._paused = False
             self._ticker = threading.Thread(target=self._tick_loop, name="fake-obshell-ticker",
                                             daemon=True)
             self._ticker.start()
@@ -299,6 +304,8 @@ class FakeAgent:
                 self._resume_timer.cancel()
         if listener is not None:
             listener.close()
+        with self._state_lock:
+            self._paused = self._listener is None and self._running
         if new_key_bits is not None:
             self._key.replace(bits=new_key_bits)
         if clock_offset is not None:
@@ -324,12 +331,13 @@ class FakeAgent:
                 self._log.exception("fake agent could not listen again on port %s", self.port)
                 return
             self.started_at = self.now()
+            self._paused = False
 
     @property
     def paused(self) -> bool:
-        """True while the agent is started but not listening."""
+        """True while the agent is started but not listening (socket closed)."""
         with self._state_lock:
-            return self._running and self._listener is None
+            return self._running and self._paused
 
     def wait_listening(self, timeout: float = 10.0) -> bool:
         """Block until the agent listens again (after a pause); returns success."""

@@ -8,7 +8,7 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any, Optional
 
 from ._auth import AuthHeader, decode_v1, decode_v2, verify_v1, verify_v2
-from ._crypto import BodyKeyError, BodyLengthError, BodyPanic, aes_decrypt_body
+from ._crypto import BodyKeyError, BodyLengthError, BodyPanicError, aes_decrypt_body
 from ._errors import NO_DATA, ApiError, PanicError, envelope, new_trace_id, panic_envelope
 from ._golike import go_json, parse_go_json, to_plain
 from ._handlers import route
@@ -140,7 +140,7 @@ def _decrypt(ctx: Context) -> None:
         except BodyLengthError as exc:
             raise ApiError(500, "Request.Body.Decrypt.AES.ContentLength.Invalid",
                            f"Unauthorized: {exc}", trace=False) from None
-        except BodyPanic:
+        except BodyPanicError:
             raise PanicError from None
     if not req.body and not req.chunked:
         body = b"{}"

@@ -20,7 +20,7 @@ class DecryptError(Exception):
     """A decryption step failed; ``str(exc)`` is a Go-like error text."""
 
 
-class BodyPanic(Exception):
+class BodyPanicError(Exception):
     """The real server would panic here (answered with the pre-built 500 envelope)."""
 
 
@@ -103,7 +103,7 @@ class ServerKey:
     def public_key_b64(self) -> str:
         """Base64 of the PKCS#1 DER ``RSAPublicKey`` (what ``/api/v1/secret`` returns)."""
         with self._lock:
-            der = self._key.publickey().export_key(format="DER", pkcs=1)
+            der = self._key.public_key().export_key(format="DER")
         # pycryptodome exports SubjectPublicKeyInfo for public keys; unwrap to PKCS#1.
         return base64.b64encode(_spki_to_pkcs1(der)).decode("ascii")
 
@@ -131,7 +131,10 @@ class ServerKey:
             block = data[i : i + k]
             if len(block) != k:
                 raise DecryptError("crypto/rsa: decryption error")
-            plain = cipher.decrypt(block, sentinel)
+            try:
+                plain = cipher.decrypt(block, sentinel)
+            except ValueError:  # ciphertext larger than the modulus (another key)
+                plain = sentinel
             if plain is sentinel:
                 raise DecryptError("crypto/rsa: decryption error")
             assert isinstance(plain, bytes)
@@ -153,7 +156,7 @@ def aes_decrypt_body(body: bytes, keys: bytes) -> bytes:
 
     Raises:
         BodyKeyError: fewer than 16 bytes of keys.
-        BodyPanic: IV of the wrong length, or an unpadding that panics in Go.
+        BodyPanicError: IV of the wrong length, or an unpadding that panics in Go.
         BodyLengthError: decoded length not a multiple of 16.
 
     """
@@ -161,14 +164,14 @@ def aes_decrypt_body(body: bytes, keys: bytes) -> bytes:
         raise BodyKeyError("AES key and IV size error")
     key, iv = keys[:16], keys[16:]
     if len(iv) != 16:
-        raise BodyPanic("cipher.NewCBCDecrypter: IV length must equal block size")
+        raise BodyPanicError("cipher.NewCBCDecrypter: IV length must equal block size")
     data = go_b64decode_prefix(body)
     if len(data) % 16:
         raise BodyLengthError("Decrypted string length is not a multiple of the block size")
     if not data:
-        raise BodyPanic("runtime error: index out of range [-1]")
+        raise BodyPanicError("runtime error: index out of range [-1]")
     plain = AES.new(key, AES.MODE_CBC, iv=iv).decrypt(data)
     pad = plain[-1]
     if pad > len(plain):
-        raise BodyPanic("runtime error: slice bounds out of range")
+        raise BodyPanicError("runtime error: slice bounds out of range")
     return plain[: len(plain) - pad]

@@ -4,155 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Optional
 
+from ._dagmodel import CHECK_NODES, OPERATORS, UPGRADE_NODES, FakeDag, FakeNode, FakeSubTask
 from ._errors import ApiError
-from ._golike import ZERO_TIME, rfc3339
-
-UPGRADE_NODES = (
-    "Create upgrade dir",
-    "Download all required packages",
-    "Check all required packages",
-    "Unpack all required packages",
-    "Backup for upgrade",
-    "Install new obshell",
-    "Restart obshell",
-    "Upgrade post table maintain",
-    "Remove upgrade check task dir",
-)
-CHECK_NODES = (
-    "Create upgrade dir",
-    "Download all required packages",
-    "Check all required packages",
-    "Unpack all required packages",
-    "Remove upgrade check task dir",
-)
-OPERATORS = ("RETRY", "ROLLBACK", "CANCEL", "PASS")
-
-
-def _t(ts: Optional[float]) -> str:
-    return ZERO_TIME if ts is None else rfc3339(ts)
-
-
-class FakeSubTask:
-    """The single sub-task of a node (run by this agent)."""
-
-    def __init__(self, task_id: int, name: str) -> None:
-        self.task_id = task_id
-        self.name = name
-        self.state = "PENDING"
-        self.operator = "RUN"
-        self.start: Optional[float] = None
-        self.end: Optional[float] = None
-        self.execute_times = 0
-        self.logs: Optional[list[str]] = None  # obshell sends null until the task has run
-
-    @property
-    def generic_id(self) -> str:
-        """Generic id of the sub-task (cluster prefix ``1``)."""
-        return f"1{self.task_id}"
-
-    def to_json(self, ip: str, port: int) -> dict[str, Any]:
-        """TaskDetailDTO as obshell serialises it inside a DAG view."""
-        return {
-            "id": self.generic_id, "task_id": self.task_id, "name": self.name,
-            "state": self.state, "operator": self.operator,
-            "start_time": _t(self.start), "end_time": _t(self.end),
-            "additional_data": None, "execute_times": self.execute_times,
-            "execute_agent": {"ip": ip, "port": port},
-            "task_logs": None if self.logs is None else list(self.logs),
-        }
-
-
-class FakeNode:
-    """One node (stage) of a DAG."""
-
-    def __init__(self, node_id: int, name: str) -> None:
-        self.node_id = node_id
-        self.name = name
-        self.state = "PENDING"
-        self.operator = "RUN"
-        self.start: Optional[float] = None
-        self.end: Optional[float] = None
-        self.sub_task = FakeSubTask(node_id, name)
-
-    def to_json(self, ip: str, port: int) -> dict[str, Any]:
-        """NodeDetailDTO as obshell serialises it inside a DAG view."""
-        return {
-            "id": f"1{self.node_id}", "node_id": self.node_id, "name": self.name,
-            "state": self.state, "operator": self.operator,
-            "start_time": _t(self.start), "end_time": _t(self.end),
-            "additional_data": None, "sub_tasks": [self.sub_task.to_json(ip, port)],
-        }
-
-
-class FakeDag:
-    """State of one simulated cluster DAG; mutate only through :class:`DagStore`."""
-
-    def __init__(self, dag_id: int, name: str, node_names: tuple[str, ...],
-                 maintenance_type: int, created: float) -> None:
-        self.dag_id = dag_id
-        self.name = name
-        self.maintenance_type = maintenance_type
-        self.state = "READY"
-        self.operator = "RUN"
-        self.created = created
-        self.start: Optional[float] = None
-        self.end: Optional[float] = None
-        self.nodes = [FakeNode(dag_id * 100 + i, n) for i, n in enumerate(node_names, 1)]
-        self.position = 0  # index (1-based) of the node being run; 0 = not started
-        self.stage_override: Optional[int] = None
-        self.fail_stage: Optional[int] = None
-        self.fails_left = 0
-        self.fail_message = "injected failure at stage {stage}"
-        self.stages_per_poll = 1
-        self.stage_seconds: Optional[float] = None
-        self.next_step_at = created
-        self.restart_at_stage: Optional[int] = None
-        self.restarted = False
-        self.target_version = ""
-
-    @property
-    def generic_id(self) -> str:
-        """Generic id (``"1"`` + row id)."""
-        return f"1{self.dag_id}"
-
-    @property
-    def max_stage(self) -> int:
-        """Number of nodes."""
-        return len(self.nodes)
-
-    @property
-    def stage(self) -> int:
-        """1-based current stage as reported by obshell."""
-        if self.stage_override is not None:
-            return self.stage_override
-        return min(max(self.position, 1), self.max_stage)
-
-    @property
-    def unfinished(self) -> bool:
-        """True while obshell's ``is_finished`` would be false."""
-        if self.state in ("READY", "RUNNING", "PENDING"):
-            return True
-        return self.state == "FAILED" and self.operator != "CANCEL"
-
-    def to_json(self, ip: str, port: int, *, details: bool, fresh: bool = False) -> dict[str, Any]:
-        """DagDetailDTO (``fresh`` = the create response: zero times, no details)."""
-        if fresh:
-            start = end = ZERO_TIME
-        else:
-            start = _t(self.start)
-            end = _t(self.end) if self.end is not None else (
-                rfc3339(self.created) if self.start is not None else ZERO_TIME)
-        return {
-            "id": self.generic_id, "dag_id": self.dag_id, "name": self.name,
-            "stage": self.stage, "max_stage": self.max_stage,
-            "maintenance_type": self.maintenance_type, "maintenance_key": "",
-            "state": self.state, "operator": self.operator,
-            "start_time": start, "end_time": end,
-            "additional_data": {} if details and not fresh else None,
-            "nodes": [n.to_json(ip, port) for n in self.nodes] if details and not fresh else None,
-        }
 
 
 class DagStore:
@@ -333,7 +188,8 @@ class DagStore:
         with self.lock:
             self.tick()
             if op not in OPERATORS:
-                raise ApiError(400, "Task.Dag.Operator.NotSupport", f"Operator {op} is not supported")
+                raise ApiError(400, "Task.Dag.Operator.NotSupport",
+                               f"Operator {op} is not supported")
             failed = dag.state == "FAILED"
             now = self._clock()
             if op == "CANCEL":
@@ -343,7 +199,8 @@ class DagStore:
                 dag.state, dag.operator = "READY", "CANCEL"
             elif not failed:
                 code, text = {
-                    "RETRY": ("RetryNotFailedDag", "Failed to set DAG retry: DAG state is not failed"),
+                    "RETRY": ("RetryNotFailedDag",
+                              "Failed to set DAG retry: DAG state is not failed"),
                     "ROLLBACK": ("RollbackNotFailedDag",
                                  "Failed to set DAG rollback: DAG state is not failed"),
                     "PASS": ("PassNotFailedDag", "Failed to pass DAG: DAG is not failed"),
@@ -361,7 +218,7 @@ class DagStore:
                 dag.state, dag.operator = "READY", "ROLLBACK"
             else:  # PASS
                 dag.operator = "PASS"
-                self._finish(dag, "SUCCEED", now)
+                self._finish(dag, "SUCCEED", now, stage=dag.stage)
             dag.next_step_at = now
 
     # -- test helpers ---------------------------------------------------

@@ -12,7 +12,7 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 
 def rfc3339(ts: float) -> str:
     """Format Unix time like Go's ``time.Time`` JSON (UTC, up to 9 digits, zeros trimmed)."""
-    ns = int(round(ts * 1e9))
+    ns = round(ts * 1e9)
     secs, frac = divmod(ns, 1_000_000_000)
     base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
     if frac:
@@ -50,7 +50,8 @@ def parse_go_json(data: bytes) -> Any:
             raise ValueError(
                 f"invalid character '{text[pos]}' after top-level value"
             ) from None
-        raise ValueError(f"invalid character '{text[pos]}' looking for beginning of value") from None
+        raise ValueError(
+            f"invalid character '{text[pos]}' looking for beginning of value") from None
 
 
 class _Pairs(list):  # type: ignore[type-arg]

@@ -243,7 +243,8 @@ def unfinished(ctx: Context) -> Any:
     return {"contents": items or None}
 
 
-_RPM_NAME = re.compile(r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<release>[^-]+)\.(?P<arch>[^.]+)\.rpm$")
+_RPM_NAME = re.compile(
+    r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<release>[^-]+)\.(?P<arch>[^.]+)\.rpm$")
 
 
 def upload_package(ctx: Context) -> Any:

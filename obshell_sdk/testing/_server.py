@@ -35,8 +35,10 @@ class IncomingRequest:
 
 @dataclass
 class Reply:
-    """What to send back. ``mode``: ``"normal"``, ``"reset"`` (RST, no answer),
-    ``"close"`` (FIN, no answer) or ``"truncate"`` (Content-Length too large, then close).
+    """What to send back.
+
+    ``mode``: ``"normal"``, ``"reset"`` (RST, no answer), ``"close"`` (FIN, no
+    answer) or ``"truncate"`` (Content-Length too large, then close).
     """
 
     status: int = 200
@@ -121,7 +123,8 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
+    do_GET = do_POST = do_PUT = _dispatch  # noqa: N815
+    do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch  # noqa: N815
 
 
 class FakeHTTPServer(ThreadingHTTPServer):
@@ -135,13 +138,26 @@ class FakeHTTPServer(ThreadingHTTPServer):
         self.app = app
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
+        self._handler_threads: list[threading.Thread] = []
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        """Track the connection, then handle it in a thread."""
+        """Track the connection and handle it in a (tracked, daemon) thread."""
+        thread = threading.Thread(target=self.process_request_thread,
+                                  args=(request, client_address),
+                                  name=f"fake-obshell-conn-{client_address[1]}", daemon=True)
         with self._conns_lock:
             self._conns.add(request)
-        super().process_request(request, client_address)
+            self._handler_threads = [t for t in self._handler_threads if t.is_alive()]
+            self._handler_threads.append(thread)
+        thread.start()
+
+    def join_handlers(self) -> None:
+        """Wait for every connection thread (call after :meth:`close_connections`)."""
+        with self._conns_lock:
+            threads, self._handler_threads = self._handler_threads, []
+        for thread in threads:
+            thread.join()
 
     def shutdown_request(self, request: Any) -> None:
         """Forget and close a finished connection."""
@@ -170,8 +186,9 @@ class Listener:
     def __init__(self, host: str, port: int, app: Callable[[IncomingRequest], Reply]) -> None:
         self.server = FakeHTTPServer((host, port), app)
         self.port = int(self.server.server_address[1])
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       name=f"fake-obshell-{self.port}", daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+            name=f"fake-obshell-{self.port}", daemon=True)
         self.thread.start()
 
     def close(self) -> None:
@@ -179,4 +196,5 @@ class Listener:
         self.server.shutdown()
         self.server.close_connections()
         self.server.server_close()
+        self.server.join_handlers()
         self.thread.join()
