@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +27,9 @@ class FakeAgent:
     """An in-process HTTP server that answers like an obshell agent.
 
     Use it as a context manager (``with FakeAgent() as agent: ...``) or call
-    :meth:`start`/:meth:`stop`. See the package docstring for an example.
+    :meth:`start`/:meth:`stop`. See the package docstring for an example. ``tls`` (a server
+    ``ssl.SSLContext``) makes it serve HTTPS on the same port, as obshell does when it finds a
+    certificate; set ``verify_mode = ssl.CERT_REQUIRED`` on it for mutual TLS.
     """
 
     def __init__(
@@ -41,9 +44,10 @@ class FakeAgent:
         fail_message: str = "injected failure at stage {stage}",
         restart_at_stage: Optional[int] = None, restart_seconds: float = 1.0,
         restart_new_key_bits: Optional[int] = None, root_password_known: bool = True,
-        host: str = "127.0.0.1", port: int = 0,
+        host: str = "127.0.0.1", port: int = 0, tls: Optional[ssl.SSLContext] = None,
     ) -> None:
         self.password = password
+        self.tls = tls
         self.agent_password = agent_password
         self.identity = identity
         self.version = version
@@ -87,7 +91,7 @@ class FakeAgent:
         with self._state_lock:
             if self._running:
                 return self
-            self._listener = Listener(self.host, self.port, self._app)
+            self._listener = Listener(self.host, self.port, self._app, self.tls)
             self.port = self._listener.port
             self._running = True
             self._stopping.clear()
@@ -142,9 +146,9 @@ class FakeAgent:
     # -- properties -----------------------------------------------------
     @property
     def base_url(self) -> str:
-        """``http://HOST:PORT`` (IPv6 hosts in brackets)."""
+        """``http://HOST:PORT`` (``https`` with ``tls``; IPv6 hosts in brackets)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls is not None else 'http'}://{host}:{self.port}"
 
     @property
     def public_key_b64(self) -> str:
@@ -326,7 +330,7 @@ class FakeAgent:
             if not self._running or self._listener is not None:
                 return
             try:
-                self._listener = Listener(self.host, self.port, self._app)
+                self._listener = Listener(self.host, self.port, self._app, self.tls)
             except OSError:
                 self._log.exception("fake agent could not listen again on port %s", self.port)
                 return

@@ -85,6 +85,8 @@ class ServerKey:
     def _make(bits: int, private_der: bytes | None) -> RSA.RsaKey:
         if private_der is not None:
             return RSA.import_key(private_der)
+        if bits < 1024:
+            return _small_key(bits)
         return RSA.generate(bits)
 
     def replace(self, *, bits: int = 1024, private_der: bytes | None = None) -> None:
@@ -140,6 +142,17 @@ class ServerKey:
             assert isinstance(plain, bytes)
             out += plain
         return bytes(out)
+
+
+def _small_key(bits: int) -> RSA.RsaKey:
+    """An RSA key below 1024 bits (obshell up to 4.4.1 uses 512), which RSA.generate refuses."""
+    from Crypto.Util import number
+
+    while True:
+        p, q = number.getPrime(bits // 2), number.getPrime(bits // 2)
+        n, phi = p * q, (p - 1) * (q - 1)
+        if n.bit_length() == bits and number.GCD(65537, phi) == 1:
+            return RSA.construct((n, 65537, pow(65537, -1, phi), p, q))
 
 
 def _spki_to_pkcs1(der: bytes) -> bytes:

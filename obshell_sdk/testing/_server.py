@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import socket
+import ssl
 import struct
 import threading
 from collections.abc import Callable
@@ -134,12 +135,21 @@ class FakeHTTPServer(ThreadingHTTPServer):
     block_on_close = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], app: Callable[[IncomingRequest], Reply]) -> None:
+    def __init__(self, address: tuple[str, int], app: Callable[[IncomingRequest], Reply],
+                 tls: Optional[ssl.SSLContext] = None) -> None:
         self.app = app
+        self.tls = tls
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         self._handler_threads: list[threading.Thread] = []
         super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """Accept a connection; with TLS, wrap it (the handshake runs in the handler thread)."""
+        conn, addr = super().get_request()
+        if self.tls is not None:
+            conn = self.tls.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        return conn, addr
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Track the connection and handle it in a (tracked, daemon) thread."""
@@ -183,8 +193,9 @@ class FakeHTTPServer(ThreadingHTTPServer):
 class Listener:
     """One listening period: a server plus its ``serve_forever`` thread."""
 
-    def __init__(self, host: str, port: int, app: Callable[[IncomingRequest], Reply]) -> None:
-        self.server = FakeHTTPServer((host, port), app)
+    def __init__(self, host: str, port: int, app: Callable[[IncomingRequest], Reply],
+                 tls: Optional[ssl.SSLContext] = None) -> None:
+        self.server = FakeHTTPServer((host, port), app, tls)
         self.port = int(self.server.server_address[1])
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05},

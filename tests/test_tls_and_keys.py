@@ -1,0 +1,98 @@
+"""HTTPS with a private CA, mutual TLS, and obshell's 512-bit keys (and the switch to 1024)."""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+
+import pytest
+from conftest import PASSWORD
+
+from obshell_sdk import ConnectError, DagOutcome, ObshellClient, PasswordAuth, TransportError
+from obshell_sdk.testing import FakeAgent
+
+VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make test certificates")
+    d = tmp_path_factory.mktemp("pki")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+             "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for name in ("server", "client"):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                 "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", f"{name}.pem",
+                 cwd=d)
+    return d
+
+
+def _server_context(pki, *, require_client_cert=False):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(pki / "server.pem", pki / "server.key")
+    if require_client_cert:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(pki / "ca.pem")
+    return ctx
+
+
+def test_https_with_a_private_ca(pki):
+    with FakeAgent(password=PASSWORD, tls=_server_context(pki)) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD), https=True,
+                          verify=str(pki / "ca.pem")) as client:
+        assert client.base_url.startswith("https://")
+        detail = client.upgrade_agent(VERSION, RELEASE).result(timeout=30, poll_interval=0.01)
+        assert detail.outcome is DagOutcome.SUCCEEDED
+
+
+def test_certificate_is_verified_by_default(pki):
+    with FakeAgent(password=PASSWORD, tls=_server_context(pki)) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD),
+                          https=True) as client:
+        with pytest.raises(ConnectError) as info:
+            client.info()
+        assert "TLS" in str(info.value) and "verify=" in str(info.value)
+        assert agent.requests == []
+
+
+def test_mutual_tls(pki):
+    ctx = _server_context(pki, require_client_cert=True)
+    with FakeAgent(password=PASSWORD, tls=ctx) as agent:
+        with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD), https=True,
+                           verify=str(pki / "ca.pem"),
+                           cert=(str(pki / "client.pem"), str(pki / "client.key"))) as client:
+            assert client.info().identity == "CLUSTER AGENT"
+        with ObshellClient(agent.host, agent.port, auth=None, https=True,
+                           verify=str(pki / "ca.pem")) as anonymous, \
+                pytest.raises(TransportError):
+            anonymous.info()
+
+
+def test_plain_http_to_a_tls_agent_is_a_transport_error(pki):
+    with FakeAgent(password=PASSWORD, tls=_server_context(pki)) as agent, \
+            ObshellClient(agent.host, agent.port, auth=None, timeout=5) as client:
+        with pytest.raises(TransportError):
+            client.info()
+
+
+def test_512_bit_agent_key_then_1024_after_restart():
+    """obshell up to 4.4.1 has 512-bit keys (53-byte RSA chunks); an upgrade brings 1024."""
+    with FakeAgent(password=PASSWORD, key_bits=512, stage_seconds=0.05, restart_at_stage=7,
+                   restart_seconds=0.5, restart_new_key_bits=1024) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        assert client.auth.state(client.agent).key.bits == 512
+        assert task.result(timeout=60).outcome is DagOutcome.SUCCEEDED
+        assert client.auth.state(client.agent).key.bits == 1024
+        codes = [r.err_code for r in agent.requests if r.err_code]
+        assert codes.count("Security.Authentication.Header.DecryptFailed") <= 1
