@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Optional, Union
@@ -93,8 +93,15 @@ class ObshellClient:
         self.base_url = f"{'https' if https else 'http'}://{url_host}:{self.port}"
         self._owns_session = session is None
         self._session = session if session is not None else self._new_session()
-        self._verify = verify
+        self._verify: Union[bool, str] = verify
         self._cert = cert
+        self._proxies: Optional[MutableMapping[str, str]] = None
+        if self._owns_session:
+            # Read proxy and CA settings from the environment once, not on every call.
+            env = self._session.merge_environment_settings(self.base_url, {}, None, verify, cert)
+            self._proxies = env["proxies"]
+            self._verify = verify if env["verify"] is None else env["verify"]
+            self._session.trust_env = False
         self._closed = False
 
     @classmethod
@@ -362,6 +369,7 @@ class ObshellClient:
                 timeout=timeout,
                 verify=self._verify,
                 cert=self._cert,
+                proxies=self._proxies,
                 allow_redirects=False,
             )
         except requests.RequestException as exc:

@@ -7,6 +7,7 @@ walks the fields of an attrs class, so a reply that does not fit raises
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta, timezone
 from enum import Enum
@@ -44,29 +45,43 @@ def wire(
     return attrs.field(metadata=meta, default=default, repr=repr)
 
 
+def _spec(cls: type) -> tuple[tuple[tuple[str, str, Parser, bool], ...], frozenset[str]]:
+    """The wire fields of ``cls`` as (name, key, parser, required), read once per class."""
+    found = _SPECS.get(cls)
+    if found is None:
+        fields = tuple(
+            (f.name, f.metadata[_WIRE], f.metadata[_PARSE], f.metadata[_REQUIRED])
+            for f in attrs.fields(cls)
+            if _WIRE in f.metadata
+        )
+        found = _SPECS[cls] = (fields, frozenset(key for _, key, _, _ in fields))
+    return found
+
+
+_SPECS: dict[type, tuple[tuple[tuple[str, str, Parser, bool], ...], frozenset[str]]] = {}
+
+
 def decode(cls: type[T], obj: Any, where: str) -> T:
     """Build ``cls`` (an attrs class whose fields use :func:`wire`) from a JSON object.
 
     Keys the class does not know go to its ``extra`` field, untouched.
     """
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         raise DecodeError(f"expected a JSON object, got {_kind(obj)}", where=where)
+    fields, known = _spec(cls)
     values: dict[str, Any] = {}
-    known: set[str] = set()
-    for field in attrs.fields(cls):  # type: ignore[arg-type]
-        key = field.metadata.get(_WIRE)
-        if key is None:
-            continue
-        known.add(key)
+    prefix = f"{where}." if where else ""
+    for name, key, parse, required in fields:
         raw = obj.get(key, _MISSING)
-        path = f"{where}.{key}" if where else key
         if raw is _MISSING:
-            if field.metadata[_REQUIRED]:
-                raise DecodeError("missing", where=path)
+            if required:
+                raise DecodeError("missing", where=prefix + key)
             continue
-        values[field.name] = field.metadata[_PARSE](raw, path)
-    extra = {k: v for k, v in obj.items() if k not in known}
-    return cast(Any, cls)(**values, extra=extra)  # type: ignore[no-any-return]
+        values[name] = parse(raw, prefix + key)
+    values["extra"] = (
+        {} if known.issuperset(obj) else {k: v for k, v in obj.items() if k not in known}
+    )
+    return cast(Any, cls)(**values)  # type: ignore[no-any-return]
 
 
 def _kind(value: Any) -> str:
@@ -172,6 +187,7 @@ _TIME = re.compile(
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_time(text: str) -> Optional[datetime]:
     """Parse obshell's RFC 3339 time (0-9 fractional digits, ``Z`` or ``+hh:mm``).
 
