@@ -63,6 +63,7 @@ from ._models import (
 )
 from ._params import UpgradeAgentRequest
 from ._task import DEFAULT_WAIT, DagSource, DagTask, PollPolicy
+from ._upload import UpgradePackageInfo
 from ._version import __version__
 
 logging.getLogger("obshell_sdk").addHandler(logging.NullHandler())
@@ -115,6 +116,7 @@ __all__ = [
     "TransportError",
     "UnderMaintenanceError",
     "UpgradeAgentRequest",
+    "UpgradePackageInfo",
     "UriMismatchError",
     "WrongPasswordError",
     "__version__",

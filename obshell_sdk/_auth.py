@@ -56,6 +56,8 @@ class SignedRequest:
     body: Optional[bytes] = attrs.field(repr=False)
     version: str
     header_name: str
+    #: The AES key and IV put in the header for a streamed body (``stream_key=True``).
+    key_iv: Optional[bytes] = attrs.field(default=None, repr=False)
 
 
 @attrs.define
@@ -197,10 +199,13 @@ class PasswordAuth:
         now: float,
         *,
         lifetime: Optional[float] = None,
+        stream_key: bool = False,
     ) -> SignedRequest:
         """Sign a request to ``agent`` for request-target ``uri`` with JSON ``body`` bytes.
 
-        ``now`` is our clock (Unix seconds); the agent's clock offset is added. Requires
+        ``now`` is our clock (Unix seconds); the agent's clock offset is added. With
+        ``stream_key`` (auth v2) a fresh AES key and IV go in the header and come back in
+        ``key_iv`` for the caller to encrypt a streamed body with. Requires
         :meth:`learn_agent` and :meth:`learn_key` first.
         """
         st = self.state(agent)
@@ -213,10 +218,13 @@ class PasswordAuth:
             return SignedRequest({"X-OCS-Auth": token}, body, "v1", "X-OCS-Auth")
         secret = self._agent_password if st.use_agent_password else self._password
         password = "" if (st.blank_password or secret is None) else secret.reveal()
-        key_iv = self._random(32) if body else None
+        key_iv = self._random(32) if (body or stream_key) else None
         encrypted = aes_encrypt(key_iv, body) if (key_iv is not None and body) else None
         header = key.encrypt(v2_header_json(password, expires, uri, key_iv))
-        return SignedRequest({st.header_name: header}, encrypted, "v2", st.header_name)
+        return SignedRequest(
+            {st.header_name: header}, encrypted, "v2", st.header_name,
+            key_iv if stream_key else None,
+        )
 
     def _v1_token(self, key: PublicKey, expires: int) -> str:
         try:

@@ -2,42 +2,39 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 from collections.abc import Mapping, MutableMapping
-from datetime import datetime
 from types import TracebackType
 from typing import Any, Optional, Union
 
 import requests
 from requests.adapters import HTTPAdapter
 
-from ._auth import PasswordAuth
+from ._auth import PasswordAuth, SignedRequest
 from ._exceptions import (
-    AuthExpiredError,
     ConnectionLostError,
-    DecodeError,
-    DecryptFailedError,
     InvalidArgumentError,
     ObshellError,
     TaskNotFoundError,
 )
-from ._http import envelope_from_response, transport_error
 from ._lookup import find_created_dag, parse_contents
-from ._models import AgentInfo, AgentSecret, DagDetail, Envelope, Operator
+from ._models import DagDetail, Operator
 from ._params import UpgradeAgentRequest
 from ._task import DagTask, PollPolicy
+from ._transport import Cert, Timeout, Transport
+from ._upload import EncryptedMultipart, UpgradePackageInfo, check_package_path
 from ._validate import (
     check_dag_id,
     check_host,
     check_operator,
     check_port,
+    check_seconds,
     check_timeout,
     check_tls,
 )
-from ._wire import decode_contents, p_str, p_time
+from ._wire import decode_contents, p_str
 
 __all__ = ["DEFAULT_PORT", "DEFAULT_TIMEOUT", "ObshellClient"]
 
@@ -46,13 +43,10 @@ log = logging.getLogger("obshell_sdk")
 DEFAULT_PORT = 2886
 #: (connect, read) seconds for every call unless the client or the call says otherwise.
 DEFAULT_TIMEOUT = (5.0, 60.0)
-TRACE_HEADER = "X-OBSHELL-Trace-ID"
-
-Timeout = Union[float, tuple[float, float]]
-Cert = Union[str, tuple[str, str]]
 
 
-class ObshellClient:
+
+class ObshellClient(Transport):
     """A client of one obshell agent (``host:port``, 2886 by default).
 
     ``auth`` signs the calls that need it (a :class:`PasswordAuth`; None allows only the
@@ -171,16 +165,6 @@ class ObshellClient:
 
     # -- the API ------------------------------------------------------------------------
 
-    def info(self) -> AgentInfo:
-        """``GET /api/v1/info``: identity, version and auth abilities of the agent (no auth)."""
-        envelope = self.call("GET", "/api/v1/info", signed=False)
-        return AgentInfo.from_json(envelope.data)
-
-    def server_time(self) -> Optional[datetime]:
-        """``GET /api/v1/time``: the agent's clock (no auth)."""
-        envelope = self.call("GET", "/api/v1/time", signed=False)
-        return p_time(p_str(envelope.data, "data"), "data")
-
     def upgrade_agent(
         self, version: str, release: str, upgrade_dir: Optional[str] = None
     ) -> DagTask:
@@ -212,6 +196,39 @@ class ObshellClient:
             detail = DagDetail.from_json(envelope.data)
         log.info("agent %s: created task %s %r", self.agent, detail.id, detail.name)
         return DagTask(self, detail, policy=self.poll_policy)
+
+    def upload_package(
+        self, path: Union[str, os.PathLike[str]], *, lifetime: float = 600.0,
+        timeout: Optional[Timeout] = None,
+    ) -> UpgradePackageInfo:
+        """Upload an obshell RPM to the cluster (``POST /api/v1/upgrade/package``).
+
+        The file is streamed from disk and encrypted on the way (memory stays at one read
+        buffer). ``lifetime`` is how long the signed header stays valid: older agents check it
+        after the whole body arrived. A missing or unreadable file is refused before sending.
+        """
+        file = check_package_path(path)
+        lifetime = check_seconds(lifetime, "lifetime")
+        streams: list[EncryptedMultipart] = []
+
+        def body(signed: Optional[SignedRequest]) -> tuple[Any, dict[str, str]]:
+            key_iv = None if signed is None else signed.key_iv
+            stream = EncryptedMultipart(file, key_iv)
+            streams.append(stream)
+            return stream, {"Content-Type": stream.content_type}
+
+        if timeout is None:
+            timeout = (self.timeout[0], max(self.timeout[1], 600.0))
+        try:
+            envelope = self.send_signed("POST", "/api/v1/upgrade/package", body=body,
+                                        lifetime=lifetime, stream_key=True, timeout=timeout)
+        finally:
+            for stream in streams:
+                stream.close()
+        info = UpgradePackageInfo.from_json(envelope.data)
+        log.info("agent %s: stored package %s %s-%s (%s)", self.agent, info.name, info.version,
+                 info.release_distribution, info.architecture)
+        return info
 
     def unfinished_dags(self) -> list[DagDetail]:
         """``GET /api/v1/task/dag/unfinish``: DAGs not finished (a FAILED upgrade stays here)."""
@@ -264,118 +281,3 @@ class ObshellClient:
         return DagTask(self, check_dag_id(dag_id), policy=self.poll_policy)
 
     # -- the plumbing -------------------------------------------------------------------
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: str = "",
-        body: Optional[Any] = None,
-        signed: bool = True,
-        timeout: Optional[Timeout] = None,
-    ) -> Envelope:
-        """Send one call and return its envelope; the building block of every method.
-
-        ``path`` and ``query`` go on the wire exactly as given (they are signed byte for byte).
-        A signed call whose header the agent cannot decrypt (its key changed) or finds expired
-        (clocks disagree) is signed again and sent once more: the agent rejected it before
-        doing anything, so this never runs an operation twice.
-        """
-        if self._closed:
-            raise ObshellError("this ObshellClient is closed; make a new one")
-        uri = f"{path}?{query}" if query else path
-        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
-        limit = self.timeout if timeout is None else check_timeout(timeout, "timeout")
-        if not signed:
-            return self._send(method, path, uri, data, {}, limit)
-        auth = self.auth
-        if auth is None:
-            raise InvalidArgumentError(
-                "auth",
-                f"{method} {path} needs credentials: ObshellClient(..., auth=PasswordAuth(...))",
-            )
-        key_refetched = clock_fixed = False
-        while True:
-            self._ensure_auth(auth)
-            signed_req = auth.sign(self.agent, uri, data, time.time())
-            headers = dict(signed_req.headers)
-            if signed_req.version == "v1" and data is not None:
-                headers["Content-Type"] = "application/json"
-            try:
-                return self._send(method, path, uri, signed_req.body, headers, limit)
-            except DecryptFailedError:
-                if key_refetched:
-                    raise
-                key_refetched = True
-                log.info("agent %s could not decrypt our header; refetching its key", self.agent)
-                auth.forget_key(self.agent)
-            except AuthExpiredError:
-                if clock_fixed or not self._measure_clock(auth):
-                    raise
-                clock_fixed = True
-
-    def _ensure_auth(self, auth: PasswordAuth) -> None:
-        state = auth.state(self.agent)
-        if state.version is not None and state.key is not None:
-            return
-        with state.fetch_lock:  # one fetch per agent, however many threads ask
-            if state.version is None:
-                auth.learn_agent(self.agent, self.info())
-            if state.key is None:
-                reply = self.call("GET", "/api/v1/secret", signed=False)
-                secret = AgentSecret.from_json(reply.data)
-                try:
-                    auth.learn_key(self.agent, secret.public_key)
-                except ValueError as exc:
-                    raise DecodeError(str(exc), where="data.public_key") from None
-
-    def _measure_clock(self, auth: PasswordAuth) -> bool:
-        """Learn how far the agent's clock is from ours; True if that changes our expiry times."""
-        before = time.time()
-        try:
-            agent_now = self.server_time()
-        except ObshellError as exc:
-            log.info("agent %s: could not read its clock (%s)", self.agent, exc)
-            return False
-        after = time.time()
-        if agent_now is None:
-            return False
-        offset = agent_now.timestamp() - (before + after) / 2
-        old = auth.state(self.agent).clock_offset
-        auth.set_clock_offset(self.agent, offset)
-        log.warning(
-            "agent %s: its clock is %+.1f s from ours; signing with that offset", self.agent, offset
-        )
-        return abs(offset - old) >= 1.0
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        uri: str,
-        data: Optional[bytes],
-        headers: dict[str, str],
-        timeout: tuple[float, float],
-    ) -> Envelope:
-        headers[TRACE_HEADER] = os.urandom(8).hex()
-        started = time.monotonic()
-        try:
-            resp = self._session.request(
-                method,
-                self.base_url + uri,
-                data=data,
-                headers=headers,
-                timeout=timeout,
-                verify=self._verify,
-                cert=self._cert,
-                proxies=self._proxies,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            raise transport_error(exc, method=method, path=path, agent=self.agent) from exc
-        log.debug(
-            "%s %s -> %d in %.0f ms (trace %s)", method, uri, resp.status_code,
-            (time.monotonic() - started) * 1000, headers[TRACE_HEADER],
-        )
-        return envelope_from_response(resp, method=method, path=path)

@@ -1,0 +1,208 @@
+"""The signed-call plumbing under ObshellClient: sign, send, map errors, recover once."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping, MutableMapping
+from datetime import datetime
+from typing import Any, Callable, Optional, Union
+
+import requests
+
+from ._auth import PasswordAuth, SignedRequest
+from ._exceptions import (
+    AuthExpiredError,
+    DecodeError,
+    DecryptFailedError,
+    InvalidArgumentError,
+    ObshellError,
+)
+from ._http import envelope_from_response, transport_error
+from ._models import AgentInfo, AgentSecret, Envelope
+from ._validate import check_timeout
+from ._wire import p_str, p_time
+
+__all__ = ["TRACE_HEADER", "BodyFactory", "Cert", "Timeout", "Transport"]
+
+log = logging.getLogger("obshell_sdk")
+
+TRACE_HEADER = "X-OBSHELL-Trace-ID"
+Timeout = Union[float, tuple[float, float]]
+Cert = Union[str, tuple[str, str]]
+#: Makes a request body from the signing result (None when unsigned): (data, extra headers).
+BodyFactory = Callable[[Optional[SignedRequest]], tuple[Any, Mapping[str, str]]]
+
+
+class Transport:
+    """Signed calls to one agent; :class:`ObshellClient` adds the API on top."""
+
+    auth: Optional[PasswordAuth]
+    agent: str
+    base_url: str
+    timeout: tuple[float, float]
+    _session: requests.Session
+    _verify: Union[bool, str]
+    _cert: Optional[Cert]
+    _proxies: Optional[MutableMapping[str, str]]
+    _closed: bool
+
+    def info(self) -> AgentInfo:
+        """``GET /api/v1/info``: identity, version and auth abilities of the agent (no auth)."""
+        envelope = self.call("GET", "/api/v1/info", signed=False)
+        return AgentInfo.from_json(envelope.data)
+
+    def server_time(self) -> Optional[datetime]:
+        """``GET /api/v1/time``: the agent's clock (no auth)."""
+        envelope = self.call("GET", "/api/v1/time", signed=False)
+        return p_time(p_str(envelope.data, "data"), "data")
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        body: Optional[Any] = None,
+        signed: bool = True,
+        timeout: Optional[Timeout] = None,
+    ) -> Envelope:
+        """Send one call and return its envelope; the building block of every method.
+
+        ``path`` and ``query`` go on the wire exactly as given (they are signed byte for byte);
+        ``body`` is JSON-encoded (and AES-encrypted under auth v2).
+        A signed call whose header the agent cannot decrypt (its key changed) or finds expired
+        (clocks disagree) is signed again and sent once more: the agent rejected it before
+        doing anything, so this never runs an operation twice.
+        """
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+
+        def json_body(signed_req: Optional[SignedRequest]) -> tuple[Any, dict[str, str]]:
+            if signed_req is None:
+                return data, {}
+            extra = {"Content-Type": "application/json"} if data is not None else {}
+            return signed_req.body, extra
+
+        return self.send_signed(method, path, query=query, body=json_body, plain_body=data,
+                                signed=signed, timeout=timeout)
+
+    def send_signed(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: BodyFactory,
+        query: str = "",
+        plain_body: Optional[bytes] = None,
+        signed: bool = True,
+        timeout: Optional[Timeout] = None,
+        lifetime: Optional[float] = None,
+        stream_key: bool = False,
+    ) -> Envelope:
+        """Like :meth:`call`, with the body made by ``body(signed_request)`` on every attempt.
+
+        For streamed uploads: ``stream_key`` puts a fresh AES key in the header (returned in
+        ``SignedRequest.key_iv``) for the factory to encrypt with; ``lifetime`` overrides the
+        header's lifetime. ``plain_body`` is what is signed when the body is small bytes.
+        """
+        if self._closed:
+            raise ObshellError("this ObshellClient is closed; make a new one")
+        uri = f"{path}?{query}" if query else path
+        limit = self.timeout if timeout is None else check_timeout(timeout, "timeout")
+        if not signed:
+            data, headers = body(None)
+            return self._send(method, path, uri, data, dict(headers), limit)
+        auth = self.auth
+        if auth is None:
+            raise InvalidArgumentError(
+                "auth",
+                f"{method} {path} needs credentials: ObshellClient(..., auth=PasswordAuth(...))",
+            )
+        key_refetched = clock_fixed = False
+        while True:
+            self._ensure_auth(auth)
+            signed_req = auth.sign(self.agent, uri, plain_body, time.time(), lifetime=lifetime,
+                                   stream_key=stream_key)
+            data, extra = body(signed_req)
+            headers = dict(signed_req.headers)
+            if signed_req.version == "v1" or stream_key:
+                headers.update(extra)
+            try:
+                return self._send(method, path, uri, data, headers, limit)
+            except DecryptFailedError:
+                if key_refetched:
+                    raise
+                key_refetched = True
+                log.info("agent %s could not decrypt our header; refetching its key", self.agent)
+                auth.forget_key(self.agent)
+            except AuthExpiredError:
+                if clock_fixed or not self._measure_clock(auth):
+                    raise
+                clock_fixed = True
+
+    def _ensure_auth(self, auth: PasswordAuth) -> None:
+        state = auth.state(self.agent)
+        if state.version is not None and state.key is not None:
+            return
+        with state.fetch_lock:  # one fetch per agent, however many threads ask
+            if state.version is None:
+                auth.learn_agent(self.agent, self.info())
+            if state.key is None:
+                reply = self.call("GET", "/api/v1/secret", signed=False)
+                secret = AgentSecret.from_json(reply.data)
+                try:
+                    auth.learn_key(self.agent, secret.public_key)
+                except ValueError as exc:
+                    raise DecodeError(str(exc), where="data.public_key") from None
+
+    def _measure_clock(self, auth: PasswordAuth) -> bool:
+        """Learn how far the agent's clock is from ours; True if that changes our expiry times."""
+        before = time.time()
+        try:
+            agent_now = self.server_time()
+        except ObshellError as exc:
+            log.info("agent %s: could not read its clock (%s)", self.agent, exc)
+            return False
+        after = time.time()
+        if agent_now is None:
+            return False
+        offset = agent_now.timestamp() - (before + after) / 2
+        old = auth.state(self.agent).clock_offset
+        auth.set_clock_offset(self.agent, offset)
+        log.warning(
+            "agent %s: its clock is %+.1f s from ours; signing with that offset", self.agent, offset
+        )
+        return abs(offset - old) >= 1.0
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        uri: str,
+        data: Optional[bytes],
+        headers: dict[str, str],
+        timeout: tuple[float, float],
+    ) -> Envelope:
+        headers[TRACE_HEADER] = os.urandom(8).hex()
+        started = time.monotonic()
+        try:
+            resp = self._session.request(
+                method,
+                self.base_url + uri,
+                data=data,
+                headers=headers,
+                timeout=timeout,
+                verify=self._verify,
+                cert=self._cert,
+                proxies=self._proxies,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise transport_error(exc, method=method, path=path, agent=self.agent) from exc
+        log.debug(
+            "%s %s -> %d in %.0f ms (trace %s)", method, uri, resp.status_code,
+            (time.monotonic() - started) * 1000, headers[TRACE_HEADER],
+        )
+        return envelope_from_response(resp, method=method, path=path)
