@@ -44,6 +44,7 @@ from ._exceptions import (
     TaskUnreachableError,
     TransportError,
     UnderMaintenanceError,
+    UpgradeNotConfirmedError,
     UriMismatchError,
     WrongPasswordError,
 )
@@ -65,6 +66,7 @@ from ._params import UpgradeAgentRequest
 from ._task import DEFAULT_WAIT, DagSource, DagTask, PollPolicy
 from ._upload import UpgradePackageInfo
 from ._version import __version__
+from ._workflow import UpgradeResult
 
 logging.getLogger("obshell_sdk").addHandler(logging.NullHandler())
 
@@ -116,7 +118,9 @@ __all__ = [
     "TransportError",
     "UnderMaintenanceError",
     "UpgradeAgentRequest",
+    "UpgradeNotConfirmedError",
     "UpgradePackageInfo",
+    "UpgradeResult",
     "UriMismatchError",
     "WrongPasswordError",
     "__version__",

@@ -72,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--upgrade-dir")
     up.add_argument("--check", action="store_true", help="run only the upgrade pre-check")
     up.add_argument("--wait", action="store_true", help="follow the task to its end")
+    up.add_argument("--package", help="obshell RPM to upload first; then check, upgrade, follow "
+                    "and confirm the new version (implies --wait)")
     up.add_argument("--timeout", type=float, default=3600.0)
     task = sub.add_parser("task", help="show, wait for or operate on a task")
     task.add_argument("action", choices=["show", "wait", "retry", "rollback", "cancel", "skip"])
@@ -150,6 +152,13 @@ def _run(args: argparse.Namespace, out: _Out) -> int:
                              f"{'agent password set' if info.security else 'no agent password'}\n")
         return EXIT_OK
     with _client(args, needs_auth=True) as client:
+        if args.command == "upgrade" and args.package and not args.check:
+            result = client.run_agent_upgrade(
+                args.version, args.release, package=args.package, upgrade_dir=args.upgrade_dir,
+                timeout=args.timeout, on_progress=out.progress,
+            )
+            out.dag(result.upgrade)
+            return EXIT_OK
         if args.command == "upgrade":
             start = client.check_agent_upgrade if args.check else client.upgrade_agent
             task = start(args.version, args.release, args.upgrade_dir)

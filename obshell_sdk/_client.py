@@ -22,12 +22,13 @@ from ._exceptions import (
 from ._lookup import find_created_dag, parse_contents
 from ._models import DagDetail, Operator
 from ._params import UpgradeAgentRequest
-from ._task import DagTask, PollPolicy
+from ._task import DagTask, PollPolicy, ProgressCallback
 from ._transport import Cert, Timeout, Transport
 from ._upload import EncryptedMultipart, UpgradePackageInfo, check_package_path
 from ._validate import (
     check_dag_id,
     check_host,
+    check_language,
     check_operator,
     check_port,
     check_seconds,
@@ -35,6 +36,7 @@ from ._validate import (
     check_tls,
 )
 from ._wire import decode_contents, p_str
+from ._workflow import UpgradeResult, run_agent_upgrade
 
 __all__ = ["DEFAULT_PORT", "DEFAULT_TIMEOUT", "ObshellClient"]
 
@@ -52,8 +54,9 @@ class ObshellClient(Transport):
     ``auth`` signs the calls that need it (a :class:`PasswordAuth`; None allows only the
     unauthenticated ones such as :meth:`info`). ``timeout`` is seconds, or a
     ``(connect, read)`` pair, for every call. ``session`` lets you bring your own
-    ``requests.Session`` (proxies, adapters); the client then never closes it. Use the client
-    as a context manager, or call :meth:`close`.
+    ``requests.Session`` (proxies, adapters); the client then never closes it.
+    ``accept_language`` (one tag, e.g. ``"zh-CN"``) asks the agent for localised error
+    messages. Use the client as a context manager, or call :meth:`close`.
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class ObshellClient(Transport):
         timeout: Timeout = DEFAULT_TIMEOUT,
         session: Optional[requests.Session] = None,
         poll_policy: Optional[PollPolicy] = None,
+        accept_language: Optional[str] = None,
     ) -> None:
         url_host = check_host(host)
         self.port = check_port(port)
@@ -83,6 +87,7 @@ class ObshellClient(Transport):
         self.auth = auth
         self.https = https
         self.poll_policy = poll_policy or PollPolicy()
+        self.accept_language = check_language(accept_language)
         self.agent = f"{url_host}:{self.port}"
         self.base_url = f"{'https' if https else 'http'}://{url_host}:{self.port}"
         self._owns_session = session is None
@@ -177,6 +182,30 @@ class ObshellClient(Transport):
         """
         request = UpgradeAgentRequest(version, release, upgrade_dir)
         return self._create_dag("/api/v1/agent/upgrade", request)
+
+    def run_agent_upgrade(
+        self,
+        version: str,
+        release: str,
+        *,
+        package: Union[str, os.PathLike[str], None] = None,
+        upgrade_dir: Optional[str] = None,
+        check: bool = True,
+        timeout: float = 3600.0,
+        on_progress: Optional[ProgressCallback] = None,
+        progress: Optional[bool] = None,
+    ) -> UpgradeResult:
+        """Upgrade in one call: upload, pre-check, upgrade, follow, confirm the new version.
+
+        ``package`` (an RPM path) is uploaded first when given; the pre-check DAG runs when
+        ``check`` is true; the new version is confirmed through ``/api/v1/info``. Returns an
+        :class:`UpgradeResult`; raises ``TaskFailedError`` and friends when a step fails, or
+        ``UpgradeNotConfirmedError`` when the agent reports another version after.
+        """
+        return run_agent_upgrade(
+            self, version, release, package=package, upgrade_dir=upgrade_dir, check=check,
+            timeout=timeout, on_progress=on_progress, progress=progress,
+        )
 
     def check_agent_upgrade(
         self, version: str, release: str, upgrade_dir: Optional[str] = None

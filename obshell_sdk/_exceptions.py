@@ -28,7 +28,8 @@
         ├── TaskUnreachableError    polling kept failing for longer than the failure budget
         ├── TaskFailedError         FAILED; carries the failing sub-tasks and their logs
         ├── TaskCancelledError      FAILED after CANCEL
-        └── TaskRolledBackError     SUCCEED after ROLLBACK: the change did not happen
+        ├── TaskRolledBackError     SUCCEED after ROLLBACK: the change did not happen
+        └── UpgradeNotConfirmedError  the upgrade succeeded but /info shows another version
 
 This module uses only the standard library; no message ever contains a password.
 """
@@ -66,6 +67,7 @@ __all__ = [
     "TaskUnreachableError",
     "TransportError",
     "UnderMaintenanceError",
+    "UpgradeNotConfirmedError",
     "UriMismatchError",
     "WrongPasswordError",
     "error_class_for",
@@ -374,3 +376,7 @@ class TaskCancelledError(TaskError):
 
 class TaskRolledBackError(TaskError):
     """The task was rolled back (SUCCEED with operator ROLLBACK): its change did not happen."""
+
+
+class UpgradeNotConfirmedError(TaskError):
+    """The upgrade task succeeded but the agent does not report the new version."""

@@ -48,6 +48,7 @@ class Transport:
     _cert: Optional[Cert]
     _proxies: Optional[MutableMapping[str, str]]
     _closed: bool
+    accept_language: Optional[str]
 
     def info(self) -> AgentInfo:
         """``GET /api/v1/info``: identity, version and auth abilities of the agent (no auth)."""
@@ -186,6 +187,8 @@ class Transport:
         timeout: tuple[float, float],
     ) -> Envelope:
         headers[TRACE_HEADER] = os.urandom(8).hex()
+        if self.accept_language:
+            headers["Accept-Language"] = self.accept_language
         started = time.monotonic()
         try:
             resp = self._session.request(

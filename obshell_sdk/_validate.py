@@ -6,7 +6,7 @@ import ipaddress
 import math
 import os
 import re
-from typing import Any
+from typing import Any, Optional
 
 from ._exceptions import InvalidArgumentError
 from ._models import Operator
@@ -14,6 +14,7 @@ from ._models import Operator
 __all__ = [
     "check_dag_id",
     "check_host",
+    "check_language",
     "check_operator",
     "check_port",
     "check_seconds",
@@ -144,3 +145,17 @@ def check_tls(https: Any, verify: Any, cert: Any) -> None:
             raise InvalidArgumentError("cert", f"{path!r} is not a file")
     if not https:
         raise InvalidArgumentError("cert", "a client certificate needs https=True")
+
+
+_LANGUAGE = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*\Z")
+
+
+def check_language(value: Any) -> Optional[str]:
+    """Return one BCP 47 tag (obshell ignores lists such as ``zh-CN,zh;q=0.9``) or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _LANGUAGE.match(value):
+        raise InvalidArgumentError(
+            "accept_language", f"{value!r} is not one language tag such as 'en' or 'zh-CN'"
+        )
+    return value

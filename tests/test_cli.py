@@ -130,3 +130,13 @@ def test_from_env(agent):
         ObshellClient.from_env({})
     with pytest.raises(InvalidArgumentError, match="OBSHELL_PORT"):
         ObshellClient.from_env({"OBSHELL_HOST": "h", "OBSHELL_PORT": "x"})
+
+
+def test_upgrade_with_package_uploads_checks_upgrades_and_confirms(agent, tmp_path):
+    rpm = tmp_path / f"obshell-{VERSION}-{RELEASE}.x86_64.rpm"
+    rpm.write_bytes(b"rpm bytes" * 1000)
+    out = run(agent, "--json", "upgrade", VERSION, RELEASE, "--package", str(rpm))
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["state"] == "SUCCEED"
+    assert agent.packages and agent.packages[0][1] == rpm.read_bytes()
+    assert [d.name.split(" ")[1] for d in agent.dags.values()] == ["check", "obshell"]

@@ -85,3 +85,30 @@ def test_missing_or_unreadable_file_is_refused_before_sending(tmp_path):
             with pytest.raises(InvalidArgumentError, match="not readable"):
                 client.upload_package(locked)
         assert agent.requests == []
+
+
+def test_run_agent_upgrade_does_the_whole_workflow(package):
+    from obshell_sdk import DagOutcome
+
+    with FakeAgent(password=PASSWORD, stage_seconds=0.02, restart_at_stage=7,
+                   restart_seconds=0.3) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        seen = []
+        result = client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=package,
+                                          timeout=60, on_progress=seen.append)
+        assert result.package is not None and result.package.name == "obshell"
+        assert result.check is not None and result.check.max_stage == 5
+        assert result.upgrade.outcome is DagOutcome.SUCCEEDED
+        assert result.info.version_number == "4.3.1.0"
+        names = {d.name.split(" ")[1] for d in seen}
+        assert names == {"check", "obshell"}  # "Upgrade check obshell ..." and "Upgrade obshell"
+
+
+def test_run_agent_upgrade_refuses_bad_input_first(tmp_path):
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        with pytest.raises(InvalidArgumentError):
+            client.run_agent_upgrade("4.3.1.0", "1.el7", package=tmp_path / "none.rpm")
+        with pytest.raises(InvalidArgumentError):
+            client.run_agent_upgrade("x", "1.el7")
+        assert agent.requests == []

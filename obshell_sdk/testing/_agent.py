@@ -45,8 +45,10 @@ class FakeAgent:
         restart_at_stage: Optional[int] = None, restart_seconds: float = 1.0,
         restart_new_key_bits: Optional[int] = None, root_password_known: bool = True,
         host: str = "127.0.0.1", port: int = 0, tls: Optional[ssl.SSLContext] = None,
+        adopt_target_version: bool = True,
     ) -> None:
         self.password = password
+        self.adopt_target_version = adopt_target_version
         self.tls = tls
         self.agent_password = agent_password
         self.identity = identity
@@ -160,9 +162,26 @@ class FakeAgent:
         """Current private key (PKCS#1 DER)."""
         return self._key.private_der
 
+    def sync_version(self) -> str:
+        """Take on the version of the last upgrade DAG that ended SUCCEED/RUN; return it.
+
+        A real agent runs the new binary once its upgrade DAG succeeded; so does this one,
+        whether or not it was told to restart at a stage (unless ``adopt_target_version`` is
+        false, as the recorded vectors' agent behaved).
+        """
+        if not self.adopt_target_version:
+            return self.version
+        done = [d for d in self._dags.all() if d.maintenance_type == 2 and d.target_version
+                and d.state == "SUCCEED" and d.operator == "RUN" and not d.version_applied]
+        for dag in done:
+            dag.version_applied = True
+            self.version = dag.target_version
+        return self.version
+
     @property
     def version_release_display(self) -> str:
         """``/info.version``: ``VERSION-RELEASE`` (just ``VERSION`` when release is empty)."""
+        self.sync_version()
         return f"{self.version}-{self.release}" if self.release else self.version
 
     @property

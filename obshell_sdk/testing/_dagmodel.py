@@ -108,6 +108,7 @@ class FakeDag:
         self.restart_at_stage: Optional[int] = None
         self.restarted = False
         self.target_version = ""
+        self.version_applied = False  # the agent took on target_version
 
     @property
     def generic_id(self) -> str:

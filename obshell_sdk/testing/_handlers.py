@@ -156,7 +156,7 @@ def upgrade(ctx: Context, *, check: bool) -> Any:
         raise ApiError(400, "Package.ReleaseFormat.Invalid",
                        f"Release format {release} is illegal", data_null=True)
     target = f"{version}-{release[: release.rfind('.')]}"
-    current = f"{a.version}-{a.release}"
+    current = f"{a.sync_version()}-{a.release}"
     if _version_key(target) <= _version_key(current):
         raise ApiError(400, "Agent.Upgrade.ToLowerVersion",
                        f"Target version {target} is not greater than current version {current}. "

@@ -1,0 +1,76 @@
+"""The whole agent upgrade in one call: upload, check, upgrade, follow, confirm."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Optional, Union
+
+import attrs
+
+from ._exceptions import UpgradeNotConfirmedError
+from ._models import AgentInfo, DagDetail
+from ._params import UpgradeAgentRequest
+from ._task import ProgressCallback
+from ._upload import UpgradePackageInfo, check_package_path
+from ._validate import check_seconds
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._client import ObshellClient
+
+__all__ = ["UpgradeResult", "run_agent_upgrade"]
+
+log = logging.getLogger("obshell_sdk")
+
+
+@attrs.frozen
+class UpgradeResult:
+    """What :meth:`ObshellClient.run_agent_upgrade` did, step by step."""
+
+    package: Optional[UpgradePackageInfo]
+    check: Optional[DagDetail]
+    upgrade: DagDetail
+    info: AgentInfo
+
+
+def run_agent_upgrade(
+    client: ObshellClient,
+    version: str,
+    release: str,
+    *,
+    package: Union[str, os.PathLike[str], None] = None,
+    upgrade_dir: Optional[str] = None,
+    check: bool = True,
+    timeout: float = 3600.0,
+    on_progress: Optional[ProgressCallback] = None,
+    progress: Optional[bool] = None,
+) -> UpgradeResult:
+    """Upload, pre-check, upgrade, follow to the end, confirm the version through ``/info``.
+
+    ``package`` is uploaded when given, the pre-check runs when ``check`` is true.
+    Everything the caller gave is checked before the first request. Raises what the steps
+    raise (``TaskFailedError`` for a failed check or upgrade, ...), or
+    :class:`UpgradeNotConfirmedError` when the agent still reports another version.
+    """
+    UpgradeAgentRequest(version, release, upgrade_dir)  # refuse bad input before any I/O
+    path = None if package is None else check_package_path(package)
+    timeout = check_seconds(timeout, "timeout")
+    uploaded = None
+    if path is not None:
+        uploaded = client.upload_package(path)
+    checked = None
+    if check:
+        checked = client.check_agent_upgrade(version, release, upgrade_dir).result(
+            timeout, on_progress=on_progress, progress=progress
+        )
+    task = client.upgrade_agent(version, release, upgrade_dir)
+    detail = task.result(timeout, on_progress=on_progress, progress=progress)
+    info = client.info()
+    if info.version_number != version:
+        raise UpgradeNotConfirmedError(
+            f"task {detail.id} succeeded but the agent reports obshell {info.version}, not "
+            f"{version}; check the agent's log and client.info() again after it restarts",
+            task_id=detail.id, detail=detail,
+        )
+    log.info("agent %s now runs obshell %s", client.agent, info.version)
+    return UpgradeResult(uploaded, checked, detail, info)
