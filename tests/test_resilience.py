@@ -170,3 +170,28 @@ def test_32_threads_share_one_client():
         uris = [r.uri for r in agent.requests]
         assert uris.count("/api/v1/secret") == 1 and uris.count("/api/v1/info") == 1
         assert all(r.status == 200 for r in agent.requests)  # no cross-talk of AES keys
+
+
+def test_silent_agent_hits_the_read_timeout_and_wait_keeps_its_deadline():
+    """A listener that accepts and never answers: every call ends, the wait ends on time."""
+    import socket
+
+    from obshell_sdk import ReadTimeoutError, TaskTimeoutError
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    port = silent.getsockname()[1]
+    try:
+        with ObshellClient("127.0.0.1", port, auth=PasswordAuth(PASSWORD),
+                           timeout=(1, 0.3)) as client:
+            started = time.monotonic()
+            with pytest.raises(ReadTimeoutError):
+                client.info()
+            assert time.monotonic() - started < 5
+            started = time.monotonic()
+            with pytest.raises(TaskTimeoutError):
+                client.task("11").wait(timeout=1.0)
+            assert time.monotonic() - started < 5
+    finally:
+        silent.close()
