@@ -58,6 +58,8 @@ class SignedRequest:
     header_name: str
     #: The AES key and IV put in the header for a streamed body (``stream_key=True``).
     key_iv: Optional[bytes] = attrs.field(default=None, repr=False)
+    #: The agent key the header was encrypted with.
+    key: Optional[PublicKey] = attrs.field(default=None, repr=False, eq=False)
 
 
 @attrs.define
@@ -172,11 +174,16 @@ class PasswordAuth:
         log.debug("agent %s: public key of %d bits", agent, key.bits)
         return key
 
-    def forget_key(self, agent: str) -> None:
-        """Drop ``agent``'s key, e.g. after the agent could not decrypt a header."""
+    def forget_key(self, agent: str, key: Optional[PublicKey] = None) -> None:
+        """Drop ``agent``'s key, e.g. after the agent could not decrypt a header.
+
+        With ``key``, only if that is still the key in use (another thread may already have
+        fetched the new one).
+        """
         st = self.state(agent)
         with self._lock:
-            st.key = None
+            if key is None or st.key is key:
+                st.key = None
 
     def forget_agent(self, agent: str) -> None:
         """Forget everything about ``agent`` (version and key), e.g. after it was upgraded."""
@@ -209,21 +216,25 @@ class PasswordAuth:
         :meth:`learn_agent` and :meth:`learn_key` first.
         """
         st = self.state(agent)
-        key, version = st.key, st.version
+        with self._lock:
+            key, version = st.key, st.version
+            use_agent, blank, header_name = st.use_agent_password, st.blank_password, st.header_name
+            offset = st.clock_offset
         if key is None or version is None:
-            raise RuntimeError(f"agent {agent}: sign() before its version and key are known")
-        expires = int(now + st.clock_offset + (lifetime or self.lifetime))
+            raise LookupError(f"agent {agent}: its auth version or key is not known (yet)")
+        expires = int(now + offset + (lifetime or self.lifetime))
         if version == "v1":
             token = self._v1_token(key, expires)
-            return SignedRequest({"X-OCS-Auth": token}, body, "v1", "X-OCS-Auth")
-        secret = self._agent_password if st.use_agent_password else self._password
-        password = "" if (st.blank_password or secret is None) else secret.reveal()
+            return SignedRequest({"X-OCS-Auth": token}, body, "v1", "X-OCS-Auth", None, key)
+        secret = self._agent_password if use_agent else self._password
         key_iv = self._random(32) if (body or stream_key) else None
         encrypted = aes_encrypt(key_iv, body) if (key_iv is not None and body) else None
-        header = key.encrypt(v2_header_json(password, expires, uri, key_iv))
+        header = key.encrypt(v2_header_json(
+            "" if (blank or secret is None) else secret.reveal(), expires, uri, key_iv
+        ))
         return SignedRequest(
-            {st.header_name: header}, encrypted, "v2", st.header_name,
-            key_iv if stream_key else None,
+            {header_name: header}, encrypted, "v2", header_name,
+            key_iv if stream_key else None, key,
         )
 
     def _v1_token(self, key: PublicKey, expires: int) -> str:

@@ -101,6 +101,7 @@ class ObshellClient(Transport):
             self._proxies = env["proxies"]
             self._verify = verify if env["verify"] is None else env["verify"]
             self._session.trust_env = False
+        self._uris = {}
         self._closed = False
 
     @classmethod

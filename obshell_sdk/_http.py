@@ -7,7 +7,7 @@ past it except as the ``__cause__`` of an SDK error.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Optional
 
 import requests
 import urllib3.exceptions
@@ -23,17 +23,57 @@ from ._exceptions import (
 )
 from ._models import Envelope
 
-__all__ = ["MAX_REPLY_BYTES", "envelope_from_response", "transport_error"]
+__all__ = [
+    "MAX_REPLY_BYTES",
+    "ReplyTooLargeError",
+    "envelope_from_response",
+    "read_capped",
+    "transport_error",
+]
 
-#: Replies larger than this are refused unread: no obshell answer comes near it.
+#: Replies larger than this are refused without reading them whole: no obshell answer comes
+#: near it.
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 _EXCERPT = 120
 
-_CONNECT_REASONS = (
-    urllib3.exceptions.NewConnectionError,
-    urllib3.exceptions.NameResolutionError,
-    urllib3.exceptions.ConnectTimeoutError,
+_CONNECT_REASONS: tuple[type[BaseException], ...] = tuple(
+    cls for cls in (
+        urllib3.exceptions.NewConnectionError,
+        getattr(urllib3.exceptions, "NameResolutionError", None),  # urllib3 2.x only
+        urllib3.exceptions.ConnectTimeoutError,
+    ) if cls is not None
 )
+
+
+class ReplyTooLargeError(Exception):
+    """A reply grew past :data:`MAX_REPLY_BYTES`; it was not read further."""
+
+
+def read_capped(resp: requests.Response) -> Optional[bytes]:
+    """Read a streamed reply, at most :data:`MAX_REPLY_BYTES`.
+
+    Returns None when the body is shorter than its ``Content-Length`` (urllib3 1.x does not
+    notice a cut connection by itself); raises :class:`ReplyTooLargeError` past the limit.
+    """
+    declared = resp.headers.get("Content-Length", "")
+    if declared.isdigit():
+        size = int(declared)
+        if size > MAX_REPLY_BYTES:
+            raise ReplyTooLargeError(f"reply of {size} bytes is larger than any obshell reply")
+        content = resp.content
+        if len(content) < size and resp.request.method != "HEAD":
+            return None
+        return content
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in resp.iter_content(64 * 1024):
+        total += len(chunk)
+        if total > MAX_REPLY_BYTES:
+            raise ReplyTooLargeError(
+                f"reply of more than {MAX_REPLY_BYTES} bytes is larger than any obshell reply"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def transport_error(
@@ -93,10 +133,11 @@ def _reason(exc: BaseException) -> str:
     return text.strip("()'\" ") or type(exc).__name__
 
 
-def envelope_from_response(resp: requests.Response, *, method: str, path: str) -> Envelope:
+def envelope_from_response(
+    resp: requests.Response, content: bytes, *, method: str, path: str
+) -> Envelope:
     """Decode a reply into an :class:`Envelope`, raising the right :class:`ApiError` on errors."""
     status = resp.status_code
-    content = resp.content
     if status == 204 or (not content and 200 <= status < 300):
         return Envelope(successful=True, status=status)
     if len(content) > MAX_REPLY_BYTES:

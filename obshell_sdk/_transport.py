@@ -14,13 +14,16 @@ import requests
 
 from ._auth import PasswordAuth, SignedRequest
 from ._exceptions import (
+    AuthError,
     AuthExpiredError,
+    ConnectionLostError,
     DecodeError,
     DecryptFailedError,
     InvalidArgumentError,
     ObshellError,
+    PasswordKindError,
 )
-from ._http import envelope_from_response, transport_error
+from ._http import ReplyTooLargeError, envelope_from_response, read_capped, transport_error
 from ._models import AgentInfo, AgentSecret, Envelope
 from ._validate import check_timeout
 from ._wire import p_str, p_time
@@ -48,6 +51,7 @@ class Transport:
     _cert: Optional[Cert]
     _proxies: Optional[MutableMapping[str, str]]
     _closed: bool
+    _uris: dict[str, str]
     accept_language: Optional[str]
 
     def info(self) -> AgentInfo:
@@ -110,7 +114,7 @@ class Transport:
         """
         if self._closed:
             raise ObshellError("this ObshellClient is closed; make a new one")
-        uri = f"{path}?{query}" if query else path
+        uri = self._wire_uri(path, query)
         limit = self.timeout if timeout is None else check_timeout(timeout, "timeout")
         if not signed:
             data, headers = body(None)
@@ -121,11 +125,9 @@ class Transport:
                 "auth",
                 f"{method} {path} needs credentials: ObshellClient(..., auth=PasswordAuth(...))",
             )
-        key_refetched = clock_fixed = False
+        key_refetched = clock_fixed = relearned = False
         while True:
-            self._ensure_auth(auth)
-            signed_req = auth.sign(self.agent, uri, plain_body, time.time(), lifetime=lifetime,
-                                   stream_key=stream_key)
+            signed_req = self._sign(auth, uri, plain_body, lifetime, stream_key)
             data, extra = body(signed_req)
             headers = dict(signed_req.headers)
             if signed_req.version == "v1" or stream_key:
@@ -137,11 +139,46 @@ class Transport:
                     raise
                 key_refetched = True
                 log.info("agent %s could not decrypt our header; refetching its key", self.agent)
-                auth.forget_key(self.agent)
+                auth.forget_key(self.agent, signed_req.key)
             except AuthExpiredError:
                 if clock_fixed or not self._measure_clock(auth):
                     raise
                 clock_fixed = True
+            except AuthError as exc:
+                # The agent may have changed under us (upgraded from 4.2.2, agent password set
+                # or cleared): ask it again once. It rejected the call before doing anything.
+                if relearned or not _may_be_stale(exc):
+                    raise
+                relearned = True
+                log.info("agent %s refused our header (%s); asking it how to sign again",
+                         self.agent, exc.err_code or exc.code)
+                auth.forget_agent(self.agent)
+
+    def _sign(
+        self, auth: PasswordAuth, uri: str, body: Optional[bytes], lifetime: Optional[float],
+        stream_key: bool,
+    ) -> SignedRequest:
+        """Sign, fetching what the agent's auth needs first (another thread may drop a key)."""
+        for _ in range(5):
+            self._ensure_auth(auth)
+            try:
+                return auth.sign(self.agent, uri, body, time.time(), lifetime=lifetime,
+                                 stream_key=stream_key)
+            except LookupError:
+                continue
+        raise ObshellError(f"agent {self.agent}: its key kept changing while signing; try again")
+
+    def _wire_uri(self, path: str, query: str) -> str:
+        """The request-target exactly as ``requests`` will send it: that is what gets signed."""
+        raw = f"{path}?{query}" if query else path
+        found = self._uris.get(raw)
+        if found is None:
+            prepared = requests.PreparedRequest()
+            prepared.prepare_url(self.base_url + raw, None)
+            found = prepared.path_url
+            if len(self._uris) < 1024:
+                self._uris[raw] = found
+        return found
 
     def _ensure_auth(self, auth: PasswordAuth) -> None:
         state = auth.state(self.agent)
@@ -201,11 +238,32 @@ class Transport:
                 cert=self._cert,
                 proxies=self._proxies,
                 allow_redirects=False,
+                stream=True,
             )
+            try:
+                content = read_capped(resp)
+            finally:
+                resp.close()
         except requests.RequestException as exc:
             raise transport_error(exc, method=method, path=path, agent=self.agent) from exc
+        except ReplyTooLargeError as exc:
+            raise DecodeError(f"{method} {path}: {exc}", status=resp.status_code) from None
+        if content is None:
+            raise ConnectionLostError(
+                "reply shorter than its Content-Length (connection cut)",
+                method=method, path=path, agent=self.agent,
+            )
         log.debug(
             "%s %s -> %d in %.0f ms (trace %s)", method, uri, resp.status_code,
             (time.monotonic() - started) * 1000, headers[TRACE_HEADER],
         )
-        return envelope_from_response(resp, method=method, path=path)
+        return envelope_from_response(resp, content, method=method, path=path)
+
+
+def _may_be_stale(exc: AuthError) -> bool:
+    """Tell whether this rejection may come from auth settings the agent has since outgrown."""
+    return (
+        isinstance(exc, PasswordKindError)
+        or exc.err_code == "Request.Header.NotFound"
+        or (not exc.err_code and exc.code == 10008)
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 from conftest import AGENT_PASSWORD, PASSWORD
@@ -155,11 +156,30 @@ def test_expired_surfaces_when_the_clock_cannot_be_read():
         assert [r.method for r in agent.requests].count("POST") == 1
 
 
-def test_uri_rewritten_on_the_way_is_a_uri_mismatch():
-    # requests percent-encodes the space, so the agent sees another request-target than signed.
+def test_request_target_is_signed_as_requests_sends_it():
+    # requests percent-encodes the space and drops "/./": the signed Uri must follow.
     with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        client.call("GET", f"/api/v1/./task/dag/{task.id}", query="show_details=true&note=a b")
+        sent = agent.requests[-1]
+        assert sent.status == 200
+        assert sent.header_json["Uri"] == sent.uri == (
+            f"/api/v1/task/dag/{task.id}?show_details=true&note=a%20b")
+
+
+def test_uri_mismatch_is_typed():
+    import requests
+
+    from obshell_sdk._http import envelope_from_response
+
+    with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
+        client.info()
+        client._ensure_auth(client.auth)
+        signed = client.auth.sign(client.agent, "/api/v1/task/dag/11", None, time.time())
+        resp = requests.get(f"{agent.base_url}/api/v1/task/dag/12", headers=signed.headers,
+                            timeout=10)
         with pytest.raises(UriMismatchError) as info:
-            client.call("GET", "/api/v1/task/dag/1 1")
+            envelope_from_response(resp, resp.content, method="GET", path="/api/v1/task/dag/12")
         assert info.value.err_code == "Security.Authentication.Header.UriMismatch"
 
 

@@ -87,7 +87,7 @@ def _response(status, content, content_type="application/json"):
        body=st.binary(max_size=64) | json_values.map(lambda v: json.dumps(v).encode()))
 def test_any_reply_body_gives_envelope_api_error_or_decode_error(status, body):
     try:
-        env = envelope_from_response(_response(status, body), method="GET", path="/x")
+        env = envelope_from_response(_response(status, body), body, method="GET", path="/x")
     except (DecodeError, ApiError):
         return
     assert isinstance(env, Envelope) and env.successful
@@ -110,12 +110,13 @@ def test_any_reply_body_gives_envelope_api_error_or_decode_error(status, body):
 )
 def test_malformed_replies_are_typed_errors(status, body, content_type):
     if status == 200 and body == b"":
-        env = envelope_from_response(_response(status, body, content_type), method="GET",
-                                     path="/x")
+        env = envelope_from_response(_response(status, body, content_type), body,
+                                     method="GET", path="/x")
         assert env.successful and env.data is None
         return
     with pytest.raises(DecodeError) as info:
-        envelope_from_response(_response(status, body, content_type), method="GET", path="/x")
+        envelope_from_response(_response(status, body, content_type), body, method="GET",
+                               path="/x")
     assert "/x" in str(info.value)
     assert info.value.status == status
 
@@ -124,5 +125,5 @@ def test_huge_reply_is_refused():
     from obshell_sdk._http import MAX_REPLY_BYTES
 
     with pytest.raises(DecodeError, match="larger than any obshell reply"):
-        envelope_from_response(_response(200, b" " * (MAX_REPLY_BYTES + 1)), method="GET",
-                               path="/x")
+        big = b" " * (MAX_REPLY_BYTES + 1)
+        envelope_from_response(_response(200, big), big, method="GET", path="/x")
