@@ -31,7 +31,7 @@ from typing import Any, Callable, Optional, TextIO
 import attrs
 
 from ._auth import PasswordAuth
-from ._client import ObshellClient
+from ._client import ENV_TRUE, ObshellClient
 from ._exceptions import (
     ApiError,
     AuthError,
@@ -58,8 +58,10 @@ def _parser() -> argparse.ArgumentParser:
         "OBSHELL_AGENT_PASSWORD, else a prompt.",
     )
     p.add_argument("--host", default=os.environ.get("OBSHELL_HOST", "127.0.0.1"))
-    p.add_argument("--port", type=int, default=int(os.environ.get("OBSHELL_PORT", "2886")))
-    p.add_argument("--https", action="store_true", default=bool(os.environ.get("OBSHELL_HTTPS")))
+    # A string default goes through type=int too: a bad OBSHELL_PORT is a usage error (exit 2).
+    p.add_argument("--port", type=int, default=os.environ.get("OBSHELL_PORT", "2886"))
+    p.add_argument("--https", action="store_true",
+                   default=os.environ.get("OBSHELL_HTTPS", "").strip().lower() in ENV_TRUE)
     p.add_argument("--ca-bundle", default=os.environ.get("OBSHELL_CA_BUNDLE"),
                    help="CA bundle to verify the agent's certificate")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")

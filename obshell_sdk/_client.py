@@ -15,6 +15,7 @@ from requests.adapters import HTTPAdapter
 from ._auth import PasswordAuth, SignedRequest
 from ._exceptions import (
     ConnectionLostError,
+    DecodeError,
     InvalidArgumentError,
     ObshellError,
     TaskNotFoundError,
@@ -48,13 +49,41 @@ DEFAULT_TIMEOUT = (5.0, 60.0)
 
 
 
+ENV_TRUE = ("1", "true", "yes", "on")
+
+
+def settings_from_env(
+    environ: Optional[Mapping[str, str]] = None,
+) -> tuple[str, int, bool, Union[bool, str]]:
+    """Host, port, https and verify from ``OBSHELL_*`` variables (no passwords are read)."""
+    env = os.environ if environ is None else environ
+    host = env.get("OBSHELL_HOST", "")
+    if not host:
+        raise InvalidArgumentError("OBSHELL_HOST", "set it to the agent's host name or IP")
+    port_text = env.get("OBSHELL_PORT", str(DEFAULT_PORT)).strip()
+    if not port_text.isdigit():
+        raise InvalidArgumentError("OBSHELL_PORT", f"{port_text!r} is not a port number")
+    https = env.get("OBSHELL_HTTPS", "").strip().lower() in ENV_TRUE
+    return host, int(port_text), https, env.get("OBSHELL_CA_BUNDLE") or True
+
+
+def auth_from_env(environ: Optional[Mapping[str, str]] = None) -> Optional[PasswordAuth]:
+    """``PasswordAuth`` from ``OBSHELL_PASSWORD`` / ``OBSHELL_AGENT_PASSWORD``, or None."""
+    env = os.environ if environ is None else environ
+    if env.get("OBSHELL_PASSWORD") is None and env.get("OBSHELL_AGENT_PASSWORD") is None:
+        return None
+    return PasswordAuth(env.get("OBSHELL_PASSWORD") or "", env.get("OBSHELL_AGENT_PASSWORD"))
+
+
 class ObshellClient(Transport):
     """A client of one obshell agent (``host:port``, 2886 by default).
 
     ``auth`` signs the calls that need it (a :class:`PasswordAuth`; None allows only the
     unauthenticated ones such as :meth:`info`). ``timeout`` is seconds, or a
     ``(connect, read)`` pair, for every call. ``session`` lets you bring your own
-    ``requests.Session`` (proxies, adapters); the client then never closes it.
+    ``requests.Session`` (proxies, adapters, its own ``verify``); the client never closes it.
+    ``verify`` is True by default (or the given session's setting): a CA bundle path, or
+    False to skip verification.
     ``accept_language`` (one tag, e.g. ``"zh-CN"``) asks the agent for localised error
     messages. Use the client as a context manager, or call :meth:`close`.
     """
@@ -66,7 +95,7 @@ class ObshellClient(Transport):
         *,
         auth: Optional[PasswordAuth],
         https: bool = False,
-        verify: Union[bool, str] = True,
+        verify: Optional[Union[bool, str]] = None,
         cert: Optional[Cert] = None,
         timeout: Timeout = DEFAULT_TIMEOUT,
         session: Optional[requests.Session] = None,
@@ -77,6 +106,8 @@ class ObshellClient(Transport):
         self.port = check_port(port)
         if auth is not None and not isinstance(auth, PasswordAuth):
             raise InvalidArgumentError("auth", "must be a PasswordAuth or None")
+        if verify is None:  # the default: verify, or as a given session says
+            verify = session.verify if isinstance(session, requests.Session) else True
         check_tls(https, verify, cert)
         self.timeout = check_timeout(timeout, "timeout")
         if session is not None and not isinstance(session, requests.Session):
@@ -92,14 +123,14 @@ class ObshellClient(Transport):
         self.base_url = f"{'https' if https else 'http'}://{url_host}:{self.port}"
         self._owns_session = session is None
         self._session = session if session is not None else self._new_session()
-        self._verify: Union[bool, str] = verify
+        self._verify: Union[bool, str] = True if verify is None else verify
         self._cert = cert
         self._proxies: Optional[MutableMapping[str, str]] = None
         if self._owns_session:
             # Read proxy and CA settings from the environment once, not on every call.
             env = self._session.merge_environment_settings(self.base_url, {}, None, verify, cert)
             self._proxies = env["proxies"]
-            self._verify = verify if env["verify"] is None else env["verify"]
+            self._verify = self._verify if env["verify"] is None else env["verify"]
             self._session.trust_env = False
         self._uris = {}
         self._closed = False
@@ -114,22 +145,13 @@ class ObshellClient(Transport):
         ``OBSHELL_AGENT_PASSWORD``, ``OBSHELL_HTTPS`` (1/true/yes), ``OBSHELL_CA_BUNDLE``.
         Keyword ``overrides`` are passed on to the constructor and win over the environment.
         """
-        env = os.environ if environ is None else environ
-        host = env.get("OBSHELL_HOST")
-        if not host:
-            raise InvalidArgumentError("OBSHELL_HOST", "set it to the agent's host name or IP")
-        port_text = env.get("OBSHELL_PORT", str(DEFAULT_PORT))
-        if not port_text.isdigit():
-            raise InvalidArgumentError("OBSHELL_PORT", f"{port_text!r} is not a port number")
-        password, agent_password = env.get("OBSHELL_PASSWORD"), env.get("OBSHELL_AGENT_PASSWORD")
-        options: dict[str, Any] = {
-            "auth": None if password is None and agent_password is None
-            else PasswordAuth(password or "", agent_password),
-            "https": env.get("OBSHELL_HTTPS", "").strip().lower() in ("1", "true", "yes"),
-            "verify": env.get("OBSHELL_CA_BUNDLE") or True,
-        }
+        host, port, https, verify = settings_from_env(environ)
+        options: dict[str, Any] = {"https": https, "verify": verify}
         options.update(overrides)
-        return cls(host, int(port_text), **options)
+        if "auth" not in options:
+            options["auth"] = auth_from_env(environ)
+        environ = None  # keep the passwords out of this frame's locals from here on
+        return cls(host, port, **options)
 
     @staticmethod
     def _new_session() -> requests.Session:
@@ -140,7 +162,8 @@ class ObshellClient(Transport):
         return session
 
     def __repr__(self) -> str:
-        return f"ObshellClient({self.base_url!r}, auth={self.auth!r})"
+        url = getattr(self, "base_url", "(not set up)")
+        return f"ObshellClient({url!r}, auth={getattr(self, 'auth', None)!r})"
 
     # -- lifetime -----------------------------------------------------------------------
 
@@ -223,7 +246,16 @@ class ObshellClient(Transport):
             # Never re-send: ask whether the agent created the task before the reply was lost.
             detail = find_created_dag(self, request.dag_name, sent_at, exc, path=path)
         else:
-            detail = DagDetail.from_json(envelope.data)
+            try:
+                detail = DagDetail.from_json(envelope.data)
+            except DecodeError:
+                # The task exists; keep its id even if the rest of the reply is unreadable.
+                dag_id = envelope.data.get("id") if isinstance(envelope.data, dict) else None
+                if not isinstance(dag_id, str):
+                    raise
+                log.warning("agent %s: created task %s, but its reply did not parse; "
+                            "following it by id", self.agent, dag_id)
+                return DagTask(self, check_dag_id(dag_id), policy=self.poll_policy)
         log.info("agent %s: created task %s %r", self.agent, detail.id, detail.name)
         return DagTask(self, detail, policy=self.poll_policy)
 

@@ -131,6 +131,8 @@ def failure_message(label: str, detail: DagDetail) -> str:
     text = f"{label} failed{where}"
     if lines:
         text += ":\n" + "\n".join(lines)
+    if detail.maintenance_type == 1:  # the upgrade check and other lock-free tasks
+        return text
     return (
         text + "\nThe cluster stays locked until the task is retried, rolled back, skipped "
         "or cancelled."

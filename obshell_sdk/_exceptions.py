@@ -74,8 +74,18 @@ __all__ = [
 ]
 
 
+def _restore(cls: type[ObshellError], args: tuple[object, ...], state: dict[str, object]) -> object:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class ObshellError(Exception):
-    """Base of every error raised by obshell_sdk."""
+    """Base of every error raised by obshell_sdk. Every one of them pickles (for process pools)."""
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_restore, (type(self), self.args, self.__dict__))
 
 
 class InvalidArgumentError(ObshellError, ValueError):
@@ -335,7 +345,12 @@ class TaskStateError(TaskError):
 
 
 class TaskTimeoutError(TaskError, TimeoutError):
-    """The wait's deadline passed before the task ended. The task itself keeps running."""
+    """The wait's deadline passed before the task ended. The task itself keeps running.
+
+    ``last_error`` is the error of the last poll when polls were failing at the deadline.
+    """
+
+    last_error: Optional[BaseException] = None
 
 
 class TaskUnreachableError(TaskError):

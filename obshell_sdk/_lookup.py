@@ -6,7 +6,12 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Optional
 
-from ._exceptions import ConnectionLostError, ObshellError, OutcomeUnknownError
+from ._exceptions import (
+    ConnectionLostError,
+    ObshellError,
+    OutcomeUnknownError,
+    ReadTimeoutError,
+)
 from ._models import DagDetail
 from ._wire import decode_contents
 
@@ -30,12 +35,12 @@ def parse_contents(data: Any) -> list[DagDetail]:
 
 
 def _match(dag: DagDetail, name: str, sent_at: float) -> bool:
+    """Same name, and started around our send time (a DAG not started yet has no time)."""
     if dag.name != name:
         return False
-    if not dag.is_finished:
-        return True
-    started = dag.start_time.timestamp() if dag.start_time else None
-    return started is not None and started >= sent_at - _SKEW
+    if dag.start_time is None:
+        return not dag.is_finished
+    return dag.start_time.timestamp() >= sent_at - _SKEW
 
 
 def find_created_dag(
@@ -48,7 +53,12 @@ def find_created_dag(
     """
     log.warning("POST %s lost its reply (%s); looking for task %r on %s", path, lost, name,
                 client.agent)
-    deadline = time.monotonic() + RECOVERY_SECONDS
+    started = time.monotonic()
+    deadline = started + RECOVERY_SECONDS
+    # After a read timeout the agent may still be creating the task: keep looking until the
+    # deadline. After a cut connection one clear "not there" a few seconds on is enough.
+    settle = RECOVERY_SECONDS if isinstance(lost, ReadTimeoutError) else min(5.0,
+                                                                             RECOVERY_SECONDS)
     delay = 0.25
     last: Optional[BaseException] = None
     while True:
@@ -61,13 +71,15 @@ def find_created_dag(
                 if _match(dag, name, sent_at):
                     log.warning("found task %s %r: the agent did create it", dag.id, dag.name)
                     return dag
-            break  # the agent answered and has no such task
+            last = None
+            if time.monotonic() - started >= settle:
+                break  # the agent answered, long enough after, and has no such task
         except ObshellError as exc:  # the agent may be restarting; reads may be repeated
             last = exc
-            if time.monotonic() + delay > deadline:
-                break
-            time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        if time.monotonic() + delay > deadline:
+            break
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
     why = f" (the lookups failed too: {last})" if last is not None else ""
     raise OutcomeUnknownError(
         f"the reply was lost ({lost}) and no task {name!r} was found{why}. It was not sent "

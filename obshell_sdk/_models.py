@@ -96,13 +96,17 @@ class Progress:
 
     stage: int
     max_stage: int
+    #: True once the DAG succeeded (then every stage is done, the last one included).
+    succeeded: bool = False
 
     @property
     def fraction(self) -> float:
-        """Completed share of the stages, from 0.0 to 1.0."""
+        """Share of the stages done, from 0.0 to 1.0 (the stage running now is not done)."""
+        if self.succeeded:
+            return 1.0
         if self.max_stage <= 0:
             return 0.0
-        return min(1.0, max(0.0, self.stage / self.max_stage))
+        return min(1.0, max(0.0, (self.stage - 1) / self.max_stage))
 
     def __str__(self) -> str:
         return f"{self.stage}/{self.max_stage}"
@@ -251,7 +255,7 @@ class DagDetail:
     @property
     def progress(self) -> Progress:
         """Stage of max_stage."""
-        return Progress(self.stage, self.max_stage)
+        return Progress(self.stage, self.max_stage, self.state is DagState.SUCCEED)
 
     @property
     def is_finished(self) -> bool:

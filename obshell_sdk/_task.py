@@ -234,17 +234,21 @@ class DagTask:
             on_progress(self.snapshot)
         failures = 0
         failing_since = 0.0
+        last_error: Optional[ObshellError] = None
+        polled = False
         try:
             while not self.done():
                 now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    raise self._timeout(timeout)
+                if deadline is not None and now >= deadline and polled:
+                    raise self._timeout(timeout, last_error)
+                polled = True
                 try:
                     detail = self._poll(deadline)
                 except ObshellError as exc:
                     if not self._transient(exc):
                         raise
                     failures += 1
+                    last_error = exc
                     if failures == 1:
                         failing_since = now
                     if now - failing_since > self.policy.failure_budget:
@@ -263,6 +267,7 @@ class DagTask:
                 if failures:
                     log.info("task %s: reachable again after %d failed polls", self.id, failures)
                 failures = 0
+                last_error = None
                 if on_progress is not None and _key(detail) != last_key:
                     last_key = _key(detail)
                     on_progress(detail)
@@ -291,15 +296,20 @@ class DagTask:
         # A DAG seen before that is "not found" is an agent that has not reconnected yet.
         return isinstance(exc, TaskNotFoundError) and self._seen
 
-    def _timeout(self, timeout: Optional[float]) -> TaskTimeoutError:
+    def _timeout(
+        self, timeout: Optional[float], last_error: Optional[ObshellError]
+    ) -> TaskTimeoutError:
         where = "" if self.snapshot is None else (
             f" (last seen {self.snapshot.state} at stage {self.snapshot.progress})"
         )
-        return TaskTimeoutError(
-            f"task {self.id} did not end within {timeout:g} s{where}; it keeps running on the "
-            f"agent: wait again with client.task({self.id!r}).wait()",
+        failing = f"; the last polls failed: {last_error}" if last_error is not None else ""
+        error = TaskTimeoutError(
+            f"task {self.id} did not end within {timeout:g} s{where}{failing}. It keeps running "
+            f"on the agent: wait again with client.task({self.id!r}).wait()",
             task_id=self.id, detail=self.snapshot,
         )
+        error.last_error = last_error
+        return error
 
     @staticmethod
     def _sleep(seconds: float, deadline: Optional[float]) -> None:
@@ -339,8 +349,15 @@ class DagTask:
                 task_id=self.id, detail=detail,
             )
         self._source.operate_dag(self.id, operator)
+        self.snapshot = None  # the old ending no longer holds: wait() will poll again
         self._born = time.monotonic()
-        self._poll(None)
+        try:
+            self._poll(None)
+        except ObshellError as exc:
+            if not self._transient(exc):
+                raise
+            log.info("task %s: %s applied; could not refresh it yet (%s)", self.id,
+                     operator.value, exc)
         return self
 
     def result(

@@ -140,3 +140,35 @@ def test_upgrade_with_package_uploads_checks_upgrades_and_confirms(agent, tmp_pa
     assert json.loads(out.stdout)["state"] == "SUCCEED"
     assert agent.packages and agent.packages[0][1] == rpm.read_bytes()
     assert [d.name.split(" ")[1] for d in agent.dags.values()] == ["check", "obshell"]
+
+
+def test_from_env_keeps_passwords_out_of_traceback_locals():
+    env = {"OBSHELL_HOST": "http://not-a-host", "OBSHELL_PASSWORD": PASSWORD}
+    with pytest.raises(InvalidArgumentError) as info:
+        ObshellClient.from_env(env)
+    tb = info.value.__traceback__.tb_next  # skip this test's own frame, which holds env
+    while tb is not None:
+        for value in tb.tb_frame.f_locals.values():
+            assert PASSWORD not in repr(value)
+        tb = tb.tb_next
+
+
+def test_bad_environment_is_a_usage_error(agent):
+    # --port on the command line would win, so call without --host/--port
+    cmd = [sys.executable, "-m", "obshell_sdk", "info"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OBSHELL_PORT": "x"}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert out.returncode == 2 and "--port" in out.stderr
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OBSHELL_HTTPS": "0",
+           "OBSHELL_HOST": agent.host, "OBSHELL_PORT": str(agent.port)}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr  # "0" does not switch HTTPS on
+
+
+def test_given_session_keeps_its_verify_setting(agent):
+    import requests
+
+    session = requests.Session()
+    session.verify = __file__  # stands in for a CA bundle: it only has to exist
+    client = ObshellClient(agent.host, agent.port, auth=None, session=session)
+    assert client._verify == __file__

@@ -52,7 +52,7 @@ def test_failed_dag_card_shows_name_state_stage_and_failing_log():
     assert "stage 3/9" in parts["obshell-stage"]
     assert "Check all required packages" in parts["obshell-stage"]
     assert parts["obshell-log"].endswith("mock failure at stage 3")
-    assert 'width:33%' in html
+    assert 'width:22%' in html  # stages 1 and 2 of 9 done
 
 
 def test_card_escapes_what_the_agent_sent():

@@ -125,3 +125,57 @@ def test_ctrl_c_stops_waiting_and_names_the_task(caplog):
     with pytest.raises(KeyboardInterrupt):
         DagTask(Script(dag()), "11", policy=FAST).wait(timeout=5, on_progress=interrupt)
     assert "client.task('11')" in caplog.text and "keeps running" in caplog.text
+
+
+def test_wait_zero_polls_once():
+    src = Script(dag("SUCCEED", stage=9))
+    assert DagTask(src, "11", policy=FAST).wait(timeout=0).stage == 9
+    assert src.calls == 1
+
+
+def test_timeout_names_the_failing_polls():
+    from obshell_sdk import TaskTimeoutError
+
+    refused = ConnectError("refused", method="GET", path="/p", agent="a")
+    src = Script(dag(), *([refused] * 1000))
+    with pytest.raises(TaskTimeoutError) as info:
+        DagTask(src, "11", policy=FAST).wait(timeout=0.05)
+    assert info.value.last_error is refused and "refused" in str(info.value)
+
+
+def test_operator_forgets_the_old_ending_even_if_the_refresh_fails():
+    class Source(Script):
+        def operate_dag(self, dag_id, operator):
+            self.operated = operator
+
+    refused = ConnectError("refused", method="GET", path="/p", agent="a")
+    src = Source(dag("FAILED", stage=3), refused, dag("RUNNING", stage=3),
+                 dag("SUCCEED", stage=9))
+    task = DagTask(src, "11", policy=FAST)
+    task.refresh()
+    assert task.retry() is task and task.snapshot is None and not task.done()
+    assert task.result(timeout=5).stage == 9
+
+
+def test_progress_fraction_counts_done_stages():
+    assert dag(stage=1).progress.fraction == 0.0
+    assert dag(stage=4).progress.fraction == pytest.approx(3 / 9)
+    assert dag("SUCCEED", stage=9).progress.fraction == 1.0
+
+
+def test_errors_pickle():
+    import pickle
+
+    from obshell_sdk import ApiError, InvalidArgumentError, TaskFailedError, TransportError
+
+    errors = [
+        InvalidArgumentError("port", "bad"),
+        ConnectError("refused", method="GET", path="/p", agent="a"),
+        api(WrongPasswordError, 401, "x"),
+        TaskFailedError("failed", task_id="11", detail=dag("FAILED")),
+    ]
+    for err in errors:
+        back = pickle.loads(pickle.dumps(err))
+        assert type(back) is type(err) and str(back) == str(err)
+        assert back.__dict__.keys() == err.__dict__.keys()
+    assert issubclass(ApiError, Exception) and issubclass(TransportError, Exception)
