@@ -73,6 +73,8 @@ class _AgentState:
     key: Optional[PublicKey] = None
     clock_offset: float = 0.0
     fetch_lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
+    #: Signed headers of bodiless reads by request-target, with their expiry (see ``sign``).
+    reusable: dict[str, tuple[SignedRequest, int]] = attrs.field(factory=dict, repr=False)
 
 
 class PasswordAuth:
@@ -195,6 +197,7 @@ class PasswordAuth:
         st = self.state(agent)
         with self._lock:
             st.clock_offset = offset
+            st.reusable.clear()
 
     # -- signing ------------------------------------------------------------------------
 
@@ -207,13 +210,16 @@ class PasswordAuth:
         *,
         lifetime: Optional[float] = None,
         stream_key: bool = False,
+        reuse: bool = False,
     ) -> SignedRequest:
         """Sign a request to ``agent`` for request-target ``uri`` with JSON ``body`` bytes.
 
         ``now`` is our clock (Unix seconds); the agent's clock offset is added. With
         ``stream_key`` (auth v2) a fresh AES key and IV go in the header and come back in
-        ``key_iv`` for the caller to encrypt a streamed body with. Requires
-        :meth:`learn_agent` and :meth:`learn_key` first.
+        ``key_iv`` for the caller to encrypt a streamed body with. With ``reuse`` (bodiless
+        reads), a header signed earlier for the same target is returned while more than half
+        of its lifetime is left: it is a token valid until its expiry anyway, and this saves
+        an RSA operation per poll. Requires :meth:`learn_agent` and :meth:`learn_key` first.
         """
         st = self.state(agent)
         with self._lock:
@@ -222,7 +228,26 @@ class PasswordAuth:
             offset = st.clock_offset
         if key is None or version is None:
             raise LookupError(f"agent {agent}: its auth version or key is not known (yet)")
-        expires = int(now + offset + (lifetime or self.lifetime))
+        span = lifetime or self.lifetime
+        reuse = reuse and not body and not stream_key
+        if reuse:
+            with self._lock:
+                found = st.reusable.get(uri)
+            if found is not None and found[0].key is key and now + offset < found[1] - span / 2:
+                return found[0]
+        signed = self._sign(key, version, uri, body, int(now + offset + span), stream_key,
+                            use_agent, blank, header_name)
+        if reuse:
+            with self._lock:
+                if len(st.reusable) >= 256:
+                    st.reusable.clear()
+                st.reusable[uri] = (signed, int(now + offset + span))
+        return signed
+
+    def _sign(
+        self, key: PublicKey, version: str, uri: str, body: Optional[bytes], expires: int,
+        stream_key: bool, use_agent: bool, blank: bool, header_name: str,
+    ) -> SignedRequest:
         if version == "v1":
             token = self._v1_token(key, expires)
             return SignedRequest({"X-OCS-Auth": token}, body, "v1", "X-OCS-Auth", None, key)

@@ -127,7 +127,8 @@ class Transport:
             )
         key_refetched = clock_fixed = relearned = False
         while True:
-            signed_req = self._sign(auth, uri, plain_body, lifetime, stream_key)
+            signed_req = self._sign(auth, uri, plain_body, lifetime, stream_key,
+                                    reuse=method == "GET")
             data, extra = body(signed_req)
             headers = dict(signed_req.headers)
             if signed_req.version == "v1" or stream_key:
@@ -156,14 +157,14 @@ class Transport:
 
     def _sign(
         self, auth: PasswordAuth, uri: str, body: Optional[bytes], lifetime: Optional[float],
-        stream_key: bool,
+        stream_key: bool, *, reuse: bool = False,
     ) -> SignedRequest:
         """Sign, fetching what the agent's auth needs first (another thread may drop a key)."""
         for _ in range(5):
             self._ensure_auth(auth)
             try:
                 return auth.sign(self.agent, uri, body, time.time(), lifetime=lifetime,
-                                 stream_key=stream_key)
+                                 stream_key=stream_key, reuse=reuse)
             except LookupError:
                 continue
         raise ObshellError(f"agent {self.agent}: its key kept changing while signing; try again")

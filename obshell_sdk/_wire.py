@@ -45,39 +45,64 @@ def wire(
     return attrs.field(metadata=meta, default=default, repr=repr)
 
 
-def _spec(cls: type) -> tuple[tuple[tuple[str, str, Parser, bool], ...], frozenset[str]]:
-    """The wire fields of ``cls`` as (name, key, parser, required), read once per class."""
+_Field = tuple[str, str, Parser, bool, Any]
+
+
+def _spec(cls: type) -> tuple[tuple[_Field, ...], frozenset[str]]:
+    """The wire fields of ``cls`` as (name, key, parser, required, fast), read once per class.
+
+    ``fast`` is the parser's shortcut for well-formed values (see :func:`decode`).
+    """
     found = _SPECS.get(cls)
     if found is None:
         fields = tuple(
-            (f.name, f.metadata[_WIRE], f.metadata[_PARSE], f.metadata[_REQUIRED])
+            (f.name, f.metadata[_WIRE], f.metadata[_PARSE], f.metadata[_REQUIRED],
+             getattr(f.metadata[_PARSE], "fast", None))
             for f in attrs.fields(cls)
             if _WIRE in f.metadata
         )
-        found = _SPECS[cls] = (fields, frozenset(key for _, key, _, _ in fields))
+        found = _SPECS[cls] = (fields, frozenset(field[1] for field in fields))
     return found
 
 
-_SPECS: dict[type, tuple[tuple[tuple[str, str, Parser, bool], ...], frozenset[str]]] = {}
+_SPECS: dict[type, tuple[tuple[_Field, ...], frozenset[str]]] = {}
 
 
 def decode(cls: type[T], obj: Any, where: str) -> T:
     """Build ``cls`` (an attrs class whose fields use :func:`wire`) from a JSON object.
 
-    Keys the class does not know go to its ``extra`` field, untouched.
+    Keys the class does not know go to its ``extra`` field, untouched. Well-formed plain
+    values (strings, integers, booleans, known enum values, times) take a shortcut; anything
+    else goes through the field's parser, which names the JSON path of what does not fit.
     """
     if type(obj) is not dict:
         raise DecodeError(f"expected a JSON object, got {_kind(obj)}", where=where)
     fields, known = _spec(cls)
     values: dict[str, Any] = {}
-    prefix = f"{where}." if where else ""
-    for name, key, parse, required in fields:
-        raw = obj.get(key, _MISSING)
+    get = obj.get
+    for name, key, parse, required, fast in fields:
+        raw = get(key, _MISSING)
         if raw is _MISSING:
             if required:
-                raise DecodeError("missing", where=prefix + key)
+                raise DecodeError("missing", where=f"{where}.{key}" if where else key)
             continue
-        values[name] = parse(raw, prefix + key)
+        kind = type(raw)
+        if fast is kind:  # str, int or bool exactly as declared
+            values[name] = raw
+            continue
+        if kind is str and fast is not None:
+            if type(fast) is dict:  # an enum's value map
+                member = fast.get(raw)
+                if member is not None:
+                    values[name] = member
+                    continue
+            elif fast is _TIME_FAST:
+                try:
+                    values[name] = parse_time(raw)
+                    continue
+                except ValueError:
+                    pass
+        values[name] = parse(raw, f"{where}.{key}" if where else key)
     values["extra"] = (
         {} if known.issuperset(obj) else {k: v for k, v in obj.items() if k not in known}
     )
@@ -121,6 +146,11 @@ def p_bool(value: Any, where: str) -> bool:
     return value
 
 
+p_str.fast = str  # type: ignore[attr-defined]
+p_int.fast = int  # type: ignore[attr-defined]
+p_bool.fast = bool  # type: ignore[attr-defined]
+
+
 def p_any(value: Any, where: str) -> Any:
     """Keep any JSON value as it is."""
     return value
@@ -155,6 +185,7 @@ def p_enum(enum: type[E]) -> Callable[[Any, str], E]:
             known = ", ".join(m.value for m in enum)
             raise DecodeError(f"unknown value {text!r} (known: {known})", where=where) from None
 
+    parser.fast = dict(enum._value2member_map_)  # type: ignore[attr-defined]
     return parser
 
 
@@ -213,6 +244,9 @@ def parse_time(text: str) -> Optional[datetime]:
     return value
 
 
+_TIME_FAST = object()
+
+
 def p_time(value: Any, where: str) -> Optional[datetime]:
     """Parse a JSON time string (see :func:`parse_time`); null is None."""
     if value is None:
@@ -244,3 +278,6 @@ def decode_contents(data: Any, where: str = "data") -> list[Any]:
     if not isinstance(items, list):
         raise DecodeError(f"expected an array, got {_kind(items)}", where=f"{where}.contents")
     return items
+
+
+p_time.fast = _TIME_FAST  # type: ignore[attr-defined]

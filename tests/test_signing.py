@@ -200,3 +200,17 @@ def test_public_key_refuses_garbage():
             PublicKey(bad)
     with pytest.raises(ValueError):
         PublicKey(base64.b64encode(private_key().export_key("DER")).decode())
+
+
+def test_bodiless_read_headers_are_reused_for_half_their_lifetime():
+    auth = _auth("pw", lifetime=60)
+    first = auth.sign(AGENT, "/api/v1/task/dag/11", None, NOW, reuse=True)
+    assert auth.sign(AGENT, "/api/v1/task/dag/11", None, NOW + 29, reuse=True) is first
+    assert auth.sign(AGENT, "/api/v1/task/dag/12", None, NOW, reuse=True) is not first
+    assert auth.sign(AGENT, "/api/v1/task/dag/11", None, NOW + 31, reuse=True) is not first
+    assert auth.sign(AGENT, "/api/v1/task/dag/11", None, NOW) is not first  # no reuse asked
+    again = auth.sign(AGENT, "/api/v1/task/dag/11", None, NOW + 31, reuse=True)
+    auth.learn_key(AGENT, public_key_b64())  # a new key object: the old header is not reused
+    assert auth.sign(AGENT, "/api/v1/task/dag/11", None, NOW + 32, reuse=True) is not again
+    with_body = auth.sign(AGENT, "/u", b"{}", NOW, reuse=True)
+    assert auth.sign(AGENT, "/u", b"{}", NOW, reuse=True) is not with_body
