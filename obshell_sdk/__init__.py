@@ -14,7 +14,9 @@ Everything public is importable from here; the modules behind it are private.
 
 from __future__ import annotations
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
 from ._auth import PasswordAuth, SignedRequest
 from ._client import DEFAULT_PORT, DEFAULT_TIMEOUT, ObshellClient
@@ -64,11 +66,25 @@ from ._models import (
 )
 from ._params import UpgradeAgentRequest
 from ._task import DEFAULT_WAIT, DagSource, DagTask, PollPolicy
-from ._upload import UpgradePackageInfo
 from ._version import __version__
-from ._workflow import UpgradeResult
 
 logging.getLogger("obshell_sdk").addHandler(logging.NullHandler())
+
+_LAZY = {"UpgradePackageInfo": "._upload", "UpgradeResult": "._workflow"}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ._upload import UpgradePackageInfo
+    from ._workflow import UpgradeResult
+
+
+def __getattr__(name: str) -> Any:
+    """Load the rarely used names on first access, to keep ``import obshell_sdk`` fast."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'obshell_sdk' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "DEFAULT_PORT",

@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Mapping, MutableMapping
 from types import TracebackType
-from typing import Any, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -20,12 +20,10 @@ from ._exceptions import (
     ObshellError,
     TaskNotFoundError,
 )
-from ._lookup import find_created_dag, parse_contents
 from ._models import DagDetail, Operator
 from ._params import UpgradeAgentRequest
 from ._task import DagTask, PollPolicy, ProgressCallback
 from ._transport import Cert, Timeout, Transport
-from ._upload import EncryptedMultipart, UpgradePackageInfo, check_package_path
 from ._validate import (
     check_dag_id,
     check_host,
@@ -37,7 +35,10 @@ from ._validate import (
     check_tls,
 )
 from ._wire import decode_contents, p_str
-from ._workflow import UpgradeResult, run_agent_upgrade
+
+if TYPE_CHECKING:  # pragma: no cover - loaded on first use, to keep import time low
+    from ._upload import UpgradePackageInfo
+    from ._workflow import UpgradeResult
 
 __all__ = ["DEFAULT_PORT", "DEFAULT_TIMEOUT", "ObshellClient"]
 
@@ -226,6 +227,8 @@ class ObshellClient(Transport):
         :class:`UpgradeResult`; raises ``TaskFailedError`` and friends when a step fails, or
         ``UpgradeNotConfirmedError`` when the agent reports another version after.
         """
+        from ._workflow import run_agent_upgrade
+
         return run_agent_upgrade(
             self, version, release, package=package, upgrade_dir=upgrade_dir, check=check,
             timeout=timeout, on_progress=on_progress, progress=progress,
@@ -244,6 +247,8 @@ class ObshellClient(Transport):
             envelope = self.call("POST", path, body=request.to_json())
         except ConnectionLostError as exc:
             # Never re-send: ask whether the agent created the task before the reply was lost.
+            from ._lookup import find_created_dag
+
             detail = find_created_dag(self, request.dag_name, sent_at, exc, path=path)
         else:
             try:
@@ -269,6 +274,8 @@ class ObshellClient(Transport):
         buffer). ``lifetime`` is how long the signed header stays valid: older agents check it
         after the whole body arrived. A missing or unreadable file is refused before sending.
         """
+        from ._upload import EncryptedMultipart, UpgradePackageInfo, check_package_path
+
         file = check_package_path(path)
         lifetime = check_seconds(lifetime, "lifetime")
         streams: list[EncryptedMultipart] = []
@@ -294,6 +301,8 @@ class ObshellClient(Transport):
 
     def unfinished_dags(self) -> list[DagDetail]:
         """``GET /api/v1/task/dag/unfinish``: DAGs not finished (a FAILED upgrade stays here)."""
+        from ._lookup import parse_contents
+
         envelope = self.call("GET", "/api/v1/task/dag/unfinish")
         return parse_contents(envelope.data)
 

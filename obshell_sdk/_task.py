@@ -10,13 +10,11 @@ upgrade) are separate knobs.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from typing import Callable, Optional, Protocol, Union
 
 import attrs
 
-from ._display import failure_message, with_display
 from ._exceptions import (
     DecodeError,
     ObshellError,
@@ -102,6 +100,8 @@ class PollPolicy:
     def _spread(self, base: float) -> float:
         if not self.jitter:
             return base
+        import random  # here, not at import time: only polling needs it
+
         spread = base * random.uniform(1 - self.jitter, 1 + self.jitter)  # noqa: S311
         return min(self.ceiling, spread)
 
@@ -228,7 +228,10 @@ class DagTask:
             timeout = check_seconds(timeout, "timeout", allow_zero=True)
         if poll_interval is not None:
             poll_interval = check_seconds(poll_interval, "poll_interval")
-        on_progress = with_display(on_progress, progress)
+        if progress is not False:
+            from ._display import with_display
+
+            on_progress = with_display(on_progress, progress)
         start = time.monotonic()
         deadline = None if timeout is None else start + timeout
         last_key = None
@@ -394,6 +397,8 @@ class DagTask:
             )
         if outcome is DagOutcome.CANCELLED:
             raise TaskCancelledError(f"{label} was cancelled", task_id=self.id, detail=detail)
+        from ._display import failure_message
+
         failed = detail.failed_sub_tasks()
         raise TaskFailedError(
             failure_message(label, detail), task_id=self.id, detail=detail,

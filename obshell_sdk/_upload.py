@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import os
-import uuid
 from datetime import datetime
 from typing import Any, BinaryIO, Optional
 
@@ -70,7 +69,7 @@ class EncryptedMultipart:
     """
 
     def __init__(self, path: str, key_iv: Optional[bytes]) -> None:
-        self.boundary = uuid.uuid4().hex
+        self.boundary = os.urandom(16).hex()
         name = os.path.basename(path).replace('"', "_")
         self._head = (
             f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"file\"; "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import os
 import re
@@ -104,6 +103,8 @@ def check_host(host: Any) -> str:
             "host", f"{host!r} looks like a URL; pass the bare host and port=, https= instead"
         )
     if ":" in bare:
+        import ipaddress  # only IPv6 hosts need it
+
         try:
             ipaddress.IPv6Address(bare.split("%", 1)[0])
         except ValueError:
