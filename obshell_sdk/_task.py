@@ -68,15 +68,16 @@ class PollPolicy:
     """How a :class:`DagTask` polls. Immutable: ``policy.evolve(ceiling=10)`` returns a copy.
 
     The interval is ``fraction`` of the time the task has been followed, at least ``initial``
-    and at most ``ceiling`` seconds, with +-``jitter`` spread (never past the ceiling). The
-    defaults notice the end of a 5 s task within about 0.7 s and poll a 30 s one about 20
-    times (``benchmarks/RESULTS.md``). After a failed poll the interval
-    doubles from ``initial`` up to ``ceiling``; ``failure_budget`` is how long polls may keep
-    failing in a row (the agent restarts itself during its own upgrade) before giving up.
+    and at most ``ceiling`` seconds, with +-``jitter`` spread (never past the ceiling). When
+    the DAG is on its last stage, one poll is moved to just after its predicted end. See
+    ``benchmarks/RESULTS.md`` for what the defaults cost and how fast they notice the end.
+    After a failed poll the interval doubles from ``initial`` up to ``ceiling``;
+    ``failure_budget`` is how long polls may keep failing in a row (the agent restarts itself
+    during its own upgrade) before giving up.
     """
 
     initial: float = attrs.field(default=0.3, validator=_positive)
-    fraction: float = attrs.field(default=0.26, validator=_positive)
+    fraction: float = attrs.field(default=0.28, validator=_positive)
     ceiling: float = attrs.field(default=3.0, validator=_positive)
     jitter: float = attrs.field(default=0.1)
     failure_budget: float = attrs.field(default=300.0, validator=_positive)
@@ -108,6 +109,29 @@ class PollPolicy:
     def evolve(self, **changes: float) -> PollPolicy:
         """A copy with some knobs changed."""
         return attrs.evolve(self, **changes)
+
+
+class _StageClock:
+    """Watches stage changes to predict when a DAG on its last stage will end.
+
+    A stage change is dated halfway between the poll before it and the poll that saw it; with
+    two changes seen, the mean stage length gives the last stage's expected end. This adds at
+    most one poll per task, right where the end is most likely.
+    """
+
+    def __init__(self) -> None:
+        self._stage = 0
+        self._last_poll = 0.0
+        self._changes: list[tuple[float, int]] = []
+
+    def observe(self, detail: DagDetail, now: float) -> Optional[float]:
+        if self._stage and detail.stage > self._stage:
+            self._changes.append(((self._last_poll + now) / 2, detail.stage))
+        self._stage, self._last_poll = detail.stage, now
+        if len(self._changes) < 2 or detail.stage != detail.max_stage:
+            return None
+        (t0, s0), (t1, s1) = self._changes[0], self._changes[-1]
+        return t1 + (t1 - t0) / (s1 - s0)
 
 
 def _is_failed(detail: DagDetail) -> bool:
@@ -242,6 +266,7 @@ class DagTask:
         failing_since = 0.0
         last_error: Optional[ObshellError] = None
         polled = False
+        clock = _StageClock()
         try:
             while not self.done():
                 now = time.monotonic()
@@ -279,7 +304,7 @@ class DagTask:
                     on_progress(detail)
                 if detail.is_finished:
                     break
-                pause = poll_interval or self.policy.interval(time.monotonic() - self._born)
+                pause = poll_interval or self._next_pause(detail, clock)
                 self._sleep(pause, deadline)
         except KeyboardInterrupt as exc:
             msg = (
@@ -292,6 +317,15 @@ class DagTask:
             raise
         assert self.snapshot is not None
         return self.snapshot
+
+    def _next_pause(self, detail: DagDetail, clock: _StageClock) -> float:
+        """The policy's interval, shortened to just after the predicted end of the last stage."""
+        now = time.monotonic()
+        pause = self.policy.interval(now - self._born)
+        end = clock.observe(detail, now)
+        if end is not None and end > now:
+            pause = min(pause, end - now + 0.05)
+        return pause
 
     def _transient(self, exc: ObshellError) -> bool:
         """Is a failed poll worth repeating? Reads are safe to repeat."""

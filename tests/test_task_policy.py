@@ -53,11 +53,11 @@ FAST = PollPolicy(initial=0.001, fraction=0.001, ceiling=0.002, jitter=0)
 
 def test_interval_grows_with_time_followed_up_to_the_ceiling():
     p = PollPolicy(jitter=0)
-    assert p.interval(0) == 0.3 and p.interval(5) == pytest.approx(1.3)
+    assert p.interval(0) == 0.3 and p.interval(5) == pytest.approx(1.4)
     assert p.interval(1000) == 3.0
     assert [p.retry_interval(n) for n in (1, 2, 3, 10)] == pytest.approx([0.3, 0.6, 1.2, 3.0])
     jittered = PollPolicy(jitter=0.1)
-    assert all(0.9 * 1.3 <= jittered.interval(5) <= 1.1 * 1.3 for _ in range(50))
+    assert all(0.9 * 1.4 <= jittered.interval(5) <= 1.1 * 1.4 for _ in range(50))
     assert all(jittered.interval(1000) <= 3.0 for _ in range(50))  # jitter never passes it
     assert p.evolve(ceiling=10).ceiling == 10 and p.ceiling == 3.0
 
@@ -181,3 +181,12 @@ def test_errors_pickle():
         assert type(back) is type(err) and str(back) == str(err)
         assert back.__dict__.keys() == err.__dict__.keys()
     assert issubclass(ApiError, Exception) and issubclass(TransportError, Exception)
+
+
+def test_stage_clock_predicts_the_end_of_the_last_stage():
+    from obshell_sdk._task import _StageClock
+
+    clock = _StageClock()
+    assert clock.observe(dag(stage=7), 10.0) is None
+    assert clock.observe(dag(stage=8), 12.0) is None  # one change: no rate yet
+    assert clock.observe(dag(stage=9), 14.0) == pytest.approx(13.0 + 2.0)
