@@ -134,6 +134,9 @@ class FakeHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = True
     allow_reuse_address = True
+    # Go's listener takes the system's backlog; socketserver's default of 5 makes bursts of
+    # connections (32 threads at once) get reset after the kernel dropped their handshake.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], app: Callable[[IncomingRequest], Reply],
                  tls: Optional[ssl.SSLContext] = None) -> None:
