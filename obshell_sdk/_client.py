@@ -20,7 +20,7 @@ from ._exceptions import (
     ObshellError,
     TaskNotFoundError,
 )
-from ._models import DagDetail, Operator
+from ._models import DagDetail, NodeDetail, Operator
 from ._params import UpgradeAgentRequest
 from ._task import DagTask, PollPolicy, ProgressCallback
 from ._transport import Cert, Timeout, Transport
@@ -336,6 +336,15 @@ class ObshellClient(Transport):
         op = check_operator(operator)
         self.call("POST", f"/api/v1/task/dag/{dag_id}", body={"operator": op.value})
         log.info("agent %s: %s applied to task %s", self.agent, op.value, dag_id)
+
+    def get_node(self, node_id: Union[str, int]) -> NodeDetail:
+        """``GET /api/v1/task/node/{id}``: one node (stage) of a DAG with its sub-tasks.
+
+        Always asks with details: obshell fails (500) on ``show_details=false`` here.
+        """
+        node_id = check_dag_id(node_id, "node_id")
+        envelope = self.call("GET", f"/api/v1/task/node/{node_id}", query="show_details=true")
+        return NodeDetail.from_json(envelope.data)
 
     def sub_task_logs(self, sub_task_id: Union[str, int]) -> list[str]:
         """``GET /api/v1/task/sub_task/{id}/logs``: every log line of one sub-task."""

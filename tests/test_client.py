@@ -21,6 +21,7 @@ from obshell_sdk import (
     ObshellError,
     PasswordAuth,
     PasswordKindError,
+    TaskCancelledError,
     TaskFailedError,
     TaskNotFoundError,
     TaskTimeoutError,
@@ -275,3 +276,38 @@ def test_closed_client_refuses_calls_and_given_session_stays_open():
             client.info()
         session.get(f"{agent.base_url}/api/v1/info", timeout=5).raise_for_status()
     session.close()
+
+
+def test_node_details_sub_task_logs_and_lookups():
+    with FakeAgent(password=PASSWORD, fail_stage=2) as agent, client_for(agent) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        with pytest.raises(TaskFailedError):
+            task.result(timeout=30, poll_interval=0.01)
+        node = task.snapshot.nodes[1]
+        fetched = client.get_node(node.id)
+        assert fetched.name == node.name == "Download all required packages"
+        assert fetched.state is DagState.FAILED
+        (sub,) = fetched.sub_tasks
+        logs = client.sub_task_logs(sub.id)
+        assert logs and logs[-1].endswith("injected failure at stage 2")
+        assert [d.id for d in client.unfinished_dags()] == [task.id]  # FAILED keeps the lock
+        assert client.last_maintenance_dag().id == task.id
+
+
+def test_operators_check_the_state_first_and_send_nothing_when_refused():
+    from obshell_sdk import TaskStateError
+
+    with FakeAgent(password=PASSWORD, stage_seconds=30) as agent, client_for(agent) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        task.refresh()
+        agent.clear_requests()
+        for op in (task.retry, task.rollback, task.skip):
+            with pytest.raises(TaskStateError) as info:
+                op()
+            assert info.value.task_id == task.id and "FAILED" in str(info.value)
+        assert agent.requests == []
+        assert task.cancel() is task
+        with pytest.raises(TaskCancelledError):
+            task.result(timeout=30, poll_interval=0.01)
+        with pytest.raises(TaskStateError):
+            task.cancel()  # finished now: refused before sending

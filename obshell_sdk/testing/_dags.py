@@ -59,6 +59,16 @@ class DagStore:
                         return node.sub_task
         raise ApiError(404, "Task.NotFound", "Task not found: record not found")
 
+    def find_node(self, generic_id: str) -> FakeNode:
+        """Resolve a node id (raises :class:`ApiError`)."""
+        row = parse_generic_id(generic_id)
+        with self.lock:
+            for dag in self._dags.values():
+                for node in dag.nodes:
+                    if row is not None and node.node_id == row:
+                        return node
+        raise ApiError(404, "Task.NotFound", "Task not found: record not found")
+
     # -- creation -------------------------------------------------------
     def create(self, version: str, release: str, *, check: bool) -> FakeDag:
         """Create an upgrade (or upgrade-check) DAG, honouring the maintenance lock."""

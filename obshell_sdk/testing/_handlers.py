@@ -52,6 +52,8 @@ def route(ctx: Context) -> Optional[Handler]:
             return {"GET": get_dag, "POST": operate_dag}.get(method)
         if kind == "sub_task" and method == "GET":
             return get_sub_task
+        if kind == "node" and method == "GET":
+            return get_node
     if (len(parts) == 7 and parts[:5] == ["", "api", "v1", "task", "sub_task"]
             and parts[6] == "logs" and parts[5] and method == "GET"):
         return sub_task_logs
@@ -210,6 +212,18 @@ def get_sub_task(ctx: Context) -> Any:
     with a._dags.lock:
         task = a._dags.find_sub_task(_id(ctx))
         data = task.to_json(a.host, a.port)
+    data["additional_data"] = {}
+    return data
+
+
+def get_node(ctx: Context) -> Any:
+    """``GET /api/v1/task/node/{id}``; ``show_details=false`` panics in obshell (500)."""
+    a = ctx.agent
+    if not _show_details(ctx):
+        raise PanicError("show_details=false dereferences a nil pointer in obshell")
+    with a._dags.lock:
+        node = a._dags.find_node(_id(ctx))
+        data = node.to_json(a.host, a.port)
     data["additional_data"] = {}
     return data
 
