@@ -311,3 +311,19 @@ def test_operators_check_the_state_first_and_send_nothing_when_refused():
             task.result(timeout=30, poll_interval=0.01)
         with pytest.raises(TaskStateError):
             task.cancel()  # finished now: refused before sending
+
+
+def test_trace_id_is_sent_and_surfaced_in_errors():
+    with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
+        with pytest.raises(TaskNotFoundError) as info:
+            client.get_dag("1999")
+        sent = agent.requests[-1].headers["X-OBSHELL-Trace-ID"]
+        assert len(sent) == 16 and info.value.trace_id == sent and sent in str(info.value)
+
+
+def test_accept_language_is_passed_on():
+    with FakeAgent(password=PASSWORD) as agent, client_for(agent, accept_language="zh-CN") as c:
+        c.info()
+        assert agent.requests[-1].headers["Accept-Language"] == "zh-CN"
+    with pytest.raises(InvalidArgumentError):
+        ObshellClient("127.0.0.1", auth=None, accept_language="zh-CN,zh;q=0.9")
