@@ -43,8 +43,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     logging.getLogger("obshell_sdk").removeHandler(_RECORDER)
     if leaks:
         session.exitstatus = 1
+        example = leaks[0][:200]
+        for secret in SECRETS:
+            example = example.replace(secret, "<PASSWORD>")
         raise pytest.UsageError(
-            f"a password appeared in {len(leaks)} SDK log records, e.g. {leaks[0][:200]!r}"
+            f"a password appeared in {len(leaks)} SDK log records, e.g. {example!r}"
         )
 
 
