@@ -208,22 +208,21 @@ def operate_dag(ctx: Context) -> Any:
 
 def get_sub_task(ctx: Context) -> Any:
     """``GET /api/v1/task/sub_task/{id}``."""
-    a = ctx.agent
-    with a._dags.lock:
-        task = a._dags.find_sub_task(_id(ctx))
-        data = task.to_json(a.host, a.port)
-    data["additional_data"] = {}
-    return data
+    return _standalone_json(ctx, ctx.agent._dags.find_sub_task)
 
 
 def get_node(ctx: Context) -> Any:
     """``GET /api/v1/task/node/{id}``; ``show_details=false`` panics in obshell (500)."""
-    a = ctx.agent
     if not _show_details(ctx):
         raise PanicError("show_details=false dereferences a nil pointer in obshell")
+    return _standalone_json(ctx, ctx.agent._dags.find_node)
+
+
+def _standalone_json(ctx: Context, find: Callable[[str], Any]) -> Any:
+    """A node or sub-task looked up on its own: its DAG-view JSON with ``additional_data``."""
+    a = ctx.agent
     with a._dags.lock:
-        node = a._dags.find_node(_id(ctx))
-        data = node.to_json(a.host, a.port)
+        data = find(_id(ctx)).to_json(a.host, a.port)
     data["additional_data"] = {}
     return data
 
