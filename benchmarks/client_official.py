@@ -11,21 +11,12 @@ Runs with the official SDK's own venv (``/tmp/offvenv/bin/python``); never impor
 
 from __future__ import annotations
 
-import json
-import resource
 import sys
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-PASSWORD = "bench-password"
-VERSION, RELEASE = "4.3.1.0", "1.el7"
-
-
-def emit(payload: dict[str, Any]) -> None:
-    payload["maxrss_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps(payload), flush=True)
+from _client_common import PASSWORD, RELEASE, VERSION, dispatch, emit, timed
 
 
 def make_client(port: int) -> Any:
@@ -33,13 +24,6 @@ def make_client(port: int) -> Any:
     from obshell.auth.password import PasswordAuth
 
     return ClientV1("127.0.0.1", port, auth=PasswordAuth(PASSWORD))
-
-
-def timed(calls: int, call: Callable[[], object]) -> dict[str, float]:
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    for _ in range(calls):
-        call()
-    return {"wall": time.perf_counter() - wall0, "cpu": time.process_time() - cpu0}
 
 
 def percall(port: int, dag_id: str, calls: int, rounds: int) -> None:
@@ -98,21 +82,7 @@ def memory(port: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    mode, args = argv[0], argv[1:]
-    if mode == "percall":
-        percall(int(args[0]), args[1], int(args[2]), int(args[3]))
-    elif mode == "wait":
-        wait(int(args[0]), int(args[1]), float(args[2]))
-    elif mode == "many":
-        many(int(args[0]), [int(p) for p in args[1:]])
-    elif mode == "memory":
-        memory(int(args[0]))
-    elif mode == "baseline":
-        import requests  # noqa: F401
-
-        emit({})
-    else:
-        raise SystemExit(f"unknown mode {mode!r}")
+    dispatch(argv, {"percall": percall, "wait": wait, "many": many, "memory": memory})
 
 
 if __name__ == "__main__":
