@@ -1,0 +1,113 @@
+"""The two ways a call leaves the client: our own session's direct path, and Session.request.
+
+Our own session skips ``Session.request``'s generic machinery (it has no cookies, hooks or
+auth); these tests pin what that path must still do the same: headers, bodies, cookies a
+proxy sets, and a caller's session (hooks, headers) going through ``requests`` unchanged.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from typing import Optional
+
+import pytest
+import requests
+from conftest import PASSWORD
+
+from obshell_sdk import ApiError, ObshellClient, PasswordAuth
+from obshell_sdk.testing import FakeAgent
+
+VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
+INFO = {"successful": True, "status": 200, "traceId": "t", "data": {
+    "identity": "SINGLE", "version": "4.3.0.0", "ip": "127.0.0.1", "port": 2886,
+    "supportedAuth": ["v2"],
+}}
+
+
+class _CookieAgent(http.server.BaseHTTPRequestHandler):
+    """Answers /api/v1/info, sets a cookie on the first reply, records Cookie headers."""
+
+    seen: list[Optional[str]] = []
+
+    def do_GET(self) -> None:
+        type(self).seen.append(self.headers.get("Cookie"))
+        body = json.dumps(INFO).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if len(type(self).seen) == 1:
+            self.send_header("Set-Cookie", "lb=node-2; Path=/")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def cookie_agent() -> Iterator[tuple[str, int, list[Optional[str]]]]:
+    _CookieAgent.seen = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _CookieAgent)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield "127.0.0.1", server.server_address[1], _CookieAgent.seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_cookie_set_by_a_proxy_is_sent_back(cookie_agent):
+    host, port, seen = cookie_agent
+    with ObshellClient(host, port, auth=None) as client:
+        for _ in range(3):
+            assert client.info().version == "4.3.0.0"
+    assert seen == [None, "lb=node-2", "lb=node-2"]
+
+
+def test_direct_path_sends_what_requests_would():
+    with FakeAgent(password=PASSWORD) as agent, ObshellClient(
+        agent.host, agent.port, auth=PasswordAuth(PASSWORD)
+    ) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        client.get_dag(task.id)
+    post = agent.requests_to("/api/v1/agent/upgrade", "POST")[-1]
+    get = agent.requests_to(f"/api/v1/task/dag/{task.id}", "GET")[-1]
+    for rec in (post, get):
+        names = {k.lower(): v for k, v in rec.headers.items()}
+        assert names["user-agent"].startswith("python-requests/")
+        assert names["accept"] == "*/*"
+        assert len(names["x-obshell-trace-id"]) == 16
+    post_headers = {k.lower(): v for k, v in post.headers.items()}
+    assert post_headers["content-length"] == str(len(post.body_bytes)) != "0"
+    assert post.body_json == {"version": VERSION, "release": RELEASE}
+    assert "content-length" not in {k.lower() for k in get.headers}
+
+
+def test_bodiless_post_says_content_length_zero(fake_agent: FakeAgent):
+    with ObshellClient(fake_agent.host, fake_agent.port, auth=None) as client:
+        with pytest.raises(ApiError):
+            client.call("POST", "/api/v1/no/such/route", signed=False)
+    (rec,) = fake_agent.requests
+    assert rec.method == "POST" and rec.body_bytes == b""
+    assert {k.lower(): v for k, v in rec.headers.items()}["content-length"] == "0"
+
+
+def test_given_session_goes_through_requests_with_its_hooks_and_headers():
+    session = requests.Session()
+    statuses: list[int] = []
+    session.hooks["response"].append(lambda r, *a, **k: statuses.append(r.status_code))
+    session.headers["X-Team"] = "ops"
+    with FakeAgent(password=PASSWORD) as agent, ObshellClient(
+        agent.host, agent.port, auth=PasswordAuth(PASSWORD), session=session
+    ) as client:
+        dag = client.upgrade_agent(VERSION, RELEASE)
+        client.get_dag(dag.id)
+    assert statuses and set(statuses) == {200}
+    assert len(statuses) == len(agent.requests)
+    assert all(r.headers.get("X-Team") == "ops" for r in agent.requests)
+    session.close()
