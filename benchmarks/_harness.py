@@ -22,6 +22,17 @@ SYSTEM_PY = sys.executable
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+def compile_ours() -> None:
+    """Byte-compile the SDK in the repo, as ``pip install`` does for an installed package.
+
+    The dependencies and the official SDK are installed and so have their ``.pyc`` files;
+    without this, an environment with ``PYTHONDONTWRITEBYTECODE`` set would make every run
+    of ours compile its modules from source (12 ms of a 140 ms import).
+    """
+    subprocess.run([SYSTEM_PY, "-m", "compileall", "-q", str(REPO / "obshell_sdk")],
+                   check=True, capture_output=True)
+
+
 def ours_env() -> dict[str, str]:
     """Environment for processes running OUR SDK from the repo."""
     env = dict(os.environ)

@@ -62,19 +62,30 @@ class SignedRequest:
     key: Optional[PublicKey] = attrs.field(default=None, repr=False, eq=False)
 
 
-@attrs.define
 class _AgentState:
-    """What an auth object knows of one agent (guarded by the auth object's lock)."""
+    """What an auth object knows of one agent (guarded by the auth object's lock).
 
-    version: Optional[str] = None
-    header_name: str = "X-OCS-Header"
-    use_agent_password: bool = False
-    blank_password: bool = False
-    key: Optional[PublicKey] = None
-    clock_offset: float = 0.0
-    fetch_lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
-    #: Signed headers of bodiless reads by request-target, with their expiry (see ``sign``).
-    reusable: dict[str, tuple[SignedRequest, int]] = attrs.field(factory=dict, repr=False)
+    A plain slotted class: it is internal, and an attrs class costs import time.
+    """
+
+    __slots__ = ("blank_password", "clock_offset", "fetch_lock", "header_name", "key",
+                 "reusable", "use_agent_password", "version")
+
+    def __init__(self) -> None:
+        self.version: Optional[str] = None
+        self.header_name = "X-OCS-Header"
+        self.use_agent_password = False
+        self.blank_password = False
+        self.key: Optional[PublicKey] = None
+        self.clock_offset = 0.0
+        self.fetch_lock = threading.Lock()
+        #: Signed headers of bodiless reads by request-target, with their expiry (``sign``).
+        self.reusable: dict[str, tuple[SignedRequest, int]] = {}
+
+    def __repr__(self) -> str:
+        return (f"_AgentState(version={self.version!r}, header_name={self.header_name!r}, "
+                f"key={'set' if self.key is not None else None}, "
+                f"clock_offset={self.clock_offset})")
 
 
 class PasswordAuth:

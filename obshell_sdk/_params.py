@@ -11,15 +11,16 @@ from ._exceptions import InvalidArgumentError
 
 __all__ = ["UpgradeAgentRequest"]
 
-_VERSION = re.compile(r"\d+(\.\d+)+\Z")
+# Patterns are strings: re compiles (and caches) them on first use, not at import.
+_VERSION = r"\d+(\.\d+)+\Z"
 # PROTOCOL §7.1 (obshell's CheckPathValid): letters, digits, CJK, and - _ : @ / .
-_PATH_CHARS = re.compile(r"[A-Za-z0-9\u4e00-\u9fff\-_:@/.]+\Z")
+_PATH_CHARS = r"[A-Za-z0-9\u4e00-\u9fff\-_:@/.]+\Z"
 
 
 def _check_version(_: Any, attribute: attrs.Attribute[str], value: Any) -> None:
     if not isinstance(value, str):
         raise InvalidArgumentError(attribute.name, f"must be a string, got {type(value).__name__}")
-    if not _VERSION.match(value):
+    if not re.match(_VERSION, value):
         raise InvalidArgumentError(
             attribute.name, f"{value!r} is not a dotted version such as '4.2.1.1'"
         )
@@ -47,7 +48,7 @@ def _check_upgrade_dir(_: Any, attribute: attrs.Attribute[Optional[str]], value:
         raise InvalidArgumentError(attribute.name, f"must be a string, got {type(value).__name__}")
     if not value.startswith("/"):
         raise InvalidArgumentError(attribute.name, f"{value!r} must be an absolute path")
-    if not _PATH_CHARS.match(value):
+    if not re.match(_PATH_CHARS, value):
         raise InvalidArgumentError(
             attribute.name,
             f"{value!r} may hold only letters, digits, CJK characters and - _ : @ / .",

@@ -87,7 +87,9 @@ def check_operator(value: Any) -> Operator:
     return op
 
 
-_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9\-_.]*[A-Za-z0-9])?\Z")
+# Patterns are strings: re compiles (and caches) them on first use, not at import.
+_HOSTNAME = r"[A-Za-z0-9]([A-Za-z0-9\-_.]*[A-Za-z0-9])?\Z"
+
 
 def check_host(host: Any) -> str:
     """Return ``host`` as it goes in a URL (IPv6 bracketed), or raise InvalidArgumentError."""
@@ -113,7 +115,7 @@ def check_host(host: Any) -> str:
                 "as port=, not inside host"
             ) from None
         return f"[{bare}]"
-    if not _HOSTNAME.match(bare):
+    if not re.match(_HOSTNAME, bare):
         raise InvalidArgumentError("host", f"{host!r} is not a valid host name or IPv4 address")
     return bare
 
@@ -148,14 +150,14 @@ def check_tls(https: Any, verify: Any, cert: Any) -> None:
         raise InvalidArgumentError("cert", "a client certificate needs https=True")
 
 
-_LANGUAGE = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*\Z")
+_LANGUAGE = r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*\Z"
 
 
 def check_language(value: Any) -> Optional[str]:
     """Return one BCP 47 tag (obshell ignores lists such as ``zh-CN,zh;q=0.9``) or None."""
     if value is None:
         return None
-    if not isinstance(value, str) or not _LANGUAGE.match(value):
+    if not isinstance(value, str) or not re.match(_LANGUAGE, value):
         raise InvalidArgumentError(
             "accept_language", f"{value!r} is not one language tag such as 'en' or 'zh-CN'"
         )

@@ -211,7 +211,8 @@ def p_model(cls: type[T]) -> Callable[[Any, str], T]:
     return parser
 
 
-_TIME = re.compile(
+# A string: re compiles (and caches) it on first use, not at import.
+_TIME = (
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
     r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))\Z"
 )
@@ -226,7 +227,7 @@ def parse_time(text: str) -> Optional[datetime]:
     "unset" placeholders obshell writes: Go's zero time (year 1) and the Unix epoch in any zone.
     Raises ValueError for anything else.
     """
-    m = _TIME.match(text)
+    m = re.match(_TIME, text)
     if m is None:
         raise ValueError(f"not an RFC 3339 time: {text!r}")
     year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
