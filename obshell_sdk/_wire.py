@@ -24,7 +24,7 @@ Parser = Callable[[Any, str], Any]
 _WIRE = "obshell_wire"
 _PARSE = "obshell_parse"
 _REQUIRED = "obshell_required"
-_MISSING = object()
+MISSING = object()
 
 
 def wire(
@@ -48,7 +48,7 @@ def wire(
 _Field = tuple[str, str, Parser, bool, Any]
 
 
-def _spec(cls: type) -> tuple[tuple[_Field, ...], frozenset[str]]:
+def wire_spec(cls: type) -> tuple[tuple[_Field, ...], frozenset[str]]:
     """The wire fields of ``cls`` as (name, key, parser, required, fast), read once per class.
 
     ``fast`` is the parser's shortcut for well-formed values (see :func:`decode`).
@@ -71,18 +71,40 @@ _SPECS: dict[type, tuple[tuple[_Field, ...], frozenset[str]]] = {}
 def decode(cls: type[T], obj: Any, where: str) -> T:
     """Build ``cls`` (an attrs class whose fields use :func:`wire`) from a JSON object.
 
-    Keys the class does not know go to its ``extra`` field, untouched. Well-formed plain
-    values (strings, integers, booleans, known enum values, times) take a shortcut; anything
-    else goes through the field's parser, which names the JSON path of what does not fit.
+    Keys the class does not know go to its ``extra`` field, untouched. A reply that fits is
+    decoded by the class's own function (see :mod:`obshell_sdk._wirecode`); one that does not
+    is decoded again by :func:`_decode_generic`, whose :class:`DecodeError` names the exact
+    JSON path of what does not fit.
+    """
+    fast = _FAST.get(cls)
+    if fast is None:
+        from ._wirecode import compile_decoder
+
+        fast = _FAST[cls] = compile_decoder(cls)
+    try:
+        return fast(obj)  # type: ignore[no-any-return]
+    except (DecodeError, ValueError):
+        return _decode_generic(cls, obj, where)
+
+
+_FAST: dict[type, Callable[[Any], Any]] = {}
+
+
+def _decode_generic(cls: type[T], obj: Any, where: str) -> T:
+    """Decode field by field, naming the JSON path of the first value that does not fit.
+
+    The reference the written-out decoders are tested against. Well-formed plain values
+    (strings, integers, booleans, known enum values, times) take a shortcut; anything else
+    goes through the field's parser.
     """
     if type(obj) is not dict:
         raise DecodeError(f"expected a JSON object, got {_kind(obj)}", where=where)
-    fields, known = _spec(cls)
+    fields, known = wire_spec(cls)
     values: dict[str, Any] = {}
     get = obj.get
     for name, key, parse, required, fast in fields:
-        raw = get(key, _MISSING)
-        if raw is _MISSING:
+        raw = get(key, MISSING)
+        if raw is MISSING:
             if required:
                 raise DecodeError("missing", where=f"{where}.{key}" if where else key)
             continue
@@ -96,7 +118,7 @@ def decode(cls: type[T], obj: Any, where: str) -> T:
                 if member is not None:
                     values[name] = member
                     continue
-            elif fast is _TIME_FAST:
+            elif fast is TIME_FAST:
                 try:
                     values[name] = parse_time(raw)
                     continue
@@ -171,6 +193,7 @@ def p_optional(parse: Parser) -> Parser:
     def parser(value: Any, where: str) -> Any:
         return None if value is None else parse(value, where)
 
+    parser.shape = ("optional", parse)  # type: ignore[attr-defined]
     return parser
 
 
@@ -199,6 +222,7 @@ def p_list(parse: Parser, *, null_as_empty: bool = False) -> Parser:
             raise DecodeError(f"expected an array, got {_kind(value)}", where=where)
         return tuple(parse(item, f"{where}[{i}]") for i, item in enumerate(value))
 
+    parser.shape = ("list", parse)  # type: ignore[attr-defined]
     return parser
 
 
@@ -208,6 +232,7 @@ def p_model(cls: type[T]) -> Callable[[Any, str], T]:
     def parser(value: Any, where: str) -> T:
         return decode(cls, value, where)
 
+    parser.shape = ("model", cls)  # type: ignore[attr-defined]
     return parser
 
 
@@ -245,7 +270,7 @@ def parse_time(text: str) -> Optional[datetime]:
     return value
 
 
-_TIME_FAST = object()
+TIME_FAST = object()
 
 
 def p_time(value: Any, where: str) -> Optional[datetime]:
@@ -281,4 +306,4 @@ def decode_contents(data: Any, where: str = "data") -> list[Any]:
     return items
 
 
-p_time.fast = _TIME_FAST  # type: ignore[attr-defined]
+p_time.fast = TIME_FAST  # type: ignore[attr-defined]
