@@ -24,6 +24,7 @@ from ._wire import (
     p_optional,
     p_str,
     p_time,
+    shared_repr,
     wire,
 )
 
@@ -90,7 +91,8 @@ class DagOutcome(str, Enum):
         return self.value
 
 
-@attrs.frozen
+@shared_repr
+@attrs.frozen(repr=False)
 class Progress:
     """How far a DAG is: ``stage`` of ``max_stage`` (1-based)."""
 
@@ -112,7 +114,8 @@ class Progress:
         return f"{self.stage}/{self.max_stage}"
 
 
-@attrs.frozen
+@shared_repr
+@attrs.frozen(repr=False)
 class ErrorInfo:
     """The ``error`` object of an envelope: branch on ``err_code`` (or ``code`` on old agents)."""
 
@@ -130,7 +133,8 @@ class ErrorInfo:
         return decode(cls, obj, where)
 
 
-@attrs.frozen
+@shared_repr
+@attrs.frozen(repr=False)
 class Envelope:
     """obshell's response envelope. ``data`` is the raw payload (None when absent)."""
 
@@ -151,7 +155,8 @@ class Envelope:
         return decode(cls, obj, where)
 
 
-@attrs.frozen
+@shared_repr
+@attrs.frozen(repr=False)
 class AgentAddress:
     """An agent's address as obshell writes it in ``execute_agent``."""
 
@@ -167,7 +172,8 @@ _state = p_enum(DagState)
 _operator = p_enum(Operator)
 
 
-@attrs.frozen
+@shared_repr
+@attrs.frozen(repr=False)
 class TaskDetail:
     """A sub-task: one agent's share of a node, with its log lines."""
 
@@ -196,7 +202,8 @@ class TaskDetail:
         return decode(cls, obj, where)
 
 
-@attrs.frozen
+@shared_repr
+@attrs.frozen(repr=False)
 class NodeDetail:
     """A node (one stage) of a DAG and its sub-tasks."""
 
@@ -221,7 +228,8 @@ class NodeDetail:
         return decode(cls, obj, where)
 
 
-@attrs.frozen
+@shared_repr
+@attrs.frozen(repr=False)
 class DagDetail:
     """A DAG (an asynchronous obshell task) as GetDagDetails returns it.
 
@@ -300,7 +308,8 @@ class DagDetail:
         )
 
 
-@attrs.frozen
+@shared_repr
+@attrs.frozen(repr=False)
 class AgentInfo:
     """What ``GET /api/v1/info`` says about an agent."""
 
@@ -345,7 +354,8 @@ class AgentInfo:
         return datetime.fromtimestamp(self.start_at / 1e9, tz=timezone.utc)
 
 
-@attrs.frozen
+@shared_repr
+@attrs.frozen(repr=False)
 class AgentSecret:
     """What ``GET /api/v1/secret`` returns: the agent's RSA public key (base64 PKCS#1 DER)."""
 

@@ -8,6 +8,7 @@ from typing import Any, Optional
 import attrs
 
 from ._exceptions import InvalidArgumentError
+from ._wire import shared_repr
 
 __all__ = ["UpgradeAgentRequest"]
 
@@ -61,7 +62,8 @@ def _empty_as_none(value: Any) -> Any:
     return None if value == "" else value
 
 
-@attrs.frozen
+@shared_repr
+@attrs.frozen(repr=False)
 class UpgradeAgentRequest:
     """Parameters of ``POST /api/v1/agent/upgrade`` (and ``/upgrade/check``), checked on creation.
 

@@ -30,6 +30,7 @@ from ._exceptions import (
 )
 from ._models import DagDetail, DagOutcome, DagState, Operator, Progress
 from ._validate import check_seconds
+from ._wire import shared_repr
 
 __all__ = ["DEFAULT_WAIT", "DagSource", "DagTask", "PollPolicy", "ProgressCallback"]
 
@@ -63,7 +64,8 @@ def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> Non
     check_seconds(value, attribute.name)
 
 
-@attrs.frozen
+@shared_repr
+@attrs.frozen(repr=False)
 class PollPolicy:
     """How a :class:`DagTask` polls. Immutable: ``policy.evolve(ceiling=10)`` returns a copy.
 

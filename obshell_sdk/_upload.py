@@ -16,14 +16,15 @@ from typing import Any, BinaryIO, Optional
 import attrs
 
 from ._exceptions import InvalidArgumentError
-from ._wire import decode, p_int, p_str, p_time, wire
+from ._wire import decode, p_int, p_str, p_time, shared_repr, wire
 
 __all__ = ["EncryptedMultipart", "UpgradePackageInfo", "check_package_path"]
 
 _BLOCK = 48 * 1024  # a multiple of 16 (AES) and 3 (base64)
 
 
-@attrs.frozen
+@shared_repr
+@attrs.frozen(repr=False)
 class UpgradePackageInfo:
     """What the agent stored for an uploaded package (obshell sends these keys in PascalCase)."""
 

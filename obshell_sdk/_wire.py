@@ -45,6 +45,22 @@ def wire(
     return attrs.field(metadata=meta, default=default, repr=repr)
 
 
+def shared_repr(cls: type[T]) -> type[T]:
+    """Give an ``attrs.frozen(repr=False)`` class the repr attrs would write for it.
+
+    attrs writes and compiles a ``__repr__`` per class at import (a third of the class's
+    cost); models are printed rarely, so they share this one instead.
+    """
+    names = tuple(f.name for f in attrs.fields(cast(Any, cls)) if f.repr)
+
+    def model_repr(self: Any) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        return f"{type(self).__name__}({inner})"
+
+    cls.__repr__ = model_repr  # type: ignore[method-assign]
+    return cls
+
+
 _Field = tuple[str, str, Parser, bool, Any]
 
 

@@ -14,6 +14,7 @@ from ._params import UpgradeAgentRequest
 from ._task import ProgressCallback
 from ._upload import UpgradePackageInfo, check_package_path
 from ._validate import check_seconds
+from ._wire import shared_repr
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._client import ObshellClient
@@ -23,7 +24,8 @@ __all__ = ["UpgradeResult", "run_agent_upgrade"]
 log = logging.getLogger("obshell_sdk")
 
 
-@attrs.frozen
+@shared_repr
+@attrs.frozen(repr=False)
 class UpgradeResult:
     """What :meth:`ObshellClient.run_agent_upgrade` did, step by step."""
 

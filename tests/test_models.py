@@ -205,3 +205,16 @@ def test_upgrade_request_refuses_bad_input(args, argument):
 
 def test_upgrade_dir_allows_cjk_and_obshell_punctuation():
     assert UpgradeAgentRequest("4.2.1.1", "1.el7", "/data/升级-dir_1:@x.y").upgrade_dir
+
+
+def test_repr_shows_the_fields_attrs_would_and_hides_the_rest():
+    dag = DagDetail.from_json(_dag("poll 4 (FAILED at stage 3)"))
+    text = repr(dag)
+    assert text.startswith(f"DagDetail(id={dag.id!r}, dag_id={dag.dag_id!r}, name=")
+    assert f"state={DagState.FAILED!r}" in text
+    assert "nodes=" not in text and "extra=" not in text and "additional_data=" not in text
+    assert repr(UpgradeAgentRequest("4.2.1.1", "1.el7")) == (
+        "UpgradeAgentRequest(version='4.2.1.1', release='1.el7', upgrade_dir=None)"
+    )
+    info = repr(AgentInfo.from_json({"identity": "SINGLE", "version": "4.3.0.0"}))
+    assert info.startswith("AgentInfo(identity='SINGLE', version='4.3.0.0', ip=''")
