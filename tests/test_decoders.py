@@ -14,19 +14,10 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_parsers_property import json_values
+from test_parsers_property import PARSERS, json_values
 from vectorlib import vectors
 
-from obshell_sdk import (
-    AgentInfo,
-    AgentSecret,
-    DagDetail,
-    DecodeError,
-    Envelope,
-    ErrorInfo,
-    NodeDetail,
-    TaskDetail,
-)
+from obshell_sdk import AgentInfo, AgentSecret, DagDetail, DecodeError, Envelope, NodeDetail
 from obshell_sdk._wire import _decode_generic, decode
 from obshell_sdk._wirecode import compile_decoder
 
@@ -36,7 +27,6 @@ NEAR_MISSES = st.sampled_from([
     "0001-01-01T00:00:00Z", "1970-01-01T08:00:00+08:00", None, 0, -1, 1.5, True, [], {}, [None],
     ["x"], [{}], {"id": "1"},
 ])
-PARSERS = [Envelope, ErrorInfo, DagDetail, NodeDetail, TaskDetail, AgentInfo, AgentSecret]
 
 
 def _datas() -> list[tuple[type, Any]]:
