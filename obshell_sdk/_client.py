@@ -27,7 +27,6 @@ from ._transport import Cert, Timeout, Transport
 from ._validate import (
     check_dag_id,
     check_host,
-    check_language,
     check_operator,
     check_port,
     check_seconds,
@@ -119,7 +118,7 @@ class ObshellClient(Transport):
         self.auth = auth
         self.https = https
         self.poll_policy = poll_policy or PollPolicy()
-        self.accept_language = check_language(accept_language)
+        self.accept_language = accept_language
         self.agent = f"{url_host}:{self.port}"
         self.base_url = f"{'https' if https else 'http'}://{url_host}:{self.port}"
         self._owns_session = session is None

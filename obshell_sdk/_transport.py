@@ -27,7 +27,7 @@ from ._exceptions import (
 )
 from ._http import ReplyTooLargeError, envelope_from_response, read_capped, transport_error
 from ._models import AgentInfo, AgentSecret, Envelope
-from ._validate import check_timeout
+from ._validate import check_language, check_timeout
 from ._wire import p_str, p_time
 
 __all__ = ["TRACE_HEADER", "BodyFactory", "Cert", "Timeout", "Transport"]
@@ -55,7 +55,16 @@ class Transport:
     _closed: bool
     _uris: dict[str, tuple[str, str]]
     _owns_session: bool
-    accept_language: Optional[str]
+    _accept_language: Optional[str]
+
+    @property
+    def accept_language(self) -> Optional[str]:
+        """The language tag sent as ``Accept-Language`` (None: the agent's default, English)."""
+        return self._accept_language
+
+    @accept_language.setter
+    def accept_language(self, value: Optional[str]) -> None:
+        self._accept_language = check_language(value)
 
     def info(self) -> AgentInfo:
         """``GET /api/v1/info``: identity, version and auth abilities of the agent (no auth)."""
@@ -117,6 +126,7 @@ class Transport:
         """
         if self._closed:
             raise ObshellError("this ObshellClient is closed; make a new one")
+        method = method.upper()
         uri, url = self._wire_uri(path, query)
         limit = self.timeout if timeout is None else check_timeout(timeout, "timeout")
         if not signed:
@@ -233,8 +243,8 @@ class Transport:
         timeout: tuple[float, float],
     ) -> Envelope:
         headers[TRACE_HEADER] = os.urandom(8).hex()
-        if self.accept_language:
-            headers["Accept-Language"] = self.accept_language
+        if self._accept_language:
+            headers["Accept-Language"] = self._accept_language
         started = time.monotonic()
         session = self._session
         try:
@@ -295,12 +305,12 @@ class Transport:
         prepared.url = url
         merged: CaseInsensitiveDict[Union[str, bytes]] = CaseInsensitiveDict(session.headers)
         merged.update(headers)
-        if data is not None:
+        if data:
             merged["Content-Length"] = str(len(data))
         elif method not in ("GET", "HEAD"):
             merged["Content-Length"] = "0"
         prepared.headers = merged  # type: ignore[assignment]
-        prepared.body = data
+        prepared.body = data or None  # as requests does: an empty body is no body
         resp = session.get_adapter(url).send(
             prepared, stream=True, timeout=timeout, verify=self._verify, cert=self._cert,
             proxies=self._proxies or {},

@@ -68,18 +68,27 @@ class _Writer:
             out.append(f"    {v} = get({key!r}, M)")
             out.append(f"    if {v} is M:")
             out.append(f"        {v} = missing()" if required
-                       else f"        {v} = {self.name(defaults[name])}")
+                       else f"        {v} = {self.default(defaults[name])}")
             out.append("    else:")
             self.value(parse, v, "        ")
             args.append(f"{name}={v}")
+        args.append("extra=extra")
         known_name = self.name(known)
         out += [f"    extra = {{}} if {known_name}.issuperset(obj) else "
                 f"{{k: x for k, x in obj.items() if k not in {known_name}}}",
-                f"    return cls({', '.join(args)}, extra=extra)"]
+                f"    return cls({', '.join(args)})"]
         source = "\n".join(out)
         code = compile(source, f"<obshell_sdk decoder of {self.cls.__name__}>", "exec")
         exec(code, self.env)  # noqa: S102 - our own generated source, as attrs does
         return self.env["decode"]  # type: ignore[no-any-return]
+
+    def default(self, default: Any) -> str:
+        """The expression of a missing optional field's value (what attrs would give it)."""
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            if default.takes_self:
+                raise TypeError("wire fields cannot have defaults that take self")
+            return f"{self.name(default.factory)}()"
+        return self.name(default)
 
     def value(self, parse: Any, v: str, indent: str) -> None:
         """Statements that replace the JSON value in ``v`` by its parsed form."""

@@ -106,3 +106,21 @@ def test_non_objects_are_refused_with_the_path(cls):
         with pytest.raises(DecodeError) as info:
             decode(cls, value, "data.nodes[3]")
         assert info.value.where == "data.nodes[3]"
+
+
+def test_factory_defaults_and_classes_without_wire_fields():
+    from obshell_sdk._wire import p_list, p_str, wire
+
+    @attrs.frozen
+    class Tags:
+        names: tuple[str, ...] = wire("names", p_list(p_str), required=False,
+                                      default=attrs.Factory(tuple))
+        extra: dict[str, Any] = attrs.field(factory=dict, eq=False)
+
+    @attrs.frozen
+    class Empty:
+        extra: dict[str, Any] = attrs.field(factory=dict, eq=False)
+
+    assert decode(Tags, {}, "data").names == ()
+    assert decode(Tags, {"names": ["a"]}, "data").names == ("a",)
+    assert decode(Empty, {"x": 1}, "data").extra == {"x": 1}

@@ -17,7 +17,7 @@ import pytest
 import requests
 from conftest import PASSWORD
 
-from obshell_sdk import ApiError, ObshellClient, PasswordAuth
+from obshell_sdk import ApiError, InvalidArgumentError, ObshellClient, PasswordAuth
 from obshell_sdk.testing import FakeAgent
 
 VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
@@ -111,3 +111,24 @@ def test_given_session_goes_through_requests_with_its_hooks_and_headers():
     assert len(statuses) == len(agent.requests)
     assert all(r.headers.get("X-Team") == "ops" for r in agent.requests)
     session.close()
+
+
+def test_lowercase_method_goes_out_uppercase():
+    with FakeAgent(password=PASSWORD) as agent, ObshellClient(
+        agent.host, agent.port, auth=PasswordAuth(PASSWORD)
+    ) as client:
+        assert client.call("get", "/api/v1/info", signed=False).successful
+        assert client.call("get", "/api/v1/task/dag/unfinish").successful
+    assert [r.method for r in agent.requests] == ["GET", "GET", "GET", "GET"]
+
+
+def test_accept_language_is_checked_when_changed_too():
+    client = ObshellClient("127.0.0.1", auth=None)
+    client.accept_language = "zh-CN"
+    assert client.accept_language == "zh-CN"
+    for bad in ("en\r\nX-Evil: 1", " en", 5):
+        with pytest.raises(InvalidArgumentError, match="accept_language"):
+            client.accept_language = bad  # type: ignore[assignment]
+    assert client.accept_language == "zh-CN"
+    client.accept_language = None
+    client.close()
