@@ -65,7 +65,8 @@ from ._models import (
     TaskDetail,
 )
 from ._params import UpgradeAgentRequest
-from ._task import DEFAULT_WAIT, DagSource, DagTask, PollPolicy
+from ._polling import PollPolicy
+from ._task import DEFAULT_WAIT, DagSource, DagTask
 from ._version import __version__
 
 logging.getLogger("obshell_sdk").addHandler(logging.NullHandler())

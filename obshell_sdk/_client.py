@@ -22,7 +22,8 @@ from ._exceptions import (
 )
 from ._models import DagDetail, NodeDetail, Operator
 from ._params import UpgradeAgentRequest
-from ._task import DagTask, PollPolicy, ProgressCallback
+from ._polling import PollPolicy
+from ._task import DagTask, ProgressCallback
 from ._transport import Cert, Timeout, Transport
 from ._validate import (
     check_dag_id,

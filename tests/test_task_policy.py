@@ -184,9 +184,9 @@ def test_errors_pickle():
 
 
 def test_stage_clock_predicts_the_end_of_the_last_stage():
-    from obshell_sdk._task import _StageClock
+    from obshell_sdk._polling import StageClock
 
-    clock = _StageClock()
+    clock = StageClock()
     assert clock.observe(dag(stage=7), 10.0) is None
     assert clock.observe(dag(stage=8), 12.0) is None  # one change: no rate yet
     assert clock.observe(dag(stage=9), 14.0) == pytest.approx(13.0 + 2.0)
