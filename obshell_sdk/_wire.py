@@ -61,19 +61,15 @@ def shared_repr(cls: type[T]) -> type[T]:
     return cls
 
 
-_Field = tuple[str, str, Parser, bool, Any]
+_Field = tuple[str, str, Parser, bool]
 
 
 def wire_spec(cls: type) -> tuple[tuple[_Field, ...], frozenset[str]]:
-    """The wire fields of ``cls`` as (name, key, parser, required, fast), read once per class.
-
-    ``fast`` is the parser's shortcut for well-formed values (see :func:`decode`).
-    """
+    """The wire fields of ``cls`` as (name, key, parser, required), read once per class."""
     found = _SPECS.get(cls)
     if found is None:
         fields = tuple(
-            (f.name, f.metadata[_WIRE], f.metadata[_PARSE], f.metadata[_REQUIRED],
-             getattr(f.metadata[_PARSE], "fast", None))
+            (f.name, f.metadata[_WIRE], f.metadata[_PARSE], f.metadata[_REQUIRED])
             for f in attrs.fields(cls)
             if _WIRE in f.metadata
         )
@@ -109,38 +105,20 @@ _FAST: dict[type, Callable[[Any], Any]] = {}
 def _decode_generic(cls: type[T], obj: Any, where: str) -> T:
     """Decode field by field, naming the JSON path of the first value that does not fit.
 
-    The reference the written-out decoders are tested against. Well-formed plain values
-    (strings, integers, booleans, known enum values, times) take a shortcut; anything else
-    goes through the field's parser.
+    Every value goes through its field's parser. Used when the written-out function
+    refused an object; also the reference that function is tested against.
     """
     if type(obj) is not dict:
         raise DecodeError(f"expected a JSON object, got {_kind(obj)}", where=where)
     fields, known = wire_spec(cls)
     values: dict[str, Any] = {}
-    get = obj.get
-    for name, key, parse, required, fast in fields:
-        raw = get(key, MISSING)
-        if raw is MISSING:
-            if required:
-                raise DecodeError("missing", where=f"{where}.{key}" if where else key)
-            continue
-        kind = type(raw)
-        if fast is kind:  # str, int or bool exactly as declared
-            values[name] = raw
-            continue
-        if kind is str and fast is not None:
-            if type(fast) is dict:  # an enum's value map
-                member = fast.get(raw)
-                if member is not None:
-                    values[name] = member
-                    continue
-            elif fast is TIME_FAST:
-                try:
-                    values[name] = parse_time(raw)
-                    continue
-                except ValueError:
-                    pass
-        values[name] = parse(raw, f"{where}.{key}" if where else key)
+    for name, key, parse, required in fields:
+        raw = obj.get(key, MISSING)
+        path = f"{where}.{key}" if where else key
+        if raw is not MISSING:
+            values[name] = parse(raw, path)
+        elif required:
+            raise DecodeError("missing", where=path)
     values["extra"] = (
         {} if known.issuperset(obj) else {k: v for k, v in obj.items() if k not in known}
     )

@@ -63,7 +63,7 @@ class _Writer:
                 "        return not_object(obj)",
                 "    get = obj.get"]
         args = []
-        for i, (name, key, parse, required, _fast) in enumerate(fields):
+        for i, (name, key, parse, required) in enumerate(fields):
             v = f"v{i}"
             out.append(f"    {v} = get({key!r}, M)")
             out.append(f"    if {v} is M:")
