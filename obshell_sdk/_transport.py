@@ -305,12 +305,8 @@ class Transport:
         prepared.url = url
         merged: CaseInsensitiveDict[Union[str, bytes]] = CaseInsensitiveDict(session.headers)
         merged.update(headers)
-        if data:
-            merged["Content-Length"] = str(len(data))
-        elif method not in ("GET", "HEAD"):
-            merged["Content-Length"] = "0"
         prepared.headers = merged  # type: ignore[assignment]
-        prepared.body = data or None  # as requests does: an empty body is no body
+        prepared.prepare_body(data, None)  # body and Content-Length, exactly as requests sets them
         resp = session.get_adapter(url).send(
             prepared, stream=True, timeout=timeout, verify=self._verify, cert=self._cert,
             proxies=self._proxies or {},
