@@ -152,14 +152,6 @@ class PasswordAuth:
                 found = self._agents[agent] = _AgentState()
             return found
 
-    def needs_info(self, agent: str) -> bool:
-        """True while the auth version for ``agent`` is not chosen yet."""
-        return self.state(agent).version is None
-
-    def needs_key(self, agent: str) -> bool:
-        """True while no public key of ``agent`` is known."""
-        return self.state(agent).key is None
-
     def learn_agent(self, agent: str, info: AgentInfo) -> str:
         """Choose auth version and header for ``agent`` from its ``/api/v1/info``; return it."""
         version = self.version or choose_version(info)
