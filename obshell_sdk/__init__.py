@@ -8,18 +8,29 @@
         task = client.upgrade_agent("4.2.1.1", "101000062023110109.el7")
         detail = task.result(timeout=1800, on_progress=print)
 
-Everything public is importable from here; the modules behind it are private.
-``obshell_sdk.testing`` holds a fake agent for tests and is never imported by this package.
+Everything public is importable from here; the modules behind it are private (how they
+are laid out: CONTRIBUTING.md). ``obshell_sdk.testing`` holds a fake agent for tests and is
+never imported by this package.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-from typing import TYPE_CHECKING, Any
 
-from ._auth import PasswordAuth, SignedRequest
-from ._client import DEFAULT_PORT, DEFAULT_TIMEOUT, ObshellClient
+from ._auth import PasswordAuth
+from ._client import DEFAULT_TIMEOUT, ObshellClient
+from ._config import DEFAULT_PORT
+from ._dag import (
+    AgentAddress,
+    DagDetail,
+    DagOutcome,
+    DagState,
+    NodeDetail,
+    Operator,
+    Progress,
+    TaskDetail,
+)
+from ._endpoints import UpgradeAgentRequest
 from ._exceptions import (
     ApiError,
     AuthError,
@@ -50,42 +61,15 @@ from ._exceptions import (
     UriMismatchError,
     WrongPasswordError,
 )
-from ._models import (
-    AgentAddress,
-    AgentInfo,
-    AgentSecret,
-    DagDetail,
-    DagOutcome,
-    DagState,
-    Envelope,
-    ErrorInfo,
-    NodeDetail,
-    Operator,
-    Progress,
-    TaskDetail,
-)
-from ._params import UpgradeAgentRequest
+from ._models import AgentInfo, ErrorInfo, UpgradePackageInfo, UpgradeResult
 from ._polling import PollPolicy
-from ._task import DEFAULT_WAIT, DagSource, DagTask
+from ._render import register_notebook_formatters
+from ._task import DEFAULT_WAIT, DagTask, ProgressCallback
+from ._transport import Cert, Timeout
 from ._version import __version__
 
 logging.getLogger("obshell_sdk").addHandler(logging.NullHandler())
-
-_LAZY = {"UpgradePackageInfo": "._upload", "UpgradeResult": "._workflow"}
-
-if TYPE_CHECKING:  # pragma: no cover
-    from ._upload import UpgradePackageInfo
-    from ._workflow import UpgradeResult
-
-
-def __getattr__(name: str) -> Any:
-    """Load the rarely used names on first access, to keep ``import obshell_sdk`` fast."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'obshell_sdk' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+register_notebook_formatters()
 
 __all__ = [
     "DEFAULT_PORT",
@@ -93,21 +77,19 @@ __all__ = [
     "DEFAULT_WAIT",
     "AgentAddress",
     "AgentInfo",
-    "AgentSecret",
     "ApiError",
     "AuthError",
     "AuthExpiredError",
     "BadRequestError",
+    "Cert",
     "ConnectError",
     "ConnectionLostError",
     "DagDetail",
     "DagOutcome",
-    "DagSource",
     "DagState",
     "DagTask",
     "DecodeError",
     "DecryptFailedError",
-    "Envelope",
     "ErrorInfo",
     "InvalidArgumentError",
     "NodeDetail",
@@ -120,9 +102,9 @@ __all__ = [
     "PasswordKindError",
     "PollPolicy",
     "Progress",
+    "ProgressCallback",
     "ReadTimeoutError",
     "ServerError",
-    "SignedRequest",
     "TaskCancelledError",
     "TaskDetail",
     "TaskError",
@@ -132,6 +114,7 @@ __all__ = [
     "TaskStateError",
     "TaskTimeoutError",
     "TaskUnreachableError",
+    "Timeout",
     "TransportError",
     "UnderMaintenanceError",
     "UpgradeAgentRequest",
@@ -142,3 +125,10 @@ __all__ = [
     "WrongPasswordError",
     "__version__",
 ]
+
+# Public classes say they come from here, in reprs, tracebacks and the docs.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type) and _obj.__module__.startswith("obshell_sdk._"):
+        _obj.__module__ = __name__
+del _name, _obj

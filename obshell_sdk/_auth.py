@@ -1,9 +1,17 @@
-"""Password authentication: picks auth v1 or v2 per agent, keeps its key, signs requests.
+"""Password authentication as a flow: what to ask the agent, then how to sign.
 
-The auth object never does I/O. The client fetches ``/api/v1/info`` and ``/api/v1/secret``
-and hands the results in (:meth:`PasswordAuth.learn_agent`, :meth:`PasswordAuth.learn_key`);
-signing is then pure. Passwords live in a :class:`_Secret` whose repr is masked and which
-refuses to be pickled, so they cannot reach a log line, an exception or a traceback's repr.
+:func:`auth_flow` is a generator in the manner of httpx's ``Auth.auth_flow``: it yields the
+requests to send and receives their replies (or has the error thrown in). It yields
+``GET /api/v1/info`` when it does not know the agent's dialect, ``GET /api/v1/secret`` when
+it does not know its key, then the signed request. When the agent refuses that, it mends
+what it can, once each: a header the agent could not decrypt (its key changed) costs a key
+fetch and a re-signed request; an expired one a ``GET /api/v1/time`` and a re-signed
+request; a refusal that says the agent changed (upgraded, agent password set) a fresh
+``/info``. Every one of these refusals happens before the agent does anything, so nothing
+runs twice. The transport only drives the flow; all I/O stays there.
+
+Passwords live in a :class:`_Secret` whose repr is masked and which refuses to be pickled,
+so they cannot reach a log line, an exception or a traceback's repr.
 """
 
 from __future__ import annotations
@@ -11,21 +19,32 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections.abc import Generator
 from typing import Callable, NoReturn, Optional
 
-import attrs
-
 from ._crypto import PublicKey, aes_encrypt, v1_token_json, v2_header_json
-from ._exceptions import InvalidArgumentError
-from ._models import AgentInfo
+from ._decode import p_str, p_time
+from ._exceptions import (
+    AuthError,
+    AuthExpiredError,
+    DecodeError,
+    DecryptFailedError,
+    InvalidArgumentError,
+    ObshellError,
+    PasswordKindError,
+)
+from ._models import AgentInfo, AgentSecret, Envelope
+from ._request import Request
 
-__all__ = ["AuthVersion", "PasswordAuth", "SignedRequest"]
+__all__ = ["AuthFlow", "PasswordAuth", "auth_flow", "choose_version"]
 
 log = logging.getLogger("obshell_sdk")
 
-AuthVersion = str  # "v1" or "v2"
-_VERSIONS = ("v1", "v2")
+_DIALECTS = ("v1", "v2")
 MAX_LIFETIME = 24 * 3600.0
+#: Yields requests to send, receives their envelopes; ends after the signed one succeeded.
+AuthFlow = Generator[Request, Envelope, None]
 
 
 class _Secret:
@@ -48,44 +67,25 @@ class _Secret:
         raise TypeError("obshell_sdk refuses to pickle a password")
 
 
-@attrs.frozen
-class SignedRequest:
-    """What signing adds to a request: auth headers and the (possibly encrypted) body."""
-
-    headers: dict[str, str] = attrs.field(repr=False)
-    body: Optional[bytes] = attrs.field(repr=False)
-    version: str
-    header_name: str
-    #: The AES key and IV put in the header for a streamed body (``stream_key=True``).
-    key_iv: Optional[bytes] = attrs.field(default=None, repr=False)
-    #: The agent key the header was encrypted with.
-    key: Optional[PublicKey] = attrs.field(default=None, repr=False, eq=False)
-
-
 class _AgentState:
-    """What an auth object knows of one agent (guarded by the auth object's lock).
+    """What an auth object knows of one agent. ``fetch_lock``: one fetch at a time per agent."""
 
-    A plain slotted class: it is internal, and an attrs class costs import time.
-    """
-
-    __slots__ = ("blank_password", "clock_offset", "fetch_lock", "header_name", "key",
-                 "reusable", "use_agent_password", "version")
+    __slots__ = ("blank_password", "clock_offset", "dialect", "fetch_lock", "header_name",
+                 "key", "use_agent_password")
 
     def __init__(self) -> None:
-        self.version: Optional[str] = None
+        self.dialect: Optional[str] = None
         self.header_name = "X-OCS-Header"
         self.use_agent_password = False
         self.blank_password = False
         self.key: Optional[PublicKey] = None
         self.clock_offset = 0.0
         self.fetch_lock = threading.Lock()
-        #: Signed headers of bodiless reads by request-target, with their expiry (``sign``).
-        self.reusable: dict[str, tuple[SignedRequest, int]] = {}
 
-    def __repr__(self) -> str:
-        return (f"_AgentState(version={self.version!r}, header_name={self.header_name!r}, "
-                f"key={'set' if self.key is not None else None}, "
-                f"clock_offset={self.clock_offset})")
+    def forget(self) -> None:
+        """Forget dialect and key: the agent may have changed."""
+        self.dialect = None
+        self.key = None
 
 
 class PasswordAuth:
@@ -95,8 +95,8 @@ class PasswordAuth:
     ``agent_password`` is used instead when given and the agent has one set. ``lifetime`` is how
     many seconds a signed header stays valid (the agent rejects it after that). ``version``
     forces ``"v1"`` (``X-OCS-Auth``, obshell 4.2.2) or ``"v2"`` (``X-OCS-Header``); by default
-    each agent is asked through ``/api/v1/info``. One object may serve many agents: it keeps
-    one public key per agent.
+    each agent is asked through ``/api/v1/info``. One object may serve many agents and
+    threads: it keeps what it learnt of each agent (dialect, key, clock offset) apart.
     """
 
     def __init__(
@@ -122,11 +122,13 @@ class PasswordAuth:
             raise InvalidArgumentError(
                 "lifetime", f"must be between 1 and {int(MAX_LIFETIME)} seconds, got {lifetime}"
             )
-        if version is not None and version not in _VERSIONS:
+        if version is not None and version not in _DIALECTS:
             raise InvalidArgumentError("version", f"must be 'v1', 'v2' or None, got {version!r}")
         self._password = _Secret(password)
         self._agent_password = None if agent_password is None else _Secret(agent_password)
+        #: Seconds a signed header stays valid.
         self.lifetime = float(lifetime)
+        #: The forced dialect (``"v1"``/``"v2"``), or None to ask each agent.
         self.version = version
         self._random = random
         self._lock = threading.Lock()
@@ -142,128 +144,52 @@ class PasswordAuth:
     def __reduce__(self) -> NoReturn:
         raise TypeError("obshell_sdk refuses to pickle PasswordAuth: it holds passwords")
 
-    # -- what the client tells us -------------------------------------------------------
-
-    def state(self, agent: str) -> _AgentState:
-        """The per-agent record (created on first use); internal to the SDK."""
+    def _state(self, agent: str) -> _AgentState:
         with self._lock:
             found = self._agents.get(agent)
             if found is None:
                 found = self._agents[agent] = _AgentState()
             return found
 
-    def learn_agent(self, agent: str, info: AgentInfo) -> str:
-        """Choose auth version and header for ``agent`` from its ``/api/v1/info``; return it."""
-        version = self.version or choose_version(info)
-        st = self.state(agent)
-        use_agent = self._agent_password is not None and info.security
-        with self._lock:
-            st.version = version
-            st.use_agent_password = use_agent and version == "v2"
-            st.header_name = (
-                "X-OCS-Auth"
-                if version == "v1"
-                else ("X-OCS-Agent-Header" if st.use_agent_password else "X-OCS-Header")
-            )
-            # A SINGLE agent without an agent password accepts any password: send none.
-            st.blank_password = info.identity == "SINGLE" and not info.security
-        log.debug("agent %s: auth %s with %s", agent, version, st.header_name)
-        return version
-
-    def learn_key(self, agent: str, public_key_b64: str) -> PublicKey:
-        """Parse and keep ``agent``'s public key (ValueError if it is not one)."""
-        key = PublicKey(public_key_b64)
-        st = self.state(agent)
-        with self._lock:
-            st.key = key
-        log.debug("agent %s: public key of %d bits", agent, key.bits)
-        return key
-
-    def forget_key(self, agent: str, key: Optional[PublicKey] = None) -> None:
-        """Drop ``agent``'s key, e.g. after the agent could not decrypt a header.
-
-        With ``key``, only if that is still the key in use (another thread may already have
-        fetched the new one).
-        """
-        st = self.state(agent)
-        with self._lock:
-            if key is None or st.key is key:
-                st.key = None
-
-    def forget_agent(self, agent: str) -> None:
-        """Forget everything about ``agent`` (version and key), e.g. after it was upgraded."""
-        with self._lock:
-            self._agents.pop(agent, None)
-
-    def set_clock_offset(self, agent: str, offset: float) -> None:
-        """Record that ``agent``'s clock runs ``offset`` seconds ahead of ours."""
-        st = self.state(agent)
-        with self._lock:
-            st.clock_offset = offset
-            st.reusable.clear()
-
-    # -- signing ------------------------------------------------------------------------
-
-    def sign(
-        self,
-        agent: str,
-        uri: str,
-        body: Optional[bytes],
-        now: float,
-        *,
-        lifetime: Optional[float] = None,
-        stream_key: bool = False,
-        reuse: bool = False,
-    ) -> SignedRequest:
-        """Sign a request to ``agent`` for request-target ``uri`` with JSON ``body`` bytes.
-
-        ``now`` is our clock (Unix seconds); the agent's clock offset is added. With
-        ``stream_key`` (auth v2) a fresh AES key and IV go in the header and come back in
-        ``key_iv`` for the caller to encrypt a streamed body with. With ``reuse`` (bodiless
-        reads), a header signed earlier for the same target is returned while more than half
-        of its lifetime is left: it is a token valid until its expiry anyway, and this saves
-        an RSA operation per poll. Requires :meth:`learn_agent` and :meth:`learn_key` first.
-        """
-        st = self.state(agent)
-        with self._lock:
-            key, version = st.key, st.version
-            use_agent, blank, header_name = st.use_agent_password, st.blank_password, st.header_name
-            offset = st.clock_offset
-        if key is None or version is None:
-            raise LookupError(f"agent {agent}: its auth version or key is not known (yet)")
-        span = lifetime or self.lifetime
-        reuse = reuse and not body and not stream_key
-        if reuse:
-            with self._lock:
-                found = st.reusable.get(uri)
-            if found is not None and found[0].key is key and now + offset < found[1] - span / 2:
-                return found[0]
-        signed = self._sign(key, version, uri, body, int(now + offset + span), stream_key,
-                            use_agent, blank, header_name)
-        if reuse:
-            with self._lock:
-                if len(st.reusable) >= 256:
-                    st.reusable.clear()
-                st.reusable[uri] = (signed, int(now + offset + span))
-        return signed
+    def _learn_agent(self, state: _AgentState, info: AgentInfo) -> None:
+        dialect = self.version or choose_version(info)
+        use_agent = self._agent_password is not None and info.security and dialect == "v2"
+        state.use_agent_password = use_agent
+        state.header_name = (
+            "X-OCS-Auth" if dialect == "v1"
+            else ("X-OCS-Agent-Header" if use_agent else "X-OCS-Header")
+        )
+        # A SINGLE agent without an agent password accepts any password: send none.
+        state.blank_password = info.identity == "SINGLE" and not info.security
+        state.dialect = dialect
 
     def _sign(
-        self, key: PublicKey, version: str, uri: str, body: Optional[bytes], expires: int,
-        stream_key: bool, use_agent: bool, blank: bool, header_name: str,
-    ) -> SignedRequest:
-        if version == "v1":
-            token = self._v1_token(key, expires)
-            return SignedRequest({"X-OCS-Auth": token}, body, "v1", "X-OCS-Auth", None, key)
-        secret = self._agent_password if use_agent else self._password
-        key_iv = self._random(32) if (body or stream_key) else None
-        encrypted = aes_encrypt(key_iv, body) if (key_iv is not None and body) else None
-        header = key.encrypt(v2_header_json(
-            "" if (blank or secret is None) else secret.reveal(), expires, uri, key_iv
-        ))
-        return SignedRequest(
-            {header_name: header}, encrypted, "v2", header_name,
-            key_iv if stream_key else None, key,
-        )
+        self, state: _AgentState, request: Request, now: float
+    ) -> Optional[tuple[Request, PublicKey]]:
+        """The signed form of ``request`` and the key used; None if the key was just dropped."""
+        key, dialect, header_name = state.key, state.dialect, state.header_name
+        if key is None or dialect is None:
+            return None
+        expires = int(now + state.clock_offset + (request.lifetime or self.lifetime))
+        headers = dict(request.headers)
+        body = request.body
+        if dialect == "v1":
+            headers[header_name] = self._v1_token(key, expires)
+            key_iv = None
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+        else:
+            key_iv = self._random(32) if (body or request.stream) else None
+            secret = self._agent_password if state.use_agent_password else self._password
+            headers[header_name] = key.encrypt(v2_header_json(
+                "" if (state.blank_password or secret is None) else secret.reveal(),
+                expires, request.target, key_iv,
+            ))
+            if body and key_iv is not None:
+                body = aes_encrypt(key_iv, body)
+        if request.stream is not None:
+            body, headers["Content-Type"] = request.stream(key_iv)
+        return Request(request.method, request.target, body, headers, signed=True), key
 
     def _v1_token(self, key: PublicKey, expires: int) -> str:
         try:
@@ -277,10 +203,101 @@ class PasswordAuth:
 
 
 def choose_version(info: AgentInfo) -> str:
-    """Pick the auth version an agent speaks: ``supportedAuth`` if given, else 4.2.2 -> v1."""
+    """Pick the auth dialect an agent speaks: ``supportedAuth`` if given, else 4.2.2 -> v1."""
     if info.supported_auth is not None:
         if "v2" in info.supported_auth:
             return "v2"
         if "v1" in info.supported_auth:
             return "v1"
     return "v1" if info.version_number.split(".")[:3] == ["4", "2", "2"] else "v2"
+
+
+def auth_flow(
+    auth: PasswordAuth, request: Request, agent: str, *, clock: Callable[[], float] = time.time
+) -> AuthFlow:
+    """Sign ``request`` for ``agent`` (``host:port``), asking the agent what signing needs.
+
+    Yields each request to send; the driver sends back its envelope, or throws in the
+    :class:`~obshell_sdk.ObshellError` it raised. The flow ends after the signed request
+    succeeded, and re-raises what it cannot mend. ``clock`` is Unix seconds.
+    """
+    state = auth._state(agent)
+    mended: set[str] = set()
+    for _ in range(8):  # each mend happens once; a key dropped by another thread, a few times
+        yield from _learn(auth, state)
+        signed = auth._sign(state, request, clock())
+        if signed is None:
+            continue
+        expired: Optional[AuthExpiredError] = None
+        try:
+            yield signed[0]
+            return
+        except DecryptFailedError:
+            if "key" in mended:
+                raise
+            mended.add("key")
+            log.info("agent %s could not decrypt our header; fetching its key again", agent)
+            if state.key is signed[1]:  # unless another thread fetched the new key already
+                state.key = None
+        except AuthExpiredError as exc:
+            if "clock" in mended:
+                raise
+            mended.add("clock")
+            expired = exc
+        except AuthError as exc:
+            if "agent" in mended or not _may_be_stale(exc):
+                raise
+            mended.add("agent")
+            log.info("agent %s refused our header (%s); asking it how to sign again",
+                     agent, exc.err_code or exc.code)
+            state.forget()
+        if expired is not None and not (yield from _measure_clock(state, agent, clock)):
+            raise expired
+    raise ObshellError(f"agent {agent}: its key kept changing while signing; try again")
+
+
+def _learn(auth: PasswordAuth, state: _AgentState) -> AuthFlow:
+    """Ask the agent for its dialect and key, whichever is not known (one thread at a time)."""
+    if state.dialect is not None and state.key is not None:
+        return
+    with state.fetch_lock:
+        if state.dialect is None:
+            reply = yield Request("GET", "/api/v1/info", signed=False)
+            auth._learn_agent(state, AgentInfo.from_json(reply.data))
+        if state.key is None:
+            reply = yield Request("GET", "/api/v1/secret", signed=False)
+            secret = AgentSecret.from_json(reply.data)
+            try:
+                state.key = PublicKey(secret.public_key)
+            except ValueError as exc:
+                raise DecodeError(str(exc), where="data.public_key") from None
+            log.debug("agent key of %d bits, auth %s", state.key.bits, state.dialect)
+
+
+def _measure_clock(
+    state: _AgentState, agent: str, clock: Callable[[], float]
+) -> Generator[Request, Envelope, bool]:
+    """Learn how far the agent's clock is from ours; True if that changes our expiry times."""
+    before = clock()
+    try:
+        reply = yield Request("GET", "/api/v1/time", signed=False)
+        agent_now = p_time(p_str(reply.data, "data"), "data")
+    except ObshellError as exc:
+        log.info("agent %s: could not read its clock (%s)", agent, exc)
+        return False
+    after = clock()
+    if agent_now is None:
+        return False
+    offset = agent_now.timestamp() - (before + after) / 2
+    old, state.clock_offset = state.clock_offset, offset
+    log.warning("agent %s: its clock is %+.1f s from ours; signing with that offset", agent, offset)
+    return abs(offset - old) >= 1.0
+
+
+def _may_be_stale(exc: AuthError) -> bool:
+    """Tell whether this refusal may come from auth settings the agent has since outgrown."""
+    return (
+        isinstance(exc, PasswordKindError)
+        or exc.err_code == "Request.Header.NotFound"
+        or (not exc.err_code and exc.code == 10008)
+    )

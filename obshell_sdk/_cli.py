@@ -24,14 +24,12 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from datetime import datetime
-from enum import Enum
-from typing import Any, Callable, Optional, TextIO
-
-import attrs
+from typing import Callable, Optional, TextIO
 
 from ._auth import PasswordAuth
-from ._client import ENV_TRUE, ObshellClient
+from ._client import ObshellClient
+from ._config import DEFAULT_PORT
+from ._dag import DagDetail
 from ._exceptions import (
     ApiError,
     AuthError,
@@ -43,7 +41,7 @@ from ._exceptions import (
     TaskUnreachableError,
     TransportError,
 )
-from ._models import DagDetail
+from ._render import dag_text, progress_line, to_jsonable
 
 __all__ = ["main"]
 
@@ -57,13 +55,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Talk to an obshell agent. Passwords: OBSHELL_PASSWORD (root@sys), "
         "OBSHELL_AGENT_PASSWORD, else a prompt.",
     )
-    p.add_argument("--host", default=os.environ.get("OBSHELL_HOST", "127.0.0.1"))
-    # A string default goes through type=int too: a bad OBSHELL_PORT is a usage error (exit 2).
-    p.add_argument("--port", type=int, default=os.environ.get("OBSHELL_PORT", "2886"))
-    p.add_argument("--https", action="store_true",
-                   default=os.environ.get("OBSHELL_HTTPS", "").strip().lower() in ENV_TRUE)
-    p.add_argument("--ca-bundle", default=os.environ.get("OBSHELL_CA_BUNDLE"),
-                   help="CA bundle to verify the agent's certificate")
+    # Unset options fall back to the OBSHELL_* variables, read by ObshellClient.from_env.
+    p.add_argument("--host", help="the agent's host (default: OBSHELL_HOST)")
+    p.add_argument("--port", help=f"the agent's port (default: OBSHELL_PORT, else {DEFAULT_PORT})")
+    p.add_argument("--https", action="store_true", default=None,
+                   help="use https (default: OBSHELL_HTTPS, else off)")
+    p.add_argument("--ca-bundle", help="CA bundle to verify the agent's certificate "
+                   "(default: OBSHELL_CA_BUNDLE)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
     sub = p.add_subparsers(dest="command", required=True)
@@ -85,22 +83,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def to_jsonable(value: Any) -> Any:
-    """Turn models, enums and times into plain JSON values."""
-    if attrs.has(type(value)):
-        return {f.name: to_jsonable(getattr(value, f.name))
-                for f in attrs.fields(type(value)) if f.name != "extra"}
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    return value
-
-
 class _Out:
     def __init__(self, as_json: bool, stream: TextIO) -> None:
         self.as_json = as_json
@@ -109,20 +91,12 @@ class _Out:
     def dag(self, detail: DagDetail) -> None:
         if self.as_json:
             self.stream.write(json.dumps(to_jsonable(detail)) + "\n")
-            return
-        self.stream.write(f"task {detail.id}: {detail.name}\n"
-                          f"  {detail.state} ({detail.outcome}), stage {detail.progress}\n")
-        for i, node in enumerate(detail.nodes or (), start=1):
-            self.stream.write(f"  {i}. {node.state:<8} {node.name}\n")
-            for task in node.sub_tasks:
-                if task.state.value == "FAILED" and task.task_logs:
-                    self.stream.write(f"       {task.execute_agent}: {task.task_logs[-1]}\n")
+        else:
+            self.stream.write(dag_text(detail))
 
     def progress(self, detail: DagDetail) -> None:
         if not self.as_json:
-            node = detail.current_node
-            step = f" {node.name}" if node else ""
-            sys.stderr.write(f"[{detail.progress}] {detail.state}{step}\n")
+            sys.stderr.write(progress_line(detail) + "\n")
 
 
 def _password(name: str, prompt: str, needed: bool) -> Optional[str]:
@@ -135,12 +109,19 @@ def _password(name: str, prompt: str, needed: bool) -> Optional[str]:
 
 
 def _client(args: argparse.Namespace, needs_auth: bool) -> ObshellClient:
-    auth = None
-    if needs_auth:
+    """The client, configured exactly as ``ObshellClient.from_env`` does, options winning."""
+    environ = dict(os.environ)
+    given = {"OBSHELL_HOST": args.host, "OBSHELL_PORT": args.port,
+             "OBSHELL_CA_BUNDLE": args.ca_bundle, "OBSHELL_HTTPS": "1" if args.https else None}
+    environ.update({name: value for name, value in given.items() if value is not None})
+    if not needs_auth:
+        return ObshellClient.from_env(environ, auth=None)
+    if environ.get("OBSHELL_PASSWORD") is None:
         password = _password("OBSHELL_PASSWORD", "root@sys password: ", True) or ""
-        auth = PasswordAuth(password, _password("OBSHELL_AGENT_PASSWORD", "", False))
-    verify: Any = args.ca_bundle if args.ca_bundle else True
-    return ObshellClient(args.host, args.port, auth=auth, https=args.https, verify=verify)
+        auth = PasswordAuth(password, environ.get("OBSHELL_AGENT_PASSWORD"))
+        del password
+        return ObshellClient.from_env(environ, auth=auth)
+    return ObshellClient.from_env(environ)
 
 
 def _run(args: argparse.Namespace, out: _Out) -> int:
@@ -207,6 +188,10 @@ def exit_code(exc: ObshellError) -> int:
     return EXIT_API
 
 
+_OPTIONS = {"OBSHELL_HOST": "--host", "OBSHELL_PORT": "--port", "OBSHELL_HTTPS": "--https",
+            "OBSHELL_CA_BUNDLE": "--ca-bundle"}
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -216,7 +201,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return _run(args, out)
     except ObshellError as exc:
-        sys.stderr.write(f"obshell-sdk: {exc}\n")
+        option = _OPTIONS.get(getattr(exc, "argument", ""))
+        hint = f" (or pass {option})" if option else ""
+        sys.stderr.write(f"obshell-sdk: {exc}{hint}\n")
         return exit_code(exc)
     except KeyboardInterrupt:
         sys.stderr.write("obshell-sdk: interrupted; any task keeps running on the agent\n")

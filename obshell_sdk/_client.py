@@ -1,92 +1,62 @@
-"""ObshellClient: one agent, one connection pool, signed calls, typed replies."""
+"""ObshellClient: the API of one agent, a thin facade over its transport."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
+from datetime import datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Optional, Union
+from typing import Any, Optional, Union
 
 import requests
-from requests.adapters import HTTPAdapter
 
-from ._auth import PasswordAuth, SignedRequest
-from ._exceptions import (
-    ConnectionLostError,
-    DecodeError,
-    InvalidArgumentError,
-    ObshellError,
-    TaskNotFoundError,
-)
-from ._models import DagDetail, NodeDetail, Operator
-from ._params import UpgradeAgentRequest
+from ._auth import PasswordAuth
+from ._config import DEFAULT_PORT, auth_from_env, settings_from_env
+from ._dag import DagDetail, NodeDetail, Operator
+from ._decode import decode_contents, p_str, p_time
+from ._endpoints import AGENT_UPGRADE, AGENT_UPGRADE_CHECK, TaskEndpoint, UpgradeAgentRequest
+from ._exceptions import ConnectionLostError, DecodeError, InvalidArgumentError, TaskNotFoundError
+from ._models import AgentInfo, UpgradePackageInfo, UpgradeResult
 from ._polling import PollPolicy
+from ._recovery import find_created_dag
+from ._request import Request
 from ._task import DagTask, ProgressCallback
 from ._transport import Cert, Timeout, Transport
+from ._upload import EncryptedMultipart, check_package_path
 from ._validate import (
     check_dag_id,
     check_host,
+    check_language,
     check_operator,
     check_port,
     check_seconds,
     check_timeout,
     check_tls,
 )
-from ._wire import decode_contents, p_str
-
-if TYPE_CHECKING:  # pragma: no cover - loaded on first use, to keep import time low
-    from ._upload import UpgradePackageInfo
-    from ._workflow import UpgradeResult
+from ._workflow import run_agent_upgrade
 
 __all__ = ["DEFAULT_PORT", "DEFAULT_TIMEOUT", "ObshellClient"]
 
 log = logging.getLogger("obshell_sdk")
 
-DEFAULT_PORT = 2886
 #: (connect, read) seconds for every call unless the client or the call says otherwise.
 DEFAULT_TIMEOUT = (5.0, 60.0)
 
 
-
-ENV_TRUE = ("1", "true", "yes", "on")
-
-
-def settings_from_env(
-    environ: Optional[Mapping[str, str]] = None,
-) -> tuple[str, int, bool, Union[bool, str]]:
-    """Host, port, https and verify from ``OBSHELL_*`` variables (no passwords are read)."""
-    env = os.environ if environ is None else environ
-    host = env.get("OBSHELL_HOST", "")
-    if not host:
-        raise InvalidArgumentError("OBSHELL_HOST", "set it to the agent's host name or IP")
-    port_text = env.get("OBSHELL_PORT", str(DEFAULT_PORT)).strip()
-    if not port_text.isdigit():
-        raise InvalidArgumentError("OBSHELL_PORT", f"{port_text!r} is not a port number")
-    https = env.get("OBSHELL_HTTPS", "").strip().lower() in ENV_TRUE
-    return host, int(port_text), https, env.get("OBSHELL_CA_BUNDLE") or True
-
-
-def auth_from_env(environ: Optional[Mapping[str, str]] = None) -> Optional[PasswordAuth]:
-    """``PasswordAuth`` from ``OBSHELL_PASSWORD`` / ``OBSHELL_AGENT_PASSWORD``, or None."""
-    env = os.environ if environ is None else environ
-    if env.get("OBSHELL_PASSWORD") is None and env.get("OBSHELL_AGENT_PASSWORD") is None:
-        return None
-    return PasswordAuth(env.get("OBSHELL_PASSWORD") or "", env.get("OBSHELL_AGENT_PASSWORD"))
-
-
-class ObshellClient(Transport):
+class ObshellClient:
     """A client of one obshell agent (``host:port``, 2886 by default).
 
     ``auth`` signs the calls that need it (a :class:`PasswordAuth`; None allows only the
     unauthenticated ones such as :meth:`info`). ``timeout`` is seconds, or a
-    ``(connect, read)`` pair, for every call. ``session`` lets you bring your own
-    ``requests.Session`` (proxies, adapters, its own ``verify``); the client never closes it.
-    ``verify`` is True by default (or the given session's setting): a CA bundle path, or
-    False to skip verification.
-    ``accept_language`` (one tag, e.g. ``"zh-CN"``) asks the agent for localised error
-    messages. Use the client as a context manager, or call :meth:`close`.
+    ``(connect, read)`` pair, for every call (and for each poll of a task). ``session`` lets
+    you bring your own ``requests.Session`` (proxies, adapters, its own ``verify``); the
+    client never closes it. ``verify`` is True by default (or the given session's setting):
+    a CA bundle path, or False to skip verification. ``accept_language`` (one tag, e.g.
+    ``"zh-CN"``) asks the agent for localised error messages. Use the client as a context
+    manager, or call :meth:`close`; a closed client cannot be opened again.
     """
 
     def __init__(
@@ -104,37 +74,30 @@ class ObshellClient(Transport):
         accept_language: Optional[str] = None,
     ) -> None:
         url_host = check_host(host)
-        self.port = check_port(port)
+        port = check_port(port)
         if auth is not None and not isinstance(auth, PasswordAuth):
             raise InvalidArgumentError("auth", "must be a PasswordAuth or None")
-        if verify is None:  # the default: verify, or as a given session says
-            verify = session.verify if isinstance(session, requests.Session) else True
-        check_tls(https, verify, cert)
-        self.timeout = check_timeout(timeout, "timeout")
         if session is not None and not isinstance(session, requests.Session):
             raise InvalidArgumentError("session", "must be a requests.Session")
+        if verify is None:  # the default: verify, or as a given session says
+            verify = True if session is None or session.verify is None else session.verify
+        check_tls(https, verify, cert)
         if poll_policy is not None and not isinstance(poll_policy, PollPolicy):
             raise InvalidArgumentError("poll_policy", "must be a PollPolicy")
-        self.host = url_host.strip("[]")
-        self.auth = auth
-        self.https = https
+        #: The agent's host (IPv6 without brackets) and port.
+        self.host, self.port = url_host.strip("[]"), port
+        #: ``host:port`` as it appears in messages (IPv6 in brackets).
+        self.agent = f"{url_host}:{port}"
+        #: ``http(s)://host:port``.
+        self.base_url = f"{'https' if https else 'http'}://{url_host}:{port}"
+        #: The ``(connect, read)`` timeout of every call.
+        self.timeout = check_timeout(timeout, "timeout")
+        #: How tasks made by this client poll.
         self.poll_policy = poll_policy or PollPolicy()
-        self.accept_language = accept_language
-        self.agent = f"{url_host}:{self.port}"
-        self.base_url = f"{'https' if https else 'http'}://{url_host}:{self.port}"
-        self._owns_session = session is None
-        self._session = session if session is not None else self._new_session()
-        self._verify: Union[bool, str] = True if verify is None else verify
-        self._cert = cert
-        self._proxies: Optional[MutableMapping[str, str]] = None
-        if self._owns_session:
-            # Read proxy and CA settings from the environment once, not on every call.
-            env = self._session.merge_environment_settings(self.base_url, {}, None, verify, cert)
-            self._proxies = env["proxies"]
-            self._verify = self._verify if env["verify"] is None else env["verify"]
-            self._session.trust_env = False
-        self._uris = {}
-        self._closed = False
+        self._transport = Transport(
+            self.base_url, self.agent, auth=auth, session=session, verify=verify, cert=cert,
+            accept_language=check_language(accept_language),
+        )
 
     @classmethod
     def from_env(
@@ -143,46 +106,51 @@ class ObshellClient(Transport):
         """A client configured from ``OBSHELL_*`` environment variables.
 
         ``OBSHELL_HOST`` (required), ``OBSHELL_PORT``, ``OBSHELL_PASSWORD``,
-        ``OBSHELL_AGENT_PASSWORD``, ``OBSHELL_HTTPS`` (1/true/yes), ``OBSHELL_CA_BUNDLE``.
-        Keyword ``overrides`` are passed on to the constructor and win over the environment.
+        ``OBSHELL_AGENT_PASSWORD``, ``OBSHELL_HTTPS`` (1/true/yes/on or 0/false/no/off),
+        ``OBSHELL_CA_BUNDLE``. Keyword ``overrides`` are passed on to the constructor and win
+        over the environment.
         """
-        host, port, https, verify = settings_from_env(environ)
-        options: dict[str, Any] = {"https": https, "verify": verify}
+        options = settings_from_env(environ)
         options.update(overrides)
         if "auth" not in options:
             options["auth"] = auth_from_env(environ)
-        environ = None  # keep the passwords out of this frame's locals from here on
-        return cls(host, port, **options)
-
-    @staticmethod
-    def _new_session() -> requests.Session:
-        session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=64, max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        return session
+        del environ  # keep the passwords out of this frame's locals from here on
+        return cls(**options)
 
     def __repr__(self) -> str:
-        url = getattr(self, "base_url", "(not set up)")
-        return f"ObshellClient({url!r}, auth={getattr(self, 'auth', None)!r})"
+        transport = getattr(self, "_transport", None)  # None while __init__ is refusing input
+        if transport is None:
+            return "<ObshellClient (not set up)>"
+        return f"ObshellClient({self.base_url!r}, auth={transport.auth!r})"
+
+    @property
+    def auth(self) -> Optional[PasswordAuth]:
+        """The :class:`PasswordAuth` that signs calls (None: unauthenticated calls only)."""
+        return self._transport.auth
+
+    @property
+    def accept_language(self) -> Optional[str]:
+        """The language tag sent as ``Accept-Language`` (None: the agent's default, English)."""
+        return self._transport.accept_language
+
+    @accept_language.setter
+    def accept_language(self, value: Optional[str]) -> None:
+        self._transport.accept_language = check_language(value)
 
     # -- lifetime -----------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the connection pool if the client made it (a given session is left open)."""
-        if not self._closed:
-            self._closed = True
-            if self._owns_session:
-                self._session.close()
+        self._transport.close()
 
     @property
     def closed(self) -> bool:
-        """True after :meth:`close`; a closed client refuses calls."""
-        return self._closed
+        """True after :meth:`close`; a closed client refuses calls and cannot be reopened."""
+        return self._transport.closed
 
     def __enter__(self) -> ObshellClient:
-        if self._closed:
-            raise ObshellError("this ObshellClient is closed; make a new one")
+        if self.closed:
+            raise InvalidArgumentError("client", "this ObshellClient is closed; make a new one")
         return self
 
     def __exit__(
@@ -193,7 +161,44 @@ class ObshellClient(Transport):
     ) -> None:
         self.close()
 
-    # -- the API ------------------------------------------------------------------------
+    # -- calls --------------------------------------------------------------------------
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: str = "",
+        body: Optional[Any] = None,
+        signed: bool = True,
+        timeout: Optional[Timeout] = None,
+    ) -> Any:
+        """Send one call to any endpoint and return the ``data`` of its reply (None if none).
+
+        ``path`` and ``query`` go on the wire as given (they are signed as sent); ``body`` is
+        JSON-encoded (and encrypted under auth v2). Errors raise like every other method.
+        """
+        if not isinstance(method, str) or not method.isalpha():
+            raise InvalidArgumentError("method", f"{method!r} is not an HTTP method")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise InvalidArgumentError("path", f"{path!r} must start with /")
+        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        target = f"{path}?{query}" if query else path
+        return self._send(Request(method, target, data, signed=signed), timeout).data
+
+    def _send(self, request: Request, timeout: Optional[Timeout] = None) -> Any:
+        limit = self.timeout if timeout is None else check_timeout(timeout, "timeout")
+        return self._transport.send(request, limit)
+
+    def info(self) -> AgentInfo:
+        """``GET /api/v1/info``: identity, version and auth abilities of the agent (no auth)."""
+        return AgentInfo.from_json(self.call("GET", "/api/v1/info", signed=False))
+
+    def server_time(self) -> Optional[datetime]:
+        """``GET /api/v1/time``: the agent's clock (no auth)."""
+        return p_time(p_str(self.call("GET", "/api/v1/time", signed=False), "data"), "data")
+
+    # -- tasks that change the cluster --------------------------------------------------
 
     def upgrade_agent(
         self, version: str, release: str, upgrade_dir: Optional[str] = None
@@ -205,8 +210,14 @@ class ObshellClient(Transport):
         reply; follow it with ``task.result()``. Bad arguments raise
         :class:`InvalidArgumentError` before anything is sent.
         """
+        return self._create_task(AGENT_UPGRADE, UpgradeAgentRequest(version, release, upgrade_dir))
+
+    def check_agent_upgrade(
+        self, version: str, release: str, upgrade_dir: Optional[str] = None
+    ) -> DagTask:
+        """Start the upgrade pre-check (``POST /api/v1/agent/upgrade/check``), a 5-stage DAG."""
         request = UpgradeAgentRequest(version, release, upgrade_dir)
-        return self._create_dag("/api/v1/agent/upgrade", request)
+        return self._create_task(AGENT_UPGRADE_CHECK, request)
 
     def run_agent_upgrade(
         self,
@@ -227,42 +238,39 @@ class ObshellClient(Transport):
         :class:`UpgradeResult`; raises ``TaskFailedError`` and friends when a step fails, or
         ``UpgradeNotConfirmedError`` when the agent reports another version after.
         """
-        from ._workflow import run_agent_upgrade
-
         return run_agent_upgrade(
             self, version, release, package=package, upgrade_dir=upgrade_dir, check=check,
             timeout=timeout, on_progress=on_progress, progress=progress,
         )
 
-    def check_agent_upgrade(
-        self, version: str, release: str, upgrade_dir: Optional[str] = None
-    ) -> DagTask:
-        """Start the upgrade pre-check (``POST /api/v1/agent/upgrade/check``), a 5-stage DAG."""
-        request = UpgradeAgentRequest(version, release, upgrade_dir)
-        return self._create_dag("/api/v1/agent/upgrade/check", request)
-
-    def _create_dag(self, path: str, request: UpgradeAgentRequest) -> DagTask:
+    def _create_task(self, endpoint: TaskEndpoint[Any], request: Any) -> DagTask:
+        """POST a task-creating request once; a lost reply is looked up, never re-sent."""
+        body = json.dumps(request.to_json(), separators=(",", ":")).encode()
         sent_at = time.time()
         try:
-            envelope = self.call("POST", path, body=request.to_json())
+            data = self._send(Request("POST", endpoint.path, body)).data
         except ConnectionLostError as exc:
-            # Never re-send: ask whether the agent created the task before the reply was lost.
-            from ._lookup import find_created_dag
-
-            detail = find_created_dag(self, request.dag_name, sent_at, exc, path=path)
-        else:
-            try:
-                detail = DagDetail.from_json(envelope.data)
-            except DecodeError:
-                # The task exists; keep its id even if the rest of the reply is unreadable.
-                dag_id = envelope.data.get("id") if isinstance(envelope.data, dict) else None
-                if not isinstance(dag_id, str):
-                    raise
-                log.warning("agent %s: created task %s, but its reply did not parse; "
-                            "following it by id", self.agent, dag_id)
-                return DagTask(self, check_dag_id(dag_id), policy=self.poll_policy)
+            detail = find_created_dag(self._dags_to_search, endpoint.dag_name(request),
+                                      sent_at, exc)
+            return DagTask(self, detail, policy=self.poll_policy)
+        try:
+            detail = DagDetail.from_json(data)
+        except DecodeError:
+            # The task exists; keep its id even if the rest of the reply is unreadable.
+            dag_id = data.get("id") if isinstance(data, dict) else None
+            if not isinstance(dag_id, str):
+                raise
+            log.warning("agent %s: created task %s, but its reply did not parse; "
+                        "following it by id", self.agent, dag_id)
+            return DagTask(self, dag_id, policy=self.poll_policy)
         log.info("agent %s: created task %s %r", self.agent, detail.id, detail.name)
         return DagTask(self, detail, policy=self.poll_policy)
+
+    def _dags_to_search(self) -> list[DagDetail]:
+        """Where a task just created shows up: the unfinished DAGs and the last maintenance."""
+        found = self.unfinished_dags()
+        maintenance = self.last_maintenance_dag()
+        return found + ([maintenance] if maintenance is not None else [])
 
     def upload_package(
         self, path: Union[str, os.PathLike[str]], *, lifetime: float = 600.0,
@@ -274,57 +282,48 @@ class ObshellClient(Transport):
         buffer). ``lifetime`` is how long the signed header stays valid: older agents check it
         after the whole body arrived. A missing or unreadable file is refused before sending.
         """
-        from ._upload import EncryptedMultipart, UpgradePackageInfo, check_package_path
-
         file = check_package_path(path)
         lifetime = check_seconds(lifetime, "lifetime")
         streams: list[EncryptedMultipart] = []
 
-        def body(signed: Optional[SignedRequest]) -> tuple[Any, dict[str, str]]:
-            key_iv = None if signed is None else signed.key_iv
-            stream = EncryptedMultipart(file, key_iv)
-            streams.append(stream)
-            return stream, {"Content-Type": stream.content_type}
+        def stream(key_iv: Optional[bytes]) -> tuple[EncryptedMultipart, str]:
+            body = EncryptedMultipart(file, key_iv)
+            streams.append(body)
+            return body, body.content_type
 
         if timeout is None:
             timeout = (self.timeout[0], max(self.timeout[1], 600.0))
+        request = Request("POST", "/api/v1/upgrade/package", stream=stream, lifetime=lifetime)
         try:
-            envelope = self.send_signed("POST", "/api/v1/upgrade/package", body=body,
-                                        lifetime=lifetime, stream_key=True, timeout=timeout)
+            data = self._send(request, timeout).data
         finally:
-            for stream in streams:
-                stream.close()
-        info = UpgradePackageInfo.from_json(envelope.data)
+            for body in streams:
+                body.close()
+        info = UpgradePackageInfo.from_json(data)
         log.info("agent %s: stored package %s %s-%s (%s)", self.agent, info.name, info.version,
                  info.release_distribution, info.architecture)
         return info
 
-    def unfinished_dags(self) -> list[DagDetail]:
-        """``GET /api/v1/task/dag/unfinish``: DAGs not finished (a FAILED upgrade stays here)."""
-        from ._lookup import parse_contents
-
-        envelope = self.call("GET", "/api/v1/task/dag/unfinish")
-        return parse_contents(envelope.data)
-
-    def last_maintenance_dag(self) -> Optional[DagDetail]:
-        """``GET /api/v1/task/dag/maintain/ob``: the cluster's last maintenance DAG, or None."""
-        try:
-            envelope = self.call("GET", "/api/v1/task/dag/maintain/ob")
-        except TaskNotFoundError:
-            return None
-        return DagDetail.from_json(envelope.data)
+    # -- tasks --------------------------------------------------------------------------
 
     def get_dag(
         self, dag_id: Union[str, int], show_details: bool = True, *,
         timeout: Optional[Timeout] = None,
     ) -> DagDetail:
-        """``GET /api/v1/task/dag/{id}`` (GetDagDetails): the DAG with its nodes and sub-tasks."""
+        """``GET /api/v1/task/dag/{id}`` (GetDagDetails): the DAG with its nodes and sub-tasks.
+
+        A reply about another DAG than the one asked for is a :class:`DecodeError`.
+        """
         dag_id = check_dag_id(dag_id)
         if not isinstance(show_details, bool):
             raise InvalidArgumentError("show_details", "must be True or False")
         query = "show_details=true" if show_details else "show_details=false"
-        envelope = self.call("GET", f"/api/v1/task/dag/{dag_id}", query=query, timeout=timeout)
-        return DagDetail.from_json(envelope.data)
+        data = self.call("GET", f"/api/v1/task/dag/{dag_id}", query=query, timeout=timeout)
+        detail = DagDetail.from_json(data)
+        if detail.id != dag_id:
+            raise DecodeError(f"asked for task {dag_id}, the agent answered about {detail.id}",
+                              where="data.id")
+        return detail
 
     def operate_dag(self, dag_id: Union[str, int], operator: Union[Operator, str]) -> None:
         """``POST /api/v1/task/dag/{id}``: apply RETRY, ROLLBACK, CANCEL or PASS to a DAG.
@@ -343,15 +342,27 @@ class ObshellClient(Transport):
         Always asks with details: obshell fails (500) on ``show_details=false`` here.
         """
         node_id = check_dag_id(node_id, "node_id")
-        envelope = self.call("GET", f"/api/v1/task/node/{node_id}", query="show_details=true")
-        return NodeDetail.from_json(envelope.data)
+        data = self.call("GET", f"/api/v1/task/node/{node_id}", query="show_details=true")
+        return NodeDetail.from_json(data)
 
     def sub_task_logs(self, sub_task_id: Union[str, int]) -> list[str]:
         """``GET /api/v1/task/sub_task/{id}/logs``: every log line of one sub-task."""
         sub_task_id = check_dag_id(sub_task_id, "sub_task_id")
-        envelope = self.call("GET", f"/api/v1/task/sub_task/{sub_task_id}/logs")
+        data = self.call("GET", f"/api/v1/task/sub_task/{sub_task_id}/logs")
         return [p_str(line, f"data.contents[{i}]")
-                for i, line in enumerate(decode_contents(envelope.data))]
+                for i, line in enumerate(decode_contents(data))]
+
+    def unfinished_dags(self) -> list[DagDetail]:
+        """``GET /api/v1/task/dag/unfinish``: DAGs not finished (a FAILED upgrade stays here)."""
+        items = decode_contents(self.call("GET", "/api/v1/task/dag/unfinish"))
+        return [DagDetail.from_json(item, f"data.contents[{i}]") for i, item in enumerate(items)]
+
+    def last_maintenance_dag(self) -> Optional[DagDetail]:
+        """``GET /api/v1/task/dag/maintain/ob``: the cluster's last maintenance DAG, or None."""
+        try:
+            return DagDetail.from_json(self.call("GET", "/api/v1/task/dag/maintain/ob"))
+        except TaskNotFoundError:
+            return None
 
     def task(self, dag_id: Union[str, int]) -> DagTask:
         """A :class:`DagTask` for an existing DAG id, e.g. one started by another process.
@@ -359,5 +370,3 @@ class ObshellClient(Transport):
         Nothing is fetched until you call ``refresh()``, ``wait()`` or ``result()``.
         """
         return DagTask(self, check_dag_id(dag_id), policy=self.poll_policy)
-
-    # -- the plumbing -------------------------------------------------------------------

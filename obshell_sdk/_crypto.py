@@ -1,7 +1,8 @@
 """Pure crypto for obshell auth: RSA "sectional" encryption, AES-128-CBC bodies, header JSON.
 
-Nothing here does I/O or reads a clock; randomness is passed in, so tests are deterministic.
-pycryptodome is imported on first use, never at ``import obshell_sdk`` time.
+Nothing here does I/O, reads a clock or draws randomness (keys and IVs are passed in), so
+tests are deterministic. This is the SDK's one AES-CBC implementation: whole bodies and
+streamed uploads both go through :class:`AesBase64Encryptor`.
 """
 
 from __future__ import annotations
@@ -9,16 +10,18 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any, Callable, Optional
+from typing import Any, Optional
+
+from Crypto.Cipher import AES, PKCS1_v1_5
+from Crypto.PublicKey import RSA
 
 __all__ = [
+    "AesBase64Encryptor",
     "PublicKey",
     "aes_encrypt",
     "v1_token_json",
     "v2_header_json",
 ]
-
-Random = Callable[[int], bytes]
 
 
 class PublicKey:
@@ -31,9 +34,6 @@ class PublicKey:
 
         Raises ValueError when the text is not such a key.
         """
-        from Crypto.Cipher import PKCS1_v1_5
-        from Crypto.PublicKey import RSA
-
         try:
             der = base64.b64decode(b64, validate=True)
             key = RSA.import_key(der)
@@ -72,18 +72,49 @@ class PublicKey:
         return f"PublicKey(bits={self.bits})"
 
 
-def aes_encrypt(key_iv: bytes, plaintext: bytes) -> bytes:
-    """AES-128-CBC with PKCS#7 padding; ``key_iv`` is 16 key bytes then 16 IV bytes.
+class AesBase64Encryptor:
+    """AES-128-CBC with PKCS#7 padding, base64-encoded, fed piece by piece.
 
-    Returns base64 (ASCII bytes), the raw request body obshell expects.
+    ``key_iv`` is 16 key bytes then 16 IV bytes. :meth:`update` returns the base64 text ready
+    so far, :meth:`finish` pads and returns the rest; whatever is held back is less than one
+    AES block plus two bytes, so memory stays flat however large the input.
     """
-    from Crypto.Cipher import AES
 
-    if len(key_iv) != 32:
-        raise ValueError("key_iv must be 32 bytes: a 16-byte AES-128 key and a 16-byte IV")
-    pad = 16 - len(plaintext) % 16
-    cipher = AES.new(key_iv[:16], AES.MODE_CBC, iv=key_iv[16:])
-    return base64.b64encode(cipher.encrypt(plaintext + bytes((pad,)) * pad))
+    def __init__(self, key_iv: bytes) -> None:
+        if len(key_iv) != 32:
+            raise ValueError("key_iv must be 32 bytes: a 16-byte AES-128 key and a 16-byte IV")
+        self._cipher = AES.new(key_iv[:16], AES.MODE_CBC, iv=key_iv[16:])
+        self._plain = b""  # less than one AES block not yet encrypted
+        self._raw = b""  # less than 3 bytes of ciphertext not yet base64-encoded
+
+    @staticmethod
+    def output_length(plain_length: int) -> int:
+        """How many base64 bytes ``plain_length`` bytes of plaintext become."""
+        encrypted = (plain_length // 16 + 1) * 16
+        return 4 * ((encrypted + 2) // 3)
+
+    def update(self, data: bytes) -> bytes:
+        """Encrypt ``data``; return the base64 bytes that are complete."""
+        self._plain += data
+        whole = len(self._plain) - len(self._plain) % 16
+        self._raw += self._cipher.encrypt(self._plain[:whole])
+        self._plain = self._plain[whole:]
+        ready = len(self._raw) - len(self._raw) % 3
+        out, self._raw = self._raw[:ready], self._raw[ready:]
+        return base64.b64encode(out)
+
+    def finish(self) -> bytes:
+        """Pad, encrypt what is left and return the last base64 bytes."""
+        pad = 16 - len(self._plain) % 16
+        raw = self._raw + self._cipher.encrypt(self._plain + bytes((pad,)) * pad)
+        self._plain = self._raw = b""
+        return base64.b64encode(raw)
+
+
+def aes_encrypt(key_iv: bytes, plaintext: bytes) -> bytes:
+    """Encrypt a whole body: AES-128-CBC, PKCS#7, base64 (the raw request body obshell expects)."""
+    encryptor = AesBase64Encryptor(key_iv)
+    return encryptor.update(plaintext) + encryptor.finish()
 
 
 def _dumps(obj: Any) -> bytes:

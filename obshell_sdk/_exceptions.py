@@ -36,10 +36,11 @@ This module uses only the standard library; no message ever contains a password.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, ClassVar, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._models import DagDetail, ErrorInfo, TaskDetail
+    from ._dag import DagDetail, TaskDetail
+    from ._models import ErrorInfo
 
 __all__ = [
     "ApiError",
@@ -102,11 +103,8 @@ class InvalidArgumentError(ObshellError, ValueError):
 class TransportError(ObshellError):
     """The HTTP exchange with the agent failed below the obshell protocol.
 
-    ``method`` and ``path`` say which call; ``request_sent`` is False only when the request
-    certainly did not reach the agent (so repeating it cannot run anything twice).
+    ``method`` and ``path`` say which call, ``agent`` which agent (``host:port``).
     """
-
-    request_sent: bool = True
 
     def __init__(self, message: str, *, method: str, path: str, agent: str) -> None:
         super().__init__(f"{method} {path} on {agent}: {message}")
@@ -116,9 +114,10 @@ class TransportError(ObshellError):
 
 
 class ConnectError(TransportError):
-    """The agent could not be reached (connection refused, unknown host, connect timeout)."""
+    """The agent could not be reached (connection refused, unknown host, connect timeout).
 
-    request_sent = False
+    The request certainly did not reach the agent, so repeating it cannot run anything twice.
+    """
 
 
 class ConnectionLostError(TransportError):
@@ -182,7 +181,7 @@ class ApiError(ObshellError):
     ) -> None:
         label = err_code or (f"code {code}" if code else f"HTTP {status}")
         trace = f", trace id {trace_id}" if trace_id else ""
-        hint = self.hint()
+        hint = self.hint
         super().__init__(
             f"{method} {path} failed: HTTP {status} {label}: {message}{trace}"
             + (f". {hint}" if hint else "")
@@ -196,33 +195,26 @@ class ApiError(ObshellError):
         self.path = path
         self.error = error
 
-    def hint(self) -> str:
-        """Say what the caller can do next; empty when there is nothing specific."""
-        return ""
+    #: What the caller can do next (empty when there is nothing specific); ends the message.
+    hint: ClassVar[str] = ""
 
 
 class AuthError(ApiError):
     """The agent refused the request's credentials."""
 
-    def hint(self) -> str:
-        """Say what the caller can do next."""
-        return "Check the password given to PasswordAuth"
+    hint = "Check the password given to PasswordAuth"
 
 
 class WrongPasswordError(AuthError):
     """The root@sys password or the agent password is wrong."""
 
-    def hint(self) -> str:
-        """Say what the caller can do next."""
-        return "The password was refused: pass the right one to PasswordAuth"
+    hint = "The password was refused: pass the right one to PasswordAuth"
 
 
 class PasswordKindError(AuthError):
     """The agent wants the other kind of password (agent password vs root@sys password)."""
 
-    def hint(self) -> str:
-        """Say what the caller can do next."""
-        return (
+    hint = (
             "Give PasswordAuth the agent password (agent_password=...) when the agent has one, "
             "else the root@sys password"
         )
@@ -231,25 +223,19 @@ class PasswordKindError(AuthError):
 class AuthExpiredError(AuthError):
     """The signed expiry time was already past on the agent's clock."""
 
-    def hint(self) -> str:
-        """Say what the caller can do next."""
-        return "The clocks disagree: sync this machine's clock or raise PasswordAuth(lifetime=...)"
+    hint = "The clocks disagree: sync this machine's clock or raise PasswordAuth(lifetime=...)"
 
 
 class UriMismatchError(AuthError):
     """The signed request-target differs from the one the agent received (a rewriting proxy?)."""
 
-    def hint(self) -> str:
-        """Say what the caller can do next."""
-        return "Something between us and the agent rewrote the URL; talk to the agent directly"
+    hint = "Something between us and the agent rewrote the URL; talk to the agent directly"
 
 
 class DecryptFailedError(AuthError):
     """The agent could not decrypt the auth header, usually because its key changed."""
 
-    def hint(self) -> str:
-        """Say what the caller can do next."""
-        return "The agent's key changed or the header was damaged; the SDK refetches the key once"
+    hint = "The agent's key changed or the header was damaged; the SDK refetches the key once"
 
 
 class BadRequestError(ApiError):
@@ -263,17 +249,13 @@ class NotFoundError(ApiError):
 class TaskNotFoundError(NotFoundError):
     """No task, node or sub-task has this id."""
 
-    def hint(self) -> str:
-        """Say what the caller can do next."""
-        return "Check the task id; list unfinished tasks on the agent to find it"
+    hint = "Check the task id; list unfinished tasks on the agent to find it"
 
 
 class UnderMaintenanceError(ApiError):
     """Another maintenance task holds the cluster lock (a failed upgrade keeps it)."""
 
-    def hint(self) -> str:
-        """Say what the caller can do next."""
-        return (
+    hint = (
             "Finish the maintenance task named in the message first: retry, roll back, "
             "skip or cancel it"
         )
@@ -395,3 +377,4 @@ class TaskRolledBackError(TaskError):
 
 class UpgradeNotConfirmedError(TaskError):
     """The upgrade task succeeded but the agent does not report the new version."""
+

@@ -1,90 +1,106 @@
-"""How a DagTask paces its polls: the policy knobs, and the last stage's predicted end."""
+"""The knobs of following a task, kept apart as google-api-core keeps them.
+
+Three things are independent: the overall deadline of a wait (:class:`Deadline`), the
+cadence of polls (:class:`PollPolicy`), and each poll's own RPC timeout (the client's
+``(connect, read)`` timeout, cut to the time left by :meth:`Deadline.cut`). The failure
+budget (how long polls may keep failing in a row) decides whether a failed poll is retried.
+"""
 
 from __future__ import annotations
 
-from typing import Optional
+import random
+import time
+from typing import Any, Optional
 
 import attrs
 
-from ._models import DagDetail
+from ._exceptions import InvalidArgumentError
 from ._validate import check_seconds
-from ._wire import shared_repr
 
-__all__ = ["PollPolicy", "StageClock"]
+__all__ = ["Deadline", "PollPolicy"]
 
-
-def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
-    check_seconds(value, attribute.name)
+#: No default cadence polls one task more often than this (seconds between polls).
+MIN_INTERVAL = 0.5
 
 
-@shared_repr
-@attrs.frozen(repr=False)
+def _seconds(_: object, attribute: attrs.Attribute[float], value: Any) -> None:
+    check_seconds(value, f"PollPolicy.{attribute.name}")
+
+
+def _jitter(_: object, attribute: attrs.Attribute[float], value: Any) -> None:
+    check_seconds(value, "PollPolicy.jitter", allow_zero=True)
+    if value >= 1:
+        raise InvalidArgumentError("PollPolicy.jitter", f"must be below 1, got {value!r}")
+
+
+@attrs.frozen
 class PollPolicy:
-    """How a :class:`DagTask` polls. Immutable: ``policy.evolve(ceiling=10)`` returns a copy.
+    """How often a :class:`DagTask` polls. Immutable: ``policy.evolve(ceiling=10)`` is a copy.
 
     The interval is ``fraction`` of the time the task has been followed, at least ``initial``
-    and at most ``ceiling`` seconds, with +-``jitter`` spread (never past the ceiling). When
-    the DAG is on its last stage, one poll is moved to just after its predicted end. See
-    ``benchmarks/RESULTS.md`` for what the defaults cost and how fast they notice the end.
-    After a failed poll the interval doubles from ``initial`` up to ``ceiling``;
-    ``failure_budget`` is how long polls may keep failing in a row (the agent restarts itself
-    during its own upgrade) before giving up.
+    and at most ``ceiling`` seconds, spread by +-``jitter`` (never below ``initial`` nor past
+    ``ceiling``). So a short task is noticed soon after it ends and a long one costs few
+    requests: with the defaults, at most 2 polls a second, a 1 s task is seen ending within
+    about 0.5 s, a 5 s one within 1 s, anything longer within 3 s. After a failed poll the
+    interval doubles from ``initial`` up to ``ceiling``; ``failure_budget`` is how long polls
+    may keep failing in a row (the agent restarts itself during its own upgrade) before
+    the wait gives up.
     """
 
-    initial: float = attrs.field(default=0.3, validator=_positive)
-    fraction: float = attrs.field(default=0.28, validator=_positive)
-    ceiling: float = attrs.field(default=3.0, validator=_positive)
-    jitter: float = attrs.field(default=0.1)
-    failure_budget: float = attrs.field(default=300.0, validator=_positive)
+    initial: float = attrs.field(default=MIN_INTERVAL, validator=_seconds)
+    fraction: float = attrs.field(default=0.2, validator=_seconds)
+    ceiling: float = attrs.field(default=3.0, validator=_seconds)
+    jitter: float = attrs.field(default=0.1, validator=_jitter)
+    failure_budget: float = attrs.field(default=300.0, validator=_seconds)
 
     def __attrs_post_init__(self) -> None:
         if self.ceiling < self.initial:
-            raise ValueError("PollPolicy: ceiling must not be below initial")
-        if not 0 <= self.jitter < 1:
-            raise ValueError("PollPolicy: jitter must be in [0, 1)")
+            raise InvalidArgumentError("PollPolicy.ceiling", "must not be below initial")
 
     def interval(self, followed_for: float) -> float:
         """Seconds to sleep before the next poll of a task followed for ``followed_for`` s."""
-        base = min(self.ceiling, max(self.initial, self.fraction * followed_for))
-        return self._spread(base)
+        return self._spread(min(self.ceiling, max(self.initial, self.fraction * followed_for)))
 
     def retry_interval(self, failures: int) -> float:
         """Seconds to sleep after ``failures`` failed polls in a row."""
-        base = min(self.ceiling, self.initial * (2 ** min(failures - 1, 16)))
-        return self._spread(base)
+        return self._spread(min(self.ceiling, self.initial * (2 ** min(failures - 1, 16))))
 
     def _spread(self, base: float) -> float:
-        if not self.jitter:
-            return base
-        import random  # here, not at import time: only polling needs it
-
         spread = base * random.uniform(1 - self.jitter, 1 + self.jitter)  # noqa: S311
-        return min(self.ceiling, spread)
+        return min(self.ceiling, max(self.initial, spread))
 
     def evolve(self, **changes: float) -> PollPolicy:
         """A copy with some knobs changed."""
         return attrs.evolve(self, **changes)
 
 
-class StageClock:
-    """Watches stage changes to predict when a DAG on its last stage will end.
+class Deadline:
+    """The overall deadline of a wait (None: none), on the monotonic clock."""
 
-    A stage change is dated halfway between the poll before it and the poll that saw it; with
-    two changes seen, the mean stage length gives the last stage's expected end. This adds at
-    most one poll per task, right where the end is most likely.
-    """
+    def __init__(self, seconds: Optional[float]) -> None:
+        self.seconds = seconds
+        self._at = None if seconds is None else time.monotonic() + seconds
 
-    def __init__(self) -> None:
-        self._stage = 0
-        self._last_poll = 0.0
-        self._changes: list[tuple[float, int]] = []
+    def left(self) -> Optional[float]:
+        """Seconds left (never below 0), or None without a deadline."""
+        return None if self._at is None else max(0.0, self._at - time.monotonic())
 
-    def observe(self, detail: DagDetail, now: float) -> Optional[float]:
-        """Note a poll's result at ``now``; the predicted end of the last stage, if known."""
-        if self._stage and detail.stage > self._stage:
-            self._changes.append(((self._last_poll + now) / 2, detail.stage))
-        self._stage, self._last_poll = detail.stage, now
-        if len(self._changes) < 2 or detail.stage != detail.max_stage:
-            return None
-        (t0, s0), (t1, s1) = self._changes[0], self._changes[-1]
-        return t1 + (t1 - t0) / (s1 - s0)
+    def passed(self) -> bool:
+        """True once the deadline is reached."""
+        return self._at is not None and time.monotonic() >= self._at
+
+    def cut(self, timeout: tuple[float, float]) -> tuple[float, float]:
+        """A poll's ``(connect, read)`` timeout: the client's, but no longer than what is left."""
+        left = self.left()
+        if left is None:
+            return timeout
+        left = max(0.05, left)
+        return min(timeout[0], left), min(timeout[1], left)
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, but not past the deadline."""
+        left = self.left()
+        if left is not None:
+            seconds = min(seconds, left)
+        if seconds > 0:
+            time.sleep(seconds)

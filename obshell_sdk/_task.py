@@ -1,18 +1,21 @@
 """DagTask: follow an obshell DAG (an asynchronous task) to its end.
 
-It needs only something that can "get a DAG" (:class:`DagSource`; the client is one), so it
-knows nothing of HTTP or signing. Polling starts fast and backs off with the time the task
-has been followed, up to a ceiling; a finished task is never polled again; the wait's
-deadline and the budget for consecutive failed polls (an agent restarting during its own
-upgrade) are separate knobs.
+One polling loop (:meth:`DagTask._snapshots`) yields each snapshot it fetches; ``wait()``
+and ``result()`` are short consumers of it, and live displays are subscribers of the
+changes it yields. The loop's knobs are independent (see :mod:`obshell_sdk._polling`):
+the wait's deadline, the cadence, each poll's RPC timeout, and the failure budget. A
+finished task is never polled again.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
-from typing import Callable, Optional, Protocol, Union
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
+from ._dag import DagDetail, DagOutcome, DagState, Operator, Progress
 from ._exceptions import (
     DecodeError,
     ObshellError,
@@ -26,88 +29,59 @@ from ._exceptions import (
     TaskUnreachableError,
     TransportError,
 )
-from ._models import DagDetail, DagOutcome, DagState, Operator, Progress
-from ._polling import PollPolicy, StageClock
-from ._validate import check_seconds
+from ._polling import Deadline, PollPolicy
+from ._render import failure_message, live_display, task_html, task_repr
+from ._validate import check_dag_id, check_seconds
 
-__all__ = ["DEFAULT_WAIT", "DagSource", "DagTask", "ProgressCallback"]
+if TYPE_CHECKING:  # pragma: no cover - for annotations only; the client imports this module
+    from ._client import ObshellClient
+
+__all__ = ["DEFAULT_WAIT", "DagTask", "ProgressCallback"]
 
 log = logging.getLogger("obshell_sdk")
 
 #: Seconds ``wait()``/``result()`` wait by default before raising TaskTimeoutError.
 DEFAULT_WAIT = 3600.0
 
+#: Called with each new snapshot (state, operator or stage changed) while a task is followed.
 ProgressCallback = Callable[[DagDetail], object]
-
-
-class DagSource(Protocol):
-    """Anything that can fetch a DAG by id and apply an operator (``ObshellClient`` is one)."""
-
-    def operate_dag(self, dag_id: Union[str, int], operator: Union[Operator, str]) -> None:
-        """Apply ``operator`` to the DAG ``dag_id``."""
-        ...
-
-    def get_dag(
-        self,
-        dag_id: Union[str, int],
-        show_details: bool = True,
-        *,
-        timeout: Optional[Union[float, tuple[float, float]]] = None,
-    ) -> DagDetail:
-        """Return the DAG ``dag_id``."""
-        ...
-
-
-def _is_failed(detail: DagDetail) -> bool:
-    return detail.state is DagState.FAILED
-
-
-def _key(detail: DagDetail) -> tuple[DagState, Operator, int]:
-    return detail.state, detail.operator, detail.stage
 
 
 class DagTask:
     """A handle on one obshell DAG: refresh it, wait for it, read how it ended.
 
-    Build it with ``client.upgrade_agent(...)`` or ``client.task(id)``. ``snapshot`` is the
-    last :class:`DagDetail` seen (None until the first fetch of a task picked up by id).
+    Get one from ``client.upgrade_agent(...)`` (or any call that starts a task) or
+    ``client.task(id)``. ``snapshot`` is the last :class:`DagDetail` seen (None until the
+    first fetch of a task picked up by id). ``policy`` is how often it polls.
     """
 
     def __init__(
         self,
-        source: DagSource,
-        snapshot: Union[DagDetail, str],
+        client: ObshellClient,
+        task: Union[DagDetail, str],
         *,
         policy: Optional[PollPolicy] = None,
     ) -> None:
-        self._source = source
-        if isinstance(snapshot, DagDetail):
-            self.id: str = snapshot.id
-            self.snapshot: Optional[DagDetail] = snapshot
+        self._client = client
+        if isinstance(task, DagDetail):
+            #: The DAG's generic id.
+            self.id: str = task.id
+            #: The last snapshot seen (None before the first fetch).
+            self.snapshot: Optional[DagDetail] = task
         else:
-            self.id = snapshot
+            self.id = check_dag_id(task)
             self.snapshot = None
+        #: How this task polls.
         self.policy = policy or PollPolicy()
         self._seen = self.snapshot is not None
         self._born = time.monotonic()
-        #: Polls sent by this handle (successful or not), for the curious and for benchmarks.
-        self.polls = 0
 
     def __repr__(self) -> str:
-        snap = self.snapshot
-        if snap is None:
-            return f"<DagTask {self.id} (not fetched yet)>"
-        return f"<DagTask {self.id} {snap.name!r} {snap.state} {snap.operator} {snap.progress}>"
+        return task_repr(self.id, self.snapshot)
 
     def _repr_html_(self) -> str:
         """An HTML card of the last snapshot, for notebooks."""
-        from html import escape
-
-        from ._display import dag_html
-
-        if self.snapshot is None:
-            return f"<div>task {escape(self.id)} (not fetched yet: call refresh())</div>"
-        return dag_html(self.snapshot)
+        return task_html(self.id, self.snapshot)
 
     @property
     def name(self) -> Optional[str]:
@@ -126,7 +100,7 @@ class DagTask:
 
     @property
     def progress(self) -> Optional[Progress]:
-        """``stage`` of ``max_stage`` in the last snapshot."""
+        """``stage`` of ``max_stage`` in the last snapshot (None before the first fetch)."""
         return None if self.snapshot is None else self.snapshot.progress
 
     def done(self) -> bool:
@@ -141,18 +115,15 @@ class DagTask:
         """
         if self.snapshot is not None and self.snapshot.is_finished and not force:
             return self.snapshot
-        return self._poll(None)
+        return self._fetch(None)
 
-    def _poll(self, deadline: Optional[float]) -> DagDetail:
-        timeout = None
-        if deadline is not None:
-            left = max(0.05, deadline - time.monotonic())
-            timeout = (min(5.0, left), left)
-        self.polls += 1
-        detail = self._source.get_dag(self.id, True, timeout=timeout)
+    def _fetch(self, timeout: Optional[tuple[float, float]]) -> DagDetail:
+        detail = self._client.get_dag(self.id, timeout=timeout)
         self.snapshot = detail
         self._seen = True
         return detail
+
+    # -- following --------------------------------------------------------------------
 
     def wait(
         self,
@@ -165,7 +136,8 @@ class DagTask:
         """Poll until the task ends (SUCCEED or FAILED) and return the final :class:`DagDetail`.
 
         ``timeout`` is the overall deadline in seconds (None: no deadline); when it passes,
-        :class:`TaskTimeoutError` is raised and the task keeps running on the agent.
+        :class:`TaskTimeoutError` is raised and the task keeps running on the agent. Each
+        poll waits at most the client's read timeout, and never past the deadline.
         ``poll_interval`` fixes the interval instead of the adaptive policy. ``on_progress`` is
         called with the snapshot whenever state, operator or stage changes. Failed polls are
         retried within the policy's ``failure_budget``; then :class:`TaskUnreachableError`.
@@ -176,80 +148,57 @@ class DagTask:
             timeout = check_seconds(timeout, "timeout", allow_zero=True)
         if poll_interval is not None:
             poll_interval = check_seconds(poll_interval, "poll_interval")
-        if progress is not False:
-            from ._display import with_display
-
-            on_progress = with_display(on_progress, progress)
-        start = time.monotonic()
-        deadline = None if timeout is None else start + timeout
-        last_key = None
-        if self.snapshot is not None and on_progress is not None:
-            last_key = _key(self.snapshot)
-            on_progress(self.snapshot)
-        failures = 0
-        failing_since = 0.0
-        last_error: Optional[ObshellError] = None
-        polled = False
-        clock = StageClock()
+        subscribers = [s for s in (live_display(progress), on_progress) if s is not None]
+        last: Optional[tuple[DagState, Operator, int]] = None
         try:
-            while not self.done():
-                now = time.monotonic()
-                if deadline is not None and now >= deadline and polled:
-                    raise self._timeout(timeout, last_error)
-                polled = True
-                try:
-                    detail = self._poll(deadline)
-                except ObshellError as exc:
-                    if not self._transient(exc):
-                        raise
-                    failures += 1
-                    last_error = exc
-                    if failures == 1:
-                        failing_since = now
-                    if now - failing_since > self.policy.failure_budget:
-                        raise TaskUnreachableError(
-                            f"task {self.id}: {failures} polls failed over "
-                            f"{now - failing_since:.0f} s "
-                            f"(budget {self.policy.failure_budget:g} s); "
-                            f"last error: {exc}. The task may still be running: check it later "
-                            f"with client.task({self.id!r}).refresh()",
-                            task_id=self.id, detail=self.snapshot, last_error=exc,
-                            failures=failures,
-                        ) from exc
-                    log.info("task %s: poll failed (%s); retrying", self.id, exc)
-                    self._sleep(self.policy.retry_interval(failures), deadline)
-                    continue
-                if failures:
-                    log.info("task %s: reachable again after %d failed polls", self.id, failures)
-                failures = 0
-                last_error = None
-                if on_progress is not None and _key(detail) != last_key:
-                    last_key = _key(detail)
-                    on_progress(detail)
-                if detail.is_finished:
-                    break
-                pause = poll_interval or self._next_pause(detail, clock)
-                self._sleep(pause, deadline)
+            seen = [self.snapshot] if self.snapshot is not None else []
+            for detail in itertools.chain(seen, self._snapshots(timeout, poll_interval)):
+                key = (detail.state, detail.operator, detail.stage)
+                if key != last:
+                    last = key
+                    for subscriber in subscribers:
+                        subscriber(detail)
         except KeyboardInterrupt as exc:
-            msg = (
-                f"stopped waiting for task {self.id}; it keeps running on the agent. "
-                f"Pick it up again with client.task({self.id!r}).wait()"
-            )
+            msg = (f"stopped waiting for task {self.id}; it keeps running on the agent. "
+                   f"Pick it up again with client.task({self.id!r}).wait()")
             log.warning("%s", msg)
             if hasattr(exc, "add_note"):
                 exc.add_note(msg)
             raise
-        assert self.snapshot is not None
+        assert self.snapshot is not None  # the loop ends only on a finished snapshot
         return self.snapshot
 
-    def _next_pause(self, detail: DagDetail, clock: StageClock) -> float:
-        """The policy's interval, shortened to just after the predicted end of the last stage."""
-        now = time.monotonic()
-        pause = self.policy.interval(now - self._born)
-        end = clock.observe(detail, now)
-        if end is not None and end > now:
-            pause = min(pause, end - now + 0.05)
-        return pause
+    def _snapshots(
+        self, timeout: Optional[float], poll_interval: Optional[float]
+    ) -> Iterator[DagDetail]:
+        """The polling loop: fetch until the task ends, yielding every snapshot fetched."""
+        deadline = Deadline(timeout)
+        failures, failing_since = 0, 0.0
+        last_error: Optional[ObshellError] = None
+        polled = False
+        while not self.done():
+            if polled and deadline.passed():
+                raise self._timeout(timeout, last_error)
+            polled = True
+            try:
+                detail = self._fetch(deadline.cut(self._client.timeout))
+            except ObshellError as exc:
+                if not self._transient(exc):
+                    raise
+                failures, last_error = failures + 1, exc
+                now = time.monotonic()
+                failing_since = now if failures == 1 else failing_since
+                if now - failing_since > self.policy.failure_budget:
+                    raise self._unreachable(exc, failures, now - failing_since) from exc
+                log.info("task %s: poll failed (%s); retrying", self.id, exc)
+                deadline.sleep(self.policy.retry_interval(failures))
+                continue
+            if failures:
+                log.info("task %s: reachable again after %d failed polls", self.id, failures)
+            failures, last_error = 0, None
+            yield detail
+            if not detail.is_finished:
+                deadline.sleep(poll_interval or self.policy.interval(time.monotonic() - self._born))
 
     def _transient(self, exc: ObshellError) -> bool:
         """Is a failed poll worth repeating? Reads are safe to repeat."""
@@ -275,54 +224,15 @@ class DagTask:
         error.last_error = last_error
         return error
 
-    @staticmethod
-    def _sleep(seconds: float, deadline: Optional[float]) -> None:
-        if deadline is not None:
-            seconds = min(seconds, max(0.0, deadline - time.monotonic()))
-        if seconds > 0:
-            time.sleep(seconds)
-
-    # -- operators ----------------------------------------------------------------------
-
-    def retry(self) -> DagTask:
-        """Run a FAILED task again from its failed step; returns self: ``task.retry().result()``."""
-        return self._operate(Operator.RETRY, "a FAILED task can be retried", _is_failed)
-
-    def rollback(self) -> DagTask:
-        """Undo a FAILED task's finished steps; it then ends SUCCEED with operator ROLLBACK."""
-        return self._operate(Operator.ROLLBACK, "a FAILED task can be rolled back", _is_failed)
-
-    def skip(self) -> DagTask:
-        """Mark a FAILED task's failed step as passed (PASS); the task ends SUCCEED/PASS."""
-        return self._operate(Operator.PASS, "a FAILED task's step can be skipped", _is_failed)
-
-    def cancel(self) -> DagTask:
-        """Stop an unfinished task; it ends FAILED with operator CANCEL."""
-        return self._operate(
-            Operator.CANCEL, "an unfinished task can be cancelled", lambda d: not d.is_finished
+    def _unreachable(
+        self, exc: ObshellError, failures: int, seconds: float
+    ) -> TaskUnreachableError:
+        return TaskUnreachableError(
+            f"task {self.id}: {failures} polls failed over {seconds:.0f} s "
+            f"(budget {self.policy.failure_budget:g} s); last error: {exc}. The task may "
+            f"still be running: check it later with client.task({self.id!r}).refresh()",
+            task_id=self.id, detail=self.snapshot, last_error=exc, failures=failures,
         )
-
-    def _operate(
-        self, operator: Operator, rule: str, allowed: Callable[[DagDetail], bool]
-    ) -> DagTask:
-        detail = self.snapshot if self.snapshot is not None else self._poll(None)
-        if not allowed(detail):
-            raise TaskStateError(
-                f"task {self.id} is {detail.state} (operator {detail.operator}); only {rule}. "
-                "Refresh it if it may have changed",
-                task_id=self.id, detail=detail,
-            )
-        self._source.operate_dag(self.id, operator)
-        self.snapshot = None  # the old ending no longer holds: wait() will poll again
-        self._born = time.monotonic()
-        try:
-            self._poll(None)
-        except ObshellError as exc:
-            if not self._transient(exc):
-                raise
-            log.info("task %s: %s applied; could not refresh it yet (%s)", self.id,
-                     operator.value, exc)
-        return self
 
     def result(
         self,
@@ -355,10 +265,53 @@ class DagTask:
             )
         if outcome is DagOutcome.CANCELLED:
             raise TaskCancelledError(f"{label} was cancelled", task_id=self.id, detail=detail)
-        from ._display import failure_message
-
-        failed = detail.failed_sub_tasks()
         raise TaskFailedError(
             failure_message(label, detail), task_id=self.id, detail=detail,
-            failed_sub_tasks=failed,
+            failed_sub_tasks=detail.failed_sub_tasks(),
         )
+
+    # -- operators ----------------------------------------------------------------------
+
+    def retry(self) -> DagTask:
+        """Run a FAILED task again from its failed step; returns self: ``task.retry().result()``."""
+        return self._operate(Operator.RETRY, "a FAILED task can be retried", _is_failed)
+
+    def rollback(self) -> DagTask:
+        """Undo a FAILED task's finished steps; it then ends SUCCEED with operator ROLLBACK."""
+        return self._operate(Operator.ROLLBACK, "a FAILED task can be rolled back", _is_failed)
+
+    def skip(self) -> DagTask:
+        """Mark a FAILED task's failed step as passed (PASS); the task ends SUCCEED/PASS."""
+        return self._operate(Operator.PASS, "a FAILED task's step can be skipped", _is_failed)
+
+    def cancel(self) -> DagTask:
+        """Stop an unfinished task; it ends FAILED with operator CANCEL."""
+        return self._operate(
+            Operator.CANCEL, "an unfinished task can be cancelled", lambda d: not d.is_finished
+        )
+
+    def _operate(
+        self, operator: Operator, rule: str, allowed: Callable[[DagDetail], bool]
+    ) -> DagTask:
+        detail = self.snapshot if self.snapshot is not None else self._fetch(None)
+        if not allowed(detail):
+            raise TaskStateError(
+                f"task {self.id} is {detail.state} (operator {detail.operator}); only {rule}. "
+                "Refresh it if it may have changed",
+                task_id=self.id, detail=detail,
+            )
+        self._client.operate_dag(self.id, operator)
+        self.snapshot = None  # the old ending no longer holds: wait() will poll again
+        self._born = time.monotonic()
+        try:
+            self._fetch(None)
+        except ObshellError as exc:
+            if not self._transient(exc):
+                raise
+            log.info("task %s: %s applied; could not refresh it yet (%s)", self.id,
+                     operator.value, exc)
+        return self
+
+
+def _is_failed(detail: DagDetail) -> bool:
+    return detail.state is DagState.FAILED

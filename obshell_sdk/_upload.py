@@ -8,45 +8,16 @@ with a known ``Content-Length``: memory stays at one read buffer whatever the pa
 
 from __future__ import annotations
 
-import base64
 import os
-from datetime import datetime
+from collections.abc import Iterator
 from typing import Any, BinaryIO, Optional
 
-import attrs
-
+from ._crypto import AesBase64Encryptor
 from ._exceptions import InvalidArgumentError
-from ._wire import decode, p_int, p_str, p_time, shared_repr, wire
 
-__all__ = ["EncryptedMultipart", "UpgradePackageInfo", "check_package_path"]
+__all__ = ["EncryptedMultipart", "check_package_path"]
 
 _BLOCK = 48 * 1024  # a multiple of 16 (AES) and 3 (base64)
-
-
-@shared_repr
-@attrs.frozen(repr=False)
-class UpgradePackageInfo:
-    """What the agent stored for an uploaded package (obshell sends these keys in PascalCase)."""
-
-    pkg_id: int = wire("PkgId", p_int)
-    name: str = wire("Name", p_str)
-    version: str = wire("Version", p_str)
-    release_distribution: str = wire("ReleaseDistribution", p_str, required=False, default="")
-    distribution: str = wire("Distribution", p_str, required=False, default="")
-    release: str = wire("Release", p_str, required=False, default="")
-    architecture: str = wire("Architecture", p_str, required=False, default="")
-    size: int = wire("Size", p_int, required=False, default=0)
-    payload_size: int = wire("PayloadSize", p_int, required=False, default=0)
-    chunk_count: int = wire("ChunkCount", p_int, required=False, default=0)
-    md5: str = wire("Md5", p_str, required=False, default="")
-    upgrade_dep_yaml: str = wire("UpgradeDepYaml", p_str, required=False, default="", repr=False)
-    gmt_modify: Optional[datetime] = wire("GmtModify", p_time, required=False)
-    extra: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
-
-    @classmethod
-    def from_json(cls, obj: Any, where: str = "data") -> UpgradePackageInfo:
-        """Build from the ``data`` of ``POST /api/v1/upgrade/package``."""
-        return decode(cls, obj, where)
 
 
 def check_package_path(path: Any) -> str:
@@ -72,29 +43,21 @@ class EncryptedMultipart:
     def __init__(self, path: str, key_iv: Optional[bytes]) -> None:
         self.boundary = os.urandom(16).hex()
         name = os.path.basename(path).replace('"', "_")
-        self._head = (
+        head = (
             f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
             f"filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
         ).encode()
-        self._tail = f"\r\n--{self.boundary}--\r\n".encode("ascii")
+        tail = f"\r\n--{self.boundary}--\r\n".encode("ascii")
         self._path = path
-        self._size = os.path.getsize(path)
+        size = os.path.getsize(path)
+        self._pieces = self._plain_pieces(head, size, tail)
+        self._encryptor = None if key_iv is None else AesBase64Encryptor(key_iv)
+        plain = len(head) + size + len(tail)
+        self._length = plain if self._encryptor is None else (
+            AesBase64Encryptor.output_length(plain))
         self._file: Optional[BinaryIO] = None
-        self._sent_file = 0
-        self._stage = 0  # 0 head, 1 file, 2 tail, 3 done
-        plain = len(self._head) + self._size + len(self._tail)
-        if key_iv is None:
-            self._cipher: Any = None
-            self._length = plain
-        else:
-            from Crypto.Cipher import AES
-
-            self._cipher = AES.new(key_iv[:16], AES.MODE_CBC, iv=key_iv[16:])
-            encrypted = (plain // 16 + 1) * 16
-            self._length = 4 * ((encrypted + 2) // 3)
-        self._plain = b""  # plaintext not yet encrypted (less than one AES block at rest)
-        self._raw = b""  # ciphertext not yet base64-encoded (less than 3 bytes at rest)
         self._out = b""  # bytes ready to hand out
+        self._done = False
 
     @property
     def content_type(self) -> str:
@@ -104,55 +67,29 @@ class EncryptedMultipart:
     def __len__(self) -> int:
         return self._length
 
-    def _next_plain(self) -> bytes:
-        if self._stage == 0:
-            self._stage = 1
-            self._file = open(self._path, "rb")
-            return self._head
-        if self._stage == 1:
-            assert self._file is not None
-            chunk = self._file.read(min(_BLOCK, self._size - self._sent_file))
-            self._sent_file += len(chunk)
-            if chunk:
-                return chunk
-            self._file.close()
-            if self._sent_file != self._size:
+    def _plain_pieces(self, head: bytes, size: int, tail: bytes) -> Iterator[bytes]:
+        yield head
+        self._file = open(self._path, "rb")  # closed below, or by close()
+        sent = 0
+        while sent < size:
+            chunk = self._file.read(min(_BLOCK, size - sent))
+            if not chunk:
                 raise OSError(f"{self._path} shrank while being uploaded")
-            self._stage = 2
-            return self._next_plain()
-        if self._stage == 2:
-            self._stage = 3
-            return self._tail
-        return b""
-
-    def _fill(self) -> bool:
-        """Make more output; False when everything was produced."""
-        if self._stage == 3 and not self._plain and not self._raw:
-            return False
-        piece = self._next_plain()
-        if self._cipher is None:
-            self._out += piece
-            return bool(piece) or self._stage != 3
-        self._plain += piece
-        if self._stage == 3:  # the end: pad (PKCS#7) and flush everything
-            pad = 16 - len(self._plain) % 16
-            self._raw += self._cipher.encrypt(self._plain + bytes((pad,)) * pad)
-            self._plain = b""
-            self._out += base64.b64encode(self._raw)
-            self._raw = b""
-            return True
-        whole = len(self._plain) - len(self._plain) % 16
-        self._raw += self._cipher.encrypt(self._plain[:whole])
-        self._plain = self._plain[whole:]
-        ready = len(self._raw) - len(self._raw) % 3
-        self._out += base64.b64encode(self._raw[:ready])
-        self._raw = self._raw[ready:]
-        return True
+            sent += len(chunk)
+            yield chunk
+        self._file.close()
+        yield tail
 
     def read(self, size: int = -1) -> bytes:
         """Return up to ``size`` bytes of the body (all of the rest when ``size`` < 0)."""
-        while (size < 0 or len(self._out) < size) and self._fill():
-            pass
+        while not self._done and (size < 0 or len(self._out) < size):
+            piece = next(self._pieces, None)
+            if piece is None:
+                self._done = True
+                if self._encryptor is not None:
+                    self._out += self._encryptor.finish()
+            else:
+                self._out += piece if self._encryptor is None else self._encryptor.update(piece)
         if size < 0:
             size = len(self._out)
         data, self._out = self._out[:size], self._out[size:]

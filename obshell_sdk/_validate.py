@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
 from typing import Any, Optional
 
+from ._dag import Operator
 from ._exceptions import InvalidArgumentError
-from ._models import Operator
 
 __all__ = [
     "check_dag_id",
@@ -87,8 +88,7 @@ def check_operator(value: Any) -> Operator:
     return op
 
 
-# Patterns are strings: re compiles (and caches) them on first use, not at import.
-_HOSTNAME = r"[A-Za-z0-9]([A-Za-z0-9\-_.]*[A-Za-z0-9])?\Z"
+_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9\-_.]*[A-Za-z0-9])?\Z")
 
 
 def check_host(host: Any) -> str:
@@ -105,8 +105,6 @@ def check_host(host: Any) -> str:
             "host", f"{host!r} looks like a URL; pass the bare host and port=, https= instead"
         )
     if ":" in bare:
-        import ipaddress  # only IPv6 hosts need it
-
         try:
             ipaddress.IPv6Address(bare.split("%", 1)[0])
         except ValueError:
@@ -115,7 +113,7 @@ def check_host(host: Any) -> str:
                 "as port=, not inside host"
             ) from None
         return f"[{bare}]"
-    if not re.match(_HOSTNAME, bare):
+    if not _HOSTNAME.match(bare):
         raise InvalidArgumentError("host", f"{host!r} is not a valid host name or IPv4 address")
     return bare
 
@@ -150,14 +148,14 @@ def check_tls(https: Any, verify: Any, cert: Any) -> None:
         raise InvalidArgumentError("cert", "a client certificate needs https=True")
 
 
-_LANGUAGE = r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*\Z"
+_LANGUAGE = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*\Z")
 
 
 def check_language(value: Any) -> Optional[str]:
     """Return one BCP 47 tag (obshell ignores lists such as ``zh-CN,zh;q=0.9``) or None."""
     if value is None:
         return None
-    if not isinstance(value, str) or not re.match(_LANGUAGE, value):
+    if not isinstance(value, str) or not _LANGUAGE.match(value):
         raise InvalidArgumentError(
             "accept_language", f"{value!r} is not one language tag such as 'en' or 'zh-CN'"
         )

@@ -4,39 +4,40 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING, Optional, Union
+from typing import Optional, Protocol, Union
 
-import attrs
-
+from ._endpoints import UpgradeAgentRequest
 from ._exceptions import UpgradeNotConfirmedError
-from ._models import AgentInfo, DagDetail
-from ._params import UpgradeAgentRequest
-from ._task import ProgressCallback
-from ._upload import UpgradePackageInfo, check_package_path
+from ._models import AgentInfo, UpgradePackageInfo, UpgradeResult
+from ._task import DagTask, ProgressCallback
+from ._upload import check_package_path
 from ._validate import check_seconds
-from ._wire import shared_repr
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ._client import ObshellClient
-
-__all__ = ["UpgradeResult", "run_agent_upgrade"]
+__all__ = ["run_agent_upgrade"]
 
 log = logging.getLogger("obshell_sdk")
 
 
-@shared_repr
-@attrs.frozen(repr=False)
-class UpgradeResult:
-    """What :meth:`ObshellClient.run_agent_upgrade` did, step by step."""
+class _Agent(Protocol):
+    """The calls the workflow makes (``ObshellClient`` has them)."""
 
-    package: Optional[UpgradePackageInfo]
-    check: Optional[DagDetail]
-    upgrade: DagDetail
-    info: AgentInfo
+    agent: str
+
+    def upload_package(self, path: Union[str, os.PathLike[str]]) -> UpgradePackageInfo: ...
+
+    def check_agent_upgrade(
+        self, version: str, release: str, upgrade_dir: Optional[str] = None
+    ) -> DagTask: ...
+
+    def upgrade_agent(
+        self, version: str, release: str, upgrade_dir: Optional[str] = None
+    ) -> DagTask: ...
+
+    def info(self) -> AgentInfo: ...
 
 
 def run_agent_upgrade(
-    client: ObshellClient,
+    client: _Agent,
     version: str,
     release: str,
     *,
@@ -57,9 +58,7 @@ def run_agent_upgrade(
     UpgradeAgentRequest(version, release, upgrade_dir)  # refuse bad input before any I/O
     path = None if package is None else check_package_path(package)
     timeout = check_seconds(timeout, "timeout")
-    uploaded = None
-    if path is not None:
-        uploaded = client.upload_package(path)
+    uploaded = None if path is None else client.upload_package(path)
     checked = None
     if check:
         checked = client.check_agent_upgrade(version, release, upgrade_dir).result(

@@ -156,19 +156,10 @@ def test_from_env_keeps_passwords_out_of_traceback_locals():
 def test_bad_environment_is_a_usage_error(agent):
     # --port on the command line would win, so call without --host/--port
     cmd = [sys.executable, "-m", "obshell_sdk", "info"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OBSHELL_PORT": "x"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OBSHELL_HOST": "127.0.0.1", "OBSHELL_PORT": "x"}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=False)
     assert out.returncode == 2 and "--port" in out.stderr
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OBSHELL_HTTPS": "0",
            "OBSHELL_HOST": agent.host, "OBSHELL_PORT": str(agent.port)}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=False)
     assert out.returncode == 0, out.stderr  # "0" does not switch HTTPS on
-
-
-def test_given_session_keeps_its_verify_setting(agent):
-    import requests
-
-    session = requests.Session()
-    session.verify = __file__  # stands in for a CA bundle: it only has to exist
-    client = ObshellClient(agent.host, agent.port, auth=None, session=session)
-    assert client._verify == __file__

@@ -9,6 +9,7 @@ import pytest
 from vectorlib import vectors
 
 from obshell_sdk import DagDetail, DagTask
+from obshell_sdk._render import dag_html
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -45,7 +46,7 @@ def _dag(name):
 
 
 def test_failed_dag_card_shows_name_state_stage_and_failing_log():
-    html = _dag("poll 4 (FAILED at stage 3)")._repr_html_()
+    html = dag_html(_dag("poll 4 (FAILED at stage 3)"))
     parts = _parse(html)
     assert parts["obshell-name"] == "Upgrade obshell 4.3.1.0-20250101.el7"
     assert "FAILED" in parts["obshell-state"] and "failed" in parts["obshell-state"]
@@ -59,12 +60,14 @@ def test_card_escapes_what_the_agent_sent():
     data = next(v["response"]["body"]["data"] for v in vectors()
                 if v["name"] == "poll 4 (FAILED at stage 3)")
     evil = dict(data, name="<script>alert(1)</script>")
-    html = DagDetail.from_json(evil)._repr_html_()
+    html = dag_html(DagDetail.from_json(evil))
     assert "<script>" not in html and "&lt;script&gt;" in html
 
 
 def test_task_card_before_and_after_fetch():
     class Source:
+        timeout = (5.0, 60.0)
+
         def get_dag(self, dag_id, show_details=True, *, timeout=None):
             return _dag("dag detail until SUCCEED")
 

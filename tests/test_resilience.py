@@ -13,7 +13,7 @@ import time
 import pytest
 from conftest import PASSWORD
 
-import obshell_sdk._lookup
+import obshell_sdk._recovery
 from obshell_sdk import (
     DagOutcome,
     ObshellClient,
@@ -132,8 +132,48 @@ def test_lost_create_reply_finds_the_task_instead_of_posting_again():
         assert task.result(timeout=60).outcome is DagOutcome.SUCCEEDED
 
 
+def test_lost_pre_check_reply_finds_the_check_task():
+    """The pre-check declares its own DAG name: a lost reply is looked up under that name."""
+    with FakeAgent(password=PASSWORD, stages_per_poll=0) as agent, client_for(agent) as client:
+        agent.drop_reply_after_create = True
+        task = client.check_agent_upgrade(VERSION, RELEASE)
+        assert [r.method for r in agent.requests].count("POST") == 1
+        assert task.name == f"Upgrade check obshell {VERSION}-{RELEASE}"
+        assert task.id in agent.dags
+        agent.set_dag_progression(stages_per_poll=1)
+        assert task.result(timeout=60).outcome is DagOutcome.SUCCEEDED
+
+
+def test_hung_agent_costs_one_read_timeout_per_poll_and_the_budget_holds():
+    """Each poll waits one read timeout (not the whole wait); then the failure budget ends it."""
+    policy = FAST.evolve(failure_budget=1.5)
+    with FakeAgent(password=PASSWORD) as agent, ObshellClient(
+            agent.host, agent.port, auth=PasswordAuth(PASSWORD), poll_policy=policy,
+            timeout=(2, 0.4)) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        agent.hang_next(1000, seconds=30)
+        started = time.monotonic()
+        with pytest.raises(TaskUnreachableError) as info:
+            task.wait(timeout=60)
+        took = time.monotonic() - started
+        record("hung agent, read timeout 0.4 s, budget 1.5 s", started, agent)
+        assert 1.5 <= took < 1.5 + 0.4 + 0.2 + 1.0  # budget + one read timeout + one pause
+        assert info.value.failures >= 3  # several polls, each cut at the read timeout
+        assert "read timeout" in str(info.value)
+
+
+def test_hung_poll_does_not_eat_the_whole_deadline():
+    with FakeAgent(password=PASSWORD) as agent, ObshellClient(
+            agent.host, agent.port, auth=PasswordAuth(PASSWORD), poll_policy=FAST,
+            timeout=(2, 0.3)) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        agent.hang_next(1, seconds=30)  # one poll hangs; the next ones are answered
+        detail = task.result(timeout=30)
+        assert detail.outcome is DagOutcome.SUCCEEDED
+
+
 def test_lost_create_reply_with_the_agent_unreadable_is_outcome_unknown(monkeypatch):
-    monkeypatch.setattr(obshell_sdk._lookup, "RECOVERY_SECONDS", 0.5)
+    monkeypatch.setattr(obshell_sdk._recovery, "RECOVERY_SECONDS", 0.5)
     with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
         client.info()
         agent.drop_reply_after_create = True

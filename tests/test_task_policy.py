@@ -36,6 +36,8 @@ def api(cls, status, err_code):
 class Script:
     """Answers get_dag from a list of DagDetails or exceptions."""
 
+    timeout = (5.0, 60.0)  # the client's (connect, read) timeout, read by each poll
+
     def __init__(self, *answers):
         self.answers = list(answers)
         self.calls = 0
@@ -53,13 +55,30 @@ FAST = PollPolicy(initial=0.001, fraction=0.001, ceiling=0.002, jitter=0)
 
 def test_interval_grows_with_time_followed_up_to_the_ceiling():
     p = PollPolicy(jitter=0)
-    assert p.interval(0) == 0.3 and p.interval(5) == pytest.approx(1.4)
+    assert p.interval(0) == 0.5 and p.interval(5) == pytest.approx(1.0)
     assert p.interval(1000) == 3.0
-    assert [p.retry_interval(n) for n in (1, 2, 3, 10)] == pytest.approx([0.3, 0.6, 1.2, 3.0])
+    assert [p.retry_interval(n) for n in (1, 2, 3, 10)] == pytest.approx([0.5, 1.0, 2.0, 3.0])
     jittered = PollPolicy(jitter=0.1)
-    assert all(0.9 * 1.4 <= jittered.interval(5) <= 1.1 * 1.4 for _ in range(50))
+    assert all(0.9 * 1.0 <= jittered.interval(5) <= 1.1 * 1.0 for _ in range(50))
     assert all(jittered.interval(1000) <= 3.0 for _ in range(50))  # jitter never passes it
     assert p.evolve(ceiling=10).ceiling == 10 and p.ceiling == 3.0
+
+
+def test_default_policy_never_polls_more_than_twice_a_second():
+    p = PollPolicy()
+    for followed in (0, 0.1, 1, 2, 2.5, 3, 10, 100):
+        assert all(p.interval(followed) >= 0.5 for _ in range(50))
+        assert all(p.retry_interval(n) >= 0.5 for n in (1, 2, 5) for _ in range(20))
+
+
+@pytest.mark.parametrize("kwargs", [{"initial": 0}, {"initial": -1}, {"ceiling": float("nan")},
+                                    {"jitter": 1.0}, {"jitter": -0.1}, {"initial": 5, "ceiling": 1},
+                                    {"failure_budget": "soon"}])
+def test_policy_refuses_bad_knobs_with_a_typed_error(kwargs):
+    from obshell_sdk import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="PollPolicy"):
+        PollPolicy(**kwargs)
 
 
 def test_on_progress_fires_on_changes_only_and_finished_task_is_not_polled_again():
@@ -181,12 +200,3 @@ def test_errors_pickle():
         assert type(back) is type(err) and str(back) == str(err)
         assert back.__dict__.keys() == err.__dict__.keys()
     assert issubclass(ApiError, Exception) and issubclass(TransportError, Exception)
-
-
-def test_stage_clock_predicts_the_end_of_the_last_stage():
-    from obshell_sdk._polling import StageClock
-
-    clock = StageClock()
-    assert clock.observe(dag(stage=7), 10.0) is None
-    assert clock.observe(dag(stage=8), 12.0) is None  # one change: no rate yet
-    assert clock.observe(dag(stage=9), 14.0) == pytest.approx(13.0 + 2.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import shutil
 import ssl
 import subprocess
@@ -102,8 +103,24 @@ def test_512_bit_agent_key_then_1024_after_restart():
                    restart_seconds=0.5, restart_new_key_bits=1024) as agent, \
             ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
         task = client.upgrade_agent(VERSION, RELEASE)
-        assert client.auth.state(client.agent).key.bits == 512
         assert task.result(timeout=60).outcome is DagOutcome.SUCCEEDED
-        assert client.auth.state(client.agent).key.bits == 1024
+        # Each header is whole RSA blocks of the key it was made for: 64 bytes, then 128.
+        post = agent.requests_to("/api/v1/agent/upgrade", "POST")[0]
+        polls = [r for r in agent.requests if r.status == 200 and r.uri.startswith("/api/v1/task")]
+        first, last = (base64.b64decode(r.headers["X-OCS-Header"]) for r in (post, polls[-1]))
+        assert len(first) % 64 == 0 and len(first) % 128 != 0
+        assert len(last) % 128 == 0 and agent.public_key_b64 != ""
         codes = [r.err_code for r in agent.requests if r.err_code]
         assert codes.count("Security.Authentication.Header.DecryptFailed") <= 1
+
+
+def test_given_session_keeps_its_verify_setting(pki):
+    import requests
+
+    session = requests.Session()
+    session.verify = str(pki / "ca.pem")
+    with FakeAgent(password=PASSWORD, tls=_server_context(pki)) as agent:
+        client = ObshellClient(agent.host, agent.port, auth=None, https=True, session=session)
+        assert client.info().identity == "CLUSTER AGENT"  # verified with the session's CA
+        with pytest.raises(ConnectError, match="TLS"):
+            ObshellClient(agent.host, agent.port, auth=None, https=True).info()

@@ -3,6 +3,7 @@
 A model field declared with :func:`wire` carries its JSON key and a parser. :func:`decode`
 walks the fields of an attrs class, so a reply that does not fit raises
 :class:`~obshell_sdk.DecodeError` naming the exact JSON path, never a ``KeyError``.
+This module knows JSON and attrs, nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -45,22 +46,6 @@ def wire(
     return attrs.field(metadata=meta, default=default, repr=repr)
 
 
-def shared_repr(cls: type[T]) -> type[T]:
-    """Give an ``attrs.frozen(repr=False)`` class the repr attrs would write for it.
-
-    attrs writes and compiles a ``__repr__`` per class at import (a third of the class's
-    cost); models are printed rarely, so they share this one instead.
-    """
-    names = tuple(f.name for f in attrs.fields(cast(Any, cls)) if f.repr)
-
-    def model_repr(self: Any) -> str:
-        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
-        return f"{type(self).__name__}({inner})"
-
-    cls.__repr__ = model_repr  # type: ignore[method-assign]
-    return cls
-
-
 _Field = tuple[str, str, Parser, bool]
 
 
@@ -83,30 +68,9 @@ _SPECS: dict[type, tuple[tuple[_Field, ...], frozenset[str]]] = {}
 def decode(cls: type[T], obj: Any, where: str) -> T:
     """Build ``cls`` (an attrs class whose fields use :func:`wire`) from a JSON object.
 
-    Keys the class does not know go to its ``extra`` field, untouched. A reply that fits is
-    decoded by the class's own function (see :mod:`obshell_sdk._wirecode`); one that does not
-    is decoded again by :func:`_decode_generic`, whose :class:`DecodeError` names the exact
-    JSON path of what does not fit.
-    """
-    fast = _FAST.get(cls)
-    if fast is None:
-        from ._wirecode import compile_decoder
-
-        fast = _FAST[cls] = compile_decoder(cls)
-    try:
-        return fast(obj)  # type: ignore[no-any-return]
-    except (DecodeError, ValueError):
-        return _decode_generic(cls, obj, where)
-
-
-_FAST: dict[type, Callable[[Any], Any]] = {}
-
-
-def _decode_generic(cls: type[T], obj: Any, where: str) -> T:
-    """Decode field by field, naming the JSON path of the first value that does not fit.
-
-    Every value goes through its field's parser. Used when the written-out function
-    refused an object; also the reference that function is tested against.
+    Every value goes through its field's parser; keys the class does not know go to its
+    ``extra`` field, untouched. A value that does not fit raises :class:`DecodeError` naming
+    its exact JSON path (``data.nodes[2].state``), never a ``KeyError``.
     """
     if type(obj) is not dict:
         raise DecodeError(f"expected a JSON object, got {_kind(obj)}", where=where)
@@ -119,9 +83,7 @@ def _decode_generic(cls: type[T], obj: Any, where: str) -> T:
             values[name] = parse(raw, path)
         elif required:
             raise DecodeError("missing", where=path)
-    values["extra"] = (
-        {} if known.issuperset(obj) else {k: v for k, v in obj.items() if k not in known}
-    )
+    values["extra"] = {k: v for k, v in obj.items() if k not in known}
     return cast(Any, cls)(**values)  # type: ignore[no-any-return]
 
 
@@ -162,9 +124,6 @@ def p_bool(value: Any, where: str) -> bool:
     return value
 
 
-p_str.fast = str  # type: ignore[attr-defined]
-p_int.fast = int  # type: ignore[attr-defined]
-p_bool.fast = bool  # type: ignore[attr-defined]
 
 
 def p_any(value: Any, where: str) -> Any:
@@ -187,7 +146,6 @@ def p_optional(parse: Parser) -> Parser:
     def parser(value: Any, where: str) -> Any:
         return None if value is None else parse(value, where)
 
-    parser.shape = ("optional", parse)  # type: ignore[attr-defined]
     return parser
 
 
@@ -202,7 +160,6 @@ def p_enum(enum: type[E]) -> Callable[[Any, str], E]:
             known = ", ".join(m.value for m in enum)
             raise DecodeError(f"unknown value {text!r} (known: {known})", where=where) from None
 
-    parser.fast = dict(enum._value2member_map_)  # type: ignore[attr-defined]
     return parser
 
 
@@ -216,7 +173,6 @@ def p_list(parse: Parser, *, null_as_empty: bool = False) -> Parser:
             raise DecodeError(f"expected an array, got {_kind(value)}", where=where)
         return tuple(parse(item, f"{where}[{i}]") for i, item in enumerate(value))
 
-    parser.shape = ("list", parse)  # type: ignore[attr-defined]
     return parser
 
 
@@ -226,12 +182,10 @@ def p_model(cls: type[T]) -> Callable[[Any, str], T]:
     def parser(value: Any, where: str) -> T:
         return decode(cls, value, where)
 
-    parser.shape = ("model", cls)  # type: ignore[attr-defined]
     return parser
 
 
-# A string: re compiles (and caches) it on first use, not at import.
-_TIME = (
+_TIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
     r"(?:([Zz])|([+-])(\d{2}):?(\d{2}))\Z"
 )
@@ -246,7 +200,7 @@ def parse_time(text: str) -> Optional[datetime]:
     "unset" placeholders obshell writes: Go's zero time (year 1) and the Unix epoch in any zone.
     Raises ValueError for anything else.
     """
-    m = re.match(_TIME, text)
+    m = _TIME.match(text)
     if m is None:
         raise ValueError(f"not an RFC 3339 time: {text!r}")
     year, month, day, hour, minute, second = (int(g) for g in m.group(1, 2, 3, 4, 5, 6))
@@ -264,9 +218,6 @@ def parse_time(text: str) -> Optional[datetime]:
     return value
 
 
-TIME_FAST = object()
-
-
 def p_time(value: Any, where: str) -> Optional[datetime]:
     """Parse a JSON time string (see :func:`parse_time`); null is None."""
     if value is None:
@@ -276,15 +227,6 @@ def p_time(value: Any, where: str) -> Optional[datetime]:
         return parse_time(text)
     except ValueError as exc:
         raise DecodeError(str(exc), where=where) from None
-
-
-def format_time(value: datetime) -> str:
-    """Format an aware datetime the way obshell does (RFC 3339, trailing zeros dropped)."""
-    utc = value.astimezone(timezone.utc)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
-    if utc.microsecond:
-        text += "." + f"{utc.microsecond:06d}".rstrip("0")
-    return text + "Z"
 
 
 def decode_contents(data: Any, where: str = "data") -> list[Any]:
@@ -299,5 +241,3 @@ def decode_contents(data: Any, where: str = "data") -> list[Any]:
         raise DecodeError(f"expected an array, got {_kind(items)}", where=f"{where}.contents")
     return items
 
-
-p_time.fast = TIME_FAST  # type: ignore[attr-defined]

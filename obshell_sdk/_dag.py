@@ -1,0 +1,249 @@
+"""The DAG models: an obshell task (DAG), its nodes (stages) and sub-tasks, and their enums.
+
+Typed, frozen attrs classes built with named constructors (``DagDetail.from_json(obj)``);
+keys a model does not know are kept in ``extra``. Ids stay strings: obshell's ids outgrow
+64 bits. No HTTP, no I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any, Optional
+
+import attrs
+
+from ._decode import (
+    decode,
+    p_enum,
+    p_int,
+    p_list,
+    p_model,
+    p_object,
+    p_optional,
+    p_str,
+    p_time,
+    wire,
+)
+
+__all__ = [
+    "AgentAddress",
+    "DagDetail",
+    "DagOutcome",
+    "DagState",
+    "NodeDetail",
+    "Operator",
+    "Progress",
+    "TaskDetail",
+    "extra_field",
+]
+
+
+def extra_field() -> Any:
+    """The field that keeps the JSON keys a model does not know."""
+    return attrs.field(factory=dict, repr=False, eq=False)
+
+
+class DagState(str, Enum):
+    """State of a DAG, node or sub-task (obshell spells it ``SUCCEED``)."""
+
+    PENDING = "PENDING"
+    READY = "READY"
+    RUNNING = "RUNNING"
+    FAILED = "FAILED"
+    SUCCEED = "SUCCEED"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Operator(str, Enum):
+    """The operator applied to a DAG: ``RUN`` normally, or what a user asked for."""
+
+    RUN = "RUN"
+    RETRY = "RETRY"
+    ROLLBACK = "ROLLBACK"
+    CANCEL = "CANCEL"
+    PASS = "PASS"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class DagOutcome(str, Enum):
+    """What a DAG's state and operator mean together (PROTOCOL §9.4)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ROLLED_BACK = "rolled back"
+    PASSED = "passed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@attrs.frozen
+class Progress:
+    """How far a DAG is: ``stage`` of ``max_stage`` (1-based)."""
+
+    stage: int
+    max_stage: int
+    #: True once the DAG succeeded (then every stage is done, the last one included).
+    succeeded: bool = False
+
+    @property
+    def fraction(self) -> float:
+        """Share of the stages done, from 0.0 to 1.0 (the stage running now is not done)."""
+        if self.succeeded:
+            return 1.0
+        if self.max_stage <= 0:
+            return 0.0
+        return min(1.0, max(0.0, (self.stage - 1) / self.max_stage))
+
+    def __str__(self) -> str:
+        return f"{self.stage}/{self.max_stage}"
+
+
+@attrs.frozen
+class AgentAddress:
+    """An agent's address as obshell writes it in ``execute_agent``."""
+
+    ip: str = wire("ip", p_str)
+    port: int = wire("port", p_int)
+    extra: dict[str, Any] = extra_field()
+
+    def __str__(self) -> str:
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+
+
+_state = p_enum(DagState)
+_operator = p_enum(Operator)
+
+
+@attrs.frozen
+class TaskDetail:
+    """A sub-task: one agent's share of a node, with its log lines."""
+
+    id: str = wire("id", p_str)
+    task_id: int = wire("task_id", p_int)
+    name: str = wire("name", p_str)
+    state: DagState = wire("state", _state)
+    operator: Operator = wire("operator", _operator)
+    start_time: Optional[datetime] = wire("start_time", p_time, required=False)
+    end_time: Optional[datetime] = wire("end_time", p_time, required=False)
+    additional_data: Optional[dict[str, Any]] = wire(
+        "additional_data", p_object, required=False, repr=False
+    )
+    execute_times: int = wire("execute_times", p_int, required=False, default=0)
+    execute_agent: Optional[AgentAddress] = wire(
+        "execute_agent", p_optional(p_model(AgentAddress)), required=False
+    )
+    task_logs: tuple[str, ...] = wire(
+        "task_logs", p_list(p_str, null_as_empty=True), required=False, default=(), repr=False
+    )
+    extra: dict[str, Any] = extra_field()
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str = "data") -> TaskDetail:
+        """Build from a TaskDetailDTO JSON object."""
+        return decode(cls, obj, where)
+
+
+@attrs.frozen
+class NodeDetail:
+    """A node (one stage) of a DAG and its sub-tasks."""
+
+    id: str = wire("id", p_str)
+    node_id: int = wire("node_id", p_int)
+    name: str = wire("name", p_str)
+    state: DagState = wire("state", _state)
+    operator: Operator = wire("operator", _operator)
+    start_time: Optional[datetime] = wire("start_time", p_time, required=False)
+    end_time: Optional[datetime] = wire("end_time", p_time, required=False)
+    additional_data: Optional[dict[str, Any]] = wire(
+        "additional_data", p_object, required=False, repr=False
+    )
+    sub_tasks: tuple[TaskDetail, ...] = wire(
+        "sub_tasks", p_list(p_model(TaskDetail), null_as_empty=True), required=False, default=()
+    )
+    extra: dict[str, Any] = extra_field()
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str = "data") -> NodeDetail:
+        """Build from a NodeDetailDTO JSON object."""
+        return decode(cls, obj, where)
+
+
+@attrs.frozen
+class DagDetail:
+    """A DAG (an asynchronous obshell task) as GetDagDetails returns it.
+
+    ``nodes`` is None when the agent was asked without details (and in the create reply).
+    """
+
+    id: str = wire("id", p_str)
+    dag_id: int = wire("dag_id", p_int)
+    name: str = wire("name", p_str)
+    stage: int = wire("stage", p_int)
+    max_stage: int = wire("max_stage", p_int)
+    state: DagState = wire("state", _state)
+    operator: Operator = wire("operator", _operator)
+    maintenance_type: Optional[int] = wire("maintenance_type", p_int, required=False)
+    maintenance_key: Optional[str] = wire("maintenance_key", p_str, required=False)
+    start_time: Optional[datetime] = wire("start_time", p_time, required=False)
+    end_time: Optional[datetime] = wire("end_time", p_time, required=False)
+    additional_data: Optional[dict[str, Any]] = wire(
+        "additional_data", p_object, required=False, repr=False
+    )
+    nodes: Optional[tuple[NodeDetail, ...]] = wire(
+        "nodes", p_optional(p_list(p_model(NodeDetail))), required=False, repr=False
+    )
+    extra: dict[str, Any] = extra_field()
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str = "data") -> DagDetail:
+        """Build from a DagDetailDTO JSON object."""
+        return decode(cls, obj, where)
+
+    @property
+    def progress(self) -> Progress:
+        """Stage of max_stage."""
+        return Progress(self.stage, self.max_stage, self.state is DagState.SUCCEED)
+
+    @property
+    def is_finished(self) -> bool:
+        """True once the DAG ended (SUCCEED or FAILED); an operator may revive a FAILED one."""
+        return self.state in (DagState.SUCCEED, DagState.FAILED)
+
+    @property
+    def outcome(self) -> DagOutcome:
+        """State and operator read together: only ``SUCCEEDED`` means the work was done."""
+        if self.state is DagState.SUCCEED:
+            if self.operator is Operator.ROLLBACK:
+                return DagOutcome.ROLLED_BACK
+            if self.operator is Operator.PASS:
+                return DagOutcome.PASSED
+            return DagOutcome.SUCCEEDED
+        if self.state is DagState.FAILED:
+            if self.operator is Operator.CANCEL:
+                return DagOutcome.CANCELLED
+            return DagOutcome.FAILED
+        return DagOutcome.RUNNING
+
+    @property
+    def current_node(self) -> Optional[NodeDetail]:
+        """The node at ``stage`` when details were fetched, else None."""
+        if not self.nodes or not 1 <= self.stage <= len(self.nodes):
+            return None
+        return self.nodes[self.stage - 1]
+
+    def failed_sub_tasks(self) -> tuple[TaskDetail, ...]:
+        """Sub-tasks in state FAILED, in DAG order (empty without details)."""
+        return tuple(
+            task
+            for node in self.nodes or ()
+            for task in node.sub_tasks
+            if task.state is DagState.FAILED
+        )

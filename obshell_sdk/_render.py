@@ -1,0 +1,206 @@
+"""Every human rendering of a task in one place: text lines, CLI blocks, notebook HTML.
+
+Failure messages, the one-line progress of a terminal, the multi-line view of the CLI,
+the JSON form of ``--json`` and the notebook card all live here; the models and the task
+helper know nothing of how they look. IPython is used when it is there, never required.
+"""
+
+from __future__ import annotations
+
+import html
+import importlib
+import sys
+from datetime import datetime
+from enum import Enum
+from typing import Any, Callable, Optional
+
+import attrs
+
+from ._dag import DagDetail, DagOutcome, DagState
+
+__all__ = [
+    "LiveProgress",
+    "dag_html",
+    "dag_line",
+    "dag_text",
+    "failure_message",
+    "in_notebook",
+    "live_display",
+    "progress_line",
+    "register_notebook_formatters",
+    "task_html",
+    "task_repr",
+    "to_jsonable",
+]
+
+_COLOURS = {
+    DagOutcome.SUCCEEDED: "#2e7d32",
+    DagOutcome.RUNNING: "#1565c0",
+    DagOutcome.FAILED: "#c62828",
+    DagOutcome.CANCELLED: "#6d4c41",
+    DagOutcome.ROLLED_BACK: "#ef6c00",
+    DagOutcome.PASSED: "#9e9d24",
+}
+
+
+# -- text ------------------------------------------------------------------------------
+
+
+def dag_line(detail: DagDetail) -> str:
+    """One line: id, name, stage of max, state and the step running now."""
+    node = detail.current_node
+    step = f": {node.name}" if node is not None and not detail.is_finished else ""
+    return (f"task {detail.id} {detail.name} [{detail.progress}] {detail.state}"
+            f" ({detail.outcome}){step}")
+
+
+def progress_line(detail: DagDetail) -> str:
+    """The short progress line the CLI prints while it waits: stage, state, step."""
+    node = detail.current_node
+    step = f" {node.name}" if node else ""
+    return f"[{detail.progress}] {detail.state}{step}"
+
+
+def dag_text(detail: DagDetail) -> str:
+    """The CLI's view of a DAG: name, state and stage, each node, failing sub-tasks' logs."""
+    lines = [f"task {detail.id}: {detail.name}",
+             f"  {detail.state} ({detail.outcome}), stage {detail.progress}"]
+    for i, node in enumerate(detail.nodes or (), start=1):
+        lines.append(f"  {i}. {node.state:<8} {node.name}")
+        for task in node.sub_tasks:
+            if task.state is DagState.FAILED and task.task_logs:
+                lines.append(f"       {task.execute_agent}: {task.task_logs[-1]}")
+    return "\n".join(lines) + "\n"
+
+
+def task_repr(task_id: str, detail: Optional[DagDetail]) -> str:
+    """The repr of a :class:`DagTask`."""
+    if detail is None:
+        return f"<DagTask {task_id} (not fetched yet)>"
+    return (f"<DagTask {task_id} {detail.name!r} {detail.state} {detail.operator} "
+            f"{detail.progress}>")
+
+
+def failure_message(label: str, detail: DagDetail) -> str:
+    """Say where a DAG failed, with each failing sub-task's agent and last log line."""
+    node = detail.current_node
+    where = f" at stage {detail.progress}" + (f" {node.name!r}" if node else "")
+    lines = []
+    for task in detail.failed_sub_tasks()[:5]:
+        agent = str(task.execute_agent) if task.execute_agent else "?"
+        last = task.task_logs[-1] if task.task_logs else "(no log)"
+        lines.append(f"  [{agent}] {task.name}: {last}")
+    text = f"{label} failed{where}"
+    if lines:
+        text += ":\n" + "\n".join(lines)
+    if detail.maintenance_type == 1:  # the upgrade check and other lock-free tasks
+        return text
+    return (
+        text + "\nThe cluster stays locked until the task is retried, rolled back, skipped "
+        "or cancelled."
+    )
+
+
+def to_jsonable(value: Any) -> Any:
+    """Turn models, enums and times into plain JSON values (``--json`` output)."""
+    if attrs.has(type(value)):
+        return {f.name: to_jsonable(getattr(value, f.name))
+                for f in attrs.fields(type(value)) if f.name != "extra"}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    return value
+
+
+# -- notebooks -------------------------------------------------------------------------
+
+
+def dag_html(detail: DagDetail, title: Optional[str] = None) -> str:
+    """An HTML card: name, state, a stage bar, and the failing step with its last log line."""
+    esc = html.escape
+    colour = _COLOURS[detail.outcome]
+    pct = round(detail.progress.fraction * 100)
+    node = detail.current_node
+    rows = [
+        f'<div class="obshell-dag" data-dag-id="{esc(detail.id)}" '
+        f'style="font-family:sans-serif;border:1px solid #ccc;padding:8px;max-width:640px">',
+        f'<div><b class="obshell-name">{esc(title or detail.name)}</b> '
+        f'<span style="color:#666">task {esc(detail.id)}</span></div>',
+        f'<div class="obshell-state" style="color:{colour}">{esc(str(detail.state))} '
+        f'({esc(str(detail.outcome))}), operator {esc(str(detail.operator))}</div>',
+        f'<div class="obshell-bar" style="background:#eee;height:10px;margin:4px 0">'
+        f'<div style="background:{colour};width:{pct}%;height:10px"></div></div>',
+        f'<div class="obshell-stage">stage {detail.progress}'
+        + (f": {esc(node.name)}" if node is not None else "") + "</div>",
+    ]
+    for task in detail.failed_sub_tasks():
+        last = task.task_logs[-1] if task.task_logs else "(no log)"
+        rows.append(
+            f'<div class="obshell-failure" style="color:{_COLOURS[DagOutcome.FAILED]}">'
+            f'failed: {esc(task.name)} on {esc(str(task.execute_agent))}: '
+            f'<code class="obshell-log">{esc(last)}</code></div>'
+        )
+    rows.append("</div>")
+    return "\n".join(rows)
+
+
+def task_html(task_id: str, detail: Optional[DagDetail]) -> str:
+    """The notebook card of a :class:`DagTask`: its last snapshot, or a note to refresh it."""
+    if detail is None:
+        return f"<div>task {html.escape(task_id)} (not fetched yet: call refresh())</div>"
+    return dag_html(detail)
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (an IPython shell with a kernel attached)."""
+    shell = _ipython_shell()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def _ipython_shell() -> Any:
+    ipython = sys.modules.get("IPython")
+    return None if ipython is None else ipython.get_ipython()
+
+
+def register_notebook_formatters() -> None:
+    """Show :class:`DagDetail` as a card in IPython/Jupyter (when IPython is running)."""
+    shell = _ipython_shell()
+    if shell is not None:
+        shell.display_formatter.formatters["text/html"].for_type(DagDetail, dag_html)
+
+
+class LiveProgress:
+    """Shows a task's progress in place.
+
+    In a notebook an HTML card is updated; elsewhere a text line on stderr is rewritten.
+    """
+
+    def __init__(self) -> None:
+        self._handle: Any = None
+        self._notebook = in_notebook()
+
+    def __call__(self, detail: DagDetail) -> None:
+        """Show ``detail``, replacing what was shown before."""
+        if self._notebook:
+            shown = importlib.import_module("IPython.display")
+            card = shown.HTML(dag_html(detail))
+            if self._handle is None:
+                self._handle = shown.display(card, display_id=True)
+            else:
+                self._handle.update(card)
+            return
+        end = "\n" if detail.is_finished else ""
+        sys.stderr.write("\r\x1b[K" + dag_line(detail) + end)
+        sys.stderr.flush()
+
+
+def live_display(progress: Optional[bool]) -> Optional[Callable[[DagDetail], None]]:
+    """The live display a wait asked for: None (default) in notebooks only, True always."""
+    if progress is False or (progress is None and not in_notebook()):
+        return None
+    return LiveProgress()

@@ -1,0 +1,42 @@
+"""One HTTP request as the SDK means it: what the client asks for and what goes on the wire.
+
+The client describes a call as a :class:`Request`; the auth flow turns it into the signed
+request the transport sends (headers added, the body encrypted). Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import attrs
+
+__all__ = ["BodyStream", "Request"]
+
+#: Makes a streamed body from the AES key and IV the auth header carries (None: send it
+#: unencrypted): returns the file-like body and its Content-Type.
+BodyStream = Callable[[Optional[bytes]], tuple[Any, str]]
+
+
+@attrs.frozen
+class Request:
+    """A request to one agent.
+
+    ``target`` is the request-target exactly as it goes on the wire (``/api/v1/x?y=z``): it is
+    what gets signed. Before signing, ``body`` is the plaintext JSON (bytes) or None; after,
+    it is what is sent (the encrypted text, or a file-like ``stream`` body). ``signed`` False
+    sends the request as it is. ``stream`` makes a body from the header's AES key (uploads);
+    ``lifetime`` overrides how long the signed header stays valid.
+    """
+
+    method: str
+    target: str
+    body: Any = None
+    headers: dict[str, str] = attrs.field(factory=dict)
+    signed: bool = True
+    stream: Optional[BodyStream] = attrs.field(default=None, eq=False)
+    lifetime: Optional[float] = None
+
+    @property
+    def path(self) -> str:
+        """The target without its query, for messages."""
+        return self.target.partition("?")[0]
