@@ -17,8 +17,17 @@ Example::
         # GET /api/v1/task/dag/<id>?show_details=true: each GET advances 2 stages,
         # stage 3 fails once; POST {"operator": "RETRY"} resumes it.
         agent.reset_next(1)          # next request: connection reset, no answer
+        agent.hang_next(1, seconds=5)  # next task request: read, then no answer for 5 s
         agent.pause(2.0)             # refuse connections for 2 s (agent "restart")
         assert [r.status for r in agent.requests][:1] == [200]
+
+Faults hit every endpoint where they plausibly happen: ``reset_next``, ``truncate_next``,
+``hang_next`` and ``fail_next`` take a ``path_prefix``; ``drop_reply_after_create`` hits the
+next task-creating POST (``/api/v1/agent/upgrade`` and ``/api/v1/agent/upgrade/check``).
+
+Timing: ``FakeAgent(stage_durations=[0.1, 2.0, 0.1])`` makes DAGs time-driven with stage 1
+lasting 0.1 s, stage 2 lasting 2 s and every later stage 0.1 s; ``FakeDag.finished_at`` is
+the wall-clock ``time.time()`` at which the agent marked a DAG SUCCEED or FAILED.
 
 With pytest, enable the fixture ``fake_agent`` with
 ``pytest_plugins = ["obshell_sdk.testing.pytest_plugin"]``.

@@ -1,26 +1,50 @@
-"""The :class:`FakeAgent` facade: configuration, lifecycle, DAG helpers and fault controls."""
+"""The :class:`FakeAgent` facade: configuration, lifecycle, DAG helpers and fault controls.
+
+``FakeAgent`` owns an :class:`~._state.AgentState` (what the request pipeline and the handlers
+see) and an :class:`~._lifecycle.AgentRunner` (listener, ticker, helper threads); every public
+name here delegates to one of them.
+"""
 
 from __future__ import annotations
 
-import logging
-import os
+import functools
 import ssl
-import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Optional
+from typing import Generic, Optional, TypeVar, Union, cast, overload
 
-from ._auth import AuthConfig
+from ._app import handle
 from ._crypto import ServerKey
 from ._dagmodel import FakeDag
-from ._dags import DagStore
-from ._faults import FaultPlan
+from ._dags import check_durations
+from ._lifecycle import AgentRunner
 from ._record import RecordedRequest
-from ._server import IncomingRequest, Listener, Reply
+from ._state import AgentState
 
-if TYPE_CHECKING:
-    from ._app import Context
+T = TypeVar("T")
+
+
+class _StateAttr(Generic[T]):
+    """A public :class:`FakeAgent` attribute kept in its :class:`AgentState` (read/write)."""
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+        self.name: str = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _StateAttr[T]: ...
+    @overload
+    def __get__(self, obj: FakeAgent, owner: type) -> T: ...
+    def __get__(self, obj: Optional[FakeAgent], owner: type) -> Union[T, _StateAttr[T]]:
+        if obj is None:
+            return self
+        return cast(T, getattr(obj._state, self.name))
+
+    def __set__(self, obj: FakeAgent, value: T) -> None:
+        setattr(obj._state, self.name, value)
 
 
 class FakeAgent:
@@ -30,7 +54,36 @@ class FakeAgent:
     :meth:`start`/:meth:`stop`. See the package docstring for an example. ``tls`` (a server
     ``ssl.SSLContext``) makes it serve HTTPS on the same port, as obshell does when it finds a
     certificate; set ``verify_mode = ssl.CERT_REQUIRED`` on it for mutual TLS.
+
+    DAG pace: poll-driven by default (each ``GET /api/v1/task/dag/{id}`` advances
+    ``stages_per_poll`` steps); time-driven with ``stage_seconds`` (every stage lasts that
+    long) or ``stage_durations`` (stage 1 lasts ``stage_durations[0]`` seconds, stage 2
+    ``stage_durations[1]``, ...; the last value repeats; overrides ``stage_seconds``).
     """
+
+    password: _StateAttr[str] = _StateAttr("The root@sys password the agent accepts.")
+    agent_password: _StateAttr[Optional[str]] = _StateAttr("The agent password (None: not set).")
+    identity: _StateAttr[str] = _StateAttr(
+        "``/info.identity``, e.g. ``CLUSTER AGENT`` or ``SINGLE``.")
+    version: _StateAttr[str] = _StateAttr("The obshell version (without release) the agent runs.")
+    release: _StateAttr[str] = _StateAttr("The release suffix of ``/info.version`` (may be empty).")
+    supported_auth: _StateAttr[Optional[tuple[str, ...]]] = _StateAttr(
+        "``/info.supportedAuth`` (None: the key is absent, as before 4.2.4).")
+    legacy_v1: _StateAttr[bool] = _StateAttr("Speak only 4.2.2's ``X-OCS-Auth`` dialect.")
+    root_password_known: _StateAttr[bool] = _StateAttr(
+        "Whether the root@sys password is initialised.")
+    host: _StateAttr[str] = _StateAttr("The address the agent listens on.")
+    port: _StateAttr[int] = _StateAttr("The port (the real one once started with ``port=0``).")
+    pid: _StateAttr[int] = _StateAttr("``/info.pid``.")
+    adopt_target_version: _StateAttr[bool] = _StateAttr(
+        "Take on the target version once an upgrade DAG succeeded (see :meth:`sync_version`).")
+    restart_seconds: _StateAttr[float] = _StateAttr(
+        "How long a ``restart_at_stage`` restart lasts.")
+    restart_new_key_bits: _StateAttr[Optional[int]] = _StateAttr(
+        "Key size after a ``restart_at_stage`` restart (None: keep the key).")
+    packages: _StateAttr[list[tuple[str, bytes]]] = _StateAttr(
+        "Uploaded packages as ``(filename, content)``, oldest first.")
+    started_at: _StateAttr[float] = _StateAttr("Server-clock time of the last (re)start.")
 
     def __init__(
         self, *,
@@ -45,88 +98,36 @@ class FakeAgent:
         restart_at_stage: Optional[int] = None, restart_seconds: float = 1.0,
         restart_new_key_bits: Optional[int] = None, root_password_known: bool = True,
         host: str = "127.0.0.1", port: int = 0, tls: Optional[ssl.SSLContext] = None,
-        adopt_target_version: bool = True,
+        adopt_target_version: bool = True, stage_durations: Optional[Sequence[float]] = None,
     ) -> None:
-        self.password = password
-        self.adopt_target_version = adopt_target_version
-        self.tls = tls
-        self.agent_password = agent_password
-        self.identity = identity
-        self.version = version
-        self.release = release
-        self.supported_auth: Optional[tuple[str, ...]] = (
-            None if supported_auth is None else tuple(supported_auth))
-        self.legacy_v1 = legacy_v1
-        self.root_password_known = root_password_known
-        self.host = host
-        self.port = port
-        self.pid = os.getpid()
-        self.restart_seconds = restart_seconds
-        self.restart_new_key_bits = restart_new_key_bits
-        self.packages: list[tuple[str, bytes]] = []
-        self._log = logging.getLogger("obshell_sdk.testing")
-        self._clock_offset = clock_offset
-        self._key = ServerKey(bits=key_bits, private_der=private_key)
-        self._faults = FaultPlan()
-        self._dags = DagStore(self.now)
-        self._dags.stages_per_poll = stages_per_poll
-        self._dags.stage_seconds = stage_seconds
-        self._dags.fail_stage = fail_stage
-        self._dags.fail_times = fail_times
-        self._dags.fail_message = fail_message
-        self._dags.restart_at_stage = restart_at_stage
-        self._requests: list[RecordedRequest] = []
-        self._req_lock = threading.Lock()
-        self._state_lock = threading.RLock()
-        self._listener: Optional[Listener] = None
-        self._resume_timer: Optional[threading.Timer] = None
-        self._ticker: Optional[threading.Thread] = None
-        self._stopping = threading.Event()
-        self._helpers: list[threading.Thread] = []
-        self._paused = False
-        self._running = False
-        self.started_at = self.now()
+        self._state = AgentState(
+            password=password, agent_password=agent_password, identity=identity,
+            version=version, release=release, supported_auth=supported_auth,
+            legacy_v1=legacy_v1, root_password_known=root_password_known, host=host, port=port,
+            adopt_target_version=adopt_target_version, restart_seconds=restart_seconds,
+            restart_new_key_bits=restart_new_key_bits, clock_offset=clock_offset,
+            key=ServerKey(bits=key_bits, private_der=private_key),
+        )
+        store = self._state.dags
+        store.stages_per_poll = stages_per_poll
+        store.stage_seconds = stage_seconds
+        store.stage_durations = check_durations(stage_durations)
+        store.fail_stage = fail_stage
+        store.fail_times = fail_times
+        store.fail_message = fail_message
+        store.restart_at_stage = restart_at_stage
+        self._runner = AgentRunner(self._state, functools.partial(handle, self._state), tls)
+        self._state.restart_hook = self._runner.restart
 
     # -- lifecycle ------------------------------------------------------
     def start(self) -> FakeAgent:
         """Bind and serve in background threads; returns ``self``."""
-        with self._state_lock:
-            if self._running:
-                return self
-            self._listener = Listener(self.host, self.port, self._app, self.tls)
-            self.port = self._listener.port
-            self._running = True
-            self._stopping.clear()
-            self.started_at = self.now()
-            self._paused = False
-            self._ticker = threading.Thread(target=self._tick_loop, name="fake-obshell-ticker",
-                                            daemon=True)
-            self._ticker.start()
+        self._runner.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving: close the socket and every connection, join all threads."""
-        with self._state_lock:
-            self._running = False
-            self._stopping.set()
-            if self._resume_timer is not None:
-                self._resume_timer.cancel()
-                self._resume_timer = None
-            listener, self._listener = self._listener, None
-            ticker, self._ticker = self._ticker, None
-        if listener is not None:
-            listener.close()
-        if ticker is not None:
-            ticker.join()
-        with self._state_lock:
-            helpers, self._helpers = self._helpers, []
-        for helper in helpers:
-            if helper is not threading.current_thread():
-                helper.join()
-        with self._state_lock:  # a helper may have resumed while we were stopping
-            listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.close()
+        """Stop serving: close the socket and every connection (hung ones too), join all threads."""
+        self._runner.stop()
 
     def __enter__(self) -> FakeAgent:
         return self.start()
@@ -135,15 +136,14 @@ class FakeAgent:
                  exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
         self.stop()
 
-    def _app(self, req: IncomingRequest) -> Reply:
-        from ._app import handle
+    @property
+    def tls(self) -> Optional[ssl.SSLContext]:
+        """The server TLS context (None: plain HTTP); takes effect at the next (re)start."""
+        return self._runner.tls
 
-        return handle(self, req)
-
-    def _tick_loop(self) -> None:
-        while not self._stopping.wait(0.02):
-            self._dags.tick()
-            self._drain_restarts()
+    @tls.setter
+    def tls(self, value: Optional[ssl.SSLContext]) -> None:
+        self._runner.tls = value
 
     # -- properties -----------------------------------------------------
     @property
@@ -155,12 +155,12 @@ class FakeAgent:
     @property
     def public_key_b64(self) -> str:
         """Current public key as ``/api/v1/secret`` returns it (base64 PKCS#1 DER)."""
-        return self._key.public_key_b64
+        return self._state.key.public_key_b64
 
     @property
     def private_key_der(self) -> bytes:
         """Current private key (PKCS#1 DER)."""
-        return self._key.private_der
+        return self._state.key.private_der
 
     def sync_version(self) -> str:
         """Take on the version of the last upgrade DAG that ended SUCCEED/RUN; return it.
@@ -169,57 +169,39 @@ class FakeAgent:
         whether or not it was told to restart at a stage (unless ``adopt_target_version`` is
         false, as the recorded vectors' agent behaved).
         """
-        if not self.adopt_target_version:
-            return self.version
-        done = [d for d in self._dags.all() if d.maintenance_type == 2 and d.target_version
-                and d.state == "SUCCEED" and d.operator == "RUN" and not d.version_applied]
-        for dag in done:
-            dag.version_applied = True
-            self.version = dag.target_version
-        return self.version
+        return self._state.sync_version()
 
     @property
     def version_release_display(self) -> str:
         """``/info.version``: ``VERSION-RELEASE`` (just ``VERSION`` when release is empty)."""
-        self.sync_version()
-        return f"{self.version}-{self.release}" if self.release else self.version
+        return self._state.version_release_display
 
     @property
     def clock_offset(self) -> float:
         """Seconds added to ``time.time()`` to get the server clock."""
-        return self._clock_offset
+        return self._state.clock_offset
 
     def now(self) -> float:
         """The server clock (Unix seconds, float)."""
-        return time.time() + self._clock_offset
+        return self._state.now()
 
     def set_clock_offset(self, seconds: float) -> None:
         """Move the server clock to ``time.time() + seconds``."""
-        self._clock_offset = seconds
+        self._state.clock_offset = seconds
 
     def rotate_key(self, bits: int = 1024) -> None:
         """Replace the RSA key pair; headers made for the old key fail with DecryptFailed."""
-        self._key.replace(bits=bits)
-
-    def _auth_config(self) -> AuthConfig:
-        return AuthConfig(self.identity, self.password, self.root_password_known,
-                          self.agent_password)
+        self._state.key.replace(bits=bits)
 
     # -- recorded requests ----------------------------------------------
-    def _record(self, rec: RecordedRequest) -> None:
-        with self._req_lock:
-            self._requests.append(rec)
-
     @property
     def requests(self) -> list[RecordedRequest]:
         """Snapshot of every request received so far (oldest first)."""
-        with self._req_lock:
-            return list(self._requests)
+        return self._state.request_log.snapshot()
 
     def clear_requests(self) -> None:
         """Forget the recorded requests."""
-        with self._req_lock:
-            self._requests.clear()
+        self._state.request_log.clear()
 
     def requests_to(self, path: str, method: Optional[str] = None) -> list[RecordedRequest]:
         """Recorded requests whose path (query excluded) equals ``path``."""
@@ -230,7 +212,7 @@ class FakeAgent:
     @property
     def dags(self) -> Mapping[str, FakeDag]:
         """Live DAG objects by generic id (read them; drive them with the methods below)."""
-        return {d.generic_id: d for d in self._dags.all()}
+        return {d.generic_id: d for d in self._state.dags.all()}
 
     def dag(self, dag_id: str) -> FakeDag:
         """The DAG with generic id ``dag_id`` (``KeyError`` if unknown)."""
@@ -242,138 +224,76 @@ class FakeAgent:
     def create_upgrade_dag(self, version: str = "4.3.1.0", release: str = "1.el7", *,
                            check: bool = False) -> str:
         """Create an upgrade (or check) DAG without HTTP; returns its generic id."""
-        return self._dags.create(version, release, check=check).generic_id
+        return self._state.dags.create(version, release, check=check).generic_id
 
     def advance_dag(self, dag_id: str, steps: int = 1) -> None:
         """Advance a DAG by ``steps`` steps (same as that many polls with 1 stage per poll)."""
         dag = self.dag(dag_id)
         for _ in range(steps):
-            self._dags.step(dag)
-        self._drain_restarts()
+            self._state.dags.step(dag)
+        self._state.drain_restarts()
 
     def set_dag_stage(self, dag_id: str, stage: int) -> None:
         """Put a DAG in RUNNING at ``stage`` (earlier nodes SUCCEED, later PENDING)."""
-        self._dags.set_stage(self.dag(dag_id), stage)
-        self._drain_restarts()
+        self._state.dags.set_stage(self.dag(dag_id), stage)
+        self._state.drain_restarts()
 
     def finish_dag(self, dag_id: str) -> None:
         """Run a DAG to SUCCEED now (skips any injected failure)."""
-        self._dags.finish(self.dag(dag_id))
-        self._drain_restarts()
+        self._state.dags.finish(self.dag(dag_id))
+        self._state.drain_restarts()
 
     def fail_dag(self, dag_id: str, message: Optional[str] = None) -> None:
         """Fail the DAG's current node now (sub-task gets an ERROR log line)."""
-        self._dags.fail(self.dag(dag_id), message)
+        self._state.dags.fail(self.dag(dag_id), message)
 
     def set_dag_progression(self, *, stages_per_poll: Optional[int] = None,
                             stage_seconds: Optional[float] = None,
-                            dag_id: Optional[str] = None) -> None:
+                            dag_id: Optional[str] = None,
+                            stage_durations: Optional[Sequence[float]] = None) -> None:
         """Change how DAGs progress: defaults for new DAGs, or one DAG if ``dag_id``.
 
-        ``stages_per_poll=0`` freezes poll-driven DAGs; passing ``stage_seconds``
-        switches to time-driven progression from now on.
+        ``stages_per_poll=0`` freezes poll-driven DAGs. Passing ``stage_seconds`` or
+        ``stage_durations`` switches to time-driven progression from now on (a DAG given one
+        runs its current stage for that long from now); ``stage_durations`` overrides
+        ``stage_seconds``, and ``stage_seconds`` alone drops earlier ``stage_durations``.
         """
-        targets = [self.dag(dag_id)] if dag_id is not None else []
-        with self._dags.lock:
-            if dag_id is None:
-                if stages_per_poll is not None:
-                    self._dags.stages_per_poll = stages_per_poll
-                if stage_seconds is not None:
-                    self._dags.stage_seconds = stage_seconds
-            for dag in targets:
-                if stages_per_poll is not None:
-                    dag.stages_per_poll = stages_per_poll
-                if stage_seconds is not None:
-                    dag.stage_seconds = stage_seconds
-                    dag.next_step_at = self.now() + stage_seconds
+        target = self.dag(dag_id) if dag_id is not None else None
+        self._state.dags.set_progression(target, stages_per_poll=stages_per_poll,
+                                         stage_seconds=stage_seconds,
+                                         stage_durations=stage_durations)
 
-    def _after_dag_change(self, ctx: Context) -> None:
-        if self._dags.pending_restarts:
-            ctx.after_send.append(self._drain_restarts)
-
-    def _drain_restarts(self) -> None:
-        with self._dags.lock:
-            pending, self._dags.pending_restarts = self._dags.pending_restarts, []
-        for dag in pending:
-            self._log.info("fake agent restarting at stage %s of DAG %s", dag.stage, dag.generic_id)
-            version = dag.target_version or self.version
-
-            def restart(target: str = version) -> None:
-                self.pause(self.restart_seconds, new_key_bits=self.restart_new_key_bits)
-                self.version = target
-
-            self._spawn(restart)
-
-    def _spawn(self, target: Callable[[], None]) -> None:
-        thread = threading.Thread(target=target, name="fake-obshell-helper", daemon=True)
-        with self._state_lock:
-            self._helpers = [t for t in self._helpers if t.is_alive()]
-            self._helpers.append(thread)
-        thread.start()
-
-    # -- fault controls ---------------------------------------------------
+    # -- lifecycle faults -----------------------------------------------
     def pause(self, seconds: float, *, new_key_bits: Optional[int] = None,
               clock_offset: Optional[float] = None) -> None:
         """Stop listening now; listen again on the same port after ``seconds``.
 
-        New connections are refused and open ones are cut meanwhile; optionally the
-        agent comes back with a new RSA key and/or clock offset (an obshell restart).
+        New connections are refused and open ones are cut meanwhile (hung ones too);
+        optionally the agent comes back with a new RSA key and/or clock offset (an obshell
+        restart).
         """
-        with self._state_lock:
-            if not self._running:
-                return
-            listener, self._listener = self._listener, None
-            if self._resume_timer is not None:
-                self._resume_timer.cancel()
-        if listener is not None:
-            listener.close()
-        with self._state_lock:
-            self._paused = self._listener is None and self._running
-        if new_key_bits is not None:
-            self._key.replace(bits=new_key_bits)
-        if clock_offset is not None:
-            self._clock_offset = clock_offset
-        timer = threading.Timer(seconds, self.resume)
-        timer.daemon = True
-        with self._state_lock:
-            if not self._running:
-                return
-            self._resume_timer = timer
-            self._helpers.append(timer)
-        timer.start()
+        self._runner.pause(seconds, new_key_bits=new_key_bits, clock_offset=clock_offset)
 
     def resume(self) -> None:
         """Listen again (same port) after :meth:`pause`; no-op if already listening."""
-        with self._state_lock:
-            self._resume_timer = None
-            if not self._running or self._listener is not None:
-                return
-            try:
-                self._listener = Listener(self.host, self.port, self._app, self.tls)
-            except OSError:
-                self._log.exception("fake agent could not listen again on port %s", self.port)
-                return
-            self.started_at = self.now()
-            self._paused = False
+        self._runner.resume()
 
     @property
     def paused(self) -> bool:
         """True while the agent is started but not listening (socket closed)."""
-        with self._state_lock:
-            return self._running and self._paused
+        return self._runner.paused
 
     def wait_listening(self, timeout: float = 10.0) -> bool:
         """Block until the agent listens again (after a pause); returns success."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.paused:
-                return True
-            time.sleep(0.01)
-        return not self.paused
+        return self._runner.wait_listening(timeout)
 
-    def reset_next(self, n: int = 1) -> None:
-        """The next ``n`` requests are read, then their connection is reset (no answer)."""
-        self._faults.reset_next(n)
+    # -- request faults -------------------------------------------------
+    def reset_next(self, n: int = 1, *, path_prefix: str = "") -> None:
+        """The next ``n`` requests are read, then their connection is reset (no answer).
+
+        ``path_prefix`` limits it to requests whose path starts with it (default: any).
+        """
+        self._state.faults.reset_next(n, path_prefix)
 
     def fail_next(self, n: int = 1, *, status: int = 503, err_code: Optional[str] = None,
                   path_prefix: str = "/api/v1/task/", message: Optional[str] = None) -> None:
@@ -382,21 +302,42 @@ class FakeAgent:
         A proxy-style HTML page when ``err_code`` is None, else an obshell envelope
         with that errCode (and ``message`` or a default text).
         """
-        self._faults.fail_next(n, status, err_code, path_prefix, message)
+        self._state.faults.fail_next(n, status, err_code, path_prefix, message)
 
-    def truncate_next(self, n: int = 1) -> None:
-        """The next ``n`` answers announce a longer Content-Length than sent, then close."""
-        self._faults.truncate_next(n)
+    def truncate_next(self, n: int = 1, *, path_prefix: str = "") -> None:
+        """The next ``n`` answers announce a longer Content-Length than sent, then close.
+
+        ``path_prefix`` limits it to requests whose path starts with it (default: any).
+        """
+        self._state.faults.truncate_next(n, path_prefix)
+
+    def hang_next(self, n: int = 1, *, seconds: float = 30.0,
+                  path_prefix: str = "/api/v1/task/") -> None:
+        """The next ``n`` requests under ``path_prefix`` get no answer: a hung agent.
+
+        Each is read completely, not acted on, and left unanswered for ``seconds``; then its
+        connection is closed without a reply. :meth:`stop` (and :meth:`pause`) end hangs at
+        once; :meth:`clear_faults` cancels hangs not started yet.
+        """
+        self._state.faults.hang_next(n, seconds, path_prefix)
 
     @property
     def drop_reply_after_create(self) -> bool:
-        """If True, the next upgrade POST creates its DAG, then the connection closes unanswered."""
-        return self._faults.drop_reply_after_create
+        """If True, the next task-creating POST creates its task, then closes unanswered.
+
+        Task-creating: ``POST /api/v1/agent/upgrade`` and ``POST /api/v1/agent/upgrade/check``
+        (every route declared ``creates_task`` in the route table). One-shot: it resets to
+        False once used.
+        """
+        return self._state.faults.drop_reply_after_create
 
     @drop_reply_after_create.setter
     def drop_reply_after_create(self, value: bool) -> None:
-        self._faults.drop_reply_after_create = value
+        self._state.faults.drop_reply_after_create = value
 
     def clear_faults(self) -> None:
-        """Cancel every pending injected fault."""
-        self._faults.clear()
+        """Cancel every pending injected fault (resets, hangs, failures, truncations, drops)."""
+        self._state.faults.clear()
+
+    def __repr__(self) -> str:
+        return f"FakeAgent({self.base_url}, identity={self.identity!r}, version={self.version!r})"

@@ -1,59 +1,54 @@
-"""Request pipeline of the fake agent: obshell's middleware order, then the handlers."""
+"""Request pipeline of the fake agent: injected faults, obshell's middleware order, handlers.
+
+:func:`handle` answers one request from the agent's :class:`AgentState`; it never sees the
+``FakeAgent`` facade. Order, as in obshell: faults that act before the agent reads anything
+(reset, hang, fail), header and body decryption, trace id, routing, ``Verify`` for protected
+routes, the handler; then the faults that act on the answer (a dropped reply after a task
+was created, a truncated answer).
+"""
 
 from __future__ import annotations
 
-import math
+import logging
 import time
-import urllib.parse
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
-from ._auth import AuthHeader, decode_v1, decode_v2, verify_v1, verify_v2
+from ._auth import decode_v1, decode_v2, verify_auth, verify_v1, verify_v2
+from ._context import Context
 from ._crypto import BodyKeyError, BodyLengthError, BodyPanicError, aes_decrypt_body
-from ._errors import NO_DATA, ApiError, PanicError, envelope, new_trace_id, panic_envelope
+from ._errors import (
+    NO_DATA,
+    ApiError,
+    PanicError,
+    envelope,
+    new_trace_id,
+    panic_envelope,
+    unauthorized,
+)
 from ._golike import go_json, parse_go_json, to_plain
-from ._handlers import route
 from ._record import RecordedRequest
+from ._routes import is_protected, route
 from ._server import IncomingRequest, Reply
+from ._state import AgentState
 
-if TYPE_CHECKING:
-    from ._agent import FakeAgent
+_log = logging.getLogger("obshell_sdk.testing")
 
-_PROTECTED = ("/api/v1/agent/", "/api/v1/task/", "/api/v1/upgrade/")
-
-
-class Context:
-    """Per-request state shared by the pipeline and the handlers."""
-
-    def __init__(self, agent: FakeAgent, req: IncomingRequest, now: float) -> None:
-        self.agent = agent
-        self.req = req
-        self.now = now
-        self.now_s = math.floor(now)
-        path, _, query = req.target.partition("?")
-        self.raw_path = path
-        self.path = urllib.parse.unquote(path)
-        self.query = urllib.parse.parse_qs(query, keep_blank_values=True)
-        self.header: Optional[AuthHeader] = None
-        self.body = req.body
-        self.body_json: Any = None
-        self.trace_id = ""
-        self.after_send: list[Any] = []
-        self.drop_reply = False
+#: (reply, status recorded, errCode recorded)
+Outcome = tuple[Reply, int, Optional[str]]
 
 
-def handle(agent: FakeAgent, req: IncomingRequest) -> Reply:
+def handle(state: AgentState, req: IncomingRequest) -> Reply:
     """Answer one request (called from the connection threads)."""
     started = time.monotonic()
-    ctx = Context(agent, req, agent.now())
-    status, err_code = 0, None
-    reply: Reply
+    ctx = Context(state, req, state.now())
     try:
         reply, status, err_code = _pipeline(ctx, started)
     except Exception:  # a bug in the fake must not kill the connection thread silently
-        agent._log.exception("fake agent failed on %s %s", req.method, req.target)
-        body = panic_envelope(agent.started_at)
-        reply, status, err_code = Reply(500, go_json(body)), 500, "Common.Unexpected"
-    agent._record(RecordedRequest(
+        _log.exception("fake agent failed on %s %s", req.method, req.target)
+        reply, status, err_code = _panic(state)
+    if reply.mode == "normal" and state.faults.take_truncate(ctx.path):
+        reply.mode = "truncate"
+    state.record(RecordedRequest(
         method=req.method, uri=req.target, headers=dict(req.headers),
         auth_kind=ctx.header.kind if ctx.header is not None else None,
         header_json=ctx.header.raw_json if ctx.header is not None else None,
@@ -65,70 +60,88 @@ def handle(agent: FakeAgent, req: IncomingRequest) -> Reply:
     return reply
 
 
+def _panic(state: AgentState) -> Outcome:
+    return Reply(500, go_json(panic_envelope(state.started_at))), 500, "Common.Unexpected"
+
+
 def _answer(ctx: Context, started: float, status: int, data: Any = NO_DATA,
-            error: Optional[ApiError] = None) -> tuple[Reply, int, Optional[str]]:
+            error: Optional[ApiError] = None) -> Outcome:
     trace = ctx.trace_id if error is None or error.trace else ""
     duration = int((time.monotonic() - started) * 1000)
-    body = envelope(now=ctx.agent.now(), status=status, trace_id=trace, duration_ms=duration,
+    body = envelope(now=ctx.state.now(), status=status, trace_id=trace, duration_ms=duration,
                     data=data, error=error)
-    reply = Reply(status, go_json(body))
-    if ctx.agent._faults.take_truncate():
-        reply.mode = "truncate"
-    return reply, status, error.err_code if error is not None else None
+    return Reply(status, go_json(body)), status, error.err_code if error is not None else None
 
 
-def _pipeline(ctx: Context, started: float) -> tuple[Reply, int, Optional[str]]:
-    agent, req = ctx.agent, ctx.req
-    faults = agent._faults
-    if faults.take_reset():
+def _early_faults(ctx: Context, started: float) -> Optional[Outcome]:
+    """Faults that hit a request before the agent reads it: reset, hang, fail."""
+    faults = ctx.state.faults
+    if faults.take_reset(ctx.path):
         return Reply(mode="reset"), 0, None
+    seconds = faults.take_hang(ctx.path)
+    if seconds is not None:
+        return Reply(mode="hang", hang_seconds=seconds), 0, None
     rule = faults.take_fail(ctx.path)
-    if rule is not None:
-        if rule.err_code is None:
-            ctype, text = rule.body()
-            return Reply(rule.status, text.encode(), content_type=ctype), rule.status, None
-        ctx.trace_id = new_trace_id()
-        return _answer(ctx, started, rule.status,
-                       error=ApiError(rule.status, rule.err_code, rule.error_message()))
+    if rule is None:
+        return None
+    if rule.err_code is None:
+        ctype, text = rule.body()
+        return Reply(rule.status, text.encode(), content_type=ctype), rule.status, None
+    ctx.trace_id = new_trace_id()
+    return _answer(ctx, started, rule.status,
+                   error=ApiError(rule.status, rule.err_code, rule.error_message()))
+
+
+def _pipeline(ctx: Context, started: float) -> Outcome:
+    early = _early_faults(ctx, started)
+    if early is not None:
+        return early
+    state, req = ctx.state, ctx.req
     try:
         _decrypt(ctx)
     except ApiError as exc:
         return _answer(ctx, started, exc.status, error=exc)
     except PanicError:
-        return Reply(500, go_json(panic_envelope(agent.started_at))), 500, "Common.Unexpected"
+        return _panic(state)
     ctx.trace_id = "" if req.target == "/api/v1/status" else (
         req.header_lookup("X-OBSHELL-Trace-ID") or new_trace_id())
     try:
-        handler = route(ctx)
-        if handler is None:
+        found = route(req.method, ctx.path)
+        if found is None:
             raise ApiError(404, "Common.NotFound", "Element not found: 404 not found")
-        if ctx.path.startswith(_PROTECTED):
+        if is_protected(ctx.path):
             _verify(ctx)
-        agent._dags.tick()
-        data = handler(ctx)
+        state.dags.tick()
+        data = found.handler(ctx)
     except ApiError as exc:
         return _answer(ctx, started, exc.status, error=exc)
     except PanicError:
-        return Reply(500, go_json(panic_envelope(agent.started_at))), 500, "Common.Unexpected"
-    if ctx.drop_reply:
-        return Reply(mode="close"), 0, None
+        return _panic(state)
+    if found.creates_task and state.faults.take_drop_after_create():
+        return Reply(mode="close"), 0, None  # the task exists; its creator never hears of it
     return _answer(ctx, started, 200, data=data)
+
+
+def _decode_header(ctx: Context) -> None:
+    """``HeaderDecrypt``: the auth header of the agent's dialect, if any."""
+    state, req = ctx.state, ctx.req
+    if state.legacy_v1:
+        token = req.header_lookup("X-OCS-Auth")
+        if token:
+            ctx.header = decode_v1(token, state.key)
+        return
+    agent_hdr = req.header_lookup("X-OCS-Agent-Header")
+    ocs_hdr = req.header_lookup("X-OCS-Header")
+    if agent_hdr:
+        ctx.header = decode_v2(agent_hdr, state.key, agent=True)
+    elif ocs_hdr:
+        ctx.header = decode_v2(ocs_hdr, state.key, agent=False)
 
 
 def _decrypt(ctx: Context) -> None:
     """``HeaderDecrypt`` + ``BodyDecrypt`` + ``PaddingBody``."""
-    agent, req = ctx.agent, ctx.req
-    if agent.legacy_v1:
-        token = req.header_lookup("X-OCS-Auth")
-        if token:
-            ctx.header = decode_v1(token, agent._key)
-    else:
-        agent_hdr = req.header_lookup("X-OCS-Agent-Header")
-        ocs_hdr = req.header_lookup("X-OCS-Header")
-        if agent_hdr:
-            ctx.header = decode_v2(agent_hdr, agent._key, agent=True)
-        elif ocs_hdr:
-            ctx.header = decode_v2(ocs_hdr, agent._key, agent=False)
+    _decode_header(ctx)
+    req = ctx.req
     body = req.body
     if (ctx.header is not None and ctx.header.kind != "v1" and body
             and req.target != "/api/v1/package"):
@@ -152,9 +165,9 @@ def _decrypt(ctx: Context) -> None:
 
 
 def _verify(ctx: Context) -> None:
-    agent = ctx.agent
-    cfg = agent._auth_config()
-    if agent.legacy_v1:
+    state = ctx.state
+    cfg = state.auth_config()
+    if state.legacy_v1:
         verify_v1(ctx.header, ctx.now_s, cfg)
         return
     parts = ctx.path.split("/")
@@ -162,13 +175,10 @@ def _verify(ctx: Context) -> None:
     if task_id[:1] in ("4", "5") and ctx.header is not None:
         _verify_obproxy_task(ctx)
         return
-    verify_v2(ctx.header, ctx.req.target, ctx.now_s, cfg, agent._key)
+    verify_v2(ctx.header, ctx.req.target, ctx.now_s, cfg, state.key)
 
 
 def _verify_obproxy_task(ctx: Context) -> None:
-    from ._auth import _verify_auth
-    from ._errors import unauthorized
-
     header = ctx.header
     assert header is not None
     if header.uri != ctx.req.target:
@@ -177,9 +187,7 @@ def _verify_obproxy_task(ctx: Context) -> None:
         raise unauthorized("Security.Authentication.WithAgentPassword",
                            "Should use agent_password to verify: this route only support agent "
                            "password")
-    if ctx.agent.agent_password is None:
+    if ctx.state.agent_password is None:
         raise unauthorized("Security.Authentication.AgentPasswordNotInitialized",
                            "Agent password is not initialized")
-    _verify_auth(header, ctx.now_s, ctx.agent.agent_password, True)
-
-
+    verify_auth(header, ctx.now_s, ctx.state.agent_password, True)

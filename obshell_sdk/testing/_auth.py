@@ -129,7 +129,8 @@ class AuthConfig:
     agent_password: Optional[str]
 
 
-def _verify_auth(header: AuthHeader, now_s: int, expected: str, agent_pwd: bool) -> None:
+def verify_auth(header: AuthHeader, now_s: int, expected: str, agent_pwd: bool) -> None:
+    """Check ``Auth`` against ``expected`` (and ``Ts`` unless ``Auth`` is empty)."""
     if header.auth != "":
         verify_timestamp(header.ts, now_s)
     if header.auth != expected:
@@ -158,7 +159,7 @@ def verify_v2(header: Optional[AuthHeader], request_uri: str, now_s: int, cfg: A
             raise unauthorized("Security.Authentication.WithAgentPassword",
                                "Should use agent_password to verify: agent password has been set")
         try:
-            _verify_auth(header, now_s, cfg.agent_password or "", True)
+            verify_auth(header, now_s, cfg.agent_password or "", True)
         except ApiError as first:
             # SINGLE also accepts an Auth that is itself RSA-encrypted with the agent key
             try:
@@ -167,7 +168,7 @@ def verify_v2(header: Optional[AuthHeader], request_uri: str, now_s: int, cfg: A
                 raise first from None
             decoded = AuthHeader(header.kind, inner, header.ts, header.uri, header.keys,
                                  header.session_id, header.raw_json)
-            _verify_auth(decoded, now_s, cfg.agent_password or "", True)
+            verify_auth(decoded, now_s, cfg.agent_password or "", True)
         return
     if identity == "FOLLOWER" and agent_header:
         raise ApiError(500, "Request.Forward.Header.NotExist",
@@ -177,7 +178,7 @@ def verify_v2(header: Optional[AuthHeader], request_uri: str, now_s: int, cfg: A
             raise unauthorized(
                 "Security.Authentication.WithAgentPassword",
                 "Should use agent_password to verify: oceanbase password is not initialized")
-        _verify_auth(header, now_s, cfg.root_password, False)
+        verify_auth(header, now_s, cfg.root_password, False)
         return
     if cfg.root_password_known and not ap_set:
         raise unauthorized(
@@ -185,7 +186,7 @@ def verify_v2(header: Optional[AuthHeader], request_uri: str, now_s: int, cfg: A
             "Should use oceanbase_password to verify: agent password is not initialized")
     if not ap_set:
         return
-    _verify_auth(header, now_s, cfg.agent_password or "", True)
+    verify_auth(header, now_s, cfg.agent_password or "", True)
 
 
 def verify_v1(header: Optional[AuthHeader], now_s: int, cfg: AuthConfig) -> None:

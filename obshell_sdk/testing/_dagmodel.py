@@ -71,7 +71,7 @@ class FakeNode:
         self.operator = "RUN"
         self.start: Optional[float] = None
         self.end: Optional[float] = None
-        self.sub_task = FakeSubTask(node_id, name)
+        self.sub_task: FakeSubTask = FakeSubTask(node_id, name)
 
     def to_json(self, ip: str, port: int) -> dict[str, Any]:
         """NodeDetailDTO as obshell serialises it inside a DAG view."""
@@ -84,7 +84,18 @@ class FakeNode:
 
 
 class FakeDag:
-    """State of one simulated cluster DAG; mutate only through :class:`DagStore`."""
+    """State of one simulated cluster DAG; mutate only through :class:`DagStore`.
+
+    Timing attributes a test or benchmark may read:
+
+    * ``start`` / ``end``: the server-clock times the DAG reports (for a time-driven DAG these
+      are the *scheduled* step times);
+    * ``finished_at``: wall-clock ``time.time()`` at the moment the agent marked the DAG
+      finished (``SUCCEED`` or ``FAILED``), ``None`` before (an operator that sets it going
+      again, e.g. RETRY, makes it ``None`` until it finishes again);
+    * ``stage_seconds`` / ``stage_durations``: its pace when time-driven (see
+      :meth:`seconds_for_stage`).
+    """
 
     def __init__(self, dag_id: int, name: str, node_names: tuple[str, ...],
                  maintenance_type: int, created: float) -> None:
@@ -96,7 +107,8 @@ class FakeDag:
         self.created = created
         self.start: Optional[float] = None
         self.end: Optional[float] = None
-        self.nodes = [FakeNode(dag_id * 100 + i, n) for i, n in enumerate(node_names, 1)]
+        self.nodes: list[FakeNode] = [
+            FakeNode(dag_id * 100 + i, n) for i, n in enumerate(node_names, 1)]
         self.position = 0  # index (1-based) of the node being run; 0 = not started
         self.stage_override: Optional[int] = None
         self.fail_stage: Optional[int] = None
@@ -104,7 +116,9 @@ class FakeDag:
         self.fail_message = "injected failure at stage {stage}"
         self.stages_per_poll = 1
         self.stage_seconds: Optional[float] = None
+        self.stage_durations: Optional[tuple[float, ...]] = None
         self.next_step_at = created
+        self.finished_at: Optional[float] = None
         self.restart_at_stage: Optional[int] = None
         self.restarted = False
         self.target_version = ""
@@ -126,6 +140,22 @@ class FakeDag:
         if self.stage_override is not None:
             return self.stage_override
         return min(max(self.position, 1), self.max_stage)
+
+    @property
+    def time_driven(self) -> bool:
+        """True when the DAG advances with time (``stage_durations`` or ``stage_seconds``)."""
+        return self.stage_durations is not None or self.stage_seconds is not None
+
+    def seconds_for_stage(self, stage: int) -> float:
+        """How long stage ``stage`` (1-based) lasts when time-driven.
+
+        ``stage_durations[stage - 1]`` (its last value repeats for later stages) when set,
+        else ``stage_seconds``; ``0.0`` for a poll-driven DAG.
+        """
+        if self.stage_durations:
+            index = min(max(stage, 1), len(self.stage_durations)) - 1
+            return self.stage_durations[index]
+        return self.stage_seconds or 0.0
 
     @property
     def unfinished(self) -> bool:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from typing import Optional
 
 from ._dagmodel import CHECK_NODES, OPERATORS, UPGRADE_NODES, FakeDag, FakeNode, FakeSubTask
@@ -22,6 +23,7 @@ class DagStore:
         # defaults copied into every new DAG
         self.stages_per_poll = 1
         self.stage_seconds: Optional[float] = None
+        self.stage_durations: Optional[tuple[float, ...]] = None
         self.fail_stage: Optional[int] = None
         self.fail_times = 1
         self.fail_message = "injected failure at stage {stage}"
@@ -91,6 +93,7 @@ class DagStore:
             dag.fail_message = self.fail_message
             dag.stages_per_poll = self.stages_per_poll
             dag.stage_seconds = self.stage_seconds
+            dag.stage_durations = self.stage_durations
             dag.restart_at_stage = None if check else self.restart_at_stage
             dag.target_version = version
             self._dags[dag.dag_id] = dag
@@ -100,7 +103,7 @@ class DagStore:
     def on_poll(self, dag: FakeDag) -> None:
         """A GET of the DAG: advance ``stages_per_poll`` steps (poll-driven DAGs)."""
         with self.lock:
-            if dag.stage_seconds is None:
+            if not dag.time_driven:
                 for _ in range(dag.stages_per_poll):
                     self.step(dag)
             else:
@@ -111,11 +114,11 @@ class DagStore:
         with self.lock:
             now = self._clock()
             for dag in self._dags.values():
-                if dag.stage_seconds is None:
+                if not dag.time_driven:
                     continue
                 while dag.state in ("READY", "RUNNING") and now >= dag.next_step_at:
                     self.step(dag, at=dag.next_step_at)
-                    dag.next_step_at += max(dag.stage_seconds, 1e-6)
+                    dag.next_step_at += max(dag.seconds_for_stage(dag.position), 1e-6)
 
     def step(self, dag: FakeDag, *, at: Optional[float] = None) -> None:
         """Advance one step: start the DAG / finish the current node / end an operator."""
@@ -187,6 +190,7 @@ class DagStore:
     def _finish(dag: FakeDag, state: str, now: float, stage: Optional[int] = None) -> None:
         dag.state = state
         dag.end = now
+        dag.finished_at = time.time()
         if state == "SUCCEED" and stage is None:
             dag.position = dag.max_stage
         dag.stage_override = stage
@@ -207,6 +211,7 @@ class DagStore:
                     raise ApiError(400, "Task.Dag.Operator.CancelFinishedDag",
                                    "Failed to cancel DAG: DAG is finished")
                 dag.state, dag.operator = "READY", "CANCEL"
+                dag.finished_at = None
             elif not failed:
                 code, text = {
                     "RETRY": ("RetryNotFailedDag",
@@ -219,13 +224,14 @@ class DagStore:
             elif op == "RETRY":
                 node = self._current(dag)
                 dag.state, dag.operator, dag.end = "READY", "RUN", None
-                dag.stage_override = None
+                dag.stage_override, dag.finished_at = None, None
                 if node is not None:
                     node.state = node.sub_task.state = "READY"
                     node.operator = node.sub_task.operator = "RETRY"
                     dag.position -= 1
             elif op == "ROLLBACK":
                 dag.state, dag.operator = "READY", "ROLLBACK"
+                dag.finished_at = None
             else:  # PASS
                 dag.operator = "PASS"
                 self._finish(dag, "SUCCEED", now, stage=dag.stage)
@@ -237,6 +243,7 @@ class DagStore:
         with self.lock:
             now = self._clock()
             dag.state, dag.stage_override, dag.end = "RUNNING", None, None
+            dag.finished_at = None
             if dag.start is None:
                 dag.start = now
             for i, node in enumerate(dag.nodes, 1):
@@ -249,7 +256,27 @@ class DagStore:
                 elif i > stage:
                     node.state = node.sub_task.state = "PENDING"
             self._start_node(dag, stage, now)
-            dag.next_step_at = now + (dag.stage_seconds or 0)
+            dag.next_step_at = now + dag.seconds_for_stage(stage)
+
+    def set_progression(self, dag: Optional[FakeDag], *, stages_per_poll: Optional[int],
+                        stage_seconds: Optional[float],
+                        stage_durations: Optional[Sequence[float]]) -> None:
+        """Change the pace of one DAG, or (``dag`` None) the defaults for new DAGs.
+
+        ``stage_durations`` overrides ``stage_seconds``; ``stage_seconds`` alone drops any
+        earlier ``stage_durations``. A DAG given a new pace runs its current stage from now.
+        """
+        durations = check_durations(stage_durations)
+        with self.lock:
+            target = self if dag is None else dag
+            if stages_per_poll is not None:
+                target.stages_per_poll = stages_per_poll
+            if durations is not None or stage_seconds is not None:
+                if stage_seconds is not None:
+                    target.stage_seconds = stage_seconds
+                target.stage_durations = durations
+                if dag is not None:
+                    dag.next_step_at = self._clock() + dag.seconds_for_stage(dag.position)
 
     def finish(self, dag: FakeDag) -> None:
         """Run the DAG to ``SUCCEED`` right now (no injected failure)."""
@@ -269,6 +296,16 @@ class DagStore:
             node = self._current(dag) or dag.nodes[0]
             text = message or dag.fail_message.format(stage=dag.stage, name=node.name)
             self._fail_node(dag, node, text, now)
+
+
+def check_durations(durations: Optional[Sequence[float]]) -> Optional[tuple[float, ...]]:
+    """Validate ``stage_durations`` (non-empty, no negative value); ``None`` stays ``None``."""
+    if durations is None:
+        return None
+    values = tuple(float(d) for d in durations)
+    if not values or any(d < 0 for d in values):
+        raise ValueError(f"stage_durations must be a non-empty list of seconds >= 0: {durations}")
+    return values
 
 
 def parse_generic_id(generic_id: str) -> Optional[int]:

@@ -45,47 +45,79 @@ class FailRule:
         return _DEFAULT_MESSAGES.get(self.err_code, f"injected {self.err_code}")
 
 
+@dataclass
+class CountedRule:
+    """A one-shot fault for the next ``count`` requests whose path starts with ``path_prefix``.
+
+    ``seconds`` is how long a hang lasts (unused by the other kinds).
+    """
+
+    count: int
+    path_prefix: str
+    seconds: float = 0.0
+
+
 class FaultPlan:
-    """All pending faults; every method is thread-safe."""
+    """All pending faults; every method is thread-safe.
+
+    Faults that hit "the next requests" (reset, hang, fail, truncate) are queued rules with a
+    path prefix (``""`` matches every path); the one-shot ``drop_reply_after_create`` hits the
+    next successful request to a route that creates a task (see ``_routes.py``).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._reset = 0
-        self._truncate = 0
+        self._counted: dict[str, list[CountedRule]] = {"reset": [], "truncate": [], "hang": []}
         self._rules: list[FailRule] = []
-        self.drop_reply_after_create = False
+        self._drop_after_create = False
 
-    def reset_next(self, n: int) -> None:
-        """Cut the next ``n`` connections after reading the request."""
-        with self._lock:
-            self._reset += n
+    def reset_next(self, n: int, path_prefix: str = "") -> None:
+        """Cut the next ``n`` matching connections after reading the request."""
+        self._queue("reset", CountedRule(n, path_prefix))
 
-    def truncate_next(self, n: int) -> None:
-        """Send a too-large Content-Length on the next ``n`` answers, then close."""
-        with self._lock:
-            self._truncate += n
+    def truncate_next(self, n: int, path_prefix: str = "") -> None:
+        """Send a too-large Content-Length on the next ``n`` matching answers, then close."""
+        self._queue("truncate", CountedRule(n, path_prefix))
+
+    def hang_next(self, n: int, seconds: float, path_prefix: str) -> None:
+        """Leave the next ``n`` matching requests unanswered for ``seconds``, then close."""
+        self._queue("hang", CountedRule(n, path_prefix, seconds))
 
     def fail_next(self, n: int, status: int, err_code: Optional[str], path_prefix: str,
                   message: Optional[str]) -> None:
         """Queue a :class:`FailRule`."""
-        with self._lock:
-            self._rules.append(FailRule(n, status, err_code, path_prefix, message))
+        if n > 0:
+            with self._lock:
+                self._rules.append(FailRule(n, status, err_code, path_prefix, message))
 
-    def take_reset(self) -> bool:
-        """Consume one reset if pending."""
-        with self._lock:
-            if self._reset > 0:
-                self._reset -= 1
-                return True
-            return False
+    def _queue(self, kind: str, rule: CountedRule) -> None:
+        if rule.count > 0:
+            with self._lock:
+                self._counted[kind].append(rule)
 
-    def take_truncate(self) -> bool:
-        """Consume one truncation if pending."""
+    def _take(self, kind: str, path: str) -> Optional[CountedRule]:
         with self._lock:
-            if self._truncate > 0:
-                self._truncate -= 1
-                return True
-            return False
+            rules = self._counted[kind]
+            for rule in rules:
+                if path.startswith(rule.path_prefix):
+                    rule.count -= 1
+                    if rule.count <= 0:
+                        rules.remove(rule)
+                    return rule
+            return None
+
+    def take_reset(self, path: str) -> bool:
+        """Consume one reset matching ``path`` if pending."""
+        return self._take("reset", path) is not None
+
+    def take_truncate(self, path: str) -> bool:
+        """Consume one truncation matching ``path`` if pending."""
+        return self._take("truncate", path) is not None
+
+    def take_hang(self, path: str) -> Optional[float]:
+        """Consume one hang matching ``path``; its length in seconds, or ``None``."""
+        rule = self._take("hang", path)
+        return None if rule is None else rule.seconds
 
     def take_fail(self, path: str) -> Optional[FailRule]:
         """Consume one failure whose prefix matches ``path``."""
@@ -98,17 +130,27 @@ class FaultPlan:
                     return rule
             return None
 
-    def take_drop_after_create(self) -> bool:
-        """Consume the one-shot "drop the reply of the next upgrade POST"."""
+    @property
+    def drop_reply_after_create(self) -> bool:
+        """Whether the next task-creating request loses its reply."""
         with self._lock:
-            if self.drop_reply_after_create:
-                self.drop_reply_after_create = False
-                return True
-            return False
+            return self._drop_after_create
+
+    @drop_reply_after_create.setter
+    def drop_reply_after_create(self, value: bool) -> None:
+        with self._lock:
+            self._drop_after_create = bool(value)
+
+    def take_drop_after_create(self) -> bool:
+        """Consume the one-shot "drop the reply of the next task-creating request"."""
+        with self._lock:
+            pending, self._drop_after_create = self._drop_after_create, False
+            return pending
 
     def clear(self) -> None:
-        """Forget every pending fault."""
+        """Forget every pending fault (hangs already in progress are not cut short)."""
         with self._lock:
-            self._reset = self._truncate = 0
+            for rules in self._counted.values():
+                rules.clear()
             self._rules.clear()
-            self.drop_reply_after_create = False
+            self._drop_after_create = False

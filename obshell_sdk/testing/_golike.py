@@ -7,6 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from ._crypto import DecryptError, go_b64decode_strict
+
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
@@ -149,8 +151,6 @@ def _convert(go_type: str, value: Any) -> tuple[bool, Any]:
         return ok, value
     if go_type == "bytes":
         if isinstance(value, str):
-            from ._crypto import DecryptError, go_b64decode_strict
-
             try:
                 return True, go_b64decode_strict(value)
             except DecryptError as exc:

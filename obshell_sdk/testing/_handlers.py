@@ -1,19 +1,20 @@
-"""Route table and handlers of the fake agent."""
+"""Handlers of the fake agent: one function per endpoint, given the request :class:`Context`.
+
+Handlers read and change the agent only through ``ctx.state`` (an ``AgentState``); the route
+table that maps method and path to them is in ``_routes.py``.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
+from ._context import Context
+from ._dags import parse_generic_id
 from ._errors import NO_DATA, ApiError, PanicError
 from ._golike import GoField, decode_struct, parse_go_json, rfc3339
-
-if TYPE_CHECKING:
-    from ._app import Context
-
-Handler = Callable[["Context"], Any]
 
 _UPGRADE_FIELDS = (
     GoField("Version", "version", "string"),
@@ -26,47 +27,13 @@ _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False", ""}
 
 
-def route(ctx: Context) -> Optional[Handler]:
-    """Find the handler for ``ctx`` (gin semantics: static routes before ``:id``)."""
-    method, path = ctx.req.method, ctx.path
-    static: dict[tuple[str, str], Handler] = {
-        ("GET", "/api/v1/info"): info,
-        ("GET", "/api/v1/secret"): secret,
-        ("GET", "/api/v1/time"): lambda c: rfc3339(c.agent.now()),
-        ("GET", "/api/v1/status"): status,
-        ("POST", "/api/v1/status"): status,
-        ("POST", "/api/v1/agent/upgrade"): lambda c: upgrade(c, check=False),
-        ("POST", "/api/v1/agent/upgrade/check"): lambda c: upgrade(c, check=True),
-        ("GET", "/api/v1/task/dag/maintain/ob"): maintain_ob,
-        ("GET", "/api/v1/task/dag/unfinish"): unfinished,
-        ("GET", "/api/v1/task/dag/ob/unfinish"): unfinished,
-        ("POST", "/api/v1/upgrade/package"): upload_package,
-    }
-    found = static.get((method, path))
-    if found is not None:
-        return found
-    parts = path.split("/")
-    if len(parts) == 6 and parts[:4] == ["", "api", "v1", "task"] and parts[5]:
-        kind = parts[4]
-        if kind == "dag":
-            return {"GET": get_dag, "POST": operate_dag}.get(method)
-        if kind == "sub_task" and method == "GET":
-            return get_sub_task
-        if kind == "node" and method == "GET":
-            return get_node
-    if (len(parts) == 7 and parts[:5] == ["", "api", "v1", "task", "sub_task"]
-            and parts[6] == "logs" and parts[5] and method == "GET"):
-        return sub_task_logs
-    return None
-
-
 def _id(ctx: Context) -> str:
     return ctx.path.split("/")[5]
 
 
 def info(ctx: Context) -> Any:
     """``GET /api/v1/info``."""
-    a = ctx.agent
+    a = ctx.state
     data: dict[str, Any] = {
         "pid": a.pid, "state": 2, "startAt": int(a.started_at * 1e9),
         "homePath": "/home/admin/obshell", "obVersion": "", "architecture": "x86_64",
@@ -81,13 +48,18 @@ def info(ctx: Context) -> Any:
 
 def secret(ctx: Context) -> Any:
     """``GET /api/v1/secret``."""
-    a = ctx.agent
-    return {"ip": a.host, "port": a.port, "public_key": a.public_key_b64}
+    a = ctx.state
+    return {"ip": a.host, "port": a.port, "public_key": a.key.public_key_b64}
+
+
+def server_time(ctx: Context) -> Any:
+    """``GET /api/v1/time``: the server clock, Go ``time.Time`` JSON form."""
+    return rfc3339(ctx.state.now())
 
 
 def status(ctx: Context) -> Any:
     """``GET /api/v1/status`` (camelCase keys)."""
-    a = ctx.agent
+    a = ctx.state
     return {
         "agent": {"ip": a.host, "port": a.port, "identity": a.identity},
         "state": 2, "version": a.version_release_display, "pid": a.pid,
@@ -139,9 +111,18 @@ def _version_key(text: str) -> tuple[tuple[int, ...], int]:
     return nums, int(build) if build.isdigit() else 0
 
 
-def upgrade(ctx: Context, *, check: bool) -> Any:
-    """``POST /api/v1/agent/upgrade`` and ``/upgrade/check``."""
-    a = ctx.agent
+def upgrade_agent(ctx: Context) -> Any:
+    """``POST /api/v1/agent/upgrade``: create the 9-stage upgrade DAG (task-creating)."""
+    return _upgrade(ctx, check=False)
+
+
+def check_agent_upgrade(ctx: Context) -> Any:
+    """``POST /api/v1/agent/upgrade/check``: create the 5-stage pre-check DAG (task-creating)."""
+    return _upgrade(ctx, check=True)
+
+
+def _upgrade(ctx: Context, *, check: bool) -> Any:
+    a = ctx.state
     values = _bind(ctx, _UPGRADE_FIELDS, "UpgradeCheckParam", "param.UpgradeCheckParam")
     if a.identity != "CLUSTER AGENT":
         raise ApiError(400, "Agent.Identify.NotSupportOperation",
@@ -164,9 +145,7 @@ def upgrade(ctx: Context, *, check: bool) -> Any:
                        f"Target version {target} is not greater than current version {current}. "
                        "Please verify if the parameters have been filled out correctly",
                        data_null=True)
-    dag = a._dags.create(version, release, check=check)
-    if not check and a._faults.take_drop_after_create():
-        ctx.drop_reply = True
+    dag = a.dags.create(version, release, check=check)
     return dag.to_json(a.host, a.port, details=False, fresh=True)
 
 
@@ -183,45 +162,43 @@ def _show_details(ctx: Context) -> bool:
 
 def get_dag(ctx: Context) -> Any:
     """``GET /api/v1/task/dag/{id}`` (advances poll-driven DAGs)."""
-    a = ctx.agent
-    dag = a._dags.lookup(_id(ctx))
+    a = ctx.state
+    dag = a.dags.lookup(_id(ctx))
     details = _show_details(ctx)
-    a._dags.on_poll(dag)
-    with a._dags.lock:
+    a.dags.on_poll(dag)
+    with a.dags.lock:
         data = dag.to_json(a.host, a.port, details=details)
-    a._after_dag_change(ctx)
+    ctx.after_dag_change()
     return data
 
 
 def operate_dag(ctx: Context) -> Any:
     """``POST /api/v1/task/dag/{id}`` with ``{"operator": ...}``; answers without data."""
-    a = ctx.agent
+    a = ctx.state
     dag_id = _id(ctx)
-    from ._dags import parse_generic_id
-
     parse_generic_id(dag_id)
     values = _bind(ctx, _OPERATOR_FIELDS, "DagOperator", "task.DagOperator")
-    dag = a._dags.lookup(dag_id)
-    a._dags.operate(dag, values["Operator"])
+    dag = a.dags.lookup(dag_id)
+    a.dags.operate(dag, values["Operator"])
     return NO_DATA
 
 
 def get_sub_task(ctx: Context) -> Any:
     """``GET /api/v1/task/sub_task/{id}``."""
-    return _standalone_json(ctx, ctx.agent._dags.find_sub_task)
+    return _standalone_json(ctx, ctx.state.dags.find_sub_task)
 
 
 def get_node(ctx: Context) -> Any:
     """``GET /api/v1/task/node/{id}``; ``show_details=false`` panics in obshell (500)."""
     if not _show_details(ctx):
         raise PanicError("show_details=false dereferences a nil pointer in obshell")
-    return _standalone_json(ctx, ctx.agent._dags.find_node)
+    return _standalone_json(ctx, ctx.state.dags.find_node)
 
 
 def _standalone_json(ctx: Context, find: Callable[[str], Any]) -> Any:
     """A node or sub-task looked up on its own: its DAG-view JSON with ``additional_data``."""
-    a = ctx.agent
-    with a._dags.lock:
+    a = ctx.state
+    with a.dags.lock:
         data = find(_id(ctx)).to_json(a.host, a.port)
     data["additional_data"] = {}
     return data
@@ -229,19 +206,19 @@ def _standalone_json(ctx: Context, find: Callable[[str], Any]) -> Any:
 
 def sub_task_logs(ctx: Context) -> Any:
     """``GET /api/v1/task/sub_task/{id}/logs`` -> ``{"contents": [...]}``."""
-    a = ctx.agent
-    with a._dags.lock:
-        task = a._dags.find_sub_task(ctx.path.split("/")[5])
+    a = ctx.state
+    with a.dags.lock:
+        task = a.dags.find_sub_task(ctx.path.split("/")[5])
         logs = None if task.logs is None else list(task.logs)
     return {"contents": logs}
 
 
 def maintain_ob(ctx: Context) -> Any:
     """``GET /api/v1/task/dag/maintain/ob``: last cluster maintenance DAG (single object)."""
-    a = ctx.agent
+    a = ctx.state
     details = _show_details(ctx)
-    with a._dags.lock:
-        dags = [d for d in a._dags.all() if d.maintenance_type == 2]
+    with a.dags.lock:
+        dags = [d for d in a.dags.all() if d.maintenance_type == 2]
         if not dags:
             raise ApiError(404, "Task.NotFound", "Task not found: Cluster is not under maintenance")
         return dags[-1].to_json(a.host, a.port, details=details)
@@ -249,10 +226,10 @@ def maintain_ob(ctx: Context) -> Any:
 
 def unfinished(ctx: Context) -> Any:
     """``GET /api/v1/task/dag/unfinish`` and ``/dag/ob/unfinish`` (``contents`` null if none)."""
-    a = ctx.agent
+    a = ctx.state
     details = _show_details(ctx)
-    with a._dags.lock:
-        items = [d.to_json(a.host, a.port, details=details) for d in a._dags.all() if d.unfinished]
+    with a.dags.lock:
+        items = [d.to_json(a.host, a.port, details=details) for d in a.dags.all() if d.unfinished]
     return {"contents": items or None}
 
 
@@ -262,7 +239,7 @@ _RPM_NAME = re.compile(
 
 def upload_package(ctx: Context) -> Any:
     """``POST /api/v1/upgrade/package``: encrypted multipart with part ``file``."""
-    a = ctx.agent
+    a = ctx.state
     if a.identity != "CLUSTER AGENT":
         raise ApiError(400, "Agent.Identify.NotSupportOperation",
                        f"'{a.host}:{a.port}' is '{a.identity}', instead of 'CLUSTER AGENT', "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Optional
 
 import attrs
@@ -39,3 +40,26 @@ class RecordedRequest:
     def path(self) -> str:
         """The request-target without its query string."""
         return self.uri.partition("?")[0]
+
+
+class RequestLog:
+    """Thread-safe list of :class:`RecordedRequest`, oldest first."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[RecordedRequest] = []
+
+    def append(self, rec: RecordedRequest) -> None:
+        """Record one request."""
+        with self._lock:
+            self._items.append(rec)
+
+    def snapshot(self) -> list[RecordedRequest]:
+        """A copy of every record so far."""
+        with self._lock:
+            return list(self._items)
+
+    def clear(self) -> None:
+        """Forget every record."""
+        with self._lock:
+            self._items.clear()

@@ -39,13 +39,15 @@ class Reply:
     """What to send back.
 
     ``mode``: ``"normal"``, ``"reset"`` (RST, no answer), ``"close"`` (FIN, no
-    answer) or ``"truncate"`` (Content-Length too large, then close).
+    answer), ``"truncate"`` (Content-Length too large, then close) or ``"hang"`` (no
+    answer for ``hang_seconds``, or until the listener closes, then FIN).
     """
 
     status: int = 200
     body: bytes = b""
     content_type: str = "application/json"
     mode: str = "normal"
+    hang_seconds: float = 0.0
     after_send: list[Callable[[], None]] = field(default_factory=list)
 
 
@@ -96,6 +98,11 @@ class _Handler(BaseHTTPRequestHandler):
             callback()
 
     def _write(self, reply: Reply) -> None:
+        if reply.mode == "hang":
+            # Say nothing; stop()/pause() set ``closing`` so a hang never delays them.
+            self.server.closing.wait(reply.hang_seconds)
+            self.close_connection = True
+            return
         if reply.mode in ("reset", "close"):
             self.close_connection = True
             if reply.mode == "reset":
@@ -142,6 +149,7 @@ class FakeHTTPServer(ThreadingHTTPServer):
                  tls: Optional[ssl.SSLContext] = None) -> None:
         self.app = app
         self.tls = tls
+        self.closing = threading.Event()  # set when the listener closes: ends every hang
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
         self._handler_threads: list[threading.Thread] = []
@@ -206,7 +214,8 @@ class Listener:
         self.thread.start()
 
     def close(self) -> None:
-        """Stop accepting, cut all connections, close the socket, join every thread."""
+        """Stop accepting, end hangs, cut all connections, close the socket, join every thread."""
+        self.server.closing.set()
         self.server.shutdown()
         self.server.close_connections()
         self.server.server_close()

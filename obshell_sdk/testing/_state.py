@@ -1,0 +1,120 @@
+"""The explicit state of a fake agent, shared by the request pipeline and the handlers.
+
+:class:`AgentState` holds everything a request can read or change: the agent's configuration
+(identity, passwords, version), its RSA key, clock, DAGs, injected faults, uploaded packages
+and the request log. The pipeline (``_app.py``) and the handlers (``_handlers.py``) receive
+it; they never see the :class:`~obshell_sdk.testing.FakeAgent` facade, which owns this object
+plus the lifecycle (listener, ticker, helper threads).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Optional
+
+from ._auth import AuthConfig
+from ._crypto import ServerKey
+from ._dagmodel import FakeDag
+from ._dags import DagStore
+from ._faults import FaultPlan
+from ._record import RecordedRequest, RequestLog
+
+_log = logging.getLogger("obshell_sdk.testing")
+
+#: Called with a DAG that reached its ``restart_at_stage`` (the lifecycle restarts the agent).
+RestartHook = Callable[[FakeDag], None]
+
+
+class AgentState:
+    """What one fake agent is and knows; plain attributes, safe to read from any thread.
+
+    Configuration attributes (``password``, ``agent_password``, ``identity``, ``version``,
+    ``release``, ``supported_auth``, ``legacy_v1``, ``root_password_known``, ``host``,
+    ``port``, ``adopt_target_version``, ``restart_seconds``, ``restart_new_key_bits``) have
+    the meaning of the :class:`~obshell_sdk.testing.FakeAgent` keyword arguments of the same
+    name. ``key``, ``dags``, ``faults``, ``request_log`` and ``packages`` are the live collections.
+    """
+
+    def __init__(
+        self, *, password: str, agent_password: Optional[str], identity: str, version: str,
+        release: str, supported_auth: Optional[Sequence[str]], legacy_v1: bool,
+        root_password_known: bool, host: str, port: int, adopt_target_version: bool,
+        restart_seconds: float, restart_new_key_bits: Optional[int], key: ServerKey,
+        clock_offset: float,
+    ) -> None:
+        self.password = password
+        self.agent_password = agent_password
+        self.identity = identity
+        self.version = version
+        self.release = release
+        self.supported_auth: Optional[tuple[str, ...]] = (
+            None if supported_auth is None else tuple(supported_auth))
+        self.legacy_v1 = legacy_v1
+        self.root_password_known = root_password_known
+        self.host = host
+        self.port = port
+        self.adopt_target_version = adopt_target_version
+        self.restart_seconds = restart_seconds
+        self.restart_new_key_bits = restart_new_key_bits
+        self.pid = os.getpid()
+        self.key = key
+        self.clock_offset = clock_offset
+        self.faults = FaultPlan()
+        self.dags = DagStore(self.now)
+        self.request_log = RequestLog()
+        self.packages: list[tuple[str, bytes]] = []
+        self.started_at = self.now()
+        self.restart_hook: Optional[RestartHook] = None
+
+    def now(self) -> float:
+        """The server clock (Unix seconds, float): ``time.time() + clock_offset``."""
+        return time.time() + self.clock_offset
+
+    def record(self, rec: RecordedRequest) -> None:
+        """Add one request to the log."""
+        self.request_log.append(rec)
+
+    def auth_config(self) -> AuthConfig:
+        """What the password rules need to know, as of now."""
+        return AuthConfig(self.identity, self.password, self.root_password_known,
+                          self.agent_password)
+
+    def sync_version(self) -> str:
+        """Take on the version of the last upgrade DAG that ended SUCCEED/RUN; return it.
+
+        A real agent runs the new binary once its upgrade DAG succeeded; so does this one
+        (unless ``adopt_target_version`` is false, as the recorded vectors' agent behaved).
+        """
+        if not self.adopt_target_version:
+            return self.version
+        done = [d for d in self.dags.all() if d.maintenance_type == 2 and d.target_version
+                and d.state == "SUCCEED" and d.operator == "RUN" and not d.version_applied]
+        for dag in done:
+            dag.version_applied = True
+            self.version = dag.target_version
+        return self.version
+
+    @property
+    def version_release_display(self) -> str:
+        """``/info.version``: ``VERSION-RELEASE`` (just ``VERSION`` when release is empty)."""
+        self.sync_version()
+        return f"{self.version}-{self.release}" if self.release else self.version
+
+    @property
+    def restart_pending(self) -> bool:
+        """True when a DAG reached its restart stage and the restart has not been started."""
+        with self.dags.lock:
+            return bool(self.dags.pending_restarts)
+
+    def drain_restarts(self) -> None:
+        """Hand every pending restart to :attr:`restart_hook` (dropped when there is none)."""
+        with self.dags.lock:
+            pending, self.dags.pending_restarts = self.dags.pending_restarts, []
+        hook = self.restart_hook
+        for dag in pending:
+            _log.info("fake agent restarting at stage %s of DAG %s", dag.stage, dag.generic_id)
+            if hook is not None:
+                hook(dag)

@@ -1,0 +1,201 @@
+"""FakeAgent faults over real sockets: dropped create replies on every task-creating POST,
+a hung agent, and faults aimed with ``path_prefix``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+import requests
+from test_fake_agent import PWD, UPGRADE, call, signed, start_upgrade
+
+from obshell_sdk import ObshellClient, PasswordAuth, ReadTimeoutError
+from obshell_sdk.testing import FakeAgent
+from obshell_sdk.testing._routes import task_creating_routes
+
+VERSION, RELEASE = "4.3.1.0", "20250101.el7"
+
+
+@pytest.fixture
+def agent() -> Any:
+    with FakeAgent(password=PWD) as a:
+        yield a
+
+
+def _get(agent: FakeAgent, uri: str, timeout: Any) -> requests.Response:
+    headers, _ = signed(agent, uri)
+    return requests.get(agent.base_url + uri, headers=headers, timeout=timeout)
+
+
+def _wait_recorded(agent: FakeAgent, path: str, count: int = 1) -> None:
+    deadline = time.monotonic() + 5
+    while len(agent.requests_to(path)) < count and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert len(agent.requests_to(path)) >= count
+
+
+# -- drop_reply_after_create --------------------------------------------------------------
+def test_task_creating_routes_are_declared_once() -> None:
+    assert sorted(task_creating_routes()) == [("POST", "/api/v1/agent/upgrade"),
+                                              ("POST", "/api/v1/agent/upgrade/check")]
+
+
+def test_drop_reply_after_create_on_the_pre_check(agent: FakeAgent) -> None:
+    agent.drop_reply_after_create = True
+    with pytest.raises(requests.ConnectionError):
+        call(agent, "POST", "/api/v1/agent/upgrade/check", UPGRADE)
+    (dag,) = agent.dags.values()
+    assert dag.name == f"Upgrade check obshell {VERSION}-{RELEASE}" and dag.max_stage == 5
+    (rec,) = agent.requests_to("/api/v1/agent/upgrade/check")
+    assert rec.status == 0
+    assert agent.drop_reply_after_create is False  # one-shot
+    start_upgrade(agent, check=True)  # the next one is answered
+
+
+def test_drop_waits_for_a_create_that_succeeds(agent: FakeAgent) -> None:
+    agent.drop_reply_after_create = True
+    low = {"version": "4.2.0.0", "release": "1.el7"}
+    r = call(agent, "POST", "/api/v1/agent/upgrade/check", low)
+    assert r.json()["error"]["errCode"] == "Agent.Upgrade.ToLowerVersion"
+    assert agent.drop_reply_after_create is True
+    assert call(agent, "GET", "/api/v1/task/dag/unfinish").status_code == 200  # not creating
+    with pytest.raises(requests.ConnectionError):
+        call(agent, "POST", "/api/v1/agent/upgrade/check", UPGRADE)
+    assert [d.name for d in agent.dags.values()] == [f"Upgrade check obshell {VERSION}-{RELEASE}"]
+    agent.drop_reply_after_create = True  # the upgrade itself, as before
+    with pytest.raises(requests.ConnectionError):
+        call(agent, "POST", "/api/v1/agent/upgrade", UPGRADE)
+    assert len(agent.dags) == 2
+
+
+def test_sdk_finds_the_pre_check_whose_reply_was_lost(agent: FakeAgent) -> None:
+    with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PWD),
+                       timeout=(2, 10)) as client:
+        agent.drop_reply_after_create = True
+        task = client.check_agent_upgrade(VERSION, RELEASE)
+        (post,) = agent.requests_to("/api/v1/agent/upgrade/check", "POST")
+        assert post.status == 0  # the reply was dropped; the SDK found the task, did not re-send
+        assert task.id in agent.dags and agent.dag(task.id).max_stage == 5
+
+
+# -- hang_next ------------------------------------------------------------------------------
+def test_hang_times_out_on_the_client_and_is_not_acted_on(agent: FakeAgent) -> None:
+    dag_id = start_upgrade(agent)
+    agent.hang_next(1, seconds=30)
+    uri = f"/api/v1/task/dag/{dag_id}"
+    started = time.monotonic()
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        _get(agent, uri, timeout=(2, 0.3))
+    assert time.monotonic() - started < 3
+    assert agent.requests_to(uri)[-1].status == 0
+    assert agent.dag(dag_id).state == "READY"  # the hung poll did not advance the DAG
+    assert _get(agent, uri, timeout=5).json()["data"]["state"] == "RUNNING"  # one-shot
+
+
+def test_hang_ends_with_a_close_after_its_seconds(agent: FakeAgent) -> None:
+    agent.hang_next(1, seconds=0.3)
+    started = time.monotonic()
+    with pytest.raises(requests.ConnectionError):
+        _get(agent, "/api/v1/task/dag/11", timeout=5)
+    assert 0.25 < time.monotonic() - started < 3
+
+
+def test_stop_ends_a_hang_at_once() -> None:
+    before = set(threading.enumerate())
+    agent = FakeAgent(password=PWD).start()
+    outcome: list[BaseException] = []
+
+    def hung_call() -> None:
+        try:
+            _get(agent, "/api/v1/task/dag/11", timeout=(2, 30))
+        except requests.RequestException as exc:
+            outcome.append(exc)
+
+    agent.hang_next(1, seconds=30)
+    caller = threading.Thread(target=hung_call)
+    caller.start()
+    _wait_recorded(agent, "/api/v1/task/dag/11")
+    started = time.monotonic()
+    agent.stop()
+    assert time.monotonic() - started < 2
+    caller.join(5)
+    assert not caller.is_alive() and isinstance(outcome[0], requests.ConnectionError)
+    leftover = set(threading.enumerate()) - before
+    assert not leftover, [t.name for t in leftover]
+
+
+def test_pause_ends_a_hang_too(agent: FakeAgent) -> None:
+    agent.hang_next(1, seconds=30)
+    errors: list[BaseException] = []
+    caller = threading.Thread(target=lambda: errors.extend(_catch(agent)))
+    caller.start()
+    _wait_recorded(agent, "/api/v1/task/dag/11")
+    started = time.monotonic()
+    agent.pause(0.1)
+    caller.join(5)
+    assert time.monotonic() - started < 2 and errors
+    assert agent.wait_listening(5)
+
+
+def _catch(agent: FakeAgent) -> list[BaseException]:
+    try:
+        _get(agent, "/api/v1/task/dag/11", timeout=(2, 30))
+    except requests.RequestException as exc:
+        return [exc]
+    return []
+
+
+def test_hang_respects_path_prefix_and_clear_faults(agent: FakeAgent) -> None:
+    agent.hang_next(2, seconds=30)
+    assert requests.get(agent.base_url + "/api/v1/info", timeout=2).status_code == 200
+    agent.clear_faults()
+    assert _get(agent, "/api/v1/task/dag/11", timeout=2).status_code == 404
+    agent.hang_next(1, seconds=30, path_prefix="/api/v1/info")
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.get(agent.base_url + "/api/v1/info", timeout=(2, 0.2))
+
+
+def test_sdk_call_to_a_hung_agent_times_out(agent: FakeAgent) -> None:
+    dag_id = start_upgrade(agent)
+    with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PWD),
+                       timeout=(2, 0.3)) as client:
+        client.get_dag(dag_id)  # auth set up: /info and /secret are not hung
+        agent.hang_next(5, seconds=30)
+        started = time.monotonic()
+        with pytest.raises(ReadTimeoutError):
+            client.get_dag(dag_id)
+        assert time.monotonic() - started < 5
+        agent.clear_faults()
+
+
+# -- the other faults, aimed ---------------------------------------------------------------
+def test_reset_and_truncate_take_a_path_prefix(agent: FakeAgent) -> None:
+    agent.reset_next(1, path_prefix="/api/v1/task/")
+    assert requests.get(agent.base_url + "/api/v1/info", timeout=2).ok
+    with pytest.raises(requests.ConnectionError):
+        _get(agent, "/api/v1/task/dag/11", timeout=2)
+    agent.truncate_next(1, path_prefix="/api/v1/secret")
+    assert requests.get(agent.base_url + "/api/v1/info", timeout=2).ok
+    with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.ConnectionError)):
+        requests.get(agent.base_url + "/api/v1/secret", timeout=2)
+
+
+def test_faults_reach_task_creating_posts(agent: FakeAgent) -> None:
+    agent.fail_next(1, status=502, path_prefix="/api/v1/agent/")
+    r = call(agent, "POST", "/api/v1/agent/upgrade/check", UPGRADE)
+    assert r.status_code == 502 and agent.dags == {}
+    agent.reset_next(1, path_prefix="/api/v1/agent/upgrade")
+    with pytest.raises(requests.ConnectionError):
+        call(agent, "POST", "/api/v1/agent/upgrade", UPGRADE)
+    assert agent.dags == {}  # a reset request is never acted on
+
+
+def test_truncate_applies_to_proxy_pages_too(agent: FakeAgent) -> None:
+    agent.fail_next(1, status=503)
+    agent.truncate_next(1)
+    with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.ConnectionError)):
+        _get(agent, "/api/v1/task/dag/11", timeout=2)
+    assert agent.requests[-1].status == 503

@@ -1,0 +1,107 @@
+"""FakeAgent timing helpers: per-stage durations and the moment a DAG was marked finished."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from test_fake_agent import PWD, operate, poll, start_upgrade
+
+from obshell_sdk import ObshellClient, PasswordAuth, PollPolicy
+from obshell_sdk.testing import FakeAgent, FakeDag
+
+
+def _until_finished(dag: FakeDag, limit: float = 10.0) -> None:
+    deadline = time.monotonic() + limit
+    while dag.finished_at is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert dag.finished_at is not None, dag.state
+
+
+def _lengths(dag: FakeDag) -> list[float]:
+    return [n.end - n.start for n in dag.nodes if n.start is not None and n.end is not None]
+
+
+def test_stage_durations_pace_each_stage_and_override_stage_seconds() -> None:
+    with FakeAgent(password=PWD, stage_seconds=30.0, stage_durations=[0.05, 0.25, 0.1]) as a:
+        dag = a.dag(start_upgrade(a))
+        _until_finished(dag)
+        assert dag.state == "SUCCEED"
+        assert _lengths(dag) == pytest.approx([0.05, 0.25] + [0.1] * 7, abs=1e-6)
+        assert dag.end is not None and dag.start is not None
+        assert dag.end - dag.start == pytest.approx(1.0, abs=1e-6)
+
+
+def test_stage_durations_on_a_failing_dag_and_after_retry() -> None:
+    with FakeAgent(password=PWD, stage_durations=[0.02, 0.02, 0.2], fail_stage=3) as a:
+        dag_id = start_upgrade(a)
+        dag = a.dag(dag_id)
+        _until_finished(dag)
+        assert dag.state == "FAILED"
+        assert dag.nodes[2].end - dag.nodes[2].start == pytest.approx(0.2, abs=1e-6)
+        assert operate(a, dag_id, "RETRY").status_code == 200
+        assert dag.finished_at is None  # running again
+        _until_finished(dag)
+        assert dag.state == "SUCCEED"
+        assert dag.nodes[2].end - dag.nodes[2].start == pytest.approx(0.2, abs=1e-6)
+
+
+def test_set_dag_progression_with_stage_durations() -> None:
+    with FakeAgent(password=PWD) as a:  # poll-driven
+        dag_id = a.create_upgrade_dag()
+        a.set_dag_stage(dag_id, 8)
+        changed = a.now()
+        a.set_dag_progression(dag_id=dag_id, stage_durations=[30.0] * 7 + [0.1, 0.2])
+        dag = a.dag(dag_id)
+        _until_finished(dag)
+        assert dag.nodes[7].end == pytest.approx(changed + 0.1, abs=0.05)
+        assert dag.nodes[8].end - dag.nodes[8].start == pytest.approx(0.2, abs=1e-6)
+        other = a.dag(a.create_upgrade_dag(check=True))  # the defaults did not change
+        assert not other.time_driven
+        a.set_dag_progression(stage_durations=[0.01])
+        assert a.dag(a.create_upgrade_dag(check=True)).stage_durations == (0.01,)
+        a.set_dag_progression(stage_seconds=0.5)  # stage_seconds alone drops the durations
+        assert a.dag(a.create_upgrade_dag(check=True)).seconds_for_stage(1) == 0.5
+
+
+@pytest.mark.parametrize("bad", [[], [0.1, -1.0]])
+def test_bad_stage_durations_are_refused(bad: list[float]) -> None:
+    with pytest.raises(ValueError, match="stage_durations"):
+        FakeAgent(stage_durations=bad)
+    agent = FakeAgent()
+    with pytest.raises(ValueError, match="stage_durations"):
+        agent.set_dag_progression(stage_durations=bad)
+
+
+def test_finished_at_is_wall_clock_when_marked() -> None:
+    with FakeAgent(password=PWD, clock_offset=3600, fail_stage=2, stages_per_poll=3) as a:
+        dag_id = start_upgrade(a)
+        dag = a.dag(dag_id)
+        assert dag.finished_at is None
+        before = time.time()
+        assert poll(a, dag_id)["state"] == "FAILED"
+        assert dag.finished_at is not None and before <= dag.finished_at <= time.time()
+        assert operate(a, dag_id, "PASS").status_code == 200  # PASS marks it finished again
+        assert dag.state == "SUCCEED" and dag.finished_at >= before
+
+
+def test_finished_at_of_a_time_driven_dag_follows_its_scheduled_end() -> None:
+    with FakeAgent(password=PWD, stage_seconds=0.02) as a:
+        dag = a.dag(start_upgrade(a))
+        _until_finished(dag)
+        assert dag.end is not None and dag.finished_at is not None
+        assert dag.end - 1e-3 <= dag.finished_at < dag.end + 0.5
+
+
+def test_sdk_wait_sees_the_paced_dag_finish() -> None:
+    policy = PollPolicy(initial=0.02, fraction=0.05, ceiling=0.1, jitter=0.1)
+    with FakeAgent(password=PWD, stage_durations=[0.02] * 8 + [0.3]) as a, \
+            ObshellClient(a.host, a.port, auth=PasswordAuth(PWD), poll_policy=policy,
+                          timeout=(2, 10)) as client:
+        task = client.upgrade_agent("4.3.1.0", "20250101.el7")
+        started = time.time()
+        task.wait(timeout=30)
+        noticed = time.time()
+        dag = a.dag(task.id)
+        assert task.done() and dag.state == "SUCCEED" and dag.finished_at is not None
+        assert started + 0.3 <= dag.finished_at <= noticed
