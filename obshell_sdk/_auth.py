@@ -127,9 +127,9 @@ class PasswordAuth:
         self._password = _Secret(password)
         self._agent_password = None if agent_password is None else _Secret(agent_password)
         #: Seconds a signed header stays valid.
-        self.lifetime = float(lifetime)
+        self.lifetime: float = float(lifetime)
         #: The forced dialect (``"v1"``/``"v2"``), or None to ask each agent.
-        self.version = version
+        self.version: Optional[str] = version
         self._random = random
         self._lock = threading.Lock()
         self._agents: dict[str, _AgentState] = {}

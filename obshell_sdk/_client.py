@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from collections.abc import Mapping
 from datetime import datetime
 from types import TracebackType
@@ -15,17 +14,17 @@ import requests
 
 from ._auth import PasswordAuth
 from ._config import DEFAULT_PORT, auth_from_env, settings_from_env
+from ._creation import create_dag
 from ._dag import DagDetail, NodeDetail, Operator
 from ._decode import decode_contents, p_str, p_time
-from ._endpoints import AGENT_UPGRADE, AGENT_UPGRADE_CHECK, TaskEndpoint, UpgradeAgentRequest
-from ._exceptions import ConnectionLostError, DecodeError, InvalidArgumentError, TaskNotFoundError
+from ._endpoints import AGENT_UPGRADE, AGENT_UPGRADE_CHECK, R, TaskEndpoint, UpgradeAgentRequest
+from ._exceptions import DecodeError, InvalidArgumentError, TaskNotFoundError
 from ._models import AgentInfo, UpgradePackageInfo, UpgradeResult
 from ._polling import PollPolicy
-from ._recovery import find_created_dag
 from ._request import Request
 from ._task import DagTask, ProgressCallback
 from ._transport import Cert, Timeout, Transport
-from ._upload import EncryptedMultipart, check_package_path
+from ._upload import check_package_path, package_request
 from ._validate import (
     check_dag_id,
     check_host,
@@ -84,16 +83,18 @@ class ObshellClient:
         check_tls(https, verify, cert)
         if poll_policy is not None and not isinstance(poll_policy, PollPolicy):
             raise InvalidArgumentError("poll_policy", "must be a PollPolicy")
-        #: The agent's host (IPv6 without brackets) and port.
-        self.host, self.port = url_host.strip("[]"), port
+        #: The agent's host (IPv6 without brackets).
+        self.host: str = url_host.strip("[]")
+        #: The agent's port.
+        self.port: int = port
         #: ``host:port`` as it appears in messages (IPv6 in brackets).
-        self.agent = f"{url_host}:{port}"
+        self.agent: str = f"{url_host}:{port}"
         #: ``http(s)://host:port``.
-        self.base_url = f"{'https' if https else 'http'}://{url_host}:{port}"
+        self.base_url: str = f"{'https' if https else 'http'}://{url_host}:{port}"
         #: The ``(connect, read)`` timeout of every call.
-        self.timeout = check_timeout(timeout, "timeout")
+        self.timeout: tuple[float, float] = check_timeout(timeout, "timeout")
         #: How tasks made by this client poll.
-        self.poll_policy = poll_policy or PollPolicy()
+        self.poll_policy: PollPolicy = poll_policy or PollPolicy()
         self._transport = Transport(
             self.base_url, self.agent, auth=auth, session=session, verify=verify, cert=cert,
             accept_language=check_language(accept_language),
@@ -243,28 +244,13 @@ class ObshellClient:
             timeout=timeout, on_progress=on_progress, progress=progress,
         )
 
-    def _create_task(self, endpoint: TaskEndpoint[Any], request: Any) -> DagTask:
-        """POST a task-creating request once; a lost reply is looked up, never re-sent."""
-        body = json.dumps(request.to_json(), separators=(",", ":")).encode()
-        sent_at = time.time()
-        try:
-            data = self._send(Request("POST", endpoint.path, body)).data
-        except ConnectionLostError as exc:
-            detail = find_created_dag(self._dags_to_search, endpoint.dag_name(request),
-                                      sent_at, exc)
-            return DagTask(self, detail, policy=self.poll_policy)
-        try:
-            detail = DagDetail.from_json(data)
-        except DecodeError:
-            # The task exists; keep its id even if the rest of the reply is unreadable.
-            dag_id = data.get("id") if isinstance(data, dict) else None
-            if not isinstance(dag_id, str):
-                raise
-            log.warning("agent %s: created task %s, but its reply did not parse; "
-                        "following it by id", self.agent, dag_id)
-            return DagTask(self, dag_id, policy=self.poll_policy)
-        log.info("agent %s: created task %s %r", self.agent, detail.id, detail.name)
-        return DagTask(self, detail, policy=self.poll_policy)
+    def _create_task(self, endpoint: TaskEndpoint[R], request: R) -> DagTask:
+        """Create a task through ``endpoint`` exactly once (see :mod:`._creation`)."""
+        created = create_dag(lambda r: self._send(r).data, endpoint, request,
+                             self._dags_to_search)
+        if isinstance(created, DagDetail):
+            log.info("agent %s: created task %s %r", self.agent, created.id, created.name)
+        return DagTask(self, created, policy=self.poll_policy)
 
     def _dags_to_search(self) -> list[DagDetail]:
         """Where a task just created shows up: the unfinished DAGs and the last maintenance."""
@@ -282,22 +268,14 @@ class ObshellClient:
         buffer). ``lifetime`` is how long the signed header stays valid: older agents check it
         after the whole body arrived. A missing or unreadable file is refused before sending.
         """
-        file = check_package_path(path)
-        lifetime = check_seconds(lifetime, "lifetime")
-        streams: list[EncryptedMultipart] = []
-
-        def stream(key_iv: Optional[bytes]) -> tuple[EncryptedMultipart, str]:
-            body = EncryptedMultipart(file, key_iv)
-            streams.append(body)
-            return body, body.content_type
-
+        request, bodies = package_request(check_package_path(path),
+                                          check_seconds(lifetime, "lifetime"))
         if timeout is None:
             timeout = (self.timeout[0], max(self.timeout[1], 600.0))
-        request = Request("POST", "/api/v1/upgrade/package", stream=stream, lifetime=lifetime)
         try:
             data = self._send(request, timeout).data
         finally:
-            for body in streams:
+            for body in bodies:
                 body.close()
         info = UpgradePackageInfo.from_json(data)
         log.info("agent %s: stored package %s %s-%s (%s)", self.agent, info.name, info.version,

@@ -1,20 +1,30 @@
-"""Finding the task a task-creating POST may have made when its reply was lost.
+"""Creating a task exactly once: one POST, and when its reply is lost, a look, not a resend.
 
-The POST is never sent again (that could start the operation twice). Instead the agent's
-task lists are read (reads are safe to repeat) for a DAG with the name the endpoint
-declares, started around the time the POST was sent.
+The POST of a task-creating endpoint is never sent again (that could start the operation
+twice). When its reply is lost, the agent's task lists are read (reads are safe to repeat)
+for a DAG with the name the endpoint declares, started around the time the POST was sent.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from ._dag import DagDetail
-from ._exceptions import ConnectionLostError, ObshellError, OutcomeUnknownError, ReadTimeoutError
+from ._endpoints import R, TaskEndpoint
+from ._exceptions import (
+    ConnectionLostError,
+    DecodeError,
+    ObshellError,
+    OutcomeUnknownError,
+    ReadTimeoutError,
+)
+from ._request import Request
+from ._validate import check_dag_id
 
-__all__ = ["RECOVERY_SECONDS", "find_created_dag"]
+__all__ = ["RECOVERY_SECONDS", "create_dag", "find_created_dag"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -22,6 +32,36 @@ log = logging.getLogger("obshell_sdk")
 RECOVERY_SECONDS = 60.0
 #: Clock disagreement tolerated when comparing a found task's start with our send time.
 _SKEW = 300.0
+
+
+def create_dag(
+    send: Callable[[Request], Any],
+    endpoint: TaskEndpoint[R],
+    request: R,
+    candidates: Callable[[], list[DagDetail]],
+) -> Union[DagDetail, str]:
+    """POST ``request`` to ``endpoint`` once; the DAG it created (or its id only).
+
+    ``send`` sends a request and returns the reply's data; ``candidates`` lists the DAGs
+    where a new one shows up, for when the reply is lost. Only the id comes back when the
+    agent's reply names the new task but does not parse otherwise.
+    """
+    body = json.dumps(request.to_json(), separators=(",", ":")).encode()
+    sent_at = time.time()
+    try:
+        data = send(Request("POST", endpoint.path, body))
+    except ConnectionLostError as exc:
+        return find_created_dag(candidates, endpoint.dag_name(request), sent_at, exc)
+    try:
+        return DagDetail.from_json(data)
+    except DecodeError:
+        # The task exists; keep its id even if the rest of the reply is unreadable.
+        dag_id = data.get("id") if isinstance(data, dict) else None
+        if not isinstance(dag_id, str):
+            raise
+        log.warning("%s created task %s, but its reply did not parse; following it by id",
+                    endpoint.path, dag_id)
+        return check_dag_id(dag_id)
 
 
 def _match(dag: DagDetail, name: str, sent_at: float) -> bool:

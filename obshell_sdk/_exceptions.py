@@ -43,35 +43,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._models import ErrorInfo
 
 __all__ = [
-    "ApiError",
-    "AuthError",
-    "AuthExpiredError",
-    "BadRequestError",
-    "ConnectError",
-    "ConnectionLostError",
-    "DecodeError",
-    "DecryptFailedError",
-    "InvalidArgumentError",
-    "NotFoundError",
-    "ObshellError",
-    "OutcomeUnknownError",
-    "PasswordKindError",
-    "ReadTimeoutError",
-    "ServerError",
-    "TaskCancelledError",
-    "TaskError",
-    "TaskFailedError",
-    "TaskNotFoundError",
-    "TaskRolledBackError",
-    "TaskStateError",
-    "TaskTimeoutError",
-    "TaskUnreachableError",
-    "TransportError",
-    "UnderMaintenanceError",
-    "UpgradeNotConfirmedError",
-    "UriMismatchError",
-    "WrongPasswordError",
-    "error_class_for",
+    "ApiError", "AuthError", "AuthExpiredError", "BadRequestError", "ConnectError",
+    "ConnectionLostError", "DecodeError", "DecryptFailedError", "InvalidArgumentError",
+    "NotFoundError", "ObshellError", "OutcomeUnknownError", "PasswordKindError",
+    "ReadTimeoutError", "ServerError", "TaskCancelledError", "TaskError", "TaskFailedError",
+    "TaskNotFoundError", "TaskRolledBackError", "TaskStateError", "TaskTimeoutError",
+    "TaskUnreachableError", "TransportError", "UnderMaintenanceError", "UpgradeNotConfirmedError",
+    "UriMismatchError", "WrongPasswordError", "error_class_for",
 ]
 
 
@@ -214,10 +192,8 @@ class WrongPasswordError(AuthError):
 class PasswordKindError(AuthError):
     """The agent wants the other kind of password (agent password vs root@sys password)."""
 
-    hint = (
-            "Give PasswordAuth the agent password (agent_password=...) when the agent has one, "
-            "else the root@sys password"
-        )
+    hint = ("Give PasswordAuth the agent password (agent_password=...) when the agent has "
+            "one, else the root@sys password")
 
 
 class AuthExpiredError(AuthError):
@@ -255,10 +231,8 @@ class TaskNotFoundError(NotFoundError):
 class UnderMaintenanceError(ApiError):
     """Another maintenance task holds the cluster lock (a failed upgrade keeps it)."""
 
-    hint = (
-            "Finish the maintenance task named in the message first: retry, roll back, "
-            "skip or cancel it"
-        )
+    hint = ("Finish the maintenance task named in the message first: retry, roll back, "
+            "skip or cancel it")
 
 
 class ServerError(ApiError):
@@ -338,15 +312,8 @@ class TaskTimeoutError(TaskError, TimeoutError):
 class TaskUnreachableError(TaskError):
     """Polling the task failed for longer than the failure budget; ``last_error`` says why."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        task_id: str,
-        detail: Optional[DagDetail] = None,
-        last_error: Optional[BaseException] = None,
-        failures: int = 0,
-    ) -> None:
+    def __init__(self, message: str, *, task_id: str, detail: Optional[DagDetail] = None,
+                 last_error: Optional[BaseException] = None, failures: int = 0) -> None:
         super().__init__(message, task_id=task_id, detail=detail)
         self.last_error = last_error
         self.failures = failures
@@ -355,14 +322,8 @@ class TaskUnreachableError(TaskError):
 class TaskFailedError(TaskError):
     """The task ended FAILED. ``failed_sub_tasks`` holds the failing steps with their logs."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        task_id: str,
-        detail: Optional[DagDetail] = None,
-        failed_sub_tasks: tuple[TaskDetail, ...] = (),
-    ) -> None:
+    def __init__(self, message: str, *, task_id: str, detail: Optional[DagDetail] = None,
+                 failed_sub_tasks: tuple[TaskDetail, ...] = ()) -> None:
         super().__init__(message, task_id=task_id, detail=detail)
         self.failed_sub_tasks = failed_sub_tasks
 

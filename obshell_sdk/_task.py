@@ -72,7 +72,7 @@ class DagTask:
             self.id = check_dag_id(task)
             self.snapshot = None
         #: How this task polls.
-        self.policy = policy or PollPolicy()
+        self.policy: PollPolicy = policy or PollPolicy()
         self._seen = self.snapshot is not None
         self._born = time.monotonic()
 

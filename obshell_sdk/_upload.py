@@ -14,8 +14,9 @@ from typing import Any, BinaryIO, Optional
 
 from ._crypto import AesBase64Encryptor
 from ._exceptions import InvalidArgumentError
+from ._request import Request
 
-__all__ = ["EncryptedMultipart", "check_package_path"]
+__all__ = ["EncryptedMultipart", "check_package_path", "package_request"]
 
 _BLOCK = 48 * 1024  # a multiple of 16 (AES) and 3 (base64)
 
@@ -32,6 +33,22 @@ def check_package_path(path: Any) -> str:
     if not os.access(text, os.R_OK):
         raise InvalidArgumentError("path", f"{text!r} is not readable")
     return text
+
+
+def package_request(path: str, lifetime: float) -> tuple[Request, list[EncryptedMultipart]]:
+    """The upload request of ``path``, and the bodies it makes (close them after sending).
+
+    The body is made when the request is signed, from the AES key the header carries (each
+    attempt signs anew, so each makes its own body).
+    """
+    bodies: list[EncryptedMultipart] = []
+
+    def stream(key_iv: Optional[bytes]) -> tuple[EncryptedMultipart, str]:
+        body = EncryptedMultipart(path, key_iv)
+        bodies.append(body)
+        return body, body.content_type
+
+    return Request("POST", "/api/v1/upgrade/package", stream=stream, lifetime=lifetime), bodies
 
 
 class EncryptedMultipart:

@@ -13,7 +13,7 @@ import time
 import pytest
 from conftest import PASSWORD
 
-import obshell_sdk._recovery
+import obshell_sdk._creation
 from obshell_sdk import (
     DagOutcome,
     ObshellClient,
@@ -140,7 +140,7 @@ def test_lost_pre_check_reply_finds_the_check_task():
         assert [r.method for r in agent.requests].count("POST") == 1
         assert task.name == f"Upgrade check obshell {VERSION}-{RELEASE}"
         assert task.id in agent.dags
-        agent.set_dag_progression(stages_per_poll=1)
+        agent.set_dag_progression(stages_per_poll=1, dag_id=task.id)
         assert task.result(timeout=60).outcome is DagOutcome.SUCCEEDED
 
 
@@ -173,7 +173,7 @@ def test_hung_poll_does_not_eat_the_whole_deadline():
 
 
 def test_lost_create_reply_with_the_agent_unreadable_is_outcome_unknown(monkeypatch):
-    monkeypatch.setattr(obshell_sdk._recovery, "RECOVERY_SECONDS", 0.5)
+    monkeypatch.setattr(obshell_sdk._creation, "RECOVERY_SECONDS", 0.5)
     with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
         client.info()
         agent.drop_reply_after_create = True
