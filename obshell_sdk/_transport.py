@@ -108,7 +108,7 @@ class Transport:
     def send(self, request: Request, timeout: tuple[float, float]) -> Envelope:
         """Send ``request`` (signed through the auth flow when it says so); its envelope."""
         if self.closed:
-            raise ObshellError("this ObshellClient is closed; make a new one")
+            raise InvalidArgumentError("client", "this ObshellClient is closed; make a new one")
         request = attrs.evolve(request, method=request.method.upper(),
                                target=self._wire_target(request.target))
         if not request.signed:
@@ -264,10 +264,12 @@ def _envelope(resp: requests.Response, content: bytes, method: str, path: str) -
     try:
         envelope = Envelope.from_json(obj)
     except DecodeError as exc:
-        raise DecodeError(
+        error = DecodeError(
             f"{method} {path}: HTTP {status} reply is not an obshell envelope: {exc}",
             status=status,
-        ) from None
+        )
+        error.where = exc.where  # the JSON path; the message names it already
+        raise error from None
     if envelope.successful and ok_status:
         return envelope
     raise _api_error(envelope, status, method, path)

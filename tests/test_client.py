@@ -17,7 +17,6 @@ from obshell_sdk import (
     DecodeError,
     InvalidArgumentError,
     ObshellClient,
-    ObshellError,
     PasswordAuth,
     PasswordKindError,
     TaskCancelledError,
@@ -271,8 +270,10 @@ def test_closed_client_refuses_calls_and_given_session_stays_open():
         with client:
             client.info()
         assert client.closed
-        with pytest.raises(ObshellError, match="closed"):
+        with pytest.raises(InvalidArgumentError, match="closed"):
             client.info()
+        with pytest.raises(InvalidArgumentError, match="closed"):
+            client.__enter__()  # a closed client cannot be entered (reopened) again
         session.get(f"{agent.base_url}/api/v1/info", timeout=5).raise_for_status()
     session.close()
 

@@ -1,40 +1,75 @@
-"""Parsers against obshell's recorded replies, and their refusals of replies that do not fit."""
+"""Models against obshell's recorded replies, and their refusals of replies that do not fit.
+
+Public models are built through ``from_json``; whole envelopes go over a real socket
+(:mod:`rawserver`) through ``ObshellClient.call``, as the SDK meets them.
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from rawserver import RawServer
 from vectorlib import vectors
 
 from obshell_sdk import (
+    AgentAddress,
     AgentInfo,
+    ApiError,
     DagDetail,
     DagOutcome,
     DagState,
     DecodeError,
-    Envelope,
+    ErrorInfo,
     InvalidArgumentError,
+    NodeDetail,
+    ObshellClient,
     Operator,
+    TaskDetail,
     UpgradeAgentRequest,
 )
-from obshell_sdk._wire import format_time, parse_time
+from obshell_sdk._decode import parse_time
+from obshell_sdk._endpoints import AGENT_UPGRADE, AGENT_UPGRADE_CHECK
+from obshell_sdk._models import Envelope
 
 VECTORS = vectors()
 
 
+@pytest.fixture(scope="module")
+def agent():
+    """A raw server and a client pointed at it, shared by this module's tests."""
+    with RawServer() as server, ObshellClient(server.host, server.port, auth=None) as client:
+        yield server, client
+
+
+def _serve(agent, status, body):
+    server, client = agent
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    server.set_reply(status, raw, {"Content-Type": "application/json"})
+    return client
+
+
 @pytest.mark.parametrize("vec", VECTORS, ids=lambda v: f"{v['scenario']}:{v['name']}")
-def test_every_recorded_envelope_parses(vec):
-    body = vec["response"]["body"]
-    env = Envelope.from_json(body)
-    assert env.status == vec["response"]["status"]
-    assert env.successful is body["successful"]
-    assert env.trace_id == body["traceId"]
-    assert env.timestamp is not None and env.timestamp.tzinfo is not None
-    if env.error is not None:
-        assert env.error.err_code == body["error"]["errCode"]
-        assert env.error.code == body["error"].get("code", 0)
-        assert env.error.message == body["error"]["message"]
+def test_every_recorded_reply_decodes_over_a_socket(agent, vec):
+    body, status = vec["response"]["body"], vec["response"]["status"]
+    client = _serve(agent, status, body)
+    if body["successful"]:
+        assert client.call("GET", "/x", signed=False) == body.get("data")
+        # The envelope itself, as the (private) model reads it.
+        env = Envelope.from_json(body)
+        assert (env.successful, env.status, env.trace_id) == (True, status, body["traceId"])
+        assert env.timestamp is not None and env.timestamp.tzinfo is not None
+        assert env.error is None and env.data == body.get("data")
+    else:
+        with pytest.raises(ApiError) as info:
+            client.call("GET", "/x", signed=False)
+        err = info.value
+        assert (err.status, err.trace_id, err.path) == (status, body["traceId"], "/x")
+        assert err.err_code == body["error"]["errCode"]
+        assert err.code == body["error"].get("code", 0)
+        assert err.message == body["error"]["message"]
+        assert isinstance(err.error, ErrorInfo) and err.error.err_code == err.err_code
     data = body.get("data")
     if isinstance(data, dict) and "dag_id" in data:
         dag = DagDetail.from_json(data)
@@ -48,7 +83,17 @@ def test_every_recorded_envelope_parses(vec):
     if isinstance(data, dict) and "identity" in data:
         info = AgentInfo.from_json(data)
         assert info.identity == data["identity"]
-        assert info.supported_auth == tuple(data["supportedAuth"])
+        assert info.supported_auth == (tuple(data["supportedAuth"]) if "supportedAuth" in data
+                                       else None)
+
+
+def test_info_over_a_socket_is_an_agent_info(agent):
+    vec = next(v for v in VECTORS if v["name"] == "info (no auth)")
+    info = _serve(agent, 200, vec["response"]["body"]).info()
+    assert isinstance(info, AgentInfo)
+    assert (info.identity, info.version_number, info.security) == ("CLUSTER AGENT", "4.3.0.0",
+                                                                   False)
+    assert info.started_at == datetime.fromtimestamp(1795756880500094680 / 1e9, timezone.utc)
 
 
 def _dag(name):
@@ -122,12 +167,15 @@ def test_replies_that_do_not_fit_name_the_path(mutate, where):
     assert where in str(info.value)
 
 
-def test_non_object_payloads_are_decode_errors():
-    for bad in (None, [], "x", 3):
-        with pytest.raises(DecodeError):
-            DagDetail.from_json(bad)
-        with pytest.raises(DecodeError):
-            Envelope.from_json(bad)
+@pytest.mark.parametrize("bad", [None, [], "x", 3])
+def test_non_object_payloads_are_decode_errors(agent, bad):
+    with pytest.raises(DecodeError) as info:
+        DagDetail.from_json(bad)
+    assert info.value.where == "data"
+    client = _serve(agent, 200, bad)
+    with pytest.raises(DecodeError) as info:
+        client.call("GET", "/x", signed=False)
+    assert "expected a JSON object" in str(info.value) and info.value.status == 200
 
 
 @pytest.mark.parametrize(
@@ -155,12 +203,6 @@ def test_bad_times_refused(text):
         parse_time(text)
 
 
-def test_format_time_round_trips():
-    t = datetime(2026, 1, 2, 3, 4, 5, 120000, timezone.utc)
-    assert format_time(t) == "2026-01-02T03:04:05.12Z"
-    assert parse_time(format_time(t)) == t
-
-
 def test_upgrade_request_json_and_dag_name():
     req = UpgradeAgentRequest("4.2.1.1", "101000062023110109.el7", "/data/upgrade")
     assert req.to_json() == {"version": "4.2.1.1", "release": "101000062023110109.el7",
@@ -168,7 +210,9 @@ def test_upgrade_request_json_and_dag_name():
     assert UpgradeAgentRequest("4.2.1.1", "1.el7").to_json() == {"version": "4.2.1.1",
                                                                  "release": "1.el7"}
     assert UpgradeAgentRequest("4.2.1.1", "1.el7", "").upgrade_dir is None
-    assert req.dag_name == "Upgrade obshell 4.2.1.1-101000062023110109.el7"
+    assert AGENT_UPGRADE.dag_name(req) == "Upgrade obshell 4.2.1.1-101000062023110109.el7"
+    assert AGENT_UPGRADE_CHECK.dag_name(req) == (
+        "Upgrade check obshell 4.2.1.1-101000062023110109.el7")
 
 
 @pytest.mark.parametrize(
@@ -218,3 +262,68 @@ def test_repr_shows_the_fields_attrs_would_and_hides_the_rest():
     )
     info = repr(AgentInfo.from_json({"identity": "SINGLE", "version": "4.3.0.0"}))
     assert info.startswith("AgentInfo(identity='SINGLE', version='4.3.0.0', ip=''")
+
+
+def test_node_and_task_details_build_from_their_own_json():
+    data = _dag("poll 4 (FAILED at stage 3)")
+    node_json = data["nodes"][2]
+    node = NodeDetail.from_json(node_json)
+    assert (node.id, node.node_id, node.name) == (node_json["id"], node_json["node_id"],
+                                                  node_json["name"])
+    assert node.state is DagState.FAILED and isinstance(node.sub_tasks, tuple)
+    task = TaskDetail.from_json(node_json["sub_tasks"][0])
+    assert task == node.sub_tasks[0]
+    assert isinstance(task.execute_agent, AgentAddress) and task.task_logs
+    assert NodeDetail.from_json(dict(node_json, sub_tasks=None)).sub_tasks == ()
+    assert TaskDetail.from_json(dict(node_json["sub_tasks"][0], task_logs=None)).task_logs == ()
+    with pytest.raises(DecodeError) as info:
+        NodeDetail.from_json(dict(node_json, sub_tasks=[{"id": "1"}]))
+    assert info.value.where == "data.sub_tasks[0].task_id"
+    with pytest.raises(DecodeError) as info:
+        TaskDetail.from_json(dict(node_json["sub_tasks"][0], execute_agent={"ip": "h"}))
+    assert info.value.where == "data.execute_agent.port"
+
+
+def test_agent_address_shows_ipv6_in_brackets():
+    assert str(AgentAddress("::1", 2886)) == "[::1]:2886"
+    assert str(AgentAddress("10.0.0.1", 2886)) == "10.0.0.1:2886"
+
+
+def test_error_info_defaults_and_extra_keys():
+    err = ErrorInfo.from_json({"errCode": "Task.NotFound", "code": 2300, "message": "gone",
+                               "subErrors": None, "detail": {"x": 1}})
+    assert (err.err_code, err.code, err.message, err.sub_errors) == ("Task.NotFound", 2300,
+                                                                     "gone", ())
+    assert err.extra == {"detail": {"x": 1}}
+    empty = ErrorInfo.from_json({})
+    assert (empty.err_code, empty.code, empty.message, empty.sub_errors) == ("", 0, "", ())
+    assert ErrorInfo.from_json({"subErrors": [1, "a"]}).sub_errors == (1, "a")
+    for bad, where in (({"code": "1"}, "error.code"), ({"errCode": 5}, "error.errCode"),
+                       ({"subErrors": {}}, "error.subErrors"), ([], "error")):
+        with pytest.raises(DecodeError) as info:
+            ErrorInfo.from_json(bad)
+        assert info.value.where == where
+
+
+def test_agent_info_fields_and_properties():
+    info = AgentInfo.from_json({"identity": "SINGLE", "version": "4.3.1.0-100000012025",
+                                "security": True, "startAt": 0, "newKey": 1})
+    assert info.version_number == "4.3.1.0" and info.has_agent_password
+    assert info.started_at is None and info.supported_auth is None
+    assert info.extra == {"newKey": 1}
+    assert (info.ip, info.port, info.zone, info.is_obproxy_agent) == ("", 0, "", False)
+    with pytest.raises(DecodeError) as raised:
+        AgentInfo.from_json({"identity": "SINGLE", "version": "4", "supportedAuth": ["v2", 2]})
+    assert raised.value.where == "data.supportedAuth[1]"
+    with pytest.raises(DecodeError) as raised:
+        AgentInfo.from_json({"identity": "SINGLE", "version": "4", "security": "yes"})
+    assert raised.value.where == "data.security"
+
+
+def test_models_are_frozen_and_compare_by_value():
+    data = _dag("upgrade ok (v2)")
+    dag = DagDetail.from_json(data)
+    assert dag == DagDetail.from_json(dict(data))
+    assert dag == DagDetail.from_json(dict(data, brand_new=1))  # extra is not compared
+    with pytest.raises(AttributeError):
+        dag.state = DagState.FAILED

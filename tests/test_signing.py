@@ -1,78 +1,126 @@
-"""Signing, checked by decrypting with the agent's private key from the recorded vectors."""
+"""Signing, checked by decrypting with the agent's private key from the recorded vectors.
+
+Signed requests come from driving :func:`obshell_sdk._auth.auth_flow` as a pure generator:
+``_signed`` answers its ``/info`` and ``/secret`` requests from given JSON, with a fixed clock.
+"""
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 import pickle
+from datetime import datetime, timezone
 
 import pytest
 from Crypto.PublicKey import RSA
 from vectorlib import aes_decrypt, private_key, public_key_b64, rsa_decrypt, vectors
 
-from obshell_sdk import AgentInfo, InvalidArgumentError, PasswordAuth
-from obshell_sdk._auth import choose_version
+from obshell_sdk import AgentInfo, AuthExpiredError, InvalidArgumentError, PasswordAuth
+from obshell_sdk._auth import auth_flow, choose_version
 from obshell_sdk._crypto import PublicKey, aes_encrypt
+from obshell_sdk._models import Envelope
+from obshell_sdk._request import Request
 
 AGENT = "127.0.0.1:2886"
 NOW = 1_795_756_880
+KEY_IV = bytes(range(32))
 
 
-def _info(**over):
+def _info_json(**over):
     base = {"identity": "CLUSTER AGENT", "version": "4.3.0.0", "security": False,
             "supportedAuth": ["v2"]}
     base.update(over)
-    return AgentInfo.from_json({k: v for k, v in base.items() if v is not None})
+    return {k: v for k, v in base.items() if v is not None}
 
 
-def _auth(*args, info=None, key=None, **kw):
+def _info(**over):
+    return AgentInfo.from_json(_info_json(**over))
+
+
+def _ok(data=None):
+    return Envelope.from_json({"successful": True, "status": 200, "data": data})
+
+
+def _auth(*args, **kw):
     kw.setdefault("random", lambda n: bytes(range(n)))
-    auth = PasswordAuth(*args, **kw)
-    auth.learn_agent(AGENT, info or _info())
-    auth.learn_key(AGENT, public_key_b64(key))
-    return auth
+    return PasswordAuth(*args, **kw)
+
+
+def _answer(flow, outgoing, info, key):
+    """Answer the flow's unsigned requests until it yields the signed one."""
+    while not outgoing.signed:
+        if outgoing.target == "/api/v1/info":
+            outgoing = flow.send(_ok(info if info is not None else _info_json()))
+        elif outgoing.target == "/api/v1/secret":
+            outgoing = flow.send(_ok({"public_key": public_key_b64(key)}))
+        else:
+            pytest.fail(f"unexpected request {outgoing}")
+    return outgoing
+
+
+def _signed(auth, target="/u", body=None, *, info=None, key=None, method="POST", now=NOW,
+            **request_kw):
+    """The signed request a fresh flow yields once /info and /secret are answered."""
+    flow = auth_flow(auth, Request(method, target, body, **request_kw), AGENT,
+                     clock=lambda: now)
+    try:
+        return _answer(flow, next(flow), info, key)
+    finally:
+        flow.close()
+
+
+def _header(signed, name="X-OCS-Header", key=None):
+    return json.loads(rsa_decrypt(signed.headers[name], key))
 
 
 def test_v2_header_decrypts_to_obshell_fields_and_body_to_json():
-    auth = _auth("Root@123")
     body = json.dumps({"version": "4.3.1.0", "release": "1.el7"}).encode()
-    signed = auth.sign(AGENT, "/api/v1/agent/upgrade", body, NOW)
+    signed = _signed(_auth("Root@123"), "/api/v1/agent/upgrade", body)
     assert list(signed.headers) == ["X-OCS-Header"]
-    header = json.loads(rsa_decrypt(signed.headers["X-OCS-Header"]))
+    assert (signed.method, signed.target, signed.signed) == ("POST", "/api/v1/agent/upgrade", True)
+    header = _header(signed)
     assert header == {"Auth": "Root@123", "Ts": str(NOW + 60), "Uri": "/api/v1/agent/upgrade",
-                      "Keys": base64.b64encode(bytes(range(32))).decode()}
+                      "Keys": base64.b64encode(KEY_IV).decode()}
     assert isinstance(header["Ts"], str)
-    assert aes_decrypt(signed.body, bytes(range(32))) == body
+    assert signed.body != body
+    assert aes_decrypt(signed.body, KEY_IV) == body
 
 
 def test_v2_without_body_sends_no_keys_and_no_body():
-    signed = _auth("pw").sign(AGENT, "/api/v1/task/dag/11?show_details=true", None, NOW)
-    header = json.loads(rsa_decrypt(signed.headers["X-OCS-Header"]))
-    assert header["Keys"] is None and header["Uri"].endswith("?show_details=true")
+    signed = _signed(_auth("pw"), "/api/v1/task/dag/11?show_details=true", method="GET")
+    header = _header(signed)
+    assert header["Keys"] is None and header["Uri"] == "/api/v1/task/dag/11?show_details=true"
     assert signed.body is None
 
 
 def test_agent_password_goes_in_agent_header_only_when_the_agent_has_one():
-    auth = _auth("Root@123", "Agent@1", info=_info(security=True))
-    signed = auth.sign(AGENT, "/api/v1/agent/upgrade", None, NOW)
+    signed = _signed(_auth("Root@123", "Agent@1"), info=_info_json(security=True))
     assert list(signed.headers) == ["X-OCS-Agent-Header"]
-    assert json.loads(rsa_decrypt(signed.headers["X-OCS-Agent-Header"]))["Auth"] == "Agent@1"
-    auth = _auth("Root@123", "Agent@1", info=_info(security=False))
-    signed = auth.sign(AGENT, "/api/v1/agent/upgrade", None, NOW)
-    assert json.loads(rsa_decrypt(signed.headers["X-OCS-Header"]))["Auth"] == "Root@123"
+    assert _header(signed, "X-OCS-Agent-Header")["Auth"] == "Agent@1"
+    signed = _signed(_auth("Root@123", "Agent@1"), info=_info_json(security=False))
+    assert list(signed.headers) == ["X-OCS-Header"]
+    assert _header(signed)["Auth"] == "Root@123"
+    # No agent password given: the root password goes in X-OCS-Header even if the agent has one.
+    signed = _signed(_auth("Root@123"), info=_info_json(security=True))
+    assert list(signed.headers) == ["X-OCS-Header"]
+    assert _header(signed)["Auth"] == "Root@123"
 
 
 def test_single_agent_without_agent_password_gets_no_password():
-    auth = _auth("Root@123", info=_info(identity="SINGLE"))
-    signed = auth.sign(AGENT, "/api/v1/agent/upgrade", None, NOW)
-    assert json.loads(rsa_decrypt(signed.headers["X-OCS-Header"]))["Auth"] == ""
+    signed = _signed(_auth("Root@123"), info=_info_json(identity="SINGLE"))
+    assert _header(signed)["Auth"] == ""
+    signed = _signed(_auth("Root@123", "Agent@1"), info=_info_json(identity="SINGLE",
+                                                                   security=True))
+    assert _header(signed, "X-OCS-Agent-Header")["Auth"] == "Agent@1"
 
 
 def test_v1_token_is_one_block_with_numeric_ts_and_plain_body():
-    auth = _auth("Root@123", info=_info(version="4.2.2.0", supportedAuth=None))
     body = b'{"version":"4.3.1.0"}'
-    signed = auth.sign(AGENT, "/api/v1/agent/upgrade", body, NOW)
+    signed = _signed(_auth("Root@123"), "/api/v1/agent/upgrade", body,
+                     info=_info_json(version="4.2.2.0", supportedAuth=None))
+    assert set(signed.headers) == {"X-OCS-Auth", "Content-Type"}
     token = signed.headers["X-OCS-Auth"]
     assert len(base64.b64decode(token)) == 128  # one block of the 1024-bit key
     assert json.loads(rsa_decrypt(token)) == {"password": "Root@123", "ts": NOW + 60}
@@ -81,10 +129,10 @@ def test_v1_token_is_one_block_with_numeric_ts_and_plain_body():
 
 def test_v1_password_too_long_for_one_block_is_refused_without_echoing_it():
     secret = "S3cret-" + "x" * 200
-    auth = _auth(secret, info=_info(version="4.2.2.0", supportedAuth=None))
     with pytest.raises(InvalidArgumentError) as info:
-        auth.sign(AGENT, "/api/v1/agent/upgrade", None, NOW)
-    assert secret not in str(info.value)
+        _signed(_auth(secret), info=_info_json(version="4.2.2.0", supportedAuth=None))
+    assert info.value.argument == "password"
+    assert secret not in str(info.value) and secret not in repr(info.value)
 
 
 def test_sectional_encryption_sizes_chunks_from_a_512_bit_key():
@@ -95,6 +143,13 @@ def test_sectional_encryption_sizes_chunks_from_a_512_bit_key():
     token = pub.encrypt(text)
     assert len(base64.b64decode(token)) == 64 * 4  # ceil(200 / 53) blocks of 64 bytes
     assert rsa_decrypt(token, priv) == text
+
+
+def test_a_512_bit_agent_key_signs_a_long_header_in_sections():
+    priv = _gen512()
+    signed = _signed(_auth("p" * 100), "/api/v1/agent/upgrade", b"{}", key=priv)
+    assert len(base64.b64decode(signed.headers["X-OCS-Header"])) % 64 == 0
+    assert _header(signed, key=priv)["Auth"] == "p" * 100
 
 
 def _gen512():
@@ -116,14 +171,14 @@ def test_recorded_v2_header_shape_matches_ours():
             continue
         recorded = json.loads(rsa_decrypt(vec["request"]["headers"]["X-OCS-Header"]))
         assert recorded == json.loads(plain)
-        ours = json.loads(rsa_decrypt(_auth("x").sign(AGENT, "/u", b"{}", NOW)
-                                      .headers["X-OCS-Header"]))
+        ours = _header(_signed(_auth("x"), "/u", b"{}"))
         assert {k.lower() for k in ours} == {k.lower() for k in recorded}
         return
     pytest.fail("no v2 vector found")
 
 
 def test_recorded_aes_body_decrypts_with_recorded_keys():
+    checked = 0
     for vec in vectors():
         v2 = "X-OCS-Auth" not in vec["request"]["headers"]
         if v2 and vec["plaintext"]["aes_key_b64"] and vec["request"]["body"]:
@@ -133,6 +188,8 @@ def test_recorded_aes_body_decrypts_with_recorded_keys():
                 vec["plaintext"]["body"]
             ours = aes_encrypt(key_iv, vec["plaintext"]["body"].encode())
             assert ours.decode() == vec["request"]["body"]
+            checked += 1
+    assert checked
 
 
 @pytest.mark.parametrize(
@@ -149,25 +206,74 @@ def test_recorded_aes_body_decrypts_with_recorded_keys():
 )
 def test_auth_version_is_chosen_from_info(over, expected):
     assert choose_version(_info(**over)) == expected
+    signed = _signed(_auth("pw"), info=_info_json(**over))
+    assert set(signed.headers) == {"X-OCS-Auth" if expected == "v1" else "X-OCS-Header"}
 
 
 def test_forced_version_wins():
-    auth = PasswordAuth("pw", version="v1")
-    assert auth.learn_agent(AGENT, _info()) == "v1"
+    signed = _signed(_auth("pw", version="v1"), info=_info_json())  # the agent says v2
+    assert "X-OCS-Auth" in signed.headers and "X-OCS-Header" not in signed.headers
+    assert json.loads(rsa_decrypt(signed.headers["X-OCS-Auth"]))["ts"] == NOW + 60
+    signed = _signed(_auth("pw", version="v2"),
+                     info=_info_json(version="4.2.2.0", supportedAuth=None))
+    assert _header(signed)["Ts"] == str(NOW + 60)
+
+
+def _rfc3339(unix):
+    return datetime.fromtimestamp(unix, timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def test_clock_offset_shifts_expiry():
     auth = _auth("pw", lifetime=30)
-    auth.set_clock_offset(AGENT, 3600.4)
-    signed = auth.sign(AGENT, "/u", None, NOW)
-    assert json.loads(rsa_decrypt(signed.headers["X-OCS-Header"]))["Ts"] == str(NOW + 3630)
+    flow = auth_flow(auth, Request("GET", "/u"), AGENT, clock=lambda: NOW)
+    signed = _answer(flow, next(flow), None, None)
+    assert _header(signed)["Ts"] == str(NOW + 30)
+    expired = AuthExpiredError(status=401, err_code="Security.Authentication.Expired", code=0,
+                               message="expired", trace_id="", method="GET", path="/u")
+    assert flow.throw(expired).target == "/api/v1/time"
+    resigned = flow.send(_ok(_rfc3339(NOW + 3600.4)))
+    assert _header(resigned)["Ts"] == str(NOW + 3630)
+    with pytest.raises(StopIteration):
+        flow.send(_ok())
+    # The offset is remembered for this agent: the next flow signs with it at once.
+    assert _header(_signed(auth, method="GET"))["Ts"] == str(NOW + 3630)
+
+
+def test_request_lifetime_overrides_the_auth_lifetime():
+    signed = _signed(_auth("pw", lifetime=30), lifetime=600)
+    assert _header(signed)["Ts"] == str(NOW + 600)
+
+
+def test_streamed_body_gets_the_header_keys():
+    seen = []
+
+    def stream(key_iv):
+        seen.append(key_iv)
+        return io.BytesIO(b"multipart"), "multipart/form-data; boundary=b"
+
+    signed = _signed(_auth("pw"), "/api/v1/upgrade/package", stream=stream)
+    assert seen == [KEY_IV]
+    assert _header(signed)["Keys"] == base64.b64encode(KEY_IV).decode()
+    assert signed.body.read() == b"multipart"
+    assert signed.headers["Content-Type"] == "multipart/form-data; boundary=b"
+    seen.clear()
+    _signed(_auth("pw"), "/api/v1/upgrade/package", stream=stream,
+            info=_info_json(version="4.2.2.0", supportedAuth=None))
+    assert seen == [None]  # v1 bodies go unencrypted
 
 
 def test_password_never_shows(caplog):
     caplog.set_level(logging.DEBUG, logger="obshell_sdk")
-    auth = _auth("Sup3r-Secret!", "Ag3nt-Secret!", info=_info(security=True))
-    auth.sign(AGENT, "/u", b"{}", NOW)
-    for text in (repr(auth), str(auth), caplog.text, repr(auth.state(AGENT))):
+    auth = _auth("Sup3r-Secret!", "Ag3nt-Secret!")
+    flow = auth_flow(auth, Request("POST", "/u", b"{}"), AGENT, clock=lambda: NOW)
+    requests = [next(flow)]
+    requests.append(flow.send(_ok(_info_json(security=True))))
+    requests.append(flow.send(_ok({"public_key": public_key_b64()})))
+    assert requests[-1].signed
+    flow.close()
+    texts = [repr(auth), str(auth), caplog.text, repr(auth._state(AGENT)),
+             *(repr(r) for r in requests)]
+    for text in texts:
         assert "Sup3r-Secret!" not in text and "Ag3nt-Secret!" not in text
     with pytest.raises(TypeError):
         pickle.dumps(auth)
@@ -184,6 +290,7 @@ def test_password_never_shows(caplog):
         ({"password": "x", "lifetime": 0}, "lifetime"),
         ({"password": "x", "lifetime": -5}, "lifetime"),
         ({"password": "x", "lifetime": "60"}, "lifetime"),
+        ({"password": "x", "lifetime": True}, "lifetime"),
         ({"password": "x", "lifetime": 10**9}, "lifetime"),
         ({"password": "x", "version": "v3"}, "version"),
     ],
@@ -200,17 +307,3 @@ def test_public_key_refuses_garbage():
             PublicKey(bad)
     with pytest.raises(ValueError):
         PublicKey(base64.b64encode(private_key().export_key("DER")).decode())
-
-
-def test_bodiless_read_headers_are_reused_for_half_their_lifetime():
-    auth = _auth("pw", lifetime=60)
-    first = auth.sign(AGENT, "/api/v1/task/dag/11", None, NOW, reuse=True)
-    assert auth.sign(AGENT, "/api/v1/task/dag/11", None, NOW + 29, reuse=True) is first
-    assert auth.sign(AGENT, "/api/v1/task/dag/12", None, NOW, reuse=True) is not first
-    assert auth.sign(AGENT, "/api/v1/task/dag/11", None, NOW + 31, reuse=True) is not first
-    assert auth.sign(AGENT, "/api/v1/task/dag/11", None, NOW) is not first  # no reuse asked
-    again = auth.sign(AGENT, "/api/v1/task/dag/11", None, NOW + 31, reuse=True)
-    auth.learn_key(AGENT, public_key_b64())  # a new key object: the old header is not reused
-    assert auth.sign(AGENT, "/api/v1/task/dag/11", None, NOW + 32, reuse=True) is not again
-    with_body = auth.sign(AGENT, "/u", b"{}", NOW, reuse=True)
-    assert auth.sign(AGENT, "/u", b"{}", NOW, reuse=True) is not with_body
