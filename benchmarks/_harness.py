@@ -1,10 +1,12 @@
-"""Plumbing shared by the benchmarks: agent processes, client drivers, machine facts, stats."""
+"""What the benchmarks share: interpreters, child processes, statistics, the report."""
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import platform
+import select
 import statistics
 import subprocess
 import sys
@@ -17,93 +19,76 @@ from typing import Any, Optional
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-OFFICIAL_VENVS = (Path("/tmp/offvenv"), Path("/tmp/bench-official"))
-SYSTEM_PY = sys.executable
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+OFFICIAL_VENV = Path("/tmp/bench-official")
+# Where our side runs: an interpreter with requests, pycryptodome and attrs, and the directory
+# that holds the obshell_sdk/ to measure. run.py's --python and --sdk-root change them.
+OURS = {"python": str(REPO / ".venv" / "bin" / "python"), "sdk_root": str(REPO)}
+if not Path(OURS["python"]).exists():
+    OURS["python"] = sys.executable
 
 
-def compile_ours() -> None:
-    """Byte-compile the SDK in the repo, as ``pip install`` does for an installed package.
-
-    The dependencies and the official SDK are installed and so have their ``.pyc`` files;
-    without this, an environment with ``PYTHONDONTWRITEBYTECODE`` set would make every run
-    of ours compile its modules from source (12 ms of a 140 ms import).
-    """
-    subprocess.run([SYSTEM_PY, "-m", "compileall", "-q", str(REPO / "obshell_sdk")],
-                   check=True, capture_output=True)
+def ours_python() -> str:
+    return OURS["python"]
 
 
 def ours_env() -> dict[str, str]:
-    """Environment for processes running OUR SDK from the repo."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO)
-    return env
+    return {**os.environ, "PYTHONPATH": OURS["sdk_root"]}
 
 
 def official_env() -> dict[str, str]:
-    """Environment for the official SDK's venv (no repo on the path)."""
     env = dict(os.environ)
     env.pop("PYTHONPATH", None)
     return env
 
 
 def official_python() -> str:
-    """The official SDK's venv interpreter; creates ``/tmp/bench-official`` if none exists."""
-    for venv in OFFICIAL_VENVS:
-        python = venv / "bin" / "python"
-        if python.exists() and _imports_obshell(python):
-            return str(python)
-    venv = OFFICIAL_VENVS[-1]
-    print(f"creating {venv} with obshell==0.0.9 (benchmark-only dependency)", file=sys.stderr)
-    subprocess.run([SYSTEM_PY, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-r",
+    """The venv of PyPI ``obshell==0.0.9``; created on first use (benchmark-only)."""
+    python = OFFICIAL_VENV / "bin" / "python"
+    check = [str(python), "-c", "import obshell"]
+    if python.exists() and subprocess.run(check, env=official_env(),
+                                          capture_output=True).returncode == 0:
+        return str(python)
+    print(f"creating {OFFICIAL_VENV} with obshell==0.0.9", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "venv", str(OFFICIAL_VENV)], check=True)
+    subprocess.run([str(OFFICIAL_VENV / "bin" / "pip"), "install", "-q", "-r",
                     str(BENCH_DIR / "requirements.txt")], check=True)
-    return str(venv / "bin" / "python")
+    return str(python)
 
 
-def _imports_obshell(python: Path) -> bool:
-    done = subprocess.run([str(python), "-c", "import obshell"], env=official_env(),
-                          capture_output=True, check=False)
-    return done.returncode == 0
+def compile_ours() -> None:
+    """Byte-compile the SDK as ``pip install`` would (the sandbox sets PYTHONDONTWRITEBYTECODE)."""
+    subprocess.run([ours_python(), "-m", "compileall", "-q", OURS["sdk_root"] + "/obshell_sdk"],
+                   check=True, capture_output=True)
 
 
-def proc_cpu_seconds(pid: int) -> float:
-    """User+system CPU seconds of process ``pid`` (all its threads), from /proc/PID/stat."""
-    text = Path(f"/proc/{pid}/stat").read_text()
-    fields = text.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+class Child:
+    """A child process spoken to in JSON lines; stopped (stdin closed, then killed) on close."""
 
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True, cwd=BENCH_DIR)
+        try:
+            self.hello = self.recv(60)
+        except BaseException:
+            self.close()
+            raise
 
-class AgentProcess:
-    """``agent_server.py`` in a child process; stops when closed (its stdin is closed)."""
+    def send(self, message: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(message) + "\n")
+        self.proc.stdin.flush()
 
-    def __init__(self, *options: str) -> None:
-        self.proc = subprocess.Popen(
-            [SYSTEM_PY, str(BENCH_DIR / "agent_server.py"), *options],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=ours_env(),
-        )
-        hello = self._read()
-        self.port: int = hello["port"]
-        self.pid: int = hello["pid"]
-        self.dag_id: Optional[str] = hello["dag_id"]
-
-    def _read(self) -> dict[str, Any]:
+    def recv(self, timeout: float) -> dict[str, Any]:
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        line = self.proc.stdout.readline() if ready else ""
         if not line:
-            raise RuntimeError("agent_server.py exited early")
+            raise RuntimeError(f"{self.proc.args!r}: no answer within {timeout:g} s")
         return dict(json.loads(line))
 
-    def command(self, name: str) -> dict[str, Any]:
-        """Send one control command (counts, marks, clear, cpu) and return its answer."""
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(name + "\n")
-        self.proc.stdin.flush()
-        return self._read()
-
-    def cpu(self) -> float:
-        """This agent's CPU seconds so far (read from /proc, costs the agent nothing)."""
-        return proc_cpu_seconds(self.pid)
+    def ask(self, message: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
+        self.send(message)
+        return self.recv(timeout)
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -114,10 +99,11 @@ class AgentProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
 
-    def __enter__(self) -> AgentProcess:
+    def __enter__(self) -> Child:
         return self
 
     def __exit__(self, exc_type: Optional[type[BaseException]],
@@ -125,155 +111,143 @@ class AgentProcess:
         self.close()
 
 
-class AgentGroup:
-    """Several agents that are closed together."""
-
-    def __init__(self, count: int, *options: str) -> None:
-        self.agents: list[AgentProcess] = []
-        try:
-            for _ in range(count):
-                self.agents.append(AgentProcess(*options))
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        for agent in self.agents:
-            agent.close()
-
-    def __enter__(self) -> AgentGroup:
-        return self
-
-    def __exit__(self, exc_type: Optional[type[BaseException]],
-                 exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
-        self.close()
+def agent() -> Child:
+    """``agent_server.py``: hello is ``{"port", "pid", "dag"}``."""
+    return Child([ours_python(), str(BENCH_DIR / "agent_server.py")], ours_env())
 
 
-def driver_command(sdk: str, args: Sequence[object]) -> tuple[list[str], dict[str, str]]:
-    """Command line and environment of a measured client process (sdk: ours or official)."""
+def client(sdk: str) -> Child:
+    """``client.py`` for ``ours`` or ``official``, each with its own interpreter."""
     if sdk == "ours":
-        return [SYSTEM_PY, str(BENCH_DIR / "client_ours.py"), *map(str, args)], ours_env()
-    python = official_python()
-    return [python, str(BENCH_DIR / "client_official.py"), *map(str, args)], official_env()
-
-
-class Driver:
-    """A client driver started in the background; :meth:`result` waits for its JSON line."""
-
-    def __init__(self, sdk: str, args: Sequence[object], timeout: float) -> None:
-        cmd, env = driver_command(sdk, args)
-        self.deadline = time.monotonic() + timeout
-        self.started = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
-        self.elapsed = 0.0
-
-    def stop(self) -> None:
-        """Kill the driver if it is still running (after another benchmark step failed)."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate()
-
-    def result(self) -> dict[str, Any]:
-        try:
-            out, err = self.proc.communicate(timeout=max(1.0, self.deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.communicate()
-            raise RuntimeError(f"driver {self.proc.args!r} timed out") from None
-        self.elapsed = time.perf_counter() - self.started
-        if self.proc.returncode != 0:
-            raise RuntimeError(f"driver {self.proc.args!r} failed:\n{err[-3000:]}")
-        return dict(json.loads(out.strip().splitlines()[-1]))
-
-
-def run_driver(sdk: str, args: Sequence[object], timeout: float = 300) -> dict[str, Any]:
-    """Run a client driver to its end and return its JSON result."""
-    return Driver(sdk, args, timeout).result()
+        python, env = ours_python(), ours_env()
+    else:
+        python, env = official_python(), official_env()
+    return Child([python, str(BENCH_DIR / "client.py"), sdk], env)
 
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+def most_in_window(times: Sequence[float], window: float = 1.0) -> int:
+    """The most of ``times`` that fall in any half-open interval ``[t, t + window)``."""
+    ordered = sorted(times)
+    return max((bisect.bisect_left(ordered, t + window) - i for i, t in enumerate(ordered)),
+               default=0)
 
 
-def machine() -> dict[str, str]:
-    """What the numbers were measured on."""
-    official = official_python()
-    off_version = subprocess.run(
-        [official, "-c", "import sys; print(sys.version.split()[0])"],
-        capture_output=True, text=True, check=True, env=official_env()).stdout.strip()
-    return {
-        "cpu": cpu_model(),
-        "cores": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "official_python": f"{official} ({off_version})",
-        "os": f"{platform.system()} {platform.release()}",
-    }
-
-
-@dataclass
-class Target:
-    """A bound on a ratio: ``op`` is ``<=`` or ``>=``."""
-
-    op: str
-    value: float
-    unit: str = "x"
-
-    def met(self, figure: float) -> bool:
-        return figure <= self.value if self.op == "<=" else figure >= self.value
-
-    def __str__(self) -> str:
-        return f"{self.op} {self.value:g}{' s' if self.unit == 's' else 'x'}"
+# -- the report ------------------------------------------------------------------------------
 
 
 @dataclass
 class Row:
-    """One line of the summary table."""
+    """One line of a table; ``ok`` is None for rows without a target."""
 
     bench: str
     metric: str
     ours: str
     baseline: str
-    ratio: Optional[float] = None  # the figure judged: a ratio, or seconds if target.unit "s"
-    target: Optional[Target] = None
-
-    @property
-    def met(self) -> Optional[bool]:
-        if self.target is None or self.ratio is None:
-            return None
-        return self.target.met(self.ratio)
-
-    @property
-    def figure(self) -> str:
-        if self.ratio is None:
-            return "-"
-        if self.target is not None and self.target.unit == "s":
-            return f"{self.ratio:.3f} s"
-        return f"{self.ratio:.2f}x"
+    figure: str
+    target: str = ""
+    ok: Optional[bool] = None
 
     @property
     def verdict(self) -> str:
-        met = self.met
-        return "" if met is None else ("MET" if met else "NOT MET")
+        return "" if self.ok is None else ("PASS" if self.ok else "FAIL")
+
+    def cells(self) -> tuple[str, ...]:
+        return (self.bench, self.metric, self.ours, self.baseline, self.figure, self.target,
+                self.verdict)
+
+
+HEADERS = ("benchmark", "metric", "ours", "baseline", "figure", "target", "result")
 
 
 @dataclass
 class BenchResult:
-    """What one benchmark produced: table rows, raw numbers, notes."""
+    """What one benchmark produced: rows, notes, extra Markdown, raw numbers."""
 
     name: str
     title: str
     rows: list[Row] = field(default_factory=list)
-    raw: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    markdown: list[str] = field(default_factory=list)
+    raw: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+
+
+def print_table(results: Sequence[BenchResult]) -> None:
+    rows = [r.cells() for res in results for r in res.rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)]
+    line = "  ".join(h.ljust(w) for h, w in zip(HEADERS, widths))
+    print("\n" + line + "\n" + "-" * len(line))
+    for cells in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip())
+    judged = [r for res in results for r in res.rows if r.ok is not None]
+    print(f"\ntargets: {sum(1 for r in judged if r.ok)} PASS, "
+          f"{sum(1 for r in judged if not r.ok)} FAIL")
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return out + ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows]
+
+
+MOVED_START, MOVED_END = "<!-- moved: kept across runs -->", "<!-- /moved -->"
+
+
+def kept_section(path: Path) -> list[str]:
+    """The hand-written "which figures moved and why" section of an earlier RESULTS.md."""
+    text = path.read_text() if path.exists() else ""
+    if MOVED_START in text and MOVED_END in text:
+        return text[text.index(MOVED_START):text.index(MOVED_END)].splitlines()[1:]
+    return ["## Which figures moved and why", "", "(to be written by hand; kept across runs)",
+            ""]
+
+
+def write_markdown(path: Path, results: Sequence[BenchResult], facts: dict[str, str],
+                   command: str, started: float) -> None:
+    judged = [r for res in results for r in res.rows if r.ok is not None]
+    failed = [r for r in judged if not r.ok]
+    out = [
+        "# obshell_sdk benchmark results", "",
+        f"- command: `{command}`",
+        f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(started))}",
+        f"- machine: {facts['cpu']}, {facts['cores']} cores, {facts['os']}",
+        f"- ours: Python {facts['python']} ({facts['ours_python']}, "
+        f"PYTHONPATH={facts['sdk_root']}); "
+        f"official: obshell==0.0.9, {facts['official_python']}",
+        f"- total time: {time.time() - started:.0f} s",
+        f"- targets: {len(judged) - len(failed)} PASS, {len(failed)} FAIL",
+        "",
+        "Every baseline is measured in the same run as the figure it is compared with.", "",
+        "## Summary", "",
+        *md_table(HEADERS, [r.cells() for res in results for r in res.rows]), "",
+    ]
+    out += [MOVED_START, *kept_section(path), MOVED_END, ""]
+    for res in results:
+        out += [f"## {res.title}", "", f"({res.seconds:.0f} s)", ""]
+        out += [*res.markdown, ""] if res.markdown else []
+        out += [f"- {note}" for note in res.notes] + [""]
+        out += ["<details><summary>raw numbers</summary>", "", "```json",
+                json.dumps(res.raw, indent=1), "```", "", "</details>", ""]
+    path.write_text("\n".join(out))
+
+
+def python_version(python: str) -> str:
+    return subprocess.run([python, "-c", "import platform; print(platform.python_version())"],
+                          capture_output=True, text=True, check=True, cwd=BENCH_DIR).stdout.strip()
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.lower().startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    official = official_python()
+    return {"cpu": cpu, "cores": str(os.cpu_count()),
+            "os": f"{platform.system()} {platform.release()}",
+            "python": python_version(ours_python()), "ours_python": ours_python(),
+            "sdk_root": OURS["sdk_root"],
+            "official_python": f"{official} (Python {python_version(official)})"}

@@ -1,142 +1,152 @@
-"""A fake obshell agent in its own process, for the benchmarks.
+"""Fake obshell agents in their own process, driven by JSON lines on stdin.
 
-Starts :class:`obshell_sdk.testing.FakeAgent` with the options given as arguments, prints one
-JSON line (``{"port", "pid", "dag_id"}``) and then answers control commands, one per stdin
-line, with one JSON line each:
+Uses only the public API of :class:`obshell_sdk.testing.FakeAgent`. No DAG moves on its own
+or when polled (``stages_per_poll=0``): a timer thread here moves them on a schedule. Prints
+``{"port", "pid", "dag"}`` first (an agent with a 9-stage upgrade DAG frozen at stage 4, for
+per-call timing), then answers one JSON line per command:
 
-``counts``  GET requests of ``/api/v1/task/dag/<id>`` per DAG id, and all requests seen
-``marks``   per DAG id: when the agent marked it finished (``time.time()`` at the moment of
-            marking) and the ``end`` time it reports in the DAG JSON
-``clear``   forget recorded requests and marks
-``cpu``     this process's user+system CPU seconds
+``{"op": "prepare", "tasks": [{"at": s, "stages": [s, ...]}, ...]}``
+    a new upgrade DAG per task, each on its own agent (an agent runs one upgrade at a time;
+    agents are made as needed, kept for later waves and share one RSA key). Each agent also
+    has a frozen check DAG (``warm``) for the client's warm-up. Answers ``{"tasks": [{"port",
+    "dag", "warm"}, ...]}``.
+``{"op": "start", "base": t}``
+    the prepared DAGs enter stage 1 at ``base + at`` (``time.time()``), each next stage after
+    the given lengths, and are finished (``finish_dag``) after the last.
+``{"op": "report"}``
+    per prepared task, in order: ``start`` (stage 1, as scheduled), ``finished_at``
+    (``time.time()`` once ``finish_dag`` returned), ``late_step`` (the most any of its steps
+    ran after its scheduled time) and ``polls`` (when each GET of the DAG was seen: a
+    sampler reads ``agent.requests`` every 2 ms).
 
-It stops (agent and process) when its stdin closes.
-
-    python3 benchmarks/agent_server.py --password bench-password --frozen-dag
+It stops (agents, timer and sampler) when its stdin closes.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import re
-import resource
 import sys
 import threading
 import time
-from pathlib import Path
-from typing import Any, Callable, Optional
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from typing import Any
 
 from obshell_sdk.testing import FakeAgent
-from obshell_sdk.testing._dagmodel import FakeDag
 
-DAG_GET = re.compile(r"^/api/v1/task/dag/(\d+)$")
-
-
-class MarkRecorder:
-    """Records the wall-clock moment the agent marks each DAG finished.
-
-    The DAG JSON's ``end_time`` of a time-driven DAG is the *scheduled* step time, which the
-    agent's ticker reaches up to 20 ms later; this keeps the real marking moment too.
-    """
-
-    def __init__(self, agent: FakeAgent) -> None:
-        self.lock = threading.Lock()
-        self.marks: dict[str, dict[str, float]] = {}
-        store = agent._dags
-        original: Callable[..., None] = type(store)._finish
-
-        def finish(dag: FakeDag, state: str, now: float, stage: Optional[int] = None) -> None:
-            marked_at = time.time()
-            original(dag, state, now, stage)
-            with self.lock:
-                self.marks[dag.generic_id] = {"marked_at": marked_at, "end": now}
-
-        store._finish = finish  # type: ignore[method-assign]
-
-    def snapshot(self) -> dict[str, dict[str, float]]:
-        with self.lock:
-            return dict(self.marks)
-
-    def clear(self) -> None:
-        with self.lock:
-            self.marks.clear()
+PASSWORD = "bench-password"
+SAMPLE_EVERY = 0.002
 
 
-def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--password", default="bench-password")
-    parser.add_argument("--key-bits", type=int, default=1024)
-    parser.add_argument("--stage-seconds", type=float, default=None,
-                        help="time-driven DAGs: seconds per step (default: poll-driven)")
-    parser.add_argument("--stages-per-poll", type=int, default=1)
-    parser.add_argument("--frozen-dag", action="store_true",
-                        help="create an upgrade DAG at stage 4 that never moves; print its id")
-    return parser.parse_args(argv)
+class Task:
+    """One scheduled upgrade DAG on its own agent, and what was seen of it."""
 
-
-def start_agent(args: argparse.Namespace) -> FakeAgent:
-    return FakeAgent(password=args.password, key_bits=args.key_bits,
-                     stage_seconds=args.stage_seconds,
-                     stages_per_poll=args.stages_per_poll).start()
-
-
-def frozen_dag(agent: FakeAgent) -> str:
-    dag_id = agent.create_upgrade_dag("4.3.1.0", "1.el7")
-    agent.set_dag_stage(dag_id, 4)
-    agent.set_dag_progression(stages_per_poll=0, dag_id=dag_id)
-    return dag_id
-
-
-def counts(agent: FakeAgent) -> dict[str, Any]:
-    per_dag: dict[str, int] = {}
-    requests = agent.requests
-    for rec in requests:
-        found = DAG_GET.match(rec.path)
-        if rec.method == "GET" and found:
-            per_dag[found.group(1)] = per_dag.get(found.group(1), 0) + 1
-    return {"dag_gets": per_dag, "total": len(requests)}
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def answer(command: str, agent: FakeAgent, marks: MarkRecorder) -> dict[str, Any]:
-    if command == "counts":
-        return counts(agent)
-    if command == "marks":
-        return {"marks": marks.snapshot()}
-    if command == "clear":
+    def __init__(self, agent: FakeAgent, warm: str, spec: dict[str, Any]) -> None:
+        self.agent, self.warm, self.spec = agent, warm, spec
         agent.clear_requests()
-        marks.clear()
+        self.dag = agent.create_upgrade_dag()
+        self.path = f"/api/v1/task/dag/{self.dag}"
+        self.start = self.finished_at = 0.0
+        self.late = 0.0
+        self.polls: list[float] = []
+        self.seen = 0  # requests already looked at by the sampler
+
+
+class Bench:
+    def __init__(self) -> None:
+        self.agent = FakeAgent(password=PASSWORD).start()
+        self.agent.set_dag_progression(stages_per_poll=0)
+        self.frozen = self.agent.create_upgrade_dag()
+        self.agent.set_dag_stage(self.frozen, 4)
+        self.pool: list[tuple[FakeAgent, str]] = []  # (agent, its warm-up DAG) for the tasks
+        self.tasks: list[Task] = []
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+
+    def spawn(self, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def prepare(self, specs: list[dict[str, Any]]) -> dict[str, Any]:
+        if not self.pool:  # the first wave: from now on, time the polls
+            self.spawn(self.sample)
+        while len(self.pool) < len(specs):
+            agent = FakeAgent(password=PASSWORD, private_key=self.agent.private_key_der).start()
+            agent.set_dag_progression(stages_per_poll=0)
+            self.pool.append((agent, agent.create_upgrade_dag(check=True)))
+        with self.lock:
+            self.tasks = [Task(agent, warm, spec) for (agent, warm), spec in zip(self.pool, specs)]
+        return {"tasks": [{"port": t.agent.port, "dag": t.dag, "warm": t.warm}
+                          for t in self.tasks]}
+
+    def start(self, base: float) -> dict[str, Any]:
+        events: list[tuple[float, int, int]] = []  # (when, task index, stage; 0 = finish)
+        for i, task in enumerate(self.tasks):
+            at = task.start = base + task.spec["at"]
+            for stage, length in enumerate(task.spec["stages"], 1):
+                events.append((at, i, stage))
+                at += length
+            events.append((at, i, 0))
+        self.spawn(self.drive, list(self.tasks), sorted(events))
         return {"ok": True}
-    if command == "cpu":
-        return {"cpu": cpu_seconds()}
-    return {"error": f"unknown command {command!r}"}
 
+    def drive(self, tasks: list[Task], events: list[tuple[float, int, int]]) -> None:
+        for when, i, stage in events:
+            due = when - time.time()
+            if due > 0 and self.stop.wait(due):  # a backlog is worked off without sleeping
+                return
+            task = tasks[i]
+            task.late = max(task.late, time.time() - when)
+            if stage:
+                task.agent.set_dag_stage(task.dag, stage)
+            else:
+                task.agent.finish_dag(task.dag)
+                task.finished_at = time.time()
 
-def serve(agent: FakeAgent, marks: MarkRecorder) -> None:
-    for line in sys.stdin:
-        command = line.strip()
-        if command:
-            print(json.dumps(answer(command, agent, marks)), flush=True)
+    def sample(self) -> None:
+        while not self.stop.wait(SAMPLE_EVERY):
+            with self.lock:
+                for task in self.tasks:
+                    records = task.agent.requests
+                    now = time.time()
+                    task.polls += [now for r in records[task.seen:]
+                                   if r.method == "GET" and r.path == task.path]
+                    task.seen = len(records)
+
+    def report(self) -> dict[str, Any]:
+        time.sleep(3 * SAMPLE_EVERY)  # let the sampler see the last polls
+        with self.lock:
+            return {"tasks": [{"start": t.start, "finished_at": t.finished_at,
+                               "late_step": t.late, "polls": t.polls} for t in self.tasks]}
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+        for agent in [a for a, _ in self.pool] + [self.agent]:
+            agent.stop()
 
 
 def main() -> None:
-    args = parse_args()
-    agent = start_agent(args)
-    marks = MarkRecorder(agent)
+    sys.setswitchinterval(0.001)  # the timer thread gets the GIL within 1 ms, not 5
+    bench = Bench()
     try:
-        dag_id = frozen_dag(agent) if args.frozen_dag else None
-        print(json.dumps({"port": agent.port, "pid": os.getpid(), "dag_id": dag_id}), flush=True)
-        serve(agent, marks)
+        print(json.dumps({"port": bench.agent.port, "pid": os.getpid(), "dag": bench.frozen}),
+              flush=True)
+        for line in sys.stdin:
+            cmd = json.loads(line)
+            if cmd["op"] == "prepare":
+                answer = bench.prepare(cmd["tasks"])
+            elif cmd["op"] == "start":
+                answer = bench.start(cmd["base"])
+            elif cmd["op"] == "report":
+                answer = bench.report()
+            else:
+                answer = {"error": f"unknown op {cmd['op']!r}"}
+            print(json.dumps(answer), flush=True)
     finally:
-        agent.stop()
+        bench.close()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,153 @@
+"""A measured client process: one SDK (ours or the official one) and the floor.
+
+    client.py ours|official
+
+``ours`` runs with the repo's venv and ``obshell_sdk``; ``official`` with the venv of PyPI
+``obshell==0.0.9`` (it never imports ``obshell_sdk``). Only the two small SDK classes below
+differ; the rest is shared. Prints ``{"pid"}``, then answers one JSON line per command:
+
+``{"op": "calls", "mode": "sdk"|"floor", "port": P, "dag": ID, "n": N}``
+    N calls of get_dag (details on) in a row -> ``{"wall", "cpu"}`` seconds for all N.
+``{"op": "follow", "timeout": s, "tasks": [{"port", "dag", "warm", "at"}, ...]}``
+    one client per agent (kept for later commands) and one thread per task; each client
+    first gets DAG ``warm`` (learns the auth dialect and key, opens its connection). Then
+    answers ``{"ready": true}`` and reads ``{"base": t}``: at ``base + at`` (``time.time()``)
+    each thread follows ``dag`` with the SDK's own waiting call -> ``{"runs": [{"late",
+    "noticed"}, ...]}``.
+
+The floor is a bare ``requests.Session`` (``trust_env`` off, as our client's session) that
+re-sends one request signed here, once, with a 24-hour lifetime: no signing and no JSON per
+call; only the status is checked.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+PASSWORD = "bench-password"
+HOST = "127.0.0.1"
+
+
+class Ours:
+    """obshell_sdk, through its public API."""
+
+    def __init__(self, port: int) -> None:
+        from obshell_sdk import ObshellClient, PasswordAuth
+
+        self.client = ObshellClient(HOST, port, auth=PasswordAuth(PASSWORD))
+
+    def get_dag(self, dag_id: str) -> object:
+        return self.client.get_dag(dag_id)
+
+    def wait(self, dag_id: str, timeout: float) -> None:
+        self.client.task(dag_id).wait(timeout=timeout, progress=False)
+
+
+class Official:
+    """PyPI obshell 0.0.9: ClientV1.get_dag, and wait_dag_succeed (a poll every 3 s)."""
+
+    def __init__(self, port: int) -> None:
+        from obshell import ClientV1
+        from obshell.auth.password import PasswordAuth
+
+        self.client = ClientV1(HOST, port, auth=PasswordAuth(PASSWORD))
+
+    def get_dag(self, dag_id: str) -> object:
+        return self.client.get_dag(dag_id)
+
+    def wait(self, dag_id: str, timeout: float) -> None:  # it has no deadline of its own
+        self.client.wait_dag_succeed(dag_id)
+
+
+def sign_v2(public_key_b64: str, uri: str, lifetime: float) -> str:
+    """An ``X-OCS-Header`` value: RSA PKCS#1 v1.5 of the header JSON, in k-11 byte blocks."""
+    from Crypto.Cipher import PKCS1_v1_5
+    from Crypto.PublicKey import RSA
+
+    key = RSA.import_key(base64.b64decode(public_key_b64))
+    cipher, step = PKCS1_v1_5.new(key), key.size_in_bytes() - 11
+    plain = json.dumps({"Auth": PASSWORD, "Ts": str(int(time.time() + lifetime)), "Uri": uri,
+                        "Keys": None}, separators=(",", ":")).encode()
+    blocks = [cipher.encrypt(plain[i:i + step]) for i in range(0, len(plain), step)]
+    return base64.b64encode(b"".join(blocks)).decode("ascii")
+
+
+def sdk_call(sdk: Any, port: int, dag_id: str) -> Callable[[], object]:
+    client = sdk(port)
+    return lambda: client.get_dag(dag_id)
+
+
+def floor_call(sdk: Any, port: int, dag_id: str) -> Callable[[], None]:
+    import requests
+
+    session = requests.Session()
+    session.trust_env = False
+    base = f"http://{HOST}:{port}"
+    key = session.get(base + "/api/v1/secret", timeout=10).json()["data"]["public_key"]
+    uri = f"/api/v1/task/dag/{dag_id}?show_details=true"
+    url, headers = base + uri, {"X-OCS-Header": sign_v2(key, uri, lifetime=86400)}
+
+    def call() -> None:
+        status = session.get(url, headers=headers).status_code
+        if status != 200:
+            raise RuntimeError(f"floor request answered {status}")
+
+    return call
+
+
+def follow(sdk: Any, cmd: dict[str, Any], made: dict[int, Any]) -> dict[str, Any]:
+    tasks = cmd["tasks"]
+    with ThreadPoolExecutor(max_workers=len(tasks)) as pool:
+        for task in tasks:
+            if task["port"] not in made:
+                made[task["port"]] = sdk(task["port"])
+        clients = [made[t["port"]] for t in tasks]
+        list(pool.map(lambda c, t: c.get_dag(t["warm"]), clients, tasks))
+        print(json.dumps({"ready": True}), flush=True)
+        base = json.loads(sys.stdin.readline())["base"]
+
+        def one(client: Any, task: dict[str, Any]) -> dict[str, Any]:
+            start = base + task["at"]
+            time.sleep(max(0.0, start - time.time()))
+            late = time.time() - start
+            try:
+                client.wait(task["dag"], cmd["timeout"])
+            except Exception as exc:  # reported, not raised: the other threads go on
+                return {"late": late, "error": repr(exc)}
+            return {"late": late, "noticed": time.time()}
+
+        return {"runs": list(pool.map(one, clients, tasks))}
+
+
+def main(sdk_name: str) -> None:
+    sdk = {"ours": Ours, "official": Official}[sdk_name]
+    calls: dict[tuple[str, int, str], Callable[[], object]] = {}
+    followers: dict[int, Any] = {}
+    print(json.dumps({"pid": os.getpid()}), flush=True)
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["op"] == "calls":
+            key = (cmd["mode"], cmd["port"], cmd["dag"])
+            if key not in calls:
+                calls[key] = (floor_call if cmd["mode"] == "floor" else sdk_call)(
+                    sdk, cmd["port"], cmd["dag"])
+            call = calls[key]
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            for _ in range(cmd["n"]):
+                call()
+            answer = {"wall": time.perf_counter() - wall0, "cpu": time.process_time() - cpu0}
+        elif cmd["op"] == "follow":
+            answer = follow(sdk, cmd, followers)
+        else:
+            answer = {"error": f"unknown op {cmd['op']!r}"}
+        print(json.dumps(answer), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
