@@ -59,6 +59,7 @@ from ._exceptions import (
     UnderMaintenanceError,
     UpgradeNotConfirmedError,
     UriMismatchError,
+    WeakKeyError,
     WrongPasswordError,
 )
 from ._models import AgentInfo, ErrorInfo, UpgradePackageInfo, UpgradeResult
@@ -122,6 +123,7 @@ __all__ = [
     "UpgradePackageInfo",
     "UpgradeResult",
     "UriMismatchError",
+    "WeakKeyError",
     "WrongPasswordError",
     "__version__",
 ]

@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Generator
 from typing import Callable, NoReturn, Optional
 
@@ -33,9 +34,11 @@ from ._exceptions import (
     InvalidArgumentError,
     ObshellError,
     PasswordKindError,
+    WeakKeyError,
 )
 from ._models import AgentInfo, AgentSecret, Envelope
 from ._request import Request
+from ._secrets import wrap_secret
 
 __all__ = ["AuthFlow", "PasswordAuth", "auth_flow", "choose_version"]
 
@@ -47,31 +50,11 @@ MAX_LIFETIME = 24 * 3600.0
 AuthFlow = Generator[Request, Envelope, None]
 
 
-class _Secret:
-    """A password that never shows itself: masked repr and str, no pickling."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "'***'"
-
-    __str__ = __repr__
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("obshell_sdk refuses to pickle a password")
-
-
 class _AgentState:
     """What an auth object knows of one agent. ``fetch_lock``: one fetch at a time per agent."""
 
     __slots__ = ("blank_password", "clock_offset", "dialect", "fetch_lock", "header_name",
-                 "key", "use_agent_password")
+                 "key", "offset_measured_at", "use_agent_password")
 
     def __init__(self) -> None:
         self.dialect: Optional[str] = None
@@ -80,6 +63,7 @@ class _AgentState:
         self.blank_password = False
         self.key: Optional[PublicKey] = None
         self.clock_offset = 0.0
+        self.offset_measured_at = 0.0  # time.monotonic() of the measurement
         self.fetch_lock = threading.Lock()
 
     def forget(self) -> None:
@@ -95,8 +79,11 @@ class PasswordAuth:
     ``agent_password`` is used instead when given and the agent has one set. ``lifetime`` is how
     many seconds a signed header stays valid (the agent rejects it after that). ``version``
     forces ``"v1"`` (``X-OCS-Auth``, obshell 4.2.2) or ``"v2"`` (``X-OCS-Header``); by default
-    each agent is asked through ``/api/v1/info``. One object may serve many agents and
-    threads: it keeps what it learnt of each agent (dialect, key, clock offset) apart.
+    each agent is asked through ``/api/v1/info``. ``min_key_bits`` is the shortest agent RSA
+    key a password is encrypted with: 1024 by default (what obshell generates from 4.4.2);
+    set 512 to talk to older agents, whose 512-bit keys can be factored. One object may
+    serve many agents and threads: it keeps what it learnt of each agent (dialect, key,
+    clock offset) apart.
     """
 
     def __init__(
@@ -107,15 +94,16 @@ class PasswordAuth:
         version: Optional[str] = None,
         *,
         random: Callable[[int], bytes] = os.urandom,
+        min_key_bits: int = 1024,
     ) -> None:
-        if not isinstance(password, str):
-            raise InvalidArgumentError(
-                "password", f"must be a string, got {type(password).__name__}"
-            )
-        if agent_password is not None and not isinstance(agent_password, str):
-            raise InvalidArgumentError(
-                "agent_password", f"must be a string or None, got {type(agent_password).__name__}"
-            )
+        # The passwords leave this frame's locals at once: a traceback that shows locals
+        # (capture_locals, rich, IDEs) sees only masked secrets.
+        secret, problem = wrap_secret(password)
+        agent_secret, agent_problem = wrap_secret(agent_password, optional=True)
+        del password, agent_password
+        if problem or agent_problem:
+            raise InvalidArgumentError("password" if problem else "agent_password",
+                                       problem or agent_problem)
         if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)):
             raise InvalidArgumentError("lifetime", "must be a number of seconds")
         if not 1 <= lifetime <= MAX_LIFETIME:
@@ -124,8 +112,14 @@ class PasswordAuth:
             )
         if version is not None and version not in _DIALECTS:
             raise InvalidArgumentError("version", f"must be 'v1', 'v2' or None, got {version!r}")
-        self._password = _Secret(password)
-        self._agent_password = None if agent_password is None else _Secret(agent_password)
+        if min_key_bits not in (512, 1024, 2048, 4096):
+            raise InvalidArgumentError("min_key_bits", f"must be 512, 1024, 2048 or 4096, got "
+                                       f"{min_key_bits!r}")
+        assert secret is not None
+        self._password = secret
+        self._agent_password = agent_secret
+        #: The shortest agent key a password is encrypted with.
+        self.min_key_bits: int = min_key_bits
         #: Seconds a signed header stays valid.
         self.lifetime: float = float(lifetime)
         #: The forced dialect (``"v1"``/``"v2"``), or None to ask each agent.
@@ -133,6 +127,13 @@ class PasswordAuth:
         self._random = random
         self._lock = threading.Lock()
         self._agents: dict[str, _AgentState] = {}
+        _ALL.add(self)
+
+    def _after_fork(self) -> None:
+        # A lock held by another thread of the parent at fork time would never be released.
+        self._lock = threading.Lock()
+        for state in self._agents.values():
+            state.fetch_lock = threading.Lock()
 
     def __repr__(self) -> str:
         agent = "None" if self._agent_password is None else "'***'"
@@ -192,14 +193,27 @@ class PasswordAuth:
         return Request(request.method, request.target, body, headers, signed=True), key
 
     def _v1_token(self, key: PublicKey, expires: int) -> str:
-        try:
-            return key.encrypt_one_block(v1_token_json(self._password.reveal(), expires))
-        except ValueError:
+        # Checked before encrypting, so no exception (and no traceback) ever holds the token.
+        if len(v1_token_json(self._password.reveal(), expires)) > key.chunk:
             raise InvalidArgumentError(
                 "password",
                 f"too long for an X-OCS-Auth token with this agent's {key.bits}-bit key "
                 "(obshell 4.2.2 reads one RSA block)",
-            ) from None
+            )
+        return key.encrypt_one_block(v1_token_json(self._password.reveal(), expires))
+
+
+#: Every PasswordAuth alive, so a forked child can give each fresh locks.
+_ALL: weakref.WeakSet[PasswordAuth] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for auth in list(_ALL):
+        auth._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def choose_version(info: AgentInfo) -> str:
@@ -225,6 +239,11 @@ def auth_flow(
     mended: set[str] = set()
     for _ in range(8):  # each mend happens once; a key dropped by another thread, a few times
         yield from _learn(auth, state)
+        if state.clock_offset and time.monotonic() - state.offset_measured_at > auth.lifetime:
+            # The agent's clock may have moved since (NTP, a restart): an old offset would
+            # make headers live longer than their lifetime. Drop it and measure again.
+            state.clock_offset = 0.0
+            yield from _measure_clock(state, agent, clock)
         signed = auth._sign(state, request, clock())
         if signed is None:
             continue
@@ -268,9 +287,16 @@ def _learn(auth: PasswordAuth, state: _AgentState) -> AuthFlow:
             reply = yield Request("GET", "/api/v1/secret", signed=False)
             secret = AgentSecret.from_json(reply.data)
             try:
-                state.key = PublicKey(secret.public_key)
+                key = PublicKey(secret.public_key)
             except ValueError as exc:
                 raise DecodeError(str(exc), where="data.public_key") from None
+            if key.bits < auth.min_key_bits:
+                raise WeakKeyError(
+                    f"the agent offers a {key.bits}-bit RSA key (obshell up to 4.4.1 does), "
+                    f"shorter than the {auth.min_key_bits} bits a password is sent with; "
+                    "upgrading the agent replaces it with a 1024-bit key. To send it anyway, "
+                    "use PasswordAuth(..., min_key_bits=512)", bits=key.bits)
+            state.key = key
             log.debug("agent key of %d bits, auth %s", state.key.bits, state.dialect)
 
 
@@ -289,7 +315,10 @@ def _measure_clock(
     if agent_now is None:
         return False
     offset = agent_now.timestamp() - (before + after) / 2
+    if abs(offset) < 1.0:  # within the second Ts is counted in: no offset to keep
+        offset = 0.0
     old, state.clock_offset = state.clock_offset, offset
+    state.offset_measured_at = time.monotonic()
     log.warning("agent %s: its clock is %+.1f s from ours; signing with that offset", agent, offset)
     return abs(offset - old) >= 1.0
 

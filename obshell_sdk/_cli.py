@@ -12,7 +12,12 @@ the command line. Exit codes, for scripts to branch on:
 5     the agent refused the call (another API error)
 6     the wait's deadline passed (the task keeps running)
 7     the agent's reply could not be read
+8     outcome unknown: a task-creating call lost its reply and no task was found, or the
+      task was created but its reply could not be read (its id is printed)
 ====  ==========================================================================
+
+An operator (retry, rollback, skip, cancel) that was applied but whose task could not be
+read back afterwards exits 0 with a warning on stderr.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Callable, Optional, TextIO
 
 from ._auth import PasswordAuth
 from ._client import ObshellClient
-from ._config import DEFAULT_PORT
+from ._config import DEFAULT_PORT, Environment
 from ._dag import DagDetail
 from ._exceptions import (
     ApiError,
@@ -36,17 +41,19 @@ from ._exceptions import (
     DecodeError,
     InvalidArgumentError,
     ObshellError,
+    OutcomeUnknownError,
     TaskError,
     TaskTimeoutError,
     TaskUnreachableError,
     TransportError,
 )
-from ._render import dag_text, progress_line, to_jsonable
+from ._render import dag_text, printable, progress_line, to_jsonable
+from ._task import DagTask
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_TASK, EXIT_USAGE, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_API, EXIT_TIMEOUT = range(7)
-EXIT_DECODE = 7
+EXIT_DECODE, EXIT_OUTCOME_UNKNOWN = 7, 8
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -108,20 +115,27 @@ def _password(name: str, prompt: str, needed: bool) -> Optional[str]:
     return getpass.getpass(prompt)
 
 
-def _client(args: argparse.Namespace, needs_auth: bool) -> ObshellClient:
-    """The client, configured exactly as ``ObshellClient.from_env`` does, options winning."""
-    environ = dict(os.environ)
+def _environment(args: argparse.Namespace) -> Environment:
+    """The environment with the options given on the command line written over it."""
     given = {"OBSHELL_HOST": args.host, "OBSHELL_PORT": args.port,
              "OBSHELL_CA_BUNDLE": args.ca_bundle, "OBSHELL_HTTPS": "1" if args.https else None}
-    environ.update({name: value for name, value in given.items() if value is not None})
+    return Environment({**os.environ, **{k: v for k, v in given.items() if v is not None}})
+
+
+def _client(args: argparse.Namespace, needs_auth: bool) -> ObshellClient:
+    """The client, configured exactly as ``ObshellClient.from_env`` does, options winning.
+
+    No frame here holds a password in a local: a prompted one goes straight into
+    ``PasswordAuth``.
+    """
+    env = _environment(args)
     if not needs_auth:
-        return ObshellClient.from_env(environ, auth=None)
-    if environ.get("OBSHELL_PASSWORD") is None:
-        password = _password("OBSHELL_PASSWORD", "root@sys password: ", True) or ""
-        auth = PasswordAuth(password, environ.get("OBSHELL_AGENT_PASSWORD"))
-        del password
-        return ObshellClient.from_env(environ, auth=auth)
-    return ObshellClient.from_env(environ)
+        return ObshellClient.from_env(env, auth=None)
+    if env.get("OBSHELL_PASSWORD") is None:
+        return ObshellClient.from_env(env, auth=PasswordAuth(
+            _password("OBSHELL_PASSWORD", "root@sys password: ", True) or "",
+            env.get("OBSHELL_AGENT_PASSWORD")))
+    return ObshellClient.from_env(env)
 
 
 def _run(args: argparse.Namespace, out: _Out) -> int:
@@ -131,53 +145,77 @@ def _run(args: argparse.Namespace, out: _Out) -> int:
         if out.as_json:
             out.stream.write(json.dumps(to_jsonable(info)) + "\n")
         else:
-            out.stream.write(f"{client.agent}: {info.identity}, obshell {info.version}, "
-                             f"{'agent password set' if info.security else 'no agent password'}\n")
+            out.stream.write(printable(
+                f"{client.agent}: {info.identity}, obshell {info.version}, "
+                f"{'agent password set' if info.security else 'no agent password'}") + "\n")
         return EXIT_OK
     with _client(args, needs_auth=True) as client:
-        if args.command == "upgrade" and args.package and not args.check:
-            result = client.run_agent_upgrade(
-                args.version, args.release, package=args.package, upgrade_dir=args.upgrade_dir,
-                timeout=args.timeout, on_progress=out.progress,
-            )
-            out.dag(result.upgrade)
-            return EXIT_OK
         if args.command == "upgrade":
-            start = client.check_agent_upgrade if args.check else client.upgrade_agent
-            task = start(args.version, args.release, args.upgrade_dir)
-            if not args.wait:
-                assert task.snapshot is not None
-                out.dag(task.snapshot)
-                return EXIT_OK
-        else:
-            task = client.task(args.id)
-            actions: dict[str, Callable[[], object]] = {
-                "retry": task.retry, "rollback": task.rollback, "cancel": task.cancel,
-                "skip": task.skip,
-            }
-            if args.action == "show":
-                out.dag(task.refresh())
-                return EXIT_OK
-            if args.action in actions:
-                actions[args.action]()
-                if not args.wait:
-                    assert task.snapshot is not None
-                    out.dag(task.snapshot)
-                    return EXIT_OK
-        try:
-            detail = task.result(args.timeout, on_progress=out.progress)
-        except TaskError as exc:
-            if exc.detail is not None:
-                out.dag(exc.detail)
-            raise
-        out.dag(detail)
+            return _upgrade(client, args, out)
+        return _task(client, args, out)
+
+
+def _upgrade(client: ObshellClient, args: argparse.Namespace, out: _Out) -> int:
+    if args.package and not args.check:
+        result = client.run_agent_upgrade(
+            args.version, args.release, package=args.package, upgrade_dir=args.upgrade_dir,
+            timeout=args.timeout, on_progress=out.progress,
+        )
+        out.dag(result.upgrade)
         return EXIT_OK
+    start = client.check_agent_upgrade if args.check else client.upgrade_agent
+    task = start(args.version, args.release, args.upgrade_dir)
+    if task.snapshot is None:
+        # Created (the agent named it), but the rest of its reply could not be read.
+        sys.stderr.write(f"obshell-sdk: task {task.id} was created, but the agent's reply "
+                         f"could not be read; follow it with: obshell-sdk task show {task.id}\n")
+        out.stream.write(f"{task.id}\n")
+        return EXIT_OUTCOME_UNKNOWN
+    if not args.wait:
+        out.dag(task.snapshot)
+        return EXIT_OK
+    return _follow(task, args, out)
+
+
+def _task(client: ObshellClient, args: argparse.Namespace, out: _Out) -> int:
+    task = client.task(args.id)
+    if args.action == "show":
+        out.dag(task.refresh())
+        return EXIT_OK
+    if args.action == "wait":
+        return _follow(task, args, out)
+    actions: dict[str, Callable[[], object]] = {
+        "retry": task.retry, "rollback": task.rollback, "cancel": task.cancel,
+        "skip": task.skip,
+    }
+    actions[args.action]()
+    if args.wait:
+        return _follow(task, args, out)
+    if task.snapshot is None:
+        # The operator was applied; only the refresh after it failed.
+        sys.stderr.write(f"obshell-sdk: warning: {args.action} applied to task {task.id}, but "
+                         f"it could not be read back yet; see: obshell-sdk task show {task.id}\n")
+        return EXIT_OK
+    out.dag(task.snapshot)
+    return EXIT_OK
+
+
+def _follow(task: DagTask, args: argparse.Namespace, out: _Out) -> int:
+    try:
+        detail = task.result(args.timeout, on_progress=out.progress)
+    except TaskError as exc:
+        if exc.detail is not None:
+            out.dag(exc.detail)
+        raise
+    out.dag(detail)
+    return EXIT_OK
 
 
 def exit_code(exc: ObshellError) -> int:
     """The exit code for an error (see the module docstring)."""
     table: Sequence[tuple[type[ObshellError], int]] = (
         (InvalidArgumentError, EXIT_USAGE), (AuthError, EXIT_AUTH),
+        (OutcomeUnknownError, EXIT_OUTCOME_UNKNOWN),
         (TaskTimeoutError, EXIT_TIMEOUT), (TaskUnreachableError, EXIT_UNREACHABLE),
         (TaskError, EXIT_TASK), (TransportError, EXIT_UNREACHABLE), (DecodeError, EXIT_DECODE),
         (ApiError, EXIT_API),
@@ -203,7 +241,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ObshellError as exc:
         option = _OPTIONS.get(getattr(exc, "argument", ""))
         hint = f" (or pass {option})" if option else ""
-        sys.stderr.write(f"obshell-sdk: {exc}{hint}\n")
+        sys.stderr.write(f"obshell-sdk: {printable(str(exc), keep_newlines=True)}{hint}\n")
         return exit_code(exc)
     except KeyboardInterrupt:
         sys.stderr.write("obshell-sdk: interrupted; any task keeps running on the agent\n")

@@ -13,7 +13,7 @@ from typing import Any, Optional, Union
 import requests
 
 from ._auth import PasswordAuth
-from ._config import DEFAULT_PORT, auth_from_env, settings_from_env
+from ._config import DEFAULT_PORT, Environment, auth_from_env, settings_from_env
 from ._creation import create_dag
 from ._dag import DagDetail, NodeDetail, Operator
 from ._decode import decode_contents, p_str, p_time
@@ -111,11 +111,12 @@ class ObshellClient:
         ``OBSHELL_CA_BUNDLE``. Keyword ``overrides`` are passed on to the constructor and win
         over the environment.
         """
-        options = settings_from_env(environ)
+        env = Environment(environ)  # only OBSHELL_*, behind a masked repr
+        del environ  # keep the passwords out of this frame's locals from here on
+        options = settings_from_env(env)
         options.update(overrides)
         if "auth" not in options:
-            options["auth"] = auth_from_env(environ)
-        del environ  # keep the passwords out of this frame's locals from here on
+            options["auth"] = auth_from_env(env)
         return cls(**options)
 
     def __repr__(self) -> str:
@@ -137,8 +138,6 @@ class ObshellClient:
     @accept_language.setter
     def accept_language(self, value: Optional[str]) -> None:
         self._transport.accept_language = check_language(value)
-
-    # -- lifetime -----------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the connection pool if the client made it (a given session is left open)."""
@@ -162,28 +161,26 @@ class ObshellClient:
     ) -> None:
         self.close()
 
-    # -- calls --------------------------------------------------------------------------
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: str = "",
-        body: Optional[Any] = None,
-        signed: bool = True,
-        timeout: Optional[Timeout] = None,
-    ) -> Any:
+    def call(self, method: str, path: str, *, query: str = "", body: Optional[Any] = None,
+             signed: bool = True, timeout: Optional[Timeout] = None) -> Any:
         """Send one call to any endpoint and return the ``data`` of its reply (None if none).
 
         ``path`` and ``query`` go on the wire as given (they are signed as sent); ``body`` is
         JSON-encoded (and encrypted under auth v2). Errors raise like every other method.
         """
-        if not isinstance(method, str) or not method.isalpha():
+        if not isinstance(method, str) or not (method.isascii() and method.isalpha()):
             raise InvalidArgumentError("method", f"{method!r} is not an HTTP method")
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise InvalidArgumentError("path", f"{path!r} must start with /")
-        data = None if body is None else json.dumps(body, separators=(",", ":")).encode()
+        if not isinstance(path, str) or not path.startswith("/") or not path.isprintable():
+            raise InvalidArgumentError("path", f"{path!r} must start with / and be printable")
+        if not isinstance(query, str) or not query.isprintable():
+            raise InvalidArgumentError("query", f"{query!r} must be a printable string")
+        if not isinstance(signed, bool):
+            raise InvalidArgumentError("signed", "must be True or False")
+        try:
+            data = None if body is None else json.dumps(
+                body, separators=(",", ":"), allow_nan=False).encode()
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise InvalidArgumentError("body", f"cannot be sent as JSON ({exc})") from None
         target = f"{path}?{query}" if query else path
         return self._send(Request(method, target, data, signed=signed), timeout).data
 
@@ -247,7 +244,7 @@ class ObshellClient:
     def _create_task(self, endpoint: TaskEndpoint[R], request: R) -> DagTask:
         """Create a task through ``endpoint`` exactly once (see :mod:`._creation`)."""
         created = create_dag(lambda r: self._send(r).data, endpoint, request,
-                             self._dags_to_search)
+                             self.unfinished_dags, self._dags_to_search, self.server_time)
         if isinstance(created, DagDetail):
             log.info("agent %s: created task %s %r", self.agent, created.id, created.name)
         return DagTask(self, created, policy=self.poll_policy)

@@ -7,13 +7,13 @@ share defaults and errors.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Optional
 
 from ._auth import PasswordAuth
 from ._exceptions import InvalidArgumentError
 
-__all__ = ["DEFAULT_PORT", "ENV_VARIABLES", "auth_from_env", "settings_from_env"]
+__all__ = ["DEFAULT_PORT", "ENV_VARIABLES", "Environment", "auth_from_env", "settings_from_env"]
 
 DEFAULT_PORT = 2886
 _TRUE = ("1", "true", "yes", "on")
@@ -30,16 +30,45 @@ ENV_VARIABLES = {
 }
 
 
-def settings_from_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+class Environment(Mapping[str, str]):
+    """The ``OBSHELL_*`` variables of an environment, in a mapping that never shows them.
+
+    The environment holds passwords; a traceback that prints frame locals (``rich``,
+    ``capture_locals``, an IDE) shows this wrapper's masked repr instead of them.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, environ: Optional[Mapping[str, str]] = None) -> None:
+        source = os.environ if environ is None else environ
+        if not isinstance(source, Mapping):
+            raise InvalidArgumentError("environ", "must be a mapping such as os.environ")
+        self._values = {name: source[name] for name in ENV_VARIABLES
+                        if isinstance(source.get(name), str)}
+        del source, environ
+
+    def __getitem__(self, name: str) -> str:
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"<Environment of {', '.join(sorted(self._values)) or 'no OBSHELL_* variables'}>"
+
+
+def settings_from_env(env: Environment) -> dict[str, Any]:
     """``host``, ``port``, ``https`` and ``verify`` from ``OBSHELL_*`` (no passwords read)."""
-    env = os.environ if environ is None else environ
-    host = env.get("OBSHELL_HOST", "").strip()
+    host = (env.get("OBSHELL_HOST") or "").strip()
     if not host:
         raise InvalidArgumentError("OBSHELL_HOST", "set it to the agent's host name or IP")
-    port_text = env.get("OBSHELL_PORT", str(DEFAULT_PORT)).strip()
+    port_text = (env.get("OBSHELL_PORT") or str(DEFAULT_PORT)).strip()
     if not (port_text.isascii() and port_text.isdigit()):
         raise InvalidArgumentError("OBSHELL_PORT", f"{port_text!r} is not a port number")
-    https_text = env.get("OBSHELL_HTTPS", "").strip().lower()
+    https_text = (env.get("OBSHELL_HTTPS") or "").strip().lower()
     if https_text not in _TRUE + _FALSE:
         raise InvalidArgumentError(
             "OBSHELL_HTTPS",
@@ -49,9 +78,8 @@ def settings_from_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, 
             "verify": env.get("OBSHELL_CA_BUNDLE") or True}
 
 
-def auth_from_env(environ: Optional[Mapping[str, str]] = None) -> Optional[PasswordAuth]:
+def auth_from_env(env: Environment) -> Optional[PasswordAuth]:
     """``PasswordAuth`` from ``OBSHELL_PASSWORD`` / ``OBSHELL_AGENT_PASSWORD``, or None."""
-    env = os.environ if environ is None else environ
     if env.get("OBSHELL_PASSWORD") is None and env.get("OBSHELL_AGENT_PASSWORD") is None:
         return None
     return PasswordAuth(env.get("OBSHELL_PASSWORD") or "", env.get("OBSHELL_AGENT_PASSWORD"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from datetime import datetime
 from typing import Any, Callable, Optional, Union
 
 from ._dag import DagDetail
@@ -30,28 +31,40 @@ log = logging.getLogger("obshell_sdk")
 
 #: How long to keep asking the agent whether a task was created when the reply was lost.
 RECOVERY_SECONDS = 60.0
-#: Clock disagreement tolerated when comparing a found task's start with our send time.
-_SKEW = 300.0
+#: Seconds of slack when judging a DAG's start against the POST's (agent clock): obshell's
+#: own time-stamping and our measurement's rounding.
+_CLOCK_MARGIN = 1.0
 
 
 def create_dag(
     send: Callable[[Request], Any],
     endpoint: TaskEndpoint[R],
     request: R,
+    unfinished: Callable[[], list[DagDetail]],
     candidates: Callable[[], list[DagDetail]],
+    agent_clock: Callable[[], Optional[datetime]],
 ) -> Union[DagDetail, str]:
     """POST ``request`` to ``endpoint`` once; the DAG it created (or its id only).
 
-    ``send`` sends a request and returns the reply's data; ``candidates`` lists the DAGs
-    where a new one shows up, for when the reply is lost. Only the id comes back when the
-    agent's reply names the new task but does not parse otherwise.
+    ``send`` sends a request and returns the reply's data; ``unfinished`` lists the
+    unfinished DAGs, ``candidates`` the DAGs where a new one shows up, and ``agent_clock``
+    reads the agent's clock. The unfinished DAGs are noted before the POST (every DAG not
+    started yet is among them), so that a lost reply is only ever recovered with a DAG the
+    POST created. Only the id comes back when the agent's reply names the new task but does
+    not parse otherwise.
     """
     body = json.dumps(request.to_json(), separators=(",", ":")).encode()
+    try:
+        existed: Optional[frozenset[str]] = frozenset(d.id for d in unfinished())
+    except ObshellError as exc:  # the POST may still go through; judge by time alone then
+        log.info("could not list the agent's tasks before %s (%s)", endpoint.path, exc)
+        existed = None
     sent_at = time.time()
     try:
         data = send(Request("POST", endpoint.path, body))
     except ConnectionLostError as exc:
-        return find_created_dag(candidates, endpoint.dag_name(request), sent_at, exc)
+        return find_created_dag(candidates, agent_clock, endpoint.dag_name(request), sent_at,
+                                exc, existed=existed)
     try:
         return DagDetail.from_json(data)
     except DecodeError:
@@ -64,28 +77,60 @@ def create_dag(
         return check_dag_id(dag_id)
 
 
-def _match(dag: DagDetail, name: str, sent_at: float) -> bool:
-    """Same name, and started around our send time (a DAG not started yet has no time)."""
-    if dag.name != name:
-        return False
-    if dag.start_time is None:
-        return not dag.is_finished
-    return dag.start_time.timestamp() >= sent_at - _SKEW
+class _Judge:
+    """Tells a DAG the lost POST created from one that was there before.
+
+    A DAG the agent listed before the POST is never it. Otherwise the agent stamps a started
+    DAG's ``start_time`` with its own clock, so the judgement is made on that clock
+    (measured once, after the loss): the DAG must have started no earlier than the POST was
+    sent, give or take the measurement's uncertainty. A DAG not started yet (no start time)
+    counts only when the lists before the POST are known and did not hold it.
+    """
+
+    def __init__(self, read: Callable[[], Optional[datetime]], sent_at: float,
+                 existed: Optional[frozenset[str]]) -> None:
+        self._read = read
+        self._sent_at = sent_at
+        self._existed = existed
+        self.earliest: Optional[float] = None  # agent time before which no new DAG started
+
+    def measure(self) -> None:
+        """Read the agent's clock (ObshellError if it cannot be read)."""
+        before = time.time()
+        now = self._read()
+        after = time.time()
+        if now is None:
+            raise DecodeError("the agent's clock reads as unset", where="data")
+        offset = now.timestamp() - (before + after) / 2
+        self.earliest = self._sent_at + offset - (after - before) / 2 - _CLOCK_MARGIN
+
+    def created_by_us(self, dag: DagDetail, name: str) -> bool:
+        """Same name, not there before, and started after the POST was sent (agent clock)."""
+        if dag.name != name or self.earliest is None:
+            return False
+        if self._existed is not None and dag.id in self._existed:
+            return False
+        if dag.start_time is None:
+            return self._existed is not None
+        return dag.start_time.timestamp() >= self.earliest
 
 
 def find_created_dag(
     candidates: Callable[[], list[DagDetail]],
+    agent_clock: Callable[[], Optional[datetime]],
     name: str,
     sent_at: float,
     lost: ConnectionLostError,
     *,
+    existed: Optional[frozenset[str]] = None,
     seconds: Optional[float] = None,
 ) -> DagDetail:
-    """Look for the DAG named ``name`` that a create call (reply lost) may have made.
+    """Look for the DAG named ``name`` that a create call (reply lost) made, if it did.
 
-    ``candidates`` reads the DAGs the agent shows; it is asked for up to ``seconds``
-    (:data:`RECOVERY_SECONDS` by default). Returns the DAG, or raises
-    :class:`OutcomeUnknownError`.
+    ``candidates`` reads the DAGs the agent shows and ``agent_clock`` its clock; they are
+    asked for up to ``seconds`` (:data:`RECOVERY_SECONDS` by default). ``existed`` holds the
+    ids listed before the POST (None if unknown). Returns the DAG the POST created, or
+    raises :class:`OutcomeUnknownError`: never one that existed before.
     """
     seconds = RECOVERY_SECONDS if seconds is None else seconds
     log.warning("%s lost its reply (%s); looking for task %r", lost.path, lost, name)
@@ -93,12 +138,15 @@ def find_created_dag(
     # After a read timeout the agent may still be creating the task: keep looking until the
     # deadline. After a cut connection one clear "not there" a few seconds on is enough.
     settle = seconds if isinstance(lost, ReadTimeoutError) else min(5.0, seconds)
+    clock = _Judge(agent_clock, sent_at, existed)
     delay = 0.25
     last: Optional[ObshellError] = None
     while True:
         try:
+            if clock.earliest is None:
+                clock.measure()
             for dag in candidates():
-                if _match(dag, name, sent_at):
+                if clock.created_by_us(dag, name):
                     log.warning("found task %s %r: the agent did create it", dag.id, dag.name)
                     return dag
             last = None
@@ -112,8 +160,8 @@ def find_created_dag(
         delay = min(delay * 2, 5.0)
     why = f" (the lookups failed too: {last})" if last is not None else ""
     raise OutcomeUnknownError(
-        f"the reply was lost ({lost}) and no task {name!r} was found{why}. It was not sent "
-        "again. Before retrying, look for it in client.unfinished_dags() and "
-        "client.last_maintenance_dag()",
+        f"the reply was lost ({lost}) and no task {name!r} created by this call was found"
+        f"{why}. It was not sent again. Before retrying, look for it in "
+        "client.unfinished_dags() and client.last_maintenance_dag()",
         method=lost.method, path=lost.path, agent=lost.agent, dag_name=name,
     ) from lost

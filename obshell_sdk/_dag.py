@@ -25,6 +25,7 @@ from ._decode import (
     p_time,
     wire,
 )
+from ._exceptions import DecodeError
 
 __all__ = [
     "AgentAddress",
@@ -204,8 +205,20 @@ class DagDetail:
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "data") -> DagDetail:
-        """Build from a DagDetailDTO JSON object."""
-        return decode(cls, obj, where)
+        """Build from a DagDetailDTO JSON object.
+
+        A DAG whose stage is outside ``0..max_stage`` (or whose nodes do not number
+        ``max_stage``) is impossible and raises :class:`~obshell_sdk.DecodeError`: it is
+        never taken for progress, let alone for success.
+        """
+        dag = decode(cls, obj, where)
+        if dag.max_stage < 0 or not 0 <= dag.stage <= dag.max_stage:
+            raise DecodeError(f"stage {dag.stage} of {dag.max_stage} is impossible",
+                              where=f"{where}.stage")
+        if dag.nodes is not None and dag.nodes and len(dag.nodes) != dag.max_stage:
+            raise DecodeError(f"{len(dag.nodes)} nodes for {dag.max_stage} stages",
+                              where=f"{where}.nodes")
+        return dag
 
     @property
     def progress(self) -> Progress:

@@ -10,6 +10,7 @@
     │       ├── ReadTimeoutError    ... because the read timeout ran out
     │       └── OutcomeUnknownError a task-creating call lost its reply and no task was found
     ├── DecodeError                 the reply is not what obshell sends (not JSON, wrong shape)
+    ├── WeakKeyError                the agent's RSA key is too short to carry a password
     ├── ApiError                    obshell answered with an error envelope
     │   ├── AuthError               the agent refused the credentials (401 and friends)
     │   │   ├── WrongPasswordError
@@ -49,7 +50,7 @@ __all__ = [
     "ReadTimeoutError", "ServerError", "TaskCancelledError", "TaskError", "TaskFailedError",
     "TaskNotFoundError", "TaskRolledBackError", "TaskStateError", "TaskTimeoutError",
     "TaskUnreachableError", "TransportError", "UnderMaintenanceError", "UpgradeNotConfirmedError",
-    "UriMismatchError", "WrongPasswordError", "error_class_for",
+    "UriMismatchError", "WeakKeyError", "WrongPasswordError",
 ]
 
 
@@ -136,6 +137,18 @@ class DecodeError(ObshellError):
         self.where = where
         self.excerpt = excerpt
         self.status = status
+
+
+class WeakKeyError(ObshellError):
+    """The agent's RSA key is shorter than ``PasswordAuth(min_key_bits=...)`` allows.
+
+    Nothing was signed with it. ``bits`` is the key's size. obshell up to 4.4.1 ships 512-bit
+    keys, which can be factored; agents from 4.4.2 on replace them with 1024-bit keys at start.
+    """
+
+    def __init__(self, message: str, *, bits: int) -> None:
+        super().__init__(message)
+        self.bits = bits
 
 
 class ApiError(ObshellError):
@@ -237,51 +250,6 @@ class UnderMaintenanceError(ApiError):
 
 class ServerError(ApiError):
     """The agent failed internally (HTTP 5xx)."""
-
-
-_BY_ERR_CODE: dict[str, type[ApiError]] = {
-    "Security.Authentication.IncorrectOceanbasePassword": WrongPasswordError,
-    "Security.Authentication.IncorrectAgentPassword": WrongPasswordError,
-    "Security.Authentication.WithAgentPassword": PasswordKindError,
-    "Security.Authentication.WithOceanBasePassword": PasswordKindError,
-    "Security.Authentication.AgentPasswordNotInitialized": PasswordKindError,
-    "Security.Authentication.Expired": AuthExpiredError,
-    "Security.Authentication.Timestamp.Invalid": AuthExpiredError,
-    "Security.Authentication.Header.UriMismatch": UriMismatchError,
-    "Security.Authentication.Header.DecryptFailed": DecryptFailedError,
-    "Request.Header.NotFound": AuthError,
-    "Common.Unauthorized": AuthError,
-    "Task.NotFound": TaskNotFoundError,
-    "OB.Cluster.UnderMaintenanceWithDag": UnderMaintenanceError,
-    "OB.Cluster.UnderMaintenance": UnderMaintenanceError,
-}
-
-# Numeric codes of agents older than 4.3.1 (PROTOCOL.md §2.2).
-_BY_LEGACY_CODE: dict[int, type[ApiError]] = {
-    1: DecryptFailedError,
-    10008: AuthError,
-    10000: AuthError,
-    2300: TaskNotFoundError,
-}
-
-
-def error_class_for(status: int, err_code: str, code: int) -> type[ApiError]:
-    """Pick the exception class for an error envelope: errCode first, then code, then status."""
-    if err_code:
-        cls = _BY_ERR_CODE.get(err_code)
-        if cls is not None:
-            return cls
-        if err_code.startswith("Security."):
-            return AuthError
-    elif code in _BY_LEGACY_CODE:
-        return _BY_LEGACY_CODE[code]
-    if status == 401:
-        return AuthError
-    if status == 404:
-        return NotFoundError
-    if 400 <= status < 500:
-        return BadRequestError
-    return ServerError
 
 
 class TaskError(ObshellError):

@@ -26,6 +26,7 @@ __all__ = [
     "failure_message",
     "in_notebook",
     "live_display",
+    "printable",
     "progress_line",
     "register_notebook_formatters",
     "task_html",
@@ -45,31 +46,45 @@ _COLOURS = {
 
 # -- text ------------------------------------------------------------------------------
 
+# C0 controls, DEL and C1 controls: what a terminal may act on instead of showing.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
+_CONTROLS_BUT_NEWLINE = {c: e for c, e in _CONTROLS.items() if c != 0x0A}
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` with control characters written as hex escapes: safe to print on a terminal.
+
+    Everything that came from the agent (names, messages, logs) goes through this before a
+    terminal sees it, so an agent cannot move the cursor, clear the screen or fake a line.
+    """
+    return text.translate(_CONTROLS_BUT_NEWLINE if keep_newlines else _CONTROLS)
+
 
 def dag_line(detail: DagDetail) -> str:
     """One line: id, name, stage of max, state and the step running now."""
     node = detail.current_node
-    step = f": {node.name}" if node is not None and not detail.is_finished else ""
-    return (f"task {detail.id} {detail.name} [{detail.progress}] {detail.state}"
+    step = f": {printable(node.name)}" if node is not None and not detail.is_finished else ""
+    return (f"task {detail.id} {printable(detail.name)} [{detail.progress}] {detail.state}"
             f" ({detail.outcome}){step}")
 
 
 def progress_line(detail: DagDetail) -> str:
     """The short progress line the CLI prints while it waits: stage, state, step."""
     node = detail.current_node
-    step = f" {node.name}" if node else ""
+    step = f" {printable(node.name)}" if node else ""
     return f"[{detail.progress}] {detail.state}{step}"
 
 
 def dag_text(detail: DagDetail) -> str:
     """The CLI's view of a DAG: name, state and stage, each node, failing sub-tasks' logs."""
-    lines = [f"task {detail.id}: {detail.name}",
+    lines = [f"task {detail.id}: {printable(detail.name)}",
              f"  {detail.state} ({detail.outcome}), stage {detail.progress}"]
     for i, node in enumerate(detail.nodes or (), start=1):
-        lines.append(f"  {i}. {node.state:<8} {node.name}")
+        lines.append(f"  {i}. {node.state:<8} {printable(node.name)}")
         for task in node.sub_tasks:
             if task.state is DagState.FAILED and task.task_logs:
-                lines.append(f"       {task.execute_agent}: {task.task_logs[-1]}")
+                lines.append(f"       {printable(str(task.execute_agent))}: "
+                             f"{printable(task.task_logs[-1])}")
     return "\n".join(lines) + "\n"
 
 

@@ -1,11 +1,11 @@
 """The transport: one agent's connection pool, sending, bounded reads, replies to envelopes.
 
 :class:`Transport` owns the ``requests.Session``, sends every request through
-``Session.request``, reads replies up to a cap, and turns them into an :class:`Envelope`
-or the right :class:`~obshell_sdk.ApiError`. Signed requests are handed to the auth flow,
-which the transport drives without knowing what the auth keeps. This is the only module
-that knows ``requests``' exception types; none of them leaks past it except as the
-``__cause__`` of an SDK error.
+``Session.request`` under a wall-clock deadline, reads replies up to a cap, and turns them
+into an :class:`Envelope` or the right :class:`~obshell_sdk.ApiError`. Signed requests are
+handed to the auth flow, which the transport drives without knowing what the auth keeps.
+This is the only module that knows ``requests``' exception types; none of them, nor any
+other exception of the exchange, leaks past it except as the ``__cause__`` of an SDK error.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from typing import Any, Optional, Union
 import attrs
 import requests
 import urllib3.exceptions
-from requests.adapters import HTTPAdapter
 
 from ._auth import PasswordAuth, auth_flow
+from ._deadline import CallDeadline, DeadlineAdapter
+from ._errcodes import error_class_for
 from ._exceptions import (
     ApiError,
     ConnectError,
@@ -31,12 +32,11 @@ from ._exceptions import (
     ObshellError,
     ReadTimeoutError,
     TransportError,
-    error_class_for,
 )
 from ._models import Envelope
 from ._request import Request
 
-__all__ = ["MAX_REPLY_BYTES", "TRACE_HEADER", "Cert", "Timeout", "Transport"]
+__all__ = ["MAX_REPLY_BYTES", "MAX_REPLY_DEPTH", "TRACE_HEADER", "Cert", "Timeout", "Transport"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -45,9 +45,12 @@ TRACE_HEADER = "X-OBSHELL-Trace-ID"
 Timeout = Union[float, tuple[float, float]]
 #: A client certificate: one PEM file, or a ``(certificate, key)`` pair of files.
 Cert = Union[str, tuple[str, str]]
-#: Replies larger than this are refused without reading them whole: no obshell answer
-#: comes near it.
-MAX_REPLY_BYTES = 64 * 1024 * 1024
+#: Replies larger than this (counted as read, after any decompression) are refused without
+#: reading them whole. obshell's largest replies, DAG details with every sub-task's logs,
+#: are a few MiB; the JSON of 16 MiB stays well under 300 MB in memory.
+MAX_REPLY_BYTES = 16 * 1024 * 1024
+#: JSON nested deeper than this is refused (obshell's replies nest fewer than 10 levels).
+MAX_REPLY_DEPTH = 64
 _EXCERPT = 120
 _CONNECT_REASONS: tuple[type[BaseException], ...] = tuple(
     cls for cls in (
@@ -67,8 +70,10 @@ class Transport:
     """Requests to one agent (``base_url``) through one connection pool.
 
     ``session`` None makes a pool of our own, which reads proxy and CA settings from the
-    environment once and is closed with the transport; a given session is used as it is
-    and never closed.
+    environment once (unless ``trust_env`` is false) and is closed with the transport; a
+    given session is used as it is and never closed. Every call runs under a wall-clock
+    deadline of the larger of its two timeouts: on our own pool a trickling agent cannot
+    stretch it (a given session's adapter only has requests' per-read timeouts).
     """
 
     def __init__(
@@ -81,20 +86,25 @@ class Transport:
         verify: Union[bool, str],
         cert: Optional[Cert],
         accept_language: Optional[str],
+        trust_env: bool = True,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
         self.base_url = base_url
         self.agent = agent
         self.auth = auth
         self.accept_language = accept_language
+        self.max_reply_bytes = max_reply_bytes
         self._owns_session = session is None
         self._session = session if session is not None else _new_session()
+        self._pid = os.getpid()
         self._verify = verify
         self._cert = cert
         self._proxies: Optional[dict[str, str]] = None
         if self._owns_session:
-            env = self._session.merge_environment_settings(base_url, {}, None, verify, cert)
-            self._proxies = dict(env["proxies"])
-            self._verify = verify if env["verify"] is None else env["verify"]
+            if trust_env:
+                env = self._session.merge_environment_settings(base_url, {}, None, verify, cert)
+                self._proxies = dict(env["proxies"])
+                self._verify = verify if env["verify"] is None else env["verify"]
             self._session.trust_env = False  # read once, above; no ~/.netrc auth per call
         self.closed = False
 
@@ -109,6 +119,8 @@ class Transport:
         """Send ``request`` (signed through the auth flow when it says so); its envelope."""
         if self.closed:
             raise InvalidArgumentError("client", "this ObshellClient is closed; make a new one")
+        if os.getpid() != self._pid:
+            self._after_fork()
         request = attrs.evolve(request, method=request.method.upper(),
                                target=self._wire_target(request.target))
         if not request.signed:
@@ -134,6 +146,19 @@ class Transport:
         finally:
             flow.close()
 
+    def _after_fork(self) -> None:
+        """In a forked child, never share the parent's pooled connections."""
+        if not self._owns_session:
+            raise InvalidArgumentError(
+                "session", "this client's session was made in another process, and its pooled "
+                "connections would be shared with it: make the client (and the session) in "
+                "this process",
+            )
+        log.info("new process (fork): %s gets a connection pool of its own", self.agent)
+        self._session = _new_session()  # the parent's pool is left alone, not closed
+        self._session.trust_env = False
+        self._pid = os.getpid()
+
     def _wire_target(self, target: str) -> str:
         """The request-target exactly as ``requests`` will send it: that is what gets signed."""
         prepared = requests.PreparedRequest()
@@ -145,23 +170,27 @@ class Transport:
         method, path = request.method, request.path
         headers = dict(request.headers)
         headers[TRACE_HEADER] = os.urandom(8).hex()
+        headers["Accept-Encoding"] = "identity"  # no compressed replies to inflate
         if self.accept_language:
             headers["Accept-Language"] = self.accept_language
         started = time.monotonic()
-        try:
-            resp = self._session.request(
-                method, self.base_url + request.target, data=request.body, headers=headers,
-                timeout=timeout, verify=self._verify, cert=self._cert, proxies=self._proxies,
-                allow_redirects=False, stream=True,
-            )
+        seconds = max(timeout)
+        with CallDeadline(seconds) as deadline:
             try:
-                content = _read_capped(resp)
-            finally:
-                resp.close()
-        except requests.RequestException as exc:
-            raise _transport_error(exc, method, path, self.agent) from exc
-        except _ReplyTooLargeError as exc:
-            raise DecodeError(f"{method} {path}: {exc}", status=resp.status_code) from None
+                resp = self._session.request(
+                    method, self.base_url + request.target, data=request.body, headers=headers,
+                    timeout=timeout, verify=self._verify, cert=self._cert,
+                    proxies=self._proxies, allow_redirects=False, stream=True,
+                )
+                try:
+                    content = _read_capped(resp, self.max_reply_bytes)
+                finally:
+                    resp.close()
+            except _ReplyTooLargeError as exc:
+                raise DecodeError(f"{method} {path}: {exc}", status=resp.status_code) from None
+            except Exception as exc:
+                raise _exchange_error(exc, deadline.fired, seconds, method, path,
+                                      self.agent) from exc
         if content is None:
             raise ConnectionLostError("reply shorter than its Content-Length (connection cut)",
                                       method=method, path=path, agent=self.agent)
@@ -172,25 +201,26 @@ class Transport:
 
 def _new_session() -> requests.Session:
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=64, max_retries=0)
+    adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=64, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
 
 
-def _read_capped(resp: requests.Response) -> Optional[bytes]:
-    """Read a streamed reply, at most :data:`MAX_REPLY_BYTES`.
+def _read_capped(resp: requests.Response, cap: int) -> Optional[bytes]:
+    """Read a streamed reply, at most ``cap`` bytes as read (after any decompression).
 
     Returns None when the body is shorter than its ``Content-Length`` (urllib3 1.x does not
-    notice a cut connection by itself).
+    notice a cut connection by itself). The cap never trusts the ``Content-Length``.
     """
     chunks: list[bytes] = []
     total = 0
     for chunk in resp.iter_content(64 * 1024):
         total += len(chunk)
-        if total > MAX_REPLY_BYTES:
+        if total > cap:
             raise _ReplyTooLargeError(
-                f"reply of more than {MAX_REPLY_BYTES} bytes is larger than any obshell reply")
+                f"reply of more than {cap} bytes is larger than any obshell reply "
+                "(raise ObshellClient(max_reply_bytes=...) if this one is genuine)")
         chunks.append(chunk)
     content = b"".join(chunks)
     declared = resp.headers.get("Content-Length", "")
@@ -199,11 +229,17 @@ def _read_capped(resp: requests.Response) -> Optional[bytes]:
     return content
 
 
-def _transport_error(
-    exc: requests.RequestException, method: str, path: str, agent: str
+def _exchange_error(
+    exc: Exception, fired: bool, seconds: float, method: str, path: str, agent: str
 ) -> TransportError:
-    """Map a ``requests`` exception to the SDK's transport errors."""
+    """Map what an exchange raised to the SDK's transport errors."""
     where: dict[str, Any] = {"method": method, "path": path, "agent": agent}
+    if fired:
+        return ReadTimeoutError(
+            f"no complete reply within the call's {seconds:g} s (the agent answered too "
+            "slowly); the request may still have been carried out", **where)
+    if not isinstance(exc, requests.RequestException):
+        return TransportError(f"the exchange failed ({type(exc).__name__}: {exc})", **where)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return ConnectError("timed out connecting; is the agent up and the port right?", **where)
     if isinstance(exc, requests.exceptions.ReadTimeout):
@@ -254,6 +290,11 @@ def _envelope(resp: requests.Response, content: bytes, method: str, path: str) -
         return Envelope(successful=True, status=status)
     try:
         obj = json.loads(content)
+        if _too_deep(obj, MAX_REPLY_DEPTH):
+            raise RecursionError
+    except RecursionError:
+        raise DecodeError(f"{method} {path}: HTTP {status} reply nests JSON more than "
+                          f"{MAX_REPLY_DEPTH} levels deep", status=status) from None
     except ValueError:
         kind = resp.headers.get("Content-Type", "no content type")
         raise DecodeError(
@@ -287,3 +328,14 @@ def _api_error(envelope: Envelope, status: int, method: str, path: str) -> ApiEr
     cls = error_class_for(status, err_code, code)
     return cls(status=status, err_code=err_code, code=code, message=message,
                trace_id=envelope.trace_id, method=method, path=path, error=err)
+
+
+def _too_deep(obj: Any, limit: int) -> bool:
+    """True when ``obj`` nests arrays and objects more than ``limit`` levels (no recursion)."""
+    level: list[Any] = [obj]
+    for _ in range(limit + 1):
+        level = [child for item in level if isinstance(item, (dict, list))
+                 for child in (item.values() if isinstance(item, dict) else item)]
+        if not level:
+            return False
+    return any(isinstance(item, (dict, list)) for item in level)

@@ -67,10 +67,14 @@ def run_agent_upgrade(
     task = client.upgrade_agent(version, release, upgrade_dir)
     detail = task.result(timeout, on_progress=on_progress, progress=progress)
     info = client.info()
-    if info.version_number != version:
+    # /info.version is VERSION-BUILD, the build number being the release before its first
+    # dot (obshell's pkg.SplitRelease). A same-version rebuild that did not take shows only
+    # in the build number: both count.
+    wanted = f"{version}-{release.split('.', 1)[0]}"
+    if info.version != wanted:
         raise UpgradeNotConfirmedError(
-            f"task {detail.id} succeeded but the agent reports obshell {info.version}, not "
-            f"{version}; check the agent's log and client.info() again after it restarts",
+            f"task {detail.id} succeeded but the agent reports obshell {info.version!r}, not "
+            f"{wanted!r}; check the agent's log and client.info() again after it restarts",
             task_id=detail.id, detail=detail,
         )
     log.info("agent %s now runs obshell %s", client.agent, info.version)

@@ -63,7 +63,7 @@ def test_upgrade_followed_to_succeed_with_v2():
                 assert r.auth_kind is None and r.header_json is None
             else:
                 assert r.auth_kind == "v2"
-        polls = [p for p in paths(agent) if p.startswith("GET /api/v1/task/dag/")]
+        polls = [p for p in paths(agent) if p.startswith(f"GET /api/v1/task/dag/{task.id}")]
         before = len(agent.requests)
         assert task.refresh() is detail and len(agent.requests) == before  # finished: no I/O
         assert polls and all(p.endswith("?show_details=true") for p in polls)

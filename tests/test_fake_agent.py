@@ -212,6 +212,7 @@ def test_upgrade_validation(agent: FakeAgent, body: Any, code: Optional[str]) ->
 
 
 def test_dag_runs_to_success_one_stage_per_poll(agent: FakeAgent) -> None:
+    check_id = start_upgrade(agent, check=True)  # before: then the agent runs the target
     dag_id = start_upgrade(agent)
     first = poll(agent, dag_id)
     assert [n["name"] for n in first["nodes"]][6] == "Restart obshell"
@@ -224,8 +225,11 @@ def test_dag_runs_to_success_one_stage_per_poll(agent: FakeAgent) -> None:
     assert (done["state"], done["operator"], done["stage"]) == ("SUCCEED", "RUN", 9)
     logs = call(agent, "GET", f"/api/v1/task/sub_task/{dag_id}01/logs").json()["data"]
     assert logs == {"contents": []}
-    check = poll(agent, start_upgrade(agent, check=True))
+    check = poll(agent, check_id)
     assert check["max_stage"] == 5 and check["maintenance_type"] == 1
+    # The agent now runs the target build (VERSION-BUILD in /info), as obshell does.
+    info = requests.get(agent.base_url + "/api/v1/info", timeout=5).json()["data"]
+    assert info["version"] == "4.3.1.0-20250101"
 
 
 def test_maintenance_lock_and_lists(agent: FakeAgent) -> None:
@@ -241,7 +245,7 @@ def test_maintenance_lock_and_lists(agent: FakeAgent) -> None:
     unfinished = call(agent, "GET", "/api/v1/task/dag/ob/unfinish").json()["data"]["contents"]
     assert len(unfinished) == 2
     agent.finish_dag(dag_id)
-    start_upgrade(agent)
+    start_upgrade(agent, dict(UPGRADE, version="4.3.2.0"))  # the lock is free again
 
 
 def test_failed_dag_retry_continues() -> None:
@@ -265,7 +269,7 @@ def test_failed_dag_retry_continues() -> None:
         for _ in range(4):
             last = poll(a, dag_id)
         assert (last["state"], last["operator"]) == ("SUCCEED", "RUN")
-        start_upgrade(a)
+        start_upgrade(a, dict(UPGRADE, version="4.3.2.0"))  # the lock is free again
 
 
 @pytest.mark.parametrize("op,end", [("ROLLBACK", ("SUCCEED", "ROLLBACK", 1)),

@@ -147,9 +147,18 @@ def test_sectional_encryption_sizes_chunks_from_a_512_bit_key():
 
 def test_a_512_bit_agent_key_signs_a_long_header_in_sections():
     priv = _gen512()
-    signed = _signed(_auth("p" * 100), "/api/v1/agent/upgrade", b"{}", key=priv)
+    signed = _signed(_auth("p" * 100, min_key_bits=512), "/api/v1/agent/upgrade", b"{}",
+                     key=priv)
     assert len(base64.b64decode(signed.headers["X-OCS-Header"])) % 64 == 0
     assert _header(signed, key=priv)["Auth"] == "p" * 100
+
+
+def test_a_512_bit_agent_key_is_refused_unless_allowed():
+    from obshell_sdk import WeakKeyError
+
+    with pytest.raises(WeakKeyError, match="min_key_bits=512") as info:
+        _signed(_auth("pw"), "/api/v1/agent/upgrade", b"{}", key=_gen512())
+    assert info.value.bits == 512
 
 
 def _gen512():

@@ -101,7 +101,8 @@ def test_512_bit_agent_key_then_1024_after_restart():
     """obshell up to 4.4.1 has 512-bit keys (53-byte RSA chunks); an upgrade brings 1024."""
     with FakeAgent(password=PASSWORD, key_bits=512, stage_seconds=0.05, restart_at_stage=7,
                    restart_seconds=0.5, restart_new_key_bits=1024) as agent, \
-            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+            ObshellClient(agent.host, agent.port,
+                          auth=PasswordAuth(PASSWORD, min_key_bits=512)) as client:
         task = client.upgrade_agent(VERSION, RELEASE)
         assert task.result(timeout=60).outcome is DagOutcome.SUCCEEDED
         # Each header is whole RSA blocks of the key it was made for: 64 bytes, then 128.

@@ -122,7 +122,8 @@ class FakeDag:
         self.restart_at_stage: Optional[int] = None
         self.restarted = False
         self.target_version = ""
-        self.version_applied = False  # the agent took on target_version
+        self.target_release = ""  # the build number (the release before its first dot)
+        self.version_applied = False  # the agent took on target_version and target_release
 
     @property
     def generic_id(self) -> str:

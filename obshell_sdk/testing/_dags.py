@@ -96,6 +96,7 @@ class DagStore:
             dag.stage_durations = self.stage_durations
             dag.restart_at_stage = None if check else self.restart_at_stage
             dag.target_version = version
+            dag.target_release = release.split(".", 1)[0]  # the build number, as obshell
             self._dags[dag.dag_id] = dag
             return dag
 

@@ -143,15 +143,16 @@ class AgentRunner:
     def restart(self, dag: FakeDag) -> None:
         """A DAG reached its restart stage: pause as an obshell restart does, in a helper."""
         target = dag.target_version or self.state.version
+        release = dag.target_release if dag.target_version else self.state.release
         with self._lock:
             running = self._running
         if not running:  # nothing to pause; the "restarted" agent runs the new version
-            self.state.version = target
+            self.state.version, self.state.release = target, release
             return
 
         def run() -> None:
             self.pause(self.state.restart_seconds, new_key_bits=self.state.restart_new_key_bits)
-            self.state.version = target
+            self.state.version, self.state.release = target, release
 
         self.spawn(run)
 

@@ -83,7 +83,9 @@ class AgentState:
                           self.agent_password)
 
     def sync_version(self) -> str:
-        """Take on the version of the last upgrade DAG that ended SUCCEED/RUN; return it.
+        """Take on the version and release of the last upgrade DAG that ended SUCCEED/RUN.
+
+        Returns the version.
 
         A real agent runs the new binary once its upgrade DAG succeeded; so does this one
         (unless ``adopt_target_version`` is false, as the recorded vectors' agent behaved).
@@ -94,7 +96,7 @@ class AgentState:
                 and d.state == "SUCCEED" and d.operator == "RUN" and not d.version_applied]
         for dag in done:
             dag.version_applied = True
-            self.version = dag.target_version
+            self.version, self.release = dag.target_version, dag.target_release
         return self.version
 
     @property

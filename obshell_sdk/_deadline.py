@@ -1,0 +1,182 @@
+"""Wall-clock deadlines for calls, which requests' timeouts alone are not.
+
+requests' read timeout bounds each socket read: an agent that trickles one byte a second
+(in the status line, the headers or the body) never trips it. Here a call runs under a
+:class:`CallDeadline`; the sockets the call uses register with it, and one watchdog thread
+per process shuts them down when the deadline passes, so the blocked read returns at once
+and the call ends. The transport then reports the call as timed out.
+
+Sockets register through the connection classes of our own adapter (:class:`DeadlineAdapter`),
+which requests mounts on the sessions the SDK makes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any, Optional
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+__all__ = ["CallDeadline", "DeadlineAdapter"]
+
+log = logging.getLogger("obshell_sdk")
+
+_current = threading.local()
+
+
+class CallDeadline:
+    """The wall-clock deadline of one call, on this thread, while it is entered.
+
+    ``with CallDeadline(seconds) as deadline: ...``; afterwards ``deadline.fired`` tells
+    whether the watchdog had to cut the call's sockets.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.expires = time.monotonic() + seconds
+        self.fired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> CallDeadline:
+        _current.deadline = self
+        _WATCHDOG.arm(self)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        _WATCHDOG.disarm(self)
+        _current.deadline = None
+        with self._lock:
+            self._sockets.clear()
+
+    def watch(self, sock: Optional[socket.socket]) -> None:
+        """Cut ``sock`` when the deadline passes (at once if it already has)."""
+        if sock is None:
+            return
+        with self._lock:
+            if not self.fired:
+                self._sockets.append(sock)
+                return
+        _cut(sock)
+
+    def fire(self) -> None:
+        """The deadline passed: shut down every socket the call uses."""
+        with self._lock:
+            self.fired = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _cut(sock)
+
+
+def _cut(sock: socket.socket) -> None:
+    # The plain socket's shutdown, also for an SSLSocket: a blocked read (even mid-TLS)
+    # sees the connection end, and the TLS object is left alone for its own thread.
+    try:
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed or never connected
+
+
+def _watch_current(sock: Optional[socket.socket]) -> None:
+    deadline: Optional[CallDeadline] = getattr(_current, "deadline", None)
+    if deadline is not None:
+        deadline.watch(sock)
+
+
+class _Watchdog:
+    """One daemon thread that fires the deadlines that pass (started on first use)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: set[CallDeadline] = set()
+        self._thread: Optional[threading.Thread] = None
+
+    def arm(self, deadline: CallDeadline) -> None:
+        with self._cond:
+            self._armed.add(deadline)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="obshell-sdk-deadlines",
+                                                daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def disarm(self, deadline: CallDeadline) -> None:
+        with self._cond:
+            self._armed.discard(deadline)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                now = time.monotonic()
+                due = [d for d in self._armed if d.expires <= now]
+                self._armed.difference_update(due)
+                nearest = min((d.expires for d in self._armed), default=None)
+                if not due:
+                    self._cond.wait(None if nearest is None else nearest - now)
+            for deadline in due:
+                log.debug("a call passed its deadline; cutting its connection")
+                deadline.fire()
+
+
+_WATCHDOG = _Watchdog()
+
+
+def _after_fork_in_child() -> None:
+    # The parent's watchdog thread does not exist in a child: start afresh on first use.
+    global _WATCHDOG
+    _WATCHDOG = _Watchdog()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _HTTPConnection(HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch_current(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch_current(self.sock)  # a kept-alive connection already has its socket
+        super().request(*args, **kwargs)
+
+
+class _HTTPSConnection(HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch_current(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch_current(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class DeadlineAdapter(HTTPAdapter):
+    """requests' adapter, with connections whose sockets a :class:`CallDeadline` can cut."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        """Make the pool manager, with our connection classes."""
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_POOLS)
+
+    def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
+        """Make (or reuse) a proxy's pool manager, with our connection classes."""
+        manager = super().proxy_manager_for(*args, **kwargs)
+        manager.pool_classes_by_scheme = dict(_POOLS)
+        return manager

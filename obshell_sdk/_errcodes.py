@@ -1,0 +1,68 @@
+"""obshell's error codes, each mapped to the exception class that says what it means.
+
+The one place that knows them: errCodes of obshell 4.3.1 and later, the numeric codes of
+older agents (PROTOCOL.md §2.2), then the HTTP status.
+"""
+
+from __future__ import annotations
+
+from ._exceptions import (
+    ApiError,
+    AuthError,
+    AuthExpiredError,
+    BadRequestError,
+    DecryptFailedError,
+    NotFoundError,
+    PasswordKindError,
+    ServerError,
+    TaskNotFoundError,
+    UnderMaintenanceError,
+    UriMismatchError,
+    WrongPasswordError,
+)
+
+__all__ = ["error_class_for"]
+
+_BY_ERR_CODE: dict[str, type[ApiError]] = {
+    "Security.Authentication.IncorrectOceanbasePassword": WrongPasswordError,
+    "Security.Authentication.IncorrectAgentPassword": WrongPasswordError,
+    "Security.Authentication.WithAgentPassword": PasswordKindError,
+    "Security.Authentication.WithOceanBasePassword": PasswordKindError,
+    "Security.Authentication.AgentPasswordNotInitialized": PasswordKindError,
+    "Security.Authentication.Expired": AuthExpiredError,
+    "Security.Authentication.Timestamp.Invalid": AuthExpiredError,
+    "Security.Authentication.Header.UriMismatch": UriMismatchError,
+    "Security.Authentication.Header.DecryptFailed": DecryptFailedError,
+    "Request.Header.NotFound": AuthError,
+    "Common.Unauthorized": AuthError,
+    "Task.NotFound": TaskNotFoundError,
+    "OB.Cluster.UnderMaintenanceWithDag": UnderMaintenanceError,
+    "OB.Cluster.UnderMaintenance": UnderMaintenanceError,
+}
+
+# Numeric codes of agents older than 4.3.1 (PROTOCOL.md §2.2).
+_BY_LEGACY_CODE: dict[int, type[ApiError]] = {
+    1: DecryptFailedError,
+    10008: AuthError,
+    10000: AuthError,
+    2300: TaskNotFoundError,
+}
+
+
+def error_class_for(status: int, err_code: str, code: int) -> type[ApiError]:
+    """Pick the exception class for an error envelope: errCode first, then code, then status."""
+    if err_code:
+        cls = _BY_ERR_CODE.get(err_code)
+        if cls is not None:
+            return cls
+        if err_code.startswith("Security."):
+            return AuthError
+    elif code in _BY_LEGACY_CODE:
+        return _BY_LEGACY_CODE[code]
+    if status == 401:
+        return AuthError
+    if status == 404:
+        return NotFoundError
+    if 400 <= status < 500:
+        return BadRequestError
+    return ServerError
