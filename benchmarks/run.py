@@ -11,6 +11,7 @@ requests.Session re-sending a pre-signed request). Fake agents run in their own 
 from __future__ import annotations
 
 import argparse
+import random
 import subprocess
 import sys
 import time
@@ -98,12 +99,17 @@ def bench_wait(quick: bool) -> BenchResult:
     runs = {1: 5, 5: 5, 30: 3} if quick else {1: 10, 5: 10, 30: 10}
     res = BenchResult("wait", "1. Noticing the end of a task: finished -> wait() returns")
     found: dict[tuple[int, str, str], list[dict[str, Any]]] = {}
+    rng = random.Random(20261130)
     with ExitStack() as stack:
         sides = {sdk: (stack.enter_context(agent()), stack.enter_context(client(sdk)))
                  for sdk in SDKS}
         for t in LENGTHS:
             plan = [shape for _ in range(runs[t]) for shape in SHAPES]
-            specs = [{"at": i * SPACING, "stages": stage_lengths(t, shape)}
+            # Real tasks never last a round number of seconds: each run lasts its nominal
+            # length plus up to 20 %, drawn at random (seeded), so the runs meet the polls
+            # at independent phases instead of all at the one a round length gives.
+            specs = [{"at": i * SPACING,
+                      "stages": stage_lengths(t * rng.uniform(1.0, 1.2), shape)}
                      for i, shape in enumerate(plan)]
             for sdk, records in follow_wave(sides, specs).items():
                 for shape, record in zip(plan, records):
@@ -132,6 +138,8 @@ def bench_wait(quick: bool) -> BenchResult:
         "has its own agent process (one fake agent per concurrent task, as an agent runs one "
         "upgrade at a time; reused by the next wave) and its own client process (one client "
         "object per agent, one thread per task).",
+        "Each run's task lasts its nominal length (1, 5 or 30 s) plus a random 0-20 % (seeded), "
+        "the same for both SDKs, so that runs meet the polls at independent phases.",
         "A task is a 9-stage upgrade DAG frozen on its agent (stages_per_poll=0); a timer thread "
         "in the agent process calls set_dag_stage(1..9) and finish_dag at the scheduled times "
         "and records time.time() when finish_dag returned. Shapes: equal stages; 80 % of the "

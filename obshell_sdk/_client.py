@@ -23,7 +23,7 @@ from ._models import AgentInfo, UpgradePackageInfo, UpgradeResult
 from ._polling import PollPolicy
 from ._request import Request
 from ._task import DagTask, ProgressCallback
-from ._transport import Cert, Timeout, Transport
+from ._transport import MAX_REPLY_BYTES, Cert, Timeout, Transport
 from ._upload import check_package_path, package_request
 from ._validate import (
     check_dag_id,
@@ -45,6 +45,11 @@ log = logging.getLogger("obshell_sdk")
 DEFAULT_TIMEOUT = (5.0, 60.0)
 
 
+_OPTIONS = frozenset((
+    "host", "port", "auth", "https", "verify", "cert", "timeout", "session", "poll_policy",
+    "accept_language", "trust_env", "max_reply_bytes"))
+
+
 class ObshellClient:
     """A client of one obshell agent (``host:port``, 2886 by default).
 
@@ -54,8 +59,12 @@ class ObshellClient:
     you bring your own ``requests.Session`` (proxies, adapters, its own ``verify``); the
     client never closes it. ``verify`` is True by default (or the given session's setting):
     a CA bundle path, or False to skip verification. ``accept_language`` (one tag, e.g.
-    ``"zh-CN"``) asks the agent for localised error messages. Use the client as a context
-    manager, or call :meth:`close`; a closed client cannot be opened again.
+    ``"zh-CN"``) asks the agent for localised error messages. ``trust_env`` False ignores
+    ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` and ``REQUESTS_CA_BUNDLE`` (read once, when
+    the client is made). A reply larger than ``max_reply_bytes`` (16 MiB) is refused. Each
+    call ends within the larger of its two timeouts, however slowly the agent answers. Use
+    the client as a context manager, or call :meth:`close`; a closed client cannot be
+    opened again.
     """
 
     def __init__(
@@ -71,18 +80,20 @@ class ObshellClient:
         session: Optional[requests.Session] = None,
         poll_policy: Optional[PollPolicy] = None,
         accept_language: Optional[str] = None,
+        trust_env: bool = True,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
         url_host = check_host(host)
         port = check_port(port)
         if auth is not None and not isinstance(auth, PasswordAuth):
             raise InvalidArgumentError("auth", "must be a PasswordAuth or None")
-        if session is not None and not isinstance(session, requests.Session):
-            raise InvalidArgumentError("session", "must be a requests.Session")
         if verify is None:  # the default: verify, or as a given session says
-            verify = True if session is None or session.verify is None else session.verify
+            verify = getattr(session, "verify", None)  # a bad session is refused below
+            verify = True if verify is None else verify
         check_tls(https, verify, cert)
         if poll_policy is not None and not isinstance(poll_policy, PollPolicy):
             raise InvalidArgumentError("poll_policy", "must be a PollPolicy")
+
         #: The agent's host (IPv6 without brackets).
         self.host: str = url_host.strip("[]")
         #: The agent's port.
@@ -97,13 +108,13 @@ class ObshellClient:
         self.poll_policy: PollPolicy = poll_policy or PollPolicy()
         self._transport = Transport(
             self.base_url, self.agent, auth=auth, session=session, verify=verify, cert=cert,
-            accept_language=check_language(accept_language),
+            accept_language=check_language(accept_language), trust_env=trust_env,
+            max_reply_bytes=max_reply_bytes,
         )
 
     @classmethod
-    def from_env(
-        cls, environ: Optional[Mapping[str, str]] = None, **overrides: Any
-    ) -> ObshellClient:
+    def from_env(cls, environ: Optional[Mapping[str, str]] = None,
+                 **overrides: Any) -> ObshellClient:
         """A client configured from ``OBSHELL_*`` environment variables.
 
         ``OBSHELL_HOST`` (required), ``OBSHELL_PORT``, ``OBSHELL_PASSWORD``,
@@ -113,6 +124,9 @@ class ObshellClient:
         """
         env = Environment(environ)  # only OBSHELL_*, behind a masked repr
         del environ  # keep the passwords out of this frame's locals from here on
+        unknown = set(overrides) - _OPTIONS
+        if unknown:
+            raise InvalidArgumentError(min(unknown), "is not an ObshellClient option")
         options = settings_from_env(env)
         options.update(overrides)
         if "auth" not in options:
@@ -196,8 +210,6 @@ class ObshellClient:
         """``GET /api/v1/time``: the agent's clock (no auth)."""
         return p_time(p_str(self.call("GET", "/api/v1/time", signed=False), "data"), "data")
 
-    # -- tasks that change the cluster --------------------------------------------------
-
     def upgrade_agent(
         self, version: str, release: str, upgrade_dir: Optional[str] = None
     ) -> DagTask:
@@ -278,8 +290,6 @@ class ObshellClient:
         log.info("agent %s: stored package %s %s-%s (%s)", self.agent, info.name, info.version,
                  info.release_distribution, info.architecture)
         return info
-
-    # -- tasks --------------------------------------------------------------------------
 
     def get_dag(
         self, dag_id: Union[str, int], show_details: bool = True, *,

@@ -95,6 +95,7 @@ class _Watchdog:
         self._cond = threading.Condition()
         self._armed: set[CallDeadline] = set()
         self._thread: Optional[threading.Thread] = None
+        self._wakes_at = float("inf")  # when the thread wakes next by itself
 
     def arm(self, deadline: CallDeadline) -> None:
         with self._cond:
@@ -103,7 +104,8 @@ class _Watchdog:
                 self._thread = threading.Thread(target=self._run, name="obshell-sdk-deadlines",
                                                 daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if deadline.expires < self._wakes_at:  # else the thread is up before it anyway
+                self._cond.notify()
 
     def disarm(self, deadline: CallDeadline) -> None:
         with self._cond:
@@ -115,9 +117,9 @@ class _Watchdog:
                 now = time.monotonic()
                 due = [d for d in self._armed if d.expires <= now]
                 self._armed.difference_update(due)
-                nearest = min((d.expires for d in self._armed), default=None)
+                self._wakes_at = min((d.expires for d in self._armed), default=float("inf"))
                 if not due:
-                    self._cond.wait(None if nearest is None else nearest - now)
+                    self._cond.wait(min(self._wakes_at - now, 3600.0))
             for deadline in due:
                 log.debug("a call passed its deadline; cutting its connection")
                 deadline.fire()

@@ -89,6 +89,14 @@ class Transport:
         trust_env: bool = True,
         max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
+        if session is not None and not isinstance(session, requests.Session):
+            raise InvalidArgumentError("session", "must be a requests.Session")
+        if not isinstance(trust_env, bool):
+            raise InvalidArgumentError("trust_env", "must be True or False")
+        if isinstance(max_reply_bytes, bool) or not isinstance(max_reply_bytes, int) or not (
+                1024 <= max_reply_bytes <= 2**31):
+            raise InvalidArgumentError("max_reply_bytes", "must be a whole number of bytes "
+                                       f"from 1024 to 2**31, got {max_reply_bytes!r}")
         self.base_url = base_url
         self.agent = agent
         self.auth = auth
@@ -290,7 +298,9 @@ def _envelope(resp: requests.Response, content: bytes, method: str, path: str) -
         return Envelope(successful=True, status=status)
     try:
         obj = json.loads(content)
-        if _too_deep(obj, MAX_REPLY_DEPTH):
+        # Nesting needs as many brackets as levels: most replies have too few to check.
+        openers = content.count(b"{") + content.count(b"[")
+        if openers > MAX_REPLY_DEPTH and _too_deep(obj, MAX_REPLY_DEPTH):
             raise RecursionError
     except RecursionError:
         raise DecodeError(f"{method} {path}: HTTP {status} reply nests JSON more than "
