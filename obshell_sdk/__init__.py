@@ -65,6 +65,8 @@ from ._exceptions import (
 from ._models import AgentInfo, ErrorInfo, UpgradePackageInfo, UpgradeResult
 from ._polling import PollPolicy
 from ._render import register_notebook_formatters
+from ._rollout import Rollout, RolloutReport, TargetResult
+from ._rollout_steps import TargetOutcome
 from ._task import DEFAULT_WAIT, DagTask, ProgressCallback
 from ._transport import Cert, Timeout
 from ._version import __version__
@@ -105,7 +107,11 @@ __all__ = [
     "Progress",
     "ProgressCallback",
     "ReadTimeoutError",
+    "Rollout",
+    "RolloutReport",
     "ServerError",
+    "TargetOutcome",
+    "TargetResult",
     "TaskCancelledError",
     "TaskDetail",
     "TaskError",

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from typing import Callable, Optional, TextIO
 
 from ._auth import PasswordAuth
+from ._cli_rollout import add_rollout_parser, run_rollout
 from ._client import ObshellClient
 from ._config import DEFAULT_PORT, Environment
 from ._dag import DagDetail
@@ -87,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     task.add_argument("id")
     task.add_argument("--timeout", type=float, default=3600.0)
     task.add_argument("--wait", action="store_true", help="after an operator, follow the task")
+    add_rollout_parser(sub)
     return p
 
 
@@ -139,6 +141,8 @@ def _client(args: argparse.Namespace, needs_auth: bool) -> ObshellClient:
 
 
 def _run(args: argparse.Namespace, out: _Out) -> int:
+    if args.command == "rollout":
+        return run_rollout(args, out.stream)
     if args.command == "info":
         with _client(args, needs_auth=False) as client:
             info = client.info()

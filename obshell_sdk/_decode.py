@@ -241,3 +241,13 @@ def decode_contents(data: Any, where: str = "data") -> list[Any]:
         raise DecodeError(f"expected an array, got {_kind(items)}", where=f"{where}.contents")
     return items
 
+
+def nested_deeper(obj: Any, limit: int) -> bool:
+    """True when ``obj`` nests arrays and objects more than ``limit`` levels (no recursion)."""
+    level: list[Any] = [obj]
+    for _ in range(limit + 1):
+        level = [child for item in level if isinstance(item, (dict, list))
+                 for child in (item.values() if isinstance(item, dict) else item)]
+        if not level:
+            return False
+    return any(isinstance(item, (dict, list)) for item in level)

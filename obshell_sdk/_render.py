@@ -10,6 +10,8 @@ from __future__ import annotations
 import html
 import importlib
 import sys
+import threading
+import time
 from datetime import datetime
 from enum import Enum
 from typing import Any, Callable, Optional
@@ -20,6 +22,7 @@ from ._dag import DagDetail, DagOutcome, DagState
 
 __all__ = [
     "LiveProgress",
+    "RolloutBoard",
     "dag_html",
     "dag_line",
     "dag_text",
@@ -29,6 +32,9 @@ __all__ = [
     "printable",
     "progress_line",
     "register_notebook_formatters",
+    "rollout_table_html",
+    "rollout_table_text",
+    "rollout_text",
     "task_html",
     "task_repr",
     "to_jsonable",
@@ -219,3 +225,117 @@ def live_display(progress: Optional[bool]) -> Optional[Callable[[DagDetail], Non
     if progress is False or (progress is None and not in_notebook()):
         return None
     return LiveProgress()
+
+
+# -- rollouts -------------------------------------------------------------------------
+
+
+class RolloutBoard:
+    """The live table of a rollout: target, step, stage N/M, state, elapsed, outcome.
+
+    In a notebook one HTML table is updated in place; in a terminal (``progress=True`` and
+    stderr a TTY) the table is redrawn in place; otherwise, with ``progress=True``, one
+    plain line per change. Updates come from many threads; redraws are at most every 0.5 s.
+    """
+
+    def __init__(self, targets: list[str], progress: Optional[bool]) -> None:
+        self._rows = {t: ["", "", "waiting", ""] for t in targets}  # step, stage, state, end
+        self._started: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._notebook = in_notebook() and progress is not False
+        self._tty = bool(progress) and not self._notebook and sys.stderr.isatty()
+        self._lines = bool(progress) and not self._notebook and not self._tty
+        self._handle: Any = None
+        self._drawn = 0  # lines of the last terminal drawing
+        self._last = 0.0
+
+    def update(self, target: str, step: str, detail: Optional[DagDetail]) -> None:
+        """``target`` is at ``step`` (with its DAG's last snapshot when there is one)."""
+        with self._lock:
+            self._started.setdefault(target, time.monotonic())
+            stage = "-" if detail is None else str(detail.progress)
+            state = "running" if detail is None else str(detail.state)
+            self._rows[target][:3] = [step, stage, state]
+        self._show(f"{target} {step} {stage} {state}".rstrip(), force=False)
+
+    def finish(self, target: str, outcome: str, error: Optional[str]) -> None:
+        """``target`` ended with ``outcome``."""
+        with self._lock:
+            self._rows[target][2:] = [outcome, printable(error or "")[:120]]
+        self._show(f"{target} {outcome}" + (f": {printable(error)}" if error else ""), True)
+
+    def close(self) -> None:
+        """Draw the final table."""
+        self._show("", force=True, final=True)
+
+    def _show(self, line: str, force: bool, final: bool = False) -> None:
+        if self._lines:
+            if line:
+                sys.stderr.write(line + "\n")
+            return
+        if not (self._notebook or self._tty):
+            return
+        now = time.monotonic()
+        with self._lock:
+            if not force and now - self._last < 0.5:
+                return
+            self._last = now
+            rows = [(t, *r, self._elapsed(t, now)) for t, r in self._rows.items()]
+        if self._notebook:
+            self._draw_html(rows)
+        else:
+            self._draw_text(rows)
+
+    def _elapsed(self, target: str, now: float) -> str:
+        started = self._started.get(target)
+        return "" if started is None else f"{now - started:.0f}s"
+
+    def _draw_html(self, rows: list[tuple[str, ...]]) -> None:
+        shown = importlib.import_module("IPython.display")
+        card = shown.HTML(rollout_table_html(rows))
+        if self._handle is None:
+            self._handle = shown.display(card, display_id=True)
+        else:
+            self._handle.update(card)
+
+    def _draw_text(self, rows: list[tuple[str, ...]]) -> None:
+        text = rollout_table_text(rows)
+        up = f"\x1b[{self._drawn}F" if self._drawn else ""
+        sys.stderr.write(up + "".join(f"\x1b[2K{line}\n" for line in text))
+        sys.stderr.flush()
+        self._drawn = len(text)
+
+
+_HEAD = ("target", "step", "stage", "state", "note", "elapsed")
+
+
+def rollout_table_text(rows: list[tuple[str, ...]]) -> list[str]:
+    """The rollout table as aligned text lines (header first)."""
+    table = [_HEAD, *[(r[0], r[1], r[2], r[3], r[4][:40], r[5]) for r in rows]]
+    widths = [max(len(row[i]) for row in table) for i in range(len(_HEAD))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+            for row in table]
+
+
+def rollout_table_html(rows: list[tuple[str, ...]]) -> str:
+    """The rollout table as an HTML table."""
+    esc = html.escape
+    head = "".join(f"<th>{h}</th>" for h in _HEAD)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return (f'<table class="obshell-rollout"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table>")
+
+
+def rollout_text(report: Any) -> str:
+    """A rollout report as text: one line per target, then the counts."""
+    lines = []
+    for result in report.results.values():
+        ids = ",".join(result.dag_ids) or "-"
+        note = f"  {printable(result.error)}" if result.error else ""
+        lines.append(f"{result.target}  {result.outcome}  tasks {ids}{note}")
+    counts: dict[str, int] = {}
+    for result in report.results.values():
+        counts[str(result.outcome)] = counts.get(str(result.outcome), 0) + 1
+    summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+    lines.append(f"{len(report.results)} targets: {summary} (journal {report.journal})")
+    return "\n".join(lines)

@@ -22,6 +22,7 @@ import urllib3.exceptions
 
 from ._auth import PasswordAuth, auth_flow
 from ._deadline import CallDeadline, DeadlineAdapter
+from ._decode import nested_deeper
 from ._errcodes import error_class_for
 from ._exceptions import (
     ApiError,
@@ -300,7 +301,7 @@ def _envelope(resp: requests.Response, content: bytes, method: str, path: str) -
         obj = json.loads(content)
         # Nesting needs as many brackets as levels: most replies have too few to check.
         openers = content.count(b"{") + content.count(b"[")
-        if openers > MAX_REPLY_DEPTH and _too_deep(obj, MAX_REPLY_DEPTH):
+        if openers > MAX_REPLY_DEPTH and nested_deeper(obj, MAX_REPLY_DEPTH):
             raise RecursionError
     except RecursionError:
         raise DecodeError(f"{method} {path}: HTTP {status} reply nests JSON more than "
@@ -339,13 +340,3 @@ def _api_error(envelope: Envelope, status: int, method: str, path: str) -> ApiEr
     return cls(status=status, err_code=err_code, code=code, message=message,
                trace_id=envelope.trace_id, method=method, path=path, error=err)
 
-
-def _too_deep(obj: Any, limit: int) -> bool:
-    """True when ``obj`` nests arrays and objects more than ``limit`` levels (no recursion)."""
-    level: list[Any] = [obj]
-    for _ in range(limit + 1):
-        level = [child for item in level if isinstance(item, (dict, list))
-                 for child in (item.values() if isinstance(item, dict) else item)]
-        if not level:
-            return False
-    return any(isinstance(item, (dict, list)) for item in level)

@@ -1,0 +1,129 @@
+"""The ``rollout`` commands of the command line: run a rollout, or read where one stands.
+
+``obshell-sdk rollout agent --targets FILE --journal FILE VERSION RELEASE`` upgrades obshell
+on every target; ``rollout status --journal FILE`` reads the journal only, touching no
+agent. Exit codes: 0 every target succeeded; 1 a target failed, was rolled back or
+cancelled (others may be skipped); 8 a target's outcome is unknown (run the same command
+again to follow it); 2 bad input; 130 interrupted (run it again to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from typing import Any, TextIO
+
+from ._auth import PasswordAuth
+from ._exceptions import InvalidArgumentError
+from ._journal import Journal, read_targets
+from ._render import printable, rollout_table_text, to_jsonable
+from ._rollout import Rollout, RolloutReport
+from ._rollout_steps import TargetOutcome
+
+__all__ = ["add_rollout_parser", "run_rollout"]
+
+EXIT_OK, EXIT_FAILED, EXIT_UNKNOWN = 0, 1, 8
+_STEP_ORDER = ("upload", "check", "upgrade", "confirm")
+
+
+def add_rollout_parser(sub: Any) -> None:
+    """Add ``rollout agent`` and ``rollout status`` to the CLI's subcommands."""
+    rollout = sub.add_parser("rollout", help="one upgrade over many clusters, resumable")
+    kinds = rollout.add_subparsers(dest="rollout", required=True)
+    agent = kinds.add_parser("agent", help="upgrade obshell on every target")
+    agent.add_argument("version")
+    agent.add_argument("release")
+    agent.add_argument("--targets", required=True,
+                       help="file with one agent per cluster, 'host:port' a line (# comments)")
+    agent.add_argument("--journal", required=True,
+                       help="SQLite journal; run the same command again to resume")
+    agent.add_argument("--package", help="obshell RPM to upload to every cluster first")
+    agent.add_argument("--upgrade-dir")
+    agent.add_argument("--no-check", action="store_true", help="skip the pre-check DAG")
+    agent.add_argument("--parallel", type=int, default=4, help="clusters at once (default 4)")
+    agent.add_argument("--canary", type=int, default=0,
+                       help="targets done first, one at a time (default 0)")
+    agent.add_argument("--max-failures", type=int, default=1,
+                       help="start no new cluster after this many failures (default 1)")
+    agent.add_argument("--timeout", type=float, default=3600.0,
+                       help="seconds to follow each task (default 3600)")
+    status = kinds.add_parser("status", help="where a rollout stands (reads the journal only)")
+    status.add_argument("--journal", required=True)
+
+
+def run_rollout(args: argparse.Namespace, stream: TextIO) -> int:
+    """Run the ``rollout`` command ``args`` asked for; its exit code."""
+    if args.rollout == "status":
+        return _status(args.journal, args.json, stream)
+    rollout = Rollout(
+        _read_targets(args.targets), auth=PasswordAuth(
+            _password() or "", os.environ.get("OBSHELL_AGENT_PASSWORD")),
+        journal=args.journal, parallel=args.parallel, canary=args.canary,
+        max_failures=args.max_failures, progress=not args.json,
+    )
+    report = rollout.upgrade_agent(args.version, args.release, package=args.package,
+                                   upgrade_dir=args.upgrade_dir, check=not args.no_check,
+                                   timeout=args.timeout)
+    if args.json:
+        stream.write(json.dumps(_report_json(report)) + "\n")
+    else:
+        stream.write(str(report) + "\n")
+    return _exit(report)
+
+
+def _exit(report: RolloutReport) -> int:
+    if report.ok:
+        return EXIT_OK
+    if report.count(TargetOutcome.UNKNOWN):
+        return EXIT_UNKNOWN
+    return EXIT_FAILED
+
+
+def _report_json(report: RolloutReport) -> dict[str, Any]:
+    return {"journal": report.journal, "ok": report.ok,
+            "results": {t: to_jsonable(r) for t, r in report.results.items()}}
+
+
+def _status(path: str, as_json: bool, stream: TextIO) -> int:
+    plan = Journal.read_plan(path)
+    records = read_targets(path)
+    if as_json:
+        stream.write(json.dumps({"plan": plan, "targets": [to_jsonable(r) for r in records]})
+                     + "\n")
+    else:
+        stream.write(f"rollout {printable(json.dumps(plan, sort_keys=True))}\n")
+        rows: list[tuple[str, ...]] = []
+        for r in records:
+            done = [r.steps[s] for s in _STEP_ORDER if s in r.steps]
+            step = f"{done[-1].step} {done[-1].status}" if done else ""
+            ids = ",".join(s.dag_id for s in r.steps.values() if s.dag_id)
+            rows.append((r.target, step, ids, r.outcome or "open",
+                         printable(r.error or "")[:40], ""))
+        stream.write("\n".join(rollout_table_text(rows)) + "\n")
+    outcomes = {r.outcome for r in records}
+    if outcomes <= {TargetOutcome.SUCCEEDED.value}:
+        return EXIT_OK
+    return EXIT_UNKNOWN if None in outcomes or "unknown" in outcomes else EXIT_FAILED
+
+
+def _read_targets(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidArgumentError("--targets", f"cannot read {path!r}: {exc}") from None
+    return [line.split("#", 1)[0].strip() for line in lines
+            if line.split("#", 1)[0].strip()]
+
+
+def _password() -> str:
+    value = os.environ.get("OBSHELL_PASSWORD")
+    if value is not None:
+        return value
+    if not sys.stdin.isatty():
+        raise InvalidArgumentError("OBSHELL_PASSWORD", "set OBSHELL_PASSWORD (no terminal to "
+                                   "prompt on)")
+    return getpass.getpass("root@sys password (every target): ")

@@ -1,0 +1,195 @@
+"""The journal of a rollout: one SQLite file (WAL), written before and after every step.
+
+A rollout reads its journal when it starts: targets that ended are not touched again, a
+target whose DAG was created is followed (never created again), and a target whose create
+call may or may not have reached the agent is looked up. Every write is its own committed
+transaction, so a runner killed at any moment (SIGKILL included) leaves a journal that
+says exactly how far each target got. Nothing here talks to an agent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Optional
+
+import attrs
+
+from ._exceptions import InvalidArgumentError
+
+__all__ = ["Journal", "StepRecord", "TargetRecord", "read_targets"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS targets (
+    target TEXT PRIMARY KEY, position INTEGER NOT NULL, outcome TEXT,
+    started_at REAL, ended_at REAL, error TEXT);
+CREATE TABLE IF NOT EXISTS steps (
+    target TEXT NOT NULL, step TEXT NOT NULL, status TEXT NOT NULL, dag_id TEXT,
+    sent_at REAL, existed TEXT, at REAL NOT NULL, PRIMARY KEY (target, step));
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, target TEXT, step TEXT,
+    what TEXT NOT NULL);
+"""
+_VERSION = "1"
+
+
+@attrs.frozen
+class StepRecord:
+    """Where one step of one target stands.
+
+    ``status`` is ``started``, ``sending`` (a create call may have reached the agent),
+    ``created`` (``dag_id`` known) or ``done``.
+    """
+
+    step: str
+    status: str
+    dag_id: Optional[str] = None
+    sent_at: Optional[float] = None
+    existed: Optional[frozenset[str]] = None
+
+
+@attrs.frozen
+class TargetRecord:
+    """One target as the journal knows it; ``outcome`` None while it has not ended."""
+
+    target: str
+    position: int
+    outcome: Optional[str]
+    started_at: Optional[float]
+    ended_at: Optional[float]
+    error: Optional[str]
+    steps: dict[str, StepRecord]
+
+
+class Journal:
+    """A rollout's journal in the SQLite file ``path`` (created when missing).
+
+    ``plan`` says what the rollout does (kind, version, release, options): a journal holds
+    one plan, and opening it with another is refused, so two rollouts never mix.
+    """
+
+    def __init__(self, path: str, plan: dict[str, Any], targets: Sequence[str]) -> None:
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")  # a committed step survives a power cut
+        self._db.executescript(_SCHEMA)
+        self.writes = 0
+        self._adopt(plan, targets)
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            self.writes += 1
+
+    def _adopt(self, plan: dict[str, Any], targets: Sequence[str]) -> None:
+        text = json.dumps(plan, sort_keys=True)
+        with self._tx() as db:
+            found = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            if not found:
+                db.executemany("INSERT INTO meta VALUES (?, ?)",
+                               [("version", _VERSION), ("plan", text),
+                                ("created_at", repr(time.time()))])
+            elif found.get("plan") != text:
+                raise InvalidArgumentError(
+                    "journal", f"{self.path} holds another rollout ({found.get('plan')}); "
+                    "resume that one, or name a new journal file for this one")
+            known = {row[0] for row in db.execute("SELECT target FROM targets")}
+            db.executemany(
+                "INSERT INTO targets (target, position) VALUES (?, ?)",
+                [(t, i) for i, t in enumerate(targets) if t not in known])
+
+    @staticmethod
+    def read_plan(path: str) -> dict[str, Any]:
+        """The plan a journal file holds (for ``rollout status``), without changing it."""
+        if not os.path.isfile(path):
+            raise InvalidArgumentError("journal", f"{path!r} is not a journal file")
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'plan'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise InvalidArgumentError("journal", f"{path!r} is not a journal ({exc})") from None
+        finally:
+            db.close()
+        if row is None:
+            raise InvalidArgumentError("journal", f"{path!r} holds no rollout")
+        plan: dict[str, Any] = json.loads(row[0])
+        return plan
+
+    # -- writing --------------------------------------------------------------------------
+
+    def step(self, target: str, step: str, status: str, *, dag_id: Optional[str] = None,
+             sent_at: Optional[float] = None, existed: Optional[frozenset[str]] = None) -> None:
+        """Record where ``step`` of ``target`` stands now (committed before returning)."""
+        now = time.time()
+        ids = None if existed is None else json.dumps(sorted(existed))
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target, step) DO "
+                "UPDATE SET status = excluded.status, at = excluded.at, "
+                "dag_id = COALESCE(excluded.dag_id, dag_id), "
+                "sent_at = COALESCE(excluded.sent_at, sent_at), "
+                "existed = COALESCE(excluded.existed, existed)",
+                (target, step, status, dag_id, sent_at, ids, now))
+            db.execute("UPDATE targets SET started_at = COALESCE(started_at, ?) "
+                       "WHERE target = ?", (now, target))
+            db.execute("INSERT INTO events (at, target, step, what) VALUES (?, ?, ?, ?)",
+                       (now, target, step, status if dag_id is None else f"{status} {dag_id}"))
+
+    def end(self, target: str, outcome: str, error: Optional[str] = None) -> None:
+        """Record how ``target`` ended."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute("UPDATE targets SET outcome = ?, error = ?, ended_at = ?, "
+                       "started_at = COALESCE(started_at, ?) WHERE target = ?",
+                       (outcome, error, now, now, target))
+            db.execute("INSERT INTO events (at, target, what) VALUES (?, ?, ?)",
+                       (now, target, f"ended {outcome}"))
+
+    # -- reading --------------------------------------------------------------------------
+
+    def targets(self) -> list[TargetRecord]:
+        """Every target, in the rollout's order, with its steps."""
+        with self._lock:
+            return _records(self._db)
+
+
+def read_targets(path: str) -> list[TargetRecord]:
+    """The targets of the journal at ``path``, read only (for ``rollout status``)."""
+    Journal.read_plan(path)
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return _records(db)
+    finally:
+        db.close()
+
+
+def _records(db: sqlite3.Connection) -> list[TargetRecord]:
+    steps: dict[str, dict[str, StepRecord]] = {}
+    for target, step, status, dag_id, sent_at, existed in db.execute(
+            "SELECT target, step, status, dag_id, sent_at, existed FROM steps"):
+        ids = None if existed is None else frozenset(json.loads(existed))
+        steps.setdefault(target, {})[step] = StepRecord(step, status, dag_id, sent_at, ids)
+    rows = db.execute("SELECT target, position, outcome, started_at, ended_at, error "
+                      "FROM targets ORDER BY position").fetchall()
+    return [TargetRecord(t, p, o, s, e, err, steps.get(t, {})) for t, p, o, s, e, err in rows]

@@ -1,0 +1,281 @@
+"""Rollouts: one upgrade over many clusters, resumable from its journal.
+
+``Rollout(targets, auth=..., journal="rollout.db")`` runs a plan (the agent upgrade, the
+OceanBase upgrade) on every target, one agent per cluster: a few canaries one at a time,
+then at most ``parallel`` clusters at once, and no new cluster after ``max_failures``
+failures. Every step is journaled before and after it happens (see :mod:`._journal`), so
+running the same rollout again with the same journal resumes it: finished targets are
+skipped, created DAGs are followed and never created again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional, Union
+
+import attrs
+
+from ._auth import PasswordAuth
+from ._client import ObshellClient
+from ._exceptions import (
+    InvalidArgumentError,
+    ObshellError,
+    OutcomeUnknownError,
+    TaskTimeoutError,
+    TaskUnreachableError,
+    TransportError,
+)
+from ._journal import Journal, TargetRecord
+from ._render import RolloutBoard, rollout_text
+from ._rollout_plans import agent_plan
+from ._rollout_steps import FINAL, Ended, Plan, TargetOutcome, TargetRun
+from ._upload import check_package_path
+from ._validate import check_host, check_port, check_seconds
+
+__all__ = ["Rollout", "RolloutReport", "TargetResult"]
+
+log = logging.getLogger("obshell_sdk")
+
+#: A target: ``"host:port"`` or ``(host, port)``.
+Target = Union[str, tuple[str, int]]
+#: One PasswordAuth for every target, or a callable giving one per ``"host:port"``.
+AuthSource = Union[PasswordAuth, Callable[[str], PasswordAuth]]
+
+
+@attrs.frozen
+class TargetResult:
+    """How one target of a rollout ended (as far as this run or an earlier one saw)."""
+
+    #: ``"host:port"``.
+    target: str
+    #: succeeded, failed, rolled_back, cancelled, skipped or unknown.
+    outcome: TargetOutcome
+    #: The DAGs created on the target, oldest first (pre-check, then upgrade).
+    dag_ids: tuple[str, ...] = ()
+    started_at: Optional[datetime] = None
+    ended_at: Optional[datetime] = None
+    #: What went wrong, when something did.
+    error: Optional[str] = None
+
+
+@attrs.frozen
+class RolloutReport:
+    """What a rollout did: ``results`` maps each ``"host:port"`` to its :class:`TargetResult`."""
+
+    results: dict[str, TargetResult]
+    #: The journal file, to resume with or to read with ``obshell-sdk rollout status``.
+    journal: str
+
+    @property
+    def ok(self) -> bool:
+        """True only when every target succeeded."""
+        return all(r.outcome is TargetOutcome.SUCCEEDED for r in self.results.values())
+
+    def count(self, outcome: Union[TargetOutcome, str]) -> int:
+        """How many targets ended with ``outcome``."""
+        return sum(1 for r in self.results.values() if r.outcome == outcome)
+
+    def __str__(self) -> str:
+        return rollout_text(self)
+
+
+class Rollout:
+    """An upgrade over many clusters, journaled in the SQLite file ``journal``.
+
+    ``targets`` are ``"host:port"`` strings or ``(host, port)`` pairs, one agent per
+    cluster; ``auth`` a :class:`PasswordAuth` or a callable giving one per ``"host:port"``.
+    ``canary`` targets go first, one at a time; then at most ``parallel`` at once. After
+    ``max_failures`` targets did not succeed (in this run), no new one is started: those
+    are reported ``skipped`` and a rerun starts them. ``progress`` shows a live table: None
+    (default) in Jupyter only, True also in a terminal, False never. Other keywords
+    (``timeout``, ``https``, ``verify``, ``poll_policy``, ...) go to each
+    :class:`ObshellClient`.
+    """
+
+    def __init__(self, targets: Iterable[Target], *, auth: AuthSource,
+                 journal: Union[str, os.PathLike[str]], parallel: int = 4, canary: int = 0,
+                 max_failures: int = 1, progress: Optional[bool] = None,
+                 **client_options: Any) -> None:
+        self.targets = _parse_targets(targets)
+        if not (isinstance(auth, PasswordAuth) or callable(auth)):
+            raise InvalidArgumentError("auth", "must be a PasswordAuth or a callable giving one")
+        if not isinstance(journal, (str, os.PathLike)):
+            raise InvalidArgumentError("journal", "must be the path of a journal file")
+        for name, value, low in (("parallel", parallel, 1), ("canary", canary, 0),
+                                 ("max_failures", max_failures, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InvalidArgumentError(name, f"must be a whole number >= {low}, "
+                                           f"got {value!r}")
+        self.auth = auth
+        self.journal = os.fspath(journal)
+        self.parallel, self.canary, self.max_failures = parallel, canary, max_failures
+        self.progress = progress
+        self.client_options = client_options
+        if "auth" in client_options or "host" in client_options or "port" in client_options:
+            raise InvalidArgumentError("client_options", "host, port and auth come from "
+                                       "targets and auth=")
+
+    def upgrade_agent(
+        self, version: str, release: str, *, package: Union[str, os.PathLike[str], None] = None,
+        upgrade_dir: Optional[str] = None, check: bool = True, timeout: float = 3600.0,
+    ) -> RolloutReport:
+        """Upgrade obshell on every target, then confirm ``VERSION-BUILD`` through ``/info``.
+
+        Each target: upload ``package`` (when given), pre-check (when ``check``), upgrade,
+        follow. ``timeout`` bounds each DAG's wait; a DAG still running then is reported
+        ``unknown`` and a rerun follows it on.
+        """
+        path = None if package is None else check_package_path(package)
+        return self._run(agent_plan(version, release, path, upgrade_dir, check),
+                         check_seconds(timeout, "timeout"))
+
+    # -- running ---------------------------------------------------------------------------
+
+    def _run(self, plan: Plan, timeout: float) -> RolloutReport:
+        journal = Journal(self.journal, plan.describe, self.targets)
+        run = _Run(self, journal, plan, timeout)
+        try:
+            run.all()
+        except KeyboardInterrupt:
+            run.stop.set()  # no new cluster; running DAGs go on; the journal says where
+            log.warning("rollout interrupted: no new cluster is started; running tasks go on "
+                        "on their agents. Run it again with journal %r to resume", self.journal)
+            raise
+        journal.close()
+        return run.report()
+
+
+class _Run:
+    """One run of a rollout: the schedule, the workers and the live board."""
+
+    def __init__(self, rollout: Rollout, journal: Journal, plan: Plan, timeout: float) -> None:
+        self.rollout, self.journal, self.plan, self.timeout = rollout, journal, plan, timeout
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.records = {r.target: r for r in journal.targets()}
+        self.results: dict[str, TargetResult] = {}
+        self.failures = 0
+        self.board = RolloutBoard(rollout.targets, rollout.progress)
+        for record in self.records.values():
+            if record.outcome is not None and TargetOutcome(record.outcome) in FINAL:
+                self._done(_result(record, TargetOutcome(record.outcome), record.error))
+
+    def all(self) -> None:
+        todo = [t for t in self.rollout.targets if t not in self.results]
+        canaries, rest = todo[:self.rollout.canary], todo[self.rollout.canary:]
+        for target in canaries:
+            self._one(target)
+        queue = list(reversed(rest))
+        workers = [threading.Thread(target=self._work, args=(queue,), daemon=True,
+                                    name=f"obshell-rollout-{i}")
+                   for i in range(min(self.rollout.parallel, len(rest)))]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            while worker.is_alive():
+                worker.join(0.2)  # short joins: Ctrl-C reaches the main thread at once
+        self.board.close()
+
+    def _work(self, queue: list[str]) -> None:
+        while True:
+            with self.lock:
+                if not queue:
+                    return
+                target = queue.pop()
+            self._one(target)
+
+    def _one(self, target: str) -> None:
+        with self.lock:
+            blocked = self.stop.is_set() or self.failures >= self.rollout.max_failures
+        if blocked:
+            why = ("the rollout was interrupted" if self.stop.is_set() else
+                   f"{self.failures} target(s) failed (max_failures={self.rollout.max_failures})")
+            self.journal.end(target, TargetOutcome.SKIPPED.value, why)
+            self._done(_result(self.records[target], TargetOutcome.SKIPPED, why))
+            return
+        outcome, error, run = self._attempt(target)
+        self.journal.end(target, outcome.value, error)
+        if outcome is not TargetOutcome.SUCCEEDED:
+            with self.lock:
+                self.failures += 1  # only this run's: a rerun starts afresh
+        record = self.journal_record(target)
+        self._done(_result(record, outcome, error, run.dag_ids if run else ()))
+
+    def _attempt(self, target: str) -> tuple[TargetOutcome, Optional[str], Optional[TargetRun]]:
+        run = None
+        try:
+            auth = self.rollout.auth
+            client = ObshellClient(*_split(target), auth=auth if isinstance(auth, PasswordAuth)
+                                   else auth(target), **self.rollout.client_options)
+            with client:
+                run = TargetRun(self.records[target], client, self.journal, self.timeout,
+                                lambda step, d: self.board.update(target, step, d))
+                run.run(self.plan)
+            return TargetOutcome.SUCCEEDED, None, run
+        except Ended as exc:
+            return exc.outcome, str(exc), run
+        except ObshellError as exc:
+            return _judge(exc), f"{type(exc).__name__}: {exc}", run
+
+    def journal_record(self, target: str) -> TargetRecord:
+        return next(r for r in self.journal.targets() if r.target == target)
+
+    def _done(self, result: TargetResult) -> None:
+        with self.lock:
+            self.results[result.target] = result
+        self.board.finish(result.target, result.outcome.value, result.error)
+
+    def report(self) -> RolloutReport:
+        return RolloutReport({t: self.results[t] for t in self.rollout.targets}, self.journal.path)
+
+
+def _judge(exc: ObshellError) -> TargetOutcome:
+    """A failure's outcome: unknown when the agent may still be doing the work."""
+    if isinstance(exc, (OutcomeUnknownError, TaskTimeoutError, TaskUnreachableError,
+                        TransportError)):
+        return TargetOutcome.UNKNOWN
+    return TargetOutcome.FAILED
+
+
+def _result(record: TargetRecord, outcome: TargetOutcome, error: Optional[str],
+            dag_ids: Sequence[str] = ()) -> TargetResult:
+    ids = tuple(dag_ids) or tuple(s.dag_id for s in record.steps.values() if s.dag_id)
+    return TargetResult(record.target, outcome, ids, _time(record.started_at),
+                        _time(record.ended_at or time.time()), error)
+
+
+def _time(value: Optional[float]) -> Optional[datetime]:
+    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+def _split(target: str) -> tuple[str, int]:
+    host, _, port = target.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _parse_targets(targets: Iterable[Target]) -> list[str]:
+    if isinstance(targets, (str, bytes)):
+        raise InvalidArgumentError("targets", "must be a list of 'host:port' or (host, port)")
+    found: list[str] = []
+    for item in targets:
+        if isinstance(item, tuple) and len(item) == 2:
+            host, port = item
+        elif isinstance(item, str) and ":" in item:
+            host, _, text = item.strip().rpartition(":")
+            if not (text.isascii() and text.isdigit()):
+                raise InvalidArgumentError("targets", f"{item!r} has no port number")
+            port = int(text)
+        else:
+            raise InvalidArgumentError("targets", f"{item!r} is not 'host:port' or (host, port)")
+        name = f"{check_host(host)}:{check_port(port)}"
+        if name in found:
+            raise InvalidArgumentError("targets", f"{name} is listed twice")
+        found.append(name)
+    if not found:
+        raise InvalidArgumentError("targets", "no target given")
+    return found

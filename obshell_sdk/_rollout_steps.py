@@ -1,0 +1,154 @@
+"""One target of a rollout: its steps, each journaled before and after it happens.
+
+A step that creates a DAG is written as ``sending`` (with the send time and the unfinished
+DAGs the agent listed just before) before the POST, and as ``created`` with the DAG id
+after it. A rerun follows a created DAG, looks a ``sending`` one up (never sending it
+again), and skips the steps that are ``done``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from enum import Enum
+from typing import TYPE_CHECKING, Callable, Optional
+
+import attrs
+
+from ._creation import find_created_dag
+from ._dag import DagDetail, DagOutcome
+from ._exceptions import ConnectionLostError
+from ._journal import Journal, StepRecord, TargetRecord
+from ._models import AgentInfo
+from ._task import DagTask
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only; the client never imports this
+    from ._client import ObshellClient
+
+__all__ = ["FINAL", "Ended", "Plan", "Step", "TargetOutcome", "TargetRun"]
+
+log = logging.getLogger("obshell_sdk")
+
+
+class TargetOutcome(str, Enum):
+    """How one target of a rollout ended."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: Outcomes a rerun of the rollout leaves alone: the target will not change by itself.
+FINAL = frozenset({TargetOutcome.SUCCEEDED, TargetOutcome.FAILED, TargetOutcome.ROLLED_BACK,
+                   TargetOutcome.CANCELLED})
+
+_BY_DAG = {DagOutcome.FAILED: TargetOutcome.FAILED,
+           DagOutcome.ROLLED_BACK: TargetOutcome.ROLLED_BACK,
+           DagOutcome.CANCELLED: TargetOutcome.CANCELLED}
+
+
+class Ended(Exception):  # noqa: N818 - not an error: how a target ended
+    """A target ended before its last step (a DAG failed, the version did not change)."""
+
+    def __init__(self, outcome: TargetOutcome, message: str) -> None:
+        super().__init__(message)
+        self.outcome = outcome
+
+
+@attrs.frozen
+class Step:
+    """One step of a plan: an upload, a DAG (created by ``create``), or a confirmation."""
+
+    name: str
+    kind: str  # "upload", "task" or "confirm"
+    path: str = ""  # the package (upload) or the endpoint (task)
+    dag_name: str = ""
+    create: Optional[Callable[[ObshellClient], DagTask]] = attrs.field(default=None, eq=False)
+    confirm: Optional[Callable[[AgentInfo], Optional[str]]] = attrs.field(default=None, eq=False)
+
+
+@attrs.frozen
+class Plan:
+    """What a rollout does on every target: its steps, and how it is written in the journal."""
+
+    kind: str
+    describe: dict[str, object]
+    steps: tuple[Step, ...]
+
+
+class TargetRun:
+    """Runs a plan's steps on one target through its client, journaling each."""
+
+    def __init__(self, record: TargetRecord, client: ObshellClient, journal: Journal,
+                 timeout: float, show: Callable[[str, Optional[DagDetail]], None]) -> None:
+        self.target = record.target
+        self.record = record
+        self.client = client
+        self.journal = journal
+        self.timeout = timeout
+        self.show = show
+        self.dag_ids: list[str] = [s.dag_id for s in record.steps.values() if s.dag_id]
+
+    def run(self, plan: Plan) -> None:
+        """Every step not done yet; raises :class:`Ended` or an SDK error when one fails."""
+        for step in plan.steps:
+            done = self.record.steps.get(step.name)
+            if done is not None and done.status == "done":
+                continue
+            self.show(step.name, None)
+            if step.kind == "upload":
+                self.journal.step(self.target, step.name, "started")
+                self.client.upload_package(step.path)
+            elif step.kind == "task":
+                self._task(step, done)
+            else:
+                assert step.confirm is not None
+                problem = step.confirm(self.client.info())
+                if problem:
+                    raise Ended(TargetOutcome.FAILED, problem)
+            self.journal.step(self.target, step.name, "done")
+
+    def _task(self, step: Step, record: Optional[StepRecord]) -> None:
+        if record is not None and record.dag_id:
+            task = self.client.task(record.dag_id)
+        elif record is not None and record.status == "sending":
+            task = self._look_up(step, record)
+        else:
+            existed = frozenset(d.id for d in self.client.unfinished_dags())
+            self.journal.step(self.target, step.name, "sending", sent_at=time.time(),
+                              existed=existed)
+            assert step.create is not None
+            task = step.create(self.client)
+            self.journal.step(self.target, step.name, "created", dag_id=task.id)
+        if task.id not in self.dag_ids:
+            self.dag_ids.append(task.id)
+        detail = task.wait(self.timeout, on_progress=lambda d: self.show(step.name, d),
+                           progress=False)
+        outcome = _BY_DAG.get(detail.outcome)
+        if outcome is not None:
+            raise Ended(outcome, f"{step.name} task {detail.id} {detail.name!r} ended "
+                        f"{detail.state} ({detail.outcome})")
+
+    def _look_up(self, step: Step, record: StepRecord) -> DagTask:
+        """A create call whose reply was never recorded: find what it made, never resend."""
+        lost = ConnectionLostError("the runner stopped before the reply was recorded",
+                                   method="POST", path=step.path, agent=self.client.agent)
+        client = self.client
+
+        def candidates() -> list[DagDetail]:
+            found = client.unfinished_dags()
+            last = client.last_maintenance_dag()
+            return found + ([last] if last is not None else [])
+
+        detail = find_created_dag(candidates, client.server_time, step.dag_name,
+                                  record.sent_at or 0.0, lost, existed=record.existed)
+        self.journal.step(self.target, step.name, "created", dag_id=detail.id)
+        log.info("%s: found %s task %s, created before the runner stopped", self.target,
+                 step.name, detail.id)
+        return client.task(detail.id)

@@ -1,0 +1,192 @@
+"""Rollouts over many fake agents: outcomes, the journal, resuming, and a runner killed mid-way."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from conftest import PASSWORD
+
+from obshell_sdk import (
+    InvalidArgumentError,
+    PasswordAuth,
+    PollPolicy,
+    Rollout,
+    TargetOutcome,
+)
+from obshell_sdk.testing import FakeAgent
+
+VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
+ROOT = Path(__file__).resolve().parents[1]
+FAST = PollPolicy(initial=0.05, fraction=0.1, ceiling=0.2, jitter=0)
+
+
+def agents(stack, n, special=None):
+    """n fake agents; ``special`` maps an index to extra FakeAgent options."""
+    special = special or {}
+    return [stack.enter_context(FakeAgent(password=PASSWORD, stage_seconds=0.03,
+                                          **special.get(i, {}))) for i in range(n)]
+
+
+def targets(fleet):
+    return [f"127.0.0.1:{a.port}" for a in fleet]
+
+
+def posts(agent, path="/api/v1/agent/upgrade"):
+    return len(agent.requests_to(path, "POST"))
+
+
+def rollout(fleet, journal, **kw):
+    kw.setdefault("parallel", 4)
+    return Rollout(targets(fleet), auth=PasswordAuth(PASSWORD), journal=journal,
+                   poll_policy=FAST, progress=False, **kw)
+
+
+def test_outcomes_per_target_and_a_rerun_touches_nothing(tmp_path):
+    with ExitStack() as stack:
+        fleet = agents(stack, 6, {1: {"fail_stage": 4, "fail_times": 99},
+                                  3: {"restart_at_stage": 7, "restart_seconds": 0.3,
+                                      "restart_new_key_bits": 1024}})
+        fleet[4].drop_reply_after_create = True  # its pre-check's reply is lost
+        journal = tmp_path / "r.db"
+        report = rollout(fleet, journal, max_failures=6).upgrade_agent(VERSION, RELEASE)
+        outcomes = {t: r.outcome for t, r in report.results.items()}
+        assert outcomes[targets(fleet)[1]] is TargetOutcome.FAILED
+        assert [o for t, o in outcomes.items() if t != targets(fleet)[1]] == [
+            TargetOutcome.SUCCEEDED] * 5
+        assert not report.ok and report.count("failed") == 1
+        assert len(report.results[targets(fleet)[0]].dag_ids) == 2  # check, then upgrade
+        assert "failed" in (report.results[targets(fleet)[1]].error or "")
+        assert [posts(a) for a in fleet] == [1, 0, 1, 1, 1, 1]  # #1 failed its pre-check
+        again = rollout(fleet, journal).upgrade_agent(VERSION, RELEASE)
+        assert {t: r.outcome for t, r in again.results.items()} == outcomes
+        assert [posts(a) for a in fleet] == [1, 0, 1, 1, 1, 1]  # nothing sent twice
+
+
+def test_max_failures_skips_the_rest_and_a_rerun_starts_them(tmp_path):
+    with ExitStack() as stack:
+        fleet = agents(stack, 5, {0: {"fail_stage": 2, "fail_times": 1}})
+        journal = tmp_path / "r.db"
+        report = rollout(fleet, journal, canary=1, parallel=2).upgrade_agent(
+            VERSION, RELEASE, check=False)
+        assert [r.outcome for r in report.results.values()] == [
+            TargetOutcome.FAILED] + [TargetOutcome.SKIPPED] * 4
+        assert all("max_failures" in (r.error or "") for r in list(report.results.values())[1:])
+        assert [posts(a) for a in fleet] == [1, 0, 0, 0, 0]
+        report = rollout(fleet, journal).upgrade_agent(VERSION, RELEASE, check=False)
+        assert [r.outcome for r in report.results.values()] == [
+            TargetOutcome.FAILED] + [TargetOutcome.SUCCEEDED] * 4
+
+
+def test_bad_input_is_refused_before_anything_is_sent(tmp_path):
+    auth = PasswordAuth(PASSWORD)
+    for bad in ([], ["nohost"], ["h:1", "h:1"], "h:1", [("h", 0)], [42]):
+        with pytest.raises(InvalidArgumentError):
+            Rollout(bad, auth=auth, journal=tmp_path / "j.db")
+    with pytest.raises(InvalidArgumentError, match="parallel"):
+        Rollout(["h:1"], auth=auth, journal=tmp_path / "j.db", parallel=0)
+    with pytest.raises(InvalidArgumentError, match="version"):
+        Rollout(["127.0.0.1:1"], auth=auth, journal=tmp_path / "j.db").upgrade_agent(
+            "4.x", RELEASE)
+    assert not (tmp_path / "j.db").exists()
+
+
+def test_a_journal_holds_one_rollout(tmp_path):
+    with ExitStack() as stack:
+        fleet = agents(stack, 1)
+        journal = tmp_path / "r.db"
+        rollout(fleet, journal).upgrade_agent(VERSION, RELEASE, check=False)
+        with pytest.raises(InvalidArgumentError, match="another rollout"):
+            rollout(fleet, journal).upgrade_agent("4.3.2.0", RELEASE, check=False)
+
+
+def _cli(*args, env_extra=None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSHELL_")}
+    env.update({"PYTHONPATH": str(ROOT), "OBSHELL_PASSWORD": PASSWORD, **(env_extra or {})})
+    return [sys.executable, "-m", "obshell_sdk", *args], env
+
+
+def _created(journal: Path) -> int:
+    if not journal.exists():
+        return 0
+    db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=5)
+    try:
+        return db.execute("SELECT count(*) FROM steps WHERE step = 'upgrade' AND dag_id IS NOT "
+                          "NULL").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        db.close()
+
+
+def test_twenty_clusters_with_faults_and_a_runner_killed_mid_way(tmp_path):
+    """Some fail, some restart with a new key, one loses a create reply, the runner is
+    SIGKILLed and run again: every cluster ends as reported, each got one upgrade POST."""
+    failing, restarting, lossy = {2, 11}, {5, 9, 14}, 7
+    special = {i: {"fail_stage": 5, "fail_times": 99} for i in failing}
+    special.update({i: {"restart_at_stage": 7, "restart_seconds": 0.4,
+                        "restart_new_key_bits": 1024} for i in restarting})
+    with ExitStack() as stack:
+        fleet = [stack.enter_context(FakeAgent(password=PASSWORD, stage_seconds=0.15,
+                                               **special.get(i, {}))) for i in range(20)]
+        fleet[lossy].drop_reply_after_create = True
+        (tmp_path / "targets").write_text("# the fleet\n" + "\n".join(targets(fleet)) + "\n")
+        journal = tmp_path / "r.db"
+        cmd, env = _cli("--json", "rollout", "agent", "--targets", str(tmp_path / "targets"),
+                        "--journal", str(journal), "--parallel", "5", "--max-failures", "20",
+                        "--no-check", VERSION, RELEASE)
+        runner = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while _created(journal) < 6 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        runner.send_signal(signal.SIGKILL)
+        runner.communicate(timeout=10)
+        assert _created(journal) >= 6, "the runner made too little progress before the kill"
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120,
+                             stdin=subprocess.DEVNULL, check=False)
+        assert out.returncode == 1, out.stderr  # two clusters failed
+        results = json.loads(out.stdout)["results"]
+        for i, agent in enumerate(fleet):
+            target = targets(fleet)[i]
+            want = "failed" if i in failing else "succeeded"
+            assert results[target]["outcome"] == want, (i, results[target])
+            assert posts(agent) == 1, (i, posts(agent))  # never a second DAG
+            dags = [d for d in agent.dags.values() if d.name.startswith("Upgrade obshell")]
+            assert len(dags) == 1 and dags[0].generic_id in results[target]["dag_ids"]
+        status = subprocess.run(_cli("rollout", "status", "--journal", str(journal))[0],
+                                env=env, capture_output=True, text=True, timeout=30,
+                                check=False)
+        assert status.returncode == 1 and status.stdout.count("succeeded") == 18
+
+
+def test_a_create_the_runner_did_not_see_answered_is_looked_up_never_resent(tmp_path, monkeypatch):
+    """The journal says 'sending' (killed between the POST and its reply): look, never resend."""
+    import obshell_sdk._creation
+    from obshell_sdk._journal import Journal
+
+    monkeypatch.setattr(obshell_sdk._creation, "RECOVERY_SECONDS", 1.0)
+    with ExitStack() as stack:
+        fleet = agents(stack, 2)
+        journal = tmp_path / "r.db"
+        plan = {"kind": "agent", "version": VERSION, "release": RELEASE, "upgrade_dir": None,
+                "check": False}
+        j = Journal(str(journal), plan, targets(fleet))
+        for target in targets(fleet):
+            j.step(target, "upgrade", "sending", sent_at=time.time() - 1, existed=frozenset())
+        j.close()
+        made = fleet[0].create_upgrade_dag(VERSION, RELEASE)  # the POST that did get through
+        report = rollout(fleet, journal, max_failures=2).upgrade_agent(VERSION, RELEASE,
+                                                                        check=False)
+        first, second = report.results.values()
+        assert first.outcome is TargetOutcome.SUCCEEDED and first.dag_ids == (made,)
+        assert second.outcome is TargetOutcome.UNKNOWN and "not sent again" in second.error
+        assert [posts(a) for a in fleet] == [0, 0]
