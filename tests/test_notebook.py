@@ -90,3 +90,7 @@ def test_example_notebook_runs():
     assert any("SUCCEED" in h and "9/9" in h for h in htmls)
     # Live progress was shown through display updates while waiting.
     assert any(o.output_type in ("display_data", "update_display_data") for o in outputs)
+    # The rollout drew its live table and ended with every cluster succeeded.
+    assert any('class="obshell-rollout"' in h for h in htmls)
+    assert any(o.get("data", {}).get("text/plain") == "True" for o in outputs
+               if o.output_type == "execute_result")

@@ -1,0 +1,90 @@
+"""Upgrade obshell over many clusters in one resumable run.
+
+Against real agents (one per cluster, ``host:port`` a line in a file; the root@sys password,
+the same for every cluster, from OBSHELL_PASSWORD)::
+
+    OBSHELL_PASSWORD=... python examples/rollout.py --targets fleet.txt \\
+        --journal fleet.db --version 4.2.1.1 --release 101000062023110109.el7
+
+Kill it at any moment and run the same command again: it resumes from ``fleet.db``,
+following the upgrades it started and never starting a second one on any cluster.
+
+Without agents at hand, ``--demo`` starts eight fake agents (one fails its upgrade at stage
+5, one restarts with a new key at stage 7) and rolls the upgrade out over them::
+
+    python examples/rollout.py --demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from typing import Optional
+
+from obshell_sdk import ObshellError, PasswordAuth, Rollout
+
+DEMO_PASSWORD = "demo-root-password"  # the fake agents' own, not a real one
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    """Read the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--demo", action="store_true", help="run over bundled fake agents")
+    parser.add_argument("--targets", help="file with one 'host:port' a line")
+    parser.add_argument("--journal", help="SQLite journal file (resumes when it exists)")
+    parser.add_argument("--version", default="4.3.1.0", help="target obshell version")
+    parser.add_argument("--release", default="101000012025010101.el7", help="target release")
+    parser.add_argument("--parallel", type=int, default=4, help="clusters at once")
+    parser.add_argument("--canary", type=int, default=1, help="clusters done first, alone")
+    parser.add_argument("--max-failures", type=int, default=2,
+                        help="start no new cluster after this many failures")
+    return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def demo_fleet() -> Iterator[list[str]]:
+    """Eight fake agents: #3 fails at stage 5, #5 restarts with a new key at stage 7."""
+    from obshell_sdk.testing import FakeAgent
+
+    special = {3: {"fail_stage": 5, "fail_times": 99},
+               5: {"restart_at_stage": 7, "restart_seconds": 1.0, "restart_new_key_bits": 1024}}
+    with contextlib.ExitStack() as stack:
+        agents = [stack.enter_context(FakeAgent(password=DEMO_PASSWORD, stage_seconds=0.15,
+                                                **special.get(i, {}))) for i in range(8)]
+        yield [f"127.0.0.1:{a.port}" for a in agents]
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Run the rollout; exit 0 when every cluster succeeded, 1 otherwise."""
+    args = parse_args(argv)
+    with contextlib.ExitStack() as stack:
+        if args.demo:
+            targets, password = stack.enter_context(demo_fleet()), DEMO_PASSWORD
+            journal = args.journal or os.path.join(
+                stack.enter_context(tempfile.TemporaryDirectory()), "demo.db")
+        else:
+            if not (args.targets and args.journal):
+                sys.exit("give --targets and --journal (or --demo)")
+            with open(args.targets, encoding="utf-8") as f:
+                targets = [line.strip() for line in f if line.strip()
+                           and not line.startswith("#")]
+            journal = args.journal
+            password = os.environ.get("OBSHELL_PASSWORD") or getpass.getpass("root@sys: ")
+        rollout = Rollout(targets, auth=PasswordAuth(password), journal=journal,
+                          parallel=args.parallel, canary=args.canary,
+                          max_failures=args.max_failures, progress=True)
+        try:
+            report = rollout.upgrade_agent(args.version, args.release)
+        except ObshellError as exc:
+            sys.exit(f"rollout refused: {exc}")
+        print(report)
+        return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
