@@ -40,7 +40,9 @@ def _wait_recorded(agent: FakeAgent, path: str, count: int = 1) -> None:
 # -- drop_reply_after_create --------------------------------------------------------------
 def test_task_creating_routes_are_declared_once() -> None:
     assert sorted(task_creating_routes()) == [("POST", "/api/v1/agent/upgrade"),
-                                              ("POST", "/api/v1/agent/upgrade/check")]
+                                              ("POST", "/api/v1/agent/upgrade/check"),
+                                              ("POST", "/api/v1/ob/upgrade"),
+                                              ("POST", "/api/v1/ob/upgrade/check")]
 
 
 def test_drop_reply_after_create_on_the_pre_check(agent: FakeAgent) -> None:

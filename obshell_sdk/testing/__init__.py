@@ -23,7 +23,18 @@ Example::
 
 Faults hit every endpoint where they plausibly happen: ``reset_next``, ``truncate_next``,
 ``hang_next`` and ``fail_next`` take a ``path_prefix``; ``drop_reply_after_create`` hits the
-next task-creating POST (``/api/v1/agent/upgrade`` and ``/api/v1/agent/upgrade/check``).
+next task-creating POST (``/api/v1/agent/upgrade``, ``/api/v1/agent/upgrade/check``,
+``/api/v1/ob/upgrade`` and ``/api/v1/ob/upgrade/check``).
+
+The upgrade family (OceanBase upgrade and check, package uploads, inventory and deletion,
+parameter backup/restore, environment check) follows PROTOCOL-upgrade-family.md; build the
+packages to upload with :func:`build_rpm`::
+
+    rpm = build_rpm("oceanbase-ce", "4.3.5.1", "101000012025052815.el7")
+    with FakeAgent(ob_version="4.3.5.0-100000202024123117", require_packages=True) as agent:
+        ...  # POST it to /api/v1/package with X-OCS-File-SHA256, then POST /api/v1/ob/upgrade
+
+:class:`FakeFleet` runs many agents at once, in this process or in worker processes.
 
 Timing: ``FakeAgent(stage_durations=[0.1, 2.0, 0.1])`` makes DAGs time-driven with stage 1
 lasting 0.1 s, stage 2 lasting 2 s and every later stage 0.1 s; ``FakeDag.finished_at`` is
@@ -37,6 +48,9 @@ from __future__ import annotations
 
 from ._agent import FakeAgent
 from ._dagmodel import FakeDag, FakeNode, FakeSubTask
+from ._fleet import FakeFleet, FleetAgent
 from ._record import RecordedRequest
+from ._rpmbuild import build_rpm
 
-__all__ = ["FakeAgent", "FakeDag", "FakeNode", "FakeSubTask", "RecordedRequest"]
+__all__ = ["FakeAgent", "FakeDag", "FakeFleet", "FakeNode", "FakeSubTask", "FleetAgent",
+           "RecordedRequest", "build_rpm"]

@@ -11,43 +11,18 @@ import functools
 import ssl
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Generic, Optional, TypeVar, Union, cast, overload
+from typing import Any, Optional
 
 from ._app import handle
+from ._controls import AgentControls, _StateAttr
 from ._crypto import ServerKey
 from ._dagmodel import FakeDag
-from ._dags import check_durations
 from ._lifecycle import AgentRunner
-from ._record import RecordedRequest
 from ._state import AgentState
-
-T = TypeVar("T")
-
-
-class _StateAttr(Generic[T]):
-    """A public :class:`FakeAgent` attribute kept in its :class:`AgentState` (read/write)."""
-
-    def __init__(self, doc: str) -> None:
-        self.__doc__ = doc
-        self.name: str = ""
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.name = name
-
-    @overload
-    def __get__(self, obj: None, owner: type) -> _StateAttr[T]: ...
-    @overload
-    def __get__(self, obj: FakeAgent, owner: type) -> T: ...
-    def __get__(self, obj: Optional[FakeAgent], owner: type) -> Union[T, _StateAttr[T]]:
-        if obj is None:
-            return self
-        return cast(T, getattr(obj._state, self.name))
-
-    def __set__(self, obj: FakeAgent, value: T) -> None:
-        setattr(obj._state, self.name, value)
+from ._templates import ob_spec, zone_names
 
 
-class FakeAgent:
+class FakeAgent(AgentControls):
     """An in-process HTTP server that answers like an obshell agent.
 
     Use it as a context manager (``with FakeAgent() as agent: ...``) or call
@@ -59,6 +34,13 @@ class FakeAgent:
     ``stages_per_poll`` steps); time-driven with ``stage_seconds`` (every stage lasts that
     long) or ``stage_durations`` (stage 1 lasts ``stage_durations[0]`` seconds, stage 2
     ``stage_durations[1]``, ...; the last value repeats; overrides ``stage_seconds``).
+
+    The OceanBase side (PROTOCOL-upgrade-family.md): ``ob_version`` (the running build,
+    ``VERSION-BUILD``), ``edition``, ``zones``, ``python_ok``, ``new_upload`` (serve
+    ``POST /api/v1/package``), ``require_packages`` (packages must be uploaded before an OB
+    upgrade, and the ``Download all required packages`` node of every upgrade DAG fails until
+    they are) and ``strict_upload`` (the old upload refuses what is not an RPM). Build real
+    packages with :func:`~obshell_sdk.testing.build_rpm`.
     """
 
     password: _StateAttr[str] = _StateAttr("The root@sys password the agent accepts.")
@@ -84,6 +66,28 @@ class FakeAgent:
     packages: _StateAttr[list[tuple[str, bytes]]] = _StateAttr(
         "Uploaded packages as ``(filename, content)``, oldest first.")
     started_at: _StateAttr[float] = _StateAttr("Server-clock time of the last (re)start.")
+    ob_version: _StateAttr[str] = _StateAttr(
+        "The OceanBase build the cluster runs, ``VERSION-BUILD`` (``/info.obVersion``); \"\" "
+        "is unknown, and then every OB upgrade target counts as newer.")
+    edition: _StateAttr[str] = _StateAttr(
+        "``community``, ``business`` or ``standalone``: package names and OB DAG templates.")
+    zones: _StateAttr[int] = _StateAttr(
+        "Zones of the cluster (``zone1`` .. ``zoneN``); a ROLLING upgrade needs 3.")
+    python_ok: _StateAttr[bool] = _StateAttr(
+        "False: ``mysql.connector`` is missing, so the OB upgrade, its check and the env "
+        "check answer 500 ``Environment.WithoutModule``.")
+    new_upload: _StateAttr[bool] = _StateAttr(
+        "Serve ``POST /api/v1/package`` (False: 404 there, as agents before 4.2.6).")
+    require_packages: _StateAttr[bool] = _StateAttr(
+        "Packages matter (False by default, so DAGs run without uploads): an OB upgrade or "
+        "check refuses a target whose packages were not uploaded, and every upgrade DAG's "
+        "``Download all required packages`` node fails with ``record not found`` until they "
+        "are (RETRY then succeeds).")
+    strict_upload: _StateAttr[bool] = _StateAttr(
+        "The old upload refuses what is not an RPM (False: it stores such a file under its "
+        "file name, as this fake always did; a real RPM is checked either way).")
+    architecture: _StateAttr[str] = _StateAttr(
+        "``/info.architecture``, the one architecture of the cluster.")
 
     def __init__(
         self, *,
@@ -99,6 +103,9 @@ class FakeAgent:
         restart_new_key_bits: Optional[int] = None, root_password_known: bool = True,
         host: str = "127.0.0.1", port: int = 0, tls: Optional[ssl.SSLContext] = None,
         adopt_target_version: bool = True, stage_durations: Optional[Sequence[float]] = None,
+        ob_version: str = "", edition: str = "community", zones: int = 3,
+        python_ok: bool = True, new_upload: bool = True, require_packages: bool = False,
+        strict_upload: bool = False,
     ) -> None:
         self._state = AgentState(
             password=password, agent_password=agent_password, identity=identity,
@@ -108,14 +115,13 @@ class FakeAgent:
             restart_new_key_bits=restart_new_key_bits, clock_offset=clock_offset,
             key=ServerKey(bits=key_bits, private_der=private_key),
         )
-        store = self._state.dags
-        store.stages_per_poll = stages_per_poll
-        store.stage_seconds = stage_seconds
-        store.stage_durations = check_durations(stage_durations)
-        store.fail_stage = fail_stage
-        store.fail_times = fail_times
-        store.fail_message = fail_message
-        store.restart_at_stage = restart_at_stage
+        self._state.configure_ob(ob_version=ob_version, edition=edition, zones=zones,
+                                 python_ok=python_ok, new_upload=new_upload,
+                                 require_packages=require_packages, strict_upload=strict_upload)
+        self.set_dag_progression(stages_per_poll=stages_per_poll, stage_seconds=stage_seconds,
+                                 stage_durations=stage_durations)
+        self.set_dag_faults(fail_stage=fail_stage, fail_times=fail_times,
+                            fail_message=fail_message, restart_at_stage=restart_at_stage)
         self._runner = AgentRunner(self._state, functools.partial(handle, self._state), tls)
         self._state.restart_hook = self._runner.restart
 
@@ -193,21 +199,6 @@ class FakeAgent:
         """Replace the RSA key pair; headers made for the old key fail with DecryptFailed."""
         self._state.key.replace(bits=bits)
 
-    # -- recorded requests ----------------------------------------------
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """Snapshot of every request received so far (oldest first)."""
-        return self._state.request_log.snapshot()
-
-    def clear_requests(self) -> None:
-        """Forget the recorded requests."""
-        self._state.request_log.clear()
-
-    def requests_to(self, path: str, method: Optional[str] = None) -> list[RecordedRequest]:
-        """Recorded requests whose path (query excluded) equals ``path``."""
-        return [r for r in self.requests
-                if r.path == path and (method is None or r.method == method)]
-
     # -- DAG control ----------------------------------------------------
     @property
     def dags(self) -> Mapping[str, FakeDag]:
@@ -225,6 +216,39 @@ class FakeAgent:
                            check: bool = False) -> str:
         """Create an upgrade (or check) DAG without HTTP; returns its generic id."""
         return self._state.dags.create(version, release, check=check).generic_id
+
+    def create_ob_upgrade_dag(self, version: str = "4.3.5.1", release: str = "1.el7", *,
+                              mode: str = "ROLLING", freeze_server: bool = False,
+                              check: bool = False) -> str:
+        """Create an OB upgrade (``check``: upgrade-check) DAG without HTTP or checks.
+
+        Its nodes follow this agent's ``edition`` and ``zones``; returns its generic id.
+        """
+        a = self._state
+        spec = ob_spec(version, release, edition=a.edition,
+                       mode=None if check else mode.upper(), zones=zone_names(a.zones),
+                       freeze=freeze_server)
+        return a.dags.create_from(spec).generic_id
+
+    def set_dag_faults(self, *, fail_stage: Optional[int] = None, fail_times: int = 1,
+                       fail_message: Optional[str] = None,
+                       restart_at_stage: Optional[int] = None) -> None:
+        """Set the faults of DAGs created from now on (as the keywords of the same name).
+
+        ``fail_stage`` fails that stage ``fail_times`` times, ``restart_at_stage`` restarts the
+        agent when a maintenance DAG starts that stage; ``None`` clears either one.
+        ``fail_message`` ``None`` keeps the current text.
+        """
+        store = self._state.dags
+        store.fail_stage, store.fail_times = fail_stage, fail_times
+        if fail_message is not None:
+            store.fail_message = fail_message
+        store.restart_at_stage = restart_at_stage
+
+    @property
+    def inventory(self) -> list[dict[str, Any]]:
+        """The stored packages as ``GET /api/v1/upgrade/package/info`` lists them."""
+        return [row.bo_json() for row in self._state.inventory.listing()]
 
     def advance_dag(self, dag_id: str, steps: int = 1) -> None:
         """Advance a DAG by ``steps`` steps (same as that many polls with 1 stage per poll)."""
@@ -262,82 +286,6 @@ class FakeAgent:
         self._state.dags.set_progression(target, stages_per_poll=stages_per_poll,
                                          stage_seconds=stage_seconds,
                                          stage_durations=stage_durations)
-
-    # -- lifecycle faults -----------------------------------------------
-    def pause(self, seconds: float, *, new_key_bits: Optional[int] = None,
-              clock_offset: Optional[float] = None) -> None:
-        """Stop listening now; listen again on the same port after ``seconds``.
-
-        New connections are refused and open ones are cut meanwhile (hung ones too);
-        optionally the agent comes back with a new RSA key and/or clock offset (an obshell
-        restart).
-        """
-        self._runner.pause(seconds, new_key_bits=new_key_bits, clock_offset=clock_offset)
-
-    def resume(self) -> None:
-        """Listen again (same port) after :meth:`pause`; no-op if already listening."""
-        self._runner.resume()
-
-    @property
-    def paused(self) -> bool:
-        """True while the agent is started but not listening (socket closed)."""
-        return self._runner.paused
-
-    def wait_listening(self, timeout: float = 10.0) -> bool:
-        """Block until the agent listens again (after a pause); returns success."""
-        return self._runner.wait_listening(timeout)
-
-    # -- request faults -------------------------------------------------
-    def reset_next(self, n: int = 1, *, path_prefix: str = "") -> None:
-        """The next ``n`` requests are read, then their connection is reset (no answer).
-
-        ``path_prefix`` limits it to requests whose path starts with it (default: any).
-        """
-        self._state.faults.reset_next(n, path_prefix)
-
-    def fail_next(self, n: int = 1, *, status: int = 503, err_code: Optional[str] = None,
-                  path_prefix: str = "/api/v1/task/", message: Optional[str] = None) -> None:
-        """Answer the next ``n`` requests under ``path_prefix`` with ``status``.
-
-        A proxy-style HTML page when ``err_code`` is None, else an obshell envelope
-        with that errCode (and ``message`` or a default text).
-        """
-        self._state.faults.fail_next(n, status, err_code, path_prefix, message)
-
-    def truncate_next(self, n: int = 1, *, path_prefix: str = "") -> None:
-        """The next ``n`` answers announce a longer Content-Length than sent, then close.
-
-        ``path_prefix`` limits it to requests whose path starts with it (default: any).
-        """
-        self._state.faults.truncate_next(n, path_prefix)
-
-    def hang_next(self, n: int = 1, *, seconds: float = 30.0,
-                  path_prefix: str = "/api/v1/task/") -> None:
-        """The next ``n`` requests under ``path_prefix`` get no answer: a hung agent.
-
-        Each is read completely, not acted on, and left unanswered for ``seconds``; then its
-        connection is closed without a reply. :meth:`stop` (and :meth:`pause`) end hangs at
-        once; :meth:`clear_faults` cancels hangs not started yet.
-        """
-        self._state.faults.hang_next(n, seconds, path_prefix)
-
-    @property
-    def drop_reply_after_create(self) -> bool:
-        """If True, the next task-creating POST creates its task, then closes unanswered.
-
-        Task-creating: ``POST /api/v1/agent/upgrade`` and ``POST /api/v1/agent/upgrade/check``
-        (every route declared ``creates_task`` in the route table). One-shot: it resets to
-        False once used.
-        """
-        return self._state.faults.drop_reply_after_create
-
-    @drop_reply_after_create.setter
-    def drop_reply_after_create(self, value: bool) -> None:
-        self._state.faults.drop_reply_after_create = value
-
-    def clear_faults(self) -> None:
-        """Cancel every pending injected fault (resets, hangs, failures, truncations, drops)."""
-        self._state.faults.clear()
 
     def __repr__(self) -> str:
         return f"FakeAgent({self.base_url}, identity={self.identity!r}, version={self.version!r})"

@@ -6,24 +6,6 @@ from typing import Any, Optional
 
 from ._golike import ZERO_TIME, rfc3339
 
-UPGRADE_NODES = (
-    "Create upgrade dir",
-    "Download all required packages",
-    "Check all required packages",
-    "Unpack all required packages",
-    "Backup for upgrade",
-    "Install new obshell",
-    "Restart obshell",
-    "Upgrade post table maintain",
-    "Remove upgrade check task dir",
-)
-CHECK_NODES = (
-    "Create upgrade dir",
-    "Download all required packages",
-    "Check all required packages",
-    "Unpack all required packages",
-    "Remove upgrade check task dir",
-)
 OPERATORS = ("RETRY", "ROLLBACK", "CANCEL", "PASS")
 
 
@@ -95,6 +77,10 @@ class FakeDag:
       again, e.g. RETRY, makes it ``None`` until it finishes again);
     * ``stage_seconds`` / ``stage_durations``: its pace when time-driven (see
       :meth:`seconds_for_stage`).
+
+    What it is: ``kind`` (``agent-upgrade``, ``agent-check``, ``ob-upgrade`` or ``ob-check``),
+    ``target_version`` and ``target_release`` (the build number), ``release_full`` (as sent),
+    ``upgrade_dir`` and ``required_packages`` (the names its download node looks up).
     """
 
     def __init__(self, dag_id: int, name: str, node_names: tuple[str, ...],
@@ -124,6 +110,10 @@ class FakeDag:
         self.target_version = ""
         self.target_release = ""  # the build number (the release before its first dot)
         self.version_applied = False  # the agent took on target_version and target_release
+        self.kind = "agent-upgrade"  # agent-upgrade, agent-check, ob-upgrade or ob-check
+        self.release_full = ""  # the release as sent (build.distribution)
+        self.upgrade_dir = ""
+        self.required_packages: tuple[str, ...] = ("obshell",)
 
     @property
     def generic_id(self) -> str:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Optional
 
-from ._dagmodel import CHECK_NODES, OPERATORS, UPGRADE_NODES, FakeDag, FakeNode, FakeSubTask
+from ._dagmodel import FakeDag, FakeNode, FakeSubTask
+from ._dagops import apply_operator, check_operator, current_node, end_node, fail_node, finish
 from ._errors import ApiError
+from ._templates import DOWNLOAD_NODE, DagSpec, agent_spec
+
+#: Looks a DAG's packages up when its download node ends: (log lines, error text or None).
+DownloadCheck = Callable[[FakeDag], tuple[list[str], Optional[str]]]
 
 
 class DagStore:
@@ -28,6 +32,7 @@ class DagStore:
         self.fail_times = 1
         self.fail_message = "injected failure at stage {stage}"
         self.restart_at_stage: Optional[int] = None
+        self.download_check: Optional[DownloadCheck] = None
 
     # -- lookup ---------------------------------------------------------
     def all(self) -> list[FakeDag]:
@@ -72,21 +77,29 @@ class DagStore:
         raise ApiError(404, "Task.NotFound", "Task not found: record not found")
 
     # -- creation -------------------------------------------------------
-    def create(self, version: str, release: str, *, check: bool) -> FakeDag:
-        """Create an upgrade (or upgrade-check) DAG, honouring the maintenance lock."""
+    def create(self, version: str, release: str, *, check: bool,
+               upgrade_dir: str = "") -> FakeDag:
+        """Create an agent upgrade (or upgrade-check) DAG, honouring the maintenance lock."""
+        return self.create_from(agent_spec(version, release, check=check,
+                                           upgrade_dir=upgrade_dir))
+
+    def lock_holder(self) -> Optional[FakeDag]:
+        """The unfinished maintenance DAG holding the cluster lock, if any."""
         with self.lock:
-            target = f"{version}-{release}"
-            name = f"Upgrade check obshell {target}" if check else f"Upgrade obshell {target}"
-            if not check:
-                for other in self._dags.values():
-                    if other.maintenance_type == 2 and other.unfinished:
-                        raise ApiError(
-                            500, "OB.Cluster.UnderMaintenanceWithDag",
-                            f"Create task '{name}' failed: OceanBase cluster is under "
-                            f"maintenance by DAG: {other.generic_id}, please try again later")
-            now = self._clock()
-            dag = FakeDag(self._next_id, name, CHECK_NODES if check else UPGRADE_NODES,
-                          1 if check else 2, now)
+            return next((d for d in self._dags.values()
+                         if d.maintenance_type == 2 and d.unfinished), None)
+
+    def create_from(self, spec: DagSpec) -> FakeDag:
+        """Create the DAG ``spec`` describes (raises 500 ``UnderMaintenanceWithDag`` if locked)."""
+        with self.lock:
+            holder = self.lock_holder() if spec.lock else None
+            if holder is not None:
+                raise ApiError(
+                    500, "OB.Cluster.UnderMaintenanceWithDag",
+                    f"Create task '{spec.name}' failed: OceanBase cluster is under maintenance "
+                    f"by DAG: {holder.name}, please try again later", data_null=True)
+            dag = FakeDag(self._next_id, spec.name, spec.nodes, 2 if spec.lock else 1,
+                          self._clock())
             self._next_id += 1
             dag.fail_stage = self.fail_stage
             dag.fails_left = self.fail_times if self.fail_stage is not None else 0
@@ -94,9 +107,11 @@ class DagStore:
             dag.stages_per_poll = self.stages_per_poll
             dag.stage_seconds = self.stage_seconds
             dag.stage_durations = self.stage_durations
-            dag.restart_at_stage = None if check else self.restart_at_stage
-            dag.target_version = version
-            dag.target_release = release.split(".", 1)[0]  # the build number, as obshell
+            dag.restart_at_stage = self.restart_at_stage if spec.lock else None
+            dag.kind, dag.target_version = spec.kind, spec.version
+            dag.target_release = spec.release.split(".", 1)[0]  # the build number, as obshell
+            dag.release_full, dag.upgrade_dir = spec.release, spec.upgrade_dir
+            dag.required_packages = spec.required_packages
             self._dags[dag.dag_id] = dag
             return dag
 
@@ -127,37 +142,46 @@ class DagStore:
             now = self._clock() if at is None else at
             if dag.state == "READY":
                 if dag.operator == "ROLLBACK":
-                    self._finish(dag, "SUCCEED", now, stage=1)
+                    finish(dag, "SUCCEED", now, stage=1)
                 elif dag.operator == "CANCEL":
-                    node = self._current(dag)
+                    node = current_node(dag)
                     if node is not None and node.state in ("RUNNING", "PENDING"):
-                        self._end_node(node, "FAILED", now, operator="CANCEL")
-                    self._finish(dag, "FAILED", now)
+                        end_node(node, "FAILED", now, operator="CANCEL")
+                    finish(dag, "FAILED", now)
                 else:
                     dag.state = "RUNNING"
                     if dag.start is None:
                         dag.start = now
                     self._start_node(dag, dag.position + 1, now)
             elif dag.state == "RUNNING":
-                node = self._current(dag)
+                node = current_node(dag)
                 if node is None:
                     self._start_node(dag, dag.position + 1, now)
                     return
                 if dag.position == dag.fail_stage and dag.fails_left > 0:
                     dag.fails_left -= 1
-                    self._fail_node(dag, node, dag.fail_message.format(
+                    fail_node(dag, node, dag.fail_message.format(
                         stage=dag.position, name=node.name), now)
                     return
-                self._end_node(node, "SUCCEED", now)
+                if node.name == DOWNLOAD_NODE and self._download_fails(dag, node, now):
+                    return
+                end_node(node, "SUCCEED", now)
                 if dag.position >= dag.max_stage:
-                    self._finish(dag, "SUCCEED", now)
+                    finish(dag, "SUCCEED", now)
                 else:
                     self._start_node(dag, dag.position + 1, now)
 
-    def _current(self, dag: FakeDag) -> Optional[FakeNode]:
-        if 1 <= dag.position <= dag.max_stage:
-            return dag.nodes[dag.position - 1]
-        return None
+    def _download_fails(self, dag: FakeDag, node: FakeNode, now: float) -> bool:
+        """Run the download node's package lookup; fail the node if a package is missing."""
+        check = self.download_check
+        if check is None:
+            return False
+        logs, error = check(dag)
+        node.sub_task.logs = [*(node.sub_task.logs or []), *logs]
+        if error is None:
+            return False
+        fail_node(dag, node, error, now)
+        return True
 
     def _start_node(self, dag: FakeDag, index: int, now: float) -> None:
         dag.position = index
@@ -173,70 +197,14 @@ class DagStore:
             dag.restarted = True
             self.pending_restarts.append(dag)
 
-    @staticmethod
-    def _end_node(node: FakeNode, state: str, now: float, operator: Optional[str] = None) -> None:
-        node.state = node.sub_task.state = state
-        node.end = node.sub_task.end = now
-        if operator is not None:
-            node.operator = node.sub_task.operator = operator
-
-    def _fail_node(self, dag: FakeDag, node: FakeNode, message: str, now: float) -> None:
-        self._end_node(node, "FAILED", now)
-        if node.sub_task.logs is None:
-            node.sub_task.logs = []
-        node.sub_task.logs.append(f"ERROR: [Common.Unexpected]: Unexpected error: {message}")
-        self._finish(dag, "FAILED", now)
-
-    @staticmethod
-    def _finish(dag: FakeDag, state: str, now: float, stage: Optional[int] = None) -> None:
-        dag.state = state
-        dag.end = now
-        dag.finished_at = time.time()
-        if state == "SUCCEED" and stage is None:
-            dag.position = dag.max_stage
-        dag.stage_override = stage
-
     # -- operators ------------------------------------------------------
     def operate(self, dag: FakeDag, operator: str) -> None:
         """Apply a DAG operator with obshell's state rules (raises :class:`ApiError`)."""
         op = operator.upper()
         with self.lock:
             self.tick()
-            if op not in OPERATORS:
-                raise ApiError(400, "Task.Dag.Operator.NotSupport",
-                               f"Operator {op} is not supported")
-            failed = dag.state == "FAILED"
-            now = self._clock()
-            if op == "CANCEL":
-                if not dag.unfinished:
-                    raise ApiError(400, "Task.Dag.Operator.CancelFinishedDag",
-                                   "Failed to cancel DAG: DAG is finished")
-                dag.state, dag.operator = "READY", "CANCEL"
-                dag.finished_at = None
-            elif not failed:
-                code, text = {
-                    "RETRY": ("RetryNotFailedDag",
-                              "Failed to set DAG retry: DAG state is not failed"),
-                    "ROLLBACK": ("RollbackNotFailedDag",
-                                 "Failed to set DAG rollback: DAG state is not failed"),
-                    "PASS": ("PassNotFailedDag", "Failed to pass DAG: DAG is not failed"),
-                }[op]
-                raise ApiError(400, f"Task.Dag.Operator.{code}", text)
-            elif op == "RETRY":
-                node = self._current(dag)
-                dag.state, dag.operator, dag.end = "READY", "RUN", None
-                dag.stage_override, dag.finished_at = None, None
-                if node is not None:
-                    node.state = node.sub_task.state = "READY"
-                    node.operator = node.sub_task.operator = "RETRY"
-                    dag.position -= 1
-            elif op == "ROLLBACK":
-                dag.state, dag.operator = "READY", "ROLLBACK"
-                dag.finished_at = None
-            else:  # PASS
-                dag.operator = "PASS"
-                self._finish(dag, "SUCCEED", now, stage=dag.stage)
-            dag.next_step_at = now
+            check_operator(dag, op)
+            apply_operator(dag, op, self._clock())
 
     # -- test helpers ---------------------------------------------------
     def set_stage(self, dag: FakeDag, stage: int) -> None:
@@ -253,7 +221,7 @@ class DagStore:
                         node.start = node.sub_task.start = now
                         node.sub_task.execute_times += 1
                         node.sub_task.logs = node.sub_task.logs or []
-                    self._end_node(node, "SUCCEED", now)
+                    end_node(node, "SUCCEED", now)
                 elif i > stage:
                     node.state = node.sub_task.state = "PENDING"
             self._start_node(dag, stage, now)
@@ -294,9 +262,9 @@ class DagStore:
             now = self._clock()
             if dag.state == "READY":
                 self.step(dag)
-            node = self._current(dag) or dag.nodes[0]
+            node = current_node(dag) or dag.nodes[0]
             text = message or dag.fail_message.format(stage=dag.stage, name=node.name)
-            self._fail_node(dag, node, text, now)
+            fail_node(dag, node, text, now)
 
 
 def check_durations(durations: Optional[Sequence[float]]) -> Optional[tuple[float, ...]]:

@@ -84,7 +84,7 @@ def to_plain(value: Any) -> Any:
 
 
 class GoField:
-    """One field of a Go struct: Go name, JSON name, Go type (string, bytes, int, any)."""
+    """One field of a Go struct: Go name, JSON name, Go type (string, bytes, int, bool, any)."""
 
     __slots__ = ("go_name", "go_type", "json_name")
 
@@ -129,7 +129,7 @@ def decode_struct(
 
 
 def _zero(go_type: str) -> Any:
-    return {"string": "", "int": 0, "bytes": None}.get(go_type)
+    return {"string": "", "int": 0, "bool": False, "bytes": None}.get(go_type)
 
 
 def _match(fields: Sequence[GoField], key: str) -> Optional[GoField]:
@@ -146,6 +146,8 @@ def _match(fields: Sequence[GoField], key: str) -> Optional[GoField]:
 def _convert(go_type: str, value: Any) -> tuple[bool, Any]:
     if go_type == "string":
         return isinstance(value, str), value
+    if go_type == "bool":
+        return (True, value) if isinstance(value, bool) else (False, None)
     if go_type == "int":
         ok = isinstance(value, int) and not isinstance(value, bool)
         return ok, value

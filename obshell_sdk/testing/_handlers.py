@@ -6,23 +6,23 @@ table that maps method and path to them is in ``_routes.py``.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Callable
-from typing import Any, Optional
+from typing import Any
 
 from ._context import Context
 from ._dags import parse_generic_id
 from ._errors import NO_DATA, ApiError, PanicError
-from ._golike import GoField, decode_struct, parse_go_json, rfc3339
+from ._golike import GoField, rfc3339
+from ._params import bind, check_path, require_cluster_agent, split_release, version_key
 
 _UPGRADE_FIELDS = (
     GoField("Version", "version", "string"),
     GoField("Release", "release", "string"),
     GoField("UpgradeDir", "upgradeDir", "string"),
 )
+_UPGRADE_REQUIRED = (("Version", "UpgradeCheckParam.Version"),
+                     ("Release", "UpgradeCheckParam.Release"))
 _OPERATOR_FIELDS = (GoField("Operator", "operator", "string"),)
-_PATH_CHARS = re.compile(r"^[A-Za-z0-9\u4e00-\u9fff\-_:@/.]*$")
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False", ""}
 
@@ -34,9 +34,11 @@ def _id(ctx: Context) -> str:
 def info(ctx: Context) -> Any:
     """``GET /api/v1/info``."""
     a = ctx.state
+    a.sync_version()
     data: dict[str, Any] = {
         "pid": a.pid, "state": 2, "startAt": int(a.started_at * 1e9),
-        "homePath": "/home/admin/obshell", "obVersion": "", "architecture": "x86_64",
+        "homePath": "/home/admin/obshell", "obVersion": a.ob_version,
+        "architecture": a.architecture,
         "ip": a.host, "port": a.port, "zone": "", "identity": a.identity,
         "version": a.version_release_display, "isObproxyAgent": False,
         "security": a.agent_password is not None,
@@ -68,49 +70,6 @@ def status(ctx: Context) -> Any:
     }
 
 
-def _bind(ctx: Context, fields: tuple[GoField, ...], struct: str, path: str) -> dict[str, Any]:
-    def fail(text: str) -> ApiError:
-        return ApiError(400, "Common.BindJsonFailed", f"Bind JSON failed: {text}")
-
-    try:
-        parsed = parse_go_json(ctx.body)
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    values, error = decode_struct(parsed, struct, fields, type_path=path)
-    if error is not None:
-        raise fail(error)
-    missing = [
-        f"Key: '{struct}.{f.go_name}' Error:Field validation for '{f.go_name}' "
-        "failed on the 'required' tag"
-        for f in fields if f.go_name in ("Version", "Release", "Operator") and not values[f.go_name]
-    ]
-    if missing:
-        raise fail("\n".join(missing))
-    return values
-
-
-def _check_path(path: str) -> Optional[str]:
-    if not path.startswith("/"):
-        return "should start with '/'"
-    if not _PATH_CHARS.match(path):
-        return "contains illegal characters"
-    depth = 0
-    for part in path.split("/"):
-        if part == "..":
-            depth -= 1
-            if depth < 0:
-                return "should not escape from '/' with '..'"
-        elif part not in ("", "."):
-            depth += 1
-    return None
-
-
-def _version_key(text: str) -> tuple[tuple[int, ...], int]:
-    version, _, build = text.partition("-")
-    nums = tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
-    return nums, int(build) if build.isdigit() else 0
-
-
 def upgrade_agent(ctx: Context) -> Any:
     """``POST /api/v1/agent/upgrade``: create the 9-stage upgrade DAG (task-creating)."""
     return _upgrade(ctx, check=False)
@@ -123,29 +82,25 @@ def check_agent_upgrade(ctx: Context) -> Any:
 
 def _upgrade(ctx: Context, *, check: bool) -> Any:
     a = ctx.state
-    values = _bind(ctx, _UPGRADE_FIELDS, "UpgradeCheckParam", "param.UpgradeCheckParam")
-    if a.identity != "CLUSTER AGENT":
-        raise ApiError(400, "Agent.Identify.NotSupportOperation",
-                       f"'{a.host}:{a.port}' is '{a.identity}', instead of 'CLUSTER AGENT', "
-                       "does not support this operation", data_null=True)
+    values = bind(ctx.body, "UpgradeCheckParam", "param.UpgradeCheckParam", _UPGRADE_FIELDS,
+                  _UPGRADE_REQUIRED)
+    require_cluster_agent(a.identity, f"{a.host}:{a.port}")
     upgrade_dir = values["UpgradeDir"]
     if upgrade_dir:
-        problem = _check_path(upgrade_dir)
+        problem = check_path(upgrade_dir)
         if problem is not None:
             raise ApiError(400, "Common.InvalidPath",
                            f"Path '{upgrade_dir}' is not valid: {problem}", data_null=True)
     version, release = values["Version"], values["Release"]
-    if "." not in release:
-        raise ApiError(400, "Package.ReleaseFormat.Invalid",
-                       f"Release format {release} is illegal", data_null=True)
-    target = f"{version}-{release[: release.rfind('.')]}"
+    build, _ = split_release(release)
+    target = f"{version}-{build}"
     current = f"{a.sync_version()}-{a.release}"
-    if _version_key(target) <= _version_key(current):
+    if version_key(target) <= version_key(current):
         raise ApiError(400, "Agent.Upgrade.ToLowerVersion",
                        f"Target version {target} is not greater than current version {current}. "
                        "Please verify if the parameters have been filled out correctly",
                        data_null=True)
-    dag = a.dags.create(version, release, check=check)
+    dag = a.dags.create(version, release, check=check, upgrade_dir=upgrade_dir.strip())
     return dag.to_json(a.host, a.port, details=False, fresh=True)
 
 
@@ -177,7 +132,8 @@ def operate_dag(ctx: Context) -> Any:
     a = ctx.state
     dag_id = _id(ctx)
     parse_generic_id(dag_id)
-    values = _bind(ctx, _OPERATOR_FIELDS, "DagOperator", "task.DagOperator")
+    values = bind(ctx.body, "DagOperator", "task.DagOperator", _OPERATOR_FIELDS,
+                  (("Operator", "DagOperator.Operator"),))
     dag = a.dags.lookup(dag_id)
     a.dags.operate(dag, values["Operator"])
     return NO_DATA
@@ -231,56 +187,3 @@ def unfinished(ctx: Context) -> Any:
     with a.dags.lock:
         items = [d.to_json(a.host, a.port, details=details) for d in a.dags.all() if d.unfinished]
     return {"contents": items or None}
-
-
-_RPM_NAME = re.compile(
-    r"^(?P<name>.+)-(?P<version>[^-]+)-(?P<release>[^-]+)\.(?P<arch>[^.]+)\.rpm$")
-
-
-def upload_package(ctx: Context) -> Any:
-    """``POST /api/v1/upgrade/package``: encrypted multipart with part ``file``."""
-    a = ctx.state
-    if a.identity != "CLUSTER AGENT":
-        raise ApiError(400, "Agent.Identify.NotSupportOperation",
-                       f"'{a.host}:{a.port}' is '{a.identity}', instead of 'CLUSTER AGENT', "
-                       "does not support this operation", data_null=True)
-    ctype = ctx.req.header_lookup("Content-Type") or ""
-    filename, content = _multipart_file(ctx.body, ctype)
-    if content is None:
-        raise ApiError(500, "Request.File.Missing",
-                       "File 'file' in the request is missing: http: no such file", data_null=True)
-    m = _RPM_NAME.match(filename or "")
-    name, version, rel, arch = (m.group("name"), m.group("version"), m.group("release"),
-                                m.group("arch")) if m else ("obshell", "", "", "x86_64")
-    if "." not in rel:
-        raise ApiError(400, "Package.ReleaseFormat.Invalid", f"Release format {rel} is illegal",
-                       data_null=True)
-    record = {
-        "PkgId": len(a.packages) + 1, "Name": name, "Version": version,
-        "ReleaseDistribution": rel, "Distribution": rel.rsplit(".", 1)[-1],
-        "Release": rel.rsplit(".", 1)[0], "Architecture": arch, "Size": len(content),
-        "PayloadSize": len(content), "ChunkCount": max(1, -(-len(content) // (8 << 20))),
-        "Md5": hashlib.md5(content).hexdigest(),  # noqa: S324 - the agent reports MD5
-        "UpgradeDepYaml": "", "GmtModify": "0001-01-01T00:00:00Z",
-    }
-    a.packages.append((filename or "", content))
-    return record
-
-
-def _multipart_file(body: bytes, content_type: str) -> tuple[Optional[str], Optional[bytes]]:
-    m = re.search(r'boundary="?([^";]+)"?', content_type)
-    if not m:
-        return None, None
-    delim = b"--" + m.group(1).encode("latin-1")
-    for part in body.split(delim)[1:]:
-        if part.startswith(b"--"):
-            break
-        head, sep, data = part.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        disp = next((line for line in head.decode("latin-1").split("\r\n")
-                     if line.lower().startswith("content-disposition")), "")
-        if re.search(r'\bname="?file"?(;|$|\s)', disp):
-            fn = re.search(r'filename="([^"]*)"', disp)
-            return (fn.group(1) if fn else None), data[:-2] if data.endswith(b"\r\n") else data
-    return None, None

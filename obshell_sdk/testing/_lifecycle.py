@@ -142,8 +142,9 @@ class AgentRunner:
     # -- restarts -------------------------------------------------------------------------
     def restart(self, dag: FakeDag) -> None:
         """A DAG reached its restart stage: pause as an obshell restart does, in a helper."""
-        target = dag.target_version or self.state.version
-        release = dag.target_release if dag.target_version else self.state.release
+        new_obshell = dag.kind.startswith("agent") and bool(dag.target_version)
+        target = dag.target_version if new_obshell else self.state.version
+        release = dag.target_release if new_obshell else self.state.release
         with self._lock:
             running = self._running
         if not running:  # nothing to pause; the "restarted" agent runs the new version

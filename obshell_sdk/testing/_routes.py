@@ -2,8 +2,7 @@
 
 A route that creates a task (a DAG) says so here, with ``creates_task=True``, and nowhere
 else: the pipeline applies the faults that concern task creation (``drop_reply_after_create``)
-to exactly these routes. A future task-creating endpoint (``/api/v1/ob/upgrade``,
-``/api/v1/ob/upgrade/check``, ...) gets them by being declared with that flag.
+to exactly these routes (the agent upgrade and its check, the OB upgrade and its check).
 """
 
 from __future__ import annotations
@@ -13,12 +12,14 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from . import _handlers as h
+from . import _obupgrade as ob
+from . import _pkghandlers as pkg
 from ._context import Context
 
 Handler = Callable[[Context], Any]
 
 #: Path prefixes whose routes need a valid auth header (obshell's ``Verify`` route classes).
-PROTECTED_PREFIXES = ("/api/v1/agent/", "/api/v1/task/", "/api/v1/upgrade/")
+PROTECTED_PREFIXES = ("/api/v1/agent/", "/api/v1/task/", "/api/v1/upgrade/", "/api/v1/ob/")
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,14 @@ _STATIC: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/task/dag/maintain/ob"): Route(h.maintain_ob),
     ("GET", "/api/v1/task/dag/unfinish"): Route(h.unfinished),
     ("GET", "/api/v1/task/dag/ob/unfinish"): Route(h.unfinished),
-    ("POST", "/api/v1/upgrade/package"): Route(h.upload_package),
+    ("POST", "/api/v1/ob/upgrade"): Route(ob.ob_upgrade, creates_task=True),
+    ("POST", "/api/v1/ob/upgrade/check"): Route(ob.ob_upgrade_check, creates_task=True),
+    ("POST", "/api/v1/upgrade/package"): Route(pkg.upload_package),
+    ("GET", "/api/v1/upgrade/package/info"): Route(pkg.package_info),
+    ("POST", "/api/v1/upgrade/params/backup"): Route(ob.params_backup),
+    ("POST", "/api/v1/upgrade/params/restore"): Route(ob.params_restore),
+    ("POST", "/api/v1/upgrade/env/check"): Route(ob.env_check),
+    ("POST", "/api/v1/package"): Route(pkg.new_upload),  # VerifyFile only, no Verify
 }
 
 #: ``/api/v1/task/<kind>/:id`` routes (gin: static routes win over ``:id``).
@@ -55,6 +63,7 @@ _BY_ID: dict[tuple[str, str], Route] = {
 }
 
 _SUB_TASK_LOGS = Route(h.sub_task_logs)
+_DELETE_PACKAGE = Route(pkg.delete_package)
 
 
 def route(method: str, path: str) -> Optional[Route]:
@@ -68,6 +77,9 @@ def route(method: str, path: str) -> Optional[Route]:
     if (len(parts) == 7 and parts[:5] == ["", "api", "v1", "task", "sub_task"]
             and parts[6] == "logs" and parts[5] and method == "GET"):
         return _SUB_TASK_LOGS
+    if (method == "DELETE" and len(parts) == 6 and parts[5]
+            and parts[:5] == ["", "api", "v1", "upgrade", "package"]):
+        return _DELETE_PACKAGE
     return None
 
 

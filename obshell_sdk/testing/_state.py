@@ -20,7 +20,9 @@ from ._crypto import ServerKey
 from ._dagmodel import FakeDag
 from ._dags import DagStore
 from ._faults import FaultPlan
+from ._packages import PackageStore, download_logs
 from ._record import RecordedRequest, RequestLog
+from ._templates import EDITIONS
 
 _log = logging.getLogger("obshell_sdk.testing")
 
@@ -35,7 +37,10 @@ class AgentState:
     ``release``, ``supported_auth``, ``legacy_v1``, ``root_password_known``, ``host``,
     ``port``, ``adopt_target_version``, ``restart_seconds``, ``restart_new_key_bits``) have
     the meaning of the :class:`~obshell_sdk.testing.FakeAgent` keyword arguments of the same
-    name. ``key``, ``dags``, ``faults``, ``request_log`` and ``packages`` are the live collections.
+    name, and so do the OceanBase side's ``ob_version``, ``edition``, ``zones``, ``python_ok``,
+    ``new_upload``, ``require_packages`` and ``strict_upload`` (``architecture`` is
+    ``/info.architecture``). ``key``, ``dags``, ``faults``, ``request_log``, ``packages`` (the
+    uploads) and ``inventory`` (the stored package rows) are the live collections.
     """
 
     def __init__(
@@ -68,6 +73,33 @@ class AgentState:
         self.packages: list[tuple[str, bytes]] = []
         self.started_at = self.now()
         self.restart_hook: Optional[RestartHook] = None
+        self.ob_version = ""
+        self.edition = "community"
+        self.zones = 3
+        self.python_ok = True
+        self.new_upload = True
+        self.require_packages = False
+        self.strict_upload = False
+        self.architecture = "x86_64"
+        self.inventory = PackageStore()
+        self.dags.download_check = self._download_check
+
+    def configure_ob(self, *, ob_version: str, edition: str, zones: int, python_ok: bool,
+                     new_upload: bool, require_packages: bool, strict_upload: bool) -> None:
+        """Set the OceanBase side (raises ``ValueError`` for an unknown edition or no zone)."""
+        if edition not in EDITIONS:
+            raise ValueError(f"edition must be one of {', '.join(EDITIONS)}, not {edition!r}")
+        if zones < 1:
+            raise ValueError(f"zones must be at least 1, not {zones}")
+        self.ob_version, self.edition, self.zones = ob_version, edition, zones
+        self.python_ok, self.new_upload = python_ok, new_upload
+        self.require_packages, self.strict_upload = require_packages, strict_upload
+
+    def _download_check(self, dag: FakeDag) -> tuple[list[str], Optional[str]]:
+        """The download node's lookup (nothing to look up unless ``require_packages``)."""
+        if not self.require_packages:
+            return [], None
+        return download_logs(dag, self.inventory, self.architecture)
 
     def now(self) -> float:
         """The server clock (Unix seconds, float): ``time.time() + clock_offset``."""
@@ -83,12 +115,11 @@ class AgentState:
                           self.agent_password)
 
     def sync_version(self) -> str:
-        """Take on the version and release of the last upgrade DAG that ended SUCCEED/RUN.
+        """Take on what the upgrade DAGs that ended SUCCEED/RUN installed; returns the version.
 
-        Returns the version.
-
-        A real agent runs the new binary once its upgrade DAG succeeded; so does this one
-        (unless ``adopt_target_version`` is false, as the recorded vectors' agent behaved).
+        A real agent runs the new binary once its upgrade DAG succeeded, and reports the new
+        OceanBase build once an OB upgrade succeeded; so does this one (unless
+        ``adopt_target_version`` is false, as the recorded vectors' agent behaved).
         """
         if not self.adopt_target_version:
             return self.version
@@ -96,7 +127,10 @@ class AgentState:
                 and d.state == "SUCCEED" and d.operator == "RUN" and not d.version_applied]
         for dag in done:
             dag.version_applied = True
-            self.version, self.release = dag.target_version, dag.target_release
+            if dag.kind == "ob-upgrade":
+                self.ob_version = f"{dag.target_version}-{dag.target_release}"
+            else:
+                self.version, self.release = dag.target_version, dag.target_release
         return self.version
 
     @property
