@@ -15,21 +15,21 @@ import requests
 from ._auth import PasswordAuth
 from ._config import DEFAULT_PORT, Environment, auth_from_env, settings_from_env
 from ._creation import create_dag
-from ._dag import DagDetail, NodeDetail, Operator
-from ._decode import decode_contents, p_str, p_time
+from ._dag import DagDetail
+from ._decode import p_str, p_time
 from ._endpoints import AGENT_UPGRADE, AGENT_UPGRADE_CHECK, R, TaskEndpoint, UpgradeAgentRequest
-from ._exceptions import DecodeError, InvalidArgumentError, TaskNotFoundError
+from ._exceptions import InvalidArgumentError
 from ._models import AgentInfo, UpgradePackageInfo, UpgradeResult
 from ._polling import PollPolicy
 from ._request import Request
 from ._task import DagTask, ProgressCallback
+from ._task_calls import TaskCalls
 from ._transport import MAX_REPLY_BYTES, Cert, Timeout, Transport
 from ._upload import check_package_path, package_request
 from ._validate import (
     check_dag_id,
     check_host,
     check_language,
-    check_operator,
     check_port,
     check_seconds,
     check_timeout,
@@ -50,7 +50,7 @@ _OPTIONS = frozenset((
     "accept_language", "trust_env", "max_reply_bytes"))
 
 
-class ObshellClient:
+class ObshellClient(TaskCalls):
     """A client of one obshell agent (``host:port``, 2886 by default).
 
     ``auth`` signs the calls that need it (a :class:`PasswordAuth`; None allows only the
@@ -290,64 +290,6 @@ class ObshellClient:
         log.info("agent %s: stored package %s %s-%s (%s)", self.agent, info.name, info.version,
                  info.release_distribution, info.architecture)
         return info
-
-    def get_dag(
-        self, dag_id: Union[str, int], show_details: bool = True, *,
-        timeout: Optional[Timeout] = None,
-    ) -> DagDetail:
-        """``GET /api/v1/task/dag/{id}`` (GetDagDetails): the DAG with its nodes and sub-tasks.
-
-        A reply about another DAG than the one asked for is a :class:`DecodeError`.
-        """
-        dag_id = check_dag_id(dag_id)
-        if not isinstance(show_details, bool):
-            raise InvalidArgumentError("show_details", "must be True or False")
-        query = "show_details=true" if show_details else "show_details=false"
-        data = self.call("GET", f"/api/v1/task/dag/{dag_id}", query=query, timeout=timeout)
-        detail = DagDetail.from_json(data)
-        if detail.id != dag_id:
-            raise DecodeError(f"asked for task {dag_id}, the agent answered about {detail.id}",
-                              where="data.id")
-        return detail
-
-    def operate_dag(self, dag_id: Union[str, int], operator: Union[Operator, str]) -> None:
-        """``POST /api/v1/task/dag/{id}``: apply RETRY, ROLLBACK, CANCEL or PASS to a DAG.
-
-        The agent answers as soon as the operator is recorded; follow the DAG to see its effect.
-        Prefer the checked forms ``DagTask.retry()``, ``rollback()``, ``cancel()``, ``skip()``.
-        """
-        dag_id = check_dag_id(dag_id)
-        op = check_operator(operator)
-        self.call("POST", f"/api/v1/task/dag/{dag_id}", body={"operator": op.value})
-        log.info("agent %s: %s applied to task %s", self.agent, op.value, dag_id)
-
-    def get_node(self, node_id: Union[str, int]) -> NodeDetail:
-        """``GET /api/v1/task/node/{id}``: one node (stage) of a DAG with its sub-tasks.
-
-        Always asks with details: obshell fails (500) on ``show_details=false`` here.
-        """
-        node_id = check_dag_id(node_id, "node_id")
-        data = self.call("GET", f"/api/v1/task/node/{node_id}", query="show_details=true")
-        return NodeDetail.from_json(data)
-
-    def sub_task_logs(self, sub_task_id: Union[str, int]) -> list[str]:
-        """``GET /api/v1/task/sub_task/{id}/logs``: every log line of one sub-task."""
-        sub_task_id = check_dag_id(sub_task_id, "sub_task_id")
-        data = self.call("GET", f"/api/v1/task/sub_task/{sub_task_id}/logs")
-        return [p_str(line, f"data.contents[{i}]")
-                for i, line in enumerate(decode_contents(data))]
-
-    def unfinished_dags(self) -> list[DagDetail]:
-        """``GET /api/v1/task/dag/unfinish``: DAGs not finished (a FAILED upgrade stays here)."""
-        items = decode_contents(self.call("GET", "/api/v1/task/dag/unfinish"))
-        return [DagDetail.from_json(item, f"data.contents[{i}]") for i, item in enumerate(items)]
-
-    def last_maintenance_dag(self) -> Optional[DagDetail]:
-        """``GET /api/v1/task/dag/maintain/ob``: the cluster's last maintenance DAG, or None."""
-        try:
-            return DagDetail.from_json(self.call("GET", "/api/v1/task/dag/maintain/ob"))
-        except TaskNotFoundError:
-            return None
 
     def task(self, dag_id: Union[str, int]) -> DagTask:
         """A :class:`DagTask` for an existing DAG id, e.g. one started by another process.

@@ -116,7 +116,11 @@ def _public_callables():
         obj = getattr(obshell_sdk, name)
         if inspect.isclass(obj):
             yield name, obj.__init__
-            for attr, member in vars(obj).items():
+            members = {}
+            for cls in reversed(obj.__mro__):  # the groups of calls a class is assembled from
+                if cls.__module__.startswith("obshell_sdk"):
+                    members.update(vars(cls))
+            for attr, member in members.items():
                 if attr.startswith("_") and attr != "__init__":
                     continue
                 if isinstance(member, (classmethod, staticmethod)):
@@ -146,6 +150,7 @@ def test_no_public_signature_names_a_private_type():
         module = inspect.getmodule(func)
         names = {**vars(obshell_sdk), **(vars(module) if module else {})}
         hints = typing.get_type_hints(func, names)
+        hints.pop("self", None)  # a group of calls types its self as what it needs
         for hint in hints.values():
             for cls in _types_in(hint):
                 private = cls.__module__.startswith("obshell_sdk._") or cls.__name__.startswith("_")

@@ -1,0 +1,31 @@
+"""What each group of API calls needs from the client: :class:`ObshellClient` provides it.
+
+The client's calls are grouped by area (tasks, packages) in modules of their own; each group
+is a class the client is assembled from, and reaches the rest of the client only through
+this protocol.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Protocol
+
+from ._request import Request
+from ._transport import Timeout
+
+__all__ = ["Caller"]
+
+
+class Caller(Protocol):
+    """The part of the client a group of calls uses."""
+
+    agent: str
+    timeout: tuple[float, float]
+
+    def call(self, method: str, path: str, *, query: str = "", body: Optional[Any] = None,
+             signed: bool = True, timeout: Optional[Timeout] = None) -> Any:
+        """Send one call; the reply's data."""
+        ...
+
+    def _send(self, request: Request, timeout: Optional[Timeout] = None) -> Any:
+        """Send a prepared request; its envelope."""
+        ...

@@ -1,0 +1,79 @@
+"""The task calls of the API (DAGs, nodes, sub-tasks and their lists), a part of the client."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional, Union
+
+from ._calls import Caller
+from ._dag import DagDetail, NodeDetail, Operator
+from ._decode import decode_contents, p_str
+from ._exceptions import DecodeError, InvalidArgumentError, TaskNotFoundError
+from ._transport import Timeout
+from ._validate import check_dag_id, check_operator
+
+__all__ = ["TaskCalls"]
+
+log = logging.getLogger("obshell_sdk")
+
+
+class TaskCalls:
+    """GetDagDetails, operators, nodes, sub-task logs and the task lists of one agent."""
+
+    def get_dag(
+        self: Caller, dag_id: Union[str, int], show_details: bool = True, *,
+        timeout: Optional[Timeout] = None,
+    ) -> DagDetail:
+        """``GET /api/v1/task/dag/{id}`` (GetDagDetails): the DAG with its nodes and sub-tasks.
+
+        A reply about another DAG than the one asked for is a :class:`DecodeError`.
+        """
+        dag_id = check_dag_id(dag_id)
+        if not isinstance(show_details, bool):
+            raise InvalidArgumentError("show_details", "must be True or False")
+        query = "show_details=true" if show_details else "show_details=false"
+        data = self.call("GET", f"/api/v1/task/dag/{dag_id}", query=query, timeout=timeout)
+        detail = DagDetail.from_json(data)
+        if detail.id != dag_id:
+            raise DecodeError(f"asked for task {dag_id}, the agent answered about {detail.id}",
+                              where="data.id")
+        return detail
+
+    def operate_dag(self: Caller, dag_id: Union[str, int], operator: Union[Operator, str]) -> None:
+        """``POST /api/v1/task/dag/{id}``: apply RETRY, ROLLBACK, CANCEL or PASS to a DAG.
+
+        The agent answers as soon as the operator is recorded; follow the DAG to see its effect.
+        Prefer the checked forms ``DagTask.retry()``, ``rollback()``, ``cancel()``, ``skip()``.
+        """
+        dag_id = check_dag_id(dag_id)
+        op = check_operator(operator)
+        self.call("POST", f"/api/v1/task/dag/{dag_id}", body={"operator": op.value})
+        log.info("agent %s: %s applied to task %s", self.agent, op.value, dag_id)
+
+    def get_node(self: Caller, node_id: Union[str, int]) -> NodeDetail:
+        """``GET /api/v1/task/node/{id}``: one node (stage) of a DAG with its sub-tasks.
+
+        Always asks with details: obshell fails (500) on ``show_details=false`` here.
+        """
+        node_id = check_dag_id(node_id, "node_id")
+        data = self.call("GET", f"/api/v1/task/node/{node_id}", query="show_details=true")
+        return NodeDetail.from_json(data)
+
+    def sub_task_logs(self: Caller, sub_task_id: Union[str, int]) -> list[str]:
+        """``GET /api/v1/task/sub_task/{id}/logs``: every log line of one sub-task."""
+        sub_task_id = check_dag_id(sub_task_id, "sub_task_id")
+        data = self.call("GET", f"/api/v1/task/sub_task/{sub_task_id}/logs")
+        return [p_str(line, f"data.contents[{i}]")
+                for i, line in enumerate(decode_contents(data))]
+
+    def unfinished_dags(self: Caller) -> list[DagDetail]:
+        """``GET /api/v1/task/dag/unfinish``: DAGs not finished (a FAILED upgrade stays here)."""
+        items = decode_contents(self.call("GET", "/api/v1/task/dag/unfinish"))
+        return [DagDetail.from_json(item, f"data.contents[{i}]") for i, item in enumerate(items)]
+
+    def last_maintenance_dag(self: Caller) -> Optional[DagDetail]:
+        """``GET /api/v1/task/dag/maintain/ob``: the cluster's last maintenance DAG, or None."""
+        try:
+            return DagDetail.from_json(self.call("GET", "/api/v1/task/dag/maintain/ob"))
+        except TaskNotFoundError:
+            return None
