@@ -12,7 +12,7 @@ import pytest
 from conftest import PASSWORD
 
 from obshell_sdk import InvalidArgumentError, ObshellClient
-from obshell_sdk.testing import FakeAgent
+from obshell_sdk.testing import FakeAgent, build_rpm
 
 VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,7 +134,7 @@ def test_from_env(agent):
 
 def test_upgrade_with_package_uploads_checks_upgrades_and_confirms(agent, tmp_path):
     rpm = tmp_path / f"obshell-{VERSION}-{RELEASE}.x86_64.rpm"
-    rpm.write_bytes(b"rpm bytes" * 1000)
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
     out = run(agent, "--json", "upgrade", VERSION, RELEASE, "--package", str(rpm))
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["state"] == "SUCCEED"
