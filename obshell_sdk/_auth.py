@@ -39,6 +39,7 @@ from ._exceptions import (
 from ._models import AgentInfo, AgentSecret, Envelope
 from ._request import Request
 from ._secrets import wrap_secret
+from ._validate import brief_repr
 
 __all__ = ["AuthFlow", "PasswordAuth", "auth_flow", "choose_version"]
 
@@ -108,13 +109,15 @@ class PasswordAuth:
             raise InvalidArgumentError("lifetime", "must be a number of seconds")
         if not 1 <= lifetime <= MAX_LIFETIME:
             raise InvalidArgumentError(
-                "lifetime", f"must be between 1 and {int(MAX_LIFETIME)} seconds, got {lifetime}"
+                "lifetime", f"must be between 1 and {int(MAX_LIFETIME)} seconds, got "
+                f"{brief_repr(lifetime)}"
             )
         if version is not None and version not in _DIALECTS:
-            raise InvalidArgumentError("version", f"must be 'v1', 'v2' or None, got {version!r}")
+            raise InvalidArgumentError("version", f"must be 'v1', 'v2' or None, got "
+                                       f"{brief_repr(version)}")
         if min_key_bits not in (512, 1024, 2048, 4096):
             raise InvalidArgumentError("min_key_bits", f"must be 512, 1024, 2048 or 4096, got "
-                                       f"{min_key_bits!r}")
+                                       f"{brief_repr(min_key_bits)}")
         assert secret is not None
         self._password = secret
         self._agent_password = agent_secret
@@ -136,6 +139,8 @@ class PasswordAuth:
             state.fetch_lock = threading.Lock()
 
     def __repr__(self) -> str:
+        if not hasattr(self, "_agents"):  # __init__ refused its input: a half-built object
+            return "<PasswordAuth (not set up)>"
         agent = "None" if self._agent_password is None else "'***'"
         return (
             f"PasswordAuth(password='***', agent_password={agent}, "

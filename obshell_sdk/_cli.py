@@ -230,6 +230,13 @@ def exit_code(exc: ObshellError) -> int:
     return EXIT_API
 
 
+class _PrintableFormatter(logging.Formatter):
+    """Log lines carry the agent's texts: escape their control characters for the terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record), keep_newlines=True)
+
+
 _OPTIONS = {"OBSHELL_HOST": "--host", "OBSHELL_PORT": "--port", "OBSHELL_HTTPS": "--https",
             "OBSHELL_CA_BUNDLE": "--ca-bundle"}
 
@@ -238,7 +245,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code."""
     args = _parser().parse_args(argv)
     if args.verbose:
-        logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+        handler = logging.StreamHandler()
+        handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+        logging.basicConfig(level=logging.DEBUG, handlers=[handler])
     out = _Out(args.json, sys.stdout)
     try:
         return _run(args, out)

@@ -27,6 +27,7 @@ from ._task_calls import TaskCalls
 from ._transport import MAX_REPLY_BYTES, Cert, Timeout, Transport
 from ._upload import check_package_path, package_request
 from ._validate import (
+    brief_repr,
     check_dag_id,
     check_host,
     check_language,
@@ -95,11 +96,11 @@ class ObshellClient(TaskCalls):
             raise InvalidArgumentError("poll_policy", "must be a PollPolicy")
 
         #: The agent's host (IPv6 without brackets).
-        self.host: str = url_host.strip("[]")
+        self.host: str = url_host.strip("[]").replace("%25", "%", 1)
         #: The agent's port.
         self.port: int = port
         #: ``host:port`` as it appears in messages (IPv6 in brackets).
-        self.agent: str = f"{url_host}:{port}"
+        self.agent: str = f"{url_host.replace('%25', '%', 1)}:{port}"
         #: ``http(s)://host:port``.
         self.base_url: str = f"{'https' if https else 'http'}://{url_host}:{port}"
         #: The ``(connect, read)`` timeout of every call.
@@ -183,11 +184,12 @@ class ObshellClient(TaskCalls):
         JSON-encoded (and encrypted under auth v2). Errors raise like every other method.
         """
         if not isinstance(method, str) or not (method.isascii() and method.isalpha()):
-            raise InvalidArgumentError("method", f"{method!r} is not an HTTP method")
+            raise InvalidArgumentError("method", f"{brief_repr(method)} is not an HTTP method")
         if not isinstance(path, str) or not path.startswith("/") or not path.isprintable():
-            raise InvalidArgumentError("path", f"{path!r} must start with / and be printable")
+            raise InvalidArgumentError("path", f"{brief_repr(path)} must start with / and be "
+                                       "printable")
         if not isinstance(query, str) or not query.isprintable():
-            raise InvalidArgumentError("query", f"{query!r} must be a printable string")
+            raise InvalidArgumentError("query", f"{brief_repr(query)} must be a printable string")
         if not isinstance(signed, bool):
             raise InvalidArgumentError("signed", "must be True or False")
         try:
@@ -256,7 +258,7 @@ class ObshellClient(TaskCalls):
     def _create_task(self, endpoint: TaskEndpoint[R], request: R) -> DagTask:
         """Create a task through ``endpoint`` exactly once (see :mod:`._creation`)."""
         created = create_dag(lambda r: self._send(r).data, endpoint, request,
-                             self.unfinished_dags, self._dags_to_search, self.server_time)
+                             self._dags_to_search, self.server_time)
         if isinstance(created, DagDetail):
             log.info("agent %s: created task %s %r", self.agent, created.id, created.name)
         return DagTask(self, created, policy=self.poll_policy)

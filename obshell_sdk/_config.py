@@ -7,17 +7,20 @@ share defaults and errors.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Optional
 
 from ._auth import PasswordAuth
 from ._exceptions import InvalidArgumentError
+from ._validate import brief_repr, check_host
 
 __all__ = ["DEFAULT_PORT", "ENV_VARIABLES", "Environment", "auth_from_env", "settings_from_env"]
 
 DEFAULT_PORT = 2886
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
+_PORT = re.compile(r"[0-9]{1,5}\Z")  # ASCII digits only (int() takes other scripts' too)
 
 #: Every variable read, with what it means (the CLI's help shows this table).
 ENV_VARIABLES = {
@@ -43,9 +46,16 @@ class Environment(Mapping[str, str]):
         source = os.environ if environ is None else environ
         if not isinstance(source, Mapping):
             raise InvalidArgumentError("environ", "must be a mapping such as os.environ")
-        self._values = {name: source[name] for name in ENV_VARIABLES
-                        if isinstance(source.get(name), str)}
+        self._values: dict[str, str] = {}
+        wrong: list[tuple[str, str]] = []  # a name and a type; a value may be a password
+        for name in ENV_VARIABLES:
+            if isinstance(source.get(name), str):
+                self._values[name] = source[name]
+            elif source.get(name) is not None:
+                wrong.append((name, type(source.get(name)).__name__))
         del source, environ
+        if wrong:
+            raise InvalidArgumentError(wrong[0][0], f"must be a string, got {wrong[0][1]}")
 
     def __getitem__(self, name: str) -> str:
         return self._values[name]
@@ -65,14 +75,20 @@ def settings_from_env(env: Environment) -> dict[str, Any]:
     host = (env.get("OBSHELL_HOST") or "").strip()
     if not host:
         raise InvalidArgumentError("OBSHELL_HOST", "set it to the agent's host name or IP")
+    try:
+        check_host(host)
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError("OBSHELL_HOST", str(exc).partition(": ")[2]) from None
     port_text = (env.get("OBSHELL_PORT") or str(DEFAULT_PORT)).strip()
-    if not (port_text.isascii() and port_text.isdigit()):
-        raise InvalidArgumentError("OBSHELL_PORT", f"{port_text!r} is not a port number")
+    if not _PORT.match(port_text) or not 1 <= int(port_text) <= 65535:
+        raise InvalidArgumentError(
+            "OBSHELL_PORT", f"{brief_repr(port_text)} is not a port number from 1 to 65535"
+        )
     https_text = (env.get("OBSHELL_HTTPS") or "").strip().lower()
     if https_text not in _TRUE + _FALSE:
         raise InvalidArgumentError(
             "OBSHELL_HTTPS",
-            f"{https_text!r} is neither on (1/true/yes/on) nor off (0/false/no/off)",
+            f"{brief_repr(https_text)} is neither on (1/true/yes/on) nor off (0/false/no/off)",
         )
     return {"host": host, "port": int(port_text), "https": https_text in _TRUE,
             "verify": env.get("OBSHELL_CA_BUNDLE") or True}

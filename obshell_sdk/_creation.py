@@ -18,12 +18,13 @@ from ._endpoints import R, TaskEndpoint
 from ._exceptions import (
     ConnectionLostError,
     DecodeError,
+    InvalidArgumentError,
     ObshellError,
     OutcomeUnknownError,
     ReadTimeoutError,
 )
 from ._request import Request
-from ._validate import check_dag_id
+from ._validate import brief_repr, check_dag_id
 
 __all__ = ["RECOVERY_SECONDS", "create_dag", "find_created_dag"]
 
@@ -40,22 +41,20 @@ def create_dag(
     send: Callable[[Request], Any],
     endpoint: TaskEndpoint[R],
     request: R,
-    unfinished: Callable[[], list[DagDetail]],
     candidates: Callable[[], list[DagDetail]],
     agent_clock: Callable[[], Optional[datetime]],
 ) -> Union[DagDetail, str]:
     """POST ``request`` to ``endpoint`` once; the DAG it created (or its id only).
 
-    ``send`` sends a request and returns the reply's data; ``unfinished`` lists the
-    unfinished DAGs, ``candidates`` the DAGs where a new one shows up, and ``agent_clock``
-    reads the agent's clock. The unfinished DAGs are noted before the POST (every DAG not
-    started yet is among them), so that a lost reply is only ever recovered with a DAG the
-    POST created. Only the id comes back when the agent's reply names the new task but does
-    not parse otherwise.
+    ``send`` sends a request and returns the reply's data; ``candidates`` lists the DAGs
+    where a new one shows up (the unfinished ones, the last maintenance one) and
+    ``agent_clock`` reads the agent's clock. The candidates are noted before the POST, so
+    that a lost reply is only ever recovered with a DAG the POST created. Only the id comes
+    back when the agent's reply names the new task but does not parse otherwise.
     """
     body = json.dumps(request.to_json(), separators=(",", ":")).encode()
     try:
-        existed: Optional[frozenset[str]] = frozenset(d.id for d in unfinished())
+        existed: Optional[frozenset[str]] = frozenset(d.id for d in candidates())
     except ObshellError as exc:  # the POST may still go through; judge by time alone then
         log.info("could not list the agent's tasks before %s (%s)", endpoint.path, exc)
         existed = None
@@ -72,9 +71,13 @@ def create_dag(
         dag_id = data.get("id") if isinstance(data, dict) else None
         if not isinstance(dag_id, str):
             raise
+        try:
+            dag_id = check_dag_id(dag_id)
+        except InvalidArgumentError:  # the agent's fault, not the caller's
+            raise DecodeError(f"{brief_repr(dag_id)} is not a task id", where="data.id") from None
         log.warning("%s created task %s, but its reply did not parse; following it by id",
                     endpoint.path, dag_id)
-        return check_dag_id(dag_id)
+        return dag_id
 
 
 class _Judge:

@@ -177,6 +177,21 @@ class DeadlineAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = dict(_POOLS)
 
+    def build_connection_pool_key_attributes(
+        self, request: Any, verify: Any, cert: Any = None
+    ) -> Any:
+        """The pool key requests builds, with a scoped IPv6 host (``fe80::1%25eth0``) in brackets.
+
+        requests 2.32 hands urllib3 the host unbracketed with the URL's ``%25``, which no
+        resolver reads (psf/requests#6735); bracketed, urllib3 reads the zone id right.
+        """
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, verify, cert)
+        host: Any = host_params.get("host")
+        if isinstance(host, str) and ":" in host and "%" in host and not host.startswith("["):
+            host_params["host"] = f"[{host}]"
+        return host_params, pool_kwargs
+
     def proxy_manager_for(self, *args: Any, **kwargs: Any) -> Any:
         """Make (or reuse) a proxy's pool manager, with our connection classes."""
         manager = super().proxy_manager_for(*args, **kwargs)

@@ -15,6 +15,7 @@ from typing import Any, Callable, Generic, Optional, Protocol, TypeVar
 import attrs
 
 from ._exceptions import InvalidArgumentError
+from ._validate import brief_repr, control_character
 
 __all__ = [
     "AGENT_UPGRADE",
@@ -24,53 +25,82 @@ __all__ = [
     "UpgradeAgentRequest",
 ]
 
-_VERSION = re.compile(r"\d+(\.\d+)+\Z")
+#: The longest version and release accepted (real ones are about 8 and 25 characters).
+MAX_VERSION_LENGTH = 64
+MAX_RELEASE_LENGTH = 128
+#: The longest upgrade directory accepted (Linux's PATH_MAX).
+MAX_PATH_LENGTH = 4096
+# ASCII digits only: Python's \d and str.isdigit() also take Arabic-Indic and other digits,
+# which obshell's strconv.Atoi refuses.
+_VERSION = re.compile(r"[0-9]+(\.[0-9]+)+\Z")
+_BUILD_NUMBER = re.compile(r"[0-9]+\Z")
 # PROTOCOL §7.1 (obshell's CheckPathValid): letters, digits, CJK, and - _ : @ / .
 _PATH_CHARS = re.compile(r"[A-Za-z0-9\u4e00-\u9fff\-_:@/.]+\Z")
 
 
-def _check_version(_: Any, attribute: attrs.Attribute[str], value: Any) -> None:
+def _string(name: str, value: Any, limit: int) -> str:
+    """``value`` if it is a string of at most ``limit`` characters without control characters."""
     if not isinstance(value, str):
-        raise InvalidArgumentError(attribute.name, f"must be a string, got {type(value).__name__}")
-    if not _VERSION.match(value):
+        raise InvalidArgumentError(name, f"must be a string, got {type(value).__name__}")
+    if len(value) > limit:
         raise InvalidArgumentError(
-            attribute.name, f"{value!r} is not a dotted version such as '4.2.1.1'"
+            name, f"{brief_repr(value)} is {len(value)} characters long, more than {limit}"
+        )
+    bad = control_character(value)
+    if bad is not None:
+        raise InvalidArgumentError(name, f"{brief_repr(value)} contains {bad}")
+    return value
+
+
+def _check_version(_: Any, attribute: attrs.Attribute[str], value: Any) -> None:
+    text = _string(attribute.name, value, MAX_VERSION_LENGTH)
+    if not _VERSION.match(text):
+        raise InvalidArgumentError(
+            attribute.name, f"{text!r} is not a dotted version of ASCII digits such as '4.2.1.1'"
         )
 
 
 def _check_release(_: Any, attribute: attrs.Attribute[str], value: Any) -> None:
-    if not isinstance(value, str):
-        raise InvalidArgumentError(attribute.name, f"must be a string, got {type(value).__name__}")
-    if not value.strip():
-        raise InvalidArgumentError(attribute.name, "must not be empty")
-    if value != value.strip() or any(c.isspace() for c in value):
-        raise InvalidArgumentError(attribute.name, f"{value!r} contains white space")
-    build, _, dist = value.rpartition(".")
-    if not build or not dist:
+    name = attribute.name
+    text = _string(name, value, MAX_RELEASE_LENGTH)
+    if not text.strip():
+        raise InvalidArgumentError(name, "must not be empty")
+    if any(c.isspace() for c in text):
+        raise InvalidArgumentError(name, f"{text!r} contains white space")
+    if not text.isascii():
+        raise InvalidArgumentError(name, f"{text!r} is not ASCII")
+    for bad in ("/", ".."):
+        if bad in text:
+            raise InvalidArgumentError(name, f"{text!r} must not contain {bad!r}")
+    build, _, dist = text.partition(".")
+    if not dist or text.endswith("."):
         raise InvalidArgumentError(
-            attribute.name,
-            f"{value!r} is not '<build number>.<distribution>', e.g. '101000062023110109.el7'",
+            name, f"{text!r} is not '<build number>.<distribution>', e.g. '101000062023110109.el7'",
+        )
+    if not _BUILD_NUMBER.match(build):
+        raise InvalidArgumentError(
+            name, f"{text!r}: the build number before the first '.' must be ASCII digits, "
+            "e.g. '101000062023110109.el7'",
         )
 
 
 def _check_upgrade_dir(_: Any, attribute: attrs.Attribute[Optional[str]], value: Any) -> None:
     if value is None:
         return
-    if not isinstance(value, str):
-        raise InvalidArgumentError(attribute.name, f"must be a string, got {type(value).__name__}")
-    if not value.startswith("/"):
-        raise InvalidArgumentError(attribute.name, f"{value!r} must be an absolute path")
-    if not _PATH_CHARS.match(value):
+    text = _string(attribute.name, value, MAX_PATH_LENGTH)
+    if not text.startswith("/"):
+        raise InvalidArgumentError(attribute.name, f"{brief_repr(text)} must be an absolute path")
+    if not _PATH_CHARS.match(text):
         raise InvalidArgumentError(
             attribute.name,
-            f"{value!r} may hold only letters, digits, CJK characters and - _ : @ / .",
+            f"{brief_repr(text)} may hold only letters, digits, CJK characters and - _ : @ / .",
         )
-    if ".." in value.split("/"):
-        raise InvalidArgumentError(attribute.name, f"{value!r} must not contain '..'")
+    if ".." in text.split("/"):
+        raise InvalidArgumentError(attribute.name, f"{brief_repr(text)} must not contain '..'")
 
 
 def _empty_as_none(value: Any) -> Any:
-    return None if value == "" else value
+    return None if isinstance(value, str) and value == "" else value
 
 
 @attrs.frozen

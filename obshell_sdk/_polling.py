@@ -15,7 +15,7 @@ from typing import Any, Optional
 import attrs
 
 from ._exceptions import InvalidArgumentError
-from ._validate import check_seconds
+from ._validate import brief_repr, check_seconds
 
 __all__ = ["Deadline", "PollPolicy"]
 
@@ -27,10 +27,14 @@ def _seconds(_: object, attribute: attrs.Attribute[float], value: Any) -> None:
     check_seconds(value, f"PollPolicy.{attribute.name}")
 
 
-def _jitter(_: object, attribute: attrs.Attribute[float], value: Any) -> None:
-    check_seconds(value, "PollPolicy.jitter", allow_zero=True)
-    if value >= 1:
-        raise InvalidArgumentError("PollPolicy.jitter", f"must be below 1, got {value!r}")
+def _ratio(_: object, attribute: attrs.Attribute[float], value: Any) -> None:
+    """``fraction`` in (0, 1], ``jitter`` in [0, 1): plain numbers, not seconds."""
+    name = f"PollPolicy.{attribute.name}"
+    jitter = attribute.name == "jitter"
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not (0 <= value < 1 if jitter else 0 < value <= 1)):
+        bounds = "from 0 up to (not including) 1" if jitter else "above 0 and at most 1"
+        raise InvalidArgumentError(name, f"must be a number {bounds}, got {brief_repr(value)}")
 
 
 @attrs.frozen
@@ -48,9 +52,9 @@ class PollPolicy:
     """
 
     initial: float = attrs.field(default=MIN_INTERVAL, validator=_seconds)
-    fraction: float = attrs.field(default=0.2, validator=_seconds)
+    fraction: float = attrs.field(default=0.2, validator=_ratio)
     ceiling: float = attrs.field(default=3.0, validator=_seconds)
-    jitter: float = attrs.field(default=0.1, validator=_jitter)
+    jitter: float = attrs.field(default=0.1, validator=_ratio)
     failure_budget: float = attrs.field(default=300.0, validator=_seconds)
 
     def __attrs_post_init__(self) -> None:
@@ -70,7 +74,13 @@ class PollPolicy:
         return min(self.ceiling, max(self.initial, spread))
 
     def evolve(self, **changes: float) -> PollPolicy:
-        """A copy with some knobs changed."""
+        """A copy with some knobs changed (each checked as when built)."""
+        knobs = attrs.fields_dict(PollPolicy)
+        for name in changes:
+            if name not in knobs:
+                raise InvalidArgumentError(
+                    name, f"is not a PollPolicy knob (knobs: {', '.join(knobs)})"
+                )
         return attrs.evolve(self, **changes)
 
 

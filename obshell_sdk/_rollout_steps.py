@@ -120,7 +120,7 @@ class TargetRun:
         elif record is not None and record.status == "sending":
             task = self._look_up(step, record)
         else:
-            existed = frozenset(d.id for d in self.client.unfinished_dags())
+            existed = frozenset(d.id for d in _candidates(self.client))
             self.journal.step(self.target, step.name, "sending", sent_at=time.time(),
                               existed=existed)
             assert step.create is not None
@@ -140,15 +140,16 @@ class TargetRun:
         lost = ConnectionLostError("the runner stopped before the reply was recorded",
                                    method="POST", path=step.path, agent=self.client.agent)
         client = self.client
-
-        def candidates() -> list[DagDetail]:
-            found = client.unfinished_dags()
-            last = client.last_maintenance_dag()
-            return found + ([last] if last is not None else [])
-
-        detail = find_created_dag(candidates, client.server_time, step.dag_name,
+        detail = find_created_dag(lambda: _candidates(client), client.server_time, step.dag_name,
                                   record.sent_at or 0.0, lost, existed=record.existed)
         self.journal.step(self.target, step.name, "created", dag_id=detail.id)
         log.info("%s: found %s task %s, created before the runner stopped", self.target,
                  step.name, detail.id)
         return client.task(detail.id)
+
+
+def _candidates(client: ObshellClient) -> list[DagDetail]:
+    """Where a new DAG shows up: the unfinished DAGs and the last maintenance DAG."""
+    found = client.unfinished_dags()
+    last = client.last_maintenance_dag()
+    return found + ([last] if last is not None else [])

@@ -200,9 +200,16 @@ class Transport:
             except Exception as exc:
                 raise _exchange_error(exc, deadline.fired, seconds, method, path,
                                       self.agent) from exc
-        if content is None:
-            raise ConnectionLostError("reply shorter than its Content-Length (connection cut)",
-                                      method=method, path=path, agent=self.agent)
+        if deadline.fired:  # the cut reply may even look complete (a close-delimited one)
+            raise _exchange_error(TimeoutError(), True, seconds, method, path, self.agent)
+        if content is None or (not content and 200 <= resp.status_code < 300):
+            # obshell always answers with an envelope: a 2xx with no body at all means the
+            # connection was cut after the status line or inside the headers (a
+            # close-delimited reply looks complete then). Whether the agent acted is unknown.
+            raise ConnectionLostError(
+                "reply shorter than its Content-Length (connection cut)" if content is None
+                else f"HTTP {resp.status_code} reply with no body (connection cut?)",
+                method=method, path=path, agent=self.agent)
         log.debug("%s %s -> %d in %.0f ms (trace %s)", method, request.target, resp.status_code,
                   (time.monotonic() - started) * 1000, headers[TRACE_HEADER])
         return _envelope(resp, content, method, path)
@@ -295,8 +302,6 @@ def _envelope(resp: requests.Response, content: bytes, method: str, path: str) -
     """
     status = resp.status_code
     ok_status = 200 <= status < 300
-    if ok_status and not content:
-        return Envelope(successful=True, status=status)
     try:
         obj = json.loads(content)
         # Nesting needs as many brackets as levels: most replies have too few to check.

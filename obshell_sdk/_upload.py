@@ -15,24 +15,66 @@ from typing import Any, BinaryIO, Optional
 from ._crypto import AesBase64Encryptor
 from ._exceptions import InvalidArgumentError
 from ._request import Request
+from ._validate import brief_repr
 
-__all__ = ["EncryptedMultipart", "check_package_path", "package_request"]
+__all__ = ["RPM_LEAD_SIZE", "RPM_MAGIC", "EncryptedMultipart", "check_package_path",
+           "package_request"]
 
 _BLOCK = 48 * 1024  # a multiple of 16 (AES) and 3 (base64)
 
 
+#: Every RPM starts with its 96-byte lead, which starts with these 4 bytes.
+RPM_MAGIC = b"\xed\xab\xee\xdb"
+RPM_LEAD_SIZE = 96
+
+
 def check_package_path(path: Any) -> str:
-    """Return ``path`` as a string if it names a readable file, else raise InvalidArgumentError."""
+    """Return ``path`` as a string if it names a readable RPM file, else InvalidArgumentError.
+
+    Nothing is sent for a missing, unreadable, empty or non-RPM file: the file must start
+    with the 96-byte RPM lead (magic ``ed ab ee db``).
+    """
     if not isinstance(path, (str, os.PathLike)):
         raise InvalidArgumentError("path", f"must be a file path, got {type(path).__name__}")
-    text = os.fspath(path)
+    try:
+        text = os.fspath(path)
+    except TypeError as exc:  # a PathLike whose __fspath__ returns neither str nor bytes
+        raise InvalidArgumentError("path", f"is not a file path ({exc})") from None
     if not isinstance(text, str):
         text = os.fsdecode(text)
+    if not text or "\x00" in text:
+        raise InvalidArgumentError("path", f"{brief_repr(text, 300)} is not a file path")
     if not os.path.isfile(text):
-        raise InvalidArgumentError("path", f"{text!r} is not a file")
+        raise InvalidArgumentError("path", f"{brief_repr(text, 300)} is not a file")
     if not os.access(text, os.R_OK):
-        raise InvalidArgumentError("path", f"{text!r} is not readable")
+        raise InvalidArgumentError("path", f"{brief_repr(text, 300)} is not readable")
+    _check_rpm_lead(text)
     return text
+
+
+def _check_rpm_lead(path: str) -> None:
+    """Refuse a file that does not start with an RPM lead (an empty one included)."""
+    try:
+        with open(path, "rb") as file:
+            lead = file.read(RPM_LEAD_SIZE)
+    except OSError as exc:
+        raise InvalidArgumentError(
+            "path", f"{brief_repr(path, 300)} cannot be read ({exc.strerror or exc})"
+        ) from None
+    if not lead:
+        raise InvalidArgumentError(
+            "path", f"{brief_repr(path, 300)} is empty (0 bytes); expected an obshell RPM package"
+        )
+    if not lead.startswith(RPM_MAGIC):
+        raise InvalidArgumentError(
+            "path", f"{brief_repr(path, 300)} is not an RPM package: it starts with "
+            f"{lead[:4].hex(' ')}, not the RPM lead magic ed ab ee db"
+        )
+    if len(lead) < RPM_LEAD_SIZE:
+        raise InvalidArgumentError(
+            "path", f"{brief_repr(path, 300)} is not an RPM package: {len(lead)} bytes, shorter "
+            f"than the {RPM_LEAD_SIZE}-byte RPM lead"
+        )
 
 
 def package_request(path: str, lifetime: float) -> tuple[Request, list[EncryptedMultipart]]:
@@ -51,6 +93,16 @@ def package_request(path: str, lifetime: float) -> tuple[Request, list[Encrypted
     return Request("POST", "/api/v1/upgrade/package", stream=stream, lifetime=lifetime), bodies
 
 
+def _header_file_name(path: str) -> bytes:
+    """The file's name as it goes in the quoted ``filename=`` of the part's header.
+
+    Its bytes on disk (so a name that is not UTF-8 goes as it is), with what would end the
+    quoted string or the header line (quote, backslash, control bytes) replaced by ``_``.
+    """
+    name = os.fsencode(os.path.basename(path))
+    return bytes(b if b >= 0x20 and b not in b'"\\\x7f' else 0x5F for b in name)
+
+
 class EncryptedMultipart:
     """A file-like request body: the multipart document, optionally encrypted, read in pieces.
 
@@ -59,11 +111,11 @@ class EncryptedMultipart:
 
     def __init__(self, path: str, key_iv: Optional[bytes]) -> None:
         self.boundary = os.urandom(16).hex()
-        name = os.path.basename(path).replace('"', "_")
         head = (
-            f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-            f"filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        ).encode()
+            f"--{self.boundary}\r\nContent-Disposition: form-data; name=\"file\"; ".encode()
+            + b'filename="' + _header_file_name(path)
+            + b'"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        )
         tail = f"\r\n--{self.boundary}--\r\n".encode("ascii")
         self._path = path
         size = os.path.getsize(path)

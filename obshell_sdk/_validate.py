@@ -12,6 +12,9 @@ from ._dag import Operator
 from ._exceptions import InvalidArgumentError
 
 __all__ = [
+    "MAX_ID_LENGTH",
+    "MAX_SECONDS",
+    "brief_repr",
     "check_dag_id",
     "check_host",
     "check_language",
@@ -20,24 +23,59 @@ __all__ = [
     "check_seconds",
     "check_timeout",
     "check_tls",
+    "control_character",
 ]
 
+#: The most seconds any timeout, wait, lifetime or interval may be (about 115 days).
+MAX_SECONDS = 10**7
+#: The longest task id accepted (obshell's longest are 46 digits).
+MAX_ID_LENGTH = 200
 # PROTOCOL §9.2: the first digit says where a task lives; each kind has a minimum length.
 _MIN_LEN = {"1": 2, "2": 17, "4": 17, "3": 46, "5": 46}
+_ASCII_DIGITS = re.compile(r"[0-9]+\Z")
+# C0 controls (NUL included), DEL and C1 controls.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def brief_repr(value: Any, limit: int = 60) -> str:
+    """A short ``repr`` of caller input for error messages; never raises, never huge."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        text = repr(value)
+    except Exception:  # a caller's object whose repr fails still gets a message
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
+def control_character(text: str) -> Optional[str]:
+    """The name of the first NUL or other control character (C0, DEL, C1) in ``text``, or None."""
+    found = _CONTROL.search(text)
+    if found is None:
+        return None
+    return "NUL" if found.group() == "\x00" else f"control character {found.group()!r}"
 
 
 def check_dag_id(value: Any, argument: str = "dag_id") -> str:
     """Return an obshell generic task id as a string, or raise InvalidArgumentError.
 
-    Ids are decimal strings whose first digit is 1-5 (1 = cluster task, such as an agent
-    upgrade). An ``int`` is accepted and turned into its decimal string.
+    Ids are ASCII decimal strings whose first digit is 1-5 (1 = cluster task, such as an
+    agent upgrade), at most :data:`MAX_ID_LENGTH` long. An ``int`` is accepted and turned
+    into its decimal string.
     """
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InvalidArgumentError(
             argument, f"must be a task id string such as '1123', got {type(value).__name__}"
         )
+    if isinstance(value, int) and not 0 <= value < 10**MAX_ID_LENGTH:
+        raise InvalidArgumentError(argument, f"{brief_repr(value)} is not a task id")
     text = str(value) if isinstance(value, int) else value
-    if not text or not text.isascii() or not text.isdigit():
+    if len(text) > MAX_ID_LENGTH:
+        raise InvalidArgumentError(
+            argument, f"{brief_repr(text)} is not a task id: {len(text)} characters, "
+            f"more than {MAX_ID_LENGTH}"
+        )
+    if not _ASCII_DIGITS.match(text):
         raise InvalidArgumentError(
             argument, f"{text!r} is not a task id: ids are decimal digits, such as '1123'"
         )
@@ -54,21 +92,40 @@ def check_dag_id(value: Any, argument: str = "dag_id") -> str:
 
 
 def check_seconds(value: Any, argument: str, *, allow_zero: bool = False) -> float:
-    """Return ``value`` as a finite positive number of seconds, or raise InvalidArgumentError."""
+    """Return ``value`` as a number of seconds, or raise InvalidArgumentError.
+
+    The number must be finite, positive (or zero with ``allow_zero``) and at most
+    :data:`MAX_SECONDS`.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidArgumentError(argument, f"must be a number of seconds, got {value!r}")
-    number = float(value)
-    if math.isnan(number) or math.isinf(number) or number < 0 or (number == 0 and not allow_zero):
-        raise InvalidArgumentError(argument, f"must be a positive number of seconds, got {value!r}")
+        raise InvalidArgumentError(
+            argument, f"must be a number of seconds, got {brief_repr(value)}"
+        )
+    # Clamped before float(), which overflows on huge integers; the sign and bound stay.
+    number = float(max(-1, min(value, MAX_SECONDS + 1)) if isinstance(value, int) else value)
+    if math.isnan(number) or number < 0 or (number == 0 and not allow_zero):
+        raise InvalidArgumentError(
+            argument, f"must be a positive number of seconds, got {brief_repr(value)}"
+        )
+    if number > MAX_SECONDS:
+        raise InvalidArgumentError(
+            argument, f"must be at most {MAX_SECONDS} seconds, got {brief_repr(value)}"
+        )
     return number
 
 
 def check_timeout(value: Any, argument: str) -> tuple[float, float]:
-    """Return a ``(connect, read)`` timeout pair from a number or a pair of numbers."""
+    """Return a ``(connect, read)`` timeout pair from a number or a tuple of two numbers."""
     if isinstance(value, tuple):
         if len(value) != 2:
-            raise InvalidArgumentError(argument, "must be seconds or a (connect, read) pair")
+            raise InvalidArgumentError(
+                argument, f"must be seconds or a (connect, read) pair, got {len(value)} items"
+            )
         return check_seconds(value[0], argument), check_seconds(value[1], argument)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise InvalidArgumentError(
+            argument, f"must be seconds or a (connect, read) tuple, got {brief_repr(value)}"
+        )
     seconds = check_seconds(value, argument)
     return seconds, seconds
 
@@ -77,11 +134,12 @@ def check_operator(value: Any) -> Operator:
     """Return the DAG operator named by ``value`` (RETRY, ROLLBACK, CANCEL or PASS)."""
     if isinstance(value, Operator):
         op = value
-    elif isinstance(value, str) and value.strip().upper() in Operator.__members__:
+    elif (isinstance(value, str) and value.isascii()
+          and value.strip().upper() in Operator.__members__):
         op = Operator[value.strip().upper()]
     else:
         raise InvalidArgumentError(
-            "operator", f"{value!r} is not one of RETRY, ROLLBACK, CANCEL, PASS"
+            "operator", f"{brief_repr(value)} is not one of RETRY, ROLLBACK, CANCEL, PASS"
         )
     if op is Operator.RUN:
         raise InvalidArgumentError("operator", "RUN cannot be applied; use RETRY to run again")
@@ -89,33 +147,71 @@ def check_operator(value: Any) -> Operator:
 
 
 _HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9\-_.]*[A-Za-z0-9])?\Z")
+_SCOPE_ID = re.compile(r"[A-Za-z0-9_.\-]+\Z")
+_MAX_HOST = 253  # RFC 1035: a name is at most 253 characters, each label at most 63
 
 
 def check_host(host: Any) -> str:
-    """Return ``host`` as it goes in a URL (IPv6 bracketed), or raise InvalidArgumentError."""
+    """Return ``host`` as it goes in a URL, or raise InvalidArgumentError.
+
+    Host names are ASCII (give an IDN in its ``xn--`` form); IPv6 addresses are bracketed,
+    and a scope id (``fe80::1%eth0``) is written ``[fe80::1%25eth0]`` as RFC 6874 says.
+    """
     if not isinstance(host, str):
         raise InvalidArgumentError("host", f"must be a string, got {type(host).__name__}")
     bare = host.strip()
-    if bare.startswith("[") and bare.endswith("]"):
+    bracketed = bare.startswith("[") and bare.endswith("]")
+    if bracketed:
         bare = bare[1:-1]
     if not bare:
         raise InvalidArgumentError("host", "must not be empty")
+    if not bare.isascii() or control_character(bare):
+        raise InvalidArgumentError(
+            "host", f"{brief_repr(host)} is not an ASCII host name or IP address (give an "
+            "international name in its xn-- form)"
+        )
     if "://" in bare:
         raise InvalidArgumentError(
-            "host", f"{host!r} looks like a URL; pass the bare host and port=, https= instead"
+            "host",
+            f"{brief_repr(host)} looks like a URL; pass the bare host and port=, https= instead",
         )
     if ":" in bare:
+        return _ipv6_url_host(host, bare, bracketed)
+    labels = bare.split(".")
+    if (len(bare) > _MAX_HOST or not _HOSTNAME.match(bare)
+            or any(not 0 < len(label) <= 63 for label in labels)):
+        raise InvalidArgumentError(
+            "host", f"{brief_repr(host)} is not a valid host name or IPv4 address"
+        )
+    if _ASCII_DIGITS.match(labels[-1]):  # no top-level domain is numeric: an IPv4 address
         try:
-            ipaddress.IPv6Address(bare.split("%", 1)[0])
+            ipaddress.IPv4Address(bare)
         except ValueError:
             raise InvalidArgumentError(
-                "host", f"{host!r} is neither a host name nor an IP address; pass the port "
-                "as port=, not inside host"
+                "host", f"{brief_repr(host)} is not a valid IPv4 address"
             ) from None
-        return f"[{bare}]"
-    if not _HOSTNAME.match(bare):
-        raise InvalidArgumentError("host", f"{host!r} is not a valid host name or IPv4 address")
     return bare
+
+
+def _ipv6_url_host(host: str, bare: str, bracketed: bool) -> str:
+    """``[address]`` or ``[address%25scope]`` for an IPv6 host, else InvalidArgumentError."""
+    address, percent, scope = bare.partition("%")
+    if percent:
+        if bracketed and scope.startswith("25") and len(scope) > 2:
+            scope = scope[2:]  # already in the URL form, "%25" for "%"
+        if not _SCOPE_ID.match(scope):
+            raise InvalidArgumentError(
+                "host", f"{brief_repr(host)} has a scope id other than letters, digits "
+                "and _ . - (such as fe80::1%eth0)"
+            )
+    try:
+        ipaddress.IPv6Address(address)
+    except ValueError:
+        raise InvalidArgumentError(
+            "host", f"{brief_repr(host)} is neither a host name nor an IP address; pass the "
+            "port as port=, not inside host"
+        ) from None
+    return f"[{address}%25{scope}]" if percent else f"[{address}]"
 
 
 def check_port(port: Any) -> int:
@@ -123,7 +219,9 @@ def check_port(port: Any) -> int:
     if isinstance(port, bool) or not isinstance(port, int):
         raise InvalidArgumentError("port", f"must be an integer, got {type(port).__name__}")
     if not 1 <= port <= 65535:
-        raise InvalidArgumentError("port", f"must be between 1 and 65535, got {port}")
+        raise InvalidArgumentError(
+            "port", f"must be between 1 and 65535, got {brief_repr(port)}"
+        )
     return port
 
 
@@ -134,7 +232,7 @@ def check_tls(https: Any, verify: Any, cert: Any) -> None:
     if not isinstance(verify, (bool, str)):
         raise InvalidArgumentError("verify", "must be True, False or the path of a CA bundle")
     if isinstance(verify, str) and not os.path.exists(verify):
-        raise InvalidArgumentError("verify", f"CA bundle {verify!r} does not exist")
+        raise InvalidArgumentError("verify", f"CA bundle {brief_repr(verify)} does not exist")
     if cert is None:
         return
     paths = (cert,) if isinstance(cert, str) else cert
@@ -143,7 +241,7 @@ def check_tls(https: Any, verify: Any, cert: Any) -> None:
         raise InvalidArgumentError("cert", "must be a path or a (certificate, key) pair of paths")
     for path in paths:
         if not os.path.isfile(path):
-            raise InvalidArgumentError("cert", f"{path!r} is not a file")
+            raise InvalidArgumentError("cert", f"{brief_repr(path)} is not a file")
     if not https:
         raise InvalidArgumentError("cert", "a client certificate needs https=True")
 
@@ -157,6 +255,7 @@ def check_language(value: Any) -> Optional[str]:
         return None
     if not isinstance(value, str) or not _LANGUAGE.match(value):
         raise InvalidArgumentError(
-            "accept_language", f"{value!r} is not one language tag such as 'en' or 'zh-CN'"
+            "accept_language",
+            f"{brief_repr(value)} is not one language tag such as 'en' or 'zh-CN'",
         )
     return value

@@ -13,14 +13,26 @@ a ``Content-Length`` (added unless the canned headers give one). A reply body ma
 or an iterable of byte chunks (a large body without holding it in memory). Leaving the
 ``with`` block stops the accept thread, closes the listening socket and every connection,
 and joins the threads. Every request seen is kept in :attr:`RawServer.requests`.
+
+For faults below HTTP, a reply may instead give :attr:`RawReply.wire`, a script of exact
+bytes to write and pauses (floats, in seconds) to make between them: a reply cut after its
+status line, a status line trickled one byte at a time. ``RawServer(tls=context)`` serves
+the same over TLS. :func:`trickle` makes such scripts, and :class:`RawAgent` answers the
+requests an SDK makes before the one under test (``/info``, ``/secret``, ``/time``, the task
+lists) like an obshell agent, handing the rest to per-path handlers.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
+import ssl
 import threading
-from collections.abc import Iterable
-from typing import Callable, Optional, Union
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional, Union
 
 import attrs
 
@@ -41,25 +53,41 @@ class RawRequest:
     target: str
     headers: dict[str, str]
     body: bytes
+    #: The client's ``(address, port)``: requests with the same peer came on one connection.
+    peer: tuple[str, int] = ("", 0)
+
+
+#: What :attr:`RawReply.wire` holds: bytes to write as they are, floats to pause (seconds).
+Wire = Iterable[Union[bytes, float]]
 
 
 @attrs.frozen
 class RawReply:
-    """A canned reply. ``close`` closes the connection after it."""
+    """A canned reply. ``close`` closes the connection after it.
+
+    ``wire``, when given, replaces everything else: its bytes are written exactly as they are
+    (no status line or header is added) and its floats are pauses, cut short when the server
+    stops.
+    """
 
     status: int
     body: Body = b""
     headers: dict[str, str] = attrs.field(factory=dict)
     close: bool = False
+    wire: Optional[Wire] = None
 
 
 Handler = Callable[[RawRequest], RawReply]
 
 
 class RawServer:
-    """A threaded HTTP/1.1 server answering each request through :attr:`handler`."""
+    """A threaded HTTP/1.1 server answering each request through :attr:`handler`.
 
-    def __init__(self) -> None:
+    ``tls`` (a server ``ssl.SSLContext``) serves HTTPS instead.
+    """
+
+    def __init__(self, tls: Optional[ssl.SSLContext] = None) -> None:
+        self.tls = tls
         self.handler: Handler = lambda request: RawReply(404, b"")
         self.requests: list[RawRequest] = []
         self._stop = threading.Event()
@@ -138,13 +166,20 @@ class RawServer:
     def _serve(self, conn: socket.socket) -> None:
         buffer = b""
         try:
+            peer = conn.getpeername()
+            if self.tls is not None:
+                conn = self._handshake(conn)
             while not self._stop.is_set():
                 request, buffer = self._read_request(conn, buffer)
                 if request is None:
                     return
+                request = attrs.evolve(request, peer=(peer[0], peer[1]))
                 self.requests.append(request)
                 reply = self.handler(request)
-                self._write(conn, reply)
+                if reply.wire is not None:
+                    self._write_wire(conn, reply.wire)
+                else:
+                    self._write(conn, reply)
                 if reply.close or request.headers.get("connection", "").lower() == "close":
                     return
         except OSError:  # the client went away (e.g. it stopped reading a huge reply)
@@ -159,12 +194,37 @@ class RawServer:
                 pass
             conn.close()
 
+    def _handshake(self, conn: socket.socket) -> socket.socket:
+        """Wrap an accepted connection in TLS (the wrapped socket replaces it in the list)."""
+        assert self.tls is not None
+        conn.settimeout(5)
+        wrapped = self.tls.wrap_socket(conn, server_side=True)
+        with self._lock:
+            self._conns = [wrapped if c is conn else c for c in self._conns]
+        if self._stop.is_set():
+            raise OSError("stopping")
+        wrapped.settimeout(_POLL)
+        return wrapped
+
+    def _write_wire(self, conn: socket.socket, wire: Wire) -> None:
+        conn.settimeout(10)
+        for item in wire:
+            if self._stop.is_set():
+                raise OSError("stopping")
+            if isinstance(item, bytes):
+                conn.sendall(item)
+            else:
+                self._stop.wait(item)
+        conn.settimeout(_POLL)
+
     def _recv(self, conn: socket.socket) -> Optional[bytes]:
         """Some bytes, or None once the peer closed or the server stops."""
         while not self._stop.is_set():
             try:
                 data = conn.recv(65536)
             except socket.timeout:
+                continue
+            except ssl.SSLWantReadError:
                 continue
             return data or None
         return None
@@ -217,3 +277,137 @@ class RawServer:
             for chunk in reply.body:
                 conn.sendall(chunk)
         conn.settimeout(_POLL)
+
+
+# -- scripts of bytes and pauses ----------------------------------------------------------
+
+
+def http_reply(status: int, body: bytes, headers: Optional[dict[str, str]] = None) -> bytes:
+    """The exact bytes of an HTTP/1.1 reply (``Content-Length`` added unless given)."""
+    fields = dict(headers or {})
+    if not any(name.lower() == "content-length" for name in fields):
+        fields["Content-Length"] = str(len(body))
+    head = f"HTTP/1.1 {status} {_REASONS.get(status, 'Whatever')}\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in fields.items()) + "\r\n"
+    return head.encode("latin-1") + body
+
+
+def trickle(data: bytes, *, start: int = 0, gap: float = 0.2,
+            give_up: float = 8.0) -> Iterator[Union[bytes, float]]:
+    """A :attr:`RawReply.wire` script: ``data[:start]`` at once, then one byte per ``gap`` s.
+
+    After ``give_up`` seconds of trickling the script ends (close the connection with
+    ``RawReply(..., close=True)``), so that a client that waits for the whole reply is bounded
+    too.
+    """
+    if start:
+        yield data[:start]
+    ends = time.monotonic() + give_up
+    for i in range(start, len(data)):
+        if time.monotonic() >= ends:
+            return
+        yield data[i:i + 1]
+        yield gap
+
+
+# -- an obshell-like agent on a raw server --------------------------------------------------
+
+
+def envelope(data: Any = None, *, status: int = 200, error: Optional[dict[str, Any]] = None,
+             successful: Optional[bool] = None) -> bytes:
+    """An obshell envelope's JSON bytes (successful unless an error is given)."""
+    obj: dict[str, Any] = {
+        "successful": (error is None) if successful is None else successful,
+        "status": status, "traceId": "raw", "timestamp": _now_text(), "duration": 1,
+    }
+    if data is not None:
+        obj["data"] = data
+    if error is not None:
+        obj["error"] = error
+    return json.dumps(obj).encode()
+
+
+def json_reply(data: Any = None, *, status: int = 200,
+               error: Optional[dict[str, Any]] = None) -> RawReply:
+    """A reply carrying :func:`envelope` with ``Content-Type: application/json``."""
+    return RawReply(status, envelope(data, status=status, error=error),
+                    {"Content-Type": "application/json"})
+
+
+def _now_text(offset: float = 0.0) -> str:
+    moment = datetime.fromtimestamp(time.time() + offset, timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+_KEY: list[str] = []
+
+
+def agent_public_key() -> str:
+    """A 1024-bit RSA public key, base64 DER, as ``/api/v1/secret`` gives it (made once)."""
+    if not _KEY:
+        from Crypto.PublicKey import RSA
+
+        _KEY.append(base64.b64encode(
+            RSA.generate(1024).publickey().export_key("DER")).decode())
+    return _KEY[0]
+
+
+def dag_json(dag_id: str = "11", *, name: str = "Upgrade obshell 4.3.1.0-1.el7",
+             stage: int = 1, max_stage: int = 9, state: str = "RUNNING",
+             operator: str = "RUN", nodes: bool = False) -> dict[str, Any]:
+    """A DagDetailDTO as obshell sends it (``nodes``: one node per stage, with a sub-task)."""
+    dag: dict[str, Any] = {
+        "id": dag_id, "dag_id": int(dag_id[1:] or 0), "name": name, "stage": stage,
+        "max_stage": max_stage, "maintenance_type": 2, "maintenance_key": "", "state": state,
+        "operator": operator, "start_time": _now_text(), "end_time": "0001-01-01T00:00:00Z",
+        "additional_data": {},
+    }
+    if nodes:
+        dag["nodes"] = [
+            {"id": f"{dag_id}{i:02d}", "node_id": 100 + i, "name": f"stage {i}",
+             "state": "SUCCEED" if i < stage else (state if i == stage else "PENDING"),
+             "operator": operator, "additional_data": None, "sub_tasks": []}
+            for i in range(1, max_stage + 1)
+        ]
+    return dag
+
+
+class RawAgent:
+    """A :class:`RawServer` handler that answers like obshell around the call under test.
+
+    ``GET /api/v1/info`` (auth v2), ``/api/v1/secret`` (:func:`agent_public_key`),
+    ``/api/v1/time`` (our clock), ``/api/v1/task/dag/unfinish`` (no task) and
+    ``/api/v1/task/dag/maintain/ob`` (none) are answered; signed headers are not checked.
+    :meth:`route` sets the handler of one method and path (query excluded); anything else is
+    a 404 envelope.
+    """
+
+    def __init__(self, server: RawServer, *, version: str = "4.3.0.0") -> None:
+        self.version = version
+        self.routes: dict[tuple[str, str], Handler] = {}
+        server.handler = self.handle
+
+    def route(self, method: str, path: str, handler: Handler) -> None:
+        """Answer ``method path`` (query excluded) through ``handler``."""
+        self.routes[(method, path)] = handler
+
+    def handle(self, request: RawRequest) -> RawReply:
+        """Answer one request."""
+        path = request.target.partition("?")[0]
+        found = self.routes.get((request.method, path))
+        if found is not None:
+            return found(request)
+        if request.method == "GET":
+            if path == "/api/v1/info":
+                return json_reply({"identity": "CLUSTER AGENT", "version": self.version,
+                                   "ip": "127.0.0.1", "port": 2886, "security": False,
+                                   "supportedAuth": ["v2"]})
+            if path == "/api/v1/secret":
+                return json_reply({"ip": "127.0.0.1", "port": 2886,
+                                   "public_key": agent_public_key()})
+            if path == "/api/v1/time":
+                return json_reply(_now_text())
+            if path == "/api/v1/task/dag/unfinish":
+                return json_reply({"contents": []})
+        return json_reply(status=404, error={"errCode": "Task.NotFound", "code": 2300,
+                                             "message": f"nothing at {path}"})

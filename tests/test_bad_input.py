@@ -131,5 +131,5 @@ def test_show_details_must_be_a_bool(client):
 @pytest.mark.parametrize("kwargs", [{"initial": 0}, {"ceiling": -1}, {"failure_budget": "x"},
                                     {"initial": 5, "ceiling": 1}, {"jitter": 1.5}])
 def test_poll_policy_refuses_nonsense(kwargs):
-    with pytest.raises(ValueError):
+    with pytest.raises(InvalidArgumentError):
         PollPolicy(**kwargs)

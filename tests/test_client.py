@@ -141,7 +141,9 @@ def test_stale_key_is_refetched_once_and_the_call_succeeds():
 def test_clock_behind_by_an_hour_is_measured_and_corrected():
     with FakeAgent(password=PASSWORD, clock_offset=3600) as agent, client_for(agent) as client:
         client.upgrade_agent(VERSION, RELEASE).result(timeout=30, poll_interval=0.01)
-        codes = [r.err_code for r in agent.requests if r.err_code]
+        # Before the POST the client notes the tasks there were ("no maintenance task" here).
+        codes = [r.err_code for r in agent.requests
+                 if r.err_code and r.path != "/api/v1/task/dag/maintain/ob"]
         assert codes == ["Security.Authentication.Expired"]  # once, then corrected
         assert paths(agent).count("GET /api/v1/time") == 1
 

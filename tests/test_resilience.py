@@ -209,7 +209,10 @@ def test_32_threads_share_one_client():
         assert all(outcome is DagOutcome.SUCCEEDED for _, outcome in results)
         uris = [r.uri for r in agent.requests]
         assert uris.count("/api/v1/secret") == 1 and uris.count("/api/v1/info") == 1
-        assert all(r.status == 200 for r in agent.requests)  # no cross-talk of AES keys
+        # No cross-talk of AES keys: every request was understood (the only refusals are the
+        # "no maintenance task" answers to the lookups each create makes before its POST).
+        assert all(r.status == 200 or (r.path == "/api/v1/task/dag/maintain/ob"
+                                       and r.err_code == "Task.NotFound") for r in agent.requests)
 
 
 def test_silent_agent_hits_the_read_timeout_and_wait_keeps_its_deadline():

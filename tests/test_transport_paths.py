@@ -106,7 +106,8 @@ def test_given_session_goes_through_requests_with_its_hooks_and_headers():
     ) as client:
         dag = client.upgrade_agent(VERSION, RELEASE)
         client.get_dag(dag.id)
-    assert statuses and set(statuses) == {200}
+    assert statuses and set(statuses) <= {200, 404}  # 404: "no maintenance task" before a create
+    assert statuses.count(404) == len(agent.requests_to("/api/v1/task/dag/maintain/ob"))
     assert len(statuses) == len(agent.requests)
     assert all(r.headers.get("X-Team") == "ops" for r in agent.requests)
     session.close()

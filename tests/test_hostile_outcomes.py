@@ -1,0 +1,251 @@
+"""Hostile agents, class 5: outcomes are never invented.
+
+An upgrade is confirmed only when ``/info`` shows the new version *and* build; a lost create
+reply is recovered only with a DAG the POST created (never one there before, whatever the
+agent's clock says); a reply cut after its status line or in its headers is a lost reply,
+and a redirect is never the agent's answer. The command line says what it knows: an
+operator applied but not read back is a warning (exit 0), a task created but unreadable is
+its id (exit 8), an unknown outcome is exit 8.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import PASSWORD
+from rawserver import RawAgent, RawReply, RawServer, dag_json, envelope, json_reply
+
+import obshell_sdk
+import obshell_sdk._creation
+from obshell_sdk import (
+    ApiError,
+    DagOutcome,
+    ObshellClient,
+    ObshellError,
+    OutcomeUnknownError,
+    PasswordAuth,
+    TaskFailedError,
+    UpgradeNotConfirmedError,
+)
+from obshell_sdk.testing import FakeAgent
+
+VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
+BUILD = RELEASE.split(".", 1)[0]
+UPGRADE = "/api/v1/agent/upgrade"
+ROOT = Path(obshell_sdk.__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def short_recovery(monkeypatch):
+    monkeypatch.setattr(obshell_sdk._creation, "RECOVERY_SECONDS", 2)
+
+
+def _client(agent, **kwargs):
+    return ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD), timeout=(2, 5),
+                         **kwargs)
+
+
+# -- (a) the upgrade is confirmed by version and build --------------------------------------
+
+
+def test_same_version_but_another_build_is_not_confirmed():
+    with FakeAgent(password=PASSWORD, adopt_target_version=False, version=VERSION,
+                   release="100000012024010101", stages_per_poll=9) as agent, \
+            _client(agent) as client:
+        with pytest.raises(UpgradeNotConfirmedError) as info:
+            client.run_agent_upgrade(VERSION, RELEASE, check=False, timeout=30)
+        assert f"{VERSION}-{BUILD}" in str(info.value)
+        assert info.value.detail.outcome is DagOutcome.SUCCEEDED
+
+
+def test_version_and_build_confirmed():
+    with FakeAgent(password=PASSWORD, stages_per_poll=9) as agent, _client(agent) as client:
+        result = client.run_agent_upgrade(VERSION, RELEASE, check=False, timeout=30)
+        assert result.info.version == f"{VERSION}-{BUILD}"
+
+
+def test_build_confirmed_against_a_raw_agent_that_stays_on_the_old_build():
+    with RawServer() as server:
+        agent = RawAgent(server, version=f"{VERSION}-100000012024010101")
+        done = dag_json("11", name=f"Upgrade obshell {VERSION}-{RELEASE}", stage=9,
+                        state="SUCCEED")
+        agent.route("POST", UPGRADE, lambda request: json_reply(done))
+        agent.route("GET", "/api/v1/task/dag/11", lambda request: json_reply(done))
+        with _client(server) as client, pytest.raises(UpgradeNotConfirmedError):
+            client.run_agent_upgrade(VERSION, RELEASE, check=False, timeout=10)
+        agent.version = f"{VERSION}-{BUILD}"
+        with _client(server) as client:
+            assert client.run_agent_upgrade(VERSION, RELEASE, check=False,
+                                            timeout=10).info.version == f"{VERSION}-{BUILD}"
+
+
+# -- (b) a lost create reply is recovered only with the DAG it created ----------------------
+
+
+def test_a_failed_dag_of_the_same_name_is_not_taken_for_the_lost_one(short_recovery):
+    with FakeAgent(password=PASSWORD, fail_stage=2, stages_per_poll=9) as agent, \
+            _client(agent) as client:
+        with pytest.raises(TaskFailedError):
+            client.upgrade_agent(VERSION, RELEASE).result(timeout=10, poll_interval=0.01)
+        (old_id,) = agent.dags  # FAILED, and it holds the maintenance lock
+        agent.clear_requests()
+        agent.reset_next(1, path_prefix=UPGRADE)
+        started = time.monotonic()
+        with pytest.raises(OutcomeUnknownError) as info:
+            client.upgrade_agent(VERSION, RELEASE)
+        assert time.monotonic() - started < 10
+        assert len(agent.requests_to(UPGRADE, "POST")) == 1
+        assert list(agent.dags) == [old_id]
+        assert info.value.dag_name == f"Upgrade obshell {VERSION}-{RELEASE}"
+
+
+@pytest.mark.parametrize("offset", [3600.0, -3600.0])
+def test_the_dag_the_post_created_is_found_whatever_the_agents_clock(short_recovery, offset):
+    with FakeAgent(password=PASSWORD, clock_offset=offset) as agent, _client(agent) as client:
+        agent.drop_reply_after_create = True
+        task = client.upgrade_agent(VERSION, RELEASE)
+        assert len(agent.requests_to(UPGRADE, "POST")) == 1
+        assert list(agent.dags) == [task.id]
+
+
+@pytest.mark.parametrize("offset", [3600.0, -3600.0])
+@pytest.mark.parametrize("pause", [1.5, 0.0])
+def test_an_older_dag_is_not_taken_whatever_the_agents_clock(short_recovery, offset, pause):
+    """A finished DAG of the same name, from before, is the last maintenance DAG: not it."""
+    with FakeAgent(password=PASSWORD, clock_offset=offset, stages_per_poll=9) as agent, \
+            _client(agent) as client:
+        client.upgrade_agent(VERSION, RELEASE).result(timeout=10, poll_interval=0.01)
+        time.sleep(pause)
+        agent.clear_requests()
+        agent.reset_next(1, path_prefix=UPGRADE)
+        with pytest.raises(OutcomeUnknownError):
+            client.upgrade_agent(VERSION, RELEASE)
+        assert len(agent.requests_to(UPGRADE, "POST")) == 1
+
+
+# -- (c) cut replies and redirects ------------------------------------------------------------
+
+CUT_BUG = ("LIBRARY BUG: a create reply cut after the status line or inside the headers "
+           "(no Content-Length, connection closed) reads as a complete empty 200, so "
+           "upgrade_agent raises DecodeError ('data: expected a JSON object, got null') "
+           "instead of looking the task up and raising OutcomeUnknownError")
+OPERATOR_CUT_BUG = ("LIBRARY BUG: an operator whose reply is cut after the status line or "
+                    "inside the headers returns as applied (the empty 200 has no data to "
+                    "refuse), though the agent may never have recorded it")
+CUTS = {
+    "after the status line": b"HTTP/1.1 200 OK\r\n",
+    "status line without CRLF": b"HTTP/1.1 200 OK",
+    "inside the headers": b"HTTP/1.1 200 OK\r\nContent-Type: appl",
+    "after a header": b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n",
+    "before the status code": b"HTTP/1.1 ",
+}
+FINE = {"before the status code"}
+
+
+def _cut_params(reason):
+    return list(CUTS)  # every cut was a bug (``reason``); all fixed
+
+
+@pytest.mark.parametrize("cut", _cut_params(CUT_BUG))
+def test_a_create_reply_cut_short_is_a_lost_reply(short_recovery, cut):
+    with RawServer() as server:
+        agent = RawAgent(server)
+        agent.route("POST", UPGRADE, lambda request: RawReply(200, wire=[CUTS[cut]], close=True))
+        with _client(server) as client, pytest.raises(OutcomeUnknownError):
+            client.upgrade_agent(VERSION, RELEASE)
+    posts = [r for r in server.requests if r.method == "POST"]
+    lookups = [r for r in server.requests if r.target == "/api/v1/task/dag/unfinish"]
+    assert len(posts) == 1 and len(lookups) >= 2  # before the POST, and after it
+
+
+@pytest.mark.parametrize("cut", _cut_params(OPERATOR_CUT_BUG))
+def test_an_operator_reply_cut_short_is_never_applied(cut):
+    with RawServer() as server:
+        agent = RawAgent(server)
+        agent.route("POST", "/api/v1/task/dag/11",
+                    lambda request: RawReply(200, wire=[CUTS[cut]], close=True))
+        with _client(server) as client, pytest.raises(ObshellError):
+            client.operate_dag("11", "RETRY")
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_with_a_successful_envelope_is_an_error(status):
+    created = dag_json("11", name=f"Upgrade obshell {VERSION}-{RELEASE}")
+    with RawServer() as server:
+        agent = RawAgent(server)
+        redirect = RawReply(status, envelope(created), {"Location": "/elsewhere",
+                                                        "Content-Type": "application/json"})
+        agent.route("POST", UPGRADE, lambda request: redirect)
+        agent.route("POST", "/api/v1/task/dag/11", lambda request: redirect)
+        agent.route("GET", "/api/v1/task/dag/11", lambda request: redirect)
+        with _client(server) as client:
+            with pytest.raises(ApiError) as info:
+                client.upgrade_agent(VERSION, RELEASE)
+            assert info.value.status == status
+            with pytest.raises(ApiError):
+                client.operate_dag("11", "RETRY")
+            with pytest.raises(ApiError):
+                client.get_dag("11")
+    assert not any(r.target.startswith("/elsewhere") for r in server.requests)
+
+
+# -- (d) the command line --------------------------------------------------------------------
+
+
+def _cli(server, *args):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSHELL_")}
+    env.update(PYTHONPATH=str(ROOT), OBSHELL_HOST=server.host, OBSHELL_PORT=str(server.port),
+               OBSHELL_PASSWORD=PASSWORD)
+    return subprocess.run([sys.executable, "-m", "obshell_sdk", *args], capture_output=True,
+                          text=True, env=env, timeout=30, stdin=subprocess.DEVNULL, check=False)
+
+
+def test_cli_operator_applied_but_not_read_back_exits_0_with_a_warning():
+    with RawServer() as server:
+        agent = RawAgent(server)
+        gets = []
+
+        def dag_11(request):
+            gets.append(request)
+            if len(gets) == 1:
+                return json_reply(dag_json("11", stage=3, state="FAILED"))
+            return RawReply(503, b"<html>503 Service Unavailable</html>",
+                            {"Content-Type": "text/html"})
+
+        agent.route("GET", "/api/v1/task/dag/11", dag_11)
+        agent.route("POST", "/api/v1/task/dag/11", lambda request: json_reply())
+        out = _cli(server, "task", "retry", "11")
+    assert out.returncode == 0, out.stderr
+    assert "warning" in out.stderr.lower() and "11" in out.stderr
+    assert [r.method for r in server.requests if r.target.startswith("/api/v1/task/dag/11")] \
+        == ["GET", "POST", "GET"]
+
+
+def test_cli_create_with_an_unreadable_reply_prints_the_id_and_exits_8():
+    with RawServer() as server:
+        agent = RawAgent(server)
+        agent.route("POST", UPGRADE, lambda request: json_reply(
+            {"id": "11", "stage": "three", "state": 7, "nodes": "x"}))
+        out = _cli(server, "upgrade", VERSION, RELEASE)
+    assert out.returncode == 8, out.stderr
+    assert out.stdout.strip() == "11"
+    assert "11" in out.stderr
+    assert len([r for r in server.requests if r.method == "POST"]) == 1
+
+
+def test_cli_outcome_unknown_exits_8():
+    with FakeAgent(password=PASSWORD) as agent:
+        agent.reset_next(1, path_prefix=UPGRADE)
+        started = time.monotonic()
+        out = _cli(agent, "upgrade", VERSION, RELEASE)
+        elapsed = time.monotonic() - started
+        assert out.returncode == 8, out.stderr
+        assert len(agent.requests_to(UPGRADE, "POST")) == 1
+        assert not agent.dags
+    assert PASSWORD not in out.stdout + out.stderr
+    assert elapsed < 15

@@ -1,0 +1,210 @@
+"""Hostile agents, class 2: a reply is about the DAG asked for, and a fork shares no socket.
+
+An agent (or a proxy that mixes up connections) answering ``get_dag("11")`` with DAG "12"
+is refused with ``DecodeError`` everywhere a DAG is read: ``get_dag``, every poll of
+``wait()`` (which must never end "succeeded" because another DAG did) and the refresh after
+an operator. A client used in a forked child never shares the parent's pooled connections.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+
+import pytest
+import requests
+from rawserver import RawAgent, RawServer, dag_json, json_reply
+
+from obshell_sdk import DecodeError, InvalidArgumentError, ObshellClient, PasswordAuth
+
+DONE_12 = dag_json("12", stage=9, state="SUCCEED")
+
+
+@pytest.fixture
+def raw():
+    with RawServer() as server:
+        yield server, RawAgent(server)
+
+
+def _client(server, **kwargs):
+    return ObshellClient(server.host, server.port, auth=PasswordAuth("pw"), timeout=(2, 5),
+                         **kwargs)
+
+
+def test_get_dag_refuses_a_reply_about_another_dag(raw):
+    server, agent = raw
+    agent.route("GET", "/api/v1/task/dag/11", lambda request: json_reply(DONE_12))
+    with _client(server) as client, pytest.raises(DecodeError) as info:
+        client.get_dag("11")
+    assert "12" in str(info.value)
+
+
+@pytest.mark.parametrize("good_polls", [0, 1, 3])
+def test_wait_never_ends_on_another_dags_success(raw, good_polls):
+    server, agent = raw
+    polls = []
+
+    def dag_11(request):
+        polls.append(request)
+        if len(polls) <= good_polls:
+            return json_reply(dag_json("11", stage=len(polls)))
+        return json_reply(DONE_12)
+
+    agent.route("GET", "/api/v1/task/dag/11", dag_11)
+    with _client(server) as client:
+        task = client.task("11")
+        with pytest.raises(DecodeError):
+            task.wait(timeout=5, poll_interval=0.01)
+        assert task.snapshot is None or task.snapshot.id == "11"
+        assert not task.done()
+        with pytest.raises(DecodeError):
+            task.result(timeout=5, poll_interval=0.01)
+    assert len(polls) == good_polls + 2
+
+
+def test_refresh_after_an_operator_refuses_another_dag(raw):
+    server, agent = raw
+    gets = []
+
+    def dag_11(request):
+        gets.append(request)
+        if len(gets) == 1:
+            return json_reply(dag_json("11", stage=3, state="FAILED"))
+        return json_reply(dag_json("12", stage=4))
+
+    agent.route("GET", "/api/v1/task/dag/11", dag_11)
+    agent.route("POST", "/api/v1/task/dag/11", lambda request: json_reply())
+    with _client(server) as client:
+        task = client.task("11")
+        with pytest.raises(DecodeError):
+            task.retry()
+        assert task.snapshot is None or task.snapshot.id == "11"
+    assert [r.method for r in server.requests if r.target.startswith("/api/v1/task/")] == [
+        "GET", "POST", "GET"]
+
+
+# -- fork -----------------------------------------------------------------------------------
+
+POLLS = 40
+
+
+def _poll(client, dag_id):
+    """Poll ``dag_id`` POLLS times; what came back (ids, or error class names)."""
+    seen = []
+    for _ in range(POLLS):
+        try:
+            seen.append(client.get_dag(dag_id).id)
+        except Exception as exc:  # report, never crash: the other side is waiting
+            seen.append(type(exc).__name__)
+    return seen
+
+
+def _child_polls(client, conn):
+    conn.send(_poll(client, "12"))
+    conn.close()
+
+
+def _child_calls(client, conn):
+    try:
+        client.info()
+        conn.send("succeeded")
+    except Exception as exc:
+        conn.send(type(exc).__name__)
+    conn.close()
+
+
+def _fork_run(target, client):
+    ctx = multiprocessing.get_context("fork")
+    receiver, sender = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=target, args=(client, sender), daemon=True)
+    return ctx, child, receiver, sender
+
+
+def test_forked_child_never_shares_the_parents_connections(raw):
+    server, agent = raw
+    for dag_id in ("11", "12"):
+        agent.route("GET", f"/api/v1/task/dag/{dag_id}",
+                    lambda request, d=dag_id: json_reply(dag_json(d, stage=2)))
+    with _client(server) as client:
+        assert client.get_dag("11").id == "11"  # the pool now holds a live connection
+        _, child, receiver, sender = _fork_run(_child_polls, client)
+        child.start()
+        sender.close()
+        try:
+            parent_seen = _poll(client, "11")
+            assert receiver.poll(15), "the child did not report"
+            child_seen = receiver.recv()
+        finally:
+            child.join(10)
+            if child.is_alive():
+                child.kill()
+                child.join(5)
+            receiver.close()
+    assert parent_seen == ["11"] * POLLS
+    assert child_seen == ["12"] * POLLS
+    assert child.exitcode == 0
+    by_connection: dict[tuple[str, int], set[str]] = {}
+    for request in server.requests:
+        if request.target.startswith("/api/v1/task/dag/"):
+            by_connection.setdefault(request.peer, set()).add(request.target.split("?")[0])
+    shared = [peer for peer, paths in by_connection.items() if len(paths) > 1]
+    assert not shared, f"parent and child sent on the same connection: {by_connection}"
+
+
+def test_forked_child_refuses_a_given_session(raw):
+    server, _ = raw
+    with requests.Session() as session, _client(server, session=session) as client:
+        assert client.info().identity == "CLUSTER AGENT"
+        _, child, receiver, sender = _fork_run(_child_calls, client)
+        child.start()
+        sender.close()
+        try:
+            assert receiver.poll(15), "the child did not report"
+            outcome = receiver.recv()
+        finally:
+            child.join(10)
+            receiver.close()
+        assert outcome == InvalidArgumentError.__name__
+        assert client.info().identity == "CLUSTER AGENT"  # the parent's session still works
+
+
+def test_os_fork_child_gets_its_own_pool(raw):
+    """The same with a bare os.fork (no multiprocessing), the child leaving with os._exit."""
+    import os
+
+    server, agent = raw
+    agent.route("GET", "/api/v1/task/dag/12",
+                lambda request: json_reply(dag_json("12", stage=2)))
+    with _client(server) as client:
+        assert client.info().identity == "CLUSTER AGENT"
+        parent_peers = {r.peer for r in server.requests}
+        before = len(server.requests)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: never return into pytest
+            code = 1
+            try:
+                os.close(read_end)
+                ids = {client.get_dag("12").id for _ in range(5)}
+                code = 0 if ids == {"12"} else 2
+            finally:
+                os.write(write_end, bytes([code]))
+                os._exit(code)
+        os.close(write_end)
+        done = threading.Event()
+        status = []
+
+        def reap():
+            status.append(os.waitpid(pid, 0)[1])
+            done.set()
+
+        threading.Thread(target=reap, daemon=True).start()
+        finished = done.wait(15)
+        if not finished:
+            os.kill(pid, 9)
+            done.wait(5)
+        report = os.read(read_end, 1)
+        os.close(read_end)
+        assert finished and report == b"\x00", (report, status)
+    child_peers = {r.peer for r in server.requests[before:]}  # the parent sent nothing more
+    assert child_peers and not child_peers & parent_peers
