@@ -30,7 +30,7 @@ from ._dag import (
     Progress,
     TaskDetail,
 )
-from ._endpoints import UpgradeAgentRequest
+from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
 from ._exceptions import (
     ApiError,
     AuthError,
@@ -62,7 +62,14 @@ from ._exceptions import (
     WeakKeyError,
     WrongPasswordError,
 )
-from ._models import AgentInfo, ErrorInfo, UpgradePackageInfo, UpgradeResult
+from ._models import (
+    AgentInfo,
+    ErrorInfo,
+    ObParameter,
+    ObUpgradeResult,
+    UpgradePackageInfo,
+    UpgradeResult,
+)
 from ._polling import PollPolicy
 from ._render import register_notebook_formatters
 from ._rollout import Rollout, RolloutReport, TargetResult
@@ -97,6 +104,8 @@ __all__ = [
     "InvalidArgumentError",
     "NodeDetail",
     "NotFoundError",
+    "ObParameter",
+    "ObUpgradeResult",
     "ObshellClient",
     "ObshellError",
     "Operator",
@@ -126,6 +135,7 @@ __all__ = [
     "UnderMaintenanceError",
     "UpgradeAgentRequest",
     "UpgradeNotConfirmedError",
+    "UpgradeObRequest",
     "UpgradePackageInfo",
     "UpgradeResult",
     "UriMismatchError",

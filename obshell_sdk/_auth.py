@@ -193,6 +193,11 @@ class PasswordAuth:
             ))
             if body and key_iv is not None:
                 body = aes_encrypt(key_iv, body)
+        if request.file_sha256 is not None:
+            # The new upload (/api/v1/package) takes its body in clear and checks the file
+            # by its SHA-256, hex text encrypted with the agent's key (VerifyFile).
+            headers["X-OCS-File-SHA256"] = key.encrypt(request.file_sha256.encode("ascii"))
+            key_iv = None
         if request.stream is not None:
             body, headers["Content-Type"] = request.stream(key_iv)
         return Request(request.method, request.target, body, headers, signed=True), key

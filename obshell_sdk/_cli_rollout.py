@@ -1,10 +1,10 @@
 """The ``rollout`` commands of the command line: run a rollout, or read where one stands.
 
 ``obshell-sdk rollout agent --targets FILE --journal FILE VERSION RELEASE`` upgrades obshell
-on every target; ``rollout status --journal FILE`` reads the journal only, touching no
-agent. Exit codes: 0 every target succeeded; 1 a target failed, was rolled back or
-cancelled (others may be skipped); 8 a target's outcome is unknown (run the same command
-again to follow it); 2 bad input; 130 interrupted (run it again to resume).
+on every target, ``rollout ob ...`` OceanBase; ``rollout status --journal FILE`` reads the
+journal only, touching no agent. Exit codes: 0 every target succeeded; 1 a target failed,
+was rolled back or cancelled (others may be skipped); 8 a target's outcome is unknown (run
+the same command again to follow it); 2 bad input; 130 interrupted (run it again to resume).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ._rollout_steps import TargetOutcome
 __all__ = ["add_rollout_parser", "run_rollout"]
 
 EXIT_OK, EXIT_FAILED, EXIT_UNKNOWN = 0, 1, 8
-_STEP_ORDER = ("upload", "check", "upgrade", "confirm")
+_STEP_ORDER = {"upload": 0, "check": 1, "upgrade": 2, "confirm": 3}
 
 
 def add_rollout_parser(sub: Any) -> None:
@@ -34,24 +34,36 @@ def add_rollout_parser(sub: Any) -> None:
     rollout = sub.add_parser("rollout", help="one upgrade over many clusters, resumable")
     kinds = rollout.add_subparsers(dest="rollout", required=True)
     agent = kinds.add_parser("agent", help="upgrade obshell on every target")
-    agent.add_argument("version")
-    agent.add_argument("release")
-    agent.add_argument("--targets", required=True,
-                       help="file with one agent per cluster, 'host:port' a line (# comments)")
-    agent.add_argument("--journal", required=True,
-                       help="SQLite journal; run the same command again to resume")
+    _common(agent)
     agent.add_argument("--package", help="obshell RPM to upload to every cluster first")
-    agent.add_argument("--upgrade-dir")
-    agent.add_argument("--no-check", action="store_true", help="skip the pre-check DAG")
-    agent.add_argument("--parallel", type=int, default=4, help="clusters at once (default 4)")
-    agent.add_argument("--canary", type=int, default=0,
-                       help="targets done first, one at a time (default 0)")
-    agent.add_argument("--max-failures", type=int, default=1,
-                       help="start no new cluster after this many failures (default 1)")
-    agent.add_argument("--timeout", type=float, default=3600.0,
-                       help="seconds to follow each task (default 3600)")
+    ob = kinds.add_parser("ob", help="upgrade OceanBase on every target")
+    _common(ob)
+    ob.add_argument("--package", action="append", default=[],
+                    help="RPM to upload to every cluster first (repeat: oceanbase-ce and "
+                    "oceanbase-ce-libs for the community edition)")
+    ob.add_argument("--mode", default="ROLLING", help="ROLLING (default) or STOPSERVICE")
+    ob.add_argument("--freeze-server", action="store_true",
+                    help="a minor freeze before each server stops")
     status = kinds.add_parser("status", help="where a rollout stands (reads the journal only)")
     status.add_argument("--journal", required=True)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("version")
+    p.add_argument("release")
+    p.add_argument("--targets", required=True,
+                   help="file with one agent per cluster, 'host:port' a line (# comments)")
+    p.add_argument("--journal", required=True,
+                   help="SQLite journal; run the same command again to resume")
+    p.add_argument("--upgrade-dir")
+    p.add_argument("--no-check", action="store_true", help="skip the pre-check DAG")
+    p.add_argument("--parallel", type=int, default=4, help="clusters at once (default 4)")
+    p.add_argument("--canary", type=int, default=0,
+                   help="targets done first, one at a time (default 0)")
+    p.add_argument("--max-failures", type=int, default=1,
+                   help="start no new cluster after this many failures (default 1)")
+    p.add_argument("--timeout", type=float, default=7200.0,
+                   help="seconds to follow each task (default 7200)")
 
 
 def run_rollout(args: argparse.Namespace, stream: TextIO) -> int:
@@ -64,9 +76,15 @@ def run_rollout(args: argparse.Namespace, stream: TextIO) -> int:
         journal=args.journal, parallel=args.parallel, canary=args.canary,
         max_failures=args.max_failures, progress=not args.json,
     )
-    report = rollout.upgrade_agent(args.version, args.release, package=args.package,
-                                   upgrade_dir=args.upgrade_dir, check=not args.no_check,
-                                   timeout=args.timeout)
+    if args.rollout == "ob":
+        report = rollout.upgrade_ob(args.version, args.release, packages=args.package,
+                                    mode=args.mode, upgrade_dir=args.upgrade_dir,
+                                    freeze_server=args.freeze_server, check=not args.no_check,
+                                    timeout=args.timeout)
+    else:
+        report = rollout.upgrade_agent(args.version, args.release, package=args.package,
+                                       upgrade_dir=args.upgrade_dir, check=not args.no_check,
+                                       timeout=args.timeout)
     if args.json:
         stream.write(json.dumps(_report_json(report)) + "\n")
     else:
@@ -97,7 +115,7 @@ def _status(path: str, as_json: bool, stream: TextIO) -> int:
         stream.write(f"rollout {printable(json.dumps(plan, sort_keys=True))}\n")
         rows: list[tuple[str, ...]] = []
         for r in records:
-            done = [r.steps[s] for s in _STEP_ORDER if s in r.steps]
+            done = sorted(r.steps.values(), key=lambda s: _STEP_ORDER.get(s.step.split()[0], 9))
             step = f"{done[-1].step} {done[-1].status}" if done else ""
             ids = ",".join(s.dag_id for s in r.steps.values() if s.dag_id)
             rows.append((r.target, step, ids, r.outcome or "open",

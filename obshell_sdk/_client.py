@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Optional, Union
@@ -17,26 +17,34 @@ from ._config import DEFAULT_PORT, Environment, auth_from_env, settings_from_env
 from ._creation import create_dag
 from ._dag import DagDetail
 from ._decode import p_str, p_time
-from ._endpoints import AGENT_UPGRADE, AGENT_UPGRADE_CHECK, R, TaskEndpoint, UpgradeAgentRequest
+from ._endpoints import (
+    AGENT_UPGRADE,
+    AGENT_UPGRADE_CHECK,
+    OB_UPGRADE,
+    OB_UPGRADE_CHECK,
+    R,
+    TaskEndpoint,
+    UpgradeAgentRequest,
+    UpgradeObRequest,
+)
 from ._exceptions import InvalidArgumentError
-from ._models import AgentInfo, UpgradePackageInfo, UpgradeResult
+from ._models import AgentInfo, ObUpgradeResult, UpgradeResult
+from ._package_calls import PackageCalls
 from ._polling import PollPolicy
 from ._request import Request
 from ._task import DagTask, ProgressCallback
 from ._task_calls import TaskCalls
 from ._transport import MAX_REPLY_BYTES, Cert, Timeout, Transport
-from ._upload import check_package_path, package_request
 from ._validate import (
     brief_repr,
     check_dag_id,
     check_host,
     check_language,
     check_port,
-    check_seconds,
     check_timeout,
     check_tls,
 )
-from ._workflow import run_agent_upgrade
+from ._workflow import run_agent_upgrade, run_ob_upgrade
 
 __all__ = ["DEFAULT_PORT", "DEFAULT_TIMEOUT", "ObshellClient"]
 
@@ -51,7 +59,7 @@ _OPTIONS = frozenset((
     "accept_language", "trust_env", "max_reply_bytes"))
 
 
-class ObshellClient(TaskCalls):
+class ObshellClient(TaskCalls, PackageCalls):
     """A client of one obshell agent (``host:port``, 2886 by default).
 
     ``auth`` signs the calls that need it (a :class:`PasswordAuth`; None allows only the
@@ -255,6 +263,42 @@ class ObshellClient(TaskCalls):
             timeout=timeout, on_progress=on_progress, progress=progress,
         )
 
+    def upgrade_ob(self, version: str, release: str, *, mode: str = "ROLLING",
+                   upgrade_dir: Optional[str] = None, freeze_server: bool = False) -> DagTask:
+        """Start upgrading OceanBase (``POST /api/v1/ob/upgrade``): obshell first, then OB.
+
+        ``mode`` ``ROLLING`` (zone by zone; at least 3 zones) or ``STOPSERVICE``;
+        ``freeze_server`` adds a minor freeze before each server stops. Every required package
+        (``oceanbase-ce`` and ``oceanbase-ce-libs`` for the community edition) must have been
+        uploaded for every architecture; bad arguments raise before anything is sent.
+        """
+        return self._create_task(OB_UPGRADE, UpgradeObRequest(
+            version, release, mode, upgrade_dir, freeze_server))
+
+    def check_ob_upgrade(
+        self, version: str, release: str, upgrade_dir: Optional[str] = None
+    ) -> DagTask:
+        """Start the OceanBase upgrade pre-check (``POST /api/v1/ob/upgrade/check``), 6 stages."""
+        request = UpgradeAgentRequest(version, release, upgrade_dir)
+        return self._create_task(OB_UPGRADE_CHECK, request)
+
+    def run_ob_upgrade(
+        self, version: str, release: str, *,
+        packages: Sequence[Union[str, os.PathLike[str]]] = (), mode: str = "ROLLING",
+        upgrade_dir: Optional[str] = None, freeze_server: bool = False, check: bool = True,
+        timeout: float = 7200.0, on_progress: Optional[ProgressCallback] = None,
+        progress: Optional[bool] = None,
+    ) -> ObUpgradeResult:
+        """Upgrade OceanBase in one call: upload ``packages``, pre-check, upgrade, follow, confirm.
+
+        The new version is confirmed through ``/api/v1/info`` (its ``obVersion`` carries no
+        build number). Raises ``TaskFailedError`` and friends, or ``UpgradeNotConfirmedError``.
+        """
+        return run_ob_upgrade(
+            self, version, release, packages=packages, mode=mode, upgrade_dir=upgrade_dir,
+            freeze_server=freeze_server, check=check, timeout=timeout, on_progress=on_progress,
+            progress=progress)
+
     def _create_task(self, endpoint: TaskEndpoint[R], request: R) -> DagTask:
         """Create a task through ``endpoint`` exactly once (see :mod:`._creation`)."""
         created = create_dag(lambda r: self._send(r).data, endpoint, request,
@@ -268,30 +312,6 @@ class ObshellClient(TaskCalls):
         found = self.unfinished_dags()
         maintenance = self.last_maintenance_dag()
         return found + ([maintenance] if maintenance is not None else [])
-
-    def upload_package(
-        self, path: Union[str, os.PathLike[str]], *, lifetime: float = 600.0,
-        timeout: Optional[Timeout] = None,
-    ) -> UpgradePackageInfo:
-        """Upload an obshell RPM to the cluster (``POST /api/v1/upgrade/package``).
-
-        The file is streamed from disk and encrypted on the way (memory stays at one read
-        buffer). ``lifetime`` is how long the signed header stays valid: older agents check it
-        after the whole body arrived. A missing or unreadable file is refused before sending.
-        """
-        request, bodies = package_request(check_package_path(path),
-                                          check_seconds(lifetime, "lifetime"))
-        if timeout is None:
-            timeout = (self.timeout[0], max(self.timeout[1], 600.0))
-        try:
-            data = self._send(request, timeout).data
-        finally:
-            for body in bodies:
-                body.close()
-        info = UpgradePackageInfo.from_json(data)
-        log.info("agent %s: stored package %s %s-%s (%s)", self.agent, info.name, info.version,
-                 info.release_distribution, info.architecture)
-        return info
 
     def task(self, dag_id: Union[str, int]) -> DagTask:
         """A :class:`DagTask` for an existing DAG id, e.g. one started by another process.

@@ -20,9 +20,13 @@ from ._validate import brief_repr, control_character
 __all__ = [
     "AGENT_UPGRADE",
     "AGENT_UPGRADE_CHECK",
+    "OB_UPGRADE",
+    "OB_UPGRADE_CHECK",
+    "OB_UPGRADE_MODES",
     "TaskEndpoint",
     "TaskRequest",
     "UpgradeAgentRequest",
+    "UpgradeObRequest",
 ]
 
 #: The longest version and release accepted (real ones are about 8 and 25 characters).
@@ -125,6 +129,51 @@ class UpgradeAgentRequest:
         return body
 
 
+def _check_mode(_: Any, attribute: attrs.Attribute[str], value: Any) -> None:
+    if value not in OB_UPGRADE_MODES:
+        raise InvalidArgumentError(
+            attribute.name, f"{brief_repr(value)} is not one of {', '.join(OB_UPGRADE_MODES)}")
+
+
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) and value.isascii() else value
+
+
+def _check_bool(_: Any, attribute: attrs.Attribute[bool], value: Any) -> None:
+    if not isinstance(value, bool):
+        raise InvalidArgumentError(attribute.name, "must be True or False")
+
+
+#: The modes of ``POST /api/v1/ob/upgrade`` (obshell upper-cases what it is sent).
+OB_UPGRADE_MODES = ("ROLLING", "STOPSERVICE")
+
+
+@attrs.frozen
+class UpgradeObRequest:
+    """Parameters of ``POST /api/v1/ob/upgrade``, checked on creation.
+
+    ``mode`` is ``ROLLING`` (zone by zone; needs at least 3 zones) or ``STOPSERVICE``, in any
+    case; ``freeze_server`` adds a minor freeze before each server stops. The release is
+    ``<build>.<dist>`` as for the agent upgrade.
+    """
+
+    version: str = attrs.field(validator=_check_version)
+    release: str = attrs.field(validator=_check_release)
+    mode: str = attrs.field(default="ROLLING", converter=_upper, validator=_check_mode)
+    upgrade_dir: Optional[str] = attrs.field(
+        default=None, converter=_empty_as_none, validator=_check_upgrade_dir
+    )
+    freeze_server: bool = attrs.field(default=False, validator=_check_bool)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON body obshell expects (``upgradeDir`` camelCase, ``freeze_server`` snake)."""
+        body: dict[str, Any] = {"version": self.version, "release": self.release,
+                                "mode": self.mode, "freeze_server": self.freeze_server}
+        if self.upgrade_dir is not None:
+            body["upgradeDir"] = self.upgrade_dir
+        return body
+
+
 class TaskRequest(Protocol):
     """What a task-creating endpoint's request model offers: its JSON body."""
 
@@ -159,4 +208,15 @@ AGENT_UPGRADE: TaskEndpoint[UpgradeAgentRequest] = TaskEndpoint(
 AGENT_UPGRADE_CHECK: TaskEndpoint[UpgradeAgentRequest] = TaskEndpoint(
     "/api/v1/agent/upgrade/check", UpgradeAgentRequest,
     lambda r: f"Upgrade check obshell {r.version}-{r.release}", maintenance=False,
+)
+#: ``POST /api/v1/ob/upgrade``: the OceanBase upgrade (the agents first), under the lock.
+OB_UPGRADE: TaskEndpoint[UpgradeObRequest] = TaskEndpoint(
+    "/api/v1/ob/upgrade", UpgradeObRequest,
+    lambda r: (f"OB {'rolling' if r.mode == 'ROLLING' else 'stop service'} upgrade "
+               f"{r.version}-{r.release}"), maintenance=True,
+)
+#: ``POST /api/v1/ob/upgrade/check``: the 6-stage OceanBase pre-check, which takes no lock.
+OB_UPGRADE_CHECK: TaskEndpoint[UpgradeAgentRequest] = TaskEndpoint(
+    "/api/v1/ob/upgrade/check", UpgradeAgentRequest,
+    lambda r: f"Upgrade check OB {r.version}-{r.release}", maintenance=False,
 )

@@ -30,6 +30,8 @@ __all__ = [
     "AgentSecret",
     "Envelope",
     "ErrorInfo",
+    "ObParameter",
+    "ObUpgradeResult",
     "UpgradePackageInfo",
     "UpgradeResult",
 ]
@@ -136,26 +138,62 @@ class AgentSecret:
 
 @attrs.frozen
 class UpgradePackageInfo:
-    """What the agent stored for an uploaded package (obshell sends these keys in PascalCase)."""
+    """A package the cluster holds: what an upload stored, or a row of the inventory.
 
-    pkg_id: int = wire("PkgId", p_int)
-    name: str = wire("Name", p_str)
-    version: str = wire("Version", p_str)
-    release_distribution: str = wire("ReleaseDistribution", p_str, required=False, default="")
-    distribution: str = wire("Distribution", p_str, required=False, default="")
-    release: str = wire("Release", p_str, required=False, default="")
-    architecture: str = wire("Architecture", p_str, required=False, default="")
-    size: int = wire("Size", p_int, required=False, default=0)
-    payload_size: int = wire("PayloadSize", p_int, required=False, default=0)
-    chunk_count: int = wire("ChunkCount", p_int, required=False, default=0)
-    md5: str = wire("Md5", p_str, required=False, default="")
-    upgrade_dep_yaml: str = wire("UpgradeDepYaml", p_str, required=False, default="", repr=False)
-    gmt_modify: Optional[datetime] = wire("GmtModify", p_time, required=False)
+    obshell writes these keys in snake_case (the inventory, the new upload) or, for the old
+    upload, as Go field names (``PkgId``, ``ReleaseDistribution``...): both are read.
+    ``size`` is the installed size; ``payload_size`` the RPM's header and payload.
+    """
+
+    pkg_id: int = wire("pkg_id", p_int)
+    name: str = wire("name", p_str)
+    version: str = wire("version", p_str)
+    release_distribution: str = wire("release_distribution", p_str, required=False, default="")
+    distribution: str = wire("distribution", p_str, required=False, default="")
+    release: str = wire("release", p_str, required=False, default="")
+    architecture: str = wire("architecture", p_str, required=False, default="")
+    size: int = wire("size", p_int, required=False, default=0)
+    payload_size: int = wire("payload_size", p_int, required=False, default=0)
+    chunk_count: int = wire("chunk_count", p_int, required=False, default=0)
+    md5: str = wire("md5", p_str, required=False, default="")
+    upgrade_dep_yaml: str = wire("upgrade_dep_yaml", p_str, required=False, default="",
+                                 repr=False)
+    gmt_modify: Optional[datetime] = wire("gmt_modify", p_time, required=False)
     extra: dict[str, Any] = extra_field()
 
     @classmethod
     def from_json(cls, obj: Any, where: str = "data") -> UpgradePackageInfo:
-        """Build from the ``data`` of ``POST /api/v1/upgrade/package``."""
+        """Build from an upload's ``data`` or an inventory row (either key style)."""
+        if isinstance(obj, dict) and "PkgId" in obj:  # the old upload: Go field names
+            obj = {_GO_NAMES.get(k, k): v for k, v in obj.items()}
+        return decode(cls, obj, where)
+
+
+_GO_NAMES = {
+    "PkgId": "pkg_id", "Name": "name", "Version": "version",
+    "ReleaseDistribution": "release_distribution", "Distribution": "distribution",
+    "Release": "release", "Architecture": "architecture", "Size": "size",
+    "PayloadSize": "payload_size", "ChunkCount": "chunk_count", "Md5": "md5",
+    "UpgradeDepYaml": "upgrade_dep_yaml", "GmtModify": "gmt_modify",
+}
+
+
+@attrs.frozen
+class ObParameter:
+    """One parameter of one server, as ``POST /api/v1/upgrade/params/backup`` saves it."""
+
+    name: str = wire("Name", p_str)
+    svr_ip: str = wire("SvrIp", p_str, required=False, default="")
+    svr_port: int = wire("SvrPort", p_int, required=False, default=0)
+    zone: str = wire("Zone", p_str, required=False, default="")
+    scope: str = wire("Scope", p_str, required=False, default="")
+    value: str = wire("Value", p_str, required=False, default="")
+    tenant_id: int = wire("TenantId", p_int, required=False, default=0)
+    extra: dict[str, Any] = extra_field()
+
+    @classmethod
+    def from_json(cls, obj: Any, where: str = "data") -> ObParameter:
+        """Build from one row of the backup's ``contents``."""
         return decode(cls, obj, where)
 
 
@@ -170,4 +208,18 @@ class UpgradeResult:
     #: The finished upgrade DAG.
     upgrade: DagDetail
     #: What the agent reported through ``/api/v1/info`` afterwards.
+    info: AgentInfo
+
+
+@attrs.frozen
+class ObUpgradeResult:
+    """What :meth:`ObshellClient.run_ob_upgrade` did, step by step."""
+
+    #: The packages uploaded first, in the order given.
+    packages: tuple[UpgradePackageInfo, ...]
+    #: The finished pre-check DAG (None when the check was skipped).
+    check: Optional[DagDetail]
+    #: The finished upgrade DAG.
+    upgrade: DagDetail
+    #: What the agent reported through ``/api/v1/info`` afterwards (``ob_version``).
     info: AgentInfo

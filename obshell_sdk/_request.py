@@ -25,7 +25,8 @@ class Request:
     what gets signed. Before signing, ``body`` is the plaintext JSON (bytes) or None; after,
     it is what is sent (the encrypted text, or a file-like ``stream`` body). ``signed`` False
     sends the request as it is. ``stream`` makes a body from the header's AES key (uploads);
-    ``lifetime`` overrides how long the signed header stays valid.
+    ``lifetime`` overrides how long the signed header stays valid. ``file_sha256`` (hex) asks
+    for the new upload's file check: the body goes in clear, the digest encrypted.
     """
 
     method: str
@@ -35,6 +36,7 @@ class Request:
     signed: bool = True
     stream: Optional[BodyStream] = attrs.field(default=None, eq=False)
     lifetime: Optional[float] = None
+    file_sha256: Optional[str] = None
 
     @property
     def path(self) -> str:

@@ -32,7 +32,7 @@ from ._exceptions import (
 )
 from ._journal import Journal, TargetRecord
 from ._render import RolloutBoard, rollout_text
-from ._rollout_plans import agent_plan
+from ._rollout_plans import agent_plan, ob_plan
 from ._rollout_steps import FINAL, Ended, Plan, TargetOutcome, TargetRun
 from ._upload import check_package_path
 from ._validate import check_host, check_port, check_seconds
@@ -133,6 +133,21 @@ class Rollout:
         path = None if package is None else check_package_path(package)
         return self._run(agent_plan(version, release, path, upgrade_dir, check),
                          check_seconds(timeout, "timeout"))
+
+    def upgrade_ob(
+        self, version: str, release: str, *,
+        packages: Sequence[Union[str, os.PathLike[str]]] = (), mode: str = "ROLLING",
+        upgrade_dir: Optional[str] = None, freeze_server: bool = False, check: bool = True,
+        timeout: float = 7200.0,
+    ) -> RolloutReport:
+        """Upgrade OceanBase on every target, then confirm the version through ``/info``.
+
+        Each target: upload ``packages`` (every one the edition needs, e.g. ``oceanbase-ce``
+        and ``oceanbase-ce-libs``), pre-check (when ``check``), upgrade in ``mode``, follow.
+        """
+        paths = [check_package_path(p) for p in packages]
+        return self._run(ob_plan(version, release, paths, mode, upgrade_dir, freeze_server,
+                                 check), check_seconds(timeout, "timeout"))
 
     # -- running ---------------------------------------------------------------------------
 

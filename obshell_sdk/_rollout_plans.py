@@ -1,14 +1,22 @@
-"""The plans a rollout runs on each target: the agent upgrade (and the OceanBase upgrade)."""
+"""The plans a rollout runs on each target: the agent upgrade and the OceanBase upgrade."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Optional
 
-from ._endpoints import AGENT_UPGRADE, AGENT_UPGRADE_CHECK, UpgradeAgentRequest
+from ._endpoints import (
+    AGENT_UPGRADE,
+    AGENT_UPGRADE_CHECK,
+    OB_UPGRADE,
+    OB_UPGRADE_CHECK,
+    UpgradeAgentRequest,
+    UpgradeObRequest,
+)
 from ._models import AgentInfo
 from ._rollout_steps import Plan, Step
 
-__all__ = ["agent_plan"]
+__all__ = ["agent_plan", "ob_plan"]
 
 
 def agent_plan(version: str, release: str, package: Optional[str],
@@ -39,3 +47,35 @@ def agent_plan(version: str, release: str, package: Optional[str],
     describe: dict[str, object] = {"kind": "agent", "version": version, "release": release,
                                    "upgrade_dir": upgrade_dir, "check": check}
     return Plan("agent", describe, tuple(steps))
+
+
+def ob_plan(version: str, release: str, packages: Sequence[str], mode: str,
+            upgrade_dir: Optional[str], freeze_server: bool, check: bool) -> Plan:
+    """Upload the packages, pre-check (when ``check``), upgrade OceanBase, confirm the version.
+
+    ``/info`` reports the OceanBase version without its build, so that is what is confirmed.
+    """
+    request = UpgradeObRequest(version, release, mode, upgrade_dir, freeze_server)
+    steps = [Step(f"upload {i + 1}", "upload", path=p) for i, p in enumerate(packages)]
+    if check:
+        check_request = UpgradeAgentRequest(version, release, upgrade_dir)
+        steps.append(Step(
+            "check", "task", path=OB_UPGRADE_CHECK.path,
+            dag_name=OB_UPGRADE_CHECK.dag_name(check_request),
+            create=lambda c: c.check_ob_upgrade(version, release, upgrade_dir)))
+    steps.append(Step(
+        "upgrade", "task", path=OB_UPGRADE.path, dag_name=OB_UPGRADE.dag_name(request),
+        create=lambda c: c.upgrade_ob(version, release, mode=request.mode,
+                                      upgrade_dir=upgrade_dir, freeze_server=freeze_server)))
+
+    def confirm(info: AgentInfo) -> Optional[str]:
+        if info.ob_version.split("-", 1)[0] == version:
+            return None
+        return (f"the upgrade succeeded but the agent reports OceanBase "
+                f"{info.ob_version!r}, not {version!r}")
+
+    steps.append(Step("confirm", "confirm", confirm=confirm))
+    describe: dict[str, object] = {"kind": "ob", "version": version, "release": release,
+                                   "mode": request.mode, "upgrade_dir": upgrade_dir,
+                                   "freeze_server": freeze_server, "check": check}
+    return Plan("ob", describe, tuple(steps))

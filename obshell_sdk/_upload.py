@@ -8,6 +8,7 @@ with a known ``Content-Length``: memory stays at one read buffer whatever the pa
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from typing import Any, BinaryIO, Optional
@@ -17,7 +18,8 @@ from ._exceptions import InvalidArgumentError
 from ._request import Request
 from ._validate import brief_repr
 
-__all__ = ["RPM_LEAD_SIZE", "RPM_MAGIC", "EncryptedMultipart", "check_package_path",
+__all__ = ["NEW_UPLOAD", "OLD_UPLOAD", "RPM_LEAD_SIZE", "RPM_MAGIC", "EncryptedMultipart",
+           "check_package_path",
            "package_request"]
 
 _BLOCK = 48 * 1024  # a multiple of 16 (AES) and 3 (base64)
@@ -77,11 +79,19 @@ def _check_rpm_lead(path: str) -> None:
         )
 
 
-def package_request(path: str, lifetime: float) -> tuple[Request, list[EncryptedMultipart]]:
+#: The upload obshell has had since about 4.3 (``VerifyFile``: clear body, file digest).
+NEW_UPLOAD = "/api/v1/package"
+#: The older upload (``Verify``: the whole multipart body AES-encrypted).
+OLD_UPLOAD = "/api/v1/upgrade/package"
+
+
+def package_request(path: str, lifetime: float, *,
+                    new: bool) -> tuple[Request, list[EncryptedMultipart]]:
     """The upload request of ``path``, and the bodies it makes (close them after sending).
 
-    The body is made when the request is signed, from the AES key the header carries (each
-    attempt signs anew, so each makes its own body).
+    ``new`` uses :data:`NEW_UPLOAD` (the body in clear, the file's SHA-256 in a header),
+    else :data:`OLD_UPLOAD`. The body is made when the request is signed, from the AES key
+    the header carries (each attempt signs anew, so each makes its own body).
     """
     bodies: list[EncryptedMultipart] = []
 
@@ -90,7 +100,18 @@ def package_request(path: str, lifetime: float) -> tuple[Request, list[Encrypted
         bodies.append(body)
         return body, body.content_type
 
-    return Request("POST", "/api/v1/upgrade/package", stream=stream, lifetime=lifetime), bodies
+    if not new:
+        return Request("POST", OLD_UPLOAD, stream=stream, lifetime=lifetime), bodies
+    return Request("POST", NEW_UPLOAD, stream=stream, lifetime=lifetime,
+                   file_sha256=_sha256(path)), bodies
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _header_file_name(path: str) -> bytes:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from typing import Optional, Protocol, Union
 
-from ._endpoints import UpgradeAgentRequest
+from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
 from ._exceptions import UpgradeNotConfirmedError
-from ._models import AgentInfo, UpgradePackageInfo, UpgradeResult
+from ._models import AgentInfo, ObUpgradeResult, UpgradePackageInfo, UpgradeResult
 from ._task import DagTask, ProgressCallback
 from ._upload import check_package_path
 from ._validate import check_seconds
 
-__all__ = ["run_agent_upgrade"]
+__all__ = ["run_agent_upgrade", "run_ob_upgrade"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -34,6 +35,13 @@ class _Agent(Protocol):
     ) -> DagTask: ...
 
     def info(self) -> AgentInfo: ...
+
+    def check_ob_upgrade(
+        self, version: str, release: str, upgrade_dir: Optional[str] = None
+    ) -> DagTask: ...
+
+    def upgrade_ob(self, version: str, release: str, *, mode: str = "ROLLING",
+                   upgrade_dir: Optional[str] = None, freeze_server: bool = False) -> DagTask: ...
 
 
 def run_agent_upgrade(
@@ -79,3 +87,44 @@ def run_agent_upgrade(
         )
     log.info("agent %s now runs obshell %s", client.agent, info.version)
     return UpgradeResult(uploaded, checked, detail, info)
+
+
+def run_ob_upgrade(
+    client: _Agent,
+    version: str,
+    release: str,
+    *,
+    packages: Sequence[Union[str, os.PathLike[str]]] = (),
+    mode: str = "ROLLING",
+    upgrade_dir: Optional[str] = None,
+    freeze_server: bool = False,
+    check: bool = True,
+    timeout: float = 7200.0,
+    on_progress: Optional[ProgressCallback] = None,
+    progress: Optional[bool] = None,
+) -> ObUpgradeResult:
+    """Upload, pre-check, upgrade OceanBase, follow to the end, confirm through ``/info``.
+
+    ``/api/v1/info`` reports ``obVersion`` (``select ob_version()``: the version, no build
+    number), so the version is what can be confirmed; a same-version rebuild is confirmed by
+    its DAG's success alone.
+    """
+    UpgradeObRequest(version, release, mode, upgrade_dir, freeze_server)  # before any I/O
+    paths = [check_package_path(p) for p in packages]
+    timeout = check_seconds(timeout, "timeout")
+    uploaded = tuple(client.upload_package(p) for p in paths)
+    checked = None
+    if check:
+        checked = client.check_ob_upgrade(version, release, upgrade_dir).result(
+            timeout, on_progress=on_progress, progress=progress)
+    task = client.upgrade_ob(version, release, mode=mode, upgrade_dir=upgrade_dir,
+                             freeze_server=freeze_server)
+    detail = task.result(timeout, on_progress=on_progress, progress=progress)
+    info = client.info()
+    if info.ob_version.split("-", 1)[0] != version:
+        raise UpgradeNotConfirmedError(
+            f"task {detail.id} succeeded but the agent reports OceanBase "
+            f"{info.ob_version!r}, not {version!r}; check the cluster and client.info() again",
+            task_id=detail.id, detail=detail)
+    log.info("agent %s: the cluster now runs OceanBase %s", client.agent, info.ob_version)
+    return ObUpgradeResult(uploaded, checked, detail, info)

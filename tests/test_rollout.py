@@ -190,3 +190,24 @@ def test_a_create_the_runner_did_not_see_answered_is_looked_up_never_resent(tmp_
         assert first.outcome is TargetOutcome.SUCCEEDED and first.dag_ids == (made,)
         assert second.outcome is TargetOutcome.UNKNOWN and "not sent again" in second.error
         assert [posts(a) for a in fleet] == [0, 0]
+
+
+def test_an_ob_rollout_uploads_checks_upgrades_and_confirms_on_every_cluster(tmp_path):
+    from obshell_sdk.testing import build_rpm
+
+    version, release = "4.3.5.1", "101000012025052815.el7"
+    packages = []
+    for name in ("oceanbase-ce", "oceanbase-ce-libs"):
+        path = tmp_path / f"{name}.rpm"
+        path.write_bytes(build_rpm(name, version, release))
+        packages.append(path)
+    with ExitStack() as stack:
+        fleet = [stack.enter_context(FakeAgent(
+            password=PASSWORD, stages_per_poll=10, ob_version="4.3.5.0-100000202024123117",
+            require_packages=True)) for _ in range(3)]
+        report = rollout(fleet, tmp_path / "ob.db").upgrade_ob(
+            version, release, packages=packages, mode="stopservice")
+        assert report.ok, str(report)
+        for agent in fleet:
+            assert len(agent.requests_to("/api/v1/ob/upgrade", "POST")) == 1
+            assert len(agent.inventory) >= 2

@@ -1,0 +1,123 @@
+"""The package calls of the API: uploads, the inventory, parameter backup, the environment."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Optional, Union
+
+from ._calls import Caller
+from ._decode import decode_contents
+from ._exceptions import ApiError, InvalidArgumentError, NotFoundError
+from ._models import ObParameter, UpgradePackageInfo
+from ._request import Request
+from ._transport import Timeout
+from ._upload import NEW_UPLOAD, check_package_path, package_request
+from ._validate import brief_repr, check_seconds
+
+__all__ = ["PackageCalls"]
+
+log = logging.getLogger("obshell_sdk")
+
+
+class PackageCalls:
+    """Packages (upload, inventory, delete), parameter backup and restore, environment check."""
+
+    _new_upload: Optional[bool] = None  # learnt on the first upload (a class default)
+
+    def upload_package(
+        self: Caller, path: Union[str, os.PathLike[str]], *, lifetime: float = 600.0,
+        timeout: Optional[Timeout] = None,
+    ) -> UpgradePackageInfo:
+        """Upload an RPM (obshell or OceanBase) to the cluster; what the agent stored.
+
+        The newer ``POST /api/v1/package`` is used where the agent has it (the body in clear,
+        checked by its SHA-256), else ``POST /api/v1/upgrade/package`` (the body encrypted).
+        The file is streamed from disk (memory stays at one read buffer). ``lifetime`` is how
+        long the signed header stays valid: older agents check it after the whole body
+        arrived. A missing, empty or non-RPM file is refused before anything is sent.
+        """
+        file = check_package_path(path)
+        lifetime = check_seconds(lifetime, "lifetime")
+        new = _has_new_upload(self)
+        request, bodies = package_request(file, lifetime, new=new)
+        if timeout is None:
+            timeout = (self.timeout[0], max(self.timeout[1], 600.0))
+        try:
+            data = self._send(request, timeout).data
+        finally:
+            for body in bodies:
+                body.close()
+        info = UpgradePackageInfo.from_json(data)
+        log.info("agent %s: stored package %s %s-%s (%s)", self.agent, info.name, info.version,
+                 info.release_distribution, info.architecture)
+        return info
+
+    def packages(self: Caller) -> list[UpgradePackageInfo]:
+        """``GET /api/v1/upgrade/package/info``: the packages the cluster holds, newest first.
+
+        One row per name, version, release and architecture (the newest upload of each).
+        """
+        items = decode_contents(self.call("GET", "/api/v1/upgrade/package/info"))
+        return [UpgradePackageInfo.from_json(item, f"data.contents[{i}]")
+                for i, item in enumerate(items)]
+
+    def delete_package(self: Caller, package_id: int) -> None:
+        """``DELETE /api/v1/upgrade/package/{id}``: remove a package from the cluster.
+
+        obshell answers success whether or not the id existed: check :meth:`packages`.
+        """
+        if isinstance(package_id, bool) or not isinstance(package_id, int) or not (
+                0 < package_id < 2**63):
+            raise InvalidArgumentError("package_id", f"{brief_repr(package_id)} is not a "
+                                       "package id (a positive integer, see packages())")
+        self.call("DELETE", f"/api/v1/upgrade/package/{package_id}")
+
+    def backup_params(self: Caller) -> list[ObParameter]:
+        """``POST /api/v1/upgrade/params/backup``: the upgrade-sensitive parameters, per server.
+
+        (``server_permanent_offline_time``, ``enable_rebalance``, ``enable_rereplication``.)
+        """
+        items = decode_contents(self.call("POST", "/api/v1/upgrade/params/backup"))
+        return [ObParameter.from_json(item, f"data.contents[{i}]")
+                for i, item in enumerate(items)]
+
+    def restore_params(self: Caller) -> None:
+        """``POST /api/v1/upgrade/params/restore``, as obshell offers it.
+
+        Beware: obshell (checked at 61ee147) never reads this call's body and restores
+        nothing; it answers success all the same. The upgrade DAGs restore the parameters
+        themselves (their "Restore parameters" node).
+        """
+        log.warning("agent %s: obshell's params/restore restores nothing (it ignores its "
+                    "input); the upgrade DAGs restore parameters themselves", self.agent)
+        self.call("POST", "/api/v1/upgrade/params/restore", body={})
+
+    def check_environment(self: Caller) -> None:
+        """``POST /api/v1/upgrade/env/check``: this agent's Python and ``mysql.connector``.
+
+        Returns when both are there; raises the agent's :class:`ApiError`
+        (``Environment.WithoutPython`` / ``Environment.WithoutModule``) otherwise.
+        """
+        self.call("POST", "/api/v1/upgrade/env/check")
+
+
+def _has_new_upload(client: Caller) -> bool:
+    """Whether the agent has ``/api/v1/package``, asked once with an empty POST.
+
+    An agent that has it refuses the empty upload (``Request.File.Missing``); one that
+    does not answers 404. Nothing is stored either way.
+    """
+    known: Optional[bool] = getattr(client, "_new_upload", None)
+    if known is not None:
+        return known
+    try:
+        client._send(Request("POST", NEW_UPLOAD, signed=False))
+        found = True  # an agent that accepted an empty upload has the route, oddly
+    except NotFoundError:
+        found = False
+    except ApiError as exc:
+        found = exc.err_code == "Request.File.Missing" or exc.status != 404
+    client._new_upload = found  # type: ignore[attr-defined]
+    log.debug("agent %s: %s upload", client.agent, "new" if found else "old")
+    return found

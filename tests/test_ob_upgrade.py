@@ -1,0 +1,154 @@
+"""The OceanBase upgrade family through the client, against the fake agent."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from conftest import PASSWORD
+
+from obshell_sdk import (
+    ApiError,
+    DagOutcome,
+    InvalidArgumentError,
+    ObshellClient,
+    PasswordAuth,
+    PollPolicy,
+    TaskFailedError,
+)
+from obshell_sdk.testing import FakeAgent, build_rpm
+
+OB_VERSION, OB_RELEASE = "4.3.5.1", "101000012025052815.el7"
+AGENT_VERSION, AGENT_RELEASE = "4.3.1.0", "101000012025010101.el7"
+CURRENT = "4.3.5.0-100000202024123117"
+FAST = PollPolicy(initial=0.02, fraction=0.05, ceiling=0.1, jitter=0)
+
+
+def client_for(agent):
+    return ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD), poll_policy=FAST)
+
+
+def ob_agent(**kw):
+    kw.setdefault("ob_version", CURRENT)
+    return FakeAgent(password=PASSWORD, stages_per_poll=5, **kw)
+
+
+def rpms(tmp_path, *names, version=OB_VERSION, release=OB_RELEASE):
+    paths = []
+    for name in names:
+        path = tmp_path / f"{name}-{version}-{release}.x86_64.rpm"
+        path.write_bytes(build_rpm(name, version, release))
+        paths.append(path)
+    return paths
+
+
+def test_rolling_and_stop_service_upgrades_run_to_their_end():
+    with ob_agent() as agent, client_for(agent) as client:
+        task = client.upgrade_ob(OB_VERSION, OB_RELEASE)
+        assert task.name == f"OB rolling upgrade {OB_VERSION}-{OB_RELEASE}"
+        detail = task.result(timeout=30)
+        assert detail.outcome is DagOutcome.SUCCEEDED and detail.max_stage == 30
+        sent = agent.requests_to("/api/v1/ob/upgrade", "POST")[0].body_json
+        assert sent == {"version": OB_VERSION, "release": OB_RELEASE, "mode": "ROLLING",
+                        "freeze_server": False}
+    with ob_agent() as agent, client_for(agent) as client:
+        task = client.upgrade_ob(OB_VERSION, OB_RELEASE, mode="stopservice", freeze_server=True)
+        assert task.name == f"OB stop service upgrade {OB_VERSION}-{OB_RELEASE}"
+        assert task.result(timeout=30).max_stage == 19
+
+
+def test_bad_upgrade_input_is_refused_before_anything_is_sent():
+    with ob_agent() as agent, client_for(agent) as client:
+        for kwargs, argument in (({"mode": "FAST"}, "mode"), ({"freeze_server": "yes"},
+                                 "freeze_server"), ({"upgrade_dir": "relative"}, "upgrade_dir")):
+            with pytest.raises(InvalidArgumentError, match=argument):
+                client.upgrade_ob(OB_VERSION, OB_RELEASE, **kwargs)
+        with pytest.raises(InvalidArgumentError, match="release"):
+            client.check_ob_upgrade(OB_VERSION, "nodot")
+        assert agent.requests == []
+
+
+def test_pre_check_is_six_stages_and_takes_no_lock():
+    with ob_agent() as agent, client_for(agent) as client:
+        upgrade = client.upgrade_ob(OB_VERSION, OB_RELEASE)
+        check = client.check_ob_upgrade(OB_VERSION, OB_RELEASE)
+        assert check.name == f"Upgrade check OB {OB_VERSION}-{OB_RELEASE}"
+        assert check.result(timeout=30).max_stage == 6
+        upgrade.result(timeout=30)
+
+
+def test_a_lost_ob_upgrade_reply_is_found_not_resent():
+    with ob_agent() as agent, client_for(agent) as client:
+        agent.drop_reply_after_create = True
+        task = client.upgrade_ob(OB_VERSION, OB_RELEASE)
+        assert len(agent.requests_to("/api/v1/ob/upgrade", "POST")) == 1
+        assert task.result(timeout=30).outcome is DagOutcome.SUCCEEDED
+
+
+@pytest.mark.parametrize("new_upload", [True, False])
+def test_upload_uses_the_new_endpoint_where_the_agent_has_it(tmp_path, new_upload):
+    (path,) = rpms(tmp_path, "oceanbase-ce")
+    with ob_agent(new_upload=new_upload) as agent, client_for(agent) as client:
+        info = client.upload_package(path)
+        assert (info.name, info.version, info.release_distribution) == (
+            "oceanbase-ce", OB_VERSION, OB_RELEASE)
+        new = agent.requests_to("/api/v1/package", "POST")
+        old = agent.requests_to("/api/v1/upgrade/package", "POST")
+        if new_upload:
+            assert len(new) == 2 and not old  # the empty probe, then the upload
+            assert "X-OCS-File-SHA256" in new[1].headers and new[1].status == 200
+        else:
+            assert len(new) == 1 and len(old) == 1 and old[0].status == 200
+        client.upload_package(path)  # the route is asked about once per client
+        assert len(agent.requests_to("/api/v1/package", "POST")) == (3 if new_upload else 1)
+        (row,) = client.packages()  # two uploads of one package: the newest shows
+        assert row.name == "oceanbase-ce" and row.pkg_id > 0
+        client.delete_package(row.pkg_id)
+        (older,) = client.packages()  # the older upload shows again, as in obshell
+        assert older.pkg_id < row.pkg_id
+        client.delete_package(older.pkg_id)
+        assert client.packages() == []
+        client.delete_package(99)  # obshell answers success for an id it does not have
+        for bad in (0, -1, "1", True, 2**70):
+            with pytest.raises(InvalidArgumentError, match="package_id"):
+                client.delete_package(bad)
+
+
+def test_run_ob_upgrade_uploads_checks_upgrades_and_confirms(tmp_path):
+    packages = rpms(tmp_path, "oceanbase-ce", "oceanbase-ce-libs")
+    with ob_agent(require_packages=True) as agent, client_for(agent) as client:
+        with pytest.raises(ApiError):  # nothing uploaded yet: obshell refuses the upgrade
+            client.upgrade_ob(OB_VERSION, OB_RELEASE)
+        result = client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=packages, timeout=60)
+        assert [p.name for p in result.packages] == ["oceanbase-ce", "oceanbase-ce-libs"]
+        assert result.check is not None and result.check.outcome is DagOutcome.SUCCEEDED
+        assert result.upgrade.outcome is DagOutcome.SUCCEEDED
+        assert result.info.ob_version.startswith(OB_VERSION)
+
+
+def test_agent_upgrade_fails_at_download_until_the_package_is_uploaded(tmp_path):
+    (path,) = rpms(tmp_path, "obshell", version=AGENT_VERSION, release=AGENT_RELEASE)
+    with FakeAgent(password=PASSWORD, stages_per_poll=3, require_packages=True) as agent, \
+            client_for(agent) as client:
+        task = client.upgrade_agent(AGENT_VERSION, AGENT_RELEASE)
+        with pytest.raises(TaskFailedError) as info:
+            task.result(timeout=30)
+        assert "Download all required packages" in str(info.value)
+        assert "record not found" in str(info.value)
+        client.upload_package(path)
+        assert task.retry().result(timeout=30).outcome is DagOutcome.SUCCEEDED
+
+
+def test_params_and_environment(caplog):
+    with ob_agent() as agent, client_for(agent) as client:
+        params = client.backup_params()
+        assert {p.name for p in params} >= {"server_permanent_offline_time"}
+        assert all(p.svr_port > 0 and p.zone for p in params)
+        caplog.set_level(logging.WARNING, logger="obshell_sdk")
+        client.restore_params()
+        assert "restores nothing" in caplog.text
+        client.check_environment()
+    with ob_agent(python_ok=False) as agent, client_for(agent) as client:
+        with pytest.raises(ApiError) as info:
+            client.check_environment()
+        assert info.value.err_code.startswith("Environment.")
