@@ -46,7 +46,7 @@ from ._validate import (
 )
 from ._workflow import run_agent_upgrade, run_ob_upgrade
 
-__all__ = ["DEFAULT_PORT", "DEFAULT_TIMEOUT", "ObshellClient"]
+__all__ = ["CLIENT_OPTIONS", "DEFAULT_PORT", "DEFAULT_TIMEOUT", "ObshellClient"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -54,7 +54,8 @@ log = logging.getLogger("obshell_sdk")
 DEFAULT_TIMEOUT = (5.0, 60.0)
 
 
-_OPTIONS = frozenset((
+#: The keyword options of :class:`ObshellClient` (what ``from_env`` and rollouts pass on).
+CLIENT_OPTIONS = frozenset((
     "host", "port", "auth", "https", "verify", "cert", "timeout", "session", "poll_policy",
     "accept_language", "trust_env", "max_reply_bytes"))
 
@@ -133,7 +134,7 @@ class ObshellClient(TaskCalls, PackageCalls):
         """
         env = Environment(environ)  # only OBSHELL_*, behind a masked repr
         del environ  # keep the passwords out of this frame's locals from here on
-        unknown = set(overrides) - _OPTIONS
+        unknown = set(overrides) - CLIENT_OPTIONS
         if unknown:
             raise InvalidArgumentError(min(unknown), "is not an ObshellClient option")
         options = settings_from_env(env)

@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional, Union
 import attrs
 
 from ._auth import PasswordAuth
-from ._client import ObshellClient
+from ._client import CLIENT_OPTIONS, ObshellClient
 from ._exceptions import (
     InvalidArgumentError,
     ObshellError,
@@ -35,7 +35,7 @@ from ._render import RolloutBoard, rollout_text
 from ._rollout_plans import agent_plan, ob_plan
 from ._rollout_steps import FINAL, Ended, Plan, TargetOutcome, TargetRun
 from ._upload import check_package_path
-from ._validate import check_host, check_port, check_seconds
+from ._validate import brief_repr, check_host, check_port, check_seconds
 
 __all__ = ["Rollout", "RolloutReport", "TargetResult"]
 
@@ -101,7 +101,8 @@ class Rollout:
                  journal: Union[str, os.PathLike[str]], parallel: int = 4, canary: int = 0,
                  max_failures: int = 1, progress: Optional[bool] = None,
                  **client_options: Any) -> None:
-        self.targets = _parse_targets(targets)
+        #: The targets, as ``"host:port"``.
+        self.targets: list[str] = _parse_targets(targets)
         if not (isinstance(auth, PasswordAuth) or callable(auth)):
             raise InvalidArgumentError("auth", "must be a PasswordAuth or a callable giving one")
         if not isinstance(journal, (str, os.PathLike)):
@@ -110,15 +111,21 @@ class Rollout:
                                  ("max_failures", max_failures, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InvalidArgumentError(name, f"must be a whole number >= {low}, "
-                                           f"got {value!r}")
-        self.auth = auth
-        self.journal = os.fspath(journal)
-        self.parallel, self.canary, self.max_failures = parallel, canary, max_failures
-        self.progress = progress
-        self.client_options = client_options
-        if "auth" in client_options or "host" in client_options or "port" in client_options:
-            raise InvalidArgumentError("client_options", "host, port and auth come from "
-                                       "targets and auth=")
+                                           f"got {brief_repr(value)}")
+        unknown = set(client_options) - CLIENT_OPTIONS | ({"host", "port", "auth"}
+                                                          & set(client_options))
+        if unknown:
+            raise InvalidArgumentError(min(unknown), "is not an option a rollout passes to each "
+                                       "ObshellClient (host, port and auth come from targets "
+                                       "and auth=)")
+        self.auth: AuthSource = auth
+        #: The journal file.
+        self.journal: str = os.fspath(journal)
+        self.parallel: int = parallel
+        self.canary: int = canary
+        self.max_failures: int = max_failures
+        self.progress: Optional[bool] = progress
+        self.client_options: dict[str, Any] = client_options
 
     def upgrade_agent(
         self, version: str, release: str, *, package: Union[str, os.PathLike[str], None] = None,
