@@ -33,7 +33,8 @@ def package(tmp_path):
 
 @pytest.mark.parametrize("legacy", [False, True])
 def test_upload_reaches_the_agent_intact(package, legacy):
-    kw = {"legacy_v1": True, "version": "4.2.2.0", "supported_auth": None} if legacy else {}
+    kw = {"legacy_v1": True, "version": "4.2.2.0", "supported_auth": None,
+          "new_upload": False} if legacy else {}
     with FakeAgent(password=PASSWORD, **kw) as agent, \
             ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
         info = client.upload_package(package)
@@ -44,9 +45,14 @@ def test_upload_reaches_the_agent_intact(package, legacy):
         assert re.fullmatch("[0-9a-f]{32}", info.md5)
         assert info.size > 0 and info.gmt_modify is None
         assert agent.packages == [(RPM, package.read_bytes())]
-        post = agent.requests_to("/api/v1/upgrade/package")[0]
+        # An old agent gets the old, encrypted upload; a newer one /api/v1/package, whose
+        # body goes in clear with the file's SHA-256 encrypted in a header.
+        post = agent.requests_to("/api/v1/upgrade/package" if legacy else "/api/v1/package",
+                                 "POST")[-1]
+        assert post.status == 200
         assert post.headers["Content-Type"].startswith("multipart/form-data; boundary=")
         assert post.auth_kind == ("v1" if legacy else "v2")
+        assert ("X-OCS-File-SHA256" in post.headers) is not legacy
         if not legacy:
             assert post.header_json["Ts"] != ""  # a long lifetime was signed
             assert int(post.header_json["Ts"]) > agent.now() + 500
@@ -158,7 +164,7 @@ def test_a_bare_lead_passes_the_check_and_the_agent_judges_the_rest(tmp_path):
             raise
         except ObshellError:
             pass  # the agent may refuse a lead without a package after it
-        assert agent.requests_to("/api/v1/upgrade/package")
+        assert [r for r in agent.requests_to("/api/v1/package", "POST") if r.body_bytes]
 
 
 @pytest.mark.parametrize("path", ["", "a\x00b.rpm", "\ud800.rpm", "/no/such/dir/x.rpm"],
