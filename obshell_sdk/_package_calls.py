@@ -13,7 +13,7 @@ from ._models import ObParameter, UpgradePackageInfo
 from ._request import Request
 from ._transport import Timeout
 from ._upload import NEW_UPLOAD, check_package_path, package_request
-from ._validate import brief_repr, check_seconds
+from ._validate import brief_repr, check_seconds, check_timeout
 
 __all__ = ["PackageCalls"]
 
@@ -39,12 +39,12 @@ class PackageCalls:
         """
         file = check_package_path(path)
         lifetime = check_seconds(lifetime, "lifetime")
+        limit = ((self.timeout[0], max(self.timeout[1], 600.0)) if timeout is None
+                 else check_timeout(timeout, "timeout"))  # all input checked before any I/O
         new = _has_new_upload(self)
         request, bodies = package_request(file, lifetime, new=new)
-        if timeout is None:
-            timeout = (self.timeout[0], max(self.timeout[1], 600.0))
         try:
-            data = self._send(request, timeout).data
+            data = self._send(request, limit).data
         finally:
             for body in bodies:
                 body.close()
