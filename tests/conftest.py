@@ -1,8 +1,10 @@
-"""Suite-wide fixtures: the fake agent, and a redaction check over everything the SDK logged."""
+"""Suite-wide fixtures: the fake agent, test certificates, and a redaction check over logs."""
 
 from __future__ import annotations
 
 import logging
+import shutil
+import subprocess
 import traceback
 
 import pytest
@@ -55,3 +57,35 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def sdk_log_lines() -> list[str]:
     """Everything the SDK logged so far in this run (for tests that check the recorder)."""
     return _RECORDER.lines
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make test certificates")
+    d = tmp_path_factory.mktemp("pki")
+    # Python 3.13 verifies strictly (VERIFY_X509_STRICT): the CA needs its key usage, and
+    # leaf certificates their authority key id, as a real PKI would give them.
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
+             "-addext", "basicConstraints=critical,CA:TRUE",
+             "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+             "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
+    (d / "san.ext").write_text(
+        "subjectAltName=IP:127.0.0.1\n"
+        "basicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth,clientAuth\n"
+        "subjectKeyIdentifier=hash\n"
+        "authorityKeyIdentifier=keyid,issuer\n"
+    )
+    for name in ("server", "client"):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                 "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", f"{name}.pem",
+                 cwd=d)
+    return d

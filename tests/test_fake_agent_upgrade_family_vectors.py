@@ -26,15 +26,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pytest
+from vectorlib import compare_replies
 
 from obshell_sdk.testing import FakeAgent
 
 NAME = "obshell-wire-upgrade-family.jsonl"
 PLACES = (Path(__file__).parent / "vectors", Path("/work/shared/vectors"))
 HERE: Optional[Path] = next((p for p in PLACES if (p / NAME).exists()), None)
-IGNORED = {"timestamp", "traceId", "duration", "start_time", "end_time", "port", "pid", "startAt"}
-ADDR = re.compile(r"127\.0\.0\.1:\d+")
-RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,8}[1-9])?Z")
 OB_VERSION = "4.3.5.0-100000202024123117"
 
 pytestmark = pytest.mark.skipif(HERE is None, reason=f"{NAME} not found")
@@ -82,32 +80,6 @@ def agent_for(flags: list[str]) -> FakeAgent:
     return FakeAgent(**kw)
 
 
-def compare(expected: Any, actual: Any, where: str) -> None:
-    """Same values, same key order; times by format only; addresses without their port."""
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict), f"{where}: expected object, got {actual!r}"
-        assert list(actual) == list(expected), f"{where}: keys {list(actual)} != {list(expected)}"
-        for key, value in expected.items():
-            if key in IGNORED:
-                continue
-            if key == "task_logs" and value == [] and actual[key] is None:
-                assert expected.get("state") == "PENDING", f"{where}: null logs on a run task"
-                continue
-            compare(value, actual[key], f"{where}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(actual, list) and len(actual) == len(expected), f"{where}: {actual!r}"
-        for i, (e, a) in enumerate(zip(expected, actual)):
-            compare(e, a, f"{where}[{i}]")
-    elif isinstance(expected, str):
-        assert isinstance(actual, str), f"{where}: {actual!r}"
-        if RFC3339.fullmatch(expected):
-            assert RFC3339.fullmatch(actual), f"{where}: {actual!r}"
-            return
-        assert ADDR.sub("ADDR", actual) == ADDR.sub("ADDR", expected), f"{where}: {actual!r}"
-    else:
-        assert actual == expected and type(actual) is type(expected), f"{where}: {actual!r}"
-
-
 def replay(agent: FakeAgent, vec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """Send the recorded request byte for byte (multipart bodies from ``body_b64``)."""
     req = vec["request"]
@@ -149,7 +121,7 @@ def test_replay_scenario(scenario: str, vecs: list[dict[str, Any]]) -> None:
             expected = vec["response"]
             where = f"{scenario}/{vec['name']}"
             assert status == expected["status"], f"{where}: {body}"
-            compare(expected["body"], body, where)
+            compare_replies(expected["body"], body, where)
             if expected["body"]["traceId"] == "":
                 assert body["traceId"] == "", where
             else:

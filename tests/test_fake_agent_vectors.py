@@ -25,13 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from vectorlib import RFC3339, compare_replies
 
 from obshell_sdk.testing import FakeAgent
 
 VECTORS = Path(__file__).parent / "vectors"
-IGNORED = {"timestamp", "traceId", "duration", "start_time", "end_time", "port", "pid", "startAt"}
-ADDR = re.compile(r"127\.0\.0\.1:\d+")
-RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,8}[1-9])?Z")
 
 
 def _load() -> list[dict[str, Any]]:
@@ -81,32 +79,6 @@ def _agent_for(flags: list[str]) -> FakeAgent:
     return FakeAgent(adopt_target_version=False, **kw)
 
 
-def _compare(expected: Any, actual: Any, where: str) -> None:
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict), f"{where}: expected object, got {actual!r}"
-        assert list(actual) == list(expected), f"{where}: keys {list(actual)} != {list(expected)}"
-        for key, value in expected.items():
-            if key in IGNORED:
-                continue
-            if key == "task_logs" and value == [] and actual[key] is None:
-                # obshell sends null for sub-tasks that have not run (PROTOCOL §9.3)
-                assert expected.get("state") == "PENDING", f"{where}: null logs on a run task"
-                continue
-            _compare(value, actual[key], f"{where}.{key}")
-    elif isinstance(expected, list):
-        assert isinstance(actual, list) and len(actual) == len(expected), f"{where}: {actual!r}"
-        for i, (e, a) in enumerate(zip(expected, actual)):
-            _compare(e, a, f"{where}[{i}]")
-    elif isinstance(expected, str):
-        assert isinstance(actual, str), f"{where}: {actual!r}"
-        if RFC3339.fullmatch(expected):  # a server time (e.g. /api/v1/time): format only
-            assert RFC3339.fullmatch(actual), f"{where}: {actual!r}"
-            return
-        assert ADDR.sub("ADDR", actual) == ADDR.sub("ADDR", expected), where
-    else:
-        assert actual == expected and type(actual) is type(expected), f"{where}: {actual!r}"
-
-
 def _replay(agent: FakeAgent, vec: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     req = vec["request"]
     agent.set_clock_offset(vec["client_now_unix"] - time.time())
@@ -134,7 +106,7 @@ def test_replay_scenario(scenario: str, vecs: list[dict[str, Any]]) -> None:
             expected = vec["response"]
             where = f"{scenario}/{vec['name']}"
             assert status == expected["status"], f"{where}: {body}"
-            _compare(expected["body"], body, where)
+            compare_replies(expected["body"], body, where)
             exp_trace = expected["body"]["traceId"]
             if exp_trace == "":
                 assert body["traceId"] == "", where

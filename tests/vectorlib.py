@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +45,36 @@ def rsa_decrypt(b64: str, key: RSA.RsaKey | None = None) -> bytes:
 def aes_decrypt(b64_body: bytes, key_iv: bytes) -> bytes:
     data = AES.new(key_iv[:16], AES.MODE_CBC, iv=key_iv[16:]).decrypt(base64.b64decode(b64_body))
     return data[: -data[-1]]
+
+
+#: Keys whose values differ on every run (times, ids of the moment, ports).
+IGNORED = {"timestamp", "traceId", "duration", "start_time", "end_time", "port", "pid", "startAt"}
+RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,8}[1-9])?Z")
+ADDR = re.compile(r"127\.0\.0\.1:\d+")
+
+
+def compare_replies(expected: Any, actual: Any, where: str) -> None:
+    """Same values, same key order; times by format only; addresses without their port."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict), f"{where}: expected object, got {actual!r}"
+        assert list(actual) == list(expected), f"{where}: keys {list(actual)} != {list(expected)}"
+        for key, value in expected.items():
+            if key in IGNORED:
+                continue
+            if key == "task_logs" and value == [] and actual[key] is None:
+                # obshell sends null for sub-tasks that have not run (PROTOCOL §9.3)
+                assert expected.get("state") == "PENDING", f"{where}: null logs on a run task"
+                continue
+            compare_replies(value, actual[key], f"{where}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), f"{where}: {actual!r}"
+        for i, (e, a) in enumerate(zip(expected, actual)):
+            compare_replies(e, a, f"{where}[{i}]")
+    elif isinstance(expected, str):
+        assert isinstance(actual, str), f"{where}: {actual!r}"
+        if RFC3339.fullmatch(expected):  # a server time (e.g. /api/v1/time): format only
+            assert RFC3339.fullmatch(actual), f"{where}: {actual!r}"
+            return
+        assert ADDR.sub("ADDR", actual) == ADDR.sub("ADDR", expected), f"{where}: {actual!r}"
+    else:
+        assert actual == expected and type(actual) is type(expected), f"{where}: {actual!r}"
