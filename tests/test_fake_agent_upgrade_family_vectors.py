@@ -2,7 +2,7 @@
 
 The vectors (``obshell-wire-upgrade-family.jsonl``) come from a recorder set up as community
 edition, 3 zones, current build 4.3.5.0-100000202024123117 (PROTOCOL-upgrade-family.md §9).
-They are read from ``tests/vectors`` when copied there, else from ``/work/shared/vectors``.
+They are read from ``tests/vectors``, where the recorded file is kept.
 
 Replay rules (the recorder polled between the recorded lines without recording every poll):
 
@@ -31,11 +31,9 @@ from vectorlib import compare_replies
 from obshell_sdk.testing import FakeAgent
 
 NAME = "obshell-wire-upgrade-family.jsonl"
-PLACES = (Path(__file__).parent / "vectors", Path("/work/shared/vectors"))
-HERE: Optional[Path] = next((p for p in PLACES if (p / NAME).exists()), None)
+HERE: Path = Path(__file__).parent / "vectors"  # a copy of the recorded exchanges
 OB_VERSION = "4.3.5.0-100000202024123117"
 
-pytestmark = pytest.mark.skipif(HERE is None, reason=f"{NAME} not found")
 
 
 def _load() -> list[dict[str, Any]]:
