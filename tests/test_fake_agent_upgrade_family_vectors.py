@@ -37,14 +37,11 @@ OB_VERSION = "4.3.5.0-100000202024123117"
 
 
 def _load() -> list[dict[str, Any]]:
-    if HERE is None:
-        return []
     with open(HERE / NAME, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
 def _private_key() -> bytes:
-    assert HERE is not None
     return base64.b64decode((HERE / "agent-private-key.b64").read_text().strip())
 
 
