@@ -211,3 +211,28 @@ def test_an_ob_rollout_uploads_checks_upgrades_and_confirms_on_every_cluster(tmp
         for agent in fleet:
             assert len(agent.requests_to("/api/v1/ob/upgrade", "POST")) == 1
             assert len(agent.inventory) >= 2
+
+
+def test_ctrl_c_starts_no_new_cluster_and_a_rerun_finishes_the_job(tmp_path):
+    """SIGINT mid-rollout: exit 130, running upgrades go on, the rerun creates no second DAG."""
+    with ExitStack() as stack:
+        fleet = [stack.enter_context(FakeAgent(password=PASSWORD, stage_seconds=0.2))
+                 for _ in range(8)]
+        (tmp_path / "targets").write_text("\n".join(targets(fleet)) + "\n")
+        journal = tmp_path / "r.db"
+        cmd, env = _cli("rollout", "agent", "--targets", str(tmp_path / "targets"), "--journal",
+                        str(journal), "--parallel", "2", "--no-check", VERSION, RELEASE)
+        runner = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while _created(journal) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        runner.send_signal(signal.SIGINT)
+        _, err = runner.communicate(timeout=20)
+        assert runner.returncode == 130, err
+        started = sum(posts(a) for a in fleet)
+        assert 2 <= started < 8  # the running ones went on; no new cluster was started
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120,
+                             stdin=subprocess.DEVNULL, check=False)
+        assert out.returncode == 0, out.stderr
+        assert [posts(a) for a in fleet] == [1] * 8
