@@ -205,32 +205,77 @@ def kept_section(path: Path) -> list[str]:
             ""]
 
 
+BENCH_START, BENCH_END = "<!-- bench:{} -->", "<!-- /bench:{} -->"
+
+
+def kept_results(path: Path, names: Sequence[str]) -> dict[str, tuple[list[tuple[str, ...]],
+                                                                     list[str]]]:
+    """Summary rows and section of each benchmark in ``names`` that an earlier RESULTS.md holds.
+
+    A benchmark's section is what lies between its ``<!-- bench:NAME -->`` markers; its rows
+    are the summary rows whose first cell starts with its name. Benchmarks without markers
+    (files written before the markers) are not kept.
+    """
+    text = path.read_text() if names and path.exists() else ""
+    found: dict[str, tuple[list[tuple[str, ...]], list[str]]] = {}
+    for name in names:
+        start, end = BENCH_START.format(name), BENCH_END.format(name)
+        if start in text and end in text:
+            found[name] = ([], text[text.index(start):text.index(end) + len(end)].splitlines())
+    summary = text.split("## Summary", 1)[-1].split(MOVED_START, 1)[0] if text else ""
+    for line in summary.splitlines()[3:]:  # after the blank line, the header, the separator
+        cells = tuple(c.strip() for c in line.strip().strip("|").split("|"))
+        name = cells[0].replace(",", " ").split(" ", 1)[0]
+        if line.startswith("| ") and len(cells) == len(HEADERS) and name in found:
+            found[name][0].append(cells)
+    return found
+
+
 def write_markdown(path: Path, results: Sequence[BenchResult], facts: dict[str, str],
-                   command: str, started: float) -> None:
-    judged = [r for res in results for r in res.rows if r.ok is not None]
-    failed = [r for r in judged if not r.ok]
+                   command: str, started: float, order: Sequence[str] = (),
+                   keep: Sequence[str] = ()) -> None:
+    """Write RESULTS.md; ``keep`` names benchmarks not run now whose figures an earlier file
+    at ``path`` holds: they are kept (rows and section), in ``order``."""
+    kept = kept_results(path, keep)
+    ran = {res.name: res for res in results}
+    names = [n for n in order if n in ran or n in kept] + [n for n in ran if n not in order]
+    rows = [cells for n in names
+            for cells in ([r.cells() for r in ran[n].rows] if n in ran else kept[n][0])]
+    judged = [cells[-1] for cells in rows if cells[-1] in ("PASS", "FAIL")]
+    when = time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(started))
     out = [
         "# obshell_sdk benchmark results", "",
         f"- command: `{command}`",
-        f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(started))}",
+        f"- date: {when}",
         f"- machine: {facts['cpu']}, {facts['cores']} cores, {facts['os']}",
         f"- ours: Python {facts['python']} ({facts['ours_python']}, "
         f"PYTHONPATH={facts['sdk_root']}); "
         f"official: obshell==0.0.9, {facts['official_python']}",
         f"- total time: {time.time() - started:.0f} s",
-        f"- targets: {len(judged) - len(failed)} PASS, {len(failed)} FAIL",
+        f"- targets: {judged.count('PASS')} PASS, {judged.count('FAIL')} FAIL",
+    ]
+    if kept:
+        out.append(f"- kept from an earlier run (not run by this command): {', '.join(kept)}; "
+                   "each section says when it ran")
+    out += [
         "",
         "Every baseline is measured in the same run as the figure it is compared with.", "",
         "## Summary", "",
-        *md_table(HEADERS, [r.cells() for res in results for r in res.rows]), "",
+        *md_table(HEADERS, rows), "",
     ]
     out += [MOVED_START, *kept_section(path), MOVED_END, ""]
-    for res in results:
-        out += [f"## {res.title}", "", f"({res.seconds:.0f} s)", ""]
+    for name in names:
+        if name not in ran:
+            out += [*kept[name][1], ""]
+            continue
+        res = ran[name]
+        out += [BENCH_START.format(name), f"## {res.title}", "",
+                f"({res.seconds:.0f} s, run {when})", ""]
         out += [*res.markdown, ""] if res.markdown else []
         out += [f"- {note}" for note in res.notes] + [""]
         out += ["<details><summary>raw numbers</summary>", "", "```json",
-                json.dumps(res.raw, indent=1), "```", "", "</details>", ""]
+                json.dumps(res.raw, indent=1), "```", "", "</details>", "",
+                BENCH_END.format(name), ""]
     path.write_text("\n".join(out))
 
 

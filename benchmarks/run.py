@@ -2,10 +2,11 @@
 
     python3 benchmarks/run.py [--quick] [--only NAME ...] [--output PATH]
 
-NAME: wait, get_dag, import, lines. Each figure is measured in this run next to its
+NAME: wait, get_dag, import, lines, fleet, many. Each figure is measured in this run next to its
 baselines: the official SDK (PyPI obshell==0.0.9, its own venv) and a floor (a bare
 requests.Session re-sending a pre-signed request). Fake agents run in their own processes
-(agent_server.py), clients in theirs (client.py); everything on 127.0.0.1.
+(agent_server.py, fleet_server.py), clients in theirs (client.py, rollout_client.py,
+many_client.py); everything on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from _harness import (
     print_table,
     write_markdown,
 )
+from _scale import bench_fleet, bench_many
 
 # -- 1. noticing the end ---------------------------------------------------------------------
 
@@ -353,6 +355,7 @@ def bench_lines(quick: bool) -> BenchResult:
 
 BENCHES: dict[str, Callable[[bool], BenchResult]] = {
     "wait": bench_wait, "get_dag": bench_get_dag, "import": bench_import, "lines": bench_lines,
+    "fleet": bench_fleet, "many": bench_many,
 }
 
 
@@ -383,7 +386,10 @@ def main(argv: Optional[list[str]] = None) -> None:
         print(f"  {name} done in {result.seconds:.0f} s", flush=True)
     print_table(results)
     command = " ".join(["python3 benchmarks/run.py", *sys.argv[1:]])
-    write_markdown(args.output, results, facts, command, started)
+    # A partial run (--only) keeps the other benchmarks' figures that the file already holds.
+    keep = [n for n in BENCHES if n not in (args.only or BENCHES)]
+    write_markdown(args.output, results, facts, command, started, order=list(BENCHES),
+                   keep=keep)
     print(f"\nwrote {args.output} ({time.time() - started:.0f} s in all)")
 
 
