@@ -22,41 +22,21 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Optional
 
 import pytest
-from vectorlib import compare_replies
+from vectorlib import compare_replies, private_key_der, scenarios, vectors
 
 from obshell_sdk.testing import FakeAgent
 
 NAME = "obshell-wire-upgrade-family.jsonl"
-HERE: Path = Path(__file__).parent / "vectors"  # a copy of the recorded exchanges
 OB_VERSION = "4.3.5.0-100000202024123117"
 
 
 
-def _load() -> list[dict[str, Any]]:
-    with open(HERE / NAME, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def _private_key() -> bytes:
-    return base64.b64decode((HERE / "agent-private-key.b64").read_text().strip())
-
-
-def _scenarios() -> list[tuple[str, list[dict[str, Any]]]]:
-    out: list[tuple[str, list[dict[str, Any]]]] = []
-    for vec in _load():
-        if not out or out[-1][0] != vec["scenario"]:
-            out.append((vec["scenario"], []))
-        out[-1][1].append(vec)
-    return out
-
-
 def agent_for(flags: list[str]) -> FakeAgent:
     """A fake agent set up as the recorder was for ``server_flags``."""
-    kw: dict[str, Any] = {"private_key": _private_key(), "release": "", "edition": "community",
+    kw: dict[str, Any] = {"private_key": private_key_der(), "release": "", "edition": "community",
                           "zones": 3, "ob_version": OB_VERSION, "adopt_target_version": False}
     it: Iterator[str] = iter(flags)
     for flag in it:
@@ -104,7 +84,7 @@ def _run_to_end(agent: FakeAgent, vec: dict[str, Any]) -> None:
             agent.advance_dag(dag.generic_id)
 
 
-SCENARIOS = _scenarios()
+SCENARIOS = scenarios(NAME)
 
 
 @pytest.mark.parametrize("scenario,vecs", SCENARIOS, ids=[s for s, _ in SCENARIOS])
@@ -133,7 +113,7 @@ def test_recorded_file_digest_is_what_the_header_carries() -> None:
 
     from obshell_sdk.testing._pkghandlers import multipart_file
 
-    uploads = [v for v in _load() if v["request"]["uri"] == "/api/v1/package"]
+    uploads = [v for v in vectors(NAME) if v["request"]["uri"] == "/api/v1/package"]
     assert len(uploads) == 3
     for vec in uploads:
         req = vec["request"]
@@ -146,7 +126,7 @@ def test_recorded_file_digest_is_what_the_header_carries() -> None:
 
 
 def test_recorded_upload_is_recorded_with_its_clear_body() -> None:
-    vec = next(v for v in _load() if v["name"] == "package upload (/api/v1/package) ok")
+    vec = next(v for v in vectors(NAME) if v["name"] == "package upload (/api/v1/package) ok")
     with agent_for(vec["server_flags"]) as agent:
         status, _ = replay(agent, vec)
         (rec,) = agent.requests

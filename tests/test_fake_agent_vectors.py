@@ -15,7 +15,6 @@ Known, deliberate differences (the fake follows PROTOCOL.md where the recorder d
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import re
@@ -25,33 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vectorlib import RFC3339, compare_replies
+from vectorlib import RFC3339, compare_replies, private_key_der, scenarios, vectors
 
 from obshell_sdk.testing import FakeAgent
 
 VECTORS = Path(__file__).parent / "vectors"
 
 
-def _load() -> list[dict[str, Any]]:
-    with open(VECTORS / "obshell-wire.jsonl", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def _private_key() -> bytes:
-    return base64.b64decode((VECTORS / "agent-private-key.b64").read_text().strip())
-
-
-def _scenarios() -> list[tuple[str, list[dict[str, Any]]]]:
-    out: list[tuple[str, list[dict[str, Any]]]] = []
-    for vec in _load():
-        if not out or out[-1][0] != vec["scenario"]:
-            out.append((vec["scenario"], []))
-        out[-1][1].append(vec)
-    return out
-
-
 def _agent_for(flags: list[str]) -> FakeAgent:
-    kw: dict[str, Any] = {"private_key": _private_key(), "release": "",
+    kw: dict[str, Any] = {"private_key": private_key_der(), "release": "",
                           "fail_message": "mock failure at stage {stage}"}
     it: Iterator[str] = iter(flags)
     for flag in it:
@@ -95,7 +76,7 @@ def _replay(agent: FakeAgent, vec: dict[str, Any]) -> tuple[int, dict[str, Any]]
         conn.close()
 
 
-SCENARIOS = _scenarios()
+SCENARIOS = scenarios("obshell-wire.jsonl")
 
 
 @pytest.mark.parametrize("scenario,vecs", SCENARIOS, ids=[s for s, _ in SCENARIOS])
@@ -120,7 +101,7 @@ def test_every_vector_is_replayed() -> None:
 
 
 def test_public_key_matches_the_recorded_one() -> None:
-    recorded = next(v for v in _load() if v["name"] == "secret (no auth)")
+    recorded = next(v for v in vectors("obshell-wire.jsonl") if v["name"] == "secret (no auth)")
     with _agent_for([]) as agent:
         assert agent.public_key_b64 == recorded["response"]["body"]["data"]["public_key"]
 

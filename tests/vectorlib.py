@@ -14,9 +14,25 @@ from Crypto.PublicKey import RSA
 HERE = Path(__file__).parent / "vectors"
 
 
-def vectors() -> list[dict[str, Any]]:
-    with open(HERE / "obshell-wire.jsonl", encoding="utf-8") as f:
+def vectors(name: str = "obshell-wire.jsonl") -> list[dict[str, Any]]:
+    """The recorded exchanges of one file, in order."""
+    with open(HERE / name, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def private_key_der() -> bytes:
+    """The recording agent's private key (PKCS#1 DER), as FakeAgent(private_key=...) takes it."""
+    return base64.b64decode((HERE / "agent-private-key.b64").read_text().strip())
+
+
+def scenarios(name: str) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The exchanges of ``name`` grouped by scenario, each group in recorded order."""
+    out: list[tuple[str, list[dict[str, Any]]]] = []
+    for vec in vectors(name):
+        if not out or out[-1][0] != vec["scenario"]:
+            out.append((vec["scenario"], []))
+        out[-1][1].append(vec)
+    return out
 
 
 def private_key() -> RSA.RsaKey:
