@@ -185,7 +185,9 @@ class PasswordAuth:
             if body is not None:
                 headers["Content-Type"] = "application/json"
         else:
-            key_iv = self._random(32) if (body or request.stream) else None
+            # The new upload (/api/v1/package) sends its body in clear: no AES key for it.
+            encrypted = bool(body or request.stream) and request.file_sha256 is None
+            key_iv = self._random(32) if encrypted else None
             secret = self._agent_password if state.use_agent_password else self._password
             headers[header_name] = key.encrypt(v2_header_json(
                 "" if (state.blank_password or secret is None) else secret.reveal(),
@@ -194,10 +196,9 @@ class PasswordAuth:
             if body and key_iv is not None:
                 body = aes_encrypt(key_iv, body)
         if request.file_sha256 is not None:
-            # The new upload (/api/v1/package) takes its body in clear and checks the file
-            # by its SHA-256, hex text encrypted with the agent's key (VerifyFile).
+            # The new upload checks the file by its SHA-256, hex text encrypted with the
+            # agent's key (VerifyFile).
             headers["X-OCS-File-SHA256"] = key.encrypt(request.file_sha256.encode("ascii"))
-            key_iv = None
         if request.stream is not None:
             body, headers["Content-Type"] = request.stream(key_iv)
         return Request(request.method, request.target, body, headers, signed=True), key
