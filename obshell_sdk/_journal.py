@@ -173,6 +173,11 @@ class Journal:
         with self._lock:
             return _records(self._db)
 
+    def target(self, target: str) -> TargetRecord:
+        """One target, with its steps."""
+        with self._lock:
+            return _records(self._db, target)[0]
+
 
 def read_targets(path: str) -> list[TargetRecord]:
     """The targets of the journal at ``path``, read only (for ``rollout status``)."""
@@ -184,12 +189,15 @@ def read_targets(path: str) -> list[TargetRecord]:
         db.close()
 
 
-def _records(db: sqlite3.Connection) -> list[TargetRecord]:
+def _records(db: sqlite3.Connection, only: Optional[str] = None) -> list[TargetRecord]:
+    """Every target (or ``only`` that one), in the rollout's order, with its steps."""
     steps: dict[str, dict[str, StepRecord]] = {}
     for target, step, status, dag_id, sent_at, existed in db.execute(
-            "SELECT target, step, status, dag_id, sent_at, existed FROM steps"):
+            "SELECT target, step, status, dag_id, sent_at, existed FROM steps "
+            "WHERE ?1 IS NULL OR target = ?1", (only,)):
         ids = None if existed is None else frozenset(json.loads(existed))
         steps.setdefault(target, {})[step] = StepRecord(step, status, dag_id, sent_at, ids)
-    rows = db.execute("SELECT target, position, outcome, started_at, ended_at, error "
-                      "FROM targets ORDER BY position").fetchall()
+    rows = db.execute("SELECT target, position, outcome, started_at, ended_at, error FROM "
+                      "targets WHERE ?1 IS NULL OR target = ?1 ORDER BY position",
+                      (only,)).fetchall()
     return [TargetRecord(t, p, o, s, e, err, steps.get(t, {})) for t, p, o, s, e, err in rows]

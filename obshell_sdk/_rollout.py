@@ -225,7 +225,7 @@ class _Run:
         if outcome is not TargetOutcome.SUCCEEDED:
             with self.lock:
                 self.failures += 1  # only this run's: a rerun starts afresh
-        record = self.journal_record(target)
+        record = self.journal.target(target)
         self._done(_result(record, outcome, error, run.dag_ids if run else ()))
 
     def _attempt(self, target: str) -> tuple[TargetOutcome, Optional[str], Optional[TargetRun]]:
@@ -243,9 +243,6 @@ class _Run:
             return exc.outcome, str(exc), run
         except ObshellError as exc:
             return _judge(exc), f"{type(exc).__name__}: {exc}", run
-
-    def journal_record(self, target: str) -> TargetRecord:
-        return next(r for r in self.journal.targets() if r.target == target)
 
     def _done(self, result: TargetResult) -> None:
         with self.lock:
