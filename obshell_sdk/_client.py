@@ -8,7 +8,7 @@ import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import requests
 
@@ -300,10 +300,13 @@ class ObshellClient(TaskCalls, PackageCalls):
             freeze_server=freeze_server, check=check, timeout=timeout, on_progress=on_progress,
             progress=progress)
 
-    def _create_task(self, endpoint: TaskEndpoint[R], request: R) -> DagTask:
+    def _create_task(
+        self, endpoint: TaskEndpoint[R], request: R,
+        on_send: Optional[Callable[[Optional[frozenset[str]], float], None]] = None,
+    ) -> DagTask:
         """Create a task through ``endpoint`` exactly once (see :mod:`._creation`)."""
         created = create_dag(lambda r: self._send(r).data, endpoint, request,
-                             self._dags_to_search, self.server_time)
+                             self._dags_to_search, self.server_time, on_send)
         if isinstance(created, DagDetail):
             log.info("agent %s: created task %s %r", self.agent, created.id, created.name)
         return DagTask(self, created, policy=self.poll_policy)

@@ -43,6 +43,7 @@ def create_dag(
     request: R,
     candidates: Callable[[], list[DagDetail]],
     agent_clock: Callable[[], Optional[datetime]],
+    on_send: Optional[Callable[[Optional[frozenset[str]], float], None]] = None,
 ) -> Union[DagDetail, str]:
     """POST ``request`` to ``endpoint`` once; the DAG it created (or its id only).
 
@@ -51,6 +52,8 @@ def create_dag(
     ``agent_clock`` reads the agent's clock. The candidates are noted before the POST, so
     that a lost reply is only ever recovered with a DAG the POST created. Only the id comes
     back when the agent's reply names the new task but does not parse otherwise.
+    ``on_send(existed, sent_at)`` hears what was noted right before the POST goes out (a
+    rollout journals it, to look the task up after a crash).
     """
     body = json.dumps(request.to_json(), separators=(",", ":")).encode()
     try:
@@ -59,6 +62,8 @@ def create_dag(
         log.info("could not list the agent's tasks before %s (%s)", endpoint.path, exc)
         existed = None
     sent_at = time.time()
+    if on_send is not None:
+        on_send(existed, sent_at)
     try:
         data = send(Request("POST", endpoint.path, body))
     except ConnectionLostError as exc:

@@ -27,13 +27,8 @@ def agent_plan(version: str, release: str, package: Optional[str],
     if package is not None:
         steps.append(Step("upload", "upload", path=package))
     if check:
-        steps.append(Step(
-            "check", "task", path=AGENT_UPGRADE_CHECK.path,
-            dag_name=AGENT_UPGRADE_CHECK.dag_name(request),
-            create=lambda c: c.check_agent_upgrade(version, release, upgrade_dir)))
-    steps.append(Step(
-        "upgrade", "task", path=AGENT_UPGRADE.path, dag_name=AGENT_UPGRADE.dag_name(request),
-        create=lambda c: c.upgrade_agent(version, release, upgrade_dir)))
+        steps.append(Step("check", "task", endpoint=AGENT_UPGRADE_CHECK, request=request))
+    steps.append(Step("upgrade", "task", endpoint=AGENT_UPGRADE, request=request))
     wanted = f"{version}-{release.split('.', 1)[0]}"
 
     def confirm(info: AgentInfo) -> Optional[str]:
@@ -58,15 +53,9 @@ def ob_plan(version: str, release: str, packages: Sequence[str], mode: str,
     request = UpgradeObRequest(version, release, mode, upgrade_dir, freeze_server)
     steps = [Step(f"upload {i + 1}", "upload", path=p) for i, p in enumerate(packages)]
     if check:
-        check_request = UpgradeAgentRequest(version, release, upgrade_dir)
-        steps.append(Step(
-            "check", "task", path=OB_UPGRADE_CHECK.path,
-            dag_name=OB_UPGRADE_CHECK.dag_name(check_request),
-            create=lambda c: c.check_ob_upgrade(version, release, upgrade_dir)))
-    steps.append(Step(
-        "upgrade", "task", path=OB_UPGRADE.path, dag_name=OB_UPGRADE.dag_name(request),
-        create=lambda c: c.upgrade_ob(version, release, mode=request.mode,
-                                      upgrade_dir=upgrade_dir, freeze_server=freeze_server)))
+        steps.append(Step("check", "task", endpoint=OB_UPGRADE_CHECK,
+                          request=UpgradeAgentRequest(version, release, upgrade_dir)))
+    steps.append(Step("upgrade", "task", endpoint=OB_UPGRADE, request=request))
 
     def confirm(info: AgentInfo) -> Optional[str]:
         if info.ob_version.split("-", 1)[0] == version:

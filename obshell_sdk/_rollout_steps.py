@@ -9,14 +9,14 @@ again), and skips the steps that are ``done``.
 from __future__ import annotations
 
 import logging
-import time
 from enum import Enum
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import attrs
 
 from ._creation import find_created_dag
 from ._dag import DagDetail, DagOutcome
+from ._endpoints import TaskEndpoint
 from ._exceptions import ConnectionLostError
 from ._journal import Journal, StepRecord, TargetRecord
 from ._models import AgentInfo
@@ -63,13 +63,16 @@ class Ended(Exception):  # noqa: N818 - not an error: how a target ended
 
 @attrs.frozen
 class Step:
-    """One step of a plan: an upload, a DAG (created by ``create``), or a confirmation."""
+    """One step of a plan: an upload, a DAG, or a confirmation.
+
+    An upload sends ``path``; a DAG is created through ``endpoint`` with ``request``.
+    """
 
     name: str
     kind: str  # "upload", "task" or "confirm"
-    path: str = ""  # the package (upload) or the endpoint (task)
-    dag_name: str = ""
-    create: Optional[Callable[[ObshellClient], DagTask]] = attrs.field(default=None, eq=False)
+    path: str = ""  # the package, for an upload
+    endpoint: Optional[TaskEndpoint[Any]] = attrs.field(default=None, eq=False)
+    request: Any = None
     confirm: Optional[Callable[[AgentInfo], Optional[str]]] = attrs.field(default=None, eq=False)
 
 
@@ -120,11 +123,13 @@ class TargetRun:
         elif record is not None and record.status == "sending":
             task = self._look_up(step, record)
         else:
-            existed = frozenset(d.id for d in _candidates(self.client))
-            self.journal.step(self.target, step.name, "sending", sent_at=time.time(),
-                              existed=existed)
-            assert step.create is not None
-            task = step.create(self.client)
+            assert step.endpoint is not None
+
+            def journal_send(existed: Optional[frozenset[str]], sent_at: float) -> None:
+                self.journal.step(self.target, step.name, "sending", sent_at=sent_at,
+                                  existed=existed)
+
+            task = self.client._create_task(step.endpoint, step.request, journal_send)
             self.journal.step(self.target, step.name, "created", dag_id=task.id)
         if task.id not in self.dag_ids:
             self.dag_ids.append(task.id)
@@ -137,10 +142,12 @@ class TargetRun:
 
     def _look_up(self, step: Step, record: StepRecord) -> DagTask:
         """A create call whose reply was never recorded: find what it made, never resend."""
+        assert step.endpoint is not None
         lost = ConnectionLostError("the runner stopped before the reply was recorded",
-                                   method="POST", path=step.path, agent=self.client.agent)
+                                   method="POST", path=step.endpoint.path, agent=self.client.agent)
         client = self.client
-        detail = find_created_dag(lambda: _candidates(client), client.server_time, step.dag_name,
+        detail = find_created_dag(lambda: _candidates(client), client.server_time,
+                                  step.endpoint.dag_name(step.request),
                                   record.sent_at or 0.0, lost, existed=record.existed)
         self.journal.step(self.target, step.name, "created", dag_id=detail.id)
         log.info("%s: found %s task %s, created before the runner stopped", self.target,
