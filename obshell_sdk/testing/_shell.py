@@ -1,0 +1,170 @@
+"""``python -m obshell_sdk.testing``: a fake obshell agent served from the shell.
+
+It is the same :class:`~obshell_sdk.testing.FakeAgent` the tests use, started with flags
+instead of keyword arguments, for trying the SDK, its CLI or a notebook by hand::
+
+    python -m obshell_sdk.testing                      # 127.0.0.1:2886, obshell 4.2.1.0
+    python -m obshell_sdk.testing --port 0 --stage-seconds 2 --fail-stage 3
+
+It prints how to connect (the ``OBSHELL_*`` variables the CLI and
+``ObshellClient.from_env()`` read), logs each request it answers unless ``--quiet``, and
+stops cleanly on Ctrl-C or SIGTERM (exit code 0). A port already in use exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any, Optional, TextIO
+
+from ._agent import FakeAgent
+
+__all__ = ["main"]
+
+DEFAULT_PORT = 2886
+DEFAULT_PASSWORD = "root-password"  # noqa: S105 - the fake agent's own, printed on purpose
+#: Below every version the README upgrades to (4.2.1.1), so its examples run as written.
+DEFAULT_VERSION = "4.2.1.0"
+V1_VERSION = "4.2.2.0"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m obshell_sdk.testing",
+        description="Serve a fake obshell agent on this machine: it checks signed requests "
+        "as obshell does and runs upgrade DAGs whose pace and faults you choose.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Ctrl-C stops it. Exit codes: 0 stopped, 2 bad flags or the port is taken.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0: any free port)")
+    p.add_argument("--password", default=DEFAULT_PASSWORD,
+                   help="the root@sys password it accepts (a test password: it is printed)")
+    p.add_argument("--agent-password", default=None,
+                   help="an agent password (obshell 4.2.5+: X-OCS-Agent-Header)")
+    p.add_argument("--version", default=None, dest="agent_version", metavar="VERSION",
+                   help=f"the obshell version it runs (default: {DEFAULT_VERSION}, "
+                   f"{V1_VERSION} with --auth v1)")
+    p.add_argument("--release", default="", help="release suffix of /info's version")
+    p.add_argument("--identity", default="CLUSTER AGENT",
+                   help="/info identity (only a CLUSTER AGENT takes upgrades)")
+    p.add_argument("--auth", choices=("v1", "v2"), default="v2",
+                   help="dialect: v1 is obshell 4.2.2's X-OCS-Auth, v2 the X-OCS-Header of "
+                   "4.2.3 and later")
+    p.add_argument("--stage-seconds", type=float, default=0.5,
+                   help="how long each DAG stage runs")
+    p.add_argument("--key-bits", type=int, default=1024,
+                   help="RSA key size (obshell up to 4.4.1 uses 512)")
+    p.add_argument("--clock-offset", type=float, default=0.0,
+                   help="seconds the agent's clock is ahead of this machine's")
+    _fault_options(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="do not log requests")
+    return p
+
+
+def _fault_options(p: argparse.ArgumentParser) -> None:
+    faults = p.add_argument_group("faults")
+    faults.add_argument("--fail-stage", type=int, help="fail this stage of every DAG")
+    faults.add_argument("--fail-times", type=int, default=1,
+                        help="how many times --fail-stage fails before a retry succeeds")
+    faults.add_argument("--restart-at-stage", type=int,
+                        help="restart (stop listening) when an upgrade reaches this stage")
+    faults.add_argument("--restart-seconds", type=float, default=2.0,
+                        help="how long a restart lasts")
+    faults.add_argument("--restart-new-key", action="store_true",
+                        help="come back from a restart with a new RSA key")
+    faults.add_argument("--drop-create-reply", action="store_true",
+                        help="the first task-creating POST creates its task, then closes "
+                        "the connection unanswered")
+    ob = p.add_argument_group("OceanBase")
+    ob.add_argument("--ob-version", default="",
+                    help="the OceanBase build the cluster runs, VERSION-BUILD "
+                    "(empty: every target counts as newer)")
+    ob.add_argument("--zones", type=int, default=3, help="zones (ROLLING needs 3)")
+    ob.add_argument("--require-packages", action="store_true",
+                    help="upgrades need their packages uploaded first, as on a real cluster")
+
+
+def _agent(args: argparse.Namespace) -> FakeAgent:
+    version = args.agent_version or (V1_VERSION if args.auth == "v1" else DEFAULT_VERSION)
+    if args.auth == "v1" and not version.startswith("4.2.2"):
+        raise ValueError(f"--auth v1 is obshell 4.2.2's dialect; clients choose it only for "
+                         f"4.2.2, not {version}: drop --version or use --auth v2")
+    v1 = args.auth == "v1"
+    agent = FakeAgent(
+        password=args.password, agent_password=args.agent_password, identity=args.identity,
+        version=version, release=args.release, supported_auth=None if v1 else ("v2",),
+        legacy_v1=v1, key_bits=args.key_bits, clock_offset=args.clock_offset,
+        stage_seconds=args.stage_seconds, fail_stage=args.fail_stage,
+        fail_times=args.fail_times, restart_at_stage=args.restart_at_stage,
+        restart_seconds=args.restart_seconds,
+        restart_new_key_bits=args.key_bits if args.restart_new_key else None,
+        host=args.host, port=args.port, ob_version=args.ob_version, zones=args.zones,
+        require_packages=args.require_packages,
+    )
+    agent.drop_reply_after_create = args.drop_create_reply
+    return agent
+
+
+def _banner(agent: FakeAgent, args: argparse.Namespace) -> str:
+    exports = {"OBSHELL_HOST": agent.host, "OBSHELL_PORT": str(agent.port),
+               "OBSHELL_PASSWORD": agent.password}
+    if agent.agent_password is not None:
+        exports["OBSHELL_AGENT_PASSWORD"] = agent.agent_password
+    line = " ".join(f"{k}={shlex.quote(v)}" for k, v in exports.items())
+    return (f"fake obshell agent {agent.version_release_display} ({agent.identity}, auth "
+            f"{args.auth}) listening on {agent.base_url}\n"
+            f"connect from another shell with:\n    export {line}\n"
+            f"then e.g.: obshell-sdk info, or ObshellClient.from_env() in Python. "
+            f"Ctrl-C stops it.\n")
+
+
+def _log_requests(agent: FakeAgent, seen: int, out: TextIO) -> int:
+    """Write the requests answered since the ``seen``-th; returns the new count."""
+    recorded = agent.requests
+    for r in recorded[seen:]:
+        auth = f" [{r.auth_kind}]" if r.auth_kind else ""
+        status = r.status or "no answer"
+        out.write(f"{r.method} {r.uri} -> {status}{auth}\n")
+    out.flush()
+    return len(recorded)
+
+
+def _on_sigterm(signum: int, frame: Optional[FrameType]) -> Any:
+    raise KeyboardInterrupt
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Serve a fake agent until Ctrl-C or SIGTERM; returns the exit code."""
+    args = _parser().parse_args(argv)
+    out, err = sys.stdout, sys.stderr
+    try:
+        agent = _agent(args)
+        agent.start()
+    except (ValueError, OSError) as exc:
+        err.write(f"obshell-sdk fake agent: {exc}\n")
+        return 2
+    stop = threading.Event()
+    # Ctrl-C and SIGTERM both stop it, even when started with SIGINT ignored (``cmd &``).
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    seen = 0
+    try:
+        out.write(_banner(agent, args))
+        out.flush()
+        while not stop.wait(0.2):
+            seen = seen if args.quiet else _log_requests(agent, seen, out)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
+        agent.stop()
+    out.write("fake obshell agent stopped\n")
+    out.flush()
+    return 0

@@ -1,0 +1,121 @@
+"""``python -m obshell_sdk.testing``: the fake agent served from a shell, as a real process."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSHELL_")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+class Served:
+    """A fake agent process; its banner read, its connection variables parsed."""
+
+    def __init__(self, *flags):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "obshell_sdk.testing", "--port", "0", *flags],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            text=True, env=_env())
+        self.banner = [self.proc.stdout.readline() for _ in range(4)]
+        export = next(line for line in self.banner if "export " in line)
+        self.vars = dict(item.split("=", 1) for item in shlex.split(export.split("export ")[1]))
+
+    def cli(self, *args):
+        return subprocess.run([sys.executable, "-m", "obshell_sdk", *args], env=_env(**self.vars),
+                              capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL, check=False)
+
+    def stop(self, sig=signal.SIGINT):
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=30)
+        return out, err
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+
+
+def test_help_works_and_names_the_flags():
+    out = subprocess.run([sys.executable, "-m", "obshell_sdk.testing", "--help"],
+                         capture_output=True, text=True, env=_env(), timeout=60, check=False)
+    assert out.returncode == 0
+    for flag in ("--port", "--password", "--agent-password", "--version", "--stage-seconds",
+                 "--auth", "--fail-stage", "--restart-at-stage", "--drop-create-reply",
+                 "default: 2886"):
+        assert flag in out.stdout, flag
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_serves_what_the_banner_says_and_stops_cleanly(sig):
+    with Served() as agent:
+        assert agent.vars["OBSHELL_HOST"] == "127.0.0.1" and agent.vars["OBSHELL_PORT"] != "0"
+        info = agent.cli("info")
+        assert info.returncode == 0 and "obshell 4.2.1.0" in info.stdout
+        # The default version is below the README's example target: that upgrade runs.
+        up = agent.cli("upgrade", "4.2.1.1", "101000062023110109.el7", "--wait")
+        assert up.returncode == 0, up.stderr
+        out, err = agent.stop(sig)
+        assert agent.proc.returncode == 0 and "Traceback" not in err
+        assert "stopped" in out and "POST /api/v1/agent/upgrade -> 200 [v2]" in out
+        port = int(agent.vars["OBSHELL_PORT"])
+    with socket.socket() as s:  # the port is free again: nothing outlived the process
+        s.bind(("127.0.0.1", port))
+
+
+def test_auth_v1_and_an_agent_password():
+    with Served("--auth", "v1", "--agent-password", "agent-pw", "-q") as agent:
+        assert agent.vars["OBSHELL_AGENT_PASSWORD"] == "agent-pw"
+        up = agent.cli("upgrade", "4.2.2.1", "101000062023110109.el7", "--wait")
+        assert up.returncode == 0, up.stderr
+        out, _ = agent.stop()
+        assert "(CLUSTER AGENT, auth v1)" in agent.banner[0] and "POST" not in out
+
+
+def test_faults_from_flags():
+    with Served("--fail-stage", "2", "-q") as agent:
+        up = agent.cli("upgrade", "4.2.1.1", "101000062023110109.el7", "--wait")
+        assert up.returncode == 1 and "injected failure at stage 2" in up.stderr
+        assert agent.cli("task", "retry", "11", "--wait").returncode == 0
+        agent.stop()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--auth", "v1", "--version", "4.3.0.0"], "--auth v1 is obshell 4.2.2's dialect"),
+    (["--stage-seconds", "soon"], "invalid float value"),
+])
+def test_bad_flags_exit_2(flags, message):
+    out = subprocess.run([sys.executable, "-m", "obshell_sdk.testing", "--port", "0", *flags],
+                         capture_output=True, text=True, env=_env(), timeout=60, check=False)
+    assert out.returncode == 2 and message in out.stderr
+
+
+def test_a_port_in_use_exits_2_with_a_clear_message():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "obshell_sdk.testing", "--port", str(port)],
+                             capture_output=True, text=True, env=_env(), timeout=60, check=False)
+    assert out.returncode == 2
+    assert re.search(r"address already in use|in use", out.stderr, re.I), out.stderr
