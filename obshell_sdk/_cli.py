@@ -1,111 +1,40 @@
-"""Command line: ``python -m obshell_sdk`` / ``obshell-sdk``.
+"""Command line: ``python -m obshell_sdk`` / ``obshell-sdk`` (``obshell-sdk --help``).
 
 Passwords come from ``OBSHELL_PASSWORD`` / ``OBSHELL_AGENT_PASSWORD`` or a prompt, never from
-the command line. Exit codes, for scripts to branch on:
-
-====  ==========================================================================
-0     done (the task, if followed, succeeded)
-1     the task ended badly: failed, cancelled, rolled back
-2     bad usage or input (nothing was sent)
-3     the agent refused the credentials
-4     the agent could not be reached, or polling it kept failing
-5     the agent refused the call (another API error)
-6     the wait's deadline passed (the task keeps running)
-7     the agent's reply could not be read
-8     outcome unknown: a task-creating call lost its reply and no task was found, or the
-      task was created but its reply could not be read (its id is printed)
-====  ==========================================================================
-
-An operator (retry, rollback, skip, cancel) that was applied but whose task could not be
-read back afterwards exits 0 with a warning on stderr.
+the command line. The grammar and the exit codes are in ``_cli_parser``, what is written in
+``_cli_output``, exit codes and hints for errors in ``_cli_errors``; this module runs the
+commands. An operator (retry, rollback, skip, cancel) that was applied but whose task could
+not be read back afterwards exits 0 with a warning on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Callable, Optional, TextIO
+from typing import Callable, Optional
 
 from ._auth import PasswordAuth
-from ._cli_rollout import add_rollout_parser, run_rollout
-from ._client import ObshellClient
-from ._config import DEFAULT_PORT, Environment
-from ._dag import DagDetail
-from ._exceptions import (
-    ApiError,
-    AuthError,
-    DecodeError,
-    InvalidArgumentError,
-    ObshellError,
-    OutcomeUnknownError,
-    TaskError,
-    TaskTimeoutError,
-    TaskUnreachableError,
-    TransportError,
+from ._cli_errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_OUTCOME_UNKNOWN,
+    cli_message,
+    exit_code,
 )
-from ._render import dag_text, printable, progress_line, to_jsonable
+from ._cli_output import Output, Progress
+from ._cli_parser import build_parser
+from ._cli_rollout import run_rollout
+from ._client import ObshellClient
+from ._config import Environment
+from ._exceptions import InvalidArgumentError, ObshellError, TaskError
+from ._render import printable
 from ._task import DagTask
 
-__all__ = ["main"]
-
-EXIT_OK, EXIT_TASK, EXIT_USAGE, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_API, EXIT_TIMEOUT = range(7)
-EXIT_DECODE, EXIT_OUTCOME_UNKNOWN = 7, 8
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="obshell-sdk",
-        description="Talk to an obshell agent. Passwords: OBSHELL_PASSWORD (root@sys), "
-        "OBSHELL_AGENT_PASSWORD, else a prompt.",
-    )
-    # Unset options fall back to the OBSHELL_* variables, read by ObshellClient.from_env.
-    p.add_argument("--host", help="the agent's host (default: OBSHELL_HOST)")
-    p.add_argument("--port", help=f"the agent's port (default: OBSHELL_PORT, else {DEFAULT_PORT})")
-    p.add_argument("--https", action="store_true", default=None,
-                   help="use https (default: OBSHELL_HTTPS, else off)")
-    p.add_argument("--ca-bundle", help="CA bundle to verify the agent's certificate "
-                   "(default: OBSHELL_CA_BUNDLE)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
-    p.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
-    sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("info", help="show the agent's identity and version (no password needed)")
-    up = sub.add_parser("upgrade", help="upgrade obshell on the cluster's agents")
-    up.add_argument("version")
-    up.add_argument("release")
-    up.add_argument("--upgrade-dir")
-    up.add_argument("--check", action="store_true", help="run only the upgrade pre-check")
-    up.add_argument("--wait", action="store_true", help="follow the task to its end")
-    up.add_argument("--package", help="obshell RPM to upload first; then check, upgrade, follow "
-                    "and confirm the new version (implies --wait)")
-    up.add_argument("--timeout", type=float, default=3600.0)
-    task = sub.add_parser("task", help="show, wait for or operate on a task")
-    task.add_argument("action", choices=["show", "wait", "retry", "rollback", "cancel", "skip"])
-    task.add_argument("id")
-    task.add_argument("--timeout", type=float, default=3600.0)
-    task.add_argument("--wait", action="store_true", help="after an operator, follow the task")
-    add_rollout_parser(sub)
-    return p
-
-
-class _Out:
-    def __init__(self, as_json: bool, stream: TextIO) -> None:
-        self.as_json = as_json
-        self.stream = stream
-
-    def dag(self, detail: DagDetail) -> None:
-        if self.as_json:
-            self.stream.write(json.dumps(to_jsonable(detail)) + "\n")
-        else:
-            self.stream.write(dag_text(detail))
-
-    def progress(self, detail: DagDetail) -> None:
-        if not self.as_json:
-            sys.stderr.write(progress_line(detail) + "\n")
+__all__ = ["exit_code", "main"]
 
 
 def _password(name: str, prompt: str, needed: bool) -> Optional[str]:
@@ -140,94 +69,90 @@ def _client(args: argparse.Namespace, needs_auth: bool) -> ObshellClient:
     return ObshellClient.from_env(env)
 
 
-def _run(args: argparse.Namespace, out: _Out) -> int:
+def _run(args: argparse.Namespace, out: Output, progress: Progress) -> int:
     if args.command == "rollout":
-        return run_rollout(args, out.stream)
+        return run_rollout(args, out.stdout)
     if args.command == "info":
         with _client(args, needs_auth=False) as client:
             info = client.info()
-        if out.as_json:
-            out.stream.write(json.dumps(to_jsonable(info)) + "\n")
-        else:
-            out.stream.write(printable(
-                f"{client.agent}: {info.identity}, obshell {info.version}, "
-                f"{'agent password set' if info.security else 'no agent password'}") + "\n")
+        out.value(info, printable(
+            f"{client.agent}: {info.identity}, obshell {info.version}, "
+            f"{'agent password set' if info.security else 'no agent password'}"))
         return EXIT_OK
     with _client(args, needs_auth=True) as client:
         if args.command == "upgrade":
-            return _upgrade(client, args, out)
-        return _task(client, args, out)
+            return _upgrade(client, args, out, progress)
+        return _task(client, args, out, progress)
 
 
-def _upgrade(client: ObshellClient, args: argparse.Namespace, out: _Out) -> int:
+def _upgrade(client: ObshellClient, args: argparse.Namespace, out: Output,
+             progress: Progress) -> int:
     if args.package and not args.check:
         result = client.run_agent_upgrade(
             args.version, args.release, package=args.package, upgrade_dir=args.upgrade_dir,
-            timeout=args.timeout, on_progress=out.progress,
+            timeout=args.timeout, on_progress=progress,
         )
+        progress.close()
         out.dag(result.upgrade)
         return EXIT_OK
     start = client.check_agent_upgrade if args.check else client.upgrade_agent
     task = start(args.version, args.release, args.upgrade_dir)
     if task.snapshot is None:
         # Created (the agent named it), but the rest of its reply could not be read.
-        sys.stderr.write(f"obshell-sdk: task {task.id} was created, but the agent's reply "
-                         f"could not be read; follow it with: obshell-sdk task show {task.id}\n")
-        out.stream.write(f"{task.id}\n")
+        progress.current = task.id
+        out.note(f"task {task.id} was created, but the agent's reply could not be read; "
+                 f"follow it with: obshell-sdk task wait {task.id}")
+        out.stdout.write(f"{task.id}\n")
         return EXIT_OUTCOME_UNKNOWN
+    progress.announce(task.snapshot)
     if not args.wait:
         out.dag(task.snapshot)
         return EXIT_OK
-    return _follow(task, args, out)
+    return _follow(task, args, out, progress)
 
 
-def _task(client: ObshellClient, args: argparse.Namespace, out: _Out) -> int:
+def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
+          progress: Progress) -> int:
+    if args.action == "list":
+        out.task_list(client.unfinished_dags(), client.last_maintenance_dag())
+        return EXIT_OK
+    if not args.id:
+        raise InvalidArgumentError(
+            "id", f"task {args.action} needs a task id; obshell-sdk task list shows them")
     task = client.task(args.id)
     if args.action == "show":
         out.dag(task.refresh())
         return EXIT_OK
     if args.action == "wait":
-        return _follow(task, args, out)
+        return _follow(task, args, out, progress)
     actions: dict[str, Callable[[], object]] = {
         "retry": task.retry, "rollback": task.rollback, "cancel": task.cancel,
         "skip": task.skip,
     }
     actions[args.action]()
+    progress.current = task.id
     if args.wait:
-        return _follow(task, args, out)
+        return _follow(task, args, out, progress)
     if task.snapshot is None:
         # The operator was applied; only the refresh after it failed.
-        sys.stderr.write(f"obshell-sdk: warning: {args.action} applied to task {task.id}, but "
-                         f"it could not be read back yet; see: obshell-sdk task show {task.id}\n")
+        out.note(f"warning: {args.action} applied to task {task.id}, but it could not be "
+                 f"read back yet; see: obshell-sdk task show {task.id}")
         return EXIT_OK
     out.dag(task.snapshot)
     return EXIT_OK
 
 
-def _follow(task: DagTask, args: argparse.Namespace, out: _Out) -> int:
+def _follow(task: DagTask, args: argparse.Namespace, out: Output, progress: Progress) -> int:
     try:
-        detail = task.result(args.timeout, on_progress=out.progress)
+        detail = task.result(args.timeout, on_progress=progress)
     except TaskError as exc:
+        progress.close()
         if exc.detail is not None:
             out.dag(exc.detail)
         raise
+    progress.close()
     out.dag(detail)
     return EXIT_OK
-
-
-def exit_code(exc: ObshellError) -> int:
-    """The exit code for an error (see the module docstring)."""
-    table: Sequence[tuple[type[ObshellError], int]] = (
-        (InvalidArgumentError, EXIT_USAGE), (AuthError, EXIT_AUTH),
-        (OutcomeUnknownError, EXIT_OUTCOME_UNKNOWN),
-        (TaskTimeoutError, EXIT_TIMEOUT), (TaskUnreachableError, EXIT_UNREACHABLE),
-        (TaskError, EXIT_TASK), (TransportError, EXIT_UNREACHABLE), (DecodeError, EXIT_DECODE),
-        (ApiError, EXIT_API),
-    )
-    for cls, code in table:
-        if isinstance(exc, cls):
-            return code
-    return EXIT_API
 
 
 class _PrintableFormatter(logging.Formatter):
@@ -237,25 +162,33 @@ class _PrintableFormatter(logging.Formatter):
         return printable(super().format(record), keep_newlines=True)
 
 
-_OPTIONS = {"OBSHELL_HOST": "--host", "OBSHELL_PORT": "--port", "OBSHELL_HTTPS": "--https",
-            "OBSHELL_CA_BUNDLE": "--ca-bundle"}
+def _interrupted(task_id: Optional[str]) -> str:
+    if task_id is None:
+        return ("interrupted; a task the agent may have created keeps running: "
+                "obshell-sdk task list shows it")
+    return (f"interrupted; task {task_id} keeps running on the agent (an upgrade holds the "
+            f"cluster's lock until it ends). Follow it again: obshell-sdk task wait "
+            f"{task_id}; stop it: obshell-sdk task cancel {task_id}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.verbose:
         handler = logging.StreamHandler()
         handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
         logging.basicConfig(level=logging.DEBUG, handlers=[handler])
-    out = _Out(args.json, sys.stdout)
+    out = Output(args.json, sys.stdout, sys.stderr)
+    progress = Progress(out, tty=sys.stderr.isatty())
     try:
-        return _run(args, out)
+        return _run(args, out, progress)
     except ObshellError as exc:
-        option = _OPTIONS.get(getattr(exc, "argument", ""))
-        hint = f" (or pass {option})" if option else ""
-        sys.stderr.write(f"obshell-sdk: {printable(str(exc), keep_newlines=True)}{hint}\n")
+        progress.close()
+        out.note(cli_message(exc))
         return exit_code(exc)
     except KeyboardInterrupt:
-        sys.stderr.write("obshell-sdk: interrupted; any task keeps running on the agent\n")
-        return 130
+        progress.close()
+        out.note(_interrupted(progress.current))
+        return EXIT_INTERRUPTED
+    finally:
+        progress.close()

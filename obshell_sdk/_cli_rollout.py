@@ -14,7 +14,7 @@ import getpass
 import json
 import os
 import sys
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from ._auth import PasswordAuth
 from ._exceptions import InvalidArgumentError
@@ -29,33 +29,39 @@ EXIT_OK, EXIT_FAILED, EXIT_UNKNOWN = 0, 1, 8
 _STEP_ORDER = {"upload": 0, "check": 1, "upgrade": 2, "confirm": 3}
 
 
-def add_rollout_parser(sub: Any) -> None:
-    """Add ``rollout agent`` and ``rollout status`` to the CLI's subcommands."""
-    rollout = sub.add_parser("rollout", help="one upgrade over many clusters, resumable")
-    kinds = rollout.add_subparsers(dest="rollout", required=True)
-    agent = kinds.add_parser("agent", help="upgrade obshell on every target")
+def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add ``rollout agent|ob|status`` to the CLI's subcommands.
+
+    ``make(subparsers, name, **kwargs)`` makes each parser (with the CLI's global options).
+    """
+    rollout = make(sub, "rollout", help="one upgrade over many clusters, resumable")
+    kinds = rollout.add_subparsers(dest="rollout", required=True, metavar="KIND")
+    agent = make(kinds, "agent", help="upgrade obshell on every target")
     _common(agent)
-    agent.add_argument("--package", help="obshell RPM to upload to every cluster first")
-    ob = kinds.add_parser("ob", help="upgrade OceanBase on every target")
+    agent.add_argument("--package", metavar="RPM",
+                       help="obshell RPM to upload to every cluster first (default: none)")
+    ob = make(kinds, "ob", help="upgrade OceanBase on every target")
     _common(ob)
     ob.add_argument("--package", action="append", default=[],
                     help="RPM to upload to every cluster first (repeat: oceanbase-ce and "
                     "oceanbase-ce-libs for the community edition)")
-    ob.add_argument("--mode", default="ROLLING", help="ROLLING (default) or STOPSERVICE")
+    ob.add_argument("--mode", default="ROLLING", help="ROLLING or STOPSERVICE (default ROLLING)")
     ob.add_argument("--freeze-server", action="store_true",
                     help="a minor freeze before each server stops")
-    status = kinds.add_parser("status", help="where a rollout stands (reads the journal only)")
-    status.add_argument("--journal", required=True)
+    status = make(kinds, "status", help="where a rollout stands (reads the journal only)")
+    status.add_argument("--journal", required=True, metavar="FILE",
+                        help="the rollout's SQLite journal")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("version")
-    p.add_argument("release")
+    p.add_argument("version", help="target version, e.g. 4.2.1.1")
+    p.add_argument("release", help="target release, e.g. 101000062023110109.el7")
     p.add_argument("--targets", required=True,
                    help="file with one agent per cluster, 'host:port' a line (# comments)")
     p.add_argument("--journal", required=True,
                    help="SQLite journal; run the same command again to resume")
-    p.add_argument("--upgrade-dir")
+    p.add_argument("--upgrade-dir", metavar="DIR",
+                   help="directory on the agents (default: <obshell home>/upgrade)")
     p.add_argument("--no-check", action="store_true", help="skip the pre-check DAG")
     p.add_argument("--parallel", type=int, default=4, help="clusters at once (default 4)")
     p.add_argument("--canary", type=int, default=0,

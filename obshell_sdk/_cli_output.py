@@ -1,0 +1,146 @@
+"""What the command line writes: results on stdout, task news and progress on stderr.
+
+Results (a DAG, a task list, the agent's info) go to stdout, as text or ``--json``. Everything
+about the wait goes to stderr, so a pipe gets only the result: the id of a task the moment it
+exists, and progress. On a terminal progress is one line redrawn in place (stage N/M, the
+stage's name, the state, time elapsed, ticking every second); piped, one plain line per change.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any, Optional, TextIO
+
+from ._dag import DagDetail
+from ._render import dag_line, dag_text, printable, to_jsonable
+
+__all__ = ["Output", "Progress"]
+
+
+class Output:
+    """stdout for results (text or JSON), stderr for what happens meanwhile."""
+
+    def __init__(self, as_json: bool, stdout: TextIO, stderr: TextIO) -> None:
+        self.as_json = as_json
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def dag(self, detail: DagDetail) -> None:
+        """A DAG, whole."""
+        if self.as_json:
+            self.stdout.write(json.dumps(to_jsonable(detail)) + "\n")
+        else:
+            self.stdout.write(dag_text(detail))
+
+    def value(self, value: Any, text: str) -> None:
+        """Any model: ``text`` as is, or the value as JSON."""
+        self.stdout.write((json.dumps(to_jsonable(value)) if self.as_json else text) + "\n")
+
+    def task_list(self, unfinished: list[DagDetail], last: Optional[DagDetail]) -> None:
+        """``task list``: the unfinished tasks, then the last maintenance task."""
+        if self.as_json:
+            self.value({"unfinished": unfinished, "last_maintenance": last}, "")
+            return
+        lines = ["unfinished tasks:"]
+        lines += [f"  {dag_line(d)}" for d in unfinished] or ["  none"]
+        lines.append("last maintenance task (the one holding the cluster's lock, if "
+                     "unfinished):")
+        lines.append(f"  {dag_line(last)}" if last is not None else "  none")
+        self.stdout.write("\n".join(lines) + "\n")
+
+    def note(self, text: str) -> None:
+        """A line for the person at the terminal, on stderr."""
+        self.stderr.write(f"obshell-sdk: {text}\n")
+        self.stderr.flush()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class Progress:
+    """Follows the tasks of one command: announces each new task, then shows its progress.
+
+    Call it with every snapshot (it is an ``on_progress`` callback); :meth:`close` ends the
+    line on a terminal and stops the ticker. ``current`` is the id of the last task seen.
+    """
+
+    def __init__(self, out: Output, *, tty: bool) -> None:
+        self.out = out
+        self.tty = tty
+        self.current: Optional[str] = None
+        self._announced: set[str] = set()
+        self._line = ""
+        self._since = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: Optional[threading.Thread] = None
+
+    def announce(self, detail: DagDetail) -> None:
+        """Say once that a task exists, with its id and how to follow it again."""
+        self.current = detail.id
+        if detail.id in self._announced:
+            return
+        self._announced.add(detail.id)
+        self._clear()
+        self.out.note(f"task {detail.id} ({printable(detail.name)}); "
+                      f"follow it again with: obshell-sdk task wait {detail.id}")
+        self._since = time.monotonic()
+
+    def __call__(self, detail: DagDetail) -> None:
+        """Show a snapshot."""
+        self.announce(detail)
+        self._age(detail)
+        node = detail.current_node
+        stage = f" {printable(node.name)}" if node is not None and not detail.is_finished else ""
+        self._line = f"task {detail.id} stage {detail.progress}{stage} {detail.state}"
+        if not self.tty:
+            self.out.stderr.write(self._line + "\n")
+            self.out.stderr.flush()
+            return
+        self._draw()
+        if self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, name="obshell-sdk-progress",
+                                            daemon=True)
+            self._ticker.start()
+
+    def _age(self, detail: DagDetail) -> None:
+        """Count elapsed time from the task's start, when the agent said when that was."""
+        start = detail.start_time
+        if start is None or start.year <= 1 or start.tzinfo is None:
+            return  # not started yet, or Go's zero time in a creation reply
+        age = time.time() - start.timestamp()
+        if 0 <= age < 30 * 86400:  # clocks that disagree wildly: keep counting from now
+            self._since = time.monotonic() - age
+
+    def close(self) -> None:
+        """End the progress line (a terminal keeps the last one) and stop ticking."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
+        with self._lock:
+            if self.tty and self._line:
+                self.out.stderr.write("\n")
+                self.out.stderr.flush()
+            self._line = ""
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            self._draw()
+
+    def _draw(self) -> None:
+        with self._lock:
+            if self._line:
+                elapsed = _clock(time.monotonic() - self._since)
+                self.out.stderr.write(f"\r\x1b[K{self._line}  {elapsed}")
+                self.out.stderr.flush()
+
+    def _clear(self) -> None:
+        with self._lock:
+            if self.tty and self._line:
+                self.out.stderr.write("\r\x1b[K")

@@ -1,0 +1,130 @@
+"""The command line's grammar: subcommands, options with their defaults, help and exit codes.
+
+Global options (``--host``, ``--json``, ...) are accepted before or after the subcommand:
+every parser of the tree knows them, the subcommands' copies with no default of their own,
+so a value given anywhere wins and an absent one falls back to the top level's default.
+Usage errors never echo what was typed as a value (it may be a password in the wrong place).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any, NoReturn
+
+from ._cli_rollout import add_rollout_parser
+from ._config import DEFAULT_PORT, ENV_VARIABLES
+from ._version import __version__
+
+__all__ = ["EXIT_CODES", "build_parser"]
+
+#: Exit codes of ``obshell-sdk``, for scripts to branch on (also in ``--help``).
+EXIT_CODES: tuple[tuple[int, str], ...] = (
+    (0, "done (a followed task succeeded)"),
+    (1, "the task ended badly: failed, cancelled or rolled back"),
+    (2, "bad usage or input (nothing was sent)"),
+    (3, "the agent refused the credentials"),
+    (4, "the agent could not be reached, or polling it kept failing"),
+    (5, "the agent refused the call (another API error)"),
+    (6, "the wait's deadline passed (the task keeps running)"),
+    (7, "the agent's reply could not be read"),
+    (8, "outcome unknown: a task-creating call lost its reply (run `task list`)"),
+    (9, "refused because of the task's state (e.g. retry of a task that did not fail)"),
+    (130, "interrupted (a task keeps running on the agent)"),
+)
+
+_PASSWORDS = ("OBSHELL_PASSWORD", "OBSHELL_AGENT_PASSWORD")
+
+
+def _epilog() -> str:
+    env = "\n".join(f"  {name:<24} {text}" for name, text in ENV_VARIABLES.items())
+    codes = "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES)
+    return (f"environment variables (options win over them):\n{env}\n"
+            f"  passwords come only from {' / '.join(_PASSWORDS)} or a prompt, never from "
+            f"the command line\n\nexit codes:\n{codes}")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors show option names, never typed values."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print usage and a redacted ``message``, then exit 2."""
+        self.print_usage()
+        self.exit(2, f"{self.prog}: error: {_redact(message)}\n")
+
+
+def _redact(message: str) -> str:
+    head, sep, rest = message.partition("unrecognized arguments: ")
+    if sep:
+        shown = [t.split("=", 1)[0] if t.startswith("-") else "(a value, not shown)"
+                 for t in rest.split()]
+        return f"{head}{sep}{' '.join(dict.fromkeys(shown))}"
+    # "invalid choice: 'x'", "invalid float value: 'x'": name the problem, not the text.
+    return re.sub(r"(invalid [a-z ]*?(?:choice|value)): '[^']*'", r"\1", message)
+
+
+def _globals(p: argparse.ArgumentParser, *, top: bool) -> None:
+    """The global options; below the top level they default to nothing (argparse.SUPPRESS)."""
+    def dflt(value: Any) -> Any:
+        return value if top else argparse.SUPPRESS
+
+    g = p.add_argument_group("agent and output (before or after the subcommand)")
+    g.add_argument("--host", default=dflt(None), help="the agent's host name or IP "
+                   "(env OBSHELL_HOST; required)")
+    g.add_argument("--port", default=dflt(None),
+                   help=f"the agent's port (env OBSHELL_PORT; default {DEFAULT_PORT})")
+    g.add_argument("--https", action="store_true", default=dflt(None),
+                   help="talk https (env OBSHELL_HTTPS; default off)")
+    g.add_argument("--ca-bundle", default=dflt(None), metavar="FILE",
+                   help="CA bundle to verify the agent's certificate (env OBSHELL_CA_BUNDLE)")
+    g.add_argument("--json", action="store_true", default=dflt(False),
+                   help="print JSON on stdout instead of text (default: text)")
+    g.add_argument("-v", "--verbose", action="store_true", default=dflt(False),
+                   help="log each request to stderr (default: off)")
+
+
+def _sub(sub: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser(
+        name, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+    _globals(p, top=False)
+    return p
+
+
+def _follow_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--wait", action="store_true", help=f"{what} (default: do not wait)")
+    p.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS",
+                   help="how long to wait at most; the task keeps running after "
+                   "(default: 3600)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole ``obshell-sdk`` parser."""
+    p = _Parser(prog="obshell-sdk", description="Talk to an obshell agent: upgrade it, "
+                "follow and operate its tasks, roll upgrades out over many clusters.",
+                epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"obshell-sdk {__version__}",
+                   help="print the SDK's version and exit")
+    _globals(p, top=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           parser_class=_Parser)
+    _sub(sub, "info", help="the agent's identity and version (no password needed)")
+    up = _sub(sub, "upgrade", help="upgrade obshell on the cluster's agents")
+    up.add_argument("version", help="target obshell version, e.g. 4.2.1.1")
+    up.add_argument("release", help="target release, e.g. 101000062023110109.el7")
+    up.add_argument("--upgrade-dir", metavar="DIR",
+                    help="directory on the agents (default: <obshell home>/upgrade)")
+    up.add_argument("--check", action="store_true", help="run only the pre-check DAG")
+    up.add_argument("--package", metavar="RPM", help="obshell RPM to upload first; then "
+                    "check, upgrade, follow and confirm the new version (implies --wait)")
+    _follow_options(up, "follow the task to its end")
+    task = _sub(sub, "task", help="list, show, wait for or operate on tasks",
+                description="task list: unfinished tasks and the cluster's last maintenance "
+                "task.\ntask show|wait ID: read it once, or follow it to its end.\n"
+                "task retry|rollback|skip ID: act on a FAILED task; task cancel ID: stop an "
+                "unfinished one.")
+    task.add_argument("action", choices=["list", "show", "wait", "retry", "rollback",
+                                         "cancel", "skip"], help="what to do")
+    task.add_argument("id", nargs="?", help="the task's id, e.g. 11 (all but list)")
+    _follow_options(task, "after an operator, follow the task to its end")
+    add_rollout_parser(sub, lambda parent, name, **kw: _sub(parent, name, **kw))
+    return p

@@ -1,0 +1,171 @@
+"""The CLI as a newcomer meets it: options anywhere, --version, help, task ids, progress, Ctrl-C.
+
+Every test runs ``python -m obshell_sdk`` as a real process against the fake agent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import PASSWORD
+
+import obshell_sdk
+from obshell_sdk.testing import FakeAgent
+
+VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(agent=None, password=PASSWORD):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSHELL_")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    if agent is not None:
+        env.update(OBSHELL_HOST=agent.host, OBSHELL_PORT=str(agent.port))
+    if password is not None:
+        env["OBSHELL_PASSWORD"] = password
+    return env
+
+
+def cli(*args, agent=None, password=PASSWORD, timeout=60):
+    return subprocess.run([sys.executable, "-m", "obshell_sdk", *args], capture_output=True,
+                          text=True, env=_env(agent, password), timeout=timeout,
+                          stdin=subprocess.DEVNULL, check=False)
+
+
+def popen(*args, agent, stderr=subprocess.PIPE):
+    return subprocess.Popen([sys.executable, "-m", "obshell_sdk", *args], env=_env(agent),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
+                            text=True)
+
+
+def test_version_prints_the_package_version():
+    out = cli("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"obshell-sdk {obshell_sdk.__version__}"
+
+
+def test_help_names_defaults_environment_and_exit_codes():
+    text = cli("--help").stdout
+    for needed in ("OBSHELL_HOST", "OBSHELL_PASSWORD", "default 2886", "exit codes",
+                   "refused because of the task's state", "130"):
+        assert needed in text, needed
+    upgrade = cli("upgrade", "--help").stdout
+    assert "default: 3600" in upgrade and "--json" in upgrade
+    assert "task list" in cli("task", "--help").stdout
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_global_options_before_or_after_the_subcommand(where):
+    with FakeAgent(password=PASSWORD) as agent:
+        given = ["--host", agent.host, "--port", str(agent.port), "--json"]
+        command = ["upgrade", VERSION, RELEASE, "--wait", "--timeout", "60"]
+        out = cli(*(given + command if where == "before" else command + given))
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["state"] == "SUCCEED"
+
+
+def test_the_task_id_is_printed_at_once_and_ctrl_c_names_it_again():
+    with FakeAgent(password=PASSWORD, stage_seconds=30) as agent:
+        proc = popen("upgrade", VERSION, RELEASE, "--wait", agent=agent)
+        try:
+            first = proc.stderr.readline()  # before the task has ended (it takes 270 s)
+            assert "task 11" in first and "obshell-sdk task wait 11" in first
+            assert agent.dag("11").state != "SUCCEED"
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+            proc.wait()
+        assert proc.returncode == 130
+        assert "task 11 keeps running" in err and "obshell-sdk task cancel 11" in err
+        assert "Traceback" not in err
+        listed = cli("task", "list", agent=agent)
+        assert listed.returncode == 0
+        unfinished = listed.stdout.split("last maintenance")[0]
+        assert "task 11" in unfinished and "RUNNING" in unfinished
+
+
+def test_task_list_as_json_on_an_agent_without_tasks():
+    with FakeAgent(password=PASSWORD) as agent:
+        out = cli("task", "list", "--json", agent=agent)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout) == {"unfinished": [], "last_maintenance": None}
+
+
+def test_a_terminal_gets_one_updating_line_a_pipe_plain_lines():
+    with FakeAgent(password=PASSWORD, stage_seconds=0.3) as agent:
+        piped = cli("upgrade", VERSION, RELEASE, "--wait", agent=agent)
+        assert piped.returncode == 0, piped.stderr
+        assert "\r" not in piped.stderr and "task 11 stage 9/9 SUCCEED\n" in piped.stderr
+        leader, follower = pty.openpty()
+        proc = popen("upgrade", "4.3.2.0", RELEASE, "--wait", agent=agent, stderr=follower)
+        os.close(follower)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the other side closed: the process is gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+        proc.wait(timeout=60)
+        os.close(leader)
+    text = seen.decode()
+    assert proc.returncode == 0, text
+    assert "\r\x1b[Ktask 12 stage " in text and "SUCCEED" in text
+    assert text.count("\n") <= 3  # the announcement, the final line; no stream of lines
+
+
+@pytest.mark.parametrize("argv", [
+    ["info", "--password", "hunter2-secret"],
+    ["info", "--password=hunter2-secret"],
+    ["task", "hunter2-secret", "11"],
+    ["upgrade", "4.3.1.0", "x.el7", "--timeout", "hunter2-secret"],
+    ["info", "hunter2-secret"],
+])
+def test_usage_errors_never_echo_what_was_typed(argv):
+    out = cli(*argv)
+    assert out.returncode == 2
+    assert "hunter2" not in out.stdout + out.stderr
+    assert "error:" in out.stderr
+
+
+def test_a_refused_operator_has_its_own_exit_code_and_a_cli_hint():
+    with FakeAgent(password=PASSWORD) as agent:
+        assert cli("upgrade", VERSION, RELEASE, "--wait", agent=agent).returncode == 0
+        out = cli("task", "retry", "11", agent=agent)
+        assert out.returncode == 9
+        assert "obshell-sdk task show 11" in out.stderr and "client." not in out.stderr
+
+
+def test_a_timed_out_wait_says_which_command_picks_it_up():
+    with FakeAgent(password=PASSWORD, stage_seconds=30) as agent:
+        started = time.monotonic()
+        out = cli("upgrade", VERSION, RELEASE, "--wait", "--timeout", "1", agent=agent)
+        assert out.returncode == 6 and time.monotonic() - started < 30
+        assert "obshell-sdk task wait 11" in out.stderr and "client." not in out.stderr
+
+
+def test_a_lost_create_reply_points_at_task_list():
+    with FakeAgent(password=PASSWORD, stage_seconds=30) as agent:
+        agent.drop_reply_after_create = True
+        out = cli("upgrade", VERSION, RELEASE, agent=agent)
+        # The fake agent created it: the SDK finds it, reports it, never sends it again.
+        assert out.returncode == 0, out.stderr
+        assert "task 11" in out.stderr
+        assert len(agent.requests_to("/api/v1/agent/upgrade", "POST")) == 1
+
+
+def test_a_failed_task_suggests_the_cli_operators():
+    with FakeAgent(password=PASSWORD, fail_stage=2) as agent:
+        out = cli("upgrade", VERSION, RELEASE, "--wait", agent=agent)
+        assert out.returncode == 1
+        assert "obshell-sdk task retry 11 --wait" in out.stderr
