@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from conftest import PASSWORD
 
+import obshell_sdk
 from obshell_sdk import InvalidArgumentError, ObshellClient
 from obshell_sdk.testing import FakeAgent, build_rpm
 
 VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(obshell_sdk.__file__).resolve().parents[1]  # the obshell_sdk under test
 
 
 def run(agent, *args, password=PASSWORD, env_extra=None):

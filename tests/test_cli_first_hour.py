@@ -22,11 +22,13 @@ from obshell_sdk.testing import FakeAgent
 
 VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
 ROOT = Path(__file__).resolve().parents[1]
+#: where the obshell_sdk under test lives (the checkout, or site-packages for an sdist's tests)
+SRC = Path(obshell_sdk.__file__).resolve().parents[1]
 
 
 def _env(agent=None, password=PASSWORD):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OBSHELL_")}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
     if agent is not None:
         env.update(OBSHELL_HOST=agent.host, OBSHELL_PORT=str(agent.port))
     if password is not None:

@@ -17,6 +17,7 @@ import requests
 from Crypto.Cipher import AES, PKCS1_v1_5
 from Crypto.PublicKey import RSA
 
+import obshell_sdk.testing
 from obshell_sdk.testing import FakeAgent
 
 PWD = "Root@123"
@@ -450,7 +451,7 @@ def test_fixture_from_plugin(fake_agent: FakeAgent) -> None:
 
 
 def test_testing_package_is_self_contained() -> None:
-    pkg = Path(__file__).parent.parent / "obshell_sdk" / "testing"
+    pkg = Path(obshell_sdk.testing.__file__).parent  # the imported one, installed or not
     for path in pkg.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom):

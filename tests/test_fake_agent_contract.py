@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+import obshell_sdk.testing
 from obshell_sdk.testing import FakeAgent, FakeDag
 
-PKG = Path(__file__).parent.parent / "obshell_sdk" / "testing"
+#: the imported package's sources: the checkout's, or an installed one's (an sdist's tests)
+PKG = Path(obshell_sdk.testing.__file__).parent
 #: modules that serve requests: they get the state object, not the facade
 SERVING = ("_app.py", "_handlers.py", "_routes.py", "_context.py", "_state.py")
 FACADE_PRIVATES = {"_state", "_runner", "_faults", "_dags", "_key", "_record", "_log",

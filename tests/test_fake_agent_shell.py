@@ -13,12 +13,16 @@ from pathlib import Path
 
 import pytest
 
+import obshell_sdk
+
 ROOT = Path(__file__).resolve().parents[1]
+#: where the obshell_sdk under test lives (the checkout, or site-packages for an sdist's tests)
+SRC = Path(obshell_sdk.__file__).resolve().parents[1]
 
 
 def _env(**extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OBSHELL_")}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(SRC) + os.pathsep + env.get("PYTHONPATH", "")
     env.update(extra)
     return env
 

@@ -147,21 +147,23 @@ def _from_os_environ_bad_port():
 
 
 def _cli_bad_port():
-    from obshell_sdk import _cli
+    from obshell_sdk import _cli, _cli_output, _cli_parser
 
-    args = _cli._parser().parse_args(["task", "show", "11"])
+    args = _cli_parser.build_parser().parse_args(["task", "show", "11"])
     with open(os.devnull, "w") as sink:
-        _cli._run(args, _cli._Out(False, sink))
+        out = _cli_output.Output(False, sink, sink)
+        _cli._run(args, out, _cli_output.Progress(out, tty=False))
 
 
 def _cli_wrong_password():
-    from obshell_sdk import _cli
+    from obshell_sdk import _cli, _cli_output, _cli_parser
 
     with FakeAgent(password="not-it") as agent:
-        args = _cli._parser().parse_args(
+        args = _cli_parser.build_parser().parse_args(
             ["--host", agent.host, "--port", str(agent.port), "task", "show", "11"])
         with open(os.devnull, "w") as sink:
-            _cli._run(args, _cli._Out(False, sink))
+            out = _cli_output.Output(False, sink, sink)
+            _cli._run(args, out, _cli_output.Progress(out, tty=False))
 
 
 def _v1_password_too_long():

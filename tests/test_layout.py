@@ -194,6 +194,6 @@ def test_the_error_tree_in_the_docstring_is_the_real_tree():
 
 
 def test_the_readme_points_at_the_error_tree_instead_of_copying_it():
-    readme = (PACKAGE.parent / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()  # checkout or sdist
     assert "obshell_sdk/_exceptions.py" in readme
     assert "├── " not in readme

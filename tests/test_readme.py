@@ -30,9 +30,12 @@ from pathlib import Path
 
 import pytest
 
+import obshell_sdk
 from obshell_sdk.testing import build_rpm
 
 ROOT = Path(__file__).resolve().parents[1]
+#: where the obshell_sdk under test lives (the checkout, or site-packages for an sdist's tests)
+SRC = Path(obshell_sdk.__file__).resolve().parents[1]
 README = ROOT / "README.md"
 MARKER = re.compile(r"<!-- readme-test: (skip \"(?P<why>[^\"]+)\"|serve(?P<flags>[^>]*?)) -->")
 PACKAGES = [("obshell", "4.3.1.0", "101000012025010101.el7"),
@@ -82,7 +85,7 @@ class Session:
             (work / f"{name}-{version}-{release}.x86_64.rpm").write_bytes(
                 build_rpm(name, version, release))
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("OBSHELL_")}
-        self.env["PYTHONPATH"] = str(ROOT) + os.pathsep + self.env.get("PYTHONPATH", "")
+        self.env["PYTHONPATH"] = str(SRC) + os.pathsep + self.env.get("PYTHONPATH", "")
         self.server: subprocess.Popen[str] | None = None
         self.banner = ""
 
@@ -171,6 +174,9 @@ def test_block_runs_as_written(block, session, monkeypatch, tmp_path):
     if block is ALL[0]:  # the first command: a fresh venv, pip install ., the demo
         fresh = tmp_path / "clone"
         shutil.copytree(ROOT, fresh, ignore=_IGNORED)
+        if not (fresh / "obshell_sdk").exists():  # an sdist's tests: its source was removed
+            shutil.copytree(Path(obshell_sdk.__file__).parent, fresh / "obshell_sdk",
+                            ignore=_IGNORED)
         session.shell(block, fresh)
         return
     if block.lang == "sh" and block.serve is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import PASSWORD
 
+import obshell_sdk
 from obshell_sdk import (
     InvalidArgumentError,
     PasswordAuth,
@@ -25,7 +26,7 @@ from obshell_sdk import (
 from obshell_sdk.testing import FakeAgent
 
 VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(obshell_sdk.__file__).resolve().parents[1]  # the obshell_sdk under test
 FAST = PollPolicy(initial=0.05, fraction=0.1, ceiling=0.2, jitter=0)
 
 
