@@ -29,7 +29,7 @@ from ._cli_output import Output, Progress
 from ._cli_parser import build_parser
 from ._cli_rollout import run_rollout
 from ._client import ObshellClient
-from ._config import Environment
+from ._config import Environment, min_key_bits_from_env
 from ._exceptions import InvalidArgumentError, ObshellError, TaskError
 from ._render import printable
 from ._task import DagTask
@@ -49,7 +49,8 @@ def _password(name: str, prompt: str, needed: bool) -> Optional[str]:
 def _environment(args: argparse.Namespace) -> Environment:
     """The environment with the options given on the command line written over it."""
     given = {"OBSHELL_HOST": args.host, "OBSHELL_PORT": args.port,
-             "OBSHELL_CA_BUNDLE": args.ca_bundle, "OBSHELL_HTTPS": "1" if args.https else None}
+             "OBSHELL_CA_BUNDLE": args.ca_bundle, "OBSHELL_HTTPS": "1" if args.https else None,
+             "OBSHELL_MIN_KEY_BITS": args.min_key_bits}
     return Environment({**os.environ, **{k: v for k, v in given.items() if v is not None}})
 
 
@@ -65,13 +66,13 @@ def _client(args: argparse.Namespace, needs_auth: bool) -> ObshellClient:
     if env.get("OBSHELL_PASSWORD") is None:
         return ObshellClient.from_env(env, auth=PasswordAuth(
             _password("OBSHELL_PASSWORD", "root@sys password: ", True) or "",
-            env.get("OBSHELL_AGENT_PASSWORD")))
+            env.get("OBSHELL_AGENT_PASSWORD"), min_key_bits=min_key_bits_from_env(env)))
     return ObshellClient.from_env(env)
 
 
 def _run(args: argparse.Namespace, out: Output, progress: Progress) -> int:
     if args.command == "rollout":
-        return run_rollout(args, out.stdout)
+        return run_rollout(args, out.stdout, _environment(args))
     if args.command == "info":
         with _client(args, needs_auth=False) as client:
             info = client.info()

@@ -39,10 +39,12 @@ HINTS: Sequence[tuple[str, str]] = (
     (r"client\.unfinished_dags\(\) and client\.last_maintenance_dag\(\)",
      "obshell-sdk task list"),
     (r"client\.info\(\)", "obshell-sdk info"),
+    (r"use PasswordAuth\(\.\.\., min_key_bits=512\)",
+     "pass --min-key-bits 512 (or set OBSHELL_MIN_KEY_BITS=512)"),
 )
 
 _OPTIONS = {"OBSHELL_HOST": "--host", "OBSHELL_PORT": "--port", "OBSHELL_HTTPS": "--https",
-            "OBSHELL_CA_BUNDLE": "--ca-bundle"}
+            "OBSHELL_CA_BUNDLE": "--ca-bundle", "OBSHELL_MIN_KEY_BITS": "--min-key-bits"}
 
 
 def exit_code(exc: ObshellError) -> int:

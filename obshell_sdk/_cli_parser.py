@@ -77,6 +77,9 @@ def _globals(p: argparse.ArgumentParser, *, top: bool) -> None:
                    help="talk https (env OBSHELL_HTTPS; default off)")
     g.add_argument("--ca-bundle", default=dflt(None), metavar="FILE",
                    help="CA bundle to verify the agent's certificate (env OBSHELL_CA_BUNDLE)")
+    g.add_argument("--min-key-bits", default=dflt(None), metavar="BITS",
+                   help="shortest agent RSA key a password is sent with: 512 for obshell up "
+                   "to 4.4.1 (env OBSHELL_MIN_KEY_BITS; default 1024)")
     g.add_argument("--json", action="store_true", default=dflt(False),
                    help="print JSON on stdout instead of text (default: text)")
     g.add_argument("-v", "--verbose", action="store_true", default=dflt(False),

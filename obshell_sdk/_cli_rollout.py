@@ -17,6 +17,7 @@ import sys
 from typing import Any, Callable, TextIO
 
 from ._auth import PasswordAuth
+from ._config import Environment, min_key_bits_from_env
 from ._exceptions import InvalidArgumentError
 from ._journal import Journal, read_targets
 from ._render import printable, rollout_table_text, to_jsonable
@@ -72,13 +73,17 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="seconds to follow each task (default 7200)")
 
 
-def run_rollout(args: argparse.Namespace, stream: TextIO) -> int:
-    """Run the ``rollout`` command ``args`` asked for; its exit code."""
+def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> int:
+    """Run the ``rollout`` command ``args`` asked for; its exit code.
+
+    ``env``: the ``OBSHELL_*`` variables (the agent password, ``OBSHELL_MIN_KEY_BITS``).
+    """
     if args.rollout == "status":
         return _status(args.journal, args.json, stream)
     rollout = Rollout(
         _read_targets(args.targets), auth=PasswordAuth(
-            _password() or "", os.environ.get("OBSHELL_AGENT_PASSWORD")),
+            _password() or "", env.get("OBSHELL_AGENT_PASSWORD"),
+            min_key_bits=min_key_bits_from_env(env)),
         journal=args.journal, parallel=args.parallel, canary=args.canary,
         max_failures=args.max_failures, progress=not args.json,
     )

@@ -129,8 +129,8 @@ class ObshellClient(TaskCalls, PackageCalls):
 
         ``OBSHELL_HOST`` (required), ``OBSHELL_PORT``, ``OBSHELL_PASSWORD``,
         ``OBSHELL_AGENT_PASSWORD``, ``OBSHELL_HTTPS`` (1/true/yes/on or 0/false/no/off),
-        ``OBSHELL_CA_BUNDLE``. Keyword ``overrides`` are passed on to the constructor and win
-        over the environment.
+        ``OBSHELL_CA_BUNDLE``, ``OBSHELL_MIN_KEY_BITS`` (the auth's ``min_key_bits``). Keyword
+        ``overrides`` are passed on to the constructor and win over the environment.
         """
         env = Environment(environ)  # only OBSHELL_*, behind a masked repr
         del environ  # keep the passwords out of this frame's locals from here on

@@ -15,7 +15,8 @@ from ._auth import PasswordAuth
 from ._exceptions import InvalidArgumentError
 from ._validate import brief_repr, check_host
 
-__all__ = ["DEFAULT_PORT", "ENV_VARIABLES", "Environment", "auth_from_env", "settings_from_env"]
+__all__ = ["DEFAULT_PORT", "ENV_VARIABLES", "Environment", "auth_from_env",
+           "min_key_bits_from_env", "settings_from_env"]
 
 DEFAULT_PORT = 2886
 _TRUE = ("1", "true", "yes", "on")
@@ -30,6 +31,8 @@ ENV_VARIABLES = {
     "OBSHELL_AGENT_PASSWORD": "the agent password, when the agent has one",
     "OBSHELL_HTTPS": "1/true/yes/on to use https (default off)",
     "OBSHELL_CA_BUNDLE": "a CA bundle to verify the agent's certificate",
+    "OBSHELL_MIN_KEY_BITS": "shortest agent RSA key a password is sent with (default 1024; "
+                            "512 for obshell up to 4.4.1)",
 }
 
 
@@ -94,8 +97,21 @@ def settings_from_env(env: Environment) -> dict[str, Any]:
             "verify": env.get("OBSHELL_CA_BUNDLE") or True}
 
 
+def min_key_bits_from_env(env: Environment) -> int:
+    """``OBSHELL_MIN_KEY_BITS`` (default 1024), checked as ``PasswordAuth`` checks it."""
+    text = (env.get("OBSHELL_MIN_KEY_BITS") or "1024").strip()
+    if text not in ("512", "1024", "2048", "4096"):
+        raise InvalidArgumentError("OBSHELL_MIN_KEY_BITS",
+                                   f"must be 512, 1024, 2048 or 4096, got {brief_repr(text)}")
+    return int(text)
+
+
 def auth_from_env(env: Environment) -> Optional[PasswordAuth]:
-    """``PasswordAuth`` from ``OBSHELL_PASSWORD`` / ``OBSHELL_AGENT_PASSWORD``, or None."""
+    """``PasswordAuth`` from ``OBSHELL_PASSWORD`` / ``OBSHELL_AGENT_PASSWORD``, or None.
+
+    ``OBSHELL_MIN_KEY_BITS`` sets its ``min_key_bits``.
+    """
     if env.get("OBSHELL_PASSWORD") is None and env.get("OBSHELL_AGENT_PASSWORD") is None:
         return None
-    return PasswordAuth(env.get("OBSHELL_PASSWORD") or "", env.get("OBSHELL_AGENT_PASSWORD"))
+    return PasswordAuth(env.get("OBSHELL_PASSWORD") or "", env.get("OBSHELL_AGENT_PASSWORD"),
+                        min_key_bits=min_key_bits_from_env(env))

@@ -171,3 +171,28 @@ def test_a_failed_task_suggests_the_cli_operators():
         out = cli("upgrade", VERSION, RELEASE, "--wait", agent=agent)
         assert out.returncode == 1
         assert "obshell-sdk task retry 11 --wait" in out.stderr
+
+
+def test_an_agent_with_a_512_bit_key_needs_min_key_bits_and_the_hint_says_so():
+    with FakeAgent(password=PASSWORD, key_bits=512) as agent:
+        refused = cli("task", "list", agent=agent)
+        assert refused.returncode != 0 and "512-bit" in refused.stderr
+        assert "--min-key-bits 512" in refused.stderr and "PasswordAuth(" not in refused.stderr
+        assert not agent.requests_to("/api/v1/task/dag/unfinish")  # the password never left
+        assert cli("task", "list", "--min-key-bits", "512", agent=agent).returncode == 0
+        env_way = subprocess.run([sys.executable, "-m", "obshell_sdk", "task", "list"],
+                                 env={**_env(agent), "OBSHELL_MIN_KEY_BITS": "512"},
+                                 capture_output=True, text=True, timeout=60, check=False)
+        assert env_way.returncode == 0, env_way.stderr
+        bad = cli("task", "list", "--min-key-bits", "300", agent=agent)
+        assert bad.returncode == 2 and "OBSHELL_MIN_KEY_BITS" in bad.stderr
+
+
+def test_from_env_reads_min_key_bits():
+    from obshell_sdk import ObshellClient
+
+    with FakeAgent(password=PASSWORD, key_bits=512) as agent:
+        env = {"OBSHELL_HOST": agent.host, "OBSHELL_PORT": str(agent.port),
+               "OBSHELL_PASSWORD": PASSWORD, "OBSHELL_MIN_KEY_BITS": "512"}
+        with ObshellClient.from_env(env) as client:
+            assert client.unfinished_dags() == []
