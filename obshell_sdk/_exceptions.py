@@ -177,13 +177,20 @@ class ApiError(ObshellError):
             f"{method} {path} failed: HTTP {status} {label}: {message}{trace}"
             + (f". {hint}" if hint else "")
         )
+        #: The HTTP status of the reply.
         self.status = status
+        #: obshell's errCode, e.g. ``Task.NotFound`` (empty when the agent sent only a code).
         self.err_code = err_code
+        #: obshell's numeric (legacy) code, 0 when absent.
         self.code = code
+        #: The agent's message (localised with ``accept_language``): show it, never parse it.
         self.message = message
+        #: The ``X-OBSHELL-Trace-ID`` of the exchange, for the agent's log.
         self.trace_id = trace_id
+        #: The request's method and path.
         self.method = method
         self.path = path
+        #: The envelope's whole ``error`` object, when it had one.
         self.error = error
 
     #: What the caller can do next (empty when there is nothing specific); ends the message.

@@ -51,10 +51,15 @@ class PollPolicy:
     the wait gives up.
     """
 
+    #: The shortest interval between polls, in seconds (0.5: at most two polls a second).
     initial: float = attrs.field(default=MIN_INTERVAL, validator=_seconds)
+    #: The interval as a share of the time the task has been followed.
     fraction: float = attrs.field(default=0.2, validator=_ratio)
+    #: The longest interval between polls, in seconds.
     ceiling: float = attrs.field(default=3.0, validator=_seconds)
+    #: Each interval is spread by +-this share, so many waits do not poll in step.
     jitter: float = attrs.field(default=0.1, validator=_ratio)
+    #: How long, in seconds, polls may keep failing in a row before the wait gives up.
     failure_budget: float = attrs.field(default=300.0, validator=_seconds)
 
     def __attrs_post_init__(self) -> None:
