@@ -1,13 +1,13 @@
 """Every human rendering of a task in one place: text lines, CLI blocks, notebook HTML.
 
 Failure messages, the one-line progress of a terminal, the multi-line view of the CLI,
-the JSON form of ``--json`` and the notebook card all live here; the models and the task
-helper know nothing of how they look. IPython is used when it is there, never required.
+the JSON form of ``--json`` and the notebook card all live here (the HTML cards and their
+style in :mod:`._render_html` and :mod:`._render_style`); the models and the task helper
+know nothing of how they look. IPython is used when it is there, never required.
 """
 
 from __future__ import annotations
 
-import html
 import importlib
 import sys
 import threading
@@ -18,7 +18,8 @@ from typing import Any, Callable, Optional
 
 import attrs
 
-from ._dag import DagDetail, DagOutcome, DagState
+from ._dag import DagDetail, DagState
+from ._render_html import dag_html, rollout_table_html, show_live_card, task_html
 
 __all__ = [
     "LiveProgress",
@@ -39,16 +40,6 @@ __all__ = [
     "task_repr",
     "to_jsonable",
 ]
-
-_COLOURS = {
-    DagOutcome.SUCCEEDED: "#2e7d32",
-    DagOutcome.RUNNING: "#1565c0",
-    DagOutcome.FAILED: "#c62828",
-    DagOutcome.CANCELLED: "#6d4c41",
-    DagOutcome.ROLLED_BACK: "#ef6c00",
-    DagOutcome.PASSED: "#9e9d24",
-}
-
 
 # -- text ------------------------------------------------------------------------------
 
@@ -141,42 +132,6 @@ def to_jsonable(value: Any) -> Any:
 # -- notebooks -------------------------------------------------------------------------
 
 
-def dag_html(detail: DagDetail, title: Optional[str] = None) -> str:
-    """An HTML card: name, state, a stage bar, and the failing step with its last log line."""
-    esc = html.escape
-    colour = _COLOURS[detail.outcome]
-    pct = round(detail.progress.fraction * 100)
-    node = detail.current_node
-    rows = [
-        f'<div class="obshell-dag" data-dag-id="{esc(detail.id)}" '
-        f'style="font-family:sans-serif;border:1px solid #ccc;padding:8px;max-width:640px">',
-        f'<div><b class="obshell-name">{esc(title or detail.name)}</b> '
-        f'<span style="color:#666">task {esc(detail.id)}</span></div>',
-        f'<div class="obshell-state" style="color:{colour}">{esc(str(detail.state))} '
-        f'({esc(str(detail.outcome))}), operator {esc(str(detail.operator))}</div>',
-        f'<div class="obshell-bar" style="background:#eee;height:10px;margin:4px 0">'
-        f'<div style="background:{colour};width:{pct}%;height:10px"></div></div>',
-        f'<div class="obshell-stage">stage {detail.progress}'
-        + (f": {esc(node.name)}" if node is not None else "") + "</div>",
-    ]
-    for task in detail.failed_sub_tasks():
-        last = task.task_logs[-1] if task.task_logs else "(no log)"
-        rows.append(
-            f'<div class="obshell-failure" style="color:{_COLOURS[DagOutcome.FAILED]}">'
-            f'failed: {esc(task.name)} on {esc(str(task.execute_agent))}: '
-            f'<code class="obshell-log">{esc(last)}</code></div>'
-        )
-    rows.append("</div>")
-    return "\n".join(rows)
-
-
-def task_html(task_id: str, detail: Optional[DagDetail]) -> str:
-    """The notebook card of a :class:`DagTask`: its last snapshot, or a note to refresh it."""
-    if detail is None:
-        return f"<div>task {html.escape(task_id)} (not fetched yet: call refresh())</div>"
-    return dag_html(detail)
-
-
 def in_notebook() -> bool:
     """True inside a Jupyter kernel (an IPython shell with a kernel attached)."""
     shell = _ipython_shell()
@@ -198,33 +153,35 @@ def register_notebook_formatters() -> None:
 class LiveProgress:
     """Shows a task's progress in place.
 
-    In a notebook an HTML card is updated; elsewhere a text line on stderr is rewritten.
+    In a notebook one HTML card per ``owner`` (the waiting DagTask) and cell is updated, and
+    the cell ends with one card (see :func:`~obshell_sdk._render_html.show_live_card`);
+    elsewhere a text line on stderr is rewritten.
     """
 
-    def __init__(self) -> None:
-        self._handle: Any = None
+    def __init__(self, owner: object = None) -> None:
+        self._owner = self if owner is None else owner
         self._notebook = in_notebook()
 
     def __call__(self, detail: DagDetail) -> None:
         """Show ``detail``, replacing what was shown before."""
         if self._notebook:
-            shown = importlib.import_module("IPython.display")
-            card = shown.HTML(dag_html(detail))
-            if self._handle is None:
-                self._handle = shown.display(card, display_id=True)
-            else:
-                self._handle.update(card)
+            show_live_card(self._owner, detail, dag_line(detail))
             return
         end = "\n" if detail.is_finished else ""
         sys.stderr.write("\r\x1b[K" + dag_line(detail) + end)
         sys.stderr.flush()
 
 
-def live_display(progress: Optional[bool]) -> Optional[Callable[[DagDetail], None]]:
-    """The live display a wait asked for: None (default) in notebooks only, True always."""
+def live_display(
+    progress: Optional[bool], owner: object = None
+) -> Optional[Callable[[DagDetail], None]]:
+    """The live display a wait asked for: None (default) in notebooks only, True always.
+
+    ``owner`` (the waiting DagTask) keeps one live card per notebook cell across its waits.
+    """
     if progress is False or (progress is None and not in_notebook()):
         return None
-    return LiveProgress()
+    return LiveProgress(owner)
 
 
 # -- rollouts -------------------------------------------------------------------------
@@ -292,11 +249,12 @@ class RolloutBoard:
 
     def _draw_html(self, rows: list[tuple[str, ...]]) -> None:
         shown = importlib.import_module("IPython.display")
-        card = shown.HTML(rollout_table_html(rows))
+        card = {"text/html": rollout_table_html(rows),
+                "text/plain": "\n".join(rollout_table_text(rows))}
         if self._handle is None:
-            self._handle = shown.display(card, display_id=True)
+            self._handle = shown.display(card, raw=True, display_id=True)
         else:
-            self._handle.update(card)
+            self._handle.update(card, raw=True)
 
     def _draw_text(self, rows: list[tuple[str, ...]]) -> None:
         text = rollout_table_text(rows)
@@ -315,15 +273,6 @@ def rollout_table_text(rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(row[i]) for row in table) for i in range(len(_HEAD))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
             for row in table]
-
-
-def rollout_table_html(rows: list[tuple[str, ...]]) -> str:
-    """The rollout table as an HTML table."""
-    esc = html.escape
-    head = "".join(f"<th>{h}</th>" for h in _HEAD)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return (f'<table class="obshell-rollout"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table>")
 
 
 def rollout_text(report: Any) -> str:

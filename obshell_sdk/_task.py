@@ -148,7 +148,7 @@ class DagTask:
             timeout = check_seconds(timeout, "timeout", allow_zero=True)
         if poll_interval is not None:
             poll_interval = check_seconds(poll_interval, "poll_interval")
-        subscribers = [s for s in (live_display(progress), on_progress) if s is not None]
+        subscribers = [s for s in (live_display(progress, self), on_progress) if s is not None]
         last: Optional[tuple[DagState, Operator, int]] = None
         try:
             seen = [self.snapshot] if self.snapshot is not None else []

@@ -90,7 +90,13 @@ def test_example_notebook_runs():
     assert any("SUCCEED" in h and "9/9" in h for h in htmls)
     # Live progress was shown through display updates while waiting.
     assert any(o.output_type in ("display_data", "update_display_data") for o in outputs)
+    # No cell shows a card twice, and a task picked up by id says it was not fetched yet.
+    for cell in nb.cells:
+        cards = [o for o in cell.get("outputs", [])
+                 if 'class="obshell-card' in o.get("data", {}).get("text/html", "")]
+        assert len(cards) <= 1, cell.source
+    assert any("not fetched yet" in h and "obshell-task-unread" in h for h in htmls)
     # The rollout drew its live table and ended with every cluster succeeded.
-    assert any('class="obshell-rollout"' in h for h in htmls)
+    assert any("obshell-rollout" in h for h in htmls)
     assert any(o.get("data", {}).get("text/plain") == "True" for o in outputs
                if o.output_type == "execute_result")
