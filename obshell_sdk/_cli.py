@@ -48,7 +48,8 @@ def _password(name: str, prompt: str, needed: bool) -> Optional[str]:
 
 def _environment(args: argparse.Namespace) -> Environment:
     """The environment with the options given on the command line written over it."""
-    given = {"OBSHELL_HOST": args.host, "OBSHELL_PORT": args.port,
+    port = None if args.port is None else str(args.port)
+    given = {"OBSHELL_HOST": args.host, "OBSHELL_PORT": port,
              "OBSHELL_CA_BUNDLE": args.ca_bundle, "OBSHELL_HTTPS": "1" if args.https else None,
              "OBSHELL_MIN_KEY_BITS": args.min_key_bits}
     return Environment({**os.environ, **{k: v for k, v in given.items() if v is not None}})
@@ -88,7 +89,10 @@ def _run(args: argparse.Namespace, out: Output, progress: Progress) -> int:
 
 def _upgrade(client: ObshellClient, args: argparse.Namespace, out: Output,
              progress: Progress) -> int:
-    if args.package and not args.check:
+    if args.package and args.check:
+        raise InvalidArgumentError("--package", "uploads, then checks and upgrades; with "
+                                   "--check, upload first (or drop --check)")
+    if args.package:
         result = client.run_agent_upgrade(
             args.version, args.release, package=args.package, upgrade_dir=args.upgrade_dir,
             timeout=args.timeout, on_progress=progress,
@@ -117,10 +121,8 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
     if args.action == "list":
         out.task_list(client.unfinished_dags(), client.last_maintenance_dag())
         return EXIT_OK
-    if not args.id:
-        raise InvalidArgumentError(
-            "id", f"task {args.action} needs a task id; obshell-sdk task list shows them")
     task = client.task(args.id)
+    progress.current = task.id
     if args.action == "show":
         out.dag(task.refresh())
         return EXIT_OK
@@ -131,7 +133,6 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
         "skip": task.skip,
     }
     actions[args.action]()
-    progress.current = task.id
     if args.wait:
         return _follow(task, args, out, progress)
     if task.snapshot is None:
@@ -163,7 +164,25 @@ class _PrintableFormatter(logging.Formatter):
         return printable(super().format(record), keep_newlines=True)
 
 
-def _interrupted(task_id: Optional[str]) -> str:
+def _check(args: argparse.Namespace) -> None:
+    """Refuse what would be ignored, before anything is sent."""
+    if args.command != "task":
+        return
+    if args.action == "list" and args.id is not None:
+        raise InvalidArgumentError("id", "task list takes no task id")
+    if args.action != "list" and not args.id:
+        raise InvalidArgumentError(
+            "id", f"task {args.action} needs a task id; obshell-sdk task list shows them")
+    if args.action in ("list", "show") and args.wait:
+        raise InvalidArgumentError("--wait", f"task {args.action} does not wait; use task wait")
+
+
+def _interrupted(args: argparse.Namespace, task_id: Optional[str]) -> str:
+    if args.command == "rollout":
+        return ("interrupted; upgrades already started keep running. Run the same command "
+                "again to resume (the journal knows where each cluster stands)")
+    if args.command == "info":
+        return "interrupted"
     if task_id is None:
         return ("interrupted; a task the agent may have created keeps running: "
                 "obshell-sdk task list shows it")
@@ -182,6 +201,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = Output(args.json, sys.stdout, sys.stderr)
     progress = Progress(out, tty=sys.stderr.isatty())
     try:
+        _check(args)
         return _run(args, out, progress)
     except ObshellError as exc:
         progress.close()
@@ -189,7 +209,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return exit_code(exc)
     except KeyboardInterrupt:
         progress.close()
-        out.note(_interrupted(progress.current))
+        out.note(_interrupted(args, progress.current))
         return EXIT_INTERRUPTED
     finally:
         progress.close()

@@ -1,8 +1,9 @@
 """Errors at the command line: the exit code of each error class, and hints in CLI words.
 
 The library's messages end with what to do next in Python (``client.task('11').wait()``);
-a person at a shell is told the ``obshell-sdk`` command instead. :data:`HINTS` is the one
-table of those translations; every Python hint the library writes has a row here.
+a person at a shell is told the ``obshell-sdk`` command instead. :data:`HINTS` translates the
+hints written into messages, :data:`CLASS_HINTS` those of the error classes (``hint``); a
+test checks that no error the CLI prints names a Python method or ``PasswordAuth``.
 """
 
 from __future__ import annotations
@@ -13,20 +14,26 @@ from collections.abc import Sequence
 from ._exceptions import (
     ApiError,
     AuthError,
+    AuthExpiredError,
     DecodeError,
     InvalidArgumentError,
     ObshellError,
     OutcomeUnknownError,
+    PasswordKindError,
     TaskError,
     TaskFailedError,
+    TaskNotFoundError,
     TaskStateError,
     TaskTimeoutError,
     TaskUnreachableError,
     TransportError,
+    UnderMaintenanceError,
+    WeakKeyError,
+    WrongPasswordError,
 )
 from ._render import printable
 
-__all__ = ["EXIT_STATE", "HINTS", "cli_message", "exit_code"]
+__all__ = ["CLASS_HINTS", "EXIT_STATE", "HINTS", "cli_message", "exit_code"]
 
 (EXIT_OK, EXIT_TASK, EXIT_USAGE, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_API, EXIT_TIMEOUT,
  EXIT_DECODE, EXIT_OUTCOME_UNKNOWN, EXIT_STATE) = range(10)
@@ -43,6 +50,20 @@ HINTS: Sequence[tuple[str, str]] = (
      "pass --min-key-bits 512 (or set OBSHELL_MIN_KEY_BITS=512)"),
 )
 
+#: The hints of error classes (``ApiError.hint``, in Python words) as the CLI says them;
+#: the most specific class first.
+CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
+    (WrongPasswordError, "The password was refused: set the right one in OBSHELL_PASSWORD "
+     "(root@sys) or OBSHELL_AGENT_PASSWORD (the agent password)"),
+    (PasswordKindError, "Set OBSHELL_AGENT_PASSWORD when the agent has an agent password, "
+     "else OBSHELL_PASSWORD (root@sys)"),
+    (AuthExpiredError, "The clocks disagree: sync this machine's clock with the agent's"),
+    (AuthError, "Check OBSHELL_PASSWORD and OBSHELL_AGENT_PASSWORD"),
+    (TaskNotFoundError, "Check the task id; obshell-sdk task list shows the unfinished tasks"),
+    (UnderMaintenanceError, "Finish the maintenance task named above first: obshell-sdk task "
+     "list, then obshell-sdk task retry|rollback|skip|cancel ID"),
+)
+
 _OPTIONS = {"OBSHELL_HOST": "--host", "OBSHELL_PORT": "--port", "OBSHELL_HTTPS": "--https",
             "OBSHELL_CA_BUNDLE": "--ca-bundle", "OBSHELL_MIN_KEY_BITS": "--min-key-bits"}
 
@@ -50,7 +71,7 @@ _OPTIONS = {"OBSHELL_HOST": "--host", "OBSHELL_PORT": "--port", "OBSHELL_HTTPS":
 def exit_code(exc: ObshellError) -> int:
     """The exit code for an error (``obshell-sdk --help`` lists them)."""
     table: Sequence[tuple[type[ObshellError], int]] = (
-        (InvalidArgumentError, EXIT_USAGE), (AuthError, EXIT_AUTH),
+        (InvalidArgumentError, EXIT_USAGE), (AuthError, EXIT_AUTH), (WeakKeyError, EXIT_AUTH),
         (OutcomeUnknownError, EXIT_OUTCOME_UNKNOWN), (TaskStateError, EXIT_STATE),
         (TaskTimeoutError, EXIT_TIMEOUT), (TaskUnreachableError, EXIT_UNREACHABLE),
         (TaskError, EXIT_TASK), (TransportError, EXIT_UNREACHABLE), (DecodeError, EXIT_DECODE),
@@ -65,6 +86,10 @@ def exit_code(exc: ObshellError) -> int:
 def cli_message(exc: ObshellError) -> str:
     """The error as the CLI prints it: escaped, with hints naming CLI commands and options."""
     text = str(exc)
+    if isinstance(exc, ApiError) and exc.hint:
+        said = next((hint for cls, hint in CLASS_HINTS if isinstance(exc, cls)), None)
+        if said is not None:
+            text = text.replace(exc.hint, said)
     for pattern, command in HINTS:
         text = re.sub(pattern, command, text)
     if isinstance(exc, TaskStateError):

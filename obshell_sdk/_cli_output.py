@@ -3,12 +3,15 @@
 Results (a DAG, a task list, the agent's info) go to stdout, as text or ``--json``. Everything
 about the wait goes to stderr, so a pipe gets only the result: the id of a task the moment it
 exists, and progress. On a terminal progress is one line redrawn in place (stage N/M, the
-stage's name, the state, time elapsed, ticking every second); piped, one plain line per change.
+stage's name, the state, time elapsed since the task was first seen, ticking every second;
+cut to the terminal's width so it never wraps); piped, one plain line per change.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import threading
 import time
 from typing import Any, Optional, TextIO
@@ -62,6 +65,14 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+def _columns(stream: TextIO) -> int:
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):  # not a terminal after all, or no fileno
+        columns = 0
+    return columns if columns > 0 else shutil.get_terminal_size().columns  # 0: size unknown
+
+
 class Progress:
     """Follows the tasks of one command: announces each new task, then shows its progress.
 
@@ -86,15 +97,17 @@ class Progress:
         if detail.id in self._announced:
             return
         self._announced.add(detail.id)
-        self._clear()
-        self.out.note(f"task {detail.id} ({printable(detail.name)}); "
-                      f"follow it again with: obshell-sdk task wait {detail.id}")
-        self._since = time.monotonic()
+        with self._lock:
+            if self.tty and self._line:
+                self.out.stderr.write("\r\x1b[K")
+            self._line = ""
+            self._since = time.monotonic()  # this machine's clock: the agent's may be off
+            self.out.note(f"task {detail.id} ({printable(detail.name)}); "
+                          f"follow it again with: obshell-sdk task wait {detail.id}")
 
     def __call__(self, detail: DagDetail) -> None:
         """Show a snapshot."""
         self.announce(detail)
-        self._age(detail)
         node = detail.current_node
         stage = f" {printable(node.name)}" if node is not None and not detail.is_finished else ""
         self._line = f"task {detail.id} stage {detail.progress}{stage} {detail.state}"
@@ -107,15 +120,6 @@ class Progress:
             self._ticker = threading.Thread(target=self._tick, name="obshell-sdk-progress",
                                             daemon=True)
             self._ticker.start()
-
-    def _age(self, detail: DagDetail) -> None:
-        """Count elapsed time from the task's start, when the agent said when that was."""
-        start = detail.start_time
-        if start is None or start.year <= 1 or start.tzinfo is None:
-            return  # not started yet, or Go's zero time in a creation reply
-        age = time.time() - start.timestamp()
-        if 0 <= age < 30 * 86400:  # clocks that disagree wildly: keep counting from now
-            self._since = time.monotonic() - age
 
     def close(self) -> None:
         """End the progress line (a terminal keeps the last one) and stop ticking."""
@@ -137,10 +141,9 @@ class Progress:
         with self._lock:
             if self._line:
                 elapsed = _clock(time.monotonic() - self._since)
-                self.out.stderr.write(f"\r\x1b[K{self._line}  {elapsed}")
+                width = _columns(self.out.stderr) - 1  # a wrapped line cannot be redrawn
+                line = f"{self._line}  {elapsed}"
+                if len(line) > width:
+                    line = f"{self._line[:max(0, width - len(elapsed) - 3)]}… {elapsed}"
+                self.out.stderr.write(f"\r\x1b[K{line}")
                 self.out.stderr.flush()
-
-    def _clear(self) -> None:
-        with self._lock:
-            if self.tty and self._line:
-                self.out.stderr.write("\r\x1b[K")

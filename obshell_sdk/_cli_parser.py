@@ -9,8 +9,10 @@ Usage errors never echo what was typed as a value (it may be a password in the w
 from __future__ import annotations
 
 import argparse
+import math
 import re
-from typing import Any, NoReturn
+import sys
+from typing import Any, Callable, NoReturn
 
 from ._cli_rollout import add_rollout_parser
 from ._config import DEFAULT_PORT, ENV_VARIABLES
@@ -23,7 +25,8 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "done (a followed task succeeded)"),
     (1, "the task ended badly: failed, cancelled or rolled back"),
     (2, "bad usage or input (nothing was sent)"),
-    (3, "the agent refused the credentials"),
+    (3, "credentials refused by the agent, or not sent: its key is too short "
+        "(see --min-key-bits)"),
     (4, "the agent could not be reached, or polling it kept failing"),
     (5, "the agent refused the call (another API error)"),
     (6, "the wait's deadline passed (the task keeps running)"),
@@ -48,8 +51,8 @@ class _Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose usage errors show option names, never typed values."""
 
     def error(self, message: str) -> NoReturn:
-        """Print usage and a redacted ``message``, then exit 2."""
-        self.print_usage()
+        """Print usage and a redacted ``message`` on stderr, then exit 2."""
+        self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {_redact(message)}\n")
 
 
@@ -59,43 +62,72 @@ def _redact(message: str) -> str:
         shown = [t.split("=", 1)[0] if t.startswith("-") else "(a value, not shown)"
                  for t in rest.split()]
         return f"{head}{sep}{' '.join(dict.fromkeys(shown))}"
-    # "invalid choice: 'x'", "invalid float value: 'x'": name the problem, not the text.
-    return re.sub(r"(invalid [a-z ]*?(?:choice|value)): '[^']*'", r"\1", message)
+    # "invalid choice: 'x'", "invalid float value: 'x'", "ignored explicit argument 'x'":
+    # name the problem, not the text.
+    message = re.sub(r"(invalid [a-z ]*?(?:choice|value)): '[^']*'", r"\1", message)
+    return re.sub(r"(ignored explicit argument) '[^']*'", r"\1 (not shown)", message)
 
 
-def _globals(p: argparse.ArgumentParser, *, top: bool) -> None:
-    """The global options; below the top level they default to nothing (argparse.SUPPRESS)."""
+def _number(kind: Callable[[str], float], low: float, high: float, what: str) -> Any:
+    """An argparse type: a finite number from ``low`` to ``high``; the error shows no input."""
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be {what}")
+        return value
+    return parse
+
+
+#: ``--timeout``: seconds, above 0.
+SECONDS = _number(float, 1e-3, 1e9, "a number of seconds above 0")
+_PORT = _number(int, 1, 65535, "a port number from 1 to 65535")
+
+
+def _globals(p: argparse.ArgumentParser, *, top: bool, agent: bool = True,
+             tls: bool = True) -> None:
+    """The global options; below the top level they default to nothing (argparse.SUPPRESS).
+
+    ``agent``: the options naming one agent (a rollout's come from its targets file);
+    ``tls``: how to talk to agents (TLS, key size).
+    """
     def dflt(value: Any) -> Any:
         return value if top else argparse.SUPPRESS
 
     g = p.add_argument_group("agent and output (before or after the subcommand)")
-    g.add_argument("--host", default=dflt(None), help="the agent's host name or IP "
-                   "(env OBSHELL_HOST; required)")
-    g.add_argument("--port", default=dflt(None),
-                   help=f"the agent's port (env OBSHELL_PORT; default {DEFAULT_PORT})")
-    g.add_argument("--https", action="store_true", default=dflt(None),
-                   help="talk https (env OBSHELL_HTTPS; default off)")
-    g.add_argument("--ca-bundle", default=dflt(None), metavar="FILE",
-                   help="CA bundle to verify the agent's certificate (env OBSHELL_CA_BUNDLE)")
-    g.add_argument("--min-key-bits", default=dflt(None), metavar="BITS",
-                   help="shortest agent RSA key a password is sent with: 512 for obshell up "
-                   "to 4.4.1 (env OBSHELL_MIN_KEY_BITS; default 1024)")
+    if agent:
+        g.add_argument("--host", default=dflt(None), help="the agent's host name or IP "
+                       "(env OBSHELL_HOST; required)")
+        g.add_argument("--port", default=dflt(None), type=_PORT,
+                       help=f"the agent's port (env OBSHELL_PORT; default {DEFAULT_PORT})")
+    if tls:
+        g.add_argument("--https", action="store_true", default=dflt(None),
+                       help="talk https (env OBSHELL_HTTPS; default off)")
+        g.add_argument("--ca-bundle", default=dflt(None), metavar="FILE",
+                       help="CA bundle to verify the agent's certificate "
+                       "(env OBSHELL_CA_BUNDLE)")
+        g.add_argument("--min-key-bits", default=dflt(None), choices=("512", "1024", "2048",
+                       "4096"), help="shortest agent RSA key a password is sent with: 512 "
+                       "for obshell up to 4.4.1 (env OBSHELL_MIN_KEY_BITS; default 1024)")
     g.add_argument("--json", action="store_true", default=dflt(False),
                    help="print JSON on stdout instead of text (default: text)")
     g.add_argument("-v", "--verbose", action="store_true", default=dflt(False),
                    help="log each request to stderr (default: off)")
 
 
-def _sub(sub: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+def _sub(sub: Any, name: str, *, agent: bool = True, tls: bool = True,
+         **kwargs: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sub.add_parser(
         name, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
-    _globals(p, top=False)
+    _globals(p, top=False, agent=agent, tls=tls)
     return p
 
 
 def _follow_options(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--wait", action="store_true", help=f"{what} (default: do not wait)")
-    p.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS",
+    p.add_argument("--timeout", type=SECONDS, default=3600.0, metavar="SECONDS",
                    help="how long to wait at most; the task keeps running after "
                    "(default: 3600)")
 
@@ -129,5 +161,6 @@ def build_parser() -> argparse.ArgumentParser:
                                          "cancel", "skip"], help="what to do")
     task.add_argument("id", nargs="?", help="the task's id, e.g. 11 (all but list)")
     _follow_options(task, "after an operator, follow the task to its end")
-    add_rollout_parser(sub, lambda parent, name, **kw: _sub(parent, name, **kw))
+    add_rollout_parser(sub, lambda parent, name, **kw: _sub(
+        parent, name, agent=False, tls=name in ("agent", "ob"), **kw), SECONDS)
     return p

@@ -17,7 +17,7 @@ import sys
 from typing import Any, Callable, TextIO
 
 from ._auth import PasswordAuth
-from ._config import Environment, min_key_bits_from_env
+from ._config import Environment, min_key_bits_from_env, tls_from_env
 from ._exceptions import InvalidArgumentError
 from ._journal import Journal, read_targets
 from ._render import printable, rollout_table_text, to_jsonable
@@ -30,31 +30,40 @@ EXIT_OK, EXIT_FAILED, EXIT_UNKNOWN = 0, 1, 8
 _STEP_ORDER = {"upload": 0, "check": 1, "upgrade": 2, "confirm": 3}
 
 
-def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser]) -> None:
+EPILOG = ("exit codes: 0 every target succeeded; 1 a target failed, was rolled back or "
+          "cancelled; 8 a target's outcome is unknown (run the same command again to follow "
+          "it); 2 bad input; 130 interrupted (run the same command again to resume)")
+
+
+def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
+                       seconds: Callable[[str], float]) -> None:
     """Add ``rollout agent|ob|status`` to the CLI's subcommands.
 
-    ``make(subparsers, name, **kwargs)`` makes each parser (with the CLI's global options).
+    ``make(subparsers, name, **kwargs)`` makes each parser (with the CLI's global options);
+    ``seconds`` is the argparse type of a duration.
     """
-    rollout = make(sub, "rollout", help="one upgrade over many clusters, resumable")
+    rollout = make(sub, "rollout", help="one upgrade over many clusters, resumable",
+                   epilog=EPILOG)
     kinds = rollout.add_subparsers(dest="rollout", required=True, metavar="KIND")
-    agent = make(kinds, "agent", help="upgrade obshell on every target")
-    _common(agent)
+    agent = make(kinds, "agent", help="upgrade obshell on every target", epilog=EPILOG)
+    _common(agent, seconds)
     agent.add_argument("--package", metavar="RPM",
                        help="obshell RPM to upload to every cluster first (default: none)")
-    ob = make(kinds, "ob", help="upgrade OceanBase on every target")
-    _common(ob)
+    ob = make(kinds, "ob", help="upgrade OceanBase on every target", epilog=EPILOG)
+    _common(ob, seconds)
     ob.add_argument("--package", action="append", default=[],
                     help="RPM to upload to every cluster first (repeat: oceanbase-ce and "
                     "oceanbase-ce-libs for the community edition)")
     ob.add_argument("--mode", default="ROLLING", help="ROLLING or STOPSERVICE (default ROLLING)")
     ob.add_argument("--freeze-server", action="store_true",
                     help="a minor freeze before each server stops")
-    status = make(kinds, "status", help="where a rollout stands (reads the journal only)")
+    status = make(kinds, "status", help="where a rollout stands (reads the journal only)",
+                  epilog=EPILOG)
     status.add_argument("--journal", required=True, metavar="FILE",
                         help="the rollout's SQLite journal")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, seconds: Callable[[str], float]) -> None:
     p.add_argument("version", help="target version, e.g. 4.2.1.1")
     p.add_argument("release", help="target release, e.g. 101000062023110109.el7")
     p.add_argument("--targets", required=True,
@@ -69,14 +78,15 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="targets done first, one at a time (default 0)")
     p.add_argument("--max-failures", type=int, default=1,
                    help="start no new cluster after this many failures (default 1)")
-    p.add_argument("--timeout", type=float, default=7200.0,
+    p.add_argument("--timeout", type=seconds, default=7200.0,
                    help="seconds to follow each task (default 7200)")
 
 
 def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> int:
     """Run the ``rollout`` command ``args`` asked for; its exit code.
 
-    ``env``: the ``OBSHELL_*`` variables (the agent password, ``OBSHELL_MIN_KEY_BITS``).
+    ``env``: the ``OBSHELL_*`` variables with the command line's options written over them
+    (the agent password, ``OBSHELL_MIN_KEY_BITS``, ``OBSHELL_HTTPS``, ``OBSHELL_CA_BUNDLE``).
     """
     if args.rollout == "status":
         return _status(args.journal, args.json, stream)
@@ -85,7 +95,7 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
             _password() or "", env.get("OBSHELL_AGENT_PASSWORD"),
             min_key_bits=min_key_bits_from_env(env)),
         journal=args.journal, parallel=args.parallel, canary=args.canary,
-        max_failures=args.max_failures, progress=not args.json,
+        max_failures=args.max_failures, progress=not args.json, **tls_from_env(env),
     )
     if args.rollout == "ob":
         report = rollout.upgrade_ob(args.version, args.release, packages=args.package,

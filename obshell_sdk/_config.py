@@ -16,7 +16,7 @@ from ._exceptions import InvalidArgumentError
 from ._validate import brief_repr, check_host
 
 __all__ = ["DEFAULT_PORT", "ENV_VARIABLES", "Environment", "auth_from_env",
-           "min_key_bits_from_env", "settings_from_env"]
+           "min_key_bits_from_env", "settings_from_env", "tls_from_env"]
 
 DEFAULT_PORT = 2886
 _TRUE = ("1", "true", "yes", "on")
@@ -87,14 +87,18 @@ def settings_from_env(env: Environment) -> dict[str, Any]:
         raise InvalidArgumentError(
             "OBSHELL_PORT", f"{brief_repr(port_text)} is not a port number from 1 to 65535"
         )
+    return {"host": host, "port": int(port_text), **tls_from_env(env)}
+
+
+def tls_from_env(env: Environment) -> dict[str, Any]:
+    """``https`` and ``verify`` from ``OBSHELL_HTTPS`` and ``OBSHELL_CA_BUNDLE``."""
     https_text = (env.get("OBSHELL_HTTPS") or "").strip().lower()
     if https_text not in _TRUE + _FALSE:
         raise InvalidArgumentError(
             "OBSHELL_HTTPS",
             f"{brief_repr(https_text)} is neither on (1/true/yes/on) nor off (0/false/no/off)",
         )
-    return {"host": host, "port": int(port_text), "https": https_text in _TRUE,
-            "verify": env.get("OBSHELL_CA_BUNDLE") or True}
+    return {"https": https_text in _TRUE, "verify": env.get("OBSHELL_CA_BUNDLE") or True}
 
 
 def min_key_bits_from_env(env: Environment) -> int:

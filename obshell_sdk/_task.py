@@ -285,9 +285,13 @@ class DagTask:
         return self._operate(Operator.PASS, "a FAILED task's step can be skipped", _is_failed)
 
     def cancel(self) -> DagTask:
-        """Stop an unfinished task; it ends FAILED with operator CANCEL."""
+        """Stop an unfinished task, or give up a FAILED one; it ends FAILED with operator CANCEL.
+
+        A FAILED upgrade holds the cluster's lock until it is retried, rolled back, skipped or
+        cancelled: obshell accepts CANCEL for it (the agent refuses what it cannot cancel).
+        """
         return self._operate(
-            Operator.CANCEL, "an unfinished task can be cancelled", lambda d: not d.is_finished
+            Operator.CANCEL, "an unfinished or FAILED task can be cancelled", _can_cancel
         )
 
     def _operate(
@@ -315,3 +319,9 @@ class DagTask:
 
 def _is_failed(detail: DagDetail) -> bool:
     return detail.state is DagState.FAILED
+
+
+def _can_cancel(detail: DagDetail) -> bool:
+    if detail.state is DagState.FAILED:
+        return detail.operator is not Operator.CANCEL
+    return not detail.is_finished

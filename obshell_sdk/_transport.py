@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from typing import Any, Optional, Union
 
@@ -288,9 +289,11 @@ def _root(exc: BaseException) -> Any:
 def _reason(exc: BaseException) -> str:
     root = _root(exc)
     text = str(root if root is not None else exc)
-    # urllib3 prefixes reasons with a connection object's repr; keep the useful tail.
+    # urllib3 prefixes reasons with a connection object's repr (``<...>: `` in 1.x,
+    # ``HTTPConnection(host=..., port=...): `` in 2.x); keep the useful tail.
     if ">: " in text:
         text = text.split(">: ", 1)[1]
+    text = re.sub(r"^\w+\([^()]*\):\s*", "", text)
     return text.strip("()'\" ") or type(exc).__name__
 
 

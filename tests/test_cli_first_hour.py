@@ -185,7 +185,11 @@ def test_an_agent_with_a_512_bit_key_needs_min_key_bits_and_the_hint_says_so():
                                  capture_output=True, text=True, timeout=60, check=False)
         assert env_way.returncode == 0, env_way.stderr
         bad = cli("task", "list", "--min-key-bits", "300", agent=agent)
-        assert bad.returncode == 2 and "OBSHELL_MIN_KEY_BITS" in bad.stderr
+        assert bad.returncode == 2 and "--min-key-bits" in bad.stderr
+        bad_env = subprocess.run([sys.executable, "-m", "obshell_sdk", "task", "list"],
+                                 env={**_env(agent), "OBSHELL_MIN_KEY_BITS": "300"},
+                                 capture_output=True, text=True, timeout=60, check=False)
+        assert bad_env.returncode == 2 and "OBSHELL_MIN_KEY_BITS" in bad_env.stderr
 
 
 def test_from_env_reads_min_key_bits():
@@ -196,3 +200,110 @@ def test_from_env_reads_min_key_bits():
                "OBSHELL_PASSWORD": PASSWORD, "OBSHELL_MIN_KEY_BITS": "512"}
         with ObshellClient.from_env(env) as client:
             assert client.unfinished_dags() == []
+
+
+def test_a_failed_upgrade_can_be_cancelled_as_the_hint_says():
+    with FakeAgent(password=PASSWORD, fail_stage=2) as agent:
+        failed = cli("upgrade", VERSION, RELEASE, "--wait", agent=agent)
+        assert failed.returncode == 1 and "cancel" in failed.stderr
+        out = cli("task", "cancel", "11", "--wait", agent=agent)
+        assert out.returncode == 1 and "cancelled" in out.stderr  # ends FAILED/CANCEL
+        assert agent.dag("11").operator == "CANCEL"
+        again = cli("task", "cancel", "11", agent=agent)
+        assert again.returncode == 9  # already cancelled: refused before sending
+        assert cli("upgrade", "4.3.2.0", RELEASE, agent=agent).returncode == 0  # lock released
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["upgrade", VERSION, RELEASE, "--wait", "--timeout", "-1"], "--timeout"),
+    (["upgrade", VERSION, RELEASE, "--check", "--package", "x.rpm"], "--package"),
+    (["task", "list", "11"], "task list takes no task id"),
+    (["task", "show", "11", "--wait"], "task show does not wait"),
+    (["task", "show"], "needs a task id"),
+    (["--port", "abc", "info"], "port number from 1 to 65535"),
+])
+def test_what_would_be_ignored_or_is_malformed_is_refused_before_sending(argv, message):
+    with FakeAgent(password=PASSWORD) as agent:
+        out = cli(*argv, agent=agent)
+        assert out.returncode == 2 and message in out.stderr, out.stderr
+        assert "OBSHELL_PORT" not in out.stderr
+        assert not [r for r in agent.requests if r.method == "POST"]
+
+
+def test_usage_errors_go_to_stderr_and_never_echo_an_explicit_argument():
+    out = cli("--json", "task")
+    assert out.returncode == 2 and out.stdout == "" and "usage:" in out.stderr
+    for argv in (["info", "--https=hunter2-secret"], ["-vhunter2-secret", "info"]):
+        out = cli(*argv)
+        assert out.returncode == 2 and "hunter2" not in out.stdout + out.stderr
+
+
+def test_cli_errors_speak_cli_for_every_error_class_with_a_hint():
+    import re
+
+    from obshell_sdk import ApiError
+    from obshell_sdk._cli_errors import cli_message
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    hinted = [c for c in subclasses(ApiError) if c.hint]
+    assert len(hinted) >= 6
+    for cls in hinted:
+        exc = cls(status=400, err_code="X.Y", code=0, message="m", trace_id="t",
+                  method="GET", path="/p")
+        text = cli_message(exc)
+        assert "PasswordAuth" not in text and "client." not in text, (cls, text)
+        assert not re.search(r"[a-z_]\(", text), (cls, text)
+
+
+def test_a_wrong_password_and_a_missing_task_name_the_cli_way_out():
+    with FakeAgent(password=PASSWORD) as agent:
+        wrong = cli("task", "list", agent=agent, password="not-it")
+        assert wrong.returncode == 3 and "OBSHELL_PASSWORD" in wrong.stderr
+        assert "PasswordAuth" not in wrong.stderr and "not-it" not in wrong.stderr
+        missing = cli("task", "show", "199", agent=agent)
+        assert missing.returncode == 5 and "obshell-sdk task list" in missing.stderr
+
+
+def test_ctrl_c_while_waiting_for_a_task_by_id_names_it():
+    with FakeAgent(password=PASSWORD, stage_seconds=30) as agent:
+        agent.create_upgrade_dag(VERSION, RELEASE)
+        proc = popen("task", "wait", "11", agent=agent)
+        try:
+            assert "task 11" in proc.stderr.readline()
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+            proc.wait()
+        assert proc.returncode == 130 and "obshell-sdk task wait 11" in err
+
+
+def test_the_terminal_line_is_cut_to_the_terminal_width():
+    import fcntl
+    import struct
+    import termios
+
+    with FakeAgent(password=PASSWORD, stage_seconds=0.4) as agent:
+        leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))
+        proc = popen("upgrade", VERSION, RELEASE, "--wait", agent=agent, stderr=follower)
+        os.close(follower)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+        proc.wait(timeout=60)
+        os.close(leader)
+    assert proc.returncode == 0
+    drawn = [part for line in seen.decode().split("\x1b[K") for part in [line.split("\r")[0]]
+             if part.startswith("task 11 stage")]
+    assert drawn and all(len(part) <= 39 for part in drawn), drawn

@@ -7,13 +7,13 @@ runs verbatim in a copy of the source tree: it makes its own venv and installs t
 PyPI's dependencies. Markers, an HTML comment on the line before a block:
 
 - ``<!-- readme-test: skip "why" -->``: not run; reported as a skip with that reason.
-- ``<!-- readme-test: serve -->`` on a shell block: start it and keep it serving for the
-  blocks after it (stopped with Ctrl-C, SIGINT, at the end, which must stop it cleanly).
-- ``<!-- readme-test: serve FLAGS -->`` on a Python block: run that block against a fake
-  agent of its own, started with ``--port 0 FLAGS``.
+- ``<!-- readme-test: serve -->`` on a shell block (one command: a fake agent): start it and
+  keep it serving for the blocks after it; at the end Ctrl-C (SIGINT) must stop it cleanly.
 
-Files the README names as already at hand (the RPMs a reader downloads) are made with
-``build_rpm`` in the scratch directory.
+One substitution: the README's fake agents listen on fixed ports (2886, 2887), where a reader
+may well have them running by hand while the tests run; the test serves each on a free port
+instead, and reads that port wherever the README names the fixed one in a block it runs
+(``--port 2887``, ``OBSHELL_PORT=2886``, ``port=2887``). Everything else runs verbatim.
 """
 
 from __future__ import annotations
@@ -26,21 +26,19 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 import obshell_sdk
-from obshell_sdk.testing import build_rpm
 
 ROOT = Path(__file__).resolve().parents[1]
 #: where the obshell_sdk under test lives (the checkout, or site-packages for an sdist's tests)
 SRC = Path(obshell_sdk.__file__).resolve().parents[1]
 README = ROOT / "README.md"
-MARKER = re.compile(r"<!-- readme-test: (skip \"(?P<why>[^\"]+)\"|serve(?P<flags>[^>]*?)) -->")
-PACKAGES = [("obshell", "4.3.1.0", "101000012025010101.el7"),
-            ("oceanbase-ce", "4.3.5.1", "101000012025052815.el7"),
-            ("oceanbase-ce-libs", "4.3.5.1", "101000012025052815.el7")]
+MARKER = re.compile(r"<!-- readme-test: (skip \"(?P<why>[^\"]+)\"|(?P<serve>serve)) -->")
+DEFAULT_PORT = 2886
 _IGNORED = shutil.ignore_patterns(".venv*", ".git", "build", "dist", "site", "*.egg-info",
                                   "__pycache__", ".*_cache", ".hypothesis")
 
@@ -51,8 +49,8 @@ class Block:
     def __init__(self, line: int, lang: str, code: str, marker: str) -> None:
         self.line, self.lang, self.code = line, lang, code
         found = MARKER.fullmatch(marker.strip()) if marker.strip().startswith("<!--") else None
-        self.skip = found.group("why") if found and found.group("why") else None
-        self.serve = None if not found or found.group("why") else found.group("flags").strip()
+        self.skip = found.group("why") if found else None
+        self.serve = bool(found and found.group("serve"))
 
     @property
     def name(self) -> str:
@@ -81,17 +79,23 @@ class Session:
         self.work = work
         (work / ".venv").symlink_to(sys.prefix, target_is_directory=True)
         (work / "examples").symlink_to(ROOT / "examples", target_is_directory=True)
-        for name, version, release in PACKAGES:
-            (work / f"{name}-{version}-{release}.x86_64.rpm").write_bytes(
-                build_rpm(name, version, release))
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("OBSHELL_")}
         self.env["PYTHONPATH"] = str(SRC) + os.pathsep + self.env.get("PYTHONPATH", "")
-        self.server: subprocess.Popen[str] | None = None
-        self.banner = ""
+        #: the README's port of each fake agent started -> (its free port here, the process)
+        self.servers: dict[int, tuple[int, subprocess.Popen[str]]] = {}
+        self.banners: dict[int, str] = {}
+        self.logs: dict[int, tuple[list[str], threading.Thread]] = {}
+
+    def code(self, block: Block) -> str:
+        """The block as it runs here: verbatim but for the fake agents' ports."""
+        code = block.code
+        for readme_port, (port, _) in self.servers.items():
+            code = re.sub(rf"\b{readme_port}\b", str(port), code)
+        return code
 
     def shell(self, block: Block, cwd: Path) -> None:
         env_out = self.work / ".readme-env"
-        script = f"{block.code}\nenv -0 > {shlex.quote(str(env_out))}\n"
+        script = f"{self.code(block)}\nenv -0 > {shlex.quote(str(env_out))}\n"
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=self.env,
                               capture_output=True, text=True, timeout=600,
                               stdin=subprocess.DEVNULL, check=False)
@@ -103,32 +107,45 @@ class Session:
                 self.env[key] = value
 
     def serve(self, block: Block) -> None:
+        command = block.code.strip()
+        assert "\n" not in command, f"{block.name}: the serve block must be one command"
+        given = re.search(r"--port (\d+)", command)
+        readme_port = int(given.group(1)) if given else DEFAULT_PORT
         with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", 2886))
-            except OSError:
-                pytest.fail("port 2886 is taken; the README's fake agent listens there: stop "
-                            "what uses it and run the README test again")
-        self.server = subprocess.Popen(["bash", "-c", block.code], cwd=self.work, env=self.env,
-                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                       stdin=subprocess.DEVNULL, text=True,
-                                       start_new_session=True)
-        assert self.server.stdout is not None
-        self.banner = "".join(self.server.stdout.readline() for _ in range(4))
-        assert "listening on http://127.0.0.1:2886" in self.banner, self.banner
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        command = (command.replace(given.group(0), f"--port {port}") if given
+                   else f"{command} --port {port}")
+        server = subprocess.Popen(["bash", "-c", command], cwd=self.work, env=self.env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        self.servers[readme_port] = (port, server)
+        assert server.stdout is not None
+        banner = "".join(server.stdout.readline() for _ in range(4))
+        self.banners[readme_port] = banner
+        # Read its request log as it comes: a full pipe would stall the agent.
+        lines: list[str] = []
+        reader = threading.Thread(target=lines.extend, args=(server.stdout,), daemon=True)
+        reader.start()
+        self.logs[readme_port] = (lines, reader)
+        assert f"listening on http://127.0.0.1:{port}" in banner, banner
 
-    def stop(self) -> tuple[int, str]:
-        assert self.server is not None and self.server.stdout is not None
-        os.killpg(self.server.pid, signal.SIGINT)  # Ctrl-C, as the README says
+    def stop(self, readme_port: int) -> tuple[int, str]:
+        """Ctrl-C (SIGINT) to a fake agent, as the README says; its exit code and last output."""
+        _, server = self.servers[readme_port]
+        lines, reader = self.logs[readme_port]
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGINT)
         try:
-            rest = self.server.stdout.read()
-            code = self.server.wait(timeout=30)
+            code = server.wait(timeout=30)
         finally:
-            if self.server.poll() is None:
-                os.killpg(self.server.pid, signal.SIGKILL)
-                self.server.wait()
-            self.server.stdout.close()
-        return code, rest
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+            reader.join(timeout=10)
+            assert server.stdout is not None
+            server.stdout.close()
+        return code, "".join(lines)
 
     def python(self, block: Block, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
         for key in [k for k in os.environ if k.startswith("OBSHELL_")]:
@@ -137,25 +154,16 @@ class Session:
             if key.startswith("OBSHELL_"):
                 monkeypatch.setenv(key, value)
         monkeypatch.chdir(self.work)
-        exec(compile(block.code, block.name, "exec"), {"__name__": "__readme__"})
-
-
-def _own_agent(flags: str, env: dict[str, str]) -> tuple[subprocess.Popen[str], dict[str, str]]:
-    proc = subprocess.Popen([sys.executable, "-m", "obshell_sdk.testing", "--port", "0", "-q",
-                             *shlex.split(flags)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-    assert proc.stdout is not None
-    banner = [proc.stdout.readline() for _ in range(4)]
-    export = next(line for line in banner if "export " in line)
-    return proc, dict(item.split("=", 1) for item in shlex.split(export.split("export ")[1]))
+        exec(compile(self.code(block), block.name, "exec"), {"__name__": "__readme__"})
 
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
     s = Session(tmp_path_factory.mktemp("readme"))
     yield s
-    if s.server is not None and s.server.poll() is None:
-        s.stop()
+    for readme_port, (_, server) in s.servers.items():
+        if server.poll() is None:
+            s.stop(readme_port)
 
 
 ALL = blocks()
@@ -179,28 +187,27 @@ def test_block_runs_as_written(block, session, monkeypatch, tmp_path):
                             ignore=_IGNORED)
         session.shell(block, fresh)
         return
-    if block.lang == "sh" and block.serve is not None:
+    if block.serve:
+        assert block.lang == "sh", f"{block.name}: only a shell command can serve"
         session.serve(block)
         return
-    assert session.server is not None, "the README must start its fake agent before this block"
+    assert DEFAULT_PORT in session.servers, "the README must start its fake agent first"
     if block.lang == "sh":
         session.shell(block, session.work)
-        return
-    if block.serve:
-        proc, env = _own_agent(block.serve, session.env)
-        try:
-            session.python(block, env, monkeypatch)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            proc.communicate(timeout=30)
         return
     session.python(block, session.env, monkeypatch)
 
 
-def test_the_readme_agent_says_what_the_readme_says_and_stops_on_ctrl_c(session):
-    if session.server is None:
+def test_the_readme_agents_say_what_the_readme_says_and_stop_on_ctrl_c(session):
+    if DEFAULT_PORT not in session.servers:
         pytest.skip("the serving block did not run")
-    export = next(line.strip() for line in session.banner.splitlines() if "export " in line)
-    assert export in README.read_text(encoding="utf-8")
-    code, rest = session.stop()
-    assert code == 0 and "fake obshell agent stopped" in rest and "Traceback" not in rest
+    banner = session.banners[DEFAULT_PORT]
+    export = next(line.strip() for line in banner.splitlines() if "export " in line)
+    port = session.servers[DEFAULT_PORT][0]
+    assert export.replace(f"OBSHELL_PORT={port}", f"OBSHELL_PORT={DEFAULT_PORT}") in \
+        README.read_text(encoding="utf-8")
+    for readme_port in session.servers:
+        code, rest = session.stop(readme_port)
+        assert code == 0 and "fake obshell agent stopped" in rest and "Traceback" not in rest
+        if readme_port != DEFAULT_PORT:  # the failing agent: its example retried the task
+            assert re.search(r"POST /api/v1/task/dag/\d+ -> 200", rest), rest[-2000:]

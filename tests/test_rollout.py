@@ -237,3 +237,31 @@ def test_ctrl_c_starts_no_new_cluster_and_a_rerun_finishes_the_job(tmp_path):
                              stdin=subprocess.DEVNULL, check=False)
         assert out.returncode == 0, out.stderr
         assert [posts(a) for a in fleet] == [1] * 8
+
+
+def test_cli_rollout_status_as_json_and_tls_options_reach_every_client(tmp_path):
+    with ExitStack() as stack:
+        fleet = agents(stack, 2)
+        targets = tmp_path / "fleet.txt"
+        targets.write_text("".join(f"{a.host}:{a.port}\n" for a in fleet))
+        journal = tmp_path / "fleet.db"
+        argv, env = _cli("rollout", "agent", "--targets", str(targets), "--journal",
+                         str(journal), VERSION, RELEASE, "--no-check", "--json")
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL, check=False)
+        assert done.returncode == 0, done.stderr
+        argv, env = _cli("--json", "rollout", "status", "--journal", str(journal))
+        status = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
+                                stdin=subprocess.DEVNULL, check=False)
+        assert status.returncode == 0, status.stderr
+        assert len(json.loads(status.stdout)["targets"]) == 2
+        # --https against agents that speak plain HTTP: every client tries TLS, none succeeds.
+        tls_journal = tmp_path / "tls.db"
+        argv, env = _cli("rollout", "agent", "--targets", str(targets), "--journal",
+                         str(tls_journal), "4.3.2.0", RELEASE, "--no-check", "--https",
+                         "--max-failures", "2")
+        tls = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120,
+                             stdin=subprocess.DEVNULL, check=False)
+        assert tls.returncode != 0
+        assert all(not a.requests_to("/api/v1/agent/upgrade", "POST")[1:] for a in fleet)
+        assert all(len(a.requests_to("/api/v1/agent/upgrade", "POST")) == 1 for a in fleet)

@@ -54,6 +54,10 @@ class AgentControls:
         """Forget the recorded requests."""
         self._state.request_log.clear()
 
+    def take_requests(self) -> list[RecordedRequest]:
+        """The requests recorded so far, forgotten at once: a log read this way never grows."""
+        return self._state.request_log.take()
+
     def requests_to(self, path: str, method: Optional[str] = None) -> list[RecordedRequest]:
         """Recorded requests whose path (query excluded) equals ``path``."""
         return [r for r in self.requests

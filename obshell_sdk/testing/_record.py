@@ -63,3 +63,9 @@ class RequestLog:
         """Forget every record."""
         with self._lock:
             self._items.clear()
+
+    def take(self) -> list[RecordedRequest]:
+        """Every record so far, forgotten in the same step (none is lost in between)."""
+        with self._lock:
+            items, self._items = self._items, []
+            return items

@@ -14,13 +14,15 @@ stops cleanly on Ctrl-C or SIGTERM (exit code 0). A port already in use exits wi
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import shlex
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any, Optional, TextIO
+from typing import Any, Callable, Optional, TextIO
 
 from ._agent import FakeAgent
 
@@ -31,6 +33,20 @@ DEFAULT_PASSWORD = "root-password"  # noqa: S105 - the fake agent's own, printed
 #: Below every version the README upgrades to (4.2.1.1), so its examples run as written.
 DEFAULT_VERSION = "4.2.1.0"
 V1_VERSION = "4.2.2.0"
+_VERSION = re.compile(r"[0-9]+(\.[0-9]+){3}\Z")
+
+
+def _number(kind: type, low: float, high: float = math.inf) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` (int or float) from ``low`` to ``high``, finite."""
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {kind.__name__}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}")
+        return value
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,30 +54,32 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m obshell_sdk.testing",
         description="Serve a fake obshell agent on this machine: it checks signed requests "
         "as obshell does and runs upgrade DAGs whose pace and faults you choose.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        epilog="Ctrl-C stops it. Exit codes: 0 stopped, 2 bad flags or the port is taken.",
+        epilog="Ctrl-C (or SIGTERM) stops it. Exit codes: 0 stopped, 2 bad flags or the port "
+        "is taken.",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0: any free port)")
-    p.add_argument("--password", default=DEFAULT_PASSWORD,
-                   help="the root@sys password it accepts (a test password: it is printed)")
-    p.add_argument("--agent-password", default=None,
-                   help="an agent password (obshell 4.2.5+: X-OCS-Agent-Header)")
-    p.add_argument("--version", default=None, dest="agent_version", metavar="VERSION",
-                   help=f"the obshell version it runs (default: {DEFAULT_VERSION}, "
-                   f"{V1_VERSION} with --auth v1)")
-    p.add_argument("--release", default="", help="release suffix of /info's version")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=_number(int, 0, 65535), default=DEFAULT_PORT,
+                   help=f"port, 0 for any free one (default {DEFAULT_PORT})")
+    p.add_argument("--password", default=DEFAULT_PASSWORD, help="the root@sys password it "
+                   f"accepts; a test password, printed (default {DEFAULT_PASSWORD})")
+    p.add_argument("--agent-password", help="an agent password, as obshell 4.2.5+ has "
+                   "(X-OCS-Agent-Header; default none)")
+    p.add_argument("--obshell-version", metavar="VERSION", help="the obshell version it runs "
+                   f"(default {DEFAULT_VERSION}; {V1_VERSION} with --auth v1)")
+    p.add_argument("--release", default="", help="release suffix of /info's version "
+                   "(default none)")
     p.add_argument("--identity", default="CLUSTER AGENT",
-                   help="/info identity (only a CLUSTER AGENT takes upgrades)")
+                   help="/info identity; only a CLUSTER AGENT takes upgrades (default "
+                   "'CLUSTER AGENT')")
     p.add_argument("--auth", choices=("v1", "v2"), default="v2",
                    help="dialect: v1 is obshell 4.2.2's X-OCS-Auth, v2 the X-OCS-Header of "
-                   "4.2.3 and later")
-    p.add_argument("--stage-seconds", type=float, default=0.5,
-                   help="how long each DAG stage runs")
-    p.add_argument("--key-bits", type=int, default=1024,
-                   help="RSA key size (obshell up to 4.4.1 uses 512)")
-    p.add_argument("--clock-offset", type=float, default=0.0,
-                   help="seconds the agent's clock is ahead of this machine's")
+                   "4.2.3 and later (default v2)")
+    p.add_argument("--stage-seconds", type=_number(float, 0.001, 86400), default=0.5,
+                   help="how long each DAG stage runs (default 0.5)")
+    p.add_argument("--key-bits", type=int, choices=(512, 1024, 2048), default=1024,
+                   help="RSA key size; obshell up to 4.4.1 uses 512 (default 1024)")
+    p.add_argument("--clock-offset", type=_number(float, -86400, 86400), default=0.0,
+                   help="seconds the agent's clock is ahead of this machine's (default 0)")
     _fault_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="do not log requests")
     return p
@@ -69,13 +87,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def _fault_options(p: argparse.ArgumentParser) -> None:
     faults = p.add_argument_group("faults")
-    faults.add_argument("--fail-stage", type=int, help="fail this stage of every DAG")
-    faults.add_argument("--fail-times", type=int, default=1,
-                        help="how many times --fail-stage fails before a retry succeeds")
-    faults.add_argument("--restart-at-stage", type=int,
-                        help="restart (stop listening) when an upgrade reaches this stage")
-    faults.add_argument("--restart-seconds", type=float, default=2.0,
-                        help="how long a restart lasts")
+    faults.add_argument("--fail-stage", type=_number(int, 1, 99),
+                        help="fail this stage of every DAG (default none)")
+    faults.add_argument("--fail-times", type=_number(int, 1, 1000), default=1,
+                        help="how many times --fail-stage fails before a retry succeeds "
+                        "(default 1)")
+    faults.add_argument("--restart-at-stage", type=_number(int, 1, 99),
+                        help="restart (stop listening) when an upgrade reaches this stage "
+                        "(default none)")
+    faults.add_argument("--restart-seconds", type=_number(float, 0, 3600), default=2.0,
+                        help="how long a restart lasts (default 2)")
     faults.add_argument("--restart-new-key", action="store_true",
                         help="come back from a restart with a new RSA key")
     faults.add_argument("--drop-create-reply", action="store_true",
@@ -83,18 +104,21 @@ def _fault_options(p: argparse.ArgumentParser) -> None:
                         "the connection unanswered")
     ob = p.add_argument_group("OceanBase")
     ob.add_argument("--ob-version", default="",
-                    help="the OceanBase build the cluster runs, VERSION-BUILD "
-                    "(empty: every target counts as newer)")
-    ob.add_argument("--zones", type=int, default=3, help="zones (ROLLING needs 3)")
+                    help="the OceanBase build the cluster runs, VERSION-BUILD (default none: "
+                    "every target counts as newer)")
+    ob.add_argument("--zones", type=_number(int, 1, 99), default=3,
+                    help="zones; ROLLING needs 3 (default 3)")
     ob.add_argument("--require-packages", action="store_true",
                     help="upgrades need their packages uploaded first, as on a real cluster")
 
 
 def _agent(args: argparse.Namespace) -> FakeAgent:
-    version = args.agent_version or (V1_VERSION if args.auth == "v1" else DEFAULT_VERSION)
+    version = args.obshell_version or (V1_VERSION if args.auth == "v1" else DEFAULT_VERSION)
     if args.auth == "v1" and not version.startswith("4.2.2"):
         raise ValueError(f"--auth v1 is obshell 4.2.2's dialect; clients choose it only for "
-                         f"4.2.2, not {version}: drop --version or use --auth v2")
+                         f"4.2.2, not {version}: drop --obshell-version or use --auth v2")
+    if not _VERSION.match(version):
+        raise ValueError(f"--obshell-version {version!r} is not like 4.2.1.0")
     v1 = args.auth == "v1"
     agent = FakeAgent(
         password=args.password, agent_password=args.agent_password, identity=args.identity,
@@ -120,19 +144,18 @@ def _banner(agent: FakeAgent, args: argparse.Namespace) -> str:
     return (f"fake obshell agent {agent.version_release_display} ({agent.identity}, auth "
             f"{args.auth}) listening on {agent.base_url}\n"
             f"connect from another shell with:\n    export {line}\n"
-            f"then e.g.: obshell-sdk info, or ObshellClient.from_env() in Python. "
-            f"Ctrl-C stops it.\n")
+            f"then e.g.: {shlex.quote(sys.executable)} -m obshell_sdk info, or "
+            f"ObshellClient.from_env() in Python. Ctrl-C stops it.\n")
 
 
-def _log_requests(agent: FakeAgent, seen: int, out: TextIO) -> int:
-    """Write the requests answered since the ``seen``-th; returns the new count."""
-    recorded = agent.requests
-    for r in recorded[seen:]:
-        auth = f" [{r.auth_kind}]" if r.auth_kind else ""
-        status = r.status or "no answer"
-        out.write(f"{r.method} {r.uri} -> {status}{auth}\n")
-    out.flush()
-    return len(recorded)
+def _log_requests(agent: FakeAgent, out: Optional[TextIO]) -> None:
+    """Write (unless ``out`` is None) and forget the requests answered since the last call."""
+    for r in agent.take_requests():
+        if out is not None:
+            auth = f" [{r.auth_kind}]" if r.auth_kind else ""
+            out.write(f"{r.method} {r.uri} -> {r.status or 'no answer'}{auth}\n")
+    if out is not None:
+        out.flush()
 
 
 def _on_sigterm(signum: int, frame: Optional[FrameType]) -> Any:
@@ -145,20 +168,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out, err = sys.stdout, sys.stderr
     try:
         agent = _agent(args)
-        agent.start()
-    except (ValueError, OSError) as exc:
+    except ValueError as exc:
         err.write(f"obshell-sdk fake agent: {exc}\n")
+        return 2
+    try:
+        agent.start()
+    except OSError as exc:
+        err.write(f"obshell-sdk fake agent: cannot listen on {args.host}:{args.port} "
+                  f"({exc.strerror or exc}); choose another with --port (0: any free port)\n")
         return 2
     stop = threading.Event()
     # Ctrl-C and SIGTERM both stop it, even when started with SIGINT ignored (``cmd &``).
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
-    seen = 0
     try:
         out.write(_banner(agent, args))
         out.flush()
         while not stop.wait(0.2):
-            seen = seen if args.quiet else _log_requests(agent, seen, out)
+            _log_requests(agent, None if args.quiet else out)
     except KeyboardInterrupt:
         pass
     finally:
