@@ -139,8 +139,10 @@ def _status(path: str, as_json: bool, stream: TextIO) -> int:
             done = sorted(r.steps.values(), key=lambda s: _STEP_ORDER.get(s.step.split()[0], 9))
             step = f"{done[-1].step} {done[-1].status}" if done else ""
             ids = ",".join(s.dag_id for s in r.steps.values() if s.dag_id)
-            rows.append((r.target, step, ids, r.outcome or "open",
-                         printable(r.error or "")[:40], ""))
+            note = "; ".join(x for x in (f"tasks {ids}" if ids else "",
+                                         printable(r.error or "")) if x)
+            # The table's columns: target, step, stage (the journal has none), state, note.
+            rows.append((r.target, step, "-", r.outcome or "open", note, ""))
         stream.write("\n".join(rollout_table_text(rows)) + "\n")
     outcomes = {r.outcome for r in records}
     if outcomes <= {TargetOutcome.SUCCEEDED.value}:

@@ -255,6 +255,12 @@ def test_cli_rollout_status_as_json_and_tls_options_reach_every_client(tmp_path)
                                 stdin=subprocess.DEVNULL, check=False)
         assert status.returncode == 0, status.stderr
         assert len(json.loads(status.stdout)["targets"]) == 2
+        argv, env = _cli("rollout", "status", "--journal", str(journal))
+        text = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL, check=False).stdout
+        header, *rows = text.splitlines()[1:]
+        assert header.split() == ["target", "step", "stage", "state", "note", "elapsed"]
+        assert all("succeeded" in row and "tasks 11" in row for row in rows), text
         # --https against agents that speak plain HTTP: every client tries TLS, none succeeds.
         tls_journal = tmp_path / "tls.db"
         argv, env = _cli("rollout", "agent", "--targets", str(targets), "--journal",
