@@ -48,6 +48,22 @@ def popen(*args, agent, stderr=subprocess.PIPE):
                             text=True)
 
 
+def read_until_closed(leader, proc):
+    """Everything the process writes to its terminal (a pty), until it exits."""
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the other side closed: the process is gone
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout=60)
+    os.close(leader)
+    return seen
+
+
 def test_version_prints_the_package_version():
     out = cli("--version")
     assert out.returncode == 0 and out.stdout.strip() == f"obshell-sdk {obshell_sdk.__version__}"
@@ -109,17 +125,7 @@ def test_a_terminal_gets_one_updating_line_a_pipe_plain_lines():
         leader, follower = pty.openpty()
         proc = popen("upgrade", "4.3.2.0", RELEASE, "--wait", agent=agent, stderr=follower)
         os.close(follower)
-        seen = b""
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:  # the other side closed: the process is gone
-                break
-            if not chunk:
-                break
-            seen += chunk
-        proc.wait(timeout=60)
-        os.close(leader)
+        seen = read_until_closed(leader, proc)
     text = seen.decode()
     assert proc.returncode == 0, text
     assert "\r\x1b[Ktask 12 stage " in text and "SUCCEED" in text
@@ -292,17 +298,7 @@ def test_the_terminal_line_is_cut_to_the_terminal_width():
         fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 40, 0, 0))
         proc = popen("upgrade", VERSION, RELEASE, "--wait", agent=agent, stderr=follower)
         os.close(follower)
-        seen = b""
-        while True:
-            try:
-                chunk = os.read(leader, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            seen += chunk
-        proc.wait(timeout=60)
-        os.close(leader)
+        seen = read_until_closed(leader, proc)
     assert proc.returncode == 0
     drawn = [part for line in seen.decode().split("\x1b[K") for part in [line.split("\r")[0]]
              if part.startswith("task 11 stage")]
