@@ -239,9 +239,11 @@ def test_what_would_be_ignored_or_is_malformed_is_refused_before_sending(argv, m
 def test_usage_errors_go_to_stderr_and_never_echo_an_explicit_argument():
     out = cli("--json", "task")
     assert out.returncode == 2 and out.stdout == "" and "usage:" in out.stderr
-    for argv in (["info", "--https=hunter2-secret"], ["-vhunter2-secret", "info"]):
-        out = cli(*argv)
-        assert out.returncode == 2 and "hunter2" not in out.stdout + out.stderr
+    out = cli("info", "--https=hunter2-secret")
+    assert out.returncode == 2 and "hunter2" not in out.stdout + out.stderr
+    # Python 3.13 reads this as -v -h -u...: help, exit 0; earlier ones as a usage error.
+    out = cli("-vhunter2-secret", "info")
+    assert "hunter2" not in out.stdout + out.stderr
 
 
 def test_cli_errors_speak_cli_for_every_error_class_with_a_hint():
