@@ -45,7 +45,14 @@ def extra_field() -> Any:
     return attrs.field(factory=dict, repr=False, eq=False)
 
 
-class DagState(str, Enum):
+class TextEnum(str, Enum):
+    """An enum of wire strings that prints as its value (``str(DagState.FAILED) == "FAILED"``)."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class DagState(TextEnum):
     """State of a DAG, node or sub-task (obshell spells it ``SUCCEED``)."""
 
     PENDING = "PENDING"
@@ -54,11 +61,8 @@ class DagState(str, Enum):
     FAILED = "FAILED"
     SUCCEED = "SUCCEED"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class Operator(str, Enum):
+class Operator(TextEnum):
     """The operator applied to a DAG: ``RUN`` normally, or what a user asked for."""
 
     RUN = "RUN"
@@ -67,11 +71,8 @@ class Operator(str, Enum):
     CANCEL = "CANCEL"
     PASS = "PASS"
 
-    def __str__(self) -> str:
-        return self.value
 
-
-class DagOutcome(str, Enum):
+class DagOutcome(TextEnum):
     """What a DAG's state and operator mean together (PROTOCOL §9.4)."""
 
     RUNNING = "running"
@@ -80,9 +81,6 @@ class DagOutcome(str, Enum):
     CANCELLED = "cancelled"
     ROLLED_BACK = "rolled back"
     PASSED = "passed"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @attrs.frozen

@@ -9,13 +9,12 @@ again), and skips the steps that are ``done``.
 from __future__ import annotations
 
 import logging
-from enum import Enum
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import attrs
 
 from ._creation import find_created_dag
-from ._dag import DagDetail, DagOutcome
+from ._dag import DagDetail, DagOutcome, TextEnum
 from ._endpoints import TaskEndpoint
 from ._exceptions import ConnectionLostError
 from ._journal import Journal, StepRecord, TargetRecord
@@ -30,7 +29,7 @@ __all__ = ["FINAL", "Ended", "Plan", "Step", "TargetOutcome", "TargetRun"]
 log = logging.getLogger("obshell_sdk")
 
 
-class TargetOutcome(str, Enum):
+class TargetOutcome(TextEnum):
     """How one target of a rollout ended."""
 
     SUCCEEDED = "succeeded"
@@ -39,9 +38,6 @@ class TargetOutcome(str, Enum):
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
     UNKNOWN = "unknown"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 #: Outcomes a rerun of the rollout leaves alone: the target will not change by itself.

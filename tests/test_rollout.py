@@ -128,6 +128,16 @@ def _created(journal: Path) -> int:
         db.close()
 
 
+def _start_runner(cmd, env, journal: Path, created: int) -> subprocess.Popen:
+    """A rollout runner process, once its journal holds ``created`` upgrades (or after 30 s)."""
+    runner = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while _created(journal) < created and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return runner
+
+
 def test_twenty_clusters_with_faults_and_a_runner_killed_mid_way(tmp_path):
     """Some fail, some restart with a new key, one loses a create reply, the runner is
     SIGKILLed and run again: every cluster ends as reported, each got one upgrade POST."""
@@ -144,11 +154,7 @@ def test_twenty_clusters_with_faults_and_a_runner_killed_mid_way(tmp_path):
         cmd, env = _cli("--json", "rollout", "agent", "--targets", str(tmp_path / "targets"),
                         "--journal", str(journal), "--parallel", "5", "--max-failures", "20",
                         "--no-check", VERSION, RELEASE)
-        runner = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while _created(journal) < 6 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        runner = _start_runner(cmd, env, journal, created=6)
         runner.send_signal(signal.SIGKILL)
         runner.communicate(timeout=10)
         assert _created(journal) >= 6, "the runner made too little progress before the kill"
@@ -223,11 +229,7 @@ def test_ctrl_c_starts_no_new_cluster_and_a_rerun_finishes_the_job(tmp_path):
         journal = tmp_path / "r.db"
         cmd, env = _cli("rollout", "agent", "--targets", str(tmp_path / "targets"), "--journal",
                         str(journal), "--parallel", "2", "--no-check", VERSION, RELEASE)
-        runner = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while _created(journal) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        runner = _start_runner(cmd, env, journal, created=2)
         runner.send_signal(signal.SIGINT)
         _, err = runner.communicate(timeout=20)
         assert runner.returncode == 130, err
