@@ -3,6 +3,10 @@
 Nothing here does I/O, reads a clock or draws randomness (keys and IVs are passed in), so
 tests are deterministic. This is the SDK's one AES-CBC implementation: whole bodies and
 streamed uploads both go through :class:`AesBase64Encryptor`.
+
+pycryptodome's RSA and AES modules are imported on first use, not with the package: they
+are 15-20 ms of ``import obshell_sdk`` (``benchmarks/RESULTS.md``, import), and a script
+that only reads ``--help`` or builds requests never signs.
 """
 
 from __future__ import annotations
@@ -11,9 +15,6 @@ import base64
 import binascii
 import json
 from typing import Any, Optional
-
-from Crypto.Cipher import AES, PKCS1_v1_5
-from Crypto.PublicKey import RSA
 
 __all__ = [
     "AesBase64Encryptor",
@@ -34,6 +35,9 @@ class PublicKey:
 
         Raises ValueError when the text is not such a key.
         """
+        from Crypto.Cipher import PKCS1_v1_5
+        from Crypto.PublicKey import RSA
+
         try:
             der = base64.b64decode(b64, validate=True)
             key = RSA.import_key(der)
@@ -83,6 +87,8 @@ class AesBase64Encryptor:
     def __init__(self, key_iv: bytes) -> None:
         if len(key_iv) != 32:
             raise ValueError("key_iv must be 32 bytes: a 16-byte AES-128 key and a 16-byte IV")
+        from Crypto.Cipher import AES
+
         self._cipher = AES.new(key_iv[:16], AES.MODE_CBC, iv=key_iv[16:])
         self._plain = b""  # less than one AES block not yet encrypted
         self._raw = b""  # less than 3 bytes of ciphertext not yet base64-encoded

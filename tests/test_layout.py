@@ -100,6 +100,20 @@ def test_the_client_side_never_imports_the_fake_agent():
             assert not any(m.startswith("obshell_sdk.testing") for m in _imports(name, path)), name
 
 
+def test_importing_the_package_leaves_the_ciphers_for_first_use():
+    # pycryptodome's RSA and AES modules cost 15-100 ms of import (more with cffi installed);
+    # they load when a key is parsed or a body encrypted, not with the package.
+    import subprocess
+    import sys
+
+    code = ("import sys, obshell_sdk; "
+            "print(sorted(m for m in sys.modules if m.startswith('Crypto.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=PACKAGE.parent, check=True)
+    loaded = done.stdout.strip()
+    assert "Crypto.PublicKey" not in loaded and "Crypto.Cipher.AES" not in loaded, loaded
+
+
 @pytest.mark.parametrize("name", sorted(_modules()))
 def test_rooms_are_small(name):
     path = _modules()[name]
