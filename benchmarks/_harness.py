@@ -117,11 +117,11 @@ def agent() -> Child:
 
 
 def client(sdk: str) -> Child:
-    """``client.py`` for ``ours`` or ``official``, each with its own interpreter."""
-    if sdk == "ours":
-        python, env = ours_python(), ours_env()
-    else:
+    """``client.py`` for ``ours``, ``official`` or ``floor``, each with its interpreter."""
+    if sdk == "official":
         python, env = official_python(), official_env()
+    else:
+        python, env = ours_python(), ours_env()
     return Child([python, str(BENCH_DIR / "client.py"), sdk], env)
 
 

@@ -1,10 +1,11 @@
 """A measured client process: one SDK (ours or the official one) and the floor.
 
-    client.py ours|official
+    client.py ours|official|floor
 
 ``ours`` runs with the repo's venv and ``obshell_sdk``; ``official`` with the venv of PyPI
-``obshell==0.0.9`` (it never imports ``obshell_sdk``). Only the two small SDK classes below
-differ; the rest is shared. Prints ``{"pid"}``, then answers one JSON line per command:
+``obshell==0.0.9`` (it never imports ``obshell_sdk``); ``floor`` with the repo's venv but
+without ``obshell_sdk``: a bare poller at the 2-polls-a-second cap. Only the small classes
+below differ; the rest is shared. Prints ``{"pid"}``, then answers one JSON line per command:
 
 ``{"op": "calls", "mode": "sdk"|"floor", "port": P, "dag": ID, "n": N}``
     N calls of get_dag (details on) in a row -> ``{"wall", "cpu"}`` seconds for all N.
@@ -63,6 +64,45 @@ class Official:
 
     def wait(self, dag_id: str, timeout: float) -> None:  # it has no deadline of its own
         self.client.wait_dag_succeed(dag_id)
+
+
+class Floor:
+    """The floor for waiting: a bare ``requests.Session`` re-sending one GET of the DAG.
+
+    Signed once per wait, sent when called and then 0.5 s after each reply (the cap of two
+    polls a second, as the agent sees them), until the reply's state is SUCCEED or FAILED.
+    No SDK, no decoding beyond that one key: what any poller at the cap at a fixed pace sees.
+    """
+
+    PERIOD = 0.5
+
+    def __init__(self, port: int) -> None:
+        import requests
+
+        self.session = requests.Session()
+        self.session.trust_env = False
+        self.base = f"http://{HOST}:{port}"
+        self.key = self.session.get(self.base + "/api/v1/secret",
+                                    timeout=10).json()["data"]["public_key"]
+
+    def _state(self, url: str, headers: dict[str, str]) -> str:
+        reply = self.session.get(url, headers=headers, timeout=10)
+        return str(reply.json()["data"]["state"])
+
+    def _signed(self, dag_id: str) -> tuple[str, dict[str, str]]:
+        uri = f"/api/v1/task/dag/{dag_id}?show_details=true"
+        return self.base + uri, {"X-OCS-Header": sign_v2(self.key, uri, lifetime=86400)}
+
+    def get_dag(self, dag_id: str) -> object:
+        return self._state(*self._signed(dag_id))
+
+    def wait(self, dag_id: str, timeout: float) -> None:
+        url, headers = self._signed(dag_id)
+        start = time.monotonic()
+        while self._state(url, headers) not in ("SUCCEED", "FAILED"):
+            if time.monotonic() - start > timeout:
+                raise TimeoutError(f"DAG {dag_id} still running after {timeout} s")
+            time.sleep(self.PERIOD)
 
 
 def sign_v2(public_key_b64: str, uri: str, lifetime: float) -> str:
@@ -126,7 +166,7 @@ def follow(sdk: Any, cmd: dict[str, Any], made: dict[int, Any]) -> dict[str, Any
 
 
 def main(sdk_name: str) -> None:
-    sdk = {"ours": Ours, "official": Official}[sdk_name]
+    sdk = {"ours": Ours, "official": Official, "floor": Floor}[sdk_name]
     calls: dict[tuple[str, int, str], Callable[[], object]] = {}
     followers: dict[int, Any] = {}
     print(json.dumps({"pid": os.getpid()}), flush=True)
