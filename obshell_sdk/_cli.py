@@ -10,14 +10,12 @@ not be read back afterwards exits 0 with a warning on stderr.
 from __future__ import annotations
 
 import argparse
-import getpass
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import Callable, Optional
 
-from ._auth import PasswordAuth
 from ._cli_errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -29,21 +27,12 @@ from ._cli_output import Output, Progress
 from ._cli_parser import build_parser
 from ._cli_rollout import run_rollout
 from ._client import ObshellClient
-from ._config import Environment, min_key_bits_from_env
+from ._config import Environment, prompted_auth_from_env, settings_from_env
 from ._exceptions import InvalidArgumentError, ObshellError, TaskError
 from ._render import printable
 from ._task import DagTask
 
 __all__ = ["exit_code", "main"]
-
-
-def _password(name: str, prompt: str, needed: bool) -> Optional[str]:
-    value = os.environ.get(name)
-    if value is not None or not needed:
-        return value
-    if not sys.stdin.isatty():
-        raise InvalidArgumentError(name, f"set {name} (no terminal to prompt on)")
-    return getpass.getpass(prompt)
 
 
 def _environment(args: argparse.Namespace) -> Environment:
@@ -59,16 +48,12 @@ def _client(args: argparse.Namespace, needs_auth: bool) -> ObshellClient:
     """The client, configured exactly as ``ObshellClient.from_env`` does, options winning.
 
     No frame here holds a password in a local: a prompted one goes straight into
-    ``PasswordAuth``.
+    ``PasswordAuth``. A bad host or port is reported before a password is asked for.
     """
     env = _environment(args)
-    if not needs_auth:
-        return ObshellClient.from_env(env, auth=None)
-    if env.get("OBSHELL_PASSWORD") is None:
-        return ObshellClient.from_env(env, auth=PasswordAuth(
-            _password("OBSHELL_PASSWORD", "root@sys password: ", True) or "",
-            env.get("OBSHELL_AGENT_PASSWORD"), min_key_bits=min_key_bits_from_env(env)))
-    return ObshellClient.from_env(env)
+    settings_from_env(env)
+    return ObshellClient.from_env(
+        env, auth=prompted_auth_from_env(env, "root@sys password: ") if needs_auth else None)
 
 
 def _run(args: argparse.Namespace, out: Output, progress: Progress) -> int:

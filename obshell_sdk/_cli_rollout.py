@@ -10,14 +10,10 @@ the same command again to follow it); 2 bad input; 130 interrupted (run it again
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
-import sys
 from typing import Any, Callable, TextIO
 
-from ._auth import PasswordAuth
-from ._config import Environment, min_key_bits_from_env, tls_from_env
+from ._config import Environment, prompted_auth_from_env, tls_from_env
 from ._exceptions import InvalidArgumentError
 from ._journal import Journal, read_targets
 from ._render import printable, rollout_table_text, to_jsonable
@@ -91,9 +87,8 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
     if args.rollout == "status":
         return _status(args.journal, args.json, stream)
     rollout = Rollout(
-        _read_targets(args.targets), auth=PasswordAuth(
-            _password() or "", env.get("OBSHELL_AGENT_PASSWORD"),
-            min_key_bits=min_key_bits_from_env(env)),
+        _read_targets(args.targets),
+        auth=prompted_auth_from_env(env, "root@sys password (every target): "),
         journal=args.journal, parallel=args.parallel, canary=args.canary,
         max_failures=args.max_failures, progress=not args.json, **tls_from_env(env),
     )
@@ -160,11 +155,3 @@ def _read_targets(path: str) -> list[str]:
             if line.split("#", 1)[0].strip()]
 
 
-def _password() -> str:
-    value = os.environ.get("OBSHELL_PASSWORD")
-    if value is not None:
-        return value
-    if not sys.stdin.isatty():
-        raise InvalidArgumentError("OBSHELL_PASSWORD", "set OBSHELL_PASSWORD (no terminal to "
-                                   "prompt on)")
-    return getpass.getpass("root@sys password (every target): ")

@@ -1,13 +1,15 @@
 """The one configuration layer: ``OBSHELL_*`` environment variables to client settings.
 
 ``ObshellClient.from_env`` and the command line both read the environment here, so they
-share defaults and errors.
+share defaults and errors; the command line's commands ask for a missing password here too.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from typing import Any, Optional
 
@@ -16,7 +18,8 @@ from ._exceptions import InvalidArgumentError
 from ._validate import brief_repr, check_host
 
 __all__ = ["DEFAULT_PORT", "ENV_VARIABLES", "Environment", "auth_from_env",
-           "min_key_bits_from_env", "settings_from_env", "tls_from_env"]
+           "min_key_bits_from_env", "prompted_auth_from_env", "settings_from_env",
+           "tls_from_env"]
 
 DEFAULT_PORT = 2886
 _TRUE = ("1", "true", "yes", "on")
@@ -119,3 +122,21 @@ def auth_from_env(env: Environment) -> Optional[PasswordAuth]:
         return None
     return PasswordAuth(env.get("OBSHELL_PASSWORD") or "", env.get("OBSHELL_AGENT_PASSWORD"),
                         min_key_bits=min_key_bits_from_env(env))
+
+
+def prompted_auth_from_env(env: Environment, prompt: str) -> PasswordAuth:
+    """``PasswordAuth`` as :func:`auth_from_env` makes it, or asking for the password.
+
+    The command line's way: without ``OBSHELL_PASSWORD`` the root@sys password is asked for
+    on the terminal with ``prompt``. Every variable is checked before anyone is asked.
+    Raises InvalidArgumentError when the variable is not set and there is no terminal to
+    ask on. A typed password goes straight into ``PasswordAuth``; no frame keeps it.
+    """
+    agent_password, min_key_bits = env.get("OBSHELL_AGENT_PASSWORD"), min_key_bits_from_env(env)
+    if env.get("OBSHELL_PASSWORD") is not None:
+        return PasswordAuth(env.get("OBSHELL_PASSWORD") or "", agent_password,
+                            min_key_bits=min_key_bits)
+    if not sys.stdin.isatty():
+        raise InvalidArgumentError("OBSHELL_PASSWORD",
+                                   "set OBSHELL_PASSWORD (no terminal to prompt on)")
+    return PasswordAuth(getpass.getpass(prompt), agent_password, min_key_bits=min_key_bits)

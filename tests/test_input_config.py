@@ -51,3 +51,61 @@ def test_good_variables_accepted(port, https):
 def test_a_scoped_ipv6_host_from_the_environment():
     with ObshellClient.from_env({"OBSHELL_HOST": "fe80::1%eth0"}) as client:
         assert client.base_url == "http://[fe80::1%25eth0]:2886"
+
+
+# -- the command line's password: from the environment, or asked for on a terminal ----------
+
+
+def _prompting(monkeypatch, typed="typed-secret", tty=True):
+    from obshell_sdk import _config
+
+    asked = []
+
+    def getpass(prompt):
+        asked.append(prompt)
+        return typed
+
+    monkeypatch.setattr(_config.getpass, "getpass", getpass)
+    monkeypatch.setattr(_config.sys.stdin, "isatty", lambda: tty, raising=False)
+    return _config, asked
+
+
+def test_the_cli_asks_for_a_missing_password_on_a_terminal(monkeypatch):
+    config, asked = _prompting(monkeypatch)
+    env = config.Environment({**BASE, "OBSHELL_AGENT_PASSWORD": "agent-pw"})
+    auth = config.prompted_auth_from_env(env, "root@sys password: ")
+    assert asked == ["root@sys password: "]
+    assert auth.min_key_bits == 1024 and "typed-secret" not in repr(auth)
+
+
+def test_a_password_in_the_environment_is_never_asked_for(monkeypatch):
+    config, asked = _prompting(monkeypatch)
+    env = config.Environment({**BASE, "OBSHELL_PASSWORD": "env-secret",
+                              "OBSHELL_MIN_KEY_BITS": "512"})
+    assert config.prompted_auth_from_env(env, "p: ").min_key_bits == 512
+    assert asked == []
+
+
+def test_without_a_terminal_the_error_names_the_variable(monkeypatch):
+    config, asked = _prompting(monkeypatch, tty=False)
+    with pytest.raises(InvalidArgumentError) as info:
+        config.prompted_auth_from_env(config.Environment(BASE), "p: ")
+    assert info.value.argument == "OBSHELL_PASSWORD" and asked == []
+
+
+def test_a_bad_variable_is_refused_before_the_password_is_asked_for(monkeypatch):
+    config, asked = _prompting(monkeypatch)
+    with pytest.raises(InvalidArgumentError) as info:
+        config.prompted_auth_from_env(
+            config.Environment({**BASE, "OBSHELL_MIN_KEY_BITS": "768"}), "p: ")
+    assert info.value.argument == "OBSHELL_MIN_KEY_BITS" and asked == []
+
+
+def test_the_cli_names_a_missing_host_before_asking_for_a_password(monkeypatch, capsys):
+    from obshell_sdk._cli import main
+
+    _, asked = _prompting(monkeypatch)
+    for name in ("OBSHELL_HOST", "OBSHELL_PASSWORD", "OBSHELL_AGENT_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["upgrade", "4.2.1.1", "1.el7"]) == 2
+    assert asked == [] and "OBSHELL_HOST" in capsys.readouterr().err
