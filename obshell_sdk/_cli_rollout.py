@@ -86,11 +86,11 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
     """
     if args.rollout == "status":
         return _status(args.journal, args.json, stream)
+    targets, tls = _read_targets(args.targets), tls_from_env(env)  # checked before the prompt
     rollout = Rollout(
-        _read_targets(args.targets),
-        auth=prompted_auth_from_env(env, "root@sys password (every target): "),
+        targets, auth=prompted_auth_from_env(env, "root@sys password (every target): "),
         journal=args.journal, parallel=args.parallel, canary=args.canary,
-        max_failures=args.max_failures, progress=not args.json, **tls_from_env(env),
+        max_failures=args.max_failures, progress=not args.json, **tls,
     )
     if args.rollout == "ob":
         report = rollout.upgrade_ob(args.version, args.release, packages=args.package,

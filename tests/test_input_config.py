@@ -109,3 +109,17 @@ def test_the_cli_names_a_missing_host_before_asking_for_a_password(monkeypatch, 
         monkeypatch.delenv(name, raising=False)
     assert main(["upgrade", "4.2.1.1", "1.el7"]) == 2
     assert asked == [] and "OBSHELL_HOST" in capsys.readouterr().err
+
+
+def test_a_rollout_names_a_bad_https_variable_before_asking_for_a_password(
+        monkeypatch, capsys, tmp_path):
+    from obshell_sdk._cli import main
+
+    _, asked = _prompting(monkeypatch)
+    monkeypatch.delenv("OBSHELL_PASSWORD", raising=False)
+    monkeypatch.setenv("OBSHELL_HTTPS", "maybe")
+    targets = tmp_path / "targets.txt"
+    targets.write_text("127.0.0.1:1\n")
+    code = main(["rollout", "agent", "--targets", str(targets), "--journal",
+                 str(tmp_path / "j.db"), "4.2.1.1", "1.el7"])
+    assert code == 2 and asked == [] and "OBSHELL_HTTPS" in capsys.readouterr().err
