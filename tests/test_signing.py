@@ -316,3 +316,36 @@ def test_public_key_refuses_garbage():
             PublicKey(bad)
     with pytest.raises(ValueError):
         PublicKey(base64.b64encode(private_key().export_key("DER")).decode())
+
+
+def test_first_use_of_the_ciphers_from_many_threads_at_once():
+    # pycryptodome's RSA and AES modules load on first use (not with the package); a rollout's
+    # workers can all reach that first use together. A fresh interpreter, 16 threads at once.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import obshell_sdk
+
+    code = """
+import sys, threading
+from obshell_sdk._crypto import AesBase64Encryptor, PublicKey
+errors, barrier = [], threading.Barrier(16)
+def work(i):
+    barrier.wait()
+    try:
+        if i % 2:
+            PublicKey(sys.argv[1]).encrypt(b"x" * 200)
+        else:
+            AesBase64Encryptor(bytes(32)).update(b"y" * 100)
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+assert not errors, errors
+"""
+    root = Path(obshell_sdk.__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code, public_key_b64()], cwd=root,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
