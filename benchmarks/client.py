@@ -71,7 +71,8 @@ class Floor:
 
     Signed once per wait, sent when called and then 0.5 s after each reply (the cap of two
     polls a second, as the agent sees them), until the reply's state is SUCCEED or FAILED.
-    No SDK, no decoding beyond that one key: what any poller at the cap at a fixed pace sees.
+    No SDK; the reply's JSON is parsed only to read the state: what any poller at the cap at
+    a fixed pace sees.
     """
 
     PERIOD = 0.5

@@ -51,7 +51,7 @@ def _client(args: argparse.Namespace, needs_auth: bool) -> ObshellClient:
     ``PasswordAuth``. A bad host or port is reported before a password is asked for.
     """
     env = _environment(args)
-    settings_from_env(env)
+    settings_from_env(env)  # only to refuse a bad host or port before the prompt
     return ObshellClient.from_env(
         env, auth=prompted_auth_from_env(env, "root@sys password: ") if needs_auth else None)
 

@@ -86,6 +86,12 @@ SECONDS = _number(float, 1e-3, 1e9, "a number of seconds above 0")
 _PORT = _number(int, 1, 65535, "a port number from 1 to 65535")
 
 
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``low`` (``--parallel``, ``--canary``)."""
+    parse: Callable[[str], int] = _number(int, low, 10**9, f"a whole number of at least {low}")
+    return parse
+
+
 def _globals(p: argparse.ArgumentParser, *, top: bool, agent: bool = True,
              tls: bool = True) -> None:
     """The global options; below the top level they default to nothing (argparse.SUPPRESS).
@@ -162,5 +168,5 @@ def build_parser() -> argparse.ArgumentParser:
     task.add_argument("id", nargs="?", help="the task's id, e.g. 11 (all but list)")
     _follow_options(task, "after an operator, follow the task to its end")
     add_rollout_parser(sub, lambda parent, name, **kw: _sub(
-        parent, name, agent=False, tls=name in ("agent", "ob"), **kw), SECONDS)
+        parent, name, agent=False, tls=name in ("agent", "ob"), **kw), SECONDS, _at_least)
     return p

@@ -17,7 +17,7 @@ from ._config import Environment, prompted_auth_from_env, tls_from_env
 from ._exceptions import InvalidArgumentError
 from ._journal import Journal, read_targets
 from ._render import printable, rollout_table_text, to_jsonable
-from ._rollout import Rollout, RolloutReport
+from ._rollout import Rollout, RolloutReport, parse_targets
 from ._rollout_steps import TargetOutcome
 
 __all__ = ["add_rollout_parser", "run_rollout"]
@@ -32,21 +32,23 @@ EPILOG = ("exit codes: 0 every target succeeded; 1 a target failed, was rolled b
 
 
 def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
-                       seconds: Callable[[str], float]) -> None:
+                       seconds: Callable[[str], float],
+                       at_least: Callable[[int], Callable[[str], int]]) -> None:
     """Add ``rollout agent|ob|status`` to the CLI's subcommands.
 
     ``make(subparsers, name, **kwargs)`` makes each parser (with the CLI's global options);
-    ``seconds`` is the argparse type of a duration.
+    ``seconds`` is the argparse type of a duration, ``at_least(n)`` that of a whole number
+    of at least ``n``.
     """
     rollout = make(sub, "rollout", help="one upgrade over many clusters, resumable",
                    epilog=EPILOG)
     kinds = rollout.add_subparsers(dest="rollout", required=True, metavar="KIND")
     agent = make(kinds, "agent", help="upgrade obshell on every target", epilog=EPILOG)
-    _common(agent, seconds)
+    _common(agent, seconds, at_least)
     agent.add_argument("--package", metavar="RPM",
                        help="obshell RPM to upload to every cluster first (default: none)")
     ob = make(kinds, "ob", help="upgrade OceanBase on every target", epilog=EPILOG)
-    _common(ob, seconds)
+    _common(ob, seconds, at_least)
     ob.add_argument("--package", action="append", default=[],
                     help="RPM to upload to every cluster first (repeat: oceanbase-ce and "
                     "oceanbase-ce-libs for the community edition)")
@@ -59,7 +61,8 @@ def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
                         help="the rollout's SQLite journal")
 
 
-def _common(p: argparse.ArgumentParser, seconds: Callable[[str], float]) -> None:
+def _common(p: argparse.ArgumentParser, seconds: Callable[[str], float],
+            at_least: Callable[[int], Callable[[str], int]]) -> None:
     p.add_argument("version", help="target version, e.g. 4.2.1.1")
     p.add_argument("release", help="target release, e.g. 101000062023110109.el7")
     p.add_argument("--targets", required=True,
@@ -69,10 +72,11 @@ def _common(p: argparse.ArgumentParser, seconds: Callable[[str], float]) -> None
     p.add_argument("--upgrade-dir", metavar="DIR",
                    help="directory on the agents (default: <obshell home>/upgrade)")
     p.add_argument("--no-check", action="store_true", help="skip the pre-check DAG")
-    p.add_argument("--parallel", type=int, default=4, help="clusters at once (default 4)")
-    p.add_argument("--canary", type=int, default=0,
+    p.add_argument("--parallel", type=at_least(1), default=4,
+                   help="clusters at once (default 4)")
+    p.add_argument("--canary", type=at_least(0), default=0,
                    help="targets done first, one at a time (default 0)")
-    p.add_argument("--max-failures", type=int, default=1,
+    p.add_argument("--max-failures", type=at_least(1), default=1,
                    help="start no new cluster after this many failures (default 1)")
     p.add_argument("--timeout", type=seconds, default=7200.0,
                    help="seconds to follow each task (default 7200)")
@@ -86,7 +90,8 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
     """
     if args.rollout == "status":
         return _status(args.journal, args.json, stream)
-    targets, tls = _read_targets(args.targets), tls_from_env(env)  # checked before the prompt
+    # Everything that can be wrong is found before the password is asked for.
+    targets, tls = parse_targets(_read_targets(args.targets)), tls_from_env(env)
     rollout = Rollout(
         targets, auth=prompted_auth_from_env(env, "root@sys password (every target): "),
         journal=args.journal, parallel=args.parallel, canary=args.canary,
@@ -153,5 +158,3 @@ def _read_targets(path: str) -> list[str]:
         raise InvalidArgumentError("--targets", f"cannot read {path!r}: {exc}") from None
     return [line.split("#", 1)[0].strip() for line in lines
             if line.split("#", 1)[0].strip()]
-
-

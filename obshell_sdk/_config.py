@@ -128,15 +128,23 @@ def prompted_auth_from_env(env: Environment, prompt: str) -> PasswordAuth:
     """``PasswordAuth`` as :func:`auth_from_env` makes it, or asking for the password.
 
     The command line's way: without ``OBSHELL_PASSWORD`` the root@sys password is asked for
-    on the terminal with ``prompt``. Every variable is checked before anyone is asked.
-    Raises InvalidArgumentError when the variable is not set and there is no terminal to
-    ask on. A typed password goes straight into ``PasswordAuth``; no frame keeps it.
+    on the terminal with ``prompt``. ``OBSHELL_MIN_KEY_BITS`` is checked before anyone is
+    asked; the host, port and TLS variables are the caller's to check first
+    (:func:`settings_from_env`, :func:`tls_from_env`). Raises InvalidArgumentError when the
+    variable is not set and there is no terminal to ask on, or the prompt reads end of
+    input (Ctrl-D). No frame here keeps a password in a local.
     """
-    agent_password, min_key_bits = env.get("OBSHELL_AGENT_PASSWORD"), min_key_bits_from_env(env)
+    min_key_bits = min_key_bits_from_env(env)
     if env.get("OBSHELL_PASSWORD") is not None:
-        return PasswordAuth(env.get("OBSHELL_PASSWORD") or "", agent_password,
+        return PasswordAuth(env.get("OBSHELL_PASSWORD") or "", env.get("OBSHELL_AGENT_PASSWORD"),
                             min_key_bits=min_key_bits)
     if not sys.stdin.isatty():
         raise InvalidArgumentError("OBSHELL_PASSWORD",
                                    "set OBSHELL_PASSWORD (no terminal to prompt on)")
-    return PasswordAuth(getpass.getpass(prompt), agent_password, min_key_bits=min_key_bits)
+    try:
+        return PasswordAuth(getpass.getpass(prompt), env.get("OBSHELL_AGENT_PASSWORD"),
+                            min_key_bits=min_key_bits)
+    except EOFError:
+        raise InvalidArgumentError(
+            "OBSHELL_PASSWORD", "no password typed (end of input); type it, or set "
+            "OBSHELL_PASSWORD") from None

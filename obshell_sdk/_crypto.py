@@ -4,9 +4,9 @@ Nothing here does I/O, reads a clock or draws randomness (keys and IVs are passe
 tests are deterministic. This is the SDK's one AES-CBC implementation: whole bodies and
 streamed uploads both go through :class:`AesBase64Encryptor`.
 
-pycryptodome's RSA and AES modules are imported on first use, not with the package: they
-are 15-20 ms of ``import obshell_sdk`` (``benchmarks/RESULTS.md``, import), and a script
-that only reads ``--help`` or builds requests never signs.
+pycryptodome's cipher and key modules are imported on first use, not with the package: a
+script that only reads ``--help`` or builds requests never signs, and the first signature
+pays them instead (about 20 ms; 50-65 ms where cffi is installed, see ``benchmarks/RESULTS.md``).
 """
 
 from __future__ import annotations

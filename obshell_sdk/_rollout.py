@@ -37,7 +37,7 @@ from ._rollout_steps import FINAL, Ended, Plan, TargetOutcome, TargetRun
 from ._upload import check_package_path
 from ._validate import brief_repr, check_host, check_port, check_seconds
 
-__all__ = ["Rollout", "RolloutReport", "TargetResult"]
+__all__ = ["Rollout", "RolloutReport", "TargetResult", "parse_targets"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -102,7 +102,7 @@ class Rollout:
                  max_failures: int = 1, progress: Optional[bool] = None,
                  **client_options: Any) -> None:
         #: The targets, as ``"host:port"``.
-        self.targets: list[str] = _parse_targets(targets)
+        self.targets: list[str] = parse_targets(targets)
         if not (isinstance(auth, PasswordAuth) or callable(auth)):
             raise InvalidArgumentError("auth", "must be a PasswordAuth or a callable giving one")
         if not isinstance(journal, (str, os.PathLike)):
@@ -277,7 +277,8 @@ def _split(target: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _parse_targets(targets: Iterable[Target]) -> list[str]:
+def parse_targets(targets: Iterable[Target]) -> list[str]:
+    """Targets as ``"host:port"``, each checked; InvalidArgumentError names the first bad one."""
     if isinstance(targets, (str, bytes)):
         raise InvalidArgumentError("targets", "must be a list of 'host:port' or (host, port)")
     found: list[str] = []

@@ -63,6 +63,8 @@ def _prompting(monkeypatch, typed="typed-secret", tty=True):
 
     def getpass(prompt):
         asked.append(prompt)
+        if isinstance(typed, BaseException):
+            raise typed
         return typed
 
     monkeypatch.setattr(_config.getpass, "getpass", getpass)
@@ -123,3 +125,38 @@ def test_a_rollout_names_a_bad_https_variable_before_asking_for_a_password(
     code = main(["rollout", "agent", "--targets", str(targets), "--journal",
                  str(tmp_path / "j.db"), "4.2.1.1", "1.el7"])
     assert code == 2 and asked == [] and "OBSHELL_HTTPS" in capsys.readouterr().err
+
+
+def test_end_of_input_at_the_prompt_is_a_clear_error_without_the_agent_password(monkeypatch):
+    import traceback
+
+    config, asked = _prompting(monkeypatch, typed=EOFError())
+    env = config.Environment({**BASE, "OBSHELL_AGENT_PASSWORD": "agent-pw-4711"})
+    with pytest.raises(InvalidArgumentError) as info:
+        config.prompted_auth_from_env(env, "p: ")
+    assert info.value.argument == "OBSHELL_PASSWORD" and "end of input" in str(info.value)
+    frames = traceback.walk_tb(info.value.__traceback__)
+    shown = " ".join(repr(frame.f_locals) for frame, _ in frames)
+    assert "agent-pw-4711" not in shown and asked == ["p: "]
+
+
+@pytest.mark.parametrize(("lines", "options", "named"), [
+    ("", [], "targets"), ("hostonly\n", [], "targets"),
+    ("127.0.0.1:1\n127.0.0.1:1\n", [], "targets"),
+    ("127.0.0.1:1\n", ["--parallel", "0"], "--parallel"),
+    ("127.0.0.1:1\n", ["--max-failures", "-1"], "--max-failures"),
+])
+def test_a_rollout_refuses_bad_targets_and_numbers_before_asking(
+        monkeypatch, capsys, tmp_path, lines, options, named):
+    from obshell_sdk._cli import main
+
+    _, asked = _prompting(monkeypatch)
+    monkeypatch.delenv("OBSHELL_PASSWORD", raising=False)
+    targets = tmp_path / "targets.txt"
+    targets.write_text(lines)
+    try:
+        code = main(["rollout", "agent", "--targets", str(targets), "--journal",
+                     str(tmp_path / "j.db"), *options, "4.2.1.1", "1.el7"])
+    except SystemExit as exc:  # a usage error, from the parser
+        code = exc.code
+    assert code == 2 and asked == [] and named in capsys.readouterr().err
