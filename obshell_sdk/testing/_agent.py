@@ -34,6 +34,8 @@ class FakeAgent(AgentControls):
     ``stages_per_poll`` steps); time-driven with ``stage_seconds`` (every stage lasts that
     long) or ``stage_durations`` (stage 1 lasts ``stage_durations[0]`` seconds, stage 2
     ``stage_durations[1]``, ...; the last value repeats; overrides ``stage_seconds``).
+    ``scheduler_period`` moves time-driven DAGs only in passes of a task scheduler that many
+    seconds apart, as obshell's does every second (see :attr:`scheduler_period`).
 
     The OceanBase side (PROTOCOL-upgrade-family.md): ``ob_version`` (the running build,
     ``VERSION-BUILD``), ``edition``, ``zones``, ``python_ok``, ``new_upload`` (serve
@@ -105,7 +107,7 @@ class FakeAgent(AgentControls):
         adopt_target_version: bool = True, stage_durations: Optional[Sequence[float]] = None,
         ob_version: str = "", edition: str = "community", zones: int = 3,
         python_ok: bool = True, new_upload: bool = True, require_packages: bool = False,
-        strict_upload: bool = False,
+        strict_upload: bool = False, scheduler_period: Optional[float] = None,
     ) -> None:
         self._state = AgentState(
             password=password, agent_password=agent_password, identity=identity,
@@ -120,6 +122,7 @@ class FakeAgent(AgentControls):
                                  require_packages=require_packages, strict_upload=strict_upload)
         self.set_dag_progression(stages_per_poll=stages_per_poll, stage_seconds=stage_seconds,
                                  stage_durations=stage_durations)
+        self.scheduler_period = scheduler_period
         self.set_dag_faults(fail_stage=fail_stage, fail_times=fail_times,
                             fail_message=fail_message, restart_at_stage=restart_at_stage)
         self._runner = AgentRunner(self._state, functools.partial(handle, self._state), tls)
@@ -286,6 +289,23 @@ class FakeAgent(AgentControls):
         self._state.dags.set_progression(target, stages_per_poll=stages_per_poll,
                                          stage_seconds=stage_seconds,
                                          stage_durations=stage_durations)
+
+    @property
+    def scheduler_period(self) -> Optional[float]:
+        """Seconds between the passes of the task scheduler (None: no scheduler).
+
+        With a period, time-driven DAGs move only in passes that far apart, and every start
+        and end a pass writes carries the pass's time, as obshell's scheduler does (its
+        period is 1 s). None (the default): a stage ends the moment its time is up.
+        """
+        return self._state.dags.scheduler_period
+
+    @scheduler_period.setter
+    def scheduler_period(self, value: Optional[float]) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not 0 < value <= 60):
+            raise ValueError(f"scheduler_period must be None or 0 < seconds <= 60, got {value!r}")
+        self._state.dags.scheduler_period = None if value is None else float(value)
 
     def __repr__(self) -> str:
         return f"FakeAgent({self.base_url}, identity={self.identity!r}, version={self.version!r})"

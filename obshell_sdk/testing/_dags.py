@@ -33,6 +33,10 @@ class DagStore:
         self.fail_message = "injected failure at stage {stage}"
         self.restart_at_stage: Optional[int] = None
         self.download_check: Optional[DownloadCheck] = None
+        # None: time-driven DAGs step when their time is up; else only in scheduler passes
+        # this many seconds apart, stamped with the pass's time, as obshell's scheduler does
+        self.scheduler_period: Optional[float] = None
+        self._next_pass = 0.0
 
     # -- lookup ---------------------------------------------------------
     def all(self) -> list[FakeDag]:
@@ -126,14 +130,19 @@ class DagStore:
                 self.tick()
 
     def tick(self) -> None:
-        """Advance time-driven DAGs whose next step is due."""
+        """Advance time-driven DAGs whose next step is due (in a pass, with a scheduler)."""
         with self.lock:
             now = self._clock()
+            period = self.scheduler_period
+            if period is not None:
+                if now < self._next_pass:
+                    return
+                self._next_pass = now + period
             for dag in self._dags.values():
                 if not dag.time_driven:
                     continue
                 while dag.state in ("READY", "RUNNING") and now >= dag.next_step_at:
-                    self.step(dag, at=dag.next_step_at)
+                    self.step(dag, at=dag.next_step_at if period is None else now)
                     dag.next_step_at += max(dag.seconds_for_stage(dag.position), 1e-6)
 
     def step(self, dag: FakeDag, *, at: Optional[float] = None) -> None:
