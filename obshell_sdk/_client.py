@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -30,6 +31,7 @@ from ._endpoints import (
 from ._exceptions import InvalidArgumentError
 from ._models import AgentInfo, ObUpgradeResult, UpgradeResult
 from ._package_calls import PackageCalls
+from ._passes import AgentClock
 from ._polling import PollPolicy
 from ._request import Request
 from ._task import DagTask, ProgressCallback
@@ -121,6 +123,7 @@ class ObshellClient(TaskCalls, PackageCalls):
             accept_language=check_language(accept_language), trust_env=trust_env,
             max_reply_bytes=max_reply_bytes,
         )
+        self._clock = AgentClock()
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None,
@@ -211,7 +214,20 @@ class ObshellClient(TaskCalls, PackageCalls):
 
     def _send(self, request: Request, timeout: Optional[Timeout] = None) -> Any:
         limit = self.timeout if timeout is None else check_timeout(timeout, "timeout")
-        return self._transport.send(request, limit)
+        sent = time.time()
+        envelope = self._transport.send(request, limit)
+        self._clock.note(envelope.timestamp, sent, time.time())
+        return envelope
+
+    @property
+    def agent_clock_offset(self) -> Optional[float]:
+        """Seconds the agent's clock is ahead of this machine's (negative: behind).
+
+        Read from the timestamps of the agent's replies (the one with the shortest round
+        trip); None before the first reply. Following a task uses it to poll just after
+        the agent's scheduler runs (see :attr:`PollPolicy.scheduler_period`).
+        """
+        return self._clock.offset
 
     def info(self) -> AgentInfo:
         """``GET /api/v1/info``: identity, version and auth abilities of the agent (no auth)."""

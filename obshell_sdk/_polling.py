@@ -27,6 +27,11 @@ def _seconds(_: object, attribute: attrs.Attribute[float], value: Any) -> None:
     check_seconds(value, f"PollPolicy.{attribute.name}")
 
 
+def _seconds_or_none(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None:
+        check_seconds(value, f"PollPolicy.{attribute.name}")
+
+
 def _ratio(_: object, attribute: attrs.Attribute[float], value: Any) -> None:
     """``fraction`` in (0, 1], ``jitter`` in [0, 1): plain numbers, not seconds."""
     name = f"PollPolicy.{attribute.name}"
@@ -49,6 +54,12 @@ class PollPolicy:
     interval doubles from ``initial`` up to ``ceiling``; ``failure_budget`` is how long polls
     may keep failing in a row (the agent restarts itself during its own upgrade) before
     the wait gives up.
+
+    obshell's task scheduler moves DAGs on once every ``scheduler_period`` seconds (1 s), and
+    a task's times show when it last did. So each poll is put off a little, by less than a
+    period, to land just after the next time the scheduler runs: a poll between two runs
+    would learn nothing new. The interval above is still the least a poll waits. None polls
+    at the plain interval.
     """
 
     #: The shortest interval between polls, in seconds (0.5: at most two polls a second).
@@ -61,6 +72,9 @@ class PollPolicy:
     jitter: float = attrs.field(default=0.1, validator=_ratio)
     #: How long, in seconds, polls may keep failing in a row before the wait gives up.
     failure_budget: float = attrs.field(default=300.0, validator=_seconds)
+    #: Seconds between two runs of the agent's task scheduler (obshell: 1); None ignores it.
+    scheduler_period: Optional[float] = attrs.field(
+        default=1.0, validator=_seconds_or_none)
 
     def __attrs_post_init__(self) -> None:
         if self.ceiling < self.initial:
@@ -78,7 +92,7 @@ class PollPolicy:
         spread = base * random.uniform(1 - self.jitter, 1 + self.jitter)  # noqa: S311
         return min(self.ceiling, max(self.initial, spread))
 
-    def evolve(self, **changes: float) -> PollPolicy:
+    def evolve(self, **changes: Optional[float]) -> PollPolicy:
         """A copy with some knobs changed (each checked as when built)."""
         knobs = attrs.fields_dict(PollPolicy)
         for name in changes:
@@ -86,7 +100,8 @@ class PollPolicy:
                 raise InvalidArgumentError(
                     name, f"is not a PollPolicy knob (knobs: {', '.join(knobs)})"
                 )
-        return attrs.evolve(self, **changes)
+        given: dict[str, Any] = dict(changes)
+        return attrs.evolve(self, **given)
 
 
 class Deadline:

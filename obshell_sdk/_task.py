@@ -29,6 +29,7 @@ from ._exceptions import (
     TaskUnreachableError,
     TransportError,
 )
+from ._passes import Passes
 from ._polling import Deadline, PollPolicy
 from ._render import failure_message, live_display, task_html, task_repr
 from ._validate import check_dag_id, check_seconds
@@ -75,6 +76,7 @@ class DagTask:
         self.policy: PollPolicy = policy or PollPolicy()
         self._seen = self.snapshot is not None
         self._born = time.monotonic()
+        self._passes = Passes()
 
     def __repr__(self) -> str:
         return task_repr(self.id, self.snapshot)
@@ -119,6 +121,7 @@ class DagTask:
 
     def _fetch(self, timeout: Optional[tuple[float, float]]) -> DagDetail:
         detail = self._client.get_dag(self.id, timeout=timeout)
+        self._passes.observe(detail)
         self.snapshot = detail
         self._seen = True
         return detail
@@ -198,7 +201,17 @@ class DagTask:
             failures, last_error = 0, None
             yield detail
             if not detail.is_finished:
-                deadline.sleep(poll_interval or self.policy.interval(time.monotonic() - self._born))
+                deadline.sleep(poll_interval or self._pause())
+
+    def _pause(self) -> float:
+        """Seconds to the next poll: about the policy's interval, just after the scheduler ran."""
+        pause = self.policy.interval(time.monotonic() - self._born)
+        period, offset = self.policy.scheduler_period, self._client.agent_clock_offset
+        if period is None or offset is None:
+            return pause
+        now = time.time() + offset  # the agent's clock
+        at = self._passes.next_poll(now + pause, now + self.policy.initial, period)
+        return pause if at is None else at - now
 
     def _transient(self, exc: ObshellError) -> bool:
         """Is a failed poll worth repeating? Reads are safe to repeat."""

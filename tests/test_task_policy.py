@@ -37,6 +37,7 @@ class Script:
     """Answers get_dag from a list of DagDetails or exceptions."""
 
     timeout = (5.0, 60.0)  # the client's (connect, read) timeout, read by each poll
+    agent_clock_offset = None  # no reply timestamps: polls keep the policy's plain interval
 
     def __init__(self, *answers):
         self.answers = list(answers)

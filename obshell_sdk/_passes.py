@@ -1,0 +1,144 @@
+"""When the agent's task scheduler runs, so that polls land just after it did.
+
+obshell moves a DAG on only in a pass of its task scheduler, which handles every unfinished
+DAG and then sleeps a second (``ob/agent/engine/scheduler/scheduler.go: run``, with
+``constant.SCHEDULER_INTERVAL``). A DAG starts, a node starts or ends and the DAG ends only in
+a pass, and each is stamped with the time it was written (``service/task: StartDag``,
+``StartNode``, ``FinishNode``, ``updateDagState``). So the times a DAG shows tell when its
+scheduler's passes fell, and the next passes follow about a period apart (the period plus
+the time a pass takes). A poll sent just after a pass sees everything that pass did; a poll
+sent between two passes learns nothing new.
+
+:class:`Passes` collects those stamps (on the agent's clock) and says when the next poll
+should go out: just after the pass it predicts nearest to when the poll was due, never
+before a given earliest time. It predicts nothing when the last passes it saw do not fit
+the period (an agent whose DAGs move at any time, as the fake agent's time-driven DAGs do
+by default; an agent restarted with a new phase, until it has shown a few passes again),
+or when the last pass it saw is too long ago to predict from. :class:`AgentClock` maps the
+agent's clock to ours, from the timestamps of the agent's replies.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from ._dag import DagDetail, DagState
+
+__all__ = ["AgentClock", "Passes"]
+
+#: Stamps closer than this (seconds) were written in one pass: a pass writes a node's end and
+#: the DAG's end, or the DAG's start and its first node's, a few milliseconds apart.
+ONE_PASS = 0.1
+#: A poll goes out this long after the pass it waits for: the pass's writes take a moment.
+MARGIN = 0.1
+#: And this much later again for every period it predicts ahead: each pass takes its own
+#: time on top of the period, so a prediction drifts.
+DRIFT_PER_PASS = 0.02
+#: Two passes fit the period when they are a whole number of periods apart, give or take
+#: this much (plus ``DRIFT_PER_PASS`` per period).
+FIT = 0.05
+#: Predict at most this many periods past the last pass seen.
+HORIZON = 6
+#: Keep this many of the latest passes: all must fit the period (after a restart, the
+#: scheduler's new passes are trusted once the old ones have left these).
+KEEP = 4
+
+_RAN = frozenset((DagState.RUNNING, DagState.SUCCEED, DagState.FAILED))
+_ENDED = frozenset((DagState.SUCCEED, DagState.FAILED))
+
+
+def _stamps(detail: DagDetail) -> list[float]:
+    """The times the scheduler wrote in ``detail``, where its state says they are set.
+
+    Sub-task times are left out: the executor writes them, outside the passes.
+    """
+    found: list[Optional[datetime]] = []
+    if detail.state in _RAN:
+        found.append(detail.start_time)
+    if detail.state in _ENDED:
+        found.append(detail.end_time)
+    for node in detail.nodes or ():
+        if node.state in _RAN:
+            found.append(node.start_time)
+        if node.state in _ENDED:
+            found.append(node.end_time)
+    return sorted(t.timestamp() for t in found if t is not None)
+
+
+class Passes:
+    """The scheduler passes one DAG's stamps show, and when to poll after them."""
+
+    def __init__(self) -> None:
+        self._passes: list[tuple[float, float]] = []  # first and last stamp of each, ascending
+
+    def observe(self, detail: DagDetail) -> None:
+        """Take in the stamps of a snapshot (seen again or new)."""
+        for stamp in _stamps(detail):
+            for i, (first, last) in enumerate(self._passes):
+                if max(last, stamp) - min(first, stamp) < ONE_PASS:
+                    self._passes[i] = (min(first, stamp), max(last, stamp))
+                    break
+            else:
+                self._passes.append((stamp, stamp))
+                self._passes.sort()
+        del self._passes[:-KEEP]
+
+    def next_poll(self, target: float, earliest: float, period: float) -> Optional[float]:
+        """When (agent clock) to poll: just after a predicted pass, nearest to ``target``.
+
+        Never before ``earliest``. None when there is nothing to predict from (see the
+        module's docstring).
+        """
+        if not self._passes:
+            return None
+        ends = [last for _, last in self._passes]
+        for before, after in zip(ends, ends[1:]):
+            periods = round((after - before) / period)
+            if periods < 1 or abs(after - before - periods * period) > (
+                    FIT + DRIFT_PER_PASS * periods):
+                return None
+        if len(ends) > 1:  # what a pass really takes here, the period included
+            period = (ends[-1] - ends[-2]) / round((ends[-1] - ends[-2]) / period)
+        best: Optional[float] = None
+        for ahead in range(1, HORIZON + 1):
+            at = ends[-1] + ahead * period + MARGIN + DRIFT_PER_PASS * ahead
+            if at < earliest:
+                continue
+            if best is not None and abs(at - target) >= abs(best - target):
+                break
+            best = at
+        if best is None or abs(best - target) > period:  # due beyond the horizon
+            return None
+        return best
+
+
+#: An older reading counts as this much less precise per second of its age (clocks drift).
+_AGEING = 1e-3
+
+
+class AgentClock:
+    """How far the agent's clock is ahead of ours, read from the timestamps of its replies.
+
+    Each reply says when the agent built it; the agent's clock then read that while ours
+    read somewhere between sending and receiving. The reading with the shortest round trip
+    is kept, unless a newer one is about as precise.
+    """
+
+    def __init__(self) -> None:
+        self._best: Optional[tuple[float, float, float]] = None  # offset, error, taken at
+
+    def note(self, stamp: Optional[datetime], sent: float, received: float) -> None:
+        """Take a reply built at ``stamp`` (agent clock), sent and received at our times."""
+        if stamp is None:
+            return
+        error = (received - sent) / 2
+        best = self._best
+        if best is None or error <= best[1] + (received - best[2]) * _AGEING:
+            self._best = (stamp.timestamp() - (sent + received) / 2, error, received)
+
+    @property
+    def offset(self) -> Optional[float]:
+        """Seconds the agent's clock is ahead of ours (None before any reply)."""
+        best = self._best
+        return None if best is None else best[0]

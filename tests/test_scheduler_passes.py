@@ -1,0 +1,212 @@
+"""Polls placed just after the agent's scheduler runs (``PollPolicy.scheduler_period``).
+
+obshell moves a DAG on only when its task scheduler runs, once a second, and stamps what it
+wrote with the time. The pure part (which passes a DAG's stamps show, and when to poll after
+them) is tested here without sockets; the fake agent's ``scheduler_period`` and the client's
+reading of the agent's clock over real sockets.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any, Optional
+
+import pytest
+import requests
+
+from obshell_sdk import DagDetail, InvalidArgumentError, ObshellClient, PasswordAuth, PollPolicy
+from obshell_sdk._passes import MARGIN, AgentClock, Passes
+from obshell_sdk.testing import FakeAgent
+
+PWD = "root-pw"
+T0 = 1_800_000_000.0  # some agent-clock time
+GO_ZERO = "0001-01-01T00:00:00Z"
+
+
+def stamp(t: Optional[float]) -> str:
+    if t is None:
+        return GO_ZERO
+    return datetime.fromtimestamp(t, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def node(i: int, state: str, start: Optional[float], end: Optional[float],
+         sub: tuple[Optional[float], Optional[float]] = (None, None)) -> dict[str, Any]:
+    times = {"start_time": stamp(start), "end_time": stamp(end)}
+    return {"id": f"1{i}", "node_id": i, "name": f"n{i}", "state": state, "operator": "RUN",
+            **times, "additional_data": None,
+            "sub_tasks": [{"id": f"1{i}", "task_id": i, "name": f"n{i}", "state": state,
+                           "operator": "RUN", "start_time": stamp(sub[0]),
+                           "end_time": stamp(sub[1]), "additional_data": None,
+                           "execute_times": 1, "execute_agent": {"ip": "127.0.0.1", "port": 1},
+                           "task_logs": []}]}
+
+
+def dag(state: str, start: Optional[float], end: Optional[float],
+        nodes: list[dict[str, Any]]) -> DagDetail:
+    running = [i for i, n in enumerate(nodes, 1) if n["state"] != "PENDING"]
+    return DagDetail.from_json({
+        "id": "11", "dag_id": 1, "name": "Upgrade obshell", "stage": max(running, default=1),
+        "max_stage": len(nodes), "state": state, "operator": "RUN",
+        "start_time": stamp(start), "end_time": stamp(end), "additional_data": {},
+        "nodes": nodes})
+
+
+def seen(*details: DagDetail) -> Passes:
+    passes = Passes()
+    for detail in details:
+        passes.observe(detail)
+    return passes
+
+
+# -- which stamps are passes --------------------------------------------------------------
+
+
+def test_one_pass_predicts_the_next_a_period_later() -> None:
+    # the pass that started the DAG wrote its start and its first node's, 4 ms apart
+    d = dag("RUNNING", T0, None, [node(1, "RUNNING", T0 + 0.004, T0 + 0.004),
+                                  node(2, "PENDING", T0 - 3, T0 - 3)])
+    at = seen(d).next_poll(T0 + 0.5, T0 + 0.5, 1.0)
+    assert at is not None and T0 + 1.004 + MARGIN <= at <= T0 + 1.004 + MARGIN + 0.05
+
+
+def test_the_period_is_learnt_from_two_passes() -> None:
+    d = dag("RUNNING", T0, None, [node(1, "SUCCEED", T0, T0 + 1.02),
+                                  node(2, "RUNNING", T0 + 2.04, T0 + 2.04)])
+    at = seen(d).next_poll(T0 + 2.6, T0 + 2.6, 1.0)
+    assert at is not None and T0 + 3.06 + MARGIN <= at <= T0 + 3.06 + MARGIN + 0.05
+
+
+def test_stamps_that_do_not_fit_a_scheduler_predict_nothing() -> None:
+    # a DAG that moves at any time: stages of 0.4 s and 1.5 s
+    d = dag("RUNNING", T0, None, [node(1, "SUCCEED", T0, T0 + 0.4),
+                                  node(2, "SUCCEED", T0 + 0.4, T0 + 1.9),
+                                  node(3, "RUNNING", T0 + 1.9, T0 + 1.9)])
+    assert seen(d).next_poll(T0 + 2.4, T0 + 2.4, 1.0) is None
+
+
+def test_stamps_are_not_chained_into_one_long_pass() -> None:
+    # stages of 40 ms: no scheduler writes over 0.16 s in one pass
+    nodes = [node(i, "SUCCEED", T0 + 0.04 * (i - 1), T0 + 0.04 * i) for i in (1, 2, 3, 4)]
+    d = dag("RUNNING", T0, None, [*nodes, node(5, "RUNNING", T0 + 0.16, T0 + 0.16)])
+    assert seen(d).next_poll(T0 + 0.7, T0 + 0.7, 1.0) is None
+
+
+def test_only_stamps_the_scheduler_wrote_count() -> None:
+    # a pending node's time is its creation time; a running node's end is its start; the
+    # executor writes the sub-tasks' times: none of these is a pass
+    d = dag("RUNNING", T0, None, [
+        node(1, "RUNNING", T0, T0 + 0.37, sub=(T0 + 0.2, T0 + 0.55)),
+        node(2, "PENDING", T0 - 0.61, T0 - 0.61)])
+    at = seen(d).next_poll(T0 + 0.5, T0 + 0.5, 1.0)
+    assert at is not None and abs(at - (T0 + 1.0 + MARGIN)) < 0.05
+
+
+def test_a_pass_long_ago_predicts_nothing() -> None:
+    d = dag("RUNNING", T0, None, [node(1, "RUNNING", T0, T0)])
+    passes = seen(d)
+    assert passes.next_poll(T0 + 3.5, T0 + 3.5, 1.0) is not None
+    assert passes.next_poll(T0 + 30, T0 + 30, 1.0) is None
+    # a poll due long after the last pass (a long ceiling) is not brought forward to one
+    assert passes.next_poll(T0 + 10, T0 + 0.5, 1.0) is None
+
+
+def test_a_poll_never_goes_before_its_earliest_time_and_lands_nearest_to_when_it_is_due() -> None:
+    passes = seen(dag("RUNNING", T0, None, [node(1, "RUNNING", T0, T0)]))
+    # due at +2.2: the passes after +2 and +3 are candidates; +2 (+margin) is nearer
+    at = passes.next_poll(T0 + 2.2, T0 + 0.5, 1.0)
+    assert at is not None and T0 + 2.0 < at < T0 + 2.3
+    # but never before the earliest time (two polls a second at most)
+    at = passes.next_poll(T0 + 2.2, T0 + 2.2, 1.0)
+    assert at is not None and T0 + 3.0 < at < T0 + 3.3
+
+
+def test_a_new_phase_after_a_restart_is_trusted_once_the_old_passes_are_gone() -> None:
+    nodes = [node(1, "SUCCEED", T0, T0 + 1), node(2, "SUCCEED", T0 + 1, T0 + 2)]
+    before = dag("RUNNING", T0, None, [*nodes, node(3, "RUNNING", T0 + 2, T0 + 2)])
+    # the agent restarted: its scheduler now runs 0.45 s later in the second
+    shifted = [node(3, "SUCCEED", T0 + 2, T0 + 5.45), node(4, "SUCCEED", T0 + 5.45, T0 + 6.45),
+               node(5, "SUCCEED", T0 + 6.45, T0 + 7.45), node(6, "SUCCEED", T0 + 7.45, T0 + 8.45)]
+    passes = seen(before, dag("RUNNING", T0, None, [*nodes, *shifted[:1],
+                                                   node(4, "RUNNING", T0 + 5.45, T0 + 5.45)]))
+    assert passes.next_poll(T0 + 6, T0 + 6, 1.0) is None
+    passes.observe(dag("RUNNING", T0, None, [*nodes, *shifted,
+                                            node(7, "RUNNING", T0 + 9.45, T0 + 9.45)]))
+    at = passes.next_poll(T0 + 10, T0 + 10, 1.0)
+    assert at is not None and abs(at - (T0 + 10.45 + MARGIN)) < 0.05
+
+
+# -- the agent's clock ----------------------------------------------------------------------
+
+
+def test_agent_clock_keeps_the_reading_with_the_shortest_round_trip() -> None:
+    clock = AgentClock()
+    assert clock.offset is None
+    clock.note(None, 100.0, 100.1)  # no timestamp: nothing learnt
+    assert clock.offset is None
+    agent = datetime.fromtimestamp(130.0, timezone.utc)
+    clock.note(agent, 99.0, 101.0)  # 2 s round trip: 130 - 100
+    assert clock.offset == pytest.approx(30.0)
+    clock.note(agent + timedelta(seconds=5), 104.99, 105.01)  # precise: 135 - 105
+    assert clock.offset == pytest.approx(30.0)
+    clock.note(agent + timedelta(seconds=7, milliseconds=500), 106.0, 108.0)  # worse: ignored
+    assert clock.offset == pytest.approx(30.0)
+    clock.note(agent + timedelta(seconds=6, milliseconds=200), 106.19, 106.21)
+    assert clock.offset == pytest.approx(30.0)
+
+
+def test_policy_scheduler_period_is_a_checked_knob() -> None:
+    assert PollPolicy().scheduler_period == 1.0
+    assert PollPolicy(scheduler_period=None).scheduler_period is None
+    assert PollPolicy().evolve(scheduler_period=2).scheduler_period == 2
+    with pytest.raises(InvalidArgumentError, match="scheduler_period"):
+        PollPolicy(scheduler_period=0)
+
+
+# -- over real sockets ----------------------------------------------------------------------
+
+
+def test_fake_agent_scheduler_stamps_steps_with_its_passes() -> None:
+    with FakeAgent(password=PWD, stage_durations=[0.3], scheduler_period=0.25) as a, \
+            ObshellClient(a.host, a.port, auth=PasswordAuth(PWD)) as client:
+        task = client.upgrade_agent("4.3.1.0", "20250101.el7")
+        detail = task.wait(timeout=30, progress=False)
+        stamps = sorted({t.timestamp() for n in detail.nodes or ()
+                         for t in (n.start_time, n.end_time) if t is not None})
+        assert detail.state == "SUCCEED" and len(stamps) > 4
+        # every step in a pass: any two stamps lie whole periods apart, give or take what
+        # the passes drift (the fake's ticker runs every 20 ms, so a pass may come that late)
+        for before, after in zip(stamps, stamps[1:]):
+            periods = round((after - before) / 0.25)
+            assert periods >= 1 and abs(after - before - 0.25 * periods) < 0.03 * periods
+        with pytest.raises(ValueError, match="scheduler_period"):
+            a.scheduler_period = 0
+
+
+def test_client_reads_the_agent_clock_from_its_replies() -> None:
+    with FakeAgent(password=PWD, clock_offset=-45.0) as a, \
+            ObshellClient(a.host, a.port, auth=PasswordAuth(PWD)) as client:
+        assert client.agent_clock_offset is None
+        client.info()
+        offset = client.agent_clock_offset
+        assert offset is not None and abs(offset + 45.0) < 0.5
+
+
+def test_following_a_scheduled_dag_never_polls_more_than_twice_a_second() -> None:
+    sent: list[float] = []
+    session = requests.Session()
+
+    def note(resp: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if "show_details" in (resp.request.path_url or ""):  # the polls of the DAG
+            sent.append(time.monotonic() - resp.elapsed.total_seconds())
+
+    session.hooks["response"].append(note)
+    with session, FakeAgent(password=PWD, stage_durations=[0.3], scheduler_period=1.0,
+                            clock_offset=20.0) as a, \
+            ObshellClient(a.host, a.port, auth=PasswordAuth(PWD), session=session) as client:
+        task = client.upgrade_agent("4.3.1.0", "20250101.el7")
+        detail = task.wait(timeout=60, progress=False)
+        assert detail.state == "SUCCEED" and len(sent) >= 2
+        # the policy's interval (0.5 s at first) is the least any poll waits
+        gaps = [round(b - a, 3) for a, b in zip(sent, sent[1:])]
+        assert all(gap >= 0.5 - 0.02 for gap in gaps), gaps
