@@ -10,9 +10,12 @@ per-call timing), then answers one JSON line per command:
     agents are made as needed, kept for later waves and share one RSA key). Each agent also
     has a frozen check DAG (``warm``) for the client's warm-up. Answers ``{"tasks": [{"port",
     "dag", "warm"}, ...]}``.
-``{"op": "start", "base": t}``
+``{"op": "start", "base": t, "period": p, "seed": n}``
     the prepared DAGs enter stage 1 at ``base + at`` (``time.time()``), each next stage after
-    the given lengths, and are finished (``finish_dag``) after the last.
+    the given lengths, and are finished (``finish_dag``) after the last. With ``period`` (not
+    null), as under obshell's task scheduler: each agent's scheduler runs every ``period``
+    seconds plus 5-30 ms (what a pass itself takes), at a phase of its own, and a step
+    happens in the first pass at or after its time (random numbers from ``seed``).
 ``{"op": "report"}``
     per prepared task, in order: ``start`` (stage 1, as scheduled), ``finished_at``
     (``time.time()`` once ``finish_dag`` returned), ``late_step`` (the most any of its steps
@@ -26,10 +29,11 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Optional
 
 from obshell_sdk.testing import FakeAgent
 
@@ -80,14 +84,21 @@ class Bench:
         return {"tasks": [{"port": t.agent.port, "dag": t.dag, "warm": t.warm}
                           for t in self.tasks]}
 
-    def start(self, base: float) -> dict[str, Any]:
-        events: list[tuple[float, int, int]] = []  # (when, task index, stage; 0 = finish)
+    def start(self, base: float, period: Optional[float], seed: int) -> dict[str, Any]:
+        events: list[tuple[float, int, int]] = []  # (when, task index, stage; one past: finish)
+        rng = random.Random(seed)
         for i, task in enumerate(self.tasks):
             at = task.start = base + task.spec["at"]
-            for stage, length in enumerate(task.spec["stages"], 1):
-                events.append((at, i, stage))
+            times = []
+            for length in task.spec["stages"]:
+                times.append(at)
                 at += length
-            events.append((at, i, 0))
+            times.append(at)
+            if period is not None:
+                times = in_passes(times, period, rng)
+            # a step due in the same pass as the next one is overtaken by it
+            events += [(when, i, stage) for stage, when in enumerate(times, 1)
+                       if stage == len(times) or times[stage] != when]
         self.spawn(self.drive, list(self.tasks), sorted(events))
         return {"ok": True}
 
@@ -98,7 +109,7 @@ class Bench:
                 return
             task = tasks[i]
             task.late = max(task.late, time.time() - when)
-            if stage:
+            if stage <= len(task.spec["stages"]):
                 task.agent.set_dag_stage(task.dag, stage)
             else:
                 task.agent.finish_dag(task.dag)
@@ -128,6 +139,17 @@ class Bench:
             agent.stop()
 
 
+def in_passes(times: list[float], period: float, rng: random.Random) -> list[float]:
+    """Each time (ascending) moved to the first pass of a scheduler at or after it."""
+    at = times[0] - rng.uniform(0, period)
+    moved = []
+    for t in times:
+        while at < t:
+            at += period + rng.uniform(0.005, 0.03)
+        moved.append(at)
+    return moved
+
+
 def main() -> None:
     sys.setswitchinterval(0.001)  # the timer thread gets the GIL within 1 ms, not 5
     bench = Bench()
@@ -139,7 +161,7 @@ def main() -> None:
             if cmd["op"] == "prepare":
                 answer = bench.prepare(cmd["tasks"])
             elif cmd["op"] == "start":
-                answer = bench.start(cmd["base"])
+                answer = bench.start(cmd["base"], cmd.get("period"), cmd.get("seed", 0))
             elif cmd["op"] == "report":
                 answer = bench.report()
             else:

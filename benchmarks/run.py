@@ -48,6 +48,9 @@ from _scale import bench_fleet, bench_many
 
 LENGTHS = (30, 5, 1)  # seconds; one wave of concurrent tasks per length
 SHAPES = ("equal", "long first", "long last")
+#: How the agents move DAGs on: a stage ends the moment its time is up (the fake agent's
+#: way), or in passes of a task scheduler every 1 s, as obshell's (scheduler.go: run).
+PACES = {"any time": None, "1 s passes": 1.0}
 MEDIAN_LIMIT = {1: 0.3, 5: 0.7, 30: 3.0}
 LEAD = 1.0  # seconds between "start" and the first task's stage 1 in a wave
 SPACING = 0.04  # seconds between the starts of consecutive tasks
@@ -63,8 +66,8 @@ def stage_lengths(total: float, shape: str) -> list[float]:
     return [long] + [short] * 8 if shape == "long first" else [short] * 8 + [long]
 
 
-def follow_wave(sides: dict[str, tuple[Child, Child]],
-                specs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+def follow_wave(sides: dict[str, tuple[Child, Child]], specs: list[dict[str, Any]],
+                period: Optional[float], seed: int) -> dict[str, list[dict[str, Any]]]:
     """Run one wave of concurrent tasks for every SDK; per SDK, what each task's run saw."""
     for ag, cl in sides.values():
         tasks = ag.ask({"op": "prepare", "tasks": specs})["tasks"]
@@ -74,7 +77,7 @@ def follow_wave(sides: dict[str, tuple[Child, Child]],
         cl.recv(120)  # {"ready": true}: every client has warmed up
     base = time.time() + LEAD
     for k, (ag, cl) in enumerate(sides.values()):  # each next side a third of a spacing later
-        ag.ask({"op": "start", "base": base + k * SPACING / 3})
+        ag.ask({"op": "start", "base": base + k * SPACING / 3, "period": period, "seed": seed})
         cl.send({"base": base + k * SPACING / 3})
     budget = LEAD + len(specs) * SPACING + max(s["at"] + sum(s["stages"]) for s in specs) + 60
     found = {}
@@ -105,24 +108,27 @@ def bench_wait(quick: bool) -> BenchResult:
     with ExitStack() as stack:
         sides = {sdk: (stack.enter_context(agent()), stack.enter_context(client(sdk)))
                  for sdk in SDKS}
-        for t in LENGTHS:
-            plan = [shape for _ in range(runs[t]) for shape in SHAPES]
-            # Real tasks never last a round number of seconds: each run lasts its nominal
-            # length plus up to 20 %, drawn at random (seeded), so the runs meet the polls
-            # at independent phases instead of all at the one a round length gives.
-            specs = [{"at": i * SPACING,
-                      "stages": stage_lengths(t * rng.uniform(1.0, 1.2), shape)}
-                     for i, shape in enumerate(plan)]
-            for sdk, records in follow_wave(sides, specs).items():
-                for shape, record in zip(plan, records):
-                    found.setdefault((t, shape, sdk), []).append(record)
+        for pace, period in PACES.items():
+            for t in LENGTHS:
+                plan = [shape for _ in range(runs[t]) for shape in SHAPES]
+                # Real tasks never last a round number of seconds: each run lasts its
+                # nominal length plus up to 20 %, drawn at random (seeded).
+                specs = [{"at": i * SPACING,
+                          "stages": stage_lengths(t * rng.uniform(1.0, 1.2), shape)}
+                         for i, shape in enumerate(plan)]
+                wave = follow_wave(sides, specs, period, rng.randrange(2**32))
+                for sdk, records in wave.items():
+                    for shape, record in zip(plan, records):
+                        found.setdefault((t, f"{shape}, {pace}", sdk), []).append(record)
     errors = [r for rs in found.values() for r in rs if "error" in r]
     if errors:
         raise RuntimeError(f"{len(errors)} waits failed, e.g. {errors[0]}")
     cells = {key: [run_record(r) for r in records] for key, records in found.items()}
-    for t in LENGTHS:
-        for shape in SHAPES:
-            res.rows += wait_rows(t, shape, *(cells[t, shape, sdk] for sdk in SDKS))
+    for pace in PACES:
+        for t in LENGTHS:
+            for shape in SHAPES:
+                res.rows += wait_rows(t, f"{shape}, {pace}",
+                                      *(cells[t, f"{shape}, {pace}", sdk] for sdk in SDKS))
     late_step = max(r["late_step"] for c in cells.values() for r in c)
     late_start = max(r["late_start"] for c in cells.values() for r in c)
     res.rows += [
@@ -134,10 +140,10 @@ def bench_wait(quick: bool) -> BenchResult:
     res.markdown = wait_table(cells)
     res.raw = {f"{t} s/{shape}/{sdk}": rows for (t, shape, sdk), rows in cells.items()}
     res.notes += [
-        f"Runs per cell (task length: runs): {runs}. One wave per task length: the runs of "
-        f"all three shapes run concurrently, started {SPACING * 1e3:.0f} ms apart (the official "
-        f"SDK's {SPACING * 1e3 / 3:.0f} ms after ours, the floor's {SPACING * 2e3 / 3:.0f} ms), "
-        "so a wave lasts about one task. Each side "
+        f"Runs per cell (task length: runs): {runs}. One wave per task length and pace: the "
+        f"runs of all three shapes run concurrently, started {SPACING * 1e3:.0f} ms apart (the "
+        f"official SDK's {SPACING * 1e3 / 3:.0f} ms after ours, the floor's "
+        f"{SPACING * 2e3 / 3:.0f} ms), so a wave lasts about one task. Each side "
         "has its own agent process (one fake agent per concurrent task, as an agent runs one "
         "upgrade at a time; reused by the next wave) and its own client process (one client "
         "object per agent, one thread per task).",
@@ -147,6 +153,13 @@ def bench_wait(quick: bool) -> BenchResult:
         "in the agent process calls set_dag_stage(1..9) and finish_dag at the scheduled times "
         "and records time.time() when finish_dag returned. Shapes: equal stages; 80 % of the "
         "time in stage 1 (long first) or in stage 9 (long last), the rest split evenly.",
+        "Two paces. 'any time': each step at its scheduled time, as the fake agent's "
+        "time-driven DAGs move. '1 s passes': as under obshell's task scheduler, which moves "
+        "DAGs only when it runs, every second plus what its pass takes "
+        "(ob/agent/engine/scheduler/scheduler.go > run, constant.SCHEDULER_INTERVAL): each "
+        "agent's scheduler runs every 1 s + 5-30 ms (random, seeded) at a random phase of its "
+        "own, and each step happens in the first pass at or after its scheduled time. The "
+        "client starts waiting at the scheduled stage-1 time either way.",
         "Each client thread warms up first (one get_dag of a check DAG on the same agent: auth "
         "dialect, key, connection), then at the DAG's stage-1 time calls ours: "
         "client.task(id).wait(timeout=60, progress=False); official: "
@@ -200,7 +213,7 @@ def wait_table(cells: dict[tuple[int, str, str], list[dict[str, Any]]]) -> list[
     rows = [[f"{t} s", shape, pair(t, shape, "delay", median), pair(t, shape, "delay", max),
              pair(t, shape, "requests", median, "g"), pair(t, shape, "per_second", max, "g"),
              pair(t, shape, "span_of_3", min)]
-            for t in LENGTHS for shape in SHAPES]
+            for pace in PACES for t in LENGTHS for shape in (f"{s}, {pace}" for s in SHAPES)]
     return ["Each cell: ours / official / floor.", "", *md_table(
         ("task", "shape", "median delay (s)", "worst delay (s)", "requests / task (median)",
          "most polls in any 1 s", "shortest span of 3 polls (s)"), rows)]
