@@ -35,7 +35,8 @@ class FakeAgent(AgentControls):
     long) or ``stage_durations`` (stage 1 lasts ``stage_durations[0]`` seconds, stage 2
     ``stage_durations[1]``, ...; the last value repeats; overrides ``stage_seconds``).
     ``scheduler_period`` moves time-driven DAGs only in passes of a task scheduler that many
-    seconds apart, as obshell's does every second (see :attr:`scheduler_period`).
+    seconds apart, as obshell's scheduler moves DAGs every second (see
+    :attr:`scheduler_period`).
 
     The OceanBase side (PROTOCOL-upgrade-family.md): ``ob_version`` (the running build,
     ``VERSION-BUILD``), ``edition``, ``zones``, ``python_ok``, ``new_upload`` (serve
@@ -295,8 +296,10 @@ class FakeAgent(AgentControls):
         """Seconds between the passes of the task scheduler (None: no scheduler).
 
         With a period, time-driven DAGs move only in passes that far apart, and every start
-        and end a pass writes carries the pass's time, as obshell's scheduler does (its
-        period is 1 s). None (the default): a stage ends the moment its time is up.
+        and end a pass writes carries the pass's time, as under obshell's scheduler (its
+        period is 1 s; it also needs two passes or more per stage, where this fake may end
+        several stages in one pass). None (the default): a stage ends the moment its time
+        is up.
         """
         return self._state.dags.scheduler_period
 

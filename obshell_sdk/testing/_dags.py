@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Optional
 
@@ -134,10 +135,10 @@ class DagStore:
         with self.lock:
             now = self._clock()
             period = self.scheduler_period
-            if period is not None:
-                if now < self._next_pass:
+            if period is not None:  # on the monotonic clock: the agent's clock may be moved
+                if time.monotonic() < self._next_pass:
                     return
-                self._next_pass = now + period
+                self._next_pass = time.monotonic() + period
             for dag in self._dags.values():
                 if not dag.time_driven:
                     continue
