@@ -20,6 +20,7 @@ agent's clock to ours, from the timestamps of the agent's replies.
 
 from __future__ import annotations
 
+import random
 from datetime import datetime
 from typing import Optional
 
@@ -30,14 +31,19 @@ __all__ = ["AgentClock", "Passes"]
 #: Stamps closer than this (seconds) were written in one pass: a pass writes a node's end and
 #: the DAG's end, or the DAG's start and its first node's, a few milliseconds apart.
 ONE_PASS = 0.1
-#: A poll goes out this long after the pass it waits for: the pass's writes take a moment.
+#: A poll goes out this long after the pass it waits for (the pass's writes take a moment),
+#: plus up to ``SPREAD`` more at random, so the waiters of one agent do not poll in step.
 MARGIN = 0.1
-#: And this much later again for every period it predicts ahead: each pass takes its own
-#: time on top of the period, so a prediction drifts.
+SPREAD = 0.05
+#: And this much later again for every period it predicts ahead: passes come a little
+#: irregularly, so a prediction drifts.
 DRIFT_PER_PASS = 0.02
-#: Two passes fit the period when they are a whole number of periods apart, give or take
-#: this much (plus ``DRIFT_PER_PASS`` per period).
+#: Two passes fit when they are a whole number of learnt periods apart, give or take this
+#: much (plus ``DRIFT_PER_PASS`` per period).
 FIT = 0.05
+#: A pass takes its own time on top of the scheduler's sleep: two passes in a row come at
+#: least the period (less ``FIT``) and at most this many periods apart.
+LONGEST = 1.5
 #: Predict at most this many periods past the last pass seen.
 HORIZON = 6
 #: Keep this many of the latest passes: all must fit the period (after a restart, the
@@ -66,15 +72,46 @@ def _stamps(detail: DagDetail) -> list[float]:
     return sorted(t.timestamp() for t in found if t is not None)
 
 
+def _learnt_period(ends: list[float], period: float) -> Optional[float]:
+    """The time between two passes here, from passes in a row; None if the passes misfit."""
+    gaps = [after - before for before, after in zip(ends, ends[1:])]
+    in_a_row = sorted(g for g in gaps if period - FIT <= g <= LONGEST * period)
+    learnt = in_a_row[len(in_a_row) // 2] if in_a_row else period
+    for gap in gaps:
+        periods = round(gap / learnt)
+        if periods < 1 or abs(gap - periods * learnt) > FIT + DRIFT_PER_PASS * periods:
+            return None
+    return learnt
+
+
 class Passes:
-    """The scheduler passes one DAG's stamps show, and when to poll after them."""
+    """The scheduler passes one DAG's stamps show, and when to poll after them.
+
+    Not thread-safe: one per :class:`~obshell_sdk.DagTask`.
+    """
 
     def __init__(self) -> None:
         self._passes: list[tuple[float, float]] = []  # first and last stamp of each, ascending
+        self._known: set[float] = set()
+        self._asked: Optional[float] = None  # our clock when the last poll was sent
+        #: The most the stamps' clock can be ahead of ours (None: not known yet).
+        self.clock_bound: Optional[float] = None
 
-    def observe(self, detail: DagDetail) -> None:
-        """Take in the stamps of a snapshot (seen again or new)."""
-        for stamp in _stamps(detail):
+    def observe(self, detail: DagDetail, sent: float) -> None:
+        """Take in a snapshot fetched by a poll sent at ``sent`` (our clock, Unix seconds).
+
+        A stamp the previous poll did not show was written after that poll was sent: the
+        stamps' clock is at most that far ahead of ours (a bound on the agent's clock
+        offset, which DAG times may not share: a cluster's come from OceanBase's clock).
+        """
+        new = [stamp for stamp in _stamps(detail) if stamp not in self._known]
+        if self._asked is not None and new:
+            bound = min(new) - self._asked
+            if self.clock_bound is None or bound < self.clock_bound:
+                self.clock_bound = bound
+        self._asked = sent
+        self._known.update(new)
+        for stamp in new:
             for i, (first, last) in enumerate(self._passes):
                 if max(last, stamp) - min(first, stamp) < ONE_PASS:
                     self._passes[i] = (min(first, stamp), max(last, stamp))
@@ -85,32 +122,26 @@ class Passes:
         del self._passes[:-KEEP]
 
     def next_poll(self, target: float, earliest: float, period: float) -> Optional[float]:
-        """When (agent clock) to poll: just after a predicted pass, nearest to ``target``.
+        """When (stamps' clock) to poll: just after a predicted pass, nearest to ``target``.
 
         Never before ``earliest``. None when there is nothing to predict from (see the
         module's docstring).
         """
-        if not self._passes:
-            return None
         ends = [last for _, last in self._passes]
-        for before, after in zip(ends, ends[1:]):
-            periods = round((after - before) / period)
-            if periods < 1 or abs(after - before - periods * period) > (
-                    FIT + DRIFT_PER_PASS * periods):
-                return None
-        if len(ends) > 1:  # what a pass really takes here, the period included
-            period = (ends[-1] - ends[-2]) / round((ends[-1] - ends[-2]) / period)
+        learnt = _learnt_period(ends, period) if ends else None
+        if learnt is None:
+            return None
         best: Optional[float] = None
         for ahead in range(1, HORIZON + 1):
-            at = ends[-1] + ahead * period + MARGIN + DRIFT_PER_PASS * ahead
+            at = ends[-1] + ahead * learnt + MARGIN + DRIFT_PER_PASS * ahead
             if at < earliest:
                 continue
             if best is not None and abs(at - target) >= abs(best - target):
                 break
             best = at
-        if best is None or abs(best - target) > period:  # due beyond the horizon
+        if best is None or abs(best - target) > learnt:  # due beyond the horizon
             return None
-        return best
+        return best + random.uniform(0, SPREAD)  # noqa: S311 - spreading load, not a secret
 
 
 #: An older reading counts as this much less precise per second of its age (clocks drift).

@@ -27,9 +27,10 @@ def _seconds(_: object, attribute: attrs.Attribute[float], value: Any) -> None:
     check_seconds(value, f"PollPolicy.{attribute.name}")
 
 
-def _seconds_or_none(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None:
-        check_seconds(value, f"PollPolicy.{attribute.name}")
+def _period(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and check_seconds(value, f"PollPolicy.{attribute.name}") < 0.05:
+        raise InvalidArgumentError(f"PollPolicy.{attribute.name}",
+                                   f"must be None or at least 0.05 seconds, got {value!r}")
 
 
 def _ratio(_: object, attribute: attrs.Attribute[float], value: Any) -> None:
@@ -55,11 +56,14 @@ class PollPolicy:
     may keep failing in a row (the agent restarts itself during its own upgrade) before
     the wait gives up.
 
-    obshell's task scheduler moves DAGs on once every ``scheduler_period`` seconds (1 s), and
-    a task's times show when it last did. So each poll is put off a little, by less than a
-    period, to land just after the next time the scheduler runs: a poll between two runs
-    would learn nothing new. The interval above is still the least a poll waits. None polls
-    at the plain interval.
+    obshell's task scheduler moves DAGs on only when it runs, about every
+    ``scheduler_period`` seconds (1 s), and a task's times show when it last did. So each
+    poll is moved, by at most half a period either way, to land about 0.1 s after a run of
+    the scheduler: a poll between two runs would learn nothing new. ``initial`` stays the
+    least a poll waits; the interval may end up to half a period (plus 0.15 s) past
+    ``ceiling``. Polls keep the plain interval while the task's times do not show a
+    scheduler at this pace (or showed its last run more than a few periods ago). None: always
+    the plain interval.
     """
 
     #: The shortest interval between polls, in seconds (0.5: at most two polls a second).
@@ -72,9 +76,9 @@ class PollPolicy:
     jitter: float = attrs.field(default=0.1, validator=_ratio)
     #: How long, in seconds, polls may keep failing in a row before the wait gives up.
     failure_budget: float = attrs.field(default=300.0, validator=_seconds)
-    #: Seconds between two runs of the agent's task scheduler (obshell: 1); None ignores it.
-    scheduler_period: Optional[float] = attrs.field(
-        default=1.0, validator=_seconds_or_none)
+    #: Seconds between two runs of the agent's task scheduler (obshell: 1, at least 0.05);
+    #: None ignores the scheduler.
+    scheduler_period: Optional[float] = attrs.field(default=1.0, validator=_period)
 
     def __attrs_post_init__(self) -> None:
         if self.ceiling < self.initial:

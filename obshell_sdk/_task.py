@@ -120,8 +120,9 @@ class DagTask:
         return self._fetch(None)
 
     def _fetch(self, timeout: Optional[tuple[float, float]]) -> DagDetail:
+        sent = time.time()
         detail = self._client.get_dag(self.id, timeout=timeout)
-        self._passes.observe(detail)
+        self._passes.observe(detail, sent)
         self.snapshot = detail
         self._seen = True
         return detail
@@ -209,7 +210,8 @@ class DagTask:
         period, offset = self.policy.scheduler_period, self._client.agent_clock_offset
         if period is None or offset is None:
             return pause
-        now = time.time() + offset  # the agent's clock
+        bound = self._passes.clock_bound  # the DAG's times may run on another clock
+        now = time.time() + (offset if bound is None else min(offset, bound))
         at = self._passes.next_poll(now + pause, now + self.policy.initial, period)
         return pause if at is None else at - now
 

@@ -15,8 +15,15 @@ from typing import Any, Optional
 import pytest
 import requests
 
-from obshell_sdk import DagDetail, InvalidArgumentError, ObshellClient, PasswordAuth, PollPolicy
-from obshell_sdk._passes import MARGIN, AgentClock, Passes
+from obshell_sdk import (
+    DagDetail,
+    DagTask,
+    InvalidArgumentError,
+    ObshellClient,
+    PasswordAuth,
+    PollPolicy,
+)
+from obshell_sdk._passes import DRIFT_PER_PASS, MARGIN, SPREAD, AgentClock, Passes
 from obshell_sdk.testing import FakeAgent
 
 PWD = "root-pw"
@@ -52,10 +59,16 @@ def dag(state: str, start: Optional[float], end: Optional[float],
         "nodes": nodes})
 
 
+def just_after(at: Optional[float], run: float, ahead: int = 1) -> bool:
+    """``at`` is a poll aimed just after the scheduler run at ``run``, ``ahead`` runs on."""
+    late = MARGIN + DRIFT_PER_PASS * ahead
+    return at is not None and run + late <= at <= run + late + SPREAD
+
+
 def seen(*details: DagDetail) -> Passes:
     passes = Passes()
-    for detail in details:
-        passes.observe(detail)
+    for i, detail in enumerate(details):
+        passes.observe(detail, T0 + 100 + i)  # polls sent long after: no clock bound learnt
     return passes
 
 
@@ -67,14 +80,14 @@ def test_one_pass_predicts_the_next_a_period_later() -> None:
     d = dag("RUNNING", T0, None, [node(1, "RUNNING", T0 + 0.004, T0 + 0.004),
                                   node(2, "PENDING", T0 - 3, T0 - 3)])
     at = seen(d).next_poll(T0 + 0.5, T0 + 0.5, 1.0)
-    assert at is not None and T0 + 1.004 + MARGIN <= at <= T0 + 1.004 + MARGIN + 0.05
+    assert just_after(at, T0 + 1.004)
 
 
 def test_the_period_is_learnt_from_two_passes() -> None:
     d = dag("RUNNING", T0, None, [node(1, "SUCCEED", T0, T0 + 1.02),
                                   node(2, "RUNNING", T0 + 2.04, T0 + 2.04)])
     at = seen(d).next_poll(T0 + 2.6, T0 + 2.6, 1.0)
-    assert at is not None and T0 + 3.06 + MARGIN <= at <= T0 + 3.06 + MARGIN + 0.05
+    assert just_after(at, T0 + 3.06)
 
 
 def test_stamps_that_do_not_fit_a_scheduler_predict_nothing() -> None:
@@ -99,7 +112,7 @@ def test_only_stamps_the_scheduler_wrote_count() -> None:
         node(1, "RUNNING", T0, T0 + 0.37, sub=(T0 + 0.2, T0 + 0.55)),
         node(2, "PENDING", T0 - 0.61, T0 - 0.61)])
     at = seen(d).next_poll(T0 + 0.5, T0 + 0.5, 1.0)
-    assert at is not None and abs(at - (T0 + 1.0 + MARGIN)) < 0.05
+    assert just_after(at, T0 + 1.0)
 
 
 def test_a_pass_long_ago_predicts_nothing() -> None:
@@ -115,10 +128,10 @@ def test_a_poll_never_goes_before_its_earliest_time_and_lands_nearest_to_when_it
     passes = seen(dag("RUNNING", T0, None, [node(1, "RUNNING", T0, T0)]))
     # due at +2.2: the passes after +2 and +3 are candidates; +2 (+margin) is nearer
     at = passes.next_poll(T0 + 2.2, T0 + 0.5, 1.0)
-    assert at is not None and T0 + 2.0 < at < T0 + 2.3
+    assert just_after(at, T0 + 2.0, ahead=2)
     # but never before the earliest time (two polls a second at most)
     at = passes.next_poll(T0 + 2.2, T0 + 2.2, 1.0)
-    assert at is not None and T0 + 3.0 < at < T0 + 3.3
+    assert just_after(at, T0 + 3.0, ahead=3)
 
 
 def test_a_new_phase_after_a_restart_is_trusted_once_the_old_passes_are_gone() -> None:
@@ -131,9 +144,9 @@ def test_a_new_phase_after_a_restart_is_trusted_once_the_old_passes_are_gone() -
                                                    node(4, "RUNNING", T0 + 5.45, T0 + 5.45)]))
     assert passes.next_poll(T0 + 6, T0 + 6, 1.0) is None
     passes.observe(dag("RUNNING", T0, None, [*nodes, *shifted,
-                                            node(7, "RUNNING", T0 + 9.45, T0 + 9.45)]))
+                                            node(7, "RUNNING", T0 + 9.45, T0 + 9.45)]), T0 + 200)
     at = passes.next_poll(T0 + 10, T0 + 10, 1.0)
-    assert at is not None and abs(at - (T0 + 10.45 + MARGIN)) < 0.05
+    assert just_after(at, T0 + 10.45)
 
 
 # -- the agent's clock ----------------------------------------------------------------------
@@ -144,23 +157,38 @@ def test_agent_clock_keeps_the_reading_with_the_shortest_round_trip() -> None:
     assert clock.offset is None
     clock.note(None, 100.0, 100.1)  # no timestamp: nothing learnt
     assert clock.offset is None
-    agent = datetime.fromtimestamp(130.0, timezone.utc)
-    clock.note(agent, 99.0, 101.0)  # 2 s round trip: 130 - 100
+    at = datetime.fromtimestamp(130.0, timezone.utc)
+    clock.note(at, 99.0, 101.0)  # a 2 s round trip: 30 +- 1
     assert clock.offset == pytest.approx(30.0)
-    clock.note(agent + timedelta(seconds=5), 104.99, 105.01)  # precise: 135 - 105
-    assert clock.offset == pytest.approx(30.0)
-    clock.note(agent + timedelta(seconds=7, milliseconds=500), 106.0, 108.0)  # worse: ignored
-    assert clock.offset == pytest.approx(30.0)
-    clock.note(agent + timedelta(seconds=6, milliseconds=200), 106.19, 106.21)
-    assert clock.offset == pytest.approx(30.0)
+    clock.note(at + timedelta(seconds=5.2), 104.99, 105.01)  # +-0.01: 30.2 wins
+    assert clock.offset == pytest.approx(30.2)
+    clock.note(at + timedelta(seconds=7.9), 106.5, 107.5)  # +-0.5: 30.9 is ignored
+    assert clock.offset == pytest.approx(30.2)
+    clock.note(at + timedelta(seconds=8.15), 107.99, 108.01)  # as precise and newer: 30.15
+    assert clock.offset == pytest.approx(30.15)
+
+
+def test_a_stamp_written_after_a_poll_bounds_how_far_ahead_the_stamps_clock_is() -> None:
+    # the DAG's times run 0.4 s behind ours (another host's clock): a pass at our 1000.0
+    # is stamped 999.6
+    passes = Passes()
+    passes.observe(dag("RUNNING", 999.6 - 2, None, [node(1, "RUNNING", 999.6 - 2, 999.6 - 2),
+                                                   node(2, "PENDING", None, None)]), 999.9)
+    assert passes.clock_bound is None  # the first poll shows nothing new
+    passes.observe(dag("RUNNING", 999.6 - 2, None, [node(1, "SUCCEED", 999.6 - 2, 999.6),
+                                                   node(2, "RUNNING", 999.6, 999.6)]), 1000.4)
+    # the new stamps were written after the poll sent at 999.9 (our clock): the stamps'
+    # clock is at least 0.3 s behind ours (a bound of -0.3 s on how far it is ahead)
+    assert passes.clock_bound == pytest.approx(999.6 - 999.9)
 
 
 def test_policy_scheduler_period_is_a_checked_knob() -> None:
     assert PollPolicy().scheduler_period == 1.0
     assert PollPolicy(scheduler_period=None).scheduler_period is None
     assert PollPolicy().evolve(scheduler_period=2).scheduler_period == 2
-    with pytest.raises(InvalidArgumentError, match="scheduler_period"):
-        PollPolicy(scheduler_period=0)
+    for bad in (0, 0.01, -1, "1"):
+        with pytest.raises(InvalidArgumentError, match="scheduler_period"):
+            PollPolicy(scheduler_period=bad)
 
 
 # -- over real sockets ----------------------------------------------------------------------
@@ -178,7 +206,7 @@ def test_fake_agent_scheduler_stamps_steps_with_its_passes() -> None:
         # the passes drift (the fake's ticker runs every 20 ms, so a pass may come that late)
         for before, after in zip(stamps, stamps[1:]):
             periods = round((after - before) / 0.25)
-            assert periods >= 1 and abs(after - before - 0.25 * periods) < 0.03 * periods
+            assert periods >= 1 and abs(after - before - 0.25 * periods) < 0.08 * periods
         with pytest.raises(ValueError, match="scheduler_period"):
             a.scheduler_period = 0
 
@@ -210,3 +238,86 @@ def test_following_a_scheduled_dag_never_polls_more_than_twice_a_second() -> Non
         # the policy's interval (0.5 s at first) is the least any poll waits
         gaps = [round(b - a, 3) for a, b in zip(sent, sent[1:])]
         assert all(gap >= 0.5 - 0.02 for gap in gaps), gaps
+
+
+class VirtualTime:
+    """``time`` for the polling loop: sleeping moves the clock on, instantly."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.slept: list[float] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+class Agent:
+    """A DAG source whose replies tell its clock: ``agent_clock_offset`` ahead of ours."""
+
+    timeout = (5.0, 60.0)
+
+    def __init__(self, offset: Optional[float], *answers: DagDetail) -> None:
+        self.agent_clock_offset = offset
+        self.answers = list(answers)
+
+    def get_dag(self, dag_id: str, show_details: bool = True, *,
+                timeout: Optional[tuple[float, float]] = None) -> DagDetail:
+        return self.answers.pop(0)
+
+
+@pytest.mark.parametrize("offset", [20.0, -20.0, 0.0])
+@pytest.mark.parametrize("period", [1.0, None])
+def test_wait_polls_just_after_the_next_scheduler_run(monkeypatch: pytest.MonkeyPatch,
+                                                      offset: float,
+                                                      period: Optional[float]) -> None:
+    import obshell_sdk._polling
+    import obshell_sdk._task
+
+    clock = VirtualTime(1000.0)
+    monkeypatch.setattr(obshell_sdk._task, "time", clock)
+    monkeypatch.setattr(obshell_sdk._polling, "time", clock)
+    run = 1000.0 + offset - 0.3  # the agent's scheduler ran 0.3 s ago (agent clock)
+    running = dag("RUNNING", run, None, [node(1, "RUNNING", run, run),
+                                         node(2, "PENDING", None, None)])
+    done = dag("SUCCEED", run, run + 1, [node(1, "SUCCEED", run, run + 1),
+                                         node(2, "SUCCEED", run + 1, run + 1)])
+    policy = PollPolicy(jitter=0, scheduler_period=period)
+    task = DagTask(Agent(offset, running, done), "11", policy=policy)  # type: ignore[arg-type]
+    assert task.wait(timeout=60, progress=False).state == "SUCCEED"
+    [pause] = clock.slept
+    if period is None:
+        assert pause == pytest.approx(0.5)  # the plain interval
+    else:  # the next run is 0.7 s away: the poll goes just after it, not at 0.5 s
+        assert just_after(1000.0 + pause, 1000.0 + 0.7)
+
+
+def test_wait_keeps_the_plain_interval_without_the_agents_clock(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import obshell_sdk._polling
+    import obshell_sdk._task
+
+    clock = VirtualTime(1000.0)
+    monkeypatch.setattr(obshell_sdk._task, "time", clock)
+    monkeypatch.setattr(obshell_sdk._polling, "time", clock)
+    running = dag("RUNNING", 999.7, None, [node(1, "RUNNING", 999.7, 999.7)])
+    done = dag("SUCCEED", 999.7, 1000.7, [node(1, "SUCCEED", 999.7, 1000.7)])
+    task = DagTask(Agent(None, running, done), "11",  # type: ignore[arg-type]
+                   policy=PollPolicy(jitter=0))
+    task.wait(timeout=60, progress=False)
+    assert clock.slept == [pytest.approx(0.5)]
+
+
+def test_fake_agent_scheduler_keeps_running_when_its_clock_is_moved_back() -> None:
+    with FakeAgent(password=PWD, stage_durations=[0.05], scheduler_period=0.2) as a, \
+            ObshellClient(a.host, a.port, auth=PasswordAuth(PWD)) as client:
+        time.sleep(0.3)  # the scheduler has run: its next run is due
+        a.set_clock_offset(-45.0)
+        task = client.upgrade_agent("4.3.1.0", "20250101.el7")
+        assert task.wait(timeout=20, progress=False).state == "SUCCEED"
