@@ -9,13 +9,14 @@ scheduler's passes fell, and the next passes follow about a period apart (the pe
 the time a pass takes). A poll sent just after a pass sees everything that pass did; a poll
 sent between two passes learns nothing new.
 
-:class:`Passes` collects those stamps (on the agent's clock) and says when the next poll
-should go out: just after the pass it predicts nearest to when the poll was due, never
-before a given earliest time. It predicts nothing when the last passes it saw do not fit
-the period (an agent whose DAGs move at any time, as the fake agent's time-driven DAGs do
-by default; an agent restarted with a new phase, until it has shown a few passes again),
-or when the last pass it saw is too long ago to predict from. :class:`AgentClock` maps the
-agent's clock to ours, from the timestamps of the agent's replies.
+:class:`Passes` collects those stamps (on the clock they were written by: OceanBase's, for a
+cluster DAG) and says when the next poll should go out: just after the pass it predicts
+nearest to when the poll was due, never before a given earliest time. It predicts nothing
+before it has seen two passes (one alone does not show a scheduler), when the last passes
+it saw do not fit the period (an agent whose DAGs move at any time, as the fake agent's
+time-driven DAGs do by default; an agent restarted with a new phase, until it has shown a
+few passes again), or when the last pass it saw is too long ago to predict from.
+:class:`AgentClock` maps the agent's clock to ours, from the timestamps of its replies.
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ FIT = 0.05
 LONGEST = 1.5
 #: Predict at most this many periods past the last pass seen.
 HORIZON = 6
+#: Predict only from this many passes or more: one alone does not show a scheduler.
+MIN_PASSES = 2
 #: Keep this many of the latest passes: all must fit the period (after a restart, the
 #: scheduler's new passes are trusted once the old ones have left these).
 KEEP = 4
@@ -128,7 +131,7 @@ class Passes:
         module's docstring).
         """
         ends = [last for _, last in self._passes]
-        learnt = _learnt_period(ends, period) if ends else None
+        learnt = _learnt_period(ends, period) if len(ends) >= MIN_PASSES else None
         if learnt is None:
             return None
         best: Optional[float] = None

@@ -61,8 +61,9 @@ class PollPolicy:
     poll is moved, by at most half a period either way, to land about 0.1 s after a run of
     the scheduler: a poll between two runs would learn nothing new. ``initial`` stays the
     least a poll waits; the interval may end up to half a period (plus 0.15 s) past
-    ``ceiling``. Polls keep the plain interval while the task's times do not show a
-    scheduler at this pace (or showed its last run more than a few periods ago). None: always
+    ``ceiling``. Polls keep the plain interval until the task's times show two runs of a
+    scheduler at this pace, and again when they stop fitting it or its last run is more
+    than six periods old. None: always
     the plain interval.
     """
 

@@ -62,7 +62,7 @@ def dag(state: str, start: Optional[float], end: Optional[float],
 def just_after(at: Optional[float], run: float, ahead: int = 1) -> bool:
     """``at`` is a poll aimed just after the scheduler run at ``run``, ``ahead`` runs on."""
     late = MARGIN + DRIFT_PER_PASS * ahead
-    return at is not None and run + late <= at <= run + late + SPREAD
+    return at is not None and run + late - 1e-6 <= at <= run + late + SPREAD + 1e-6
 
 
 def seen(*details: DagDetail) -> Passes:
@@ -75,19 +75,27 @@ def seen(*details: DagDetail) -> Passes:
 # -- which stamps are passes --------------------------------------------------------------
 
 
-def test_one_pass_predicts_the_next_a_period_later() -> None:
-    # the pass that started the DAG wrote its start and its first node's, 4 ms apart
-    d = dag("RUNNING", T0, None, [node(1, "RUNNING", T0 + 0.004, T0 + 0.004),
-                                  node(2, "PENDING", T0 - 3, T0 - 3)])
-    at = seen(d).next_poll(T0 + 0.5, T0 + 0.5, 1.0)
-    assert just_after(at, T0 + 1.004)
+def two_passes(at: float) -> DagDetail:
+    """Runs at ``at - 1`` (start, node 1) and ``at`` (node 1 ends, node 2 starts)."""
+    return dag("RUNNING", at - 1, None, [node(1, "SUCCEED", at - 1, at),
+                                         node(2, "RUNNING", at, at),
+                                         node(3, "PENDING", None, None)])
 
 
-def test_the_period_is_learnt_from_two_passes() -> None:
-    d = dag("RUNNING", T0, None, [node(1, "SUCCEED", T0, T0 + 1.02),
-                                  node(2, "RUNNING", T0 + 2.04, T0 + 2.04)])
-    at = seen(d).next_poll(T0 + 2.6, T0 + 2.6, 1.0)
-    assert just_after(at, T0 + 3.06)
+def test_one_pass_alone_predicts_nothing_two_predict_the_next() -> None:
+    # the run that started the DAG wrote its start and its first node's, 4 ms apart
+    one = dag("RUNNING", T0, None, [node(1, "RUNNING", T0 + 0.004, T0 + 0.004),
+                                    node(2, "PENDING", T0 - 3, T0 - 3)])
+    assert seen(one).next_poll(T0 + 0.5, T0 + 0.5, 1.0) is None
+    at = seen(two_passes(T0)).next_poll(T0 + 0.5, T0 + 0.5, 1.0)
+    assert just_after(at, T0 + 1.0)
+
+
+def test_the_period_is_learnt_from_passes_in_a_row() -> None:
+    d = dag("RUNNING", T0, None, [node(1, "SUCCEED", T0, T0 + 1.08),
+                                  node(2, "RUNNING", T0 + 2.16, T0 + 2.16)])
+    at = seen(d).next_poll(T0 + 2.7, T0 + 2.7, 1.0)  # runs 1.08 s apart: the next at 3.24
+    assert just_after(at, T0 + 3.24)
 
 
 def test_stamps_that_do_not_fit_a_scheduler_predict_nothing() -> None:
@@ -99,25 +107,28 @@ def test_stamps_that_do_not_fit_a_scheduler_predict_nothing() -> None:
 
 
 def test_stamps_are_not_chained_into_one_long_pass() -> None:
-    # stages of 40 ms: no scheduler writes over 0.16 s in one pass
+    # stages of 40 ms, then one a second later: were the first 0.16 s one pass, the last
+    # two would be runs a second apart; no scheduler writes over 0.16 s in one run
     nodes = [node(i, "SUCCEED", T0 + 0.04 * (i - 1), T0 + 0.04 * i) for i in (1, 2, 3, 4)]
-    d = dag("RUNNING", T0, None, [*nodes, node(5, "RUNNING", T0 + 0.16, T0 + 0.16)])
-    assert seen(d).next_poll(T0 + 0.7, T0 + 0.7, 1.0) is None
+    d = dag("RUNNING", T0, None, [*nodes, node(5, "SUCCEED", T0 + 0.16, T0 + 1.16),
+                                  node(6, "RUNNING", T0 + 1.16, T0 + 1.16)])
+    assert seen(d).next_poll(T0 + 1.7, T0 + 1.7, 1.0) is None
 
 
 def test_only_stamps_the_scheduler_wrote_count() -> None:
-    # a pending node's time is its creation time; a running node's end is its start; the
-    # executor writes the sub-tasks' times: none of these is a pass
+    # a pending node's time is its creation time; a running node's end is its start (here
+    # not, to show it is not read); the executor writes the sub-tasks' times: had any of
+    # these been taken for a run, the runs would not fit a scheduler
     d = dag("RUNNING", T0, None, [
-        node(1, "RUNNING", T0, T0 + 0.37, sub=(T0 + 0.2, T0 + 0.55)),
-        node(2, "PENDING", T0 - 0.61, T0 - 0.61)])
-    at = seen(d).next_poll(T0 + 0.5, T0 + 0.5, 1.0)
-    assert just_after(at, T0 + 1.0)
+        node(1, "SUCCEED", T0, T0 + 1, sub=(T0 + 0.2, T0 + 0.55)),
+        node(2, "RUNNING", T0 + 1, T0 + 1.37, sub=(T0 + 1.2, T0 + 1.65)),
+        node(3, "PENDING", T0 - 0.61, T0 - 0.61)])
+    at = seen(d).next_poll(T0 + 1.5, T0 + 1.5, 1.0)
+    assert just_after(at, T0 + 2.0)
 
 
 def test_a_pass_long_ago_predicts_nothing() -> None:
-    d = dag("RUNNING", T0, None, [node(1, "RUNNING", T0, T0)])
-    passes = seen(d)
+    passes = seen(two_passes(T0))
     assert passes.next_poll(T0 + 3.5, T0 + 3.5, 1.0) is not None
     assert passes.next_poll(T0 + 30, T0 + 30, 1.0) is None
     # a poll due long after the last pass (a long ceiling) is not brought forward to one
@@ -125,8 +136,8 @@ def test_a_pass_long_ago_predicts_nothing() -> None:
 
 
 def test_a_poll_never_goes_before_its_earliest_time_and_lands_nearest_to_when_it_is_due() -> None:
-    passes = seen(dag("RUNNING", T0, None, [node(1, "RUNNING", T0, T0)]))
-    # due at +2.2: the passes after +2 and +3 are candidates; +2 (+margin) is nearer
+    passes = seen(two_passes(T0))
+    # due at +2.2: the runs at +2 and +3 are candidates; +2 (+margin) is nearer
     at = passes.next_poll(T0 + 2.2, T0 + 0.5, 1.0)
     assert just_after(at, T0 + 2.0, ahead=2)
     # but never before the earliest time (two polls a second at most)
@@ -284,10 +295,10 @@ def test_wait_polls_just_after_the_next_scheduler_run(monkeypatch: pytest.Monkey
     monkeypatch.setattr(obshell_sdk._task, "time", clock)
     monkeypatch.setattr(obshell_sdk._polling, "time", clock)
     run = 1000.0 + offset - 0.3  # the agent's scheduler ran 0.3 s ago (agent clock)
-    running = dag("RUNNING", run, None, [node(1, "RUNNING", run, run),
-                                         node(2, "PENDING", None, None)])
-    done = dag("SUCCEED", run, run + 1, [node(1, "SUCCEED", run, run + 1),
-                                         node(2, "SUCCEED", run + 1, run + 1)])
+    running = two_passes(run)
+    done = dag("SUCCEED", run - 1, run + 1, [node(1, "SUCCEED", run - 1, run),
+                                             node(2, "SUCCEED", run, run + 1),
+                                             node(3, "SUCCEED", run + 1, run + 1)])
     policy = PollPolicy(jitter=0, scheduler_period=period)
     task = DagTask(Agent(offset, running, done), "11", policy=policy)  # type: ignore[arg-type]
     assert task.wait(timeout=60, progress=False).state == "SUCCEED"
