@@ -12,11 +12,12 @@ sent between two passes learns nothing new.
 :class:`Passes` collects those stamps (on the clock they were written by: OceanBase's, for a
 cluster DAG) and says when the next poll should go out: just after the pass it predicts
 nearest to when the poll was due, never before a given earliest time. It predicts nothing
-before it has seen two passes (one alone does not show a scheduler), when the last passes
-it saw do not fit the period (an agent whose DAGs move at any time, as the fake agent's
-time-driven DAGs do by default; an agent restarted with a new phase, until it has shown a
-few passes again), or when the last pass it saw is too long ago to predict from.
-:class:`AgentClock` maps the agent's clock to ours, from the timestamps of its replies.
+before it has seen two passes in a row (a few passes apart fit some period by chance), when
+the last passes it saw do not fit the period (an agent whose DAGs move at any time, as the
+fake agent's time-driven DAGs do by default; an agent restarted with a new phase, until it
+has shown a few passes again), or when the last pass it saw is too long ago to predict
+from. :class:`AgentClock` maps the agent's clock to ours, from the timestamps of its
+replies.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ FIT = 0.05
 LONGEST = 1.5
 #: Predict at most this many periods past the last pass seen.
 HORIZON = 6
-#: Predict only from this many passes or more: one alone does not show a scheduler.
+#: Predict only from this many passes or more (two of them in a row, see
+#: :func:`_learnt_period`): one alone does not show a scheduler.
 MIN_PASSES = 2
 #: Keep this many of the latest passes: all must fit the period (after a restart, the
 #: scheduler's new passes are trusted once the old ones have left these).
@@ -76,13 +78,20 @@ def _stamps(detail: DagDetail) -> list[float]:
 
 
 def _learnt_period(ends: list[float], period: float) -> Optional[float]:
-    """The time between two passes here, from passes in a row; None if the passes misfit."""
+    """The time between two passes here, from passes in a row; None if the passes misfit.
+
+    At least two passes in a row must have been seen (obshell writes a node's end in one
+    pass and starts the next node in the following one): gaps of several periods alone fit
+    some period by chance. The slack a gap is allowed stops growing after three periods.
+    """
     gaps = [after - before for before, after in zip(ends, ends[1:])]
     in_a_row = sorted(g for g in gaps if period - FIT <= g <= LONGEST * period)
-    learnt = in_a_row[len(in_a_row) // 2] if in_a_row else period
+    if not in_a_row:
+        return None
+    learnt = in_a_row[len(in_a_row) // 2]
     for gap in gaps:
         periods = round(gap / learnt)
-        if periods < 1 or abs(gap - periods * learnt) > FIT + DRIFT_PER_PASS * periods:
+        if periods < 1 or abs(gap - periods * learnt) > FIT + DRIFT_PER_PASS * min(periods, 3):
             return None
     return learnt
 

@@ -207,7 +207,8 @@ class DagTask:
     def _pause(self) -> float:
         """Seconds to the next poll: about the policy's interval, just after the scheduler ran."""
         pause = self.policy.interval(time.monotonic() - self._born)
-        period, offset = self.policy.scheduler_period, self._client.agent_clock_offset
+        period = self.policy.scheduler_period
+        offset = getattr(self._client, "agent_clock_offset", None)  # a stand-in may lack it
         if period is None or offset is None:
             return pause
         bound = self._passes.clock_bound  # the DAG's times may run on another clock

@@ -206,18 +206,20 @@ def test_policy_scheduler_period_is_a_checked_knob() -> None:
 
 
 def test_fake_agent_scheduler_stamps_steps_with_its_passes() -> None:
-    with FakeAgent(password=PWD, stage_durations=[0.3], scheduler_period=0.25) as a, \
+    # stages of 0.13 s: without a scheduler their stamps would lie 0.13 s apart
+    with FakeAgent(password=PWD, stage_durations=[0.13], scheduler_period=0.25) as a, \
             ObshellClient(a.host, a.port, auth=PasswordAuth(PWD)) as client:
         task = client.upgrade_agent("4.3.1.0", "20250101.el7")
         detail = task.wait(timeout=30, progress=False)
         stamps = sorted({t.timestamp() for n in detail.nodes or ()
                          for t in (n.start_time, n.end_time) if t is not None})
-        assert detail.state == "SUCCEED" and len(stamps) > 4
-        # every step in a pass: any two stamps lie whole periods apart, give or take what
-        # the passes drift (the fake's ticker runs every 20 ms, so a pass may come that late)
+        assert detail.state == "SUCCEED" and len(stamps) > 3
+        # every step in a run: any two stamps lie whole periods apart, give or take what the
+        # runs drift (the fake's ticker wakes every 20 ms, so a run may come that late)
         for before, after in zip(stamps, stamps[1:]):
             periods = round((after - before) / 0.25)
-            assert periods >= 1 and abs(after - before - 0.25 * periods) < 0.08 * periods
+            assert after - before >= 0.25 - 0.02
+            assert abs(after - before - 0.25 * periods) < 0.08 * periods
         with pytest.raises(ValueError, match="scheduler_period"):
             a.scheduler_period = 0
 
@@ -332,3 +334,64 @@ def test_fake_agent_scheduler_keeps_running_when_its_clock_is_moved_back() -> No
         a.set_clock_offset(-45.0)
         task = client.upgrade_agent("4.3.1.0", "20250101.el7")
         assert task.wait(timeout=20, progress=False).state == "SUCCEED"
+
+
+def test_a_poll_due_before_the_next_run_goes_after_the_one_after(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import obshell_sdk._polling
+    import obshell_sdk._task
+
+    clock = VirtualTime(1000.0)
+    monkeypatch.setattr(obshell_sdk._task, "time", clock)
+    monkeypatch.setattr(obshell_sdk._polling, "time", clock)
+    # the last run was 0.7 s ago: the next, 0.3 s away, is sooner than two polls a second
+    # allow, so the poll goes just after the run after it
+    running = two_passes(1000.0 - 0.7)
+    done = dag("SUCCEED", 998.3, 999.3, [node(1, "SUCCEED", 998.3, 999.3),
+                                         node(2, "SUCCEED", 999.3, 999.3),
+                                         node(3, "SUCCEED", 999.3, 999.3)])
+    task = DagTask(Agent(0.0, running, done), "11",  # type: ignore[arg-type]
+                   policy=PollPolicy(jitter=0))
+    task.wait(timeout=60, progress=False)
+    [pause] = clock.slept
+    assert pause >= 0.5 and just_after(1000.0 + pause, 1000.0 + 1.3, ahead=2)
+
+
+class ScheduledAgent:
+    """A DAG whose scheduler runs at our 998.8 + k; its times run ``behind`` s behind ours,
+    and the replies' timestamps do not: ``agent_clock_offset`` is 0."""
+
+    timeout = (5.0, 60.0)
+    agent_clock_offset = 0.0
+
+    def __init__(self, clock: VirtualTime, behind: float, last: int) -> None:
+        self.clock, self.behind, self.last = clock, behind, last
+        self.polled: list[float] = []
+
+    def get_dag(self, dag_id: str, show_details: bool = True, *,
+                timeout: Optional[tuple[float, float]] = None) -> DagDetail:
+        self.polled.append(self.clock.now)
+        runs = [998.8 + k for k in range(self.last + 1) if 998.8 + k <= self.clock.now]
+        stamps = [r - self.behind for r in runs]
+        nodes = [node(i, "SUCCEED", a, b) for i, (a, b) in enumerate(zip(stamps, stamps[1:]), 1)]
+        if len(runs) == self.last + 1:
+            return dag("SUCCEED", stamps[0], stamps[-1], nodes)
+        return dag("RUNNING", stamps[0], None,
+                   [*nodes, node(len(nodes) + 1, "RUNNING", stamps[-1], stamps[-1])])
+
+
+def test_dag_times_behind_the_agents_clock_are_caught_by_the_stamps(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import obshell_sdk._polling
+    import obshell_sdk._task
+
+    clock = VirtualTime(1000.0)
+    monkeypatch.setattr(obshell_sdk._task, "time", clock)
+    monkeypatch.setattr(obshell_sdk._polling, "time", clock)
+    # OceanBase's clock 0.4 s behind the agent's: polls aimed by the agent's clock would land
+    # 0.28 s before each run, every time; the stamps they miss pull the aim back
+    agent = ScheduledAgent(clock, behind=0.4, last=12)
+    task = DagTask(agent, "11", policy=PollPolicy(jitter=0))  # type: ignore[arg-type]
+    assert task.wait(timeout=60, progress=False).state == "SUCCEED"
+    after_run = [(p - 998.8) % 1.0 for p in agent.polled]  # how long after a run (our clock)
+    assert all(0 <= late <= 0.25 for late in after_run[-4:]), after_run
