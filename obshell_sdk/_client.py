@@ -223,9 +223,10 @@ class ObshellClient(TaskCalls, PackageCalls):
     def agent_clock_offset(self) -> Optional[float]:
         """Seconds the agent's clock is ahead of this machine's (negative: behind).
 
-        Read from the timestamps of the agent's replies (the one with the shortest round
+        Read from the timestamps of this client's replies (the one with the shortest round
         trip); None before the first reply. Following a task uses it to poll just after
-        the agent's scheduler runs (see :attr:`PollPolicy.scheduler_period`).
+        the agent's scheduler runs (see :attr:`PollPolicy.scheduler_period`). A cluster
+        task's times come from OceanBase's clock, not the agent's; the two normally agree.
         """
         return self._clock.offset
 

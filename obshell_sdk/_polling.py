@@ -15,7 +15,7 @@ from typing import Any, Optional
 import attrs
 
 from ._exceptions import InvalidArgumentError
-from ._validate import brief_repr, check_seconds
+from ._validate import MAX_SECONDS, brief_repr, check_seconds
 
 __all__ = ["Deadline", "PollPolicy"]
 
@@ -28,9 +28,13 @@ def _seconds(_: object, attribute: attrs.Attribute[float], value: Any) -> None:
 
 
 def _period(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and check_seconds(value, f"PollPolicy.{attribute.name}") < 0.05:
-        raise InvalidArgumentError(f"PollPolicy.{attribute.name}",
-                                   f"must be None or at least 0.05 seconds, got {value!r}")
+    if value is None:
+        return
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not 0.05 <= value <= MAX_SECONDS):
+        raise InvalidArgumentError(
+            f"PollPolicy.{attribute.name}",
+            f"must be None or a number of seconds from 0.05 up, got {brief_repr(value)}")
 
 
 def _ratio(_: object, attribute: attrs.Attribute[float], value: Any) -> None:
@@ -58,13 +62,12 @@ class PollPolicy:
 
     obshell's task scheduler moves DAGs on only when it runs, about every
     ``scheduler_period`` seconds (1 s), and a task's times show when it last did. So each
-    poll is moved, by at most half a period either way, to land about 0.1 s after a run of
-    the scheduler: a poll between two runs would learn nothing new. ``initial`` stays the
-    least a poll waits; the interval may end up to half a period (plus 0.15 s) past
-    ``ceiling``. Polls keep the plain interval until the task's times show two runs of a
-    scheduler at this pace, and again when they stop fitting it or its last run is more
-    than six periods old. None: always
-    the plain interval.
+    poll is moved, up to half a period earlier or one period later, to land 0.1-0.15 s after
+    a run of the scheduler: a poll between two runs would learn nothing new. ``initial``
+    stays the least a poll waits; an interval may end up to a period (plus 0.15 s) past
+    ``ceiling``. Polls keep the plain interval until the task's times show two runs in a row
+    of a scheduler at this pace, and again when they stop fitting one or its last run is
+    more than six periods old. None: always the plain interval.
     """
 
     #: The shortest interval between polls, in seconds (0.5: at most two polls a second).

@@ -306,8 +306,9 @@ class FakeAgent(AgentControls):
     @scheduler_period.setter
     def scheduler_period(self, value: Optional[float]) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or not 0 < value <= 60):
-            raise ValueError(f"scheduler_period must be None or 0 < seconds <= 60, got {value!r}")
+                                  or not 0.05 <= value <= 60):
+            raise ValueError("scheduler_period must be None or a number of seconds from 0.05 to "
+                             f"60, got {value!r}")
         self._state.dags.scheduler_period = None if value is None else float(value)
 
     def __repr__(self) -> str:
