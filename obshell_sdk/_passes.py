@@ -41,16 +41,13 @@ SPREAD = 0.05
 #: irregularly, so a prediction drifts.
 DRIFT_PER_PASS = 0.02
 #: Two passes fit when they are a whole number of learnt periods apart, give or take this
-#: much (plus ``DRIFT_PER_PASS`` per period).
+#: much (plus ``DRIFT_PER_PASS`` per period, for up to three).
 FIT = 0.05
 #: A pass takes its own time on top of the scheduler's sleep: two passes in a row come at
 #: least the period (less ``FIT``) and at most this many periods apart.
 LONGEST = 1.5
 #: Predict at most this many periods past the last pass seen.
 HORIZON = 6
-#: Predict only from this many passes or more (two of them in a row, see
-#: :func:`_learnt_period`): one alone does not show a scheduler.
-MIN_PASSES = 2
 #: Keep this many of the latest passes: all must fit the period (after a restart, the
 #: scheduler's new passes are trusted once the old ones have left these).
 KEEP = 4
@@ -140,7 +137,7 @@ class Passes:
         module's docstring).
         """
         ends = [last for _, last in self._passes]
-        learnt = _learnt_period(ends, period) if len(ends) >= MIN_PASSES else None
+        learnt = _learnt_period(ends, period)  # None before two passes in a row
         if learnt is None:
             return None
         best: Optional[float] = None

@@ -62,9 +62,9 @@ class PollPolicy:
 
     obshell's task scheduler moves DAGs on only when it runs, about every
     ``scheduler_period`` seconds (1 s), and a task's times show when it last did. So each
-    poll is moved, up to half a period earlier or one period later, to land 0.1-0.15 s after
+    poll is moved, up to half a period earlier or one period later, to land 0.12-0.17 s after
     a run of the scheduler: a poll between two runs would learn nothing new. ``initial``
-    stays the least a poll waits; an interval may end up to a period (plus 0.15 s) past
+    stays the least a poll waits; an interval may end up to a period (plus about 0.2 s) past
     ``ceiling``. Polls keep the plain interval until the task's times show two runs in a row
     of a scheduler at this pace, and again when they stop fitting one or its last run is
     more than six periods old. None: always the plain interval.
