@@ -42,10 +42,16 @@ def cli(*args, agent=None, password=PASSWORD, timeout=60):
                           stdin=subprocess.DEVNULL, check=False)
 
 
+def _sigint_as_on_a_terminal():
+    # A suite started in the background by a shell inherits SIGINT ignored, and so would the
+    # CLI: Ctrl-C must reach it as it does from a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def popen(*args, agent, stderr=subprocess.PIPE):
     return subprocess.Popen([sys.executable, "-m", "obshell_sdk", *args], env=_env(agent),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
-                            text=True)
+                            text=True, preexec_fn=_sigint_as_on_a_terminal)
 
 
 def read_until_closed(leader, proc):
