@@ -25,7 +25,7 @@ from collections.abc import Generator
 from typing import Callable, NoReturn, Optional
 
 from ._crypto import PublicKey, aes_encrypt, v1_token_json, v2_header_json
-from ._decode import p_str, p_time
+from ._decode import at, p_time_text
 from ._exceptions import (
     AuthError,
     AuthExpiredError,
@@ -318,7 +318,7 @@ def _measure_clock(
     before = clock()
     try:
         reply = yield Request("GET", "/api/v1/time", signed=False)
-        agent_now = p_time(p_str(reply.data, "data"), "data")
+        agent_now = at(p_time_text, reply.data, "data")
     except ObshellError as exc:
         log.info("agent %s: could not read its clock (%s)", agent, exc)
         return False

@@ -17,7 +17,7 @@ from ._auth import PasswordAuth
 from ._config import DEFAULT_PORT, Environment, auth_from_env, settings_from_env
 from ._creation import create_dag
 from ._dag import DagDetail
-from ._decode import p_str, p_time
+from ._decode import at, p_time_text
 from ._endpoints import (
     AGENT_UPGRADE,
     AGENT_UPGRADE_CHECK,
@@ -236,7 +236,7 @@ class ObshellClient(TaskCalls, PackageCalls):
 
     def server_time(self) -> Optional[datetime]:
         """``GET /api/v1/time``: the agent's clock (no auth)."""
-        return p_time(p_str(self.call("GET", "/api/v1/time", signed=False), "data"), "data")
+        return at(p_time_text, self.call("GET", "/api/v1/time", signed=False), "data")
 
     def upgrade_agent(
         self, version: str, release: str, upgrade_dir: Optional[str] = None

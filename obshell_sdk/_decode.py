@@ -3,7 +3,11 @@
 A model field declared with :func:`wire` carries its JSON key and a parser. :func:`decode`
 walks the fields of an attrs class, so a reply that does not fit raises
 :class:`~obshell_sdk.DecodeError` naming the exact JSON path, never a ``KeyError``.
-This module knows JSON and attrs, nothing of HTTP.
+
+A parser takes only the value. The path is put together from the steps a
+:class:`MisfitError` collects on its way up, so a reply that fits builds no path at all;
+:func:`at` runs a parser on a value outside a model. This module knows JSON and attrs,
+nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -20,12 +24,36 @@ from ._exceptions import DecodeError
 
 T = TypeVar("T")
 E = TypeVar("E", bound=Enum)
-Parser = Callable[[Any, str], Any]
+#: Takes a JSON value and returns what the model keeps, or raises :class:`MisfitError`.
+Parser = Callable[[Any], Any]
 
 _WIRE = "obshell_wire"
 _PARSE = "obshell_parse"
 _REQUIRED = "obshell_required"
 MISSING = object()
+
+
+class MisfitError(Exception):
+    """A JSON value that does not fit its parser.
+
+    Parsers know nothing of where their value sits: each enclosing object or array adds its
+    step (``.state``, ``[2]``) while the misfit travels up, and :func:`at` turns it into a
+    :class:`DecodeError` naming the whole path. So no path is built unless a reply is wrong.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.steps: list[str] = []  # innermost first
+
+
+def at(parse: Callable[[Any], T], value: Any, where: str) -> T:
+    """``parse(value)`` for a value at JSON path ``where``; a misfit raises :class:`DecodeError`."""
+    try:
+        return parse(value)
+    except MisfitError as exc:
+        path = (where + "".join(reversed(exc.steps))).lstrip(".")
+        raise DecodeError(exc.message, where=path) from None
 
 
 def wire(
@@ -72,17 +100,24 @@ def decode(cls: type[T], obj: Any, where: str) -> T:
     ``extra`` field, untouched. A value that does not fit raises :class:`DecodeError` naming
     its exact JSON path (``data.nodes[2].state``), never a ``KeyError``.
     """
+    return at(p_model(cls), obj, where)
+
+
+def _build(cls: type[T], obj: Any) -> T:
     if type(obj) is not dict:
-        raise DecodeError(f"expected a JSON object, got {_kind(obj)}", where=where)
+        raise MisfitError(f"expected a JSON object, got {_kind(obj)}")
     fields, known = wire_spec(cls)
     values: dict[str, Any] = {}
     for name, key, parse, required in fields:
         raw = obj.get(key, MISSING)
-        path = f"{where}.{key}" if where else key
-        if raw is not MISSING:
-            values[name] = parse(raw, path)
-        elif required:
-            raise DecodeError("missing", where=path)
+        try:
+            if raw is not MISSING:
+                values[name] = parse(raw)
+            elif required:
+                raise MisfitError("missing")
+        except MisfitError as exc:
+            exc.steps.append(f".{key}")
+            raise
     values["extra"] = {k: v for k, v in obj.items() if k not in known}
     return cast(Any, cls)(**values)  # type: ignore[no-any-return]
 
@@ -103,62 +138,60 @@ def _kind(value: Any) -> str:
     return type(value).__name__  # pragma: no cover - json never yields anything else
 
 
-def p_str(value: Any, where: str) -> str:
+def p_str(value: Any) -> str:
     """Parse a JSON string."""
     if not isinstance(value, str):
-        raise DecodeError(f"expected a string, got {_kind(value)}", where=where)
+        raise MisfitError(f"expected a string, got {_kind(value)}")
     return value
 
 
-def p_int(value: Any, where: str) -> int:
+def p_int(value: Any) -> int:
     """Parse a JSON integer (not a boolean, not a fraction)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise DecodeError(f"expected an integer, got {_kind(value)}", where=where)
+        raise MisfitError(f"expected an integer, got {_kind(value)}")
     return value
 
 
-def p_bool(value: Any, where: str) -> bool:
+def p_bool(value: Any) -> bool:
     """Parse a JSON boolean."""
     if not isinstance(value, bool):
-        raise DecodeError(f"expected a boolean, got {_kind(value)}", where=where)
+        raise MisfitError(f"expected a boolean, got {_kind(value)}")
     return value
 
 
-
-
-def p_any(value: Any, where: str) -> Any:
+def p_any(value: Any) -> Any:
     """Keep any JSON value as it is."""
     return value
 
 
-def p_object(value: Any, where: str) -> Optional[dict[str, Any]]:
+def p_object(value: Any) -> Optional[dict[str, Any]]:
     """Parse a JSON object or null."""
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise DecodeError(f"expected an object or null, got {_kind(value)}", where=where)
+        raise MisfitError(f"expected an object or null, got {_kind(value)}")
     return value
 
 
 def p_optional(parse: Parser) -> Parser:
     """Wrap ``parse`` so that JSON null becomes None."""
 
-    def parser(value: Any, where: str) -> Any:
-        return None if value is None else parse(value, where)
+    def parser(value: Any) -> Any:
+        return None if value is None else parse(value)
 
     return parser
 
 
-def p_enum(enum: type[E]) -> Callable[[Any, str], E]:
+def p_enum(enum: type[E]) -> Callable[[Any], E]:
     """Parse a string into a member of ``enum``."""
+    members = {member.value: member for member in enum}
 
-    def parser(value: Any, where: str) -> E:
-        text = p_str(value, where)
-        try:
-            return enum(text)
-        except ValueError:
-            known = ", ".join(m.value for m in enum)
-            raise DecodeError(f"unknown value {text!r} (known: {known})", where=where) from None
+    def parser(value: Any) -> E:
+        member = members.get(p_str(value))
+        if member is None:
+            known = ", ".join(members)
+            raise MisfitError(f"unknown value {value!r} (known: {known})")
+        return member
 
     return parser
 
@@ -166,23 +199,26 @@ def p_enum(enum: type[E]) -> Callable[[Any, str], E]:
 def p_list(parse: Parser, *, null_as_empty: bool = False) -> Parser:
     """Parse a JSON array into a tuple; with ``null_as_empty`` null becomes ``()``."""
 
-    def parser(value: Any, where: str) -> Any:
+    def parser(value: Any) -> Any:
         if value is None and null_as_empty:
             return ()
         if not isinstance(value, list):
-            raise DecodeError(f"expected an array, got {_kind(value)}", where=where)
-        return tuple(parse(item, f"{where}[{i}]") for i, item in enumerate(value))
+            raise MisfitError(f"expected an array, got {_kind(value)}")
+        items = []
+        for i, item in enumerate(value):
+            try:
+                items.append(parse(item))
+            except MisfitError as exc:
+                exc.steps.append(f"[{i}]")
+                raise
+        return tuple(items)
 
     return parser
 
 
-def p_model(cls: type[T]) -> Callable[[Any, str], T]:
+def p_model(cls: type[T]) -> Callable[[Any], T]:
     """Parse a nested model."""
-
-    def parser(value: Any, where: str) -> T:
-        return decode(cls, value, where)
-
-    return parser
+    return functools.partial(_build, cls)
 
 
 _TIME = re.compile(
@@ -218,20 +254,24 @@ def parse_time(text: str) -> Optional[datetime]:
     return value
 
 
-def p_time(value: Any, where: str) -> Optional[datetime]:
+def p_time(value: Any) -> Optional[datetime]:
     """Parse a JSON time string (see :func:`parse_time`); null is None."""
     if value is None:
         return None
-    text = p_str(value, where)
     try:
-        return parse_time(text)
+        return parse_time(p_str(value))
     except ValueError as exc:
-        raise DecodeError(str(exc), where=where) from None
+        raise MisfitError(str(exc)) from None
+
+
+def p_time_text(value: Any) -> Optional[datetime]:
+    """Parse a JSON time string; unlike :func:`p_time`, null does not fit."""
+    return p_time(p_str(value))
 
 
 def decode_contents(data: Any, where: str = "data") -> list[Any]:
     """The items of obshell's slice wrapper ``{"contents": [...]}``; null contents is empty."""
-    obj = p_object(data, where)
+    obj = at(p_object, data, where)
     if obj is None:
         raise DecodeError("expected an object with contents, got null", where=where)
     items = obj.get("contents")

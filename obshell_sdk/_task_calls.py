@@ -7,7 +7,7 @@ from typing import Optional, Union
 
 from ._calls import Caller
 from ._dag import DagDetail, NodeDetail, Operator
-from ._decode import decode_contents, p_str
+from ._decode import at, decode_contents, p_list, p_str
 from ._exceptions import DecodeError, InvalidArgumentError, TaskNotFoundError
 from ._transport import Timeout
 from ._validate import check_dag_id, check_operator
@@ -63,8 +63,7 @@ class TaskCalls:
         """``GET /api/v1/task/sub_task/{id}/logs``: every log line of one sub-task."""
         sub_task_id = check_dag_id(sub_task_id, "sub_task_id")
         data = self.call("GET", f"/api/v1/task/sub_task/{sub_task_id}/logs")
-        return [p_str(line, f"data.contents[{i}]")
-                for i, line in enumerate(decode_contents(data))]
+        return list(at(p_list(p_str), decode_contents(data), "data.contents"))
 
     def unfinished_dags(self: Caller) -> list[DagDetail]:
         """``GET /api/v1/task/dag/unfinish``: DAGs not finished (a FAILED upgrade stays here)."""

@@ -167,6 +167,51 @@ def test_replies_that_do_not_fit_name_the_path(mutate, where):
     assert where in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("mutate", "where", "message"),
+    [
+        (lambda d: d["nodes"][2].update(state="DONE"), "data.nodes[2].state",
+         "unknown value 'DONE'"),
+        (lambda d: d["nodes"][1]["sub_tasks"][0].update(task_logs=["ok", 7]),
+         "data.nodes[1].sub_tasks[0].task_logs[1]", "expected a string, got a number"),
+        (lambda d: d["nodes"][0]["sub_tasks"][0].update(execute_agent={"ip": "h"}),
+         "data.nodes[0].sub_tasks[0].execute_agent.port", "missing"),
+        (lambda d: d["nodes"][0].update(sub_tasks="none"), "data.nodes[0].sub_tasks",
+         "expected an array, got a string"),
+    ],
+)
+def test_deep_misfits_name_the_whole_path_once(mutate, where, message):
+    data = json.loads(json.dumps(_dag("dag detail, show_details=true")))
+    mutate(data)
+    with pytest.raises(DecodeError) as info:
+        DagDetail.from_json(data)
+    assert info.value.where == where
+    assert str(info.value).startswith(f"{where}: {message}")
+
+
+def test_sub_task_logs_name_the_line_that_does_not_fit(monkeypatch):
+    client = ObshellClient("127.0.0.1", 1, auth=None)
+    monkeypatch.setattr(client, "call", lambda *a, **k: {"contents": ["one", None]})
+    with pytest.raises(DecodeError) as info:
+        client.sub_task_logs("2100000000000000000")
+    assert info.value.where == "data.contents[1]"
+    assert str(info.value) == "data.contents[1]: expected a string, got null"
+    monkeypatch.setattr(client, "call", lambda *a, **k: {"contents": ["one", "two"]})
+    assert client.sub_task_logs("2100000000000000000") == ["one", "two"]
+
+
+def test_server_time_names_the_path(agent):
+    client = _serve(agent, 200, {"successful": True, "status": 200, "data": None})
+    with pytest.raises(DecodeError) as info:
+        client.server_time()
+    assert info.value.where == "data"
+    assert "expected a string, got null" in str(info.value)
+    client = _serve(agent, 200, {"successful": True, "status": 200, "data": "noon"})
+    with pytest.raises(DecodeError, match="not an RFC 3339 time") as info:
+        client.server_time()
+    assert info.value.where == "data"
+
+
 @pytest.mark.parametrize("bad", [None, [], "x", 3])
 def test_non_object_payloads_are_decode_errors(agent, bad):
     with pytest.raises(DecodeError) as info:
