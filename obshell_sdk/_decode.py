@@ -52,7 +52,8 @@ def at(parse: Callable[[Any], T], value: Any, where: str) -> T:
     try:
         return parse(value)
     except MisfitError as exc:
-        path = (where + "".join(reversed(exc.steps))).lstrip(".")
+        steps = "".join(reversed(exc.steps))
+        path = where + steps if where else steps.removeprefix(".")
         raise DecodeError(exc.message, where=path) from None
 
 

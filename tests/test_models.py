@@ -189,6 +189,13 @@ def test_deep_misfits_name_the_whole_path_once(mutate, where, message):
     assert str(info.value).startswith(f"{where}: {message}")
 
 
+@pytest.mark.parametrize(("where", "expected"), [("", "id"), (".x", ".x.id"), ("[3]", "[3].id")])
+def test_the_callers_path_is_kept_as_given(where, expected):
+    with pytest.raises(DecodeError) as info:
+        DagDetail.from_json({}, where)
+    assert info.value.where == expected
+
+
 def test_sub_task_logs_name_the_line_that_does_not_fit(monkeypatch):
     client = ObshellClient("127.0.0.1", 1, auth=None)
     monkeypatch.setattr(client, "call", lambda *a, **k: {"contents": ["one", None]})
