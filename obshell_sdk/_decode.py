@@ -174,10 +174,10 @@ def p_object(value: Any) -> Optional[dict[str, Any]]:
     return value
 
 
-def p_optional(parse: Parser) -> Parser:
+def p_optional(parse: Callable[[Any], T]) -> Callable[[Any], Optional[T]]:
     """Wrap ``parse`` so that JSON null becomes None."""
 
-    def parser(value: Any) -> Any:
+    def parser(value: Any) -> Optional[T]:
         return None if value is None else parse(value)
 
     return parser
@@ -197,10 +197,12 @@ def p_enum(enum: type[E]) -> Callable[[Any], E]:
     return parser
 
 
-def p_list(parse: Parser, *, null_as_empty: bool = False) -> Parser:
+def p_list(
+    parse: Callable[[Any], T], *, null_as_empty: bool = False
+) -> Callable[[Any], tuple[T, ...]]:
     """Parse a JSON array into a tuple; with ``null_as_empty`` null becomes ``()``."""
 
-    def parser(value: Any) -> Any:
+    def parser(value: Any) -> tuple[T, ...]:
         if value is None and null_as_empty:
             return ()
         if not isinstance(value, list):
