@@ -116,13 +116,35 @@ def agent() -> Child:
     return Child([ours_python(), str(BENCH_DIR / "agent_server.py")], ours_env())
 
 
-def client(sdk: str) -> Child:
-    """``client.py`` for ``ours``, ``official`` or ``floor``, each with its interpreter."""
+def client(sdk: str, sdk_root: Optional[str] = None) -> Child:
+    """``client.py`` for ``ours``, ``official`` or ``floor``, each with its interpreter.
+
+    ``sdk_root``: ours from that directory instead (a baseline tree); it must be what the
+    child imports, or this raises.
+    """
     if sdk == "official":
         python, env = official_python(), official_env()
     else:
         python, env = ours_python(), ours_env()
-    return Child([python, str(BENCH_DIR / "client.py"), sdk], env)
+    if sdk_root is not None:
+        env = {**env, "PYTHONPATH": sdk_root}
+    child = Child([python, str(BENCH_DIR / "client.py"), sdk], env)
+    imported = child.hello.get("sdk", "")
+    if sdk_root is not None and not imported.startswith(sdk_root + os.sep):
+        child.close()
+        raise SystemExit(f"the baseline process imported {imported}, not the tree in {sdk_root}: "
+                         "use --python with an interpreter that has no obshell_sdk installed")
+    return child
+
+
+def baseline_tree(rev: str, into: str) -> str:
+    """Extract ``obshell_sdk/`` at git revision ``rev`` into ``into`` and byte-compile it."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "obshell_sdk"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
+    subprocess.run([ours_python(), "-m", "compileall", "-q", into + "/obshell_sdk"],
+                   check=True, capture_output=True)
+    return into
 
 
 def median(values: Sequence[float]) -> float:

@@ -5,7 +5,8 @@
 ``ours`` runs with the repo's venv and ``obshell_sdk``; ``official`` with the venv of PyPI
 ``obshell==0.0.9`` (it never imports ``obshell_sdk``); ``floor`` with the repo's venv but
 without ``obshell_sdk``: a bare poller at the 2-polls-a-second cap. Only the small classes
-below differ; the rest is shared. Prints ``{"pid"}``, then answers one JSON line per command:
+below differ; the rest is shared. Prints ``{"pid"}`` (and, for ours, ``"sdk"``: the
+``obshell_sdk/__init__.py`` it imported), then answers one JSON line per command:
 
 ``{"op": "calls", "mode": "sdk"|"floor", "port": P, "dag": ID, "n": N}``
     N calls of get_dag (details on) in a row -> ``{"wall", "cpu"}`` seconds for all N.
@@ -170,7 +171,12 @@ def main(sdk_name: str) -> None:
     sdk = {"ours": Ours, "official": Official, "floor": Floor}[sdk_name]
     calls: dict[tuple[str, int, str], Callable[[], object]] = {}
     followers: dict[int, Any] = {}
-    print(json.dumps({"pid": os.getpid()}), flush=True)
+    hello: dict[str, Any] = {"pid": os.getpid()}
+    if sdk_name == "ours":  # which tree this process measures (run.py checks a baseline's)
+        import obshell_sdk
+
+        hello["sdk"] = obshell_sdk.__file__
+    print(json.dumps(hello), flush=True)
     for line in sys.stdin:
         cmd = json.loads(line)
         if cmd["op"] == "calls":

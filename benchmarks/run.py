@@ -12,9 +12,12 @@ many_client.py); everything on 127.0.0.1.
 from __future__ import annotations
 
 import argparse
+import atexit
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -29,6 +32,7 @@ from _harness import (
     Child,
     Row,
     agent,
+    baseline_tree,
     client,
     compile_ours,
     machine,
@@ -223,26 +227,30 @@ def wait_table(cells: dict[tuple[int, str, str], list[dict[str, Any]]]) -> list[
 # -- 2. one signed get_dag --------------------------------------------------------------------
 
 
+#: ``--baseline REV``: get_dag also measures obshell_sdk at that git revision, in the same run.
+BASELINE: dict[str, str] = {}
+
+
 def bench_get_dag(quick: bool) -> BenchResult:
     calls, rounds = (200, 5) if quick else (300, 9)
     res = BenchResult("get_dag", "2. One signed get_dag (GetDagDetails, 9-node DAG, details on)")
     per: dict[str, list[dict[str, float]]] = {"ours": [], "floor": [], "official": []}
-    with agent() as ag:
+    with agent() as ag, client("ours") as ours, client("official") as off:
         port, dag = ag.hello["port"], ag.hello["dag"]
-        with client("ours") as ours, client("official") as off:
-            modes = {"ours": (ours, "sdk"), "floor": (ours, "floor"), "official": (off, "sdk")}
+        modes = {"ours": (ours, "sdk"), "floor": (ours, "floor"), "official": (off, "sdk")}
 
-            def measure(name: str, n: int) -> dict[str, float]:
-                proc, mode = modes[name]
-                return proc.ask({"op": "calls", "mode": mode, "port": port, "dag": dag, "n": n},
-                                timeout=300)
+        def measure(name: str, n: int) -> dict[str, float]:
+            proc, mode = modes[name]
+            return proc.ask({"op": "calls", "mode": mode, "port": port, "dag": dag, "n": n},
+                            timeout=300)
 
-            for name in modes:  # warm-up: imports, auth, connections
-                measure(name, max(20, calls // 5))
-            names = list(modes)
-            for r in range(rounds):
-                for name in names[r % 3:] + names[:r % 3]:
-                    per[name].append(measure(name, calls))
+        for name in modes:  # warm-up: imports, auth, connections
+            measure(name, max(20, calls // 5))
+        names = list(modes)
+        for r in range(rounds):
+            for name in names[r % 3:] + names[:r % 3]:
+                per[name].append(measure(name, calls))
+        versus = _versus_baseline(port, dag, calls, rounds) if BASELINE else {}
     wall = {n: median([m["wall"] / calls for m in per[n]]) for n in per}
     cpu = {n: median([m["cpu"] / calls for m in per[n]]) for n in per}
 
@@ -262,8 +270,12 @@ def bench_get_dag(quick: bool) -> BenchResult:
         Row(b, "(info) client CPU vs official", us(cpu["ours"]), us(cpu["official"]) +
             " official", f"{cpu['ours'] / cpu['official']:.2f}x"),
     ]
+    for kind, key in (("wall", "wall"), ("client CPU", "cpu")) if versus else ():
+        now, then = (median([m[key] / calls for m in versus[side]]) for side in versus)
+        res.rows.append(Row(b, f"(info) {kind} / call vs {BASELINE['rev']}", us(now), us(then),
+                            f"{now / then:.3f}x"))
     res.raw = {"calls_per_round": calls, "rounds": per, "wall_per_call": wall,
-               "cpu_per_call": cpu}
+               "cpu_per_call": cpu, "versus_baseline": versus}
     res.notes += [
         f"{rounds} rounds of {calls} calls per mode, the modes' order rotating round by round; "
         "median over rounds of the mean per call. One fake agent (1024-bit key, v2 auth), a "
@@ -275,7 +287,29 @@ def bench_get_dag(quick: bool) -> BenchResult:
         "valid 24 h; it checks the status only (no signing, no JSON).",
         "client CPU = time.process_time() of the client process.",
     ]
+    if versus:
+        res.notes.append(
+            f"vs {BASELINE['rev']}: obshell_sdk at that revision (git archive) against this "
+            f"tree, client.get_dag(id) each, after the rounds above: {rounds} rounds, each in "
+            "a fresh pair of processes (same interpreter, same agent), the order alternating; "
+            "the ratio of the medians. Fresh processes because one process can differ from "
+            "the next by several percent (where it lands, what it shares a core with).")
     return res
+
+
+def _versus_baseline(port: int, dag: str, calls: int, rounds: int
+                     ) -> dict[str, list[dict[str, float]]]:
+    """This tree's and the baseline's get_dag, each round in a fresh pair of processes."""
+    per: dict[str, list[dict[str, float]]] = {"now": [], "then": []}
+    ask = {"op": "calls", "mode": "sdk", "port": port, "dag": dag}
+    for r in range(rounds):
+        with client("ours") as now, client("ours", BASELINE["root"]) as then:
+            pair = {"now": now, "then": then}
+            for proc in pair.values():  # warm-up: imports, auth, connections
+                proc.ask({**ask, "n": max(20, calls // 5)}, timeout=300)
+            for side in (("now", "then") if r % 2 == 0 else ("then", "now")):
+                per[side].append(pair[side].ask({**ask, "n": calls}, timeout=300))
+    return per
 
 
 # -- 3. import --------------------------------------------------------------------------------
@@ -408,8 +442,15 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--sdk-root", type=Path, default=REPO,
                         help="directory holding the obshell_sdk/ to measure (on PYTHONPATH; "
                         "an editable install in --python takes precedence)")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="get_dag also measures obshell_sdk at this git revision, in the "
+                        "same rounds (to see what a change bought)")
     args = parser.parse_args(argv)
     OURS.update(python=args.python, sdk_root=str(args.sdk_root.resolve()))
+    if args.baseline:
+        tmp = Path(tempfile.mkdtemp(prefix="obshell-sdk-baseline-"))
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        BASELINE.update(rev=args.baseline, root=baseline_tree(args.baseline, str(tmp)))
     started = time.time()
     facts = machine()
     compile_ours()
