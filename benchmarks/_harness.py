@@ -119,21 +119,22 @@ def agent() -> Child:
 def client(sdk: str, sdk_root: Optional[str] = None) -> Child:
     """``client.py`` for ``ours``, ``official`` or ``floor``, each with its interpreter.
 
-    ``sdk_root``: ours from that directory instead (a baseline tree); it must be what the
-    child imports, or this raises.
+    ``sdk_root``: ours from that directory instead of ``--sdk-root`` (a baseline tree). Ours
+    must import the tree asked for, or this raises.
     """
     if sdk == "official":
         python, env = official_python(), official_env()
     else:
         python, env = ours_python(), ours_env()
-    if sdk_root is not None:
-        env = {**env, "PYTHONPATH": sdk_root}
+    root = sdk_root or OURS["sdk_root"]
+    env = {**env, "PYTHONPATH": root} if sdk == "ours" else env
     child = Child([python, str(BENCH_DIR / "client.py"), sdk], env)
     imported = child.hello.get("sdk", "")
-    if sdk_root is not None and not imported.startswith(sdk_root + os.sep):
+    if sdk == "ours" and not imported.startswith(root + os.sep):
         child.close()
-        raise SystemExit(f"the baseline process imported {imported}, not the tree in {sdk_root}: "
-                         "use --python with an interpreter that has no obshell_sdk installed")
+        raise SystemExit(f"the measured process imported {imported}, not the tree in {root}: "
+                         "is there an obshell_sdk/ in it, and no installed copy ahead of "
+                         "PYTHONPATH in --python?")
     return child
 
 

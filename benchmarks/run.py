@@ -440,8 +440,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--python", default=OURS["python"],
                         help="interpreter for our side (needs requests, pycryptodome, attrs)")
     parser.add_argument("--sdk-root", type=Path, default=REPO,
-                        help="directory holding the obshell_sdk/ to measure (on PYTHONPATH; "
-                        "an editable install in --python takes precedence)")
+                        help="directory holding the obshell_sdk/ to measure (put first on "
+                        "PYTHONPATH; the run stops if the client imports another)")
     parser.add_argument("--baseline", metavar="REV",
                         help="get_dag also measures obshell_sdk at this git revision, in the "
                         "same rounds (to see what a change bought)")
