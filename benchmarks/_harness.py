@@ -130,19 +130,21 @@ def client(sdk: str, sdk_root: Optional[str] = None) -> Child:
     env = {**env, "PYTHONPATH": root} if sdk == "ours" else env
     child = Child([python, str(BENCH_DIR / "client.py"), sdk], env)
     imported = child.hello.get("sdk", "")
-    if sdk == "ours" and not imported.startswith(root + os.sep):
+    if sdk == "ours" and imported != os.path.join(root, "obshell_sdk", "__init__.py"):
         child.close()
-        raise SystemExit(f"the measured process imported {imported}, not the tree in {root}: "
-                         "is there an obshell_sdk/ in it, and no installed copy ahead of "
-                         "PYTHONPATH in --python?")
+        raise SystemExit(f"the measured process imported {imported}, not the tree in {root} "
+                         "(is there an obshell_sdk/ in it?)")
     return child
 
 
 def baseline_tree(rev: str, into: str) -> str:
     """Extract ``obshell_sdk/`` at git revision ``rev`` into ``into`` and byte-compile it."""
     archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "obshell_sdk"],
-                             check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
+                             capture_output=True)
+    if archive.returncode != 0:
+        raise SystemExit(f"--baseline {rev}: git archive failed: "
+                         f"{archive.stderr.decode(errors='replace').strip()}")
+    subprocess.run(["tar", "-x", "-C", into], input=archive.stdout, check=True)
     subprocess.run([ours_python(), "-m", "compileall", "-q", into + "/obshell_sdk"],
                    check=True, capture_output=True)
     return into

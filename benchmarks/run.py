@@ -440,17 +440,23 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--python", default=OURS["python"],
                         help="interpreter for our side (needs requests, pycryptodome, attrs)")
     parser.add_argument("--sdk-root", type=Path, default=REPO,
-                        help="directory holding the obshell_sdk/ to measure (put first on "
-                        "PYTHONPATH; the run stops if the client imports another)")
+                        help="directory holding the obshell_sdk/ to measure (our processes' "
+                        "PYTHONPATH; get_dag and wait stop if their client imports another)")
     parser.add_argument("--baseline", metavar="REV",
-                        help="get_dag also measures obshell_sdk at this git revision, in the "
-                        "same rounds (to see what a change bought)")
+                        help="get_dag also measures obshell_sdk at this git revision of the "
+                        "repository against --sdk-root, in rounds of its own (what a change "
+                        "bought)")
     args = parser.parse_args(argv)
     OURS.update(python=args.python, sdk_root=str(args.sdk_root.resolve()))
     if args.baseline:
+        if "get_dag" not in (args.only or BENCHES):
+            parser.error("--baseline is measured by get_dag: add --only get_dag")
+        short = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", args.baseline],
+                               capture_output=True, text=True).stdout.strip()
         tmp = Path(tempfile.mkdtemp(prefix="obshell-sdk-baseline-"))
         atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-        BASELINE.update(rev=args.baseline, root=baseline_tree(args.baseline, str(tmp)))
+        name = args.baseline if short in ("", args.baseline) else f"{args.baseline} ({short})"
+        BASELINE.update(rev=name, root=baseline_tree(args.baseline, str(tmp)))
     started = time.time()
     facts = machine()
     compile_ours()
