@@ -55,9 +55,7 @@ class PollPolicy:
     and at most ``ceiling`` seconds, spread by +-``jitter`` (never below ``initial`` nor past
     ``ceiling``). So a short task is noticed soon after it ends and a long one costs few
     requests: with the defaults, at most 2 polls a second, a 1 s task is seen ending within
-    about 0.5 s, a 5 s one within 1 s, anything longer within 3 s. A wait's first interval is
-    drawn between one and two intervals, so that how late an end is seen does not depend on
-    how long the task lasted (:meth:`first_interval`). After a failed poll the
+    about 0.5 s, a 5 s one within 1 s, anything longer within 3 s. After a failed poll the
     interval doubles from ``initial`` up to ``ceiling``; ``failure_budget`` is how long polls
     may keep failing in a row (the agent restarts itself during its own upgrade) before
     the wait gives up.
@@ -93,18 +91,6 @@ class PollPolicy:
     def interval(self, followed_for: float) -> float:
         """Seconds to sleep before the next poll of a task followed for ``followed_for`` s."""
         return self._spread(min(self.ceiling, max(self.initial, self.fraction * followed_for)))
-
-    def first_interval(self, followed_for: float) -> float:
-        """Seconds to sleep after a wait's first poll: one to two intervals, drawn evenly.
-
-        While a task is young, polls come every ``initial`` seconds. Started one fixed
-        interval after the first poll, they would fall at the same times after the task's
-        start in every wait, and a task that ends just after one of them would be seen late
-        by almost ``initial`` every time. A random start spreads their phase evenly: a task
-        is seen ending 0 to ``initial`` s late whatever its length (never past ``ceiling``).
-        """
-        base = min(self.ceiling, max(self.initial, self.fraction * followed_for))
-        return min(self.ceiling, base * random.uniform(1, 2))  # noqa: S311
 
     def retry_interval(self, failures: int) -> float:
         """Seconds to sleep after ``failures`` failed polls in a row."""

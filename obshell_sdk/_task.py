@@ -179,7 +179,7 @@ class DagTask:
         deadline = Deadline(timeout)
         failures, failing_since = 0, 0.0
         last_error: Optional[ObshellError] = None
-        polled = paused = False
+        polled = False
         while not self.done():
             if polled and deadline.passed():
                 raise self._timeout(timeout, last_error)
@@ -202,13 +202,11 @@ class DagTask:
             failures, last_error = 0, None
             yield detail
             if not detail.is_finished:
-                deadline.sleep(poll_interval or self._pause(first=not paused))
-                paused = True
+                deadline.sleep(poll_interval or self._pause())
 
-    def _pause(self, first: bool) -> float:
+    def _pause(self) -> float:
         """Seconds to the next poll: about the policy's interval, just after the scheduler ran."""
-        followed = time.monotonic() - self._born
-        pause = self.policy.first_interval(followed) if first else self.policy.interval(followed)
+        pause = self.policy.interval(time.monotonic() - self._born)
         period = self.policy.scheduler_period
         offset = getattr(self._client, "agent_clock_offset", None)  # a stand-in may lack it
         if period is None or offset is None:

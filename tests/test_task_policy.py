@@ -65,24 +65,10 @@ def test_interval_grows_with_time_followed_up_to_the_ceiling():
     assert p.evolve(ceiling=10).ceiling == 10 and p.ceiling == 3.0
 
 
-def test_first_interval_spreads_the_polls_phase_evenly():
-    # The polls that follow come every 0.5 s: a start drawn from 0.5-1.0 s gives every phase.
-    p = PollPolicy(jitter=0)
-    draws = [p.first_interval(0) for _ in range(400)]
-    assert all(0.5 <= d <= 1.0 for d in draws)
-    assert min(draws) < 0.6 and max(draws) > 0.9
-    assert 0.7 < sum(draws) / len(draws) < 0.8
-    assert all(2.0 <= p.first_interval(10) <= 3.0 for _ in range(50))  # 2 s, up to ceiling
-    assert p.first_interval(1000) == 3.0
-    tight = PollPolicy(initial=0.5, ceiling=0.6)
-    assert all(0.5 <= tight.first_interval(0) <= 0.6 for _ in range(50))
-
-
 def test_default_policy_never_polls_more_than_twice_a_second():
     p = PollPolicy()
     for followed in (0, 0.1, 1, 2, 2.5, 3, 10, 100):
         assert all(p.interval(followed) >= 0.5 for _ in range(50))
-        assert all(p.first_interval(followed) >= 0.5 for _ in range(50))
         assert all(p.retry_interval(n) >= 0.5 for n in (1, 2, 5) for _ in range(20))
 
 
