@@ -51,6 +51,10 @@ HORIZON = 6
 #: Keep this many of the latest passes: all must fit the period (after a restart, the
 #: scheduler's new passes are trusted once the old ones have left these).
 KEEP = 4
+#: Group only this many of a snapshot's newest stamps into passes: the latest ``KEEP`` passes
+#: are made of them (a pass writes a few stamps), and a DAG of thousands of nodes then costs
+#: a poll no more than a small one.
+RECENT = 64
 
 _RAN = frozenset((DagState.RUNNING, DagState.SUCCEED, DagState.FAILED))
 _ENDED = frozenset((DagState.SUCCEED, DagState.FAILED))
@@ -120,7 +124,7 @@ class Passes:
                 self.clock_bound = bound
         self._asked = sent
         self._known.update(new)
-        for stamp in new:
+        for stamp in new[-RECENT:]:  # ascending: the newest
             for i, (first, last) in enumerate(self._passes):
                 if max(last, stamp) - min(first, stamp) < ONE_PASS:
                     self._passes[i] = (min(first, stamp), max(last, stamp))

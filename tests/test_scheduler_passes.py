@@ -91,6 +91,23 @@ def test_one_pass_alone_predicts_nothing_two_predict_the_next() -> None:
     assert just_after(at, T0 + 1.0)
 
 
+def test_a_dag_of_many_nodes_is_read_from_its_newest_stamps() -> None:
+    # A hostile (or huge) DAG of 40,000 nodes, one per scheduler run: grouping every stamp
+    # against every pass took minutes per poll, past any wait's deadline. Only the newest
+    # stamps make the latest passes, and the prediction is the one its last nodes give.
+    many = 40_000
+    big = dag("RUNNING", T0 - many, None,
+              [node(i, "SUCCEED", T0 - many + i, T0 - many + i + 1) for i in range(many - 1)]
+              + [node(many - 1, "RUNNING", T0, T0)])
+    small = dag("RUNNING", T0 - 3, None, [node(1, "SUCCEED", T0 - 3, T0 - 2),
+                                          node(2, "SUCCEED", T0 - 2, T0 - 1),
+                                          node(3, "SUCCEED", T0 - 1, T0),
+                                          node(4, "RUNNING", T0, T0)])
+    at = seen(big).next_poll(T0 + 0.5, T0 + 0.5, 1.0)
+    assert just_after(at, T0 + 1.0)
+    assert just_after(seen(small).next_poll(T0 + 0.5, T0 + 0.5, 1.0), T0 + 1.0)
+
+
 def test_the_period_is_learnt_from_passes_in_a_row() -> None:
     d = dag("RUNNING", T0, None, [node(1, "SUCCEED", T0, T0 + 1.08),
                                   node(2, "RUNNING", T0 + 2.16, T0 + 2.16)])
