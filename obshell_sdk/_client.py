@@ -74,7 +74,8 @@ class ObshellClient(TaskCalls, PackageCalls):
     ``"zh-CN"``) asks the agent for localised error messages. ``trust_env`` False ignores
     ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` and ``REQUESTS_CA_BUNDLE`` (read once, when
     the client is made). A reply larger than ``max_reply_bytes`` (16 MiB) is refused. Each
-    call ends within the larger of its two timeouts, however slowly the agent answers. Use
+    call ends within the larger of its two timeouts, however slowly the agent answers, the
+    requests its signing adds (``/info``, ``/secret``, ``/time``) included. Use
     the client as a context manager, or call :meth:`close`; a closed client cannot be
     opened again.
     """

@@ -73,9 +73,10 @@ class Transport:
 
     ``session`` None makes a pool of our own, which reads proxy and CA settings from the
     environment once (unless ``trust_env`` is false) and is closed with the transport; a
-    given session is used as it is and never closed. Every call runs under a wall-clock
-    deadline of the larger of its two timeouts: on our own pool a trickling agent cannot
-    stretch it (a given session's adapter only has requests' per-read timeouts).
+    given session is used as it is and never closed. Every call, with the requests its auth
+    flow adds, runs under one wall-clock deadline of the larger of its two timeouts: on our
+    own pool a trickling agent cannot stretch it (a given session's adapter only has
+    requests' per-read timeouts, each cut to the time the call has left).
     """
 
     def __init__(
@@ -133,8 +134,9 @@ class Transport:
             self._after_fork()
         request = attrs.evolve(request, method=request.method.upper(),
                                target=self._wire_target(request.target))
+        expires = time.monotonic() + max(timeout)  # the whole call, auth requests included
         if not request.signed:
-            return self._exchange(request, timeout)
+            return self._exchange(request, timeout, expires)
         if self.auth is None:
             raise InvalidArgumentError(
                 "auth", f"{request.method} {request.path} needs credentials: "
@@ -145,7 +147,7 @@ class Transport:
             outgoing = next(flow)
             while True:
                 try:
-                    reply = self._exchange(outgoing, timeout)
+                    reply = self._exchange(outgoing, timeout, expires)
                 except ObshellError as exc:
                     outgoing = flow.throw(exc)  # the flow re-raises what it cannot mend
                     continue
@@ -175,21 +177,32 @@ class Transport:
         prepared.prepare_url(self.base_url + target, None)
         return prepared.path_url
 
-    def _exchange(self, request: Request, timeout: tuple[float, float]) -> Envelope:
-        """One HTTP exchange: send, read at most :data:`MAX_REPLY_BYTES`, decode."""
+    def _exchange(self, request: Request, timeout: tuple[float, float],
+                  expires: float) -> Envelope:
+        """One HTTP exchange: send, read at most :data:`MAX_REPLY_BYTES`, decode.
+
+        It ends by ``expires`` (monotonic), the end of the whole call it is part of.
+        """
         method, path = request.method, request.path
+        seconds = max(timeout)  # the call's, for messages
+        left = expires - time.monotonic()
+        if left <= 0:  # an earlier exchange of the call (the auth flow's) used it all
+            raise TransportError(
+                f"the call's {round(seconds, 2):g} s ran out before this request was sent (the "
+                "agent answered the call's earlier requests too slowly); it was not sent",
+                method=method, path=path, agent=self.agent)
         headers = dict(request.headers)
         headers[TRACE_HEADER] = os.urandom(8).hex()
         headers["Accept-Encoding"] = "identity"  # no compressed replies to inflate
         if self.accept_language:
             headers["Accept-Language"] = self.accept_language
         started = time.monotonic()
-        seconds = max(timeout)
-        with CallDeadline(seconds) as deadline:
+        with CallDeadline(left) as deadline:
             try:
                 resp = self._session.request(
                     method, self.base_url + request.target, data=request.body, headers=headers,
-                    timeout=timeout, verify=self._verify, cert=self._cert,
+                    timeout=(min(timeout[0], left), min(timeout[1], left)),
+                    verify=self._verify, cert=self._cert,
                     proxies=self._proxies, allow_redirects=False, stream=True,
                 )
                 try:
@@ -253,7 +266,7 @@ def _exchange_error(
     where: dict[str, Any] = {"method": method, "path": path, "agent": agent}
     if fired:
         return ReadTimeoutError(
-            f"no complete reply within the call's {seconds:g} s (the agent answered too "
+            f"no complete reply within the call's {round(seconds, 2):g} s (the agent answered too "
             "slowly); the request may still have been carried out", **where)
     if not isinstance(exc, requests.RequestException):
         return TransportError(f"the exchange failed ({type(exc).__name__}: {exc})", **where)

@@ -13,14 +13,26 @@ import ssl
 import time
 
 import pytest
-from rawserver import RawAgent, RawReply, RawServer, dag_json, envelope, http_reply, trickle
+import rawserver
+from rawserver import (
+    RawAgent,
+    RawReply,
+    RawServer,
+    dag_json,
+    envelope,
+    http_reply,
+    json_reply,
+    trickle,
+)
 
 from obshell_sdk import (
+    ConnectionLostError,
     ObshellClient,
     PasswordAuth,
     ReadTimeoutError,
     TaskTimeoutError,
     TaskUnreachableError,
+    TransportError,
 )
 
 INFO = {"identity": "SINGLE", "version": "4.3.0.0", "ip": "127.0.0.1", "port": 2886,
@@ -136,6 +148,76 @@ def test_wait_bounds_a_trickling_agent():
                 task.wait(timeout=2)
             elapsed = time.monotonic() - started
     assert elapsed < 2 + SLACK, f"wait(timeout=2) took {elapsed:.1f} s"
+
+
+def _slow(server: RawServer, delay: float) -> RawAgent:
+    """A RawAgent whose every reply comes ``delay`` seconds late (each within the timeouts)."""
+    agent = RawAgent(server)
+    answer = agent.handle
+
+    def late(request):
+        time.sleep(delay)
+        return answer(request)
+
+    server.handler = late
+    return agent
+
+
+def test_a_signed_calls_auth_requests_share_its_deadline():
+    """/info, /secret and the signed GET each answer in 0.8 s, under the read timeout of
+    1.5 s: the call as a whole must still end within 1.5 s (it once gave each its own)."""
+    rawserver.agent_public_key()  # made before the clock starts
+    with RawServer() as server:
+        agent = _slow(server, 0.8)
+        agent.route("GET", "/api/v1/task/dag/11", lambda request: json_reply(dag_json("11")))
+        with ObshellClient(server.host, server.port, auth=PasswordAuth("pw"),
+                           timeout=(1, 1.5)) as client:
+            started = time.monotonic()
+            with pytest.raises(ReadTimeoutError, match=r"1\.5 s"):
+                client.get_dag("11")
+            elapsed = time.monotonic() - started
+        paths = [r.target.partition("?")[0] for r in server.requests]
+    assert elapsed < 1.5 + SLACK, f"a 1.5 s call took {elapsed:.1f} s"
+    assert "/api/v1/task/dag/11" not in paths, paths  # the time ran out before it
+
+
+def test_a_request_is_not_sent_once_its_call_has_no_time_left(monkeypatch):
+    """When the auth flow's requests used up the call's time, the signed request is not
+    sent at all, and the error says so (a plain TransportError: nothing may have run)."""
+    import obshell_sdk._transport
+
+    class Clock:  # the transport's clock jumps 100 s once /info is answered
+        jump = 0.0
+
+        def __getattr__(self, name):
+            return getattr(time, name)
+
+        def monotonic(self):
+            return time.monotonic() + self.jump
+
+    clock = Clock()
+    monkeypatch.setattr(obshell_sdk._transport, "time", clock)
+    with RawServer() as server:
+        agent = RawAgent(server)
+        answer = agent.handle
+
+        def jump_after_info(request):
+            reply = answer(request)
+            if request.target.startswith("/api/v1/info"):
+                clock.jump = 100.0
+            return reply
+
+        server.handler = jump_after_info
+        with ObshellClient(server.host, server.port, auth=PasswordAuth("pw"),
+                           timeout=(1, 5)) as client:
+            with pytest.raises(TransportError) as info:
+                client.get_dag("11")
+        paths = [r.target.partition("?")[0] for r in server.requests]
+    assert not isinstance(info.value, ConnectionLostError)
+    assert "ran out before this request was sent" in str(info.value)
+    assert "it was not sent" in str(info.value)
+    assert info.value.path == "/api/v1/secret"
+    assert paths == ["/api/v1/info"]
 
 
 # -- over TLS -------------------------------------------------------------------------------
