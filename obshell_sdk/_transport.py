@@ -73,10 +73,9 @@ class Transport:
 
     ``session`` None makes a pool of our own, which reads proxy and CA settings from the
     environment once (unless ``trust_env`` is false) and is closed with the transport; a
-    given session is used as it is and never closed. Every call, with the requests its auth
-    flow adds, runs under one wall-clock deadline of the larger of its two timeouts: on our
-    own pool a trickling agent cannot stretch it (a given session's adapter only has
-    requests' per-read timeouts, each cut to the time the call has left).
+    given session is used as it is and never closed. A call and the requests its auth flow
+    adds run under one wall-clock deadline, the larger of its two timeouts: on our own pool
+    a trickling agent cannot stretch it (a given session's adapter has per-read timeouts).
     """
 
     def __init__(
@@ -138,10 +137,8 @@ class Transport:
         if not request.signed:
             return self._exchange(request, timeout, expires)
         if self.auth is None:
-            raise InvalidArgumentError(
-                "auth", f"{request.method} {request.path} needs credentials: "
-                "ObshellClient(..., auth=PasswordAuth(...))",
-            )
+            raise InvalidArgumentError("auth", f"{request.method} {request.path} needs "
+                                       "credentials: ObshellClient(..., auth=PasswordAuth(...))")
         flow = auth_flow(self.auth, request, self.agent)
         try:
             outgoing = next(flow)
@@ -161,11 +158,9 @@ class Transport:
     def _after_fork(self) -> None:
         """In a forked child, never share the parent's pooled connections."""
         if not self._owns_session:
-            raise InvalidArgumentError(
-                "session", "this client's session was made in another process, and its pooled "
-                "connections would be shared with it: make the client (and the session) in "
-                "this process",
-            )
+            raise InvalidArgumentError("session", "this client's session was made in another "
+                                       "process, and its pooled connections would be shared with "
+                                       "it: make the client (and the session) in this process")
         log.info("new process (fork): %s gets a connection pool of its own", self.agent)
         self._session = _new_session()  # the parent's pool is left alone, not closed
         self._session.trust_env = False
@@ -179,18 +174,14 @@ class Transport:
 
     def _exchange(self, request: Request, timeout: tuple[float, float],
                   expires: float) -> Envelope:
-        """One HTTP exchange: send, read at most :data:`MAX_REPLY_BYTES`, decode.
-
-        It ends by ``expires`` (monotonic), the end of the whole call it is part of.
-        """
-        method, path = request.method, request.path
-        seconds = max(timeout)  # the call's, for messages
+        """One exchange of a call that ends at ``expires``: send, read capped, decode."""
+        method, path, seconds = request.method, request.path, max(timeout)
         left = expires - time.monotonic()
-        if left <= 0:  # an earlier exchange of the call (the auth flow's) used it all
-            raise TransportError(
-                f"the call's {round(seconds, 2):g} s ran out before this request was sent (the "
-                "agent answered the call's earlier requests too slowly); it was not sent",
-                method=method, path=path, agent=self.agent)
+        if left <= 0:  # the call's earlier exchanges (the auth flow's) used it all
+            raise TransportError(f"the call's {round(seconds, 2):g} s ran out before this "
+                                 "request was sent (the agent answered the call's earlier "
+                                 "requests too slowly); it was not sent",
+                                 method=method, path=path, agent=self.agent)
         headers = dict(request.headers)
         headers[TRACE_HEADER] = os.urandom(8).hex()
         headers["Accept-Encoding"] = "identity"  # no compressed replies to inflate
@@ -201,10 +192,8 @@ class Transport:
             try:
                 resp = self._session.request(
                     method, self.base_url + request.target, data=request.body, headers=headers,
-                    timeout=(min(timeout[0], left), min(timeout[1], left)),
-                    verify=self._verify, cert=self._cert,
-                    proxies=self._proxies, allow_redirects=False, stream=True,
-                )
+                    timeout=(min(timeout[0], left), min(timeout[1], left)), verify=self._verify,
+                    cert=self._cert, proxies=self._proxies, allow_redirects=False, stream=True)
                 try:
                     content = _read_capped(resp, self.max_reply_bytes)
                 finally:
@@ -216,10 +205,11 @@ class Transport:
                                       self.agent) from exc
         if deadline.fired:  # the cut reply may even look complete (a close-delimited one)
             raise _exchange_error(TimeoutError(), True, seconds, method, path, self.agent)
-        if content is None or (not content and 200 <= resp.status_code < 300):
-            # obshell always answers with an envelope: a 2xx with no body at all means the
-            # connection was cut after the status line or inside the headers (a
-            # close-delimited reply looks complete then). Whether the agent acted is unknown.
+        if content is None or (not content and 200 <= resp.status_code < 300
+                               and resp.status_code != 204):
+            # obshell answers with an envelope (or a 204, bodiless by definition): a 2xx with
+            # no body was cut after the status line or inside the headers (a close-delimited
+            # reply looks complete then). Whether the agent acted is unknown.
             raise ConnectionLostError(
                 "reply shorter than its Content-Length (connection cut)" if content is None
                 else f"HTTP {resp.status_code} reply with no body (connection cut?)",
@@ -259,9 +249,8 @@ def _read_capped(resp: requests.Response, cap: int) -> Optional[bytes]:
     return content
 
 
-def _exchange_error(
-    exc: Exception, fired: bool, seconds: float, method: str, path: str, agent: str
-) -> TransportError:
+def _exchange_error(exc: Exception, fired: bool, seconds: float, method: str, path: str,
+                    agent: str) -> TransportError:
     """Map what an exchange raised to the SDK's transport errors."""
     where: dict[str, Any] = {"method": method, "path": path, "agent": agent}
     if fired:
@@ -318,6 +307,8 @@ def _envelope(resp: requests.Response, content: bytes, method: str, path: str) -
     """
     status = resp.status_code
     ok_status = 200 <= status < 300
+    if status == 204:  # No Content (SendNoContentResponse): success, no data
+        return Envelope(successful=True, status=204)
     try:
         obj = json.loads(content)
         if nested_deeper(obj, MAX_REPLY_DEPTH):
@@ -327,18 +318,14 @@ def _envelope(resp: requests.Response, content: bytes, method: str, path: str) -
                           f"{MAX_REPLY_DEPTH} levels deep", status=status) from None
     except ValueError:
         kind = resp.headers.get("Content-Type", "no content type")
-        raise DecodeError(
-            f"{method} {path}: HTTP {status} reply is not JSON ({kind}); "
-            "is this an obshell agent, and is https= right?",
-            excerpt=content[:_EXCERPT].decode("utf-8", "replace"), status=status,
-        ) from None
+        raise DecodeError(f"{method} {path}: HTTP {status} reply is not JSON ({kind}); is this "
+                          "an obshell agent, and is https= right?", status=status,
+                          excerpt=content[:_EXCERPT].decode("utf-8", "replace")) from None
     try:
         envelope = Envelope.from_json(obj)
     except DecodeError as exc:
-        error = DecodeError(
-            f"{method} {path}: HTTP {status} reply is not an obshell envelope: {exc}",
-            status=status,
-        )
+        error = DecodeError(f"{method} {path}: HTTP {status} reply is not an obshell envelope: "
+                            f"{exc}", status=status)
         error.where = exc.where  # the JSON path; the message names it already
         raise error from None
     if envelope.successful and ok_status:
