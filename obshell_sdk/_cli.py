@@ -10,6 +10,7 @@ not be read back afterwards exits 0 with a warning on stderr.
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import sys
@@ -183,6 +184,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         handler = logging.StreamHandler()
         handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
         logging.basicConfig(level=logging.DEBUG, handlers=[handler])
+    for stream in (sys.stdout, sys.stderr):  # agent text the terminal cannot encode: escaped
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     out = Output(args.json, sys.stdout, sys.stderr)
     progress = Progress(out, tty=sys.stderr.isatty())
     try:

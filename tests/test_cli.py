@@ -73,6 +73,21 @@ def test_failed_task_exits_1_and_shows_the_log():
         assert "SUCCEED" in retried.stdout
 
 
+def test_agent_text_the_terminal_cannot_encode_is_escaped_not_a_crash():
+    # Real agents answer in Chinese with Accept-Language: zh; a stdout in ASCII (a cron job,
+    # a C locale) once ended the CLI with a UnicodeEncodeError, losing the task's failure.
+    ascii_out = {"PYTHONIOENCODING": "ascii"}
+    with FakeAgent(password=PASSWORD, fail_stage=1,
+                   fail_message="\u5931\u8d25 at stage {stage} \u2717") as agent:
+        out = run(agent, "upgrade", VERSION, RELEASE, "--wait", env_extra=ascii_out)
+        assert "Traceback" not in out.stderr, out.stderr
+        assert out.returncode == 1
+        assert "\\u5931\\u8d25 at stage 1" in out.stdout + out.stderr
+        show = run(agent, "task", "show", next(iter(agent.dags)), env_extra=ascii_out)
+        assert show.returncode == 0, show.stderr
+        assert "\\u5931" in show.stdout
+
+
 @pytest.mark.parametrize("action", ["rollback", "skip"])
 def test_operators_on_a_failed_task(action):
     expected = {"rollback": "ROLLBACK", "skip": "PASS"}[action]
