@@ -35,8 +35,10 @@ MAX_RELEASE_LENGTH = 128
 #: The longest upgrade directory accepted (Linux's PATH_MAX).
 MAX_PATH_LENGTH = 4096
 # ASCII digits only: Python's \d and str.isdigit() also take Arabic-Indic and other digits,
-# which obshell's strconv.Atoi refuses.
-_VERSION = re.compile(r"[0-9]+(\.[0-9]+)+\Z")
+# which obshell's strconv.Atoi refuses. Four numbers, as every obshell and OceanBase 4.x
+# version has: obshell checks a target only against its own version (not whether a package
+# exists), so "4.2" would start an upgrade DAG that fails inside, holding the cluster's lock.
+_VERSION = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*)){3}\Z")
 _BUILD_NUMBER = re.compile(r"[0-9]+\Z")
 # PROTOCOL §7.1 (obshell's CheckPathValid): letters, digits, CJK, and - _ : @ / .
 _PATH_CHARS = re.compile(r"[A-Za-z0-9\u4e00-\u9fff\-_:@/.]+\Z")
@@ -60,7 +62,8 @@ def _check_version(_: Any, attribute: attrs.Attribute[str], value: Any) -> None:
     text = _string(attribute.name, value, MAX_VERSION_LENGTH)
     if not _VERSION.match(text):
         raise InvalidArgumentError(
-            attribute.name, f"{text!r} is not a dotted version of ASCII digits such as '4.2.1.1'"
+            attribute.name, f"{text!r} is not a version of four dotted numbers (no leading "
+            "zeros) such as '4.2.1.1'"
         )
 
 

@@ -21,12 +21,30 @@ RELEASE = "101000062023110109.el7"
 @pytest.mark.parametrize(
     "version",
     [ARABIC_INDIC, "4.2.1.\u0661", "\uff14.2.1.1", "4.2.1.1\x00", "4.2.1.1\n", "4\x7f.2",
-     "4.2.\u00851", "4", "4.", ".4.2", "4..2", "4.2.1.1-1", "+4.2", "4.2" * 40, "\ud800"],
+     "4.2.\u00851", "4", "4.", ".4.2", "4..2", "4.2.1.1-1", "+4.2", "4.2" * 40, "\ud800",
+     # not four numbers, or with leading zeros: no obshell or OceanBase 4.x version looks so
+     "4.2", "4.4", "4.2.1", "4.4.0.0.0.0", "04.5.0.0", "4.2.1.01"],
 )
 def test_versions_refused(version):
     with pytest.raises(InvalidArgumentError) as info:
         UpgradeAgentRequest(version, RELEASE)
     assert info.value.argument == "version"
+
+
+@pytest.mark.parametrize("version", ["4.2.1.1", "4.2.0.0", "4.3.10.0", "10.0.0.1"])
+def test_versions_accepted(version):
+    assert UpgradeAgentRequest(version, RELEASE).version == version
+
+
+def test_a_short_version_is_refused_before_anything_is_sent():
+    from obshell_sdk import ObshellClient, PasswordAuth
+    from obshell_sdk.testing import FakeAgent
+
+    with FakeAgent(password="pw") as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth("pw")) as client:
+        with pytest.raises(InvalidArgumentError, match="four dotted numbers"):
+            client.upgrade_agent("4.4", RELEASE)
+        assert agent.requests == []
 
 
 @pytest.mark.parametrize(
