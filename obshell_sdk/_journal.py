@@ -44,7 +44,7 @@ class StepRecord:
     """Where one step of one target stands.
 
     ``status`` is ``started``, ``sending`` (a create call may have reached the agent),
-    ``created`` (``dag_id`` known) or ``done``.
+    ``unsent`` (it certainly did not), ``created`` (``dag_id`` known) or ``done``.
     """
 
     step: str

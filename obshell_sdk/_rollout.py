@@ -23,6 +23,7 @@ import attrs
 from ._auth import PasswordAuth
 from ._client import CLIENT_OPTIONS, ObshellClient
 from ._exceptions import (
+    ConnectError,
     InvalidArgumentError,
     ObshellError,
     OutcomeUnknownError,
@@ -53,7 +54,7 @@ class TargetResult:
 
     #: ``"host:port"``.
     target: str
-    #: succeeded, failed, rolled_back, cancelled, skipped or unknown.
+    #: succeeded, failed, rolled_back, cancelled, skipped, unknown or unreachable.
     outcome: TargetOutcome
     #: The DAGs created on the target, oldest first (pre-check, then upgrade).
     dag_ids: tuple[str, ...] = ()
@@ -255,6 +256,8 @@ class _Run:
 
 def _judge(exc: ObshellError) -> TargetOutcome:
     """A failure's outcome: unknown when the agent may still be doing the work."""
+    if isinstance(exc, ConnectError):  # the request never left: nothing is under way
+        return TargetOutcome.UNREACHABLE
     if isinstance(exc, (OutcomeUnknownError, TaskTimeoutError, TaskUnreachableError,
                         TransportError)):
         return TargetOutcome.UNKNOWN

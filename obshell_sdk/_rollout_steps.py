@@ -2,8 +2,9 @@
 
 A step that creates a DAG is written as ``sending`` (with the send time and the unfinished
 DAGs the agent listed just before) before the POST, and as ``created`` with the DAG id
-after it. A rerun follows a created DAG, looks a ``sending`` one up (never sending it
-again), and skips the steps that are ``done``.
+after it, or ``unsent`` when the agent could not be reached (``ConnectError``: the POST
+never left). A rerun follows a created DAG, looks a ``sending`` one up (never sending it
+again), sends an ``unsent`` one, and skips the steps that are ``done``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import attrs
 from ._creation import find_created_dag
 from ._dag import DagDetail, DagOutcome, TextEnum
 from ._endpoints import TaskEndpoint
-from ._exceptions import ConnectionLostError
+from ._exceptions import ConnectError, ConnectionLostError
 from ._journal import Journal, StepRecord, TargetRecord
 from ._models import AgentInfo
 from ._task import DagTask
@@ -38,6 +39,8 @@ class TargetOutcome(TextEnum):
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
     UNKNOWN = "unknown"
+    #: The agent could not be reached; nothing of the step under way was sent.
+    UNREACHABLE = "unreachable"
 
 
 #: Outcomes a rerun of the rollout leaves alone: the target will not change by itself.
@@ -125,7 +128,11 @@ class TargetRun:
                 self.journal.step(self.target, step.name, "sending", sent_at=sent_at,
                                   existed=existed)
 
-            task = self.client._create_task(step.endpoint, step.request, journal_send)
+            try:
+                task = self.client._create_task(step.endpoint, step.request, journal_send)
+            except ConnectError:  # never reached the agent: a rerun may send it
+                self.journal.step(self.target, step.name, "unsent")
+                raise
             self.journal.step(self.target, step.name, "created", dag_id=task.id)
         if task.id not in self.dag_ids:
             self.dag_ids.append(task.id)

@@ -72,6 +72,35 @@ def test_outcomes_per_target_and_a_rerun_touches_nothing(tmp_path):
         assert [posts(a) for a in fleet] == [1, 0, 1, 1, 1, 1]  # nothing sent twice
 
 
+def test_an_unreachable_target_sent_nothing_and_a_rerun_sends_it(tmp_path):
+    """A refused connection is not an unknown outcome: nothing was sent, and the rerun
+    sends the step (it once marked the target unknown and the rerun looked the task up)."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on (for now)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with ExitStack() as stack:
+        [live] = agents(stack, 1)
+        journal = tmp_path / "r.db"
+        fleet = [f"127.0.0.1:{live.port}", f"127.0.0.1:{port}"]
+        first = Rollout(fleet, auth=PasswordAuth(PASSWORD), journal=journal, poll_policy=FAST,
+                        progress=False, max_failures=2).upgrade_agent(VERSION, RELEASE)
+        dead = first.results[fleet[1]]
+        assert dead.outcome is TargetOutcome.UNREACHABLE, dead
+        assert "ConnectError" in (dead.error or "") and not first.ok
+        assert first.results[fleet[0]].outcome is TargetOutcome.SUCCEEDED
+        steps = sqlite3.connect(journal).execute(
+            "SELECT status FROM steps WHERE target = ?", (fleet[1],)).fetchall()
+        assert steps == [("unsent",)]
+        late = stack.enter_context(FakeAgent(password=PASSWORD, stage_seconds=0.03, port=port))
+        again = Rollout(fleet, auth=PasswordAuth(PASSWORD), journal=journal, poll_policy=FAST,
+                        progress=False).upgrade_agent(VERSION, RELEASE)
+        assert again.ok, again
+        assert posts(late, "/api/v1/agent/upgrade/check") == 1 and posts(late) == 1
+        assert posts(live) == 1  # the live one was left alone
+
+
 def test_max_failures_skips_the_rest_and_a_rerun_starts_them(tmp_path):
     with ExitStack() as stack:
         fleet = agents(stack, 5, {0: {"fail_stage": 2, "fail_times": 1}})
