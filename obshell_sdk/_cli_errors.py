@@ -60,8 +60,9 @@ CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
     (AuthExpiredError, "The clocks disagree: sync this machine's clock with the agent's"),
     (AuthError, "Check OBSHELL_PASSWORD and OBSHELL_AGENT_PASSWORD"),
     (TaskNotFoundError, "Check the task id; obshell-sdk task list shows the unfinished tasks"),
-    (UnderMaintenanceError, "Finish the maintenance task named above first: obshell-sdk task "
-     "list, then obshell-sdk task retry|rollback|skip|cancel ID"),
+    (UnderMaintenanceError, "The maintenance task named above holds the lock: obshell-sdk task "
+     "list; if it is running, obshell-sdk task wait ID; if it failed, obshell-sdk task "
+     "retry|rollback|skip|cancel ID"),
 )
 
 _OPTIONS = {"OBSHELL_HOST": "--host", "OBSHELL_PORT": "--port", "OBSHELL_HTTPS": "--https",

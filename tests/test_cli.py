@@ -73,6 +73,15 @@ def test_failed_task_exits_1_and_shows_the_log():
         assert "SUCCEED" in retried.stdout
 
 
+def test_a_running_task_holding_the_lock_is_waited_for_not_retried():
+    with FakeAgent(password=PASSWORD, stage_seconds=5) as agent:
+        assert run(agent, "upgrade", VERSION, RELEASE).returncode == 0
+        second = run(agent, "upgrade", "4.3.1.1", RELEASE)
+        assert second.returncode == 5, second.stderr
+        assert "if it is running, obshell-sdk task wait ID" in second.stderr
+        assert "if it failed, obshell-sdk task retry" in second.stderr
+
+
 def test_agent_text_the_terminal_cannot_encode_is_escaped_not_a_crash():
     # Real agents answer in Chinese with Accept-Language: zh; a stdout in ASCII (a cron job,
     # a C locale) once ended the CLI with a UnicodeEncodeError, losing the task's failure.
