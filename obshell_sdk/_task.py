@@ -231,12 +231,13 @@ class DagTask:
         where = "" if self.snapshot is None else (
             f" (last seen {self.snapshot.state} at stage {self.snapshot.progress})"
         )
-        failing = f"; the last polls failed: {last_error}" if last_error is not None else ""
+        failing = f"; the last polls failed ({last_error})" if last_error is not None else ""
+        then = ("It keeps running on the agent: wait" if self.snapshot is not None else
+                "It was never seen, so whether it runs is not known: check the agent's address "
+                "and the task id, then wait")
         error = TaskTimeoutError(
-            f"task {self.id} did not end within {timeout:g} s{where}{failing}. It keeps running "
-            f"on the agent: wait again with client.task({self.id!r}).wait()",
-            task_id=self.id, detail=self.snapshot,
-        )
+            f"task {self.id} did not end within {timeout:g} s{where}{failing}. {then} again "
+            f"with client.task({self.id!r}).wait()", task_id=self.id, detail=self.snapshot)
         error.last_error = last_error
         return error
 

@@ -201,3 +201,20 @@ def test_errors_pickle():
         assert type(back) is type(err) and str(back) == str(err)
         assert back.__dict__.keys() == err.__dict__.keys()
     assert issubclass(ApiError, Exception) and issubclass(TransportError, Exception)
+
+
+def test_a_task_never_seen_is_not_said_to_keep_running():
+    """A wait that never reached the agent (wrong port) must not claim the task runs on."""
+    import socket
+
+    from obshell_sdk import ObshellClient, PasswordAuth, TaskTimeoutError
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with ObshellClient("127.0.0.1", port, auth=PasswordAuth("pw")) as client:
+        with pytest.raises(TaskTimeoutError) as info:
+            client.task("11").wait(timeout=0.3, progress=False)
+    text = str(info.value)
+    assert "never seen" in text and "keeps running" not in text
+    assert "cannot connect" in text and "?." not in text
