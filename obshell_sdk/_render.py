@@ -14,7 +14,7 @@ import threading
 import time
 from datetime import datetime
 from enum import Enum
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import attrs
 
@@ -163,20 +163,26 @@ class LiveProgress:
     def __init__(self, owner: object = None) -> None:
         self._owner = self if owner is None else owner
         self._notebook = in_notebook()
+        self._open = False  # a text line is shown and not ended
 
     def __call__(self, detail: DagDetail) -> None:
         """Show ``detail``, replacing what was shown before."""
         if self._notebook:
             show_live_card(self._owner, detail, dag_line(detail))
             return
-        end = "\n" if detail.is_finished else ""
-        sys.stderr.write("\r\x1b[K" + dag_line(detail) + end)
+        self._open = not detail.is_finished
+        sys.stderr.write("\r\x1b[K" + dag_line(detail) + ("" if self._open else "\n"))
         sys.stderr.flush()
 
+    def close(self) -> None:
+        """End the text line, if one is shown (a wait stopped before the task ended)."""
+        if self._open:
+            self._open = False
+            sys.stderr.write("\n")
+            sys.stderr.flush()
 
-def live_display(
-    progress: Optional[bool], owner: object = None
-) -> Optional[Callable[[DagDetail], None]]:
+
+def live_display(progress: Optional[bool], owner: object = None) -> Optional[LiveProgress]:
     """The live display a wait asked for: None (default) in notebooks only, True always.
 
     ``owner`` (the waiting DagTask) keeps one live card per notebook cell across its waits.

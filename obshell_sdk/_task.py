@@ -152,7 +152,8 @@ class DagTask:
             timeout = check_seconds(timeout, "timeout", allow_zero=True)
         if poll_interval is not None:
             poll_interval = check_seconds(poll_interval, "poll_interval")
-        subscribers = [s for s in (live_display(progress, self), on_progress) if s is not None]
+        display = live_display(progress, self)
+        subscribers = [s for s in (display, on_progress) if s is not None]
         last: Optional[tuple[DagState, Operator, int]] = None
         try:
             seen = [self.snapshot] if self.snapshot is not None else []
@@ -168,7 +169,12 @@ class DagTask:
             log.warning("%s", msg)
             if hasattr(exc, "add_note"):
                 exc.add_note(msg)
+            elif not exc.args:  # before Python 3.11: the traceback's last line says it
+                exc.args = (msg,)
             raise
+        finally:
+            if display is not None:
+                display.close()
         assert self.snapshot is not None  # the loop ends only on a finished snapshot
         return self.snapshot
 

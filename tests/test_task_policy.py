@@ -144,9 +144,23 @@ def test_ctrl_c_stops_waiting_and_names_the_task(caplog):
         raise KeyboardInterrupt
 
     caplog.set_level(logging.WARNING, logger="obshell_sdk")
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as info:
         DagTask(Script(dag()), "11", policy=FAST).wait(timeout=5, on_progress=interrupt)
     assert "client.task('11')" in caplog.text and "keeps running" in caplog.text
+    # the traceback says it too, with no logging set up: a note (3.11+) or its message
+    shown = "".join(getattr(info.value, "__notes__", [])) or str(info.value)
+    assert "client.task('11').wait()" in shown
+
+
+def test_ctrl_c_ends_the_progress_line_before_the_traceback(capsys):
+    def interrupt(detail):
+        if detail.stage >= 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        DagTask(Script(dag(stage=1), dag(stage=2)), "11", policy=FAST).wait(
+            timeout=5, progress=True, on_progress=interrupt)
+    assert capsys.readouterr().err.endswith("\n")
 
 
 def test_wait_zero_polls_once():
