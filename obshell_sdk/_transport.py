@@ -138,7 +138,8 @@ class Transport:
             return self._exchange(request, timeout, expires)
         if self.auth is None:
             raise InvalidArgumentError("auth", f"{request.method} {request.path} needs "
-                                       "credentials: ObshellClient(..., auth=PasswordAuth(...))")
+                                       "credentials: ObshellClient(..., auth=PasswordAuth(...)),"
+                                       " or OBSHELL_PASSWORD for ObshellClient.from_env()")
         flow = auth_flow(self.auth, request, self.agent)
         try:
             outgoing = next(flow)

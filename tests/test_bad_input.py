@@ -133,3 +133,15 @@ def test_show_details_must_be_a_bool(client):
 def test_poll_policy_refuses_nonsense(kwargs):
     with pytest.raises(InvalidArgumentError):
         PollPolicy(**kwargs)
+
+
+def test_a_signed_call_without_auth_says_how_to_give_it_and_sends_nothing():
+    from obshell_sdk.testing import FakeAgent
+
+    with FakeAgent(password="pw") as agent, \
+            ObshellClient(agent.host, agent.port, auth=None) as client:
+        with pytest.raises(InvalidArgumentError) as info:
+            client.unfinished_dags()
+        assert info.value.argument == "auth"
+        assert "auth=PasswordAuth(" in str(info.value) and "OBSHELL_PASSWORD" in str(info.value)
+        assert agent.requests == []
