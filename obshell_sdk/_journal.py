@@ -123,7 +123,8 @@ class Journal:
     def read_plan(path: str) -> dict[str, Any]:
         """The plan a journal file holds (for ``rollout status``), without changing it."""
         if not os.path.isfile(path):
-            raise InvalidArgumentError("journal", f"{path!r} is not a journal file")
+            why = "is not a file" if os.path.exists(path) else "does not exist"
+            raise InvalidArgumentError("journal", f"{path!r} {why}")
         db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
             row = db.execute("SELECT value FROM meta WHERE key = 'plan'").fetchone()

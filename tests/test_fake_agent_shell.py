@@ -129,3 +129,11 @@ def test_a_port_in_use_exits_2_with_a_clear_message():
                              capture_output=True, text=True, env=_env(), timeout=60, check=False)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "--port" in out.stderr
+
+
+def test_listening_beyond_this_machine_is_warned_about():
+    # Not served here (tests listen on 127.0.0.1 only): which addresses get the warning.
+    from obshell_sdk.testing._shell import _exposed
+
+    assert [_exposed(h) for h in ("127.0.0.1", "127.0.0.2", "::1", "localhost")] == [False] * 4
+    assert [_exposed(h) for h in ("0.0.0.0", "::", "10.0.0.1", "db1.example")] == [True] * 4

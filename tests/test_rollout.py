@@ -302,3 +302,14 @@ def test_cli_rollout_status_as_json_and_tls_options_reach_every_client(tmp_path)
         assert tls.returncode != 0
         assert all(not a.requests_to("/api/v1/agent/upgrade", "POST")[1:] for a in fleet)
         assert all(len(a.requests_to("/api/v1/agent/upgrade", "POST")) == 1 for a in fleet)
+
+
+def test_rollout_status_of_a_missing_journal_says_so_and_creates_nothing(tmp_path):
+    missing = tmp_path / "nope.db"
+    argv, env = _cli("rollout", "status", "--journal", str(missing))
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert out.returncode == 2 and "does not exist" in out.stderr, out.stderr
+    assert not missing.exists()
+    argv, env = _cli("rollout", "status", "--journal", str(tmp_path))  # a directory
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert out.returncode == 2 and "is not a file" in out.stderr, out.stderr

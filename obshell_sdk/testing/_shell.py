@@ -14,6 +14,7 @@ stops cleanly on Ctrl-C or SIGTERM (exit code 0). A port already in use exits wi
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import math
 import re
 import shlex
@@ -158,6 +159,14 @@ def _log_requests(agent: FakeAgent, out: Optional[TextIO]) -> None:
         out.flush()
 
 
+def _exposed(host: str) -> bool:
+    """True when listening on ``host`` reaches beyond this machine."""
+    try:
+        return not ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name
+        return host != "localhost"
+
+
 def _on_sigterm(signum: int, frame: Optional[FrameType]) -> Any:
     raise KeyboardInterrupt
 
@@ -181,6 +190,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # Ctrl-C and SIGTERM both stop it, even when started with SIGINT ignored (``cmd &``).
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    if _exposed(agent.host):
+        err.write(f"obshell-sdk fake agent: WARNING: listening on {agent.host}, beyond this "
+                  "machine, with a test password and no real checks; use it only on a network "
+                  "you trust\n")
     try:
         out.write(_banner(agent, args))
         out.flush()
