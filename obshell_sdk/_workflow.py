@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Optional, Protocol, Union
 
 from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
-from ._exceptions import UpgradeNotConfirmedError
+from ._exceptions import InvalidArgumentError, UpgradeNotConfirmedError
 from ._models import AgentInfo, ObUpgradeResult, UpgradePackageInfo, UpgradeResult
 from ._task import DagTask, ProgressCallback
 from ._upload import check_package_path
@@ -58,7 +58,9 @@ def run_agent_upgrade(
 ) -> UpgradeResult:
     """Upload, pre-check, upgrade, follow to the end, confirm the version through ``/info``.
 
-    ``package`` is uploaded when given, the pre-check runs when ``check`` is true.
+    ``package`` is uploaded when given and must then be the target's (``obshell``, same
+    version and release: :class:`InvalidArgumentError` before anything starts otherwise);
+    the pre-check runs when ``check`` is true.
     Everything the caller gave is checked before the first request. Raises what the steps
     raise (``TaskFailedError`` for a failed check or upgrade, ...), or
     :class:`UpgradeNotConfirmedError` when the agent still reports another version.
@@ -67,6 +69,8 @@ def run_agent_upgrade(
     path = None if package is None else check_package_path(package)
     timeout = check_seconds(timeout, "timeout")
     uploaded = None if path is None else client.upload_package(path)
+    if uploaded is not None:
+        _check_uploaded(uploaded, version, release)
     checked = None
     if check:
         checked = client.check_agent_upgrade(version, release, upgrade_dir).result(
@@ -87,6 +91,16 @@ def run_agent_upgrade(
         )
     log.info("agent %s now runs obshell %s", client.agent, info.version)
     return UpgradeResult(uploaded, checked, detail, info)
+
+
+def _check_uploaded(uploaded: UpgradePackageInfo, version: str, release: str) -> None:
+    """The package just uploaded must be the target's: obshell would run its pre-check anyway."""
+    have = f"{uploaded.name} {uploaded.version}-{uploaded.release_distribution or '?'}"
+    if uploaded.name != "obshell" or uploaded.version != version or (
+            uploaded.release_distribution and uploaded.release_distribution != release):
+        raise InvalidArgumentError(
+            "package", f"is {have}, not obshell {version}-{release}: give the target's package, "
+            "or the version and release of this one (it was uploaded; nothing was started)")
 
 
 def run_ob_upgrade(

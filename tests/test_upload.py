@@ -118,6 +118,18 @@ def test_run_agent_upgrade_does_the_whole_workflow(package):
         assert names == {"check", "obshell"}  # "Upgrade check obshell ..." and "Upgrade obshell"
 
 
+@pytest.mark.parametrize(("version", "release"), [("4.2.2.1", "101000012025010101.el7"),
+                                                  ("4.3.1.0", "101000012025010102.el7")])
+def test_run_agent_upgrade_refuses_a_package_that_is_not_the_target(package, version, release):
+    # The package is obshell 4.3.1.0-101000012025010101.el7: nothing is started for another.
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        with pytest.raises(InvalidArgumentError, match=r"is obshell 4\.3\.1\.0-1010") as info:
+            client.run_agent_upgrade(version, release, package=package, timeout=60)
+        assert info.value.argument == "package"
+        assert agent.dags == {}  # no pre-check, no upgrade
+
+
 def test_run_agent_upgrade_refuses_bad_input_first(tmp_path):
     with FakeAgent(password=PASSWORD) as agent, \
             ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
