@@ -7,7 +7,9 @@ per process shuts them down when the deadline passes, so the blocked read return
 and the call ends. The transport then reports the call as timed out.
 
 Sockets register through the connection classes of our own adapter (:class:`DeadlineAdapter`),
-which requests mounts on the sessions the SDK makes.
+which requests mounts on the sessions the SDK makes. The same classes note when a call's
+request starts going out (:attr:`CallDeadline.sent`): a failure before that, even a TLS error,
+cannot have reached the agent; one after it may have.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class CallDeadline:
     def __init__(self, seconds: float) -> None:
         self.expires = time.monotonic() + seconds
         self.fired = False
+        #: True once a byte of the request was handed to a socket (our adapter only).
+        self.sent = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
 
@@ -86,6 +90,12 @@ def _watch_current(sock: Optional[socket.socket]) -> None:
     deadline: Optional[CallDeadline] = getattr(_current, "deadline", None)
     if deadline is not None:
         deadline.watch(sock)
+
+
+def _sending() -> None:
+    deadline: Optional[CallDeadline] = getattr(_current, "deadline", None)
+    if deadline is not None:
+        deadline.sent = True
 
 
 class _Watchdog:
@@ -147,6 +157,10 @@ class _HTTPConnection(HTTPConnection):
         _watch_current(self.sock)  # a kept-alive connection already has its socket
         super().request(*args, **kwargs)
 
+    def send(self, data: Any) -> None:
+        _sending()
+        super().send(data)
+
 
 class _HTTPSConnection(HTTPSConnection):
     def connect(self) -> None:
@@ -156,6 +170,10 @@ class _HTTPSConnection(HTTPSConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
         _watch_current(self.sock)
         super().request(*args, **kwargs)
+
+    def send(self, data: Any) -> None:
+        _sending()
+        super().send(data)
 
 
 class _HTTPPool(HTTPConnectionPool):

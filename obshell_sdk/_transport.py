@@ -54,14 +54,10 @@ MAX_REPLY_BYTES = 16 * 1024 * 1024
 #: JSON nested deeper than this is refused (obshell's replies nest fewer than 10 levels).
 MAX_REPLY_DEPTH = 64
 _EXCERPT = 120
-_CONNECT_REASONS: tuple[type[BaseException], ...] = tuple(
-    cls for cls in (
-        urllib3.exceptions.NewConnectionError,
-        getattr(urllib3.exceptions, "NameResolutionError", None),  # urllib3 2.x only
-        urllib3.exceptions.ConnectTimeoutError,
-        ConnectionRefusedError,
-    ) if cls is not None
-)
+_CONNECT_REASONS: tuple[type[BaseException], ...] = tuple(cls for cls in (
+    urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
+    getattr(urllib3.exceptions, "NameResolutionError", None),  # urllib3 2.x only
+    ConnectionRefusedError) if cls is not None)
 
 
 class _ReplyTooLargeError(Exception):
@@ -202,8 +198,12 @@ class Transport:
             except _ReplyTooLargeError as exc:
                 raise DecodeError(f"{method} {path}: {exc}", status=resp.status_code) from None
             except Exception as exc:
-                raise _exchange_error(exc, deadline.fired, seconds, method, path,
-                                      self.agent) from exc
+                error = _exchange_error(exc, deadline.fired, seconds, method, path, self.agent)
+                if isinstance(error, ConnectError) and deadline.sent:  # e.g. TLS, mid-reply
+                    error = ConnectionLostError(f"the connection failed after the request was "
+                                                f"sent ({_reason(exc)})", method=method,
+                                                path=path, agent=self.agent)
+                raise error from exc
         if deadline.fired:  # the cut reply may even look complete (a close-delimited one)
             raise _exchange_error(TimeoutError(), True, seconds, method, path, self.agent)
         if content is None or (not content and 200 <= resp.status_code < 300
@@ -301,10 +301,9 @@ def _reason(exc: BaseException) -> str:
 
 
 def _envelope(resp: requests.Response, content: bytes, method: str, path: str) -> Envelope:
-    """Decode a reply into an :class:`Envelope`, raising the right :class:`ApiError` on errors.
+    """Decode a reply into an :class:`Envelope`, or raise the right :class:`ApiError`.
 
-    Only a 2xx reply is a success, whatever its body says: a redirect is never followed and
-    never taken for the agent's answer.
+    Only a 2xx reply is a success, whatever its body says (a redirect is never followed).
     """
     status = resp.status_code
     ok_status = 200 <= status < 300

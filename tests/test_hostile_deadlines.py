@@ -9,6 +9,7 @@ trickle gives up after 8 s, so that code without a wall-clock deadline fails in 
 
 from __future__ import annotations
 
+import os
 import ssl
 import time
 
@@ -26,6 +27,7 @@ from rawserver import (
 )
 
 from obshell_sdk import (
+    ConnectError,
     ConnectionLostError,
     ObshellClient,
     PasswordAuth,
@@ -238,3 +240,27 @@ def test_tls_trickle_is_bounded_too(pki, where):
             server.handler = lambda request: RawReply(200, envelope(INFO))
             assert client.info().identity == "SINGLE"  # TLS works; only the trickle was cut
     assert elapsed < 2 + SLACK, f"TLS trickle in the {where} took {elapsed:.1f} s"
+
+
+class _PlainTextAfterHandshake(RawServer):
+    """Writes its replies past TLS, on the bare socket: the client's TLS layer fails."""
+
+    def _write_wire(self, conn, wire):
+        for item in wire:
+            os.write(conn.fileno(), item)
+
+
+def test_a_tls_failure_after_the_request_went_out_is_a_lost_reply(pki):
+    """A TLS error while reading the reply is no ConnectError ("never reached the agent"):
+    the agent got the request and may have acted (a rollout would send it again)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki / "server.pem", pki / "server.key")
+    with _PlainTextAfterHandshake(tls=ctx) as server:
+        server.handler = lambda request: RawReply(200, wire=[REPLY], close=True)
+        with ObshellClient(server.host, server.port, auth=None, https=True,
+                           verify=str(pki / "ca.pem"), timeout=(1, 2)) as client:
+            with pytest.raises(ConnectionLostError, match="after the request was sent") as info:
+                client.call("POST", "/api/v1/task/dag/11", body={"operator": "RETRY"},
+                            signed=False)
+        assert not isinstance(info.value, ConnectError)
+        assert [r.method for r in server.requests] == ["POST"]
