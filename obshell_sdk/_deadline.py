@@ -158,6 +158,8 @@ class _HTTPConnection(HTTPConnection):
         super().request(*args, **kwargs)
 
     def send(self, data: Any) -> None:
+        if self.sock is None:  # http.client connects inside send: not sent before that
+            self.connect()
         _sending()
         super().send(data)
 
@@ -172,6 +174,8 @@ class _HTTPSConnection(HTTPSConnection):
         super().request(*args, **kwargs)
 
     def send(self, data: Any) -> None:
+        if self.sock is None:  # http.client connects inside send: not sent before that
+            self.connect()
         _sending()
         super().send(data)
 

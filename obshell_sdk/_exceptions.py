@@ -96,8 +96,6 @@ class ConnectError(TransportError):
     """The agent could not be reached (connection refused, unknown host, connect timeout).
 
     The request certainly did not reach the agent, so repeating it cannot run anything twice.
-    (On a ``session=`` of your own the SDK cannot see when a request went out, and a TLS
-    error there is a ConnectError whenever it happened.)
     """
 
 

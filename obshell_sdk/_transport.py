@@ -199,9 +199,11 @@ class Transport:
                 raise DecodeError(f"{method} {path}: {exc}", status=resp.status_code) from None
             except Exception as exc:
                 error = _exchange_error(exc, deadline.fired, seconds, method, path, self.agent)
-                if isinstance(error, ConnectError) and deadline.sent:  # e.g. TLS, mid-reply
-                    error = ConnectionLostError(f"the connection failed after the request was "
-                                                f"sent ({_reason(exc)})", method=method,
+                if isinstance(error, ConnectError) and (deadline.sent or (
+                        not self._owns_session and isinstance(exc, requests.exceptions.SSLError))):
+                    # TLS failed after the request went out (our session tells; another may)
+                    error = ConnectionLostError(f"the connection failed after the request may "
+                                                f"have gone out ({_reason(exc)})", method=method,
                                                 path=path, agent=self.agent)
                 raise error from exc
         if deadline.fired:  # the cut reply may even look complete (a close-delimited one)
