@@ -34,6 +34,7 @@ from ._exceptions import (
     InvalidArgumentError,
     ObshellError,
     PasswordKindError,
+    TransportError,
     WeakKeyError,
 )
 from ._models import AgentInfo, AgentSecret, Envelope
@@ -319,6 +320,8 @@ def _measure_clock(
     try:
         reply = yield Request("GET", "/api/v1/time", signed=False)
         agent_now = at(p_time_text, reply.data, "data")
+    except TransportError:
+        raise  # the call itself fails (no time left, agent gone): not the clocks' fault
     except ObshellError as exc:
         log.info("agent %s: could not read its clock (%s)", agent, exc)
         return False

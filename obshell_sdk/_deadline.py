@@ -21,11 +21,12 @@ import threading
 import time
 from typing import Any, Optional
 
+import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-__all__ = ["CallDeadline", "DeadlineAdapter"]
+__all__ = ["CallDeadline", "DeadlineAdapter", "new_session"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -219,3 +220,12 @@ class DeadlineAdapter(HTTPAdapter):
         manager = super().proxy_manager_for(*args, **kwargs)
         manager.pool_classes_by_scheme = dict(_POOLS)
         return manager
+
+
+def new_session() -> requests.Session:
+    """A ``requests.Session`` whose connections a :class:`CallDeadline` can cut (no retries)."""
+    session = requests.Session()
+    adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=64, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session

@@ -17,7 +17,7 @@ import attrs
 from ._creation import find_created_dag
 from ._dag import DagDetail, DagOutcome, TextEnum
 from ._endpoints import TaskEndpoint
-from ._exceptions import ConnectError, ConnectionLostError
+from ._exceptions import ConnectError, ConnectionLostError, TransportError
 from ._journal import Journal, StepRecord, TargetRecord
 from ._models import AgentInfo
 from ._task import DagTask
@@ -130,8 +130,11 @@ class TargetRun:
 
             try:
                 task = self.client._create_task(step.endpoint, step.request, journal_send)
-            except ConnectError:  # never reached the agent: a rerun may send it
-                self.journal.step(self.target, step.name, "unsent")
+            except TransportError as exc:
+                # Never reached the agent, or failed on a request of the auth flow (the POST
+                # was not sent, or refused before it ran): a rerun may send it.
+                if isinstance(exc, ConnectError) or exc.path != step.endpoint.path:
+                    self.journal.step(self.target, step.name, "unsent")
                 raise
             self.journal.step(self.target, step.name, "created", dag_id=task.id)
         if task.id not in self.dag_ids:

@@ -22,7 +22,7 @@ import requests
 import urllib3.exceptions
 
 from ._auth import PasswordAuth, auth_flow
-from ._deadline import CallDeadline, DeadlineAdapter
+from ._deadline import CallDeadline, new_session
 from ._decode import nested_deeper
 from ._errcodes import error_class_for
 from ._exceptions import (
@@ -101,7 +101,7 @@ class Transport:
         self.accept_language = accept_language
         self.max_reply_bytes = max_reply_bytes
         self._owns_session = session is None
-        self._session = session if session is not None else _new_session()
+        self._session = session if session is not None else new_session()
         self._pid = os.getpid()
         self._verify = verify
         self._cert = cert
@@ -159,7 +159,7 @@ class Transport:
                                        "process, and its pooled connections would be shared with "
                                        "it: make the client (and the session) in this process")
         log.info("new process (fork): %s gets a connection pool of its own", self.agent)
-        self._session = _new_session()  # the parent's pool is left alone, not closed
+        self._session = new_session()  # the parent's pool is left alone, not closed
         self._session.trust_env = False
         self._pid = os.getpid()
 
@@ -175,10 +175,10 @@ class Transport:
         method, path, seconds = request.method, request.path, max(timeout)
         left = expires - time.monotonic()
         if left <= 0:  # the call's earlier exchanges (the auth flow's) used it all
-            raise TransportError(f"the call's {round(seconds, 2):g} s ran out before this "
-                                 "request was sent (the agent answered the call's earlier "
-                                 "requests too slowly); it was not sent",
-                                 method=method, path=path, agent=self.agent)
+            raise ConnectError(f"the call's {round(seconds, 2):g} s ran out before this request "
+                               "was sent (the agent answered the call's earlier requests too "
+                               "slowly); it was not sent: give it a longer timeout",
+                               method=method, path=path, agent=self.agent)
         headers = dict(request.headers)
         headers[TRACE_HEADER] = os.urandom(8).hex()
         headers["Accept-Encoding"] = "identity"  # no compressed replies to inflate
@@ -199,13 +199,7 @@ class Transport:
                 raise DecodeError(f"{method} {path}: {exc}", status=resp.status_code) from None
             except Exception as exc:
                 error = _exchange_error(exc, deadline.fired, seconds, method, path, self.agent)
-                if isinstance(error, ConnectError) and (deadline.sent or (
-                        not self._owns_session and isinstance(exc, requests.exceptions.SSLError))):
-                    # TLS failed after the request went out (our session tells; another may)
-                    error = ConnectionLostError(f"the connection failed after the request may "
-                                                f"have gone out ({_reason(exc)})", method=method,
-                                                path=path, agent=self.agent)
-                raise error from exc
+                raise _after_sending(error, exc, deadline.sent or not self._owns_session) from exc
         if deadline.fired:  # the cut reply may even look complete (a close-delimited one)
             raise _exchange_error(TimeoutError(), True, seconds, method, path, self.agent)
         if content is None or (not content and 200 <= resp.status_code < 300
@@ -220,14 +214,6 @@ class Transport:
         log.debug("%s %s -> %d in %.0f ms (trace %s)", method, request.target, resp.status_code,
                   (time.monotonic() - started) * 1000, headers[TRACE_HEADER])
         return _envelope(resp, content, method, path)
-
-
-def _new_session() -> requests.Session:
-    session = requests.Session()
-    adapter = DeadlineAdapter(pool_connections=1, pool_maxsize=64, max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
 
 
 def _read_capped(resp: requests.Response, cap: int) -> Optional[bytes]:
@@ -257,17 +243,16 @@ def _exchange_error(exc: Exception, fired: bool, seconds: float, method: str, pa
     """Map what an exchange raised to the SDK's transport errors."""
     where: dict[str, Any] = {"method": method, "path": path, "agent": agent}
     if fired:
-        return ReadTimeoutError(
-            f"no complete reply within the call's {round(seconds, 2):g} s (the agent answered too "
-            "slowly); the request may still have been carried out", **where)
+        return ReadTimeoutError(f"no complete reply within the call's {round(seconds, 2):g} s "
+                                "(the agent answered too slowly); the request may still have "
+                                "been carried out", **where)
     if not isinstance(exc, requests.RequestException):
         return TransportError(f"the exchange failed ({type(exc).__name__}: {exc})", **where)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return ConnectError("timed out connecting; is the agent up and the port right?", **where)
     if isinstance(exc, requests.exceptions.ReadTimeout):
-        return ReadTimeoutError(
-            "no reply within the read timeout; the request may still have been carried out",
-            **where)
+        return ReadTimeoutError("no reply within the read timeout; the request may still have "
+                                "been carried out", **where)
     if isinstance(exc, requests.exceptions.SSLError):
         return ConnectError(
             f"TLS failed ({_reason(exc)}); check https=, verify= (CA bundle) and cert=", **where)
@@ -281,6 +266,16 @@ def _exchange_error(exc: Exception, fired: bool, seconds: float, method: str, pa
                         requests.exceptions.ContentDecodingError)):
         return ConnectionLostError(f"reply cut short ({_reason(exc)})", **where)
     return TransportError(_reason(exc), **where)
+
+
+def _after_sending(error: TransportError, exc: Exception, maybe_sent: bool) -> TransportError:
+    """A ConnectError after the request (may have) gone out is a lost reply: TLS mid-reply."""
+    if not (maybe_sent and isinstance(error, ConnectError)) or isinstance(
+            _root(exc), _CONNECT_REASONS) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+        return error
+    return ConnectionLostError(f"the connection failed after the request may have gone out "
+                               f"({_reason(exc)})", method=error.method, path=error.path,
+                               agent=error.agent)
 
 
 def _root(exc: BaseException) -> Any:

@@ -61,7 +61,8 @@ def run_agent_upgrade(
     ``package`` is uploaded when given and must then be the target's (``obshell``, same
     version and release: :class:`InvalidArgumentError` before anything starts otherwise);
     the pre-check runs when ``check`` is true.
-    Everything the caller gave is checked before the first request. Raises what the steps
+    Everything the caller gave is checked before the first request (the package's name,
+    version and release right after its upload, which reads them). Raises what the steps
     raise (``TaskFailedError`` for a failed check or upgrade, ...), or
     :class:`UpgradeNotConfirmedError` when the agent still reports another version.
     """

@@ -24,6 +24,7 @@ import obshell_sdk
 import obshell_sdk._creation
 from obshell_sdk import (
     ApiError,
+    ConnectionLostError,
     DagOutcome,
     ObshellClient,
     ObshellError,
@@ -85,6 +86,21 @@ def test_build_confirmed_against_a_raw_agent_that_stays_on_the_old_build():
 
 
 # -- (b) a lost create reply is recovered only with the DAG it created ----------------------
+
+
+def test_a_lost_reply_of_the_auth_flow_is_not_a_lost_create():
+    """The POST never went out when the auth flow's own request (here /secret) lost its
+    reply: that error is raised as it is, not looked up and called an unknown outcome."""
+    cut = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 90\r\n\r\n{"
+    with RawServer() as server:
+        agent = RawAgent(server)
+        agent.route("GET", "/api/v1/secret", lambda request: RawReply(200, wire=[cut], close=True))
+        with _client(server) as client:
+            with pytest.raises(ConnectionLostError) as info:
+                client.upgrade_agent(VERSION, RELEASE)
+        assert not isinstance(info.value, OutcomeUnknownError)
+        assert info.value.path == "/api/v1/secret"
+        assert "POST" not in [r.method for r in server.requests]
 
 
 def test_a_failed_dag_of_the_same_name_is_not_taken_for_the_lost_one(short_recovery):

@@ -101,6 +101,23 @@ def test_an_unreachable_target_sent_nothing_and_a_rerun_sends_it(tmp_path):
         assert posts(live) == 1  # the live one was left alone
 
 
+def test_a_create_whose_auth_request_lost_its_reply_is_sent_by_the_rerun(tmp_path):
+    """/secret's connection is reset (twice: the task listing, then the pre-check's POST
+    flow): the POST never went out, so the step is journaled unsent and the rerun sends it
+    (a "sending" step would be looked up for ever, finding nothing)."""
+    with ExitStack() as stack:
+        [agent] = agents(stack, 1)
+        agent.reset_next(2, path_prefix="/api/v1/secret")
+        journal = tmp_path / "r.db"
+        first = rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
+        assert first.results[targets([agent])[0]].outcome is TargetOutcome.UNKNOWN
+        steps = sqlite3.connect(journal).execute("SELECT status FROM steps").fetchall()
+        assert steps == [("unsent",)]
+        assert posts(agent, "/api/v1/agent/upgrade/check") == 0
+        assert rollout([agent], journal).upgrade_agent(VERSION, RELEASE).ok
+        assert posts(agent, "/api/v1/agent/upgrade/check") == 1 and posts(agent) == 1
+
+
 def test_max_failures_skips_the_rest_and_a_rerun_starts_them(tmp_path):
     with ExitStack() as stack:
         fleet = agents(stack, 5, {0: {"fail_stage": 2, "fail_times": 1}})
