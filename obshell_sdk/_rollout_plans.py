@@ -15,6 +15,7 @@ from ._endpoints import (
 )
 from ._models import AgentInfo
 from ._rollout_steps import Plan, Step
+from ._workflow import not_the_target
 
 __all__ = ["agent_plan", "ob_plan"]
 
@@ -25,7 +26,8 @@ def agent_plan(version: str, release: str, package: Optional[str],
     request = UpgradeAgentRequest(version, release, upgrade_dir)  # refuse bad input first
     steps = []
     if package is not None:
-        steps.append(Step("upload", "upload", path=package))
+        steps.append(Step("upload", "upload", path=package,
+                          confirm=lambda uploaded: not_the_target(uploaded, version, release)))
     if check:
         steps.append(Step("check", "task", endpoint=AGENT_UPGRADE_CHECK, request=request))
     steps.append(Step("upgrade", "task", endpoint=AGENT_UPGRADE, request=request))

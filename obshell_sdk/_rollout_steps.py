@@ -19,7 +19,6 @@ from ._dag import DagDetail, DagOutcome, TextEnum
 from ._endpoints import TaskEndpoint
 from ._exceptions import ConnectError, ConnectionLostError, TransportError
 from ._journal import Journal, StepRecord, TargetRecord
-from ._models import AgentInfo
 from ._task import DagTask
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the client never imports this
@@ -65,6 +64,7 @@ class Step:
     """One step of a plan: an upload, a DAG, or a confirmation.
 
     An upload sends ``path``; a DAG is created through ``endpoint`` with ``request``.
+    ``confirm`` says what is wrong (None: nothing) with an upload's package or ``/info``.
     """
 
     name: str
@@ -72,7 +72,7 @@ class Step:
     path: str = ""  # the package, for an upload
     endpoint: Optional[TaskEndpoint[Any]] = attrs.field(default=None, eq=False)
     request: Any = None
-    confirm: Optional[Callable[[AgentInfo], Optional[str]]] = attrs.field(default=None, eq=False)
+    confirm: Optional[Callable[[Any], Optional[str]]] = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen
@@ -106,7 +106,10 @@ class TargetRun:
             self.show(step.name, None)
             if step.kind == "upload":
                 self.journal.step(self.target, step.name, "started")
-                self.client.upload_package(step.path)
+                uploaded = self.client.upload_package(step.path)
+                problem = step.confirm(uploaded) if step.confirm is not None else None
+                if problem:
+                    raise Ended(TargetOutcome.FAILED, problem)
             elif step.kind == "task":
                 self._task(step, done)
             else:

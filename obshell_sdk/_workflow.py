@@ -94,14 +94,22 @@ def run_agent_upgrade(
     return UpgradeResult(uploaded, checked, detail, info)
 
 
+def not_the_target(uploaded: UpgradePackageInfo, version: str, release: str) -> Optional[str]:
+    """Why an uploaded package is not obshell ``version``-``release`` (None when it is)."""
+    if uploaded.name == "obshell" and uploaded.version == version and (
+            not uploaded.release_distribution or uploaded.release_distribution == release):
+        return None
+    have = f"{uploaded.name} {uploaded.version}-{uploaded.release_distribution or '?'}"
+    return (f"the package is {have}, not obshell {version}-{release}: give the target's "
+            "package, or the version and release of this one (it was uploaded; nothing was "
+            "started)")
+
+
 def _check_uploaded(uploaded: UpgradePackageInfo, version: str, release: str) -> None:
     """The package just uploaded must be the target's: obshell would run its pre-check anyway."""
-    have = f"{uploaded.name} {uploaded.version}-{uploaded.release_distribution or '?'}"
-    if uploaded.name != "obshell" or uploaded.version != version or (
-            uploaded.release_distribution and uploaded.release_distribution != release):
-        raise InvalidArgumentError(
-            "package", f"is {have}, not obshell {version}-{release}: give the target's package, "
-            "or the version and release of this one (it was uploaded; nothing was started)")
+    problem = not_the_target(uploaded, version, release)
+    if problem is not None:
+        raise InvalidArgumentError("package", problem)
 
 
 def run_ob_upgrade(

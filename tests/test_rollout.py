@@ -118,6 +118,21 @@ def test_a_create_whose_auth_request_lost_its_reply_is_sent_by_the_rerun(tmp_pat
         assert posts(agent, "/api/v1/agent/upgrade/check") == 1 and posts(agent) == 1
 
 
+def test_a_package_that_is_not_the_target_fails_before_any_task(tmp_path):
+    from obshell_sdk.testing import build_rpm
+
+    path = tmp_path / "obshell-4.3.1.0-101000012025010101.el7.x86_64.rpm"
+    path.write_bytes(build_rpm("obshell", "4.3.1.0", "101000012025010101.el7"))
+    with ExitStack() as stack:
+        [agent] = agents(stack, 1)
+        report = rollout([agent], tmp_path / "r.db").upgrade_agent(
+            "4.3.1.1", RELEASE, package=str(path))
+        result = report.results[targets([agent])[0]]
+        assert result.outcome is TargetOutcome.FAILED
+        assert "not obshell 4.3.1.1" in (result.error or "")
+        assert posts(agent, "/api/v1/agent/upgrade/check") == 0 and posts(agent) == 0
+
+
 def test_max_failures_skips_the_rest_and_a_rerun_starts_them(tmp_path):
     with ExitStack() as stack:
         fleet = agents(stack, 5, {0: {"fail_stage": 2, "fail_times": 1}})
