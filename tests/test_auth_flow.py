@@ -271,15 +271,13 @@ def test_an_offset_already_applied_reraises_at_once():
 @pytest.mark.parametrize(
     "time_reply",
     [
-        _transport_err(ConnectError),
-        _transport_err(ReadTimeoutError),
         _err(ServerError, status=500, err_code="Common.Unexpected"),
         _ok(12345),
         _ok(None),
         _ok("yesterday"),
         _ok("0001-01-01T00:00:00Z"),
     ],
-    ids=["connect", "read-timeout", "500", "number", "null", "garbage", "zero-time"],
+    ids=["500", "number", "null", "garbage", "zero-time"],
 )
 def test_when_time_cannot_be_read_the_expired_error_is_reraised(time_reply):
     flow = _flow(PasswordAuth("pw"))
@@ -292,6 +290,19 @@ def test_when_time_cannot_be_read_the_expired_error_is_reraised(time_reply):
         else:
             flow.throw(time_reply)
     assert info.value is expired
+
+
+@pytest.mark.parametrize("error", [ConnectError, ReadTimeoutError], ids=["connect", "read-timeout"])
+def test_when_reading_the_time_fails_in_transport_that_error_is_raised(error):
+    """The call itself is failing (agent gone, no time left): "sync the clocks" would mislead,
+    and a rollout would take the rejected POST for a final failure."""
+    flow = _flow(PasswordAuth("pw"))
+    _to_signed(flow)
+    assert flow.throw(_expired()) == GET_TIME
+    lost = _transport_err(error)
+    with pytest.raises(error) as info:
+        flow.throw(lost)
+    assert info.value is lost
 
 
 # -- mending an agent that changed ---------------------------------------------------------
