@@ -198,8 +198,8 @@ class Transport:
             except _ReplyTooLargeError as exc:
                 raise DecodeError(f"{method} {path}: {exc}", status=resp.status_code) from None
             except Exception as exc:
-                error = _exchange_error(exc, deadline.fired, seconds, method, path, self.agent)
-                raise _after_sending(error, exc, deadline.sent or not self._owns_session) from exc
+                raise _exchange_error(exc, deadline.fired, seconds, method, path, self.agent,
+                                      maybe_sent=deadline.sent or not self._owns_session) from exc
         if deadline.fired:  # the cut reply may even look complete (a close-delimited one)
             raise _exchange_error(TimeoutError(), True, seconds, method, path, self.agent)
         if content is None or (not content and 200 <= resp.status_code < 300
@@ -239,8 +239,11 @@ def _read_capped(resp: requests.Response, cap: int) -> Optional[bytes]:
 
 
 def _exchange_error(exc: Exception, fired: bool, seconds: float, method: str, path: str,
-                    agent: str) -> TransportError:
-    """Map what an exchange raised to the SDK's transport errors."""
+                    agent: str, *, maybe_sent: bool = False) -> TransportError:
+    """Map what an exchange raised to the SDK's transport errors.
+
+    ``maybe_sent``: the request may have gone out (on a session we cannot watch, any time).
+    """
     where: dict[str, Any] = {"method": method, "path": path, "agent": agent}
     if fired:
         return ReadTimeoutError(f"no complete reply within the call's {round(seconds, 2):g} s "
@@ -254,6 +257,9 @@ def _exchange_error(exc: Exception, fired: bool, seconds: float, method: str, pa
         return ReadTimeoutError("no reply within the read timeout; the request may still have "
                                 "been carried out", **where)
     if isinstance(exc, requests.exceptions.SSLError):
+        if maybe_sent and "CERTIFICATE_VERIFY_FAILED" not in str(exc):  # not the handshake
+            return ConnectionLostError("the connection failed after the request may have gone "
+                                       f"out ({_reason(exc)})", **where)
         return ConnectError(
             f"TLS failed ({_reason(exc)}); check https=, verify= (CA bundle) and cert=", **where)
     if isinstance(exc, requests.exceptions.ConnectionError):
@@ -266,16 +272,6 @@ def _exchange_error(exc: Exception, fired: bool, seconds: float, method: str, pa
                         requests.exceptions.ContentDecodingError)):
         return ConnectionLostError(f"reply cut short ({_reason(exc)})", **where)
     return TransportError(_reason(exc), **where)
-
-
-def _after_sending(error: TransportError, exc: Exception, maybe_sent: bool) -> TransportError:
-    """A ConnectError after the request (may have) gone out is a lost reply: TLS mid-reply."""
-    if not (maybe_sent and isinstance(error, ConnectError)) or isinstance(
-            _root(exc), _CONNECT_REASONS) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
-        return error
-    return ConnectionLostError(f"the connection failed after the request may have gone out "
-                               f"({_reason(exc)})", method=error.method, path=error.path,
-                               agent=error.agent)
 
 
 def _root(exc: BaseException) -> Any:
