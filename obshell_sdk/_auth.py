@@ -81,11 +81,12 @@ class PasswordAuth:
     ``agent_password`` is used instead when given and the agent has one set. ``lifetime`` is how
     many seconds a signed header stays valid (the agent rejects it after that). ``version``
     forces ``"v1"`` (``X-OCS-Auth``, obshell 4.2.2) or ``"v2"`` (``X-OCS-Header``); by default
-    each agent is asked through ``/api/v1/info``. ``min_key_bits`` is the shortest agent RSA
-    key a password is encrypted with: 1024 by default (what obshell generates from 4.4.2);
-    set 512 to talk to older agents, whose 512-bit keys can be factored. One object may
-    serve many agents and threads: it keeps what it learnt of each agent (dialect, key,
-    clock offset) apart.
+    each agent is asked through ``/api/v1/info``; a forced dialect that the agent's
+    ``supportedAuth`` leaves out raises :class:`~obshell_sdk.InvalidArgumentError` before
+    anything is signed. ``min_key_bits`` is the shortest agent RSA key a password is
+    encrypted with: 1024 by default (what obshell generates from 4.4.2); set 512 to talk to
+    older agents, whose 512-bit keys can be factored. One object may serve many agents and
+    threads: it keeps what it learnt of each agent (dialect, key, clock offset) apart.
     """
 
     def __init__(
@@ -109,10 +110,8 @@ class PasswordAuth:
         if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)):
             raise InvalidArgumentError("lifetime", "must be a number of seconds")
         if not 1 <= lifetime <= MAX_LIFETIME:
-            raise InvalidArgumentError(
-                "lifetime", f"must be between 1 and {int(MAX_LIFETIME)} seconds, got "
-                f"{brief_repr(lifetime)}"
-            )
+            raise InvalidArgumentError("lifetime", f"must be between 1 and {int(MAX_LIFETIME)} "
+                                       f"seconds, got {brief_repr(lifetime)}")
         if version is not None and version not in _DIALECTS:
             raise InvalidArgumentError("version", f"must be 'v1', 'v2' or None, got "
                                        f"{brief_repr(version)}")
@@ -159,7 +158,7 @@ class PasswordAuth:
             return found
 
     def _learn_agent(self, state: _AgentState, info: AgentInfo) -> None:
-        dialect = self.version or choose_version(info)
+        dialect = choose_version(info, self.version)
         use_agent = self._agent_password is not None and info.security and dialect == "v2"
         state.use_agent_password = use_agent
         state.header_name = (
@@ -207,11 +206,9 @@ class PasswordAuth:
     def _v1_token(self, key: PublicKey, expires: int) -> str:
         # Checked before encrypting, so no exception (and no traceback) ever holds the token.
         if len(v1_token_json(self._password.reveal(), expires)) > key.chunk:
-            raise InvalidArgumentError(
-                "password",
-                f"too long for an X-OCS-Auth token with this agent's {key.bits}-bit key "
-                "(obshell 4.2.2 reads one RSA block)",
-            )
+            raise InvalidArgumentError("password", "too long for an X-OCS-Auth token with this "
+                                       f"agent's {key.bits}-bit key (obshell 4.2.2 reads one "
+                                       "RSA block)")
         return key.encrypt_one_block(v1_token_json(self._password.reveal(), expires))
 
 
@@ -228,13 +225,22 @@ if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def choose_version(info: AgentInfo) -> str:
-    """Pick the auth dialect an agent speaks: ``supportedAuth`` if given, else 4.2.2 -> v1."""
-    if info.supported_auth is not None:
-        if "v2" in info.supported_auth:
-            return "v2"
-        if "v1" in info.supported_auth:
-            return "v1"
+def choose_version(info: AgentInfo, forced: Optional[str] = None) -> str:
+    """The auth dialect for an agent: ``forced``, else ``supportedAuth``, else 4.2.2 -> v1.
+
+    A forced dialect that ``supportedAuth`` leaves out raises InvalidArgumentError (the
+    agent would only refuse the header).
+    """
+    listed = info.supported_auth
+    if forced is not None and listed is not None and forced not in listed:
+        raise InvalidArgumentError(
+            "version", f"PasswordAuth(version={forced!r}) is not a dialect this agent speaks "
+            f"(its /api/v1/info lists {', '.join(listed) or 'none'}): drop version= and the "
+            "SDK picks the agent's own")
+    if forced is not None:
+        return forced
+    if listed is not None and ("v2" in listed or "v1" in listed):
+        return "v2" if "v2" in listed else "v1"
     return "v1" if info.version_number.split(".")[:3] == ["4", "2", "2"] else "v2"
 
 
@@ -339,8 +345,5 @@ def _measure_clock(
 
 def _may_be_stale(exc: AuthError) -> bool:
     """Tell whether this refusal may come from auth settings the agent has since outgrown."""
-    return (
-        isinstance(exc, PasswordKindError)
-        or exc.err_code == "Request.Header.NotFound"
-        or (not exc.err_code and exc.code == 10008)
-    )
+    return (isinstance(exc, PasswordKindError) or exc.err_code == "Request.Header.NotFound"
+            or (not exc.err_code and exc.code == 10008))

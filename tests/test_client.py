@@ -329,3 +329,12 @@ def test_accept_language_is_passed_on():
         assert agent.requests[-1].headers["Accept-Language"] == "zh-CN"
     with pytest.raises(InvalidArgumentError):
         ObshellClient("127.0.0.1", auth=None, accept_language="zh-CN,zh;q=0.9")
+
+
+def test_a_forced_dialect_the_agent_does_not_speak_is_refused_before_any_signing(fake_agent):
+    client = ObshellClient("127.0.0.1", fake_agent.port,
+                           auth=PasswordAuth(fake_agent.password, version="v1"))
+    with client, pytest.raises(InvalidArgumentError, match="drop version=") as caught:
+        client.unfinished_dags()
+    assert caught.value.argument == "version"
+    assert paths(fake_agent) == ["GET /api/v1/info"]  # no key fetched, nothing signed

@@ -219,13 +219,21 @@ def test_auth_version_is_chosen_from_info(over, expected):
     assert set(signed.headers) == {"X-OCS-Auth" if expected == "v1" else "X-OCS-Header"}
 
 
-def test_forced_version_wins():
-    signed = _signed(_auth("pw", version="v1"), info=_info_json())  # the agent says v2
+def test_forced_version_wins_when_the_agent_does_not_list_its_dialects():
+    # A 4.3 agent without supportedAuth would be v2 by the version rule: forced v1 wins.
+    signed = _signed(_auth("pw", version="v1"), info=_info_json(supportedAuth=None))
     assert "X-OCS-Auth" in signed.headers and "X-OCS-Header" not in signed.headers
     assert json.loads(rsa_decrypt(signed.headers["X-OCS-Auth"]))["ts"] == NOW + 60
     signed = _signed(_auth("pw", version="v2"),
                      info=_info_json(version="4.2.2.0", supportedAuth=None))
     assert _header(signed)["Ts"] == str(NOW + 60)
+
+
+def test_forced_version_the_agent_does_not_list_is_refused_before_signing():
+    flow = auth_flow(_auth("pw", version="v1"), Request("GET", "/u"), AGENT, clock=lambda: NOW)
+    assert next(flow).target == "/api/v1/info"
+    with pytest.raises(InvalidArgumentError, match=r"version='v1'.*lists v2.*drop version="):
+        flow.send(_ok(_info_json()))  # supportedAuth ["v2"]
 
 
 def _rfc3339(unix):
