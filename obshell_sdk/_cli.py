@@ -22,6 +22,7 @@ from ._cli_errors import (
     EXIT_OK,
     EXIT_OUTCOME_UNKNOWN,
     cli_message,
+    cli_words,
     exit_code,
 )
 from ._cli_output import Output, Progress
@@ -143,6 +144,22 @@ def _follow(task: DagTask, args: argparse.Namespace, out: Output, progress: Prog
     return EXIT_OK
 
 
+class _Notes(logging.Handler):
+    """The library's warnings (a poll failing, a lost reply looked up) as notes, in CLI words.
+
+    Not while an interrupt is being handled: the CLI says what Ctrl-C left behind itself.
+    """
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__(logging.WARNING)
+        self.progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write one record as a note."""
+        if not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            self.progress.note(cli_words(record.getMessage()))
+
+
 class _PrintableFormatter(logging.Formatter):
     """Log lines carry the agent's texts: escape their control characters for the terminal."""
 
@@ -189,6 +206,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     out = Output(args.json, sys.stdout, sys.stderr)
     progress = Progress(out, tty=sys.stderr.isatty())
+    # -v logs everything; a rollout's board shows each cluster's troubles itself.
+    notes = None if args.verbose or args.command == "rollout" else _Notes(progress)
+    if notes is not None:
+        logging.getLogger("obshell_sdk").addHandler(notes)
     try:
         _check(args)
         return _run(args, out, progress)
@@ -202,3 +223,5 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_INTERRUPTED
     finally:
         progress.close()
+        if notes is not None:
+            logging.getLogger("obshell_sdk").removeHandler(notes)

@@ -33,7 +33,7 @@ from ._exceptions import (
 )
 from ._render import printable
 
-__all__ = ["CLASS_HINTS", "EXIT_STATE", "HINTS", "cli_message", "exit_code"]
+__all__ = ["CLASS_HINTS", "EXIT_STATE", "HINTS", "cli_message", "cli_words", "exit_code"]
 
 (EXIT_OK, EXIT_TASK, EXIT_USAGE, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_API, EXIT_TIMEOUT,
  EXIT_DECODE, EXIT_OUTCOME_UNKNOWN, EXIT_STATE) = range(10)
@@ -84,6 +84,13 @@ def exit_code(exc: ObshellError) -> int:
     return EXIT_API
 
 
+def cli_words(text: str) -> str:
+    """A library text with its Python hints (:data:`HINTS`) said as commands, escaped."""
+    for pattern, command in HINTS:
+        text = re.sub(pattern, command, text)
+    return printable(text, keep_newlines=True)
+
+
 def cli_message(exc: ObshellError) -> str:
     """The error as the CLI prints it: escaped, with hints naming CLI commands and options."""
     text = str(exc)
@@ -91,8 +98,8 @@ def cli_message(exc: ObshellError) -> str:
         said = next((hint for cls, hint in CLASS_HINTS if isinstance(exc, cls)), None)
         if said is not None:
             text = text.replace(exc.hint, said)
-    for pattern, command in HINTS:
-        text = re.sub(pattern, command, text)
+    if isinstance(exc, InvalidArgumentError) and exc.argument == "dag_id":
+        text = text.removeprefix("dag_id: ")  # the ID argument: its Python name means nothing here
     if isinstance(exc, TaskStateError):
         text = text.replace("Refresh it if it may have changed",
                             f"See where it stands: obshell-sdk task show {exc.task_id}")
@@ -103,4 +110,4 @@ def cli_message(exc: ObshellError) -> str:
     option = _OPTIONS.get(getattr(exc, "argument", ""))
     if option:
         text += f" (or pass {option})"
-    return printable(text, keep_newlines=True)
+    return cli_words(text)

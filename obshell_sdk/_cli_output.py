@@ -121,6 +121,15 @@ class Progress:
                                             daemon=True)
             self._ticker.start()
 
+    def note(self, text: str) -> None:
+        """A note on stderr that leaves the progress line whole (cleared, then drawn again)."""
+        with self._lock:
+            if self.tty and self._line:
+                self.out.stderr.write("\r\x1b[K")
+            self.out.note(text)
+        if self.tty:
+            self._draw()
+
     def close(self) -> None:
         """End the progress line (a terminal keeps the last one) and stop ticking."""
         self._stop.set()

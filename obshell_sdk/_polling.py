@@ -3,7 +3,8 @@
 Three things are independent: the overall deadline of a wait (:class:`Deadline`), the
 cadence of polls (:class:`PollPolicy`), and each poll's own RPC timeout (the client's
 ``(connect, read)`` timeout, cut to the time left by :meth:`Deadline.cut`). The failure
-budget (how long polls may keep failing in a row) decides whether a failed poll is retried.
+budget (how long polls may keep failing in a row, kept by :class:`FailureStreak`) decides
+whether a failed poll is retried.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from typing import Any, Optional
 
 import attrs
 
-from ._exceptions import InvalidArgumentError
+from ._exceptions import InvalidArgumentError, ObshellError
 from ._validate import MAX_SECONDS, brief_repr, check_seconds
 
-__all__ = ["Deadline", "PollPolicy"]
+__all__ = ["Deadline", "FailureStreak", "PollPolicy"]
 
 #: No default cadence polls one task more often than this (seconds between polls).
 MIN_INTERVAL = 0.5
+#: Seconds a task seen before may fail its polls (its agent restarting) before a warning.
+QUIET_RESTART = 30.0
 
 
 def _seconds(_: object, attribute: attrs.Attribute[float], value: Any) -> None:
@@ -142,3 +145,44 @@ class Deadline:
             seconds = min(seconds, left)
         if seconds > 0:
             time.sleep(seconds)
+
+
+class FailureStreak:
+    """Polls failing in a row: since when, how many, and whether the budget is spent.
+
+    A streak is worth one WARNING (its other failures are INFO): at once for a task never
+    seen (a wrong address, an agent that is down: a silent wait would last the whole
+    budget), after :data:`QUIET_RESTART` seconds for a task seen before, whose agent
+    restarting is expected (it does during its own upgrade).
+    """
+
+    def __init__(self, budget: float) -> None:
+        self.budget = budget
+        self.failures = 0
+        self.last: Optional[ObshellError] = None
+        self._began = 0.0
+        self._told = False
+
+    @property
+    def seconds(self) -> float:
+        """How long polls have been failing (0 without a streak)."""
+        return time.monotonic() - self._began if self.failures else 0.0
+
+    def fail(self, exc: ObshellError) -> bool:
+        """Note a failed poll; True when polls have failed for longer than the budget."""
+        if not self.failures:
+            self._began = time.monotonic()
+        self.failures, self.last = self.failures + 1, exc
+        return self.seconds > self.budget
+
+    def worth_a_warning(self, seen: bool) -> bool:
+        """True once a streak, when it is (see the class); ``seen``: the task was seen."""
+        if self._told or (seen and self.seconds < QUIET_RESTART):
+            return False
+        self._told = True
+        return True
+
+    def end(self) -> int:
+        """A poll succeeded: the streak is over. Returns how many polls it had failed."""
+        failures, self.failures, self.last, self._told = self.failures, 0, None, False
+        return failures

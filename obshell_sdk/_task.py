@@ -30,7 +30,7 @@ from ._exceptions import (
     TransportError,
 )
 from ._passes import Passes
-from ._polling import Deadline, PollPolicy
+from ._polling import Deadline, FailureStreak, PollPolicy
 from ._render import failure_message, live_display, task_html, task_repr
 from ._validate import check_dag_id, check_seconds
 
@@ -183,29 +183,27 @@ class DagTask:
     ) -> Iterator[DagDetail]:
         """The polling loop: fetch until the task ends, yielding every snapshot fetched."""
         deadline = Deadline(timeout)
-        failures, failing_since = 0, 0.0
-        last_error: Optional[ObshellError] = None
+        streak = FailureStreak(self.policy.failure_budget)
         polled = False
         while not self.done():
             if polled and deadline.passed():
-                raise self._timeout(timeout, last_error)
+                raise self._timeout(timeout, streak.last)
             polled = True
             try:
                 detail = self._fetch(deadline.cut(self._client.timeout))
             except ObshellError as exc:
                 if not self._transient(exc):
                     raise
-                failures, last_error = failures + 1, exc
-                now = time.monotonic()
-                failing_since = now if failures == 1 else failing_since
-                if now - failing_since > self.policy.failure_budget:
-                    raise self._unreachable(exc, failures, now - failing_since) from exc
-                log.info("task %s: poll failed (%s); retrying", self.id, exc)
-                deadline.sleep(self.policy.retry_interval(failures))
+                if streak.fail(exc):
+                    raise self._unreachable(exc, streak.failures, streak.seconds) from exc
+                log.log(logging.WARNING if streak.worth_a_warning(self._seen) else logging.INFO,
+                        "task %s: %d poll(s) failed in %.0f s (last: %s); the agent may be "
+                        "restarting: polls go on for up to %g s", self.id, streak.failures,
+                        streak.seconds, exc, streak.budget)
+                deadline.sleep(self.policy.retry_interval(streak.failures))
                 continue
-            if failures:
-                log.info("task %s: reachable again after %d failed polls", self.id, failures)
-            failures, last_error = 0, None
+            if streak.failures:
+                log.info("task %s: reachable again after %d failed polls", self.id, streak.end())
             yield detail
             if not detail.is_finished:
                 deadline.sleep(poll_interval or self._pause())
@@ -234,9 +232,8 @@ class DagTask:
     def _timeout(
         self, timeout: Optional[float], last_error: Optional[ObshellError]
     ) -> TaskTimeoutError:
-        where = "" if self.snapshot is None else (
-            f" (last seen {self.snapshot.state} at stage {self.snapshot.progress})"
-        )
+        where = ("" if self.snapshot is None else
+                 f" (last seen {self.snapshot.state} at stage {self.snapshot.progress})")
         failing = f"; the last polls failed ({last_error})" if last_error is not None else ""
         then = ("It keeps running on the agent: wait" if self.snapshot is not None else
                 "It was never seen, so whether it runs is not known: check the agent's address "
@@ -271,9 +268,8 @@ class DagTask:
         :class:`TaskCancelledError` or :class:`TaskRolledBackError`. A DAG whose failed step
         was skipped with PASS is returned, with a warning logged.
         """
-        detail = self.wait(
-            timeout, poll_interval=poll_interval, on_progress=on_progress, progress=progress
-        )
+        detail = self.wait(timeout, poll_interval=poll_interval, on_progress=on_progress,
+                           progress=progress)
         outcome = detail.outcome
         label = f"task {self.id} {detail.name!r}"
         if outcome is DagOutcome.SUCCEEDED:

@@ -5,6 +5,7 @@ Every test runs ``python -m obshell_sdk`` as a real process against the fake age
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -18,6 +19,8 @@ import pytest
 from conftest import PASSWORD
 
 import obshell_sdk
+from obshell_sdk import ObshellClient, PasswordAuth
+from obshell_sdk._cli_output import Output, Progress
 from obshell_sdk.testing import FakeAgent
 
 VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
@@ -110,6 +113,7 @@ def test_the_task_id_is_printed_at_once_and_ctrl_c_names_it_again():
         assert proc.returncode == 130
         assert "task 11 keeps running" in err and "obshell-sdk task cancel 11" in err
         assert "Traceback" not in err
+        assert "stopped waiting" not in err  # the library's own warning: said once, by the CLI
         listed = cli("task", "list", agent=agent)
         assert listed.returncode == 0
         unfinished = listed.stdout.split("last maintenance")[0]
@@ -136,6 +140,21 @@ def test_a_terminal_gets_one_updating_line_a_pipe_plain_lines():
     assert proc.returncode == 0, text
     assert "\r\x1b[Ktask 12 stage " in text and "SUCCEED" in text
     assert text.count("\n") <= 3  # the announcement, the final line; no stream of lines
+
+
+def test_a_note_on_a_terminal_leaves_the_progress_line_whole():
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        detail = client.get_dag(agent.create_upgrade_dag())
+    err = io.StringIO()
+    progress = Progress(Output(False, io.StringIO(), err), tty=True)
+    progress(detail)
+    progress.note("a poll failed")
+    progress.close()
+    line = f"task {detail.id} stage 1/9 "
+    _, after_draw = err.getvalue().split(f"\r\x1b[K{line}", 1)
+    # cleared, the note on a line of its own, then the progress line drawn again
+    assert "\r\x1b[Kobshell-sdk: a poll failed\n\r\x1b[K" + line in after_draw
 
 
 @pytest.mark.parametrize("argv", [
@@ -311,3 +330,24 @@ def test_the_terminal_line_is_cut_to_the_terminal_width():
     drawn = [part for line in seen.decode().split("\x1b[K") for part in [line.split("\r")[0]]
              if part.startswith("task 11 stage")]
     assert drawn and all(len(part) <= 39 for part in drawn), drawn
+
+
+def test_a_failing_poll_is_told_at_once_in_command_words():
+    with FakeAgent(password=PASSWORD) as agent:
+        dag = agent.create_upgrade_dag()
+        agent.fail_next(2, status=503)
+        out = cli("task", "wait", dag, agent=agent)
+        assert out.returncode == 0, out.stderr
+        notes = [line for line in out.stderr.splitlines() if "poll(s) failed" in line]
+        assert len(notes) == 1
+        assert notes[0].startswith(f"obshell-sdk: task {dag}: 1 poll(s) failed in 0 s")
+        assert "polls go on for up to 300 s" in notes[0]
+        assert "Traceback" not in out.stderr and "WARNING" not in out.stderr
+
+
+def test_a_bad_task_id_is_named_as_the_command_line_names_it():
+    with FakeAgent(password=PASSWORD) as agent:
+        out = cli("task", "show", "abc", agent=agent)
+    assert out.returncode == 2
+    assert out.stderr == ("obshell-sdk: 'abc' is not a task id: ids are decimal digits, "
+                          "such as '1123'\n")

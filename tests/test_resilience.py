@@ -7,6 +7,7 @@ they are not asserted as speeds).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
@@ -14,6 +15,7 @@ import pytest
 from conftest import PASSWORD
 
 import obshell_sdk._creation
+import obshell_sdk._polling
 from obshell_sdk import (
     DagOutcome,
     ObshellClient,
@@ -104,6 +106,42 @@ def test_wait_rides_out_transient_faults(fault, kwargs):
         record(f"{fault} {kwargs}", started, agent)
         assert detail.outcome is DagOutcome.SUCCEEDED
         assert all(r.method == "GET" for r in agent.requests)
+
+
+def _poll_failures(caplog):
+    return [r.levelno for r in caplog.records if "poll(s) failed" in r.getMessage()]
+
+
+def test_failed_polls_of_a_task_never_seen_are_a_warning_at_once(caplog):
+    # A wait that only logged at INFO could sit silent for the whole failure budget.
+    with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
+        dag_id = client.upgrade_agent(VERSION, RELEASE).id
+        agent.fail_next(3, status=503)
+        with caplog.at_level(logging.INFO, logger="obshell_sdk"):
+            assert client.task(dag_id).result(timeout=60).outcome is DagOutcome.SUCCEEDED
+    assert _poll_failures(caplog) == [logging.WARNING, logging.INFO, logging.INFO]
+    first = next(r.getMessage() for r in caplog.records if "poll(s) failed" in r.getMessage())
+    assert first.startswith(f"task {dag_id}: 1 poll(s) failed in 0 s (last: ")
+    assert first.endswith("the agent may be restarting: polls go on for up to 30 s")
+
+
+def test_a_task_seen_before_warns_only_when_its_agent_stays_away(caplog, monkeypatch):
+    # Its agent restarting (as during its own upgrade) is expected: INFO, unless it lasts.
+    with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        agent.fail_next(3, status=503)
+        with caplog.at_level(logging.INFO, logger="obshell_sdk"):
+            task.wait(timeout=60)
+        assert _poll_failures(caplog) == [logging.INFO] * 3
+        caplog.clear()
+        monkeypatch.setattr(obshell_sdk._polling, "QUIET_RESTART", 0.2)
+        task = client.upgrade_agent("4.3.2.0", RELEASE)
+        agent.fail_next(8, status=503)  # retried after 0.02, 0.04, 0.08, 0.16, 0.2... s
+        with caplog.at_level(logging.INFO, logger="obshell_sdk"):
+            task.wait(timeout=60)
+    levels = _poll_failures(caplog)
+    assert len(levels) == 8 and levels.count(logging.WARNING) == 1
+    assert levels[:3] == [logging.INFO] * 3  # under 0.2 s into the streak
 
 
 def test_failure_budget_runs_out_with_a_clear_error():
