@@ -67,7 +67,7 @@ def create_dag(
     try:
         data = send(Request("POST", endpoint.path, body))
     except ConnectionLostError as exc:
-        if exc.path != endpoint.path:  # the auth flow's own request: the POST did not run
+        if endpoint.never_ran(exc):  # lost on the auth flow's own request
             raise
         return find_created_dag(candidates, agent_clock, endpoint.dag_name(request), sent_at,
                                 exc, existed=existed)

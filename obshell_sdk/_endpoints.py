@@ -14,7 +14,7 @@ from typing import Any, Callable, Generic, Optional, Protocol, TypeVar
 
 import attrs
 
-from ._exceptions import InvalidArgumentError
+from ._exceptions import ConnectError, InvalidArgumentError, TransportError
 from ._validate import brief_repr, control_character
 
 __all__ = [
@@ -200,6 +200,14 @@ class TaskEndpoint(Generic[R]):
     dag_name: Callable[[R], str]
     #: True when the DAG takes the cluster's maintenance lock (a failed one keeps it).
     maintenance: bool
+
+    def never_ran(self, exc: TransportError) -> bool:
+        """True when ``exc``, raised by a create call, proves the POST did not run.
+
+        So it is when the agent was never reached (:class:`ConnectError`) or when the failed
+        request was another of the call's (the auth flow's ``/info``, ``/secret``, ``/time``).
+        """
+        return isinstance(exc, ConnectError) or exc.path != self.path
 
 
 #: ``POST /api/v1/agent/upgrade``: the 9-stage agent upgrade (PROTOCOL §7.3).

@@ -2,8 +2,9 @@
 
 A step that creates a DAG is written as ``sending`` (with the send time and the unfinished
 DAGs the agent listed just before) before the POST, and as ``created`` with the DAG id
-after it, or ``unsent`` when the agent could not be reached (``ConnectError``: the POST
-never left). A rerun follows a created DAG, looks a ``sending`` one up (never sending it
+after it, or ``unsent`` when the call failed in a way that proves the POST did not run
+(:meth:`TaskEndpoint.never_ran`: the agent was never reached, or the auth flow's own
+request failed). A rerun follows a created DAG, looks a ``sending`` one up (never sending it
 again), sends an ``unsent`` one, and skips the steps that are ``done``.
 """
 
@@ -17,7 +18,7 @@ import attrs
 from ._creation import find_created_dag
 from ._dag import DagDetail, DagOutcome, TextEnum
 from ._endpoints import TaskEndpoint
-from ._exceptions import ConnectError, ConnectionLostError, TransportError
+from ._exceptions import ConnectionLostError, TransportError
 from ._journal import Journal, StepRecord, TargetRecord
 from ._task import DagTask
 
@@ -134,9 +135,7 @@ class TargetRun:
             try:
                 task = self.client._create_task(step.endpoint, step.request, journal_send)
             except TransportError as exc:
-                # Never reached the agent, or failed on a request of the auth flow (the POST
-                # was not sent, or refused before it ran): a rerun may send it.
-                if isinstance(exc, ConnectError) or exc.path != step.endpoint.path:
+                if step.endpoint.never_ran(exc):  # a rerun may send it
                     self.journal.step(self.target, step.name, "unsent")
                 raise
             self.journal.step(self.target, step.name, "created", dag_id=task.id)

@@ -17,6 +17,8 @@ from obshell_sdk import (
     AgentAddress,
     AgentInfo,
     ApiError,
+    ConnectError,
+    ConnectionLostError,
     DagDetail,
     DagOutcome,
     DagState,
@@ -26,6 +28,7 @@ from obshell_sdk import (
     NodeDetail,
     ObshellClient,
     Operator,
+    ReadTimeoutError,
     TaskDetail,
     UpgradeAgentRequest,
 )
@@ -379,3 +382,17 @@ def test_models_are_frozen_and_compare_by_value():
     assert dag == DagDetail.from_json(dict(data, brand_new=1))  # extra is not compared
     with pytest.raises(AttributeError):
         dag.state = DagState.FAILED
+
+
+@pytest.mark.parametrize(("error", "method", "path", "never_ran"), [
+    (ConnectError, "POST", "/api/v1/agent/upgrade", True),  # never reached the agent
+    (ConnectionLostError, "GET", "/api/v1/secret", True),  # the auth flow's request
+    (ConnectError, "GET", "/api/v1/info", True),
+    (ConnectionLostError, "POST", "/api/v1/agent/upgrade", False),  # it may have run
+    (ReadTimeoutError, "POST", "/api/v1/agent/upgrade", False),
+])
+def test_an_endpoint_tells_which_failures_prove_its_post_did_not_run(error, method, path,
+                                                                      never_ran):
+    exc = error("failed", method=method, path=path, agent="127.0.0.1:2886")
+    assert AGENT_UPGRADE.never_ran(exc) is never_ran
+    assert AGENT_UPGRADE_CHECK.never_ran(exc) is (never_ran or path == AGENT_UPGRADE.path)
