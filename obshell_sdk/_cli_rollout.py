@@ -3,9 +3,9 @@
 ``obshell-sdk rollout agent --targets FILE --journal FILE VERSION RELEASE`` upgrades obshell
 on every target, ``rollout ob ...`` OceanBase; ``rollout status --journal FILE`` reads the
 journal only, touching no agent. Exit codes: 0 every target succeeded; 1 a target failed,
-was rolled back or cancelled, or could not be reached (others may be skipped); 8 a target's
-outcome is unknown (run the same command again to follow it); 2 bad input; 130 interrupted
-(run it again to resume).
+was rolled back or cancelled, could not be reached or was refused (others may be skipped);
+8 a target's outcome is unknown (run the same command again to follow it); 2 bad input;
+130 interrupted (run it again to resume).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ _STEP_ORDER = {"upload": 0, "check": 1, "upgrade": 2, "confirm": 3}
 
 
 EPILOG = ("exit codes: 0 every target succeeded; 1 a target failed, was rolled back, "
-          "cancelled or could not be reached; 8 a target's outcome is unknown (run the same "
-          "command again to follow it); 2 bad input; 130 interrupted (run the same command "
-          "again to resume)")
+          "cancelled, could not be reached or was refused; 8 a target's outcome is unknown "
+          "(run the same command again to follow it); 2 bad input; 130 interrupted (run the "
+          "same command again to resume)")
 
 
 def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],

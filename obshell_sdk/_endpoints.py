@@ -14,7 +14,15 @@ from typing import Any, Callable, Generic, Optional, Protocol, TypeVar
 
 import attrs
 
-from ._exceptions import ConnectError, InvalidArgumentError, TransportError
+from ._exceptions import (
+    ApiError,
+    ConnectError,
+    InvalidArgumentError,
+    ObshellError,
+    TransportError,
+    UnderMaintenanceError,
+    WeakKeyError,
+)
 from ._validate import brief_repr, control_character
 
 __all__ = [
@@ -201,13 +209,23 @@ class TaskEndpoint(Generic[R]):
     #: True when the DAG takes the cluster's maintenance lock (a failed one keeps it).
     maintenance: bool
 
-    def never_ran(self, exc: TransportError) -> bool:
-        """True when ``exc``, raised by a create call, proves the POST did not run.
+    def never_ran(self, exc: ObshellError) -> bool:
+        """True when ``exc``, raised by a create call, proves the POST created no DAG.
 
-        So it is when the agent was never reached (:class:`ConnectError`) or when the failed
-        request was another of the call's (the auth flow's ``/info``, ``/secret``, ``/time``).
+        So it is when the agent was never reached (:class:`ConnectError`), when the failed
+        request was another of the call's (the auth flow's ``/info``, ``/secret``, ``/time``),
+        when the agent refused the request itself (a 4xx error reply: credentials, bad
+        parameters) or its lock (another maintenance task holds it), and when the SDK
+        refused to sign it (a forced dialect the agent lacks, a weak agent key). A 5xx error
+        reply may come after the DAG was made (a handler's panic), and a lost reply may
+        hide one: neither proves anything.
         """
-        return isinstance(exc, ConnectError) or exc.path != self.path
+        if isinstance(exc, (ConnectError, InvalidArgumentError, WeakKeyError,
+                            UnderMaintenanceError)):
+            return True
+        if isinstance(exc, (TransportError, ApiError)) and exc.path != self.path:
+            return True
+        return isinstance(exc, ApiError) and exc.status < 500
 
 
 #: ``POST /api/v1/agent/upgrade``: the 9-stage agent upgrade (PROTOCOL §7.3).

@@ -114,6 +114,7 @@ _BY_WORD = {
     "succeed": "succeeded", "succeeded": "succeeded", "running": "running",
     "failed": "failed", "cancelled": "cancelled", "rolled back": "rolled-back",
     "rolled_back": "rolled-back", "passed": "passed",
+    "refused": "failed", "unreachable": "failed",  # rollout outcomes that want a person
 }
 
 

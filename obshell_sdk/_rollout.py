@@ -23,6 +23,7 @@ import attrs
 from ._auth import PasswordAuth
 from ._client import CLIENT_OPTIONS, ObshellClient
 from ._exceptions import (
+    ApiError,
     ConnectError,
     InvalidArgumentError,
     ObshellError,
@@ -30,6 +31,7 @@ from ._exceptions import (
     TaskTimeoutError,
     TaskUnreachableError,
     TransportError,
+    WeakKeyError,
 )
 from ._journal import Journal, TargetRecord
 from ._render import RolloutBoard, rollout_text
@@ -261,6 +263,10 @@ def _judge(exc: ObshellError) -> TargetOutcome:
     if isinstance(exc, (OutcomeUnknownError, TaskTimeoutError, TaskUnreachableError,
                         TransportError)):
         return TargetOutcome.UNKNOWN
+    if isinstance(exc, (ApiError, InvalidArgumentError, WeakKeyError)):
+        # Refused, by the agent or before signing. A create it refused left no DAG (journaled
+        # unsent), one it may have made is looked up, and a created one is followed again.
+        return TargetOutcome.REFUSED
     return TargetOutcome.FAILED
 
 

@@ -2,10 +2,10 @@
 
 A step that creates a DAG is written as ``sending`` (with the send time and the unfinished
 DAGs the agent listed just before) before the POST, and as ``created`` with the DAG id
-after it, or ``unsent`` when the call failed in a way that proves the POST did not run
-(:meth:`TaskEndpoint.never_ran`: the agent was never reached, or the auth flow's own
-request failed). A rerun follows a created DAG, looks a ``sending`` one up (never sending it
-again), sends an ``unsent`` one, and skips the steps that are ``done``.
+after it, or ``unsent`` when the call failed in a way that proves the POST created no DAG
+(:meth:`TaskEndpoint.never_ran`: the agent was never reached or refused it, or the auth
+flow's own request failed). A rerun follows a created DAG, looks a ``sending`` one up
+(never sending it again), sends an ``unsent`` one, and skips the steps that are ``done``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import attrs
 from ._creation import find_created_dag
 from ._dag import DagDetail, DagOutcome, TextEnum
 from ._endpoints import TaskEndpoint
-from ._exceptions import ConnectionLostError, TransportError
+from ._exceptions import ConnectionLostError, ObshellError
 from ._journal import Journal, StepRecord, TargetRecord
 from ._task import DagTask
 
@@ -41,6 +41,9 @@ class TargetOutcome(TextEnum):
     UNKNOWN = "unknown"
     #: The agent could not be reached; nothing of the step under way was sent.
     UNREACHABLE = "unreachable"
+    #: A call was refused (by the agent: credentials, parameters, its lock; or by the SDK
+    #: before signing); no task was left running by it. Fix the cause; a rerun tries again.
+    REFUSED = "refused"
 
 
 #: Outcomes a rerun of the rollout leaves alone: the target will not change by itself.
@@ -134,7 +137,7 @@ class TargetRun:
 
             try:
                 task = self.client._create_task(step.endpoint, step.request, journal_send)
-            except TransportError as exc:
+            except ObshellError as exc:
                 if step.endpoint.never_ran(exc):  # a rerun may send it
                     self.journal.step(self.target, step.name, "unsent")
                 raise

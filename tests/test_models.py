@@ -31,10 +31,12 @@ from obshell_sdk import (
     ReadTimeoutError,
     TaskDetail,
     UpgradeAgentRequest,
+    WeakKeyError,
 )
 from obshell_sdk._decode import parse_time
 from obshell_sdk._endpoints import AGENT_UPGRADE, AGENT_UPGRADE_CHECK
 from obshell_sdk._models import Envelope
+from obshell_sdk._transport import _api_error
 
 VECTORS = vectors()
 
@@ -396,3 +398,21 @@ def test_an_endpoint_tells_which_failures_prove_its_post_did_not_run(error, meth
     exc = error("failed", method=method, path=path, agent="127.0.0.1:2886")
     assert AGENT_UPGRADE.never_ran(exc) is never_ran
     assert AGENT_UPGRADE_CHECK.never_ran(exc) is (never_ran or path == AGENT_UPGRADE.path)
+
+
+@pytest.mark.parametrize(("status", "err_code", "never_ran"), [
+    (401, "Security.Authentication.IncorrectOceanbasePassword", True),  # refused at the door
+    (400, "Common.IllegalArgument", True),
+    (500, "OB.Cluster.UnderMaintenanceWithDag", True),  # the lock: no DAG was made
+    (500, "Common.Unexpected", False),  # a panic may come after the DAG was made
+    (503, "", False),
+])
+def test_an_error_reply_to_a_create_proves_nothing_ran_unless_it_is_a_5xx(status, err_code,
+                                                                          never_ran):
+    path = AGENT_UPGRADE.path
+    reply = Envelope.from_json({"successful": False, "status": status,
+                                "error": {"errCode": err_code, "message": "no"}})
+    exc = _api_error(reply, status, "POST", path)
+    assert AGENT_UPGRADE.never_ran(exc) is never_ran
+    assert AGENT_UPGRADE.never_ran(DecodeError("not JSON", status=200)) is False
+    assert AGENT_UPGRADE.never_ran(WeakKeyError("512 bits", bits=512)) is True

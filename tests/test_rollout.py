@@ -345,3 +345,72 @@ def test_rollout_status_of_a_missing_journal_says_so_and_creates_nothing(tmp_pat
     argv, env = _cli("rollout", "status", "--journal", str(tmp_path))  # a directory
     out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, check=False)
     assert out.returncode == 2 and "is not a file" in out.stderr, out.stderr
+
+
+def _step_statuses(journal, target):
+    return dict(sqlite3.connect(journal).execute(
+        "SELECT step, status FROM steps WHERE target = ?", (target,)).fetchall())
+
+
+def test_a_refused_target_is_tried_again_once_its_cause_is_fixed(tmp_path):
+    """A wrong password for one cluster: `refused`, not a final `failed`, so the rerun with
+    the right one upgrades it (a `failed` target is left alone, and so it was stuck)."""
+    with ExitStack() as stack:
+        fleet = agents(stack, 2)
+        journal = tmp_path / "r.db"
+        good, typo = targets(fleet)
+        passwords = {good: PASSWORD, typo: "typo"}
+
+        def run():
+            return Rollout([good, typo], auth=lambda t: PasswordAuth(passwords[t]),
+                           journal=journal, poll_policy=FAST, progress=False,
+                           max_failures=2).upgrade_agent(VERSION, RELEASE)
+
+        first = run()
+        refused = first.results[typo]
+        assert refused.outcome is TargetOutcome.REFUSED and refused.dag_ids == ()
+        assert "WrongPasswordError" in (refused.error or "")
+        assert first.results[good].outcome is TargetOutcome.SUCCEEDED
+        assert _step_statuses(journal, typo) == {"check": "unsent"}
+        assert fleet[1].dags == {}  # the agent made nothing
+        passwords[typo] = PASSWORD
+        again = run()
+        assert again.ok, again
+        assert len(fleet[1].dags) == 2 and posts(fleet[1]) == 1  # one check, one upgrade
+        assert posts(fleet[0]) == 1  # the other one was left alone
+
+
+def test_a_create_refused_for_the_lock_is_sent_again_once_the_lock_is_free(tmp_path):
+    """UnderMaintenance is a 500, but it says no DAG was made: the step is unsent."""
+    with ExitStack() as stack:
+        [agent] = agents(stack, 1)
+        agent.set_dag_progression(stages_per_poll=0)
+        holder = agent.create_upgrade_dag(version="4.3.0.1")  # holds the cluster's lock
+        journal = tmp_path / "r.db"
+        first = rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
+        [result] = first.results.values()
+        assert result.outcome is TargetOutcome.REFUSED
+        assert "UnderMaintenanceError" in (result.error or "")
+        assert _step_statuses(journal, targets([agent])[0]) == {"check": "done",
+                                                                "upgrade": "unsent"}
+        agent.set_dag_progression(stages_per_poll=9)
+        agent.finish_dag(holder)
+        again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
+        assert again.ok, again
+        assert posts(agent) == 2 and posts(agent, "/api/v1/agent/upgrade/check") == 1
+
+
+def test_a_create_answered_with_a_5xx_is_never_sent_again(tmp_path):
+    """A 500 Common.Unexpected may follow a DAG the handler made (a panic): the step stays
+    `sending`, and the rerun looks it up instead of posting again."""
+    with ExitStack() as stack:
+        [agent] = agents(stack, 1)
+        agent.fail_next(1, status=500, err_code="Common.Unexpected",
+                        path_prefix="/api/v1/agent/upgrade/check")
+        journal = tmp_path / "r.db"
+        first = rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
+        assert [r.outcome for r in first.results.values()] == [TargetOutcome.REFUSED]
+        assert _step_statuses(journal, targets([agent])[0]) == {"check": "sending"}
+        again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
+        assert [r.outcome for r in again.results.values()] == [TargetOutcome.UNKNOWN]
+        assert posts(agent, "/api/v1/agent/upgrade/check") == 1  # looked up, never re-sent
