@@ -150,6 +150,8 @@ if hasattr(os, "register_at_fork"):  # POSIX
 
 
 class _HTTPConnection(HTTPConnection):
+    """A connection whose socket the current call's deadline watches (HTTPS below, too)."""
+
     def connect(self) -> None:
         super().connect()
         _watch_current(self.sock)
@@ -165,20 +167,8 @@ class _HTTPConnection(HTTPConnection):
         super().send(data)
 
 
-class _HTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        _watch_current(self.sock)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _watch_current(self.sock)
-        super().request(*args, **kwargs)
-
-    def send(self, data: Any) -> None:
-        if self.sock is None:  # http.client connects inside send: not sent before that
-            self.connect()
-        _sending()
-        super().send(data)
+class _HTTPSConnection(_HTTPConnection, HTTPSConnection):
+    """The same, over TLS: ``super()`` in the methods above reaches HTTPSConnection first."""
 
 
 class _HTTPPool(HTTPConnectionPool):
