@@ -142,10 +142,8 @@ class PasswordAuth:
         if not hasattr(self, "_agents"):  # __init__ refused its input: a half-built object
             return "<PasswordAuth (not set up)>"
         agent = "None" if self._agent_password is None else "'***'"
-        return (
-            f"PasswordAuth(password='***', agent_password={agent}, "
-            f"lifetime={self.lifetime:g}, version={self.version!r})"
-        )
+        return (f"PasswordAuth(password='***', agent_password={agent}, "
+                f"lifetime={self.lifetime:g}, version={self.version!r})")
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("obshell_sdk refuses to pickle PasswordAuth: it holds passwords")
@@ -339,8 +337,10 @@ def _measure_clock(
         offset = 0.0
     old, state.clock_offset = state.clock_offset, offset
     state.offset_measured_at = time.monotonic()
-    log.warning("agent %s: its clock is %+.1f s from ours; signing with that offset", agent, offset)
-    return abs(offset - old) >= 1.0
+    moved = abs(offset - old) >= 1.0  # a warning when it is news, not at each re-measurement
+    log.log(logging.WARNING if moved else logging.INFO,
+            "agent %s: its clock is %+.1f s from ours; signing with that offset", agent, offset)
+    return moved
 
 
 def _may_be_stale(exc: AuthError) -> bool:

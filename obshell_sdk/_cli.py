@@ -155,9 +155,13 @@ class _Notes(logging.Handler):
         self.progress = progress
 
     def emit(self, record: logging.LogRecord) -> None:
-        """Write one record as a note."""
-        if not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        """Write one record as a note (a stderr that fails never fails the SDK's work)."""
+        if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            return
+        try:
             self.progress.note(cli_words(record.getMessage()))
+        except Exception:  # logging's contract: report it, never raise
+            self.handleError(record)
 
 
 class _PrintableFormatter(logging.Formatter):

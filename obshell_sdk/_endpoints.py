@@ -214,18 +214,23 @@ class TaskEndpoint(Generic[R]):
 
         So it is when the agent was never reached (:class:`ConnectError`), when the failed
         request was another of the call's (the auth flow's ``/info``, ``/secret``, ``/time``),
-        when the agent refused the request itself (a 4xx error reply: credentials, bad
-        parameters) or its lock (another maintenance task holds it), and when the SDK
-        refused to sign it (a forced dialect the agent lacks, a weak agent key). A 5xx error
-        reply may come after the DAG was made (a handler's panic), and a lost reply may
-        hide one: neither proves anything.
+        when the SDK refused to sign it (a forced dialect the agent lacks, a weak agent key),
+        and when the agent answered with an obshell error of its own: a 4xx (credentials,
+        parameters), or a 5xx with an errCode (its lock held, a check failed, the insert
+        rolled back). obshell's create handlers make the DAG as their last fallible step,
+        so those errors come before it or instead of it. ``Common.Unexpected`` (a panic, a
+        follower's failed forward, a raw Go error) and a reply lost on the way may both
+        hide a DAG: they prove nothing.
         """
         if isinstance(exc, (ConnectError, InvalidArgumentError, WeakKeyError,
                             UnderMaintenanceError)):
             return True
         if isinstance(exc, (TransportError, ApiError)) and exc.path != self.path:
             return True
-        return isinstance(exc, ApiError) and exc.status < 500
+        if not isinstance(exc, ApiError):
+            return False
+        return 400 <= exc.status < 500 or (
+            exc.status >= 500 and exc.err_code not in ("", "Common.Unexpected"))
 
 
 #: ``POST /api/v1/agent/upgrade``: the 9-stage agent upgrade (PROTOCOL §7.3).

@@ -170,10 +170,11 @@ class FailureStreak:
 
     def fail(self, exc: ObshellError) -> bool:
         """Note a failed poll; True when polls have failed for longer than the budget."""
+        now = time.monotonic()
         if not self.failures:
-            self._began = time.monotonic()
+            self._began = now
         self.failures, self.last = self.failures + 1, exc
-        return self.seconds > self.budget
+        return now - self._began > self.budget
 
     def worth_a_warning(self, seen: bool) -> bool:
         """True once a streak, when it is (see the class); ``seen``: the task was seen."""

@@ -56,7 +56,7 @@ class TargetResult:
 
     #: ``"host:port"``.
     target: str
-    #: succeeded, failed, rolled_back, cancelled, skipped, unknown or unreachable.
+    #: succeeded, failed, rolled_back, cancelled, skipped, unknown, unreachable or refused.
     outcome: TargetOutcome
     #: The DAGs created on the target, oldest first (pre-check, then upgrade).
     dag_ids: tuple[str, ...] = ()
@@ -264,8 +264,8 @@ def _judge(exc: ObshellError) -> TargetOutcome:
                         TransportError)):
         return TargetOutcome.UNKNOWN
     if isinstance(exc, (ApiError, InvalidArgumentError, WeakKeyError)):
-        # Refused, by the agent or before signing. A create it refused left no DAG (journaled
-        # unsent), one it may have made is looked up, and a created one is followed again.
+        # Refused, by the agent or before signing: an upload, a confirmation, or a create that
+        # made no DAG (journaled unsent). Refusals that may hide a DAG end as Ended(UNKNOWN).
         return TargetOutcome.REFUSED
     return TargetOutcome.FAILED
 

@@ -18,7 +18,7 @@ import attrs
 from ._creation import find_created_dag
 from ._dag import DagDetail, DagOutcome, TextEnum
 from ._endpoints import TaskEndpoint
-from ._exceptions import ConnectionLostError, ObshellError
+from ._exceptions import ApiError, ConnectionLostError, ObshellError
 from ._journal import Journal, StepRecord, TargetRecord
 from ._task import DagTask
 
@@ -41,8 +41,8 @@ class TargetOutcome(TextEnum):
     UNKNOWN = "unknown"
     #: The agent could not be reached; nothing of the step under way was sent.
     UNREACHABLE = "unreachable"
-    #: A call was refused (by the agent: credentials, parameters, its lock; or by the SDK
-    #: before signing); no task was left running by it. Fix the cause; a rerun tries again.
+    #: A call was refused, by the agent (credentials, parameters, its lock) or by the SDK
+    #: before signing, and made no task. Fix the cause; a rerun tries again.
     REFUSED = "refused"
 
 
@@ -140,12 +140,18 @@ class TargetRun:
             except ObshellError as exc:
                 if step.endpoint.never_ran(exc):  # a rerun may send it
                     self.journal.step(self.target, step.name, "unsent")
+                elif isinstance(exc, ApiError):  # a 5xx that may come after the DAG was made
+                    raise Ended(TargetOutcome.UNKNOWN, f"{type(exc).__name__}: {exc}; the "
+                                "task may have been made: a rerun looks for it") from exc
                 raise
             self.journal.step(self.target, step.name, "created", dag_id=task.id)
         if task.id not in self.dag_ids:
             self.dag_ids.append(task.id)
-        detail = task.wait(self.timeout, on_progress=lambda d: self.show(step.name, d),
-                           progress=False)
+        try:
+            detail = task.wait(self.timeout, on_progress=lambda d: self.show(step.name, d),
+                               progress=False)
+        except ApiError as exc:  # the task exists and may still run: a rerun follows it
+            raise Ended(TargetOutcome.UNKNOWN, f"{type(exc).__name__}: {exc}") from exc
         outcome = _BY_DAG.get(detail.outcome)
         if outcome is not None:
             raise Ended(outcome, f"{step.name} task {detail.id} {detail.name!r} ended "
@@ -154,7 +160,9 @@ class TargetRun:
     def _look_up(self, step: Step, record: StepRecord) -> DagTask:
         """A create call whose reply was never recorded: find what it made, never resend."""
         assert step.endpoint is not None
-        lost = ConnectionLostError("the runner stopped before the reply was recorded",
+        lost = ConnectionLostError("the create call's outcome was never recorded (the runner "
+                                   "stopped, or the agent's error reply did not prove it made "
+                                   "nothing)",
                                    method="POST", path=step.endpoint.path, agent=self.client.agent)
         client = self.client
         detail = find_created_dag(lambda: _candidates(client), client.server_time,

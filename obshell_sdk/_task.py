@@ -196,10 +196,13 @@ class DagTask:
                     raise
                 if streak.fail(exc):
                     raise self._unreachable(exc, streak.failures, streak.seconds) from exc
+                left, wait_left = streak.budget - streak.seconds, deadline.left()
+                left = left if wait_left is None else min(left, wait_left)
                 log.log(logging.WARNING if streak.worth_a_warning(self._seen) else logging.INFO,
-                        "task %s: %d poll(s) failed in %.0f s (last: %s); the agent may be "
-                        "restarting: polls go on for up to %g s", self.id, streak.failures,
-                        streak.seconds, exc, streak.budget)
+                        "task %s: %d poll(s) failed in %.0f s (last: %s); %s; retrying for up "
+                        "to %.0f s more", self.id, streak.failures, streak.seconds, exc,
+                        "the agent may be restarting" if self._seen else
+                        "check the agent's address and the task id", left)
                 deadline.sleep(self.policy.retry_interval(streak.failures))
                 continue
             if streak.failures:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -537,3 +538,27 @@ def test_concurrent_flows_for_one_agent_fetch_once():
     assert errors == []
     assert asked == {"/api/v1/info": 1, "/api/v1/secret": 1}
     assert len(headers) == 16 and all(h["Uri"] == TARGET for h in headers)
+
+
+def test_the_clock_is_a_warning_only_when_its_offset_is_news(caplog):
+    # Re-measured every `lifetime` seconds: a CLI would print the same warning each minute.
+    auth = PasswordAuth("pw")
+    with caplog.at_level(logging.INFO, logger="obshell_sdk"):
+        flow = _flow(auth)
+        _to_signed(flow)
+        flow.throw(_expired())
+        flow.send(_ok(_rfc3339(NOW + 7200)))  # news: 2 hours ahead
+        _finish(flow)
+        flow = _flow(auth)
+        next(flow)
+        flow.throw(_expired())
+        with pytest.raises(AuthExpiredError):
+            flow.send(_ok(_rfc3339(NOW + 7200.3)))  # the same offset again
+        flow = _flow(PasswordAuth("pw"))
+        _to_signed(flow)
+        flow.throw(_expired())
+        with pytest.raises(AuthExpiredError):
+            flow.send(_ok(_rfc3339(NOW + 0.5)))  # under a second: no offset at all
+    clocks = [r for r in caplog.records if "its clock is" in r.getMessage()]
+    assert [r.levelno for r in clocks] == [logging.WARNING, logging.INFO, logging.INFO]
+    assert "+7200.0 s" in clocks[0].getMessage()

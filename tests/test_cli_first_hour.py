@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import pty
 import signal
@@ -341,7 +342,8 @@ def test_a_failing_poll_is_told_at_once_in_command_words():
         notes = [line for line in out.stderr.splitlines() if "poll(s) failed" in line]
         assert len(notes) == 1
         assert notes[0].startswith(f"obshell-sdk: task {dag}: 1 poll(s) failed in 0 s")
-        assert "polls go on for up to 300 s" in notes[0]
+        assert notes[0].endswith("check the agent's address and the task id; retrying for up "
+                                 "to 300 s more")
         assert "Traceback" not in out.stderr and "WARNING" not in out.stderr
 
 
@@ -351,3 +353,21 @@ def test_a_bad_task_id_is_named_as_the_command_line_names_it():
     assert out.returncode == 2
     assert out.stderr == ("obshell-sdk: 'abc' is not a task id: ids are decimal digits, "
                           "such as '1123'\n")
+
+
+def test_the_cli_notes_say_library_hints_as_commands_and_survive_a_broken_stderr(capsys):
+    from obshell_sdk._cli import _Notes
+
+    class Broken(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    err = io.StringIO()
+    notes = _Notes(Progress(Output(False, io.StringIO(), err), tty=False))
+    record = logging.LogRecord("obshell_sdk", logging.WARNING, __file__, 1,
+                               "see client.task('11').wait()", None, None)
+    notes.handle(record)
+    assert err.getvalue() == "obshell-sdk: see obshell-sdk task wait 11\n"
+    notes = _Notes(Progress(Output(False, io.StringIO(), Broken()), tty=False))
+    notes.handle(record)  # reported the logging way, never raised into the SDK's work
+    assert "BrokenPipeError" in capsys.readouterr().err

@@ -17,6 +17,7 @@ from conftest import PASSWORD
 import obshell_sdk._creation
 import obshell_sdk._polling
 from obshell_sdk import (
+    ConnectError,
     DagOutcome,
     ObshellClient,
     OutcomeUnknownError,
@@ -24,6 +25,7 @@ from obshell_sdk import (
     PollPolicy,
     TaskUnreachableError,
 )
+from obshell_sdk._polling import FailureStreak
 from obshell_sdk.testing import FakeAgent
 
 VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
@@ -122,7 +124,8 @@ def test_failed_polls_of_a_task_never_seen_are_a_warning_at_once(caplog):
     assert _poll_failures(caplog) == [logging.WARNING, logging.INFO, logging.INFO]
     first = next(r.getMessage() for r in caplog.records if "poll(s) failed" in r.getMessage())
     assert first.startswith(f"task {dag_id}: 1 poll(s) failed in 0 s (last: ")
-    assert first.endswith("the agent may be restarting: polls go on for up to 30 s")
+    assert first.endswith("check the agent's address and the task id; retrying for up to 30 s "
+                          "more")
 
 
 def test_a_task_seen_before_warns_only_when_its_agent_stays_away(caplog, monkeypatch):
@@ -133,15 +136,28 @@ def test_a_task_seen_before_warns_only_when_its_agent_stays_away(caplog, monkeyp
         with caplog.at_level(logging.INFO, logger="obshell_sdk"):
             task.wait(timeout=60)
         assert _poll_failures(caplog) == [logging.INFO] * 3
+        assert "the agent may be restarting; retrying for up to" in caplog.text
         caplog.clear()
-        monkeypatch.setattr(obshell_sdk._polling, "QUIET_RESTART", 0.2)
+        monkeypatch.setattr(obshell_sdk._polling, "QUIET_RESTART", 0.5)
         task = client.upgrade_agent("4.3.2.0", RELEASE)
-        agent.fail_next(8, status=503)  # retried after 0.02, 0.04, 0.08, 0.16, 0.2... s
+        agent.fail_next(10, status=503)  # retried after 0.02, 0.04, 0.08, 0.16, 0.2... s
         with caplog.at_level(logging.INFO, logger="obshell_sdk"):
             task.wait(timeout=60)
     levels = _poll_failures(caplog)
-    assert len(levels) == 8 and levels.count(logging.WARNING) == 1
-    assert levels[:3] == [logging.INFO] * 3  # under 0.2 s into the streak
+    assert len(levels) == 10 and levels.count(logging.WARNING) == 1
+    assert levels[:2] == [logging.INFO] * 2  # well under 0.5 s into the streak
+
+
+def test_a_failure_streak_warns_once_and_again_after_it_ended():
+    streak = FailureStreak(budget=30)
+    error = ConnectError("refused", method="GET", path="/api/v1/task/dag/11", agent="a:1")
+    assert streak.fail(error) is False and streak.failures == 1 and streak.last is error
+    assert [streak.worth_a_warning(seen=False) for _ in range(3)] == [True, False, False]
+    assert streak.worth_a_warning(seen=True) is False
+    assert streak.end() == 1 and streak.failures == 0 and streak.last is None
+    streak.fail(error)
+    assert streak.worth_a_warning(seen=False) is True  # a new streak is news again
+    assert FailureStreak(budget=0).fail(error) is False  # the first failure is always retried
 
 
 def test_failure_budget_runs_out_with_a_clear_error():

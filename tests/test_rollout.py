@@ -400,17 +400,40 @@ def test_a_create_refused_for_the_lock_is_sent_again_once_the_lock_is_free(tmp_p
         assert posts(agent) == 2 and posts(agent, "/api/v1/agent/upgrade/check") == 1
 
 
-def test_a_create_answered_with_a_5xx_is_never_sent_again(tmp_path):
-    """A 500 Common.Unexpected may follow a DAG the handler made (a panic): the step stays
-    `sending`, and the rerun looks it up instead of posting again."""
+@pytest.mark.parametrize(("err_code", "outcome", "status"), [
+    ("Common.Unexpected", TargetOutcome.UNKNOWN, "sending"),  # may follow the DAG (a panic)
+    ("Agent.Unavailable", TargetOutcome.REFUSED, "unsent"),  # obshell's own: before the DAG
+])
+def test_a_create_answered_with_a_5xx_is_sent_again_only_when_it_made_nothing(
+        tmp_path, err_code, outcome, status):
     with ExitStack() as stack:
         [agent] = agents(stack, 1)
-        agent.fail_next(1, status=500, err_code="Common.Unexpected",
+        agent.fail_next(1, status=500, err_code=err_code,
                         path_prefix="/api/v1/agent/upgrade/check")
         journal = tmp_path / "r.db"
-        first = rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
-        assert [r.outcome for r in first.results.values()] == [TargetOutcome.REFUSED]
-        assert _step_statuses(journal, targets([agent])[0]) == {"check": "sending"}
-        again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
-        assert [r.outcome for r in again.results.values()] == [TargetOutcome.UNKNOWN]
-        assert posts(agent, "/api/v1/agent/upgrade/check") == 1  # looked up, never re-sent
+        [first] = rollout([agent], journal).upgrade_agent(VERSION, RELEASE).results.values()
+        assert first.outcome is outcome, first
+        assert _step_statuses(journal, targets([agent])[0]) == {"check": status}
+        [again] = rollout([agent], journal).upgrade_agent(VERSION, RELEASE).results.values()
+        checks = posts(agent, "/api/v1/agent/upgrade/check")
+        if outcome is TargetOutcome.UNKNOWN:  # looked up, never re-sent
+            assert "a rerun looks for it" in (first.error or "")
+            assert again.outcome is TargetOutcome.UNKNOWN and checks == 1
+            assert "error reply did not prove it made nothing" in (again.error or "")
+        else:
+            assert again.outcome is TargetOutcome.SUCCEEDED and checks == 2
+
+
+def test_a_refusal_while_following_a_task_is_unknown_and_the_rerun_follows_it(tmp_path):
+    """The task exists (and may hold the lock): not `refused`, which says nothing was made."""
+    with ExitStack() as stack:
+        [agent] = agents(stack, 1)
+        agent.fail_next(1, status=400, err_code="Common.IllegalArgument",
+                        path_prefix="/api/v1/task/dag/11")  # the pre-check's first poll
+        journal = tmp_path / "r.db"
+        [first] = rollout([agent], journal).upgrade_agent(VERSION, RELEASE).results.values()
+        assert first.outcome is TargetOutcome.UNKNOWN and first.dag_ids == ("11",), first
+        assert _step_statuses(journal, targets([agent])[0]) == {"check": "created"}
+        [again] = rollout([agent], journal).upgrade_agent(VERSION, RELEASE).results.values()
+        assert again.outcome is TargetOutcome.SUCCEEDED, again
+        assert posts(agent, "/api/v1/agent/upgrade/check") == 1
