@@ -20,7 +20,6 @@ from ._exceptions import (
     InvalidArgumentError,
     ObshellError,
     TransportError,
-    UnderMaintenanceError,
     WeakKeyError,
 )
 from ._validate import brief_repr, control_character
@@ -222,15 +221,14 @@ class TaskEndpoint(Generic[R]):
         follower's failed forward, a raw Go error) and a reply lost on the way may both
         hide a DAG: they prove nothing.
         """
-        if isinstance(exc, (ConnectError, InvalidArgumentError, WeakKeyError,
-                            UnderMaintenanceError)):
+        if isinstance(exc, (ConnectError, InvalidArgumentError, WeakKeyError)):
             return True
-        if isinstance(exc, (TransportError, ApiError)) and exc.path != self.path:
-            return True
-        if not isinstance(exc, ApiError):
+        if not isinstance(exc, (TransportError, ApiError)):
             return False
-        return 400 <= exc.status < 500 or (
-            exc.status >= 500 and exc.err_code not in ("", "Common.Unexpected"))
+        if exc.path != self.path:
+            return True
+        return isinstance(exc, ApiError) and (400 <= exc.status < 500 or (
+            exc.status >= 500 and exc.err_code not in ("", "Common.Unexpected")))
 
 
 #: ``POST /api/v1/agent/upgrade``: the 9-stage agent upgrade (PROTOCOL §7.3).
