@@ -108,7 +108,7 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
     if args.action == "list":
         out.task_list(client.unfinished_dags(), client.last_maintenance_dag())
         return EXIT_OK
-    task = client.task(args.id)
+    task = client.task(args.id, exists=args.exists)
     progress.current = task.id
     if args.action == "show":
         out.dag(task.refresh())

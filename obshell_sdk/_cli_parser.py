@@ -167,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
                                          "cancel", "skip"], help="what to do")
     task.add_argument("id", nargs="?", help="the task's id, e.g. 11 (all but list)")
     _follow_options(task, "after an operator, follow the task to its end")
+    task.add_argument("--exists", action="store_true", help="you know the task exists (you "
+                      "started it): while its agent restarts, 'not found' is waited out")
     add_rollout_parser(sub, lambda parent, name, **kw: _sub(
         parent, name, agent=False, tls=name in ("agent", "ob"), **kw), SECONDS, _at_least)
     return p

@@ -335,9 +335,14 @@ class ObshellClient(TaskCalls, PackageCalls):
         maintenance = self.last_maintenance_dag()
         return found + ([maintenance] if maintenance is not None else [])
 
-    def task(self, dag_id: Union[str, int]) -> DagTask:
+    def task(self, dag_id: Union[str, int], *, exists: bool = False) -> DagTask:
         """A :class:`DagTask` for an existing DAG id, e.g. one started by another process.
 
-        Nothing is fetched until you call ``refresh()``, ``wait()`` or ``result()``.
+        Nothing is fetched until you call ``refresh()``, ``wait()`` or ``result()``. Pass
+        ``exists=True`` when you know the task exists (you started it and kept its id, say
+        to resume after your script stopped): its agent answering "not found" while it
+        restarts is then waited out instead of raised.
         """
-        return DagTask(self, check_dag_id(dag_id), policy=self.poll_policy)
+        if not isinstance(exists, bool):
+            raise InvalidArgumentError("exists", "must be True or False")
+        return DagTask(self, check_dag_id(dag_id), policy=self.poll_policy, exists=exists)

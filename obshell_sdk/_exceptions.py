@@ -245,7 +245,8 @@ class NotFoundError(ApiError):
 class TaskNotFoundError(NotFoundError):
     """No task, node or sub-task has this id."""
 
-    hint = "Check the task id; list unfinished tasks on the agent to find it"
+    hint = ("Check the task id; list unfinished tasks on the agent to find it. If you started "
+            "it and its agent is restarting, follow it with client.task(id, exists=True)")
 
 
 class UnderMaintenanceError(ApiError):

@@ -125,7 +125,7 @@ class TargetRun:
 
     def _task(self, step: Step, record: Optional[StepRecord]) -> None:
         if record is not None and record.dag_id:
-            task = self.client.task(record.dag_id)
+            task = self.client.task(record.dag_id, exists=True)  # the agent gave us its id
         elif record is not None and record.status == "sending":
             task = self._look_up(step, record)
         else:
@@ -171,7 +171,7 @@ class TargetRun:
         self.journal.step(self.target, step.name, "created", dag_id=detail.id)
         log.info("%s: found %s task %s, created before the runner stopped", self.target,
                  step.name, detail.id)
-        return client.task(detail.id)
+        return client.task(detail.id, exists=True)
 
 
 def _candidates(client: ObshellClient) -> list[DagDetail]:

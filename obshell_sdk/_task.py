@@ -53,7 +53,8 @@ class DagTask:
 
     Get one from ``client.upgrade_agent(...)`` (or any call that starts a task) or
     ``client.task(id)``. ``snapshot`` is the last :class:`DagDetail` seen (None until the
-    first fetch of a task picked up by id). ``policy`` is how often it polls.
+    first fetch of a task picked up by id). ``policy`` is how often it polls. ``exists``: the
+    DAG is known to exist, so "not found" is its agent restarting, retried like a failed poll.
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class DagTask:
         task: Union[DagDetail, str],
         *,
         policy: Optional[PollPolicy] = None,
+        exists: bool = False,
     ) -> None:
         self._client = client
         if isinstance(task, DagDetail):
@@ -74,7 +76,7 @@ class DagTask:
             self.snapshot = None
         #: How this task polls.
         self.policy: PollPolicy = policy or PollPolicy()
-        self._seen = self.snapshot is not None
+        self._exists = exists or self.snapshot is not None
         self._born = time.monotonic()
         self._passes = Passes()
 
@@ -124,7 +126,7 @@ class DagTask:
         detail = self._client.get_dag(self.id, timeout=timeout)
         self._passes.observe(detail, sent)
         self.snapshot = detail
-        self._seen = True
+        self._exists = True
         return detail
 
     # -- following --------------------------------------------------------------------
@@ -198,10 +200,10 @@ class DagTask:
                     raise self._unreachable(exc, streak.failures, streak.seconds) from exc
                 left, wait_left = streak.budget - streak.seconds, deadline.left()
                 left = left if wait_left is None else min(left, wait_left)
-                log.log(logging.WARNING if streak.worth_a_warning(self._seen) else logging.INFO,
+                log.log(logging.WARNING if streak.worth_a_warning(self._exists) else logging.INFO,
                         "task %s: %d poll(s) failed in %.0f s (last: %s); %s; retrying for up "
                         "to %.0f s more", self.id, streak.failures, streak.seconds, exc,
-                        "the agent may be restarting" if self._seen else
+                        "the agent may be restarting" if self._exists else
                         "check the agent's address and the task id", left)
                 deadline.sleep(self.policy.retry_interval(streak.failures))
                 continue
@@ -229,8 +231,7 @@ class DagTask:
             return True
         if isinstance(exc, DecodeError):
             return exc.status >= 500
-        # A DAG seen before that is "not found" is an agent that has not reconnected yet.
-        return isinstance(exc, TaskNotFoundError) and self._seen
+        return isinstance(exc, TaskNotFoundError) and self._exists
 
     def _timeout(
         self, timeout: Optional[float], last_error: Optional[ObshellError]
@@ -238,7 +239,7 @@ class DagTask:
         where = ("" if self.snapshot is None else
                  f" (last seen {self.snapshot.state} at stage {self.snapshot.progress})")
         failing = f"; the last polls failed ({last_error})" if last_error is not None else ""
-        then = ("It keeps running on the agent: wait" if self.snapshot is not None else
+        then = ("It keeps running on the agent: wait" if self._exists else
                 "It was never seen, so whether it runs is not known: check the agent's address "
                 "and the task id, then wait")
         error = TaskTimeoutError(

@@ -188,3 +188,16 @@ def test_bad_environment_is_a_usage_error(agent):
            "OBSHELL_HOST": agent.host, "OBSHELL_PORT": str(agent.port)}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=False)
     assert out.returncode == 0, out.stderr  # "0" does not switch HTTPS on
+
+
+def test_task_wait_exists_waits_out_not_found_while_the_agent_reconnects(agent):
+    """A task the user started, picked up while its agent answers "not found" (restarting)."""
+    dag_id = agent.create_upgrade_dag(VERSION, RELEASE)
+    agent.fail_next(2, status=404, err_code="Task.NotFound",
+                    path_prefix=f"/api/v1/task/dag/{dag_id}")
+    plain = run(agent, "task", "wait", dag_id)
+    assert plain.returncode != 0 and "task wait ID --exists" in plain.stderr, plain.stderr
+    assert "client.task" not in plain.stderr
+    out = run(agent, "task", "wait", dag_id, "--exists", "--timeout", "60")
+    assert out.returncode == 0, out.stderr
+    assert "SUCCEED" in out.stdout

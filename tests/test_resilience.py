@@ -84,6 +84,23 @@ def test_automatic_restart_at_stage_7():
         assert client.info().version.startswith(VERSION)
 
 
+def test_a_task_picked_up_by_id_while_its_agent_reconnects():
+    """A script restarted mid-upgrade picks its task up while the agent answers "not found"
+    (back from its restart, not reconnected to its cluster): exists=True waits that out."""
+    from obshell_sdk import InvalidArgumentError, TaskNotFoundError
+
+    with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
+        dag_id = agent.create_upgrade_dag(VERSION, RELEASE)
+        agent.fail_next(3, status=404, err_code="Task.NotFound")
+        with pytest.raises(TaskNotFoundError, match=r"client\.task\(id, exists=True\)"):
+            client.task(dag_id).wait(timeout=60)  # an id never seen: maybe a wrong one
+        detail = client.task(dag_id, exists=True).result(timeout=60)
+        assert detail.outcome is DagOutcome.SUCCEEDED
+        assert len(agent.requests_to(f"/api/v1/task/dag/{dag_id}", "GET")) >= 4  # 3 refused
+        with pytest.raises(InvalidArgumentError, match="exists"):
+            client.task(dag_id, exists="yes")
+
+
 @pytest.mark.parametrize(
     ("fault", "kwargs"),
     [

@@ -252,6 +252,8 @@ def test_a_create_the_runner_did_not_see_answered_is_looked_up_never_resent(tmp_
             j.step(target, "upgrade", "sending", sent_at=time.time() - 1, existed=frozenset())
         j.close()
         made = fleet[0].create_upgrade_dag(VERSION, RELEASE)  # the POST that did get through
+        fleet[0].fail_next(2, status=404, err_code="Task.NotFound",  # found, then reconnecting
+                           path_prefix=f"/api/v1/task/dag/{made}")
         report = rollout(fleet, journal, max_failures=2).upgrade_agent(VERSION, RELEASE,
                                                                         check=False)
         first, second = report.results.values()
@@ -434,6 +436,24 @@ def test_a_refusal_while_following_a_task_is_unknown_and_the_rerun_follows_it(tm
         [first] = rollout([agent], journal).upgrade_agent(VERSION, RELEASE).results.values()
         assert first.outcome is TargetOutcome.UNKNOWN and first.dag_ids == ("11",), first
         assert _step_statuses(journal, targets([agent])[0]) == {"check": "created"}
+        [again] = rollout([agent], journal).upgrade_agent(VERSION, RELEASE).results.values()
+        assert again.outcome is TargetOutcome.SUCCEEDED, again
+        assert posts(agent, "/api/v1/agent/upgrade/check") == 1
+
+
+def test_a_rerun_follows_its_journaled_task_through_not_found_while_the_agent_reconnects(
+        tmp_path):
+    """The journal holds the task's id, so a "not found" (the agent back from its restart,
+    not reconnected to its cluster yet) is waited out, not taken for an unknown outcome."""
+    with ExitStack() as stack:
+        [agent] = agents(stack, 1)
+        agent.fail_next(1, status=400, err_code="Common.IllegalArgument",
+                        path_prefix="/api/v1/task/dag/11")  # the first run stops following
+        journal = tmp_path / "r.db"
+        [first] = rollout([agent], journal).upgrade_agent(VERSION, RELEASE).results.values()
+        assert first.outcome is TargetOutcome.UNKNOWN and first.dag_ids == ("11",), first
+        agent.fail_next(2, status=404, err_code="Task.NotFound",
+                        path_prefix="/api/v1/task/dag/11")
         [again] = rollout([agent], journal).upgrade_agent(VERSION, RELEASE).results.values()
         assert again.outcome is TargetOutcome.SUCCEEDED, again
         assert posts(agent, "/api/v1/agent/upgrade/check") == 1

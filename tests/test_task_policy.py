@@ -108,6 +108,13 @@ def test_not_found_before_the_task_was_ever_seen_is_final():
         DagTask(src, "11", policy=FAST).wait(timeout=5)
 
 
+def test_not_found_for_a_task_known_to_exist_is_ridden_out():
+    """``exists=True``: the caller made the task, so "not found" is its agent reconnecting."""
+    src = Script(*[api(TaskNotFoundError, 404, "Task.NotFound")] * 2, dag("SUCCEED", stage=9))
+    assert DagTask(src, "11", policy=FAST, exists=True).result(timeout=5).stage == 9
+    assert src.calls == 3
+
+
 def test_auth_errors_are_not_retried():
     src = Script(dag(), api(WrongPasswordError, 401, "x"), dag("SUCCEED"))
     with pytest.raises(WrongPasswordError):
