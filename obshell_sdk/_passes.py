@@ -31,8 +31,10 @@ from ._dag import DagDetail, DagState
 __all__ = ["AgentClock", "Passes"]
 
 #: Stamps closer than this (seconds) were written in one pass: a pass writes a node's end and
-#: the DAG's end, or the DAG's start and its first node's, a few milliseconds apart.
-ONE_PASS = 0.1
+#: the DAG's end, or the DAG's start and its first node's, a few milliseconds apart. (At 0.1,
+#: four steps 25 ms apart of a DAG moving at any time made one "pass" a second after the
+#: start, and the next poll went a second late.)
+ONE_PASS = 0.05
 #: A poll goes out this long after the pass it waits for (the pass's writes take a moment),
 #: plus up to ``SPREAD`` more at random, so the waiters of one agent do not poll in step.
 MARGIN = 0.1

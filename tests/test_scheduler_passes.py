@@ -132,6 +132,17 @@ def test_stamps_are_not_chained_into_one_long_pass() -> None:
     assert seen(d).next_poll(T0 + 1.7, T0 + 1.7, 1.0) is None
 
 
+def test_steps_tens_of_milliseconds_apart_are_not_one_pass() -> None:
+    # A 1 s DAG moving at any time: a 0.93 s first stage, then stages of 25 ms. Were the
+    # four steps (75 ms) one pass, it would sit a second after the DAG's start: a "run" that
+    # put the next poll off by a second. A run writes its few stamps within milliseconds.
+    ends = [T0 + 0.93 + 0.025 * i for i in range(4)]
+    nodes = [node(1, "SUCCEED", T0, ends[0])]
+    nodes += [node(i + 2, "SUCCEED", ends[i], ends[i + 1]) for i in range(3)]
+    d = dag("RUNNING", T0, None, [*nodes, node(5, "RUNNING", ends[3], ends[3])])
+    assert seen(d).next_poll(T0 + 1.5, T0 + 1.5, 1.0) is None
+
+
 def test_only_stamps_the_scheduler_wrote_count() -> None:
     # a pending node's time is its creation time; a running node's end is its start (here
     # not, to show it is not read); the executor writes the sub-tasks' times: had any of
