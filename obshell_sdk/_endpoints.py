@@ -86,6 +86,11 @@ def _check_release(_: Any, attribute: attrs.Attribute[str], value: Any) -> None:
     for bad in ("/", ".."):
         if bad in text:
             raise InvalidArgumentError(name, f"{text!r} must not contain {bad!r}")
+    if "-" in text:  # RPM forbids it in a release: a VERSION-RELEASE copied from a file name
+        raise InvalidArgumentError(
+            name, f"{text!r} contains '-', which no RPM release does; in a package's file "
+            "name (obshell-4.2.1.1-101000062023110109.el7.x86_64.rpm) the release is the part "
+            "after the version: '101000062023110109.el7'")
     build, _, dist = text.partition(".")
     if not dist or text.endswith("."):
         raise InvalidArgumentError(
