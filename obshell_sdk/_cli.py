@@ -93,7 +93,7 @@ def _upgrade(client: ObshellClient, args: argparse.Namespace, out: Output,
         # Created (the agent named it), but the rest of its reply could not be read.
         progress.current = task.id
         out.note(f"task {task.id} was created, but the agent's reply could not be read; "
-                 f"follow it with: obshell-sdk task wait {task.id}")
+                 f"follow it with: obshell-sdk task wait {task.id} --exists")
         out.stdout.write(f"{task.id}\n")
         return EXIT_OUTCOME_UNKNOWN
     progress.announce(task.snapshot)
@@ -108,8 +108,7 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
     if args.action == "list":
         out.task_list(client.unfinished_dags(), client.last_maintenance_dag())
         return EXIT_OK
-    task = client.task(args.id, exists=args.exists)
-    progress.current = task.id
+    task = client.task(args.id, exists=args.exists)  # progress.current: once it is read
     if args.action == "show":
         out.dag(task.refresh())
         return EXIT_OK
@@ -120,6 +119,7 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
         "skip": task.skip,
     }
     actions[args.action]()
+    progress.current = task.id  # read by the operator
     if args.wait:
         return _follow(task, args, out, progress)
     if task.snapshot is None:
@@ -182,6 +182,9 @@ def _check(args: argparse.Namespace) -> None:
             "id", f"task {args.action} needs a task id; obshell-sdk task list shows them")
     if args.action in ("list", "show") and args.wait:
         raise InvalidArgumentError("--wait", f"task {args.action} does not wait; use task wait")
+    if args.exists and args.action != "wait":
+        raise InvalidArgumentError("--exists", "only task wait waits out a restarting agent's "
+                                   f"'not found'; task {args.action} reads the task once")
 
 
 def _interrupted(args: argparse.Namespace, task_id: Optional[str]) -> str:
@@ -190,12 +193,15 @@ def _interrupted(args: argparse.Namespace, task_id: Optional[str]) -> str:
                 "again to resume (the journal knows where each cluster stands)")
     if args.command == "info":
         return "interrupted"
+    if task_id is None and args.command == "task":
+        return (f"interrupted before task {args.id} was read; whether it runs is not known: "
+                f"obshell-sdk task show {args.id}")
     if task_id is None:
         return ("interrupted; a task the agent may have created keeps running: "
                 "obshell-sdk task list shows it")
     return (f"interrupted; task {task_id} keeps running on the agent (an upgrade holds the "
             f"cluster's lock until it ends). Follow it again: obshell-sdk task wait "
-            f"{task_id}; stop it: obshell-sdk task cancel {task_id}")
+            f"{task_id} --exists; stop it: obshell-sdk task cancel {task_id}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -41,6 +41,7 @@ EXIT_INTERRUPTED = 130
 
 #: Python hints in the library's messages and the command that does the same.
 HINTS: Sequence[tuple[str, str]] = (
+    (r"client\.task\('([^']*)', exists=True\)\.wait\(\)", r"obshell-sdk task wait \1 --exists"),
     (r"client\.task\('([^']*)'\)\.wait\(\)", r"obshell-sdk task wait \1"),
     (r"client\.task\('([^']*)'\)\.refresh\(\)", r"obshell-sdk task show \1"),
     (r"client\.unfinished_dags\(\) and client\.last_maintenance_dag\(\)",
@@ -60,7 +61,8 @@ CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
     (AuthExpiredError, "The clocks disagree: sync this machine's clock with the agent's"),
     (AuthError, "Check OBSHELL_PASSWORD and OBSHELL_AGENT_PASSWORD"),
     (TaskNotFoundError, "Check the task id; obshell-sdk task list shows the unfinished tasks. "
-     "If you started it and its agent is restarting: obshell-sdk task wait ID --exists"),
+     "If you started it and its agent is restarting, wait for it: obshell-sdk task wait ID "
+     "--exists"),
     (UnderMaintenanceError, "The maintenance task named above holds the lock: obshell-sdk task "
      "list; if it is running, obshell-sdk task wait ID; if it failed, obshell-sdk task "
      "retry|rollback|skip|cancel ID"),
@@ -86,7 +88,13 @@ def exit_code(exc: ObshellError) -> int:
 
 
 def cli_words(text: str) -> str:
-    """A library text with its Python hints (:data:`HINTS`) said as commands, escaped."""
+    """A library text with its Python hints said as commands, escaped.
+
+    The hints written into messages (:data:`HINTS`), and those of error classes
+    (:data:`CLASS_HINTS`) wherever they appear: an error quoted in another's message too.
+    """
+    for cls, said in CLASS_HINTS:
+        text = text.replace(cls.hint, said)
     for pattern, command in HINTS:
         text = re.sub(pattern, command, text)
     return printable(text, keep_newlines=True)
@@ -95,10 +103,6 @@ def cli_words(text: str) -> str:
 def cli_message(exc: ObshellError) -> str:
     """The error as the CLI prints it: escaped, with hints naming CLI commands and options."""
     text = str(exc)
-    if isinstance(exc, ApiError) and exc.hint:
-        said = next((hint for cls, hint in CLASS_HINTS if isinstance(exc, cls)), None)
-        if said is not None:
-            text = text.replace(exc.hint, said)
     if isinstance(exc, InvalidArgumentError) and exc.argument == "dag_id":
         text = text.removeprefix("dag_id: ")  # the ID argument: its Python name means nothing here
     if isinstance(exc, TaskStateError):

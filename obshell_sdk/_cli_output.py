@@ -103,7 +103,7 @@ class Progress:
             self._line = ""
             self._since = time.monotonic()  # this machine's clock: the agent's may be off
             self.out.note(f"task {detail.id} ({printable(detail.name)}); "
-                          f"follow it again with: obshell-sdk task wait {detail.id}")
+                          f"follow it again with: obshell-sdk task wait {detail.id} --exists")
 
     def __call__(self, detail: DagDetail) -> None:
         """Show a snapshot."""

@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
                 description="task list: unfinished tasks and the cluster's last maintenance "
                 "task.\ntask show|wait ID: read it once, or follow it to its end.\n"
                 "task retry|rollback|skip ID: act on a FAILED task; task cancel ID: stop an "
-                "unfinished one.")
+                "unfinished one, or give up a FAILED one.")
     task.add_argument("action", choices=["list", "show", "wait", "retry", "rollback",
                                          "cancel", "skip"], help="what to do")
     task.add_argument("id", nargs="?", help="the task's id, e.g. 11 (all but list)")

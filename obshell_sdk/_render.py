@@ -29,6 +29,7 @@ __all__ = [
     "dag_text",
     "failure_message",
     "in_notebook",
+    "interrupted_message",
     "live_display",
     "printable",
     "progress_line",
@@ -38,6 +39,7 @@ __all__ = [
     "rollout_text",
     "task_html",
     "task_repr",
+    "timeout_message",
     "to_jsonable",
 ]
 
@@ -111,6 +113,32 @@ def failure_message(label: str, detail: DagDetail) -> str:
         text + "\nThe cluster stays locked until the task is retried, rolled back, skipped "
         "or cancelled."
     )
+
+
+def _pick_up(task_id: str, exists: bool) -> str:
+    """The call that follows a task again: with ``exists=True`` once it is known to exist."""
+    return f"client.task({task_id!r}{', exists=True' if exists else ''}).wait()"
+
+
+def timeout_message(task_id: str, timeout: Optional[float], detail: Optional[DagDetail],
+                    exists: bool, last_error: Optional[Exception]) -> str:
+    """Say that a wait's deadline passed, what is known of the task, and how to wait again."""
+    where = "" if detail is None else f" (last seen {detail.state} at stage {detail.progress})"
+    failing = f"; the last polls failed ({last_error})" if last_error is not None else ""
+    then = ("It keeps running on the agent:" if detail is not None else
+            "Its agent never answered for it during this wait (it may still be restarting, or "
+            "the id may be wrong):" if exists else
+            "It was never seen, so whether it runs is not known: check the agent's address and "
+            "the task id, then")
+    return (f"task {task_id} did not end within {timeout:g} s{where}{failing}. {then} wait "
+            f"again with {_pick_up(task_id, exists)}")
+
+
+def interrupted_message(task_id: str, seen: bool, exists: bool) -> str:
+    """Say that Ctrl-C stopped a wait, not the task, and how to follow it again."""
+    state = "it keeps running on the agent" if seen else "it was not read yet"
+    return f"stopped waiting for task {task_id}; {state}. Follow it again with " + _pick_up(
+        task_id, exists)
 
 
 def to_jsonable(value: Any) -> Any:

@@ -31,7 +31,14 @@ from ._exceptions import (
 )
 from ._passes import Passes
 from ._polling import Deadline, FailureStreak, PollPolicy
-from ._render import failure_message, live_display, task_html, task_repr
+from ._render import (
+    failure_message,
+    interrupted_message,
+    live_display,
+    task_html,
+    task_repr,
+    timeout_message,
+)
 from ._validate import check_dag_id, check_seconds
 
 if TYPE_CHECKING:  # pragma: no cover - for annotations only; the client imports this module
@@ -166,8 +173,7 @@ class DagTask:
                     for subscriber in subscribers:
                         subscriber(detail)
         except KeyboardInterrupt as exc:
-            msg = (f"stopped waiting for task {self.id}; it keeps running on the agent. "
-                   f"Pick it up again with client.task({self.id!r}).wait()")
+            msg = interrupted_message(self.id, self.snapshot is not None, self._exists)
             log.warning("%s", msg)
             if hasattr(exc, "add_note"):
                 exc.add_note(msg)
@@ -236,15 +242,9 @@ class DagTask:
     def _timeout(
         self, timeout: Optional[float], last_error: Optional[ObshellError]
     ) -> TaskTimeoutError:
-        where = ("" if self.snapshot is None else
-                 f" (last seen {self.snapshot.state} at stage {self.snapshot.progress})")
-        failing = f"; the last polls failed ({last_error})" if last_error is not None else ""
-        then = ("It keeps running on the agent: wait" if self._exists else
-                "It was never seen, so whether it runs is not known: check the agent's address "
-                "and the task id, then wait")
         error = TaskTimeoutError(
-            f"task {self.id} did not end within {timeout:g} s{where}{failing}. {then} again "
-            f"with client.task({self.id!r}).wait()", task_id=self.id, detail=self.snapshot)
+            timeout_message(self.id, timeout, self.snapshot, self._exists, last_error),
+            task_id=self.id, detail=self.snapshot)
         error.last_error = last_error
         return error
 

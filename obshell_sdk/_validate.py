@@ -82,7 +82,8 @@ def check_dag_id(value: Any, argument: str = "dag_id") -> str:
     need = _MIN_LEN.get(text[0])
     if need is None:
         raise InvalidArgumentError(
-            argument, f"{text!r} is not a task id: the first digit must be 1 to 5"
+            argument, f"{text!r} is not a task id: obshell's start with 1 to 5 (the kind of "
+            "task; an upgrade's with 1, such as '11')"
         )
     if len(text) < need:
         raise InvalidArgumentError(

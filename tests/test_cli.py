@@ -201,3 +201,14 @@ def test_task_wait_exists_waits_out_not_found_while_the_agent_reconnects(agent):
     out = run(agent, "task", "wait", dag_id, "--exists", "--timeout", "60")
     assert out.returncode == 0, out.stderr
     assert "SUCCEED" in out.stdout
+
+
+def test_exists_on_an_id_that_does_not_exist_times_out_without_claiming_it_runs(agent):
+    out = run(agent, "task", "wait", "19", "--exists", "--timeout", "1")
+    assert out.returncode == 6, out.stderr
+    assert "never answered for it" in out.stderr and "keeps running" not in out.stderr
+    assert "obshell-sdk task wait 19 --exists" in out.stderr
+    assert "client." not in out.stderr  # the quoted "not found" is said in CLI words too
+    agent.clear_requests()
+    show = run(agent, "task", "show", "19", "--exists")
+    assert show.returncode == 2 and "--exists" in show.stderr and agent.requests == []

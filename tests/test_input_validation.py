@@ -63,7 +63,7 @@ def test_releases_refused(release):
 def test_a_version_release_copied_from_a_package_name_is_refused_saying_which_part_to_pass():
     # "4.3.4.0-101000012025020101.el7" passed the build-number check ("4" is digits), and
     # obshell took it: an upgrade started for a package that does not exist.
-    with pytest.raises(InvalidArgumentError, match="'101000062023110109.el7'") as info:
+    with pytest.raises(InvalidArgumentError, match=r"'101000062023110109\.el7'") as info:
         UpgradeAgentRequest("4.2.1.1", "4.2.1.1-101000062023110109.el7")
     assert info.value.argument == "release" and "contains '-'" in str(info.value)
 

@@ -16,6 +16,7 @@ from obshell_sdk import (
     TaskCancelledError,
     TaskNotFoundError,
     TaskRolledBackError,
+    TaskTimeoutError,
     TaskUnreachableError,
     WrongPasswordError,
 )
@@ -115,6 +116,15 @@ def test_not_found_for_a_task_known_to_exist_is_ridden_out():
     assert src.calls == 3
 
 
+def test_a_task_said_to_exist_but_never_reached_is_not_said_to_be_running():
+    src = Script(*[api(TaskNotFoundError, 404, "Task.NotFound")] * 1000)
+    with pytest.raises(TaskTimeoutError) as info:
+        DagTask(src, "11", policy=FAST, exists=True).wait(timeout=0.05)
+    text = str(info.value)
+    assert "never answered for it" in text and "keeps running" not in text
+    assert text.endswith("wait again with client.task('11', exists=True).wait()")
+
+
 def test_auth_errors_are_not_retried():
     src = Script(dag(), api(WrongPasswordError, 401, "x"), dag("SUCCEED"))
     with pytest.raises(WrongPasswordError):
@@ -153,10 +163,11 @@ def test_ctrl_c_stops_waiting_and_names_the_task(caplog):
     caplog.set_level(logging.WARNING, logger="obshell_sdk")
     with pytest.raises(KeyboardInterrupt) as info:
         DagTask(Script(dag()), "11", policy=FAST).wait(timeout=5, on_progress=interrupt)
-    assert "client.task('11')" in caplog.text and "keeps running" in caplog.text
+    assert "client.task('11', exists=True).wait()" in caplog.text
+    assert "keeps running" in caplog.text
     # the traceback says it too, with no logging set up: a note (3.11+) or its message
     shown = "".join(getattr(info.value, "__notes__", [])) or str(info.value)
-    assert "client.task('11').wait()" in shown
+    assert "client.task('11', exists=True).wait()" in shown
 
 
 def test_ctrl_c_ends_the_progress_line_before_the_traceback(capsys):
