@@ -118,8 +118,8 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
         "retry": task.retry, "rollback": task.rollback, "cancel": task.cancel,
         "skip": task.skip,
     }
-    actions[args.action]()
-    progress.current = task.id  # read by the operator
+    actions[args.action]()  # reads the task first, then sends the operator
+    progress.current = task.id
     if args.wait:
         return _follow(task, args, out, progress)
     if task.snapshot is None:
@@ -193,7 +193,7 @@ def _interrupted(args: argparse.Namespace, task_id: Optional[str]) -> str:
                 "again to resume (the journal knows where each cluster stands)")
     if args.command == "info":
         return "interrupted"
-    if task_id is None and args.command == "task":
+    if task_id is None and args.command == "task" and args.id:
         return (f"interrupted before task {args.id} was read; whether it runs is not known: "
                 f"obshell-sdk task show {args.id}")
     if task_id is None:

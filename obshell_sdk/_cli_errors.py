@@ -61,7 +61,7 @@ CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
     (AuthExpiredError, "The clocks disagree: sync this machine's clock with the agent's"),
     (AuthError, "Check OBSHELL_PASSWORD and OBSHELL_AGENT_PASSWORD"),
     (TaskNotFoundError, "Check the task id; obshell-sdk task list shows the unfinished tasks. "
-     "If you started it and its agent is restarting, wait for it: obshell-sdk task wait ID "
+     "If you started a task and its agent is restarting, wait for it: obshell-sdk task wait ID "
      "--exists"),
     (UnderMaintenanceError, "The maintenance task named above holds the lock: obshell-sdk task "
      "list; if it is running, obshell-sdk task wait ID; if it failed, obshell-sdk task "

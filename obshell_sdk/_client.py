@@ -340,8 +340,8 @@ class ObshellClient(TaskCalls, PackageCalls):
 
         Nothing is fetched until you call ``refresh()``, ``wait()`` or ``result()``. Pass
         ``exists=True`` when you know the task exists (you started it and kept its id, say
-        to resume after your script stopped): its agent answering "not found" while it
-        restarts is then waited out instead of raised.
+        to resume after your script stopped): ``wait()`` and ``result()`` then wait out its
+        agent answering "not found" while it restarts (``refresh()`` still raises it).
         """
         if not isinstance(exists, bool):
             raise InvalidArgumentError("exists", "must be True or False")

@@ -246,7 +246,7 @@ class TaskNotFoundError(NotFoundError):
     """No task, node or sub-task has this id."""
 
     hint = ("Check the task id; list unfinished tasks on the agent to find it. If you started "
-            "it and its agent is restarting, wait for it: client.task(id, exists=True).wait()")
+            "a task and its agent is restarting, wait for it: client.task(id, exists=True).wait()")
 
 
 class UnderMaintenanceError(ApiError):

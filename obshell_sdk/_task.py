@@ -205,8 +205,8 @@ class DagTask:
                 if streak.fail(exc):
                     raise self._unreachable(exc, streak.failures, streak.seconds) from exc
                 left, wait_left = streak.budget - streak.seconds, deadline.left()
-                left = left if wait_left is None else min(left, wait_left)
-                log.log(logging.WARNING if streak.worth_a_warning(self._exists) else logging.INFO,
+                left, read = left if wait_left is None else min(left, wait_left), self.snapshot
+                log.log(logging.WARNING if streak.worth_a_warning(bool(read)) else logging.INFO,
                         "task %s: %d poll(s) failed in %.0f s (last: %s); %s; retrying for up "
                         "to %.0f s more", self.id, streak.failures, streak.seconds, exc,
                         "the agent may be restarting" if self._exists else

@@ -212,3 +212,13 @@ def test_exists_on_an_id_that_does_not_exist_times_out_without_claiming_it_runs(
     agent.clear_requests()
     show = run(agent, "task", "show", "19", "--exists")
     assert show.returncode == 2 and "--exists" in show.stderr and agent.requests == []
+
+
+def test_ctrl_c_during_task_list_names_no_task():
+    from obshell_sdk._cli import _interrupted
+    from obshell_sdk._cli_parser import build_parser
+
+    text = _interrupted(build_parser().parse_args(["task", "list"]), None)
+    assert "None" not in text
+    text = _interrupted(build_parser().parse_args(["task", "wait", "19"]), None)
+    assert "before task 19 was read" in text
