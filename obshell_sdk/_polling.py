@@ -151,8 +151,8 @@ class FailureStreak:
     """Polls failing in a row: since when, how many, and whether the budget is spent.
 
     A streak is worth one WARNING (its other failures are INFO): at once for a task never
-    seen (a wrong address, an agent that is down: a silent wait would last the whole
-    budget), after :data:`QUIET_RESTART` seconds for a task seen before, whose agent
+    read (a wrong address, an agent that is down: a silent wait would last the whole
+    budget), after :data:`QUIET_RESTART` seconds for a task read before, whose agent
     restarting is expected (it does during its own upgrade).
     """
 
@@ -176,12 +176,17 @@ class FailureStreak:
         self.failures, self.last = self.failures + 1, exc
         return now - self._began > self.budget
 
-    def worth_a_warning(self, seen: bool) -> bool:
-        """True once a streak, when it is (see the class); ``seen``: the task was seen."""
-        if self._told or (seen and self.seconds < QUIET_RESTART):
+    def worth_a_warning(self, read: bool) -> bool:
+        """True once a streak, when it is (see the class); ``read``: the task was read once."""
+        if self._told or (read and self.seconds < QUIET_RESTART):
             return False
         self._told = True
         return True
+
+    def retrying_for(self, deadline: Deadline) -> float:
+        """Seconds of retrying left: the rest of the budget, cut to the wait's deadline."""
+        left, wait_left = self.budget - self.seconds, deadline.left()
+        return left if wait_left is None else min(left, wait_left)
 
     def end(self) -> int:
         """A poll succeeded: the streak is over. Returns how many polls it had failed."""

@@ -204,13 +204,12 @@ class DagTask:
                     raise
                 if streak.fail(exc):
                     raise self._unreachable(exc, streak.failures, streak.seconds) from exc
-                left, wait_left = streak.budget - streak.seconds, deadline.left()
-                left, read = left if wait_left is None else min(left, wait_left), self.snapshot
-                log.log(logging.WARNING if streak.worth_a_warning(bool(read)) else logging.INFO,
+                warn = streak.worth_a_warning(self.snapshot is not None)
+                log.log(logging.WARNING if warn else logging.INFO,
                         "task %s: %d poll(s) failed in %.0f s (last: %s); %s; retrying for up "
                         "to %.0f s more", self.id, streak.failures, streak.seconds, exc,
                         "the agent may be restarting" if self._exists else
-                        "check the agent's address and the task id", left)
+                        "check the agent's address and the task id", streak.retrying_for(deadline))
                 deadline.sleep(self.policy.retry_interval(streak.failures))
                 continue
             if streak.failures:

@@ -25,7 +25,7 @@ from obshell_sdk import (
     PollPolicy,
     TaskUnreachableError,
 )
-from obshell_sdk._polling import FailureStreak
+from obshell_sdk._polling import Deadline, FailureStreak
 from obshell_sdk.testing import FakeAgent
 
 VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
@@ -169,12 +169,20 @@ def test_a_failure_streak_warns_once_and_again_after_it_ended():
     streak = FailureStreak(budget=30)
     error = ConnectError("refused", method="GET", path="/api/v1/task/dag/11", agent="a:1")
     assert streak.fail(error) is False and streak.failures == 1 and streak.last is error
-    assert [streak.worth_a_warning(seen=False) for _ in range(3)] == [True, False, False]
-    assert streak.worth_a_warning(seen=True) is False
+    assert [streak.worth_a_warning(read=False) for _ in range(3)] == [True, False, False]
+    assert streak.worth_a_warning(read=True) is False
     assert streak.end() == 1 and streak.failures == 0 and streak.last is None
     streak.fail(error)
-    assert streak.worth_a_warning(seen=False) is True  # a new streak is news again
+    assert streak.worth_a_warning(read=False) is True  # a new streak is news again
     assert FailureStreak(budget=0).fail(error) is False  # the first failure is always retried
+
+
+def test_a_failure_streak_retries_for_its_budget_or_the_wait_left_whichever_is_shorter():
+    streak = FailureStreak(budget=30)
+    streak.fail(ConnectError("refused", method="GET", path="/api/v1/task/dag/11", agent="a:1"))
+    assert 29 < streak.retrying_for(Deadline(None)) <= 30
+    assert 29 < streak.retrying_for(Deadline(600)) <= 30
+    assert 4 < streak.retrying_for(Deadline(5)) <= 5
 
 
 def test_failure_budget_runs_out_with_a_clear_error():

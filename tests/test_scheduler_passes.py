@@ -143,6 +143,17 @@ def test_steps_tens_of_milliseconds_apart_are_not_one_pass() -> None:
     assert seen(d).next_poll(T0 + 1.5, T0 + 1.5, 1.0) is None
 
 
+def test_stamps_a_run_writes_over_tens_of_milliseconds_are_still_one_pass() -> None:
+    # On a slow OceanBase one run writes its stamps over some 40 ms (the DAG's start, then
+    # its first node's). Split into two passes, the runs would not fit a 1 s scheduler and
+    # polls would fall back to the plain interval.
+    d = dag("RUNNING", T0, None, [node(1, "SUCCEED", T0 + 0.04, T0 + 1.0),
+                                  node(2, "RUNNING", T0 + 1.04, T0 + 1.04),
+                                  node(3, "PENDING", None, None)])
+    at = seen(d).next_poll(T0 + 1.5, T0 + 1.5, 1.0)
+    assert just_after(at, T0 + 2.04)  # after the next run's last write
+
+
 def test_only_stamps_the_scheduler_wrote_count() -> None:
     # a pending node's time is its creation time; a running node's end is its start (here
     # not, to show it is not read); the executor writes the sub-tasks' times: had any of
