@@ -88,17 +88,9 @@ class Bench:
         events: list[tuple[float, int, int]] = []  # (when, task index, stage; one past: finish)
         rng = random.Random(seed)
         for i, task in enumerate(self.tasks):
-            at = task.start = base + task.spec["at"]
-            times = []
-            for length in task.spec["stages"]:
-                times.append(at)
-                at += length
-            times.append(at)
-            if period is not None:
-                times = in_passes(times, period, rng)
-            # a step due in the same pass as the next one is overtaken by it
-            events += [(when, i, stage) for stage, when in enumerate(times, 1)
-                       if stage == len(times) or times[stage] != when]
+            task.start = base + task.spec["at"]
+            events += [(when, i, stage) for when, stage in
+                       schedule(task.spec["stages"], task.start, period, rng)]
         self.spawn(self.drive, list(self.tasks), sorted(events))
         return {"ok": True}
 
@@ -137,6 +129,25 @@ class Bench:
             thread.join()
         for agent in [a for a, _ in self.pool] + [self.agent]:
             agent.stop()
+
+
+def schedule(stages: list[float], start: float, period: Optional[float],
+             rng: random.Random) -> list[tuple[float, int]]:
+    """``(when, stage)`` of each step of a task (stage ``len(stages) + 1``: its end).
+
+    Stage 1 at ``start``, each next one after the given lengths; with ``period``, in the
+    passes of a scheduler (:func:`in_passes`), where a step due in the same pass as the next
+    one is overtaken by it. ``benchmarks/cadence_model.py`` models the same steps.
+    """
+    times, at = [], start
+    for length in stages:
+        times.append(at)
+        at += length
+    times.append(at)
+    if period is not None:
+        times = in_passes(times, period, rng)
+    return [(when, stage) for stage, when in enumerate(times, 1)
+            if stage == len(times) or times[stage] != when]
 
 
 def in_passes(times: list[float], period: float, rng: random.Random) -> list[float]:

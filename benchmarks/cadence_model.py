@@ -1,6 +1,6 @@
 """How late ``DagTask`` sees the wait benchmark's tasks end, from its polling rules alone.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/cadence_model.py [--trials N] [--plain]
+    PYTHONPATH=. .venv/bin/python benchmarks/cadence_model.py [--trials N] [--plain] [--exact]
 
 Not a measurement: no agent, no network, no threads; it runs in a few seconds. Each run of
 a cell is the task ``run.py``'s wait benchmark makes (its nominal length times 1.0-1.2,
@@ -12,6 +12,10 @@ round trip; the agent's and the DAG's clocks agree). For each cell it prints the
 the medians of 10 runs, how often such a median meets the issue's target and how often the
 worst of the 10 is within twice the median plus 0.5 s, and the median number of polls.
 ``--plain`` leaves the scheduler passes out (``PollPolicy(scheduler_period=None)``).
+``--exact`` models the very tasks ``run.py`` runs instead of new ones for every trial: its
+task lengths and schedulers' phases are drawn from fixed seeds, so a cell's ten tasks are
+the same in every run and only the SDK's jitter and the machine vary; ``--trials`` then
+counts repeats of those ten.
 
 It shows which cells of ``run.py`` fail by luck and which by design: the 1 s "any time"
 cells end 1.0-1.2 s after a start that the polls share (0, 0.5, 1, 1.5 s...), so they are
@@ -26,37 +30,20 @@ import statistics
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
+from agent_server import schedule
+from run import LENGTHS, MEDIAN_LIMIT, PACES, SHAPES, stage_lengths, wait_waves
+
 from obshell_sdk import DagState, PollPolicy
 from obshell_sdk._passes import Passes
 
 RTT = 0.002
 EPOCH = 1_700_000_000.0  # where the model's time 0 sits on the stamps' clock
-LIMIT = {1: 0.3, 5: 0.7, 30: 3.0}  # the issue's median targets
-SHAPES = ("equal", "long first", "long last")
-
-
-def stage_lengths(total: float, shape: str) -> list[float]:
-    """Nine stage lengths adding up to ``total``, as run.py's."""
-    if shape == "equal":
-        return [total / 9] * 9
-    short, long = total * 0.2 / 8, total * 0.8
-    return [long] + [short] * 8 if shape == "long first" else [short] * 8 + [long]
+LIMIT = MEDIAN_LIMIT  # the issue's median targets
 
 
 def steps(stages: list[float], period: float | None, rng: random.Random) -> list[tuple[float, int]]:
-    """(when, stage) of each step, stage 10 the end; in passes as agent_server.py's."""
-    times, at = [], 0.0
-    for length in stages:
-        times.append(at)
-        at += length
-    times.append(at)
-    if period is not None:
-        run = times[0] - rng.uniform(0, period)
-        for i, t in enumerate(times):
-            while run < t:
-                run += period + rng.uniform(0.005, 0.03)
-            times[i] = run
-    return [(when, k) for k, when in enumerate(times, 1) if k == len(times) or times[k] != when]
+    """(when, stage) of each step, stage 10 the end: as agent_server.py schedules them."""
+    return schedule(stages, 0.0, period, rng)
 
 
 def snapshot(events: list[tuple[float, int]], t: float) -> SimpleNamespace:
@@ -99,24 +86,39 @@ def follow(events: list[tuple[float, int]], policy: PollPolicy) -> tuple[float, 
         t += pause
 
 
+def exact_tasks() -> dict[tuple[str, int, str], list[list[tuple[float, int]]]]:
+    """The steps of every task run.py's wait benchmark runs, by (pace, length, shape)."""
+    cells: dict[tuple[str, int, str], list[list[tuple[float, int]]]] = {}
+    for pace, period, length, plan, specs, seed in wait_waves(quick=False):
+        rng = random.Random(seed)  # one per wave, its tasks in order, as agent_server.py's
+        for shape, spec in zip(plan, specs):
+            cells.setdefault((pace, length, shape), []).append(
+                steps(spec["stages"], period, rng))
+    return cells
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=400, help="cells of 10 runs per row "
                         "(a quarter of that for 30 s tasks)")
     parser.add_argument("--plain", action="store_true", help="no scheduler passes")
+    parser.add_argument("--exact", action="store_true", help="the tasks run.py runs")
     args = parser.parse_args()
     rng = random.Random(5)
     random.seed(6)  # the policy's jitter and the passes' spread
     policy = PollPolicy(scheduler_period=None) if args.plain else PollPolicy()
+    exact = exact_tasks() if args.exact else None
     print(f"{'task':5} {'shape':11} {'pace':11} {'mean median':>11}  P(median ok)  "
           "P(worst ok)  polls")
-    for pace, period in (("any time", None), ("1 s passes", 1.0)):
-        for length in (30, 5, 1):
+    for pace, period in PACES.items():
+        for length in LENGTHS:
             for shape in SHAPES:
                 medians, worst_ok, polls = [], 0, []
                 for _ in range(args.trials // 4 if length == 30 else args.trials):
-                    runs = [follow(steps(stage_lengths(length * rng.uniform(1.0, 1.2), shape),
-                                         period, rng), policy) for _ in range(10)]
+                    tasks = exact[pace, length, shape] if exact else [
+                        steps(stage_lengths(length * rng.uniform(1.0, 1.2), shape), period, rng)
+                        for _ in range(10)]
+                    runs = [follow(events, policy) for events in tasks]
                     median = statistics.median(d for d, _ in runs)
                     medians.append(median)
                     worst_ok += max(d for d, _ in runs) <= 2 * median + 0.5
