@@ -324,7 +324,7 @@ class ObshellClient(TaskCalls, PackageCalls):
     ) -> DagTask:
         """Create a task through ``endpoint`` exactly once (see :mod:`._creation`)."""
         created = create_dag(lambda r: self._send(r).data, endpoint, request,
-                             self._dags_to_search, self.server_time, on_send)
+                             self._dags_to_search, self.server_time, on_send, self.agent)
         if isinstance(created, DagDetail):
             log.info("agent %s: created task %s %r", self.agent, created.id, created.name)
         return DagTask(self, created, policy=self.poll_policy)

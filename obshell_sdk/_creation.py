@@ -44,6 +44,7 @@ def create_dag(
     candidates: Callable[[], list[DagDetail]],
     agent_clock: Callable[[], Optional[datetime]],
     on_send: Optional[Callable[[Optional[frozenset[str]], float], None]] = None,
+    agent: str = "",
 ) -> Union[DagDetail, str]:
     """POST ``request`` to ``endpoint`` once; the DAG it created (or its id only).
 
@@ -53,7 +54,8 @@ def create_dag(
     that a lost reply is only ever recovered with a DAG the POST created. Only the id comes
     back when the agent's reply names the new task but does not parse otherwise.
     ``on_send(existed, sent_at)`` hears what was noted right before the POST goes out (a
-    rollout journals it, to look the task up after a crash).
+    rollout journals it, to look the task up after a crash). A proxy's page may be a lost
+    reply too (:func:`_lost`); ``agent`` (``host:port``) names the agent in its error.
     """
     body = json.dumps(request.to_json(), separators=(",", ":")).encode()
     try:
@@ -66,11 +68,11 @@ def create_dag(
         on_send(existed, sent_at)
     try:
         data = send(Request("POST", endpoint.path, body))
-    except ConnectionLostError as exc:
-        if endpoint.never_ran(exc):  # lost on the auth flow's own request
+    except (ConnectionLostError, DecodeError) as exc:
+        if (lost := _lost(exc, endpoint, agent)) is None:
             raise
         return find_created_dag(candidates, agent_clock, endpoint.dag_name(request), sent_at,
-                                exc, existed=existed)
+                                lost, existed=existed)
     try:
         return DagDetail.from_json(data)
     except DecodeError:
@@ -85,6 +87,28 @@ def create_dag(
         log.warning("%s created task %s, but its reply did not parse; following it by id",
                     endpoint.path, dag_id)
         return dag_id
+
+
+def _lost(exc: ObshellError, endpoint: TaskEndpoint[Any], agent: str
+          ) -> Optional[ConnectionLostError]:
+    """The create POST's lost reply, as ``exc`` tells of one; None when it tells of none.
+
+    None: another request of the call failed (the auth flow's), or the reply proves the POST
+    made nothing (:meth:`TaskEndpoint.never_ran`).
+
+    A proxy in front of the agent answers with a page of its own when the agent answered it
+    too late or not at all (504, 502): the agent may have got the request. A 3xx or 4xx
+    page means the proxy did not pass it on.
+    """
+    if isinstance(exc, ConnectionLostError):
+        return None if endpoint.never_ran(exc) else exc
+    if not isinstance(exc, DecodeError) or (exc.method, exc.path) != ("POST", endpoint.path):
+        return None
+    if 300 <= exc.status < 500:
+        return None
+    return ConnectionLostError(
+        f"HTTP {exc.status} reply that is not obshell's (a proxy's error page?): the agent may "
+        "have got the request", method="POST", path=endpoint.path, agent=agent)
 
 
 class _Judge:

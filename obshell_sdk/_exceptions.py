@@ -124,11 +124,13 @@ class DecodeError(ObshellError):
 
     ``where`` is the JSON path of the part that did not fit (``data.nodes[2].state``),
     ``excerpt`` the start of the raw body when the body itself could not be read, ``status``
-    the HTTP status of the reply (0 when not known).
+    the HTTP status of the reply (0 when not known), ``method`` and ``path`` the request it
+    answered when the reply as a whole was not obshell's (empty otherwise).
     """
 
     def __init__(
-        self, message: str, *, where: str = "", excerpt: str = "", status: int = 0
+        self, message: str, *, where: str = "", excerpt: str = "", status: int = 0,
+        method: str = "", path: str = "",
     ) -> None:
         text = f"{where}: {message}" if where else message
         if excerpt:
@@ -137,6 +139,8 @@ class DecodeError(ObshellError):
         self.where = where
         self.excerpt = excerpt
         self.status = status
+        self.method = method
+        self.path = path
 
 
 class WeakKeyError(ObshellError):

@@ -1,0 +1,149 @@
+"""A proxy in front of the agent: its own error page to a create POST is a lost reply.
+
+A gateway that gives up waiting for the agent answers "504 Gateway Time-out" with a page of
+its own, after passing the request on: the agent may have made the task. Such a reply is
+looked for like a lost one (never resent); a 4xx page (not passed on) is not. The proxy here
+is real (a socket on 127.0.0.1 between the SDK and the fake agent).
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from conftest import PASSWORD
+
+import obshell_sdk._creation
+from obshell_sdk import (
+    DagState,
+    DecodeError,
+    ObshellClient,
+    OutcomeUnknownError,
+    PasswordAuth,
+    PollPolicy,
+    Rollout,
+    TargetOutcome,
+)
+from obshell_sdk.testing import FakeAgent
+
+UPGRADE = "/api/v1/agent/upgrade"
+VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
+FAST = PollPolicy(initial=0.05, fraction=0.1, ceiling=0.2, jitter=0)
+
+
+class Proxy(ThreadingHTTPServer):
+    """Passes requests on to ``agent``; ``page[path] = (status, passed_on)`` answers the next
+    POST to ``path`` with an HTML page of that status, after passing it on or instead."""
+
+    daemon_threads = True
+
+    def __init__(self, agent: FakeAgent) -> None:
+        super().__init__(("127.0.0.1", 0), _Relay)
+        self.agent_port = agent.port
+        self.page: dict[str, tuple[int, bool]] = {}
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+
+class _Relay(BaseHTTPRequestHandler):
+    server: Proxy
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _relay(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        page = self.server.page.pop(self.path, None) if self.command == "POST" else None
+        if page is None or page[1]:
+            agent = http.client.HTTPConnection("127.0.0.1", self.server.agent_port, timeout=10)
+            agent.request(self.command, self.path, body or None, dict(self.headers.items()))
+            reply = agent.getresponse()
+            status, ctype, content = reply.status, reply.getheader("Content-Type"), reply.read()
+            agent.close()
+        if page is not None:
+            status, ctype = page[0], "text/html"
+            content = f"<html><body><h1>{status} from the gateway</h1></body></html>".encode()
+        self.send_response(status)
+        self.send_header("Content-Type", ctype or "application/json")
+        self.send_header("Content-Length", str(len(content)))
+        self.end_headers()
+        self.wfile.write(content)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _relay
+
+
+@pytest.fixture
+def proxied() -> Iterator[tuple[FakeAgent, Proxy]]:
+    with FakeAgent(password=PASSWORD, stage_seconds=0.02) as agent:
+        proxy = Proxy(agent)
+        thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield agent, proxy
+        finally:
+            proxy.shutdown()
+            proxy.server_close()
+            thread.join()
+
+
+def _client(proxy: Proxy) -> ObshellClient:
+    return ObshellClient("127.0.0.1", proxy.port, auth=PasswordAuth(PASSWORD),
+                         poll_policy=FAST)
+
+
+def test_a_gateway_timeout_after_the_agent_made_the_task_finds_it(proxied):
+    agent, proxy = proxied
+    proxy.page[UPGRADE] = (504, True)
+    with _client(proxy) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        assert task.wait(timeout=30, progress=False).state is DagState.SUCCEED
+    assert len(agent.requests_to(UPGRADE, "POST")) == 1
+    assert list(agent.dags) == [task.id]
+
+
+def test_a_gateway_page_for_a_post_the_agent_never_got_is_outcome_unknown(proxied, monkeypatch):
+    monkeypatch.setattr(obshell_sdk._creation, "RECOVERY_SECONDS", 0.5)
+    agent, proxy = proxied
+    proxy.page[UPGRADE] = (502, False)
+    with _client(proxy) as client, pytest.raises(OutcomeUnknownError) as caught:
+        client.upgrade_agent(VERSION, RELEASE)
+    assert "HTTP 502 reply that is not obshell's" in str(caught.value)
+    assert "It was not sent again" in str(caught.value)
+    assert agent.requests_to(UPGRADE, "POST") == [] and not agent.dags
+
+
+def test_a_proxy_refusal_page_is_not_taken_for_a_lost_reply(proxied):
+    agent, proxy = proxied
+    proxy.page[UPGRADE] = (403, False)
+    with _client(proxy) as client, pytest.raises(DecodeError) as caught:
+        client.upgrade_agent(VERSION, RELEASE)
+    assert (caught.value.status, caught.value.method, caught.value.path) == (403, "POST", UPGRADE)
+    # listed once, before the POST (what existed then); no lookup after it
+    assert len(agent.requests_to("/api/v1/task/dag/unfinish", "GET")) == 1
+
+
+def test_a_rollout_behind_a_gateway_follows_the_task_it_made_or_says_unknown(
+        proxied, tmp_path, monkeypatch):
+    monkeypatch.setattr(obshell_sdk._creation, "RECOVERY_SECONDS", 0.5)
+    agent, proxy = proxied
+    proxy.page[UPGRADE] = (502, False)
+    journal = tmp_path / "r.db"
+
+    def run() -> Any:
+        return Rollout([f"127.0.0.1:{proxy.port}"], auth=PasswordAuth(PASSWORD),
+                       journal=journal, poll_policy=FAST, progress=False
+                       ).upgrade_agent(VERSION, RELEASE, check=False)
+
+    (first,) = run().results.values()  # was FAILED: a task may be under way
+    assert first.outcome is TargetOutcome.UNKNOWN, first.error
+    agent.create_upgrade_dag(VERSION, RELEASE)  # as if the first POST had got through
+    (second,) = run().results.values()  # the rerun looks it up: never a second POST
+    assert second.outcome is TargetOutcome.SUCCEEDED, second.error
+    assert agent.requests_to(UPGRADE, "POST") == []
