@@ -24,6 +24,12 @@ from ._exceptions import InvalidArgumentError
 
 __all__ = ["Journal", "StepRecord", "TargetRecord", "read_targets"]
 
+
+def _unusable(path: str, exc: sqlite3.Error) -> InvalidArgumentError:
+    return InvalidArgumentError("journal", f"{path!r} cannot hold a rollout journal ({exc}); "
+                                "give the path of a new file, or of an earlier journal, in a "
+                                "writable directory")
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS targets (
@@ -77,11 +83,18 @@ class Journal:
     def __init__(self, path: str, plan: dict[str, Any], targets: Sequence[str]) -> None:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                   check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a committed step survives a power cut
-        self._db.executescript(_SCHEMA)
+        try:  # a directory or an unwritable place fails here, another kind of file below
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
+                                       check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise _unusable(self.path, exc) from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # a committed step survives a power cut
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise _unusable(self.path, exc) from None
         self.writes = 0
         self._adopt(plan, targets)
 

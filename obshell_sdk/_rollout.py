@@ -171,7 +171,8 @@ class Rollout:
             log.warning("rollout interrupted: no new cluster is started; running tasks go on "
                         "on their agents. Run it again with journal %r to resume", self.journal)
             raise
-        journal.close()
+        finally:
+            journal.close()
         return run.report()
 
 
@@ -185,6 +186,7 @@ class _Run:
         self.records = {r.target: r for r in journal.targets()}
         self.results: dict[str, TargetResult] = {}
         self.failures = 0
+        self.crash: Optional[BaseException] = None  # what stopped a worker thread
         self.board = RolloutBoard(rollout.targets, rollout.progress)
         for record in self.records.values():
             if record.outcome is not None and TargetOutcome(record.outcome) in FINAL:
@@ -205,14 +207,21 @@ class _Run:
             while worker.is_alive():
                 worker.join(0.2)  # short joins: Ctrl-C reaches the main thread at once
         self.board.close()
+        if self.crash is not None:
+            raise self.crash
 
     def _work(self, queue: list[str]) -> None:
         while True:
             with self.lock:
-                if not queue:
+                if not queue or self.crash is not None:
                     return
                 target = queue.pop()
-            self._one(target)
+            try:
+                self._one(target)
+            except BaseException as exc:  # a bug, or the journal unwritable: stop, tell all()
+                self.crash = self.crash or exc
+                self.stop.set()
+                return
 
     def _one(self, target: str) -> None:
         with self.lock:
@@ -234,9 +243,8 @@ class _Run:
     def _attempt(self, target: str) -> tuple[TargetOutcome, Optional[str], Optional[TargetRun]]:
         run = None
         try:
-            auth = self.rollout.auth
-            client = ObshellClient(*_split(target), auth=auth if isinstance(auth, PasswordAuth)
-                                   else auth(target), **self.rollout.client_options)
+            client = ObshellClient(*_split(target), auth=self._auth(target),
+                                   **self.rollout.client_options)
             with client:
                 run = TargetRun(self.records[target], client, self.journal, self.timeout,
                                 lambda step, d: self.board.update(target, step, d))
@@ -246,6 +254,16 @@ class _Run:
             return exc.outcome, str(exc), run
         except ObshellError as exc:
             return _judge(exc), f"{type(exc).__name__}: {exc}", run
+
+    def _auth(self, target: str) -> PasswordAuth:
+        auth = self.rollout.auth
+        if isinstance(auth, PasswordAuth):
+            return auth
+        try:
+            return auth(target)
+        except Exception as exc:  # the caller's own code (a vault lookup, say): nothing sent
+            raise InvalidArgumentError("auth", f"auth({target!r}) raised {type(exc).__name__}: "
+                                       f"{exc}") from exc
 
     def _done(self, result: TargetResult) -> None:
         with self.lock:

@@ -457,3 +457,67 @@ def test_a_rerun_follows_its_journaled_task_through_not_found_while_the_agent_re
         [again] = rollout([agent], journal).upgrade_agent(VERSION, RELEASE).results.values()
         assert again.outcome is TargetOutcome.SUCCEEDED, again
         assert posts(agent, "/api/v1/agent/upgrade/check") == 1
+
+
+def test_an_auth_callable_that_raises_refuses_its_target_only(tmp_path):
+    """The caller's own auth lookup failing for one cluster: that one is `refused` (nothing
+    was sent); the others are upgraded and reported (the worker thread died, the report was
+    lost and upgrade_agent raised KeyError)."""
+    with ExitStack() as stack:
+        fleet = agents(stack, 2)
+        good, locked = targets(fleet)
+        vault = {good: PASSWORD}
+
+        def run():
+            return Rollout([good, locked], auth=lambda t: PasswordAuth(vault[t]),
+                           journal=tmp_path / "r.db", poll_policy=FAST, progress=False,
+                           canary=0, max_failures=2).upgrade_agent(VERSION, RELEASE)
+
+        first = run()
+        assert first.results[good].outcome is TargetOutcome.SUCCEEDED
+        refused = first.results[locked]
+        assert refused.outcome is TargetOutcome.REFUSED, refused
+        assert f"auth({locked!r}) raised KeyError" in (refused.error or "")
+        assert fleet[1].requests == []
+        vault[locked] = PASSWORD
+        assert run().ok and posts(fleet[1]) == 1
+
+
+def test_a_journal_that_cannot_be_one_is_refused_before_anything_is_sent(tmp_path):
+    other = tmp_path / "notes.txt"
+    other.write_text("not a database, but 100 bytes of text. " * 3)
+    with ExitStack() as stack:
+        [agent] = agents(stack, 1)
+        for journal in (tmp_path, other):  # a directory; another kind of file
+            with pytest.raises(InvalidArgumentError, match="cannot hold a rollout journal"):
+                rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
+        assert agent.requests == []
+    assert other.read_text().startswith("not a database")
+
+
+def test_a_worker_that_breaks_stops_the_rollout_and_its_error_reaches_the_caller(
+        tmp_path, monkeypatch):
+    """Not an ObshellError (a bug, a journal that can no longer be written): no new cluster
+    is started, the journal is closed, and the error is raised in the caller's thread."""
+    from obshell_sdk import _rollout_steps
+
+    class Broken(RuntimeError):
+        pass
+
+    real = _rollout_steps.TargetRun.run
+
+    def run(self, plan):
+        if self.client.port == fleet[1].port:
+            raise Broken("disk full")
+        return real(self, plan)
+
+    monkeypatch.setattr(_rollout_steps.TargetRun, "run", run)
+    with ExitStack() as stack:
+        fleet = agents(stack, 4)
+        journal = tmp_path / "r.db"
+        with pytest.raises(Broken, match="disk full"):
+            rollout(fleet, journal, parallel=1, canary=0).upgrade_agent(VERSION, RELEASE)
+        assert [posts(a) for a in fleet[2:]] == [0, 0]  # nothing after the break
+        monkeypatch.setattr(_rollout_steps.TargetRun, "run", real)
+        again = rollout(fleet, journal, parallel=1, canary=0).upgrade_agent(VERSION, RELEASE)
+        assert again.ok and [posts(a) for a in fleet] == [1, 1, 1, 1]
