@@ -37,8 +37,8 @@ from ._journal import Journal, TargetRecord
 from ._render import RolloutBoard, rollout_text
 from ._rollout_plans import agent_plan, ob_plan
 from ._rollout_steps import FINAL, Ended, Plan, TargetOutcome, TargetRun
-from ._upload import check_package_path
-from ._validate import brief_repr, check_host, check_port, check_seconds
+from ._upload import check_package_path, check_package_paths
+from ._validate import brief_repr, check_flag, check_host, check_port, check_seconds
 
 __all__ = ["Rollout", "RolloutReport", "TargetResult", "parse_targets"]
 
@@ -127,7 +127,7 @@ class Rollout:
         self.parallel: int = parallel
         self.canary: int = canary
         self.max_failures: int = max_failures
-        self.progress: Optional[bool] = progress
+        self.progress: Optional[bool] = check_flag(progress, "progress", none=True)
         self.client_options: dict[str, Any] = client_options
 
     def upgrade_agent(
@@ -141,7 +141,8 @@ class Rollout:
         ``unknown`` and a rerun follows it on.
         """
         path = None if package is None else check_package_path(package)
-        return self._run(agent_plan(version, release, path, upgrade_dir, check),
+        return self._run(agent_plan(version, release, path, upgrade_dir,
+                                    check_flag(check, "check")),
                          check_seconds(timeout, "timeout"))
 
     def upgrade_ob(
@@ -155,9 +156,9 @@ class Rollout:
         Each target: upload ``packages`` (every one the edition needs, e.g. ``oceanbase-ce``
         and ``oceanbase-ce-libs``), pre-check (when ``check``), upgrade in ``mode``, follow.
         """
-        paths = [check_package_path(p) for p in packages]
+        paths = check_package_paths(packages)
         return self._run(ob_plan(version, release, paths, mode, upgrade_dir, freeze_server,
-                                 check), check_seconds(timeout, "timeout"))
+                                 check_flag(check, "check")), check_seconds(timeout, "timeout"))
 
     # -- running ---------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from ._render import (
     task_repr,
     timeout_message,
 )
-from ._validate import check_dag_id, check_seconds
+from ._validate import check_dag_id, check_progress, check_seconds
 
 if TYPE_CHECKING:  # pragma: no cover - for annotations only; the client imports this module
     from ._client import ObshellClient
@@ -161,6 +161,7 @@ class DagTask:
             timeout = check_seconds(timeout, "timeout", allow_zero=True)
         if poll_interval is not None:
             poll_interval = check_seconds(poll_interval, "poll_interval")
+        check_progress(progress, on_progress)
         display = live_display(progress, self)
         subscribers = [s for s in (display, on_progress) if s is not None]
         last: Optional[tuple[DagState, Operator, int]] = None

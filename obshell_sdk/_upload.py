@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO, Optional
 
 from ._crypto import AesBase64Encryptor
@@ -19,7 +19,7 @@ from ._request import Request
 from ._validate import brief_repr
 
 __all__ = ["NEW_UPLOAD", "OLD_UPLOAD", "RPM_LEAD_SIZE", "RPM_MAGIC", "EncryptedMultipart",
-           "check_package_path",
+           "check_package_path", "check_package_paths",
            "package_request"]
 
 _BLOCK = 48 * 1024  # a multiple of 16 (AES) and 3 (base64)
@@ -28,6 +28,14 @@ _BLOCK = 48 * 1024  # a multiple of 16 (AES) and 3 (base64)
 #: Every RPM starts with its 96-byte lead, which starts with these 4 bytes.
 RPM_MAGIC = b"\xed\xab\xee\xdb"
 RPM_LEAD_SIZE = 96
+
+
+def check_package_paths(packages: Any) -> list[str]:
+    """:func:`check_package_path` of each of ``packages``, a list (or other sequence) of paths."""
+    if isinstance(packages, (str, bytes, os.PathLike)) or not isinstance(packages, Iterable):
+        raise InvalidArgumentError("packages", "must be a list of package file paths, got "
+                                   f"{brief_repr(packages)}")
+    return [check_package_path(p) for p in packages]
 
 
 def check_package_path(path: Any) -> str:

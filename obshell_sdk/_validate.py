@@ -226,6 +226,25 @@ def check_port(port: Any) -> int:
     return port
 
 
+def check_flag(value: Any, argument: str, *, none: bool = False) -> Any:
+    """``value`` when it is True or False (or None, with ``none``).
+
+    A string such as "false" read from a config file would otherwise count as true.
+    """
+    if isinstance(value, bool) or (none and value is None):
+        return value
+    allowed = "True, False or None" if none else "True or False"
+    raise InvalidArgumentError(argument, f"must be {allowed}, not {brief_repr(value)}")
+
+
+def check_progress(progress: Any, on_progress: Any) -> None:
+    """A wait's display options: ``progress`` True, False or None; ``on_progress`` callable."""
+    check_flag(progress, "progress", none=True)
+    if on_progress is not None and not callable(on_progress):
+        raise InvalidArgumentError("on_progress", "must be a function taking a DagDetail, or "
+                                   f"None, not {brief_repr(on_progress)}")
+
+
 def check_tls(https: Any, verify: Any, cert: Any) -> None:
     """Check the TLS options: ``verify`` a bool or CA bundle path, ``cert`` existing file(s)."""
     if not isinstance(https, bool):

@@ -11,8 +11,8 @@ from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
 from ._exceptions import InvalidArgumentError, UpgradeNotConfirmedError
 from ._models import AgentInfo, ObUpgradeResult, UpgradePackageInfo, UpgradeResult
 from ._task import DagTask, ProgressCallback
-from ._upload import check_package_path
-from ._validate import check_seconds
+from ._upload import check_package_path, check_package_paths
+from ._validate import check_flag, check_progress, check_seconds
 
 __all__ = ["run_agent_upgrade", "run_ob_upgrade"]
 
@@ -69,6 +69,8 @@ def run_agent_upgrade(
     UpgradeAgentRequest(version, release, upgrade_dir)  # refuse bad input before any I/O
     path = None if package is None else check_package_path(package)
     timeout = check_seconds(timeout, "timeout")
+    check = check_flag(check, "check")
+    check_progress(progress, on_progress)
     uploaded = None if path is None else client.upload_package(path)
     if uploaded is not None:
         _check_uploaded(uploaded, version, release)
@@ -133,8 +135,10 @@ def run_ob_upgrade(
     its DAG's success alone.
     """
     UpgradeObRequest(version, release, mode, upgrade_dir, freeze_server)  # before any I/O
-    paths = [check_package_path(p) for p in packages]
+    paths = check_package_paths(packages)
     timeout = check_seconds(timeout, "timeout")
+    check = check_flag(check, "check")
+    check_progress(progress, on_progress)
     uploaded = tuple(client.upload_package(p) for p in paths)
     checked = None
     if check:

@@ -145,3 +145,47 @@ def test_a_signed_call_without_auth_says_how_to_give_it_and_sends_nothing():
         assert info.value.argument == "auth"
         assert "auth=PasswordAuth(" in str(info.value) and "OBSHELL_PASSWORD" in str(info.value)
         assert agent.requests == []
+
+
+VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
+# Yes/no options read from a config file as strings ("false" is true to Python), and other
+# values of the wrong kind: refused before the pre-check or the upload is sent.
+WORKFLOW_CASES = [
+    ("run_agent_upgrade", {"check": "false"}, "check"),
+    ("run_agent_upgrade", {"check": None}, "check"),
+    ("run_agent_upgrade", {"progress": "false"}, "progress"),
+    ("run_agent_upgrade", {"on_progress": 5}, "on_progress"),
+    ("run_ob_upgrade", {"check": "no"}, "check"),
+    ("run_ob_upgrade", {"progress": 0}, "progress"),
+    ("run_ob_upgrade", {"packages": 5}, "packages"),
+    ("run_ob_upgrade", {"packages": "oceanbase-ce.rpm"}, "packages"),  # one path, not a list
+]
+
+
+@pytest.mark.parametrize(("method", "kwargs", "argument"), WORKFLOW_CASES,
+                         ids=[f"{m}-{a}={k[a]!r}" for m, k, a in WORKFLOW_CASES])
+def test_workflow_options_of_the_wrong_kind_are_refused_before_sending(
+        client, method, kwargs, argument):
+    with pytest.raises(InvalidArgumentError) as info:
+        getattr(client, method)(VERSION, RELEASE, **kwargs)
+    assert info.value.argument == argument
+
+
+@pytest.mark.parametrize("kwargs", [{"progress": "no"}, {"on_progress": "print"}])
+def test_wait_display_options_are_checked(client, kwargs):
+    with pytest.raises(InvalidArgumentError):
+        client.task("11").wait(**kwargs)
+
+
+def test_rollout_yes_no_options_are_checked_before_anything_starts(agent, tmp_path):
+    from obshell_sdk import Rollout
+
+    target = [f"127.0.0.1:{agent.port}"]
+    with pytest.raises(InvalidArgumentError, match="progress"):
+        Rollout(target, auth=PasswordAuth(PASSWORD), journal=tmp_path / "r.db", progress="off")
+    rollout = Rollout(target, auth=PasswordAuth(PASSWORD), journal=tmp_path / "r.db")
+    agent.clear_requests()
+    for method in ("upgrade_agent", "upgrade_ob"):
+        with pytest.raises(InvalidArgumentError, match="check"):
+            getattr(rollout, method)(VERSION, RELEASE, check="false")
+    assert agent.requests == [] and not (tmp_path / "r.db").exists()
