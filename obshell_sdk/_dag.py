@@ -133,7 +133,7 @@ class TaskDetail:
     start_time: Optional[datetime] = wire("start_time", p_time, required=False)
     end_time: Optional[datetime] = wire("end_time", p_time, required=False)
     additional_data: Optional[dict[str, Any]] = wire(
-        "additional_data", p_object, required=False, repr=False
+        "additional_data", p_object, required=False, repr=False, hash=False
     )
     execute_times: int = wire("execute_times", p_int, required=False, default=0)
     execute_agent: Optional[AgentAddress] = wire(
@@ -162,7 +162,7 @@ class NodeDetail:
     start_time: Optional[datetime] = wire("start_time", p_time, required=False)
     end_time: Optional[datetime] = wire("end_time", p_time, required=False)
     additional_data: Optional[dict[str, Any]] = wire(
-        "additional_data", p_object, required=False, repr=False
+        "additional_data", p_object, required=False, repr=False, hash=False
     )
     sub_tasks: tuple[TaskDetail, ...] = wire(
         "sub_tasks", p_list(p_model(TaskDetail), null_as_empty=True), required=False, default=()
@@ -194,7 +194,7 @@ class DagDetail:
     start_time: Optional[datetime] = wire("start_time", p_time, required=False)
     end_time: Optional[datetime] = wire("end_time", p_time, required=False)
     additional_data: Optional[dict[str, Any]] = wire(
-        "additional_data", p_object, required=False, repr=False
+        "additional_data", p_object, required=False, repr=False, hash=False
     )
     nodes: Optional[tuple[NodeDetail, ...]] = wire(
         "nodes", p_optional(p_list(p_model(NodeDetail))), required=False, repr=False

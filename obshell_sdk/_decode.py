@@ -64,15 +64,18 @@ def wire(
     required: bool = True,
     default: Any = None,
     repr: bool = True,
+    hash: bool = True,
 ) -> Any:
     """Declare a model field read from JSON key ``key`` with ``parse``.
 
     A required field must be present in the JSON; an optional one takes ``default``.
+    ``hash=False`` leaves a field out of the model's hash (a dict, which has none), not out
+    of its equality.
     """
     meta = {_WIRE: key, _PARSE: parse, _REQUIRED: required}
     if required:
-        return attrs.field(metadata=meta, repr=repr)
-    return attrs.field(metadata=meta, default=default, repr=repr)
+        return attrs.field(metadata=meta, repr=repr, hash=hash)
+    return attrs.field(metadata=meta, default=default, repr=repr, hash=hash)
 
 
 _Field = tuple[str, str, Parser, bool]

@@ -419,3 +419,20 @@ def test_an_error_reply_to_a_create_proves_nothing_ran_unless_it_is_ambiguous(st
     assert AGENT_UPGRADE.never_ran(exc) is never_ran
     assert AGENT_UPGRADE.never_ran(DecodeError("not JSON", status=200)) is False
     assert AGENT_UPGRADE.never_ran(WeakKeyError("512 bits", bits=512)) is True
+
+
+def test_models_of_a_whole_upgrade_hash_and_equal_ones_hash_alike():
+    """Frozen models hash, whatever their data: a DAG's additional_data (a dict) made
+    hash(DagDetail) raise TypeError for every upgrade task, and so hash(UpgradeResult)."""
+    from obshell_sdk import PasswordAuth
+    from obshell_sdk.testing import FakeAgent
+
+    with FakeAgent(password="pw", stages_per_poll=9) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth("pw")) as client:
+        result = client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", progress=False)
+        again = client.get_dag(result.upgrade.id)
+    assert result.upgrade.additional_data is not None
+    models = [result, result.check, result.upgrade, result.info, *result.upgrade.nodes,
+              *(t for n in result.upgrade.nodes for t in n.sub_tasks)]
+    assert len({*models, again}) == len(models)  # every one hashes; `again` equals upgrade
+    assert again == result.upgrade and hash(again) == hash(result.upgrade)
