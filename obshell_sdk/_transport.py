@@ -95,16 +95,14 @@ class Transport:
                 1024 <= max_reply_bytes <= 2**31):
             raise InvalidArgumentError("max_reply_bytes", "must be a whole number of bytes "
                                        f"from 1024 to 2**31, got {max_reply_bytes!r}")
-        self.base_url = base_url
-        self.agent = agent
+        self.base_url, self.agent = base_url, agent
         self.auth = auth
         self.accept_language = accept_language
         self.max_reply_bytes = max_reply_bytes
         self._owns_session = session is None
         self._session = session if session is not None else new_session()
         self._pid = os.getpid()
-        self._verify = verify
-        self._cert = cert
+        self._verify, self._cert = verify, cert
         self._proxies: Optional[dict[str, str]] = None
         if self._owns_session:
             if trust_env:
@@ -283,15 +281,25 @@ def _root(exc: BaseException) -> Any:
     return arg
 
 
+def _words(reason: object) -> str:
+    """A reason's text; one that wraps another reads "Connection aborted: ...", not a tuple."""
+    args = reason.args if isinstance(reason, BaseException) else ()
+    if len(args) != 2 or not isinstance(args[0], str) or not isinstance(args[1], BaseException):
+        return str(reason)
+    inner = _words(args[1])
+    return args[0].rstrip(".") + ("" if inner in args[0] else f": {inner}")
+
+
 def _reason(exc: BaseException) -> str:
-    root = _root(exc)
-    text = str(root if root is not None else exc)
+    text = _words(_root(exc) or exc)
     # urllib3 prefixes reasons with a connection object's repr (``<...>: `` in 1.x,
     # ``HTTPConnection(host=..., port=...): `` in 2.x); keep the useful tail.
     if ">: " in text:
         text = text.split(">: ", 1)[1]
     text = re.sub(r"^\w+\([^()]*\):\s*", "", text)
-    return text.strip("()'\" ") or type(exc).__name__
+    while text.endswith(")") and text.count(")") > text.count("("):  # a repr's tail
+        text = text[:-1]
+    return text.strip("'\" ") or type(exc).__name__
 
 
 def _envelope(resp: requests.Response, content: bytes, method: str, path: str) -> Envelope:
@@ -300,7 +308,6 @@ def _envelope(resp: requests.Response, content: bytes, method: str, path: str) -
     Only a 2xx reply is a success, whatever its body says (a redirect is never followed).
     """
     status = resp.status_code
-    ok_status = 200 <= status < 300
     if status == 204:  # No Content (SendNoContentResponse): success, no data
         return Envelope(successful=True, status=204)
     try:
@@ -324,7 +331,7 @@ def _envelope(resp: requests.Response, content: bytes, method: str, path: str) -
                             f"{exc}", status=status, method=method, path=path)
         error.where = exc.where  # the JSON path; the message names it already
         raise error from None
-    if envelope.successful and ok_status:
+    if envelope.successful and 200 <= status < 300:
         return envelope
     raise _api_error(envelope, status, method, path)
 
@@ -332,8 +339,7 @@ def _envelope(resp: requests.Response, content: bytes, method: str, path: str) -
 def _api_error(envelope: Envelope, status: int, method: str, path: str) -> ApiError:
     """The exception for an error reply (the HTTP status wins over the envelope's)."""
     err = envelope.error
-    err_code = err.err_code if err else ""
-    code = err.code if err else 0
+    err_code, code = (err.err_code, err.code) if err else ("", 0)
     if 300 <= status < 400:
         message = "a redirect, which is never followed nor taken for the agent's answer"
     else:

@@ -15,8 +15,15 @@ from typing import Optional
 import pytest
 import requests
 from conftest import PASSWORD
+from rawserver import RawReply, RawServer
 
-from obshell_sdk import ApiError, InvalidArgumentError, ObshellClient, PasswordAuth
+from obshell_sdk import (
+    ApiError,
+    ConnectionLostError,
+    InvalidArgumentError,
+    ObshellClient,
+    PasswordAuth,
+)
 from obshell_sdk.testing import FakeAgent
 
 VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
@@ -132,3 +139,20 @@ def test_accept_language_is_checked_when_changed_too():
     assert client.accept_language == "zh-CN"
     client.accept_language = None
     client.close()
+
+
+@pytest.mark.parametrize(("wire", "reason"), [
+    ([], "connection lost before the reply was complete (Connection aborted: Remote end "
+         "closed connection without response)"),
+    ([b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"],
+     "reply cut short (Connection broken: IncompleteRead(1 bytes read, 99 more expected))"),
+])
+def test_a_lost_connection_is_told_in_words_not_as_a_tuple(wire, reason):
+    # was: "(Connection aborted.', RemoteDisconnected('Remote end closed connection without
+    # response)": the quotes and brackets of urllib3's wrapped reasons, half stripped
+    with RawServer() as server:
+        server.handler = lambda request: RawReply(200, wire=wire, close=True)
+        with ObshellClient(server.host, server.port, auth=None) as client, \
+                pytest.raises(ConnectionLostError) as info:
+            client.call("GET", "/x", signed=False)
+    assert str(info.value).endswith(f"/x on {server.host}:{server.port}: {reason}")
