@@ -150,9 +150,11 @@ def p_str(value: Any) -> str:
 
 
 def p_int(value: Any) -> int:
-    """Parse a JSON integer (not a boolean, not a fraction)."""
+    """Parse a JSON integer (not a boolean, not a fraction) that fits Go's int64 or uint64."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise MisfitError(f"expected an integer, got {_kind(value)}")
+    if not -2**63 <= value < 2**64:
+        raise MisfitError("a number out of the range of obshell's integers (Go's 64 bits)")
     return value
 
 

@@ -436,3 +436,15 @@ def test_models_of_a_whole_upgrade_hash_and_equal_ones_hash_alike():
               *(t for n in result.upgrade.nodes for t in n.sub_tasks)]
     assert len({*models, again}) == len(models)  # every one hashes; `again` equals upgrade
     assert again == result.upgrade and hash(again) == hash(result.upgrade)
+
+
+@pytest.mark.parametrize("start_at", [10**30, -(2**63) - 1, 2**64])
+def test_integers_beyond_go_s_64_bits_are_a_decode_error(start_at):
+    # obshell's integers are Go's int64 or uint64; AgentInfo.started_at raised OverflowError
+    # for startAt=10**30, which the decoder had let through
+    info = {"agent": {"ip": "10.0.0.1", "port": 2886}, "state": 2, "version": "4.2.1.0",
+            "identity": "SINGLE", "startAt": start_at}
+    with pytest.raises(DecodeError) as caught:
+        AgentInfo.from_json(info)
+    assert caught.value.where.endswith("startAt")
+    assert AgentInfo.from_json({**info, "startAt": 2**63 - 1}).started_at is not None
