@@ -71,21 +71,35 @@ def create_dag(
     except (ConnectionLostError, DecodeError) as exc:
         if (lost := _lost(exc, endpoint, agent)) is None:
             raise
-        return find_created_dag(candidates, agent_clock, endpoint.dag_name(request), sent_at,
-                                lost, existed=existed)
+    else:
+        created = _read_created(data, endpoint.path)
+        if created is not None:
+            return created
+        lost = ConnectionLostError(  # obshell said it made a task but not which: look
+            "the agent answered that it made the task, but its reply does not say which",
+            method="POST", path=endpoint.path, agent=agent)
+    return find_created_dag(candidates, agent_clock, endpoint.dag_name(request), sent_at,
+                            lost, existed=existed)
+
+
+def _read_created(data: Any, path: str) -> Union[DagDetail, str, None]:
+    """The DAG a create call's successful reply describes.
+
+    Its id alone when only the id parses; None when the reply does not name the task.
+    """
     try:
         return DagDetail.from_json(data)
-    except DecodeError:
-        # The task exists; keep its id even if the rest of the reply is unreadable.
+    except DecodeError as exc:
         dag_id = data.get("id") if isinstance(data, dict) else None
         if not isinstance(dag_id, str):
-            raise
+            log.warning("%s: the agent's reply names no task (%s)", path, exc)
+            return None
         try:
             dag_id = check_dag_id(dag_id)
         except InvalidArgumentError:  # the agent's fault, not the caller's
             raise DecodeError(f"{brief_repr(dag_id)} is not a task id", where="data.id") from None
         log.warning("%s created task %s, but its reply did not parse; following it by id",
-                    endpoint.path, dag_id)
+                    path, dag_id)
         return dag_id
 
 
@@ -97,18 +111,20 @@ def _lost(exc: ObshellError, endpoint: TaskEndpoint[Any], agent: str
     made nothing (:meth:`TaskEndpoint.never_ran`).
 
     A proxy in front of the agent answers with a page of its own when the agent answered it
-    too late or not at all (504, 502): the agent may have got the request. A 3xx or 4xx
-    page means the proxy did not pass it on.
+    too late or not at all (504, 502): the agent may have got the request.
     """
     if isinstance(exc, ConnectionLostError):
         return None if endpoint.never_ran(exc) else exc
     if not isinstance(exc, DecodeError) or (exc.method, exc.path) != ("POST", endpoint.path):
         return None
-    if 300 <= exc.status < 500:
+    if endpoint.never_ran(exc):
         return None
-    return ConnectionLostError(
-        f"HTTP {exc.status} reply that is not obshell's (a proxy's error page?): the agent may "
-        "have got the request", method="POST", path=endpoint.path, agent=agent)
+    # a gateway timing out (504; Cloudflare's 524) leaves the agent at work: look longer
+    kind = ReadTimeoutError if exc.status in (504, 524) else ConnectionLostError
+    lost = kind(f"HTTP {exc.status} reply that is not obshell's (a proxy's error page?): the "
+                "agent may have got the request", method="POST", path=endpoint.path, agent=agent)
+    lost.__cause__ = exc  # the page's excerpt stays in the traceback
+    return lost
 
 
 class _Judge:

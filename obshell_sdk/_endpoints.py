@@ -17,6 +17,7 @@ import attrs
 from ._exceptions import (
     ApiError,
     ConnectError,
+    DecodeError,
     InvalidArgumentError,
     ObshellError,
     TransportError,
@@ -222,12 +223,15 @@ class TaskEndpoint(Generic[R]):
         and when the agent answered with an obshell error of its own: a 4xx (credentials,
         parameters), or a 5xx with an errCode (its lock held, a check failed, the insert
         rolled back). obshell's create handlers make the DAG as their last fallible step,
-        so those errors come before it or instead of it. ``Common.Unexpected`` (a panic, a
+        so those errors come before it or instead of it. So it is too when a proxy answered
+        the POST with a 3xx or 4xx page of its own. ``Common.Unexpected`` (a panic, a
         follower's failed forward, a raw Go error) and a reply lost on the way may both
         hide a DAG: they prove nothing.
         """
         if isinstance(exc, (ConnectError, InvalidArgumentError, WeakKeyError)):
             return True
+        if isinstance(exc, DecodeError) and exc.path == self.path:  # a page, not obshell's:
+            return 300 <= exc.status < 500  # a proxy's refusal, which it did not pass on
         if not isinstance(exc, (TransportError, ApiError)):
             return False
         if exc.path != self.path:

@@ -88,15 +88,26 @@ class Journal:
                                        check_same_thread=False)
         except sqlite3.Error as exc:
             raise _unusable(self.path, exc) from None
+        self.writes = 0
+        try:
+            self._prepare(plan, targets)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _prepare(self, plan: dict[str, Any], targets: Sequence[str]) -> None:
+        """Set the database up as this rollout's journal, or refuse a file that is not one."""
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")  # a committed step survives a power cut
+            tables = {row[0] for row in self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "meta" not in tables:  # never add ours to another program's file
+                raise sqlite3.DatabaseError(f"it holds other tables: {', '.join(sorted(tables))}")
             self._db.executescript(_SCHEMA)
+            self._adopt(plan, targets)
         except sqlite3.Error as exc:
-            self._db.close()
             raise _unusable(self.path, exc) from None
-        self.writes = 0
-        self._adopt(plan, targets)
 
     def close(self) -> None:
         """Close the database."""

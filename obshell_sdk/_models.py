@@ -45,7 +45,7 @@ class ErrorInfo:
     code: int = wire("code", p_int, required=False, default=0)
     message: str = wire("message", p_str, required=False, default="")
     sub_errors: tuple[Any, ...] = wire(
-        "subErrors", p_list(p_any, null_as_empty=True), required=False, default=()
+        "subErrors", p_list(p_any, null_as_empty=True), required=False, default=(), hash=False
     )
     extra: dict[str, Any] = extra_field()
 
@@ -64,7 +64,7 @@ class Envelope:
     timestamp: Optional[datetime] = wire("timestamp", p_time, required=False)
     duration: int = wire("duration", p_int, required=False, default=0)
     trace_id: str = wire("traceId", p_str, required=False, default="")
-    data: Any = wire("data", p_any, required=False, repr=False)
+    data: Any = wire("data", p_any, required=False, repr=False, hash=False)
     error: Optional[ErrorInfo] = wire(
         "error", p_optional(p_model(ErrorInfo)), required=False
     )

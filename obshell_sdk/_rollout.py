@@ -25,6 +25,7 @@ from ._client import CLIENT_OPTIONS, ObshellClient
 from ._exceptions import (
     ApiError,
     ConnectError,
+    DecodeError,
     InvalidArgumentError,
     ObshellError,
     OutcomeUnknownError,
@@ -164,8 +165,8 @@ class Rollout:
 
     def _run(self, plan: Plan, timeout: float) -> RolloutReport:
         journal = Journal(self.journal, plan.describe, self.targets)
-        run = _Run(self, journal, plan, timeout)
         try:
+            run = _Run(self, journal, plan, timeout)
             run.all()
         except KeyboardInterrupt:
             run.stop.set()  # no new cluster; running DAGs go on; the journal says where
@@ -220,7 +221,12 @@ class _Run:
             try:
                 self._one(target)
             except BaseException as exc:  # a bug, or the journal unwritable: stop, tell all()
-                self.crash = self.crash or exc
+                log.error("rollout stopped: %s failed with %s (no new cluster starts; the "
+                          "running ones are followed to their end first)", target,
+                          type(exc).__name__, exc_info=exc)
+                with self.lock:
+                    if self.crash is None:
+                        self.crash = exc
                 self.stop.set()
                 return
 
@@ -228,7 +234,8 @@ class _Run:
         with self.lock:
             blocked = self.stop.is_set() or self.failures >= self.rollout.max_failures
         if blocked:
-            why = ("the rollout was interrupted" if self.stop.is_set() else
+            why = ("the rollout stopped on an error" if self.crash is not None else
+                   "the rollout was interrupted" if self.stop.is_set() else
                    f"{self.failures} target(s) failed (max_failures={self.rollout.max_failures})")
             self.journal.end(target, TargetOutcome.SKIPPED.value, why)
             self._done(_result(self.records[target], TargetOutcome.SKIPPED, why))
@@ -282,6 +289,8 @@ def _judge(exc: ObshellError) -> TargetOutcome:
     if isinstance(exc, (OutcomeUnknownError, TaskTimeoutError, TaskUnreachableError,
                         TransportError)):
         return TargetOutcome.UNKNOWN
+    if isinstance(exc, DecodeError):  # a 3xx/4xx page: a proxy refused to pass it on
+        return TargetOutcome.REFUSED if 300 <= exc.status < 500 else TargetOutcome.UNKNOWN
     if isinstance(exc, (ApiError, InvalidArgumentError, WeakKeyError)):
         # Refused, by the agent or before signing: an upload, a confirmation, or a create that
         # made no DAG (journaled unsent). Refusals that may hide a DAG end as Ended(UNKNOWN).

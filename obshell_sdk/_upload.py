@@ -31,7 +31,7 @@ RPM_LEAD_SIZE = 96
 
 
 def check_package_paths(packages: Any) -> list[str]:
-    """:func:`check_package_path` of each of ``packages``, a list (or other sequence) of paths."""
+    """:func:`check_package_path` of each of ``packages``: a list of paths, or another iterable."""
     if isinstance(packages, (str, bytes, os.PathLike)) or not isinstance(packages, Iterable):
         raise InvalidArgumentError("packages", "must be a list of package file paths, got "
                                    f"{brief_repr(packages)}")

@@ -25,6 +25,7 @@ from obshell_sdk import (
     OutcomeUnknownError,
     PasswordAuth,
     PollPolicy,
+    ReadTimeoutError,
     Rollout,
     TargetOutcome,
 )
@@ -37,7 +38,8 @@ FAST = PollPolicy(initial=0.05, fraction=0.1, ceiling=0.2, jitter=0)
 
 class Proxy(ThreadingHTTPServer):
     """Passes requests on to ``agent``; ``page[path] = (status, passed_on)`` answers the next
-    POST to ``path`` with an HTML page of that status, after passing it on or instead."""
+    POST to ``path`` with an HTML page of that status, after passing it on or instead;
+    ``body[path]`` replaces the agent's reply body to the next POST there."""
 
     daemon_threads = True
 
@@ -45,6 +47,7 @@ class Proxy(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Relay)
         self.agent_port = agent.port
         self.page: dict[str, tuple[int, bool]] = {}
+        self.body: dict[str, bytes] = {}
 
     @property
     def port(self) -> int:
@@ -67,6 +70,8 @@ class _Relay(BaseHTTPRequestHandler):
             reply = agent.getresponse()
             status, ctype, content = reply.status, reply.getheader("Content-Type"), reply.read()
             agent.close()
+        if self.command == "POST" and self.path in self.server.body:
+            content = self.server.body.pop(self.path)
         if page is not None:
             status, ctype = page[0], "text/html"
             content = f"<html><body><h1>{status} from the gateway</h1></body></html>".encode()
@@ -117,6 +122,28 @@ def test_a_gateway_page_for_a_post_the_agent_never_got_is_outcome_unknown(proxie
     assert "HTTP 502 reply that is not obshell's" in str(caught.value)
     assert "It was not sent again" in str(caught.value)
     assert agent.requests_to(UPGRADE, "POST") == [] and not agent.dags
+    page = caught.value.__cause__.__cause__  # the proxy's page stays in the traceback
+    assert isinstance(page, DecodeError) and "502 from the gateway" in str(page)
+
+
+def test_a_gateway_timeout_is_looked_up_as_long_as_a_read_timeout(proxied, monkeypatch):
+    # the agent may still be making the task: the lookup waits out RECOVERY_SECONDS, where
+    # after a cut connection one clear "not there" a few seconds on is enough
+    monkeypatch.setattr(obshell_sdk._creation, "RECOVERY_SECONDS", 0.5)
+    _, proxy = proxied
+    proxy.page[UPGRADE] = (504, False)
+    with _client(proxy) as client, pytest.raises(OutcomeUnknownError) as caught:
+        client.upgrade_agent(VERSION, RELEASE)
+    assert isinstance(caught.value.__cause__, ReadTimeoutError)
+
+
+def test_a_success_reply_that_names_no_task_is_looked_up(proxied):
+    agent, proxy = proxied
+    proxy.body[UPGRADE] = b'{"successful":true,"status":200,"data":null}'
+    with _client(proxy) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        assert task.wait(timeout=30, progress=False).state is DagState.SUCCEED
+    assert list(agent.dags) == [task.id] and len(agent.requests_to(UPGRADE, "POST")) == 1
 
 
 def test_a_proxy_refusal_page_is_not_taken_for_a_lost_reply(proxied):
@@ -147,3 +174,22 @@ def test_a_rollout_behind_a_gateway_follows_the_task_it_made_or_says_unknown(
     (second,) = run().results.values()  # the rerun looks it up: never a second POST
     assert second.outcome is TargetOutcome.SUCCEEDED, second.error
     assert agent.requests_to(UPGRADE, "POST") == []
+
+
+def test_a_rollout_behind_a_proxy_that_refuses_the_post_sends_it_on_the_rerun(
+        proxied, tmp_path):
+    agent, proxy = proxied
+    proxy.page[UPGRADE] = (403, False)
+    journal = tmp_path / "r.db"
+
+    def run() -> Any:
+        return Rollout([f"127.0.0.1:{proxy.port}"], auth=PasswordAuth(PASSWORD),
+                       journal=journal, poll_policy=FAST, progress=False
+                       ).upgrade_agent(VERSION, RELEASE, check=False)
+
+    (first,) = run().results.values()  # was FAILED, final: a rerun left it alone
+    assert first.outcome is TargetOutcome.REFUSED, first.error
+    assert agent.requests_to(UPGRADE, "POST") == []
+    (second,) = run().results.values()
+    assert second.outcome is TargetOutcome.SUCCEEDED, second.error
+    assert len(agent.requests_to(UPGRADE, "POST")) == 1

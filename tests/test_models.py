@@ -436,6 +436,9 @@ def test_models_of_a_whole_upgrade_hash_and_equal_ones_hash_alike():
               *(t for n in result.upgrade.nodes for t in n.sub_tasks)]
     assert len({*models, again}) == len(models)  # every one hashes; `again` equals upgrade
     assert again == result.upgrade and hash(again) == hash(result.upgrade)
+    error = ErrorInfo.from_json({"code": 10008, "message": "m", "subErrors": [{"error": "x"}]})
+    assert hash(error) == hash(ErrorInfo.from_json({"code": 10008, "message": "m",
+                                                   "subErrors": [{"error": "x"}]}))
 
 
 @pytest.mark.parametrize("start_at", [10**30, -(2**63) - 1, 2**64])

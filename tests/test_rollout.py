@@ -496,9 +496,12 @@ def test_a_journal_that_cannot_be_one_is_refused_before_anything_is_sent(tmp_pat
 
 
 def test_a_worker_that_breaks_stops_the_rollout_and_its_error_reaches_the_caller(
-        tmp_path, monkeypatch):
-    """Not an ObshellError (a bug, a journal that can no longer be written): no new cluster
-    is started, the journal is closed, and the error is raised in the caller's thread."""
+        tmp_path, monkeypatch, caplog):
+    """Not an ObshellError (a bug, a journal that can no longer be written): it is logged at
+    once, no new cluster is started (the other worker ends the one it has), and the error is
+    raised in the caller's thread."""
+    import logging
+
     from obshell_sdk import _rollout_steps
 
     class Broken(RuntimeError):
@@ -509,15 +512,38 @@ def test_a_worker_that_breaks_stops_the_rollout_and_its_error_reaches_the_caller
     def run(self, plan):
         if self.client.port == fleet[1].port:
             raise Broken("disk full")
+        time.sleep(0.5)  # the other worker is still busy when the break comes
         return real(self, plan)
 
     monkeypatch.setattr(_rollout_steps.TargetRun, "run", run)
     with ExitStack() as stack:
-        fleet = agents(stack, 4)
+        fleet = agents(stack, 6)
         journal = tmp_path / "r.db"
-        with pytest.raises(Broken, match="disk full"):
-            rollout(fleet, journal, parallel=1, canary=0).upgrade_agent(VERSION, RELEASE)
-        assert [posts(a) for a in fleet[2:]] == [0, 0]  # nothing after the break
+        with caplog.at_level(logging.ERROR, logger="obshell_sdk"), \
+                pytest.raises(Broken, match="disk full"):
+            rollout(fleet, journal, parallel=2, canary=0, max_failures=9).upgrade_agent(
+                VERSION, RELEASE)
+        assert any("rollout stopped" in r.getMessage() for r in caplog.records)
+        assert posts(fleet[0]) == 1  # the one in hand was finished
+        assert [posts(a) for a in fleet[2:]] == [0, 0, 0, 0]  # nothing started after it
         monkeypatch.setattr(_rollout_steps.TargetRun, "run", real)
-        again = rollout(fleet, journal, parallel=1, canary=0).upgrade_agent(VERSION, RELEASE)
-        assert again.ok and [posts(a) for a in fleet] == [1, 1, 1, 1]
+        again = rollout(fleet, journal, parallel=2, canary=0).upgrade_agent(VERSION, RELEASE)
+        assert again.ok and [posts(a) for a in fleet] == [1] * 6
+
+
+def test_another_program_s_database_is_not_taken_for_a_journal(tmp_path):
+    import sqlite3
+
+    other = tmp_path / "app.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE notes (text TEXT)")
+    db.close()
+    with ExitStack() as stack:
+        [agent] = agents(stack, 1)
+        with pytest.raises(InvalidArgumentError, match="holds other tables: notes"):
+            rollout([agent], other).upgrade_agent(VERSION, RELEASE)
+        assert agent.requests == []
+    with sqlite3.connect(other) as db:
+        tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master")]
+    db.close()
+    assert tables == ["notes"]  # none of the journal's added
