@@ -122,6 +122,8 @@ class Rollout:
             raise InvalidArgumentError(min(unknown), "is not an option a rollout passes to each "
                                        "ObshellClient (host, port and auth come from targets "
                                        "and auth=)")
+        if self.targets:  # the options' values too, before any journal or cluster (no I/O)
+            ObshellClient(*_split(self.targets[0]), auth=None, **client_options).close()
         self.auth: AuthSource = auth
         #: The journal file.
         self.journal: str = os.fspath(journal)

@@ -189,3 +189,18 @@ def test_rollout_yes_no_options_are_checked_before_anything_starts(agent, tmp_pa
         with pytest.raises(InvalidArgumentError, match="check"):
             getattr(rollout, method)(VERSION, RELEASE, check="false")
     assert agent.requests == [] and not (tmp_path / "r.db").exists()
+
+
+@pytest.mark.parametrize(("option", "value"), [("https", "false"), ("timeout", -1),
+                                               ("trust_env", "no"), ("verify", 1.5)])
+def test_rollout_client_options_are_checked_before_any_journal_or_cluster(
+        agent, tmp_path, option, value):
+    # they were checked per target: every target ended `refused`, after the journal was made
+    from obshell_sdk import Rollout
+
+    agent.clear_requests()
+    with pytest.raises(InvalidArgumentError) as info:
+        Rollout([f"127.0.0.1:{agent.port}"], auth=PasswordAuth(PASSWORD),
+                journal=tmp_path / "r.db", **{option: value})
+    assert info.value.argument == option
+    assert agent.requests == [] and not (tmp_path / "r.db").exists()
