@@ -38,7 +38,7 @@ from ._task import DagTask, ProgressCallback
 from ._task_calls import TaskCalls
 from ._transport import MAX_REPLY_BYTES, Cert, Timeout, Transport
 from ._validate import (
-    brief_repr,
+    check_call,
     check_dag_id,
     check_host,
     check_language,
@@ -115,8 +115,7 @@ class ObshellClient(TaskCalls, PackageCalls):
         self.agent: str = f"{url_host.replace('%25', '%', 1)}:{port}"
         #: ``http(s)://host:port``.
         self.base_url: str = f"{'https' if https else 'http'}://{url_host}:{port}"
-        #: The ``(connect, read)`` timeout of every call.
-        self.timeout: tuple[float, float] = check_timeout(timeout, "timeout")
+        self.timeout = timeout  # the setter checks it
         #: How tasks made by this client poll.
         self.poll_policy: PollPolicy = poll_policy or PollPolicy()
         self._transport = Transport(
@@ -159,6 +158,15 @@ class ObshellClient(TaskCalls, PackageCalls):
         return self._transport.auth
 
     @property
+    def timeout(self) -> tuple[float, float]:
+        """The ``(connect, read)`` timeout of every call; set seconds or such a pair."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: Timeout) -> None:
+        self._timeout = check_timeout(value, "timeout")
+
+    @property
     def accept_language(self) -> Optional[str]:
         """The language tag sent as ``Accept-Language`` (None: the agent's default, English)."""
         return self._transport.accept_language
@@ -181,12 +189,8 @@ class ObshellClient(TaskCalls, PackageCalls):
             raise InvalidArgumentError("client", "this ObshellClient is closed; make a new one")
         return self
 
-    def __exit__(
-        self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
         self.close()
 
     def call(self, method: str, path: str, *, query: str = "", body: Optional[Any] = None,
@@ -196,21 +200,12 @@ class ObshellClient(TaskCalls, PackageCalls):
         ``path`` and ``query`` go on the wire as given (they are signed as sent); ``body`` is
         JSON-encoded (and encrypted under auth v2). Errors raise like every other method.
         """
-        if not isinstance(method, str) or not (method.isascii() and method.isalpha()):
-            raise InvalidArgumentError("method", f"{brief_repr(method)} is not an HTTP method")
-        if not isinstance(path, str) or not path.startswith("/") or not path.isprintable():
-            raise InvalidArgumentError("path", f"{brief_repr(path)} must start with / and be "
-                                       "printable")
-        if not isinstance(query, str) or not query.isprintable():
-            raise InvalidArgumentError("query", f"{brief_repr(query)} must be a printable string")
-        if not isinstance(signed, bool):
-            raise InvalidArgumentError("signed", "must be True or False")
+        target = check_call(method, path, query, signed)
         try:
             data = None if body is None else json.dumps(
                 body, separators=(",", ":"), allow_nan=False).encode()
         except (TypeError, ValueError, RecursionError) as exc:
             raise InvalidArgumentError("body", f"cannot be sent as JSON ({exc})") from None
-        target = f"{path}?{query}" if query else path
         return self._send(Request(method, target, data, signed=signed), timeout).data
 
     def _send(self, request: Request, timeout: Optional[Timeout] = None) -> Any:

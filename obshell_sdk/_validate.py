@@ -226,6 +226,19 @@ def check_port(port: Any) -> int:
     return port
 
 
+def check_call(method: Any, path: Any, query: Any, signed: Any) -> str:
+    """The request-target of ``ObshellClient.call``, its arguments checked."""
+    if not isinstance(method, str) or not (method.isascii() and method.isalpha()):
+        raise InvalidArgumentError("method", f"{brief_repr(method)} is not an HTTP method")
+    if not isinstance(path, str) or not path.startswith("/") or not path.isprintable():
+        raise InvalidArgumentError("path", f"{brief_repr(path)} must start with / and be "
+                                   "printable")
+    if not isinstance(query, str) or not query.isprintable():
+        raise InvalidArgumentError("query", f"{brief_repr(query)} must be a printable string")
+    check_flag(signed, "signed")
+    return f"{path}?{query}" if query else path
+
+
 def check_flag(value: Any, argument: str, *, none: bool = False) -> Any:
     """``value`` when it is True or False (or None, with ``none``).
 

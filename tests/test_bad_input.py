@@ -204,3 +204,14 @@ def test_rollout_client_options_are_checked_before_any_journal_or_cluster(
                 journal=tmp_path / "r.db", **{option: value})
     assert info.value.argument == option
     assert agent.requests == [] and not (tmp_path / "r.db").exists()
+
+
+def test_a_client_s_timeout_can_be_set_later_and_is_checked(client):
+    # a plain attribute: `client.timeout = 5` made every later call raise TypeError
+    with pytest.raises(InvalidArgumentError) as info:
+        client.timeout = "60"
+    assert info.value.argument == "timeout"
+    client.timeout = 5
+    assert client.timeout == (5.0, 5.0)
+    client.timeout = (2, 30)
+    assert client.timeout == (2.0, 30.0)
