@@ -19,6 +19,7 @@ from conftest import PASSWORD
 
 import obshell_sdk._creation
 from obshell_sdk import (
+    ConnectionLostError,
     DagState,
     DecodeError,
     ObshellClient,
@@ -103,6 +104,15 @@ def _client(proxy: Proxy) -> ObshellClient:
                          poll_policy=FAST)
 
 
+def _rollout_one(proxy: Proxy, journal: Any) -> Any:
+    """The result of an agent rollout (no pre-check) of the proxy's one agent."""
+    report = Rollout([f"127.0.0.1:{proxy.port}"], auth=PasswordAuth(PASSWORD),
+                     journal=journal, poll_policy=FAST, progress=False
+                     ).upgrade_agent(VERSION, RELEASE, check=False)
+    (result,) = report.results.values()
+    return result
+
+
 def test_a_gateway_timeout_after_the_agent_made_the_task_finds_it(proxied):
     agent, proxy = proxied
     proxy.page[UPGRADE] = (504, True)
@@ -113,28 +123,23 @@ def test_a_gateway_timeout_after_the_agent_made_the_task_finds_it(proxied):
     assert list(agent.dags) == [task.id]
 
 
-def test_a_gateway_page_for_a_post_the_agent_never_got_is_outcome_unknown(proxied, monkeypatch):
+@pytest.mark.parametrize(("status", "lost"), [(502, ConnectionLostError),
+                                             (504, ReadTimeoutError)])
+def test_a_gateway_page_for_a_post_the_agent_never_got_is_outcome_unknown(
+        proxied, monkeypatch, status, lost):
+    # after a 504 (a gateway timing out) the agent may still be making the task: the lookup
+    # waits RECOVERY_SECONDS out, as after a read timeout, not a few seconds
     monkeypatch.setattr(obshell_sdk._creation, "RECOVERY_SECONDS", 0.5)
     agent, proxy = proxied
-    proxy.page[UPGRADE] = (502, False)
+    proxy.page[UPGRADE] = (status, False)
     with _client(proxy) as client, pytest.raises(OutcomeUnknownError) as caught:
         client.upgrade_agent(VERSION, RELEASE)
-    assert "HTTP 502 reply that is not obshell's" in str(caught.value)
+    assert f"HTTP {status} reply that is not obshell's" in str(caught.value)
     assert "It was not sent again" in str(caught.value)
     assert agent.requests_to(UPGRADE, "POST") == [] and not agent.dags
+    assert type(caught.value.__cause__) is lost
     page = caught.value.__cause__.__cause__  # the proxy's page stays in the traceback
-    assert isinstance(page, DecodeError) and "502 from the gateway" in str(page)
-
-
-def test_a_gateway_timeout_is_looked_up_as_long_as_a_read_timeout(proxied, monkeypatch):
-    # the agent may still be making the task: the lookup waits out RECOVERY_SECONDS, where
-    # after a cut connection one clear "not there" a few seconds on is enough
-    monkeypatch.setattr(obshell_sdk._creation, "RECOVERY_SECONDS", 0.5)
-    _, proxy = proxied
-    proxy.page[UPGRADE] = (504, False)
-    with _client(proxy) as client, pytest.raises(OutcomeUnknownError) as caught:
-        client.upgrade_agent(VERSION, RELEASE)
-    assert isinstance(caught.value.__cause__, ReadTimeoutError)
+    assert isinstance(page, DecodeError) and f"{status} from the gateway" in str(page)
 
 
 def test_a_success_reply_that_names_no_task_is_looked_up(proxied):
@@ -162,16 +167,10 @@ def test_a_rollout_behind_a_gateway_follows_the_task_it_made_or_says_unknown(
     agent, proxy = proxied
     proxy.page[UPGRADE] = (502, False)
     journal = tmp_path / "r.db"
-
-    def run() -> Any:
-        return Rollout([f"127.0.0.1:{proxy.port}"], auth=PasswordAuth(PASSWORD),
-                       journal=journal, poll_policy=FAST, progress=False
-                       ).upgrade_agent(VERSION, RELEASE, check=False)
-
-    (first,) = run().results.values()  # was FAILED: a task may be under way
+    first = _rollout_one(proxy, journal)  # was FAILED: a task may be under way
     assert first.outcome is TargetOutcome.UNKNOWN, first.error
     agent.create_upgrade_dag(VERSION, RELEASE)  # as if the first POST had got through
-    (second,) = run().results.values()  # the rerun looks it up: never a second POST
+    second = _rollout_one(proxy, journal)  # the rerun looks it up: never a second POST
     assert second.outcome is TargetOutcome.SUCCEEDED, second.error
     assert agent.requests_to(UPGRADE, "POST") == []
 
@@ -181,15 +180,9 @@ def test_a_rollout_behind_a_proxy_that_refuses_the_post_sends_it_on_the_rerun(
     agent, proxy = proxied
     proxy.page[UPGRADE] = (403, False)
     journal = tmp_path / "r.db"
-
-    def run() -> Any:
-        return Rollout([f"127.0.0.1:{proxy.port}"], auth=PasswordAuth(PASSWORD),
-                       journal=journal, poll_policy=FAST, progress=False
-                       ).upgrade_agent(VERSION, RELEASE, check=False)
-
-    (first,) = run().results.values()  # was FAILED, final: a rerun left it alone
+    first = _rollout_one(proxy, journal)  # was FAILED, final: a rerun left it alone
     assert first.outcome is TargetOutcome.REFUSED, first.error
     assert agent.requests_to(UPGRADE, "POST") == []
-    (second,) = run().results.values()
+    second = _rollout_one(proxy, journal)
     assert second.outcome is TargetOutcome.SUCCEEDED, second.error
     assert len(agent.requests_to(UPGRADE, "POST")) == 1
