@@ -169,6 +169,10 @@ class Rollout:
         journal = Journal(self.journal, plan.describe, self.targets)
         try:
             run = _Run(self, journal, plan, timeout)
+        except BaseException:
+            journal.close()
+            raise
+        try:
             run.all()
         except KeyboardInterrupt:
             run.stop.set()  # no new cluster; running DAGs go on; the journal says where
