@@ -125,7 +125,8 @@ class DecodeError(ObshellError):
     ``where`` is the JSON path of the part that did not fit (``data.nodes[2].state``),
     ``excerpt`` the start of the raw body when the body itself could not be read, ``status``
     the HTTP status of the reply (0 when not known), ``method`` and ``path`` the request it
-    answered when the reply as a whole was not obshell's (empty otherwise).
+    answered when the reply as a whole was not obshell's (empty otherwise; the message
+    starts with them when given).
     """
 
     def __init__(
@@ -133,6 +134,8 @@ class DecodeError(ObshellError):
         method: str = "", path: str = "",
     ) -> None:
         text = f"{where}: {message}" if where else message
+        if method:
+            text = f"{method} {path}: {text}"
         if excerpt:
             text += f" (reply starts with {excerpt!r})"
         super().__init__(text)

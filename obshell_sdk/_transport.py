@@ -194,8 +194,8 @@ class Transport:
                 finally:
                     resp.close()
             except _ReplyTooLargeError as exc:
-                raise DecodeError(f"{method} {path}: {exc}", status=resp.status_code,
-                                  method=method, path=path) from None
+                raise DecodeError(str(exc), status=resp.status_code, method=method,
+                                  path=path) from None
             except Exception as exc:
                 raise _exchange_error(exc, deadline.fired, seconds, method, path, self.agent,
                                       maybe_sent=deadline.sent or not self._owns_session) from exc
@@ -315,20 +315,20 @@ def _envelope(resp: requests.Response, content: bytes, method: str, path: str) -
         if nested_deeper(obj, MAX_REPLY_DEPTH):
             raise RecursionError
     except RecursionError:
-        raise DecodeError(f"{method} {path}: HTTP {status} reply nests JSON more than "
+        raise DecodeError(f"HTTP {status} reply nests JSON more than "
                           f"{MAX_REPLY_DEPTH} levels deep", status=status, method=method,
                           path=path) from None
     except ValueError:
         kind = resp.headers.get("Content-Type", "no content type")
-        raise DecodeError(f"{method} {path}: HTTP {status} reply is not JSON ({kind}); is this "
+        raise DecodeError(f"HTTP {status} reply is not JSON ({kind}); is this "
                           "an obshell agent, and is https= right?", status=status,
                           excerpt=content[:_EXCERPT].decode("utf-8", "replace"),
                           method=method, path=path) from None
     try:
         envelope = Envelope.from_json(obj)
     except DecodeError as exc:
-        error = DecodeError(f"{method} {path}: HTTP {status} reply is not an obshell envelope: "
-                            f"{exc}", status=status, method=method, path=path)
+        error = DecodeError(f"HTTP {status} reply is not an obshell envelope: {exc}",
+                            status=status, method=method, path=path)
         error.where = exc.where  # the JSON path; the message names it already
         raise error from None
     if envelope.successful and 200 <= status < 300:
