@@ -291,11 +291,20 @@ def decode_contents(data: Any, where: str = "data") -> list[Any]:
 
 
 def nested_deeper(obj: Any, limit: int) -> bool:
-    """True when ``obj`` nests arrays and objects more than ``limit`` levels (no recursion)."""
-    level: list[Any] = [obj]
+    """True when ``obj`` nests arrays and objects more than ``limit`` levels (no recursion).
+
+    Walks one level at a time and keeps only the containers: the scalars, most of a reply,
+    are looked at once and dropped.
+    """
+    level = [obj] if type(obj) in _CONTAINERS else []
     for _ in range(limit + 1):
-        level = [child for item in level if isinstance(item, (dict, list))
-                 for child in (item.values() if isinstance(item, dict) else item)]
+        level = [child for item in level
+                 for child in (item.values() if type(item) is dict else item)
+                 if type(child) in _CONTAINERS]
         if not level:
             return False
-    return any(isinstance(item, (dict, list)) for item in level)
+    return True
+
+
+#: What json.loads builds for JSON objects and arrays (exactly these types, never subclasses).
+_CONTAINERS = (dict, list)

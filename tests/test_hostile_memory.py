@@ -228,6 +228,24 @@ def test_deeply_nested_json_is_a_decode_error(depth, where):
                 client.info()
 
 
+@pytest.mark.parametrize("levels, refused", [(64, False), (65, True)])
+def test_depth_limit_is_exactly_64_levels_below_the_envelope(levels, refused):
+    # The envelope is level 0; arrays nested ``levels`` deep inside its data reach that level.
+    nested = b"[" * levels + b"]" * levels
+    body = b'{"successful": true, "status": 200, "data": ' + nested + b"}"
+    with RawServer() as server:
+        server.set_reply(200, body, {"Content-Type": "application/json"})
+        with ObshellClient(server.host, server.port, auth=None) as client:
+            if refused:
+                with pytest.raises(DecodeError, match="more than 64 levels"):
+                    client.call("GET", "/api/v1/anything", signed=False)
+            else:
+                data = client.call("GET", "/api/v1/anything", signed=False)
+                for _ in range(levels - 1):
+                    data = data[0]
+                assert data == []
+
+
 def test_deep_json_in_an_error_reply_is_a_decode_error_too():
     nested = b"{\"a\": " * 100000 + b"1" + b"}" * 100000
     with RawServer() as server:
