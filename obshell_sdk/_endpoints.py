@@ -230,8 +230,8 @@ class TaskEndpoint(Generic[R]):
         """
         if isinstance(exc, (ConnectError, InvalidArgumentError, WeakKeyError)):
             return True
-        if isinstance(exc, DecodeError) and exc.path == self.path:  # a page, not obshell's:
-            return 300 <= exc.status < 500  # a proxy's refusal, which it did not pass on
+        if isinstance(exc, DecodeError) and exc.path == self.path:  # a page, not obshell's
+            return exc.refusal_page
         if not isinstance(exc, (TransportError, ApiError)):
             return False
         if exc.path != self.path:

@@ -145,6 +145,16 @@ class DecodeError(ObshellError):
         self.method = method
         self.path = path
 
+    @property
+    def refusal_page(self) -> bool:
+        """True for a 3xx or 4xx reply that is not obshell's: a page that refused the request.
+
+        A proxy (or whatever answers in the agent's place) sends such a page instead of
+        passing the request on, so no obshell handler ran it: it is safe to send again.
+        A 2xx or 5xx page may come after the agent acted (a gateway timeout), so may not.
+        """
+        return 300 <= self.status < 500
+
 
 class WeakKeyError(ObshellError):
     """The agent's RSA key is shorter than ``PasswordAuth(min_key_bits=...)`` allows.

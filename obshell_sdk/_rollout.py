@@ -295,8 +295,8 @@ def _judge(exc: ObshellError) -> TargetOutcome:
     if isinstance(exc, (OutcomeUnknownError, TaskTimeoutError, TaskUnreachableError,
                         TransportError)):
         return TargetOutcome.UNKNOWN
-    if isinstance(exc, DecodeError):  # a 3xx/4xx page: a proxy refused to pass it on
-        return TargetOutcome.REFUSED if 300 <= exc.status < 500 else TargetOutcome.UNKNOWN
+    if isinstance(exc, DecodeError):
+        return TargetOutcome.REFUSED if exc.refusal_page else TargetOutcome.UNKNOWN
     if isinstance(exc, (ApiError, InvalidArgumentError, WeakKeyError)):
         # Refused, by the agent or before signing: an upload, a confirmation, or a create that
         # made no DAG (journaled unsent). Refusals that may hide a DAG end as Ended(UNKNOWN).

@@ -142,6 +142,7 @@ def test_a_gateway_page_for_a_post_the_agent_never_got_is_outcome_unknown(
     assert type(caught.value.__cause__) is lost
     page = caught.value.__cause__.__cause__  # the proxy's page stays in the traceback
     assert isinstance(page, DecodeError) and f"{status} from the gateway" in str(page)
+    assert not page.refusal_page  # the agent may have got it: not safe to send again
 
 
 def test_a_success_reply_that_names_no_task_is_looked_up(proxied):
@@ -159,6 +160,7 @@ def test_a_proxy_refusal_page_is_not_taken_for_a_lost_reply(proxied):
     with _client(proxy) as client, pytest.raises(DecodeError) as caught:
         client.upgrade_agent(VERSION, RELEASE)
     assert (caught.value.status, caught.value.method, caught.value.path) == (403, "POST", UPGRADE)
+    assert caught.value.refusal_page  # refused unsent: safe to send again
     # listed once, before the POST (what existed then); no lookup after it
     assert len(agent.requests_to("/api/v1/task/dag/unfinish", "GET")) == 1
 
@@ -188,3 +190,10 @@ def test_a_rollout_behind_a_proxy_that_refuses_the_post_sends_it_on_the_rerun(
     second = _rollout_one(proxy, journal)
     assert second.outcome is TargetOutcome.SUCCEEDED, second.error
     assert len(agent.requests_to(UPGRADE, "POST")) == 1
+
+
+@pytest.mark.parametrize(("status", "refused"), [(0, False), (204, False), (300, True),
+                                                 (404, True), (499, True), (500, False),
+                                                 (504, False)])
+def test_only_a_3xx_or_4xx_page_is_a_refusal(status, refused):
+    assert DecodeError("not obshell's", status=status).refusal_page is refused
