@@ -18,8 +18,12 @@ __all__ = ["Caller"]
 class Caller(Protocol):
     """The part of the client a group of calls uses."""
 
-    agent: str
     timeout: tuple[float, float]
+
+    @property
+    def agent(self) -> str:
+        """``host:port`` as messages show it."""
+        ...
 
     def call(self, method: str, path: str, *, query: str = "", body: Optional[Any] = None,
              signed: bool = True, timeout: Optional[Timeout] = None) -> Any:

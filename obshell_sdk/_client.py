@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Union
 import requests
 
 from ._auth import PasswordAuth
-from ._config import DEFAULT_PORT, Environment, auth_from_env, settings_from_env
+from ._config import CLIENT_OPTIONS, DEFAULT_PORT, Environment, client_options_from_env
 from ._creation import create_dag
 from ._dag import DagDetail
 from ._decode import at, p_time_text
@@ -57,11 +57,6 @@ DEFAULT_TIMEOUT = (5.0, 60.0)
 
 
 #: The keyword options of :class:`ObshellClient` (what ``from_env`` and rollouts pass on).
-CLIENT_OPTIONS = frozenset((
-    "host", "port", "auth", "https", "verify", "cert", "timeout", "session", "poll_policy",
-    "accept_language", "trust_env", "max_reply_bytes"))
-
-
 class ObshellClient(TaskCalls, PackageCalls):
     """A client of one obshell agent (``host:port``, 2886 by default).
 
@@ -107,19 +102,15 @@ class ObshellClient(TaskCalls, PackageCalls):
         if poll_policy is not None and not isinstance(poll_policy, PollPolicy):
             raise InvalidArgumentError("poll_policy", "must be a PollPolicy")
 
-        #: The agent's host (IPv6 without brackets).
-        self.host: str = url_host.strip("[]").replace("%25", "%", 1)
-        #: The agent's port.
-        self.port: int = port
-        #: ``host:port`` as it appears in messages (IPv6 in brackets).
-        self.agent: str = f"{url_host.replace('%25', '%', 1)}:{port}"
-        #: ``http(s)://host:port``.
-        self.base_url: str = f"{'https' if https else 'http'}://{url_host}:{port}"
+        self._host = url_host.strip("[]").replace("%25", "%", 1)
+        self._port = port
+        agent = f"{url_host.replace('%25', '%', 1)}:{port}"
+        base_url = f"{'https' if https else 'http'}://{url_host}:{port}"
         self.timeout = timeout  # the setter checks it
         #: How tasks made by this client poll.
         self.poll_policy: PollPolicy = poll_policy or PollPolicy()
         self._transport = Transport(
-            self.base_url, self.agent, auth=auth, session=session, verify=verify, cert=cert,
+            base_url, agent, auth=auth, session=session, verify=verify, cert=cert,
             accept_language=check_language(accept_language), trust_env=trust_env,
             max_reply_bytes=max_reply_bytes,
         )
@@ -137,20 +128,33 @@ class ObshellClient(TaskCalls, PackageCalls):
         """
         env = Environment(environ)  # only OBSHELL_*, behind a masked repr
         del environ  # keep the passwords out of this frame's locals from here on
-        unknown = set(overrides) - CLIENT_OPTIONS
-        if unknown:
-            raise InvalidArgumentError(min(unknown), "is not an ObshellClient option")
-        options = settings_from_env(env)
-        options.update(overrides)
-        if "auth" not in options:
-            options["auth"] = auth_from_env(env)
-        return cls(**options)
+        return cls(**client_options_from_env(env, overrides))
 
     def __repr__(self) -> str:
         transport = getattr(self, "_transport", None)  # None while __init__ is refusing input
         if transport is None:
             return "<ObshellClient (not set up)>"
         return f"ObshellClient({self.base_url!r}, auth={transport.auth!r})"
+
+    @property
+    def host(self) -> str:
+        """The agent's host (IPv6 without brackets); read-only, as are the three below."""
+        return self._host
+
+    @property
+    def port(self) -> int:
+        """The agent's port."""
+        return self._port
+
+    @property
+    def agent(self) -> str:
+        """``host:port`` as it appears in messages (IPv6 in brackets)."""
+        return self._transport.agent
+
+    @property
+    def base_url(self) -> str:
+        """``http(s)://host:port``."""
+        return self._transport.base_url
 
     @property
     def auth(self) -> Optional[PasswordAuth]:

@@ -17,14 +17,19 @@ from ._auth import PasswordAuth
 from ._exceptions import InvalidArgumentError
 from ._validate import brief_repr, check_host
 
-__all__ = ["DEFAULT_PORT", "ENV_VARIABLES", "Environment", "auth_from_env",
-           "min_key_bits_from_env", "prompted_auth_from_env", "settings_from_env",
-           "tls_from_env"]
+__all__ = ["CLIENT_OPTIONS", "DEFAULT_PORT", "ENV_VARIABLES", "Environment", "auth_from_env",
+           "client_options_from_env", "min_key_bits_from_env", "prompted_auth_from_env",
+           "settings_from_env", "tls_from_env"]
 
 DEFAULT_PORT = 2886
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("", "0", "false", "no", "off")
 _PORT = re.compile(r"[0-9]{1,5}\Z")  # ASCII digits only (int() takes other scripts' too)
+
+#: The keyword arguments ObshellClient takes.
+CLIENT_OPTIONS = frozenset((
+    "host", "port", "auth", "https", "verify", "cert", "timeout", "session", "poll_policy",
+    "accept_language", "trust_env", "max_reply_bytes"))
 
 #: Every variable read, with what it means (the CLI's help shows this table).
 ENV_VARIABLES = {
@@ -74,6 +79,18 @@ class Environment(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return f"<Environment of {', '.join(sorted(self._values)) or 'no OBSHELL_* variables'}>"
+
+
+def client_options_from_env(env: Environment, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """ObshellClient's keyword arguments from ``OBSHELL_*`` variables; ``overrides`` win."""
+    unknown = set(overrides) - CLIENT_OPTIONS
+    if unknown:
+        raise InvalidArgumentError(min(unknown), "is not an ObshellClient option")
+    options = settings_from_env(env)
+    options.update(overrides)
+    if "auth" not in options:
+        options["auth"] = auth_from_env(env)
+    return options
 
 
 def settings_from_env(env: Environment) -> dict[str, Any]:

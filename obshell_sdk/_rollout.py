@@ -21,7 +21,8 @@ from typing import Any, Callable, Optional, Union
 import attrs
 
 from ._auth import PasswordAuth
-from ._client import CLIENT_OPTIONS, ObshellClient
+from ._client import ObshellClient
+from ._config import CLIENT_OPTIONS
 from ._exceptions import (
     ApiError,
     ConnectError,

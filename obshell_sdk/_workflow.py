@@ -22,7 +22,10 @@ log = logging.getLogger("obshell_sdk")
 class _Agent(Protocol):
     """The calls the workflow makes (``ObshellClient`` has them)."""
 
-    agent: str
+    @property
+    def agent(self) -> str:
+        """``host:port`` as messages show it."""
+        ...
 
     def upload_package(self, path: Union[str, os.PathLike[str]]) -> UpgradePackageInfo: ...
 

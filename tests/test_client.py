@@ -280,6 +280,20 @@ def test_closed_client_refuses_calls_and_given_session_stays_open():
     session.close()
 
 
+@pytest.mark.parametrize(("name", "value"), [("host", "10.0.0.9"), ("port", 2887),
+                                           ("agent", "10.0.0.9:2886"),
+                                           ("base_url", "http://10.0.0.9:2886")])
+def test_the_agent_address_cannot_be_changed_on_a_client(name, value):
+    # setting it would leave calls going to the old agent: refused, not ignored
+    client = ObshellClient("127.0.0.1", 2886, auth=None)
+    before = getattr(client, name)
+    with pytest.raises(AttributeError):
+        setattr(client, name, value)
+    assert getattr(client, name) == before
+    assert client.base_url == "http://127.0.0.1:2886" and client.agent == "127.0.0.1:2886"
+    client.close()
+
+
 def test_node_details_sub_task_logs_and_lookups():
     with FakeAgent(password=PASSWORD, fail_stage=2) as agent, client_for(agent) as client:
         task = client.upgrade_agent(VERSION, RELEASE)
