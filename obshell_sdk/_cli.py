@@ -31,8 +31,8 @@ from ._cli_rollout import run_rollout
 from ._client import ObshellClient
 from ._config import Environment, prompted_auth_from_env, settings_from_env
 from ._exceptions import InvalidArgumentError, ObshellError, TaskError
-from ._render import printable
 from ._task import DagTask
+from ._text import printable
 
 __all__ = ["exit_code", "main"]
 

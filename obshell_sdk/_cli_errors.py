@@ -31,7 +31,7 @@ from ._exceptions import (
     WeakKeyError,
     WrongPasswordError,
 )
-from ._render import printable
+from ._text import printable
 
 __all__ = ["CLASS_HINTS", "EXIT_STATE", "HINTS", "cli_message", "cli_words", "exit_code"]
 

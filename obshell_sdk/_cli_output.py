@@ -17,7 +17,8 @@ import time
 from typing import Any, Optional, TextIO
 
 from ._dag import DagDetail
-from ._render import dag_line, dag_text, printable, to_jsonable
+from ._render import dag_line, dag_text, to_jsonable
+from ._text import printable
 
 __all__ = ["Output", "Progress"]
 

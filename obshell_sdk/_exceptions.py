@@ -32,12 +32,15 @@
         ├── TaskRolledBackError     SUCCEED after ROLLBACK: the change did not happen
         └── UpgradeNotConfirmedError  the upgrade succeeded but /info shows another version
 
-This module uses only the standard library; no message ever contains a password.
+This module uses only the standard library (and :mod:`._text`); no message ever contains a
+password.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar, Optional
+
+from ._text import printable
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._dag import DagDetail, TaskDetail
@@ -62,7 +65,15 @@ def _restore(cls: type[ObshellError], args: tuple[object, ...], state: dict[str,
 
 
 class ObshellError(Exception):
-    """Base of every error raised by obshell_sdk. Every one of them pickles (for process pools)."""
+    r"""Base of every error raised by obshell_sdk. Every one of them pickles (for process pools).
+
+    Its text shows control characters as hex escapes (ESC as ``\x1b``): messages quote what the
+    agent wrote (errors, task names, logs), and a traceback printed on a terminal must not
+    let an agent drive it. Attributes such as :attr:`ApiError.message` keep the raw text.
+    """
+
+    def __str__(self) -> str:
+        return printable(super().__str__(), keep_newlines=True)
 
     def __reduce__(self) -> tuple[object, ...]:
         return (_restore, (type(self), self.args, self.__dict__))

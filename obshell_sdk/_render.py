@@ -20,6 +20,7 @@ import attrs
 
 from ._dag import DagDetail, DagState
 from ._render_html import dag_html, rollout_table_html, show_live_card, task_html
+from ._text import printable
 
 __all__ = [
     "LiveProgress",
@@ -44,20 +45,6 @@ __all__ = [
 ]
 
 # -- text ------------------------------------------------------------------------------
-
-# C0 controls, DEL and C1 controls: what a terminal may act on instead of showing.
-_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
-_CONTROLS_BUT_NEWLINE = {c: e for c, e in _CONTROLS.items() if c != 0x0A}
-
-
-def printable(text: str, *, keep_newlines: bool = False) -> str:
-    """``text`` with control characters written as hex escapes: safe to print on a terminal.
-
-    Everything that came from the agent (names, messages, logs) goes through this before a
-    terminal sees it, so an agent cannot move the cursor, clear the screen or fake a line.
-    """
-    return text.translate(_CONTROLS_BUT_NEWLINE if keep_newlines else _CONTROLS)
-
 
 def dag_line(detail: DagDetail) -> str:
     """One line: id, name, stage of max, state and the step running now."""

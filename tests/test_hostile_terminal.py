@@ -124,3 +124,37 @@ def test_verbose_log_lines_are_escaped_too():
                               "--timeout", "10")
     assert code == 0, err
     _assert_clean(out, err)
+
+
+_SCRIPT = """
+import sys
+from obshell_sdk import ObshellClient, PasswordAuth
+client = ObshellClient(sys.argv[1], int(sys.argv[2]), auth=PasswordAuth(sys.argv[3]))
+{body}
+"""
+
+
+@pytest.mark.parametrize("body", [
+    "client.task('11').result(timeout=5, progress=False)",  # TaskFailedError: names and logs
+    "client.operate_dag('11', 'RETRY')",  # BadRequestError: the agent's message
+    "client.get_dag('12')",  # DecodeError: the page's content type
+])
+def test_a_script_s_traceback_is_escaped_too(evil_agent, body):
+    # not the CLI: a plain script whose uncaught error Python prints on stderr
+    run = subprocess.run(
+        [sys.executable, "-c", _SCRIPT.format(body=body), evil_agent.host, str(evil_agent.port),
+         PASSWORD],
+        capture_output=True, timeout=60, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"})
+    err = run.stderr.decode("utf-8")
+    assert run.returncode == 1 and "obshell_sdk." in err, err
+    _assert_clean("", err, must_show=("pwned",))
+
+
+def test_an_error_keeps_the_agent_s_raw_text_in_its_attributes():
+    from obshell_sdk import BadRequestError
+
+    error = BadRequestError(status=400, err_code="X", code=1, message=f"no {EVIL}",
+                            trace_id="", method="GET", path="/p")
+    assert error.message == f"no {EVIL}" and EVIL not in str(error)
+    assert "no \\x1b[2J\\x1b]0;pwned\\x07 back\\x0dOVERWRITE" in str(error)

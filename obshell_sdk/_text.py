@@ -1,0 +1,23 @@
+"""Terminal-safe text: what an agent wrote, with the characters a terminal acts on escaped.
+
+Used by every error message (:class:`~obshell_sdk.ObshellError` escapes its own text) and by
+every rendering a terminal may show. Standard library only.
+"""
+
+from __future__ import annotations
+
+__all__ = ["printable"]
+
+# C0 controls, DEL and C1 controls: what a terminal may act on instead of showing.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
+_CONTROLS_BUT_NEWLINE = {c: e for c, e in _CONTROLS.items() if c != 0x0A}
+
+
+def printable(text: str, *, keep_newlines: bool = False) -> str:
+    """``text`` with control characters written as hex escapes: safe to print on a terminal.
+
+    Everything that came from the agent (names, messages, logs) goes through this before a
+    terminal sees it, so an agent cannot move the cursor, clear the screen or fake a line.
+    Escaping twice changes nothing more: a backslash is not a control character.
+    """
+    return text.translate(_CONTROLS_BUT_NEWLINE if keep_newlines else _CONTROLS)
