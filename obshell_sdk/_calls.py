@@ -19,6 +19,8 @@ class Caller(Protocol):
     """The part of the client a group of calls uses."""
 
     timeout: tuple[float, float]
+    #: Whether the agent has the new upload (``/api/v1/package``); None until asked.
+    _new_upload: Optional[bool]
 
     @property
     def agent(self) -> str:

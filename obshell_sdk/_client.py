@@ -14,8 +14,8 @@ from typing import Any, Callable, Optional, Union
 import requests
 
 from ._auth import PasswordAuth
-from ._config import CLIENT_OPTIONS, DEFAULT_PORT, Environment, client_options_from_env
-from ._creation import create_dag
+from ._config import DEFAULT_PORT, Environment, client_options_from_env
+from ._creation import create_dag, dags_to_search
 from ._dag import DagDetail
 from ._decode import at, p_time_text
 from ._endpoints import (
@@ -48,7 +48,7 @@ from ._validate import (
 )
 from ._workflow import run_agent_upgrade, run_ob_upgrade
 
-__all__ = ["CLIENT_OPTIONS", "DEFAULT_PORT", "DEFAULT_TIMEOUT", "ObshellClient"]
+__all__ = ["DEFAULT_PORT", "DEFAULT_TIMEOUT", "ObshellClient"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -56,7 +56,6 @@ log = logging.getLogger("obshell_sdk")
 DEFAULT_TIMEOUT = (5.0, 60.0)
 
 
-#: The keyword options of :class:`ObshellClient` (what ``from_env`` and rollouts pass on).
 class ObshellClient(TaskCalls, PackageCalls):
     """A client of one obshell agent (``host:port``, 2886 by default).
 
@@ -115,6 +114,7 @@ class ObshellClient(TaskCalls, PackageCalls):
             max_reply_bytes=max_reply_bytes,
         )
         self._clock = AgentClock()
+        self._new_upload: Optional[bool] = None  # which upload the agent has: asked once
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None,
@@ -322,17 +322,12 @@ class ObshellClient(TaskCalls, PackageCalls):
         on_send: Optional[Callable[[Optional[frozenset[str]], float], None]] = None,
     ) -> DagTask:
         """Create a task through ``endpoint`` exactly once (see :mod:`._creation`)."""
-        created = create_dag(lambda r: self._send(r).data, endpoint, request,
-                             self._dags_to_search, self.server_time, on_send, self.agent)
+        search = dags_to_search(self.unfinished_dags, self.last_maintenance_dag, endpoint)
+        created = create_dag(lambda r: self._send(r).data, endpoint, request, search,
+                             self.server_time, on_send, self.agent)
         if isinstance(created, DagDetail):
             log.info("agent %s: created task %s %r", self.agent, created.id, created.name)
         return DagTask(self, created, policy=self.poll_policy)
-
-    def _dags_to_search(self) -> list[DagDetail]:
-        """Where a task just created shows up: the unfinished DAGs and the last maintenance."""
-        found = self.unfinished_dags()
-        maintenance = self.last_maintenance_dag()
-        return found + ([maintenance] if maintenance is not None else [])
 
     def task(self, dag_id: Union[str, int], *, exists: bool = False) -> DagTask:
         """A :class:`DagTask` for an existing DAG id, e.g. one started by another process.

@@ -26,7 +26,7 @@ from ._exceptions import (
 from ._request import Request
 from ._validate import brief_repr, check_dag_id
 
-__all__ = ["RECOVERY_SECONDS", "create_dag", "find_created_dag"]
+__all__ = ["RECOVERY_SECONDS", "create_dag", "dags_to_search", "find_created_dag"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -35,6 +35,27 @@ RECOVERY_SECONDS = 60.0
 #: Seconds of slack when judging a DAG's start against the POST's (agent clock): obshell's
 #: own time-stamping and our measurement's rounding.
 _CLOCK_MARGIN = 1.0
+
+
+def dags_to_search(
+    unfinished: Callable[[], list[DagDetail]],
+    last_maintenance: Callable[[], Optional[DagDetail]],
+    endpoint: TaskEndpoint[Any],
+) -> Callable[[], list[DagDetail]]:
+    """Where a DAG that ``endpoint`` makes shows up, as a function that lists them.
+
+    The agent's unfinished DAGs and, for an endpoint that takes the maintenance lock, its
+    last maintenance DAG (a fast one may have ended already). obshell's last maintenance DAG
+    is only ever one that took the lock (``is_maintenance``), so a pre-check's lookup does
+    without that request.
+    """
+
+    def search() -> list[DagDetail]:
+        found = unfinished()
+        last = last_maintenance() if endpoint.maintenance else None
+        return found + ([last] if last is not None else [])
+
+    return search
 
 
 def create_dag(

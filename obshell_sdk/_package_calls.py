@@ -108,9 +108,8 @@ def _has_new_upload(client: Caller) -> bool:
     An agent that has it refuses the empty upload (``Request.File.Missing``); one that
     does not answers 404. Nothing is stored either way.
     """
-    known: Optional[bool] = getattr(client, "_new_upload", None)
-    if known is not None:
-        return known
+    if client._new_upload is not None:
+        return client._new_upload
     try:
         client._send(Request("POST", NEW_UPLOAD, signed=False))
         found = True  # an agent that accepted an empty upload has the route, oddly
@@ -118,6 +117,6 @@ def _has_new_upload(client: Caller) -> bool:
         found = False
     except ApiError as exc:
         found = exc.err_code == "Request.File.Missing" or exc.status != 404
-    client._new_upload = found  # type: ignore[attr-defined]
+    client._new_upload = found
     log.debug("agent %s: %s upload", client.agent, "new" if found else "old")
     return found

@@ -33,7 +33,6 @@ __all__ = [
     "interrupted_message",
     "live_display",
     "printable",
-    "progress_line",
     "register_notebook_formatters",
     "rollout_table_html",
     "rollout_table_text",
@@ -52,13 +51,6 @@ def dag_line(detail: DagDetail) -> str:
     step = f": {printable(node.name)}" if node is not None and not detail.is_finished else ""
     return (f"task {detail.id} {printable(detail.name)} [{detail.progress}] {detail.state}"
             f" ({detail.outcome}){step}")
-
-
-def progress_line(detail: DagDetail) -> str:
-    """The short progress line the CLI prints while it waits: stage, state, step."""
-    node = detail.current_node
-    step = f" {printable(node.name)}" if node else ""
-    return f"[{detail.progress}] {detail.state}{step}"
 
 
 def dag_text(detail: DagDetail) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import attrs
 
-from ._creation import find_created_dag
+from ._creation import dags_to_search, find_created_dag
 from ._dag import DagDetail, DagOutcome, TextEnum
 from ._endpoints import TaskEndpoint
 from ._exceptions import ApiError, ConnectionLostError, ObshellError
@@ -165,17 +165,12 @@ class TargetRun:
                                    "nothing)",
                                    method="POST", path=step.endpoint.path, agent=self.client.agent)
         client = self.client
-        detail = find_created_dag(lambda: _candidates(client), client.server_time,
+        search = dags_to_search(client.unfinished_dags, client.last_maintenance_dag,
+                                step.endpoint)
+        detail = find_created_dag(search, client.server_time,
                                   step.endpoint.dag_name(step.request),
                                   record.sent_at or 0.0, lost, existed=record.existed)
         self.journal.step(self.target, step.name, "created", dag_id=detail.id)
         log.info("%s: found %s task %s, created before the runner stopped", self.target,
                  step.name, detail.id)
         return client.task(detail.id, exists=True)
-
-
-def _candidates(client: ObshellClient) -> list[DagDetail]:
-    """Where a new DAG shows up: the unfinished DAGs and the last maintenance DAG."""
-    found = client.unfinished_dags()
-    last = client.last_maintenance_dag()
-    return found + ([last] if last is not None else [])

@@ -223,7 +223,7 @@ class DagTask:
         """Seconds to the next poll: about the policy's interval, just after the scheduler ran."""
         pause = self.policy.interval(time.monotonic() - self._born)
         period = self.policy.scheduler_period
-        offset = getattr(self._client, "agent_clock_offset", None)  # a stand-in may lack it
+        offset = self._client.agent_clock_offset
         if period is None or offset is None:
             return pause
         bound = self._passes.clock_bound  # the DAG's times may run on another clock

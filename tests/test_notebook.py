@@ -67,6 +67,7 @@ def test_card_escapes_what_the_agent_sent():
 def test_task_card_before_and_after_fetch():
     class Source:
         timeout = (5.0, 60.0)
+        agent_clock_offset = None
 
         def get_dag(self, dag_id, show_details=True, *, timeout=None):
             return _dag("dag detail until SUCCEED")

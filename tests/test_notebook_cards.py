@@ -253,6 +253,7 @@ def test_times_in_other_zones_show_in_utc():
 def test_task_not_fetched_yet_says_how_to_read_it():
     class Source:
         timeout = (5.0, 60.0)
+        agent_clock_offset = None
 
         def get_dag(self, dag_id, show_details=True, *, timeout=None):
             return DagDetail.from_json(_data("dag detail until SUCCEED"))

@@ -223,6 +223,21 @@ def test_lost_pre_check_reply_finds_the_check_task():
         assert task.result(timeout=60).outcome is DagOutcome.SUCCEEDED
 
 
+@pytest.mark.parametrize(("create", "maintenance_reads"), [
+    ("upgrade_agent", 2),  # before the POST, and in the lookup after the lost reply
+    ("check_agent_upgrade", 0),  # obshell's last maintenance DAG is never a pre-check
+])
+def test_only_lock_taking_tasks_are_looked_for_as_the_last_maintenance_dag(
+        create, maintenance_reads):
+    with FakeAgent(password=PASSWORD, stages_per_poll=0) as agent, client_for(agent) as client:
+        agent.drop_reply_after_create = True
+        task = getattr(client, create)(VERSION, RELEASE)
+        assert task.id in agent.dags
+        reads = agent.requests_to("/api/v1/task/dag/maintain/ob", "GET")
+        assert len(reads) == maintenance_reads
+        assert len(agent.requests_to("/api/v1/task/dag/unfinish", "GET")) == 2
+
+
 def test_hung_agent_costs_one_read_timeout_per_poll_and_the_budget_holds():
     """Each poll waits one read timeout (not the whole wait); then the failure budget ends it."""
     policy = FAST.evolve(failure_budget=1.5)

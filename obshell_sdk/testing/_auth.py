@@ -23,12 +23,6 @@ _HEADER_FIELDS = (
     GoField("Sha256", "Sha256", "string"),
 )
 
-CLUSTER_LIKE = frozenset({
-    "MASTER", "CLUSTER AGENT", "TAKE OVER MASTER", "TAKE OVER FOLLOWER",
-    "SCALING OUT", "SCALING IN", "UNIDENTIFIED",
-})
-
-
 @dataclass
 class AuthHeader:
     """A decoded auth header (v2 header struct, or a v1 token)."""

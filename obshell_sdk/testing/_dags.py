@@ -45,11 +45,6 @@ class DagStore:
         with self.lock:
             return list(self._dags.values())
 
-    def by_row(self, dag_id: int) -> Optional[FakeDag]:
-        """DAG by row id."""
-        with self.lock:
-            return self._dags.get(dag_id)
-
     def lookup(self, generic_id: str) -> FakeDag:
         """Resolve a generic DAG id as obshell does (raises :class:`ApiError`)."""
         row = parse_generic_id(generic_id)

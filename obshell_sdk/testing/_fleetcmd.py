@@ -19,10 +19,6 @@ from ._agent import FakeAgent
 
 _log = logging.getLogger("obshell_sdk.testing")
 
-#: Commands (first item of the tuple) :func:`run_command` understands.
-KINDS = ("call", "get", "set", "faults", "counts", "dags", "key")
-
-
 def _dag_states(agent: FakeAgent) -> dict[str, dict[str, Any]]:
     return {
         dag_id: {"name": d.name, "state": d.state, "operator": d.operator, "stage": d.stage,
