@@ -17,7 +17,7 @@ import time
 from typing import Any, Optional, TextIO
 
 from ._dag import DagDetail
-from ._render import dag_line, dag_text, to_jsonable
+from ._render import dag_line, dag_text, progress_line, to_jsonable
 from ._text import printable
 
 __all__ = ["Output", "Progress"]
@@ -109,9 +109,7 @@ class Progress:
     def __call__(self, detail: DagDetail) -> None:
         """Show a snapshot."""
         self.announce(detail)
-        node = detail.current_node
-        stage = f" {printable(node.name)}" if node is not None and not detail.is_finished else ""
-        self._line = f"task {detail.id} stage {detail.progress}{stage} {detail.state}"
+        self._line = progress_line(detail)
         if not self.tty:
             self.out.stderr.write(self._line + "\n")
             self.out.stderr.flush()

@@ -33,6 +33,7 @@ __all__ = [
     "interrupted_message",
     "live_display",
     "printable",
+    "progress_line",
     "register_notebook_formatters",
     "rollout_table_html",
     "rollout_table_text",
@@ -51,6 +52,13 @@ def dag_line(detail: DagDetail) -> str:
     step = f": {printable(node.name)}" if node is not None and not detail.is_finished else ""
     return (f"task {detail.id} {printable(detail.name)} [{detail.progress}] {detail.state}"
             f" ({detail.outcome}){step}")
+
+
+def progress_line(detail: DagDetail) -> str:
+    """The command line's progress line: id, stage of max, the step running now, state."""
+    node = detail.current_node
+    step = f" {printable(node.name)}" if node is not None and not detail.is_finished else ""
+    return f"task {detail.id} stage {detail.progress}{step} {detail.state}"
 
 
 def dag_text(detail: DagDetail) -> str:
