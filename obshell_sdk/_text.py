@@ -10,7 +10,8 @@ __all__ = ["printable"]
 
 # C0 controls, DEL and C1 controls: what a terminal may act on instead of showing.
 _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
-_CONTROLS_BUT_NEWLINE = {c: e for c, e in _CONTROLS.items() if c != 0x0A}
+# A newline and a tab move nothing already shown; a CR before a newline ends the line too.
+_CONTROLS_BUT_NEWLINE = {c: e for c, e in _CONTROLS.items() if c not in (0x09, 0x0A)}
 
 
 def printable(text: str, *, keep_newlines: bool = False) -> str:
@@ -18,6 +19,9 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
 
     Everything that came from the agent (names, messages, logs) goes through this before a
     terminal sees it, so an agent cannot move the cursor, clear the screen or fake a line.
-    Escaping twice changes nothing more: a backslash is not a control character.
+    With ``keep_newlines`` a newline and a tab stay, and CRLF becomes a newline. Escaping
+    twice changes nothing more: a backslash is not a control character.
     """
-    return text.translate(_CONTROLS_BUT_NEWLINE if keep_newlines else _CONTROLS)
+    if keep_newlines:
+        return text.replace("\r\n", "\n").translate(_CONTROLS_BUT_NEWLINE)
+    return text.translate(_CONTROLS)

@@ -158,3 +158,10 @@ def test_an_error_keeps_the_agent_s_raw_text_in_its_attributes():
                             trace_id="", method="GET", path="/p")
     assert error.message == f"no {EVIL}" and EVIL not in str(error)
     assert "no \\x1b[2J\\x1b]0;pwned\\x07 back\\x0dOVERWRITE" in str(error)
+
+
+def test_newlines_and_tabs_stay_in_an_error_s_text_but_a_lone_cr_is_escaped():
+    from obshell_sdk import ObshellError
+
+    text = str(ObshellError("boom\n\tat main.go:5\r\nnext\rOVERWRITE"))
+    assert text == "boom\n\tat main.go:5\nnext\\x0dOVERWRITE"
