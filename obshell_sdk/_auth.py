@@ -263,7 +263,7 @@ def auth_flow(
         signed = auth._sign(state, request, clock())
         if signed is None:
             continue
-        expired: Optional[AuthExpiredError] = None
+        expired = False
         try:
             yield signed[0]
             return
@@ -274,11 +274,11 @@ def auth_flow(
             log.info("agent %s could not decrypt our header; fetching its key again", agent)
             if state.key is signed[1]:  # unless another thread fetched the new key already
                 state.key = None
-        except AuthExpiredError as exc:
+        except AuthExpiredError:
             if "clock" in mended:
                 raise
             mended.add("clock")
-            expired = exc
+            expired = True
         except AuthError as exc:
             if "agent" in mended or not _may_be_stale(exc):
                 raise
@@ -286,8 +286,8 @@ def auth_flow(
             log.info("agent %s refused our header (%s); asking it how to sign again",
                      agent, exc.err_code or exc.code)
             state.forget()
-        if expired is not None and not (yield from _measure_clock(state, agent, clock)):
-            raise expired
+        if expired:  # re-signed whatever the clock says: a header can also expire on its way
+            yield from _measure_clock(state, agent, clock)  # (a slow proxy, a balancer)
     raise ObshellError(f"agent {agent}: its key kept changing while signing; try again")
 
 
@@ -318,8 +318,8 @@ def _learn(auth: PasswordAuth, state: _AgentState) -> AuthFlow:
 
 def _measure_clock(
     state: _AgentState, agent: str, clock: Callable[[], float]
-) -> Generator[Request, Envelope, bool]:
-    """Learn how far the agent's clock is from ours; True if that changes our expiry times."""
+) -> AuthFlow:
+    """Learn how far the agent's clock is from ours, and sign with that offset from now on."""
     before = clock()
     try:
         reply = yield Request("GET", "/api/v1/time", signed=False)
@@ -328,10 +328,10 @@ def _measure_clock(
         raise  # the call itself fails (no time left, agent gone): not the clocks' fault
     except ObshellError as exc:
         log.info("agent %s: could not read its clock (%s)", agent, exc)
-        return False
+        return
     after = clock()
     if agent_now is None:
-        return False
+        return
     offset = agent_now.timestamp() - (before + after) / 2
     if abs(offset) < 1.0:  # within the second Ts is counted in: no offset to keep
         offset = 0.0
@@ -340,7 +340,6 @@ def _measure_clock(
     moved = abs(offset - old) >= 1.0  # a warning when it is news, not at each re-measurement
     log.log(logging.WARNING if moved else logging.INFO,
             "agent %s: its clock is %+.1f s from ours; signing with that offset", agent, offset)
-    return moved
 
 
 def _may_be_stale(exc: AuthError) -> bool:
