@@ -47,15 +47,17 @@ def _environment(args: argparse.Namespace) -> Environment:
 
 
 def _client(args: argparse.Namespace, needs_auth: bool) -> ObshellClient:
-    """The client, configured exactly as ``ObshellClient.from_env`` does, options winning.
+    """The client ``ObshellClient.from_env`` makes, options winning.
 
-    No frame here holds a password in a local: a prompted one goes straight into
+    A password is asked for only when the environment has none and the command signs. No
+    frame here holds a password in a local: a prompted one goes straight into
     ``PasswordAuth``. A bad host or port is reported before a password is asked for.
     """
     env = _environment(args)
+    if not needs_auth:
+        return ObshellClient.from_env(env)
     settings_from_env(env)  # only to refuse a bad host or port before the prompt
-    return ObshellClient.from_env(
-        env, auth=prompted_auth_from_env(env, "root@sys password: ") if needs_auth else None)
+    return ObshellClient.from_env(env, auth=prompted_auth_from_env(env, "root@sys password: "))
 
 
 def _run(args: argparse.Namespace, out: Output, progress: Progress) -> int:

@@ -144,23 +144,22 @@ def auth_from_env(env: Environment) -> Optional[PasswordAuth]:
 def prompted_auth_from_env(env: Environment, prompt: str) -> PasswordAuth:
     """``PasswordAuth`` as :func:`auth_from_env` makes it, or asking for the password.
 
-    The command line's way: without ``OBSHELL_PASSWORD`` the root@sys password is asked for
-    on the terminal with ``prompt``. ``OBSHELL_MIN_KEY_BITS`` is checked before anyone is
-    asked; the host, port and TLS variables are the caller's to check first
-    (:func:`settings_from_env`, :func:`tls_from_env`). Raises InvalidArgumentError when the
-    variable is not set and there is no terminal to ask on, or the prompt reads end of
-    input (Ctrl-D). No frame here keeps a password in a local.
+    The command line's way: when the environment holds neither password, the root@sys
+    password is asked for on the terminal with ``prompt``; otherwise the auth is exactly
+    ``from_env``'s. ``OBSHELL_MIN_KEY_BITS`` is checked before anyone is asked; the host,
+    port and TLS variables are the caller's to check first (:func:`settings_from_env`,
+    :func:`tls_from_env`). Raises InvalidArgumentError when there is no terminal to ask on,
+    or the prompt reads end of input (Ctrl-D). No frame here keeps a password in a local.
     """
+    auth = auth_from_env(env)
+    if auth is not None:
+        return auth
     min_key_bits = min_key_bits_from_env(env)
-    if env.get("OBSHELL_PASSWORD") is not None:
-        return PasswordAuth(env.get("OBSHELL_PASSWORD") or "", env.get("OBSHELL_AGENT_PASSWORD"),
-                            min_key_bits=min_key_bits)
     if not sys.stdin.isatty():
-        raise InvalidArgumentError("OBSHELL_PASSWORD",
-                                   "set OBSHELL_PASSWORD (no terminal to prompt on)")
+        raise InvalidArgumentError("OBSHELL_PASSWORD", "set OBSHELL_PASSWORD, or "
+                                   "OBSHELL_AGENT_PASSWORD (no terminal to prompt on)")
     try:
-        return PasswordAuth(getpass.getpass(prompt), env.get("OBSHELL_AGENT_PASSWORD"),
-                            min_key_bits=min_key_bits)
+        return PasswordAuth(getpass.getpass(prompt), min_key_bits=min_key_bits)
     except EOFError:
         raise InvalidArgumentError(
             "OBSHELL_PASSWORD", "no password typed (end of input); type it, or set "

@@ -190,6 +190,24 @@ def test_bad_environment_is_a_usage_error(agent):
     assert out.returncode == 0, out.stderr  # "0" does not switch HTTPS on
 
 
+def test_info_refuses_what_from_env_refuses(agent):
+    """One configuration layer: a variable ``from_env`` refuses, the CLI refuses too, even
+    for ``info``, which signs nothing."""
+    bad = {"OBSHELL_MIN_KEY_BITS": "7"}
+    with pytest.raises(InvalidArgumentError):
+        ObshellClient.from_env({"OBSHELL_HOST": agent.host, "OBSHELL_PASSWORD": PASSWORD, **bad})
+    out = run(agent, "info", env_extra=bad)
+    assert out.returncode == 2 and "OBSHELL_MIN_KEY_BITS" in out.stderr
+    assert agent.requests == []
+
+
+def test_an_agent_password_alone_is_not_prompted_over(agent):
+    out = run(agent, "task", "list", password=None,
+              env_extra={"OBSHELL_AGENT_PASSWORD": "agent-secret"})
+    assert "no terminal to prompt on" not in out.stderr
+    assert agent.requests and agent.requests[-1].auth_kind is not None  # it signed and sent
+
+
 def test_task_wait_exists_waits_out_not_found_while_the_agent_reconnects(agent):
     """A task the user started, picked up while its agent answers "not found" (restarting)."""
     dag_id = agent.create_upgrade_dag(VERSION, RELEASE)
