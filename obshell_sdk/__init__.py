@@ -72,7 +72,7 @@ from ._models import (
 )
 from ._polling import PollPolicy
 from ._render import register_notebook_formatters
-from ._rollout import Rollout, RolloutReport, TargetResult
+from ._rollout import AuthSource, Rollout, RolloutReport, RolloutTarget, TargetResult
 from ._rollout_steps import TargetOutcome
 from ._task import DEFAULT_WAIT, DagTask, ProgressCallback
 from ._transport import Cert, Timeout
@@ -90,6 +90,7 @@ __all__ = [
     "ApiError",
     "AuthError",
     "AuthExpiredError",
+    "AuthSource",
     "BadRequestError",
     "Cert",
     "ConnectError",
@@ -118,6 +119,7 @@ __all__ = [
     "ReadTimeoutError",
     "Rollout",
     "RolloutReport",
+    "RolloutTarget",
     "ServerError",
     "TargetOutcome",
     "TargetResult",

@@ -42,12 +42,13 @@ from ._rollout_steps import FINAL, Ended, Plan, TargetOutcome, TargetRun
 from ._upload import check_package_path, check_package_paths
 from ._validate import brief_repr, check_flag, check_host, check_port, check_seconds
 
-__all__ = ["Rollout", "RolloutReport", "TargetResult", "parse_targets"]
+__all__ = ["AuthSource", "Rollout", "RolloutReport", "RolloutTarget", "TargetResult",
+           "parse_targets"]
 
 log = logging.getLogger("obshell_sdk")
 
-#: A target: ``"host:port"`` or ``(host, port)``.
-Target = Union[str, tuple[str, int]]
+#: A rollout's target: ``"host:port"`` or ``(host, port)``.
+RolloutTarget = Union[str, tuple[str, int]]
 #: One PasswordAuth for every target, or a callable giving one per ``"host:port"``.
 AuthSource = Union[PasswordAuth, Callable[[str], PasswordAuth]]
 
@@ -102,7 +103,7 @@ class Rollout:
     :class:`ObshellClient`.
     """
 
-    def __init__(self, targets: Iterable[Target], *, auth: AuthSource,
+    def __init__(self, targets: Iterable[RolloutTarget], *, auth: AuthSource,
                  journal: Union[str, os.PathLike[str]], parallel: int = 4, canary: int = 0,
                  max_failures: int = 1, progress: Optional[bool] = None,
                  **client_options: Any) -> None:
@@ -321,7 +322,7 @@ def _split(target: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def parse_targets(targets: Iterable[Target]) -> list[str]:
+def parse_targets(targets: Iterable[RolloutTarget]) -> list[str]:
     """Targets as ``"host:port"``, each checked; InvalidArgumentError names the first bad one."""
     if isinstance(targets, (str, bytes)):
         raise InvalidArgumentError("targets", "must be a list of 'host:port' or (host, port)")
