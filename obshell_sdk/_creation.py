@@ -16,12 +16,14 @@ from typing import Any, Callable, Optional, Union
 from ._dag import DagDetail
 from ._endpoints import R, TaskEndpoint
 from ._exceptions import (
+    AuthError,
     ConnectionLostError,
     DecodeError,
     InvalidArgumentError,
     ObshellError,
     OutcomeUnknownError,
     ReadTimeoutError,
+    WeakKeyError,
 )
 from ._request import Request
 from ._validate import brief_repr, check_dag_id
@@ -81,6 +83,8 @@ def create_dag(
     body = json.dumps(request.to_json(), separators=(",", ":")).encode()
     try:
         existed: Optional[frozenset[str]] = frozenset(d.id for d in candidates())
+    except (AuthError, WeakKeyError):
+        raise  # the POST, signed alike, would be refused alike: one refused login, not two
     except ObshellError as exc:  # the POST may still go through; judge by time alone then
         log.info("could not list the agent's tasks before %s (%s)", endpoint.path, exc)
         existed = None

@@ -112,8 +112,20 @@ def test_wrong_password_is_typed(legacy):
         err = info.value
         assert err.status == 401 and err.code == 10008
         assert err.err_code == "Security.Authentication.IncorrectOceanbasePassword"
-        assert "POST /api/v1/agent/upgrade" in str(err) and "password" in str(err).lower()
-        assert [r.method for r in agent.requests].count("POST") == 1  # not retried
+        assert "password" in str(err).lower()
+        # Refused at the task-list read before the POST: one refused login, the POST unsent.
+        assert "GET /api/v1/task/dag/unfinish" in str(err)
+        assert [r.method for r in agent.requests].count("POST") == 0
+        assert [r.status for r in agent.requests if r.auth_kind] == [401]
+
+
+@pytest.mark.parametrize("call", ["check_agent_upgrade", "upgrade_ob", "check_ob_upgrade"])
+def test_a_wrong_password_is_sent_once_by_every_create_call(call):
+    with FakeAgent(password=PASSWORD) as agent, client_for(agent, "wrong") as client:
+        with pytest.raises(WrongPasswordError):
+            getattr(client, call)("4.3.5.0", "100000202024123117.el7")
+        assert [r.status for r in agent.requests if r.auth_kind] == [401]
+        assert [r.method for r in agent.requests].count("POST") == 0
 
 
 def test_wrong_agent_password_is_typed():
