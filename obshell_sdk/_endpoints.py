@@ -48,6 +48,9 @@ MAX_PATH_LENGTH = 4096
 # exists), so "4.2" would start an upgrade DAG that fails inside, holding the cluster's lock.
 _VERSION = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*)){3}\Z")
 _BUILD_NUMBER = re.compile(r"[0-9]+\Z")
+# What follows the release in a package's file name (NAME-VERSION-RELEASE.ARCH.rpm).
+_FILE_NAME_TAILS = ("rpm", "x86_64", "aarch64", "noarch", "i686", "ppc64le", "loongarch64",
+                    "sw_64", "src")
 # PROTOCOL §7.1 (obshell's CheckPathValid): letters, digits, CJK, and - _ : @ / .
 _PATH_CHARS = re.compile(r"[A-Za-z0-9\u4e00-\u9fff\-_:@/.]+\Z")
 
@@ -92,6 +95,12 @@ def _check_release(_: Any, attribute: attrs.Attribute[str], value: Any) -> None:
             name, f"{text!r} contains '-', which no RPM release does; in a package's file "
             "name (obshell-4.2.1.1-101000062023110109.el7.x86_64.rpm) the release is the part "
             "after the version: '101000062023110109.el7'")
+    tail = text.rpartition(".")[2]
+    if tail.lower() in _FILE_NAME_TAILS:  # e.g. 101000062023110109.el7.x86_64(.rpm)
+        raise InvalidArgumentError(
+            name, f"{text!r} ends with {tail!r}, which is part of a package's file name, not of "
+            "its release; in obshell-4.2.1.1-101000062023110109.el7.x86_64.rpm the release is "
+            "'101000062023110109.el7'")
     build, _, dist = text.partition(".")
     if not dist or text.endswith("."):
         raise InvalidArgumentError(

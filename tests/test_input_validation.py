@@ -68,6 +68,16 @@ def test_a_version_release_copied_from_a_package_name_is_refused_saying_which_pa
     assert info.value.argument == "release" and "contains '-'" in str(info.value)
 
 
+@pytest.mark.parametrize("release", ["101000012025020101.el7.x86_64", "1.el7.rpm",
+                                     "1.el7.x86_64.rpm", "1.el8.aarch64", "1.el7.noarch",
+                                     "1.el7.X86_64"])
+def test_a_release_with_a_file_name_tail_is_refused_saying_which_part_to_pass(release):
+    # obshell takes these: an upgrade DAG starts, fails at downloading the package that
+    # does not exist, and holds the cluster's lock.
+    with pytest.raises(InvalidArgumentError, match=r"the release is '101000062023110109\.el7'"):
+        UpgradeAgentRequest("4.2.1.1", release)
+
+
 @pytest.mark.parametrize("release", [RELEASE, "1.el7", "100000012024010112.al8",
                                      "101000062023110109.el8_5", "1.2.el7"])
 def test_releases_accepted(release):
