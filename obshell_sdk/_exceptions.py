@@ -280,9 +280,9 @@ class TaskNotFoundError(NotFoundError):
 class UnderMaintenanceError(ApiError):
     """Another maintenance task holds the cluster lock (a failed upgrade keeps it)."""
 
-    hint = ("The maintenance task named in the message holds the lock: wait for it to end "
-            "(client.task(id).wait()), or, if it has failed, retry, roll back, skip or "
-            "cancel it")
+    hint = ("The maintenance task named in the message holds the lock: find it with "
+            "client.last_maintenance_dag() and wait for it to end (client.task(dag.id).wait()), "
+            "or, if it has failed, retry, roll back, skip or cancel it")
 
 
 class ServerError(ApiError):
