@@ -33,12 +33,18 @@ from ._config import Environment, prompted_auth_from_env, settings_from_env
 from ._exceptions import InvalidArgumentError, ObshellError, TaskError
 from ._task import DagTask
 from ._text import printable
+from ._validate import check_host
 
 __all__ = ["exit_code", "main"]
 
 
 def _environment(args: argparse.Namespace) -> Environment:
     """The environment with the options given on the command line written over it."""
+    if args.host is not None:  # named as the option it came from, in the command line's words
+        try:
+            check_host(args.host, port_as="--port", https_as="--https")
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError("--host", str(exc).partition(": ")[2]) from None
     port = None if args.port is None else str(args.port)
     given = {"OBSHELL_HOST": args.host, "OBSHELL_PORT": port,
              "OBSHELL_CA_BUNDLE": args.ca_bundle, "OBSHELL_HTTPS": "1" if args.https else None,

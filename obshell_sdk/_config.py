@@ -99,7 +99,7 @@ def settings_from_env(env: Environment) -> dict[str, Any]:
     if not host:
         raise InvalidArgumentError("OBSHELL_HOST", "set it to the agent's host name or IP")
     try:
-        check_host(host)
+        check_host(host, port_as="OBSHELL_PORT", https_as="OBSHELL_HTTPS=1")
     except InvalidArgumentError as exc:
         raise InvalidArgumentError("OBSHELL_HOST", str(exc).partition(": ")[2]) from None
     port_text = (env.get("OBSHELL_PORT") or str(DEFAULT_PORT)).strip()

@@ -152,11 +152,13 @@ _SCOPE_ID = re.compile(r"[A-Za-z0-9_.\-]+\Z")
 _MAX_HOST = 253  # RFC 1035: a name is at most 253 characters, each label at most 63
 
 
-def check_host(host: Any) -> str:
+def check_host(host: Any, *, port_as: str = "port=", https_as: str = "https=") -> str:
     """Return ``host`` as it goes in a URL, or raise InvalidArgumentError.
 
     Host names are ASCII (give an IDN in its ``xn--`` form); IPv6 addresses are bracketed,
     and a scope id (``fe80::1%eth0``) is written ``[fe80::1%25eth0]`` as RFC 6874 says.
+    ``port_as`` and ``https_as`` name where the caller's port and scheme go instead, in the
+    caller's words (``OBSHELL_PORT``, ``--port``).
     """
     if not isinstance(host, str):
         raise InvalidArgumentError("host", f"must be a string, got {type(host).__name__}")
@@ -174,10 +176,11 @@ def check_host(host: Any) -> str:
     if "://" in bare:
         raise InvalidArgumentError(
             "host",
-            f"{brief_repr(host)} looks like a URL; pass the bare host and port=, https= instead",
+            f"{brief_repr(host)} looks like a URL; give the bare host, and the port and scheme "
+            f"as {port_as} and {https_as}",
         )
     if ":" in bare:
-        return _ipv6_url_host(host, bare, bracketed)
+        return _ipv6_url_host(host, bare, bracketed, port_as)
     labels = bare.split(".")
     if (len(bare) > _MAX_HOST or not _HOSTNAME.match(bare)
             or any(not 0 < len(label) <= 63 for label in labels)):
@@ -194,7 +197,7 @@ def check_host(host: Any) -> str:
     return bare
 
 
-def _ipv6_url_host(host: str, bare: str, bracketed: bool) -> str:
+def _ipv6_url_host(host: str, bare: str, bracketed: bool, port_as: str) -> str:
     """``[address]`` or ``[address%25scope]`` for an IPv6 host, else InvalidArgumentError."""
     address, percent, scope = bare.partition("%")
     if percent:
@@ -209,8 +212,8 @@ def _ipv6_url_host(host: str, bare: str, bracketed: bool) -> str:
         ipaddress.IPv6Address(address)
     except ValueError:
         raise InvalidArgumentError(
-            "host", f"{brief_repr(host)} is neither a host name nor an IP address; pass the "
-            "port as port=, not inside host"
+            "host", f"{brief_repr(host)} is neither a host name nor an IP address; give the "
+            f"port as {port_as}, not inside the host"
         ) from None
     return f"[{address}%25{scope}]" if percent else f"[{address}]"
 

@@ -371,3 +371,20 @@ def test_the_cli_notes_say_library_hints_as_commands_and_survive_a_broken_stderr
     notes = _Notes(Progress(Output(False, io.StringIO(), Broken()), tty=False))
     notes.handle(record)  # reported the logging way, never raised into the SDK's work
     assert "BrokenPipeError" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("host, where", [("http://127.0.0.1", "--port and --https"),
+                                         ("127.0.0.1:2886", "--port")])
+def test_a_bad_host_option_is_named_as_the_option_in_the_command_lines_words(host, where):
+    out = cli("--host", host, "info", password=None)
+    assert out.returncode == 2
+    assert out.stderr.startswith("obshell-sdk: --host: ") and where in out.stderr
+    assert "OBSHELL_HOST" not in out.stderr and "port=" not in out.stderr
+
+
+def test_a_bad_host_variable_is_named_with_the_variables_for_port_and_scheme():
+    env = {**_env(password=None), "OBSHELL_HOST": "http://127.0.0.1"}
+    out = subprocess.run([sys.executable, "-m", "obshell_sdk", "info"], capture_output=True,
+                         text=True, env=env, timeout=60, stdin=subprocess.DEVNULL, check=False)
+    assert out.returncode == 2 and "OBSHELL_HOST: " in out.stderr
+    assert "OBSHELL_PORT and OBSHELL_HTTPS=1" in out.stderr and "port=" not in out.stderr
