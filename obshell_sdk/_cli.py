@@ -105,7 +105,7 @@ def _upgrade(client: ObshellClient, args: argparse.Namespace, out: Output,
         out.stdout.write(f"{task.id}\n")
         return EXIT_OUTCOME_UNKNOWN
     progress.announce(task.snapshot)
-    if not args.wait:
+    if not (args.wait or args.check):  # a check's exit code says how the check ended
         out.dag(task.snapshot)
         return EXIT_OK
     return _follow(task, args, out, progress)

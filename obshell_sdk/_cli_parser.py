@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("release", help="target release, e.g. 101000062023110109.el7")
     up.add_argument("--upgrade-dir", metavar="DIR",
                     help="directory on the agents (default: <obshell home>/upgrade)")
-    up.add_argument("--check", action="store_true", help="run only the pre-check DAG")
+    up.add_argument("--check", action="store_true", help="run only the pre-check DAG, to its end "
+                    "(implies --wait: the exit code says whether the check passed)")
     up.add_argument("--package", metavar="RPM", help="obshell RPM to upload first; then "
                     "check, upgrade, follow and confirm the new version (implies --wait)")
     _follow_options(up, "follow the task to its end")

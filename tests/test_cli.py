@@ -60,6 +60,17 @@ def test_upgrade_without_wait_prints_the_new_task(agent):
     assert "task 1" in out.stdout and "READY" in out.stdout
 
 
+@pytest.mark.parametrize("fail_stage, code, state", [(None, 0, "SUCCEED"), (2, 1, "FAILED")])
+def test_a_check_is_followed_and_its_exit_code_says_how_it_ended(fail_stage, code, state):
+    """A script reads exit 0 as "the check passed": it must not mean "the check started"."""
+    with FakeAgent(password=PASSWORD, fail_stage=fail_stage) as agent:
+        out = run(agent, "--json", "upgrade", VERSION, RELEASE, "--check", "--timeout", "60")
+        assert out.returncode == code, out.stderr
+        assert json.loads(out.stdout)["state"] == state
+        assert [r.path for r in agent.requests if r.method == "POST"] == [
+            "/api/v1/agent/upgrade/check"]
+
+
 def test_failed_task_exits_1_and_shows_the_log():
     with FakeAgent(password=PASSWORD, fail_stage=3) as agent:
         out = run(agent, "upgrade", VERSION, RELEASE, "--wait")
