@@ -1,7 +1,8 @@
 """The journal of a rollout: one SQLite file (WAL), written before and after every step.
 
-A rollout reads its journal when it starts: targets that ended are not touched again, a
-target whose DAG was created is followed (never created again), and a target whose create
+A rollout reads its journal when it starts: targets that ended are not touched again (but
+for a failed task, read once to see whether someone retried it by hand), a target whose DAG
+was created is followed (never created again), and a target whose create
 call may or may not have reached the agent is looked up. Every write is its own committed
 transaction, so a runner killed at any moment (SIGKILL included) leaves a journal that
 says exactly how far each target got. Nothing here talks to an agent.

@@ -23,22 +23,20 @@ import attrs
 from ._auth import PasswordAuth
 from ._client import ObshellClient
 from ._config import CLIENT_OPTIONS
-from ._exceptions import (
-    ApiError,
-    ConnectError,
-    DecodeError,
-    InvalidArgumentError,
-    ObshellError,
-    OutcomeUnknownError,
-    TaskTimeoutError,
-    TaskUnreachableError,
-    TransportError,
-    WeakKeyError,
-)
+from ._exceptions import InvalidArgumentError, ObshellError
 from ._journal import Journal, TargetRecord
 from ._render import RolloutBoard, rollout_text
 from ._rollout_plans import agent_plan, ob_plan
-from ._rollout_steps import FINAL, Ended, Plan, TargetOutcome, TargetRun
+from ._rollout_steps import (
+    FINAL,
+    PICKED_UP,
+    Ended,
+    Plan,
+    TargetOutcome,
+    TargetRun,
+    failed_task,
+    judge,
+)
 from ._upload import check_package_path, check_package_paths
 from ._validate import brief_repr, check_flag, check_host, check_port, check_seconds
 
@@ -198,11 +196,17 @@ class _Run:
         self.failures = 0
         self.crash: Optional[BaseException] = None  # what stopped a worker thread
         self.board = RolloutBoard(rollout.targets, rollout.progress)
+        self.revisit: list[tuple[TargetRecord, str]] = []  # failed on a task: retried since?
         for record in self.records.values():
-            if record.outcome is not None and TargetOutcome(record.outcome) in FINAL:
+            if (dag_id := failed_task(record)) is not None:
+                self.revisit.append((record, dag_id))
+            elif record.outcome is not None and TargetOutcome(record.outcome) in FINAL:
                 self._done(_result(record, TargetOutcome(record.outcome), record.error))
 
     def all(self) -> None:
+        for record, dag_id in self.revisit:
+            if not self._retried(record, dag_id):
+                self._done(_result(record, TargetOutcome.FAILED, record.error))
         todo = [t for t in self.rollout.targets if t not in self.results]
         canaries, rest = todo[:self.rollout.canary], todo[self.rollout.canary:]
         for target in canaries:
@@ -269,7 +273,20 @@ class _Run:
         except Ended as exc:
             return exc.outcome, str(exc), run
         except ObshellError as exc:
-            return _judge(exc), f"{type(exc).__name__}: {exc}", run
+            return judge(exc), f"{type(exc).__name__}: {exc}", run
+
+    def _retried(self, record: TargetRecord, dag_id: str) -> bool:
+        """Whether a failed target's task was retried or skipped by hand since: it goes on."""
+        try:
+            with ObshellClient(*_split(record.target), auth=self._auth(record.target),
+                               **self.rollout.client_options) as client:
+                outcome = client.get_dag(dag_id, show_details=False).outcome
+        except ObshellError as exc:
+            log.info("%s: could not read its failed task %s again (%s); it stays failed",
+                     record.target, dag_id, exc)
+            return False
+        log.info("%s: its failed task %s is %s now", record.target, dag_id, outcome)
+        return outcome in PICKED_UP
 
     def _auth(self, target: str) -> PasswordAuth:
         auth = self.rollout.auth
@@ -288,22 +305,6 @@ class _Run:
 
     def report(self) -> RolloutReport:
         return RolloutReport({t: self.results[t] for t in self.rollout.targets}, self.journal.path)
-
-
-def _judge(exc: ObshellError) -> TargetOutcome:
-    """A failure's outcome: unknown when the agent may still be doing the work."""
-    if isinstance(exc, ConnectError):  # the request never left: nothing is under way
-        return TargetOutcome.UNREACHABLE
-    if isinstance(exc, (OutcomeUnknownError, TaskTimeoutError, TaskUnreachableError,
-                        TransportError)):
-        return TargetOutcome.UNKNOWN
-    if isinstance(exc, DecodeError):
-        return TargetOutcome.REFUSED if exc.refusal_page else TargetOutcome.UNKNOWN
-    if isinstance(exc, (ApiError, InvalidArgumentError, WeakKeyError)):
-        # Refused, by the agent or before signing: an upload, a confirmation, or a create that
-        # made no DAG (journaled unsent). Refusals that may hide a DAG end as Ended(UNKNOWN).
-        return TargetOutcome.REFUSED
-    return TargetOutcome.FAILED
 
 
 def _result(record: TargetRecord, outcome: TargetOutcome, error: Optional[str],

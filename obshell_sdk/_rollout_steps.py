@@ -18,14 +18,27 @@ import attrs
 from ._creation import dags_to_search, find_created_dag
 from ._dag import DagDetail, DagOutcome, TextEnum
 from ._endpoints import TaskEndpoint
-from ._exceptions import ApiError, ConnectionLostError, ObshellError
+from ._exceptions import (
+    ApiError,
+    ConnectError,
+    ConnectionLostError,
+    DecodeError,
+    InvalidArgumentError,
+    ObshellError,
+    OutcomeUnknownError,
+    TaskTimeoutError,
+    TaskUnreachableError,
+    TransportError,
+    WeakKeyError,
+)
 from ._journal import Journal, StepRecord, TargetRecord
 from ._task import DagTask
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the client never imports this
     from ._client import ObshellClient
 
-__all__ = ["FINAL", "Ended", "Plan", "Step", "TargetOutcome", "TargetRun"]
+__all__ = ["FINAL", "PICKED_UP", "Ended", "Plan", "Step", "TargetOutcome", "TargetRun",
+           "failed_task", "judge"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -49,6 +62,10 @@ class TargetOutcome(TextEnum):
 #: Outcomes a rerun of the rollout leaves alone: the target will not change by itself.
 FINAL = frozenset({TargetOutcome.SUCCEEDED, TargetOutcome.FAILED, TargetOutcome.ROLLED_BACK,
                    TargetOutcome.CANCELLED})
+
+#: What a failed target's task may read on a rerun when someone retried it (or skipped the
+#: failed step) by hand since: the rerun follows it on from there.
+PICKED_UP = frozenset({DagOutcome.RUNNING, DagOutcome.SUCCEEDED, DagOutcome.PASSED})
 
 _BY_DAG = {DagOutcome.FAILED: TargetOutcome.FAILED,
            DagOutcome.ROLLED_BACK: TargetOutcome.ROLLED_BACK,
@@ -174,3 +191,27 @@ class TargetRun:
         log.info("%s: found %s task %s, created before the runner stopped", self.target,
                  step.name, detail.id)
         return client.task(detail.id, exists=True)
+
+
+def failed_task(record: TargetRecord) -> Optional[str]:
+    """The id of the task a ``failed`` target failed on; None when it failed otherwise."""
+    if record.outcome != TargetOutcome.FAILED.value:
+        return None
+    ids = [s.dag_id for s in record.steps.values() if s.dag_id and s.status != "done"]
+    return ids[-1] if ids else None
+
+
+def judge(exc: ObshellError) -> TargetOutcome:
+    """A failure's outcome: unknown when the agent may still be doing the work."""
+    if isinstance(exc, ConnectError):  # the request never left: nothing is under way
+        return TargetOutcome.UNREACHABLE
+    if isinstance(exc, (OutcomeUnknownError, TaskTimeoutError, TaskUnreachableError,
+                        TransportError)):
+        return TargetOutcome.UNKNOWN
+    if isinstance(exc, DecodeError):
+        return TargetOutcome.REFUSED if exc.refusal_page else TargetOutcome.UNKNOWN
+    if isinstance(exc, (ApiError, InvalidArgumentError, WeakKeyError)):
+        # Refused, by the agent or before signing: an upload, a confirmation, or a create that
+        # made no DAG (journaled unsent). Refusals that may hide a DAG end as Ended(UNKNOWN).
+        return TargetOutcome.REFUSED
+    return TargetOutcome.FAILED

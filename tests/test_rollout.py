@@ -18,6 +18,7 @@ from conftest import PASSWORD
 import obshell_sdk
 from obshell_sdk import (
     InvalidArgumentError,
+    ObshellClient,
     PasswordAuth,
     PollPolicy,
     Rollout,
@@ -146,6 +147,30 @@ def test_max_failures_skips_the_rest_and_a_rerun_starts_them(tmp_path):
         report = rollout(fleet, journal).upgrade_agent(VERSION, RELEASE, check=False)
         assert [r.outcome for r in report.results.values()] == [
             TargetOutcome.FAILED] + [TargetOutcome.SUCCEEDED] * 4
+
+
+@pytest.mark.parametrize("check", [False, True], ids=["upgrade", "pre-check"])
+def test_a_failed_task_retried_by_hand_is_followed_on_by_the_rerun(tmp_path, check):
+    """docs/rollouts.md: decide on a failed cluster's task by hand. A rerun reads that task
+    again; once retried it goes on from there, and never creates a second DAG."""
+    with ExitStack() as stack:
+        fleet = agents(stack, 2, {0: {"fail_stage": 2, "fail_times": 1}})
+        journal = tmp_path / "r.db"
+        first = rollout(fleet, journal, max_failures=2).upgrade_agent(
+            VERSION, RELEASE, check=check)
+        failed = first.results[targets(fleet)[0]]
+        assert failed.outcome is TargetOutcome.FAILED
+        same = rollout(fleet, journal).upgrade_agent(VERSION, RELEASE, check=check)
+        assert same.results[targets(fleet)[0]].outcome is TargetOutcome.FAILED  # not retried
+        with ObshellClient(fleet[0].host, fleet[0].port, auth=PasswordAuth(PASSWORD)) as c:
+            c.task(failed.dag_ids[-1]).retry().wait(30)
+        fleet[0].set_dag_faults(fail_stage=None)  # the cause, fixed: later DAGs do not fail
+        again = rollout(fleet, journal).upgrade_agent(VERSION, RELEASE, check=check)
+        result = again.results[targets(fleet)[0]]
+        assert result.outcome is TargetOutcome.SUCCEEDED, result.error
+        assert result.dag_ids[:len(failed.dag_ids)] == failed.dag_ids
+        assert [posts(a) for a in fleet] == [1, 1]  # the failed task was followed, not redone
+        assert len(fleet[0].requests_to("/api/v1/agent/upgrade/check", "POST")) == int(check)
 
 
 def test_bad_input_is_refused_before_anything_is_sent(tmp_path):
