@@ -47,7 +47,8 @@ def _environment(args: argparse.Namespace) -> Environment:
             raise InvalidArgumentError("--host", str(exc).partition(": ")[2]) from None
     port = None if args.port is None else str(args.port)
     given = {"OBSHELL_HOST": args.host, "OBSHELL_PORT": port,
-             "OBSHELL_CA_BUNDLE": args.ca_bundle, "OBSHELL_HTTPS": "1" if args.https else None,
+             "OBSHELL_CA_BUNDLE": args.ca_bundle,
+             "OBSHELL_HTTPS": "1" if args.https or args.ca_bundle else None,  # a bundle: https
              "OBSHELL_MIN_KEY_BITS": args.min_key_bits}
     return Environment({**os.environ, **{k: v for k, v in given.items() if v is not None}})
 

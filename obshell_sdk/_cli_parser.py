@@ -112,8 +112,8 @@ def _globals(p: argparse.ArgumentParser, *, top: bool, agent: bool = True,
         g.add_argument("--https", action="store_true", default=dflt(None),
                        help="talk https (env OBSHELL_HTTPS; default off)")
         g.add_argument("--ca-bundle", default=dflt(None), metavar="FILE",
-                       help="CA bundle to verify the agent's certificate "
-                       "(env OBSHELL_CA_BUNDLE)")
+                       help="CA bundle to verify the agent's certificate; implies --https "
+                       "(env OBSHELL_CA_BUNDLE, with OBSHELL_HTTPS=1)")
         g.add_argument("--min-key-bits", default=dflt(None), choices=("512", "1024", "2048",
                        "4096"), help="shortest agent RSA key a password is sent with: 512 "
                        "for obshell up to 4.4.1 (env OBSHELL_MIN_KEY_BITS; default 1024)")

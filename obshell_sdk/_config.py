@@ -118,7 +118,11 @@ def tls_from_env(env: Environment) -> dict[str, Any]:
             "OBSHELL_HTTPS",
             f"{brief_repr(https_text)} is neither on (1/true/yes/on) nor off (0/false/no/off)",
         )
-    return {"https": https_text in _TRUE, "verify": env.get("OBSHELL_CA_BUNDLE") or True}
+    https, bundle = https_text in _TRUE, env.get("OBSHELL_CA_BUNDLE")
+    if bundle and not https:
+        raise InvalidArgumentError("OBSHELL_CA_BUNDLE", "a CA bundle verifies HTTPS: set "
+                                   "OBSHELL_HTTPS=1 too")
+    return {"https": https, "verify": bundle or True}
 
 
 def min_key_bits_from_env(env: Environment) -> int:

@@ -269,6 +269,8 @@ def check_tls(https: Any, verify: Any, cert: Any) -> None:
         raise InvalidArgumentError("verify", "must be True, False or the path of a CA bundle")
     if isinstance(verify, str) and not os.path.exists(verify):
         raise InvalidArgumentError("verify", f"CA bundle {brief_repr(verify)} does not exist")
+    if isinstance(verify, str) and not https:  # else the password would go in plain HTTP
+        raise InvalidArgumentError("verify", "a CA bundle verifies HTTPS: pass https=True too")
     if cert is None:
         return
     paths = (cert,) if isinstance(cert, str) else cert

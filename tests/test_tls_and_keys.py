@@ -91,3 +91,23 @@ def test_given_session_keeps_its_verify_setting(pki):
         assert client.info().identity == "CLUSTER AGENT"  # verified with the session's CA
         with pytest.raises(ConnectError, match="TLS"):
             ObshellClient(agent.host, agent.port, auth=None, https=True).info()
+
+
+def test_a_ca_bundle_without_https_is_refused_before_anything_is_sent(tmp_path):
+    """A CA bundle means "verify the agent's HTTPS"; without https it would send the password
+    in plain HTTP, verified by nothing."""
+    from obshell_sdk import InvalidArgumentError
+
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("not read\n")
+    with FakeAgent(password=PASSWORD) as agent:
+        with pytest.raises(InvalidArgumentError) as info:
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD),
+                          verify=str(bundle))
+        assert info.value.argument == "verify" and "https=True" in str(info.value)
+        env = {"OBSHELL_HOST": agent.host, "OBSHELL_PORT": str(agent.port),
+               "OBSHELL_PASSWORD": PASSWORD, "OBSHELL_CA_BUNDLE": str(bundle)}
+        with pytest.raises(InvalidArgumentError) as info:
+            ObshellClient.from_env(env)
+        assert info.value.argument == "OBSHELL_CA_BUNDLE" and "OBSHELL_HTTPS=1" in str(info.value)
+        assert agent.requests == []
