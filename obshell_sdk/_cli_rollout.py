@@ -81,8 +81,8 @@ def _common(p: argparse.ArgumentParser, seconds: Callable[[str], float],
                    help="targets done first, one at a time (default 0)")
     p.add_argument("--max-failures", type=at_least(1), default=1,
                    help="start no new cluster after this many failures (default 1)")
-    p.add_argument("--timeout", type=seconds, default=7200.0,
-                   help="seconds to follow each task (default 7200)")
+    p.add_argument("--timeout", type=seconds, default=None, help="seconds to follow each "
+                   "task (default as in Python: 3600 for agent, 7200 for ob)")
 
 
 def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> int:
@@ -100,15 +100,16 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
         journal=args.journal, parallel=args.parallel, canary=args.canary,
         max_failures=args.max_failures, progress=not args.json, **tls,
     )
+    timeout = {} if args.timeout is None else {"timeout": args.timeout}
     if args.rollout == "ob":
         report = rollout.upgrade_ob(args.version, args.release, packages=args.package,
                                     mode=args.mode, upgrade_dir=args.upgrade_dir,
                                     freeze_server=args.freeze_server, check=not args.no_check,
-                                    timeout=args.timeout)
+                                    **timeout)
     else:
         report = rollout.upgrade_agent(args.version, args.release, package=args.package,
                                        upgrade_dir=args.upgrade_dir, check=not args.no_check,
-                                       timeout=args.timeout)
+                                       **timeout)
     if args.json:
         stream.write(json.dumps(_report_json(report)) + "\n")
     else:
