@@ -9,8 +9,8 @@ the same for every cluster, from OBSHELL_PASSWORD)::
 Kill it at any moment and run the same command again: it resumes from ``fleet.db``,
 following the upgrades it started and never starting a second one on any cluster.
 
-Without agents at hand, ``--demo`` starts eight fake agents (one fails its upgrade at stage
-5, one restarts with a new key at stage 7) and rolls the upgrade out over them::
+Without agents at hand, ``--demo`` starts eight fake agents (one fails its pre-check at stage
+5, one restarts with a new key at stage 7 of its upgrade) and rolls the upgrade out over them::
 
     python examples/rollout.py --demo
 """
@@ -48,7 +48,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
 
 @contextlib.contextmanager
 def demo_fleet() -> Iterator[list[str]]:
-    """Eight fake agents: #3 fails at stage 5, #5 restarts with a new key at stage 7."""
+    """Eight fake agents: #3 fails its pre-check (stage 5), #5 restarts at its upgrade's 7."""
     from obshell_sdk.testing import FakeAgent
 
     special = {3: {"fail_stage": 5, "fail_times": 99},
@@ -84,6 +84,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             sys.exit(f"rollout refused: {exc}")
         print(report)
         if args.demo:
+            if not args.journal:
+                print("(the demo's journal goes with its fake agents; give --journal FILE to "
+                      "keep it for `obshell-sdk rollout status --journal FILE`)")
             return _demo_verdict(report)
         return 0 if report.ok else 1
 
