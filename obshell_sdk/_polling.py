@@ -15,10 +15,18 @@ from typing import Any, Optional
 
 import attrs
 
-from ._exceptions import InvalidArgumentError, ObshellError
+from ._exceptions import (
+    ConnectError,
+    DecodeError,
+    InvalidArgumentError,
+    ObshellError,
+    ServerError,
+    TaskNotFoundError,
+    TransportError,
+)
 from ._validate import MAX_SECONDS, brief_repr, check_seconds
 
-__all__ = ["Deadline", "FailureStreak", "PollPolicy"]
+__all__ = ["Deadline", "FailureStreak", "PollPolicy", "worth_repeating"]
 
 #: No default cadence polls one task more often than this (seconds between polls).
 MIN_INTERVAL = 0.5
@@ -192,3 +200,19 @@ class FailureStreak:
         """A poll succeeded: the streak is over. Returns how many polls it had failed."""
         failures, self.failures, self.last, self._told = self.failures, 0, None, False
         return failures
+
+
+def worth_repeating(exc: ObshellError, exists: bool) -> bool:
+    """Tell whether a failed poll is worth repeating (the failure budget's retry predicate).
+
+    Reads are safe to repeat. ``exists``: the task is known to be there, so an agent that
+    cannot be reached, or says "not found", is restarting; otherwise either means an
+    address or an id to fix, and fails at once. A proxy's 408 or 429 page asks for a retry.
+    """
+    if isinstance(exc, ConnectError):
+        return exists
+    if isinstance(exc, (TransportError, ServerError)):
+        return True
+    if isinstance(exc, DecodeError):
+        return exc.status >= 500 or exc.status in (408, 429)
+    return isinstance(exc, TaskNotFoundError) and exists

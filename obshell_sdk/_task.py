@@ -17,20 +17,16 @@ from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from ._dag import DagDetail, DagOutcome, DagState, Operator, Progress
 from ._exceptions import (
-    DecodeError,
     ObshellError,
-    ServerError,
     TaskCancelledError,
     TaskFailedError,
-    TaskNotFoundError,
     TaskRolledBackError,
     TaskStateError,
     TaskTimeoutError,
     TaskUnreachableError,
-    TransportError,
 )
 from ._passes import Passes
-from ._polling import Deadline, FailureStreak, PollPolicy
+from ._polling import Deadline, FailureStreak, PollPolicy, worth_repeating
 from ._render import (
     failure_message,
     interrupted_message,
@@ -61,7 +57,8 @@ class DagTask:
     Get one from ``client.upgrade_agent(...)`` (or any call that starts a task) or
     ``client.task(id)``. ``snapshot`` is the last :class:`DagDetail` seen (None until the
     first fetch of a task picked up by id). ``policy`` is how often it polls. ``exists``: the
-    DAG is known to exist, so "not found" is its agent restarting, retried like a failed poll.
+    DAG is known to exist, so "not found" or an agent out of reach is its agent restarting,
+    retried like a failed poll (else both fail at once: a wrong id or address).
     """
 
     def __init__(
@@ -201,7 +198,7 @@ class DagTask:
             try:
                 detail = self._fetch(deadline.cut(self._client.timeout))
             except ObshellError as exc:
-                if not self._transient(exc):
+                if not worth_repeating(exc, self._exists):
                     raise
                 if streak.fail(exc):
                     raise self._unreachable(exc, streak.failures, streak.seconds) from exc
@@ -230,14 +227,6 @@ class DagTask:
         now = time.time() + (offset if bound is None else min(offset, bound))
         at = self._passes.next_poll(now + pause, now + self.policy.initial, period)
         return pause if at is None else at - now
-
-    def _transient(self, exc: ObshellError) -> bool:
-        """Is a failed poll worth repeating? Reads are safe to repeat."""
-        if isinstance(exc, (TransportError, ServerError)):
-            return True
-        if isinstance(exc, DecodeError):
-            return exc.status >= 500
-        return isinstance(exc, TaskNotFoundError) and self._exists
 
     def _timeout(
         self, timeout: Optional[float], last_error: Optional[ObshellError]
@@ -333,7 +322,7 @@ class DagTask:
         try:
             self._fetch(None)
         except ObshellError as exc:
-            if not self._transient(exc):
+            if not worth_repeating(exc, self._exists):
                 raise
             log.info("task %s: %s applied; could not refresh it yet (%s)", self.id,
                      operator.value, exc)

@@ -388,3 +388,18 @@ def test_a_bad_host_variable_is_named_with_the_variables_for_port_and_scheme():
                          text=True, env=env, timeout=60, stdin=subprocess.DEVNULL, check=False)
     assert out.returncode == 2 and "OBSHELL_HOST: " in out.stderr
     assert "OBSHELL_PORT and OBSHELL_HTTPS=1" in out.stderr and "port=" not in out.stderr
+
+
+def test_task_wait_on_a_wrong_port_exits_4_at_once_as_task_show_does():
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**_env(), "OBSHELL_HOST": "127.0.0.1", "OBSHELL_PORT": str(port)}
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "obshell_sdk", "task", "wait", "11"],
+                         capture_output=True, text=True, env=env, timeout=60,
+                         stdin=subprocess.DEVNULL, check=False)
+    assert out.returncode == 4, out.stderr
+    assert time.monotonic() - started < 30 and "retrying" not in out.stderr

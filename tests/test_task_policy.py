@@ -236,17 +236,24 @@ def test_errors_pickle():
 
 
 def test_a_task_never_seen_is_not_said_to_keep_running():
-    """A wait that never reached the agent (wrong port) must not claim the task runs on."""
+    """A wait that never reached the agent (wrong port) must not claim the task runs on: it
+    fails at once, as reading the task once does; with ``exists=True`` it is the agent
+    restarting, retried until the deadline."""
     import socket
+    import time
 
-    from obshell_sdk import ObshellClient, PasswordAuth, TaskTimeoutError
+    from obshell_sdk import ConnectError, ObshellClient, PasswordAuth, TaskTimeoutError
 
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with ObshellClient("127.0.0.1", port, auth=PasswordAuth("pw")) as client:
+        started = time.monotonic()
+        with pytest.raises(ConnectError):
+            client.task("11").wait(timeout=30, progress=False)
+        assert time.monotonic() - started < 10  # not the wait's 30 s, nor the budget
         with pytest.raises(TaskTimeoutError) as info:
-            client.task("11").wait(timeout=0.3, progress=False)
+            client.task("11", exists=True).wait(timeout=0.3, progress=False)
     text = str(info.value)
-    assert "never seen" in text and "keeps running" not in text
+    assert "keeps running" not in text
     assert "cannot connect" in text and "?." not in text
