@@ -50,15 +50,23 @@ _BY_LEGACY_CODE: dict[int, type[ApiError]] = {
 
 
 def error_class_for(status: int, err_code: str, code: int) -> type[ApiError]:
-    """Pick the exception class for an error envelope: errCode first, then code, then status."""
+    """Pick the exception class for an error envelope: errCode first, then code, then status.
+
+    An auth class only ever comes with obshell's auth statuses (401; 400 for a missing
+    header): the SDK mends those refusals by sending the request again, which is safe only
+    because obshell refuses before anything runs. Another status with an auth code (a proxy,
+    a broken agent) may come after the agent acted, so the status decides then.
+    """
+    cls: type[ApiError] | None = None
     if err_code:
         cls = _BY_ERR_CODE.get(err_code)
-        if cls is not None:
-            return cls
-        if err_code.startswith("Security."):
-            return AuthError
+        if cls is None and err_code.startswith("Security."):
+            cls = AuthError
     elif code in _BY_LEGACY_CODE:
-        return _BY_LEGACY_CODE[code]
+        cls = _BY_LEGACY_CODE[code]
+    auth_status = status == 401 or (status == 400 and err_code == "Request.Header.NotFound")
+    if cls is not None and (auth_status or not issubclass(cls, AuthError)):
+        return cls
     if status == 401:
         return AuthError
     if status == 404:

@@ -265,3 +265,33 @@ def test_cli_outcome_unknown_exits_8():
         assert not agent.dags
     assert PASSWORD not in out.stdout + out.stderr
     assert elapsed < 15
+
+
+# -- an auth code on a status obshell never gives it: not mended by sending again ------------
+
+
+@pytest.mark.parametrize("status, err_code", [
+    (500, "Security.Authentication.Expired"),
+    (200, "Security.Authentication.Header.DecryptFailed"),
+    (502, "Security.Authentication.WithAgentPassword"),
+])
+def test_an_auth_code_on_another_status_never_sends_the_post_again(status, err_code):
+    """obshell refuses credentials with 401 before anything runs, which is why a refusal may
+    be mended by sending again; a 5xx (or a 200) may come after the agent acted."""
+    posts = []
+
+    def create(request):
+        posts.append(request)
+        if len(posts) == 1:
+            return RawReply(status, envelope(status=status, successful=False,
+                                             error={"errCode": err_code, "message": "x"}))
+        return json_reply(dag_json("1123"))
+
+    with RawServer() as server:
+        RawAgent(server).route("POST", UPGRADE, create)
+        with _client(server) as client:
+            with pytest.raises(ApiError) as info:
+                client.upgrade_agent(VERSION, RELEASE)
+    assert len(posts) == 1
+    assert not isinstance(info.value, obshell_sdk.AuthError)
+    assert info.value.err_code == err_code  # kept for the reader
