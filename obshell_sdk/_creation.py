@@ -98,11 +98,15 @@ def create_dag(
             raise
     else:
         created = _read_created(data, endpoint.path)
-        if created is not None:
+        odd = _foreign(created, endpoint.dag_name(request), existed)
+        if created is not None and odd is None:
             return created
         lost = ConnectionLostError(  # obshell said it made a task but not which: look
-            "the agent answered that it made the task, but its reply does not say which",
+            "the agent answered that it made the task, but its reply does not say which"
+            if odd is None else f"the agent's reply describes {odd}, not the task it made",
             method="POST", path=endpoint.path, agent=agent)
+        if odd is not None:
+            log.warning("%s: %s; looking for the task it made", endpoint.path, lost)
     return find_created_dag(candidates, agent_clock, endpoint.dag_name(request), sent_at,
                             lost, existed=existed)
 
@@ -126,6 +130,21 @@ def _read_created(data: Any, path: str) -> Union[DagDetail, str, None]:
         log.warning("%s created task %s, but its reply did not parse; following it by id",
                     path, dag_id)
         return dag_id
+
+
+def _foreign(created: Union[DagDetail, str, None], name: str,
+             existed: Optional[frozenset[str]]) -> Optional[str]:
+    """What is wrong when a create reply describes a DAG this POST cannot have made, or None.
+
+    A new DAG has the name the endpoint gives it, was not there before the POST, and has not
+    ended yet (obshell answers as it creates it; its scheduler runs it later).
+    """
+    dag_id = created.id if isinstance(created, DagDetail) else created
+    if dag_id is not None and existed is not None and dag_id in existed:
+        return f"task {dag_id}, which was there before the request"
+    if isinstance(created, DagDetail) and (created.name != name or created.is_finished):
+        return f"task {created.id} {created.name!r} ({created.state})"
+    return None
 
 
 def _lost(exc: ObshellError, endpoint: TaskEndpoint[Any], agent: str

@@ -73,9 +73,10 @@ def test_version_and_build_confirmed():
 def test_build_confirmed_against_a_raw_agent_that_stays_on_the_old_build():
     with RawServer() as server:
         agent = RawAgent(server, version=f"{VERSION}-100000012024010101")
-        done = dag_json("11", name=f"Upgrade obshell {VERSION}-{RELEASE}", stage=9,
-                        state="SUCCEED")
-        agent.route("POST", UPGRADE, lambda request: json_reply(done))
+        name = f"Upgrade obshell {VERSION}-{RELEASE}"
+        done = dag_json("11", name=name, stage=9, state="SUCCEED")
+        made = dag_json("11", name=name, state="READY")  # as obshell answers the POST
+        agent.route("POST", UPGRADE, lambda request: json_reply(made))
         agent.route("GET", "/api/v1/task/dag/11", lambda request: json_reply(done))
         with _client(server) as client, pytest.raises(UpgradeNotConfirmedError):
             client.run_agent_upgrade(VERSION, RELEASE, check=False, timeout=10)
@@ -295,3 +296,29 @@ def test_an_auth_code_on_another_status_never_sends_the_post_again(status, err_c
     assert len(posts) == 1
     assert not isinstance(info.value, obshell_sdk.AuthError)
     assert info.value.err_code == err_code  # kept for the reader
+
+
+def test_a_create_reply_about_another_task_is_not_believed_and_the_made_one_is_found(
+        short_recovery):
+    """A reply naming an old, finished pre-check (another version) would have made the new
+    check "pass" without running: it is taken for a lost reply, and the task the POST made
+    is looked up instead."""
+    check = "/api/v1/agent/upgrade/check"
+    old = dag_json("1777", name="Upgrade check obshell 4.2.9.9-1.el7", stage=5, max_stage=5,
+                   state="SUCCEED")
+    made: list[dict] = []
+
+    def create(request):
+        time.sleep(0.01)
+        made.append(dag_json("1778", name=f"Upgrade check obshell {VERSION}-{RELEASE}",
+                             max_stage=5, state="READY"))
+        return json_reply(old)
+
+    with RawServer() as server:
+        agent = RawAgent(server)
+        agent.route("POST", check, create)
+        agent.route("GET", "/api/v1/task/dag/unfinish",
+                    lambda request: json_reply({"contents": made}))
+        with _client(server) as client:
+            task = client.check_agent_upgrade(VERSION, RELEASE)
+    assert task.id == "1778" and len(made) == 1
