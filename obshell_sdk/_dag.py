@@ -206,7 +206,8 @@ class DagDetail:
         """Build from a DagDetailDTO JSON object.
 
         A DAG whose stage is outside ``0..max_stage`` (or whose nodes do not number
-        ``max_stage``) is impossible and raises :class:`~obshell_sdk.DecodeError`: it is
+        ``max_stage``), or that succeeded running before its last stage or with a node that
+        did not succeed, is impossible and raises :class:`~obshell_sdk.DecodeError`: it is
         never taken for progress, let alone for success.
         """
         dag = decode(cls, obj, where)
@@ -216,6 +217,14 @@ class DagDetail:
         if dag.nodes is not None and dag.nodes and len(dag.nodes) != dag.max_stage:
             raise DecodeError(f"{len(dag.nodes)} nodes for {dag.max_stage} stages",
                               where=f"{where}.nodes")
+        if dag.state is DagState.SUCCEED and dag.operator in (Operator.RUN, Operator.RETRY):
+            # obshell ends a run as SUCCEED only after its last node (PROTOCOL §9.4)
+            unfinished = [n.name for n in dag.nodes or () if n.state is not DagState.SUCCEED]
+            if dag.stage != dag.max_stage or unfinished:
+                raise DecodeError(
+                    f"SUCCEED at stage {dag.stage} of {dag.max_stage}"
+                    + (f" with node(s) not succeeded: {', '.join(unfinished)}"
+                       if unfinished else ""), where=f"{where}.state")
         return dag
 
     @property

@@ -139,7 +139,28 @@ def test_create_reply_has_no_nodes_and_zero_times_are_none():
 )
 def test_outcome_reads_state_and_operator_together(state, operator, outcome):
     data = dict(_dag("upgrade ok (v2)"), state=state, operator=operator)
+    if (state, operator) == ("SUCCEED", "RUN"):  # a run ends after its last node, no sooner
+        data.update(stage=data["max_stage"])
+        data.pop("nodes", None)
     assert DagDetail.from_json(data).outcome is outcome
+
+
+@pytest.mark.parametrize("operator", ["RUN", "RETRY"])
+def test_a_run_said_succeeded_before_its_last_stage_is_refused(operator):
+    """PROTOCOL §9.4: a run ends SUCCEED only after its last node; anything else would be
+    reported as an upgrade that succeeded when it stopped half-way."""
+    data = dict(_dag("upgrade ok (v2)"), state="SUCCEED", operator=operator, stage=3)
+    data.pop("nodes", None)
+    with pytest.raises(DecodeError, match="SUCCEED at stage 3 of 9") as info:
+        DagDetail.from_json(data)
+    assert info.value.where == "data.state"
+    from rawserver import dag_json
+
+    data = dag_json("11", stage=9, state="SUCCEED", operator=operator, nodes=True)
+    assert DagDetail.from_json(data).stage == 9
+    data["nodes"][4]["state"] = "FAILED"
+    with pytest.raises(DecodeError, match=r"node\(s\) not succeeded: stage 5"):
+        DagDetail.from_json(data)
 
 
 def test_unknown_keys_are_kept_aside_and_missing_optional_keys_tolerated():
