@@ -95,10 +95,8 @@ class Transport:
                 1024 <= max_reply_bytes <= 2**31):
             raise InvalidArgumentError("max_reply_bytes", "must be a whole number of bytes "
                                        f"from 1024 to 2**31, got {max_reply_bytes!r}")
-        self.base_url, self.agent = base_url, agent
-        self.auth = auth
-        self.accept_language = accept_language
-        self.max_reply_bytes = max_reply_bytes
+        self.base_url, self.agent, self.auth = base_url, agent, auth
+        self.accept_language, self.max_reply_bytes = accept_language, max_reply_bytes
         self._owns_session = session is None
         self._session = session if session is not None else new_session()
         self._pid = os.getpid()
@@ -241,15 +239,17 @@ def _exchange_error(exc: Exception, fired: bool, seconds: float, method: str, pa
                     agent: str, *, maybe_sent: bool = False) -> TransportError:
     """Map what an exchange raised to the SDK's transport errors.
 
-    ``maybe_sent``: the request may have gone out (on a session we cannot watch, any time).
+    ``maybe_sent``: the request may have gone out (on a session we cannot watch, any time),
+    so any failure not proven to come before it is a lost reply: the agent may have acted.
     """
     where: dict[str, Any] = {"method": method, "path": path, "agent": agent}
     if fired:
         return ReadTimeoutError(f"no complete reply within the call's {round(seconds, 2):g} s "
                                 "(the agent answered too slowly); the request may still have "
                                 "been carried out", **where)
+    other = ConnectionLostError if maybe_sent else TransportError
     if not isinstance(exc, requests.RequestException):
-        return TransportError(f"the exchange failed ({type(exc).__name__}: {exc})", **where)
+        return other(f"the exchange failed ({type(exc).__name__}: {exc})", **where)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return ConnectError("timed out connecting; is the agent up and the port right?", **where)
     if isinstance(exc, requests.exceptions.ReadTimeout):
@@ -270,7 +270,7 @@ def _exchange_error(exc: Exception, fired: bool, seconds: float, method: str, pa
     if isinstance(exc, (requests.exceptions.ChunkedEncodingError,
                         requests.exceptions.ContentDecodingError)):
         return ConnectionLostError(f"reply cut short ({_reason(exc)})", **where)
-    return TransportError(_reason(exc), **where)
+    return other(_reason(exc), **where)
 
 
 def _root(exc: BaseException) -> Any:

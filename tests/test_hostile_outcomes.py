@@ -322,3 +322,25 @@ def test_a_create_reply_about_another_task_is_not_believed_and_the_made_one_is_f
         with _client(server) as client:
             task = client.check_agent_upgrade(VERSION, RELEASE)
     assert task.id == "1778" and len(made) == 1
+
+
+def test_a_create_reply_with_broken_framing_is_a_lost_reply_and_looked_up(short_recovery):
+    """Two Content-Lengths: the POST went out and the agent may have made the task, so the
+    call looks it up (and finds it) instead of saying the agent could not be reached."""
+    made: list[dict] = []
+
+    def create(request):
+        made.append(dag_json("1123", name=f"Upgrade obshell {VERSION}-{RELEASE}",
+                             state="READY"))
+        body = envelope(made[0])
+        return RawReply(200, wire=[b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+                                   b"Content-Length: %d\r\n\r\n" % len(body) + body], close=True)
+
+    with RawServer() as server:
+        agent = RawAgent(server)
+        agent.route("POST", UPGRADE, create)
+        agent.route("GET", "/api/v1/task/dag/unfinish",
+                    lambda request: json_reply({"contents": made}))
+        with _client(server) as client:
+            assert client.upgrade_agent(VERSION, RELEASE).id == "1123"
+    assert len(made) == 1
