@@ -167,7 +167,7 @@ class TargetRun:
         try:
             detail = task.wait(self.timeout, on_progress=lambda d: self.show(step.name, d),
                                progress=False)
-        except ApiError as exc:  # the task exists and may still run: a rerun follows it
+        except ObshellError as exc:  # the task exists and may still run: a rerun follows it
             raise Ended(TargetOutcome.UNKNOWN, f"{type(exc).__name__}: {exc}") from exc
         outcome = _BY_DAG.get(detail.outcome)
         if outcome is not None:

@@ -344,3 +344,28 @@ def test_a_create_reply_with_broken_framing_is_a_lost_reply_and_looked_up(short_
         with _client(server) as client:
             assert client.upgrade_agent(VERSION, RELEASE).id == "1123"
     assert len(made) == 1
+
+
+def test_a_rollout_whose_task_exists_never_reports_refused(tmp_path):
+    """A proxy's 403 page while the created task is followed: the task exists and may run,
+    so the target is unknown (a rerun follows it), never "refused, made no task"."""
+    from obshell_sdk import Rollout, TargetOutcome
+
+    posts = []
+    name = f"Upgrade obshell {VERSION}-{RELEASE}"
+
+    def create(request):
+        posts.append(request)
+        return json_reply(dag_json("1123", name=name, state="READY"))
+
+    with RawServer() as server:
+        agent = RawAgent(server)
+        agent.route("POST", UPGRADE, create)
+        agent.route("GET", "/api/v1/task/dag/1123", lambda request: RawReply(
+            403, b"<html>Forbidden</html>", {"Content-Type": "text/html"}))
+        report = Rollout([f"127.0.0.1:{server.port}"], auth=PasswordAuth(PASSWORD),
+                         journal=str(tmp_path / "j.db"), progress=False, timeout=(2, 5),
+                         ).upgrade_agent(VERSION, RELEASE, check=False, timeout=10)
+    result = next(iter(report.results.values()))
+    assert result.outcome is TargetOutcome.UNKNOWN, result.error
+    assert result.dag_ids == ("1123",) and len(posts) == 1
