@@ -7,6 +7,7 @@ keys a model does not know are kept in ``extra``. Ids stay strings: obshell's id
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import Enum
 from typing import Any, Optional
@@ -14,6 +15,7 @@ from typing import Any, Optional
 import attrs
 
 from ._decode import (
+    MisfitError,
     decode,
     p_enum,
     p_int,
@@ -117,6 +119,36 @@ class AgentAddress:
         return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
 
 
+#: The longest task id accepted (obshell's longest are 46 digits).
+MAX_ID_LENGTH = 200
+# PROTOCOL §9.2: the first digit says where a task lives; each kind has a minimum length.
+_MIN_ID_LENGTH = {"1": 2, "2": 17, "4": 17, "3": 46, "5": 46}
+_ID_DIGITS = re.compile(r"[0-9]+\Z")
+
+
+def task_id_problem(text: str) -> Optional[str]:
+    """What makes ``text`` no obshell generic id of a DAG, node or sub-task, or None."""
+    if len(text) > MAX_ID_LENGTH:
+        return f"is not a task id: {len(text)} characters, more than {MAX_ID_LENGTH}"
+    if not _ID_DIGITS.match(text):
+        return "is not a task id: ids are decimal digits, such as '1123'"
+    need = _MIN_ID_LENGTH.get(text[0])
+    if need is None:
+        return ("is not a task id: obshell's start with 1 to 5 (the kind of task; an "
+                "upgrade's with 1, such as '11')")
+    if len(text) < need:
+        return f"is too short for a task id starting with {text[0]}"
+    return None
+
+
+def _p_id(value: Any) -> str:
+    text = p_str(value)
+    problem = task_id_problem(text)
+    if problem is not None:  # never printed raw nor taken for the caller's mistake later
+        raise MisfitError(f"{text[:60]!r} {problem}")
+    return text
+
+
 _state = p_enum(DagState)
 _operator = p_enum(Operator)
 
@@ -125,7 +157,7 @@ _operator = p_enum(Operator)
 class TaskDetail:
     """A sub-task: one agent's share of a node, with its log lines."""
 
-    id: str = wire("id", p_str)
+    id: str = wire("id", _p_id)
     task_id: int = wire("task_id", p_int)
     name: str = wire("name", p_str)
     state: DagState = wire("state", _state)
@@ -154,7 +186,7 @@ class TaskDetail:
 class NodeDetail:
     """A node (one stage) of a DAG and its sub-tasks."""
 
-    id: str = wire("id", p_str)
+    id: str = wire("id", _p_id)
     node_id: int = wire("node_id", p_int)
     name: str = wire("name", p_str)
     state: DagState = wire("state", _state)
@@ -182,7 +214,7 @@ class DagDetail:
     ``nodes`` is None when the agent was asked without details (and in the create reply).
     """
 
-    id: str = wire("id", p_str)
+    id: str = wire("id", _p_id)
     dag_id: int = wire("dag_id", p_int)
     name: str = wire("name", p_str)
     stage: int = wire("stage", p_int)

@@ -8,7 +8,7 @@ import os
 import re
 from typing import Any, Optional
 
-from ._dag import Operator
+from ._dag import MAX_ID_LENGTH, Operator, task_id_problem
 from ._exceptions import InvalidArgumentError
 
 __all__ = [
@@ -28,10 +28,6 @@ __all__ = [
 
 #: The most seconds any timeout, wait, lifetime or interval may be (about 115 days).
 MAX_SECONDS = 10**7
-#: The longest task id accepted (obshell's longest are 46 digits).
-MAX_ID_LENGTH = 200
-# PROTOCOL §9.2: the first digit says where a task lives; each kind has a minimum length.
-_MIN_LEN = {"1": 2, "2": 17, "4": 17, "3": 46, "5": 46}
 _ASCII_DIGITS = re.compile(r"[0-9]+\Z")
 # C0 controls (NUL included), DEL and C1 controls.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -70,25 +66,9 @@ def check_dag_id(value: Any, argument: str = "dag_id") -> str:
     if isinstance(value, int) and not 0 <= value < 10**MAX_ID_LENGTH:
         raise InvalidArgumentError(argument, f"{brief_repr(value)} is not a task id")
     text = str(value) if isinstance(value, int) else value
-    if len(text) > MAX_ID_LENGTH:
-        raise InvalidArgumentError(
-            argument, f"{brief_repr(text)} is not a task id: {len(text)} characters, "
-            f"more than {MAX_ID_LENGTH}"
-        )
-    if not _ASCII_DIGITS.match(text):
-        raise InvalidArgumentError(
-            argument, f"{text!r} is not a task id: ids are decimal digits, such as '1123'"
-        )
-    need = _MIN_LEN.get(text[0])
-    if need is None:
-        raise InvalidArgumentError(
-            argument, f"{text!r} is not a task id: obshell's start with 1 to 5 (the kind of "
-            "task; an upgrade's with 1, such as '11')"
-        )
-    if len(text) < need:
-        raise InvalidArgumentError(
-            argument, f"{text!r} is too short for a task id starting with {text[0]}"
-        )
+    problem = task_id_problem(text)
+    if problem is not None:
+        raise InvalidArgumentError(argument, f"{brief_repr(text)} {problem}")
     return text
 
 

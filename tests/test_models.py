@@ -181,7 +181,9 @@ def test_unknown_keys_are_kept_aside_and_missing_optional_keys_tolerated():
         (lambda d: d.update(id=11), "data.id"),
         (lambda d: d.update(start_time="yesterday"), "data.start_time"),
         (lambda d: d.update(nodes={}), "data.nodes"),
-        (lambda d: d.update(nodes=[{"id": "1"}]), "data.nodes[0].node_id"),
+        (lambda d: d.update(nodes=[{"id": "11"}]), "data.nodes[0].node_id"),
+        (lambda d: d.update(id="11\x1b[2J"), "data.id"),
+        (lambda d: d.update(nodes=[{"id": "9"}]), "data.nodes[0].id"),
     ],
 )
 def test_replies_that_do_not_fit_name_the_path(mutate, where):
@@ -355,7 +357,7 @@ def test_node_and_task_details_build_from_their_own_json():
     assert NodeDetail.from_json(dict(node_json, sub_tasks=None)).sub_tasks == ()
     assert TaskDetail.from_json(dict(node_json["sub_tasks"][0], task_logs=None)).task_logs == ()
     with pytest.raises(DecodeError) as info:
-        NodeDetail.from_json(dict(node_json, sub_tasks=[{"id": "1"}]))
+        NodeDetail.from_json(dict(node_json, sub_tasks=[{"id": "11"}]))
     assert info.value.where == "data.sub_tasks[0].task_id"
     with pytest.raises(DecodeError) as info:
         TaskDetail.from_json(dict(node_json["sub_tasks"][0], execute_agent={"ip": "h"}))
