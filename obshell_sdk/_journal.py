@@ -175,7 +175,9 @@ class Journal:
                 "UPDATE SET status = excluded.status, at = excluded.at, "
                 "dag_id = COALESCE(excluded.dag_id, dag_id), "
                 "sent_at = COALESCE(excluded.sent_at, sent_at), "
-                "existed = COALESCE(excluded.existed, existed)",
+                # a new send's listing replaces the old one's, even when it failed (NULL)
+                "existed = CASE WHEN excluded.status = 'sending' THEN excluded.existed "
+                "ELSE COALESCE(excluded.existed, existed) END",
                 (target, step, status, dag_id, sent_at, ids, now))
             db.execute("UPDATE targets SET started_at = COALESCE(started_at, ?) "
                        "WHERE target = ?", (now, target))

@@ -572,3 +572,19 @@ def test_another_program_s_database_is_not_taken_for_a_journal(tmp_path):
         tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master")]
     db.close()
     assert tables == ["notes"]  # none of the journal's added
+
+
+def test_a_new_send_journals_its_own_task_listing_even_a_failed_one(tmp_path):
+    """A rerun's POST whose listing failed must not be judged by the last run's listing."""
+    from obshell_sdk._journal import Journal
+
+    journal = Journal(str(tmp_path / "j.db"), {"kind": "agent"}, ["h:1"])
+    try:
+        journal.step("h:1", "check", "sending", sent_at=100.0, existed=frozenset({"111"}))
+        journal.step("h:1", "check", "unsent")
+        assert journal.target("h:1").steps["check"].existed == frozenset({"111"})
+        journal.step("h:1", "check", "sending", sent_at=200.0, existed=None)
+        step = journal.target("h:1").steps["check"]
+        assert (step.sent_at, step.existed) == (200.0, None)
+    finally:
+        journal.close()
