@@ -29,6 +29,7 @@ from ._decode import at, p_time_text
 from ._exceptions import (
     AuthError,
     AuthExpiredError,
+    ConnectError,
     DecodeError,
     DecryptFailedError,
     InvalidArgumentError,
@@ -40,14 +41,12 @@ from ._exceptions import (
 from ._models import AgentInfo, AgentSecret, Envelope
 from ._request import Request
 from ._secrets import wrap_secret
-from ._validate import brief_repr
+from ._validate import check_auth_options
 
 __all__ = ["AuthFlow", "PasswordAuth", "auth_flow", "choose_version"]
 
 log = logging.getLogger("obshell_sdk")
 
-_DIALECTS = ("v1", "v2")
-MAX_LIFETIME = 24 * 3600.0
 #: Yields requests to send, receives their envelopes; ends after the signed one succeeded.
 AuthFlow = Generator[Request, Envelope, None]
 
@@ -107,17 +106,7 @@ class PasswordAuth:
         if problem or agent_problem:
             raise InvalidArgumentError("password" if problem else "agent_password",
                                        problem or agent_problem)
-        if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)):
-            raise InvalidArgumentError("lifetime", "must be a number of seconds")
-        if not 1 <= lifetime <= MAX_LIFETIME:
-            raise InvalidArgumentError("lifetime", f"must be between 1 and {int(MAX_LIFETIME)} "
-                                       f"seconds, got {brief_repr(lifetime)}")
-        if version is not None and version not in _DIALECTS:
-            raise InvalidArgumentError("version", f"must be 'v1', 'v2' or None, got "
-                                       f"{brief_repr(version)}")
-        if min_key_bits not in (512, 1024, 2048, 4096):
-            raise InvalidArgumentError("min_key_bits", f"must be 512, 1024, 2048 or 4096, got "
-                                       f"{brief_repr(min_key_bits)}")
+        check_auth_options(lifetime, version, min_key_bits)
         assert secret is not None
         self._password = secret
         self._agent_password = agent_secret
@@ -243,18 +232,21 @@ def choose_version(info: AgentInfo, forced: Optional[str] = None) -> str:
 
 
 def auth_flow(
-    auth: PasswordAuth, request: Request, agent: str, *, clock: Callable[[], float] = time.time
+    auth: PasswordAuth, request: Request, agent: str, *, clock: Callable[[], float] = time.time,
+    expires: Optional[float] = None,
 ) -> AuthFlow:
     """Sign ``request`` for ``agent`` (``host:port``), asking the agent what signing needs.
 
     Yields each request to send; the driver sends back its envelope, or throws in the
     :class:`~obshell_sdk.ObshellError` it raised. The flow ends after the signed request
-    succeeded, and re-raises what it cannot mend. ``clock`` is Unix seconds.
+    succeeded, and re-raises what it cannot mend. ``clock`` is Unix seconds; ``expires``
+    (``time.monotonic()``) when the call ends, which bounds waiting for another thread's
+    fetch of the agent's key.
     """
     state = auth._state(agent)
     mended: set[str] = set()
     for _ in range(8):  # each mend happens once; a key dropped by another thread, a few times
-        yield from _learn(auth, state)
+        yield from _learn(auth, state, request, agent, expires)
         if state.clock_offset and time.monotonic() - state.offset_measured_at > auth.lifetime:
             # The agent's clock may have moved since (NTP, a restart): an old offset would
             # make headers live longer than their lifetime. Drop it and measure again.
@@ -291,11 +283,17 @@ def auth_flow(
     raise ObshellError(f"agent {agent}: its key kept changing while signing; try again")
 
 
-def _learn(auth: PasswordAuth, state: _AgentState) -> AuthFlow:
+def _learn(auth: PasswordAuth, state: _AgentState, request: Request, agent: str,
+           expires: Optional[float]) -> AuthFlow:
     """Ask the agent for its dialect and key, whichever is not known (one thread at a time)."""
     if state.dialect is not None and state.key is not None:
         return
-    with state.fetch_lock:
+    left = -1.0 if expires is None else max(expires - time.monotonic(), 0.0)
+    if not state.fetch_lock.acquire(timeout=left):  # another call is asking (and slowly)
+        raise ConnectError("the call's time ran out while another call was asking the agent "
+                           "how to sign; it was not sent", method=request.method,
+                           path=request.path, agent=agent)
+    try:
         if state.dialect is None:
             reply = yield Request("GET", "/api/v1/info", signed=False)
             auth._learn_agent(state, AgentInfo.from_json(reply.data))
@@ -314,6 +312,8 @@ def _learn(auth: PasswordAuth, state: _AgentState) -> AuthFlow:
                     "use PasswordAuth(..., min_key_bits=512)", bits=key.bits)
             state.key = key
             log.debug("agent key of %d bits, auth %s", state.key.bits, state.dialect)
+    finally:
+        state.fetch_lock.release()
 
 
 def _measure_clock(

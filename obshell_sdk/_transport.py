@@ -132,7 +132,7 @@ class Transport:
             raise InvalidArgumentError("auth", f"{request.method} {request.path} needs "
                                        "credentials: ObshellClient(..., auth=PasswordAuth(...)),"
                                        " or OBSHELL_PASSWORD for ObshellClient.from_env()")
-        flow = auth_flow(self.auth, request, self.agent)
+        flow = auth_flow(self.auth, request, self.agent, expires=expires)
         try:
             outgoing = next(flow)
             while True:

@@ -15,6 +15,7 @@ __all__ = [
     "MAX_ID_LENGTH",
     "MAX_SECONDS",
     "brief_repr",
+    "check_auth_options",
     "check_dag_id",
     "check_host",
     "check_language",
@@ -239,6 +240,25 @@ def check_progress(progress: Any, on_progress: Any) -> None:
     if on_progress is not None and not callable(on_progress):
         raise InvalidArgumentError("on_progress", "must be a function taking a DagDetail, or "
                                    f"None, not {brief_repr(on_progress)}")
+
+
+#: The longest lifetime of a signed header (a day).
+MAX_LIFETIME = 24 * 3600.0
+
+
+def check_auth_options(lifetime: Any, version: Any, min_key_bits: Any) -> None:
+    """Check ``PasswordAuth``'s ``lifetime``, ``version`` and ``min_key_bits``."""
+    if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)):
+        raise InvalidArgumentError("lifetime", "must be a number of seconds")
+    if not 1 <= lifetime <= MAX_LIFETIME:
+        raise InvalidArgumentError("lifetime", f"must be between 1 and {int(MAX_LIFETIME)} "
+                                   f"seconds, got {brief_repr(lifetime)}")
+    if version is not None and version not in ("v1", "v2"):
+        raise InvalidArgumentError("version", f"must be 'v1', 'v2' or None, got "
+                                   f"{brief_repr(version)}")
+    if min_key_bits not in (512, 1024, 2048, 4096):
+        raise InvalidArgumentError("min_key_bits", f"must be 512, 1024, 2048 or 4096, got "
+                                   f"{brief_repr(min_key_bits)}")
 
 
 def check_tls(https: Any, verify: Any, cert: Any) -> None:

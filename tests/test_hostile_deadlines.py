@@ -30,6 +30,7 @@ from obshell_sdk import (
     ConnectError,
     ConnectionLostError,
     ObshellClient,
+    ObshellError,
     PasswordAuth,
     ReadTimeoutError,
     TaskTimeoutError,
@@ -288,3 +289,33 @@ def test_on_a_session_of_your_own_a_tls_error_may_have_come_after_sending(pki):
             with pytest.raises(ConnectError, match="TLS failed"):
                 client.info()
         assert server.requests == []
+
+
+def test_a_call_waiting_for_another_threads_key_fetch_ends_within_its_own_timeout():
+    """One call asks the agent how to sign, and the agent trickles its /info; a second call,
+    from another thread with a shorter timeout, waits for that fetch only as long as its
+    own timeout allows, then fails unsent."""
+    import threading
+
+    info = envelope({"identity": "CLUSTER AGENT", "version": "4.3.0.0",
+                     "supportedAuth": ["v2"]})
+    slow = RawReply(200, wire=trickle(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n"
+                                      % len(info) + info, start=10, gap=0.5, give_up=8),
+                    close=True)
+    with RawServer() as server:
+        RawAgent(server).route("GET", "/api/v1/info", lambda request: slow)
+        with ObshellClient(server.host, server.port, auth=PasswordAuth("pw"),
+                           timeout=(1, 2)) as client:
+            def slow_call():
+                with pytest.raises(ObshellError):  # the trickled /info outlasts its 6 s
+                    client.call("GET", "/api/v1/task/dag/unfinish", timeout=(1, 6))
+
+            first = threading.Thread(target=slow_call, daemon=True)
+            first.start()
+            time.sleep(0.3)
+            started = time.monotonic()
+            with pytest.raises(ConnectError, match="it was not sent"):
+                client.unfinished_dags()
+            assert time.monotonic() - started < 3
+            first.join(10)
+        assert [r.target for r in server.requests].count("/api/v1/info") == 1
