@@ -152,18 +152,31 @@ if hasattr(os, "register_at_fork"):  # POSIX
 class _HTTPConnection(HTTPConnection):
     """A connection whose socket the current call's deadline watches (HTTPS below, too)."""
 
+    def _new_conn(self) -> Any:
+        sock = super()._new_conn()  # watched at once: a proxy's CONNECT reply is read next
+        _watch_current(sock)
+        return sock
+
     def connect(self) -> None:
         super().connect()
-        _watch_current(self.sock)
+        _watch_current(self.sock)  # over TLS, the wrapped socket
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         _watch_current(self.sock)  # a kept-alive connection already has its socket
         super().request(*args, **kwargs)
 
+    def _tunnel(self) -> None:
+        self._tunneling = True  # a proxy's CONNECT: the request itself is not sent yet
+        try:
+            super()._tunnel()
+        finally:
+            self._tunneling = False
+
     def send(self, data: Any) -> None:
         if self.sock is None:  # http.client connects inside send: not sent before that
             self.connect()
-        _sending()
+        if not getattr(self, "_tunneling", False):
+            _sending()
         super().send(data)
 
 

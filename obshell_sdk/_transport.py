@@ -198,7 +198,8 @@ class Transport:
                 raise _exchange_error(exc, deadline.fired, seconds, method, path, self.agent,
                                       maybe_sent=deadline.sent or not self._owns_session) from exc
         if deadline.fired:  # the cut reply may even look complete (a close-delimited one)
-            raise _exchange_error(TimeoutError(), True, seconds, method, path, self.agent)
+            raise _exchange_error(TimeoutError(), True, seconds, method, path, self.agent,
+                                  maybe_sent=True)
         if content is None or (not content and 200 <= resp.status_code < 300
                                and resp.status_code != 204):
             # obshell answers with an envelope (or a 204, bodiless by definition): a 2xx with
@@ -243,10 +244,12 @@ def _exchange_error(exc: Exception, fired: bool, seconds: float, method: str, pa
     so any failure not proven to come before it is a lost reply: the agent may have acted.
     """
     where: dict[str, Any] = {"method": method, "path": path, "agent": agent}
-    if fired:
-        return ReadTimeoutError(f"no complete reply within the call's {round(seconds, 2):g} s "
-                                "(the agent answered too slowly); the request may still have "
-                                "been carried out", **where)
+    if fired:  # cut while connecting (a proxy's tunnel, a TLS handshake) or while reading
+        return (ReadTimeoutError(f"no complete reply within the call's {seconds:g} s (the agent "
+                                 "answered too slowly); the request may still have been carried "
+                                 "out", **where) if maybe_sent else
+                ConnectError(f"no connection within the call's {seconds:g} s; the request was "
+                             "not sent", **where))
     other = ConnectionLostError if maybe_sent else TransportError
     if not isinstance(exc, requests.RequestException):
         return other(f"the exchange failed ({type(exc).__name__}: {exc})", **where)
@@ -276,9 +279,7 @@ def _exchange_error(exc: Exception, fired: bool, seconds: float, method: str, pa
 def _root(exc: BaseException) -> Any:
     """The underlying reason of a requests ConnectionError (through urllib3's MaxRetryError)."""
     arg = exc.args[0] if exc.args else None
-    if isinstance(arg, urllib3.exceptions.MaxRetryError):
-        return arg.reason
-    return arg
+    return arg.reason if isinstance(arg, urllib3.exceptions.MaxRetryError) else arg
 
 
 def _words(reason: object) -> str:
@@ -340,10 +341,9 @@ def _api_error(envelope: Envelope, status: int, method: str, path: str) -> ApiEr
     """The exception for an error reply (the HTTP status wins over the envelope's)."""
     err = envelope.error
     err_code, code = (err.err_code, err.code) if err else ("", 0)
-    if 300 <= status < 400:
-        message = "a redirect, which is never followed nor taken for the agent's answer"
-    else:
-        message = (err.message if err else "") or "the agent reported a failure without details"
+    message = ("a redirect, which is never followed nor taken for the agent's answer"
+               if 300 <= status < 400 else
+               (err.message if err else "") or "the agent reported a failure without details")
     cls = error_class_for(status, err_code, code)
     return cls(status=status, err_code=err_code, code=code, message=message,
                trace_id=envelope.trace_id, method=method, path=path, error=err)

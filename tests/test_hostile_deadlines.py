@@ -319,3 +319,50 @@ def test_a_call_waiting_for_another_threads_key_fetch_ends_within_its_own_timeou
             assert time.monotonic() - started < 3
             first.join(10)
         assert [r.target for r in server.requests].count("/api/v1/info") == 1
+
+
+def test_a_proxy_trickling_its_tunnel_reply_is_cut_at_the_deadline_and_nothing_was_sent(
+        monkeypatch):
+    """HTTPS through a proxy (from the environment): the CONNECT reply is read before the
+    socket was watched, so a proxy trickling it held the call for as long as it liked."""
+    import socket
+    import threading
+
+    stop = threading.Event()
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(10)
+
+    def proxy():
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\nX-Pad: ")
+            for _ in range(16):  # one byte every 0.5 s, 8 s in all
+                if stop.wait(0.5):
+                    return
+                try:
+                    conn.sendall(b"a")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=proxy, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    try:
+        started = time.monotonic()
+        with ObshellClient("127.0.0.2", https=True, verify=False, auth=None,
+                           timeout=(1, 2)) as client, pytest.raises(ConnectError) as info:
+            client.info()
+        assert time.monotonic() - started < 4
+        assert "not sent" in str(info.value)
+    finally:
+        stop.set()
+        listener.close()
+        thread.join(10)
