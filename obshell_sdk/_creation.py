@@ -80,6 +80,10 @@ def create_dag(
     rollout journals it, to look the task up after a crash). A proxy's page may be a lost
     reply too (:func:`_lost`); ``agent`` (``host:port``) names the agent in its error.
     """
+    if not isinstance(request, endpoint.request_type):  # a model of another endpoint
+        raise InvalidArgumentError("request", f"{endpoint.path} takes a "
+                                   f"{endpoint.request_type.__name__}, not a "
+                                   f"{type(request).__name__}; nothing was sent")
     body = json.dumps(request.to_json(), separators=(",", ":")).encode()
     try:
         existed: Optional[frozenset[str]] = frozenset(d.id for d in candidates())

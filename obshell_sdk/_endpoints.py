@@ -216,7 +216,7 @@ class TaskEndpoint(Generic[R]):
 
     #: The path, e.g. ``/api/v1/agent/upgrade``.
     path: str
-    #: The request model the endpoint takes (checked when built).
+    #: The request model the endpoint takes (a create call checks it before sending).
     request_type: type[R]
     #: The name obshell gives the DAG it creates, from the request: lost replies look it up.
     dag_name: Callable[[R], str]

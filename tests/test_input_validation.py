@@ -191,3 +191,20 @@ def test_brief_repr_never_raises_nor_floods():
     assert brief_repr(10**5000).startswith("an integer of")
     assert len(brief_repr("x" * 10**6)) == 60
     assert brief_repr(nested)
+
+
+def test_a_create_refuses_a_request_model_of_another_endpoint_before_sending():
+    """Each task-creating endpoint declares its request model; a create checks it."""
+    from obshell_sdk import UpgradeAgentRequest, UpgradeObRequest
+    from obshell_sdk._creation import create_dag
+    from obshell_sdk._endpoints import AGENT_UPGRADE, OB_UPGRADE
+
+    sent = []
+    with pytest.raises(InvalidArgumentError, match="takes a UpgradeObRequest") as info:
+        create_dag(sent.append, OB_UPGRADE, UpgradeAgentRequest("4.2.1.1", RELEASE),
+                   lambda: [], lambda: None)
+    assert info.value.argument == "request" and sent == []
+    with pytest.raises(InvalidArgumentError):
+        create_dag(sent.append, AGENT_UPGRADE, UpgradeObRequest("4.3.5.0", RELEASE),
+                   lambda: [], lambda: None)
+    assert sent == []
