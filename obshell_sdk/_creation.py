@@ -85,13 +85,7 @@ def create_dag(
                                    f"{endpoint.request_type.__name__}, not a "
                                    f"{type(request).__name__}; nothing was sent")
     body = json.dumps(request.to_json(), separators=(",", ":")).encode()
-    try:
-        existed: Optional[frozenset[str]] = frozenset(d.id for d in candidates())
-    except (AuthError, WeakKeyError):
-        raise  # the POST, signed alike, would be refused alike: one refused login, not two
-    except ObshellError as exc:  # the POST may still go through; judge by time alone then
-        log.info("could not list the agent's tasks before %s (%s)", endpoint.path, exc)
-        existed = None
+    existed = _listed(candidates, endpoint.path)
     sent_at = time.time()
     if on_send is not None:
         on_send(existed, sent_at)
@@ -113,6 +107,18 @@ def create_dag(
             log.warning("%s: %s; looking for the task it made", endpoint.path, lost)
     return find_created_dag(candidates, agent_clock, endpoint.dag_name(request), sent_at,
                             lost, existed=existed)
+
+
+def _listed(candidates: Callable[[], list[DagDetail]], path: str
+            ) -> Optional[frozenset[str]]:
+    """The ids of the DAGs there before a create POST; None when they could not be listed."""
+    try:
+        return frozenset(d.id for d in candidates())
+    except (AuthError, WeakKeyError):
+        raise  # the POST, signed alike, would be refused alike: one refused login, not two
+    except ObshellError as exc:  # the POST may still go through; judge by time alone then
+        log.info("could not list the agent's tasks before %s (%s)", path, exc)
+        return None
 
 
 def _read_created(data: Any, path: str) -> Union[DagDetail, str, None]:
