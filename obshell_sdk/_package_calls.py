@@ -6,7 +6,7 @@ import logging
 import os
 from typing import Optional, Union
 
-from ._calls import Caller
+from ._caller import Caller
 from ._decode import decode_contents
 from ._exceptions import ApiError, InvalidArgumentError, NotFoundError
 from ._models import ObParameter, UpgradePackageInfo

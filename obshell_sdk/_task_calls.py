@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Optional, Union
 
-from ._calls import Caller
+from ._caller import Caller
 from ._dag import DagDetail, NodeDetail, Operator
 from ._decode import at, decode_contents, p_list, p_str
 from ._exceptions import DecodeError, InvalidArgumentError, TaskNotFoundError

@@ -12,6 +12,8 @@ import threading
 
 from Crypto.Cipher import AES, PKCS1_v1_5
 from Crypto.PublicKey import RSA
+from Crypto.Util import number
+from Crypto.Util.asn1 import DerBitString, DerSequence
 
 _B64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
 
@@ -146,8 +148,6 @@ class ServerKey:
 
 def _small_key(bits: int) -> RSA.RsaKey:
     """An RSA key below 1024 bits (obshell up to 4.4.1 uses 512), which RSA.generate refuses."""
-    from Crypto.Util import number
-
     while True:
         p, q = number.getPrime(bits // 2), number.getPrime(bits // 2)
         n, phi = p * q, (p - 1) * (q - 1)
@@ -157,8 +157,6 @@ def _small_key(bits: int) -> RSA.RsaKey:
 
 def _spki_to_pkcs1(der: bytes) -> bytes:
     """Extract the PKCS#1 ``RSAPublicKey`` from a SubjectPublicKeyInfo DER blob."""
-    from Crypto.Util.asn1 import DerBitString, DerSequence
-
     seq = DerSequence().decode(der)
     bit_string = DerBitString().decode(seq[1])
     return bytes(bit_string.value)
