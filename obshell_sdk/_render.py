@@ -28,6 +28,7 @@ __all__ = [
     "dag_html",
     "dag_line",
     "dag_text",
+    "failure_line",
     "failure_message",
     "in_notebook",
     "interrupted_message",
@@ -82,10 +83,22 @@ def task_repr(task_id: str, detail: Optional[DagDetail]) -> str:
             f"{detail.progress}>")
 
 
+def _failed_where(detail: DagDetail) -> str:
+    node = detail.current_node
+    return f" at stage {detail.progress}" + (f" {node.name!r}" if node else "")
+
+
+def failure_line(label: str, detail: DagDetail) -> str:
+    """One line: where a DAG failed, and the first failing sub-task's last log line."""
+    text = f"{label} failed{_failed_where(detail)}"
+    for task in detail.failed_sub_tasks()[:1]:
+        text += f": {task.name}: {task.task_logs[-1] if task.task_logs else '(no log)'}"
+    return printable(text)
+
+
 def failure_message(label: str, detail: DagDetail) -> str:
     """Say where a DAG failed, with each failing sub-task's agent and last log line."""
-    node = detail.current_node
-    where = f" at stage {detail.progress}" + (f" {node.name!r}" if node else "")
+    where = _failed_where(detail)
     lines = []
     for task in detail.failed_sub_tasks()[:5]:
         agent = str(task.execute_agent) if task.execute_agent else "?"

@@ -32,6 +32,7 @@ from ._exceptions import (
     WeakKeyError,
 )
 from ._journal import Journal, StepRecord, TargetRecord
+from ._render import failure_line
 from ._task import DagTask
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the client never imports this
@@ -170,9 +171,11 @@ class TargetRun:
         except ObshellError as exc:  # the task exists and may still run: a rerun follows it
             raise Ended(TargetOutcome.UNKNOWN, f"{type(exc).__name__}: {exc}") from exc
         outcome = _BY_DAG.get(detail.outcome)
+        label = f"{step.name} task {detail.id} {detail.name!r}"
+        if outcome is TargetOutcome.FAILED:  # where, and the failing sub-task's last log line
+            raise Ended(outcome, failure_line(label, detail))
         if outcome is not None:
-            raise Ended(outcome, f"{step.name} task {detail.id} {detail.name!r} ended "
-                        f"{detail.state} ({detail.outcome})")
+            raise Ended(outcome, f"{label} ended {detail.state} ({detail.outcome})")
 
     def _look_up(self, step: Step, record: StepRecord) -> DagTask:
         """A create call whose reply was never recorded: find what it made, never resend."""

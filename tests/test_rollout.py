@@ -66,7 +66,9 @@ def test_outcomes_per_target_and_a_rerun_touches_nothing(tmp_path):
             TargetOutcome.SUCCEEDED] * 5
         assert not report.ok and report.count("failed") == 1
         assert len(report.results[targets(fleet)[0]].dag_ids) == 2  # check, then upgrade
-        assert "failed" in (report.results[targets(fleet)[1]].error or "")
+        error = report.results[targets(fleet)[1]].error or ""
+        assert "failed at stage 4/5" in error and "injected failure at stage 4" in error
+        assert "\n" not in error  # one line of the report's table
         assert [posts(a) for a in fleet] == [1, 0, 1, 1, 1, 1]  # #1 failed its pre-check
         again = rollout(fleet, journal).upgrade_agent(VERSION, RELEASE)
         assert {t: r.outcome for t, r in again.results.items()} == outcomes
