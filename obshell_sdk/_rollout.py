@@ -10,6 +10,7 @@ skipped, created DAGs are followed and never created again.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import threading
@@ -119,9 +120,11 @@ class Rollout:
         unknown = set(client_options) - CLIENT_OPTIONS | ({"host", "port", "auth"}
                                                           & set(client_options))
         if unknown:
+            near = difflib.get_close_matches(min(unknown), [*CLIENT_OPTIONS, "journal", "parallel",
+                                             "canary", "max_failures", "progress"], 1)
             raise InvalidArgumentError(min(unknown), "is not an option a rollout passes to each "
-                                       "ObshellClient (host, port and auth come from targets "
-                                       "and auth=)")
+                                       "ObshellClient (host, port, auth come from targets and "
+                                       "auth=)" + (f"; did you mean {near[0]}=?" if near else ""))
         if self.targets:  # the options' values too, before any journal or cluster (no I/O)
             ObshellClient(*_split(self.targets[0]), auth=None, **client_options).close()
         self.auth: AuthSource = auth

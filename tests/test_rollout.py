@@ -185,6 +185,10 @@ def test_bad_input_is_refused_before_anything_is_sent(tmp_path):
     with pytest.raises(InvalidArgumentError, match="version"):
         Rollout(["127.0.0.1:1"], auth=auth, journal=tmp_path / "j.db").upgrade_agent(
             "4.x", RELEASE)
+    for typo, meant in (("paralell", "parallel"), ("timout", "timeout")):
+        with pytest.raises(InvalidArgumentError, match=f"did you mean {meant}=") as info:
+            Rollout(["h:1"], auth=auth, journal=tmp_path / "j.db", **{typo: 4})
+        assert info.value.argument == typo
     assert not (tmp_path / "j.db").exists()
 
 
