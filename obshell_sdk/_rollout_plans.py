@@ -15,7 +15,7 @@ from ._endpoints import (
 )
 from ._models import AgentInfo
 from ._rollout_steps import Plan, Step
-from ._workflow import not_the_target
+from ._workflow import check_target_package, not_the_target
 
 __all__ = ["agent_plan", "ob_plan"]
 
@@ -26,6 +26,7 @@ def agent_plan(version: str, release: str, package: Optional[str],
     request = UpgradeAgentRequest(version, release, upgrade_dir)  # refuse bad input first
     steps = []
     if package is not None:
+        check_target_package(package, version, release)  # its header, before any journal
         steps.append(Step("upload", "upload", path=package,
                           confirm=lambda uploaded: not_the_target(uploaded, version, release)))
     if check:

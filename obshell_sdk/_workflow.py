@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import Optional, Protocol, Union
+from typing import Any, Optional, Protocol, Union
 
 from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
 from ._exceptions import InvalidArgumentError, UpgradeNotConfirmedError
 from ._models import AgentInfo, ObUpgradeResult, UpgradePackageInfo, UpgradeResult
+from ._rpm import rpm_identity
 from ._task import DagTask, ProgressCallback
 from ._upload import check_package_path, check_package_paths
 from ._validate import check_flag, check_progress, check_seconds
@@ -64,13 +65,14 @@ def run_agent_upgrade(
     ``package`` is uploaded when given and must then be the target's (``obshell``, same
     version and release: :class:`InvalidArgumentError` before anything starts otherwise);
     the pre-check runs when ``check`` is true.
-    Everything the caller gave is checked before the first request (the package's name,
-    version and release right after its upload, which reads them). Raises what the steps
+    Everything the caller gave is checked before the first request, the package's name,
+    version and release too (read from its RPM header; when that cannot be read, right
+    after its upload, which the agent reads). Raises what the steps
     raise (``TaskFailedError`` for a failed check or upgrade, ...), or
     :class:`UpgradeNotConfirmedError` when the agent still reports another version.
     """
     UpgradeAgentRequest(version, release, upgrade_dir)  # refuse bad input before any I/O
-    path = None if package is None else check_package_path(package)
+    path = None if package is None else check_target_package(package, version, release)
     timeout = check_seconds(timeout, "timeout")
     check = check_flag(check, "check")
     check_progress(progress, on_progress)
@@ -108,6 +110,22 @@ def not_the_target(uploaded: UpgradePackageInfo, version: str, release: str) -> 
     return (f"the package is {have}, not obshell {version}-{release}: give the target's "
             "package, or the version and release of this one (it was uploaded; nothing was "
             "started)")
+
+
+def check_target_package(package: Any, version: str, release: str) -> str:
+    """The path of ``package``, an RPM of obshell ``version``-``release`` by its header.
+
+    The header is read here, before any upload; a package it names otherwise raises
+    :class:`InvalidArgumentError`. One whose header cannot be read is left to the agent.
+    """
+    path = check_package_path(package)
+    found = rpm_identity(path)
+    if found is not None and found != ("obshell", version, release):
+        name, have, build = found
+        raise InvalidArgumentError("package", f"{path!r} is {name} {have}-{build}, not obshell "
+                                   f"{version}-{release}: give the target's package, or the "
+                                   "version and release of this one (nothing was uploaded)")
+    return path
 
 
 def _check_uploaded(uploaded: UpgradePackageInfo, version: str, release: str) -> None:

@@ -128,12 +128,10 @@ def test_a_package_that_is_not_the_target_fails_before_any_task(tmp_path):
     path.write_bytes(build_rpm("obshell", "4.3.1.0", "101000012025010101.el7"))
     with ExitStack() as stack:
         [agent] = agents(stack, 1)
-        report = rollout([agent], tmp_path / "r.db").upgrade_agent(
-            "4.3.1.1", RELEASE, package=str(path))
-        result = report.results[targets([agent])[0]]
-        assert result.outcome is TargetOutcome.FAILED
-        assert "not obshell 4.3.1.1" in (result.error or "")
-        assert posts(agent, "/api/v1/agent/upgrade/check") == 0 and posts(agent) == 0
+        with pytest.raises(InvalidArgumentError, match=r"not obshell 4\.3\.1\.1"):
+            rollout([agent], tmp_path / "r.db").upgrade_agent(
+                "4.3.1.1", RELEASE, package=str(path))
+        assert agent.requests == [] and not (tmp_path / "r.db").exists()  # read here first
 
 
 def test_max_failures_skips_the_rest_and_a_rerun_starts_them(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+from pathlib import Path
 
 import pytest
 from conftest import PASSWORD
@@ -126,8 +127,19 @@ def test_run_agent_upgrade_refuses_a_package_that_is_not_the_target(package, ver
             ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
         with pytest.raises(InvalidArgumentError, match=r"is obshell 4\.3\.1\.0-1010") as info:
             client.run_agent_upgrade(version, release, package=package, timeout=60)
-        assert info.value.argument == "package"
-        assert agent.dags == {}  # no pre-check, no upgrade
+        assert info.value.argument == "package" and "nothing was uploaded" in str(info.value)
+        assert agent.dags == {} and agent.requests == []  # read here: not even uploaded
+
+
+def test_the_package_header_is_read_as_rpm_itself_writes_it():
+    """A package made by rpmbuild (RPM 4.18, tests/vectors/README.md), not by the fake
+    agent's own writer: its name, version and release are read from its header."""
+    from obshell_sdk._rpm import rpm_identity
+
+    vectors = Path(__file__).parent / "vectors"
+    real = vectors / "obshell-4.6.0.0-101000012025020101.el7.x86_64.rpm"
+    assert rpm_identity(str(real)) == ("obshell", "4.6.0.0", "101000012025020101.el7")
+    assert rpm_identity(str(vectors / "README.md")) is None  # not an RPM: left to the agent
 
 
 def test_run_agent_upgrade_refuses_bad_input_first(tmp_path):
