@@ -65,10 +65,9 @@ def run_agent_upgrade(
     ``package`` is uploaded when given and must then be the target's (``obshell``, same
     version and release: :class:`InvalidArgumentError` before anything starts otherwise);
     the pre-check runs when ``check`` is true.
-    Everything the caller gave is checked before the first request, the package's name,
-    version and release too (read from its RPM header; when that cannot be read, right
-    after its upload, which the agent reads). Raises what the steps
-    raise (``TaskFailedError`` for a failed check or upgrade, ...), or
+    Everything the caller gave is checked before the first request, the package by its RPM
+    header (if that cannot be read, by what the agent reads on upload). Raises what the
+    steps raise (``TaskFailedError`` for a failed check or upgrade, ...), or
     :class:`UpgradeNotConfirmedError` when the agent still reports another version.
     """
     UpgradeAgentRequest(version, release, upgrade_dir)  # refuse bad input before any I/O
