@@ -126,7 +126,7 @@ def test_a_task_said_to_exist_but_never_reached_is_not_said_to_be_running():
 
 
 def test_auth_errors_are_not_retried():
-    src = Script(dag(), api(WrongPasswordError, 401, "x"), dag("SUCCEED"))
+    src = Script(dag(), api(WrongPasswordError, 401, "x"), dag("SUCCEED", stage=9))
     with pytest.raises(WrongPasswordError):
         DagTask(src, "11", policy=FAST).wait(timeout=5)
     assert src.calls == 2
