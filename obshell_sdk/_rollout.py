@@ -30,13 +30,13 @@ from ._render import RolloutBoard, rollout_text
 from ._rollout_plans import agent_plan, ob_plan
 from ._rollout_steps import (
     FINAL,
-    PICKED_UP,
     Ended,
     Plan,
     TargetOutcome,
     TargetRun,
     failed_task,
     judge,
+    retried_by_hand,
 )
 from ._upload import check_package_path, check_package_paths
 from ._validate import brief_repr, check_flag, check_host, check_port, check_seconds
@@ -279,17 +279,15 @@ class _Run:
             return judge(exc), f"{type(exc).__name__}: {exc}", run
 
     def _retried(self, record: TargetRecord, dag_id: str) -> bool:
-        """Whether a failed target's task was retried or skipped by hand since: it goes on."""
+        """:func:`retried_by_hand`; an agent that cannot be read leaves the target failed."""
         try:
             with ObshellClient(*_split(record.target), auth=self._auth(record.target),
                                **self.rollout.client_options) as client:
-                outcome = client.get_dag(dag_id, show_details=False).outcome
+                return retried_by_hand(client, record.target, dag_id)
         except ObshellError as exc:
             log.info("%s: could not read its failed task %s again (%s); it stays failed",
                      record.target, dag_id, exc)
             return False
-        log.info("%s: its failed task %s is %s now", record.target, dag_id, outcome)
-        return outcome in PICKED_UP
 
     def _auth(self, target: str) -> PasswordAuth:
         auth = self.rollout.auth

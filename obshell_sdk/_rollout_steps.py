@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import attrs
 
 from ._creation import dags_to_search, find_created_dag
-from ._dag import DagDetail, DagOutcome, TextEnum
+from ._dag import DagDetail, DagOutcome, Operator, TextEnum
 from ._endpoints import TaskEndpoint
 from ._exceptions import (
     ApiError,
@@ -38,8 +38,8 @@ from ._task import DagTask
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the client never imports this
     from ._client import ObshellClient
 
-__all__ = ["FINAL", "PICKED_UP", "Ended", "Plan", "Step", "TargetOutcome", "TargetRun",
-           "failed_task", "judge"]
+__all__ = ["FINAL", "Ended", "Plan", "Step", "TargetOutcome", "TargetRun", "failed_task",
+           "judge", "retried_by_hand"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -63,10 +63,6 @@ class TargetOutcome(TextEnum):
 #: Outcomes a rerun of the rollout leaves alone: the target will not change by itself.
 FINAL = frozenset({TargetOutcome.SUCCEEDED, TargetOutcome.FAILED, TargetOutcome.ROLLED_BACK,
                    TargetOutcome.CANCELLED})
-
-#: What a failed target's task may read on a rerun when someone retried it (or skipped the
-#: failed step) by hand since: the rerun follows it on from there.
-PICKED_UP = frozenset({DagOutcome.RUNNING, DagOutcome.SUCCEEDED, DagOutcome.PASSED})
 
 _BY_DAG = {DagOutcome.FAILED: TargetOutcome.FAILED,
            DagOutcome.ROLLED_BACK: TargetOutcome.ROLLED_BACK,
@@ -194,6 +190,19 @@ class TargetRun:
         log.info("%s: found %s task %s, created before the runner stopped", self.target,
                  step.name, detail.id)
         return client.task(detail.id, exists=True)
+
+
+def retried_by_hand(client: ObshellClient, target: str, dag_id: str) -> bool:
+    """Whether a failed target's task was retried (it runs or succeeded) or skipped by hand.
+
+    A rerun then follows it on. A rollback or a cancel, done or under way, is not a retry.
+    """
+    detail = client.get_dag(dag_id, show_details=False)
+    log.info("%s: its failed task %s is %s now (operator %s)", target, dag_id, detail.outcome,
+             detail.operator.value)
+    if detail.outcome is DagOutcome.RUNNING:
+        return detail.operator in (Operator.RUN, Operator.RETRY)
+    return detail.outcome in (DagOutcome.SUCCEEDED, DagOutcome.PASSED)
 
 
 def failed_task(record: TargetRecord) -> Optional[str]:

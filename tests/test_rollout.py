@@ -173,6 +173,29 @@ def test_a_failed_task_retried_by_hand_is_followed_on_by_the_rerun(tmp_path, che
         assert len(fleet[0].requests_to("/api/v1/agent/upgrade/check", "POST")) == int(check)
 
 
+@pytest.mark.parametrize("by_hand", ["retry", "rollback"])
+def test_a_task_retried_by_hand_and_still_running_is_followed_but_a_rollback_is_not(
+        tmp_path, by_hand):
+    """At the rerun the hand-made operation is still under way (the agent's scheduler runs
+    its DAGs only every 5 s): a retry is followed to its end; a rollback leaves the target
+    failed and is not counted again, so the other clusters start (max_failures=1)."""
+    with ExitStack() as stack:
+        fleet = agents(stack, 3, {0: {"fail_stage": 4, "fail_times": 1}})
+        journal = tmp_path / "r.db"
+        first = rollout(fleet, journal, parallel=1).upgrade_agent(VERSION, RELEASE, check=False)
+        failed = first.results[targets(fleet)[0]]
+        assert failed.outcome is TargetOutcome.FAILED
+        assert [r.outcome for r in first.results.values()][1:] == [TargetOutcome.SKIPPED] * 2
+        fleet[0].scheduler_period = 5.0
+        with ObshellClient(fleet[0].host, fleet[0].port, auth=PasswordAuth(PASSWORD)) as c:
+            getattr(c.task(failed.dag_ids[-1]), by_hand)()  # not awaited
+        again = rollout(fleet, journal, parallel=1).upgrade_agent(VERSION, RELEASE, check=False)
+        outcomes = [r.outcome for r in again.results.values()]
+        first_outcome = TargetOutcome.SUCCEEDED if by_hand == "retry" else TargetOutcome.FAILED
+        assert outcomes == [first_outcome, TargetOutcome.SUCCEEDED, TargetOutcome.SUCCEEDED]
+        assert [posts(a) for a in fleet] == [1, 1, 1]
+
+
 def test_bad_input_is_refused_before_anything_is_sent(tmp_path):
     auth = PasswordAuth(PASSWORD)
     for bad in ([], ["nohost"], ["h:1", "h:1"], "h:1", [("h", 0)], [42]):
