@@ -14,7 +14,7 @@ import argparse
 import json
 from typing import Any, Callable, TextIO
 
-from ._config import Environment, prompted_auth_from_env, tls_from_env
+from ._config import Environment, check_env_bundle, prompted_auth_from_env, tls_from_env
 from ._exceptions import InvalidArgumentError
 from ._journal import Journal, read_targets
 from ._render import rollout_table_text, to_jsonable
@@ -95,6 +95,7 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
         return _status(args.journal, args.json, stream)
     # Everything that can be wrong is found before the password is asked for.
     targets, tls = parse_targets(_read_targets(args.targets)), tls_from_env(env)
+    check_env_bundle(env, tls)
     rollout = Rollout(
         targets, auth=prompted_auth_from_env(env, "root@sys password (every target): "),
         journal=args.journal, parallel=args.parallel, canary=args.canary,

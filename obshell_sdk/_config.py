@@ -17,9 +17,19 @@ from ._auth import PasswordAuth
 from ._exceptions import InvalidArgumentError
 from ._validate import brief_repr, check_host
 
-__all__ = ["CLIENT_OPTIONS", "DEFAULT_PORT", "ENV_VARIABLES", "Environment", "auth_from_env",
-           "client_options_from_env", "min_key_bits_from_env", "prompted_auth_from_env",
-           "settings_from_env", "tls_from_env"]
+__all__ = [
+    "CLIENT_OPTIONS",
+    "DEFAULT_PORT",
+    "ENV_VARIABLES",
+    "Environment",
+    "auth_from_env",
+    "check_env_bundle",
+    "client_options_from_env",
+    "min_key_bits_from_env",
+    "prompted_auth_from_env",
+    "settings_from_env",
+    "tls_from_env",
+]
 
 DEFAULT_PORT = 2886
 _TRUE = ("1", "true", "yes", "on")
@@ -88,6 +98,7 @@ def client_options_from_env(env: Environment, overrides: Mapping[str, Any]) -> d
         raise InvalidArgumentError(min(unknown), "is not an ObshellClient option")
     options = settings_from_env(env)
     options.update(overrides)
+    check_env_bundle(env, options)
     if "auth" not in options:
         options["auth"] = auth_from_env(env)
     return options
@@ -118,11 +129,15 @@ def tls_from_env(env: Environment) -> dict[str, Any]:
             "OBSHELL_HTTPS",
             f"{brief_repr(https_text)} is neither on (1/true/yes/on) nor off (0/false/no/off)",
         )
-    https, bundle = https_text in _TRUE, env.get("OBSHELL_CA_BUNDLE")
-    if bundle and not https:
+    return {"https": https_text in _TRUE, "verify": env.get("OBSHELL_CA_BUNDLE") or True}
+
+
+def check_env_bundle(env: Environment, options: Mapping[str, Any]) -> None:
+    """Refuse ``OBSHELL_CA_BUNDLE`` in use without HTTPS (once overrides are applied)."""
+    bundle = env.get("OBSHELL_CA_BUNDLE")
+    if bundle and options.get("verify") == bundle and not options.get("https"):
         raise InvalidArgumentError("OBSHELL_CA_BUNDLE", "a CA bundle verifies HTTPS: set "
                                    "OBSHELL_HTTPS=1 too")
-    return {"https": https, "verify": bundle or True}
 
 
 def min_key_bits_from_env(env: Environment) -> int:

@@ -111,3 +111,7 @@ def test_a_ca_bundle_without_https_is_refused_before_anything_is_sent(tmp_path):
             ObshellClient.from_env(env)
         assert info.value.argument == "OBSHELL_CA_BUNDLE" and "OBSHELL_HTTPS=1" in str(info.value)
         assert agent.requests == []
+        # What the caller passes wins over the environment, and is judged as a whole.
+        with ObshellClient.from_env(env, https=True) as client:
+            assert client.base_url.startswith("https://")
+        ObshellClient.from_env(env, verify=False).close()  # the bundle is not used
