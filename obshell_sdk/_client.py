@@ -327,7 +327,7 @@ class ObshellClient(TaskCalls, PackageCalls):
                              self.server_time, on_send, self.agent)
         if isinstance(created, DagDetail):
             log.info("agent %s: created task %s %r", self.agent, created.id, created.name)
-        return DagTask(self, created, policy=self.poll_policy)
+        return DagTask(self, created, policy=self.poll_policy, exists=True)  # the agent made it
 
     def task(self, dag_id: Union[str, int], *, exists: bool = False) -> DagTask:
         """A :class:`DagTask` for an existing DAG id, e.g. one started by another process.

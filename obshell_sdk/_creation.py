@@ -96,7 +96,7 @@ def create_dag(
             raise
     else:
         created = _read_created(data, endpoint.path)
-        odd = _foreign(created, endpoint.dag_name(request), existed)
+        odd = _foreign(created, data, endpoint.dag_name(request), existed)
         if created is not None and odd is None:
             return created
         lost = ConnectionLostError(  # obshell said it made a task but not which: look
@@ -142,18 +142,24 @@ def _read_created(data: Any, path: str) -> Union[DagDetail, str, None]:
         return dag_id
 
 
-def _foreign(created: Union[DagDetail, str, None], name: str,
+def _foreign(created: Union[DagDetail, str, None], data: Any, name: str,
              existed: Optional[frozenset[str]]) -> Optional[str]:
     """What is wrong when a create reply describes a DAG this POST cannot have made, or None.
 
     A new DAG has the name the endpoint gives it, was not there before the POST, and has not
-    ended yet (obshell answers as it creates it; its scheduler runs it later).
+    ended yet (obshell answers as it creates it; its scheduler runs it later). A reply read
+    for its id only is judged by the raw name and state it holds, where they are strings.
     """
     dag_id = created.id if isinstance(created, DagDetail) else created
     if dag_id is not None and existed is not None and dag_id in existed:
         return f"task {dag_id}, which was there before the request"
-    if isinstance(created, DagDetail) and (created.name != name or created.is_finished):
-        return f"task {created.id} {created.name!r} ({created.state})"
+    if isinstance(created, DagDetail):
+        said, state = created.name, created.state.value
+    else:
+        raw = data if isinstance(data, dict) else {}
+        said, state = raw.get("name", name), raw.get("state", "READY")
+    if said != name or state in ("SUCCEED", "FAILED"):
+        return f"task {dag_id} {said!r} ({state})"
     return None
 
 

@@ -298,14 +298,17 @@ def test_an_auth_code_on_another_status_never_sends_the_post_again(status, err_c
     assert info.value.err_code == err_code  # kept for the reader
 
 
+@pytest.mark.parametrize("whole", [True, False], ids=["parsed", "id-only"])
 def test_a_create_reply_about_another_task_is_not_believed_and_the_made_one_is_found(
-        short_recovery):
+        short_recovery, whole):
     """A reply naming an old, finished pre-check (another version) would have made the new
     check "pass" without running: it is taken for a lost reply, and the task the POST made
-    is looked up instead."""
+    is looked up instead. So too when only its id parses (its raw name and state tell)."""
     check = "/api/v1/agent/upgrade/check"
     old = dag_json("1777", name="Upgrade check obshell 4.2.9.9-1.el7", stage=5, max_stage=5,
                    state="SUCCEED")
+    if not whole:
+        old["dag_id"] = "not a number"  # the reply does not parse; its id does
     made: list[dict] = []
 
     def create(request):
