@@ -142,7 +142,8 @@ class Rollout:
     ) -> RolloutReport:
         """Upgrade obshell on every target, then confirm ``VERSION-BUILD`` through ``/info``.
 
-        Each target: upload ``package`` (when given), pre-check (when ``check``), upgrade,
+        Each target: upload ``package`` (when given; one whose RPM header names another
+        package raises InvalidArgumentError first), pre-check (when ``check``), upgrade,
         follow. ``timeout`` bounds each DAG's wait; a DAG still running then is reported
         ``unknown`` and a rerun follows it on.
         """

@@ -37,8 +37,8 @@ def agent_plan(version: str, release: str, package: Optional[str],
     def confirm(info: AgentInfo) -> Optional[str]:
         if info.version == wanted:
             return None
-        return f"the upgrade succeeded but the agent reports obshell {info.version!r}, " \
-               f"not {wanted!r}"
+        return f"the upgrade task ended (succeeded or skipped) but the agent reports obshell " \
+               f"{info.version!r}, not {wanted!r}"
 
     steps.append(Step("confirm", "confirm", confirm=confirm))
     # What makes two runs the same rollout (the package file may be named differently).
@@ -63,8 +63,8 @@ def ob_plan(version: str, release: str, packages: Sequence[str], mode: str,
     def confirm(info: AgentInfo) -> Optional[str]:
         if info.ob_version.split("-", 1)[0] == version:
             return None
-        return (f"the upgrade succeeded but the agent reports OceanBase "
-                f"{info.ob_version!r}, not {version!r}")
+        return (f"the upgrade task ended (succeeded or skipped) but the agent reports "
+                f"OceanBase {info.ob_version!r}, not {version!r}")
 
     steps.append(Step("confirm", "confirm", confirm=confirm))
     describe: dict[str, object] = {"kind": "ob", "version": version, "release": release,
