@@ -6,6 +6,8 @@ older agents (PROTOCOL.md §2.2), then the HTTP status.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from ._exceptions import (
     ApiError,
     AuthError,
@@ -57,7 +59,7 @@ def error_class_for(status: int, err_code: str, code: int) -> type[ApiError]:
     because obshell refuses before anything runs. Another status with an auth code (a proxy,
     a broken agent) may come after the agent acted, so the status decides then.
     """
-    cls: type[ApiError] | None = None
+    cls: Optional[type[ApiError]] = None
     if err_code:
         cls = _BY_ERR_CODE.get(err_code)
         if cls is None and err_code.startswith("Security."):

@@ -87,6 +87,7 @@ def test_an_agent_password_alone_is_used_as_from_env_uses_it(monkeypatch):
     auth = config.prompted_auth_from_env(env, "root@sys password: ")
     from_env = config.auth_from_env(env)
     assert asked == []
+
     def plain(auth):
         return auth._password.reveal(), auth._agent_password.reveal()
 

@@ -11,6 +11,7 @@ from obshell_sdk import (
     ConnectError,
     DagDetail,
     DagTask,
+    DecodeError,
     PollPolicy,
     ServerError,
     TaskCancelledError,
@@ -101,6 +102,21 @@ def test_transient_failures_are_ridden_out():
                  api(ServerError, 503, ""), api(TaskNotFoundError, 404, "Task.NotFound"),
                  dag("SUCCEED", stage=9))
     assert DagTask(src, "11", policy=FAST).result(timeout=5).stage == 9
+
+
+@pytest.mark.parametrize(("status", "retried"), [(408, True), (429, True), (503, True),
+                                                 (403, False), (200, False)])
+def test_a_page_that_is_not_obshells_is_retried_only_when_it_asks_for_a_retry(status, retried):
+    """A proxy's 408 (timeout) or 429 (too many requests) page, or a 5xx, is worth a repeat;
+    a 403 page or a broken 200 reply is not."""
+    page = DecodeError("not JSON", status=status, method="GET", path="/p")
+    src = Script(dag(), page, dag("SUCCEED", stage=9))
+    if retried:
+        assert DagTask(src, "11", policy=FAST).result(timeout=5).stage == 9
+    else:
+        with pytest.raises(DecodeError):
+            DagTask(src, "11", policy=FAST).wait(timeout=5)
+        assert src.calls == 2
 
 
 def test_not_found_before_the_task_was_ever_seen_is_final():

@@ -142,6 +142,36 @@ def test_the_package_header_is_read_as_rpm_itself_writes_it():
     assert rpm_identity(str(vectors / "README.md")) is None  # not an RPM: left to the agent
 
 
+
+def test_an_rpm_header_that_cannot_be_read_is_left_to_the_agent(tmp_path):
+    """Whatever is wrong with a header, the reader says "cannot tell" (None), never raises
+    nor reads without bound: the agent, which reads the package too, has the last word."""
+    import struct
+
+    from obshell_sdk._rpm import rpm_identity
+    from obshell_sdk.testing import build_rpm
+
+    good = build_rpm("obshell", "4.6.0.0", "1.el7")
+    sig_count, sig_size = struct.unpack(">II", good[104:112])
+    main = 96 + 16 + sig_count * 16 + sig_size
+    main += -main % 8
+    count, _ = struct.unpack(">II", good[main + 8:main + 16])
+
+    def identity(data: bytes):
+        path = tmp_path / "p.rpm"
+        path.write_bytes(data)
+        return rpm_identity(str(path))
+
+    assert identity(good) == ("obshell", "4.6.0.0", "1.el7")
+    assert identity(good[:main + 20]) is None  # cut inside the index
+    assert identity(good[:main + 16 + count * 16 + 4]) is None  # cut inside the store
+    huge = good[:main + 8] + struct.pack(">II", 2**27, 2**31) + good[main + 16:]
+    assert identity(huge) is None  # a header larger than any real one: not read
+    assert identity(good[:main] + b"\0" * 16 + good[main + 16:]) is None  # no header magic
+    no_name = good.replace(b"obshell\0", b"\0bshell\0", 1)  # an empty NAME string
+    assert identity(no_name) is None
+
+
 def test_run_agent_upgrade_refuses_bad_input_first(tmp_path):
     with FakeAgent(password=PASSWORD) as agent, \
             ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
