@@ -11,7 +11,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 from ._auth import PasswordAuth
 from ._exceptions import InvalidArgumentError
@@ -58,7 +58,8 @@ class Environment(Mapping[str, str]):
     """The ``OBSHELL_*`` variables of an environment, in a mapping that never shows them.
 
     The environment holds passwords; a traceback that prints frame locals (``rich``,
-    ``capture_locals``, an IDE) shows this wrapper's masked repr instead of them.
+    ``capture_locals``, an IDE) shows this wrapper's masked repr instead of them, and it
+    refuses to be pickled, as ``PasswordAuth`` does.
     """
 
     __slots__ = ("_values",)
@@ -80,6 +81,9 @@ class Environment(Mapping[str, str]):
 
     def __getitem__(self, name: str) -> str:
         return self._values[name]
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("obshell_sdk refuses to pickle an Environment: it holds passwords")
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)

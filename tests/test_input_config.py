@@ -169,3 +169,14 @@ def test_a_rollout_refuses_bad_targets_and_numbers_before_asking(
     except SystemExit as exc:  # a usage error, from the parser
         code = exc.code
     assert code == 2 and asked == [] and named in capsys.readouterr().err
+
+
+def test_an_environment_refuses_to_be_pickled_as_passwordauth_does():
+    import pickle
+
+    from obshell_sdk import _config as config
+
+    env = config.Environment({**BASE, "OBSHELL_PASSWORD": "pickled-secret-77"})
+    with pytest.raises(TypeError, match="refuses to pickle") as info:
+        pickle.dumps(env)
+    assert "pickled-secret-77" not in str(info.value)
