@@ -201,3 +201,32 @@ def test_truncate_applies_to_proxy_pages_too(agent: FakeAgent) -> None:
     with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.ConnectionError)):
         _get(agent, "/api/v1/task/dag/11", timeout=2)
     assert agent.requests[-1].status == 503
+
+
+def test_a_lost_reply_to_an_operator_is_not_sent_again() -> None:
+    """drop_reply_after_next: the agent applies the retry, the reply never comes. The SDK
+    says the connection was lost (the operator may have been applied) and never re-sends
+    it, which could run the retry twice."""
+    from obshell_sdk import ConnectionLostError, DagOutcome
+
+    with FakeAgent(password=PWD, fail_stage=2, stages_per_poll=9) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PWD),
+                          timeout=(2, 5)) as client:
+        task = client.upgrade_agent("4.3.1.0", "101000012025010101.el7")
+        assert task.wait(10).outcome is DagOutcome.FAILED
+        path = f"/api/v1/task/dag/{task.id}"
+        agent.drop_reply_after_next(path_prefix=path, method="POST")
+        with pytest.raises(ConnectionLostError):
+            task.retry()
+        assert len(agent.requests_to(path, "POST")) == 1
+        assert client.task(task.id).result(10).outcome is DagOutcome.SUCCEEDED  # it was applied
+
+
+def test_drop_reply_after_next_takes_a_method_and_a_path_prefix(agent: FakeAgent) -> None:
+    agent.drop_reply_after_next(2, path_prefix="/api/v1/info", method="POST")
+    assert call(agent, "GET", "/api/v1/info").status_code == 200  # another method: answered
+    agent.drop_reply_after_next(path_prefix="/api/v1/info")
+    with pytest.raises(requests.ConnectionError):
+        call(agent, "GET", "/api/v1/info")
+    assert call(agent, "GET", "/api/v1/info").status_code == 200  # one-shot
+    agent.clear_faults()

@@ -24,7 +24,9 @@ Example::
 Faults hit every endpoint where they plausibly happen: ``reset_next``, ``truncate_next``,
 ``hang_next`` and ``fail_next`` take a ``path_prefix``; ``drop_reply_after_create`` hits the
 next task-creating POST (``/api/v1/agent/upgrade``, ``/api/v1/agent/upgrade/check``,
-``/api/v1/ob/upgrade`` and ``/api/v1/ob/upgrade/check``).
+``/api/v1/ob/upgrade`` and ``/api/v1/ob/upgrade/check``), and ``drop_reply_after_next``
+(a ``path_prefix`` and a ``method``) any request that succeeds: it is carried out, its reply
+lost (an operator applied, a package stored).
 
 The upgrade family (OceanBase upgrade and check, package uploads, inventory and deletion,
 parameter backup/restore, environment check) follows PROTOCOL-upgrade-family.md; build the

@@ -117,8 +117,9 @@ def _pipeline(ctx: Context, started: float) -> Outcome:
         return _answer(ctx, started, exc.status, error=exc)
     except PanicError:
         return _panic(state)
-    if found.creates_task and state.faults.take_drop_after_create():
-        return Reply(mode="close"), 0, None  # the task exists; its creator never hears of it
+    if (found.creates_task and state.faults.take_drop_after_create()) or \
+            state.faults.take_drop(req.method, ctx.path):
+        return Reply(mode="close"), 0, None  # it was done; the caller never hears of it
     return _answer(ctx, started, 200, data=data)
 
 

@@ -104,6 +104,15 @@ class AgentControls:
         """
         self._state.faults.fail_next(n, status, err_code, path_prefix, message)
 
+    def drop_reply_after_next(self, n: int = 1, *, path_prefix: str = "",
+                              method: str = "") -> None:
+        """The next ``n`` requests that succeed are carried out, then closed unanswered.
+
+        A reply lost after the agent acted: an operator applied, a package stored, a task
+        made. ``path_prefix`` and ``method`` (e.g. ``"POST"``) limit it (default: any).
+        """
+        self._state.faults.drop_reply_after_next(n, path_prefix, method)
+
     def truncate_next(self, n: int = 1, *, path_prefix: str = "") -> None:
         """The next ``n`` answers announce a longer Content-Length than sent, then close.
 

@@ -55,6 +55,7 @@ class CountedRule:
     count: int
     path_prefix: str
     seconds: float = 0.0
+    method: str = ""  # "" matches every method (used by the lost replies)
 
 
 class FaultPlan:
@@ -67,7 +68,8 @@ class FaultPlan:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counted: dict[str, list[CountedRule]] = {"reset": [], "truncate": [], "hang": []}
+        self._counted: dict[str, list[CountedRule]] = {"reset": [], "truncate": [], "hang": [],
+                                                       "drop": []}
         self._rules: list[FailRule] = []
         self._drop_after_create = False
 
@@ -83,6 +85,10 @@ class FaultPlan:
         """Leave the next ``n`` matching requests unanswered for ``seconds``, then close."""
         self._queue("hang", CountedRule(n, path_prefix, seconds))
 
+    def drop_reply_after_next(self, n: int, path_prefix: str, method: str) -> None:
+        """Act on the next ``n`` matching requests that succeed, then close unanswered."""
+        self._queue("drop", CountedRule(n, path_prefix, method=method.upper()))
+
     def fail_next(self, n: int, status: int, err_code: Optional[str], path_prefix: str,
                   message: Optional[str]) -> None:
         """Queue a :class:`FailRule`."""
@@ -95,11 +101,11 @@ class FaultPlan:
             with self._lock:
                 self._counted[kind].append(rule)
 
-    def _take(self, kind: str, path: str) -> Optional[CountedRule]:
+    def _take(self, kind: str, path: str, method: str = "") -> Optional[CountedRule]:
         with self._lock:
             rules = self._counted[kind]
             for rule in rules:
-                if path.startswith(rule.path_prefix):
+                if path.startswith(rule.path_prefix) and rule.method in ("", method):
                     rule.count -= 1
                     if rule.count <= 0:
                         rules.remove(rule)
@@ -118,6 +124,10 @@ class FaultPlan:
         """Consume one hang matching ``path``; its length in seconds, or ``None``."""
         rule = self._take("hang", path)
         return None if rule is None else rule.seconds
+
+    def take_drop(self, method: str, path: str) -> bool:
+        """Consume one lost reply matching ``method`` and ``path`` if pending."""
+        return self._take("drop", path, method) is not None
 
     def take_fail(self, path: str) -> Optional[FailRule]:
         """Consume one failure whose prefix matches ``path``."""
