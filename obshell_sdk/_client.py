@@ -134,7 +134,8 @@ class ObshellClient(TaskCalls, PackageCalls):
         transport = getattr(self, "_transport", None)  # None while __init__ is refusing input
         if transport is None:
             return "<ObshellClient (not set up)>"
-        return f"ObshellClient({self.base_url!r}, auth={transport.auth!r})"
+        closed = ", closed" if transport.closed else ""
+        return f"ObshellClient({self.base_url!r}, auth={transport.auth!r}{closed})"
 
     @property
     def host(self) -> str:

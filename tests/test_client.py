@@ -287,7 +287,8 @@ def test_closed_client_refuses_calls_and_given_session_stays_open():
         client = ObshellClient(agent.host, agent.port, auth=None, session=session)
         with client:
             client.info()
-        assert client.closed
+            assert "closed" not in repr(client)
+        assert client.closed and repr(client).endswith(", closed)")  # a notebook shows it
         with pytest.raises(InvalidArgumentError, match="closed"):
             client.info()
         with pytest.raises(InvalidArgumentError, match="closed"):
