@@ -53,7 +53,9 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """Print usage and a redacted ``message`` on stderr, then exit 2."""
         self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {_redact(message)}\n")
+        hint = ("\nVERSION and RELEASE are two arguments, e.g. 4.2.1.1 101000062023110109.el7 "
+                "(not 4.2.1.1-101000062023110109.el7)" if message.endswith("release") else "")
+        self.exit(2, f"{self.prog}: error: {_redact(message)}{hint}\n")
 
 
 def _redact(message: str) -> str:

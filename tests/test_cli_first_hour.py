@@ -403,3 +403,9 @@ def test_task_wait_on_a_wrong_port_exits_4_at_once_as_task_show_does():
                          stdin=subprocess.DEVNULL, check=False)
     assert out.returncode == 4, out.stderr
     assert time.monotonic() - started < 30 and "retrying" not in out.stderr
+
+
+def test_a_version_release_given_as_one_argument_gets_a_hint():
+    out = cli("upgrade", "4.6.0.0-101000012025020101.el7")
+    assert out.returncode == 2
+    assert "required: release" in out.stderr and "two arguments" in out.stderr
