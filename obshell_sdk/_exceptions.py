@@ -202,7 +202,9 @@ class ApiError(ObshellError):
         trace = f", trace id {trace_id}" if trace_id else ""
         hint = self.hint
         super().__init__(
-            f"{method} {path} failed: HTTP {status} {label}: {message}{trace}"
+            # the agent's words on one line: a newline in them cannot forge a line of ours
+            f"{method} {path} failed: HTTP {status} {printable(label)}: {printable(message)}"
+            f"{trace}"
             + (f". {hint}" if hint else "")
         )
         #: The HTTP status of the reply.

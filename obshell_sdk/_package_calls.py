@@ -11,6 +11,7 @@ from ._decode import decode_contents
 from ._exceptions import ApiError, InvalidArgumentError, NotFoundError
 from ._models import ObParameter, UpgradePackageInfo
 from ._request import Request
+from ._text import printable
 from ._transport import Timeout
 from ._upload import NEW_UPLOAD, check_package_path, package_request
 from ._validate import brief_repr, check_seconds, check_timeout
@@ -49,8 +50,8 @@ class PackageCalls:
             for body in bodies:
                 body.close()
         info = UpgradePackageInfo.from_json(data)
-        log.info("agent %s: stored package %s %s-%s (%s)", self.agent, info.name, info.version,
-                 info.release_distribution, info.architecture)
+        log.info("agent %s: stored package %s", self.agent, printable(
+            f"{info.name} {info.version}-{info.release_distribution} ({info.architecture})"))
         return info
 
     def packages(self: Caller) -> list[UpgradePackageInfo]:

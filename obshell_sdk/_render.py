@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 import attrs
 
-from ._dag import DagDetail, DagState
+from ._dag import DagDetail, DagState, TaskDetail
 from ._render_html import dag_html, rollout_table_html, show_live_card, task_html
 from ._text import printable
 
@@ -85,25 +85,33 @@ def task_repr(task_id: str, detail: Optional[DagDetail]) -> str:
 
 def _failed_where(detail: DagDetail) -> str:
     node = detail.current_node
-    return f" at stage {detail.progress}" + (f" {node.name!r}" if node else "")
+    return f" at stage {detail.progress}" + (f" {printable(node.name)!r}" if node else "")
+
+
+def _last_log(task: TaskDetail) -> str:
+    """A sub-task's last log line on one line, escaped, cut at 1000 characters."""
+    last = printable(task.task_logs[-1]) if task.task_logs else "(no log)"
+    return last if len(last) <= 1000 else last[:1000] + "..."
 
 
 def failure_line(label: str, detail: DagDetail) -> str:
     """One line: where a DAG failed, and the first failing sub-task's last log line."""
     text = f"{label} failed{_failed_where(detail)}"
     for task in detail.failed_sub_tasks()[:1]:
-        text += f": {task.name}: {task.task_logs[-1] if task.task_logs else '(no log)'}"
+        text += f": {printable(task.name)}: {_last_log(task)}"
     return printable(text)
 
 
 def failure_message(label: str, detail: DagDetail) -> str:
-    """Say where a DAG failed, with each failing sub-task's agent and last log line."""
+    """Say where a DAG failed, with each failing sub-task's agent and last log line.
+
+    The agent's words stay on their own line each: a newline in them is escaped.
+    """
     where = _failed_where(detail)
     lines = []
     for task in detail.failed_sub_tasks()[:5]:
-        agent = str(task.execute_agent) if task.execute_agent else "?"
-        last = task.task_logs[-1] if task.task_logs else "(no log)"
-        lines.append(f"  [{agent}] {task.name}: {last}")
+        agent = printable(str(task.execute_agent)) if task.execute_agent else "?"
+        lines.append(f"  [{agent}] {printable(task.name)}: {_last_log(task)}")
     text = f"{label} failed{where}"
     if lines:
         text += ":\n" + "\n".join(lines)

@@ -12,6 +12,7 @@ from ._exceptions import InvalidArgumentError, UpgradeNotConfirmedError
 from ._models import AgentInfo, ObUpgradeResult, UpgradePackageInfo, UpgradeResult
 from ._rpm import rpm_identity
 from ._task import DagTask, ProgressCallback
+from ._text import printable
 from ._upload import check_package_path, check_package_paths
 from ._validate import check_flag, check_progress, check_seconds
 
@@ -96,7 +97,7 @@ def run_agent_upgrade(
             f"{wanted!r}; check the agent's log and client.info() again after it restarts",
             task_id=detail.id, detail=detail,
         )
-    log.info("agent %s now runs obshell %s", client.agent, info.version)
+    log.info("agent %s now runs obshell %s", client.agent, printable(info.version))
     return UpgradeResult(uploaded, checked, detail, info)
 
 
@@ -105,7 +106,8 @@ def not_the_target(uploaded: UpgradePackageInfo, version: str, release: str) -> 
     if uploaded.name == "obshell" and uploaded.version == version and (
             not uploaded.release_distribution or uploaded.release_distribution == release):
         return None
-    have = f"{uploaded.name} {uploaded.version}-{uploaded.release_distribution or '?'}"
+    have = printable(f"{uploaded.name} {uploaded.version}-"
+                     f"{uploaded.release_distribution or '?'}")  # the agent's words
     return (f"the package is {have}, not obshell {version}-{release}: give the target's "
             "package, or the version and release of this one (it was uploaded; nothing was "
             "started)")
@@ -173,5 +175,6 @@ def run_ob_upgrade(
             f"task {detail.id} succeeded but the agent reports OceanBase "
             f"{info.ob_version!r}, not {version!r}; check the cluster and client.info() again",
             task_id=detail.id, detail=detail)
-    log.info("agent %s: the cluster now runs OceanBase %s", client.agent, info.ob_version)
+    log.info("agent %s: the cluster now runs OceanBase %s", client.agent,
+             printable(info.ob_version))
     return ObUpgradeResult(uploaded, checked, detail, info)

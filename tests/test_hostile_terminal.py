@@ -165,3 +165,33 @@ def test_newlines_and_tabs_stay_in_an_error_s_text_but_a_lone_cr_is_escaped():
 
     text = str(ObshellError("boom\n\tat main.go:5\r\nnext\rOVERWRITE"))
     assert text == "boom\n\tat main.go:5\nnext\\x0dOVERWRITE"
+
+
+
+def test_the_agent_s_words_cannot_forge_a_line_in_an_error_or_a_log():
+    """An agent's newline inside its message, a log line or a package name stays escaped:
+    only the SDK's own text starts new lines."""
+    from rawserver import dag_json
+
+    from obshell_sdk import ServerError
+    from obshell_sdk._dag import DagDetail
+    from obshell_sdk._render import failure_line, failure_message
+
+    err = ServerError(status=500, err_code="Common.Unexpected", code=0, trace_id="t",
+                      message="disk full\nobshell-sdk: task 11 succeeded", method="GET",
+                      path="/p")
+    assert "\n" not in str(err) and "disk full\\x0aobshell-sdk" in str(err)
+    assert err.message.count("\n") == 1  # the attribute keeps the raw text
+    doc = dag_json("11", stage=3, state="FAILED", nodes=True)
+    doc["nodes"][2]["sub_tasks"] = [{
+        "id": "1101", "task_id": 1, "name": "Download\nFAKE", "state": "FAILED",
+        "operator": "RUN", "structName": "x", "additional_data": None,
+        "execute_times": 1, "execute_agent": {"ip": "127.0.0.1", "port": 2886},
+        "task_logs": ["ok", "x" * 5000 + "\nobshell-sdk: the cluster is unlocked"],
+        "start_time": "2026-11-30T00:00:00Z", "end_time": "2026-11-30T00:00:01Z"}]
+    detail = DagDetail.from_json(doc)
+    message = failure_message("task 11", detail)
+    assert not any(line.startswith("obshell-sdk") or line.startswith("FAKE")
+                   for line in message.splitlines())
+    line = failure_line("task 11", detail)
+    assert "\n" not in line and len(line) < 1300  # one line, the log cut at 1000 characters
