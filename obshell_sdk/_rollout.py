@@ -39,7 +39,7 @@ from ._rollout_steps import (
     retried_by_hand,
 )
 from ._upload import check_package_path, check_package_paths
-from ._validate import brief_repr, check_flag, check_host, check_port, check_seconds
+from ._validate import brief_repr, check_flag, check_seconds, parse_targets
 
 __all__ = ["AuthSource", "Rollout", "RolloutReport", "RolloutTarget", "TargetResult",
            "parse_targets"]
@@ -195,7 +195,8 @@ class _Run:
         self.rollout, self.journal, self.plan, self.timeout = rollout, journal, plan, timeout
         self.stop = threading.Event()
         self.lock = threading.Lock()
-        self.records = {r.target: r for r in journal.targets()}
+        ours = set(rollout.targets)  # a journal may hold more: a rerun over part of the fleet
+        self.records = {r.target: r for r in journal.targets() if r.target in ours}
         self.results: dict[str, TargetResult] = {}
         self.failures = 0
         self.crash: Optional[BaseException] = None  # what stopped a worker thread
@@ -323,27 +324,3 @@ def _time(value: Optional[float]) -> Optional[datetime]:
 def _split(target: str) -> tuple[str, int]:
     host, _, port = target.rpartition(":")
     return host.strip("[]"), int(port)
-
-
-def parse_targets(targets: Iterable[RolloutTarget]) -> list[str]:
-    """Targets as ``"host:port"``, each checked; InvalidArgumentError names the first bad one."""
-    if isinstance(targets, (str, bytes)):
-        raise InvalidArgumentError("targets", "must be a list of 'host:port' or (host, port)")
-    found: list[str] = []
-    for item in targets:
-        if isinstance(item, tuple) and len(item) == 2:
-            host, port = item
-        elif isinstance(item, str) and ":" in item:
-            host, _, text = item.strip().rpartition(":")
-            if not (text.isascii() and text.isdigit()):
-                raise InvalidArgumentError("targets", f"{item!r} has no port number")
-            port = int(text)
-        else:
-            raise InvalidArgumentError("targets", f"{item!r} is not 'host:port' or (host, port)")
-        name = f"{check_host(host)}:{check_port(port)}"
-        if name in found:
-            raise InvalidArgumentError("targets", f"{name} is listed twice")
-        found.append(name)
-    if not found:
-        raise InvalidArgumentError("targets", "no target given")
-    return found

@@ -126,8 +126,8 @@ class TargetRun:
                 self.journal.step(self.target, step.name, "started")
                 uploaded = self.client.upload_package(step.path)
                 problem = step.confirm(uploaded) if step.confirm is not None else None
-                if problem:
-                    raise Ended(TargetOutcome.FAILED, problem)
+                if problem:  # nothing started: a rerun with the right package goes on
+                    raise Ended(TargetOutcome.REFUSED, problem)
             elif step.kind == "task":
                 self._task(step, done)
             else:

@@ -25,6 +25,7 @@ __all__ = [
     "check_timeout",
     "check_tls",
     "control_character",
+    "parse_targets",
 ]
 
 #: The most seconds any timeout, wait, lifetime or interval may be (about 115 days).
@@ -297,3 +298,42 @@ def check_language(value: Any) -> Optional[str]:
             f"{brief_repr(value)} is not one language tag such as 'en' or 'zh-CN'",
         )
     return value
+
+
+def parse_targets(targets: Any) -> list[str]:
+    """Rollout targets as ``"host:port"``, each checked; InvalidArgumentError names a bad one.
+
+    Each is spelt one way (host names in lower case, IPv6 addresses compressed, IPv4-mapped
+    ones as IPv4), so that no agent is listed twice under two spellings.
+    """
+    if isinstance(targets, (str, bytes)) or not hasattr(targets, "__iter__"):
+        raise InvalidArgumentError("targets", "must be a list of 'host:port' or (host, port)")
+    found: list[str] = []
+    for item in targets:
+        if isinstance(item, tuple) and len(item) == 2:
+            host, port = item
+        elif isinstance(item, str) and ":" in item:
+            host, _, text = item.strip().rpartition(":")
+            if not (text.isascii() and text.isdigit()):
+                raise InvalidArgumentError("targets", f"{item!r} has no port number")
+            port = int(text)
+        else:
+            raise InvalidArgumentError("targets", f"{item!r} is not 'host:port' or (host, port)")
+        name = f"{_one_spelling(check_host(host))}:{check_port(port)}"
+        if name in found:
+            raise InvalidArgumentError("targets", f"{name} is listed twice")
+        found.append(name)
+    if not found:
+        raise InvalidArgumentError("targets", "no target given")
+    return found
+
+
+def _one_spelling(url_host: str) -> str:
+    """A URL host spelt one way: ``[0:0::1]`` is ``[::1]``, ``DB1.example`` ``db1.example``."""
+    if not url_host.startswith("["):
+        return url_host.lower()
+    address, percent, scope = url_host[1:-1].partition("%25")
+    ip = ipaddress.IPv6Address(address)
+    if ip.ipv4_mapped is not None and not percent:
+        return str(ip.ipv4_mapped)
+    return f"[{ip.compressed}{percent}{scope}]"

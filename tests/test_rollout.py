@@ -196,6 +196,20 @@ def test_a_task_retried_by_hand_and_still_running_is_followed_but_a_rollback_is_
         assert [posts(a) for a in fleet] == [1, 1, 1]
 
 
+def test_a_rerun_over_part_of_the_fleet_touches_only_that_part(tmp_path):
+    """The targets file trimmed to the clusters left: the journal's other targets are not
+    reported, read or contacted (a KeyError before)."""
+    with ExitStack() as stack:
+        fleet = agents(stack, 2, {0: {"fail_stage": 2, "fail_times": 99}})
+        journal = tmp_path / "r.db"
+        rollout(fleet, journal, max_failures=2).upgrade_agent(VERSION, RELEASE, check=False)
+        fleet[0].clear_requests()
+        again = rollout(fleet[1:], journal).upgrade_agent(VERSION, RELEASE, check=False)
+        assert list(again.results) == targets(fleet[1:])
+        assert again.results[targets(fleet)[1]].outcome is TargetOutcome.SUCCEEDED
+        assert fleet[0].requests == []
+
+
 def test_bad_input_is_refused_before_anything_is_sent(tmp_path):
     auth = PasswordAuth(PASSWORD)
     for bad in ([], ["nohost"], ["h:1", "h:1"], "h:1", [("h", 0)], [42]):
@@ -206,6 +220,10 @@ def test_bad_input_is_refused_before_anything_is_sent(tmp_path):
     with pytest.raises(InvalidArgumentError, match="version"):
         Rollout(["127.0.0.1:1"], auth=auth, journal=tmp_path / "j.db").upgrade_agent(
             "4.x", RELEASE)
+    for twice in (["localhost:1", "LOCALHOST:1"], ["[::1]:1", "[0:0:0:0:0:0:0:1]:1"],
+                  ["127.0.0.1:1", "[::ffff:127.0.0.1]:1"], ["h:1", ("H", 1)]):
+        with pytest.raises(InvalidArgumentError, match="listed twice"):  # one agent, 2 spellings
+            Rollout(twice, auth=auth, journal=tmp_path / "j.db")
     for typo, meant in (("paralell", "parallel"), ("timout", "timeout")):
         with pytest.raises(InvalidArgumentError, match=f"did you mean {meant}=") as info:
             Rollout(["h:1"], auth=auth, journal=tmp_path / "j.db", **{typo: 4})
