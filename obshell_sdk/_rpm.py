@@ -15,7 +15,8 @@ __all__ = ["rpm_identity"]
 
 _LEAD_SIZE = 96
 _HEADER_MAGIC = b"\x8e\xad\xe8\x01"
-_MAX_HEADER = 64 * 1024 * 1024  # real headers are well under 1 MiB
+_MAX_HEADER = 16 * 1024 * 1024  # real headers are well under 1 MiB
+_MAX_STRING = 4096  # names, versions and releases are short
 _STRING = 6
 _NAME, _VERSION, _RELEASE = 1000, 1001, 1002
 
@@ -40,9 +41,10 @@ def rpm_identity(path: str) -> Optional[tuple[str, str, str]]:
         return None
     found: dict[int, str] = {}
     for tag, kind, offset, _ in struct.iter_unpack(">IIII", index):
-        end = store.find(b"\0", offset)
-        if tag in (_NAME, _VERSION, _RELEASE) and kind == _STRING and offset < end:
-            found[tag] = store[offset:end].decode("utf-8", "replace")
+        if tag in (_NAME, _VERSION, _RELEASE) and kind == _STRING and tag not in found:
+            end = store.find(b"\0", offset, offset + _MAX_STRING)  # a bounded search
+            if offset < end:
+                found[tag] = store[offset:end].decode("utf-8", "replace")
     if len(found) != 3:
         return None
     return found[_NAME], found[_VERSION], found[_RELEASE]
