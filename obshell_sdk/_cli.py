@@ -75,6 +75,7 @@ def _run(args: argparse.Namespace, out: Output, progress: Progress) -> int:
             info = client.info()
         out.value(info, printable(
             f"{client.agent}: {info.identity}, obshell {info.version}, "
+            + (f"OceanBase {info.ob_version}, " if info.ob_version else "") +
             f"{'agent password set' if info.security else 'no agent password'}"))
         return EXIT_OK
     with _client(args, needs_auth=True) as client:

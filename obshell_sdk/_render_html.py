@@ -18,10 +18,16 @@ from typing import Any, Optional
 
 from ._dag import DagDetail, DagState, NodeDetail, Operator
 from ._render_style import CARD_CSS, state_class
+from ._text import printable
 
 __all__ = ["dag_html", "rollout_table_html", "show_live_card", "task_html"]
 
-_esc = html.escape
+
+
+def _esc(text: str) -> str:
+    """HTML-escaped, control characters shown as escapes (an agent's ESC is not passed on)."""
+    return html.escape(printable(text, keep_newlines=True))
+
 _HEADS = ("", "#", "stage", "state", "started", "ended", "took")
 
 

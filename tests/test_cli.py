@@ -46,6 +46,12 @@ def test_info_text_and_json(agent):
     assert all(r.auth_kind is None for r in agent.requests)
 
 
+def test_info_names_the_cluster_s_oceanbase_version_when_the_agent_reports_one():
+    with FakeAgent(password=PASSWORD, ob_version="4.3.5.0-100000202024123117") as agent:
+        out = run(agent, "info", password=None)
+    assert out.returncode == 0 and "OceanBase 4.3.5.0-100000202024123117" in out.stdout
+
+
 def test_upgrade_wait_succeeds_and_prints_json(agent):
     out = run(agent, "--json", "upgrade", VERSION, RELEASE, "--wait", "--timeout", "60")
     assert out.returncode == 0, out.stderr

@@ -331,3 +331,16 @@ def test_a_notebook_shows_one_card_per_cell(tmp_path):
     # The cell's result is the one card when the wait's DAG is the result; else the live one.
     assert cells["result last"].outputs[-1].output_type == "execute_result"
     assert [o.output_type for o in cells["result kept"].outputs] == ["display_data"]
+
+
+
+def test_a_card_shows_an_agent_s_escape_character_as_text():
+    """HTML escaping leaves ESC alone; a card shows it as ``\\x1b``, never passes it on."""
+    from rawserver import dag_json
+
+    from obshell_sdk import DagDetail
+    from obshell_sdk._render import dag_html
+
+    doc = dag_json("11", name="Upgrade obshell \x1b[31mred", stage=2, state="RUNNING")
+    card = dag_html(DagDetail.from_json(doc))
+    assert "\x1b" not in card and "\\x1b" in card

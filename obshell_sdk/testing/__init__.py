@@ -29,8 +29,8 @@ next task-creating POST (``/api/v1/agent/upgrade``, ``/api/v1/agent/upgrade/chec
 lost (an operator applied, a package stored).
 
 The upgrade family (OceanBase upgrade and check, package uploads, inventory and deletion,
-parameter backup/restore, environment check) follows PROTOCOL-upgrade-family.md; build the
-packages to upload with :func:`build_rpm`::
+parameter backup/restore, environment check) answers as obshell's own handlers do; build
+the packages to upload with :func:`build_rpm`::
 
     rpm = build_rpm("oceanbase-ce", "4.3.5.1", "101000012025052815.el7")
     with FakeAgent(ob_version="4.3.5.0-100000202024123117", require_packages=True) as agent:

@@ -38,7 +38,7 @@ class FakeAgent(AgentControls):
     seconds apart, as obshell's scheduler moves DAGs every second (see
     :attr:`scheduler_period`).
 
-    The OceanBase side (PROTOCOL-upgrade-family.md): ``ob_version`` (the running build,
+    The OceanBase side, as obshell's OB upgrade handlers answer: ``ob_version`` (the running build,
     ``VERSION-BUILD``), ``edition``, ``zones``, ``python_ok``, ``new_upload`` (serve
     ``POST /api/v1/package``), ``require_packages`` (packages must be uploaded before an OB
     upgrade, and the ``Download all required packages`` node of every upgrade DAG fails until
