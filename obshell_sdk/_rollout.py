@@ -201,16 +201,16 @@ class _Run:
         self.failures = 0
         self.crash: Optional[BaseException] = None  # what stopped a worker thread
         self.board = RolloutBoard(rollout.targets, rollout.progress)
-        self.revisit: list[tuple[TargetRecord, str]] = []  # failed on a task: retried since?
+        self.revisit: list[tuple[TargetRecord, tuple[str, str]]] = []  # failed on a task
         for record in self.records.values():
-            if (dag_id := failed_task(record)) is not None:
-                self.revisit.append((record, dag_id))
+            if (failed := failed_task(record, plan)) is not None:
+                self.revisit.append((record, failed))
             elif record.outcome is not None and TargetOutcome(record.outcome) in FINAL:
                 self._done(_result(record, TargetOutcome(record.outcome), record.error))
 
     def all(self) -> None:
-        for record, dag_id in self.revisit:
-            if not self._retried(record, dag_id):
+        for record, failed in self.revisit:
+            if not self._retried(record, *failed):
                 self._done(_result(record, TargetOutcome.FAILED, record.error))
         todo = [t for t in self.rollout.targets if t not in self.results]
         canaries, rest = todo[:self.rollout.canary], todo[self.rollout.canary:]
@@ -280,12 +280,12 @@ class _Run:
         except ObshellError as exc:
             return judge(exc), f"{type(exc).__name__}: {exc}", run
 
-    def _retried(self, record: TargetRecord, dag_id: str) -> bool:
+    def _retried(self, record: TargetRecord, dag_id: str, name: str) -> bool:
         """:func:`retried_by_hand`; an agent that cannot be read leaves the target failed."""
         try:
             with ObshellClient(*_split(record.target), auth=self._auth(record.target),
                                **self.rollout.client_options) as client:
-                return retried_by_hand(client, record.target, dag_id)
+                return retried_by_hand(client, record.target, dag_id, name)
         except ObshellError as exc:
             log.info("%s: could not read its failed task %s again (%s); it stays failed",
                      record.target, dag_id, exc)

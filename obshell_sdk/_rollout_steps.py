@@ -166,6 +166,11 @@ class TargetRun:
                                progress=False)
         except ObshellError as exc:  # the task exists and may still run: a rerun follows it
             raise Ended(TargetOutcome.UNKNOWN, f"{type(exc).__name__}: {exc}") from exc
+        wanted = step.endpoint.dag_name(step.request) if step.endpoint else detail.name
+        if detail.name != wanted:  # a journaled id that this agent gave another task
+            raise Ended(TargetOutcome.UNKNOWN, f"{step.name} task {detail.id} is "
+                        f"{detail.name!r} on this agent, not {wanted!r}: is it the agent the "
+                        "journal was written with? Check it; a new journal starts afresh")
         outcome = _BY_DAG.get(detail.outcome)
         label = f"{step.name} task {detail.id} {detail.name!r}"
         if outcome is TargetOutcome.FAILED:  # where, and the failing sub-task's last log line
@@ -192,12 +197,17 @@ class TargetRun:
         return client.task(detail.id, exists=True)
 
 
-def retried_by_hand(client: ObshellClient, target: str, dag_id: str) -> bool:
+def retried_by_hand(client: ObshellClient, target: str, dag_id: str, name: str) -> bool:
     """Whether a failed target's task was retried (it runs or succeeded) or skipped by hand.
 
-    A rerun then follows it on. A rollback or a cancel, done or under way, is not a retry.
+    A rerun then follows it on. A rollback or a cancel, done or under way, is not a retry;
+    nor is a task of another name under that id (the agent is not the journal's any more).
     """
     detail = client.get_dag(dag_id, show_details=False)
+    if detail.name != name:
+        log.warning("%s: task %s is %r, not the failed %r: another agent than the journal's? "
+                    "It stays failed", target, dag_id, detail.name, name)
+        return False
     log.info("%s: its failed task %s is %s now (operator %s)", target, dag_id, detail.outcome,
              detail.operator.value)
     if detail.outcome is DagOutcome.RUNNING:
@@ -205,12 +215,15 @@ def retried_by_hand(client: ObshellClient, target: str, dag_id: str) -> bool:
     return detail.outcome in (DagOutcome.SUCCEEDED, DagOutcome.PASSED)
 
 
-def failed_task(record: TargetRecord) -> Optional[str]:
-    """The id of the task a ``failed`` target failed on; None when it failed otherwise."""
+def failed_task(record: TargetRecord, plan: Plan) -> Optional[tuple[str, str]]:
+    """The id of the task a failed target failed on, and that step's task name (or None)."""
     if record.outcome != TargetOutcome.FAILED.value:
         return None
-    ids = [s.dag_id for s in record.steps.values() if s.dag_id and s.status != "done"]
-    return ids[-1] if ids else None
+    for step in plan.steps:
+        done = record.steps.get(step.name)
+        if done is not None and done.dag_id and done.status != "done" and step.endpoint:
+            return done.dag_id, step.endpoint.dag_name(step.request)
+    return None
 
 
 def judge(exc: ObshellError) -> TargetOutcome:

@@ -210,6 +210,40 @@ def test_a_rerun_over_part_of_the_fleet_touches_only_that_part(tmp_path):
         assert fleet[0].requests == []
 
 
+def test_a_journaled_task_id_that_names_another_task_on_the_agent_is_not_followed(tmp_path):
+    """The address now answers for another agent, whose task 11 is an OceanBase check that
+    succeeded: it is neither taken for the failed pre-check retried by hand nor followed."""
+    journal = tmp_path / "r.db"
+    with FakeAgent(password=PASSWORD, stage_seconds=0.03, fail_stage=2, fail_times=99) as a:
+        port = a.port
+        first = rollout([a], journal).upgrade_agent(VERSION, RELEASE)
+    assert first.results[targets([a])[0]].outcome is TargetOutcome.FAILED
+    with FakeAgent(password=PASSWORD, port=port, stage_seconds=0.03) as b:
+        other = b.create_ob_upgrade_dag("4.3.5.1", "1.el7", check=True)
+        b.finish_dag(other)
+        again = rollout([b], journal).upgrade_agent(VERSION, RELEASE)
+        assert again.results[targets([b])[0]].outcome is TargetOutcome.FAILED
+        assert b.requests_to("/api/v1/agent/upgrade", "POST") == []
+
+
+
+def test_a_journaled_task_followed_on_a_replaced_agent_is_unknown_not_believed(tmp_path):
+    """A rerun follows a created task by its journaled id; the agent now there has another
+    task under that id, which succeeded: the target is unknown, never succeeded by it."""
+    journal = tmp_path / "r.db"
+    with FakeAgent(password=PASSWORD, stage_seconds=5) as a:
+        port = a.port
+        first = rollout([a], journal).upgrade_agent(VERSION, RELEASE, check=False, timeout=0.3)
+    assert first.results[targets([a])[0]].outcome is TargetOutcome.UNKNOWN
+    with FakeAgent(password=PASSWORD, port=port, stage_seconds=0.03) as b:
+        b.finish_dag(b.create_ob_upgrade_dag("4.3.5.1", "1.el7", check=True))
+        result = rollout([b], journal).upgrade_agent(VERSION, RELEASE, check=False).results[
+            targets([b])[0]]
+        assert result.outcome is TargetOutcome.UNKNOWN and "not 'Upgrade obshell" in (
+            result.error or "")
+        assert b.requests_to("/api/v1/agent/upgrade", "POST") == []
+
+
 def test_bad_input_is_refused_before_anything_is_sent(tmp_path):
     auth = PasswordAuth(PASSWORD)
     for bad in ([], ["nohost"], ["h:1", "h:1"], "h:1", [("h", 0)], [42]):
