@@ -667,3 +667,22 @@ def test_a_new_send_journals_its_own_task_listing_even_a_failed_one(tmp_path):
         assert (step.sent_at, step.existed) == (200.0, None)
     finally:
         journal.close()
+
+
+
+def test_a_journal_has_one_runner_at_a_time(tmp_path):
+    """Two runners on one journal could each send a step's create call; the second is
+    refused while the first holds it, and welcome once it is done."""
+    from obshell_sdk._journal import Journal
+
+    path = str(tmp_path / "j.db")
+    first = Journal(path, {"kind": "agent"}, ["h:1"])
+    try:
+        with pytest.raises(InvalidArgumentError, match="in use by another runner"):
+            Journal(path, {"kind": "agent"}, ["h:1"])
+        with pytest.raises(InvalidArgumentError, match="in use"):
+            Rollout(["h:1"], auth=PasswordAuth(PASSWORD), journal=path).upgrade_agent(
+                VERSION, RELEASE)
+    finally:
+        first.close()
+    Journal(path, {"kind": "agent"}, ["h:1"]).close()  # free again
