@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 import attrs
 
+from ._dag import task_id_problem
 from ._exceptions import InvalidArgumentError
 
 try:
@@ -261,9 +262,34 @@ def _records(db: sqlite3.Connection, only: Optional[str] = None) -> list[TargetR
     for target, step, status, dag_id, sent_at, existed in db.execute(
             "SELECT target, step, status, dag_id, sent_at, existed FROM steps "
             "WHERE ?1 IS NULL OR target = ?1", (only,)):
-        ids = None if existed is None else frozenset(json.loads(existed))
+        ids = None if existed is None else _ids(existed, target)
+        if dag_id is not None and (not isinstance(dag_id, str) or task_id_problem(dag_id)):
+            raise _tampered(target, f"task id {dag_id!r}")
         steps.setdefault(target, {})[step] = StepRecord(step, status, dag_id, sent_at, ids)
     rows = db.execute("SELECT target, position, outcome, started_at, ended_at, error FROM "
                       "targets WHERE ?1 IS NULL OR target = ?1 ORDER BY position",
                       (only,)).fetchall()
+    for target, _, outcome, *_ in rows:
+        if outcome is not None and outcome not in _OUTCOMES:
+            raise _tampered(target, f"outcome {outcome!r}")
     return [TargetRecord(t, p, o, s, e, err, steps.get(t, {})) for t, p, o, s, e, err in rows]
+
+
+#: The outcomes a rollout writes (``TargetOutcome``'s values).
+_OUTCOMES = frozenset({"succeeded", "failed", "rolled_back", "cancelled", "skipped", "unknown",
+                       "unreachable", "refused"})
+
+
+def _ids(text: str, target: str) -> frozenset[str]:
+    try:
+        ids = json.loads(text)
+    except ValueError:
+        ids = None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise _tampered(target, "a task listing")
+    return frozenset(ids)
+
+
+def _tampered(target: str, what: str) -> InvalidArgumentError:
+    return InvalidArgumentError("journal", f"its row for {target} holds {what} that no rollout "
+                                "writes (was the file changed by hand?); give a new journal")

@@ -686,3 +686,27 @@ def test_a_journal_has_one_runner_at_a_time(tmp_path):
     finally:
         first.close()
     Journal(path, {"kind": "agent"}, ["h:1"]).close()  # free again
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE targets SET outcome = 'bogus'",
+    "UPDATE steps SET existed = '5'",
+    "UPDATE steps SET existed = '{\"a\": 1}'",
+    "UPDATE steps SET dag_id = 'abc'",
+])
+def test_a_journal_changed_by_hand_is_refused_with_a_typed_error(tmp_path, sql):
+    """Rows no rollout writes: an InvalidArgumentError on `journal`, not a raw ValueError."""
+    from obshell_sdk._journal import _OUTCOMES
+
+    assert _OUTCOMES == {o.value for o in TargetOutcome}  # kept in step with the enum
+    journal = tmp_path / "r.db"
+    with ExitStack() as stack:
+        fleet = agents(stack, 1, {0: {"fail_stage": 2, "fail_times": 99}})
+        rollout(fleet, journal).upgrade_agent(VERSION, RELEASE)
+        db = sqlite3.connect(journal)
+        db.executescript(sql)
+        db.close()
+        fleet[0].clear_requests()
+        with pytest.raises(InvalidArgumentError, match="changed by hand") as info:
+            rollout(fleet, journal).upgrade_agent(VERSION, RELEASE)
+        assert info.value.argument == "journal" and fleet[0].requests == []
