@@ -178,10 +178,14 @@ class Rollout:
             raise
         try:
             run.all()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            run.interrupted = True
             run.stop.set()  # no new cluster; running DAGs go on; the journal says where
-            log.warning("rollout interrupted: no new cluster is started; running tasks go on "
-                        "on their agents. Run it again with journal %r to resume", self.journal)
+            msg = ("rollout interrupted: no new cluster is started; running tasks go on on "
+                   f"their agents. Run it again with journal {self.journal!r} to resume")
+            log.warning("%s", msg)
+            if hasattr(exc, "add_note"):  # Python 3.11+: the traceback says it too
+                exc.add_note(msg)
             raise
         finally:
             journal.close()
@@ -200,6 +204,7 @@ class _Run:
         self.results: dict[str, TargetResult] = {}
         self.failures = 0
         self.crash: Optional[BaseException] = None  # what stopped a worker thread
+        self.interrupted = False  # Ctrl-C: the journal is closed under the workers
         self.board = RolloutBoard(rollout.targets, rollout.progress)
         self.revisit: list[tuple[TargetRecord, tuple[str, str]]] = []  # failed on a task
         for record in self.records.values():
@@ -238,6 +243,10 @@ class _Run:
             try:
                 self._one(target)
             except BaseException as exc:  # a bug, or the journal unwritable: stop, tell all()
+                if self.interrupted:  # Ctrl-C closed the journal under this worker
+                    log.info("%s: how it ended is not journaled (the rollout was interrupted); "
+                             "run it again to follow it", target)
+                    return
                 log.error("rollout stopped: %s failed with %s (no new cluster starts; the "
                           "running ones are followed to their end first)", target,
                           type(exc).__name__, exc_info=exc)

@@ -710,3 +710,35 @@ def test_a_journal_changed_by_hand_is_refused_with_a_typed_error(tmp_path, sql):
         with pytest.raises(InvalidArgumentError, match="changed by hand") as info:
             rollout(fleet, journal).upgrade_agent(VERSION, RELEASE)
         assert info.value.argument == "journal" and fleet[0].requests == []
+
+
+_INTERRUPTED_IN_PYTHON = """
+import logging, os, signal, sys, threading, time
+from obshell_sdk import PasswordAuth, PollPolicy, Rollout
+from obshell_sdk.testing import FakeAgent
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+fleet = [FakeAgent(password="pw", stage_seconds=0.15).start() for _ in range(4)]
+rollout = Rollout([f"127.0.0.1:{a.port}" for a in fleet], auth=PasswordAuth("pw"),
+                  journal=sys.argv[1], parallel=2, progress=False,
+                  poll_policy=PollPolicy(initial=0.05, fraction=0.1, ceiling=0.2, jitter=0))
+threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+try:
+    rollout.upgrade_agent("4.3.1.0", "101000012025010101.el7", check=False)
+except KeyboardInterrupt as exc:
+    print("NOTES", getattr(exc, "__notes__", ["(before 3.11)"]))
+time.sleep(3)  # the workers follow their tasks to the end, then find the journal closed
+for a in fleet:
+    a.stop()
+"""
+
+
+def test_ctrl_c_in_python_says_how_to_resume_and_the_workers_end_quietly(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(_INTERRUPTED_IN_PYTHON)
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "j.db")],
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert "NOTES" in out.stdout, out.stderr
+    if sys.version_info >= (3, 11):
+        assert "Run it again with journal" in out.stdout
+    assert "ProgrammingError" not in out.stderr and "rollout stopped" not in out.stderr
