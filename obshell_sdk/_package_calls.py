@@ -20,6 +20,9 @@ __all__ = ["PackageCalls"]
 
 log = logging.getLogger("obshell_sdk")
 
+#: The slowest link an upload's default deadline allows for, in bytes a second.
+_SLOWEST_LINK = 1024 * 1024
+
 
 class PackageCalls:
     """Packages (upload, inventory, delete), parameter backup and restore, environment check."""
@@ -27,7 +30,7 @@ class PackageCalls:
     _new_upload: Optional[bool] = None  # learnt on the first upload (a class default)
 
     def upload_package(
-        self: Caller, path: Union[str, os.PathLike[str]], *, lifetime: float = 600.0,
+        self: Caller, path: Union[str, os.PathLike[str]], *, lifetime: Optional[float] = None,
         timeout: Optional[Timeout] = None,
     ) -> UpgradePackageInfo:
         """Upload an RPM (obshell or OceanBase) to the cluster; what the agent stored.
@@ -35,12 +38,15 @@ class PackageCalls:
         The newer ``POST /api/v1/package`` is used where the agent has it (the body in clear,
         checked by its SHA-256), else ``POST /api/v1/upgrade/package`` (the body encrypted).
         The file is streamed from disk (memory stays at one read buffer). ``lifetime`` is how
-        long the signed header stays valid: older agents check it after the whole body
-        arrived. A missing, empty or non-RPM file is refused before anything is sent.
+        long the signed header stays valid (older agents check it after the whole body
+        arrived) and ``timeout`` bounds the call; by default both allow the upload 600 s, or
+        as long as the file takes at 1 MiB/s when that is longer. A missing, empty or
+        non-RPM file is refused before anything is sent.
         """
         file = check_package_path(path)
-        lifetime = check_seconds(lifetime, "lifetime")
-        limit = ((self.timeout[0], max(self.timeout[1], 600.0)) if timeout is None
+        allowed = max(600.0, os.path.getsize(file) / _SLOWEST_LINK)
+        lifetime = allowed if lifetime is None else check_seconds(lifetime, "lifetime")
+        limit = ((self.timeout[0], max(self.timeout[1], allowed)) if timeout is None
                  else check_timeout(timeout, "timeout"))  # all input checked before any I/O
         new = _has_new_upload(self)
         request, bodies = package_request(file, lifetime, new=new)

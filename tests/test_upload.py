@@ -59,6 +59,24 @@ def test_upload_reaches_the_agent_intact(package, legacy):
             assert int(post.header_json["Ts"]) > agent.now() + 500
 
 
+def test_a_large_package_is_given_as_long_as_it_takes_at_the_slowest_link(package,
+                                                                          monkeypatch):
+    """The signed header's life (and the call's deadline) grow with the file, so a large
+    package on a slow link is not refused as expired on arrival (and then sent again)."""
+    from obshell_sdk import _package_calls
+
+    monkeypatch.setattr(_package_calls, "_SLOWEST_LINK", 100)  # bytes a second, for the test
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        client.upload_package(package)
+        post = agent.requests_to("/api/v1/package", "POST")[-1]
+        expected = package.stat().st_size / 100  # about 3000 s, more than 600
+        assert abs(int(post.header_json["Ts"]) - agent.now() - expected) < 30
+        client.upload_package(package, lifetime=700)  # given: as given
+        post = agent.requests_to("/api/v1/package", "POST")[-1]
+        assert abs(int(post.header_json["Ts"]) - agent.now() - 700) < 30
+
+
 @pytest.mark.parametrize("size", [0, 1, 15, 16, 17, 47, 48, 49, 48 * 1024 + 5])
 def test_streamed_body_equals_one_shot_encryption(tmp_path, size):
     path = tmp_path / "p.rpm"
