@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Optional
 
@@ -13,11 +14,14 @@ from ._endpoints import (
     UpgradeAgentRequest,
     UpgradeObRequest,
 )
+from ._exceptions import InvalidArgumentError
 from ._models import AgentInfo
 from ._rollout_steps import Plan, Step
+from ._rpm import rpm_label
+from ._text import printable
 from ._workflow import check_target_package, not_the_target
 
-__all__ = ["agent_plan", "ob_plan"]
+__all__ = ["agent_plan", "ob_plan", "upload_steps"]
 
 
 def agent_plan(version: str, release: str, package: Optional[str],
@@ -54,7 +58,7 @@ def ob_plan(version: str, release: str, packages: Sequence[str], mode: str,
     ``/info`` reports the OceanBase version without its build, so that is what is confirmed.
     """
     request = UpgradeObRequest(version, release, mode, upgrade_dir, freeze_server)
-    steps = [Step(f"upload {i + 1}", "upload", path=p) for i, p in enumerate(packages)]
+    steps = [Step(name, "upload", path=p) for name, p in upload_steps(packages)]
     if check:
         steps.append(Step("check", "task", endpoint=OB_UPGRADE_CHECK,
                           request=UpgradeAgentRequest(version, release, upgrade_dir)))
@@ -71,3 +75,22 @@ def ob_plan(version: str, release: str, packages: Sequence[str], mode: str,
                                    "mode": request.mode, "upgrade_dir": upgrade_dir,
                                    "freeze_server": freeze_server, "check": check}
     return Plan("ob", describe, tuple(steps))
+
+
+def upload_steps(packages: Sequence[str]) -> list[tuple[str, str]]:
+    """``(step name, path)`` per package, named by what the package is, not where it sits.
+
+    A rerun with a corrected list then uploads a package it has not uploaded yet and skips
+    one it has, whatever their order: ``upload oceanbase-ce-4.3.5.1-101000012025052815.el7.
+    x86_64`` by the RPM header, or ``upload`` and the file's name when the header cannot be
+    read. A package given twice raises :class:`InvalidArgumentError` before anything is sent.
+    """
+    steps: dict[str, str] = {}
+    for path in packages:
+        name = "upload " + printable(rpm_label(path) or os.path.basename(path))
+        if name in steps:
+            raise InvalidArgumentError("packages", f"{path!r} is {name[7:]} again (first "
+                                       f"{steps[name]!r}): give each package once (nothing "
+                                       "was sent)")
+        steps[name] = path
+    return [(name, path) for name, path in steps.items()]

@@ -387,6 +387,49 @@ def test_an_ob_rollout_uploads_checks_upgrades_and_confirms_on_every_cluster(tmp
             assert len(agent.inventory) >= 2
 
 
+def uploads(agent):
+    """Packages sent (a client's first, empty POST only asks whether the route exists)."""
+    return sum(1 for r in agent.requests_to("/api/v1/package", "POST") if r.body_bytes)
+
+
+def test_an_ob_rollout_rerun_with_a_corrected_package_list_uploads_the_new_package(tmp_path):
+    """Upload steps are named by the package, not its place in the list: the corrected
+    package is uploaded on the rerun, the one already uploaded is not sent again."""
+    from obshell_sdk.testing import build_rpm
+
+    version, release = "4.3.5.1", "101000012025052815.el7"
+    ce, stale, libs = (tmp_path / n for n in ("ce.rpm", "libs-old.rpm", "libs.rpm"))
+    ce.write_bytes(build_rpm("oceanbase-ce", version, release))
+    stale.write_bytes(build_rpm("oceanbase-ce-libs", "4.3.5.0", "100000202024123117.el7"))
+    libs.write_bytes(build_rpm("oceanbase-ce-libs", version, release))
+    with FakeAgent(password=PASSWORD, stages_per_poll=10, require_packages=True,
+                   ob_version="4.3.5.0-100000202024123117") as agent:
+        journal = tmp_path / "ob.db"
+        first = rollout([agent], journal).upgrade_ob(version, release, packages=[ce, stale],
+                                                     mode="stopservice")
+        assert not first.ok and posts(agent, "/api/v1/ob/upgrade") == 0, str(first)
+        sent = uploads(agent)
+        second = rollout([agent], journal).upgrade_ob(version, release, packages=[ce, libs],
+                                                      mode="stopservice")
+        assert second.ok, str(second)
+        assert uploads(agent) == sent + 1  # the corrected libs only
+        assert posts(agent, "/api/v1/ob/upgrade") == 1
+
+
+def test_an_ob_rollout_refuses_a_package_given_twice_before_sending_anything(tmp_path):
+    from obshell_sdk.testing import build_rpm
+
+    ce = tmp_path / "ce.rpm"
+    ce.write_bytes(build_rpm("oceanbase-ce", "4.3.5.1", "101000012025052815.el7"))
+    copy = tmp_path / "copy.rpm"
+    copy.write_bytes(ce.read_bytes())
+    with FakeAgent(password=PASSWORD) as agent:
+        with pytest.raises(InvalidArgumentError, match=r"again \(first .*ce\.rpm"):
+            rollout([agent], tmp_path / "ob.db").upgrade_ob(
+                "4.3.5.1", "101000012025052815.el7", packages=[ce, copy])
+        assert agent.requests == []
+
+
 def test_ctrl_c_starts_no_new_cluster_and_a_rerun_finishes_the_job(tmp_path):
     """SIGINT mid-rollout: exit 130, running upgrades go on, the rerun creates no second DAG."""
     with ExitStack() as stack:

@@ -152,11 +152,13 @@ def test_run_agent_upgrade_refuses_a_package_that_is_not_the_target(package, ver
 def test_the_package_header_is_read_as_rpm_itself_writes_it():
     """A package made by rpmbuild (RPM 4.18, tests/vectors/README.md), not by the fake
     agent's own writer: its name, version and release are read from its header."""
-    from obshell_sdk._rpm import rpm_identity
+    from obshell_sdk._rpm import rpm_identity, rpm_label
 
     vectors = Path(__file__).parent / "vectors"
     real = vectors / "obshell-4.6.0.0-101000012025020101.el7.x86_64.rpm"
     assert rpm_identity(str(real)) == ("obshell", "4.6.0.0", "101000012025020101.el7")
+    assert rpm_label(str(real)) == "obshell-4.6.0.0-101000012025020101.el7.x86_64"
+    assert rpm_label(str(vectors / "README.md")) is None
     assert rpm_identity(str(vectors / "README.md")) is None  # not an RPM: left to the agent
 
 
