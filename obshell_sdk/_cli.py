@@ -86,14 +86,16 @@ def _run(args: argparse.Namespace, out: Output, progress: Progress) -> int:
 
 def _upgrade(client: ObshellClient, args: argparse.Namespace, out: Output,
              progress: Progress) -> int:
+    if args.upload_timeout is not None and not args.package:
+        raise InvalidArgumentError("--upload-timeout", "bounds the --package upload: give "
+                                   "--package too, or drop it")
     if args.package and args.check:
         raise InvalidArgumentError("--package", "uploads, then checks and upgrades; with "
                                    "--check, upload first (or drop --check)")
     if args.package:
         result = client.run_agent_upgrade(
             args.version, args.release, package=args.package, upgrade_dir=args.upgrade_dir,
-            timeout=args.timeout, on_progress=progress,
-        )
+            timeout=args.timeout, on_progress=progress, upload_timeout=args.upload_timeout)
         progress.close()
         out.dag(result.upgrade)
         return EXIT_OK

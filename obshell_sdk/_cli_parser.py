@@ -160,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(implies --wait: the exit code says whether the check passed)")
     up.add_argument("--package", metavar="RPM", help="obshell RPM to upload first; then "
                     "check, upgrade, follow and confirm the new version (implies --wait)")
+    up.add_argument("--upload-timeout", type=SECONDS, metavar="SECONDS", help="seconds the "
+                    "--package upload may take (default 600, or the file at 1 MiB/s)")
     _follow_options(up, "follow the task to its end")
     task = _sub(sub, "task", help="list, show, wait for or operate on tasks",
                 description="task list: unfinished tasks and the cluster's last maintenance "

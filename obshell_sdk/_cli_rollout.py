@@ -84,6 +84,9 @@ def _common(p: argparse.ArgumentParser, seconds: Callable[[str], float],
                    help="start no new cluster after this many failures (default 1)")
     p.add_argument("--timeout", type=seconds, default=None, help="seconds to follow each "
                    "task (default as in Python: 3600 for agent, 7200 for ob)")
+    p.add_argument("--upload-timeout", type=seconds, default=None, metavar="SECONDS",
+                   help="seconds each package's upload may take (default 600, or the file "
+                   "at 1 MiB/s)")
 
 
 def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> int:
@@ -95,6 +98,9 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
     if args.rollout == "status":
         return _status(args.journal, args.json, stream)
     # Everything that can be wrong is found before the password is asked for.
+    if args.upload_timeout is not None and not args.package:
+        raise InvalidArgumentError("--upload-timeout", "bounds each --package upload: give "
+                                   "--package too, or drop it")
     targets, tls = parse_targets(_read_targets(args.targets)), tls_from_env(env)
     check_env_bundle(env, tls)
     rollout = Rollout(
@@ -107,11 +113,11 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
         report = rollout.upgrade_ob(args.version, args.release, packages=args.package,
                                     mode=args.mode, upgrade_dir=args.upgrade_dir,
                                     freeze_server=args.freeze_server, check=not args.no_check,
-                                    **timeout)
+                                    upload_timeout=args.upload_timeout, **timeout)
     else:
         report = rollout.upgrade_agent(args.version, args.release, package=args.package,
                                        upgrade_dir=args.upgrade_dir, check=not args.no_check,
-                                       **timeout)
+                                       upload_timeout=args.upload_timeout, **timeout)
     if args.json:
         stream.write(json.dumps(_report_json(report)) + "\n")
     else:

@@ -269,6 +269,7 @@ class ObshellClient(TaskCalls, PackageCalls):
         timeout: float = 3600.0,
         on_progress: Optional[ProgressCallback] = None,
         progress: Optional[bool] = None,
+        upload_timeout: Optional[float] = None,
     ) -> UpgradeResult:
         """Upgrade in one call: upload, pre-check, upgrade, follow, confirm the new version.
 
@@ -276,11 +277,12 @@ class ObshellClient(TaskCalls, PackageCalls):
         ``check`` is true; the new version is confirmed through ``/api/v1/info``. Returns an
         :class:`UpgradeResult`; raises ``TaskFailedError`` and friends when a step fails, or
         ``UpgradeNotConfirmedError`` when the agent reports another version after.
+        ``upload_timeout``: how long the upload may take (600 s, or the file at 1 MiB/s).
         """
         return run_agent_upgrade(
             self, version, release, package=package, upgrade_dir=upgrade_dir, check=check,
             timeout=timeout, on_progress=on_progress, progress=progress,
-        )
+            upload_timeout=upload_timeout)
 
     def upgrade_ob(self, version: str, release: str, *, mode: str = "ROLLING",
                    upgrade_dir: Optional[str] = None, freeze_server: bool = False) -> DagTask:
@@ -306,17 +308,18 @@ class ObshellClient(TaskCalls, PackageCalls):
         packages: Sequence[Union[str, os.PathLike[str]]] = (), mode: str = "ROLLING",
         upgrade_dir: Optional[str] = None, freeze_server: bool = False, check: bool = True,
         timeout: float = 7200.0, on_progress: Optional[ProgressCallback] = None,
-        progress: Optional[bool] = None,
+        progress: Optional[bool] = None, upload_timeout: Optional[float] = None,
     ) -> ObUpgradeResult:
         """Upgrade OceanBase in one call: upload ``packages``, pre-check, upgrade, follow, confirm.
 
         The new version is confirmed through ``/api/v1/info`` (its ``obVersion`` carries no
         build number). Raises ``TaskFailedError`` and friends, or ``UpgradeNotConfirmedError``.
+        ``upload_timeout`` bounds each package's upload, as for :meth:`run_agent_upgrade`.
         """
         return run_ob_upgrade(
             self, version, release, packages=packages, mode=mode, upgrade_dir=upgrade_dir,
             freeze_server=freeze_server, check=check, timeout=timeout, on_progress=on_progress,
-            progress=progress)
+            progress=progress, upload_timeout=upload_timeout)
 
     def _create_task(
         self, endpoint: TaskEndpoint[R], request: R,

@@ -39,14 +39,15 @@ class PackageCalls:
         checked by its SHA-256), else ``POST /api/v1/upgrade/package`` (the body encrypted).
         The file is streamed from disk (memory stays at one read buffer). ``lifetime`` is how
         long the signed header stays valid (older agents check it after the whole body
-        arrived) and ``timeout`` bounds the call; by default both allow the upload 600 s, or
-        as long as the file takes at 1 MiB/s when that is longer. A missing, empty or
-        non-RPM file is refused before anything is sent.
+        arrived), by default 600 s, or as long as the file takes at 1 MiB/s when that is
+        longer. ``timeout`` bounds the call, by default the client's connect timeout and as
+        long as the header lives. A missing, empty or non-RPM file is refused before
+        anything is sent.
         """
         file = check_package_path(path)
-        allowed = max(600.0, os.path.getsize(file) / _SLOWEST_LINK)
-        lifetime = allowed if lifetime is None else check_seconds(lifetime, "lifetime")
-        limit = ((self.timeout[0], max(self.timeout[1], allowed)) if timeout is None
+        lifetime = (max(600.0, os.path.getsize(file) / _SLOWEST_LINK) if lifetime is None
+                    else check_seconds(lifetime, "lifetime"))
+        limit = ((self.timeout[0], max(self.timeout[1], lifetime)) if timeout is None
                  else check_timeout(timeout, "timeout"))  # all input checked before any I/O
         new = _has_new_upload(self)
         request, bodies = package_request(file, lifetime, new=new)

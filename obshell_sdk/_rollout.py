@@ -39,7 +39,13 @@ from ._rollout_steps import (
     retried_by_hand,
 )
 from ._upload import check_package_path, check_package_paths
-from ._validate import brief_repr, check_flag, check_seconds, parse_targets
+from ._validate import (
+    brief_repr,
+    check_flag,
+    check_seconds,
+    check_upload_timeout,
+    parse_targets,
+)
 
 __all__ = ["AuthSource", "Rollout", "RolloutReport", "RolloutTarget", "TargetResult",
            "parse_targets"]
@@ -139,33 +145,39 @@ class Rollout:
     def upgrade_agent(
         self, version: str, release: str, *, package: Union[str, os.PathLike[str], None] = None,
         upgrade_dir: Optional[str] = None, check: bool = True, timeout: float = 3600.0,
+        upload_timeout: Optional[float] = None,
     ) -> RolloutReport:
         """Upgrade obshell on every target, then confirm ``VERSION-BUILD`` through ``/info``.
 
         Each target: upload ``package`` (when given; one whose RPM header names another
         package raises InvalidArgumentError first), pre-check (when ``check``), upgrade,
         follow. ``timeout`` bounds each DAG's wait; a DAG still running then is reported
-        ``unknown`` and a rerun follows it on.
+        ``unknown`` and a rerun follows it on. ``upload_timeout`` is how long an upload may
+        take (by default 600 s, or the file at 1 MiB/s).
         """
         path = None if package is None else check_package_path(package)
         return self._run(agent_plan(version, release, path, upgrade_dir,
-                                    check_flag(check, "check")),
+                                    check_flag(check, "check"),
+                                    check_upload_timeout(upload_timeout)),
                          check_seconds(timeout, "timeout"))
 
     def upgrade_ob(
         self, version: str, release: str, *,
         packages: Sequence[Union[str, os.PathLike[str]]] = (), mode: str = "ROLLING",
         upgrade_dir: Optional[str] = None, freeze_server: bool = False, check: bool = True,
-        timeout: float = 7200.0,
+        timeout: float = 7200.0, upload_timeout: Optional[float] = None,
     ) -> RolloutReport:
         """Upgrade OceanBase on every target, then confirm the version through ``/info``.
 
         Each target: upload ``packages`` (every one the edition needs, e.g. ``oceanbase-ce``
-        and ``oceanbase-ce-libs``), pre-check (when ``check``), upgrade in ``mode``, follow.
+        and ``oceanbase-ce-libs``; each within ``upload_timeout``), pre-check (when
+        ``check``), upgrade in ``mode``, follow.
         """
         paths = check_package_paths(packages)
         return self._run(ob_plan(version, release, paths, mode, upgrade_dir, freeze_server,
-                                 check_flag(check, "check")), check_seconds(timeout, "timeout"))
+                                 check_flag(check, "check"),
+                                 check_upload_timeout(upload_timeout)),
+                         check_seconds(timeout, "timeout"))
 
     # -- running ---------------------------------------------------------------------------
 

@@ -25,13 +25,14 @@ __all__ = ["agent_plan", "ob_plan", "upload_steps"]
 
 
 def agent_plan(version: str, release: str, package: Optional[str],
-               upgrade_dir: Optional[str], check: bool) -> Plan:
+               upgrade_dir: Optional[str], check: bool,
+               upload_timeout: Optional[float] = None) -> Plan:
     """Upload (when a package is given), pre-check (when ``check``), upgrade, confirm."""
     request = UpgradeAgentRequest(version, release, upgrade_dir)  # refuse bad input first
     steps = []
     if package is not None:
         check_target_package(package, version, release)  # its header, before any journal
-        steps.append(Step("upload", "upload", path=package,
+        steps.append(Step("upload", "upload", path=package, upload_timeout=upload_timeout,
                           confirm=lambda uploaded: not_the_target(uploaded, version, release)))
     if check:
         steps.append(Step("check", "task", endpoint=AGENT_UPGRADE_CHECK, request=request))
@@ -52,13 +53,15 @@ def agent_plan(version: str, release: str, package: Optional[str],
 
 
 def ob_plan(version: str, release: str, packages: Sequence[str], mode: str,
-            upgrade_dir: Optional[str], freeze_server: bool, check: bool) -> Plan:
+            upgrade_dir: Optional[str], freeze_server: bool, check: bool,
+            upload_timeout: Optional[float] = None) -> Plan:
     """Upload the packages, pre-check (when ``check``), upgrade OceanBase, confirm the version.
 
     ``/info`` reports the OceanBase version without its build, so that is what is confirmed.
     """
     request = UpgradeObRequest(version, release, mode, upgrade_dir, freeze_server)
-    steps = [Step(name, "upload", path=p) for name, p in upload_steps(packages)]
+    steps = [Step(name, "upload", path=p, upload_timeout=upload_timeout)
+             for name, p in upload_steps(packages)]
     if check:
         steps.append(Step("check", "task", endpoint=OB_UPGRADE_CHECK,
                           request=UpgradeAgentRequest(version, release, upgrade_dir)))

@@ -81,13 +81,15 @@ class Ended(Exception):  # noqa: N818 - not an error: how a target ended
 class Step:
     """One step of a plan: an upload, a DAG, or a confirmation.
 
-    An upload sends ``path``; a DAG is created through ``endpoint`` with ``request``.
+    An upload sends ``path`` within ``upload_timeout`` (None: the client's default); a DAG
+    is created through ``endpoint`` with ``request``.
     ``confirm`` says what is wrong (None: nothing) with an upload's package or ``/info``.
     """
 
     name: str
     kind: str  # "upload", "task" or "confirm"
     path: str = ""  # the package, for an upload
+    upload_timeout: Optional[float] = None
     endpoint: Optional[TaskEndpoint[Any]] = attrs.field(default=None, eq=False)
     request: Any = None
     confirm: Optional[Callable[[Any], Optional[str]]] = attrs.field(default=None, eq=False)
@@ -124,7 +126,7 @@ class TargetRun:
             self.show(step.name, None)
             if step.kind == "upload":
                 self.journal.step(self.target, step.name, "started")
-                uploaded = self.client.upload_package(step.path)
+                uploaded = self.client.upload_package(step.path, lifetime=step.upload_timeout)
                 problem = step.confirm(uploaded) if step.confirm is not None else None
                 if problem:  # nothing started: a rerun with the right package goes on
                     raise Ended(TargetOutcome.REFUSED, problem)

@@ -97,6 +97,11 @@ def check_seconds(value: Any, argument: str, *, allow_zero: bool = False) -> flo
     return number
 
 
+def check_upload_timeout(value: Any) -> Optional[float]:
+    """``upload_timeout`` as seconds; None keeps ``upload_package``'s default."""
+    return None if value is None else check_seconds(value, "upload_timeout")
+
+
 def check_timeout(value: Any, argument: str) -> tuple[float, float]:
     """Return a ``(connect, read)`` timeout pair from a number or a tuple of two numbers."""
     if isinstance(value, tuple):

@@ -14,7 +14,7 @@ from ._rpm import rpm_identity
 from ._task import DagTask, ProgressCallback
 from ._text import printable
 from ._upload import check_package_path, check_package_paths
-from ._validate import check_flag, check_progress, check_seconds
+from ._validate import check_flag, check_progress, check_seconds, check_upload_timeout
 
 __all__ = ["run_agent_upgrade", "run_ob_upgrade"]
 
@@ -29,7 +29,9 @@ class _Agent(Protocol):
         """``host:port`` as messages show it."""
         ...
 
-    def upload_package(self, path: Union[str, os.PathLike[str]]) -> UpgradePackageInfo: ...
+    def upload_package(
+        self, path: Union[str, os.PathLike[str]], *, lifetime: Optional[float] = None
+    ) -> UpgradePackageInfo: ...
 
     def check_agent_upgrade(
         self, version: str, release: str, upgrade_dir: Optional[str] = None
@@ -50,22 +52,17 @@ class _Agent(Protocol):
 
 
 def run_agent_upgrade(
-    client: _Agent,
-    version: str,
-    release: str,
-    *,
-    package: Union[str, os.PathLike[str], None] = None,
-    upgrade_dir: Optional[str] = None,
-    check: bool = True,
-    timeout: float = 3600.0,
-    on_progress: Optional[ProgressCallback] = None,
-    progress: Optional[bool] = None,
+    client: _Agent, version: str, release: str, *,
+    package: Union[str, os.PathLike[str], None] = None, upgrade_dir: Optional[str] = None,
+    check: bool = True, timeout: float = 3600.0, on_progress: Optional[ProgressCallback] = None,
+    progress: Optional[bool] = None, upload_timeout: Optional[float] = None,
 ) -> UpgradeResult:
     """Upload, pre-check, upgrade, follow to the end, confirm the version through ``/info``.
 
     ``package`` is uploaded when given and must then be the target's (``obshell``, same
     version and release: :class:`InvalidArgumentError` before anything starts otherwise);
-    the pre-check runs when ``check`` is true.
+    the pre-check runs when ``check`` is true. ``upload_timeout`` is how long the upload
+    may take (and its signed header lives): by default 600 s, or the file at 1 MiB/s.
     Everything the caller gave is checked before the first request, the package by its RPM
     header (if that cannot be read, by what the agent reads on upload). Raises what the
     steps raise (``TaskFailedError`` for a failed check or upgrade, ...), or
@@ -74,9 +71,10 @@ def run_agent_upgrade(
     UpgradeAgentRequest(version, release, upgrade_dir)  # refuse bad input before any I/O
     path = None if package is None else check_target_package(package, version, release)
     timeout = check_seconds(timeout, "timeout")
+    upload_seconds = check_upload_timeout(upload_timeout)
     check = check_flag(check, "check")
     check_progress(progress, on_progress)
-    uploaded = None if path is None else client.upload_package(path)
+    uploaded = None if path is None else client.upload_package(path, lifetime=upload_seconds)
     if uploaded is not None:
         _check_uploaded(uploaded, version, release)
     checked = None
@@ -149,19 +147,22 @@ def run_ob_upgrade(
     timeout: float = 7200.0,
     on_progress: Optional[ProgressCallback] = None,
     progress: Optional[bool] = None,
+    upload_timeout: Optional[float] = None,
 ) -> ObUpgradeResult:
     """Upload, pre-check, upgrade OceanBase, follow to the end, confirm through ``/info``.
 
     ``/api/v1/info`` reports ``obVersion`` (``select ob_version()``: the version, no build
     number), so the version is what can be confirmed; a same-version rebuild is confirmed by
-    its DAG's success alone.
+    its DAG's success alone. ``upload_timeout`` bounds each package's upload, as for
+    :func:`run_agent_upgrade`.
     """
     UpgradeObRequest(version, release, mode, upgrade_dir, freeze_server)  # before any I/O
     paths = check_package_paths(packages)
     timeout = check_seconds(timeout, "timeout")
+    upload_seconds = check_upload_timeout(upload_timeout)
     check = check_flag(check, "check")
     check_progress(progress, on_progress)
-    uploaded = tuple(client.upload_package(p) for p in paths)
+    uploaded = tuple(client.upload_package(p, lifetime=upload_seconds) for p in paths)
     checked = None
     if check:
         checked = client.check_ob_upgrade(version, release, upgrade_dir).result(

@@ -184,6 +184,24 @@ def test_upgrade_with_package_uploads_checks_upgrades_and_confirms(agent, tmp_pa
     assert [d.name.split(" ")[1] for d in agent.dags.values()] == ["check", "obshell"]
 
 
+def test_upload_timeout_bounds_the_package_upload_and_needs_a_package(agent, tmp_path):
+    rpm = tmp_path / f"obshell-{VERSION}-{RELEASE}.x86_64.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    out = run(agent, "upgrade", VERSION, RELEASE, "--upload-timeout", "5")
+    assert out.returncode == 2 and "--upload-timeout" in out.stderr and "--package" in out.stderr
+    targets = tmp_path / "targets"
+    targets.write_text(f"{agent.host}:{agent.port}\n")
+    out = run(agent, "rollout", "agent", "--targets", str(targets), "--journal",
+              str(tmp_path / "r.db"), VERSION, RELEASE, "--upload-timeout", "5")
+    assert out.returncode == 2 and "--upload-timeout" in out.stderr and "--package" in out.stderr
+    assert agent.requests == []
+    out = run(agent, "upgrade", VERSION, RELEASE, "--package", str(rpm), "--upload-timeout",
+              "4000")
+    assert out.returncode == 0, out.stderr
+    post = [r for r in agent.requests_to("/api/v1/package", "POST") if r.body_bytes][-1]
+    assert abs(int(post.header_json["Ts"]) - agent.now() - 4000) < 30
+
+
 def test_from_env_keeps_passwords_out_of_traceback_locals():
     env = {"OBSHELL_HOST": "http://not-a-host", "OBSHELL_PASSWORD": PASSWORD}
     with pytest.raises(InvalidArgumentError) as info:

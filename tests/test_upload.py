@@ -202,6 +202,60 @@ def test_run_agent_upgrade_refuses_bad_input_first(tmp_path):
         assert agent.requests == []
 
 
+def test_upload_timeout_reaches_the_upload_of_every_workflow(package, tmp_path):
+    """``upload_timeout`` is how long the upload's signed header lives (and its deadline),
+    in ``run_agent_upgrade``, ``run_ob_upgrade`` and both rollouts."""
+    from obshell_sdk import Rollout
+    from obshell_sdk.testing import build_rpm
+
+    def signed_life(agent):
+        post = [r for r in agent.requests_to("/api/v1/package", "POST") if r.body_bytes][-1]
+        return int(post.header_json["Ts"]) - agent.now()
+
+    ob = tmp_path / "oceanbase-ce.rpm"
+    ob.write_bytes(build_rpm("oceanbase-ce", "4.3.5.1", "101000012025052815.el7"))
+    with FakeAgent(password=PASSWORD, stages_per_poll=10) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=package,
+                                 check=False, upload_timeout=4000)
+        assert abs(signed_life(agent) - 4000) < 30
+        client.run_ob_upgrade("4.3.5.1", "101000012025052815.el7", packages=[ob],
+                              upload_timeout=5000)
+        assert abs(signed_life(agent) - 5000) < 30
+    for kind in ("agent", "ob"):
+        with FakeAgent(password=PASSWORD, stages_per_poll=10) as agent:
+            rollout = Rollout([f"{agent.host}:{agent.port}"], auth=PasswordAuth(PASSWORD),
+                              journal=tmp_path / f"{kind}.db", progress=False)
+            if kind == "agent":
+                rollout.upgrade_agent("4.3.1.0", "101000012025010101.el7", package=package,
+                                      upload_timeout=6000)
+            else:
+                rollout.upgrade_ob("4.3.5.1", "101000012025052815.el7", packages=[ob],
+                                   upload_timeout=6000)
+            assert abs(signed_life(agent) - 6000) < 30
+
+
+@pytest.mark.parametrize("bad", [0, -1, "600", float("nan"), True])
+def test_a_bad_upload_timeout_is_refused_before_sending(package, tmp_path, bad):
+    from obshell_sdk import Rollout
+
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        rollout = Rollout([f"{agent.host}:{agent.port}"], auth=PasswordAuth(PASSWORD),
+                          journal=tmp_path / "r.db", progress=False)
+        for call in (lambda: client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7",
+                                                      package=package, upload_timeout=bad),
+                     lambda: client.run_ob_upgrade("4.3.5.1", "1.el7", packages=[package],
+                                                   upload_timeout=bad),
+                     lambda: rollout.upgrade_agent("4.3.1.0", "101000012025010101.el7",
+                                                   package=package, upload_timeout=bad),
+                     lambda: rollout.upgrade_ob("4.3.5.1", "1.el7", packages=[package],
+                                                upload_timeout=bad)):
+            with pytest.raises(InvalidArgumentError, match="upload_timeout"):
+                call()
+        assert agent.requests == []
+
+
 @pytest.mark.parametrize(
     ("content", "why"),
     [(b"", "is empty"), (b"rpm bytes" * 1000, "not an RPM package: it starts with 72 70 6d 20"),
