@@ -134,6 +134,31 @@ def test_a_package_that_is_not_the_target_fails_before_any_task(tmp_path):
         assert agent.requests == [] and not (tmp_path / "r.db").exists()  # read here first
 
 
+def test_an_uploaded_package_the_agent_reads_as_another_is_refused_and_a_rerun_goes_on(
+        tmp_path, monkeypatch):
+    """A header the SDK cannot read is left to the agent; when the agent reads it as another
+    package, the target is refused (nothing started) and a rerun with the right one goes on."""
+    from obshell_sdk import _workflow
+    from obshell_sdk.testing import build_rpm
+
+    wrong, right = tmp_path / "wrong.rpm", tmp_path / "right.rpm"
+    wrong.write_bytes(build_rpm("obshell", "4.3.0.9", RELEASE))
+    right.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    with ExitStack() as stack:
+        [agent] = agents(stack, 1)
+        journal = tmp_path / "r.db"
+        with monkeypatch.context() as patch:
+            patch.setattr(_workflow, "rpm_identity", lambda path: None)  # "unreadable"
+            report = rollout([agent], journal).upgrade_agent(VERSION, RELEASE,
+                                                             package=str(wrong))
+        (result,) = report.results.values()
+        assert result.outcome is TargetOutcome.REFUSED, str(report)
+        assert "obshell 4.3.0.9" in (result.error or "") and agent.dags == {}
+        report = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, package=str(right))
+        assert report.ok, str(report)
+        assert posts(agent) == 1
+
+
 def test_max_failures_skips_the_rest_and_a_rerun_starts_them(tmp_path):
     with ExitStack() as stack:
         fleet = agents(stack, 5, {0: {"fail_stage": 2, "fail_times": 1}})
