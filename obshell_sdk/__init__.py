@@ -62,6 +62,7 @@ from ._exceptions import (
     WeakKeyError,
     WrongPasswordError,
 )
+from ._journal import TargetOutcome
 from ._models import (
     AgentInfo,
     ErrorInfo,
@@ -73,7 +74,6 @@ from ._models import (
 from ._polling import PollPolicy
 from ._render import register_notebook_formatters
 from ._rollout import AuthSource, Rollout, RolloutReport, RolloutTarget, TargetResult
-from ._rollout_steps import TargetOutcome
 from ._task import DEFAULT_WAIT, DagTask, ProgressCallback
 from ._transport import Cert, Timeout
 from ._version import __version__

@@ -16,10 +16,9 @@ from typing import Any, Callable, TextIO
 
 from ._config import Environment, check_env_bundle, prompted_auth_from_env, tls_from_env
 from ._exceptions import InvalidArgumentError
-from ._journal import Journal, read_targets
+from ._journal import Journal, TargetOutcome, read_targets
 from ._render import rollout_table_text, to_jsonable
 from ._rollout import Rollout, RolloutReport, parse_targets
-from ._rollout_steps import TargetOutcome
 from ._text import printable
 
 __all__ = ["add_rollout_parser", "run_rollout"]

@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 import attrs
 
-from ._dag import task_id_problem
+from ._dag import TextEnum, task_id_problem
 from ._exceptions import InvalidArgumentError
 
 try:
@@ -29,13 +29,30 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Journal", "StepRecord", "TargetRecord", "read_targets"]
+__all__ = ["Journal", "StepRecord", "TargetOutcome", "TargetRecord", "read_targets"]
+
+
+class TargetOutcome(TextEnum):
+    """How one target of a rollout ended."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    UNKNOWN = "unknown"
+    #: The agent could not be reached; nothing of the step under way was sent.
+    UNREACHABLE = "unreachable"
+    #: A call was refused, by the agent (credentials, parameters, its lock) or by the SDK
+    #: before signing, and made no task. Fix the cause; a rerun tries again.
+    REFUSED = "refused"
 
 
 def _unusable(path: str, exc: sqlite3.Error) -> InvalidArgumentError:
     return InvalidArgumentError("journal", f"{path!r} cannot hold a rollout journal ({exc}); "
                                 "give the path of a new file, or of an earlier journal, in a "
                                 "writable directory")
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -275,9 +292,8 @@ def _records(db: sqlite3.Connection, only: Optional[str] = None) -> list[TargetR
     return [TargetRecord(t, p, o, s, e, err, steps.get(t, {})) for t, p, o, s, e, err in rows]
 
 
-#: The outcomes a rollout writes (``TargetOutcome``'s values).
-_OUTCOMES = frozenset({"succeeded", "failed", "rolled_back", "cancelled", "skipped", "unknown",
-                       "unreachable", "refused"})
+#: The outcomes a rollout writes.
+_OUTCOMES = frozenset(outcome.value for outcome in TargetOutcome)
 
 
 def _ids(text: str, target: str) -> frozenset[str]:

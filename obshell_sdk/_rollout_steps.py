@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import attrs
 
 from ._creation import dags_to_search, find_created_dag
-from ._dag import DagDetail, DagOutcome, Operator, TextEnum
+from ._dag import DagDetail, DagOutcome, Operator
 from ._endpoints import TaskEndpoint
 from ._exceptions import (
     ApiError,
@@ -31,7 +31,7 @@ from ._exceptions import (
     TransportError,
     WeakKeyError,
 )
-from ._journal import Journal, StepRecord, TargetRecord
+from ._journal import Journal, StepRecord, TargetOutcome, TargetRecord
 from ._render import failure_line
 from ._task import DagTask
 
@@ -42,22 +42,6 @@ __all__ = ["FINAL", "Ended", "Plan", "Step", "TargetOutcome", "TargetRun", "fail
            "judge", "retried_by_hand"]
 
 log = logging.getLogger("obshell_sdk")
-
-
-class TargetOutcome(TextEnum):
-    """How one target of a rollout ended."""
-
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    ROLLED_BACK = "rolled_back"
-    CANCELLED = "cancelled"
-    SKIPPED = "skipped"
-    UNKNOWN = "unknown"
-    #: The agent could not be reached; nothing of the step under way was sent.
-    UNREACHABLE = "unreachable"
-    #: A call was refused, by the agent (credentials, parameters, its lock) or by the SDK
-    #: before signing, and made no task. Fix the cause; a rerun tries again.
-    REFUSED = "refused"
 
 
 #: Outcomes a rerun of the rollout leaves alone: the target will not change by itself.
