@@ -41,7 +41,7 @@ from ._exceptions import (
 from ._models import AgentInfo, AgentSecret, Envelope
 from ._request import Request
 from ._secrets import wrap_secret
-from ._validate import check_auth_options
+from ._validate import check_auth_options, check_random_bytes
 
 __all__ = ["AuthFlow", "PasswordAuth", "auth_flow", "choose_version"]
 
@@ -106,7 +106,7 @@ class PasswordAuth:
         if problem or agent_problem:
             raise InvalidArgumentError("password" if problem else "agent_password",
                                        problem or agent_problem)
-        check_auth_options(lifetime, version, min_key_bits)
+        check_auth_options(lifetime, version, min_key_bits, random)
         assert secret is not None
         self._password = secret
         self._agent_password = agent_secret
@@ -174,7 +174,7 @@ class PasswordAuth:
         else:
             # The new upload (/api/v1/package) sends its body in clear: no AES key for it.
             encrypted = bool(body or request.stream) and request.file_sha256 is None
-            key_iv = self._random(32) if encrypted else None
+            key_iv = check_random_bytes(self._random(32), 32) if encrypted else None
             secret = self._agent_password if state.use_agent_password else self._password
             headers[header_name] = key.encrypt(v2_header_json(
                 "" if (state.blank_password or secret is None) else secret.reveal(),

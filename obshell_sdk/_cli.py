@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from typing import Callable, Optional
 
+from ._address import check_host
 from ._cli_errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -33,7 +34,6 @@ from ._config import Environment, prompted_auth_from_env, settings_from_env
 from ._exceptions import InvalidArgumentError, ObshellError, TaskError
 from ._task import DagTask
 from ._text import printable
-from ._validate import check_host
 
 __all__ = ["exit_code", "main"]
 

@@ -13,6 +13,7 @@ from typing import Any, Callable, Optional, Union
 
 import requests
 
+from ._address import check_host, check_port
 from ._auth import PasswordAuth
 from ._config import DEFAULT_PORT, Environment, client_options_from_env
 from ._creation import create_dag, dags_to_search
@@ -37,15 +38,7 @@ from ._request import Request
 from ._task import DagTask, ProgressCallback
 from ._task_calls import TaskCalls
 from ._transport import MAX_REPLY_BYTES, Cert, Timeout, Transport
-from ._validate import (
-    check_call,
-    check_dag_id,
-    check_host,
-    check_language,
-    check_port,
-    check_timeout,
-    check_tls,
-)
+from ._validate import check_call, check_dag_id, check_language, check_timeout, check_tls
 from ._workflow import run_agent_upgrade, run_ob_upgrade
 
 __all__ = ["DEFAULT_PORT", "DEFAULT_TIMEOUT", "ObshellClient"]

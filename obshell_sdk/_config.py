@@ -13,9 +13,10 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn, Optional
 
+from ._address import check_host
 from ._auth import PasswordAuth
 from ._exceptions import InvalidArgumentError
-from ._validate import brief_repr, check_host
+from ._validate import brief_repr
 
 __all__ = [
     "CLIENT_OPTIONS",

@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional, Union
 
 import attrs
 
+from ._address import parse_targets
 from ._auth import PasswordAuth
 from ._client import ObshellClient
 from ._config import CLIENT_OPTIONS
@@ -39,13 +40,7 @@ from ._rollout_steps import (
     retried_by_hand,
 )
 from ._upload import check_package_path, check_package_paths
-from ._validate import (
-    brief_repr,
-    check_flag,
-    check_seconds,
-    check_upload_timeout,
-    parse_targets,
-)
+from ._validate import brief_repr, check_flag, check_seconds, check_upload_timeout
 
 __all__ = ["AuthSource", "Rollout", "RolloutReport", "RolloutTarget", "TargetResult",
            "parse_targets"]

@@ -35,7 +35,7 @@ from ._render import (
     task_repr,
     timeout_message,
 )
-from ._validate import check_dag_id, check_progress, check_seconds
+from ._validate import check_dag_id, check_flag, check_progress, check_seconds
 
 if TYPE_CHECKING:  # pragma: no cover - for annotations only; the client imports this module
     from ._client import ObshellClient
@@ -121,6 +121,7 @@ class DagTask:
         A task already seen finished is not fetched again unless ``force`` is true (for
         instance after an operator revived it).
         """
+        force = check_flag(force, "force")
         if self.snapshot is not None and self.snapshot.is_finished and not force:
             return self.snapshot
         return self._fetch(None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import os
 import re
@@ -17,20 +16,18 @@ __all__ = [
     "brief_repr",
     "check_auth_options",
     "check_dag_id",
-    "check_host",
     "check_language",
     "check_operator",
-    "check_port",
+    "check_random_bytes",
     "check_seconds",
     "check_timeout",
     "check_tls",
+    "check_upload_timeout",
     "control_character",
-    "parse_targets",
 ]
 
 #: The most seconds any timeout, wait, lifetime or interval may be (about 115 days).
 MAX_SECONDS = 10**7
-_ASCII_DIGITS = re.compile(r"[0-9]+\Z")
 # C0 controls (NUL included), DEL and C1 controls.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -134,88 +131,6 @@ def check_operator(value: Any) -> Operator:
     return op
 
 
-_HOSTNAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9\-_.]*[A-Za-z0-9])?\Z")
-_SCOPE_ID = re.compile(r"[A-Za-z0-9_.\-]+\Z")
-_MAX_HOST = 253  # RFC 1035: a name is at most 253 characters, each label at most 63
-
-
-def check_host(host: Any, *, port_as: str = "port=", https_as: str = "https=") -> str:
-    """Return ``host`` as it goes in a URL, or raise InvalidArgumentError.
-
-    Host names are ASCII (give an IDN in its ``xn--`` form); IPv6 addresses are bracketed,
-    and a scope id (``fe80::1%eth0``) is written ``[fe80::1%25eth0]`` as RFC 6874 says.
-    ``port_as`` and ``https_as`` name where the caller's port and scheme go instead, in the
-    caller's words (``OBSHELL_PORT``, ``--port``).
-    """
-    if not isinstance(host, str):
-        raise InvalidArgumentError("host", f"must be a string, got {type(host).__name__}")
-    bare = host.strip()
-    bracketed = bare.startswith("[") and bare.endswith("]")
-    if bracketed:
-        bare = bare[1:-1]
-    if not bare:
-        raise InvalidArgumentError("host", "must not be empty")
-    if not bare.isascii() or control_character(bare):
-        raise InvalidArgumentError(
-            "host", f"{brief_repr(host)} is not an ASCII host name or IP address (give an "
-            "international name in its xn-- form)"
-        )
-    if "://" in bare:
-        raise InvalidArgumentError(
-            "host",
-            f"{brief_repr(host)} looks like a URL; give the bare host, and the port and scheme "
-            f"as {port_as} and {https_as}",
-        )
-    if ":" in bare:
-        return _ipv6_url_host(host, bare, bracketed, port_as)
-    labels = bare.split(".")
-    if (len(bare) > _MAX_HOST or not _HOSTNAME.match(bare)
-            or any(not 0 < len(label) <= 63 for label in labels)):
-        raise InvalidArgumentError(
-            "host", f"{brief_repr(host)} is not a valid host name or IPv4 address"
-        )
-    if _ASCII_DIGITS.match(labels[-1]):  # no top-level domain is numeric: an IPv4 address
-        try:
-            ipaddress.IPv4Address(bare)
-        except ValueError:
-            raise InvalidArgumentError(
-                "host", f"{brief_repr(host)} is not a valid IPv4 address"
-            ) from None
-    return bare
-
-
-def _ipv6_url_host(host: str, bare: str, bracketed: bool, port_as: str) -> str:
-    """``[address]`` or ``[address%25scope]`` for an IPv6 host, else InvalidArgumentError."""
-    address, percent, scope = bare.partition("%")
-    if percent:
-        if bracketed and scope.startswith("25") and len(scope) > 2:
-            scope = scope[2:]  # already in the URL form, "%25" for "%"
-        if not _SCOPE_ID.match(scope):
-            raise InvalidArgumentError(
-                "host", f"{brief_repr(host)} has a scope id other than letters, digits "
-                "and _ . - (such as fe80::1%eth0)"
-            )
-    try:
-        ipaddress.IPv6Address(address)
-    except ValueError:
-        raise InvalidArgumentError(
-            "host", f"{brief_repr(host)} is neither a host name nor an IP address; give the "
-            f"port as {port_as}, not inside the host"
-        ) from None
-    return f"[{address}%25{scope}]" if percent else f"[{address}]"
-
-
-def check_port(port: Any) -> int:
-    """Return a TCP port number, or raise InvalidArgumentError."""
-    if isinstance(port, bool) or not isinstance(port, int):
-        raise InvalidArgumentError("port", f"must be an integer, got {type(port).__name__}")
-    if not 1 <= port <= 65535:
-        raise InvalidArgumentError(
-            "port", f"must be between 1 and 65535, got {brief_repr(port)}"
-        )
-    return port
-
-
 def check_call(method: Any, path: Any, query: Any, signed: Any) -> str:
     """The request-target of ``ObshellClient.call``, its arguments checked."""
     if not isinstance(method, str) or not (method.isascii() and method.isalpha()):
@@ -252,8 +167,8 @@ def check_progress(progress: Any, on_progress: Any) -> None:
 MAX_LIFETIME = 24 * 3600.0
 
 
-def check_auth_options(lifetime: Any, version: Any, min_key_bits: Any) -> None:
-    """Check ``PasswordAuth``'s ``lifetime``, ``version`` and ``min_key_bits``."""
+def check_auth_options(lifetime: Any, version: Any, min_key_bits: Any, random: Any) -> None:
+    """Check ``PasswordAuth``'s ``lifetime``, ``version``, ``min_key_bits`` and ``random``."""
     if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)):
         raise InvalidArgumentError("lifetime", "must be a number of seconds")
     if not 1 <= lifetime <= MAX_LIFETIME:
@@ -265,6 +180,18 @@ def check_auth_options(lifetime: Any, version: Any, min_key_bits: Any) -> None:
     if min_key_bits not in (512, 1024, 2048, 4096):
         raise InvalidArgumentError("min_key_bits", f"must be 512, 1024, 2048 or 4096, got "
                                    f"{brief_repr(min_key_bits)}")
+    if not callable(random):
+        raise InvalidArgumentError("random", "must be a function that returns n random bytes, "
+                                   f"like os.urandom; got {brief_repr(random)}")
+
+
+def check_random_bytes(value: Any, n: int) -> bytes:
+    """``value``, what ``PasswordAuth``'s ``random`` returned when asked for ``n`` bytes."""
+    if not isinstance(value, bytes) or len(value) != n:
+        raise InvalidArgumentError("random", f"must return n random bytes when asked for n; "
+                                   f"asked for {n}, it returned {brief_repr(value)} (nothing "
+                                   "was sent)")
+    return value
 
 
 def check_tls(https: Any, verify: Any, cert: Any) -> None:
@@ -303,42 +230,3 @@ def check_language(value: Any) -> Optional[str]:
             f"{brief_repr(value)} is not one language tag such as 'en' or 'zh-CN'",
         )
     return value
-
-
-def parse_targets(targets: Any) -> list[str]:
-    """Rollout targets as ``"host:port"``, each checked; InvalidArgumentError names a bad one.
-
-    Each is spelt one way (host names in lower case, IPv6 addresses compressed, IPv4-mapped
-    ones as IPv4), so that no agent is listed twice under two spellings.
-    """
-    if isinstance(targets, (str, bytes)) or not hasattr(targets, "__iter__"):
-        raise InvalidArgumentError("targets", "must be a list of 'host:port' or (host, port)")
-    found: list[str] = []
-    for item in targets:
-        if isinstance(item, tuple) and len(item) == 2:
-            host, port = item
-        elif isinstance(item, str) and ":" in item:
-            host, _, text = item.strip().rpartition(":")
-            if not (text.isascii() and text.isdigit()):
-                raise InvalidArgumentError("targets", f"{item!r} has no port number")
-            port = int(text)
-        else:
-            raise InvalidArgumentError("targets", f"{item!r} is not 'host:port' or (host, port)")
-        name = f"{_one_spelling(check_host(host))}:{check_port(port)}"
-        if name in found:
-            raise InvalidArgumentError("targets", f"{name} is listed twice")
-        found.append(name)
-    if not found:
-        raise InvalidArgumentError("targets", "no target given")
-    return found
-
-
-def _one_spelling(url_host: str) -> str:
-    """A URL host spelt one way: ``[0:0::1]`` is ``[::1]``, ``DB1.example`` ``db1.example``."""
-    if not url_host.startswith("["):
-        return url_host.lower()
-    address, percent, scope = url_host[1:-1].partition("%25")
-    ip = ipaddress.IPv6Address(address)
-    if ip.ipv4_mapped is not None and not percent:
-        return str(ip.ipv4_mapped)
-    return f"[{ip.compressed}{percent}{scope}]"

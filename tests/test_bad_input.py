@@ -215,3 +215,26 @@ def test_a_client_s_timeout_can_be_set_later_and_is_checked(client):
     assert client.timeout == (5.0, 5.0)
     client.timeout = (2, 30)
     assert client.timeout == (2.0, 30.0)
+
+
+def test_refresh_force_must_be_a_bool(client):
+    task = client.task(11)
+    with pytest.raises(InvalidArgumentError, match="force"):
+        task.refresh(force="no")  # a truthy string would have forced a fetch
+
+
+@pytest.mark.parametrize("random", [5, "urandom", None])
+def test_password_auth_random_must_be_a_function(random):
+    with pytest.raises(InvalidArgumentError, match="random"):
+        PasswordAuth(PASSWORD, random=random)
+
+
+@pytest.mark.parametrize("returns", [b"short", "x" * 32, None, b"x" * 33])
+def test_password_auth_random_must_return_the_bytes_asked_for_and_nothing_is_sent(
+        agent, returns):
+    auth = PasswordAuth(PASSWORD, random=lambda n: returns)
+    with ObshellClient(agent.host, agent.port, auth=auth) as c:
+        before = len(agent.requests_to("/api/v1/agent/upgrade", "POST"))
+        with pytest.raises(InvalidArgumentError, match=r"random.*asked for 32"):
+            c.upgrade_agent("4.3.1.0", "101000012025010101.el7")
+        assert len(agent.requests_to("/api/v1/agent/upgrade", "POST")) == before

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from obshell_sdk import InvalidArgumentError, ObshellClient
-from obshell_sdk._validate import check_host
+from obshell_sdk._address import check_host
 
 
 @pytest.mark.parametrize(
