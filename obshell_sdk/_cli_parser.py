@@ -16,6 +16,7 @@ from typing import Any, Callable, NoReturn
 
 from ._cli_rollout import add_rollout_parser
 from ._config import DEFAULT_PORT, ENV_VARIABLES
+from ._validate import MAX_LIFETIME, MAX_SECONDS
 from ._version import __version__
 
 __all__ = ["EXIT_CODES", "build_parser"]
@@ -83,8 +84,11 @@ def _number(kind: Callable[[str], float], low: float, high: float, what: str) ->
     return parse
 
 
-#: ``--timeout``: seconds, above 0.
-SECONDS = _number(float, 1e-3, 1e9, "a number of seconds above 0")
+#: ``--timeout``: seconds, above 0 (no more than the SDK takes).
+SECONDS = _number(float, 1e-3, MAX_SECONDS, f"a number of seconds above 0, at most {MAX_SECONDS}")
+#: ``--upload-timeout``: seconds, above 0, at most a day (the upload's header lives as long).
+UPLOAD_SECONDS = _number(float, 1e-3, MAX_LIFETIME,
+                         f"a number of seconds above 0, at most {int(MAX_LIFETIME)} (a day)")
 _PORT = _number(int, 1, 65535, "a port number from 1 to 65535")
 
 
@@ -160,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(implies --wait: the exit code says whether the check passed)")
     up.add_argument("--package", metavar="RPM", help="obshell RPM to upload first; then "
                     "check, upgrade, follow and confirm the new version (implies --wait)")
-    up.add_argument("--upload-timeout", type=SECONDS, metavar="SECONDS", help="seconds the "
+    up.add_argument("--upload-timeout", type=UPLOAD_SECONDS, metavar="SECONDS", help="seconds the "
                     "--package upload may take (default 600, or the file at 1 MiB/s)")
     _follow_options(up, "follow the task to its end")
     task = _sub(sub, "task", help="list, show, wait for or operate on tasks",
@@ -175,5 +179,6 @@ def build_parser() -> argparse.ArgumentParser:
     task.add_argument("--exists", action="store_true", help="you know the task exists (you "
                       "started it): while its agent restarts, 'not found' is waited out")
     add_rollout_parser(sub, lambda parent, name, **kw: _sub(
-        parent, name, agent=False, tls=name in ("agent", "ob"), **kw), SECONDS, _at_least)
+        parent, name, agent=False, tls=name in ("agent", "ob"), **kw), SECONDS, UPLOAD_SECONDS,
+        _at_least)
     return p

@@ -34,23 +34,23 @@ EPILOG = ("exit codes: 0 every target succeeded; 1 a target failed, was rolled b
 
 
 def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
-                       seconds: Callable[[str], float],
+                       seconds: Callable[[str], float], upload_seconds: Callable[[str], float],
                        at_least: Callable[[int], Callable[[str], int]]) -> None:
     """Add ``rollout agent|ob|status`` to the CLI's subcommands.
 
     ``make(subparsers, name, **kwargs)`` makes each parser (with the CLI's global options);
-    ``seconds`` is the argparse type of a duration, ``at_least(n)`` that of a whole number
-    of at least ``n``.
+    ``seconds`` is the argparse type of a duration (``upload_seconds`` of an upload's),
+    ``at_least(n)`` that of a whole number of at least ``n``.
     """
     rollout = make(sub, "rollout", help="one upgrade over many clusters, resumable",
                    epilog=EPILOG)
     kinds = rollout.add_subparsers(dest="rollout", required=True, metavar="KIND")
     agent = make(kinds, "agent", help="upgrade obshell on every target", epilog=EPILOG)
-    _common(agent, seconds, at_least)
+    _common(agent, seconds, upload_seconds, at_least)
     agent.add_argument("--package", metavar="RPM",
                        help="obshell RPM to upload to every cluster first (default: none)")
     ob = make(kinds, "ob", help="upgrade OceanBase on every target", epilog=EPILOG)
-    _common(ob, seconds, at_least)
+    _common(ob, seconds, upload_seconds, at_least)
     ob.add_argument("--package", action="append", default=[],
                     help="RPM to upload to every cluster first (repeat: oceanbase-ce and "
                     "oceanbase-ce-libs for the community edition)")
@@ -64,6 +64,7 @@ def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
 
 
 def _common(p: argparse.ArgumentParser, seconds: Callable[[str], float],
+            upload_seconds: Callable[[str], float],
             at_least: Callable[[int], Callable[[str], int]]) -> None:
     p.add_argument("version", help="target version (obshell's for agent, e.g. 4.2.1.1; "
                    "OceanBase's for ob, e.g. 4.3.5.1)")
@@ -83,7 +84,7 @@ def _common(p: argparse.ArgumentParser, seconds: Callable[[str], float],
                    help="start no new cluster after this many failures (default 1)")
     p.add_argument("--timeout", type=seconds, default=None, help="seconds to follow each "
                    "task (default as in Python: 3600 for agent, 7200 for ob)")
-    p.add_argument("--upload-timeout", type=seconds, default=None, metavar="SECONDS",
+    p.add_argument("--upload-timeout", type=upload_seconds, default=None, metavar="SECONDS",
                    help="seconds each package's upload may take (default 600, or the file "
                    "at 1 MiB/s)")
 

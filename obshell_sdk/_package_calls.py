@@ -14,7 +14,7 @@ from ._request import Request
 from ._text import printable
 from ._transport import Timeout
 from ._upload import NEW_UPLOAD, check_package_path, package_request
-from ._validate import brief_repr, check_seconds, check_timeout
+from ._validate import MAX_LIFETIME, brief_repr, check_timeout, check_upload_timeout
 
 __all__ = ["PackageCalls"]
 
@@ -39,15 +39,19 @@ class PackageCalls:
         checked by its SHA-256), else ``POST /api/v1/upgrade/package`` (the body encrypted).
         The file is streamed from disk (memory stays at one read buffer). ``lifetime`` is how
         long the signed header stays valid (older agents check it after the whole body
-        arrived), by default 600 s, or as long as the file takes at 1 MiB/s when that is
-        longer. ``timeout`` bounds the call, by default the client's connect timeout and as
-        long as the header lives. A missing, empty or non-RPM file is refused before
-        anything is sent.
+        arrived): by default 600 s, or as long as the file takes at 1 MiB/s when that is
+        longer; at most a day. ``timeout`` bounds the call: by default the client's connect
+        timeout, then as long as the header lives (no less than the client's read timeout
+        when the lifetime is the default one). A missing, empty or non-RPM file is refused
+        before anything is sent.
         """
         file = check_package_path(path)
-        lifetime = (max(600.0, os.path.getsize(file) / _SLOWEST_LINK) if lifetime is None
-                    else check_seconds(lifetime, "lifetime"))
-        limit = ((self.timeout[0], max(self.timeout[1], lifetime)) if timeout is None
+        if lifetime is None:
+            lifetime = min(max(600.0, os.path.getsize(file) / _SLOWEST_LINK), MAX_LIFETIME)
+            read = max(self.timeout[1], lifetime)
+        else:  # the caller's bound, even below the client's read timeout
+            lifetime = read = check_upload_timeout(lifetime, "lifetime")
+        limit = ((self.timeout[0], read) if timeout is None
                  else check_timeout(timeout, "timeout"))  # all input checked before any I/O
         new = _has_new_upload(self)
         request, bodies = package_request(file, lifetime, new=new)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import os
 import re
-from typing import Any, Optional
+from typing import Any, Optional, overload
 
 from ._dag import MAX_ID_LENGTH, Operator, task_id_problem
 from ._exceptions import InvalidArgumentError
 
 __all__ = [
     "MAX_ID_LENGTH",
+    "MAX_LIFETIME",
     "MAX_SECONDS",
     "brief_repr",
     "check_auth_options",
@@ -28,6 +29,8 @@ __all__ = [
 
 #: The most seconds any timeout, wait, lifetime or interval may be (about 115 days).
 MAX_SECONDS = 10**7
+#: The longest lifetime of a signed header (a day): uploads' included.
+MAX_LIFETIME = 24 * 3600.0
 # C0 controls (NUL included), DEL and C1 controls.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -94,9 +97,23 @@ def check_seconds(value: Any, argument: str, *, allow_zero: bool = False) -> flo
     return number
 
 
-def check_upload_timeout(value: Any) -> Optional[float]:
-    """``upload_timeout`` as seconds; None keeps ``upload_package``'s default."""
-    return None if value is None else check_seconds(value, "upload_timeout")
+@overload
+def check_upload_timeout(value: None, argument: str = ...) -> None: ...
+@overload
+def check_upload_timeout(value: Any, argument: str = ...) -> float: ...
+def check_upload_timeout(value: Any, argument: str = "upload_timeout") -> Optional[float]:
+    """How long an upload may take (its signed header lives as long): up to a day.
+
+    None keeps ``upload_package``'s default.
+    """
+    if value is None:
+        return None
+    seconds = check_seconds(value, argument)
+    if seconds > MAX_LIFETIME:
+        raise InvalidArgumentError(argument, f"must be at most {int(MAX_LIFETIME)} seconds (a "
+                                   "day: the upload's signed header lives as long), got "
+                                   f"{brief_repr(value)}")
+    return seconds
 
 
 def check_timeout(value: Any, argument: str) -> tuple[float, float]:
@@ -163,8 +180,6 @@ def check_progress(progress: Any, on_progress: Any) -> None:
                                    f"None, not {brief_repr(on_progress)}")
 
 
-#: The longest lifetime of a signed header (a day).
-MAX_LIFETIME = 24 * 3600.0
 
 
 def check_auth_options(lifetime: Any, version: Any, min_key_bits: Any, random: Any) -> None:

@@ -189,6 +189,9 @@ def test_upload_timeout_bounds_the_package_upload_and_needs_a_package(agent, tmp
     rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
     out = run(agent, "upgrade", VERSION, RELEASE, "--upload-timeout", "5")
     assert out.returncode == 2 and "--upload-timeout" in out.stderr and "--package" in out.stderr
+    out = run(agent, "upgrade", VERSION, RELEASE, "--package", str(rpm), "--upload-timeout",
+              "90000")  # more than a day: refused by the parser, naming the option
+    assert out.returncode == 2 and "--upload-timeout" in out.stderr and "a day" in out.stderr
     targets = tmp_path / "targets"
     targets.write_text(f"{agent.host}:{agent.port}\n")
     out = run(agent, "rollout", "agent", "--targets", str(targets), "--journal",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -235,7 +236,21 @@ def test_upload_timeout_reaches_the_upload_of_every_workflow(package, tmp_path):
             assert abs(signed_life(agent) - 6000) < 30
 
 
-@pytest.mark.parametrize("bad", [0, -1, "600", float("nan"), True])
+def test_an_upload_timeout_below_the_read_timeout_still_bounds_the_upload(package):
+    """The caller's bound is the bound: a hung upload ends after it, not after the client's
+    (longer) read timeout."""
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD),
+                          timeout=(5, 30)) as client:
+        client.upload_package(package)  # learns the route and the key
+        agent.hang_next(1, seconds=10, path_prefix="/api/v1/package")
+        started = time.monotonic()
+        with pytest.raises(ObshellError):
+            client.upload_package(package, lifetime=1)
+        assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("bad", [0, -1, "600", float("nan"), True, 86401])
 def test_a_bad_upload_timeout_is_refused_before_sending(package, tmp_path, bad):
     from obshell_sdk import Rollout
 
