@@ -441,6 +441,33 @@ def test_an_ob_rollout_rerun_with_a_corrected_package_list_uploads_the_new_packa
         assert posts(agent, "/api/v1/ob/upgrade") == 1
 
 
+def test_a_missing_target_package_refuses_the_ob_target_and_the_corrected_list_goes_on(
+        tmp_path):
+    """obshell answers a missing target package with a raw error (500 Common.Unexpected
+    "...rpm: record not found"), looked up before the DAG is made: the target is refused,
+    not left unknown for good, and a rerun with the right package sends the check."""
+    from obshell_sdk.testing import build_rpm
+
+    version, release = "4.3.5.1", "101000012025052815.el7"
+    stale, ce, libs = (tmp_path / n for n in ("ce-old.rpm", "ce.rpm", "libs.rpm"))
+    stale.write_bytes(build_rpm("oceanbase-ce", "4.3.5.0", "100000202024123117.el7"))
+    ce.write_bytes(build_rpm("oceanbase-ce", version, release))
+    libs.write_bytes(build_rpm("oceanbase-ce-libs", version, release))
+    with FakeAgent(password=PASSWORD, stages_per_poll=10, require_packages=True,
+                   ob_version="4.3.5.0-100000202024123117") as agent:
+        journal = tmp_path / "ob.db"
+        first = rollout([agent], journal).upgrade_ob(version, release, packages=[stale, libs],
+                                                     mode="stopservice")
+        (result,) = first.results.values()
+        assert result.outcome is TargetOutcome.REFUSED, str(first)
+        assert "record not found" in (result.error or "")
+        second = rollout([agent], journal).upgrade_ob(version, release, packages=[ce, libs],
+                                                      mode="stopservice")
+        assert second.ok, str(second)
+        assert posts(agent, "/api/v1/ob/upgrade/check") == 2  # the first made no task
+        assert posts(agent, "/api/v1/ob/upgrade") == 1
+
+
 def test_an_ob_rollout_refuses_a_package_given_twice_before_sending_anything(tmp_path):
     from obshell_sdk.testing import build_rpm
 
