@@ -106,7 +106,7 @@ def create_dag(
         if odd is not None:
             log.warning("%s: %s; looking for the task it made", endpoint.path, lost)
     return find_created_dag(candidates, agent_clock, endpoint.dag_name(request), sent_at,
-                            lost, existed=existed)
+                            lost, existed=existed, maintenance=endpoint.maintenance)
 
 
 def _listed(candidates: Callable[[], list[DagDetail]], path: str
@@ -234,12 +234,14 @@ def find_created_dag(
     *,
     existed: Optional[frozenset[str]] = None,
     seconds: Optional[float] = None,
+    maintenance: bool = True,
 ) -> DagDetail:
     """Look for the DAG named ``name`` that a create call (reply lost) made, if it did.
 
     ``candidates`` reads the DAGs the agent shows and ``agent_clock`` its clock; they are
     asked for up to ``seconds`` (:data:`RECOVERY_SECONDS` by default). ``existed`` holds the
-    ids listed before the POST (None if unknown). Returns the DAG the POST created, or
+    ids listed before the POST (None if unknown); ``maintenance``, whether the DAG takes the
+    lock (else obshell lists it only while it runs). Returns the DAG the POST created, or
     raises :class:`OutcomeUnknownError`: never one that existed before.
     """
     seconds = RECOVERY_SECONDS if seconds is None else seconds
@@ -269,9 +271,13 @@ def find_created_dag(
         time.sleep(delay)
         delay = min(delay * 2, 5.0)
     why = f" (the lookups failed too: {last})" if last is not None else ""
+    advice = ("Before retrying, look for it in client.unfinished_dags() and "
+              "client.last_maintenance_dag()" if maintenance else
+              "A task that takes no lock, like a pre-check, is listed only while it runs, so "
+              "this one may have run and ended already: before sending it again, look for it "
+              "in the agent's task history (its dashboard or log)")
     raise OutcomeUnknownError(
-        f"the reply was lost ({lost}) and no task {name!r} created by this call was found"
-        f"{why}. It was not sent again. Before retrying, look for it in "
-        "client.unfinished_dags() and client.last_maintenance_dag()",
+        f"the call's outcome is unknown ({lost}) and no task {name!r} it created was found"
+        f"{why}. It was not sent again. {advice}",
         method=lost.method, path=lost.path, agent=lost.agent, dag_name=name,
     ) from lost

@@ -176,7 +176,8 @@ class TargetRun:
                                 step.endpoint)
         detail = find_created_dag(search, client.server_time,
                                   step.endpoint.dag_name(step.request),
-                                  record.sent_at or 0.0, lost, existed=record.existed)
+                                  record.sent_at or 0.0, lost, existed=record.existed,
+                                  maintenance=step.endpoint.maintenance)
         self.journal.step(self.target, step.name, "created", dag_id=detail.id)
         log.info("%s: found %s task %s, created before the runner stopped", self.target,
                  step.name, detail.id)

@@ -223,6 +223,27 @@ def test_lost_pre_check_reply_finds_the_check_task():
         assert task.result(timeout=60).outcome is DagOutcome.SUCCEEDED
 
 
+def test_a_lost_pre_check_that_already_ended_says_where_to_look_and_is_not_resent(
+        monkeypatch):
+    """A pre-check takes no lock: once ended, obshell lists it nowhere. Not found, it is
+    not sent again, and the error says it may have ended (not "look in the lists")."""
+    from obshell_sdk import OutcomeUnknownError, _creation
+
+    monkeypatch.setattr(_creation, "RECOVERY_SECONDS", 1.0)
+    with FakeAgent(password=PASSWORD, stage_seconds=0.01) as agent, \
+            client_for(agent) as client:
+        agent.drop_reply_after_create = True
+        # The listing before the POST and the lookup's first read fail: the check (50 ms)
+        # has ended by the lookup's next read.
+        agent.fail_next(2, path_prefix="/api/v1/task/dag/unfinish")
+        with pytest.raises(OutcomeUnknownError) as info:
+            client.check_agent_upgrade(VERSION, RELEASE)
+        assert "listed only while it runs" in str(info.value)
+        assert "last_maintenance_dag" not in str(info.value)
+        assert len(agent.requests_to("/api/v1/agent/upgrade/check", "POST")) == 1
+        assert [d.state for d in agent.dags.values()] == ["SUCCEED"]
+
+
 @pytest.mark.parametrize(("create", "maintenance_reads"), [
     ("upgrade_agent", 2),  # before the POST, and in the lookup after the lost reply
     ("check_agent_upgrade", 0),  # obshell's last maintenance DAG is never a pre-check
