@@ -270,14 +270,18 @@ def find_created_dag(
             break
         time.sleep(delay)
         delay = min(delay * 2, 5.0)
+    raise _not_found(lost, name, last, maintenance) from lost
+
+
+def _not_found(lost: ConnectionLostError, name: str, last: Optional[ObshellError],
+               maintenance: bool) -> OutcomeUnknownError:
     why = f" (the lookups failed too: {last})" if last is not None else ""
     advice = ("Before retrying, look for it in client.unfinished_dags() and "
               "client.last_maintenance_dag()" if maintenance else
               "A task that takes no lock, like a pre-check, is listed only while it runs, so "
               "this one may have run and ended already: before sending it again, look for it "
               "in the agent's task history (its dashboard or log)")
-    raise OutcomeUnknownError(
+    return OutcomeUnknownError(
         f"the call's outcome is unknown ({lost}) and no task {name!r} it created was found"
         f"{why}. It was not sent again. {advice}",
-        method=lost.method, path=lost.path, agent=lost.agent, dag_name=name,
-    ) from lost
+        method=lost.method, path=lost.path, agent=lost.agent, dag_name=name)
