@@ -13,6 +13,7 @@ import argparse
 import io
 import logging
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from typing import Callable, Optional
@@ -31,7 +32,7 @@ from ._cli_parser import build_parser
 from ._cli_rollout import run_rollout
 from ._client import ObshellClient
 from ._config import Environment, prompted_auth_from_env, settings_from_env
-from ._exceptions import InvalidArgumentError, ObshellError, TaskError
+from ._exceptions import ConnectError, InvalidArgumentError, ObshellError, TaskError
 from ._task import DagTask
 from ._text import printable
 
@@ -51,6 +52,20 @@ def _environment(args: argparse.Namespace) -> Environment:
              "OBSHELL_HTTPS": "1" if args.https or args.ca_bundle else None,  # a bundle: https
              "OBSHELL_MIN_KEY_BITS": args.min_key_bits}
     return Environment({**os.environ, **{k: v for k, v in given.items() if v is not None}})
+
+
+def _command(args: argparse.Namespace) -> str:
+    """``obshell-sdk`` and the agent options given on the command line.
+
+    The commands the CLI suggests start so: the environment reaches them alike, these
+    options would not.
+    """
+    given = [("--host", args.host), ("--port", args.port), ("--ca-bundle", args.ca_bundle),
+             ("--min-key-bits", args.min_key_bits)]
+    words = [f"{name} {shlex.quote(str(value))}" for name, value in given if value is not None]
+    if args.https and not args.ca_bundle:
+        words.append("--https")
+    return " ".join(["obshell-sdk", *words])
 
 
 def _client(args: argparse.Namespace, needs_auth: bool) -> ObshellClient:
@@ -199,6 +214,15 @@ def _check(args: argparse.Namespace) -> None:
                                    f"'not found'; task {args.action} reads the task once")
 
 
+def _restart_advice(args: argparse.Namespace, exc: ObshellError) -> str:
+    """After ``task wait ID`` could not connect: the agent may be restarting (upgrades do)."""
+    if args.command == "task" and args.action == "wait" and not args.exists \
+            and isinstance(exc, ConnectError):
+        return (f". If the agent is restarting (its upgrade restarts it), wait through it: "
+                f"obshell-sdk task wait {args.id} --exists")
+    return ""
+
+
 def _interrupted(args: argparse.Namespace, task_id: Optional[str]) -> str:
     if args.command == "rollout":
         return ("interrupted; upgrades already started keep running. Run the same command "
@@ -226,7 +250,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # agent text the terminal cannot encode: escaped
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
-    out = Output(args.json, sys.stdout, sys.stderr)
+    out = Output(args.json, sys.stdout, sys.stderr, _command(args))
     progress = Progress(out, tty=sys.stderr.isatty())
     # -v logs everything; a rollout's board shows each cluster's troubles itself.
     notes = None if args.verbose or args.command == "rollout" else _Notes(progress)
@@ -237,7 +261,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _run(args, out, progress)
     except ObshellError as exc:
         progress.close()
-        out.note(cli_message(exc))
+        out.note(cli_message(exc) + _restart_advice(args, exc))
         return exit_code(exc)
     except KeyboardInterrupt:
         progress.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 import time
@@ -20,16 +21,20 @@ from ._dag import DagDetail
 from ._render import dag_line, dag_text, progress_line, to_jsonable
 from ._text import printable
 
-__all__ = ["Output", "Progress"]
+__all__ = ["Output", "Progress", "aimed"]
 
 
 class Output:
     """stdout for results (text or JSON), stderr for what happens meanwhile."""
 
-    def __init__(self, as_json: bool, stdout: TextIO, stderr: TextIO) -> None:
+    def __init__(self, as_json: bool, stdout: TextIO, stderr: TextIO,
+                 command: str = "obshell-sdk") -> None:
         self.as_json = as_json
         self.stdout = stdout
         self.stderr = stderr
+        #: How the commands that notes suggest start: with the agent options given on the
+        #: command line, so that a pasted one reaches the same agent.
+        self.command = command
 
     def dag(self, detail: DagDetail) -> None:
         """A DAG, whole."""
@@ -56,8 +61,21 @@ class Output:
 
     def note(self, text: str) -> None:
         """A line for the person at the terminal, on stderr."""
+        text = aimed(text, self.command)
         self.stderr.write(f"obshell-sdk: {text}\n")
         self.stderr.flush()
+
+
+def aimed(text: str, command: str) -> str:
+    """``text`` with the commands it suggests for one agent started as ``command``.
+
+    ``obshell-sdk task wait 11`` becomes ``obshell-sdk --host h --port p task wait 11``: a
+    pasted one reaches that agent.
+    """
+    return _SUGGESTED.sub(command + " ", text) if command != "obshell-sdk" else text
+
+
+_SUGGESTED = re.compile(r"\bobshell-sdk (?=(task|info|upgrade)\b)")
 
 
 def _clock(seconds: float) -> str:

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from typing import Any, Callable, TextIO
 
+from ._cli_errors import cli_words
+from ._cli_output import aimed
 from ._config import Environment, check_env_bundle, prompted_auth_from_env, tls_from_env
 from ._exceptions import InvalidArgumentError
 from ._journal import Journal, TargetOutcome, read_targets
@@ -121,8 +124,18 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
     if args.json:
         stream.write(json.dumps(_report_json(report)) + "\n")
     else:
-        stream.write(str(report) + "\n")
+        stream.write(_said_for_the_cli(str(report)) + "\n")
     return _exit(report)
+
+
+def _said_for_the_cli(text: str) -> str:
+    """A report's hints as commands (not Python calls), each aimed at its line's target."""
+    lines = []
+    for line in text.split("\n"):
+        host, _, port = line.split("  ", 1)[0].rpartition(":")
+        command = f"obshell-sdk --host {shlex.quote(host.strip('[]'))} --port {port}"
+        lines.append(aimed(cli_words(line), command) if port.isdigit() else line)
+    return "\n".join(lines)
 
 
 def _exit(report: RolloutReport) -> int:

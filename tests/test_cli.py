@@ -31,6 +31,11 @@ def run(agent, *args, password=PASSWORD, env_extra=None):
                           stdin=subprocess.DEVNULL, check=False)
 
 
+def same(agent):
+    """How the CLI's suggested commands start after ``run``: on the same agent."""
+    return f"obshell-sdk --host {agent.host} --port {agent.port}"
+
+
 @pytest.fixture
 def agent():
     with FakeAgent(password=PASSWORD) as a:
@@ -95,8 +100,8 @@ def test_a_running_task_holding_the_lock_is_waited_for_not_retried():
         assert run(agent, "upgrade", VERSION, RELEASE).returncode == 0
         second = run(agent, "upgrade", "4.3.1.1", RELEASE)
         assert second.returncode == 5, second.stderr
-        assert "if it is running, obshell-sdk task wait ID" in second.stderr
-        assert "if it failed, obshell-sdk task retry" in second.stderr
+        assert f"if it is running, {same(agent)} task wait ID" in second.stderr
+        assert f"if it failed, {same(agent)} task retry" in second.stderr
 
 
 def test_agent_text_the_terminal_cannot_encode_is_escaped_not_a_crash():
@@ -184,6 +189,21 @@ def test_upgrade_with_package_uploads_checks_upgrades_and_confirms(agent, tmp_pa
     assert [d.name.split(" ")[1] for d in agent.dags.values()] == ["check", "obshell"]
 
 
+def test_suggested_commands_carry_the_agent_options_given_on_the_command_line(agent):
+    """A pasted suggestion must reach the same agent: task ids repeat across agents."""
+    out = run(agent, "upgrade", VERSION, RELEASE)  # no --wait: says how to follow it
+    assert out.returncode == 0, out.stderr
+    assert f"{same(agent)} task wait 11 --exists" in out.stderr
+    env = {"OBSHELL_HOST": agent.host, "OBSHELL_PORT": str(agent.port)}
+    cmd = [sys.executable, "-m", "obshell_sdk", "task", "wait", "12", "--exists",
+           "--timeout", "0.5"]
+    plain = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "PYTHONPATH": str(ROOT),
+                                "OBSHELL_PASSWORD": PASSWORD, **env},
+                           stdin=subprocess.DEVNULL, check=False)
+    assert "wait again with obshell-sdk task wait 12 --exists" in plain.stderr, plain.stderr
+
+
 def test_upload_timeout_bounds_the_package_upload_and_needs_a_package(agent, tmp_path):
     rpm = tmp_path / f"obshell-{VERSION}-{RELEASE}.x86_64.rpm"
     rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
@@ -263,7 +283,7 @@ def test_exists_on_an_id_that_does_not_exist_times_out_without_claiming_it_runs(
     out = run(agent, "task", "wait", "19", "--exists", "--timeout", "1")
     assert out.returncode == 6, out.stderr
     assert "never answered for it" in out.stderr and "keeps running" not in out.stderr
-    assert "obshell-sdk task wait 19 --exists" in out.stderr
+    assert f"{same(agent)} task wait 19 --exists" in out.stderr
     assert "client." not in out.stderr  # the quoted "not found" is said in CLI words too
     agent.clear_requests()
     show = run(agent, "task", "show", "19", "--exists")

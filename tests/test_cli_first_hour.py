@@ -403,6 +403,8 @@ def test_task_wait_on_a_wrong_port_exits_4_at_once_as_task_show_does():
                          stdin=subprocess.DEVNULL, check=False)
     assert out.returncode == 4, out.stderr
     assert time.monotonic() - started < 30 and "retrying" not in out.stderr
+    # ... and says how to wait through an agent that is restarting for its upgrade
+    assert "obshell-sdk task wait 11 --exists" in out.stderr, out.stderr
 
 
 def test_a_version_release_given_as_one_argument_gets_a_hint():

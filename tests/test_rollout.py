@@ -837,3 +837,28 @@ def test_ctrl_c_in_python_says_how_to_resume_and_the_workers_end_quietly(tmp_pat
     if sys.version_info >= (3, 11):
         assert "Run it again with journal" in out.stdout
     assert "ProgrammingError" not in out.stderr and "rollout stopped" not in out.stderr
+
+
+def test_the_cli_report_says_its_hints_as_commands_aimed_at_each_target(tmp_path):
+    """Not "pass the right one to PasswordAuth" or "client.last_maintenance_dag()": commands,
+    with the target's --host and --port, since task ids repeat across agents."""
+    with ExitStack() as stack:
+        locked, other = agents(stack, 2)
+        locked.create_upgrade_dag()  # another upgrade holds this cluster's lock
+        locked.set_dag_progression(stages_per_poll=0)
+        (tmp_path / "targets").write_text(f"{locked.host}:{locked.port}\n")
+        cmd, env = _cli("rollout", "agent", "--targets", str(tmp_path / "targets"),
+                        "--journal", str(tmp_path / "a.db"), "--no-check", VERSION, RELEASE)
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120,
+                             stdin=subprocess.DEVNULL, check=False)
+        assert out.returncode == 1, out.stderr
+        aimed = f"obshell-sdk --host {locked.host} --port {locked.port} task"
+        assert f"{aimed} list" in out.stdout and "client." not in out.stdout, out.stdout
+        (tmp_path / "targets").write_text(f"{other.host}:{other.port}\n")
+        cmd, env = _cli("rollout", "agent", "--targets", str(tmp_path / "targets"),
+                        "--journal", str(tmp_path / "b.db"), "--no-check", VERSION, RELEASE,
+                        env_extra={"OBSHELL_PASSWORD": "wrong"})
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120,
+                             stdin=subprocess.DEVNULL, check=False)
+        assert out.returncode == 1, out.stderr
+        assert "OBSHELL_PASSWORD" in out.stdout and "PasswordAuth" not in out.stdout, out.stdout
