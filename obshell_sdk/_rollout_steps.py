@@ -34,6 +34,7 @@ from ._exceptions import (
 from ._journal import Journal, StepRecord, TargetOutcome, TargetRecord
 from ._render import failure_line
 from ._task import DagTask
+from ._workflow import log_in
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the client never imports this
     from ._client import ObshellClient
@@ -100,6 +101,7 @@ class TargetRun:
         self.timeout = timeout
         self.show = show
         self.dag_ids: list[str] = [s.dag_id for s in record.steps.values() if s.dag_id]
+        self.logged_in = False
 
     def run(self, plan: Plan) -> None:
         """Every step not done yet; raises :class:`Ended` or an SDK error when one fails."""
@@ -109,6 +111,9 @@ class TargetRun:
                 continue
             self.show(step.name, None)
             if step.kind == "upload":
+                if not self.logged_in:  # a wrong password refused before any upload
+                    log_in(self.client)
+                    self.logged_in = True
                 self.journal.step(self.target, step.name, "started")
                 uploaded = self.client.upload_package(step.path, lifetime=step.upload_timeout)
                 problem = step.confirm(uploaded) if step.confirm is not None else None

@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from typing import Any, Optional, Protocol, Union
 
+from ._dag import DagDetail
 from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
 from ._exceptions import InvalidArgumentError, UpgradeNotConfirmedError
 from ._models import AgentInfo, ObUpgradeResult, UpgradePackageInfo, UpgradeResult
@@ -16,7 +17,7 @@ from ._text import printable
 from ._upload import check_package_path, check_package_paths
 from ._validate import check_flag, check_progress, check_seconds, check_upload_timeout
 
-__all__ = ["run_agent_upgrade", "run_ob_upgrade"]
+__all__ = ["log_in", "run_agent_upgrade", "run_ob_upgrade"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -42,6 +43,8 @@ class _Agent(Protocol):
     ) -> DagTask: ...
 
     def info(self) -> AgentInfo: ...
+
+    def unfinished_dags(self) -> list[DagDetail]: ...
 
     def check_ob_upgrade(
         self, version: str, release: str, upgrade_dir: Optional[str] = None
@@ -74,6 +77,8 @@ def run_agent_upgrade(
     upload_seconds = check_upload_timeout(upload_timeout)
     check = check_flag(check, "check")
     check_progress(progress, on_progress)
+    if path is not None:
+        log_in(client)
     uploaded = None if path is None else client.upload_package(path, lifetime=upload_seconds)
     if uploaded is not None:
         _check_uploaded(uploaded, version, release)
@@ -97,6 +102,15 @@ def run_agent_upgrade(
         )
     log.info("agent %s now runs obshell %s", client.agent, printable(info.version))
     return UpgradeResult(uploaded, checked, detail, info)
+
+
+def log_in(client: Any) -> None:
+    """One signed read (the unfinished tasks) before a package goes out.
+
+    obshell's newer upload route checks no password: without this a wrong one is found only
+    after the package was sent, to every cluster of a rollout.
+    """
+    client.unfinished_dags()
 
 
 def not_the_target(uploaded: UpgradePackageInfo, version: str, release: str) -> Optional[str]:
@@ -162,6 +176,8 @@ def run_ob_upgrade(
     upload_seconds = check_upload_timeout(upload_timeout)
     check = check_flag(check, "check")
     check_progress(progress, on_progress)
+    if paths:
+        log_in(client)
     uploaded = tuple(client.upload_package(p, lifetime=upload_seconds) for p in paths)
     checked = None
     if check:

@@ -328,3 +328,24 @@ def test_awkward_file_names_stay_inside_the_quoted_filename(tmp_path):
     head = stream.read().split(b"\r\n\r\n", 1)[0]
     assert head.count(b"\r\n") == 2  # boundary, disposition, type: no header was injected
     assert b'filename="obshell _x__ __X-Evil: 1 \xff.rpm"' in head
+
+
+def test_a_wrong_password_is_refused_before_any_package_goes_out(package, tmp_path):
+    """obshell's newer upload route checks no password: a signed read comes first, so a
+    wrong password does not cost an upload (to every cluster of a rollout)."""
+    from obshell_sdk import Rollout, TargetOutcome, WrongPasswordError
+    from obshell_sdk.testing import build_rpm
+
+    ob = tmp_path / "oceanbase-ce.rpm"
+    ob.write_bytes(build_rpm("oceanbase-ce", "4.3.5.1", "101000012025052815.el7"))
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth("wrong")) as client:
+        with pytest.raises(WrongPasswordError):
+            client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=package)
+        with pytest.raises(WrongPasswordError):
+            client.run_ob_upgrade("4.3.5.1", "101000012025052815.el7", packages=[ob])
+        report = Rollout([f"{agent.host}:{agent.port}"], auth=PasswordAuth("wrong"),
+                         journal=tmp_path / "r.db", progress=False).upgrade_agent(
+            "4.3.1.0", "101000012025010101.el7", package=package)
+        assert [r.outcome for r in report.results.values()] == [TargetOutcome.REFUSED]
+        assert not [r for r in agent.requests if r.body_bytes and "package" in r.uri]
