@@ -324,7 +324,8 @@ def rollout_text(report: Any) -> str:
     lines = []
     for result in report.results.values():
         ids = ",".join(result.dag_ids) or "-"
-        note = f"  {printable(result.error)}" if result.error else ""
+        said = result.error or result.note
+        note = f"  {printable(said)}" if said else ""
         lines.append(f"{result.target}  {result.outcome}  tasks {ids}{note}")
     counts: dict[str, int] = {}
     for result in report.results.values():

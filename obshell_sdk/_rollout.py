@@ -67,6 +67,8 @@ class TargetResult:
     ended_at: Optional[datetime] = None
     #: What went wrong, when something did.
     error: Optional[str] = None
+    #: What is worth knowing about a success, e.g. that the target was already there.
+    note: Optional[str] = None
 
 
 @attrs.frozen
@@ -290,7 +292,7 @@ class _Run:
                 run = TargetRun(self.records[target], client, self.journal, self.timeout,
                                 lambda step, d: self.board.update(target, step, d))
                 run.run(self.plan)
-            return TargetOutcome.SUCCEEDED, None, run
+            return TargetOutcome.SUCCEEDED, run.note, run
         except Ended as exc:
             return exc.outcome, str(exc), run
         except ObshellError as exc:
@@ -320,17 +322,20 @@ class _Run:
     def _done(self, result: TargetResult) -> None:
         with self.lock:
             self.results[result.target] = result
-        self.board.finish(result.target, result.outcome.value, result.error)
+        self.board.finish(result.target, result.outcome.value, result.error or result.note)
 
     def report(self) -> RolloutReport:
         return RolloutReport({t: self.results[t] for t in self.rollout.targets}, self.journal.path)
 
 
-def _result(record: TargetRecord, outcome: TargetOutcome, error: Optional[str],
+def _result(record: TargetRecord, outcome: TargetOutcome, text: Optional[str],
             dag_ids: Sequence[str] = ()) -> TargetResult:
+    """``text`` is the journal's word on the ending: a success's note, else what went wrong."""
     ids = tuple(dag_ids) or tuple(s.dag_id for s in record.steps.values() if s.dag_id)
+    ok = outcome is TargetOutcome.SUCCEEDED
     return TargetResult(record.target, outcome, ids, _time(record.started_at),
-                        _time(record.ended_at or time.time()), error)
+                        _time(record.ended_at or time.time()), None if ok else text,
+                        text if ok else None)
 
 
 def _time(value: Optional[float]) -> Optional[datetime]:

@@ -45,11 +45,16 @@ def agent_plan(version: str, release: str, package: Optional[str],
         return f"the upgrade task ended (succeeded or skipped) but the agent reports obshell " \
                f"{info.version!r}, not {wanted!r}"
 
+    def already(info: AgentInfo) -> Optional[str]:
+        if info.version != wanted:
+            return None
+        return f"already runs obshell {printable(info.version)}: nothing was done"
+
     steps.append(Step("confirm", "confirm", confirm=confirm))
     # What makes two runs the same rollout (the package file may be named differently).
     describe: dict[str, object] = {"kind": "agent", "version": version, "release": release,
                                    "upgrade_dir": upgrade_dir, "check": check}
-    return Plan("agent", describe, tuple(steps))
+    return Plan("agent", describe, tuple(steps), already)
 
 
 def ob_plan(version: str, release: str, packages: Sequence[str], mode: str,

@@ -32,6 +32,7 @@ from ._exceptions import (
     WeakKeyError,
 )
 from ._journal import Journal, StepRecord, TargetOutcome, TargetRecord
+from ._models import AgentInfo
 from ._render import failure_line
 from ._task import DagTask
 from ._workflow import log_in
@@ -87,6 +88,9 @@ class Plan:
     kind: str
     describe: dict[str, object]
     steps: tuple[Step, ...]
+    #: Says (a note) when ``/info`` shows a target already where the plan leads: nothing to do.
+    already: Optional[Callable[[AgentInfo], Optional[str]]] = attrs.field(default=None,
+                                                                          eq=False)
 
 
 class TargetRun:
@@ -102,9 +106,20 @@ class TargetRun:
         self.show = show
         self.dag_ids: list[str] = [s.dag_id for s in record.steps.values() if s.dag_id]
         self.logged_in = False
+        #: What is worth knowing about a success (the target was already there).
+        self.note: Optional[str] = None
 
     def run(self, plan: Plan) -> None:
-        """Every step not done yet; raises :class:`Ended` or an SDK error when one fails."""
+        """Every step not done yet; raises :class:`Ended` or an SDK error when one fails.
+
+        A target no step has touched yet that is already where the plan leads is left alone,
+        with a :attr:`note` saying so (obshell would refuse the upgrade as not newer).
+        """
+        if not self.record.steps and plan.already is not None:
+            self.note = plan.already(self.client.info())
+            if self.note:
+                self.journal.step(self.target, "confirm", "done")
+                return
         for step in plan.steps:
             done = self.record.steps.get(step.name)
             if done is not None and done.status == "done":

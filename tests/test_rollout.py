@@ -95,7 +95,7 @@ def test_an_unreachable_target_sent_nothing_and_a_rerun_sends_it(tmp_path):
         assert first.results[fleet[0]].outcome is TargetOutcome.SUCCEEDED
         steps = sqlite3.connect(journal).execute(
             "SELECT status FROM steps WHERE target = ?", (fleet[1],)).fetchall()
-        assert steps == [("unsent",)]
+        assert steps == []  # its first request (/info: already upgraded?) never left
         late = stack.enter_context(FakeAgent(password=PASSWORD, stage_seconds=0.03, port=port))
         again = Rollout(fleet, auth=PasswordAuth(PASSWORD), journal=journal, poll_policy=FAST,
                         progress=False).upgrade_agent(VERSION, RELEASE)
@@ -862,3 +862,22 @@ def test_the_cli_report_says_its_hints_as_commands_aimed_at_each_target(tmp_path
                              stdin=subprocess.DEVNULL, check=False)
         assert out.returncode == 1, out.stderr
         assert "OBSHELL_PASSWORD" in out.stdout and "PasswordAuth" not in out.stdout, out.stdout
+
+
+def test_a_target_already_at_the_version_succeeds_untouched_with_a_note(tmp_path):
+    """A fleet rerun with a new journal after some clusters were upgraded by hand: obshell
+    would refuse their upgrade as not newer; they are left alone and reported succeeded."""
+    with ExitStack() as stack:
+        done = stack.enter_context(FakeAgent(password=PASSWORD, version=VERSION,
+                                             release=RELEASE.split(".")[0]))
+        [todo] = agents(stack, 1)
+        report = rollout([done, todo], tmp_path / "r.db").upgrade_agent(VERSION, RELEASE)
+        assert report.ok, str(report)
+        first, second = report.results.values()
+        assert first.note is not None and "already runs obshell" in first.note
+        assert first.error is None and first.dag_ids == ()
+        assert done.dags == {} and not [r for r in done.requests if r.method == "POST"]
+        assert second.note is None and len(second.dag_ids) == 2
+        assert "already runs obshell" in str(report)
+        again = rollout([done, todo], tmp_path / "r.db").upgrade_agent(VERSION, RELEASE)
+        assert again.results[first.target].note == first.note  # read back from the journal
