@@ -37,7 +37,7 @@ from ._rollout_steps import (
     TargetRun,
     failed_task,
     judge,
-    retried_by_hand,
+    revisit,
 )
 from ._upload import check_package_path, check_package_paths
 from ._validate import brief_repr, check_flag, check_seconds, check_upload_timeout
@@ -224,8 +224,9 @@ class _Run:
 
     def all(self) -> None:
         for record, failed in self.revisit:
-            if not self._retried(record, *failed):
-                self._done(_result(record, TargetOutcome.FAILED, record.error))
+            still = self._revisit(record, *failed)
+            if still is not None:
+                self._done(_result(record, TargetOutcome.FAILED, still))
         todo = [t for t in self.rollout.targets if t not in self.results]
         canaries, rest = todo[:self.rollout.canary], todo[self.rollout.canary:]
         for target in canaries:
@@ -298,16 +299,16 @@ class _Run:
         except ObshellError as exc:
             return judge(exc), f"{type(exc).__name__}: {exc}", run
 
-    def _retried(self, record: TargetRecord, dag_id: str, name: str) -> bool:
-        """:func:`retried_by_hand`; an agent that cannot be read leaves the target failed."""
+    def _revisit(self, record: TargetRecord, dag_id: str, name: str) -> Optional[str]:
+        """:func:`revisit` the failed target; None when the rerun follows its task on."""
         try:
             with ObshellClient(*_split(record.target), auth=self._auth(record.target),
                                **self.rollout.client_options) as client:
-                return retried_by_hand(client, record.target, dag_id, name)
-        except ObshellError as exc:
-            log.info("%s: could not read its failed task %s again (%s); it stays failed",
-                     record.target, dag_id, exc)
-            return False
+                return revisit(TargetRun(record, client, self.journal, self.timeout,
+                                         lambda *_: None), self.plan, dag_id, name)
+        except ObshellError as exc:  # a client that could not be made: nothing was sent
+            log.info("%s: it stays failed (%s)", record.target, exc)
+            return record.error
 
     def _auth(self, target: str) -> PasswordAuth:
         auth = self.rollout.auth

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only; the client never impor
     from ._client import ObshellClient
 
 __all__ = ["FINAL", "Ended", "Plan", "Step", "TargetOutcome", "TargetRun", "failed_task",
-           "judge", "retried_by_hand"]
+           "judge", "retried_by_hand", "revisit"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -126,14 +126,7 @@ class TargetRun:
                 continue
             self.show(step.name, None)
             if step.kind == "upload":
-                if not self.logged_in:  # a wrong password refused before any upload
-                    log_in(self.client)
-                    self.logged_in = True
-                self.journal.step(self.target, step.name, "started")
-                uploaded = self.client.upload_package(step.path, lifetime=step.upload_timeout)
-                problem = step.confirm(uploaded) if step.confirm is not None else None
-                if problem:  # nothing started: a rerun with the right package goes on
-                    raise Ended(TargetOutcome.REFUSED, problem)
+                self._upload(step)
             elif step.kind == "task":
                 self._task(step, done)
             else:
@@ -142,6 +135,31 @@ class TargetRun:
                 if problem:
                     raise Ended(TargetOutcome.FAILED, problem)
             self.journal.step(self.target, step.name, "done")
+
+    def upload_missing(self, plan: Plan) -> list[str]:
+        """The plan's uploads not done yet, done now; the steps' names.
+
+        For a target that failed on a task: a rerun given the package it lacked uploads it,
+        so that a retry by hand can pass (a retry before it would fail alike).
+        """
+        sent = []
+        for step in plan.steps:
+            done = self.record.steps.get(step.name)
+            if step.kind == "upload" and (done is None or done.status != "done"):
+                self._upload(step)
+                self.journal.step(self.target, step.name, "done")
+                sent.append(step.name)
+        return sent
+
+    def _upload(self, step: Step) -> None:
+        if not self.logged_in:  # a wrong password refused before any upload
+            log_in(self.client)
+            self.logged_in = True
+        self.journal.step(self.target, step.name, "started")
+        uploaded = self.client.upload_package(step.path, lifetime=step.upload_timeout)
+        problem = step.confirm(uploaded) if step.confirm is not None else None
+        if problem:  # nothing started: a rerun with the right package goes on
+            raise Ended(TargetOutcome.REFUSED, problem)
 
     def _task(self, step: Step, record: Optional[StepRecord]) -> None:
         if record is not None and record.dag_id:
@@ -220,6 +238,31 @@ def retried_by_hand(client: ObshellClient, target: str, dag_id: str, name: str) 
     if detail.outcome is DagOutcome.RUNNING:
         return detail.operator in (Operator.RUN, Operator.RETRY)
     return detail.outcome in (DagOutcome.SUCCEEDED, DagOutcome.PASSED)
+
+
+def revisit(run: TargetRun, plan: Plan, dag_id: str, name: str) -> Optional[str]:
+    """A rerun's visit to a target that failed on ``dag_id``: missing uploads, then a look.
+
+    The plan's uploads not done yet are done (the package the failed task lacked, given
+    now), then :func:`retried_by_hand` reads the task. None when it was retried or skipped
+    by hand (the rerun follows it on), else what the target's result says: the journal's
+    text, and what was uploaded now. An agent that cannot be read or refuses an upload
+    leaves the target as it was.
+    """
+    record, sent = run.record, []
+    try:
+        sent = run.upload_missing(plan)
+        if retried_by_hand(run.client, record.target, dag_id, name):
+            return None
+    except (ObshellError, Ended) as exc:
+        log.info("%s: could not upload to it or read its failed task %s again (%s); it "
+                 "stays failed", record.target, dag_id, exc)
+    if not sent:
+        return record.error
+    text = (f"{record.error or 'failed'}; {', '.join(sent)} done now: retry task {dag_id} by "
+            f"hand (obshell-sdk task retry {dag_id}) and run the rollout again")
+    run.journal.end(record.target, TargetOutcome.FAILED.value, text)
+    return text
 
 
 def failed_task(record: TargetRecord, plan: Plan) -> Optional[tuple[str, str]]:

@@ -881,3 +881,28 @@ def test_a_target_already_at_the_version_succeeds_untouched_with_a_note(tmp_path
         assert "already runs obshell" in str(report)
         again = rollout([done, todo], tmp_path / "r.db").upgrade_agent(VERSION, RELEASE)
         assert again.results[first.target].note == first.note  # read back from the journal
+
+
+def test_a_rerun_given_the_missing_package_uploads_it_to_a_failed_cluster(tmp_path):
+    """Forgot the package: the pre-check fails at its download. A rerun with the package
+    uploads it to the failed cluster too (a retry by hand before that fails alike) and says
+    to retry; after the retry, the next rerun goes on and makes no second task."""
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    with FakeAgent(password=PASSWORD, stage_seconds=0.03, require_packages=True) as agent:
+        journal = tmp_path / "r.db"
+        first = rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
+        (failed,) = first.results.values()
+        assert failed.outcome is TargetOutcome.FAILED, str(first)
+        second = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, package=str(rpm))
+        (still,) = second.results.values()
+        assert still.outcome is TargetOutcome.FAILED, str(second)
+        assert uploads(agent) == 1 and "upload done now: retry task" in (still.error or "")
+        with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+            client.task(failed.dag_ids[0]).retry()
+        third = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, package=str(rpm))
+        assert third.ok, str(third)
+        assert uploads(agent) == 1  # not sent again
+        assert posts(agent, "/api/v1/agent/upgrade/check") == 1 and posts(agent) == 1
