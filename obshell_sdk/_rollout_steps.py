@@ -120,10 +120,13 @@ class TargetRun:
             if self.note:
                 self.journal.step(self.target, "confirm", "done")
                 return
+        under_way = any(s.dag_id and s.status != "done" for s in self.record.steps.values())
         for step in plan.steps:
             done = self.record.steps.get(step.name)
             if done is not None and done.status == "done":
                 continue
+            if step.kind == "upload" and under_way:
+                continue  # a package new to this run is too late for the task under way
             self.show(step.name, None)
             if step.kind == "upload":
                 self._upload(step)

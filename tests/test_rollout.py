@@ -906,3 +906,21 @@ def test_a_rerun_given_the_missing_package_uploads_it_to_a_failed_cluster(tmp_pa
         assert third.ok, str(third)
         assert uploads(agent) == 1  # not sent again
         assert posts(agent, "/api/v1/agent/upgrade/check") == 1 and posts(agent) == 1
+
+
+def test_a_package_new_to_a_rerun_is_not_uploaded_while_a_task_is_under_way(tmp_path):
+    """The upgrade runs (the agent may be restarting for it): an upload given only now comes
+    too late for it, and failing it would misreport the cluster as unreachable."""
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    with FakeAgent(password=PASSWORD, stage_seconds=0.2) as agent:
+        journal = tmp_path / "r.db"
+        first = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, check=False,
+                                                        timeout=0.3)
+        assert [r.outcome for r in first.results.values()] == [TargetOutcome.UNKNOWN]
+        again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, check=False,
+                                                        package=str(rpm))
+        assert again.ok, str(again)
+        assert uploads(agent) == 0 and posts(agent) == 1
