@@ -165,7 +165,7 @@ class Journal:
                                 ("created_at", repr(time.time()))])
             elif found.get("plan") != text:
                 raise InvalidArgumentError(
-                    "journal", f"{self.path} holds another rollout ({found.get('plan')}); "
+                    "journal", f"{self.path} holds another rollout ({_differs(found, plan)}); "
                     "resume that one, or name a new journal file for this one")
             known = {row[0] for row in db.execute("SELECT target FROM targets")}
             db.executemany(
@@ -294,6 +294,19 @@ def _records(db: sqlite3.Connection, only: Optional[str] = None) -> list[TargetR
 
 #: The outcomes a rollout writes.
 _OUTCOMES = frozenset(outcome.value for outcome in TargetOutcome)
+
+
+def _differs(found: dict[str, str], plan: dict[str, Any]) -> str:
+    """What the journal's rollout has that ``plan`` does not: ``check: true, not false``."""
+    try:
+        held = json.loads(found.get("plan", ""))
+    except ValueError:
+        held = None
+    if not isinstance(held, dict):
+        return f"its plan is {found.get('plan')!r}"
+    keys = sorted(set(held) | set(plan), key=str)
+    return "; ".join(f"{k}: {json.dumps(held.get(k))}, not {json.dumps(plan.get(k))}"
+                     for k in keys if held.get(k) != plan.get(k))
 
 
 def _ids(text: str, target: str) -> frozenset[str]:

@@ -295,8 +295,13 @@ def test_a_journal_holds_one_rollout(tmp_path):
         fleet = agents(stack, 1)
         journal = tmp_path / "r.db"
         rollout(fleet, journal).upgrade_agent(VERSION, RELEASE, check=False)
-        with pytest.raises(InvalidArgumentError, match="another rollout"):
+        with pytest.raises(InvalidArgumentError, match="another rollout") as info:
             rollout(fleet, journal).upgrade_agent("4.3.2.0", RELEASE, check=False)
+        assert 'version: "4.3.1.0", not "4.3.2.0"' in str(info.value)  # what differs
+        with pytest.raises(InvalidArgumentError) as info:
+            rollout(fleet, journal).upgrade_agent(VERSION, RELEASE)
+        assert str(info.value).count(", not ") == 1 and "check: false, not true" in str(
+            info.value)
 
 
 def _cli(*args, env_extra=None):
