@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import time
 from typing import Any, Callable, TextIO
 
 from ._cli_errors import cli_words
@@ -160,15 +161,19 @@ def _status(path: str, as_json: bool, stream: TextIO) -> int:
     else:
         stream.write(f"rollout {printable(json.dumps(plan, sort_keys=True))}\n")
         rows: list[tuple[str, ...]] = []
+        now = time.time()
         for r in records:
             done = sorted(r.steps.values(), key=lambda s: _STEP_ORDER.get(s.step.split()[0], 9))
             step = f"{done[-1].step} {done[-1].status}" if done else ""
             ids = ",".join(s.dag_id for s in r.steps.values() if s.dag_id)
-            note = "; ".join(x for x in (f"tasks {ids}" if ids else "",
-                                         printable(r.error or "")) if x)
+            took = "" if r.started_at is None else f"{(r.ended_at or now) - r.started_at:.0f}s"
             # The table's columns: target, step, stage (the journal has none), state, note.
-            rows.append((r.target, step, "-", r.outcome or "open", note, ""))
+            rows.append((r.target, step, "-", r.outcome or "open",
+                         f"tasks {ids}" if ids else "", took))
         stream.write("\n".join(rollout_table_text(rows)) + "\n")
+        for r in records:  # whole, below the table: the cause is at the end of a long text
+            if r.error:
+                stream.write(_said_for_the_cli(f"{r.target}  {printable(r.error)}") + "\n")
     outcomes = {r.outcome for r in records}
     if outcomes <= {TargetOutcome.SUCCEEDED.value}:
         return EXIT_OK

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -368,6 +369,8 @@ def test_twenty_clusters_with_faults_and_a_runner_killed_mid_way(tmp_path):
                                 env=env, capture_output=True, text=True, timeout=30,
                                 check=False)
         assert status.returncode == 1 and status.stdout.count("succeeded") == 18
+        whole = [line for line in status.stdout.splitlines() if "injected failure" in line]
+        assert len(whole) == 2, status.stdout  # each failure whole, below the table
 
 
 def test_a_create_the_runner_did_not_see_answered_is_looked_up_never_resent(tmp_path, monkeypatch):
@@ -530,6 +533,7 @@ def test_cli_rollout_status_as_json_and_tls_options_reach_every_client(tmp_path)
         header, *rows = text.splitlines()[1:]
         assert header.split() == ["target", "step", "stage", "state", "note", "elapsed"]
         assert all("succeeded" in row and "tasks 11" in row for row in rows), text
+        assert all(re.search(r"\d+s$", row) for row in rows), text  # elapsed, from the journal
         # --https against agents that speak plain HTTP: every client tries TLS, none succeeds.
         tls_journal = tmp_path / "tls.db"
         argv, env = _cli("rollout", "agent", "--targets", str(targets), "--journal",
