@@ -125,16 +125,24 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
     if args.json:
         stream.write(json.dumps(_report_json(report)) + "\n")
     else:
-        stream.write(_said_for_the_cli(str(report)) + "\n")
+        stream.write(_said_for_the_cli(str(report), _tls_words(args)) + "\n")
     return _exit(report)
 
 
-def _said_for_the_cli(text: str) -> str:
+def _tls_words(args: argparse.Namespace) -> str:
+    """The TLS options given on the command line, as a suggested command must repeat them."""
+    words = [f"--ca-bundle {shlex.quote(args.ca_bundle)}" if args.ca_bundle else
+             "--https" if args.https else "",
+             f"--min-key-bits {args.min_key_bits}" if args.min_key_bits else ""]
+    return "".join(f" {w}" for w in words if w)
+
+
+def _said_for_the_cli(text: str, tls: str = "") -> str:
     """A report's hints as commands (not Python calls), each aimed at its line's target."""
     lines = []
     for line in text.split("\n"):
         host, _, port = line.split("  ", 1)[0].rpartition(":")
-        command = f"obshell-sdk --host {shlex.quote(host.strip('[]'))} --port {port}"
+        command = f"obshell-sdk --host {shlex.quote(host.strip('[]'))} --port {port}{tls}"
         lines.append(aimed(cli_words(line), command) if port.isdigit() else line)
     return "\n".join(lines)
 
@@ -156,7 +164,7 @@ def _status(path: str, as_json: bool, stream: TextIO) -> int:
     plan = Journal.read_plan(path)
     records = read_targets(path)
     if as_json:
-        stream.write(json.dumps({"plan": plan, "targets": [to_jsonable(r) for r in records]})
+        stream.write(json.dumps({"plan": plan, "targets": [_record_json(r) for r in records]})
                      + "\n")
     else:
         stream.write(f"rollout {printable(json.dumps(plan, sort_keys=True))}\n")
@@ -178,6 +186,15 @@ def _status(path: str, as_json: bool, stream: TextIO) -> int:
     if outcomes <= {TargetOutcome.SUCCEEDED.value}:
         return EXIT_OK
     return EXIT_UNKNOWN if None in outcomes or "unknown" in outcomes else EXIT_FAILED
+
+
+def _record_json(record: Any) -> dict[str, Any]:
+    """A journal record as JSON; a success's text is its ``note``, as in the report."""
+    shown: dict[str, Any] = to_jsonable(record)
+    ok = record.outcome == TargetOutcome.SUCCEEDED.value
+    shown["note"] = shown["error"] if ok else None
+    shown["error"] = None if ok else shown["error"]
+    return shown
 
 
 def _read_targets(path: str) -> list[str]:

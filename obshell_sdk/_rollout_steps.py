@@ -116,11 +116,16 @@ class TargetRun:
         with a :attr:`note` saying so (obshell would refuse the upgrade as not newer).
         """
         if not self.record.steps and plan.already is not None:
-            self.note = plan.already(self.client.info())
-            if self.note:
+            note = plan.already(self.client.info())
+            # Not while a task may hold a lock (all but obshell's NOT_UNDER_MAINTENANCE, 1;
+            # older agents say nothing): an upgrade that failed after the agent's restart
+            # (stage 7 of 9) leaves /info at the new version.
+            if note and all(d.maintenance_type == 1 for d in self.client.unfinished_dags()):
+                self.note = note
                 self.journal.step(self.target, "confirm", "done")
                 return
-        under_way = any(s.dag_id and s.status != "done" for s in self.record.steps.values())
+        under_way = any((s.dag_id and s.status != "done") or s.status == "sending"
+                        for s in self.record.steps.values())  # made, or maybe made
         for step in plan.steps:
             done = self.record.steps.get(step.name)
             if done is not None and done.status == "done":
@@ -244,26 +249,27 @@ def retried_by_hand(client: ObshellClient, target: str, dag_id: str, name: str) 
 
 
 def revisit(run: TargetRun, plan: Plan, dag_id: str, name: str) -> Optional[str]:
-    """A rerun's visit to a target that failed on ``dag_id``: missing uploads, then a look.
+    """A rerun's visit to a target that failed on ``dag_id``: a look, then missing uploads.
 
-    The plan's uploads not done yet are done (the package the failed task lacked, given
-    now), then :func:`retried_by_hand` reads the task. None when it was retried or skipped
-    by hand (the rerun follows it on), else what the target's result says: the journal's
-    text, and what was uploaded now. An agent that cannot be read or refuses an upload
-    leaves the target as it was.
+    :func:`retried_by_hand` reads the task: None when it was retried or skipped by hand (the
+    rerun follows it on). Still failed, the plan's uploads not done yet are done (the
+    package the task lacked, given now, so that a retry by hand can pass), and the result
+    says what the target's result says: the journal's text, and what was uploaded now. An
+    agent that cannot be read or refuses an upload leaves the target as it was.
     """
     record, sent = run.record, []
     try:
-        sent = run.upload_missing(plan)
         if retried_by_hand(run.client, record.target, dag_id, name):
             return None
+        sent = run.upload_missing(plan)
     except (ObshellError, Ended) as exc:
-        log.info("%s: could not upload to it or read its failed task %s again (%s); it "
+        log.info("%s: could not read its failed task %s again or upload to it (%s); it "
                  "stays failed", record.target, dag_id, exc)
     if not sent:
         return record.error
-    text = (f"{record.error or 'failed'}; {', '.join(sent)} done now: retry task {dag_id} by "
-            f"hand (obshell-sdk task retry {dag_id}) and run the rollout again")
+    text = (f"{record.error or 'failed'}; {', '.join(sent)} done now: if the task failed for "
+            f"want of it, retry task {dag_id} by hand (obshell-sdk task retry {dag_id}) and run "
+            "the rollout again")
     run.journal.end(record.target, TargetOutcome.FAILED.value, text)
     return text
 

@@ -908,7 +908,8 @@ def test_a_rerun_given_the_missing_package_uploads_it_to_a_failed_cluster(tmp_pa
         second = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, package=str(rpm))
         (still,) = second.results.values()
         assert still.outcome is TargetOutcome.FAILED, str(second)
-        assert uploads(agent) == 1 and "upload done now: retry task" in (still.error or "")
+        assert uploads(agent) == 1 and "upload done now" in (still.error or "")
+        assert "retry task 11 by hand" in (still.error or "")
         with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
             client.task(failed.dag_ids[0]).retry()
         third = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, package=str(rpm))
@@ -933,3 +934,90 @@ def test_a_package_new_to_a_rerun_is_not_uploaded_while_a_task_is_under_way(tmp_
                                                         package=str(rpm))
         assert again.ok, str(again)
         assert uploads(agent) == 0 and posts(agent) == 1
+
+
+def test_a_failed_task_retried_by_hand_is_followed_without_uploading_first(tmp_path):
+    """The rerun reads the failed task before it uploads anything: a retry under way gets
+    no upload (which, failing while the agent restarts, once left the target failed)."""
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    with FakeAgent(password=PASSWORD, stage_seconds=0.05, fail_stage=2) as agent:
+        journal = tmp_path / "r.db"
+        first = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, check=False)
+        (failed,) = first.results.values()
+        assert failed.outcome is TargetOutcome.FAILED, str(first)
+        with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+            client.task(failed.dag_ids[0]).retry()
+        again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, check=False,
+                                                        package=str(rpm))
+        assert again.ok, str(again)
+        assert uploads(agent) == 0 and posts(agent) == 1
+
+
+def test_a_target_at_the_version_whose_upgrade_failed_after_the_restart_is_not_a_success(
+        tmp_path):
+    """/info shows the new version once the agent restarted (stage 7 of 9); a failed
+    upgrade after that still holds the lock: not "already there"."""
+    with FakeAgent(password=PASSWORD, version=VERSION, release=RELEASE.split(".")[0]) as agent:
+        dag = agent.create_upgrade_dag(VERSION, RELEASE)
+        agent.set_dag_progression(stages_per_poll=0)
+        agent.fail_dag(dag)
+        report = rollout([agent], tmp_path / "r.db").upgrade_agent(VERSION, RELEASE)
+        (result,) = report.results.values()
+        assert result.outcome is not TargetOutcome.SUCCEEDED and result.note is None, str(report)
+
+
+def test_a_create_whose_outcome_was_never_recorded_gets_no_upload_before_its_lookup(
+        tmp_path, monkeypatch):
+    """A step journaled 'sending' may have made its task: a package new to the rerun is
+    not uploaded before the lookup follows that task."""
+    from obshell_sdk import OutcomeUnknownError, _creation
+    from obshell_sdk.testing import build_rpm
+
+    def lookup_fails(*args, **kwargs):
+        raise OutcomeUnknownError("the lookup failed (a test)", method="POST",
+                                  path="/api/v1/agent/upgrade", agent="a", dag_name="n")
+
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    with FakeAgent(password=PASSWORD, stage_seconds=0.2) as agent:
+        journal = tmp_path / "r.db"
+        agent.drop_reply_after_create = True
+        with monkeypatch.context() as patch:
+            patch.setattr(_creation, "find_created_dag", lookup_fails)
+            first = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, check=False)
+        assert [r.outcome for r in first.results.values()] == [TargetOutcome.UNKNOWN]
+        again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, check=False,
+                                                        package=str(rpm))
+        assert again.ok, str(again)
+        assert uploads(agent) == 0 and posts(agent) == 1
+
+
+def test_suggested_commands_in_a_rollout_report_repeat_its_tls_options():
+    import argparse
+
+    from obshell_sdk import UnderMaintenanceError
+    from obshell_sdk._cli_rollout import _said_for_the_cli, _tls_words
+
+    line = ("10.0.0.1:2886  refused  tasks -  UnderMaintenanceError: ... "
+            + UnderMaintenanceError.hint)
+    args = argparse.Namespace(https=True, ca_bundle="/etc/ca b.pem", min_key_bits="512")
+    said = _said_for_the_cli(line, _tls_words(args))
+    assert ("obshell-sdk --host 10.0.0.1 --port 2886 --ca-bundle '/etc/ca b.pem' "
+            "--min-key-bits 512 task list") in said, said
+    plain = argparse.Namespace(https=False, ca_bundle=None, min_key_bits=None)
+    assert "--port 2886 task list" in _said_for_the_cli(line, _tls_words(plain))
+
+
+def test_rollout_status_as_json_gives_a_success_s_note_as_its_note(tmp_path):
+    with FakeAgent(password=PASSWORD, version=VERSION, release=RELEASE.split(".")[0]) as agent:
+        journal = tmp_path / "r.db"
+        assert rollout([agent], journal).upgrade_agent(VERSION, RELEASE).ok
+        argv, env = _cli("--json", "rollout", "status", "--journal", str(journal))
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL, check=False)
+        (shown,) = json.loads(out.stdout)["targets"]
+        assert shown["outcome"] == "succeeded" and shown["error"] is None
+        assert "already runs obshell" in shown["note"]
