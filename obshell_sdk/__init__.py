@@ -73,7 +73,8 @@ from ._models import (
 )
 from ._polling import PollPolicy
 from ._render import register_notebook_formatters
-from ._rollout import AuthSource, Rollout, RolloutReport, RolloutTarget, TargetResult
+from ._rollout import AuthSource, Rollout, RolloutTarget
+from ._rollout_report import RolloutReport, TargetResult
 from ._task import DEFAULT_WAIT, DagTask, ProgressCallback
 from ._transport import Cert, Timeout
 from ._version import __version__

@@ -22,7 +22,8 @@ from ._config import Environment, check_env_bundle, prompted_auth_from_env, tls_
 from ._exceptions import InvalidArgumentError
 from ._journal import Journal, TargetOutcome, read_targets
 from ._render import rollout_table_text, to_jsonable
-from ._rollout import Rollout, RolloutReport, parse_targets
+from ._rollout import Rollout, parse_targets
+from ._rollout_report import RolloutReport
 from ._text import printable
 
 __all__ = ["add_rollout_parser", "run_rollout"]
