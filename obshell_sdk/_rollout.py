@@ -19,16 +19,16 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Union
 
-import attrs
-
 from ._address import parse_targets
 from ._auth import PasswordAuth
 from ._client import ObshellClient
 from ._config import CLIENT_OPTIONS
+from ._dag import DagDetail
 from ._exceptions import InvalidArgumentError, ObshellError
 from ._journal import Journal, TargetRecord
-from ._render import RolloutBoard, rollout_text
+from ._render import RolloutBoard
 from ._rollout_plans import agent_plan, ob_plan
+from ._rollout_report import RolloutReport, TargetResult
 from ._rollout_steps import (
     FINAL,
     Ended,
@@ -42,8 +42,7 @@ from ._rollout_steps import (
 from ._upload import check_package_path, check_package_paths
 from ._validate import brief_repr, check_flag, check_seconds, check_upload_timeout
 
-__all__ = ["AuthSource", "Rollout", "RolloutReport", "RolloutTarget", "TargetResult",
-           "parse_targets"]
+__all__ = ["AuthSource", "Rollout", "RolloutTarget", "parse_targets"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -51,45 +50,6 @@ log = logging.getLogger("obshell_sdk")
 RolloutTarget = Union[str, tuple[str, int]]
 #: One PasswordAuth for every target, or a callable giving one per ``"host:port"``.
 AuthSource = Union[PasswordAuth, Callable[[str], PasswordAuth]]
-
-
-@attrs.frozen
-class TargetResult:
-    """How one target of a rollout ended (as far as this run or an earlier one saw)."""
-
-    #: ``"host:port"``.
-    target: str
-    #: succeeded, failed, rolled_back, cancelled, skipped, unknown, unreachable or refused.
-    outcome: TargetOutcome
-    #: The DAGs created on the target, oldest first (pre-check, then upgrade).
-    dag_ids: tuple[str, ...] = ()
-    started_at: Optional[datetime] = None
-    ended_at: Optional[datetime] = None
-    #: What went wrong, when something did.
-    error: Optional[str] = None
-    #: What is worth knowing about a success, e.g. that the target was already there.
-    note: Optional[str] = None
-
-
-@attrs.frozen
-class RolloutReport:
-    """What a rollout did: ``results`` maps each ``"host:port"`` to its :class:`TargetResult`."""
-
-    results: dict[str, TargetResult]
-    #: The journal file, to resume with or to read with ``obshell-sdk rollout status``.
-    journal: str
-
-    @property
-    def ok(self) -> bool:
-        """True only when every target succeeded."""
-        return all(r.outcome is TargetOutcome.SUCCEEDED for r in self.results.values())
-
-    def count(self, outcome: Union[TargetOutcome, str]) -> int:
-        """How many targets ended with ``outcome``."""
-        return sum(1 for r in self.results.values() if r.outcome == outcome)
-
-    def __str__(self) -> str:
-        return rollout_text(self)
 
 
 class Rollout:
@@ -291,7 +251,7 @@ class _Run:
                                    **self.rollout.client_options)
             with client:
                 run = TargetRun(self.records[target], client, self.journal, self.timeout,
-                                lambda step, d: self.board.update(target, step, d))
+                                lambda step, d: self._show(target, step, d))
                 run.run(self.plan)
             return TargetOutcome.SUCCEEDED, run.note, run
         except Ended as exc:
@@ -320,6 +280,11 @@ class _Run:
             raise InvalidArgumentError("auth", f"auth({target!r}) raised {type(exc).__name__}: "
                                        f"{exc}") from exc
 
+    def _show(self, target: str, step: str, detail: Optional[DagDetail]) -> None:
+        if self.interrupted:  # Ctrl-C: stop following (the journal says where it stands)
+            raise _Abandoned(target)
+        self.board.update(target, step, detail)
+
     def _done(self, result: TargetResult) -> None:
         with self.lock:
             self.results[result.target] = result
@@ -327,6 +292,10 @@ class _Run:
 
     def report(self) -> RolloutReport:
         return RolloutReport({t: self.results[t] for t in self.rollout.targets}, self.journal.path)
+
+
+class _Abandoned(Exception):  # noqa: N818 - not an error: a worker let go after Ctrl-C
+    """Raised in a worker following a task when the rollout was interrupted."""
 
 
 def _result(record: TargetRecord, outcome: TargetOutcome, text: Optional[str],

@@ -1021,3 +1021,40 @@ def test_rollout_status_as_json_gives_a_success_s_note_as_its_note(tmp_path):
         (shown,) = json.loads(out.stdout)["targets"]
         assert shown["outcome"] == "succeeded" and shown["error"] is None
         assert "already runs obshell" in shown["note"]
+
+
+_WORKERS_LET_GO = """
+import os, signal, sys, threading, time
+from obshell_sdk import PasswordAuth, PollPolicy, Rollout
+from obshell_sdk.testing import FakeAgent
+fleet = [FakeAgent(password="pw", stage_seconds=0.6).start() for _ in range(2)]
+rollout = Rollout([f"127.0.0.1:{a.port}" for a in fleet], auth=PasswordAuth("pw"),
+                  journal=sys.argv[1], parallel=2, progress=False,
+                  poll_policy=PollPolicy(initial=0.05, fraction=0.1, ceiling=0.2, jitter=0))
+threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+try:
+    rollout.upgrade_agent("4.3.1.0", "101000012025010101.el7", check=False)
+except KeyboardInterrupt:
+    pass
+time.sleep(1.5)  # a stage lasts 0.6 s: each worker has seen a change, and let go
+polls = lambda: sum(len([r for r in a.requests if "/task/dag/1" in r.uri]) for a in fleet)
+before = polls()
+time.sleep(1.5)
+alive = [t.name for t in threading.enumerate() if t.name.startswith("obshell-rollout")]
+running = [sum(d.state == "RUNNING" for d in a.dags.values()) for a in fleet]
+print("ALIVE", alive, "POLLS", polls() - before, "RUNNING", running)
+for a in fleet:
+    a.stop()
+"""
+
+
+def test_after_ctrl_c_in_python_the_workers_stop_following_their_tasks(tmp_path):
+    """A notebook survives Ctrl-C: the workers must not poll on for the tasks' whole length
+    (they let go at the next change they see; the tasks go on, and a rerun follows them)."""
+    script = tmp_path / "run.py"
+    script.write_text(_WORKERS_LET_GO)
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "j.db")],
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert "ALIVE [] POLLS 0 " in out.stdout, (out.stdout, out.stderr)
+    assert "RUNNING [1, 1]" in out.stdout  # the upgrades themselves went on
