@@ -101,7 +101,7 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
     (the agent password, ``OBSHELL_MIN_KEY_BITS``, ``OBSHELL_HTTPS``, ``OBSHELL_CA_BUNDLE``).
     """
     if args.rollout == "status":
-        return _status(args.journal, args.json, stream)
+        return _status(args.journal, args.json, stream, _tls_words(args))
     # Everything that can be wrong is found before the password is asked for.
     if args.upload_timeout is not None and not args.package:
         raise InvalidArgumentError("--upload-timeout", "bounds each --package upload: give "
@@ -113,6 +113,8 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
         journal=args.journal, parallel=args.parallel, canary=args.canary,
         max_failures=args.max_failures, progress=not args.json, **tls,
     )
+    flags = _tls_words(args)
+    rollout._words = lambda target, text: _aimed_at(target, text, flags)  # the live lines
     timeout = {} if args.timeout is None else {"timeout": args.timeout}
     if args.rollout == "ob":
         report = rollout.upgrade_ob(args.version, args.release, packages=args.package,
@@ -132,9 +134,10 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
 
 def _tls_words(args: argparse.Namespace) -> str:
     """The TLS options given on the command line, as a suggested command must repeat them."""
-    words = [f"--ca-bundle {shlex.quote(args.ca_bundle)}" if args.ca_bundle else
-             "--https" if args.https else "",
-             f"--min-key-bits {args.min_key_bits}" if args.min_key_bits else ""]
+    bundle, bits = getattr(args, "ca_bundle", None), getattr(args, "min_key_bits", None)
+    words = [f"--ca-bundle {shlex.quote(bundle)}" if bundle else
+             "--https" if getattr(args, "https", None) else "",
+             f"--min-key-bits {bits}" if bits else ""]
     return "".join(f" {w}" for w in words if w)
 
 
@@ -142,10 +145,17 @@ def _said_for_the_cli(text: str, tls: str = "") -> str:
     """A report's hints as commands (not Python calls), each aimed at its line's target."""
     lines = []
     for line in text.split("\n"):
-        host, _, port = line.split("  ", 1)[0].rpartition(":")
-        command = f"obshell-sdk --host {shlex.quote(host.strip('[]'))} --port {port}{tls}"
-        lines.append(aimed(cli_words(line), command) if port.isdigit() else line)
+        target = line.split("  ", 1)[0]
+        lines.append(_aimed_at(target, line, tls) if target.rpartition(":")[2].isdigit()
+                     else line)
     return "\n".join(lines)
+
+
+def _aimed_at(target: str, text: str, tls: str) -> str:
+    """``text``'s hints as commands for the agent at ``target`` (``host:port``)."""
+    host, _, port = target.rpartition(":")
+    return aimed(cli_words(text),
+                 f"obshell-sdk --host {shlex.quote(host.strip('[]'))} --port {port}{tls}")
 
 
 def _exit(report: RolloutReport) -> int:
@@ -161,7 +171,7 @@ def _report_json(report: RolloutReport) -> dict[str, Any]:
             "results": {t: to_jsonable(r) for t, r in report.results.items()}}
 
 
-def _status(path: str, as_json: bool, stream: TextIO) -> int:
+def _status(path: str, as_json: bool, stream: TextIO, tls: str = "") -> int:
     plan = Journal.read_plan(path)
     records = read_targets(path)
     if as_json:
@@ -182,7 +192,8 @@ def _status(path: str, as_json: bool, stream: TextIO) -> int:
         stream.write("\n".join(rollout_table_text(rows)) + "\n")
         for r in records:  # whole, below the table: the cause is at the end of a long text
             if r.error:
-                stream.write(_said_for_the_cli(f"{r.target}  {printable(r.error)}") + "\n")
+                stream.write(_said_for_the_cli(f"{r.target}  {printable(r.error)}", tls)
+                             + "\n")
     outcomes = {r.outcome for r in records}
     if outcomes <= {TargetOutcome.SUCCEEDED.value}:
         return EXIT_OK

@@ -222,6 +222,14 @@ class Journal:
             db.execute("INSERT INTO events (at, target, what) VALUES (?, ?, ?)",
                        (now, target, f"ended {outcome}"))
 
+    def reopen(self, target: str) -> None:
+        """``target`` is being worked on again (a failed task retried by hand, followed on)."""
+        with self._tx() as db:
+            db.execute("UPDATE targets SET outcome = NULL, error = NULL, ended_at = NULL "
+                       "WHERE target = ?", (target,))
+            db.execute("INSERT INTO events (at, target, what) VALUES (?, ?, ?)",
+                       (time.time(), target, "reopened"))
+
     # -- reading --------------------------------------------------------------------------
 
     def targets(self) -> list[TargetRecord]:

@@ -14,7 +14,7 @@ import threading
 import time
 from datetime import datetime
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import attrs
 
@@ -239,8 +239,10 @@ class RolloutBoard:
     plain line per change. Updates come from many threads; redraws are at most every 0.5 s.
     """
 
-    def __init__(self, targets: list[str], progress: Optional[bool]) -> None:
+    def __init__(self, targets: list[str], progress: Optional[bool],
+                 words: Optional[Callable[[str, str], str]] = None) -> None:
         self._rows = {t: ["", "", "waiting", ""] for t in targets}  # step, stage, state, end
+        self._words = words  # (target, text) -> the text as shown, e.g. in CLI words
         self._started: dict[str, float] = {}
         self._lock = threading.Lock()
         self._notebook = in_notebook() and progress is not False
@@ -261,6 +263,8 @@ class RolloutBoard:
 
     def finish(self, target: str, outcome: str, error: Optional[str]) -> None:
         """``target`` ended with ``outcome``."""
+        if error and self._words is not None:
+            error = self._words(target, error)
         with self._lock:
             self._rows[target][2:] = [outcome, printable(error or "")[:120]]
         self._show(f"{target} {outcome}" + (f": {printable(error)}" if error else ""), True)

@@ -38,6 +38,7 @@ from ._rollout_steps import (
     failed_task,
     judge,
     revisit,
+    under_way,
 )
 from ._upload import check_package_path, check_package_paths
 from ._validate import brief_repr, check_flag, check_seconds, check_upload_timeout
@@ -98,6 +99,8 @@ class Rollout:
         self.max_failures: int = max_failures
         self.progress: Optional[bool] = check_flag(progress, "progress", none=True)
         self.client_options: dict[str, Any] = client_options
+        #: How the live table words a target's ending (the CLI's: hints as commands).
+        self._words: Optional[Callable[[str, str], str]] = None
 
     def upgrade_agent(
         self, version: str, release: str, *, package: Union[str, os.PathLike[str], None] = None,
@@ -174,7 +177,7 @@ class _Run:
         self.failures = 0
         self.crash: Optional[BaseException] = None  # what stopped a worker thread
         self.interrupted = False  # Ctrl-C: the journal is closed under the workers
-        self.board = RolloutBoard(rollout.targets, rollout.progress)
+        self.board = RolloutBoard(rollout.targets, rollout.progress, rollout._words)
         self.revisit: list[tuple[TargetRecord, tuple[str, str]]] = []  # failed on a task
         for record in self.records.values():
             if (failed := failed_task(record, plan)) is not None:
@@ -187,6 +190,9 @@ class _Run:
             still = self._revisit(record, *failed)
             if still is not None:
                 self._done(_result(record, TargetOutcome.FAILED, still))
+            else:  # followed on: open again, so that a runner stopped meanwhile resumes it
+                self.journal.reopen(record.target)
+                self.records[record.target] = self.journal.target(record.target)
         todo = [t for t in self.rollout.targets if t not in self.results]
         canaries, rest = todo[:self.rollout.canary], todo[self.rollout.canary:]
         for target in canaries:
@@ -233,8 +239,12 @@ class _Run:
             why = ("the rollout stopped on an error" if self.crash is not None else
                    "the rollout was interrupted" if self.stop.is_set() else
                    f"{self.failures} target(s) failed (max_failures={self.rollout.max_failures})")
-            self.journal.end(target, TargetOutcome.SKIPPED.value, why)
-            self._done(_result(self.records[target], TargetOutcome.SKIPPED, why))
+            outcome = TargetOutcome.SKIPPED
+            if under_way(self.records[target]):  # not "not started"
+                outcome = TargetOutcome.UNKNOWN
+                why = f"its task is under way, not followed in this run ({why}): a rerun does"
+            self.journal.end(target, outcome.value, why)
+            self._done(_result(self.records[target], outcome, why))
             return
         outcome, error, run = self._attempt(target)
         self.journal.end(target, outcome.value, error)

@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover - annotations only; the client never impor
     from ._client import ObshellClient
 
 __all__ = ["FINAL", "Ended", "Plan", "Step", "TargetOutcome", "TargetRun", "failed_task",
-           "judge", "retried_by_hand", "revisit"]
+           "judge", "look_again", "revisit", "under_way"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -112,10 +112,12 @@ class TargetRun:
     def run(self, plan: Plan) -> None:
         """Every step not done yet; raises :class:`Ended` or an SDK error when one fails.
 
-        A target no step has touched yet that is already where the plan leads is left alone,
-        with a :attr:`note` saying so (obshell would refuse the upgrade as not newer).
+        A target where no task was made (or may have been) that is already where the plan
+        leads is left alone, with a :attr:`note` saying so (obshell would refuse the upgrade
+        as not newer).
         """
-        if not self.record.steps and plan.already is not None:
+        if plan.already is not None and not any(
+                s.dag_id or s.status == "sending" for s in self.record.steps.values()):
             note = plan.already(self.client.info())
             # Not while a task may hold a lock (all but obshell's NOT_UNDER_MAINTENANCE, 1;
             # older agents say nothing): an upgrade that failed after the agent's restart
@@ -124,13 +126,12 @@ class TargetRun:
                 self.note = note
                 self.journal.step(self.target, "confirm", "done")
                 return
-        under_way = any((s.dag_id and s.status != "done") or s.status == "sending"
-                        for s in self.record.steps.values())  # made, or maybe made
+        busy = under_way(self.record)
         for step in plan.steps:
             done = self.record.steps.get(step.name)
             if done is not None and done.status == "done":
                 continue
-            if step.kind == "upload" and under_way:
+            if step.kind == "upload" and busy:
                 continue  # a package new to this run is too late for the task under way
             self.show(step.name, None)
             if step.kind == "upload":
@@ -230,41 +231,49 @@ class TargetRun:
         return client.task(detail.id, exists=True)
 
 
-def retried_by_hand(client: ObshellClient, target: str, dag_id: str, name: str) -> bool:
-    """Whether a failed target's task was retried (it runs or succeeded) or skipped by hand.
+def look_again(client: ObshellClient, target: str, dag_id: str, name: str) -> str:
+    """A failed target's task, read again: ``"follow"``, ``"failed"`` or ``"leave"``.
 
-    A rerun then follows it on. A rollback or a cancel, done or under way, is not a retry;
-    nor is a task of another name under that id (the agent is not the journal's any more).
+    ``follow`` when it was retried (it runs or succeeded) or skipped by hand: a rerun
+    follows it on. ``failed`` when it is still failed and nothing acts on it: a package it
+    lacked may be uploaded for a retry by hand. ``leave`` otherwise: a rollback or a
+    cancel, done or under way, or a task of another name under that id (the agent is not
+    the journal's any more).
     """
     detail = client.get_dag(dag_id, show_details=False)
     if detail.name != name:
         log.warning("%s: task %s is %r, not the failed %r: another agent than the journal's? "
                     "It stays failed", target, dag_id, detail.name, name)
-        return False
+        return "leave"
     log.info("%s: its failed task %s is %s now (operator %s)", target, dag_id, detail.outcome,
              detail.operator.value)
+    by_hand = detail.operator in (Operator.RUN, Operator.RETRY)
     if detail.outcome is DagOutcome.RUNNING:
-        return detail.operator in (Operator.RUN, Operator.RETRY)
-    return detail.outcome in (DagOutcome.SUCCEEDED, DagOutcome.PASSED)
+        return "follow" if by_hand else "leave"
+    if detail.outcome in (DagOutcome.SUCCEEDED, DagOutcome.PASSED):
+        return "follow"
+    return "failed" if detail.outcome is DagOutcome.FAILED and by_hand else "leave"
 
 
 def revisit(run: TargetRun, plan: Plan, dag_id: str, name: str) -> Optional[str]:
     """A rerun's visit to a target that failed on ``dag_id``: a look, then missing uploads.
 
-    :func:`retried_by_hand` reads the task: None when it was retried or skipped by hand (the
-    rerun follows it on). Still failed, the plan's uploads not done yet are done (the
-    package the task lacked, given now, so that a retry by hand can pass), and the result
-    says what the target's result says: the journal's text, and what was uploaded now. An
-    agent that cannot be read or refuses an upload leaves the target as it was.
+    :func:`look_again` reads the task: None when the rerun follows it on. Still failed and
+    left alone, the plan's uploads not done yet are done (the package the task lacked,
+    given now, so that a retry by hand can pass). Else what the target's result says: the
+    journal's text, and what was uploaded now or why the task could not be read.
     """
     record, sent = run.record, []
     try:
-        if retried_by_hand(run.client, record.target, dag_id, name):
+        seen = look_again(run.client, record.target, dag_id, name)
+        if seen == "follow":
             return None
-        sent = run.upload_missing(plan)
+        if seen == "failed":
+            sent = run.upload_missing(plan)
     except (ObshellError, Ended) as exc:
         log.info("%s: could not read its failed task %s again or upload to it (%s); it "
                  "stays failed", record.target, dag_id, exc)
+        return f"{record.error or 'failed'}; not read again in this run: {exc}"
     if not sent:
         return record.error
     text = (f"{record.error or 'failed'}; {', '.join(sent)} done now: if the task failed for "
@@ -272,6 +281,12 @@ def revisit(run: TargetRun, plan: Plan, dag_id: str, name: str) -> Optional[str]
             "the rollout again")
     run.journal.end(record.target, TargetOutcome.FAILED.value, text)
     return text
+
+
+def under_way(record: TargetRecord) -> bool:
+    """Whether a task of the target's was made and has not ended here, or may have been."""
+    return any((s.dag_id and s.status != "done") or s.status == "sending"
+               for s in record.steps.values())
 
 
 def failed_task(record: TargetRecord, plan: Plan) -> Optional[tuple[str, str]]:

@@ -863,6 +863,12 @@ def test_the_cli_report_says_its_hints_as_commands_aimed_at_each_target(tmp_path
         assert out.returncode == 1, out.stderr
         aimed = f"obshell-sdk --host {locked.host} --port {locked.port} task"
         assert f"{aimed} list" in out.stdout and "client." not in out.stdout, out.stdout
+        assert f"{aimed} list" in out.stderr and "client." not in out.stderr, out.stderr
+        cmd, env = _cli("--min-key-bits", "1024", "rollout", "status", "--journal",
+                        str(tmp_path / "a.db"))
+        status = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60,
+                                stdin=subprocess.DEVNULL, check=False)
+        assert f"{aimed[:-5]} --min-key-bits 1024 task list" in status.stdout, status.stdout
         (tmp_path / "targets").write_text(f"{other.host}:{other.port}\n")
         cmd, env = _cli("rollout", "agent", "--targets", str(tmp_path / "targets"),
                         "--journal", str(tmp_path / "b.db"), "--no-check", VERSION, RELEASE,
@@ -1058,3 +1064,110 @@ def test_after_ctrl_c_in_python_the_workers_stop_following_their_tasks(tmp_path)
                          text=True, timeout=60, check=False)
     assert "ALIVE [] POLLS 0 " in out.stdout, (out.stdout, out.stderr)
     assert "RUNNING [1, 1]" in out.stdout  # the upgrades themselves went on
+
+
+def test_a_target_followed_on_after_a_retry_by_hand_is_open_again_if_the_runner_dies(
+        tmp_path, monkeypatch):
+    """Once a rerun decides to follow a retried task on, the journal no longer says the
+    target failed: a runner that dies before the end leaves it open, and the next rerun
+    finishes it (it stayed "failed" for good, its upgrade done and never followed)."""
+    from obshell_sdk._journal import Journal
+
+    with FakeAgent(password=PASSWORD, stage_seconds=0.03, fail_stage=3) as agent:
+        journal = tmp_path / "r.db"
+        first = rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
+        (failed,) = first.results.values()
+        assert failed.outcome is TargetOutcome.FAILED, str(first)
+        agent.set_dag_faults(fail_stage=None)
+        with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+            client.task(failed.dag_ids[0]).retry().wait(30)
+
+        def dies(*args, **kwargs):
+            raise RuntimeError("the runner died here (a test)")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Journal, "end", dies)
+            with pytest.raises(RuntimeError):
+                rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
+        last = rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
+        assert last.ok, str(last)
+        assert posts(agent, "/api/v1/agent/upgrade/check") == 1 and posts(agent) == 1
+
+
+def test_already_there_after_a_refused_create_is_a_success_not_refused_forever(tmp_path):
+    """The lock holder that refused this rollout's upgrade was the same upgrade, by other
+    means: once it ended, the rerun finds the target at the version (an 'unsent' step is
+    no task)."""
+    with FakeAgent(password=PASSWORD, stage_seconds=0.1) as agent:
+        holder = agent.create_upgrade_dag(VERSION, RELEASE)
+        journal = tmp_path / "r.db"
+        first = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, check=False)
+        assert [r.outcome for r in first.results.values()] == [TargetOutcome.REFUSED]
+        with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+            client.task(holder).wait(30)
+        again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, check=False)
+        (result,) = again.results.values()
+        assert result.outcome is TargetOutcome.SUCCEEDED and "already runs" in (
+            result.note or ""), str(again)
+        assert posts(agent) == 1  # the refused one only
+
+
+def test_a_target_whose_task_is_under_way_is_not_reported_skipped(tmp_path):
+    """max_failures reached: no new cluster starts, but one whose task runs (retried by
+    hand) is not "not started": unknown, and the rerun follows it."""
+    import socket
+
+    with socket.socket() as probe:  # a canary that cannot be reached
+        probe.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{probe.getsockname()[1]}"
+    with FakeAgent(password=PASSWORD, stage_seconds=0.03, fail_stage=5) as agent:
+        journal = tmp_path / "r.db"
+        live = f"{agent.host}:{agent.port}"
+        first = Rollout([live], auth=PasswordAuth(PASSWORD), journal=journal,
+                        poll_policy=FAST, progress=False).upgrade_agent(VERSION, RELEASE,
+                                                                        check=False)
+        (failed,) = first.results.values()
+        agent.set_dag_faults(fail_stage=None)
+        agent.set_dag_progression(stages_per_poll=0)  # the retry stays under way
+        with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+            client.task(failed.dag_ids[0]).retry()
+        report = Rollout([dead, live], auth=PasswordAuth(PASSWORD), journal=journal,
+                         poll_policy=FAST, progress=False, canary=1).upgrade_agent(
+            VERSION, RELEASE, check=False)
+        assert report.results[dead].outcome is TargetOutcome.UNREACHABLE
+        held = report.results[live]
+        assert held.outcome is TargetOutcome.UNKNOWN and "under way" in (held.error or "")
+        agent.set_dag_progression(stage_seconds=0.03)
+        last = Rollout([live], auth=PasswordAuth(PASSWORD), journal=journal,
+                       poll_policy=FAST, progress=False).upgrade_agent(VERSION, RELEASE,
+                                                                      check=False)
+        assert last.ok, str(last)
+        assert posts(agent) == 1
+
+
+def test_a_failed_task_being_rolled_back_gets_no_upload(tmp_path):
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    with FakeAgent(password=PASSWORD, stage_seconds=0.03, fail_stage=3) as agent:
+        journal = tmp_path / "r.db"
+        (failed,) = rollout([agent], journal).upgrade_agent(
+            VERSION, RELEASE, check=False).results.values()
+        with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+            client.task(failed.dag_ids[0]).rollback()
+        again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, check=False,
+                                                        package=str(rpm))
+        assert [r.outcome for r in again.results.values()] == [TargetOutcome.FAILED]
+        assert uploads(agent) == 0
+
+
+def test_a_failed_task_that_cannot_be_read_says_so_in_the_result(tmp_path):
+    with FakeAgent(password=PASSWORD, stage_seconds=0.03, fail_stage=3) as agent:
+        journal = tmp_path / "r.db"
+        rollout([agent], journal).upgrade_agent(VERSION, RELEASE, check=False)
+        agent.fail_next(5, status=503, path_prefix="/api/v1/task/dag/1")
+        again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, check=False)
+        (result,) = again.results.values()
+        assert result.outcome is TargetOutcome.FAILED
+        assert "not read again in this run" in (result.error or ""), result.error
