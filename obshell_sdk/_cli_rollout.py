@@ -14,7 +14,7 @@ import argparse
 import json
 import shlex
 import time
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Optional, TextIO
 
 from ._cli_errors import cli_words
 from ._cli_output import aimed
@@ -33,9 +33,11 @@ _STEP_ORDER = {"upload": 0, "check": 1, "upgrade": 2, "confirm": 3}
 
 
 EPILOG = ("exit codes: 0 every target succeeded; 1 a target failed, was rolled back, "
-          "cancelled, could not be reached or was refused; 8 a target's outcome is unknown "
-          "(run the same command again to follow it); 2 bad input; 130 interrupted (run the "
-          "same command again to resume)")
+          "cancelled, skipped, could not be reached or was refused; 8 a target's outcome is "
+          "unknown, whatever the others' (run the same command again to follow it); 2 bad "
+          "input; 130 interrupted (run the same command again to resume)")
+STATUS_EPILOG = ("exit codes: 0 every target (of --targets, else of the journal) succeeded; "
+                 "8 one is open or unknown; 1 otherwise; 2 bad input")
 
 
 def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
@@ -63,9 +65,11 @@ def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
     ob.add_argument("--freeze-server", action="store_true",
                     help="a minor freeze before each server stops")
     status = make(kinds, "status", help="where a rollout stands (reads the journal only)",
-                  epilog=EPILOG)
+                  epilog=STATUS_EPILOG)
     status.add_argument("--journal", required=True, metavar="FILE",
                         help="the rollout's SQLite journal")
+    status.add_argument("--targets", metavar="FILE", help="only these targets (the file a "
+                        "run was given; default: every target the journal holds)")
 
 
 def _common(p: argparse.ArgumentParser, seconds: Callable[[str], float],
@@ -101,7 +105,8 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
     (the agent password, ``OBSHELL_MIN_KEY_BITS``, ``OBSHELL_HTTPS``, ``OBSHELL_CA_BUNDLE``).
     """
     if args.rollout == "status":
-        return _status(args.journal, args.json, stream, _tls_words(args))
+        only = None if args.targets is None else parse_targets(_read_targets(args.targets))
+        return _status(args.journal, args.json, stream, _tls_words(args), only)
     # Everything that can be wrong is found before the password is asked for.
     if args.upload_timeout is not None and not args.package:
         raise InvalidArgumentError("--upload-timeout", "bounds each --package upload: give "
@@ -171,9 +176,10 @@ def _report_json(report: RolloutReport) -> dict[str, Any]:
             "results": {t: to_jsonable(r) for t, r in report.results.items()}}
 
 
-def _status(path: str, as_json: bool, stream: TextIO, tls: str = "") -> int:
+def _status(path: str, as_json: bool, stream: TextIO, tls: str = "",
+            only: Optional[list[str]] = None) -> int:
     plan = Journal.read_plan(path)
-    records = read_targets(path)
+    records = [r for r in read_targets(path) if only is None or r.target in only]
     if as_json:
         stream.write(json.dumps({"plan": plan, "targets": [_record_json(r) for r in records]})
                      + "\n")

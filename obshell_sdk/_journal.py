@@ -215,10 +215,11 @@ class Journal:
     def end(self, target: str, outcome: str, error: Optional[str] = None) -> None:
         """Record how ``target`` ended."""
         now = time.time()
+        started = None if outcome == TargetOutcome.SKIPPED.value else now  # not started
         with self._tx() as db:
             db.execute("UPDATE targets SET outcome = ?, error = ?, ended_at = ?, "
                        "started_at = COALESCE(started_at, ?) WHERE target = ?",
-                       (outcome, error, now, now, target))
+                       (outcome, error, now, started, target))
             db.execute("INSERT INTO events (at, target, what) VALUES (?, ?, ?)",
                        (now, target, f"ended {outcome}"))
 

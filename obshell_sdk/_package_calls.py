@@ -53,7 +53,7 @@ class PackageCalls:
             lifetime = read = check_upload_timeout(lifetime, "lifetime")
         limit = ((self.timeout[0], read) if timeout is None
                  else check_timeout(timeout, "timeout"))  # all input checked before any I/O
-        new = _has_new_upload(self)
+        new = _has_new_upload(self, (limit[0], min(self.timeout[1], limit[1])))  # within it
         request, bodies = package_request(file, lifetime, new=new)
         try:
             data = self._send(request, limit).data
@@ -114,7 +114,7 @@ class PackageCalls:
         self.call("POST", "/api/v1/upgrade/env/check")
 
 
-def _has_new_upload(client: Caller) -> bool:
+def _has_new_upload(client: Caller, timeout: tuple[float, float]) -> bool:
     """Whether the agent has ``/api/v1/package``, asked once with an empty POST.
 
     An agent that has it refuses the empty upload (``Request.File.Missing``); one that
@@ -123,7 +123,7 @@ def _has_new_upload(client: Caller) -> bool:
     if client._new_upload is not None:
         return client._new_upload
     try:
-        client._send(Request("POST", NEW_UPLOAD, signed=False))
+        client._send(Request("POST", NEW_UPLOAD, signed=False), timeout)
         found = True  # an agent that accepted an empty upload has the route, oddly
     except NotFoundError:
         found = False

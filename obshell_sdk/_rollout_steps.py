@@ -263,17 +263,17 @@ def revisit(run: TargetRun, plan: Plan, dag_id: str, name: str) -> Optional[str]
     given now, so that a retry by hand can pass). Else what the target's result says: the
     journal's text, and what was uploaded now or why the task could not be read.
     """
-    record, sent = run.record, []
+    record, sent, doing = run.record, [], "its task not read again"
     try:
         seen = look_again(run.client, record.target, dag_id, name)
         if seen == "follow":
             return None
+        doing = "an upload failed"
         if seen == "failed":
             sent = run.upload_missing(plan)
     except (ObshellError, Ended) as exc:
-        log.info("%s: could not read its failed task %s again or upload to it (%s); it "
-                 "stays failed", record.target, dag_id, exc)
-        return f"{record.error or 'failed'}; not read again in this run: {exc}"
+        log.info("%s: %s (%s); it stays failed", record.target, doing, exc)
+        return f"{record.error or 'failed'}; in this run {doing}: {exc}"
     if not sent:
         return record.error
     text = (f"{record.error or 'failed'}; {', '.join(sent)} done now: if the task failed for "

@@ -1170,4 +1170,58 @@ def test_a_failed_task_that_cannot_be_read_says_so_in_the_result(tmp_path):
         again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, check=False)
         (result,) = again.results.values()
         assert result.outcome is TargetOutcome.FAILED
-        assert "not read again in this run" in (result.error or ""), result.error
+        assert "in this run its task not read again" in (result.error or ""), result.error
+
+
+def test_rollout_status_judges_a_run_s_targets_when_given_them(tmp_path):
+    """A mistyped target of an earlier run stays in the journal: --targets leaves it out."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        typo = f"127.0.0.1:{probe.getsockname()[1]}"
+    with FakeAgent(password=PASSWORD, stage_seconds=0.03) as agent:
+        live = f"{agent.host}:{agent.port}"
+        journal = tmp_path / "r.db"
+        Rollout([live, typo], auth=PasswordAuth(PASSWORD), journal=journal, poll_policy=FAST,
+                progress=False, max_failures=2).upgrade_agent(VERSION, RELEASE, check=False)
+        (tmp_path / "fixed.txt").write_text(live + "\n")
+        argv, env = _cli("rollout", "status", "--journal", str(journal))
+        whole = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
+                               stdin=subprocess.DEVNULL, check=False)
+        argv, env = _cli("rollout", "status", "--journal", str(journal), "--targets",
+                         str(tmp_path / "fixed.txt"))
+        part = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL, check=False)
+        assert whole.returncode == 1 and typo in whole.stdout
+        assert part.returncode == 0 and typo not in part.stdout, part.stdout
+
+
+def test_a_skipped_target_was_not_started(tmp_path):
+    with ExitStack() as stack:
+        fleet = agents(stack, 2, {0: {"fail_stage": 2, "fail_times": 99}})
+        report = rollout(fleet, tmp_path / "r.db", parallel=1).upgrade_agent(
+            VERSION, RELEASE, check=False)
+        skipped = report.results[targets(fleet)[1]]
+        assert skipped.outcome is TargetOutcome.SKIPPED and skipped.started_at is None
+        from obshell_sdk._journal import read_targets
+
+        (record,) = [r for r in read_targets(str(tmp_path / "r.db"))
+                     if r.target == skipped.target]
+        assert record.started_at is None  # so `rollout status` shows no elapsed time
+
+
+def test_a_failed_upload_to_a_failed_target_is_said_as_such(tmp_path):
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    with FakeAgent(password=PASSWORD, stage_seconds=0.03, fail_stage=3) as agent:
+        journal = tmp_path / "r.db"
+        rollout([agent], journal).upgrade_agent(VERSION, RELEASE, check=False)
+        agent.fail_next(3, status=503, path_prefix="/api/v1/package")
+        again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, check=False,
+                                                        package=str(rpm))
+        (result,) = again.results.values()
+        assert result.outcome is TargetOutcome.FAILED
+        assert "in this run an upload failed" in (result.error or ""), result.error

@@ -248,6 +248,14 @@ def test_an_upload_timeout_below_the_read_timeout_still_bounds_the_upload(packag
         with pytest.raises(ObshellError):
             client.upload_package(package, lifetime=1)
         assert time.monotonic() - started < 5
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD),
+                          timeout=(5, 30)) as client:
+        agent.hang_next(1, seconds=10, path_prefix="/api/v1/package")  # the route's probe
+        started = time.monotonic()
+        with pytest.raises(ObshellError):
+            client.upload_package(package, lifetime=1)
+        assert time.monotonic() - started < 5
 
 
 @pytest.mark.parametrize("bad", [0, -1, "600", float("nan"), True, 86401])
