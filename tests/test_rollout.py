@@ -816,24 +816,34 @@ def test_a_journal_changed_by_hand_is_refused_with_a_typed_error(tmp_path, sql):
         assert info.value.argument == "journal" and fleet[0].requests == []
 
 
-_INTERRUPTED_IN_PYTHON = """
+def _interrupted_script(stage_seconds: float, agents: int, after: str) -> str:
+    """A Python rollout SIGINTed after 1 s, then ``after`` (with ``fleet`` and ``exc``)."""
+    return f"""
 import logging, os, signal, sys, threading, time
 from obshell_sdk import PasswordAuth, PollPolicy, Rollout
 from obshell_sdk.testing import FakeAgent
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-fleet = [FakeAgent(password="pw", stage_seconds=0.15).start() for _ in range(4)]
-rollout = Rollout([f"127.0.0.1:{a.port}" for a in fleet], auth=PasswordAuth("pw"),
+fleet = [FakeAgent(password="pw", stage_seconds={stage_seconds}).start()
+         for _ in range({agents})]
+rollout = Rollout([f"127.0.0.1:{{a.port}}" for a in fleet], auth=PasswordAuth("pw"),
                   journal=sys.argv[1], parallel=2, progress=False,
                   poll_policy=PollPolicy(initial=0.05, fraction=0.1, ceiling=0.2, jitter=0))
 threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+exc = None
 try:
     rollout.upgrade_agent("4.3.1.0", "101000012025010101.el7", check=False)
-except KeyboardInterrupt as exc:
-    print("NOTES", getattr(exc, "__notes__", ["(before 3.11)"]))
-time.sleep(3)  # the workers follow their tasks to the end, then find the journal closed
+except KeyboardInterrupt as interrupt:
+    exc = interrupt
+{after}
 for a in fleet:
     a.stop()
 """
+
+
+_INTERRUPTED_IN_PYTHON = _interrupted_script(0.15, 4, """
+print("NOTES", getattr(exc, "__notes__", ["(before 3.11)"]))
+time.sleep(3)  # the workers let go of their tasks, quietly (the journal is closed)
+""")
 
 
 def test_ctrl_c_in_python_says_how_to_resume_and_the_workers_end_quietly(tmp_path):
@@ -1029,19 +1039,7 @@ def test_rollout_status_as_json_gives_a_success_s_note_as_its_note(tmp_path):
         assert "already runs obshell" in shown["note"]
 
 
-_WORKERS_LET_GO = """
-import os, signal, sys, threading, time
-from obshell_sdk import PasswordAuth, PollPolicy, Rollout
-from obshell_sdk.testing import FakeAgent
-fleet = [FakeAgent(password="pw", stage_seconds=0.6).start() for _ in range(2)]
-rollout = Rollout([f"127.0.0.1:{a.port}" for a in fleet], auth=PasswordAuth("pw"),
-                  journal=sys.argv[1], parallel=2, progress=False,
-                  poll_policy=PollPolicy(initial=0.05, fraction=0.1, ceiling=0.2, jitter=0))
-threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
-try:
-    rollout.upgrade_agent("4.3.1.0", "101000012025010101.el7", check=False)
-except KeyboardInterrupt:
-    pass
+_WORKERS_LET_GO = _interrupted_script(0.6, 2, """
 time.sleep(1.5)  # a stage lasts 0.6 s: each worker has seen a change, and let go
 polls = lambda: sum(len([r for r in a.requests if "/task/dag/1" in r.uri]) for a in fleet)
 before = polls()
@@ -1049,9 +1047,7 @@ time.sleep(1.5)
 alive = [t.name for t in threading.enumerate() if t.name.startswith("obshell-rollout")]
 running = [sum(d.state == "RUNNING" for d in a.dags.values()) for a in fleet]
 print("ALIVE", alive, "POLLS", polls() - before, "RUNNING", running)
-for a in fleet:
-    a.stop()
-"""
+""")
 
 
 def test_after_ctrl_c_in_python_the_workers_stop_following_their_tasks(tmp_path):
