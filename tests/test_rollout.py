@@ -425,18 +425,35 @@ def uploads(agent):
     return sum(1 for r in agent.requests_to("/api/v1/package", "POST") if r.body_bytes)
 
 
+OB_TARGET = ("4.3.5.1", "101000012025052815.el7")
+_OB_BEFORE = ("4.3.5.0", "100000202024123117.el7")
+
+
+def ob_packages(tmp_path):
+    """oceanbase-ce and -libs of the target, then of the version before: four files."""
+    from obshell_sdk.testing import build_rpm
+
+    made = []
+    for label, (version, release) in (("", OB_TARGET), ("-old", _OB_BEFORE)):
+        for name in ("oceanbase-ce", "oceanbase-ce-libs"):
+            path = tmp_path / f"{name}{label}.rpm"
+            path.write_bytes(build_rpm(name, version, release))
+            made.append(path)
+    return made
+
+
+def ob_agent():
+    """An agent running the version before, that checks the packages as obshell does."""
+    return FakeAgent(password=PASSWORD, stages_per_poll=10, require_packages=True,
+                     ob_version="-".join((_OB_BEFORE[0], _OB_BEFORE[1].split(".")[0])))
+
+
 def test_an_ob_rollout_rerun_with_a_corrected_package_list_uploads_the_new_package(tmp_path):
     """Upload steps are named by the package, not its place in the list: the corrected
     package is uploaded on the rerun, the one already uploaded is not sent again."""
-    from obshell_sdk.testing import build_rpm
-
-    version, release = "4.3.5.1", "101000012025052815.el7"
-    ce, stale, libs = (tmp_path / n for n in ("ce.rpm", "libs-old.rpm", "libs.rpm"))
-    ce.write_bytes(build_rpm("oceanbase-ce", version, release))
-    stale.write_bytes(build_rpm("oceanbase-ce-libs", "4.3.5.0", "100000202024123117.el7"))
-    libs.write_bytes(build_rpm("oceanbase-ce-libs", version, release))
-    with FakeAgent(password=PASSWORD, stages_per_poll=10, require_packages=True,
-                   ob_version="4.3.5.0-100000202024123117") as agent:
+    version, release = OB_TARGET
+    ce, libs, _, stale = ob_packages(tmp_path)
+    with ob_agent() as agent:
         journal = tmp_path / "ob.db"
         first = rollout([agent], journal).upgrade_ob(version, release, packages=[ce, stale],
                                                      mode="stopservice")
@@ -454,15 +471,9 @@ def test_a_missing_target_package_refuses_the_ob_target_and_the_corrected_list_g
     """obshell answers a missing target package with a raw error (500 Common.Unexpected
     "...rpm: record not found"), looked up before the DAG is made: the target is refused,
     not left unknown for good, and a rerun with the right package sends the check."""
-    from obshell_sdk.testing import build_rpm
-
-    version, release = "4.3.5.1", "101000012025052815.el7"
-    stale, ce, libs = (tmp_path / n for n in ("ce-old.rpm", "ce.rpm", "libs.rpm"))
-    stale.write_bytes(build_rpm("oceanbase-ce", "4.3.5.0", "100000202024123117.el7"))
-    ce.write_bytes(build_rpm("oceanbase-ce", version, release))
-    libs.write_bytes(build_rpm("oceanbase-ce-libs", version, release))
-    with FakeAgent(password=PASSWORD, stages_per_poll=10, require_packages=True,
-                   ob_version="4.3.5.0-100000202024123117") as agent:
+    version, release = OB_TARGET
+    ce, libs, stale, _ = ob_packages(tmp_path)
+    with ob_agent() as agent:
         journal = tmp_path / "ob.db"
         first = rollout([agent], journal).upgrade_ob(version, release, packages=[stale, libs],
                                                      mode="stopservice")
