@@ -112,27 +112,26 @@ class TargetRun:
     def run(self, plan: Plan) -> None:
         """Every step not done yet; raises :class:`Ended` or an SDK error when one fails.
 
-        A target where no task was made (or may have been) that is already where the plan
-        leads is left alone, with a :attr:`note` saying so (obshell would refuse the upgrade
-        as not newer).
+        A target already where the plan leads, with no upgrade made here (or maybe made),
+        is left alone with a :attr:`note` saying so (obshell would refuse the upgrade as not
+        newer). Uploads wait while a task of the target's is under way (the agent may be
+        restarting for it): they go before the next task is made, if one is.
         """
-        if plan.already is not None and not any(
-                s.dag_id or s.status == "sending" for s in self.record.steps.values()):
-            note = plan.already(self.client.info())
-            # Not while a task may hold a lock (all but obshell's NOT_UNDER_MAINTENANCE, 1;
-            # older agents say nothing): an upgrade that failed after the agent's restart
-            # (stage 7 of 9) leaves /info at the new version.
-            if note and all(d.maintenance_type == 1 for d in self.client.unfinished_dags()):
-                self.note = note
-                self.journal.step(self.target, "confirm", "done")
-                return
-        busy = under_way(self.record)
+        if self._already_there(plan):
+            return
+        waiting: list[Step] = []
         for step in plan.steps:
             done = self.record.steps.get(step.name)
             if done is not None and done.status == "done":
                 continue
-            if step.kind == "upload" and busy:
-                continue  # a package new to this run is too late for the task under way
+            if step.kind == "upload" and under_way(self.record):
+                waiting.append(step)
+                continue
+            if step.kind == "task" and not (done and (done.dag_id or done.status == "sending")):
+                for late in waiting:  # a new task comes: it needs what was given
+                    self._upload(late)
+                    self.journal.step(self.target, late.name, "done")
+                waiting = []
             self.show(step.name, None)
             if step.kind == "upload":
                 self._upload(step)
@@ -144,6 +143,27 @@ class TargetRun:
                 if problem:
                     raise Ended(TargetOutcome.FAILED, problem)
             self.journal.step(self.target, step.name, "done")
+
+    def _already_there(self, plan: Plan) -> bool:
+        """Whether the target already runs what the plan leads to, and nothing holds it."""
+        if plan.already is None:
+            return False
+        for step in plan.steps:
+            s = self.record.steps.get(step.name)
+            if s is None or not (s.dag_id or s.status == "sending"):
+                continue  # no task made here
+            lockless = step.endpoint is not None and not step.endpoint.maintenance
+            if not (s.status == "done" and lockless):  # a pre-check that ended does not count
+                return False
+        note = plan.already(self.client.info())
+        # Not while a task may hold a lock (all but obshell's NOT_UNDER_MAINTENANCE, 1; older
+        # agents say nothing): an upgrade that failed after the agent's restart (stage 7 of 9)
+        # leaves /info at the new version.
+        if not note or any(d.maintenance_type != 1 for d in self.client.unfinished_dags()):
+            return False
+        self.note = note
+        self.journal.step(self.target, "confirm", "done")
+        return True
 
     def upload_missing(self, plan: Plan) -> list[str]:
         """The plan's uploads not done yet, done now; the steps' names.

@@ -1232,3 +1232,37 @@ def test_a_failed_upload_to_a_failed_target_is_said_as_such(tmp_path):
         (result,) = again.results.values()
         assert result.outcome is TargetOutcome.FAILED
         assert "in this run an upload failed" in (result.error or ""), result.error
+
+
+def test_a_package_given_after_a_skipped_check_goes_before_the_upgrade_it_makes(tmp_path):
+    """The check failed for want of the package and was skipped by hand: the rerun follows
+    it on, then uploads the package before it makes the upgrade (which failed without)."""
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    with FakeAgent(password=PASSWORD, stage_seconds=0.03, require_packages=True) as agent:
+        journal = tmp_path / "r.db"
+        (failed,) = rollout([agent], journal).upgrade_agent(VERSION, RELEASE).results.values()
+        assert failed.outcome is TargetOutcome.FAILED
+        with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+            client.task(failed.dag_ids[0]).skip().wait(30)
+        again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, package=str(rpm))
+        assert again.ok, str(again)
+        assert uploads(agent) == 1 and posts(agent) == 1
+
+
+def test_already_there_after_a_finished_pre_check_is_a_success(tmp_path):
+    """The pre-check ran (it holds no lock) and the upgrade was refused by another's lock,
+    an upgrade to the same version that then ended: the rerun finds the target there."""
+    with FakeAgent(password=PASSWORD, stage_seconds=0.1) as agent:
+        holder = agent.create_upgrade_dag(VERSION, RELEASE)
+        journal = tmp_path / "r.db"
+        first = rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
+        assert [r.outcome for r in first.results.values()] == [TargetOutcome.REFUSED]
+        with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+            client.task(holder).wait(30)
+        again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
+        (result,) = again.results.values()
+        assert result.outcome is TargetOutcome.SUCCEEDED, str(again)
+        assert posts(agent) == 1  # the refused one only
