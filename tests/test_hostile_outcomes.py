@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,19 @@ def short_recovery(monkeypatch):
 def _client(agent, **kwargs):
     return ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD), timeout=(2, 5),
                          **kwargs)
+
+
+@contextmanager
+def _creating(path, create, made):
+    """A client of a raw agent whose POST to ``path`` runs ``create`` and whose unfinished
+    tasks are ``made`` (what the create call lists before and after)."""
+    with RawServer() as server:
+        agent = RawAgent(server)
+        agent.route("POST", path, create)
+        agent.route("GET", "/api/v1/task/dag/unfinish",
+                    lambda request: json_reply({"contents": made}))
+        with _client(server) as client:
+            yield client
 
 
 # -- (a) the upgrade is confirmed by version and build --------------------------------------
@@ -317,13 +331,8 @@ def test_a_create_reply_about_another_task_is_not_believed_and_the_made_one_is_f
                              max_stage=5, state="READY"))
         return json_reply(old)
 
-    with RawServer() as server:
-        agent = RawAgent(server)
-        agent.route("POST", check, create)
-        agent.route("GET", "/api/v1/task/dag/unfinish",
-                    lambda request: json_reply({"contents": made}))
-        with _client(server) as client:
-            task = client.check_agent_upgrade(VERSION, RELEASE)
+    with _creating(check, create, made) as client:
+        task = client.check_agent_upgrade(VERSION, RELEASE)
     assert task.id == "1778" and len(made) == 1
 
 
@@ -339,13 +348,8 @@ def test_a_create_reply_with_broken_framing_is_a_lost_reply_and_looked_up(short_
         return RawReply(200, wire=[b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
                                    b"Content-Length: %d\r\n\r\n" % len(body) + body], close=True)
 
-    with RawServer() as server:
-        agent = RawAgent(server)
-        agent.route("POST", UPGRADE, create)
-        agent.route("GET", "/api/v1/task/dag/unfinish",
-                    lambda request: json_reply({"contents": made}))
-        with _client(server) as client:
-            assert client.upgrade_agent(VERSION, RELEASE).id == "1123"
+    with _creating(UPGRADE, create, made) as client:
+        assert client.upgrade_agent(VERSION, RELEASE).id == "1123"
     assert len(made) == 1
 
 
