@@ -27,7 +27,7 @@ from ._cli_errors import (
     cli_words,
     exit_code,
 )
-from ._cli_output import Output, Progress
+from ._cli_output import Output, Progress, tls_words
 from ._cli_parser import build_parser
 from ._cli_rollout import run_rollout
 from ._client import ObshellClient
@@ -60,12 +60,10 @@ def _command(args: argparse.Namespace) -> str:
     The commands the CLI suggests start so: the environment reaches them alike, these
     options would not.
     """
-    given = [("--host", args.host), ("--port", args.port), ("--ca-bundle", args.ca_bundle),
-             ("--min-key-bits", args.min_key_bits)]
-    words = [f"{name} {shlex.quote(str(value))}" for name, value in given if value is not None]
-    if args.https and not args.ca_bundle:
-        words.append("--https")
-    return " ".join(["obshell-sdk", *words])
+    given = [("--host", args.host), ("--port", args.port)]
+    where = "".join(f" {name} {shlex.quote(str(value))}" for name, value in given
+                    if value is not None)
+    return f"obshell-sdk{where}{tls_words(args)}"
 
 
 def _client(args: argparse.Namespace, needs_auth: bool) -> ObshellClient:

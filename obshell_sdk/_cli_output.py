@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import threading
 import time
@@ -21,7 +22,7 @@ from ._dag import DagDetail
 from ._render import dag_line, dag_text, progress_line, to_jsonable
 from ._text import printable
 
-__all__ = ["Output", "Progress", "aimed"]
+__all__ = ["Output", "Progress", "aimed", "tls_words"]
 
 
 class Output:
@@ -76,6 +77,18 @@ def aimed(text: str, command: str) -> str:
 
 
 _SUGGESTED = re.compile(r"\bobshell-sdk (?=(task|info|upgrade)\b)")
+
+
+def tls_words(args: Any) -> str:
+    """The TLS options given on the command line, as a suggested command must repeat them.
+
+    From ``args``: `` --https``, `` --ca-bundle F``, `` --min-key-bits N``, or ``""``.
+    """
+    bundle, bits = getattr(args, "ca_bundle", None), getattr(args, "min_key_bits", None)
+    words = [f"--ca-bundle {shlex.quote(bundle)}" if bundle else
+             "--https" if getattr(args, "https", None) else "",
+             f"--min-key-bits {bits}" if bits else ""]
+    return "".join(f" {w}" for w in words if w)
 
 
 def _clock(seconds: float) -> str:

@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable, Optional, TextIO
 
 from ._cli_errors import cli_words
-from ._cli_output import aimed
+from ._cli_output import aimed, tls_words
 from ._config import Environment, check_env_bundle, prompted_auth_from_env, tls_from_env
 from ._exceptions import InvalidArgumentError
 from ._journal import Journal, TargetOutcome, read_targets
@@ -106,7 +106,7 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
     """
     if args.rollout == "status":
         only = None if args.targets is None else parse_targets(_read_targets(args.targets))
-        return _status(args.journal, args.json, stream, _tls_words(args), only)
+        return _status(args.journal, args.json, stream, tls_words(args), only)
     # Everything that can be wrong is found before the password is asked for.
     if args.upload_timeout is not None and not args.package:
         raise InvalidArgumentError("--upload-timeout", "bounds each --package upload: give "
@@ -118,7 +118,7 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
         journal=args.journal, parallel=args.parallel, canary=args.canary,
         max_failures=args.max_failures, progress=not args.json, **tls,
     )
-    flags = _tls_words(args)
+    flags = tls_words(args)
     rollout._words = lambda target, text: _aimed_at(target, text, flags)  # the live lines
     timeout = {} if args.timeout is None else {"timeout": args.timeout}
     if args.rollout == "ob":
@@ -133,17 +133,8 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
     if args.json:
         stream.write(json.dumps(_report_json(report)) + "\n")
     else:
-        stream.write(_said_for_the_cli(str(report), _tls_words(args)) + "\n")
+        stream.write(_said_for_the_cli(str(report), tls_words(args)) + "\n")
     return _exit(report)
-
-
-def _tls_words(args: argparse.Namespace) -> str:
-    """The TLS options given on the command line, as a suggested command must repeat them."""
-    bundle, bits = getattr(args, "ca_bundle", None), getattr(args, "min_key_bits", None)
-    words = [f"--ca-bundle {shlex.quote(bundle)}" if bundle else
-             "--https" if getattr(args, "https", None) else "",
-             f"--min-key-bits {bits}" if bits else ""]
-    return "".join(f" {w}" for w in words if w)
 
 
 def _said_for_the_cli(text: str, tls: str = "") -> str:

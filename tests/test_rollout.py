@@ -1026,7 +1026,8 @@ def test_suggested_commands_in_a_rollout_report_repeat_its_tls_options():
     import argparse
 
     from obshell_sdk import UnderMaintenanceError
-    from obshell_sdk._cli_rollout import _said_for_the_cli, _tls_words
+    from obshell_sdk._cli_output import tls_words as _tls_words
+    from obshell_sdk._cli_rollout import _said_for_the_cli
 
     line = ("10.0.0.1:2886  refused  tasks -  UnderMaintenanceError: ... "
             + UnderMaintenanceError.hint)
