@@ -74,7 +74,7 @@ from ._models import (
 from ._polling import PollPolicy
 from ._render import register_notebook_formatters
 from ._rollout import AuthSource, Rollout, RolloutTarget
-from ._rollout_report import RolloutReport, TargetResult
+from ._rollout_report import RolloutReport, RolloutStoppedError, TargetResult
 from ._task import DEFAULT_WAIT, DagTask, ProgressCallback
 from ._transport import Cert, Timeout
 from ._version import __version__
@@ -120,6 +120,7 @@ __all__ = [
     "ReadTimeoutError",
     "Rollout",
     "RolloutReport",
+    "RolloutStoppedError",
     "RolloutTarget",
     "ServerError",
     "TargetOutcome",

@@ -31,6 +31,7 @@ from ._exceptions import (
     WeakKeyError,
     WrongPasswordError,
 )
+from ._rollout_report import RolloutStoppedError
 from ._text import printable
 
 __all__ = ["CLASS_HINTS", "EXIT_STATE", "HINTS", "cli_message", "cli_words", "exit_code"]
@@ -47,6 +48,7 @@ HINTS: Sequence[tuple[str, str]] = (
     (r"client\.unfinished_dags\(\) and client\.last_maintenance_dag\(\)",
      "obshell-sdk task list"),
     (r"client\.info\(\)", "obshell-sdk info"),
+    (r"the error's \.report says", "the report above says"),
     (r"use PasswordAuth\(\.\.\., min_key_bits=512\)",
      "pass --min-key-bits 512 (or set OBSHELL_MIN_KEY_BITS=512)"),
 )
@@ -79,7 +81,7 @@ def exit_code(exc: ObshellError) -> int:
         (OutcomeUnknownError, EXIT_OUTCOME_UNKNOWN), (TaskStateError, EXIT_STATE),
         (TaskTimeoutError, EXIT_TIMEOUT), (TaskUnreachableError, EXIT_UNREACHABLE),
         (TaskError, EXIT_TASK), (TransportError, EXIT_UNREACHABLE), (DecodeError, EXIT_DECODE),
-        (ApiError, EXIT_API),
+        (ApiError, EXIT_API), (RolloutStoppedError, EXIT_OUTCOME_UNKNOWN),
     )
     for cls, code in table:
         if isinstance(exc, cls):

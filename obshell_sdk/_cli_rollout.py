@@ -23,7 +23,7 @@ from ._exceptions import InvalidArgumentError
 from ._journal import Journal, TargetOutcome, read_targets
 from ._render import rollout_table_text, to_jsonable
 from ._rollout import Rollout, parse_targets
-from ._rollout_report import RolloutReport
+from ._rollout_report import RolloutReport, RolloutStoppedError
 from ._text import printable
 
 __all__ = ["add_rollout_parser", "run_rollout"]
@@ -34,7 +34,8 @@ _STEP_ORDER = {"upload": 0, "check": 1, "upgrade": 2, "confirm": 3}
 
 EPILOG = ("exit codes: 0 every target succeeded; 1 a target failed, was rolled back, "
           "cancelled, skipped, could not be reached or was refused; 8 a target's outcome is "
-          "unknown, whatever the others' (run the same command again to follow it); 2 bad "
+          "unknown, whatever the others', or the rollout stopped on an error of its own (a "
+          "journal it could not write): run the same command again to follow it; 2 bad "
           "input; 130 interrupted (run the same command again to resume)")
 STATUS_EPILOG = ("exit codes: 0 every target (of --targets, else of the journal) succeeded; "
                  "8 one is open or unknown; 1 otherwise; 2 bad input")
@@ -121,20 +122,30 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
     flags = tls_words(args)
     rollout._words = lambda target, text: _aimed_at(target, text, flags)  # the live lines
     timeout = {} if args.timeout is None else {"timeout": args.timeout}
-    if args.rollout == "ob":
-        report = rollout.upgrade_ob(args.version, args.release, packages=args.package,
-                                    mode=args.mode, upgrade_dir=args.upgrade_dir,
-                                    freeze_server=args.freeze_server, check=not args.no_check,
-                                    upload_timeout=args.upload_timeout, **timeout)
-    else:
-        report = rollout.upgrade_agent(args.version, args.release, package=args.package,
-                                       upgrade_dir=args.upgrade_dir, check=not args.no_check,
-                                       upload_timeout=args.upload_timeout, **timeout)
+    try:
+        if args.rollout == "ob":
+            report = rollout.upgrade_ob(args.version, args.release, packages=args.package,
+                                        mode=args.mode, upgrade_dir=args.upgrade_dir,
+                                        freeze_server=args.freeze_server,
+                                        check=not args.no_check,
+                                        upload_timeout=args.upload_timeout, **timeout)
+        else:
+            report = rollout.upgrade_agent(args.version, args.release, package=args.package,
+                                           upgrade_dir=args.upgrade_dir,
+                                           check=not args.no_check,
+                                           upload_timeout=args.upload_timeout, **timeout)
+    except RolloutStoppedError as exc:  # where each target stood, then the error itself
+        _write_report(exc.report, args, stream)
+        raise
+    _write_report(report, args, stream)
+    return _exit(report)
+
+
+def _write_report(report: RolloutReport, args: argparse.Namespace, stream: TextIO) -> None:
     if args.json:
         stream.write(json.dumps(_report_json(report)) + "\n")
     else:
         stream.write(_said_for_the_cli(str(report), tls_words(args)) + "\n")
-    return _exit(report)
 
 
 def _said_for_the_cli(text: str, tls: str = "") -> str:

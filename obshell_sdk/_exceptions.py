@@ -23,17 +23,18 @@
     │   │   └── TaskNotFoundError
     │   ├── UnderMaintenanceError   another maintenance task holds the cluster lock
     │   └── ServerError             5xx
-    └── TaskError                   a followed task did not end well; carries ``task_id``
-        ├── TaskStateError          an operator does not apply to the task's state (not sent)
-        ├── TaskTimeoutError        the wait's deadline passed (the task goes on)
-        ├── TaskUnreachableError    polling kept failing for longer than the failure budget
-        ├── TaskFailedError         FAILED; carries the failing sub-tasks and their logs
-        ├── TaskCancelledError      FAILED after CANCEL
-        ├── TaskRolledBackError     SUCCEED after ROLLBACK: the change did not happen
-        └── UpgradeNotConfirmedError  the upgrade succeeded but /info shows another version
+    ├── TaskError                   a followed task did not end well; carries ``task_id``
+    │   ├── TaskStateError          an operator does not apply to the task's state (not sent)
+    │   ├── TaskTimeoutError        the wait's deadline passed (the task goes on)
+    │   ├── TaskUnreachableError    polling kept failing for longer than the failure budget
+    │   ├── TaskFailedError         FAILED; carries the failing sub-tasks and their logs
+    │   ├── TaskCancelledError      FAILED after CANCEL
+    │   ├── TaskRolledBackError     SUCCEED after ROLLBACK: the change did not happen
+    │   └── UpgradeNotConfirmedError  the upgrade succeeded but /info shows another version
+    └── RolloutStoppedError         a rollout stopped on an error of its own, not a cluster's
 
-This module uses only the standard library (and :mod:`._text`); no message ever contains a
-password.
+All but the last live here, with the standard library (and :mod:`._text`) only; the last
+lives with the rollout report it carries. No message ever contains a password.
 """
 
 from __future__ import annotations

@@ -14,9 +14,7 @@ import difflib
 import logging
 import os
 import threading
-import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
 from typing import Any, Callable, Optional, Union
 
 from ._address import parse_targets
@@ -28,7 +26,7 @@ from ._exceptions import InvalidArgumentError, ObshellError
 from ._journal import Journal, TargetRecord
 from ._render import RolloutBoard
 from ._rollout_plans import agent_plan, ob_plan
-from ._rollout_report import RolloutReport, TargetResult
+from ._rollout_report import RolloutReport, RolloutStoppedError, TargetResult, result_of
 from ._rollout_steps import (
     FINAL,
     Ended,
@@ -175,7 +173,8 @@ class _Run:
         self.records = {r.target: r for r in journal.targets() if r.target in ours}
         self.results: dict[str, TargetResult] = {}
         self.failures = 0
-        self.crash: Optional[BaseException] = None  # what stopped a worker thread
+        self.crash: Optional[tuple[str, Exception]] = None  # what stopped the run, and where
+        self.started: set[str] = set()  # targets this run worked on
         self.interrupted = False  # Ctrl-C: the journal is closed under the workers
         self.board = RolloutBoard(rollout.targets, rollout.progress, rollout._words)
         self.revisit: list[tuple[TargetRecord, tuple[str, str]]] = []  # failed on a task
@@ -183,32 +182,53 @@ class _Run:
             if (failed := failed_task(record, plan)) is not None:
                 self.revisit.append((record, failed))
             elif record.outcome is not None and TargetOutcome(record.outcome) in FINAL:
-                self._done(_result(record, TargetOutcome(record.outcome), record.error))
+                self._done(result_of(record, TargetOutcome(record.outcome), record.error))
 
     def all(self) -> None:
-        for record, failed in self.revisit:
-            still = self._revisit(record, *failed)
-            if still is not None:
-                self._done(_result(record, TargetOutcome.FAILED, still))
-            else:  # followed on: open again, so that a runner stopped meanwhile resumes it
-                self.journal.reopen(record.target)
-                self.records[record.target] = self.journal.target(record.target)
-        todo = [t for t in self.rollout.targets if t not in self.results]
-        canaries, rest = todo[:self.rollout.canary], todo[self.rollout.canary:]
-        for target in canaries:
-            self._one(target)
-        queue = list(reversed(rest))
-        workers = [threading.Thread(target=self._work, args=(queue,), daemon=True,
-                                    name=f"obshell-rollout-{i}")
-                   for i in range(min(self.rollout.parallel, len(rest)))]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            while worker.is_alive():
-                worker.join(0.2)  # short joins: Ctrl-C reaches the main thread at once
-        self.board.close()
+        """Revisit the failed targets, then the canaries, then the rest in parallel.
+
+        An error of the rollout's own (the journal, a bug) stops it: no new target starts,
+        those running are followed to their end, then :class:`RolloutStoppedError` says so.
+        """
+        try:
+            for record, failed in self.revisit:
+                if not self._guard(record.target, self._revisit_one, record, failed):
+                    break
+            todo = [t for t in self.rollout.targets if t not in self.results]
+            canaries, rest = todo[:self.rollout.canary], todo[self.rollout.canary:]
+            for target in canaries:
+                if self.crash is not None or not self._guard(target, self._one, target):
+                    break
+            queue = list(reversed(rest))
+            workers = [threading.Thread(target=self._work, args=(queue,), daemon=True,
+                                        name=f"obshell-rollout-{i}")
+                       for i in range(min(self.rollout.parallel, len(rest)))]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                while worker.is_alive():
+                    worker.join(0.2)  # short joins: Ctrl-C reaches the main thread at once
+        finally:
+            self.board.close()
         if self.crash is not None:
-            raise self.crash
+            raise self._stopped(*self.crash) from self.crash[1]
+
+    def _revisit_one(self, record: TargetRecord, failed: tuple[str, str]) -> None:
+        """:func:`revisit` a target that failed on a task: followed on (opened again) or not."""
+        self.started.add(record.target)  # the main thread's, before any worker
+        try:
+            with ObshellClient(*_split(record.target), auth=self._auth(record.target),
+                               **self.rollout.client_options) as client:
+                still = revisit(TargetRun(record, client, self.journal, self.timeout,
+                                          lambda *_: None), self.plan, *failed)
+        except ObshellError as exc:  # a client that could not be made: nothing was sent
+            log.info("%s: it stays failed (%s)", record.target, exc)
+            still = record.error
+        if still is not None:
+            self._done(result_of(record, TargetOutcome.FAILED, still))
+        else:  # followed on: open again, so that a runner stopped meanwhile resumes it
+            self.journal.reopen(record.target)
+            self.records[record.target] = self.journal.target(record.target)
 
     def _work(self, queue: list[str]) -> None:
         while True:
@@ -216,21 +236,43 @@ class _Run:
                 if not queue or self.crash is not None:
                     return
                 target = queue.pop()
-            try:
-                self._one(target)
-            except BaseException as exc:  # a bug, or the journal unwritable: stop, tell all()
-                if self.interrupted:  # Ctrl-C closed the journal under this worker
-                    log.info("%s: how it ended is not journaled (the rollout was interrupted); "
-                             "run it again to follow it", target)
-                    return
-                log.error("rollout stopped: %s failed with %s (no new cluster starts; the "
-                          "running ones are followed to their end first)", target,
-                          type(exc).__name__, exc_info=exc)
-                with self.lock:
-                    if self.crash is None:
-                        self.crash = exc
-                self.stop.set()
+            if not self._guard(target, self._one, target):
                 return
+
+    def _guard(self, target: str, work: Callable[..., None], *args: Any) -> bool:
+        """``work(*args)`` for ``target``; False when it stopped the rollout (or Ctrl-C did)."""
+        try:
+            work(*args)
+            return True
+        except Exception as exc:  # a bug, or the journal unwritable: stop, tell all()
+            if self.interrupted:  # Ctrl-C closed the journal under this worker
+                log.info("%s: how it ended is not journaled (the rollout was interrupted); "
+                         "run it again to follow it", target)
+                return False
+            log.error("rollout stopped: %s failed with %s (no new cluster starts; the "
+                      "running ones are followed to their end first)", target,
+                      type(exc).__name__, exc_info=exc)
+            with self.lock:
+                if self.crash is None:
+                    self.crash = (target, exc)
+            self.stop.set()
+            return False
+
+    def _stopped(self, target: str, exc: Exception) -> RolloutStoppedError:
+        """The error that ends a run stopped by ``exc`` (in ``target``'s turn), with its report."""
+        for t in [t for t in self.rollout.targets if t not in self.results]:
+            under = t in self.started or under_way(self.records[t])
+            self.results[t] = result_of(
+                self.records[t], TargetOutcome.UNKNOWN if under else TargetOutcome.SKIPPED,
+                "how it ended is not known here: the rollout stopped on an error of its own "
+                "first; a rerun says" if under else
+                "not started: the rollout stopped on an error of its own")
+        return RolloutStoppedError(
+            f"the rollout stopped in {target}'s turn on {type(exc).__name__}: {exc}. This is "
+            "no cluster's failure: the journal could not be written or read, or the SDK has "
+            "a bug. Tasks already started go on on their agents. Mend the cause, then run the "
+            f"rollout again with journal {self.rollout.journal!r} to resume it; the error's "
+            ".report says where each target stood", report=self.report(), target=target)
 
     def _one(self, target: str) -> None:
         with self.lock:
@@ -244,7 +286,7 @@ class _Run:
                 outcome = TargetOutcome.UNKNOWN
                 why = f"its task is under way, not followed in this run ({why}): a rerun does"
             self.journal.end(target, outcome.value, why)
-            self._done(_result(self.records[target], outcome, why))
+            self._done(result_of(self.records[target], outcome, why))
             return
         outcome, error, run = self._attempt(target)
         self.journal.end(target, outcome.value, error)
@@ -252,10 +294,12 @@ class _Run:
             with self.lock:
                 self.failures += 1  # only this run's: a rerun starts afresh
         record = self.journal.target(target)
-        self._done(_result(record, outcome, error, run.dag_ids if run else ()))
+        self._done(result_of(record, outcome, error, run.dag_ids if run else ()))
 
     def _attempt(self, target: str) -> tuple[TargetOutcome, Optional[str], Optional[TargetRun]]:
         run = None
+        with self.lock:
+            self.started.add(target)
         try:
             client = ObshellClient(*_split(target), auth=self._auth(target),
                                    **self.rollout.client_options)
@@ -268,17 +312,6 @@ class _Run:
             return exc.outcome, str(exc), run
         except ObshellError as exc:
             return judge(exc), f"{type(exc).__name__}: {exc}", run
-
-    def _revisit(self, record: TargetRecord, dag_id: str, name: str) -> Optional[str]:
-        """:func:`revisit` the failed target; None when the rerun follows its task on."""
-        try:
-            with ObshellClient(*_split(record.target), auth=self._auth(record.target),
-                               **self.rollout.client_options) as client:
-                return revisit(TargetRun(record, client, self.journal, self.timeout,
-                                         lambda *_: None), self.plan, dag_id, name)
-        except ObshellError as exc:  # a client that could not be made: nothing was sent
-            log.info("%s: it stays failed (%s)", record.target, exc)
-            return record.error
 
     def _auth(self, target: str) -> PasswordAuth:
         auth = self.rollout.auth
@@ -306,20 +339,6 @@ class _Run:
 
 class _Abandoned(Exception):  # noqa: N818 - not an error: a worker let go after Ctrl-C
     """Raised in a worker following a task when the rollout was interrupted."""
-
-
-def _result(record: TargetRecord, outcome: TargetOutcome, text: Optional[str],
-            dag_ids: Sequence[str] = ()) -> TargetResult:
-    """``text`` is the journal's word on the ending: a success's note, else what went wrong."""
-    ids = tuple(dag_ids) or tuple(s.dag_id for s in record.steps.values() if s.dag_id)
-    ok = outcome is TargetOutcome.SUCCEEDED
-    return TargetResult(record.target, outcome, ids, _time(record.started_at),
-                        _time(record.ended_at or time.time()), None if ok else text,
-                        text if ok else None)
-
-
-def _time(value: Optional[float]) -> Optional[datetime]:
-    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
 
 
 def _split(target: str) -> tuple[str, int]:

@@ -1,16 +1,19 @@
-"""What a rollout reports: how each target ended, and the whole."""
+"""What a rollout reports: how each target ended, and the whole; and a rollout that stopped."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
 from typing import Optional, Union
 
 import attrs
 
-from ._journal import TargetOutcome
+from ._exceptions import ObshellError
+from ._journal import TargetOutcome, TargetRecord
 from ._render import rollout_text
 
-__all__ = ["RolloutReport", "TargetResult"]
+__all__ = ["RolloutReport", "RolloutStoppedError", "TargetResult", "result_of"]
 
 
 @attrs.frozen
@@ -50,3 +53,33 @@ class RolloutReport:
 
     def __str__(self) -> str:
         return rollout_text(self)
+
+
+def result_of(record: TargetRecord, outcome: TargetOutcome, text: Optional[str],
+              dag_ids: Sequence[str] = ()) -> TargetResult:
+    """A target's result; ``text`` is the word on its ending: a success's note, else the error."""
+    ids = tuple(dag_ids) or tuple(s.dag_id for s in record.steps.values() if s.dag_id)
+    ok = outcome is TargetOutcome.SUCCEEDED
+    return TargetResult(record.target, outcome, ids, _time(record.started_at),
+                        _time(record.ended_at or time.time()), None if ok else text,
+                        text if ok else None)
+
+
+def _time(value: Optional[float]) -> Optional[datetime]:
+    return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
+
+
+class RolloutStoppedError(ObshellError):
+    """A rollout stopped before its end on an error of its own, not a cluster's.
+
+    Its journal could not be written or read (a full disk, a row changed by hand), or the
+    SDK has a bug; the message says which, and ``__cause__`` is the error itself. Tasks
+    already started go on on their agents. ``report`` says where each target stood: those
+    not followed to their end are ``unknown``, those not started ``skipped``. ``target`` is
+    the one whose turn hit the error. Running the rollout again resumes it from its journal.
+    """
+
+    def __init__(self, message: str, *, report: RolloutReport, target: str) -> None:
+        super().__init__(message)
+        self.report = report
+        self.target = target

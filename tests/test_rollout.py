@@ -23,6 +23,7 @@ from obshell_sdk import (
     PasswordAuth,
     PollPolicy,
     Rollout,
+    RolloutStoppedError,
     TargetOutcome,
 )
 from obshell_sdk.testing import FakeAgent
@@ -717,8 +718,8 @@ def test_a_journal_that_cannot_be_one_is_refused_before_anything_is_sent(tmp_pat
 def test_a_worker_that_breaks_stops_the_rollout_and_its_error_reaches_the_caller(
         tmp_path, monkeypatch, caplog):
     """Not an ObshellError (a bug, a journal that can no longer be written): it is logged at
-    once, no new cluster is started (the other worker ends the one it has), and the error is
-    raised in the caller's thread."""
+    once, no new cluster is started (the other worker ends the one it has), and the caller
+    gets a RolloutStoppedError with the error as its cause and where each target stood."""
     import logging
 
     from obshell_sdk import _rollout_steps
@@ -739,15 +740,107 @@ def test_a_worker_that_breaks_stops_the_rollout_and_its_error_reaches_the_caller
         fleet = agents(stack, 6)
         journal = tmp_path / "r.db"
         with caplog.at_level(logging.ERROR, logger="obshell_sdk"), \
-                pytest.raises(Broken, match="disk full"):
+                pytest.raises(RolloutStoppedError, match="disk full") as info:
             rollout(fleet, journal, parallel=2, canary=0, max_failures=9).upgrade_agent(
                 VERSION, RELEASE)
         assert any("rollout stopped" in r.getMessage() for r in caplog.records)
+        assert isinstance(info.value.__cause__, Broken)
+        assert info.value.target == targets(fleet)[1]
+        assert [r.outcome.value for r in info.value.report.results.values()] == [
+            "succeeded", "unknown", "skipped", "skipped", "skipped", "skipped"]
         assert posts(fleet[0]) == 1  # the one in hand was finished
         assert [posts(a) for a in fleet[2:]] == [0, 0, 0, 0]  # nothing started after it
         monkeypatch.setattr(_rollout_steps.TargetRun, "run", real)
         again = rollout(fleet, journal, parallel=2, canary=0).upgrade_agent(VERSION, RELEASE)
         assert again.ok and [posts(a) for a in fleet] == [1] * 6
+
+
+def _journal_breaks_when(monkeypatch, target, step, status):
+    """The journal cannot be written once ``target``'s ``step`` reaches ``status``."""
+    from obshell_sdk import _journal
+
+    real = _journal.Journal.step
+
+    def step_(self, target_, step_, status_, **kw):
+        if (target_, step_, status_) == (target, step, status):
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(self, target_, step_, status_, **kw)
+
+    monkeypatch.setattr(_journal.Journal, "step", step_)
+    return real
+
+
+def test_a_journal_that_cannot_be_written_mid_run_stops_it_and_a_rerun_finds_the_task(
+        tmp_path, monkeypatch):
+    """The upgrade was created but not journaled: the caller is told the rollout stopped (not
+    that a cluster failed) and which targets stand where; the rerun finds the task it made
+    (journaled as being sent) and follows it, without a second upgrade."""
+    from obshell_sdk import _journal
+
+    with ExitStack() as stack:
+        fleet = agents(stack, 3)
+        journal = tmp_path / "r.db"
+        real = _journal_breaks_when(monkeypatch, targets(fleet)[1], "upgrade", "created")
+        with pytest.raises(RolloutStoppedError) as info:
+            rollout(fleet, journal, canary=2).upgrade_agent(VERSION, RELEASE)  # a canary's turn
+        error = info.value
+        assert isinstance(error.__cause__, sqlite3.OperationalError)
+        assert f"{targets(fleet)[1]}'s turn" in str(error) and "disk I/O error" in str(error)
+        assert repr(str(journal)) in str(error) and "again" in str(error)
+        assert {t: r.outcome.value for t, r in error.report.results.items()} == dict(zip(
+            targets(fleet), ["succeeded", "unknown", "skipped"]))
+        assert error.report.results[targets(fleet)[2]].started_at is None
+        assert [posts(a) for a in fleet] == [1, 1, 0]
+        monkeypatch.setattr(_journal.Journal, "step", real)
+        again = rollout(fleet, journal).upgrade_agent(VERSION, RELEASE)
+        assert again.ok and [posts(a) for a in fleet] == [1, 1, 1]
+
+
+def test_a_journal_row_changed_by_hand_mid_run_is_a_stopped_rollout_not_bad_input(
+        tmp_path, monkeypatch):
+    """Clusters were started: not an InvalidArgumentError ("nothing was sent")."""
+    from obshell_sdk import _rollout_steps
+
+    real = _rollout_steps.TargetRun.run
+
+    def run(self, plan):  # someone edits the journal while the upgrade runs
+        real(self, plan)
+        db = sqlite3.connect(journal)
+        db.execute("UPDATE steps SET dag_id = 'abc' WHERE target = ?", (self.target,))
+        db.commit()
+        db.close()
+
+    monkeypatch.setattr(_rollout_steps.TargetRun, "run", run)
+    with ExitStack() as stack:
+        fleet = agents(stack, 2)
+        journal = tmp_path / "r.db"
+        with pytest.raises(RolloutStoppedError, match="changed by hand") as info:
+            rollout(fleet, journal, parallel=1).upgrade_agent(VERSION, RELEASE)
+        assert isinstance(info.value.__cause__, InvalidArgumentError)
+        assert not isinstance(info.value, InvalidArgumentError)
+        assert [r.outcome.value for r in info.value.report.results.values()] == [
+            "unknown", "skipped"]
+        assert [posts(a) for a in fleet] == [1, 0]
+
+
+def test_the_cli_says_a_stopped_rollout_with_its_report_and_exit_8(
+        tmp_path, monkeypatch, capsys):
+    from obshell_sdk._cli import main
+
+    with ExitStack() as stack:
+        fleet = agents(stack, 2)
+        journal = tmp_path / "r.db"
+        _journal_breaks_when(monkeypatch, targets(fleet)[0], "upgrade", "created")
+        (tmp_path / "targets").write_text("\n".join(targets(fleet)) + "\n")
+        monkeypatch.setenv("OBSHELL_PASSWORD", PASSWORD)
+        code = main(["rollout", "agent", "--targets", str(tmp_path / "targets"), "--journal",
+                     str(journal), "--parallel", "1", VERSION, RELEASE])
+        out, err = capsys.readouterr()
+        assert code == 8
+        assert f"{targets(fleet)[0]}  unknown" in out and f"{targets(fleet)[1]}  skipped" in out
+        assert "the rollout stopped" in err and "the report above says" in err
+        assert "Traceback" not in err and ".report" not in err
+        assert [posts(a) for a in fleet] == [1, 0]
 
 
 def test_another_program_s_database_is_not_taken_for_a_journal(tmp_path):
@@ -1095,8 +1188,9 @@ def test_a_target_followed_on_after_a_retry_by_hand_is_open_again_if_the_runner_
 
         with monkeypatch.context() as patch:
             patch.setattr(Journal, "end", dies)
-            with pytest.raises(RuntimeError):
+            with pytest.raises(RolloutStoppedError) as info:
                 rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
+            assert isinstance(info.value.__cause__, RuntimeError)
         last = rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
         assert last.ok, str(last)
         assert posts(agent, "/api/v1/agent/upgrade/check") == 1 and posts(agent) == 1
