@@ -11,6 +11,7 @@ skipped, created DAGs are followed and never created again.
 from __future__ import annotations
 
 import difflib
+import functools
 import logging
 import os
 import threading
@@ -167,8 +168,7 @@ class _Run:
 
     def __init__(self, rollout: Rollout, journal: Journal, plan: Plan, timeout: float) -> None:
         self.rollout, self.journal, self.plan, self.timeout = rollout, journal, plan, timeout
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
+        self.stop, self.lock = threading.Event(), threading.Lock()
         ours = set(rollout.targets)  # a journal may hold more: a rerun over part of the fleet
         self.records = {r.target: r for r in journal.targets() if r.target in ours}
         self.results: dict[str, TargetResult] = {}
@@ -191,23 +191,15 @@ class _Run:
         those running are followed to their end, then :class:`RolloutStoppedError` says so.
         """
         try:
-            for record, failed in self.revisit:
-                if not self._guard(record.target, self._revisit_one, record, failed):
-                    break
+            self._in_parallel([(r.target, functools.partial(self._revisit_one, r, failed))
+                               for r, failed in self.revisit])
             todo = [t for t in self.rollout.targets if t not in self.results]
             canaries, rest = todo[:self.rollout.canary], todo[self.rollout.canary:]
             for target in canaries:
-                if self.crash is not None or not self._guard(target, self._one, target):
+                if self.crash is not None or not self._guard(
+                        target, functools.partial(self._one, target)):
                     break
-            queue = list(reversed(rest))
-            workers = [threading.Thread(target=self._work, args=(queue,), daemon=True,
-                                        name=f"obshell-rollout-{i}")
-                       for i in range(min(self.rollout.parallel, len(rest)))]
-            for worker in workers:
-                worker.start()
-            for worker in workers:
-                while worker.is_alive():
-                    worker.join(0.2)  # short joins: Ctrl-C reaches the main thread at once
+            self._in_parallel([(t, functools.partial(self._one, t)) for t in rest])
         finally:
             self.board.close()
         if self.crash is not None:
@@ -215,7 +207,8 @@ class _Run:
 
     def _revisit_one(self, record: TargetRecord, failed: tuple[str, str]) -> None:
         """:func:`revisit` a target that failed on a task: followed on (opened again) or not."""
-        self.started.add(record.target)  # the main thread's, before any worker
+        with self.lock:
+            self.started.add(record.target)
         try:
             with ObshellClient(*_split(record.target), auth=self._auth(record.target),
                                **self.rollout.client_options) as client:
@@ -230,19 +223,31 @@ class _Run:
             self.journal.reopen(record.target)
             self.records[record.target] = self.journal.target(record.target)
 
-    def _work(self, queue: list[str]) -> None:
-        while True:
-            with self.lock:
-                if not queue or self.crash is not None:
-                    return
-                target = queue.pop()
-            if not self._guard(target, self._one, target):
-                return
+    def _in_parallel(self, jobs: list[tuple[str, Callable[[], None]]]) -> None:
+        """Do the jobs (target, work), ``parallel`` at once, until an error stops the run."""
+        queue = list(reversed(jobs))
 
-    def _guard(self, target: str, work: Callable[..., None], *args: Any) -> bool:
-        """``work(*args)`` for ``target``; False when it stopped the rollout (or Ctrl-C did)."""
+        def work() -> None:
+            while True:
+                with self.lock:
+                    if not queue or self.crash is not None:
+                        return
+                    target, job = queue.pop()
+                if not self._guard(target, job):
+                    return
+
+        workers = [threading.Thread(target=work, daemon=True, name=f"obshell-rollout-{i}")
+                   for i in range(min(self.rollout.parallel, len(queue)))]
+        for worker in workers:
+            worker.start()
+        for worker in workers:  # Ctrl-C reaches the main thread at once: short joins
+            while worker.is_alive():
+                worker.join(0.2)
+
+    def _guard(self, target: str, work: Callable[[], None]) -> bool:
+        """``work()`` for ``target``; False when it stopped the rollout (or Ctrl-C did)."""
         try:
-            work(*args)
+            work()
             return True
         except Exception as exc:  # a bug, or the journal unwritable: stop, tell all()
             if self.interrupted:  # Ctrl-C closed the journal under this worker
@@ -253,8 +258,7 @@ class _Run:
                       "running ones are followed to their end first)", target,
                       type(exc).__name__, exc_info=exc)
             with self.lock:
-                if self.crash is None:
-                    self.crash = (target, exc)
+                self.crash = self.crash or (target, exc)  # the first one stopped the run
             self.stop.set()
             return False
 

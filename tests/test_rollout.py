@@ -1038,6 +1038,35 @@ def test_a_rerun_given_the_missing_package_uploads_it_to_a_failed_cluster(tmp_pa
         assert posts(agent, "/api/v1/agent/upgrade/check") == 1 and posts(agent) == 1
 
 
+def test_failed_clusters_are_revisited_in_parallel_not_one_by_one(tmp_path, monkeypatch):
+    """A rerun given the missing package revisits the failed clusters ``parallel`` at once:
+    each may upload a large package. Each revisit waits here for the other one; one at a
+    time, the first would wait in vain and break the barrier."""
+    import threading
+
+    from obshell_sdk import _rollout
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    with ExitStack() as stack:
+        fleet = agents(stack, 2, {0: {"require_packages": True}, 1: {"require_packages": True}})
+        journal = tmp_path / "r.db"
+        first = rollout(fleet, journal, max_failures=2).upgrade_agent(VERSION, RELEASE)
+        assert first.count("failed") == 2, str(first)
+        barrier, real = threading.Barrier(2, timeout=20), _rollout.revisit
+
+        def revisit(*args):
+            barrier.wait()
+            return real(*args)
+
+        monkeypatch.setattr(_rollout, "revisit", revisit)
+        second = rollout(fleet, journal, parallel=2).upgrade_agent(
+            VERSION, RELEASE, package=str(rpm))
+        assert [uploads(a) for a in fleet] == [1, 1], str(second)
+        assert all("upload done now" in (r.error or "") for r in second.results.values())
+
+
 def test_a_package_new_to_a_rerun_is_not_uploaded_while_a_task_is_under_way(tmp_path):
     """The upgrade runs (the agent may be restarting for it): an upload given only now comes
     too late for it, and failing it would misreport the cluster as unreachable."""
