@@ -6,6 +6,7 @@ share defaults and errors; the command line's commands ask for a missing passwor
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import os
 import re
@@ -25,6 +26,7 @@ __all__ = [
     "Environment",
     "auth_from_env",
     "check_env_bundle",
+    "check_rollout_client_options",
     "client_options_from_env",
     "min_key_bits_from_env",
     "prompted_auth_from_env",
@@ -94,6 +96,17 @@ class Environment(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return f"<Environment of {', '.join(sorted(self._values)) or 'no OBSHELL_* variables'}>"
+
+
+def check_rollout_client_options(options: Mapping[str, Any]) -> None:
+    """Refuse a keyword a rollout cannot pass to each ObshellClient, with a near name."""
+    unknown = set(options) - CLIENT_OPTIONS | ({"host", "port", "auth"} & set(options))
+    if unknown:
+        near = difflib.get_close_matches(min(unknown), [*CLIENT_OPTIONS, "journal", "parallel",
+                                         "canary", "max_failures", "progress"], 1)
+        raise InvalidArgumentError(min(unknown), "is not an option a rollout passes to each "
+                                   "ObshellClient (host, port, auth come from targets and "
+                                   "auth=)" + (f"; did you mean {near[0]}=?" if near else ""))
 
 
 def client_options_from_env(env: Environment, overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ skipped, created DAGs are followed and never created again.
 
 from __future__ import annotations
 
-import difflib
+import contextlib
 import functools
 import logging
 import os
@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional, Union
 from ._address import parse_targets
 from ._auth import PasswordAuth
 from ._client import ObshellClient
-from ._config import CLIENT_OPTIONS
+from ._config import check_rollout_client_options
 from ._dag import DagDetail
 from ._exceptions import InvalidArgumentError, ObshellError
 from ._journal import Journal, TargetRecord
@@ -80,14 +80,7 @@ class Rollout:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InvalidArgumentError(name, f"must be a whole number >= {low}, "
                                            f"got {brief_repr(value)}")
-        unknown = set(client_options) - CLIENT_OPTIONS | ({"host", "port", "auth"}
-                                                          & set(client_options))
-        if unknown:
-            near = difflib.get_close_matches(min(unknown), [*CLIENT_OPTIONS, "journal", "parallel",
-                                             "canary", "max_failures", "progress"], 1)
-            raise InvalidArgumentError(min(unknown), "is not an option a rollout passes to each "
-                                       "ObshellClient (host, port, auth come from targets and "
-                                       "auth=)" + (f"; did you mean {near[0]}=?" if near else ""))
+        check_rollout_client_options(client_options)
         if self.targets:  # the options' values too, before any journal or cluster (no I/O)
             ObshellClient(*_split(self.targets[0]), auth=None, **client_options).close()
         self.auth: AuthSource = auth
@@ -265,6 +258,8 @@ class _Run:
     def _stopped(self, target: str, exc: Exception) -> RolloutStoppedError:
         """The error that ends a run stopped by ``exc`` (in ``target``'s turn), with its report."""
         for t in [t for t in self.rollout.targets if t not in self.results]:
+            with contextlib.suppress(Exception):  # what this run journaled, if readable
+                self.records[t] = self.journal.target(t)
             under = t in self.started or under_way(self.records[t])
             self.results[t] = result_of(
                 self.records[t], TargetOutcome.UNKNOWN if under else TargetOutcome.SKIPPED,

@@ -790,6 +790,8 @@ def test_a_journal_that_cannot_be_written_mid_run_stops_it_and_a_rerun_finds_the
         assert {t: r.outcome.value for t, r in error.report.results.items()} == dict(zip(
             targets(fleet), ["succeeded", "unknown", "skipped"]))
         assert error.report.results[targets(fleet)[2]].started_at is None
+        hit = error.report.results[targets(fleet)[1]]  # what the journal holds of it
+        assert hit.started_at is not None and len(hit.dag_ids) == 1  # its pre-check
         assert [posts(a) for a in fleet] == [1, 1, 0]
         monkeypatch.setattr(_journal.Journal, "step", real)
         again = rollout(fleet, journal).upgrade_agent(VERSION, RELEASE)
