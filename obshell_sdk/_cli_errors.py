@@ -48,7 +48,9 @@ HINTS: Sequence[tuple[str, str]] = (
     (r"client\.unfinished_dags\(\) and client\.last_maintenance_dag\(\)",
      "obshell-sdk task list"),
     (r"client\.info\(\)", "obshell-sdk info"),
-    (r"the error's \.report says", "the report above says"),
+    (r"run the rollout again with journal '[^']*' to resume it", "run the same command again "
+     "to resume it"),
+    (r"the error's \.report says", "the report on stdout says"),
     (r"use PasswordAuth\(\.\.\., min_key_bits=512\)",
      "pass --min-key-bits 512 (or set OBSHELL_MIN_KEY_BITS=512)"),
 )

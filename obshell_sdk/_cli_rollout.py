@@ -16,7 +16,7 @@ import shlex
 import time
 from typing import Any, Callable, Optional, TextIO
 
-from ._cli_errors import cli_words
+from ._cli_errors import cli_message, cli_words
 from ._cli_output import aimed, tls_words
 from ._config import Environment, check_env_bundle, prompted_auth_from_env, tls_from_env
 from ._exceptions import InvalidArgumentError
@@ -135,15 +135,18 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
                                            check=not args.no_check,
                                            upload_timeout=args.upload_timeout, **timeout)
     except RolloutStoppedError as exc:  # where each target stood, then the error itself
-        _write_report(exc.report, args, stream)
+        _write_report(exc.report, args, stream, exc)
         raise
     _write_report(report, args, stream)
     return _exit(report)
 
 
-def _write_report(report: RolloutReport, args: argparse.Namespace, stream: TextIO) -> None:
+def _write_report(report: RolloutReport, args: argparse.Namespace, stream: TextIO,
+                  stopped: Optional[RolloutStoppedError] = None) -> None:
     if args.json:
-        stream.write(json.dumps(_report_json(report)) + "\n")
+        said = {} if stopped is None else {"stopped": {"target": stopped.target,
+                                                       "error": cli_message(stopped)}}
+        stream.write(json.dumps({**_report_json(report), **said}) + "\n")
     else:
         stream.write(_said_for_the_cli(str(report), tls_words(args)) + "\n")
 

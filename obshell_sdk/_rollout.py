@@ -166,7 +166,7 @@ class _Run:
         self.records = {r.target: r for r in journal.targets() if r.target in ours}
         self.results: dict[str, TargetResult] = {}
         self.failures = 0
-        self.crash: Optional[tuple[str, Exception]] = None  # what stopped the run, and where
+        self.crash: Optional[tuple[str, BaseException]] = None  # what stopped the run, where
         self.started: set[str] = set()  # targets this run worked on
         self.interrupted = False  # Ctrl-C: the journal is closed under the workers
         self.board = RolloutBoard(rollout.targets, rollout.progress, rollout._words)
@@ -193,10 +193,15 @@ class _Run:
                         target, functools.partial(self._one, target)):
                     break
             self._in_parallel([(t, functools.partial(self._one, t)) for t in rest])
+            if self.crash is not None:
+                self._unfinished()
         finally:
             self.board.close()
         if self.crash is not None:
-            raise self._stopped(*self.crash) from self.crash[1]
+            target, exc = self.crash
+            if not isinstance(exc, Exception):  # SystemExit, say: not ours to reword
+                raise exc
+            raise RolloutStoppedError.of(exc, target, self.report()) from exc
 
     def _revisit_one(self, record: TargetRecord, failed: tuple[str, str]) -> None:
         """:func:`revisit` a target that failed on a task: followed on (opened again) or not."""
@@ -242,7 +247,9 @@ class _Run:
         try:
             work()
             return True
-        except Exception as exc:  # a bug, or the journal unwritable: stop, tell all()
+        except KeyboardInterrupt:  # the main thread's (a canary's): Rollout._run's to handle
+            raise
+        except BaseException as exc:  # a bug, or the journal unwritable: stop, tell all()
             if self.interrupted:  # Ctrl-C closed the journal under this worker
                 log.info("%s: how it ended is not journaled (the rollout was interrupted); "
                          "run it again to follow it", target)
@@ -255,23 +262,21 @@ class _Run:
             self.stop.set()
             return False
 
-    def _stopped(self, target: str, exc: Exception) -> RolloutStoppedError:
-        """The error that ends a run stopped by ``exc`` (in ``target``'s turn), with its report."""
+    def _unfinished(self) -> None:
+        """Results for the targets a stopped run did not end, from what the journal holds."""
         for t in [t for t in self.rollout.targets if t not in self.results]:
             with contextlib.suppress(Exception):  # what this run journaled, if readable
                 self.records[t] = self.journal.target(t)
-            under = t in self.started or under_way(self.records[t])
-            self.results[t] = result_of(
-                self.records[t], TargetOutcome.UNKNOWN if under else TargetOutcome.SKIPPED,
+            record = self.records[t]
+            if record.outcome is not None and TargetOutcome(record.outcome) in FINAL:
+                self._done(result_of(record, TargetOutcome(record.outcome), record.error))
+                continue
+            under = t in self.started or under_way(record)
+            self._done(result_of(
+                record, TargetOutcome.UNKNOWN if under else TargetOutcome.SKIPPED,
                 "how it ended is not known here: the rollout stopped on an error of its own "
                 "first; a rerun says" if under else
-                "not started: the rollout stopped on an error of its own")
-        return RolloutStoppedError(
-            f"the rollout stopped in {target}'s turn on {type(exc).__name__}: {exc}. This is "
-            "no cluster's failure: the journal could not be written or read, or the SDK has "
-            "a bug. Tasks already started go on on their agents. Mend the cause, then run the "
-            f"rollout again with journal {self.rollout.journal!r} to resume it; the error's "
-            ".report says where each target stood", report=self.report(), target=target)
+                "not started: the rollout stopped on an error of its own"))
 
     def _one(self, target: str) -> None:
         with self.lock:

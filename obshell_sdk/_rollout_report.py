@@ -83,3 +83,13 @@ class RolloutStoppedError(ObshellError):
         super().__init__(message)
         self.report = report
         self.target = target
+
+    @classmethod
+    def of(cls, exc: BaseException, target: str, report: RolloutReport) -> RolloutStoppedError:
+        """The error for a rollout that ``exc``, raised in ``target``'s turn, stopped."""
+        return cls(f"the rollout stopped in {target}'s turn on {type(exc).__name__}: {exc}. "
+                   "This is no cluster's failure: the journal could not be written or read, or "
+                   "the SDK has a bug. Tasks already started go on on their agents. Mend the "
+                   f"cause, then run the rollout again with journal {report.journal!r} to "
+                   "resume it; the error's .report says where each target stood",
+                   report=report, target=target)

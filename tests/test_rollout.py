@@ -825,8 +825,9 @@ def test_a_journal_row_changed_by_hand_mid_run_is_a_stopped_rollout_not_bad_inpu
         assert [posts(a) for a in fleet] == [1, 0]
 
 
+@pytest.mark.parametrize("as_json", [False, True])
 def test_the_cli_says_a_stopped_rollout_with_its_report_and_exit_8(
-        tmp_path, monkeypatch, capsys):
+        tmp_path, monkeypatch, capsys, as_json):
     from obshell_sdk._cli import main
 
     with ExitStack() as stack:
@@ -835,14 +836,63 @@ def test_the_cli_says_a_stopped_rollout_with_its_report_and_exit_8(
         _journal_breaks_when(monkeypatch, targets(fleet)[0], "upgrade", "created")
         (tmp_path / "targets").write_text("\n".join(targets(fleet)) + "\n")
         monkeypatch.setenv("OBSHELL_PASSWORD", PASSWORD)
-        code = main(["rollout", "agent", "--targets", str(tmp_path / "targets"), "--journal",
-                     str(journal), "--parallel", "1", VERSION, RELEASE])
+        code = main([*(["--json"] if as_json else []), "rollout", "agent", "--targets",
+                     str(tmp_path / "targets"), "--journal", str(journal), "--parallel", "1",
+                     VERSION, RELEASE])
         out, err = capsys.readouterr()
         assert code == 8
-        assert f"{targets(fleet)[0]}  unknown" in out and f"{targets(fleet)[1]}  skipped" in out
-        assert "the rollout stopped" in err and "the report above says" in err
-        assert "Traceback" not in err and ".report" not in err
+        if as_json:
+            said = json.loads(out)
+            assert [r["outcome"] for r in said["results"].values()] == ["unknown", "skipped"]
+            assert said["stopped"]["target"] == targets(fleet)[0]
+            assert "disk I/O error" in said["stopped"]["error"]
+        else:
+            assert f"{targets(fleet)[0]}  unknown" in out
+            assert f"{targets(fleet)[1]}  skipped" in out
+        assert "the rollout stopped" in err and "the report on stdout says" in err
+        assert "run the same command again to resume it" in err
+        assert "Traceback" not in err and ".report" not in err and str(journal) not in err
         assert [posts(a) for a in fleet] == [1, 0]
+
+
+def test_a_system_exit_in_a_worker_reaches_the_caller_as_it_is(tmp_path):
+    """Not ours to reword (an auth callable's SystemExit, say), but no new cluster starts
+    and no target goes missing from what the run leaves behind."""
+    def auth(target):
+        if target == targets(fleet)[1]:
+            raise SystemExit(3)
+        return PasswordAuth(PASSWORD)
+
+    with ExitStack() as stack:
+        fleet = agents(stack, 4)
+        journal = tmp_path / "r.db"
+        with pytest.raises(SystemExit):
+            Rollout(targets(fleet), auth=auth, journal=journal, poll_policy=FAST,
+                    progress=False, parallel=1).upgrade_agent(VERSION, RELEASE)
+        assert [posts(a) for a in fleet] == [1, 0, 0, 0]
+
+
+def test_a_rollout_stopped_while_revisiting_reports_failed_targets_as_failed(
+        tmp_path, monkeypatch):
+    """The journal says which ones failed: a stop among their revisits leaves them failed
+    in the report, not unknown."""
+    from obshell_sdk import _rollout
+
+    failing = {"fail_stage": 2, "fail_times": 99}
+    with ExitStack() as stack:
+        fleet = agents(stack, 4, {0: failing, 1: failing, 2: failing})
+        journal = tmp_path / "r.db"
+        first = rollout(fleet, journal, max_failures=9).upgrade_agent(VERSION, RELEASE)
+        assert first.count("failed") == 3, str(first)
+
+        def revisit(*args):
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(_rollout, "revisit", revisit)
+        with pytest.raises(RolloutStoppedError) as info:
+            rollout(fleet, journal, parallel=1).upgrade_agent(VERSION, RELEASE)
+        assert [r.outcome.value for r in info.value.report.results.values()] == [
+            "failed", "failed", "failed", "succeeded"]
 
 
 def test_another_program_s_database_is_not_taken_for_a_journal(tmp_path):
