@@ -68,6 +68,7 @@ def create_dag(
     agent_clock: Callable[[], Optional[datetime]],
     on_send: Optional[Callable[[Optional[frozenset[str]], float], None]] = None,
     agent: str = "",
+    history: Optional[Callable[[], Optional[list[DagDetail]]]] = None,
 ) -> Union[DagDetail, str]:
     """POST ``request`` to ``endpoint`` once; the DAG it created (or its id only).
 
@@ -79,6 +80,7 @@ def create_dag(
     ``on_send(existed, sent_at)`` hears what was noted right before the POST goes out (a
     rollout journals it, to look the task up after a crash). A proxy's page may be a lost
     reply too (:func:`_lost`); ``agent`` (``host:port``) names the agent in its error.
+    ``history`` lists every DAG, finished ones too (see :func:`find_created_dag`).
     """
     if not isinstance(request, endpoint.request_type):  # a model of another endpoint
         raise InvalidArgumentError("request", f"{endpoint.path} takes a "
@@ -106,7 +108,8 @@ def create_dag(
         if odd is not None:
             log.warning("%s: %s; looking for the task it made", endpoint.path, lost)
     return find_created_dag(candidates, agent_clock, endpoint.dag_name(request), sent_at,
-                            lost, existed=existed, maintenance=endpoint.maintenance)
+                            lost, existed=existed, maintenance=endpoint.maintenance,
+                            history=history)
 
 
 def _listed(candidates: Callable[[], list[DagDetail]], path: str
@@ -235,14 +238,16 @@ def find_created_dag(
     existed: Optional[frozenset[str]] = None,
     seconds: Optional[float] = None,
     maintenance: bool = True,
+    history: Optional[Callable[[], Optional[list[DagDetail]]]] = None,
 ) -> DagDetail:
     """Look for the DAG named ``name`` that a create call (reply lost) made, if it did.
 
     ``candidates`` reads the DAGs the agent shows and ``agent_clock`` its clock; they are
     asked for up to ``seconds`` (:data:`RECOVERY_SECONDS` by default). ``existed`` holds the
     ids listed before the POST (None if unknown); ``maintenance``, whether the DAG takes the
-    lock (else obshell lists it only while it runs). Returns the DAG the POST created, or
-    raises :class:`OutcomeUnknownError`: never one that existed before.
+    lock (else obshell lists it only while it runs); ``history`` lists every DAG, finished
+    ones too (None: the agent cannot), read once when the rest found nothing. Returns the
+    DAG the POST created or raises :class:`OutcomeUnknownError`, never one there before.
     """
     seconds = RECOVERY_SECONDS if seconds is None else seconds
     log.warning("%s lost its reply (%s); looking for task %r", lost.path, lost, name)
@@ -251,8 +256,7 @@ def find_created_dag(
     # deadline. After a cut connection one clear "not there" a few seconds on is enough.
     settle = seconds if isinstance(lost, ReadTimeoutError) else min(5.0, seconds)
     clock = _Judge(agent_clock, sent_at, existed)
-    delay = 0.25
-    last: Optional[ObshellError] = None
+    delay, last = 0.25, None
     while True:
         try:
             if clock.earliest is None:
@@ -270,14 +274,39 @@ def find_created_dag(
             break
         time.sleep(delay)
         delay = min(delay * 2, 5.0)
-    raise _not_found(lost, name, last, maintenance) from lost
+    past = _in_history(history, clock, name)
+    if isinstance(past, DagDetail):
+        return past
+    raise _not_found(lost, name, last, maintenance, past) from lost
+
+
+def _in_history(history: Optional[Callable[[], Optional[list[DagDetail]]]], clock: _Judge,
+                name: str) -> Union[DagDetail, bool]:
+    """The DAG the POST made among every DAG the agent lists, finished ones too, if there.
+
+    Else whether that history could be read (with the agent's clock known) at all.
+    """
+    try:
+        past = None if history is None or clock.earliest is None else history()
+    except ObshellError as exc:
+        log.info("could not read the agent's task history (%s)", exc)
+        return False
+    for dag in past or ():  # a started one only: one never started may be an old one
+        if dag.start_time is not None and clock.created_by_us(dag, name):
+            log.warning("found task %s %r, ended already: the agent did create it", dag.id,
+                        dag.name)
+            return dag
+    return past is not None
 
 
 def _not_found(lost: ConnectionLostError, name: str, last: Optional[ObshellError],
-               maintenance: bool) -> OutcomeUnknownError:
+               maintenance: bool, searched_history: bool) -> OutcomeUnknownError:
     why = f" (the lookups failed too: {last})" if last is not None else ""
     advice = ("Before retrying, look for it in client.unfinished_dags() and "
               "client.last_maintenance_dag()" if maintenance else
+              "The agent's whole task history (finished tasks too) holds none either, so it "
+              "most likely made none: check the agent's log before sending it again"
+              if searched_history else
               "A task that takes no lock, like a pre-check, is listed only while it runs, so "
               "this one may have run and ended already: before sending it again, look for it "
               "in the agent's task history (its dashboard or log)")

@@ -8,7 +8,7 @@ from typing import Optional, Union
 from ._caller import Caller
 from ._dag import DagDetail, NodeDetail, Operator
 from ._decode import at, decode_contents, p_list, p_str
-from ._exceptions import DecodeError, InvalidArgumentError, TaskNotFoundError
+from ._exceptions import DecodeError, InvalidArgumentError, NotFoundError, TaskNotFoundError
 from ._transport import Timeout
 from ._validate import check_dag_id, check_operator
 
@@ -76,3 +76,18 @@ class TaskCalls:
             return DagDetail.from_json(self.call("GET", "/api/v1/task/dag/maintain/ob"))
         except TaskNotFoundError:
             return None
+
+    def _dag_history(self: Caller) -> Optional[list[DagDetail]]:
+        """``GET /api/v1/task/dags/ob``: every cluster DAG, finished ones too, without nodes.
+
+        None when the agent has no such route (obshell before 4.2.6). It lists every DAG the
+        cluster ever ran: read it once, to look for a lost pre-check, not to poll.
+        """
+        try:
+            data = self.call("GET", "/api/v1/task/dags/ob", query="show_details=false")
+        except NotFoundError as exc:
+            if isinstance(exc, TaskNotFoundError):
+                raise
+            return None
+        items = decode_contents(data)
+        return [DagDetail.from_json(item, f"data.contents[{i}]") for i, item in enumerate(items)]

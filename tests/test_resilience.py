@@ -223,25 +223,63 @@ def test_lost_pre_check_reply_finds_the_check_task():
         assert task.result(timeout=60).outcome is DagOutcome.SUCCEEDED
 
 
+def _lose_an_ended_pre_check(agent):
+    """The pre-check's reply is lost, and it has ended (50 ms) before the lookup sees it:
+    the listing before the POST and the lookup's first read fail."""
+    agent.drop_reply_after_create = True
+    agent.fail_next(2, path_prefix="/api/v1/task/dag/unfinish")
+
+
+def test_a_lost_pre_check_that_already_ended_is_found_in_the_task_history(monkeypatch):
+    """A pre-check takes no lock: once ended, obshell lists it only in its whole history
+    (``GET /api/v1/task/dags/ob``, 4.2.6 on), read once when the lists found nothing."""
+    from obshell_sdk import _creation
+
+    monkeypatch.setattr(_creation, "RECOVERY_SECONDS", 1.0)
+    with FakeAgent(password=PASSWORD, stage_seconds=0.01) as agent, \
+            client_for(agent) as client:
+        _lose_an_ended_pre_check(agent)
+        task = client.check_agent_upgrade(VERSION, RELEASE)
+        assert task.id in agent.dags and task.refresh().outcome is DagOutcome.SUCCEEDED
+        assert len(agent.requests_to("/api/v1/agent/upgrade/check", "POST")) == 1
+        assert len(agent.requests_to("/api/v1/task/dags/ob", "GET")) == 1
+
+
 def test_a_lost_pre_check_that_already_ended_says_where_to_look_and_is_not_resent(
         monkeypatch):
-    """A pre-check takes no lock: once ended, obshell lists it nowhere. Not found, it is
-    not sent again, and the error says it may have ended (not "look in the lists")."""
+    """On an agent without the history route, an ended pre-check is listed nowhere. Not
+    found, it is not sent again, and the error says it may have ended (not "look in the
+    lists")."""
     from obshell_sdk import OutcomeUnknownError, _creation
 
     monkeypatch.setattr(_creation, "RECOVERY_SECONDS", 1.0)
     with FakeAgent(password=PASSWORD, stage_seconds=0.01) as agent, \
             client_for(agent) as client:
-        agent.drop_reply_after_create = True
-        # The listing before the POST and the lookup's first read fail: the check (50 ms)
-        # has ended by the lookup's next read.
-        agent.fail_next(2, path_prefix="/api/v1/task/dag/unfinish")
+        agent.dag_history = False  # an agent before 4.2.6
+        _lose_an_ended_pre_check(agent)
         with pytest.raises(OutcomeUnknownError) as info:
             client.check_agent_upgrade(VERSION, RELEASE)
         assert "listed only while it runs" in str(info.value)
         assert "last_maintenance_dag" not in str(info.value)
         assert len(agent.requests_to("/api/v1/agent/upgrade/check", "POST")) == 1
         assert [d.state for d in agent.dags.values()] == ["SUCCEED"]
+
+
+def test_a_lost_pre_check_the_history_does_not_hold_says_so(monkeypatch):
+    """The connection was reset before the agent read the request: nothing was made, and
+    the history, read once, says so."""
+    from obshell_sdk import OutcomeUnknownError, _creation
+
+    monkeypatch.setattr(_creation, "RECOVERY_SECONDS", 1.0)
+    with FakeAgent(password=PASSWORD, stage_seconds=0.01) as agent, \
+            client_for(agent) as client:
+        client.info()  # the dialect and key are known: the reset hits the POST itself
+        client.unfinished_dags()
+        agent.reset_next(1, path_prefix="/api/v1/agent/upgrade/check")
+        with pytest.raises(OutcomeUnknownError) as info:
+            client.check_agent_upgrade(VERSION, RELEASE)
+        assert "whole task history" in str(info.value) and agent.dags == {}
+        assert len(agent.requests_to("/api/v1/task/dags/ob", "GET")) == 1
 
 
 @pytest.mark.parametrize(("create", "maintenance_reads"), [

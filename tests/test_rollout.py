@@ -855,6 +855,34 @@ def test_the_cli_says_a_stopped_rollout_with_its_report_and_exit_8(
         assert [posts(a) for a in fleet] == [1, 0]
 
 
+@pytest.mark.parametrize("history", [True, False])
+def test_a_pre_check_made_but_not_journaled_and_ended_since_is_found_by_the_rerun(
+        tmp_path, monkeypatch, history):
+    """The runner stopped between the pre-check's reply and its journaling; by the rerun the
+    pre-check has ended, so obshell lists it only in its whole history (4.2.6 on): the rerun
+    finds it there and goes on, without a second pre-check. An older agent: unknown."""
+    from obshell_sdk import _creation, _journal
+
+    monkeypatch.setattr(_creation, "RECOVERY_SECONDS", 1.0)
+    with FakeAgent(password=PASSWORD, stage_seconds=0.01) as agent:
+        agent.dag_history = history
+        journal = tmp_path / "r.db"
+        real = _journal_breaks_when(monkeypatch, targets([agent])[0], "check", "created")
+        with pytest.raises(RolloutStoppedError):
+            rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
+        monkeypatch.setattr(_journal.Journal, "step", real)
+        (check,) = agent.dags.values()
+        deadline = time.monotonic() + 10
+        while check.state != "SUCCEED" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
+        (result,) = again.results.values()
+        assert result.outcome is (TargetOutcome.SUCCEEDED if history else
+                                  TargetOutcome.UNKNOWN), str(again)
+        assert posts(agent, "/api/v1/agent/upgrade/check") == 1
+        assert posts(agent) == (1 if history else 0)
+
+
 def test_a_system_exit_in_a_worker_reaches_the_caller_as_it_is(tmp_path):
     """Not ours to reword (an auth callable's SystemExit, say), but no new cluster starts
     and no target goes missing from what the run leaves behind."""

@@ -81,6 +81,9 @@ class FakeAgent(AgentControls):
         "check answer 500 ``Environment.WithoutModule``.")
     new_upload: _StateAttr[bool] = _StateAttr(
         "Serve ``POST /api/v1/package`` (False: 404 there, as agents before 4.2.6).")
+    dag_history: _StateAttr[bool] = _StateAttr(
+        "Serve ``GET /api/v1/task/dags/ob``, every cluster DAG, finished ones too (False: "
+        "404 there, as agents before 4.2.6).")
     require_packages: _StateAttr[bool] = _StateAttr(
         "Packages matter (False by default, so DAGs run without uploads): an OB upgrade or "
         "check refuses a target whose packages were not uploaded, and every upgrade DAG's "

@@ -187,3 +187,16 @@ def unfinished(ctx: Context) -> Any:
     with a.dags.lock:
         items = [d.to_json(a.host, a.port, details=details) for d in a.dags.all() if d.unfinished]
     return {"contents": items or None}
+
+
+def all_cluster_dags(ctx: Context) -> Any:
+    """``GET /api/v1/task/dags/ob``: every DAG, finished ones too (``contents`` ``[]`` if none).
+
+    A 404 when the agent predates it (``dag_history`` false).
+    """
+    a = ctx.state
+    if not a.dag_history:
+        raise ApiError(404, "Common.NotFound", "Element not found: 404 not found")
+    details = _show_details(ctx)
+    with a.dags.lock:
+        return {"contents": [d.to_json(a.host, a.port, details=details) for d in a.dags.all()]}

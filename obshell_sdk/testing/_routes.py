@@ -44,6 +44,7 @@ _STATIC: dict[tuple[str, str], Route] = {
     ("GET", "/api/v1/task/dag/maintain/ob"): Route(h.maintain_ob),
     ("GET", "/api/v1/task/dag/unfinish"): Route(h.unfinished),
     ("GET", "/api/v1/task/dag/ob/unfinish"): Route(h.unfinished),
+    ("GET", "/api/v1/task/dags/ob"): Route(h.all_cluster_dags),
     ("POST", "/api/v1/ob/upgrade"): Route(ob.ob_upgrade, creates_task=True),
     ("POST", "/api/v1/ob/upgrade/check"): Route(ob.ob_upgrade_check, creates_task=True),
     ("POST", "/api/v1/upgrade/package"): Route(pkg.upload_package),

@@ -41,6 +41,7 @@ class AgentState:
     ``new_upload``, ``require_packages`` and ``strict_upload`` (``architecture`` is
     ``/info.architecture``). ``key``, ``dags``, ``faults``, ``request_log``, ``packages`` (the
     uploads) and ``inventory`` (the stored package rows) are the live collections.
+    ``dag_history`` serves ``GET /api/v1/task/dags/ob`` (an attribute of FakeAgent only).
     """
 
     def __init__(
@@ -78,6 +79,7 @@ class AgentState:
         self.zones = 3
         self.python_ok = True
         self.new_upload = True
+        self.dag_history = True
         self.require_packages = False
         self.strict_upload = False
         self.architecture = "x86_64"
