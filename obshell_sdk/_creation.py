@@ -68,7 +68,7 @@ def create_dag(
     agent_clock: Callable[[], Optional[datetime]],
     on_send: Optional[Callable[[Optional[frozenset[str]], float], None]] = None,
     agent: str = "",
-    history: Optional[Callable[[], Optional[list[DagDetail]]]] = None,
+    history: Optional[Callable[[], list[DagDetail]]] = None,
 ) -> Union[DagDetail, str]:
     """POST ``request`` to ``endpoint`` once; the DAG it created (or its id only).
 
@@ -238,7 +238,7 @@ def find_created_dag(
     existed: Optional[frozenset[str]] = None,
     seconds: Optional[float] = None,
     maintenance: bool = True,
-    history: Optional[Callable[[], Optional[list[DagDetail]]]] = None,
+    history: Optional[Callable[[], list[DagDetail]]] = None,
 ) -> DagDetail:
     """Look for the DAG named ``name`` that a create call (reply lost) made, if it did.
 
@@ -246,7 +246,7 @@ def find_created_dag(
     asked for up to ``seconds`` (:data:`RECOVERY_SECONDS` by default). ``existed`` holds the
     ids listed before the POST (None if unknown); ``maintenance``, whether the DAG takes the
     lock (else obshell lists it only while it runs); ``history`` lists every DAG, finished
-    ones too (None: the agent cannot), read once when the rest found nothing. Returns the
+    ones too, read once when the rest found nothing (see :func:`_in_history`). Returns the
     DAG the POST created or raises :class:`OutcomeUnknownError`, never one there before.
     """
     seconds = RECOVERY_SECONDS if seconds is None else seconds
@@ -280,33 +280,43 @@ def find_created_dag(
     raise _not_found(lost, name, last, maintenance, past) from lost
 
 
-def _in_history(history: Optional[Callable[[], Optional[list[DagDetail]]]], clock: _Judge,
-                name: str) -> Union[DagDetail, bool]:
-    """The DAG the POST made among every DAG the agent lists, finished ones too, if there.
+def _in_history(history: Optional[Callable[[], list[DagDetail]]], clock: _Judge,
+                name: str) -> Union[DagDetail, str, None]:
+    """The DAG the POST made, found among every DAG the agent lists, finished ones too.
 
-    Else whether that history could be read (with the agent's clock known) at all.
+    Else what the history says (none, or several that could be it), or None when it was not
+    read. Only a DAG that started after the POST was sent and, if it ended, ended clearly
+    after it counts (a real pre-check runs for seconds): the history holds the earlier runs
+    of the same call, and one of them may have ended just before this POST went out. Two
+    that could be it are not told apart.
     """
     try:
         past = None if history is None or clock.earliest is None else history()
     except ObshellError as exc:
         log.info("could not read the agent's task history (%s)", exc)
-        return False
-    for dag in past or ():  # a started one only: one never started may be an old one
-        if dag.start_time is not None and clock.created_by_us(dag, name):
-            log.warning("found task %s %r, ended already: the agent did create it", dag.id,
-                        dag.name)
-            return dag
-    return past is not None
+        return None
+    if past is None or clock.earliest is None:
+        return None
+    after = clock.earliest + 2 * _CLOCK_MARGIN
+    found = [d for d in past if d.start_time is not None and clock.created_by_us(d, name)
+             and not (d.is_finished and d.end_time and d.end_time.timestamp() < after)]
+    if len(found) == 1:
+        log.warning("found task %s %r in the agent's history: the agent did create it",
+                    found[0].id, name)
+        return found[0]
+    if found:
+        return (f"The agent's task history holds {len(found)} such tasks started since "
+                f"({', '.join(d.id for d in found)}), and which one it made cannot be told")
+    return ("The agent's whole task history (finished tasks too) holds none either, so it "
+            "seems to have made none (unless its clock and OceanBase's disagree): check the "
+            "agent's log before sending it again")
 
 
 def _not_found(lost: ConnectionLostError, name: str, last: Optional[ObshellError],
-               maintenance: bool, searched_history: bool) -> OutcomeUnknownError:
+               maintenance: bool, history: Optional[str]) -> OutcomeUnknownError:
     why = f" (the lookups failed too: {last})" if last is not None else ""
     advice = ("Before retrying, look for it in client.unfinished_dags() and "
-              "client.last_maintenance_dag()" if maintenance else
-              "The agent's whole task history (finished tasks too) holds none either, so it "
-              "most likely made none: check the agent's log before sending it again"
-              if searched_history else
+              "client.last_maintenance_dag()" if maintenance else history if history else
               "A task that takes no lock, like a pre-check, is listed only while it runs, so "
               "this one may have run and ended already: before sending it again, look for it "
               "in the agent's task history (its dashboard or log)")

@@ -8,7 +8,7 @@ from typing import Optional, Union
 from ._caller import Caller
 from ._dag import DagDetail, NodeDetail, Operator
 from ._decode import at, decode_contents, p_list, p_str
-from ._exceptions import DecodeError, InvalidArgumentError, NotFoundError, TaskNotFoundError
+from ._exceptions import DecodeError, InvalidArgumentError, TaskNotFoundError
 from ._transport import Timeout
 from ._validate import check_dag_id, check_operator
 
@@ -77,17 +77,13 @@ class TaskCalls:
         except TaskNotFoundError:
             return None
 
-    def _dag_history(self: Caller) -> Optional[list[DagDetail]]:
-        """``GET /api/v1/task/dags/ob``: every cluster DAG, finished ones too, without nodes.
+    def _dag_history(self: Caller) -> list[DagDetail]:
+        """``GET /api/v1/task/dags/ob``: every cluster DAG, finished ones too.
 
-        None when the agent has no such route (obshell before 4.2.6). It lists every DAG the
-        cluster ever ran: read it once, to look for a lost pre-check, not to poll.
+        obshell 4.2.6 on (older agents refuse the route; until 4.3.1 it sends every DAG with
+        its nodes, whatever ``show_details`` says). It lists every DAG the cluster ever ran:
+        read it once, to look for a lost pre-check, never to poll.
         """
-        try:
-            data = self.call("GET", "/api/v1/task/dags/ob", query="show_details=false")
-        except NotFoundError as exc:
-            if isinstance(exc, TaskNotFoundError):
-                raise
-            return None
+        data = self.call("GET", "/api/v1/task/dags/ob", query="show_details=false")
         items = decode_contents(data)
         return [DagDetail.from_json(item, f"data.contents[{i}]") for i, item in enumerate(items)]

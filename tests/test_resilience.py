@@ -224,24 +224,60 @@ def test_lost_pre_check_reply_finds_the_check_task():
 
 
 def _lose_an_ended_pre_check(agent):
-    """The pre-check's reply is lost, and it has ended (50 ms) before the lookup sees it:
-    the listing before the POST and the lookup's first read fail."""
+    """The pre-check's reply is lost, and the lookup never sees it in the unfinished list
+    (every read of it fails): only the history, read at the end, can show it."""
     agent.drop_reply_after_create = True
-    agent.fail_next(2, path_prefix="/api/v1/task/dag/unfinish")
+    agent.fail_next(99, path_prefix="/api/v1/task/dag/unfinish")
 
 
 def test_a_lost_pre_check_that_already_ended_is_found_in_the_task_history(monkeypatch):
     """A pre-check takes no lock: once ended, obshell lists it only in its whole history
-    (``GET /api/v1/task/dags/ob``, 4.2.6 on), read once when the lists found nothing."""
+    (``GET /api/v1/task/dags/ob``, 4.2.6 on), read once when the lists found nothing. It
+    ran for seconds, as a real one does (one that ended within a second of the POST could
+    be an earlier run's)."""
     from obshell_sdk import _creation
+
+    monkeypatch.setattr(_creation, "RECOVERY_SECONDS", 3.0)
+    with FakeAgent(password=PASSWORD, stage_seconds=0.25) as agent, \
+            client_for(agent) as client:
+        _lose_an_ended_pre_check(agent)
+        # 1.25 s long: ended when the history is read, some 1.75 s after the POST
+        task = client.check_agent_upgrade(VERSION, RELEASE)
+        assert task.id in agent.dags
+        assert task.result(timeout=30).outcome is DagOutcome.SUCCEEDED
+        assert len(agent.requests_to("/api/v1/agent/upgrade/check", "POST")) == 1
+        assert len(agent.requests_to("/api/v1/task/dags/ob", "GET")) == 1
+
+
+def test_an_earlier_run_of_the_pre_check_in_the_history_is_not_taken_for_the_lost_one(
+        monkeypatch):
+    """The history holds the same call's earlier runs: one that ended just before the POST
+    went out (within the clock margin) is not the task the POST made (it made none)."""
+    from obshell_sdk import OutcomeUnknownError, _creation
+
+    monkeypatch.setattr(_creation, "RECOVERY_SECONDS", 1.0)
+    with FakeAgent(password=PASSWORD, stage_seconds=0.01) as agent, \
+            client_for(agent) as client:
+        earlier = client.check_agent_upgrade(VERSION, RELEASE)
+        earlier.wait(timeout=30)
+        agent.reset_next(1, path_prefix="/api/v1/agent/upgrade/check")  # nothing is made
+        with pytest.raises(OutcomeUnknownError) as info:
+            client.check_agent_upgrade(VERSION, RELEASE)
+        assert "whole task history" in str(info.value) and list(agent.dags) == [earlier.id]
+
+
+def test_a_history_that_cannot_be_read_leaves_the_lookup_as_it_was(monkeypatch):
+    """The history is read once; when that read fails, the error says what it said before."""
+    from obshell_sdk import OutcomeUnknownError, _creation
 
     monkeypatch.setattr(_creation, "RECOVERY_SECONDS", 1.0)
     with FakeAgent(password=PASSWORD, stage_seconds=0.01) as agent, \
             client_for(agent) as client:
         _lose_an_ended_pre_check(agent)
-        task = client.check_agent_upgrade(VERSION, RELEASE)
-        assert task.id in agent.dags and task.refresh().outcome is DagOutcome.SUCCEEDED
-        assert len(agent.requests_to("/api/v1/agent/upgrade/check", "POST")) == 1
+        agent.fail_next(1, path_prefix="/api/v1/task/dags/ob")
+        with pytest.raises(OutcomeUnknownError) as info:
+            client.check_agent_upgrade(VERSION, RELEASE)
+        assert "listed only while it runs" in str(info.value)
         assert len(agent.requests_to("/api/v1/task/dags/ob", "GET")) == 1
 
 
@@ -256,7 +292,10 @@ def test_a_lost_pre_check_that_already_ended_says_where_to_look_and_is_not_resen
     with FakeAgent(password=PASSWORD, stage_seconds=0.01) as agent, \
             client_for(agent) as client:
         agent.dag_history = False  # an agent before 4.2.6
-        _lose_an_ended_pre_check(agent)
+        agent.drop_reply_after_create = True
+        # The listing before the POST and the lookup's first read fail: the check (50 ms)
+        # has ended by the lookup's next read.
+        agent.fail_next(2, path_prefix="/api/v1/task/dag/unfinish")
         with pytest.raises(OutcomeUnknownError) as info:
             client.check_agent_upgrade(VERSION, RELEASE)
         assert "listed only while it runs" in str(info.value)

@@ -864,7 +864,7 @@ def test_a_pre_check_made_but_not_journaled_and_ended_since_is_found_by_the_reru
     from obshell_sdk import _creation, _journal
 
     monkeypatch.setattr(_creation, "RECOVERY_SECONDS", 1.0)
-    with FakeAgent(password=PASSWORD, stage_seconds=0.01) as agent:
+    with FakeAgent(password=PASSWORD, stage_seconds=0.3) as agent:  # seconds, as real ones
         agent.dag_history = history
         journal = tmp_path / "r.db"
         real = _journal_breaks_when(monkeypatch, targets([agent])[0], "check", "created")
