@@ -29,7 +29,8 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Journal", "StepRecord", "TargetOutcome", "TargetRecord", "read_targets"]
+__all__ = ["FINAL", "Journal", "StepRecord", "TargetOutcome", "TargetRecord", "read_targets",
+           "under_way"]
 
 
 class TargetOutcome(TextEnum):
@@ -95,6 +96,16 @@ class TargetRecord:
     ended_at: Optional[float]
     error: Optional[str]
     steps: dict[str, StepRecord]
+
+
+#: Outcomes a rerun of the rollout leaves alone: the target will not change by itself.
+FINAL = frozenset({TargetOutcome.SUCCEEDED, TargetOutcome.FAILED, TargetOutcome.ROLLED_BACK,
+                   TargetOutcome.CANCELLED})
+
+def under_way(record: TargetRecord) -> bool:
+    """Whether a task of the target's was made and has not ended here, or may have been."""
+    return any((s.dag_id and s.status != "done") or s.status == "sending"
+               for s in record.steps.values())
 
 
 class Journal:

@@ -27,18 +27,15 @@ from ._exceptions import InvalidArgumentError, ObshellError
 from ._journal import Journal, TargetRecord
 from ._render import RolloutBoard
 from ._rollout_plans import agent_plan, ob_plan
-from ._rollout_report import RolloutReport, RolloutStoppedError, TargetResult, result_of
-from ._rollout_steps import (
-    FINAL,
-    Ended,
-    Plan,
-    TargetOutcome,
-    TargetRun,
-    failed_task,
-    judge,
-    revisit,
-    under_way,
+from ._rollout_report import (
+    RolloutReport,
+    RolloutStoppedError,
+    TargetResult,
+    ended_result,
+    not_run,
+    result_of,
 )
+from ._rollout_steps import Ended, Plan, TargetOutcome, TargetRun, failed_task, judge, revisit
 from ._upload import check_package_path, check_package_paths
 from ._validate import brief_repr, check_flag, check_seconds, check_upload_timeout
 
@@ -161,12 +158,13 @@ class _Run:
 
     def __init__(self, rollout: Rollout, journal: Journal, plan: Plan, timeout: float) -> None:
         self.rollout, self.journal, self.plan, self.timeout = rollout, journal, plan, timeout
-        self.stop, self.lock = threading.Event(), threading.Lock()
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
         ours = set(rollout.targets)  # a journal may hold more: a rerun over part of the fleet
         self.records = {r.target: r for r in journal.targets() if r.target in ours}
         self.results: dict[str, TargetResult] = {}
         self.failures = 0
-        self.crash: Optional[tuple[str, BaseException]] = None  # what stopped the run, where
+        self.stopped_by: Optional[tuple[str, BaseException]] = None  # (target, error)
         self.started: set[str] = set()  # targets this run worked on
         self.interrupted = False  # Ctrl-C: the journal is closed under the workers
         self.board = RolloutBoard(rollout.targets, rollout.progress, rollout._words)
@@ -174,8 +172,8 @@ class _Run:
         for record in self.records.values():
             if (failed := failed_task(record, plan)) is not None:
                 self.revisit.append((record, failed))
-            elif record.outcome is not None and TargetOutcome(record.outcome) in FINAL:
-                self._done(result_of(record, TargetOutcome(record.outcome), record.error))
+            elif (ended := ended_result(record)) is not None:
+                self._done(ended)
 
     def all(self) -> None:
         """Revisit the failed targets, then the canaries, then the rest in parallel.
@@ -189,16 +187,16 @@ class _Run:
             todo = [t for t in self.rollout.targets if t not in self.results]
             canaries, rest = todo[:self.rollout.canary], todo[self.rollout.canary:]
             for target in canaries:
-                if self.crash is not None or not self._guard(
+                if self.stopped_by is not None or not self._run_or_stop(
                         target, functools.partial(self._one, target)):
                     break
             self._in_parallel([(t, functools.partial(self._one, t)) for t in rest])
-            if self.crash is not None:
+            if self.stopped_by is not None:
                 self._unfinished()
         finally:
             self.board.close()
-        if self.crash is not None:
-            target, exc = self.crash
+        if self.stopped_by is not None:
+            target, exc = self.stopped_by
             if not isinstance(exc, Exception):  # SystemExit, say: not ours to reword
                 raise exc
             raise RolloutStoppedError.of(exc, target, self.report()) from exc
@@ -228,10 +226,10 @@ class _Run:
         def work() -> None:
             while True:
                 with self.lock:
-                    if not queue or self.crash is not None:
+                    if not queue or self.stopped_by is not None:
                         return
                     target, job = queue.pop()
-                if not self._guard(target, job):
+                if not self._run_or_stop(target, job):
                     return
 
         workers = [threading.Thread(target=work, daemon=True, name=f"obshell-rollout-{i}")
@@ -242,8 +240,8 @@ class _Run:
             while worker.is_alive():
                 worker.join(0.2)
 
-    def _guard(self, target: str, work: Callable[[], None]) -> bool:
-        """``work()`` for ``target``; False when it stopped the rollout (or Ctrl-C did)."""
+    def _run_or_stop(self, target: str, work: Callable[[], None]) -> bool:
+        """``work()`` for ``target``; an error of its own stops the run (False; Ctrl-C too)."""
         try:
             work()
             return True
@@ -258,7 +256,7 @@ class _Run:
                       "running ones are followed to their end first)", target,
                       type(exc).__name__, exc_info=exc)
             with self.lock:
-                self.crash = self.crash or (target, exc)  # the first one stopped the run
+                self.stopped_by = self.stopped_by or (target, exc)  # the first one stopped the run
             self.stop.set()
             return False
 
@@ -268,27 +266,18 @@ class _Run:
             with contextlib.suppress(Exception):  # what this run journaled, if readable
                 self.records[t] = self.journal.target(t)
             record = self.records[t]
-            if record.outcome is not None and TargetOutcome(record.outcome) in FINAL:
-                self._done(result_of(record, TargetOutcome(record.outcome), record.error))
-                continue
-            under = t in self.started or under_way(record)
-            self._done(result_of(
-                record, TargetOutcome.UNKNOWN if under else TargetOutcome.SKIPPED,
-                "how it ended is not known here: the rollout stopped on an error of its own "
-                "first; a rerun says" if under else
-                "not started: the rollout stopped on an error of its own"))
+            outcome, why = not_run(record, "the rollout stopped on an error of its own",
+                                    t in self.started)
+            self._done(ended_result(record) or result_of(record, outcome, why))
 
     def _one(self, target: str) -> None:
         with self.lock:
             blocked = self.stop.is_set() or self.failures >= self.rollout.max_failures
         if blocked:
-            why = ("the rollout stopped on an error" if self.crash is not None else
-                   "the rollout was interrupted" if self.stop.is_set() else
-                   f"{self.failures} target(s) failed (max_failures={self.rollout.max_failures})")
-            outcome = TargetOutcome.SKIPPED
-            if under_way(self.records[target]):  # not "not started"
-                outcome = TargetOutcome.UNKNOWN
-                why = f"its task is under way, not followed in this run ({why}): a rerun does"
+            outcome, why = not_run(self.records[target], (
+                "the rollout stopped on an error of its own" if self.stopped_by is not None else
+                "the rollout was interrupted" if self.stop.is_set() else
+                f"{self.failures} target(s) failed (max_failures={self.rollout.max_failures})"))
             self.journal.end(target, outcome.value, why)
             self._done(result_of(self.records[target], outcome, why))
             return

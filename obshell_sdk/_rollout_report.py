@@ -10,10 +10,11 @@ from typing import Optional, Union
 import attrs
 
 from ._exceptions import ObshellError
-from ._journal import TargetOutcome, TargetRecord
+from ._journal import FINAL, TargetOutcome, TargetRecord, under_way
 from ._render import rollout_text
 
-__all__ = ["RolloutReport", "RolloutStoppedError", "TargetResult", "result_of"]
+__all__ = ["RolloutReport", "RolloutStoppedError", "TargetResult", "ended_result", "not_run",
+           "result_of"]
 
 
 @attrs.frozen
@@ -63,6 +64,26 @@ def result_of(record: TargetRecord, outcome: TargetOutcome, text: Optional[str],
     return TargetResult(record.target, outcome, ids, _time(record.started_at),
                         _time(record.ended_at or time.time()), None if ok else text,
                         text if ok else None)
+
+
+def ended_result(record: TargetRecord) -> Optional[TargetResult]:
+    """How the journal says ``record``'s target ended, if it ended for good."""
+    if record.outcome is None or TargetOutcome(record.outcome) not in FINAL:
+        return None
+    return result_of(record, TargetOutcome(record.outcome), record.error)
+
+
+def not_run(record: TargetRecord, why: str, started: bool = False
+            ) -> tuple[TargetOutcome, str]:
+    """How a target a run did not follow to its end, for ``why``, ends in that run.
+
+    Skipped; unknown when a task of it may be under way (an earlier run's, or this run's
+    when it ``started`` the target).
+    """
+    if started or under_way(record):
+        return TargetOutcome.UNKNOWN, (f"its task may be under way, not followed to its end in "
+                                       f"this run ({why}): a rerun does")
+    return TargetOutcome.SKIPPED, why
 
 
 def _time(value: Optional[float]) -> Optional[datetime]:

@@ -31,7 +31,7 @@ from ._exceptions import (
     TransportError,
     WeakKeyError,
 )
-from ._journal import Journal, StepRecord, TargetOutcome, TargetRecord
+from ._journal import Journal, StepRecord, TargetOutcome, TargetRecord, under_way
 from ._models import AgentInfo
 from ._render import failure_line
 from ._task import DagTask
@@ -40,15 +40,11 @@ from ._workflow import log_in
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the client never imports this
     from ._client import ObshellClient
 
-__all__ = ["FINAL", "Ended", "Plan", "Step", "TargetOutcome", "TargetRun", "failed_task",
-           "judge", "look_again", "revisit", "under_way"]
+__all__ = ["Ended", "Plan", "Step", "TargetOutcome", "TargetRun", "failed_task", "judge",
+           "look_again", "revisit"]
 
 log = logging.getLogger("obshell_sdk")
 
-
-#: Outcomes a rerun of the rollout leaves alone: the target will not change by itself.
-FINAL = frozenset({TargetOutcome.SUCCEEDED, TargetOutcome.FAILED, TargetOutcome.ROLLED_BACK,
-                   TargetOutcome.CANCELLED})
 
 _BY_DAG = {DagOutcome.FAILED: TargetOutcome.FAILED,
            DagOutcome.ROLLED_BACK: TargetOutcome.ROLLED_BACK,
@@ -303,12 +299,6 @@ def revisit(run: TargetRun, plan: Plan, dag_id: str, name: str) -> Optional[str]
             "the rollout again")
     run.journal.end(record.target, TargetOutcome.FAILED.value, text)
     return text
-
-
-def under_way(record: TargetRecord) -> bool:
-    """Whether a task of the target's was made and has not ended here, or may have been."""
-    return any((s.dag_id and s.status != "done") or s.status == "sending"
-               for s in record.steps.values())
 
 
 def failed_task(record: TargetRecord, plan: Plan) -> Optional[tuple[str, str]]:
