@@ -321,8 +321,7 @@ class ObshellClient(TaskCalls, PackageCalls):
         """Create a task through ``endpoint`` exactly once (see :mod:`._creation`)."""
         search = dags_to_search(self.unfinished_dags, self.last_maintenance_dag, endpoint)
         created = create_dag(lambda r: self._send(r).data, endpoint, request, search,
-                             self.server_time, on_send, self.agent,
-                             None if endpoint.maintenance else self._dag_history)
+                             self.server_time, on_send, self.agent, self.cluster_dags)
         if isinstance(created, DagDetail):
             log.info("agent %s: created task %s %r", self.agent, created.id, created.name)
         return DagTask(self, created, policy=self.poll_policy, exists=True)  # the agent made it

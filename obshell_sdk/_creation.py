@@ -193,10 +193,11 @@ def _lost(exc: ObshellError, endpoint: TaskEndpoint[Any], agent: str
 class _Judge:
     """Tells a DAG the lost POST created from one that was there before.
 
-    A DAG the agent listed before the POST is never it. Otherwise the agent stamps a started
-    DAG's ``start_time`` with its own clock, so the judgement is made on that clock
-    (measured once, after the loss): the DAG must have started no earlier than the POST was
-    sent, give or take the measurement's uncertainty. A DAG not started yet (no start time)
+    A DAG the agent listed before the POST is never it. Otherwise obshell stamps a started
+    DAG's ``start_time`` (with OceanBase's clock for a cluster task, the agent's for a local
+    one; the two normally agree), so the judgement is made on the agent's clock (measured
+    once, after the loss): the DAG must have started no earlier than the POST was sent,
+    give or take the measurement's uncertainty. A DAG not started yet (no start time)
     counts only when the lists before the POST are known and did not hold it.
     """
 
@@ -227,6 +228,19 @@ class _Judge:
             return self._existed is not None
         return dag.start_time.timestamp() >= self.earliest
 
+    def ran_for_us(self, dag: DagDetail, name: str) -> bool:
+        """:meth:`created_by_us`, for a DAG of the agent's whole history (finished ones too).
+
+        The history holds the same call's earlier runs, one of which may have ended just
+        before the POST, within the clock's uncertainty. So only a DAG that started, and that
+        (if it ended) ended more than that uncertainty after the POST counts: a real
+        pre-check runs for seconds.
+        """
+        if dag.start_time is None or self.earliest is None or not self.created_by_us(dag, name):
+            return False
+        ended = dag.end_time if dag.is_finished else None  # a running DAG's is its creation
+        return ended is None or ended.timestamp() >= self.earliest + 2 * _CLOCK_MARGIN
+
 
 def find_created_dag(
     candidates: Callable[[], list[DagDetail]],
@@ -251,12 +265,31 @@ def find_created_dag(
     """
     seconds = RECOVERY_SECONDS if seconds is None else seconds
     log.warning("%s lost its reply (%s); looking for task %r", lost.path, lost, name)
-    started = time.monotonic()
+    clock = _Judge(agent_clock, sent_at, existed)
     # After a read timeout the agent may still be creating the task: keep looking until the
     # deadline. After a cut connection one clear "not there" a few seconds on is enough.
-    settle = seconds if isinstance(lost, ReadTimeoutError) else min(5.0, seconds)
-    clock = _Judge(agent_clock, sent_at, existed)
-    delay, last = 0.25, None
+    dag, last = _look(candidates, clock, name, seconds,
+                      seconds if isinstance(lost, ReadTimeoutError) else min(5.0, seconds))
+    if dag is not None:
+        return dag
+    found = None if maintenance else _in_history(history, clock, name)
+    if found is not None and len(found) == 1:
+        log.warning("found task %s %r in the agent's history: the agent did create it",
+                    found[0].id, name)
+        return found[0]
+    raise _not_found(lost, name, last, maintenance, found) from lost
+
+
+def _look(candidates: Callable[[], list[DagDetail]], clock: _Judge, name: str, seconds: float,
+          settle: float) -> tuple[Optional[DagDetail], Optional[ObshellError]]:
+    """Read ``candidates`` for the DAG, pausing longer each time, for up to ``seconds``.
+
+    Stops once the agent answered ``settle`` seconds on without it. Returns the DAG (or
+    None) and the error of the last read when it failed.
+    """
+    started = time.monotonic()
+    delay = 0.25
+    last: Optional[ObshellError] = None
     while True:
         try:
             if clock.earliest is None:
@@ -264,62 +297,50 @@ def find_created_dag(
             for dag in candidates():
                 if clock.created_by_us(dag, name):
                     log.warning("found task %s %r: the agent did create it", dag.id, dag.name)
-                    return dag
+                    return dag, None
             last = None
             if time.monotonic() - started >= settle:
-                break  # the agent answered, long enough after, and has no such task
+                return None, None  # the agent answered, long enough after: no such task
         except ObshellError as exc:  # the agent may be restarting; reads may be repeated
             last = exc
         if time.monotonic() + delay > started + seconds:
-            break
+            return None, last
         time.sleep(delay)
         delay = min(delay * 2, 5.0)
-    past = _in_history(history, clock, name)
-    if isinstance(past, DagDetail):
-        return past
-    raise _not_found(lost, name, last, maintenance, past) from lost
 
 
 def _in_history(history: Optional[Callable[[], list[DagDetail]]], clock: _Judge,
-                name: str) -> Union[DagDetail, str, None]:
-    """The DAG the POST made, found among every DAG the agent lists, finished ones too.
+                name: str) -> Optional[list[DagDetail]]:
+    """The DAGs of the agent's whole history the POST may have made (see ``ran_for_us``).
 
-    Else what the history says (none, or several that could be it), or None when it was not
-    read. Only a DAG that started after the POST was sent and, if it ended, ended clearly
-    after it counts (a real pre-check runs for seconds): the history holds the earlier runs
-    of the same call, and one of them may have ended just before this POST went out. Two
-    that could be it are not told apart.
+    None when the history was not read: none given, no clock, or the read failed.
     """
     try:
         past = None if history is None or clock.earliest is None else history()
     except ObshellError as exc:
         log.info("could not read the agent's task history (%s)", exc)
         return None
-    if past is None or clock.earliest is None:
-        return None
-    after = clock.earliest + 2 * _CLOCK_MARGIN
-    found = [d for d in past if d.start_time is not None and clock.created_by_us(d, name)
-             and not (d.is_finished and d.end_time and d.end_time.timestamp() < after)]
-    if len(found) == 1:
-        log.warning("found task %s %r in the agent's history: the agent did create it",
-                    found[0].id, name)
-        return found[0]
-    if found:
-        return (f"The agent's task history holds {len(found)} such tasks started since "
-                f"({', '.join(d.id for d in found)}), and which one it made cannot be told")
-    return ("The agent's whole task history (finished tasks too) holds none either, so it "
-            "seems to have made none (unless its clock and OceanBase's disagree): check the "
-            "agent's log before sending it again")
+    return None if past is None else [d for d in past if clock.ran_for_us(d, name)]
 
 
 def _not_found(lost: ConnectionLostError, name: str, last: Optional[ObshellError],
-               maintenance: bool, history: Optional[str]) -> OutcomeUnknownError:
+               maintenance: bool, in_history: Optional[list[DagDetail]]) -> OutcomeUnknownError:
+    """The error for a lost create call's task not found (``in_history``: see _in_history)."""
     why = f" (the lookups failed too: {last})" if last is not None else ""
-    advice = ("Before retrying, look for it in client.unfinished_dags() and "
-              "client.last_maintenance_dag()" if maintenance else history if history else
-              "A task that takes no lock, like a pre-check, is listed only while it runs, so "
-              "this one may have run and ended already: before sending it again, look for it "
-              "in the agent's task history (its dashboard or log)")
+    if maintenance:
+        advice = ("Before retrying, look for it in client.unfinished_dags() and "
+                  "client.last_maintenance_dag()")
+    elif in_history is None:
+        advice = ("A task that takes no lock, like a pre-check, is listed only while it runs, "
+                  "so this one may have run and ended already: before sending it again, look "
+                  "for it in the agent's task history (its dashboard or log)")
+    elif in_history:
+        advice = (f"The agent's task history holds {len(in_history)} such tasks started since "
+                  f"({', '.join(d.id for d in in_history)}), and which one it made cannot be "
+                  "told: look at them before sending it again")
+    else:
+        advice = ("The agent's whole task history (finished tasks too) holds none either, so "
+                  "it seems to have made none: check the agent's log before sending it again")
     return OutcomeUnknownError(
         f"the call's outcome is unknown ({lost}) and no task {name!r} it created was found"
         f"{why}. It was not sent again. {advice}",

@@ -241,8 +241,7 @@ class TargetRun:
                                   step.endpoint.dag_name(step.request),
                                   record.sent_at or 0.0, lost, existed=record.existed,
                                   maintenance=step.endpoint.maintenance,
-                                  history=None if step.endpoint.maintenance else
-                                  client._dag_history)
+                                  history=client.cluster_dags)
         self.journal.step(self.target, step.name, "created", dag_id=detail.id)
         log.info("%s: found %s task %s, created before the runner stopped", self.target,
                  step.name, detail.id)

@@ -77,12 +77,12 @@ class TaskCalls:
         except TaskNotFoundError:
             return None
 
-    def _dag_history(self: Caller) -> list[DagDetail]:
-        """``GET /api/v1/task/dags/ob``: every cluster DAG, finished ones too.
+    def cluster_dags(self: Caller) -> list[DagDetail]:
+        """``GET /api/v1/task/dags/ob``: every task the cluster ever ran, finished ones too.
 
-        obshell 4.2.6 on (older agents refuse the route; until 4.3.1 it sends every DAG with
-        its nodes, whatever ``show_details`` says). It lists every DAG the cluster ever ran:
-        read it once, to look for a lost pre-check, never to poll.
+        Without nodes (agents before 4.3.1 send them anyway); obshell 4.2.6 and later (older
+        agents refuse the route). A long-lived cluster holds many: read it to find a past
+        task, never to poll one (``client.task(id)`` does that).
         """
         data = self.call("GET", "/api/v1/task/dags/ob", query="show_details=false")
         items = decode_contents(data)

@@ -369,3 +369,17 @@ def test_a_forced_dialect_the_agent_does_not_speak_is_refused_before_any_signing
         client.unfinished_dags()
     assert caught.value.argument == "version"
     assert paths(fake_agent) == ["GET /api/v1/info"]  # no key fetched, nothing signed
+
+
+def test_cluster_dags_lists_finished_tasks_too_and_an_older_agent_refuses():
+    from obshell_sdk import ApiError
+
+    with FakeAgent(password=PASSWORD, stage_seconds=0.01) as agent, \
+            client_for(agent) as client:
+        done = client.check_agent_upgrade("4.3.1.0", "101000012025010101.el7").wait(30)
+        assert client.unfinished_dags() == []  # a pre-check is listed only while it runs
+        (listed,) = client.cluster_dags()
+        assert (listed.id, listed.state.value) == (done.id, "SUCCEED") and not listed.nodes
+        agent.dag_history = False  # an agent before 4.2.6
+        with pytest.raises(ApiError):
+            client.cluster_dags()

@@ -249,23 +249,6 @@ def test_a_lost_pre_check_that_already_ended_is_found_in_the_task_history(monkey
         assert len(agent.requests_to("/api/v1/task/dags/ob", "GET")) == 1
 
 
-def test_an_earlier_run_of_the_pre_check_in_the_history_is_not_taken_for_the_lost_one(
-        monkeypatch):
-    """The history holds the same call's earlier runs: one that ended just before the POST
-    went out (within the clock margin) is not the task the POST made (it made none)."""
-    from obshell_sdk import OutcomeUnknownError, _creation
-
-    monkeypatch.setattr(_creation, "RECOVERY_SECONDS", 1.0)
-    with FakeAgent(password=PASSWORD, stage_seconds=0.01) as agent, \
-            client_for(agent) as client:
-        earlier = client.check_agent_upgrade(VERSION, RELEASE)
-        earlier.wait(timeout=30)
-        agent.reset_next(1, path_prefix="/api/v1/agent/upgrade/check")  # nothing is made
-        with pytest.raises(OutcomeUnknownError) as info:
-            client.check_agent_upgrade(VERSION, RELEASE)
-        assert "whole task history" in str(info.value) and list(agent.dags) == [earlier.id]
-
-
 def test_a_history_that_cannot_be_read_leaves_the_lookup_as_it_was(monkeypatch):
     """The history is read once; when that read fails, the error says what it said before."""
     from obshell_sdk import OutcomeUnknownError, _creation
@@ -279,6 +262,23 @@ def test_a_history_that_cannot_be_read_leaves_the_lookup_as_it_was(monkeypatch):
             client.check_agent_upgrade(VERSION, RELEASE)
         assert "listed only while it runs" in str(info.value)
         assert len(agent.requests_to("/api/v1/task/dags/ob", "GET")) == 1
+
+
+def test_the_history_is_not_read_for_a_task_that_takes_the_lock():
+    """obshell's last maintenance DAG shows a lock-taking task that ended: the whole
+    history (every task the cluster ran) is read for lockless ones only."""
+    from datetime import datetime, timezone
+
+    from obshell_sdk import ConnectionLostError, OutcomeUnknownError
+
+    def history():
+        raise AssertionError("the history was read")
+
+    lost = ConnectionLostError("cut", method="POST", path="/api/v1/agent/upgrade", agent="a:1")
+    with pytest.raises(OutcomeUnknownError, match="last_maintenance_dag"):
+        obshell_sdk._creation.find_created_dag(
+            lambda: [], lambda: datetime.now(timezone.utc), "Upgrade obshell", time.time(),
+            lost, existed=frozenset(), seconds=0.0, maintenance=True, history=history)
 
 
 def test_a_lost_pre_check_that_already_ended_says_where_to_look_and_is_not_resent(
@@ -304,20 +304,24 @@ def test_a_lost_pre_check_that_already_ended_says_where_to_look_and_is_not_resen
         assert [d.state for d in agent.dags.values()] == ["SUCCEED"]
 
 
-def test_a_lost_pre_check_the_history_does_not_hold_says_so(monkeypatch):
+@pytest.mark.parametrize("earlier", [False, True])
+def test_a_lost_pre_check_the_history_does_not_hold_says_so(monkeypatch, earlier):
     """The connection was reset before the agent read the request: nothing was made, and
-    the history, read once, says so."""
+    the history, read once, says so. It holds the call's earlier run when ``earlier``:
+    one that ended just before the POST went out (within the clock's margin) is not it."""
     from obshell_sdk import OutcomeUnknownError, _creation
 
     monkeypatch.setattr(_creation, "RECOVERY_SECONDS", 1.0)
     with FakeAgent(password=PASSWORD, stage_seconds=0.01) as agent, \
             client_for(agent) as client:
-        client.info()  # the dialect and key are known: the reset hits the POST itself
-        client.unfinished_dags()
+        before = []
+        if earlier:
+            before.append(client.check_agent_upgrade(VERSION, RELEASE).wait(timeout=30).id)
+        client.unfinished_dags()  # the dialect and key are known: the reset hits the POST
         agent.reset_next(1, path_prefix="/api/v1/agent/upgrade/check")
         with pytest.raises(OutcomeUnknownError) as info:
             client.check_agent_upgrade(VERSION, RELEASE)
-        assert "whole task history" in str(info.value) and agent.dags == {}
+        assert "whole task history" in str(info.value) and list(agent.dags) == before
         assert len(agent.requests_to("/api/v1/task/dags/ob", "GET")) == 1
 
 
