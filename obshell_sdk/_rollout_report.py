@@ -94,10 +94,11 @@ class RolloutStoppedError(ObshellError):
     """A rollout stopped before its end on an error of its own, not a cluster's.
 
     Its journal could not be written or read (a full disk, a row changed by hand), or the
-    SDK has a bug; the message says which, and ``__cause__`` is the error itself. Tasks
-    already started go on on their agents. ``report`` says where each target stood: those
-    not followed to their end are ``unknown``, those not started ``skipped``. ``target`` is
-    the one whose turn hit the error. Running the rollout again resumes it from its journal.
+    SDK has a bug: ``__cause__`` is that error. The targets running then were followed to
+    their end; a task of ``target``, the one whose turn hit the error, may still be running
+    on its agent. ``report`` says where each target stood, as far as the journal says:
+    ``unknown`` for those whose task may be under way, ``skipped`` for those not started.
+    Running the rollout again resumes it from its journal.
     """
 
     def __init__(self, message: str, *, report: RolloutReport, target: str) -> None:
@@ -110,7 +111,7 @@ class RolloutStoppedError(ObshellError):
         """The error for a rollout that ``exc``, raised in ``target``'s turn, stopped."""
         return cls(f"the rollout stopped in {target}'s turn on {type(exc).__name__}: {exc}. "
                    "This is no cluster's failure: the journal could not be written or read, or "
-                   "the SDK has a bug. Tasks already started go on on their agents. Mend the "
-                   f"cause, then run the rollout again with journal {report.journal!r} to "
+                   f"the SDK has a bug. A task of {target}'s may still run on its agent. Mend "
+                   f"the cause, then run the rollout again with journal {report.journal!r} to "
                    "resume it; the error's .report says where each target stood",
                    report=report, target=target)

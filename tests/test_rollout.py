@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -48,10 +48,15 @@ def posts(agent, path="/api/v1/agent/upgrade"):
     return len(agent.requests_to(path, "POST"))
 
 
+def outcomes(report):
+    """Each target's outcome in a report, in order, as text."""
+    return [r.outcome.value for r in report.results.values()]
+
+
 def rollout(fleet, journal, **kw):
     kw.setdefault("parallel", 4)
-    return Rollout(targets(fleet), auth=PasswordAuth(PASSWORD), journal=journal,
-                   poll_policy=FAST, progress=False, **kw)
+    kw.setdefault("auth", PasswordAuth(PASSWORD))
+    return Rollout(targets(fleet), journal=journal, poll_policy=FAST, progress=False, **kw)
 
 
 def test_outcomes_per_target_and_a_rerun_touches_nothing(tmp_path):
@@ -746,7 +751,7 @@ def test_a_worker_that_breaks_stops_the_rollout_and_its_error_reaches_the_caller
         assert any("rollout stopped" in r.getMessage() for r in caplog.records)
         assert isinstance(info.value.__cause__, Broken)
         assert info.value.target == targets(fleet)[1]
-        assert [r.outcome.value for r in info.value.report.results.values()] == [
+        assert outcomes(info.value.report) == [
             "succeeded", "unknown", "skipped", "skipped", "skipped", "skipped"]
         assert posts(fleet[0]) == 1  # the one in hand was finished
         assert [posts(a) for a in fleet[2:]] == [0, 0, 0, 0]  # nothing started after it
@@ -755,8 +760,9 @@ def test_a_worker_that_breaks_stops_the_rollout_and_its_error_reaches_the_caller
         assert again.ok and [posts(a) for a in fleet] == [1] * 6
 
 
+@contextmanager
 def _journal_breaks_when(monkeypatch, target, step, status):
-    """The journal cannot be written once ``target``'s ``step`` reaches ``status``."""
+    """Within, the journal cannot be written once ``target``'s ``step`` reaches ``status``."""
     from obshell_sdk import _journal
 
     real = _journal.Journal.step
@@ -766,8 +772,9 @@ def _journal_breaks_when(monkeypatch, target, step, status):
             raise sqlite3.OperationalError("disk I/O error")
         return real(self, target_, step_, status_, **kw)
 
-    monkeypatch.setattr(_journal.Journal, "step", step_)
-    return real
+    with monkeypatch.context() as patch:
+        patch.setattr(_journal.Journal, "step", step_)
+        yield
 
 
 def test_a_journal_that_cannot_be_written_mid_run_stops_it_and_a_rerun_finds_the_task(
@@ -775,25 +782,21 @@ def test_a_journal_that_cannot_be_written_mid_run_stops_it_and_a_rerun_finds_the
     """The upgrade was created but not journaled: the caller is told the rollout stopped (not
     that a cluster failed) and which targets stand where; the rerun finds the task it made
     (journaled as being sent) and follows it, without a second upgrade."""
-    from obshell_sdk import _journal
-
     with ExitStack() as stack:
         fleet = agents(stack, 3)
         journal = tmp_path / "r.db"
-        real = _journal_breaks_when(monkeypatch, targets(fleet)[1], "upgrade", "created")
-        with pytest.raises(RolloutStoppedError) as info:
+        with _journal_breaks_when(monkeypatch, targets(fleet)[1], "upgrade", "created"), \
+                pytest.raises(RolloutStoppedError) as info:
             rollout(fleet, journal, canary=2).upgrade_agent(VERSION, RELEASE)  # a canary's turn
         error = info.value
         assert isinstance(error.__cause__, sqlite3.OperationalError)
         assert f"{targets(fleet)[1]}'s turn" in str(error) and "disk I/O error" in str(error)
         assert repr(str(journal)) in str(error) and "again" in str(error)
-        assert {t: r.outcome.value for t, r in error.report.results.items()} == dict(zip(
-            targets(fleet), ["succeeded", "unknown", "skipped"]))
+        assert outcomes(error.report) == ["succeeded", "unknown", "skipped"]
         assert error.report.results[targets(fleet)[2]].started_at is None
         hit = error.report.results[targets(fleet)[1]]  # what the journal holds of it
         assert hit.started_at is not None and len(hit.dag_ids) == 1  # its pre-check
         assert [posts(a) for a in fleet] == [1, 1, 0]
-        monkeypatch.setattr(_journal.Journal, "step", real)
         again = rollout(fleet, journal).upgrade_agent(VERSION, RELEASE)
         assert again.ok and [posts(a) for a in fleet] == [1, 1, 1]
 
@@ -820,7 +823,7 @@ def test_a_journal_row_changed_by_hand_mid_run_is_a_stopped_rollout_not_bad_inpu
             rollout(fleet, journal, parallel=1).upgrade_agent(VERSION, RELEASE)
         assert isinstance(info.value.__cause__, InvalidArgumentError)
         assert not isinstance(info.value, InvalidArgumentError)
-        assert [r.outcome.value for r in info.value.report.results.values()] == [
+        assert outcomes(info.value.report) == [
             "unknown", "skipped"]
         assert [posts(a) for a in fleet] == [1, 0]
 
@@ -833,12 +836,12 @@ def test_the_cli_says_a_stopped_rollout_with_its_report_and_exit_8(
     with ExitStack() as stack:
         fleet = agents(stack, 2)
         journal = tmp_path / "r.db"
-        _journal_breaks_when(monkeypatch, targets(fleet)[0], "upgrade", "created")
         (tmp_path / "targets").write_text("\n".join(targets(fleet)) + "\n")
         monkeypatch.setenv("OBSHELL_PASSWORD", PASSWORD)
-        code = main([*(["--json"] if as_json else []), "rollout", "agent", "--targets",
-                     str(tmp_path / "targets"), "--journal", str(journal), "--parallel", "1",
-                     VERSION, RELEASE])
+        with _journal_breaks_when(monkeypatch, targets(fleet)[0], "upgrade", "created"):
+            code = main([*(["--json"] if as_json else []), "rollout", "agent", "--targets",
+                         str(tmp_path / "targets"), "--journal", str(journal), "--parallel",
+                         "1", VERSION, RELEASE])
         out, err = capsys.readouterr()
         assert code == 8
         if as_json:
@@ -861,16 +864,15 @@ def test_a_pre_check_made_but_not_journaled_and_ended_since_is_found_by_the_reru
     """The runner stopped between the pre-check's reply and its journaling; by the rerun the
     pre-check has ended, so obshell lists it only in its whole history (4.2.6 on): the rerun
     finds it there and goes on, without a second pre-check. An older agent: unknown."""
-    from obshell_sdk import _creation, _journal
+    from obshell_sdk import _creation
 
     monkeypatch.setattr(_creation, "RECOVERY_SECONDS", 1.0)
     with FakeAgent(password=PASSWORD, stage_seconds=0.3) as agent:  # seconds, as real ones
         agent.dag_history = history
         journal = tmp_path / "r.db"
-        real = _journal_breaks_when(monkeypatch, targets([agent])[0], "check", "created")
-        with pytest.raises(RolloutStoppedError):
+        with _journal_breaks_when(monkeypatch, targets([agent])[0], "check", "created"), \
+                pytest.raises(RolloutStoppedError):
             rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
-        monkeypatch.setattr(_journal.Journal, "step", real)
         (check,) = agent.dags.values()
         deadline = time.monotonic() + 10
         while check.state != "SUCCEED" and time.monotonic() < deadline:
@@ -884,8 +886,8 @@ def test_a_pre_check_made_but_not_journaled_and_ended_since_is_found_by_the_reru
 
 
 def test_a_system_exit_in_a_worker_reaches_the_caller_as_it_is(tmp_path):
-    """Not ours to reword (an auth callable's SystemExit, say), but no new cluster starts
-    and no target goes missing from what the run leaves behind."""
+    """Not ours to reword (an auth callable's SystemExit, say): raised as it is, and no new
+    cluster starts after it."""
     def auth(target):
         if target == targets(fleet)[1]:
             raise SystemExit(3)
@@ -895,8 +897,7 @@ def test_a_system_exit_in_a_worker_reaches_the_caller_as_it_is(tmp_path):
         fleet = agents(stack, 4)
         journal = tmp_path / "r.db"
         with pytest.raises(SystemExit):
-            Rollout(targets(fleet), auth=auth, journal=journal, poll_policy=FAST,
-                    progress=False, parallel=1).upgrade_agent(VERSION, RELEASE)
+            rollout(fleet, journal, auth=auth, parallel=1).upgrade_agent(VERSION, RELEASE)
         assert [posts(a) for a in fleet] == [1, 0, 0, 0]
 
 
@@ -919,7 +920,7 @@ def test_a_rollout_stopped_while_revisiting_reports_failed_targets_as_failed(
         monkeypatch.setattr(_rollout, "revisit", revisit)
         with pytest.raises(RolloutStoppedError) as info:
             rollout(fleet, journal, parallel=1).upgrade_agent(VERSION, RELEASE)
-        assert [r.outcome.value for r in info.value.report.results.values()] == [
+        assert outcomes(info.value.report) == [
             "failed", "failed", "failed", "succeeded"]
 
 

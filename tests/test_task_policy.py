@@ -236,13 +236,21 @@ def test_progress_fraction_counts_done_stages():
 def test_errors_pickle():
     import pickle
 
-    from obshell_sdk import ApiError, InvalidArgumentError, TaskFailedError, TransportError
+    from obshell_sdk import (
+        ApiError,
+        InvalidArgumentError,
+        RolloutReport,
+        RolloutStoppedError,
+        TaskFailedError,
+        TransportError,
+    )
 
     errors = [
         InvalidArgumentError("port", "bad"),
         ConnectError("refused", method="GET", path="/p", agent="a"),
         api(WrongPasswordError, 401, "x"),
         TaskFailedError("failed", task_id="11", detail=dag("FAILED")),
+        RolloutStoppedError("stopped", target="h:1", report=RolloutReport({}, "j.db")),
     ]
     for err in errors:
         back = pickle.loads(pickle.dumps(err))
