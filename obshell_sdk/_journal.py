@@ -84,6 +84,11 @@ class StepRecord:
     sent_at: Optional[float] = None
     existed: Optional[frozenset[str]] = None
 
+    @property
+    def made_task(self) -> bool:
+        """Whether this step made a task (its id is known) or may have (its reply was lost)."""
+        return bool(self.dag_id) or self.status == "sending"
+
 
 @attrs.frozen
 class TargetRecord:
@@ -102,10 +107,10 @@ class TargetRecord:
 FINAL = frozenset({TargetOutcome.SUCCEEDED, TargetOutcome.FAILED, TargetOutcome.ROLLED_BACK,
                    TargetOutcome.CANCELLED})
 
+
 def under_way(record: TargetRecord) -> bool:
     """Whether a task of the target's was made and has not ended here, or may have been."""
-    return any((s.dag_id and s.status != "done") or s.status == "sending"
-               for s in record.steps.values())
+    return any(s.made_task and s.status != "done" for s in record.steps.values())
 
 
 class Journal:

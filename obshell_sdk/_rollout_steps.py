@@ -123,15 +123,15 @@ class TargetRun:
             if step.kind == "upload" and under_way(self.record):
                 waiting.append(step)
                 continue
-            if step.kind == "task" and not (done and (done.dag_id or done.status == "sending")):
+            if step.kind == "task" and not (done and done.made_task):
                 for late in waiting:  # a new task comes: it needs what was given
                     self._upload(late)
-                    self.journal.step(self.target, late.name, "done")
                 waiting = []
             self.show(step.name, None)
             if step.kind == "upload":
                 self._upload(step)
-            elif step.kind == "task":
+                continue  # journaled done by _upload
+            if step.kind == "task":
                 self._task(step, done)
             else:
                 assert step.confirm is not None
@@ -146,7 +146,7 @@ class TargetRun:
             return False
         for step in plan.steps:
             s = self.record.steps.get(step.name)
-            if s is None or not (s.dag_id or s.status == "sending"):
+            if s is None or not s.made_task:
                 continue  # no task made here
             lockless = step.endpoint is not None and not step.endpoint.maintenance
             if not (s.status == "done" and lockless):  # a pre-check that ended does not count
@@ -172,11 +172,11 @@ class TargetRun:
             done = self.record.steps.get(step.name)
             if step.kind == "upload" and (done is None or done.status != "done"):
                 self._upload(step)
-                self.journal.step(self.target, step.name, "done")
                 sent.append(step.name)
         return sent
 
     def _upload(self, step: Step) -> None:
+        """Upload ``step``'s package (journaled started, then done), or raise Ended (refused)."""
         if not self.logged_in:  # a wrong password refused before any upload
             log_in(self.client)
             self.logged_in = True
@@ -185,6 +185,7 @@ class TargetRun:
         problem = step.confirm(uploaded) if step.confirm is not None else None
         if problem:  # nothing started: a rerun with the right package goes on
             raise Ended(TargetOutcome.REFUSED, problem)
+        self.journal.step(self.target, step.name, "done")
 
     def _task(self, step: Step, record: Optional[StepRecord]) -> None:
         if record is not None and record.dag_id:

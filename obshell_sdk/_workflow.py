@@ -104,7 +104,7 @@ def run_agent_upgrade(
     return UpgradeResult(uploaded, checked, detail, info)
 
 
-def log_in(client: Any) -> None:
+def log_in(client: _Agent) -> None:
     """One signed read (the unfinished tasks) before a package goes out.
 
     obshell's newer upload route checks no password: without this a wrong one is found only
