@@ -13,7 +13,6 @@ import argparse
 import io
 import logging
 import os
-import shlex
 import sys
 from collections.abc import Sequence
 from typing import Callable, Optional
@@ -27,7 +26,7 @@ from ._cli_errors import (
     cli_words,
     exit_code,
 )
-from ._cli_output import Output, Progress, tls_words
+from ._cli_output import Output, Progress, agent_command, tls_words
 from ._cli_parser import build_parser
 from ._cli_rollout import run_rollout
 from ._client import ObshellClient
@@ -60,10 +59,7 @@ def _command(args: argparse.Namespace) -> str:
     The commands the CLI suggests start so: the environment reaches them alike, these
     options would not.
     """
-    given = [("--host", args.host), ("--port", args.port)]
-    where = "".join(f" {name} {shlex.quote(str(value))}" for name, value in given
-                    if value is not None)
-    return f"obshell-sdk{where}{tls_words(args)}"
+    return agent_command(args.host, args.port, tls_words(args))
 
 
 def _client(args: argparse.Namespace, needs_auth: bool) -> ObshellClient:

@@ -22,7 +22,7 @@ from ._dag import DagDetail
 from ._render import dag_line, dag_text, progress_line, to_jsonable
 from ._text import printable
 
-__all__ = ["Output", "Progress", "aimed", "tls_words"]
+__all__ = ["Output", "Progress", "agent_command", "aimed", "tls_words"]
 
 
 class Output:
@@ -77,6 +77,14 @@ def aimed(text: str, command: str) -> str:
 
 
 _SUGGESTED = re.compile(r"\bobshell-sdk (?=(task|info|upgrade)\b)")
+
+
+def agent_command(host: Optional[str], port: Optional[object], tls: str = "") -> str:
+    """``obshell-sdk`` with the agent options a suggested command repeats (those given)."""
+    given = [("--host", host), ("--port", port)]
+    where = "".join(f" {name} {shlex.quote(str(value))}" for name, value in given
+                    if value is not None)
+    return f"obshell-sdk{where}{tls}"
 
 
 def tls_words(args: Any) -> str:

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import time
 from typing import Any, Callable, Optional, TextIO
 
 from ._cli_errors import cli_message, cli_words
-from ._cli_output import aimed, tls_words
+from ._cli_output import agent_command, aimed, tls_words
 from ._config import Environment, check_env_bundle, prompted_auth_from_env, tls_from_env
 from ._exceptions import InvalidArgumentError
-from ._journal import Journal, TargetOutcome, read_targets
-from ._render import rollout_table_text, to_jsonable
+from ._journal import Journal, TargetOutcome, TargetRecord, read_targets
+from ._render import rollout_table_text, rollout_text, to_jsonable
 from ._rollout import Rollout, parse_targets
 from ._rollout_report import RolloutReport, RolloutStoppedError
 from ._text import printable
@@ -120,7 +119,7 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
         max_failures=args.max_failures, progress=not args.json, **tls,
     )
     flags = tls_words(args)
-    rollout._words = lambda target, text: _aimed_at(target, text, flags)  # the live lines
+    words = rollout._words = lambda target, text: _aimed_at(target, text, flags)  # live lines
     timeout = {} if args.timeout is None else {"timeout": args.timeout}
     try:
         if args.rollout == "ob":
@@ -135,37 +134,27 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
                                            check=not args.no_check,
                                            upload_timeout=args.upload_timeout, **timeout)
     except RolloutStoppedError as exc:  # where each target stood, then the error itself
-        _write_report(exc.report, args, stream, exc)
+        _write_report(exc.report, args.json, stream, words, exc)
         raise
-    _write_report(report, args, stream)
+    _write_report(report, args.json, stream, words)
     return _exit(report)
 
 
-def _write_report(report: RolloutReport, args: argparse.Namespace, stream: TextIO,
+def _write_report(report: RolloutReport, as_json: bool, stream: TextIO,
+                  words: Callable[[str, str], str],
                   stopped: Optional[RolloutStoppedError] = None) -> None:
-    if args.json:
+    if as_json:
         said = {} if stopped is None else {"stopped": {"target": stopped.target,
                                                        "error": cli_message(stopped)}}
         stream.write(json.dumps({**_report_json(report), **said}) + "\n")
     else:
-        stream.write(_said_for_the_cli(str(report), tls_words(args)) + "\n")
-
-
-def _said_for_the_cli(text: str, tls: str = "") -> str:
-    """A report's hints as commands (not Python calls), each aimed at its line's target."""
-    lines = []
-    for line in text.split("\n"):
-        target = line.split("  ", 1)[0]
-        lines.append(_aimed_at(target, line, tls) if target.rpartition(":")[2].isdigit()
-                     else line)
-    return "\n".join(lines)
+        stream.write(rollout_text(report, words) + "\n")
 
 
 def _aimed_at(target: str, text: str, tls: str) -> str:
-    """``text``'s hints as commands for the agent at ``target`` (``host:port``)."""
+    """``text``'s hints as commands (not Python calls) for the agent at ``target``."""
     host, _, port = target.rpartition(":")
-    return aimed(cli_words(text),
-                 f"obshell-sdk --host {shlex.quote(host.strip('[]'))} --port {port}{tls}")
+    return aimed(cli_words(text), agent_command(host.strip("[]"), port, tls))
 
 
 def _exit(report: RolloutReport) -> int:
@@ -203,15 +192,14 @@ def _status(path: str, as_json: bool, stream: TextIO, tls: str = "",
         stream.write("\n".join(rollout_table_text(rows)) + "\n")
         for r in records:  # whole, below the table: the cause is at the end of a long text
             if r.error:
-                stream.write(_said_for_the_cli(f"{r.target}  {printable(r.error)}", tls)
-                             + "\n")
+                stream.write(f"{r.target}  {_aimed_at(r.target, printable(r.error), tls)}\n")
     outcomes = {r.outcome for r in records}
     if outcomes <= {TargetOutcome.SUCCEEDED.value}:
         return EXIT_OK
     return EXIT_UNKNOWN if None in outcomes or "unknown" in outcomes else EXIT_FAILED
 
 
-def _record_json(record: Any) -> dict[str, Any]:
+def _record_json(record: TargetRecord) -> dict[str, Any]:
     """A journal record as JSON; a success's text is its ``note``, as in the report."""
     shown: dict[str, Any] = to_jsonable(record)
     ok = record.outcome == TargetOutcome.SUCCEEDED.value

@@ -323,12 +323,17 @@ def rollout_table_text(rows: list[tuple[str, ...]]) -> list[str]:
             for row in table]
 
 
-def rollout_text(report: Any) -> str:
-    """A rollout report as text: one line per target, then the counts."""
+def rollout_text(report: Any, words: Optional[Callable[[str, str], str]] = None) -> str:
+    """A rollout report as text: one line per target, then the counts.
+
+    ``words(target, text)`` says each line's text as shown (the CLI's: hints as commands).
+    """
     lines = []
     for result in report.results.values():
         ids = ",".join(result.dag_ids) or "-"
         said = result.error or result.note
+        if said and words is not None:
+            said = words(result.target, said)
         note = f"  {printable(said)}" if said else ""
         lines.append(f"{result.target}  {result.outcome}  tasks {ids}{note}")
     counts: dict[str, int] = {}

@@ -1230,16 +1230,15 @@ def test_suggested_commands_in_a_rollout_report_repeat_its_tls_options():
 
     from obshell_sdk import UnderMaintenanceError
     from obshell_sdk._cli_output import tls_words as _tls_words
-    from obshell_sdk._cli_rollout import _said_for_the_cli
+    from obshell_sdk._cli_rollout import _aimed_at
 
-    line = ("10.0.0.1:2886  refused  tasks -  UnderMaintenanceError: ... "
-            + UnderMaintenanceError.hint)
+    line = "UnderMaintenanceError: ... " + UnderMaintenanceError.hint
     args = argparse.Namespace(https=True, ca_bundle="/etc/ca b.pem", min_key_bits="512")
-    said = _said_for_the_cli(line, _tls_words(args))
+    said = _aimed_at("10.0.0.1:2886", line, _tls_words(args))
     assert ("obshell-sdk --host 10.0.0.1 --port 2886 --ca-bundle '/etc/ca b.pem' "
             "--min-key-bits 512 task list") in said, said
     plain = argparse.Namespace(https=False, ca_bundle=None, min_key_bits=None)
-    assert "--port 2886 task list" in _said_for_the_cli(line, _tls_words(plain))
+    assert "--port 2886 task list" in _aimed_at("10.0.0.1:2886", line, _tls_words(plain))
 
 
 def test_rollout_status_as_json_gives_a_success_s_note_as_its_note(tmp_path):
