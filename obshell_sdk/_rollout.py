@@ -183,14 +183,11 @@ class _Run:
         """
         try:
             self._in_parallel([(r.target, functools.partial(self._revisit_one, r, failed))
-                               for r, failed in self.revisit])
-            todo = [t for t in self.rollout.targets if t not in self.results]
-            canaries, rest = todo[:self.rollout.canary], todo[self.rollout.canary:]
-            for target in canaries:
-                if self.stopped_by is not None or not self._run_or_stop(
-                        target, functools.partial(self._one, target)):
-                    break
-            self._in_parallel([(t, functools.partial(self._one, t)) for t in rest])
+                               for r, failed in self.revisit], self.rollout.parallel)
+            todo = [(t, functools.partial(self._one, t)) for t in self.rollout.targets
+                    if t not in self.results]
+            self._in_parallel(todo[:self.rollout.canary], 1)  # the canaries, one at a time
+            self._in_parallel(todo[self.rollout.canary:], self.rollout.parallel)
             if self.stopped_by is not None:
                 self._unfinished()
         finally:
@@ -219,8 +216,9 @@ class _Run:
             self.journal.reopen(record.target)
             self.records[record.target] = self.journal.target(record.target)
 
-    def _in_parallel(self, jobs: list[tuple[str, Callable[[], None]]]) -> None:
-        """Do the jobs (target, work), ``parallel`` at once, until an error stops the run."""
+    def _in_parallel(self, jobs: Sequence[tuple[str, Callable[[], None]]], at_once: int
+                     ) -> None:
+        """Do the jobs (target, work), ``at_once`` at a time, until an error stops the run."""
         queue = list(reversed(jobs))
 
         def work() -> None:
@@ -233,7 +231,7 @@ class _Run:
                     return
 
         workers = [threading.Thread(target=work, daemon=True, name=f"obshell-rollout-{i}")
-                   for i in range(min(self.rollout.parallel, len(queue)))]
+                   for i in range(min(at_once, len(queue)))]
         for worker in workers:
             worker.start()
         for worker in workers:  # Ctrl-C reaches the main thread at once: short joins
@@ -241,13 +239,14 @@ class _Run:
                 worker.join(0.2)
 
     def _run_or_stop(self, target: str, work: Callable[[], None]) -> bool:
-        """``work()`` for ``target``; an error of its own stops the run (False; Ctrl-C too)."""
+        """``work()`` for ``target`` in a worker thread (which Ctrl-C never reaches).
+
+        False when it stopped the run: an error of the rollout's own, or Ctrl-C meanwhile.
+        """
         try:
             work()
             return True
-        except KeyboardInterrupt:  # the main thread's (a canary's): Rollout._run's to handle
-            raise
-        except BaseException as exc:  # a bug, or the journal unwritable: stop, tell all()
+        except BaseException as exc:  # a bug, the journal unwritable: stop, tell all()
             if self.interrupted:  # Ctrl-C closed the journal under this worker
                 log.info("%s: how it ended is not journaled (the rollout was interrupted); "
                          "run it again to follow it", target)
