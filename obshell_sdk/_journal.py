@@ -23,11 +23,7 @@ import attrs
 
 from ._dag import TextEnum, task_id_problem
 from ._exceptions import InvalidArgumentError
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+from ._runner_lock import RunnerLock
 
 __all__ = ["FINAL", "Journal", "StepRecord", "TargetOutcome", "TargetRecord", "read_targets",
            "under_way"]
@@ -123,19 +119,19 @@ class Journal:
     def __init__(self, path: str, plan: dict[str, Any], targets: Sequence[str]) -> None:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
-        self._runner = _hold_runner_lock(self.path)
+        self._runner = RunnerLock(self.path)
         try:  # a directory or an unwritable place fails here, another kind of file below
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                        check_same_thread=False)
         except sqlite3.Error as exc:
-            _release(self._runner)
+            self._runner.release()
             raise _unusable(self.path, exc) from None
         self.writes = 0
         try:
             self._prepare(plan, targets)
         except BaseException:
             self._db.close()
-            _release(self._runner)
+            self._runner.release()
             raise
 
     def _prepare(self, plan: dict[str, Any], targets: Sequence[str]) -> None:
@@ -152,12 +148,15 @@ class Journal:
         except sqlite3.Error as exc:
             raise _unusable(self.path, exc) from None
 
-    def close(self) -> None:
-        """Close the database, and let another runner have the journal."""
+    def close(self, *, locked_until: Sequence[threading.Event] = ()) -> None:
+        """Close the database, and let another runner have the journal.
+
+        ``locked_until``: set when the threads that may still send what this journal was to
+        record (a rollout's workers after Ctrl-C) have let go; it stays locked until then.
+        """
         with self._lock:
             self._db.close()
-            _release(self._runner)
-            self._runner = None
+        self._runner.release(after=locked_until)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -258,34 +257,6 @@ class Journal:
         """One target, with its steps."""
         with self._lock:
             return _records(self._db, target)[0]
-
-
-def _hold_runner_lock(path: str) -> Optional[int]:
-    """Take the journal's runner lock (``PATH.lock``, flock); refuse a journal in use.
-
-    Two runners on one journal could each send a step's create call: the journal is what
-    keeps a second DAG from being made. A lock file beside it, not the database itself:
-    closing another descriptor of the database would drop SQLite's own locks. POSIX only.
-    """
-    if fcntl is None:  # pragma: no cover - Windows: one runner per journal is the caller's
-        return None
-    try:
-        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:  # an unwritable place: the database's own error says it better
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise InvalidArgumentError("journal", f"{path!r} is in use by another runner (it holds "
-                                   f"{path}.lock); one journal has one runner at a time: wait "
-                                   "for it, or split the fleet between journals") from None
-    return fd
-
-
-def _release(fd: Optional[int]) -> None:
-    if fd is not None:
-        os.close(fd)  # closing the descriptor releases its flock
 
 
 def read_targets(path: str) -> list[TargetRecord]:

@@ -137,19 +137,23 @@ class Rollout:
         except BaseException:
             journal.close()
             raise
+        busy: list[threading.Event] = []  # the ends of workers that may still be sending
         try:
             run.all()
         except KeyboardInterrupt as exc:
             run.interrupted = True
             run.stop.set()  # no new cluster; running DAGs go on; the journal says where
+            busy = [end for end in run.ends if not end.is_set()]
             msg = ("rollout interrupted: no new cluster is started; running tasks go on on "
-                   f"their agents. Run it again with journal {self.journal!r} to resume")
+                   f"their agents. Run it again with journal {self.journal!r} to resume" + (
+                       " (it stays locked until this run's requests under way, an upload "
+                       "say, have ended)" if busy else ""))
             log.warning("%s", msg)
             if hasattr(exc, "add_note"):  # Python 3.11+: the traceback says it too
                 exc.add_note(msg)
             raise
-        finally:
-            journal.close()
+        finally:  # a rerun at once must not send again what a busy worker is sending
+            journal.close(locked_until=busy)
         return run.report()
 
 
@@ -166,6 +170,7 @@ class _Run:
         self.failures = 0
         self.stopped_by: Optional[tuple[str, BaseException]] = None  # (target, error)
         self.started: set[str] = set()  # targets this run worked on
+        self.ends: list[threading.Event] = []  # each worker's, set when it has let go
         self.interrupted = False  # Ctrl-C: the journal is closed under the workers
         self.board = RolloutBoard(rollout.targets, rollout.progress, rollout._words)
         self.revisit: list[tuple[TargetRecord, tuple[str, str]]] = []  # failed on a task
@@ -221,17 +226,22 @@ class _Run:
         """Do the jobs (target, work), ``at_once`` at a time, until an error stops the run."""
         queue = list(reversed(jobs))
 
-        def work() -> None:
-            while True:
-                with self.lock:
-                    if not queue or self.stopped_by is not None:
+        def work(end: threading.Event) -> None:
+            try:
+                while True:
+                    with self.lock:
+                        if not queue or self.stopped_by is not None:
+                            return
+                        target, job = queue.pop()
+                    if not self._run_or_stop(target, job):
                         return
-                    target, job = queue.pop()
-                if not self._run_or_stop(target, job):
-                    return
+            finally:  # not is_alive(): a join cut by Ctrl-C marks the thread stopped (< 3.13)
+                end.set()
 
-        workers = [threading.Thread(target=work, daemon=True, name=f"obshell-rollout-{i}")
-                   for i in range(min(at_once, len(queue)))]
+        ends = [threading.Event() for _ in range(min(at_once, len(queue)))]
+        self.ends += ends
+        workers = [threading.Thread(target=work, args=(end,), daemon=True,
+                                    name=f"obshell-rollout-{i}") for i, end in enumerate(ends)]
         for worker in workers:
             worker.start()
         for worker in workers:  # Ctrl-C reaches the main thread at once: short joins

@@ -1001,8 +1001,9 @@ def test_a_journal_changed_by_hand_is_refused_with_a_typed_error(tmp_path, sql):
         assert info.value.argument == "journal" and fleet[0].requests == []
 
 
-def _interrupted_script(stage_seconds: float, agents: int, after: str) -> str:
-    """A Python rollout SIGINTed after 1 s, then ``after`` (with ``fleet`` and ``exc``)."""
+def _interrupted_script(stage_seconds: float, agents: int, after: str, before: str = "") -> str:
+    """A Python rollout SIGINTed after 1 s, then ``after`` (with ``fleet`` and ``exc``);
+    ``before`` runs first (with ``fleet``)."""
     return f"""
 import logging, os, signal, sys, threading, time
 from obshell_sdk import PasswordAuth, PollPolicy, Rollout
@@ -1013,6 +1014,7 @@ fleet = [FakeAgent(password="pw", stage_seconds={stage_seconds}).start()
 rollout = Rollout([f"127.0.0.1:{{a.port}}" for a in fleet], auth=PasswordAuth("pw"),
                   journal=sys.argv[1], parallel=2, progress=False,
                   poll_policy=PollPolicy(initial=0.05, fraction=0.1, ceiling=0.2, jitter=0))
+{before}
 threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
 exc = None
 try:
@@ -1274,6 +1276,41 @@ def test_after_ctrl_c_in_python_the_workers_stop_following_their_tasks(tmp_path)
                          text=True, timeout=60, check=False)
     assert "ALIVE [] POLLS 0 " in out.stdout, (out.stdout, out.stderr)
     assert "RUNNING [1, 1]" in out.stdout  # the upgrades themselves went on
+
+
+_RERUN_AT_ONCE = _interrupted_script(0.05, 1, before="""
+fleet[0].hang_next(1, seconds=2.5, path_prefix="/api/v1/agent/upgrade")
+""", after="""
+from obshell_sdk import InvalidArgumentError
+try:
+    rollout.upgrade_agent("4.3.1.0", "101000012025010101.el7", check=False)
+    print("RERUN ran")
+except InvalidArgumentError as refused:
+    print("RERUN refused:", refused)
+while any(t.name.startswith("obshell-") and t.name != "obshell-sdk-deadlines"
+          for t in threading.enumerate()):
+    time.sleep(0.05)
+report = rollout.upgrade_agent("4.3.1.0", "101000012025010101.el7", check=False)
+posts = [r for r in fleet[0].requests if r.uri.startswith("/api/v1/agent/upgrade")]
+(later,) = report.results.values()
+print("LATER", later.outcome.value, "POSTS", len(posts))
+""")
+
+
+def test_after_ctrl_c_the_journal_stays_locked_while_a_request_is_under_way(tmp_path):
+    """A rerun started at once, in the same notebook, must not send again what an
+    interrupted run's worker is still sending (an upload, a create call): it is refused
+    until that worker has let go, then resumes the target."""
+    script = tmp_path / "run.py"
+    script.write_text(_RERUN_AT_ONCE)
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "j.db")],
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert "RERUN refused:" in out.stdout and "interrupted" in out.stdout, (out.stdout,
+                                                                            out.stderr)
+    # the hung POST was never acted on (hang_next): one POST in all, and the later rerun,
+    # which cannot tell it from a lost reply, says "unknown" instead of sending it again
+    assert "LATER unknown POSTS 1" in out.stdout, (out.stdout, out.stderr)
 
 
 def test_a_target_followed_on_after_a_retry_by_hand_is_open_again_if_the_runner_dies(

@@ -1,0 +1,69 @@
+"""A journal's runner lock: one runner per journal, held until its last sender has ended.
+
+Two runners on one journal could each send a step's create call: the journal is what keeps
+a second DAG from being made. The lock is an ``flock`` on a file beside the journal
+(``PATH.lock``), not on the database itself: closing another descriptor of the database would
+drop SQLite's own locks. POSIX only; on Windows one runner per journal is the caller's care.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Optional
+
+from ._exceptions import InvalidArgumentError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["RunnerLock"]
+
+
+class RunnerLock:
+    """The runner lock of the journal at ``path``, taken at once; a journal in use is refused."""
+
+    def __init__(self, path: str) -> None:
+        self._fd = _take(path)
+
+    def release(self, *, after: Sequence[threading.Event] = ()) -> None:
+        """Let another runner have the journal, once every event in ``after`` is set.
+
+        ``after``: set when a thread that may still send what the journal was to record (a
+        rollout's worker after Ctrl-C) has let go; a background thread waits for them, so
+        this never blocks.
+        """
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        if not after:
+            os.close(fd)  # closing the descriptor releases its flock
+            return
+
+        def release_later() -> None:
+            for event in after:
+                event.wait()
+            os.close(fd)
+
+        threading.Thread(target=release_later, name="obshell-journal-lock", daemon=True).start()
+
+
+def _take(path: str) -> Optional[int]:
+    if fcntl is None:  # pragma: no cover - Windows
+        return None
+    try:
+        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # an unwritable place: the database's own error says it better
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise InvalidArgumentError("journal", f"{path!r} is in use by another runner, or by "
+                                   "one interrupted whose requests under way have not ended (it "
+                                   f"holds {path}.lock); one journal has one runner at a time: "
+                                   "wait for it, or split the fleet between journals") from None
+    return fd
