@@ -11,7 +11,7 @@ import getpass
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any, NoReturn, Optional
 
 from ._address import check_host
@@ -110,11 +110,15 @@ def check_rollout_client_options(options: Mapping[str, Any]) -> None:
 
 
 def client_options_from_env(env: Environment, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """ObshellClient's keyword arguments from ``OBSHELL_*`` variables; ``overrides`` win."""
+    """ObshellClient's keyword arguments from ``OBSHELL_*`` variables; ``overrides`` win.
+
+    A variable whose option is given is not read at all: ``from_env(host="db1")`` needs no
+    ``OBSHELL_HOST``, and a broken ``OBSHELL_PORT`` does not matter beside ``port=2886``.
+    """
     unknown = set(overrides) - CLIENT_OPTIONS
     if unknown:
         raise InvalidArgumentError(min(unknown), "is not an ObshellClient option")
-    options = settings_from_env(env)
+    options = settings_from_env(env, given=overrides.keys())
     options.update(overrides)
     check_env_bundle(env, options)
     if "auth" not in options:
@@ -122,32 +126,48 @@ def client_options_from_env(env: Environment, overrides: Mapping[str, Any]) -> d
     return options
 
 
-def settings_from_env(env: Environment) -> dict[str, Any]:
-    """``host``, ``port``, ``https`` and ``verify`` from ``OBSHELL_*`` (no passwords read)."""
-    host = (env.get("OBSHELL_HOST") or "").strip()
-    if not host:
-        raise InvalidArgumentError("OBSHELL_HOST", "set it to the agent's host name or IP")
-    try:
-        check_host(host, port_as="OBSHELL_PORT", https_as="OBSHELL_HTTPS=1")
-    except InvalidArgumentError as exc:
-        raise InvalidArgumentError("OBSHELL_HOST", str(exc).partition(": ")[2]) from None
-    port_text = (env.get("OBSHELL_PORT") or str(DEFAULT_PORT)).strip()
-    if not _PORT.match(port_text) or not 1 <= int(port_text) <= 65535:
-        raise InvalidArgumentError(
-            "OBSHELL_PORT", f"{brief_repr(port_text)} is not a port number from 1 to 65535"
-        )
-    return {"host": host, "port": int(port_text), **tls_from_env(env)}
+def settings_from_env(env: Environment, given: Collection[str] = ()) -> dict[str, Any]:
+    """``host``, ``port``, ``https`` and ``verify`` from ``OBSHELL_*`` (no passwords read).
+
+    The options in ``given`` (the caller's own) are neither read nor checked.
+    """
+    settings = tls_from_env(env, given)
+    if "host" not in given:
+        host = (env.get("OBSHELL_HOST") or "").strip()
+        if not host:
+            raise InvalidArgumentError("OBSHELL_HOST", "set it to the agent's host name or IP")
+        try:
+            check_host(host, port_as="OBSHELL_PORT", https_as="OBSHELL_HTTPS=1")
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError("OBSHELL_HOST", str(exc).partition(": ")[2]) from None
+        settings["host"] = host
+    if "port" not in given:
+        port_text = (env.get("OBSHELL_PORT") or str(DEFAULT_PORT)).strip()
+        if not _PORT.match(port_text) or not 1 <= int(port_text) <= 65535:
+            raise InvalidArgumentError(
+                "OBSHELL_PORT", f"{brief_repr(port_text)} is not a port number from 1 to 65535"
+            )
+        settings["port"] = int(port_text)
+    return settings
 
 
-def tls_from_env(env: Environment) -> dict[str, Any]:
-    """``https`` and ``verify`` from ``OBSHELL_HTTPS`` and ``OBSHELL_CA_BUNDLE``."""
-    https_text = (env.get("OBSHELL_HTTPS") or "").strip().lower()
-    if https_text not in _TRUE + _FALSE:
-        raise InvalidArgumentError(
-            "OBSHELL_HTTPS",
-            f"{brief_repr(https_text)} is neither on (1/true/yes/on) nor off (0/false/no/off)",
-        )
-    return {"https": https_text in _TRUE, "verify": env.get("OBSHELL_CA_BUNDLE") or True}
+def tls_from_env(env: Environment, given: Collection[str] = ()) -> dict[str, Any]:
+    """``https`` and ``verify`` from ``OBSHELL_HTTPS`` and ``OBSHELL_CA_BUNDLE``.
+
+    The options in ``given`` are neither read nor checked.
+    """
+    settings: dict[str, Any] = {}
+    if "https" not in given:
+        https_text = (env.get("OBSHELL_HTTPS") or "").strip().lower()
+        if https_text not in _TRUE + _FALSE:
+            raise InvalidArgumentError(
+                "OBSHELL_HTTPS",
+                f"{brief_repr(https_text)} is neither on (1/true/yes/on) nor off (0/false/no/off)",
+            )
+        settings["https"] = https_text in _TRUE
+    if "verify" not in given:
+        settings["verify"] = env.get("OBSHELL_CA_BUNDLE") or True
+    return settings
 
 
 def check_env_bundle(env: Environment, options: Mapping[str, Any]) -> None:

@@ -179,6 +179,18 @@ def test_from_env(agent):
         ObshellClient.from_env({"OBSHELL_HOST": "h", "OBSHELL_PORT": "x"})
 
 
+def test_from_env_keywords_stand_in_for_their_variables(agent):
+    """A keyword wins over its variable, so the variable is not needed, nor read: a missing
+    OBSHELL_HOST or a broken OBSHELL_PORT or OBSHELL_HTTPS beside host=, port=, https=."""
+    env = {"OBSHELL_PORT": "abc", "OBSHELL_HTTPS": "maybe", "OBSHELL_PASSWORD": PASSWORD}
+    with ObshellClient.from_env(env, host=agent.host, port=agent.port, https=False) as client:
+        assert client.info().version
+    with pytest.raises(InvalidArgumentError, match="OBSHELL_PORT"):  # the others still count
+        ObshellClient.from_env(env, host=agent.host, https=False)
+    with pytest.raises(InvalidArgumentError, match="OBSHELL_HTTPS"):
+        ObshellClient.from_env(env, host=agent.host, port=agent.port)
+
+
 def test_upgrade_with_package_uploads_checks_upgrades_and_confirms(agent, tmp_path):
     rpm = tmp_path / f"obshell-{VERSION}-{RELEASE}.x86_64.rpm"
     rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
