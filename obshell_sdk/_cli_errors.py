@@ -53,6 +53,9 @@ HINTS: Sequence[tuple[str, str]] = (
     (r"the error's \.report says", "the report on stdout says"),
     (r"use PasswordAuth\(\.\.\., min_key_bits=512\)",
      "pass --min-key-bits 512 (or set OBSHELL_MIN_KEY_BITS=512)"),
+    (r"check https=, verify= \(CA bundle\) and cert=",
+     "check --https and --ca-bundle (OBSHELL_HTTPS, OBSHELL_CA_BUNDLE)"),
+    (r"is https= right\?", "is --https (OBSHELL_HTTPS) right?"),
 )
 
 #: The hints of error classes (``ApiError.hint``, in Python words) as the CLI says them;

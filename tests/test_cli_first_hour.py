@@ -411,3 +411,17 @@ def test_a_version_release_given_as_one_argument_gets_a_hint():
     out = cli("upgrade", "4.6.0.0-101000012025020101.el7")
     assert out.returncode == 2
     assert "required: release" in out.stderr and "two arguments" in out.stderr
+
+
+def test_tls_hints_name_the_cli_options_not_python_keywords():
+    """``--https`` against a plain-HTTP agent: the hint says --https and --ca-bundle (a shell
+    user has no https=, verify= or cert=), and so does a reply that is not JSON."""
+    from obshell_sdk._cli_errors import cli_words
+
+    with FakeAgent(password=PASSWORD) as agent:
+        out = cli("--https", "info", agent=agent)
+    assert out.returncode == 4, out.stderr
+    assert "--https and --ca-bundle" in out.stderr and "https=" not in out.stderr, out.stderr
+    said = cli_words("HTTP 200 reply is not JSON (text/html); is this an obshell agent, and "
+                     "is https= right?")
+    assert said.endswith("is --https (OBSHELL_HTTPS) right?"), said
