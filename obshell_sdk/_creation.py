@@ -117,8 +117,9 @@ def _listed(candidates: Callable[[], list[DagDetail]], path: str
     """The ids of the DAGs there before a create POST; None when they could not be listed."""
     try:
         return frozenset(d.id for d in candidates())
-    except (AuthError, WeakKeyError):
-        raise  # the POST, signed alike, would be refused alike: one refused login, not two
+    except (AuthError, WeakKeyError) as exc:  # the POST, signed alike, would be refused
+        exc.args = (f"POST {path} was not sent: {exc.args[0]}",)  # alike: one refusal, not two
+        raise
     except ObshellError as exc:  # the POST may still go through; judge by time alone then
         log.info("could not list the agent's tasks before %s (%s)", path, exc)
         return None

@@ -9,7 +9,7 @@ from typing import Any, Optional, Protocol, Union
 
 from ._dag import DagDetail
 from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
-from ._exceptions import InvalidArgumentError, UpgradeNotConfirmedError
+from ._exceptions import AuthError, InvalidArgumentError, UpgradeNotConfirmedError, WeakKeyError
 from ._models import AgentInfo, ObUpgradeResult, UpgradePackageInfo, UpgradeResult
 from ._rpm import rpm_identity
 from ._task import DagTask, ProgressCallback
@@ -108,9 +108,14 @@ def log_in(client: _Agent) -> None:
     """One signed read (the unfinished tasks) before a package goes out.
 
     obshell's newer upload route checks no password: without this a wrong one is found only
-    after the package was sent, to every cluster of a rollout.
+    after the package was sent, to every cluster of a rollout. A refusal says so: the read
+    is not a call the user made.
     """
-    client.unfinished_dags()
+    try:
+        client.unfinished_dags()
+    except (AuthError, WeakKeyError) as exc:
+        exc.args = (f"the package upload was not sent: {exc.args[0]}",)
+        raise
 
 
 def not_the_target(uploaded: UpgradePackageInfo, version: str, release: str) -> Optional[str]:

@@ -113,8 +113,11 @@ def test_wrong_password_is_typed(legacy):
         assert err.status == 401 and err.code == 10008
         assert err.err_code == "Security.Authentication.IncorrectOceanbasePassword"
         assert "password" in str(err).lower()
-        # Refused at the task-list read before the POST: one refused login, the POST unsent.
-        assert "GET /api/v1/task/dag/unfinish" in str(err)
+        # Refused at the task-list read before the POST: one refused login, the POST unsent,
+        # and the message says so first (the read is not a call the user made).
+        assert str(err).startswith("POST /api/v1/agent/upgrade was not sent: GET "
+                                   "/api/v1/task/dag/unfinish failed: HTTP 401")
+        assert (err.method, err.path) == ("GET", "/api/v1/task/dag/unfinish")
         assert [r.method for r in agent.requests].count("POST") == 0
         assert [r.status for r in agent.requests if r.auth_kind] == [401]
 
@@ -122,7 +125,7 @@ def test_wrong_password_is_typed(legacy):
 @pytest.mark.parametrize("call", ["check_agent_upgrade", "upgrade_ob", "check_ob_upgrade"])
 def test_a_wrong_password_is_sent_once_by_every_create_call(call):
     with FakeAgent(password=PASSWORD) as agent, client_for(agent, "wrong") as client:
-        with pytest.raises(WrongPasswordError):
+        with pytest.raises(WrongPasswordError, match=r"^POST /api/v1/\S+ was not sent: GET"):
             getattr(client, call)("4.3.5.0", "100000202024123117.el7")
         assert [r.status for r in agent.requests if r.auth_kind] == [401]
         assert [r.method for r in agent.requests].count("POST") == 0

@@ -348,12 +348,15 @@ def test_a_wrong_password_is_refused_before_any_package_goes_out(package, tmp_pa
     ob.write_bytes(build_rpm("oceanbase-ce", "4.3.5.1", "101000012025052815.el7"))
     with FakeAgent(password=PASSWORD) as agent, \
             ObshellClient(agent.host, agent.port, auth=PasswordAuth("wrong")) as client:
-        with pytest.raises(WrongPasswordError):
+        not_sent = r"^the package upload was not sent: GET /api/v1/task/dag/unfinish failed"
+        with pytest.raises(WrongPasswordError, match=not_sent):
             client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=package)
-        with pytest.raises(WrongPasswordError):
+        with pytest.raises(WrongPasswordError, match=not_sent):
             client.run_ob_upgrade("4.3.5.1", "101000012025052815.el7", packages=[ob])
         report = Rollout([f"{agent.host}:{agent.port}"], auth=PasswordAuth("wrong"),
                          journal=tmp_path / "r.db", progress=False).upgrade_agent(
             "4.3.1.0", "101000012025010101.el7", package=package)
-        assert [r.outcome for r in report.results.values()] == [TargetOutcome.REFUSED]
+        (refused,) = report.results.values()
+        assert refused.outcome is TargetOutcome.REFUSED
+        assert "the package upload was not sent" in (refused.error or "")
         assert not [r for r in agent.requests if r.body_bytes and "package" in r.uri]
