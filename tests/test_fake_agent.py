@@ -283,6 +283,10 @@ def test_operators_release_lock(op: str, end: tuple[str, str, int]) -> None:
         assert operate(a, dag_id, op).status_code == 200
         final = poll(a, dag_id)
         assert (final["state"], final["operator"], final["stage"]) == end
+        if op == "PASS":  # txForPassDag: the failed node and all after it SUCCEED + PASS
+            assert [(n["state"], n["operator"]) for n in final["nodes"]] == (
+                [("SUCCEED", "RUN")] * 2 + [("SUCCEED", "PASS")] * 7)
+            assert all(t["state"] == "SUCCEED" for n in final["nodes"] for t in n["sub_tasks"])
         if op == "CANCEL":
             r = operate(a, dag_id, "CANCEL")
             assert r.json()["error"]["errCode"] == "Task.Dag.Operator.CancelFinishedDag"

@@ -355,7 +355,7 @@ def test_operators_follow_node_capabilities() -> None:
             "Failed to set DAG rollback: node Backup parameters cannot rollback")
         assert error(operate(a, dag_id, "PASS")) == (
             400, "Task.Dag.Operator.PassNotAllowed",
-            "Failed to pass DAG: node Backup parameters cannot pass")
+            "Failed to pass DAG: node Execute upgrade checker script cannot pass")
         assert error(operate(a, dag_id, "CANCEL")) == (
             400, "Task.Dag.Operator.CancelNotAllowed",
             "Failed to cancel DAG: node Execute upgrade checker script cannot cancel")

@@ -88,6 +88,11 @@ def check_operator(dag: FakeDag, op: str) -> None:
         if "RETRY" not in capabilities(node.name):
             raise _not_allowed(op, node)
         return
+    if op == "PASS":  # getNodesCanPass (since 67128bc): every node not SUCCEED must allow it
+        for node in dag.nodes:
+            if node.state != "SUCCEED" and "PASS" not in capabilities(node.name):
+                raise _not_allowed(op, node)
+        return
     for node in dag.nodes:
         if op == "ROLLBACK" and node.state == "PENDING" and node.operator != "ROLLBACK":
             break
@@ -115,7 +120,10 @@ def apply_operator(dag: FakeDag, op: str, now: float) -> None:
     elif op == "ROLLBACK":
         dag.state, dag.operator = "READY", "ROLLBACK"
         dag.finished_at = None
-    else:  # PASS
+    else:  # PASS (txForPassDag): the failed node and every one after it end SUCCEED + PASS
+        failed = [i for i, node in enumerate(dag.nodes) if node.state == "FAILED"]
+        for node in dag.nodes[failed[-1] if failed else len(dag.nodes):]:
+            end_node(node, "SUCCEED", now, "PASS")
         dag.operator = "PASS"
         finish(dag, "SUCCEED", now, stage=dag.stage)
     dag.next_step_at = now
