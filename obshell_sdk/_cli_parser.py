@@ -62,7 +62,8 @@ class _Parser(argparse.ArgumentParser):
 def _redact(message: str) -> str:
     head, sep, rest = message.partition("unrecognized arguments: ")
     if sep:
-        shown = [t.split("=", 1)[0] if t.startswith("-") else "(a value, not shown)"
+        shown = [t.split("=", 1)[0] if t.startswith("-") else
+                 "(an extra value: values are not shown, as one may be a password)"
                  for t in rest.split()]
         return f"{head}{sep}{' '.join(dict.fromkeys(shown))}"
     # "invalid choice: 'x'", "invalid float value: 'x'", "ignored explicit argument 'x'":
@@ -173,8 +174,10 @@ def build_parser() -> argparse.ArgumentParser:
                 "task retry|rollback|skip ID: act on a FAILED task; task cancel ID: stop an "
                 "unfinished one, or give up a FAILED one.")
     task.add_argument("action", choices=["list", "show", "wait", "retry", "rollback",
-                                         "cancel", "skip"], help="what to do")
-    task.add_argument("id", nargs="?", help="the task's id, e.g. 11 (all but list)")
+                                         "cancel", "skip"], metavar="ACTION",
+                      help="list, show, wait, retry, rollback, cancel or skip")
+    task.add_argument("id", nargs="?", metavar="ID", help="the task's id, e.g. 11 (all but "
+                      "list)")
     _follow_options(task, "after an operator, follow the task to its end")
     task.add_argument("--exists", action="store_true", help="you know the task exists (you "
                       "started it): while its agent restarts, 'not found' is waited out")

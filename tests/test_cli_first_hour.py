@@ -425,3 +425,15 @@ def test_tls_hints_name_the_cli_options_not_python_keywords():
     said = cli_words("HTTP 200 reply is not JSON (text/html); is this an obshell agent, and "
                      "is https= right?")
     assert said.endswith("is --https (OBSHELL_HTTPS) right?"), said
+
+
+def test_usage_errors_name_what_the_usage_line_shows():
+    """``task`` alone names ACTION, as the usage line and --help do (it named a Python
+    ``action`` the usage never showed), and a stray value is said to be one."""
+    out = cli("task")
+    assert out.returncode == 2 and "ACTION [ID]" in out.stderr, out.stderr
+    assert out.stderr.rstrip().endswith("the following arguments are required: ACTION")
+    assert "list, show, wait, retry, rollback, cancel or skip" in cli("task", "--help").stdout
+    extra = cli("task", "show", "11", "hunter2-secret")
+    assert extra.returncode == 2 and "an extra value" in extra.stderr
+    assert "hunter2" not in extra.stderr
