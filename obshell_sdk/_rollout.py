@@ -275,8 +275,7 @@ class _Run:
             with contextlib.suppress(Exception):  # what this run journaled, if readable
                 self.records[t] = self.journal.target(t)
             record = self.records[t]
-            outcome, why = not_run(record, "the rollout stopped on an error of its own",
-                                    t in self.started)
+            outcome, why = not_run(record, _STOPPED, t in self.started)
             self._done(ended_result(record) or result_of(record, outcome, why))
 
     def _one(self, target: str) -> None:
@@ -284,7 +283,7 @@ class _Run:
             blocked = self.stop.is_set() or self.failures >= self.rollout.max_failures
         if blocked:
             outcome, why = not_run(self.records[target], (
-                "the rollout stopped on an error of its own" if self.stopped_by is not None else
+                _STOPPED if self.stopped_by is not None else
                 "the rollout was interrupted" if self.stop.is_set() else
                 f"{self.failures} target(s) failed (max_failures={self.rollout.max_failures})"))
             self.journal.end(target, outcome.value, why)
@@ -337,6 +336,9 @@ class _Run:
 
     def report(self) -> RolloutReport:
         return RolloutReport({t: self.results[t] for t in self.rollout.targets}, self.journal.path)
+
+
+_STOPPED = "the rollout stopped on an error of its own"  # why a target was not (all) run
 
 
 class _Abandoned(Exception):  # noqa: N818 - not an error: a worker let go after Ctrl-C
