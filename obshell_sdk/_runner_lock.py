@@ -3,7 +3,10 @@
 Two runners on one journal could each send a step's create call: the journal is what keeps
 a second DAG from being made. The lock is an ``flock`` on a file beside the journal
 (``PATH.lock``), not on the database itself: closing another descriptor of the database would
-drop SQLite's own locks. POSIX only; on Windows one runner per journal is the caller's care.
+drop SQLite's own locks. ``PATH`` is the journal's real path, symbolic links resolved, as
+SQLite resolves them: one journal reached through two names is still one journal. (A hard
+link is two names SQLite itself cannot tell apart; its documentation says never to make one.)
+POSIX only; on Windows one runner per journal is the caller's care.
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ class RunnerLock:
 def _take(path: str) -> Optional[int]:
     if fcntl is None:  # pragma: no cover - Windows
         return None
+    lock = os.path.realpath(path) + ".lock"
     try:
-        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError:  # an unwritable place: the database's own error says it better
         return None
     try:
@@ -64,6 +68,6 @@ def _take(path: str) -> Optional[int]:
         os.close(fd)
         raise InvalidArgumentError("journal", f"{path!r} is in use by another runner, or by "
                                    "one interrupted whose requests under way have not ended (it "
-                                   f"holds {path}.lock); one journal has one runner at a time: "
+                                   f"holds {lock}); one journal has one runner at a time: "
                                    "wait for it, or split the fleet between journals") from None
     return fd

@@ -972,6 +972,11 @@ def test_a_journal_has_one_runner_at_a_time(tmp_path):
         with pytest.raises(InvalidArgumentError, match="in use"):
             Rollout(["h:1"], auth=PasswordAuth(PASSWORD), journal=path).upgrade_agent(
                 VERSION, RELEASE)
+        # the same journal under other names: a symbolic link, a path with "." in it
+        os.symlink(path, tmp_path / "alias.db")
+        for other in (tmp_path / "alias.db", tmp_path / "." / "j.db"):
+            with pytest.raises(InvalidArgumentError, match="in use by another runner"):
+                Journal(str(other), {"kind": "agent"}, ["h:1"])
     finally:
         first.close()
     Journal(path, {"kind": "agent"}, ["h:1"]).close()  # free again
