@@ -69,7 +69,8 @@ class PollPolicy:
     about 0.5 s, a 5 s one within 1 s, anything longer within 3 s. After a failed poll the
     interval doubles from ``initial`` up to ``ceiling``; ``failure_budget`` is how long polls
     may keep failing in a row (the agent restarts itself during its own upgrade) before
-    the wait gives up.
+    the wait gives up: timed from when the first failed poll was sent, with each poll cut
+    to what is left of it, so a hung agent cannot stretch it.
 
     obshell's task scheduler moves DAGs on only when it runs, about every
     ``scheduler_period`` seconds (1 s), and a task's times show when it last did. So each
@@ -176,13 +177,25 @@ class FailureStreak:
         """How long polls have been failing (0 without a streak)."""
         return time.monotonic() - self._began if self.failures else 0.0
 
-    def fail(self, exc: ObshellError) -> bool:
-        """Note a failed poll; True when polls have failed for longer than the budget."""
-        now = time.monotonic()
+    def fail(self, exc: ObshellError, sent_at: float) -> bool:
+        """Note a failed poll sent at ``sent_at`` (monotonic); True once the budget is spent.
+
+        A streak is timed from when its first failed poll was sent: a poll that hung counts
+        whole. Its first failure is always retried, once at least.
+        """
         if not self.failures:
-            self._began = now
+            self._began = sent_at
         self.failures, self.last = self.failures + 1, exc
-        return now - self._began > self.budget
+        return self.failures > 1 and self.seconds >= self.budget
+
+    def left(self) -> float:
+        """Seconds of the budget left (all of it without a streak)."""
+        return self.budget - self.seconds
+
+    def cut(self, timeout: tuple[float, float]) -> tuple[float, float]:
+        """A poll's ``(connect, read)`` timeout, no longer than the budget left."""
+        left = max(0.05, self.left())
+        return min(timeout[0], left), min(timeout[1], left)
 
     def worth_a_warning(self, read: bool) -> bool:
         """True once a streak, when it is (see the class); ``read``: the task was read once."""
@@ -193,7 +206,7 @@ class FailureStreak:
 
     def retrying_for(self, deadline: Deadline) -> float:
         """Seconds of retrying left: the rest of the budget, cut to the wait's deadline."""
-        left, wait_left = self.budget - self.seconds, deadline.left()
+        left, wait_left = self.left(), deadline.left()
         return left if wait_left is None else min(left, wait_left)
 
     def end(self) -> int:

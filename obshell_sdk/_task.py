@@ -195,13 +195,13 @@ class DagTask:
         while not self.done():
             if polled and deadline.passed():
                 raise self._timeout(timeout, streak.last)
-            polled = True
-            try:
-                detail = self._fetch(deadline.cut(self._client.timeout))
+            polled, sent_at = True, time.monotonic()
+            try:  # a poll outlasts neither the wait nor the failure budget
+                detail = self._fetch(streak.cut(deadline.cut(self._client.timeout)))
             except ObshellError as exc:
                 if not worth_repeating(exc, self._exists):
                     raise
-                if streak.fail(exc):
+                if streak.fail(exc, sent_at):
                     raise self._unreachable(exc, streak.failures, streak.seconds) from exc
                 warn = streak.worth_a_warning(self.snapshot is not None)
                 log.log(logging.WARNING if warn else logging.INFO,
@@ -209,7 +209,7 @@ class DagTask:
                         "to %.0f s more", self.id, streak.failures, streak.seconds, exc,
                         "the agent may be restarting" if self._exists else
                         "check the agent's address and the task id", streak.retrying_for(deadline))
-                deadline.sleep(self.policy.retry_interval(streak.failures))
+                deadline.sleep(min(self.policy.retry_interval(streak.failures), streak.left()))
                 continue
             if streak.failures:
                 log.info("task %s: reachable again after %d failed polls", self.id, streak.end())

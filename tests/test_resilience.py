@@ -23,6 +23,7 @@ from obshell_sdk import (
     OutcomeUnknownError,
     PasswordAuth,
     PollPolicy,
+    ReadTimeoutError,
     TaskUnreachableError,
 )
 from obshell_sdk._polling import Deadline, FailureStreak
@@ -168,18 +169,21 @@ def test_a_task_seen_before_warns_only_when_its_agent_stays_away(caplog, monkeyp
 def test_a_failure_streak_warns_once_and_again_after_it_ended():
     streak = FailureStreak(budget=30)
     error = ConnectError("refused", method="GET", path="/api/v1/task/dag/11", agent="a:1")
-    assert streak.fail(error) is False and streak.failures == 1 and streak.last is error
+    assert streak.fail(error, time.monotonic()) is False
+    assert streak.failures == 1 and streak.last is error
     assert [streak.worth_a_warning(read=False) for _ in range(3)] == [True, False, False]
     assert streak.worth_a_warning(read=True) is False
     assert streak.end() == 1 and streak.failures == 0 and streak.last is None
-    streak.fail(error)
+    streak.fail(error, time.monotonic())
     assert streak.worth_a_warning(read=False) is True  # a new streak is news again
-    assert FailureStreak(budget=0).fail(error) is False  # the first failure is always retried
+    gone = FailureStreak(budget=0)  # the first failure is always retried
+    assert gone.fail(error, time.monotonic()) is False and gone.fail(error, 0) is True
 
 
 def test_a_failure_streak_retries_for_its_budget_or_the_wait_left_whichever_is_shorter():
     streak = FailureStreak(budget=30)
-    streak.fail(ConnectError("refused", method="GET", path="/api/v1/task/dag/11", agent="a:1"))
+    streak.fail(ConnectError("refused", method="GET", path="/api/v1/task/dag/11", agent="a:1"),
+                time.monotonic())
     assert 29 < streak.retrying_for(Deadline(None)) <= 30
     assert 29 < streak.retrying_for(Deadline(600)) <= 30
     assert 4 < streak.retrying_for(Deadline(5)) <= 5
@@ -355,7 +359,29 @@ def test_hung_agent_costs_one_read_timeout_per_poll_and_the_budget_holds():
         record("hung agent, read timeout 0.4 s, budget 1.5 s", started, agent)
         assert 1.5 <= took < 1.5 + 0.4 + 0.2 + 1.0  # budget + one read timeout + one pause
         assert info.value.failures >= 3  # several polls, each cut at the read timeout
-        assert "read timeout" in str(info.value)
+        # the last one cut shorter still, to what was left of the budget
+        assert isinstance(info.value.last_error, ReadTimeoutError), info.value.last_error
+
+
+def test_a_hung_agent_cannot_stretch_the_failure_budget_with_long_read_timeouts():
+    """A read timeout longer than what is left of the budget: the streak is timed from the
+    first failed poll's sending, and each poll is cut to the budget left (a hostile review
+    saw budget 3 s and read timeout 2 s end after 7.6 s: the streak began when the first
+    poll gave up, and the last poll got a whole read timeout)."""
+    policy = FAST.evolve(failure_budget=1.0)
+    with FakeAgent(password=PASSWORD) as agent, ObshellClient(
+            agent.host, agent.port, auth=PasswordAuth(PASSWORD), poll_policy=policy,
+            timeout=(2, 1.5)) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        task.refresh()
+        agent.hang_next(1000, seconds=30)
+        started = time.monotonic()
+        with pytest.raises(TaskUnreachableError) as info:
+            task.wait(timeout=60)
+        took = time.monotonic() - started
+        record("hung agent, read timeout 1.5 s, budget 1 s", started, agent)
+        assert 1.0 <= took < 1.0 + 0.6, took
+        assert info.value.failures >= 2
 
 
 def test_hung_poll_does_not_eat_the_whole_deadline():
@@ -415,7 +441,7 @@ def test_silent_agent_hits_the_read_timeout_and_wait_keeps_its_deadline():
     """A listener that accepts and never answers: every call ends, the wait ends on time."""
     import socket
 
-    from obshell_sdk import ReadTimeoutError, TaskTimeoutError
+    from obshell_sdk import TaskTimeoutError
 
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
