@@ -259,6 +259,10 @@ def parse_time(text: str) -> Optional[datetime]:
     value = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
     if value == _EPOCH:
         return None
+    try:  # 9999-12-31T23:59:59-23:59 parses, but in UTC falls past the calendar's end
+        value.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"a time out of range in UTC: {text!r}") from None
     return value
 
 

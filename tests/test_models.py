@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from rawserver import RawServer
+from rawserver import RawServer, dag_json
 from vectorlib import vectors
 
 from obshell_sdk import (
@@ -277,10 +277,23 @@ def test_time_parsing(text, expected):
 
 
 @pytest.mark.parametrize("text", ["", "2026-11-27", "2026-11-27T05:21:20", "2026-13-01T00:00:00Z",
-                                  "2026-11-27T05:21:20.1234567890Z"])
+                                  "2026-11-27T05:21:20.1234567890Z",
+                                  "9999-12-31T23:59:59-23:59"])  # past the calendar in UTC
 def test_bad_times_refused(text):
     with pytest.raises(ValueError):
         parse_time(text)
+
+
+def test_a_time_past_the_calendar_in_utc_is_a_decode_error_not_a_crash_in_a_card():
+    """A hostile review drew a notebook card of a DAG started "9999-12-31T23:59:59-23:59":
+    OverflowError from the card's conversion to UTC. It is refused where it is read."""
+    doc = dag_json("11", nodes=True)
+    doc["start_time"] = "9999-12-31T23:59:59-23:59"
+    with pytest.raises(DecodeError, match="start_time"):
+        DagDetail.from_json(doc)
+    doc["start_time"], doc["nodes"][0]["end_time"] = doc["end_time"], "9999-12-31T23:59:59-23:59"
+    with pytest.raises(DecodeError, match=r"nodes\[0\]\.end_time"):
+        DagDetail.from_json(doc)
 
 
 def test_upgrade_request_json_and_dag_name():
