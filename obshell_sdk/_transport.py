@@ -97,9 +97,8 @@ class Transport:
                                        f"from 1024 to 2**31, got {max_reply_bytes!r}")
         self.base_url, self.agent, self.auth = base_url, agent, auth
         self.accept_language, self.max_reply_bytes = accept_language, max_reply_bytes
-        self._owns_session = session is None
+        self._owns_session, self._pid = session is None, os.getpid()
         self._session = session if session is not None else new_session()
-        self._pid = os.getpid()
         self._verify, self._cert = verify, cert
         self._proxies: Optional[dict[str, str]] = None
         if self._owns_session:
@@ -255,9 +254,10 @@ def _exchange_error(exc: Exception, fired: bool, seconds: float, method: str, pa
         return other(f"the exchange failed ({type(exc).__name__}: {exc})", **where)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return ConnectError("timed out connecting; is the agent up and the port right?", **where)
-    if isinstance(exc, requests.exceptions.ReadTimeout):
-        return ReadTimeoutError("no reply within the read timeout; the request may still have "
-                                "been carried out", **where)
+    if isinstance(exc, requests.exceptions.ReadTimeout):  # unsent: in the TLS handshake
+        return (ReadTimeoutError("no reply within the read timeout; the request may still have "
+                                 "been carried out", **where) if maybe_sent else
+                ConnectError("timed out in the TLS handshake; the request was not sent", **where))
     if isinstance(exc, requests.exceptions.SSLError):
         if maybe_sent and "CERTIFICATE_VERIFY_FAILED" not in str(exc):  # not the handshake
             return ConnectionLostError("the connection failed after the request may have gone "

@@ -366,3 +366,43 @@ def test_a_proxy_trickling_its_tunnel_reply_is_cut_at_the_deadline_and_nothing_w
         stop.set()
         listener.close()
         thread.join(10)
+
+
+def test_a_tls_handshake_that_never_ends_is_a_connect_error_nothing_was_sent():
+    """An agent that accepts the connection and never answers the ClientHello: the read that
+    times out is the handshake's, before a byte of the request went out. It is a
+    ConnectError, so a create call is known not to have run (it was a ReadTimeoutError, "may
+    still have been carried out": a create call looked for its task for a minute, and a
+    rollout journaled the cluster unknown)."""
+    import socket
+    import threading
+
+    from obshell_sdk._endpoints import AGENT_UPGRADE
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])  # read nothing, answer nothing
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        with ObshellClient("127.0.0.1", listener.getsockname()[1], auth=None, https=True,
+                           verify=False, timeout=(1, 2)) as client:
+            started = time.monotonic()
+            with pytest.raises(ConnectError, match="TLS handshake") as info:
+                client.call("POST", AGENT_UPGRADE.path, body={}, signed=False)
+            assert time.monotonic() - started < 3
+        assert not isinstance(info.value, ConnectionLostError)
+        assert AGENT_UPGRADE.never_ran(info.value)
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        listener.close()
+        thread.join(5)
+        for conn in held:
+            conn.close()
