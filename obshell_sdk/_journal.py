@@ -202,7 +202,13 @@ class Journal:
             db.close()
         if row is None:
             raise InvalidArgumentError("journal", f"{path!r} holds no rollout")
-        plan: dict[str, Any] = json.loads(row[0])
+        try:
+            plan = json.loads(row[0])
+        except (TypeError, ValueError):
+            plan = None
+        if not isinstance(plan, dict):
+            raise InvalidArgumentError("journal", f"{path!r} holds a plan no rollout writes (was "
+                                       "the file changed by hand?)")
         return plan
 
     # -- writing --------------------------------------------------------------------------
@@ -278,18 +284,30 @@ def _records(db: sqlite3.Connection, only: Optional[str] = None) -> list[TargetR
         ids = None if existed is None else _ids(existed, target)
         if dag_id is not None and (not isinstance(dag_id, str) or task_id_problem(dag_id)):
             raise _tampered(target, f"task id {dag_id!r}")
+        if status not in _STATUSES or not _time(sent_at):
+            raise _tampered(target, f"step {step!r} as {status!r} sent at {sent_at!r}")
         steps.setdefault(target, {})[step] = StepRecord(step, status, dag_id, sent_at, ids)
     rows = db.execute("SELECT target, position, outcome, started_at, ended_at, error FROM "
                       "targets WHERE ?1 IS NULL OR target = ?1 ORDER BY position",
                       (only,)).fetchall()
-    for target, _, outcome, *_ in rows:
+    for target, position, outcome, started, ended, error in rows:
         if outcome is not None and outcome not in _OUTCOMES:
             raise _tampered(target, f"outcome {outcome!r}")
+        if type(position) is not int or not (_time(started) and _time(ended)) or not (
+                error is None or isinstance(error, str)):
+            raise _tampered(target, "a position, a time or an error")
     return [TargetRecord(t, p, o, s, e, err, steps.get(t, {})) for t, p, o, s, e, err in rows]
 
 
 #: The outcomes a rollout writes.
 _OUTCOMES = frozenset(outcome.value for outcome in TargetOutcome)
+#: The statuses of a step (see StepRecord).
+_STATUSES = frozenset({"started", "sending", "unsent", "created", "done"})
+
+
+def _time(value: object) -> bool:
+    """Whether a journaled time is one (or none): a number of seconds, not a boolean."""
+    return value is None or (type(value) in (int, float))
 
 
 def _differs(found: dict[str, str], plan: dict[str, Any]) -> str:

@@ -987,6 +987,11 @@ def test_a_journal_has_one_runner_at_a_time(tmp_path):
     "UPDATE steps SET existed = '5'",
     "UPDATE steps SET existed = '{\"a\": 1}'",
     "UPDATE steps SET dag_id = 'abc'",
+    "UPDATE steps SET status = 'sending', dag_id = NULL, sent_at = 'yesterday'",
+    "UPDATE steps SET status = 'zzz'",
+    "UPDATE targets SET started_at = 'x'",
+    "UPDATE targets SET position = 'x'",
+    "UPDATE targets SET error = x'41'",  # a blob, not text
 ])
 def test_a_journal_changed_by_hand_is_refused_with_a_typed_error(tmp_path, sql):
     """Rows no rollout writes: an InvalidArgumentError on `journal`, not a raw ValueError."""
@@ -1004,6 +1009,26 @@ def test_a_journal_changed_by_hand_is_refused_with_a_typed_error(tmp_path, sql):
         with pytest.raises(InvalidArgumentError, match="changed by hand") as info:
             rollout(fleet, journal).upgrade_agent(VERSION, RELEASE)
         assert info.value.argument == "journal" and fleet[0].requests == []
+        status = _cli("rollout", "status", "--journal", str(journal))
+        out = subprocess.run(status[0], env=status[1], capture_output=True, text=True,
+                             timeout=60, stdin=subprocess.DEVNULL, check=False)
+        assert out.returncode == 2 and "changed by hand" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("plan", ["{bad", "5"])
+def test_rollout_status_refuses_a_plan_changed_by_hand(tmp_path, plan):
+    """A traceback and exit 1 (read as "a task failed") before; a usage error now."""
+    journal = tmp_path / "r.db"
+    with ExitStack() as stack:
+        rollout(agents(stack, 1), journal).upgrade_agent(VERSION, RELEASE)
+    db = sqlite3.connect(journal)
+    db.execute("UPDATE meta SET value = ? WHERE key = 'plan'", (plan,))
+    db.commit()
+    db.close()
+    status = _cli("rollout", "status", "--journal", str(journal))
+    out = subprocess.run(status[0], env=status[1], capture_output=True, text=True, timeout=60,
+                         stdin=subprocess.DEVNULL, check=False)
+    assert out.returncode == 2 and "changed by hand" in out.stderr, out.stderr
 
 
 def _interrupted_script(stage_seconds: float, agents: int, after: str, before: str = "") -> str:
