@@ -16,7 +16,7 @@ import requests
 from ._address import check_host, check_port
 from ._auth import PasswordAuth
 from ._config import DEFAULT_PORT, Environment, client_options_from_env
-from ._creation import create_dag, dags_to_search
+from ._creation import create_dag
 from ._dag import DagDetail
 from ._decode import at, p_time_text
 from ._endpoints import (
@@ -228,9 +228,10 @@ class ObshellClient(TaskCalls, PackageCalls):
         """``GET /api/v1/info``: identity, version and auth abilities of the agent (no auth)."""
         return AgentInfo.from_json(self.call("GET", "/api/v1/info", signed=False))
 
-    def server_time(self) -> Optional[datetime]:
+    def server_time(self, *, timeout: Optional[Timeout] = None) -> Optional[datetime]:
         """``GET /api/v1/time``: the agent's clock (no auth)."""
-        return at(p_time_text, self.call("GET", "/api/v1/time", signed=False), "data")
+        return at(p_time_text, self.call("GET", "/api/v1/time", signed=False, timeout=timeout),
+                  "data")
 
     def upgrade_agent(
         self, version: str, release: str, upgrade_dir: Optional[str] = None
@@ -319,9 +320,7 @@ class ObshellClient(TaskCalls, PackageCalls):
         on_send: Optional[Callable[[Optional[frozenset[str]], float], None]] = None,
     ) -> DagTask:
         """Create a task through ``endpoint`` exactly once (see :mod:`._creation`)."""
-        search = dags_to_search(self.unfinished_dags, self.last_maintenance_dag, endpoint)
-        created = create_dag(lambda r: self._send(r).data, endpoint, request, search,
-                             self.server_time, on_send, self.agent, self.cluster_dags)
+        created = create_dag(lambda r: self._send(r).data, endpoint, request, self, on_send)
         if isinstance(created, DagDetail):
             log.info("agent %s: created task %s %r", self.agent, created.id, created.name)
         return DagTask(self, created, policy=self.poll_policy, exists=True)  # the agent made it

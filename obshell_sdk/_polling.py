@@ -26,7 +26,7 @@ from ._exceptions import (
 )
 from ._validate import MAX_SECONDS, brief_repr, check_seconds
 
-__all__ = ["Deadline", "FailureStreak", "PollPolicy", "worth_repeating"]
+__all__ = ["Deadline", "FailureStreak", "PollPolicy", "cut", "worth_repeating"]
 
 #: No default cadence polls one task more often than this (seconds between polls).
 MIN_INTERVAL = 0.5
@@ -124,6 +124,12 @@ class PollPolicy:
         return attrs.evolve(self, **given)
 
 
+def cut(timeout: tuple[float, float], seconds: float) -> tuple[float, float]:
+    """A ``(connect, read)`` timeout no longer than ``seconds`` (but 0.05 s at least)."""
+    seconds = max(0.05, seconds)
+    return min(timeout[0], seconds), min(timeout[1], seconds)
+
+
 class Deadline:
     """The overall deadline of a wait (None: none), on the monotonic clock."""
 
@@ -142,10 +148,7 @@ class Deadline:
     def cut(self, timeout: tuple[float, float]) -> tuple[float, float]:
         """A poll's ``(connect, read)`` timeout: the client's, but no longer than what is left."""
         left = self.left()
-        if left is None:
-            return timeout
-        left = max(0.05, left)
-        return min(timeout[0], left), min(timeout[1], left)
+        return timeout if left is None else cut(timeout, left)
 
     def sleep(self, seconds: float) -> None:
         """Sleep ``seconds``, but not past the deadline."""
@@ -194,8 +197,7 @@ class FailureStreak:
 
     def cut(self, timeout: tuple[float, float]) -> tuple[float, float]:
         """A poll's ``(connect, read)`` timeout, no longer than the budget left."""
-        left = max(0.05, self.left())
-        return min(timeout[0], left), min(timeout[1], left)
+        return cut(timeout, self.left())
 
     def worth_a_warning(self, read: bool) -> bool:
         """True once a streak, when it is (see the class); ``read``: the task was read once."""

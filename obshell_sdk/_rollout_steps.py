@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import attrs
 
-from ._creation import dags_to_search, find_created_dag
 from ._dag import DagDetail, DagOutcome, Operator
 from ._endpoints import TaskEndpoint
 from ._exceptions import (
@@ -32,6 +31,7 @@ from ._exceptions import (
     WeakKeyError,
 )
 from ._journal import Journal, StepRecord, TargetOutcome, TargetRecord, under_way
+from ._lookup import find_created_dag
 from ._models import AgentInfo
 from ._render import failure_line
 from ._task import DagTask
@@ -236,13 +236,8 @@ class TargetRun:
                                    "nothing)",
                                    method="POST", path=step.endpoint.path, agent=self.client.agent)
         client = self.client
-        search = dags_to_search(client.unfinished_dags, client.last_maintenance_dag,
-                                step.endpoint)
-        detail = find_created_dag(search, client.server_time,
-                                  step.endpoint.dag_name(step.request),
-                                  record.sent_at or 0.0, lost, existed=record.existed,
-                                  maintenance=step.endpoint.maintenance,
-                                  history=client.cluster_dags)
+        detail = find_created_dag(client, step.endpoint, step.endpoint.dag_name(step.request),
+                                  record.sent_at or 0.0, lost, existed=record.existed)
         self.journal.step(self.target, step.name, "created", dag_id=detail.id)
         log.info("%s: found %s task %s, created before the runner stopped", self.target,
                  step.name, detail.id)

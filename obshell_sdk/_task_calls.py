@@ -65,25 +65,32 @@ class TaskCalls:
         data = self.call("GET", f"/api/v1/task/sub_task/{sub_task_id}/logs")
         return list(at(p_list(p_str), decode_contents(data), "data.contents"))
 
-    def unfinished_dags(self: Caller) -> list[DagDetail]:
-        """``GET /api/v1/task/dag/unfinish``: DAGs not finished (a FAILED upgrade stays here)."""
-        items = decode_contents(self.call("GET", "/api/v1/task/dag/unfinish"))
+    def unfinished_dags(self: Caller, *, timeout: Optional[Timeout] = None) -> list[DagDetail]:
+        """``GET /api/v1/task/dag/unfinish``: DAGs not finished (a FAILED upgrade stays here).
+
+        ``timeout``, as every call's here, stands in for the client's for this call alone.
+        """
+        items = decode_contents(self.call("GET", "/api/v1/task/dag/unfinish", timeout=timeout))
         return [DagDetail.from_json(item, f"data.contents[{i}]") for i, item in enumerate(items)]
 
-    def last_maintenance_dag(self: Caller) -> Optional[DagDetail]:
+    def last_maintenance_dag(
+        self: Caller, *, timeout: Optional[Timeout] = None
+    ) -> Optional[DagDetail]:
         """``GET /api/v1/task/dag/maintain/ob``: the cluster's last maintenance DAG, or None."""
         try:
-            return DagDetail.from_json(self.call("GET", "/api/v1/task/dag/maintain/ob"))
+            return DagDetail.from_json(self.call("GET", "/api/v1/task/dag/maintain/ob",
+                                                 timeout=timeout))
         except TaskNotFoundError:
             return None
 
-    def cluster_dags(self: Caller) -> list[DagDetail]:
+    def cluster_dags(self: Caller, *, timeout: Optional[Timeout] = None) -> list[DagDetail]:
         """``GET /api/v1/task/dags/ob``: every task the cluster ever ran, finished ones too.
 
         Without nodes (agents before 4.3.1 send them anyway); obshell 4.2.6 and later (older
         agents refuse the route). A long-lived cluster holds many: read it to find a past
         task, never to poll one (``client.task(id)`` does that).
         """
-        data = self.call("GET", "/api/v1/task/dags/ob", query="show_details=false")
+        data = self.call("GET", "/api/v1/task/dags/ob", query="show_details=false",
+                         timeout=timeout)
         items = decode_contents(data)
         return [DagDetail.from_json(item, f"data.contents[{i}]") for i, item in enumerate(items)]

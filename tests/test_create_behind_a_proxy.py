@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from conftest import PASSWORD
 
-import obshell_sdk._creation
+import obshell_sdk._lookup
 from obshell_sdk import (
     ConnectionLostError,
     DagState,
@@ -131,7 +131,7 @@ def test_a_gateway_page_for_a_post_the_agent_never_got_is_outcome_unknown(
         proxied, monkeypatch, status, lost):
     # after a 504 (a gateway timing out) the agent may still be making the task: the lookup
     # waits RECOVERY_SECONDS out, as after a read timeout, not a few seconds
-    monkeypatch.setattr(obshell_sdk._creation, "RECOVERY_SECONDS", 0.5)
+    monkeypatch.setattr(obshell_sdk._lookup, "RECOVERY_SECONDS", 0.5)
     agent, proxy = proxied
     proxy.page[UPGRADE] = (status, False)
     with _client(proxy) as client, pytest.raises(OutcomeUnknownError) as caught:
@@ -167,7 +167,7 @@ def test_a_proxy_refusal_page_is_not_taken_for_a_lost_reply(proxied):
 
 def test_a_rollout_behind_a_gateway_follows_the_task_it_made_or_says_unknown(
         proxied, tmp_path, monkeypatch):
-    monkeypatch.setattr(obshell_sdk._creation, "RECOVERY_SECONDS", 0.5)
+    monkeypatch.setattr(obshell_sdk._lookup, "RECOVERY_SECONDS", 0.5)
     agent, proxy = proxied
     proxy.page[UPGRADE] = (502, False)
     journal = tmp_path / "r.db"

@@ -180,7 +180,7 @@ def _task_failed():
 
 
 def _outcome_unknown():
-    import obshell_sdk._creation as creation
+    import obshell_sdk._lookup as creation
 
     saved, creation.RECOVERY_SECONDS = creation.RECOVERY_SECONDS, 1
     try:

@@ -22,7 +22,7 @@ from conftest import PASSWORD
 from rawserver import RawAgent, RawReply, RawServer, dag_json, envelope, json_reply
 
 import obshell_sdk
-import obshell_sdk._creation
+import obshell_sdk._lookup
 from obshell_sdk import (
     ApiError,
     ConnectionLostError,
@@ -44,7 +44,7 @@ ROOT = Path(obshell_sdk.__file__).resolve().parents[1]
 
 @pytest.fixture
 def short_recovery(monkeypatch):
-    monkeypatch.setattr(obshell_sdk._creation, "RECOVERY_SECONDS", 2)
+    monkeypatch.setattr(obshell_sdk._lookup, "RECOVERY_SECONDS", 2)
 
 
 def _client(agent, **kwargs):

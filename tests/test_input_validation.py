@@ -201,10 +201,8 @@ def test_a_create_refuses_a_request_model_of_another_endpoint_before_sending():
 
     sent = []
     with pytest.raises(InvalidArgumentError, match="takes a UpgradeObRequest") as info:
-        create_dag(sent.append, OB_UPGRADE, UpgradeAgentRequest("4.2.1.1", RELEASE),
-                   lambda: [], lambda: None)
+        create_dag(sent.append, OB_UPGRADE, UpgradeAgentRequest("4.2.1.1", RELEASE), None)
     assert info.value.argument == "request" and sent == []
     with pytest.raises(InvalidArgumentError):
-        create_dag(sent.append, AGENT_UPGRADE, UpgradeObRequest("4.3.5.0", RELEASE),
-                   lambda: [], lambda: None)
+        create_dag(sent.append, AGENT_UPGRADE, UpgradeObRequest("4.3.5.0", RELEASE), None)
     assert sent == []

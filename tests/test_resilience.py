@@ -14,7 +14,7 @@ import time
 import pytest
 from conftest import PASSWORD
 
-import obshell_sdk._creation
+import obshell_sdk._lookup
 import obshell_sdk._polling
 from obshell_sdk import (
     ConnectError,
@@ -239,9 +239,9 @@ def test_a_lost_pre_check_that_already_ended_is_found_in_the_task_history(monkey
     (``GET /api/v1/task/dags/ob``, 4.2.6 on), read once when the lists found nothing. It
     ran for seconds, as a real one does (one that ended within a second of the POST could
     be an earlier run's)."""
-    from obshell_sdk import _creation
+    from obshell_sdk import _lookup
 
-    monkeypatch.setattr(_creation, "RECOVERY_SECONDS", 3.0)
+    monkeypatch.setattr(_lookup, "RECOVERY_SECONDS", 3.0)
     with FakeAgent(password=PASSWORD, stage_seconds=0.25) as agent, \
             client_for(agent) as client:
         _lose_an_ended_pre_check(agent)
@@ -255,9 +255,9 @@ def test_a_lost_pre_check_that_already_ended_is_found_in_the_task_history(monkey
 
 def test_a_history_that_cannot_be_read_leaves_the_lookup_as_it_was(monkeypatch):
     """The history is read once; when that read fails, the error says what it said before."""
-    from obshell_sdk import OutcomeUnknownError, _creation
+    from obshell_sdk import OutcomeUnknownError, _lookup
 
-    monkeypatch.setattr(_creation, "RECOVERY_SECONDS", 1.0)
+    monkeypatch.setattr(_lookup, "RECOVERY_SECONDS", 1.0)
     with FakeAgent(password=PASSWORD, stage_seconds=0.01) as agent, \
             client_for(agent) as client:
         _lose_an_ended_pre_check(agent)
@@ -274,15 +274,27 @@ def test_the_history_is_not_read_for_a_task_that_takes_the_lock():
     from datetime import datetime, timezone
 
     from obshell_sdk import ConnectionLostError, OutcomeUnknownError
+    from obshell_sdk._endpoints import AGENT_UPGRADE
 
-    def history():
-        raise AssertionError("the history was read")
+    class Agent:  # the reads of an agent whose lists hold nothing
+        agent, timeout = "a:1", (1.0, 1.0)
+
+        def unfinished_dags(self, *, timeout=None):
+            return []
+
+        def last_maintenance_dag(self, *, timeout=None):
+            return None
+
+        def server_time(self, *, timeout=None):
+            return datetime.now(timezone.utc)
+
+        def cluster_dags(self, *, timeout=None):
+            raise AssertionError("the history was read")
 
     lost = ConnectionLostError("cut", method="POST", path="/api/v1/agent/upgrade", agent="a:1")
     with pytest.raises(OutcomeUnknownError, match="last_maintenance_dag"):
-        obshell_sdk._creation.find_created_dag(
-            lambda: [], lambda: datetime.now(timezone.utc), "Upgrade obshell", time.time(),
-            lost, existed=frozenset(), seconds=0.0, maintenance=True, history=history)
+        obshell_sdk._lookup.find_created_dag(Agent(), AGENT_UPGRADE, "Upgrade obshell",
+                                             time.time(), lost, existed=frozenset(), seconds=0.0)
 
 
 def test_a_lost_pre_check_that_already_ended_says_where_to_look_and_is_not_resent(
@@ -290,9 +302,9 @@ def test_a_lost_pre_check_that_already_ended_says_where_to_look_and_is_not_resen
     """On an agent without the history route, an ended pre-check is listed nowhere. Not
     found, it is not sent again, and the error says it may have ended (not "look in the
     lists")."""
-    from obshell_sdk import OutcomeUnknownError, _creation
+    from obshell_sdk import OutcomeUnknownError, _lookup
 
-    monkeypatch.setattr(_creation, "RECOVERY_SECONDS", 1.0)
+    monkeypatch.setattr(_lookup, "RECOVERY_SECONDS", 1.0)
     with FakeAgent(password=PASSWORD, stage_seconds=0.01) as agent, \
             client_for(agent) as client:
         agent.dag_history = False  # an agent before 4.2.6
@@ -313,9 +325,9 @@ def test_a_lost_pre_check_the_history_does_not_hold_says_so(monkeypatch, earlier
     """The connection was reset before the agent read the request: nothing was made, and
     the history, read once, says so. It holds the call's earlier run when ``earlier``:
     one that ended just before the POST went out (within the clock's margin) is not it."""
-    from obshell_sdk import OutcomeUnknownError, _creation
+    from obshell_sdk import OutcomeUnknownError, _lookup
 
-    monkeypatch.setattr(_creation, "RECOVERY_SECONDS", 1.0)
+    monkeypatch.setattr(_lookup, "RECOVERY_SECONDS", 1.0)
     with FakeAgent(password=PASSWORD, stage_seconds=0.01) as agent, \
             client_for(agent) as client:
         before = []
@@ -384,6 +396,25 @@ def test_a_hung_agent_cannot_stretch_the_failure_budget_with_long_read_timeouts(
         assert info.value.failures >= 2
 
 
+def test_the_lookup_after_a_lost_reply_keeps_to_its_time_against_a_hung_agent(monkeypatch):
+    """Each read of the lookup is cut to the time it has left: a hung agent cannot stretch
+    it by a read timeout a read (a hostile review saw "up to a minute" take 78 s)."""
+    monkeypatch.setattr(obshell_sdk._lookup, "RECOVERY_SECONDS", 1.0)
+    with FakeAgent(password=PASSWORD) as agent, ObshellClient(
+            agent.host, agent.port, auth=PasswordAuth(PASSWORD), timeout=(2, 3)) as client:
+        client.info()
+        agent.hang_next(1, seconds=30, path_prefix="/api/v1/agent/upgrade")
+        agent.hang_next(1000, seconds=30, path_prefix="/api/v1/task/")
+        started = time.monotonic()
+        with pytest.raises(OutcomeUnknownError):
+            client.upgrade_agent(VERSION, RELEASE)
+        took = time.monotonic() - started
+    # the listing before the POST (hung: one read timeout, 3 s), the POST (3 s), then 1 s
+    # of lookup (it was a whole read timeout more: 9 s)
+    assert took < 3 + 3 + 1.0 + 0.9, took
+    assert [r.method for r in agent.requests].count("POST") == 1
+
+
 def test_hung_poll_does_not_eat_the_whole_deadline():
     with FakeAgent(password=PASSWORD) as agent, ObshellClient(
             agent.host, agent.port, auth=PasswordAuth(PASSWORD), poll_policy=FAST,
@@ -395,7 +426,7 @@ def test_hung_poll_does_not_eat_the_whole_deadline():
 
 
 def test_lost_create_reply_with_the_agent_unreadable_is_outcome_unknown(monkeypatch):
-    monkeypatch.setattr(obshell_sdk._creation, "RECOVERY_SECONDS", 0.5)
+    monkeypatch.setattr(obshell_sdk._lookup, "RECOVERY_SECONDS", 0.5)
     with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
         client.info()
         agent.drop_reply_after_create = True

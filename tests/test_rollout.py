@@ -381,10 +381,10 @@ def test_twenty_clusters_with_faults_and_a_runner_killed_mid_way(tmp_path):
 
 def test_a_create_the_runner_did_not_see_answered_is_looked_up_never_resent(tmp_path, monkeypatch):
     """The journal says 'sending' (killed between the POST and its reply): look, never resend."""
-    import obshell_sdk._creation
+    import obshell_sdk._lookup
     from obshell_sdk._journal import Journal
 
-    monkeypatch.setattr(obshell_sdk._creation, "RECOVERY_SECONDS", 1.0)
+    monkeypatch.setattr(obshell_sdk._lookup, "RECOVERY_SECONDS", 1.0)
     with ExitStack() as stack:
         fleet = agents(stack, 2)
         journal = tmp_path / "r.db"
@@ -864,9 +864,9 @@ def test_a_pre_check_made_but_not_journaled_and_ended_since_is_found_by_the_reru
     """The runner stopped between the pre-check's reply and its journaling; by the rerun the
     pre-check has ended, so obshell lists it only in its whole history (4.2.6 on): the rerun
     finds it there and goes on, without a second pre-check. An older agent: unknown."""
-    from obshell_sdk import _creation
+    from obshell_sdk import _lookup
 
-    monkeypatch.setattr(_creation, "RECOVERY_SECONDS", 1.0)
+    monkeypatch.setattr(_lookup, "RECOVERY_SECONDS", 1.0)
     with FakeAgent(password=PASSWORD, stage_seconds=0.3) as agent:  # seconds, as real ones
         agent.dag_history = history
         journal = tmp_path / "r.db"

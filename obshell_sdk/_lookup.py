@@ -1,0 +1,234 @@
+"""Finding the task a create call made when its reply was lost: a look, never a resend.
+
+The agent's task lists are read (reads are safe to repeat) for a DAG with the name the
+endpoint declares, started around the time the POST was sent, for up to
+:data:`RECOVERY_SECONDS`; each read is cut to the time the lookup has left, so a slow agent
+cannot stretch it. A task that takes no lock is listed only while it runs: the agent's whole
+history is read once more when the lists held nothing. This module reads the agent only
+through :class:`AgentReads`, which the client is.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import Any, Callable, Optional, Protocol
+
+from ._dag import DagDetail
+from ._endpoints import TaskEndpoint
+from ._exceptions import (
+    ConnectionLostError,
+    DecodeError,
+    ObshellError,
+    OutcomeUnknownError,
+    ReadTimeoutError,
+)
+from ._polling import cut
+
+__all__ = ["RECOVERY_SECONDS", "AgentReads", "find_created_dag", "listed"]
+
+log = logging.getLogger("obshell_sdk")
+
+#: How long to keep asking the agent whether a task was created when the reply was lost.
+RECOVERY_SECONDS = 60.0
+#: Seconds of slack when judging a DAG's start against the POST's (agent clock): obshell's
+#: own time-stamping and our measurement's rounding.
+_CLOCK_MARGIN = 1.0
+
+
+class AgentReads(Protocol):
+    """The reads of one agent a lookup makes; each takes a per-call ``timeout``."""
+
+    @property
+    def agent(self) -> str:
+        """``host:port``, for messages."""
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        """The client's ``(connect, read)`` timeout."""
+
+    def unfinished_dags(self, *, timeout: Optional[tuple[float, float]] = None
+                        ) -> list[DagDetail]:
+        """The agent's unfinished DAGs."""
+
+    def last_maintenance_dag(self, *, timeout: Optional[tuple[float, float]] = None
+                             ) -> Optional[DagDetail]:
+        """The cluster's last maintenance DAG, or None."""
+
+    def server_time(self, *, timeout: Optional[tuple[float, float]] = None
+                    ) -> Optional[datetime]:
+        """The agent's clock."""
+
+    def cluster_dags(self, *, timeout: Optional[tuple[float, float]] = None
+                     ) -> list[DagDetail]:
+        """Every DAG of the cluster, finished ones too."""
+
+
+def listed(reads: AgentReads, endpoint: TaskEndpoint[Any],
+           seconds: Optional[float] = None) -> list[DagDetail]:
+    """Where a DAG that ``endpoint`` makes shows up, each read within ``seconds``.
+
+    ``seconds`` None reads within the client's timeout. The agent's unfinished DAGs and,
+    for an endpoint that takes the maintenance lock, its last maintenance DAG (a fast one
+    may have ended already). obshell's last maintenance DAG is only ever one that took the
+    lock (``is_maintenance``), so a pre-check's lookup does without that request.
+    """
+    timeout = reads.timeout if seconds is None else cut(reads.timeout, seconds)
+    found = reads.unfinished_dags(timeout=timeout)
+    last = reads.last_maintenance_dag(timeout=timeout) if endpoint.maintenance else None
+    return found + ([last] if last is not None else [])
+
+
+class _Judge:
+    """Tells a DAG the lost POST created from one that was there before.
+
+    A DAG the agent listed before the POST is never it. Otherwise obshell stamps a started
+    DAG's ``start_time`` (with OceanBase's clock for a cluster task, the agent's for a local
+    one; the two normally agree), so the judgement is made on the agent's clock (measured
+    once, after the loss): the DAG must have started no earlier than the POST was sent,
+    give or take the measurement's uncertainty. A DAG not started yet (no start time)
+    counts only when the lists before the POST are known and did not hold it.
+    """
+
+    def __init__(self, read: Callable[[Optional[tuple[float, float]]], Optional[datetime]],
+                 sent_at: float, existed: Optional[frozenset[str]]) -> None:
+        self._read = read
+        self._sent_at = sent_at
+        self._existed = existed
+        self.earliest: Optional[float] = None  # agent time before which no new DAG started
+
+    def measure(self, timeout: tuple[float, float]) -> None:
+        """Read the agent's clock within ``timeout`` (ObshellError if it cannot be read)."""
+        before = time.time()
+        now = self._read(timeout)
+        after = time.time()
+        if now is None:
+            raise DecodeError("the agent's clock reads as unset", where="data")
+        offset = now.timestamp() - (before + after) / 2
+        self.earliest = self._sent_at + offset - (after - before) / 2 - _CLOCK_MARGIN
+
+    def created_by_us(self, dag: DagDetail, name: str) -> bool:
+        """Same name, not there before, and started after the POST was sent (agent clock)."""
+        if dag.name != name or self.earliest is None:
+            return False
+        if self._existed is not None and dag.id in self._existed:
+            return False
+        if dag.start_time is None:
+            return self._existed is not None
+        return dag.start_time.timestamp() >= self.earliest
+
+    def ran_for_us(self, dag: DagDetail, name: str) -> bool:
+        """:meth:`created_by_us`, for a DAG of the agent's whole history (finished ones too).
+
+        The history holds the same call's earlier runs, one of which may have ended just
+        before the POST, within the clock's uncertainty. So only a DAG that started, and that
+        (if it ended) ended more than that uncertainty after the POST counts: a real
+        pre-check runs for seconds.
+        """
+        if dag.start_time is None or self.earliest is None or not self.created_by_us(dag, name):
+            return False
+        ended = dag.end_time if dag.is_finished else None  # a running DAG's is its creation
+        return ended is None or ended.timestamp() >= self.earliest + 2 * _CLOCK_MARGIN
+
+
+def find_created_dag(
+    reads: AgentReads,
+    endpoint: TaskEndpoint[Any],
+    name: str,
+    sent_at: float,
+    lost: ConnectionLostError,
+    *,
+    existed: Optional[frozenset[str]] = None,
+    seconds: Optional[float] = None,
+) -> DagDetail:
+    """Look for the DAG named ``name`` that a create call to ``endpoint`` (reply lost) made.
+
+    The agent's lists (:func:`listed`) and its clock are read through ``reads`` for up to
+    ``seconds`` (:data:`RECOVERY_SECONDS` by default), each read cut to the time left;
+    ``existed`` holds the ids listed before the POST (None if unknown). For a task that
+    takes no lock, which obshell lists only while it runs, the whole history is read once
+    when the lists held nothing (see :func:`_in_history`). Returns the DAG the POST created
+    or raises :class:`OutcomeUnknownError`, never one there before.
+    """
+    seconds = RECOVERY_SECONDS if seconds is None else seconds
+    log.warning("%s lost its reply (%s); looking for task %r", lost.path, lost, name)
+    clock = _Judge(lambda timeout: reads.server_time(timeout=timeout), sent_at, existed)
+    # After a read timeout the agent may still be creating the task: keep looking until the
+    # deadline. After a cut connection one clear "not there" a few seconds on is enough.
+    dag, last = _look(reads, endpoint, clock, name, seconds,
+                      seconds if isinstance(lost, ReadTimeoutError) else min(5.0, seconds))
+    if dag is not None:
+        return dag
+    found = None if endpoint.maintenance else _in_history(reads, clock, name)
+    if found is not None and len(found) == 1:
+        log.warning("found task %s %r in the agent's history: the agent did create it",
+                    found[0].id, name)
+        return found[0]
+    raise _not_found(lost, name, last, endpoint.maintenance, found) from lost
+
+
+def _look(reads: AgentReads, endpoint: TaskEndpoint[Any], clock: _Judge, name: str,
+          seconds: float, settle: float) -> tuple[Optional[DagDetail], Optional[ObshellError]]:
+    """Read the lists for the DAG, pausing longer each time, for up to ``seconds``.
+
+    Each read is cut to the time left. Stops once the agent answered ``settle`` seconds on
+    without it. Returns the DAG (or None) and the error of the last read when it failed.
+    """
+    started = time.monotonic()
+    delay = 0.25
+    last: Optional[ObshellError] = None
+    while True:
+        try:
+            if clock.earliest is None:
+                clock.measure(cut(reads.timeout, started + seconds - time.monotonic()))
+            for dag in listed(reads, endpoint, started + seconds - time.monotonic()):
+                if clock.created_by_us(dag, name):
+                    log.warning("found task %s %r: the agent did create it", dag.id, dag.name)
+                    return dag, None
+            last = None
+            if time.monotonic() - started >= settle:
+                return None, None  # the agent answered, long enough after: no such task
+        except ObshellError as exc:  # the agent may be restarting; reads may be repeated
+            last = exc
+        if time.monotonic() + delay > started + seconds:
+            return None, last
+        time.sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+def _in_history(reads: AgentReads, clock: _Judge, name: str) -> Optional[list[DagDetail]]:
+    """The DAGs of the agent's whole history the POST may have made (see ``ran_for_us``).
+
+    One read, within the client's timeout. None when it was not read (no clock) or failed.
+    """
+    try:
+        past = None if clock.earliest is None else reads.cluster_dags()
+    except ObshellError as exc:
+        log.info("could not read the agent's task history (%s)", exc)
+        return None
+    return None if past is None else [d for d in past if clock.ran_for_us(d, name)]
+
+
+def _not_found(lost: ConnectionLostError, name: str, last: Optional[ObshellError],
+               maintenance: bool, in_history: Optional[list[DagDetail]]) -> OutcomeUnknownError:
+    """The error for a lost create call's task not found (``in_history``: see _in_history)."""
+    why = f" (the lookups failed too: {last})" if last is not None else ""
+    if maintenance:
+        advice = ("Before retrying, look for it in client.unfinished_dags() and "
+                  "client.last_maintenance_dag()")
+    elif in_history is None:
+        advice = ("A task that takes no lock, like a pre-check, is listed only while it runs, "
+                  "so this one may have run and ended already: before sending it again, look "
+                  "for it in the agent's task history (its dashboard or log)")
+    elif in_history:
+        advice = (f"The agent's task history holds {len(in_history)} such tasks started since "
+                  f"({', '.join(d.id for d in in_history)}), and which one it made cannot be "
+                  "told: look at them before sending it again")
+    else:
+        advice = ("The agent's whole task history (finished tasks too) holds none either, so "
+                  "it seems to have made none: check the agent's log before sending it again")
+    return OutcomeUnknownError(
+        f"the call's outcome is unknown ({lost}) and no task {name!r} it created was found"
+        f"{why}. It was not sent again. {advice}",
+        method=lost.method, path=lost.path, agent=lost.agent, dag_name=name)
