@@ -66,18 +66,23 @@ class AgentReads(Protocol):
 
 
 def listed(reads: AgentReads, endpoint: TaskEndpoint[Any],
-           seconds: Optional[float] = None) -> list[DagDetail]:
-    """Where a DAG that ``endpoint`` makes shows up, each read within ``seconds``.
+           until: Optional[float] = None) -> list[DagDetail]:
+    """Where a DAG that ``endpoint`` makes shows up, read by ``until`` (monotonic).
 
-    ``seconds`` None reads within the client's timeout. The agent's unfinished DAGs and,
-    for an endpoint that takes the maintenance lock, its last maintenance DAG (a fast one
-    may have ended already). obshell's last maintenance DAG is only ever one that took the
-    lock (``is_maintenance``), so a pre-check's lookup does without that request.
+    ``until`` None reads each within the client's timeout. The agent's unfinished DAGs and, for
+    an endpoint that takes the maintenance lock, its last maintenance DAG (a fast one may have
+    ended already). obshell's last maintenance DAG is only ever one that took the lock
+    (``is_maintenance``), so a pre-check's lookup does without that request.
     """
-    timeout = reads.timeout if seconds is None else cut(reads.timeout, seconds)
-    found = reads.unfinished_dags(timeout=timeout)
-    last = reads.last_maintenance_dag(timeout=timeout) if endpoint.maintenance else None
+    found = reads.unfinished_dags(timeout=_by(reads, until))
+    last = (reads.last_maintenance_dag(timeout=_by(reads, until)) if endpoint.maintenance
+            else None)
     return found + ([last] if last is not None else [])
+
+
+def _by(reads: AgentReads, until: Optional[float]) -> tuple[float, float]:
+    """The client's timeout, cut to end by ``until`` (monotonic) when there is one."""
+    return reads.timeout if until is None else cut(reads.timeout, until - time.monotonic())
 
 
 class _Judge:
@@ -176,13 +181,13 @@ def _look(reads: AgentReads, endpoint: TaskEndpoint[Any], clock: _Judge, name: s
     without it. Returns the DAG (or None) and the error of the last read when it failed.
     """
     started = time.monotonic()
-    delay = 0.25
+    until, delay = started + seconds, 0.25
     last: Optional[ObshellError] = None
     while True:
         try:
             if clock.earliest is None:
-                clock.measure(cut(reads.timeout, started + seconds - time.monotonic()))
-            for dag in listed(reads, endpoint, started + seconds - time.monotonic()):
+                clock.measure(_by(reads, until))
+            for dag in listed(reads, endpoint, until):
                 if clock.created_by_us(dag, name):
                     log.warning("found task %s %r: the agent did create it", dag.id, dag.name)
                     return dag, None
@@ -191,7 +196,7 @@ def _look(reads: AgentReads, endpoint: TaskEndpoint[Any], clock: _Judge, name: s
                 return None, None  # the agent answered, long enough after: no such task
         except ObshellError as exc:  # the agent may be restarting; reads may be repeated
             last = exc
-        if time.monotonic() + delay > started + seconds:
+        if time.monotonic() + delay > until:
             return None, last
         time.sleep(delay)
         delay = min(delay * 2, 5.0)

@@ -184,20 +184,24 @@ class FailureStreak:
         """Note a failed poll sent at ``sent_at`` (monotonic); True once the budget is spent.
 
         A streak is timed from when its first failed poll was sent: a poll that hung counts
-        whole. Its first failure is always retried, once at least.
+        whole.
         """
         if not self.failures:
             self._began = sent_at
         self.failures, self.last = self.failures + 1, exc
-        return self.failures > 1 and self.seconds >= self.budget
+        return self.seconds >= self.budget
 
     def left(self) -> float:
-        """Seconds of the budget left (all of it without a streak)."""
-        return self.budget - self.seconds
+        """Seconds of the budget left (all of it without a streak, none once it is spent)."""
+        return max(0.0, self.budget - self.seconds)
 
     def cut(self, timeout: tuple[float, float]) -> tuple[float, float]:
-        """A poll's ``(connect, read)`` timeout, no longer than the budget left."""
-        return cut(timeout, self.left())
+        """A poll's ``(connect, read)`` timeout: in a streak, no longer than the budget left.
+
+        A poll outside a streak keeps the client's timeout: the budget bounds failing polls,
+        not an agent that answers slowly.
+        """
+        return cut(timeout, self.left()) if self.failures else timeout
 
     def worth_a_warning(self, read: bool) -> bool:
         """True once a streak, when it is (see the class); ``read``: the task was read once."""

@@ -176,8 +176,11 @@ def test_a_failure_streak_warns_once_and_again_after_it_ended():
     assert streak.end() == 1 and streak.failures == 0 and streak.last is None
     streak.fail(error, time.monotonic())
     assert streak.worth_a_warning(read=False) is True  # a new streak is news again
-    gone = FailureStreak(budget=0)  # the first failure is always retried
-    assert gone.fail(error, time.monotonic()) is False and gone.fail(error, 0) is True
+    assert FailureStreak(budget=0).fail(error, time.monotonic()) is True  # no retry at all
+    assert FailureStreak(budget=30).cut((5, 60)) == (5, 60)  # no streak: the client's own
+    slow = FailureStreak(budget=30)
+    slow.fail(error, time.monotonic() - 28)  # a streak that began 28 s ago
+    assert all(1.9 < t <= 2.0 for t in slow.cut((5, 60)))
 
 
 def test_a_failure_streak_retries_for_its_budget_or_the_wait_left_whichever_is_shorter():
@@ -356,7 +359,7 @@ def test_only_lock_taking_tasks_are_looked_for_as_the_last_maintenance_dag(
         assert len(agent.requests_to("/api/v1/task/dag/unfinish", "GET")) == 2
 
 
-@pytest.mark.parametrize(("budget", "read", "polls"), [(1.5, 0.4, 3), (1.0, 1.5, 2)])
+@pytest.mark.parametrize(("budget", "read", "polls"), [(1.5, 0.4, 3), (1.0, 0.7, 2)])
 def test_a_hung_agent_costs_a_read_timeout_a_poll_and_cannot_stretch_the_budget(
         budget, read, polls):
     """Each poll waits one read timeout (not the whole wait); the failure budget ends it.
@@ -398,6 +401,34 @@ def test_the_lookup_after_a_lost_reply_keeps_to_its_time_against_a_hung_agent(mo
     # of lookup (it was a whole read timeout more: 9 s)
     assert took < 3 + 3 + 1.0 + 0.9, took
     assert [r.method for r in agent.requests].count("POST") == 1
+
+
+def test_each_read_of_a_lookup_round_is_cut_to_the_time_left():
+    """Both lists of a lock-taking task's lookup end by the lookup's deadline: the second
+    read is cut to what the first left, not given the same cut again."""
+    from obshell_sdk._endpoints import AGENT_UPGRADE
+    from obshell_sdk._lookup import listed
+
+    seen = []
+
+    class Agent:  # an agent slow to list its unfinished tasks, within the cut
+        agent, timeout = "a:1", (5.0, 60.0)
+
+        def unfinished_dags(self, *, timeout=None):
+            seen.append(timeout)
+            time.sleep(0.3)
+            return []
+
+        def last_maintenance_dag(self, *, timeout=None):
+            seen.append(timeout)
+            return None
+
+    assert listed(Agent(), AGENT_UPGRADE, time.monotonic() + 1.0) == []
+    (_, first), (_, second) = seen
+    assert 0.9 < first <= 1.0 and 0.5 < second <= 0.7, seen
+    seen.clear()
+    listed(Agent(), AGENT_UPGRADE)  # no deadline: the client's own timeout, each
+    assert seen == [(5.0, 60.0)] * 2
 
 
 def test_hung_poll_does_not_eat_the_whole_deadline():
