@@ -905,7 +905,7 @@ def test_a_rollout_stopped_while_revisiting_reports_failed_targets_as_failed(
         tmp_path, monkeypatch):
     """The journal says which ones failed: a stop among their revisits leaves them failed
     in the report, not unknown."""
-    from obshell_sdk import _rollout
+    from obshell_sdk import _rollout_run
 
     failing = {"fail_stage": 2, "fail_times": 99}
     with ExitStack() as stack:
@@ -917,7 +917,7 @@ def test_a_rollout_stopped_while_revisiting_reports_failed_targets_as_failed(
         def revisit(*args):
             raise RuntimeError("a bug")
 
-        monkeypatch.setattr(_rollout, "revisit", revisit)
+        monkeypatch.setattr(_rollout_run, "revisit", revisit)
         with pytest.raises(RolloutStoppedError) as info:
             rollout(fleet, journal, parallel=1).upgrade_agent(VERSION, RELEASE)
         assert outcomes(info.value.report) == [
@@ -972,11 +972,9 @@ def test_a_journal_has_one_runner_at_a_time(tmp_path):
         with pytest.raises(InvalidArgumentError, match="in use"):
             Rollout(["h:1"], auth=PasswordAuth(PASSWORD), journal=path).upgrade_agent(
                 VERSION, RELEASE)
-        # the same journal under other names: a symbolic link, a path with "." in it
-        os.symlink(path, tmp_path / "alias.db")
-        for other in (tmp_path / "alias.db", tmp_path / "." / "j.db"):
-            with pytest.raises(InvalidArgumentError, match="in use by another runner"):
-                Journal(str(other), {"kind": "agent"}, ["h:1"])
+        os.symlink(path, tmp_path / "alias.db")  # the same journal under another name
+        with pytest.raises(InvalidArgumentError, match="in use by another runner"):
+            Journal(str(tmp_path / "alias.db"), {"kind": "agent"}, ["h:1"])
     finally:
         first.close()
     Journal(path, {"kind": "agent"}, ["h:1"]).close()  # free again
@@ -1157,7 +1155,7 @@ def test_failed_clusters_are_revisited_in_parallel_not_one_by_one(tmp_path, monk
     time, the first would wait in vain and break the barrier."""
     import threading
 
-    from obshell_sdk import _rollout
+    from obshell_sdk import _rollout_run
     from obshell_sdk.testing import build_rpm
 
     rpm = tmp_path / "obshell.rpm"
@@ -1167,13 +1165,13 @@ def test_failed_clusters_are_revisited_in_parallel_not_one_by_one(tmp_path, monk
         journal = tmp_path / "r.db"
         first = rollout(fleet, journal, max_failures=2).upgrade_agent(VERSION, RELEASE)
         assert first.count("failed") == 2, str(first)
-        barrier, real = threading.Barrier(2, timeout=20), _rollout.revisit
+        barrier, real = threading.Barrier(2, timeout=20), _rollout_run.revisit
 
         def revisit(*args):
             barrier.wait()
             return real(*args)
 
-        monkeypatch.setattr(_rollout, "revisit", revisit)
+        monkeypatch.setattr(_rollout_run, "revisit", revisit)
         second = rollout(fleet, journal, parallel=2).upgrade_agent(
             VERSION, RELEASE, package=str(rpm))
         assert [uploads(a) for a in fleet] == [1, 1], str(second)

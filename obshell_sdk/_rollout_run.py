@@ -1,0 +1,244 @@
+"""One run of a rollout: the schedule, the workers that carry it out, and the live board.
+
+:class:`Run` revisits the targets that failed on a task, then runs the canaries one at a
+time, then the rest ``parallel`` at once, each in a worker thread (which Ctrl-C never
+reaches). An error of the rollout's own stops it (:class:`RolloutStoppedError`); Ctrl-C
+stops it at once (:meth:`Run.let_go`), and the journal stays locked until the workers still
+sending have let go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Callable, Optional
+
+from ._auth import PasswordAuth
+from ._client import ObshellClient
+from ._dag import DagDetail
+from ._exceptions import InvalidArgumentError, ObshellError
+from ._journal import Journal, TargetRecord
+from ._render import RolloutBoard
+from ._rollout_report import (
+    RolloutReport,
+    RolloutStoppedError,
+    TargetResult,
+    ended_result,
+    not_run,
+    result_of,
+)
+from ._rollout_steps import Ended, Plan, TargetOutcome, TargetRun, failed_task, judge, revisit
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only; the rollout imports this module
+    from ._rollout import Rollout
+
+__all__ = ["Run", "split_target"]
+
+log = logging.getLogger("obshell_sdk")
+
+
+class Run:
+    """One run of a rollout: the schedule, the workers and the live board."""
+
+    def __init__(self, rollout: Rollout, journal: Journal, plan: Plan, timeout: float) -> None:
+        self.rollout, self.journal, self.plan, self.timeout = rollout, journal, plan, timeout
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        ours = set(rollout.targets)  # a journal may hold more: a rerun over part of the fleet
+        self.records = {r.target: r for r in journal.targets() if r.target in ours}
+        self.results: dict[str, TargetResult] = {}
+        self.failures = 0
+        self.stopped_by: Optional[tuple[str, BaseException]] = None  # (target, error)
+        self.started: set[str] = set()  # targets this run worked on
+        self.ends: list[threading.Event] = []  # each worker's that began, set when it let go
+        self.interrupted = False  # Ctrl-C: the journal is closed under the workers
+        self.board = RolloutBoard(rollout.targets, rollout.progress, rollout._words)
+        self.revisit: list[tuple[TargetRecord, tuple[str, str]]] = []  # failed on a task
+        for record in self.records.values():
+            if (failed := failed_task(record, plan)) is not None:
+                self.revisit.append((record, failed))
+            elif (ended := ended_result(record)) is not None:
+                self._done(ended)
+
+    def all(self) -> None:
+        """Revisit the failed targets, then the canaries, then the rest in parallel.
+
+        An error of the rollout's own (the journal, a bug) stops it: no new target starts,
+        those running are followed to their end, then :class:`RolloutStoppedError` says so.
+        """
+        try:
+            self._in_parallel([(r.target, functools.partial(self._revisit_one, r, failed))
+                               for r, failed in self.revisit], self.rollout.parallel)
+            todo = [(t, functools.partial(self._one, t)) for t in self.rollout.targets
+                    if t not in self.results]
+            self._in_parallel(todo[:self.rollout.canary], 1)  # the canaries, one at a time
+            self._in_parallel(todo[self.rollout.canary:], self.rollout.parallel)
+            if self.stopped_by is not None:
+                self._unfinished()
+        finally:
+            self.board.close()
+        if self.stopped_by is not None:
+            target, exc = self.stopped_by
+            if not isinstance(exc, Exception):  # SystemExit, say: not ours to reword
+                raise exc
+            raise RolloutStoppedError.of(exc, target, self.report()) from exc
+
+    def _revisit_one(self, record: TargetRecord, failed: tuple[str, str]) -> None:
+        """:func:`revisit` a target that failed on a task: followed on (opened again) or not."""
+        with self.lock:
+            self.started.add(record.target)
+        try:
+            with ObshellClient(*split_target(record.target), auth=self._auth(record.target),
+                               **self.rollout.client_options) as client:
+                still = revisit(TargetRun(record, client, self.journal, self.timeout,
+                                          lambda *_: None), self.plan, *failed)
+        except ObshellError as exc:  # a client that could not be made: nothing was sent
+            log.info("%s: it stays failed (%s)", record.target, exc)
+            still = record.error
+        if still is not None:
+            self._done(result_of(record, TargetOutcome.FAILED, still))
+        else:  # followed on: open again, so that a runner stopped meanwhile resumes it
+            self.journal.reopen(record.target)
+            self.records[record.target] = self.journal.target(record.target)
+
+    def _in_parallel(self, jobs: Sequence[tuple[str, Callable[[], None]]], at_once: int
+                     ) -> None:
+        """Do the jobs (target, work), ``at_once`` at a time, until an error stops the run."""
+        queue = list(reversed(jobs))
+
+        def work() -> None:
+            end = threading.Event()  # not is_alive(): a join cut by Ctrl-C marks a thread
+            try:  # stopped (< 3.13); and a thread Ctrl-C kept from starting sets none
+                with self.lock:
+                    self.ends.append(end)
+                while True:
+                    with self.lock:
+                        if not queue or self.stopped_by is not None or self.stop.is_set():
+                            return
+                        target, job = queue.pop()
+                    if not self._run_or_stop(target, job):
+                        return
+            finally:
+                end.set()
+
+        workers = [threading.Thread(target=work, daemon=True, name=f"obshell-rollout-{i}")
+                   for i in range(min(at_once, len(queue)))]
+        for worker in workers:
+            worker.start()
+        for worker in workers:  # Ctrl-C reaches the main thread at once: short joins
+            while worker.is_alive():
+                worker.join(0.2)
+
+    def let_go(self) -> list[threading.Event]:
+        """Stop at once (Ctrl-C): no new cluster, followers let go; the busy workers' ends.
+
+        The stop comes first: a worker that begins after the ends are read takes no job.
+        """
+        self.interrupted = True  # the journal is closed under the workers
+        self.stop.set()
+        with self.lock:
+            return [end for end in self.ends if not end.is_set()]
+
+    def _run_or_stop(self, target: str, work: Callable[[], None]) -> bool:
+        """``work()`` for ``target`` in a worker thread (which Ctrl-C never reaches).
+
+        False when it stopped the run: an error of the rollout's own, or Ctrl-C meanwhile.
+        """
+        try:
+            work()
+            return True
+        except BaseException as exc:  # a bug, the journal unwritable: stop, tell all()
+            if self.interrupted:  # Ctrl-C closed the journal under this worker
+                log.info("%s: how it ended is not journaled (the rollout was interrupted); "
+                         "run it again to follow it", target)
+                return False
+            log.error("rollout stopped: %s failed with %s (no new cluster starts; the "
+                      "running ones are followed to their end first)", target,
+                      type(exc).__name__, exc_info=exc)
+            with self.lock:
+                self.stopped_by = self.stopped_by or (target, exc)  # the first one stopped the run
+            self.stop.set()
+            return False
+
+    def _unfinished(self) -> None:
+        """Results for the targets a stopped run did not end, from what the journal holds."""
+        for t in [t for t in self.rollout.targets if t not in self.results]:
+            with contextlib.suppress(Exception):  # what this run journaled, if readable
+                self.records[t] = self.journal.target(t)
+            record = self.records[t]
+            outcome, why = not_run(record, _STOPPED, t in self.started)
+            self._done(ended_result(record) or result_of(record, outcome, why))
+
+    def _one(self, target: str) -> None:
+        with self.lock:
+            blocked = self.stop.is_set() or self.failures >= self.rollout.max_failures
+        if blocked:
+            outcome, why = not_run(self.records[target], (
+                _STOPPED if self.stopped_by is not None else
+                "the rollout was interrupted" if self.stop.is_set() else
+                f"{self.failures} target(s) failed (max_failures={self.rollout.max_failures})"))
+            self.journal.end(target, outcome.value, why)
+            self._done(result_of(self.records[target], outcome, why))
+            return
+        outcome, error, run = self._attempt(target)
+        self.journal.end(target, outcome.value, error)
+        if outcome is not TargetOutcome.SUCCEEDED:
+            with self.lock:
+                self.failures += 1  # only this run's: a rerun starts afresh
+        record = self.journal.target(target)
+        self._done(result_of(record, outcome, error, run.dag_ids if run else ()))
+
+    def _attempt(self, target: str) -> tuple[TargetOutcome, Optional[str], Optional[TargetRun]]:
+        run = None
+        with self.lock:
+            self.started.add(target)
+        try:
+            client = ObshellClient(*split_target(target), auth=self._auth(target),
+                                   **self.rollout.client_options)
+            with client:
+                run = TargetRun(self.records[target], client, self.journal, self.timeout,
+                                lambda step, d: self._show(target, step, d))
+                run.run(self.plan)
+            return TargetOutcome.SUCCEEDED, run.note, run
+        except Ended as exc:
+            return exc.outcome, str(exc), run
+        except ObshellError as exc:
+            return judge(exc), f"{type(exc).__name__}: {exc}", run
+
+    def _auth(self, target: str) -> PasswordAuth:
+        auth = self.rollout.auth
+        if isinstance(auth, PasswordAuth):
+            return auth
+        try:
+            return auth(target)
+        except Exception as exc:  # the caller's own code (a vault lookup, say): nothing sent
+            raise InvalidArgumentError("auth", f"auth({target!r}) raised {type(exc).__name__}: "
+                                       f"{exc}") from exc
+
+    def _show(self, target: str, step: str, detail: Optional[DagDetail]) -> None:
+        if self.interrupted:  # Ctrl-C: stop following (the journal says where it stands)
+            raise _Abandoned(target)
+        self.board.update(target, step, detail)
+
+    def _done(self, result: TargetResult) -> None:
+        with self.lock:
+            self.results[result.target] = result
+        self.board.finish(result.target, result.outcome.value, result.error or result.note)
+
+    def report(self) -> RolloutReport:
+        return RolloutReport({t: self.results[t] for t in self.rollout.targets}, self.journal.path)
+
+
+_STOPPED = "the rollout stopped on an error of its own"  # why a target was not (all) run
+
+
+class _Abandoned(Exception):  # noqa: N818 - not an error: a worker let go after Ctrl-C
+    """Raised in a worker following a task when the rollout was interrupted."""
+
+
+def split_target(target: str) -> tuple[str, int]:
+    host, _, port = target.rpartition(":")
+    return host.strip("[]"), int(port)
