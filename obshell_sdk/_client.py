@@ -114,7 +114,7 @@ class ObshellClient(TaskCalls, PackageCalls):
                  **overrides: Any) -> ObshellClient:
         """A client configured from ``OBSHELL_*`` environment variables.
 
-        ``OBSHELL_HOST`` (required), ``OBSHELL_PORT``, ``OBSHELL_PASSWORD``,
+        ``OBSHELL_HOST`` (required, unless ``host=``), ``OBSHELL_PORT``, ``OBSHELL_PASSWORD``,
         ``OBSHELL_AGENT_PASSWORD``, ``OBSHELL_HTTPS`` (1/true/yes/on or 0/false/no/off),
         ``OBSHELL_CA_BUNDLE``, ``OBSHELL_MIN_KEY_BITS`` (the auth's ``min_key_bits``). Keyword
         ``overrides`` are passed on to the constructor and win over the environment.

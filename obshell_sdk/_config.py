@@ -120,7 +120,8 @@ def client_options_from_env(env: Environment, overrides: Mapping[str, Any]) -> d
         raise InvalidArgumentError(min(unknown), "is not an ObshellClient option")
     options = settings_from_env(env, given=overrides.keys())
     options.update(overrides)
-    check_env_bundle(env, options)
+    if "verify" not in overrides:  # else OBSHELL_CA_BUNDLE is not read
+        check_env_bundle(env, options, "pass https=True" if "https" in overrides else None)
     if "auth" not in options:
         options["auth"] = auth_from_env(env)
     return options
@@ -170,12 +171,16 @@ def tls_from_env(env: Environment, given: Collection[str] = ()) -> dict[str, Any
     return settings
 
 
-def check_env_bundle(env: Environment, options: Mapping[str, Any]) -> None:
-    """Refuse ``OBSHELL_CA_BUNDLE`` in use without HTTPS (once overrides are applied)."""
+def check_env_bundle(env: Environment, options: Mapping[str, Any],
+                     fix: Optional[str] = None) -> None:
+    """Refuse ``OBSHELL_CA_BUNDLE`` in use without HTTPS (once overrides are applied).
+
+    ``fix``: what to do (default: set ``OBSHELL_HTTPS=1`` too).
+    """
     bundle = env.get("OBSHELL_CA_BUNDLE")
     if bundle and options.get("verify") == bundle and not options.get("https"):
-        raise InvalidArgumentError("OBSHELL_CA_BUNDLE", "a CA bundle verifies HTTPS: set "
-                                   "OBSHELL_HTTPS=1 too")
+        raise InvalidArgumentError("OBSHELL_CA_BUNDLE", "a CA bundle verifies HTTPS: "
+                                   f"{fix or 'set OBSHELL_HTTPS=1 too'}")
 
 
 def min_key_bits_from_env(env: Environment) -> int:

@@ -208,7 +208,7 @@ class Journal:
             plan = None
         if not isinstance(plan, dict):
             raise InvalidArgumentError("journal", f"{path!r} holds a plan no rollout writes (was "
-                                       "the file changed by hand?)")
+                                       "the file changed by hand?); give a new journal")
         return plan
 
     # -- writing --------------------------------------------------------------------------

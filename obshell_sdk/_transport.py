@@ -254,10 +254,10 @@ def _exchange_error(exc: Exception, fired: bool, seconds: float, method: str, pa
         return other(f"the exchange failed ({type(exc).__name__}: {exc})", **where)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return ConnectError("timed out connecting; is the agent up and the port right?", **where)
-    if isinstance(exc, requests.exceptions.ReadTimeout):  # unsent: in the TLS handshake
+    if isinstance(exc, requests.exceptions.ReadTimeout):  # unsent: TLS handshake or tunnel
         return (ReadTimeoutError("no reply within the read timeout; the request may still have "
-                                 "been carried out", **where) if maybe_sent else
-                ConnectError("timed out in the TLS handshake; the request was not sent", **where))
+                                 "been carried out", **where) if maybe_sent else ConnectError(
+                "timed out connecting (TLS handshake or proxy tunnel); not sent", **where))
     if isinstance(exc, requests.exceptions.SSLError):
         if maybe_sent and "CERTIFICATE_VERIFY_FAILED" not in str(exc):  # not the handshake
             return ConnectionLostError("the connection failed after the request may have gone "

@@ -189,6 +189,10 @@ def test_from_env_keywords_stand_in_for_their_variables(agent):
         ObshellClient.from_env(env, host=agent.host, https=False)
     with pytest.raises(InvalidArgumentError, match="OBSHELL_HTTPS"):
         ObshellClient.from_env(env, host=agent.host, port=agent.port)
+    bundle = {"OBSHELL_HOST": agent.host, "OBSHELL_HTTPS": "1", "OBSHELL_CA_BUNDLE": "/no/ca"}
+    with pytest.raises(InvalidArgumentError, match="pass https=True"):  # not "set ..._HTTPS"
+        ObshellClient.from_env(bundle, https=False)
+    ObshellClient.from_env(bundle, verify=False).close()  # the bundle is not read at all
 
 
 def test_upgrade_with_package_uploads_checks_upgrades_and_confirms(agent, tmp_path):

@@ -180,15 +180,15 @@ def _task_failed():
 
 
 def _outcome_unknown():
-    import obshell_sdk._lookup as creation
+    import obshell_sdk._lookup as lookup
 
-    saved, creation.RECOVERY_SECONDS = creation.RECOVERY_SECONDS, 1
+    saved, lookup.RECOVERY_SECONDS = lookup.RECOVERY_SECONDS, 1
     try:
         with FakeAgent(password=SECRET) as agent, _client(agent) as client:
             agent.reset_next(1, path_prefix="/api/v1/agent/upgrade")
             client.upgrade_agent(VERSION, RELEASE)
     finally:
-        creation.RECOVERY_SECONDS = saved
+        lookup.RECOVERY_SECONDS = saved
 
 
 def _connect_refused():
