@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Optional, Protocol
 
 from ._dag import DagDetail
 from ._endpoints import TaskEndpoint
@@ -96,9 +96,9 @@ class _Judge:
     counts only when the lists before the POST are known and did not hold it.
     """
 
-    def __init__(self, read: Callable[[Optional[tuple[float, float]]], Optional[datetime]],
-                 sent_at: float, existed: Optional[frozenset[str]]) -> None:
-        self._read = read
+    def __init__(self, reads: AgentReads, sent_at: float,
+                 existed: Optional[frozenset[str]]) -> None:
+        self._reads = reads
         self._sent_at = sent_at
         self._existed = existed
         self.earliest: Optional[float] = None  # agent time before which no new DAG started
@@ -106,7 +106,7 @@ class _Judge:
     def measure(self, timeout: tuple[float, float]) -> None:
         """Read the agent's clock within ``timeout`` (ObshellError if it cannot be read)."""
         before = time.time()
-        now = self._read(timeout)
+        now = self._reads.server_time(timeout=timeout)
         after = time.time()
         if now is None:
             raise DecodeError("the agent's clock reads as unset", where="data")
@@ -158,7 +158,7 @@ def find_created_dag(
     """
     seconds = RECOVERY_SECONDS if seconds is None else seconds
     log.warning("%s lost its reply (%s); looking for task %r", lost.path, lost, name)
-    clock = _Judge(lambda timeout: reads.server_time(timeout=timeout), sent_at, existed)
+    clock = _Judge(reads, sent_at, existed)
     # After a read timeout the agent may still be creating the task: keep looking until the
     # deadline. After a cut connection one clear "not there" a few seconds on is enough.
     dag, last = _look(reads, endpoint, clock, name, seconds,

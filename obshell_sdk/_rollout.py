@@ -132,11 +132,11 @@ class Rollout:
             run.all()
         except BaseException as exc:  # Ctrl-C (or another exception raised in this thread)
             busy = run.let_go()
-            msg = ("rollout interrupted: no new cluster is started; running tasks go on on "
-                   f"their agents. Run it again with journal {self.journal!r} to resume" + (
-                       " (it stays locked until this run's requests under way, an upload "
-                       "say, have ended)" if busy else ""))
             if isinstance(exc, KeyboardInterrupt):
+                msg = ("rollout interrupted: no new cluster is started; running tasks go on on "
+                       f"their agents. Run it again with journal {self.journal!r} to resume"
+                       + (" (it stays locked until this run's requests under way, an upload "
+                          "say, have ended)" if busy else ""))
                 log.warning("%s", msg)
                 if hasattr(exc, "add_note"):  # Python 3.11+: the traceback says it too
                     exc.add_note(msg)

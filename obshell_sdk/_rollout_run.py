@@ -240,5 +240,6 @@ class _Abandoned(Exception):  # noqa: N818 - not an error: a worker let go after
 
 
 def split_target(target: str) -> tuple[str, int]:
+    """``(host, port)`` of a ``"host:port"`` target as :func:`parse_targets` writes it."""
     host, _, port = target.rpartition(":")
     return host.strip("[]"), int(port)
