@@ -19,6 +19,7 @@ from ._exceptions import (
     InvalidArgumentError,
     ObshellError,
     OutcomeUnknownError,
+    PackageMissingError,
     PasswordKindError,
     TaskError,
     TaskFailedError,
@@ -48,6 +49,8 @@ HINTS: Sequence[tuple[str, str]] = (
     (r"client\.unfinished_dags\(\) and client\.last_maintenance_dag\(\)",
      "obshell-sdk task list"),
     (r"client\.info\(\)", "obshell-sdk info"),
+    (r"\(client\.upload_package\(path\)\), then retry the task",  # no upload command alone
+     "(in Python: client.upload_package(path)), then retry the task"),
     (r"run the rollout again with journal '[^']*' to resume it", "run the same command again "
      "to resume it"),
     (r"the error's \.report says", "the report on stdout says"),
@@ -70,6 +73,8 @@ CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
     (TaskNotFoundError, "Check the task id; obshell-sdk task list shows the unfinished tasks. "
      "If you started a task and its agent is restarting, wait for it: obshell-sdk task wait ID "
      "--exists"),
+    (PackageMissingError, "Upload the packages it names first: give each RPM with --package "
+     "(OceanBase CE needs oceanbase-ce and oceanbase-ce-libs), then run the command again"),
     (UnderMaintenanceError, "The maintenance task named above holds the lock: obshell-sdk task "
      "list; if it is running, obshell-sdk task wait ID; if it failed, obshell-sdk task "
      "retry|rollback|skip|cancel ID"),

@@ -20,6 +20,7 @@ from ._exceptions import (
     DecodeError,
     InvalidArgumentError,
     ObshellError,
+    PackageMissingError,
     TransportError,
     WeakKeyError,
 )
@@ -210,11 +211,6 @@ class TaskRequest(Protocol):
 R = TypeVar("R", bound=TaskRequest)
 
 
-#: The raw Go error of a package lookup that found none, e.g. ``oceanbase-ce-4.3.5.1-1.el7.
-#: x86_64.rpm: record not found`` (``upgrade_ob_check.go``, before the DAG is made).
-_NO_PACKAGE = re.compile(r"\.rpm: record not found\s*\Z")
-
-
 @attrs.frozen
 class TaskEndpoint(Generic[R]):
     """A POST that creates a DAG: everything the client needs to call it and recover from it."""
@@ -241,9 +237,8 @@ class TaskEndpoint(Generic[R]):
         the POST with a 3xx or 4xx page of its own. ``Common.Unexpected`` (a panic, a
         follower's failed forward, a raw Go error) and a reply lost on the way may both
         hide a DAG: they prove nothing, except a package not found
-        (``<name>-<version>-<release>.<arch>.rpm: record not found``), which the OceanBase
-        upgrade and its pre-check look up before making the DAG (PROTOCOL-upgrade-family
-        §2 step 8).
+        (:class:`PackageMissingError`), which the OceanBase upgrade and its pre-check look up
+        before making the DAG (PROTOCOL-upgrade-family §2 step 8).
         """
         if isinstance(exc, (ConnectError, InvalidArgumentError, WeakKeyError)):
             return True
@@ -253,10 +248,10 @@ class TaskEndpoint(Generic[R]):
             return False
         if exc.path != self.path:
             return True
+        if isinstance(exc, PackageMissingError):  # looked up before the DAG is made
+            return True
         return isinstance(exc, ApiError) and (400 <= exc.status < 500 or (
-            exc.status >= 500 and exc.err_code not in ("", "Common.Unexpected"))
-            or (exc.err_code == "Common.Unexpected" and _NO_PACKAGE.search(exc.message)
-                is not None))
+            exc.status >= 500 and exc.err_code not in ("", "Common.Unexpected")))
 
 
 

@@ -6,6 +6,7 @@ older agents (PROTOCOL.md §2.2), then the HTTP status.
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 from ._exceptions import (
@@ -15,6 +16,7 @@ from ._exceptions import (
     BadRequestError,
     DecryptFailedError,
     NotFoundError,
+    PackageMissingError,
     PasswordKindError,
     ServerError,
     TaskNotFoundError,
@@ -40,7 +42,13 @@ _BY_ERR_CODE: dict[str, type[ApiError]] = {
     "Task.NotFound": TaskNotFoundError,
     "OB.Cluster.UnderMaintenanceWithDag": UnderMaintenanceError,
     "OB.Cluster.UnderMaintenance": UnderMaintenanceError,
+    "OB.Package.NotExist": PackageMissingError,
 }
+
+#: The raw Go error of a package lookup that found none, e.g. ``oceanbase-ce-4.3.5.1-1.el7.
+#: x86_64.rpm: record not found``: obshell sends it as ``Common.Unexpected``, a 500
+#: (PROTOCOL-upgrade-family §2 step 8; before the DAG is made).
+_NO_PACKAGE = re.compile(r"\.rpm: record not found\s*\Z")
 
 # Numeric codes of agents older than 4.3.1 (PROTOCOL.md §2.2).
 _BY_LEGACY_CODE: dict[int, type[ApiError]] = {
@@ -51,8 +59,11 @@ _BY_LEGACY_CODE: dict[int, type[ApiError]] = {
 }
 
 
-def error_class_for(status: int, err_code: str, code: int) -> type[ApiError]:
+def error_class_for(status: int, err_code: str, code: int, message: str = "") -> type[ApiError]:
     """Pick the exception class for an error envelope: errCode first, then code, then status.
+
+    The one errCode read with its message: ``Common.Unexpected`` is a package not found when
+    the message is gorm's plain error for an RPM (no code of its own, and never localised).
 
     An auth class only ever comes with obshell's auth statuses (401; 400 for a missing
     header): the SDK mends those refusals by sending the request again, which is safe only
@@ -60,6 +71,8 @@ def error_class_for(status: int, err_code: str, code: int) -> type[ApiError]:
     a broken agent) may come after the agent acted, so the status decides then.
     """
     cls: Optional[type[ApiError]] = None
+    if err_code == "Common.Unexpected" and _NO_PACKAGE.search(message):
+        return PackageMissingError
     if err_code:
         cls = _BY_ERR_CODE.get(err_code)
         if cls is None and err_code.startswith("Security."):

@@ -22,6 +22,7 @@
     │   ├── NotFoundError           404
     │   │   └── TaskNotFoundError
     │   ├── UnderMaintenanceError   another maintenance task holds the cluster lock
+    │   ├── PackageMissingError     a package the call needs was not uploaded (400 or 500)
     │   └── ServerError             5xx
     ├── TaskError                   a followed task did not end well; carries ``task_id``
     │   ├── TaskStateError          an operator does not apply to the task's state (not sent)
@@ -50,11 +51,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "ApiError", "AuthError", "AuthExpiredError", "BadRequestError", "ConnectError",
     "ConnectionLostError", "DecodeError", "DecryptFailedError", "InvalidArgumentError",
-    "NotFoundError", "ObshellError", "OutcomeUnknownError", "PasswordKindError",
-    "ReadTimeoutError", "ServerError", "TaskCancelledError", "TaskError", "TaskFailedError",
-    "TaskNotFoundError", "TaskRolledBackError", "TaskStateError", "TaskTimeoutError",
-    "TaskUnreachableError", "TransportError", "UnderMaintenanceError", "UpgradeNotConfirmedError",
-    "UriMismatchError", "WeakKeyError", "WrongPasswordError",
+    "NotFoundError", "ObshellError", "OutcomeUnknownError", "PackageMissingError",
+    "PasswordKindError", "ReadTimeoutError", "ServerError", "TaskCancelledError", "TaskError",
+    "TaskFailedError", "TaskNotFoundError", "TaskRolledBackError", "TaskStateError",
+    "TaskTimeoutError", "TaskUnreachableError", "TransportError", "UnderMaintenanceError",
+    "UpgradeNotConfirmedError", "UriMismatchError", "WeakKeyError", "WrongPasswordError",
 ]
 
 
@@ -81,10 +82,7 @@ class ObshellError(Exception):
 
 
 class InvalidArgumentError(ObshellError, ValueError):
-    """An argument was refused before anything was sent to the agent.
-
-    ``argument`` names the offending parameter.
-    """
+    """An argument, named by ``argument``, was refused before anything was sent to the agent."""
 
     def __init__(self, argument: str, message: str) -> None:
         super().__init__(f"{argument}: {message}")
@@ -92,10 +90,7 @@ class InvalidArgumentError(ObshellError, ValueError):
 
 
 class TransportError(ObshellError):
-    """The HTTP exchange with the agent failed below the obshell protocol.
-
-    ``method`` and ``path`` say which call, ``agent`` which agent (``host:port``).
-    """
+    """The exchange broke below obshell's protocol: ``method`` ``path`` on ``agent`` (host:port)."""
 
     def __init__(self, message: str, *, method: str, path: str, agent: str) -> None:
         super().__init__(f"{method} {path} on {agent}: {message}")
@@ -134,11 +129,10 @@ class OutcomeUnknownError(ConnectionLostError):
 class DecodeError(ObshellError):
     """A reply did not have the shape obshell gives it.
 
-    ``where`` is the JSON path of the part that did not fit (``data.nodes[2].state``),
-    ``excerpt`` the start of the raw body when the body itself could not be read, ``status``
-    the HTTP status of the reply (0 when not known), ``method`` and ``path`` the request it
-    answered when the reply as a whole was not obshell's (empty otherwise; the message
-    starts with them when given).
+    ``where``: the JSON path of the part that did not fit (``data.nodes[2].state``);
+    ``excerpt``: the start of a body that could not be read; ``status``: the reply's HTTP
+    status (0 if not known); ``method``, ``path``: the request, when the reply as a whole was
+    not obshell's (the message then starts with them).
     """
 
     def __init__(
@@ -159,20 +153,19 @@ class DecodeError(ObshellError):
 
     @property
     def refusal_page(self) -> bool:
-        """True for a 3xx or 4xx reply that is not obshell's: a page that refused the request.
+        """True for a 3xx or 4xx page, not obshell's, sent instead of passing the request on.
 
-        A proxy (or whatever answers in the agent's place) sends such a page instead of
-        passing the request on, so no obshell handler ran it: it is safe to send again.
-        A 2xx or 5xx page may come after the agent acted (a gateway timeout), so may not.
+        No obshell handler ran such a request: it is safe to send again. A 2xx or 5xx page
+        (a gateway timeout) may come after the agent acted, so may not be.
         """
         return 300 <= self.status < 500
 
 
 class WeakKeyError(ObshellError):
-    """The agent's RSA key is shorter than ``PasswordAuth(min_key_bits=...)`` allows.
+    """The agent's RSA key (``bits`` long) is shorter than ``PasswordAuth(min_key_bits=...)``.
 
-    Nothing was signed with it. ``bits`` is the key's size. obshell up to 4.4.1 ships 512-bit
-    keys, which can be factored; agents from 4.4.2 on replace them with 1024-bit keys at start.
+    Nothing was signed with it. obshell up to 4.4.1 ships 512-bit keys, which can be
+    factored; agents from 4.4.2 on replace them with 1024-bit keys at start.
     """
 
     def __init__(self, message: str, *, bits: int) -> None:
@@ -286,6 +279,13 @@ class UnderMaintenanceError(ApiError):
     hint = ("The maintenance task named in the message holds the lock: find it with "
             "client.last_maintenance_dag() and wait for it to end (client.task(dag.id).wait()), "
             "or, if it has failed, retry, roll back, skip or cancel it")
+
+
+class PackageMissingError(ApiError):
+    """The agent lacks a package the call needs (it names them); the call made no task."""
+
+    hint = ("Upload the packages it names first, client.upload_package(path) for each (OceanBase"
+            " CE needs oceanbase-ce and oceanbase-ce-libs), then call again")
 
 
 class ServerError(ApiError):

@@ -115,6 +115,11 @@ def failure_message(label: str, detail: DagDetail) -> str:
     text = f"{label} failed{where}"
     if lines:
         text += ":\n" + "\n".join(lines)
+    downloads = [t.task_logs[-1] for t in detail.failed_sub_tasks()
+                 if t.name == "Download all required packages" and t.task_logs]
+    if any(log.endswith("record not found") for log in downloads):  # gorm's words: no such row
+        text += ("\nThe agent has no package of this version: upload it "
+                 "(client.upload_package(path)), then retry the task.")
     if detail.maintenance_type == 1:  # the upgrade check and other lock-free tasks
         return text
     return (

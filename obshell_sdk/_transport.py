@@ -344,7 +344,7 @@ def _api_error(envelope: Envelope, status: int, method: str, path: str) -> ApiEr
     message = ("a redirect, which is never followed nor taken for the agent's answer"
                if 300 <= status < 400 else
                (err.message if err else "") or "the agent reported a failure without details")
-    cls = error_class_for(status, err_code, code)
+    cls = error_class_for(status, err_code, code, message)
     return cls(status=status, err_code=err_code, code=code, message=message,
                trace_id=envelope.trace_id, method=method, path=path, error=err)
 

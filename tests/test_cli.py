@@ -314,3 +314,18 @@ def test_ctrl_c_during_task_list_names_no_task():
     assert "None" not in text
     text = _interrupted(build_parser().parse_args(["task", "wait", "19"]), None)
     assert "before task 19 was read" in text
+
+
+def test_an_ob_rollout_without_its_packages_says_to_give_them_with_package(tmp_path):
+    """The package-missing hint in the CLI's words: its option, not client.upload_package."""
+    with FakeAgent(password=PASSWORD, ob_version="4.3.5.0-100000202024123117",
+                   require_packages=True) as ob:
+        targets = tmp_path / "targets"
+        targets.write_text(f"{ob.host}:{ob.port}\n")
+        out = run(ob, "rollout", "ob", "--targets", str(targets), "--journal",
+                  str(tmp_path / "r.db"), "4.3.5.1", "101000012025052815.el7")
+        assert out.returncode == 1, out.stdout + out.stderr
+        said = out.stdout + out.stderr
+        assert "record not found" in said and "give each RPM with --package" in said, said
+        assert "client.upload_package" not in said
+        assert ob.dags == {}

@@ -205,6 +205,15 @@ def test_a_failed_task_suggests_the_cli_operators():
         assert "obshell-sdk task retry 11 --wait" in out.stderr
 
 
+def test_a_download_that_found_no_package_says_to_upload_it_then_retry():
+    with FakeAgent(password=PASSWORD, require_packages=True, stages_per_poll=3) as agent:
+        out = cli("upgrade", VERSION, RELEASE, "--wait", agent=agent)
+        assert out.returncode == 1, out.stderr
+        assert ("The agent has no package of this version: upload it (in Python: "
+                "client.upload_package(path)), then retry the task.") in out.stderr
+        assert "obshell-sdk task retry 11 --wait" in out.stderr
+
+
 def test_an_agent_with_a_512_bit_key_needs_min_key_bits_and_the_hint_says_so():
     with FakeAgent(password=PASSWORD, key_bits=512) as agent:
         refused = cli("task", "list", agent=agent)

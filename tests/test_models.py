@@ -34,7 +34,7 @@ from obshell_sdk import (
     WeakKeyError,
 )
 from obshell_sdk._decode import parse_time
-from obshell_sdk._endpoints import AGENT_UPGRADE, AGENT_UPGRADE_CHECK
+from obshell_sdk._endpoints import AGENT_UPGRADE, AGENT_UPGRADE_CHECK, OB_UPGRADE
 from obshell_sdk._models import Envelope
 from obshell_sdk._transport import _api_error
 
@@ -455,6 +455,23 @@ def test_an_error_reply_to_a_create_proves_nothing_ran_unless_it_is_ambiguous(st
     assert AGENT_UPGRADE.never_ran(exc) is never_ran
     assert AGENT_UPGRADE.never_ran(DecodeError("not JSON", status=200)) is False
     assert AGENT_UPGRADE.never_ran(WeakKeyError("512 bits", bits=512)) is True
+
+
+@pytest.mark.parametrize(("status", "err_code", "message", "cls_name"), [
+    (500, "Common.Unexpected", "oceanbase-ce-4.3.5.1-1.el7.x86_64.rpm: record not found",
+     "PackageMissingError"),
+    (400, "OB.Package.NotExist", "These packages are missing: '[x.rpm]'", "PackageMissingError"),
+    (500, "Common.Unexpected", "record not found", "ServerError"),  # not a package: a panic?
+    (500, "Common.Unexpected", "a.rpm: record not found, then more", "ServerError"),
+    (400, "Common.IllegalArgument", "a.rpm: record not found", "BadRequestError"),
+])
+def test_a_package_not_found_is_told_apart_by_its_code_or_gorms_words(status, err_code, message,
+                                                                      cls_name):
+    reply = Envelope.from_json({"successful": False, "status": status,
+                                "error": {"errCode": err_code, "message": message}})
+    exc = _api_error(reply, status, "POST", OB_UPGRADE.path)
+    assert type(exc).__name__ == cls_name
+    assert OB_UPGRADE.never_ran(exc) is (status == 400 or cls_name == "PackageMissingError")
 
 
 def test_models_of_a_whole_upgrade_hash_and_equal_ones_hash_alike():

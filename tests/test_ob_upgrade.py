@@ -12,6 +12,7 @@ from obshell_sdk import (
     DagOutcome,
     InvalidArgumentError,
     ObshellClient,
+    PackageMissingError,
     PasswordAuth,
     PollPolicy,
     TaskFailedError,
@@ -126,6 +127,26 @@ def test_run_ob_upgrade_uploads_checks_upgrades_and_confirms(tmp_path):
         assert result.info.ob_version.startswith(OB_VERSION)
 
 
+def test_a_package_not_uploaded_is_a_package_missing_error_that_says_what_to_do(tmp_path):
+    """obshell answers the target package with a 500 Common.Unexpected (gorm's "record not
+    found") and the libraries with a 400 OB.Package.NotExist: one class for both, no task."""
+    (ce,) = rpms(tmp_path, "oceanbase-ce")
+    with ob_agent(require_packages=True) as agent, client_for(agent) as client:
+        for call in (client.upgrade_ob, client.check_ob_upgrade):
+            with pytest.raises(PackageMissingError) as info:
+                call(OB_VERSION, OB_RELEASE)
+            assert (info.value.status, info.value.err_code) == (500, "Common.Unexpected")
+            assert "oceanbase-ce-4.3.5.1-101000012025052815.el7.x86_64.rpm: record not found" \
+                in str(info.value)
+            assert "client.upload_package(path)" in str(info.value)
+        client.upload_package(ce)
+        with pytest.raises(PackageMissingError) as info:
+            client.upgrade_ob(OB_VERSION, OB_RELEASE)
+        assert (info.value.status, info.value.err_code) == (400, "OB.Package.NotExist")
+        assert "oceanbase-ce-libs" in str(info.value) and "then call again" in str(info.value)
+        assert agent.dags == {}
+
+
 def test_agent_upgrade_fails_at_download_until_the_package_is_uploaded(tmp_path):
     (path,) = rpms(tmp_path, "obshell", version=AGENT_VERSION, release=AGENT_RELEASE)
     with FakeAgent(password=PASSWORD, stages_per_poll=3, require_packages=True) as agent, \
@@ -135,6 +156,8 @@ def test_agent_upgrade_fails_at_download_until_the_package_is_uploaded(tmp_path)
             task.result(timeout=30)
         assert "Download all required packages" in str(info.value)
         assert "record not found" in str(info.value)
+        assert ("The agent has no package of this version: upload it "
+                "(client.upload_package(path)), then retry the task.") in str(info.value)
         client.upload_package(path)
         assert task.retry().result(timeout=30).outcome is DagOutcome.SUCCEEDED
 
