@@ -16,6 +16,8 @@ never imported by this package.
 from __future__ import annotations
 
 import logging
+import sys as _sys
+import typing as _typing
 
 from ._auth import PasswordAuth
 from ._client import DEFAULT_TIMEOUT, ObshellClient
@@ -150,9 +152,15 @@ __all__ = [
     "__version__",
 ]
 
-# Public classes say they come from here, in reprs, tracebacks and the docs.
+# Public classes say they come from here, in reprs, tracebacks and the docs. Their
+# annotations are resolved first, in the modules that wrote them: typing.get_type_hints
+# (and attrs.resolve_types, cattrs, typeguard) looks names up in ``__module__``, and this
+# package has no ``Optional``.
 for _name in __all__:
     _obj = globals()[_name]
     if isinstance(_obj, type) and _obj.__module__.startswith("obshell_sdk._"):
+        _own = vars(_obj).get("__annotations__", {})  # its own, not its bases'
+        _hints = _typing.get_type_hints(_obj, vars(_sys.modules[_obj.__module__]), globals())
+        _obj.__annotations__ = {key: _hints[key] for key in _own}
         _obj.__module__ = __name__
-del _name, _obj
+del _name, _obj, _own, _hints, _sys, _typing

@@ -504,3 +504,23 @@ def test_integers_beyond_go_s_64_bits_are_a_decode_error(start_at):
         AgentInfo.from_json(info)
     assert caught.value.where.endswith("startAt")
     assert AgentInfo.from_json({**info, "startAt": 2**63 - 1}).started_at is not None
+
+
+def test_every_public_class_has_type_hints_that_resolve():
+    """Public classes say ``obshell_sdk`` is their module, where typing.get_type_hints (and
+    attrs.resolve_types, cattrs, typeguard) look their annotations' names up: the package
+    has no ``Optional``, so each string annotation is resolved where it was written."""
+    import typing
+
+    import attrs
+
+    import obshell_sdk
+
+    classes = [c for c in map(vars(obshell_sdk).get, obshell_sdk.__all__) if isinstance(c, type)]
+    assert len(classes) > 40 and all(c.__module__ == "obshell_sdk" for c in classes)
+    for cls in classes:
+        typing.get_type_hints(cls)
+        if attrs.has(cls):
+            attrs.resolve_types(cls)
+    assert typing.get_type_hints(DagDetail)["nodes"] == typing.Optional[
+        tuple[obshell_sdk.NodeDetail, ...]]
