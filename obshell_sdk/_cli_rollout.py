@@ -173,7 +173,11 @@ def _report_json(report: RolloutReport) -> dict[str, Any]:
 def _status(path: str, as_json: bool, stream: TextIO, tls: str = "",
             only: Optional[list[str]] = None) -> int:
     plan = Journal.read_plan(path)
-    records = [r for r in read_targets(path) if only is None or r.target in only]
+    records = read_targets(path)
+    if only is not None:  # each target asked about: one no run of this journal started too
+        seen = {r.target for r in records}
+        records = [r for r in records if r.target in only] + [
+            TargetRecord(t, -1, None, None, None, _UNSEEN, {}) for t in only if t not in seen]
     if as_json:
         stream.write(json.dumps({"plan": plan, "targets": [_record_json(r) for r in records]})
                      + "\n")
@@ -197,6 +201,9 @@ def _status(path: str, as_json: bool, stream: TextIO, tls: str = "",
     if outcomes <= {TargetOutcome.SUCCEEDED.value}:
         return EXIT_OK
     return EXIT_UNKNOWN if None in outcomes or "unknown" in outcomes else EXIT_FAILED
+
+
+_UNSEEN = "not in this journal: no run of it started this target (is it the right journal?)"
 
 
 def _record_json(record: TargetRecord) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import sqlite3
 import threading
 import time
@@ -193,7 +194,7 @@ class Journal:
         if not os.path.isfile(path):
             why = "is not a file" if os.path.exists(path) else "does not exist"
             raise InvalidArgumentError("journal", f"{path!r} {why}")
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        db = _read_only(path)
         try:
             row = db.execute("SELECT value FROM meta WHERE key = 'plan'").fetchone()
         except sqlite3.DatabaseError as exc:
@@ -244,13 +245,17 @@ class Journal:
             db.execute("INSERT INTO events (at, target, what) VALUES (?, ?, ?)",
                        (now, target, f"ended {outcome}"))
 
-    def reopen(self, target: str) -> None:
-        """``target`` is being worked on again (a failed task retried by hand, followed on)."""
+    def reopen(self, target: str, *, again: bool = False) -> None:
+        """``target`` is being worked on again: its task followed on (retried by hand).
+
+        ``again``: tried anew after an earlier run's outcome; its time starts anew too.
+        """
         with self._tx() as db:
-            db.execute("UPDATE targets SET outcome = NULL, error = NULL, ended_at = NULL "
-                       "WHERE target = ?", (target,))
+            db.execute("UPDATE targets SET outcome = NULL, error = NULL, ended_at = NULL, "
+                       "started_at = CASE WHEN ? THEN NULL ELSE started_at END "
+                       "WHERE target = ?", (again, target))
             db.execute("INSERT INTO events (at, target, what) VALUES (?, ?, ?)",
-                       (time.time(), target, "reopened"))
+                       (time.time(), target, "tried again" if again else "reopened"))
 
     # -- reading --------------------------------------------------------------------------
 
@@ -268,11 +273,16 @@ class Journal:
 def read_targets(path: str) -> list[TargetRecord]:
     """The targets of the journal at ``path``, read only (for ``rollout status``)."""
     Journal.read_plan(path)
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db = _read_only(path)
     try:
         return _records(db)
     finally:
         db.close()
+
+
+def _read_only(path: str) -> sqlite3.Connection:
+    """The journal at ``path``, opened read only (a ``#``, ``?`` or ``%`` in it escaped)."""
+    return sqlite3.connect(pathlib.Path(os.path.abspath(path)).as_uri() + "?mode=ro", uri=True)
 
 
 def _records(db: sqlite3.Connection, only: Optional[str] = None) -> list[TargetRecord]:

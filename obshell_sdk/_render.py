@@ -23,26 +23,10 @@ from ._render_html import dag_html, rollout_table_html, show_live_card, task_htm
 from ._text import printable
 
 __all__ = [
-    "LiveProgress",
-    "RolloutBoard",
-    "dag_html",
-    "dag_line",
-    "dag_text",
-    "failure_line",
-    "failure_message",
-    "in_notebook",
-    "interrupted_message",
-    "live_display",
-    "printable",
-    "progress_line",
-    "register_notebook_formatters",
-    "rollout_table_html",
-    "rollout_table_text",
-    "rollout_text",
-    "task_html",
-    "task_repr",
-    "timeout_message",
-    "to_jsonable",
+    "LiveProgress", "RolloutBoard", "dag_html", "dag_line", "dag_text", "failure_line",
+    "failure_message", "in_notebook", "interrupted_message", "live_display", "printable",
+    "progress_line", "register_notebook_formatters", "rollout_table_html", "rollout_table_text",
+    "rollout_text", "task_html", "task_repr", "timeout_message", "to_jsonable",
 ]
 
 # -- text ------------------------------------------------------------------------------
@@ -263,8 +247,11 @@ class RolloutBoard:
             self._started.setdefault(target, time.monotonic())
             stage = "-" if detail is None else str(detail.progress)
             state = "running" if detail is None else str(detail.state)
-            self._rows[target][:3] = [step, stage, state]
-        self._show(f"{target} {step} {stage} {state}".rstrip(), force=False)
+            row = [step, stage, state]
+            changed = self._rows[target][:3] != row
+            self._rows[target][:3] = row
+        if changed or not self._lines:  # a line per change; a table also shows elapsed time
+            self._show(f"{target} {step} {stage} {state}".rstrip(), force=False)
 
     def finish(self, target: str, outcome: str, error: Optional[str]) -> None:
         """``target`` ended with ``outcome``."""

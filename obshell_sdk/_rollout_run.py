@@ -195,6 +195,8 @@ class Run:
         run = None
         with self.lock:
             self.started.add(target)
+        if self.records[target].outcome is not None:  # an earlier run's: this one is open
+            self.journal.reopen(target, again=True)
         try:
             client = ObshellClient(*split_target(target), auth=self._auth(target),
                                    **self.rollout.client_options)

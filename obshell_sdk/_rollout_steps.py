@@ -212,8 +212,8 @@ class TargetRun:
         if task.id not in self.dag_ids:
             self.dag_ids.append(task.id)
         try:
-            detail = task.wait(self.timeout, on_progress=lambda d: self.show(step.name, d),
-                               progress=False)
+            for detail in task.snapshots(self.timeout):  # each poll: a stopped rollout lets go
+                self.show(step.name, detail)
         except ObshellError as exc:  # the task exists and may still run: a rerun follows it
             raise Ended(TargetOutcome.UNKNOWN, f"{type(exc).__name__}: {exc}") from exc
         wanted = step.endpoint.dag_name(step.request) if step.endpoint else detail.name

@@ -1,10 +1,10 @@
 """DagTask: follow an obshell DAG (an asynchronous task) to its end.
 
-One polling loop (:meth:`DagTask._snapshots`) yields each snapshot it fetches; ``wait()``
-and ``result()`` are short consumers of it, and live displays are subscribers of the
-changes it yields. The loop's knobs are independent (see :mod:`obshell_sdk._polling`):
-the wait's deadline, the cadence, each poll's RPC timeout, and the failure budget. A
-finished task is never polled again.
+One polling loop (:meth:`DagTask._snapshots`) yields each snapshot it fetches; ``wait()``,
+``result()`` and ``snapshots()`` are short consumers of it, and live displays are
+subscribers of the changes it yields. The loop's knobs are independent (see
+:mod:`obshell_sdk._polling`): the wait's deadline, the cadence, each poll's RPC timeout,
+and the failure budget. A finished task is never polled again.
 """
 
 from __future__ import annotations
@@ -136,14 +136,9 @@ class DagTask:
 
     # -- following --------------------------------------------------------------------
 
-    def wait(
-        self,
-        timeout: Optional[float] = DEFAULT_WAIT,
-        *,
-        poll_interval: Optional[float] = None,
-        on_progress: Optional[ProgressCallback] = None,
-        progress: Optional[bool] = None,
-    ) -> DagDetail:
+    def wait(self, timeout: Optional[float] = DEFAULT_WAIT, *,
+             poll_interval: Optional[float] = None, on_progress: Optional[ProgressCallback] = None,
+             progress: Optional[bool] = None) -> DagDetail:
         """Poll until the task ends (SUCCEED or FAILED) and return the final :class:`DagDetail`.
 
         ``timeout`` is the overall deadline in seconds (None: no deadline); when it passes,
@@ -155,17 +150,14 @@ class DagTask:
         ``progress`` shows live progress: None (default) in Jupyter only, True also as a text
         line on stderr, False never. Does not judge the ending: see :meth:`result`.
         """
-        if timeout is not None:
-            timeout = check_seconds(timeout, "timeout", allow_zero=True)
-        if poll_interval is not None:
-            poll_interval = check_seconds(poll_interval, "poll_interval")
+        polls = self._polls(timeout, poll_interval)
         check_progress(progress, on_progress)
         display = live_display(progress, self)
         subscribers = [s for s in (display, on_progress) if s is not None]
         last: Optional[tuple[DagState, Operator, int]] = None
         try:
             seen = [self.snapshot] if self.snapshot is not None else []
-            for detail in itertools.chain(seen, self._snapshots(timeout, poll_interval)):
+            for detail in itertools.chain(seen, polls):
                 key = (detail.state, detail.operator, detail.stage)
                 if key != last:
                     last = key
@@ -184,6 +176,25 @@ class DagTask:
                 display.close()
         assert self.snapshot is not None  # the loop ends only on a finished snapshot
         return self.snapshot
+
+    def snapshots(
+        self, timeout: Optional[float] = DEFAULT_WAIT, *, poll_interval: Optional[float] = None
+    ) -> Iterator[DagDetail]:
+        """Poll as :meth:`wait` does, yielding every snapshot fetched, the last one finished.
+
+        Leave the loop to stop following (the task goes on), say once another thread sets
+        an event. A task seen finished yields that snapshot, unfetched. Raises as ``wait()``.
+        """
+        polls = self._polls(timeout, poll_interval)
+        return iter([self.snapshot]) if self.snapshot is not None and self.done() else polls
+
+    def _polls(self, timeout: Optional[float], poll_interval: Optional[float]
+               ) -> Iterator[DagDetail]:  # the polling loop, its knobs checked now
+        if timeout is not None:
+            timeout = check_seconds(timeout, "timeout", allow_zero=True)
+        if poll_interval is not None:
+            poll_interval = check_seconds(poll_interval, "poll_interval")
+        return self._snapshots(timeout, poll_interval)
 
     def _snapshots(
         self, timeout: Optional[float], poll_interval: Optional[float]
@@ -229,18 +240,16 @@ class DagTask:
         at = self._passes.next_poll(now + pause, now + self.policy.initial, period)
         return pause if at is None else at - now
 
-    def _timeout(
-        self, timeout: Optional[float], last_error: Optional[ObshellError]
-    ) -> TaskTimeoutError:
+    def _timeout(self, timeout: Optional[float], last_error: Optional[ObshellError]
+                 ) -> TaskTimeoutError:
         error = TaskTimeoutError(
             timeout_message(self.id, timeout, self.snapshot, self._exists, last_error),
             task_id=self.id, detail=self.snapshot)
         error.last_error = last_error
         return error
 
-    def _unreachable(
-        self, exc: ObshellError, failures: int, seconds: float
-    ) -> TaskUnreachableError:
+    def _unreachable(self, exc: ObshellError, failures: int, seconds: float
+                     ) -> TaskUnreachableError:
         return TaskUnreachableError(
             f"task {self.id}: {failures} polls failed over {seconds:.0f} s "
             f"(budget {self.policy.failure_budget:g} s); last error: {exc}. The task may "
@@ -272,10 +281,8 @@ class DagTask:
             log.warning("%s succeeded with a failed step skipped (PASS)", label)
             return detail
         if outcome is DagOutcome.ROLLED_BACK:
-            raise TaskRolledBackError(
-                f"{label} was rolled back: what it was to do did not happen",
-                task_id=self.id, detail=detail,
-            )
+            raise TaskRolledBackError(f"{label} was rolled back: what it was to do did not "
+                                      "happen", task_id=self.id, detail=detail)
         if outcome is DagOutcome.CANCELLED:
             raise TaskCancelledError(f"{label} was cancelled", task_id=self.id, detail=detail)
         raise TaskFailedError(

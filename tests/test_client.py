@@ -386,3 +386,28 @@ def test_cluster_dags_lists_finished_tasks_too_and_an_older_agent_refuses():
         agent.dag_history = False  # an agent before 4.2.6
         with pytest.raises(ApiError):
             client.cluster_dags()
+
+
+def test_snapshots_yields_each_poll_and_stops_when_the_loop_is_left():
+    """DagTask.snapshots(): the polling loop of wait(), for a caller's own stop rule (an
+    event another thread sets, say): every poll is yielded, changed or not."""
+    from obshell_sdk import InvalidArgumentError as Bad
+
+    with FakeAgent(password=PASSWORD, stages_per_poll=1) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        task = client.upgrade_agent("4.3.1.0", "101000012025010101.el7")
+        with pytest.raises(Bad, match="poll_interval"):  # checked at the call, not at next()
+            task.snapshots(poll_interval=-1)
+        polls = lambda: len(agent.requests_to(f"/api/v1/task/dag/{task.id}", "GET"))  # noqa: E731
+        before = polls()
+        taken = []
+        for detail in task.snapshots(poll_interval=0.01):
+            taken.append(detail)
+            if len(taken) == 3:
+                break
+        assert polls() == before + 3 and not taken[-1].is_finished
+        seen = list(task.snapshots(timeout=30, poll_interval=0.01))
+        assert seen[-1].is_finished and all(not d.is_finished for d in seen[:-1])
+        assert len(seen) == polls() - before - 3
+        again = list(task.snapshots())  # seen finished: that snapshot, fetched no more
+        assert again == [seen[-1]] and polls() == before + 3 + len(seen)

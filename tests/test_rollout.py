@@ -181,6 +181,37 @@ def test_max_failures_skips_the_rest_and_a_rerun_starts_them(tmp_path):
             TargetOutcome.FAILED] + [TargetOutcome.SUCCEEDED] * 4
 
 
+def test_a_target_a_rerun_starts_is_open_not_its_earlier_outcome_if_the_runner_dies(
+        tmp_path, monkeypatch):
+    """A skipped (or refused, or unreachable) target that a rerun starts is open in the
+    journal: a runner that dies mid-upgrade left it "skipped", so `rollout status` said
+    skipped (exit 1, "max_failures") while its upgrade ran, with a negative elapsed time."""
+    from obshell_sdk._journal import Journal, read_targets
+
+    with ExitStack() as stack:
+        fleet = agents(stack, 3, {0: {"fail_stage": 2, "fail_times": 1}})
+        journal = tmp_path / "r.db"
+        first = rollout(fleet, journal, canary=1).upgrade_agent(VERSION, RELEASE, check=False)
+        assert outcomes(first) == ["failed", "skipped", "skipped"]
+
+        def dies(*args, **kwargs):
+            raise RuntimeError("the runner died here (a test)")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Journal, "end", dies)
+            with pytest.raises(RolloutStoppedError):
+                rollout(fleet, journal).upgrade_agent(VERSION, RELEASE, check=False)
+        records = {r.target: r for r in read_targets(str(journal))}
+        for target in targets(fleet)[1:]:
+            record = records[target]
+            assert record.outcome is None and record.ended_at is None, record
+            assert record.started_at is not None and record.steps["upgrade"].dag_id
+        assert [posts(a) for a in fleet] == [1, 1, 1]
+        last = rollout(fleet, journal).upgrade_agent(VERSION, RELEASE, check=False)
+        assert outcomes(last) == ["failed", "succeeded", "succeeded"], str(last)
+        assert [posts(a) for a in fleet] == [1, 1, 1]
+
+
 @pytest.mark.parametrize("check", [False, True], ids=["upgrade", "pre-check"])
 def test_a_failed_task_retried_by_hand_is_followed_on_by_the_rerun(tmp_path, check):
     """docs/rollouts.md: decide on a failed cluster's task by hand. A rerun reads that task
@@ -1283,8 +1314,8 @@ def test_rollout_status_as_json_gives_a_success_s_note_as_its_note(tmp_path):
         assert "already runs obshell" in shown["note"]
 
 
-_WORKERS_LET_GO = _interrupted_script(0.6, 2, """
-time.sleep(1.5)  # a stage lasts 0.6 s: each worker has seen a change, and let go
+_WORKERS_LET_GO = _interrupted_script(30, 2, """
+time.sleep(1.0)  # a stage lasts 30 s: no change to see; each worker let go at its next poll
 polls = lambda: sum(len([r for r in a.requests if "/task/dag/1" in r.uri]) for a in fleet)
 before = polls()
 time.sleep(1.5)
@@ -1296,7 +1327,8 @@ print("ALIVE", alive, "POLLS", polls() - before, "RUNNING", running)
 
 def test_after_ctrl_c_in_python_the_workers_stop_following_their_tasks(tmp_path):
     """A notebook survives Ctrl-C: the workers must not poll on for the tasks' whole length
-    (they let go at the next change they see; the tasks go on, and a rerun follows them)."""
+    (they let go at their next poll, not at the next change they see, which may be many
+    minutes away: the journal stayed locked till then; the tasks go on, a rerun follows)."""
     script = tmp_path / "run.py"
     script.write_text(_WORKERS_LET_GO)
     out = subprocess.run([sys.executable, str(script), str(tmp_path / "j.db")],
@@ -1471,6 +1503,19 @@ def test_rollout_status_judges_a_run_s_targets_when_given_them(tmp_path):
                               stdin=subprocess.DEVNULL, check=False)
         assert whole.returncode == 1 and typo in whole.stdout
         assert part.returncode == 0 and typo not in part.stdout, part.stdout
+        # A target the journal never saw (another part of the fleet, the wrong journal) is
+        # said, and the rollout is not done: exit 8, not 0.
+        (tmp_path / "more.txt").write_text(f"{live}\n127.0.0.1:1\n")
+        for json_flag in ([], ["--json"]):
+            argv, env = _cli("rollout", "status", "--journal", str(journal), "--targets",
+                             str(tmp_path / "more.txt"), *json_flag)
+            more = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
+                                  stdin=subprocess.DEVNULL, check=False)
+            assert more.returncode == 8, more.stdout + more.stderr
+            assert "127.0.0.1:1" in more.stdout and "not in this journal" in more.stdout
+        shown = {t["target"]: t for t in json.loads(more.stdout)["targets"]}
+        assert shown["127.0.0.1:1"]["outcome"] is None
+        assert shown[live]["outcome"] == "succeeded"
 
 
 def test_a_skipped_target_was_not_started(tmp_path):
@@ -1535,3 +1580,19 @@ def test_already_there_after_a_finished_pre_check_is_a_success(tmp_path):
         (result,) = again.results.values()
         assert result.outcome is TargetOutcome.SUCCEEDED, str(again)
         assert posts(agent) == 1  # the refused one only
+
+
+@pytest.mark.parametrize("name", ["wave#1.db", "eu?west.db", "batch%201.db"])
+def test_rollout_status_reads_a_journal_whose_name_has_uri_characters(tmp_path, name):
+    """status opens the journal read only through an SQLite URI: a ``#`` or ``?`` in the
+    name cut it there (no such table, and a stray empty file made), a ``%`` crashed."""
+    with FakeAgent(password=PASSWORD, stage_seconds=0.03) as agent:
+        journal = tmp_path / name
+        assert rollout([agent], journal).upgrade_agent(VERSION, RELEASE, check=False).ok
+        argv, env = _cli("rollout", "status", "--journal", str(journal))
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL, check=False)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert "succeeded" in out.stdout
+        made = {p.name for p in tmp_path.iterdir()}
+        assert made <= {name + tail for tail in ("", ".lock", "-journal", "-wal", "-shm")}, made
