@@ -135,7 +135,8 @@ class PasswordAuth:
                 f"lifetime={self.lifetime:g}, version={self.version!r})")
 
     def __reduce__(self) -> NoReturn:
-        raise TypeError("obshell_sdk refuses to pickle PasswordAuth: it holds passwords")
+        raise TypeError("obshell_sdk refuses to pickle or copy PasswordAuth: it holds "
+                        "passwords; share the one you have (it serves many agents and threads)")
 
     def _state(self, agent: str) -> _AgentState:
         with self._lock:

@@ -3,7 +3,7 @@
 ::
 
     ObshellError
-    ├── InvalidArgumentError        the caller's input was refused; nothing was sent
+    ├── InvalidArgumentError        the caller's input was refused; nothing was sent (a ValueError)
     ├── TransportError              the agent could not be talked to
     │   ├── ConnectError            never reached the agent (refused, DNS, connect timeout)
     │   └── ConnectionLostError     reached it, but the reply did not arrive
@@ -26,7 +26,7 @@
     │   └── ServerError             5xx
     ├── TaskError                   a followed task did not end well; carries ``task_id``
     │   ├── TaskStateError          an operator does not apply to the task's state (not sent)
-    │   ├── TaskTimeoutError        the wait's deadline passed (the task goes on)
+    │   ├── TaskTimeoutError        the wait's deadline passed (the task goes on; a TimeoutError)
     │   ├── TaskUnreachableError    polling kept failing for longer than the failure budget
     │   ├── TaskFailedError         FAILED; carries the failing sub-tasks and their logs
     │   ├── TaskCancelledError      FAILED after CANCEL

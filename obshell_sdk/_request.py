@@ -31,8 +31,10 @@ class Request:
 
     method: str
     target: str
-    body: Any = None
-    headers: dict[str, str] = attrs.field(factory=dict)
+    body: Any = attrs.field(default=None, repr=lambda body: "None" if body is None else "...")
+    #: Shown by name only: a signed header is a credential for its target while it lasts.
+    headers: dict[str, str] = attrs.field(factory=dict,
+                                          repr=lambda h: repr(dict.fromkeys(h, "***")))
     signed: bool = True
     stream: Optional[BodyStream] = attrs.field(default=None, eq=False)
     lifetime: Optional[float] = None

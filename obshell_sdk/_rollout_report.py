@@ -39,7 +39,8 @@ class TargetResult:
 class RolloutReport:
     """What a rollout did: ``results`` maps each ``"host:port"`` to its :class:`TargetResult`."""
 
-    results: dict[str, TargetResult]
+    #: Each target's result, in the rollout's order (left out of the hash: a dict has none).
+    results: dict[str, TargetResult] = attrs.field(hash=False)
     #: The journal file, to resume with or to read with ``obshell-sdk rollout status``.
     journal: str
 

@@ -7,6 +7,7 @@ Signed requests come from driving :func:`obshell_sdk._auth.auth_flow` as a pure 
 from __future__ import annotations
 
 import base64
+import copy
 import io
 import json
 import logging
@@ -292,6 +293,11 @@ def test_password_never_shows(caplog):
              *(repr(r) for r in requests)]
     for text in texts:
         assert "Sup3r-Secret!" not in text and "Ag3nt-Secret!" not in text
+    signed = requests[-1]  # its header opens the target for a minute: not in its repr either
+    ((name, value),) = [(k, v) for k, v in signed.headers.items() if k.startswith("X-OCS-")]
+    assert value not in repr(signed) and f"'{name}': '***'" in repr(signed)
+    with pytest.raises(TypeError, match="refuses to pickle or copy PasswordAuth"):
+        copy.copy(auth)
     with pytest.raises(TypeError):
         pickle.dumps(auth)
     with pytest.raises(TypeError):
