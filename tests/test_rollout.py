@@ -179,6 +179,8 @@ def test_max_failures_skips_the_rest_and_a_rerun_starts_them(tmp_path):
         report = rollout(fleet, journal).upgrade_agent(VERSION, RELEASE, check=False)
         assert [r.outcome for r in report.results.values()] == [
             TargetOutcome.FAILED] + [TargetOutcome.SUCCEEDED] * 4
+        again = rollout(fleet, journal).upgrade_agent(VERSION, RELEASE, check=False)
+        assert again == report and hash(again) == hash(report)  # frozen, so hashable
 
 
 def test_a_target_a_rerun_starts_is_open_not_its_earlier_outcome_if_the_runner_dies(
