@@ -146,7 +146,7 @@ def _write_report(report: RolloutReport, as_json: bool, stream: TextIO,
     if as_json:
         said = {} if stopped is None else {"stopped": {"target": stopped.target,
                                                        "error": cli_message(stopped)}}
-        stream.write(json.dumps({**_report_json(report), **said}) + "\n")
+        stream.write(json.dumps({**_report_json(report, words), **said}) + "\n")
     else:
         stream.write(rollout_text(report, words) + "\n")
 
@@ -165,9 +165,18 @@ def _exit(report: RolloutReport) -> int:
     return EXIT_FAILED
 
 
-def _report_json(report: RolloutReport) -> dict[str, Any]:
+def _report_json(report: RolloutReport, words: Callable[[str, str], str]) -> dict[str, Any]:
     return {"journal": report.journal, "ok": report.ok,
-            "results": {t: to_jsonable(r) for t, r in report.results.items()}}
+            "results": {t: _said(t, to_jsonable(r), words) for t, r in report.results.items()}}
+
+
+def _said(target: str, shown: dict[str, Any], words: Callable[[str, str], str]
+          ) -> dict[str, Any]:
+    """A target's JSON with its texts' hints as commands, as the text output says them."""
+    for key in ("error", "note"):
+        if shown.get(key):
+            shown[key] = words(target, shown[key])
+    return shown
 
 
 def _status(path: str, as_json: bool, stream: TextIO, tls: str = "",
@@ -179,8 +188,9 @@ def _status(path: str, as_json: bool, stream: TextIO, tls: str = "",
         records = [r for r in records if r.target in only] + [
             TargetRecord(t, -1, None, None, None, _UNSEEN, {}) for t in only if t not in seen]
     if as_json:
-        stream.write(json.dumps({"plan": plan, "targets": [_record_json(r) for r in records]})
-                     + "\n")
+        said = [_said(r.target, _record_json(r), lambda t, x: _aimed_at(t, x, tls))
+                for r in records]
+        stream.write(json.dumps({"plan": plan, "targets": said}) + "\n")
     else:
         stream.write(f"rollout {printable(json.dumps(plan, sort_keys=True))}\n")
         rows: list[tuple[str, ...]] = []

@@ -1127,6 +1127,11 @@ def test_the_cli_report_says_its_hints_as_commands_aimed_at_each_target(tmp_path
         status = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60,
                                 stdin=subprocess.DEVNULL, check=False)
         assert f"{aimed[:-5]} --min-key-bits 1024 task list" in status.stdout, status.stdout
+        cmd, env = _cli("--json", "rollout", "status", "--journal", str(tmp_path / "a.db"))
+        status = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60,
+                                stdin=subprocess.DEVNULL, check=False)
+        (shown,) = json.loads(status.stdout)["targets"]
+        assert f"{aimed} list" in shown["error"] and "client." not in shown["error"], shown
         (tmp_path / "targets").write_text(f"{other.host}:{other.port}\n")
         cmd, env = _cli("rollout", "agent", "--targets", str(tmp_path / "targets"),
                         "--journal", str(tmp_path / "b.db"), "--no-check", VERSION, RELEASE,
@@ -1135,6 +1140,13 @@ def test_the_cli_report_says_its_hints_as_commands_aimed_at_each_target(tmp_path
                              stdin=subprocess.DEVNULL, check=False)
         assert out.returncode == 1, out.stderr
         assert "OBSHELL_PASSWORD" in out.stdout and "PasswordAuth" not in out.stdout, out.stdout
+        cmd, env = _cli("--json", "rollout", "agent", "--targets", str(tmp_path / "targets"),
+                        "--journal", str(tmp_path / "c.db"), "--no-check", VERSION, RELEASE,
+                        env_extra={"OBSHELL_PASSWORD": "wrong"})
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120,
+                             stdin=subprocess.DEVNULL, check=False)
+        (result,) = json.loads(out.stdout)["results"].values()
+        assert "OBSHELL_PASSWORD" in result["error"] and "PasswordAuth" not in result["error"]
 
 
 def test_a_target_already_at_the_version_succeeds_untouched_with_a_note(tmp_path):
