@@ -68,8 +68,9 @@ def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
                   epilog=STATUS_EPILOG)
     status.add_argument("--journal", required=True, metavar="FILE",
                         help="the rollout's SQLite journal")
-    status.add_argument("--targets", metavar="FILE", help="only these targets (the file a "
-                        "run was given; default: every target the journal holds)")
+    status.add_argument("--targets", metavar="FILE", help="these targets (the file a run was "
+                        "given), one the journal never saw too; default: every target the "
+                        "journal holds")
 
 
 def _common(p: argparse.ArgumentParser, seconds: Callable[[str], float],

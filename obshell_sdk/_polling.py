@@ -10,6 +10,7 @@ whether a failed poll is retried.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from typing import Any, Optional
 
@@ -131,11 +132,19 @@ def cut(timeout: tuple[float, float], seconds: float) -> tuple[float, float]:
 
 
 class Deadline:
-    """The overall deadline of a wait (None: none), on the monotonic clock."""
+    """The overall deadline of a wait (None: none), on the monotonic clock.
 
-    def __init__(self, seconds: Optional[float]) -> None:
+    ``stop``, an event another thread may set, ends its pauses at once.
+    """
+
+    def __init__(self, seconds: Optional[float], stop: Optional[threading.Event] = None) -> None:
         self.seconds = seconds
         self._at = None if seconds is None else time.monotonic() + seconds
+        self._stop = stop
+
+    def stopped(self) -> bool:
+        """True once the ``stop`` event is set."""
+        return self._stop is not None and self._stop.is_set()
 
     def left(self) -> Optional[float]:
         """Seconds left (never below 0), or None without a deadline."""
@@ -155,7 +164,9 @@ class Deadline:
         left = self.left()
         if left is not None:
             seconds = min(seconds, left)
-        if seconds > 0:
+        if seconds > 0 and self._stop is not None:
+            self._stop.wait(seconds)
+        elif seconds > 0:
             time.sleep(seconds)
 
 

@@ -20,7 +20,7 @@ from ._auth import PasswordAuth
 from ._client import ObshellClient
 from ._dag import DagDetail
 from ._exceptions import InvalidArgumentError, ObshellError
-from ._journal import Journal, TargetRecord
+from ._journal import Journal, TargetRecord, under_way
 from ._render import RolloutBoard
 from ._rollout_report import (
     RolloutReport,
@@ -30,7 +30,16 @@ from ._rollout_report import (
     not_run,
     result_of,
 )
-from ._rollout_steps import Ended, Plan, TargetOutcome, TargetRun, failed_task, judge, revisit
+from ._rollout_steps import (
+    Abandoned,
+    Ended,
+    Plan,
+    TargetOutcome,
+    TargetRun,
+    failed_task,
+    judge,
+    revisit,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the rollout imports this module
     from ._rollout import Rollout
@@ -55,6 +64,7 @@ class Run:
         self.started: set[str] = set()  # targets this run worked on
         self.ends: list[threading.Event] = []  # each worker's that began, set when it let go
         self.interrupted = False  # Ctrl-C: the journal is closed under the workers
+        self.abandon = threading.Event()  # set with it: the followers let go of their tasks
         self.board = RolloutBoard(rollout.targets, rollout.progress, rollout._words)
         self.revisit: list[tuple[TargetRecord, tuple[str, str]]] = []  # failed on a task
         for record in self.records.values():
@@ -138,6 +148,7 @@ class Run:
         The stop comes first: a worker that begins after the ends are read takes no job.
         """
         self.interrupted = True  # the journal is closed under the workers
+        self.abandon.set()
         self.stop.set()
         with self.lock:
             return [end for end in self.ends if not end.is_set()]
@@ -195,14 +206,15 @@ class Run:
         run = None
         with self.lock:
             self.started.add(target)
-        if self.records[target].outcome is not None:  # an earlier run's: this one is open
-            self.journal.reopen(target, again=True)
+        record = self.records[target]
+        if record.outcome is not None:  # an earlier run's: this one is open (a new attempt's
+            self.journal.reopen(target, again=not under_way(record))  # time, if none runs)
         try:
             client = ObshellClient(*split_target(target), auth=self._auth(target),
                                    **self.rollout.client_options)
             with client:
-                run = TargetRun(self.records[target], client, self.journal, self.timeout,
-                                lambda step, d: self._show(target, step, d))
+                run = TargetRun(record, client, self.journal, self.timeout,
+                                lambda step, d: self._show(target, step, d), self.abandon)
                 run.run(self.plan)
             return TargetOutcome.SUCCEEDED, run.note, run
         except Ended as exc:
@@ -222,7 +234,7 @@ class Run:
 
     def _show(self, target: str, step: str, detail: Optional[DagDetail]) -> None:
         if self.interrupted:  # Ctrl-C: stop following (the journal says where it stands)
-            raise _Abandoned(target)
+            raise Abandoned(target)
         self.board.update(target, step, detail)
 
     def _done(self, result: TargetResult) -> None:
@@ -235,10 +247,6 @@ class Run:
 
 
 _STOPPED = "the rollout stopped on an error of its own"  # why a target was not (all) run
-
-
-class _Abandoned(Exception):  # noqa: N818 - not an error: a worker let go after Ctrl-C
-    """Raised in a worker following a task when the rollout was interrupted."""
 
 
 def split_target(target: str) -> tuple[str, int]:

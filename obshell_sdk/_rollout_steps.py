@@ -11,6 +11,7 @@ flow's own request failed). A rerun follows a created DAG, looks a ``sending`` o
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import attrs
@@ -59,6 +60,10 @@ class Ended(Exception):  # noqa: N818 - not an error: how a target ended
         self.outcome = outcome
 
 
+class Abandoned(Exception):  # noqa: N818 - not an error: a worker let go after Ctrl-C
+    """Raised in a worker following a task when the rollout was interrupted."""
+
+
 @attrs.frozen
 class Step:
     """One step of a plan: an upload, a DAG, or a confirmation.
@@ -93,8 +98,10 @@ class TargetRun:
     """Runs a plan's steps on one target through its client, journaling each."""
 
     def __init__(self, record: TargetRecord, client: ObshellClient, journal: Journal,
-                 timeout: float, show: Callable[[str, Optional[DagDetail]], None]) -> None:
+                 timeout: float, show: Callable[[str, Optional[DagDetail]], None],
+                 stop: Optional[threading.Event] = None) -> None:
         self.target = record.target
+        self.stop = stop  # set: let go of the task followed (Ctrl-C), raising Abandoned
         self.record = record
         self.client = client
         self.journal = journal
@@ -212,10 +219,13 @@ class TargetRun:
         if task.id not in self.dag_ids:
             self.dag_ids.append(task.id)
         try:
-            for detail in task.snapshots(self.timeout):  # each poll: a stopped rollout lets go
+            for detail in task.snapshots(self.timeout, stop=self.stop):
                 self.show(step.name, detail)
         except ObshellError as exc:  # the task exists and may still run: a rerun follows it
             raise Ended(TargetOutcome.UNKNOWN, f"{type(exc).__name__}: {exc}") from exc
+        if not task.done() or task.snapshot is None:  # stopped: the journal says where it is
+            raise Abandoned(self.target)
+        detail = task.snapshot
         wanted = step.endpoint.dag_name(step.request) if step.endpoint else detail.name
         if detail.name != wanted:  # a journaled id that this agent gave another task
             raise Ended(TargetOutcome.UNKNOWN, f"{step.name} task {detail.id} is "

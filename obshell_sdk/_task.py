@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from ._dag import DagDetail, DagOutcome, DagState, Operator, Progress
 from ._exceptions import (
+    InvalidArgumentError,
     ObshellError,
     TaskCancelledError,
     TaskFailedError,
@@ -177,33 +179,34 @@ class DagTask:
         assert self.snapshot is not None  # the loop ends only on a finished snapshot
         return self.snapshot
 
-    def snapshots(
-        self, timeout: Optional[float] = DEFAULT_WAIT, *, poll_interval: Optional[float] = None
-    ) -> Iterator[DagDetail]:
+    def snapshots(self, timeout: Optional[float] = DEFAULT_WAIT, *,
+                  poll_interval: Optional[float] = None, stop: Optional[threading.Event] = None
+                  ) -> Iterator[DagDetail]:
         """Poll as :meth:`wait` does, yielding every snapshot fetched, the last one finished.
 
-        Leave the loop to stop following (the task goes on), say once another thread sets
-        an event. A task seen finished yields that snapshot, unfetched. Raises as ``wait()``.
+        Leave the loop to stop following (the task goes on), or set ``stop`` in another
+        thread: the loop ends at once, even while polls fail (a poll under way ends first).
+        A task seen finished yields that snapshot, unfetched. Raises as ``wait()`` does.
         """
-        polls = self._polls(timeout, poll_interval)
+        if stop is not None and not isinstance(stop, threading.Event):
+            raise InvalidArgumentError("stop", "must be a threading.Event")
+        polls = self._polls(timeout, poll_interval, stop)
         return iter([self.snapshot]) if self.snapshot is not None and self.done() else polls
 
-    def _polls(self, timeout: Optional[float], poll_interval: Optional[float]
-               ) -> Iterator[DagDetail]:  # the polling loop, its knobs checked now
-        if timeout is not None:
+    def _polls(self, timeout: Optional[float], poll_interval: Optional[float],
+               stop: Optional[threading.Event] = None) -> Iterator[DagDetail]:
+        if timeout is not None:  # the polling loop, its knobs checked now
             timeout = check_seconds(timeout, "timeout", allow_zero=True)
         if poll_interval is not None:
             poll_interval = check_seconds(poll_interval, "poll_interval")
-        return self._snapshots(timeout, poll_interval)
+        return self._snapshots(timeout, poll_interval, Deadline(timeout, stop))
 
-    def _snapshots(
-        self, timeout: Optional[float], poll_interval: Optional[float]
-    ) -> Iterator[DagDetail]:
+    def _snapshots(self, timeout: Optional[float], poll_interval: Optional[float],
+                   deadline: Deadline) -> Iterator[DagDetail]:
         """The polling loop: fetch until the task ends, yielding every snapshot fetched."""
-        deadline = Deadline(timeout)
         streak = FailureStreak(self.policy.failure_budget)
         polled = False
-        while not self.done():
+        while not self.done() and not deadline.stopped():
             if polled and deadline.passed():
                 raise self._timeout(timeout, streak.last)
             polled, sent_at = True, time.monotonic()

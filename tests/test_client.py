@@ -411,3 +411,29 @@ def test_snapshots_yields_each_poll_and_stops_when_the_loop_is_left():
         assert len(seen) == polls() - before - 3
         again = list(task.snapshots())  # seen finished: that snapshot, fetched no more
         assert again == [seen[-1]] and polls() == before + 3 + len(seen)
+
+
+def test_snapshots_end_at_once_when_stop_is_set_even_while_polls_fail():
+    import threading
+    import time
+
+    from obshell_sdk import InvalidArgumentError as Bad
+    from obshell_sdk import PollPolicy
+
+    with FakeAgent(password=PASSWORD, stages_per_poll=0) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD),
+                          poll_policy=PollPolicy(initial=5, ceiling=5)) as client:
+        task = client.upgrade_agent("4.3.1.0", "101000012025010101.el7")
+        with pytest.raises(Bad, match="stop"):
+            task.snapshots(stop=True)
+        stop = threading.Event()
+        threading.Timer(0.5, stop.set).start()
+        began = time.monotonic()
+        seen = list(task.snapshots(timeout=30, stop=stop))  # its 5 s pause is cut short
+        assert len(seen) == 1 and time.monotonic() - began < 2 and not task.done()
+        stop.clear()
+        agent.fail_next(1000, status=503)  # the agent answers no poll: no snapshot to yield
+        threading.Timer(0.5, stop.set).start()
+        began = time.monotonic()
+        assert list(task.snapshots(timeout=30, stop=stop)) == []  # ended, nothing raised
+        assert time.monotonic() - began < 2  # not the failure budget

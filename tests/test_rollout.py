@@ -1371,6 +1371,42 @@ print("LATER", later.outcome.value, "POSTS", len(posts))
 """)
 
 
+_LET_GO_WHILE_POLLS_FAIL = _interrupted_script(0.2, 1, before="""
+fleet[0].set_dag_faults(restart_at_stage=2)
+fleet[0].restart_seconds = 30  # polls fail from about 0.3 s on: no snapshot to see
+""", after="""
+time.sleep(1.0)
+alive = [t.name for t in threading.enumerate() if t.name.startswith("obshell-rollout")]
+print("ALIVE", alive)
+""")
+
+
+def test_after_ctrl_c_the_workers_let_go_while_their_agents_restart(tmp_path):
+    """Every agent upgrade restarts its agent: while its polls fail, a worker saw no snapshot
+    and let go only when a poll succeeded again or the failure budget (300 s) ran out."""
+    script = tmp_path / "run.py"
+    script.write_text(_LET_GO_WHILE_POLLS_FAIL)
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "j.db")],
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert "ALIVE []" in out.stdout, (out.stdout, out.stderr)
+    assert "poll(s) failed" in out.stderr  # it was interrupted while its polls failed
+
+
+def test_a_rerun_following_an_unknown_target_s_task_keeps_its_start_time(tmp_path):
+    with FakeAgent(password=PASSWORD, stage_seconds=0.15) as agent:
+        journal = tmp_path / "r.db"
+        first = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, check=False,
+                                                        timeout=0.3)
+        (unknown,) = first.results.values()
+        assert unknown.outcome is TargetOutcome.UNKNOWN, str(first)
+        second = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, check=False)
+        (done,) = second.results.values()
+        assert done.outcome is TargetOutcome.SUCCEEDED and posts(agent) == 1
+        assert done.started_at == unknown.started_at  # the task's own start, not the rerun's
+        assert (done.ended_at - done.started_at).total_seconds() > 0.5
+
+
 def test_after_ctrl_c_the_journal_stays_locked_while_a_request_is_under_way(tmp_path):
     """A rerun started at once, in the same notebook, must not send again what an
     interrupted run's worker is still sending (an upload, a create call): it is refused
