@@ -1088,6 +1088,15 @@ for a in fleet:
 """
 
 
+def _run_script(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    """Run ``text`` (an :func:`_interrupted_script`) with a journal in ``tmp_path``."""
+    script = tmp_path / "run.py"
+    script.write_text(text)
+    return subprocess.run([sys.executable, str(script), str(tmp_path / "j.db")],
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
 _INTERRUPTED_IN_PYTHON = _interrupted_script(0.15, 4, """
 print("NOTES", getattr(exc, "__notes__", ["(before 3.11)"]))
 time.sleep(3)  # the workers let go of their tasks, quietly (the journal is closed)
@@ -1095,11 +1104,7 @@ time.sleep(3)  # the workers let go of their tasks, quietly (the journal is clos
 
 
 def test_ctrl_c_in_python_says_how_to_resume_and_the_workers_end_quietly(tmp_path):
-    script = tmp_path / "run.py"
-    script.write_text(_INTERRUPTED_IN_PYTHON)
-    out = subprocess.run([sys.executable, str(script), str(tmp_path / "j.db")],
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                         text=True, timeout=60, check=False)
+    out = _run_script(tmp_path, _INTERRUPTED_IN_PYTHON)
     assert "NOTES" in out.stdout, out.stderr
     if sys.version_info >= (3, 11):
         assert "Run it again with journal" in out.stdout
@@ -1343,11 +1348,7 @@ def test_after_ctrl_c_in_python_the_workers_stop_following_their_tasks(tmp_path)
     """A notebook survives Ctrl-C: the workers must not poll on for the tasks' whole length
     (they let go at their next poll, not at the next change they see, which may be many
     minutes away: the journal stayed locked till then; the tasks go on, a rerun follows)."""
-    script = tmp_path / "run.py"
-    script.write_text(_WORKERS_LET_GO)
-    out = subprocess.run([sys.executable, str(script), str(tmp_path / "j.db")],
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                         text=True, timeout=60, check=False)
+    out = _run_script(tmp_path, _WORKERS_LET_GO)
     assert "ALIVE [] POLLS 0 " in out.stdout, (out.stdout, out.stderr)
     assert "RUNNING [1, 1]" in out.stdout  # the upgrades themselves went on
 
@@ -1384,11 +1385,7 @@ print("ALIVE", alive)
 def test_after_ctrl_c_the_workers_let_go_while_their_agents_restart(tmp_path):
     """Every agent upgrade restarts its agent: while its polls fail, a worker saw no snapshot
     and let go only when a poll succeeded again or the failure budget (300 s) ran out."""
-    script = tmp_path / "run.py"
-    script.write_text(_LET_GO_WHILE_POLLS_FAIL)
-    out = subprocess.run([sys.executable, str(script), str(tmp_path / "j.db")],
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                         text=True, timeout=60, check=False)
+    out = _run_script(tmp_path, _LET_GO_WHILE_POLLS_FAIL)
     assert "ALIVE []" in out.stdout, (out.stdout, out.stderr)
     assert "poll(s) failed" in out.stderr  # it was interrupted while its polls failed
 
@@ -1411,11 +1408,7 @@ def test_after_ctrl_c_the_journal_stays_locked_while_a_request_is_under_way(tmp_
     """A rerun started at once, in the same notebook, must not send again what an
     interrupted run's worker is still sending (an upload, a create call): it is refused
     until that worker has let go, then resumes the target."""
-    script = tmp_path / "run.py"
-    script.write_text(_RERUN_AT_ONCE)
-    out = subprocess.run([sys.executable, str(script), str(tmp_path / "j.db")],
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                         text=True, timeout=60, check=False)
+    out = _run_script(tmp_path, _RERUN_AT_ONCE)
     assert "RERUN refused:" in out.stdout and "interrupted" in out.stdout, (out.stdout,
                                                                             out.stderr)
     # the hung POST was never acted on (hang_next): one POST in all, and the later rerun,
