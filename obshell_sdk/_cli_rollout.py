@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from datetime import datetime, timezone
 from typing import Any, Callable, Optional, TextIO
 
 from ._cli_errors import cli_message, cli_words
@@ -106,13 +107,13 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
     (the agent password, ``OBSHELL_MIN_KEY_BITS``, ``OBSHELL_HTTPS``, ``OBSHELL_CA_BUNDLE``).
     """
     if args.rollout == "status":
-        only = None if args.targets is None else parse_targets(_read_targets(args.targets))
+        only = None if args.targets is None else _targets_from(args.targets)
         return _status(args.journal, args.json, stream, tls_words(args), only)
     # Everything that can be wrong is found before the password is asked for.
     if args.upload_timeout is not None and not args.package:
         raise InvalidArgumentError("--upload-timeout", "bounds each --package upload: give "
                                    "--package too, or drop it")
-    targets, tls = parse_targets(_read_targets(args.targets)), tls_from_env(env)
+    targets, tls = _targets_from(args.targets), tls_from_env(env)
     check_env_bundle(env, tls)
     rollout = Rollout(
         targets, auth=prompted_auth_from_env(env, "root@sys password (every target): "),
@@ -218,12 +219,28 @@ _UNSEEN = "not in this journal: no run of it started this target (is it the righ
 
 
 def _record_json(record: TargetRecord) -> dict[str, Any]:
-    """A journal record as JSON; a success's text is its ``note``, as in the report."""
+    """A journal record as JSON, as in the report: ISO times, a success's text its ``note``."""
     shown: dict[str, Any] = to_jsonable(record)
+    for key in ("started_at", "ended_at"):
+        if shown[key] is not None:
+            shown[key] = datetime.fromtimestamp(shown[key], tz=timezone.utc).isoformat()
+    if record.position < 0:  # a target the journal never saw has no place in it
+        shown["position"] = None
     ok = record.outcome == TargetOutcome.SUCCEEDED.value
     shown["note"] = shown["error"] if ok else None
     shown["error"] = None if ok else shown["error"]
     return shown
+
+
+def _targets_from(path: str) -> list[str]:
+    """The targets the file at ``path`` lists; what is wrong with them said of the file."""
+    try:
+        return parse_targets(_read_targets(path))
+    except InvalidArgumentError as exc:
+        if exc.argument != "targets":
+            raise
+        why = str(exc).removeprefix("targets: ").replace(" or (host, port)", "")
+        raise InvalidArgumentError("--targets", f"{path}: {why}") from None
 
 
 def _read_targets(path: str) -> list[str]:

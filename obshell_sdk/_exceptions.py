@@ -18,12 +18,12 @@
     │   │   ├── AuthExpiredError    our expiry time was already past on the agent's clock
     │   │   ├── UriMismatchError
     │   │   └── DecryptFailedError  the agent could not decrypt the header (stale key)
-    │   ├── BadRequestError         400: the agent refused the parameters
+    │   ├── BadRequestError         a 400 no class here names: the agent refused the parameters
     │   ├── NotFoundError           404
     │   │   └── TaskNotFoundError
     │   ├── UnderMaintenanceError   another maintenance task holds the cluster lock
     │   ├── PackageMissingError     a package the call needs was not uploaded (400 or 500)
-    │   └── ServerError             5xx
+    │   └── ServerError             a 5xx no class here names
     ├── TaskError                   a followed task did not end well; carries ``task_id``
     │   ├── TaskStateError          an operator does not apply to the task's state (not sent)
     │   ├── TaskTimeoutError        the wait's deadline passed (the task goes on; a TimeoutError)

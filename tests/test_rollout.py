@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from contextlib import ExitStack, contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -1558,7 +1559,12 @@ def test_rollout_status_judges_a_run_s_targets_when_given_them(tmp_path):
             assert "127.0.0.1:1" in more.stdout and "not in this journal" in more.stdout
         shown = {t["target"]: t for t in json.loads(more.stdout)["targets"]}
         assert shown["127.0.0.1:1"]["outcome"] is None
+        assert shown["127.0.0.1:1"]["position"] is None and shown[live]["position"] == 0
         assert shown[live]["outcome"] == "succeeded"
+        # times as a run's --json report gives them: ISO 8601, in UTC
+        started = datetime.fromisoformat(shown[live]["started_at"])
+        assert started.utcoffset() == timedelta(0)
+        assert abs(started.timestamp() - time.time()) < 120
 
 
 def test_a_skipped_target_was_not_started(tmp_path):
@@ -1639,3 +1645,23 @@ def test_rollout_status_reads_a_journal_whose_name_has_uri_characters(tmp_path, 
         assert "succeeded" in out.stdout
         made = {p.name for p in tmp_path.iterdir()}
         assert made <= {name + tail for tail in ("", ".lock", "-journal", "-wal", "-shm")}, made
+
+
+@pytest.mark.parametrize(("lines", "said"), [
+    ("# nothing but a comment\n", "lists no target"),
+    ("127.0.0.1\n", "'127.0.0.1' is not 'host:port'"),
+    ("127.0.0.1:1\n127.0.0.1:1\n", "127.0.0.1:1 is listed twice"),
+])
+def test_a_bad_targets_file_is_said_of_the_file_in_cli_words(tmp_path, lines, said):
+    """Not "targets: no target given" or "is not 'host:port' or (host, port)": the option,
+    the file, and no Python tuple form."""
+    (tmp_path / "t.txt").write_text(lines)
+    for command in (["rollout", "agent", VERSION, RELEASE], ["rollout", "status"]):
+        argv, env = _cli(*command, "--targets", str(tmp_path / "t.txt"), "--journal",
+                         str(tmp_path / "j.db"))
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL, check=False)
+        assert out.returncode == 2, out.stderr
+        assert f"--targets: {tmp_path / 't.txt'}: " in out.stderr, out.stderr
+        assert "(host, port)" not in out.stderr and "\ntargets:" not in out.stderr
+        assert said.split()[-1] in out.stderr

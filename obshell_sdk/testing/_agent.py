@@ -270,7 +270,10 @@ class FakeAgent(AgentControls):
         self._state.drain_restarts()
 
     def finish_dag(self, dag_id: str) -> None:
-        """Run a DAG to SUCCEED now (skips any injected failure)."""
+        """Run a READY or RUNNING DAG to SUCCEED now (skips any injected failure).
+
+        A finished DAG, a FAILED one too, is left as it is: retry it first (``RETRY``).
+        """
         self._state.dags.finish(self.dag(dag_id))
         self._state.drain_restarts()
 
