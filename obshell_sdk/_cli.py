@@ -31,6 +31,7 @@ from ._cli_parser import build_parser
 from ._cli_rollout import run_rollout
 from ._client import ObshellClient
 from ._config import Environment, prompted_auth_from_env, settings_from_env
+from ._dag import DagState
 from ._exceptions import ConnectError, InvalidArgumentError, ObshellError, TaskError
 from ._task import DagTask
 from ._text import printable
@@ -139,6 +140,8 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
         "retry": task.retry, "rollback": task.rollback, "cancel": task.cancel,
         "skip": task.skip,
     }
+    if args.package and task.refresh().state is DagState.FAILED:  # else retry() refuses
+        client.upload_package(args.package)  # the read above proved the password
     actions[args.action]()  # reads the task first, then sends the operator
     progress.current = task.id
     if args.wait:
@@ -203,6 +206,9 @@ def _check(args: argparse.Namespace) -> None:
             "id", f"task {args.action} needs a task id; obshell-sdk task list shows them")
     if args.action in ("list", "show") and args.wait:
         raise InvalidArgumentError("--wait", f"task {args.action} does not wait; use task wait")
+    if args.package and args.action != "retry":
+        raise InvalidArgumentError("--package", f"goes with task retry (upload, then retry); "
+                                   f"task {args.action} uploads nothing")
     if args.exists and args.action != "wait":
         raise InvalidArgumentError("--exists", "only task wait waits out a restarting agent's "
                                    f"'not found'; task {args.action} reads the task once")

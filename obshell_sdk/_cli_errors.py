@@ -49,8 +49,8 @@ HINTS: Sequence[tuple[str, str]] = (
     (r"client\.unfinished_dags\(\) and client\.last_maintenance_dag\(\)",
      "obshell-sdk task list"),
     (r"client\.info\(\)", "obshell-sdk info"),
-    (r"\(client\.upload_package\(path\)\), then retry the task",  # no upload command alone
-     "(in Python: client.upload_package(path)), then retry the task"),
+    (r"upload it \(client\.upload_package\(path\)\), then retry the task",
+     "upload it, then retry the task: the command below does both"),
     (r"run the rollout again with journal '[^']*' to resume it", "run the same command again "
      "to resume it"),
     (r"the error's \.report says", "the report on stdout says"),
@@ -122,8 +122,9 @@ def cli_message(exc: ObshellError) -> str:
                             f"See where it stands: obshell-sdk task show {exc.task_id}")
     if isinstance(exc, TaskFailedError) and exc.detail is not None \
             and exc.detail.maintenance_type != 1:
-        text += (f"\nNext: obshell-sdk task retry {exc.task_id} --wait (or rollback, skip, "
-                 f"cancel)")
+        package = " --package RPM" if "client.upload_package(path)" in text else ""
+        text += (f"\nNext: obshell-sdk task retry {exc.task_id}{package} --wait (or rollback, "
+                 "skip, cancel)")
     option = _OPTIONS.get(getattr(exc, "argument", ""))
     if option:
         text += f" (or pass {option})"

@@ -205,13 +205,29 @@ def test_a_failed_task_suggests_the_cli_operators():
         assert "obshell-sdk task retry 11 --wait" in out.stderr
 
 
-def test_a_download_that_found_no_package_says_to_upload_it_then_retry():
+def test_a_download_that_found_no_package_says_to_upload_it_then_retry(tmp_path):
+    """The CLI has a way to upload for a retry: task retry ID --package RPM, which the
+    failure names (the Python call it names otherwise is no way out at the command line)."""
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / f"obshell-{VERSION}-{RELEASE}.x86_64.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
     with FakeAgent(password=PASSWORD, require_packages=True, stages_per_poll=3) as agent:
         out = cli("upgrade", VERSION, RELEASE, "--wait", agent=agent)
         assert out.returncode == 1, out.stderr
-        assert ("The agent has no package of this version: upload it (in Python: "
-                "client.upload_package(path)), then retry the task.") in out.stderr
-        assert "obshell-sdk task retry 11 --wait" in out.stderr
+        assert ("The agent has no package of this version: upload it, then retry the task: "
+                "the command below does both") in out.stderr
+        assert "obshell-sdk task retry 11 --package RPM --wait" in out.stderr
+        assert "client." not in out.stderr
+        refused = cli("task", "show", "11", "--package", str(rpm), agent=agent)
+        assert refused.returncode == 2 and "--package" in refused.stderr
+        done = cli("task", "retry", "11", "--package", str(rpm), "--wait", agent=agent)
+        assert done.returncode == 0, done.stderr
+        uploads = len(agent.requests_to("/api/v1/package", "POST"))
+        assert uploads >= 1
+        again = cli("task", "retry", "11", "--package", str(rpm), agent=agent)
+        assert again.returncode == 9, again.stderr  # not FAILED: refused, nothing uploaded
+        assert len(agent.requests_to("/api/v1/package", "POST")) == uploads
 
 
 def test_an_agent_with_a_512_bit_key_needs_min_key_bits_and_the_hint_says_so():
