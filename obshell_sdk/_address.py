@@ -116,7 +116,7 @@ def parse_targets(targets: Any) -> list[str]:
             port = int(text)
         else:
             raise InvalidArgumentError("targets", f"{item!r} is not 'host:port' or (host, port)")
-        name = f"{_one_spelling(check_host(host))}:{check_port(port)}"
+        name = f"{_one_spelling(check_host(host, port_as='host:port'))}:{check_port(port)}"
         if name in found:
             raise InvalidArgumentError("targets", f"{name} is listed twice")
         found.append(name)

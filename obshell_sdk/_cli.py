@@ -13,6 +13,7 @@ import argparse
 import io
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Callable, Optional
@@ -35,6 +36,8 @@ from ._dag import DagState
 from ._exceptions import ConnectError, InvalidArgumentError, ObshellError, TaskError
 from ._task import DagTask
 from ._text import printable
+from ._upload import check_package_path
+from ._workflow import check_target_package
 
 __all__ = ["exit_code", "main"]
 
@@ -141,8 +144,8 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
         "skip": task.skip,
     }
     if args.package and task.refresh().state is DagState.FAILED:  # else retry() refuses
-        client.upload_package(args.package)  # the read above proved the password
-    actions[args.action]()  # reads the task first, then sends the operator
+        _upload_for_retry(client, task, args.package)
+    actions[args.action]()  # checks the task's state (as read last), then sends the operator
     progress.current = task.id
     if args.wait:
         return _follow(task, args, out, progress)
@@ -153,6 +156,27 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
         return EXIT_OK
     out.dag(task.snapshot)
     return EXIT_OK
+
+
+def _upload_for_retry(client: ObshellClient, task: DagTask, packages: list[str]) -> None:
+    """Upload ``--package`` for a retry; then read the task again, for retry()'s check.
+
+    The task read before proved the password. An agent upgrade's package must be the
+    obshell RPM its DAG names, as ``upgrade --package`` checks.
+    """
+    target = _AGENT_DAG.match(task.name or "")
+    try:
+        paths = [check_target_package(p, *target.groups()) if target else check_package_path(p)
+                 for p in packages]
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError("--package", str(exc).split(": ", 1)[1]) from None
+    for path in paths:
+        client.upload_package(path)
+    task.refresh(force=True)
+
+
+#: An agent upgrade's DAG, or its check's: its obshell version and release.
+_AGENT_DAG = re.compile(r"Upgrade (?:check )?obshell ([^-\s]+)-(\S+)\Z")
 
 
 def _follow(task: DagTask, args: argparse.Namespace, out: Output, progress: Progress) -> int:

@@ -50,7 +50,7 @@ HINTS: Sequence[tuple[str, str]] = (
      "obshell-sdk task list"),
     (r"client\.info\(\)", "obshell-sdk info"),
     (r"upload it \(client\.upload_package\(path\)\), then retry the task",
-     "upload it, then retry the task: the command below does both"),
+     "upload it, then retry the task (obshell-sdk task retry ID --package RPM does both)"),
     (r"run the rollout again with journal '[^']*' to resume it", "run the same command again "
      "to resume it"),
     (r"the error's \.report says", "the report on stdout says"),
@@ -120,11 +120,12 @@ def cli_message(exc: ObshellError) -> str:
     if isinstance(exc, TaskStateError):
         text = text.replace("Refresh it if it may have changed",
                             f"See where it stands: obshell-sdk task show {exc.task_id}")
-    if isinstance(exc, TaskFailedError) and exc.detail is not None \
+    if isinstance(exc, TaskFailedError) and "client.upload_package(path)" in text:
+        text += f"\nNext: obshell-sdk task retry {exc.task_id} --package RPM --wait"
+    elif isinstance(exc, TaskFailedError) and exc.detail is not None \
             and exc.detail.maintenance_type != 1:
-        package = " --package RPM" if "client.upload_package(path)" in text else ""
-        text += (f"\nNext: obshell-sdk task retry {exc.task_id}{package} --wait (or rollback, "
-                 "skip, cancel)")
+        text += (f"\nNext: obshell-sdk task retry {exc.task_id} --wait (or rollback, skip, "
+                 f"cancel)")
     option = _OPTIONS.get(getattr(exc, "argument", ""))
     if option:
         text += f" (or pass {option})"

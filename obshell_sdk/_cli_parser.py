@@ -181,8 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     _follow_options(task, "after an operator, follow the task to its end")
     task.add_argument("--exists", action="store_true", help="you know the task exists (you "
                       "started it): while its agent restarts, 'not found' is waited out")
-    task.add_argument("--package", metavar="RPM", help="retry only: upload this RPM first (a "
-                      "failed 'Download all required packages' step found none)")
+    task.add_argument("--package", metavar="RPM", action="append", help="retry only: upload "
+                      "this RPM first (a failed 'Download all required packages' step found "
+                      "none; repeat for oceanbase-ce and oceanbase-ce-libs)")
     add_rollout_parser(sub, lambda parent, name, **kw: _sub(
         parent, name, agent=False, tls=name in ("agent", "ob"), **kw), SECONDS, UPLOAD_SECONDS,
         _at_least)

@@ -237,7 +237,7 @@ def _targets_from(path: str) -> list[str]:
     try:
         return parse_targets(_read_targets(path))
     except InvalidArgumentError as exc:
-        if exc.argument != "targets":
+        if exc.argument not in ("targets", "host", "port"):
             raise
         why = str(exc).removeprefix("targets: ").replace(" or (host, port)", "")
         raise InvalidArgumentError("--targets", f"{path}: {why}") from None

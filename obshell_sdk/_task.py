@@ -199,11 +199,12 @@ class DagTask:
             timeout = check_seconds(timeout, "timeout", allow_zero=True)
         if poll_interval is not None:
             poll_interval = check_seconds(poll_interval, "poll_interval")
-        return self._snapshots(timeout, poll_interval, Deadline(timeout, stop))
+        return self._snapshots(timeout, poll_interval, stop)
 
     def _snapshots(self, timeout: Optional[float], poll_interval: Optional[float],
-                   deadline: Deadline) -> Iterator[DagDetail]:
+                   stop: Optional[threading.Event]) -> Iterator[DagDetail]:
         """The polling loop: fetch until the task ends, yielding every snapshot fetched."""
+        deadline = Deadline(timeout, stop)  # from the first step on, as the loop runs
         streak = FailureStreak(self.policy.failure_budget)
         polled = False
         while not self.done() and not deadline.stopped():
@@ -245,9 +246,8 @@ class DagTask:
 
     def _timeout(self, timeout: Optional[float], last_error: Optional[ObshellError]
                  ) -> TaskTimeoutError:
-        error = TaskTimeoutError(
-            timeout_message(self.id, timeout, self.snapshot, self._exists, last_error),
-            task_id=self.id, detail=self.snapshot)
+        error = TaskTimeoutError(timeout_message(self.id, timeout, self.snapshot, self._exists,
+                                                 last_error), task_id=self.id, detail=self.snapshot)
         error.last_error = last_error
         return error
 

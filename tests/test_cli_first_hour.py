@@ -205,6 +205,15 @@ def test_a_failed_task_suggests_the_cli_operators():
         assert "obshell-sdk task retry 11 --wait" in out.stderr
 
 
+def test_a_check_whose_download_found_no_package_names_the_retry_with_its_package():
+    """A pre-check holds no lock and gets no "retry" line of its own: the package one still
+    names its command (not "the command below", with nothing below)."""
+    with FakeAgent(password=PASSWORD, require_packages=True, stages_per_poll=3) as agent:
+        out = cli("upgrade", VERSION, RELEASE, "--check", agent=agent)
+        assert out.returncode == 1, out.stderr
+        assert out.stderr.rstrip().endswith("Next: obshell-sdk task retry 11 --package RPM --wait")
+
+
 def test_a_download_that_found_no_package_says_to_upload_it_then_retry(tmp_path):
     """The CLI has a way to upload for a retry: task retry ID --package RPM, which the
     failure names (the Python call it names otherwise is no way out at the command line)."""
@@ -215,12 +224,19 @@ def test_a_download_that_found_no_package_says_to_upload_it_then_retry(tmp_path)
     with FakeAgent(password=PASSWORD, require_packages=True, stages_per_poll=3) as agent:
         out = cli("upgrade", VERSION, RELEASE, "--wait", agent=agent)
         assert out.returncode == 1, out.stderr
-        assert ("The agent has no package of this version: upload it, then retry the task: "
-                "the command below does both") in out.stderr
+        assert ("The agent has no package of this version: upload it, then retry the task "
+                "(obshell-sdk task retry ID --package RPM does both)") in out.stderr
         assert "obshell-sdk task retry 11 --package RPM --wait" in out.stderr
         assert "client." not in out.stderr
         refused = cli("task", "show", "11", "--package", str(rpm), agent=agent)
         assert refused.returncode == 2 and "--package" in refused.stderr
+        other = tmp_path / "obshell-4.3.2.0-1.el7.x86_64.rpm"  # not the package the task names
+        other.write_bytes(build_rpm("obshell", "4.3.2.0", "1.el7"))
+        for wrong, said in ((other, "not obshell 4.3.1.0-"), (tmp_path / "none.rpm", "")):
+            refused = cli("task", "retry", "11", "--package", str(wrong), agent=agent)
+            assert refused.returncode == 2 and "--package: " in refused.stderr, refused.stderr
+            assert said in refused.stderr
+        assert not agent.requests_to("/api/v1/package", "POST")  # nothing went out
         done = cli("task", "retry", "11", "--package", str(rpm), "--wait", agent=agent)
         assert done.returncode == 0, done.stderr
         uploads = len(agent.requests_to("/api/v1/package", "POST"))

@@ -391,6 +391,8 @@ def test_cluster_dags_lists_finished_tasks_too_and_an_older_agent_refuses():
 def test_snapshots_yields_each_poll_and_stops_when_the_loop_is_left():
     """DagTask.snapshots(): the polling loop of wait(), for a caller's own stop rule (an
     event another thread sets, say): every poll is yielded, changed or not."""
+    import time
+
     from obshell_sdk import InvalidArgumentError as Bad
 
     with FakeAgent(password=PASSWORD, stages_per_poll=1) as agent, \
@@ -411,6 +413,12 @@ def test_snapshots_yields_each_poll_and_stops_when_the_loop_is_left():
         assert len(seen) == polls() - before - 3
         again = list(task.snapshots())  # seen finished: that snapshot, fetched no more
         assert again == [seen[-1]] and polls() == before + 3 + len(seen)
+    with FakeAgent(password=PASSWORD, stages_per_poll=1) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        task = client.upgrade_agent("4.3.1.0", "101000012025010101.el7")
+        later = task.snapshots(timeout=1, poll_interval=0.01)
+        time.sleep(1.2)  # its deadline runs from the loop's first step, not from the call
+        assert len([d for _, d in zip(range(3), later)]) == 3
 
 
 def test_snapshots_end_at_once_when_stop_is_set_even_while_polls_fail():
