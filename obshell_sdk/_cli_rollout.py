@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from datetime import datetime, timezone
 from typing import Any, Callable, Optional, TextIO
 
 from ._cli_errors import cli_message, cli_words
@@ -23,7 +22,7 @@ from ._exceptions import InvalidArgumentError
 from ._journal import Journal, TargetOutcome, TargetRecord, read_targets
 from ._render import rollout_table_text, rollout_text, to_jsonable
 from ._rollout import Rollout, parse_targets
-from ._rollout_report import RolloutReport, RolloutStoppedError
+from ._rollout_report import RolloutReport, RolloutStoppedError, utc_time
 from ._text import printable
 
 __all__ = ["add_rollout_parser", "run_rollout"]
@@ -223,7 +222,7 @@ def _record_json(record: TargetRecord) -> dict[str, Any]:
     shown: dict[str, Any] = to_jsonable(record)
     for key in ("started_at", "ended_at"):
         if shown[key] is not None:
-            shown[key] = datetime.fromtimestamp(shown[key], tz=timezone.utc).isoformat()
+            shown[key] = to_jsonable(utc_time(shown[key]))
     if record.position < 0:  # a target the journal never saw has no place in it
         shown["position"] = None
     ok = record.outcome == TargetOutcome.SUCCEEDED.value

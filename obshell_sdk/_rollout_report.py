@@ -14,7 +14,7 @@ from ._journal import FINAL, TargetOutcome, TargetRecord, under_way
 from ._render import rollout_text
 
 __all__ = ["RolloutReport", "RolloutStoppedError", "TargetResult", "ended_result", "not_run",
-           "result_of"]
+           "result_of", "utc_time"]
 
 
 @attrs.frozen
@@ -62,8 +62,8 @@ def result_of(record: TargetRecord, outcome: TargetOutcome, text: Optional[str],
     """A target's result; ``text`` is the word on its ending: a success's note, else the error."""
     ids = tuple(dag_ids) or tuple(s.dag_id for s in record.steps.values() if s.dag_id)
     ok = outcome is TargetOutcome.SUCCEEDED
-    return TargetResult(record.target, outcome, ids, _time(record.started_at),
-                        _time(record.ended_at or time.time()), None if ok else text,
+    return TargetResult(record.target, outcome, ids, utc_time(record.started_at),
+                        utc_time(record.ended_at or time.time()), None if ok else text,
                         text if ok else None)
 
 
@@ -87,7 +87,8 @@ def not_run(record: TargetRecord, why: str, started: bool = False
     return TargetOutcome.SKIPPED, why
 
 
-def _time(value: Optional[float]) -> Optional[datetime]:
+def utc_time(value: Optional[float]) -> Optional[datetime]:
+    """A journal's time (seconds since the epoch) as an aware datetime in UTC."""
     return None if value is None else datetime.fromtimestamp(value, tz=timezone.utc)
 
 
