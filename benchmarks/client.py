@@ -8,7 +8,7 @@ without ``obshell_sdk``: a bare poller at the 2-polls-a-second cap. Only the sma
 below differ; the rest is shared. Prints ``{"pid"}`` (and, for ours, ``"sdk"``: the
 ``obshell_sdk/__init__.py`` it imported), then answers one JSON line per command:
 
-``{"op": "calls", "mode": "sdk"|"floor", "port": P, "dag": ID, "n": N}``
+``{"op": "calls", "mode": "sdk"|"floor"|"work", "port": P, "dag": ID, "n": N}``
     N calls of get_dag (details on) in a row -> ``{"wall", "cpu"}`` seconds for all N.
 ``{"op": "follow", "timeout": s, "tasks": [{"port", "dag", "warm", "at"}, ...]}``
     one client per agent (kept for later commands) and one thread per task; each client
@@ -19,7 +19,9 @@ below differ; the rest is shared. Prints ``{"pid"}`` (and, for ours, ``"sdk"``: 
 
 The floor is a bare ``requests.Session`` (``trust_env`` off, as our client's session) that
 re-sends one request signed here, once, with a 24-hour lifetime: no signing and no JSON per
-call; only the status is checked.
+call; only the status is checked. The ``work`` mode (ours' process only) is the floor doing
+no more than the issue has every get_dag do: sign afresh, read the reply capped, parse its
+JSON and build a ``DagDetail`` with the SDK's one decoder; none of the SDK's other code.
 """
 
 from __future__ import annotations
@@ -109,15 +111,24 @@ class Floor:
 
 def sign_v2(public_key_b64: str, uri: str, lifetime: float) -> str:
     """An ``X-OCS-Header`` value: RSA PKCS#1 v1.5 of the header JSON, in k-11 byte blocks."""
+    return signer(public_key_b64)(uri, lifetime)
+
+
+def signer(public_key_b64: str) -> Callable[[str, float], str]:
+    """``sign_v2`` with the agent's key read once: ``(uri, lifetime) -> X-OCS-Header``."""
     from Crypto.Cipher import PKCS1_v1_5
     from Crypto.PublicKey import RSA
 
     key = RSA.import_key(base64.b64decode(public_key_b64))
     cipher, step = PKCS1_v1_5.new(key), key.size_in_bytes() - 11
-    plain = json.dumps({"Auth": PASSWORD, "Ts": str(int(time.time() + lifetime)), "Uri": uri,
-                        "Keys": None}, separators=(",", ":")).encode()
-    blocks = [cipher.encrypt(plain[i:i + step]) for i in range(0, len(plain), step)]
-    return base64.b64encode(b"".join(blocks)).decode("ascii")
+
+    def sign(uri: str, lifetime: float) -> str:
+        plain = json.dumps({"Auth": PASSWORD, "Ts": str(int(time.time() + lifetime)),
+                            "Uri": uri, "Keys": None}, separators=(",", ":")).encode()
+        blocks = [cipher.encrypt(plain[i:i + step]) for i in range(0, len(plain), step)]
+        return base64.b64encode(b"".join(blocks)).decode("ascii")
+
+    return sign
 
 
 def sdk_call(sdk: Any, port: int, dag_id: str) -> Callable[[], object]:
@@ -139,6 +150,34 @@ def floor_call(sdk: Any, port: int, dag_id: str) -> Callable[[], None]:
         status = session.get(url, headers=headers).status_code
         if status != 200:
             raise RuntimeError(f"floor request answered {status}")
+
+    return call
+
+
+def work_call(sdk: Any, port: int, dag_id: str) -> Callable[[], object]:
+    """The floor plus the work every get_dag must do, and nothing of the SDK but its decoder."""
+    import requests
+
+    from obshell_sdk import DagDetail
+
+    session = requests.Session()
+    session.trust_env = False
+    base = f"http://{HOST}:{port}"
+    sign = signer(session.get(base + "/api/v1/secret", timeout=10).json()["data"]["public_key"])
+    uri = f"/api/v1/task/dag/{dag_id}?show_details=true"
+
+    def call() -> object:
+        headers = {"X-OCS-Header": sign(uri, 60)}  # signed per call, as the SDK signs
+        reply = session.get(base + uri, headers=headers, timeout=10, stream=True)
+        body, cap = bytearray(), 16 * 1024 * 1024  # capped as it is read, as the SDK reads
+        for chunk in reply.iter_content(64 * 1024):
+            body += chunk
+            if len(body) > cap:
+                raise RuntimeError("reply over the cap")
+        envelope = json.loads(body)
+        if reply.status_code != 200 or not envelope["successful"]:
+            raise RuntimeError(f"work request answered {reply.status_code}")
+        return DagDetail.from_json(envelope["data"])
 
     return call
 
@@ -182,8 +221,8 @@ def main(sdk_name: str) -> None:
         if cmd["op"] == "calls":
             key = (cmd["mode"], cmd["port"], cmd["dag"])
             if key not in calls:
-                calls[key] = (floor_call if cmd["mode"] == "floor" else sdk_call)(
-                    sdk, cmd["port"], cmd["dag"])
+                make = {"floor": floor_call, "work": work_call}.get(cmd["mode"], sdk_call)
+                calls[key] = make(sdk, cmd["port"], cmd["dag"])
             call = calls[key]
             cpu0, wall0 = time.process_time(), time.perf_counter()
             for _ in range(cmd["n"]):
