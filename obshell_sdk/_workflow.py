@@ -67,9 +67,11 @@ def run_agent_upgrade(
     the pre-check runs when ``check`` is true. ``upload_timeout`` is how long the upload
     may take (and its signed header lives): by default 600 s, or the file at 1 MiB/s.
     Everything the caller gave is checked before the first request, the package by its RPM
-    header (if that cannot be read, by what the agent reads on upload). Raises what the
-    steps raise (``TaskFailedError`` for a failed check or upgrade, ...), or
-    :class:`UpgradeNotConfirmedError` when the agent still reports another version.
+    header (if that cannot be read, by what the agent reads on upload). With a package, a
+    target not newer than what the agent runs is refused before the upload (obshell would
+    refuse it only after). Raises what the steps raise (``TaskFailedError`` for a failed
+    check or upgrade, ...), or :class:`UpgradeNotConfirmedError` when the agent still
+    reports another version.
     """
     UpgradeAgentRequest(version, release, upgrade_dir)  # refuse bad input before any I/O
     path = None if package is None else check_target_package(package, version, release)
@@ -77,7 +79,8 @@ def run_agent_upgrade(
     upload_seconds = check_upload_timeout(upload_timeout)
     check = check_flag(check, "check")
     check_progress(progress, on_progress)
-    if path is not None:
+    if path is not None:  # obshell would refuse it only after the upload
+        _check_newer(client.info(), version, release)
         log_in(client)
     uploaded = None if path is None else client.upload_package(path, lifetime=upload_seconds)
     if uploaded is not None:
@@ -116,6 +119,33 @@ def log_in(client: _Agent) -> None:
     except (AuthError, WeakKeyError) as exc:
         exc.args = (f"the package upload was not sent: {exc.args[0]}",)
         raise
+
+
+def _check_newer(info: AgentInfo, version: str, release: str) -> None:
+    """Refuse a target obshell refuses (``Agent.Upgrade.ToLowerVersion``), before uploading."""
+    target = f"{version}-{release.split('.', 1)[0]}"
+    if _version_key(target) > _version_key(info.version):
+        return
+    running = printable(info.version)
+    raise InvalidArgumentError("version", (
+        f"the agent already runs obshell {running}" if target == info.version else
+        f"obshell {target} is older than the agent's {running}") + ": obshell upgrades only "
+        "to a newer version (Agent.Upgrade.ToLowerVersion); nothing was uploaded")
+
+
+def _version_key(version_release: str) -> tuple[list[int], int]:
+    """``4.3.1.0-101000012025010101`` as obshell compares it (lib/pkg CompareVersion).
+
+    Dotted numbers, then the build number; what Go's Atoi does not read counts as 0.
+    """
+    parts = version_release.split("-")
+    build = _atoi(parts[1]) if len(parts) > 1 else 0
+    return [_atoi(n) for n in parts[0].split(".")], build
+
+
+def _atoi(text: str) -> int:
+    body = text[1:] if text[:1] in "+-" else text
+    return int(text) if body.isascii() and body.isdigit() else 0
 
 
 def not_the_target(uploaded: UpgradePackageInfo, version: str, release: str) -> Optional[str]:

@@ -205,6 +205,17 @@ def test_upgrade_with_package_uploads_checks_upgrades_and_confirms(agent, tmp_pa
     assert [d.name.split(" ")[1] for d in agent.dags.values()] == ["check", "obshell"]
 
 
+def test_upgrade_with_package_to_the_running_version_uploads_nothing(tmp_path):
+    rpm = tmp_path / f"obshell-{VERSION}-{RELEASE}.x86_64.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    with FakeAgent(password=PASSWORD, version=VERSION, release=RELEASE.split(".")[0]) as agent:
+        out = run(agent, "upgrade", VERSION, RELEASE, "--package", str(rpm), "--wait")
+        assert out.returncode == 2, out.stderr
+        assert f"already runs obshell {VERSION}-" in out.stderr
+        assert "nothing was uploaded" in out.stderr
+        assert agent.packages == [] and agent.dags == {}
+
+
 def test_suggested_commands_carry_the_agent_options_given_on_the_command_line(agent):
     """A pasted suggestion must reach the same agent: task ids repeat across agents."""
     out = run(agent, "upgrade", VERSION, RELEASE)  # no --wait: says how to follow it

@@ -150,6 +150,34 @@ def test_run_agent_upgrade_refuses_a_package_that_is_not_the_target(package, ver
         assert agent.dags == {} and agent.requests == []  # read here: not even uploaded
 
 
+@pytest.mark.parametrize(("running", "said"), [
+    ("4.3.1.0", r"already runs obshell 4\.3\.1\.0-101000012025010101"),
+    ("4.3.2.0", r"obshell 4\.3\.1\.0-101000012025010101 is older than the agent's 4\.3\.2\.0-1"),
+])
+def test_run_agent_upgrade_refuses_a_version_not_newer_before_uploading(package, running, said):
+    """obshell refuses an upgrade to a version not newer (Agent.Upgrade.ToLowerVersion), but
+    only after the upload: the package is not sent for nothing."""
+    release = "101000012025010101" if running == "4.3.1.0" else "1"
+    with FakeAgent(password=PASSWORD, version=running, release=release) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        with pytest.raises(InvalidArgumentError, match=said) as info:
+            client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=package)
+        assert info.value.argument == "version"
+        assert "Agent.Upgrade.ToLowerVersion" in str(info.value)
+        assert "nothing was uploaded" in str(info.value)
+        assert agent.packages == [] and agent.dags == {}
+        assert [r.path for r in agent.requests] == ["/api/v1/info"]
+
+
+def test_the_version_order_is_obshell_s():
+    """lib/pkg CompareVersion: dotted numbers, then the build number, as numbers."""
+    from obshell_sdk._workflow import _version_key
+
+    assert _version_key("4.3.1.0-9") < _version_key("4.3.1.0-10") < _version_key("4.3.10.0-1")
+    assert _version_key("4.3.1-5") < _version_key("4.3.1.0-1")  # fewer numbers: older
+    assert _version_key("4.3.1.0") == _version_key("4.3.1.0-x") == ([4, 3, 1, 0], 0)
+
+
 def test_the_package_header_is_read_as_rpm_itself_writes_it():
     """A package made by rpmbuild (RPM 4.18, tests/vectors/README.md), not by the fake
     agent's own writer: its name, version and release are read from its header."""
