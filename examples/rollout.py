@@ -33,7 +33,7 @@ DEMO_PASSWORD = "demo-root-password"  # the fake agents' own, not a real one
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     """Read the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--demo", action="store_true", help="run over bundled fake agents")
     parser.add_argument("--targets", help="file with one 'host:port' a line")
     parser.add_argument("--journal", help="SQLite journal file (resumes when it exists)")

@@ -30,7 +30,7 @@ DEMO_PASSWORD = "demo-root-password"  # the fake agent's own, not a real one
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     """Read the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--demo", action="store_true", help="run against the bundled fake agent")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2886)

@@ -18,9 +18,13 @@ __all__ = ["Caller"]
 class Caller(Protocol):
     """The part of the client a group of calls uses."""
 
-    timeout: tuple[float, float]
     #: Whether the agent has the new upload (``/api/v1/package``); None until asked.
     _new_upload: Optional[bool]
+
+    @property
+    def timeout(self) -> tuple[float, float]:
+        """The client's ``(connect, read)`` timeout."""
+        ...
 
     @property
     def agent(self) -> str:
