@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import attrs
 
+from ._dag import DagDetail
 from ._exceptions import (
     ConnectError,
     DecodeError,
@@ -23,6 +24,7 @@ from ._exceptions import (
     ObshellError,
     ServerError,
     TaskNotFoundError,
+    TaskUnreachableError,
     TransportError,
 )
 from ._validate import MAX_SECONDS, brief_repr, check_seconds
@@ -225,6 +227,15 @@ class FailureStreak:
         """Seconds of retrying left: the rest of the budget, cut to the wait's deadline."""
         left, wait_left = self.left(), deadline.left()
         return left if wait_left is None else min(left, wait_left)
+
+    def exhausted(self, task_id: str, exc: ObshellError, detail: Optional[DagDetail]
+                  ) -> TaskUnreachableError:
+        """The error when the budget is spent, ``exc`` the last failure."""
+        return TaskUnreachableError(
+            f"task {task_id}: {self.failures} polls failed over {self.seconds:.0f} s "
+            f"(budget {self.budget:g} s); last error: {exc}. The task may still be running: "
+            f"check it later with client.task({task_id!r}).refresh()",
+            task_id=task_id, detail=detail, last_error=exc, failures=self.failures)
 
     def end(self) -> int:
         """A poll succeeded: the streak is over. Returns how many polls it had failed."""

@@ -9,7 +9,6 @@ and the failure budget. A finished task is never polled again.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import threading
 import time
@@ -25,7 +24,6 @@ from ._exceptions import (
     TaskRolledBackError,
     TaskStateError,
     TaskTimeoutError,
-    TaskUnreachableError,
 )
 from ._passes import Passes
 from ._polling import Deadline, FailureStreak, PollPolicy, worth_repeating
@@ -152,19 +150,19 @@ class DagTask:
         ``progress`` shows live progress: None (default) in Jupyter only, True also as a text
         line on stderr, False never. Does not judge the ending: see :meth:`result`.
         """
-        polls = self._polls(timeout, poll_interval)
+        polls = self._polls(timeout, poll_interval, replay=True)
         check_progress(progress, on_progress)
         display = live_display(progress, self)
         subscribers = [s for s in (display, on_progress) if s is not None]
         last: Optional[tuple[DagState, Operator, int]] = None
+        final: Optional[DagDetail] = None
         try:
-            seen = [self.snapshot] if self.snapshot is not None else []
-            for detail in itertools.chain(seen, polls):
-                key = (detail.state, detail.operator, detail.stage)
+            for final in polls:
+                key = (final.state, final.operator, final.stage)
                 if key != last:
                     last = key
                     for subscriber in subscribers:
-                        subscriber(detail)
+                        subscriber(final)
         except KeyboardInterrupt as exc:
             msg = interrupted_message(self.id, self.snapshot is not None, self._exists)
             log.warning("%s", msg)
@@ -176,8 +174,8 @@ class DagTask:
         finally:
             if display is not None:
                 display.close()
-        assert self.snapshot is not None  # the loop ends only on a finished snapshot
-        return self.snapshot
+        assert final is not None  # the loop ends on a finished snapshot of its own
+        return final
 
     def snapshots(self, timeout: Optional[float] = DEFAULT_WAIT, *,
                   poll_interval: Optional[float] = None, stop: Optional[threading.Event] = None
@@ -190,24 +188,31 @@ class DagTask:
         """
         if stop is not None and not isinstance(stop, threading.Event):
             raise InvalidArgumentError("stop", "must be a threading.Event")
-        polls = self._polls(timeout, poll_interval, stop)
-        return iter([self.snapshot]) if self.snapshot is not None and self.done() else polls
+        return self._polls(timeout, poll_interval, stop=stop)
 
-    def _polls(self, timeout: Optional[float], poll_interval: Optional[float],
-               stop: Optional[threading.Event] = None) -> Iterator[DagDetail]:
+    def _polls(self, timeout: Optional[float], poll_interval: Optional[float], *,
+               stop: Optional[threading.Event] = None, replay: bool = False
+               ) -> Iterator[DagDetail]:
         if timeout is not None:  # the polling loop, its knobs checked now
             timeout = check_seconds(timeout, "timeout", allow_zero=True)
         if poll_interval is not None:
             poll_interval = check_seconds(poll_interval, "poll_interval")
-        return self._snapshots(timeout, poll_interval, stop)
+        return self._snapshots(timeout, poll_interval, stop, replay)
 
     def _snapshots(self, timeout: Optional[float], poll_interval: Optional[float],
-                   stop: Optional[threading.Event]) -> Iterator[DagDetail]:
-        """The polling loop: fetch until the task ends, yielding every snapshot fetched."""
+                   stop: Optional[threading.Event], replay: bool) -> Iterator[DagDetail]:
+        """The polling loop: fetch until a snapshot shows the end, yielding every one fetched.
+
+        It ends on its own snapshots, not on ``self.snapshot``, which another thread's call
+        may clear or change meanwhile. The snapshot held first is yielded (unfetched) when
+        finished, or with ``replay``.
+        """
         deadline = Deadline(timeout, stop)  # from the first step on, as the loop runs
         streak = FailureStreak(self.policy.failure_budget)
-        polled = False
-        while not self.done() and not deadline.stopped():
+        polled, detail = False, self.snapshot
+        if detail is not None and (replay or detail.is_finished):
+            yield detail
+        while not (detail is not None and detail.is_finished) and not deadline.stopped():
             if polled and deadline.passed():
                 raise self._timeout(timeout, streak.last)
             polled, sent_at = True, time.monotonic()
@@ -217,7 +222,7 @@ class DagTask:
                 if not worth_repeating(exc, self._exists):
                     raise
                 if streak.fail(exc, sent_at):
-                    raise self._unreachable(exc, streak.failures, streak.seconds) from exc
+                    raise streak.exhausted(self.id, exc, self.snapshot) from exc
                 warn = streak.worth_a_warning(self.snapshot is not None)
                 log.log(logging.WARNING if warn else logging.INFO,
                         "task %s: %d poll(s) failed in %.0f s (last: %s); %s; retrying for up "
@@ -250,15 +255,6 @@ class DagTask:
                                                  last_error), task_id=self.id, detail=self.snapshot)
         error.last_error = last_error
         return error
-
-    def _unreachable(self, exc: ObshellError, failures: int, seconds: float
-                     ) -> TaskUnreachableError:
-        return TaskUnreachableError(
-            f"task {self.id}: {failures} polls failed over {seconds:.0f} s "
-            f"(budget {self.policy.failure_budget:g} s); last error: {exc}. The task may "
-            f"still be running: check it later with client.task({self.id!r}).refresh()",
-            task_id=self.id, detail=self.snapshot, last_error=exc, failures=failures,
-        )
 
     def result(
         self,

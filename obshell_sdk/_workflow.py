@@ -67,11 +67,10 @@ def run_agent_upgrade(
     the pre-check runs when ``check`` is true. ``upload_timeout`` is how long the upload
     may take (and its signed header lives): by default 600 s, or the file at 1 MiB/s.
     Everything the caller gave is checked before the first request, the package by its RPM
-    header (if that cannot be read, by what the agent reads on upload). With a package, a
-    target not newer than what the agent runs is refused before the upload (obshell would
-    refuse it only after). Raises what the steps raise (``TaskFailedError`` for a failed
-    check or upgrade, ...), or :class:`UpgradeNotConfirmedError` when the agent still
-    reports another version.
+    header (if that cannot be read, by what the agent reads on upload); with a package, a
+    target not newer than the agent's version (obshell refuses it only after the upload).
+    Raises what the steps raise (``TaskFailedError``, ...), or
+    :class:`UpgradeNotConfirmedError` when the agent still reports another version.
     """
     UpgradeAgentRequest(version, release, upgrade_dir)  # refuse bad input before any I/O
     path = None if package is None else check_target_package(package, version, release)

@@ -15,6 +15,7 @@ from obshell_sdk import (
     PollPolicy,
     ServerError,
     TaskCancelledError,
+    TaskFailedError,
     TaskNotFoundError,
     TaskRolledBackError,
     TaskTimeoutError,
@@ -225,6 +226,31 @@ def test_operator_forgets_the_old_ending_even_if_the_refresh_fails():
     task.refresh()
     assert task.retry() is task and task.snapshot is None and not task.done()
     assert task.result(timeout=5).stage == 9
+
+
+def test_wait_returns_the_ending_its_own_loop_saw_whatever_another_caller_does():
+    """One DagTask may be shared by threads: another thread's retry() (here in a progress
+    callback, at the very point a wait sees the end) clears and replaces ``task.snapshot``.
+    The wait still returns the ending it saw, and result() judges that one."""
+    class Source(Script):
+        def operate_dag(self, dag_id, operator):
+            self.operated = operator
+
+    src = Source(dag("RUNNING", stage=3), dag("FAILED", stage=3), dag("RUNNING", stage=3))
+    task = DagTask(src, "11", policy=FAST)
+    revived = []
+
+    def retry_when_failed(detail):
+        if detail.state.value == "FAILED" and not revived:
+            revived.append(task.retry().snapshot)  # the other caller: reads RUNNING back
+
+    final = task.wait(timeout=5, on_progress=retry_when_failed)
+    assert final.state.value == "FAILED" and revived[0].state.value == "RUNNING"
+    assert task.snapshot is revived[0] and src.calls == 3  # nothing polled after the end
+    src.answers = [dag("RUNNING", stage=3), dag("FAILED", stage=3), dag("RUNNING", stage=3)]
+    task, revived[:] = DagTask(src, "11", policy=FAST), []
+    with pytest.raises(TaskFailedError):  # the FAILED ending it saw, not the RUNNING one
+        task.result(timeout=5, on_progress=retry_when_failed)
 
 
 def test_progress_fraction_counts_done_stages():
