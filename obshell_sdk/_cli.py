@@ -10,12 +10,13 @@ not be read back afterwards exits 0 with a warning on stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import logging
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Callable, Optional
 
 from ._address import check_host
@@ -23,12 +24,15 @@ from ._cli_errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_OUTCOME_UNKNOWN,
+    EXIT_TERMINATED,
+    Terminated,
     cli_message,
     cli_words,
     exit_code,
+    sigterm_as_interrupt,
 )
-from ._cli_output import Output, Progress, agent_command, tls_words
-from ._cli_parser import build_parser
+from ._cli_output import Output, Progress, agent_command, aimed, tls_words
+from ._cli_parser import DEFAULT_TIMEOUT, build_parser
 from ._cli_rollout import run_rollout
 from ._client import ObshellClient
 from ._config import Environment, prompted_auth_from_env, settings_from_env
@@ -106,10 +110,11 @@ def _upgrade(client: ObshellClient, args: argparse.Namespace, out: Output,
         raise InvalidArgumentError("--package", "uploads, then checks and upgrades; with "
                                    "--check, upload first (or drop --check)")
     if args.package:
-        result = client.run_agent_upgrade(
-            args.version, args.release, package=args.package, upgrade_dir=args.upgrade_dir,
-            timeout=args.timeout, on_progress=progress, upload_timeout=args.upload_timeout)
-        progress.close()
+        with _ending_shown(out, progress):
+            result = client.run_agent_upgrade(
+                args.version, args.release, package=args.package, upgrade_dir=args.upgrade_dir,
+                timeout=_timeout(args), on_progress=progress,
+                upload_timeout=args.upload_timeout)
         out.dag(result.upgrade)
         return EXIT_OK
     start = client.check_agent_upgrade if args.check else client.upgrade_agent
@@ -119,7 +124,7 @@ def _upgrade(client: ObshellClient, args: argparse.Namespace, out: Output,
         progress.current = task.id
         out.note(f"task {task.id} was created, but the agent's reply could not be read; "
                  f"follow it with: obshell-sdk task wait {task.id} --exists")
-        out.stdout.write(f"{task.id}\n")
+        out.task_id(task.id)
         return EXIT_OUTCOME_UNKNOWN
     progress.announce(task.snapshot)
     if not (args.wait or args.check):  # a check's exit code says how the check ended
@@ -153,6 +158,7 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
         # The operator was applied; only the refresh after it failed.
         out.note(f"warning: {args.action} applied to task {task.id}, but it could not be "
                  f"read back yet; see: obshell-sdk task show {task.id}")
+        out.task_id(task.id)
         return EXIT_OK
     out.dag(task.snapshot)
     return EXIT_OK
@@ -180,16 +186,27 @@ _AGENT_DAG = re.compile(r"Upgrade (?:check )?obshell ([^-\s]+)-(\S+)\Z")
 
 
 def _follow(task: DagTask, args: argparse.Namespace, out: Output, progress: Progress) -> int:
+    with _ending_shown(out, progress):
+        detail = task.result(_timeout(args), on_progress=progress)
+    out.dag(detail)
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def _ending_shown(out: Output, progress: Progress) -> Iterator[None]:
+    """Follow a task; a task error's DAG (failed, or the last seen) goes to stdout too."""
     try:
-        detail = task.result(args.timeout, on_progress=progress)
+        yield
     except TaskError as exc:
         progress.close()
         if exc.detail is not None:
             out.dag(exc.detail)
         raise
     progress.close()
-    out.dag(detail)
-    return EXIT_OK
+
+
+def _timeout(args: argparse.Namespace) -> float:
+    return DEFAULT_TIMEOUT if args.timeout is None else float(args.timeout)
 
 
 class _Notes(logging.Handler):
@@ -221,6 +238,10 @@ class _PrintableFormatter(logging.Formatter):
 
 def _check(args: argparse.Namespace) -> None:
     """Refuse what would be ignored, before anything is sent."""
+    waits = (args.command == "upgrade" and (args.wait or args.check or args.package)) or (
+        args.command == "task" and (args.action == "wait" or args.wait))
+    if args.command in ("upgrade", "task") and args.timeout is not None and not waits:
+        raise InvalidArgumentError("--timeout", "bounds a wait: add --wait (or drop it)")
     if args.command != "task":
         return
     if args.action == "list" and args.id is not None:
@@ -238,12 +259,15 @@ def _check(args: argparse.Namespace) -> None:
                                    f"'not found'; task {args.action} reads the task once")
 
 
-def _restart_advice(args: argparse.Namespace, exc: ObshellError) -> str:
-    """After ``task wait ID`` could not connect: the agent may be restarting (upgrades do)."""
+def _advice(args: argparse.Namespace, exc: ObshellError) -> str:
+    """What to do next that only the command knows of."""
     if args.command == "task" and args.action == "wait" and not args.exists \
-            and isinstance(exc, ConnectError):
+            and isinstance(exc, ConnectError):  # the agent may be restarting (upgrades do)
         return (f". If the agent is restarting (its upgrade restarts it), wait through it: "
                 f"obshell-sdk task wait {args.id} --exists")
+    if args.command == "task" and exit_code(exc) == EXIT_OUTCOME_UNKNOWN:
+        return (f". The agent may have applied {args.action}: see where the task stands "
+                f"before trying again: obshell-sdk task show {args.id}")
     return ""
 
 
@@ -274,24 +298,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for stream in (sys.stdout, sys.stderr):  # agent text the terminal cannot encode: escaped
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="backslashreplace")
-    out = Output(args.json, sys.stdout, sys.stderr, _command(args))
+    results = io.StringIO()  # written out at the end: one document, an error's if none
+    out = Output(args.json, results, sys.stderr, _command(args))
     progress = Progress(out, tty=sys.stderr.isatty())
     # -v logs everything; a rollout's board shows each cluster's troubles itself.
     notes = None if args.verbose or args.command == "rollout" else _Notes(progress)
     if notes is not None:
         logging.getLogger("obshell_sdk").addHandler(notes)
     try:
-        _check(args)
-        return _run(args, out, progress)
+        with sigterm_as_interrupt():
+            _check(args)
+            return _run(args, out, progress)
     except ObshellError as exc:
-        progress.close()
-        out.note(cli_message(exc) + _restart_advice(args, exc))
-        return exit_code(exc)
-    except KeyboardInterrupt:
-        progress.close()
-        out.note(_interrupted(args, progress.current))
-        return EXIT_INTERRUPTED
+        return _failed(out, progress, exit_code(exc), cli_message(exc) + _advice(args, exc))
+    except KeyboardInterrupt as exc:
+        return _failed(out, progress, EXIT_TERMINATED if isinstance(exc, Terminated)
+                       else EXIT_INTERRUPTED, _interrupted(args, progress.current))
     finally:
         progress.close()
         if notes is not None:
             logging.getLogger("obshell_sdk").removeHandler(notes)
+        sys.stdout.write(results.getvalue())
+        sys.stdout.flush()
+
+
+def _failed(out: Output, progress: Progress, code: int, message: str) -> int:
+    """Say why the command failed; with ``--json`` and no result written, as a document."""
+    progress.close()
+    out.note(message)
+    if out.as_json and not out.stdout.tell():
+        out.value({"error": {"exit": code, "message": aimed(message, out.command)}}, "")
+    return code

@@ -1,4 +1,4 @@
-"""Errors at the command line: the exit code of each error class, and hints in CLI words.
+"""Errors at the command line: exit codes (of each error class, of SIGTERM), hints in CLI words.
 
 The library's messages end with what to do next in Python (``client.task('11').wait()``);
 a person at a shell is told the ``obshell-sdk`` command instead. :data:`HINTS` translates the
@@ -8,13 +8,19 @@ test checks that no error the CLI prints names a Python method or ``PasswordAuth
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Sequence
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
+from typing import Optional
 
 from ._exceptions import (
     ApiError,
     AuthError,
     AuthExpiredError,
+    ConnectionLostError,
     DecodeError,
     InvalidArgumentError,
     ObshellError,
@@ -35,11 +41,13 @@ from ._exceptions import (
 from ._rollout_report import RolloutStoppedError
 from ._text import printable
 
-__all__ = ["CLASS_HINTS", "EXIT_STATE", "HINTS", "cli_message", "cli_words", "exit_code"]
+__all__ = ["CLASS_HINTS", "EXIT_STATE", "EXIT_TERMINATED", "HINTS", "Terminated", "cli_message",
+           "cli_words", "exit_code", "sigterm_as_interrupt"]
 
 (EXIT_OK, EXIT_TASK, EXIT_USAGE, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_API, EXIT_TIMEOUT,
  EXIT_DECODE, EXIT_OUTCOME_UNKNOWN, EXIT_STATE) = range(10)
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process the signal ended
 
 #: Python hints in the library's messages and the command that does the same.
 HINTS: Sequence[tuple[str, str]] = (
@@ -86,6 +94,8 @@ _OPTIONS = {"OBSHELL_HOST": "--host", "OBSHELL_PORT": "--port", "OBSHELL_HTTPS":
 
 def exit_code(exc: ObshellError) -> int:
     """The exit code for an error (``obshell-sdk --help`` lists them)."""
+    if isinstance(exc, ConnectionLostError) and exc.method not in ("GET", "HEAD"):
+        return EXIT_OUTCOME_UNKNOWN  # the agent may have done it (an operator, an upload)
     table: Sequence[tuple[type[ObshellError], int]] = (
         (InvalidArgumentError, EXIT_USAGE), (AuthError, EXIT_AUTH), (WeakKeyError, EXIT_AUTH),
         (OutcomeUnknownError, EXIT_OUTCOME_UNKNOWN), (TaskStateError, EXIT_STATE),
@@ -130,3 +140,24 @@ def cli_message(exc: ObshellError) -> str:
     if option:
         text += f" (or pass {option})"
     return cli_words(text)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: what was under way is let go of, and said so."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the command runs (in the main thread), SIGTERM raises :class:`Terminated`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: Optional[FrameType]) -> None:
+        raise Terminated
+
+    before = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -48,6 +48,10 @@ class Output:
         """Any model: ``text`` as is, or the value as JSON."""
         self.stdout.write((json.dumps(to_jsonable(value)) if self.as_json else text) + "\n")
 
+    def task_id(self, task_id: str) -> None:
+        """A task known by its id only (its reply, or its reading back, failed)."""
+        self.value({"id": task_id}, task_id)
+
     def task_list(self, unfinished: list[DagDetail], last: Optional[DagDetail]) -> None:
         """``task list``: the unfinished tasks, then the last maintenance task."""
         if self.as_json:

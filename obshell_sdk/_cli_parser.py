@@ -19,7 +19,7 @@ from ._config import DEFAULT_PORT, ENV_VARIABLES
 from ._validate import MAX_LIFETIME, MAX_SECONDS
 from ._version import __version__
 
-__all__ = ["EXIT_CODES", "build_parser"]
+__all__ = ["DEFAULT_TIMEOUT", "EXIT_CODES", "build_parser"]
 
 #: Exit codes of ``obshell-sdk``, for scripts to branch on (also in ``--help``).
 EXIT_CODES: tuple[tuple[int, str], ...] = (
@@ -28,13 +28,15 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (2, "bad usage or input (nothing was sent)"),
     (3, "credentials refused by the agent, or not sent: its key is too short "
         "(see --min-key-bits)"),
-    (4, "the agent could not be reached, or polling it kept failing"),
+    (4, "the agent could not be reached, a read lost its reply, or polling kept failing"),
     (5, "the agent refused the call (another API error)"),
     (6, "the wait's deadline passed (the task keeps running)"),
     (7, "the agent's reply could not be read"),
-    (8, "outcome unknown: a task-creating call lost its reply (run `task list`)"),
+    (8, "outcome unknown: a call that changes something (a task, an operator, an upload) "
+        "lost its reply (run `task list`)"),
     (9, "refused because of the task's state (e.g. retry of a task that did not fail)"),
     (130, "interrupted (a task keeps running on the agent)"),
+    (143, "terminated (SIGTERM), as when interrupted"),
 )
 
 _PASSWORDS = ("OBSHELL_PASSWORD", "OBSHELL_AGENT_PASSWORD")
@@ -85,6 +87,8 @@ def _number(kind: Callable[[str], float], low: float, high: float, what: str) ->
     return parse
 
 
+#: Seconds a wait lasts when ``--timeout`` is not given.
+DEFAULT_TIMEOUT = 3600.0
 #: ``--timeout``: seconds, above 0 (no more than the SDK takes).
 SECONDS = _number(float, 1e-3, MAX_SECONDS, f"a number of seconds above 0, at most {MAX_SECONDS}")
 #: ``--upload-timeout``: seconds, above 0, at most a day (the upload's header lives as long).
@@ -140,9 +144,9 @@ def _sub(sub: Any, name: str, *, agent: bool = True, tls: bool = True,
 
 def _follow_options(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--wait", action="store_true", help=f"{what} (default: do not wait)")
-    p.add_argument("--timeout", type=SECONDS, default=3600.0, metavar="SECONDS",
-                   help="how long to wait at most; the task keeps running after "
-                   "(default: 3600)")
+    p.add_argument("--timeout", type=SECONDS, metavar="SECONDS",
+                   help="how long a wait lasts at most; the task keeps running after "
+                   f"(default: {DEFAULT_TIMEOUT:g})")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,7 +5,7 @@ on every target, ``rollout ob ...`` OceanBase; ``rollout status --journal FILE``
 journal only, touching no agent. Exit codes: 0 every target succeeded; 1 a target failed,
 was rolled back or cancelled, could not be reached or was refused (others may be skipped);
 8 a target's outcome is unknown (run the same command again to follow it); 2 bad input;
-130 interrupted (run it again to resume).
+130 interrupted, 143 terminated (SIGTERM) (run it again to resume).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ EPILOG = ("exit codes: 0 every target succeeded; 1 a target failed, was rolled b
           "cancelled, skipped, could not be reached or was refused; 8 a target's outcome is "
           "unknown, whatever the others', or the rollout stopped on an error of its own (a "
           "journal it could not write): run the same command again to follow it; 2 bad "
-          "input; 130 interrupted (run the same command again to resume)")
+          "input; 130 interrupted, 143 terminated (run the same command again to resume)")
 STATUS_EPILOG = ("exit codes: 0 every target (of --targets, else of the journal) succeeded; "
                  "8 one is open or unknown; 1 otherwise; 2 bad input")
 

@@ -317,6 +317,72 @@ def test_exists_on_an_id_that_does_not_exist_times_out_without_claiming_it_runs(
     assert show.returncode == 2 and "--exists" in show.stderr and agent.requests == []
 
 
+def test_json_failures_leave_one_document_on_stdout(agent, tmp_path):
+    """cmd --json | jq never reads nothing: a failure with no result says itself as JSON; a
+    followed task's failure gives the DAG (also after an upload, as upgrade --wait does)."""
+    out = run(agent, "--json", "task", "show", "19")
+    assert out.returncode == 5 and "not found" in out.stderr.lower(), out.stderr
+    error = json.loads(out.stdout)["error"]
+    assert error["exit"] == 5 and "task list" in error["message"]
+    assert f"{same(agent)} task list" in error["message"]  # aimed at this agent, as stderr
+    agent.set_dag_faults(fail_stage=2, fail_times=99)
+    rpm = tmp_path / f"obshell-{VERSION}-{RELEASE}.x86_64.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    out = run(agent, "--json", "upgrade", VERSION, RELEASE, "--package", str(rpm))
+    assert out.returncode == 1, out.stderr
+    failed = json.loads(out.stdout)  # the failed check, one document: no error's beside it
+    assert failed["state"] == "FAILED" and failed["name"].startswith("Upgrade check obshell")
+
+
+def test_timeout_without_a_wait_is_refused_before_anything_is_sent(agent):
+    for args in (("upgrade", VERSION, RELEASE), ("task", "show", "11"), ("task", "list"),
+                 ("task", "cancel", "11")):
+        out = run(agent, *args, "--timeout", "5")
+        assert out.returncode == 2 and "--timeout" in out.stderr and "--wait" in out.stderr, args
+    assert agent.requests == []
+
+
+def test_an_operator_whose_reply_is_lost_is_an_unknown_outcome(agent):
+    """The agent may have applied it: exit 8 (not 4, "unreachable"), with where to look."""
+    task_id = agent.create_upgrade_dag(VERSION, RELEASE)
+    agent.fail_dag(task_id)
+    agent.drop_reply_after_next(path_prefix=f"/api/v1/task/dag/{task_id}", method="POST")
+    out = run(agent, "--json", "task", "retry", task_id)
+    assert out.returncode == 8, out.stderr
+    assert "may have applied retry" in out.stderr
+    assert f"{same(agent)} task show {task_id}" in out.stderr
+    assert json.loads(out.stdout)["error"]["exit"] == 8
+    assert agent.dag(task_id).state != "FAILED"  # it was applied, indeed
+
+
+def test_sigterm_is_handled_as_ctrl_c(agent):
+    """CI cancels, systemd and timeout(1) send SIGTERM: said as Ctrl-C is, exit 143."""
+    import signal
+    import time
+
+    task_id = agent.create_upgrade_dag(VERSION, RELEASE)
+    agent.set_dag_progression(stages_per_poll=0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSHELL_")}
+    env.update(PYTHONPATH=str(ROOT), OBSHELL_PASSWORD=PASSWORD)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "obshell_sdk", "--host", agent.host, "--port", str(agent.port),
+         "--json", "task", "wait", task_id], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not agent.requests_to(f"/api/v1/task/dag/{task_id}", "GET"):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 143, stderr
+    assert f"task {task_id} keeps running" in stderr
+    assert json.loads(stdout)["error"]["exit"] == 143
+
+
 def test_ctrl_c_during_task_list_names_no_task():
     from obshell_sdk._cli import _interrupted
     from obshell_sdk._cli_parser import build_parser

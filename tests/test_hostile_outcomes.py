@@ -10,6 +10,7 @@ its id (exit 8), an unknown outcome is exit 8.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -251,10 +252,14 @@ def test_cli_operator_applied_but_not_read_back_exits_0_with_a_warning():
         agent.route("GET", "/api/v1/task/dag/11", dag_11)
         agent.route("POST", "/api/v1/task/dag/11", lambda request: json_reply())
         out = _cli(server, "task", "retry", "11")
-    assert out.returncode == 0, out.stderr
-    assert "warning" in out.stderr.lower() and "11" in out.stderr
-    assert [r.method for r in server.requests if r.target.startswith("/api/v1/task/dag/11")] \
-        == ["GET", "POST", "GET"]
+        assert out.returncode == 0, out.stderr
+        assert "warning" in out.stderr.lower() and "11" in out.stderr
+        assert out.stdout == "11\n"  # what it knows of the task, for a script to go on with
+        assert [r.method for r in server.requests
+                if r.target.startswith("/api/v1/task/dag/11")] == ["GET", "POST", "GET"]
+        gets.clear()
+        out = _cli(server, "task", "retry", "11", "--json")
+    assert out.returncode == 0 and json.loads(out.stdout) == {"id": "11"}, out.stderr
 
 
 def test_cli_create_with_an_unreadable_reply_prints_the_id_and_exits_8():
@@ -263,10 +268,12 @@ def test_cli_create_with_an_unreadable_reply_prints_the_id_and_exits_8():
         agent.route("POST", UPGRADE, lambda request: json_reply(
             {"id": "11", "stage": "three", "state": 7, "nodes": "x"}))
         out = _cli(server, "upgrade", VERSION, RELEASE)
-    assert out.returncode == 8, out.stderr
-    assert out.stdout.strip() == "11"
-    assert "11" in out.stderr
-    assert len([r for r in server.requests if r.method == "POST"]) == 1
+        assert out.returncode == 8, out.stderr
+        assert out.stdout.strip() == "11"
+        assert "11" in out.stderr
+        assert len([r for r in server.requests if r.method == "POST"]) == 1
+        out = _cli(server, "upgrade", VERSION, RELEASE, "--json")  # a document, as every other
+    assert out.returncode == 8 and json.loads(out.stdout) == {"id": "11"}, out.stderr
 
 
 def test_cli_outcome_unknown_exits_8():
