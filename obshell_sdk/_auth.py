@@ -312,7 +312,7 @@ def _learn(auth: PasswordAuth, state: _AgentState, request: Request, agent: str,
                     "upgrading the agent replaces it with a 1024-bit key. To send it anyway, "
                     "use PasswordAuth(..., min_key_bits=512)", bits=key.bits)
             state.key = key
-            log.debug("agent key of %d bits, auth %s", state.key.bits, state.dialect)
+            log.debug("agent %s: key of %d bits, auth %s", agent, state.key.bits, state.dialect)
     finally:
         state.fetch_lock.release()
 

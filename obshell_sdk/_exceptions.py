@@ -191,13 +191,15 @@ class ApiError(ObshellError):
         method: str,
         path: str,
         error: Optional[ErrorInfo] = None,
+        agent: str = "",
     ) -> None:
         label = err_code or (f"code {code}" if code else f"HTTP {status}")
         trace = f", trace id {trace_id}" if trace_id else ""
         hint = self.hint
         super().__init__(
             # the agent's words on one line: a newline in them cannot forge a line of ours
-            f"{method} {path} failed: HTTP {status} {printable(label)}: {printable(message)}"
+            f"{method} {path}{f' on {agent}' if agent else ''} failed: HTTP {status} "
+            f"{printable(label)}: {printable(message)}"
             f"{trace}"
             + (f". {hint}" if hint else "")
         )
@@ -211,9 +213,8 @@ class ApiError(ObshellError):
         self.message = message
         #: The ``X-OBSHELL-Trace-ID`` of the exchange, for the agent's log.
         self.trace_id = trace_id
-        #: The request's method and path.
-        self.method = method
-        self.path = path
+        #: The request's method and path, and the agent's ``host:port`` ("" if not known).
+        self.method, self.path, self.agent = method, path, agent
         #: The envelope's whole ``error`` object, when it had one.
         self.error = error
 

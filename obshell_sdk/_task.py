@@ -232,7 +232,8 @@ class DagTask:
                 deadline.sleep(min(self.policy.retry_interval(streak.failures), streak.left()))
                 continue
             if streak.failures:
-                log.info("task %s: reachable again after %d failed polls", self.id, streak.end())
+                log.info("task %s on %s: reachable again after %d failed polls", self.id,
+                         self._client.agent, streak.end())
             yield detail
             if not detail.is_finished:
                 deadline.sleep(poll_interval or self._pause())
@@ -277,7 +278,8 @@ class DagTask:
         if outcome is DagOutcome.SUCCEEDED:
             return detail
         if outcome is DagOutcome.PASSED:
-            log.warning("%s succeeded with a failed step skipped (PASS)", label)
+            log.warning("%s on %s succeeded with a failed step skipped (PASS)", label,
+                        self._client.agent)
             return detail
         if outcome is DagOutcome.ROLLED_BACK:
             raise TaskRolledBackError(f"{label} was rolled back: what it was to do did not "
@@ -331,8 +333,8 @@ class DagTask:
         except ObshellError as exc:
             if not worth_repeating(exc, self._exists):
                 raise
-            log.info("task %s: %s applied; could not refresh it yet (%s)", self.id,
-                     operator.value, exc)
+            log.info("task %s on %s: %s applied; could not refresh it yet (%s)", self.id,
+                     self._client.agent, operator.value, exc)
         return self
 
 

@@ -208,9 +208,9 @@ class Transport:
                 "reply shorter than its Content-Length (connection cut)" if content is None
                 else f"HTTP {resp.status_code} reply with no body (connection cut?)",
                 method=method, path=path, agent=self.agent)
-        log.debug("%s %s -> %d in %.0f ms (trace %s)", method, request.target, resp.status_code,
-                  (time.monotonic() - started) * 1000, headers[TRACE_HEADER])
-        return _envelope(resp, content, method, path)
+        log.debug("%s %s on %s -> %d in %.0f ms (trace %s)", method, request.target, self.agent,
+                  resp.status_code, (time.monotonic() - started) * 1000, headers[TRACE_HEADER])
+        return _envelope(resp, content, method, path, self.agent)
 
 
 def _read_capped(resp: requests.Response, cap: int) -> Optional[bytes]:
@@ -303,7 +303,7 @@ def _reason(exc: BaseException) -> str:
     return text.strip("'\" ") or type(exc).__name__
 
 
-def _envelope(resp: requests.Response, content: bytes, method: str, path: str) -> Envelope:
+def _envelope(resp: requests.Response, body: bytes, method: str, path: str, agent: str) -> Envelope:
     """Decode a reply into an :class:`Envelope`, or raise the right :class:`ApiError`.
 
     Only a 2xx reply is a success, whatever its body says (a redirect is never followed).
@@ -312,7 +312,7 @@ def _envelope(resp: requests.Response, content: bytes, method: str, path: str) -
     if status == 204:  # No Content (SendNoContentResponse): success, no data
         return Envelope(successful=True, status=204)
     try:
-        obj = json.loads(content)
+        obj = json.loads(body)
         if nested_deeper(obj, MAX_REPLY_DEPTH):
             raise RecursionError
     except RecursionError:
@@ -323,7 +323,7 @@ def _envelope(resp: requests.Response, content: bytes, method: str, path: str) -
         kind = resp.headers.get("Content-Type", "no content type")
         raise DecodeError(f"HTTP {status} reply is not JSON ({kind}); is this "
                           "an obshell agent, and is https= right?", status=status,
-                          excerpt=content[:_EXCERPT].decode("utf-8", "replace"),
+                          excerpt=body[:_EXCERPT].decode("utf-8", "replace"),
                           method=method, path=path) from None
     try:
         envelope = Envelope.from_json(obj)
@@ -334,10 +334,10 @@ def _envelope(resp: requests.Response, content: bytes, method: str, path: str) -
         raise error from None
     if envelope.successful and 200 <= status < 300:
         return envelope
-    raise _api_error(envelope, status, method, path)
+    raise _api_error(envelope, status, method, path, agent)
 
 
-def _api_error(envelope: Envelope, status: int, method: str, path: str) -> ApiError:
+def _api_error(envelope: Envelope, status: int, method: str, path: str, agent: str) -> ApiError:
     """The exception for an error reply (the HTTP status wins over the envelope's)."""
     err = envelope.error
     err_code, code = (err.err_code, err.code) if err else ("", 0)
@@ -346,5 +346,5 @@ def _api_error(envelope: Envelope, status: int, method: str, path: str) -> ApiEr
                (err.message if err else "") or "the agent reported a failure without details")
     cls = error_class_for(status, err_code, code, message)
     return cls(status=status, err_code=err_code, code=code, message=message,
-               trace_id=envelope.trace_id, method=method, path=path, error=err)
+               trace_id=envelope.trace_id, method=method, path=path, error=err, agent=agent)
 

@@ -41,6 +41,7 @@ class Script:
 
     timeout = (5.0, 60.0)  # the client's (connect, read) timeout, read by each poll
     agent_clock_offset = None  # no reply timestamps: polls keep the policy's plain interval
+    agent = "127.0.0.1:2886"  # named in log lines
 
     def __init__(self, *answers):
         self.answers = list(answers)
