@@ -119,7 +119,10 @@ def _pick_up(task_id: str, exists: bool) -> str:
 
 def timeout_message(task_id: str, timeout: Optional[float], detail: Optional[DagDetail],
                     exists: bool, last_error: Optional[Exception]) -> str:
-    """Say that a wait's deadline passed, what is known of the task, and how to wait again."""
+    """Say that a wait ended before the task, what is known of it, and how to wait again.
+
+    ``timeout`` None: the wait was stopped (its ``stop`` event), not timed out.
+    """
     where = "" if detail is None else f" (last seen {detail.state} at stage {detail.progress})"
     failing = f"; the last polls failed ({last_error})" if last_error is not None else ""
     then = ("It keeps running on the agent:" if detail is not None else
@@ -127,8 +130,10 @@ def timeout_message(task_id: str, timeout: Optional[float], detail: Optional[Dag
             "the id may be wrong):" if exists else
             "It was never seen, so whether it runs is not known: check the agent's address and "
             "the task id, then")
-    return (f"task {task_id} did not end within {timeout:g} s{where}{failing}. {then} wait "
-            f"again with {_pick_up(task_id, exists)}")
+    ended = "the wait was stopped before it ended" if timeout is None else \
+        f"did not end within {timeout:g} s"
+    return f"task {task_id} {ended}{where}{failing}. {then} wait again with " + _pick_up(
+        task_id, exists)
 
 
 def interrupted_message(task_id: str, seen: bool, exists: bool) -> str:

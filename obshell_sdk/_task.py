@@ -15,20 +15,17 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
-from ._dag import DagDetail, DagOutcome, DagState, Operator, Progress
+from ._dag import DagDetail, DagState, Operator, Progress
 from ._exceptions import (
     InvalidArgumentError,
     ObshellError,
-    TaskCancelledError,
-    TaskFailedError,
-    TaskRolledBackError,
     TaskStateError,
     TaskTimeoutError,
 )
+from ._outcome import judged
 from ._passes import Passes
 from ._polling import Deadline, FailureStreak, PollPolicy, worth_repeating
 from ._render import (
-    failure_message,
     interrupted_message,
     live_display,
     task_html,
@@ -138,7 +135,8 @@ class DagTask:
 
     def wait(self, timeout: Optional[float] = DEFAULT_WAIT, *,
              poll_interval: Optional[float] = None, on_progress: Optional[ProgressCallback] = None,
-             progress: Optional[bool] = None) -> DagDetail:
+             progress: Optional[bool] = None, stop: Optional[threading.Event] = None
+             ) -> DagDetail:
         """Poll until the task ends (SUCCEED or FAILED) and return the final :class:`DagDetail`.
 
         ``timeout`` is the overall deadline in seconds (None: no deadline); when it passes,
@@ -148,9 +146,11 @@ class DagTask:
         called with the snapshot whenever state, operator or stage changes. Failed polls are
         retried within the policy's ``failure_budget``; then :class:`TaskUnreachableError`.
         ``progress`` shows live progress: None (default) in Jupyter only, True also as a text
-        line on stderr, False never. Does not judge the ending: see :meth:`result`.
+        line on stderr, False never. ``stop``, a ``threading.Event`` set from another thread,
+        ends the wait at once as its deadline would (a poll under way ends first). Does not
+        judge the ending: see :meth:`result`.
         """
-        polls = self._polls(timeout, poll_interval, replay=True)
+        polls = self._polls(timeout, poll_interval, stop=stop, replay=True)
         check_progress(progress, on_progress)
         display = live_display(progress, self)
         subscribers = [s for s in (display, on_progress) if s is not None]
@@ -174,7 +174,8 @@ class DagTask:
         finally:
             if display is not None:
                 display.close()
-        assert final is not None  # the loop ends on a finished snapshot of its own
+        if final is None or not final.is_finished:  # stopped: the loop ends on no other way
+            raise self._timeout(timeout, None, stopped=True)
         return final
 
     def snapshots(self, timeout: Optional[float] = DEFAULT_WAIT, *,
@@ -186,13 +187,13 @@ class DagTask:
         thread: the loop ends at once, even while polls fail (a poll under way ends first).
         A task seen finished yields that snapshot, unfetched. Raises as ``wait()`` does.
         """
-        if stop is not None and not isinstance(stop, threading.Event):
-            raise InvalidArgumentError("stop", "must be a threading.Event")
         return self._polls(timeout, poll_interval, stop=stop)
 
     def _polls(self, timeout: Optional[float], poll_interval: Optional[float], *,
                stop: Optional[threading.Event] = None, replay: bool = False
                ) -> Iterator[DagDetail]:
+        if stop is not None and not isinstance(stop, threading.Event):
+            raise InvalidArgumentError("stop", "must be a threading.Event")
         if timeout is not None:  # the polling loop, its knobs checked now
             timeout = check_seconds(timeout, "timeout", allow_zero=True)
         if poll_interval is not None:
@@ -250,10 +251,11 @@ class DagTask:
         at = self._passes.next_poll(now + pause, now + self.policy.initial, period)
         return pause if at is None else at - now
 
-    def _timeout(self, timeout: Optional[float], last_error: Optional[ObshellError]
-                 ) -> TaskTimeoutError:
-        error = TaskTimeoutError(timeout_message(self.id, timeout, self.snapshot, self._exists,
-                                                 last_error), task_id=self.id, detail=self.snapshot)
+    def _timeout(self, timeout: Optional[float], last_error: Optional[ObshellError], *,
+                 stopped: bool = False) -> TaskTimeoutError:
+        said = timeout_message(self.id, None if stopped else timeout, self.snapshot,
+                               self._exists, last_error)
+        error = TaskTimeoutError(said, task_id=self.id, detail=self.snapshot)
         error.last_error = last_error
         return error
 
@@ -264,32 +266,17 @@ class DagTask:
         poll_interval: Optional[float] = None,
         on_progress: Optional[ProgressCallback] = None,
         progress: Optional[bool] = None,
+        stop: Optional[threading.Event] = None,
     ) -> DagDetail:
         """Wait like :meth:`wait`, then return the DAG only if it did its work.
 
         Raises :class:`TaskFailedError` (with the failing sub-tasks and their last log lines),
         :class:`TaskCancelledError` or :class:`TaskRolledBackError`. A DAG whose failed step
-        was skipped with PASS is returned, with a warning logged.
+        was skipped with PASS is returned, with a warning logged. ``stop``: as for ``wait()``.
         """
         detail = self.wait(timeout, poll_interval=poll_interval, on_progress=on_progress,
-                           progress=progress)
-        outcome = detail.outcome
-        label = f"task {self.id} {detail.name!r}"
-        if outcome is DagOutcome.SUCCEEDED:
-            return detail
-        if outcome is DagOutcome.PASSED:
-            log.warning("%s on %s succeeded with a failed step skipped (PASS)", label,
-                        self._client.agent)
-            return detail
-        if outcome is DagOutcome.ROLLED_BACK:
-            raise TaskRolledBackError(f"{label} was rolled back: what it was to do did not "
-                                      "happen", task_id=self.id, detail=detail)
-        if outcome is DagOutcome.CANCELLED:
-            raise TaskCancelledError(f"{label} was cancelled", task_id=self.id, detail=detail)
-        raise TaskFailedError(
-            failure_message(label, detail), task_id=self.id, detail=detail,
-            failed_sub_tasks=detail.failed_sub_tasks(),
-        )
+                           progress=progress, stop=stop)
+        return judged(self.id, detail, self._client.agent)
 
     # -- operators ----------------------------------------------------------------------
 

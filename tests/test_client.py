@@ -448,3 +448,37 @@ def test_snapshots_end_at_once_when_stop_is_set_even_while_polls_fail():
         began = time.monotonic()
         assert list(task.snapshots(timeout=30, stop=stop)) == []  # ended, nothing raised
         assert time.monotonic() - began < 2  # not the failure budget
+
+
+def test_wait_and_result_end_at_once_when_stop_is_set():
+    """wait()/result() take snapshots()' stop=: a service shutting down (or an asyncio task
+    cancelled around asyncio.to_thread) ends the wait now, as its deadline would."""
+    import threading
+    import time
+
+    from obshell_sdk import InvalidArgumentError as Bad
+    from obshell_sdk import PollPolicy, TaskTimeoutError
+
+    with FakeAgent(password=PASSWORD, stages_per_poll=0) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD),
+                          poll_policy=PollPolicy(initial=5, ceiling=5)) as client:
+        task = client.upgrade_agent("4.3.1.0", "101000012025010101.el7")
+        agent.clear_requests()
+        for call in (task.wait, task.result):
+            with pytest.raises(Bad, match="stop"):
+                call(stop=True)  # checked before anything is sent
+        assert agent.requests == []
+        for call in (task.wait, task.result):
+            stop = threading.Event()
+            threading.Timer(0.5, stop.set).start()
+            began = time.monotonic()
+            with pytest.raises(TaskTimeoutError, match="wait was stopped before it ended") as info:
+                call(timeout=None, stop=stop)  # no deadline: only the stop ends it
+            assert time.monotonic() - began < 2  # in its 5 s pause
+            assert info.value.detail is not None and not info.value.detail.is_finished
+            assert "keeps running" in str(info.value)
+        stop.set()  # set already: no poll at all
+        agent.clear_requests()
+        with pytest.raises(TaskTimeoutError):
+            task.wait(stop=stop)
+        assert agent.requests == []

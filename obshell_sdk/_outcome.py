@@ -1,0 +1,36 @@
+"""What a finished DAG means for its caller: the DAG itself, or the :class:`TaskError` it is.
+
+``DagTask.result()`` judges the ending its wait saw here: a DAG that did its work is
+returned (one whose failed step was skipped with PASS, with a warning); one that failed,
+was cancelled or rolled back raises the error that says so.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ._dag import DagDetail, DagOutcome
+from ._exceptions import TaskCancelledError, TaskFailedError, TaskRolledBackError
+from ._render import failure_message
+
+__all__ = ["judged"]
+
+log = logging.getLogger("obshell_sdk")
+
+
+def judged(task_id: str, detail: DagDetail, agent: str) -> DagDetail:
+    """``detail``, a finished DAG of ``agent``, if it did its work; else its error."""
+    outcome = detail.outcome
+    label = f"task {task_id} {detail.name!r}"
+    if outcome is DagOutcome.SUCCEEDED:
+        return detail
+    if outcome is DagOutcome.PASSED:
+        log.warning("%s on %s succeeded with a failed step skipped (PASS)", label, agent)
+        return detail
+    if outcome is DagOutcome.ROLLED_BACK:
+        raise TaskRolledBackError(f"{label} was rolled back: what it was to do did not "
+                                  "happen", task_id=task_id, detail=detail)
+    if outcome is DagOutcome.CANCELLED:
+        raise TaskCancelledError(f"{label} was cancelled", task_id=task_id, detail=detail)
+    raise TaskFailedError(failure_message(label, detail), task_id=task_id, detail=detail,
+                          failed_sub_tasks=detail.failed_sub_tasks())
