@@ -451,7 +451,7 @@ def test_an_error_reply_to_a_create_proves_nothing_ran_unless_it_is_ambiguous(st
     path = AGENT_UPGRADE.path
     reply = Envelope.from_json({"successful": False, "status": status,
                                 "error": {"errCode": err_code, "message": "no"}})
-    exc = _api_error(reply, status, "POST", path)
+    exc = _api_error(reply, status, "POST", path, "127.0.0.1:2886")
     assert AGENT_UPGRADE.never_ran(exc) is never_ran
     assert AGENT_UPGRADE.never_ran(DecodeError("not JSON", status=200)) is False
     assert AGENT_UPGRADE.never_ran(WeakKeyError("512 bits", bits=512)) is True
@@ -469,7 +469,7 @@ def test_a_package_not_found_is_told_apart_by_its_code_or_gorms_words(status, er
                                                                       cls_name):
     reply = Envelope.from_json({"successful": False, "status": status,
                                 "error": {"errCode": err_code, "message": message}})
-    exc = _api_error(reply, status, "POST", OB_UPGRADE.path)
+    exc = _api_error(reply, status, "POST", OB_UPGRADE.path, "127.0.0.1:2886")
     assert type(exc).__name__ == cls_name
     assert OB_UPGRADE.never_ran(exc) is (status == 400 or cls_name == "PackageMissingError")
 
