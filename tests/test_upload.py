@@ -376,7 +376,8 @@ def test_a_wrong_password_is_refused_before_any_package_goes_out(package, tmp_pa
     ob.write_bytes(build_rpm("oceanbase-ce", "4.3.5.1", "101000012025052815.el7"))
     with FakeAgent(password=PASSWORD) as agent, \
             ObshellClient(agent.host, agent.port, auth=PasswordAuth("wrong")) as client:
-        not_sent = r"^the package upload was not sent: GET /api/v1/task/dag/unfinish failed"
+        not_sent = (r"^the package upload was not sent: GET /api/v1/task/dag/unfinish on "
+                    f"{re.escape(client.agent)} failed")
         with pytest.raises(WrongPasswordError, match=not_sent):
             client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=package)
         with pytest.raises(WrongPasswordError, match=not_sent):
