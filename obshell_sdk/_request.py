@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional
 
 import attrs
 
-__all__ = ["BodyStream", "Request"]
+__all__ = ["CREDENTIAL_HEADERS", "BodyStream", "Request", "scrub"]
 
 #: Makes a streamed body from the AES key and IV the auth header carries (None: send it
 #: unencrypted): returns the file-like body and its Content-Type.
@@ -44,3 +44,21 @@ class Request:
     def path(self) -> str:
         """The target without its query, for messages."""
         return self.target.partition("?")[0]
+
+
+#: The headers that carry a credential: a signed header opens its target while it lives.
+CREDENTIAL_HEADERS = ("X-OCS-Header", "X-OCS-Agent-Header", "X-OCS-Auth")
+
+
+def scrub(exc: BaseException) -> None:
+    """Mask the credential headers of the request a ``requests`` exception keeps.
+
+    The SDK chains such an exception as its error's ``__cause__``: an error reporter that
+    walks it (``error.__cause__.request.headers``) must not find a live signed header.
+    """
+    response = getattr(exc, "response", None)
+    for prepared in (getattr(exc, "request", None), getattr(response, "request", None)):
+        headers = getattr(prepared, "headers", None)
+        for name in CREDENTIAL_HEADERS:
+            if headers is not None and name in headers:
+                headers[name] = "***"

@@ -36,7 +36,7 @@ from ._exceptions import (
     TransportError,
 )
 from ._models import Envelope
-from ._request import Request
+from ._request import Request, scrub
 
 __all__ = ["MAX_REPLY_BYTES", "MAX_REPLY_DEPTH", "TRACE_HEADER", "Cert", "Timeout", "Transport"]
 
@@ -174,9 +174,8 @@ class Transport:
                                "was sent (the agent answered the call's earlier requests too "
                                "slowly); it was not sent: give it a longer timeout",
                                method=method, path=path, agent=self.agent)
-        headers = dict(request.headers)
-        headers[TRACE_HEADER] = os.urandom(8).hex()
-        headers["Accept-Encoding"] = "identity"  # no compressed replies to inflate
+        headers = {**request.headers, TRACE_HEADER: os.urandom(8).hex(),
+                   "Accept-Encoding": "identity"}  # no compressed replies to inflate
         if self.accept_language:
             headers["Accept-Language"] = self.accept_language
         started = time.monotonic()
@@ -243,6 +242,7 @@ def _exchange_error(exc: Exception, fired: bool, seconds: float, method: str, pa
     so any failure not proven to come before it is a lost reply: the agent may have acted.
     """
     where: dict[str, Any] = {"method": method, "path": path, "agent": agent}
+    scrub(exc)  # it is chained as the error's __cause__
     if fired:  # cut while connecting (a proxy's tunnel, a TLS handshake) or while reading
         return (ReadTimeoutError(f"no complete reply within the call's {seconds:g} s (the agent "
                                  "answered too slowly); the request may still have been carried "

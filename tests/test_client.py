@@ -482,3 +482,25 @@ def test_wait_and_result_end_at_once_when_stop_is_set():
         with pytest.raises(TaskTimeoutError):
             task.wait(stop=stop)
         assert agent.requests == []
+
+
+def test_a_lost_reply_s_cause_keeps_no_signed_header():
+    """The requests exception chained as __cause__ keeps its request: an error reporter
+    walking it (error.__cause__.request.headers) finds the signed header masked."""
+    from obshell_sdk import ConnectionLostError
+
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        client.unfinished_dags()  # the dialect and key are known: the next GET is signed
+        agent.reset_next(1, path_prefix="/api/v1/task/dag/11")
+        with pytest.raises(ConnectionLostError) as info:
+            client.get_dag("11")
+        sent = agent.requests_to("/api/v1/task/dag/11", "GET")[-1].headers["X-OCS-Header"]
+        cause = info.value.__cause__
+        assert cause is not None and cause.request is not None
+        assert cause.request.headers["X-OCS-Header"] == "***"
+        seen, error = [], info.value
+        while error is not None:  # the whole chain, as a reporter prints it
+            seen.append(repr(error) + repr(getattr(error, "__dict__", "")))
+            error = error.__cause__ or error.__context__
+        assert sent not in "".join(seen)
