@@ -25,6 +25,7 @@ from ._cli_errors import (
     EXIT_OK,
     EXIT_OUTCOME_UNKNOWN,
     EXIT_TERMINATED,
+    RESTARTING,
     Terminated,
     cli_message,
     cli_words,
@@ -215,16 +216,17 @@ class _Notes(logging.Handler):
     Not while an interrupt is being handled: the CLI says what Ctrl-C left behind itself.
     """
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, exists: bool = False) -> None:
         super().__init__(logging.WARNING)
-        self.progress = progress
+        self.progress, self.exists = progress, exists
 
     def emit(self, record: logging.LogRecord) -> None:
         """Write one record as a note (a stderr that fails never fails the SDK's work)."""
         if isinstance(sys.exc_info()[1], KeyboardInterrupt):
             return
         try:
-            self.progress.note(cli_words(record.getMessage()))
+            text = cli_words(record.getMessage())
+            self.progress.note(text.replace(RESTARTING, "") if self.exists else text)
         except Exception:  # logging's contract: report it, never raise
             self.handleError(record)
 
@@ -257,6 +259,14 @@ def _check(args: argparse.Namespace) -> None:
     if args.exists and args.action != "wait":
         raise InvalidArgumentError("--exists", "only task wait waits out a restarting agent's "
                                    f"'not found'; task {args.action} reads the task once")
+
+
+def _said(args: argparse.Namespace, exc: ObshellError) -> str:
+    """The error in CLI words, with what to do next that only the command knows of."""
+    text = cli_message(exc)
+    if getattr(args, "exists", False):  # "not found" was waited out already
+        text = text.replace(RESTARTING, "")
+    return text + _advice(args, exc)
 
 
 def _advice(args: argparse.Namespace, exc: ObshellError) -> str:
@@ -302,7 +312,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = Output(args.json, results, sys.stderr, _command(args))
     progress = Progress(out, tty=sys.stderr.isatty())
     # -v logs everything; a rollout's board shows each cluster's troubles itself.
-    notes = None if args.verbose or args.command == "rollout" else _Notes(progress)
+    notes = None if args.verbose or args.command == "rollout" else _Notes(
+        progress, getattr(args, "exists", False))
     if notes is not None:
         logging.getLogger("obshell_sdk").addHandler(notes)
     try:
@@ -310,7 +321,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             _check(args)
             return _run(args, out, progress)
     except ObshellError as exc:
-        return _failed(out, progress, exit_code(exc), cli_message(exc) + _advice(args, exc))
+        return _failed(out, progress, exit_code(exc), _said(args, exc))
     except KeyboardInterrupt as exc:
         return _failed(out, progress, EXIT_TERMINATED if isinstance(exc, Terminated)
                        else EXIT_INTERRUPTED, _interrupted(args, progress.current))

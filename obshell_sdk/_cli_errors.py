@@ -41,8 +41,8 @@ from ._exceptions import (
 from ._rollout_report import RolloutStoppedError
 from ._text import printable
 
-__all__ = ["CLASS_HINTS", "EXIT_STATE", "EXIT_TERMINATED", "HINTS", "Terminated", "cli_message",
-           "cli_words", "exit_code", "sigterm_as_interrupt"]
+__all__ = ["CLASS_HINTS", "EXIT_STATE", "EXIT_TERMINATED", "HINTS", "RESTARTING", "Terminated",
+           "cli_message", "cli_words", "exit_code", "sigterm_as_interrupt"]
 
 (EXIT_OK, EXIT_TASK, EXIT_USAGE, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_API, EXIT_TIMEOUT,
  EXIT_DECODE, EXIT_OUTCOME_UNKNOWN, EXIT_STATE) = range(10)
@@ -69,6 +69,10 @@ HINTS: Sequence[tuple[str, str]] = (
     (r"is https= right\?", "is --https (OBSHELL_HTTPS) right?"),
 )
 
+#: The part of "not found"'s hint that ``--exists`` has followed already.
+RESTARTING = (" If you started a task and its agent is restarting, wait for it: obshell-sdk task "
+              "wait ID --exists")
+
 #: The hints of error classes (``ApiError.hint``, in Python words) as the CLI says them;
 #: the most specific class first.
 CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
@@ -78,15 +82,19 @@ CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
      "else OBSHELL_PASSWORD (root@sys)"),
     (AuthExpiredError, "The clocks disagree: sync this machine's clock with the agent's"),
     (AuthError, "Check OBSHELL_PASSWORD and OBSHELL_AGENT_PASSWORD"),
-    (TaskNotFoundError, "Check the task id; obshell-sdk task list shows the unfinished tasks. "
-     "If you started a task and its agent is restarting, wait for it: obshell-sdk task wait ID "
-     "--exists"),
+    (TaskNotFoundError, "Check the task id; obshell-sdk task list shows the unfinished tasks."
+     + RESTARTING),
     (PackageMissingError, "Upload the packages it names first: give each RPM with --package "
      "(OceanBase CE needs oceanbase-ce and oceanbase-ce-libs), then run the command again"),
     (UnderMaintenanceError, "The maintenance task named above holds the lock: obshell-sdk task "
      "list; if it is running, obshell-sdk task wait ID; if it failed, obshell-sdk task "
      "retry|rollback|skip|cancel ID"),
 )
+
+#: Python arguments as the command line's options name them (``path`` is a --package RPM's).
+_FLAGS = {name: "--" + name.replace("_", "-") for name in (
+    "journal", "mode", "upgrade_dir", "parallel", "canary", "max_failures", "timeout",
+    "upload_timeout", "package")} | {"path": "--package", "packages": "--package"}
 
 _OPTIONS = {"OBSHELL_HOST": "--host", "OBSHELL_PORT": "--port", "OBSHELL_HTTPS": "--https",
             "OBSHELL_CA_BUNDLE": "--ca-bundle", "OBSHELL_MIN_KEY_BITS": "--min-key-bits"}
@@ -139,6 +147,8 @@ def cli_message(exc: ObshellError) -> str:
     option = _OPTIONS.get(getattr(exc, "argument", ""))
     if option:
         text += f" (or pass {option})"
+    if isinstance(exc, InvalidArgumentError) and exc.argument in _FLAGS:
+        text = _FLAGS[exc.argument] + text.removeprefix(exc.argument)  # the option's name
     return cli_words(text)
 
 

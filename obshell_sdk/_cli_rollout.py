@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional, TextIO
 from ._cli_errors import cli_message, cli_words
 from ._cli_output import agent_command, aimed, tls_words
 from ._config import Environment, check_env_bundle, prompted_auth_from_env, tls_from_env
+from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
 from ._exceptions import InvalidArgumentError
 from ._journal import Journal, TargetOutcome, TargetRecord, read_targets
 from ._render import rollout_table_text, rollout_text, to_jsonable
@@ -112,6 +113,11 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
     if args.upload_timeout is not None and not args.package:
         raise InvalidArgumentError("--upload-timeout", "bounds each --package upload: give "
                                    "--package too, or drop it")
+    if args.rollout == "ob":  # the requests' fields too, before the password is asked for
+        UpgradeObRequest(args.version, args.release, args.mode, args.upgrade_dir,
+                         args.freeze_server)
+    else:
+        UpgradeAgentRequest(args.version, args.release, args.upgrade_dir)
     targets, tls = _targets_from(args.targets), tls_from_env(env)
     check_env_bundle(env, tls)
     rollout = Rollout(

@@ -312,6 +312,7 @@ def test_exists_on_an_id_that_does_not_exist_times_out_without_claiming_it_runs(
     assert "never answered for it" in out.stderr and "keeps running" not in out.stderr
     assert f"{same(agent)} task wait 19 --exists" in out.stderr
     assert "client." not in out.stderr  # the quoted "not found" is said in CLI words too
+    assert "wait for it" not in out.stderr  # what --exists did already is not advised again
     agent.clear_requests()
     show = run(agent, "task", "show", "19", "--exists")
     assert show.returncode == 2 and "--exists" in show.stderr and agent.requests == []
@@ -381,6 +382,21 @@ def test_sigterm_is_handled_as_ctrl_c(agent):
     assert proc.returncode == 143, stderr
     assert f"task {task_id} keeps running" in stderr
     assert json.loads(stdout)["error"]["exit"] == 143
+
+
+def test_bad_input_is_named_by_its_option_and_found_before_the_password(agent, tmp_path):
+    out = run(agent, "upgrade", VERSION, RELEASE, "--package", str(tmp_path / "none.rpm"))
+    assert out.returncode == 2 and "obshell-sdk: --package: " in out.stderr, out.stderr
+    out = run(agent, "rollout", "status", "--journal", str(tmp_path / "none.db"))
+    assert out.returncode == 2 and "obshell-sdk: --journal: " in out.stderr, out.stderr
+    targets = tmp_path / "targets.txt"
+    targets.write_text(f"{agent.host}:{agent.port}\n")
+    rollout = ("rollout", "ob", "--targets", str(targets), "--journal", str(tmp_path / "j.db"))
+    for args, said in ((("--mode", "BOGUS", "4.3.5.1", RELEASE), "--mode: 'BOGUS'"),
+                       (("4.3", RELEASE), "version: '4.3'")):
+        out = run(agent, *rollout, *args, password=None)  # no password, no terminal
+        assert out.returncode == 2 and said in out.stderr, out.stderr
+    assert agent.requests == [] and not (tmp_path / "j.db").exists()
 
 
 def test_ctrl_c_during_task_list_names_no_task():
