@@ -229,6 +229,9 @@ def _record_json(record: TargetRecord) -> dict[str, Any]:
     for key in ("started_at", "ended_at"):
         if shown[key] is not None:
             shown[key] = to_jsonable(utc_time(shown[key]))
+    for step in shown["steps"].values():  # a create call's send time too
+        if step.get("sent_at") is not None:
+            step["sent_at"] = to_jsonable(utc_time(step["sent_at"]))
     if record.position < 0:  # a target the journal never saw has no place in it
         shown["position"] = None
     ok = record.outcome == TargetOutcome.SUCCEEDED.value

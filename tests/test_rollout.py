@@ -577,7 +577,12 @@ def test_cli_rollout_status_as_json_and_tls_options_reach_every_client(tmp_path)
         status = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
                                 stdin=subprocess.DEVNULL, check=False)
         assert status.returncode == 0, status.stderr
-        assert len(json.loads(status.stdout)["targets"]) == 2
+        shown = json.loads(status.stdout)["targets"]
+        assert len(shown) == 2
+        for target in shown:  # every time as the report gives it: ISO 8601, UTC
+            upgrade = target["steps"]["upgrade"]
+            assert upgrade["sent_at"].endswith("+00:00"), upgrade
+            assert target["started_at"].endswith("+00:00"), target
         argv, env = _cli("rollout", "status", "--journal", str(journal))
         text = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
                               stdin=subprocess.DEVNULL, check=False).stdout
