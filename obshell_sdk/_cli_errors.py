@@ -45,7 +45,7 @@ __all__ = ["CLASS_HINTS", "EXIT_STATE", "EXIT_TERMINATED", "HINTS", "RESTARTING"
            "cli_message", "cli_words", "exit_code", "sigterm_as_interrupt"]
 
 (EXIT_OK, EXIT_TASK, EXIT_USAGE, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_API, EXIT_TIMEOUT,
- EXIT_DECODE, EXIT_OUTCOME_UNKNOWN, EXIT_STATE) = range(10)
+ EXIT_DECODE, EXIT_OUTCOME_UNKNOWN, EXIT_STATE, EXIT_NOT_FOUND, EXIT_LOCKED) = range(12)
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process the signal ended
 
@@ -109,6 +109,7 @@ def exit_code(exc: ObshellError) -> int:
         (OutcomeUnknownError, EXIT_OUTCOME_UNKNOWN), (TaskStateError, EXIT_STATE),
         (TaskTimeoutError, EXIT_TIMEOUT), (TaskUnreachableError, EXIT_UNREACHABLE),
         (TaskError, EXIT_TASK), (TransportError, EXIT_UNREACHABLE), (DecodeError, EXIT_DECODE),
+        (TaskNotFoundError, EXIT_NOT_FOUND), (UnderMaintenanceError, EXIT_LOCKED),
         (ApiError, EXIT_API), (RolloutStoppedError, EXIT_OUTCOME_UNKNOWN),
     )
     for cls, code in table:

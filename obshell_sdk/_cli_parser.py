@@ -35,6 +35,8 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (8, "outcome unknown: a call that changes something (a task, an operator, an upload) "
         "lost its reply (run `task list`)"),
     (9, "refused because of the task's state (e.g. retry of a task that did not fail)"),
+    (10, "no such task (check the id: `task list`)"),
+    (11, "the cluster is under maintenance: another task holds its lock (`task list`)"),
     (130, "interrupted (a task keeps running on the agent)"),
     (143, "terminated (SIGTERM), as when interrupted"),
 )

@@ -99,7 +99,7 @@ def test_a_running_task_holding_the_lock_is_waited_for_not_retried():
     with FakeAgent(password=PASSWORD, stage_seconds=5) as agent:
         assert run(agent, "upgrade", VERSION, RELEASE).returncode == 0
         second = run(agent, "upgrade", "4.3.1.1", RELEASE)
-        assert second.returncode == 5, second.stderr
+        assert second.returncode == 11, second.stderr  # locked: a code of its own
         assert f"if it is running, {same(agent)} task wait ID" in second.stderr
         assert f"if it failed, {same(agent)} task retry" in second.stderr
 
@@ -322,9 +322,9 @@ def test_json_failures_leave_one_document_on_stdout(agent, tmp_path):
     """cmd --json | jq never reads nothing: a failure with no result says itself as JSON; a
     followed task's failure gives the DAG (also after an upload, as upgrade --wait does)."""
     out = run(agent, "--json", "task", "show", "19")
-    assert out.returncode == 5 and "not found" in out.stderr.lower(), out.stderr
+    assert out.returncode == 10 and "not found" in out.stderr.lower(), out.stderr
     error = json.loads(out.stdout)["error"]
-    assert error["exit"] == 5 and "task list" in error["message"]
+    assert error["exit"] == 10 and "task list" in error["message"]
     assert f"{same(agent)} task list" in error["message"]  # aimed at this agent, as stderr
     agent.set_dag_faults(fail_stage=2, fail_times=99)
     rpm = tmp_path / f"obshell-{VERSION}-{RELEASE}.x86_64.rpm"
@@ -422,3 +422,19 @@ def test_an_ob_rollout_without_its_packages_says_to_give_them_with_package(tmp_p
         assert "record not found" in said and "give each RPM with --package" in said, said
         assert "client.upload_package" not in said
         assert ob.dags == {}
+
+
+def test_the_exit_codes_documented_are_the_codes_used():
+    """docs/cli.md's table, --help's list and what the CLI returns name the same codes."""
+    import re
+
+    from obshell_sdk import _cli_errors
+    from obshell_sdk._cli_parser import EXIT_CODES
+
+    page = (ROOT / "docs" / "cli.md").read_text()
+    section = page.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    table = section.split("| code | meaning |", 1)[1].split("\n\n", 1)[0]
+    documented = {int(n) for n in re.findall(r"^\| (\d+) \|", table, re.M)}
+    helped = {code for code, _ in EXIT_CODES}
+    used = {v for k, v in vars(_cli_errors).items() if k.startswith("EXIT_")}
+    assert documented == helped == used, (documented, helped, used)

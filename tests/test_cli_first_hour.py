@@ -340,7 +340,7 @@ def test_a_wrong_password_and_a_missing_task_name_the_cli_way_out():
         assert wrong.returncode == 3 and "OBSHELL_PASSWORD" in wrong.stderr
         assert "PasswordAuth" not in wrong.stderr and "not-it" not in wrong.stderr
         missing = cli("task", "show", "199", agent=agent)
-        assert missing.returncode == 5 and "obshell-sdk task list" in missing.stderr
+        assert missing.returncode == 10 and "obshell-sdk task list" in missing.stderr
 
 
 def test_ctrl_c_while_waiting_for_a_task_by_id_names_it():
