@@ -233,8 +233,10 @@ class TargetRun:
                         "journal was written with? Check it; a new journal starts afresh")
         outcome = _BY_DAG.get(detail.outcome)
         label = f"{step.name} task {detail.id} {detail.name!r}"
-        if outcome is TargetOutcome.FAILED:  # where, and the failing sub-task's last log line
-            raise Ended(outcome, failure_line(label, detail))
+        if outcome is TargetOutcome.FAILED:  # where, the failing sub-task's last log line, next
+            raise Ended(outcome, f"{failure_line(label, detail)}; see it with client.task("
+                        f"{detail.id!r}).refresh(), then retry, roll back, skip or cancel it "
+                        "and run the rollout again")
         if outcome is not None:
             raise Ended(outcome, f"{label} ended {detail.state} ({detail.outcome})")
 

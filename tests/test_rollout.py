@@ -76,6 +76,9 @@ def test_outcomes_per_target_and_a_rerun_touches_nothing(tmp_path):
         assert len(report.results[targets(fleet)[0]].dag_ids) == 2  # check, then upgrade
         error = report.results[targets(fleet)[1]].error or ""
         assert "failed at stage 4/5" in error and "injected failure at stage 4" in error
+        dag_id = report.results[targets(fleet)[1]].dag_ids[0]
+        assert error.endswith(f"see it with client.task('{dag_id}').refresh(), then retry, "
+                              "roll back, skip or cancel it and run the rollout again")
         assert "\n" not in error  # one line of the report's table
         assert [posts(a) for a in fleet] == [1, 0, 1, 1, 1, 1]  # #1 failed its pre-check
         again = rollout(fleet, journal).upgrade_agent(VERSION, RELEASE)
@@ -560,6 +563,21 @@ def test_ctrl_c_starts_no_new_cluster_and_a_rerun_finishes_the_job(tmp_path):
                              stdin=subprocess.DEVNULL, check=False)
         assert out.returncode == 0, out.stderr
         assert [posts(a) for a in fleet] == [1] * 8
+
+
+def test_cli_says_a_failed_target_s_next_step_as_a_command_at_its_agent(tmp_path):
+    with ExitStack() as stack:
+        (agent,) = agents(stack, 1, {0: {"fail_stage": 6, "fail_times": 99}})
+        targets_file = tmp_path / "fleet.txt"
+        targets_file.write_text(f"127.0.0.1:{agent.port}\n")
+        argv, env = _cli("rollout", "agent", "--targets", str(targets_file), "--journal",
+                         str(tmp_path / "r.db"), VERSION, RELEASE, "--no-check")
+        out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120,
+                             stdin=subprocess.DEVNULL, check=False)
+    assert out.returncode == 1, out.stderr
+    assert (f"see it with obshell-sdk --host 127.0.0.1 --port {agent.port} task show 11, then "
+            "retry, roll back, skip or cancel it and run the rollout again") in out.stdout
+    assert "client." not in out.stdout + out.stderr
 
 
 def test_cli_rollout_status_as_json_and_tls_options_reach_every_client(tmp_path):
