@@ -524,3 +524,22 @@ def test_every_public_class_has_type_hints_that_resolve():
             attrs.resolve_types(cls)
     assert typing.get_type_hints(DagDetail)["nodes"] == typing.Optional[
         tuple[obshell_sdk.NodeDetail, ...]]
+
+
+def test_the_docs_way_to_json_writes_a_whole_dag_detail():
+    """docs/tasks.md "A snapshot as JSON", run as written on a DagDetail with nodes."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "tasks.md").read_text()
+    code = page.split("### A snapshot as JSON", 1)[1].split("```python\n", 1)[1]
+    code = code.split("```", 1)[0]
+    data = next(v["response"]["body"]["data"] for v in vectors()
+                if v["name"] == "dag detail until SUCCEED")
+    detail = DagDetail.from_json(data)
+    scope = {"detail": detail}
+    exec(compile(code, "docs/tasks.md", "exec"), scope)  # the docs' own code
+    shown = json.loads(scope["text"])
+    assert shown["id"] == detail.id and shown["state"] == detail.state.value
+    assert shown["start_time"] == detail.start_time.isoformat()
+    assert len(shown["nodes"]) == len(detail.nodes)
+    assert shown["nodes"][0]["sub_tasks"][0]["state"] == detail.nodes[0].sub_tasks[0].state.value
