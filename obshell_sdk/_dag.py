@@ -212,6 +212,9 @@ class DagDetail:
     """A DAG (an asynchronous obshell task) as GetDagDetails returns it.
 
     ``nodes`` is None when the agent was asked without details (and in the create reply).
+    Times are the agent's as sent: ``start_time`` holds once the DAG runs, ``end_time``
+    once it has ended (:attr:`is_finished`); before, obshell writes its creation time in
+    them, or an unset time (None). The same goes for nodes and sub-tasks.
     """
 
     id: str = wire("id", _p_id)
