@@ -195,13 +195,11 @@ class ApiError(ObshellError):
     ) -> None:
         label = err_code or (f"code {code}" if code else f"HTTP {status}")
         trace = f", trace id {trace_id}" if trace_id else ""
-        hint = self.hint
         super().__init__(
             # the agent's words on one line: a newline in them cannot forge a line of ours
             f"{method} {path}{f' on {agent}' if agent else ''} failed: HTTP {status} "
-            f"{printable(label)}: {printable(message)}"
-            f"{trace}"
-            + (f". {hint}" if hint else "")
+            f"{printable(label)}: {printable(message)}{trace}"
+            + (f". {self.hint}" if self.hint else "")
         )
         #: The HTTP status of the reply.
         self.status = status
@@ -214,7 +212,9 @@ class ApiError(ObshellError):
         #: The ``X-OBSHELL-Trace-ID`` of the exchange, for the agent's log.
         self.trace_id = trace_id
         #: The request's method and path, and the agent's ``host:port`` ("" if not known).
-        self.method, self.path, self.agent = method, path, agent
+        self.method: str = method
+        self.path: str = path
+        self.agent: str = agent
         #: The envelope's whole ``error`` object, when it had one.
         self.error = error
 
