@@ -243,7 +243,9 @@ def _check(args: argparse.Namespace) -> None:
     waits = (args.command == "upgrade" and (args.wait or args.check or args.package)) or (
         args.command == "task" and (args.action == "wait" or args.wait))
     if args.command in ("upgrade", "task") and args.timeout is not None and not waits:
-        raise InvalidArgumentError("--timeout", "bounds a wait: add --wait (or drop it)")
+        how = "use task wait ID" if args.command == "task" and args.action in (
+            "list", "show") else "add --wait"
+        raise InvalidArgumentError("--timeout", f"bounds a wait: {how} (or drop it)")
     if args.command != "task":
         return
     if args.action == "list" and args.id is not None:
@@ -276,8 +278,11 @@ def _advice(args: argparse.Namespace, exc: ObshellError) -> str:
         return (f". If the agent is restarting (its upgrade restarts it), wait through it: "
                 f"obshell-sdk task wait {args.id} --exists")
     if args.command == "task" and exit_code(exc) == EXIT_OUTCOME_UNKNOWN:
-        return (f". The agent may have applied {args.action}: see where the task stands "
-                f"before trying again: obshell-sdk task show {args.id}")
+        if getattr(exc, "path", "").startswith("/api/v1/task/"):  # the operator's POST
+            return (f". The agent may have applied {args.action}: see where the task stands "
+                    f"before trying again: obshell-sdk task show {args.id}")
+        return (f". The package may have been stored; {args.action} was not sent: run the "
+                "same command again")
     return ""
 
 
