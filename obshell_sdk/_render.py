@@ -130,9 +130,9 @@ def timeout_message(task_id: str, timeout: Optional[float], detail: Optional[Dag
             "the id may be wrong):" if exists else
             "It was never seen, so whether it runs is not known: check the agent's address and "
             "the task id, then")
-    ended = "the wait was stopped before it ended" if timeout is None else \
-        f"did not end within {timeout:g} s"
-    return f"task {task_id} {ended}{where}{failing}. {then} wait again with " + _pick_up(
+    ended = ": the wait was stopped before the task ended" if timeout is None else \
+        f" did not end within {timeout:g} s"
+    return f"task {task_id}{ended}{where}{failing}. {then} wait again with " + _pick_up(
         task_id, exists)
 
 

@@ -150,7 +150,7 @@ class DagTask:
         ends the wait at once as its deadline would (a poll under way ends first). Does not
         judge the ending: see :meth:`result`.
         """
-        polls = self._polls(timeout, poll_interval, stop=stop, replay=True)
+        polls = self._polls(timeout, poll_interval, stop=stop, whole=True)
         check_progress(progress, on_progress)
         display = live_display(progress, self)
         subscribers = [s for s in (display, on_progress) if s is not None]
@@ -174,8 +174,7 @@ class DagTask:
         finally:
             if display is not None:
                 display.close()
-        if final is None or not final.is_finished:  # stopped: the loop ends on no other way
-            raise self._timeout(timeout, None, stopped=True)
+        assert final is not None and final.is_finished  # else the whole loop raised
         return final
 
     def snapshots(self, timeout: Optional[float] = DEFAULT_WAIT, *,
@@ -190,7 +189,7 @@ class DagTask:
         return self._polls(timeout, poll_interval, stop=stop)
 
     def _polls(self, timeout: Optional[float], poll_interval: Optional[float], *,
-               stop: Optional[threading.Event] = None, replay: bool = False
+               stop: Optional[threading.Event] = None, whole: bool = False
                ) -> Iterator[DagDetail]:
         if stop is not None and not isinstance(stop, threading.Event):
             raise InvalidArgumentError("stop", "must be a threading.Event")
@@ -198,24 +197,24 @@ class DagTask:
             timeout = check_seconds(timeout, "timeout", allow_zero=True)
         if poll_interval is not None:
             poll_interval = check_seconds(poll_interval, "poll_interval")
-        return self._snapshots(timeout, poll_interval, stop, replay)
+        return self._snapshots(timeout, poll_interval, stop, whole)
 
     def _snapshots(self, timeout: Optional[float], poll_interval: Optional[float],
-                   stop: Optional[threading.Event], replay: bool) -> Iterator[DagDetail]:
+                   stop: Optional[threading.Event], whole: bool) -> Iterator[DagDetail]:
         """The polling loop: fetch until a snapshot shows the end, yielding every one fetched.
 
         It ends on its own snapshots, not on ``self.snapshot``, which another thread's call
         may clear or change meanwhile. The snapshot held first is yielded (unfetched) when
-        finished, or with ``replay``.
+        finished, or for a ``whole`` wait, whose stop also raises as its deadline does.
         """
         deadline = Deadline(timeout, stop)  # from the first step on, as the loop runs
         streak = FailureStreak(self.policy.failure_budget)
         polled, detail = False, self.snapshot
-        if detail is not None and (replay or detail.is_finished):
+        if detail is not None and (whole or detail.is_finished):
             yield detail
         while not (detail is not None and detail.is_finished) and not deadline.stopped():
             if polled and deadline.passed():
-                raise self._timeout(timeout, streak.last)
+                raise self._timeout(timeout, streak.last, detail)
             polled, sent_at = True, time.monotonic()
             try:  # a poll outlasts neither the wait nor the failure budget
                 detail = self._fetch(streak.cut(deadline.cut(self._client.timeout)))
@@ -223,7 +222,7 @@ class DagTask:
                 if not worth_repeating(exc, self._exists):
                     raise
                 if streak.fail(exc, sent_at):
-                    raise streak.exhausted(self.id, exc, self.snapshot) from exc
+                    raise streak.exhausted(self.id, exc, detail) from exc
                 warn = streak.worth_a_warning(self.snapshot is not None)
                 log.log(logging.WARNING if warn else logging.INFO,
                         "task %s: %d poll(s) failed in %.0f s (last: %s); %s; retrying for up "
@@ -238,6 +237,8 @@ class DagTask:
             yield detail
             if not detail.is_finished:
                 deadline.sleep(poll_interval or self._pause())
+        if whole and not (detail is not None and detail.is_finished):  # stopped
+            raise self._timeout(None, streak.last, detail)
 
     def _pause(self) -> float:
         """Seconds to the next poll: about the policy's interval, just after the scheduler ran."""
@@ -251,11 +252,15 @@ class DagTask:
         at = self._passes.next_poll(now + pause, now + self.policy.initial, period)
         return pause if at is None else at - now
 
-    def _timeout(self, timeout: Optional[float], last_error: Optional[ObshellError], *,
-                 stopped: bool = False) -> TaskTimeoutError:
-        said = timeout_message(self.id, None if stopped else timeout, self.snapshot,
-                               self._exists, last_error)
-        error = TaskTimeoutError(said, task_id=self.id, detail=self.snapshot)
+    def _timeout(self, timeout: Optional[float], last_error: Optional[ObshellError],
+                 detail: Optional[DagDetail]) -> TaskTimeoutError:
+        """The wait's deadline passed (``timeout`` None: its stop was set).
+
+        ``detail`` is the last snapshot this wait saw (another thread may have changed the
+        task's since).
+        """
+        said = timeout_message(self.id, timeout, detail, self._exists, last_error)
+        error = TaskTimeoutError(said, task_id=self.id, detail=detail)
         error.last_error = last_error
         return error
 

@@ -472,7 +472,8 @@ def test_wait_and_result_end_at_once_when_stop_is_set():
             stop = threading.Event()
             threading.Timer(0.5, stop.set).start()
             began = time.monotonic()
-            with pytest.raises(TaskTimeoutError, match="wait was stopped before it ended") as info:
+            said = f"task {task.id}: the wait was stopped before the task ended"
+            with pytest.raises(TaskTimeoutError, match=said) as info:
                 call(timeout=None, stop=stop)  # no deadline: only the stop ends it
             assert time.monotonic() - began < 2  # in its 5 s pause
             assert info.value.detail is not None and not info.value.detail.is_finished
@@ -482,6 +483,29 @@ def test_wait_and_result_end_at_once_when_stop_is_set():
         with pytest.raises(TaskTimeoutError):
             task.wait(stop=stop)
         assert agent.requests == []
+        # Stopped while polls fail: the error says so (as a deadline's does), and its
+        # snapshot is the last this wait saw, whatever another thread did to task.snapshot.
+        stop = threading.Event()
+        agent.fail_next(1000, status=503)
+        threading.Timer(1.0, stop.set).start()
+        seen = task.snapshot
+        task.snapshot = None  # as another thread's retry() leaves it
+        with pytest.raises(TaskTimeoutError) as info:
+            client.task(task.id, exists=True).wait(timeout=None, stop=stop)
+        assert info.value.last_error is not None and "the last polls failed" in str(info.value)
+        agent.clear_faults()
+        other = client.task(task.id, exists=True)
+        other.refresh()
+        stop = threading.Event()
+
+        def meddle(detail):
+            other.snapshot = None  # another thread's retry() clears it, mid-wait
+            stop.set()
+
+        with pytest.raises(TaskTimeoutError) as info:
+            other.wait(timeout=None, stop=stop, on_progress=meddle)
+        assert info.value.detail is not None and info.value.detail.id == seen.id
+        assert "keeps running" in str(info.value)
 
 
 def test_a_lost_reply_s_cause_keeps_no_signed_header():
