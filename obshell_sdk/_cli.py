@@ -33,7 +33,7 @@ from ._cli_errors import (
     sigterm_as_interrupt,
 )
 from ._cli_output import Output, Progress, agent_command, aimed, tls_words
-from ._cli_parser import DEFAULT_TIMEOUT, build_parser
+from ._cli_parser import DEFAULT_TIMEOUT, parse
 from ._cli_rollout import run_rollout
 from ._client import ObshellClient
 from ._config import Environment, prompted_auth_from_env, settings_from_env
@@ -305,7 +305,7 @@ def _interrupted(args: argparse.Namespace, task_id: Optional[str]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     if args.verbose:
         handler = logging.StreamHandler()
         handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))

@@ -9,17 +9,19 @@ Usage errors never echo what was typed as a value (it may be a password in the w
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import re
 import sys
-from typing import Any, Callable, NoReturn
+from collections.abc import Sequence
+from typing import Any, Callable, NoReturn, Optional
 
 from ._cli_rollout import add_rollout_parser
 from ._config import DEFAULT_PORT, ENV_VARIABLES
 from ._validate import MAX_LIFETIME, MAX_SECONDS
 from ._version import __version__
 
-__all__ = ["DEFAULT_TIMEOUT", "EXIT_CODES", "build_parser"]
+__all__ = ["DEFAULT_TIMEOUT", "EXIT_CODES", "UsageError", "build_parser", "parse"]
 
 #: Exit codes of ``obshell-sdk``, for scripts to branch on (also in ``--help``).
 EXIT_CODES: tuple[tuple[int, str], ...] = (
@@ -56,11 +58,32 @@ class _Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` whose usage errors show option names, never typed values."""
 
     def error(self, message: str) -> NoReturn:
-        """Print usage and a redacted ``message`` on stderr, then exit 2."""
+        """Print usage and a redacted ``message`` on stderr, then exit 2 (:class:`UsageError`)."""
         self.print_usage(sys.stderr)
         hint = ("\nVERSION and RELEASE are two arguments, e.g. 4.2.1.1 101000062023110109.el7 "
                 "(not 4.2.1.1-101000062023110109.el7)" if message.endswith("release") else "")
-        self.exit(2, f"{self.prog}: error: {_redact(message)}{hint}\n")
+        said = f"{self.prog}: error: {_redact(message)}{hint}"
+        sys.stderr.write(said + "\n")
+        raise UsageError(said)
+
+
+class UsageError(SystemExit):
+    """A usage error, said on stderr: exit 2, as argparse's own."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+
+def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The command line's arguments; with ``--json``, a usage error's JSON document too."""
+    given = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return build_parser().parse_args(given)
+    except UsageError as exc:
+        if "--json" in given:  # one document on stdout, as every failure leaves one
+            sys.stdout.write(json.dumps({"error": {"exit": 2, "message": exc.message}}) + "\n")
+        raise
 
 
 def _redact(message: str) -> str:

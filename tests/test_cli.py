@@ -321,6 +321,12 @@ def test_exists_on_an_id_that_does_not_exist_times_out_without_claiming_it_runs(
 def test_json_failures_leave_one_document_on_stdout(agent, tmp_path):
     """cmd --json | jq never reads nothing: a failure with no result says itself as JSON; a
     followed task's failure gives the DAG (also after an upload, as upgrade --wait does)."""
+    for args in (("task", "show", "11", "--timeout", "abc"), ("--port", "99999999", "info")):
+        usage = run(agent, "--json", *args)  # refused by the grammar itself
+        assert usage.returncode == 2 and "usage:" in usage.stderr, usage.stderr
+        assert json.loads(usage.stdout)["error"]["exit"] == 2
+        assert "abc" not in usage.stdout  # a typed value is never echoed (a password?)
+    assert run(agent, "task", "show", "11", "--timeout", "abc").stdout == ""  # no --json
     out = run(agent, "--json", "task", "show", "19")
     assert out.returncode == 10 and "not found" in out.stderr.lower(), out.stderr
     error = json.loads(out.stdout)["error"]

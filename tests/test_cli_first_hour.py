@@ -310,8 +310,11 @@ def test_what_would_be_ignored_or_is_malformed_is_refused_before_sending(argv, m
 
 
 def test_usage_errors_go_to_stderr_and_never_echo_an_explicit_argument():
-    out = cli("--json", "task")
-    assert out.returncode == 2 and out.stdout == "" and "usage:" in out.stderr
+    out = cli("--json", "task")  # stdout: the usage error as --json's one document
+    assert out.returncode == 2 and "usage:" in out.stderr and "usage:" not in out.stdout
+    assert json.loads(out.stdout)["error"]["exit"] == 2
+    out = cli("--json", "info", "--https=hunter2-secret")
+    assert out.returncode == 2 and "hunter2" not in out.stdout + out.stderr
     out = cli("info", "--https=hunter2-secret")
     assert out.returncode == 2 and "hunter2" not in out.stdout + out.stderr
     # Python 3.13 reads this as -v -h -u...: help, exit 0; earlier ones as a usage error.
