@@ -123,11 +123,12 @@ def log_in(client: _Agent) -> None:
 def _check_newer(info: AgentInfo, version: str, release: str) -> None:
     """Refuse a target obshell refuses (``Agent.Upgrade.ToLowerVersion``), before uploading."""
     target = f"{version}-{release.split('.', 1)[0]}"
-    if _version_key(target) > _version_key(info.version):
+    have, want = _version_key(info.version), _version_key(target)
+    if want > have:
         return
-    running = printable(info.version)
+    running = printable(info.version[:80] + ("..." if len(info.version) > 80 else ""))
     raise InvalidArgumentError("version", (
-        f"the agent already runs obshell {running}" if target == info.version else
+        f"the agent already runs obshell {running}" if want == have else
         f"obshell {target} is older than the agent's {running}") + ": obshell upgrades only "
         "to a newer version (Agent.Upgrade.ToLowerVersion); nothing was uploaded")
 
@@ -135,7 +136,7 @@ def _check_newer(info: AgentInfo, version: str, release: str) -> None:
 def _version_key(version_release: str) -> tuple[list[int], int]:
     """``4.3.1.0-101000012025010101`` as obshell compares it (lib/pkg CompareVersion).
 
-    Dotted numbers, then the build number; what Go's Atoi does not read counts as 0.
+    Dotted numbers, then the build number, each read as Go's ``strconv.Atoi`` reads it.
     """
     parts = version_release.split("-")
     build = _atoi(parts[1]) if len(parts) > 1 else 0
@@ -143,8 +144,18 @@ def _version_key(version_release: str) -> tuple[list[int], int]:
 
 
 def _atoi(text: str) -> int:
-    body = text[1:] if text[:1] in "+-" else text
-    return int(text) if body.isascii() and body.isdigit() else 0
+    """Go's ``strconv.Atoi``, its error ignored as obshell does.
+
+    0 for what it cannot read; a number past 64 bits saturated (and so never Python's own
+    limit on long digit strings).
+    """
+    negative = text[:1] == "-"
+    digits = (text[1:] if text[:1] in "+-" else text).lstrip("0") or "0"
+    if not (digits.isascii() and digits.isdigit()):
+        return 0
+    limit = 2**63 if negative else 2**63 - 1
+    value = limit if len(digits) > 19 else min(int(digits), limit)
+    return -value if negative else value
 
 
 def not_the_target(uploaded: UpgradePackageInfo, version: str, release: str) -> Optional[str]:

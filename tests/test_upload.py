@@ -176,6 +176,12 @@ def test_the_version_order_is_obshell_s():
     assert _version_key("4.3.1.0-9") < _version_key("4.3.1.0-10") < _version_key("4.3.10.0-1")
     assert _version_key("4.3.1-5") < _version_key("4.3.1.0-1")  # fewer numbers: older
     assert _version_key("4.3.1.0") == _version_key("4.3.1.0-x") == ([4, 3, 1, 0], 0)
+    # Go's Atoi saturates past 64 bits (obshell ignores its error); Python's int() would
+    # refuse a string of 4300 digits or more, from an agent's /info.
+    assert _version_key("9" * 5000) == ([2**63 - 1], 0)
+    assert _version_key("4.3.1.0-" + "1" * 4301) == ([4, 3, 1, 0], 2**63 - 1)
+    assert _version_key("4.+3.x.0-+12") == ([4, 3, 0, 0], 12)  # as Atoi reads them
+    assert _version_key("4.3.1.00-010") == _version_key("4.3.1.0-10")
 
 
 def test_the_package_header_is_read_as_rpm_itself_writes_it():
