@@ -13,6 +13,8 @@ nothing of HTTP.
 from __future__ import annotations
 
 import functools
+import json
+import math
 import re
 from datetime import datetime, timedelta, timezone
 from enum import Enum
@@ -292,6 +294,26 @@ def decode_contents(data: Any, where: str = "data") -> list[Any]:
     if not isinstance(items, list):
         raise DecodeError(f"expected an array, got {_kind(items)}", where=f"{where}.contents")
     return items
+
+
+def load_json(text: bytes) -> Any:
+    """Parse JSON as Go writes it: ``NaN``, ``Infinity`` and ``1e999`` raise ValueError.
+
+    Python reads them (as no JSON parser of another language does), and would write them
+    back out, in ``--json`` output say, as invalid JSON.
+    """
+    return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of the range of JSON numbers (64-bit floats)")
+    return value
 
 
 def nested_deeper(obj: Any, limit: int) -> bool:

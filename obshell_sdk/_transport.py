@@ -10,7 +10,6 @@ other exception of the exchange, leaks past it except as the ``__cause__`` of an
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -23,7 +22,7 @@ import urllib3.exceptions
 
 from ._auth import PasswordAuth, auth_flow
 from ._deadline import CallDeadline, new_session
-from ._decode import nested_deeper
+from ._decode import load_json, nested_deeper
 from ._errcodes import error_class_for
 from ._exceptions import (
     ApiError,
@@ -312,16 +311,16 @@ def _envelope(resp: requests.Response, body: bytes, method: str, path: str, agen
     if status == 204:  # No Content (SendNoContentResponse): success, no data
         return Envelope(successful=True, status=204)
     try:
-        obj = json.loads(body)
+        obj = load_json(body)
         if nested_deeper(obj, MAX_REPLY_DEPTH):
             raise RecursionError
     except RecursionError:
         raise DecodeError(f"HTTP {status} reply nests JSON more than "
                           f"{MAX_REPLY_DEPTH} levels deep", status=status, method=method,
                           path=path) from None
-    except ValueError:
+    except ValueError as exc:
         kind = resp.headers.get("Content-Type", "no content type")
-        raise DecodeError(f"HTTP {status} reply is not JSON ({kind}); is this "
+        raise DecodeError(f"HTTP {status} reply is not JSON ({kind}): {exc}; is this "
                           "an obshell agent, and is https= right?", status=status,
                           excerpt=body[:_EXCERPT].decode("utf-8", "replace"),
                           method=method, path=path) from None

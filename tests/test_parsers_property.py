@@ -159,6 +159,13 @@ def test_any_reply_is_data_api_error_or_decode_error(agent, status, body):
          "application/json", "error.code"),
         (200, b'{"successful": true, "status": 200, "timestamp": "noon"}', "application/json",
          "timestamp"),
+        # Python reads these; no other JSON parser does, and --json would write them back.
+        (200, b'{"successful": true, "status": 200, "data": {"x": NaN}}', "application/json",
+         "not JSON (application/json): NaN is not a JSON number"),
+        (200, b'{"successful": true, "status": 200, "data": [-Infinity]}', "application/json",
+         "-Infinity is not a JSON number"),
+        (200, b'{"successful": true, "status": 200, "data": {"big": 1e999}}',
+         "application/json", "1e999 is out of the range of JSON numbers"),
     ],
 )
 def test_malformed_replies_are_typed_errors(agent, status, body, content_type, named):
