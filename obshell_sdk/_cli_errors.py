@@ -102,8 +102,12 @@ _OPTIONS = {"OBSHELL_HOST": "--host", "OBSHELL_PORT": "--port", "OBSHELL_HTTPS":
 
 def exit_code(exc: ObshellError) -> int:
     """The exit code for an error (``obshell-sdk --help`` lists them)."""
-    if isinstance(exc, ConnectionLostError) and exc.method not in ("GET", "HEAD"):
+    changes = getattr(exc, "method", "GET") not in ("GET", "HEAD", "")
+    if changes and (isinstance(exc, ConnectionLostError) or (
+            isinstance(exc, DecodeError) and exc.status >= 500)):  # a proxy's 502/504 page
         return EXIT_OUTCOME_UNKNOWN  # the agent may have done it (an operator, an upload)
+    if isinstance(exc, TaskNotFoundError) and not re.match(r"/api/v1/task/\w+/\d", exc.path):
+        return EXIT_API  # "no such task" about a call naming no task: no id to check
     table: Sequence[tuple[type[ObshellError], int]] = (
         (InvalidArgumentError, EXIT_USAGE), (AuthError, EXIT_AUTH), (WeakKeyError, EXIT_AUTH),
         (OutcomeUnknownError, EXIT_OUTCOME_UNKNOWN), (TaskStateError, EXIT_STATE),

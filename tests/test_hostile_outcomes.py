@@ -262,6 +262,24 @@ def test_cli_operator_applied_but_not_read_back_exits_0_with_a_warning():
     assert out.returncode == 0 and json.loads(out.stdout) == {"id": "11"}, out.stderr
 
 
+def test_cli_a_proxy_page_for_an_operator_is_an_unknown_outcome_and_a_stray_not_found_no_10():
+    """A 504 page answering the operator's POST: the agent may have applied it (exit 8, not
+    7). A "no such task" answering a call about no task is no missing task (5, not 10)."""
+    with RawServer() as server:
+        agent = RawAgent(server)
+        agent.route("GET", "/api/v1/task/dag/11",
+                    lambda request: json_reply(dag_json("11", stage=3, state="RUNNING")))
+        agent.route("POST", "/api/v1/task/dag/11", lambda request: RawReply(
+            504, b"<html>504 Gateway Time-out</html>", {"Content-Type": "text/html"}))
+        out = _cli(server, "task", "cancel", "11")
+        assert out.returncode == 8, out.stderr
+        assert "may have applied cancel" in out.stderr and "task show 11" in out.stderr
+        agent.route("GET", "/api/v1/task/dag/unfinish", lambda request: json_reply(
+            status=404, error={"errCode": "Task.NotFound", "message": "no such task"}))
+        out = _cli(server, "task", "list")
+    assert out.returncode == 5, out.stderr
+
+
 def test_cli_create_with_an_unreadable_reply_prints_the_id_and_exits_8():
     with RawServer() as server:
         agent = RawAgent(server)
