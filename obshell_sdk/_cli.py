@@ -145,10 +145,7 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
         return EXIT_OK
     if args.action == "wait":
         return _follow(task, args, out, progress)
-    actions: dict[str, Callable[[], object]] = {
-        "retry": task.retry, "rollback": task.rollback, "cancel": task.cancel,
-        "skip": task.skip,
-    }
+    actions: dict[str, Callable[[], object]] = {name: getattr(task, name) for name in _OPERATORS}
     if args.package and task.refresh().state is DagState.FAILED:  # else retry() refuses
         _upload_for_retry(client, task, args.package)
     actions[args.action]()  # checks the task's state (as read last), then sends the operator
@@ -182,6 +179,8 @@ def _upload_for_retry(client: ObshellClient, task: DagTask, packages: list[str])
     task.refresh(force=True)
 
 
+#: The task actions that send an operator, each a DagTask method of that name.
+_OPERATORS = ("retry", "rollback", "cancel", "skip")
 #: An agent upgrade's DAG, or its check's: its obshell version and release.
 _AGENT_DAG = re.compile(r"Upgrade (?:check )?obshell ([^-\s]+)-(\S+)\Z")
 
@@ -292,6 +291,9 @@ def _interrupted(args: argparse.Namespace, task_id: Optional[str]) -> str:
                 "again to resume (the journal knows where each cluster stands)")
     if args.command == "info":
         return "interrupted"
+    if task_id is None and args.command == "task" and args.action in _OPERATORS:
+        return (f"interrupted while {args.action} of task {args.id} was under way: it may "
+                f"have been applied; see where the task stands: obshell-sdk task show {args.id}")
     if task_id is None and args.command == "task" and args.id:
         return (f"interrupted before task {args.id} was read; whether it runs is not known: "
                 f"obshell-sdk task show {args.id}")

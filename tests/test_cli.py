@@ -414,6 +414,9 @@ def test_ctrl_c_during_task_list_names_no_task():
     assert "None" not in text
     text = _interrupted(build_parser().parse_args(["task", "wait", "19"]), None)
     assert "before task 19 was read" in text
+    text = _interrupted(build_parser().parse_args(["task", "cancel", "19"]), None)
+    assert "cancel of task 19" in text and "may have been applied" in text  # not "unread"
+    assert "obshell-sdk task show 19" in text
 
 
 def test_an_ob_rollout_without_its_packages_says_to_give_them_with_package(tmp_path):
