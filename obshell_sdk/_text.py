@@ -8,8 +8,12 @@ from __future__ import annotations
 
 __all__ = ["printable"]
 
-# C0 controls, DEL and C1 controls: what a terminal may act on instead of showing.
-_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))}
+# C0 controls, DEL and C1 controls: what a terminal may act on instead of showing. And
+# the bidirectional marks, embeddings, overrides and isolates, with which a terminal that
+# lays out right-to-left text would show the line in another order than it was written.
+_BIDI = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7f, 0xa0))} | {
+    c: f"\\u{c:04x}" for c in _BIDI}
 # A newline and a tab move nothing already shown; a CR before a newline ends the line too.
 _CONTROLS_BUT_NEWLINE = {c: e for c, e in _CONTROLS.items() if c not in (0x09, 0x0A)}
 
@@ -18,7 +22,8 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
     """``text`` with control characters written as hex escapes: safe to print on a terminal.
 
     Everything that came from the agent (names, messages, logs) goes through this before a
-    terminal sees it, so an agent cannot move the cursor, clear the screen or fake a line.
+    terminal sees it, so an agent cannot move the cursor, clear the screen or fake a line,
+    nor reorder one with bidirectional controls (written ``\u202e``, ...).
     With ``keep_newlines`` a newline and a tab stay, and CRLF becomes a newline. Escaping
     twice changes nothing more: a backslash is not a control character.
     """

@@ -22,11 +22,13 @@ from obshell_sdk.testing import FakeAgent
 
 VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
 ROOT = Path(obshell_sdk.__file__).resolve().parents[1]
-#: Clear the screen, set the window title, carriage return, bell, CSI (C1), NEL (C1).
-EVIL = "\x1b[2J\x1b]0;pwned\x07 back\rOVERWRITE \x9b31m red \x85 \x1b[1A"
-CONTROLS = ("\x1b", "\x07", "\r", "\x9b", "\x85")
-#: In a header line, CR (and NEL) would end the line: the rest stays.
-EVIL_HEADER = EVIL.replace("\r", " ").replace("\x85", " ")
+#: Clear the screen, set the window title, carriage return, bell, CSI (C1), NEL (C1), and
+#: a right-to-left override and isolate (the line shown in another order than written).
+EVIL = ("\x1b[2J\x1b]0;pwned\x07 back\rOVERWRITE \x9b31m red \x85 \x1b[1A"
+        " \u202edesrever\u2066 ")
+CONTROLS = ("\x1b", "\x07", "\r", "\x9b", "\x85", "\u202e", "\u2066")
+#: In a header line, CR (and NEL) would end the line, and only Latin-1 goes: the rest stays.
+EVIL_HEADER = "".join(c for c in EVIL if ord(c) < 0x100).replace("\r", " ").replace("\x85", " ")
 
 
 def _cli(host, port, *args, password=PASSWORD):
