@@ -19,7 +19,7 @@ _CONTROLS_BUT_NEWLINE = {c: e for c, e in _CONTROLS.items() if c not in (0x09, 0
 
 
 def printable(text: str, *, keep_newlines: bool = False) -> str:
-    """``text`` with control characters written as hex escapes: safe to print on a terminal.
+    r"""``text`` with control characters written as hex escapes: safe to print on a terminal.
 
     Everything that came from the agent (names, messages, logs) goes through this before a
     terminal sees it, so an agent cannot move the cursor, clear the screen or fake a line,
