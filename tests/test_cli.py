@@ -369,7 +369,7 @@ def test_sigterm_is_handled_as_ctrl_c(agent):
     import time
 
     task_id = agent.create_upgrade_dag(VERSION, RELEASE)
-    agent.set_dag_progression(stages_per_poll=0)
+    agent.set_dag_progression(stages_per_poll=0, dag_id=task_id)  # this one stays running
     env = {k: v for k, v in os.environ.items() if not k.startswith("OBSHELL_")}
     env.update(PYTHONPATH=str(ROOT), OBSHELL_PASSWORD=PASSWORD)
     proc = subprocess.Popen(
@@ -441,7 +441,7 @@ def test_the_exit_codes_documented_are_the_codes_used():
     from obshell_sdk import _cli_errors
     from obshell_sdk._cli_parser import EXIT_CODES
 
-    page = (ROOT / "docs" / "cli.md").read_text()
+    page = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()  # or sdist
     section = page.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
     table = section.split("| code | meaning |", 1)[1].split("\n\n", 1)[0]
     documented = {int(n) for n in re.findall(r"^\| (\d+) \|", table, re.M)}

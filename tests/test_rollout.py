@@ -1139,9 +1139,10 @@ def test_the_cli_report_says_its_hints_as_commands_aimed_at_each_target(tmp_path
     """Not "pass the right one to PasswordAuth" or "client.last_maintenance_dag()": commands,
     with the target's --host and --port, since task ids repeat across agents."""
     with ExitStack() as stack:
-        locked, other = agents(stack, 2)
-        locked.create_upgrade_dag()  # another upgrade holds this cluster's lock
-        locked.set_dag_progression(stages_per_poll=0)
+        # Another upgrade holds this cluster's lock, for an hour: its agent's DAGs are
+        # time-driven, so freezing new ones (stages_per_poll=0) would not hold this one.
+        locked, other = agents(stack, 2, {0: {"stage_durations": [3600]}})
+        locked.create_upgrade_dag()
         (tmp_path / "targets").write_text(f"{locked.host}:{locked.port}\n")
         cmd, env = _cli("rollout", "agent", "--targets", str(tmp_path / "targets"),
                         "--journal", str(tmp_path / "a.db"), "--no-check", VERSION, RELEASE)
