@@ -145,10 +145,10 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
         return EXIT_OK
     if args.action == "wait":
         return _follow(task, args, out, progress)
-    actions: dict[str, Callable[[], object]] = {name: getattr(task, name) for name in _OPERATORS}
     if args.package and task.refresh().state is DagState.FAILED:  # else retry() refuses
         _upload_for_retry(client, task, args.package)
-    actions[args.action]()  # checks the task's state (as read last), then sends the operator
+    operate: Callable[[], object] = getattr(task, args.action)  # one of _OPERATORS
+    operate()  # checks the task's state (as read last), then sends the operator
     progress.current = task.id
     if args.wait:
         return _follow(task, args, out, progress)
