@@ -253,7 +253,8 @@ def _exchange_error(exc: Exception, fired: bool, seconds: float, method: str, pa
         return other(f"the exchange failed ({type(exc).__name__}: {exc})", **where)
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return ConnectError("timed out connecting; is the agent up and the port right?", **where)
-    if isinstance(exc, requests.exceptions.ReadTimeout):  # unsent: TLS handshake or tunnel
+    if isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(  # in the body: wrapped
+            _root(exc), urllib3.exceptions.ReadTimeoutError):  # unsent: TLS handshake, tunnel
         return (ReadTimeoutError("no reply within the read timeout; the request may still have "
                                  "been carried out", **where) if maybe_sent else ConnectError(
                 "timed out connecting (TLS handshake or proxy tunnel); not sent", **where))

@@ -188,6 +188,18 @@ def test_content_length_too_large_and_kept_open_is_a_timeout():
             assert client.info().identity == "SINGLE"
 
 
+def test_a_body_that_stalls_past_the_read_timeout_is_a_read_timeout():
+    """urllib3's read timeout inside the body (requests wraps it as a ConnectionError)."""
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"
+    with RawServer() as server:
+        server.handler = _serve([RawReply(200, wire=[head + GOOD, 10.0]), RawReply(200, GOOD)])
+        # the call's deadline (5 s) is far off: the socket's own 1 s read timeout ends it
+        with ObshellClient(server.host, server.port, auth=None, timeout=(5, 1)) as client:
+            with pytest.raises(ReadTimeoutError, match="read timeout"):
+                client.info()
+            assert client.info().identity == "SINGLE"
+
+
 def test_a_huge_content_length_is_refused_at_the_cap_not_read():
     """It claims a terabyte and streams spaces: refused once the cap is passed, quickly."""
     sent = []
