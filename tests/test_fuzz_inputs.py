@@ -93,9 +93,9 @@ class ConnectionCounter:
     def settle(self) -> int:
         """The number of connections made so far, every one of them counted."""
         self._marker.clear()
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as marker:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=60) as marker:
             marker.sendall(_BARRIER)
-            assert self._marker.wait(10), "the counting server stopped"
+            assert self._marker.wait(60), "the counting server stopped"  # queued ones: 2 s each
         return self._count
 
     def close(self) -> None:
