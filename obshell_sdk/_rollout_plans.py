@@ -15,11 +15,12 @@ from ._endpoints import (
     UpgradeObRequest,
 )
 from ._exceptions import InvalidArgumentError
+from ._journal import TargetOutcome
 from ._models import AgentInfo
-from ._rollout_steps import Plan, Step
+from ._rollout_steps import Ended, Plan, Step
 from ._rpm import rpm_label
 from ._text import printable
-from ._workflow import check_target_package, not_the_target
+from ._workflow import check_target_package, not_newer, not_the_target
 
 __all__ = ["agent_plan", "ob_plan", "upload_steps"]
 
@@ -46,9 +47,12 @@ def agent_plan(version: str, release: str, package: Optional[str],
                f"{info.version!r}, not {wanted!r}"
 
     def already(info: AgentInfo) -> Optional[str]:
-        if info.version != wanted:
-            return None
-        return f"already runs obshell {printable(info.version)}: nothing was done"
+        if info.version == wanted:
+            return f"already runs obshell {printable(info.version)}: nothing was done"
+        problem = not_newer(info.version, version, release)  # newer: obshell would refuse
+        if problem:  # after the upload: refused here, before it
+            raise Ended(TargetOutcome.REFUSED, f"{problem}; no upgrade was sent to it")
+        return None
 
     steps.append(Step("confirm", "confirm", confirm=confirm))
     # What makes two runs the same rollout (the package file may be named differently).

@@ -89,7 +89,8 @@ class Plan:
     kind: str
     describe: dict[str, object]
     steps: tuple[Step, ...]
-    #: Says (a note) when ``/info`` shows a target already where the plan leads: nothing to do.
+    #: Says (a note) when ``/info`` shows a target already where the plan leads: nothing to do;
+    #: raises :class:`Ended` when it shows one the plan cannot lead there (past it, say).
     already: Optional[Callable[[AgentInfo], Optional[str]]] = attrs.field(default=None,
                                                                           eq=False)
 

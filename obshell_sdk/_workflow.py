@@ -122,15 +122,24 @@ def log_in(client: _Agent) -> None:
 
 def _check_newer(info: AgentInfo, version: str, release: str) -> None:
     """Refuse a target obshell refuses (``Agent.Upgrade.ToLowerVersion``), before uploading."""
+    problem = not_newer(info.version, version, release)
+    if problem:
+        raise InvalidArgumentError("version", f"{problem}; nothing was uploaded")
+
+
+def not_newer(running: str, version: str, release: str) -> Optional[str]:
+    """Why obshell refuses to upgrade an agent that runs ``running`` to the target, or None.
+
+    ``Agent.Upgrade.ToLowerVersion``: the target must be newer in obshell's order.
+    """
     target = f"{version}-{release.split('.', 1)[0]}"
-    have, want = _version_key(info.version), _version_key(target)
+    have, want = _version_key(running), _version_key(target)
     if want > have:
-        return
-    running = printable(info.version[:80] + ("..." if len(info.version) > 80 else ""))
-    raise InvalidArgumentError("version", (
-        f"the agent already runs obshell {running}" if want == have else
-        f"obshell {target} is older than the agent's {running}") + ": obshell upgrades only "
-        "to a newer version (Agent.Upgrade.ToLowerVersion); nothing was uploaded")
+        return None
+    shown = printable(running[:80] + ("..." if len(running) > 80 else ""))
+    return (f"the agent already runs obshell {shown}" if want == have else
+            f"obshell {target} is older than the agent's {shown}") + ": obshell upgrades " \
+        "only to a newer version (Agent.Upgrade.ToLowerVersion)"
 
 
 def _version_key(version_release: str) -> tuple[list[int], int]:

@@ -1690,3 +1690,25 @@ def test_a_bad_targets_file_is_said_of_the_file_in_cli_words(tmp_path, lines, sa
         assert out.returncode == 2, out.stderr
         assert f"--targets: {tmp_path / 't.txt'}: {said}" in out.stderr, out.stderr
         assert "(host, port)" not in out.stderr and "port=" not in out.stderr
+
+
+def test_a_target_past_the_version_is_refused_before_its_upload(tmp_path):
+    """obshell refuses a lower version (Agent.Upgrade.ToLowerVersion) only after the package
+    is uploaded: a target that already runs a newer obshell is refused, and sent nothing."""
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    with ExitStack() as stack:
+        newer = stack.enter_context(FakeAgent(password=PASSWORD, version="4.3.2.0"))
+        [todo] = agents(stack, 1)
+        report = rollout([newer, todo], tmp_path / "r.db").upgrade_agent(
+            VERSION, RELEASE, package=str(rpm))
+        past, done = report.results.values()
+        assert past.outcome is TargetOutcome.REFUSED, str(report)
+        assert f"obshell {VERSION}-101000012025010101 is older than the agent's 4.3.2.0" in (
+            past.error or ""), past.error
+        assert "ToLowerVersion" in (past.error or "") and past.dag_ids == ()
+        assert newer.packages == [] and newer.dags == {}
+        assert not [r for r in newer.requests if r.method == "POST"]
+        assert done.outcome is TargetOutcome.SUCCEEDED and len(todo.packages) == 1
