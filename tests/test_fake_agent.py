@@ -471,3 +471,15 @@ def test_testing_package_is_self_contained() -> None:
     if "ImportError" in done.stderr or "ModuleNotFoundError" in done.stderr:
         pytest.skip("obshell_sdk itself does not import yet")
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(("running", "target", "refused"), [
+    ("4.3.1", "4.3.1.0", False),  # more numbers: newer, as Go's CompareVersion has it
+    ("4.3.1.0", "4.3.1", True),
+    ("4.3.1.0.1", "4.3.1.0", True),
+])
+def test_upgrade_version_order_is_obshell_s(running: str, target: str, refused: bool) -> None:
+    with FakeAgent(password=PWD, version=running, release="5") as a:
+        r = call(a, "POST", "/api/v1/agent/upgrade", {"version": target, "release": "5.el7"})
+        code = r.json()["error"]["errCode"] if r.status_code != 200 else None
+        assert code == ("Agent.Upgrade.ToLowerVersion" if refused else None), r.text

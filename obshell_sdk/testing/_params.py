@@ -82,10 +82,14 @@ def check_upgrade_dir(upgrade_dir: str) -> None:
 
 
 def version_key(text: str) -> tuple[tuple[int, ...], int]:
-    """``pkg.CompareVersion`` order of ``VERSION[-BUILD]`` (non-numbers count as 0)."""
-    version, _, build = text.partition("-")
+    """``pkg.CompareVersion`` order of ``VERSION[-BUILD]`` (non-numbers count as 0).
+
+    As in Go, the numbers are compared in turn, then the longer version is the newer
+    (``4.3.1.0`` > ``4.3.1``), then the build numbers.
+    """
+    version, *rest = text.split("-")
+    build = rest[0] if rest else ""
     nums = tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
-    nums = nums + (0,) * (4 - len(nums)) if len(nums) < 4 else nums
     return nums, int(build) if build.isdigit() else 0
 
 
