@@ -285,7 +285,7 @@ def _advice(args: argparse.Namespace, exc: ObshellError) -> str:
     return ""
 
 
-def _interrupted(args: argparse.Namespace, task_id: Optional[str]) -> str:
+def _interrupted(args: argparse.Namespace, task_id: Optional[str], ended: bool = False) -> str:
     if args.command == "rollout":
         return ("interrupted; upgrades already started keep running. Run the same command "
                 "again to resume (the journal knows where each cluster stands)")
@@ -297,9 +297,10 @@ def _interrupted(args: argparse.Namespace, task_id: Optional[str]) -> str:
     if task_id is None and args.command == "task" and args.id:
         return (f"interrupted before task {args.id} was read; whether it runs is not known: "
                 f"obshell-sdk task show {args.id}")
-    if task_id is None:
-        return ("interrupted; a task the agent may have created keeps running: "
-                "obshell-sdk task list shows it")
+    if task_id is None or ended:  # with a package, the upload came first
+        sent = "the package may have been uploaded, and " if getattr(args, "package", 0) else ""
+        return (f"interrupted{f' after task {task_id} ended' if ended else ''}; {sent}a task "
+                "the agent may have created keeps running: obshell-sdk task list shows it")
     return (f"interrupted; task {task_id} keeps running on the agent (an upgrade holds the "
             f"cluster's lock until it ends). Follow it again: obshell-sdk task wait "
             f"{task_id} --exists; stop it: obshell-sdk task cancel {task_id}")
@@ -330,8 +331,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ObshellError as exc:
         return _failed(out, progress, exit_code(exc), _said(args, exc))
     except KeyboardInterrupt as exc:
-        return _failed(out, progress, EXIT_TERMINATED if isinstance(exc, Terminated)
-                       else EXIT_INTERRUPTED, _interrupted(args, progress.current))
+        code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+        return _failed(out, progress, code, _interrupted(args, progress.current, progress.ended))
     finally:
         progress.close()
         if notes is not None:

@@ -121,13 +121,15 @@ class Progress:
     """Follows the tasks of one command: announces each new task, then shows its progress.
 
     Call it with every snapshot (it is an ``on_progress`` callback); :meth:`close` ends the
-    line on a terminal and stops the ticker. ``current`` is the id of the last task seen.
+    line on a terminal and stops the ticker. ``current`` is the id of the last task seen;
+    ``ended`` whether it had ended when last seen.
     """
 
     def __init__(self, out: Output, *, tty: bool) -> None:
         self.out = out
         self.tty = tty
         self.current: Optional[str] = None
+        self.ended = False
         self._announced: set[str] = set()
         self._line = ""
         self._since = time.monotonic()
@@ -152,6 +154,7 @@ class Progress:
     def __call__(self, detail: DagDetail) -> None:
         """Show a snapshot."""
         self.announce(detail)
+        self.ended = detail.is_finished
         self._line = progress_line(detail)
         if not self.tty:
             self.out.stderr.write(self._line + "\n")

@@ -417,6 +417,12 @@ def test_ctrl_c_during_task_list_names_no_task():
     text = _interrupted(build_parser().parse_args(["task", "cancel", "19"]), None)
     assert "cancel of task 19" in text and "may have been applied" in text  # not "unread"
     assert "obshell-sdk task show 19" in text
+    upgrade = build_parser().parse_args(["upgrade", "4.3.1.0", "1.el7", "--package", "a.rpm"])
+    text = _interrupted(upgrade, None)  # during the upload, say
+    assert "package may have been uploaded" in text and "task list" in text
+    text = _interrupted(upgrade, "12", ended=True)  # its pre-check ended; the upgrade's POST
+    assert "after task 12 ended" in text and "keeps running: obshell-sdk task list" in text
+    assert "task 12 keeps running" not in text
 
 
 def test_an_ob_rollout_without_its_packages_says_to_give_them_with_package(tmp_path):
