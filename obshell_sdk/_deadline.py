@@ -14,11 +14,13 @@ cannot have reached the agent; one after it may have.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any, Optional
 
 import requests
@@ -26,11 +28,13 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-__all__ = ["CallDeadline", "DeadlineAdapter", "new_session"]
+__all__ = ["CallDeadline", "DeadlineAdapter", "cut_when", "new_session"]
 
 log = logging.getLogger("obshell_sdk")
 
 _current = threading.local()
+#: How often the watchdog looks at the stop events of the calls under way that have one.
+STOP_CHECK = 0.05
 
 
 class CallDeadline:
@@ -47,6 +51,8 @@ class CallDeadline:
         self.sent = False
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
+        #: Once set (by another thread), the call is cut as at its deadline: see cut_when.
+        self.stop: Optional[threading.Event] = getattr(_current, "stop", None)
 
     def __enter__(self) -> CallDeadline:
         _current.deadline = self
@@ -76,6 +82,21 @@ class CallDeadline:
             sockets, self._sockets = self._sockets, []
         for sock in sockets:
             _cut(sock)
+
+
+@contextlib.contextmanager
+def cut_when(stop: Optional[threading.Event]) -> Iterator[None]:
+    """Calls this thread makes inside are cut once ``stop`` is set, as at their deadline.
+
+    A wait's stop then ends a poll under way (an agent that hangs) within
+    :data:`STOP_CHECK` seconds, not the read timeout.
+    """
+    before = getattr(_current, "stop", None)
+    _current.stop = stop
+    try:
+        yield
+    finally:
+        _current.stop = before
 
 
 def _cut(sock: socket.socket) -> None:
@@ -115,8 +136,8 @@ class _Watchdog:
                 self._thread = threading.Thread(target=self._run, name="obshell-sdk-deadlines",
                                                 daemon=True)
                 self._thread.start()
-            if deadline.expires < self._wakes_at:  # else the thread is up before it anyway
-                self._cond.notify()
+            if deadline.expires < self._wakes_at or deadline.stop is not None:
+                self._cond.notify()  # else the thread is up before it anyway
 
     def disarm(self, deadline: CallDeadline) -> None:
         with self._cond:
@@ -126,13 +147,15 @@ class _Watchdog:
         while True:
             with self._cond:
                 now = time.monotonic()
-                due = [d for d in self._armed if d.expires <= now]
+                due = [d for d in self._armed
+                       if d.expires <= now or (d.stop is not None and d.stop.is_set())]
                 self._armed.difference_update(due)
-                self._wakes_at = min((d.expires for d in self._armed), default=float("inf"))
+                self._wakes_at = min((d.expires if d.stop is None else min(d.expires, now +
+                                      STOP_CHECK) for d in self._armed), default=float("inf"))
                 if not due:
                     self._cond.wait(min(self._wakes_at - now, 3600.0))
             for deadline in due:
-                log.debug("a call passed its deadline; cutting its connection")
+                log.debug("a call passed its deadline or was stopped; cutting its connection")
                 deadline.fire()
 
 

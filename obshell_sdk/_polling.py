@@ -9,6 +9,7 @@ whether a failed poll is retried.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 import time
@@ -17,6 +18,7 @@ from typing import Any, Optional
 import attrs
 
 from ._dag import DagDetail
+from ._deadline import cut_when
 from ._exceptions import (
     ConnectError,
     DecodeError,
@@ -160,6 +162,10 @@ class Deadline:
         """A poll's ``(connect, read)`` timeout: the client's, but no longer than what is left."""
         left = self.left()
         return timeout if left is None else cut(timeout, left)
+
+    def cutting(self) -> contextlib.AbstractContextManager[None]:
+        """Calls made inside are cut once ``stop`` is set (a poll to an agent that hangs)."""
+        return cut_when(self._stop)
 
     def sleep(self, seconds: float) -> None:
         """Sleep ``seconds``, but not past the deadline."""

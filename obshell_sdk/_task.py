@@ -147,8 +147,8 @@ class DagTask:
         retried within the policy's ``failure_budget``; then :class:`TaskUnreachableError`.
         ``progress`` shows live progress: None (default) in Jupyter only, True also as a text
         line on stderr, False never. ``stop``, a ``threading.Event`` set from another thread,
-        ends the wait at once as its deadline would (a poll under way ends first). Does not
-        judge the ending: see :meth:`result`.
+        ends the wait at once as its deadline would (a poll under way is cut). Does not judge
+        the ending: see :meth:`result`.
         """
         polls = self._polls(timeout, poll_interval, stop=stop, whole=True)
         check_progress(progress, on_progress)
@@ -183,7 +183,7 @@ class DagTask:
         """Poll as :meth:`wait` does, yielding every snapshot fetched, the last one finished.
 
         Leave the loop to stop following (the task goes on), or set ``stop`` in another
-        thread: the loop ends at once, even while polls fail (a poll under way ends first).
+        thread: the loop ends at once, even while polls fail or a poll hangs (it is cut).
         A task seen finished yields that snapshot, unfetched. Raises as ``wait()`` does.
         """
         return self._polls(timeout, poll_interval, stop=stop)
@@ -216,9 +216,12 @@ class DagTask:
             if polled and deadline.passed():
                 raise self._timeout(timeout, streak.last, detail)
             polled, sent_at = True, time.monotonic()
-            try:  # a poll outlasts neither the wait nor the failure budget
-                detail = self._fetch(streak.cut(deadline.cut(self._client.timeout)))
+            try:  # a poll outlasts neither the wait nor the failure budget, nor its stop
+                with deadline.cutting():
+                    detail = self._fetch(streak.cut(deadline.cut(self._client.timeout)))
             except ObshellError as exc:
+                if deadline.stopped():  # cut short by it, most likely
+                    break
                 if not worth_repeating(exc, self._exists):
                     raise
                 if streak.fail(exc, sent_at):

@@ -528,3 +528,32 @@ def test_a_lost_reply_s_cause_keeps_no_signed_header():
             seen.append(repr(error) + repr(getattr(error, "__dict__", "")))
             error = error.__cause__ or error.__context__
         assert sent not in "".join(seen)
+
+
+def test_stop_cuts_a_poll_under_way_to_an_agent_that_hangs():
+    """A service shutting down sets the stop while a poll hangs: the wait ends now, not after
+    the client's read timeout (20 s here), and the cut poll is not its last failed poll."""
+    import threading
+    import time
+
+    from obshell_sdk import TaskTimeoutError
+
+    with FakeAgent(password=PASSWORD, stages_per_poll=0) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD),
+                          timeout=(5, 20)) as client:
+        task = client.upgrade_agent("4.3.1.0", "101000012025010101.el7")
+        for follow in (lambda stop: task.wait(timeout=60, stop=stop),
+                       lambda stop: list(task.snapshots(timeout=60, stop=stop))):
+            agent.clear_requests()
+            agent.hang_next(1, seconds=30)
+            stop = threading.Event()
+            threading.Timer(0.5, stop.set).start()
+            began = time.monotonic()
+            try:
+                follow(stop)
+            except TaskTimeoutError as exc:
+                assert "the wait was stopped" in str(exc) and exc.__cause__ is None
+                assert "the call's" not in str(exc) and "timed out" not in str(exc), str(exc)
+            assert time.monotonic() - began < 3
+            assert len(agent.requests_to(f"/api/v1/task/dag/{task.id}", "GET")) == 1
+        assert client.get_dag(task.id).id == task.id  # the client goes on working
