@@ -124,7 +124,8 @@ def _build(cls: type[T], obj: Any) -> T:
         except MisfitError as exc:
             exc.steps.append(f".{key}")
             raise
-    values["extra"] = {k: v for k, v in obj.items() if k not in known}
+    values["extra"] = {} if obj.keys() <= known else {
+        k: v for k, v in obj.items() if k not in known}
     return cast(Any, cls)(**values)  # type: ignore[no-any-return]
 
 
