@@ -174,7 +174,11 @@ class ObshellClient(TaskCalls, PackageCalls):
         self._transport.accept_language = check_language(value)
 
     def close(self) -> None:
-        """Close the connection pool if the client made it (a given session is left open)."""
+        """Close the connection pool if the client made it (a given session is left open).
+
+        A call under way in another thread is not cut: it ends on its own, and the next one
+        is refused. To end other threads' waits first, set the ``stop=`` event they wait with.
+        """
         self._transport.close()
 
     @property
