@@ -27,9 +27,10 @@ from ._cli_errors import (
     EXIT_TERMINATED,
     RESTARTING,
     Terminated,
-    cli_message,
     cli_words,
     exit_code,
+    interrupted,
+    said,
     sigterm_as_interrupt,
 )
 from ._cli_output import Output, Progress, agent_command, aimed, tls_words
@@ -38,7 +39,7 @@ from ._cli_rollout import run_rollout
 from ._client import ObshellClient
 from ._config import Environment, prompted_auth_from_env, settings_from_env
 from ._dag import DagState
-from ._exceptions import ConnectError, InvalidArgumentError, ObshellError, TaskError
+from ._exceptions import InvalidArgumentError, ObshellError, TaskError
 from ._task import DagTask
 from ._text import printable
 from ._upload import check_package_path
@@ -147,7 +148,7 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
         return _follow(task, args, out, progress)
     if args.package and task.refresh().state is DagState.FAILED:  # else retry() refuses
         _upload_for_retry(client, task, args.package)
-    operate: Callable[[], object] = getattr(task, args.action)  # one of _OPERATORS
+    operate: Callable[[], object] = getattr(task, args.action)  # one of OPERATORS
     operate()  # checks the task's state (as read last), then sends the operator
     progress.current = task.id
     if args.wait:
@@ -179,8 +180,6 @@ def _upload_for_retry(client: ObshellClient, task: DagTask, packages: list[str])
     task.refresh(force=True)
 
 
-#: The task actions that send an operator, each a DagTask method of that name.
-_OPERATORS = ("retry", "rollback", "cancel", "skip")
 #: An agent upgrade's DAG, or its check's: its obshell version and release.
 _AGENT_DAG = re.compile(r"Upgrade (?:check )?obshell ([^-\s]+)-(\S+)\Z")
 
@@ -262,50 +261,6 @@ def _check(args: argparse.Namespace) -> None:
                                    f"'not found'; task {args.action} reads the task once")
 
 
-def _said(args: argparse.Namespace, exc: ObshellError) -> str:
-    """The error in CLI words, with what to do next that only the command knows of."""
-    text = cli_message(exc)
-    if getattr(args, "exists", False):  # "not found" was waited out already
-        text = text.replace(RESTARTING, "")
-    return text + _advice(args, exc)
-
-
-def _advice(args: argparse.Namespace, exc: ObshellError) -> str:
-    """What to do next that only the command knows of."""
-    if args.command == "task" and args.action == "wait" and not args.exists \
-            and isinstance(exc, ConnectError):  # the agent may be restarting (upgrades do)
-        return (f". If the agent is restarting (its upgrade restarts it), wait through it: "
-                f"obshell-sdk task wait {args.id} --exists")
-    if args.command == "task" and exit_code(exc) == EXIT_OUTCOME_UNKNOWN:
-        if getattr(exc, "path", "").startswith("/api/v1/task/"):  # the operator's POST
-            return (f". The agent may have applied {args.action}: see where the task stands "
-                    f"before trying again: obshell-sdk task show {args.id}")
-        return (f". The package may have been stored; {args.action} was not sent: run the "
-                "same command again")
-    return ""
-
-
-def _interrupted(args: argparse.Namespace, task_id: Optional[str], ended: bool = False) -> str:
-    if args.command == "rollout":
-        return ("interrupted; upgrades already started keep running. Run the same command "
-                "again to resume (the journal knows where each cluster stands)")
-    if args.command == "info":
-        return "interrupted"
-    if task_id is None and args.command == "task" and args.action in _OPERATORS:
-        return (f"interrupted while {args.action} of task {args.id} was under way: it may "
-                f"have been applied; see where the task stands: obshell-sdk task show {args.id}")
-    if task_id is None and args.command == "task" and args.id:
-        return (f"interrupted before task {args.id} was read; whether it runs is not known: "
-                f"obshell-sdk task show {args.id}")
-    if task_id is None or ended:  # with a package, the upload came first
-        sent = "the package may have been uploaded, and " if getattr(args, "package", 0) else ""
-        return (f"interrupted{f' after task {task_id} ended' if ended else ''}; {sent}a task "
-                "the agent may have created keeps running: obshell-sdk task list shows it")
-    return (f"interrupted; task {task_id} keeps running on the agent (an upgrade holds the "
-            f"cluster's lock until it ends). Follow it again: obshell-sdk task wait "
-            f"{task_id} --exists; stop it: obshell-sdk task cancel {task_id}")
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code."""
     args = parse(argv)
@@ -329,10 +284,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             _check(args)
             return _run(args, out, progress)
     except ObshellError as exc:
-        return _failed(out, progress, exit_code(exc), _said(args, exc))
+        return _failed(out, progress, exit_code(exc), said(args, exc))
     except KeyboardInterrupt as exc:
         code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
-        return _failed(out, progress, code, _interrupted(args, progress.current, progress.ended))
+        return _failed(out, progress, code, interrupted(args, progress.current, progress.ended))
     finally:
         progress.close()
         if notes is not None:

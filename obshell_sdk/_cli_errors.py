@@ -4,10 +4,12 @@ The library's messages end with what to do next in Python (``client.task('11').w
 a person at a shell is told the ``obshell-sdk`` command instead. :data:`HINTS` translates the
 hints written into messages, :data:`CLASS_HINTS` those of the error classes (``hint``); a
 test checks that no error the CLI prints names a Python method or ``PasswordAuth``.
+:func:`said` and :func:`interrupted` add what only the command knows: its task, its options.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import re
 import signal
@@ -16,10 +18,13 @@ from collections.abc import Iterator, Sequence
 from types import FrameType
 from typing import Optional
 
+from ._dag import DagDetail
+from ._endpoints import AGENT_UPGRADE_CHECK, UpgradeAgentRequest
 from ._exceptions import (
     ApiError,
     AuthError,
     AuthExpiredError,
+    ConnectError,
     ConnectionLostError,
     DecodeError,
     InvalidArgumentError,
@@ -41,8 +46,9 @@ from ._exceptions import (
 from ._rollout_report import RolloutStoppedError
 from ._text import printable
 
-__all__ = ["CLASS_HINTS", "EXIT_STATE", "EXIT_TERMINATED", "HINTS", "RESTARTING", "Terminated",
-           "cli_message", "cli_words", "exit_code", "sigterm_as_interrupt"]
+__all__ = ["CLASS_HINTS", "EXIT_STATE", "EXIT_TERMINATED", "HINTS", "OPERATORS", "RESTARTING",
+           "Terminated", "cli_message", "cli_words", "exit_code", "interrupted", "said",
+           "sigterm_as_interrupt"]
 
 (EXIT_OK, EXIT_TASK, EXIT_USAGE, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_API, EXIT_TIMEOUT,
  EXIT_DECODE, EXIT_OUTCOME_UNKNOWN, EXIT_STATE, EXIT_NOT_FOUND, EXIT_LOCKED) = range(12)
@@ -155,6 +161,60 @@ def cli_message(exc: ObshellError) -> str:
     if isinstance(exc, InvalidArgumentError) and exc.argument in _FLAGS:
         text = _FLAGS[exc.argument] + text.removeprefix(exc.argument)  # the option's name
     return cli_words(text)
+
+
+#: The task actions that send an operator, each a DagTask method of that name.
+OPERATORS = ("retry", "rollback", "cancel", "skip")
+
+
+def said(args: argparse.Namespace, exc: ObshellError) -> str:
+    """The error in CLI words, with what to do next that only the command knows of."""
+    text = cli_message(exc)
+    if getattr(args, "exists", False):  # "not found" was waited out already
+        text = text.replace(RESTARTING, "")
+    return text + _advice(args, exc)
+
+
+def _advice(args: argparse.Namespace, exc: ObshellError) -> str:
+    """What to do next that only the command knows of."""
+    if args.command == "task" and args.action == "wait" and not args.exists \
+            and isinstance(exc, ConnectError):  # the agent may be restarting (upgrades do)
+        return (f". If the agent is restarting (its upgrade restarts it), wait through it: "
+                f"obshell-sdk task wait {args.id} --exists")
+    if args.command == "task" and exit_code(exc) == EXIT_OUTCOME_UNKNOWN:
+        if getattr(exc, "path", "").startswith("/api/v1/task/"):  # the operator's POST
+            return (f". The agent may have applied {args.action}: see where the task stands "
+                    f"before trying again: obshell-sdk task show {args.id}")
+        return (f". The package may have been stored; {args.action} was not sent: run the "
+                "same command again")
+    return ""
+
+
+def interrupted(args: argparse.Namespace, task_id: Optional[str],
+                ended: Optional[DagDetail] = None) -> str:
+    """What an interrupted command leaves behind, and where to look (the last task seen)."""
+    if args.command == "rollout":
+        return ("interrupted; upgrades already started keep running. Run the same command "
+                "again to resume (the journal knows where each cluster stands)")
+    if args.command == "info":
+        return "interrupted"
+    if task_id is None and args.command == "task" and args.action in OPERATORS:
+        return (f"interrupted while {args.action} of task {args.id} was under way: it may "
+                f"have been applied; see where the task stands: obshell-sdk task show {args.id}")
+    if task_id is None and args.command == "task" and args.id:
+        return (f"interrupted before task {args.id} was read; whether it runs is not known: "
+                f"obshell-sdk task show {args.id}")
+    package = args.command == "upgrade" and bool(args.package)  # upload, pre-check, upgrade
+    if ended is not None and not (package and ended.name == AGENT_UPGRADE_CHECK.dag_name(
+            UpgradeAgentRequest(args.version, args.release))):
+        return f"interrupted after task {ended.id} ended: obshell-sdk task show {ended.id}"
+    if task_id is None or ended:
+        sent = "the package may have been uploaded, and " if package else ""
+        return (f"interrupted{f' after pre-check {task_id} ended' if ended else ''}; {sent}a "
+                "task the agent may have created keeps running: obshell-sdk task list shows it")
+    return (f"interrupted; task {task_id} keeps running on the agent (an upgrade holds the "
+            f"cluster's lock until it ends). Follow it again: obshell-sdk task wait "
+            f"{task_id} --exists; stop it: obshell-sdk task cancel {task_id}")
 
 
 class Terminated(KeyboardInterrupt):

@@ -122,14 +122,14 @@ class Progress:
 
     Call it with every snapshot (it is an ``on_progress`` callback); :meth:`close` ends the
     line on a terminal and stops the ticker. ``current`` is the id of the last task seen;
-    ``ended`` whether it had ended when last seen.
+    ``ended`` its last snapshot if that showed its end.
     """
 
     def __init__(self, out: Output, *, tty: bool) -> None:
         self.out = out
         self.tty = tty
         self.current: Optional[str] = None
-        self.ended = False
+        self.ended: Optional[DagDetail] = None
         self._announced: set[str] = set()
         self._line = ""
         self._since = time.monotonic()
@@ -154,7 +154,7 @@ class Progress:
     def __call__(self, detail: DagDetail) -> None:
         """Show a snapshot."""
         self.announce(detail)
-        self.ended = detail.is_finished
+        self.ended = detail if detail.is_finished else None
         self._line = progress_line(detail)
         if not self.tty:
             self.out.stderr.write(self._line + "\n")

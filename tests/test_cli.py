@@ -407,7 +407,7 @@ def test_bad_input_is_named_by_its_option_and_found_before_the_password(agent, t
 
 
 def test_ctrl_c_during_task_list_names_no_task():
-    from obshell_sdk._cli import _interrupted
+    from obshell_sdk._cli_errors import interrupted as _interrupted
     from obshell_sdk._cli_parser import build_parser
 
     text = _interrupted(build_parser().parse_args(["task", "list"]), None)
@@ -420,9 +420,23 @@ def test_ctrl_c_during_task_list_names_no_task():
     upgrade = build_parser().parse_args(["upgrade", "4.3.1.0", "1.el7", "--package", "a.rpm"])
     text = _interrupted(upgrade, None)  # during the upload, say
     assert "package may have been uploaded" in text and "task list" in text
-    text = _interrupted(upgrade, "12", ended=True)  # its pre-check ended; the upgrade's POST
-    assert "after task 12 ended" in text and "keeps running: obshell-sdk task list" in text
+    from obshell_sdk import DagDetail
+
+    def ended(dag_id: str, name: str) -> DagDetail:
+        return DagDetail.from_json({"id": dag_id, "dag_id": int(dag_id[1:]), "name": name,
+                                    "stage": 5, "max_stage": 5, "state": "SUCCEED",
+                                    "operator": "RUN"})
+
+    check = ended("12", "Upgrade check obshell 4.3.1.0-1.el7")
+    text = _interrupted(upgrade, "12", check)  # its pre-check ended; the upgrade's POST
+    assert "after pre-check 12 ended" in text and "keeps running: obshell-sdk task list" in text
     assert "task 12 keeps running" not in text
+    done = ended("13", "Upgrade obshell 4.3.1.0-1.el7")  # confirming the version then
+    text = _interrupted(upgrade, "13", done)
+    assert text == "interrupted after task 13 ended: obshell-sdk task show 13"
+    for argv in (["task", "wait", "13"], ["task", "retry", "13", "--package", "a.rpm"]):
+        text = _interrupted(build_parser().parse_args(argv), "13", done)
+        assert text == "interrupted after task 13 ended: obshell-sdk task show 13"
 
 
 def test_an_ob_rollout_without_its_packages_says_to_give_them_with_package(tmp_path):
