@@ -75,13 +75,18 @@ class CallDeadline:
                 return
         _cut(sock)
 
+    def unwatch(self, sock: Optional[socket.socket]) -> None:
+        """Leave ``sock`` alone from now on: its connection goes back to the pool."""
+        with self._lock:  # watched once per step of making the connection
+            self._sockets = [watched for watched in self._sockets if watched is not sock]
+
     def fire(self) -> None:
         """The deadline passed: shut down every socket the call uses."""
-        with self._lock:
+        with self._lock:  # never one given back to the pool meanwhile (unwatch)
             self.fired = True
-            sockets, self._sockets = self._sockets, []
-        for sock in sockets:
-            _cut(sock)
+            for sock in self._sockets:
+                _cut(sock)
+            self._sockets = []
 
 
 @contextlib.contextmanager
@@ -112,6 +117,12 @@ def _watch_current(sock: Optional[socket.socket]) -> None:
     deadline: Optional[CallDeadline] = getattr(_current, "deadline", None)
     if deadline is not None:
         deadline.watch(sock)
+
+
+def _unwatch_current(sock: Optional[socket.socket]) -> None:
+    deadline: Optional[CallDeadline] = getattr(_current, "deadline", None)
+    if deadline is not None:
+        deadline.unwatch(sock)
 
 
 def _sending() -> None:
@@ -207,11 +218,22 @@ class _HTTPSConnection(_HTTPConnection, HTTPSConnection):
     """The same, over TLS: ``super()`` in the methods above reaches HTTPSConnection first."""
 
 
-class _HTTPPool(HTTPConnectionPool):
+class _Pooling:
+    """A pool whose connections, given back once a reply is read, leave the call's deadline.
+
+    Another call may take the connection at once: cutting it then would cut that call.
+    """
+
+    def _put_conn(self, conn: Any) -> None:
+        _unwatch_current(getattr(conn, "sock", None))
+        super()._put_conn(conn)  # type: ignore[misc]
+
+
+class _HTTPPool(_Pooling, HTTPConnectionPool):
     ConnectionCls = _HTTPConnection
 
 
-class _HTTPSPool(HTTPSConnectionPool):
+class _HTTPSPool(_Pooling, HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 

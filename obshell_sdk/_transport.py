@@ -60,7 +60,7 @@ _CONNECT_REASONS: tuple[type[BaseException], ...] = tuple(cls for cls in (
 
 
 class _ReplyTooLargeError(Exception):
-    pass
+    """A reply past the cap (mapped to a DecodeError where the status is known)."""
 
 
 class Transport:
@@ -255,9 +255,10 @@ def _exchange_error(exc: Exception, fired: bool, seconds: float, method: str, pa
         return ConnectError("timed out connecting; is the agent up and the port right?", **where)
     if isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(  # in the body: wrapped
             _root(exc), urllib3.exceptions.ReadTimeoutError):  # unsent: TLS handshake, tunnel
-        return (ReadTimeoutError("no reply within the read timeout; the request may still have "
-                                 "been carried out", **where) if maybe_sent else ConnectError(
-                "timed out connecting (TLS handshake or proxy tunnel); not sent", **where))
+        return (ReadTimeoutError("no complete reply within the read timeout; the request may "
+                                 "still have been carried out", **where) if maybe_sent else
+                ConnectError("timed out connecting (TLS handshake or proxy tunnel); not sent",
+                             **where))
     if isinstance(exc, requests.exceptions.SSLError):
         if maybe_sent and "CERTIFICATE_VERIFY_FAILED" not in str(exc):  # not the handshake
             return ConnectionLostError("the connection failed after the request may have gone "
@@ -295,8 +296,7 @@ def _reason(exc: BaseException) -> str:
     text = _words(_root(exc) or exc)
     # urllib3 prefixes reasons with a connection object's repr (``<...>: `` in 1.x,
     # ``HTTPConnection(host=..., port=...): `` in 2.x); keep the useful tail.
-    if ">: " in text:
-        text = text.split(">: ", 1)[1]
+    text = text.split(">: ", 1)[-1]
     text = re.sub(r"^\w+\([^()]*\):\s*", "", text)
     while text.endswith(")") and text.count(")") > text.count("("):  # a repr's tail
         text = text[:-1]

@@ -547,7 +547,15 @@ def test_stop_cuts_a_poll_under_way_to_an_agent_that_hangs():
             agent.clear_requests()
             agent.hang_next(1, seconds=30)
             stop = threading.Event()
-            threading.Timer(0.5, stop.set).start()
+
+            def stop_once_polled(stop: threading.Event = stop) -> None:
+                give_up = time.monotonic() + 30
+                while not agent.requests_to(f"/api/v1/task/dag/{task.id}", "GET") \
+                        and time.monotonic() < give_up:
+                    time.sleep(0.01)
+                stop.set()
+
+            threading.Thread(target=stop_once_polled, daemon=True).start()
             began = time.monotonic()
             try:
                 follow(stop)

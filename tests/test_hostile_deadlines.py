@@ -406,3 +406,22 @@ def test_a_tls_handshake_that_never_ends_is_a_connect_error_nothing_was_sent():
         thread.join(5)
         for conn in held:
             conn.close()
+
+
+def test_a_connection_given_back_to_the_pool_is_not_cut_by_its_call_s_deadline():
+    """A reply read whole gives its connection back to the pool before the call's deadline
+    is left: a deadline (or a wait's stop) firing then must not cut it, for another call
+    may already be using it (a POST whose outcome would then be lost)."""
+    from obshell_sdk._deadline import CallDeadline, new_session
+
+    with RawServer() as server:
+        server.set_reply(200, b'{"successful": true}')
+        session = new_session()
+        url = f"http://{server.host}:{server.port}/api/v1/info"
+        with CallDeadline(30) as deadline:
+            assert session.get(url, timeout=5).status_code == 200  # read whole: pooled
+            deadline.fire()  # as if the deadline passed (or the stop was set) just then
+        assert session.get(url, timeout=5).status_code == 200
+        first, second = server.requests
+        assert first.peer == second.peer  # the pooled connection, left whole, was reused
+        session.close()
