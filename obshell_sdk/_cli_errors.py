@@ -196,7 +196,7 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
     if args.command == "rollout":
         return ("interrupted; upgrades already started keep running. Run the same command "
                 "again to resume (the journal knows where each cluster stands)")
-    if args.command == "info":
+    if args.command == "info" or getattr(args, "action", None) == "list":  # reads only
         return "interrupted"
     if task_id is None and args.command == "task" and args.action in OPERATORS:
         return (f"interrupted while {args.action} of task {args.id} was under way: it may "
@@ -208,10 +208,13 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
     if ended is not None and not (package and ended.name == AGENT_UPGRADE_CHECK.dag_name(
             UpgradeAgentRequest(args.version, args.release))):
         return f"interrupted after task {ended.id} ended: obshell-sdk task show {ended.id}"
-    if task_id is None or ended:
+    if ended is not None:  # upgrade --package's pre-check: the upgrade's POST comes next
+        return (f"interrupted after pre-check {ended.id} ended; the upgrade's task may have "
+                "been created, and keeps running: obshell-sdk task list shows it")
+    if task_id is None:
         sent = "the package may have been uploaded, and " if package else ""
-        return (f"interrupted{f' after pre-check {task_id} ended' if ended else ''}; {sent}a "
-                "task the agent may have created keeps running: obshell-sdk task list shows it")
+        return (f"interrupted; {sent}a task the agent may have created keeps running: "
+                "obshell-sdk task list shows it")
     return (f"interrupted; task {task_id} keeps running on the agent (an upgrade holds the "
             f"cluster's lock until it ends). Follow it again: obshell-sdk task wait "
             f"{task_id} --exists; stop it: obshell-sdk task cancel {task_id}")

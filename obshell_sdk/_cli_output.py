@@ -139,6 +139,8 @@ class Progress:
 
     def announce(self, detail: DagDetail) -> None:
         """Say once that a task exists, with its id and how to follow it again."""
+        if detail.id != self.current:
+            self.ended = None  # of the task before
         self.current = detail.id
         if detail.id in self._announced:
             return

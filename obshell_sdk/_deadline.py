@@ -106,7 +106,9 @@ def cut_when(stop: Optional[threading.Event]) -> Iterator[None]:
 
 def _cut(sock: socket.socket) -> None:
     # The plain socket's shutdown, also for an SSLSocket: a blocked read (even mid-TLS)
-    # sees the connection end, and the TLS object is left alone for its own thread.
+    # sees the connection end, and the TLS object is left alone for its own thread. TLS
+    # through an HTTPS proxy is urllib3's SSLTransport, no socket: its socket is cut.
+    sock = getattr(sock, "socket", sock)
     try:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
     except OSError:

@@ -425,3 +425,22 @@ def test_a_connection_given_back_to_the_pool_is_not_cut_by_its_call_s_deadline()
         first, second = server.requests
         assert first.peer == second.peer  # the pooled connection, left whole, was reused
         session.close()
+
+
+def test_a_deadline_cuts_tls_through_an_https_proxy_too():
+    """urllib3 speaks TLS through an HTTPS proxy with an SSLTransport, which is no socket:
+    the deadline cuts the socket under it (shutting the transport itself down raised
+    TypeError in the watchdog thread, and the call was never cut)."""
+    import socket
+    from types import SimpleNamespace
+
+    from obshell_sdk._deadline import CallDeadline
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        transport = SimpleNamespace(socket=ours)  # what SSLTransport keeps as .socket
+        with CallDeadline(30) as deadline:
+            deadline.watch(transport)  # type: ignore[arg-type]
+            deadline.fire()
+        theirs.settimeout(5)
+        assert theirs.recv(1) == b""  # the connection under the transport was shut down
