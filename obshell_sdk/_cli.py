@@ -28,6 +28,7 @@ from ._cli_errors import (
     RESTARTING,
     Terminated,
     cli_words,
+    error_fields,
     exit_code,
     interrupted,
     said,
@@ -284,10 +285,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             _check(args)
             return _run(args, out, progress)
     except ObshellError as exc:
-        return _failed(out, progress, exit_code(exc), said(args, exc))
+        return _failed(out, progress, exit_code(exc), said(args, exc), error_fields(exc))
     except KeyboardInterrupt as exc:
         code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
-        return _failed(out, progress, code, interrupted(args, progress.current, progress.ended))
+        return _failed(out, progress, code, interrupted(args, progress.current, progress.ended),
+                       {"task_id": progress.current} if progress.current else {})
     finally:
         progress.close()
         if notes is not None:
@@ -296,10 +298,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sys.stdout.flush()
 
 
-def _failed(out: Output, progress: Progress, code: int, message: str) -> int:
+def _failed(out: Output, progress: Progress, code: int, message: str,
+            fields: dict[str, str]) -> int:
     """Say why the command failed; with ``--json`` and no result written, as a document."""
     progress.close()
     out.note(message)
     if out.as_json and not out.stdout.tell():
-        out.value({"error": {"exit": code, "message": aimed(message, out.command)}}, "")
+        out.value({"error": {"exit": code, "message": aimed(message, out.command), **fields}}, "")
     return code

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import re
+import shlex
 import signal
 import threading
 from collections.abc import Iterator, Sequence
@@ -47,7 +48,8 @@ from ._rollout_report import RolloutStoppedError
 from ._text import printable
 
 __all__ = ["CLASS_HINTS", "EXIT_STATE", "EXIT_TERMINATED", "HINTS", "OPERATORS", "RESTARTING",
-           "Terminated", "cli_message", "cli_words", "exit_code", "interrupted", "said",
+           "Terminated", "cli_message", "cli_words", "error_fields", "exit_code", "interrupted",
+           "said",
            "sigterm_as_interrupt"]
 
 (EXIT_OK, EXIT_TASK, EXIT_USAGE, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_API, EXIT_TIMEOUT,
@@ -163,6 +165,16 @@ def cli_message(exc: ObshellError) -> str:
     return cli_words(text)
 
 
+def error_fields(exc: ObshellError) -> dict[str, str]:
+    """What a script branches on, in ``--json``'s error document: never in the message only."""
+    fields = {"type": type(exc).__name__}
+    for name in ("err_code", "trace_id", "task_id", "argument", "agent"):
+        value = getattr(exc, name, None)
+        if value:
+            fields[name] = str(value)
+    return fields
+
+
 #: The task actions that send an operator, each a DagTask method of that name.
 OPERATORS = ("retry", "rollback", "cancel", "skip")
 
@@ -193,10 +205,11 @@ def _advice(args: argparse.Namespace, exc: ObshellError) -> str:
 def interrupted(args: argparse.Namespace, task_id: Optional[str],
                 ended: Optional[DagDetail] = None) -> str:
     """What an interrupted command leaves behind, and where to look (the last task seen)."""
-    if args.command == "rollout":
-        return ("interrupted; upgrades already started keep running. Run the same command "
-                "again to resume (the journal knows where each cluster stands)")
-    if args.command == "info" or getattr(args, "action", None) == "list":  # reads only
+    if args.command == "rollout" and args.rollout != "status":
+        return ("interrupted; upgrades already started keep running. See where each cluster "
+                f"stands: obshell-sdk rollout status --journal {shlex.quote(args.journal)}; "
+                "run the same command again to resume")
+    if args.command in ("info", "rollout") or getattr(args, "action", None) == "list":  # read
         return "interrupted"
     if task_id is None and args.command == "task" and args.action in OPERATORS:
         return (f"interrupted while {args.action} of task {args.id} was under way: it may "

@@ -331,6 +331,8 @@ def test_json_failures_leave_one_document_on_stdout(agent, tmp_path):
     assert out.returncode == 10 and "not found" in out.stderr.lower(), out.stderr
     error = json.loads(out.stdout)["error"]
     assert error["exit"] == 10 and "task list" in error["message"]
+    assert error["type"] == "TaskNotFoundError" and error["err_code"] == "Task.NotFound"
+    assert error["agent"] == f"{agent.host}:{agent.port}" and error["trace_id"]
     assert f"{same(agent)} task list" in error["message"]  # aimed at this agent, as stderr
     agent.set_dag_faults(fail_stage=2, fail_times=99)
     rpm = tmp_path / f"obshell-{VERSION}-{RELEASE}.x86_64.rpm"
@@ -388,7 +390,8 @@ def test_sigterm_is_handled_as_ctrl_c(agent):
         proc.wait()
     assert proc.returncode == 143, stderr
     assert f"task {task_id} keeps running" in stderr
-    assert json.loads(stdout)["error"]["exit"] == 143
+    error = json.loads(stdout)["error"]
+    assert error | {"message": ""} == {"exit": 143, "message": "", "task_id": task_id}
 
 
 def test_bad_input_is_named_by_its_option_and_found_before_the_password(agent, tmp_path):
@@ -430,6 +433,12 @@ def test_ctrl_c_during_task_list_names_no_task():
     assert "after pre-check 12 ended; the upgrade's task may have been created" in text
     assert "task 12 keeps running" not in text and "obshell-sdk task list" in text
     assert _interrupted(build_parser().parse_args(["task", "list"]), None) == "interrupted"
+    rollout = ["rollout", "agent", "--targets", "t.txt", "--journal", "my fleet.db", "4.3.1.0",
+               "1.el7"]
+    text = _interrupted(build_parser().parse_args(rollout), None)
+    assert "obshell-sdk rollout status --journal 'my fleet.db'" in text and "resume" in text
+    status = ["rollout", "status", "--journal", "my fleet.db"]
+    assert _interrupted(build_parser().parse_args(status), None) == "interrupted"
     done = ended("13", "Upgrade obshell 4.3.1.0-1.el7")  # confirming the version then
     text = _interrupted(upgrade, "13", done)
     assert text == "interrupted after task 13 ended: obshell-sdk task show 13"
@@ -467,3 +476,6 @@ def test_the_exit_codes_documented_are_the_codes_used():
     helped = {code for code, _ in EXIT_CODES}
     used = {v for k, v in vars(_cli_errors).items() if k.startswith("EXIT_")}
     assert documented == helped == used, (documented, helped, used)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    listed = readme.split("pick it up again. Exit codes: ", 1)[1].split("has the table", 1)[0]
+    assert {int(n) for n in re.findall(r"\b(\d+)\s+[a-z(]", listed)} == used, listed
