@@ -42,7 +42,7 @@ from ._config import Environment, prompted_auth_from_env, settings_from_env
 from ._dag import DagState
 from ._exceptions import InvalidArgumentError, ObshellError, TaskError
 from ._task import DagTask
-from ._text import printable
+from ._text import is_terminal, printable
 from ._upload import check_package_path
 from ._workflow import check_target_package
 
@@ -274,7 +274,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             stream.reconfigure(errors="backslashreplace")
     results = io.StringIO()  # written out at the end: one document, an error's if none
     out = Output(args.json, results, sys.stderr, _command(args))
-    progress = Progress(out, tty=sys.stderr.isatty())
+    progress = Progress(out, tty=is_terminal(sys.stderr))
     # -v logs everything; a rollout's board shows each cluster's troubles itself.
     notes = None if args.verbose or args.command == "rollout" else _Notes(
         progress, getattr(args, "exists", False))

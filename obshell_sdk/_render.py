@@ -20,7 +20,7 @@ import attrs
 
 from ._dag import DagDetail, DagState, TaskDetail
 from ._render_html import dag_html, rollout_table_html, show_live_card, task_html
-from ._text import printable
+from ._text import is_terminal, printable
 
 __all__ = [
     "LiveProgress", "RolloutBoard", "dag_html", "dag_line", "dag_text", "failure_line",
@@ -187,18 +187,24 @@ class LiveProgress:
 
     In a notebook one HTML card per ``owner`` (the waiting DagTask) and cell is updated, and
     the cell ends with one card (see :func:`~obshell_sdk._render_html.show_live_card`);
-    elsewhere a text line on stderr is rewritten.
+    elsewhere a text line on stderr is rewritten on a terminal, and a line per change is
+    written to a file or a pipe (a log, never control codes).
     """
 
     def __init__(self, owner: object = None) -> None:
         self._owner = self if owner is None else owner
         self._notebook = in_notebook()
+        self._tty = is_terminal(sys.stderr)
         self._open = False  # a text line is shown and not ended
 
     def __call__(self, detail: DagDetail) -> None:
         """Show ``detail``, replacing what was shown before."""
         if self._notebook:
             show_live_card(self._owner, detail, dag_line(detail))
+            return
+        if not self._tty:
+            sys.stderr.write(dag_line(detail) + "\n")
+            sys.stderr.flush()
             return
         self._open = not detail.is_finished
         sys.stderr.write("\r\x1b[K" + dag_line(detail) + ("" if self._open else "\n"))
@@ -240,7 +246,7 @@ class RolloutBoard:
         self._started: dict[str, float] = {}
         self._lock = threading.Lock()
         self._notebook = in_notebook() and progress is not False
-        self._tty = bool(progress) and not self._notebook and sys.stderr.isatty()
+        self._tty = bool(progress) and not self._notebook and is_terminal(sys.stderr)
         self._lines = bool(progress) and not self._notebook and not self._tty
         self._handle: Any = None
         self._drawn = 0  # lines of the last terminal drawing

@@ -145,10 +145,10 @@ class DagTask:
         ``poll_interval`` fixes the interval instead of the adaptive policy. ``on_progress`` is
         called with the snapshot whenever state, operator or stage changes. Failed polls are
         retried within the policy's ``failure_budget``; then :class:`TaskUnreachableError`.
-        ``progress`` shows live progress: None (default) in Jupyter only, True also as a text
-        line on stderr, False never. ``stop``, a ``threading.Event`` set from another thread,
-        ends the wait at once as its deadline would (a poll under way is cut). Does not judge
-        the ending: see :meth:`result`.
+        ``progress`` shows live progress: None (default) in Jupyter only, True also on stderr
+        (a line redrawn, or one per change to a file), False never. ``stop``, a
+        ``threading.Event`` set from another thread, ends the wait at once as its deadline
+        would (a poll under way is cut). Does not judge the ending: see :meth:`result`.
         """
         polls = self._polls(timeout, poll_interval, stop=stop, whole=True)
         check_progress(progress, on_progress)

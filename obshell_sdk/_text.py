@@ -6,7 +6,7 @@ every rendering a terminal may show. Standard library only.
 
 from __future__ import annotations
 
-__all__ = ["printable"]
+__all__ = ["is_terminal", "printable"]
 
 # C0 controls, DEL and C1 controls: what a terminal may act on instead of showing. And
 # the bidirectional marks, embeddings, overrides and isolates, with which a terminal that
@@ -30,3 +30,11 @@ def printable(text: str, *, keep_newlines: bool = False) -> str:
     if keep_newlines:
         return text.replace("\r\n", "\n").translate(_CONTROLS_BUT_NEWLINE)
     return text.translate(_CONTROLS)
+
+
+def is_terminal(stream: object) -> bool:
+    """Whether ``stream`` is a terminal (else control codes would land in a file or a pipe)."""
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError, OSError):  # no such method, or a closed stream
+        return False

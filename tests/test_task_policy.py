@@ -308,3 +308,13 @@ def test_a_task_never_seen_is_not_said_to_keep_running():
     text = str(info.value)
     assert "keeps running" not in text
     assert "cannot connect" in text and "?." not in text
+
+
+def test_progress_to_a_file_is_a_line_per_change_without_control_codes(capsys):
+    """progress=True with stderr a file or a pipe (cron, CI): a log, not a redrawn line."""
+    DagTask(Script(dag(stage=1), dag(stage=2), dag("SUCCEED", stage=9)), "11",
+            policy=FAST).wait(timeout=5, progress=True)
+    err = capsys.readouterr().err  # pytest's capture is no terminal
+    assert "\x1b" not in err and "\r" not in err, repr(err)
+    lines = err.splitlines()
+    assert len(lines) == 3 and "[1/9]" in lines[0] and "SUCCEED" in lines[-1], lines
