@@ -65,6 +65,7 @@ HINTS: Sequence[tuple[str, str]] = (
     (r"client\.unfinished_dags\(\) and client\.last_maintenance_dag\(\)",
      "obshell-sdk task list"),
     (r"client\.info\(\)", "obshell-sdk info"),
+    (r"client\.unfinished_dags\(\) lists", "obshell-sdk task list lists"),
     (r"upload it \(client\.upload_package\(path\)\), then retry the task",
      "upload it, then retry the task (obshell-sdk task retry ID --package RPM does both)"),
     (r"run the rollout again with journal '[^']*' to resume it", "run the same command again "

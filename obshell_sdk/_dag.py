@@ -137,7 +137,8 @@ def task_id_problem(text: str) -> Optional[str]:
         return ("is not a task id: obshell's start with 1 to 5 (the kind of task; an "
                 "upgrade's with 1, such as '11')")
     if len(text) < need:
-        return f"is too short for a task id starting with {text[0]}"
+        return (f"is too short for a task id starting with {text[0]}: those have {need} "
+                "digits or more (a typo? client.unfinished_dags() lists the ids)")
     return None
 
 

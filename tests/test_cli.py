@@ -153,6 +153,9 @@ def test_wait_timeout_exits_6(agent):
 def test_exit_codes_for_bad_input_auth_and_unreachable(agent):
     bad = run(agent, "task", "show", "9abc")
     assert bad.returncode == 2 and "task id" in bad.stderr
+    short = run(agent, "task", "show", "21")  # a typo of a node's or a longer id
+    assert short.returncode == 2 and "those have 17 digits or more" in short.stderr
+    assert " task list lists the ids" in short.stderr and "client." not in short.stderr
     assert agent.requests == []
     wrong = run(agent, "task", "show", "11", password="nope")
     assert wrong.returncode == 3 and "password" in wrong.stderr.lower()
