@@ -86,7 +86,7 @@ RESTARTING = (" If you started a task and its agent is restarting, wait for it: 
 #: the most specific class first.
 CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
     (WrongPasswordError, "The password was refused: set the right one in OBSHELL_PASSWORD "
-     "(root@sys) or OBSHELL_AGENT_PASSWORD (the agent password)"),
+     "(root@sys) or OBSHELL_AGENT_PASSWORD (the agent password)"),  # or the one refused
     (PasswordKindError, "Set OBSHELL_AGENT_PASSWORD when the agent has an agent password, "
      "else OBSHELL_PASSWORD (root@sys)"),
     (AuthExpiredError, "The clocks disagree: sync this machine's clock with the agent's"),
@@ -163,7 +163,17 @@ def cli_message(exc: ObshellError) -> str:
         text += f" (or pass {option})"
     if isinstance(exc, InvalidArgumentError) and exc.argument in _FLAGS:
         text = _FLAGS[exc.argument] + text.removeprefix(exc.argument)  # the option's name
-    return cli_words(text)
+    which = _REFUSED.get(getattr(exc, "err_code", ""), _EITHER)  # the agent said which one
+    return cli_words(text).replace(_EITHER, which)
+
+
+_EITHER = "OBSHELL_PASSWORD (root@sys) or OBSHELL_AGENT_PASSWORD (the agent password)"
+#: The variable to set, by the error code of the password the agent refused.
+_REFUSED = {
+    "Security.Authentication.IncorrectAgentPassword": "OBSHELL_AGENT_PASSWORD (the agent "
+                                                      "password)",
+    "Security.Authentication.IncorrectOceanbasePassword": "OBSHELL_PASSWORD (root@sys)",
+}
 
 
 def error_fields(exc: ObshellError) -> dict[str, str]:

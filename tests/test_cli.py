@@ -159,6 +159,8 @@ def test_exit_codes_for_bad_input_auth_and_unreachable(agent):
     assert agent.requests == []
     wrong = run(agent, "task", "show", "11", password="nope")
     assert wrong.returncode == 3 and "password" in wrong.stderr.lower()
+    assert "set the right one in OBSHELL_PASSWORD (root@sys)" in wrong.stderr, wrong.stderr
+    assert "OBSHELL_AGENT_PASSWORD" not in wrong.stderr  # the agent said which it refused
     missing = run(agent, "task", "show", "11", password=None)
     assert missing.returncode == 2 and "OBSHELL_PASSWORD" in missing.stderr
     agent.stop()
@@ -294,6 +296,11 @@ def test_an_agent_password_alone_is_not_prompted_over(agent):
               env_extra={"OBSHELL_AGENT_PASSWORD": "agent-secret"})
     assert "no terminal to prompt on" not in out.stderr
     assert agent.requests and agent.requests[-1].auth_kind is not None  # it signed and sent
+    with FakeAgent(password=PASSWORD, agent_password="agent-secret") as guarded:
+        out = run(guarded, "task", "list", env_extra={"OBSHELL_AGENT_PASSWORD": "wrong"})
+        assert out.returncode == 3 and "IncorrectAgentPassword" in out.stderr, out.stderr
+        assert "set the right one in OBSHELL_AGENT_PASSWORD (the agent password)" in out.stderr
+        assert "OBSHELL_PASSWORD (root@sys)" not in out.stderr  # not the one refused
 
 
 def test_task_wait_exists_waits_out_not_found_while_the_agent_reconnects(agent):
