@@ -288,8 +288,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _failed(out, progress, exit_code(exc), said(args, exc), error_fields(exc))
     except KeyboardInterrupt as exc:
         code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
+        left = None if progress.ended else progress.current or getattr(args, "id", None)
         return _failed(out, progress, code, interrupted(args, progress.current, progress.ended),
-                       {"task_id": progress.current} if progress.current else {})
+                       {"task_id": left} if left else {})  # running, or not known to end
     finally:
         progress.close()
         if notes is not None:
@@ -299,7 +300,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _failed(out: Output, progress: Progress, code: int, message: str,
-            fields: dict[str, str]) -> int:
+            fields: dict[str, object]) -> int:
     """Say why the command failed; with ``--json`` and no result written, as a document."""
     progress.close()
     out.note(message)

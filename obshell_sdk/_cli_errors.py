@@ -176,13 +176,21 @@ _REFUSED = {
 }
 
 
-def error_fields(exc: ObshellError) -> dict[str, str]:
-    """What a script branches on, in ``--json``'s error document: never in the message only."""
-    fields = {"type": type(exc).__name__}
-    for name in ("err_code", "trace_id", "task_id", "argument", "agent"):
+def error_fields(exc: ObshellError) -> dict[str, object]:
+    """What a script branches on, in ``--json``'s error document: never in the message only.
+
+    ``argument`` is named as the command line names it (``--package``, ``ID``).
+    """
+    fields: dict[str, object] = {"type": type(exc).__name__}
+    for name in ("status", "code", "err_code", "trace_id", "task_id", "argument", "agent"):
         value = getattr(exc, name, None)
         if value:
-            fields[name] = str(value)
+            fields[name] = value if isinstance(value, int) else str(value)
+    if isinstance(exc, InvalidArgumentError):
+        fields["argument"] = _FLAGS.get(exc.argument, {"dag_id": "ID"}.get(exc.argument,
+                                                                           exc.argument))
+    if isinstance(exc, RolloutStoppedError) and exc.target:
+        fields["agent"] = exc.target
     return fields
 
 

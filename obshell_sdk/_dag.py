@@ -138,7 +138,7 @@ def task_id_problem(text: str) -> Optional[str]:
                 "upgrade's with 1, such as '11')")
     if len(text) < need:
         return (f"is too short for a task id starting with {text[0]}: those have {need} "
-                "digits or more (a typo? client.unfinished_dags() lists the ids)")
+                "digits or more")
     return None
 
 

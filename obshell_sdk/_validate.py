@@ -69,8 +69,10 @@ def check_dag_id(value: Any, argument: str = "dag_id") -> str:
         raise InvalidArgumentError(argument, f"{brief_repr(value)} is not a task id")
     text = str(value) if isinstance(value, int) else value
     problem = task_id_problem(text)
-    if problem is not None:
-        raise InvalidArgumentError(argument, f"{brief_repr(text)} {problem}")
+    if problem is not None:  # the caller's: a typo, or a node's id for its DAG's
+        raise InvalidArgumentError(argument, f"{brief_repr(text)} {problem}" + (
+            " (a typo? client.unfinished_dags() lists the running tasks' ids)"
+            if "too short" in problem else ""))
     return text
 
 

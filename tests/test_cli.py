@@ -155,7 +155,13 @@ def test_exit_codes_for_bad_input_auth_and_unreachable(agent):
     assert bad.returncode == 2 and "task id" in bad.stderr
     short = run(agent, "task", "show", "21")  # a typo of a node's or a longer id
     assert short.returncode == 2 and "those have 17 digits or more" in short.stderr
-    assert " task list lists the ids" in short.stderr and "client." not in short.stderr
+    assert " task list lists the running tasks' ids" in short.stderr
+    assert "client." not in short.stderr
+    short = run(agent, "--json", "task", "show", "21")
+    error = json.loads(short.stdout)["error"]
+    assert error["argument"] == "ID" and error["type"] == "InvalidArgumentError", error
+    missing = run(agent, "--json", "upgrade", VERSION, RELEASE, "--package", "/nonexistent.rpm")
+    assert json.loads(missing.stdout)["error"]["argument"] == "--package", missing.stdout
     assert agent.requests == []
     wrong = run(agent, "task", "show", "11", password="nope")
     assert wrong.returncode == 3 and "password" in wrong.stderr.lower()
@@ -342,6 +348,7 @@ def test_json_failures_leave_one_document_on_stdout(agent, tmp_path):
     error = json.loads(out.stdout)["error"]
     assert error["exit"] == 10 and "task list" in error["message"]
     assert error["type"] == "TaskNotFoundError" and error["err_code"] == "Task.NotFound"
+    assert error["status"] == 404 and isinstance(error.get("code", 0), int)
     assert error["agent"] == f"{agent.host}:{agent.port}" and error["trace_id"]
     assert f"{same(agent)} task list" in error["message"]  # aimed at this agent, as stderr
     agent.set_dag_faults(fail_stage=2, fail_times=99)

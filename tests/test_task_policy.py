@@ -188,7 +188,11 @@ def test_ctrl_c_stops_waiting_and_names_the_task(caplog):
     assert "client.task('11', exists=True).wait()" in shown
 
 
-def test_ctrl_c_ends_the_progress_line_before_the_traceback(capsys):
+def test_ctrl_c_ends_the_progress_line_before_the_traceback(capsys, monkeypatch):
+    from obshell_sdk import _render
+
+    monkeypatch.setattr(_render, "is_terminal", lambda stream: True)  # a line redrawn
+
     def interrupt(detail):
         if detail.stage >= 2:
             raise KeyboardInterrupt
@@ -196,7 +200,9 @@ def test_ctrl_c_ends_the_progress_line_before_the_traceback(capsys):
     with pytest.raises(KeyboardInterrupt):
         DagTask(Script(dag(stage=1), dag(stage=2)), "11", policy=FAST).wait(
             timeout=5, progress=True, on_progress=interrupt)
-    assert capsys.readouterr().err.endswith("\n")
+    err = capsys.readouterr().err
+    assert err.startswith("\r\x1b[Ktask 11") and err.count("\n") == 1, repr(err)
+    assert err.endswith("\n")  # the line the traceback would have continued is ended
 
 
 def test_wait_zero_polls_once():
