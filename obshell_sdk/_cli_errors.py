@@ -49,8 +49,7 @@ from ._text import printable
 
 __all__ = ["CLASS_HINTS", "EXIT_STATE", "EXIT_TERMINATED", "HINTS", "OPERATORS", "RESTARTING",
            "Terminated", "cli_message", "cli_words", "error_fields", "exit_code", "interrupted",
-           "said",
-           "sigterm_as_interrupt"]
+           "said", "sigterm_as_interrupt"]
 
 (EXIT_OK, EXIT_TASK, EXIT_USAGE, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_API, EXIT_TIMEOUT,
  EXIT_DECODE, EXIT_OUTCOME_UNKNOWN, EXIT_STATE, EXIT_NOT_FOUND, EXIT_LOCKED) = range(12)
@@ -82,11 +81,19 @@ HINTS: Sequence[tuple[str, str]] = (
 RESTARTING = (" If you started a task and its agent is restarting, wait for it: obshell-sdk task "
               "wait ID --exists")
 
+#: The variable to set for a refused password: either, unless the agent said which (by
+#: the error code of the password it refused).
+_EITHER = "OBSHELL_PASSWORD (root@sys) or OBSHELL_AGENT_PASSWORD (the agent password)"
+_REFUSED = {
+    "Security.Authentication.IncorrectAgentPassword": "OBSHELL_AGENT_PASSWORD (the agent "
+                                                      "password)",
+    "Security.Authentication.IncorrectOceanbasePassword": "OBSHELL_PASSWORD (root@sys)",
+}
+
 #: The hints of error classes (``ApiError.hint``, in Python words) as the CLI says them;
 #: the most specific class first.
 CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
-    (WrongPasswordError, "The password was refused: set the right one in OBSHELL_PASSWORD "
-     "(root@sys) or OBSHELL_AGENT_PASSWORD (the agent password)"),  # or the one refused
+    (WrongPasswordError, f"The password was refused: set the right one in {_EITHER}"),
     (PasswordKindError, "Set OBSHELL_AGENT_PASSWORD when the agent has an agent password, "
      "else OBSHELL_PASSWORD (root@sys)"),
     (AuthExpiredError, "The clocks disagree: sync this machine's clock with the agent's"),
@@ -104,6 +111,9 @@ CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
 _FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "journal", "mode", "upgrade_dir", "parallel", "canary", "max_failures", "timeout",
     "upload_timeout", "package")} | {"path": "--package", "packages": "--package"}
+
+#: Python argument names as the command line names them (the task id is its ``ID``).
+_ARGUMENTS = _FLAGS | {"dag_id": "ID"}
 
 _OPTIONS = {"OBSHELL_HOST": "--host", "OBSHELL_PORT": "--port", "OBSHELL_HTTPS": "--https",
             "OBSHELL_CA_BUNDLE": "--ca-bundle", "OBSHELL_MIN_KEY_BITS": "--min-key-bits"}
@@ -167,14 +177,6 @@ def cli_message(exc: ObshellError) -> str:
     return cli_words(text).replace(_EITHER, which)
 
 
-_EITHER = "OBSHELL_PASSWORD (root@sys) or OBSHELL_AGENT_PASSWORD (the agent password)"
-#: The variable to set, by the error code of the password the agent refused.
-_REFUSED = {
-    "Security.Authentication.IncorrectAgentPassword": "OBSHELL_AGENT_PASSWORD (the agent "
-                                                      "password)",
-    "Security.Authentication.IncorrectOceanbasePassword": "OBSHELL_PASSWORD (root@sys)",
-}
-
 
 def error_fields(exc: ObshellError) -> dict[str, object]:
     """What a script branches on, in ``--json``'s error document: never in the message only.
@@ -187,8 +189,7 @@ def error_fields(exc: ObshellError) -> dict[str, object]:
         if value:
             fields[name] = value if isinstance(value, int) else str(value)
     if isinstance(exc, InvalidArgumentError):
-        fields["argument"] = _FLAGS.get(exc.argument, {"dag_id": "ID"}.get(exc.argument,
-                                                                           exc.argument))
+        fields["argument"] = _ARGUMENTS.get(exc.argument, exc.argument)
     if isinstance(exc, RolloutStoppedError) and exc.target:
         fields["agent"] = exc.target
     return fields

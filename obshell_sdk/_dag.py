@@ -126,8 +126,11 @@ _MIN_ID_LENGTH = {"1": 2, "2": 17, "4": 17, "3": 46, "5": 46}
 _ID_DIGITS = re.compile(r"[0-9]+\Z")
 
 
-def task_id_problem(text: str) -> Optional[str]:
-    """What makes ``text`` no obshell generic id of a DAG, node or sub-task, or None."""
+def task_id_problem(text: str, short_hint: str = "") -> Optional[str]:
+    """What makes ``text`` no obshell generic id of a DAG, node or sub-task, or None.
+
+    ``short_hint`` ends the message of an id too short for its kind (the caller's typo?).
+    """
     if len(text) > MAX_ID_LENGTH:
         return f"is not a task id: {len(text)} characters, more than {MAX_ID_LENGTH}"
     if not _ID_DIGITS.match(text):
@@ -138,7 +141,7 @@ def task_id_problem(text: str) -> Optional[str]:
                 "upgrade's with 1, such as '11')")
     if len(text) < need:
         return (f"is too short for a task id starting with {text[0]}: those have {need} "
-                "digits or more")
+                f"digits or more{short_hint}")
     return None
 
 

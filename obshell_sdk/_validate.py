@@ -68,11 +68,10 @@ def check_dag_id(value: Any, argument: str = "dag_id") -> str:
     if isinstance(value, int) and not 0 <= value < 10**MAX_ID_LENGTH:
         raise InvalidArgumentError(argument, f"{brief_repr(value)} is not a task id")
     text = str(value) if isinstance(value, int) else value
-    problem = task_id_problem(text)
-    if problem is not None:  # the caller's: a typo, or a node's id for its DAG's
-        raise InvalidArgumentError(argument, f"{brief_repr(text)} {problem}" + (
-            " (a typo? client.unfinished_dags() lists the running tasks' ids)"
-            if "too short" in problem else ""))
+    problem = task_id_problem(  # the caller's: a typo, or a node's id for its DAG's
+        text, " (a typo? client.unfinished_dags() lists the running tasks' ids)")
+    if problem is not None:
+        raise InvalidArgumentError(argument, f"{brief_repr(text)} {problem}")
     return text
 
 
