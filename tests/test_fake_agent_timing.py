@@ -73,6 +73,37 @@ def test_bad_stage_durations_are_refused(bad: list[float]) -> None:
         agent.set_dag_progression(stage_durations=bad)
 
 
+@pytest.mark.parametrize("faults", [
+    {"fail_stage": 0}, {"fail_stage": -1}, {"fail_stage": 2.5}, {"fail_stage": True},
+    {"fail_stage": 3, "fail_times": 0}, {"restart_at_stage": 0},
+])
+def test_faults_that_could_never_fire_are_refused(faults: dict[str, object]) -> None:
+    # a test relying on such a fault would pass whether or not the code under test copes
+    name = next(iter(faults)) if "fail_times" not in faults else "fail_times"
+    with pytest.raises(ValueError, match=name):
+        FakeAgent(**faults)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=name):
+        FakeAgent().set_dag_faults(**faults)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("pace", "name"), [
+    ({"stages_per_poll": -1}, "stages_per_poll"), ({"stages_per_poll": 1.5}, "stages_per_poll"),
+    ({"stage_seconds": -0.5}, "stage_seconds"), ({"stage_seconds": float("nan")}, "stage_seconds"),
+])
+def test_a_pace_no_dag_can_keep_is_refused(pace: dict[str, float], name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        FakeAgent(**pace)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=name):
+        FakeAgent().set_dag_progression(**pace)  # type: ignore[arg-type]
+
+
+def test_the_faults_and_paces_in_range_are_taken() -> None:
+    agent = FakeAgent(fail_stage=1, fail_times=2, restart_at_stage=1, stages_per_poll=0,
+                      stage_seconds=0)
+    agent.set_dag_faults(fail_stage=None, restart_at_stage=None)
+    agent.set_dag_progression(stages_per_poll=3, stage_seconds=0.25)
+
+
 def test_finished_at_is_wall_clock_when_marked() -> None:
     with FakeAgent(password=PWD, clock_offset=3600, fail_stage=2, stages_per_poll=3) as a:
         dag_id = start_upgrade(a)

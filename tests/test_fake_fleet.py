@@ -91,6 +91,13 @@ def test_in_process_fleet() -> None:
     assert _wait_for(lambda: set(threading.enumerate()) <= before)
 
 
+def test_a_fault_that_could_never_fire_is_refused_in_the_callers_process() -> None:
+    with FakeFleet(1, processes=True) as fleet:
+        with pytest.raises(ValueError, match="fail_stage must be a stage number"):
+            fleet.agents[0].set_faults(fail_stage=0)
+        fleet.agents[0].set_faults(fail_stage=2)  # the worker took no harm
+
+
 def test_in_process_fleet_stops_on_errors() -> None:
     before = set(threading.enumerate())
     with pytest.raises(ZeroDivisionError), FakeFleet(2) as fleet:

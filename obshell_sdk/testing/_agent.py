@@ -17,6 +17,7 @@ from ._app import handle
 from ._controls import AgentControls, _StateAttr
 from ._crypto import ServerKey
 from ._dagmodel import FakeDag
+from ._dags import check_faults
 from ._lifecycle import AgentRunner
 from ._state import AgentState
 from ._templates import ob_spec, zone_names
@@ -246,6 +247,7 @@ class FakeAgent(AgentControls):
         agent when a maintenance DAG starts that stage; ``None`` clears either one.
         ``fail_message`` ``None`` keeps the current text.
         """
+        check_faults(fail_stage, fail_times, restart_at_stage)
         store = self._state.dags
         store.fail_stage, store.fail_times = fail_stage, fail_times
         if fail_message is not None:

@@ -240,6 +240,7 @@ class DagStore:
         ``stage_durations`` overrides ``stage_seconds``; ``stage_seconds`` alone drops any
         earlier ``stage_durations``. A DAG given a new pace runs its current stage from now.
         """
+        check_pace(stages_per_poll, stage_seconds)
         durations = check_durations(stage_durations)
         with self.lock:
             target = self if dag is None else dag
@@ -280,6 +281,30 @@ def check_durations(durations: Optional[Sequence[float]]) -> Optional[tuple[floa
     if not values or any(d < 0 for d in values):
         raise ValueError(f"stage_durations must be a non-empty list of seconds >= 0: {durations}")
     return values
+
+
+def check_pace(stages_per_poll: Optional[int], stage_seconds: Optional[float]) -> None:
+    """Refuse a pace no DAG can keep: ``stages_per_poll`` under 0, ``stage_seconds`` under 0."""
+    if stages_per_poll is not None and not _whole(stages_per_poll, 0):
+        raise ValueError(f"stages_per_poll must be a whole number >= 0 (0 freezes poll-driven "
+                         f"DAGs), not {stages_per_poll!r}")
+    if stage_seconds is not None and not 0 <= stage_seconds < float("inf"):
+        raise ValueError(f"stage_seconds must be a number of seconds >= 0, not {stage_seconds!r}")
+
+
+def check_faults(fail_stage: Optional[int], fail_times: int,
+                 restart_at_stage: Optional[int]) -> None:
+    """Refuse faults that could never fire: a test relying on one could not fail."""
+    for name, stage in (("fail_stage", fail_stage), ("restart_at_stage", restart_at_stage)):
+        if stage is not None and not _whole(stage, 1):
+            raise ValueError(f"{name} must be a stage number from 1 (a DAG's first stage) or "
+                             f"None, not {stage!r}")
+    if not _whole(fail_times, 1):
+        raise ValueError(f"fail_times must be a whole number >= 1, not {fail_times!r}")
+
+
+def _whole(value: object, least: int) -> bool:
+    return type(value) is int and value >= least
 
 
 def parse_generic_id(generic_id: str) -> Optional[int]:

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, Optional
 
 from ._agent import FakeAgent
+from ._dags import check_faults
 from ._fleetcmd import run_command, worker_main
 
 
@@ -127,6 +128,7 @@ class FleetAgent:
         ``fail_times`` times; ``drop_reply_after_create`` drops the next create's reply.
         ``None`` clears a fault.
         """
+        check_faults(fail_stage, fail_times, restart_at_stage)  # here, not in the worker
         faults = {"fail_stage": fail_stage, "fail_times": fail_times,
                   "fail_message": fail_message, "restart_at_stage": restart_at_stage,
                   "restart_new_key_bits": restart_new_key_bits,
