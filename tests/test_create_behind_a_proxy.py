@@ -40,7 +40,8 @@ FAST = PollPolicy(initial=0.05, fraction=0.1, ceiling=0.2, jitter=0)
 class Proxy(ThreadingHTTPServer):
     """Passes requests on to ``agent``; ``page[path] = (status, passed_on)`` answers the next
     POST to ``path`` with an HTML page of that status, after passing it on or instead;
-    ``body[path]`` replaces the agent's reply body to the next POST there."""
+    ``body[path]`` replaces the agent's reply body to the next POST there;
+    ``answer[path] = (status, json)`` answers the next POST there with that JSON instead."""
 
     daemon_threads = True
 
@@ -49,6 +50,7 @@ class Proxy(ThreadingHTTPServer):
         self.agent_port = agent.port
         self.page: dict[str, tuple[int, bool]] = {}
         self.body: dict[str, bytes] = {}
+        self.answer: dict[str, tuple[int, bytes]] = {}
 
     @property
     def port(self) -> int:
@@ -65,7 +67,10 @@ class _Relay(BaseHTTPRequestHandler):
     def _relay(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         page = self.server.page.pop(self.path, None) if self.command == "POST" else None
-        if page is None or page[1]:
+        answer = self.server.answer.pop(self.path, None) if self.command == "POST" else None
+        if answer is not None:
+            status, ctype, content = answer[0], "application/json", answer[1]
+        elif page is None or page[1]:
             agent = http.client.HTTPConnection("127.0.0.1", self.server.agent_port, timeout=10)
             agent.request(self.command, self.path, body or None, dict(self.headers.items()))
             reply = agent.getresponse()

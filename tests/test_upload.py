@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import os
 import re
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from conftest import PASSWORD
 from rpmlib import rpm_lead, write_rpm
+from test_create_behind_a_proxy import Proxy
 from vectorlib import aes_decrypt
 
 from obshell_sdk import (
@@ -395,3 +397,34 @@ def test_a_wrong_password_is_refused_before_any_package_goes_out(package, tmp_pa
         assert refused.outcome is TargetOutcome.REFUSED
         assert "the package upload was not sent" in (refused.error or "")
         assert not [r for r in agent.requests if r.body_bytes and "package" in r.uri]
+
+
+_UNKNOWN_ROUTE_423 = (400, b'{"successful":false,"timestamp":"2023-11-01T00:00:00Z","duration":0,'
+                      b'"status":400,"traceId":"","error":{"code":1000,'
+                      b'"message":"Element not found: 404 not found"}}')
+_PANIC = (500, b'{"successful":false,"timestamp":"2023-11-01T00:00:00Z","duration":0,'
+          b'"status":500,"traceId":"","error":{"errCode":"Common.Unexpected",'
+          b'"message":"Unexpected error: runtime error"}}')
+
+
+@pytest.mark.parametrize(("probe", "asked_again"), [(_UNKNOWN_ROUTE_423, False), (_PANIC, True)])
+def test_an_agent_without_the_new_upload_gets_the_old_one_however_it_says_so(
+        package, probe, asked_again):
+    # 4.2.3 answered an unknown route 400 with code 1000 (PROTOCOL §1); an answer that says
+    # nothing of the route is not remembered. The proxy gives the probe that answer.
+    with FakeAgent(password=PASSWORD, new_upload=False) as agent:
+        proxy = Proxy(agent)
+        thread = threading.Thread(target=proxy.serve_forever, daemon=True)
+        thread.start()
+        try:
+            with ObshellClient("127.0.0.1", proxy.port, auth=PasswordAuth(PASSWORD)) as client:
+                for _ in range(2):
+                    proxy.answer["/api/v1/package"] = probe
+                    assert client.upload_package(package).name == "obshell"
+        finally:
+            proxy.shutdown()
+            proxy.server_close()
+            thread.join()
+        assert len(agent.requests_to("/api/v1/upgrade/package", "POST")) == 2
+        assert not agent.requests_to("/api/v1/package", "POST")  # the proxy answered those
+        assert ("/api/v1/package" in proxy.answer) is not asked_again
