@@ -20,7 +20,7 @@ from ._models import AgentInfo
 from ._rollout_steps import Ended, Plan, Step
 from ._rpm import rpm_label
 from ._text import printable
-from ._workflow import check_target_package, not_newer, not_the_target
+from ._workflow import check_target_package, not_newer, not_the_target, ob_not_newer
 
 __all__ = ["agent_plan", "ob_plan", "upload_steps"]
 
@@ -82,11 +82,17 @@ def ob_plan(version: str, release: str, packages: Sequence[str], mode: str,
         return (f"the upgrade task ended (succeeded or skipped) but the agent reports "
                 f"OceanBase {info.ob_version!r}, not {version!r}")
 
+    def already(info: AgentInfo) -> Optional[str]:
+        problem = ob_not_newer(info.ob_version, version)  # obshell would refuse, after the
+        if problem:  # uploads: refused here, before them
+            raise Ended(TargetOutcome.REFUSED, f"{problem}; nothing was sent to it")
+        return None  # the same version tells nothing: a newer build is an upgrade
+
     steps.append(Step("confirm", "confirm", confirm=confirm))
     describe: dict[str, object] = {"kind": "ob", "version": version, "release": release,
                                    "mode": request.mode, "upgrade_dir": upgrade_dir,
                                    "freeze_server": freeze_server, "check": check}
-    return Plan("ob", describe, tuple(steps))
+    return Plan("ob", describe, tuple(steps), already)
 
 
 def upload_steps(packages: Sequence[str]) -> list[tuple[str, str]]:

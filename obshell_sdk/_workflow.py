@@ -142,6 +142,27 @@ def not_newer(running: str, version: str, release: str) -> Optional[str]:
         "only to a newer version (Agent.Upgrade.ToLowerVersion)"
 
 
+def _check_newer_ob(info: AgentInfo, version: str) -> None:
+    """Refuse a target behind the cluster (``OB.Upgrade.ToLowerVersion``), before uploading."""
+    problem = ob_not_newer(info.ob_version, version)
+    if problem:
+        raise InvalidArgumentError("version", f"{problem}; nothing was uploaded")
+
+
+def ob_not_newer(running: str, version: str) -> Optional[str]:
+    """Why obshell refuses to upgrade a cluster whose ``/info`` says ``running`` to ``version``.
+
+    ``OB.Upgrade.ToLowerVersion`` compares builds; ``/info`` reports only the version
+    (``select ob_version()``). So only a version past the target tells (None otherwise): at
+    the same version, a newer build is an upgrade.
+    """
+    have = running.split("-", 1)[0]
+    if not have or _version_key(have) <= _version_key(version):
+        return None
+    return (f"the cluster runs OceanBase {printable(have[:80])}, newer than {version}: "
+            "obshell upgrades only to a newer version (OB.Upgrade.ToLowerVersion)")
+
+
 def _version_key(version_release: str) -> tuple[list[int], int]:
     """``4.3.1.0-101000012025010101`` as obshell compares it (lib/pkg CompareVersion).
 
@@ -222,7 +243,8 @@ def run_ob_upgrade(
     ``/api/v1/info`` reports ``obVersion`` (``select ob_version()``: the version, no build
     number), so the version is what can be confirmed; a same-version rebuild is confirmed by
     its DAG's success alone. ``upload_timeout`` bounds each package's upload, as for
-    :func:`run_agent_upgrade`.
+    :func:`run_agent_upgrade`. With packages, a cluster past the target version raises
+    :class:`InvalidArgumentError` before any upload (obshell refuses it only after them).
     """
     UpgradeObRequest(version, release, mode, upgrade_dir, freeze_server)  # before any I/O
     paths = check_package_paths(packages)
@@ -230,7 +252,8 @@ def run_ob_upgrade(
     upload_seconds = check_upload_timeout(upload_timeout)
     check = check_flag(check, "check")
     check_progress(progress, on_progress)
-    if paths:
+    if paths:  # obshell would refuse a target behind the cluster only after the uploads
+        _check_newer_ob(client.info(), version)
         log_in(client)
     uploaded = tuple(client.upload_package(p, lifetime=upload_seconds) for p in paths)
     checked = None

@@ -127,6 +127,22 @@ def test_run_ob_upgrade_uploads_checks_upgrades_and_confirms(tmp_path):
         assert result.info.ob_version.startswith(OB_VERSION)
 
 
+def test_a_cluster_past_the_target_is_refused_before_any_upload(tmp_path):
+    packages = rpms(tmp_path, "oceanbase-ce", "oceanbase-ce-libs")
+    with ob_agent(ob_version="4.3.5.2-100000012025090101") as agent, \
+            client_for(agent) as client:
+        with pytest.raises(InvalidArgumentError, match=r"runs OceanBase 4\.3\.5\.2, newer "
+                           r"than 4\.3\.5\.1.*ToLowerVersion.*nothing was uploaded"):
+            client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=packages, timeout=60)
+        assert not agent.requests_to("/api/v1/package") and not agent.inventory
+        assert not agent.requests_to("/api/v1/ob/upgrade")
+    # /info shows no build: at the same version, a newer build is an upgrade and goes on
+    with ob_agent(ob_version=f"{OB_VERSION}-100000012025010101") as agent, \
+            client_for(agent) as client:
+        result = client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=packages, timeout=60)
+        assert result.upgrade.outcome is DagOutcome.SUCCEEDED
+
+
 def test_a_package_not_uploaded_is_a_package_missing_error_that_says_what_to_do(tmp_path):
     """obshell answers the target package with a 500 Common.Unexpected (gorm's "record not
     found") and the libraries with a 400 OB.Package.NotExist: one class for both, no task."""

@@ -463,6 +463,20 @@ def test_an_ob_rollout_uploads_checks_upgrades_and_confirms_on_every_cluster(tmp
             assert len(agent.inventory) >= 2
 
 
+def test_an_ob_rollout_refuses_a_cluster_past_the_target_before_uploading_to_it(tmp_path):
+    packages = ob_packages(tmp_path)[:2]
+    with ExitStack() as stack:
+        fleet = [stack.enter_context(FakeAgent(
+            password=PASSWORD, stages_per_poll=10, ob_version=current, require_packages=True))
+            for current in ("4.3.5.0-100000202024123117", "4.3.5.2-100000012025090101")]
+        report = rollout(fleet, tmp_path / "ob.db").upgrade_ob(*OB_TARGET, packages=packages)
+        assert outcomes(report) == ["succeeded", "refused"]
+        past = report.results[targets(fleet)[1]]
+        assert "runs OceanBase 4.3.5.2, newer than 4.3.5.1" in str(past.error)
+        assert uploads(fleet[1]) == 0 and not fleet[1].requests_to("/api/v1/ob/upgrade/check")
+        assert uploads(fleet[0]) == 2
+
+
 def uploads(agent):
     """Packages sent (a client's first, empty POST only asks whether the route exists)."""
     return sum(1 for r in agent.requests_to("/api/v1/package", "POST") if r.body_bytes)
