@@ -236,8 +236,8 @@ class TargetRun:
         label = f"{step.name} task {detail.id} {detail.name!r}"
         if outcome is TargetOutcome.FAILED:  # where, the failing sub-task's last log line, next
             raise Ended(outcome, f"{failure_line(label, detail)}; see it with client.task("
-                        f"{detail.id!r}).refresh(), then retry, roll back, skip or cancel it "
-                        "and run the rollout again")
+                        f"{detail.id!r}).refresh(), then retry it (or roll back, skip or cancel it "
+                        "where its nodes allow) and run the rollout again")
         if outcome is not None:
             raise Ended(outcome, f"{label} ended {detail.state} ({detail.outcome})")
 

@@ -77,8 +77,9 @@ def test_outcomes_per_target_and_a_rerun_touches_nothing(tmp_path):
         error = report.results[targets(fleet)[1]].error or ""
         assert "failed at stage 4/5" in error and "injected failure at stage 4" in error
         dag_id = report.results[targets(fleet)[1]].dag_ids[0]
-        assert error.endswith(f"see it with client.task('{dag_id}').refresh(), then retry, "
-                              "roll back, skip or cancel it and run the rollout again")
+        assert error.endswith(f"see it with client.task('{dag_id}').refresh(), then retry "
+                              "it (or roll back, skip or cancel it where its nodes allow) and "
+                              "run the rollout again")
         assert "\n" not in error  # one line of the report's table
         assert [posts(a) for a in fleet] == [1, 0, 1, 1, 1, 1]  # #1 failed its pre-check
         again = rollout(fleet, journal).upgrade_agent(VERSION, RELEASE)
@@ -590,7 +591,8 @@ def test_cli_says_a_failed_target_s_next_step_as_a_command_at_its_agent(tmp_path
                              stdin=subprocess.DEVNULL, check=False)
     assert out.returncode == 1, out.stderr
     assert (f"see it with obshell-sdk --host 127.0.0.1 --port {agent.port} task show 11, then "
-            "retry, roll back, skip or cancel it and run the rollout again") in out.stdout
+            "retry it (or roll back, skip or cancel it where its nodes allow) and run the "
+            "rollout again") in out.stdout
     assert "client." not in out.stdout + out.stderr
 
 
