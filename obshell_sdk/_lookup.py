@@ -231,8 +231,10 @@ def _not_found(lost: ConnectionLostError, name: str, last: Optional[ObshellError
                   f"({', '.join(d.id for d in in_history)}), and which one it made cannot be "
                   "told: look at them before sending it again")
     else:
-        advice = ("The agent's whole task history (finished tasks too) holds none either, so "
-                  "it seems to have made none: check the agent's log before sending it again")
+        advice = ("Nor does the agent's whole task history (finished tasks too) hold one "
+                  "that may be it (running, or ended seconds after the call), so it seems to "
+                  "have made none (one that ended within seconds of the call cannot be told "
+                  "from an earlier run): check the agent's log before sending it again")
     return OutcomeUnknownError(
         f"the call's outcome is unknown ({lost}) and no task {name!r} it created was found"
         f"{why}. It was not sent again. {advice}",

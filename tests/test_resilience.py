@@ -341,6 +341,7 @@ def test_a_lost_pre_check_the_history_does_not_hold_says_so(monkeypatch, earlier
         with pytest.raises(OutcomeUnknownError) as info:
             client.check_agent_upgrade(VERSION, RELEASE)
         assert "whole task history" in str(info.value) and list(agent.dags) == before
+        assert "have made none (one that ended within seconds of the call" in str(info.value)
         assert len(agent.requests_to("/api/v1/task/dags/ob", "GET")) == 1
 
 
