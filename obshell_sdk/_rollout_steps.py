@@ -249,8 +249,13 @@ class TargetRun:
                                    "nothing)",
                                    method="POST", path=step.endpoint.path, agent=self.client.agent)
         client = self.client
-        detail = find_created_dag(client, step.endpoint, step.endpoint.dag_name(step.request),
-                                  record.sent_at or 0.0, lost, existed=record.existed)
+        try:
+            detail = find_created_dag(client, step.endpoint, step.endpoint.dag_name(step.request),
+                                      record.sent_at or 0.0, lost, existed=record.existed)
+        except OutcomeUnknownError as exc:  # not "before retrying": a rerun never resends it
+            raise Ended(TargetOutcome.UNKNOWN, f"{exc}. A rerun looks for it again and never "
+                        "sends it: once sure no such task runs there, run this cluster alone "
+                        "with a new journal") from exc
         self.journal.step(self.target, step.name, "created", dag_id=detail.id)
         log.info("%s: found %s task %s, created before the runner stopped", self.target,
                  step.name, detail.id)

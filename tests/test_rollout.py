@@ -440,6 +440,9 @@ def test_a_create_the_runner_did_not_see_answered_is_looked_up_never_resent(tmp_
         first, second = report.results.values()
         assert first.outcome is TargetOutcome.SUCCEEDED and first.dag_ids == (made,)
         assert second.outcome is TargetOutcome.UNKNOWN and "not sent again" in second.error
+        assert second.error.endswith("A rerun looks for it again and never sends it: once sure "
+                                     "no such task runs there, run this cluster alone with a "
+                                     "new journal")
         assert [posts(a) for a in fleet] == [0, 0]
 
 
