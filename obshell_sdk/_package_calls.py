@@ -43,7 +43,8 @@ class PackageCalls:
         longer; at most a day. ``timeout`` bounds the call: by default the client's connect
         timeout, then as long as the header lives (no less than the client's read timeout
         when the lifetime is the default one). A missing, empty or non-RPM file is refused
-        before anything is sent.
+        before anything is sent. obshell checks no password on the newer route, so a wrong
+        one is not noticed here: the workflows and rollouts make a signed read first.
         """
         file = check_package_path(path)
         if lifetime is None:
