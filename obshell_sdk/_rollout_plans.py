@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from typing import Optional
 
@@ -14,12 +13,11 @@ from ._endpoints import (
     UpgradeAgentRequest,
     UpgradeObRequest,
 )
-from ._exceptions import InvalidArgumentError
 from ._journal import TargetOutcome
 from ._models import AgentInfo
 from ._rollout_steps import Ended, Plan, Step
-from ._rpm import rpm_label
 from ._text import printable
+from ._upload import package_label
 from ._workflow import check_target_package, not_newer, not_the_target, ob_not_newer
 
 __all__ = ["agent_plan", "ob_plan", "upload_steps"]
@@ -101,14 +99,6 @@ def upload_steps(packages: Sequence[str]) -> list[tuple[str, str]]:
     A rerun with a corrected list then uploads a package it has not uploaded yet and skips
     one it has, whatever their order: ``upload oceanbase-ce-4.3.5.1-101000012025052815.el7.
     x86_64`` by the RPM header, or ``upload`` and the file's name when the header cannot be
-    read. A package given twice raises :class:`InvalidArgumentError` before anything is sent.
+    read. Each package comes once (:func:`check_package_paths` saw to it).
     """
-    steps: dict[str, str] = {}
-    for path in packages:
-        name = "upload " + printable(rpm_label(path) or os.path.basename(path))
-        if name in steps:
-            raise InvalidArgumentError("packages", f"{path!r} is {name[7:]} again (first "
-                                       f"{steps[name]!r}): give each package once (nothing "
-                                       "was sent)")
-        steps[name] = path
-    return [(name, path) for name, path in steps.items()]
+    return [("upload " + package_label(path), path) for path in packages]

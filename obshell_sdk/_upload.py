@@ -16,10 +16,12 @@ from typing import Any, BinaryIO, Optional
 from ._crypto import AesBase64Encryptor
 from ._exceptions import InvalidArgumentError
 from ._request import Request
+from ._rpm import rpm_label
+from ._text import printable
 from ._validate import brief_repr
 
 __all__ = ["NEW_UPLOAD", "OLD_UPLOAD", "RPM_LEAD_SIZE", "RPM_MAGIC", "EncryptedMultipart",
-           "check_package_path", "check_package_paths",
+           "check_package_path", "check_package_paths", "package_label",
            "package_request"]
 
 _BLOCK = 48 * 1024  # a multiple of 16 (AES) and 3 (base64)
@@ -31,11 +33,28 @@ RPM_LEAD_SIZE = 96
 
 
 def check_package_paths(packages: Any) -> list[str]:
-    """:func:`check_package_path` of each of ``packages``: a list of paths, or another iterable."""
+    """:func:`check_package_path` of each of ``packages`` (a list of paths, or an iterable).
+
+    A package given twice (by :func:`package_label`) raises :class:`InvalidArgumentError`.
+    """
     if isinstance(packages, (str, bytes, os.PathLike)) or not isinstance(packages, Iterable):
         raise InvalidArgumentError("packages", "must be a list of package file paths, got "
                                    f"{brief_repr(packages)}")
-    return [check_package_path(p) for p in packages]
+    paths: dict[str, str] = {}
+    for given in packages:
+        path = check_package_path(given)
+        label = package_label(path)
+        if label in paths:
+            raise InvalidArgumentError("packages", f"{path!r} is {label} again (first "
+                                       f"{paths[label]!r}): give each package once (nothing "
+                                       "was sent)")
+        paths[label] = path
+    return list(paths.values())
+
+
+def package_label(path: str) -> str:
+    """What a package is: ``name-version-release.arch`` by its RPM header, else its file name."""
+    return printable(rpm_label(path) or os.path.basename(path))
 
 
 def check_package_path(path: Any) -> str:

@@ -127,6 +127,17 @@ def test_run_ob_upgrade_uploads_checks_upgrades_and_confirms(tmp_path):
         assert result.info.ob_version.startswith(OB_VERSION)
 
 
+def test_a_package_given_twice_is_refused_before_anything_is_sent(tmp_path):
+    (path,) = rpms(tmp_path, "oceanbase-ce")
+    copy = tmp_path / "copy.rpm"
+    copy.write_bytes(path.read_bytes())
+    with ob_agent() as agent, client_for(agent) as client:
+        with pytest.raises(InvalidArgumentError, match=r"copy\.rpm' is oceanbase-ce-4\.3\.5\.1-"
+                           r".* again \(first .*give each package once"):
+            client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=[path, copy])
+        assert agent.requests == []
+
+
 def test_a_cluster_past_the_target_is_refused_before_any_upload(tmp_path):
     packages = rpms(tmp_path, "oceanbase-ce", "oceanbase-ce-libs")
     with ob_agent(ob_version="4.3.5.2-100000012025090101") as agent, \
