@@ -90,7 +90,15 @@ def ob_plan(version: str, release: str, packages: Sequence[str], mode: str,
     describe: dict[str, object] = {"kind": "ob", "version": version, "release": release,
                                    "mode": request.mode, "upgrade_dir": upgrade_dir,
                                    "freeze_server": freeze_server, "check": check}
-    return Plan("ob", describe, tuple(steps), already)
+    def there(info: AgentInfo) -> Optional[str]:  # obshell refused the upgrade as not newer
+        if info.ob_version.split("-", 1)[0] != version:
+            return None
+        return (f"already runs OceanBase {version}: obshell refused the upgrade as not newer "
+                "(OB.Upgrade.ToLowerVersion: the cluster's build is the target's or later); "
+                "nothing was done")
+
+    return Plan("ob", describe, tuple(steps), already,
+                refused_there=("OB.Upgrade.ToLowerVersion", there))
 
 
 def upload_steps(packages: Sequence[str]) -> list[tuple[str, str]]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 from ._auth import PasswordAuth
 from ._client import ObshellClient
 from ._dag import DagDetail
-from ._exceptions import InvalidArgumentError, ObshellError
+from ._exceptions import ApiError, InvalidArgumentError, ObshellError
 from ._journal import Journal, TargetRecord, under_way
 from ._render import RolloutBoard
 from ._rollout_report import (
@@ -215,7 +215,14 @@ class Run:
             with client:
                 run = TargetRun(record, client, self.journal, self.timeout,
                                 lambda step, d: self._show(target, step, d), self.abandon)
-                run.run(self.plan)
+                try:
+                    run.run(self.plan)
+                except ApiError as exc:  # refused because the target is there already?
+                    code, there = self.plan.refused_there or ("", None)
+                    run.note = there(client.info()) if there and exc.err_code == code else None
+                    if not run.note:
+                        raise
+                    self.journal.step(target, "confirm", "done")
             return TargetOutcome.SUCCEEDED, run.note, run
         except Ended as exc:
             return exc.outcome, str(exc), run

@@ -93,6 +93,10 @@ class Plan:
     #: raises :class:`Ended` when it shows one the plan cannot lead there (past it, say).
     already: Optional[Callable[[AgentInfo], Optional[str]]] = attrs.field(default=None,
                                                                           eq=False)
+    #: (errCode, check): a refusal with that code by a target ``check(/info)`` finds already
+    #: where the plan leads is a success with nothing done; ``check`` says the note.
+    refused_there: Optional[tuple[str, Callable[[AgentInfo], Optional[str]]]] = attrs.field(
+        default=None, eq=False)
 
 
 class TargetRun:

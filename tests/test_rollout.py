@@ -481,6 +481,31 @@ def test_an_ob_rollout_refuses_a_cluster_past_the_target_before_uploading_to_it(
         assert uploads(fleet[0]) == 2
 
 
+@pytest.mark.parametrize("check", [True, False])
+def test_an_ob_rollout_counts_a_cluster_at_the_target_build_as_done(tmp_path, check):
+    # /info shows the version only: obshell's refusal (not newer than the build it runs)
+    # tells the cluster at the target apart from one at an older build of it
+    packages = ob_packages(tmp_path)[:2]
+    version, release = OB_TARGET
+    with ExitStack() as stack:
+        fleet = [stack.enter_context(FakeAgent(
+            password=PASSWORD, stages_per_poll=10, ob_version=current, require_packages=True))
+            for current in (f"{version}-{release.split('.')[0]}", f"{version}-100000012025010101")]
+        journal = tmp_path / "ob.db"
+        report = rollout(fleet, journal).upgrade_ob(version, release, packages=packages,
+                                                    check=check)
+        assert outcomes(report) == ["succeeded", "succeeded"], str(report)
+        there, older = (report.results[t] for t in targets(fleet))
+        assert there.note is not None and there.note.startswith(
+            f"already runs OceanBase {version}: obshell refused the upgrade as not newer")
+        assert there.dag_ids == () and not fleet[0].dags
+        assert older.note is None and len(older.dag_ids) == (2 if check else 1)
+        again = rollout(fleet, journal).upgrade_ob(version, release, packages=packages,
+                                                   check=check)
+        assert again.ok and not fleet[0].dags  # the rerun finds nothing left to do
+        assert len(fleet[1].requests_to("/api/v1/ob/upgrade", "POST")) == 1
+
+
 def uploads(agent):
     """Packages sent (a client's first, empty POST only asks whether the route exists)."""
     return sum(1 for r in agent.requests_to("/api/v1/package", "POST") if r.body_bytes)
