@@ -35,6 +35,7 @@ from ._cli_errors import (
     sigterm_as_interrupt,
 )
 from ._cli_output import Output, Progress, agent_command, aimed, tls_words
+from ._cli_package import check_package_args, run_package
 from ._cli_parser import DEFAULT_TIMEOUT, parse
 from ._cli_rollout import run_rollout
 from ._client import ObshellClient
@@ -99,6 +100,8 @@ def _run(args: argparse.Namespace, out: Output, progress: Progress) -> int:
             f"{'agent password set' if info.security else 'no agent password'}"))
         return EXIT_OK
     with _client(args, needs_auth=True) as client:
+        if args.command == "package":
+            return run_package(client, args, out)
         if args.command == "upgrade":
             return _upgrade(client, args, out, progress)
         return _task(client, args, out, progress)
@@ -245,6 +248,8 @@ def _check(args: argparse.Namespace) -> None:
         how = "use task wait ID" if args.command == "task" and args.action in (
             "list", "show") else "add --wait"
         raise InvalidArgumentError("--timeout", f"bounds a wait: {how} (or drop it)")
+    if args.command == "package":
+        check_package_args(args)
     if args.command != "task":
         return
     if args.action == "list" and args.id is not None:

@@ -231,6 +231,9 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
                 "run the same command again to resume")
     if args.command in ("info", "rollout") or getattr(args, "action", None) == "list":  # read
         return "interrupted"
+    if args.command == "package":
+        done = "stored" if args.action == "upload" else "deleted"
+        return f"interrupted; the package may have been {done}: obshell-sdk package list"
     if task_id is None and args.command == "task" and args.action in OPERATORS:
         return (f"interrupted while {args.action} of task {args.id} was under way: it may "
                 f"have been applied; see where the task stands: obshell-sdk task show {args.id}")

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, Callable, NoReturn, Optional
 
+from ._cli_package import add_package_parser
 from ._cli_rollout import add_rollout_parser
 from ._config import DEFAULT_PORT, ENV_VARIABLES
 from ._validate import MAX_LIFETIME, MAX_SECONDS
@@ -213,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     task.add_argument("--package", metavar="RPM", action="append", help="retry only: upload "
                       "this RPM first (a failed 'Download all required packages' step found "
                       "none; repeat for oceanbase-ce and oceanbase-ce-libs)")
+    add_package_parser(sub, _sub, UPLOAD_SECONDS)
     add_rollout_parser(sub, lambda parent, name, **kw: _sub(
         parent, name, agent=False, tls=name in ("agent", "ob"), **kw), SECONDS, UPLOAD_SECONDS,
         _at_least)

@@ -1,0 +1,88 @@
+"""``obshell-sdk package list|upload|delete``: the upgrade packages a cluster holds.
+
+An OceanBase upgrade needs its packages on the cluster first (``oceanbase-ce`` and
+``oceanbase-ce-libs`` for the community edition); an agent upgrade, its obshell RPM. These
+commands are :meth:`~obshell_sdk.ObshellClient.packages`, ``upload_package`` and
+``delete_package`` from a shell.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+from ._cli_errors import EXIT_OK
+from ._cli_output import Output
+from ._client import ObshellClient
+from ._exceptions import InvalidArgumentError
+from ._models import UpgradePackageInfo
+from ._text import printable
+from ._upload import check_package_paths
+from ._workflow import log_in
+
+__all__ = ["add_package_parser", "check_package_args", "package_line", "run_package"]
+
+
+def add_package_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
+                       upload_seconds: Callable[[str], float]) -> None:
+    """Add ``package list|upload|delete`` to the CLI's subcommands (``make`` as for rollout)."""
+    p = make(sub, "package", help="list, upload or delete the cluster's upgrade packages",
+             description="package list: the packages the cluster holds, newest first.\n"
+             "package upload RPM...: upload each (an OceanBase upgrade needs oceanbase-ce and "
+             "oceanbase-ce-libs).\npackage delete ID: remove one (its id from package list).")
+    p.add_argument("action", choices=["list", "upload", "delete"], metavar="ACTION",
+                   help="list, upload or delete")
+    p.add_argument("items", nargs="*", metavar="RPM|ID", help="upload: the RPM files; delete: "
+                   "the package's id")
+    p.add_argument("--upload-timeout", type=upload_seconds, metavar="SECONDS", help="seconds "
+                   "each upload may take (default 600, or the file at 1 MiB/s)")
+
+
+def check_package_args(args: argparse.Namespace) -> None:
+    """Refuse what the action cannot take, before anything is sent."""
+    if args.action == "list" and args.items:
+        raise InvalidArgumentError("RPM|ID", "package list takes nothing more")
+    if args.action == "upload" and not args.items:
+        raise InvalidArgumentError("RPM", "package upload needs the RPM files to upload")
+    if args.action == "delete" and (len(args.items) != 1 or not args.items[0].isdecimal()
+                                    or not 0 < int(args.items[0]) < 2**63):
+        raise InvalidArgumentError("ID", "package delete needs one package id, such as 3; "
+                                   "obshell-sdk package list shows them")
+    if args.upload_timeout is not None and args.action != "upload":
+        raise InvalidArgumentError("--upload-timeout", "bounds package upload only")
+
+
+def run_package(client: ObshellClient, args: argparse.Namespace, out: Output) -> int:
+    """Run ``package ACTION``: the rows it is about go to stdout."""
+    if args.action == "list":
+        rows = client.packages()
+        out.value({"packages": rows}, "\n".join(map(package_line, rows)) or "no packages")
+        return EXIT_OK
+    if args.action == "upload":
+        try:
+            paths = check_package_paths(args.items)
+        except InvalidArgumentError as exc:  # named as the command line names it
+            raise InvalidArgumentError("RPM", str(exc).split(": ", 1)[1]) from None
+        log_in(client)  # obshell's newer upload checks no password: a wrong one said first
+        stored = []
+        for path in paths:
+            stored.append(client.upload_package(path, lifetime=args.upload_timeout))
+            out.note(f"stored {package_line(stored[-1])}")
+        out.value({"uploaded": stored}, "\n".join(map(package_line, stored)))
+        return EXIT_OK
+    pkg_id = int(args.items[0])
+    row = next((r for r in client.packages() if r.pkg_id == pkg_id), None)
+    if row is None:  # obshell answers a delete of an unknown id with success
+        raise InvalidArgumentError("ID", f"the cluster holds no package {pkg_id}; "
+                                   "obshell-sdk package list shows them")
+    client.delete_package(pkg_id)
+    out.value({"deleted": row}, f"deleted {package_line(row)}")
+    return EXIT_OK
+
+
+def package_line(row: UpgradePackageInfo) -> str:
+    """One package on one line: id, name, version-release, architecture, size, stored when."""
+    when = row.gmt_modify.strftime("%Y-%m-%d %H:%M:%S %Z") if row.gmt_modify else "-"
+    release = row.release_distribution or row.release or "?"
+    return printable(f"{row.pkg_id:>5}  {row.name} {row.version}-{release} "
+                     f"{row.architecture or '?'}  {row.size} bytes  {when}")

@@ -1,0 +1,96 @@
+"""``obshell-sdk package list|upload|delete`` against the fake agent, as a shell runs it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import PASSWORD
+from test_cli import run
+
+from obshell_sdk.testing import FakeAgent, build_rpm
+
+VERSION, RELEASE = "4.3.5.1", "101000012025052815.el7"
+
+
+@pytest.fixture
+def rpms(tmp_path):
+    made = []
+    for name in ("oceanbase-ce", "oceanbase-ce-libs"):
+        path = tmp_path / f"{name}.rpm"
+        path.write_bytes(build_rpm(name, VERSION, RELEASE))
+        made.append(str(path))
+    return made
+
+
+def test_upload_list_and_delete(rpms):
+    with FakeAgent(password=PASSWORD) as agent:
+        out = run(agent, "package", "list")
+        assert (out.returncode, out.stdout) == (0, "no packages\n")
+        out = run(agent, "package", "upload", *rpms)
+        assert out.returncode == 0, out.stderr
+        lines = out.stdout.splitlines()
+        assert len(lines) == 2 and lines[0].split()[:3] == [
+            "1", "oceanbase-ce", f"{VERSION}-{RELEASE}"]
+        assert out.stderr.count("obshell-sdk: stored ") == 2  # each as it is stored
+        assert [row["name"] for row in agent.inventory] == ["oceanbase-ce-libs", "oceanbase-ce"]
+        listed = json.loads(run(agent, "package", "list", "--json").stdout)["packages"]
+        assert [(r["pkg_id"], r["name"]) for r in listed] == [
+            (2, "oceanbase-ce-libs"), (1, "oceanbase-ce")]
+        out = run(agent, "package", "delete", "1", "--json")
+        assert out.returncode == 0 and json.loads(out.stdout)["deleted"]["name"] == "oceanbase-ce"
+        assert [row["name"] for row in agent.inventory] == ["oceanbase-ce-libs"]
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("list", "3"), "RPM|ID: package list takes nothing more"),
+    (("upload",), "RPM: package upload needs the RPM files"),
+    (("delete",), "ID: package delete needs one package id"),
+    (("delete", "x"), "ID: package delete needs one package id"),
+    (("delete", "0"), "ID: package delete needs one package id"),
+    (("delete", "1", "2"), "ID: package delete needs one package id"),
+    (("list", "--upload-timeout", "5"), "--upload-timeout: bounds package upload only"),
+    (("upload", "/nonexistent.rpm"), "RPM: '/nonexistent.rpm' is not a file"),
+])
+def test_bad_input_is_refused_before_anything_is_sent(args, said):
+    with FakeAgent(password=PASSWORD) as agent:
+        out = run(agent, "package", *args)
+        assert out.returncode == 2 and said in out.stderr, out.stderr
+        assert agent.requests == []
+
+
+def test_a_package_given_twice_is_refused_before_anything_is_sent(rpms):
+    with FakeAgent(password=PASSWORD) as agent:
+        out = run(agent, "package", "upload", rpms[0], rpms[1], rpms[0])
+        assert out.returncode == 2 and "give each package once" in out.stderr
+        assert agent.requests == []
+
+
+def test_deleting_a_package_the_cluster_does_not_hold_is_said(rpms):
+    # obshell answers a delete of any id with success: the CLI looks first
+    with FakeAgent(password=PASSWORD) as agent:
+        out = run(agent, "package", "delete", "7")
+        assert out.returncode == 2 and "the cluster holds no package 7" in out.stderr
+        assert not agent.requests_to("/api/v1/upgrade/package/7", "DELETE")
+
+
+def test_a_wrong_password_is_said_before_any_upload(rpms):
+    # the newer upload route checks no password: the CLI makes a signed read first
+    with FakeAgent(password=PASSWORD) as agent:
+        out = run(agent, "package", "upload", rpms[0], password="wrong")
+        assert out.returncode == 3 and "the package upload was not sent" in out.stderr
+        assert not [r for r in agent.requests_to("/api/v1/package", "POST") if r.body_bytes]
+        assert agent.inventory == []
+
+
+def test_ctrl_c_says_what_the_package_command_may_have_done():
+    from obshell_sdk._cli_errors import interrupted
+    from obshell_sdk._cli_parser import build_parser
+
+    def said(*args: str) -> str:
+        return interrupted(build_parser().parse_args(["package", *args]), None)
+
+    assert said("list") == "interrupted"
+    assert said("upload", "a.rpm") == ("interrupted; the package may have been stored: "
+                                       "obshell-sdk package list")
+    assert "may have been deleted" in said("delete", "3")
