@@ -3,10 +3,12 @@
 Two runners on one journal could each send a step's create call: the journal is what keeps
 a second DAG from being made. The lock is an ``flock`` on a file beside the journal
 (``PATH.lock``), not on the database itself: closing another descriptor of the database would
-drop SQLite's own locks. ``PATH`` is the journal's real path, symbolic links resolved, as
-SQLite resolves them: one journal reached through two names is still one journal. (A hard
-link is two names SQLite itself cannot tell apart; its documentation says never to make one.)
-POSIX only; on Windows one runner per journal is the caller's care.
+drop SQLite's own locks. A runner that cannot take it is refused, never run unlocked; deleting
+the file while a runner holds it lets a second one in (never delete it by hand). ``PATH`` is
+the journal's real path, symbolic links resolved, as SQLite resolves them: one journal
+reached through two names is still one journal. (A hard link is two names SQLite itself
+cannot tell apart; its documentation says never to make one.) POSIX only; on Windows one
+runner per journal is the caller's care.
 """
 
 from __future__ import annotations
@@ -59,9 +61,12 @@ def _take(path: str) -> Optional[int]:
         return None
     lock = os.path.realpath(path) + ".lock"
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:  # an unwritable place: the database's own error says it better
-        return None
+        fd = _open(lock)
+    except OSError as exc:  # never run without it: two runners could each send a step
+        raise InvalidArgumentError("journal", f"cannot open its runner lock {lock} "
+                                   f"({exc.strerror}); a runner without it could send what "
+                                   "another runner sends: let this user read that file "
+                                   "(and write where the journal is)") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -71,3 +76,15 @@ def _take(path: str) -> Optional[int]:
                                    f"holds {lock}); one journal has one runner at a time: "
                                    "wait for it, or split the fleet between journals") from None
     return fd
+
+
+def _open(lock: str) -> int:
+    """The lock file, made as SQLite makes the journal (0644 less the umask).
+
+    Another user's (a group sharing one journal) is opened for reading: ``flock`` needs
+    only a descriptor, so its runners still exclude each other.
+    """
+    try:
+        return os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:
+        return os.open(lock, os.O_RDONLY)

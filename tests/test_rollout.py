@@ -1081,6 +1081,39 @@ def test_a_journal_has_one_runner_at_a_time(tmp_path):
     Journal(path, {"kind": "agent"}, ["h:1"]).close()  # free again
 
 
+def test_a_runner_that_cannot_take_the_lock_is_refused_never_run_unlocked(tmp_path,
+                                                                          monkeypatch):
+    from obshell_sdk import _runner_lock
+    from obshell_sdk._journal import Journal
+
+    path = tmp_path / "j.db"
+    (tmp_path / "j.db.lock").mkdir()  # no file to lock there
+    with pytest.raises(InvalidArgumentError, match=r"cannot open its runner lock .*j\.db\.lock"):
+        Journal(str(path), {"kind": "agent"}, ["h:1"])
+    (tmp_path / "j.db.lock").rmdir()
+    # another user's lock file (made 0644 by their runner) is opened for reading: the
+    # flock still keeps the two runners apart
+    opened = []
+    real_open = os.open
+
+    def as_another_user(name, flags, *mode):
+        if name.endswith(".lock") and flags & os.O_RDWR:
+            raise PermissionError(13, "Permission denied")
+        opened.append(flags)
+        return real_open(name, flags, *mode)
+
+    os.close(real_open(str(path) + ".lock", os.O_CREAT | os.O_RDWR, 0o644))
+    first = Journal(str(path), {"kind": "agent"}, ["h:1"])
+    try:
+        monkeypatch.setattr(_runner_lock.os, "open", as_another_user)
+        with pytest.raises(InvalidArgumentError, match="in use by another runner"):
+            Journal(str(path), {"kind": "agent"}, ["h:1"])
+        assert opened == [os.O_RDONLY]
+    finally:
+        monkeypatch.undo()
+        first.close()
+
+
 @pytest.mark.parametrize("sql", [
     "UPDATE targets SET outcome = 'bogus'",
     "UPDATE steps SET existed = '5'",
