@@ -26,7 +26,7 @@ from ._exceptions import (
 )
 from ._polling import cut
 
-__all__ = ["RECOVERY_SECONDS", "AgentReads", "find_created_dag", "listed"]
+__all__ = ["RECOVERY_SECONDS", "AgentReads", "find_created_dag", "listed", "made_none"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -171,6 +171,26 @@ def find_created_dag(
                     found[0].id, name)
         return found[0]
     raise _not_found(lost, name, last, endpoint.maintenance, found) from lost
+
+
+def made_none(reads: AgentReads, endpoint: TaskEndpoint[Any],
+              existed: Optional[frozenset[str]], sent_at: Optional[float]) -> bool:
+    """Whether a lock-taking create call, sent at ``sent_at`` (wall clock), made no DAG.
+
+    Such a DAG becomes the cluster's last maintenance DAG (obshell's newest by id). So when
+    that is still one of ``existed`` (listed before the call), or there is none, the call
+    made none. Only :data:`RECOVERY_SECONDS` or more after the send: an agent that got the
+    call has made its DAG by then. False whenever this cannot be told.
+    """
+    if not endpoint.maintenance or existed is None or sent_at is None or \
+            time.time() - sent_at < RECOVERY_SECONDS:
+        return False
+    try:
+        last = reads.last_maintenance_dag()
+    except ObshellError as exc:
+        log.info("could not read the agent's last maintenance task (%s)", exc)
+        return False
+    return last is None or last.id in existed
 
 
 def _look(reads: AgentReads, endpoint: TaskEndpoint[Any], clock: _Judge, name: str,

@@ -30,16 +30,8 @@ from ._rollout_report import (
     not_run,
     result_of,
 )
-from ._rollout_steps import (
-    Abandoned,
-    Ended,
-    Plan,
-    TargetOutcome,
-    TargetRun,
-    failed_task,
-    judge,
-    revisit,
-)
+from ._rollout_revisit import failed_task, revisit
+from ._rollout_steps import Abandoned, Ended, Plan, TargetOutcome, TargetRun, judge
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the rollout imports this module
     from ._rollout import Rollout

@@ -5,7 +5,8 @@ DAGs the agent listed just before) before the POST, and as ``created`` with the 
 after it, or ``unsent`` when the call failed in a way that proves the POST created no DAG
 (:meth:`TaskEndpoint.never_ran`: the agent was never reached or refused it, or the auth
 flow's own request failed). A rerun follows a created DAG, looks a ``sending`` one up
-(never sending it again), sends an ``unsent`` one, and skips the steps that are ``done``.
+(sending it again only when the agent proves it made none: :func:`made_none`), sends an
+``unsent`` one, and skips the steps that are ``done``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import attrs
 
-from ._dag import DagDetail, DagOutcome, Operator
+from ._dag import DagDetail, DagOutcome
 from ._endpoints import TaskEndpoint
 from ._exceptions import (
     ApiError,
@@ -32,7 +33,7 @@ from ._exceptions import (
     WeakKeyError,
 )
 from ._journal import Journal, StepRecord, TargetOutcome, TargetRecord, under_way
-from ._lookup import find_created_dag
+from ._lookup import find_created_dag, made_none
 from ._models import AgentInfo
 from ._render import failure_line
 from ._task import DagTask
@@ -41,8 +42,7 @@ from ._workflow import log_in
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the client never imports this
     from ._client import ObshellClient
 
-__all__ = ["Ended", "Plan", "Step", "TargetOutcome", "TargetRun", "failed_task", "judge",
-           "look_again", "revisit"]
+__all__ = ["Ended", "Plan", "Step", "TargetOutcome", "TargetRun", "judge"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -200,27 +200,13 @@ class TargetRun:
         self.journal.step(self.target, step.name, "done")
 
     def _task(self, step: Step, record: Optional[StepRecord]) -> None:
+        task = None
         if record is not None and record.dag_id:
             task = self.client.task(record.dag_id, exists=True)  # the agent gave us its id
         elif record is not None and record.status == "sending":
-            task = self._look_up(step, record)
-        else:
-            assert step.endpoint is not None
-
-            def journal_send(existed: Optional[frozenset[str]], sent_at: float) -> None:
-                self.journal.step(self.target, step.name, "sending", sent_at=sent_at,
-                                  existed=existed)
-
-            try:
-                task = self.client._create_task(step.endpoint, step.request, journal_send)
-            except ObshellError as exc:
-                if step.endpoint.never_ran(exc):  # a rerun may send it
-                    self.journal.step(self.target, step.name, "unsent")
-                elif isinstance(exc, ApiError):  # a 5xx that may come after the DAG was made
-                    raise Ended(TargetOutcome.UNKNOWN, f"{type(exc).__name__}: {exc}; the "
-                                "task may have been made: a rerun looks for it") from exc
-                raise
-            self.journal.step(self.target, step.name, "created", dag_id=task.id)
+            task = self._look_up(step, record)  # None: it proved the call made nothing
+        if task is None:
+            task = self._create(step)
         if task.id not in self.dag_ids:
             self.dag_ids.append(task.id)
         try:
@@ -245,8 +231,30 @@ class TargetRun:
         if outcome is not None:
             raise Ended(outcome, f"{label} ended {detail.state} ({detail.outcome})")
 
-    def _look_up(self, step: Step, record: StepRecord) -> DagTask:
-        """A create call whose reply was never recorded: find what it made, never resend."""
+    def _create(self, step: Step) -> DagTask:
+        assert step.endpoint is not None
+
+        def journal_send(existed: Optional[frozenset[str]], sent_at: float) -> None:
+            self.journal.step(self.target, step.name, "sending", sent_at=sent_at,
+                              existed=existed)
+
+        try:
+            task = self.client._create_task(step.endpoint, step.request, journal_send)
+        except ObshellError as exc:
+            if step.endpoint.never_ran(exc):  # a rerun may send it
+                self.journal.step(self.target, step.name, "unsent")
+            elif isinstance(exc, ApiError):  # a 5xx that may come after the DAG was made
+                raise Ended(TargetOutcome.UNKNOWN, f"{type(exc).__name__}: {exc}; the "
+                            "task may have been made: a rerun looks for it") from exc
+            raise
+        self.journal.step(self.target, step.name, "created", dag_id=task.id)
+        return task
+
+    def _look_up(self, step: Step, record: StepRecord) -> Optional[DagTask]:
+        """A create call whose reply was never recorded: find what it made, never resend.
+
+        None (journaled unsent) when the agent proves it made nothing (:func:`made_none`).
+        """
         assert step.endpoint is not None
         lost = ConnectionLostError("the create call's outcome was never recorded (the runner "
                                    "stopped, or the agent's error reply did not prove it made "
@@ -256,77 +264,20 @@ class TargetRun:
         try:
             detail = find_created_dag(client, step.endpoint, step.endpoint.dag_name(step.request),
                                       record.sent_at or 0.0, lost, existed=record.existed)
-        except OutcomeUnknownError as exc:  # not "before retrying": a rerun never resends it
-            raise Ended(TargetOutcome.UNKNOWN, f"{exc}. A rerun looks for it again and never "
-                        "sends it: once sure no such task runs there, run this cluster alone "
-                        "with a new journal") from exc
+        except OutcomeUnknownError as exc:  # not "before retrying": a rerun resends only
+            if made_none(client, step.endpoint, record.existed, record.sent_at):  # on proof
+                log.warning("%s: its %s call made no task, as the agent's last maintenance "
+                            "task shows: sending it now", self.target, step.name)
+                self.journal.step(self.target, step.name, "unsent")
+                return None
+            raise Ended(TargetOutcome.UNKNOWN, f"{exc}. A rerun looks for it again, and sends "
+                        "it only once the agent's tasks prove it made none: else, once sure no "
+                        "such task runs there, run this cluster alone with a new "
+                        "journal") from exc
         self.journal.step(self.target, step.name, "created", dag_id=detail.id)
         log.info("%s: found %s task %s, created before the runner stopped", self.target,
                  step.name, detail.id)
         return client.task(detail.id, exists=True)
-
-
-def look_again(client: ObshellClient, target: str, dag_id: str, name: str) -> str:
-    """A failed target's task, read again: ``"follow"``, ``"failed"`` or ``"leave"``.
-
-    ``follow`` when it was retried (it runs or succeeded) or skipped by hand: a rerun
-    follows it on. ``failed`` when it is still failed and nothing acts on it: a package it
-    lacked may be uploaded for a retry by hand. ``leave`` otherwise: a rollback or a
-    cancel, done or under way, or a task of another name under that id (the agent is not
-    the journal's any more).
-    """
-    detail = client.get_dag(dag_id, show_details=False)
-    if detail.name != name:
-        log.warning("%s: task %s is %r, not the failed %r: another agent than the journal's? "
-                    "It stays failed", target, dag_id, detail.name, name)
-        return "leave"
-    log.info("%s: its failed task %s is %s now (operator %s)", target, dag_id, detail.outcome,
-             detail.operator.value)
-    by_hand = detail.operator in (Operator.RUN, Operator.RETRY)
-    if detail.outcome is DagOutcome.RUNNING:
-        return "follow" if by_hand else "leave"
-    if detail.outcome in (DagOutcome.SUCCEEDED, DagOutcome.PASSED):
-        return "follow"
-    return "failed" if detail.outcome is DagOutcome.FAILED and by_hand else "leave"
-
-
-def revisit(run: TargetRun, plan: Plan, dag_id: str, name: str) -> Optional[str]:
-    """A rerun's visit to a target that failed on ``dag_id``: a look, then missing uploads.
-
-    :func:`look_again` reads the task: None when the rerun follows it on. Still failed and
-    left alone, the plan's uploads not done yet are done (the package the task lacked,
-    given now, so that a retry by hand can pass). Else what the target's result says: the
-    journal's text, and what was uploaded now or why the task could not be read.
-    """
-    record, sent, doing = run.record, [], "its task not read again"
-    try:
-        seen = look_again(run.client, record.target, dag_id, name)
-        if seen == "follow":
-            return None
-        doing = "an upload failed"
-        if seen == "failed":
-            sent = run.upload_missing(plan)
-    except (ObshellError, Ended) as exc:
-        log.info("%s: %s (%s); it stays failed", record.target, doing, exc)
-        return f"{record.error or 'failed'}; in this run {doing}: {exc}"
-    if not sent:
-        return record.error
-    text = (f"{record.error or 'failed'}; {', '.join(sent)} done now: if the task failed for "
-            f"want of it, retry task {dag_id} by hand (obshell-sdk task retry {dag_id}) and run "
-            "the rollout again")
-    run.journal.end(record.target, TargetOutcome.FAILED.value, text)
-    return text
-
-
-def failed_task(record: TargetRecord, plan: Plan) -> Optional[tuple[str, str]]:
-    """The id of the task a failed target failed on, and that step's task name (or None)."""
-    if record.outcome != TargetOutcome.FAILED.value:
-        return None
-    for step in plan.steps:
-        done = record.steps.get(step.name)
-        if done is not None and done.dag_id and done.status != "done" and step.endpoint:
-            return done.dag_id, step.endpoint.dag_name(step.request)
-    return None
 
 
 def judge(exc: ObshellError) -> TargetOutcome:

@@ -418,32 +418,43 @@ def test_twenty_clusters_with_faults_and_a_runner_killed_mid_way(tmp_path):
 
 
 def test_a_create_the_runner_did_not_see_answered_is_looked_up_never_resent(tmp_path, monkeypatch):
-    """The journal says 'sending' (killed between the POST and its reply): look, never resend."""
+    """The journal says 'sending' (killed around the POST): look, and never resend unless
+    the agent proves the call made nothing: an upgrade's DAG becomes the cluster's last
+    maintenance DAG, so a last one listed before the call (or none) proves it."""
     import obshell_sdk._lookup
     from obshell_sdk._journal import Journal
 
     monkeypatch.setattr(obshell_sdk._lookup, "RECOVERY_SECONDS", 1.0)
     with ExitStack() as stack:
-        fleet = agents(stack, 2)
+        fleet = agents(stack, 6)
         journal = tmp_path / "r.db"
         plan = {"kind": "agent", "version": VERSION, "release": RELEASE, "upgrade_dir": None,
                 "check": False}
         j = Journal(str(journal), plan, targets(fleet))
-        for target in targets(fleet):
-            j.step(target, "upgrade", "sending", sent_at=time.time() - 1, existed=frozenset())
+        before = fleet[2].create_upgrade_dag("4.3.0.5", RELEASE)  # an old one, ended
+        fleet[2].finish_dag(before)
+        for target, existed, sent_at in zip(targets(fleet), (
+                frozenset(), frozenset(), frozenset({before}), None, frozenset(),
+                frozenset()), (time.time() - 2,) * 4 + (time.time() + 3600, time.time() - 2)):
+            j.step(target, "upgrade", "sending", sent_at=sent_at, existed=existed)
         j.close()
         made = fleet[0].create_upgrade_dag(VERSION, RELEASE)  # the POST that did get through
+        fleet[5].create_upgrade_dag("4.3.0.9", RELEASE)  # someone else's, since: not a proof
         fleet[0].fail_next(2, status=404, err_code="Task.NotFound",  # found, then reconnecting
                            path_prefix=f"/api/v1/task/dag/{made}")
-        report = rollout(fleet, journal, max_failures=2).upgrade_agent(VERSION, RELEASE,
+        report = rollout(fleet, journal, max_failures=6).upgrade_agent(VERSION, RELEASE,
                                                                         check=False)
-        first, second = report.results.values()
-        assert first.outcome is TargetOutcome.SUCCEEDED and first.dag_ids == (made,)
-        assert second.outcome is TargetOutcome.UNKNOWN and "not sent again" in second.error
-        assert second.error.endswith("A rerun looks for it again and never sends it: once sure "
-                                     "no such task runs there, run this cluster alone with a "
-                                     "new journal")
-        assert [posts(a) for a in fleet] == [0, 0]
+        found, proved, proved_too, unlisted, ahead, since = report.results.values()
+        assert found.outcome is TargetOutcome.SUCCEEDED and found.dag_ids == (made,)
+        for result in (proved, proved_too):  # no maintenance DAG, or only the one before
+            assert result.outcome is TargetOutcome.SUCCEEDED and len(result.dag_ids) == 1
+        for result in (unlisted, ahead, since):  # not known what was there, or when sent
+            assert result.outcome is TargetOutcome.UNKNOWN and "not sent again" in result.error
+            assert result.error.endswith("A rerun looks for it again, and sends it only once "
+                                         "the agent's tasks prove it made none: else, once sure "
+                                         "no such task runs there, run this cluster alone with "
+                                         "a new journal")
+        assert [posts(a) for a in fleet] == [0, 1, 1, 0, 0, 0]
 
 
 def test_an_ob_rollout_uploads_checks_upgrades_and_confirms_on_every_cluster(tmp_path):
