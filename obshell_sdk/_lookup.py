@@ -3,9 +3,10 @@
 The agent's task lists are read (reads are safe to repeat) for a DAG with the name the
 endpoint declares, started around the time the POST was sent, for up to
 :data:`RECOVERY_SECONDS`; each read is cut to the time the lookup has left, so a slow agent
-cannot stretch it. A task that takes no lock is listed only while it runs: the agent's whole
-history is read once more when the lists held nothing. This module reads the agent only
-through :class:`AgentReads`, which the client is.
+cannot stretch it. A task that takes no lock is listed only while it runs, and an upgrade
+that ended stops being the last maintenance task once another one is made: the agent's
+whole history is read once more when the lists held nothing. This module reads the agent
+only through :class:`AgentReads`, which the client is.
 """
 
 from __future__ import annotations
@@ -151,10 +152,9 @@ def find_created_dag(
 
     The agent's lists (:func:`listed`) and its clock are read through ``reads`` for up to
     ``seconds`` (:data:`RECOVERY_SECONDS` by default), each read cut to the time left;
-    ``existed`` holds the ids listed before the POST (None if unknown). For a task that
-    takes no lock, which obshell lists only while it runs, the whole history is read once
-    when the lists held nothing (see :func:`_in_history`). Returns the DAG the POST created
-    or raises :class:`OutcomeUnknownError`, never one there before.
+    ``existed`` holds the ids listed before the POST (None if unknown). The whole history
+    is read once when the lists held nothing (see :func:`_in_history`). Returns the DAG the
+    POST created or raises :class:`OutcomeUnknownError`, never one there before.
     """
     seconds = RECOVERY_SECONDS if seconds is None else seconds
     log.warning("%s lost its reply (%s); looking for task %r", lost.path, lost, name)
@@ -165,7 +165,10 @@ def find_created_dag(
                       seconds if isinstance(lost, ReadTimeoutError) else min(5.0, seconds))
     if dag is not None:
         return dag
-    found = None if endpoint.maintenance else _in_history(reads, clock, name)
+    # Ended (a lockless one), or an upgrade no longer the last maintenance DAG: the history
+    # holds it. Not after a hung read for an upgrade: its lookup keeps to its time.
+    found = _in_history(reads, clock, name) if last is None or not endpoint.maintenance \
+        else None
     if found is not None and len(found) == 1:
         log.warning("found task %s %r in the agent's history: the agent did create it",
                     found[0].id, name)

@@ -271,33 +271,55 @@ def test_a_history_that_cannot_be_read_leaves_the_lookup_as_it_was(monkeypatch):
         assert len(agent.requests_to("/api/v1/task/dags/ob", "GET")) == 1
 
 
-def test_the_history_is_not_read_for_a_task_that_takes_the_lock():
-    """obshell's last maintenance DAG shows a lock-taking task that ended: the whole
-    history (every task the cluster ran) is read for lockless ones only."""
-    from datetime import datetime, timezone
+def test_an_upgrade_no_longer_the_last_maintenance_task_is_found_in_the_history():
+    """An upgrade that ended stops being the cluster's last maintenance DAG once another
+    one is made: the whole history is read for it too. Not after a hung read."""
+    from datetime import datetime, timedelta, timezone
 
-    from obshell_sdk import ConnectionLostError, OutcomeUnknownError
+    from obshell_sdk import ConnectionLostError, DagDetail, OutcomeUnknownError
     from obshell_sdk._endpoints import AGENT_UPGRADE
 
-    class Agent:  # the reads of an agent whose lists hold nothing
+    now = datetime.now(timezone.utc)
+
+    def dag(dag_id: int, name: str, started: float, ended: float) -> DagDetail:
+        return DagDetail.from_json({
+            "id": f"1{dag_id}", "dag_id": dag_id, "name": name, "stage": 9, "max_stage": 9,
+            "state": "SUCCEED", "operator": "RUN", "maintenance_type": 2,
+            "start_time": (now + timedelta(seconds=started)).isoformat(),
+            "end_time": (now + timedelta(seconds=ended)).isoformat()})
+
+    ours = dag(3, "Upgrade obshell 4.3.1.0-1.el7", 5, 300)
+    later = dag(4, "Upgrade obshell 4.3.2.0-1.el7", 400, 600)
+
+    class Agent:  # our upgrade ended; someone's later one is the last maintenance DAG
         agent, timeout = "a:1", (1.0, 1.0)
+        hung = False
 
         def unfinished_dags(self, *, timeout=None):
+            if self.hung:
+                raise ConnectionLostError("hung", method="GET", path="/x", agent="a:1")
             return []
 
         def last_maintenance_dag(self, *, timeout=None):
-            return None
+            return later
 
         def server_time(self, *, timeout=None):
-            return datetime.now(timezone.utc)
+            return now + timedelta(seconds=900)
 
         def cluster_dags(self, *, timeout=None):
-            raise AssertionError("the history was read")
+            return [later, ours, dag(2, ours.name, -900, -600)]  # and an earlier run
 
     lost = ConnectionLostError("cut", method="POST", path="/api/v1/agent/upgrade", agent="a:1")
+    sent_at = time.time() - 900
+    found = obshell_sdk._lookup.find_created_dag(
+        Agent(), AGENT_UPGRADE, ours.name, sent_at, lost, existed=frozenset(), seconds=0.0)
+    assert found.id == ours.id
+    agent = Agent()
+    agent.hung = True
+    agent.cluster_dags = None  # never read after a failed read
     with pytest.raises(OutcomeUnknownError, match="last_maintenance_dag"):
-        obshell_sdk._lookup.find_created_dag(Agent(), AGENT_UPGRADE, "Upgrade obshell",
-                                             time.time(), lost, existed=frozenset(), seconds=0.0)
+        obshell_sdk._lookup.find_created_dag(agent, AGENT_UPGRADE, ours.name, sent_at, lost,
+                                             existed=frozenset(), seconds=0.0)
 
 
 def test_a_lost_pre_check_that_already_ended_says_where_to_look_and_is_not_resent(
