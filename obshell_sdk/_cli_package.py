@@ -73,8 +73,9 @@ def run_package(client: ObshellClient, args: argparse.Namespace, out: Output) ->
     pkg_id = int(args.items[0])
     row = next((r for r in client.packages() if r.pkg_id == pkg_id), None)
     if row is None:  # obshell answers a delete of an unknown id with success
-        raise InvalidArgumentError("ID", f"the cluster holds no package {pkg_id}; "
-                                   "obshell-sdk package list shows them")
+        raise InvalidArgumentError("ID", f"the cluster lists no package {pkg_id}; "
+                                   "obshell-sdk package list shows them (an older upload of a "
+                                   "package is listed again once the newer one is deleted)")
     client.delete_package(pkg_id)
     out.value({"deleted": row}, f"deleted {package_line(row)}")
     return EXIT_OK

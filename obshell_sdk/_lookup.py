@@ -27,12 +27,16 @@ from ._exceptions import (
 )
 from ._polling import cut
 
-__all__ = ["RECOVERY_SECONDS", "AgentReads", "find_created_dag", "listed", "made_none"]
+__all__ = ["PROOF_SECONDS", "RECOVERY_SECONDS", "AgentReads", "find_created_dag", "listed",
+           "made_none"]
 
 log = logging.getLogger("obshell_sdk")
 
 #: How long to keep asking the agent whether a task was created when the reply was lost.
 RECOVERY_SECONDS = 60.0
+#: How long after a lock-taking create call was sent its absence may prove it made nothing
+#: (:func:`made_none`): obshell checks the cluster (SQL, each host's Python) before the lock.
+PROOF_SECONDS = 300.0
 #: Seconds of slack when judging a DAG's start against the POST's (agent clock): obshell's
 #: own time-stamping and our measurement's rounding.
 _CLOCK_MARGIN = 1.0
@@ -181,19 +185,20 @@ def made_none(reads: AgentReads, endpoint: TaskEndpoint[Any],
     """Whether a lock-taking create call, sent at ``sent_at`` (wall clock), made no DAG.
 
     Such a DAG becomes the cluster's last maintenance DAG (obshell's newest by id). So when
-    that is still one of ``existed`` (listed before the call), or there is none, the call
-    made none. Only :data:`RECOVERY_SECONDS` or more after the send: an agent that got the
-    call has made its DAG by then. False whenever this cannot be told.
+    that is still one of ``existed`` (listed before the call), or there is none and none was
+    listed then, the call made none. Only :data:`PROOF_SECONDS` or more after the send: an
+    agent that got the call has passed its checks and made its DAG by then. False whenever
+    this cannot be told.
     """
     if not endpoint.maintenance or existed is None or sent_at is None or \
-            time.time() - sent_at < RECOVERY_SECONDS:
+            time.time() - sent_at < PROOF_SECONDS:
         return False
     try:
         last = reads.last_maintenance_dag()
     except ObshellError as exc:
         log.info("could not read the agent's last maintenance task (%s)", exc)
         return False
-    return last is None or last.id in existed
+    return not existed if last is None else last.id in existed
 
 
 def _look(reads: AgentReads, endpoint: TaskEndpoint[Any], clock: _Judge, name: str,
@@ -244,7 +249,9 @@ def _not_found(lost: ConnectionLostError, name: str, last: Optional[ObshellError
     why = f" (the lookups failed too: {last})" if last is not None else ""
     if maintenance:
         advice = ("Before retrying, look for it in client.unfinished_dags() and "
-                  "client.last_maintenance_dag()")
+                  "client.last_maintenance_dag()" + (
+                      f", and at the tasks of the agent's history started since: "
+                      f"{', '.join(d.id for d in in_history)}" if in_history else ""))
     elif in_history is None:
         advice = ("A task that takes no lock, like a pre-check, is listed only while it runs, "
                   "so this one may have run and ended already: before sending it again, look "

@@ -118,28 +118,18 @@ class PackageCalls:
 def _has_new_upload(client: Caller, timeout: tuple[float, float]) -> bool:
     """Whether the agent has ``/api/v1/package``, asked once with an empty POST.
 
-    An agent that has it refuses the empty upload (``Request.File.Missing``); one that does
-    not answers as to an unknown route. Nothing is stored either way. Any other answer
-    decides nothing: this upload takes the old route, which every agent has, and the next
-    upload asks again.
+    An agent that has it refuses the empty upload (``Request.File.Missing``, or a legacy
+    code before obshell 4.3 had error codes); one that does not answers as to an unknown
+    route: 404, or 400 with code 1000 before 4.2.4 (PROTOCOL §1). Nothing is stored either
+    way.
     """
     if client._new_upload is not None:
         return client._new_upload
     try:
         client._send(Request("POST", NEW_UPLOAD, signed=False), timeout)
-        found: Optional[bool] = True  # an agent that took an empty upload has the route, oddly
+        found = True  # an agent that took an empty upload has the route, oddly
     except ApiError as exc:
-        found = _route_exists(exc)
+        found = not (isinstance(exc, NotFoundError) or (exc.status, exc.code) == (400, 1000))
     client._new_upload = found
-    log.debug("agent %s: %s upload", client.agent,
-              {True: "new", False: "old", None: "old (the agent's answer decided nothing)"}[found])
-    return found is True
-
-
-def _route_exists(exc: ApiError) -> Optional[bool]:
-    """What an agent's refusal of the empty upload says of the route (None: nothing)."""
-    if exc.err_code == "Request.File.Missing":
-        return True
-    if isinstance(exc, NotFoundError) or (exc.status, exc.code) == (400, 1000):
-        return False  # an unknown route: 404, or 400 with code 1000 before 4.2.4 (PROTOCOL §1)
-    return None
+    log.debug("agent %s: %s upload", client.agent, "new" if found else "old")
+    return found

@@ -212,7 +212,8 @@ class Run:
                 except ApiError as exc:  # refused because the target is there already?
                     code, there = self.plan.refused_there or ("", None)
                     run.note = there(client.info()) if there and exc.err_code == code else None
-                    if not run.note:
+                    if not run.note or any(d.maintenance_type != 1 for d in  # half upgraded?
+                                           client.unfinished_dags()):
                         raise
                     self.journal.step(target, "confirm", "done")
             return TargetOutcome.SUCCEEDED, run.note, run

@@ -135,16 +135,12 @@ class TargetRun:
             if step.kind == "upload" and under_way(self.record):
                 waiting.append(step)
                 continue
-            if step.kind == "task" and not (done and done.made_task):
-                for late in waiting:  # a new task comes: it needs what was given
-                    self._upload(late)
-                waiting = []
             self.show(step.name, None)
             if step.kind == "upload":
                 self._upload(step)
                 continue  # journaled done by _upload
             if step.kind == "task":
-                self._task(step, done)
+                self._task(step, done, waiting)
             else:
                 assert step.confirm is not None
                 problem = step.confirm(self.client.info())
@@ -199,13 +195,16 @@ class TargetRun:
             raise Ended(TargetOutcome.REFUSED, problem)
         self.journal.step(self.target, step.name, "done")
 
-    def _task(self, step: Step, record: Optional[StepRecord]) -> None:
+    def _task(self, step: Step, record: Optional[StepRecord], waiting: list[Step]) -> None:
         task = None
         if record is not None and record.dag_id:
             task = self.client.task(record.dag_id, exists=True)  # the agent gave us its id
         elif record is not None and record.status == "sending":
             task = self._look_up(step, record)  # None: it proved the call made nothing
         if task is None:
+            for late in waiting:  # a new task comes: it needs what was given
+                self._upload(late)
+            waiting.clear()
             task = self._create(step)
         if task.id not in self.dag_ids:
             self.dag_ids.append(task.id)
@@ -251,7 +250,7 @@ class TargetRun:
         return task
 
     def _look_up(self, step: Step, record: StepRecord) -> Optional[DagTask]:
-        """A create call whose reply was never recorded: find what it made, never resend.
+        """A create call whose reply was never recorded: find what it made, or prove it none.
 
         None (journaled unsent) when the agent proves it made nothing (:func:`made_none`).
         """

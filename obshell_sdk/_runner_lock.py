@@ -69,12 +69,16 @@ def _take(path: str) -> Optional[int]:
                                    "(and write where the journal is)") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:
         os.close(fd)
         raise InvalidArgumentError("journal", f"{path!r} is in use by another runner, or by "
                                    "one interrupted whose requests under way have not ended (it "
                                    f"holds {lock}); one journal has one runner at a time: "
                                    "wait for it, or split the fleet between journals") from None
+    except OSError as exc:  # NFS emulates flock with POSIX locks, which need write access
+        os.close(fd)
+        raise InvalidArgumentError("journal", f"cannot lock its runner lock {lock} "
+                                   f"({exc.strerror}): let this user write that file") from None
     return fd
 
 

@@ -70,7 +70,7 @@ def test_deleting_a_package_the_cluster_does_not_hold_is_said(rpms):
     # obshell answers a delete of any id with success: the CLI looks first
     with FakeAgent(password=PASSWORD) as agent:
         out = run(agent, "package", "delete", "7")
-        assert out.returncode == 2 and "the cluster holds no package 7" in out.stderr
+        assert out.returncode == 2 and "the cluster lists no package 7" in out.stderr
         assert not agent.requests_to("/api/v1/upgrade/package/7", "DELETE")
 
 

@@ -425,8 +425,9 @@ def test_a_create_the_runner_did_not_see_answered_is_looked_up_never_resent(tmp_
     from obshell_sdk._journal import Journal
 
     monkeypatch.setattr(obshell_sdk._lookup, "RECOVERY_SECONDS", 1.0)
+    monkeypatch.setattr(obshell_sdk._lookup, "PROOF_SECONDS", 1.0)
     with ExitStack() as stack:
-        fleet = agents(stack, 6)
+        fleet = agents(stack, 7)
         journal = tmp_path / "r.db"
         plan = {"kind": "agent", "version": VERSION, "release": RELEASE, "upgrade_dir": None,
                 "check": False}
@@ -435,26 +436,29 @@ def test_a_create_the_runner_did_not_see_answered_is_looked_up_never_resent(tmp_
         fleet[2].finish_dag(before)
         for target, existed, sent_at in zip(targets(fleet), (
                 frozenset(), frozenset(), frozenset({before}), None, frozenset(),
-                frozenset()), (time.time() - 2,) * 4 + (time.time() + 3600, time.time() - 2)):
+                frozenset(), frozenset({"11"})), (time.time() - 2,) * 4 + (
+                time.time() + 3600, time.time() - 2, time.time() - 2)):
             j.step(target, "upgrade", "sending", sent_at=sent_at, existed=existed)
         j.close()
         made = fleet[0].create_upgrade_dag(VERSION, RELEASE)  # the POST that did get through
         fleet[5].create_upgrade_dag("4.3.0.9", RELEASE)  # someone else's, since: not a proof
         fleet[0].fail_next(2, status=404, err_code="Task.NotFound",  # found, then reconnecting
                            path_prefix=f"/api/v1/task/dag/{made}")
-        report = rollout(fleet, journal, max_failures=6).upgrade_agent(VERSION, RELEASE,
+        report = rollout(fleet, journal, max_failures=7).upgrade_agent(VERSION, RELEASE,
                                                                         check=False)
-        found, proved, proved_too, unlisted, ahead, since = report.results.values()
+        found, proved, proved_too, unlisted, ahead, since, vanished = report.results.values()
         assert found.outcome is TargetOutcome.SUCCEEDED and found.dag_ids == (made,)
         for result in (proved, proved_too):  # no maintenance DAG, or only the one before
             assert result.outcome is TargetOutcome.SUCCEEDED and len(result.dag_ids) == 1
-        for result in (unlisted, ahead, since):  # not known what was there, or when sent
+        # not known what was there, or when it was sent; another task since; one listed
+        # before that the agent no longer shows (obshell deletes none): no proof
+        for result in (unlisted, ahead, since, vanished):
             assert result.outcome is TargetOutcome.UNKNOWN and "not sent again" in result.error
             assert result.error.endswith("A rerun looks for it again, and sends it only once "
                                          "the agent's tasks prove it made none: else, once sure "
                                          "no such task runs there, run this cluster alone with "
                                          "a new journal")
-        assert [posts(a) for a in fleet] == [0, 1, 1, 0, 0, 0]
+        assert [posts(a) for a in fleet] == [0, 1, 1, 0, 0, 0, 0]
 
 
 def test_an_ob_rollout_uploads_checks_upgrades_and_confirms_on_every_cluster(tmp_path):
@@ -515,6 +519,56 @@ def test_an_ob_rollout_counts_a_cluster_at_the_target_build_as_done(tmp_path, ch
                                                    check=check)
         assert again.ok and not fleet[0].dags  # the rerun finds nothing left to do
         assert len(fleet[1].requests_to("/api/v1/ob/upgrade", "POST")) == 1
+
+
+def test_an_ob_cluster_at_the_target_with_a_failed_upgrade_holding_its_lock_is_not_done(
+        tmp_path):
+    # a rolling upgrade that failed after this agent's zone was reinstalled: its observer
+    # (and so /info and obshell's version check) is at the target, other zones are not
+    packages = ob_packages(tmp_path)[:2]
+    version, release = OB_TARGET
+    with FakeAgent(password=PASSWORD, stages_per_poll=10, require_packages=True,
+                   ob_version=f"{version}-{release.split('.')[0]}") as agent:
+        failed = agent.create_upgrade_dag("4.3.9.0", "1.el7")  # any lock-taking task
+        agent.fail_dag(failed)
+        report = rollout([agent], tmp_path / "ob.db").upgrade_ob(version, release,
+                                                                 packages=packages)
+        (result,) = report.results.values()
+        assert result.outcome is TargetOutcome.REFUSED and "ToLowerVersion" in str(result.error)
+        assert not report.ok
+
+
+def test_an_upgrade_proved_unsent_gets_the_packages_added_since_before_it_is_sent(
+        tmp_path, monkeypatch):
+    """The runner died around the upgrade's POST; the rerun is given the libs package it
+    lacked. Uploads wait while a task may be under way: once the agent proves the POST made
+    nothing, they go out before the upgrade is sent."""
+    import obshell_sdk._lookup
+    from obshell_sdk._journal import Journal
+    from obshell_sdk._upload import package_label
+
+    monkeypatch.setattr(obshell_sdk._lookup, "RECOVERY_SECONDS", 1.0)
+    monkeypatch.setattr(obshell_sdk._lookup, "PROOF_SECONDS", 1.0)
+    ce, libs = ob_packages(tmp_path)[:2]
+    version, release = OB_TARGET
+    with FakeAgent(password=PASSWORD, stages_per_poll=10, require_packages=True,
+                   ob_version="4.3.5.0-100000202024123117") as agent:
+        with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+            client.upload_package(ce)
+        journal = tmp_path / "ob.db"
+        plan = {"kind": "ob", "version": version, "release": release, "mode": "ROLLING",
+                "upgrade_dir": None, "freeze_server": False, "check": False}
+        (target,) = targets([agent])
+        j = Journal(str(journal), plan, [target])
+        j.step(target, f"upload {package_label(str(ce))}", "done")
+        j.step(target, "upgrade", "sending", sent_at=time.time() - 2, existed=frozenset())
+        j.close()
+        report = rollout([agent], journal).upgrade_ob(version, release, packages=[ce, libs],
+                                                      check=False)
+        assert report.ok, str(report)
+        assert len(agent.requests_to("/api/v1/ob/upgrade", "POST")) == 1
+        assert sorted(row["name"] for row in agent.inventory) == ["oceanbase-ce",
+                                                                 "oceanbase-ce-libs"]
 
 
 def uploads(agent):

@@ -402,29 +402,31 @@ def test_a_wrong_password_is_refused_before_any_package_goes_out(package, tmp_pa
 _UNKNOWN_ROUTE_423 = (400, b'{"successful":false,"timestamp":"2023-11-01T00:00:00Z","duration":0,'
                       b'"status":400,"traceId":"","error":{"code":1000,'
                       b'"message":"Element not found: 404 not found"}}')
-_PANIC = (500, b'{"successful":false,"timestamp":"2023-11-01T00:00:00Z","duration":0,'
-          b'"status":500,"traceId":"","error":{"errCode":"Common.Unexpected",'
-          b'"message":"Unexpected error: runtime error"}}')
+_LEGACY_FILE_MISSING = (500, b'{"successful":false,"timestamp":"2024-05-01T00:00:00Z",'
+                        b'"duration":0,"status":500,"traceId":"","error":{"code":1002,'
+                        b'"message":"Unexpected error: http: no such file"}}')
 
 
-@pytest.mark.parametrize(("probe", "asked_again"), [(_UNKNOWN_ROUTE_423, False), (_PANIC, True)])
-def test_an_agent_without_the_new_upload_gets_the_old_one_however_it_says_so(
-        package, probe, asked_again):
-    # 4.2.3 answered an unknown route 400 with code 1000 (PROTOCOL §1); an answer that says
-    # nothing of the route is not remembered. The proxy gives the probe that answer.
-    with FakeAgent(password=PASSWORD, new_upload=False) as agent:
+@pytest.mark.parametrize(("probe", "new_upload"), [(_UNKNOWN_ROUTE_423, False),
+                                                   (_LEGACY_FILE_MISSING, True)])
+def test_the_upload_route_is_told_by_the_probe_s_answer_in_every_era(package, probe, new_upload):
+    # 4.2.3 answered an unknown route 400 with code 1000 (PROTOCOL §1); 4.2.6 had the new
+    # route but no errCodes yet: its refusal of the empty upload is a legacy code. The proxy
+    # gives the probe that answer; the route is asked about once per client.
+    with FakeAgent(password=PASSWORD, new_upload=new_upload) as agent:
         proxy = Proxy(agent)
         thread = threading.Thread(target=proxy.serve_forever, daemon=True)
         thread.start()
         try:
             with ObshellClient("127.0.0.1", proxy.port, auth=PasswordAuth(PASSWORD)) as client:
+                proxy.answer["/api/v1/package"] = probe
                 for _ in range(2):
-                    proxy.answer["/api/v1/package"] = probe
                     assert client.upload_package(package).name == "obshell"
         finally:
             proxy.shutdown()
             proxy.server_close()
             thread.join()
-        assert len(agent.requests_to("/api/v1/upgrade/package", "POST")) == 2
-        assert not agent.requests_to("/api/v1/package", "POST")  # the proxy answered those
-        assert ("/api/v1/package" in proxy.answer) is not asked_again
+        old = agent.requests_to("/api/v1/upgrade/package", "POST")
+        new = agent.requests_to("/api/v1/package", "POST")  # the proxy answered the probe
+        assert (len(old), len(new)) == ((0, 2) if new_upload else (2, 0))  # no second probe
+        assert all(r.body_bytes for r in new)
