@@ -397,7 +397,8 @@ def test_sigterm_is_handled_as_ctrl_c(agent):
         stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     try:
         deadline = time.monotonic() + 30
-        while not agent.requests_to(f"/api/v1/task/dag/{task_id}", "GET"):
+        # a second read: the first one's reply was taken in (the task is known to exist)
+        while len(agent.requests_to(f"/api/v1/task/dag/{task_id}", "GET")) < 2:
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)
