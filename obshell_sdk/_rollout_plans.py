@@ -94,7 +94,8 @@ def ob_plan(version: str, release: str, packages: Sequence[str], mode: str,
         if info.ob_version.split("-", 1)[0] != version:
             return None
         return (f"already runs OceanBase {version}: obshell refused the upgrade as not newer "
-                "(OB.Upgrade.ToLowerVersion: the cluster's build is the target's or later); "
+                "(OB.Upgrade.ToLowerVersion: this agent's observer runs the target's build "
+                "or a later one); "
                 "nothing was done")
 
     return Plan("ob", describe, tuple(steps), already,

@@ -209,13 +209,9 @@ class Run:
                                 lambda step, d: self._show(target, step, d), self.abandon)
                 try:
                     run.run(self.plan)
-                except ApiError as exc:  # refused because the target is there already?
-                    code, there = self.plan.refused_there or ("", None)
-                    run.note = there(client.info()) if there and exc.err_code == code else None
-                    if not run.note or any(d.maintenance_type != 1 for d in  # half upgraded?
-                                           client.unfinished_dags()):
+                except ApiError as exc:
+                    if not run.there_anyway(self.plan, exc):
                         raise
-                    self.journal.step(target, "confirm", "done")
             return TargetOutcome.SUCCEEDED, run.note, run
         except Ended as exc:
             return exc.outcome, str(exc), run

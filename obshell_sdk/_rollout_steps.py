@@ -159,10 +159,25 @@ class TargetRun:
             lockless = step.endpoint is not None and not step.endpoint.maintenance
             if not (s.status == "done" and lockless):  # a pre-check that ended does not count
                 return False
-        note = plan.already(self.client.info())
-        # Not while a task may hold a lock (all but obshell's NOT_UNDER_MAINTENANCE, 1; older
-        # agents say nothing): an upgrade that failed after the agent's restart (stage 7 of 9)
-        # leaves /info at the new version.
+        return self._there(plan.already(self.client.info()))
+
+    def there_anyway(self, plan: Plan, exc: ApiError) -> bool:
+        """Whether the agent refused a step because the target is where ``plan`` leads.
+
+        ``plan.refused_there`` names the refusal and reads ``/info``: an OceanBase cluster
+        at the target build is refused as not newer.
+        """
+        code, there = plan.refused_there or ("", None)
+        return there is not None and exc.err_code == code and self._there(
+            there(self.client.info()))
+
+    def _there(self, note: Optional[str]) -> bool:
+        """A target found where the plan leads (``note`` says so) is done, journaled so.
+
+        Not while a task may hold the cluster's lock (all but obshell's NOT_UNDER_MAINTENANCE,
+        1; older agents say nothing): an upgrade that failed after the agent's restart (stage
+        7 of 9), or a rolling one after this agent's zone, leaves ``/info`` at the new version.
+        """
         if not note or any(d.maintenance_type != 1 for d in self.client.unfinished_dags()):
             return False
         self.note = note
