@@ -1,11 +1,10 @@
 """The transport: one agent's connection pool, sending, bounded reads, replies to envelopes.
 
-:class:`Transport` owns the ``requests.Session``, sends every request through
-``Session.request`` under a wall-clock deadline, reads replies up to a cap, and turns them
-into an :class:`Envelope` or the right :class:`~obshell_sdk.ApiError`. Signed requests are
-handed to the auth flow, which the transport drives without knowing what the auth keeps.
-This is the only module that knows ``requests``' exception types; none of them, nor any
-other exception of the exchange, leaks past it except as the ``__cause__`` of an SDK error.
+:class:`Transport` owns the ``requests.Session``, sends every request through ``Session.request``
+under a wall-clock deadline, reads replies up to a cap, and turns them into an :class:`Envelope`
+or the right :class:`~obshell_sdk.ApiError`. It drives the auth flow without knowing what the
+auth keeps. Only this module knows ``requests``' exception types; none of them, nor any other
+exception of the exchange, leaks past it except as the ``__cause__`` of an SDK error.
 """
 
 from __future__ import annotations
@@ -191,8 +190,9 @@ class Transport:
             except _ReplyTooLargeError as exc:
                 raise DecodeError(str(exc), status=resp.status_code, method=method,
                                   path=path) from None
-            except Exception as exc:
-                raise _exchange_error(exc, deadline.fired, seconds, method, path, self.agent,
+            except Exception as exc:  # out of time: the watchdog's or the (cut) socket's timer
+                out_of_time = deadline.fired or time.monotonic() >= expires
+                raise _exchange_error(exc, out_of_time, seconds, method, path, self.agent,
                                       maybe_sent=deadline.sent or not self._owns_session) from exc
         if deadline.fired:  # the cut reply may even look complete (a close-delimited one)
             raise _exchange_error(TimeoutError(), True, seconds, method, path, self.agent,
