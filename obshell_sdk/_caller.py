@@ -2,17 +2,18 @@
 
 The client's calls are grouped by area (tasks, packages) in modules of their own; each group
 is a class the client is assembled from, and reaches the rest of the client only through
-this protocol.
+this protocol. A group derives from :data:`CallsBase`: the protocol for type checkers, plain
+``object`` at run time, so that no public signature names it.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol
+from typing import TYPE_CHECKING, Any, Optional, Protocol
 
 from ._request import Request
 from ._transport import Timeout
 
-__all__ = ["Caller"]
+__all__ = ["Caller", "CallsBase"]
 
 
 class Caller(Protocol):
@@ -39,3 +40,9 @@ class Caller(Protocol):
     def _send(self, request: Request, timeout: Optional[Timeout] = None) -> Any:
         """Send a prepared request; its envelope."""
         ...
+
+
+if TYPE_CHECKING:
+    CallsBase = Caller
+else:
+    CallsBase = object

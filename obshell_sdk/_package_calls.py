@@ -6,7 +6,7 @@ import logging
 import os
 from typing import Optional, Union
 
-from ._caller import Caller
+from ._caller import Caller, CallsBase
 from ._decode import decode_contents
 from ._exceptions import ApiError, InvalidArgumentError, NotFoundError
 from ._models import ObParameter, UpgradePackageInfo
@@ -24,13 +24,13 @@ log = logging.getLogger("obshell_sdk")
 _SLOWEST_LINK = 1024 * 1024
 
 
-class PackageCalls:
+class PackageCalls(CallsBase):
     """Packages (upload, inventory, delete), parameter backup and restore, environment check."""
 
     _new_upload: Optional[bool] = None  # learnt on the first upload (a class default)
 
     def upload_package(
-        self: Caller, path: Union[str, os.PathLike[str]], *, lifetime: Optional[float] = None,
+        self, path: Union[str, os.PathLike[str]], *, lifetime: Optional[float] = None,
         timeout: Optional[Timeout] = None,
     ) -> UpgradePackageInfo:
         """Upload an RPM (obshell or OceanBase) to the cluster; what the agent stored.
@@ -66,7 +66,7 @@ class PackageCalls:
             f"{info.name} {info.version}-{info.release_distribution} ({info.architecture})"))
         return info
 
-    def packages(self: Caller) -> list[UpgradePackageInfo]:
+    def packages(self) -> list[UpgradePackageInfo]:
         """``GET /api/v1/upgrade/package/info``: the packages the cluster holds, newest first.
 
         One row per name, version, release and architecture (the newest upload of each).
@@ -75,7 +75,7 @@ class PackageCalls:
         return [UpgradePackageInfo.from_json(item, f"data.contents[{i}]")
                 for i, item in enumerate(items)]
 
-    def delete_package(self: Caller, package_id: int) -> None:
+    def delete_package(self, package_id: int) -> None:
         """``DELETE /api/v1/upgrade/package/{id}``: remove a package from the cluster.
 
         obshell answers success whether or not the id existed: check :meth:`packages`.
@@ -86,7 +86,7 @@ class PackageCalls:
                                        "package id (a positive integer, see packages())")
         self.call("DELETE", f"/api/v1/upgrade/package/{package_id}")
 
-    def backup_params(self: Caller) -> list[ObParameter]:
+    def backup_params(self) -> list[ObParameter]:
         """``POST /api/v1/upgrade/params/backup``: the upgrade-sensitive parameters, per server.
 
         (``server_permanent_offline_time``, ``enable_rebalance``, ``enable_rereplication``.)
@@ -95,7 +95,7 @@ class PackageCalls:
         return [ObParameter.from_json(item, f"data.contents[{i}]")
                 for i, item in enumerate(items)]
 
-    def restore_params(self: Caller) -> None:
+    def restore_params(self) -> None:
         """``POST /api/v1/upgrade/params/restore``, as obshell offers it.
 
         Beware: obshell (checked at 61ee147) never reads this call's body and restores
@@ -106,7 +106,7 @@ class PackageCalls:
                     "input); the upgrade DAGs restore parameters themselves", self.agent)
         self.call("POST", "/api/v1/upgrade/params/restore", body={})
 
-    def check_environment(self: Caller) -> None:
+    def check_environment(self) -> None:
         """``POST /api/v1/upgrade/env/check``: this agent's Python and ``mysql.connector``.
 
         Returns when both are there; raises the agent's :class:`ApiError`

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Optional, Union
 
-from ._caller import Caller
+from ._caller import CallsBase
 from ._dag import DagDetail, NodeDetail, Operator
 from ._decode import at, decode_contents, p_list, p_str
 from ._exceptions import DecodeError, InvalidArgumentError, TaskNotFoundError
@@ -17,11 +17,11 @@ __all__ = ["TaskCalls"]
 log = logging.getLogger("obshell_sdk")
 
 
-class TaskCalls:
+class TaskCalls(CallsBase):
     """GetDagDetails, operators, nodes, sub-task logs and the task lists of one agent."""
 
     def get_dag(
-        self: Caller, dag_id: Union[str, int], show_details: bool = True, *,
+        self, dag_id: Union[str, int], show_details: bool = True, *,
         timeout: Optional[Timeout] = None,
     ) -> DagDetail:
         """``GET /api/v1/task/dag/{id}`` (GetDagDetails): the DAG with its nodes and sub-tasks.
@@ -39,7 +39,7 @@ class TaskCalls:
                               where="data.id")
         return detail
 
-    def operate_dag(self: Caller, dag_id: Union[str, int], operator: Union[Operator, str]) -> None:
+    def operate_dag(self, dag_id: Union[str, int], operator: Union[Operator, str]) -> None:
         """``POST /api/v1/task/dag/{id}``: apply RETRY, ROLLBACK, CANCEL or PASS to a DAG.
 
         The agent answers as soon as the operator is recorded; follow the DAG to see its effect.
@@ -50,7 +50,7 @@ class TaskCalls:
         self.call("POST", f"/api/v1/task/dag/{dag_id}", body={"operator": op.value})
         log.info("agent %s: %s applied to task %s", self.agent, op.value, dag_id)
 
-    def get_node(self: Caller, node_id: Union[str, int]) -> NodeDetail:
+    def get_node(self, node_id: Union[str, int]) -> NodeDetail:
         """``GET /api/v1/task/node/{id}``: one node (stage) of a DAG with its sub-tasks.
 
         Always asks with details: obshell fails (500) on ``show_details=false`` here.
@@ -59,13 +59,13 @@ class TaskCalls:
         data = self.call("GET", f"/api/v1/task/node/{node_id}", query="show_details=true")
         return NodeDetail.from_json(data)
 
-    def sub_task_logs(self: Caller, sub_task_id: Union[str, int]) -> list[str]:
+    def sub_task_logs(self, sub_task_id: Union[str, int]) -> list[str]:
         """``GET /api/v1/task/sub_task/{id}/logs``: every log line of one sub-task."""
         sub_task_id = check_dag_id(sub_task_id, "sub_task_id")
         data = self.call("GET", f"/api/v1/task/sub_task/{sub_task_id}/logs")
         return list(at(p_list(p_str), decode_contents(data), "data.contents"))
 
-    def unfinished_dags(self: Caller, *, timeout: Optional[Timeout] = None) -> list[DagDetail]:
+    def unfinished_dags(self, *, timeout: Optional[Timeout] = None) -> list[DagDetail]:
         """``GET /api/v1/task/dag/unfinish``: DAGs not finished (a FAILED upgrade stays here).
 
         ``timeout``, as every call's here, stands in for the client's for this call alone.
@@ -74,7 +74,7 @@ class TaskCalls:
         return [DagDetail.from_json(item, f"data.contents[{i}]") for i, item in enumerate(items)]
 
     def last_maintenance_dag(
-        self: Caller, *, timeout: Optional[Timeout] = None
+        self, *, timeout: Optional[Timeout] = None
     ) -> Optional[DagDetail]:
         """``GET /api/v1/task/dag/maintain/ob``: the cluster's last maintenance DAG, or None."""
         try:
@@ -83,7 +83,7 @@ class TaskCalls:
         except TaskNotFoundError:
             return None
 
-    def cluster_dags(self: Caller, *, timeout: Optional[Timeout] = None) -> list[DagDetail]:
+    def cluster_dags(self, *, timeout: Optional[Timeout] = None) -> list[DagDetail]:
         """``GET /api/v1/task/dags/ob``: every task the cluster ever ran, finished ones too.
 
         Without nodes (agents before 4.3.1 send them anyway); obshell 4.2.6 and later (older
