@@ -63,8 +63,8 @@ class ObshellClient(TaskCalls, PackageCalls):
     the client is made). A reply larger than ``max_reply_bytes`` (16 MiB) is refused. Each
     call ends within the larger of its two timeouts, however slowly the agent answers, the
     requests its signing adds (``/info``, ``/secret``, ``/time``) included. Use
-    the client as a context manager, or call :meth:`close`; a closed client cannot be
-    opened again.
+    the client as a context manager (one ``with`` block, whose end closes it), or call
+    :meth:`close`; a closed client cannot be opened again.
     """
 
     def __init__(
@@ -108,6 +108,7 @@ class ObshellClient(TaskCalls, PackageCalls):
         )
         self._clock = AgentClock()
         self._new_upload: Optional[bool] = None  # which upload the agent has: asked once
+        self._entered = False  # in a with block, whose end closes it
 
     @classmethod
     def from_env(cls, environ: Optional[Mapping[str, str]] = None,
@@ -189,6 +190,11 @@ class ObshellClient(TaskCalls, PackageCalls):
     def __enter__(self) -> ObshellClient:
         if self.closed:
             raise InvalidArgumentError("client", "this ObshellClient is closed; make a new one")
+        if self._entered:  # the inner block's end would close it under the outer one
+            raise InvalidArgumentError(
+                "client", "this ObshellClient is already in a with block, whose end closes "
+                "it; use it there without a second with")
+        self._entered = True
         return self
 
     def __exit__(self, exc_type: Optional[type[BaseException]], exc: Optional[BaseException],

@@ -294,6 +294,9 @@ def test_closed_client_refuses_calls_and_given_session_stays_open():
         with client:
             client.info()
             assert "closed" not in repr(client)
+            with pytest.raises(InvalidArgumentError, match="already in a with block"):
+                client.__enter__()  # an inner block's end would close it under this one
+            client.info()
         assert client.closed and repr(client).endswith(", closed)")  # a notebook shows it
         with pytest.raises(InvalidArgumentError, match="closed"):
             client.info()
