@@ -1,6 +1,6 @@
 """Password authentication as a flow: what to ask the agent, then how to sign.
 
-:func:`auth_flow` is a generator in the manner of httpx's ``Auth.auth_flow``: it yields the
+:meth:`PasswordAuth._auth_flow` is a generator like httpx's ``Auth.auth_flow``: it yields the
 requests to send and receives their replies (or has the error thrown in). It yields
 ``GET /api/v1/info`` when it does not know the agent's dialect, ``GET /api/v1/secret`` when
 it does not know its key, then the signed request. When the agent refuses that, it mends
@@ -43,7 +43,7 @@ from ._request import Request
 from ._secrets import wrap_secret
 from ._validate import check_auth_options, check_random_bytes
 
-__all__ = ["AuthFlow", "PasswordAuth", "auth_flow", "choose_version"]
+__all__ = ["AuthFlow", "PasswordAuth", "choose_version"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -199,6 +199,89 @@ class PasswordAuth:
                                        "RSA block)")
         return key.encrypt_one_block(v1_token_json(self._password.reveal(), expires))
 
+    def _auth_flow(
+        self, request: Request, agent: str, *, clock: Callable[[], float] = time.time,
+        expires: Optional[float] = None,
+    ) -> AuthFlow:
+        """Sign ``request`` for ``agent`` (``host:port``), asking the agent what signing needs.
+
+        Yields each request to send; the driver sends back its envelope, or throws in the
+        :class:`~obshell_sdk.ObshellError` it raised. The flow ends after the signed request
+        succeeded, and re-raises what it cannot mend. ``clock`` is Unix seconds; ``expires``
+        (``time.monotonic()``) when the call ends, which bounds waiting for another thread's
+        fetch of the agent's key.
+        """
+        state = self._state(agent)
+        mended: set[str] = set()
+        for _ in range(8):  # each mend happens once; a key dropped by another thread, a few times
+            yield from self._learn(state, request, agent, expires)
+            if state.clock_offset and time.monotonic() - state.offset_measured_at > self.lifetime:
+                # The agent's clock may have moved since (NTP, a restart): an old offset would
+                # make headers live longer than their lifetime. Drop it and measure again.
+                state.clock_offset = 0.0
+                yield from _measure_clock(state, agent, clock)
+            signed = self._sign(state, request, clock())
+            if signed is None:
+                continue
+            expired = False
+            try:
+                yield signed[0]
+                return
+            except DecryptFailedError:
+                if "key" in mended:
+                    raise
+                mended.add("key")
+                log.info("agent %s could not decrypt our header; fetching its key again", agent)
+                if state.key is signed[1]:  # unless another thread fetched the new key already
+                    state.key = None
+            except AuthExpiredError:
+                if "clock" in mended:
+                    raise
+                mended.add("clock")
+                expired = True
+            except AuthError as exc:
+                if "agent" in mended or not _may_be_stale(exc):
+                    raise
+                mended.add("agent")
+                log.info("agent %s refused our header (%s); asking it how to sign again",
+                         agent, exc.err_code or exc.code)
+                state.forget()
+            if expired:  # re-signed whatever the clock says: a header can also expire on its way
+                yield from _measure_clock(state, agent, clock)  # (a slow proxy, a balancer)
+        raise ObshellError(f"agent {agent}: its key kept changing while signing; try again")
+
+    def _learn(self, state: _AgentState, request: Request, agent: str,
+               expires: Optional[float]) -> AuthFlow:
+        """Ask the agent for its dialect and key, whichever is not known (one thread at a time)."""
+        if state.dialect is not None and state.key is not None:
+            return
+        left = -1.0 if expires is None else max(expires - time.monotonic(), 0.0)
+        if not state.fetch_lock.acquire(timeout=left):  # another call is asking (and slowly)
+            raise ConnectError("the call's time ran out while another call was asking the agent "
+                               "how to sign; it was not sent", method=request.method,
+                               path=request.path, agent=agent)
+        try:
+            if state.dialect is None:
+                reply = yield Request("GET", "/api/v1/info", signed=False)
+                self._learn_agent(state, AgentInfo.from_json(reply.data))
+            if state.key is None:
+                reply = yield Request("GET", "/api/v1/secret", signed=False)
+                secret = AgentSecret.from_json(reply.data)
+                try:
+                    key = PublicKey(secret.public_key)
+                except ValueError as exc:
+                    raise DecodeError(str(exc), where="data.public_key") from None
+                if key.bits < self.min_key_bits:
+                    raise WeakKeyError(
+                        f"the agent offers a {key.bits}-bit RSA key (obshell up to 4.4.1 does), "
+                        f"shorter than the {self.min_key_bits} bits a password is sent with; "
+                        "upgrading the agent replaces it with a 1024-bit key. To send it anyway, "
+                        "use PasswordAuth(..., min_key_bits=512)", bits=key.bits)
+                state.key = key
+                log.debug("agent %s: key of %d bits, auth %s", agent, state.key.bits, state.dialect)
+        finally:
+            state.fetch_lock.release()
+
 
 #: Every PasswordAuth alive, so a forked child can give each fresh locks.
 _ALL: weakref.WeakSet[PasswordAuth] = weakref.WeakSet()
@@ -230,91 +313,6 @@ def choose_version(info: AgentInfo, forced: Optional[str] = None) -> str:
     if listed is not None and ("v2" in listed or "v1" in listed):
         return "v2" if "v2" in listed else "v1"
     return "v1" if info.version_number.split(".")[:3] == ["4", "2", "2"] else "v2"
-
-
-def auth_flow(
-    auth: PasswordAuth, request: Request, agent: str, *, clock: Callable[[], float] = time.time,
-    expires: Optional[float] = None,
-) -> AuthFlow:
-    """Sign ``request`` for ``agent`` (``host:port``), asking the agent what signing needs.
-
-    Yields each request to send; the driver sends back its envelope, or throws in the
-    :class:`~obshell_sdk.ObshellError` it raised. The flow ends after the signed request
-    succeeded, and re-raises what it cannot mend. ``clock`` is Unix seconds; ``expires``
-    (``time.monotonic()``) when the call ends, which bounds waiting for another thread's
-    fetch of the agent's key.
-    """
-    state = auth._state(agent)
-    mended: set[str] = set()
-    for _ in range(8):  # each mend happens once; a key dropped by another thread, a few times
-        yield from _learn(auth, state, request, agent, expires)
-        if state.clock_offset and time.monotonic() - state.offset_measured_at > auth.lifetime:
-            # The agent's clock may have moved since (NTP, a restart): an old offset would
-            # make headers live longer than their lifetime. Drop it and measure again.
-            state.clock_offset = 0.0
-            yield from _measure_clock(state, agent, clock)
-        signed = auth._sign(state, request, clock())
-        if signed is None:
-            continue
-        expired = False
-        try:
-            yield signed[0]
-            return
-        except DecryptFailedError:
-            if "key" in mended:
-                raise
-            mended.add("key")
-            log.info("agent %s could not decrypt our header; fetching its key again", agent)
-            if state.key is signed[1]:  # unless another thread fetched the new key already
-                state.key = None
-        except AuthExpiredError:
-            if "clock" in mended:
-                raise
-            mended.add("clock")
-            expired = True
-        except AuthError as exc:
-            if "agent" in mended or not _may_be_stale(exc):
-                raise
-            mended.add("agent")
-            log.info("agent %s refused our header (%s); asking it how to sign again",
-                     agent, exc.err_code or exc.code)
-            state.forget()
-        if expired:  # re-signed whatever the clock says: a header can also expire on its way
-            yield from _measure_clock(state, agent, clock)  # (a slow proxy, a balancer)
-    raise ObshellError(f"agent {agent}: its key kept changing while signing; try again")
-
-
-def _learn(auth: PasswordAuth, state: _AgentState, request: Request, agent: str,
-           expires: Optional[float]) -> AuthFlow:
-    """Ask the agent for its dialect and key, whichever is not known (one thread at a time)."""
-    if state.dialect is not None and state.key is not None:
-        return
-    left = -1.0 if expires is None else max(expires - time.monotonic(), 0.0)
-    if not state.fetch_lock.acquire(timeout=left):  # another call is asking (and slowly)
-        raise ConnectError("the call's time ran out while another call was asking the agent "
-                           "how to sign; it was not sent", method=request.method,
-                           path=request.path, agent=agent)
-    try:
-        if state.dialect is None:
-            reply = yield Request("GET", "/api/v1/info", signed=False)
-            auth._learn_agent(state, AgentInfo.from_json(reply.data))
-        if state.key is None:
-            reply = yield Request("GET", "/api/v1/secret", signed=False)
-            secret = AgentSecret.from_json(reply.data)
-            try:
-                key = PublicKey(secret.public_key)
-            except ValueError as exc:
-                raise DecodeError(str(exc), where="data.public_key") from None
-            if key.bits < auth.min_key_bits:
-                raise WeakKeyError(
-                    f"the agent offers a {key.bits}-bit RSA key (obshell up to 4.4.1 does), "
-                    f"shorter than the {auth.min_key_bits} bits a password is sent with; "
-                    "upgrading the agent replaces it with a 1024-bit key. To send it anyway, "
-                    "use PasswordAuth(..., min_key_bits=512)", bits=key.bits)
-            state.key = key
-            log.debug("agent %s: key of %d bits, auth %s", agent, state.key.bits, state.dialect)
-    finally:
-        state.fetch_lock.release()
 
 
 def _measure_clock(

@@ -19,7 +19,7 @@ import attrs
 import requests
 import urllib3.exceptions
 
-from ._auth import PasswordAuth, auth_flow
+from ._auth import PasswordAuth
 from ._deadline import CallDeadline, new_session
 from ._decode import load_json, nested_deeper
 from ._errcodes import error_class_for
@@ -129,7 +129,7 @@ class Transport:
             raise InvalidArgumentError("auth", f"{request.method} {request.path} needs "
                                        "credentials: ObshellClient(..., auth=PasswordAuth(...)),"
                                        " or OBSHELL_PASSWORD for ObshellClient.from_env()")
-        flow = auth_flow(self.auth, request, self.agent, expires=expires)
+        flow = self.auth._auth_flow(request, self.agent, expires=expires)
         try:
             outgoing = next(flow)
             while True:

@@ -1,6 +1,6 @@
 """The auth flow as a pure generator: which requests it yields, and how it mends refusals.
 
-No sockets: each test drives :func:`obshell_sdk._auth.auth_flow` by hand (``next``, ``send``
+No sockets: each test drives :meth:`PasswordAuth._auth_flow` by hand (``next``, ``send``
 an :class:`Envelope`, ``throw`` an SDK error), as :class:`obshell_sdk._transport.Transport`
 does, and checks the exact sequence of requests and what the signed ones carry.
 """
@@ -34,7 +34,6 @@ from obshell_sdk import (
     UriMismatchError,
     WrongPasswordError,
 )
-from obshell_sdk._auth import auth_flow
 from obshell_sdk._models import Envelope
 from obshell_sdk._request import Request
 
@@ -86,7 +85,7 @@ def _rfc3339(unix):
 
 
 def _flow(auth, request=None, agent=AGENT, now=NOW):
-    return auth_flow(auth, request or Request("GET", TARGET), agent, clock=lambda: now)
+    return auth._auth_flow(request or Request("GET", TARGET), agent, clock=lambda: now)
 
 
 def _header(signed, key=None):

@@ -1,6 +1,6 @@
 """Signing, checked by decrypting with the agent's private key from the recorded vectors.
 
-Signed requests come from driving :func:`obshell_sdk._auth.auth_flow` as a pure generator:
+Signed requests come from driving :meth:`PasswordAuth._auth_flow` as a pure generator:
 ``_signed`` answers its ``/info`` and ``/secret`` requests from given JSON, with a fixed clock.
 """
 
@@ -19,7 +19,7 @@ from Crypto.PublicKey import RSA
 from vectorlib import aes_decrypt, private_key, public_key_b64, rsa_decrypt, vectors
 
 from obshell_sdk import AgentInfo, AuthExpiredError, InvalidArgumentError, PasswordAuth
-from obshell_sdk._auth import auth_flow, choose_version
+from obshell_sdk._auth import choose_version
 from obshell_sdk._crypto import PublicKey, aes_encrypt
 from obshell_sdk._models import Envelope
 from obshell_sdk._request import Request
@@ -64,8 +64,7 @@ def _answer(flow, outgoing, info, key):
 def _signed(auth, target="/u", body=None, *, info=None, key=None, method="POST", now=NOW,
             **request_kw):
     """The signed request a fresh flow yields once /info and /secret are answered."""
-    flow = auth_flow(auth, Request(method, target, body, **request_kw), AGENT,
-                     clock=lambda: now)
+    flow = auth._auth_flow(Request(method, target, body, **request_kw), AGENT, clock=lambda: now)
     try:
         return _answer(flow, next(flow), info, key)
     finally:
@@ -231,7 +230,7 @@ def test_forced_version_wins_when_the_agent_does_not_list_its_dialects():
 
 
 def test_forced_version_the_agent_does_not_list_is_refused_before_signing():
-    flow = auth_flow(_auth("pw", version="v1"), Request("GET", "/u"), AGENT, clock=lambda: NOW)
+    flow = _auth("pw", version="v1")._auth_flow(Request("GET", "/u"), AGENT, clock=lambda: NOW)
     assert next(flow).target == "/api/v1/info"
     with pytest.raises(InvalidArgumentError, match=r"version='v1'.*lists v2.*drop version="):
         flow.send(_ok(_info_json()))  # supportedAuth ["v2"]
@@ -243,7 +242,7 @@ def _rfc3339(unix):
 
 def test_clock_offset_shifts_expiry():
     auth = _auth("pw", lifetime=30)
-    flow = auth_flow(auth, Request("GET", "/u"), AGENT, clock=lambda: NOW)
+    flow = auth._auth_flow(Request("GET", "/u"), AGENT, clock=lambda: NOW)
     signed = _answer(flow, next(flow), None, None)
     assert _header(signed)["Ts"] == str(NOW + 30)
     expired = AuthExpiredError(status=401, err_code="Security.Authentication.Expired", code=0,
@@ -283,7 +282,7 @@ def test_streamed_body_gets_the_header_keys():
 def test_password_never_shows(caplog):
     caplog.set_level(logging.DEBUG, logger="obshell_sdk")
     auth = _auth("Sup3r-Secret!", "Ag3nt-Secret!")
-    flow = auth_flow(auth, Request("POST", "/u", b"{}"), AGENT, clock=lambda: NOW)
+    flow = auth._auth_flow(Request("POST", "/u", b"{}"), AGENT, clock=lambda: NOW)
     requests = [next(flow)]
     requests.append(flow.send(_ok(_info_json(security=True))))
     requests.append(flow.send(_ok({"public_key": public_key_b64()})))
