@@ -75,7 +75,7 @@ from ._models import (
     UpgradeResult,
 )
 from ._polling import PollPolicy
-from ._render import register_notebook_formatters
+from ._render_live import register_notebook_formatters
 from ._rollout import AuthSource, Rollout, RolloutTarget
 from ._rollout_report import RolloutReport, RolloutStoppedError, TargetResult
 from ._task import DEFAULT_WAIT, DagTask, ProgressCallback

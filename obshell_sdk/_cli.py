@@ -42,6 +42,7 @@ from ._client import ObshellClient
 from ._config import Environment, prompted_auth_from_env, settings_from_env
 from ._dag import DagState
 from ._exceptions import InvalidArgumentError, ObshellError, TaskError
+from ._render import agent_line
 from ._task import DagTask
 from ._text import is_terminal, printable
 from ._upload import check_package_path
@@ -94,10 +95,7 @@ def _run(args: argparse.Namespace, out: Output, progress: Progress) -> int:
     if args.command == "info":
         with _client(args, needs_auth=False) as client:
             info = client.info()
-        out.value(info, printable(
-            f"{client.agent}: {info.identity}, obshell {info.version}, "
-            + (f"OceanBase {info.ob_version}, " if info.ob_version else "") +
-            f"{'agent password set' if info.security else 'no agent password'}"))
+        out.value(info, agent_line(client.agent, info))
         return EXIT_OK
     with _client(args, needs_auth=True) as client:
         if args.command == "package":

@@ -10,16 +10,15 @@ cut to the terminal's width so it never wraps); piped, one plain line per change
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
-import shutil
 import threading
 import time
 from typing import Any, Optional, TextIO
 
 from ._dag import DagDetail
 from ._render import dag_line, dag_text, progress_line, to_jsonable
+from ._render_live import StatusLine, clock_text
 from ._text import printable
 
 __all__ = ["Output", "Progress", "agent_command", "aimed", "tls_words"]
@@ -103,20 +102,6 @@ def tls_words(args: Any) -> str:
     return "".join(f" {w}" for w in words if w)
 
 
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def _columns(stream: TextIO) -> int:
-    try:
-        columns = os.get_terminal_size(stream.fileno()).columns
-    except (OSError, ValueError, AttributeError):  # not a terminal after all, or no fileno
-        columns = 0
-    return columns if columns > 0 else shutil.get_terminal_size().columns  # 0: size unknown
-
-
 class Progress:
     """Follows the tasks of one command: announces each new task, then shows its progress.
 
@@ -131,6 +116,7 @@ class Progress:
         self.current: Optional[str] = None
         self.ended: Optional[DagDetail] = None
         self._announced: set[str] = set()
+        self._status = StatusLine(out.stderr, tty)
         self._line = ""
         self._since = time.monotonic()
         self._lock = threading.Lock()
@@ -146,8 +132,7 @@ class Progress:
             return
         self._announced.add(detail.id)
         with self._lock:
-            if self.tty and self._line:
-                self.out.stderr.write("\r\x1b[K")
+            self._status.clear()
             self._line = ""
             self._since = time.monotonic()  # this machine's clock: the agent's may be off
             self.out.note(f"task {detail.id} ({printable(detail.name)}); "
@@ -158,12 +143,8 @@ class Progress:
         self.announce(detail)
         self.ended = detail if detail.is_finished else None
         self._line = progress_line(detail)
-        if not self.tty:
-            self.out.stderr.write(self._line + "\n")
-            self.out.stderr.flush()
-            return
         self._draw()
-        if self._ticker is None:
+        if self.tty and self._ticker is None:
             self._ticker = threading.Thread(target=self._tick, name="obshell-sdk-progress",
                                             daemon=True)
             self._ticker.start()
@@ -171,8 +152,7 @@ class Progress:
     def note(self, text: str) -> None:
         """A note on stderr that leaves the progress line whole (cleared, then drawn again)."""
         with self._lock:
-            if self.tty and self._line:
-                self.out.stderr.write("\r\x1b[K")
+            self._status.clear()
             self.out.note(text)
         if self.tty:
             self._draw()
@@ -184,9 +164,7 @@ class Progress:
             self._ticker.join()
             self._ticker = None
         with self._lock:
-            if self.tty and self._line:
-                self.out.stderr.write("\n")
-                self.out.stderr.flush()
+            self._status.end()
             self._line = ""
 
     def _tick(self) -> None:
@@ -196,10 +174,4 @@ class Progress:
     def _draw(self) -> None:
         with self._lock:
             if self._line:
-                elapsed = _clock(time.monotonic() - self._since)
-                width = _columns(self.out.stderr) - 1  # a wrapped line cannot be redrawn
-                line = f"{self._line}  {elapsed}"
-                if len(line) > width:
-                    line = f"{self._line[:max(0, width - len(elapsed) - 3)]}… {elapsed}"
-                self.out.stderr.write(f"\r\x1b[K{line}")
-                self.out.stderr.flush()
+                self._status.show(self._line, clock_text(time.monotonic() - self._since))

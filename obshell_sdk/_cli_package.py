@@ -15,12 +15,11 @@ from ._cli_errors import EXIT_OK
 from ._cli_output import Output
 from ._client import ObshellClient
 from ._exceptions import InvalidArgumentError
-from ._models import UpgradePackageInfo
-from ._text import printable
+from ._render import package_line
 from ._upload import check_package_paths
 from ._workflow import log_in
 
-__all__ = ["add_package_parser", "check_package_args", "package_line", "run_package"]
+__all__ = ["add_package_parser", "check_package_args", "run_package"]
 
 
 def add_package_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
@@ -79,11 +78,3 @@ def run_package(client: ObshellClient, args: argparse.Namespace, out: Output) ->
     client.delete_package(pkg_id)
     out.value({"deleted": row}, f"deleted {package_line(row)}")
     return EXIT_OK
-
-
-def package_line(row: UpgradePackageInfo) -> str:
-    """One package on one line: id, name, version-release, architecture, size, stored when."""
-    when = row.gmt_modify.strftime("%Y-%m-%d %H:%M:%S %Z") if row.gmt_modify else "-"
-    release = row.release_distribution or row.release or "?"
-    return printable(f"{row.pkg_id:>5}  {row.name} {row.version}-{release} "
-                     f"{row.architecture or '?'}  {row.size} bytes  {when}")

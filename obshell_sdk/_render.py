@@ -1,17 +1,14 @@
-"""Every human rendering of a task in one place: text lines, CLI blocks, notebook HTML.
+"""The human renderings of tasks, agents and rollouts as text: lines, CLI blocks, messages.
 
-Failure messages, the one-line progress of a terminal, the multi-line view of the CLI,
-the JSON form of ``--json`` and the notebook card all live here (the HTML cards and their
-style in :mod:`._render_html` and :mod:`._render_style`); the models and the task helper
-know nothing of how they look. IPython is used when it is there, never required.
+Failure messages, the one-line progress of a terminal, the multi-line view of the CLI, its
+lines for an agent and a package, a rollout's report and the JSON form of ``--json`` live
+here; the HTML cards and their style in :mod:`._render_html` and :mod:`._render_style`, and
+the live displays that show them (notebook cards, redrawn terminal lines) in
+:mod:`._render_live`. The models and the task helper know nothing of how they look.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
-import threading
-import time
 from datetime import datetime
 from enum import Enum
 from typing import Any, Callable, Optional
@@ -19,13 +16,13 @@ from typing import Any, Callable, Optional
 import attrs
 
 from ._dag import DagDetail, DagState, TaskDetail
-from ._render_html import dag_html, rollout_table_html, show_live_card, task_html
-from ._text import is_terminal, printable
+from ._models import AgentInfo, UpgradePackageInfo
+from ._render_html import dag_html, task_html
+from ._text import printable
 
 __all__ = [
-    "LiveProgress", "RolloutBoard", "dag_html", "dag_line", "dag_text", "failure_line",
-    "failure_message", "in_notebook", "interrupted_message", "live_display", "printable",
-    "progress_line", "register_notebook_formatters", "rollout_table_html", "rollout_table_text",
+    "agent_line", "dag_html", "dag_line", "dag_text", "failure_line", "failure_message",
+    "interrupted_message", "package_line", "printable", "progress_line", "rollout_table_text",
     "rollout_text", "task_html", "task_repr", "timeout_message", "to_jsonable",
 ]
 
@@ -57,6 +54,21 @@ def dag_text(detail: DagDetail) -> str:
                 lines.append(f"       {printable(str(task.execute_agent))}: "
                              f"{printable(task.task_logs[-1])}")
     return "\n".join(lines) + "\n"
+
+
+def agent_line(agent: str, info: AgentInfo) -> str:
+    """The CLI's line for an agent (``info``): identity, versions, whether it has a password."""
+    ob = f"OceanBase {info.ob_version}, " if info.ob_version else ""
+    password = "agent password set" if info.security else "no agent password"
+    return printable(f"{agent}: {info.identity}, obshell {info.version}, {ob}{password}")
+
+
+def package_line(row: UpgradePackageInfo) -> str:
+    """One package on one line: id, name, version-release, architecture, size, stored when."""
+    when = row.gmt_modify.strftime("%Y-%m-%d %H:%M:%S %Z") if row.gmt_modify else "-"
+    release = row.release_distribution or row.release or "?"
+    return printable(f"{row.pkg_id:>5}  {row.name} {row.version}-{release} "
+                     f"{row.architecture or '?'}  {row.size} bytes  {when}")
 
 
 def task_repr(task_id: str, detail: Optional[DagDetail]) -> str:
@@ -159,160 +171,6 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted((to_jsonable(v) for v in value), key=str)
     return value
-
-
-# -- notebooks -------------------------------------------------------------------------
-
-
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (an IPython shell with a kernel attached)."""
-    shell = _ipython_shell()
-    return shell is not None and getattr(shell, "kernel", None) is not None
-
-
-def _ipython_shell() -> Any:
-    ipython = sys.modules.get("IPython")
-    return None if ipython is None else ipython.get_ipython()
-
-
-def register_notebook_formatters() -> None:
-    """Show :class:`DagDetail` as a card in IPython/Jupyter (when IPython is running)."""
-    shell = _ipython_shell()
-    if shell is not None:
-        shell.display_formatter.formatters["text/html"].for_type(DagDetail, dag_html)
-
-
-class LiveProgress:
-    """Shows a task's progress in place.
-
-    In a notebook one HTML card per ``owner`` (the waiting DagTask) and cell is updated, and
-    the cell ends with one card (see :func:`~obshell_sdk._render_html.show_live_card`);
-    elsewhere a text line on stderr is rewritten on a terminal, and a line per change is
-    written to a file or a pipe (a log, never control codes).
-    """
-
-    def __init__(self, owner: object = None) -> None:
-        self._owner = self if owner is None else owner
-        self._notebook = in_notebook()
-        self._tty = is_terminal(sys.stderr)
-        self._open = False  # a text line is shown and not ended
-
-    def __call__(self, detail: DagDetail) -> None:
-        """Show ``detail``, replacing what was shown before."""
-        if self._notebook:
-            show_live_card(self._owner, detail, dag_line(detail))
-            return
-        if not self._tty:
-            sys.stderr.write(dag_line(detail) + "\n")
-            sys.stderr.flush()
-            return
-        self._open = not detail.is_finished
-        sys.stderr.write("\r\x1b[K" + dag_line(detail) + ("" if self._open else "\n"))
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        """End the text line, if one is shown (a wait stopped before the task ended)."""
-        if self._open:
-            self._open = False
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
-def live_display(progress: Optional[bool], owner: object = None) -> Optional[LiveProgress]:
-    """The live display a wait asked for: None (default) in notebooks only, True always.
-
-    ``owner`` (the waiting DagTask) keeps one live card per notebook cell across its waits.
-    """
-    if progress is False or (progress is None and not in_notebook()):
-        return None
-    return LiveProgress(owner)
-
-
-# -- rollouts -------------------------------------------------------------------------
-
-
-class RolloutBoard:
-    """The live table of a rollout: target, step, stage N/M, state, elapsed, outcome.
-
-    In a notebook one HTML table is updated in place; in a terminal (``progress=True`` and
-    stderr a TTY) the table is redrawn in place; otherwise, with ``progress=True``, one
-    plain line per change. Updates come from many threads; redraws are at most every 0.5 s.
-    """
-
-    def __init__(self, targets: list[str], progress: Optional[bool],
-                 words: Optional[Callable[[str, str], str]] = None) -> None:
-        self._rows = {t: ["", "", "waiting", ""] for t in targets}  # step, stage, state, end
-        self._words = words  # (target, text) -> the text as shown, e.g. in CLI words
-        self._started: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self._notebook = in_notebook() and progress is not False
-        self._tty = bool(progress) and not self._notebook and is_terminal(sys.stderr)
-        self._lines = bool(progress) and not self._notebook and not self._tty
-        self._handle: Any = None
-        self._drawn = 0  # lines of the last terminal drawing
-        self._last = 0.0
-
-    def update(self, target: str, step: str, detail: Optional[DagDetail]) -> None:
-        """``target`` is at ``step`` (with its DAG's last snapshot when there is one)."""
-        with self._lock:
-            self._started.setdefault(target, time.monotonic())
-            stage = "-" if detail is None else str(detail.progress)
-            state = "running" if detail is None else str(detail.state)
-            row = [step, stage, state]
-            changed = self._rows[target][:3] != row
-            self._rows[target][:3] = row
-        if changed or not self._lines:  # a line per change; a table also shows elapsed time
-            self._show(f"{target} {step} {stage} {state}".rstrip(), force=False)
-
-    def finish(self, target: str, outcome: str, error: Optional[str]) -> None:
-        """``target`` ended with ``outcome``."""
-        if error and self._words is not None:
-            error = self._words(target, error)
-        with self._lock:
-            self._rows[target][2:] = [outcome, printable(error or "")[:120]]
-        self._show(f"{target} {outcome}" + (f": {printable(error)}" if error else ""), True)
-
-    def close(self) -> None:
-        """Draw the final table."""
-        self._show("", force=True, final=True)
-
-    def _show(self, line: str, force: bool, final: bool = False) -> None:
-        if self._lines:
-            if line:
-                sys.stderr.write(line + "\n")
-            return
-        if not (self._notebook or self._tty):
-            return
-        now = time.monotonic()
-        with self._lock:
-            if not force and now - self._last < 0.5:
-                return
-            self._last = now
-            rows = [(t, *r, self._elapsed(t, now)) for t, r in self._rows.items()]
-        if self._notebook:
-            self._draw_html(rows)
-        else:
-            self._draw_text(rows)
-
-    def _elapsed(self, target: str, now: float) -> str:
-        started = self._started.get(target)
-        return "" if started is None else f"{now - started:.0f}s"
-
-    def _draw_html(self, rows: list[tuple[str, ...]]) -> None:
-        shown = importlib.import_module("IPython.display")
-        card = {"text/html": rollout_table_html(rows),
-                "text/plain": "\n".join(rollout_table_text(rows))}
-        if self._handle is None:
-            self._handle = shown.display(card, raw=True, display_id=True)
-        else:
-            self._handle.update(card, raw=True)
-
-    def _draw_text(self, rows: list[tuple[str, ...]]) -> None:
-        text = rollout_table_text(rows)
-        up = f"\x1b[{self._drawn}F" if self._drawn else ""
-        sys.stderr.write(up + "".join(f"\x1b[2K{line}\n" for line in text))
-        sys.stderr.flush()
-        self._drawn = len(text)
 
 
 _HEAD = ("target", "step", "stage", "state", "note", "elapsed")

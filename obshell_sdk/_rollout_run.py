@@ -21,7 +21,7 @@ from ._client import ObshellClient
 from ._dag import DagDetail
 from ._exceptions import ApiError, InvalidArgumentError, ObshellError
 from ._journal import Journal, TargetRecord, under_way
-from ._render import RolloutBoard
+from ._render_live import RolloutBoard
 from ._rollout_report import (
     RolloutReport,
     RolloutStoppedError,

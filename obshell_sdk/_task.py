@@ -25,13 +25,8 @@ from ._exceptions import (
 from ._outcome import judged
 from ._passes import Passes
 from ._polling import Deadline, FailureStreak, PollPolicy, worth_repeating
-from ._render import (
-    interrupted_message,
-    live_display,
-    task_html,
-    task_repr,
-    timeout_message,
-)
+from ._render import interrupted_message, task_html, task_repr, timeout_message
+from ._render_live import live_display
 from ._validate import check_dag_id, check_flag, check_progress, check_seconds
 
 if TYPE_CHECKING:  # pragma: no cover - for annotations only; the client imports this module

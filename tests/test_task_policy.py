@@ -189,9 +189,9 @@ def test_ctrl_c_stops_waiting_and_names_the_task(caplog):
 
 
 def test_ctrl_c_ends_the_progress_line_before_the_traceback(capsys, monkeypatch):
-    from obshell_sdk import _render
+    from obshell_sdk import _render_live
 
-    monkeypatch.setattr(_render, "is_terminal", lambda stream: True)  # a line redrawn
+    monkeypatch.setattr(_render_live, "is_terminal", lambda stream: True)  # a line redrawn
 
     def interrupt(detail):
         if detail.stage >= 2:
@@ -203,6 +203,18 @@ def test_ctrl_c_ends_the_progress_line_before_the_traceback(capsys, monkeypatch)
     err = capsys.readouterr().err
     assert err.startswith("\r\x1b[Ktask 11") and err.count("\n") == 1, repr(err)
     assert err.endswith("\n")  # the line the traceback would have continued is ended
+
+
+def test_the_progress_line_is_cut_to_the_terminal_so_it_can_be_redrawn(capsys, monkeypatch):
+    from obshell_sdk import _render_live
+
+    monkeypatch.setattr(_render_live, "is_terminal", lambda stream: True)
+    monkeypatch.setenv("COLUMNS", "30")  # a wrapped line leaves its first rows behind
+    DagTask(Script(dag(stage=1), dag("SUCCEED", stage=9)), "11", policy=FAST).wait(
+        timeout=5, progress=True)
+    drawn = capsys.readouterr().err.replace("\n", "").split("\r\x1b[K")[1:]
+    assert len(drawn) == 2 and all(0 < len(line) <= 29 for line in drawn), drawn
+    assert drawn[0].startswith("task 11") and drawn[0].endswith("…")
 
 
 def test_wait_zero_polls_once():
