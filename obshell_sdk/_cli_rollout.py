@@ -25,6 +25,8 @@ from ._render import rollout_table_text, rollout_text, to_jsonable
 from ._rollout import Rollout, parse_targets
 from ._rollout_report import RolloutReport, RolloutStoppedError, utc_time
 from ._text import printable
+from ._upload import check_package_paths
+from ._workflow import check_ob_packages
 
 __all__ = ["add_rollout_parser", "run_rollout"]
 
@@ -116,6 +118,7 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
     if args.rollout == "ob":  # the requests' fields too, before the password is asked for
         UpgradeObRequest(args.version, args.release, args.mode, args.upgrade_dir,
                          args.freeze_server)
+        check_ob_packages(check_package_paths(args.package), args.version, args.release)
     else:
         UpgradeAgentRequest(args.version, args.release, args.upgrade_dir)
     targets, tls = _targets_from(args.targets), tls_from_env(env)

@@ -18,7 +18,13 @@ from ._models import AgentInfo
 from ._rollout_steps import Ended, Plan, Step
 from ._text import printable
 from ._upload import package_label
-from ._workflow import check_target_package, not_newer, not_the_target, ob_not_newer
+from ._workflow import (
+    check_ob_packages,
+    check_target_package,
+    not_newer,
+    not_the_target,
+    ob_not_newer,
+)
 
 __all__ = ["agent_plan", "ob_plan", "upload_steps"]
 
@@ -67,6 +73,7 @@ def ob_plan(version: str, release: str, packages: Sequence[str], mode: str,
     ``/info`` reports the OceanBase version without its build, so that is what is confirmed.
     """
     request = UpgradeObRequest(version, release, mode, upgrade_dir, freeze_server)
+    check_ob_packages(packages, version, release)  # their headers, before any journal
     steps = [Step(name, "upload", path=p, upload_timeout=upload_timeout)
              for name, p in upload_steps(packages)]
     if check:

@@ -17,7 +17,7 @@ from ._text import printable
 from ._upload import check_package_path, check_package_paths
 from ._validate import check_flag, check_progress, check_seconds, check_upload_timeout
 
-__all__ = ["log_in", "run_agent_upgrade", "run_ob_upgrade"]
+__all__ = ["check_ob_packages", "log_in", "run_agent_upgrade", "run_ob_upgrade"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -216,6 +216,41 @@ def check_target_package(package: Any, version: str, release: str) -> str:
     return path
 
 
+#: The packages an OceanBase upgrade takes (upgrade family §6: community, business, standalone).
+_OB_PACKAGES = ("oceanbase-ce", "oceanbase-ce-libs", "oceanbase", "oceanbase-standalone")
+
+
+def check_ob_packages(paths: Sequence[str], version: str, release: str) -> None:
+    """Refuse, by their RPM headers, packages that cannot serve an upgrade to the target.
+
+    Each must be an OceanBase package no newer than ``version``-``release`` (the packages
+    of a cross-version route's earlier steps are older), and one of them must be the
+    target's own. Raises :class:`InvalidArgumentError`; nothing has been uploaded then.
+    Packages whose header cannot be read are left to the agent.
+    """
+    target = f"{version}-{release.split('.', 1)[0]}"
+    found = {path: rpm_identity(path) for path in paths}
+    for path, identity in found.items():
+        if identity is None:
+            continue
+        name, have, build = identity
+        if name not in _OB_PACKAGES:
+            raise InvalidArgumentError("packages", (
+                f"{path!r} is {name} {have}-{build}, not an OceanBase package: an OceanBase "
+                f"upgrade takes {', '.join(_OB_PACKAGES)} (nothing was uploaded)"))
+        if _version_key(f"{have}-{build.split('.', 1)[0]}") > _version_key(target):
+            raise InvalidArgumentError("packages", (
+                f"{path!r} is {name} {have}-{build}, newer than the target {version}-"
+                f"{release}: give the target's packages (nothing was uploaded)"))
+    known = [identity for identity in found.values() if identity is not None]
+    if known and len(known) == len(found) and (version, release) not in {
+            (have, build) for _, have, build in known}:
+        raise InvalidArgumentError("packages", (
+            f"none of the packages is OceanBase {version}-{release} (given: "
+            f"{', '.join(f'{n}-{v}-{b}' for n, v, b in known)}): give the target's packages; "
+            "if the cluster holds them already, leave these out (nothing was uploaded)"))
+
+
 def _check_uploaded(uploaded: UpgradePackageInfo, version: str, release: str) -> None:
     """The package just uploaded must be the target's: obshell would run its pre-check anyway."""
     problem = not_the_target(uploaded, version, release)
@@ -248,6 +283,7 @@ def run_ob_upgrade(
     """
     UpgradeObRequest(version, release, mode, upgrade_dir, freeze_server)  # before any I/O
     paths = check_package_paths(packages)
+    check_ob_packages(paths, version, release)
     timeout = check_seconds(timeout, "timeout")
     upload_seconds = check_upload_timeout(upload_timeout)
     check = check_flag(check, "check")

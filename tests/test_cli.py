@@ -420,8 +420,12 @@ def test_bad_input_is_named_by_its_option_and_found_before_the_password(agent, t
     targets = tmp_path / "targets.txt"
     targets.write_text(f"{agent.host}:{agent.port}\n")
     rollout = ("rollout", "ob", "--targets", str(targets), "--journal", str(tmp_path / "j.db"))
+    obshell_rpm = tmp_path / "obshell.rpm"
+    obshell_rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
     for args, said in ((("--mode", "BOGUS", "4.3.5.1", RELEASE), "--mode: 'BOGUS'"),
-                       (("4.3", RELEASE), "version: '4.3'")):
+                       (("4.3", RELEASE), "version: '4.3'"),
+                       (("--package", str(obshell_rpm), "4.3.5.1", RELEASE),
+                        "--package: '" + str(obshell_rpm) + "' is obshell")):
         out = run(agent, *rollout, *args, password=None)  # no password, no terminal
         assert out.returncode == 2 and said in out.stderr, out.stderr
     assert agent.requests == [] and not (tmp_path / "j.db").exists()

@@ -15,6 +15,7 @@ from obshell_sdk import (
     PackageMissingError,
     PasswordAuth,
     PollPolicy,
+    Rollout,
     TaskFailedError,
 )
 from obshell_sdk.testing import FakeAgent, build_rpm
@@ -136,6 +137,37 @@ def test_a_package_given_twice_is_refused_before_anything_is_sent(tmp_path):
                            r".* again \(first .*give each package once"):
             client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=[path, copy])
         assert agent.requests == []
+
+
+@pytest.mark.parametrize(("make", "said"), [
+    (lambda t: rpms(t, "oceanbase-ce", "oceanbase-ce-libs", version="4.3.5.0"),
+     r"none of the packages is OceanBase 4\.3\.5\.1-101000012025052815\.el7 \(given: "
+     r"oceanbase-ce-4\.3\.5\.0-.*leave these out"),
+    (lambda t: rpms(t, "obshell", version="4.3.1.0"),
+     r"is obshell 4\.3\.1\.0-.*not an OceanBase package: an OceanBase upgrade takes "
+     r"oceanbase-ce, oceanbase-ce-libs"),
+    (lambda t: [*rpms(t, "oceanbase-ce"), *rpms(t, "oceanbase-ce-libs", version="4.3.6.0")],
+     r"oceanbase-ce-libs 4\.3\.6\.0-.*newer than the target 4\.3\.5\.1-"),
+])
+def test_packages_that_cannot_serve_the_target_are_refused_before_any_upload(
+        tmp_path, make, said):
+    """RPMs are large: a wrong one (another version, obshell's) was uploaded to every
+    cluster before obshell refused, and its refusal said to upload the packages."""
+    packages = make(tmp_path)
+    with ob_agent(require_packages=True) as agent, client_for(agent) as client:
+        with pytest.raises(InvalidArgumentError, match=said + r".*nothing was uploaded"):
+            client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=packages, timeout=60)
+        rollout = Rollout([f"{agent.host}:{agent.port}"], auth=PasswordAuth(PASSWORD),
+                          journal=tmp_path / "j.db")
+        with pytest.raises(InvalidArgumentError, match=said):
+            rollout.upgrade_ob(OB_VERSION, OB_RELEASE, packages=packages)
+        assert agent.requests == []
+    # the packages of a route's earlier steps, beside the target's, are for obshell to judge
+    older = rpms(tmp_path, "oceanbase-ce", "oceanbase-ce-libs", version="4.3.5.0")
+    with ob_agent(require_packages=True) as agent, client_for(agent) as client:
+        packages = [*older, *rpms(tmp_path, "oceanbase-ce", "oceanbase-ce-libs")]
+        result = client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=packages, timeout=60)
+        assert result.upgrade.outcome is DagOutcome.SUCCEEDED and len(result.packages) == 4
 
 
 def test_a_cluster_past_the_target_is_refused_before_any_upload(tmp_path):
