@@ -37,8 +37,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--demo", action="store_true", help="run over bundled fake agents")
     parser.add_argument("--targets", help="file with one 'host:port' a line")
     parser.add_argument("--journal", help="SQLite journal file (resumes when it exists)")
-    parser.add_argument("--version", default="4.3.1.0", help="target obshell version")
-    parser.add_argument("--release", default="101000012025010101.el7", help="target release")
+    parser.add_argument("--version", help="target obshell version, e.g. 4.2.1.1")
+    parser.add_argument("--release", help="target release, e.g. 101000062023110109.el7")
     parser.add_argument("--parallel", type=int, default=4, help="clusters at once")
     parser.add_argument("--canary", type=int, default=1, help="clusters done first, alone")
     parser.add_argument("--max-failures", type=int, default=2,
@@ -65,11 +65,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     with contextlib.ExitStack() as stack:
         if args.demo:
             targets, password = stack.enter_context(demo_fleet()), DEMO_PASSWORD
+            args.version = args.version or "4.3.1.0"  # the fake agents' target
+            args.release = args.release or "101000012025010101.el7"
             journal = args.journal or os.path.join(
                 stack.enter_context(tempfile.TemporaryDirectory()), "demo.db")
         else:
-            if not (args.targets and args.journal):
-                sys.exit("give --targets and --journal (or --demo)")
+            if not (args.targets and args.journal and args.version and args.release):
+                sys.exit("give --targets, --journal, --version and --release (or --demo)")
             with open(args.targets, encoding="utf-8") as f:
                 targets = [line.strip() for line in f if line.strip()
                            and not line.startswith("#")]

@@ -32,15 +32,23 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     """Read the command line."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--demo", action="store_true", help="run against the bundled fake agent")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=2886)
+    parser.add_argument("--host", default=os.environ.get("OBSHELL_HOST"),
+                        help="the agent's host (default: OBSHELL_HOST)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("OBSHELL_PORT") or 2886),
+                        help="the agent's port (default: OBSHELL_PORT, else 2886)")
     parser.add_argument("--https", action="store_true", help="the agent serves TLS")
-    parser.add_argument("--version", default="4.3.1.0", help="target obshell version")
-    parser.add_argument("--release", default="101000012025010101.el7", help="target release")
+    parser.add_argument("--version", help="target obshell version, e.g. 4.2.1.1")
+    parser.add_argument("--release", help="target release, e.g. 101000062023110109.el7")
     parser.add_argument("--upgrade-dir", default=None, help="upgrade directory on the agents")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait at most")
     parser.add_argument("-v", "--verbose", action="store_true", help="log the SDK's requests")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.demo:  # the fake agent's own target: it has no packages to check
+        args.version = args.version or "4.3.1.0"
+        args.release = args.release or "101000012025010101.el7"
+    elif not (args.host and args.version and args.release):  # never a made-up upgrade
+        parser.error("give --host (or OBSHELL_HOST), --version and --release; or --demo")
+    return args
 
 
 def show(detail: DagDetail) -> None:

@@ -487,3 +487,20 @@ def test_usage_errors_name_what_the_usage_line_shows():
     extra = cli("task", "show", "11", "hunter2-secret")
     assert extra.returncode == 2 and "an extra value" in extra.stderr
     assert "hunter2" not in extra.stderr
+
+
+def test_the_example_never_starts_an_upgrade_it_was_not_given():
+    """Without --version and --release it started a made-up upgrade (its old defaults)."""
+    with FakeAgent(password=PASSWORD) as agent:
+        done = subprocess.run([sys.executable, str(ROOT / "examples" / "upgrade_agent.py")],
+                              capture_output=True, text=True, env=_env(agent), timeout=60,
+                              stdin=subprocess.DEVNULL, check=False)
+        assert done.returncode == 2, done.stderr
+        assert "give --host (or OBSHELL_HOST), --version and --release; or --demo" in done.stderr
+        assert agent.requests == []
+        done = subprocess.run([sys.executable, str(ROOT / "examples" / "upgrade_agent.py"),
+                               "--version", VERSION, "--release", RELEASE],
+                              capture_output=True, text=True, env=_env(agent), timeout=60,
+                              stdin=subprocess.DEVNULL, check=False)
+        assert done.returncode == 0, done.stderr  # OBSHELL_HOST and OBSHELL_PORT are read
+        assert f"agent {agent.host}:{agent.port}" in done.stdout
