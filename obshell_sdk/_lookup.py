@@ -28,7 +28,7 @@ from ._exceptions import (
 from ._polling import cut
 
 __all__ = ["PROOF_SECONDS", "RECOVERY_SECONDS", "AgentReads", "find_created_dag", "listed",
-           "made_none"]
+           "made_none", "rerun_note"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -199,6 +199,25 @@ def made_none(reads: AgentReads, endpoint: TaskEndpoint[Any],
         log.info("could not read the agent's last maintenance task (%s)", exc)
         return False
     return not existed if last is None else last.id in existed
+
+
+def rerun_note(endpoint: TaskEndpoint[Any], existed: Optional[frozenset[str]],
+               sent_at: Optional[float]) -> str:
+    """What a rerun does about a create call whose task was not found (see :func:`made_none`)."""
+    new_journal = "once sure no such task runs there, run this cluster alone with a new journal"
+    if not endpoint.maintenance:
+        why = "this task takes no lock, so the agent's last maintenance task cannot tell"
+    elif existed is None or sent_at is None:
+        why = "what the agent listed before the call is not known"
+    elif time.time() < sent_at + PROOF_SECONDS:
+        when = time.strftime("%H:%M:%S UTC", time.gmtime(sent_at + PROOF_SECONDS))
+        return (f"A rerun looks for it again and, from {when} ({PROOF_SECONDS:.0f} s after "
+                "the call), sends it if the agent's last maintenance task "
+                f"shows the call made none; else, {new_journal}")
+    else:
+        why = "the agent's last maintenance task does not show it"
+    return (f"A rerun looks for it again, but cannot prove the call made no task ({why}), so "
+            f"never sends it: {new_journal}")
 
 
 def _look(reads: AgentReads, endpoint: TaskEndpoint[Any], clock: _Judge, name: str,

@@ -33,7 +33,7 @@ from ._exceptions import (
     WeakKeyError,
 )
 from ._journal import Journal, StepRecord, TargetOutcome, TargetRecord, under_way
-from ._lookup import find_created_dag, made_none
+from ._lookup import find_created_dag, made_none, rerun_note
 from ._models import AgentInfo
 from ._render import failure_line
 from ._task import DagTask
@@ -284,10 +284,8 @@ class TargetRun:
                             "task shows: sending it now", self.target, step.name)
                 self.journal.step(self.target, step.name, "unsent")
                 return None
-            raise Ended(TargetOutcome.UNKNOWN, f"{exc}. A rerun looks for it again, and sends "
-                        "it only once the agent's tasks prove it made none: else, once sure no "
-                        "such task runs there, run this cluster alone with a new "
-                        "journal") from exc
+            raise Ended(TargetOutcome.UNKNOWN, f"{exc}. " + rerun_note(
+                step.endpoint, record.existed, record.sent_at)) from exc
         self.journal.step(self.target, step.name, "created", dag_id=detail.id)
         log.info("%s: found %s task %s, created before the runner stopped", self.target,
                  step.name, detail.id)

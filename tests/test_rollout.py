@@ -454,10 +454,16 @@ def test_a_create_the_runner_did_not_see_answered_is_looked_up_never_resent(tmp_
         # before that the agent no longer shows (obshell deletes none): no proof
         for result in (unlisted, ahead, since, vanished):
             assert result.outcome is TargetOutcome.UNKNOWN and "not sent again" in result.error
-            assert result.error.endswith("A rerun looks for it again, and sends it only once "
-                                         "the agent's tasks prove it made none: else, once sure "
-                                         "no such task runs there, run this cluster alone with "
-                                         "a new journal")
+            assert result.error.endswith("once sure no such task runs there, run this cluster "
+                                         "alone with a new journal")
+        assert "cannot prove the call made no task (what the agent listed before the call " \
+            "is not known), so never sends it" in unlisted.error
+        # sent "in an hour" (a clock stepped back): the proof's time is named, in UTC
+        assert re.search(r"A rerun looks for it again and, from \d\d:\d\d:\d\d UTC \(1 s "
+                         r"after the call\), sends it if the agent's last maintenance "
+                         r"task shows the call made none; else", ahead.error), ahead.error
+        for result in (since, vanished):
+            assert "(the agent's last maintenance task does not show it)" in result.error
         assert [posts(a) for a in fleet] == [0, 1, 1, 0, 0, 0, 0]
 
 
