@@ -70,7 +70,8 @@ HINTS: Sequence[tuple[str, str]] = (
     (r"run the rollout again with journal '[^']*' to resume it", "run the same command again "
      "to resume it"),
     (r"the error's \.report says", "the report on stdout says"),
-    (r"use PasswordAuth\(\.\.\., min_key_bits=512\)",
+    (r"use PasswordAuth\(\.\.\., min_key_bits=512\) \(with ObshellClient\.from_env, set "
+     r"OBSHELL_MIN_KEY_BITS=512\)",
      "pass --min-key-bits 512 (or set OBSHELL_MIN_KEY_BITS=512)"),
     (r"check https=, verify= \(CA bundle\) and cert=",
      "check --https and --ca-bundle (OBSHELL_HTTPS, OBSHELL_CA_BUNDLE)"),

@@ -60,6 +60,10 @@ def _take(path: str) -> Optional[int]:
     if fcntl is None:  # pragma: no cover - Windows
         return None
     lock = os.path.realpath(path) + ".lock"
+    folder = os.path.dirname(lock)
+    if not os.path.isdir(folder):
+        raise InvalidArgumentError("journal", f"{path!r}: its directory {folder} does not "
+                                   "exist; create it, or give a journal path in one that does")
     try:
         fd = _open(lock)
     except OSError as exc:  # never run without it: two runners could each send a step

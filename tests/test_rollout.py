@@ -1157,6 +1157,11 @@ def test_a_runner_that_cannot_take_the_lock_is_refused_never_run_unlocked(tmp_pa
     from obshell_sdk import _runner_lock
     from obshell_sdk._journal import Journal
 
+    missing = tmp_path / "nodir" / "j.db"  # a typo in its path is not a permissions matter
+    with pytest.raises(InvalidArgumentError, match=r"its directory .*nodir does not exist; "
+                       r"create it, or give a journal path in one that does"):
+        Journal(str(missing), {"kind": "agent"}, ["h:1"])
+    assert not missing.parent.exists()
     path = tmp_path / "j.db"
     (tmp_path / "j.db.lock").mkdir()  # no file to lock there
     with pytest.raises(InvalidArgumentError, match=r"cannot open its runner lock .*j\.db\.lock"):

@@ -156,7 +156,8 @@ def test_a_512_bit_agent_key_signs_a_long_header_in_sections():
 def test_a_512_bit_agent_key_is_refused_unless_allowed():
     from obshell_sdk import WeakKeyError
 
-    with pytest.raises(WeakKeyError, match="min_key_bits=512") as info:
+    with pytest.raises(WeakKeyError, match=r"min_key_bits=512\) \(with ObshellClient\.from_env, "
+                       r"set OBSHELL_MIN_KEY_BITS=512\)") as info:  # from_env takes no option
         _signed(_auth("pw"), "/api/v1/agent/upgrade", b"{}", key=_gen512())
     assert info.value.bits == 512
 
