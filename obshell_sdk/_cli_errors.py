@@ -205,7 +205,8 @@ def said(args: argparse.Namespace, exc: ObshellError) -> str:
     text = cli_message(exc)
     if getattr(args, "exists", False):  # "not found" was waited out already
         text = text.replace(RESTARTING, "")
-    return text + _advice(args, exc)
+    advice = _advice(args, exc)  # ". <sentence>", or ""
+    return text + (advice[1:] if text.endswith(("?", ".")) else advice)
 
 
 def _advice(args: argparse.Namespace, exc: ObshellError) -> str:

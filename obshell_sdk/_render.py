@@ -201,5 +201,7 @@ def rollout_text(report: Any, words: Optional[Callable[[str, str], str]] = None)
     for result in report.results.values():
         counts[str(result.outcome)] = counts.get(str(result.outcome), 0) + 1
     summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
-    lines.append(f"{len(report.results)} targets: {summary} (journal {report.journal})")
+    count = len(report.results)
+    lines.append(f"{count} target{'' if count == 1 else 's'}: {summary} "
+                 f"(journal {report.journal})")
     return "\n".join(lines)

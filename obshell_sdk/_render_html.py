@@ -190,6 +190,7 @@ def rollout_table_html(rows: list[tuple[str, ...]]) -> str:
     for row in rows:
         counts[row[3]] = counts.get(row[3], 0) + 1
     summary = " · ".join(f"{n} {_esc(s)}" for s, n in sorted(counts.items()))
+    targets = f"{len(rows)} target" + ("" if len(rows) == 1 else "s")
     head = "".join(f"<th>{h}</th>" for h in ("target", "step", "stage", "state", "note",
                                               "elapsed"))
     body = "".join(
@@ -200,7 +201,7 @@ def rollout_table_html(rows: list[tuple[str, ...]]) -> str:
     )
     return _card("obshell-rollout-card", [
         f'<div class="obshell-head"><span class="obshell-name">rollout</span>'
-        f"{_muted(f'{len(rows)} targets: {summary}')}</div>",
+        f"{_muted(f'{targets}: {summary}')}</div>",
         f'<table class="obshell-table obshell-rollout"><thead><tr>{head}</tr></thead>'
         f"<tbody>{body}</tbody></table>",
     ])

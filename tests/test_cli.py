@@ -172,6 +172,8 @@ def test_exit_codes_for_bad_input_auth_and_unreachable(agent):
     agent.stop()
     gone = run(agent, "info", password=None)
     assert gone.returncode == 4 and "cannot connect" in gone.stderr
+    gone = run(agent, "task", "wait", "11")  # its advice joins the message as a sentence
+    assert "reachable? If the agent is restarting" in gone.stderr, gone.stderr
 
 
 def test_password_is_not_accepted_on_the_command_line(agent):

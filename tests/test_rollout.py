@@ -169,6 +169,7 @@ def test_an_uploaded_package_the_agent_reads_as_another_is_refused_and_a_rerun_g
         report = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, package=str(right))
         assert report.ok, str(report)
         assert posts(agent) == 1
+        assert "\n1 target: 1 succeeded (journal " in str(report)  # not "1 targets"
 
 
 def test_max_failures_skips_the_rest_and_a_rerun_starts_them(tmp_path):
