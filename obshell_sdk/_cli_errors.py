@@ -60,6 +60,7 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process the signal 
 HINTS: Sequence[tuple[str, str]] = (
     (r"client\.task\('([^']*)', exists=True\)\.wait\(\)", r"obshell-sdk task wait \1 --exists"),
     (r"client\.task\('([^']*)'\)\.wait\(\)", r"obshell-sdk task wait \1"),
+    (r"ObshellClient\([^()]*\)\.task\('([^']*)'\)\.refresh\(\)", r"obshell-sdk task show \1"),
     (r"client\.task\('([^']*)'\)\.refresh\(\)", r"obshell-sdk task show \1"),
     (r"client\.unfinished_dags\(\) and client\.last_maintenance_dag\(\)",
      "obshell-sdk task list"),

@@ -77,7 +77,9 @@ def test_outcomes_per_target_and_a_rerun_touches_nothing(tmp_path):
         error = report.results[targets(fleet)[1]].error or ""
         assert "failed at stage 4/5" in error and "injected failure at stage 4" in error
         dag_id = report.results[targets(fleet)[1]].dag_ids[0]
-        assert error.endswith(f"see it with client.task('{dag_id}').refresh(), then retry "
+        host, port = fleet[1].host, fleet[1].port  # a rollout's user has no client at hand
+        assert error.endswith(f"see it with ObshellClient('{host}', {port}, auth=...).task("
+                              f"'{dag_id}').refresh(), then retry "
                               "it (or roll back, skip or cancel it where its nodes allow) and "
                               "run the rollout again")
         assert "\n" not in error  # one line of the report's table
