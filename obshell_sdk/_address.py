@@ -116,7 +116,8 @@ def parse_targets(targets: Any) -> list[str]:
             port = int(text)
         else:
             raise InvalidArgumentError("targets", f"{item!r} is not 'host:port' or (host, port)")
-        name = f"{_one_spelling(check_host(host, port_as='host:port'))}:{check_port(port)}"
+        host = check_host(host, port_as="host:port", https_as="Rollout(..., https=True)")
+        name = f"{_one_spelling(host)}:{check_port(port)}"
         if name in found:
             raise InvalidArgumentError("targets", f"{name} is listed twice")
         found.append(name)

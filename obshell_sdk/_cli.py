@@ -251,10 +251,10 @@ def _check(args: argparse.Namespace) -> None:
     if args.command != "task":
         return
     if args.action == "list" and args.id is not None:
-        raise InvalidArgumentError("id", "task list takes no task id")
+        raise InvalidArgumentError("ID", "task list takes no task id")
     if args.action != "list" and not args.id:
         raise InvalidArgumentError(
-            "id", f"task {args.action} needs a task id; obshell-sdk task list shows them")
+            "ID", f"task {args.action} needs a task id; obshell-sdk task list shows them")
     if args.action in ("list", "show") and args.wait:
         raise InvalidArgumentError("--wait", f"task {args.action} does not wait; use task wait")
     if args.package and args.action != "retry":

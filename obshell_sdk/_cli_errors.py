@@ -60,6 +60,7 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process the signal 
 HINTS: Sequence[tuple[str, str]] = (
     (r"client\.task\('([^']*)', exists=True\)\.wait\(\)", r"obshell-sdk task wait \1 --exists"),
     (r"client\.task\('([^']*)'\)\.wait\(\)", r"obshell-sdk task wait \1"),
+    (r"Rollout\(\.\.\., https=True\)", "--https"),
     (r"ObshellClient\([^()]*\)\.task\('([^']*)'\)\.refresh\(\)", r"obshell-sdk task show \1"),
     (r"client\.task\('([^']*)'\)\.refresh\(\)", r"obshell-sdk task show \1"),
     (r"client\.unfinished_dags\(\) and client\.last_maintenance_dag\(\)",
@@ -112,10 +113,12 @@ CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
 #: Python arguments as the command line's options name them (``path`` is a --package RPM's).
 _FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "journal", "mode", "upgrade_dir", "parallel", "canary", "max_failures", "timeout",
-    "upload_timeout", "package")} | {"path": "--package", "packages": "--package"}
+    "upload_timeout", "package")} | {"path": "--package", "packages": "--package",
+                                      "verify": "--ca-bundle"}
 
-#: Python argument names as the command line names them (the task id is its ``ID``).
-_ARGUMENTS = _FLAGS | {"dag_id": "ID"}
+#: Python argument names as the command line names them (the task id is its ``ID``, the
+#: target's ``VERSION`` and ``RELEASE``).
+_ARGUMENTS = _FLAGS | {"dag_id": "ID", "version": "VERSION", "release": "RELEASE"}
 
 _OPTIONS = {"OBSHELL_HOST": "--host", "OBSHELL_PORT": "--port", "OBSHELL_HTTPS": "--https",
             "OBSHELL_CA_BUNDLE": "--ca-bundle", "OBSHELL_MIN_KEY_BITS": "--min-key-bits"}

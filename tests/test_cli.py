@@ -162,6 +162,14 @@ def test_exit_codes_for_bad_input_auth_and_unreachable(agent):
     assert error["argument"] == "ID" and error["type"] == "InvalidArgumentError", error
     missing = run(agent, "--json", "upgrade", VERSION, RELEASE, "--package", "/nonexistent.rpm")
     assert json.loads(missing.stdout)["error"]["argument"] == "--package", missing.stdout
+    for argv in (("task", "wait"), ("task", "wait", "1x")):  # one name for the task id: ID
+        out = run(agent, "--json", *argv)
+        assert json.loads(out.stdout)["error"]["argument"] == "ID", out.stdout
+    out = run(agent, "--json", "upgrade", "4.3", RELEASE)
+    assert json.loads(out.stdout)["error"]["argument"] == "VERSION", out.stdout
+    out = run(agent, "--json", "--ca-bundle", "/nonexistent/ca.pem", "info")
+    assert json.loads(out.stdout)["error"]["argument"] == "--ca-bundle", out.stdout
+    assert "--ca-bundle: CA bundle '/nonexistent/ca.pem' does not exist" in out.stdout
     assert agent.requests == []
     wrong = run(agent, "task", "show", "11", password="nope")
     assert wrong.returncode == 3 and "password" in wrong.stderr.lower()

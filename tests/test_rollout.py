@@ -1833,6 +1833,8 @@ def test_rollout_status_reads_a_journal_whose_name_has_uri_characters(tmp_path, 
     ("127.0.0.1:1\n127.0.0.1:1\n", "127.0.0.1:1 is listed twice"),
     ("127.0.0.1:99999\n", "port: must be between 1 and 65535, got 99999"),
     ("[zz::1]:2886\n", "host: '[zz::1]' is neither a host name nor an IP address"),
+    ("https://127.0.0.1:2890\n", "host: 'https://127.0.0.1' looks like a URL; give the bare "
+     "host, and the port and scheme as host:port and --https\n"),
 ])
 def test_a_bad_targets_file_is_said_of_the_file_in_cli_words(tmp_path, lines, said):
     """Not "targets: no target given" or "is not 'host:port' or (host, port)": the option,
