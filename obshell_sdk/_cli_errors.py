@@ -78,6 +78,7 @@ HINTS: Sequence[tuple[str, str]] = (
     (r"check https=, verify= \(CA bundle\) and cert=",
      "check --https and --ca-bundle (OBSHELL_HTTPS, OBSHELL_CA_BUNDLE)"),
     (r"is https= right\?", "is --https (OBSHELL_HTTPS) right?"),
+    (r"or pass ObshellClient\(\.\.\., trust_env=False\)", "or unset HTTP_PROXY and HTTPS_PROXY"),
 )
 
 #: The part of "not found"'s hint that ``--exists`` has followed already.

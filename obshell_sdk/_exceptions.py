@@ -5,7 +5,7 @@
     ObshellError
     ├── InvalidArgumentError        the caller's input was refused; nothing was sent (a ValueError)
     ├── TransportError              the agent could not be talked to
-    │   ├── ConnectError            never reached the agent (refused, DNS, connect timeout)
+    │   ├── ConnectError            never reached the agent or its proxy (refused, DNS, timeout)
     │   └── ConnectionLostError     reached it, but the reply did not arrive
     │       ├── ReadTimeoutError    ... because the read timeout ran out
     │       └── OutcomeUnknownError a task-creating call lost its reply and no task was found
@@ -100,7 +100,7 @@ class TransportError(ObshellError):
 
 
 class ConnectError(TransportError):
-    """The agent could not be reached (connection refused, unknown host, connect timeout).
+    """The agent, or its proxy, could not be reached (connection refused, unknown host, timeout).
 
     The request certainly did not reach the agent, so repeating it cannot run anything twice.
     """

@@ -3,21 +3,20 @@
 :class:`Transport` owns the ``requests.Session``, sends every request through ``Session.request``
 under a wall-clock deadline, reads replies up to a cap, and turns them into an :class:`Envelope`
 or the right :class:`~obshell_sdk.ApiError`. It drives the auth flow without knowing what the
-auth keeps. Only this module knows ``requests``' exception types; none of them, nor any other
-exception of the exchange, leaks past it except as the ``__cause__`` of an SDK error.
+auth keeps. Only this module and :mod:`._transport_errors`, which maps what an exchange
+raised to the SDK's errors, know ``requests``' exception types; none of them, nor any other
+exception of the exchange, leaks past them except as the ``__cause__`` of an SDK error.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import time
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import attrs
 import requests
-import urllib3.exceptions
 
 from ._auth import PasswordAuth
 from ._deadline import CallDeadline, new_session
@@ -30,11 +29,10 @@ from ._exceptions import (
     DecodeError,
     InvalidArgumentError,
     ObshellError,
-    ReadTimeoutError,
-    TransportError,
 )
 from ._models import Envelope
-from ._request import Request, scrub
+from ._request import Request
+from ._transport_errors import exchange_error
 
 __all__ = ["MAX_REPLY_BYTES", "MAX_REPLY_DEPTH", "TRACE_HEADER", "Cert", "Timeout", "Transport"]
 
@@ -52,10 +50,6 @@ MAX_REPLY_BYTES = 16 * 1024 * 1024
 #: JSON nested deeper than this is refused (obshell's replies nest fewer than 10 levels).
 MAX_REPLY_DEPTH = 64
 _EXCERPT = 120
-_CONNECT_REASONS: tuple[type[BaseException], ...] = tuple(cls for cls in (
-    urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
-    getattr(urllib3.exceptions, "NameResolutionError", None),  # urllib3 2.x only
-    ConnectionRefusedError) if cls is not None)
 
 
 class _ReplyTooLargeError(Exception):
@@ -192,11 +186,11 @@ class Transport:
                                   path=path) from None
             except Exception as exc:  # out of time: the watchdog's or the (cut) socket's timer
                 out_of_time = deadline.fired or time.monotonic() >= expires
-                raise _exchange_error(exc, out_of_time, seconds, method, path, self.agent,
-                                      maybe_sent=deadline.sent or not self._owns_session) from exc
+                raise exchange_error(exc, out_of_time, seconds, method, path, self.agent,
+                                     maybe_sent=deadline.sent or not self._owns_session) from exc
         if deadline.fired:  # the cut reply may even look complete (a close-delimited one)
-            raise _exchange_error(TimeoutError(), True, seconds, method, path, self.agent,
-                                  maybe_sent=True)
+            raise exchange_error(TimeoutError(), True, seconds, method, path, self.agent,
+                                 maybe_sent=True)
         if content is None or (not content and 200 <= resp.status_code < 300
                                and resp.status_code != 204):
             # obshell answers with an envelope (or a 204, bodiless by definition): a 2xx with
@@ -231,76 +225,6 @@ def _read_capped(resp: requests.Response, cap: int) -> Optional[bytes]:
     if declared.isdigit() and total < int(declared) and resp.request.method != "HEAD":
         return None
     return content
-
-
-def _exchange_error(exc: Exception, fired: bool, seconds: float, method: str, path: str,
-                    agent: str, *, maybe_sent: bool = False) -> TransportError:
-    """Map what an exchange raised to the SDK's transport errors.
-
-    ``maybe_sent``: the request may have gone out (on a session we cannot watch, any time),
-    so any failure not proven to come before it is a lost reply: the agent may have acted.
-    """
-    where: dict[str, Any] = {"method": method, "path": path, "agent": agent}
-    scrub(exc)  # it is chained as the error's __cause__
-    if fired:  # cut while connecting (a proxy's tunnel, a TLS handshake) or while reading
-        return (ReadTimeoutError(f"no complete reply within the call's {seconds:g} s (the agent "
-                                 "answered too slowly); the request may still have been carried "
-                                 "out", **where) if maybe_sent else
-                ConnectError(f"no connection within the call's {seconds:g} s; the request was "
-                             "not sent", **where))
-    other = ConnectionLostError if maybe_sent else TransportError
-    if not isinstance(exc, requests.RequestException):
-        return other(f"the exchange failed ({type(exc).__name__}: {exc})", **where)
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return ConnectError("timed out connecting; is the agent up and the port right?", **where)
-    if isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(  # in the body: wrapped
-            _root(exc), urllib3.exceptions.ReadTimeoutError):  # unsent: TLS handshake, tunnel
-        return (ReadTimeoutError("no complete reply within the read timeout; the request may "
-                                 "still have been carried out", **where) if maybe_sent else
-                ConnectError("timed out connecting (TLS handshake or proxy tunnel); not sent",
-                             **where))
-    if isinstance(exc, requests.exceptions.SSLError):
-        if maybe_sent and "CERTIFICATE_VERIFY_FAILED" not in str(exc):  # not the handshake
-            return ConnectionLostError("the connection failed after the request may have gone "
-                                       f"out ({_reason(exc)})", **where)
-        return ConnectError(
-            f"TLS failed ({_reason(exc)}); check https=, verify= (CA bundle) and cert=", **where)
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        if isinstance(_root(exc), _CONNECT_REASONS):
-            return ConnectError(
-                f"cannot connect ({_reason(exc)}); is the agent running and reachable?", **where)
-        return ConnectionLostError(
-            f"connection lost before the reply was complete ({_reason(exc)})", **where)
-    if isinstance(exc, (requests.exceptions.ChunkedEncodingError,
-                        requests.exceptions.ContentDecodingError)):
-        return ConnectionLostError(f"reply cut short ({_reason(exc)})", **where)
-    return other(_reason(exc), **where)
-
-
-def _root(exc: BaseException) -> Any:
-    """The underlying reason of a requests ConnectionError (through urllib3's MaxRetryError)."""
-    arg = exc.args[0] if exc.args else None
-    return arg.reason if isinstance(arg, urllib3.exceptions.MaxRetryError) else arg
-
-
-def _words(reason: object) -> str:
-    """A reason's text; one that wraps another reads "Connection aborted: ...", not a tuple."""
-    args = reason.args if isinstance(reason, BaseException) else ()
-    if len(args) != 2 or not isinstance(args[0], str) or not isinstance(args[1], BaseException):
-        return str(reason)
-    inner = _words(args[1])
-    return args[0].rstrip(".") + ("" if inner in args[0] else f": {inner}")
-
-
-def _reason(exc: BaseException) -> str:
-    text = _words(_root(exc) or exc)
-    # urllib3 prefixes reasons with a connection object's repr (``<...>: `` in 1.x,
-    # ``HTTPConnection(host=..., port=...): `` in 2.x); keep the useful tail.
-    text = text.split(">: ", 1)[-1]
-    text = re.sub(r"^\w+\([^()]*\):\s*", "", text)
-    while text.endswith(")") and text.count(")") > text.count("("):  # a repr's tail
-        text = text[:-1]
-    return text.strip("'\" ") or type(exc).__name__
 
 
 def _envelope(resp: requests.Response, body: bytes, method: str, path: str, agent: str) -> Envelope:

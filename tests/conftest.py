@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import socket
 import subprocess
 import traceback
 
@@ -51,6 +52,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         raise pytest.UsageError(
             f"a password appeared in {len(leaks)} SDK log records, e.g. {example!r}"
         )
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound once, then closed)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def proxy_from_env(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """Clients made from now on send through the proxy at ``url``, read from the environment.
+
+    It is set as requests reads it (HTTP_PROXY, HTTPS_PROXY); the variables that would bypass
+    or replace it (NO_PROXY, ALL_PROXY, the lowercase ones) are cleared.
+    """
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HTTP_PROXY", url)
+    monkeypatch.setenv("HTTPS_PROXY", url)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD
+from conftest import PASSWORD, closed_port, proxy_from_env
 
 import obshell_sdk
 from obshell_sdk import ObshellClient, PasswordAuth
@@ -455,6 +455,21 @@ def test_task_wait_on_a_wrong_port_exits_4_at_once_as_task_show_does():
     assert time.monotonic() - started < 30 and "retrying" not in out.stderr
     # ... and says how to wait through an agent that is restarting for its upgrade
     assert "obshell-sdk task wait 11 --exists" in out.stderr, out.stderr
+
+
+def test_a_proxy_nothing_listens_on_says_so_and_how_to_go_around_it(monkeypatch):
+    # was "connection lost before the reply was complete (Unable to connect to proxy ...)";
+    # a shell user has no trust_env=: the hint says to unset the variables instead
+    port = closed_port()
+    proxy_from_env(monkeypatch, f"http://127.0.0.1:{port}")
+    with FakeAgent(password=PASSWORD) as agent:
+        out = cli("task", "list", agent=agent)
+        assert agent.requests == []
+    assert out.returncode == 4, out.stderr
+    assert f"cannot connect to the proxy http://127.0.0.1:{port}" in out.stderr, out.stderr
+    assert "the request was not sent" in out.stderr and "NO_PROXY" in out.stderr
+    assert "or unset HTTP_PROXY and HTTPS_PROXY" in out.stderr, out.stderr
+    assert "trust_env" not in out.stderr and "ObshellClient" not in out.stderr
 
 
 def test_a_version_release_given_as_one_argument_gets_a_hint():

@@ -3,7 +3,8 @@
 A gateway that gives up waiting for the agent answers "504 Gateway Time-out" with a page of
 its own, after passing the request on: the agent may have made the task. Such a reply is
 looked for like a lost one (never resent); a 4xx page (not passed on) is not. The proxy here
-is real (a socket on 127.0.0.1 between the SDK and the fake agent).
+is real (a socket on 127.0.0.1 between the SDK and the fake agent). A proxy that cannot be
+reached at all got nothing to pass on: its agent is unreachable, not unknown.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from conftest import PASSWORD
+from conftest import PASSWORD, closed_port, proxy_from_env
 
 import obshell_sdk._lookup
 from obshell_sdk import (
@@ -195,6 +196,20 @@ def test_a_rollout_behind_a_proxy_that_refuses_the_post_sends_it_on_the_rerun(
     second = _rollout_one(proxy, journal)
     assert second.outcome is TargetOutcome.SUCCEEDED, second.error
     assert len(agent.requests_to(UPGRADE, "POST")) == 1
+
+
+def test_a_rollout_through_a_proxy_nothing_listens_on_calls_its_agent_unreachable(
+        tmp_path, monkeypatch):
+    # was UNKNOWN ("run the same command again"): the proxy's refusal was taken for a lost reply
+    proxy_from_env(monkeypatch, f"http://127.0.0.1:{closed_port()}")
+    with FakeAgent(password=PASSWORD) as agent:
+        report = Rollout([f"{agent.host}:{agent.port}"], auth=PasswordAuth(PASSWORD),
+                         journal=tmp_path / "r.db", poll_policy=FAST, progress=False
+                         ).upgrade_agent(VERSION, RELEASE, check=False)
+        assert agent.requests == []
+    (result,) = report.results.values()
+    assert result.outcome is TargetOutcome.UNREACHABLE, result.error
+    assert "cannot connect to the proxy" in str(result.error)
 
 
 @pytest.mark.parametrize(("status", "refused"), [(0, False), (204, False), (300, True),

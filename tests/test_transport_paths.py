@@ -1,11 +1,13 @@
 """How a call leaves the client: through ``Session.request``, as requests would send it.
 
 Headers, bodies, cookies a proxy sets, and a caller's session (hooks, headers) all behave as
-requests' public API makes them behave.
+requests' public API makes them behave; a proxy from the environment that cannot be reached
+is "not sent", one that took the request and failed is not.
 """
 
 from __future__ import annotations
 
+import http.client
 import http.server
 import json
 import threading
@@ -14,16 +16,19 @@ from typing import Optional
 
 import pytest
 import requests
-from conftest import PASSWORD
+import urllib3.exceptions
+from conftest import PASSWORD, closed_port, proxy_from_env
 from rawserver import RawReply, RawServer
 
 from obshell_sdk import (
     ApiError,
+    ConnectError,
     ConnectionLostError,
     InvalidArgumentError,
     ObshellClient,
     PasswordAuth,
 )
+from obshell_sdk._transport_errors import exchange_error
 from obshell_sdk.testing import FakeAgent
 
 VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
@@ -156,3 +161,69 @@ def test_a_lost_connection_is_told_in_words_not_as_a_tuple(wire, reason):
                 pytest.raises(ConnectionLostError) as info:
             client.call("GET", "/x", signed=False)
     assert str(info.value).endswith(f"/x on {server.host}:{server.port}: {reason}")
+
+
+def test_a_proxy_nothing_listens_on_is_not_sent_and_says_what_to_do(monkeypatch):
+    # was ConnectionLostError, "connection lost before the reply was complete (Unable to
+    # connect to proxy ...)": a lost reply, so a rollout called the cluster's outcome unknown
+    port = closed_port()
+    proxy_from_env(monkeypatch, f"http://ops:proxy-Pa55@127.0.0.1:{port}")
+    with FakeAgent(password=PASSWORD) as agent:
+        with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+            with pytest.raises(ConnectError) as info:
+                client.info()
+            with pytest.raises(ConnectError):
+                client.upgrade_agent(VERSION, RELEASE)  # nor a task-creating call
+        assert agent.requests == []
+        with ObshellClient(agent.host, agent.port, auth=None, trust_env=False) as direct:
+            assert direct.info().version  # the advice works: no proxy, the agent answers
+    message = str(info.value)
+    assert f"cannot connect to the proxy http://127.0.0.1:{port} (Failed to establish" in message
+    assert "the request was not sent" in message
+    for advice in ("HTTP_PROXY/HTTPS_PROXY", "add its host to NO_PROXY",
+                   "ObshellClient(..., trust_env=False)"):
+        assert advice in message, message
+    assert "proxy-Pa55" not in message and "@" not in message  # the proxy's credentials
+
+
+def test_a_proxy_that_took_the_request_and_closed_is_a_lost_reply_not_unsent(monkeypatch):
+    # a proxy that read the request may have passed it on: the agent may have acted on it
+    # (urllib3 2.x says "Unable to connect to proxy" of this too, as of a proxy never reached)
+    with RawServer() as proxy:
+        proxy.handler = lambda request: RawReply(200, wire=[], close=True)  # read, then closed
+        proxy_from_env(monkeypatch, f"http://127.0.0.1:{proxy.port}")
+        port = closed_port()  # the agent's: never reached directly, the proxy is
+        with ObshellClient("127.0.0.1", port, auth=None) as client, \
+                pytest.raises(ConnectionLostError) as info:
+            client.call("POST", "/api/v1/agent/upgrade", signed=False)
+        assert [(r.method, r.target) for r in proxy.requests] == [
+            ("POST", f"http://127.0.0.1:{port}/api/v1/agent/upgrade")]
+    assert not isinstance(info.value, ConnectError)
+    assert "not sent" not in str(info.value)
+
+
+class _Pool:
+    """What urllib3's proxy pool shows of its proxy."""
+
+    proxy = urllib3.util.parse_url("http://ops:proxy-Pa55@proxy.example:3128")
+
+
+@pytest.mark.parametrize(("reason", "expected"), [
+    (urllib3.exceptions.NewConnectionError(None, "Failed to establish a new connection"),
+     ConnectError),
+    (urllib3.exceptions.ConnectTimeoutError(None, "Connection timed out"), ConnectError),
+    (ConnectionRefusedError(111, "Connection refused"), ConnectError),
+    # urllib3 wraps a connection lost after the request went out too (1.x: any socket error)
+    (ConnectionResetError(104, "Connection reset by peer"), ConnectionLostError),
+    (http.client.RemoteDisconnected("Remote end closed connection"), ConnectionLostError),
+])
+def test_a_proxy_error_is_unsent_only_when_the_proxy_was_never_connected_to(reason, expected):
+    wrapped = urllib3.exceptions.ProxyError("Cannot connect to proxy.", reason)
+    exc = requests.exceptions.ProxyError(urllib3.exceptions.MaxRetryError(
+        _Pool(), "http://127.0.0.1:2886/api/v1/info", wrapped))  # type: ignore[arg-type]
+    error = exchange_error(exc, False, 5, "GET", "/api/v1/info", "127.0.0.1:2886",
+                           maybe_sent=True)
+    assert type(error) is expected, error
+    if expected is ConnectError:
+        assert "cannot connect to the proxy http://proxy.example:3128 (" in str(error)
+        assert "proxy-Pa55" not in str(error)

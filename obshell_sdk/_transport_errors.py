@@ -1,0 +1,143 @@
+"""What an exchange raised, as the SDK's transport errors: not sent, or maybe carried out.
+
+The transport hands every exception of an exchange here. :func:`exchange_error` says
+:class:`~obshell_sdk.ConnectError` only where the failure proves the request never left (no
+connection to the agent, or to the proxy in front of it, was ever made); any other failure
+after the request may have gone out is a lost reply, :class:`~obshell_sdk.ConnectionLostError`
+or :class:`~obshell_sdk.ReadTimeoutError`: the agent may have acted on it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import requests
+import urllib3.exceptions
+
+from ._exceptions import (
+    ConnectError,
+    ConnectionLostError,
+    ReadTimeoutError,
+    TransportError,
+)
+from ._request import scrub
+
+__all__ = ["exchange_error"]
+
+#: The reasons that prove a TCP connection was never made (so nothing was sent on it).
+_CONNECT_REASONS: tuple[type[BaseException], ...] = tuple(cls for cls in (
+    urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
+    getattr(urllib3.exceptions, "NameResolutionError", None),  # urllib3 2.x only
+    ConnectionRefusedError) if cls is not None)
+
+
+def exchange_error(exc: Exception, fired: bool, seconds: float, method: str, path: str,
+                   agent: str, *, maybe_sent: bool = False) -> TransportError:
+    """Map what an exchange raised to the SDK's transport errors.
+
+    ``maybe_sent``: the request may have gone out (on a session we cannot watch, any time),
+    so any failure not proven to come before it is a lost reply: the agent may have acted.
+    """
+    where: dict[str, Any] = {"method": method, "path": path, "agent": agent}
+    scrub(exc)  # it is chained as the error's __cause__
+    if fired:  # cut while connecting (a proxy's tunnel, a TLS handshake) or while reading
+        return (ReadTimeoutError(f"no complete reply within the call's {seconds:g} s (the agent "
+                                 "answered too slowly); the request may still have been carried "
+                                 "out", **where) if maybe_sent else
+                ConnectError(f"no connection within the call's {seconds:g} s; the request was "
+                             "not sent", **where))
+    other = ConnectionLostError if maybe_sent else TransportError
+    if not isinstance(exc, requests.RequestException):
+        return other(f"the exchange failed ({type(exc).__name__}: {exc})", **where)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return ConnectError("timed out connecting; is the agent up and the port right?", **where)
+    if isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(  # in the body: wrapped
+            _root(exc), urllib3.exceptions.ReadTimeoutError):  # unsent: TLS handshake, tunnel
+        return (ReadTimeoutError("no complete reply within the read timeout; the request may "
+                                 "still have been carried out", **where) if maybe_sent else
+                ConnectError("timed out connecting (TLS handshake or proxy tunnel); not sent",
+                             **where))
+    if isinstance(exc, requests.exceptions.SSLError):
+        if maybe_sent and "CERTIFICATE_VERIFY_FAILED" not in str(exc):  # not the handshake
+            return ConnectionLostError("the connection failed after the request may have gone "
+                                       f"out ({_reason(exc)})", **where)
+        return ConnectError(
+            f"TLS failed ({_reason(exc)}); check https=, verify= (CA bundle) and cert=", **where)
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return _connection_error(exc, where)
+    if isinstance(exc, (requests.exceptions.ChunkedEncodingError,
+                        requests.exceptions.ContentDecodingError)):
+        return ConnectionLostError(f"reply cut short ({_reason(exc)})", **where)
+    return other(_reason(exc), **where)
+
+
+def _connection_error(exc: requests.exceptions.ConnectionError,
+                      where: dict[str, Any]) -> TransportError:
+    """A failed connection: not sent only if no TCP connection (to agent or proxy) was made.
+
+    urllib3's ProxyError ("Unable to connect to proxy") wraps more than a failure to connect:
+    a proxy that read the request and then closed the connection too (urllib3 asks whether
+    the connection reached the proxy after closing it; 1.x wraps any socket error through a
+    proxy), and a failed TLS handshake with an ``https://`` proxy. Only the wrapped reason,
+    the TCP connection's own failure, proves that nothing was sent.
+    """
+    root = _root(exc)
+    if isinstance(root, _CONNECT_REASONS):
+        return ConnectError(
+            f"cannot connect ({_reason(exc)}); is the agent running and reachable?", **where)
+    if isinstance(root, urllib3.exceptions.ProxyError) and isinstance(
+            root.original_error, _CONNECT_REASONS):
+        reason = _plain(root.original_error) or type(root.original_error).__name__
+        return ConnectError(
+            f"cannot connect to the proxy{_proxy(exc)} ({reason}); the request was not sent. "
+            "Check HTTP_PROXY/HTTPS_PROXY, or reach the agent without a proxy: add its host to "
+            "NO_PROXY, or pass ObshellClient(..., trust_env=False)", **where)
+    return ConnectionLostError(
+        f"connection lost before the reply was complete ({_reason(exc)})", **where)
+
+
+def _proxy(exc: BaseException) -> str:
+    """The proxy a requests ProxyError is about, as " scheme://host:port" to follow a word.
+
+    urllib3's pool keeps the proxy's URL; its credentials are left out. "" when it says none.
+    """
+    arg = exc.args[0] if exc.args else None
+    proxy = getattr(getattr(arg, "pool", None), "proxy", None)
+    host, port = getattr(proxy, "host", None), getattr(proxy, "port", None)
+    if not isinstance(host, str) or not host:
+        return ""
+    scheme = getattr(proxy, "scheme", None) or "http"
+    return f" {scheme}://{host}" + (f":{port}" if isinstance(port, int) else "")
+
+
+def _root(exc: BaseException) -> Any:
+    """The underlying reason of a requests ConnectionError (through urllib3's MaxRetryError)."""
+    arg = exc.args[0] if exc.args else None
+    return arg.reason if isinstance(arg, urllib3.exceptions.MaxRetryError) else arg
+
+
+def _words(reason: object) -> str:
+    """A reason's text; one that wraps another reads "Connection aborted: ...", not a tuple."""
+    args = reason.args if isinstance(reason, BaseException) else ()
+    if len(args) != 2 or not isinstance(args[0], str) or not isinstance(args[1], BaseException):
+        return str(reason)
+    inner = _words(args[1])
+    return args[0].rstrip(".") + ("" if inner in args[0] else f": {inner}")
+
+
+def _reason(exc: BaseException) -> str:
+    """The words of what a requests exception wraps, or its class's name."""
+    return _plain(_root(exc) or exc) or type(exc).__name__
+
+
+def _plain(reason: object) -> str:
+    """A reason's words without the reprs of urllib3's objects ("" when nothing is left)."""
+    text = _words(reason)
+    # urllib3 prefixes reasons with a connection object's repr (``<...>: `` in 1.x,
+    # ``HTTPConnection(host=..., port=...): `` in 2.x); keep the useful tail.
+    text = text.split(">: ", 1)[-1]
+    text = re.sub(r"^\w+\([^()]*\):\s*", "", text)
+    while text.endswith(")") and text.count(")") > text.count("("):  # a repr's tail
+        text = text[:-1]
+    return text.strip("'\" ")
