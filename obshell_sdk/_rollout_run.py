@@ -31,7 +31,15 @@ from ._rollout_report import (
     result_of,
 )
 from ._rollout_revisit import failed_task, revisit
-from ._rollout_steps import Abandoned, Ended, Plan, TargetOutcome, TargetRun, judge
+from ._rollout_steps import (
+    Abandoned,
+    AgentClaims,
+    Ended,
+    Plan,
+    TargetOutcome,
+    TargetRun,
+    judge,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the rollout imports this module
     from ._rollout import Rollout
@@ -57,6 +65,7 @@ class Run:
         self.ends: list[threading.Event] = []  # each worker's that began, set when it let go
         self.interrupted = False  # Ctrl-C: the journal is closed under the workers
         self.abandon = threading.Event()  # set with it: the followers let go of their tasks
+        self.claims = AgentClaims()  # each agent is one target, however it is named
         self.board = RolloutBoard(rollout.targets, rollout.progress, rollout._words)
         self.revisit: list[tuple[TargetRecord, tuple[str, str]]] = []  # failed on a task
         for record in self.records.values():
@@ -206,7 +215,8 @@ class Run:
                                    **self.rollout.client_options)
             with client:
                 run = TargetRun(record, client, self.journal, self.timeout,
-                                lambda step, d: self._show(target, step, d), self.abandon)
+                                lambda step, d: self._show(target, step, d), self.abandon,
+                                self.claims)
                 try:
                     run.run(self.plan)
                 except ApiError as exc:

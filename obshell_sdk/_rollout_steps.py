@@ -99,13 +99,41 @@ class Plan:
         default=None, eq=False)
 
 
+class AgentClaims:
+    """Which target of a run each agent is, by its ``/info`` (address, process, start time).
+
+    Targets are known by their names: ``localhost:2886`` and ``127.0.0.1:2886`` would be two
+    targets of one agent, each making its own tasks there. A target that has sent nothing
+    yet is refused when its agent answers as another target's already did.
+    """
+
+    def __init__(self) -> None:
+        self._targets: dict[tuple[str, int, int, int], str] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, target: str, info: AgentInfo, fresh: bool) -> None:
+        """Note ``target``'s agent; raise :class:`Ended` (refused) if ``fresh`` and taken."""
+        if not (info.ip and info.port):  # an agent that does not say where it is
+            return
+        with self._lock:
+            other = self._targets.setdefault((info.ip, info.port, info.pid, info.start_at),
+                                             target)
+        if fresh and other != target:
+            raise Ended(TargetOutcome.REFUSED, (
+                f"the same agent as target {other} (both answer as {info.ip}:{info.port}, "
+                f"process {info.pid}): name each agent one way in the targets; nothing was "
+                "sent to it"))
+
+
 class TargetRun:
     """Runs a plan's steps on one target through its client, journaling each."""
 
     def __init__(self, record: TargetRecord, client: ObshellClient, journal: Journal,
                  timeout: float, show: Callable[[str, Optional[DagDetail]], None],
-                 stop: Optional[threading.Event] = None) -> None:
+                 stop: Optional[threading.Event] = None,
+                 claims: Optional[AgentClaims] = None) -> None:
         self.target = record.target
+        self.claims = claims  # the run's: one agent named two ways is one target
         self.stop = stop  # set: let go of the task followed (Ctrl-C), raising Abandoned
         self.record = record
         self.client = client
@@ -159,7 +187,10 @@ class TargetRun:
             lockless = step.endpoint is not None and not step.endpoint.maintenance
             if not (s.status == "done" and lockless):  # a pre-check that ended does not count
                 return False
-        return self._there(plan.already(self.client.info()))
+        info = self.client.info()
+        if self.claims is not None:
+            self.claims.claim(self.target, info, fresh=not self.record.steps)
+        return self._there(plan.already(info))
 
     def there_anyway(self, plan: Plan, exc: ApiError) -> bool:
         """Whether the agent refused a step because the target is where ``plan`` leads.

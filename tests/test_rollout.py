@@ -1870,3 +1870,22 @@ def test_a_target_past_the_version_is_refused_before_its_upload(tmp_path):
         assert newer.packages == [] and newer.dags == {}
         assert not [r for r in newer.requests if r.method == "POST"]
         assert done.outcome is TargetOutcome.SUCCEEDED and len(todo.packages) == 1
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_one_agent_named_two_ways_is_upgraded_once(tmp_path, parallel):
+    """``localhost:P`` and ``127.0.0.1:P`` are two names of one agent: each made its own
+    pre-check there. The second name to reach it is refused, having sent nothing."""
+    with FakeAgent(password=PASSWORD, stage_seconds=0.03) as agent:
+        names = [f"127.0.0.1:{agent.port}", f"localhost:{agent.port}"]
+        report = Rollout(names, journal=tmp_path / "j.db", poll_policy=FAST, progress=False,
+                         parallel=parallel, auth=PasswordAuth(PASSWORD)).upgrade_agent(
+            VERSION, RELEASE)
+        assert sorted(outcomes(report)) == ["refused", "succeeded"], str(report)
+        refused = next(r for r in report.results.values() if r.outcome.value == "refused")
+        other = next(n for n in names if n != refused.target)
+        assert (refused.error or "").startswith(f"the same agent as target {other} (both "
+                                                f"answer as 127.0.0.1:{agent.port}, process ")
+        assert refused.error.endswith("name each agent one way in the targets; nothing was "
+                                      "sent to it") and refused.dag_ids == ()
+        assert posts(agent, "/api/v1/agent/upgrade/check") == 1 and posts(agent) == 1
