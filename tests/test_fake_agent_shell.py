@@ -96,6 +96,19 @@ def test_auth_v1_and_an_agent_password():
         assert "(CLUSTER AGENT, auth v1)" in agent.banner[0] and "POST" not in out
 
 
+def test_auth_v1_upgraded_past_422_then_a_new_command_signs_as_the_new_agent():
+    """A new user's report: after this upgrade, task list failed with "X-OCS-Auth not found"."""
+    with Served("--auth", "v1") as agent:
+        up = agent.cli("upgrade", "4.2.3.0", "1.el7", "--wait")
+        assert up.returncode == 0, up.stderr
+        listed = agent.cli("task", "list")
+        assert listed.returncode == 0, listed.stderr
+        assert "obshell 4.2.3.0" in agent.cli("info").stdout
+        out, _ = agent.stop()
+        assert "POST /api/v1/agent/upgrade -> 200 [v1]" in out
+        assert "GET /api/v1/task/dag/unfinish -> 200 [v2]" in out
+
+
 def test_faults_from_flags():
     with Served("--fail-stage", "2", "-q") as agent:
         up = agent.cli("upgrade", "4.2.1.1", "101000062023110109.el7", "--wait")

@@ -45,6 +45,16 @@ class FakeAgent(AgentControls):
     upgrade, and the ``Download all required packages`` node of every upgrade DAG fails until
     they are) and ``strict_upload`` (the old upload refuses what is not an RPM). Build real
     packages with :func:`~obshell_sdk.testing.build_rpm`.
+
+    Auth across an upgrade: ``legacy_v1`` and ``supported_auth`` describe the obshell the agent
+    was started as. Once it runs the upgrade's version (restarted at ``restart_at_stage``, or
+    the upgrade succeeded: :meth:`sync_version`) they follow that version, as obshell's new
+    binary does: ``X-OCS-Auth`` alone up to 4.2.2, ``X-OCS-Header`` from 4.2.3; no
+    ``supportedAuth`` in ``/info`` before 4.2.4, ``["v2"]`` from 4.2.4. That holds when they
+    were what obshell of the old version has (the defaults; ``legacy_v1=True,
+    supported_auth=None`` on 4.2.2); a pair no obshell of that version has (say
+    ``supported_auth=("v1",)``, or ``legacy_v1=True`` on 4.3.0) is the test's own and is kept.
+    Assigning an attribute (``version`` too) changes that attribute only.
     """
 
     password: _StateAttr[str] = _StateAttr("The root@sys password the agent accepts.")
@@ -54,8 +64,11 @@ class FakeAgent(AgentControls):
     version: _StateAttr[str] = _StateAttr("The obshell version (without release) the agent runs.")
     release: _StateAttr[str] = _StateAttr("The release suffix of ``/info.version`` (may be empty).")
     supported_auth: _StateAttr[Optional[tuple[str, ...]]] = _StateAttr(
-        "``/info.supportedAuth`` (None: the key is absent, as before 4.2.4).")
-    legacy_v1: _StateAttr[bool] = _StateAttr("Speak only 4.2.2's ``X-OCS-Auth`` dialect.")
+        "``/info.supportedAuth`` (None: the key is absent, as before 4.2.4); an upgrade may "
+        "change it (see the class docstring).")
+    legacy_v1: _StateAttr[bool] = _StateAttr(
+        "Speak only 4.2.2's ``X-OCS-Auth`` dialect; an upgrade past 4.2.2 ends it (see the "
+        "class docstring).")
     root_password_known: _StateAttr[bool] = _StateAttr(
         "Whether the root@sys password is initialised.")
     host: _StateAttr[str] = _StateAttr("The address the agent listens on.")

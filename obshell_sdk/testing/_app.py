@@ -97,6 +97,7 @@ def _pipeline(ctx: Context, started: float) -> Outcome:
     if early is not None:
         return early
     state, req = ctx.state, ctx.req
+    state.sync_version()  # an upgrade that ended brings its binary's dialect before we decode
     try:
         _decrypt(ctx)
     except ApiError as exc:

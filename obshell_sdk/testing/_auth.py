@@ -9,6 +9,7 @@ from typing import Any, Optional
 from ._crypto import DecryptError, ServerKey
 from ._errors import ApiError, unauthorized
 from ._golike import GoField, decode_struct, parse_go_json, to_plain
+from ._params import version_key
 
 _HEADER_FIELDS = (
     GoField("Auth", "Auth", "string"),
@@ -22,6 +23,22 @@ _HEADER_FIELDS = (
     GoField("ForwardAgent", "ForwardAgent", "any"),
     GoField("Sha256", "Sha256", "string"),
 )
+
+#: ``(legacy_v1, supported_auth)``: the dialect an agent takes and what ``/info`` says of it.
+AuthProfile = tuple[bool, Optional[tuple[str, ...]]]
+
+
+def auth_profile(version: str) -> AuthProfile:
+    """What obshell ``version`` takes and reports (PROTOCOL.md §3.1, §5, §6).
+
+    ``X-OCS-Auth`` alone up to 4.2.2, ``X-OCS-Header`` (and ``X-OCS-Agent-Header``) from
+    4.2.3; ``supportedAuth`` absent before 4.2.4, ``["v2"]`` from 4.2.4 on.
+    """
+    numbers = version_key(version)[0][:3]
+    if numbers < (4, 2, 3):
+        return True, None
+    return False, (None if numbers < (4, 2, 4) else ("v2",))
+
 
 @dataclass
 class AuthHeader:

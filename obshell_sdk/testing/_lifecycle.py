@@ -148,12 +148,12 @@ class AgentRunner:
         with self._lock:
             running = self._running
         if not running:  # nothing to pause; the "restarted" agent runs the new version
-            self.state.version, self.state.release = target, release
+            self.state.run_obshell(target, release)
             return
 
         def run() -> None:
             self.pause(self.state.restart_seconds, new_key_bits=self.state.restart_new_key_bits)
-            self.state.version, self.state.release = target, release
+            self.state.run_obshell(target, release)
 
         self.spawn(run)
 

@@ -74,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
                    "'CLUSTER AGENT')")
     p.add_argument("--auth", choices=("v1", "v2"), default="v2",
                    help="dialect: v1 is obshell 4.2.2's X-OCS-Auth, v2 the X-OCS-Header of "
-                   "4.2.3 and later (default v2)")
+                   "4.2.3 and later, which a v1 agent speaks once upgraded past 4.2.2 "
+                   "(default v2)")
     p.add_argument("--stage-seconds", type=_number(float, 0.001, 86400), default=0.5,
                    help="how long each DAG stage runs (default 0.5)")
     p.add_argument("--key-bits", type=int, choices=(512, 1024, 2048), default=1024,

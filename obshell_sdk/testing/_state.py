@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Optional
 
-from ._auth import AuthConfig
+from ._auth import AuthConfig, auth_profile
 from ._crypto import ServerKey
 from ._dagmodel import FakeDag
 from ._dags import DagStore
@@ -125,15 +125,30 @@ class AgentState:
         """
         if not self.adopt_target_version:
             return self.version
-        done = [d for d in self.dags.all() if d.maintenance_type == 2 and d.target_version
-                and d.state == "SUCCEED" and d.operator == "RUN" and not d.version_applied]
-        for dag in done:
-            dag.version_applied = True
-            if dag.kind == "ob-upgrade":
-                self.ob_version = f"{dag.target_version}-{dag.target_release}"
-            else:
-                self.version, self.release = dag.target_version, dag.target_release
-        return self.version
+        with self.dags.lock:  # each DAG applied once, whichever request thread sees it first
+            done = [d for d in self.dags.all() if d.maintenance_type == 2 and d.target_version
+                    and d.state == "SUCCEED" and d.operator == "RUN" and not d.version_applied]
+            for dag in done:
+                dag.version_applied = True
+                if dag.kind == "ob-upgrade":
+                    self.ob_version = f"{dag.target_version}-{dag.target_release}"
+                else:
+                    self.run_obshell(dag.target_version, dag.target_release)
+            return self.version
+
+    def run_obshell(self, version: str, release: str) -> None:
+        """Run obshell ``version`` (build ``release``) from now on: restarted by an upgrade.
+
+        Its auth comes with the new binary: ``legacy_v1`` and ``supported_auth`` become what
+        obshell ``version`` takes and reports, if they were what the old version's did. A
+        pair that no obshell of the old version has is a test's deliberate setting: kept.
+        """
+        with self.dags.lock:
+            now = (self.legacy_v1,
+                   None if self.supported_auth is None else tuple(self.supported_auth))
+            if now == auth_profile(self.version):
+                self.legacy_v1, self.supported_auth = auth_profile(version)
+            self.version, self.release = version, release
 
     @property
     def version_release_display(self) -> str:
