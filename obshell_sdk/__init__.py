@@ -35,6 +35,7 @@ from ._dag import (
 from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
 from ._exceptions import (
     ApiError,
+    AuthDialectError,
     AuthError,
     AuthExpiredError,
     BadRequestError,
@@ -92,6 +93,7 @@ __all__ = [
     "AgentAddress",
     "AgentInfo",
     "ApiError",
+    "AuthDialectError",
     "AuthError",
     "AuthExpiredError",
     "AuthSource",

@@ -23,6 +23,7 @@ from ._dag import DagDetail
 from ._endpoints import AGENT_UPGRADE_CHECK, UpgradeAgentRequest
 from ._exceptions import (
     ApiError,
+    AuthDialectError,
     AuthError,
     AuthExpiredError,
     ConnectError,
@@ -101,6 +102,10 @@ CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
     (PasswordKindError, "Set OBSHELL_AGENT_PASSWORD when the agent has an agent password, "
      "else OBSHELL_PASSWORD (root@sys)"),
     (AuthExpiredError, "The clocks disagree: sync this machine's clock with the agent's"),
+    (AuthDialectError, "The agent may take another auth dialect than its /api/v1/info says "
+     "(obshell 4.2.2 takes X-OCS-Auth, 4.2.3 and later X-OCS-Header; an upgrade changes it), "
+     "or a proxy dropped the header: obshell-sdk info shows the version it reports; talk to "
+     "the agent directly"),
     (AuthError, "Check OBSHELL_PASSWORD and OBSHELL_AGENT_PASSWORD"),
     (TaskNotFoundError, "Check the task id; obshell-sdk task list shows the unfinished tasks."
      + RESTARTING),

@@ -11,6 +11,7 @@ from typing import Optional
 
 from ._exceptions import (
     ApiError,
+    AuthDialectError,
     AuthError,
     AuthExpiredError,
     BadRequestError,
@@ -37,7 +38,7 @@ _BY_ERR_CODE: dict[str, type[ApiError]] = {
     "Security.Authentication.Timestamp.Invalid": AuthExpiredError,
     "Security.Authentication.Header.UriMismatch": UriMismatchError,
     "Security.Authentication.Header.DecryptFailed": DecryptFailedError,
-    "Request.Header.NotFound": AuthError,
+    "Request.Header.NotFound": AuthDialectError,
     "Common.Unauthorized": AuthError,
     "Task.NotFound": TaskNotFoundError,
     "OB.Cluster.UnderMaintenanceWithDag": UnderMaintenanceError,

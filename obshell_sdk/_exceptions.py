@@ -17,7 +17,8 @@
     │   │   ├── PasswordKindError   the agent wants the other password (agent vs root@sys)
     │   │   ├── AuthExpiredError    our expiry time was already past on the agent's clock
     │   │   ├── UriMismatchError
-    │   │   └── DecryptFailedError  the agent could not decrypt the header (stale key)
+    │   │   ├── DecryptFailedError  the agent could not decrypt the header (stale key)
+    │   │   └── AuthDialectError    the agent found no header it reads: another auth dialect?
     │   ├── BadRequestError         a 400 no class here names: the agent refused the parameters
     │   ├── NotFoundError           404
     │   │   └── TaskNotFoundError
@@ -49,8 +50,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._models import ErrorInfo
 
 __all__ = [
-    "ApiError", "AuthError", "AuthExpiredError", "BadRequestError", "ConnectError",
-    "ConnectionLostError", "DecodeError", "DecryptFailedError", "InvalidArgumentError",
+    "ApiError", "AuthDialectError", "AuthError", "AuthExpiredError", "BadRequestError",
+    "ConnectError", "ConnectionLostError", "DecodeError", "DecryptFailedError",
+    "InvalidArgumentError",
     "NotFoundError", "ObshellError", "OutcomeUnknownError", "PackageMissingError",
     "PasswordKindError", "ReadTimeoutError", "ServerError", "TaskCancelledError", "TaskError",
     "TaskFailedError", "TaskNotFoundError", "TaskRolledBackError", "TaskStateError",
@@ -135,10 +137,8 @@ class DecodeError(ObshellError):
     not obshell's (the message then starts with them).
     """
 
-    def __init__(
-        self, message: str, *, where: str = "", excerpt: str = "", status: int = 0,
-        method: str = "", path: str = "",
-    ) -> None:
+    def __init__(self, message: str, *, where: str = "", excerpt: str = "", status: int = 0,
+                 method: str = "", path: str = "") -> None:
         text = f"{where}: {message}" if where else message
         if method:
             text = f"{method} {path}: {text}"
@@ -180,19 +180,9 @@ class ApiError(ObshellError):
     the subclass, never on :attr:`message`, which the agent may localise.
     """
 
-    def __init__(
-        self,
-        *,
-        status: int,
-        err_code: str,
-        code: int,
-        message: str,
-        trace_id: str,
-        method: str,
-        path: str,
-        error: Optional[ErrorInfo] = None,
-        agent: str = "",
-    ) -> None:
+    def __init__(self, *, status: int, err_code: str, code: int, message: str, trace_id: str,
+                 method: str, path: str, error: Optional[ErrorInfo] = None,
+                 agent: str = "") -> None:
         label = err_code or (f"code {code}" if code else f"HTTP {status}")
         trace = f", trace id {trace_id}" if trace_id else ""
         super().__init__(
@@ -257,6 +247,15 @@ class DecryptFailedError(AuthError):
     """The agent could not decrypt the auth header, usually because its key changed."""
 
     hint = "The agent's key changed or the header was damaged; the SDK refetches the key once"
+
+
+class AuthDialectError(AuthError):
+    """The agent found no auth header it reads in the signed request (never a wrong password)."""
+
+    hint = ("The agent may take another auth dialect than the one sent (obshell 4.2.2 takes "
+            "X-OCS-Auth, 4.2.3 and later X-OCS-Header; an upgrade changes it), or a proxy "
+            "dropped the header: force the agent's with PasswordAuth(..., version='v1' or "
+            "'v2'), or drop version= if you forced one")
 
 
 class BadRequestError(ApiError):
