@@ -194,7 +194,8 @@ class FakeAgent(AgentControls):
 
         A real agent runs the new binary once its upgrade DAG succeeded; so does this one,
         whether or not it was told to restart at a stage (unless ``adopt_target_version`` is
-        false, as the recorded vectors' agent behaved).
+        false, as the recorded vectors' agent behaved), with the new version's auth dialect
+        (see the class docstring). Every request the agent answers calls this first.
         """
         return self._state.sync_version()
 
