@@ -103,9 +103,9 @@ CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
      "else OBSHELL_PASSWORD (root@sys)"),
     (AuthExpiredError, "The clocks disagree: sync this machine's clock with the agent's"),
     (AuthDialectError, "The agent may take another auth dialect than its /api/v1/info says "
-     "(obshell 4.2.2 takes X-OCS-Auth, 4.2.3 and later X-OCS-Header; an upgrade changes it), "
-     "or a proxy dropped the header: obshell-sdk info shows the version it reports; talk to "
-     "the agent directly"),
+     "(obshell 4.2.2 takes X-OCS-Auth, 4.2.3 and later X-OCS-Header; an upgrade changes it; "
+     "obshell-sdk info shows the version it reports), or a proxy in front of it dropped the "
+     "header: reach the agent without one (unset HTTP_PROXY and HTTPS_PROXY)"),
     (AuthError, "Check OBSHELL_PASSWORD and OBSHELL_AGENT_PASSWORD"),
     (TaskNotFoundError, "Check the task id; obshell-sdk task list shows the unfinished tasks."
      + RESTARTING),
