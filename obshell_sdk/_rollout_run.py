@@ -197,8 +197,8 @@ class Run:
             return
         outcome, error, run = self._attempt(target)
         self.journal.end(target, outcome.value, error)
-        if outcome is not TargetOutcome.SUCCEEDED:
-            with self.lock:
+        if outcome is not TargetOutcome.SUCCEEDED and not (run and run.alias_of):
+            with self.lock:  # a second name of an agent is no cluster's failure
                 self.failures += 1  # only this run's: a rerun starts afresh
         record = self.journal.target(target)
         self._done(result_of(record, outcome, error, run.dag_ids if run else ()))

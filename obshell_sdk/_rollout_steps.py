@@ -104,25 +104,22 @@ class AgentClaims:
 
     Targets are known by their names: ``localhost:2886`` and ``127.0.0.1:2886`` would be two
     targets of one agent, each making its own tasks there. A target that has sent nothing
-    yet is refused when its agent answers as another target's already did.
+    yet is refused when its agent answers as another target's already did. An agent that
+    restarted in between (its own upgrade) answers as another process: not caught then.
     """
 
     def __init__(self) -> None:
         self._targets: dict[tuple[str, int, int, int], str] = {}
         self._lock = threading.Lock()
 
-    def claim(self, target: str, info: AgentInfo, fresh: bool) -> None:
-        """Note ``target``'s agent; raise :class:`Ended` (refused) if ``fresh`` and taken."""
+    def claim(self, target: str, info: AgentInfo) -> Optional[str]:
+        """Note ``target``'s agent; the other target that noted it first, or None."""
         if not (info.ip and info.port):  # an agent that does not say where it is
-            return
+            return None
         with self._lock:
             other = self._targets.setdefault((info.ip, info.port, info.pid, info.start_at),
                                              target)
-        if fresh and other != target:
-            raise Ended(TargetOutcome.REFUSED, (
-                f"the same agent as target {other} (both answer as {info.ip}:{info.port}, "
-                f"process {info.pid}): name each agent one way in the targets; nothing was "
-                "sent to it"))
+        return None if other == target else other
 
 
 class TargetRun:
@@ -134,6 +131,8 @@ class TargetRun:
                  claims: Optional[AgentClaims] = None) -> None:
         self.target = record.target
         self.claims = claims  # the run's: one agent named two ways is one target
+        #: The target this one's agent is already, under another name (refused, no failure).
+        self.alias_of: Optional[str] = None
         self.stop = stop  # set: let go of the task followed (Ctrl-C), raising Abandoned
         self.record = record
         self.client = client
@@ -188,8 +187,13 @@ class TargetRun:
             if not (s.status == "done" and lockless):  # a pre-check that ended does not count
                 return False
         info = self.client.info()
-        if self.claims is not None:
-            self.claims.claim(self.target, info, fresh=not self.record.steps)
+        other = None if self.claims is None else self.claims.claim(self.target, info)
+        if other is not None and not self.record.steps:  # it has sent nothing yet
+            self.alias_of = other
+            raise Ended(TargetOutcome.REFUSED, (
+                f"the same agent as target {other} (both answer as {info.ip}:{info.port}, "
+                f"process {info.pid}): name each agent one way in the targets; nothing was "
+                "sent to it"))
         return self._there(plan.already(info))
 
     def there_anyway(self, plan: Plan, exc: ApiError) -> bool:
