@@ -223,10 +223,11 @@ _OB_PACKAGES = ("oceanbase-ce", "oceanbase-ce-libs", "oceanbase", "oceanbase-sta
 def check_ob_packages(paths: Sequence[str], version: str, release: str) -> None:
     """Refuse, by their RPM headers, packages that cannot serve an upgrade to the target.
 
-    Each must be an OceanBase package no newer than ``version``-``release`` (the packages
-    of a cross-version route's earlier steps are older), and one of them must be the
-    target's own. Raises :class:`InvalidArgumentError`; nothing has been uploaded then.
-    Packages whose header cannot be read are left to the agent.
+    Each must be an OceanBase package no newer than ``version``-``release``. Older ones are
+    the earlier steps of a cross-version route (obshell needs each step's packages), so a
+    set without the target's own is left to the agent: the cluster may hold those already.
+    Raises :class:`InvalidArgumentError`; nothing has been uploaded then. Packages whose
+    header cannot be read are left to the agent.
     """
     target = f"{version}-{release.split('.', 1)[0]}"
     found = {path: rpm_identity(path) for path in paths}
@@ -242,13 +243,6 @@ def check_ob_packages(paths: Sequence[str], version: str, release: str) -> None:
             raise InvalidArgumentError("packages", (
                 f"{path!r} is {name} {have}-{build}, newer than the target {version}-"
                 f"{release}: give the target's packages (nothing was uploaded)"))
-    known = [identity for identity in found.values() if identity is not None]
-    if known and len(known) == len(found) and (version, release) not in {
-            (have, build) for _, have, build in known}:
-        raise InvalidArgumentError("packages", (
-            f"none of the packages is OceanBase {version}-{release} (given: "
-            f"{', '.join(f'{n}-{v}-{b}' for n, v, b in known)}): give the target's packages; "
-            "if the cluster holds them already, leave these out (nothing was uploaded)"))
 
 
 def _check_uploaded(uploaded: UpgradePackageInfo, version: str, release: str) -> None:

@@ -140,9 +140,6 @@ def test_a_package_given_twice_is_refused_before_anything_is_sent(tmp_path):
 
 
 @pytest.mark.parametrize(("make", "said"), [
-    (lambda t: rpms(t, "oceanbase-ce", "oceanbase-ce-libs", version="4.3.5.0"),
-     r"none of the packages is OceanBase 4\.3\.5\.1-101000012025052815\.el7 \(given: "
-     r"oceanbase-ce-4\.3\.5\.0-.*leave these out"),
     (lambda t: rpms(t, "obshell", version="4.3.1.0"),
      r"is obshell 4\.3\.1\.0-.*not an OceanBase package: an OceanBase upgrade takes "
      r"oceanbase-ce, oceanbase-ce-libs"),
@@ -162,12 +159,14 @@ def test_packages_that_cannot_serve_the_target_are_refused_before_any_upload(
         with pytest.raises(InvalidArgumentError, match=said):
             rollout.upgrade_ob(OB_VERSION, OB_RELEASE, packages=packages)
         assert agent.requests == []
-    # the packages of a route's earlier steps, beside the target's, are for obshell to judge
+    # the packages of a route's earlier steps, beside the target's, are for obshell to judge,
+    # and so are they alone: the cluster may hold the target's from an earlier upload
     older = rpms(tmp_path, "oceanbase-ce", "oceanbase-ce-libs", version="4.3.5.0")
     with ob_agent(require_packages=True) as agent, client_for(agent) as client:
-        packages = [*older, *rpms(tmp_path, "oceanbase-ce", "oceanbase-ce-libs")]
-        result = client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=packages, timeout=60)
-        assert result.upgrade.outcome is DagOutcome.SUCCEEDED and len(result.packages) == 4
+        for path in rpms(tmp_path, "oceanbase-ce", "oceanbase-ce-libs"):
+            client.upload_package(path)
+        result = client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=older, timeout=60)
+        assert result.upgrade.outcome is DagOutcome.SUCCEEDED and len(result.packages) == 2
 
 
 def test_a_cluster_past_the_target_is_refused_before_any_upload(tmp_path):
