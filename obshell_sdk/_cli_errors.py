@@ -79,7 +79,9 @@ HINTS: Sequence[tuple[str, str]] = (
     (r"check https=, verify= \(CA bundle\) and cert=",
      "check --https and --ca-bundle (OBSHELL_HTTPS, OBSHELL_CA_BUNDLE)"),
     (r"is https= right\?", "is --https (OBSHELL_HTTPS) right?"),
-    (r"or pass ObshellClient\(\.\.\., trust_env=False\)", "or unset HTTP_PROXY and HTTPS_PROXY"),
+    (r" \(HTTP_PROXY, HTTPS_PROXY or ALL_PROXY, in either case, or a given session's proxies\)",
+     " (HTTP_PROXY, HTTPS_PROXY or ALL_PROXY, in either case)"),
+    (r"or pass ObshellClient\(\.\.\., trust_env=False\)", "or unset those variables"),
 )
 
 #: The part of "not found"'s hint that ``--exists`` has followed already.
@@ -105,7 +107,8 @@ CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
     (AuthDialectError, "The agent may take another auth dialect than its /api/v1/info says "
      "(obshell 4.2.2 takes X-OCS-Auth, 4.2.3 and later X-OCS-Header; an upgrade changes it; "
      "obshell-sdk info shows the version it reports), or a proxy in front of it dropped the "
-     "header: reach the agent without one (unset HTTP_PROXY and HTTPS_PROXY)"),
+     "header: reach the agent without one (unset HTTP_PROXY, HTTPS_PROXY and ALL_PROXY, in "
+     "either case)"),
     (AuthError, "Check OBSHELL_PASSWORD and OBSHELL_AGENT_PASSWORD"),
     (TaskNotFoundError, "Check the task id; obshell-sdk task list shows the unfinished tasks."
      + RESTARTING),

@@ -209,13 +209,13 @@ def rerun_note(endpoint: TaskEndpoint[Any], existed: Optional[frozenset[str]],
         why = "this task takes no lock, so the agent's last maintenance task cannot tell"
     elif existed is None or sent_at is None:
         why = "what the agent listed before the call is not known"
-    elif time.time() < sent_at + PROOF_SECONDS:
+    else:
         when = time.strftime("%H:%M:%S UTC", time.gmtime(sent_at + PROOF_SECONDS))
+        now = "" if time.time() < sent_at + PROOF_SECONDS else (
+            " (it did not now, or could not be read)")
         return (f"A rerun looks for it again and, from {when} ({PROOF_SECONDS:.0f} s after "
                 "the call), sends it if the agent's last maintenance task "
-                f"shows the call made none; else, {new_journal}")
-    else:
-        why = "the agent's last maintenance task does not show it"
+                f"shows the call made none{now}; else, {new_journal}")
     return (f"A rerun looks for it again, but cannot prove the call made no task ({why}), so "
             f"never sends it: {new_journal}")
 

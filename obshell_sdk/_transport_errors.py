@@ -91,8 +91,9 @@ def _connection_error(exc: requests.exceptions.ConnectionError,
         reason = _plain(root.original_error) or type(root.original_error).__name__
         return ConnectError(
             f"cannot connect to the proxy{_proxy(exc)} ({reason}); the request was not sent. "
-            "Check HTTP_PROXY/HTTPS_PROXY, or reach the agent without a proxy: add its host to "
-            "NO_PROXY, or pass ObshellClient(..., trust_env=False)", **where)
+            "Check the proxy settings (HTTP_PROXY, HTTPS_PROXY or ALL_PROXY, in either case, "
+            "or a given session's proxies), or reach the agent without a proxy: add its host "
+            "to NO_PROXY, or pass ObshellClient(..., trust_env=False)", **where)
     return ConnectionLostError(
         f"connection lost before the reply was complete ({_reason(exc)})", **where)
 

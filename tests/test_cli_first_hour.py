@@ -468,7 +468,9 @@ def test_a_proxy_nothing_listens_on_says_so_and_how_to_go_around_it(monkeypatch)
     assert out.returncode == 4, out.stderr
     assert f"cannot connect to the proxy http://127.0.0.1:{port}" in out.stderr, out.stderr
     assert "the request was not sent" in out.stderr and "NO_PROXY" in out.stderr
-    assert "or unset HTTP_PROXY and HTTPS_PROXY" in out.stderr, out.stderr
+    assert "ALL_PROXY, in either case), or reach the agent without a proxy: add its host to " \
+        "NO_PROXY, or unset those variables" in out.stderr, out.stderr
+    assert "session" not in out.stderr
     assert "trust_env" not in out.stderr and "ObshellClient" not in out.stderr
 
 

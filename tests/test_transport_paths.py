@@ -180,8 +180,8 @@ def test_a_proxy_nothing_listens_on_is_not_sent_and_says_what_to_do(monkeypatch)
     message = str(info.value)
     assert f"cannot connect to the proxy http://127.0.0.1:{port} (Failed to establish" in message
     assert "the request was not sent" in message
-    for advice in ("HTTP_PROXY/HTTPS_PROXY", "add its host to NO_PROXY",
-                   "ObshellClient(..., trust_env=False)"):
+    for advice in ("HTTP_PROXY, HTTPS_PROXY or ALL_PROXY, in either case",
+                   "add its host to NO_PROXY", "ObshellClient(..., trust_env=False)"):
         assert advice in message, message
     assert "proxy-Pa55" not in message and "@" not in message  # the proxy's credentials
 
