@@ -34,9 +34,11 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--demo", action="store_true", help="run against the bundled fake agent")
     parser.add_argument("--host", default=os.environ.get("OBSHELL_HOST"),
                         help="the agent's host (default: OBSHELL_HOST)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("OBSHELL_PORT") or 2886),
+    parser.add_argument("--port", type=int, default=os.environ.get("OBSHELL_PORT") or "2886",
                         help="the agent's port (default: OBSHELL_PORT, else 2886)")
-    parser.add_argument("--https", action="store_true", help="the agent serves TLS")
+    parser.add_argument("--https", action="store_true",
+                        help="the agent serves TLS (only host and port come from the "
+                        "environment)")
     parser.add_argument("--version", help="target obshell version, e.g. 4.2.1.1")
     parser.add_argument("--release", help="target release, e.g. 101000062023110109.el7")
     parser.add_argument("--upgrade-dir", default=None, help="upgrade directory on the agents")

@@ -104,11 +104,10 @@ CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
     (PasswordKindError, "Set OBSHELL_AGENT_PASSWORD when the agent has an agent password, "
      "else OBSHELL_PASSWORD (root@sys)"),
     (AuthExpiredError, "The clocks disagree: sync this machine's clock with the agent's"),
-    (AuthDialectError, "The agent may take another auth dialect than its /api/v1/info says "
-     "(obshell 4.2.2 takes X-OCS-Auth, 4.2.3 and later X-OCS-Header; an upgrade changes it; "
-     "obshell-sdk info shows the version it reports), or a proxy in front of it dropped the "
-     "header: reach the agent without one (unset HTTP_PROXY, HTTPS_PROXY and ALL_PROXY, in "
-     "either case)"),
+    (AuthDialectError, "A proxy between may have dropped the header: reach the agent "
+     "without one (unset HTTP_PROXY, HTTPS_PROXY and ALL_PROXY, in either case); or the agent "
+     "takes another auth dialect than its /api/v1/info says (obshell-sdk info shows its "
+     "version)"),
     (AuthError, "Check OBSHELL_PASSWORD and OBSHELL_AGENT_PASSWORD"),
     (TaskNotFoundError, "Check the task id; obshell-sdk task list shows the unfinished tasks."
      + RESTARTING),
@@ -119,15 +118,16 @@ CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
      "retry|rollback|skip|cancel ID"),
 )
 
-#: Python arguments as the command line's options name them (``path`` is a --package RPM's).
+#: Python arguments as the command line's options and arguments name them (``path`` is a
+#: --package RPM's; the target's ``VERSION`` and ``RELEASE``).
 _FLAGS = {name: "--" + name.replace("_", "-") for name in (
     "journal", "mode", "upgrade_dir", "parallel", "canary", "max_failures", "timeout",
     "upload_timeout", "package")} | {"path": "--package", "packages": "--package",
-                                      "verify": "--ca-bundle"}
+                                      "verify": "--ca-bundle", "version": "VERSION",
+                                      "release": "RELEASE"}
 
-#: Python argument names as the command line names them (the task id is its ``ID``, the
-#: target's ``VERSION`` and ``RELEASE``).
-_ARGUMENTS = _FLAGS | {"dag_id": "ID", "version": "VERSION", "release": "RELEASE"}
+#: Python argument names as the command line names them (the task id is its ``ID``).
+_ARGUMENTS = _FLAGS | {"dag_id": "ID"}
 
 _OPTIONS = {"OBSHELL_HOST": "--host", "OBSHELL_PORT": "--port", "OBSHELL_HTTPS": "--https",
             "OBSHELL_CA_BUNDLE": "--ca-bundle", "OBSHELL_MIN_KEY_BITS": "--min-key-bits"}

@@ -252,10 +252,10 @@ class DecryptFailedError(AuthError):
 class AuthDialectError(AuthError):
     """The agent found no auth header it reads in the signed request (never a wrong password)."""
 
-    hint = ("The agent may take another auth dialect than the one sent (obshell 4.2.2 takes "
-            "X-OCS-Auth, 4.2.3 and later X-OCS-Header; an upgrade changes it), or a proxy "
-            "dropped the header: force the agent's with PasswordAuth(..., version='v1' or "
-            "'v2'), or drop version= if you forced one")
+    hint = ("A proxy between may have dropped the header (reach the agent without one), or "
+            "the agent takes another auth dialect (obshell 4.2.2 X-OCS-Auth, later ones "
+            "X-OCS-Header): drop version= if you forced one, or force the agent's with "
+            "PasswordAuth(..., version='v1' or 'v2')")
 
 
 class BadRequestError(ApiError):

@@ -274,7 +274,8 @@ class TargetRun:
         outcome = _BY_DAG.get(detail.outcome)
         label = f"{step.name} task {detail.id} {detail.name!r}"
         if outcome is TargetOutcome.FAILED:  # where, the failing sub-task's last log line, next
-            agent = f"ObshellClient({self.client.host!r}, {self.client.port}, auth=...)"
+            tls = ", https=True, ..." if self.client.base_url.startswith("https") else ""
+            agent = f"ObshellClient({self.client.host!r}, {self.client.port}{tls}, auth=...)"
             raise Ended(outcome, f"{failure_line(label, detail)}; see it with {agent}.task("
                         f"{detail.id!r}).refresh(), then retry it (or roll back, skip or cancel it "
                         "where its nodes allow) and run the rollout again")

@@ -167,6 +167,7 @@ def test_exit_codes_for_bad_input_auth_and_unreachable(agent):
         assert json.loads(out.stdout)["error"]["argument"] == "ID", out.stdout
     out = run(agent, "--json", "upgrade", "4.3", RELEASE)
     assert json.loads(out.stdout)["error"]["argument"] == "VERSION", out.stdout
+    assert json.loads(out.stdout)["error"]["message"].startswith("VERSION: '4.3' is not")
     out = run(agent, "--json", "--ca-bundle", "/nonexistent/ca.pem", "info")
     assert json.loads(out.stdout)["error"]["argument"] == "--ca-bundle", out.stdout
     assert "--ca-bundle: CA bundle '/nonexistent/ca.pem' does not exist" in out.stdout
@@ -433,7 +434,7 @@ def test_bad_input_is_named_by_its_option_and_found_before_the_password(agent, t
     obshell_rpm = tmp_path / "obshell.rpm"
     obshell_rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
     for args, said in ((("--mode", "BOGUS", "4.3.5.1", RELEASE), "--mode: 'BOGUS'"),
-                       (("4.3", RELEASE), "version: '4.3'"),
+                       (("4.3", RELEASE), "VERSION: '4.3'"),
                        (("--package", str(obshell_rpm), "4.3.5.1", RELEASE),
                         "--package: '" + str(obshell_rpm) + "' is obshell")):
         out = run(agent, *rollout, *args, password=None)  # no password, no terminal

@@ -115,3 +115,18 @@ def test_a_ca_bundle_without_https_is_refused_before_anything_is_sent(tmp_path):
         with ObshellClient.from_env(env, https=True) as client:
             assert client.base_url.startswith("https://")
         ObshellClient.from_env(env, verify=False).close()  # the bundle is not used
+
+
+def test_a_failed_https_rollout_target_says_how_to_see_its_task_over_https(pki, tmp_path):
+    from obshell_sdk import PollPolicy, Rollout
+
+    with FakeAgent(password=PASSWORD, tls=_server_context(pki), stage_seconds=0.02,
+                   fail_stage=3, fail_times=99) as agent:
+        report = Rollout([f"127.0.0.1:{agent.port}"], auth=PasswordAuth(PASSWORD),
+                         journal=tmp_path / "j.db", https=True, verify=str(pki / "ca.pem"),
+                         poll_policy=PollPolicy(initial=0.02, ceiling=0.05, jitter=0),
+                         progress=False).upgrade_agent(VERSION, RELEASE)
+    (result,) = report.results.values()
+    assert result.outcome.value == "failed", str(report)
+    assert f"see it with ObshellClient('127.0.0.1', {agent.port}, https=True, ..., auth=...)" \
+        ".task(" in (result.error or ""), result.error
