@@ -230,8 +230,8 @@ def check_ob_packages(paths: Sequence[str], version: str, release: str) -> None:
     header cannot be read are left to the agent.
     """
     target = f"{version}-{release.split('.', 1)[0]}"
-    found = {path: rpm_identity(path) for path in paths}
-    for path, identity in found.items():
+    for path in paths:
+        identity = rpm_identity(path)
         if identity is None:
             continue
         name, have, build = identity
