@@ -105,8 +105,18 @@ def test_auth_v1_upgraded_past_422_then_a_new_command_signs_as_the_new_agent():
         assert listed.returncode == 0, listed.stderr
         assert "obshell 4.2.3.0" in agent.cli("info").stdout
         out, _ = agent.stop()
-        assert "POST /api/v1/agent/upgrade -> 200 [v1]" in out
-        assert "GET /api/v1/task/dag/unfinish -> 200 [v2]" in out
+        assert "POST /api/v1/agent/upgrade -> 200 [v1]" in out, out
+        assert "GET /api/v1/task/dag/unfinish -> 200 [v2]" in out, out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_request_answered_just_before_the_stop_is_logged(sig):
+    """The log was written every 0.2 s and a stop skipped the rest: lines went missing."""
+    with Served() as agent:
+        assert agent.cli("info").returncode == 0
+        out, err = agent.stop(sig)
+        assert agent.proc.returncode == 0 and "Traceback" not in err
+        assert out.splitlines() == ["GET /api/v1/info -> 200", "fake obshell agent stopped"]
 
 
 def test_faults_from_flags():

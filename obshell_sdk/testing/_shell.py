@@ -20,7 +20,7 @@ import re
 import shlex
 import signal
 import sys
-import threading
+import time
 from collections.abc import Sequence
 from types import FrameType
 from typing import Any, Callable, Optional, TextIO
@@ -168,10 +168,6 @@ def _exposed(host: str) -> bool:
         return host != "localhost"
 
 
-def _on_sigterm(signum: int, frame: Optional[FrameType]) -> Any:
-    raise KeyboardInterrupt
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Serve a fake agent until Ctrl-C or SIGTERM; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -187,10 +183,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         err.write(f"obshell-sdk fake agent: cannot listen on {args.host}:{args.port} "
                   f"({exc.strerror or exc}); choose another with --port (0: any free port)\n")
         return 2
-    stop = threading.Event()
-    # Ctrl-C and SIGTERM both stop it, even when started with SIGINT ignored (``cmd &``).
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    signals: list[int] = []  # the stop signals received; appended to, so no lock is taken
+
+    def on_signal(signum: int, frame: Optional[FrameType]) -> None:
+        signals.append(signum)
+
+    # Ctrl-C and SIGTERM both stop it, even when started with SIGINT ignored (``cmd &``). They
+    # end the loop rather than interrupt it, so no request answered before them goes unlogged.
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    previous_int = signal.signal(signal.SIGINT, on_signal)
     if _exposed(agent.host):
         err.write(f"obshell-sdk fake agent: WARNING: listening on {agent.host}, beyond this "
                   "machine, with a test password and no real checks; use it only on a network "
@@ -198,14 +199,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         out.write(_banner(agent, args))
         out.flush()
-        while not stop.wait(0.2):
+        while not signals:
+            time.sleep(0.2)
             _log_requests(agent, None if args.quiet else out)
-    except KeyboardInterrupt:
-        pass
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
         agent.stop()
+    _log_requests(agent, None if args.quiet else out)  # those answered since the last pass
     out.write("fake obshell agent stopped\n")
     out.flush()
     return 0
