@@ -47,6 +47,7 @@ _REPLY = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
 
 
 _BARRIER = b"BARRIER\r\n\r\n"
+_STOP = b"STOP\r\n\r\n"
 
 
 class ConnectionCounter:
@@ -65,13 +66,12 @@ class ConnectionCounter:
         self._sock.listen(128)
         self.port: int = self._sock.getsockname()[1]
         self._count = 0
-        self._closing = False
         self._marker = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
     def _serve(self) -> None:
-        while not self._closing:
+        while True:
             conn, _ = self._sock.accept()
             with conn:
                 conn.settimeout(2)
@@ -85,6 +85,8 @@ class ConnectionCounter:
                     if head == _BARRIER:
                         self._marker.set()
                         continue
+                    if head == _STOP:
+                        return
                     self._count += 1
                     conn.sendall(_REPLY)
                 except OSError:
@@ -99,9 +101,14 @@ class ConnectionCounter:
         return self._count
 
     def close(self) -> None:
-        self._closing = True
+        """Stop serving, after every connection made so far was counted."""
+        # The server stops on a connection of its own, served in turn: a flag checked between
+        # connections stopped it early when set while one was still being served.
         self.settle()
-        self._thread.join(5)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=60) as stop:
+            stop.sendall(_STOP)
+        self._thread.join(60)
+        assert not self._thread.is_alive(), "the counting server did not stop"
         self._sock.close()
 
 
