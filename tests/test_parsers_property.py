@@ -83,7 +83,7 @@ def _mutations():
     return out
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(value=json_values, parser=st.sampled_from(PARSERS))
 def test_arbitrary_json_gives_a_model_or_decode_error(value, parser):
     try:
@@ -94,7 +94,7 @@ def test_arbitrary_json_gives_a_model_or_decode_error(value, parser):
     assert isinstance(model, parser)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(base=st.sampled_from(_mutations()), key=keys, value=json_values,
        parser=st.sampled_from(PARSERS))
 def test_real_replies_with_one_value_swapped(base, key, value, parser):
