@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -137,18 +138,25 @@ def _serve(replies):
     return handler
 
 
+def _then_set(wire, sent):
+    """``wire``, then ``sent`` set: its last bytes are on the socket (a sleep only guessed)."""
+    yield from wire
+    sent.set()
+
+
 def test_content_length_too_small_is_not_trusted_for_the_rest():
     """The first reply claims 10 bytes and sends a whole envelope plus a smuggled reply, some
     at once and some later: the call fails, and the next call gets its own reply."""
     smuggled = http_reply(200, envelope({**INFO, "identity": "SMUGGLED"}))
-    lying = RawReply(200, wire=[b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n" + GOOD,
-                                0.2, smuggled])
+    sent = threading.Event()
+    lying = RawReply(200, wire=_then_set(
+        [b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n" + GOOD, 0.2, smuggled], sent))
     with RawServer() as server:
         server.handler = _serve([lying, RawReply(200, GOOD)])
         with ObshellClient(server.host, server.port, auth=None, timeout=(2, 3)) as client:
             with pytest.raises(DecodeError):
                 client.info()
-            time.sleep(0.4)  # the smuggled reply has arrived
+            assert sent.wait(10)  # the smuggled reply has arrived
             assert client.info().identity == "SINGLE"
             assert client.info().identity == "SINGLE"
 
@@ -157,11 +165,12 @@ def test_content_length_exact_then_smuggled_reply_is_not_read_as_the_next_one():
     smuggled = http_reply(200, envelope({**INFO, "identity": "SMUGGLED"}))
     head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(GOOD)}\r\n\r\n".encode()
     with RawServer() as server:
-        server.handler = _serve([RawReply(200, wire=[head + GOOD, 0.2, smuggled]),
+        sent = threading.Event()
+        server.handler = _serve([RawReply(200, wire=_then_set([head + GOOD, 0.2, smuggled], sent)),
                                  RawReply(200, GOOD)])
         with ObshellClient(server.host, server.port, auth=None, timeout=(2, 3)) as client:
             assert client.info().identity == "SINGLE"
-            time.sleep(0.4)
+            assert sent.wait(10)  # the smuggled reply has arrived
             assert client.info().identity == "SINGLE"
 
 
