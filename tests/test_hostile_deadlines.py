@@ -312,7 +312,10 @@ def test_a_call_waiting_for_another_threads_key_fetch_ends_within_its_own_timeou
 
             first = threading.Thread(target=slow_call, daemon=True)
             first.start()
-            time.sleep(0.3)
+            give_up = time.monotonic() + 30  # its /info under way: not a guess of 0.3 s
+            while not any(r.target == "/api/v1/info" for r in server.requests):
+                assert time.monotonic() < give_up, "the first call sent no /info"
+                time.sleep(0.01)
             started = time.monotonic()
             with pytest.raises(ConnectError, match="it was not sent"):
                 client.unfinished_dags()
