@@ -374,12 +374,17 @@ def test_pause_restarts_on_same_port_with_new_key(agent: FakeAgent) -> None:
     session = requests.Session()
     assert session.get(agent.base_url + "/api/v1/info", timeout=5).ok
     old_key, port = agent.public_key_b64, agent.port
-    agent.pause(0.3, new_key_bits=1024)
+    # Paused until resumed by hand: a 0.3 s pause could end before a busy test looked at it.
+    agent.pause(600, new_key_bits=1024)
     assert agent.paused and _refused(port)
+    agent.resume()
     assert agent.wait_listening(5) and agent.port == port
     assert agent.public_key_b64 != old_key
     r = call(agent, "GET", "/api/v1/task/dag/11", key_b64=old_key)
     assert r.json()["error"]["errCode"] == "Security.Authentication.Header.DecryptFailed"
+    started = time.monotonic()
+    agent.stop()  # the pause's timer is cancelled: stop() does not wait out its 600 s
+    assert time.monotonic() - started < 5
 
 
 def test_restart_at_stage_during_polling() -> None:

@@ -113,7 +113,9 @@ class AgentRunner:
     def resume(self) -> None:
         """Listen again on the same port; no-op if listening or stopped."""
         with self._lock:
-            self._resume_timer = None
+            timer, self._resume_timer = self._resume_timer, None
+            if timer is not None:  # called by hand: the pause's timer must not keep stop() waiting
+                timer.cancel()
             if not self._running or self._listener is not None:
                 return
             try:
