@@ -85,14 +85,23 @@ class AgentRunner:
 
     # -- pause / resume -----------------------------------------------------------------
     def pause(self, seconds: float, *, new_key_bits: Optional[int] = None,
-              clock_offset: Optional[float] = None) -> None:
-        """Stop listening now (cutting every connection); listen again after ``seconds``."""
+              clock_offset: Optional[float] = None,
+              while_down: Optional[Callable[[], None]] = None) -> None:
+        """Stop listening now (cutting every connection); listen again after ``seconds``.
+
+        ``while_down`` runs once the agent is down (or already stopped), before it can listen
+        again: what a restart changes is there when the first request after it comes.
+        """
         with self._lock:
-            if not self._running:
-                return
-            listener, self._listener = self._listener, None
-            if self._resume_timer is not None:
-                self._resume_timer.cancel()
+            running = self._running
+            if running:
+                listener, self._listener = self._listener, None
+                if self._resume_timer is not None:
+                    self._resume_timer.cancel()
+        if not running:
+            if while_down is not None:
+                while_down()
+            return
         if listener is not None:
             listener.close()
         with self._lock:
@@ -101,6 +110,8 @@ class AgentRunner:
             self.state.key.replace(bits=new_key_bits)
         if clock_offset is not None:
             self.state.clock_offset = clock_offset
+        if while_down is not None:
+            while_down()
         timer = threading.Timer(seconds, self.resume)
         timer.daemon = True
         with self._lock:
@@ -153,9 +164,9 @@ class AgentRunner:
             self.state.run_obshell(target, release)
             return
 
-        def run() -> None:
-            self.pause(self.state.restart_seconds, new_key_bits=self.state.restart_new_key_bits)
-            self.state.run_obshell(target, release)
+        def run() -> None:  # the new version answers from the first request after the restart
+            self.pause(self.state.restart_seconds, new_key_bits=self.state.restart_new_key_bits,
+                       while_down=lambda: self.state.run_obshell(target, release))
 
         self.spawn(run)
 
