@@ -388,16 +388,18 @@ def test_pause_restarts_on_same_port_with_new_key(agent: FakeAgent) -> None:
 
 
 def test_restart_at_stage_during_polling() -> None:
-    with FakeAgent(password=PWD, restart_at_stage=7, restart_seconds=0.3,
+    # Down until resumed by hand: a 0.3 s restart could end before a busy test looked at it.
+    with FakeAgent(password=PWD, restart_at_stage=7, restart_seconds=600,
                    restart_new_key_bits=1024) as a:
         dag_id = start_upgrade(a)
         key = a.public_key_b64
         stages = [poll(a, dag_id, "false")["stage"] for _ in range(7)]
         assert stages[-1] == 7
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + 10
         while not a.paused and time.monotonic() < deadline:
             time.sleep(0.005)
         assert a.paused and _refused(a.port)
+        a.resume()
         assert a.wait_listening(5)
         assert a.public_key_b64 != key and a.version == "4.3.1.0"
         assert poll(a, dag_id)["stage"] == 8

@@ -34,6 +34,8 @@ class AgentRunner:
         self._resume_timer: Optional[threading.Timer] = None
         self._ticker: Optional[threading.Thread] = None
         self._stopping = threading.Event()
+        # held while a pause goes down and applies its changes: resume() waits for them
+        self._going_down = threading.Lock()
         self._helpers: list[threading.Thread] = []
         self._paused = False
         self._running = False
@@ -92,26 +94,27 @@ class AgentRunner:
         ``while_down`` runs once the agent is down (or already stopped), before it can listen
         again: what a restart changes is there when the first request after it comes.
         """
-        with self._lock:
-            running = self._running
-            if running:
-                listener, self._listener = self._listener, None
-                if self._resume_timer is not None:
-                    self._resume_timer.cancel()
-        if not running:
+        with self._going_down:  # a resume() by hand meanwhile comes back with the changes
+            with self._lock:
+                running = self._running
+                if running:
+                    listener, self._listener = self._listener, None
+                    if self._resume_timer is not None:
+                        self._resume_timer.cancel()
+            if not running:
+                if while_down is not None:
+                    while_down()
+                return
+            if listener is not None:
+                listener.close()
+            with self._lock:
+                self._paused = self._listener is None and self._running
+            if new_key_bits is not None:
+                self.state.key.replace(bits=new_key_bits)
+            if clock_offset is not None:
+                self.state.clock_offset = clock_offset
             if while_down is not None:
                 while_down()
-            return
-        if listener is not None:
-            listener.close()
-        with self._lock:
-            self._paused = self._listener is None and self._running
-        if new_key_bits is not None:
-            self.state.key.replace(bits=new_key_bits)
-        if clock_offset is not None:
-            self.state.clock_offset = clock_offset
-        if while_down is not None:
-            while_down()
         timer = threading.Timer(seconds, self.resume)
         timer.daemon = True
         with self._lock:
@@ -123,7 +126,7 @@ class AgentRunner:
 
     def resume(self) -> None:
         """Listen again on the same port; no-op if listening or stopped."""
-        with self._lock:
+        with self._going_down, self._lock:
             timer, self._resume_timer = self._resume_timer, None
             if timer is not None:  # called by hand: the pause's timer must not keep stop() waiting
                 timer.cancel()
