@@ -2,9 +2,10 @@
 
 The transport hands every exception of an exchange here. :func:`exchange_error` says
 :class:`~obshell_sdk.ConnectError` only where the failure proves the request never left (no
-connection to the agent, or to the proxy in front of it, was ever made); any other failure
-after the request may have gone out is a lost reply, :class:`~obshell_sdk.ConnectionLostError`
-or :class:`~obshell_sdk.ReadTimeoutError`: the agent may have acted on it.
+connection to the agent, or to the proxy in front of it, was ever made, or the proxy refused
+to open a tunnel to an HTTPS agent); any other failure after the request may have gone out is
+a lost reply, :class:`~obshell_sdk.ConnectionLostError` or
+:class:`~obshell_sdk.ReadTimeoutError`: the agent may have acted on it.
 """
 
 from __future__ import annotations
@@ -89,13 +90,26 @@ def _connection_error(exc: requests.exceptions.ConnectionError,
     if isinstance(root, urllib3.exceptions.ProxyError) and isinstance(
             root.original_error, _CONNECT_REASONS):
         reason = _plain(root.original_error) or type(root.original_error).__name__
-        return ConnectError(
-            f"cannot connect to the proxy{_proxy(exc)} ({reason}); the request was not sent. "
-            "Check the proxy settings (HTTP_PROXY, HTTPS_PROXY or ALL_PROXY, in either case, "
-            "or a given session's proxies), or reach the agent without a proxy: add its host "
-            "to NO_PROXY, or pass ObshellClient(..., trust_env=False)", **where)
+        return ConnectError(f"cannot connect to the proxy{_proxy(exc)} ({reason}); the request "
+                            f"was not sent. {_PROXY_ADVICE}", **where)
+    if isinstance(root, urllib3.exceptions.ProxyError) and _TUNNEL_REFUSED.match(
+            str(root.original_error)):  # the proxy's answer to CONNECT, before any request
+        answer = _TUNNEL_REFUSED.sub("", str(root.original_error)).strip()
+        if answer.startswith("407"):
+            answer += ": it wants a user and password, given in its URL as user:password@host"
+        return ConnectError(f"the proxy{_proxy(exc)} refused to open a tunnel to the agent "
+                            f"({answer}); the request was not sent. {_PROXY_ADVICE}", **where)
     return ConnectionLostError(
         f"connection lost before the reply was complete ({_reason(exc)})", **where)
+
+
+_PROXY_ADVICE = (
+    "Check the proxy settings (HTTP_PROXY, HTTPS_PROXY or ALL_PROXY, in either case, or a given "
+    "session's proxies), or reach the agent without a proxy: add its host to NO_PROXY, or pass "
+    "ObshellClient(..., trust_env=False)")
+#: How http.client words a proxy's refusal of CONNECT (an HTTPS agent's tunnel): no request
+#: to the agent has gone anywhere yet.
+_TUNNEL_REFUSED = re.compile(r"Tunnel connection failed:\s*")
 
 
 def _proxy(exc: BaseException) -> str:

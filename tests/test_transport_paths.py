@@ -186,6 +186,31 @@ def test_a_proxy_nothing_listens_on_is_not_sent_and_says_what_to_do(monkeypatch)
     assert "proxy-Pa55" not in message and "@" not in message  # the proxy's credentials
 
 
+@pytest.mark.parametrize("status, hint", [(407, "it wants a user and password"), (403, "")])
+def test_a_proxy_that_refuses_the_tunnel_is_not_sent_and_says_what_to_do(
+        monkeypatch, status, hint):
+    # was ConnectionLostError, "connection lost before the reply was complete (... Tunnel
+    # connection failed: 407 ...)": an HTTPS agent's create looked for its task and a rollout
+    # called the cluster's outcome unknown, though no byte of the request had gone anywhere
+    with RawServer() as proxy:
+        proxy.handler = lambda request: RawReply(status, headers={
+            "Proxy-Authenticate": 'Basic realm="ops"'}) if status == 407 else RawReply(status)
+        proxy_from_env(monkeypatch, f"http://ops:proxy-Pa55@127.0.0.1:{proxy.port}")
+        port = closed_port()  # the agent's: reached only through the tunnel, never opened
+        with ObshellClient("127.0.0.1", port, auth=None, https=True, verify=False) as client:
+            with pytest.raises(ConnectError) as info:
+                client.info()
+            with pytest.raises(ConnectError):  # a task-creating call: known not to have run
+                client.call("POST", "/api/v1/agent/upgrade", body={}, signed=False)
+        assert [(r.method, r.target) for r in proxy.requests] == [
+            ("CONNECT", f"127.0.0.1:{port}")] * 2
+    message = str(info.value)
+    assert (f"the proxy http://127.0.0.1:{proxy.port} refused to open a tunnel to the agent "
+            f"({status} ") in message and hint in message
+    assert "the request was not sent" in message and "trust_env=False" in message
+    assert "proxy-Pa55" not in message and "ops:" not in message  # the proxy's credentials
+
+
 def test_a_proxy_that_took_the_request_and_closed_is_a_lost_reply_not_unsent(monkeypatch):
     # a proxy that read the request may have passed it on: the agent may have acted on it
     # (urllib3 2.x says "Unable to connect to proxy" of this too, as of a proxy never reached)
