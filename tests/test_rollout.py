@@ -1245,9 +1245,17 @@ def test_rollout_status_refuses_a_plan_changed_by_hand(tmp_path, plan):
     assert out.returncode == 2 and "changed by hand" in out.stderr, out.stderr
 
 
-def _interrupted_script(stage_seconds: float, agents: int, after: str, before: str = "") -> str:
-    """A Python rollout SIGINTed after 1 s, then ``after`` (with ``fleet`` and ``exc``);
-    ``before`` runs first (with ``fleet``)."""
+def _interrupted_script(stage_seconds: float, agents: int, after: str, before: str = "", *,
+                        when: str) -> str:
+    """A Python rollout SIGINTed once ``when`` holds, then ``after`` (with ``fleet``, ``exc``
+    and ``let_go()``); ``before`` runs first (with ``fleet``).
+
+    ``when`` (an expression, with ``fleet``) is checked every 10 ms from the start of the
+    rollout: the interrupt comes at the moment the test needs, however slow the machine (a
+    fixed delay raced the workers). If it does not hold within 30 s the script says
+    ``NEVER READY`` and interrupts anyway. ``let_go()`` waits (up to 20 s) for the rollout's
+    workers to end and returns the names of those still alive.
+    """
     return f"""
 import logging, os, signal, sys, threading, time
 from obshell_sdk import PasswordAuth, PollPolicy, Rollout
@@ -1258,8 +1266,26 @@ fleet = [FakeAgent(password="pw", stage_seconds={stage_seconds}).start()
 rollout = Rollout([f"127.0.0.1:{{a.port}}" for a in fleet], auth=PasswordAuth("pw"),
                   journal=sys.argv[1], parallel=2, progress=False,
                   poll_policy=PollPolicy(initial=0.05, fraction=0.1, ceiling=0.2, jitter=0))
+
+def workers():
+    return [t.name for t in threading.enumerate() if t.name.startswith("obshell-rollout")]
+
+def let_go(limit=20.0):
+    deadline = time.monotonic() + limit
+    while workers() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return workers()
+
 {before}
-threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+def interrupt_when_ready():
+    deadline = time.monotonic() + 30
+    while not ({when}) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not ({when}):
+        print("NEVER READY", flush=True)
+    os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=interrupt_when_ready, daemon=True).start()
 exc = None
 try:
     rollout.upgrade_agent("4.3.1.0", "101000012025010101.el7", check=False)
@@ -1282,13 +1308,13 @@ def _run_script(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
 
 _INTERRUPTED_IN_PYTHON = _interrupted_script(0.15, 4, """
 print("NOTES", getattr(exc, "__notes__", ["(before 3.11)"]))
-time.sleep(3)  # the workers let go of their tasks, quietly (the journal is closed)
-""")
+print("ALIVE", let_go())  # the workers let go of their tasks, quietly (the journal is closed)
+""", when="any(a.dags for a in fleet)")
 
 
 def test_ctrl_c_in_python_says_how_to_resume_and_the_workers_end_quietly(tmp_path):
     out = _run_script(tmp_path, _INTERRUPTED_IN_PYTHON)
-    assert "NOTES" in out.stdout, out.stderr
+    assert "NOTES" in out.stdout and "ALIVE []" in out.stdout, (out.stdout, out.stderr)
     if sys.version_info >= (3, 11):
         assert "Run it again with journal" in out.stdout
     assert "ProgrammingError" not in out.stderr and "rollout stopped" not in out.stderr
@@ -1517,15 +1543,14 @@ def test_rollout_status_as_json_gives_a_success_s_note_as_its_note(tmp_path):
         assert "already runs obshell" in shown["note"]
 
 
-_WORKERS_LET_GO = _interrupted_script(30, 2, """
-time.sleep(1.0)  # a stage lasts 30 s: no change to see; each worker let go at its next poll
+_WORKERS_LET_GO = _interrupted_script(300, 2, """
+alive = let_go()  # a stage lasts 300 s: no change to see; each worker lets go at its next poll
 polls = lambda: sum(len([r for r in a.requests if "/task/dag/1" in r.uri]) for a in fleet)
 before = polls()
-time.sleep(1.5)
-alive = [t.name for t in threading.enumerate() if t.name.startswith("obshell-rollout")]
+time.sleep(0.5)
 running = [sum(d.state == "RUNNING" for d in a.dags.values()) for a in fleet]
 print("ALIVE", alive, "POLLS", polls() - before, "RUNNING", running)
-""")
+""", when="all(any(a.requests_to(f'/api/v1/task/dag/{d}') for d in a.dags) for a in fleet)")
 
 
 def test_after_ctrl_c_in_python_the_workers_stop_following_their_tasks(tmp_path):
@@ -1539,7 +1564,7 @@ def test_after_ctrl_c_in_python_the_workers_stop_following_their_tasks(tmp_path)
 
 _RERUN_AT_ONCE = _interrupted_script(0.05, 1, before="""
 fleet[0].hang_next(1, seconds=2.5, path_prefix="/api/v1/agent/upgrade")
-""", after="""
+""", when="fleet[0].requests_to('/api/v1/agent/upgrade', 'POST')", after="""
 from obshell_sdk import InvalidArgumentError
 try:
     rollout.upgrade_agent("4.3.1.0", "101000012025010101.el7", check=False)
@@ -1558,11 +1583,17 @@ print("LATER", later.outcome.value, "POSTS", len(posts))
 
 _LET_GO_WHILE_POLLS_FAIL = _interrupted_script(0.2, 1, before="""
 fleet[0].set_dag_faults(restart_at_stage=2)
-fleet[0].restart_seconds = 30  # polls fail from about 0.3 s on: no snapshot to see
-""", after="""
-time.sleep(1.0)
-alive = [t.name for t in threading.enumerate() if t.name.startswith("obshell-rollout")]
-print("ALIVE", alive)
+fleet[0].restart_seconds = 120  # polls fail from about 0.3 s on: no snapshot to see
+failed = threading.Event()
+
+class FailedPolls(logging.Handler):
+    def emit(self, record):
+        if "poll(s) failed" in record.getMessage():
+            failed.set()
+
+logging.getLogger("obshell_sdk").addHandler(FailedPolls())
+""", when="failed.is_set()", after="""
+print("ALIVE", let_go())
 """)
 
 
