@@ -440,10 +440,11 @@ def test_snapshots_end_at_once_when_stop_is_set_even_while_polls_fail():
         task = client.upgrade_agent("4.3.1.0", "101000012025010101.el7")
         with pytest.raises(Bad, match="stop"):
             task.snapshots(stop=True)
-        stop = threading.Event()
-        threading.Timer(0.5, stop.set).start()
-        began = time.monotonic()
-        seen = list(task.snapshots(timeout=30, stop=stop))  # its 5 s pause is cut short
+        stop, seen = threading.Event(), []
+        for detail in task.snapshots(timeout=30, stop=stop):  # its 5 s pause is cut short
+            seen.append(detail)
+            began = time.monotonic()  # the first poll is done (not cut): its pause begins
+            threading.Timer(0.2, stop.set).start()
         assert len(seen) == 1 and time.monotonic() - began < 2 and not task.done()
         stop.clear()
         agent.fail_next(1000, status=503)  # the agent answers no poll: no snapshot to yield
@@ -456,6 +457,7 @@ def test_snapshots_end_at_once_when_stop_is_set_even_while_polls_fail():
 def test_wait_and_result_end_at_once_when_stop_is_set():
     """wait()/result() take snapshots()' stop=: a service shutting down (or an asyncio task
     cancelled around asyncio.to_thread) ends the wait now, as its deadline would."""
+    import logging
     import threading
     import time
 
@@ -472,13 +474,16 @@ def test_wait_and_result_end_at_once_when_stop_is_set():
                 call(stop=True)  # checked before anything is sent
         assert agent.requests == []
         for call in (task.wait, task.result):
-            stop = threading.Event()
-            threading.Timer(0.5, stop.set).start()
-            began = time.monotonic()
+            stop, began = threading.Event(), []
+
+            def stop_soon(detail, began=began, stop=stop):  # a snapshot is in: stop in its pause
+                began.append(time.monotonic())
+                threading.Timer(0.2, stop.set).start()
+
             said = f"task {task.id}: the wait was stopped before the task ended"
             with pytest.raises(TaskTimeoutError, match=said) as info:
-                call(timeout=None, stop=stop)  # no deadline: only the stop ends it
-            assert time.monotonic() - began < 2  # in its 5 s pause
+                call(timeout=None, stop=stop, on_progress=stop_soon)  # only the stop ends it
+            assert len(began) == 1 and time.monotonic() - began[0] < 2  # in its 5 s pause
             assert info.value.detail is not None and not info.value.detail.is_finished
             assert "keeps running" in str(info.value)
         stop.set()  # set already: no poll at all
@@ -490,11 +495,21 @@ def test_wait_and_result_end_at_once_when_stop_is_set():
         # snapshot is the last this wait saw, whatever another thread did to task.snapshot.
         stop = threading.Event()
         agent.fail_next(1000, status=503)
-        threading.Timer(1.0, stop.set).start()
+
+        class FailedPoll(logging.Handler):  # the stop comes once a poll failed, in its pause
+            def emit(self, record):
+                if "poll(s) failed" in record.getMessage():
+                    threading.Timer(0.2, stop.set).start()
+
         seen = task.snapshot
         task.snapshot = None  # as another thread's retry() leaves it
-        with pytest.raises(TaskTimeoutError) as info:
-            client.task(task.id, exists=True).wait(timeout=None, stop=stop)
+        logger, failed = logging.getLogger("obshell_sdk"), FailedPoll()
+        logger.addHandler(failed)
+        try:
+            with pytest.raises(TaskTimeoutError) as info:
+                client.task(task.id, exists=True).wait(timeout=None, stop=stop)
+        finally:
+            logger.removeHandler(failed)
         assert info.value.last_error is not None and "the last polls failed" in str(info.value)
         agent.clear_faults()
         other = client.task(task.id, exists=True)
