@@ -407,8 +407,10 @@ def test_restart_at_stage_during_polling() -> None:
 
 def test_keep_alive_is_fast(agent: FakeAgent) -> None:
     # A reply written in pieces without TCP_NODELAY waits for the client's delayed ACK:
-    # 40 ms or more on every request. Judged by the fastest of 20 (signed before the clock
-    # starts), not their sum: a loaded machine slows some requests, not each by 40 ms.
+    # 40 ms or more on nearly every request. Judged by the 5th fastest of 20 (signed before
+    # the clock starts), not their sum: a loaded machine slows some requests, not each by
+    # 40 ms; nor the fastest: with the server broken so, a run now and then had one request
+    # under 40 ms and passed.
     uri = "/api/v1/task/dag/maintain/ob"
     took = []
     with requests.Session() as s:
@@ -419,7 +421,8 @@ def test_keep_alive_is_fast(agent: FakeAgent) -> None:
             r = s.get(agent.base_url + uri, headers=headers, timeout=10)
             took.append(time.monotonic() - t0)
             assert r.status_code == 404 and r.headers.get("Connection") != "close"
-    assert min(took) < 0.04, f"every request waited: {min(took) * 1000:.0f} ms at best"
+    fifth = sorted(took)[4]
+    assert fifth < 0.04, f"most requests waited: the 5th fastest took {fifth * 1000:.0f} ms"
 
 
 def test_chunked_body(agent: FakeAgent) -> None:
