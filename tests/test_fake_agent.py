@@ -387,6 +387,18 @@ def test_pause_restarts_on_same_port_with_new_key(agent: FakeAgent) -> None:
     assert time.monotonic() - started < 5
 
 
+def test_a_pause_s_timer_that_fires_as_it_is_replaced_does_not_end_the_later_pause(
+        agent: FakeAgent) -> None:
+    agent.pause(600)
+    first = agent._runner._resume_timer
+    assert first is not None
+    agent.pause(600)  # a second pause (a restart) cancels the first's timer and starts its own
+    first.function()  # ... as the first fired: past its cancel() check, in resume() already
+    assert agent.paused and _refused(agent.port)  # not listening again until the second ends
+    agent.resume()
+    assert agent.wait_listening(5)
+
+
 def test_restart_at_stage_during_polling() -> None:
     # Down until resumed by hand: a 0.3 s restart could end before a busy test looked at it.
     with FakeAgent(password=PWD, restart_at_stage=7, restart_seconds=600,

@@ -115,21 +115,32 @@ class AgentRunner:
                 self.state.clock_offset = clock_offset
             if while_down is not None:
                 while_down()
-        timer = threading.Timer(seconds, self.resume)
-        timer.daemon = True
-        with self._lock:
-            if not self._running:
-                return
-            self._resume_timer = timer
-            self._helpers.append(timer)
-        timer.start()
+
+            def on_time() -> None:
+                self._resume(timer)
+
+            # registered before a resume() by hand can run, so that it cancels this timer too
+            timer = threading.Timer(seconds, on_time)
+            timer.daemon = True
+            with self._lock:
+                if not self._running:
+                    return
+                self._resume_timer = timer
+                self._helpers.append(timer)
+            timer.start()
 
     def resume(self) -> None:
         """Listen again on the same port; no-op if listening or stopped."""
+        self._resume(None)
+
+    def _resume(self, timer: Optional[threading.Timer]) -> None:
+        """:meth:`resume`, or (``timer``) a pause's timer that fired: stale once replaced."""
         with self._going_down, self._lock:
-            timer, self._resume_timer = self._resume_timer, None
-            if timer is not None:  # called by hand: the pause's timer must not keep stop() waiting
-                timer.cancel()
+            if timer is not None and timer is not self._resume_timer:
+                return  # a later pause, or a resume() by hand, took over: it must not end it
+            pending, self._resume_timer = self._resume_timer, None
+            if pending is not None:  # by hand: the pause's timer must not keep stop() waiting
+                pending.cancel()
             if not self._running or self._listener is not None:
                 return
             try:
