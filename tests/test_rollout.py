@@ -1298,12 +1298,17 @@ for a in fleet:
 
 
 def _run_script(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
-    """Run ``text`` (an :func:`_interrupted_script`) with a journal in ``tmp_path``."""
+    """Run ``text`` (an :func:`_interrupted_script`) with a journal in ``tmp_path``.
+
+    Its interrupt must have come at the moment the test needs, not 30 s later at random.
+    """
     script = tmp_path / "run.py"
     script.write_text(text)
-    return subprocess.run([sys.executable, str(script), str(tmp_path / "j.db")],
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
-                          text=True, timeout=60, check=False)
+    out = subprocess.run([sys.executable, str(script), str(tmp_path / "j.db")],
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert "NEVER READY" not in out.stdout, (out.stdout, out.stderr)
+    return out
 
 
 _INTERRUPTED_IN_PYTHON = _interrupted_script(0.15, 4, """
