@@ -787,10 +787,13 @@ def test_a_create_refused_for_the_lock_is_sent_again_once_the_lock_is_free(tmp_p
     """UnderMaintenance is a 500, but it says no DAG was made: the step is unsent."""
     with ExitStack() as stack:
         [agent] = agents(stack, 1)
-        holder = agent.create_upgrade_dag(version="4.3.0.1")  # holds the cluster's lock...
-        # ... until finished below: its stage lasts an hour (the agent's DAGs are time-driven,
-        # so stages_per_poll=0 left it to end in 0.27 s, before the rollout's POST on a slow run)
-        agent.set_dag_progression(dag_id=holder, stage_seconds=3600)
+        # The holder of the cluster's lock is made with hour-long stages: it holds the lock
+        # until finished below (the agent's DAGs are time-driven, so stages_per_poll=0 left it
+        # to end in 0.27 s, before the rollout's POST on a slow run; so did a stall of the
+        # test between creating it and then slowing it down).
+        agent.set_dag_progression(stage_seconds=3600)
+        holder = agent.create_upgrade_dag(version="4.3.0.1")
+        agent.set_dag_progression(stage_seconds=0.03)  # the rollout's own DAGs: agents()' pace
         journal = tmp_path / "r.db"
         first = rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
         [result] = first.results.values()
