@@ -92,13 +92,12 @@ def _connection_error(exc: requests.exceptions.ConnectionError,
         reason = _plain(root.original_error) or type(root.original_error).__name__
         return ConnectError(f"cannot connect to the proxy{_proxy(exc)} ({reason}); the request "
                             f"was not sent. {_PROXY_ADVICE}", **where)
-    if isinstance(root, urllib3.exceptions.ProxyError) and _TUNNEL_REFUSED.match(
-            str(root.original_error)):  # the proxy's answer to CONNECT, before any request
-        answer = _TUNNEL_REFUSED.sub("", str(root.original_error)).strip()
-        if answer.startswith("407"):
-            answer += ": it wants a user and password, given in its URL as user:password@host"
+    refused = (_TUNNEL_REFUSED.match(str(root.original_error))
+               if isinstance(root, urllib3.exceptions.ProxyError) else None)
+    if refused:  # the proxy's answer to CONNECT, before any request
         return ConnectError(f"the proxy{_proxy(exc)} refused to open a tunnel to the agent "
-                            f"({answer}); the request was not sent. {_PROXY_ADVICE}", **where)
+                            f"({_tunnel_answer(exc, refused)}); the request was not sent. "
+                            f"{_PROXY_ADVICE}", **where)
     return ConnectionLostError(
         f"connection lost before the reply was complete ({_reason(exc)})", **where)
 
@@ -110,6 +109,21 @@ _PROXY_ADVICE = (
 #: How http.client words a proxy's refusal of CONNECT (an HTTPS agent's tunnel): no request
 #: to the agent has gone anywhere yet.
 _TUNNEL_REFUSED = re.compile(r"Tunnel connection failed:\s*")
+
+
+def _tunnel_answer(exc: BaseException, refused: re.Match[str]) -> str:
+    """The proxy's answer to CONNECT (cut to 200 characters); a 407 says what to do."""
+    answer = refused.string[refused.end():].strip()
+    answer = answer if len(answer) <= 200 else answer[:200] + "..."
+    if not answer.startswith("407"):
+        return answer
+    pool = getattr(exc.args[0] if exc.args else None, "pool", None)
+    sent = any(str(name).lower() == "proxy-authorization"
+               for name in getattr(pool, "proxy_headers", None) or {})
+    if sent:
+        return (f"{answer}: it refused the user and password it was given; check them: in its "
+                "URL, characters such as @ : / % must be percent-encoded")
+    return f"{answer}: it wants a user and password, given in its URL as user:password@host"
 
 
 def _proxy(exc: BaseException) -> str:

@@ -186,16 +186,19 @@ def test_a_proxy_nothing_listens_on_is_not_sent_and_says_what_to_do(monkeypatch)
     assert "proxy-Pa55" not in message and "@" not in message  # the proxy's credentials
 
 
-@pytest.mark.parametrize("status, hint", [(407, "it wants a user and password"), (403, "")])
+@pytest.mark.parametrize("status, credentials, hint", [
+    (407, "ops:proxy-Pa55@", "it refused the user and password it was given; check them"),
+    (407, "", "it wants a user and password, given in its URL as user:password@host"),
+    (403, "ops:proxy-Pa55@", "")])
 def test_a_proxy_that_refuses_the_tunnel_is_not_sent_and_says_what_to_do(
-        monkeypatch, status, hint):
+        monkeypatch, status, credentials, hint):
     # was ConnectionLostError, "connection lost before the reply was complete (... Tunnel
     # connection failed: 407 ...)": an HTTPS agent's create looked for its task and a rollout
     # called the cluster's outcome unknown, though no byte of the request had gone anywhere
     with RawServer() as proxy:
         proxy.handler = lambda request: RawReply(status, headers={
             "Proxy-Authenticate": 'Basic realm="ops"'}) if status == 407 else RawReply(status)
-        proxy_from_env(monkeypatch, f"http://ops:proxy-Pa55@127.0.0.1:{proxy.port}")
+        proxy_from_env(monkeypatch, f"http://{credentials}127.0.0.1:{proxy.port}")
         port = closed_port()  # the agent's: reached only through the tunnel, never opened
         with ObshellClient("127.0.0.1", port, auth=None, https=True, verify=False) as client:
             with pytest.raises(ConnectError) as info:
@@ -204,9 +207,12 @@ def test_a_proxy_that_refuses_the_tunnel_is_not_sent_and_says_what_to_do(
                 client.call("POST", "/api/v1/agent/upgrade", body={}, signed=False)
         assert [(r.method, r.target) for r in proxy.requests] == [
             ("CONNECT", f"127.0.0.1:{port}")] * 2
+        assert all(("proxy-authorization" in r.headers) == bool(credentials)
+                   for r in proxy.requests)
     message = str(info.value)
     assert (f"the proxy http://127.0.0.1:{proxy.port} refused to open a tunnel to the agent "
             f"({status} ") in message and hint in message
+    assert status == 407 or "user and password" not in message
     assert "the request was not sent" in message and "trust_env=False" in message
     assert "proxy-Pa55" not in message and "ops:" not in message  # the proxy's credentials
 
