@@ -504,12 +504,15 @@ def test_wait_and_result_end_at_once_when_stop_is_set():
         seen = task.snapshot
         task.snapshot = None  # as another thread's retry() leaves it
         logger, failed = logging.getLogger("obshell_sdk"), FailedPoll()
+        level = logger.level  # the failed poll is logged at INFO: let it through, whatever set
+        logger.setLevel(min(level or logging.INFO, logging.INFO))
         logger.addHandler(failed)
         try:
             with pytest.raises(TaskTimeoutError) as info:
                 client.task(task.id, exists=True).wait(timeout=None, stop=stop)
         finally:
             logger.removeHandler(failed)
+            logger.setLevel(level)
         assert info.value.last_error is not None and "the last polls failed" in str(info.value)
         agent.clear_faults()
         other = client.task(task.id, exists=True)

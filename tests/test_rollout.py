@@ -1317,7 +1317,7 @@ def _run_script(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
 _INTERRUPTED_IN_PYTHON = _interrupted_script(0.15, 4, """
 print("NOTES", getattr(exc, "__notes__", ["(before 3.11)"]))
 print("ALIVE", let_go())  # the workers let go of their tasks, quietly (the journal is closed)
-""", when="any(a.dags for a in fleet)")
+""", when="any(a.requests_to(f'/api/v1/task/dag/{d}') for a in fleet for d in a.dags)")
 
 
 def test_ctrl_c_in_python_says_how_to_resume_and_the_workers_end_quietly(tmp_path):
