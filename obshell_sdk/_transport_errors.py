@@ -87,17 +87,17 @@ def _connection_error(exc: requests.exceptions.ConnectionError,
     if isinstance(root, _CONNECT_REASONS):
         return ConnectError(
             f"cannot connect ({_reason(exc)}); is the agent running and reachable?", **where)
-    if isinstance(root, urllib3.exceptions.ProxyError) and isinstance(
-            root.original_error, _CONNECT_REASONS):
-        reason = _plain(root.original_error) or type(root.original_error).__name__
-        return ConnectError(f"cannot connect to the proxy{_proxy(exc)} ({reason}); the request "
-                            f"was not sent. {_PROXY_ADVICE}", **where)
-    refused = (_TUNNEL_REFUSED.match(str(root.original_error))
-               if isinstance(root, urllib3.exceptions.ProxyError) else None)
-    if refused:  # the proxy's answer to CONNECT, before any request
-        return ConnectError(f"the proxy{_proxy(exc)} refused to open a tunnel to the agent "
-                            f"({_tunnel_answer(exc, refused)}); the request was not sent. "
-                            f"{_PROXY_ADVICE}", **where)
+    if isinstance(root, urllib3.exceptions.ProxyError):
+        original = root.original_error
+        if isinstance(original, _CONNECT_REASONS):
+            reason = _plain(original) or type(original).__name__
+            return ConnectError(f"cannot connect to the proxy{_proxy(exc)} ({reason}); the "
+                                f"request was not sent. {_PROXY_ADVICE}", **where)
+        refused = _TUNNEL_REFUSED.match(str(original))
+        if refused:  # the proxy's answer to CONNECT, before any request
+            return ConnectError(f"the proxy{_proxy(exc)} refused to open a tunnel to the agent "
+                                f"({_tunnel_answer(exc, refused)}); the request was not sent. "
+                                f"{_PROXY_ADVICE}", **where)
     return ConnectionLostError(
         f"connection lost before the reply was complete ({_reason(exc)})", **where)
 
