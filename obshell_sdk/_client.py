@@ -56,7 +56,8 @@ class ObshellClient(TaskCalls, PackageCalls):
     unauthenticated ones such as :meth:`info`). ``timeout`` is seconds, or a
     ``(connect, read)`` pair, for every call (and for each poll of a task). ``session`` lets
     you bring your own ``requests.Session`` (proxies, adapters, its own ``verify``); the
-    client never closes it. ``verify`` is True by default (or the given session's setting):
+    client never closes it, and refuses one whose adapter may send a POST twice (its
+    ``max_retries`` may retry only failed connections). ``verify`` is True by default (or the given session's setting):
     a CA bundle path, or False to skip verification. ``accept_language`` (one tag, e.g.
     ``"zh-CN"``) asks the agent for localised error messages. ``trust_env`` False ignores
     ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` and ``REQUESTS_CA_BUNDLE`` (read once, when

@@ -32,7 +32,7 @@ from ._exceptions import (
 )
 from ._models import Envelope
 from ._request import Request
-from ._transport_errors import exchange_error
+from ._transport_errors import exchange_error, resending
 
 __all__ = ["MAX_REPLY_BYTES", "MAX_REPLY_DEPTH", "TRACE_HEADER", "Cert", "Timeout", "Transport"]
 
@@ -99,6 +99,8 @@ class Transport:
                 self._proxies = dict(env["proxies"])
                 self._verify = verify if env["verify"] is None else env["verify"]
             self._session.trust_env = False  # read once, above; no ~/.netrc auth per call
+        else:
+            self._refuse_resending()
         self.closed = False
 
     def close(self) -> None:
@@ -116,6 +118,8 @@ class Transport:
             self._after_fork()
         request = attrs.evolve(request, method=request.method.upper(),
                                target=self._wire_target(request.target))
+        if request.method != "GET" and not self._owns_session:
+            self._refuse_resending()  # again: an adapter may have been mounted since
         expires = time.monotonic() + max(timeout)  # the whole call, auth requests included
         if not request.signed:
             return self._exchange(request, timeout, expires)
@@ -138,6 +142,18 @@ class Transport:
                     return reply
         finally:
             flow.close()
+
+    def _refuse_resending(self) -> None:
+        """Refuse a given session whose retries may send a task-creating request twice."""
+        why = resending(self._session, self.base_url)
+        if why:
+            adapter = self._session.get_adapter(self.base_url)
+            raise InvalidArgumentError(
+                "session", f"its adapter for {self.base_url} may send a request twice "
+                f"(max_retries={getattr(adapter, 'max_retries', None)!r} {why}): the agent may "
+                "have acted on the first, and obshell would start a second task. Mount an "
+                "adapter that retries only failed connections, HTTPAdapter(max_retries=Retry("
+                "connect=3, read=False, status=0, other=0)), or none (max_retries=0)")
 
     def _after_fork(self) -> None:
         """In a forked child, never share the parent's pooled connections."""

@@ -5,16 +5,20 @@ The transport hands every exception of an exchange here. :func:`exchange_error` 
 connection to the agent, or to the proxy in front of it, was ever made, or the proxy refused
 to open a tunnel to an HTTPS agent); any other failure after the request may have gone out is
 a lost reply, :class:`~obshell_sdk.ConnectionLostError` or
-:class:`~obshell_sdk.ReadTimeoutError`: the agent may have acted on it.
+:class:`~obshell_sdk.ReadTimeoutError`: the agent may have acted on it. That proof holds only
+if nothing sent the request earlier: :func:`resending` finds a given session whose retries
+could have.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Optional
 
 import requests
+import urllib3
 import urllib3.exceptions
+import urllib3.util
 
 from ._exceptions import (
     ConnectError,
@@ -24,13 +28,56 @@ from ._exceptions import (
 )
 from ._request import scrub
 
-__all__ = ["exchange_error"]
+__all__ = ["exchange_error", "resending"]
 
 #: The reasons that prove a TCP connection was never made (so nothing was sent on it).
 _CONNECT_REASONS: tuple[type[BaseException], ...] = tuple(cls for cls in (
     urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError,
     getattr(urllib3.exceptions, "NameResolutionError", None),  # urllib3 2.x only
     ConnectionRefusedError) if cls is not None)
+
+
+#: The methods the SDK sends that change something on the agent (a task, a package).
+_WRITES = ("POST", "DELETE")
+#: How the simulated failures below show in urllib3's debug log.
+_ASKING = "(obshell_sdk asks: would this Retry send a request again?)"
+
+
+def resending(session: requests.Session, url: str) -> Optional[str]:
+    """Why a given session may send a write to ``url`` again after it may have gone out.
+
+    urllib3 retries as the adapter's ``max_retries`` says; a failed connection (nothing sent)
+    is safe to retry, but a retry after a read error, a TLS error or a 5xx reply would send
+    a task-creating POST twice. urllib3's own :class:`~urllib3.util.Retry` is asked what it
+    would do after each. None when it would not (an adapter of another kind is trusted).
+    """
+    try:
+        retry = getattr(session.get_adapter(url), "max_retries", None)
+    except requests.exceptions.InvalidSchema:  # no adapter: nothing is ever sent
+        return None
+    if not isinstance(retry, urllib3.util.Retry):
+        return None
+    for method in _WRITES:
+        for error in (urllib3.exceptions.ProtocolError("Connection aborted."),
+                      urllib3.exceptions.SSLError("TLS failed")):
+            if _retries(retry, method, error=error):
+                return f"re-sends a {method} that failed with {type(error).__name__}"
+        for status in sorted({413, 429, 503, *(retry.status_forcelist or ())}):
+            if retry.is_retry(method, status, has_retry_after=True) and _retries(
+                    retry, method, response=urllib3.HTTPResponse(
+                        status=status, headers={"Retry-After": "1"})):
+                return f"re-sends a {method} answered with HTTP {status}"
+    return None
+
+
+def _retries(retry: urllib3.util.Retry, method: str, **failure: Any) -> bool:
+    """Whether ``retry`` allows another attempt after ``failure`` (it raises when it does not)."""
+    try:
+        retry.increment(method, _ASKING, **failure)
+    except (urllib3.exceptions.MaxRetryError, urllib3.exceptions.ProtocolError,
+            urllib3.exceptions.SSLError):
+        return False
+    return True
 
 
 def exchange_error(exc: Exception, fired: bool, seconds: float, method: str, path: str,

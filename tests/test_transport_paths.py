@@ -7,6 +7,7 @@ is "not sent", one that took the request and failed is not.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import http.server
 import json
@@ -16,9 +17,11 @@ from typing import Optional
 
 import pytest
 import requests
+import requests.adapters
 import urllib3.exceptions
 from conftest import PASSWORD, closed_port, proxy_from_env
 from rawserver import RawReply, RawServer
+from urllib3.util import Retry
 
 from obshell_sdk import (
     ApiError,
@@ -26,6 +29,7 @@ from obshell_sdk import (
     ConnectionLostError,
     InvalidArgumentError,
     ObshellClient,
+    ObshellError,
     PasswordAuth,
 )
 from obshell_sdk._transport_errors import exchange_error
@@ -258,3 +262,55 @@ def test_a_proxy_error_is_unsent_only_when_the_proxy_was_never_connected_to(reas
     if expected is ConnectError:
         assert "cannot connect to the proxy http://proxy.example:3128 (" in str(error)
         assert "proxy-Pa55" not in str(error)
+
+
+def _session(max_retries: object) -> requests.Session:
+    session = requests.Session()
+    session.mount("http://", requests.adapters.HTTPAdapter(max_retries=max_retries))
+    return session
+
+
+@pytest.mark.parametrize("retry, why", [
+    (3, "re-sends a POST that failed with SSLError"),  # urllib3 retries TLS errors for any method
+    (Retry(total=3, other=0), "re-sends a DELETE that failed with ProtocolError"),
+    (Retry(total=3, allowed_methods=None, other=0), "POST that failed with ProtocolError"),
+    (Retry(total=3, read=False, other=0, allowed_methods=None), "POST answered with HTTP 413"),
+    (Retry(3, read=False, other=0, status=0, status_forcelist=[502], allowed_methods=None,
+           respect_retry_after_header=False), None),
+    (Retry(connect=3, read=False, status=0, other=0), None),  # failed connections only
+    (0, None), (Retry(False), None),
+])
+def test_a_given_session_that_may_send_a_write_twice_is_refused(retry, why):
+    try:
+        ObshellClient("127.0.0.1", closed_port(), auth=PasswordAuth(PASSWORD),
+                      session=_session(retry))
+    except InvalidArgumentError as exc:
+        assert why is not None and why in str(exc), exc
+        assert "Retry(connect=3, read=False, status=0, other=0)" in str(exc)  # what to do
+    else:
+        assert why is None
+
+
+def test_the_refused_session_would_send_a_lost_create_twice(monkeypatch):
+    """Why such a session is refused: without the check, urllib3 sends a lost create again."""
+    monkeypatch.setattr("obshell_sdk._transport.resending", lambda *args: None)
+    with FakeAgent(password=PASSWORD) as agent, _session(
+        Retry(total=3, allowed_methods=None, other=0)
+    ) as session, ObshellClient(
+        agent.host, agent.port, auth=PasswordAuth(PASSWORD), session=session
+    ) as client:
+        agent.drop_reply_after_create = True
+        with contextlib.suppress(ObshellError):
+            client.upgrade_agent(VERSION, RELEASE)
+        assert len(agent.requests_to("/api/v1/agent/upgrade")) == 2
+
+
+def test_an_adapter_mounted_later_that_may_send_twice_is_refused_before_a_write():
+    with FakeAgent(password=PASSWORD) as agent, requests.Session() as session, ObshellClient(
+        agent.host, agent.port, auth=PasswordAuth(PASSWORD), session=session
+    ) as client:
+        session.mount("http://", requests.adapters.HTTPAdapter(max_retries=3))
+        assert client.info().version  # a read is still sent
+        with pytest.raises(InvalidArgumentError, match="may send a request twice"):
+            client.upgrade_agent(VERSION, RELEASE)
+        assert not agent.requests_to("/api/v1/agent/upgrade")
