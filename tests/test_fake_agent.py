@@ -417,6 +417,50 @@ def test_restart_at_stage_during_polling() -> None:
         assert poll(a, dag_id)["stage"] == 8
 
 
+def test_a_restart_listens_again_only_as_the_new_version(monkeypatch) -> None:
+    # The switch to the new obshell is slowed to 1 s, ten times the restart's pause: if it
+    # were made after the pause (in the helper), /info would answer as the old version first.
+    from obshell_sdk.testing._state import AgentState
+
+    switch = AgentState.run_obshell
+
+    def slow_switch(self: AgentState, version: str, release: str) -> None:
+        time.sleep(1.0)
+        switch(self, version, release)
+
+    monkeypatch.setattr(AgentState, "run_obshell", slow_switch)
+    seen: list[Optional[str]] = []  # None: refused or cut, the agent was down
+    with FakeAgent(password=PWD, restart_at_stage=7, restart_seconds=0.1) as a:
+        done = threading.Event()
+
+        def watch() -> None:
+            with requests.Session() as s:
+                while not done.is_set():
+                    try:
+                        info = s.get(a.base_url + "/api/v1/info", timeout=5).json()
+                        seen.append(info["data"]["version"].split("-")[0])  # "4.3.1.0-<release>"
+                    except requests.RequestException:
+                        seen.append(None)
+                    time.sleep(0.01)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            while not seen:  # the old version answered first
+                time.sleep(0.01)
+            dag_id = start_upgrade(a)
+            while poll(a, dag_id, "false")["stage"] < 7:
+                pass
+            deadline = time.monotonic() + 10
+            while "4.3.1.0" not in seen and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            done.set()
+            watcher.join()
+    assert seen[0] == "4.3.0.0" and None in seen, seen  # it saw the agent go down
+    assert set(seen[seen.index(None):]) == {None, "4.3.1.0"}, seen
+
+
 def test_keep_alive_is_fast(agent: FakeAgent) -> None:
     # A reply written in pieces without TCP_NODELAY waits for the client's delayed ACK:
     # 40 ms or more on nearly every request. Judged by the 5th fastest of 20 (signed before
