@@ -57,13 +57,14 @@ class ObshellClient(TaskCalls, PackageCalls):
     ``(connect, read)`` pair, for every call (and for each poll of a task). ``session`` lets
     you bring your own ``requests.Session`` (proxies, adapters, its own ``verify``); the
     client never closes it, and refuses one whose adapter may send a POST twice (its
-    ``max_retries`` may retry only failed connections). ``verify`` is True by default (or the given session's setting):
-    a CA bundle path, or False to skip verification. ``accept_language`` (one tag, e.g.
-    ``"zh-CN"``) asks the agent for localised error messages. ``trust_env`` False ignores
-    ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` and ``REQUESTS_CA_BUNDLE`` (read once, when
-    the client is made). A reply larger than ``max_reply_bytes`` (16 MiB) is refused. Each
-    call ends within the larger of its two timeouts, however slowly the agent answers, the
-    requests its signing adds (``/info``, ``/secret``, ``/time``) included. Use
+    ``max_retries`` may retry only failed connections). ``verify`` is True by default (or
+    the given session's setting): a CA bundle path, or False to skip verification.
+    ``accept_language`` (one tag, e.g. ``"zh-CN"``) asks the agent for localised error
+    messages. ``trust_env`` False ignores ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` and
+    ``REQUESTS_CA_BUNDLE`` (read once, when the client is made). A reply larger than
+    ``max_reply_bytes`` (16 MiB) is refused. Each call ends within the larger of its two
+    timeouts, however slowly the agent answers, the requests its signing adds (``/info``,
+    ``/secret``, ``/time``) included. Use
     the client as a context manager (one ``with`` block, whose end closes it), or call
     :meth:`close`; a closed client cannot be opened again.
     """
