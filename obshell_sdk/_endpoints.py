@@ -52,8 +52,9 @@ _BUILD_NUMBER = re.compile(r"[0-9]+\Z")
 # What follows the release in a package's file name (NAME-VERSION-RELEASE.ARCH.rpm).
 _FILE_NAME_TAILS = ("rpm", "x86_64", "aarch64", "noarch", "i686", "ppc64le", "loongarch64",
                     "sw_64", "src")
-# PROTOCOL §7.1 (obshell's CheckPathValid): letters, digits, CJK, and - _ : @ / .
-_PATH_CHARS = re.compile(r"[A-Za-z0-9\u4e00-\u9fff\-_:@/.]+\Z")
+# PROTOCOL §7.1 (obshell's CheckPathValid): letters, digits, CJK, and - _ : @ / . (its CJK
+# range ends at U+9FA5, not U+9FFF: ob/utils/path.go)
+_PATH_CHARS = re.compile(r"[A-Za-z0-9\u4e00-\u9fa5\-_:@/.]+\Z")
 
 
 def _string(name: str, value: Any, limit: int) -> str:

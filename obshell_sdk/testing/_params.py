@@ -13,7 +13,9 @@ from typing import Any, Optional
 from ._errors import ApiError
 from ._golike import GoField, decode_struct, parse_go_json
 
-_PATH_CHARS = re.compile(r"^[A-Za-z0-9\u4e00-\u9fff\-_:@/.]*$")
+# ``CheckPathValid``'s pattern as its message quotes it (its CJK range ends at U+9FA5).
+_PATH_PATTERN = "^[a-zA-Z0-9\u4e00-\u9fa5\\-_:@/\\.]*$"
+_PATH_CHARS = re.compile(r"[A-Za-z0-9\u4e00-\u9fa5\-_:@/.]*\Z")
 
 #: The oldest OceanBase (and obshell) version an upgrade may target (``constant/agent.go``).
 MIN_VERSION = "4.2.0.0"
@@ -54,13 +56,14 @@ def check_path(path: str) -> Optional[str]:
     if not path.startswith("/"):
         return "should start with '/'"
     if not _PATH_CHARS.match(path):
-        return "contains illegal characters"
+        return f"should match pattern {_PATH_PATTERN}"
     depth = 0
     for part in path.split("/"):
         if part == "..":
             depth -= 1
             if depth < 0:
-                return "should not escape from '/' with '..'"
+                return ("should not lead to directory traversal issues when joined with a "
+                        "generated parent path")
         elif part not in ("", "."):
             depth += 1
     return None
