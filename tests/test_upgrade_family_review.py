@@ -5,15 +5,17 @@ Each test pins one point where the SDK or the fake agent differed from obshell.
 
 from __future__ import annotations
 
+import hashlib
+import struct
 from typing import Any
 
 import pytest
 from test_fake_agent import PWD, call
-from test_fake_agent_upgrade_family import OB_NOW, TARGET, error
+from test_fake_agent_upgrade_family import OB_NOW, TARGET, error, upload_new
 
 from obshell_sdk import InvalidArgumentError
 from obshell_sdk._endpoints import UpgradeAgentRequest, UpgradeObRequest
-from obshell_sdk.testing import FakeAgent
+from obshell_sdk.testing import FakeAgent, build_rpm
 
 # obshell's CheckPathValid (ob/utils/path.go): "^[a-zA-Z0-9\u4e00-\u9fa5\\-_:@/\\.]*$", so
 # the CJK range ends at U+9FA5 (龥); U+9FA6 and after are refused.
@@ -53,3 +55,38 @@ def test_fake_refuses_an_upgrade_dir_as_check_path_valid_does(agent: FakeAgent,
     assert error(r) == (400, "Common.InvalidPath",
                         "Path '/a/../..' is not valid: should not lead to directory traversal "
                         "issues when joined with a generated parent path")
+
+
+# -- upload: the dependency YAML is read only from an xz-compressed cpio payload ---------------
+@pytest.mark.parametrize("compressor,expected", [
+    ("gzip", "Unsupported compression 'gzip', the supported compression is 'xz'"),
+    ("none", "Unsupported compression '', the supported compression is 'xz'"),
+])
+def test_newer_ob_package_must_be_xz(agent: FakeAgent, compressor: str, expected: str) -> None:
+    rpm = build_rpm("oceanbase-ce", "4.3.5.1", "101000012025052815.el7", compressor=compressor)
+    r = upload_new(agent, rpm)
+    assert error(r) == (400, "Package.Compression.NotSupported", expected)
+    # a package that is not newer has no YAML read, so any compression goes
+    same = build_rpm("oceanbase-ce", "4.3.5.0", "100000202024123117.el7", compressor=compressor)
+    assert upload_new(agent, same).status_code == 200
+
+
+def test_newer_ob_package_must_have_a_cpio_payload(agent: FakeAgent) -> None:
+    rpm = build_rpm("oceanbase-ce", "4.3.5.1", "101000012025052815.el7")
+    at = rpm.index(b"cpio\0")  # PAYLOADFORMAT; the MD5 covers it, so mend the signature too
+    r = upload_new(agent, _resigned(rpm[:at] + b"cpix" + rpm[at + 4:]))
+    assert error(r) == (400, "Package.Format.Invalid", "Unsupported payload format 'cpix', the "
+                        "supported payload format is 'cpio'")
+
+
+def _resigned(rpm: bytes) -> bytes:
+    """``rpm`` with its signature's MD5 (tag 1004) made right again after an edit."""
+    count = struct.unpack(">I", rpm[96 + 8:96 + 12])[0]
+    store = 96 + 16 + 16 * count
+    for i in range(count):
+        tag, _, offset, _ = struct.unpack(">IIII", rpm[96 + 16 + 16 * i:96 + 32 + 16 * i])
+        if tag == 1004:
+            at = store + offset
+            digest = hashlib.md5(rpm[rpm.index(b"\x8e\xad\xe8", at):]).digest()
+            return rpm[:at] + digest + rpm[at + 16:]
+    raise AssertionError("no MD5 in the signature")

@@ -143,6 +143,18 @@ def _check_version(pkg: RpmPackage) -> None:
                        f"failed to check version and release: {exc.message}") from None
 
 
+def _check_payload(pkg: RpmPackage) -> None:
+    """``pkg.CheckCompressAndFormat``, before the dependency YAML is read: xz, cpio."""
+    if pkg.compressor != "xz":
+        raise ApiError(400, "Package.Compression.NotSupported",
+                       f"Unsupported compression '{pkg.compressor}', the supported compression "
+                       "is 'xz'")
+    if pkg.payload_format != "cpio":
+        raise ApiError(400, "Package.Format.Invalid",
+                       f"Unsupported payload format '{pkg.payload_format}', the supported "
+                       "payload format is 'cpio'")
+
+
 def _needs_upgrade_files(pkg: RpmPackage, ob_version: str) -> bool:
     build = pkg.release.split(".", 1)[0]
     if not ob_version:  # no running OceanBase known: every package is newer
@@ -183,6 +195,7 @@ def check_upload(pkg: RpmPackage, *, edition: str, ob_version: str) -> str:
         raise _missing_files(pkg.name, f"[{' '.join(missing)}]")
     if not newer:
         return ""
+    _check_payload(pkg)
     try:
         data = pkg.payload_file(_DEP_YAML)
     except RpmError as exc:

@@ -189,7 +189,7 @@ def read_rpm(data: bytes) -> RpmPackage:
         release=str(_first(values, 1002) or ""), arch=str(_first(values, 1022) or ""),
         size=int(_first(values, 5009, 1009) or 0), payload_size=int(_first(sig, 270, 1000) or 0),
         md5=md5.hex(), files=_files(values),
-        payload_format=str(_first(values, 1124) or "cpio"),
+        payload_format=str(_first(values, 1124) or ""),
         compressor=str(_first(values, 1125) or ""), payload=data[end:])
 
 
