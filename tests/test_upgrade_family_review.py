@@ -90,3 +90,20 @@ def _resigned(rpm: bytes) -> bytes:
             digest = hashlib.md5(rpm[rpm.index(b"\x8e\xad\xe8", at):]).digest()
             return rpm[:at] + digest + rpm[at + 16:]
     raise AssertionError("no MD5 in the signature")
+
+
+# -- the required packages are looked up by build number and the release's last part -----------
+def test_required_packages_are_matched_on_build_and_last_distribution_part() -> None:
+    # checkForAllRequiredPkgsExist looks each package up by `release` (the build number) and
+    # `distribution` = the part after the release's LAST dot; the stored `distribution` is
+    # the part after its first dot. A release of three parts is found as the target package
+    # (full release_distribution) but never as a required one.
+    release = "101000012025052815.el7.1"
+    with FakeAgent(password=PWD, ob_version=OB_NOW, require_packages=True) as strict:
+        for name in ("oceanbase-ce", "oceanbase-ce-libs"):
+            assert upload_new(strict, build_rpm(name, "4.3.5.1", release)).status_code == 200
+        r = call(strict, "POST", "/api/v1/ob/upgrade/check",
+                 {"version": "4.3.5.1", "release": release})
+        assert error(r) == (400, "OB.Package.NotExist", "These packages are missing: "
+                            "'[oceanbase-ce-4.3.5.1-101000012025052815.1.x86_64.rpm "
+                            "oceanbase-ce-libs-4.3.5.1-101000012025052815.1.x86_64.rpm]'")

@@ -81,8 +81,9 @@ def _check_packages(a: AgentState, version: str, release: str, build: str, dist:
     if version != a.ob_version.partition("-")[0] and not row.upgrade_dep_yaml:
         raise ApiError(500, "OB.Upgrade.DepYamlMissing",
                        "Target package upgrade dependency YAML is empty", data_null=True)
+    # by build number and the release's last part, matched against the stored first part
     missing = [f"{n}-{version}-{build}.{dist}.{arch}.rpm" for n in names
-               if a.inventory.find(n, version, arch, release=release) is None]
+               if a.inventory.find(n, version, arch, build=build, dist=dist) is None]
     if missing:
         raise ApiError(400, "OB.Package.NotExist",
                        f"These packages are missing: '[{' '.join(missing)}]'", data_null=True)
