@@ -1,6 +1,8 @@
-"""Review of the upgrade family against obshell's source (61ee147), over real sockets.
+"""obshell's own checks in the upgrade family, as its source (61ee147) makes them.
 
-Each test pins one point where the SDK or the fake agent differed from obshell.
+The upgrade directory's characters (the SDK refuses them before sending, the fake agent as
+obshell does), a newer package's payload (xz-compressed cpio), and how an upgrade's
+required packages are looked up. Over real sockets.
 """
 
 from __future__ import annotations
