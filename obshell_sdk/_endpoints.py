@@ -124,7 +124,8 @@ def _check_upgrade_dir(_: Any, attribute: attrs.Attribute[Optional[str]], value:
     if not _PATH_CHARS.match(text):
         raise InvalidArgumentError(
             attribute.name,
-            f"{brief_repr(text)} may hold only letters, digits, CJK characters and - _ : @ / .",
+            f"{brief_repr(text)} may hold only letters, digits, - _ : @ / . and the Chinese "
+            "characters U+4E00 to U+9FA5 (as obshell checks it)",
         )
     if ".." in text.split("/"):
         raise InvalidArgumentError(attribute.name, f"{brief_repr(text)} must not contain '..'")

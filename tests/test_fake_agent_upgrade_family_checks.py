@@ -37,7 +37,7 @@ def agent() -> Any:
 ])
 def test_sdk_refuses_an_upgrade_dir_past_obshells_cjk_range(make: Any) -> None:
     make("/data/\u4e00\u9fa5")  # the range's ends are fine
-    with pytest.raises(InvalidArgumentError):
+    with pytest.raises(InvalidArgumentError, match=r"U\+4E00 to U\+9FA5"):
         make(_PAST_RANGE)
 
 
