@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Any, Optional
 
 import attrs
@@ -194,13 +194,12 @@ class Journal:
         if not os.path.isfile(path):
             why = "is not a file" if os.path.exists(path) else "does not exist"
             raise InvalidArgumentError("journal", f"{path!r} {why}")
-        db = _read_only(path)
-        try:
-            row = db.execute("SELECT value FROM meta WHERE key = 'plan'").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise InvalidArgumentError("journal", f"{path!r} is not a journal ({exc})") from None
-        finally:
-            db.close()
+        with closing(_read_only(path)) as db:
+            try:
+                row = db.execute("SELECT value FROM meta WHERE key = 'plan'").fetchone()
+            except sqlite3.DatabaseError as exc:
+                raise InvalidArgumentError("journal", f"{path!r} is not a journal ({exc})"
+                                           ) from None
         if row is None:
             raise InvalidArgumentError("journal", f"{path!r} holds no rollout")
         try:
@@ -262,22 +261,19 @@ class Journal:
     def targets(self) -> list[TargetRecord]:
         """Every target, in the rollout's order, with its steps."""
         with self._lock:
-            return _records(self._db)
+            return _records(self._db, self.path)
 
     def target(self, target: str) -> TargetRecord:
         """One target, with its steps."""
         with self._lock:
-            return _records(self._db, target)[0]
+            return _records(self._db, self.path, target)[0]
 
 
 def read_targets(path: str) -> list[TargetRecord]:
     """The targets of the journal at ``path``, read only (for ``rollout status``)."""
     Journal.read_plan(path)
-    db = _read_only(path)
-    try:
-        return _records(db)
-    finally:
-        db.close()
+    with closing(_read_only(path)) as db:
+        return _records(db, path)
 
 
 def _read_only(path: str) -> sqlite3.Connection:
@@ -285,28 +281,32 @@ def _read_only(path: str) -> sqlite3.Connection:
     return sqlite3.connect(pathlib.Path(os.path.abspath(path)).as_uri() + "?mode=ro", uri=True)
 
 
-def _records(db: sqlite3.Connection, only: Optional[str] = None) -> list[TargetRecord]:
+def _records(db: sqlite3.Connection, path: str, only: Optional[str] = None) -> list[TargetRecord]:
     """Every target (or ``only`` that one), in the rollout's order, with its steps."""
-    steps: dict[str, dict[str, StepRecord]] = {}
-    for target, step, status, dag_id, sent_at, existed in db.execute(
-            "SELECT target, step, status, dag_id, sent_at, existed FROM steps "
-            "WHERE ?1 IS NULL OR target = ?1", (only,)):
-        ids = None if existed is None else _ids(existed, target)
-        if dag_id is not None and (not isinstance(dag_id, str) or task_id_problem(dag_id)):
-            raise _tampered(target, f"task id {dag_id!r}")
-        if status not in _STATUSES or not _time(sent_at):
-            raise _tampered(target, f"step {step!r} as {status!r} sent at {sent_at!r}")
-        steps.setdefault(target, {})[step] = StepRecord(step, status, dag_id, sent_at, ids)
-    rows = db.execute("SELECT target, position, outcome, started_at, ended_at, error FROM "
-                      "targets WHERE ?1 IS NULL OR target = ?1 ORDER BY position",
-                      (only,)).fetchall()
-    for target, position, outcome, started, ended, error in rows:
-        if outcome is not None and outcome not in _OUTCOMES:
-            raise _tampered(target, f"outcome {outcome!r}")
-        if type(position) is not int or not (_time(started) and _time(ended)) or not (
-                error is None or isinstance(error, str)):
-            raise _tampered(target, "a position, a time or an error")
-    return [TargetRecord(t, p, o, s, e, err, steps.get(t, {})) for t, p, o, s, e, err in rows]
+    try:
+        steps: dict[str, dict[str, StepRecord]] = {}
+        for target, step, status, dag_id, sent_at, existed in db.execute(
+                "SELECT target, step, status, dag_id, sent_at, existed FROM steps "
+                "WHERE ?1 IS NULL OR target = ?1", (only,)):
+            ids = None if existed is None else _ids(existed, target)
+            if dag_id is not None and (not isinstance(dag_id, str) or task_id_problem(dag_id)):
+                raise _tampered(target, f"task id {dag_id!r}")
+            if status not in _STATUSES or not _time(sent_at):
+                raise _tampered(target, f"step {step!r} as {status!r} sent at {sent_at!r}")
+            steps.setdefault(target, {})[step] = StepRecord(step, status, dag_id, sent_at, ids)
+        rows = db.execute("SELECT target, position, outcome, started_at, ended_at, error FROM "
+                          "targets WHERE ?1 IS NULL OR target = ?1 ORDER BY position",
+                          (only,)).fetchall()
+        for target, position, outcome, started, ended, error in rows:
+            if outcome is not None and outcome not in _OUTCOMES:
+                raise _tampered(target, f"outcome {outcome!r}")
+            if type(position) is not int or not (_time(started) and _time(ended)) or not (
+                    error is None or isinstance(error, str)):
+                raise _tampered(target, "a position, a time or an error")
+        return [TargetRecord(t, p, o, s, e, err, steps.get(t, {})) for t, p, o, s, e, err in rows]
+    except sqlite3.DatabaseError as exc:  # SQLite opens a damaged file (a bad page, a copy)
+        raise InvalidArgumentError("journal", f"{path!r} cannot be read ({exc}): restore it "
+                                   "from a copy (a new one knows none of its tasks)") from None
 
 
 #: The outcomes a rollout writes.

@@ -1933,3 +1933,34 @@ def test_one_agent_named_two_ways_is_upgraded_once(tmp_path, parallel):
         assert refused.error.endswith("name each agent one way in the targets; nothing was "
                                       "sent to it") and refused.dag_ids == ()
         assert posts(agent, "/api/v1/agent/upgrade/check") == 1 and posts(agent) == 1
+
+
+def test_a_journal_whose_steps_page_is_damaged_is_refused_with_a_typed_error(tmp_path,
+                                                                               monkeypatch):
+    """A journal SQLite opens but cannot read (a damaged page, a bad copy): the resume is
+    refused with an InvalidArgumentError on ``journal`` (not a raw sqlite3 error), nothing
+    sent; ``rollout status`` says so too (exit 2, no traceback)."""
+    journal = tmp_path / "r.db"
+    with FakeAgent(password=PASSWORD, stage_seconds=0.03) as agent:
+        target = targets([agent])[0]
+        with _journal_breaks_when(monkeypatch, target, "upgrade", "created"), \
+                pytest.raises(RolloutStoppedError):
+            rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
+        db = sqlite3.connect(journal)  # the last connection closed: the WAL is in the file
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'steps'"
+                             ).fetchone()
+        db.close()
+        with open(journal, "r+b") as f:  # the steps table's page, scribbled over
+            f.seek((root - 1) * page_size)
+            f.write(b"\x01" * page_size)
+        agent.clear_requests()
+        with pytest.raises(InvalidArgumentError, match="cannot be read") as info:
+            rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
+        assert info.value.argument == "journal" and agent.requests == []
+        assert posts(agent) == 0
+        status = _cli("rollout", "status", "--journal", str(journal))
+        out = subprocess.run(status[0], env=status[1], capture_output=True, text=True,
+                             timeout=60, stdin=subprocess.DEVNULL, check=False)
+        assert out.returncode == 2 and "cannot be read" in out.stderr, out.stderr
+
