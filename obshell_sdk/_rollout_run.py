@@ -81,6 +81,7 @@ class Run:
         those running are followed to their end, then :class:`RolloutStoppedError` says so.
         """
         try:
+            self._claim_resumed()
             self._in_parallel([(r.target, functools.partial(self._revisit_one, r, failed))
                                for r, failed in self.revisit], self.rollout.parallel)
             todo = [(t, functools.partial(self._one, t)) for t in self.rollout.targets
@@ -96,6 +97,27 @@ class Run:
             if not isinstance(exc, Exception):  # SystemExit, say: not ours to reword
                 raise exc
             raise RolloutStoppedError.of(exc, target, self.report()) from exc
+
+    def _claim_resumed(self) -> None:
+        """Note the agents of the targets an earlier run sent to, before any new target starts.
+
+        A resumed target follows its task without reading ``/info`` first: a new target naming
+        its agent another way would make its own tasks there. Noted first, its agent refuses
+        that target (see :class:`AgentClaims`); read only when the run has a new target.
+        """
+        left = [t for t in self.rollout.targets if t not in self.results]
+        resumed = [t for t in left if self.records[t].steps]
+        if len(resumed) < len(left):
+            self._in_parallel([(t, functools.partial(self._claim, t)) for t in resumed],
+                              self.rollout.parallel)
+
+    def _claim(self, target: str) -> None:
+        try:
+            with ObshellClient(*split_target(target), auth=None,
+                               **self.rollout.client_options) as client:
+                self.claims.claim(target, client.info())
+        except ObshellError as exc:  # its own turn says what is wrong
+            log.info("%s: its agent could not be read (%s)", target, exc)
 
     def _revisit_one(self, record: TargetRecord, failed: tuple[str, str]) -> None:
         """:func:`revisit` a target that failed on a task: followed on (opened again) or not."""

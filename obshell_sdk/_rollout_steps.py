@@ -104,8 +104,9 @@ class AgentClaims:
 
     Targets are known by their names: ``localhost:2886`` and ``127.0.0.1:2886`` would be two
     targets of one agent, each making its own tasks there. A target that has sent nothing
-    yet is refused when its agent answers as another target's already did. An agent that
-    restarted in between (its own upgrade) answers as another process: not caught then.
+    yet is refused when its agent answers as another target's already did (a run notes the
+    agents of the targets it resumes first). An agent that restarted in between (its own
+    upgrade) answers as another process: not caught then.
     """
 
     def __init__(self) -> None:

@@ -1964,3 +1964,29 @@ def test_a_journal_whose_steps_page_is_damaged_is_refused_with_a_typed_error(tmp
                              timeout=60, stdin=subprocess.DEVNULL, check=False)
         assert out.returncode == 2 and "cannot be read" in out.stderr, out.stderr
 
+
+
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_a_new_name_of_an_agent_a_journal_knows_by_another_makes_no_second_task(
+        tmp_path, monkeypatch, parallel):
+    """A run stopped after ``127.0.0.1:P``'s pre-check was sent; the rerun lists that agent
+    under a second name too (``localhost:P``, first). The new name sent nothing before, so
+    it is the one refused: one pre-check and one upgrade on the agent, whatever the order."""
+    from obshell_sdk import _lookup
+
+    monkeypatch.setattr(_lookup, "RECOVERY_SECONDS", 1.0)
+    with FakeAgent(password=PASSWORD, stage_seconds=0.3) as agent:
+        old, new = f"127.0.0.1:{agent.port}", f"localhost:{agent.port}"
+        journal = tmp_path / "r.db"
+        with _journal_breaks_when(monkeypatch, old, "check", "created"), \
+                pytest.raises(RolloutStoppedError):
+            Rollout([old], journal=journal, poll_policy=FAST, progress=False,
+                    auth=PasswordAuth(PASSWORD)).upgrade_agent(VERSION, RELEASE)
+        report = Rollout([new, old], journal=journal, poll_policy=FAST, progress=False,
+                         parallel=parallel, auth=PasswordAuth(PASSWORD)
+                         ).upgrade_agent(VERSION, RELEASE)
+        renamed, resumed = report.results.values()
+        assert posts(agent, "/api/v1/agent/upgrade/check") == 1 and posts(agent) == 1
+        assert resumed.outcome is TargetOutcome.SUCCEEDED, str(report)
+        assert renamed.outcome is TargetOutcome.REFUSED and renamed.dag_ids == (), str(report)
+        assert (renamed.error or "").startswith(f"the same agent as target {old} ")
