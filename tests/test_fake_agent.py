@@ -557,3 +557,22 @@ def test_upgrade_version_order_is_obshell_s(running: str, target: str, refused: 
         r = call(a, "POST", "/api/v1/agent/upgrade", {"version": target, "release": "5.el7"})
         code = r.json()["error"]["errCode"] if r.status_code != 200 else None
         assert code == ("Agent.Upgrade.ToLowerVersion" if refused else None), r.text
+
+
+def test_a_ts_of_non_ascii_digits_is_refused_as_go_parseint_refuses_it(agent: FakeAgent) -> None:
+    """secure/auth.go VerifyTimeStamp: strconv.ParseInt(ts, 10, 64) takes ASCII digits only.
+
+    Python's ``str.isdigit`` and ``int`` also take other scripts' digits (fullwidth,
+    Arabic-Indic): a Ts in them is no valid expiry for obshell.
+    """
+    future = str(int(agent.now()) + 60)
+    for zero in (0xFF10, 0x0660):  # FULLWIDTH DIGIT ZERO, ARABIC-INDIC DIGIT ZERO
+        digits = "".join(chr(zero + i) for i in range(10))
+        ts = future.translate(str.maketrans("0123456789", digits))
+        r = call(agent, "GET", "/api/v1/task/dag/unfinish", ts=ts)
+        assert r.status_code == 401, r.text
+        assert r.json()["error"]["errCode"] == "Security.Authentication.Timestamp.Invalid"
+        assert r.json()["error"]["message"] == (
+            f'Unauthorized: Invalid timestamp: {ts}, err: strconv.ParseInt: parsing "{ts}": '
+            "invalid syntax")
+

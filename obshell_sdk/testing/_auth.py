@@ -113,7 +113,8 @@ def decode_v1(value: str, key: ServerKey) -> AuthHeader:
 def verify_timestamp(ts: str, now_s: int) -> None:
     """``secure.VerifyTimeStamp``: ``ts`` is an expiry in Unix seconds."""
     try:
-        if not ts or ts.strip() != ts or ts.lstrip("+-") == "" or not ts.lstrip("+-").isdigit():
+        digits = ts[1:] if ts[:1] in ("+", "-") else ts
+        if not digits or not digits.isascii() or not digits.isdigit():  # ParseInt: ASCII only
             raise ValueError
         value = int(ts)
     except ValueError:
