@@ -278,7 +278,7 @@ class UnderMaintenanceError(ApiError):
 
     hint = ("The maintenance task named in the message holds the lock: find it with "
             "client.last_maintenance_dag() and wait for it to end (client.task(dag.id).wait()), "
-            "or, if it failed, retry it (or roll back, skip or cancel it where its nodes allow)")
+            "or, if it failed, retry it (or roll back or skip it where its nodes allow)")
 
 
 class PackageMissingError(ApiError):

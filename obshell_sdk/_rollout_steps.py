@@ -278,8 +278,8 @@ class TargetRun:
             tls = ", https=True, ..." if self.client.base_url.startswith("https") else ""
             agent = f"ObshellClient({self.client.host!r}, {self.client.port}{tls}, auth=...)"
             raise Ended(outcome, f"{failure_line(label, detail)}; see it with {agent}.task("
-                        f"{detail.id!r}).refresh(), then retry it (or roll back, skip or cancel it "
-                        "where its nodes allow) and run the rollout again")
+                        f"{detail.id!r}).refresh(), then retry it (or roll back or skip it where "
+                        "its nodes allow) and run the rollout again")
         if outcome is not None:
             raise Ended(outcome, f"{label} ended {detail.state} ({detail.outcome})")
 

@@ -296,13 +296,14 @@ class DagTask:
         return self._operate(Operator.PASS, "a FAILED task's step can be skipped", _is_failed)
 
     def cancel(self) -> DagTask:
-        """Stop an unfinished task, or give up a FAILED one; it ends FAILED with operator CANCEL.
+        """Stop a task still running; it ends FAILED with operator CANCEL.
 
-        A FAILED upgrade holds the cluster's lock until it is retried, rolled back, skipped or
-        cancelled: obshell accepts CANCEL for it (the agent refuses what it cannot cancel).
+        A task that ended (SUCCEED or FAILED) cannot be cancelled: obshell refuses CANCEL for it
+        (``getNodeCanCancel``: 400 ``Task.Dag.Operator.CancelFinishedDag``). A FAILED upgrade
+        holds the cluster's lock until it is retried, rolled back or skipped.
         """
         return self._operate(
-            Operator.CANCEL, "an unfinished or FAILED task can be cancelled", _can_cancel
+            Operator.CANCEL, "a task not yet ended can be cancelled", _can_cancel
         )
 
     def _operate(
@@ -333,6 +334,4 @@ def _is_failed(detail: DagDetail) -> bool:
 
 
 def _can_cancel(detail: DagDetail) -> bool:
-    if detail.state is DagState.FAILED:
-        return detail.operator is not Operator.CANCEL
     return not detail.is_finished

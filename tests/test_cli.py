@@ -139,7 +139,7 @@ def test_cancel_a_running_task_and_refuse_a_second_cancel():
         out = run(agent, "task", "cancel", dag_id, "--wait", "--timeout", "30")
         assert out.returncode == 1 and "cancelled" in out.stderr
         again = run(agent, "task", "cancel", dag_id)
-        assert again.returncode == 9 and "only an unfinished or FAILED task" in again.stderr
+        assert again.returncode == 9 and "only a task not yet ended" in again.stderr
 
 
 def test_wait_timeout_exits_6(agent):

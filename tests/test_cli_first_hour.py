@@ -281,15 +281,18 @@ def test_from_env_reads_min_key_bits():
             assert client.unfinished_dags() == []
 
 
-def test_a_failed_upgrade_can_be_cancelled_as_the_hint_says():
+def test_a_failed_upgrade_is_not_offered_cancel_and_is_skipped_as_the_hint_says():
+    """obshell refuses CANCEL for a FAILED DAG (getNodeCanCancel: IsFinished = FAILED or
+    SUCCEED): the hint names retry, rollback and skip only, and cancel is refused unsent."""
     with FakeAgent(password=PASSWORD, fail_stage=2) as agent:
         failed = cli("upgrade", VERSION, RELEASE, "--wait", agent=agent)
-        assert failed.returncode == 1 and "cancel" in failed.stderr
-        out = cli("task", "cancel", "11", "--wait", agent=agent)
-        assert out.returncode == 1 and "cancelled" in out.stderr  # ends FAILED/CANCEL
-        assert agent.dag("11").operator == "CANCEL"
-        again = cli("task", "cancel", "11", agent=agent)
-        assert again.returncode == 9  # already cancelled: refused before sending
+        assert failed.returncode == 1 and "(or rollback, skip)" in failed.stderr
+        agent.clear_requests()
+        refused = cli("task", "cancel", "11", agent=agent)
+        assert refused.returncode == 9 and agent.dag("11").operator == "RUN"
+        assert [r.path for r in agent.requests if r.method == "POST"] == []
+        out = cli("task", "skip", "11", "--wait", agent=agent)
+        assert out.returncode == 0 and agent.dag("11").operator == "PASS"  # skipped: ends
         assert cli("upgrade", "4.3.2.0", RELEASE, agent=agent).returncode == 0  # lock released
 
 

@@ -586,3 +586,20 @@ def test_stop_cuts_a_poll_under_way_to_an_agent_that_hangs():
             assert time.monotonic() - began < 3
             assert len(agent.requests_to(f"/api/v1/task/dag/{task.id}", "GET")) == 1
         assert client.get_dag(task.id).id == task.id  # the client goes on working
+
+
+def test_a_failed_task_is_not_cancelled_and_nothing_is_sent():
+    """obshell's getNodeCanCancel refuses CANCEL for a FAILED DAG (400 CancelFinishedDag):
+    ``DagTask.cancel()`` refuses it before sending, as the other operators do."""
+    from obshell_sdk import TaskStateError
+
+    with FakeAgent(password=PASSWORD, fail_stage=2) as agent, client_for(agent) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        with pytest.raises(TaskFailedError):
+            task.result(timeout=30, poll_interval=0.01)
+        agent.clear_requests()
+        with pytest.raises(TaskStateError) as info:
+            task.cancel()
+        assert "FAILED" in str(info.value)
+        assert [r for r in agent.requests if r.method == "POST"] == []
+        assert agent.dag(task.id).operator == "RUN"

@@ -274,8 +274,7 @@ def test_failed_dag_retry_continues() -> None:
 
 
 @pytest.mark.parametrize("op,end", [("ROLLBACK", ("SUCCEED", "ROLLBACK", 1)),
-                                    ("PASS", ("SUCCEED", "PASS", 3)),
-                                    ("CANCEL", ("FAILED", "CANCEL", 3))])
+                                    ("PASS", ("SUCCEED", "PASS", 3))])
 def test_operators_release_lock(op: str, end: tuple[str, str, int]) -> None:
     with FakeAgent(password=PWD, fail_stage=3, stages_per_poll=5) as a:
         dag_id = start_upgrade(a)
@@ -287,12 +286,8 @@ def test_operators_release_lock(op: str, end: tuple[str, str, int]) -> None:
             assert [(n["state"], n["operator"]) for n in final["nodes"]] == (
                 [("SUCCEED", "RUN")] * 2 + [("SUCCEED", "PASS")] * 7)
             assert all(t["state"] == "SUCCEED" for n in final["nodes"] for t in n["sub_tasks"])
-        if op == "CANCEL":
-            r = operate(a, dag_id, "CANCEL")
-            assert r.json()["error"]["errCode"] == "Task.Dag.Operator.CancelFinishedDag"
-        else:
-            r = operate(a, dag_id, "PASS")
-            assert r.json()["error"]["errCode"] == "Task.Dag.Operator.PassNotFailedDag"
+        r = operate(a, dag_id, "PASS")
+        assert r.json()["error"]["errCode"] == "Task.Dag.Operator.PassNotFailedDag"
         start_upgrade(a)
 
 
@@ -575,4 +570,20 @@ def test_a_ts_of_non_ascii_digits_is_refused_as_go_parseint_refuses_it(agent: Fa
         assert r.json()["error"]["message"] == (
             f'Unauthorized: Invalid timestamp: {ts}, err: strconv.ParseInt: parsing "{ts}": '
             "invalid syntax")
+
+
+def test_a_failed_dag_cannot_be_cancelled(agent: FakeAgent) -> None:
+    """service/task/dag.go getNodeCanCancel: ``dag.IsFinished()`` is FAILED or SUCCEED
+    (engine/task/task.go TaskInfo.IsFinished), so CANCEL of a FAILED DAG is refused."""
+    agent.set_dag_faults(fail_stage=3)
+    dag_id = start_upgrade(agent)
+    for _ in range(5):
+        if poll(agent, dag_id)["state"] == "FAILED":
+            break
+    assert agent.dag(dag_id).state == "FAILED"
+    r = operate(agent, dag_id, "CANCEL")
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == {"errCode": "Task.Dag.Operator.CancelFinishedDag",
+                                 "message": "Failed to cancel DAG: DAG is finished"}
+    assert (agent.dag(dag_id).state, agent.dag(dag_id).operator) == ("FAILED", "RUN")
 

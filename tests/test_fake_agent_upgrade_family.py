@@ -357,8 +357,7 @@ def test_operators_follow_node_capabilities() -> None:
             400, "Task.Dag.Operator.PassNotAllowed",
             "Failed to pass DAG: node Execute upgrade checker script cannot pass")
         assert error(operate(a, dag_id, "CANCEL")) == (
-            400, "Task.Dag.Operator.CancelNotAllowed",
-            "Failed to cancel DAG: node Execute upgrade checker script cannot cancel")
+            400, "Task.Dag.Operator.CancelFinishedDag", "Failed to cancel DAG: DAG is finished")
         assert operate(a, dag_id, "RETRY").status_code == 200
         assert run_dag(a, dag_id)["state"] == "FAILED"
         assert operate(a, dag_id, "RETRY").status_code == 200

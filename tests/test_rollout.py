@@ -80,7 +80,7 @@ def test_outcomes_per_target_and_a_rerun_touches_nothing(tmp_path):
         host, port = fleet[1].host, fleet[1].port  # a rollout's user has no client at hand
         assert error.endswith(f"see it with ObshellClient('{host}', {port}, auth=...).task("
                               f"'{dag_id}').refresh(), then retry "
-                              "it (or roll back, skip or cancel it where its nodes allow) and "
+                              "it (or roll back or skip it where its nodes allow) and "
                               "run the rollout again")
         assert "\n" not in error  # one line of the report's table
         assert [posts(a) for a in fleet] == [1, 0, 1, 1, 1, 1]  # #1 failed its pre-check
@@ -694,7 +694,7 @@ def test_cli_says_a_failed_target_s_next_step_as_a_command_at_its_agent(tmp_path
                              stdin=subprocess.DEVNULL, check=False)
     assert out.returncode == 1, out.stderr
     assert (f"see it with obshell-sdk --host 127.0.0.1 --port {agent.port} task show 11, then "
-            "retry it (or roll back, skip or cancel it where its nodes allow) and run the "
+            "retry it (or roll back or skip it where its nodes allow) and run the "
             "rollout again") in out.stdout
     assert "client." not in out.stdout + out.stderr
 

@@ -76,8 +76,8 @@ def check_operator(dag: FakeDag, op: str) -> None:
     """
     if op not in OPERATORS:
         raise ApiError(400, "Task.Dag.Operator.NotSupport", f"Operator {op} is not supported")
-    if op == "CANCEL":
-        if not dag.unfinished:
+    if op == "CANCEL":  # getNodeCanCancel: dag.IsFinished() is FAILED or SUCCEED, by state
+        if dag.state in ("FAILED", "SUCCEED"):
             raise ApiError(400, "Task.Dag.Operator.CancelFinishedDag",
                            "Failed to cancel DAG: DAG is finished")
     elif dag.state != "FAILED":
