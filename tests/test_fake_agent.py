@@ -587,3 +587,15 @@ def test_a_failed_dag_cannot_be_cancelled(agent: FakeAgent) -> None:
                                  "message": "Failed to cancel DAG: DAG is finished"}
     assert (agent.dag(dag_id).state, agent.dag(dag_id).operator) == ("FAILED", "RUN")
 
+
+def test_a_failed_check_dag_is_finished_and_not_listed_unfinished(agent: FakeAgent) -> None:
+    """service/task/dag.go updateDagState: FAILED sets is_finished unless the DAG is a
+    maintenance one; the check DAG (maintenance_type 1) then leaves /dag/unfinish."""
+    agent.set_dag_faults(fail_stage=2)
+    dag_id = start_upgrade(agent, check=True)
+    for _ in range(5):
+        if poll(agent, dag_id)["state"] == "FAILED":
+            break
+    assert agent.dag(dag_id).state == "FAILED"
+    for uri in ("/api/v1/task/dag/unfinish", "/api/v1/task/dag/ob/unfinish"):
+        assert call(agent, "GET", uri).json()["data"] == {"contents": None}

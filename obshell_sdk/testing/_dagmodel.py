@@ -150,10 +150,14 @@ class FakeDag:
 
     @property
     def unfinished(self) -> bool:
-        """True while obshell's ``is_finished`` would be false."""
+        """True while obshell's ``is_finished`` would be false.
+
+        ``updateDagState`` sets it for a FAILED DAG only when that is no maintenance DAG
+        (``maintenance_type`` 1, a check): a failed upgrade stays unfinished, a check does not.
+        """
         if self.state in ("READY", "RUNNING", "PENDING"):
             return True
-        return self.state == "FAILED" and self.operator != "CANCEL"
+        return self.state == "FAILED" and self.maintenance_type != 1 and self.operator != "CANCEL"
 
     def to_json(self, ip: str, port: int, *, details: bool, fresh: bool = False) -> dict[str, Any]:
         """DagDetailDTO (``fresh`` = the create response: zero times, no details)."""
