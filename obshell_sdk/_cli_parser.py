@@ -201,8 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     task = _sub(sub, "task", help="list, show, wait for or operate on tasks",
                 description="task list: unfinished tasks and the cluster's last maintenance "
                 "task.\ntask show|wait ID: read it once, or follow it to its end.\n"
-                "task retry|rollback|skip ID: act on a FAILED task; task cancel ID: stop an "
-                "unfinished one, or give up a FAILED one.")
+                "task retry|rollback|skip ID: act on a FAILED task; task cancel ID: stop one "
+                "still running (obshell refuses to cancel a FAILED one).")
     task.add_argument("action", choices=["list", "show", "wait", "retry", "rollback",
                                          "cancel", "skip"], metavar="ACTION",
                       help="list, show, wait, retry, rollback, cancel or skip")
