@@ -31,8 +31,8 @@ def add_package_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
              "oceanbase-ce-libs).\npackage delete ID: remove one (its id from package list).")
     p.add_argument("action", choices=["list", "upload", "delete"], metavar="ACTION",
                    help="list, upload or delete")
-    p.add_argument("items", nargs="*", metavar="RPM|ID", help="upload: the RPM files; delete: "
-                   "the package's id")
+    p.add_argument("items", nargs="*", default=[], metavar="RPM|ID", help="upload: the RPM "
+                   "files; delete: the package's id")
     p.add_argument("--upload-timeout", type=upload_seconds, metavar="SECONDS", help="seconds "
                    "each upload may take (default 600, or the file at 1 MiB/s)")
 

@@ -94,3 +94,13 @@ def test_ctrl_c_says_what_the_package_command_may_have_done():
     assert said("upload", "a.rpm") == ("interrupted; the package may have been stored: "
                                        "obshell-sdk package list")
     assert "may have been deleted" in said("delete", "3")
+
+
+def test_package_alone_names_only_the_action_as_required():
+    """``package`` alone said ``ACTION, RPM|ID`` were required, yet ``package list`` takes no
+    RPM or ID: only the action is."""
+    with FakeAgent(password=PASSWORD) as agent:
+        out = run(agent, "package")
+        assert out.returncode == 2 and agent.requests == []
+    assert out.stderr.rstrip().endswith("the following arguments are required: ACTION"), \
+        out.stderr
