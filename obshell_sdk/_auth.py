@@ -273,11 +273,12 @@ class PasswordAuth:
                     raise DecodeError(str(exc), where="data.public_key") from None
                 if key.bits < self.min_key_bits:
                     raise WeakKeyError(
-                        f"the agent offers a {key.bits}-bit RSA key (obshell up to 4.4.1 does), "
-                        f"shorter than the {self.min_key_bits} bits a password is sent with; "
-                        "upgrading the agent replaces it with a 1024-bit key. To send it anyway, "
-                        "use PasswordAuth(..., min_key_bits=512) (with ObshellClient.from_env, "
-                        "set OBSHELL_MIN_KEY_BITS=512)", bits=key.bits)
+                        f"the agent {agent} offers a {key.bits}-bit RSA key (obshell up to 4.4.1 "
+                        f"does), shorter than the {self.min_key_bits} bits a password is sent "
+                        "with; upgrading the agent to obshell 4.4.2 or later replaces it with a "
+                        "1024-bit key. To send it anyway, use PasswordAuth(..., min_key_bits=512)"
+                        " (with ObshellClient.from_env, set OBSHELL_MIN_KEY_BITS=512)",
+                        bits=key.bits, agent=agent)
                 state.key = key
                 log.debug("agent %s: key of %d bits, auth %s", agent, state.key.bits, state.dialect)
         finally:

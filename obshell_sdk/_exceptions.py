@@ -164,13 +164,14 @@ class DecodeError(ObshellError):
 class WeakKeyError(ObshellError):
     """The agent's RSA key (``bits`` long) is shorter than ``PasswordAuth(min_key_bits=...)``.
 
-    Nothing was signed with it. obshell up to 4.4.1 ships 512-bit keys, which can be
-    factored; agents from 4.4.2 on replace them with 1024-bit keys at start.
+    Nothing was signed with it (``agent``: who offered it). obshell up to 4.4.1 ships 512-bit
+    keys, which can be factored; agents from 4.4.2 on replace them with 1024-bit keys.
     """
 
-    def __init__(self, message: str, *, bits: int) -> None:
+    def __init__(self, message: str, *, bits: int, agent: str = "") -> None:
         super().__init__(message)
         self.bits = bits
+        self.agent = agent
 
 
 class ApiError(ObshellError):

@@ -66,6 +66,20 @@ def test_a_512_bit_key_is_refused_before_any_password_is_sent():
         assert not any("X-OCS-Header" in r.headers for r in agent.requests)
 
 
+def test_a_weak_key_refusal_names_its_agent_and_the_upgrade_that_mends_it():
+    """The refusal named no agent (every other error of a call does, and ``--json`` gives
+    ``agent`` where known), and said any upgrade replaces the key: only obshell 4.4.2 on does,
+    the 4.2/4.3 targets of the examples keep the 512-bit key."""
+    with FakeAgent(password=SECRET, key_bits=512) as agent, _client(agent) as client:
+        with pytest.raises(WeakKeyError) as info:
+            client.unfinished_dags()
+    assert info.value.agent == client.agent
+    assert f"the agent {client.agent} offers a 512-bit RSA key" in str(info.value)
+    assert "upgrading the agent to obshell 4.4.2 or later replaces it" in str(info.value)
+    from obshell_sdk._cli_errors import error_fields
+    assert error_fields(info.value)["agent"] == client.agent
+
+
 def test_min_key_bits_512_talks_to_an_old_agent():
     with FakeAgent(password=SECRET, key_bits=512) as agent, \
             _client(agent, PasswordAuth(SECRET, min_key_bits=512)) as client:
