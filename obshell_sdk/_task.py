@@ -299,8 +299,9 @@ class DagTask:
         """Stop a task still running; it ends FAILED with operator CANCEL.
 
         A task that ended (SUCCEED or FAILED) cannot be cancelled: obshell refuses CANCEL for it
-        (``getNodeCanCancel``: 400 ``Task.Dag.Operator.CancelFinishedDag``). A FAILED upgrade
-        holds the cluster's lock until it is retried, rolled back or skipped.
+        (``getNodeCanCancel``: 400 ``Task.Dag.Operator.CancelFinishedDag``). A FAILED upgrade,
+        cancelled ones included, holds the cluster's lock until it is retried, rolled back or
+        skipped.
         """
         return self._operate(
             Operator.CANCEL, "a task not yet ended can be cancelled", _can_cancel

@@ -23,6 +23,7 @@ from obshell_sdk import (
     TaskFailedError,
     TaskNotFoundError,
     TaskTimeoutError,
+    UnderMaintenanceError,
     UriMismatchError,
     WrongPasswordError,
 )
@@ -603,3 +604,18 @@ def test_a_failed_task_is_not_cancelled_and_nothing_is_sent():
         assert "FAILED" in str(info.value)
         assert [r for r in agent.requests if r.method == "POST"] == []
         assert agent.dag(task.id).operator == "RUN"
+
+
+def test_a_cancelled_upgrade_keeps_the_clusters_lock_until_skipped():
+    """obshell ends a cancelled DAG through FinishDagAsFailed, which frees the lock only for
+    DAGs made with FAILURE_EXIT_MAINTENANCE; an upgrade is not: it stays unfinished."""
+    with FakeAgent(password=PASSWORD, stage_seconds=60) as agent, client_for(agent) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        with pytest.raises(TaskCancelledError):
+            task.cancel().result(timeout=30, poll_interval=0.01)
+        assert [d.id for d in client.unfinished_dags()] == [task.id]
+        with pytest.raises(UnderMaintenanceError):
+            client.upgrade_agent(VERSION, RELEASE)
+        assert task.skip().result(timeout=30, poll_interval=0.01).outcome is DagOutcome.PASSED
+        assert not client.unfinished_dags()
+        client.upgrade_agent(VERSION, RELEASE)  # the lock is free again

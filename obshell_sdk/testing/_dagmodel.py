@@ -154,10 +154,12 @@ class FakeDag:
 
         ``updateDagState`` sets it for a FAILED DAG only when that is no maintenance DAG
         (``maintenance_type`` 1, a check): a failed upgrade stays unfinished, a check does not.
+        A cancelled upgrade too: it ends through ``FinishDagAsFailed``, which keeps the lock
+        (no ``FAILURE_EXIT_MAINTENANCE`` in an upgrade's context).
         """
         if self.state in ("READY", "RUNNING", "PENDING"):
             return True
-        return self.state == "FAILED" and self.maintenance_type != 1 and self.operator != "CANCEL"
+        return self.state == "FAILED" and self.maintenance_type != 1
 
     def to_json(self, ip: str, port: int, *, details: bool, fresh: bool = False) -> dict[str, Any]:
         """DagDetailDTO (``fresh`` = the create response: zero times, no details)."""
