@@ -244,21 +244,32 @@ def _record_json(record: TargetRecord) -> dict[str, Any]:
 
 
 def _targets_from(path: str) -> list[str]:
-    """The targets the file at ``path`` lists; what is wrong with them said of the file."""
+    """The targets the file at ``path`` lists; what is wrong with them said of the file.
+
+    A line that is no target is named by its number; the rest (none at all, one agent
+    twice) is said of the whole file.
+    """
+    lines = _read_targets(path)
+    where = path
     try:
-        return parse_targets(_read_targets(path))
+        for number, line in lines:
+            where = f"{path}, line {number}"
+            parse_targets([line])
+        where = path
+        return parse_targets([line for _, line in lines])
     except InvalidArgumentError as exc:
         if exc.argument not in ("targets", "host", "port"):
             raise
         why = str(exc).removeprefix("targets: ").replace(" or (host, port)", "")
-        raise InvalidArgumentError("--targets", f"{path}: {why}") from None
+        raise InvalidArgumentError("--targets", f"{where}: {why}") from None
 
 
-def _read_targets(path: str) -> list[str]:
+def _read_targets(path: str) -> list[tuple[int, str]]:
+    """The file's targets with their line numbers (comments and blank lines left out)."""
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidArgumentError("--targets", f"cannot read {path!r}: {exc}") from None
-    return [line.split("#", 1)[0].strip() for line in lines
-            if line.split("#", 1)[0].strip()]
+    kept = ((number, line.split("#", 1)[0].strip()) for number, line in enumerate(lines, 1))
+    return [(number, text) for number, text in kept if text]

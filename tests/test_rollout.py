@@ -1870,17 +1870,18 @@ def test_rollout_status_reads_a_journal_whose_name_has_uri_characters(tmp_path, 
 
 
 @pytest.mark.parametrize(("lines", "said"), [
-    ("# nothing but a comment\n", "no target given"),
-    ("127.0.0.1\n", "'127.0.0.1' is not 'host:port'\n"),
-    ("127.0.0.1:1\n127.0.0.1:1\n", "127.0.0.1:1 is listed twice"),
-    ("127.0.0.1:99999\n", "port: must be between 1 and 65535, got 99999"),
-    ("[zz::1]:2886\n", "host: '[zz::1]' is neither a host name nor an IP address"),
-    ("https://127.0.0.1:2890\n", "host: 'https://127.0.0.1' looks like a URL; give the bare "
-     "host, and the port and scheme as host:port and --https\n"),
+    ("# nothing but a comment\n", ": no target given"),
+    ("127.0.0.1\n", ", line 1: '127.0.0.1' is not 'host:port'\n"),
+    ("# fleet\n127.0.0.1:1\n\n127.0.0.1 # db3\n", ", line 4: '127.0.0.1' is not 'host:port'\n"),
+    ("127.0.0.1:1\n127.0.0.1:1\n", ": 127.0.0.1:1 is listed twice"),
+    ("127.0.0.1:99999\n", ", line 1: port: must be between 1 and 65535, got 99999"),
+    ("[zz::1]:2886\n", ", line 1: host: '[zz::1]' is neither a host name nor an IP address"),
+    ("https://127.0.0.1:2890\n", ", line 1: host: 'https://127.0.0.1' looks like a URL; give "
+     "the bare host, and the port and scheme as host:port and --https\n"),
 ])
 def test_a_bad_targets_file_is_said_of_the_file_in_cli_words(tmp_path, lines, said):
     """Not "targets: no target given" or "is not 'host:port' or (host, port)": the option,
-    the file, and no Python tuple form."""
+    the file (and the line, when one line is wrong), and no Python tuple form."""
     (tmp_path / "t.txt").write_text(lines)
     for command in (["rollout", "agent", VERSION, RELEASE], ["rollout", "status"]):
         argv, env = _cli(*command, "--targets", str(tmp_path / "t.txt"), "--journal",
@@ -1888,7 +1889,7 @@ def test_a_bad_targets_file_is_said_of_the_file_in_cli_words(tmp_path, lines, sa
         out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
                              stdin=subprocess.DEVNULL, check=False)
         assert out.returncode == 2, out.stderr
-        assert f"--targets: {tmp_path / 't.txt'}: {said}" in out.stderr, out.stderr
+        assert f"--targets: {tmp_path / 't.txt'}{said}" in out.stderr, out.stderr
         assert "(host, port)" not in out.stderr and "port=" not in out.stderr
 
 
