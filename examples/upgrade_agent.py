@@ -1,7 +1,9 @@
 """Upgrade an obshell agent and follow the upgrade to its end.
 
-Against a real agent (the root@sys password comes from OBSHELL_PASSWORD, or a prompt; an agent
-password, if the agent has one, from OBSHELL_AGENT_PASSWORD)::
+Against a real agent, configured as ``ObshellClient.from_env`` reads it: OBSHELL_HOST and
+OBSHELL_PORT (or --host and --port), OBSHELL_PASSWORD (or a prompt) for the root@sys password,
+OBSHELL_AGENT_PASSWORD if the agent has one, OBSHELL_HTTPS and OBSHELL_CA_BUNDLE for TLS (or
+--https), OBSHELL_MIN_KEY_BITS for an agent with a 512-bit key::
 
     OBSHELL_PASSWORD=... python examples/upgrade_agent.py --host 10.0.0.1 --port 2886 \\
         --version 4.2.1.1 --release 101000062023110109.el7
@@ -32,13 +34,11 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     """Read the command line."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--demo", action="store_true", help="run against the bundled fake agent")
-    parser.add_argument("--host", default=os.environ.get("OBSHELL_HOST"),
-                        help="the agent's host (default: OBSHELL_HOST)")
-    parser.add_argument("--port", type=int, default=os.environ.get("OBSHELL_PORT") or "2886",
+    parser.add_argument("--host", help="the agent's host (default: OBSHELL_HOST)")
+    parser.add_argument("--port", type=int,
                         help="the agent's port (default: OBSHELL_PORT, else 2886)")
     parser.add_argument("--https", action="store_true",
-                        help="the agent serves TLS (only host and port come from the "
-                        "environment)")
+                        help="the agent serves TLS (default: OBSHELL_HTTPS)")
     parser.add_argument("--version", help="target obshell version, e.g. 4.2.1.1")
     parser.add_argument("--release", help="target release, e.g. 101000062023110109.el7")
     parser.add_argument("--upgrade-dir", default=None, help="upgrade directory on the agents")
@@ -48,7 +48,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     if args.demo:  # the fake agent's own target: it has no packages to check
         args.version = args.version or "4.3.1.0"
         args.release = args.release or "101000012025010101.el7"
-    elif not (args.host and args.version and args.release):  # never a made-up upgrade
+    elif not ((args.host or os.environ.get("OBSHELL_HOST")) and args.version and args.release):
         parser.error("give --host (or OBSHELL_HOST), --version and --release; or --demo")
     return args
 
@@ -73,10 +73,9 @@ def demo_agent() -> Iterator[tuple[str, int]]:
         yield agent.host, agent.port
 
 
-def upgrade(host: str, port: int, password: str, args: argparse.Namespace) -> int:
+def upgrade(client: ObshellClient, args: argparse.Namespace) -> int:
     """Run the upgrade and report how it ended; returns the process exit code."""
-    auth = PasswordAuth(password, os.environ.get("OBSHELL_AGENT_PASSWORD"))
-    with ObshellClient(host, port, auth=auth, https=args.https) as client:
+    with client:
         info = client.info()
         print(f"agent {client.agent}: {info.identity}, obshell {info.version}")
         task = client.upgrade_agent(args.version, args.release, upgrade_dir=args.upgrade_dir)
@@ -98,14 +97,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         if args.demo:
             with demo_agent() as (host, port):
-                return upgrade(host, port, DEMO_PASSWORD, args)
-        password = os.environ.get("OBSHELL_PASSWORD")
-        if password is None:
+                return upgrade(ObshellClient(host, port, auth=PasswordAuth(DEMO_PASSWORD)), args)
+        environ = dict(os.environ)
+        if not environ.get("OBSHELL_PASSWORD"):
             if not sys.stdin.isatty():
                 print("set OBSHELL_PASSWORD to the root@sys password", file=sys.stderr)
                 return 2
-            password = getpass.getpass("root@sys password: ")
-        return upgrade(args.host, args.port, password, args)
+            environ["OBSHELL_PASSWORD"] = getpass.getpass("root@sys password: ")
+        given = {"host": args.host, "port": args.port, "https": args.https or None}
+        overrides = {name: value for name, value in given.items() if value is not None}
+        return upgrade(ObshellClient.from_env(environ, **overrides), args)
     except ObshellError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

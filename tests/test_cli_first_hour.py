@@ -524,3 +524,17 @@ def test_the_example_never_starts_an_upgrade_it_was_not_given():
                               stdin=subprocess.DEVNULL, check=False)
         assert done.returncode == 0, done.stderr  # OBSHELL_HOST and OBSHELL_PORT are read
         assert f"agent {agent.host}:{agent.port}" in done.stdout
+
+
+def test_the_example_is_configured_as_from_env_reads_it():
+    """The example read only OBSHELL_HOST and OBSHELL_PORT: an agent with a 512-bit key (and
+    OBSHELL_MIN_KEY_BITS=512) or one behind OBSHELL_HTTPS could not be upgraded with it."""
+    with FakeAgent(password=PASSWORD, key_bits=512) as agent:
+        env = dict(_env(agent), OBSHELL_MIN_KEY_BITS="512")
+        done = subprocess.run([sys.executable, str(ROOT / "examples" / "upgrade_agent.py"),
+                               "--version", VERSION, "--release", RELEASE, "--port",
+                               str(agent.port), "--timeout", "60"],
+                              capture_output=True, text=True, env=env, timeout=90,
+                              stdin=subprocess.DEVNULL, check=False)
+        assert done.returncode == 0, done.stderr
+        assert f"task 11 succeeded; agent now runs obshell {VERSION}" in done.stdout
