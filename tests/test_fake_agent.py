@@ -18,9 +18,11 @@ from Crypto.Cipher import AES, PKCS1_v1_5
 from Crypto.PublicKey import RSA
 
 import obshell_sdk.testing
+from obshell_sdk._decode import parse_time
 from obshell_sdk.testing import FakeAgent
 
 PWD = "Root@123"
+ZERO = "0001-01-01T00:00:00Z"  # Go's zero time, as obshell writes an unset time
 UPGRADE = {"version": "4.3.1.0", "release": "20250101.el7", "upgradeDir": "/data/upgrade"}
 
 
@@ -586,6 +588,26 @@ def test_a_failed_dag_cannot_be_cancelled(agent: FakeAgent) -> None:
     assert r.json()["error"] == {"errCode": "Task.Dag.Operator.CancelFinishedDag",
                                  "message": "Failed to cancel DAG: DAG is finished"}
     assert (agent.dag(dag_id).state, agent.dag(dag_id).operator) == ("FAILED", "RUN")
+
+
+@pytest.mark.parametrize("op", ["RETRY", "ROLLBACK"])
+def test_an_operator_zeroes_the_dags_times_until_it_runs_again(agent: FakeAgent, op) -> None:
+    """service/task/dag.go updateDagOperator: RETRY, ROLLBACK (and CANCEL) make the DAG
+    READY with zero start and end times; startDag gives it a new start time."""
+    agent.set_dag_faults(fail_stage=3)
+    dag_id = start_upgrade(agent)
+    for _ in range(5):
+        failed = poll(agent, dag_id)
+        if failed["state"] == "FAILED":
+            break
+    assert failed["state"] == "FAILED" and failed["start_time"] != ZERO
+    assert operate(agent, dag_id, op).status_code == 200
+    fake = agent.dag(dag_id)
+    shown = fake.to_json(agent.host, agent.port, details=False)
+    assert (shown["state"], shown["start_time"], shown["end_time"]) == ("READY", ZERO, ZERO)
+    again = poll(agent, dag_id)  # the scheduler's next pass runs it
+    assert again["state"] in ("RUNNING", "SUCCEED")
+    assert parse_time(again["start_time"]) > parse_time(failed["start_time"])
 
 
 def test_a_failed_check_dag_is_finished_and_not_listed_unfinished(agent: FakeAgent) -> None:

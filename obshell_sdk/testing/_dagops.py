@@ -105,13 +105,19 @@ def check_operator(dag: FakeDag, op: str) -> None:
 
 
 def apply_operator(dag: FakeDag, op: str, now: float) -> None:
-    """Apply an operator that :func:`check_operator` accepted."""
+    """Apply an operator that :func:`check_operator` accepted.
+
+    RETRY, ROLLBACK and CANCEL make the DAG READY with zero start and end times
+    (``updateDagOperator``); it gets a new start time when the scheduler runs it again.
+    """
+    if op != "PASS":
+        dag.start = dag.end = None
     if op == "CANCEL":
         dag.state, dag.operator = "READY", "CANCEL"
         dag.finished_at = None
     elif op == "RETRY":
         node = current_node(dag)
-        dag.state, dag.operator, dag.end = "READY", "RUN", None
+        dag.state, dag.operator = "READY", "RUN"
         dag.stage_override, dag.finished_at = None, None
         if node is not None:
             node.state = node.sub_task.state = "READY"

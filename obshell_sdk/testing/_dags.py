@@ -146,6 +146,8 @@ class DagStore:
         with self.lock:
             now = self._clock() if at is None else at
             if dag.state == "READY":
+                if dag.start is None:  # startDag: RUNNING from now, whatever comes next
+                    dag.start = now
                 if dag.operator == "ROLLBACK":
                     finish(dag, "SUCCEED", now, stage=1)
                 elif dag.operator == "CANCEL":
@@ -155,8 +157,6 @@ class DagStore:
                     finish(dag, "FAILED", now)
                 else:
                     dag.state = "RUNNING"
-                    if dag.start is None:
-                        dag.start = now
                     self._start_node(dag, dag.position + 1, now)
             elif dag.state == "RUNNING":
                 node = current_node(dag)
