@@ -147,10 +147,9 @@ class Transport:
         """Refuse a given session whose retries may send a task-creating request twice."""
         why = resending(self._session, self.base_url)
         if why:
-            adapter = self._session.get_adapter(self.base_url)
             raise InvalidArgumentError(
                 "session", f"its adapter for {self.base_url} may send a request twice "
-                f"(max_retries={getattr(adapter, 'max_retries', None)!r} {why}): the agent may "
+                f"({why}): the agent may "
                 "have acted on the first, and obshell would start a second task. Mount an "
                 "adapter that retries only failed connections, HTTPAdapter(max_retries=Retry("
                 "connect=3, read=False, status=0, other=0)), or none (max_retries=0)")

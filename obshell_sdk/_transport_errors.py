@@ -49,14 +49,35 @@ def resending(session: requests.Session, url: str) -> Optional[str]:
     urllib3 retries as the adapter's ``max_retries`` says; a failed connection (nothing sent)
     is safe to retry, but a retry after a read error, a TLS error or a 5xx reply would send
     a task-creating POST twice. urllib3's own :class:`~urllib3.util.Retry` is asked what it
-    would do after each. None when it would not (an adapter of another kind is trusted).
+    would do after each, for every adapter that may carry a request to ``url``; the answer
+    names that adapter's ``max_retries``. None when none would (an adapter of another kind is
+    trusted).
     """
+    for retry in _retries_for(session, url):
+        why = _resends(retry)
+        if why:
+            return f"max_retries={retry!r} {why}"
+    return None
+
+
+def _retries_for(session: requests.Session, url: str) -> list[urllib3.util.Retry]:
+    """The ``Retry`` of each adapter that may carry a request to ``url`` or below it.
+
+    requests picks an adapter by the longest prefix of the whole URL: one mounted at
+    ``url + "/api/"`` carries every call, though ``get_adapter(url)`` returns another.
+    """
+    below = url.rstrip("/").lower() + "/"
+    adapters = [a for prefix, a in session.adapters.items() if prefix.lower().startswith(below)]
     try:
-        retry = getattr(session.get_adapter(url), "max_retries", None)
+        adapters.append(session.get_adapter(url))
     except requests.exceptions.InvalidSchema:  # no adapter: nothing is ever sent
-        return None
-    if not isinstance(retry, urllib3.util.Retry):
-        return None
+        pass
+    found = [getattr(adapter, "max_retries", None) for adapter in adapters]
+    return [retry for retry in found if isinstance(retry, urllib3.util.Retry)]
+
+
+def _resends(retry: urllib3.util.Retry) -> Optional[str]:
+    """What ``retry`` would send again after a write may have gone out; None if nothing."""
     for method in _WRITES:
         for error in (urllib3.exceptions.ProtocolError("Connection aborted."),
                       urllib3.exceptions.SSLError("TLS failed")):

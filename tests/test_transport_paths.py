@@ -314,3 +314,25 @@ def test_an_adapter_mounted_later_that_may_send_twice_is_refused_before_a_write(
         with pytest.raises(InvalidArgumentError, match="may send a request twice"):
             client.upgrade_agent(VERSION, RELEASE)
         assert not agent.requests_to("/api/v1/agent/upgrade")
+
+
+@pytest.mark.parametrize("later", [False, True])
+def test_an_adapter_mounted_under_the_agent_s_url_that_may_send_twice_is_refused(later):
+    """requests picks the adapter by the longest prefix of the whole URL: one mounted at
+    ``http://host:port/api/`` serves every call, though ``get_adapter(base_url)`` misses it."""
+    retrying = requests.adapters.HTTPAdapter(max_retries=Retry(total=3, allowed_methods=None,
+                                                               other=0))
+    with FakeAgent(password=PASSWORD) as agent, requests.Session() as session:
+        if not later:
+            session.mount(f"{agent.base_url}/api/", retrying)
+            with pytest.raises(InvalidArgumentError, match="may send a request twice"):
+                ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD),
+                              session=session)
+            return
+        with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD),
+                           session=session) as client:
+            session.mount(f"{agent.base_url}/api/", retrying)
+            agent.drop_reply_after_create = True
+            with pytest.raises(InvalidArgumentError, match="may send a request twice"):
+                client.upgrade_agent(VERSION, RELEASE)
+            assert not agent.requests_to("/api/v1/agent/upgrade")
