@@ -77,13 +77,26 @@ def _retries_for(session: requests.Session, url: str) -> list[urllib3.util.Retry
 
 
 def _resends(retry: urllib3.util.Retry) -> Optional[str]:
-    """What ``retry`` would send again after a write may have gone out; None if nothing."""
+    """What ``retry`` would send again after a write may have gone out; None if nothing.
+
+    A ``Retry`` (a subclass) that cannot be asked, raising what urllib3's does not, is taken
+    as one that may: it is refused, not let through or raised out of the client.
+    """
+    try:
+        return _asked(retry)
+    except Exception as exc:
+        return f"cannot be asked what it re-sends ({type(exc).__name__}: {exc})"
+
+
+def _asked(retry: urllib3.util.Retry) -> Optional[str]:
+    """:func:`_resends`, raising what an odd ``Retry`` raises."""
+    listed = {s for s in retry.status_forcelist or () if isinstance(s, int)}  # urllib3's test
     for method in _WRITES:
         for error in (urllib3.exceptions.ProtocolError("Connection aborted."),
                       urllib3.exceptions.SSLError("TLS failed")):
             if _retries(retry, method, error=error):
                 return f"re-sends a {method} that failed with {type(error).__name__}"
-        for status in sorted({413, 429, 503, *(retry.status_forcelist or ())}):
+        for status in sorted({413, 429, 503, *listed}):
             if retry.is_retry(method, status, has_retry_after=True) and _retries(
                     retry, method, response=urllib3.HTTPResponse(
                         status=status, headers={"Retry-After": "1"})):
