@@ -9,7 +9,8 @@ OBSHELL_AGENT_PASSWORD if the agent has one, OBSHELL_HTTPS and OBSHELL_CA_BUNDLE
         --version 4.2.1.1 --release 101000062023110109.el7
 
 Without an agent at hand, ``--demo`` starts the fake agent that ships with the SDK (it
-restarts itself at stage 7 with a new key, as a real one does) and runs the same upgrade::
+restarts itself at stage 7, as a real one does, and comes back with a new key, as a real one
+does only on its way from 4.4.1 or older to 4.4.2 or later) and runs the same upgrade::
 
     python examples/upgrade_agent.py --demo
 """
