@@ -1,8 +1,9 @@
 """What a finished DAG means for its caller: the DAG itself, or the :class:`TaskError` it is.
 
 ``DagTask.result()`` judges the ending its wait saw here: a DAG that did its work is
-returned (one whose failed step was skipped with PASS, with a warning); one that failed,
-was cancelled or rolled back raises the error that says so.
+returned (and one skipped with PASS, with a warning: its failed step and every later one
+were marked passed, unrun); one that failed, was cancelled or rolled back raises the error
+that says so.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def judged(task_id: str, detail: DagDetail, agent: str) -> DagDetail:
     if outcome is DagOutcome.SUCCEEDED:
         return detail
     if outcome is DagOutcome.PASSED:
-        log.warning("%s on %s succeeded with a failed step skipped (PASS)", label, agent)
+        log.warning("%s on %s was skipped (PASS): its failed step and every later one were "
+                    "marked passed, never run", label, agent)
         return detail
     if outcome is DagOutcome.ROLLED_BACK:
         raise TaskRolledBackError(f"{label} was rolled back: what it was to do did not "

@@ -274,8 +274,9 @@ class DagTask:
         """Wait like :meth:`wait`, then return the DAG only if it did its work.
 
         Raises :class:`TaskFailedError` (with the failing sub-tasks and their last log lines),
-        :class:`TaskCancelledError` or :class:`TaskRolledBackError`. A DAG whose failed step
-        was skipped with PASS is returned, with a warning logged. ``stop``: as for ``wait()``.
+        :class:`TaskCancelledError` or :class:`TaskRolledBackError`. A DAG skipped with PASS
+        (its failed step and every later one marked passed, none run) is returned, with a
+        warning logged. ``stop``: as for ``wait()``.
         """
         detail = self.wait(timeout, poll_interval=poll_interval, on_progress=on_progress,
                            progress=progress, stop=stop)
@@ -292,7 +293,10 @@ class DagTask:
         return self._operate(Operator.ROLLBACK, "a FAILED task can be rolled back", _is_failed)
 
     def skip(self) -> DagTask:
-        """Mark a FAILED task's failed step as passed (PASS); the task ends SUCCEED/PASS."""
+        """Mark a FAILED task's failed step and every later one passed (PASS), none of them run.
+
+        The task ends SUCCEED/PASS at once (obshell's ``txForPassDag``).
+        """
         return self._operate(Operator.PASS, "a FAILED task's step can be skipped", _is_failed)
 
     def cancel(self) -> DagTask:
