@@ -114,8 +114,8 @@ CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
     (PackageMissingError, "Upload the packages it names first: give each RPM with --package "
      "(OceanBase CE needs oceanbase-ce and oceanbase-ce-libs), then run the command again"),
     (UnderMaintenanceError, "The maintenance task named above holds the lock: obshell-sdk task "
-     "list; if it is running, obshell-sdk task wait ID; if it failed, obshell-sdk task "
-     "retry|rollback|skip|cancel ID"),
+     "list; if it is running, obshell-sdk task wait ID; if it failed (or was cancelled), "
+     "obshell-sdk task retry|rollback|skip ID"),
 )
 
 #: Python arguments as the command line's options and arguments name them (``path`` is a
@@ -266,8 +266,9 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
         return (f"interrupted; {sent}a task the agent may have created keeps running: "
                 "obshell-sdk task list shows it")
     return (f"interrupted; task {task_id} keeps running on the agent (an upgrade holds the "
-            f"cluster's lock until it ends). Follow it again: obshell-sdk task wait "
-            f"{task_id} --exists; stop it: obshell-sdk task cancel {task_id}")
+            f"cluster's lock until it succeeds, is rolled back or is skipped). Follow it "
+            f"again: obshell-sdk task wait {task_id} --exists; stop it: obshell-sdk task cancel "
+            f"{task_id}")
 
 
 class Terminated(KeyboardInterrupt):

@@ -119,8 +119,8 @@ def failure_message(label: str, detail: DagDetail) -> str:
     if detail.maintenance_type == 1:  # the upgrade check and other lock-free tasks
         return text
     return (
-        text + "\nThe cluster stays locked until the task is retried (or rolled back, skipped "
-        "or cancelled, where its steps allow it)."
+        text + "\nThe cluster stays locked until the task is retried (or rolled back or "
+        "skipped, where its steps allow it; a FAILED task cannot be cancelled)."
     )
 
 
