@@ -180,7 +180,8 @@ def cli_message(exc: ObshellError) -> str:
         text += f"\nNext: obshell-sdk task retry {exc.task_id} --package RPM --wait"
     elif isinstance(exc, TaskFailedError) and exc.detail is not None \
             and exc.detail.maintenance_type != 1:
-        text += (f"\nNext: obshell-sdk task retry {exc.task_id} --wait (or rollback, skip)")
+        text += (f"\nNext: obshell-sdk task retry {exc.task_id} --wait (or rollback, skip, "
+                 "where its steps allow)")
     option = _OPTIONS.get(getattr(exc, "argument", ""))
     if option:
         text += f" (or pass {option})"
