@@ -281,9 +281,11 @@ def test_from_env_reads_min_key_bits():
             assert client.unfinished_dags() == []
 
 
-def test_a_failed_upgrade_is_not_offered_cancel_and_is_skipped_as_the_hint_says():
+def test_a_failed_upgrade_is_not_offered_cancel_and_is_rolled_back_as_the_hint_says():
     """obshell refuses CANCEL for a FAILED DAG (getNodeCanCancel: IsFinished = FAILED or
-    SUCCEED): the hint names retry, rollback and skip only, and cancel is refused unsent."""
+    SUCCEED): the hint names retry, rollback and skip only, and cancel is refused unsent.
+    Failed at stage 2, it cannot be skipped (its Restart obshell step cannot pass); it is
+    rolled back, which frees the lock."""
     with FakeAgent(password=PASSWORD, fail_stage=2) as agent:
         failed = cli("upgrade", VERSION, RELEASE, "--wait", agent=agent)
         assert failed.returncode == 1
@@ -292,8 +294,10 @@ def test_a_failed_upgrade_is_not_offered_cancel_and_is_skipped_as_the_hint_says(
         refused = cli("task", "cancel", "11", agent=agent)
         assert refused.returncode == 9 and agent.dag("11").operator == "RUN"
         assert [r.path for r in agent.requests if r.method == "POST"] == []
-        out = cli("task", "skip", "11", "--wait", agent=agent)
-        assert out.returncode == 0 and agent.dag("11").operator == "PASS"  # skipped: ends
+        out = cli("task", "skip", "11", agent=agent)
+        assert out.returncode != 0 and "PassNotAllowed" in out.stderr, out.stderr
+        out = cli("task", "rollback", "11", "--wait", agent=agent)
+        assert out.returncode == 1 and agent.dag("11").operator == "ROLLBACK", out.stderr
         assert cli("upgrade", "4.3.2.0", RELEASE, agent=agent).returncode == 0  # lock released
 
 

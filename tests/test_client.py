@@ -22,6 +22,7 @@ from obshell_sdk import (
     TaskCancelledError,
     TaskFailedError,
     TaskNotFoundError,
+    TaskRolledBackError,
     TaskTimeoutError,
     UnderMaintenanceError,
     UriMismatchError,
@@ -606,9 +607,10 @@ def test_a_failed_task_is_not_cancelled_and_nothing_is_sent():
         assert agent.dag(task.id).operator == "RUN"
 
 
-def test_a_cancelled_upgrade_keeps_the_clusters_lock_until_skipped():
+def test_a_cancelled_upgrade_keeps_the_clusters_lock_until_rolled_back():
     """obshell ends a cancelled DAG through FinishDagAsFailed, which frees the lock only for
-    DAGs made with FAILURE_EXIT_MAINTENANCE; an upgrade is not: it stays unfinished."""
+    DAGs made with FAILURE_EXIT_MAINTENANCE; an upgrade is not: it stays unfinished. Its
+    Restart obshell step cannot pass, so it is not skipped; rolled back, the lock is free."""
     with FakeAgent(password=PASSWORD, stage_seconds=60) as agent, client_for(agent) as client:
         task = client.upgrade_agent(VERSION, RELEASE)
         with pytest.raises(TaskCancelledError):
@@ -616,6 +618,9 @@ def test_a_cancelled_upgrade_keeps_the_clusters_lock_until_skipped():
         assert [d.id for d in client.unfinished_dags()] == [task.id]
         with pytest.raises(UnderMaintenanceError):
             client.upgrade_agent(VERSION, RELEASE)
-        assert task.skip().result(timeout=30, poll_interval=0.01).outcome is DagOutcome.PASSED
+        with pytest.raises(BadRequestError, match="Restart obshell"):
+            task.skip()
+        with pytest.raises(TaskRolledBackError):
+            task.rollback().result(timeout=30, poll_interval=0.01)
         assert not client.unfinished_dags()
         client.upgrade_agent(VERSION, RELEASE)  # the lock is free again

@@ -623,3 +623,31 @@ def test_a_failed_check_dag_is_finished_and_not_listed_unfinished(agent: FakeAge
     assert agent.dag(dag_id).state == "FAILED"
     for uri in ("/api/v1/task/dag/unfinish", "/api/v1/task/dag/ob/unfinish"):
         assert call(agent, "GET", uri).json()["data"] == {"contents": None}
+
+
+@pytest.mark.parametrize(("fail_stage", "op", "code"), [
+    (3, "PASS", "PassNotAllowed"),  # getNodesCanPass checks every step not yet succeeded
+    (8, "ROLLBACK", "RollbackNotAllowed"),  # getNodesCanRollback: every step to the failed one
+])
+def test_an_agent_upgrade_is_skipped_or_rolled_back_only_where_its_steps_allow(
+        agent: FakeAgent, fail_stage: int, op: str, code: str) -> None:
+    """obshell's Restart obshell and Upgrade post table maintain steps allow only retry,
+    continue and cancel (executor/ob/upgrade_agent_restart.go, upgrade_table_maintain.go)."""
+    agent.set_dag_faults(fail_stage=fail_stage)
+    dag_id = start_upgrade(agent)
+    while poll(agent, dag_id, "false")["state"] != "FAILED":
+        pass
+    r = operate(agent, dag_id, op)
+    assert r.status_code == 400 and r.json()["error"]["errCode"] == f"Task.Dag.Operator.{code}"
+    assert "Restart obshell" in r.json()["error"]["message"]
+    other = "ROLLBACK" if op == "PASS" else "PASS"
+    if fail_stage == 3:  # before the restart: rolled back; at stage 9 (below): skipped
+        assert operate(agent, dag_id, other).status_code == 200
+
+
+def test_an_agent_upgrade_failed_at_its_last_step_can_be_skipped(agent: FakeAgent) -> None:
+    agent.set_dag_faults(fail_stage=9)
+    dag_id = start_upgrade(agent)
+    while poll(agent, dag_id, "false")["state"] != "FAILED":
+        pass
+    assert operate(agent, dag_id, "PASS").status_code == 200

@@ -45,6 +45,9 @@ EDITIONS = tuple(SUPPORTED_NAMES)
 _ALL = frozenset({"RETRY", "ROLLBACK", "PASS", "CANCEL"})
 _RETRY = frozenset({"RETRY"})
 _CAPABILITIES = {
+    # RestartAgentTask, UpgradePostTableMaintainTask: retry, continue and cancel only
+    "Restart obshell": frozenset({"RETRY", "CANCEL"}),
+    "Upgrade post table maintain": frozenset({"RETRY", "CANCEL"}),
     "Backup parameters": frozenset({"RETRY", "CANCEL"}),
     "Restore parameters": _RETRY,
     "Execute upgrade checker script": _RETRY,
