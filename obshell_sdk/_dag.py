@@ -245,9 +245,10 @@ class DagDetail:
         """Build from a DagDetailDTO JSON object.
 
         A DAG whose stage is outside ``0..max_stage`` (or whose nodes do not number
-        ``max_stage``), or that succeeded running before its last stage or with a node that
-        did not succeed, is impossible and raises :class:`~obshell_sdk.DecodeError`: it is
-        never taken for progress, let alone for success.
+        ``max_stage``), or that succeeded (not rolled back nor passed) before its last stage
+        or with a node that did not succeed, is impossible and raises
+        :class:`~obshell_sdk.DecodeError`: it is never taken for progress, let alone for
+        success.
         """
         dag = decode(cls, obj, where)
         if dag.max_stage < 0 or not 0 <= dag.stage <= dag.max_stage:
@@ -256,8 +257,10 @@ class DagDetail:
         if dag.nodes is not None and dag.nodes and len(dag.nodes) != dag.max_stage:
             raise DecodeError(f"{len(dag.nodes)} nodes for {dag.max_stage} stages",
                               where=f"{where}.nodes")
-        if dag.state is DagState.SUCCEED and dag.operator in (Operator.RUN, Operator.RETRY):
-            # obshell ends a run as SUCCEED only after its last node (PROTOCOL §9.4)
+        if dag.state is DagState.SUCCEED and dag.operator not in (Operator.ROLLBACK,
+                                                                  Operator.PASS):
+            # obshell ends a run as SUCCEED only after its last node (PROTOCOL §9.4); a
+            # cancelled one ends FAILED: SUCCEED + CANCEL is no more done before it
             unfinished = [n.name for n in dag.nodes or () if n.state is not DagState.SUCCEED]
             if dag.stage != dag.max_stage or unfinished:
                 raise DecodeError(

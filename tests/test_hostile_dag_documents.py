@@ -228,3 +228,22 @@ def test_documents_are_data_not_code(served):
         script.load([doc])
         with pytest.raises(DecodeError):
             client.get_dag("11")
+
+
+@pytest.mark.parametrize("nodes", [True, False])
+def test_a_cancelled_dag_said_succeeded_before_its_last_stage_is_never_a_success(served, nodes):
+    """SUCCEED with operator CANCEL at stage 3 of 9 (its third node FAILED, the rest PENDING):
+    a cancelled DAG ends FAILED + CANCEL. What its run did is no more done than a RUN's would
+    be at that stage: never reported as succeeded."""
+    client, script = served
+    doc = dag_json("11", stage=3, state="FAILED", operator="CANCEL", nodes=nodes)
+    doc["state"] = "SUCCEED"
+    script.load([doc])
+    with pytest.raises(DecodeError) as caught:
+        client.get_dag("11")
+    assert caught.value.where == "data.state"
+    script.load([dag_json("11", stage=2), doc])
+    task = client.task("11")
+    with pytest.raises(DecodeError):
+        task.result(timeout=5, poll_interval=0.01)
+    assert not task.done()
