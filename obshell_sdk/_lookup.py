@@ -158,17 +158,20 @@ def find_created_dag(
     ``seconds`` (:data:`RECOVERY_SECONDS` by default), each read cut to the time left;
     ``existed`` holds the ids listed before the POST (None if unknown). The whole history
     is read once when the lists held nothing (see :func:`_in_history`). Returns the DAG the
-    POST created or raises :class:`OutcomeUnknownError`, never one there before.
+    POST created or raises :class:`OutcomeUnknownError`, never one there before, nor one of
+    several that may be it (a lockless task another caller made at the same time).
     """
     seconds = RECOVERY_SECONDS if seconds is None else seconds
     log.warning("%s lost its reply (%s); looking for task %r", lost.path, lost, name)
     clock = _Judge(reads, sent_at, existed)
     # After a read timeout the agent may still be creating the task: keep looking until the
     # deadline. After a cut connection one clear "not there" a few seconds on is enough.
-    dag, last = _look(reads, endpoint, clock, name, seconds,
-                      seconds if isinstance(lost, ReadTimeoutError) else min(5.0, seconds))
-    if dag is not None:
-        return dag
+    dags, last = _look(reads, endpoint, clock, name, seconds,
+                       seconds if isinstance(lost, ReadTimeoutError) else min(5.0, seconds))
+    if len(dags) == 1:
+        return dags[0]
+    if dags:
+        raise _ambiguous(lost, name, dags) from lost
     # Ended (a lockless one), or an upgrade no longer the last maintenance DAG: the history
     # holds it. Not after a hung read for an upgrade: its lookup keeps to its time.
     found = _in_history(reads, clock, name) if last is None or not endpoint.maintenance \
@@ -221,11 +224,12 @@ def rerun_note(endpoint: TaskEndpoint[Any], existed: Optional[frozenset[str]],
 
 
 def _look(reads: AgentReads, endpoint: TaskEndpoint[Any], clock: _Judge, name: str,
-          seconds: float, settle: float) -> tuple[Optional[DagDetail], Optional[ObshellError]]:
+          seconds: float, settle: float) -> tuple[list[DagDetail], Optional[ObshellError]]:
     """Read the lists for the DAG, pausing longer each time, for up to ``seconds``.
 
     Each read is cut to the time left. Stops once the agent answered ``settle`` seconds on
-    without it. Returns the DAG (or None) and the error of the last read when it failed.
+    without it. Returns the DAGs that may be it (none, it, or several that cannot be told
+    apart) and the error of the last read when it failed.
     """
     started = time.monotonic()
     until, delay = started + seconds, 0.25
@@ -234,17 +238,20 @@ def _look(reads: AgentReads, endpoint: TaskEndpoint[Any], clock: _Judge, name: s
         try:
             if clock.earliest is None:
                 clock.measure(_by(reads, until))
-            for dag in listed(reads, endpoint, until):
-                if clock.created_by_us(dag, name):
-                    log.warning("found task %s %r: the agent did create it", dag.id, dag.name)
-                    return dag, None
+            found = {d.id: d for d in listed(reads, endpoint, until)
+                     if clock.created_by_us(d, name)}  # a DAG may be listed twice
+            if len(found) == 1:
+                (dag,) = found.values()
+                log.warning("found task %s %r: the agent did create it", dag.id, dag.name)
+            if found:
+                return list(found.values()), None
             last = None
             if time.monotonic() - started >= settle:
-                return None, None  # the agent answered, long enough after: no such task
+                return [], None  # the agent answered, long enough after: no such task
         except ObshellError as exc:  # the agent may be restarting; reads may be repeated
             last = exc
         if time.monotonic() + delay > until:
-            return None, last
+            return [], last
         time.sleep(delay)
         delay = min(delay * 2, 5.0)
 
@@ -260,6 +267,17 @@ def _in_history(reads: AgentReads, clock: _Judge, name: str) -> Optional[list[Da
         log.info("could not read the agent's task history (%s)", exc)
         return None
     return None if past is None else [d for d in past if clock.ran_for_us(d, name)]
+
+
+def _ambiguous(lost: ConnectionLostError, name: str, dags: list[DagDetail]
+               ) -> OutcomeUnknownError:
+    """The error for a lost create call when several new DAGs may be the one it made."""
+    return OutcomeUnknownError(
+        f"the call's outcome is unknown ({lost}): the agent lists {len(dags)} tasks {name!r} "
+        f"new since it was sent ({', '.join(d.id for d in dags)}), and which one it made "
+        "cannot be told (another caller's may be among them). It was not sent again: look "
+        "at them before sending it again",
+        method=lost.method, path=lost.path, agent=lost.agent, dag_name=name)
 
 
 def _not_found(lost: ConnectionLostError, name: str, last: Optional[ObshellError],

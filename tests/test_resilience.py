@@ -230,6 +230,41 @@ def test_lost_pre_check_reply_finds_the_check_task():
         assert task.result(timeout=60).outcome is DagOutcome.SUCCEEDED
 
 
+@pytest.mark.parametrize("theirs_first", [True, False])
+def test_a_lost_pre_check_is_not_taken_for_another_callers_made_at_the_same_time(
+        theirs_first):
+    """A pre-check takes no lock: another caller's, of the same name, may be made in the same
+    second as ours, whose reply is lost. Both are new and not started yet; which one our POST
+    made cannot be told, so neither is followed as ours: the outcome is unknown."""
+    from obshell_sdk import UpgradeAgentRequest
+    from obshell_sdk._endpoints import AGENT_UPGRADE_CHECK
+
+    with FakeAgent(password=PASSWORD, stages_per_poll=0) as agent, \
+            client_for(agent) as client, client_for(agent) as other:
+        def another_callers(_existed, _sent_at):  # after our lists were read, before our POST
+            other.check_agent_upgrade(VERSION, RELEASE)
+            agent.drop_reply_after_create = True
+
+        hook = another_callers if theirs_first else None
+        if not theirs_first:  # theirs made while our reply is lost, before the lookup reads
+            agent.drop_reply_after_create = True
+            real_time = client.server_time
+
+            def server_time(**kwargs):
+                if len(agent.dags) == 1:
+                    other.check_agent_upgrade(VERSION, RELEASE)
+                return real_time(**kwargs)
+
+            client.server_time = server_time
+        request = UpgradeAgentRequest(VERSION, RELEASE)
+        with pytest.raises(OutcomeUnknownError) as info:
+            client._create_task(AGENT_UPGRADE_CHECK, request, on_send=hook)
+        assert len(agent.dags) == 2
+        assert len(agent.requests_to("/api/v1/agent/upgrade/check", "POST")) == 2
+        for dag_id in agent.dags:
+            assert dag_id in str(info.value)
+
+
 def _lose_an_ended_pre_check(agent):
     """The pre-check's reply is lost, and the lookup never sees it in the unfinished list
     (every read of it fails): only the history, read at the end, can show it."""
