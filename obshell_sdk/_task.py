@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from ._dag import DagDetail, DagState, Operator, Progress
 from ._exceptions import (
+    DecodeError,
     InvalidArgumentError,
     ObshellError,
     TaskStateError,
@@ -73,6 +74,7 @@ class DagTask:
         #: How this task polls.
         self.policy: PollPolicy = policy or PollPolicy()
         self._exists = exists or self.snapshot is not None
+        self._name = None if self.snapshot is None else self.snapshot.name  # first one seen
         self._born = time.monotonic()
         self._passes = Passes()
 
@@ -121,6 +123,11 @@ class DagTask:
     def _fetch(self, timeout: Optional[tuple[float, float]]) -> DagDetail:
         sent = time.time()
         detail = self._client.get_dag(self.id, timeout=timeout)
+        if self._name is not None and detail.name != self._name:  # a DAG never changes name
+            raise DecodeError(f"task {self.id} was {self._name!r}; the agent now answers about "
+                              f"{detail.name!r}, another DAG under its id (a reinstalled "
+                              "agent?)", where="data.name")
+        self._name = detail.name
         self._passes.observe(detail, sent)
         self.snapshot = detail
         self._exists = True

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rawserver import RawAgent, RawReply, RawServer, dag_json, json_reply
 
@@ -116,11 +116,18 @@ def _parse(doc):
 
 
 def _expected_wait(docs):
-    """(the index of the document the wait ends on, the DagDetail or DecodeError it ends with)."""
+    """(the index of the document the wait ends on, the DagDetail or DecodeError it ends with).
+
+    A DAG never changes its name: a document naming another is another DAG's.
+    """
+    name = None
     for i, doc in enumerate(docs):
         parsed = _parse(doc)
+        if isinstance(parsed, DagDetail) and name not in (None, parsed.name):
+            parsed = DecodeError("another DAG's name")
         if isinstance(parsed, DecodeError) or parsed.is_finished:
             return i, parsed
+        name = parsed.name
     return len(docs), DecodeError("end of script")
 
 
@@ -155,6 +162,7 @@ def test_get_dag_of_a_mutated_document(served, doc):
 
 @SETTINGS
 @given(docs=st.lists(documents(), min_size=1, max_size=5))
+@example(docs=[dag_json("11", stage=2), dict(dag_json("11", stage=9, state="SUCCEED"), name="3")])
 def test_wait_and_result_over_mutated_documents(served, docs):
     client, script = served
     stop, expected = _expected_wait(docs)

@@ -15,7 +15,14 @@ import pytest
 import requests
 from rawserver import RawAgent, RawServer, dag_json, json_reply
 
-from obshell_sdk import DecodeError, InvalidArgumentError, ObshellClient, PasswordAuth
+from obshell_sdk import (
+    DagDetail,
+    DagTask,
+    DecodeError,
+    InvalidArgumentError,
+    ObshellClient,
+    PasswordAuth,
+)
 
 DONE_12 = dag_json("12", stage=9, state="SUCCEED")
 
@@ -81,6 +88,32 @@ def test_refresh_after_an_operator_refuses_another_dag(raw):
         assert task.snapshot is None or task.snapshot.id == "11"
     assert [r.method for r in server.requests if r.target.startswith("/api/v1/task/")] == [
         "GET", "POST", "GET"]
+
+
+@pytest.mark.parametrize("created", [True, False])
+def test_a_dag_id_reused_under_another_name_is_another_dag(raw, created):
+    """The agent restarts reinstalled (a new task table): id 11 now names another DAG, a
+    pre-check that succeeded. That is not our upgrade ending: never a success, and the wait
+    says which key of the reply gave it away."""
+    server, agent = raw
+    polls = []
+    ours = dag_json("11", stage=7)
+    other = dag_json("11", name="Upgrade check obshell 4.3.2.0-1.el7", stage=5, max_stage=5,
+                     state="SUCCEED")
+
+    def dag_11(request):
+        polls.append(request)
+        return json_reply(ours if len(polls) == 1 else other)
+
+    agent.route("GET", "/api/v1/task/dag/11", dag_11)
+    with _client(server) as client:
+        task = DagTask(client, DagDetail.from_json(dag_json("11", stage=1))) if created \
+            else client.task("11")
+        with pytest.raises(DecodeError) as info:
+            task.result(timeout=5, poll_interval=0.01)
+        assert info.value.where == "data.name"
+        assert "Upgrade check obshell" in str(info.value)
+        assert not task.done() and task.name == ours["name"]
 
 
 # -- fork -----------------------------------------------------------------------------------
