@@ -211,3 +211,13 @@ def test_the_readme_agents_say_what_the_readme_says_and_stop_on_ctrl_c(session):
         assert code == 0 and "fake obshell agent stopped" in rest and "Traceback" not in rest
         if readme_port != DEFAULT_PORT:  # the failing agent: its example retried the task
             assert re.search(r"POST /api/v1/task/dag/\d+ -> 200", rest), rest[-2000:]
+
+
+def test_no_doc_offers_cancel_for_a_failed_task():
+    """obshell refuses CANCEL for a FAILED DAG (getNodeCanCancel: IsFinished), so no advice
+    on a failed task or cluster lists cancel among its ways out."""
+    offers = re.compile(r"fail[^.]*\b(rollback|skip),? (or )?cancel\b", re.I)
+    for doc in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        prose = re.sub(r"```.*?```", "", doc.read_text(encoding="utf-8"), flags=re.S)
+        found = [m.group(0) for m in offers.finditer(prose.replace("\n", " "))]
+        assert not found, f"{doc.name}: {found}"
