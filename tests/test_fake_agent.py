@@ -276,18 +276,21 @@ def test_failed_dag_retry_continues() -> None:
         start_upgrade(a, dict(UPGRADE, version="4.3.2.0"))  # the lock is free again
 
 
-@pytest.mark.parametrize("op,end", [("ROLLBACK", ("SUCCEED", "ROLLBACK", 1)),
-                                    ("PASS", ("SUCCEED", "PASS", 3))])
-def test_operators_release_lock(op: str, end: tuple[str, str, int]) -> None:
-    with FakeAgent(password=PWD, fail_stage=3, stages_per_poll=5) as a:
+# An agent upgrade rolls back only before its Restart obshell step (stage 7) and is skipped
+# only at its last step: that step cannot pass nor roll back (RestartAgentTask).
+@pytest.mark.parametrize("op,fail,end", [("ROLLBACK", 3, ("SUCCEED", "ROLLBACK", 1)),
+                                         ("PASS", 9, ("SUCCEED", "PASS", 9))])
+def test_operators_release_lock(op: str, fail: int, end: tuple[str, str, int]) -> None:
+    with FakeAgent(password=PWD, fail_stage=fail, stages_per_poll=5) as a:
         dag_id = start_upgrade(a)
-        assert poll(a, dag_id)["state"] == "FAILED"
+        while poll(a, dag_id)["state"] != "FAILED":
+            pass
         assert operate(a, dag_id, op).status_code == 200
         final = poll(a, dag_id)
         assert (final["state"], final["operator"], final["stage"]) == end
         if op == "PASS":  # txForPassDag: the failed node and all after it SUCCEED + PASS
             assert [(n["state"], n["operator"]) for n in final["nodes"]] == (
-                [("SUCCEED", "RUN")] * 2 + [("SUCCEED", "PASS")] * 7)
+                [("SUCCEED", "RUN")] * 8 + [("SUCCEED", "PASS")])
             assert all(t["state"] == "SUCCEED" for n in final["nodes"] for t in n["sub_tasks"])
         r = operate(a, dag_id, "PASS")
         assert r.json()["error"]["errCode"] == "Task.Dag.Operator.PassNotFailedDag"

@@ -352,7 +352,7 @@ def test_operators_follow_node_capabilities() -> None:
         assert failed["nodes"][10]["name"] == "Execute upgrade checker script"
         assert error(operate(a, dag_id, "ROLLBACK")) == (
             400, "Task.Dag.Operator.RollbackNotAllowed",
-            "Failed to set DAG rollback: node Backup parameters cannot rollback")
+            "Failed to set DAG rollback: node Restart obshell cannot rollback")  # the first
         assert error(operate(a, dag_id, "PASS")) == (
             400, "Task.Dag.Operator.PassNotAllowed",
             "Failed to pass DAG: node Execute upgrade checker script cannot pass")
