@@ -113,8 +113,7 @@ class Run:
 
     def _claim(self, target: str) -> None:
         try:
-            with ObshellClient(*split_target(target), auth=None,
-                               **self.rollout.client_options) as client:
+            with self._client(target, auth=None) as client:
                 self.claims.claim(target, client.info())
         except ObshellError as exc:  # its own turn says what is wrong
             log.info("%s: its agent could not be read (%s)", target, exc)
@@ -124,8 +123,7 @@ class Run:
         with self.lock:
             self.started.add(record.target)
         try:
-            with ObshellClient(*split_target(record.target), auth=self._auth(record.target),
-                               **self.rollout.client_options) as client:
+            with self._client(record.target, auth=self._auth(record.target)) as client:
                 still = revisit(TargetRun(record, client, self.journal, self.timeout,
                                           lambda *_: None), self.plan, *failed)
         except ObshellError as exc:  # a client that could not be made: nothing was sent
@@ -233,9 +231,7 @@ class Run:
         if record.outcome is not None:  # an earlier run's: this one is open (a new attempt's
             self.journal.reopen(target, again=not under_way(record))  # time, if none runs)
         try:
-            client = ObshellClient(*split_target(target), auth=self._auth(target),
-                                   **self.rollout.client_options)
-            with client:
+            with self._client(target, auth=self._auth(target)) as client:
                 run = TargetRun(record, client, self.journal, self.timeout,
                                 lambda step, d: self._show(target, step, d), self.abandon,
                                 self.claims)
@@ -249,6 +245,10 @@ class Run:
             return exc.outcome, str(exc), run
         except ObshellError as exc:
             return judge(exc), f"{type(exc).__name__}: {exc}", run
+
+    def _client(self, target: str, *, auth: Optional[PasswordAuth]) -> ObshellClient:
+        """A client of ``target``'s agent with the rollout's options (``auth`` None: unsigned)."""
+        return ObshellClient(*split_target(target), auth=auth, **self.rollout.client_options)
 
     def _auth(self, target: str) -> PasswordAuth:
         auth = self.rollout.auth

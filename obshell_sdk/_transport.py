@@ -149,10 +149,10 @@ class Transport:
         if why:
             raise InvalidArgumentError(
                 "session", f"its adapter for {self.base_url} may send a request twice "
-                f"({why}): the agent may "
-                "have acted on the first, and obshell would start a second task. Mount an "
-                "adapter that retries only failed connections, HTTPAdapter(max_retries=Retry("
-                "connect=3, read=False, status=0, other=0)), or none (max_retries=0)")
+                f"({why}): the agent may have acted on the first, and obshell would start a "
+                "second task. Mount an adapter that retries only failed connections, "
+                "HTTPAdapter(max_retries=Retry(connect=3, read=False, status=0, other=0)), or "
+                "none (max_retries=0)")
 
     def _after_fork(self) -> None:
         """In a forked child, never share the parent's pooled connections."""
