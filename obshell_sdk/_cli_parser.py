@@ -79,12 +79,30 @@ class UsageError(SystemExit):
 def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     """The command line's arguments; with ``--json``, a usage error's JSON document too."""
     given = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
     try:
-        return build_parser().parse_args(given)
+        typed = _password_option(given)
+        if typed:  # else argparse says only "invalid choice" or "unrecognized arguments"
+            parser.error(f"{typed}: there is no password option, on purpose (a command line is "
+                         f"seen by other users and kept in shell history): set "
+                         f"{_PASSWORDS[0]} (root@sys) or {_PASSWORDS[1]}, or leave them unset "
+                         "to be asked on a terminal")
+        return parser.parse_args(given)
     except UsageError as exc:
         if "--json" in given:  # one document on stdout, as every failure leaves one
             sys.stdout.write(json.dumps({"error": {"exit": 2, "message": exc.message}}) + "\n")
         raise
+
+
+def _password_option(given: Sequence[str]) -> Optional[str]:
+    """The name of a password option typed before any ``--`` (there is none), or None."""
+    for word in given:
+        if word == "--":
+            return None
+        name = word.split("=", 1)[0]
+        if re.fullmatch(r"--(agent-|root-)?pass(word|wd)?", name):
+            return name
+    return None
 
 
 def _redact(message: str) -> str:

@@ -172,6 +172,19 @@ def test_usage_errors_never_echo_what_was_typed(argv):
     assert "error:" in out.stderr
 
 
+@pytest.mark.parametrize("argv", [
+    ["--password", "hunter2-secret", "info"],
+    ["task", "list", "--password=hunter2-secret"],
+    ["--json", "info", "--agent-password", "hunter2-secret"],
+])
+def test_a_password_option_says_where_passwords_go(argv):
+    """argparse said only "invalid choice" (before the subcommand) or "unrecognized arguments"."""
+    out = cli(*argv)
+    assert out.returncode == 2 and "hunter2" not in out.stdout + out.stderr
+    assert "there is no password option" in out.stderr, out.stderr
+    assert "set OBSHELL_PASSWORD (root@sys) or OBSHELL_AGENT_PASSWORD" in out.stderr
+
+
 def test_a_refused_operator_has_its_own_exit_code_and_a_cli_hint():
     with FakeAgent(password=PASSWORD) as agent:
         assert cli("upgrade", VERSION, RELEASE, "--wait", agent=agent).returncode == 0
