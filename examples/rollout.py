@@ -59,6 +59,25 @@ def demo_fleet() -> Iterator[list[str]]:
         yield [f"127.0.0.1:{a.port}" for a in agents]
 
 
+def read_targets(path: str) -> list[str]:
+    """The targets file's ``host:port`` lines (blank lines and ``#`` comments left out)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    except OSError as exc:
+        sys.exit(f"cannot read --targets {path}: {exc.strerror or exc}")
+
+
+def read_password() -> str:
+    """The root@sys password: OBSHELL_PASSWORD, else asked on the terminal (never echoed)."""
+    password = os.environ.get("OBSHELL_PASSWORD")
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        sys.exit("set OBSHELL_PASSWORD to the root@sys password (no terminal to ask on)")
+    return getpass.getpass("root@sys password (every cluster): ")
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the rollout; exit 0 when every cluster succeeded (the demo: as designed), else 1."""
     args = parse_args(argv)
@@ -72,15 +91,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         else:
             if not (args.targets and args.journal and args.version and args.release):
                 sys.exit("give --targets, --journal, --version and --release (or --demo)")
-            with open(args.targets, encoding="utf-8") as f:
-                targets = [line.strip() for line in f if line.strip()
-                           and not line.startswith("#")]
+            targets, password = read_targets(args.targets), read_password()
             journal = args.journal
-            password = os.environ.get("OBSHELL_PASSWORD") or getpass.getpass("root@sys: ")
-        rollout = Rollout(targets, auth=PasswordAuth(password), journal=journal,
-                          parallel=args.parallel, canary=args.canary,
-                          max_failures=args.max_failures, progress=True)
-        try:
+        try:  # a malformed target is refused here, as a malformed version or release is
+            rollout = Rollout(targets, auth=PasswordAuth(password), journal=journal,
+                              parallel=args.parallel, canary=args.canary,
+                              max_failures=args.max_failures, progress=True)
             report = rollout.upgrade_agent(args.version, args.release)
         except ObshellError as exc:
             sys.exit(f"rollout refused: {exc}")

@@ -556,3 +556,26 @@ def test_the_example_is_configured_as_from_env_reads_it():
                               stdin=subprocess.DEVNULL, check=False)
         assert done.returncode == 0, done.stderr
         assert f"task 11 succeeded; agent now runs obshell {VERSION}" in done.stdout
+
+
+def test_the_rollout_example_says_what_is_missing_instead_of_a_traceback(tmp_path):
+    """With neither OBSHELL_PASSWORD nor a terminal it asked all the same and died in getpass
+    (EOFError); a targets file it could not read, or a malformed target, was a traceback too."""
+    fleet = tmp_path / "fleet.txt"
+    fleet.write_text("127.0.0.1\n", encoding="utf-8")  # no port
+
+    def example(targets, password=PASSWORD):
+        return subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "rollout.py"), "--targets", str(targets),
+             "--journal", str(tmp_path / "fleet.db"), "--version", VERSION, "--release", RELEASE],
+            capture_output=True, text=True, env=_env(password=password), timeout=60,
+            stdin=subprocess.DEVNULL, check=False)
+
+    for done, said in [
+        (example(fleet, password=None), "set OBSHELL_PASSWORD to the root@sys password"),
+        (example(tmp_path / "missing.txt"), "cannot read --targets"),
+        (example(fleet), "rollout refused: targets: '127.0.0.1' is not 'host:port'"),
+    ]:
+        assert done.returncode == 1 and said in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    assert not (tmp_path / "fleet.db").exists()
