@@ -34,6 +34,7 @@ from ._exceptions import (
     OutcomeUnknownError,
     PackageMissingError,
     PasswordKindError,
+    TaskCancelledError,
     TaskError,
     TaskFailedError,
     TaskNotFoundError,
@@ -178,8 +179,8 @@ def cli_message(exc: ObshellError) -> str:
                             f"See where it stands: obshell-sdk task show {exc.task_id}")
     if isinstance(exc, TaskFailedError) and "client.upload_package(path)" in text:
         text += f"\nNext: obshell-sdk task retry {exc.task_id} --package RPM --wait"
-    elif isinstance(exc, TaskFailedError) and exc.detail is not None \
-            and exc.detail.maintenance_type != 1:
+    elif isinstance(exc, (TaskFailedError, TaskCancelledError)) and exc.detail is not None \
+            and exc.detail.maintenance_type != 1:  # a cancelled upgrade holds the lock too
         text += (f"\nNext: obshell-sdk task retry {exc.task_id} --wait (or rollback, skip, "
                  "where its steps allow)")
     option = _OPTIONS.get(getattr(exc, "argument", ""))

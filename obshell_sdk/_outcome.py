@@ -32,7 +32,11 @@ def judged(task_id: str, detail: DagDetail, agent: str) -> DagDetail:
     if outcome is DagOutcome.ROLLED_BACK:
         raise TaskRolledBackError(f"{label} was rolled back: what it was to do did not "
                                   "happen", task_id=task_id, detail=detail)
-    if outcome is DagOutcome.CANCELLED:
-        raise TaskCancelledError(f"{label} was cancelled", task_id=task_id, detail=detail)
+    if outcome is DagOutcome.CANCELLED:  # FAILED + CANCEL: an upgrade's lock is still held
+        held = ("" if detail.maintenance_type == 1 else "; it holds the cluster's lock, as a "
+                "failed task does, until it is retried (or rolled back or skipped, where its "
+                "steps allow it)")
+        raise TaskCancelledError(f"{label} was cancelled{held}", task_id=task_id,
+                                 detail=detail)
     raise TaskFailedError(failure_message(label, detail), task_id=task_id, detail=detail,
                           failed_sub_tasks=detail.failed_sub_tasks())

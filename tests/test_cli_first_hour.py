@@ -218,6 +218,19 @@ def test_a_failed_task_suggests_the_cli_operators():
         assert "obshell-sdk task retry 11 --wait" in out.stderr
 
 
+def test_a_cancelled_upgrade_says_it_holds_the_lock_and_the_command_that_frees_it():
+    """It said only "was cancelled", though the cluster stays locked until the task is
+    retried, rolled back or skipped."""
+    with FakeAgent(password=PASSWORD, stage_seconds=60) as agent:
+        assert cli("upgrade", VERSION, RELEASE, agent=agent).returncode == 0
+        assert cli("task", "cancel", "11", agent=agent).returncode == 0
+        out = cli("task", "wait", "11", agent=agent)
+        assert out.returncode == 1, out.stderr
+        assert "was cancelled; it holds the cluster's lock" in out.stderr
+        assert out.stderr.rstrip().endswith("Next: obshell-sdk task retry 11 --wait (or "
+                                            "rollback, skip, where its steps allow)")
+
+
 def test_a_check_whose_download_found_no_package_names_the_retry_with_its_package():
     """A pre-check holds no lock and gets no "retry" line of its own: the package one still
     names its command (not "the command below", with nothing below)."""

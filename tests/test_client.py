@@ -612,8 +612,13 @@ def test_a_cancelled_upgrade_keeps_the_clusters_lock_until_rolled_back():
     DAGs made with FAILURE_EXIT_MAINTENANCE; an upgrade is not: it stays unfinished. Its
     Restart obshell step cannot pass, so it is not skipped; rolled back, the lock is free."""
     with FakeAgent(password=PASSWORD, stage_seconds=60) as agent, client_for(agent) as client:
+        check = client.check_agent_upgrade(VERSION, RELEASE)
+        with pytest.raises(TaskCancelledError) as lock_free:  # a pre-check holds no lock
+            check.cancel().result(timeout=30, poll_interval=0.01)
+        assert str(lock_free.value).endswith("was cancelled")
         task = client.upgrade_agent(VERSION, RELEASE)
-        with pytest.raises(TaskCancelledError):
+        with pytest.raises(TaskCancelledError, match=r"was cancelled; it holds the cluster's "
+                           r"lock, as a failed task does, until it is retried \(or rolled back"):
             task.cancel().result(timeout=30, poll_interval=0.01)
         assert [d.id for d in client.unfinished_dags()] == [task.id]
         with pytest.raises(UnderMaintenanceError):
