@@ -82,7 +82,7 @@ def _listed(reads: AgentReads, endpoint: TaskEndpoint[Any]) -> Optional[frozense
     """The ids of the DAGs there before a create POST; None when they could not be listed."""
     try:
         return frozenset(d.id for d in listed(reads, endpoint))
-    except (AuthError, WeakKeyError) as exc:  # the POST, signed alike, would be refused
+    except (AuthError, WeakKeyError, InvalidArgumentError) as exc:  # the POST would be too
         exc.args = (f"POST {endpoint.path} was not sent: {exc.args[0]}",)  # alike: once
         raise
     except ObshellError as exc:  # the POST may still go through; judge by time alone then

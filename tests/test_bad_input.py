@@ -147,6 +147,19 @@ def test_a_signed_call_without_auth_says_how_to_give_it_and_sends_nothing():
         assert agent.requests == []
 
 
+def test_a_task_create_without_auth_names_the_call_that_was_not_sent():
+    """Not only the task listing the SDK reads before the POST, which the caller never made."""
+    from obshell_sdk.testing import FakeAgent
+
+    with FakeAgent(password="pw") as agent, \
+            ObshellClient(agent.host, agent.port, auth=None) as client:
+        with pytest.raises(InvalidArgumentError) as info:
+            client.upgrade_agent(VERSION, RELEASE)
+        assert info.value.argument == "auth"
+        assert str(info.value).startswith("POST /api/v1/agent/upgrade was not sent: ")
+        assert agent.requests == []
+
+
 VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
 # Yes/no options read from a config file as strings ("false" is true to Python), and other
 # values of the wrong kind: refused before the pre-check or the upload is sent.
