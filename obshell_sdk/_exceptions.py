@@ -216,13 +216,13 @@ class ApiError(ObshellError):
 class AuthError(ApiError):
     """The agent refused the request's credentials."""
 
-    hint = "Check the password given to PasswordAuth"
+    hint = "Check the password (PasswordAuth, or OBSHELL_PASSWORD for from_env)"
 
 
 class WrongPasswordError(AuthError):
     """The root@sys password or the agent password is wrong."""
 
-    hint = "The password was refused: pass the right one to PasswordAuth"
+    hint = "The password was refused: give the right one (PasswordAuth or OBSHELL_PASSWORD)"
 
 
 class PasswordKindError(AuthError):
