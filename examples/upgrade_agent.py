@@ -26,7 +26,15 @@ import sys
 from collections.abc import Iterator
 from typing import Optional
 
-from obshell_sdk import DagDetail, ObshellClient, ObshellError, PasswordAuth, TaskError
+from obshell_sdk import (
+    DagDetail,
+    InvalidArgumentError,
+    ObshellClient,
+    ObshellError,
+    PasswordAuth,
+    TaskError,
+    UpgradeAgentRequest,
+)
 
 DEMO_PASSWORD = "demo-root-password"  # the fake agent's own, not a real one
 
@@ -51,6 +59,10 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         args.release = args.release or "101000012025010101.el7"
     elif not ((args.host or os.environ.get("OBSHELL_HOST")) and args.version and args.release):
         parser.error("give --host (or OBSHELL_HOST), --version and --release; or --demo")
+    try:  # the request model checks what the agent would get, before anything is sent
+        UpgradeAgentRequest(args.version, args.release, args.upgrade_dir)
+    except InvalidArgumentError as exc:
+        parser.error(str(exc))
     return args
 
 

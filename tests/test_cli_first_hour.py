@@ -550,6 +550,12 @@ def test_the_example_never_starts_an_upgrade_it_was_not_given():
         assert "give --host (or OBSHELL_HOST), --version and --release; or --demo" in done.stderr
         assert agent.requests == []
         done = subprocess.run([sys.executable, str(ROOT / "examples" / "upgrade_agent.py"),
+                               "--version", "v" + VERSION, "--release", RELEASE],
+                              capture_output=True, text=True, env=_env(agent), timeout=60,
+                              stdin=subprocess.DEVNULL, check=False)
+        assert done.returncode == 2 and "version: " in done.stderr, done.stderr
+        assert done.stdout == "" and agent.requests == []  # a usage error, before any request
+        done = subprocess.run([sys.executable, str(ROOT / "examples" / "upgrade_agent.py"),
                                "--version", VERSION, "--release", RELEASE],
                               capture_output=True, text=True, env=_env(agent), timeout=60,
                               stdin=subprocess.DEVNULL, check=False)
