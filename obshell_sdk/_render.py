@@ -15,18 +15,32 @@ from typing import Any, Callable, Optional
 
 import attrs
 
-from ._dag import DagDetail, DagState, TaskDetail
+from ._dag import DagDetail, DagOutcome, DagState, TaskDetail
 from ._models import AgentInfo, UpgradePackageInfo
-from ._render_html import dag_html, task_html
+from ._render_html import cancelled_node, dag_html, task_html
 from ._text import printable
 
 __all__ = [
     "agent_line", "dag_html", "dag_line", "dag_text", "failure_line", "failure_message",
     "interrupted_message", "package_line", "printable", "progress_line", "rollout_table_text",
-    "rollout_text", "task_html", "task_repr", "timeout_message", "to_jsonable",
+    "rollout_text", "state_text", "task_html", "task_repr", "timeout_message", "to_jsonable",
 ]
 
 # -- text ------------------------------------------------------------------------------
+
+#: The outcomes a DAG's state alone would misstate (a cancelled DAG is FAILED, a rolled-back
+#: or skipped one SUCCEED): where only the state is shown, they are added in parentheses.
+_NOT_THE_STATE = (DagOutcome.CANCELLED, DagOutcome.ROLLED_BACK, DagOutcome.PASSED)
+
+
+def _meaning(detail: DagDetail) -> str:
+    return f" ({detail.outcome})" if detail.outcome in _NOT_THE_STATE else ""
+
+
+def state_text(detail: DagDetail) -> str:
+    """The DAG's state, and its outcome where the state misstates it: ``FAILED (cancelled)``."""
+    return f"{detail.state}{_meaning(detail)}"
+
 
 def dag_line(detail: DagDetail) -> str:
     """One line: id, name, stage of max, state and the step running now."""
@@ -40,7 +54,7 @@ def progress_line(detail: DagDetail) -> str:
     """The command line's progress line: id, stage of max, the step running now, state."""
     node = detail.current_node
     step = f" {printable(node.name)}" if node is not None and not detail.is_finished else ""
-    return f"task {detail.id} stage {detail.progress}{step} {detail.state}"
+    return f"task {detail.id} stage {detail.progress}{step} {state_text(detail)}"
 
 
 def dag_text(detail: DagDetail) -> str:
@@ -48,7 +62,8 @@ def dag_text(detail: DagDetail) -> str:
     lines = [f"task {detail.id}: {printable(detail.name)}",
              f"  {detail.state} ({detail.outcome}), stage {detail.progress}"]
     for i, node in enumerate(detail.nodes or (), start=1):
-        lines.append(f"  {i}. {node.state:<8} {printable(node.name)}")
+        lines.append(f"  {i}. {node.state:<8} {printable(node.name)}"
+                     + (" (cancelled)" if cancelled_node(node) else ""))
         for task in node.sub_tasks:
             if task.state is DagState.FAILED and task.task_logs:
                 lines.append(f"       {printable(str(task.execute_agent))}: "
@@ -75,8 +90,8 @@ def task_repr(task_id: str, detail: Optional[DagDetail]) -> str:
     """The repr of a :class:`DagTask`."""
     if detail is None:
         return f"<DagTask {task_id} (not fetched yet)>"
-    return (f"<DagTask {task_id} {detail.name!r} {detail.state} {detail.operator} "
-            f"{detail.progress}>")
+    return (f"<DagTask {task_id} {detail.name!r} {detail.state} {detail.operator}"
+            f"{_meaning(detail)} {detail.progress}>")
 
 
 def _failed_where(detail: DagDetail) -> str:

@@ -16,11 +16,16 @@ import threading
 from datetime import datetime, timezone
 from typing import Any, Optional
 
-from ._dag import DagDetail, DagState, NodeDetail, Operator
+from ._dag import DagDetail, DagOutcome, DagState, NodeDetail, Operator
 from ._render_style import CARD_CSS, state_class
 from ._text import printable
 
-__all__ = ["dag_html", "rollout_table_html", "show_live_card", "task_html"]
+__all__ = ["cancelled_node", "dag_html", "rollout_table_html", "show_live_card", "task_html"]
+
+
+def cancelled_node(node: NodeDetail) -> bool:
+    """True for a stage a CANCEL stopped: obshell ends it FAILED with operator CANCEL."""
+    return node.state is DagState.FAILED and node.operator is Operator.CANCEL
 
 
 
@@ -91,6 +96,7 @@ def _node_row(index: int, node: NodeDetail, mark: str, day: Optional[datetime],
               now: datetime) -> str:
     """One stage of the timeline: mark, number, name, state, started, ended, took."""
     state = str(node.state) + ("" if node.operator is Operator.RUN else f" ({node.operator})")
+    chip = "cancelled" if cancelled_node(node) else str(node.state)
     running = node.state in (DagState.RUNNING, DagState.READY)
     if node.start_time is None:
         cells = [_muted("not started"), "", ""]
@@ -101,16 +107,16 @@ def _node_row(index: int, node: NodeDetail, mark: str, day: Optional[datetime],
     else:
         took = _duration((node.end_time - node.start_time).total_seconds())
         cells = [_clock(node.start_time, day), _clock(node.end_time, day), took]
-    glyph = {"running": "&#9654;", "failed": "&#10006;"}.get(mark, "")
+    glyph = {"running": "&#9654;", "failed": "&#10006;", "cancelled": "&#9632;"}.get(mark, "")
     current = ' class="obshell-current" aria-current="step"' if mark else ""
     mark_cell = f'<td class="obshell-mark obshell-m-{mark or "pending"}">{glyph}</td>'
     return (f"<tr{current}>{mark_cell}<td>{index}</td>"
-            f'<td class="obshell-wrap">{_esc(node.name)}</td><td>{_chip(str(node.state), state)}'
+            f'<td class="obshell-wrap">{_esc(node.name)}</td><td>{_chip(chip, state)}'
             "</td>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
 
 
 def _timeline(detail: DagDetail, now: datetime) -> list[str]:
-    """Every stage with its state and times; the one running (or failed) now is marked."""
+    """Every stage with its state and times; the one running (or failed, cancelled) is marked."""
     if detail.nodes is None:
         note = _muted("stage list not fetched yet (this snapshot came without it)")
         return [f'<div class="obshell-timeline">{note}</div>']
@@ -118,7 +124,8 @@ def _timeline(detail: DagDetail, now: datetime) -> list[str]:
         return []
     marked = detail.state in (DagState.RUNNING, DagState.FAILED)
     current = detail.current_node if marked else None
-    mark = "failed" if detail.state is DagState.FAILED else "running"
+    mark = ("cancelled" if detail.outcome is DagOutcome.CANCELLED else
+            "failed" if detail.state is DagState.FAILED else "running")
     head = "".join(f"<th>{h}</th>" for h in _HEADS)
     rows = [_node_row(i, node, mark if node is current else "", detail.start_time, now)
             for i, node in enumerate(detail.nodes, start=1)]
@@ -127,15 +134,19 @@ def _timeline(detail: DagDetail, now: datetime) -> list[str]:
 
 
 def _failures(detail: DagDetail) -> list[str]:
-    """The failing sub-tasks, each with its agent and last log line."""
+    """The failing sub-tasks (or those a CANCEL stopped), each with its agent and last log."""
     rows = []
-    for task in detail.failed_sub_tasks():
-        last = task.task_logs[-1] if task.task_logs else "(no log)"
-        rows.append(
-            f'<div class="obshell-failure"><span class="obshell-m-failed">&#10006; failed:</span> '
-            f"{_esc(task.name)} on {_esc(str(task.execute_agent or '?'))}: "
-            f'<code class="obshell-log">{_esc(last)}</code></div>'
-        )
+    for node in detail.nodes or ():
+        how = ("cancelled", "&#9632;") if cancelled_node(node) else ("failed", "&#10006;")
+        for task in node.sub_tasks:
+            if task.state is not DagState.FAILED:
+                continue
+            last = task.task_logs[-1] if task.task_logs else "(no log)"
+            rows.append(
+                f'<div class="obshell-failure"><span class="obshell-m-{how[0]}">{how[1]} '
+                f"{how[0]}:</span> {_esc(task.name)} on {_esc(str(task.execute_agent or '?'))}: "
+                f'<code class="obshell-log">{_esc(last)}</code></div>'
+            )
     return rows
 
 
@@ -144,9 +155,9 @@ def dag_html(detail: DagDetail, title: Optional[str] = None, *,
     """An HTML card of a DAG: name and state, times, a stage bar, a stage timeline, failures.
 
     The timeline lists every stage with its state, start and end times and duration, and
-    marks the stage running now (or the one that failed). Times are UTC; stages not
-    started yet (obshell's zero time) say so. ``now`` (default: the current time) is what
-    the elapsed time of a running DAG or stage is counted to.
+    marks the stage running now (or the one that failed, or where a CANCEL stopped the DAG).
+    Times are UTC; stages not started yet (obshell's zero time) say so. ``now`` (default: the
+    current time) is what the elapsed time of a running DAG or stage is counted to.
     """
     now = now or datetime.now(timezone.utc)
     waiting = detail.state in (DagState.READY, DagState.PENDING)

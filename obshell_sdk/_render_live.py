@@ -16,7 +16,7 @@ import time
 from typing import Any, Callable, Optional, TextIO
 
 from ._dag import DagDetail
-from ._render import dag_html, dag_line, rollout_table_text
+from ._render import dag_html, dag_line, rollout_table_text, state_text
 from ._render_html import rollout_table_html, show_live_card
 from ._text import is_terminal, printable
 
@@ -166,7 +166,7 @@ class RolloutBoard:
         with self._lock:
             self._started.setdefault(target, time.monotonic())
             stage = "-" if detail is None else str(detail.progress)
-            state = "running" if detail is None else str(detail.state)
+            state = "running" if detail is None else state_text(detail)
             row = [step, stage, state]
             changed = self._rows[target][:3] != row
             self._rows[target][:3] = row

@@ -121,6 +121,10 @@ _BY_WORD = {
 def state_class(state: str) -> str:
     """The state class suffix for a state or outcome word (``SUCCEED``, ``rolled back``, ...).
 
+    A state with its outcome in parentheses (``FAILED (cancelled)``) is the outcome's.
     Anything not known (``PENDING``, ``READY``, ``waiting``, ``skipped``...) is ``pending``.
     """
-    return _BY_WORD.get(state.lower(), "pending")
+    word = state.lower()
+    if word.endswith(")") and " (" in word:
+        word = word[word.rindex(" (") + 2:-1]
+    return _BY_WORD.get(word, "pending")

@@ -140,6 +140,8 @@ def test_cancel_a_running_task_and_refuse_a_second_cancel():
         dag_id = next(iter(agent.dags))
         out = run(agent, "task", "cancel", dag_id, "--wait", "--timeout", "30")
         assert out.returncode == 1 and "cancelled" in out.stderr
+        assert f"task {dag_id} stage 1/9 FAILED (cancelled)\n" in out.stderr  # its last line
+        assert "  1. FAILED   Create upgrade dir (cancelled)\n" in out.stdout  # where it stopped
         again = run(agent, "task", "cancel", dag_id)
         assert again.returncode == 9 and "only a task not yet ended" in again.stderr
 

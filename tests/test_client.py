@@ -629,3 +629,24 @@ def test_a_cancelled_upgrade_keeps_the_clusters_lock_until_rolled_back():
             task.rollback().result(timeout=30, poll_interval=0.01)
         assert not client.unfinished_dags()
         client.upgrade_agent(VERSION, RELEASE)  # the lock is free again
+
+
+def test_every_text_rendering_of_a_cancelled_task_says_cancelled(capsys):
+    """A cancelled DAG is FAILED with operator CANCEL; result() raises TaskCancelledError, and
+    the repr, the CLI's progress line and view, and a rollout's table say cancelled too."""
+    from obshell_sdk._render import dag_text, progress_line
+    from obshell_sdk._render_live import RolloutBoard
+
+    with FakeAgent(password=PASSWORD) as agent, client_for(agent) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        task.refresh()
+        task.refresh()  # a poll-driven DAG: stage 2 runs
+        with pytest.raises(TaskCancelledError, match="was cancelled"):
+            task.cancel().result(timeout=30, poll_interval=0.01)
+    detail = task.snapshot
+    assert repr(task).endswith(" FAILED CANCEL (cancelled) 2/9>")
+    assert progress_line(detail) == f"task {task.id} stage 2/9 FAILED (cancelled)"
+    assert "  2. FAILED   Download all required packages (cancelled)\n" in dag_text(detail)
+    board = RolloutBoard(["t"], progress=True)  # not a terminal here: a line per change
+    board.update("t", "upgrade", detail)
+    assert "t upgrade 2/9 FAILED (cancelled)\n" in capsys.readouterr().err

@@ -13,11 +13,13 @@ from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 
 import pytest
+from conftest import PASSWORD
 from vectorlib import vectors
 
-from obshell_sdk import DagDetail, DagTask
+from obshell_sdk import DagDetail, DagTask, ObshellClient, PasswordAuth, TaskCancelledError
 from obshell_sdk._render_html import dag_html, rollout_table_html, task_html
 from obshell_sdk._render_style import CARD_CSS, STATES
+from obshell_sdk.testing import FakeAgent
 
 # What JupyterLab's own themes paint under a card (--jp-layout-color0/1), per theme.
 JUPYTERLAB_BACKGROUNDS = {"light": ["#ffffff"], "dark": ["#111111", "#212121"]}
@@ -213,6 +215,36 @@ def test_succeeded_card_marks_no_stage():
     rows = _rows(html)
     assert not [r for r in rows if "obshell-current" in r[0]] and "obshell-s-succeeded" in html
     assert len(rows) == 9 and all(r[1][3] == "SUCCEED" for r in rows)
+
+
+def cancelled_at_stage_2() -> DagDetail:
+    """An upgrade cancelled at its second stage on the fake agent, which, as obshell's
+    cancelHandler, ends that stage and its sub-task FAILED with operator CANCEL."""
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        task = client.upgrade_agent("4.3.1.0", "101000012025010101.el7")
+        task.refresh()
+        task.refresh()  # a poll-driven DAG: stage 2 runs
+        with pytest.raises(TaskCancelledError):
+            task.cancel().result(timeout=30, poll_interval=0.01)
+    assert task.snapshot is not None and str(task.snapshot.progress) == "2/9"
+    return task.snapshot
+
+
+def test_a_cancelled_card_says_cancelled_and_never_failed():
+    """What result() raises for it (TaskCancelledError) is what the card shows: the stage a
+    CANCEL stopped and its sub-task are cancelled, not failed."""
+    html = dag_html(cancelled_at_stage_2())
+    body = re.sub(r"<style>.*?</style>", "", html, flags=re.S)
+    assert "failed" not in body and "\u2716" not in body and "&#10006;" not in body
+    assert 'obshell-s-cancelled">cancelled</span>' in body
+    rows = _rows(html)
+    assert [i for i, r in enumerate(rows) if "obshell-current" in r[0]] == [1]
+    assert rows[1][1][0] == "\u25a0" and rows[1][1][3] == "FAILED (CANCEL)"
+    assert 'obshell-s-cancelled">FAILED (CANCEL)</span>' in body
+    assert 'obshell-m-cancelled">&#9632; cancelled:</span> Download all required' in body
+    board = rollout_table_html([("t", "upgrade", "2/9", "FAILED (cancelled)", "", "1s")])
+    assert 'obshell-s-cancelled">FAILED (cancelled)</span>' in board
 
 
 def test_card_without_details_says_the_stages_were_not_read():
