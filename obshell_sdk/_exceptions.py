@@ -131,17 +131,16 @@ class OutcomeUnknownError(ConnectionLostError):
 class DecodeError(ObshellError):
     """A reply did not have the shape obshell gives it.
 
-    ``where``: the JSON path of the part that did not fit (``data.nodes[2].state``);
-    ``excerpt``: the start of a body that could not be read; ``status``: the reply's HTTP
-    status (0 if not known); ``method``, ``path``: the request, when the reply as a whole was
-    not obshell's (the message then starts with them).
+    ``where``: the JSON path of the part that did not fit (``data.nodes[2].state``); ``excerpt``:
+    the start of a body that could not be read; ``status``: the reply's HTTP status (0 if not
+    known); ``method``, ``path``: the request, when the reply as a whole was not obshell's (the
+    message then starts with them); ``task_id``: the task a poll was about, or "".
     """
 
     def __init__(self, message: str, *, where: str = "", excerpt: str = "", status: int = 0,
-                 method: str = "", path: str = "") -> None:
+                 method: str = "", path: str = "", task_id: str = "") -> None:
         text = f"{where}: {message}" if where else message
-        if method:
-            text = f"{method} {path}: {text}"
+        text = f"{method} {path}: {text}" if method else text
         if excerpt:
             text += f" (reply starts with {excerpt!r})"
         super().__init__(text)
@@ -150,6 +149,7 @@ class DecodeError(ObshellError):
         self.status = status
         self.method = method
         self.path = path
+        self.task_id = task_id
 
     @property
     def refusal_page(self) -> bool:

@@ -36,7 +36,7 @@ class TaskCalls(CallsBase):
         detail = DagDetail.from_json(data)
         if detail.id != dag_id:
             raise DecodeError(f"asked for task {dag_id}, the agent answered about {detail.id}",
-                              where="data.id")
+                              where="data.id", task_id=dag_id)
         return detail
 
     def operate_dag(self, dag_id: Union[str, int], operator: Union[Operator, str]) -> None:

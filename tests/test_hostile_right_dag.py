@@ -43,7 +43,7 @@ def test_get_dag_refuses_a_reply_about_another_dag(raw):
     agent.route("GET", "/api/v1/task/dag/11", lambda request: json_reply(DONE_12))
     with _client(server) as client, pytest.raises(DecodeError) as info:
         client.get_dag("11")
-    assert "12" in str(info.value)
+    assert "12" in str(info.value) and info.value.task_id == "11"  # as a TaskError's
 
 
 @pytest.mark.parametrize("good_polls", [0, 1, 3])
@@ -111,9 +111,29 @@ def test_a_dag_id_reused_under_another_name_is_another_dag(raw, created):
             else client.task("11")
         with pytest.raises(DecodeError) as info:
             task.result(timeout=5, poll_interval=0.01)
-        assert info.value.where == "data.name"
+        assert info.value.where == "data.name" and info.value.task_id == "11"
         assert "Upgrade check obshell" in str(info.value)
         assert not task.done() and task.name == ours["name"]
+
+
+def test_a_reinstalled_agent_s_other_dag_under_the_id_names_the_task_followed():
+    """A fake agent reinstalled at the same address numbers its DAGs afresh: task 11 is now
+    another upgrade. The poll's error carries the task followed, as task errors do, so the
+    CLI's ``--json`` error document names it too."""
+    from obshell_sdk._cli_errors import error_fields
+    from obshell_sdk.testing import FakeAgent
+
+    release = "101000012025010101.el7"
+    with FakeAgent(password="pw") as first:
+        client = _client(first)
+        task = client.upgrade_agent("4.3.1.0", release)
+    with client, FakeAgent(password="pw", port=first.port) as reinstalled:
+        assert reinstalled.create_upgrade_dag("4.3.2.0", release) == task.id
+        with pytest.raises(DecodeError) as info:
+            task.wait(timeout=30, poll_interval=0.01)
+    assert info.value.where == "data.name" and info.value.task_id == task.id
+    assert f"task {task.id} was 'Upgrade obshell 4.3.1.0-" in str(info.value)
+    assert error_fields(info.value) == {"type": "DecodeError", "task_id": task.id}
 
 
 # -- fork -----------------------------------------------------------------------------------
