@@ -19,7 +19,18 @@ from typing import TYPE_CHECKING, Callable, Optional
 from ._auth import PasswordAuth
 from ._client import ObshellClient
 from ._dag import DagDetail
-from ._exceptions import ApiError, InvalidArgumentError, ObshellError
+from ._exceptions import (
+    ApiError,
+    ConnectError,
+    DecodeError,
+    InvalidArgumentError,
+    ObshellError,
+    OutcomeUnknownError,
+    TaskTimeoutError,
+    TaskUnreachableError,
+    TransportError,
+    WeakKeyError,
+)
 from ._journal import Journal, TargetRecord, under_way
 from ._render_live import RolloutBoard
 from ._rollout_report import (
@@ -38,7 +49,6 @@ from ._rollout_steps import (
     Plan,
     TargetOutcome,
     TargetRun,
-    judge,
 )
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the rollout imports this module
@@ -281,3 +291,19 @@ def split_target(target: str) -> tuple[str, int]:
     """``(host, port)`` of a ``"host:port"`` target as :func:`parse_targets` writes it."""
     host, _, port = target.rpartition(":")
     return host.strip("[]"), int(port)
+
+
+def judge(exc: ObshellError) -> TargetOutcome:
+    """A failure's outcome: unknown when the agent may still be doing the work."""
+    if isinstance(exc, ConnectError):  # the request never left: nothing is under way
+        return TargetOutcome.UNREACHABLE
+    if isinstance(exc, (OutcomeUnknownError, TaskTimeoutError, TaskUnreachableError,
+                        TransportError)):
+        return TargetOutcome.UNKNOWN
+    if isinstance(exc, DecodeError):
+        return TargetOutcome.REFUSED if exc.refusal_page else TargetOutcome.UNKNOWN
+    if isinstance(exc, (ApiError, InvalidArgumentError, WeakKeyError)):
+        # Refused, by the agent or before signing: an upload, a confirmation, or a create that
+        # made no DAG (journaled unsent). Refusals that may hide a DAG end as Ended(UNKNOWN).
+        return TargetOutcome.REFUSED
+    return TargetOutcome.FAILED

@@ -19,19 +19,7 @@ import attrs
 
 from ._dag import DagDetail, DagOutcome
 from ._endpoints import TaskEndpoint
-from ._exceptions import (
-    ApiError,
-    ConnectError,
-    ConnectionLostError,
-    DecodeError,
-    InvalidArgumentError,
-    ObshellError,
-    OutcomeUnknownError,
-    TaskTimeoutError,
-    TaskUnreachableError,
-    TransportError,
-    WeakKeyError,
-)
+from ._exceptions import ApiError, ConnectionLostError, ObshellError, OutcomeUnknownError
 from ._journal import Journal, StepRecord, TargetOutcome, TargetRecord, under_way
 from ._lookup import find_created_dag, made_none, rerun_note
 from ._models import AgentInfo
@@ -42,7 +30,7 @@ from ._workflow import log_in
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the client never imports this
     from ._client import ObshellClient
 
-__all__ = ["Ended", "Plan", "Step", "TargetOutcome", "TargetRun", "judge"]
+__all__ = ["Ended", "Plan", "Step", "TargetOutcome", "TargetRun"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -328,19 +316,3 @@ class TargetRun:
         log.info("%s: found %s task %s, created before the runner stopped", self.target,
                  step.name, detail.id)
         return client.task(detail.id, exists=True)
-
-
-def judge(exc: ObshellError) -> TargetOutcome:
-    """A failure's outcome: unknown when the agent may still be doing the work."""
-    if isinstance(exc, ConnectError):  # the request never left: nothing is under way
-        return TargetOutcome.UNREACHABLE
-    if isinstance(exc, (OutcomeUnknownError, TaskTimeoutError, TaskUnreachableError,
-                        TransportError)):
-        return TargetOutcome.UNKNOWN
-    if isinstance(exc, DecodeError):
-        return TargetOutcome.REFUSED if exc.refusal_page else TargetOutcome.UNKNOWN
-    if isinstance(exc, (ApiError, InvalidArgumentError, WeakKeyError)):
-        # Refused, by the agent or before signing: an upload, a confirmation, or a create that
-        # made no DAG (journaled unsent). Refusals that may hide a DAG end as Ended(UNKNOWN).
-        return TargetOutcome.REFUSED
-    return TargetOutcome.FAILED
