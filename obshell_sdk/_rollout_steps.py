@@ -23,7 +23,7 @@ from ._exceptions import ApiError, ConnectionLostError, ObshellError, OutcomeUnk
 from ._journal import Journal, StepRecord, TargetOutcome, TargetRecord, under_way
 from ._lookup import find_created_dag, made_none, rerun_note
 from ._models import AgentInfo
-from ._render import failure_line
+from ._render import failure_line, state_text
 from ._task import DagTask
 from ._workflow import log_in
 
@@ -138,8 +138,9 @@ class TargetRun:
 
         A target already where the plan leads, with no upgrade made here (or maybe made),
         is left alone with a :attr:`note` saying so (obshell would refuse the upgrade as not
-        newer). Uploads wait while a task of the target's is under way (the agent may be
-        restarting for it): they go before the next task is made, if one is.
+        newer); or refused, naming the task, while an unfinished one may hold its lock.
+        Uploads wait while a task of the target's is under way (the agent may be restarting
+        for it): they go before the next task is made, if one is.
         """
         if self._already_there(plan):
             return
@@ -201,9 +202,17 @@ class TargetRun:
         Not while a task may hold the cluster's lock (all but obshell's NOT_UNDER_MAINTENANCE,
         1; older agents say nothing): an upgrade that failed after the agent's restart (stage
         7 of 9), or a rolling one after this agent's zone, leaves ``/info`` at the new version.
+        A target held so is refused, naming the task (obshell would refuse it as not newer).
         """
-        if not note or any(d.maintenance_type != 1 for d in self.client.unfinished_dags()):
+        if not note:
             return False
+        dag = next((d for d in self.client.unfinished_dags() if d.maintenance_type != 1), None)
+        if dag is not None:
+            raise Ended(TargetOutcome.REFUSED, f"{note}; yet task {dag.id} {dag.name!r} is "
+                        f"unfinished there ({state_text(dag)}) and may hold the cluster's lock: "
+                        f"not taken for done. See it with {self._agent()}.task({dag.id!r})."
+                        "refresh(); wait for it to end, or, if it failed, retry it (or roll back "
+                        "or skip it where its nodes allow); then run the rollout again")
         self.note = note
         self.journal.step(self.target, "confirm", "done")
         return True
@@ -263,13 +272,16 @@ class TargetRun:
         outcome = _BY_DAG.get(detail.outcome)
         label = f"{step.name} task {detail.id} {detail.name!r}"
         if outcome is TargetOutcome.FAILED:  # where, the failing sub-task's last log line, next
-            tls = ", https=True, ..." if self.client.base_url.startswith("https") else ""
-            agent = f"ObshellClient({self.client.host!r}, {self.client.port}{tls}, auth=...)"
-            raise Ended(outcome, f"{failure_line(label, detail)}; see it with {agent}.task("
+            raise Ended(outcome, f"{failure_line(label, detail)}; see it with {self._agent()}.task("
                         f"{detail.id!r}).refresh(), then retry it (or roll back or skip it where "
                         "its nodes allow) and run the rollout again")
         if outcome is not None:
             raise Ended(outcome, f"{label} ended {detail.state} ({detail.outcome})")
+
+    def _agent(self) -> str:
+        """How Python reaches this target's agent, in the hints of its messages."""
+        tls = ", https=True, ..." if self.client.base_url.startswith("https") else ""
+        return f"ObshellClient({self.client.host!r}, {self.client.port}{tls}, auth=...)"
 
     def _create(self, step: Step) -> DagTask:
         assert step.endpoint is not None

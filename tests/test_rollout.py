@@ -545,6 +545,8 @@ def test_an_ob_cluster_at_the_target_with_a_failed_upgrade_holding_its_lock_is_n
                                                                  packages=packages)
         (result,) = report.results.values()
         assert result.outcome is TargetOutcome.REFUSED and "ToLowerVersion" in str(result.error)
+        assert f"task {failed} 'Upgrade obshell 4.3.9.0-1.el7' is unfinished there (FAILED)" \
+            in str(result.error)  # what holds it, and so what to see to first
         assert not report.ok
 
 
@@ -1487,14 +1489,22 @@ def test_a_failed_task_retried_by_hand_is_followed_without_uploading_first(tmp_p
 def test_a_target_at_the_version_whose_upgrade_failed_after_the_restart_is_not_a_success(
         tmp_path):
     """/info shows the new version once the agent restarted (stage 7 of 9); a failed
-    upgrade after that still holds the lock: not "already there"."""
+    upgrade after that still holds the lock: not "already there". Refused, and told why and
+    what to do next (not obshell's "verify the parameters", the refusal of an upgrade sent
+    to an agent at its version): nothing is sent."""
     with FakeAgent(password=PASSWORD, version=VERSION, release=RELEASE.split(".")[0]) as agent:
         dag = agent.create_upgrade_dag(VERSION, RELEASE)
         agent.set_dag_progression(stages_per_poll=0)
         agent.fail_dag(dag)
         report = rollout([agent], tmp_path / "r.db").upgrade_agent(VERSION, RELEASE)
         (result,) = report.results.values()
-        assert result.outcome is not TargetOutcome.SUCCEEDED and result.note is None, str(report)
+        assert result.outcome is TargetOutcome.REFUSED and result.note is None, str(report)
+        said = result.error or ""
+        assert said.startswith(f"already runs obshell {VERSION}-"), said
+        assert f"task {dag} 'Upgrade obshell {VERSION}-{RELEASE}' is unfinished there (FAILED)" \
+            " and may hold the cluster's lock" in said, said
+        assert f".task('{dag}').refresh(); wait for it to end, or, if it failed, retry it" in said
+        assert "verify" not in said and not [r for r in agent.requests if r.method == "POST"]
 
 
 def test_a_create_whose_outcome_was_never_recorded_gets_no_upload_before_its_lookup(
