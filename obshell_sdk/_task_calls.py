@@ -32,8 +32,12 @@ class TaskCalls(CallsBase):
         if not isinstance(show_details, bool):
             raise InvalidArgumentError("show_details", "must be True or False")
         query = "show_details=true" if show_details else "show_details=false"
-        data = self.call("GET", f"/api/v1/task/dag/{dag_id}", query=query, timeout=timeout)
-        detail = DagDetail.from_json(data)
+        try:
+            data = self.call("GET", f"/api/v1/task/dag/{dag_id}", query=query, timeout=timeout)
+            detail = DagDetail.from_json(data)
+        except DecodeError as exc:  # a reply that is not a DAG: still about this task
+            exc.task_id = dag_id
+            raise
         if detail.id != dag_id:
             raise DecodeError(f"asked for task {dag_id}, the agent answered about {detail.id}",
                               where="data.id", task_id=dag_id)

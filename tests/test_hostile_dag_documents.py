@@ -156,6 +156,7 @@ def test_get_dag_of_a_mutated_document(served, doc):
     got = _run(lambda: client.get_dag("11"))
     if isinstance(expected, DecodeError):
         assert isinstance(got, DecodeError), (doc, got)
+        assert got.task_id == "11"  # the --json error document names the task
     else:
         assert isinstance(got, DagDetail) and got == expected
 
@@ -173,6 +174,7 @@ def test_wait_and_result_over_mutated_documents(served, docs):
     assert script.served == stop + 1, "the wait did not stop on the document it should"
     if isinstance(expected, DecodeError):
         assert isinstance(got, DecodeError), (docs, got)
+        assert got.task_id == "11"
         assert task.snapshot is None or not task.snapshot.is_finished
     else:
         assert got == expected
