@@ -108,7 +108,7 @@ def _password_option(given: Sequence[str]) -> Optional[str]:
 def _redact(message: str) -> str:
     head, sep, rest = message.partition("unrecognized arguments: ")
     if sep:
-        shown = [t.split("=", 1)[0] if t.startswith("-") else
+        shown = [_option_named(t) if t.startswith("-") else
                  "(an extra value: values are not shown, as one may be a password)"
                  for t in rest.split()]
         return f"{head}{sep}{' '.join(dict.fromkeys(shown))}"
@@ -116,6 +116,14 @@ def _redact(message: str) -> str:
     # name the problem, not the text.
     message = re.sub(r"(invalid [a-z ]*?(?:choice|value)): '[^']*'", r"\1", message)
     return re.sub(r"(ignored explicit argument) '[^']*'", r"\1 (not shown)", message)
+
+
+def _option_named(token: str) -> str:
+    """An unknown option by its name alone: ``--x=SECRET`` and ``-xSECRET`` show ``--x``, ``-x``."""
+    name = token.split("=", 1)[0]
+    if not name.startswith("--") and len(name) > 2:  # -pSECRET: the rest may be a value
+        return f"{name[:2]} (what follows it is not shown)"
+    return name
 
 
 def _number(kind: Callable[[str], float], low: float, high: float, what: str) -> Any:

@@ -164,6 +164,8 @@ def test_a_note_on_a_terminal_leaves_the_progress_line_whole():
     ["task", "hunter2-secret", "11"],
     ["upgrade", "4.3.1.0", "x.el7", "--timeout", "hunter2-secret"],
     ["info", "hunter2-secret"],
+    ["info", "-phunter2-secret"],  # as mysql -pPASSWORD: a short option with its value
+    ["-phunter2-secret", "info"],
 ])
 def test_usage_errors_never_echo_what_was_typed(argv):
     out = cli(*argv)
