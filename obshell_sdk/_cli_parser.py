@@ -9,11 +9,12 @@ Usage errors never echo what was typed as a value (it may be a password in the w
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Callable, NoReturn, Optional
 
 from ._cli_package import add_package_parser
@@ -56,16 +57,105 @@ def _epilog() -> str:
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose usage errors show option names, never typed values."""
+    """An ``ArgumentParser`` whose usage errors show option names, never typed values.
+
+    Each parser says itself what it does not take, with its own usage and the option likely
+    meant (argparse leaves that to the top level, whose usage names none of a command's
+    options); ``hints`` say why an option is not taken here and what to give instead.
+    """
+
+    def __init__(self, *args: Any, hints: Optional[dict[str, str]] = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hints = {**_NOT_OPTIONS, **(hints or {})}
+        self.given: list[str] = []
+
+    def parse_known_args(self, args: Optional[Iterable[str]] = None,
+                         namespace: Any = None) -> tuple[Any, list[str]]:
+        """Parse ``args``; anything this parser does not take is a usage error, said here."""
+        self.given = sys.argv[1:] if args is None else list(args)
+        parsed, extras = super().parse_known_args(self.given, namespace)
+        if extras:
+            self._say(self._unrecognized(extras))
+        return parsed, extras
 
     def error(self, message: str) -> NoReturn:
         """Print usage and a redacted ``message`` on stderr, then exit 2 (:class:`UsageError`)."""
-        self.print_usage(sys.stderr)
+        if "invalid choice" in message:
+            # An unknown option before a subcommand (or ACTION) has its value taken for it.
+            unknown = _unknown_before_positional(self.given, self._option_string_actions)
+            if unknown:
+                self._say(self._unrecognized(unknown))
+            message += _close_choice(message)
         hint = ("\nVERSION and RELEASE are two arguments, e.g. 4.2.1.1 101000062023110109.el7 "
                 "(not 4.2.1.1-101000062023110109.el7)" if message.endswith("release") else "")
-        said = f"{self.prog}: error: {_redact(message)}{hint}"
+        self._say(_redact(message) + hint)
+
+    def _say(self, text: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        said = f"{self.prog}: error: {text}"
         sys.stderr.write(said + "\n")
         raise UsageError(said)
+
+    def _unrecognized(self, tokens: Sequence[str]) -> str:
+        """What this parser does not take: options by name (and the likely one), no values."""
+        shown = [self._option(t) if t.startswith("-") and t != "-" else
+                 "(an extra value: values are not shown, as one may be a password)"
+                 for t in tokens]
+        return f"unrecognized arguments: {' '.join(dict.fromkeys(shown))}"
+
+    def _option(self, token: str) -> str:
+        """An unknown option as said: its name only, and why it is not here or what is near."""
+        name = _option_named(token)
+        if not name.startswith("-") or " " in name:  # -pSECRET: not a name to look up
+            return name
+        hint = self.hints.get(name) or _near(name, self._option_string_actions)
+        return f"{name} ({hint})" if hint else name
+
+
+#: Options no parser has, and why: said wherever one is given.
+_NOT_OPTIONS = dict.fromkeys(
+    ("--password", "--agent-password"), "passwords come only from OBSHELL_PASSWORD / "
+    "OBSHELL_AGENT_PASSWORD or a prompt, never from the command line")
+
+
+def _unknown_before_positional(given: Sequence[str],
+                               known: dict[str, argparse.Action]) -> list[str]:
+    """The options of ``given`` before its first positional that are none of ``known``.
+
+    As argparse reads them: a unique prefix of a long option is that option; an option's
+    value follows it unless given with ``=``; ``-vX`` is ``-v`` and more.
+    """
+    unknown: list[str] = []
+    tokens = iter(given)
+    for token in tokens:
+        if token in ("-", "--") or not token.startswith("-"):
+            break
+        name, eq, _ = token.partition("=")
+        action = known.get(name) or next(
+            (a for o, a in known.items() if name.startswith("--") and o.startswith(name)), None)
+        if action is None and not name.startswith("--") and name[:2] in known:
+            continue  # a short option with its value or more short options stuck to it
+        if action is None:
+            unknown.append(token)
+        elif not eq and action.nargs != 0:
+            next(tokens, None)  # its value
+    return unknown
+
+
+def _close_choice(message: str) -> str:
+    """`` (did you mean info?)`` for an invalid choice close to one (no typed text shown)."""
+    typed = re.search(r"invalid choice: '([^']*)'", message)
+    choices = re.findall(r"[\w.-]+", message.partition("(choose from ")[2])
+    near = _near(typed.group(1), choices) if typed else ""
+    return f" ({near})" if near else ""
+
+
+def _near(typed: str, known: Iterable[str]) -> str:
+    """``did you mean --host?``: the long option or choice closest to ``typed``, if any is."""
+    near = difflib.get_close_matches(typed, [k for k in known if not k.startswith("-")
+                                             or k.startswith("--")], n=1, cutoff=0.7)
+    return f"did you mean {near[0]}?" if near else ""
 
 
 class UsageError(SystemExit):
@@ -106,12 +196,6 @@ def _password_option(given: Sequence[str]) -> Optional[str]:
 
 
 def _redact(message: str) -> str:
-    head, sep, rest = message.partition("unrecognized arguments: ")
-    if sep:
-        shown = [_option_named(t) if t.startswith("-") else
-                 "(an extra value: values are not shown, as one may be a password)"
-                 for t in rest.split()]
-        return f"{head}{sep}{' '.join(dict.fromkeys(shown))}"
     # "invalid choice: 'x'", "invalid float value: 'x'", "ignored explicit argument 'x'":
     # name the problem, not the text.
     message = re.sub(r"(invalid [a-z ]*?(?:choice|value)): '[^']*'", r"\1", message)

@@ -187,6 +187,38 @@ def test_a_password_option_says_where_passwords_go(argv):
     assert "set OBSHELL_PASSWORD (root@sys) or OBSHELL_AGENT_PASSWORD" in out.stderr
 
 
+@pytest.mark.parametrize("argv, prog, said", [
+    (["--hots", "127.0.0.1", "info"], "obshell-sdk", "--hots (did you mean --host?)"),
+    (["--hots=127.0.0.1", "info"], "obshell-sdk", "--hots (did you mean --host?)"),
+    (["--jsn", "info"], "obshell-sdk", "--jsn (did you mean --json?)"),
+    (["upgrade", VERSION, RELEASE, "--wiat"], "obshell-sdk upgrade",
+     "--wiat (did you mean --wait?)"),
+    (["task", "--wiat", "11"], "obshell-sdk task", "--wiat (did you mean --wait?)"),
+    (["info", "--password", "hunter2-secret"], "obshell-sdk info",
+     "--password (passwords come only from OBSHELL_PASSWORD / OBSHELL_AGENT_PASSWORD"),
+])
+def test_a_mistyped_option_is_said_unknown_by_its_command_with_the_one_meant(argv, prog, said):
+    """``--hots 127.0.0.1 info`` was "argument COMMAND: invalid choice" (the host taken for
+    the command), and an option after a command was said under the top level's usage,
+    which names none of the command's options."""
+    with FakeAgent(password=PASSWORD) as agent:
+        out = cli(*argv, agent=agent)
+        assert out.returncode == 2 and agent.requests == [], out.stderr
+    assert out.stderr.startswith(f"usage: {prog} "), out.stderr
+    assert f"{prog}: error: unrecognized arguments: {said}" in out.stderr, out.stderr
+    assert "invalid choice" not in out.stderr and "hunter2" not in out.stdout + out.stderr
+    out = cli("--json", *argv)  # the same words in --json's document
+    assert said in json.loads(out.stdout)["error"]["message"]
+
+
+def test_a_mistyped_command_or_action_is_said_with_the_one_meant():
+    out = cli("infoo")
+    assert out.returncode == 2 and out.stderr.rstrip().endswith("(did you mean info?)")
+    out = cli("task", "shwo", "11")
+    assert out.returncode == 2 and out.stderr.rstrip().endswith("(did you mean show?)")
+    assert "shwo" not in out.stderr  # what was typed is never echoed
+
+
 def test_a_refused_operator_has_its_own_exit_code_and_a_cli_hint():
     with FakeAgent(password=PASSWORD) as agent:
         assert cli("upgrade", VERSION, RELEASE, "--wait", agent=agent).returncode == 0
