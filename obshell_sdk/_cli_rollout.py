@@ -43,23 +43,36 @@ STATUS_EPILOG = ("exit codes: 0 every target (of --targets, else of the journal)
                  "8 one is open or unknown; 1 otherwise; 2 bad input")
 
 
+#: Why an agent's own options are not a rollout's, said of each when given to one.
+_NO_HOST = dict.fromkeys(("--host", "--port"), "a rollout's agents are the host:port lines "
+                         "of its --targets FILE")
+_NO_TLS = dict.fromkeys(("--https", "--ca-bundle", "--min-key-bits"), "rollout status reads "
+                        "the journal only; it talks to no agent")
+_AFTER_KIND = {**dict.fromkeys(("--targets", "--journal", "--https", "--ca-bundle",
+                                "--min-key-bits"), "give it after the kind: rollout agent, "
+                               "ob or status"), **_NO_HOST}
+
+
 def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
                        seconds: Callable[[str], float], upload_seconds: Callable[[str], float],
                        at_least: Callable[[int], Callable[[str], int]]) -> None:
     """Add ``rollout agent|ob|status`` to the CLI's subcommands.
 
-    ``make(subparsers, name, **kwargs)`` makes each parser (with the CLI's global options);
+    ``make(subparsers, name, **kwargs)`` makes each parser (with the CLI's global options;
+    ``hints``: why an option it lacks is not there, what to give instead);
     ``seconds`` is the argparse type of a duration (``upload_seconds`` of an upload's),
     ``at_least(n)`` that of a whole number of at least ``n``.
     """
     rollout = make(sub, "rollout", help="one upgrade over many clusters, resumable",
-                   epilog=EPILOG)
+                   epilog=EPILOG, hints=_AFTER_KIND)
     kinds = rollout.add_subparsers(dest="rollout", required=True, metavar="KIND")
-    agent = make(kinds, "agent", help="upgrade obshell on every target", epilog=EPILOG)
+    agent = make(kinds, "agent", help="upgrade obshell on every target", epilog=EPILOG,
+                 hints=_NO_HOST)
     _common(agent, seconds, upload_seconds, at_least)
     agent.add_argument("--package", metavar="RPM",
                        help="obshell RPM to upload to every cluster first (default: none)")
-    ob = make(kinds, "ob", help="upgrade OceanBase on every target", epilog=EPILOG)
+    ob = make(kinds, "ob", help="upgrade OceanBase on every target", epilog=EPILOG,
+              hints=_NO_HOST)
     _common(ob, seconds, upload_seconds, at_least)
     ob.add_argument("--package", action="append", default=[],
                     help="RPM to upload to every cluster first (repeat: oceanbase-ce and "
@@ -68,7 +81,7 @@ def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
     ob.add_argument("--freeze-server", action="store_true",
                     help="a minor freeze before each server stops")
     status = make(kinds, "status", help="where a rollout stands (reads the journal only)",
-                  epilog=STATUS_EPILOG)
+                  epilog=STATUS_EPILOG, hints={**_NO_HOST, **_NO_TLS})
     status.add_argument("--journal", required=True, metavar="FILE",
                         help="the rollout's SQLite journal")
     status.add_argument("--targets", metavar="FILE", help="these targets (the file a run was "

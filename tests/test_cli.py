@@ -484,6 +484,31 @@ def test_ctrl_c_during_task_list_names_no_task():
         assert text == "interrupted after task 13 ended: obshell-sdk task show 13"
 
 
+def test_an_option_a_rollout_does_not_take_is_said_by_it_with_what_to_give_instead(agent,
+                                                                                     tmp_path):
+    """``--host`` after ``rollout agent`` was said under the top level's usage, which offers
+    --host: a rollout's agents come from its --targets file, and the message says so."""
+    targets, journal = tmp_path / "targets", tmp_path / "r.db"
+    targets.write_text(f"{agent.host}:{agent.port}\n")
+    files = ("--targets", str(targets), "--journal", str(journal))
+    from_targets = "(a rollout's agents are the host:port lines of its --targets FILE)"
+    for argv, prog, said in (
+            (("rollout", "agent", VERSION, RELEASE, *files, "--host", agent.host),
+             "rollout agent", f"--host {from_targets}"),
+            (("rollout", "ob", VERSION, RELEASE, *files, f"--port={agent.port}"),
+             "rollout ob", f"--port {from_targets}"),
+            (("rollout", *files, "agent", VERSION, RELEASE), "rollout",
+             "--targets (give it after the kind: rollout agent, ob or status)"),
+            (("rollout", "status", "--journal", str(journal), "--https"), "rollout status",
+             "--https (rollout status reads the journal only; it talks to no agent)")):
+        out = run(agent, *argv)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.startswith(f"usage: obshell-sdk {prog} "), out.stderr
+        assert f"obshell-sdk {prog}: error: unrecognized arguments: {said}" in out.stderr, (
+            out.stderr)
+    assert agent.requests == [] and not journal.exists()
+
+
 def test_an_ob_rollout_without_its_packages_says_to_give_them_with_package(tmp_path):
     """The package-missing hint in the CLI's words: its option, not client.upload_package."""
     with FakeAgent(password=PASSWORD, ob_version="4.3.5.0-100000202024123117",
