@@ -125,14 +125,13 @@ class Journal:
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                        check_same_thread=False)
         except sqlite3.Error as exc:
-            self._runner.release()
+            self._runner.release(refused=True)
             raise _unusable(self.path, exc) from None
         self.writes = 0
         try:
             self._prepare(plan, targets)
         except BaseException:
-            self._db.close()
-            self._runner.release()
+            self.close(refused=True)
             raise
 
     def _prepare(self, plan: dict[str, Any], targets: Sequence[str]) -> None:
@@ -149,15 +148,17 @@ class Journal:
         except sqlite3.Error as exc:
             raise _unusable(self.path, exc) from None
 
-    def close(self, *, locked_until: Sequence[threading.Event] = ()) -> None:
+    def close(self, *, locked_until: Sequence[threading.Event] = (),
+              refused: bool = False) -> None:
         """Close the database, and let another runner have the journal.
 
         ``locked_until``: set when the threads that may still send what this journal was to
         record (a rollout's workers after Ctrl-C) have let go; it stays locked until then.
+        ``refused``: nothing was sent; a lock file this runner made goes (``RunnerLock``).
         """
         with self._lock:
             self._db.close()
-        self._runner.release(after=locked_until)
+        self._runner.release(after=locked_until, refused=refused)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:

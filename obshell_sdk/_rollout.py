@@ -124,8 +124,8 @@ class Rollout:
         journal = Journal(self.journal, plan.describe, self.targets)
         try:
             run = Run(self, journal, plan, timeout)
-        except BaseException:
-            journal.close()
+        except BaseException:  # a journal that cannot be read: nothing was sent
+            journal.close(refused=True)
             raise
         busy: list[threading.Event] = []  # the ends of workers that may still be sending
         try:

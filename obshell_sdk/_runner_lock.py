@@ -7,12 +7,15 @@ drop SQLite's own locks. A runner that cannot take it is refused, never run unlo
 the file while a runner holds it lets a second one in (never delete it by hand). ``PATH`` is
 the journal's real path, symbolic links resolved, as SQLite resolves them: one journal
 reached through two names is still one journal. (A hard link is two names SQLite itself
-cannot tell apart; its documentation says never to make one.) POSIX only; on Windows one
-runner per journal is the caller's care.
+cannot tell apart; its documentation says never to make one.) A runner whose journal is
+refused removes the lock file it made, while it holds it; so a runner that takes a lock
+checks that its file is still the one at the path, and takes the new one if not. POSIX
+only; on Windows one runner per journal is the caller's care.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Sequence
@@ -32,18 +35,23 @@ class RunnerLock:
     """The runner lock of the journal at ``path``, taken at once; a journal in use is refused."""
 
     def __init__(self, path: str) -> None:
-        self._fd = _take(path)
+        self._lock = os.path.realpath(path) + ".lock"
+        self._fd, self._made = _take(path, self._lock)
 
-    def release(self, *, after: Sequence[threading.Event] = ()) -> None:
+    def release(self, *, after: Sequence[threading.Event] = (), refused: bool = False) -> None:
         """Let another runner have the journal, once every event in ``after`` is set.
 
         ``after``: set when a thread that may still send what the journal was to record (a
         rollout's worker after Ctrl-C) has let go; a background thread waits for them, so
-        this never blocks.
+        this never blocks. ``refused``: the journal was refused, nothing was sent; a lock
+        file this runner made is removed (still held: see the module's docstring).
         """
         fd, self._fd = self._fd, None
         if fd is None:
             return
+        if refused and self._made and _same_file(fd, self._lock):
+            with contextlib.suppress(OSError):
+                os.unlink(self._lock)
         if not after:
             os.close(fd)  # closing the descriptor releases its flock
             return
@@ -56,16 +64,25 @@ class RunnerLock:
         threading.Thread(target=release_later, name="obshell-journal-lock", daemon=True).start()
 
 
-def _take(path: str) -> Optional[int]:
+def _take(path: str, lock: str) -> tuple[Optional[int], bool]:
+    """The lock's descriptor, held, and whether this runner made its file."""
     if fcntl is None:  # pragma: no cover - Windows
-        return None
-    lock = os.path.realpath(path) + ".lock"
+        return None, False
+    fd, made = _held(path, lock)
+    while not _same_file(fd, lock):  # removed by a refused runner since it was opened
+        os.close(fd)
+        fd, made = _held(path, lock)
+    return fd, made
+
+
+def _held(path: str, lock: str) -> tuple[int, bool]:
+    """The lock file at ``lock`` opened (made if missing) and flocked; a refusal if in use."""
     folder = os.path.dirname(lock)
     if not os.path.isdir(folder):
         raise InvalidArgumentError("journal", f"{path!r}: its directory {folder} does not "
                                    "exist; create it, or give a journal path in one that does")
     try:
-        fd = _open(lock)
+        fd, made = _open(lock)
     except OSError as exc:  # never run without it: two runners could each send a step
         raise InvalidArgumentError("journal", f"cannot open its runner lock {lock} "
                                    f"({exc.strerror}); a runner without it could send what "
@@ -83,16 +100,35 @@ def _take(path: str) -> Optional[int]:
         os.close(fd)
         raise InvalidArgumentError("journal", f"cannot lock its runner lock {lock} "
                                    f"({exc.strerror}): let this user write that file") from None
-    return fd
+    return fd, made
 
 
-def _open(lock: str) -> int:
-    """The lock file, made as SQLite makes the journal (0644 less the umask).
+def _open(lock: str) -> tuple[int, bool]:
+    """The lock file, made as SQLite makes the journal (0644 less the umask); whether made.
 
     Another user's (a group sharing one journal) is opened for reading: ``flock`` needs
     only a descriptor, so its runners still exclude each other.
     """
+    while True:
+        try:
+            return os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+        except FileExistsError:
+            pass
+        except PermissionError:
+            return os.open(lock, os.O_RDONLY), False
+        try:
+            return os.open(lock, os.O_RDWR), False
+        except FileNotFoundError:
+            continue  # removed since (a refused runner's): make it
+        except PermissionError:
+            return os.open(lock, os.O_RDONLY), False
+
+
+def _same_file(fd: int, path: str) -> bool:
+    """Whether ``path`` still names the file open at ``fd``."""
     try:
-        return os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    except PermissionError:
-        return os.open(lock, os.O_RDONLY)
+        there = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (there.st_dev, there.st_ino) == (held.st_dev, held.st_ino)

@@ -509,6 +509,55 @@ def test_an_option_a_rollout_does_not_take_is_said_by_it_with_what_to_give_inste
     assert agent.requests == [] and not journal.exists()
 
 
+def test_a_refused_journal_leaves_no_lock_file_the_refused_run_made(agent, tmp_path):
+    """A journal refused (not a database, another program's, a directory, another rollout's)
+    left the JOURNAL.lock its runner made beside it; a lock it did not make stays, held or
+    not."""
+    import shutil
+    import sqlite3
+
+    from obshell_sdk._runner_lock import RunnerLock
+
+    targets = tmp_path / "targets"
+    targets.write_text(f"{agent.host}:{agent.port}\n")
+
+    def rollout(journal, kind="agent", version=VERSION):
+        return run(agent, "rollout", kind, version, RELEASE, "--targets", str(targets),
+                   "--journal", str(journal), "--no-check")
+
+    earlier = tmp_path / "earlier.db"
+    assert rollout(earlier).returncode == 0  # a journal, and the lock its run made
+    sent = len(agent.requests)
+    shutil.copy(earlier, tmp_path / "copied.db")  # a journal without its lock beside it
+    (tmp_path / "noise.db").write_bytes(b"\x07" * 4096)
+    with sqlite3.connect(tmp_path / "other.db") as db:
+        db.execute("CREATE TABLE accounts (id INTEGER)")
+    (tmp_path / "folder.db").mkdir()
+    shutil.copy(earlier, tmp_path / "tampered.db")  # this rollout's, its rows unreadable
+    with sqlite3.connect(tmp_path / "tampered.db") as db:
+        db.execute("UPDATE targets SET outcome = 'bogus'")
+    ob = ("ob", "4.3.5.1")
+    for name, said, kind in (("noise.db", "cannot hold a rollout journal", ob),
+                             ("other.db", "it holds other tables: accounts", ob),
+                             ("folder.db", "cannot hold a rollout journal", ob),
+                             ("copied.db", "holds another rollout", ob),
+                             ("tampered.db", "changed by hand", ("agent", VERSION))):
+        out = rollout(tmp_path / name, *kind)
+        assert out.returncode == 2 and said in out.stderr, out.stderr
+        assert not (tmp_path / f"{name}.lock").exists(), name
+    for made_before in (True, False):  # the lock of a run before, or of one running
+        held = None if made_before else RunnerLock(str(tmp_path / "copied.db"))
+        journal = earlier if made_before else tmp_path / "copied.db"
+        out = rollout(journal, "ob", "4.3.5.1")
+        assert out.returncode == 2, out.stderr
+        assert Path(f"{journal}.lock").exists(), out.stderr
+        if held is not None:
+            assert "in use by another runner" in out.stderr
+            assert rollout(journal, "ob", "4.3.5.1").returncode == 2  # still held
+            held.release()
+    assert len(agent.requests) == sent  # all refused before a request
+
+
 def test_an_ob_rollout_without_its_packages_says_to_give_them_with_package(tmp_path):
     """The package-missing hint in the CLI's words: its option, not client.upload_package."""
     with FakeAgent(password=PASSWORD, ob_version="4.3.5.0-100000202024123117",

@@ -1201,6 +1201,41 @@ def test_a_runner_that_cannot_take_the_lock_is_refused_never_run_unlocked(tmp_pa
         first.close()
 
 
+def test_a_lock_file_removed_under_a_runner_taking_it_is_made_again_and_held(tmp_path,
+                                                                           monkeypatch):
+    """A refused runner removes the lock file it made, still holding it; a runner that
+    opened that file meanwhile and locks it once freed must not run on a file no longer at
+    the path (a third would make a new one and run beside it): it takes the new one."""
+    from obshell_sdk import _runner_lock
+    from obshell_sdk._runner_lock import RunnerLock
+
+    path, lock = str(tmp_path / "j.db"), tmp_path / "j.db.lock"
+    real_open = _runner_lock._open
+    calls = []
+
+    def removed_once_opened(name):
+        got = real_open(name)
+        calls.append(name)
+        if len(calls) == 1:
+            os.unlink(name)  # as the refused runner does, between this open and flock
+        return got
+
+    monkeypatch.setattr(_runner_lock, "_open", removed_once_opened)
+    first = RunnerLock(path)
+    monkeypatch.undo()
+    try:
+        assert lock.exists() and len(calls) == 2
+        with pytest.raises(InvalidArgumentError, match="in use by another runner"):
+            RunnerLock(path)
+    finally:
+        first.release()
+    again = RunnerLock(path)  # free again; and a refused one removes only what it made
+    again.release(refused=True)
+    assert lock.exists()
+    RunnerLock(str(tmp_path / "k.db")).release(refused=True)
+    assert not (tmp_path / "k.db.lock").exists()
+
+
 @pytest.mark.parametrize("sql", [
     "UPDATE targets SET outcome = 'bogus'",
     "UPDATE steps SET existed = '5'",
