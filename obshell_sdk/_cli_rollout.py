@@ -21,7 +21,7 @@ from ._config import Environment, check_env_bundle, prompted_auth_from_env, tls_
 from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
 from ._exceptions import InvalidArgumentError
 from ._journal import Journal, TargetOutcome, TargetRecord, read_targets
-from ._render import rollout_table_text, rollout_text, to_jsonable
+from ._render import rollout_plan_text, rollout_table_text, rollout_text, to_jsonable
 from ._rollout import Rollout, parse_targets
 from ._rollout_report import RolloutReport, RolloutStoppedError, utc_time
 from ._text import printable
@@ -215,7 +215,7 @@ def _status(path: str, as_json: bool, stream: TextIO, tls: str = "",
                 for r in records]
         stream.write(json.dumps({"plan": plan, "targets": said}) + "\n")
     else:
-        stream.write(f"rollout {printable(json.dumps(plan, sort_keys=True))}\n")
+        stream.write(rollout_plan_text(plan) + "\n")
         rows: list[tuple[str, ...]] = []
         now = time.time()
         for r in records:

@@ -9,6 +9,7 @@ the live displays that show them (notebook cards, redrawn terminal lines) in
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from enum import Enum
 from typing import Any, Callable, Optional
@@ -22,8 +23,9 @@ from ._text import printable
 
 __all__ = [
     "agent_line", "dag_html", "dag_line", "dag_text", "failure_line", "failure_message",
-    "interrupted_message", "package_line", "printable", "progress_line", "rollout_table_text",
-    "rollout_text", "state_text", "task_html", "task_repr", "timeout_message", "to_jsonable",
+    "interrupted_message", "package_line", "printable", "progress_line", "rollout_plan_text",
+    "rollout_table_text", "rollout_text", "state_text", "task_html", "task_repr",
+    "timeout_message", "to_jsonable",
 ]
 
 # -- text ------------------------------------------------------------------------------
@@ -189,6 +191,24 @@ def to_jsonable(value: Any) -> Any:
 
 
 _HEAD = ("target", "step", "stage", "state", "note", "elapsed")
+#: A plan's fields in ``rollout status``'s words (others by their names, ``_`` as spaces).
+_PLAN_WORDS = {"check": "pre-check"}
+
+
+def rollout_plan_text(plan: dict[str, Any]) -> str:
+    """A journal's plan as one line: ``rollout agent 4.2.1.1 1.el7 (pre-check: yes, ...)``."""
+    said = {True: "yes", False: "no", None: "default"}
+
+    def word(value: Any) -> str:
+        if isinstance(value, (bool, type(None))):
+            return said[value]
+        return value if isinstance(value, str) else json.dumps(value)
+
+    head = ("kind", "version", "release")
+    rest = ", ".join(f"{_PLAN_WORDS.get(k, k.replace('_', ' '))}: {word(v)}"
+                     for k, v in sorted(plan.items()) if k not in head)
+    return printable(" ".join(["rollout", *(word(plan[k]) for k in head if k in plan)])
+                     + (f" ({rest})" if rest else ""))
 
 
 def rollout_table_text(rows: list[tuple[str, ...]]) -> list[str]:

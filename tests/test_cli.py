@@ -558,6 +558,25 @@ def test_a_refused_journal_leaves_no_lock_file_the_refused_run_made(agent, tmp_p
     assert len(agent.requests) == sent  # all refused before a request
 
 
+def test_rollout_status_says_the_plan_in_words_and_its_json_keeps_it_as_is(agent, tmp_path):
+    """The text said the plan as the journal's raw JSON (``rollout {"check": false, ...}``)."""
+    targets, journal = tmp_path / "targets", tmp_path / "r.db"
+    targets.write_text(f"{agent.host}:{agent.port}\n")
+    out = run(agent, "rollout", "agent", VERSION, RELEASE, "--targets", str(targets),
+              "--journal", str(journal), "--no-check", "--upgrade-dir", "/data/upgrade")
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = run(agent, "rollout", "status", "--journal", str(journal))
+    assert out.returncode == 0, out.stderr
+    plan, header, row = out.stdout.splitlines()
+    assert plan == (f"rollout agent {VERSION} {RELEASE} "
+                    "(pre-check: no, upgrade dir: /data/upgrade)"), out.stdout
+    assert header.split()[0] == "target" and "succeeded" in row
+    out = run(agent, "--json", "rollout", "status", "--journal", str(journal))
+    assert json.loads(out.stdout)["plan"] == {"kind": "agent", "version": VERSION,
+                                              "release": RELEASE, "check": False,
+                                              "upgrade_dir": "/data/upgrade"}
+
+
 def test_an_ob_rollout_without_its_packages_says_to_give_them_with_package(tmp_path):
     """The package-missing hint in the CLI's words: its option, not client.upload_package."""
     with FakeAgent(password=PASSWORD, ob_version="4.3.5.0-100000202024123117",
