@@ -67,7 +67,7 @@ class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, hints: Optional[dict[str, str]] = None,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.hints = {**_NOT_OPTIONS, **(hints or {})}
+        self.hints = dict(hints or {})
         self.given: list[str] = []
 
     def parse_known_args(self, args: Optional[Iterable[str]] = None,
@@ -109,14 +109,17 @@ class _Parser(argparse.ArgumentParser):
         name = _option_named(token)
         if not name.startswith("-") or " " in name:  # -pSECRET: not a name to look up
             return name
-        hint = self.hints.get(name) or _near(name, self._option_string_actions)
+        hint = self.hints.get(name) or (_NO_PASSWORD if _PASSWORD_OPTION.fullmatch(name)
+                                        else _near(name, self._option_string_actions))
         return f"{name} ({hint})" if hint else name
 
 
-#: Options no parser has, and why: said wherever one is given.
-_NOT_OPTIONS = dict.fromkeys(
-    ("--password", "--agent-password"), "passwords come only from OBSHELL_PASSWORD / "
-    "OBSHELL_AGENT_PASSWORD or a prompt, never from the command line")
+#: The options a password is looked for under (``--password``, ``--agent-passwd``, ...): no
+#: parser has one, and each says so (:data:`_NO_PASSWORD`) wherever one is given.
+_PASSWORD_OPTION = re.compile(r"--(agent-|root-)?pass(word|wd)?")
+_NO_PASSWORD = (f"there is no password option, on purpose, as a command line is seen by other "
+                f"users and kept in shell history: set {_PASSWORDS[0]} (root@sys) or "
+                f"{_PASSWORDS[1]}, or leave them unset to be asked on a terminal")
 
 
 def _unknown_before_positional(given: Sequence[str],
@@ -171,28 +174,11 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     given = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     try:
-        typed = _password_option(given)
-        if typed:  # else argparse says only "invalid choice" or "unrecognized arguments"
-            parser.error(f"{typed}: there is no password option, on purpose (a command line is "
-                         f"seen by other users and kept in shell history): set "
-                         f"{_PASSWORDS[0]} (root@sys) or {_PASSWORDS[1]}, or leave them unset "
-                         "to be asked on a terminal")
         return parser.parse_args(given)
     except UsageError as exc:
         if "--json" in given:  # one document on stdout, as every failure leaves one
             sys.stdout.write(json.dumps({"error": {"exit": 2, "message": exc.message}}) + "\n")
         raise
-
-
-def _password_option(given: Sequence[str]) -> Optional[str]:
-    """The name of a password option typed before any ``--`` (there is none), or None."""
-    for word in given:
-        if word == "--":
-            return None
-        name = word.split("=", 1)[0]
-        if re.fullmatch(r"--(agent-|root-)?pass(word|wd)?", name):
-            return name
-    return None
 
 
 def _redact(message: str) -> str:

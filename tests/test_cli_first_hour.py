@@ -178,6 +178,7 @@ def test_usage_errors_never_echo_what_was_typed(argv):
     ["--password", "hunter2-secret", "info"],
     ["task", "list", "--password=hunter2-secret"],
     ["--json", "info", "--agent-password", "hunter2-secret"],
+    ["task", "--passwd", "hunter2-secret", "list"],
 ])
 def test_a_password_option_says_where_passwords_go(argv):
     """argparse said only "invalid choice" (before the subcommand) or "unrecognized arguments"."""
@@ -195,7 +196,7 @@ def test_a_password_option_says_where_passwords_go(argv):
      "--wiat (did you mean --wait?)"),
     (["task", "--wiat", "11"], "obshell-sdk task", "--wiat (did you mean --wait?)"),
     (["info", "--password", "hunter2-secret"], "obshell-sdk info",
-     "--password (passwords come only from OBSHELL_PASSWORD / OBSHELL_AGENT_PASSWORD"),
+     "--password (there is no password option, on purpose"),
 ])
 def test_a_mistyped_option_is_said_unknown_by_its_command_with_the_one_meant(argv, prog, said):
     """``--hots 127.0.0.1 info`` was "argument COMMAND: invalid choice" (the host taken for
