@@ -121,6 +121,9 @@ def run_rollout(args: argparse.Namespace, stream: TextIO, env: Environment) -> i
     ``env``: the ``OBSHELL_*`` variables with the command line's options written over them
     (the agent password, ``OBSHELL_MIN_KEY_BITS``, ``OBSHELL_HTTPS``, ``OBSHELL_CA_BUNDLE``).
     """
+    given = [name for name, value in (("--host", args.host), ("--port", args.port)) if value]
+    if given:  # before `rollout` the top level took it: said here, not silently dropped
+        raise InvalidArgumentError(given[0], f"{_NO_HOST[given[0]]}: drop it")
     if args.rollout == "status":
         only = None if args.targets is None else _targets_from(args.targets)
         return _status(args.journal, args.json, stream, tls_words(args), only)

@@ -25,8 +25,8 @@ def run(agent, *args, password=PASSWORD, env_extra=None):
     if password is not None:
         env["OBSHELL_PASSWORD"] = password
     env.update(env_extra or {})
-    cmd = [sys.executable, "-m", "obshell_sdk", "--host", agent.host, "--port", str(agent.port),
-           *args]
+    at = [] if "rollout" in args else ["--host", agent.host, "--port", str(agent.port)]
+    cmd = [sys.executable, "-m", "obshell_sdk", *at, *args]  # a rollout's are its --targets
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60,
                           stdin=subprocess.DEVNULL, check=False)
 
@@ -506,6 +506,13 @@ def test_an_option_a_rollout_does_not_take_is_said_by_it_with_what_to_give_inste
         assert out.stderr.startswith(f"usage: obshell-sdk {prog} "), out.stderr
         assert f"obshell-sdk {prog}: error: unrecognized arguments: {said}" in out.stderr, (
             out.stderr)
+    for before in (("--host", agent.host), (f"--port={agent.port}",)):  # the top level took it
+        for kind in (("agent", VERSION, RELEASE, *files), ("status", "--journal", str(journal))):
+            out = run(agent, *before, "rollout", *kind)
+            assert out.returncode == 2, out.stderr  # it was dropped without a word
+            name = before[0].partition("=")[0]
+            said = f"{name}: a rollout's agents are the host:port lines of its --targets FILE"
+            assert f"{said}: drop it" in out.stderr, out.stderr
     assert agent.requests == [] and not journal.exists()
 
 
