@@ -88,7 +88,7 @@ class _Parser(argparse.ArgumentParser):
                 self._say(self._unrecognized(unknown))
             message += _close_choice(message)
         hint = ("\nVERSION and RELEASE are two arguments, e.g. 4.2.1.1 101000062023110109.el7 "
-                "(not 4.2.1.1-101000062023110109.el7)" if message.endswith("release") else "")
+                "(not 4.2.1.1-101000062023110109.el7)" if message.endswith("RELEASE") else "")
         self._say(_redact(message) + hint)
 
     def _say(self, text: str) -> NoReturn:
@@ -283,8 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
                            parser_class=_Parser)
     _sub(sub, "info", help="the agent's identity and version (no password needed)")
     up = _sub(sub, "upgrade", help="upgrade obshell on the cluster's agents")
-    up.add_argument("version", help="target obshell version, e.g. 4.2.1.1")
-    up.add_argument("release", help="target release, e.g. 101000062023110109.el7")
+    up.add_argument("version", metavar="VERSION", help="target obshell version, e.g. 4.2.1.1")
+    up.add_argument("release", metavar="RELEASE",
+                    help="target release, e.g. 101000062023110109.el7")
     up.add_argument("--upgrade-dir", metavar="DIR",
                     help="directory on the agents (default: <obshell home>/upgrade)")
     up.add_argument("--check", action="store_true", help="run only the pre-check DAG, to its end "

@@ -92,9 +92,10 @@ def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
 def _common(p: argparse.ArgumentParser, seconds: Callable[[str], float],
             upload_seconds: Callable[[str], float],
             at_least: Callable[[int], Callable[[str], int]]) -> None:
-    p.add_argument("version", help="target version (obshell's for agent, e.g. 4.2.1.1; "
-                   "OceanBase's for ob, e.g. 4.3.5.1)")
-    p.add_argument("release", help="target release, e.g. 101000062023110109.el7")
+    p.add_argument("version", metavar="VERSION", help="target version (obshell's for agent, "
+                   "e.g. 4.2.1.1; OceanBase's for ob, e.g. 4.3.5.1)")
+    p.add_argument("release", metavar="RELEASE",
+                   help="target release, e.g. 101000062023110109.el7")
     p.add_argument("--targets", required=True,
                    help="file with one agent per cluster, 'host:port' a line (# comments)")
     p.add_argument("--journal", required=True,

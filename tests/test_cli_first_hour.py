@@ -546,7 +546,22 @@ def test_a_proxy_nothing_listens_on_says_so_and_how_to_go_around_it(monkeypatch)
 def test_a_version_release_given_as_one_argument_gets_a_hint():
     out = cli("upgrade", "4.6.0.0-101000012025020101.el7")
     assert out.returncode == 2
-    assert "required: release" in out.stderr and "two arguments" in out.stderr
+    assert "required: RELEASE" in out.stderr and "two arguments" in out.stderr
+
+
+@pytest.mark.parametrize("command", [("upgrade",), ("rollout", "agent"), ("rollout", "ob")])
+def test_usage_names_version_and_release_as_messages_and_docs_do(command):
+    """The usage line said ``version release`` while every message, hint and page says
+    VERSION and RELEASE (``VERSION: '4.3' is not ...``, ``VERSION and RELEASE are two
+    arguments``)."""
+    files = ("--targets", "t.txt", "--journal", "j.db") if command[0] == "rollout" else ()
+    out = cli(*command, *files, "4.6.0.0-101000012025020101.el7")
+    assert out.returncode == 2
+    usage = out.stderr.partition(": error: ")[0].rpartition("\n")[0]  # before "prog: error"
+    assert usage.rstrip().endswith(" VERSION RELEASE"), out.stderr
+    assert "required: RELEASE\nVERSION and RELEASE are two arguments" in out.stderr, out.stderr
+    helped = cli(*command, "--help").stdout
+    assert "  VERSION " in helped and "  RELEASE " in helped and "  version " not in helped
 
 
 def test_tls_hints_name_the_cli_options_not_python_keywords():
