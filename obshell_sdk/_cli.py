@@ -2,28 +2,27 @@
 
 Passwords come from ``OBSHELL_PASSWORD`` / ``OBSHELL_AGENT_PASSWORD`` or a prompt, never from
 the command line. The grammar and the exit codes are in ``_cli_parser``, what is written in
-``_cli_output``, exit codes and hints for errors in ``_cli_errors``; this module runs the
-commands. An operator (retry, rollback, skip, cancel) that was applied but whose task could
-not be read back afterwards exits 0 with a warning on stderr.
+``_cli_output``, exit codes and hints for errors in ``_cli_errors``, how a task created or
+followed is shown in ``_cli_follow``; this module runs the commands. An operator (retry,
+rollback, skip, cancel) that was applied but whose task could not be read back afterwards
+exits 0 with a warning on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import io
 import logging
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Callable, Optional
 
 from ._address import check_host
 from ._cli_errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_OUTCOME_UNKNOWN,
     EXIT_TERMINATED,
     RESTARTING,
     Terminated,
@@ -34,6 +33,7 @@ from ._cli_errors import (
     said,
     sigterm_as_interrupt,
 )
+from ._cli_follow import ending_shown, follow, show_created
 from ._cli_output import Output, Progress, agent_command, aimed, tls_words
 from ._cli_package import check_package_args, run_package
 from ._cli_parser import DEFAULT_TIMEOUT, parse
@@ -41,7 +41,7 @@ from ._cli_rollout import run_rollout
 from ._client import ObshellClient
 from ._config import Environment, prompted_auth_from_env, settings_from_env
 from ._dag import DagState
-from ._exceptions import InvalidArgumentError, ObshellError, TaskError
+from ._exceptions import InvalidArgumentError, ObshellError
 from ._render import agent_line
 from ._task import DagTask
 from ._text import is_terminal, printable
@@ -114,7 +114,7 @@ def _upgrade(client: ObshellClient, args: argparse.Namespace, out: Output,
         raise InvalidArgumentError("--package", "uploads, then checks and upgrades; with "
                                    "--check, upload first (or drop --check)")
     if args.package:
-        with _ending_shown(out, progress):
+        with ending_shown(out, progress):
             result = client.run_agent_upgrade(
                 args.version, args.release, package=args.package, upgrade_dir=args.upgrade_dir,
                 timeout=_timeout(args), on_progress=progress,
@@ -123,18 +123,9 @@ def _upgrade(client: ObshellClient, args: argparse.Namespace, out: Output,
         return EXIT_OK
     start = client.check_agent_upgrade if args.check else client.upgrade_agent
     task = start(args.version, args.release, args.upgrade_dir)
-    if task.snapshot is None:
-        # Created (the agent named it), but the rest of its reply could not be read.
-        progress.current = task.id
-        out.note(f"task {task.id} was created, but the agent's reply could not be read; "
-                 f"follow it with: obshell-sdk task wait {task.id} --exists")
-        out.task_id(task.id)
-        return EXIT_OUTCOME_UNKNOWN
-    progress.announce(task.snapshot)
-    if not (args.wait or args.check):  # a check's exit code says how the check ended
-        out.dag(task.snapshot)
-        return EXIT_OK
-    return _follow(task, args, out, progress)
+    # a check's exit code says how the check ended: it is followed
+    return show_created(task, out, progress, wait=args.wait or args.check,
+                        timeout=_timeout(args))
 
 
 def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
@@ -147,14 +138,14 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
         out.dag(task.refresh())
         return EXIT_OK
     if args.action == "wait":
-        return _follow(task, args, out, progress)
+        return follow(task, _timeout(args), out, progress)
     if args.package and task.refresh().state is DagState.FAILED:  # else retry() refuses
         _upload_for_retry(client, task, args.package)
     operate: Callable[[], object] = getattr(task, args.action)  # one of OPERATORS
     operate()  # checks the task's state (as read last), then sends the operator
     progress.current = task.id
     if args.wait:
-        return _follow(task, args, out, progress)
+        return follow(task, _timeout(args), out, progress)
     if task.snapshot is None:
         # The operator was applied; only the refresh after it failed.
         out.note(f"warning: {args.action} applied to task {task.id}, but it could not be "
@@ -184,26 +175,6 @@ def _upload_for_retry(client: ObshellClient, task: DagTask, packages: list[str])
 
 #: An agent upgrade's DAG, or its check's: its obshell version and release.
 _AGENT_DAG = re.compile(r"Upgrade (?:check )?obshell ([^-\s]+)-(\S+)\Z")
-
-
-def _follow(task: DagTask, args: argparse.Namespace, out: Output, progress: Progress) -> int:
-    with _ending_shown(out, progress):
-        detail = task.result(_timeout(args), on_progress=progress)
-    out.dag(detail)
-    return EXIT_OK
-
-
-@contextlib.contextmanager
-def _ending_shown(out: Output, progress: Progress) -> Iterator[None]:
-    """Follow a task; a task error's DAG (failed, or the last seen) goes to stdout too."""
-    try:
-        yield
-    except TaskError as exc:
-        progress.close()
-        if exc.detail is not None:
-            out.dag(exc.detail)
-        raise
-    progress.close()
 
 
 def _timeout(args: argparse.Namespace) -> float:

@@ -1,0 +1,60 @@
+"""A task at the command line: one a command just created, or one it follows to its end.
+
+Shared by the commands that start tasks (``upgrade``, ``upgrade-ob``) and ``task``: a new
+task is announced on stderr the moment it exists (its id, how to follow it again), then
+written to stdout as it stands or followed; a followed task's last DAG goes to stdout,
+a failed one's too before its error is said.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from ._cli_errors import EXIT_OK, EXIT_OUTCOME_UNKNOWN
+from ._cli_output import Output, Progress
+from ._exceptions import TaskError
+from ._task import DagTask
+
+__all__ = ["ending_shown", "follow", "show_created"]
+
+
+def show_created(task: DagTask, out: Output, progress: Progress, *, wait: bool,
+                 timeout: float) -> int:
+    """A task the command created: announced, then written as it stands, or followed (``wait``).
+
+    Exit 8 when the agent named the task but the rest of its reply could not be read: its id
+    is written, and how to follow it.
+    """
+    if task.snapshot is None:
+        progress.current = task.id
+        out.note(f"task {task.id} was created, but the agent's reply could not be read; "
+                 f"follow it with: obshell-sdk task wait {task.id} --exists")
+        out.task_id(task.id)
+        return EXIT_OUTCOME_UNKNOWN
+    progress.announce(task.snapshot)
+    if not wait:
+        out.dag(task.snapshot)
+        return EXIT_OK
+    return follow(task, timeout, out, progress)
+
+
+def follow(task: DagTask, timeout: float, out: Output, progress: Progress) -> int:
+    """Follow ``task`` to its end (at most ``timeout`` seconds); its last DAG to stdout."""
+    with ending_shown(out, progress):
+        detail = task.result(timeout, on_progress=progress)
+    out.dag(detail)
+    return EXIT_OK
+
+
+@contextlib.contextmanager
+def ending_shown(out: Output, progress: Progress) -> Iterator[None]:
+    """Follow a task; a task error's DAG (failed, or the last seen) goes to stdout too."""
+    try:
+        yield
+    except TaskError as exc:
+        progress.close()
+        if exc.detail is not None:
+            out.dag(exc.detail)
+        raise
+    progress.close()
