@@ -79,7 +79,7 @@ def aimed(text: str, command: str) -> str:
     return _SUGGESTED.sub(command + " ", text) if command != "obshell-sdk" else text
 
 
-_SUGGESTED = re.compile(r"\bobshell-sdk (?=(task|info|upgrade)\b)")
+_SUGGESTED = re.compile(r"\bobshell-sdk (?=(task|info|upgrade|package)\b)")
 
 
 def agent_command(host: Optional[str], port: Optional[object], tls: str = "") -> str:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 from conftest import PASSWORD
-from test_cli import run
+from test_cli import run, same
 
 from obshell_sdk.testing import FakeAgent, build_rpm
 
@@ -72,6 +72,8 @@ def test_deleting_a_package_the_cluster_does_not_hold_is_said(rpms):
         out = run(agent, "package", "delete", "7")
         assert out.returncode == 2 and "the cluster lists no package 7" in out.stderr
         assert not agent.requests_to("/api/v1/upgrade/package/7", "DELETE")
+    # the command it suggests reaches the same agent, as a suggested task command does
+    assert f"{same(agent)} package list shows them" in out.stderr, out.stderr
 
 
 def test_a_wrong_password_is_said_before_any_upload(rpms):
