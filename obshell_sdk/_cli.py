@@ -34,6 +34,7 @@ from ._cli_errors import (
     sigterm_as_interrupt,
 )
 from ._cli_follow import ending_shown, follow, show_created
+from ._cli_ob import check_ob_args, run_upgrade_ob
 from ._cli_output import Output, Progress, agent_command, aimed, tls_words
 from ._cli_package import check_package_args, run_package
 from ._cli_parser import DEFAULT_TIMEOUT, parse
@@ -102,6 +103,8 @@ def _run(args: argparse.Namespace, out: Output, progress: Progress) -> int:
             return run_package(client, args, out)
         if args.command == "upgrade":
             return _upgrade(client, args, out, progress)
+        if args.command == "upgrade-ob":
+            return run_upgrade_ob(client, args, out, progress)
         return _task(client, args, out, progress)
 
 
@@ -219,6 +222,8 @@ def _check(args: argparse.Namespace) -> None:
         raise InvalidArgumentError("--timeout", f"bounds a wait: {how} (or drop it)")
     if args.command == "package":
         check_package_args(args)
+    if args.command == "upgrade-ob":
+        check_ob_args(args)
     if args.command != "task":
         return
     if args.action == "list" and args.id is not None:

@@ -20,7 +20,7 @@ from types import FrameType
 from typing import Optional
 
 from ._dag import DagDetail
-from ._endpoints import AGENT_UPGRADE_CHECK, UpgradeAgentRequest
+from ._endpoints import AGENT_UPGRADE_CHECK, OB_UPGRADE_CHECK, UpgradeAgentRequest
 from ._exceptions import (
     ApiError,
     AuthDialectError,
@@ -219,6 +219,8 @@ def said(args: argparse.Namespace, exc: ObshellError) -> str:
     text = cli_message(exc)
     if getattr(args, "exists", False):  # "not found" was waited out already
         text = text.replace(RESTARTING, "")
+    if args.command == "upgrade-ob" and args.check:  # a pre-check takes no --package
+        text = text.replace("give each RPM with --package", "obshell-sdk package upload RPM...")
     advice = _advice(args, exc)  # ". <sentence>", or ""
     return text + (advice[1:] if text.endswith(("?", ".")) else advice)
 
@@ -256,21 +258,27 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
     if task_id is None and args.command == "task" and args.id:
         return (f"interrupted before task {args.id} was read; whether it runs is not known: "
                 f"obshell-sdk task show {args.id}")
-    package = args.command == "upgrade" and bool(args.package)  # upload, pre-check, upgrade
-    if ended is not None and not (package and ended.name == AGENT_UPGRADE_CHECK.dag_name(
+    # upgrade[-ob] --package: upload, pre-check, upgrade
+    package = args.command in _PRE_CHECKS and bool(args.package)
+    if ended is not None and not (package and ended.name == _PRE_CHECKS[args.command].dag_name(
             UpgradeAgentRequest(args.version, args.release))):
         return f"interrupted after task {ended.id} ended: obshell-sdk task show {ended.id}"
-    if ended is not None:  # upgrade --package's pre-check: the upgrade's POST comes next
+    if ended is not None:  # --package's pre-check ended: the upgrade's POST comes next
         return (f"interrupted after pre-check {ended.id} ended; the upgrade's task may have "
                 "been created, and keeps running: obshell-sdk task list shows it")
     if task_id is None:
-        sent = "the package may have been uploaded, and " if package else ""
+        sent = (f"the {'packages' if args.command == 'upgrade-ob' else 'package'} may have "
+                "been uploaded, and " if package else "")
         return (f"interrupted; {sent}a task the agent may have created keeps running: "
                 "obshell-sdk task list shows it")
     return (f"interrupted; task {task_id} keeps running on the agent (an upgrade holds the "
             f"cluster's lock until it succeeds, is rolled back or is skipped). Follow it "
             f"again: obshell-sdk task wait {task_id} --exists; stop it: obshell-sdk task cancel "
             f"{task_id}")
+
+
+#: The pre-check each upgrade command's ``--package`` runs before the upgrade.
+_PRE_CHECKS = {"upgrade": AGENT_UPGRADE_CHECK, "upgrade-ob": OB_UPGRADE_CHECK}
 
 
 class Terminated(KeyboardInterrupt):

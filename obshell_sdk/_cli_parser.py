@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, Callable, NoReturn, Optional
 
+from ._cli_ob import add_ob_parser
 from ._cli_package import add_package_parser
 from ._cli_rollout import add_rollout_parser
 from ._config import DEFAULT_PORT, ENV_VARIABLES
@@ -264,17 +265,19 @@ def _sub(sub: Any, name: str, *, agent: bool = True, tls: bool = True,
     return p
 
 
-def _follow_options(p: argparse.ArgumentParser, what: str) -> None:
+def _follow_options(p: argparse.ArgumentParser, what: str,
+                    default: float = DEFAULT_TIMEOUT) -> None:
     p.add_argument("--wait", action="store_true", help=f"{what} (default: do not wait)")
     p.add_argument("--timeout", type=SECONDS, metavar="SECONDS",
                    help="how long a wait lasts at most; the task keeps running after "
-                   f"(default: {DEFAULT_TIMEOUT:g})")
+                   f"(default: {default:g})")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole ``obshell-sdk`` parser."""
-    p = _Parser(prog="obshell-sdk", description="Talk to an obshell agent: upgrade it, "
-                "follow and operate its tasks, roll upgrades out over many clusters.",
+    p = _Parser(prog="obshell-sdk", description="Talk to an obshell agent: upgrade it or "
+                "its cluster's OceanBase, follow and operate\nits tasks, roll upgrades out "
+                "over many clusters.",
                 epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"obshell-sdk {__version__}",
                    help="print the SDK's version and exit")
@@ -295,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--upload-timeout", type=UPLOAD_SECONDS, metavar="SECONDS", help="seconds the "
                     "--package upload may take (default 600, or the file at 1 MiB/s)")
     _follow_options(up, "follow the task to its end")
+    add_ob_parser(sub, _sub, _follow_options, UPLOAD_SECONDS)
     task = _sub(sub, "task", help="list, show, wait for or operate on tasks",
                 description="task list: unfinished tasks and the cluster's last maintenance "
                 "task.\ntask show|wait ID: read it once, or follow it to its end.\n"

@@ -1,0 +1,245 @@
+"""``obshell-sdk upgrade-ob``: OceanBase's upgrade on one cluster, against the fake agent.
+
+Each test runs the command line as a real process (``python -m obshell_sdk``), as
+``tests/test_cli.py`` does for ``upgrade``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import PASSWORD
+from test_cli import ROOT, run, same
+
+from obshell_sdk.testing import FakeAgent, build_rpm
+
+VERSION, RELEASE = "4.3.5.1", "101000012025052815.el7"
+RUNNING = "4.3.5.0-100000202024123117"  # the cluster's OceanBase before the upgrade
+ROLLING = f"OB rolling upgrade {VERSION}-{RELEASE}"
+STOP_SERVICE = f"OB stop service upgrade {VERSION}-{RELEASE}"
+CHECK = f"Upgrade check OB {VERSION}-{RELEASE}"
+
+
+def ob_agent(**kw):
+    kw.setdefault("stages_per_poll", 30)  # a followed DAG ends at its first poll or so
+    return FakeAgent(password=PASSWORD, ob_version=RUNNING, **kw)
+
+
+def rpm(tmp_path, name, version=VERSION, release=RELEASE, file=None):
+    path = tmp_path / (file or f"{name}-{version}-{release}.x86_64.rpm")
+    path.write_bytes(build_rpm(name, version, release))
+    return str(path)
+
+
+@pytest.fixture
+def rpms(tmp_path):
+    return [rpm(tmp_path, "oceanbase-ce"), rpm(tmp_path, "oceanbase-ce-libs")]
+
+
+def posts(agent):
+    return [r.path for r in agent.requests if r.method == "POST"]
+
+
+def test_without_wait_it_starts_the_upgrade_and_says_how_to_follow_it():
+    with ob_agent(stages_per_poll=0) as agent:
+        out = run(agent, "upgrade-ob", VERSION, RELEASE)
+        assert out.returncode == 0, out.stderr
+        (dag_id,) = agent.dags
+        assert f"task {dag_id}: {ROLLING}" in out.stdout and "READY" in out.stdout
+        assert (f"task {dag_id} ({ROLLING}); follow it again with: {same(agent)} task wait "
+                f"{dag_id} --exists") in out.stderr, out.stderr
+        assert posts(agent) == ["/api/v1/ob/upgrade"]  # no pre-check, nothing uploaded
+        (post,) = agent.requests_to("/api/v1/ob/upgrade", "POST")
+        assert post.body_json == {"version": VERSION, "release": RELEASE, "mode": "ROLLING",
+                                  "freeze_server": False}
+        again = run(agent, "upgrade-ob", VERSION, RELEASE)  # it holds the cluster's lock
+        assert again.returncode == 11, again.stderr
+        assert f"if it is running, {same(agent)} task wait ID" in again.stderr
+
+
+def test_wait_follows_the_upgrade_to_its_end():
+    with ob_agent() as agent:
+        out = run(agent, "upgrade-ob", VERSION, RELEASE, "--wait", "--timeout", "60")
+        assert out.returncode == 0, out.stderr
+        (dag_id,) = agent.dags
+        assert out.stdout.startswith(f"task {dag_id}: {ROLLING}\n  SUCCEED"), out.stdout
+        assert f"task {dag_id} stage 30/30 SUCCEED\n" in out.stderr  # progress: on stderr
+    with ob_agent() as agent:  # the mode (any case), a freeze and a directory are sent
+        out = run(agent, "--json", "upgrade-ob", VERSION, RELEASE, "--wait", "--mode",
+                  "stopservice", "--freeze-server", "--upgrade-dir", "/data/ob-upgrade")
+        assert out.returncode == 0, out.stderr
+        detail = json.loads(out.stdout)
+        assert (detail["name"], detail["state"]) == (STOP_SERVICE, "SUCCEED")
+        (post,) = agent.requests_to("/api/v1/ob/upgrade", "POST")
+        assert post.body_json == {"version": VERSION, "release": RELEASE, "mode": "STOPSERVICE",
+                                  "freeze_server": True, "upgradeDir": "/data/ob-upgrade"}
+
+
+def test_a_failed_upgrade_exits_1_with_its_dag_and_what_to_do_next():
+    with ob_agent(fail_stage=14) as agent:
+        out = run(agent, "--json", "upgrade-ob", VERSION, RELEASE, "--wait")
+        assert out.returncode == 1, out.stderr
+        (dag_id,) = agent.dags
+        assert json.loads(out.stdout)["state"] == "FAILED"  # one document: the DAG
+        assert "injected failure at stage 14" in out.stderr
+        assert f"Next: {same(agent)} task retry {dag_id} --wait" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize(("fail_stage", "code", "state"), [(None, 0, "SUCCEED"),
+                                                           (2, 1, "FAILED")])
+def test_check_runs_only_the_pre_check_and_its_exit_code_says_how_it_ended(fail_stage, code,
+                                                                            state):
+    with ob_agent(fail_stage=fail_stage) as agent:
+        out = run(agent, "--json", "upgrade-ob", VERSION, RELEASE, "--check", "--upgrade-dir",
+                  "/data/ob-upgrade")
+        assert out.returncode == code, out.stderr
+        detail = json.loads(out.stdout)
+        assert (detail["name"], detail["state"], detail["max_stage"]) == (CHECK, state, 6)
+        assert posts(agent) == ["/api/v1/ob/upgrade/check"]
+        (post,) = agent.requests_to("/api/v1/ob/upgrade/check", "POST")
+        assert post.body_json == {"version": VERSION, "release": RELEASE,
+                                  "upgradeDir": "/data/ob-upgrade"}
+
+
+def test_package_uploads_checks_upgrades_follows_and_confirms(rpms):
+    with ob_agent(require_packages=True) as agent:
+        out = run(agent, "--json", "upgrade-ob", VERSION, RELEASE, "--package", rpms[0],
+                  "--package", rpms[1], "--mode", "STOPSERVICE")
+        assert out.returncode == 0, out.stderr
+        detail = json.loads(out.stdout)  # the upgrade's DAG, as upgrade --package writes it
+        assert (detail["name"], detail["state"]) == (STOP_SERVICE, "SUCCEED")
+        assert sorted(row["name"] for row in agent.inventory) == [
+            "oceanbase-ce", "oceanbase-ce-libs"]
+        assert [d.name for d in agent.dags.values()] == [CHECK, STOP_SERVICE]
+        assert agent.ob_version.startswith(f"{VERSION}-")  # what /info confirmed
+
+
+def test_a_package_the_cluster_lacks_is_refused_with_the_option_that_gives_it(rpms):
+    """obshell refuses the upgrade (and its pre-check) without the packages: exit 5, no task,
+    and the hint names --package (the Python hint names client.upload_package)."""
+    with ob_agent(require_packages=True) as agent:
+        out = run(agent, "--json", "upgrade-ob", VERSION, RELEASE, "--wait")
+        assert out.returncode == 5, out.stderr
+        assert "record not found" in out.stderr and "client." not in out.stderr
+        assert ("Upload the packages it names first: give each RPM with --package (OceanBase "
+                "CE needs oceanbase-ce and oceanbase-ce-libs)") in out.stderr, out.stderr
+        error = json.loads(out.stdout)["error"]
+        assert (error["exit"], error["type"]) == (5, "PackageMissingError")
+        out = run(agent, "upgrade-ob", VERSION, RELEASE, "--package", rpms[0])  # no libs
+        assert out.returncode == 5, out.stderr
+        assert "oceanbase-ce-libs" in out.stderr and "with --package" in out.stderr
+        assert [row["name"] for row in agent.inventory] == ["oceanbase-ce"]
+        out = run(agent, "upgrade-ob", VERSION, RELEASE, "--check")  # which takes no --package
+        assert out.returncode == 5, out.stderr
+        assert (f"Upload the packages it names first: {same(agent)} package upload RPM... "
+                "(OceanBase CE") in out.stderr and "--package" not in out.stderr, out.stderr
+        assert agent.dags == {}
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("--mode", "BOGUS"), "--mode: 'BOGUS' is not one of ROLLING, STOPSERVICE"),
+    (("--mode", ""), "--mode: '' is not one of ROLLING, STOPSERVICE"),
+    (("--upgrade-dir", "relative/dir"), "--upgrade-dir: "),
+    (("--check", "--mode", "ROLLING"), "--mode: says how the upgrade runs; the pre-check "
+     "takes no mode"),
+    (("--check", "--freeze-server"), "--freeze-server: goes with the upgrade; the pre-check "
+     "freezes nothing"),
+    (("--check", "--package", "{ce}"), "--package: uploads, then checks and upgrades; with "
+     "--check, upload first ({same} package upload RPM...)"),
+    (("--timeout", "5"), "--timeout: bounds a wait: add --wait"),
+    (("--upload-timeout", "5"), "--upload-timeout: bounds each --package upload"),
+    (("--package", "/nonexistent.rpm"), "--package: '/nonexistent.rpm' is not a file"),
+    (("--package", "{obshell}"), "is obshell 4.3.1.0-101000012025010101.el7, not an "
+     "OceanBase package"),
+    (("--package", "{ce}", "--package", "{copy}"), "give each package once"),
+])
+def test_bad_input_is_refused_before_anything_is_sent_or_asked(tmp_path, args, said):
+    files = {"ce": rpm(tmp_path, "oceanbase-ce"),
+             "copy": rpm(tmp_path, "oceanbase-ce", file="copy.rpm"),
+             "obshell": rpm(tmp_path, "obshell", "4.3.1.0", "101000012025010101.el7")}
+    with ob_agent() as agent:
+        given = [a.format(**files) for a in args]
+        out = run(agent, "upgrade-ob", VERSION, RELEASE, *given, password=None)  # no prompt
+        assert out.returncode == 2, out.stderr
+        assert said.format(same=same(agent)) in out.stderr, out.stderr
+        assert agent.requests == []
+
+
+def test_bad_input_in_json_names_the_option_and_bad_usage_shows_its_usage():
+    with ob_agent() as agent:
+        out = run(agent, "--json", "upgrade-ob", VERSION, RELEASE, "--mode", "FAST")
+        error = json.loads(out.stdout)["error"]
+        assert (out.returncode, error["exit"], error["argument"]) == (2, 2, "--mode")
+        assert error["type"] == "InvalidArgumentError"
+        out = run(agent, "upgrade-ob", "4.3", RELEASE)
+        assert out.returncode == 2 and "VERSION: '4.3' is not" in out.stderr
+        out = run(agent, "upgrade-ob", f"{VERSION}-{RELEASE}")
+        assert out.returncode == 2 and "usage: obshell-sdk upgrade-ob " in out.stderr
+        assert "required: RELEASE\nVERSION and RELEASE are two arguments" in out.stderr
+        assert agent.requests == []
+
+
+def test_help_lists_the_command_and_its_options():
+    with ob_agent() as agent:
+        top = run(agent, "--help")
+        helped = run(agent, "upgrade-ob", "--help")
+    assert "upgrade-ob          upgrade OceanBase on the cluster" in top.stdout, top.stdout
+    for option in ("--mode MODE", "--freeze-server", "--upgrade-dir DIR", "--check",
+                   "--package RPM", "--upload-timeout SECONDS", "--wait", "(default: 7200)"):
+        assert option in helped.stdout, option
+
+
+def test_sigterm_while_following_says_the_upgrade_keeps_running():
+    """Said as Ctrl-C is (exit 143): the task runs on, and how to follow or stop it."""
+    with ob_agent(stages_per_poll=0) as agent:  # the upgrade stays running
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OBSHELL_")}
+        env.update(PYTHONPATH=str(ROOT), OBSHELL_PASSWORD=PASSWORD)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "obshell_sdk", "--host", agent.host, "--port",
+             str(agent.port), "--json", "upgrade-ob", VERSION, RELEASE, "--wait"], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        try:
+            deadline = time.monotonic() + 30
+            while not agent.dags or len(agent.requests_to(
+                    f"/api/v1/task/dag/{next(iter(agent.dags))}", "GET")) < 2:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            stdout, stderr = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+            proc.wait()
+        (dag_id,) = agent.dags
+    assert proc.returncode == 143, stderr
+    assert f"task {dag_id} keeps running on the agent" in stderr
+    assert f"{same(agent)} task wait {dag_id} --exists" in stderr
+    assert f"{same(agent)} task cancel {dag_id}" in stderr
+    error = json.loads(stdout)["error"]
+    assert (error["exit"], error["task_id"]) == (143, dag_id)
+
+
+def test_ctrl_c_during_package_says_what_may_have_been_done():
+    from obshell_sdk import DagDetail
+    from obshell_sdk._cli_errors import interrupted
+    from obshell_sdk._cli_parser import build_parser
+
+    args = build_parser().parse_args(["upgrade-ob", VERSION, RELEASE, "--package", "ce.rpm",
+                                      "--package", "libs.rpm"])
+    text = interrupted(args, None)  # uploading, say
+    assert text.startswith("interrupted; the packages may have been uploaded, and a task")
+
+    def ended(dag_id: str, name: str) -> DagDetail:
+        return DagDetail.from_json({"id": dag_id, "dag_id": int(dag_id[1:]), "name": name,
+                                    "stage": 6, "max_stage": 6, "state": "SUCCEED",
+                                    "operator": "RUN"})
+
+    text = interrupted(args, "12", ended("12", CHECK))  # the upgrade's POST comes next
+    assert "after pre-check 12 ended; the upgrade's task may have been created" in text
+    text = interrupted(args, "13", ended("13", ROLLING))  # confirming the version then
+    assert text == "interrupted after task 13 ended: obshell-sdk task show 13"
