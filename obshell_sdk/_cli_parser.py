@@ -62,13 +62,14 @@ class _Parser(argparse.ArgumentParser):
 
     Each parser says itself what it does not take, with its own usage and the option likely
     meant (argparse leaves that to the top level, whose usage names none of a command's
-    options); ``hints`` say why an option is not taken here and what to give instead.
+    options); ``hints`` say why an option is not taken here and what to give instead;
+    ``words``, what to give instead of a word typed where VERSION goes (``upgrade ob ...``).
     """
 
     def __init__(self, *args: Any, hints: Optional[dict[str, str]] = None,
-                 **kwargs: Any) -> None:
+                 words: Optional[dict[str, str]] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.hints = dict(hints or {})
+        self.hints, self.words = dict(hints or {}), dict(words or {})
         self.given: list[str] = []
 
     def parse_known_args(self, args: Optional[Iterable[str]] = None,
@@ -76,6 +77,9 @@ class _Parser(argparse.ArgumentParser):
         """Parse ``args``; anything this parser does not take is a usage error, said here."""
         self.given = sys.argv[1:] if args is None else list(args)
         parsed, extras = super().parse_known_args(self.given, namespace)
+        word = getattr(parsed, "version", None)
+        if word in self.words:  # a known word, not a value typed: said as it was
+            self._say(f"VERSION: '{word}' is not a version: {self.words[word]}")
         if extras:
             self._say(self._unrecognized(extras))
         return parsed, extras
@@ -285,7 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
                            parser_class=_Parser)
     _sub(sub, "info", help="the agent's identity and version (no password needed)")
-    up = _sub(sub, "upgrade", help="upgrade obshell on the cluster's agents")
+    up = _sub(sub, "upgrade", help="upgrade obshell on the cluster's agents", words={
+        "ob": "OceanBase's own upgrade is a command of its own: obshell-sdk upgrade-ob VERSION "
+              "RELEASE (upgrade VERSION RELEASE upgrades obshell)",
+        "agent": "upgrade VERSION RELEASE upgrades the agents (obshell): drop 'agent'"})
     up.add_argument("version", metavar="VERSION", help="target obshell version, e.g. 4.2.1.1")
     up.add_argument("release", metavar="RELEASE",
                     help="target release, e.g. 101000062023110109.el7")

@@ -243,3 +243,20 @@ def test_ctrl_c_during_package_says_what_may_have_been_done():
     assert "after pre-check 12 ended; the upgrade's task may have been created" in text
     text = interrupted(args, "13", ended("13", ROLLING))  # confirming the version then
     assert text == "interrupted after task 13 ended: obshell-sdk task show 13"
+
+
+@pytest.mark.parametrize(("word", "said"), [
+    ("ob", "OceanBase's own upgrade is a command of its own: obshell-sdk upgrade-ob VERSION "
+           "RELEASE"),
+    ("agent", "upgrade VERSION RELEASE upgrades the agents (obshell): drop 'agent'"),
+])
+def test_a_kind_typed_after_upgrade_as_after_rollout_says_the_command_meant(word, said):
+    """``rollout ob`` and ``rollout agent`` name the kind after the command; ``upgrade ob V R``
+    was said as "an extra value" and ``upgrade ob V`` as a bad VERSION."""
+    with ob_agent() as agent:
+        for given in ((VERSION, RELEASE), (VERSION,)):
+            out = run(agent, "upgrade", word, *given)
+            assert out.returncode == 2, out.stderr
+            assert f"obshell-sdk upgrade: error: VERSION: '{word}' is not a version: {said}" \
+                in out.stderr, out.stderr
+        assert agent.requests == []
