@@ -42,6 +42,7 @@ from ._cli_rollout import run_rollout
 from ._client import ObshellClient
 from ._config import Environment, prompted_auth_from_env, settings_from_env
 from ._dag import DagState
+from ._endpoints import UpgradeAgentRequest
 from ._exceptions import InvalidArgumentError, ObshellError
 from ._render import agent_line
 from ._task import DagTask
@@ -110,12 +111,6 @@ def _run(args: argparse.Namespace, out: Output, progress: Progress) -> int:
 
 def _upgrade(client: ObshellClient, args: argparse.Namespace, out: Output,
              progress: Progress) -> int:
-    if args.upload_timeout is not None and not args.package:
-        raise InvalidArgumentError("--upload-timeout", "bounds the --package upload: give "
-                                   "--package too, or drop it")
-    if args.package and args.check:
-        raise InvalidArgumentError("--package", "uploads, then checks and upgrades; with "
-                                   "--check, upload first (or drop --check)")
     if args.package:
         with ending_shown(out, progress):
             result = client.run_agent_upgrade(
@@ -220,6 +215,8 @@ def _check(args: argparse.Namespace) -> None:
         how = "use task wait ID" if args.command == "task" and args.action in (
             "list", "show") else "add --wait"
         raise InvalidArgumentError("--timeout", f"bounds a wait: {how} (or drop it)")
+    if args.command == "upgrade":
+        _check_upgrade(args)
     if args.command == "package":
         check_package_args(args)
     if args.command == "upgrade-ob":
@@ -239,6 +236,17 @@ def _check(args: argparse.Namespace) -> None:
     if args.exists and args.action != "wait":
         raise InvalidArgumentError("--exists", "only task wait waits out a restarting agent's "
                                    f"'not found'; task {args.action} reads the task once")
+
+
+def _check_upgrade(args: argparse.Namespace) -> None:
+    """``upgrade``'s options and the request's fields, before the password is asked for."""
+    if args.upload_timeout is not None and not args.package:
+        raise InvalidArgumentError("--upload-timeout", "bounds the --package upload: give "
+                                   "--package too, or drop it")
+    if args.package and args.check:
+        raise InvalidArgumentError("--package", "uploads, then checks and upgrades; with "
+                                   "--check, upload first (or drop --check)")
+    UpgradeAgentRequest(args.version, args.release, args.upgrade_dir)  # as the client will
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

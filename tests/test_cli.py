@@ -443,6 +443,11 @@ def test_bad_input_is_named_by_its_option_and_found_before_the_password(agent, t
                         "--package: '" + str(obshell_rpm) + "' is obshell")):
         out = run(agent, *rollout, *args, password=None)  # no password, no terminal
         assert out.returncode == 2 and said in out.stderr, out.stderr
+    for args, said in ((("4.3", RELEASE), "VERSION: '4.3'"),  # not "set OBSHELL_PASSWORD"
+                       ((VERSION, RELEASE, "--upgrade-dir", "up"), "--upgrade-dir: 'up'"),
+                       ((VERSION, RELEASE, "--upload-timeout", "9"), "--upload-timeout: ")):
+        out = run(agent, "upgrade", *args, password=None)
+        assert out.returncode == 2 and said in out.stderr, out.stderr
     assert agent.requests == [] and not (tmp_path / "j.db").exists()
 
 
