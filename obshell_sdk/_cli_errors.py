@@ -271,9 +271,10 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
                 "been uploaded, and " if package else "")
         return (f"interrupted; {sent}a task the agent may have created keeps running: "
                 "obshell-sdk task list shows it")
-    return (f"interrupted; task {task_id} keeps running on the agent (an upgrade holds the "
-            f"cluster's lock until it succeeds, is rolled back or is skipped). Follow it "
-            f"again: obshell-sdk task wait {task_id} --exists; stop it: obshell-sdk task cancel "
+    lock = "" if getattr(args, "check", False) else (  # a pre-check takes no lock
+        " (an upgrade holds the cluster's lock until it succeeds, is rolled back or is skipped)")
+    return (f"interrupted; task {task_id} keeps running on the agent{lock}. Follow it again: "
+            f"obshell-sdk task wait {task_id} --exists; stop it: obshell-sdk task cancel "
             f"{task_id}")
 
 

@@ -473,6 +473,9 @@ def test_ctrl_c_during_task_list_names_no_task():
     check = ended("12", "Upgrade check obshell 4.3.1.0-1.el7")
     text = _interrupted(upgrade, "12", check)  # its pre-check ended; the upgrade's POST
     assert "after pre-check 12 ended; the upgrade's task may have been created" in text
+    check_only = build_parser().parse_args(["upgrade", "4.3.1.0", "1.el7", "--check"])
+    assert "lock" not in _interrupted(check_only, "12")  # a pre-check takes none
+    assert "holds the cluster's lock" in _interrupted(upgrade, "13")
     assert "task 12 keeps running" not in text and "obshell-sdk task list" in text
     assert _interrupted(build_parser().parse_args(["task", "list"]), None) == "interrupted"
     rollout = ["rollout", "agent", "--targets", "t.txt", "--journal", "my fleet.db", "4.3.1.0",
