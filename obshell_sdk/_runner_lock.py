@@ -107,21 +107,20 @@ def _open(lock: str) -> tuple[int, bool]:
     """The lock file, made as SQLite makes the journal (0644 less the umask); whether made.
 
     Another user's (a group sharing one journal) is opened for reading: ``flock`` needs
-    only a descriptor, so its runners still exclude each other.
+    only a descriptor, so its runners still exclude each other. One there already is opened
+    as the SDK always did: one removed since (a refused runner's) is made, not said made;
+    a dangling symbolic link, which ``O_EXCL`` sees as a file, makes its target.
     """
-    while True:
-        try:
-            return os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
-        except FileExistsError:
-            pass
-        except PermissionError:
-            return os.open(lock, os.O_RDONLY), False
-        try:
-            return os.open(lock, os.O_RDWR), False
-        except FileNotFoundError:
-            continue  # removed since (a refused runner's): make it
-        except PermissionError:
-            return os.open(lock, os.O_RDONLY), False
+    try:
+        return os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644), True
+    except FileExistsError:
+        pass
+    except PermissionError:
+        return os.open(lock, os.O_RDONLY), False
+    try:
+        return os.open(lock, os.O_RDWR | os.O_CREAT, 0o644), False
+    except PermissionError:
+        return os.open(lock, os.O_RDONLY), False
 
 
 def _same_file(fd: int, path: str) -> bool:

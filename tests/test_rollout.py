@@ -1236,6 +1236,36 @@ def test_a_lock_file_removed_under_a_runner_taking_it_is_made_again_and_held(tmp
     assert not (tmp_path / "k.db.lock").exists()
 
 
+def test_a_dangling_symlink_at_the_lock_path_makes_its_target_never_spins(tmp_path,
+                                                                         monkeypatch):
+    """O_EXCL sees a dangling link as a file, an open without O_CREAT as none: the taking
+    looped on the two without end (the lock file made again after a refused runner's
+    removal). As before the refused runner's cleanup, the link's target is made."""
+    from obshell_sdk import _runner_lock
+    from obshell_sdk._runner_lock import RunnerLock
+
+    lock, target = tmp_path / "j.db.lock", tmp_path / "kept" / "j.lock"
+    lock.symlink_to(target)
+    opens = []
+    real_open = os.open
+
+    def counted(name, flags, *mode):
+        if name == str(lock):
+            opens.append(flags)
+            assert len(opens) <= 10, "the lock's open loops"
+        return real_open(name, flags, *mode)
+
+    monkeypatch.setattr(_runner_lock.os, "open", counted)
+    try:
+        with pytest.raises(InvalidArgumentError, match=r"cannot open its runner lock"):
+            RunnerLock(str(tmp_path / "j.db"))  # the link's directory is missing: said so
+        target.parent.mkdir()
+        RunnerLock(str(tmp_path / "j.db")).release(refused=True)  # not said made: left
+    finally:
+        monkeypatch.undo()
+    assert target.exists() and lock.is_symlink()
+
+
 @pytest.mark.parametrize("sql", [
     "UPDATE targets SET outcome = 'bogus'",
     "UPDATE steps SET existed = '5'",
