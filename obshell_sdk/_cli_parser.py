@@ -115,8 +115,15 @@ class _Parser(argparse.ArgumentParser):
         if not name.startswith("-") or " " in name:  # -pSECRET: not a name to look up
             return name
         hint = self.hints.get(name) or (_NO_PASSWORD if _PASSWORD_OPTION.fullmatch(name)
-                                        else _near(name, self._option_string_actions))
+                                        else self._near(name))
         return f"{name} ({hint})" if hint else name
+
+    def _near(self, name: str) -> str:
+        """``did you mean --wait?``; of an option not taken here, why (``--hots``: ``--host``)."""
+        near = _closest(name, [*self._option_string_actions, *self.hints])
+        if not near:
+            return ""
+        return f"did you mean {near}?" + (f" {self.hints[near]}" if near in self.hints else "")
 
 
 #: The options a password is looked for under (``--password``, ``--agent-passwd``, ...): no
@@ -155,15 +162,15 @@ def _close_choice(message: str) -> str:
     """`` (did you mean info?)`` for an invalid choice close to one (no typed text shown)."""
     typed = re.search(r"invalid choice: '([^']*)'", message)
     choices = re.findall(r"[\w.-]+", message.partition("(choose from ")[2])
-    near = _near(typed.group(1), choices) if typed else ""
-    return f" ({near})" if near else ""
+    near = _closest(typed.group(1), choices) if typed else ""
+    return f" (did you mean {near}?)" if near else ""
 
 
-def _near(typed: str, known: Iterable[str]) -> str:
-    """``did you mean --host?``: the long option or choice closest to ``typed``, if any is."""
+def _closest(typed: str, known: Iterable[str]) -> str:
+    """The long option or choice closest to ``typed``, if one is close; else ""."""
     near = difflib.get_close_matches(typed, [k for k in known if not k.startswith("-")
                                              or k.startswith("--")], n=1, cutoff=0.7)
-    return f"did you mean {near[0]}?" if near else ""
+    return near[0] if near else ""
 
 
 class UsageError(SystemExit):

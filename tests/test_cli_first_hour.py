@@ -197,6 +197,9 @@ def test_a_password_option_says_where_passwords_go(argv):
     (["task", "--wiat", "11"], "obshell-sdk task", "--wiat (did you mean --wait?)"),
     (["info", "--password", "hunter2-secret"], "obshell-sdk info",
      "--password (there is no password option, on purpose"),
+    (["rollout", "agent", VERSION, RELEASE, "--targets", "t", "--journal", "j", "--hots", "h"],
+     "obshell-sdk rollout agent", "--hots (did you mean --host? a rollout's agents are the "
+     "host:port lines of its --targets FILE)"),  # not --https, which it takes
 ])
 def test_a_mistyped_option_is_said_unknown_by_its_command_with_the_one_meant(argv, prog, said):
     """``--hots 127.0.0.1 info`` was "argument COMMAND: invalid choice" (the host taken for
