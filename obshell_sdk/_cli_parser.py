@@ -86,6 +86,9 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """Print usage and a redacted ``message`` on stderr, then exit 2 (:class:`UsageError`)."""
+        typed = _password_option(self.given)
+        if typed:  # said first: its value may have taken an argument's place ("required")
+            self._say(self._unrecognized([typed]))
         if "invalid choice" in message:
             # An unknown option before a subcommand (or ACTION) has its value taken for it.
             unknown = _unknown_before_positional(self.given, self._option_string_actions)
@@ -132,6 +135,16 @@ _PASSWORD_OPTION = re.compile(r"--(agent-|root-)?pass(word|wd)?")
 _NO_PASSWORD = (f"there is no password option, on purpose, as a command line is seen by other "
                 f"users and kept in shell history: set {_PASSWORDS[0]} (root@sys) or "
                 f"{_PASSWORDS[1]}, or leave them unset to be asked on a terminal")
+
+
+def _password_option(given: Sequence[str]) -> Optional[str]:
+    """The first password option of ``given`` (before any ``--``), as typed; else None."""
+    for word in given:
+        if word == "--":
+            return None
+        if _PASSWORD_OPTION.fullmatch(word.partition("=")[0]):
+            return word
+    return None
 
 
 def _unknown_before_positional(given: Sequence[str],

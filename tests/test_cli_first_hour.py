@@ -179,6 +179,8 @@ def test_usage_errors_never_echo_what_was_typed(argv):
     ["task", "list", "--password=hunter2-secret"],
     ["--json", "info", "--agent-password", "hunter2-secret"],
     ["task", "--passwd", "hunter2-secret", "list"],
+    ["upgrade", "--password", "hunter2-secret"],  # its value taken for VERSION: "required"
+    ["rollout", "status", "--password=hunter2-secret"],
 ])
 def test_a_password_option_says_where_passwords_go(argv):
     """argparse said only "invalid choice" (before the subcommand) or "unrecognized arguments"."""
