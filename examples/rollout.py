@@ -60,12 +60,13 @@ def demo_fleet() -> Iterator[list[str]]:
 
 
 def read_targets(path: str) -> list[str]:
-    """The targets file's ``host:port`` lines (blank lines and ``#`` comments left out)."""
+    """The targets file's ``host:port`` lines (``#`` starts a comment, as for the CLI)."""
     try:
         with open(path, encoding="utf-8") as f:
-            return [line.strip() for line in f if line.strip() and not line.startswith("#")]
-    except OSError as exc:
-        sys.exit(f"cannot read --targets {path}: {exc.strerror or exc}")
+            kept = [line.split("#", 1)[0].strip() for line in f]
+    except (OSError, UnicodeDecodeError) as exc:  # missing, unreadable, not text
+        sys.exit(f"cannot read --targets {path}: {getattr(exc, 'strerror', None) or exc}")
+    return [target for target in kept if target]
 
 
 def read_password() -> str:

@@ -635,8 +635,9 @@ def test_the_example_is_configured_as_from_env_reads_it():
 def test_the_rollout_example_says_what_is_missing_instead_of_a_traceback(tmp_path):
     """With neither OBSHELL_PASSWORD nor a terminal it asked all the same and died in getpass
     (EOFError); a targets file it could not read, or a malformed target, was a traceback too."""
-    fleet = tmp_path / "fleet.txt"
-    fleet.write_text("127.0.0.1\n", encoding="utf-8")  # no port
+    fleet, binary = tmp_path / "fleet.txt", tmp_path / "fleet.bin"
+    fleet.write_text("  # the fleet, as the CLI reads it\n127.0.0.1  # db1\n", encoding="utf-8")
+    binary.write_bytes(b"\xff\xfe\x00")  # not text
 
     def example(targets, password=PASSWORD):
         return subprocess.run(
@@ -648,6 +649,7 @@ def test_the_rollout_example_says_what_is_missing_instead_of_a_traceback(tmp_pat
     for done, said in [
         (example(fleet, password=None), "set OBSHELL_PASSWORD to the root@sys password"),
         (example(tmp_path / "missing.txt"), "cannot read --targets"),
+        (example(binary), "cannot read --targets"),
         (example(fleet), "rollout refused: targets: '127.0.0.1' is not 'host:port'"),
     ]:
         assert done.returncode == 1 and said in done.stderr, done.stderr
