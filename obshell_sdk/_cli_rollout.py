@@ -48,9 +48,10 @@ _NO_HOST = dict.fromkeys(("--host", "--port"), "a rollout's agents are the host:
                          "of its --targets FILE")
 _NO_TLS = dict.fromkeys(("--https", "--ca-bundle", "--min-key-bits"), "rollout status reads "
                         "the journal only; it talks to no agent")
-_AFTER_KIND = {**dict.fromkeys(("--targets", "--journal", "--https", "--ca-bundle",
-                                "--min-key-bits"), "give it after the kind: rollout agent, "
-                               "ob or status"), **_NO_HOST}
+_AFTER_KIND = {**dict.fromkeys(("--targets", "--journal"), "give it after the kind: rollout "
+                               "agent, ob or status"),
+               **dict.fromkeys(_NO_TLS, "give it after the kind: rollout agent or ob; rollout "
+                               "status talks to no agent"), **_NO_HOST}
 
 
 def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],

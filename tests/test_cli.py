@@ -507,6 +507,9 @@ def test_an_option_a_rollout_does_not_take_is_said_by_it_with_what_to_give_inste
              "rollout ob", f"--port {from_targets}"),
             (("rollout", *files, "agent", VERSION, RELEASE), "rollout",
              "--targets (give it after the kind: rollout agent, ob or status)"),
+            (("rollout", "--https", "status", "--journal", str(journal)), "rollout",
+             "--https (give it after the kind: rollout agent or ob; rollout status talks to no "
+             "agent)"),  # not after status, which refuses it
             (("rollout", "status", "--journal", str(journal), "--https"), "rollout status",
              "--https (rollout status reads the journal only; it talks to no agent)")):
         out = run(agent, *argv)
