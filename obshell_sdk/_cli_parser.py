@@ -115,10 +115,11 @@ class _Parser(argparse.ArgumentParser):
     def _option(self, token: str) -> str:
         """An unknown option as said: its name only, and why it is not here or what is near."""
         name = _option_named(token)
-        if not name.startswith("-") or " " in name:  # -pSECRET: not a name to look up
+        if _PASSWORD_OPTION.fullmatch(token.partition("=")[0]):
+            return f"{name} ({_NO_PASSWORD})"
+        if not name.startswith("-") or " " in name:  # -xSECRET: not a name to look up
             return name
-        hint = self.hints.get(name) or (_NO_PASSWORD if _PASSWORD_OPTION.fullmatch(name)
-                                        else self._near(name))
+        hint = self.hints.get(name) or self._near(name)
         return f"{name} ({hint})" if hint else name
 
     def _near(self, name: str) -> str:
@@ -129,9 +130,9 @@ class _Parser(argparse.ArgumentParser):
         return f"did you mean {near}?" + (f" {self.hints[near]}" if near in self.hints else "")
 
 
-#: The options a password is looked for under (``--password``, ``--agent-passwd``, ...): no
-#: parser has one, and each says so (:data:`_NO_PASSWORD`) wherever one is given.
-_PASSWORD_OPTION = re.compile(r"--(agent-|root-)?pass(word|wd)?")
+#: The options a password is looked for under (``--password``, ``--agent-passwd``, ...; mysql's
+#: ``-p`` and ``-pSECRET``): no parser has one, and each says so (:data:`_NO_PASSWORD`).
+_PASSWORD_OPTION = re.compile(r"--(agent-|root-)?pass(word|wd)?|-p.*")
 _NO_PASSWORD = (f"there is no password option, on purpose, as a command line is seen by other "
                 f"users and kept in shell history: set {_PASSWORDS[0]} (root@sys) or "
                 f"{_PASSWORDS[1]}, or leave them unset to be asked on a terminal")

@@ -181,6 +181,8 @@ def test_usage_errors_never_echo_what_was_typed(argv):
     ["task", "--passwd", "hunter2-secret", "list"],
     ["upgrade", "--password", "hunter2-secret"],  # its value taken for VERSION: "required"
     ["rollout", "status", "--password=hunter2-secret"],
+    ["info", "-phunter2-secret"],  # mysql's way
+    ["-p", "hunter2-secret", "info"],
 ])
 def test_a_password_option_says_where_passwords_go(argv):
     """argparse said only "invalid choice" (before the subcommand) or "unrecognized arguments"."""
@@ -220,6 +222,7 @@ def test_a_mistyped_option_is_said_unknown_by_its_command_with_the_one_meant(arg
 def test_a_mistyped_command_or_action_is_said_with_the_one_meant():
     out = cli("infoo")
     assert out.returncode == 2 and out.stderr.rstrip().endswith("(did you mean info?)")
+    assert "infoo" not in out.stderr  # what was typed is never echoed
     out = cli("task", "shwo", "11")
     assert out.returncode == 2 and out.stderr.rstrip().endswith("(did you mean show?)")
     assert "shwo" not in out.stderr  # what was typed is never echoed
