@@ -209,7 +209,7 @@ class TargetRun:
         dag = next((d for d in self.client.unfinished_dags() if d.maintenance_type != 1), None)
         if dag is not None:
             raise Ended(TargetOutcome.REFUSED, f"{note}; yet task {dag.id} {dag.name!r} is "
-                        f"unfinished there ({state_text(dag)}) and may hold the cluster's lock: "
+                        f"unfinished there, {state_text(dag)}, and may hold the cluster's lock: "
                         f"not taken for done. See it with {self._agent()}.task({dag.id!r})."
                         "refresh(); wait for it to end, or, if it failed, retry it (or roll back "
                         "or skip it where its nodes allow); then run the rollout again")

@@ -68,11 +68,17 @@ def _take(path: str, lock: str) -> tuple[Optional[int], bool]:
     """The lock's descriptor, held, and whether this runner made its file."""
     if fcntl is None:  # pragma: no cover - Windows
         return None, False
-    fd, made = _held(path, lock)
-    while not _same_file(fd, lock):  # removed by a refused runner since it was opened
-        os.close(fd)
+    for _ in range(_TRIES):
         fd, made = _held(path, lock)
-    return fd, made
+        if _same_file(fd, lock):
+            return fd, made
+        os.close(fd)  # removed by a refused runner since it was opened: the new one
+    raise InvalidArgumentError("journal", f"its runner lock {lock} was a new file at each of "
+                               f"{_TRIES} tries; leave that file alone while runners start")
+
+
+#: How often a runner opens the lock file again when it was replaced under it.
+_TRIES = 100
 
 
 def _held(path: str, lock: str) -> tuple[int, bool]:

@@ -545,7 +545,7 @@ def test_an_ob_cluster_at_the_target_with_a_failed_upgrade_holding_its_lock_is_n
                                                                  packages=packages)
         (result,) = report.results.values()
         assert result.outcome is TargetOutcome.REFUSED and "ToLowerVersion" in str(result.error)
-        assert f"task {failed} 'Upgrade obshell 4.3.9.0-1.el7' is unfinished there (FAILED)" \
+        assert f"task {failed} 'Upgrade obshell 4.3.9.0-1.el7' is unfinished there, FAILED," \
             in str(result.error)  # what holds it, and so what to see to first
         assert not report.ok
 
@@ -1236,6 +1236,19 @@ def test_a_lock_file_removed_under_a_runner_taking_it_is_made_again_and_held(tmp
     assert not (tmp_path / "k.db.lock").exists()
 
 
+def test_a_lock_file_replaced_at_every_try_is_refused_not_spun_on(tmp_path, monkeypatch):
+    """A file system where the lock path never names the file just locked (stat and fstat
+    disagreeing) looped without end; after a bounded number of tries it is a typed error."""
+    from obshell_sdk import _runner_lock
+    from obshell_sdk._runner_lock import RunnerLock
+
+    monkeypatch.setattr(_runner_lock, "_same_file", lambda fd, path: False)
+    with pytest.raises(InvalidArgumentError, match="was a new file at each of 100 tries"):
+        RunnerLock(str(tmp_path / "j.db"))
+    monkeypatch.undo()
+    RunnerLock(str(tmp_path / "j.db")).release()  # no descriptor was left holding it
+
+
 def test_a_dangling_symlink_at_the_lock_path_makes_its_target_never_spins(tmp_path,
                                                                          monkeypatch):
     """O_EXCL sees a dangling link as a file, an open without O_CREAT as none: the taking
@@ -1566,7 +1579,7 @@ def test_a_target_at_the_version_whose_upgrade_failed_after_the_restart_is_not_a
         assert result.outcome is TargetOutcome.REFUSED and result.note is None, str(report)
         said = result.error or ""
         assert said.startswith(f"already runs obshell {VERSION}-"), said
-        assert f"task {dag} 'Upgrade obshell {VERSION}-{RELEASE}' is unfinished there (FAILED)" \
+        assert f"task {dag} 'Upgrade obshell {VERSION}-{RELEASE}' is unfinished there, FAILED," \
             " and may hold the cluster's lock" in said, said
         assert f".task('{dag}').refresh(); wait for it to end, or, if it failed, retry it" in said
         assert "verify" not in said and not [r for r in agent.requests if r.method == "POST"]
