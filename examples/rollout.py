@@ -26,7 +26,14 @@ import tempfile
 from collections.abc import Iterator
 from typing import Optional
 
-from obshell_sdk import ObshellError, PasswordAuth, Rollout, RolloutReport, TargetOutcome
+from obshell_sdk import (
+    ObshellError,
+    PasswordAuth,
+    Rollout,
+    RolloutReport,
+    RolloutStoppedError,
+    TargetOutcome,
+)
 
 DEMO_PASSWORD = "demo-root-password"  # the fake agents' own, not a real one
 
@@ -99,6 +106,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                               parallel=args.parallel, canary=args.canary,
                               max_failures=args.max_failures, progress=True)
             report = rollout.upgrade_agent(args.version, args.release)
+        except RolloutStoppedError as exc:  # after work was done: where each target stands
+            print(exc.report)
+            sys.exit(f"rollout stopped: {exc}")
         except ObshellError as exc:
             sys.exit(f"rollout refused: {exc}")
         print(report)
