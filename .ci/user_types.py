@@ -15,6 +15,9 @@ from obshell_sdk import (
     ObParameter,
     ObshellClient,
     PasswordAuth,
+    PollPolicy,
+    UpgradeAgentRequest,
+    UpgradeObRequest,
     UpgradePackageInfo,
     UpgradeResult,
 )
@@ -46,3 +49,10 @@ def main_path() -> tuple[UpgradeResult, DagDetail, float | None]:
         final: DagDetail = task.result(timeout=1800)
         result = client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", check=False)
         return result, final, client.agent_clock_offset
+
+
+def models_built_by_hand() -> tuple[UpgradeAgentRequest, UpgradeObRequest, PollPolicy]:
+    """The attrs models a user builds (their ``__init__`` as pyright sees it through attrs)."""
+    agent = UpgradeAgentRequest("4.3.1.0", "101000012025010101.el7", "/tmp/upgrade")
+    ob = UpgradeObRequest("4.3.5.1", "101000012025052815.el7", mode="STOPSERVICE")
+    return agent, ob, PollPolicy(initial=1.0).evolve(ceiling=10)
