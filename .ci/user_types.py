@@ -53,6 +53,6 @@ def main_path() -> tuple[UpgradeResult, DagDetail, float | None]:
 
 def models_built_by_hand() -> tuple[UpgradeAgentRequest, UpgradeObRequest, PollPolicy]:
     """The attrs models a user builds (their ``__init__`` as pyright sees it through attrs)."""
-    agent = UpgradeAgentRequest("4.3.1.0", "101000012025010101.el7", "/tmp/upgrade")
+    agent = UpgradeAgentRequest("4.3.1.0", "101000012025010101.el7", "/home/admin/upgrade")
     ob = UpgradeObRequest("4.3.5.1", "101000012025052815.el7", mode="STOPSERVICE")
     return agent, ob, PollPolicy(initial=1.0).evolve(ceiling=10)
