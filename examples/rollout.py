@@ -24,7 +24,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
-from typing import Optional
+from typing import Optional, TypedDict
 
 from obshell_sdk import (
     ObshellError,
@@ -36,6 +36,16 @@ from obshell_sdk import (
 )
 
 DEMO_PASSWORD = "demo-root-password"  # the fake agents' own, not a real one
+
+
+class _Faults(TypedDict, total=False):
+    """A demo agent's faults: keyword arguments of ``FakeAgent``."""
+
+    fail_stage: int
+    fail_times: int
+    restart_at_stage: int
+    restart_seconds: float
+    restart_new_key_bits: int
 
 
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
@@ -58,8 +68,10 @@ def demo_fleet() -> Iterator[list[str]]:
     """Eight fake agents: #3 fails its pre-check (stage 5), #5 restarts at its upgrade's 7."""
     from obshell_sdk.testing import FakeAgent
 
-    special = {3: {"fail_stage": 5, "fail_times": 99},
-               5: {"restart_at_stage": 7, "restart_seconds": 1.0, "restart_new_key_bits": 1024}}
+    special: dict[int, _Faults] = {
+        3: {"fail_stage": 5, "fail_times": 99},
+        5: {"restart_at_stage": 7, "restart_seconds": 1.0, "restart_new_key_bits": 1024},
+    }
     with contextlib.ExitStack() as stack:
         agents = [stack.enter_context(FakeAgent(password=DEMO_PASSWORD, stage_seconds=0.15,
                                                 **special.get(i, {}))) for i in range(8)]
