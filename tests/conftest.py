@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
+import time
 import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
 
 import pytest
+
+import obshell_sdk
+
+if TYPE_CHECKING:
+    from obshell_sdk.testing import FakeAgent
 
 pytest_plugins = ["obshell_sdk.testing.pytest_plugin"]
 
@@ -16,6 +27,8 @@ pytest_plugins = ["obshell_sdk.testing.pytest_plugin"]
 PASSWORD = "Root-Pa55-7f3c"
 AGENT_PASSWORD = "Agent-Pa55-91ab"
 SECRETS = (PASSWORD, AGENT_PASSWORD)
+#: The root of the obshell_sdk under test (the checkout, or site-packages for an sdist's tests).
+ROOT = Path(obshell_sdk.__file__).resolve().parents[1]
 
 
 class _Recorder(logging.Handler):
@@ -72,6 +85,40 @@ def proxy_from_env(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
         monkeypatch.delenv(name.upper(), raising=False)
     monkeypatch.setenv("HTTP_PROXY", url)
     monkeypatch.setenv("HTTPS_PROXY", url)
+
+
+def sigterm_while_following(agent: FakeAgent, *args: str, task_id: Optional[str] = None
+                            ) -> tuple[int, str, str]:
+    """Run ``obshell-sdk --host H --port P --json ARGS`` on ``agent``, and SIGTERM it once it
+    has read the task it follows twice: the first read's reply was taken in (the task is known
+    to exist). The task is ``task_id``, else the first DAG the agent holds (the command's own).
+
+    Returns the exit code, stdout and stderr; the process never outlives the call.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSHELL_")}
+    env.update(PYTHONPATH=str(ROOT), OBSHELL_PASSWORD=PASSWORD)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "obshell_sdk", "--host", agent.host, "--port", str(agent.port),
+         "--json", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL, text=True)
+
+    def reads() -> int:
+        followed = task_id if task_id is not None else next(iter(agent.dags), None)
+        if followed is None:  # the command has not made its task yet
+            return 0
+        return len(agent.requests_to(f"/api/v1/task/dag/{followed}", "GET"))
+
+    try:
+        deadline = time.monotonic() + 30
+        while reads() < 2:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    return proc.returncode, stdout, stderr
 
 
 @pytest.fixture

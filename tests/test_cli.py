@@ -9,14 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD
+from conftest import PASSWORD, ROOT, sigterm_while_following
 
-import obshell_sdk
 from obshell_sdk import InvalidArgumentError, ObshellClient
 from obshell_sdk.testing import FakeAgent, build_rpm
 
 VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
-ROOT = Path(obshell_sdk.__file__).resolve().parents[1]  # the obshell_sdk under test
 
 
 def run(agent, *args, password=PASSWORD, env_extra=None):
@@ -399,29 +397,11 @@ def test_an_operator_whose_reply_is_lost_is_an_unknown_outcome(agent):
 
 def test_sigterm_is_handled_as_ctrl_c(agent):
     """CI cancels, systemd and timeout(1) send SIGTERM: said as Ctrl-C is, exit 143."""
-    import signal
-    import time
-
     task_id = agent.create_upgrade_dag(VERSION, RELEASE)
     agent.set_dag_progression(stages_per_poll=0, dag_id=task_id)  # this one stays running
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSHELL_")}
-    env.update(PYTHONPATH=str(ROOT), OBSHELL_PASSWORD=PASSWORD)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "obshell_sdk", "--host", agent.host, "--port", str(agent.port),
-         "--json", "task", "wait", task_id], env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        # a second read: the first one's reply was taken in (the task is known to exist)
-        while len(agent.requests_to(f"/api/v1/task/dag/{task_id}", "GET")) < 2:
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == 143, stderr
+    code, stdout, stderr = sigterm_while_following(agent, "task", "wait", task_id,
+                                                   task_id=task_id)
+    assert code == 143, stderr
     assert f"task {task_id} keeps running" in stderr
     error = json.loads(stdout)["error"]
     assert error | {"message": ""} == {"exit": 143, "message": "", "task_id": task_id}

@@ -7,15 +7,10 @@ Each test runs the command line as a real process (``python -m obshell_sdk``), a
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
-from conftest import PASSWORD
-from test_cli import ROOT, run, same
+from conftest import PASSWORD, sigterm_while_following
+from test_cli import run, same
 
 from obshell_sdk.testing import FakeAgent, build_rpm
 
@@ -198,25 +193,10 @@ def test_help_lists_the_command_and_its_options():
 def test_sigterm_while_following_says_the_upgrade_keeps_running():
     """Said as Ctrl-C is (exit 143): the task runs on, and how to follow or stop it."""
     with ob_agent(stages_per_poll=0) as agent:  # the upgrade stays running
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OBSHELL_")}
-        env.update(PYTHONPATH=str(ROOT), OBSHELL_PASSWORD=PASSWORD)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "obshell_sdk", "--host", agent.host, "--port",
-             str(agent.port), "--json", "upgrade-ob", VERSION, RELEASE, "--wait"], env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-        try:
-            deadline = time.monotonic() + 30
-            while not agent.dags or len(agent.requests_to(
-                    f"/api/v1/task/dag/{next(iter(agent.dags))}", "GET")) < 2:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.05)
-            proc.send_signal(signal.SIGTERM)
-            stdout, stderr = proc.communicate(timeout=30)
-        finally:
-            proc.kill()
-            proc.wait()
+        code, stdout, stderr = sigterm_while_following(agent, "upgrade-ob", VERSION, RELEASE,
+                                                       "--wait")
         (dag_id,) = agent.dags
-    assert proc.returncode == 143, stderr
+    assert code == 143, stderr
     assert f"task {dag_id} keeps running on the agent" in stderr
     assert f"{same(agent)} task wait {dag_id} --exists" in stderr
     assert f"{same(agent)} task cancel {dag_id}" in stderr
