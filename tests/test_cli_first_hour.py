@@ -11,9 +11,11 @@ import logging
 import os
 import pty
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -658,3 +660,45 @@ def test_the_rollout_example_says_what_is_missing_instead_of_a_traceback(tmp_pat
         assert done.returncode == 1 and said in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
     assert not (tmp_path / "fleet.db").exists()
+
+
+def test_the_rollout_example_says_a_stopped_rollout_with_where_each_target_stood(tmp_path):
+    """A rollout stopped on an error of its own (RolloutStoppedError), not a cluster's: the
+    example prints its report and says it stopped. Here the journal's row of the canary's
+    pre-check is changed by hand while that pre-check runs: its turn ends on reading it back."""
+    fleet_file, journal = tmp_path / "fleet.txt", tmp_path / "fleet.db"
+    with FakeAgent(password=PASSWORD, stages_per_poll=0) as canary, \
+            FakeAgent(password=PASSWORD) as other:  # the canary's pre-check waits for the edit
+        fleet = [f"{a.host}:{a.port}" for a in (canary, other)]
+        fleet_file.write_text("\n".join(fleet) + "\n", encoding="utf-8")
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "examples" / "rollout.py"), "--targets", str(fleet_file),
+             "--journal", str(journal), "--version", VERSION, "--release", RELEASE],
+            env=_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        try:
+            deadline = time.monotonic() + 30
+            # followed: the pre-check is journaled (its task id written before the first read)
+            while not canary.dags or not canary.requests_to(
+                    f"/api/v1/task/dag/{next(iter(canary.dags))}", "GET"):
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.05)
+            (check,) = canary.dags
+            with closing(sqlite3.connect(journal)) as db, db:
+                assert db.execute("UPDATE steps SET dag_id = 'abc' WHERE dag_id = ?",
+                                  (check,)).rowcount == 1
+            canary.set_dag_progression(stages_per_poll=30)  # the upgrade to come ends at once
+            canary.set_dag_progression(stages_per_poll=30, dag_id=check)
+            stdout, stderr = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+            proc.wait()
+        assert other.requests == []  # the canary's turn stopped the rollout
+    assert proc.returncode == 1, stderr
+    assert f"rollout stopped: the rollout stopped in {fleet[0]}'s turn on InvalidArgumentError" \
+        in stderr, stderr
+    assert "changed by hand" in stderr and "rollout refused" not in stderr
+    assert "Traceback" not in stderr
+    *rows, total = stdout.splitlines()  # the report: where each target stood, then the counts
+    assert [row.split()[:2] for row in rows] == [[fleet[0], "unknown"], [fleet[1], "skipped"]]
+    assert total == f"2 targets: 1 skipped, 1 unknown (journal {journal})", stdout
