@@ -173,12 +173,18 @@ def check_flag(value: Any, argument: str, *, none: bool = False) -> Any:
     raise InvalidArgumentError(argument, f"must be {allowed}, not {brief_repr(value)}")
 
 
-def check_progress(progress: Any, on_progress: Any) -> None:
-    """A wait's display options: ``progress`` True, False or None; ``on_progress`` callable."""
+def check_progress(progress: Any, on_progress: Any, on_upload: Any = None) -> None:
+    """A wait's display options: ``progress`` True, False or None; ``on_progress`` callable.
+
+    And a workflow's ``on_upload``: callable, or None.
+    """
     check_flag(progress, "progress", none=True)
     if on_progress is not None and not callable(on_progress):
         raise InvalidArgumentError("on_progress", "must be a function taking a DagDetail, or "
                                    f"None, not {brief_repr(on_progress)}")
+    if on_upload is not None and not callable(on_upload):
+        raise InvalidArgumentError("on_upload", "must be a function taking a path and what "
+                                   f"the agent stored, or None, not {brief_repr(on_upload)}")
 
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any, Optional, Protocol, Union
+from typing import Any, Callable, Optional, Protocol, Union
 
 from ._dag import DagDetail
 from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
@@ -17,9 +17,14 @@ from ._text import printable
 from ._upload import check_package_path, check_package_paths
 from ._validate import check_flag, check_progress, check_seconds, check_upload_timeout
 
-__all__ = ["check_ob_packages", "log_in", "run_agent_upgrade", "run_ob_upgrade"]
+__all__ = ["UploadCallback", "check_ob_packages", "log_in", "run_agent_upgrade",
+           "run_ob_upgrade"]
 
 log = logging.getLogger("obshell_sdk")
+
+#: Told of each package a workflow uploads: ``(path, None)`` just before it is sent, then
+#: ``(path, stored)`` with what the agent stored, once it has (not after a failed upload).
+UploadCallback = Callable[[str, Optional[UpgradePackageInfo]], object]
 
 
 class _Agent(Protocol):
@@ -59,6 +64,7 @@ def run_agent_upgrade(
     package: Union[str, os.PathLike[str], None] = None, upgrade_dir: Optional[str] = None,
     check: bool = True, timeout: float = 3600.0, on_progress: Optional[ProgressCallback] = None,
     progress: Optional[bool] = None, upload_timeout: Optional[float] = None,
+    on_upload: Optional[UploadCallback] = None,
 ) -> UpgradeResult:
     """Upload, pre-check, upgrade, follow to the end, confirm the version through ``/info``.
 
@@ -69,6 +75,7 @@ def run_agent_upgrade(
     Everything the caller gave is checked before the first request, the package by its RPM
     header (if that cannot be read, by what the agent reads on upload); with a package, a
     target not newer than the agent's version (obshell refuses it only after the upload).
+    ``on_upload`` (an :data:`UploadCallback`) is told of the upload, before and after.
     Raises what the steps raise (``TaskFailedError``, ...), or
     :class:`UpgradeNotConfirmedError` when the agent still reports another version.
     """
@@ -77,18 +84,16 @@ def run_agent_upgrade(
     timeout = check_seconds(timeout, "timeout")
     upload_seconds = check_upload_timeout(upload_timeout)
     check = check_flag(check, "check")
-    check_progress(progress, on_progress)
+    check_progress(progress, on_progress, on_upload)
+    uploaded = None
     if path is not None:  # obshell would refuse it only after the upload
         _check_newer(client.info(), version, release)
-        log_in(client)
-    uploaded = None if path is None else client.upload_package(path, lifetime=upload_seconds)
-    if uploaded is not None:
+        (uploaded,) = _upload(client, [path], upload_seconds, on_upload)
         _check_uploaded(uploaded, version, release)
     checked = None
     if check:
         checked = client.check_agent_upgrade(version, release, upgrade_dir).result(
-            timeout, on_progress=on_progress, progress=progress
-        )
+            timeout, on_progress=on_progress, progress=progress)
     task = client.upgrade_agent(version, release, upgrade_dir)
     detail = task.result(timeout, on_progress=on_progress, progress=progress)
     info = client.info()
@@ -118,6 +123,21 @@ def log_in(client: _Agent) -> None:
     except (AuthError, WeakKeyError) as exc:
         exc.args = (f"the package upload was not sent: {exc.args[0]}",)
         raise
+
+
+def _upload(client: _Agent, paths: Sequence[str], lifetime: Optional[float],
+            on_upload: Optional[UploadCallback]) -> tuple[UpgradePackageInfo, ...]:
+    """Log in (:func:`log_in`), then upload each of ``paths``, telling ``on_upload``."""
+    if paths:
+        log_in(client)
+    stored = []
+    for path in paths:
+        if on_upload is not None:
+            on_upload(path, None)
+        stored.append(client.upload_package(path, lifetime=lifetime))
+        if on_upload is not None:
+            on_upload(path, stored[-1])
+    return tuple(stored)
 
 
 def _check_newer(info: AgentInfo, version: str, release: str) -> None:
@@ -253,19 +273,12 @@ def _check_uploaded(uploaded: UpgradePackageInfo, version: str, release: str) ->
 
 
 def run_ob_upgrade(
-    client: _Agent,
-    version: str,
-    release: str,
-    *,
-    packages: Sequence[Union[str, os.PathLike[str]]] = (),
-    mode: str = "ROLLING",
-    upgrade_dir: Optional[str] = None,
-    freeze_server: bool = False,
-    check: bool = True,
-    timeout: float = 7200.0,
-    on_progress: Optional[ProgressCallback] = None,
-    progress: Optional[bool] = None,
-    upload_timeout: Optional[float] = None,
+    client: _Agent, version: str, release: str, *,
+    packages: Sequence[Union[str, os.PathLike[str]]] = (), mode: str = "ROLLING",
+    upgrade_dir: Optional[str] = None, freeze_server: bool = False, check: bool = True,
+    timeout: float = 7200.0, on_progress: Optional[ProgressCallback] = None,
+    progress: Optional[bool] = None, upload_timeout: Optional[float] = None,
+    on_upload: Optional[UploadCallback] = None,
 ) -> ObUpgradeResult:
     """Upload, pre-check, upgrade OceanBase, follow to the end, confirm through ``/info``.
 
@@ -274,6 +287,7 @@ def run_ob_upgrade(
     its DAG's success alone. ``upload_timeout`` bounds each package's upload, as for
     :func:`run_agent_upgrade`. With packages, a cluster past the target version raises
     :class:`InvalidArgumentError` before any upload (obshell refuses it only after them).
+    ``on_upload`` is told of each upload, as for :func:`run_agent_upgrade`.
     """
     UpgradeObRequest(version, release, mode, upgrade_dir, freeze_server)  # before any I/O
     paths = check_package_paths(packages)
@@ -281,11 +295,10 @@ def run_ob_upgrade(
     timeout = check_seconds(timeout, "timeout")
     upload_seconds = check_upload_timeout(upload_timeout)
     check = check_flag(check, "check")
-    check_progress(progress, on_progress)
+    check_progress(progress, on_progress, on_upload)
     if paths:  # obshell would refuse a target behind the cluster only after the uploads
         _check_newer_ob(client.info(), version)
-        log_in(client)
-    uploaded = tuple(client.upload_package(p, lifetime=upload_seconds) for p in paths)
+    uploaded = _upload(client, paths, upload_seconds, on_upload)
     checked = None
     if check:
         checked = client.check_ob_upgrade(version, release, upgrade_dir).result(

@@ -128,6 +128,32 @@ def test_run_ob_upgrade_uploads_checks_upgrades_and_confirms(tmp_path):
         assert result.info.ob_version.startswith(OB_VERSION)
 
 
+def test_on_upload_is_told_of_each_upload_and_the_client_s_call_stays_silent(tmp_path,
+                                                                            capfd):
+    """The workflow's ``on_upload`` (the CLI's upload lines): each package just before it is
+    sent and once stored; a caller that does not give one sees and gets what it did before."""
+    from obshell_sdk._workflow import run_ob_upgrade
+
+    packages = rpms(tmp_path, "oceanbase-ce", "oceanbase-ce-libs")
+    told = []
+    with ob_agent() as agent, client_for(agent) as client:
+        def on_upload(path, stored):
+            told.append((path, stored, len(agent.inventory)))  # how many stored by then
+
+        with pytest.raises(InvalidArgumentError, match="on_upload"):  # before any request
+            run_ob_upgrade(client, OB_VERSION, OB_RELEASE, packages=packages, on_upload=1)
+        assert agent.requests == []
+        result = run_ob_upgrade(client, OB_VERSION, OB_RELEASE, packages=packages,
+                                timeout=60, on_upload=on_upload)
+    ce, libs = (str(p) for p in packages)
+    assert told == [(ce, None, 0), (ce, result.packages[0], 1),
+                    (libs, None, 1), (libs, result.packages[1], 2)]
+    capfd.readouterr()
+    with ob_agent() as agent, client_for(agent) as client:
+        result = client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=packages, timeout=60)
+    assert len(result.packages) == 2 and capfd.readouterr() == ("", "")
+
+
 def test_a_package_given_twice_is_refused_before_anything_is_sent(tmp_path):
     (path,) = rpms(tmp_path, "oceanbase-ce")
     copy = tmp_path / "copy.rpm"

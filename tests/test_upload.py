@@ -140,6 +140,22 @@ def test_run_agent_upgrade_does_the_whole_workflow(package):
         assert names == {"check", "obshell"}  # "Upgrade check obshell ..." and "Upgrade obshell"
 
 
+def test_on_upload_hears_of_the_agent_package_and_not_of_one_refused_first(package):
+    from obshell_sdk._workflow import run_agent_upgrade
+
+    told = []
+    with FakeAgent(password=PASSWORD, stages_per_poll=10) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        result = run_agent_upgrade(client, "4.3.1.0", "101000012025010101.el7",
+                                   package=package, timeout=60,
+                                   on_upload=lambda *told_now: told.append(told_now))
+        assert told == [(str(package), None), (str(package), result.package)]
+        with pytest.raises(InvalidArgumentError, match="already runs"):  # not newer: refused
+            run_agent_upgrade(client, "4.3.1.0", "101000012025010101.el7", package=package,
+                              on_upload=lambda *told_now: told.append(told_now))
+        assert len(told) == 2 and len(agent.packages) == 1  # before the upload, and unsaid
+
+
 @pytest.mark.parametrize(("version", "release"), [("4.2.2.1", "101000012025010101.el7"),
                                                   ("4.3.1.0", "101000012025010102.el7")])
 def test_run_agent_upgrade_refuses_a_package_that_is_not_the_target(package, version, release):
