@@ -35,7 +35,7 @@ from ._cli_errors import (
 )
 from ._cli_follow import ending_shown, follow, show_created
 from ._cli_ob import check_ob_args, run_upgrade_ob
-from ._cli_output import Output, Progress, agent_command, aimed, tls_words
+from ._cli_output import Output, Progress, Uploads, agent_command, aimed, tls_words
 from ._cli_package import check_package_args, run_package
 from ._cli_parser import DEFAULT_TIMEOUT, parse
 from ._cli_rollout import run_rollout
@@ -48,7 +48,7 @@ from ._render import agent_line
 from ._task import DagTask
 from ._text import is_terminal, printable
 from ._upload import check_package_path
-from ._workflow import check_target_package
+from ._workflow import check_target_package, run_agent_upgrade
 
 __all__ = ["exit_code", "main"]
 
@@ -101,7 +101,7 @@ def _run(args: argparse.Namespace, out: Output, progress: Progress) -> int:
         return EXIT_OK
     with _client(args, needs_auth=True) as client:
         if args.command == "package":
-            return run_package(client, args, out)
+            return run_package(client, args, out, progress)
         if args.command == "upgrade":
             return _upgrade(client, args, out, progress)
         if args.command == "upgrade-ob":
@@ -113,10 +113,10 @@ def _upgrade(client: ObshellClient, args: argparse.Namespace, out: Output,
              progress: Progress) -> int:
     if args.package:
         with ending_shown(out, progress):
-            result = client.run_agent_upgrade(
-                args.version, args.release, package=args.package, upgrade_dir=args.upgrade_dir,
-                timeout=_timeout(args), on_progress=progress,
-                upload_timeout=args.upload_timeout)
+            result = run_agent_upgrade(
+                client, args.version, args.release, package=args.package,
+                upgrade_dir=args.upgrade_dir, timeout=_timeout(args), on_progress=progress,
+                upload_timeout=args.upload_timeout, on_upload=Uploads(progress, client.agent))
         out.dag(result.upgrade)
         return EXIT_OK
     start = client.check_agent_upgrade if args.check else client.upgrade_agent
@@ -138,7 +138,7 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
     if args.action == "wait":
         return follow(task, _timeout(args), out, progress)
     if args.package and task.refresh().state is DagState.FAILED:  # else retry() refuses
-        _upload_for_retry(client, task, args.package)
+        _upload_for_retry(client, task, args.package, Uploads(progress, client.agent))
     operate: Callable[[], object] = getattr(task, args.action)  # one of OPERATORS
     operate()  # checks the task's state (as read last), then sends the operator
     progress.current = task.id
@@ -154,7 +154,8 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
     return EXIT_OK
 
 
-def _upload_for_retry(client: ObshellClient, task: DagTask, packages: list[str]) -> None:
+def _upload_for_retry(client: ObshellClient, task: DagTask, packages: list[str],
+                      uploads: Uploads) -> None:
     """Upload ``--package`` for a retry; then read the task again, for retry()'s check.
 
     The task read before proved the password. An agent upgrade's package must be the
@@ -167,7 +168,8 @@ def _upload_for_retry(client: ObshellClient, task: DagTask, packages: list[str])
     except InvalidArgumentError as exc:
         raise InvalidArgumentError("--package", str(exc).split(": ", 1)[1]) from None
     for path in paths:
-        client.upload_package(path)
+        uploads(path, None)
+        uploads(path, client.upload_package(path))
     task.refresh(force=True)
 
 

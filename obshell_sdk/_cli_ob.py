@@ -16,12 +16,12 @@ from typing import Any, Callable
 
 from ._cli_errors import EXIT_OK
 from ._cli_follow import ending_shown, show_created
-from ._cli_output import Output, Progress
+from ._cli_output import Output, Progress, Uploads
 from ._client import ObshellClient
 from ._endpoints import UpgradeObRequest
 from ._exceptions import InvalidArgumentError
 from ._upload import check_package_paths
-from ._workflow import check_ob_packages
+from ._workflow import check_ob_packages, run_ob_upgrade
 
 __all__ = ["OB_TIMEOUT", "add_ob_parser", "check_ob_args", "run_upgrade_ob"]
 
@@ -98,10 +98,11 @@ def run_upgrade_ob(client: ObshellClient, args: argparse.Namespace, out: Output,
     timeout = OB_TIMEOUT if args.timeout is None else float(args.timeout)
     if args.package:
         with ending_shown(out, progress):
-            result = client.run_ob_upgrade(
-                args.version, args.release, packages=args.package, mode=_mode(args),
+            result = run_ob_upgrade(
+                client, args.version, args.release, packages=args.package, mode=_mode(args),
                 upgrade_dir=args.upgrade_dir, freeze_server=args.freeze_server,
-                timeout=timeout, on_progress=progress, upload_timeout=args.upload_timeout)
+                timeout=timeout, on_progress=progress, upload_timeout=args.upload_timeout,
+                on_upload=Uploads(progress, client.agent))
         out.dag(result.upgrade)
         return EXIT_OK
     if args.check:

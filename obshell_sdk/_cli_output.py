@@ -4,12 +4,15 @@ Results (a DAG, a task list, the agent's info) go to stdout, as text or ``--json
 about the wait goes to stderr, so a pipe gets only the result: the id of a task the moment it
 exists, and progress. On a terminal progress is one line redrawn in place (stage N/M, the
 stage's name, the state, time elapsed since the task was first seen, ticking every second;
-cut to the terminal's width so it never wraps); piped, one plain line per change.
+cut to the terminal's width so it never wraps); piped, one plain line per change. A package
+upload is shown the same way, as a step before any task: what is sent, its size and to
+which agent, then what the agent stored and how long it took.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import threading
@@ -17,11 +20,12 @@ import time
 from typing import Any, Optional, TextIO
 
 from ._dag import DagDetail
-from ._render import dag_line, dag_text, progress_line, to_jsonable
+from ._models import UpgradePackageInfo
+from ._render import dag_line, dag_text, package_line, progress_line, to_jsonable
 from ._render_live import StatusLine, clock_text
 from ._text import printable
 
-__all__ = ["Output", "Progress", "agent_command", "aimed", "tls_words"]
+__all__ = ["Output", "Progress", "Uploads", "agent_command", "aimed", "tls_words"]
 
 
 class Output:
@@ -144,10 +148,25 @@ class Progress:
         self.ended = detail if detail.is_finished else None
         self._line = progress_line(detail)
         self._draw()
-        if self.tty and self._ticker is None:
-            self._ticker = threading.Thread(target=self._tick, name="obshell-sdk-progress",
-                                            daemon=True)
-            self._ticker.start()
+        self._start_ticking()
+
+    def step(self, text: str) -> None:
+        """Show ``text`` as the progress line, timed from now: a step that is no task."""
+        with self._lock:
+            self._status.end()  # a line shown before stays on a terminal
+            self._line = text
+            self._since = time.monotonic()
+        self._draw()
+        self._start_ticking()
+
+    def step_done(self, text: str) -> None:
+        """End the step's line (a terminal keeps it, its clock stopped), then note ``text``."""
+        with self._lock:
+            if self.tty and self._line:
+                self._status.show(self._line, clock_text(time.monotonic() - self._since))
+            self._status.end()
+            self._line = ""
+            self.out.note(text)
 
     def note(self, text: str) -> None:
         """A note on stderr that leaves the progress line whole (cleared, then drawn again)."""
@@ -167,6 +186,12 @@ class Progress:
             self._status.end()
             self._line = ""
 
+    def _start_ticking(self) -> None:
+        if self.tty and self._ticker is None:
+            self._ticker = threading.Thread(target=self._tick, name="obshell-sdk-progress",
+                                            daemon=True)
+            self._ticker.start()
+
     def _tick(self) -> None:
         while not self._stop.wait(1.0):
             self._draw()
@@ -175,3 +200,29 @@ class Progress:
         with self._lock:
             if self._line:
                 self._status.show(self._line, clock_text(time.monotonic() - self._since))
+
+
+class Uploads:
+    """Says each package upload on stderr (it is an ``on_upload`` callback).
+
+    Before the upload, the file, its size and the agent, as the progress line; once the
+    package is stored, the agent's row for it and how long the upload took.
+    """
+
+    def __init__(self, progress: Progress, agent: str) -> None:
+        self.progress = progress
+        self.agent = agent
+        self._since = time.monotonic()
+
+    def __call__(self, path: str, stored: Optional[UpgradePackageInfo]) -> None:
+        """``stored`` None: ``path`` is about to be sent; else the agent has stored it."""
+        if stored is None:
+            try:
+                size = f"{os.path.getsize(path) / 2**20:.1f} MiB"
+            except OSError:  # gone since it was checked: the upload says why
+                size = "size unknown"
+            self._since = time.monotonic()
+            self.progress.step(f"uploading {printable(path)} ({size}) to {self.agent}")
+            return
+        took = clock_text(time.monotonic() - self._since)
+        self.progress.step_done(f"stored {package_line(stored)} (uploaded in {took})")

@@ -12,7 +12,7 @@ import argparse
 from typing import Any, Callable
 
 from ._cli_errors import EXIT_OK
-from ._cli_output import Output
+from ._cli_output import Output, Progress, Uploads
 from ._client import ObshellClient
 from ._exceptions import InvalidArgumentError
 from ._render import package_line
@@ -51,8 +51,9 @@ def check_package_args(args: argparse.Namespace) -> None:
         raise InvalidArgumentError("--upload-timeout", "bounds package upload only")
 
 
-def run_package(client: ObshellClient, args: argparse.Namespace, out: Output) -> int:
-    """Run ``package ACTION``: the rows it is about go to stdout."""
+def run_package(client: ObshellClient, args: argparse.Namespace, out: Output,
+                progress: Progress) -> int:
+    """Run ``package ACTION``: the rows it is about go to stdout; uploads on stderr."""
     if args.action == "list":
         rows = client.packages()
         out.value({"packages": rows}, "\n".join(map(package_line, rows)) or "no packages")
@@ -63,10 +64,11 @@ def run_package(client: ObshellClient, args: argparse.Namespace, out: Output) ->
         except InvalidArgumentError as exc:  # named as the command line names it
             raise InvalidArgumentError("RPM", str(exc).split(": ", 1)[1]) from None
         log_in(client)  # obshell's newer upload checks no password: a wrong one said first
-        stored = []
+        stored, said = [], Uploads(progress, client.agent)
         for path in paths:
+            said(path, None)
             stored.append(client.upload_package(path, lifetime=args.upload_timeout))
-            out.note(f"stored {package_line(stored[-1])}")
+            said(path, stored[-1])
         out.value({"uploaded": stored}, "\n".join(map(package_line, stored)))
         return EXIT_OK
     pkg_id = int(args.items[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +33,24 @@ def run(agent, *args, password=PASSWORD, env_extra=None):
 def same(agent):
     """How the CLI's suggested commands start after ``run``: on the same agent."""
     return f"obshell-sdk --host {agent.host} --port {agent.port}"
+
+
+_UPLOADING = re.compile(r"uploading (.+) \((\d+\.\d) MiB\) to (\S+)")
+_STORED = re.compile(r"obshell-sdk: stored +\d+  (\S+) .* \(uploaded in \d+:\d\d\)")
+
+
+def upload_lines(stderr):
+    """What a command said of its uploads on stderr (piped), in order.
+
+    ``("uploading", path, host:port)`` before each upload, ``("stored", name)`` after it.
+    """
+    said = []
+    for line in stderr.splitlines():
+        if _UPLOADING.fullmatch(line):
+            said.append(("uploading", *_UPLOADING.fullmatch(line).group(1, 3)))
+        elif _STORED.fullmatch(line):
+            said.append(("stored", _STORED.fullmatch(line)[1]))
+    return said
 
 
 @pytest.fixture
@@ -227,6 +246,23 @@ def test_upgrade_with_package_uploads_checks_upgrades_and_confirms(agent, tmp_pa
     assert json.loads(out.stdout)["state"] == "SUCCEED"
     assert agent.packages and agent.packages[0][1] == rpm.read_bytes()
     assert [d.name.split(" ")[1] for d in agent.dags.values()] == ["check", "obshell"]
+
+
+def test_upgrade_with_package_says_its_upload_on_stderr_and_only_the_dag_on_stdout(tmp_path):
+    """An upload may take minutes: what is sent, where, and when it is stored are said on
+    stderr; stdout keeps the upgrade's DAG alone, as text or one JSON document."""
+    rpm = tmp_path / f"obshell-{VERSION}-{RELEASE}.x86_64.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    for output in (["--json"], []):
+        with FakeAgent(password=PASSWORD, stages_per_poll=9) as agent:
+            out = run(agent, *output, "upgrade", VERSION, RELEASE, "--package", str(rpm))
+            assert out.returncode == 0, out.stderr
+            assert upload_lines(out.stderr) == [
+                ("uploading", str(rpm), f"{agent.host}:{agent.port}"), ("stored", "obshell")]
+            assert out.stderr.index("uploading ") < out.stderr.index("obshell-sdk: task ")
+            shown = run(agent, *output, "task", "show", "12")  # the upgrade, after the check
+            assert out.stdout == shown.stdout, out.stdout  # and nothing else
+            assert "SUCCEED" in out.stdout and "uploading" not in out.stdout
 
 
 def test_upgrade_with_package_to_the_running_version_uploads_nothing(tmp_path):

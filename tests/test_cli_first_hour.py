@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PASSWORD, closed_port, proxy_from_env
+from test_cli import upload_lines
 
 import obshell_sdk
 from obshell_sdk import ObshellClient, PasswordAuth
@@ -143,6 +144,36 @@ def test_a_terminal_gets_one_updating_line_a_pipe_plain_lines():
     assert proc.returncode == 0, text
     assert "\r\x1b[Ktask 12 stage " in text and "SUCCEED" in text
     assert text.count("\n") <= 3  # the announcement, the final line; no stream of lines
+
+
+def test_a_terminal_gets_an_upload_as_the_updating_line_a_pipe_as_a_plain_one(tmp_path):
+    import fcntl
+    import re
+    import struct
+    import termios
+
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    with FakeAgent(password=PASSWORD) as agent:
+        piped = cli("package", "upload", str(rpm), agent=agent)
+        assert piped.returncode == 0, piped.stderr
+        assert "\r" not in piped.stderr and piped.stderr.startswith(
+            f"uploading {rpm} (0.0 MiB) to {agent.host}:{agent.port}\nobshell-sdk: stored "
+            "    1  obshell 4.3.1.0-"), piped.stderr
+        leader, follower = pty.openpty()
+        fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 300, 0, 0))
+        proc = popen("package", "upload", str(rpm), agent=agent, stderr=follower)
+        os.close(follower)
+        text = read_until_closed(leader, proc).decode()
+    assert proc.returncode == 0, text
+    # drawn in place with its clock; kept, the clock stopped; then what the agent stored
+    drawn = f"\r\x1b[Kuploading {rpm} (0.0 MiB) to {agent.host}:{agent.port}  0:0"
+    assert text.startswith(drawn), text
+    _, last = text.rsplit("\r\x1b[K", 1)
+    assert re.fullmatch(r"uploading .+  0:\d\d\r\nobshell-sdk: stored     2  obshell 4\.3\.1\.0-"
+                        r".+ \(uploaded in 0:\d\d\)\r\n", last), text
 
 
 def test_a_note_on_a_terminal_leaves_the_progress_line_whole():
@@ -316,6 +347,8 @@ def test_a_download_that_found_no_package_says_to_upload_it_then_retry(tmp_path)
         assert agent.dag("11").state == "FAILED"  # indeed, no retry
         done = cli("task", "retry", "11", "--package", str(rpm), "--wait", agent=agent)
         assert done.returncode == 0, done.stderr
+        assert upload_lines(done.stderr) == [  # said as upgrade --package says it
+            ("uploading", str(rpm), f"{agent.host}:{agent.port}"), ("stored", "obshell")]
         uploads = len(agent.requests_to("/api/v1/package", "POST"))
         assert uploads >= 1
         again = cli("task", "retry", "11", "--package", str(rpm), agent=agent)

@@ -10,7 +10,7 @@ import json
 
 import pytest
 from conftest import PASSWORD, sigterm_while_following
-from test_cli import run, same
+from test_cli import run, same, upload_lines
 
 from obshell_sdk.testing import FakeAgent, build_rpm
 
@@ -113,6 +113,23 @@ def test_package_uploads_checks_upgrades_follows_and_confirms(rpms):
             "oceanbase-ce", "oceanbase-ce-libs"]
         assert [d.name for d in agent.dags.values()] == [CHECK, STOP_SERVICE]
         assert agent.ob_version.startswith(f"{VERSION}-")  # what /info confirmed
+
+
+def test_package_says_each_upload_on_stderr_and_leaves_json_on_stdout_alone(rpms):
+    """OceanBase RPMs are hundreds of MB: each upload is said as it starts and ends, on
+    stderr, before the pre-check's task; stdout is the upgrade's DAG, one JSON document."""
+    with ob_agent() as agent:
+        out = run(agent, "--json", "upgrade-ob", VERSION, RELEASE, "--package", rpms[0],
+                  "--package", rpms[1])
+        assert out.returncode == 0, out.stderr
+        where = f"{agent.host}:{agent.port}"
+        assert upload_lines(out.stderr) == [
+            ("uploading", rpms[0], where), ("stored", "oceanbase-ce"),
+            ("uploading", rpms[1], where), ("stored", "oceanbase-ce-libs")], out.stderr
+        assert out.stderr.rindex("obshell-sdk: stored ") < out.stderr.index("obshell-sdk: task ")
+        (dag_id,) = [i for i, d in agent.dags.items() if d.name == ROLLING]
+        assert out.stdout == run(agent, "--json", "task", "show", dag_id).stdout  # that alone
+        assert json.loads(out.stdout)["state"] == "SUCCEED"
 
 
 def test_a_package_the_cluster_lacks_is_refused_with_the_option_that_gives_it(rpms):

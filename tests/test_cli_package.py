@@ -6,7 +6,7 @@ import json
 
 import pytest
 from conftest import PASSWORD
-from test_cli import run, same
+from test_cli import run, same, upload_lines
 
 from obshell_sdk.testing import FakeAgent, build_rpm
 
@@ -40,6 +40,18 @@ def test_upload_list_and_delete(rpms):
         out = run(agent, "package", "delete", "1", "--json")
         assert out.returncode == 0 and json.loads(out.stdout)["deleted"]["name"] == "oceanbase-ce"
         assert [row["name"] for row in agent.inventory] == ["oceanbase-ce-libs"]
+
+
+def test_upload_says_each_package_as_upgrade_package_does_and_json_stays_one_document(rpms):
+    with FakeAgent(password=PASSWORD) as agent:
+        out = run(agent, "--json", "package", "upload", *rpms)
+        assert out.returncode == 0, out.stderr
+        where = f"{agent.host}:{agent.port}"
+        assert upload_lines(out.stderr) == [
+            ("uploading", rpms[0], where), ("stored", "oceanbase-ce"),
+            ("uploading", rpms[1], where), ("stored", "oceanbase-ce-libs")], out.stderr
+        uploaded = json.loads(out.stdout)["uploaded"]  # the whole of stdout
+        assert [row["name"] for row in uploaded] == ["oceanbase-ce", "oceanbase-ce-libs"]
 
 
 @pytest.mark.parametrize(("args", "said"), [
