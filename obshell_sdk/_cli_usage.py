@@ -1,0 +1,176 @@
+"""Usage errors of the command line: what a parser does not take, said without typed values.
+
+Every parser of ``obshell-sdk`` is a :class:`Parser`: an unknown option is named by its name
+alone, with the option likely meant or why it is not taken there; a password option says
+where passwords go; argparse's own messages lose what was typed as a value (it may be a
+password in the wrong place).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import re
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, NoReturn, Optional
+
+__all__ = ["PASSWORD_VARIABLES", "Parser", "UsageError"]
+
+#: The variables a password comes from (the command line has no password option).
+PASSWORD_VARIABLES = ("OBSHELL_PASSWORD", "OBSHELL_AGENT_PASSWORD")
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose usage errors show option names, never typed values.
+
+    Each parser says itself what it does not take, with its own usage and the option likely
+    meant (argparse leaves that to the top level, whose usage names none of a command's
+    options); ``hints`` say why an option is not taken here and what to give instead;
+    ``words``, what to give instead of a word typed where VERSION goes (``upgrade ob ...``).
+    """
+
+    def __init__(self, *args: Any, hints: Optional[dict[str, str]] = None,
+                 words: Optional[dict[str, str]] = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hints, self.words = dict(hints or {}), dict(words or {})
+        self.given: list[str] = []
+
+    def parse_known_args(self, args: Optional[Iterable[str]] = None,
+                         namespace: Any = None) -> tuple[Any, list[str]]:
+        """Parse ``args``; anything this parser does not take is a usage error, said here."""
+        self.given = sys.argv[1:] if args is None else list(args)
+        parsed, extras = super().parse_known_args(self.given, namespace)
+        word = getattr(parsed, "version", None)
+        if word in self.words:  # a known word, not a value typed: said as it was
+            self._say(f"VERSION: '{word}' is not a version: {self.words[word]}")
+        if extras:
+            self._say(self._unrecognized(extras))
+        return parsed, extras
+
+    def error(self, message: str) -> NoReturn:
+        """Print usage and a redacted ``message`` on stderr, then exit 2 (:class:`UsageError`)."""
+        typed = _password_option(self.given)
+        if typed:  # said first: its value may have taken an argument's place ("required")
+            self._say(self._unrecognized([typed]))
+        if "invalid choice" in message:
+            # An unknown option before a subcommand (or ACTION) has its value taken for it.
+            unknown = _unknown_before_positional(self.given, self._option_string_actions)
+            if unknown:
+                self._say(self._unrecognized(unknown))
+            message += _close_choice(message)
+        hint = ("\nVERSION and RELEASE are two arguments, e.g. 4.2.1.1 101000062023110109.el7 "
+                "(not 4.2.1.1-101000062023110109.el7)" if message.endswith("RELEASE") else "")
+        self._say(_redact(message) + hint)
+
+    def _say(self, text: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        said = f"{self.prog}: error: {text}"
+        sys.stderr.write(said + "\n")
+        raise UsageError(said)
+
+    def _unrecognized(self, tokens: Sequence[str]) -> str:
+        """What this parser does not take: options by name (and the likely one), no values."""
+        shown = [self._option(t) if t.startswith("-") and t != "-" else
+                 "(an extra value: values are not shown, as one may be a password)"
+                 for t in tokens]
+        return f"unrecognized arguments: {' '.join(dict.fromkeys(shown))}"
+
+    def _option(self, token: str) -> str:
+        """An unknown option as said: its name only, and why it is not here or what is near."""
+        name = _option_named(token)
+        if _PASSWORD_OPTION.fullmatch(token.partition("=")[0]):
+            return f"{name} ({_NO_PASSWORD})"
+        if not name.startswith("-") or " " in name:  # -xSECRET: not a name to look up
+            return name
+        hint = self.hints.get(name) or self._near(name)
+        return f"{name} ({hint})" if hint else name
+
+    def _near(self, name: str) -> str:
+        """``did you mean --wait?``; of an option not taken here, why (``--hots``: ``--host``)."""
+        near = _closest(name, [*self._option_string_actions, *self.hints])
+        if not near:
+            return ""
+        return f"did you mean {near}?" + (f" {self.hints[near]}" if near in self.hints else "")
+
+
+
+#: The options a password is looked for under (``--password``, ``--agent-passwd``, ...; mysql's
+#: ``-p`` and ``-pSECRET``): no parser has one, and each says so (:data:`_NO_PASSWORD`).
+_PASSWORD_OPTION = re.compile(r"--(agent-|root-)?pass(word|wd)?|-p.*")
+_NO_PASSWORD = (f"there is no password option, on purpose, as a command line is seen by other "
+                f"users and kept in shell history: set {PASSWORD_VARIABLES[0]} (root@sys) or "
+                f"{PASSWORD_VARIABLES[1]}, or leave them unset to be asked on a terminal")
+
+
+def _password_option(given: Sequence[str]) -> Optional[str]:
+    """The first password option of ``given`` (before any ``--``), as typed; else None."""
+    for word in given:
+        if word == "--":
+            return None
+        if _PASSWORD_OPTION.fullmatch(word.partition("=")[0]):
+            return word
+    return None
+
+
+def _unknown_before_positional(given: Sequence[str],
+                               known: dict[str, argparse.Action]) -> list[str]:
+    """The options of ``given`` before its first positional that are none of ``known``.
+
+    As argparse reads them: a unique prefix of a long option is that option; an option's
+    value follows it unless given with ``=``; ``-vX`` is ``-v`` and more.
+    """
+    unknown: list[str] = []
+    tokens = iter(given)
+    for token in tokens:
+        if token in ("-", "--") or not token.startswith("-"):
+            break
+        name, eq, _ = token.partition("=")
+        action = known.get(name) or next(
+            (a for o, a in known.items() if name.startswith("--") and o.startswith(name)), None)
+        if action is None and not name.startswith("--") and name[:2] in known:
+            continue  # a short option with its value or more short options stuck to it
+        if action is None:
+            unknown.append(token)
+        elif not eq and action.nargs != 0:
+            next(tokens, None)  # its value
+    return unknown
+
+
+def _close_choice(message: str) -> str:
+    """`` (did you mean info?)`` for an invalid choice close to one (no typed text shown)."""
+    typed = re.search(r"invalid choice: '([^']*)'", message)
+    choices = re.findall(r"[\w.-]+", message.partition("(choose from ")[2])
+    near = _closest(typed.group(1), choices) if typed else ""
+    return f" (did you mean {near}?)" if near else ""
+
+
+def _closest(typed: str, known: Iterable[str]) -> str:
+    """The long option or choice closest to ``typed``, if one is close; else ""."""
+    near = difflib.get_close_matches(typed, [k for k in known if not k.startswith("-")
+                                             or k.startswith("--")], n=1, cutoff=0.7)
+    return near[0] if near else ""
+
+
+class UsageError(SystemExit):
+    """A usage error, said on stderr: exit 2, as argparse's own."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+
+
+def _redact(message: str) -> str:
+    # "invalid choice: 'x'", "invalid float value: 'x'", "ignored explicit argument 'x'":
+    # name the problem, not the text.
+    message = re.sub(r"(invalid [a-z ]*?(?:choice|value)): '[^']*'", r"\1", message)
+    return re.sub(r"(ignored explicit argument) '[^']*'", r"\1 (not shown)", message)
+
+
+def _option_named(token: str) -> str:
+    """An unknown option by its name alone: ``--x=SECRET`` and ``-xSECRET`` show ``--x``, ``-x``."""
+    name = token.split("=", 1)[0]
+    if not name.startswith("--") and len(name) > 2:  # -pSECRET: the rest may be a value
+        return f"{name[:2]} (what follows it is not shown)"
+    return name
