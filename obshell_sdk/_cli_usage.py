@@ -50,15 +50,16 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         """Print usage and a redacted ``message`` on stderr, then exit 2 (:class:`UsageError`)."""
+        # An unknown option before a subcommand (or ACTION) has its value taken for it.
+        unknown = _unknown_before_positional(self.given, self._option_string_actions, [
+            str(c) for a in self._actions if not a.option_strings for c in a.choices or ()]
+            ) if "invalid choice" in message else []
         typed = _password_option(self.given)
         if typed:  # said first: its value may have taken an argument's place ("required")
-            self._say(self._unrecognized([typed]))
-        if "invalid choice" in message:
-            # An unknown option before a subcommand (or ACTION) has its value taken for it.
-            unknown = _unknown_before_positional(self.given, self._option_string_actions)
-            if unknown:
-                self._say(self._unrecognized(unknown))
-            message += _close_choice(message)
+            self._say(self._unrecognized([typed, *unknown]))
+        if unknown:
+            self._say(self._unrecognized(unknown))
+        message += _close_choice(message)
         hint = ("\nVERSION and RELEASE are two arguments, e.g. 4.2.1.1 101000062023110109.el7 "
                 "(not 4.2.1.1-101000062023110109.el7)" if message.endswith("RELEASE") else "")
         self._say(_redact(message) + hint)
@@ -113,18 +114,19 @@ def _password_option(given: Sequence[str]) -> Optional[str]:
     return None
 
 
-def _unknown_before_positional(given: Sequence[str],
-                               known: dict[str, argparse.Action]) -> list[str]:
+def _unknown_before_positional(given: Sequence[str], known: dict[str, argparse.Action],
+                               choices: Sequence[str] = ()) -> list[str]:
     """The options of ``given`` before its first positional that are none of ``known``.
 
     As argparse reads them: a unique prefix of a long option is that option; an option's
-    value follows it unless given with ``=``; ``-vX`` is ``-v`` and more.
+    value follows it unless given with ``=``; ``-vX`` is ``-v`` and more. A word after an
+    unknown option is taken for its value, not a positional, unless it is one of ``choices``
+    (argparse took it for the command: the options after it went unread).
     """
     unknown: list[str] = []
-    tokens = iter(given)
-    for token in tokens:
-        if token in ("-", "--") or not token.startswith("-"):
-            break
+    at = 0
+    while at < len(given) and given[at] not in ("-", "--") and given[at].startswith("-"):
+        token, at = given[at], at + 1
         name, eq, _ = token.partition("=")
         action = known.get(name) or next(
             (a for o, a in known.items() if name.startswith("--") and o.startswith(name)), None)
@@ -132,8 +134,10 @@ def _unknown_before_positional(given: Sequence[str],
             continue  # a short option with its value or more short options stuck to it
         if action is None:
             unknown.append(token)
-        elif not eq and action.nargs != 0:
-            next(tokens, None)  # its value
+        after = given[at] if at < len(given) else "-"
+        if not eq and (action.nargs != 0 if action is not None else
+                       not after.startswith("-") and after not in choices):
+            at += 1  # its value
     return unknown
 
 

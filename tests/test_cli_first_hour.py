@@ -252,6 +252,24 @@ def test_a_mistyped_option_is_said_unknown_by_its_command_with_the_one_meant(arg
     assert said in json.loads(out.stdout)["error"]["message"]
 
 
+def test_every_unknown_option_before_the_command_is_named_with_the_one_meant():
+    """Only the first was named: argparse took the value after it for the command, and the
+    options after that went unsaid."""
+    out = cli("--hots", "127.0.0.1", "--prot", "2886", "--jsn", "info")
+    assert out.returncode == 2 and "2886" not in out.stderr and "127.0" not in out.stderr
+    assert ("obshell-sdk: error: unrecognized arguments: --hots (did you mean --host?) --prot "
+            "(did you mean --port?) --jsn (did you mean --json?)\n") in out.stderr, out.stderr
+    out = cli("task", "--wiat", "x", "--exits", "show", "11")  # before an ACTION alike
+    assert ("obshell-sdk task: error: unrecognized arguments: --wiat (did you mean --wait?) "
+            "--exits (did you mean --exists?)\n") in out.stderr, out.stderr
+    # A password option among them is said first, and no value is shown.
+    out = cli("--hots", "h", "--password", "hunter2-secret", "--prot", "2886", "info")
+    assert out.returncode == 2 and "hunter2" not in out.stdout + out.stderr
+    said = out.stderr.partition("obshell-sdk: error: unrecognized arguments: ")[2]
+    assert said.startswith("--password (there is no password option, on purpose"), out.stderr
+    assert said.endswith(" --hots (did you mean --host?) --prot (did you mean --port?)\n")
+
+
 def test_a_mistyped_command_or_action_is_said_with_the_one_meant():
     out = cli("infoo")
     assert out.returncode == 2 and out.stderr.rstrip().endswith("(did you mean info?)")
