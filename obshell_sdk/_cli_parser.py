@@ -56,12 +56,16 @@ def _epilog() -> str:
 
 
 def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    """The command line's arguments; with ``--json``, a usage error's JSON document too."""
+    """The command line's arguments; a usage error is written on stderr.
+
+    With ``--json``, its JSON document on stdout too.
+    """
     given = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     try:
         return parser.parse_args(given)
     except UsageError as exc:
+        sys.stderr.write(f"{exc.usage}{exc.message}\n")
         if "--json" in given:  # one document on stdout, as every failure leaves one
             sys.stdout.write(json.dumps({"error": {"exit": 2, "message": exc.message}}) + "\n")
         raise

@@ -38,9 +38,19 @@ class Parser(argparse.ArgumentParser):
 
     def parse_known_args(self, args: Optional[Iterable[str]] = None,
                          namespace: Any = None) -> tuple[Any, list[str]]:
-        """Parse ``args``; anything this parser does not take is a usage error, said here."""
+        """Parse ``args``; anything this parser does not take is a usage error, said here.
+
+        A command's own error (its subparser's) comes with the options given at this level
+        that this level does not take, said first: one is often the very option it missed.
+        """
         self.given = sys.argv[1:] if args is None else list(args)
-        parsed, extras = super().parse_known_args(self.given, namespace)
+        try:
+            parsed, extras = super().parse_known_args(self.given, namespace)
+        except UsageError as exc:
+            unknown = self._unknown(to_positional=False) if exc.prog != self.prog else []
+            if not unknown:
+                raise
+            self._say(self._unrecognized(unknown), below=exc)
         word = getattr(parsed, "version", None)
         if word in self.words:  # a known word, not a value typed: said as it was
             self._say(f"VERSION: '{word}' is not a version: {self.words[word]}")
@@ -49,26 +59,44 @@ class Parser(argparse.ArgumentParser):
         return parsed, extras
 
     def error(self, message: str) -> NoReturn:
-        """Print usage and a redacted ``message`` on stderr, then exit 2 (:class:`UsageError`)."""
-        # An unknown option before a subcommand (or ACTION) has its value taken for it.
-        unknown = _unknown_before_positional(self.given, self._option_string_actions, [
-            str(c) for a in self._actions if not a.option_strings for c in a.choices or ()]
-            ) if "invalid choice" in message else []
+        """Usage and a redacted ``message``, then exit 2 (:class:`UsageError`).
+
+        The options given here that this parser does not take are said first.
+        """
+        invalid = "invalid choice" in message
+        unknown = self._unknown(to_positional=invalid)
         typed = _password_option(self.given)
-        if typed:  # said first: its value may have taken an argument's place ("required")
-            self._say(self._unrecognized([typed, *unknown]))
-        if unknown:
-            self._say(self._unrecognized(unknown))
+        if typed or (invalid and unknown):
+            # A password option is said first: its value may have taken an argument's place
+            # ("required"). An unknown option before a subcommand (or ACTION) has its value
+            # taken for it: the "invalid choice" is that value.
+            self._say(self._unrecognized([typed, *unknown] if typed else unknown))
         message += _close_choice(message)
         hint = ("\nVERSION and RELEASE are two arguments, e.g. 4.2.1.1 101000062023110109.el7 "
                 "(not 4.2.1.1-101000062023110109.el7)" if message.endswith("RELEASE") else "")
-        self._say(_redact(message) + hint)
+        self._say(*([self._unrecognized(unknown)] if unknown else []), _redact(message) + hint)
 
-    def _say(self, text: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        said = f"{self.prog}: error: {text}"
-        sys.stderr.write(said + "\n")
-        raise UsageError(said)
+    def _say(self, *texts: str, below: Optional[UsageError] = None) -> NoReturn:
+        """Raise :class:`UsageError` saying ``texts``, then what a command (``below``) said.
+
+        A password option's refusal is said first, wherever it was typed; the usage is the
+        command's, the innermost.
+        """
+        said = [f"{self.prog}: error: {text}" for text in texts] + (below.said if below else [])
+        said.sort(key=lambda line: _NO_PASSWORD not in line)
+        raise UsageError(said, below.usage if below else self.format_usage(),
+                         below.prog if below else self.prog)
+
+    def _unknown(self, *, to_positional: bool) -> list[str]:
+        """The options given to this parser that it does not take (see :func:`_unknown_options`).
+
+        ``to_positional``: those before the first positional only, as after an invalid choice;
+        else those before the command.
+        """
+        choices = [str(c) for a in self._actions if not a.option_strings and (
+            to_positional or a.nargs == argparse.PARSER) for c in a.choices or ()]
+        return _unknown_options(self.given, self._option_string_actions, choices,
+                                to_positional=to_positional)
 
     def _unrecognized(self, tokens: Sequence[str]) -> str:
         """What this parser does not take: options by name (and the likely one), no values."""
@@ -114,26 +142,32 @@ def _password_option(given: Sequence[str]) -> Optional[str]:
     return None
 
 
-def _unknown_before_positional(given: Sequence[str], known: dict[str, argparse.Action],
-                               choices: Sequence[str] = ()) -> list[str]:
-    """The options of ``given`` before its first positional that are none of ``known``.
+def _unknown_options(given: Sequence[str], known: dict[str, argparse.Action],
+                     choices: Sequence[str] = (), *, to_positional: bool = True) -> list[str]:
+    """The options of ``given`` that are none of ``known``.
 
     As argparse reads them: a unique prefix of a long option is that option; an option's
-    value follows it unless given with ``=``; ``-vX`` is ``-v`` and more. A word after an
-    unknown option is taken for its value, not a positional, unless it is one of ``choices``
-    (argparse took it for the command: the options after it went unread).
+    value follows it unless given with ``=``; ``-vX`` is ``-v`` and more. Up to ``--``, a word
+    of ``choices`` (the command: what follows is its own) and, with ``to_positional``, any
+    positional. A word after an unknown option is taken for its value, not a positional,
+    unless it is one of ``choices`` (argparse took it for the command, after an invalid choice
+    the options after it went unread).
     """
     unknown: list[str] = []
     at = 0
-    while at < len(given) and given[at] not in ("-", "--") and given[at].startswith("-"):
-        token, at = given[at], at + 1
-        name, eq, _ = token.partition("=")
+    while at < len(given) and given[at] != "--":
+        word, at = given[at], at + 1
+        if word == "-" or not word.startswith("-"):
+            if to_positional or word in choices:
+                break
+            continue
+        name, eq, _ = word.partition("=")
         action = known.get(name) or next(
             (a for o, a in known.items() if name.startswith("--") and o.startswith(name)), None)
         if action is None and not name.startswith("--") and name[:2] in known:
             continue  # a short option with its value or more short options stuck to it
         if action is None:
-            unknown.append(token)
+            unknown.append(word)
         after = given[at] if at < len(given) else "-"
         if not eq and (action.nargs != 0 if action is not None else
                        not after.startswith("-") and after not in choices):
@@ -157,12 +191,17 @@ def _closest(typed: str, known: Iterable[str]) -> str:
 
 
 class UsageError(SystemExit):
-    """A usage error, said on stderr: exit 2, as argparse's own."""
+    """A usage error: exit 2, as argparse's own.
 
-    def __init__(self, message: str) -> None:
+    ``said``: its lines (``prog: error: ...``), ``message`` them joined; ``usage``: the usage
+    of the command they are about; ``prog``: the parser that said it first. Nothing is
+    written yet: the caller writes ``usage`` and ``message`` on stderr.
+    """
+
+    def __init__(self, said: Sequence[str], usage: str = "", prog: str = "") -> None:
         super().__init__(2)
-        self.message = message
-
+        self.said, self.usage, self.prog = list(said), usage, prog
+        self.message = "\n".join(self.said)
 
 
 def _redact(message: str) -> str:

@@ -270,6 +270,51 @@ def test_every_unknown_option_before_the_command_is_named_with_the_one_meant():
     assert said.endswith(" --hots (did you mean --host?) --prot (did you mean --port?)\n")
 
 
+@pytest.mark.parametrize("argv, prog, said", [
+    (["rollout", "--journal=j.db", "status"], "rollout status", [
+        "obshell-sdk rollout: error: unrecognized arguments: --journal (give it after the kind: "
+        "rollout agent, ob or status)",
+        "obshell-sdk rollout status: error: the following arguments are required: --journal"]),
+    (["rollout", "--targets=t", "agent", VERSION, RELEASE], "rollout agent", [
+        "obshell-sdk rollout: error: unrecognized arguments: --targets (give it after the kind: "
+        "rollout agent, ob or status)",
+        "obshell-sdk rollout agent: error: the following arguments are required: --targets, "
+        "--journal"]),
+    (["rollout", "--journal=j.db"], "rollout", [  # the kind missing: said by the same level
+        "obshell-sdk rollout: error: unrecognized arguments: --journal (give it after the kind: "
+        "rollout agent, ob or status)",
+        "obshell-sdk rollout: error: the following arguments are required: KIND"]),
+    (["--hots=h", "info", "--prot=2886"], "info", [
+        "obshell-sdk: error: unrecognized arguments: --hots (did you mean --host?)",
+        "obshell-sdk info: error: unrecognized arguments: --prot (did you mean --port?)"]),
+    (["--jsn", "upgrade", VERSION], "upgrade", [
+        "obshell-sdk: error: unrecognized arguments: --jsn (did you mean --json?)",
+        "obshell-sdk upgrade: error: the following arguments are required: RELEASE\nVERSION "
+        "and RELEASE are two arguments, e.g. 4.2.1.1 101000062023110109.el7 (not "
+        "4.2.1.1-101000062023110109.el7)"]),
+    (["task", "--wiat"], "task", [
+        "obshell-sdk task: error: unrecognized arguments: --wiat (did you mean --wait?)",
+        "obshell-sdk task: error: the following arguments are required: ACTION"]),
+    (["--hots=h", "rollout", "status", "--password=hunter2-secret"], "rollout status", [
+        "obshell-sdk rollout status: error: unrecognized arguments: --password (there is no "
+        "password option, on purpose, as a command line is seen by other users and kept in "
+        "shell history: set OBSHELL_PASSWORD (root@sys) or OBSHELL_AGENT_PASSWORD, or leave "
+        "them unset to be asked on a terminal)",  # first, wherever it was typed
+        "obshell-sdk: error: unrecognized arguments: --hots (did you mean --host?)"]),
+])
+def test_an_option_left_at_the_level_it_was_given_at_is_said_with_the_commands_error(
+        argv, prog, said):
+    """The command's own error ("required") was said alone: the option given before it, at a
+    level that does not take it (often the very option said missing), went unnamed. Each
+    level's error is said, the outer one first, under the command's usage."""
+    out = cli(*argv)
+    assert out.returncode == 2 and "hunter2" not in out.stdout + out.stderr
+    assert out.stderr.startswith(f"usage: obshell-sdk {prog} "), out.stderr
+    assert out.stderr.endswith("\n".join(said) + "\n"), out.stderr
+    out = cli("--json", *argv)  # the same words in --json's document
+    assert json.loads(out.stdout)["error"]["message"] == "\n".join(said)
+
+
 def test_a_mistyped_command_or_action_is_said_with_the_one_meant():
     out = cli("infoo")
     assert out.returncode == 2 and out.stderr.rstrip().endswith("(did you mean info?)")
