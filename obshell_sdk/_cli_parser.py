@@ -194,6 +194,6 @@ def build_parser() -> argparse.ArgumentParser:
                       "none; repeat for oceanbase-ce and oceanbase-ce-libs)")
     add_package_parser(sub, _sub, UPLOAD_SECONDS)
     add_rollout_parser(sub, lambda parent, name, **kw: _sub(
-        parent, name, agent=False, tls=name in ("agent", "ob"), **kw), SECONDS, UPLOAD_SECONDS,
+        parent, name, agent=False, tls=name != "rollout", **kw), SECONDS, UPLOAD_SECONDS,
         _at_least)
     return p

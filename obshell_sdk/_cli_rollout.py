@@ -39,19 +39,19 @@ EPILOG = ("exit codes: 0 every target succeeded; 1 a target failed, was rolled b
           "unknown, whatever the others', or the rollout stopped on an error of its own (a "
           "journal it could not write): run the same command again to follow it; 2 bad "
           "input; 130 interrupted, 143 terminated (run the same command again to resume)")
-STATUS_EPILOG = ("exit codes: 0 every target (of --targets, else of the journal) succeeded; "
-                 "8 one is open or unknown; 1 otherwise; 2 bad input")
+STATUS_EPILOG = ("status reads the journal only: --https, --ca-bundle and --min-key-bits talk "
+                 "to no agent here;\nthey are repeated in the commands it suggests (the "
+                 "journal does not say how its agents are reached)\n\nexit codes: 0 every "
+                 "target (of --targets, else of the journal) succeeded; 8 one is open or "
+                 "unknown; 1 otherwise; 2 bad input")
 
 
 #: Why an agent's own options are not a rollout's, said of each when given to one.
 _NO_HOST = dict.fromkeys(("--host", "--port"), "a rollout's agents are the host:port lines "
                          "of its --targets FILE")
-_NO_TLS = dict.fromkeys(("--https", "--ca-bundle", "--min-key-bits"), "rollout status reads "
-                        "the journal only; it talks to no agent")
-_AFTER_KIND = {**dict.fromkeys(("--targets", "--journal"), "give it after the kind: rollout "
-                               "agent, ob or status"),
-               **dict.fromkeys(_NO_TLS, "give it after the kind: rollout agent or ob; rollout "
-                               "status talks to no agent"), **_NO_HOST}
+_AFTER_KIND = {**dict.fromkeys(("--targets", "--journal", "--https", "--ca-bundle",
+                                "--min-key-bits"), "give it after the kind: rollout agent, "
+                               "ob or status"), **_NO_HOST}
 
 
 def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
@@ -82,7 +82,7 @@ def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
     ob.add_argument("--freeze-server", action="store_true",
                     help="a minor freeze before each server stops")
     status = make(kinds, "status", help="where a rollout stands (reads the journal only)",
-                  epilog=STATUS_EPILOG, hints={**_NO_HOST, **_NO_TLS})
+                  epilog=STATUS_EPILOG, hints=_NO_HOST)
     status.add_argument("--journal", required=True, metavar="FILE",
                         help="the rollout's SQLite journal")
     status.add_argument("--targets", metavar="FILE", help="these targets (the file a run was "

@@ -524,10 +524,7 @@ def test_an_option_a_rollout_does_not_take_is_said_by_it_with_what_to_give_inste
             (("rollout", *files, "agent", VERSION, RELEASE), "rollout",
              "--targets (give it after the kind: rollout agent, ob or status)"),
             (("rollout", "--https", "status", "--journal", str(journal)), "rollout",
-             "--https (give it after the kind: rollout agent or ob; rollout status talks to no "
-             "agent)"),  # not after status, which refuses it
-            (("rollout", "status", "--journal", str(journal), "--https"), "rollout status",
-             "--https (rollout status reads the journal only; it talks to no agent)")):
+             "--https (give it after the kind: rollout agent, ob or status)")):
         out = run(agent, *argv)
         assert out.returncode == 2, out.stderr
         assert out.stderr.startswith(f"usage: obshell-sdk {prog} "), out.stderr
@@ -541,6 +538,30 @@ def test_an_option_a_rollout_does_not_take_is_said_by_it_with_what_to_give_inste
             said = f"{name}: a rollout's agents are the host:port lines of its --targets FILE"
             assert f"{said}: drop it" in out.stderr, out.stderr
     assert agent.requests == [] and not journal.exists()
+
+
+def test_tls_options_word_the_commands_rollout_status_suggests_before_or_after_it(tmp_path):
+    """``--https rollout status`` was taken (the commands it suggests carry --https), ``rollout
+    status --https`` refused ("it talks to no agent"): status talks to none, but the commands
+    it suggests do, and neither the journal nor the targets file says how. Taken alike."""
+    with FakeAgent(password=PASSWORD, stage_durations=[3600]) as locked:
+        locked.create_upgrade_dag()  # another upgrade holds the cluster's lock: a hint
+        targets, journal = tmp_path / "targets", tmp_path / "r.db"
+        targets.write_text(f"{locked.host}:{locked.port}\n")
+        done = run(locked, "rollout", "agent", VERSION, RELEASE, "--targets", str(targets),
+                   "--journal", str(journal), "--no-check")
+        assert done.returncode == 1, done.stderr
+        sent = len(locked.requests)
+        status = ("rollout", "status", "--journal", str(journal))
+        aimed = f"obshell-sdk --host {locked.host} --port {locked.port}"
+        assert f"{aimed} task list" in run(locked, *status).stdout
+        for tls in (("--https",), ("--ca-bundle", str(tmp_path / "ca.pem")),
+                    ("--min-key-bits", "512")):
+            before, after = run(locked, *tls, *status), run(locked, *status, *tls)
+            assert before.returncode == after.returncode == 1, before.stderr + after.stderr
+            assert before.stdout == after.stdout, (before.stdout, after.stdout)
+            assert f"{aimed} {' '.join(tls)} task list" in after.stdout, after.stdout
+        assert len(locked.requests) == sent  # status talks to no agent
 
 
 def test_a_refused_journal_leaves_no_lock_file_the_refused_run_made(agent, tmp_path):
