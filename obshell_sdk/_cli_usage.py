@@ -71,6 +71,7 @@ class Parser(argparse.ArgumentParser):
             # ("required"). An unknown option before a subcommand (or ACTION) has its value
             # taken for it: the "invalid choice" is that value.
             self._say(self._unrecognized([typed, *unknown] if typed else unknown))
+        message = _dash_value(message, self.given, self._option_string_actions)
         message += _close_choice(message)
         hint = ("\nVERSION and RELEASE are two arguments, e.g. 4.2.1.1 101000062023110109.el7 "
                 "(not 4.2.1.1-101000062023110109.el7)" if message.endswith("RELEASE") else "")
@@ -162,8 +163,7 @@ def _unknown_options(given: Sequence[str], known: dict[str, argparse.Action],
                 break
             continue
         name, eq, _ = word.partition("=")
-        action = known.get(name) or next(
-            (a for o, a in known.items() if name.startswith("--") and o.startswith(name)), None)
+        action = _action(name, known)
         if action is None and not name.startswith("--") and name[:2] in known:
             continue  # a short option with its value or more short options stuck to it
         if action is None:
@@ -173,6 +173,39 @@ def _unknown_options(given: Sequence[str], known: dict[str, argparse.Action],
                        not after.startswith("-") and after not in choices):
             at += 1  # its value
     return unknown
+
+
+def _action(name: str, known: dict[str, argparse.Action]) -> Optional[argparse.Action]:
+    """The action of option ``name`` as argparse reads it (a long one's unique prefix too)."""
+    return known.get(name) or next(
+        (a for o, a in known.items() if name.startswith("--") and o.startswith(name)), None)
+
+
+def _dash_value(message: str, given: Sequence[str], known: dict[str, argparse.Action]) -> str:
+    """``message``, or, of an option whose value starts with '-', how to give that value.
+
+    argparse reads such a value as an option: it says the option expected one argument, or,
+    the value being the prefix of two options, names it as an ambiguous option.
+    """
+    expected = re.fullmatch(r"argument (\S+): expected one argument", message)
+    ambiguous = re.match(r"ambiguous option: ([^=\s]+)", message)
+    for before, word in zip(["", *given], given):
+        if before == "--":
+            break
+        action = None if "=" in before else _action(before, known)
+        one = action if action is not None and action.nargs is None else None  # one value
+        if ambiguous and word.partition("=")[0] == ambiguous.group(1):  # the first one read
+            return _no_value(one) if one else message
+        if expected and one and "/".join(one.option_strings) == expected.group(1) and (
+                word.startswith("-")):
+            return _no_value(one)
+    return message
+
+
+def _no_value(action: argparse.Action) -> str:
+    return (f"argument {'/'.join(action.option_strings)}: expected one argument (a value that "
+            f"starts with '-' is read as an option: give it as {action.option_strings[-1]}"
+            "=VALUE)")
 
 
 def _close_choice(message: str) -> str:
@@ -205,9 +238,11 @@ class UsageError(SystemExit):
 
 
 def _redact(message: str) -> str:
-    # "invalid choice: 'x'", "invalid float value: 'x'", "ignored explicit argument 'x'":
+    # "invalid choice: 'x'", "invalid float value: 'x'", "ignored explicit argument 'x'",
+    # "ambiguous option: --x=VALUE could match":
     # name the problem, not the text.
     message = re.sub(r"(invalid [a-z ]*?(?:choice|value)): '[^']*'", r"\1", message)
+    message = re.sub(r"(ambiguous option: [^=\s]+)=.*( could match )", r"\1\2", message)
     return re.sub(r"(ignored explicit argument) '[^']*'", r"\1 (not shown)", message)
 
 

@@ -199,6 +199,7 @@ def test_a_note_on_a_terminal_leaves_the_progress_line_whole():
     ["info", "hunter2-secret"],
     ["info", "-phunter2-secret"],  # as mysql -pPASSWORD: a short option with its value
     ["-phunter2-secret", "info"],
+    ["upgrade", "4.3.1.0", "x.el7", "--u=hunter2-secret"],  # "ambiguous option: --u=..."
 ])
 def test_usage_errors_never_echo_what_was_typed(argv):
     out = cli(*argv)
@@ -313,6 +314,23 @@ def test_an_option_left_at_the_level_it_was_given_at_is_said_with_the_commands_e
     assert out.stderr.endswith("\n".join(said) + "\n"), out.stderr
     out = cli("--json", *argv)  # the same words in --json's document
     assert json.loads(out.stdout)["error"]["message"] == "\n".join(said)
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["upgrade", VERSION, RELEASE, "--upgrade-dir", "--my-dir"], "--upgrade-dir"),
+    (["--host", "-x", "info"], "--host"),
+    # a value that is the prefix of two options: "ambiguous option: --u could match ..."
+    (["upgrade", "--upgrade-dir", "--u", VERSION, RELEASE], "--upgrade-dir"),
+    (["rollout", "agent", VERSION, RELEASE, "--journal", "j", "--targets", "--t"], "--targets"),
+])
+def test_a_value_that_starts_with_a_dash_is_said_to_go_after_an_equals_sign(argv, option):
+    """argparse said "expected one argument" of the option, or took its value for an option
+    and named that ("ambiguous option"), and neither said how to give such a value."""
+    out = cli(*argv)
+    assert out.returncode == 2 and "ambiguous" not in out.stderr, out.stderr
+    assert out.stderr.endswith(f": error: argument {option}: expected one argument (a value that "
+                               f"starts with '-' is read as an option: give it as "
+                               f"{option}=VALUE)\n"), out.stderr
 
 
 def test_a_mistyped_command_or_action_is_said_with_the_one_meant():
