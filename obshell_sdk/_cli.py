@@ -278,7 +278,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt as exc:
         code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
         left = None if progress.ended else progress.current or getattr(args, "id", None)
-        return _failed(out, progress, code, interrupted(args, progress.current, progress.ended),
+        said_then = interrupted(args, progress.current, progress.ended, progress.name)
+        return _failed(out, progress, code, said_then,
                        {"task_id": left} if left else {})  # running, or not known to end
     finally:
         progress.close()

@@ -222,7 +222,34 @@ def said(args: argparse.Namespace, exc: ObshellError) -> str:
     if args.command == "upgrade-ob" and args.check:  # a pre-check takes no --package
         text = text.replace("give each RPM with --package", "obshell-sdk package upload RPM...")
     advice = _advice(args, exc)  # ". <sentence>", or ""
-    return text + (advice[1:] if text.endswith(("?", ".")) else advice)
+    return text + (advice[1:] if text.endswith(("?", ".")) else advice) + _not_started(args, exc)
+
+
+def _not_started(args: argparse.Namespace, exc: ObshellError) -> str:
+    """``--package``'s pre-check did not pass: the upgrade was never started, a line says."""
+    check = _pre_check(args)
+    if check is None or not isinstance(exc, TaskError) or exc.detail is None \
+            or exc.detail.name != check:
+        return ""
+    if isinstance(exc, (TaskFailedError, TaskCancelledError)):
+        return "\nThe upgrade was not started; once the cause is fixed, run the command again."
+    return "\nThe upgrade was not started: " + _start_later(args, exc.task_id)
+
+
+def _pre_check(args: argparse.Namespace) -> Optional[str]:
+    """The name of the pre-check an upgrade command's ``--package`` runs; None without it."""
+    if args.command not in _PRE_CHECKS or not getattr(args, "package", None):
+        return None
+    return _PRE_CHECKS[args.command].dag_name(UpgradeAgentRequest(args.version, args.release))
+
+
+def _start_later(args: argparse.Namespace, check_id: str) -> str:
+    """How to start the upgrade once ``--package``'s pre-check, still running, has passed."""
+    uploaded = "packages are" if args.command == "upgrade-ob" else "package is"
+    drop = "--package" + (" and --upload-timeout" if args.upload_timeout is not None else "")
+    return (f"once pre-check {check_id} has passed (obshell-sdk task wait {check_id} "
+            f"--exists), start it with the same command without {drop} (the {uploaded} "
+            "uploaded), and with --wait")
 
 
 def _advice(args: argparse.Namespace, exc: ObshellError) -> str:
@@ -241,8 +268,12 @@ def _advice(args: argparse.Namespace, exc: ObshellError) -> str:
 
 
 def interrupted(args: argparse.Namespace, task_id: Optional[str],
-                ended: Optional[DagDetail] = None) -> str:
-    """What an interrupted command leaves behind, and where to look (the last task seen)."""
+                ended: Optional[DagDetail] = None, name: Optional[str] = None) -> str:
+    """What an interrupted command leaves behind, and where to look (the last task seen).
+
+    ``name`` is that task's: ``--package``'s pre-check, while it runs, means the upgrade was
+    not started.
+    """
     if args.command == "rollout" and args.rollout != "status":
         return ("interrupted; upgrades already started keep running. See where each cluster "
                 f"stands: obshell-sdk rollout status --journal {shlex.quote(args.journal)}; "
@@ -259,9 +290,9 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
         return (f"interrupted before task {args.id} was read; whether it runs is not known: "
                 f"obshell-sdk task show {args.id}")
     # upgrade[-ob] --package: upload, pre-check, upgrade
-    package = args.command in _PRE_CHECKS and bool(args.package)
-    if ended is not None and not (package and ended.name == _PRE_CHECKS[args.command].dag_name(
-            UpgradeAgentRequest(args.version, args.release))):
+    check = _pre_check(args)
+    package = check is not None
+    if ended is not None and not (package and ended.name == check):
         return f"interrupted after task {ended.id} ended: obshell-sdk task show {ended.id}"
     if ended is not None:  # --package's pre-check ended: the upgrade's POST comes next
         return (f"interrupted after pre-check {ended.id} ended; the upgrade's task may have "
@@ -271,6 +302,9 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
                 "been uploaded, and " if package else "")
         return (f"interrupted; {sent}a task the agent may have created keeps running: "
                 "obshell-sdk task list shows it")
+    if package and name == check:  # the pre-check runs, which takes no lock
+        return (f"interrupted; pre-check {task_id} keeps running on the agent (it takes no "
+                f"lock), and the upgrade was not started: {_start_later(args, task_id)}")
     lock = "" if getattr(args, "check", False) else (  # a pre-check takes no lock
         " (an upgrade holds the cluster's lock until it succeeds, is rolled back or is skipped)")
     return (f"interrupted; task {task_id} keeps running on the agent{lock}. Follow it again: "

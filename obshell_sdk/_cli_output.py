@@ -110,14 +110,15 @@ class Progress:
     """Follows the tasks of one command: announces each new task, then shows its progress.
 
     Call it with every snapshot (it is an ``on_progress`` callback); :meth:`close` ends the
-    line on a terminal and stops the ticker. ``current`` is the id of the last task seen;
-    ``ended`` its last snapshot if that showed its end.
+    line on a terminal and stops the ticker. ``current`` is the id of the last task seen,
+    ``name`` its name; ``ended`` its last snapshot if that showed its end.
     """
 
     def __init__(self, out: Output, *, tty: bool) -> None:
         self.out = out
         self.tty = tty
         self.current: Optional[str] = None
+        self.name: Optional[str] = None
         self.ended: Optional[DagDetail] = None
         self._announced: set[str] = set()
         self._status = StatusLine(out.stderr, tty)
@@ -131,7 +132,7 @@ class Progress:
         """Say once that a task exists, with its id and how to follow it again."""
         if detail.id != self.current:
             self.ended = None  # of the task before
-        self.current = detail.id
+        self.current, self.name = detail.id, detail.name
         if detail.id in self._announced:
             return
         self._announced.add(detail.id)

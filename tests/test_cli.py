@@ -489,6 +489,9 @@ def test_ctrl_c_during_task_list_names_no_task():
     check = ended("12", "Upgrade check obshell 4.3.1.0-1.el7")
     text = _interrupted(upgrade, "12", check)  # its pre-check ended; the upgrade's POST
     assert "after pre-check 12 ended; the upgrade's task may have been created" in text
+    running = _interrupted(upgrade, "12", None, check.name)  # its pre-check runs: no upgrade
+    assert "pre-check 12 keeps running on the agent (it takes no lock), and the upgrade was " \
+        "not started" in running and "(the package is uploaded)" in running, running
     check_only = build_parser().parse_args(["upgrade", "4.3.1.0", "1.el7", "--check"])
     assert "lock" not in _interrupted(check_only, "12")  # a pre-check takes none
     assert "holds the cluster's lock" in _interrupted(upgrade, "13")

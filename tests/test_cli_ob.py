@@ -221,6 +221,43 @@ def test_sigterm_while_following_says_the_upgrade_keeps_running():
     assert (error["exit"], error["task_id"]) == (143, dag_id)
 
 
+def test_a_package_pre_check_that_did_not_pass_says_the_upgrade_was_not_started(rpms):
+    """--package's pre-check, stopped, timed out or failed, was said as the upgrade would be
+    (its lock held, "keeps running"): the upgrade was never started, and how to start it."""
+    start = ("the upgrade was not started: once pre-check {id} has passed ({same} task wait "
+             "{id} --exists), start it with the same command without --package (the packages "
+             "are uploaded), and with --wait")
+    packages = ("--package", rpms[0], "--package", rpms[1])
+    with ob_agent(require_packages=True, stages_per_poll=0) as agent:  # the check runs on
+        code, stdout, stderr = sigterm_while_following(agent, "upgrade-ob", VERSION, RELEASE,
+                                                       *packages)
+        (check_id,) = agent.dags
+        said = start.format(id=check_id, same=same(agent))
+        assert code == 143, stderr
+        assert (f"interrupted; pre-check {check_id} keeps running on the agent (it takes no "
+                f"lock), and {said}") in stderr, stderr
+        assert "holds the cluster's lock" not in stderr
+        assert json.loads(stdout)["error"]["task_id"] == check_id
+        out = run(agent, "upgrade-ob", VERSION, RELEASE, *packages, "--timeout", "0.5")
+        assert out.returncode == 6, out.stderr
+        check_id = max(agent.dags, key=int)
+        assert "\nT" + start.format(id=check_id, same=same(agent))[1:] in out.stderr, out.stderr
+        out = run(agent, "upgrade-ob", VERSION, RELEASE, *packages, "--timeout", "0.5",
+                  "--upload-timeout", "60")  # which the command without --package refuses
+        assert out.returncode == 6 and "without --package and --upload-timeout (the " \
+            "packages are uploaded)" in out.stderr, out.stderr
+        assert "/api/v1/ob/upgrade" not in posts(agent)
+    with ob_agent(require_packages=True, fail_stage=2) as agent:
+        out = run(agent, "upgrade-ob", VERSION, RELEASE, *packages)
+        assert out.returncode == 1, out.stderr
+        assert out.stderr.endswith("injected failure at stage 2\nThe upgrade was not started; "
+                                   "once the cause is fixed, run the command again.\n"), \
+            out.stderr
+    with ob_agent(fail_stage=2) as agent:  # a pre-check on its own says nothing of it
+        out = run(agent, "upgrade-ob", VERSION, RELEASE, "--check")
+        assert out.returncode == 1 and "not started" not in out.stderr, out.stderr
+
+
 def test_ctrl_c_during_package_says_what_may_have_been_done():
     from obshell_sdk import DagDetail
     from obshell_sdk._cli_errors import interrupted
