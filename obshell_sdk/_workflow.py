@@ -243,11 +243,13 @@ _OB_PACKAGES = ("oceanbase-ce", "oceanbase-ce-libs", "oceanbase", "oceanbase-sta
 def check_ob_packages(paths: Sequence[str], version: str, release: str) -> None:
     """Refuse, by their RPM headers, packages that cannot serve an upgrade to the target.
 
-    Each must be an OceanBase package no newer than ``version``-``release``. Older ones are
-    the earlier steps of a cross-version route (obshell needs each step's packages), so a
-    set without the target's own is left to the agent: the cluster may hold those already.
-    Raises :class:`InvalidArgumentError`; nothing has been uploaded then. Packages whose
-    header cannot be read are left to the agent.
+    Each must be an OceanBase package no newer than ``version``-``release``; one of the
+    target's version and build, of its release too (obshell matches that whole, the
+    distribution with it). Older ones are the earlier steps of a cross-version route
+    (obshell needs each step's packages), so a set without the target's own is left to the
+    agent: the cluster may hold those already. Raises :class:`InvalidArgumentError`;
+    nothing has been uploaded then. Packages whose header cannot be read are left to the
+    agent.
     """
     target = f"{version}-{release.split('.', 1)[0]}"
     for path in paths:
@@ -259,10 +261,15 @@ def check_ob_packages(paths: Sequence[str], version: str, release: str) -> None:
             raise InvalidArgumentError("packages", (
                 f"{path!r} is {name} {have}-{build}, not an OceanBase package: an OceanBase "
                 f"upgrade takes {', '.join(_OB_PACKAGES)} (nothing was uploaded)"))
-        if _version_key(f"{have}-{build.split('.', 1)[0]}") > _version_key(target):
+        key = _version_key(f"{have}-{build.split('.', 1)[0]}")
+        if key > _version_key(target):
             raise InvalidArgumentError("packages", (
                 f"{path!r} is {name} {have}-{build}, newer than the target {version}-"
                 f"{release}: give the target's packages (nothing was uploaded)"))
+        if key == _version_key(target) and build != release:  # another distribution, say
+            raise InvalidArgumentError("packages", (
+                f"{path!r} is {name} {have}-{build}, not of the target's release {release}: "
+                "give the target's packages, or the release of these (nothing was uploaded)"))
 
 
 def _check_uploaded(uploaded: UpgradePackageInfo, version: str, release: str) -> None:

@@ -170,11 +170,14 @@ def test_a_package_the_cluster_lacks_is_refused_with_the_option_that_gives_it(rp
     (("--package", "{obshell}"), "is obshell 4.3.1.0-101000012025010101.el7, not an "
      "OceanBase package"),
     (("--package", "{ce}", "--package", "{copy}"), "give each package once"),
+    (("--package", "{el8}",), "is oceanbase-ce 4.3.5.1-101000012025052815.el8, not of the "
+     "target's release 101000012025052815.el7"),
 ])
 def test_bad_input_is_refused_before_anything_is_sent_or_asked(tmp_path, args, said):
     files = {"ce": rpm(tmp_path, "oceanbase-ce"),
              "copy": rpm(tmp_path, "oceanbase-ce", file="copy.rpm"),
-             "obshell": rpm(tmp_path, "obshell", "4.3.1.0", "101000012025010101.el7")}
+             "obshell": rpm(tmp_path, "obshell", "4.3.1.0", "101000012025010101.el7"),
+             "el8": rpm(tmp_path, "oceanbase-ce", release="101000012025052815.el8")}
     with ob_agent() as agent:
         given = [a.format(**files) for a in args]
         out = run(agent, "upgrade-ob", VERSION, RELEASE, *given, password=None)  # no prompt

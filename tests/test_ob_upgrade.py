@@ -171,6 +171,11 @@ def test_a_package_given_twice_is_refused_before_anything_is_sent(tmp_path):
      r"oceanbase-ce, oceanbase-ce-libs"),
     (lambda t: [*rpms(t, "oceanbase-ce"), *rpms(t, "oceanbase-ce-libs", version="4.3.6.0")],
      r"oceanbase-ce-libs 4\.3\.6\.0-.*newer than the target 4\.3\.5\.1-"),
+    # the target's version and build for another distribution: obshell took it, then refused
+    # the pre-check for a package "not found", which the CLI says to give with --package
+    (lambda t: rpms(t, "oceanbase-ce", "oceanbase-ce-libs", release="101000012025052815.el8"),
+     r"oceanbase-ce 4\.3\.5\.1-101000012025052815\.el8, not of the target's release "
+     r"101000012025052815\.el7"),
 ])
 def test_packages_that_cannot_serve_the_target_are_refused_before_any_upload(
         tmp_path, make, said):
