@@ -214,6 +214,10 @@ def error_fields(exc: ObshellError) -> dict[str, object]:
 OPERATORS = ("retry", "rollback", "cancel", "skip")
 
 
+#: obshell's refusal of a ROLLING upgrade: the cluster has too few zones for it.
+_TOO_FEW_ZONES = "OB.Upgrade.UnableToRollingUpgrade"
+
+
 def said(args: argparse.Namespace, exc: ObshellError) -> str:
     """The error in CLI words, with what to do next that only the command knows of."""
     text = cli_message(exc)
@@ -254,6 +258,9 @@ def _start_later(args: argparse.Namespace, check_id: str) -> str:
 
 def _advice(args: argparse.Namespace, exc: ObshellError) -> str:
     """What to do next that only the command knows of."""
+    if args.command == "upgrade-ob" and getattr(exc, "err_code", "") == _TOO_FEW_ZONES:
+        return (". Upgrade it with --mode STOPSERVICE instead: all its servers restart at once, "
+                "so it stops serving meanwhile")
     if args.command == "task" and args.action == "wait" and not args.exists \
             and isinstance(exc, ConnectError):  # the agent may be restarting (upgrades do)
         return (f". If the agent is restarting (its upgrade restarts it), wait through it: "

@@ -86,6 +86,19 @@ def test_a_failed_upgrade_exits_1_with_its_dag_and_what_to_do_next():
         assert f"Next: {same(agent)} task retry {dag_id} --wait" in out.stderr, out.stderr
 
 
+def test_a_rolling_upgrade_refused_for_too_few_zones_says_the_mode_that_works():
+    """obshell says a ROLLING upgrade needs 3 zones; the command names its other mode."""
+    with ob_agent(zones=2) as agent:
+        out = run(agent, "upgrade-ob", VERSION, RELEASE)
+        assert out.returncode == 5, out.stderr
+        assert "OB.Upgrade.UnableToRollingUpgrade" in out.stderr
+        assert "Upgrade it with --mode STOPSERVICE instead: all its servers restart at once, " \
+            "so it stops serving meanwhile\n" in out.stderr, out.stderr
+        assert agent.dags == {}
+        out = run(agent, "upgrade-ob", VERSION, RELEASE, "--mode", "STOPSERVICE", "--wait")
+        assert out.returncode == 0, out.stderr
+
+
 @pytest.mark.parametrize(("fail_stage", "code", "state"), [(None, 0, "SUCCEED"),
                                                            (2, 1, "FAILED")])
 def test_check_runs_only_the_pre_check_and_its_exit_code_says_how_it_ended(fail_stage, code,
