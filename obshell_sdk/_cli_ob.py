@@ -50,7 +50,8 @@ def add_ob_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
     p.add_argument("release", metavar="RELEASE",
                    help="target release, e.g. 101000012025052815.el7")
     p.add_argument("--mode", metavar="MODE", help="ROLLING (zone by zone, the cluster "
-                   "serving; needs 3 zones or more) or STOPSERVICE (default ROLLING)")
+                   "serving; needs 3 zones or more, 2 on shared storage) or STOPSERVICE (default "
+                   "ROLLING)")
     p.add_argument("--freeze-server", action="store_true",
                    help="a minor freeze before each server stops (default: none)")
     p.add_argument("--upgrade-dir", metavar="DIR",

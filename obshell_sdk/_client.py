@@ -294,7 +294,7 @@ class ObshellClient(TaskCalls, PackageCalls):
                    upgrade_dir: Optional[str] = None, freeze_server: bool = False) -> DagTask:
         """Start upgrading OceanBase (``POST /api/v1/ob/upgrade``): obshell first, then OB.
 
-        ``mode`` ``ROLLING`` (zone by zone; at least 3 zones) or ``STOPSERVICE``;
+        ``mode`` ``ROLLING`` (zone by zone; 3 zones, 2 on shared storage) or ``STOPSERVICE``;
         ``freeze_server`` adds a minor freeze before each server stops. Every required package
         (``oceanbase-ce`` and ``oceanbase-ce-libs`` for the community edition) must have been
         uploaded for every architecture; bad arguments raise before anything is sent.

@@ -180,7 +180,7 @@ OB_UPGRADE_MODES = ("ROLLING", "STOPSERVICE")
 class UpgradeObRequest:
     """Parameters of ``POST /api/v1/ob/upgrade``, checked on creation.
 
-    ``mode`` is ``ROLLING`` (zone by zone; needs at least 3 zones) or ``STOPSERVICE``, in any
+    ``mode`` is ``ROLLING`` (zone by zone; 3 zones, 2 on shared storage) or ``STOPSERVICE``, in any
     case; ``freeze_server`` adds a minor freeze before each server stops. The release is
     ``<build>.<dist>`` as for the agent upgrade.
     """

@@ -218,6 +218,7 @@ def test_help_lists_the_command_and_its_options():
         top = run(agent, "--help")
         helped = run(agent, "upgrade-ob", "--help")
     assert "upgrade-ob          upgrade OceanBase on the cluster" in top.stdout, top.stdout
+    assert "needs 3 zones or more, 2 on shared storage" in " ".join(helped.stdout.split())
     for option in ("--mode MODE", "--freeze-server", "--upgrade-dir DIR", "--check",
                    "--package RPM", "--upload-timeout SECONDS", "--wait", "(default: 7200)"):
         assert option in helped.stdout, option
