@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import PASSWORD, sigterm_while_following
+from conftest import PASSWORD, ROOT, sigterm_while_following
 from test_cli import run, same, upload_lines
 
 from obshell_sdk.testing import FakeAgent, build_rpm
@@ -143,6 +143,27 @@ def test_package_says_each_upload_on_stderr_and_leaves_json_on_stdout_alone(rpms
         (dag_id,) = [i for i, d in agent.dags.items() if d.name == ROLLING]
         assert out.stdout == run(agent, "--json", "task", "show", dag_id).stdout  # that alone
         assert json.loads(out.stdout)["state"] == "SUCCEED"
+
+
+def test_a_package_upgrade_whose_version_does_not_show_exits_1_as_documented(rpms):
+    """The task succeeded, /info still shows the old version: exit 1, which the exit codes
+    said was only a task failed, cancelled or rolled back."""
+    from obshell_sdk._cli_parser import EXIT_CODES
+
+    with ob_agent(adopt_target_version=False) as agent:  # the cluster stays on RUNNING
+        out = run(agent, "--json", "upgrade-ob", VERSION, RELEASE, "--package", rpms[0],
+                  "--package", rpms[1])
+        upgrade_id = max(agent.dags, key=int)
+    assert out.returncode == 1, out.stderr
+    assert (f"task {upgrade_id} succeeded but the agent reports OceanBase '{RUNNING}', not "
+            f"'{VERSION}'; check the cluster and {same(agent)} info again") in out.stderr
+    assert "Next:" not in out.stderr  # nothing to retry
+    assert json.loads(out.stdout)["state"] == "SUCCEED"
+    said = dict(EXIT_CODES)[1]
+    assert said.endswith(", or the new version did not show")
+    page = (ROOT / "docs" / "cli.md").read_text()
+    assert "| 1 | the task ended badly: failed, cancelled or rolled back; or, with `--package`, " \
+        "it succeeded but the agent does not report the new version" in page
 
 
 def test_a_package_the_cluster_lacks_is_refused_with_the_option_that_gives_it(rpms):
