@@ -1,16 +1,22 @@
 """What each group of API calls needs from the client: :class:`ObshellClient` provides it.
 
-The client's calls are grouped by area (tasks, packages) in modules of their own; each group
-is a class the client is assembled from, and reaches the rest of the client only through
-this protocol. A group derives from :data:`CallsBase`: the protocol for type checkers, plain
-``object`` at run time, so that no public signature names it.
+The client's calls are grouped by area (tasks, packages, upgrades) in modules of their own;
+each group is a class the client is assembled from, and reaches the rest of the client (and
+the calls of the other groups) only through this protocol. A group derives from
+:data:`CallsBase`: the protocol for type checkers, plain ``object`` at run time, so that no
+public signature names it.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, Protocol
+import os
+from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol, Union
 
+from ._dag import DagDetail
+from ._endpoints import R, TaskEndpoint
+from ._models import AgentInfo, UpgradePackageInfo
 from ._request import Request
+from ._task import DagTask
 from ._transport import Timeout
 
 __all__ = ["Caller", "CallsBase"]
@@ -39,6 +45,28 @@ class Caller(Protocol):
 
     def _send(self, request: Request, timeout: Optional[Timeout] = None) -> Any:
         """Send a prepared request; its envelope."""
+        ...
+
+    def _create_task(
+        self, endpoint: TaskEndpoint[R], request: R,
+        on_send: Optional[Callable[[Optional[frozenset[str]], float], None]] = None,
+    ) -> DagTask:
+        """Create a task through ``endpoint`` exactly once; the task it made."""
+        ...
+
+    def info(self) -> AgentInfo:
+        """The agent's ``/api/v1/info``."""
+        ...
+
+    def unfinished_dags(self, *, timeout: Optional[Timeout] = None) -> list[DagDetail]:
+        """The DAGs not finished (a task call)."""
+        ...
+
+    def upload_package(
+        self, path: Union[str, os.PathLike[str]], *, lifetime: Optional[float] = None,
+        timeout: Optional[Timeout] = None,
+    ) -> UpgradePackageInfo:
+        """Upload an RPM; what the agent stored (a package call)."""
         ...
 
 

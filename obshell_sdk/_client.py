@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Callable, Optional, Union
@@ -19,27 +18,18 @@ from ._config import DEFAULT_PORT, Environment, client_options_from_env
 from ._creation import create_dag
 from ._dag import DagDetail
 from ._decode import at, p_time_text
-from ._endpoints import (
-    AGENT_UPGRADE,
-    AGENT_UPGRADE_CHECK,
-    OB_UPGRADE,
-    OB_UPGRADE_CHECK,
-    R,
-    TaskEndpoint,
-    UpgradeAgentRequest,
-    UpgradeObRequest,
-)
+from ._endpoints import R, TaskEndpoint
 from ._exceptions import InvalidArgumentError
-from ._models import AgentInfo, ObUpgradeResult, UpgradeResult
+from ._models import AgentInfo
 from ._package_calls import PackageCalls
 from ._passes import AgentClock
 from ._polling import PollPolicy
 from ._request import Request
-from ._task import DagTask, ProgressCallback
+from ._task import DagTask
 from ._task_calls import TaskCalls
 from ._transport import MAX_REPLY_BYTES, Cert, Timeout, Transport
+from ._upgrade_calls import UpgradeCalls
 from ._validate import check_call, check_dag_id, check_language, check_timeout, check_tls
-from ._workflow import run_agent_upgrade, run_ob_upgrade
 
 __all__ = ["DEFAULT_PORT", "DEFAULT_TIMEOUT", "ObshellClient"]
 
@@ -49,7 +39,7 @@ log = logging.getLogger("obshell_sdk")
 DEFAULT_TIMEOUT = (5.0, 60.0)
 
 
-class ObshellClient(TaskCalls, PackageCalls):
+class ObshellClient(TaskCalls, PackageCalls, UpgradeCalls):
     """A client of one obshell agent (``host:port``, 2886 by default).
 
     ``auth`` signs the calls that need it (a :class:`PasswordAuth`; None allows only the
@@ -244,88 +234,6 @@ class ObshellClient(TaskCalls, PackageCalls):
         """``GET /api/v1/time``: the agent's clock (no auth)."""
         return at(p_time_text, self.call("GET", "/api/v1/time", signed=False, timeout=timeout),
                   "data")
-
-    def upgrade_agent(
-        self, version: str, release: str, upgrade_dir: Optional[str] = None
-    ) -> DagTask:
-        """Start upgrading obshell on every agent of the cluster (``POST /api/v1/agent/upgrade``).
-
-        ``version`` like ``4.2.1.1``, ``release`` like ``101000062023110109.el7``; the package
-        must have been uploaded to the cluster before. Returns a :class:`DagTask` built from the
-        reply; follow it with ``task.result()``. Bad arguments raise
-        :class:`InvalidArgumentError` before anything is sent.
-        """
-        return self._create_task(AGENT_UPGRADE, UpgradeAgentRequest(version, release, upgrade_dir))
-
-    def check_agent_upgrade(
-        self, version: str, release: str, upgrade_dir: Optional[str] = None
-    ) -> DagTask:
-        """Start the upgrade pre-check (``POST /api/v1/agent/upgrade/check``), a 5-stage DAG."""
-        request = UpgradeAgentRequest(version, release, upgrade_dir)
-        return self._create_task(AGENT_UPGRADE_CHECK, request)
-
-    def run_agent_upgrade(
-        self,
-        version: str,
-        release: str,
-        *,
-        package: Union[str, os.PathLike[str], None] = None,
-        upgrade_dir: Optional[str] = None,
-        check: bool = True,
-        timeout: float = 3600.0,
-        on_progress: Optional[ProgressCallback] = None,
-        progress: Optional[bool] = None,
-        upload_timeout: Optional[float] = None,
-    ) -> UpgradeResult:
-        """Upgrade in one call: upload, pre-check, upgrade, follow, confirm the new version.
-
-        ``package`` (an RPM path) is uploaded first when given; the pre-check DAG runs when
-        ``check`` is true; the new version is confirmed through ``/api/v1/info``. Returns an
-        :class:`UpgradeResult`; raises ``TaskFailedError`` and friends when a step fails, or
-        ``UpgradeNotConfirmedError`` when the agent reports another version after.
-        ``upload_timeout``: how long the upload may take (600 s, or the file at 1 MiB/s).
-        """
-        return run_agent_upgrade(
-            self, version, release, package=package, upgrade_dir=upgrade_dir, check=check,
-            timeout=timeout, on_progress=on_progress, progress=progress,
-            upload_timeout=upload_timeout)
-
-    def upgrade_ob(self, version: str, release: str, *, mode: str = "ROLLING",
-                   upgrade_dir: Optional[str] = None, freeze_server: bool = False) -> DagTask:
-        """Start upgrading OceanBase (``POST /api/v1/ob/upgrade``): obshell first, then OB.
-
-        ``mode`` ``ROLLING`` (zone by zone; 3 zones, 2 on shared storage) or ``STOPSERVICE``;
-        ``freeze_server`` adds a minor freeze before each server stops. Every required package
-        (``oceanbase-ce`` and ``oceanbase-ce-libs`` for the community edition) must have been
-        uploaded for every architecture; bad arguments raise before anything is sent.
-        """
-        return self._create_task(OB_UPGRADE, UpgradeObRequest(
-            version, release, mode, upgrade_dir, freeze_server))
-
-    def check_ob_upgrade(
-        self, version: str, release: str, upgrade_dir: Optional[str] = None
-    ) -> DagTask:
-        """Start the OceanBase upgrade pre-check (``POST /api/v1/ob/upgrade/check``), 6 stages."""
-        request = UpgradeAgentRequest(version, release, upgrade_dir)
-        return self._create_task(OB_UPGRADE_CHECK, request)
-
-    def run_ob_upgrade(
-        self, version: str, release: str, *,
-        packages: Sequence[Union[str, os.PathLike[str]]] = (), mode: str = "ROLLING",
-        upgrade_dir: Optional[str] = None, freeze_server: bool = False, check: bool = True,
-        timeout: float = 7200.0, on_progress: Optional[ProgressCallback] = None,
-        progress: Optional[bool] = None, upload_timeout: Optional[float] = None,
-    ) -> ObUpgradeResult:
-        """Upgrade OceanBase in one call: upload ``packages``, pre-check, upgrade, follow, confirm.
-
-        The new version is confirmed through ``/api/v1/info`` (its ``obVersion`` carries no
-        build number). Raises ``TaskFailedError`` and friends, or ``UpgradeNotConfirmedError``.
-        ``upload_timeout`` bounds each package's upload, as for :meth:`run_agent_upgrade`.
-        """
-        return run_ob_upgrade(
-            self, version, release, packages=packages, mode=mode, upgrade_dir=upgrade_dir,
-            freeze_server=freeze_server, check=check, timeout=timeout, on_progress=on_progress,
-            progress=progress, upload_timeout=upload_timeout)
 
     def _create_task(
         self, endpoint: TaskEndpoint[R], request: R,
