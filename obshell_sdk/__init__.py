@@ -82,6 +82,7 @@ from ._rollout_report import RolloutReport, RolloutStoppedError, TargetResult
 from ._task import DEFAULT_WAIT, DagTask, ProgressCallback
 from ._transport import Cert, Timeout
 from ._version import __version__
+from ._workflow import UploadCallback
 
 logging.getLogger("obshell_sdk").addHandler(logging.NullHandler())
 register_notebook_formatters()
@@ -148,6 +149,7 @@ __all__ = [
     "UpgradeObRequest",
     "UpgradePackageInfo",
     "UpgradeResult",
+    "UploadCallback",
     "UriMismatchError",
     "WeakKeyError",
     "WrongPasswordError",

@@ -22,7 +22,7 @@ from ._endpoints import (
 )
 from ._models import ObUpgradeResult, UpgradeResult
 from ._task import DagTask, ProgressCallback
-from ._workflow import run_agent_upgrade, run_ob_upgrade
+from ._workflow import UploadCallback, run_agent_upgrade, run_ob_upgrade
 
 __all__ = ["UpgradeCalls"]
 
@@ -61,6 +61,7 @@ class UpgradeCalls(CallsBase):
         on_progress: Optional[ProgressCallback] = None,
         progress: Optional[bool] = None,
         upload_timeout: Optional[float] = None,
+        on_upload: Optional[UploadCallback] = None,
     ) -> UpgradeResult:
         """Upgrade in one call: upload, pre-check, upgrade, follow, confirm the new version.
 
@@ -69,11 +70,14 @@ class UpgradeCalls(CallsBase):
         :class:`UpgradeResult`; raises ``TaskFailedError`` and friends when a step fails, or
         ``UpgradeNotConfirmedError`` when the agent reports another version after.
         ``upload_timeout``: how long the upload may take (600 s, or the file at 1 MiB/s).
+        ``on_upload`` (an :data:`UploadCallback`) is called with ``(path, None)`` just before
+        the package is sent and ``(path, stored)`` once the agent has stored it (not after a
+        failed upload). ``on_progress`` and ``progress`` are as for :meth:`DagTask.wait`.
         """
         return run_agent_upgrade(
             self, version, release, package=package, upgrade_dir=upgrade_dir, check=check,
             timeout=timeout, on_progress=on_progress, progress=progress,
-            upload_timeout=upload_timeout)
+            upload_timeout=upload_timeout, on_upload=on_upload)
 
     def upgrade_ob(self, version: str, release: str, *, mode: str = "ROLLING",
                    upgrade_dir: Optional[str] = None, freeze_server: bool = False) -> DagTask:
@@ -100,14 +104,16 @@ class UpgradeCalls(CallsBase):
         upgrade_dir: Optional[str] = None, freeze_server: bool = False, check: bool = True,
         timeout: float = 7200.0, on_progress: Optional[ProgressCallback] = None,
         progress: Optional[bool] = None, upload_timeout: Optional[float] = None,
+        on_upload: Optional[UploadCallback] = None,
     ) -> ObUpgradeResult:
         """Upgrade OceanBase in one call: upload ``packages``, pre-check, upgrade, follow, confirm.
 
         The new version is confirmed through ``/api/v1/info`` (its ``obVersion`` carries no
         build number). Raises ``TaskFailedError`` and friends, or ``UpgradeNotConfirmedError``.
-        ``upload_timeout`` bounds each package's upload, as for :meth:`run_agent_upgrade`.
+        ``upload_timeout`` bounds each package's upload, and ``on_upload`` is told of each
+        package, as for :meth:`run_agent_upgrade`.
         """
         return run_ob_upgrade(
             self, version, release, packages=packages, mode=mode, upgrade_dir=upgrade_dir,
             freeze_server=freeze_server, check=check, timeout=timeout, on_progress=on_progress,
-            progress=progress, upload_timeout=upload_timeout)
+            progress=progress, upload_timeout=upload_timeout, on_upload=on_upload)

@@ -22,8 +22,10 @@ __all__ = ["UploadCallback", "check_ob_packages", "log_in", "run_agent_upgrade",
 
 log = logging.getLogger("obshell_sdk")
 
-#: Told of each package a workflow uploads: ``(path, None)`` just before it is sent, then
-#: ``(path, stored)`` with what the agent stored, once it has (not after a failed upload).
+#: The ``on_upload`` of ``client.run_agent_upgrade(...)`` and ``client.run_ob_upgrade(...)``,
+#: told of each package they upload: ``(path, None)`` just before it is sent, then
+#: ``(path, stored)`` with the :class:`UpgradePackageInfo` the agent stored, once it has (not
+#: after a failed upload). What it returns is ignored; what it raises ends the upgrade there.
 UploadCallback = Callable[[str, Optional[UpgradePackageInfo]], object]
 
 

@@ -130,10 +130,9 @@ def test_run_ob_upgrade_uploads_checks_upgrades_and_confirms(tmp_path):
 
 def test_on_upload_is_told_of_each_upload_and_the_client_s_call_stays_silent(tmp_path,
                                                                             capfd):
-    """The workflow's ``on_upload`` (the CLI's upload lines): each package just before it is
-    sent and once stored; a caller that does not give one sees and gets what it did before."""
-    from obshell_sdk._workflow import run_ob_upgrade
-
+    """The client's ``on_upload`` (as the CLI's upload lines use it): each package just before
+    it is sent and once stored, not after a failed upload; a caller that does not give one
+    sees and gets what it did before."""
     packages = rpms(tmp_path, "oceanbase-ce", "oceanbase-ce-libs")
     told = []
     with ob_agent() as agent, client_for(agent) as client:
@@ -141,13 +140,22 @@ def test_on_upload_is_told_of_each_upload_and_the_client_s_call_stays_silent(tmp
             told.append((path, stored, len(agent.inventory)))  # how many stored by then
 
         with pytest.raises(InvalidArgumentError, match="on_upload"):  # before any request
-            run_ob_upgrade(client, OB_VERSION, OB_RELEASE, packages=packages, on_upload=1)
+            client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=packages, on_upload=1)
         assert agent.requests == []
-        result = run_ob_upgrade(client, OB_VERSION, OB_RELEASE, packages=packages,
-                                timeout=60, on_upload=on_upload)
+        result = client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=packages,
+                                       timeout=60, on_upload=on_upload)
     ce, libs = (str(p) for p in packages)
     assert told == [(ce, None, 0), (ce, result.packages[0], 1),
                     (libs, None, 1), (libs, result.packages[1], 2)]
+    told.clear()
+    with ob_agent() as agent, client_for(agent) as client:
+        client.upload_package(packages[0])  # the route is known: the next failure is libs'
+        agent.fail_next(1, status=500, err_code="Common.Unexpected",
+                        path_prefix="/api/v1/package")
+        with pytest.raises(ApiError):
+            client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=packages[1:],
+                                  on_upload=on_upload)
+    assert told == [(libs, None, 1)]
     capfd.readouterr()
     with ob_agent() as agent, client_for(agent) as client:
         result = client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=packages, timeout=60)

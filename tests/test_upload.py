@@ -16,6 +16,7 @@ from test_create_behind_a_proxy import Proxy
 from vectorlib import aes_decrypt
 
 from obshell_sdk import (
+    ApiError,
     InvalidArgumentError,
     ObshellClient,
     ObshellError,
@@ -141,19 +142,38 @@ def test_run_agent_upgrade_does_the_whole_workflow(package):
 
 
 def test_on_upload_hears_of_the_agent_package_and_not_of_one_refused_first(package):
-    from obshell_sdk._workflow import run_agent_upgrade
-
+    """The client's ``on_upload`` (an UploadCallback): the package just before it is sent,
+    then what the agent stored, once it has."""
     told = []
     with FakeAgent(password=PASSWORD, stages_per_poll=10) as agent, \
             ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
-        result = run_agent_upgrade(client, "4.3.1.0", "101000012025010101.el7",
-                                   package=package, timeout=60,
-                                   on_upload=lambda *told_now: told.append(told_now))
-        assert told == [(str(package), None), (str(package), result.package)]
+        def on_upload(path, stored):
+            told.append((path, stored, len(agent.packages)))  # how many stored by then
+
+        result = client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7",
+                                          package=package, timeout=60, on_upload=on_upload)
+        assert told == [(str(package), None, 0), (str(package), result.package, 1)]
         with pytest.raises(InvalidArgumentError, match="already runs"):  # not newer: refused
-            run_agent_upgrade(client, "4.3.1.0", "101000012025010101.el7", package=package,
-                              on_upload=lambda *told_now: told.append(told_now))
+            client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=package,
+                                     on_upload=on_upload)
         assert len(told) == 2 and len(agent.packages) == 1  # before the upload, and unsaid
+
+
+def test_on_upload_is_checked_first_and_not_told_of_a_failed_upload(package):
+    told = []
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        with pytest.raises(InvalidArgumentError, match="on_upload") as info:
+            client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=package,
+                                     on_upload="print")
+        assert "must be a function taking a path" in str(info.value)
+        assert agent.requests == []  # refused before any request
+        agent.fail_next(2, status=500, err_code="Common.Unexpected",
+                        path_prefix="/api/v1/package")  # the route's probe, then the upload
+        with pytest.raises(ApiError):
+            client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=package,
+                                     on_upload=lambda *told_now: told.append(told_now))
+        assert told == [(str(package), None)] and agent.packages == [] and agent.dags == {}
 
 
 @pytest.mark.parametrize(("version", "release"), [("4.2.2.1", "101000012025010101.el7"),
