@@ -12,7 +12,6 @@ which agent, then what the agent stored and how long it took.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import threading
@@ -21,7 +20,7 @@ from typing import Any, Optional, TextIO
 
 from ._dag import DagDetail
 from ._models import UpgradePackageInfo
-from ._render import dag_line, dag_text, package_line, progress_line, to_jsonable
+from ._render import dag_line, dag_text, progress_line, stored_line, to_jsonable, upload_line
 from ._render_live import StatusLine, clock_text
 from ._text import printable
 
@@ -218,12 +217,7 @@ class Uploads:
     def __call__(self, path: str, stored: Optional[UpgradePackageInfo]) -> None:
         """``stored`` None: ``path`` is about to be sent; else the agent has stored it."""
         if stored is None:
-            try:
-                size = f"{os.path.getsize(path) / 2**20:.1f} MiB"
-            except OSError:  # gone since it was checked: the upload says why
-                size = "size unknown"
             self._since = time.monotonic()
-            self.progress.step(f"uploading {printable(path)} ({size}) to {self.agent}")
+            self.progress.step(upload_line(path, self.agent))
             return
-        took = clock_text(time.monotonic() - self._since)
-        self.progress.step_done(f"stored {package_line(stored)} (uploaded in {took})")
+        self.progress.step_done(stored_line(stored, clock_text(time.monotonic() - self._since)))

@@ -10,6 +10,7 @@ the live displays that show them (notebook cards, redrawn terminal lines) in
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from enum import Enum
 from typing import Any, Callable, Optional
@@ -24,8 +25,8 @@ from ._text import printable
 __all__ = [
     "agent_line", "dag_html", "dag_line", "dag_text", "failure_line", "failure_message",
     "interrupted_message", "package_line", "printable", "progress_line", "rollout_plan_text",
-    "rollout_table_text", "rollout_text", "state_text", "task_html", "task_repr",
-    "timeout_message", "to_jsonable",
+    "rollout_table_text", "rollout_text", "state_text", "stored_line", "task_html", "task_repr",
+    "timeout_message", "to_jsonable", "upload_line",
 ]
 
 # -- text ------------------------------------------------------------------------------
@@ -86,6 +87,20 @@ def package_line(row: UpgradePackageInfo) -> str:
     release = row.release_distribution or row.release or "?"
     return printable(f"{row.pkg_id:>5}  {row.name} {row.version}-{release} "
                      f"{row.architecture or '?'}  {row.size} bytes  {when}")
+
+
+def upload_line(path: str, agent: str) -> str:
+    """A package upload about to start: the file, its size and the agent it goes to."""
+    try:
+        size = f"{os.path.getsize(path) / 2**20:.1f} MiB"
+    except OSError:  # gone since it was checked: the upload says why
+        size = "size unknown"
+    return f"uploading {printable(path)} ({size}) to {agent}"
+
+
+def stored_line(row: UpgradePackageInfo, took: str) -> str:
+    """A package upload done: the agent's row for it, and how long it took (``took``)."""
+    return f"stored {package_line(row)} (uploaded in {took})"
 
 
 def task_repr(task_id: str, detail: Optional[DagDetail]) -> str:

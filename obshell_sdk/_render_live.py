@@ -16,13 +16,21 @@ import time
 from typing import Any, Callable, Optional, TextIO
 
 from ._dag import DagDetail
-from ._render import dag_html, dag_line, rollout_table_text, state_text
+from ._models import UpgradePackageInfo
+from ._render import (
+    dag_html,
+    dag_line,
+    rollout_table_text,
+    state_text,
+    stored_line,
+    upload_line,
+)
 from ._render_html import rollout_table_html, show_live_card
 from ._text import is_terminal, printable
 
 __all__ = [
-    "LiveProgress", "RolloutBoard", "StatusLine", "clock_text", "in_notebook", "live_display",
-    "register_notebook_formatters",
+    "LiveProgress", "LiveUploads", "RolloutBoard", "StatusLine", "clock_text", "in_notebook",
+    "live_display", "register_notebook_formatters", "upload_display",
 ]
 
 
@@ -135,6 +143,52 @@ def live_display(progress: Optional[bool], owner: object = None) -> Optional[Liv
     if progress is False or (progress is None and not in_notebook()):
         return None
     return LiveProgress(owner)
+
+
+class LiveUploads:
+    """Shows a workflow's package uploads: each file as it is sent, then what was stored.
+
+    An ``on_upload`` callback. In a notebook each upload is one line of output, updated in
+    place once the package is stored; elsewhere a :class:`StatusLine` on stderr, as a task's
+    progress is shown (rewritten on a terminal, a line per change in a file or a pipe).
+    """
+
+    def __init__(self, agent: str) -> None:
+        self._agent = agent
+        self._notebook = in_notebook()
+        self._line = StatusLine(sys.stderr, is_terminal(sys.stderr))
+        self._handle: Any = None  # the notebook output of the upload under way
+        self._since = time.monotonic()
+
+    def __call__(self, path: str, stored: Optional[UpgradePackageInfo]) -> None:
+        """``stored`` None: ``path`` is about to be sent; else the agent has stored it."""
+        if stored is None:
+            self._since = time.monotonic()
+            text = upload_line(path, self._agent)
+        else:
+            text = stored_line(stored, clock_text(time.monotonic() - self._since))
+        if self._notebook:
+            bundle = {"text/plain": text}
+            if stored is None or self._handle is None:
+                shown = importlib.import_module("IPython.display")
+                self._handle = shown.display(bundle, raw=True, display_id=True)
+            else:
+                self._handle.update(bundle, raw=True)
+            return
+        self._line.show(text)
+        if stored is not None:
+            self._line.end()
+
+    def close(self) -> None:
+        """End the text line, if one is shown (an upload that failed)."""
+        self._line.end()
+
+
+def upload_display(progress: Optional[bool], agent: str) -> Optional[LiveUploads]:
+    """The live display of uploads to ``agent``, on the terms of :func:`live_display`."""
+    if progress is False or (progress is None and not in_notebook()):
+        return None
+    return LiveUploads(agent)
 
 
 # -- rollouts -------------------------------------------------------------------------

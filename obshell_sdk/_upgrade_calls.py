@@ -72,7 +72,9 @@ class UpgradeCalls(CallsBase):
         ``upload_timeout``: how long the upload may take (600 s, or the file at 1 MiB/s).
         ``on_upload`` (an :data:`UploadCallback`) is called with ``(path, None)`` just before
         the package is sent and ``(path, stored)`` once the agent has stored it (not after a
-        failed upload). ``on_progress`` and ``progress`` are as for :meth:`DagTask.wait`.
+        failed upload). ``on_progress`` and ``progress`` are as for :meth:`DagTask.wait`; the
+        live display ``progress`` asks for also shows the upload (the file, its size; then
+        what the agent stored).
         """
         return run_agent_upgrade(
             self, version, release, package=package, upgrade_dir=upgrade_dir, check=check,
@@ -111,7 +113,7 @@ class UpgradeCalls(CallsBase):
         The new version is confirmed through ``/api/v1/info`` (its ``obVersion`` carries no
         build number). Raises ``TaskFailedError`` and friends, or ``UpgradeNotConfirmedError``.
         ``upload_timeout`` bounds each package's upload, and ``on_upload`` is told of each
-        package, as for :meth:`run_agent_upgrade`.
+        package, as for :meth:`run_agent_upgrade` (``progress`` shows the uploads there too).
         """
         return run_ob_upgrade(
             self, version, release, packages=packages, mode=mode, upgrade_dir=upgrade_dir,

@@ -11,6 +11,7 @@ from ._dag import DagDetail
 from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
 from ._exceptions import AuthError, InvalidArgumentError, UpgradeNotConfirmedError, WeakKeyError
 from ._models import AgentInfo, ObUpgradeResult, UpgradePackageInfo, UpgradeResult
+from ._render_live import upload_display
 from ._rpm import rpm_identity
 from ._task import DagTask, ProgressCallback
 from ._text import printable
@@ -77,7 +78,7 @@ def run_agent_upgrade(
     Everything the caller gave is checked before the first request, the package by its RPM
     header (if that cannot be read, by what the agent reads on upload); with a package, a
     target not newer than the agent's version (obshell refuses it only after the upload).
-    ``on_upload`` (an :data:`UploadCallback`) is told of the upload, before and after.
+    ``on_upload`` (an :data:`UploadCallback`) and ``progress``'s display hear of the upload.
     Raises what the steps raise (``TaskFailedError``, ...), or
     :class:`UpgradeNotConfirmedError` when the agent still reports another version.
     """
@@ -90,7 +91,7 @@ def run_agent_upgrade(
     uploaded = None
     if path is not None:  # obshell would refuse it only after the upload
         _check_newer(client.info(), version, release)
-        (uploaded,) = _upload(client, [path], upload_seconds, on_upload)
+        (uploaded,) = _upload(client, [path], upload_seconds, on_upload, progress)
         _check_uploaded(uploaded, version, release)
     checked = None
     if check:
@@ -128,17 +129,28 @@ def log_in(client: _Agent) -> None:
 
 
 def _upload(client: _Agent, paths: Sequence[str], lifetime: Optional[float],
-            on_upload: Optional[UploadCallback]) -> tuple[UpgradePackageInfo, ...]:
-    """Log in (:func:`log_in`), then upload each of ``paths``, telling ``on_upload``."""
-    if paths:
-        log_in(client)
-    stored = []
-    for path in paths:
-        if on_upload is not None:
-            on_upload(path, None)
-        stored.append(client.upload_package(path, lifetime=lifetime))
-        if on_upload is not None:
-            on_upload(path, stored[-1])
+            on_upload: Optional[UploadCallback], progress: Optional[bool]
+            ) -> tuple[UpgradePackageInfo, ...]:
+    """Log in (:func:`log_in`), then upload each of ``paths``, telling ``on_upload``.
+
+    And the live display ``progress`` asks for, as a wait's (:func:`upload_display`).
+    """
+    if not paths:
+        return ()
+    log_in(client)
+    display = upload_display(progress, client.agent)
+    told: list[UploadCallback] = [s for s in (display, on_upload) if s is not None]
+    stored: list[UpgradePackageInfo] = []
+    try:
+        for path in paths:
+            for tell in told:
+                tell(path, None)
+            stored.append(client.upload_package(path, lifetime=lifetime))
+            for tell in told:
+                tell(path, stored[-1])
+    finally:
+        if display is not None:
+            display.close()
     return tuple(stored)
 
 
@@ -307,7 +319,7 @@ def run_ob_upgrade(
     check_progress(progress, on_progress, on_upload)
     if paths:  # obshell would refuse a target behind the cluster only after the uploads
         _check_newer_ob(client.info(), version)
-    uploaded = _upload(client, paths, upload_seconds, on_upload)
+    uploaded = _upload(client, paths, upload_seconds, on_upload, progress)
     checked = None
     if check:
         checked = client.check_ob_upgrade(version, release, upgrade_dir).result(

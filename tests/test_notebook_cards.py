@@ -322,7 +322,7 @@ _CELLS = {
 _TEARDOWN = "client.close(); bad.close(); agent.stop(); failing.stop()"
 
 
-def _run_notebook(tmp_path):
+def _run_notebook(tmp_path, cells=_CELLS, setup=_SETUP, teardown=_TEARDOWN):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     messages: dict[int, list[str]] = {}
@@ -332,12 +332,12 @@ def _run_notebook(tmp_path):
             messages.setdefault(cell_index, []).append(msg["msg_type"])
             return super().process_message(msg, cell, cell_index)
 
-    sources = [_SETUP, *_CELLS.values(), _TEARDOWN]
+    sources = [setup, *cells.values(), teardown]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
     Client(nb, timeout=120, kernel_name="python3",
            resources={"metadata": {"path": str(tmp_path)}}).execute()
-    cells = dict(zip(_CELLS, nb.cells[1:]))
-    return cells, dict(zip(_CELLS, (messages.get(i, []) for i in range(1, len(sources)))))
+    return (dict(zip(cells, nb.cells[1:])),
+            dict(zip(cells, (messages.get(i, []) for i in range(1, len(sources))))))
 
 
 def _cards(cell) -> list[str]:
@@ -364,6 +364,37 @@ def test_a_notebook_shows_one_card_per_cell(tmp_path):
     assert cells["result last"].outputs[-1].output_type == "execute_result"
     assert [o.output_type for o in cells["result kept"].outputs] == ["display_data"]
 
+
+
+_UPLOAD_SETUP = """\
+import pathlib
+from obshell_sdk import ObshellClient, PasswordAuth
+from obshell_sdk.testing import FakeAgent, build_rpm
+
+rpm = pathlib.Path("obshell-4.3.1.0-101000012025010101.el7.x86_64.rpm")
+rpm.write_bytes(build_rpm("obshell", "4.3.1.0", "101000012025010101.el7"))
+agent = FakeAgent(password="pw", stages_per_poll=10).start()
+client = ObshellClient(agent.host, agent.port, auth=PasswordAuth("pw"))
+"""
+_UPLOAD = {"upgrade with a package": (
+    'done = client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=str(rpm), '
+    "timeout=60)")}
+
+
+def test_a_notebook_shows_the_upload_as_a_line_above_the_cards(tmp_path):
+    """``run_agent_upgrade(package=...)`` with no option: the upload is one plain output line,
+    updated in place from what is sent to what was stored, then a card per task."""
+    cells, messages = _run_notebook(tmp_path, _UPLOAD, _UPLOAD_SETUP,
+                                    "client.close(); agent.stop()")
+    outputs = cells["upgrade with a package"].outputs
+    assert [o.output_type for o in outputs] == ["display_data"] * 3, outputs
+    line = outputs[0]["data"]
+    assert list(line) == ["text/plain"], line
+    assert re.fullmatch(r"stored +1  obshell 4\.3\.1\.0-101000012025010101\.el7 x86_64  \d+ "
+                        r"bytes  - \(uploaded in 0:00\)", line["text/plain"]), line
+    assert len(_cards(cells["upgrade with a package"])) == 2  # the pre-check and the upgrade
+    sent = messages["upgrade with a package"]
+    assert sent.count("display_data") == 3 and sent.count("update_display_data") >= 3
 
 
 def test_a_card_shows_an_agent_s_escape_character_as_text():

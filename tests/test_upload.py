@@ -176,6 +176,56 @@ def test_on_upload_is_checked_first_and_not_told_of_a_failed_upload(package):
         assert told == [(str(package), None)] and agent.packages == [] and agent.dags == {}
 
 
+def _upload_lines(package, agent):
+    return (f"uploading {package} (0.3 MiB) to {agent.host}:{agent.port}",
+            "stored     1  obshell 4.3.1.0-101000012025010101.el7 x86_64  ")
+
+
+def test_progress_shows_the_upload_before_the_tasks(package, capsys):
+    """``progress=True`` (stderr a file or a pipe here): a line as the package goes, one
+    when it is stored, then the tasks' lines; the default stays silent outside notebooks."""
+    with FakeAgent(password=PASSWORD, stages_per_poll=10) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=package,
+                                 timeout=60, progress=True)
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\r" not in err, repr(err)
+    lines = err.splitlines()
+    sending, stored = _upload_lines(package, agent)
+    assert lines[0] == sending and lines[1].startswith(stored), lines
+    assert lines[1].endswith(" - (uploaded in 0:00)") and lines[2].startswith("task 11 "), lines
+    with FakeAgent(password=PASSWORD, stages_per_poll=10) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=package,
+                                 timeout=60)
+    assert capsys.readouterr() == ("", "")
+
+
+def test_progress_on_a_terminal_redraws_the_upload_and_ends_a_failed_one(package, capsys,
+                                                                         monkeypatch):
+    from obshell_sdk import _render_live
+
+    monkeypatch.setattr(_render_live, "is_terminal", lambda stream: True)  # a line redrawn
+    monkeypatch.setenv("COLUMNS", "300")  # nothing cut
+    with FakeAgent(password=PASSWORD, stages_per_poll=10) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=package,
+                                 timeout=60, progress=True)
+    sending, stored = _upload_lines(package, agent)
+    first, rest = capsys.readouterr().err.split("\n", 1)
+    assert first.startswith(f"\r\x1b[K{sending}\r\x1b[K{stored}"), repr(first)
+    assert rest.startswith("\r\x1b[Ktask 11 "), repr(rest)
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        agent.fail_next(2, status=500, err_code="Common.Unexpected",
+                        path_prefix="/api/v1/package")
+        with pytest.raises(ApiError):
+            client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=package,
+                                     progress=True)
+    sending, _ = _upload_lines(package, agent)
+    assert capsys.readouterr().err == f"\r\x1b[K{sending}\n"  # ended before the traceback
+
+
 @pytest.mark.parametrize(("version", "release"), [("4.2.2.1", "101000012025010101.el7"),
                                                   ("4.3.1.0", "101000012025010102.el7")])
 def test_run_agent_upgrade_refuses_a_package_that_is_not_the_target(package, version, release):
