@@ -138,7 +138,8 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
     if args.action == "wait":
         return follow(task, _timeout(args), out, progress)
     if args.package and task.refresh().state is DagState.FAILED:  # else retry() refuses
-        _upload_for_retry(client, task, args.package, Uploads(progress, client.agent))
+        _upload_for_retry(client, task, args.package, args.upload_timeout,
+                          Uploads(progress, client.agent))
     operate: Callable[[], object] = getattr(task, args.action)  # one of OPERATORS
     operate()  # checks the task's state (as read last), then sends the operator
     progress.current = task.id
@@ -155,11 +156,12 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
 
 
 def _upload_for_retry(client: ObshellClient, task: DagTask, packages: list[str],
-                      uploads: Uploads) -> None:
+                      lifetime: Optional[float], uploads: Uploads) -> None:
     """Upload ``--package`` for a retry; then read the task again, for retry()'s check.
 
-    The task read before proved the password. An agent upgrade's package must be the
-    obshell RPM its DAG names, as ``upgrade --package`` checks.
+    Each upload within ``lifetime`` (``--upload-timeout``; None: the default). The task read
+    before proved the password. An agent upgrade's package must be the obshell RPM its DAG
+    names, as ``upgrade --package`` checks.
     """
     target = _AGENT_DAG.match(task.name or "")
     try:
@@ -169,7 +171,7 @@ def _upload_for_retry(client: ObshellClient, task: DagTask, packages: list[str],
         raise InvalidArgumentError("--package", str(exc).split(": ", 1)[1]) from None
     for path in paths:
         uploads(path, None)
-        uploads(path, client.upload_package(path))
+        uploads(path, client.upload_package(path, lifetime=lifetime))
     task.refresh(force=True)
 
 
@@ -235,6 +237,9 @@ def _check(args: argparse.Namespace) -> None:
     if args.package and args.action != "retry":
         raise InvalidArgumentError("--package", f"goes with task retry (upload, then retry); "
                                    f"task {args.action} uploads nothing")
+    if args.upload_timeout is not None and not args.package:
+        raise InvalidArgumentError("--upload-timeout", "bounds each --package upload: give "
+                                   "--package too (task retry), or drop it")
     if args.exists and args.action != "wait":
         raise InvalidArgumentError("--exists", "only task wait waits out a restarting agent's "
                                    f"'not found'; task {args.action} reads the task once")

@@ -147,6 +147,28 @@ def _follow_options(p: argparse.ArgumentParser, what: str,
                    f"(default: {default:g})")
 
 
+def _add_task_parser(sub: Any) -> None:
+    """``task ACTION [ID]``: list, show, wait for or operate on tasks (retry with packages)."""
+    task = _sub(sub, "task", help="list, show, wait for or operate on tasks",
+                description="task list: unfinished tasks and the cluster's last maintenance "
+                "task.\ntask show|wait ID: read it once, or follow it to its end.\n"
+                "task retry|rollback|skip ID: act on a FAILED task; task cancel ID: stop one "
+                "still running (obshell refuses to cancel a FAILED one).")
+    task.add_argument("action", choices=["list", "show", "wait", "retry", "rollback",
+                                         "cancel", "skip"], metavar="ACTION",
+                      help="list, show, wait, retry, rollback, cancel or skip")
+    task.add_argument("id", nargs="?", metavar="ID", help="the task's id, e.g. 11 (all but "
+                      "list)")
+    _follow_options(task, "after an operator, follow the task to its end")
+    task.add_argument("--exists", action="store_true", help="you know the task exists (you "
+                      "started it): while its agent restarts, 'not found' is waited out")
+    task.add_argument("--package", metavar="RPM", action="append", help="retry only: upload "
+                      "this RPM first (a failed 'Download all required packages' step found "
+                      "none; repeat for oceanbase-ce and oceanbase-ce-libs)")
+    task.add_argument("--upload-timeout", type=UPLOAD_SECONDS, metavar="SECONDS", help="seconds "
+                      "each --package upload may take (default 600, or the file at 1 MiB/s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole ``obshell-sdk`` parser."""
     p = Parser(prog="obshell-sdk", description="Talk to an obshell agent: upgrade it or "
@@ -176,22 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "--package upload may take (default 600, or the file at 1 MiB/s)")
     _follow_options(up, "follow the task to its end")
     add_ob_parser(sub, _sub, _follow_options, UPLOAD_SECONDS)
-    task = _sub(sub, "task", help="list, show, wait for or operate on tasks",
-                description="task list: unfinished tasks and the cluster's last maintenance "
-                "task.\ntask show|wait ID: read it once, or follow it to its end.\n"
-                "task retry|rollback|skip ID: act on a FAILED task; task cancel ID: stop one "
-                "still running (obshell refuses to cancel a FAILED one).")
-    task.add_argument("action", choices=["list", "show", "wait", "retry", "rollback",
-                                         "cancel", "skip"], metavar="ACTION",
-                      help="list, show, wait, retry, rollback, cancel or skip")
-    task.add_argument("id", nargs="?", metavar="ID", help="the task's id, e.g. 11 (all but "
-                      "list)")
-    _follow_options(task, "after an operator, follow the task to its end")
-    task.add_argument("--exists", action="store_true", help="you know the task exists (you "
-                      "started it): while its agent restarts, 'not found' is waited out")
-    task.add_argument("--package", metavar="RPM", action="append", help="retry only: upload "
-                      "this RPM first (a failed 'Download all required packages' step found "
-                      "none; repeat for oceanbase-ce and oceanbase-ce-libs)")
+    _add_task_parser(sub)
     add_package_parser(sub, _sub, UPLOAD_SECONDS)
     add_rollout_parser(sub, lambda parent, name, **kw: _sub(
         parent, name, agent=False, tls=name != "rollout", **kw), SECONDS, UPLOAD_SECONDS,

@@ -312,6 +312,29 @@ def test_upload_timeout_bounds_the_package_upload_and_needs_a_package(agent, tmp
     assert abs(int(post.header_json["Ts"]) - agent.now() - 4000) < 30
 
 
+def test_task_retry_takes_upload_timeout_for_its_package_as_upgrade_does(agent, tmp_path):
+    """``task retry ID --package RPM --upload-timeout SECONDS``: the same option, meaning and
+    type as ``upgrade --package``'s; refused without a package, or above a day."""
+    rpm = tmp_path / f"obshell-{VERSION}-{RELEASE}.x86_64.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    dag_id = agent.create_upgrade_dag(VERSION, RELEASE)
+    agent.fail_dag(dag_id)
+    out = run(agent, "task", "retry", dag_id, "--upload-timeout", "5")
+    assert out.returncode == 2, out.stderr
+    assert "--upload-timeout: bounds each --package upload: give --package" in out.stderr
+    out = run(agent, "task", "retry", dag_id, "--package", str(rpm), "--upload-timeout",
+              "90000")  # more than a day: refused by the parser, naming the option
+    assert out.returncode == 2 and "--upload-timeout" in out.stderr and "a day" in out.stderr
+    out = run(agent, "task", "show", dag_id, "--upload-timeout", "5")
+    assert out.returncode == 2 and "--upload-timeout" in out.stderr, out.stderr
+    assert agent.requests == []
+    out = run(agent, "task", "retry", dag_id, "--package", str(rpm), "--upload-timeout", "4000")
+    assert out.returncode == 0, out.stderr
+    post = [r for r in agent.requests_to("/api/v1/package", "POST") if r.body_bytes][-1]
+    assert abs(int(post.header_json["Ts"]) - agent.now() - 4000) < 30  # the header lives 4000 s
+    assert agent.dag(dag_id).state != "FAILED"  # and the task was retried
+
+
 def test_from_env_keeps_passwords_out_of_traceback_locals():
     env = {"OBSHELL_HOST": "http://not-a-host", "OBSHELL_PASSWORD": PASSWORD}
     with pytest.raises(InvalidArgumentError) as info:
