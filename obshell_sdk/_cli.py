@@ -3,20 +3,24 @@
 Passwords come from ``OBSHELL_PASSWORD`` / ``OBSHELL_AGENT_PASSWORD`` or a prompt, never from
 the command line. The grammar and the exit codes are in ``_cli_parser``, what is written in
 ``_cli_output``, exit codes and hints for errors in ``_cli_errors``, how a task created or
-followed is shown in ``_cli_follow``; this module runs the commands. An operator (retry,
-rollback, skip, cancel) that was applied but whose task could not be read back afterwards
-exits 0 with a warning on stderr.
+followed is shown in ``_cli_follow``; this module runs the commands (SIGTERM taken as
+Ctrl-C is, while they run). An operator (retry, rollback, skip, cancel) that was applied but
+whose task could not be read back afterwards exits 0 with a warning on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import logging
 import os
 import re
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
 from typing import Callable, Optional
 
 from ._address import check_host
@@ -25,13 +29,11 @@ from ._cli_errors import (
     EXIT_OK,
     EXIT_TERMINATED,
     RESTARTING,
-    Terminated,
     cli_words,
     error_fields,
     exit_code,
     interrupted,
     said,
-    sigterm_as_interrupt,
 )
 from ._cli_follow import ending_shown, follow, show_created
 from ._cli_ob import check_ob_args, run_upgrade_ob
@@ -302,3 +304,24 @@ def _failed(out: Output, progress: Progress, code: int, message: str,
     if out.as_json and not out.stdout.tell():
         out.value({"error": {"exit": code, "message": aimed(message, out.command), **fields}}, "")
     return code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: what was under way is let go of, and said so."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the command runs (in the main thread), SIGTERM raises :class:`Terminated`."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: Optional[FrameType]) -> None:
+        raise Terminated
+
+    before = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:  # None: a handler not set from Python, which cannot be put back
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)

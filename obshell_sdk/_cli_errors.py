@@ -10,13 +10,9 @@ test checks that no error the CLI prints names a Python method or ``PasswordAuth
 from __future__ import annotations
 
 import argparse
-import contextlib
 import re
 import shlex
-import signal
-import threading
-from collections.abc import Iterator, Sequence
-from types import FrameType
+from collections.abc import Sequence
 from typing import Optional
 
 from ._dag import DagDetail
@@ -50,8 +46,7 @@ from ._rollout_report import RolloutStoppedError
 from ._text import printable
 
 __all__ = ["CLASS_HINTS", "EXIT_STATE", "EXIT_TERMINATED", "HINTS", "OPERATORS", "RESTARTING",
-           "Terminated", "cli_message", "cli_words", "error_fields", "exit_code", "interrupted",
-           "said", "sigterm_as_interrupt"]
+           "cli_message", "cli_words", "error_fields", "exit_code", "interrupted", "said"]
 
 (EXIT_OK, EXIT_TASK, EXIT_USAGE, EXIT_AUTH, EXIT_UNREACHABLE, EXIT_API, EXIT_TIMEOUT,
  EXIT_DECODE, EXIT_OUTCOME_UNKNOWN, EXIT_STATE, EXIT_NOT_FOUND, EXIT_LOCKED) = range(12)
@@ -321,24 +316,3 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
 
 #: The pre-check each upgrade command's ``--package`` runs before the upgrade.
 _PRE_CHECKS = {"upgrade": AGENT_UPGRADE_CHECK, "upgrade-ob": OB_UPGRADE_CHECK}
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled as Ctrl-C is: what was under way is let go of, and said so."""
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """While the command runs (in the main thread), SIGTERM raises :class:`Terminated`."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(signum: int, frame: Optional[FrameType]) -> None:
-        raise Terminated
-
-    before = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:  # None: a handler not set from Python, which cannot be put back
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)
