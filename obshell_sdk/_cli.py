@@ -285,7 +285,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt as exc:
         code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
         left = None if progress.ended else progress.current or getattr(args, "id", None)
-        said_then = interrupted(args, progress.current, progress.ended, progress.name)
+        said_then = interrupted(args, progress.current, progress.ended, progress.name,
+                                uploaded=progress.uploaded, uploading=progress.uploading)
         return _failed(out, progress, code, said_then,
                        {"task_id": left} if left else {})  # running, or not known to end
     finally:

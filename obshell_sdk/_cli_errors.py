@@ -270,11 +270,13 @@ def _advice(args: argparse.Namespace, exc: ObshellError) -> str:
 
 
 def interrupted(args: argparse.Namespace, task_id: Optional[str],
-                ended: Optional[DagDetail] = None, name: Optional[str] = None) -> str:
+                ended: Optional[DagDetail] = None, name: Optional[str] = None, *,
+                uploaded: Optional[int] = None, uploading: Optional[str] = None) -> str:
     """What an interrupted command leaves behind, and where to look (the last task seen).
 
     ``name`` is that task's: ``--package``'s pre-check, while it runs, means the upgrade was
-    not started.
+    not started. ``uploaded`` is how many of its packages the agent stored (None: not known),
+    ``uploading`` the one being sent: no task is made before the last one is stored.
     """
     if args.command == "rollout" and args.rollout != "status":
         return ("interrupted; upgrades already started keep running. See where each cluster "
@@ -299,6 +301,9 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
     if ended is not None:  # --package's pre-check ended: the upgrade's POST comes next
         return (f"interrupted after pre-check {ended.id} ended; the upgrade's task may have "
                 "been created, and keeps running: obshell-sdk task list shows it")
+    if task_id is None and package and (uploading is not None or (uploaded is not None and (
+            uploaded < (1 if isinstance(args.package, str) else len(args.package))))):
+        return _upload_interrupted(args, uploading)
     if task_id is None:
         sent = (f"the {'packages' if args.command == 'upgrade-ob' else 'package'} may have "
                 "been uploaded, and " if package else "")
@@ -312,6 +317,15 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
     return (f"interrupted; task {task_id} keeps running on the agent{lock}. Follow it again: "
             f"obshell-sdk task wait {task_id} --exists; stop it: obshell-sdk task cancel "
             f"{task_id}")
+
+
+def _upload_interrupted(args: argparse.Namespace, uploading: Optional[str]) -> str:
+    """``--package``'s uploads were cut short: no task was made; what may have been stored."""
+    done = "uploads were" if args.command == "upgrade-ob" else "upload was"
+    cut = f"before the package {done} done" if uploading is None else (
+        f"while uploading {printable(uploading)} (the agent may or may not have stored it)")
+    return (f"interrupted {cut}; no task was created. obshell-sdk package list shows the "
+            "packages stored; start again with the same command")
 
 
 #: The pre-check each upgrade command's ``--package`` runs before the upgrade.

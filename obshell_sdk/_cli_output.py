@@ -110,7 +110,8 @@ class Progress:
 
     Call it with every snapshot (it is an ``on_progress`` callback); :meth:`close` ends the
     line on a terminal and stops the ticker. ``current`` is the id of the last task seen,
-    ``name`` its name; ``ended`` its last snapshot if that showed its end.
+    ``name`` its name; ``ended`` its last snapshot if that showed its end. ``uploading`` is
+    the package being sent (:class:`Uploads` says), ``uploaded`` how many the agent stored.
     """
 
     def __init__(self, out: Output, *, tty: bool) -> None:
@@ -119,6 +120,8 @@ class Progress:
         self.current: Optional[str] = None
         self.name: Optional[str] = None
         self.ended: Optional[DagDetail] = None
+        self.uploading: Optional[str] = None
+        self.uploaded = 0
         self._announced: set[str] = set()
         self._status = StatusLine(out.stderr, tty)
         self._line = ""
@@ -218,6 +221,9 @@ class Uploads:
         """``stored`` None: ``path`` is about to be sent; else the agent has stored it."""
         if stored is None:
             self._since = time.monotonic()
+            self.progress.uploading = path
             self.progress.step(upload_line(path, self.agent))
             return
-        self.progress.step_done(stored_line(stored, clock_text(time.monotonic() - self._since)))
+        took = clock_text(time.monotonic() - self._since)
+        self.progress.uploading, self.progress.uploaded = None, self.progress.uploaded + 1
+        self.progress.step_done(stored_line(stored, took))

@@ -12,7 +12,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import pytest
 
@@ -87,11 +87,12 @@ def proxy_from_env(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
     monkeypatch.setenv("HTTPS_PROXY", url)
 
 
-def sigterm_while_following(agent: FakeAgent, *args: str, task_id: Optional[str] = None
-                            ) -> tuple[int, str, str]:
+def sigterm_while_following(agent: FakeAgent, *args: str, task_id: Optional[str] = None,
+                            ready: Optional[Callable[[], bool]] = None) -> tuple[int, str, str]:
     """Run ``obshell-sdk --host H --port P --json ARGS`` on ``agent``, and SIGTERM it once it
     has read the task it follows twice: the first read's reply was taken in (the task is known
     to exist). The task is ``task_id``, else the first DAG the agent holds (the command's own).
+    ``ready``, when given, says when to send it instead.
 
     Returns the exit code, stdout and stderr; the process never outlives the call.
     """
@@ -110,7 +111,7 @@ def sigterm_while_following(agent: FakeAgent, *args: str, task_id: Optional[str]
 
     try:
         deadline = time.monotonic() + 30
-        while reads() < 2:
+        while not (ready() if ready is not None else reads() >= 2):
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.05)
         proc.send_signal(signal.SIGTERM)

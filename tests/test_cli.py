@@ -500,7 +500,13 @@ def test_ctrl_c_during_task_list_names_no_task():
     assert "cancel of task 19" in text and "may have been applied" in text  # not "unread"
     assert "obshell-sdk task show 19" in text
     upgrade = build_parser().parse_args(["upgrade", "4.3.1.0", "1.el7", "--package", "a.rpm"])
-    text = _interrupted(upgrade, None)  # during the upload, say
+    text = _interrupted(upgrade, None, uploaded=0, uploading="a.rpm")  # during the upload
+    assert text == ("interrupted while uploading a.rpm (the agent may or may not have stored "
+                    "it); no task was created. obshell-sdk package list shows the packages "
+                    "stored; start again with the same command")
+    assert _interrupted(upgrade, None, uploaded=0).startswith(
+        "interrupted before the package upload was done; no task was created.")
+    text = _interrupted(upgrade, None, uploaded=1)  # the pre-check's POST, then
     assert "package may have been uploaded" in text and "task list" in text
     from obshell_sdk import DagDetail
 

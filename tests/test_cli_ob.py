@@ -296,6 +296,27 @@ def test_a_package_pre_check_that_did_not_pass_says_the_upgrade_was_not_started(
         assert out.returncode == 1 and "not started" not in out.stderr, out.stderr
 
 
+def test_sigterm_during_an_upload_says_no_task_was_created(rpms):
+    """The uploads come before the pre-check's POST: no task can exist yet, whatever was sent.
+
+    It said "a task the agent may have created keeps running" (obshell-sdk task list).
+    """
+    packages = ("--package", rpms[0], "--package", rpms[1])
+    with ob_agent(new_upload=False) as agent:  # the upload's own path: the probe is not hung
+        agent.hang_next(1, path_prefix="/api/v1/upgrade/package")
+        code, stdout, stderr = sigterm_while_following(
+            agent, "upgrade-ob", VERSION, RELEASE, *packages,
+            ready=lambda: bool(agent.requests_to("/api/v1/upgrade/package", "POST")))
+        assert not agent.dags and not agent.packages
+    assert code == 143, stderr
+    assert stderr.endswith(f"interrupted while uploading {rpms[0]} (the agent may or may not "
+                           f"have stored it); no task was created. {same(agent)} package list "
+                           "shows the packages stored; start again with the same command\n"), \
+        stderr
+    assert "task list" not in stderr and "keeps running" not in stderr
+    assert "task_id" not in json.loads(stdout)["error"]
+
+
 def test_ctrl_c_during_package_says_what_may_have_been_done():
     from obshell_sdk import DagDetail
     from obshell_sdk._cli_errors import interrupted
@@ -303,8 +324,16 @@ def test_ctrl_c_during_package_says_what_may_have_been_done():
 
     args = build_parser().parse_args(["upgrade-ob", VERSION, RELEASE, "--package", "ce.rpm",
                                       "--package", "libs.rpm"])
-    text = interrupted(args, None)  # uploading, say
+    text = interrupted(args, None, uploaded=1, uploading="libs.rpm")  # uploading the second
+    assert text.startswith("interrupted while uploading libs.rpm (the agent may or may not "
+                           "have stored it); no task was created")
+    text = interrupted(args, None, uploaded=1)  # between the two: no task either
+    assert text.startswith("interrupted before the package uploads were done; no task was "
+                           "created. obshell-sdk package list shows the packages stored")
+    assert interrupted(args, None, uploaded=0) == text  # logging in, before the first one
+    text = interrupted(args, None, uploaded=2)  # both stored: the pre-check's POST
     assert text.startswith("interrupted; the packages may have been uploaded, and a task")
+    assert interrupted(args, None) == text  # not known: as before
 
     def ended(dag_id: str, name: str) -> DagDetail:
         return DagDetail.from_json({"id": dag_id, "dag_id": int(dag_id[1:]), "name": name,
