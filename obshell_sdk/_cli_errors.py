@@ -28,6 +28,7 @@ from ._exceptions import (
     InvalidArgumentError,
     ObshellError,
     OutcomeUnknownError,
+    PackageDamagedError,
     PackageMissingError,
     PasswordKindError,
     TaskCancelledError,
@@ -107,6 +108,8 @@ CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
     (AuthError, "Check OBSHELL_PASSWORD and OBSHELL_AGENT_PASSWORD"),
     (TaskNotFoundError, "Check the task id; obshell-sdk task list shows the unfinished tasks."
      + RESTARTING),
+    (PackageDamagedError, "The file is damaged or changed: check it (rpm -K FILE) or download "
+     "it again, then run the command again"),
     (PackageMissingError, "Upload the packages it names first: give each RPM with --package "
      "(OceanBase CE needs oceanbase-ce and oceanbase-ce-libs), then run the command again"),
     (UnderMaintenanceError, "The maintenance task named above holds the lock: obshell-sdk task "

@@ -17,6 +17,7 @@ from ._exceptions import (
     BadRequestError,
     DecryptFailedError,
     NotFoundError,
+    PackageDamagedError,
     PackageMissingError,
     PasswordKindError,
     ServerError,
@@ -51,6 +52,10 @@ _BY_ERR_CODE: dict[str, type[ApiError]] = {
 #: (PROTOCOL-upgrade-family §2 step 8; before the DAG is made).
 _NO_PACKAGE = re.compile(r"\.rpm: record not found\s*\Z")
 
+#: An uploaded RPM that fails ``rpm.MD5Check`` (truncated, damaged): the library's plain error,
+#: a 500 ``Common.Unexpected`` (PROTOCOL-upgrade-family §6 step 1).
+_DAMAGED = re.compile(r"MD5 checksum validation failed\s*\Z")
+
 # Numeric codes of agents older than 4.3.1 (PROTOCOL.md §2.2).
 _BY_LEGACY_CODE: dict[int, type[ApiError]] = {
     1: DecryptFailedError,
@@ -64,7 +69,8 @@ def error_class_for(status: int, err_code: str, code: int, message: str = "") ->
     """Pick the exception class for an error envelope: errCode first, then code, then status.
 
     The one errCode read with its message: ``Common.Unexpected`` is a package not found when
-    the message is gorm's plain error for an RPM (no code of its own, and never localised).
+    the message is gorm's plain error for an RPM, a damaged package when it is the RPM
+    library's failed MD5 check (neither has a code of its own, nor is localised).
 
     An auth class only ever comes with obshell's auth statuses (401; 400 for a missing
     header): the SDK mends those refusals by sending the request again, which is safe only
@@ -74,6 +80,8 @@ def error_class_for(status: int, err_code: str, code: int, message: str = "") ->
     cls: Optional[type[ApiError]] = None
     if err_code == "Common.Unexpected" and _NO_PACKAGE.search(message):
         return PackageMissingError
+    if err_code == "Common.Unexpected" and _DAMAGED.search(message):
+        return PackageDamagedError
     if err_code:
         cls = _BY_ERR_CODE.get(err_code)
         if cls is None and err_code.startswith("Security."):

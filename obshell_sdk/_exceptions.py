@@ -25,6 +25,7 @@
     │   ├── UnderMaintenanceError   another maintenance task holds the cluster lock
     │   ├── PackageMissingError     a package the call needs was not uploaded (400 or 500)
     │   └── ServerError             a 5xx no class here names
+    │       └── PackageDamagedError an uploaded RPM failed the agent's MD5 check: damaged
     ├── TaskError                   a followed task did not end well; carries ``task_id``
     │   ├── TaskStateError          an operator does not apply to the task's state (not sent)
     │   ├── TaskTimeoutError        the wait's deadline passed (the task goes on; a TimeoutError)
@@ -49,16 +50,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._dag import DagDetail, TaskDetail
     from ._models import ErrorInfo
 
-__all__ = [
-    "ApiError", "AuthDialectError", "AuthError", "AuthExpiredError", "BadRequestError",
-    "ConnectError", "ConnectionLostError", "DecodeError", "DecryptFailedError",
-    "InvalidArgumentError",
-    "NotFoundError", "ObshellError", "OutcomeUnknownError", "PackageMissingError",
-    "PasswordKindError", "ReadTimeoutError", "ServerError", "TaskCancelledError", "TaskError",
-    "TaskFailedError", "TaskNotFoundError", "TaskRolledBackError", "TaskStateError",
-    "TaskTimeoutError", "TaskUnreachableError", "TransportError", "UnderMaintenanceError",
-    "UpgradeNotConfirmedError", "UriMismatchError", "WeakKeyError", "WrongPasswordError",
-]
+__all__ = ["ApiError", "AuthDialectError", "AuthError", "AuthExpiredError", "BadRequestError",
+           "ConnectError", "ConnectionLostError", "DecodeError", "DecryptFailedError",
+           "InvalidArgumentError", "NotFoundError", "ObshellError", "OutcomeUnknownError",
+           "PackageDamagedError", "PackageMissingError", "PasswordKindError", "ReadTimeoutError",
+           "ServerError", "TaskCancelledError", "TaskError", "TaskFailedError", "TaskNotFoundError",
+           "TaskRolledBackError", "TaskStateError", "TaskTimeoutError", "TaskUnreachableError",
+           "TransportError", "UnderMaintenanceError", "UpgradeNotConfirmedError",
+           "UriMismatchError", "WeakKeyError", "WrongPasswordError"]
 
 
 def _restore(cls: type[ObshellError], args: tuple[object, ...], state: dict[str, object]) -> object:
@@ -141,9 +140,7 @@ class DecodeError(ObshellError):
                  method: str = "", path: str = "", task_id: str = "") -> None:
         text = f"{where}: {message}" if where else message
         text = f"{method} {path}: {text}" if method else text
-        if excerpt:
-            text += f" (reply starts with {excerpt!r})"
-        super().__init__(text)
+        super().__init__(text + (f" (reply starts with {excerpt!r})" if excerpt else ""))
         self.where = where
         self.excerpt = excerpt
         self.status = status
@@ -185,13 +182,10 @@ class ApiError(ObshellError):
                  method: str, path: str, error: Optional[ErrorInfo] = None,
                  agent: str = "") -> None:
         label = err_code or (f"code {code}" if code else f"HTTP {status}")
-        trace = f", trace id {trace_id}" if trace_id else ""
-        super().__init__(
-            # the agent's words on one line: a newline in them cannot forge a line of ours
-            f"{method} {path}{f' on {agent}' if agent else ''} failed: HTTP {status} "
-            f"{printable(label)}: {printable(message)}{trace}"
-            + (f". {self.hint}" if self.hint else "")
-        )
+        trace, hint = (f", trace id {trace_id}" if trace_id else ""), self.hint and ". " + self.hint
+        # the agent's words on one line: a newline in them cannot forge a line of ours
+        super().__init__(f"{method} {path}{f' on {agent}' if agent else ''} failed: HTTP {status} "
+                         f"{printable(label)}: {printable(message)}{trace}{hint}")
         #: The HTTP status of the reply.
         self.status = status
         #: obshell's errCode, e.g. ``Task.NotFound`` (empty when the agent sent only a code).
@@ -291,6 +285,12 @@ class PackageMissingError(ApiError):
 
 class ServerError(ApiError):
     """The agent failed internally (HTTP 5xx)."""
+
+
+class PackageDamagedError(ServerError):
+    """An uploaded RPM failed its own MD5 check: truncated, or damaged or changed on the way."""
+
+    hint = "The file is damaged or changed: check it (rpm -K FILE) or download it again, then retry"
 
 
 class TaskError(ObshellError):

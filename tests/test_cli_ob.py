@@ -188,6 +188,23 @@ def test_a_package_the_cluster_lacks_is_refused_with_the_option_that_gives_it(rp
         assert agent.dags == {}
 
 
+def test_a_damaged_package_says_to_check_it_or_download_it_again(rpms):
+    """obshell's MD5 check refuses a truncated RPM: exit 5, obshell's words and what to do."""
+    with open(rpms[1], "r+b") as file:
+        file.truncate(file.seek(0, 2) - 100)  # a download cut short
+    with ob_agent() as agent:
+        out = run(agent, "--json", "upgrade-ob", VERSION, RELEASE, "--package", rpms[0],
+                  "--package", rpms[1])
+        assert [row["name"] for row in agent.inventory] == ["oceanbase-ce"]
+        assert agent.dags == {}  # no pre-check
+    assert out.returncode == 5, out.stderr
+    assert out.stderr.endswith("Common.Unexpected: MD5 checksum validation failed, trace id "
+                               f"{json.loads(out.stdout)['error']['trace_id']}. The file is "
+                               "damaged or changed: check it (rpm -K FILE) or download it "
+                               "again, then run the command again\n"), out.stderr
+    assert json.loads(out.stdout)["error"]["type"] == "PackageDamagedError"
+
+
 @pytest.mark.parametrize(("args", "said"), [
     (("--mode", "BOGUS"), "--mode: 'BOGUS' is not one of ROLLING, STOPSERVICE"),
     (("--mode", ""), "--mode: '' is not one of ROLLING, STOPSERVICE"),

@@ -464,6 +464,8 @@ def test_an_error_reply_to_a_create_proves_nothing_ran_unless_it_is_ambiguous(st
     (500, "Common.Unexpected", "record not found", "ServerError"),  # not a package: a panic?
     (500, "Common.Unexpected", "a.rpm: record not found, then more", "ServerError"),
     (400, "Common.IllegalArgument", "a.rpm: record not found", "BadRequestError"),
+    (500, "Common.Unexpected", "MD5 checksum validation failed", "PackageDamagedError"),
+    (500, "Common.Unexpected", "MD5 checksum validation failed, then more", "ServerError"),
 ])
 def test_a_package_not_found_is_told_apart_by_its_code_or_gorms_words(status, err_code, message,
                                                                       cls_name):

@@ -20,7 +20,9 @@ from obshell_sdk import (
     InvalidArgumentError,
     ObshellClient,
     ObshellError,
+    PackageDamagedError,
     PasswordAuth,
+    ServerError,
     UpgradePackageInfo,
 )
 from obshell_sdk._upload import EncryptedMultipart
@@ -421,6 +423,29 @@ def test_empty_or_non_rpm_file_is_refused_before_sending(tmp_path, content, why)
         with pytest.raises(InvalidArgumentError, match="RPM"):
             client.run_agent_upgrade("4.3.1.0", "1.el7", package=path)
         assert agent.requests == []
+
+
+HINT = "The file is damaged or changed: check it (rpm -K FILE) or download it again, then retry"
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["new", "old"])
+@pytest.mark.parametrize("damage", ["truncated", "changed"])
+def test_a_damaged_package_is_said_so_with_what_to_do(package, legacy, damage):
+    """obshell's MD5 check refuses it (a 500 Common.Unexpected): a bare ServerError before."""
+    data = package.read_bytes()
+    package.write_bytes(data[:-1000] if damage == "truncated" else
+                        data[:-2000] + bytes([data[-2000] ^ 1]) + data[-1999:])
+    with FakeAgent(password=PASSWORD, new_upload=not legacy) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        with pytest.raises(PackageDamagedError) as info:
+            client.upload_package(package)
+        assert agent.packages == []
+    exc = info.value
+    assert isinstance(exc, ServerError)  # still: what caught it before catches it
+    assert (exc.status, exc.err_code, exc.message) == (
+        500, "Common.Unexpected", "MD5 checksum validation failed")
+    assert str(exc).endswith(f": MD5 checksum validation failed, trace id {exc.trace_id}. "
+                             + HINT), str(exc)
 
 
 def test_a_bare_lead_passes_the_check_and_the_agent_judges_the_rest(tmp_path):
