@@ -7,9 +7,15 @@ import os
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, Protocol, Union
 
-from ._dag import DagDetail
+from ._dag import DagDetail, DagState, Operator
 from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
-from ._exceptions import AuthError, InvalidArgumentError, UpgradeNotConfirmedError, WeakKeyError
+from ._exceptions import (
+    AuthError,
+    InvalidArgumentError,
+    UnderMaintenanceError,
+    UpgradeNotConfirmedError,
+    WeakKeyError,
+)
 from ._models import AgentInfo, ObUpgradeResult, UpgradePackageInfo, UpgradeResult
 from ._render_live import upload_display
 from ._rpm import rpm_identity
@@ -114,18 +120,34 @@ def run_agent_upgrade(
     return UpgradeResult(uploaded, checked, detail, info)
 
 
-def log_in(client: _Agent) -> None:
+def log_in(client: _Agent, *, upgrading: bool = False) -> None:
     """One signed read (the unfinished tasks) before a package goes out.
 
     obshell's newer upload route checks no password: without this a wrong one is found only
     after the package was sent, to every cluster of a rollout. A refusal says so: the read
-    is not a call the user made.
+    is not a call the user made. ``upgrading`` (an upgrade's uploads): a FAILED task holding
+    the cluster's lock (``maintenance_type`` 2) raises :class:`UnderMaintenanceError`, as
+    obshell refuses the upgrade after the uploads; only an operator frees that lock. A
+    running one may end meanwhile, and older agents do not say which tasks lock.
     """
     try:
-        client.unfinished_dags()
+        dags = client.unfinished_dags()
     except (AuthError, WeakKeyError) as exc:
         exc.args = (f"the package upload was not sent: {exc.args[0]}",)
         raise
+    held = next((d for d in dags if d.state is DagState.FAILED and d.maintenance_type == 2), None)
+    if upgrading and held is not None:
+        how = "was cancelled" if held.operator is Operator.CANCEL else "failed"
+        said = (f"task {held.id} {held.name!r} {how} and holds the cluster's maintenance lock: "
+                "obshell refuses an upgrade until it is retried to success, rolled back or "
+                "skipped")
+        locked = UnderMaintenanceError(
+            status=0, err_code="OB.Cluster.UnderMaintenanceWithDag", code=0, message=said,
+            trace_id="", method="GET", path="/api/v1/task/dag/unfinish", agent=client.agent)
+        locked.args = (f"the upgrade was not started and nothing was uploaded: {said}. If it "
+                       "failed for a package it lacked, upload it (client.upload_package(path))"
+                       f", then retry the task. {locked.hint}",)
+        raise locked
 
 
 def _upload(client: _Agent, paths: Sequence[str], lifetime: Optional[float],
@@ -137,7 +159,7 @@ def _upload(client: _Agent, paths: Sequence[str], lifetime: Optional[float],
     """
     if not paths:
         return ()
-    log_in(client)
+    log_in(client, upgrading=True)
     display = upload_display(progress, client.agent)
     told: list[UploadCallback] = [s for s in (display, on_upload) if s is not None]
     stored: list[UpgradePackageInfo] = []

@@ -121,6 +121,30 @@ def test_a_running_task_holding_the_lock_is_waited_for_not_retried():
         assert f"if it failed (or was cancelled), {same(agent)} task retry" in second.stderr
 
 
+def test_a_failed_task_holding_the_lock_refuses_package_before_anything_is_uploaded(tmp_path):
+    """obshell refused it only after the upload and the pre-check (exit 11 all the same)."""
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    with FakeAgent(password=PASSWORD, fail_stage=3) as agent:
+        assert run(agent, "upgrade", VERSION, RELEASE, "--wait").returncode == 1
+        (dag_id,) = agent.dags
+        agent.clear_requests()
+        out = run(agent, "--json", "upgrade", VERSION, RELEASE, "--package", str(rpm))
+        assert [r.path for r in agent.requests if r.method != "GET"] == []  # nor a pre-check
+    assert out.returncode == 11, out.stderr
+    assert (f"the upgrade was not started and nothing was uploaded: task {dag_id} 'Upgrade "
+            f"obshell {VERSION}-{RELEASE}' failed and holds the cluster's maintenance lock: "
+            "obshell refuses an upgrade until it is retried to success, rolled back or skipped. "
+            "If it failed for a package it lacked, upload it, then retry the task "
+            f"({same(agent)} task retry ID --package RPM does both). The maintenance task "
+            f"named above holds the lock: {same(agent)} task list; if it is running, "
+            f"{same(agent)} task wait ID; if it failed (or was cancelled), {same(agent)} task "
+            "retry|rollback|skip ID\n") in out.stderr, out.stderr
+    error = json.loads(out.stdout)["error"]
+    assert (error["type"], error["err_code"]) == ("UnderMaintenanceError",
+                                                  "OB.Cluster.UnderMaintenanceWithDag")
+
+
 def test_agent_text_the_terminal_cannot_encode_is_escaped_not_a_crash():
     # Real agents answer in Chinese with Accept-Language: zh; a stdout in ASCII (a cron job,
     # a C locale) once ended the CLI with a UnicodeEncodeError, losing the task's failure.

@@ -17,6 +17,7 @@ from obshell_sdk import (
     PollPolicy,
     Rollout,
     TaskFailedError,
+    UnderMaintenanceError,
 )
 from obshell_sdk.testing import FakeAgent, build_rpm
 
@@ -242,6 +243,35 @@ def test_a_package_not_uploaded_is_a_package_missing_error_that_says_what_to_do(
         assert (info.value.status, info.value.err_code) == (400, "OB.Package.NotExist")
         assert "oceanbase-ce-libs" in str(info.value) and "then call again" in str(info.value)
         assert agent.dags == {}
+
+
+def test_a_failed_upgrade_holding_the_lock_is_refused_before_any_upload(tmp_path):
+    """A FAILED upgrade keeps the cluster's lock until an operator frees it: obshell refused the
+    upgrade only after the uploads and the pre-check. A running one may end meanwhile: the
+    workflow goes on, and obshell decides."""
+    from obshell_sdk._workflow import log_in, run_ob_upgrade
+
+    packages = rpms(tmp_path, "oceanbase-ce", "oceanbase-ce-libs")
+    with ob_agent() as agent, client_for(agent) as client:
+        held = client.upgrade_ob(OB_VERSION, OB_RELEASE)
+        agent.set_dag_progression(dag_id=held.id, stages_per_poll=0)  # it runs on
+        with pytest.raises(UnderMaintenanceError) as info:  # obshell's own refusal
+            run_ob_upgrade(client, OB_VERSION, OB_RELEASE, packages=packages, timeout=60)
+        assert info.value.status == 500 and len(agent.inventory) == 2
+        assert agent.requests_to("/api/v1/ob/upgrade/check", "POST")
+        agent.fail_dag(held.id)
+        agent.clear_requests()
+        with pytest.raises(UnderMaintenanceError) as info:
+            run_ob_upgrade(client, OB_VERSION, OB_RELEASE, packages=packages, timeout=60)
+        assert [r.path for r in agent.requests if r.method != "GET"] == []
+        log_in(client)  # a plain upload's (package upload, a rollout's) is not refused
+    exc = info.value
+    assert (exc.err_code, exc.status, exc.agent) == ("OB.Cluster.UnderMaintenanceWithDag", 0,
+                                                     client.agent)
+    assert str(exc).startswith(
+        f"the upgrade was not started and nothing was uploaded: task {held.id} 'OB rolling "
+        f"upgrade {OB_VERSION}-{OB_RELEASE}' failed and holds the cluster's maintenance lock")
+    assert str(exc).endswith(". " + UnderMaintenanceError.hint)
 
 
 def test_agent_upgrade_fails_at_download_until_the_package_is_uploaded(tmp_path):
