@@ -47,10 +47,11 @@ from ._dag import DagState
 from ._endpoints import UpgradeAgentRequest
 from ._exceptions import InvalidArgumentError, ObshellError
 from ._render import agent_line
+from ._targets import check_target_package
 from ._task import DagTask
 from ._text import is_terminal, printable
 from ._upload import check_package_path
-from ._workflow import check_target_package, run_agent_upgrade
+from ._workflow import run_agent_upgrade
 
 __all__ = ["exit_code", "main"]
 

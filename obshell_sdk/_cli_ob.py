@@ -20,8 +20,9 @@ from ._cli_output import Output, Progress, Uploads
 from ._client import ObshellClient
 from ._endpoints import UpgradeObRequest
 from ._exceptions import InvalidArgumentError
+from ._targets import check_ob_packages
 from ._upload import check_package_paths
-from ._workflow import check_ob_packages, run_ob_upgrade
+from ._workflow import run_ob_upgrade
 
 __all__ = ["OB_TIMEOUT", "add_ob_parser", "check_ob_args", "run_upgrade_ob"]
 

@@ -24,9 +24,9 @@ from ._journal import Journal, TargetOutcome, TargetRecord, read_targets
 from ._render import rollout_plan_text, rollout_table_text, rollout_text, to_jsonable
 from ._rollout import Rollout, parse_targets
 from ._rollout_report import RolloutReport, RolloutStoppedError, utc_time
+from ._targets import check_ob_packages
 from ._text import printable
 from ._upload import check_package_paths
-from ._workflow import check_ob_packages
 
 __all__ = ["add_rollout_parser", "run_rollout"]
 

@@ -16,15 +16,15 @@ from ._endpoints import (
 from ._journal import TargetOutcome
 from ._models import AgentInfo
 from ._rollout_steps import Ended, Plan, Step
-from ._text import printable
-from ._upload import package_label
-from ._workflow import (
+from ._targets import (
     check_ob_packages,
     check_target_package,
     not_newer,
     not_the_target,
     ob_not_newer,
 )
+from ._text import printable
+from ._upload import package_label
 
 __all__ = ["agent_plan", "ob_plan", "upload_steps"]
 

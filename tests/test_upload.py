@@ -261,7 +261,7 @@ def test_run_agent_upgrade_refuses_a_version_not_newer_before_uploading(package,
 
 def test_the_version_order_is_obshell_s():
     """lib/pkg CompareVersion: dotted numbers, then the build number, as numbers."""
-    from obshell_sdk._workflow import _version_key
+    from obshell_sdk._targets import _version_key
 
     assert _version_key("4.3.1.0-9") < _version_key("4.3.1.0-10") < _version_key("4.3.10.0-1")
     assert _version_key("4.3.1-5") < _version_key("4.3.1.0-1")  # fewer numbers: older
