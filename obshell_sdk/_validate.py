@@ -187,8 +187,6 @@ def check_progress(progress: Any, on_progress: Any, on_upload: Any = None) -> No
                                    f"the agent stored, or None, not {brief_repr(on_upload)}")
 
 
-
-
 def check_auth_options(lifetime: Any, version: Any, min_key_bits: Any, random: Any) -> None:
     """Check ``PasswordAuth``'s ``lifetime``, ``version``, ``min_key_bits`` and ``random``."""
     if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)):
