@@ -152,7 +152,7 @@ def test_an_uploaded_package_the_agent_reads_as_another_is_refused_and_a_rerun_g
         tmp_path, monkeypatch):
     """A header the SDK cannot read is left to the agent; when the agent reads it as another
     package, the target is refused (nothing started) and a rerun with the right one goes on."""
-    from obshell_sdk import _workflow
+    from obshell_sdk import _targets
     from obshell_sdk.testing import build_rpm
 
     wrong, right = tmp_path / "wrong.rpm", tmp_path / "right.rpm"
@@ -162,7 +162,7 @@ def test_an_uploaded_package_the_agent_reads_as_another_is_refused_and_a_rerun_g
         [agent] = agents(stack, 1)
         journal = tmp_path / "r.db"
         with monkeypatch.context() as patch:
-            patch.setattr(_workflow, "rpm_identity", lambda path: None)  # "unreadable"
+            patch.setattr(_targets, "rpm_identity", lambda path: None)  # "unreadable"
             report = rollout([agent], journal).upgrade_agent(VERSION, RELEASE,
                                                              package=str(wrong))
         (result,) = report.results.values()
