@@ -46,3 +46,23 @@ def write_rpm(path: Union[str, os.PathLike], payload: bytes = b"", **fields: str
     with open(path, "wb") as file:
         file.write(data)
     return data
+
+
+def signature_end(data: bytes) -> int:
+    """Where the header of the RPM ``data`` starts: after its lead and padded signature header."""
+    count, size = struct.unpack(">II", data[LEAD_SIZE + 8:LEAD_SIZE + 16])
+    end = LEAD_SIZE + 16 + 16 * count + size
+    return end + -end % 8
+
+
+def resigned(data: bytes, tags: list[tuple[int, int, object]]) -> bytes:
+    """The RPM ``data`` with a signature header of ``tags`` (tag, RPM type, value) instead.
+
+    Types as :func:`build_rpm` writes them: 3 INT16, 4 INT32 (values a list of ints), 6 STRING,
+    7 BIN (bytes).
+    """
+    from obshell_sdk.testing._rpmbuild import _header
+
+    signature = _header(list(tags), 62)
+    return data[:LEAD_SIZE] + signature + b"\0" * (-len(signature) % 8) + data[
+        signature_end(data):]

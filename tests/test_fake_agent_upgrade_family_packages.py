@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+from rpmlib import resigned, signature_end
 from test_fake_agent import PWD, _rsa_b64, call
 from test_fake_agent_upgrade_family import OB_NOW, error, multipart, upload_new, upload_old
 
@@ -57,6 +58,10 @@ def test_ob_package_carries_its_dependency_yaml() -> None:
     assert yaml is not None and b"4.3.5.1" in yaml
 
 
+_SIGNED = len(OBSHELL) - signature_end(OBSHELL)  # the header and payload
+_MD5 = bytes.fromhex(read_rpm(OBSHELL).md5)
+
+
 @pytest.mark.parametrize("data,text", [
     (b"", "EOF"),
     (b"not an rpm", "unexpected EOF"),
@@ -65,8 +70,16 @@ def test_ob_package_carries_its_dependency_yaml() -> None:
     (OBSHELL + b"x", "MD5 checksum validation failed"),
     (OBSHELL[:120], "unexpected EOF"),
     (OBSHELL[:300], "MD5 checksum validation failed"),
+    (resigned(OBSHELL, [(1004, 7, _MD5)]), "rpm: tag not found: RPMSIGTAG_SIZE"),
+    # cavaliergopher/rpm v1.2.0, which obshell builds with, reads no LONGSIZE (tag 270)
+    (resigned(OBSHELL, [(270, 4, [_SIGNED]), (1004, 7, _MD5)]),
+     "rpm: tag not found: RPMSIGTAG_SIZE"),
+    (resigned(OBSHELL, [(1000, 6, str(_SIGNED)), (1004, 7, _MD5)]),  # not an integer
+     "rpm: tag not found: RPMSIGTAG_SIZE"),
+    (resigned(OBSHELL, [(1000, 4, [_SIGNED])]), "rpm: tag not found: RPMSIGTAG_MD5"),
 ])
 def test_reader_refuses_what_is_not_a_sound_rpm(data: bytes, text: str) -> None:
+    assert read_rpm(resigned(OBSHELL, [(1000, 4, [_SIGNED]), (1004, 7, _MD5)])).md5 == _MD5.hex()
     with pytest.raises(RpmError) as info:
         read_rpm(data)
     assert str(info.value) == text

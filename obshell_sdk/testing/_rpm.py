@@ -1,8 +1,9 @@
 """Reading RPM packages as obshell does (stdlib only): lead, signature, header, file list, payload.
 
-:func:`read_rpm` follows ``cavaliergopher/rpm``'s ``MD5Check`` then ``Read``: the 96-byte lead
-with magic ``ED AB EE DB``, the signature header (padded to 8 bytes) whose SIZE (tag 270 or
-1000) and MD5 (tag 1004) must match the header and payload that follow, then the header with
+:func:`read_rpm` follows ``cavaliergopher/rpm``'s ``MD5Check`` then ``Read``, at v1.2.0 (what
+obshell 61ee147 builds with): the 96-byte lead with magic ``ED AB EE DB``, the signature header
+(padded to 8 bytes) whose SIZE (tag 1000; that version knows no LONGSIZE, tag 270) and MD5 (tag
+1004) must match the header and payload that follow, then the header with
 the package's name, version, release, architecture, installed size and file list. Errors carry
 Go-like texts (``rpm: invalid file descriptor``, ``MD5 checksum validation failed``), which
 obshell answers as a plain 500 ``Common.Unexpected``.
@@ -49,7 +50,7 @@ class RpmPackage:
     """What obshell reads from an uploaded RPM.
 
     ``size``: the installed size (header tag 5009 or 1009); ``payload_size``: signature tag
-    270 or 1000 (header plus payload bytes); ``md5``: hex of signature tag 1004.
+    1000 (header plus payload bytes); ``md5``: hex of signature tag 1004.
     """
 
     name: str
@@ -144,9 +145,9 @@ def _check_md5(data: bytes) -> int:
         raise RpmError(f"rpm: unknown signature type: {sig_type:x}")
     sig, end = _read_header(data, _LEAD_SIZE)
     end += (8 - end % 8) % 8
-    size = _first(sig, 270, 1000)
-    if not size:
-        raise RpmError("tag not found: RPMSIGTAG_SIZE")
+    size = _first(sig, 1000)
+    if not isinstance(size, int) or not size:  # Go's Int64() of a missing or non-integer tag: 0
+        raise RpmError("rpm: tag not found: RPMSIGTAG_SIZE")
     expect = sig.get(1004)
     if not isinstance(expect, bytes):
         raise RpmError("rpm: tag not found: RPMSIGTAG_MD5")
@@ -187,7 +188,7 @@ def read_rpm(data: bytes) -> RpmPackage:
     return RpmPackage(
         name=str(_first(values, 1000) or ""), version=str(_first(values, 1001) or ""),
         release=str(_first(values, 1002) or ""), arch=str(_first(values, 1022) or ""),
-        size=int(_first(values, 5009, 1009) or 0), payload_size=int(_first(sig, 270, 1000) or 0),
+        size=int(_first(values, 5009, 1009) or 0), payload_size=int(_first(sig, 1000) or 0),
         md5=md5.hex(), files=_files(values),
         payload_format=str(_first(values, 1124) or ""),
         compressor=str(_first(values, 1125) or ""), payload=data[end:])
