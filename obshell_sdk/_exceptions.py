@@ -25,7 +25,7 @@
     │   ├── UnderMaintenanceError   another maintenance task holds the cluster lock
     │   ├── PackageMissingError     a package the call needs was not uploaded (400 or 500)
     │   └── ServerError             a 5xx no class here names
-    │       └── PackageDamagedError an uploaded RPM failed the agent's MD5 check: damaged
+    │       └── PackageDamagedError an uploaded RPM failed the agent's MD5 check (after the SDK's)
     ├── TaskError                   a followed task did not end well; carries ``task_id``
     │   ├── TaskStateError          an operator does not apply to the task's state (not sent)
     │   ├── TaskTimeoutError        the wait's deadline passed (the task goes on; a TimeoutError)
@@ -288,7 +288,7 @@ class ServerError(ApiError):
 
 
 class PackageDamagedError(ServerError):
-    """An uploaded RPM failed its own MD5 check: truncated, or damaged or changed on the way."""
+    """An uploaded RPM failed obshell's MD5 check: damaged or changed after the SDK's own check."""
 
     hint = "The file is damaged or changed: check it (rpm -K FILE) or download it again, then retry"
 

@@ -13,7 +13,7 @@ from ._models import ObParameter, UpgradePackageInfo
 from ._request import Request
 from ._text import printable
 from ._transport import Timeout
-from ._upload import NEW_UPLOAD, check_package_path, package_request
+from ._upload import NEW_UPLOAD, check_package_digest, check_package_path, package_request
 from ._validate import MAX_LIFETIME, brief_repr, check_timeout, check_upload_timeout
 
 __all__ = ["PackageCalls"]
@@ -43,7 +43,10 @@ class PackageCalls(CallsBase):
         longer; at most a day. ``timeout`` bounds the call: by default the client's connect
         timeout, then as long as the header lives (no less than the client's read timeout
         when the lifetime is the default one). A missing, empty or non-RPM file is refused
-        before anything is sent. obshell checks no password on the newer route, so a wrong
+        before anything is sent (:class:`InvalidArgumentError`), and so is one that fails
+        the MD5 check obshell makes of an upload (its RPM signature's SIZE and MD5, over the
+        header and payload): cut short or damaged. The file is read once for that check and
+        the newer route's SHA-256. obshell checks no password on the newer route, so a wrong
         one is not noticed here: the workflows and rollouts make a signed read first.
         """
         file = check_package_path(path)
@@ -54,8 +57,9 @@ class PackageCalls(CallsBase):
             lifetime = read = check_upload_timeout(lifetime, "lifetime")
         limit = ((self.timeout[0], read) if timeout is None
                  else check_timeout(timeout, "timeout"))  # all input checked before any I/O
+        sha256 = check_package_digest(file, sha256=self._new_upload is not False)
         new = _has_new_upload(self, (limit[0], min(self.timeout[1], limit[1])))  # within it
-        request, bodies = package_request(file, lifetime, new=new)
+        request, bodies = package_request(file, lifetime, new=new, file_sha256=sha256)
         try:
             data = self._send(request, limit).data
         finally:

@@ -1,18 +1,24 @@
-"""An RPM's name, version, release and architecture, read from its header (never the payload).
+"""An RPM's name, version, release and architecture (its header); obshell's MD5 check of it.
 
 An RPM file is a 96-byte lead, a signature header padded to 8 bytes, then the header. Each
 header is a 16-byte intro (magic ``8e ad e8 01``, 4 reserved bytes, the number of index
 entries, the size of the data store), 16-byte index entries (tag, type, offset, count),
 then the store. NAME, VERSION, RELEASE and ARCH are the string tags 1000, 1001, 1002 and
-1022.
+1022. The signature header's SIZE (tag 1000, an integer; LONGSIZE, tag 270, in RPMs over
+4 GiB) is the length of what follows it, the header and payload, and its MD5 (tag 1004,
+binary) their digest: what ``rpm -K`` checks, and obshell too (cavaliergopher/rpm's
+``MD5Check``, PROTOCOL-upgrade-family §6) before it takes an upload.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import struct
-from typing import BinaryIO, Optional
+from collections.abc import Callable
+from typing import BinaryIO, NamedTuple, Optional
 
-__all__ = ["rpm_identity", "rpm_label"]
+__all__ = ["RpmSignature", "rpm_damage", "rpm_identity", "rpm_label", "rpm_signature"]
 
 _LEAD_SIZE = 96
 _HEADER_MAGIC = b"\x8e\xad\xe8\x01"
@@ -20,6 +26,10 @@ _MAX_HEADER = 16 * 1024 * 1024  # real headers are well under 1 MiB
 _MAX_STRING = 4096  # names, versions and releases are short
 _STRING = 6
 _NAME, _VERSION, _RELEASE, _ARCH = 1000, 1001, 1002, 1022
+_SIZE, _LONGSIZE, _MD5 = 1000, 270, 1004  # of the signature header
+_INTEGERS = {3: ">H", 4: ">I", 5: ">Q"}  # INT16, INT32, INT64
+_BYTES = (1, 2, 7)  # CHAR, INT8, BIN
+_BLOCK = 1 << 20
 
 
 def rpm_identity(path: str) -> Optional[tuple[str, str, str]]:
@@ -78,3 +88,102 @@ def _intro(file: BinaryIO) -> tuple[int, int]:
     if count * 16 + size > _MAX_HEADER:
         raise ValueError("an RPM header larger than any real one")
     return count, size
+
+
+class RpmSignature(NamedTuple):
+    """What an RPM's signature header says of the rest of the file, its header and payload."""
+
+    #: Where the header starts: after the lead and the signature header and its padding.
+    start: int
+    #: SIZE (tag 1000), else LONGSIZE (tag 270): how many bytes follow ``start``.
+    size: Optional[int]
+    #: MD5 (tag 1004) of the bytes from ``start`` to the end.
+    md5: Optional[bytes]
+
+
+def rpm_signature(path: str) -> Optional[RpmSignature]:
+    """The signature header of the RPM at ``path``; None when there is none to read.
+
+    A file that ends inside it gives a ``start`` past its end, and no size or MD5. A tag
+    given twice counts by its last entry, as obshell reads it; one of another type, or whose
+    value lies outside the store, is left out.
+    """
+    try:
+        with open(path, "rb") as file:
+            file.seek(_LEAD_SIZE)
+            count, size = _intro(file)
+            index, store = file.read(count * 16), file.read(size)
+    except (OSError, ValueError):
+        return None
+    start = _LEAD_SIZE + 16 + count * 16 + size
+    start += -start % 8
+    if len(index) != count * 16 or len(store) != size:
+        return RpmSignature(start, None, None)
+    entries = {tag: (kind, offset, n) for tag, kind, offset, n in struct.iter_unpack(
+        ">IIII", index)}
+    size_tag = _integer(store, entries.get(_SIZE)) or _integer(store, entries.get(_LONGSIZE))
+    md5 = entries.get(_MD5)
+    if md5 is not None and (md5[0] not in _BYTES or md5[1] + md5[2] > size):
+        md5 = None
+    return RpmSignature(start, size_tag, None if md5 is None else store[md5[1]:md5[1] + md5[2]])
+
+
+def _integer(store: bytes, entry: Optional[tuple[int, int, int]]) -> Optional[int]:
+    """The first value of an integer tag; None when absent, of another type, or 0."""
+    if entry is None or entry[0] not in _INTEGERS:
+        return None
+    fmt = _INTEGERS[entry[0]]
+    if entry[1] + struct.calcsize(fmt) > len(store):
+        return None
+    return struct.unpack_from(fmt, store, entry[1])[0] or None
+
+
+def rpm_damage(path: str, feed: Optional[Callable[[bytes], object]] = None) -> Optional[str]:
+    """Why the RPM at ``path`` fails obshell's MD5 check; None if it passes or has no MD5.
+
+    The check: as many bytes after the signature header as its SIZE says (when it says), of
+    the MD5 it gives. A file that ends inside the signature header fails too. A file whose
+    signature header is unreadable or carries no MD5 is left to the agent (None). The file
+    is read once, when there is an MD5 to check or a ``feed``, which is then handed all of
+    its bytes in order (the upload's SHA-256 on the same pass). OSError as ``open`` raises it.
+    """
+    sig = rpm_signature(path)
+    start = None if sig is None or sig.md5 is None else sig.start
+    total, digest = (os.path.getsize(path), b"") if start is None and feed is None else (
+        _digest(path, start, feed))
+    if sig is None:
+        return None
+    if total < sig.start:
+        return (f"it is cut short: its {total} bytes end inside its RPM signature header, "
+                f"which ends at byte {sig.start}")
+    if sig.md5 is None:
+        return None
+    signed = total - sig.start  # the header and payload
+    said = f"(its header and payload are {signed} bytes, its RPM signature says {sig.size})"
+    if sig.size is not None and signed < sig.size:
+        return f"it is cut short: {_bytes(sig.size - signed)} missing {said}"
+    if sig.size is not None and signed > sig.size:
+        return f"it has {_bytes(signed - sig.size)} too many {said}"
+    if digest != sig.md5:
+        return (f"the MD5 of its header and payload is {digest.hex()}, its RPM signature "
+                f"says {sig.md5.hex()}")
+    return None
+
+
+def _bytes(count: int) -> str:
+    return f"{count} byte" if count == 1 else f"{count} bytes"
+
+
+def _digest(path: str, start: Optional[int],
+            feed: Optional[Callable[[bytes], object]]) -> tuple[int, bytes]:
+    """The file's size, and the MD5 of its bytes from ``start`` on (b"" when None)."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    total = 0
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(_BLOCK), b""):
+            if feed is not None:
+                feed(block)
+            if start is not None and total + len(block) > start:
+                md5.update(block[max(0, start - total):])
+            total += len(block)
+    return total, b"" if start is None else md5.digest()

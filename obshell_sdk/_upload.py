@@ -14,15 +14,15 @@ from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO, Optional
 
 from ._crypto import AesBase64Encryptor
-from ._exceptions import InvalidArgumentError
+from ._exceptions import InvalidArgumentError, PackageDamagedError
 from ._request import Request
-from ._rpm import rpm_label
+from ._rpm import rpm_damage, rpm_label
 from ._text import printable
 from ._validate import brief_repr
 
 __all__ = ["NEW_UPLOAD", "OLD_UPLOAD", "RPM_LEAD_SIZE", "RPM_MAGIC", "EncryptedMultipart",
-           "check_package_path", "check_package_paths", "package_label",
-           "package_request"]
+           "check_package_digest", "check_package_path", "check_package_paths",
+           "package_label", "package_request"]
 
 _BLOCK = 48 * 1024  # a multiple of 16 (AES) and 3 (base64)
 
@@ -106,19 +106,45 @@ def _check_rpm_lead(path: str) -> None:
         )
 
 
+def check_package_digest(path: str, *, sha256: bool) -> Optional[str]:
+    """Refuse an RPM that fails obshell's MD5 check, before anything is sent; its SHA-256.
+
+    obshell takes no upload whose header and payload are not as long as the RPM's signature
+    says, or not of its MD5 (:func:`~obshell_sdk._rpm.rpm_damage`): a truncated or damaged
+    file is :class:`InvalidArgumentError` (``path``) here, with the hint of the agent's
+    :class:`PackageDamagedError`, rather than after the whole file went. One read of the
+    file serves the check and, when ``sha256``, the SHA-256 (hex) the newer upload sends,
+    returned (None otherwise). A file whose signature has no MD5 is left to the agent.
+    """
+    whole = hashlib.sha256() if sha256 else None
+    try:
+        problem = rpm_damage(path, None if whole is None else whole.update)
+    except OSError as exc:
+        raise InvalidArgumentError(
+            "path", f"{brief_repr(path, 300)} cannot be read ({exc.strerror or exc})"
+        ) from None
+    if problem is not None:
+        raise InvalidArgumentError(
+            "path", f"{brief_repr(path, 300)} fails the check obshell makes of an RPM "
+            f"(rpm -K's MD5): {problem}. It was not sent. {PackageDamagedError.hint}"
+        )
+    return None if whole is None else whole.hexdigest()
+
+
 #: The upload obshell has had since about 4.3 (``VerifyFile``: clear body, file digest).
 NEW_UPLOAD = "/api/v1/package"
 #: The older upload (``Verify``: the whole multipart body AES-encrypted).
 OLD_UPLOAD = "/api/v1/upgrade/package"
 
 
-def package_request(path: str, lifetime: float, *,
-                    new: bool) -> tuple[Request, list[EncryptedMultipart]]:
+def package_request(path: str, lifetime: float, *, new: bool, file_sha256: Optional[str] = None
+                    ) -> tuple[Request, list[EncryptedMultipart]]:
     """The upload request of ``path``, and the bodies it makes (close them after sending).
 
-    ``new`` uses :data:`NEW_UPLOAD` (the body in clear, the file's SHA-256 in a header),
-    else :data:`OLD_UPLOAD`. The body is made when the request is signed, from the AES key
-    the header carries (each attempt signs anew, so each makes its own body).
+    ``new`` uses :data:`NEW_UPLOAD` (the body in clear, the file's SHA-256 in a header:
+    ``file_sha256``, else read here), else :data:`OLD_UPLOAD`. The body is made when the
+    request is signed, from the AES key the header carries (each attempt signs anew, so
+    each makes its own body).
     """
     bodies: list[EncryptedMultipart] = []
 
@@ -130,7 +156,7 @@ def package_request(path: str, lifetime: float, *,
     if not new:
         return Request("POST", OLD_UPLOAD, stream=stream, lifetime=lifetime), bodies
     return Request("POST", NEW_UPLOAD, stream=stream, lifetime=lifetime,
-                   file_sha256=_sha256(path)), bodies
+                   file_sha256=file_sha256 or _sha256(path)), bodies
 
 
 def _sha256(path: str) -> str:

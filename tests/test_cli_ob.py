@@ -189,20 +189,24 @@ def test_a_package_the_cluster_lacks_is_refused_with_the_option_that_gives_it(rp
 
 
 def test_a_damaged_package_says_to_check_it_or_download_it_again(rpms):
-    """obshell's MD5 check refuses a truncated RPM: exit 5, obshell's words and what to do."""
+    """A truncated RPM is refused before it is sent (obshell's MD5 check would refuse it only
+    once it all arrived): exit 2, what is wrong and what to do; no pre-check."""
     with open(rpms[1], "r+b") as file:
         file.truncate(file.seek(0, 2) - 100)  # a download cut short
     with ob_agent() as agent:
         out = run(agent, "--json", "upgrade-ob", VERSION, RELEASE, "--package", rpms[0],
                   "--package", rpms[1])
-        assert [row["name"] for row in agent.inventory] == ["oceanbase-ce"]
+        assert [row["name"] for row in agent.inventory] == ["oceanbase-ce"]  # the sound one
+        assert len(agent.requests_to("/api/v1/package", "POST")) == 2  # the probe, then it
         assert agent.dags == {}  # no pre-check
-    assert out.returncode == 5, out.stderr
-    assert out.stderr.endswith("Common.Unexpected: MD5 checksum validation failed, trace id "
-                               f"{json.loads(out.stdout)['error']['trace_id']}. The file is "
-                               "damaged or changed: check it (rpm -K FILE) or download it "
-                               "again, then run the command again\n"), out.stderr
-    assert json.loads(out.stdout)["error"]["type"] == "PackageDamagedError"
+    assert out.returncode == 2, out.stderr
+    assert f"--package: {rpms[1]!r} fails the check obshell makes of an RPM (rpm -K's MD5): " \
+           "it is cut short: 100 bytes missing" in out.stderr, out.stderr
+    assert out.stderr.endswith("It was not sent. The file is damaged or changed: check it (rpm "
+                               "-K FILE) or download it again, then run the command again\n"), \
+        out.stderr
+    error = json.loads(out.stdout)["error"]
+    assert (error["type"], error["argument"]) == ("InvalidArgumentError", "--package")
 
 
 @pytest.mark.parametrize(("args", "said"), [

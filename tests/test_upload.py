@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import PASSWORD
-from rpmlib import rpm_lead, write_rpm
+from rpmlib import LEAD_SIZE, resigned, rpm_lead, signature_end, write_rpm
 from test_create_behind_a_proxy import Proxy
 from vectorlib import aes_decrypt
 
@@ -428,13 +428,87 @@ def test_empty_or_non_rpm_file_is_refused_before_sending(tmp_path, content, why)
 HINT = "The file is damaged or changed: check it (rpm -K FILE) or download it again, then retry"
 
 
+def _damaged(data: bytes, damage: str) -> bytes:
+    """``data``, an RPM, damaged as a download or a disk may damage it."""
+    header = signature_end(data)
+    return {"truncated": data[:-1000],  # a download cut short
+            "flipped": data[:-2000] + bytes([data[-2000] ^ 1]) + data[-1999:],  # the payload
+            "header": data[:header + 40] + bytes([data[header + 40] ^ 0x80]) + data[header + 41:],
+            "longer": data + b"\n",  # something appended
+            "in-signature": data[:LEAD_SIZE + 40]}[damage]  # cut inside the signature header
+
+
 @pytest.mark.parametrize("legacy", [False, True], ids=["new", "old"])
-@pytest.mark.parametrize("damage", ["truncated", "changed"])
-def test_a_damaged_package_is_said_so_with_what_to_do(package, legacy, damage):
-    """obshell's MD5 check refuses it (a 500 Common.Unexpected): a bare ServerError before."""
+@pytest.mark.parametrize(("damage", "why"), [
+    ("truncated", "it is cut short: 1000 bytes missing (its header and payload are "),
+    ("flipped", "the MD5 of its header and payload is "),
+    ("header", "the MD5 of its header and payload is "),
+    ("longer", "it has 1 byte too many (its header and payload are "),
+    ("in-signature", "it is cut short: its 136 bytes end inside its RPM signature header"),
+])
+def test_a_damaged_package_is_refused_before_anything_is_sent(package, legacy, damage, why):
+    """obshell's MD5 check would refuse it only once all of it arrived: the SDK checks first."""
+    package.write_bytes(_damaged(package.read_bytes(), damage))
+    kw = {"legacy_v1": True, "version": "4.2.2.0", "supported_auth": None,
+          "new_upload": False} if legacy else {}
+    with FakeAgent(password=PASSWORD, **kw) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        with pytest.raises(InvalidArgumentError) as info:
+            client.upload_package(package)
+        assert agent.requests == []  # not even the probe of the newer upload
+        with pytest.raises(InvalidArgumentError):
+            client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=package)
+        assert not [r for r in agent.requests if "package" in r.path]  # a signed read only
+        assert agent.packages == []
+    exc = info.value
+    assert exc.argument == "path" and not isinstance(exc, ApiError)
+    assert str(exc).startswith(f"path: {str(package)!r} fails the check obshell makes of an "
+                               f"RPM (rpm -K's MD5): {why}"), str(exc)
+    assert str(exc).endswith(". It was not sent. " + HINT), str(exc)
+
+
+def test_what_passes_the_check_is_sent_as_before_the_file_read_once_for_it(package,
+                                                                         monkeypatch):
+    """An intact RPM: one read of the file gives the MD5 check and the newer upload's SHA-256
+    (which the agent verifies). One whose signature has no MD5 is left to the agent."""
+    from obshell_sdk import _rpm
+
+    passes: list[str] = []
+    real = _rpm._digest
+
+    def counted(path, start, feed):
+        passes.append(path)
+        return real(path, start, feed)
+
+    monkeypatch.setattr(_rpm, "_digest", counted)
     data = package.read_bytes()
-    package.write_bytes(data[:-1000] if damage == "truncated" else
-                        data[:-2000] + bytes([data[-2000] ^ 1]) + data[-1999:])
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        client.upload_package(package)
+        assert agent.requests_to("/api/v1/package", "POST")[-1].status == 200
+        assert agent.packages == [(RPM, data)] and passes == [str(package)]
+        package.write_bytes(resigned(data, [(1000, 4, [len(data) - signature_end(data)])]))
+        with pytest.raises(ServerError, match="rpm: tag not found: RPMSIGTAG_MD5"):
+            client.upload_package(package)
+        assert len(agent.requests_to("/api/v1/package", "POST")) == 3  # probe, 2 uploads
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["new", "old"])
+def test_a_package_damaged_after_the_check_is_said_so_by_the_agent(package, legacy,
+                                                                   monkeypatch):
+    """Changed on disk between the SDK's check and the upload: obshell's MD5 check refuses it
+    (a 500 Common.Unexpected), said as PackageDamagedError with what to do. (The newer upload's
+    SHA-256, read here after the change, lets the body through to that check.)"""
+    from obshell_sdk import _package_calls
+
+    real = _package_calls.check_package_digest
+
+    def then_damaged(path, *, sha256):
+        digest = real(path, sha256=False)
+        package.write_bytes(_damaged(package.read_bytes(), "flipped"))
+        return digest
+
+    monkeypatch.setattr(_package_calls, "check_package_digest", then_damaged)
     with FakeAgent(password=PASSWORD, new_upload=not legacy) as agent, \
             ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
         with pytest.raises(PackageDamagedError) as info:
