@@ -67,7 +67,12 @@ def run_package(client: ObshellClient, args: argparse.Namespace, out: Output,
         stored, said = [], Uploads(progress, client.agent)
         for path in paths:
             said(path, None)
-            stored.append(client.upload_package(path, lifetime=args.upload_timeout))
+            try:
+                stored.append(client.upload_package(path, lifetime=args.upload_timeout))
+            except InvalidArgumentError as exc:  # a damaged RPM, refused before it is sent
+                if exc.argument != "path":
+                    raise
+                raise InvalidArgumentError("RPM", str(exc).split(": ", 1)[1]) from None
             said(path, stored[-1])
         out.value({"uploaded": stored}, "\n".join(map(package_line, stored)))
         return EXIT_OK

@@ -78,6 +78,22 @@ def test_a_package_given_twice_is_refused_before_anything_is_sent(rpms):
         assert agent.requests == []
 
 
+def test_a_damaged_package_is_refused_before_it_is_sent(rpms):
+    with open(rpms[0], "r+b") as file:  # a byte of its payload flipped
+        file.seek(-50, 2)
+        byte = file.read(1)[0]
+        file.seek(-50, 2)
+        file.write(bytes([byte ^ 1]))
+    with FakeAgent(password=PASSWORD) as agent:
+        out = run(agent, "--json", "package", "upload", *rpms)
+        assert not agent.requests_to("/api/v1/package") and agent.inventory == []
+    assert out.returncode == 2, out.stderr
+    assert f"RPM: {rpms[0]!r} fails the check obshell makes of an RPM (rpm -K's MD5): the MD5 " \
+           "of its header and payload is " in out.stderr, out.stderr
+    assert "download it again, then run the command again" in out.stderr
+    assert json.loads(out.stdout)["error"]["argument"] == "RPM"
+
+
 def test_deleting_a_package_the_cluster_does_not_hold_is_said(rpms):
     # obshell answers a delete of any id with success: the CLI looks first
     with FakeAgent(password=PASSWORD) as agent:
