@@ -237,13 +237,18 @@ class UsageError(SystemExit):
         self.message = "\n".join(self.said)
 
 
+#: A value as argparse shows it, its repr: in double quotes when it holds a single quote only.
+_REPR = r"""(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
+
+
 def _redact(message: str) -> str:
     # "invalid choice: 'x'", "invalid float value: 'x'", "ignored explicit argument 'x'",
-    # "ambiguous option: --x=VALUE could match":
+    # "ambiguous option: --x=VALUE could match" (VALUE as typed, newlines too):
     # name the problem, not the text.
-    message = re.sub(r"(invalid [a-z ]*?(?:choice|value)): '[^']*'", r"\1", message)
-    message = re.sub(r"(ambiguous option: [^=\s]+)=.*( could match )", r"\1\2", message)
-    return re.sub(r"(ignored explicit argument) '[^']*'", r"\1 (not shown)", message)
+    message = re.sub(rf"(invalid [\w ]*?(?:choice|value)): {_REPR}", r"\1", message)
+    message = re.sub(r"(ambiguous option: [^=\s]+)=.*( could match )", r"\1\2", message,
+                     flags=re.DOTALL)
+    return re.sub(rf"(ignored explicit argument) {_REPR}", r"\1 (not shown)", message)
 
 
 def _option_named(token: str) -> str:

@@ -200,6 +200,11 @@ def test_a_note_on_a_terminal_leaves_the_progress_line_whole():
     ["info", "-phunter2-secret"],  # as mysql -pPASSWORD: a short option with its value
     ["-phunter2-secret", "info"],
     ["upgrade", "4.3.1.0", "x.el7", "--u=hunter2-secret"],  # "ambiguous option: --u=..."
+    # argparse shows a value as its repr: in double quotes when it holds a single one
+    ["hunter2's-secret"],
+    ["--min-key-bits", "x'hunter2\"", "info"],  # both quotes: '\'' escaped inside
+    ["info", "--json=hunter2's"],  # "ignored explicit argument"
+    ["upgrade", "4.3.1.0", "x.el7", "--u=hunter2\nsecret"],  # typed as is, over two lines
 ])
 def test_usage_errors_never_echo_what_was_typed(argv):
     out = cli(*argv)
