@@ -74,7 +74,11 @@ class UpgradeCalls(CallsBase):
         the package is sent and ``(path, stored)`` once the agent has stored it (not after a
         failed upload). ``on_progress`` and ``progress`` are as for :meth:`DagTask.wait`; the
         live display ``progress`` asks for also shows the upload (the file, its size; then
-        what the agent stored).
+        what the agent stored). With ``package``, before it is sent: a target not newer
+        than the agent's version raises :class:`InvalidArgumentError`, a wrong password is
+        refused, and a FAILED (or cancelled) task holding the cluster's maintenance lock
+        raises :class:`UnderMaintenanceError` naming it, with ``status`` 0 (no reply refused
+        anything: obshell would refuse the upgrade only after the upload and the pre-check).
         """
         return run_agent_upgrade(
             self, version, release, package=package, upgrade_dir=upgrade_dir, check=check,
@@ -114,6 +118,9 @@ class UpgradeCalls(CallsBase):
         build number). Raises ``TaskFailedError`` and friends, or ``UpgradeNotConfirmedError``.
         ``upload_timeout`` bounds each package's upload, and ``on_upload`` is told of each
         package, as for :meth:`run_agent_upgrade` (``progress`` shows the uploads there too).
+        With ``packages``, before the first is sent: a cluster past the target version raises
+        :class:`InvalidArgumentError`, a wrong password is refused, and a FAILED (or
+        cancelled) task holding the lock raises :class:`UnderMaintenanceError`, as there.
         """
         return run_ob_upgrade(
             self, version, release, packages=packages, mode=mode, upgrade_dir=upgrade_dir,

@@ -92,10 +92,10 @@ def run_agent_upgrade(
     may take (and its signed header lives): by default 600 s, or the file at 1 MiB/s.
     Everything the caller gave is checked before the first request, the package by its RPM
     header (if that cannot be read, by what the agent reads on upload); with a package, a
-    target not newer than the agent's version (obshell refuses it only after the upload).
+    target not newer than the agent's version (obshell refuses it only after the upload); a
+    FAILED task holding the lock raises :class:`UnderMaintenanceError` (:func:`log_in`).
     ``on_upload`` (an :data:`UploadCallback`) and ``progress``'s display hear of the upload.
-    Raises what the steps raise (``TaskFailedError``, ...), or
-    :class:`UpgradeNotConfirmedError` when the agent still reports another version.
+    Raises what the steps raise (``TaskFailedError``, ...), or :class:`UpgradeNotConfirmedError`.
     """
     UpgradeAgentRequest(version, release, upgrade_dir)  # refuse bad input before any I/O
     path = None if package is None else check_target_package(package, version, release)
@@ -220,7 +220,8 @@ def run_ob_upgrade(
     number), so the version is what can be confirmed; a same-version rebuild is confirmed by
     its DAG's success alone. ``upload_timeout`` bounds each package's upload, as for
     :func:`run_agent_upgrade`. With packages, a cluster past the target version raises
-    :class:`InvalidArgumentError` before any upload (obshell refuses it only after them).
+    :class:`InvalidArgumentError` before any upload (obshell refuses it only after them), as
+    does a FAILED task holding the lock (:class:`UnderMaintenanceError`, :func:`log_in`).
     ``on_upload`` is told of each upload, as for :func:`run_agent_upgrade`.
     """
     UpgradeObRequest(version, release, mode, upgrade_dir, freeze_server)  # before any I/O
