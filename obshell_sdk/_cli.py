@@ -51,7 +51,6 @@ from ._targets import check_target_package
 from ._task import DagTask
 from ._text import is_terminal, printable
 from ._upload import check_package_path
-from ._workflow import run_agent_upgrade
 
 __all__ = ["exit_code", "main"]
 
@@ -116,10 +115,10 @@ def _upgrade(client: ObshellClient, args: argparse.Namespace, out: Output,
              progress: Progress) -> int:
     if args.package:
         with ending_shown(out, progress):
-            result = run_agent_upgrade(
-                client, args.version, args.release, package=args.package,
-                upgrade_dir=args.upgrade_dir, timeout=_timeout(args), on_progress=progress,
-                upload_timeout=args.upload_timeout, on_upload=Uploads(progress, client.agent))
+            result = client.run_agent_upgrade(
+                args.version, args.release, package=args.package, upgrade_dir=args.upgrade_dir,
+                timeout=_timeout(args), on_progress=progress, upload_timeout=args.upload_timeout,
+                on_upload=Uploads(progress, client.agent))
         out.dag(result.upgrade)
         return EXIT_OK
     start = client.check_agent_upgrade if args.check else client.upgrade_agent

@@ -22,7 +22,6 @@ from ._endpoints import UpgradeObRequest
 from ._exceptions import InvalidArgumentError
 from ._targets import check_ob_packages
 from ._upload import check_package_paths
-from ._workflow import run_ob_upgrade
 
 __all__ = ["OB_TIMEOUT", "add_ob_parser", "check_ob_args", "run_upgrade_ob"]
 
@@ -100,8 +99,8 @@ def run_upgrade_ob(client: ObshellClient, args: argparse.Namespace, out: Output,
     timeout = OB_TIMEOUT if args.timeout is None else float(args.timeout)
     if args.package:
         with ending_shown(out, progress):
-            result = run_ob_upgrade(
-                client, args.version, args.release, packages=args.package, mode=_mode(args),
+            result = client.run_ob_upgrade(
+                args.version, args.release, packages=args.package, mode=_mode(args),
                 upgrade_dir=args.upgrade_dir, freeze_server=args.freeze_server,
                 timeout=timeout, on_progress=progress, upload_timeout=args.upload_timeout,
                 on_upload=Uploads(progress, client.agent))
