@@ -279,7 +279,8 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
 
     ``name`` is that task's: ``--package``'s pre-check, while it runs, means the upgrade was
     not started. ``uploaded`` is how many of its packages the agent stored (None: not known),
-    ``uploading`` the one being sent: no task is made before the last one is stored.
+    ``uploading`` the one being sent: no task is made (nor a retry sent) before the last one
+    is stored.
     """
     if args.command == "rollout" and args.rollout != "status":
         return ("interrupted; upgrades already started keep running. See where each cluster "
@@ -290,6 +291,8 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
     if args.command == "package":
         done = "stored" if args.action == "upload" else "deleted"
         return f"interrupted; the package may have been {done}: obshell-sdk package list"
+    if task_id is None and _uploads_cut(args, uploaded, uploading):  # before any task or retry
+        return _upload_interrupted(args, uploading)
     if task_id is None and args.command == "task" and args.action in OPERATORS:
         return (f"interrupted while {args.action} of task {args.id} was under way: it may "
                 f"have been applied; see where the task stands: obshell-sdk task show {args.id}")
@@ -304,9 +307,6 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
     if ended is not None:  # --package's pre-check ended: the upgrade's POST comes next
         return (f"interrupted after pre-check {ended.id} ended; the upgrade's task may have "
                 "been created, and keeps running: obshell-sdk task list shows it")
-    if task_id is None and package and (uploading is not None or (uploaded is not None and (
-            uploaded < (1 if isinstance(args.package, str) else len(args.package))))):
-        return _upload_interrupted(args, uploading)
     if task_id is None:
         sent = (f"the {'packages' if args.command == 'upgrade-ob' else 'package'} may have "
                 "been uploaded, and " if package else "")
@@ -322,13 +322,27 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
             f"{task_id}")
 
 
+def _uploads_cut(args: argparse.Namespace, uploaded: Optional[int],
+                 uploading: Optional[str]) -> bool:
+    """Whether ``--package``'s uploads (``upgrade[-ob]``, ``task retry``) were cut short."""
+    if uploading is not None:
+        return True
+    given = getattr(args, "package", None) or ()
+    if uploaded is None or not given or (args.command == "task" and not uploaded):
+        return False  # task retry reads its task before the first upload
+    return uploaded < (1 if isinstance(given, str) else len(given))
+
+
 def _upload_interrupted(args: argparse.Namespace, uploading: Optional[str]) -> str:
-    """``--package``'s uploads were cut short: no task was made; what may have been stored."""
-    done = "uploads were" if args.command == "upgrade-ob" else "upload was"
+    """``--package``'s uploads were cut short: nothing was started; what may have been stored."""
+    many = not isinstance(args.package, str) and len(args.package) > 1
+    done = "uploads were" if args.command == "upgrade-ob" or many else "upload was"
     cut = f"before the package {done} done" if uploading is None else (
         f"while uploading {printable(uploading)} (the agent may or may not have stored it)")
-    return (f"interrupted {cut}; no task was created. obshell-sdk package list shows the "
-            "packages stored; start again with the same command")
+    made = (f"{args.action} of task {args.id} was not sent" if args.command == "task" else
+            "no task was created")
+    return (f"interrupted {cut}; {made}. obshell-sdk package list shows the packages stored; "
+            "start again with the same command")
 
 
 #: The pre-check each upgrade command's ``--package`` runs before the upgrade.

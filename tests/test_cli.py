@@ -478,6 +478,28 @@ def test_an_operator_whose_reply_is_lost_is_an_unknown_outcome(agent):
     assert agent.dag(task_id).state != "FAILED"  # it was applied, indeed
 
 
+def test_sigterm_during_a_retry_s_upload_says_the_retry_was_not_sent(tmp_path):
+    """``task retry ID --package RPM`` uploads, then retries: cut short while uploading, it
+    said the retry "may have been applied"."""
+    rpm = tmp_path / f"obshell-{VERSION}-{RELEASE}.x86_64.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    with FakeAgent(password=PASSWORD, new_upload=False) as agent:
+        dag_id = agent.create_upgrade_dag(VERSION, RELEASE)
+        agent.fail_dag(dag_id)
+        agent.hang_next(1, path_prefix="/api/v1/upgrade/package")
+        code, stdout, stderr = sigterm_while_following(
+            agent, "task", "retry", dag_id, "--package", str(rpm),
+            ready=lambda: bool(agent.requests_to("/api/v1/upgrade/package", "POST")))
+        assert agent.dag(dag_id).state == "FAILED"  # not retried
+    assert code == 143, stderr
+    assert stderr.endswith(f"interrupted while uploading {rpm} (the agent may or may not have "
+                           f"stored it); retry of task {dag_id} was not sent. {same(agent)} "
+                           "package list shows the packages stored; start again with the same "
+                           "command\n"), stderr
+    assert "may have been applied" not in stderr
+    assert json.loads(stdout)["error"]["task_id"] == dag_id  # the task it is about, unretried
+
+
 def test_sigterm_is_handled_as_ctrl_c(agent):
     """CI cancels, systemd and timeout(1) send SIGTERM: said as Ctrl-C is, exit 143."""
     task_id = agent.create_upgrade_dag(VERSION, RELEASE)
@@ -523,6 +545,15 @@ def test_ctrl_c_during_task_list_names_no_task():
     text = _interrupted(build_parser().parse_args(["task", "cancel", "19"]), None)
     assert "cancel of task 19" in text and "may have been applied" in text  # not "unread"
     assert "obshell-sdk task show 19" in text
+    retry = build_parser().parse_args(["task", "retry", "19", "--package", "a.rpm", "--package",
+                                       "b.rpm"])
+    text = _interrupted(retry, None, uploaded=0, uploading="a.rpm")  # the retry comes after
+    assert text == ("interrupted while uploading a.rpm (the agent may or may not have stored "
+                    "it); retry of task 19 was not sent. obshell-sdk package list shows the "
+                    "packages stored; start again with the same command"), text
+    assert _interrupted(retry, None, uploaded=1).startswith(
+        "interrupted before the package uploads were done; retry of task 19 was not sent.")
+    assert "may have been applied" in _interrupted(retry, None, uploaded=2)  # sent, maybe
     upgrade = build_parser().parse_args(["upgrade", "4.3.1.0", "1.el7", "--package", "a.rpm"])
     text = _interrupted(upgrade, None, uploaded=0, uploading="a.rpm")  # during the upload
     assert text == ("interrupted while uploading a.rpm (the agent may or may not have stored "
