@@ -124,7 +124,6 @@ class Parser(argparse.ArgumentParser):
         return f"did you mean {near}?" + (f" {self.hints[near]}" if near in self.hints else "")
 
 
-
 #: The options a password is looked for under (``--password``, ``--agent-passwd``, ...; mysql's
 #: ``-p`` and ``-pSECRET``): no parser has one, and each says so (:data:`_NO_PASSWORD`).
 _PASSWORD_OPTION = re.compile(r"--(agent-|root-)?pass(word|wd)?|-p.*")
