@@ -24,7 +24,7 @@ from ._config import DEFAULT_PORT, ENV_VARIABLES
 from ._validate import MAX_LIFETIME, MAX_SECONDS
 from ._version import __version__
 
-__all__ = ["DEFAULT_TIMEOUT", "EXIT_CODES", "UsageError", "build_parser", "parse"]
+__all__ = ["DEFAULT_TIMEOUT", "EXIT_CODES", "build_parser", "parse"]
 
 #: Exit codes of ``obshell-sdk``, for scripts to branch on (also in ``--help``).
 EXIT_CODES: tuple[tuple[int, str], ...] = (
