@@ -100,8 +100,12 @@ class Parser(argparse.ArgumentParser):
                                 to_positional=to_positional)
 
     def _unrecognized(self, tokens: Sequence[str]) -> str:
-        """What this parser does not take: options by name (and the likely one), no values."""
-        shown = [self._option(t) if t.startswith("-") and t != "-" else
+        """What this parser does not take: options by name (and the likely one), no values.
+
+        A word after ``--`` is a value, however it starts (``--`` itself is said as one).
+        """
+        values = set(self.given[self.given.index("--"):]) if "--" in self.given else set()
+        shown = [self._option(t) if t.startswith("-") and t != "-" and t not in values else
                  "(an extra value: values are not shown, as one may be a password)"
                  for t in tokens]
         return f"unrecognized arguments: {' '.join(dict.fromkeys(shown))}"

@@ -205,6 +205,7 @@ def test_a_note_on_a_terminal_leaves_the_progress_line_whole():
     ["--min-key-bits", "x'hunter2\"", "info"],  # both quotes: '\'' escaped inside
     ["info", "--json=hunter2's"],  # "ignored explicit argument"
     ["upgrade", "4.3.1.0", "x.el7", "--u=hunter2\nsecret"],  # typed as is, over two lines
+    ["info", "--", "--hunter2-secret"],  # after "--", a value, however it starts
 ])
 def test_usage_errors_never_echo_what_was_typed(argv):
     out = cli(*argv)
