@@ -105,6 +105,8 @@ class Parser(argparse.ArgumentParser):
         A word after ``--`` is a value, however it starts (``--`` itself is said as one).
         """
         values = set(self.given[self.given.index("--"):]) if "--" in self.given else set()
+        values.update(after for before, after in zip(self.given, self.given[1:])
+                      if "=" not in before and _password_like(before))
         shown = [self._option(t) if t.startswith("-") and t != "-" and t not in values else
                  "(an extra value: values are not shown, as one may be a password)"
                  for t in tokens]
@@ -113,7 +115,7 @@ class Parser(argparse.ArgumentParser):
     def _option(self, token: str) -> str:
         """An unknown option as said: its name only, and why it is not here or what is near."""
         name = _option_named(token)
-        if _PASSWORD_OPTION.fullmatch(token.partition("=")[0]):
+        if _password_like(token):
             return f"{name} ({_NO_PASSWORD})"
         if not name.startswith("-") or " " in name:  # -xSECRET: not a name to look up
             return name
@@ -129,11 +131,20 @@ class Parser(argparse.ArgumentParser):
 
 
 #: The options a password is looked for under (``--password``, ``--agent-passwd``, ...; mysql's
-#: ``-p`` and ``-pSECRET``): no parser has one, and each says so (:data:`_NO_PASSWORD`).
+#: ``-p`` and ``-pSECRET``), and misspellings of them (``--pasword``): no parser has one, and
+#: each says so (:data:`_NO_PASSWORD`). What follows one is its value, however it starts.
 _PASSWORD_OPTION = re.compile(r"--(agent-|root-)?pass(word|wd)?|-p.*")
+_PASSWORD_NAMES = ("--password", "--passwd", "--agent-password", "--root-password")
 _NO_PASSWORD = (f"there is no password option, on purpose, as a command line is seen by other "
                 f"users and kept in shell history: set {PASSWORD_VARIABLES[0]} (root@sys) or "
                 f"{PASSWORD_VARIABLES[1]}, or leave them unset to be asked on a terminal")
+
+
+def _password_like(word: str) -> bool:
+    """Whether ``word`` is a password option (:data:`_PASSWORD_OPTION`) or a misspelled one."""
+    name = word.partition("=")[0]
+    return bool(_PASSWORD_OPTION.fullmatch(name) or (name.startswith("--") and (
+        difflib.get_close_matches(name, _PASSWORD_NAMES, n=1, cutoff=0.8))))
 
 
 def _password_option(given: Sequence[str]) -> Optional[str]:
@@ -141,7 +152,7 @@ def _password_option(given: Sequence[str]) -> Optional[str]:
     for word in given:
         if word == "--":
             return None
-        if _PASSWORD_OPTION.fullmatch(word.partition("=")[0]):
+        if _password_like(word):
             return word
     return None
 
@@ -172,8 +183,8 @@ def _unknown_options(given: Sequence[str], known: dict[str, argparse.Action],
         if action is None:
             unknown.append(word)
         after = given[at] if at < len(given) else "-"
-        if not eq and (action.nargs != 0 if action is not None else
-                       not after.startswith("-") and after not in choices):
+        if not eq and (action.nargs != 0 if action is not None else _password_like(word) or
+                       (not after.startswith("-") and after not in choices)):
             at += 1  # its value
     return unknown
 

@@ -206,6 +206,9 @@ def test_a_note_on_a_terminal_leaves_the_progress_line_whole():
     ["info", "--json=hunter2's"],  # "ignored explicit argument"
     ["upgrade", "4.3.1.0", "x.el7", "--u=hunter2\nsecret"],  # typed as is, over two lines
     ["info", "--", "--hunter2-secret"],  # after "--", a value, however it starts
+    # after a misspelled password option, its value, however it starts
+    ["--pasword", "--hunter2-secret", "info"],
+    ["task", "--passowrd", "--hunter2-secret", "list"],
 ])
 def test_usage_errors_never_echo_what_was_typed(argv):
     out = cli(*argv)
@@ -223,6 +226,8 @@ def test_usage_errors_never_echo_what_was_typed(argv):
     ["rollout", "status", "--password=hunter2-secret"],
     ["info", "-phunter2-secret"],  # mysql's way
     ["-p", "hunter2-secret", "info"],
+    ["info", "--pasword", "hunter2-secret"],  # misspelled
+    ["--passowrd=hunter2-secret", "info"],
 ])
 def test_a_password_option_says_where_passwords_go(argv):
     """argparse said only "invalid choice" (before the subcommand) or "unrecognized arguments"."""
