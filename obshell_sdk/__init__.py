@@ -52,17 +52,9 @@ from ._exceptions import (
     PasswordKindError,
     ReadTimeoutError,
     ServerError,
-    TaskCancelledError,
-    TaskError,
-    TaskFailedError,
     TaskNotFoundError,
-    TaskRolledBackError,
-    TaskStateError,
-    TaskTimeoutError,
-    TaskUnreachableError,
     TransportError,
     UnderMaintenanceError,
-    UpgradeNotConfirmedError,
     UriMismatchError,
     WeakKeyError,
     WrongPasswordError,
@@ -81,6 +73,16 @@ from ._render_live import register_notebook_formatters
 from ._rollout import AuthSource, Rollout, RolloutTarget
 from ._rollout_report import RolloutReport, RolloutStoppedError, TargetResult
 from ._task import DEFAULT_WAIT, DagTask, ProgressCallback
+from ._task_errors import (
+    TaskCancelledError,
+    TaskError,
+    TaskFailedError,
+    TaskRolledBackError,
+    TaskStateError,
+    TaskTimeoutError,
+    TaskUnreachableError,
+    UpgradeNotConfirmedError,
+)
 from ._transport import Cert, Timeout
 from ._version import __version__
 from ._workflow import UploadCallback

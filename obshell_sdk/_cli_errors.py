@@ -31,19 +31,21 @@ from ._exceptions import (
     PackageDamagedError,
     PackageMissingError,
     PasswordKindError,
-    TaskCancelledError,
-    TaskError,
-    TaskFailedError,
     TaskNotFoundError,
-    TaskStateError,
-    TaskTimeoutError,
-    TaskUnreachableError,
     TransportError,
     UnderMaintenanceError,
     WeakKeyError,
     WrongPasswordError,
 )
 from ._rollout_report import RolloutStoppedError
+from ._task_errors import (
+    TaskCancelledError,
+    TaskError,
+    TaskFailedError,
+    TaskStateError,
+    TaskTimeoutError,
+    TaskUnreachableError,
+)
 from ._text import printable
 
 __all__ = ["CLASS_HINTS", "EXIT_STATE", "EXIT_TERMINATED", "HINTS", "OPERATORS", "RESTARTING",
@@ -190,7 +192,6 @@ def cli_message(exc: ObshellError) -> str:
     return cli_words(text).replace(_EITHER, which)
 
 
-
 def error_fields(exc: ObshellError) -> dict[str, object]:
     """What a script branches on, in ``--json``'s error document: never in the message only.
 
@@ -210,7 +211,6 @@ def error_fields(exc: ObshellError) -> dict[str, object]:
 
 #: The task actions that send an operator, each a DagTask method of that name.
 OPERATORS = ("retry", "rollback", "cancel", "skip")
-
 
 #: obshell's refusal of a ROLLING upgrade: the cluster has too few zones for it.
 _TOO_FEW_ZONES = "OB.Upgrade.UnableToRollingUpgrade"

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 from ._cli_errors import EXIT_OK, EXIT_OUTCOME_UNKNOWN
 from ._cli_output import Output, Progress
-from ._exceptions import TaskError
 from ._task import DagTask
+from ._task_errors import TaskError
 
 __all__ = ["ending_shown", "follow", "show_created"]
 

@@ -36,8 +36,10 @@
     │   └── UpgradeNotConfirmedError  the upgrade succeeded but /info shows another version
     └── RolloutStoppedError         a rollout stopped on an error of its own, not a cluster's
 
-All but the last live here, with the standard library (and :mod:`._text`) only; the last
-lives with the rollout report it carries. No message ever contains a password.
+The tree is drawn here only. Its classes live here but for two families: ``TaskError``'s in
+:mod:`._task_errors` (what a task's end means, not an agent's reply) and the last, with the
+rollout report it carries. All of them need the standard library (and :mod:`._text`) only.
+No message ever contains a password.
 """
 
 from __future__ import annotations
@@ -47,16 +49,13 @@ from typing import TYPE_CHECKING, ClassVar, Optional
 from ._text import printable
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._dag import DagDetail, TaskDetail
     from ._models import ErrorInfo
 
 __all__ = ["ApiError", "AuthDialectError", "AuthError", "AuthExpiredError", "BadRequestError",
            "ConnectError", "ConnectionLostError", "DecodeError", "DecryptFailedError",
            "InvalidArgumentError", "NotFoundError", "ObshellError", "OutcomeUnknownError",
            "PackageDamagedError", "PackageMissingError", "PasswordKindError", "ReadTimeoutError",
-           "ServerError", "TaskCancelledError", "TaskError", "TaskFailedError", "TaskNotFoundError",
-           "TaskRolledBackError", "TaskStateError", "TaskTimeoutError", "TaskUnreachableError",
-           "TransportError", "UnderMaintenanceError", "UpgradeNotConfirmedError",
+           "ServerError", "TaskNotFoundError", "TransportError", "UnderMaintenanceError",
            "UriMismatchError", "WeakKeyError", "WrongPasswordError"]
 
 
@@ -291,60 +290,3 @@ class PackageDamagedError(ServerError):
     """An uploaded RPM failed obshell's MD5 check: damaged or changed after the SDK's own check."""
 
     hint = "The file is damaged or changed: check it (rpm -K FILE) or download it again, then retry"
-
-
-class TaskError(ObshellError):
-    """A followed task did not end as hoped. ``task_id`` says which; ``detail`` is the last view."""
-
-    def __init__(self, message: str, *, task_id: str, detail: Optional[DagDetail] = None) -> None:
-        super().__init__(message)
-        self.task_id = task_id
-        self.detail = detail
-
-
-class TaskStateError(TaskError):
-    """An operator (retry, rollback, skip, cancel) does not apply in the task's state.
-
-    Raised before anything is sent, from the last snapshot; refresh the task to re-check.
-    """
-
-
-class TaskTimeoutError(TaskError, TimeoutError):
-    """The wait's deadline passed before the task ended. The task itself keeps running.
-
-    ``last_error`` is the error of the last poll when polls were failing at the deadline.
-    """
-
-    last_error: Optional[BaseException] = None
-
-
-class TaskUnreachableError(TaskError):
-    """Polling the task failed for longer than the failure budget; ``last_error`` says why."""
-
-    def __init__(self, message: str, *, task_id: str, detail: Optional[DagDetail] = None,
-                 last_error: Optional[BaseException] = None, failures: int = 0) -> None:
-        super().__init__(message, task_id=task_id, detail=detail)
-        self.last_error = last_error
-        self.failures = failures
-
-
-class TaskFailedError(TaskError):
-    """The task ended FAILED. ``failed_sub_tasks`` holds the failing steps with their logs."""
-
-    def __init__(self, message: str, *, task_id: str, detail: Optional[DagDetail] = None,
-                 failed_sub_tasks: tuple[TaskDetail, ...] = ()) -> None:
-        super().__init__(message, task_id=task_id, detail=detail)
-        self.failed_sub_tasks = failed_sub_tasks
-
-
-class TaskCancelledError(TaskError):
-    """The task was cancelled (FAILED with operator CANCEL)."""
-
-
-class TaskRolledBackError(TaskError):
-    """The task was rolled back (SUCCEED with operator ROLLBACK): its change did not happen."""
-
-
-class UpgradeNotConfirmedError(TaskError):
-    """The upgrade task succeeded but the agent does not report the new version."""
-

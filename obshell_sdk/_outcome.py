@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 
 from ._dag import DagDetail, DagOutcome
-from ._exceptions import TaskCancelledError, TaskFailedError, TaskRolledBackError
 from ._render import failure_message
+from ._task_errors import TaskCancelledError, TaskFailedError, TaskRolledBackError
 
 __all__ = ["judged"]
 

@@ -26,9 +26,9 @@ from ._exceptions import (
     ObshellError,
     ServerError,
     TaskNotFoundError,
-    TaskUnreachableError,
     TransportError,
 )
+from ._task_errors import TaskUnreachableError
 from ._validate import MAX_SECONDS, brief_repr, check_seconds
 
 __all__ = ["Deadline", "FailureStreak", "PollPolicy", "cut", "worth_repeating"]

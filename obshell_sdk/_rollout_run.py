@@ -26,8 +26,6 @@ from ._exceptions import (
     InvalidArgumentError,
     ObshellError,
     OutcomeUnknownError,
-    TaskTimeoutError,
-    TaskUnreachableError,
     TransportError,
     WeakKeyError,
 )
@@ -50,6 +48,7 @@ from ._rollout_steps import (
     TargetOutcome,
     TargetRun,
 )
+from ._task_errors import TaskTimeoutError, TaskUnreachableError
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the rollout imports this module
     from ._rollout import Rollout

@@ -16,18 +16,13 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from ._dag import DagDetail, DagState, Operator, Progress
-from ._exceptions import (
-    DecodeError,
-    InvalidArgumentError,
-    ObshellError,
-    TaskStateError,
-    TaskTimeoutError,
-)
+from ._exceptions import DecodeError, InvalidArgumentError, ObshellError
 from ._outcome import judged
 from ._passes import Passes
 from ._polling import Deadline, FailureStreak, PollPolicy, worth_repeating
 from ._render import interrupted_message, task_html, task_repr, timeout_message
 from ._render_live import live_display
+from ._task_errors import TaskStateError, TaskTimeoutError
 from ._validate import check_dag_id, check_flag, check_progress, check_seconds
 
 if TYPE_CHECKING:  # pragma: no cover - for annotations only; the client imports this module

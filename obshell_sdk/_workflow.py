@@ -13,13 +13,7 @@ from typing import Callable, Optional, Protocol, Union
 
 from ._dag import DagDetail, DagState, Operator
 from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
-from ._exceptions import (
-    AuthError,
-    InvalidArgumentError,
-    UnderMaintenanceError,
-    UpgradeNotConfirmedError,
-    WeakKeyError,
-)
+from ._exceptions import AuthError, InvalidArgumentError, UnderMaintenanceError, WeakKeyError
 from ._models import AgentInfo, ObUpgradeResult, UpgradePackageInfo, UpgradeResult
 from ._render_live import upload_display
 from ._targets import (
@@ -30,6 +24,7 @@ from ._targets import (
     ob_not_newer,
 )
 from ._task import DagTask, ProgressCallback
+from ._task_errors import UpgradeNotConfirmedError
 from ._text import printable
 from ._upload import check_package_paths
 from ._validate import check_flag, check_progress, check_seconds, check_upload_timeout
