@@ -11,7 +11,7 @@
     │       └── OutcomeUnknownError a task-creating call lost its reply and no task was found
     ├── DecodeError                 the reply is not what obshell sends (not JSON, wrong shape)
     ├── WeakKeyError                the agent's RSA key is too short to carry a password
-    ├── ApiError                    obshell answered with an error envelope
+    ├── ApiError                    obshell answered with an error (status 0: the SDK's own)
     │   ├── AuthError               the agent refused the credentials (401 and friends)
     │   │   ├── WrongPasswordError
     │   │   ├── PasswordKindError   the agent wants the other password (agent vs root@sys)
@@ -171,7 +171,12 @@ class WeakKeyError(ObshellError):
 
 
 class ApiError(ObshellError):
-    """The agent answered with an obshell error envelope.
+    """The agent answered with an obshell error envelope, or the SDK refused on what it showed.
+
+    Mostly the agent's reply: :attr:`status` is its HTTP status. :attr:`status` 0 is the SDK's
+    own refusal, which no agent sent (no :attr:`trace_id`), worded with the code obshell would
+    answer: an :class:`UnderMaintenanceError` before an upgrade's uploads, when the agent's
+    task list shows a FAILED or cancelled task holding the cluster's lock.
 
     Branch on :attr:`err_code` (obshell 4.3.1 and later) or :attr:`code` (older agents) or on
     the subclass, never on :attr:`message`, which the agent may localise.
@@ -185,7 +190,7 @@ class ApiError(ObshellError):
         # the agent's words on one line: a newline in them cannot forge a line of ours
         super().__init__(f"{method} {path}{f' on {agent}' if agent else ''} failed: HTTP {status} "
                          f"{printable(label)}: {printable(message)}{trace}{hint}")
-        #: The HTTP status of the reply.
+        #: The HTTP status of the reply; 0 when the SDK refused on its own (no agent sent it).
         self.status = status
         #: obshell's errCode, e.g. ``Task.NotFound`` (empty when the agent sent only a code).
         self.err_code = err_code
@@ -193,7 +198,7 @@ class ApiError(ObshellError):
         self.code = code
         #: The agent's message (localised with ``accept_language``): show it, never parse it.
         self.message = message
-        #: The ``X-OBSHELL-Trace-ID`` of the exchange, for the agent's log.
+        #: The ``X-OBSHELL-Trace-ID`` of the exchange, for the agent's log ("" if none).
         self.trace_id = trace_id
         #: The request's method and path, and the agent's ``host:port`` ("" if not known).
         self.method: str = method
