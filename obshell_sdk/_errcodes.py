@@ -17,6 +17,7 @@ from ._exceptions import (
     BadRequestError,
     DecryptFailedError,
     NotFoundError,
+    PackageChangedError,
     PackageDamagedError,
     PackageMissingError,
     PasswordKindError,
@@ -45,6 +46,9 @@ _BY_ERR_CODE: dict[str, type[ApiError]] = {
     "OB.Cluster.UnderMaintenanceWithDag": UnderMaintenanceError,
     "OB.Cluster.UnderMaintenance": UnderMaintenanceError,
     "OB.Package.NotExist": PackageMissingError,
+    # The newer upload's file digest (VerifyFile), not a credential: never re-signed and sent
+    # again as an auth refusal may be (PROTOCOL-upgrade-family §6.2 step 5).
+    "Security.Authentication.File.Sha256Mismatch": PackageChangedError,
 }
 
 #: The raw Go error of a package lookup that found none, e.g. ``oceanbase-ce-4.3.5.1-1.el7.

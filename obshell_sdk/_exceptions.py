@@ -26,6 +26,7 @@
     │   ├── PackageMissingError     a package the call needs was not uploaded (400 or 500)
     │   └── ServerError             a 5xx no class here names
     │       └── PackageDamagedError an uploaded RPM failed the agent's MD5 check (after the SDK's)
+    │           └── PackageChangedError  the agent got other bytes than their SHA-256 said (a 401)
     ├── TaskError                   a followed task did not end well; carries ``task_id``
     │   ├── TaskStateError          an operator does not apply to the task's state (not sent)
     │   ├── TaskTimeoutError        the wait's deadline passed (the task goes on; a TimeoutError)
@@ -54,9 +55,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["ApiError", "AuthDialectError", "AuthError", "AuthExpiredError", "BadRequestError",
            "ConnectError", "ConnectionLostError", "DecodeError", "DecryptFailedError",
            "InvalidArgumentError", "NotFoundError", "ObshellError", "OutcomeUnknownError",
-           "PackageDamagedError", "PackageMissingError", "PasswordKindError", "ReadTimeoutError",
-           "ServerError", "TaskNotFoundError", "TransportError", "UnderMaintenanceError",
-           "UriMismatchError", "WeakKeyError", "WrongPasswordError"]
+           "PackageChangedError", "PackageDamagedError", "PackageMissingError", "PasswordKindError",
+           "ReadTimeoutError", "ServerError", "TaskNotFoundError", "TransportError",
+           "UnderMaintenanceError", "UriMismatchError", "WeakKeyError", "WrongPasswordError"]
 
 
 def _restore(cls: type[ObshellError], args: tuple[object, ...], state: dict[str, object]) -> object:
@@ -295,3 +296,18 @@ class PackageDamagedError(ServerError):
     """An uploaded RPM failed obshell's MD5 check: damaged or changed after the SDK's own check."""
 
     hint = "The file is damaged or changed: check it (rpm -K FILE) or download it again, then retry"
+
+
+class PackageChangedError(PackageDamagedError):
+    """The bytes the agent got differ from the SHA-256 the SDK sent with them (HTTP 401).
+
+    obshell's ``Security.Authentication.File.Sha256Mismatch``, of the newer upload: no
+    credential was refused. The file changed while it was read and sent (something still
+    writing it), or its bytes were altered on the way. The agent stored nothing, and the
+    SDK does not send it again by itself. A :class:`PackageDamagedError` (so a
+    :class:`ServerError`, its 401 notwithstanding): what catches a damaged upload catches it.
+    """
+
+    hint = ("The file changed while it was sent (is something still writing it?), or its "
+            "bytes were altered on the way: make sure nothing is writing it, then upload it "
+            "again (nothing was stored)")

@@ -134,3 +134,38 @@ def test_package_alone_names_only_the_action_as_required():
         assert out.returncode == 2 and agent.requests == []
     assert out.stderr.rstrip().endswith("the following arguments are required: ACTION"), \
         out.stderr
+
+
+def test_a_package_changed_while_it_is_sent_is_not_said_as_a_wrong_password(
+        rpms, monkeypatch, capsys):
+    """obshell's 401 Security.Authentication.File.Sha256Mismatch: the file changed between
+    the SDK's read of its SHA-256 and the upload. Exit 5 (the agent refused the call), not 3
+    with "check the password"; what to do is said, and the file went once. (In-process, to
+    rewrite the file at that moment.)"""
+    from obshell_sdk import _package_calls
+    from obshell_sdk._cli import main
+
+    real = _package_calls.check_package_digest
+
+    def then_rewritten(path, *, sha256):
+        digest = real(path, sha256=sha256)
+        with open(path, "wb") as file:  # still being written: another build of it
+            file.write(build_rpm("oceanbase-ce", VERSION, "101000012025052816.el7"))
+        return digest
+
+    monkeypatch.setattr(_package_calls, "check_package_digest", then_rewritten)
+    for name in ("OBSHELL_HOST", "OBSHELL_PORT", "OBSHELL_AGENT_PASSWORD", "OBSHELL_HTTPS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OBSHELL_PASSWORD", PASSWORD)
+    with FakeAgent(password=PASSWORD) as agent:
+        code = main(["--host", agent.host, "--port", str(agent.port), "--json", "package",
+                     "upload", *rpms])
+        uploads = [r for r in agent.requests_to("/api/v1/package", "POST") if r.body_bytes]
+        assert [r.status for r in uploads] == [401] and agent.inventory == []
+    out = capsys.readouterr()
+    assert code == 5, out.err
+    assert "Security.Authentication.File.Sha256Mismatch" in out.err
+    assert "make sure nothing is writing it, then upload it again" in out.err, out.err
+    assert "PASSWORD" not in out.err and "password" not in out.err.lower()
+    error = json.loads(out.out)["error"]
+    assert (error["exit"], error["type"], error["status"]) == (5, "PackageChangedError", 401)

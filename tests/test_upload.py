@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import pickle
 import re
 import threading
 import time
@@ -17,9 +18,11 @@ from vectorlib import aes_decrypt
 
 from obshell_sdk import (
     ApiError,
+    AuthError,
     InvalidArgumentError,
     ObshellClient,
     ObshellError,
+    PackageChangedError,
     PackageDamagedError,
     PasswordAuth,
     ServerError,
@@ -520,6 +523,39 @@ def test_a_package_damaged_after_the_check_is_said_so_by_the_agent(package, lega
         500, "Common.Unexpected", "MD5 checksum validation failed")
     assert str(exc).endswith(f": MD5 checksum validation failed, trace id {exc.trace_id}. "
                              + HINT), str(exc)
+
+
+def test_a_package_changed_while_it_is_sent_is_said_so_and_sent_once(package, monkeypatch):
+    """Rewritten on disk between the SDK's SHA-256 pass and the upload (something still
+    writing it): obshell's VerifyFile finds other bytes than the digest sent, a 401
+    Security.Authentication.File.Sha256Mismatch. No password was refused: not an AuthError
+    (whose hint says to check the password, and which the auth flow may mend by signing and
+    sending again), but PackageChangedError, which says what to do; the file went once."""
+    from obshell_sdk import _package_calls
+
+    real = _package_calls.check_package_digest
+
+    def then_rewritten(path, *, sha256):
+        digest = real(path, sha256=sha256)
+        write_rpm(package, os.urandom(300_000) + b"new")  # a whole RPM again, other bytes
+        return digest
+
+    monkeypatch.setattr(_package_calls, "check_package_digest", then_rewritten)
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        with pytest.raises(PackageChangedError) as info:
+            client.upload_package(package)
+        posts = agent.requests_to("/api/v1/package", "POST")
+        assert [bool(r.body_bytes) for r in posts] == [False, True]  # the route's probe, one
+        assert posts[1].status == 401 and agent.packages == []
+    exc = info.value
+    assert isinstance(exc, PackageDamagedError) and not isinstance(exc, AuthError)
+    assert (exc.status, exc.err_code, exc.message) == (
+        401, "Security.Authentication.File.Sha256Mismatch", "File SHA256 mismatch")
+    assert str(exc).endswith(f"File SHA256 mismatch, trace id {exc.trace_id}. {exc.hint}")
+    assert "nothing is writing it" in exc.hint and "password" not in str(exc).lower()
+    assert type(exc).__module__ == "obshell_sdk"
+    assert type(pickle.loads(pickle.dumps(exc))) is PackageChangedError
 
 
 def test_a_bare_lead_passes_the_check_and_the_agent_judges_the_rest(tmp_path):
