@@ -10,7 +10,8 @@ OBSHELL_AGENT_PASSWORD if the agent has one, OBSHELL_HTTPS and OBSHELL_CA_BUNDLE
 
 Without an agent at hand, ``--demo`` starts the fake agent that ships with the SDK (it
 restarts itself at stage 7, as a real one does, and comes back with a new key, as a real one
-does only on its way from 4.4.1 or older to 4.4.2 or later) and runs the same upgrade::
+does only on its way from 4.4.1 or older to 4.4.2 or later) and runs the same upgrade,
+saying what the SDK does about the restart and the new key (``-v`` shows every request)::
 
     python examples/upgrade_agent.py --demo
 """
@@ -52,7 +53,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--release", help="target release, e.g. 101000062023110109.el7")
     parser.add_argument("--upgrade-dir", default=None, help="upgrade directory on the agents")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait at most")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log the SDK's requests")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log the SDK's requests (and urllib3's) at DEBUG")
     args = parser.parse_args(argv)
     if args.demo:  # the fake agent's own target: it has no packages to check
         args.version = args.version or "4.3.1.0"
@@ -64,6 +66,40 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     except InvalidArgumentError as exc:
         parser.error(str(exc))
     return args
+
+
+class FirstOfARun(logging.Filter):
+    """Pass the first of records logged in a row from the same message, drop the rest."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last: object = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a record whose message template is the one before it."""
+        repeated = record.msg == self._last
+        self._last = record.msg
+        return not repeated
+
+
+def set_up_logging(args: argparse.Namespace) -> None:
+    """Warnings by default; everything with -v; and in the demo, the SDK's own events.
+
+    The demo's point is what the SDK rides through: the agent restarting mid-upgrade, its
+    new key fetched, the agent back. Those are INFO events of the ``obshell_sdk`` logger
+    (the fake agent's are ``obshell_sdk.testing``): shown here between the progress lines,
+    once per run of the same event, without the HTTP library's DEBUG lines.
+    """
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.demo and not args.verbose:
+        handler = logging.StreamHandler(sys.stdout)  # in order with the progress lines
+        handler.setFormatter(logging.Formatter("  %(name)s: %(message)s"))
+        handler.addFilter(FirstOfARun())
+        sdk = logging.getLogger("obshell_sdk")
+        sdk.setLevel(logging.INFO)
+        sdk.addHandler(handler)
+        sdk.propagate = False  # said once, by this handler
 
 
 def show(detail: DagDetail) -> None:
@@ -105,8 +141,7 @@ def upgrade(client: ObshellClient, args: argparse.Namespace) -> int:
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    set_up_logging(args)
     try:
         if args.demo:
             with demo_agent() as (host, port):

@@ -762,6 +762,27 @@ def test_the_example_is_configured_as_from_env_reads_it():
         assert f"task 11 succeeded; agent now runs obshell {VERSION}" in done.stdout
 
 
+def test_the_demo_says_the_restart_and_the_new_key_it_promises():
+    """The README promises a restart and a new key mid-upgrade; --demo showed neither (the
+    progress jumped from stage 6 to 9/9), and -v buried them among urllib3's DEBUG lines. The
+    SDK's own events are said now, in order with the progress, once each, and nothing else."""
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "upgrade_agent.py"),
+                           "--demo"], capture_output=True, text=True, env=_env(password=None),
+                          timeout=120, stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    said = [out.index(line) for line in (
+        "RUNNING Install new obshell",
+        "obshell_sdk.testing: fake agent restarting at stage 7 of DAG 11",
+        "the agent may be restarting",
+        "could not decrypt our header; fetching its key again",
+        "task 11 on 127.0.0.1:",  # ...: reachable again
+        "[9/9] SUCCEED")]
+    assert said == sorted(said), out
+    assert out.count("poll(s) failed") == 1, out  # a run of failed polls is said once
+    assert "urllib3" not in out + done.stderr and "DEBUG" not in out + done.stderr, out
+
+
 def test_the_rollout_example_says_what_is_missing_instead_of_a_traceback(tmp_path):
     """With neither OBSHELL_PASSWORD nor a terminal it asked all the same and died in getpass
     (EOFError); a targets file it could not read, or a malformed target, was a traceback too."""
