@@ -60,7 +60,10 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--canary", type=int, default=1, help="clusters done first, alone")
     parser.add_argument("--max-failures", type=int, default=2,
                         help="start no new cluster after this many failures")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.demo and not (args.targets and args.journal and args.version and args.release):
+        parser.error("give --targets, --journal, --version and --release (or --demo)")
+    return args
 
 
 @contextlib.contextmanager
@@ -99,7 +102,10 @@ def read_password() -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """Run the rollout; exit 0 when every cluster succeeded (the demo: as designed), else 1."""
+    """Run the rollout; exit 0 when every cluster succeeded (the demo: as designed), else 1.
+
+    A usage error (a missing option) exits 2 with the usage line, as argparse does.
+    """
     args = parse_args(argv)
     with contextlib.ExitStack() as stack:
         if args.demo:
@@ -109,8 +115,6 @@ def main(argv: Optional[list[str]] = None) -> int:
             journal = args.journal or os.path.join(
                 stack.enter_context(tempfile.TemporaryDirectory()), "demo.db")
         else:
-            if not (args.targets and args.journal and args.version and args.release):
-                sys.exit("give --targets, --journal, --version and --release (or --demo)")
             targets, password = read_targets(args.targets), read_password()
             journal = args.journal
         try:  # a malformed target is refused here, as a malformed version or release is

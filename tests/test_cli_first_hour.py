@@ -783,6 +783,17 @@ def test_the_demo_says_the_restart_and_the_new_key_it_promises():
     assert "urllib3" not in out + done.stderr and "DEBUG" not in out + done.stderr, out
 
 
+def test_the_rollout_example_without_options_is_a_usage_error():
+    """It exited 1 with a bare message and no usage line, where upgrade_agent.py exits 2."""
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / "rollout.py")],
+                          capture_output=True, text=True, env=_env(), timeout=60,
+                          stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("usage: rollout.py"), done.stderr
+    assert done.stderr.rstrip().endswith(
+        "error: give --targets, --journal, --version and --release (or --demo)"), done.stderr
+
+
 def test_the_rollout_example_says_what_is_missing_instead_of_a_traceback(tmp_path):
     """With neither OBSHELL_PASSWORD nor a terminal it asked all the same and died in getpass
     (EOFError); a targets file it could not read, or a malformed target, was a traceback too."""
