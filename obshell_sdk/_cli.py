@@ -143,7 +143,11 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
         _upload_for_retry(client, task, args.package, args.upload_timeout,
                           Uploads(progress, client.agent))
     operate: Callable[[], object] = getattr(task, args.action)  # one of OPERATORS
-    operate()  # checks the task's state (as read last), then sends the operator
+    try:
+        operate()  # checks the task's state (as read last), then sends the operator
+    except ObshellError:
+        progress.seen = task.snapshot  # as read before: a refusal says what it takes instead
+        raise
     progress.current = task.id
     if args.wait:
         return follow(task, _timeout(args), out, progress)
@@ -281,7 +285,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             _check(args)
             return _run(args, out, progress)
     except ObshellError as exc:
-        return _failed(out, progress, exit_code(exc), said(args, exc), error_fields(exc))
+        return _failed(out, progress, exit_code(exc), said(args, exc, progress.seen),
+                       error_fields(exc))
     except KeyboardInterrupt as exc:
         code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
         left = None if progress.ended else progress.current or getattr(args, "id", None)

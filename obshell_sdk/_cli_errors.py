@@ -15,8 +15,8 @@ import shlex
 from collections.abc import Sequence
 from typing import Optional
 
+from ._cli_next import is_refusal, next_line, not_started, pre_check, refusal_advice, start_later
 from ._dag import DagDetail
-from ._endpoints import AGENT_UPGRADE_CHECK, OB_UPGRADE_CHECK, UpgradeAgentRequest
 from ._exceptions import (
     ApiError,
     AuthDialectError,
@@ -140,6 +140,8 @@ def exit_code(exc: ObshellError) -> int:
     if changes and (isinstance(exc, ConnectionLostError) or (
             isinstance(exc, DecodeError) and exc.status >= 500)):  # a proxy's 502/504 page
         return EXIT_OUTCOME_UNKNOWN  # the agent may have done it (an operator, an upload)
+    if is_refusal(exc):  # the agent's: the operator does not apply, as our own refusal
+        return EXIT_STATE
     if isinstance(exc, TaskNotFoundError) and not re.match(r"/api/v1/task/\w+/\d", exc.path):
         return EXIT_API  # "no such task" about a call naming no task: no id to check
     table: Sequence[tuple[type[ObshellError], int]] = (
@@ -181,8 +183,7 @@ def cli_message(exc: ObshellError) -> str:
         text += f"\nNext: obshell-sdk task retry {exc.task_id} --package RPM --wait"
     elif isinstance(exc, (TaskFailedError, TaskCancelledError)) and exc.detail is not None \
             and exc.detail.maintenance_type != 1:  # a cancelled upgrade holds the lock too
-        text += (f"\nNext: obshell-sdk task retry {exc.task_id} --wait (or rollback, skip, "
-                 "where its steps allow)")
+        text += next_line(exc.task_id, exc.detail)
     option = _OPTIONS.get(getattr(exc, "argument", ""))
     if option:
         text += f" (or pass {option})"
@@ -216,42 +217,20 @@ OPERATORS = ("retry", "rollback", "cancel", "skip")
 _TOO_FEW_ZONES = "OB.Upgrade.UnableToRollingUpgrade"
 
 
-def said(args: argparse.Namespace, exc: ObshellError) -> str:
-    """The error in CLI words, with what to do next that only the command knows of."""
+def said(args: argparse.Namespace, exc: ObshellError, seen: Optional[DagDetail] = None) -> str:
+    """The error in CLI words, with what to do next that only the command knows of.
+
+    ``seen`` is the task a ``task`` operator was sent to, as read before: an operator the
+    agent refused is said with the ones the task takes instead.
+    """
     text = cli_message(exc)
     if getattr(args, "exists", False):  # "not found" was waited out already
         text = text.replace(RESTARTING, "")
     if args.command == "upgrade-ob" and args.check:  # a pre-check takes no --package
         text = text.replace("give each RPM with --package", "obshell-sdk package upload RPM...")
-    advice = _advice(args, exc)  # ". <sentence>", or ""
-    return text + (advice[1:] if text.endswith(("?", ".")) else advice) + _not_started(args, exc)
-
-
-def _not_started(args: argparse.Namespace, exc: ObshellError) -> str:
-    """``--package``'s pre-check did not pass: the upgrade was never started, a line says."""
-    check = _pre_check(args)
-    if check is None or not isinstance(exc, TaskError) or exc.detail is None \
-            or exc.detail.name != check:
-        return ""
-    if isinstance(exc, (TaskFailedError, TaskCancelledError)):
-        return "\nThe upgrade was not started; once the cause is fixed, run the command again."
-    return "\nThe upgrade was not started: " + _start_later(args, exc.task_id)
-
-
-def _pre_check(args: argparse.Namespace) -> Optional[str]:
-    """The name of the pre-check an upgrade command's ``--package`` runs; None without it."""
-    if args.command not in _PRE_CHECKS or not getattr(args, "package", None):
-        return None
-    return _PRE_CHECKS[args.command].dag_name(UpgradeAgentRequest(args.version, args.release))
-
-
-def _start_later(args: argparse.Namespace, check_id: str) -> str:
-    """How to start the upgrade once ``--package``'s pre-check, still running, has passed."""
-    uploaded = "packages are" if args.command == "upgrade-ob" else "package is"
-    drop = "--package" + (" and --upload-timeout" if args.upload_timeout is not None else "")
-    return (f"once pre-check {check_id} has passed (obshell-sdk task wait {check_id} "
-            f"--exists), start it with the same command without {drop} (the {uploaded} "
-            "uploaded), and with --wait")
+    advice = _advice(args, exc) or (args.command == "task" and refusal_advice(
+        args.action, args.id, exc, seen)) or ""  # ". <sentence>", or ""
+    return text + (advice[1:] if text.endswith(("?", ".")) else advice) + not_started(args, exc)
 
 
 def _advice(args: argparse.Namespace, exc: ObshellError) -> str:
@@ -300,7 +279,7 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
         return (f"interrupted before task {args.id} was read; whether it runs is not known: "
                 f"obshell-sdk task show {args.id}")
     # upgrade[-ob] --package: upload, pre-check, upgrade
-    check = _pre_check(args)
+    check = pre_check(args)
     package = check is not None
     if ended is not None and not (package and ended.name == check):
         return f"interrupted after task {ended.id} ended: obshell-sdk task show {ended.id}"
@@ -314,7 +293,7 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
                 "obshell-sdk task list shows it")
     if package and name == check:  # the pre-check runs, which takes no lock
         return (f"interrupted; pre-check {task_id} keeps running on the agent (it takes no "
-                f"lock), and the upgrade was not started: {_start_later(args, task_id)}")
+                f"lock), and the upgrade was not started: {start_later(args, task_id)}")
     lock = "" if getattr(args, "check", False) else (  # a pre-check takes no lock
         " (an upgrade holds the cluster's lock until it succeeds, is rolled back or is skipped)")
     return (f"interrupted; task {task_id} keeps running on the agent{lock}. Follow it again: "
@@ -344,6 +323,3 @@ def _upload_interrupted(args: argparse.Namespace, uploading: Optional[str]) -> s
     return (f"interrupted {cut}; {made}. obshell-sdk package list shows the packages stored; "
             "start again with the same command")
 
-
-#: The pre-check each upgrade command's ``--package`` runs before the upgrade.
-_PRE_CHECKS = {"upgrade": AGENT_UPGRADE_CHECK, "upgrade-ob": OB_UPGRADE_CHECK}

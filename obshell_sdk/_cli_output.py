@@ -112,6 +112,7 @@ class Progress:
     line on a terminal and stops the ticker. ``current`` is the id of the last task seen,
     ``name`` its name; ``ended`` its last snapshot if that showed its end. ``uploading`` is
     the package being sent (:class:`Uploads` says), ``uploaded`` how many the agent stored.
+    ``seen`` is the task an operator was sent to, as read before, once the operator failed.
     """
 
     def __init__(self, out: Output, *, tty: bool) -> None:
@@ -120,6 +121,7 @@ class Progress:
         self.current: Optional[str] = None
         self.name: Optional[str] = None
         self.ended: Optional[DagDetail] = None
+        self.seen: Optional[DagDetail] = None
         self.uploading: Optional[str] = None
         self.uploaded = 0
         self._announced: set[str] = set()

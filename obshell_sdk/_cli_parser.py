@@ -39,7 +39,8 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (7, "the agent's reply could not be read"),
     (8, "outcome unknown: a call that changes something (a task, an operator, an upload) "
         "lost its reply (run `task list`)"),
-    (9, "refused because of the task's state (e.g. retry of a task that did not fail)"),
+    (9, "the operator does not apply to the task's state or steps (e.g. retry of a task that "
+        "did not fail, skip of a step obshell cannot pass); nothing changed"),
     (10, "no such task (check the id: `task list`)"),
     (11, "the cluster is under maintenance: another task holds its lock (`task list`)"),
     (130, "interrupted (a task keeps running on the agent)"),

@@ -85,7 +85,7 @@ def test_version_prints_the_package_version():
 def test_help_names_defaults_environment_and_exit_codes():
     text = cli("--help").stdout
     for needed in ("OBSHELL_HOST", "OBSHELL_PASSWORD", "default 2886", "exit codes",
-                   "refused because of the task's state", "130"):
+                   "does not apply to the task's state or steps", "130"):
         assert needed in text, needed
     upgrade = cli("upgrade", "--help").stdout
     assert "default: 3600" in upgrade and "--json" in upgrade
@@ -395,8 +395,9 @@ def test_a_cancelled_upgrade_says_it_holds_the_lock_and_the_command_that_frees_i
         out = cli("task", "wait", "11", agent=agent)
         assert out.returncode == 1, out.stderr
         assert "was cancelled; it holds the cluster's lock" in out.stderr
+        # cancelled at stage 1: its later Restart obshell step cannot pass, so no skip
         assert out.stderr.rstrip().endswith("Next: obshell-sdk task retry 11 --wait (or "
-                                            "rollback, skip, where its steps allow)")
+                                            "rollback)")
 
 
 def test_a_check_whose_download_found_no_package_names_the_retry_with_its_package():
@@ -480,21 +481,83 @@ def test_from_env_reads_min_key_bits():
 def test_a_failed_upgrade_is_not_offered_cancel_and_is_rolled_back_as_the_hint_says():
     """obshell refuses CANCEL for a FAILED DAG (getNodeCanCancel: IsFinished = FAILED or
     SUCCEED): the hint names retry, rollback and skip only, and cancel is refused unsent.
-    Failed at stage 2, it cannot be skipped (its Restart obshell step cannot pass); it is
-    rolled back, which frees the lock."""
+    Failed at stage 2, it cannot be skipped (its Restart obshell step cannot pass), so the
+    hint does not offer it; it is rolled back, which frees the lock."""
     with FakeAgent(password=PASSWORD, fail_stage=2) as agent:
         failed = cli("upgrade", VERSION, RELEASE, "--wait", agent=agent)
         assert failed.returncode == 1
-        assert "(or rollback, skip, where its steps allow)" in failed.stderr
+        assert failed.stderr.rstrip().endswith(
+            "Next: obshell-sdk task retry 11 --wait (or rollback)"), failed.stderr
         agent.clear_requests()
         refused = cli("task", "cancel", "11", agent=agent)
         assert refused.returncode == 9 and agent.dag("11").operator == "RUN"
         assert [r.path for r in agent.requests if r.method == "POST"] == []
         out = cli("task", "skip", "11", agent=agent)
-        assert out.returncode != 0 and "PassNotAllowed" in out.stderr, out.stderr
+        assert out.returncode == 9 and "PassNotAllowed" in out.stderr, out.stderr
+        assert out.stderr.rstrip().endswith(
+            "obshell does not allow skip here: a step of the task cannot be skipped; nothing "
+            "was changed\nNext: obshell-sdk task retry 11 --wait (or rollback)"), out.stderr
         out = cli("task", "rollback", "11", "--wait", agent=agent)
         assert out.returncode == 1 and agent.dag("11").operator == "ROLLBACK", out.stderr
         assert cli("upgrade", "4.3.2.0", RELEASE, agent=agent).returncode == 0  # lock released
+
+
+@pytest.mark.parametrize("stage, refused, then", [
+    (9, "rollback", "retry 11 --wait (or skip)"),
+    (7, "skip", "retry 11 --wait (its steps allow neither rollback nor skip)"),
+])
+def test_an_operator_obshell_refuses_says_the_ones_the_failed_task_takes(stage, refused, then):
+    """A walkthrough: skip of an upgrade that failed before its last step was refused with
+    the agent's words only (exit 5, "node Restart obshell cannot pass"), after a failure
+    whose hint had offered it. An agent upgrade is skipped only at stage 9 and rolled back
+    only before stage 7: the hint names what the task takes; a refusal is a state refusal
+    (exit 9, as the SDK's own), said with what to do instead."""
+    with FakeAgent(password=PASSWORD, fail_stage=stage) as agent:
+        failed = cli("upgrade", VERSION, RELEASE, "--wait", agent=agent)
+        assert failed.returncode == 1
+        assert failed.stderr.rstrip().endswith(f"Next: obshell-sdk task {then}"), failed.stderr
+        out = cli("--json", "task", refused, "11", agent=agent)
+        assert out.returncode == 9, out.stderr
+        assert out.stderr.rstrip().endswith(f"nothing was changed\nNext: obshell-sdk task {then}")
+        error = json.loads(out.stdout)["error"]
+        assert error["exit"] == 9 and error["err_code"].endswith("NotAllowed"), error
+        assert agent.dag("11").state == "FAILED" and agent.dag("11").operator == "RUN"
+
+
+def test_the_next_line_names_every_operator_when_a_step_is_not_known():
+    """Which operators a step takes is known by its name (obshell's upgrades): a step of
+    another name leaves all three offered, "where its steps allow", never a guess."""
+    import attrs
+
+    from obshell_sdk._cli_next import next_line
+
+    with FakeAgent(password=PASSWORD, fail_stage=2) as agent, ObshellClient(
+            agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        detail = client.task(client.upgrade_agent(VERSION, RELEASE).id).wait(
+            timeout=30, poll_interval=0.01)
+    assert next_line("11", detail) == "\nNext: obshell-sdk task retry 11 --wait (or rollback)"
+    nodes = list(detail.nodes or ())
+    nodes[5] = attrs.evolve(nodes[5], name="Some step of a newer obshell")
+    unknown = attrs.evolve(detail, nodes=tuple(nodes))
+    assert next_line("11", unknown) == ("\nNext: obshell-sdk task retry 11 --wait (or "
+                                        "rollback, skip, where its steps allow)")
+    assert next_line("11", unknown, refused="skip") == (
+        "\nNext: obshell-sdk task retry 11 --wait (or rollback, where its steps allow)")
+
+
+def test_a_cancel_obshell_refuses_says_to_wait_for_the_task():
+    """An OceanBase upgrade's script steps take no CANCEL: obshell refuses it while one
+    runs; the task keeps running, so the next step is to wait for it."""
+    with FakeAgent(password=PASSWORD, stage_seconds=600) as agent:
+        dag_id = agent.create_ob_upgrade_dag()
+        agent.set_dag_stage(dag_id, 11)  # Execute upgrade checker script: retry only
+        out = cli("task", "cancel", dag_id, agent=agent)
+        assert out.returncode == 9 and "CancelNotAllowed" in out.stderr, out.stderr
+        assert out.stderr.rstrip().endswith(
+            "obshell does not allow cancel here: a step of the task cannot be cancelled; "
+            f"nothing was changed\nNext: wait for it to end: obshell-sdk task wait {dag_id} "
+            "(if it fails, retry, rollback or skip it, where its steps allow)"), out.stderr
+        assert agent.dag(dag_id).state == "RUNNING"
 
 
 @pytest.mark.parametrize("argv, message", [
