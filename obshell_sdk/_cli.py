@@ -149,8 +149,8 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
         progress.seen = task.snapshot  # as read before: a refusal says what it takes instead
         raise
     progress.current = task.id
-    if args.wait:
-        return follow(task, _timeout(args), out, progress)
+    if args.wait:  # a task rolled back or cancelled as asked: done
+        return follow(task, _timeout(args), out, progress, asked=args.action)
     if task.snapshot is None:
         # The operator was applied; only the refresh after it failed.
         out.note(f"warning: {args.action} applied to task {task.id}, but it could not be "

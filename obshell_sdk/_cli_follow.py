@@ -12,9 +12,11 @@ import contextlib
 from collections.abc import Iterator
 
 from ._cli_errors import EXIT_OK, EXIT_OUTCOME_UNKNOWN
+from ._cli_next import next_line
 from ._cli_output import Output, Progress
+from ._dag import DagDetail, DagOutcome
 from ._task import DagTask
-from ._task_errors import TaskError
+from ._task_errors import TaskCancelledError, TaskError, TaskRolledBackError
 
 __all__ = ["ending_shown", "follow", "show_created"]
 
@@ -39,12 +41,41 @@ def show_created(task: DagTask, out: Output, progress: Progress, *, wait: bool,
     return follow(task, timeout, out, progress)
 
 
-def follow(task: DagTask, timeout: float, out: Output, progress: Progress) -> int:
-    """Follow ``task`` to its end (at most ``timeout`` seconds); its last DAG to stdout."""
-    with ending_shown(out, progress):
-        detail = task.result(timeout, on_progress=progress)
+#: How a task ends when the operator a ``task`` action sent did what it asked for.
+_ASKED = {"rollback": DagOutcome.ROLLED_BACK, "cancel": DagOutcome.CANCELLED}
+
+
+def follow(task: DagTask, timeout: float, out: Output, progress: Progress,
+           asked: str = "") -> int:
+    """Follow ``task`` to its end (at most ``timeout`` seconds); its last DAG to stdout.
+
+    ``asked`` is the ``task`` action whose operator was just sent: a task rolled back after
+    ``rollback``, or cancelled after ``cancel``, ended as asked (exit 0, a note says so);
+    any other ending that is not success is the error it is.
+    """
+    try:
+        with ending_shown(out, progress):
+            detail = task.result(timeout, on_progress=progress)
+    except (TaskRolledBackError, TaskCancelledError) as exc:
+        if exc.detail is None or exc.detail.outcome is not _ASKED.get(asked):
+            raise
+        out.note(_as_asked(exc.task_id, exc.detail))
+        return EXIT_OK
     out.dag(detail)
     return EXIT_OK
+
+
+def _as_asked(task_id: str, detail: DagDetail) -> str:
+    """A task rolled back or cancelled, as the command asked: what that leaves."""
+    locks = detail.maintenance_type != 1  # the upgrades; their pre-checks take no lock
+    if detail.outcome is DagOutcome.ROLLED_BACK:
+        return (f"task {task_id} was rolled back, as asked: what it was to do did not happen"
+                + ("; the cluster's lock is free" if locks else ""))
+    if not locks:
+        return f"task {task_id} was cancelled, as asked"
+    return (f"task {task_id} was cancelled, as asked; it holds the cluster's lock, as a failed "
+            "task does, until it is retried, rolled back or skipped"
+            + next_line(task_id, detail))
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ __all__ = ["DEFAULT_TIMEOUT", "EXIT_CODES", "build_parser", "parse"]
 
 #: Exit codes of ``obshell-sdk``, for scripts to branch on (also in ``--help``).
 EXIT_CODES: tuple[tuple[int, str], ...] = (
-    (0, "done (a followed task succeeded)"),
+    (0, "done (a followed task succeeded, or ended as task rollback|cancel --wait asked)"),
     (1, "the task ended badly (failed, cancelled, rolled back), or the new version did not show"),
     (2, "bad usage or input (nothing was sent)"),
     (3, "credentials refused by the agent, or not sent: its key is too short "
