@@ -19,7 +19,7 @@ import attrs
 
 from ._dag import DagDetail, DagOutcome, DagState, TaskDetail
 from ._models import AgentInfo, UpgradePackageInfo
-from ._render_html import cancelled_node, dag_html, task_html
+from ._render_html import cancelled_node, dag_html, task_html, undone_node
 from ._text import printable
 
 __all__ = [
@@ -61,15 +61,24 @@ def progress_line(detail: DagDetail) -> str:
 
 
 def dag_text(detail: DagDetail) -> str:
-    """The CLI's view of a DAG: name, state and stage, each node, failing sub-tasks' logs."""
+    """The CLI's view of a DAG: name, state and stage, each node, failing sub-tasks' logs.
+
+    A rolled-back DAG's stages show the states they had before; those it ran are marked
+    rolled back, and a failure logged before is said to be from before the rollback.
+    """
+    rolled_back = detail.outcome is DagOutcome.ROLLED_BACK
     lines = [f"task {detail.id}: {printable(detail.name)}",
-             f"  {detail.state} ({detail.outcome}), stage {detail.progress}"]
+             f"  {detail.state} ({detail.outcome}), stage {detail.progress}"
+             + (": every step it had run was undone" if rolled_back else "")]
     for i, node in enumerate(detail.nodes or (), start=1):
+        undone = undone_node(detail, node)
         lines.append(f"  {i}. {node.state:<8} {printable(node.name)}"
-                     + (" (cancelled)" if cancelled_node(node) else ""))
+                     + (" (cancelled)" if cancelled_node(node) else "")
+                     + (" (rolled back)" if undone else ""))
         for task in node.sub_tasks:
             if task.state is DagState.FAILED and task.task_logs:
-                lines.append(f"       {printable(str(task.execute_agent))}: "
+                lines.append(f"       {printable(str(task.execute_agent))}"
+                             f"{' (before the rollback)' if undone else ''}: "
                              f"{printable(task.task_logs[-1])}")
     return "\n".join(lines) + "\n"
 

@@ -20,13 +20,24 @@ from ._dag import DagDetail, DagOutcome, DagState, NodeDetail, Operator
 from ._render_style import CARD_CSS, state_class
 from ._text import printable
 
-__all__ = ["cancelled_node", "dag_html", "rollout_table_html", "show_live_card", "task_html"]
+__all__ = ["cancelled_node", "dag_html", "rollout_table_html", "show_live_card", "task_html",
+           "undone_node"]
 
 
 def cancelled_node(node: NodeDetail) -> bool:
     """True for a stage a CANCEL stopped: obshell ends it FAILED with operator CANCEL."""
     return node.state is DagState.FAILED and node.operator is Operator.CANCEL
 
+
+def undone_node(detail: DagDetail, node: NodeDetail) -> bool:
+    """True for a stage of a rolled-back DAG that had run, so was rolled back (undone).
+
+    A DAG ends SUCCEED with operator ROLLBACK once each stage it ran, from the failed one
+    back to the first, was rolled back (PROTOCOL §9.4); the states its stages show are where
+    they stood before (a stage never run stays PENDING, unless the rollback reached it).
+    """
+    return detail.outcome is DagOutcome.ROLLED_BACK and (
+        node.state is not DagState.PENDING or node.operator is Operator.ROLLBACK)
 
 
 def _esc(text: str) -> str:
@@ -93,10 +104,15 @@ def _times(start: Optional[datetime], end: Optional[datetime], running: bool,
 
 
 def _node_row(index: int, node: NodeDetail, mark: str, day: Optional[datetime],
-              now: datetime) -> str:
-    """One stage of the timeline: mark, number, name, state, started, ended, took."""
+              now: datetime, undone: bool = False) -> str:
+    """One stage of the timeline: mark, number, name, state, started, ended, took.
+
+    ``undone``: the stage of a rolled-back DAG, rolled back since the state it shows.
+    """
     state = str(node.state) + ("" if node.operator is Operator.RUN else f" ({node.operator})")
     chip = "cancelled" if cancelled_node(node) else str(node.state)
+    if undone:
+        state, chip = f"{node.state} (rolled back)", "rolled back"
     running = node.state in (DagState.RUNNING, DagState.READY)
     if node.start_time is None:
         cells = [_muted("not started"), "", ""]
@@ -127,7 +143,8 @@ def _timeline(detail: DagDetail, now: datetime) -> list[str]:
     mark = ("cancelled" if detail.outcome is DagOutcome.CANCELLED else
             "failed" if detail.state is DagState.FAILED else "running")
     head = "".join(f"<th>{h}</th>" for h in _HEADS)
-    rows = [_node_row(i, node, mark if node is current else "", detail.start_time, now)
+    rows = [_node_row(i, node, mark if node is current else "", detail.start_time, now,
+                      undone_node(detail, node))
             for i, node in enumerate(detail.nodes, start=1)]
     return ['<table class="obshell-table obshell-timeline">'
             f"<thead><tr>{head}</tr></thead><tbody>", *rows, "</tbody></table>"]
@@ -138,13 +155,14 @@ def _failures(detail: DagDetail) -> list[str]:
     rows = []
     for node in detail.nodes or ():
         how = ("cancelled", "&#9632;") if cancelled_node(node) else ("failed", "&#10006;")
+        said = "failed before the rollback" if undone_node(detail, node) else how[0]
         for task in node.sub_tasks:
             if task.state is not DagState.FAILED:
                 continue
             last = task.task_logs[-1] if task.task_logs else "(no log)"
             rows.append(
                 f'<div class="obshell-failure"><span class="obshell-m-{how[0]}">{how[1]} '
-                f"{how[0]}:</span> {_esc(task.name)} on {_esc(str(task.execute_agent or '?'))}: "
+                f"{said}:</span> {_esc(task.name)} on {_esc(str(task.execute_agent or '?'))}: "
                 f'<code class="obshell-log">{_esc(last)}</code></div>'
             )
     return rows

@@ -178,6 +178,13 @@ def test_operators_on_a_failed_task(action):
                     "happen; the cluster's lock is free\n") in out.stderr
             # Followed for the upgrade itself, a rolled-back one did not happen: exit 1.
             assert run(agent, "task", "wait", dag_id).returncode == 1
+            shown = run(agent, "task", "show", dag_id).stdout.splitlines()
+            assert shown[1:4] == ["  SUCCEED (rolled back), stage 1/9: every step it had run "
+                                  "was undone", "  1. SUCCEED  Create upgrade dir (rolled back)",
+                                  "  2. FAILED   Download all required packages (rolled back)"]
+            assert shown[4].endswith(" (before the rollback): ERROR: [Common.Unexpected]: "
+                                     "Unexpected error: injected failure at stage 2"), shown
+            assert shown[5] == "  3. PENDING  Check all required packages"  # never run
 
 
 def test_cancel_a_running_task_and_refuse_a_second_cancel():

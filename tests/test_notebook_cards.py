@@ -247,6 +247,33 @@ def test_a_cancelled_card_says_cancelled_and_never_failed():
     assert 'obshell-s-cancelled">FAILED (cancelled)</span>' in board
 
 
+def rolled_back_at_stage_3() -> DagDetail:
+    """An upgrade that failed at its third stage on the fake agent, then rolled back: it ends
+    SUCCEED with operator ROLLBACK at stage 1, its stages showing the states they had."""
+    with FakeAgent(password=PASSWORD, fail_stage=3, stages_per_poll=9) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        task = client.upgrade_agent("4.3.1.0", "101000012025010101.el7")
+        task.wait(timeout=30, poll_interval=0.01)
+        detail = task.rollback().wait(timeout=30, poll_interval=0.01)
+    assert str(detail.outcome) == "rolled back" and str(detail.progress) == "1/9"
+    return detail
+
+
+def test_a_rolled_back_card_says_its_steps_were_rolled_back_and_never_failed_now():
+    """A walkthrough: a rolled-back task read as a failed one (its third stage FAILED with
+    the error log, the first two SUCCEED). The stages it ran read rolled back, their states
+    kept; the failure is one from before the rollback."""
+    html = dag_html(rolled_back_at_stage_3())
+    body = re.sub(r"<style>.*?</style>", "", html, flags=re.S)
+    rows = _rows(html)
+    assert [r[1][3] for r in rows[:4]] == ["SUCCEED (rolled back)", "SUCCEED (rolled back)",
+                                           "FAILED (rolled back)", "PENDING"]
+    assert body.count('obshell-s-rolled-back">') == 4  # the head's chip, and three stages
+    assert not [r for r in rows if "obshell-current" in r[0]]
+    assert "&#10006; failed before the rollback:</span> Check all required packages" in body
+    assert "&#10006; failed:" not in body
+
+
 def test_card_without_details_says_the_stages_were_not_read():
     html = dag_html(DagDetail.from_json(_data("dag detail, show_details=false")))
     assert "stage list not fetched yet" in html and "<table" not in html
