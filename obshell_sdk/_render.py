@@ -197,10 +197,18 @@ def interrupted_message(task_id: str, seen: bool, exists: bool) -> str:
 
 
 def to_jsonable(value: Any) -> Any:
-    """Turn models, enums and times into plain JSON values (``--json`` output)."""
+    """Turn models, enums and times into plain JSON values (``--json`` output).
+
+    A DAG gets its ``outcome`` too, after its ``operator``: state and operator read together.
+    """
     if attrs.has(type(value)):
-        return {f.name: to_jsonable(getattr(value, f.name))
-                for f in attrs.fields(type(value)) if f.name != "extra"}
+        fields = {f.name: to_jsonable(getattr(value, f.name))
+                  for f in attrs.fields(type(value)) if f.name != "extra"}
+        if isinstance(value, DagDetail):
+            at = list(fields).index("operator") + 1
+            items = list(fields.items())
+            fields = dict([*items[:at], ("outcome", value.outcome.value), *items[at:]])
+        return fields
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime):

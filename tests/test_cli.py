@@ -166,11 +166,17 @@ def test_operators_on_a_failed_task(action):
     # obshell skips an agent upgrade only at its last step (its Restart obshell step cannot
     # pass), and rolls it back only before that step
     with FakeAgent(password=PASSWORD, fail_stage=2 if action == "rollback" else 9) as agent:
-        assert run(agent, "upgrade", VERSION, RELEASE, "--wait").returncode == 1
+        failed = run(agent, "upgrade", VERSION, RELEASE, "--wait", "--json")
+        assert failed.returncode == 1 and json.loads(failed.stdout)["outcome"] == "failed"
         dag_id = next(iter(agent.dags))
         out = run(agent, "--json", "task", action, dag_id, "--wait")
         detail = json.loads(out.stdout)
         assert detail["operator"] == expected and detail["state"] == "SUCCEED"
+        # what state and operator mean together, next to them: no table to rebuild
+        assert detail["outcome"] == {"rollback": "rolled back", "skip": "passed"}[action]
+        assert list(detail)[list(detail).index("operator") + 1] == "outcome"
+        listed = json.loads(run(agent, "--json", "task", "list").stdout)["last_maintenance"]
+        assert listed["outcome"] == detail["outcome"] and listed["id"] == dag_id
         # Rolled back or skipped as asked: exit 0 (a rollback says what it left).
         assert out.returncode == 0, out.stderr
         if action == "rollback":
