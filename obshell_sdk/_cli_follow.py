@@ -34,7 +34,7 @@ def show_created(task: DagTask, out: Output, progress: Progress, *, wait: bool,
                  f"follow it with: obshell-sdk task wait {task.id} --exists")
         out.task_id(task.id)
         return EXIT_OUTCOME_UNKNOWN
-    progress.announce(task.snapshot)
+    progress.announce(task.snapshot, followed=wait)
     if not wait:
         out.dag(task.snapshot)
         return EXIT_OK

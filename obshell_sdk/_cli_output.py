@@ -132,8 +132,11 @@ class Progress:
         self._stop = threading.Event()
         self._ticker: Optional[threading.Thread] = None
 
-    def announce(self, detail: DagDetail) -> None:
-        """Say once that a task exists, with its id and how to follow it again."""
+    def announce(self, detail: DagDetail, followed: bool = True) -> None:
+        """Say once that a task exists, with its id and how to follow it.
+
+        ``followed``: the command follows it now, so the note says how to follow it again.
+        """
         if detail.id != self.current:
             self.ended = None  # of the task before
         self.current, self.name = detail.id, detail.name
@@ -144,8 +147,9 @@ class Progress:
             self._status.clear()
             self._line = ""
             self._since = time.monotonic()  # this machine's clock: the agent's may be off
-            self.out.note(f"task {detail.id} ({printable(detail.name)}); "
-                          f"follow it again with: obshell-sdk task wait {detail.id} --exists")
+            how = "; follow it again with" if followed else " created; follow it with"
+            self.out.note(f"task {detail.id} ({printable(detail.name)}){how}: "
+                          f"obshell-sdk task wait {detail.id} --exists")
 
     def __call__(self, detail: DagDetail) -> None:
         """Show a snapshot."""

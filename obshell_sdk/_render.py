@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 
 import attrs
 
-from ._dag import DagDetail, DagOutcome, DagState, TaskDetail
+from ._dag import DagDetail, DagOutcome, DagState, Operator, TaskDetail
 from ._models import AgentInfo, UpgradePackageInfo
 from ._render_html import cancelled_node, dag_html, task_html, undone_node
 from ._text import printable
@@ -45,12 +45,25 @@ def state_text(detail: DagDetail) -> str:
     return f"{detail.state}{_meaning(detail)}"
 
 
+#: A DAG not started yet (READY: obshell's scheduler starts it within a second or so; after an
+#: operator, for what the operator asked), in words a newcomer reads.
+_WAITING = {Operator.ROLLBACK: "waiting for the agent to roll it back",
+            Operator.CANCEL: "waiting for the agent to stop it"}
+
+
+def _said(detail: DagDetail) -> str:
+    """The DAG's outcome, or what a READY (or PENDING) one waits for: ``running`` misleads."""
+    if detail.state in (DagState.READY, DagState.PENDING):
+        return _WAITING.get(detail.operator, "waiting for the agent to start it")
+    return str(detail.outcome)
+
+
 def dag_line(detail: DagDetail) -> str:
     """One line: id, name, stage of max, state and the step running now."""
     node = detail.current_node
     step = f": {printable(node.name)}" if node is not None and not detail.is_finished else ""
     return (f"task {detail.id} {printable(detail.name)} [{detail.progress}] {detail.state}"
-            f" ({detail.outcome}){step}")
+            f" ({_said(detail)}){step}")
 
 
 def progress_line(detail: DagDetail) -> str:
@@ -68,7 +81,7 @@ def dag_text(detail: DagDetail) -> str:
     """
     rolled_back = detail.outcome is DagOutcome.ROLLED_BACK
     lines = [f"task {detail.id}: {printable(detail.name)}",
-             f"  {detail.state} ({detail.outcome}), stage {detail.progress}"
+             f"  {detail.state} ({_said(detail)}), stage {detail.progress}"
              + (": every step it had run was undone" if rolled_back else "")]
     for i, node in enumerate(detail.nodes or (), start=1):
         undone = undone_node(detail, node)

@@ -386,6 +386,31 @@ def test_a_failed_task_suggests_the_cli_operators():
         assert "obshell-sdk task retry 11 --wait" in out.stderr
 
 
+def test_a_task_created_unfollowed_says_how_to_follow_it_and_what_ready_means():
+    """A walkthrough: upgrade without --wait said "follow it again with", though nothing
+    had followed it, and showed READY (running) for a task not started yet."""
+    import attrs
+
+    from obshell_sdk._dag import DagState, Operator
+    from obshell_sdk._render import dag_line
+
+    with FakeAgent(password=PASSWORD, stage_seconds=600) as agent:
+        out = cli("upgrade", VERSION, RELEASE, agent=agent)
+        assert out.returncode == 0, out.stderr
+        assert (f"task 11 (Upgrade obshell {VERSION}-{RELEASE}) created; follow it with: "
+                "obshell-sdk task wait 11 --exists\n") in out.stderr
+        assert "again" not in out.stderr
+        assert "  READY (waiting for the agent to start it), stage 1/9\n" in out.stdout
+        with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+            seen = client.task("11").refresh()
+        agent.finish_dag("11")
+        followed = cli("task", "wait", "11", agent=agent)
+        assert followed.returncode == 0, followed.stderr
+        assert "; follow it again with: obshell-sdk task wait 11 --exists" in followed.stderr
+    ready = attrs.evolve(seen, state=DagState.READY, operator=Operator.ROLLBACK)  # sent, not
+    assert "[1/9] READY (waiting for the agent to roll it back)" in dag_line(ready)  # run yet
+
+
 def test_a_cancelled_upgrade_says_it_holds_the_lock_and_the_command_that_frees_it():
     """It said only "was cancelled", though the cluster stays locked until the task is
     retried, rolled back or skipped."""

@@ -48,8 +48,8 @@ def test_without_wait_it_starts_the_upgrade_and_says_how_to_follow_it():
         assert out.returncode == 0, out.stderr
         (dag_id,) = agent.dags
         assert f"task {dag_id}: {ROLLING}" in out.stdout and "READY" in out.stdout
-        assert (f"task {dag_id} ({ROLLING}); follow it again with: {same(agent)} task wait "
-                f"{dag_id} --exists") in out.stderr, out.stderr
+        assert (f"task {dag_id} ({ROLLING}) created; follow it with: {same(agent)} task wait "
+                f"{dag_id} --exists") in out.stderr, out.stderr  # not followed yet: no "again"
         assert posts(agent) == ["/api/v1/ob/upgrade"]  # no pre-check, nothing uploaded
         (post,) = agent.requests_to("/api/v1/ob/upgrade", "POST")
         assert post.body_json == {"version": VERSION, "release": RELEASE, "mode": "ROLLING",
