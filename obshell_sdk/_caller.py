@@ -69,6 +69,11 @@ class Caller(Protocol):
         """Upload an RPM; what the agent stored (a package call)."""
         ...
 
+    def _upload_checked(self, file: str, sha256: Optional[str],
+                        lifetime: Optional[float] = None) -> UpgradePackageInfo:
+        """Upload an RPM checked already, its SHA-256 reused (a package call)."""
+        ...
+
 
 if TYPE_CHECKING:
     CallsBase = Caller

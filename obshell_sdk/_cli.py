@@ -51,6 +51,7 @@ from ._targets import check_target_package
 from ._task import DagTask
 from ._text import is_terminal, printable
 from ._upload import check_package_path
+from ._workflow import upload_packages
 
 __all__ = ["exit_code", "main"]
 
@@ -140,8 +141,7 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
     if args.action == "wait":
         return follow(task, _timeout(args), out, progress)
     if args.package and task.refresh().state is DagState.FAILED:  # else retry() refuses
-        _upload_for_retry(client, task, args.package, args.upload_timeout,
-                          Uploads(progress, client.agent))
+        _upload_for_retry(client, task, args.package, args.upload_timeout, progress)
     operate: Callable[[], object] = getattr(task, args.action)  # one of OPERATORS
     try:
         operate()  # checks the task's state (as read last), then sends the operator
@@ -162,22 +162,21 @@ def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
 
 
 def _upload_for_retry(client: ObshellClient, task: DagTask, packages: list[str],
-                      lifetime: Optional[float], uploads: Uploads) -> None:
+                      lifetime: Optional[float], progress: Progress) -> None:
     """Upload ``--package`` for a retry; then read the task again, for retry()'s check.
 
     Each upload within ``lifetime`` (``--upload-timeout``; None: the default). The task read
     before proved the password. An agent upgrade's package must be the obshell RPM its DAG
-    names, as ``upgrade --package`` checks.
+    names, as ``upgrade --package`` checks. Every file is checked before any is sent.
     """
     target = _AGENT_DAG.match(task.name or "")
+    progress.uploads_begun = True  # Ctrl-C from here on: the retry was not sent
     try:
         paths = [check_target_package(p, *target.groups()) if target else check_package_path(p)
                  for p in packages]
     except InvalidArgumentError as exc:
         raise InvalidArgumentError("--package", str(exc).split(": ", 1)[1]) from None
-    for path in paths:
-        uploads(path, None)
-        uploads(path, client.upload_package(path, lifetime=lifetime))
+    upload_packages(client, paths, lifetime, [Uploads(progress, client.agent)])
     task.refresh(force=True)
 
 
@@ -291,7 +290,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
         left = None if progress.ended else progress.current or getattr(args, "id", None)
         said_then = interrupted(args, progress.current, progress.ended, progress.name,
-                                uploaded=progress.uploaded, uploading=progress.uploading)
+                                uploaded=progress.uploaded, uploading=progress.uploading,
+                                begun=progress.uploads_begun)
         return _failed(out, progress, code, said_then,
                        {"task_id": left} if left else {})  # running, or not known to end
     finally:

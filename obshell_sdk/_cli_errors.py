@@ -253,13 +253,14 @@ def _advice(args: argparse.Namespace, exc: ObshellError) -> str:
 
 def interrupted(args: argparse.Namespace, task_id: Optional[str],
                 ended: Optional[DagDetail] = None, name: Optional[str] = None, *,
-                uploaded: Optional[int] = None, uploading: Optional[str] = None) -> str:
+                uploaded: Optional[int] = None, uploading: Optional[str] = None,
+                begun: bool = False) -> str:
     """What an interrupted command leaves behind, and where to look (the last task seen).
 
     ``name`` is that task's: ``--package``'s pre-check, while it runs, means the upgrade was
     not started. ``uploaded`` is how many of its packages the agent stored (None: not known),
-    ``uploading`` the one being sent: no task is made (nor a retry sent) before the last one
-    is stored.
+    ``uploading`` the one sent, ``begun`` that ``task retry``'s began (files checked first): no
+    task is made (nor a retry sent) before the last one is stored.
     """
     if args.command == "rollout" and args.rollout != "status":
         return ("interrupted; upgrades already started keep running. See where each cluster "
@@ -270,7 +271,7 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
     if args.command == "package":
         done = "stored" if args.action == "upload" else "deleted"
         return f"interrupted; the package may have been {done}: obshell-sdk package list"
-    if task_id is None and _uploads_cut(args, uploaded, uploading):  # before any task or retry
+    if task_id is None and _uploads_cut(args, uploaded, uploading, begun):  # no task, no retry
         return _upload_interrupted(args, uploading)
     if task_id is None and args.command == "task" and args.action in OPERATORS:
         return (f"interrupted while {args.action} of task {args.id} was under way: it may "
@@ -302,13 +303,13 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
 
 
 def _uploads_cut(args: argparse.Namespace, uploaded: Optional[int],
-                 uploading: Optional[str]) -> bool:
+                 uploading: Optional[str], begun: bool) -> bool:
     """Whether ``--package``'s uploads (``upgrade[-ob]``, ``task retry``) were cut short."""
     if uploading is not None:
         return True
     given = getattr(args, "package", None) or ()
-    if uploaded is None or not given or (args.command == "task" and not uploaded):
-        return False  # task retry reads its task before the first upload
+    if uploaded is None or not given or (args.command == "task" and not (uploaded or begun)):
+        return False  # task retry reads its task before its uploads (made if it failed)
     return uploaded < (1 if isinstance(given, str) else len(given))
 
 

@@ -111,8 +111,10 @@ class Progress:
     Call it with every snapshot (it is an ``on_progress`` callback); :meth:`close` ends the
     line on a terminal and stops the ticker. ``current`` is the id of the last task seen,
     ``name`` its name; ``ended`` its last snapshot if that showed its end. ``uploading`` is
-    the package being sent (:class:`Uploads` says), ``uploaded`` how many the agent stored.
-    ``seen`` is the task an operator was sent to, as read before, once the operator failed.
+    the package being sent (:class:`Uploads` says), ``uploaded`` how many the agent stored;
+    ``uploads_begun`` that ``task retry --package``'s uploads began (its files are checked,
+    then sent): no retry is sent before the last is stored. ``seen`` is the task an operator
+    was sent to, as read before, once the operator failed.
     """
 
     def __init__(self, out: Output, *, tty: bool) -> None:
@@ -124,6 +126,7 @@ class Progress:
         self.seen: Optional[DagDetail] = None
         self.uploading: Optional[str] = None
         self.uploaded = 0
+        self.uploads_begun = False
         self._announced: set[str] = set()
         self._status = StatusLine(out.stderr, tty)
         self._line = ""

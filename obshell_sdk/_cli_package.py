@@ -17,7 +17,7 @@ from ._client import ObshellClient
 from ._exceptions import InvalidArgumentError
 from ._render import package_line
 from ._upload import check_package_paths
-from ._workflow import log_in
+from ._workflow import log_in, upload_packages
 
 __all__ = ["add_package_parser", "check_package_args", "run_package"]
 
@@ -64,16 +64,13 @@ def run_package(client: ObshellClient, args: argparse.Namespace, out: Output,
         except InvalidArgumentError as exc:  # named as the command line names it
             raise InvalidArgumentError("RPM", str(exc).split(": ", 1)[1]) from None
         log_in(client)  # obshell's newer upload checks no password: a wrong one said first
-        stored, said = [], Uploads(progress, client.agent)
-        for path in paths:
-            said(path, None)
-            try:
-                stored.append(client.upload_package(path, lifetime=args.upload_timeout))
-            except InvalidArgumentError as exc:  # a damaged RPM, refused before it is sent
-                if exc.argument != "path":
-                    raise
-                raise InvalidArgumentError("RPM", str(exc).split(": ", 1)[1]) from None
-            said(path, stored[-1])
+        try:
+            stored = upload_packages(client, paths, args.upload_timeout,
+                                     [Uploads(progress, client.agent)])
+        except InvalidArgumentError as exc:  # a damaged RPM: refused before any was sent
+            if exc.argument != "path":
+                raise
+            raise InvalidArgumentError("RPM", str(exc).split(": ", 1)[1]) from None
         out.value({"uploaded": stored}, "\n".join(map(package_line, stored)))
         return EXIT_OK
     pkg_id = int(args.items[0])

@@ -50,25 +50,19 @@ class PackageCalls(CallsBase):
         one is not noticed here: the workflows and rollouts make a signed read first.
         """
         file = check_package_path(path)
-        if lifetime is None:
-            lifetime = min(max(600.0, os.path.getsize(file) / _SLOWEST_LINK), MAX_LIFETIME)
-            read = max(self.timeout[1], lifetime)
-        else:  # the caller's bound, even below the client's read timeout
-            lifetime = read = check_upload_timeout(lifetime, "lifetime")
-        limit = ((self.timeout[0], read) if timeout is None
-                 else check_timeout(timeout, "timeout"))  # all input checked before any I/O
+        bounds = _bounds(self, file, lifetime, timeout)  # all input checked before any I/O
         sha256 = check_package_digest(file, sha256=self._new_upload is not False)
-        new = _has_new_upload(self, (limit[0], min(self.timeout[1], limit[1])))  # within it
-        request, bodies = package_request(file, lifetime, new=new, file_sha256=sha256)
-        try:
-            data = self._send(request, limit).data
-        finally:
-            for body in bodies:
-                body.close()
-        info = UpgradePackageInfo.from_json(data)
-        log.info("agent %s: stored package %s", self.agent, printable(
-            f"{info.name} {info.version}-{info.release_distribution} ({info.architecture})"))
-        return info
+        return _send_package(self, file, sha256, *bounds)
+
+    def _upload_checked(self, file: str, sha256: Optional[str],
+                        lifetime: Optional[float] = None) -> UpgradePackageInfo:
+        """:meth:`upload_package` of a file checked already, its check's SHA-256 reused.
+
+        ``file`` passed :func:`check_package_path` and :func:`check_package_digest`, which
+        returned ``sha256`` (None: read here if the newer route wants it): the file is read
+        once more, to send it. A file changed since is caught by the agent's own checks.
+        """
+        return _send_package(self, file, sha256, *_bounds(self, file, lifetime, None))
 
     def packages(self) -> list[UpgradePackageInfo]:
         """``GET /api/v1/upgrade/package/info``: the packages the cluster holds, newest first.
@@ -117,6 +111,34 @@ class PackageCalls(CallsBase):
         (``Environment.WithoutPython`` / ``Environment.WithoutModule``) otherwise.
         """
         self.call("POST", "/api/v1/upgrade/env/check")
+
+
+def _bounds(client: Caller, file: str, lifetime: Optional[float], timeout: Optional[Timeout]
+            ) -> tuple[float, tuple[float, float]]:
+    """An upload's signed lifetime and the call's ``(connect, read)`` timeout, checked."""
+    if lifetime is None:
+        lifetime = min(max(600.0, os.path.getsize(file) / _SLOWEST_LINK), MAX_LIFETIME)
+        read = max(client.timeout[1], lifetime)
+    else:  # the caller's bound, even below the client's read timeout
+        lifetime = read = check_upload_timeout(lifetime, "lifetime")
+    return lifetime, ((client.timeout[0], read) if timeout is None
+                      else check_timeout(timeout, "timeout"))
+
+
+def _send_package(client: Caller, file: str, sha256: Optional[str], lifetime: float,
+                  limit: tuple[float, float]) -> UpgradePackageInfo:
+    """Send checked ``file`` (its SHA-256, if known) within ``lifetime`` and ``limit``."""
+    new = _has_new_upload(client, (limit[0], min(client.timeout[1], limit[1])))  # within it
+    request, bodies = package_request(file, lifetime, new=new, file_sha256=sha256)
+    try:
+        data = client._send(request, limit).data
+    finally:
+        for body in bodies:
+            body.close()
+    info = UpgradePackageInfo.from_json(data)
+    log.info("agent %s: stored package %s", client.agent, printable(
+        f"{info.name} {info.version}-{info.release_distribution} ({info.architecture})"))
+    return info
 
 
 def _has_new_upload(client: Caller, timeout: tuple[float, float]) -> bool:

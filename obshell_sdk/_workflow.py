@@ -26,17 +26,18 @@ from ._targets import (
 from ._task import DagTask, ProgressCallback
 from ._task_errors import UpgradeNotConfirmedError
 from ._text import printable
-from ._upload import check_package_paths
+from ._upload import check_package_digest, check_package_paths
 from ._validate import check_flag, check_progress, check_seconds, check_upload_timeout
 
-__all__ = ["UploadCallback", "log_in", "run_agent_upgrade", "run_ob_upgrade"]
+__all__ = ["UploadCallback", "log_in", "run_agent_upgrade", "run_ob_upgrade", "upload_packages"]
 
 log = logging.getLogger("obshell_sdk")
 
 #: The ``on_upload`` of ``client.run_agent_upgrade(...)`` and ``client.run_ob_upgrade(...)``,
-#: told of each package they upload: ``(path, None)`` just before it is sent, then
-#: ``(path, stored)`` with the :class:`UpgradePackageInfo` the agent stored, once it has (not
-#: after a failed upload). What it returns is ignored; what it raises ends the upgrade there.
+#: told of each package they upload (all checked first: one refused, none is sent or told):
+#: ``(path, None)`` just before it is sent, then ``(path, stored)`` with the
+#: :class:`UpgradePackageInfo` the agent stored, once it has (not after a failed upload).
+#: What it returns is ignored; what it raises ends the upgrade there.
 UploadCallback = Callable[[str, Optional[UpgradePackageInfo]], object]
 
 
@@ -48,9 +49,11 @@ class _Agent(Protocol):
         """``host:port`` as messages show it."""
         ...
 
-    def upload_package(
-        self, path: Union[str, os.PathLike[str]], *, lifetime: Optional[float] = None
-    ) -> UpgradePackageInfo: ...
+    #: Whether the agent has the newer upload; None until the first upload asked.
+    _new_upload: Optional[bool]
+
+    def _upload_checked(self, file: str, sha256: Optional[str],
+                        lifetime: Optional[float] = None) -> UpgradePackageInfo: ...
 
     def check_agent_upgrade(
         self, version: str, release: str, upgrade_dir: Optional[str] = None
@@ -157,7 +160,7 @@ def log_in(client: _Agent, *, upgrading: bool = False) -> None:
 def _upload(client: _Agent, paths: Sequence[str], lifetime: Optional[float],
             on_upload: Optional[UploadCallback], progress: Optional[bool]
             ) -> tuple[UpgradePackageInfo, ...]:
-    """Log in (:func:`log_in`), then upload each of ``paths``, telling ``on_upload``.
+    """Log in (:func:`log_in`), then :func:`upload_packages`, telling ``on_upload``.
 
     And the live display ``progress`` asks for, as a wait's (:func:`upload_display`).
     """
@@ -165,19 +168,33 @@ def _upload(client: _Agent, paths: Sequence[str], lifetime: Optional[float],
         return ()
     log_in(client, upgrading=True)
     display = upload_display(progress, client.agent)
-    told: list[UploadCallback] = [s for s in (display, on_upload) if s is not None]
-    stored: list[UpgradePackageInfo] = []
     try:
-        for path in paths:
-            for tell in told:
-                tell(path, None)
-            stored.append(client.upload_package(path, lifetime=lifetime))
-            for tell in told:
-                tell(path, stored[-1])
+        return tuple(upload_packages(client, paths, lifetime,
+                                     [s for s in (display, on_upload) if s is not None]))
     finally:
         if display is not None:
             display.close()
-    return tuple(stored)
+
+
+def upload_packages(client: _Agent, paths: Sequence[str], lifetime: Optional[float],
+                    told: Sequence[UploadCallback]) -> list[UpgradePackageInfo]:
+    """Check every one of ``paths``, then upload each in turn, telling each of ``told``.
+
+    The paths passed :func:`check_package_path`. Each file is read once for obshell's MD5
+    check (:func:`check_package_digest`) and its SHA-256, before anything is sent: one
+    refused raises :class:`InvalidArgumentError` with none uploaded. Then each is told
+    ``(path, None)``, sent (read again, the SHA-256 reused) and told ``(path, stored)``.
+    """
+    sha256 = client._new_upload is not False
+    digests = [check_package_digest(path, sha256=sha256) for path in paths]
+    stored: list[UpgradePackageInfo] = []
+    for path, digest in zip(paths, digests):
+        for tell in told:
+            tell(path, None)
+        stored.append(client._upload_checked(path, digest, lifetime))
+        for tell in told:
+            tell(path, stored[-1])
+    return stored
 
 
 def _check_newer(info: AgentInfo, version: str, release: str) -> None:
@@ -217,7 +234,8 @@ def run_ob_upgrade(
     :func:`run_agent_upgrade`. With packages, a cluster past the target version raises
     :class:`InvalidArgumentError` before any upload (obshell refuses it only after them), as
     does a FAILED task holding the lock (:class:`UnderMaintenanceError`, :func:`log_in`).
-    ``on_upload`` is told of each upload, as for :func:`run_agent_upgrade`.
+    ``on_upload`` is told of each upload, as for :func:`run_agent_upgrade`. Every package is
+    checked (obshell's MD5 check, :func:`upload_packages`) before the first is sent.
     """
     UpgradeObRequest(version, release, mode, upgrade_dir, freeze_server)  # before any I/O
     paths = check_package_paths(packages)

@@ -191,15 +191,18 @@ def test_a_package_the_cluster_lacks_is_refused_with_the_option_that_gives_it(rp
 
 def test_a_damaged_package_says_to_check_it_or_download_it_again(rpms):
     """A truncated RPM is refused before it is sent (obshell's MD5 check would refuse it only
-    once it all arrived): exit 2, what is wrong and what to do; no pre-check."""
+    once it all arrived): exit 2, what is wrong and what to do; no pre-check. Every package is
+    checked before the first is sent: the sound one, given first, is not sent either (nor
+    said as uploading)."""
     with open(rpms[1], "r+b") as file:
         file.truncate(file.seek(0, 2) - 100)  # a download cut short
     with ob_agent() as agent:
         out = run(agent, "--json", "upgrade-ob", VERSION, RELEASE, "--package", rpms[0],
                   "--package", rpms[1])
-        assert [row["name"] for row in agent.inventory] == ["oceanbase-ce"]  # the sound one
-        assert len(agent.requests_to("/api/v1/package", "POST")) == 2  # the probe, then it
+        assert agent.inventory == []  # the sound one neither
+        assert not agent.requests_to("/api/v1/package", "POST")  # not even the route's probe
         assert agent.dags == {}  # no pre-check
+    assert upload_lines(out.stderr) == [] and "uploading" not in out.stderr, out.stderr
     assert out.returncode == 2, out.stderr
     assert f"--package: {rpms[1]!r} fails the check obshell makes of an RPM (rpm -K's MD5): " \
            "it is cut short: 100 bytes missing" in out.stderr, out.stderr

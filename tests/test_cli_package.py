@@ -78,8 +78,11 @@ def test_a_package_given_twice_is_refused_before_anything_is_sent(rpms):
         assert agent.requests == []
 
 
-def test_a_damaged_package_is_refused_before_it_is_sent(rpms):
-    with open(rpms[0], "r+b") as file:  # a byte of its payload flipped
+@pytest.mark.parametrize("damaged", [0, 1], ids=["first", "second"])
+def test_a_damaged_package_is_refused_before_any_is_sent(rpms, damaged):
+    """Every file is checked before the first is sent: a damaged second one no longer finds
+    the first stored (and said as uploading)."""
+    with open(rpms[damaged], "r+b") as file:  # a byte of its payload flipped
         file.seek(-50, 2)
         byte = file.read(1)[0]
         file.seek(-50, 2)
@@ -88,10 +91,11 @@ def test_a_damaged_package_is_refused_before_it_is_sent(rpms):
         out = run(agent, "--json", "package", "upload", *rpms)
         assert not agent.requests_to("/api/v1/package") and agent.inventory == []
     assert out.returncode == 2, out.stderr
-    assert f"RPM: {rpms[0]!r} fails the check obshell makes of an RPM (rpm -K's MD5): the MD5 " \
-           "of its header and payload is " in out.stderr, out.stderr
+    assert f"RPM: {rpms[damaged]!r} fails the check obshell makes of an RPM (rpm -K's MD5): " \
+           "the MD5 of its header and payload is " in out.stderr, out.stderr
     assert "download it again, then run the command again" in out.stderr
     assert json.loads(out.stdout)["error"]["argument"] == "RPM"
+    assert upload_lines(out.stderr) == [] and "uploading" not in out.stderr, out.stderr
 
 
 def test_deleting_a_package_the_cluster_does_not_hold_is_said(rpms):
@@ -142,7 +146,7 @@ def test_a_package_changed_while_it_is_sent_is_not_said_as_a_wrong_password(
     the SDK's read of its SHA-256 and the upload. Exit 5 (the agent refused the call), not 3
     with "check the password"; what to do is said, and the file went once. (In-process, to
     rewrite the file at that moment.)"""
-    from obshell_sdk import _package_calls
+    from obshell_sdk import _package_calls, _workflow
     from obshell_sdk._cli import main
 
     real = _package_calls.check_package_digest
@@ -153,7 +157,8 @@ def test_a_package_changed_while_it_is_sent_is_not_said_as_a_wrong_password(
             file.write(build_rpm("oceanbase-ce", VERSION, "101000012025052816.el7"))
         return digest
 
-    monkeypatch.setattr(_package_calls, "check_package_digest", then_rewritten)
+    for module in (_workflow, _package_calls):  # wherever the check is made
+        monkeypatch.setattr(module, "check_package_digest", then_rewritten)
     for name in ("OBSHELL_HOST", "OBSHELL_PORT", "OBSHELL_AGENT_PASSWORD", "OBSHELL_HTTPS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OBSHELL_PASSWORD", PASSWORD)
@@ -169,3 +174,61 @@ def test_a_package_changed_while_it_is_sent_is_not_said_as_a_wrong_password(
     assert "PASSWORD" not in out.err and "password" not in out.err.lower()
     error = json.loads(out.out)["error"]
     assert (error["exit"], error["type"], error["status"]) == (5, "PackageChangedError", 401)
+
+
+def _retry_of_a_failed_ob_upgrade(agent):
+    dag_id = agent.create_ob_upgrade_dag(VERSION, RELEASE)
+    agent.fail_dag(dag_id)
+    return dag_id
+
+
+def test_task_retry_checks_every_package_before_it_sends_one(rpms):
+    """``task retry ID --package A --package B``, B damaged: nothing is sent, A is not said as
+    uploading, and the task is not retried; sound, both go, in order, then the retry."""
+    good = f"{rpms[1]}.good"
+    with open(rpms[1], "rb") as file, open(good, "wb") as copy:
+        copy.write(file.read())
+    with open(rpms[1], "r+b") as file:
+        file.truncate(file.seek(0, 2) - 100)  # a download cut short
+    with FakeAgent(password=PASSWORD) as agent:
+        dag_id = _retry_of_a_failed_ob_upgrade(agent)
+        out = run(agent, "--json", "task", "retry", dag_id, "--package", rpms[0],
+                  "--package", rpms[1])
+        assert out.returncode == 2, out.stderr
+        assert not agent.requests_to("/api/v1/package", "POST") and agent.inventory == []
+        assert agent.dag(dag_id).state == "FAILED"  # not retried
+        assert f"--package: {rpms[1]!r} fails the check obshell makes of an RPM" in out.stderr
+        assert upload_lines(out.stderr) == [] and "uploading" not in out.stderr, out.stderr
+        out = run(agent, "task", "retry", dag_id, "--package", rpms[0], "--package", good)
+        assert out.returncode == 0, out.stderr
+        where = f"{agent.host}:{agent.port}"
+        assert upload_lines(out.stderr) == [
+            ("uploading", rpms[0], where), ("stored", "oceanbase-ce"),
+            ("uploading", good, where), ("stored", "oceanbase-ce-libs")], out.stderr
+        assert agent.dag(dag_id).state != "FAILED"  # retried once both were stored
+
+
+def test_ctrl_c_while_a_retry_s_packages_are_checked_says_the_retry_was_not_sent(
+        rpms, monkeypatch, capsys):
+    """Interrupted while the files are read for their check (before any is sent): the retry
+    was not sent, which is what the CLI says (not that it may have been applied)."""
+    from obshell_sdk import _package_calls, _workflow
+    from obshell_sdk._cli import main
+
+    def interrupted(path, *, sha256):
+        raise KeyboardInterrupt
+
+    for module in (_workflow, _package_calls):  # wherever the check is made
+        monkeypatch.setattr(module, "check_package_digest", interrupted, raising=False)
+    with FakeAgent(password=PASSWORD) as agent:
+        dag_id = _retry_of_a_failed_ob_upgrade(agent)
+        monkeypatch.setenv("OBSHELL_PASSWORD", PASSWORD)
+        code = main(["--host", agent.host, "--port", str(agent.port), "task", "retry", dag_id,
+                     "--package", rpms[0], "--package", rpms[1]])
+        assert not agent.requests_to("/api/v1/package", "POST")
+        assert agent.dag(dag_id).state == "FAILED"
+    err = capsys.readouterr().err
+    assert code == 130, err
+    assert (f"interrupted before the package uploads were done; retry of task {dag_id} was "
+            "not sent.") in err, err
+    assert "uploading" not in err and "may have been applied" not in err, err

@@ -302,3 +302,79 @@ def test_params_and_environment(caplog):
         with pytest.raises(ApiError) as info:
             client.check_environment()
         assert info.value.err_code.startswith("Environment.")
+
+
+def _flip_a_payload_byte(path):
+    """Damage an RPM as a disk may: one byte of its payload flipped (its MD5 no longer fits)."""
+    data = bytearray(path.read_bytes())
+    data[-50] ^= 1
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("new_upload", [True, False], ids=["new", "old"])
+def test_a_damaged_package_among_several_stops_them_all_before_any_is_sent(
+        tmp_path, capsys, new_upload):
+    """Every package is checked before the first is sent: one refused (here the second),
+    nothing reaches the agent's upload, and no file is said as uploading."""
+    packages = rpms(tmp_path, "oceanbase-ce", "oceanbase-ce-libs")
+    _flip_a_payload_byte(packages[1])
+    told = []
+    with ob_agent(new_upload=new_upload) as agent, client_for(agent) as client:
+        with pytest.raises(InvalidArgumentError, match="fails the check obshell makes") as info:
+            client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=packages, progress=True,
+                                  on_upload=lambda *now: told.append(now))
+        assert not agent.requests_to("/api/v1/package", "POST")  # not even the route's probe
+        assert not agent.requests_to("/api/v1/upgrade/package", "POST")
+        assert agent.inventory == [] and agent.dags == {}
+    assert info.value.argument == "path" and str(packages[1]) in str(info.value)
+    assert told == [] and "uploading" not in capsys.readouterr().err
+
+
+def test_each_package_is_read_once_for_its_check_all_before_the_first_upload(
+        tmp_path, monkeypatch):
+    """The check's read gives the SHA-256 the upload sends (no read of its own), for one
+    package as for several; with several, every check comes before the first upload."""
+    from obshell_sdk import _rpm, _upload
+
+    packages = rpms(tmp_path, "oceanbase-ce", "oceanbase-ce-libs")
+    checked, hashed = [], []
+    real = _rpm._digest
+    monkeypatch.setattr(_upload, "_sha256", lambda path: hashed.append(path))
+    with ob_agent() as agent, client_for(agent) as client:
+        def counted(path, start, feed):
+            checked.append((path, len(agent.inventory)))  # how many stored by then
+            return real(path, start, feed)
+
+        monkeypatch.setattr(_rpm, "_digest", counted)
+        client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=packages, timeout=60)
+        assert checked == [(str(packages[0]), 0), (str(packages[1]), 0)]
+        checked.clear()
+        client.upload_package(packages[0])  # one file alone: read once for its check too
+        assert checked == [(str(packages[0]), 2)]
+    (agent_rpm,) = rpms(tmp_path, "obshell", version=AGENT_VERSION, release=AGENT_RELEASE)
+    checked.clear()
+    with FakeAgent(password=PASSWORD, stages_per_poll=10) as agent, client_for(agent) as client:
+        client.run_agent_upgrade(AGENT_VERSION, AGENT_RELEASE, package=agent_rpm, timeout=60)
+        assert checked == [(str(agent_rpm), 0)]
+    assert hashed == []
+
+
+@pytest.mark.parametrize("new_upload", [True, False], ids=["new", "old"])
+def test_a_package_changed_after_the_check_is_refused_by_the_agent(tmp_path, new_upload):
+    """Checked first, sent later: a file changed in between (here while the first one went)
+    is sent with what its check read, and the agent refuses it (the newer upload's SHA-256;
+    an older agent's own MD5 check), storing nothing of it."""
+    packages = rpms(tmp_path, "oceanbase-ce", "oceanbase-ce-libs")
+
+    def on_upload(path, stored):
+        if stored is not None and path == str(packages[0]):
+            _flip_a_payload_byte(packages[1])
+
+    with ob_agent(new_upload=new_upload) as agent, client_for(agent) as client:
+        with pytest.raises(ApiError) as info:
+            client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=packages, timeout=60,
+                                  on_upload=on_upload)
+        assert [row["name"] for row in agent.inventory] == ["oceanbase-ce"]
+        assert agent.dags == {}
+    said = "File SHA256 mismatch" if new_upload else "MD5 checksum validation failed"
+    assert said in str(info.value), str(info.value)
