@@ -89,16 +89,17 @@ class Rollout:
         """Upgrade obshell on every target, then confirm ``VERSION-BUILD`` through ``/info``.
 
         Each target: upload ``package`` (when given; one whose RPM header names another
-        package raises InvalidArgumentError first), pre-check (when ``check``), upgrade,
-        follow. ``timeout`` bounds each DAG's wait; a DAG still running then is reported
-        ``unknown`` and a rerun follows it on. ``upload_timeout`` is how long an upload may
-        take (by default 600 s, or the file at 1 MiB/s).
+        package, or cut short or damaged, raises InvalidArgumentError first: it is checked
+        once, before any target), pre-check (when ``check``), upgrade, follow. ``timeout``
+        bounds each DAG's wait; a DAG still running then is reported ``unknown`` and a rerun
+        follows it on. ``upload_timeout`` is how long an upload may take (by default 600 s,
+        or the file at 1 MiB/s).
         """
         path = None if package is None else check_package_path(package)
+        timeout = check_seconds(timeout, "timeout")  # all input before the package is read
         return self._run(agent_plan(version, release, path, upgrade_dir,
                                     check_flag(check, "check"),
-                                    check_upload_timeout(upload_timeout)),
-                         check_seconds(timeout, "timeout"))
+                                    check_upload_timeout(upload_timeout)), timeout)
 
     def upgrade_ob(
         self, version: str, release: str, *,
@@ -109,14 +110,15 @@ class Rollout:
         """Upgrade OceanBase on every target, then confirm the version through ``/info``.
 
         Each target: upload ``packages`` (every one the edition needs, e.g. ``oceanbase-ce``
-        and ``oceanbase-ce-libs``; each within ``upload_timeout``), pre-check (when
-        ``check``), upgrade in ``mode``, follow.
+        and ``oceanbase-ce-libs``; each within ``upload_timeout``; each checked once, before
+        any target, as for :meth:`upgrade_agent`), pre-check (when ``check``), upgrade in
+        ``mode``, follow.
         """
         paths = check_package_paths(packages)
+        timeout = check_seconds(timeout, "timeout")  # all input before the packages are read
         return self._run(ob_plan(version, release, paths, mode, upgrade_dir, freeze_server,
                                  check_flag(check, "check"),
-                                 check_upload_timeout(upload_timeout)),
-                         check_seconds(timeout, "timeout"))
+                                 check_upload_timeout(upload_timeout)), timeout)
 
     # -- running ---------------------------------------------------------------------------
 

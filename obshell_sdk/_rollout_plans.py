@@ -24,7 +24,7 @@ from ._targets import (
     ob_not_newer,
 )
 from ._text import printable
-from ._upload import package_label
+from ._upload import check_package_digest, package_label
 
 __all__ = ["agent_plan", "ob_plan", "upload_steps"]
 
@@ -32,12 +32,16 @@ __all__ = ["agent_plan", "ob_plan", "upload_steps"]
 def agent_plan(version: str, release: str, package: Optional[str],
                upgrade_dir: Optional[str], check: bool,
                upload_timeout: Optional[float] = None) -> Plan:
-    """Upload (when a package is given), pre-check (when ``check``), upgrade, confirm."""
+    """Upload (when a package is given), pre-check (when ``check``), upgrade, confirm.
+
+    The package is checked here, once for every target (:func:`check_package_digest`).
+    """
     request = UpgradeAgentRequest(version, release, upgrade_dir)  # refuse bad input first
     steps = []
     if package is not None:
         check_target_package(package, version, release)  # its header, before any journal
         steps.append(Step("upload", "upload", path=package, upload_timeout=upload_timeout,
+                          sha256=check_package_digest(package, sha256=True),  # once for all
                           confirm=lambda uploaded: not_the_target(uploaded, version, release)))
     if check:
         steps.append(Step("check", "task", endpoint=AGENT_UPGRADE_CHECK, request=request))
@@ -71,10 +75,12 @@ def ob_plan(version: str, release: str, packages: Sequence[str], mode: str,
     """Upload the packages, pre-check (when ``check``), upgrade OceanBase, confirm the version.
 
     ``/info`` reports the OceanBase version without its build, so that is what is confirmed.
+    Each package is checked here, once for every target (:func:`check_package_digest`).
     """
     request = UpgradeObRequest(version, release, mode, upgrade_dir, freeze_server)
     check_ob_packages(packages, version, release)  # their headers, before any journal
-    steps = [Step(name, "upload", path=p, upload_timeout=upload_timeout)
+    steps = [Step(name, "upload", path=p, upload_timeout=upload_timeout,
+                  sha256=check_package_digest(p, sha256=True))  # each once, for every target
              for name, p in upload_steps(packages)]
     if check:
         steps.append(Step("check", "task", endpoint=OB_UPGRADE_CHECK,

@@ -56,8 +56,9 @@ class Abandoned(Exception):  # noqa: N818 - not an error: a worker let go after 
 class Step:
     """One step of a plan: an upload, a DAG, or a confirmation.
 
-    An upload sends ``path`` within ``upload_timeout`` (None: the client's default); a DAG
-    is created through ``endpoint`` with ``request``.
+    An upload sends ``path`` within ``upload_timeout`` (None: the client's default), checked
+    once when the plan was made (``sha256``: its SHA-256, then read); a DAG is created
+    through ``endpoint`` with ``request``.
     ``confirm`` says what is wrong (None: nothing) with an upload's package or ``/info``.
     """
 
@@ -65,6 +66,7 @@ class Step:
     kind: str  # "upload", "task" or "confirm"
     path: str = ""  # the package, for an upload
     upload_timeout: Optional[float] = None
+    sha256: Optional[str] = None
     endpoint: Optional[TaskEndpoint[Any]] = attrs.field(default=None, eq=False)
     request: Any = None
     confirm: Optional[Callable[[Any], Optional[str]]] = attrs.field(default=None, eq=False)
@@ -237,7 +239,7 @@ class TargetRun:
             log_in(self.client)
             self.logged_in = True
         self.journal.step(self.target, step.name, "started")
-        uploaded = self.client.upload_package(step.path, lifetime=step.upload_timeout)
+        uploaded = self.client._upload_checked(step.path, step.sha256, step.upload_timeout)
         problem = step.confirm(uploaded) if step.confirm is not None else None
         if problem:  # nothing started: a rerun with the right package goes on
             raise Ended(TargetOutcome.REFUSED, problem)

@@ -148,6 +148,42 @@ def test_a_package_that_is_not_the_target_fails_before_any_task(tmp_path):
         assert agent.requests == [] and not (tmp_path / "r.db").exists()  # read here first
 
 
+def test_a_damaged_package_stops_the_rollout_before_any_target_is_touched(tmp_path,
+                                                                           monkeypatch):
+    """The same local files go to every target: a damaged one is refused once, before the
+    journal or any agent (it was refused on each target in turn, up to ``max_failures``). A
+    sound package is read once for its check, however many targets it goes to."""
+    from obshell_sdk import _rpm, _upload
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    sound = rpm.read_bytes()
+    rpm.write_bytes(sound[:-100])  # a download cut short
+    ce, libs = ob_packages(tmp_path)[:2]
+    libs.write_bytes(libs.read_bytes()[:-100])
+    with ExitStack() as stack:
+        fleet = agents(stack, 3)
+        for journal, run in (
+                ("a.db", lambda r: r.upgrade_agent(VERSION, RELEASE, package=str(rpm))),
+                ("ob.db", lambda r: r.upgrade_ob(*OB_TARGET, packages=[ce, libs]))):
+            with pytest.raises(InvalidArgumentError, match="fails the check obshell makes") \
+                    as info:
+                run(rollout(fleet, tmp_path / journal, max_failures=3))
+            assert info.value.argument == "path", str(info.value)
+            assert all(a.requests == [] for a in fleet) and not (tmp_path / journal).exists()
+        checked = []
+        real = _rpm._digest
+        monkeypatch.setattr(_rpm, "_digest", lambda path, *rest: (
+            checked.append(path), real(path, *rest))[1])
+        monkeypatch.setattr(_upload, "_sha256", lambda path: checked.append(("sha", path)))
+        rpm.write_bytes(sound)
+        report = rollout(fleet, tmp_path / "b.db").upgrade_agent(VERSION, RELEASE,
+                                                                  package=str(rpm))
+        assert report.ok, str(report)
+        assert [uploads(a) for a in fleet] == [1, 1, 1] and checked == [str(rpm)]
+
+
 def test_an_uploaded_package_the_agent_reads_as_another_is_refused_and_a_rerun_goes_on(
         tmp_path, monkeypatch):
     """A header the SDK cannot read is left to the agent; when the agent reads it as another
