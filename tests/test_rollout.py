@@ -184,6 +184,25 @@ def test_a_damaged_package_stops_the_rollout_before_any_target_is_touched(tmp_pa
         assert [uploads(a) for a in fleet] == [1, 1, 1] and checked == [str(rpm)]
 
 
+def test_rollout_ob_from_a_shell_refuses_a_damaged_package_before_any_cluster(tmp_path):
+    """``rollout ob --package CE --package LIBS``, LIBS cut short: exit 2 naming it, nothing
+    sent to any cluster, no journal (each cluster refused it in turn, exit 1)."""
+    ce, libs = ob_packages(tmp_path)[:2]
+    libs.write_bytes(libs.read_bytes()[:-100])
+    with ExitStack() as stack:
+        fleet = agents(stack, 2)
+        (tmp_path / "targets").write_text("\n".join(targets(fleet)) + "\n")
+        cmd, env = _cli("--json", "rollout", "ob", "--targets", str(tmp_path / "targets"),
+                        "--journal", str(tmp_path / "ob.db"), "--max-failures", "2",
+                        "--package", str(ce), "--package", str(libs), *OB_TARGET)
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120,
+                             stdin=subprocess.DEVNULL, check=False)
+        assert all(a.requests == [] for a in fleet) and not (tmp_path / "ob.db").exists()
+    assert out.returncode == 2, out.stderr
+    assert f"--package: {str(libs)!r} fails the check obshell makes of an RPM" in out.stderr
+    assert json.loads(out.stdout)["error"]["argument"] == "--package"
+
+
 def test_an_uploaded_package_the_agent_reads_as_another_is_refused_and_a_rerun_goes_on(
         tmp_path, monkeypatch):
     """A header the SDK cannot read is left to the agent; when the agent reads it as another
