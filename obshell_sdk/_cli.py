@@ -42,7 +42,12 @@ from ._cli_package import check_package_args, run_package
 from ._cli_parser import DEFAULT_TIMEOUT, parse
 from ._cli_rollout import run_rollout
 from ._client import ObshellClient
-from ._config import Environment, prompted_auth_from_env, settings_from_env
+from ._config import (
+    Environment,
+    empty_passwords_said,
+    prompted_auth_from_env,
+    settings_from_env,
+)
 from ._dag import DagState
 from ._endpoints import UpgradeAgentRequest
 from ._exceptions import InvalidArgumentError, ObshellError
@@ -283,8 +288,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         with sigterm_as_interrupt():
             _check(args)
             return _run(args, out, progress)
-    except ObshellError as exc:
-        return _failed(out, progress, exit_code(exc), said(args, exc, progress.seen),
+    except ObshellError as exc:  # an empty password refused: said to be one
+        return _failed(out, progress, exit_code(exc),
+                       said(args, exc, progress.seen) + empty_passwords_said(Environment(), exc),
                        error_fields(exc))
     except KeyboardInterrupt as exc:
         code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED

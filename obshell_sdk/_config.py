@@ -16,7 +16,7 @@ from typing import Any, NoReturn, Optional
 
 from ._address import check_host
 from ._auth import PasswordAuth
-from ._exceptions import InvalidArgumentError
+from ._exceptions import InvalidArgumentError, ObshellError, WrongPasswordError
 from ._validate import brief_repr
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "check_env_bundle",
     "check_rollout_client_options",
     "client_options_from_env",
+    "empty_passwords_said",
     "min_key_bits_from_env",
     "prompted_auth_from_env",
     "settings_from_env",
@@ -201,6 +202,29 @@ def auth_from_env(env: Environment) -> Optional[PasswordAuth]:
         return None
     return PasswordAuth(env.get("OBSHELL_PASSWORD") or "", env.get("OBSHELL_AGENT_PASSWORD"),
                         min_key_bits=min_key_bits_from_env(env))
+
+
+#: The variable of the password the agent said it refused (by its error code).
+_REFUSED = {"Security.Authentication.IncorrectOceanbasePassword": "OBSHELL_PASSWORD",
+            "Security.Authentication.IncorrectAgentPassword": "OBSHELL_AGENT_PASSWORD"}
+
+
+def empty_passwords_said(env: Environment, exc: ObshellError) -> str:
+    """`` (OBSHELL_PASSWORD is set but empty)`` when the agent refused an empty password; else "".
+
+    An empty password is sent as given (a SINGLE agent without an agent password takes any);
+    a refusal of one says so, as the refusal alone reads like a typo in a password. The
+    variable is the one the agent names by its error code (either, when it names none).
+    """
+    if not isinstance(exc, WrongPasswordError):
+        return ""
+    refused = _REFUSED.get(exc.err_code)
+    said = [f"{name} is set but empty" for name in ("OBSHELL_PASSWORD", "OBSHELL_AGENT_PASSWORD")
+            if refused in (None, name) and env.get(name) == ""]
+    if refused == "OBSHELL_PASSWORD" and env.get("OBSHELL_PASSWORD") is None \
+            and env.get("OBSHELL_AGENT_PASSWORD") is not None:  # so no prompt asked for it
+        said.append("OBSHELL_PASSWORD is not set, so an empty root@sys password was sent")
+    return f" ({'; '.join(said)})" if said else ""
 
 
 def prompted_auth_from_env(env: Environment, prompt: str) -> PasswordAuth:

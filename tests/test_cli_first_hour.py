@@ -644,6 +644,37 @@ def test_a_wrong_password_and_a_missing_task_name_the_cli_way_out():
         assert missing.returncode == 10 and "obshell-sdk task list" in missing.stderr
 
 
+def _cli_with(agent, **variables):
+    env = dict(_env(agent, password=None), **variables)
+    return subprocess.run([sys.executable, "-m", "obshell_sdk", "task", "list"],
+                          capture_output=True, text=True, env=env, timeout=60,
+                          stdin=subprocess.DEVNULL, check=False)
+
+
+def test_an_empty_password_variable_refused_is_said_to_be_empty():
+    """``OBSHELL_PASSWORD=`` (set, but empty) was sent, as it must be (a SINGLE agent takes
+    any password), and refused as a wrong password, with no word that it was empty."""
+    with FakeAgent(password=PASSWORD, agent_password="agent-secret") as agent:
+        root = _cli_with(agent, OBSHELL_PASSWORD="")
+        assert root.returncode == 3, root.stderr
+        assert root.stderr.rstrip().endswith("(OBSHELL_PASSWORD is set but empty)"), root.stderr
+        agent_pw = _cli_with(agent, OBSHELL_PASSWORD=PASSWORD, OBSHELL_AGENT_PASSWORD="")
+        assert agent_pw.returncode == 3, agent_pw.stderr
+        assert "(OBSHELL_AGENT_PASSWORD is set but empty)" in agent_pw.stderr, agent_pw.stderr
+        assert "OBSHELL_PASSWORD is set" not in agent_pw.stderr  # not the refused one
+    with FakeAgent(password=PASSWORD) as agent:  # only the agent password given, empty
+        only = _cli_with(agent, OBSHELL_AGENT_PASSWORD="")
+        assert only.returncode == 3, only.stderr
+        assert "(OBSHELL_AGENT_PASSWORD is set but empty)" not in only.stderr  # not sent
+        assert "OBSHELL_PASSWORD is not set, so an empty root@sys password was sent" \
+            in only.stderr, only.stderr
+        typo = _cli_with(agent, OBSHELL_PASSWORD="not-it")
+        assert typo.returncode == 3 and "empty" not in typo.stderr, typo.stderr
+    with FakeAgent(password=PASSWORD, identity="SINGLE") as agent:  # takes any: still sent
+        single = _cli_with(agent, OBSHELL_PASSWORD="")
+        assert single.returncode == 0, single.stderr
+
+
 def test_ctrl_c_while_waiting_for_a_task_by_id_names_it():
     with FakeAgent(password=PASSWORD, stage_seconds=30) as agent:
         agent.create_upgrade_dag(VERSION, RELEASE)
