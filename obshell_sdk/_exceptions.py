@@ -133,13 +133,14 @@ class DecodeError(ObshellError):
     ``where``: the JSON path of the part that did not fit (``data.nodes[2].state``); ``excerpt``:
     the start of a body that could not be read; ``status``: the reply's HTTP status (0 if not
     known); ``method``, ``path``: the request, when the reply as a whole was not obshell's (the
-    message then starts with them); ``task_id``: the task a poll was about, or "".
+    message then starts with them, and ``agent``, its ``host:port``); ``task_id``: the task a
+    poll was about, or "".
     """
 
     def __init__(self, message: str, *, where: str = "", excerpt: str = "", status: int = 0,
-                 method: str = "", path: str = "", task_id: str = "") -> None:
+                 method: str = "", path: str = "", task_id: str = "", agent: str = "") -> None:
         text = f"{where}: {message}" if where else message
-        text = f"{method} {path}: {text}" if method else text
+        text = f"{method} {path}{f' on {agent}' if agent else ''}: {text}" if method else text
         super().__init__(text + (f" (reply starts with {excerpt!r})" if excerpt else ""))
         self.where = where
         self.excerpt = excerpt
@@ -147,6 +148,7 @@ class DecodeError(ObshellError):
         self.method = method
         self.path = path
         self.task_id = task_id
+        self.agent = agent
 
     @property
     def refusal_page(self) -> bool:

@@ -198,7 +198,7 @@ class Transport:
                     resp.close()
             except _ReplyTooLargeError as exc:
                 raise DecodeError(str(exc), status=resp.status_code, method=method,
-                                  path=path) from None
+                                  path=path, agent=self.agent) from None
             except Exception as exc:  # out of time: the watchdog's or the (cut) socket's timer
                 out_of_time = deadline.fired or time.monotonic() >= expires
                 raise exchange_error(exc, out_of_time, seconds, method, path, self.agent,
@@ -257,18 +257,18 @@ def _envelope(resp: requests.Response, body: bytes, method: str, path: str, agen
     except RecursionError:
         raise DecodeError(f"HTTP {status} reply nests JSON more than "
                           f"{MAX_REPLY_DEPTH} levels deep", status=status, method=method,
-                          path=path) from None
+                          path=path, agent=agent) from None
     except ValueError as exc:
         kind = resp.headers.get("Content-Type", "no content type")
         raise DecodeError(f"HTTP {status} reply is not JSON ({kind}): {exc}; is this "
                           "an obshell agent, and is https= right?", status=status,
                           excerpt=body[:_EXCERPT].decode("utf-8", "replace"),
-                          method=method, path=path) from None
+                          method=method, path=path, agent=agent) from None
     try:
         envelope = Envelope.from_json(obj)
     except DecodeError as exc:
         error = DecodeError(f"HTTP {status} reply is not an obshell envelope: {exc}",
-                            status=status, method=method, path=path)
+                            status=status, method=method, path=path, agent=agent)
         error.where = exc.where  # the JSON path; the message names it already
         raise error from None
     if envelope.successful and 200 <= status < 300:

@@ -832,6 +832,24 @@ def test_tls_hints_name_the_cli_options_not_python_keywords():
     assert said.endswith("is --https (OBSHELL_HTTPS) right?"), said
 
 
+def test_a_server_that_is_no_obshell_agent_is_named_as_every_other_error_names_it():
+    """A plain web server's 404 page: ``GET /api/v1/info: HTTP 404 reply is not JSON``, where
+    every other error says on which agent; ``--json`` gave no ``agent`` either."""
+    from rawserver import RawServer
+
+    with RawServer() as server:
+        server.set_reply(404, b"<html><body>Not Found</body></html>",
+                         {"Content-Type": "text/html"})
+        env = dict(_env(password=None), OBSHELL_HOST=server.host, OBSHELL_PORT=str(server.port))
+        out = subprocess.run([sys.executable, "-m", "obshell_sdk", "--json", "info"],
+                             capture_output=True, text=True, env=env, timeout=60,
+                             stdin=subprocess.DEVNULL, check=False)
+    agent = f"{server.host}:{server.port}"
+    assert out.returncode == 7, out.stderr
+    assert f"GET /api/v1/info on {agent}: HTTP 404 reply is not JSON" in out.stderr, out.stderr
+    assert json.loads(out.stdout)["error"]["agent"] == agent
+
+
 def test_usage_errors_name_what_the_usage_line_shows():
     """``task`` alone names ACTION, as the usage line and --help do (it named a Python
     ``action`` the usage never showed), and a stray value is said to be one."""

@@ -179,6 +179,23 @@ def test_malformed_replies_are_typed_errors(agent, status, body, content_type, n
     assert info.value.status == status
 
 
+@pytest.mark.parametrize(("body", "content_type"), [
+    (b"<html><body>404 page not found</body></html>", "text/html"),  # not JSON
+    (b'{"a": ' * 300 + b"1" + b"}" * 300, "application/json"),  # nested too deep
+    (b"[1, 2, 3]", "application/json"),  # JSON, not an envelope
+])
+def test_a_reply_that_is_not_obshell_s_names_the_agent_as_every_other_error_does(
+        agent, body, content_type):
+    """``GET /x: HTTP 404 reply is not JSON`` named no agent, where an ApiError or a lost
+    connection says ``on host:port`` (a rollout's or a script's many agents)."""
+    server, client = agent
+    server.set_reply(404, body, {"Content-Type": content_type})
+    with pytest.raises(DecodeError) as info:
+        client.call("GET", "/x", signed=False)
+    assert str(info.value).startswith(f"GET /x on {client.agent}: HTTP 404 reply "), info.value
+    assert info.value.agent == client.agent
+
+
 def test_an_empty_2xx_reply_is_a_cut_reply_never_a_success(agent):
     """obshell always answers with an envelope: a 200 or 201 without a body was cut short."""
     server, client = agent
