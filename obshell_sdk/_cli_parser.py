@@ -68,7 +68,7 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     except UsageError as exc:
         sys.stderr.write(f"{exc.usage}{exc.message}\n")
         if "--json" in given:  # one document on stdout, as every failure leaves one
-            sys.stdout.write(json.dumps({"error": {"exit": 2, "message": exc.message}}) + "\n")
+            sys.stdout.write(json.dumps({"error": {"exit": 2, "message": exc.bare}}) + "\n")
         raise
 
 

@@ -240,8 +240,9 @@ def _closest(typed: str, known: Iterable[str]) -> str:
 class UsageError(SystemExit):
     """A usage error: exit 2, as argparse's own.
 
-    ``said``: its lines (``prog: error: ...``), ``message`` them joined; ``usage``: the usage
-    of the command they are about; ``prog``: the parser that said it first. Nothing is
+    ``said``: its lines (``prog: error: ...``), ``message`` them joined, ``bare`` the same
+    without their ``prog: error:`` (as ``--json``'s document says every error); ``usage``: the
+    usage of the command they are about; ``prog``: the parser that said it first. Nothing is
     written yet: the caller writes ``usage`` and ``message`` on stderr.
     """
 
@@ -249,6 +250,7 @@ class UsageError(SystemExit):
         super().__init__(2)
         self.said, self.usage, self.prog = list(said), usage, prog
         self.message = "\n".join(self.said)
+        self.bare = "\n".join(line.partition(": error: ")[2] or line for line in self.said)
 
 
 #: A value as argparse shows it, its repr: in double quotes when it holds a single quote only.

@@ -323,8 +323,9 @@ def test_an_option_left_at_the_level_it_was_given_at_is_said_with_the_commands_e
     assert out.returncode == 2 and "hunter2" not in out.stdout + out.stderr
     assert out.stderr.startswith(f"usage: obshell-sdk {prog} "), out.stderr
     assert out.stderr.endswith("\n".join(said) + "\n"), out.stderr
-    out = cli("--json", *argv)  # the same words in --json's document
-    assert json.loads(out.stdout)["error"]["message"] == "\n".join(said)
+    out = cli("--json", *argv)  # the same words in --json's document, as its other messages
+    bare = [line.partition(": error: ")[2] for line in said]  # without "prog: error:"
+    assert json.loads(out.stdout)["error"]["message"] == "\n".join(bare)
 
 
 @pytest.mark.parametrize("argv, option", [
@@ -604,7 +605,10 @@ def test_what_would_be_ignored_or_is_malformed_is_refused_before_sending(argv, m
 def test_usage_errors_go_to_stderr_and_never_echo_an_explicit_argument():
     out = cli("--json", "task")  # stdout: the usage error as --json's one document
     assert out.returncode == 2 and "usage:" in out.stderr and "usage:" not in out.stdout
-    assert json.loads(out.stdout)["error"]["exit"] == 2
+    assert json.loads(out.stdout)["error"] == {  # its message as bare as any other's
+        "exit": 2, "message": "the following arguments are required: ACTION"}, out.stdout
+    assert "obshell-sdk task: error: the following arguments are required: ACTION" \
+        in out.stderr  # a person reads which command said it
     out = cli("--json", "info", "--https=hunter2-secret")
     assert out.returncode == 2 and "hunter2" not in out.stdout + out.stderr
     out = cli("info", "--https=hunter2-secret")
