@@ -26,6 +26,7 @@ from ._exceptions import (
     ConnectionLostError,
     DecodeError,
     InvalidArgumentError,
+    NotFoundError,
     ObshellError,
     OutcomeUnknownError,
     PackageDamagedError,
@@ -142,8 +143,8 @@ def exit_code(exc: ObshellError) -> int:
         return EXIT_OUTCOME_UNKNOWN  # the agent may have done it (an operator, an upload)
     if is_refusal(exc):  # the agent's: the operator does not apply, as our own refusal
         return EXIT_STATE
-    if isinstance(exc, TaskNotFoundError) and not re.match(r"/api/v1/task/\w+/\d", exc.path):
-        return EXIT_API  # "no such task" about a call naming no task: no id to check
+    if isinstance(exc, NotFoundError) and not re.match(r"/api/v1/task/\w+/\d", exc.path):
+        return EXIT_API if exc.status else EXIT_NOT_FOUND  # naming no task; 0: a list lacked it
     table: Sequence[tuple[type[ObshellError], int]] = (
         (InvalidArgumentError, EXIT_USAGE), (AuthError, EXIT_AUTH), (WeakKeyError, EXIT_AUTH),
         (OutcomeUnknownError, EXIT_OUTCOME_UNKNOWN), (TaskStateError, EXIT_STATE),

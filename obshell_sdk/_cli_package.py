@@ -14,7 +14,7 @@ from typing import Any, Callable
 from ._cli_errors import EXIT_OK
 from ._cli_output import Output, Progress, Uploads
 from ._client import ObshellClient
-from ._exceptions import InvalidArgumentError
+from ._exceptions import InvalidArgumentError, NotFoundError
 from ._render import package_line
 from ._upload import check_package_paths
 from ._workflow import log_in, upload_packages
@@ -76,9 +76,18 @@ def run_package(client: ObshellClient, args: argparse.Namespace, out: Output,
     pkg_id = int(args.items[0])
     row = next((r for r in client.packages() if r.pkg_id == pkg_id), None)
     if row is None:  # obshell answers a delete of an unknown id with success
-        raise InvalidArgumentError("ID", f"the cluster lists no package {pkg_id}; "
-                                   "obshell-sdk package list shows them (an older upload of a "
-                                   "package is listed again once the newer one is deleted)")
+        raise _not_listed(client.agent, pkg_id)
     client.delete_package(pkg_id)
     out.value({"deleted": row}, f"deleted {package_line(row)}")
     return EXIT_OK
+
+
+def _not_listed(agent: str, pkg_id: int) -> NotFoundError:
+    """"Not found" for a package the cluster's list lacks: the SDK's own (status 0), exit 10."""
+    path = "/api/v1/upgrade/package/info"
+    said = f"the cluster lists no package {pkg_id}"
+    error = NotFoundError(status=0, err_code="", code=0, message=said, trace_id="",
+                          method="GET", path=path, agent=agent)
+    error.args = (f"GET {path} on {agent}: {said}; obshell-sdk package list shows them (an "
+                  "older upload of a package is listed again once the newer one is deleted)",)
+    return error

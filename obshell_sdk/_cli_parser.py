@@ -41,7 +41,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
         "lost its reply (run `task list`)"),
     (9, "the operator does not apply to the task's state or steps (e.g. retry of a task that "
         "did not fail, skip of a step obshell cannot pass); nothing changed"),
-    (10, "no such task (check the id: `task list`)"),
+    (10, "no such task, or package (check the id: `task list`, `package list`)"),
     (11, "the cluster is under maintenance: another task holds its lock (`task list`)"),
     (130, "interrupted (a task keeps running on the agent)"),
     (143, "terminated (SIGTERM), as when interrupted"),

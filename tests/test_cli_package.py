@@ -99,11 +99,17 @@ def test_a_damaged_package_is_refused_before_any_is_sent(rpms, damaged):
 
 
 def test_deleting_a_package_the_cluster_does_not_hold_is_said(rpms):
-    # obshell answers a delete of any id with success: the CLI looks first
+    # obshell answers a delete of any id with success: the CLI looks first. It exits as "not
+    # found" does (10, as task show of a missing task), not 2, "nothing was sent": it was.
     with FakeAgent(password=PASSWORD) as agent:
         out = run(agent, "package", "delete", "7")
-        assert out.returncode == 2 and "the cluster lists no package 7" in out.stderr
+        assert out.returncode == 10 and "the cluster lists no package 7" in out.stderr
+        assert f"on {agent.host}:{agent.port}" in out.stderr, out.stderr
         assert not agent.requests_to("/api/v1/upgrade/package/7", "DELETE")
+        assert agent.requests_to("/api/v1/upgrade/package/info", "GET")  # it was sent
+        error = json.loads(run(agent, "--json", "package", "delete", "7").stdout)["error"]
+    assert error["exit"] == 10 and error["type"] == "NotFoundError", error
+    assert error["agent"] == f"{agent.host}:{agent.port}"
     # the command it suggests reaches the same agent, as a suggested task command does
     assert f"{same(agent)} package list shows them" in out.stderr, out.stderr
 
