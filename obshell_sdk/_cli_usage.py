@@ -55,7 +55,7 @@ class Parser(argparse.ArgumentParser):
         if word in self.words:  # a known word, not a value typed: said as it was
             self._say(f"VERSION: '{word}' is not a version: {self.words[word]}")
         if extras:
-            self._say(self._unrecognized(extras))
+            self._say(self._unrecognized(extras, parsed))
         return parsed, extras
 
     def error(self, message: str) -> NoReturn:
@@ -99,18 +99,47 @@ class Parser(argparse.ArgumentParser):
         return _unknown_options(self.given, self._option_string_actions, choices,
                                 to_positional=to_positional)
 
-    def _unrecognized(self, tokens: Sequence[str]) -> str:
+    def _unrecognized(self, tokens: Sequence[str], parsed: Any = None) -> str:
         """What this parser does not take: options by name (and the likely one), no values.
 
-        A word after ``--`` is a value, however it starts (``--`` itself is said as one).
+        Values are counted, with what the command takes (:meth:`_takes`), never shown. A word
+        after ``--`` is a value, however it starts (``--`` itself only when alone); the word
+        after a password option is its value, said with it.
         """
         values = set(self.given[self.given.index("--"):]) if "--" in self.given else set()
-        values.update(after for before, after in zip(self.given, self.given[1:])
-                      if "=" not in before and _password_like(before))
-        shown = [self._option(t) if t.startswith("-") and t != "-" and t not in values else
-                 "(an extra value: values are not shown, as one may be a password)"
-                 for t in tokens]
-        return f"unrecognized arguments: {' '.join(dict.fromkeys(shown))}"
+        secret = {after for before, after in zip(self.given, self.given[1:])
+                  if "=" not in before and _password_like(before)}
+        shown = [self._option(t) for t in tokens
+                 if t.startswith("-") and t != "-" and t not in values | secret]
+        extra = sum(t in values or not t.startswith("-") or t == "-" for t in tokens
+                    if t not in secret and t != "--") or (0 if shown else len(tokens))
+        said = [f"unrecognized arguments: {' '.join(dict.fromkeys(shown))}"] if shown else []
+        if extra:
+            said.append(f"{self._takes(parsed)}; {extra} extra value{'s' if extra > 1 else ''}"
+                        " given (values are not shown)")
+        return "; ".join(said)
+
+    def _takes(self, parsed: Any) -> str:
+        """What the command takes besides options, as its usage names them.
+
+        ``task show takes at most one ID``: the command's own words read (a choice, such as
+        ``show``) are named with it.
+        """
+        name = self.prog.removeprefix("obshell-sdk ")
+        rest: list[tuple[object, object]] = []  # the usage's names and their nargs
+        for action in self._actions:
+            if action.option_strings or action.nargs == argparse.PARSER:
+                continue
+            word = getattr(parsed, action.dest, None)
+            if not rest and action.choices and word in action.choices:
+                name += f" {word}"  # one of the command's own words, never a value typed
+            else:
+                rest.append((action.metavar or action.dest.upper(), action.nargs))
+        if not rest:
+            return f"{name} takes options only"
+        if len(rest) == 1 and rest[0][1] in (None, "?"):
+            return f"{name} takes {'at most ' if rest[0][1] else ''}one {rest[0][0]}"
+        return f"{name} takes " + " ".join(f"[{m}]" if n == "?" else str(m) for m, n in rest)
 
     def _option(self, token: str) -> str:
         """An unknown option as said: its name only, and why it is not here or what is near."""

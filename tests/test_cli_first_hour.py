@@ -862,8 +862,31 @@ def test_usage_errors_name_what_the_usage_line_shows():
     assert out.stderr.rstrip().endswith("the following arguments are required: ACTION")
     assert "list, show, wait, retry, rollback, cancel or skip" in cli("task", "--help").stdout
     extra = cli("task", "show", "11", "hunter2-secret")
-    assert extra.returncode == 2 and "an extra value" in extra.stderr
+    assert extra.returncode == 2 and "1 extra value given" in extra.stderr
     assert "hunter2" not in extra.stderr
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["task", "show", "17", "18"], "obshell-sdk task: error: task show takes at most one ID; "
+     "1 extra value given (values are not shown)"),
+    (["task", "wait", "17", "18", "19"], "obshell-sdk task: error: task wait takes at most one "
+     "ID; 2 extra values given (values are not shown)"),
+    (["upgrade", VERSION, RELEASE, "x.el7"], "obshell-sdk upgrade: error: upgrade takes "
+     "VERSION RELEASE; 1 extra value given (values are not shown)"),
+    (["info", "17"], "obshell-sdk info: error: info takes options only; 1 extra value given "
+     "(values are not shown)"),
+    (["task", "show", "17", "18", "--wiat"], "obshell-sdk task: error: unrecognized arguments: "
+     "--wiat (did you mean --wait?); task show takes at most one ID; 1 extra value given "
+     "(values are not shown)"),
+])
+def test_an_extra_value_is_said_with_what_the_command_takes(argv, said):
+    """``task show 17 18`` said ``unrecognized arguments: (an extra value: values are not
+    shown, as one may be a password)``: neither what was wrong nor what the command takes."""
+    out = cli(*argv)
+    assert out.returncode == 2 and out.stderr.rstrip().endswith(said), out.stderr
+    assert "18" not in out.stderr.partition(": error: ")[2] and "x.el7" not in out.stderr
+    doc = json.loads(cli("--json", *argv).stdout)["error"]
+    assert doc["message"] == said.partition(": error: ")[2], doc
 
 
 def test_the_example_never_starts_an_upgrade_it_was_not_given():
