@@ -131,8 +131,9 @@ class PasswordAuth:
         if not hasattr(self, "_agents"):  # __init__ refused its input: a half-built object
             return "<PasswordAuth (not set up)>"
         agent = "None" if self._agent_password is None else "'***'"
+        bits = "" if self.min_key_bits == 1024 else f", min_key_bits={self.min_key_bits}"
         return (f"PasswordAuth(password='***', agent_password={agent}, "
-                f"lifetime={self.lifetime:g}, version={self.version!r})")
+                f"lifetime={self.lifetime:g}, version={self.version!r}{bits})")
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("obshell_sdk refuses to pickle or copy PasswordAuth: it holds "

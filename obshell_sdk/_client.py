@@ -120,8 +120,10 @@ class ObshellClient(TaskCalls, PackageCalls, UpgradeCalls):
         transport = getattr(self, "_transport", None)  # None while __init__ is refusing input
         if transport is None:
             return "<ObshellClient (not set up)>"
-        closed = ", closed" if transport.closed else ""
-        return f"ObshellClient({self.base_url!r}, auth={transport.auth!r}{closed})"
+        https = ", https=True" if self.base_url.startswith("https:") else ""
+        closed = ", closed" if transport.closed else ""  # a state, not an argument
+        return (f"ObshellClient(host={self.host!r}, port={self.port}{https}, "
+                f"auth={transport.auth!r}{closed})")
 
     @property
     def host(self) -> str:

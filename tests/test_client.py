@@ -287,6 +287,26 @@ def test_non_json_reply_is_a_decode_error():
         assert info.value.status == 502 and "not JSON" in str(info.value)
 
 
+def test_reprs_are_shaped_like_their_constructors_and_never_show_a_password():
+    """``ObshellClient('http://127.0.0.1:2886', ...)`` took a URL no constructor takes, and
+    ``PasswordAuth``'s repr left out a ``min_key_bits`` of 512 (a key it accepts)."""
+    auth = PasswordAuth("hunter2-secret", "agent-secret", min_key_bits=512)
+    assert repr(auth) == ("PasswordAuth(password='***', agent_password='***', lifetime=60, "
+                          "version=None, min_key_bits=512)")
+    assert "min_key_bits" not in repr(PasswordAuth("hunter2-secret"))  # the default, 1024
+    with FakeAgent(password=PASSWORD) as agent:
+        with ObshellClient(agent.host, agent.port, auth=auth) as client:
+            shown = repr(client)
+            assert shown == f"ObshellClient(host='127.0.0.1', port={agent.port}, auth={auth!r})"
+            assert "hunter2" not in shown and "agent-secret" not in shown
+            again = eval(shown.replace(repr(auth), "None"), {"ObshellClient": ObshellClient})
+            with again:  # what it shows makes a client of the same agent
+                assert again.agent == client.agent and again.info().version
+    tls = ObshellClient("::1", 2887, https=True, auth=None)
+    assert repr(tls) == "ObshellClient(host='::1', port=2887, https=True, auth=None)"
+    tls.close()
+
+
 def test_closed_client_refuses_calls_and_given_session_stays_open():
     import requests
 
