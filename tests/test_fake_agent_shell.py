@@ -71,6 +71,19 @@ def test_help_works_and_names_the_flags():
     assert "(default: None)" not in out.stdout and "(default: )" not in out.stdout
 
 
+def test_the_console_script_names_itself_in_its_usage():
+    """``obshell-fake-agent --help`` called itself ``python -m obshell_sdk.testing``."""
+    script = Path(sys.executable).with_name("obshell-fake-agent")
+    if not script.exists():
+        pytest.skip("the obshell-fake-agent script is not installed beside this Python")
+    out = subprocess.run([str(script), "--help"], capture_output=True, text=True, env=_env(),
+                         timeout=60, check=False)
+    assert out.returncode == 0 and out.stdout.startswith("usage: obshell-fake-agent "), out
+    module = subprocess.run([sys.executable, "-m", "obshell_sdk.testing", "--help"],
+                            capture_output=True, text=True, env=_env(), timeout=60, check=False)
+    assert module.stdout.startswith("usage: python -m obshell_sdk.testing "), module.stdout
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_serves_what_the_banner_says_and_stops_cleanly(sig):
     with Served() as agent:

@@ -51,8 +51,10 @@ def _number(kind: type, low: float, high: float = math.inf) -> Callable[[str], A
 
 
 def _parser() -> argparse.ArgumentParser:
+    # Its usage names it as it was run: the console script, or the module.
+    script = sys.argv[0].replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".exe")
     p = argparse.ArgumentParser(
-        prog="python -m obshell_sdk.testing",
+        prog=script if script == "obshell-fake-agent" else "python -m obshell_sdk.testing",
         description="Serve a fake obshell agent on this machine: it checks signed requests "
         "as obshell does and runs upgrade DAGs whose pace and faults you choose.",
         epilog="Ctrl-C (or SIGTERM) stops it. Exit codes: 0 stopped, 2 bad flags or the port "
