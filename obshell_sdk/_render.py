@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 import attrs
 
 from ._dag import DagDetail, DagOutcome, DagState, Operator, TaskDetail
+from ._dag_steps import failed_task_operators
 from ._models import AgentInfo, UpgradePackageInfo
 from ._render_html import cancelled_node, dag_html, task_html, undone_node
 from ._text import printable
@@ -172,10 +173,17 @@ def failure_message(label: str, detail: DagDetail) -> str:
                  "(client.upload_package(path)), then retry the task.")
     if detail.maintenance_type == 1:  # the upgrade check and other lock-free tasks
         return text
-    return (
-        text + "\nThe cluster stays locked until the task is retried (or rolled back or "
-        "skipped, where its steps allow it; a FAILED task cannot be cancelled)."
-    )
+    allowed = failed_task_operators(detail)
+    if not allowed:  # steps not known: what obshell may take
+        return (text + "\nThe cluster stays locked until the task is retried (or rolled back "
+                "or skipped, where its steps allow it; a FAILED task cannot be cancelled).")
+    done = " or ".join(_DONE[op] for op in allowed)
+    return (text + f"\nThe cluster stays locked until the task is {done} (what its steps "
+            "allow; a FAILED task cannot be cancelled).")
+
+
+#: A failed task's operators, as done to it (``retried``).
+_DONE = {Operator.RETRY: "retried", Operator.ROLLBACK: "rolled back", Operator.PASS: "skipped"}
 
 
 def _pick_up(task_id: str, exists: bool) -> str:

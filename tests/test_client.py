@@ -232,6 +232,21 @@ def test_failing_stage_raises_task_failed_with_the_sub_task_log():
         assert f"{agent.host}:{agent.port}" in str(err)
 
 
+@pytest.mark.parametrize("stage, ways", [
+    (3, "retried or rolled back"), (7, "retried"), (9, "retried or skipped")])
+def test_a_failed_upgrade_says_which_operators_free_the_cluster(stage, ways):
+    """It said "retried (or rolled back or skipped, where its steps allow it ...)" at every
+    stage; an agent upgrade's steps say which (a rollback before stage 7, a skip at 9)."""
+    with FakeAgent(password=PASSWORD, fail_stage=stage) as agent, \
+            client_for(agent) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        with pytest.raises(TaskFailedError) as info:
+            task.result(timeout=30, poll_interval=0.01)
+    assert str(info.value).endswith(
+        f"The cluster stays locked until the task is {ways} (what its steps allow; a FAILED "
+        "task cannot be cancelled)."), str(info.value)
+
+
 def test_wait_times_out_with_the_task_id():
     with FakeAgent(password=PASSWORD, stage_seconds=60) as agent, client_for(agent) as client:
         task = client.upgrade_agent(VERSION, RELEASE)
