@@ -5,7 +5,9 @@ obshell asks each step (node) of a DAG whether it can be retried, rolled back, p
 (400 ``Task.Dag.Operator.{Retry,Rollback,Pass,Cancel}NotAllowed``, PROTOCOL §2). A DAG's
 JSON does not carry those capabilities: they belong to the step's kind (the agent upgrade's
 steps, PROTOCOL §7.3; the OceanBase upgrade's, PROTOCOL-upgrade-family §2.1), known here by
-name. A step of another name makes the answer unknown (None), never a guess.
+name, as obshell 61ee147 sets them (the ``SetCan...`` calls of each step's constructor in
+``ob/agent/executor/ob/upgrade_*.go``, ``minor_freeze.go``, ``upragde_env_check.go``). A step
+of another name makes the answer unknown (None), never a guess.
 """
 
 from __future__ import annotations
