@@ -1347,7 +1347,7 @@ def test_a_dangling_symlink_at_the_lock_path_makes_its_target_never_spins(tmp_pa
 ])
 def test_a_journal_changed_by_hand_is_refused_with_a_typed_error(tmp_path, sql):
     """Rows no rollout writes: an InvalidArgumentError on `journal`, not a raw ValueError."""
-    from obshell_sdk._journal import _OUTCOMES
+    from obshell_sdk._journal_records import _OUTCOMES
 
     assert _OUTCOMES == {o.value for o in TargetOutcome}  # kept in step with the enum
     journal = tmp_path / "r.db"
