@@ -60,12 +60,15 @@ class Journal:
 
     ``plan`` says what the rollout does (kind, version, release, options): a journal holds
     one plan, and opening it with another is refused, so two rollouts never mix.
+    ``runner``: the journal's runner lock when taken already (a rollout takes it before it
+    reads its packages); a journal refused here lets it go, as one taken here.
     """
 
-    def __init__(self, path: str, plan: dict[str, Any], targets: Sequence[str]) -> None:
+    def __init__(self, path: str, plan: dict[str, Any], targets: Sequence[str],
+                 runner: Optional[RunnerLock] = None) -> None:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
-        self._runner = RunnerLock(self.path)
+        self._runner = runner or RunnerLock(self.path)  # given: taken already, held from now
         try:  # a directory or an unwritable place fails here, another kind of file below
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                        check_same_thread=False)

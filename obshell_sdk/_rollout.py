@@ -22,10 +22,11 @@ from ._client import ObshellClient
 from ._config import check_rollout_client_options
 from ._exceptions import InvalidArgumentError
 from ._journal import Journal
-from ._rollout_plans import agent_plan, ob_plan
+from ._rollout_plans import agent_plan, checked, ob_plan
 from ._rollout_report import RolloutReport
-from ._rollout_run import Run, split_target
+from ._rollout_run import Run, split_target, uploads_left
 from ._rollout_steps import Plan
+from ._runner_lock import RunnerLock
 from ._upload import check_package_path, check_package_paths
 from ._validate import brief_repr, check_flag, check_seconds, check_upload_timeout
 
@@ -122,8 +123,30 @@ class Rollout:
 
     # -- running ---------------------------------------------------------------------------
 
+    def _open(self, plan: Plan) -> tuple[Journal, Plan]:
+        """The journal, its runner lock taken first; the plan, its uploads left checked.
+
+        A second runner is refused, and a rerun with nothing left to upload goes on, before
+        any package is read; a package that fails its check leaves no new journal behind.
+        """
+        runner = RunnerLock(self.journal)  # one journal, one runner: refused before any read
+        journal = None
+        try:
+            if os.path.exists(self.journal):  # an earlier run's: what is left, and its plan
+                journal = Journal(self.journal, plan.describe, self.targets, runner)
+            plan = checked(plan, uploads_left(plan, journal.targets() if journal else (),
+                                              self.targets))
+            if journal is None:  # a new one: made once its packages passed
+                journal = Journal(self.journal, plan.describe, self.targets, runner)
+            return journal, plan
+        except BaseException:  # a package that fails its check, Ctrl-C: nothing was sent
+            if journal is not None:
+                journal.close(refused=True)
+            runner.release(refused=True)  # a second release does nothing
+            raise
+
     def _run(self, plan: Plan, timeout: float) -> RolloutReport:
-        journal = Journal(self.journal, plan.describe, self.targets)
+        journal, plan = self._open(plan)
         try:
             run = Run(self, journal, plan, timeout)
         except BaseException:  # a journal that cannot be read: nothing was sent

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Optional
+
+import attrs
 
 from ._endpoints import (
     AGENT_UPGRADE,
@@ -26,7 +28,7 @@ from ._targets import (
 from ._text import printable
 from ._upload import check_package_digest, package_label
 
-__all__ = ["agent_plan", "ob_plan", "upload_steps"]
+__all__ = ["agent_plan", "checked", "ob_plan", "upload_steps"]
 
 
 def agent_plan(version: str, release: str, package: Optional[str],
@@ -34,14 +36,14 @@ def agent_plan(version: str, release: str, package: Optional[str],
                upload_timeout: Optional[float] = None) -> Plan:
     """Upload (when a package is given), pre-check (when ``check``), upgrade, confirm.
 
-    The package is checked here, once for every target (:func:`check_package_digest`).
+    The package's RPM header is read here; its digest is checked later, once for every
+    target (:func:`checked`).
     """
     request = UpgradeAgentRequest(version, release, upgrade_dir)  # refuse bad input first
     steps = []
     if package is not None:
         check_target_package(package, version, release)  # its header, before any journal
         steps.append(Step("upload", "upload", path=package, upload_timeout=upload_timeout,
-                          sha256=check_package_digest(package, sha256=True),  # once for all
                           confirm=lambda uploaded: not_the_target(uploaded, version, release)))
     if check:
         steps.append(Step("check", "task", endpoint=AGENT_UPGRADE_CHECK, request=request))
@@ -75,12 +77,11 @@ def ob_plan(version: str, release: str, packages: Sequence[str], mode: str,
     """Upload the packages, pre-check (when ``check``), upgrade OceanBase, confirm the version.
 
     ``/info`` reports the OceanBase version without its build, so that is what is confirmed.
-    Each package is checked here, once for every target (:func:`check_package_digest`).
+    Each package's RPM header is read here; its digest is checked later (:func:`checked`).
     """
     request = UpgradeObRequest(version, release, mode, upgrade_dir, freeze_server)
     check_ob_packages(packages, version, release)  # their headers, before any journal
-    steps = [Step(name, "upload", path=p, upload_timeout=upload_timeout,
-                  sha256=check_package_digest(p, sha256=True))  # each once, for every target
+    steps = [Step(name, "upload", path=p, upload_timeout=upload_timeout)
              for name, p in upload_steps(packages)]
     if check:
         steps.append(Step("check", "task", endpoint=OB_UPGRADE_CHECK,
@@ -124,3 +125,16 @@ def upload_steps(packages: Sequence[str]) -> list[tuple[str, str]]:
     read. Each package comes once (:func:`check_package_paths` saw to it).
     """
     return [("upload " + package_label(path), path) for path in packages]
+
+
+def checked(plan: Plan, uploads: Collection[str]) -> Plan:
+    """``plan`` with the packages of its upload steps named in ``uploads`` checked, once each.
+
+    Each is read once (:func:`check_package_digest`: obshell's MD5 check, and the SHA-256
+    every target's upload then reuses), however many targets it goes to; a file cut short or
+    damaged raises :class:`InvalidArgumentError`. A rollout checks only the uploads a target
+    still lacks, after its runner lock is taken and before any target is reached.
+    """
+    return attrs.evolve(plan, steps=tuple(
+        attrs.evolve(step, sha256=check_package_digest(step.path, sha256=True))
+        if step.kind == "upload" and step.name in uploads else step for step in plan.steps))

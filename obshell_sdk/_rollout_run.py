@@ -13,7 +13,7 @@ import contextlib
 import functools
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Callable, Optional
 
 from ._auth import PasswordAuth
@@ -53,7 +53,7 @@ from ._task_errors import TaskTimeoutError, TaskUnreachableError
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the rollout imports this module
     from ._rollout import Rollout
 
-__all__ = ["Run", "split_target"]
+__all__ = ["Run", "split_target", "uploads_left"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -284,6 +284,26 @@ class Run:
 
 
 _STOPPED = "the rollout stopped on an error of its own"  # why a target was not (all) run
+
+
+def uploads_left(plan: Plan, records: Iterable[TargetRecord], targets: Sequence[str]
+                 ) -> set[str]:
+    """The plan's upload steps that a run over ``targets`` may still send (by name).
+
+    A target's that are not journaled done, unless it ended for good (a target that failed
+    on a task is revisited, and may be given what it lacks), as :class:`Run` sees it; every
+    upload for a target the journal (``records``) does not know yet.
+    """
+    known = {record.target: record for record in records}
+    left: set[str] = set()
+    for target in targets:
+        record = known.get(target)
+        if record is not None and failed_task(record, plan) is None and ended_result(record):
+            continue  # ended for good: not visited
+        done = {} if record is None else record.steps
+        left.update(step.name for step in plan.steps if step.kind == "upload" and (
+            step.name not in done or done[step.name].status != "done"))
+    return left
 
 
 def split_target(target: str) -> tuple[str, int]:

@@ -184,6 +184,38 @@ def test_a_damaged_package_stops_the_rollout_before_any_target_is_touched(tmp_pa
         assert [uploads(a) for a in fleet] == [1, 1, 1] and checked == [str(rpm)]
 
 
+def test_the_packages_are_read_only_after_the_runner_lock_and_only_when_an_upload_is_left(
+        tmp_path, monkeypatch):
+    """A second runner on a journal in use is refused, and a rerun whose targets are all done
+    does nothing, without reading the packages (gigabytes, for OceanBase) for their check."""
+    from obshell_sdk import _rpm, _upload
+    from obshell_sdk._runner_lock import RunnerLock
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    checked = []
+    real = _rpm._digest
+    monkeypatch.setattr(_rpm, "_digest", lambda path, *rest: (
+        checked.append(path), real(path, *rest))[1])
+    monkeypatch.setattr(_upload, "_sha256", lambda path: checked.append(("sha", path)))
+    with ExitStack() as stack:
+        fleet = agents(stack, 2)
+        journal = tmp_path / "a.db"
+        first = RunnerLock(str(journal))  # another runner holds the journal
+        try:
+            with pytest.raises(InvalidArgumentError, match="in use by another runner"):
+                rollout(fleet, journal).upgrade_agent(VERSION, RELEASE, package=str(rpm))
+        finally:
+            first.release()
+        assert checked == [] and all(a.requests == [] for a in fleet)
+        report = rollout(fleet, journal).upgrade_agent(VERSION, RELEASE, package=str(rpm))
+        assert report.ok and checked == [str(rpm)], str(report)
+        checked.clear()
+        report = rollout(fleet, journal).upgrade_agent(VERSION, RELEASE, package=str(rpm))
+        assert report.ok and checked == [] and [uploads(a) for a in fleet] == [1, 1]
+
+
 def test_rollout_ob_from_a_shell_refuses_a_damaged_package_before_any_cluster(tmp_path):
     """``rollout ob --package CE --package LIBS``, LIBS cut short: exit 2 naming it, nothing
     sent to any cluster, no journal (each cluster refused it in turn, exit 1)."""
