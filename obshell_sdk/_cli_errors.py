@@ -269,11 +269,12 @@ def interrupted(args: argparse.Namespace, task_id: Optional[str],
                 "run the same command again to resume")
     if args.command in ("info", "rollout") or getattr(args, "action", None) == "list":  # read
         return "interrupted"
+    if args.command == "package" and args.action == "upload":  # uploads only, in turn
+        return _upload_interrupted(args, uploaded or 0, uploading)
     if args.command == "package":
-        done = "stored" if args.action == "upload" else "deleted"
-        return f"interrupted; the package may have been {done}: obshell-sdk package list"
+        return "interrupted; the package may have been deleted: obshell-sdk package list"
     if task_id is None and _uploads_cut(args, uploaded, uploading, begun):  # no task, no retry
-        return _upload_interrupted(args, uploading)
+        return _upload_interrupted(args, uploaded or 0, uploading)
     if task_id is None and args.command == "task" and args.action in OPERATORS:
         return (f"interrupted while {args.action} of task {args.id} was under way: it may "
                 f"have been applied; see where the task stands: obshell-sdk task show {args.id}")
@@ -314,14 +315,27 @@ def _uploads_cut(args: argparse.Namespace, uploaded: Optional[int],
     return uploaded < (1 if isinstance(given, str) else len(given))
 
 
-def _upload_interrupted(args: argparse.Namespace, uploading: Optional[str]) -> str:
-    """``--package``'s uploads were cut short: nothing was started; what may have been stored."""
-    many = not isinstance(args.package, str) and len(args.package) > 1
-    done = "uploads were" if args.command == "upgrade-ob" or many else "upload was"
-    cut = f"before the package {done} done" if uploading is None else (
-        f"while uploading {printable(uploading)} (the agent may or may not have stored it)")
-    made = (f"{args.action} of task {args.id} was not sent" if args.command == "task" else
-            "no task was created")
-    return (f"interrupted {cut}; {made}. obshell-sdk package list shows the packages stored; "
-            "start again with the same command")
+def _upload_interrupted(args: argparse.Namespace, uploaded: int, uploading: Optional[str]
+                        ) -> str:
+    """Uploads cut short (``package upload``, ``--package``): what was stored; no task made.
 
+    ``uploaded`` packages were stored, ``uploading`` (if any) was being sent; the files are
+    all checked before the first is sent, so none stored and none sending is none sent.
+    """
+    given = args.items if args.command == "package" else args.package
+    many = not isinstance(given, str) and len(given) > 1
+    if uploading is not None:
+        cut = f"while uploading {printable(uploading)} (the agent may or may not have stored it)"
+    elif not uploaded:
+        cut = "before any package was sent"
+    elif many and uploaded < len(given):
+        cut = f"after {uploaded} of the {len(given)} packages were stored, the others not sent"
+    else:
+        cut = "after every package given was stored"
+    made = "" if args.command == "package" else "; no task was created"
+    if args.command == "task":
+        made = f"; {args.action} of task {args.id} was not sent"
+    if uploading is None and not uploaded:
+        return f"interrupted {cut}{made}: nothing was stored; start again with the same command"
+    return (f"interrupted {cut}{made}. obshell-sdk package list shows the packages stored; "
+            "start again with the same command")

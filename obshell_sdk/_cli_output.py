@@ -234,5 +234,6 @@ class Uploads:
             self.progress.step(upload_line(path, self.agent))
             return
         took = clock_text(time.monotonic() - self._since)
-        self.progress.uploading, self.progress.uploaded = None, self.progress.uploaded + 1
+        self.progress.uploaded += 1  # then no longer sending: never both unsaid
+        self.progress.uploading = None
         self.progress.step_done(stored_line(stored, took))

@@ -574,15 +574,17 @@ def test_ctrl_c_during_task_list_names_no_task():
                     "it); retry of task 19 was not sent. obshell-sdk package list shows the "
                     "packages stored; start again with the same command"), text
     assert _interrupted(retry, None, uploaded=1).startswith(
-        "interrupted before the package uploads were done; retry of task 19 was not sent.")
+        "interrupted after 1 of the 2 packages were stored, the others not sent; retry of task "
+        "19 was not sent. obshell-sdk package list shows the packages stored")
     assert "may have been applied" in _interrupted(retry, None, uploaded=2)  # sent, maybe
     upgrade = build_parser().parse_args(["upgrade", "4.3.1.0", "1.el7", "--package", "a.rpm"])
     text = _interrupted(upgrade, None, uploaded=0, uploading="a.rpm")  # during the upload
     assert text == ("interrupted while uploading a.rpm (the agent may or may not have stored "
                     "it); no task was created. obshell-sdk package list shows the packages "
                     "stored; start again with the same command")
-    assert _interrupted(upgrade, None, uploaded=0).startswith(
-        "interrupted before the package upload was done; no task was created.")
+    assert _interrupted(upgrade, None, uploaded=0) == (  # its file checked: none was sent
+        "interrupted before any package was sent; no task was created: nothing was stored; "
+        "start again with the same command")
     text = _interrupted(upgrade, None, uploaded=1)  # the pre-check's POST, then
     assert "package may have been uploaded" in text and "task list" in text
     from obshell_sdk import DagDetail

@@ -353,9 +353,12 @@ def test_ctrl_c_during_package_says_what_may_have_been_done():
     assert text.startswith("interrupted while uploading libs.rpm (the agent may or may not "
                            "have stored it); no task was created")
     text = interrupted(args, None, uploaded=1)  # between the two: no task either
-    assert text.startswith("interrupted before the package uploads were done; no task was "
-                           "created. obshell-sdk package list shows the packages stored")
-    assert interrupted(args, None, uploaded=0) == text  # logging in, before the first one
+    assert text.startswith("interrupted after 1 of the 2 packages were stored, the others not "
+                           "sent; no task was created. obshell-sdk package list shows the "
+                           "packages stored")
+    assert interrupted(args, None, uploaded=0) == (  # logging in, before the first one
+        "interrupted before any package was sent; no task was created: nothing was stored; "
+        "start again with the same command")
     text = interrupted(args, None, uploaded=2)  # both stored: the pre-check's POST
     assert text.startswith("interrupted; the packages may have been uploaded, and a task")
     assert interrupted(args, None) == text  # not known: as before

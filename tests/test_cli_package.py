@@ -131,9 +131,42 @@ def test_ctrl_c_says_what_the_package_command_may_have_done():
         return interrupted(build_parser().parse_args(["package", *args]), None)
 
     assert said("list") == "interrupted"
-    assert said("upload", "a.rpm") == ("interrupted; the package may have been stored: "
-                                       "obshell-sdk package list")
+    assert said("upload", "a.rpm") == ("interrupted before any package was sent: nothing was "
+                                       "stored; start again with the same command")
+    upload = build_parser().parse_args(["package", "upload", "a.rpm", "b.rpm"])
+    assert interrupted(upload, None, uploaded=1, uploading="b.rpm") == (
+        "interrupted while uploading b.rpm (the agent may or may not have stored it). "
+        "obshell-sdk package list shows the packages stored; start again with the same command")
+    assert interrupted(upload, None, uploaded=1).startswith(
+        "interrupted after 1 of the 2 packages were stored, the others not sent. ")
     assert "may have been deleted" in said("delete", "3")
+
+
+def test_ctrl_c_while_an_upload_s_packages_are_checked_says_nothing_was_stored(
+        rpms, monkeypatch, capsys):
+    """Interrupted while the files are read for their check (before any is sent): ``package
+    upload`` and ``upgrade-ob --package`` say nothing was sent (not that it may be stored)."""
+    from obshell_sdk import _package_calls, _workflow
+    from obshell_sdk._cli import main
+
+    def interrupted(path, *, sha256):
+        raise KeyboardInterrupt
+
+    for module in (_workflow, _package_calls):  # wherever the check is made
+        monkeypatch.setattr(module, "check_package_digest", interrupted, raising=False)
+    monkeypatch.setenv("OBSHELL_PASSWORD", PASSWORD)
+    with FakeAgent(password=PASSWORD) as agent:
+        where = ["--host", agent.host, "--port", str(agent.port)]
+        for command, made in ((["package", "upload", *rpms], ""),
+                              (["upgrade-ob", VERSION, RELEASE, "--package", rpms[0],
+                                "--package", rpms[1]], "; no task was created")):
+            code = main([*where, *command])
+            err = capsys.readouterr().err
+            assert code == 130, err
+            assert err.endswith(f"interrupted before any package was sent{made}: nothing was "
+                                "stored; start again with the same command\n"), err
+            assert "may have been stored" not in err and "uploading" not in err, err
+        assert not agent.requests_to("/api/v1/package", "POST") and not agent.dags
 
 
 def test_package_alone_names_only_the_action_as_required():
@@ -235,6 +268,6 @@ def test_ctrl_c_while_a_retry_s_packages_are_checked_says_the_retry_was_not_sent
         assert agent.dag(dag_id).state == "FAILED"
     err = capsys.readouterr().err
     assert code == 130, err
-    assert (f"interrupted before the package uploads were done; retry of task {dag_id} was "
-            "not sent.") in err, err
+    assert (f"interrupted before any package was sent; retry of task {dag_id} was not sent: "
+            "nothing was stored; start again with the same command") in err, err
     assert "uploading" not in err and "may have been applied" not in err, err
