@@ -29,6 +29,7 @@ from ._exceptions import (
     NotFoundError,
     ObshellError,
     OutcomeUnknownError,
+    PackageChangedError,
     PackageDamagedError,
     PackageMissingError,
     PasswordKindError,
@@ -111,6 +112,9 @@ CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
     (AuthError, "Check OBSHELL_PASSWORD and OBSHELL_AGENT_PASSWORD"),
     (TaskNotFoundError, "Check the task id; obshell-sdk task list shows the unfinished tasks."
      + RESTARTING),
+    (PackageChangedError, "The file changed while it was sent (is something still writing "
+     "it?), or its bytes were altered on the way; this file was not stored: make sure nothing "
+     "is writing it, then run the command again"),
     (PackageDamagedError, "The file is damaged or changed: check it (rpm -K FILE) or download "
      "it again, then run the command again"),
     (PackageMissingError, "Upload the packages it names first: give each RPM with --package "

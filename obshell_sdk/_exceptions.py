@@ -312,4 +312,4 @@ class PackageChangedError(PackageDamagedError):
 
     hint = ("The file changed while it was sent (is something still writing it?), or its "
             "bytes were altered on the way: make sure nothing is writing it, then upload it "
-            "again (nothing was stored)")
+            "again (this file was not stored)")

@@ -209,10 +209,45 @@ def test_a_package_changed_while_it_is_sent_is_not_said_as_a_wrong_password(
     out = capsys.readouterr()
     assert code == 5, out.err
     assert "Security.Authentication.File.Sha256Mismatch" in out.err
-    assert "make sure nothing is writing it, then upload it again" in out.err, out.err
+    assert "this file was not stored: make sure nothing is writing it, then run the command " \
+        "again" in out.err, out.err
     assert "PASSWORD" not in out.err and "password" not in out.err.lower()
     error = json.loads(out.out)["error"]
     assert (error["exit"], error["type"], error["status"]) == (5, "PackageChangedError", 401)
+
+
+def test_a_package_changed_while_upgrade_ob_sends_it_says_that_file_was_not_stored(
+        rpms, monkeypatch, capsys):
+    """``upgrade-ob --package CE --package LIBS``, LIBS rewritten after its check: CE is
+    stored, LIBS refused (401 File.Sha256Mismatch). Exit 5; the CLI says this file was not
+    stored (not "nothing was stored": CE was) and to run the command again (not "upload it
+    again": the command uploads and upgrades)."""
+    from obshell_sdk import _package_calls, _workflow
+    from obshell_sdk._cli import main
+
+    real = _workflow.check_package_digest
+
+    def libs_rewritten(path, *, sha256):
+        digest = real(path, sha256=sha256)
+        if path == rpms[1]:  # still being written: another build of it
+            with open(path, "wb") as file:
+                file.write(build_rpm("oceanbase-ce-libs", VERSION, "101000012025052816.el7"))
+        return digest
+
+    for module in (_workflow, _package_calls):  # wherever the check is made
+        monkeypatch.setattr(module, "check_package_digest", libs_rewritten)
+    monkeypatch.setenv("OBSHELL_PASSWORD", PASSWORD)
+    with FakeAgent(password=PASSWORD) as agent:
+        code = main(["--host", agent.host, "--port", str(agent.port), "upgrade-ob", VERSION,
+                     RELEASE, "--package", rpms[0], "--package", rpms[1]])
+        uploads = [r for r in agent.requests_to("/api/v1/package", "POST") if r.body_bytes]
+        assert [r.status for r in uploads] == [200, 401] and not agent.dags
+    err = capsys.readouterr().err
+    assert code == 5, err
+    assert "PackageChangedError" in err or "Sha256Mismatch" in err, err
+    assert err.rstrip().endswith("this file was not stored: make sure nothing is writing it, "
+                                 "then run the command again"), err
+    assert "nothing was stored" not in err and "upload it again" not in err, err
 
 
 def _retry_of_a_failed_ob_upgrade(agent):
