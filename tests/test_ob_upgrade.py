@@ -9,9 +9,12 @@ from conftest import PASSWORD
 
 from obshell_sdk import (
     ApiError,
+    AuthError,
     DagOutcome,
     InvalidArgumentError,
     ObshellClient,
+    PackageChangedError,
+    PackageDamagedError,
     PackageMissingError,
     PasswordAuth,
     PollPolicy,
@@ -363,7 +366,9 @@ def test_each_package_is_read_once_for_its_check_all_before_the_first_upload(
 def test_a_package_changed_after_the_check_is_refused_by_the_agent(tmp_path, new_upload):
     """Checked first, sent later: a file changed in between (here while the first one went)
     is sent with what its check read, and the agent refuses it (the newer upload's SHA-256;
-    an older agent's own MD5 check), storing nothing of it."""
+    an older agent's own MD5 check), storing nothing of it: PackageChangedError on the newer
+    route, PackageDamagedError on the older one, neither an AuthError (no password was
+    refused; the newer route's refusal is a 401)."""
     packages = rpms(tmp_path, "oceanbase-ce", "oceanbase-ce-libs")
 
     def on_upload(path, stored):
@@ -371,10 +376,12 @@ def test_a_package_changed_after_the_check_is_refused_by_the_agent(tmp_path, new
             _flip_a_payload_byte(packages[1])
 
     with ob_agent(new_upload=new_upload) as agent, client_for(agent) as client:
-        with pytest.raises(ApiError) as info:
+        with pytest.raises(PackageDamagedError) as info:
             client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=packages, timeout=60,
                                   on_upload=on_upload)
         assert [row["name"] for row in agent.inventory] == ["oceanbase-ce"]
         assert agent.dags == {}
     said = "File SHA256 mismatch" if new_upload else "MD5 checksum validation failed"
     assert said in str(info.value), str(info.value)
+    assert type(info.value) is (PackageChangedError if new_upload else PackageDamagedError)
+    assert not isinstance(info.value, AuthError), repr(info.value)
