@@ -235,6 +235,9 @@ def said(args: argparse.Namespace, exc: ObshellError, seen: Optional[DagDetail] 
         text = text.replace("give each RPM with --package", "obshell-sdk package upload RPM...")
     advice = _advice(args, exc) or (args.command == "task" and refusal_advice(
         args.action, args.id, exc, seen)) or ""  # ". <sentence>", or ""
+    if args.command == "task" and getattr(args, "package", None):  # uploaded, then refused
+        advice = advice.replace("nothing was changed", "the retry was not applied; the "
+                                "packages stay stored")
     return text + (advice[1:] if text.endswith(("?", ".")) else advice) + not_started(args, exc)
 
 

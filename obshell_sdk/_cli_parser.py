@@ -30,7 +30,8 @@ __all__ = ["DEFAULT_TIMEOUT", "EXIT_CODES", "build_parser", "parse"]
 EXIT_CODES: tuple[tuple[int, str], ...] = (
     (0, "done (a followed task succeeded, or ended as task rollback|cancel --wait asked)"),
     (1, "the task ended badly (failed, cancelled, rolled back), or the new version did not show"),
-    (2, "bad usage or input (nothing was sent)"),
+    (2, "bad usage or input (no upload or task was sent; a damaged --package or package "
+        "upload RPM is refused after the reads that log in)"),
     (3, "credentials refused by the agent, or not sent: its key is too short "
         "(see --min-key-bits)"),
     (4, "the agent could not be reached, a read lost its reply, or polling kept failing"),
@@ -40,7 +41,8 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (8, "outcome unknown: a call that changes something (a task, an operator, an upload) "
         "lost its reply (run `task list`)"),
     (9, "the operator does not apply to the task's state or steps (e.g. retry of a task that "
-        "did not fail, skip of a step obshell cannot pass); nothing changed"),
+        "did not fail, skip of a step obshell cannot pass); it was not applied (task retry "
+        "--package: the packages stay stored)"),
     (10, "no such task, or package (check the id: `task list`, `package list`)"),
     (11, "the cluster is under maintenance: another task holds its lock (`task list`)"),
     (130, "interrupted (a task keeps running on the agent)"),
