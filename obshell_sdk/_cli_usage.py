@@ -35,6 +35,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self.hints, self.words = dict(hints or {}), dict(words or {})
         self.given: list[str] = []
+        self.flags: Optional[frozenset[str]] = None  # of the whole tree: see _flags_below
 
     def parse_known_args(self, args: Optional[Iterable[str]] = None,
                          namespace: Any = None) -> tuple[Any, list[str]]:
@@ -44,6 +45,8 @@ class Parser(argparse.ArgumentParser):
         that this level does not take, said first: one is often the very option it missed.
         """
         self.given = sys.argv[1:] if args is None else list(args)
+        if self.flags is None:  # the top level: its commands are parsed after it
+            _flags_below(self)
         try:
             parsed, extras = super().parse_known_args(self.given, namespace)
         except UsageError as exc:
@@ -97,7 +100,7 @@ class Parser(argparse.ArgumentParser):
         choices = [str(c) for a in self._actions if not a.option_strings and (
             to_positional or a.nargs == argparse.PARSER) for c in a.choices or ()]
         return _unknown_options(self.given, self._option_string_actions, choices,
-                                to_positional=to_positional)
+                                to_positional=to_positional, flags=self.flags or frozenset())
 
     def _unrecognized(self, tokens: Sequence[str], parsed: Any = None) -> str:
         """What this parser does not take: options by name (and the likely one), no values.
@@ -107,8 +110,12 @@ class Parser(argparse.ArgumentParser):
         after a password option is its value, said with it.
         """
         values = set(self.given[self.given.index("--"):]) if "--" in self.given else set()
-        secret = {after for before, after in zip(self.given, self.given[1:])
-                  if "=" not in before and _password_like(before)}
+        pairs = [(before, after) for before, after in zip(self.given, self.given[1:])
+                 if "=" not in before and before.startswith("-")]
+        secret = {after for before, after in pairs if _password_like(before)}
+        known = self._option_string_actions
+        values |= {after for before, after in pairs if _action(before, known) is None
+                   and before[:2] not in known and before not in (self.flags or ())}
         shown = [self._option(t) for t in tokens
                  if t.startswith("-") and t != "-" and t not in values | secret]
         extra = sum(t in values or not t.startswith("-") or t == "-" for t in tokens
@@ -128,8 +135,10 @@ class Parser(argparse.ArgumentParser):
         name = self.prog.removeprefix("obshell-sdk ")
         rest: list[tuple[object, object]] = []  # the usage's names and their nargs
         for action in self._actions:
-            if action.option_strings or action.nargs == argparse.PARSER:
+            if action.option_strings:
                 continue
+            if action.nargs == argparse.PARSER:  # what comes next is the command's own
+                return f"{name} takes options, then {action.metavar or 'a command'}"
             word = getattr(parsed, action.dest, None)
             if not rest and action.choices and word in action.choices:
                 name += f" {word}"  # one of the command's own words, never a value typed
@@ -159,10 +168,13 @@ class Parser(argparse.ArgumentParser):
         return f"did you mean {near}?" + (f" {self.hints[near]}" if near in self.hints else "")
 
 
-#: The options a password is looked for under (``--password``, ``--agent-passwd``, ...; mysql's
-#: ``-p`` and ``-pSECRET``), and misspellings of them (``--pasword``): no parser has one, and
-#: each says so (:data:`_NO_PASSWORD`). What follows one is its value, however it starts.
-_PASSWORD_OPTION = re.compile(r"--(agent-|root-)?pass(word|wd)?|-p.*")
+#: The options a password or other secret is looked for under, in any case (``--password``,
+#: ``--agent-passwd``, ``--pwd``, ``--agent-pw``, ``--passphrase``, ``--token``, ``--secret``;
+#: mysql's ``-p``, ``-pSECRET``, ``-P``), and misspellings of them (``--pasword``): no parser
+#: has one, and each says so (:data:`_NO_PASSWORD`). What follows one is its value, however
+#: it starts.
+_PASSWORD_OPTION = re.compile(r"--.*(pass|pwd|secret|token).*|--(.*[-_])?pw([-_].*)?|-p.*",
+                              re.IGNORECASE)
 _PASSWORD_NAMES = ("--password", "--passwd", "--agent-password", "--root-password")
 _NO_PASSWORD = (f"there is no password option, on purpose, as a command line is seen by other "
                 f"users and kept in shell history: set {PASSWORD_VARIABLES[0]} (root@sys) or "
@@ -173,7 +185,7 @@ def _password_like(word: str) -> bool:
     """Whether ``word`` is a password option (:data:`_PASSWORD_OPTION`) or a misspelled one."""
     name = word.partition("=")[0]
     return bool(_PASSWORD_OPTION.fullmatch(name) or (name.startswith("--") and (
-        difflib.get_close_matches(name, _PASSWORD_NAMES, n=1, cutoff=0.8))))
+        difflib.get_close_matches(name.lower(), _PASSWORD_NAMES, n=1, cutoff=0.8))))
 
 
 def _password_option(given: Sequence[str]) -> Optional[str]:
@@ -187,7 +199,8 @@ def _password_option(given: Sequence[str]) -> Optional[str]:
 
 
 def _unknown_options(given: Sequence[str], known: dict[str, argparse.Action],
-                     choices: Sequence[str] = (), *, to_positional: bool = True) -> list[str]:
+                     choices: Sequence[str] = (), *, to_positional: bool = True,
+                     flags: frozenset[str] = frozenset()) -> list[str]:
     """The options of ``given`` that are none of ``known``.
 
     As argparse reads them: a unique prefix of a long option is that option; an option's
@@ -195,7 +208,8 @@ def _unknown_options(given: Sequence[str], known: dict[str, argparse.Action],
     of ``choices`` (the command: what follows is its own) and, with ``to_positional``, any
     positional. A word after an unknown option is taken for its value, not a positional,
     unless it is one of ``choices`` (argparse took it for the command, after an invalid choice
-    the options after it went unread).
+    the options after it went unread); one that starts with '-' too, unless the unknown option
+    is one of ``flags`` (an option some command takes without a value) and no password option.
     """
     unknown: list[str] = []
     at = 0
@@ -212,10 +226,26 @@ def _unknown_options(given: Sequence[str], known: dict[str, argparse.Action],
         if action is None:
             unknown.append(word)
         after = given[at] if at < len(given) else "-"
-        if not eq and (action.nargs != 0 if action is not None else _password_like(word) or
-                       (not after.startswith("-") and after not in choices)):
+        if not eq and (action.nargs != 0 if action is not None else _password_like(word) or (
+                after not in (*choices, "--") and (not after.startswith("-") or
+                                                   word not in flags))):
             at += 1  # its value
     return unknown
+
+
+def _flags_below(top: Parser) -> None:
+    """Give ``top`` and every parser below it the options any of them takes without a value.
+
+    An unknown option that is none of these may take a value: a word after it that starts
+    with '-' is taken for that value and never shown (``--secret-key --S3cr3t``).
+    """
+    tree, flags = [top], set[str]()
+    for parser in tree:  # grows as it is read: each command's parsers, added at its end
+        flags.update(o for o, a in parser._option_string_actions.items() if a.nargs == 0)
+        tree += [p for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+                 for p in a.choices.values() if isinstance(p, Parser)]
+    for parser in tree:
+        parser.flags = frozenset(flags)
 
 
 def _action(name: str, known: dict[str, argparse.Action]) -> Optional[argparse.Action]:

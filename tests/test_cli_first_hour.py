@@ -209,12 +209,30 @@ def test_a_note_on_a_terminal_leaves_the_progress_line_whole():
     # after a misspelled password option, its value, however it starts
     ["--pasword", "--hunter2-secret", "info"],
     ["task", "--passowrd", "--hunter2-secret", "list"],
+    # a password option in any case, or under another name: what follows it, however it starts
+    ["info", "--PASSWORD", "--hunter2"],
+    ["info", "--PASSWD", "--x9-secret"],
+    ["info", "--pwd", "--S3cr3t!"],
+    ["info", "--agent-pw", "--Tr0ub4dor&3"],
+    ["info", "-P", "--x"],
+    ["info", "--passphrase", "--x"],
+    ["--Token", "--x", "info"],
+    ["task", "list", "--secret-key", "--x"],
+    # after an option no command takes (it may take a value), what starts with '-' too
+    ["info", "--api-key", "--hunter2"],
+    ["--frob", "--hunter2", "info"],
+    ["task", "--wiat", "--hunter2", "list"],
 ])
 def test_usage_errors_never_echo_what_was_typed(argv):
-    out = cli(*argv)
-    assert out.returncode == 2
-    assert "hunter2" not in out.stdout + out.stderr
-    assert "error:" in out.stderr
+    typed = [w for w in argv if "hunter2" in w or w in ("--x9-secret", "--S3cr3t!",
+                                                         "--Tr0ub4dor&3", "--x")]
+    for out in (cli(*argv), cli("--json", *argv)):
+        assert out.returncode == 2
+        said = out.stdout + "".join(line for line in out.stderr.splitlines(True)
+                                    if "error:" in line)  # the usage names options only
+        assert not [w for w in typed if w in said], out.stdout + out.stderr
+        assert "hunter2" not in out.stdout + out.stderr
+        assert "error:" in out.stderr
 
 
 @pytest.mark.parametrize("argv", [
