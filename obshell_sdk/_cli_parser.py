@@ -150,15 +150,19 @@ def _follow_options(p: argparse.ArgumentParser, what: str,
                    f"(default: {default:g})")
 
 
+#: ``task``'s actions: ``list`` takes no ID, every other one ID (as ``_cli._check`` says).
+_TASK_ACTIONS = ["list", "show", "wait", "retry", "rollback", "cancel", "skip"]
+
+
 def _add_task_parser(sub: Any) -> None:
     """``task ACTION [ID]``: list, show, wait for or operate on tasks (retry with packages)."""
     task = _sub(sub, "task", help="list, show, wait for or operate on tasks",
                 description="task list: unfinished tasks and the cluster's last maintenance "
                 "task.\ntask show|wait ID: read it once, or follow it to its end.\n"
                 "task retry|rollback|skip ID: act on a FAILED task; task cancel ID: stop one "
-                "still running (obshell refuses to cancel a FAILED one).")
-    task.add_argument("action", choices=["list", "show", "wait", "retry", "rollback",
-                                         "cancel", "skip"], metavar="ACTION",
+                "still running (obshell refuses to cancel a FAILED one).", takes={
+                    "list": "no ID", **{a: "one ID" for a in _TASK_ACTIONS[1:]}})
+    task.add_argument("action", choices=_TASK_ACTIONS, metavar="ACTION",
                       help="list, show, wait, retry, rollback, cancel or skip")
     task.add_argument("id", nargs="?", metavar="ID", help="the task's id, e.g. 11 (all but "
                       "list)")

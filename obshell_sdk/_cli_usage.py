@@ -31,9 +31,11 @@ class Parser(argparse.ArgumentParser):
     """
 
     def __init__(self, *args: Any, hints: Optional[dict[str, str]] = None,
-                 words: Optional[dict[str, str]] = None, **kwargs: Any) -> None:
+                 words: Optional[dict[str, str]] = None,
+                 takes: Optional[dict[str, str]] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.hints, self.words = dict(hints or {}), dict(words or {})
+        self.takes = dict(takes or {})  # what each of its words takes: {"list": "no ID"}
         self.given: list[str] = []
         self.flags: Optional[frozenset[str]] = None  # of the whole tree: see _flags_below
 
@@ -129,8 +131,8 @@ class Parser(argparse.ArgumentParser):
     def _takes(self, parsed: Any) -> str:
         """What the command takes besides options, as its usage names them.
 
-        ``task show takes at most one ID``: the command's own words read (a choice, such as
-        ``show``) are named with it.
+        ``task show takes one ID``: the command's own words read (a choice, such as ``show``)
+        are named with it, and what that word takes (:attr:`takes`), if the parser says.
         """
         name = self.prog.removeprefix("obshell-sdk ")
         rest: list[tuple[object, object]] = []  # the usage's names and their nargs
@@ -142,6 +144,8 @@ class Parser(argparse.ArgumentParser):
             word = getattr(parsed, action.dest, None)
             if not rest and action.choices and word in action.choices:
                 name += f" {word}"  # one of the command's own words, never a value typed
+                if word in self.takes:
+                    return f"{name} takes {self.takes[word]}"
             else:
                 rest.append((action.metavar or action.dest.upper(), action.nargs))
         if not rest:

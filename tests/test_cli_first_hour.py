@@ -885,16 +885,19 @@ def test_usage_errors_name_what_the_usage_line_shows():
 
 
 @pytest.mark.parametrize("argv, said", [
-    (["task", "show", "17", "18"], "obshell-sdk task: error: task show takes at most one ID; "
+    (["task", "show", "17", "18"], "obshell-sdk task: error: task show takes one ID; "
      "1 extra value given (values are not shown)"),
-    (["task", "wait", "17", "18", "19"], "obshell-sdk task: error: task wait takes at most one "
+    (["task", "wait", "17", "18", "19"], "obshell-sdk task: error: task wait takes one "
      "ID; 2 extra values given (values are not shown)"),
+    # task list takes none: it refuses one ("task list takes no task id")
+    (["task", "list", "17", "18"], "obshell-sdk task: error: task list takes no ID; "
+     "1 extra value given (values are not shown)"),
     (["upgrade", VERSION, RELEASE, "x.el7"], "obshell-sdk upgrade: error: upgrade takes "
      "VERSION RELEASE; 1 extra value given (values are not shown)"),
     (["info", "17"], "obshell-sdk info: error: info takes options only; 1 extra value given "
      "(values are not shown)"),
     (["task", "show", "17", "18", "--wiat"], "obshell-sdk task: error: unrecognized arguments: "
-     "--wiat (did you mean --wait?); task show takes at most one ID; 1 extra value given "
+     "--wiat (did you mean --wait?); task show takes one ID; 1 extra value given "
      "(values are not shown)"),
 ])
 def test_an_extra_value_is_said_with_what_the_command_takes(argv, said):
