@@ -794,3 +794,9 @@ def test_the_exit_codes_documented_are_the_codes_used():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     listed = readme.split("pick it up again. Exit codes: ", 1)[1].split("has the table", 1)[0]
     assert {int(n) for n in re.findall(r"\b(\d+)\s+[a-z(]", listed)} == used, listed
+    # and as --help says them: 0 after rollback|cancel --wait, obshell's refusals, packages
+    said = " ".join(listed.split())
+    for words in ("0 done (a followed task succeeded, or ended as `task rollback|cancel ID "
+                  "--wait` asked)", "refused before sending or by obshell",
+                  "10 no such task, or package"):
+        assert words in said, said
