@@ -77,8 +77,8 @@ def progress_line(detail: DagDetail) -> str:
 def dag_text(detail: DagDetail) -> str:
     """The CLI's view of a DAG: name, state and stage, each node, failing sub-tasks' logs.
 
-    A rolled-back DAG's stages show the states they had before; those it ran are marked
-    rolled back, and a failure logged before is said to be from before the rollback.
+    A rolled-back DAG's stages show the states obshell shows; those it ran are marked rolled
+    back, and a failure logged is said to be from before the rollback.
     """
     rolled_back = detail.outcome is DagOutcome.ROLLED_BACK
     lines = [f"task {detail.id}: {printable(detail.name)}",

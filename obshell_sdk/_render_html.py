@@ -33,8 +33,9 @@ def undone_node(detail: DagDetail, node: NodeDetail) -> bool:
     """True for a stage of a rolled-back DAG that had run, so was rolled back (undone).
 
     A DAG ends SUCCEED with operator ROLLBACK once each stage it ran, from the failed one
-    back to the first, was rolled back (PROTOCOL §9.4); the states its stages show are where
-    they stood before (a stage never run stays PENDING, unless the rollback reached it).
+    back to the first, was rolled back (PROTOCOL §9.4). Its stages keep whatever state obshell
+    shows (their earlier one, or SUCCEED once rolled back): any not PENDING, or with
+    operator ROLLBACK, was rolled back.
     """
     return detail.outcome is DagOutcome.ROLLED_BACK and (
         node.state is not DagState.PENDING or node.operator is Operator.ROLLBACK)
