@@ -16,6 +16,7 @@ from ._dag import DagDetail, Operator
 from ._dag_steps import OPERATOR_REFUSAL, failed_task_operators
 from ._endpoints import AGENT_UPGRADE_CHECK, OB_UPGRADE_CHECK, UpgradeAgentRequest
 from ._exceptions import ApiError, ObshellError
+from ._render import DONE
 from ._task_errors import TaskCancelledError, TaskError, TaskFailedError
 
 __all__ = ["is_refusal", "next_line", "not_started", "pre_check", "refusal_advice",
@@ -23,7 +24,7 @@ __all__ = ["is_refusal", "next_line", "not_started", "pre_check", "refusal_advic
 
 #: The operators that free a failed task's lock, as the ``task`` actions name them.
 _ACTIONS = {Operator.RETRY: "retry", Operator.ROLLBACK: "rollback", Operator.PASS: "skip"}
-_DONE = {"retry": "retried", "rollback": "rolled back", "skip": "skipped", "cancel": "cancelled"}
+_OPERATORS = {**{action: op for op, action in _ACTIONS.items()}, "cancel": Operator.CANCEL}
 
 
 def is_refusal(exc: ObshellError) -> bool:
@@ -65,7 +66,8 @@ def refusal_advice(action: str, task_id: str, exc: ObshellError,
         return (f". The task changed since it was read; nothing was changed: see where it "
                 f"stands: obshell-sdk task show {task_id}")
     said = (f". obshell does not allow {action} here: a step of the task cannot be "
-            f"{_DONE.get(action, action)}; nothing was changed")
+            f"{DONE[_OPERATORS[action]] if action in _OPERATORS else action}; nothing was "
+            "changed")
     if action == "cancel":  # it runs: a step that takes no CANCEL
         return said + (f"\nNext: wait for it to end: obshell-sdk task wait {task_id} (if it "
                        "fails, retry, rollback or skip it, where its steps allow)")

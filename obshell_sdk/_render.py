@@ -24,7 +24,7 @@ from ._render_html import cancelled_node, dag_html, task_html, undone_node
 from ._text import printable
 
 __all__ = [
-    "agent_line", "dag_html", "dag_line", "dag_text", "failure_line", "failure_message",
+    "DONE", "agent_line", "dag_html", "dag_line", "dag_text", "failure_line", "failure_message",
     "interrupted_message", "package_line", "printable", "progress_line", "rollout_plan_text",
     "rollout_table_text", "rollout_text", "state_text", "stored_line", "task_html", "task_repr",
     "timeout_message", "to_jsonable", "upload_line",
@@ -174,16 +174,21 @@ def failure_message(label: str, detail: DagDetail) -> str:
     if detail.maintenance_type == 1:  # the upgrade check and other lock-free tasks
         return text
     allowed = failed_task_operators(detail)
-    if not allowed:  # steps not known: what obshell may take
+    if allowed is None:  # steps not known: what obshell may take
         return (text + "\nThe cluster stays locked until the task is retried (or rolled back "
                 "or skipped, where its steps allow it; a FAILED task cannot be cancelled).")
-    done = " or ".join(_DONE[op] for op in allowed)
+    if not allowed:
+        return (text + "\nThe cluster stays locked: the task's steps allow no retry, rollback "
+                "or skip, and a FAILED task cannot be cancelled (see docs/tasks.md, \"When a "
+                "task fails\").")
+    done = " or ".join(DONE[op] for op in allowed)
     return (text + f"\nThe cluster stays locked until the task is {done} (what its steps "
             "allow; a FAILED task cannot be cancelled).")
 
 
-#: A failed task's operators, as done to it (``retried``).
-_DONE = {Operator.RETRY: "retried", Operator.ROLLBACK: "rolled back", Operator.PASS: "skipped"}
+#: A task's operators, as done to it (``retried``); the CLI says them so too.
+DONE = {Operator.RETRY: "retried", Operator.ROLLBACK: "rolled back", Operator.PASS: "skipped",
+        Operator.CANCEL: "cancelled"}
 
 
 def _pick_up(task_id: str, exists: bool) -> str:

@@ -247,6 +247,23 @@ def test_a_failed_upgrade_says_which_operators_free_the_cluster(stage, ways):
         "task cannot be cancelled)."), str(info.value)
 
 
+def test_a_failed_task_whose_steps_allow_no_operator_says_so(monkeypatch):
+    """``()``, no operator allowed, was said as None (steps unknown): "until the task is
+    retried (or rolled back or skipped, where its steps allow it ...)", none of which it
+    takes. No known step refuses a retry: its steps are made to allow none here."""
+    from obshell_sdk import _render
+
+    with FakeAgent(password=PASSWORD, fail_stage=3) as agent, client_for(agent) as client:
+        with pytest.raises(TaskFailedError) as info:
+            client.upgrade_agent(VERSION, RELEASE).result(timeout=30, poll_interval=0.01)
+    monkeypatch.setattr(_render, "failed_task_operators", lambda detail: ())
+    said = _render.failure_message("task 11", info.value.detail)
+    assert said.endswith("The cluster stays locked: the task's steps allow no retry, rollback "
+                         "or skip, and a FAILED task cannot be cancelled (see docs/tasks.md, "
+                         "\"When a task fails\")."), said
+    assert "retried" not in said
+
+
 def test_wait_times_out_with_the_task_id():
     with FakeAgent(password=PASSWORD, stage_seconds=60) as agent, client_for(agent) as client:
         task = client.upgrade_agent(VERSION, RELEASE)
