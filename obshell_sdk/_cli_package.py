@@ -85,9 +85,10 @@ def run_package(client: ObshellClient, args: argparse.Namespace, out: Output,
 def _not_listed(agent: str, pkg_id: int) -> NotFoundError:
     """"Not found" for a package the cluster's list lacks: the SDK's own (status 0), exit 10."""
     path = "/api/v1/upgrade/package/info"
-    said = f"the cluster lists no package {pkg_id}"
+    said = f"no package {pkg_id} on the cluster at {agent}"
     error = NotFoundError(status=0, err_code="", code=0, message=said, trace_id="",
                           method="GET", path=path, agent=agent)
-    error.args = (f"GET {path} on {agent}: {said}; obshell-sdk package list shows them (an "
-                  "older upload of a package is listed again once the newer one is deleted)",)
+    error.args = (f"{said} (its package list, GET {path}, has no such id); nothing was "
+                  "deleted. obshell-sdk package list shows the ids (an older upload of a "
+                  "package is listed again once the newer one is deleted)",)
     return error

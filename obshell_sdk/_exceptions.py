@@ -177,9 +177,10 @@ class ApiError(ObshellError):
     """The agent answered with an obshell error envelope, or the SDK refused on what it showed.
 
     Mostly the agent's reply: :attr:`status` is its HTTP status. :attr:`status` 0 is the SDK's
-    own refusal, which no agent sent (no :attr:`trace_id`), worded with the code obshell would
-    answer: an :class:`UnderMaintenanceError` before an upgrade's uploads, when the agent's
-    task list shows a FAILED or cancelled task holding the cluster's lock.
+    own refusal from what the agent showed, which no agent sent (no :attr:`trace_id`): an
+    :class:`UnderMaintenanceError` before an upgrade's uploads, when the agent's task list
+    shows a FAILED or cancelled task holding the cluster's lock; the CLI's
+    :class:`NotFoundError` for ``package delete`` of an id the cluster's package list lacks.
 
     Branch on :attr:`err_code` (obshell 4.3.1 and later) or :attr:`code` (older agents) or on
     the subclass, never on :attr:`message`, which the agent may localise.

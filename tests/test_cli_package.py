@@ -103,15 +103,16 @@ def test_deleting_a_package_the_cluster_does_not_hold_is_said(rpms):
     # found" does (10, as task show of a missing task), not 2, "nothing was sent": it was.
     with FakeAgent(password=PASSWORD) as agent:
         out = run(agent, "package", "delete", "7")
-        assert out.returncode == 10 and "the cluster lists no package 7" in out.stderr
-        assert f"on {agent.host}:{agent.port}" in out.stderr, out.stderr
+        assert out.returncode == 10, out.stderr
+        assert f"no package 7 on the cluster at {agent.host}:{agent.port}" in out.stderr
+        assert "nothing was deleted" in out.stderr, out.stderr
         assert not agent.requests_to("/api/v1/upgrade/package/7", "DELETE")
         assert agent.requests_to("/api/v1/upgrade/package/info", "GET")  # it was sent
         error = json.loads(run(agent, "--json", "package", "delete", "7").stdout)["error"]
     assert error["exit"] == 10 and error["type"] == "NotFoundError", error
     assert error["agent"] == f"{agent.host}:{agent.port}"
     # the command it suggests reaches the same agent, as a suggested task command does
-    assert f"{same(agent)} package list shows them" in out.stderr, out.stderr
+    assert f"{same(agent)} package list shows the ids" in out.stderr, out.stderr
 
 
 def test_a_wrong_password_is_said_before_any_upload(rpms):
