@@ -107,6 +107,9 @@ class FakeDag:
         self.finished_at: Optional[float] = None
         self.restart_at_stage: Optional[int] = None
         self.restarted = False
+        #: Its restart is queued, the agent not down yet: the restart stage does not end (as
+        #: obshell's cannot end before its agent restarts), however fast the DAG moves.
+        self.restart_held = False
         self.target_version = ""
         self.target_release = ""  # the build number (the release before its first dot)
         self.version_applied = False  # the agent took on target_version and target_release

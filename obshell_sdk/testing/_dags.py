@@ -135,7 +135,7 @@ class DagStore:
                     return
                 self._next_pass = time.monotonic() + period
             for dag in self._dags.values():
-                if not dag.time_driven:
+                if not dag.time_driven or dag.restart_held:
                     continue
                 while dag.state in ("READY", "RUNNING") and now >= dag.next_step_at:
                     self.step(dag, at=dag.next_step_at if period is None else now)
@@ -162,6 +162,8 @@ class DagStore:
                 node = current_node(dag)
                 if node is None:
                     self._start_node(dag, dag.position + 1, now)
+                    return
+                if dag.restart_held:  # the restart stage ends once the agent went down
                     return
                 if dag.position == dag.fail_stage and dag.fails_left > 0:
                     dag.fails_left -= 1
@@ -199,7 +201,7 @@ class DagStore:
             node.sub_task.logs = []
         if (dag.restart_at_stage == index and not dag.restarted
                 and dag.maintenance_type == 2):
-            dag.restarted = True
+            dag.restarted = dag.restart_held = True
             self.pending_restarts.append(dag)
 
     # -- operators ------------------------------------------------------

@@ -176,11 +176,16 @@ class AgentRunner:
             running = self._running
         if not running:  # nothing to pause; the "restarted" agent runs the new version
             self.state.run_obshell(target, release)
+            self.state.restart_done(dag)
             return
 
-        def run() -> None:  # the new version answers from the first request after the restart
+        def down() -> None:  # the new version answers from the first request after it
+            self.state.run_obshell(target, release)
+            self.state.restart_done(dag)
+
+        def run() -> None:
             self.pause(self.state.restart_seconds, new_key_bits=self.state.restart_new_key_bits,
-                       while_down=lambda: self.state.run_obshell(target, release))
+                       while_down=down)
 
         self.spawn(run)
 

@@ -171,3 +171,10 @@ class AgentState:
             _log.info("fake agent restarting at stage %s of DAG %s", dag.stage, dag.generic_id)
             if hook is not None:
                 hook(dag)
+            else:
+                self.restart_done(dag)
+
+    def restart_done(self, dag: FakeDag) -> None:
+        """The agent went down for ``dag``'s restart: its restart stage may end now."""
+        with self.dags.lock:
+            dag.restart_held = False
