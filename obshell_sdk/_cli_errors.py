@@ -204,7 +204,7 @@ def error_fields(exc: ObshellError) -> dict[str, object]:
     ``argument`` is named as the command line names it (``--package``, ``ID``).
     """
     fields: dict[str, object] = {"type": type(exc).__name__}
-    for name in ("status", "code", "err_code", "trace_id", "task_id", "argument", "agent"):
+    for name in ("status", "code", "err_code", "trace_id", "task_id", "argument", "agent", "file"):
         value = getattr(exc, name, None)
         if value:
             fields[name] = value if isinstance(value, int) else str(value)

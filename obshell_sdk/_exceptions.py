@@ -296,9 +296,14 @@ class ServerError(ApiError):
 
 
 class PackageDamagedError(ServerError):
-    """An uploaded RPM failed obshell's MD5 check: damaged or changed after the SDK's own check."""
+    """An uploaded RPM failed obshell's MD5 check: damaged or changed after the SDK's own check.
+
+    :attr:`file` names the package the SDK was uploading (the message starts with it).
+    """
 
     hint = "The file is damaged or changed: check it (rpm -K FILE) or download it again, then retry"
+    #: The package file the upload sent, as the caller gave its path ("" when not known).
+    file: str = ""
 
 
 class PackageChangedError(PackageDamagedError):

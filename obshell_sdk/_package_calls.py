@@ -8,7 +8,7 @@ from typing import Optional, Union
 
 from ._caller import Caller, CallsBase
 from ._decode import decode_contents
-from ._exceptions import ApiError, InvalidArgumentError, NotFoundError
+from ._exceptions import ApiError, InvalidArgumentError, NotFoundError, PackageDamagedError
 from ._models import ObParameter, UpgradePackageInfo
 from ._request import Request
 from ._text import printable
@@ -132,6 +132,10 @@ def _send_package(client: Caller, file: str, sha256: Optional[str], lifetime: fl
     request, bodies = package_request(file, lifetime, new=new, file_sha256=sha256)
     try:
         data = client._send(request, limit).data
+    except PackageDamagedError as exc:  # one of several, maybe: named as the caller gave it
+        exc.file = file
+        exc.args = (f"uploading {file!r}: {exc.args[0]}",)
+        raise
     finally:
         for body in bodies:
             body.close()

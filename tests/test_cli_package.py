@@ -251,6 +251,37 @@ def test_a_package_changed_while_upgrade_ob_sends_it_says_that_file_was_not_stor
     assert "nothing was stored" not in err and "upload it again" not in err, err
 
 
+def test_json_names_the_package_that_changed_while_it_was_sent(rpms, monkeypatch, capsys):
+    """``upgrade-ob --package CE --package LIBS --json``, LIBS rewritten after its check:
+    stderr's "uploading ..." line names it, and so must the error, in its message (as
+    given) and its ``file``: a script reading stdout alone sees no other line."""
+    from obshell_sdk import _package_calls, _workflow
+    from obshell_sdk._cli import main
+
+    real = _workflow.check_package_digest
+
+    def libs_rewritten(path, *, sha256):
+        digest = real(path, sha256=sha256)
+        if path == rpms[1]:
+            with open(path, "wb") as file:
+                file.write(build_rpm("oceanbase-ce-libs", VERSION, "101000012025052816.el7"))
+        return digest
+
+    for module in (_workflow, _package_calls):
+        monkeypatch.setattr(module, "check_package_digest", libs_rewritten)
+    monkeypatch.setenv("OBSHELL_PASSWORD", PASSWORD)
+    with FakeAgent(password=PASSWORD) as agent:
+        code = main(["--host", agent.host, "--port", str(agent.port), "--json", "upgrade-ob",
+                     VERSION, RELEASE, "--package", rpms[0], "--package", rpms[1]])
+    out = capsys.readouterr()
+    error = json.loads(out.out)["error"]
+    assert (code, error["exit"], error["type"]) == (5, 5, "PackageChangedError"), out.err
+    assert error["file"] == rpms[1]
+    assert error["message"].startswith(f"uploading {rpms[1]!r}: POST /api/v1/package on ")
+    assert rpms[0] not in error["message"]
+    assert out.err.rstrip().endswith(error["message"]), out.err  # the same words on stderr
+
+
 def _retry_of_a_failed_ob_upgrade(agent):
     dag_id = agent.create_ob_upgrade_dag(VERSION, RELEASE)
     agent.fail_dag(dag_id)

@@ -558,6 +558,40 @@ def test_a_package_changed_while_it_is_sent_is_said_so_and_sent_once(package, mo
     assert type(pickle.loads(pickle.dumps(exc))) is PackageChangedError
 
 
+def _rewritten_after_its_check(module, monkeypatch):
+    """``module``'s check of a package, then the file rewritten: other bytes than its digest."""
+    real = module.check_package_digest
+
+    def then_rewritten(path, *, sha256):
+        digest = real(path, sha256=sha256)
+        write_rpm(path, os.urandom(300_000) + b"new")  # a whole RPM again, other bytes
+        return digest
+
+    monkeypatch.setattr(module, "check_package_digest", then_rewritten)
+
+
+def test_a_package_changed_while_it_is_sent_names_that_file_as_it_was_given(package,
+                                                                           monkeypatch):
+    """Which file the agent refused is said (several may be uploaded in turn), by the path
+    the caller gave: relative stays relative. It is the error's ``file`` too, which a
+    pickled copy (a process pool's) keeps."""
+    from obshell_sdk import _package_calls
+
+    _rewritten_after_its_check(_package_calls, monkeypatch)
+    monkeypatch.chdir(package.parent)
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        with pytest.raises(PackageChangedError) as info:
+            client.upload_package(RPM)
+        assert agent.packages == []
+    exc = info.value
+    assert exc.file == RPM
+    assert str(exc).startswith(f"uploading {RPM!r}: POST /api/v1/package on "), str(exc)
+    assert str(package) not in str(exc)
+    copy = pickle.loads(pickle.dumps(exc))
+    assert (type(copy), copy.file, str(copy)) == (PackageChangedError, RPM, str(exc))
+
+
 def test_a_bare_lead_passes_the_check_and_the_agent_judges_the_rest(tmp_path):
     from obshell_sdk._upload import check_package_path
 
