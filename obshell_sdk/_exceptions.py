@@ -317,5 +317,5 @@ class PackageChangedError(PackageDamagedError):
     """
 
     hint = ("The file changed while it was sent (is something still writing it?), or its "
-            "bytes were altered on the way: make sure nothing is writing it, then upload it "
-            "again (this file was not stored)")
+            "bytes were altered on the way: make sure nothing is writing it, then run the upload "
+            "(or the upgrade call that uploaded it) again; this file was not stored")

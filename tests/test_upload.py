@@ -592,6 +592,22 @@ def test_a_package_changed_while_it_is_sent_names_that_file_as_it_was_given(pack
     assert (type(copy), copy.file, str(copy)) == (PackageChangedError, RPM, str(exc))
 
 
+def test_a_package_changed_while_run_agent_upgrade_sends_it_says_to_run_that_call_again(
+        package, monkeypatch):
+    """The one-call upgrade uploads, checks and upgrades: its caller runs it again, rather
+    than "upload it again" (after which it would upload once more)."""
+    from obshell_sdk import _workflow
+
+    _rewritten_after_its_check(_workflow, monkeypatch)
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        with pytest.raises(PackageChangedError) as info:
+            client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=package)
+        assert agent.packages == [] and agent.dags == {}
+    assert info.value.file == str(package)
+    assert "run the upload (or the upgrade call that uploaded it) again" in str(info.value)
+
+
 def test_a_bare_lead_passes_the_check_and_the_agent_judges_the_rest(tmp_path):
     from obshell_sdk._upload import check_package_path
 
