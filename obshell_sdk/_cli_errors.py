@@ -68,6 +68,8 @@ HINTS: Sequence[tuple[str, str]] = (
     (r"client\.unfinished_dags\(\) and client\.last_maintenance_dag\(\)",
      "obshell-sdk task list"),
     (r"client\.info\(\)", "obshell-sdk info"),
+    (r"client\.delete_package\((\w+)\)", r"obshell-sdk package delete \1"),
+    (r"client\.packages\(\) lists it", "obshell-sdk package list shows it"),
     (r"client\.unfinished_dags\(\) lists", "obshell-sdk task list lists"),
     (r"upload it \(client\.upload_package\(path\)\), then retry the task",
      "upload it, then retry the task (obshell-sdk task retry ID --package RPM does both)"),

@@ -75,15 +75,19 @@ def _atoi(text: str) -> int:
 
 
 def not_the_target(uploaded: UpgradePackageInfo, version: str, release: str) -> Optional[str]:
-    """Why an uploaded package is not obshell ``version``-``release`` (None when it is)."""
+    """Why an uploaded package is not obshell ``version``-``release`` (None when it is).
+
+    Said as the agent read it, and that it was stored (its id) though nothing was started.
+    """
     if uploaded.name == "obshell" and uploaded.version == version and (
             not uploaded.release_distribution or uploaded.release_distribution == release):
         return None
     have = printable(f"{uploaded.name} {uploaded.version}-"
                      f"{uploaded.release_distribution or '?'}")  # the agent's words
-    return (f"the package is {have}, not obshell {version}-{release}: give the target's "
-            "package, or the version and release of this one (it was uploaded; nothing was "
-            "started)")
+    kept = f", as package {uploaded.pkg_id}" if uploaded.pkg_id > 0 else ""
+    return (f"the agent read the package as {have}, not obshell {version}-{release}: give the "
+            "target's package, or the version and release of this one (it was stored on the "
+            f"agent{kept}; nothing was started)")
 
 
 def check_target_package(package: Any, version: str, release: str) -> str:

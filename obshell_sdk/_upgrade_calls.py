@@ -79,6 +79,9 @@ class UpgradeCalls(CallsBase):
         refused, and a FAILED (or cancelled) task holding the cluster's maintenance lock
         raises :class:`UnderMaintenanceError` naming it, with ``status`` 0 (no reply refused
         anything: obshell would refuse the upgrade only after the upload and the pre-check).
+        A package whose header cannot be read here, which the agent reads as another than the
+        target, raises :class:`InvalidArgumentError` after it was stored: the message says
+        how to delete it.
         """
         return run_agent_upgrade(
             self, version, release, package=package, upgrade_dir=upgrade_dir, check=check,

@@ -212,10 +212,15 @@ def _check_newer_ob(info: AgentInfo, version: str) -> None:
 
 
 def _check_uploaded(uploaded: UpgradePackageInfo, version: str, release: str) -> None:
-    """The package just uploaded must be the target's: obshell would run its pre-check anyway."""
+    """The package just uploaded must be the target's: obshell would run its pre-check anyway.
+
+    It was stored all the same: the refusal says how to delete it.
+    """
     problem = not_the_target(uploaded, version, release)
     if problem is not None:
-        raise InvalidArgumentError("package", problem)
+        pkg_id = uploaded.pkg_id if uploaded.pkg_id > 0 else "ID"
+        raise InvalidArgumentError("package", f"{problem}. It stays stored until deleted: "
+                                   f"client.delete_package({pkg_id}) (client.packages() lists it)")
 
 
 def run_ob_upgrade(

@@ -800,3 +800,21 @@ def test_the_exit_codes_documented_are_the_codes_used():
                   "--wait` asked)", "refused before sending or by obshell",
                   "10 no such task, or package"):
         assert words in said, said
+
+
+def test_the_exit_codes_say_the_one_exit_2_after_an_upload():
+    """Exit 2 is input refused before anything is sent, but for ``upgrade --package`` of a
+    package the agent read as another: it was stored first. docs/cli.md's table, --help's
+    list and the README's say so alike."""
+    from obshell_sdk._cli_parser import EXIT_CODES
+
+    root = Path(__file__).resolve().parents[1]
+    page = (root / "docs" / "cli.md").read_text().split("## Exit codes", 1)[1]
+    readme = " ".join((root / "README.md").read_text().split())
+    readme = readme.split("pick it up again. Exit codes: ", 1)[1]
+    rows = {"docs/cli.md": page.split("\n| 2 |", 1)[1].split("\n", 1)[0],
+            "--help": dict(EXIT_CODES)[2],
+            "README.md": readme.split(" 2 ", 1)[1].split(", 3 credentials", 1)[0]}
+    for where, row in rows.items():
+        row = " ".join(row.split())
+        assert "upgrade --package" in row and "stored" in row, (where, row)

@@ -282,6 +282,34 @@ def test_json_names_the_package_that_changed_while_it_was_sent(rpms, monkeypatch
     assert out.err.rstrip().endswith(error["message"]), out.err  # the same words on stderr
 
 
+def test_upgrade_package_the_agent_read_as_another_says_it_was_stored_and_how_to_delete_it(
+        tmp_path, monkeypatch, capsys):
+    """``upgrade --package`` whose header the SDK cannot read: the agent stores it, reads
+    it as another version, and the command exits 2 (bad input), though, unlike the other
+    exits 2, the package was sent: said plainly, with the commands to list or delete it."""
+    from obshell_sdk import _targets
+    from obshell_sdk._cli import main
+
+    wrong = tmp_path / "obshell.rpm"
+    wrong.write_bytes(build_rpm("obshell", "4.3.0.9", RELEASE))
+    monkeypatch.setattr(_targets, "rpm_identity", lambda path: None)  # "unreadable"
+    monkeypatch.setenv("OBSHELL_PASSWORD", PASSWORD)
+    with FakeAgent(password=PASSWORD) as agent:
+        code = main(["--host", agent.host, "--port", str(agent.port), "--json", "upgrade",
+                     VERSION, RELEASE, "--package", str(wrong)])
+        assert [row["pkg_id"] for row in agent.inventory] == [1] and agent.dags == {}
+    out = capsys.readouterr()
+    error = json.loads(out.out)["error"]
+    assert (code, error["exit"], error["argument"]) == (2, 2, "--package"), out.err
+    said = error["message"]
+    assert said.startswith(f"--package: the agent read the package as obshell 4.3.0.9-{RELEASE}"
+                           f", not obshell {VERSION}-{RELEASE}"), said
+    assert "it was stored on the agent, as package 1; nothing was started" in said, said
+    assert said.endswith(f"It stays stored until deleted: {same(agent)} package delete 1 "
+                         f"({same(agent)} package list shows it)"), said
+    assert "client." not in out.err
+
+
 def _retry_of_a_failed_ob_upgrade(agent):
     dag_id = agent.create_ob_upgrade_dag(VERSION, RELEASE)
     agent.fail_dag(dag_id)

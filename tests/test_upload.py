@@ -608,6 +608,30 @@ def test_a_package_changed_while_run_agent_upgrade_sends_it_says_to_run_that_cal
     assert "run the upload (or the upgrade call that uploaded it) again" in str(info.value)
 
 
+def test_run_agent_upgrade_says_a_package_the_agent_read_as_another_stays_stored(
+        tmp_path, monkeypatch):
+    """A header the SDK cannot read is left to the agent; when the agent reads it as
+    another package, nothing is started, but the package was stored: said so, with how to
+    delete it."""
+    from obshell_sdk import _targets
+    from obshell_sdk.testing import build_rpm
+
+    wrong = tmp_path / "obshell.rpm"
+    wrong.write_bytes(build_rpm("obshell", "4.3.0.9", "101000012025010101.el7"))
+    monkeypatch.setattr(_targets, "rpm_identity", lambda path: None)  # "unreadable"
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        with pytest.raises(InvalidArgumentError) as info:
+            client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=wrong)
+        assert [row["pkg_id"] for row in agent.inventory] == [1] and agent.dags == {}
+    said = str(info.value)
+    assert info.value.argument == "package"
+    assert "read the package as obshell 4.3.0.9-101000012025010101.el7" in said, said
+    assert "it was stored on the agent, as package 1; nothing was started" in said, said
+    assert said.endswith("It stays stored until deleted: client.delete_package(1) "
+                         "(client.packages() lists it)"), said
+
+
 def test_a_bare_lead_passes_the_check_and_the_agent_judges_the_rest(tmp_path):
     from obshell_sdk._upload import check_package_path
 
