@@ -34,6 +34,7 @@ PUBLIC_METHODS = {
     "wait_listening": ["timeout"], "reset_next": ["n", "path_prefix"],
     "fail_next": ["n", "status", "err_code", "path_prefix", "message"],
     "truncate_next": ["n", "path_prefix"], "hang_next": ["n", "seconds", "path_prefix"],
+    "edit_data_next": ["n", "edit", "path_prefix", "method"],
     "clear_faults": [], "rotate_key": ["bits"], "set_clock_offset": ["seconds"], "now": [],
     "sync_version": [],
 }

@@ -232,3 +232,44 @@ def test_drop_reply_after_next_takes_a_method_and_a_path_prefix(agent: FakeAgent
         call(agent, "GET", "/api/v1/info")
     assert call(agent, "GET", "/api/v1/info").status_code == 200  # one-shot
     agent.clear_faults()
+
+
+# -- edit_data_next -------------------------------------------------------------------------
+def test_edit_data_next_sends_other_data_once_for_a_method_and_a_path_prefix(
+        agent: FakeAgent) -> None:
+    seen = []
+
+    def edit(data: Any) -> Any:
+        seen.append(data)
+        return {**data, "public_key": 42, "<": "&"}
+
+    agent.edit_data_next(edit=edit, path_prefix="/api/v1/secret", method="post")
+    assert call(agent, "GET", "/api/v1/secret").json()["data"]["public_key"] == \
+        agent.public_key_b64  # another method: untouched
+    agent.edit_data_next(edit=edit, path_prefix="/api/v1/secret")
+    reply = call(agent, "GET", "/api/v1/secret")
+    assert reply.status_code == 200 and reply.json()["successful"] is True
+    assert reply.json()["data"] == {**seen[0], "public_key": 42, "<": "&"}
+    assert seen[0]["public_key"] == agent.public_key_b64  # the data it would have sent
+    assert b"\\u003c" in reply.content  # still written as Go writes it
+    assert call(agent, "GET", "/api/v1/secret").json()["data"]["public_key"] == \
+        agent.public_key_b64  # one-shot
+    (recorded, *_) = agent.requests_to("/api/v1/secret")[1:]
+    assert recorded.status == 200
+
+
+def test_edit_data_next_acts_first_and_sees_lists_as_sent(agent: FakeAgent) -> None:
+    agent.edit_data_next(edit=lambda data: {k: v for k, v in data.items() if k != "id"},
+                         path_prefix="/api/v1/agent/upgrade", method="POST")
+    reply = call(agent, "POST", "/api/v1/agent/upgrade", UPGRADE)
+    assert reply.status_code == 200 and "id" not in reply.json()["data"]
+    (dag,) = agent.dags.values()  # the task was made all the same
+    assert reply.json()["data"]["name"] == dag.name
+    agent.edit_data_next(edit=lambda data: {"contents": data["contents"] * 2},
+                         path_prefix="/api/v1/task/dag/unfinish")
+    listed = call(agent, "GET", "/api/v1/task/dag/unfinish").json()["data"]["contents"]
+    assert [d["id"] for d in listed] == [dag.generic_id] * 2
+    agent.edit_data_next(edit=lambda data: None, path_prefix="/api/v1/task/dag/unfinish")
+    agent.clear_faults()
+    listed = call(agent, "GET", "/api/v1/task/dag/unfinish").json()["data"]["contents"]
+    assert [d["id"] for d in listed] == [dag.generic_id]

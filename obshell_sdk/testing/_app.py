@@ -9,9 +9,10 @@ was created, a truncated answer).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ._auth import decode_v1, decode_v2, verify_auth, verify_v1, verify_v2
 from ._context import Context
@@ -65,11 +66,14 @@ def _panic(state: AgentState) -> Outcome:
 
 
 def _answer(ctx: Context, started: float, status: int, data: Any = NO_DATA,
-            error: Optional[ApiError] = None) -> Outcome:
+            error: Optional[ApiError] = None,
+            edit: Optional[Callable[[Any], Any]] = None) -> Outcome:
     trace = ctx.trace_id if error is None or error.trace else ""
     duration = int((time.monotonic() - started) * 1000)
     body = envelope(now=ctx.state.now(), status=status, trace_id=trace, duration_ms=duration,
                     data=data, error=error)
+    if edit is not None:  # ``edit_data_next``: a copy of the data as it would be sent, edited
+        body["data"] = edit(json.loads(go_json(body.get("data"))))
     return Reply(status, go_json(body)), status, error.err_code if error is not None else None
 
 
@@ -121,7 +125,8 @@ def _pipeline(ctx: Context, started: float) -> Outcome:
     if (found.creates_task and state.faults.take_drop_after_create()) or \
             state.faults.take_drop(req.method, ctx.path):
         return Reply(mode="close"), 0, None  # it was done; the caller never hears of it
-    return _answer(ctx, started, 200, data=data)
+    return _answer(ctx, started, 200, data=data,
+                   edit=state.faults.take_edit(req.method, ctx.path))
 
 
 def _decode_header(ctx: Context) -> None:

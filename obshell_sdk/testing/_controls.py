@@ -6,7 +6,7 @@ lifecycle); ``_StateAttr`` exposes an :class:`~._state.AgentState` attribute on 
 
 from __future__ import annotations
 
-from typing import Generic, Optional, TypeVar, Union, cast, overload
+from typing import Any, Callable, Generic, Optional, TypeVar, Union, cast, overload
 
 from ._lifecycle import AgentRunner
 from ._record import RecordedRequest
@@ -113,6 +113,17 @@ class AgentControls:
         """
         self._state.faults.drop_reply_after_next(n, path_prefix, method)
 
+    def edit_data_next(self, n: int = 1, *, edit: Callable[[Any], Any], path_prefix: str = "",
+                       method: str = "") -> None:
+        """The next ``n`` requests that succeed are carried out, and answered with other data.
+
+        Their envelope's ``data`` is ``edit(data)``, given a copy of the data as it would have
+        been sent (None when there was none): a reply of obshell's that does not fit what the
+        SDK reads (``lambda d: {**d, "public_key": 42}``). ``path_prefix`` and ``method``
+        limit it (default: any).
+        """
+        self._state.faults.edit_data_next(n, edit, path_prefix, method)
+
     def truncate_next(self, n: int = 1, *, path_prefix: str = "") -> None:
         """The next ``n`` answers announce a longer Content-Length than sent, then close.
 
@@ -145,5 +156,5 @@ class AgentControls:
         self._state.faults.drop_reply_after_create = value
 
     def clear_faults(self) -> None:
-        """Cancel every pending injected fault (resets, hangs, failures, truncations, drops)."""
+        """Cancel every pending fault (resets, hangs, failures, truncations, drops, edits)."""
         self._state.faults.clear()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Callable, Optional
 
 _PROXY_PAGES = {
     502: "Bad Gateway",
@@ -49,27 +49,30 @@ class FailRule:
 class CountedRule:
     """A one-shot fault for the next ``count`` requests whose path starts with ``path_prefix``.
 
-    ``seconds`` is how long a hang lasts (unused by the other kinds).
+    ``seconds`` is how long a hang lasts, ``edit`` what an edited reply's data becomes
+    (each unused by the other kinds).
     """
 
     count: int
     path_prefix: str
     seconds: float = 0.0
-    method: str = ""  # "" matches every method (used by the lost replies)
+    method: str = ""  # "" matches every method (used by the lost and edited replies)
+    edit: Optional[Callable[[Any], Any]] = None
 
 
 class FaultPlan:
     """All pending faults; every method is thread-safe.
 
-    Faults that hit "the next requests" (reset, hang, fail, truncate) are queued rules with a
-    path prefix (``""`` matches every path); the one-shot ``drop_reply_after_create`` hits the
-    next successful request to a route that creates a task (see ``_routes.py``).
+    Faults that hit "the next requests" (reset, hang, fail, truncate, drop, edit) are queued
+    rules with a path prefix (``""`` matches every path); the one-shot
+    ``drop_reply_after_create`` hits the next successful request to a route that creates a
+    task (see ``_routes.py``).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counted: dict[str, list[CountedRule]] = {"reset": [], "truncate": [], "hang": [],
-                                                       "drop": []}
+                                                       "drop": [], "edit": []}
         self._rules: list[FailRule] = []
         self._drop_after_create = False
 
@@ -88,6 +91,11 @@ class FaultPlan:
     def drop_reply_after_next(self, n: int, path_prefix: str, method: str) -> None:
         """Act on the next ``n`` matching requests that succeed, then close unanswered."""
         self._queue("drop", CountedRule(n, path_prefix, method=method.upper()))
+
+    def edit_data_next(self, n: int, edit: Callable[[Any], Any], path_prefix: str,
+                       method: str) -> None:
+        """Send ``edit(data)`` as the data of the next ``n`` matching requests that succeed."""
+        self._queue("edit", CountedRule(n, path_prefix, method=method.upper(), edit=edit))
 
     def fail_next(self, n: int, status: int, err_code: Optional[str], path_prefix: str,
                   message: Optional[str]) -> None:
@@ -128,6 +136,11 @@ class FaultPlan:
     def take_drop(self, method: str, path: str) -> bool:
         """Consume one lost reply matching ``method`` and ``path`` if pending."""
         return self._take("drop", path, method) is not None
+
+    def take_edit(self, method: str, path: str) -> Optional[Callable[[Any], Any]]:
+        """Consume one edited reply matching ``method`` and ``path``; its edit, or ``None``."""
+        rule = self._take("edit", path, method)
+        return None if rule is None else rule.edit
 
     def take_fail(self, path: str) -> Optional[FailRule]:
         """Consume one failure whose prefix matches ``path``."""
