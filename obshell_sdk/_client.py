@@ -8,7 +8,7 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 
 import requests
 
@@ -27,7 +27,7 @@ from ._polling import PollPolicy
 from ._request import Request
 from ._task import DagTask
 from ._task_calls import TaskCalls
-from ._transport import MAX_REPLY_BYTES, Cert, Timeout, Transport
+from ._transport import MAX_REPLY_BYTES, Cert, Timeout, Transport, read_reply
 from ._upgrade_calls import UpgradeCalls
 from ._validate import check_call, check_dag_id, check_language, check_timeout, check_tls
 
@@ -37,6 +37,7 @@ log = logging.getLogger("obshell_sdk")
 
 #: (connect, read) seconds for every call unless the client or the call says otherwise.
 DEFAULT_TIMEOUT = (5.0, 60.0)
+T = TypeVar("T")
 
 
 class ObshellClient(TaskCalls, PackageCalls, UpgradeCalls):
@@ -210,6 +211,12 @@ class ObshellClient(TaskCalls, PackageCalls, UpgradeCalls):
             raise InvalidArgumentError("body", f"cannot be sent as JSON ({exc})") from None
         return self._send(Request(method, target, data, signed=signed), timeout).data
 
+    def _read(self, read: Callable[[Any], T], method: str, path: str, *, query: str = "",
+              signed: bool = True, timeout: Optional[Timeout] = None) -> T:
+        """:meth:`call`, its data read by ``read``: what does not fit names the call and agent."""
+        data = self.call(method, path, query=query, signed=signed, timeout=timeout)
+        return read_reply(read, data, method, path, self.agent)
+
     def _send(self, request: Request, timeout: Optional[Timeout] = None) -> Any:
         limit = self.timeout if timeout is None else check_timeout(timeout, "timeout")
         sent = time.time()
@@ -230,12 +237,12 @@ class ObshellClient(TaskCalls, PackageCalls, UpgradeCalls):
 
     def info(self) -> AgentInfo:
         """``GET /api/v1/info``: identity, version and auth abilities of the agent (no auth)."""
-        return AgentInfo.from_json(self.call("GET", "/api/v1/info", signed=False))
+        return self._read(AgentInfo.from_json, "GET", "/api/v1/info", signed=False)
 
     def server_time(self, *, timeout: Optional[Timeout] = None) -> Optional[datetime]:
         """``GET /api/v1/time``: the agent's clock (no auth)."""
-        return at(p_time_text, self.call("GET", "/api/v1/time", signed=False, timeout=timeout),
-                  "data")
+        return self._read(lambda data: at(p_time_text, data, "data"), "GET", "/api/v1/time",
+                          signed=False, timeout=timeout)
 
     def _create_task(
         self, endpoint: TaskEndpoint[R], request: R,

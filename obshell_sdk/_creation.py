@@ -25,6 +25,7 @@ from ._exceptions import (
 )
 from ._lookup import AgentReads, find_created_dag, listed
 from ._request import Request
+from ._transport import read_reply
 from ._validate import brief_repr, check_dag_id
 
 __all__ = ["create_dag"]
@@ -64,7 +65,7 @@ def create_dag(
         if (lost := _lost(exc, endpoint, reads.agent)) is None:
             raise
     else:
-        created = _read_created(data, endpoint.path)
+        created = _read_created(data, endpoint.path, reads.agent)
         odd = _foreign(created, data, endpoint.dag_name(request), existed)
         if created is not None and odd is None:
             return created
@@ -90,24 +91,25 @@ def _listed(reads: AgentReads, endpoint: TaskEndpoint[Any]) -> Optional[frozense
         return None
 
 
-def _read_created(data: Any, path: str) -> Union[DagDetail, str, None]:
-    """The DAG a create call's successful reply describes.
+def _read_created(data: Any, path: str, agent: str) -> Union[DagDetail, str, None]:
+    """The DAG a create call's successful reply (to ``POST path`` on ``agent``) describes.
 
     Its id alone when only the id parses; None when the reply does not name the task.
     """
     try:
-        return DagDetail.from_json(data)
+        return read_reply(DagDetail.from_json, data, "POST", path, agent)
     except DecodeError as exc:
         dag_id = data.get("id") if isinstance(data, dict) else None
         if not isinstance(dag_id, str):
-            log.warning("%s: the agent's reply names no task (%s)", path, exc)
+            log.warning("the agent's reply names no task (%s)", exc)
             return None
         try:
             dag_id = check_dag_id(dag_id)
         except InvalidArgumentError:  # the agent's fault, not the caller's
-            raise DecodeError(f"{brief_repr(dag_id)} is not a task id", where="data.id") from None
-        log.warning("%s created task %s, but its reply did not parse; following it by id",
-                    path, dag_id)
+            raise DecodeError(f"{brief_repr(dag_id)} is not a task id", where="data.id",
+                              method="POST", path=path, agent=agent) from None
+        log.warning("%s on %s created task %s, but its reply did not parse; following it by "
+                    "id", path, agent, dag_id)
         return dag_id
 
 

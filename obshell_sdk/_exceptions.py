@@ -131,24 +131,32 @@ class DecodeError(ObshellError):
     """A reply did not have the shape obshell gives it.
 
     ``where``: the JSON path of the part that did not fit (``data.nodes[2].state``); ``excerpt``:
-    the start of a body that could not be read; ``status``: the reply's HTTP status (0 if not
-    known); ``method``, ``path``: the request, when the reply as a whole was not obshell's (the
-    message then starts with them, and ``agent``, its ``host:port``); ``task_id``: the task a
-    poll was about, or "".
+    the start of a body that could not be read; ``status``: the reply's HTTP status when the
+    reply as a whole was not obshell's (0 when its data did not fit); ``method``, ``path``: the
+    request, and ``agent``, its ``host:port``, whose reply it is (the message starts with them;
+    empty only for a model built outside a call, ``DagDetail.from_json(obj)``); ``task_id``:
+    the task a poll was about, or "".
     """
 
     def __init__(self, message: str, *, where: str = "", excerpt: str = "", status: int = 0,
                  method: str = "", path: str = "", task_id: str = "", agent: str = "") -> None:
         text = f"{where}: {message}" if where else message
-        text = f"{method} {path}{f' on {agent}' if agent else ''}: {text}" if method else text
         super().__init__(text + (f" (reply starts with {excerpt!r})" if excerpt else ""))
         self.where = where
         self.excerpt = excerpt
         self.status = status
-        self.method = method
+        self.method = ""
         self.path = path
         self.task_id = task_id
         self.agent = agent
+        if method:
+            self._name_exchange(method, path, agent)
+
+    def _name_exchange(self, method: str, path: str, agent: str) -> None:
+        """Say whose reply this is: ``method path on agent``, unless it says so already."""
+        if not self.method:
+            self.method, self.path, self.agent = method, path, agent
+            self.args = (f"{method} {path}{f' on {agent}' if agent else ''}: {self.args[0]}",)
 
     @property
     def refusal_page(self) -> bool:

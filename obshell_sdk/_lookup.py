@@ -114,7 +114,8 @@ class _Judge:
         now = self._reads.server_time(timeout=timeout)
         after = time.time()
         if now is None:
-            raise DecodeError("the agent's clock reads as unset", where="data")
+            raise DecodeError("the agent's clock reads as unset", where="data", method="GET",
+                              path="/api/v1/time", agent=self._reads.agent)
         offset = now.timestamp() - (before + after) / 2
         self.earliest = self._sent_at + offset - (after - before) / 2 - _CLOCK_MARGIN
 

@@ -6,13 +6,12 @@ import logging
 import os
 from typing import Optional, Union
 
-from ._caller import Caller, CallsBase
-from ._decode import decode_contents
+from ._caller import Caller, CallsBase, contents
 from ._exceptions import ApiError, InvalidArgumentError, NotFoundError, PackageDamagedError
 from ._models import ObParameter, UpgradePackageInfo
 from ._request import Request
 from ._text import printable
-from ._transport import Timeout
+from ._transport import Timeout, read_reply
 from ._upload import NEW_UPLOAD, check_package_digest, check_package_path, package_request
 from ._validate import MAX_LIFETIME, brief_repr, check_timeout, check_upload_timeout
 
@@ -69,9 +68,8 @@ class PackageCalls(CallsBase):
 
         One row per name, version, release and architecture (the newest upload of each).
         """
-        items = decode_contents(self.call("GET", "/api/v1/upgrade/package/info"))
-        return [UpgradePackageInfo.from_json(item, f"data.contents[{i}]")
-                for i, item in enumerate(items)]
+        return self._read(contents(UpgradePackageInfo.from_json), "GET",
+                          "/api/v1/upgrade/package/info")
 
     def delete_package(self, package_id: int) -> None:
         """``DELETE /api/v1/upgrade/package/{id}``: remove a package from the cluster.
@@ -89,9 +87,8 @@ class PackageCalls(CallsBase):
 
         (``server_permanent_offline_time``, ``enable_rebalance``, ``enable_rereplication``.)
         """
-        items = decode_contents(self.call("POST", "/api/v1/upgrade/params/backup"))
-        return [ObParameter.from_json(item, f"data.contents[{i}]")
-                for i, item in enumerate(items)]
+        return self._read(contents(ObParameter.from_json), "POST",
+                          "/api/v1/upgrade/params/backup")
 
     def restore_params(self) -> None:
         """``POST /api/v1/upgrade/params/restore``, as obshell offers it.
@@ -139,7 +136,8 @@ def _send_package(client: Caller, file: str, sha256: Optional[str], lifetime: fl
     finally:
         for body in bodies:
             body.close()
-    info = UpgradePackageInfo.from_json(data)
+    info = read_reply(UpgradePackageInfo.from_json, data, request.method, request.path,
+                      client.agent)
     log.info("agent %s: stored package %s", client.agent, printable(
         f"{info.name} {info.version}-{info.release_distribution} ({info.architecture})"))
     return info

@@ -121,7 +121,8 @@ class DagTask:
         if self._name is not None and detail.name != self._name:  # a DAG never changes name
             raise DecodeError(f"task {self.id} was {self._name!r}; the agent now answers about "
                               f"{detail.name!r}, another DAG under its id (a reinstalled "
-                              "agent?)", where="data.name", task_id=self.id)
+                              "agent?)", where="data.name", task_id=self.id, method="GET",
+                              path=f"/api/v1/task/dag/{self.id}", agent=self._client.agent)
         self._name = detail.name
         self._passes.observe(detail, sent)
         self.snapshot = detail

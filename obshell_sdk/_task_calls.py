@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
-from ._caller import CallsBase
+from ._caller import CallsBase, contents
 from ._dag import DagDetail, NodeDetail, Operator
 from ._decode import at, decode_contents, p_list, p_str
 from ._exceptions import DecodeError, InvalidArgumentError, TaskNotFoundError
@@ -32,16 +32,20 @@ class TaskCalls(CallsBase):
         if not isinstance(show_details, bool):
             raise InvalidArgumentError("show_details", "must be True or False")
         query = "show_details=true" if show_details else "show_details=false"
-        try:
-            data = self.call("GET", f"/api/v1/task/dag/{dag_id}", query=query, timeout=timeout)
+
+        def read(data: Any) -> DagDetail:
             detail = DagDetail.from_json(data)
-        except DecodeError as exc:  # a reply that is not a DAG: still about this task
+            if detail.id != dag_id:
+                raise DecodeError(f"asked for task {dag_id}, the agent answered about "
+                                  f"{detail.id}", where="data.id")
+            return detail
+
+        try:
+            return self._read(read, "GET", f"/api/v1/task/dag/{dag_id}", query=query,
+                              timeout=timeout)
+        except DecodeError as exc:  # a reply that is not this DAG: still about this task
             exc.task_id = dag_id
             raise
-        if detail.id != dag_id:
-            raise DecodeError(f"asked for task {dag_id}, the agent answered about {detail.id}",
-                              where="data.id", task_id=dag_id)
-        return detail
 
     def operate_dag(self, dag_id: Union[str, int], operator: Union[Operator, str]) -> None:
         """``POST /api/v1/task/dag/{id}``: apply RETRY, ROLLBACK, CANCEL or PASS to a DAG.
@@ -60,30 +64,28 @@ class TaskCalls(CallsBase):
         Always asks with details: obshell fails (500) on ``show_details=false`` here.
         """
         node_id = check_dag_id(node_id, "node_id")
-        data = self.call("GET", f"/api/v1/task/node/{node_id}", query="show_details=true")
-        return NodeDetail.from_json(data)
+        return self._read(NodeDetail.from_json, "GET", f"/api/v1/task/node/{node_id}",
+                          query="show_details=true")
 
     def sub_task_logs(self, sub_task_id: Union[str, int]) -> list[str]:
         """``GET /api/v1/task/sub_task/{id}/logs``: every log line of one sub-task."""
         sub_task_id = check_dag_id(sub_task_id, "sub_task_id")
-        data = self.call("GET", f"/api/v1/task/sub_task/{sub_task_id}/logs")
-        return list(at(p_list(p_str), decode_contents(data), "data.contents"))
+        return self._read(_logs, "GET", f"/api/v1/task/sub_task/{sub_task_id}/logs")
 
     def unfinished_dags(self, *, timeout: Optional[Timeout] = None) -> list[DagDetail]:
         """``GET /api/v1/task/dag/unfinish``: DAGs not finished (a FAILED upgrade stays here).
 
         ``timeout``, as every call's here, stands in for the client's for this call alone.
         """
-        items = decode_contents(self.call("GET", "/api/v1/task/dag/unfinish", timeout=timeout))
-        return [DagDetail.from_json(item, f"data.contents[{i}]") for i, item in enumerate(items)]
+        return self._read(_DAGS, "GET", "/api/v1/task/dag/unfinish", timeout=timeout)
 
     def last_maintenance_dag(
         self, *, timeout: Optional[Timeout] = None
     ) -> Optional[DagDetail]:
         """``GET /api/v1/task/dag/maintain/ob``: the cluster's last maintenance DAG, or None."""
         try:
-            return DagDetail.from_json(self.call("GET", "/api/v1/task/dag/maintain/ob",
-                                                 timeout=timeout))
+            return self._read(DagDetail.from_json, "GET", "/api/v1/task/dag/maintain/ob",
+                              timeout=timeout)
         except TaskNotFoundError:
             return None
 
@@ -94,7 +96,14 @@ class TaskCalls(CallsBase):
         agents refuse the route). A long-lived cluster holds many: read it to find a past
         task, never to poll one (``client.task(id)`` does that).
         """
-        data = self.call("GET", "/api/v1/task/dags/ob", query="show_details=false",
-                         timeout=timeout)
-        items = decode_contents(data)
-        return [DagDetail.from_json(item, f"data.contents[{i}]") for i, item in enumerate(items)]
+        return self._read(_DAGS, "GET", "/api/v1/task/dags/ob", query="show_details=false",
+                          timeout=timeout)
+
+
+#: A task list's data: its DAGs.
+_DAGS = contents(DagDetail.from_json)
+
+
+def _logs(data: Any) -> list[str]:
+    """A sub-task's log lines, from its ``{"contents": [...]}``."""
+    return list(at(p_list(p_str), decode_contents(data), "data.contents"))

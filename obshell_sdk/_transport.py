@@ -3,9 +3,11 @@
 :class:`Transport` owns the ``requests.Session``, sends every request through ``Session.request``
 under a wall-clock deadline, reads replies up to a cap, and turns them into an :class:`Envelope`
 or the right :class:`~obshell_sdk.ApiError`. It drives the auth flow without knowing what the
-auth keeps. Only this module and :mod:`._transport_errors`, which maps what an exchange
-raised to the SDK's errors, know ``requests``' exception types; none of them, nor any other
-exception of the exchange, leaks past them except as the ``__cause__`` of an SDK error.
+auth keeps. :func:`read_reply` reads a reply's data for the calls above it, so that what does
+not fit names its request and agent, as the transport's own errors do. Only this module and
+:mod:`._transport_errors`, which maps what an exchange raised to the SDK's errors, know
+``requests``' exception types; none of them, nor any other exception of the exchange, leaks
+past them except as the ``__cause__`` of an SDK error.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Optional, Union
+from typing import Any, Callable, Optional, TypeVar, Union
 
 import attrs
 import requests
@@ -34,7 +36,8 @@ from ._models import Envelope
 from ._request import Request
 from ._transport_errors import exchange_error, resending
 
-__all__ = ["MAX_REPLY_BYTES", "MAX_REPLY_DEPTH", "TRACE_HEADER", "Cert", "Timeout", "Transport"]
+__all__ = ["MAX_REPLY_BYTES", "MAX_REPLY_DEPTH", "TRACE_HEADER", "Cert", "Timeout", "Transport",
+           "read_reply"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -50,6 +53,7 @@ MAX_REPLY_BYTES = 16 * 1024 * 1024
 #: JSON nested deeper than this is refused (obshell's replies nest fewer than 10 levels).
 MAX_REPLY_DEPTH = 64
 _EXCERPT = 120
+T = TypeVar("T")
 
 
 class _ReplyTooLargeError(Exception):
@@ -136,8 +140,9 @@ class Transport:
                 except ObshellError as exc:
                     outgoing = flow.throw(exc)  # the flow re-raises what it cannot mend
                     continue
-                try:
-                    outgoing = flow.send(reply)
+                try:  # the flow reads the replies to its own requests (/info, /secret)
+                    outgoing = read_reply(flow.send, reply, outgoing.method, outgoing.path,
+                                          self.agent)
                 except StopIteration:
                     return reply
         finally:
@@ -218,6 +223,20 @@ class Transport:
         log.debug("%s %s on %s -> %d in %.0f ms (trace %s)", method, request.target, self.agent,
                   resp.status_code, (time.monotonic() - started) * 1000, headers[TRACE_HEADER])
         return _envelope(resp, content, method, path, self.agent)
+
+
+def read_reply(read: Callable[[Any], T], reply: Any, method: str, path: str, agent: str) -> T:
+    """``read(reply)``, the reply (or its data) to ``method path`` from ``agent``.
+
+    A :class:`DecodeError` raised for what does not fit names that request and agent, as
+    the transport's own do: in a run over many agents, which one sent it. Nothing is added
+    to a reply that fits.
+    """
+    try:
+        return read(reply)
+    except DecodeError as exc:
+        exc._name_exchange(method, path, agent)
+        raise
 
 
 def _read_capped(resp: requests.Response, cap: int) -> Optional[bytes]:

@@ -500,6 +500,30 @@ def test_an_operator_whose_reply_is_lost_is_an_unknown_outcome(agent):
     assert agent.dag(task_id).state != "FAILED"  # it was applied, indeed
 
 
+def test_a_reply_whose_data_does_not_fit_is_said_with_its_agent_as_a_page_is(agent):
+    """Exit 7 (not obshell's reply), on stderr and in --json's error naming the agent that
+    sent it and the request, as for a proxy's page in the agent's place."""
+    task_id = agent.create_upgrade_dag(VERSION, RELEASE)
+    where = f"{agent.host}:{agent.port}"
+
+    def bad_node(data):
+        return {**data, "nodes": [{**data["nodes"][0], "state": 7}, *data["nodes"][1:]]}
+
+    for json_out in ([], ["--json"]):
+        agent.edit_data_next(edit=bad_node, path_prefix=f"/api/v1/task/dag/{task_id}")
+        out = run(agent, *json_out, "task", "show", task_id)
+        assert out.returncode == 7, out.stderr
+        assert (f"GET /api/v1/task/dag/{task_id} on {where}: data.nodes[0].state: expected "
+                "a string, got a number") in out.stderr
+    error = json.loads(out.stdout)["error"]
+    assert (error["type"], error["agent"], error["task_id"]) == ("DecodeError", where, task_id)
+    assert error["message"].startswith(f"GET /api/v1/task/dag/{task_id} on {where}: ")
+    agent.fail_next(status=502, path_prefix=f"/api/v1/task/dag/{task_id}")  # a proxy's page
+    page = json.loads(run(agent, "--json", "task", "show", task_id).stdout)["error"]
+    assert page["exit"] == 7 and page["agent"] == where
+    assert page["message"].startswith(f"GET /api/v1/task/dag/{task_id} on {where}: ")
+
+
 def test_sigterm_during_a_retry_s_upload_says_the_retry_was_not_sent(tmp_path):
     """``task retry ID --package RPM`` uploads, then retries: cut short while uploading, it
     said the retry "may have been applied"."""

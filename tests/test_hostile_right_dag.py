@@ -132,8 +132,10 @@ def test_a_reinstalled_agent_s_other_dag_under_the_id_names_the_task_followed():
         with pytest.raises(DecodeError) as info:
             task.wait(timeout=30, poll_interval=0.01)
     assert info.value.where == "data.name" and info.value.task_id == task.id
-    assert f"task {task.id} was 'Upgrade obshell 4.3.1.0-" in str(info.value)
-    assert error_fields(info.value) == {"type": "DecodeError", "task_id": task.id}
+    assert str(info.value).startswith(f"GET /api/v1/task/dag/{task.id} on {client.agent}: "
+                                      f"data.name: task {task.id} was 'Upgrade obshell 4.3.1.0-")
+    assert error_fields(info.value) == {"type": "DecodeError", "task_id": task.id,
+                                        "agent": client.agent}
 
 
 # -- fork -----------------------------------------------------------------------------------

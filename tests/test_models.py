@@ -230,7 +230,8 @@ def test_sub_task_logs_name_the_line_that_does_not_fit(monkeypatch):
     with pytest.raises(DecodeError) as info:
         client.sub_task_logs("2100000000000000000")
     assert info.value.where == "data.contents[1]"
-    assert str(info.value) == "data.contents[1]: expected a string, got null"
+    assert str(info.value) == ("GET /api/v1/task/sub_task/2100000000000000000/logs on "
+                               "127.0.0.1:1: data.contents[1]: expected a string, got null")
     monkeypatch.setattr(client, "call", lambda *a, **k: {"contents": ["one", "two"]})
     assert client.sub_task_logs("2100000000000000000") == ["one", "two"]
 
