@@ -14,6 +14,8 @@ from obshell_sdk import (
     NodeDetail,
     ObParameter,
     ObshellClient,
+    Operator,
+    OperatorRefusedError,
     PasswordAuth,
     PollPolicy,
     UpgradeAgentRequest,
@@ -56,3 +58,12 @@ def models_built_by_hand() -> tuple[UpgradeAgentRequest, UpgradeObRequest, PollP
     agent = UpgradeAgentRequest("4.3.1.0", "101000012025010101.el7", "/home/admin/upgrade")
     ob = UpgradeObRequest("4.3.5.1", "101000012025052815.el7", mode="STOPSERVICE")
     return agent, ob, PollPolicy(initial=1.0).evolve(ceiling=10)
+
+
+def a_refused_operator(client: ObshellClient) -> tuple[Operator | None, bool, str]:
+    """An operator obshell refused, caught by its class: what the error carries, typed."""
+    try:
+        client.task("11").rollback()
+    except OperatorRefusedError as exc:
+        return exc.operator, exc.by_step, exc.hint
+    return None, False, ""

@@ -33,6 +33,7 @@ from ._dag import (
     TaskDetail,
 )
 from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
+from ._errcodes import OperatorRefusedError
 from ._exceptions import (
     ApiError,
     AuthDialectError,
@@ -121,6 +122,7 @@ __all__ = [
     "ObshellClient",
     "ObshellError",
     "Operator",
+    "OperatorRefusedError",
     "OutcomeUnknownError",
     "PackageChangedError",
     "PackageDamagedError",

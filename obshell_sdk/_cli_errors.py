@@ -181,6 +181,8 @@ def cli_words(text: str) -> str:
 def cli_message(exc: ObshellError) -> str:
     """The error as the CLI prints it: escaped, with hints naming CLI commands and options."""
     text = str(exc)
+    if isinstance(exc, ApiError) and is_refusal(exc):  # said the CLI's way: refusal_advice
+        text = text.removesuffix(". " + exc.hint)
     if isinstance(exc, InvalidArgumentError) and exc.argument == "dag_id":
         text = text.removeprefix("dag_id: ")  # the ID argument: its Python name means nothing here
     if isinstance(exc, TaskStateError):

@@ -13,9 +13,10 @@ import argparse
 from typing import Optional
 
 from ._dag import DagDetail, Operator
-from ._dag_steps import OPERATOR_REFUSAL, failed_task_operators
+from ._dag_steps import failed_task_operators
 from ._endpoints import AGENT_UPGRADE_CHECK, OB_UPGRADE_CHECK, UpgradeAgentRequest
-from ._exceptions import ApiError, ObshellError
+from ._errcodes import OperatorRefusedError
+from ._exceptions import ObshellError
 from ._render import DONE
 from ._task_errors import TaskCancelledError, TaskError, TaskFailedError
 
@@ -29,7 +30,7 @@ _OPERATORS = {**{action: op for op, action in _ACTIONS.items()}, "cancel": Opera
 
 def is_refusal(exc: ObshellError) -> bool:
     """Whether the agent refused an operator for the task's state or steps (nothing changed)."""
-    return isinstance(exc, ApiError) and bool(OPERATOR_REFUSAL.match(exc.err_code))
+    return isinstance(exc, OperatorRefusedError)
 
 
 def next_line(task_id: str, detail: Optional[DagDetail], refused: str = "") -> str:
@@ -60,9 +61,9 @@ def refusal_advice(action: str, task_id: str, exc: ObshellError,
 
     ``". <sentence>"`` followed by a "Next:" line, or ``""`` for another error.
     """
-    if not isinstance(exc, ApiError) or not is_refusal(exc):
+    if not isinstance(exc, OperatorRefusedError):
         return ""
-    if not exc.err_code.endswith("NotAllowed"):  # its state changed since it was read
+    if not exc.by_step:  # its state changed since it was read
         return (f". The task changed since it was read; nothing was changed: see where it "
                 f"stands: obshell-sdk task show {task_id}")
     said = (f". obshell does not allow {action} here: a step of the task cannot be "

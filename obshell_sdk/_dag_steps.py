@@ -1,9 +1,9 @@
 """Which operators obshell takes on a FAILED DAG, read from the names of its steps.
 
 obshell asks each step (node) of a DAG whether it can be retried, rolled back, passed
-(skipped) or cancelled, and refuses an operator that a step in the way does not allow
-(400 ``Task.Dag.Operator.{Retry,Rollback,Pass,Cancel}NotAllowed``, PROTOCOL §2). A DAG's
-JSON does not carry those capabilities: they belong to the step's kind (the agent upgrade's
+(skipped) or cancelled, and refuses an operator that a step in the way does not allow (a
+400, PROTOCOL §2, raised as ``OperatorRefusedError``: :mod:`._errcodes`). A DAG's JSON
+does not carry those capabilities: they belong to the step's kind (the agent upgrade's
 steps, PROTOCOL §7.3; the OceanBase upgrade's, PROTOCOL-upgrade-family §2.1), known here by
 name, as obshell 61ee147 sets them (the ``SetCan...`` calls of each step's constructor in
 ``ob/agent/executor/ob/upgrade_*.go``, ``minor_freeze.go``, ``upragde_env_check.go``). A step
@@ -17,13 +17,7 @@ from typing import Optional
 
 from ._dag import DagDetail, DagState, NodeDetail, Operator
 
-__all__ = ["OPERATOR_REFUSAL", "failed_task_operators"]
-
-#: obshell's refusals of a DAG operator because of the DAG's state or of one of its steps
-#: (PROTOCOL §2): the operator does not apply, nothing was changed.
-OPERATOR_REFUSAL = re.compile(
-    r"Task\.Dag\.Operator\.(?:(?:Retry|Rollback|Pass|Cancel)NotAllowed"
-    r"|(?:Retry|Rollback|Pass)NotFailedDag|CancelFinishedDag)\Z")
+__all__ = ["failed_task_operators"]
 
 _RETRY, _ROLLBACK, _PASS, _CANCEL = (Operator.RETRY, Operator.ROLLBACK, Operator.PASS,
                                      Operator.CANCEL)

@@ -1,14 +1,17 @@
 """obshell's error codes, each mapped to the exception class that says what it means.
 
 The one place that knows them: errCodes of obshell 4.3.1 and later, the numeric codes of
-older agents (PROTOCOL.md §2.2), then the HTTP status.
+older agents (PROTOCOL.md §2.2), then the HTTP status. :class:`OperatorRefusedError` is
+defined here, with obshell's refusals of a DAG operator: what it says (the operator, and
+whether a step or the task's state refused it) is read from its code.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
+from ._dag import Operator
 from ._exceptions import (
     ApiError,
     AuthDialectError,
@@ -28,7 +31,65 @@ from ._exceptions import (
     WrongPasswordError,
 )
 
-__all__ = ["error_class_for"]
+if TYPE_CHECKING:  # pragma: no cover
+    from ._models import ErrorInfo
+
+__all__ = ["OperatorRefusedError", "error_class_for"]
+
+#: obshell's refusals of a DAG operator (PROTOCOL §2, ``service/task/dag.go``): the operator,
+#: and whether a step of the DAG does not allow it (else its state does not: not FAILED, or
+#: ended for CANCEL). Nothing was changed.
+_REFUSALS: dict[str, tuple[Operator, bool]] = {
+    "Task.Dag.Operator.RetryNotAllowed": (Operator.RETRY, True),
+    "Task.Dag.Operator.RollbackNotAllowed": (Operator.ROLLBACK, True),
+    "Task.Dag.Operator.PassNotAllowed": (Operator.PASS, True),
+    "Task.Dag.Operator.CancelNotAllowed": (Operator.CANCEL, True),
+    "Task.Dag.Operator.RetryNotFailedDag": (Operator.RETRY, False),
+    "Task.Dag.Operator.RollbackNotFailedDag": (Operator.ROLLBACK, False),
+    "Task.Dag.Operator.PassNotFailedDag": (Operator.PASS, False),
+    "Task.Dag.Operator.CancelFinishedDag": (Operator.CANCEL, False),
+}
+
+
+class OperatorRefusedError(BadRequestError):
+    """obshell refused a task's operator (retry, rollback, pass or cancel): nothing was changed.
+
+    :attr:`operator` is the operator refused; :attr:`by_step` says why: True, a step of the
+    task does not allow it (``Task.Dag.Operator.RollbackNotAllowed`` and its kin); False, the
+    task's state does not take it: it is not FAILED, or (CANCEL) it has ended, so it changed
+    since it was read (``...NotFailedDag``, ``CancelFinishedDag``). :attr:`hint` says what to
+    do next. A :class:`BadRequestError`, as obshell's 400 made it before.
+    """
+
+    def __init__(self, *, status: int, err_code: str, code: int, message: str, trace_id: str,
+                 method: str, path: str, error: Optional[ErrorInfo] = None,
+                 agent: str = "") -> None:
+        refused = _REFUSALS.get(err_code)
+        #: The operator obshell refused (None for a code this SDK does not know).
+        self.operator: Optional[Operator] = refused[0] if refused else None
+        #: True: a step of the task does not allow it; False: the task's state does not.
+        self.by_step: bool = bool(refused and refused[1])
+        dag_id = re.fullmatch(r"/api/v1/task/dag/(\w+)", path)
+        task = f"client.task({dag_id.group(1)!r})" if dag_id else "client.task(ID)"
+        self.hint: str = _refusal_hint(self.operator, self.by_step, task)
+        super().__init__(status=status, err_code=err_code, code=code, message=message,
+                         trace_id=trace_id, method=method, path=path, error=error, agent=agent)
+
+
+def _refusal_hint(operator: Optional[Operator], by_step: bool, task: str) -> str:
+    """What to do after obshell refused ``operator`` on ``task`` (the call that reads it)."""
+    if by_step and operator is Operator.CANCEL:  # obshell cancels an unfinished task only
+        return ("A step of the task does not allow CANCEL while it runs; nothing was changed: "
+                f"wait for it to end ({task}.wait()); if it fails, retry, roll back or skip it, "
+                "where its steps allow")
+    if by_step and operator is not None:
+        name = "PASS (skip)" if operator is Operator.PASS else operator.value
+        return (f"A step of the task does not allow {name}; nothing was changed: read the task "
+                f"({task}.refresh()) and apply an operator its steps allow instead")
+    state = " (it has ended)" if operator is Operator.CANCEL else " (it is not FAILED)"
+    return (f"The task changed since it was read{state if operator else ''}; nothing was "
+            f"changed: read it again ({task}.refresh()) to see where it stands")
+
 
 _BY_ERR_CODE: dict[str, type[ApiError]] = {
     "Security.Authentication.IncorrectOceanbasePassword": WrongPasswordError,
@@ -49,6 +110,7 @@ _BY_ERR_CODE: dict[str, type[ApiError]] = {
     # The newer upload's file digest (VerifyFile), not a credential: never re-signed and sent
     # again as an auth refusal may be (PROTOCOL-upgrade-family §6.2 step 5).
     "Security.Authentication.File.Sha256Mismatch": PackageChangedError,
+    **dict.fromkeys(_REFUSALS, OperatorRefusedError),
 }
 
 #: The raw Go error of a package lookup that found none, e.g. ``oceanbase-ce-4.3.5.1-1.el7.

@@ -20,6 +20,7 @@
     │   │   ├── DecryptFailedError  the agent could not decrypt the header (stale key)
     │   │   └── AuthDialectError    the agent found no header it reads: another auth dialect?
     │   ├── BadRequestError         a 400 no class here names: the agent refused the parameters
+    │   │   └── OperatorRefusedError  obshell refused an operator (retry...): nothing was changed
     │   ├── NotFoundError           404
     │   │   └── TaskNotFoundError
     │   ├── UnderMaintenanceError   another maintenance task holds the cluster lock
@@ -37,15 +38,16 @@
     │   └── UpgradeNotConfirmedError  the upgrade succeeded but /info shows another version
     └── RolloutStoppedError         a rollout stopped on an error of its own, not a cluster's
 
-The tree is drawn here only. Its classes live here but for two families: ``TaskError``'s in
-:mod:`._task_errors` (what a task's end means, not an agent's reply) and the last, with the
-rollout report it carries. All of them need the standard library (and :mod:`._text`) only.
+The tree is drawn here only. Its classes live here but for three: ``TaskError``'s family in
+:mod:`._task_errors` (what a task's end means, not an agent's reply), ``OperatorRefusedError``
+in :mod:`._errcodes` (it reads the refused ``Operator`` from its code) and the last, with the
+rollout report it carries. Those here need the standard library (and :mod:`._text`) only.
 No message ever contains a password.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Optional
+from typing import TYPE_CHECKING, Optional
 
 from ._text import printable
 
@@ -220,7 +222,8 @@ class ApiError(ObshellError):
         self.error = error
 
     #: What the caller can do next (empty when there is nothing specific); ends the message.
-    hint: ClassVar[str] = ""
+    #: The class's, or the error's own (``OperatorRefusedError``: what its code means).
+    hint: str = ""
 
 
 class AuthError(ApiError):

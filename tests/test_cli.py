@@ -585,13 +585,13 @@ def test_bad_input_is_named_by_its_option_and_found_before_the_password(agent, t
 def test_a_retry_obshell_refuses_after_its_packages_were_stored_says_they_stay():
     """``task retry ID --package RPM``: the packages go first, then the retry; a retry obshell
     refuses (exit 9) leaves them stored, which is said (not "nothing was changed")."""
-    from obshell_sdk import ApiError
+    from obshell_sdk import OperatorRefusedError
     from obshell_sdk._cli_errors import exit_code, said
     from obshell_sdk._cli_parser import build_parser
 
-    refused = ApiError(status=400, err_code="Task.Dag.Operator.RetryNotFailedDag", code=0,
-                       message="dag is not failed", trace_id="t", method="POST",
-                       path="/api/v1/task/dag/19")
+    refused = OperatorRefusedError(status=400, err_code="Task.Dag.Operator.RetryNotFailedDag",
+                                   code=0, message="dag is not failed", trace_id="t",
+                                   method="POST", path="/api/v1/task/dag/19")
     assert exit_code(refused) == 9
     retry = build_parser().parse_args(["task", "retry", "19", "--package", "a.rpm"])
     text = said(retry, refused)

@@ -565,6 +565,9 @@ def test_an_operator_obshell_refuses_says_the_ones_the_failed_task_takes(stage, 
         assert out.stderr.rstrip().endswith(f"nothing was changed\nNext: obshell-sdk task {then}")
         error = json.loads(out.stdout)["error"]
         assert error["exit"] == 9 and error["err_code"].endswith("NotAllowed"), error
+        assert error["type"] == "OperatorRefusedError", error  # a BadRequestError, typed
+        # the library's hint is not said: the CLI's advice follows the agent's words
+        assert f"trace id {error['trace_id']}. obshell does not allow {refused} here" in out.stderr
         assert agent.dag("11").state == "FAILED" and agent.dag("11").operator == "RUN"
 
 
