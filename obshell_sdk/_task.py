@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from ._dag import DagDetail, DagState, Operator, Progress
+from ._errcodes import OperatorRefusedError
 from ._exceptions import DecodeError, InvalidArgumentError, ObshellError
 from ._outcome import judged
 from ._passes import Passes
@@ -321,10 +322,14 @@ class DagTask:
         if not allowed(detail):
             raise TaskStateError(
                 f"task {self.id} is {detail.state} (operator {detail.operator}); only {rule}. "
-                "Refresh it if it may have changed",
+                "Refresh it (refresh(force=True)) if it may have changed",
                 task_id=self.id, detail=detail,
             )
-        self._client.operate_dag(self.id, operator)
+        try:
+            self._client.operate_dag(self.id, operator)
+        except OperatorRefusedError:
+            self.snapshot = None  # it may have changed since read: refresh() fetches it
+            raise
         self.snapshot = None  # the old ending no longer holds: wait() will poll again
         self._born = time.monotonic()
         try:

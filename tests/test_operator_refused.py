@@ -135,3 +135,18 @@ def test_only_obshells_operator_refusals_are_operator_refused_errors():
                  "Task.Dag.Operator.RetryNotAllowedSoon", "Common.BindJsonFailed"):
         assert error_class_for(400, code, 0) is BadRequestError, code
     assert "OperatorRefusedError" in obshell_sdk.__all__
+
+
+def test_a_refused_operator_drops_the_snapshot_so_refresh_reads_the_task_again():
+    """Read FAILED, retried elsewhere, then ``retry()`` refused: the task changed since it was
+    read, so the old ending is dropped and a plain ``refresh()`` (no ``force``) fetches it."""
+    with FakeAgent(password=PASSWORD, stage_seconds=600) as agent, client_for(agent) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        agent.set_dag_stage(task.id, 3)
+        agent.fail_dag(task.id)
+        assert task.refresh(force=True).state.value == "FAILED" and task.done()
+        agent.set_dag_stage(task.id, 3)  # someone else retried it: RUNNING again
+        with pytest.raises(_refused()):
+            task.retry()
+        assert not task.done()
+        assert task.refresh().state.value == "RUNNING"
