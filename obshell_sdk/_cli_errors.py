@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from ._cli_next import is_refusal, next_line, not_started, pre_check, refusal_advice, start_later
+from ._config import refused_variable
 from ._dag import DagDetail
 from ._exceptions import (
     ApiError,
@@ -91,14 +92,11 @@ HINTS: Sequence[tuple[str, str]] = (
 RESTARTING = (" If you started a task and its agent is restarting, wait for it: obshell-sdk task "
               "wait ID --exists")
 
-#: The variable to set for a refused password: either, unless the agent said which (by
-#: the error code of the password it refused).
-_EITHER = "OBSHELL_PASSWORD (root@sys) or OBSHELL_AGENT_PASSWORD (the agent password)"
-_REFUSED = {
-    "Security.Authentication.IncorrectAgentPassword": "OBSHELL_AGENT_PASSWORD (the agent "
-                                                      "password)",
-    "Security.Authentication.IncorrectOceanbasePassword": "OBSHELL_PASSWORD (root@sys)",
-}
+#: The variable to set for a refused password: either, unless the agent said which
+#: (:func:`refused_variable`, by the error code of the password it refused).
+_NAMED = {"OBSHELL_PASSWORD": "OBSHELL_PASSWORD (root@sys)",
+          "OBSHELL_AGENT_PASSWORD": "OBSHELL_AGENT_PASSWORD (the agent password)"}
+_EITHER = " or ".join(_NAMED.values())
 
 #: The hints of error classes (``ApiError.hint``, in Python words) as the CLI says them;
 #: the most specific class first.
@@ -198,7 +196,7 @@ def cli_message(exc: ObshellError) -> str:
         text += f" (or pass {option})"
     if isinstance(exc, InvalidArgumentError) and exc.argument in _FLAGS:
         text = _FLAGS[exc.argument] + text.removeprefix(exc.argument)  # the option's name
-    which = _REFUSED.get(getattr(exc, "err_code", ""), _EITHER)  # the agent said which one
+    which = _NAMED.get(refused_variable(exc) or "", _EITHER)  # the agent said which one
     return cli_words(text).replace(_EITHER, which)
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "empty_passwords_said",
     "min_key_bits_from_env",
     "prompted_auth_from_env",
+    "refused_variable",
     "settings_from_env",
     "tls_from_env",
 ]
@@ -204,9 +205,15 @@ def auth_from_env(env: Environment) -> Optional[PasswordAuth]:
                         min_key_bits=min_key_bits_from_env(env))
 
 
-#: The variable of the password the agent said it refused (by its error code).
+#: The variable of the password the agent said it refused (by its error code): the one table
+#: of it (the CLI's hints name the variable from it).
 _REFUSED = {"Security.Authentication.IncorrectOceanbasePassword": "OBSHELL_PASSWORD",
             "Security.Authentication.IncorrectAgentPassword": "OBSHELL_AGENT_PASSWORD"}
+
+
+def refused_variable(exc: ObshellError) -> Optional[str]:
+    """The variable of the password the agent said (by ``exc``'s error code) it refused, or None."""
+    return _REFUSED.get(getattr(exc, "err_code", None) or "")
 
 
 def empty_passwords_said(env: Environment, exc: ObshellError) -> str:
@@ -218,7 +225,7 @@ def empty_passwords_said(env: Environment, exc: ObshellError) -> str:
     """
     if not isinstance(exc, WrongPasswordError):
         return ""
-    refused = _REFUSED.get(exc.err_code)
+    refused = refused_variable(exc)
     said = [f"{name} is set but empty" for name in ("OBSHELL_PASSWORD", "OBSHELL_AGENT_PASSWORD")
             if refused in (None, name) and env.get(name) == ""]
     if refused == "OBSHELL_PASSWORD" and env.get("OBSHELL_PASSWORD") is None \
