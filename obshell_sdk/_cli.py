@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Callable, Optional
 
 from ._address import check_host
+from ._auth import PasswordAuth
 from ._cli_errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -85,21 +86,27 @@ def _command(args: argparse.Namespace) -> str:
     return agent_command(args.host, args.port, tls_words(args))
 
 
-def _client(args: argparse.Namespace, needs_auth: bool) -> ObshellClient:
+def _client(args: argparse.Namespace, needs_auth: bool,
+            signed: Optional[list[PasswordAuth]] = None) -> ObshellClient:
     """The client ``ObshellClient.from_env`` makes, options winning.
 
-    A password is asked for only when the environment has none and the command signs. No
-    frame here holds a password in a local: a prompted one goes straight into
-    ``PasswordAuth``. A bad host or port is reported before a password is asked for.
+    A password is asked for only when the environment has none and the command signs; the
+    auth made is put in ``signed`` (when given). No frame here holds a password in a local:
+    a prompted one goes straight into ``PasswordAuth``. A bad host or port is reported
+    before a password is asked for.
     """
     env = _environment(args)
     if not needs_auth:
         return ObshellClient.from_env(env)
     settings_from_env(env)  # only to refuse a bad host or port before the prompt
-    return ObshellClient.from_env(env, auth=prompted_auth_from_env(env, "root@sys password: "))
+    auth = prompted_auth_from_env(env, "root@sys password: ")
+    if signed is not None:
+        signed.append(auth)
+    return ObshellClient.from_env(env, auth=auth)
 
 
-def _run(args: argparse.Namespace, out: Output, progress: Progress) -> int:
+def _run(args: argparse.Namespace, out: Output, progress: Progress,
+         signed: Optional[list[PasswordAuth]] = None) -> int:
     if args.command == "rollout":
         return run_rollout(args, out.stdout, _environment(args))
     if args.command == "info":
@@ -107,7 +114,7 @@ def _run(args: argparse.Namespace, out: Output, progress: Progress) -> int:
             info = client.info()
         out.value(info, agent_line(client.agent, info))
         return EXIT_OK
-    with _client(args, needs_auth=True) as client:
+    with _client(args, needs_auth=True, signed=signed) as client:
         if args.command == "package":
             return run_package(client, args, out, progress)
         if args.command == "upgrade":
@@ -284,13 +291,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         progress, getattr(args, "exists", False))
     if notes is not None:
         logging.getLogger("obshell_sdk").addHandler(notes)
+    signed: list[PasswordAuth] = []  # the auth the command signs with, once made
     try:
         with sigterm_as_interrupt():
             _check(args)
-            return _run(args, out, progress)
-    except ObshellError as exc:  # an empty password refused: said to be one
-        return _failed(out, progress, exit_code(exc),
-                       said(args, exc, progress.seen) + empty_passwords_said(Environment(), exc),
+            return _run(args, out, progress, signed)
+    except ObshellError as exc:  # an empty password refused (set, or typed): said to be one
+        empty = empty_passwords_said(Environment(), exc, *signed)
+        return _failed(out, progress, exit_code(exc), said(args, exc, progress.seen) + empty,
                        error_fields(exc))
     except KeyboardInterrupt as exc:
         code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED

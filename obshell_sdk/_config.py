@@ -29,6 +29,7 @@ __all__ = [
     "check_rollout_client_options",
     "client_options_from_env",
     "empty_passwords_said",
+    "empty_refused",
     "min_key_bits_from_env",
     "prompted_auth_from_env",
     "refused_variable",
@@ -216,12 +217,30 @@ def refused_variable(exc: ObshellError) -> Optional[str]:
     return _REFUSED.get(getattr(exc, "err_code", None) or "")
 
 
-def empty_passwords_said(env: Environment, exc: ObshellError) -> str:
+def empty_refused(auth: PasswordAuth, exc: ObshellError) -> tuple[str, ...]:
+    """The variables of ``auth``'s passwords that were empty and refused (``exc``), if any.
+
+    Of a WrongPasswordError only: the password its error code names (either, when it names
+    none), when ``auth`` holds it empty. Says nothing else of any password.
+    """
+    if not isinstance(exc, WrongPasswordError):
+        return ()
+    refused = refused_variable(exc)
+    held = {"OBSHELL_PASSWORD": auth._password, "OBSHELL_AGENT_PASSWORD": auth._agent_password}
+    return tuple(name for name, secret in held.items()
+                 if refused in (None, name) and secret is not None and secret.is_empty())
+
+
+def empty_passwords_said(env: Environment, exc: ObshellError,
+                         prompted: Optional[PasswordAuth] = None) -> str:
     """`` (OBSHELL_PASSWORD is set but empty)`` when the agent refused an empty password; else "".
 
     An empty password is sent as given (a SINGLE agent without an agent password takes any);
     a refusal of one says so, as the refusal alone reads like a typo in a password. The
     variable is the one the agent names by its error code (either, when it names none).
+    ``prompted`` is the auth :func:`prompted_auth_from_env` made (None: none was made): with
+    neither variable set, its password was typed at the prompt, and an empty one refused is
+    said to be one too.
     """
     if not isinstance(exc, WrongPasswordError):
         return ""
@@ -231,6 +250,10 @@ def empty_passwords_said(env: Environment, exc: ObshellError) -> str:
     if refused == "OBSHELL_PASSWORD" and env.get("OBSHELL_PASSWORD") is None \
             and env.get("OBSHELL_AGENT_PASSWORD") is not None:  # so no prompt asked for it
         said.append("OBSHELL_PASSWORD is not set, so an empty root@sys password was sent")
+    if prompted is not None and env.get("OBSHELL_PASSWORD") is None \
+            and env.get("OBSHELL_AGENT_PASSWORD") is None and empty_refused(prompted, exc):
+        said.append("an empty password was typed at the prompt: run the command again and "
+                    "type the root@sys password, or set OBSHELL_PASSWORD")
     return f" ({'; '.join(said)})" if said else ""
 
 

@@ -24,6 +24,10 @@ class Secret:
         """The password itself, for the one expression that encrypts it."""
         return self._value
 
+    def is_empty(self) -> bool:
+        """Whether it is the empty string: the one thing of it that may be said."""
+        return not self._value
+
     def __repr__(self) -> str:
         return "'***'"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from obshell_sdk import InvalidArgumentError, ObshellClient
@@ -180,3 +182,34 @@ def test_an_environment_refuses_to_be_pickled_as_passwordauth_does():
     with pytest.raises(TypeError, match="refuses to pickle") as info:
         pickle.dumps(env)
     assert "pickled-secret-77" not in str(info.value)
+
+
+def test_an_empty_password_typed_at_the_prompt_and_refused_is_said_to_be_empty(
+        monkeypatch, capsys):
+    """Enter at the root@sys prompt sends an empty password, as it must (a SINGLE agent takes
+    any); refused, it read like a typo, with no word that nothing was typed."""
+    from conftest import PASSWORD
+
+    from obshell_sdk._cli import main
+    from obshell_sdk._config import ENV_VARIABLES
+    from obshell_sdk.testing import FakeAgent
+
+    for name in ENV_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    empty = ("(an empty password was typed at the prompt: run the command again and type the "
+             "root@sys password, or set OBSHELL_PASSWORD)")
+    with FakeAgent(password=PASSWORD) as agent:
+        where = ["--host", agent.host, "--port", str(agent.port)]
+        _, asked = _prompting(monkeypatch, typed="")
+        assert main([*where, "task", "list"]) == 3
+        err = capsys.readouterr().err
+        assert asked == ["root@sys password: "] and err.rstrip().endswith(empty), err
+        assert main([*where, "--json", "task", "list"]) == 3
+        assert empty in json.loads(capsys.readouterr().out)["error"]["message"]
+        _prompting(monkeypatch, typed="not-it")  # a typo is no empty password
+        assert main([*where, "task", "list"]) == 3
+        err = capsys.readouterr().err
+        assert "empty" not in err and "not-it" not in err, err
+    with FakeAgent(password=PASSWORD, identity="SINGLE") as agent:  # takes any: still sent
+        _prompting(monkeypatch, typed="")
+        assert main(["--host", agent.host, "--port", str(agent.port), "task", "list"]) == 0
