@@ -17,13 +17,20 @@ from typing import Any, Callable, Optional, TextIO
 
 from ._cli_errors import cli_message, cli_words
 from ._cli_output import agent_command, aimed, tls_words
-from ._config import Environment, check_env_bundle, prompted_auth_from_env, tls_from_env
+from ._config import (
+    PASSWORD_NAMES,
+    Environment,
+    check_env_bundle,
+    prompted_auth_from_env,
+    tls_from_env,
+)
 from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
 from ._exceptions import InvalidArgumentError
 from ._journal import Journal, TargetOutcome, TargetRecord, read_targets
 from ._render import rollout_plan_text, rollout_table_text, rollout_text, to_jsonable
 from ._rollout import Rollout, parse_targets
 from ._rollout_report import RolloutReport, RolloutStoppedError, utc_time
+from ._rollout_run import EMPTY_REFUSED
 from ._targets import check_ob_packages
 from ._text import printable
 from ._upload import check_package_paths
@@ -182,6 +189,9 @@ def _write_report(report: RolloutReport, as_json: bool, stream: TextIO,
 def _aimed_at(target: str, text: str, tls: str) -> str:
     """``text``'s hints as commands (not Python calls) for the agent at ``target``."""
     host, _, port = target.rpartition(":")
+    for variable, name in PASSWORD_NAMES.items():  # an empty password refused: the one to set
+        text = text.replace(EMPTY_REFUSED.format(name), f"the {name} given for this target is "
+                            f"empty: set {variable}, then run the same command again")
     return aimed(cli_words(text), agent_command(host.strip("[]"), port, tls))
 
 

@@ -23,6 +23,7 @@ __all__ = [
     "CLIENT_OPTIONS",
     "DEFAULT_PORT",
     "ENV_VARIABLES",
+    "PASSWORD_NAMES",
     "Environment",
     "auth_from_env",
     "check_env_bundle",
@@ -210,6 +211,10 @@ def auth_from_env(env: Environment) -> Optional[PasswordAuth]:
 #: of it (the CLI's hints name the variable from it).
 _REFUSED = {"Security.Authentication.IncorrectOceanbasePassword": "OBSHELL_PASSWORD",
             "Security.Authentication.IncorrectAgentPassword": "OBSHELL_AGENT_PASSWORD"}
+
+#: The password each password variable holds, as a note names it.
+PASSWORD_NAMES = {"OBSHELL_PASSWORD": "root@sys password",
+                  "OBSHELL_AGENT_PASSWORD": "agent password"}
 
 
 def refused_variable(exc: ObshellError) -> Optional[str]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from ._auth import PasswordAuth
 from ._client import ObshellClient
+from ._config import PASSWORD_NAMES, empty_refused
 from ._dag import DagDetail
 from ._exceptions import (
     ApiError,
@@ -53,7 +54,7 @@ from ._task_errors import TaskTimeoutError, TaskUnreachableError
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the rollout imports this module
     from ._rollout import Rollout
 
-__all__ = ["Run", "split_target", "uploads_left"]
+__all__ = ["EMPTY_REFUSED", "Run", "split_target", "uploads_left"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -239,8 +240,10 @@ class Run:
         record = self.records[target]
         if record.outcome is not None:  # an earlier run's: this one is open (a new attempt's
             self.journal.reopen(target, again=not under_way(record))  # time, if none runs)
+        auth = None
         try:
-            with self._client(target, auth=self._auth(target)) as client:
+            auth = self._auth(target)
+            with self._client(target, auth=auth) as client:
                 run = TargetRun(record, client, self.journal, self.timeout,
                                 lambda step, d: self._show(target, step, d), self.abandon,
                                 self.claims)
@@ -253,7 +256,7 @@ class Run:
         except Ended as exc:
             return exc.outcome, str(exc), run
         except ObshellError as exc:
-            return judge(exc), f"{type(exc).__name__}: {exc}", run
+            return judge(exc), f"{type(exc).__name__}: {exc}{_empty_said(auth, exc)}", run
 
     def _client(self, target: str, *, auth: Optional[PasswordAuth]) -> ObshellClient:
         """A client of ``target``'s agent with the rollout's options (``auth`` None: unsigned)."""
@@ -284,6 +287,20 @@ class Run:
 
 
 _STOPPED = "the rollout stopped on an error of its own"  # why a target was not (all) run
+
+
+def _empty_said(auth: Optional[PasswordAuth], exc: ObshellError) -> str:
+    """`` (the root@sys password given for this target is empty: ...)``, when it was refused.
+
+    The refusal alone reads like a typo; an empty password is sent as given all the same.
+    """
+    empty = () if auth is None else empty_refused(auth, exc)
+    return "".join(f" ({EMPTY_REFUSED.format(PASSWORD_NAMES[name])})" for name in empty)
+
+
+#: What a target's error says of an empty password the agent refused (``{}``: which one).
+EMPTY_REFUSED = ("the {} given for this target is empty: give auth= its password, then run the "
+                 "rollout again")
 
 
 def uploads_left(plan: Plan, records: Iterable[TargetRecord], targets: Sequence[str]

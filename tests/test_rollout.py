@@ -872,6 +872,58 @@ def test_a_refused_target_is_tried_again_once_its_cause_is_fixed(tmp_path):
         assert posts(fleet[0]) == 1  # the other one was left alone
 
 
+def test_an_empty_password_a_target_was_given_and_refused_is_said_to_be_empty(tmp_path):
+    """``auth=`` gives each target its password; an empty one is sent as given (a SINGLE
+    agent takes any) and, refused, its target's error read like a typo's."""
+    from conftest import AGENT_PASSWORD
+
+    from obshell_sdk._journal import read_targets
+
+    with ExitStack() as stack:
+        fleet = agents(stack, 3, {2: {"agent_password": AGENT_PASSWORD}})
+        empty_root, typo, empty_agent = targets(fleet)
+        auths = {empty_root: PasswordAuth(""), typo: PasswordAuth("typo"),
+                 empty_agent: PasswordAuth(PASSWORD, agent_password="")}
+        journal = tmp_path / "r.db"
+        report = Rollout(targets(fleet), auth=auths.__getitem__, journal=journal,
+                         poll_policy=FAST, progress=False, max_failures=3
+                         ).upgrade_agent(VERSION, RELEASE)
+    assert outcomes(report) == ["refused"] * 3
+    errors = {t: r.error or "" for t, r in report.results.items()}
+    assert errors[empty_root].endswith(
+        " (the root@sys password given for this target is empty: give auth= its password, "
+        "then run the rollout again)"), errors[empty_root]
+    assert "(the agent password given for this target is empty" in errors[empty_agent]
+    assert "root@sys password given" not in errors[empty_agent]  # not the refused one
+    assert "empty" not in errors[typo]  # a typo is no empty password
+    assert {r.target: r.error for r in read_targets(str(journal))} == errors  # journaled so
+
+
+def test_cli_rollout_says_an_empty_password_refused_with_the_variable_to_set(tmp_path):
+    from conftest import AGENT_PASSWORD
+
+    with ExitStack() as stack:
+        (root, agent) = agents(stack, 2, {1: {"agent_password": AGENT_PASSWORD}})
+        for fleet, variables, said in [
+            (root, {"OBSHELL_PASSWORD": ""}, "(the root@sys password given for this target "
+             "is empty: set OBSHELL_PASSWORD, then run the same command again)"),
+            (agent, {"OBSHELL_AGENT_PASSWORD": ""}, "(the agent password given for this "
+             "target is empty: set OBSHELL_AGENT_PASSWORD, then run the same command again)"),
+        ]:
+            targets_file, journal = tmp_path / "fleet.txt", tmp_path / f"{fleet.port}.db"
+            targets_file.write_text(f"127.0.0.1:{fleet.port}\n")
+            argv, env = _cli("rollout", "agent", "--targets", str(targets_file), "--journal",
+                             str(journal), VERSION, RELEASE, env_extra=variables)
+            out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120,
+                                 stdin=subprocess.DEVNULL, check=False)
+            assert out.returncode == 1, out.stderr
+            assert said in out.stdout and "auth=" not in out.stdout, out.stdout
+            argv, env = _cli("rollout", "status", "--journal", str(journal))
+            status = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
+                                    stdin=subprocess.DEVNULL, check=False)
+            assert said in status.stdout and "auth=" not in status.stdout, status.stdout
+
+
 def test_a_create_refused_for_the_lock_is_sent_again_once_the_lock_is_free(tmp_path):
     """UnderMaintenance is a 500, but it says no DAG was made: the step is unsent."""
     with ExitStack() as stack:
