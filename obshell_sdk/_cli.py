@@ -33,10 +33,10 @@ from ._cli_errors import (
     cli_words,
     error_fields,
     exit_code,
-    interrupted,
     said,
 )
 from ._cli_follow import ending_shown, follow, show_created
+from ._cli_interrupt import interrupted
 from ._cli_ob import check_ob_args, run_upgrade_ob
 from ._cli_output import Output, Progress, Uploads, agent_command, aimed, tls_words
 from ._cli_package import check_package_args, run_package

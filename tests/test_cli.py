@@ -602,7 +602,7 @@ def test_a_retry_obshell_refuses_after_its_packages_were_stored_says_they_stay()
 
 
 def test_ctrl_c_during_task_list_names_no_task():
-    from obshell_sdk._cli_errors import interrupted as _interrupted
+    from obshell_sdk._cli_interrupt import interrupted as _interrupted
     from obshell_sdk._cli_parser import build_parser
 
     text = _interrupted(build_parser().parse_args(["task", "wait", "19"]), None)

@@ -344,7 +344,7 @@ def test_sigterm_during_an_upload_says_no_task_was_created(rpms):
 
 def test_ctrl_c_during_package_says_what_may_have_been_done():
     from obshell_sdk import DagDetail
-    from obshell_sdk._cli_errors import interrupted
+    from obshell_sdk._cli_interrupt import interrupted
     from obshell_sdk._cli_parser import build_parser
 
     args = build_parser().parse_args(["upgrade-ob", VERSION, RELEASE, "--package", "ce.rpm",

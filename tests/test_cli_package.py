@@ -125,7 +125,7 @@ def test_a_wrong_password_is_said_before_any_upload(rpms):
 
 
 def test_ctrl_c_says_what_the_package_command_may_have_done():
-    from obshell_sdk._cli_errors import interrupted
+    from obshell_sdk._cli_interrupt import interrupted
     from obshell_sdk._cli_parser import build_parser
 
     def said(*args: str) -> str:
