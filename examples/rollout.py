@@ -92,9 +92,12 @@ def read_targets(path: str) -> list[str]:
 
 
 def read_password() -> str:
-    """The root@sys password: OBSHELL_PASSWORD, else asked on the terminal (never echoed)."""
+    """The root@sys password: OBSHELL_PASSWORD, else asked on the terminal (never echoed).
+
+    An empty OBSHELL_PASSWORD is a password, sent as given, as for the CLI.
+    """
     password = os.environ.get("OBSHELL_PASSWORD")
-    if password:
+    if password is not None:
         return password
     if not sys.stdin.isatty():
         sys.exit("set OBSHELL_PASSWORD to the root@sys password (no terminal to ask on)")

@@ -10,8 +10,8 @@ request; a refusal that says the agent changed (upgraded, agent password set) a 
 ``/info``. Every one of these refusals happens before the agent does anything, so nothing
 runs twice. The transport only drives the flow; all I/O stays there.
 
-Passwords live in a :class:`_Secret` whose repr is masked and which refuses to be pickled,
-so they cannot reach a log line, an exception or a traceback's repr.
+Passwords live in a :class:`~._secrets.Secret` whose repr is masked and which refuses to be
+pickled, so they cannot reach a log line, an exception or a traceback's repr.
 """
 
 from __future__ import annotations

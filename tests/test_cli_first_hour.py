@@ -1001,6 +1001,8 @@ def test_the_rollout_example_says_what_is_missing_instead_of_a_traceback(tmp_pat
         (example(tmp_path / "missing.txt"), "cannot read --targets"),
         (example(binary), "cannot read --targets"),
         (example(fleet), "rollout refused: targets: '127.0.0.1' is not 'host:port'"),
+        # an empty OBSHELL_PASSWORD is a password, as for the CLI: not asked for again
+        (example(fleet, password=""), "rollout refused: targets: '127.0.0.1' is not 'host:port'"),
     ]:
         assert done.returncode == 1 and said in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
