@@ -146,8 +146,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.demo:
             with demo_agent() as (host, port):
                 return upgrade(ObshellClient(host, port, auth=PasswordAuth(DEMO_PASSWORD)), args)
-        environ = dict(os.environ)
-        if not environ.get("OBSHELL_PASSWORD"):
+        environ = dict(os.environ)  # a password set, even empty, is sent as given (as the CLI)
+        if "OBSHELL_PASSWORD" not in environ and "OBSHELL_AGENT_PASSWORD" not in environ:
             if not sys.stdin.isatty():
                 print("set OBSHELL_PASSWORD to the root@sys password", file=sys.stderr)
                 return 2

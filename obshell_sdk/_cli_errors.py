@@ -184,7 +184,7 @@ def cli_message(exc: ObshellError) -> str:
     if isinstance(exc, InvalidArgumentError) and exc.argument == "dag_id":
         text = text.removeprefix("dag_id: ")  # the ID argument: its Python name means nothing here
     if isinstance(exc, TaskStateError):
-        text = text.replace("Refresh it if it may have changed",
+        text = text.replace("Refresh it (refresh(force=True)) if it may have changed",
                             f"See where it stands: obshell-sdk task show {exc.task_id}")
     if isinstance(exc, TaskFailedError) and "client.upload_package(path)" in text:
         text += f"\nNext: obshell-sdk task retry {exc.task_id} --package RPM --wait"

@@ -315,9 +315,8 @@ class DagTask:
             Operator.CANCEL, "a task not yet ended can be cancelled", _can_cancel
         )
 
-    def _operate(
-        self, operator: Operator, rule: str, allowed: Callable[[DagDetail], bool]
-    ) -> DagTask:
+    def _operate(self, operator: Operator, rule: str, allowed: Callable[[DagDetail], bool]
+                 ) -> DagTask:
         detail = self.snapshot if self.snapshot is not None else self._fetch(None)
         if not allowed(detail):
             raise TaskStateError(
@@ -327,8 +326,9 @@ class DagTask:
             )
         try:
             self._client.operate_dag(self.id, operator)
-        except OperatorRefusedError:
-            self.snapshot = None  # it may have changed since read: refresh() fetches it
+        except OperatorRefusedError as exc:
+            if not exc.by_step:  # its state changed since it was read: refresh() fetches it
+                self.snapshot = None
             raise
         self.snapshot = None  # the old ending no longer holds: wait() will poll again
         self._born = time.monotonic()

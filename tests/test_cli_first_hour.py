@@ -936,6 +936,20 @@ def test_the_example_never_starts_an_upgrade_it_was_not_given():
         assert f"agent {agent.host}:{agent.port}" in done.stdout
 
 
+def test_the_example_sends_an_empty_obshell_password_as_given():
+    """An empty OBSHELL_PASSWORD was taken for none (without a terminal: "set
+    OBSHELL_PASSWORD", exit 2); as for the CLI and from_env it is the password, and the
+    agent is the one to refuse it."""
+    with FakeAgent(password=PASSWORD) as agent:
+        done = subprocess.run([sys.executable, str(ROOT / "examples" / "upgrade_agent.py"),
+                               "--version", VERSION, "--release", RELEASE],
+                              capture_output=True, text=True, env=_env(agent, password=""),
+                              timeout=60, stdin=subprocess.DEVNULL, check=False)
+        assert done.returncode == 1 and "set OBSHELL_PASSWORD" not in done.stderr, done.stderr
+        assert "The password was refused" in done.stderr, done.stderr
+        assert agent.requests != []
+
+
 def test_the_example_is_configured_as_from_env_reads_it():
     """The example read only OBSHELL_HOST and OBSHELL_PORT: an agent with a 512-bit key (and
     OBSHELL_MIN_KEY_BITS=512) or one behind OBSHELL_HTTPS could not be upgraded with it."""

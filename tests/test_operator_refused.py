@@ -150,3 +150,14 @@ def test_a_refused_operator_drops_the_snapshot_so_refresh_reads_the_task_again()
             task.retry()
         assert not task.done()
         assert task.refresh().state.value == "RUNNING"
+
+
+def test_a_step_refusal_keeps_the_snapshot_nothing_changed():
+    """A step refused ROLLBACK: the task is as it was read (FAILED), so the DagTask keeps it."""
+    with FakeAgent(password=PASSWORD, fail_stage=9) as agent, client_for(agent) as client:
+        task = client.task(_failed_upgrade(client))
+        task.refresh()
+        with pytest.raises(_refused()):
+            task.rollback()
+        assert task.done() and task.snapshot is not None
+        assert task.snapshot.state.value == "FAILED"
