@@ -4,6 +4,7 @@ a hung agent, and faults aimed with ``path_prefix``.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
@@ -273,3 +274,18 @@ def test_edit_data_next_acts_first_and_sees_lists_as_sent(agent: FakeAgent) -> N
     agent.clear_faults()
     listed = call(agent, "GET", "/api/v1/task/dag/unfinish").json()["data"]["contents"]
     assert [d["id"] for d in listed] == [dag.generic_id]
+
+
+def test_edit_data_next_says_a_test_s_own_mistake_loudly(
+        agent: FakeAgent, caplog: pytest.LogCaptureFixture) -> None:
+    """An edit that is no callable is refused when queued; one that raises, or returns what is
+    not JSON, is logged as the test's mistake (the agent still answers a 500)."""
+    with pytest.raises(TypeError, match="edit must be a callable"):
+        agent.edit_data_next(edit={"public_key": 42}, path_prefix="/api/v1/secret")  # type: ignore[arg-type]
+    for edit in (lambda data: data["nope"], lambda data: {1, 2}):
+        agent.edit_data_next(edit=edit, path_prefix="/api/v1/secret")
+        with caplog.at_level(logging.ERROR, logger="obshell_sdk.testing"):
+            assert call(agent, "GET", "/api/v1/secret").status_code == 500
+        assert "FakeAgent.edit_data_next: the edit given raised" in caplog.text
+        caplog.clear()
+    assert call(agent, "GET", "/api/v1/secret").status_code == 200

@@ -26,7 +26,8 @@ Faults hit every endpoint where they plausibly happen: ``reset_next``, ``truncat
 next task-creating POST (``/api/v1/agent/upgrade``, ``/api/v1/agent/upgrade/check``,
 ``/api/v1/ob/upgrade`` and ``/api/v1/ob/upgrade/check``), and ``drop_reply_after_next``
 (a ``path_prefix`` and a ``method``) any request that succeeds: it is carried out, its reply
-lost (an operator applied, a package stored).
+lost (an operator applied, a package stored); ``edit_data_next`` (the same) answers such a
+request with other data, an obshell reply the SDK cannot read.
 
 The upgrade family (OceanBase upgrade and check, package uploads, inventory and deletion,
 parameter backup/restore, environment check) answers as obshell's own handlers do; build

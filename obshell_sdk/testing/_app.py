@@ -73,7 +73,13 @@ def _answer(ctx: Context, started: float, status: int, data: Any = NO_DATA,
     body = envelope(now=ctx.state.now(), status=status, trace_id=trace, duration_ms=duration,
                     data=data, error=error)
     if edit is not None:  # ``edit_data_next``: a copy of the data as it would be sent, edited
-        body["data"] = edit(json.loads(go_json(body.get("data"))))
+        try:
+            body["data"] = edit(json.loads(go_json(body.get("data"))))
+            return Reply(status, go_json(body)), status, None
+        except Exception:  # the test's own mistake: said loudly, never taken for the agent's
+            _log.exception("FakeAgent.edit_data_next: the edit given raised or returned what is "
+                           "not JSON; answering %s %s with a 500", ctx.req.method, ctx.path)
+            raise
     return Reply(status, go_json(body)), status, error.err_code if error is not None else None
 
 

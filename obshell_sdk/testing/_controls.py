@@ -122,6 +122,8 @@ class AgentControls:
         SDK reads (``lambda d: {**d, "public_key": 42}``). ``path_prefix`` and ``method``
         limit it (default: any).
         """
+        if not callable(edit):
+            raise TypeError(f"edit must be a callable taking the data, not {type(edit).__name__}")
         self._state.faults.edit_data_next(n, edit, path_prefix, method)
 
     def truncate_next(self, n: int = 1, *, path_prefix: str = "") -> None:
