@@ -85,7 +85,11 @@ class ObshellError(Exception):
 
 
 class InvalidArgumentError(ObshellError, ValueError):
-    """An argument, named by ``argument``, was refused before anything was sent to the agent."""
+    """An argument, named by ``argument``, was refused before anything was sent to the agent.
+
+    But for one: a one-call upgrade's package that the agent read as another version than
+    the one asked for is refused after it was stored; the message says so, with its id.
+    """
 
     def __init__(self, argument: str, message: str) -> None:
         super().__init__(f"{argument}: {message}")
@@ -329,4 +333,4 @@ class PackageChangedError(PackageDamagedError):
 
     hint = ("The file changed while it was sent (is something still writing it?), or its "
             "bytes were altered on the way: make sure nothing is writing it, then run the upload "
-            "(or the upgrade call that uploaded it) again; this file was not stored")
+            "(or the upgrade call or rollout that uploaded it) again; this file was not stored")

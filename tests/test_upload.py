@@ -605,7 +605,8 @@ def test_a_package_changed_while_run_agent_upgrade_sends_it_says_to_run_that_cal
             client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=package)
         assert agent.packages == [] and agent.dags == {}
     assert info.value.file == str(package)
-    assert "run the upload (or the upgrade call that uploaded it) again" in str(info.value)
+    assert "run the upload (or the upgrade call or rollout that uploaded it) again" in \
+        str(info.value)
 
 
 def test_run_agent_upgrade_says_a_package_the_agent_read_as_another_stays_stored(
