@@ -533,14 +533,7 @@ def test_a_package_changed_while_it_is_sent_is_said_so_and_sent_once(package, mo
     sending again), but PackageChangedError, which says what to do; the file went once."""
     from obshell_sdk import _package_calls
 
-    real = _package_calls.check_package_digest
-
-    def then_rewritten(path, *, sha256):
-        digest = real(path, sha256=sha256)
-        write_rpm(package, os.urandom(300_000) + b"new")  # a whole RPM again, other bytes
-        return digest
-
-    monkeypatch.setattr(_package_calls, "check_package_digest", then_rewritten)
+    _rewritten_after_its_check(_package_calls, monkeypatch)
     with FakeAgent(password=PASSWORD) as agent, \
             ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
         with pytest.raises(PackageChangedError) as info:
