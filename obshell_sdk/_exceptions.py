@@ -151,18 +151,21 @@ class DecodeError(ObshellError):
         self.where = where
         self.excerpt = excerpt
         self.status = status
-        self.method = ""
-        self.path = path
+        self.method: str = ""
+        self.path: str = path
         self.task_id = task_id
-        self.agent = agent
+        self.agent: str = agent
         if method:
             self._name_exchange(method, path, agent)
 
     def _name_exchange(self, method: str, path: str, agent: str) -> None:
         """Say whose reply this is: ``method path on agent``, unless it says so already."""
         if not self.method:
-            self.method, self.path, self.agent = method, path, agent
-            self.args = (f"{method} {path}{f' on {agent}' if agent else ''}: {self.args[0]}",)
+            self.method = method
+            self.path = path
+            self.agent = agent
+            Exception.__init__(self, f"{method} {path}{f' on {agent}' if agent else ''}: "
+                               f"{self.args[0]}")  # sets args (pyright: not an override)
 
     @property
     def refusal_page(self) -> bool:
