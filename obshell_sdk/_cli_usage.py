@@ -117,7 +117,8 @@ class Parser(argparse.ArgumentParser):
         secret = {after for before, after in pairs if _password_like(before)}
         known = self._option_string_actions
         values |= {after for before, after in pairs if _action(before, known) is None
-                   and before[:2] not in known and before not in (self.flags or ())}
+                   and before[:2] not in known and before not in (self.flags or ())
+                   and not self._an_option(after)}
         shown = [self._option(t) for t in tokens
                  if t.startswith("-") and t != "-" and t not in values | secret]
         extra = sum(t in values or not t.startswith("-") or t == "-" for t in tokens
@@ -163,6 +164,17 @@ class Parser(argparse.ArgumentParser):
             return name
         hint = self.hints.get(name) or self._near(name)
         return f"{name} ({hint})" if hint else name
+
+    def _an_option(self, word: str) -> bool:
+        """Whether ``word``, after an unknown option, is an option meant (or one near it).
+
+        Such a word is named, not counted as the unknown option's value: ``--jsn --verbos``
+        names both. A value shaped like one of our options is no secret worth hiding.
+        """
+        name = word.split("=", 1)[0]
+        return name.startswith("--") and (
+            name in self._option_string_actions or name in self.hints
+            or name in (self.flags or ()) or bool(self._near(name)))
 
     def _near(self, name: str) -> str:
         """``did you mean --wait?``; of an option not taken here, why (``--hots``: ``--host``)."""

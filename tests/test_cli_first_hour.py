@@ -282,6 +282,18 @@ def test_a_mistyped_option_is_said_unknown_by_its_command_with_the_one_meant(arg
     assert said in json.loads(out.stdout)["error"]["message"]
 
 
+def test_a_misspelt_option_after_another_is_named_not_counted_as_its_value():
+    """``--jsn --verbsoe`` said "1 extra value given": the second was taken for the first's
+    value. A word near one of our options is an option; a word near none stays unshown."""
+    out = cli("task", "show", "3", "--jsn", "--verbsoe")
+    assert out.returncode == 2, out.stderr
+    assert ("obshell-sdk task: error: unrecognized arguments: --jsn (did you mean --json?) "
+            "--verbsoe (did you mean --verbose?)\n") in out.stderr, out.stderr
+    out = cli("info", "--jsn", "--qx7-hunter2")
+    assert out.returncode == 2 and "hunter2" not in out.stdout + out.stderr
+    assert "1 extra value given (values are not shown)" in out.stderr, out.stderr
+
+
 def test_every_unknown_option_before_the_command_is_named_with_the_one_meant():
     """Only the first was named: argparse took the value after it for the command, and the
     options after that went unsaid."""
