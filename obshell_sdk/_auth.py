@@ -8,7 +8,8 @@ what it can, once each: a header the agent could not decrypt (its key changed) c
 fetch and a re-signed request; an expired one a ``GET /api/v1/time`` and a re-signed
 request; a refusal that says the agent changed (upgraded, agent password set) a fresh
 ``/info``. Every one of these refusals happens before the agent does anything, so nothing
-runs twice. The transport only drives the flow; all I/O stays there.
+runs twice. The transport only drives the flow; all I/O stays there. What the flow knows of
+each agent (dialect, key, clock offset) is kept in :mod:`._agent_state`.
 
 Passwords live in a :class:`~._secrets.Secret` whose repr is masked and which refuses to be
 pickled, so they cannot reach a log line, an exception or a traceback's repr.
@@ -21,11 +22,10 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Generator
 from typing import Callable, NoReturn, Optional
 
+from ._agent_state import AgentState, AuthFlow, measure_clock
 from ._crypto import PublicKey, aes_encrypt, v1_token_json, v2_header_json
-from ._decode import at, p_time_text
 from ._exceptions import (
     AuthError,
     AuthExpiredError,
@@ -35,42 +35,16 @@ from ._exceptions import (
     InvalidArgumentError,
     ObshellError,
     PasswordKindError,
-    TransportError,
     WeakKeyError,
 )
-from ._models import AgentInfo, AgentSecret, Envelope
+from ._models import AgentInfo, AgentSecret
 from ._request import Request
 from ._secrets import wrap_secret
 from ._validate import check_auth_options, check_random_bytes
 
-__all__ = ["AuthFlow", "PasswordAuth", "choose_version"]
+__all__ = ["PasswordAuth"]
 
 log = logging.getLogger("obshell_sdk")
-
-#: Yields requests to send, receives their envelopes; ends after the signed one succeeded.
-AuthFlow = Generator[Request, Envelope, None]
-
-
-class _AgentState:
-    """What an auth object knows of one agent. ``fetch_lock``: one fetch at a time per agent."""
-
-    __slots__ = ("blank_password", "clock_offset", "dialect", "fetch_lock", "header_name",
-                 "key", "offset_measured_at", "use_agent_password")
-
-    def __init__(self) -> None:
-        self.dialect: Optional[str] = None
-        self.header_name = "X-OCS-Header"
-        self.use_agent_password = False
-        self.blank_password = False
-        self.key: Optional[PublicKey] = None
-        self.clock_offset = 0.0
-        self.offset_measured_at = 0.0  # time.monotonic() of the measurement
-        self.fetch_lock = threading.Lock()
-
-    def forget(self) -> None:
-        """Forget dialect and key: the agent may have changed."""
-        self.dialect = None
-        self.key = None
 
 
 class PasswordAuth:
@@ -118,7 +92,7 @@ class PasswordAuth:
         self.version: Optional[str] = version
         self._random = random
         self._lock = threading.Lock()
-        self._agents: dict[str, _AgentState] = {}
+        self._agents: dict[str, AgentState] = {}
         _ALL.add(self)
 
     def _after_fork(self) -> None:
@@ -139,27 +113,15 @@ class PasswordAuth:
         raise TypeError("obshell_sdk refuses to pickle or copy PasswordAuth: it holds "
                         "passwords; share the one you have (it serves many agents and threads)")
 
-    def _state(self, agent: str) -> _AgentState:
+    def _state(self, agent: str) -> AgentState:
         with self._lock:
             found = self._agents.get(agent)
             if found is None:
-                found = self._agents[agent] = _AgentState()
+                found = self._agents[agent] = AgentState()
             return found
 
-    def _learn_agent(self, state: _AgentState, info: AgentInfo) -> None:
-        dialect = choose_version(info, self.version)
-        use_agent = self._agent_password is not None and info.security and dialect == "v2"
-        state.use_agent_password = use_agent
-        state.header_name = (
-            "X-OCS-Auth" if dialect == "v1"
-            else ("X-OCS-Agent-Header" if use_agent else "X-OCS-Header")
-        )
-        # A SINGLE agent without an agent password accepts any password: send none.
-        state.blank_password = info.identity == "SINGLE" and not info.security
-        state.dialect = dialect
-
     def _sign(
-        self, state: _AgentState, request: Request, now: float
+        self, state: AgentState, request: Request, now: float
     ) -> Optional[tuple[Request, PublicKey]]:
         """The signed form of ``request`` and the key used; None if the key was just dropped."""
         key, dialect, header_name = state.key, state.dialect, state.header_name
@@ -220,7 +182,7 @@ class PasswordAuth:
                 # The agent's clock may have moved since (NTP, a restart): an old offset would
                 # make headers live longer than their lifetime. Drop it and measure again.
                 state.clock_offset = 0.0
-                yield from _measure_clock(state, agent, clock)
+                yield from measure_clock(state, agent, clock)
             signed = self._sign(state, request, clock())
             if signed is None:
                 continue
@@ -248,10 +210,10 @@ class PasswordAuth:
                          agent, exc.err_code or exc.code)
                 state.forget()
             if expired:  # re-signed whatever the clock says: a header can also expire on its way
-                yield from _measure_clock(state, agent, clock)  # (a slow proxy, a balancer)
+                yield from measure_clock(state, agent, clock)  # (a slow proxy, a balancer)
         raise ObshellError(f"agent {agent}: its key kept changing while signing; try again")
 
-    def _learn(self, state: _AgentState, request: Request, agent: str,
+    def _learn(self, state: AgentState, request: Request, agent: str,
                expires: Optional[float]) -> AuthFlow:
         """Ask the agent for its dialect and key, whichever is not known (one thread at a time)."""
         if state.dialect is not None and state.key is not None:
@@ -264,7 +226,8 @@ class PasswordAuth:
         try:
             if state.dialect is None:
                 reply = yield Request("GET", "/api/v1/info", signed=False)
-                self._learn_agent(state, AgentInfo.from_json(reply.data))
+                state.learn(AgentInfo.from_json(reply.data), self.version,
+                            self._agent_password is not None)
             if state.key is None:
                 reply = yield Request("GET", "/api/v1/secret", signed=False)
                 secret = AgentSecret.from_json(reply.data)
@@ -297,51 +260,6 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):  # POSIX
     os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def choose_version(info: AgentInfo, forced: Optional[str] = None) -> str:
-    """The auth dialect for an agent: ``forced``, else ``supportedAuth``, else 4.2.2 -> v1.
-
-    A forced dialect that ``supportedAuth`` leaves out raises InvalidArgumentError (the
-    agent would only refuse the header).
-    """
-    listed = info.supported_auth
-    if forced is not None and listed is not None and forced not in listed:
-        raise InvalidArgumentError(
-            "version", f"PasswordAuth(version={forced!r}) is not a dialect this agent speaks "
-            f"(its /api/v1/info lists {', '.join(listed) or 'none'}): drop version= and the "
-            "SDK picks the agent's own")
-    if forced is not None:
-        return forced
-    if listed is not None and ("v2" in listed or "v1" in listed):
-        return "v2" if "v2" in listed else "v1"
-    return "v1" if info.version_number.split(".")[:3] == ["4", "2", "2"] else "v2"
-
-
-def _measure_clock(
-    state: _AgentState, agent: str, clock: Callable[[], float]
-) -> AuthFlow:
-    """Learn how far the agent's clock is from ours, and sign with that offset from now on."""
-    before = clock()
-    try:
-        reply = yield Request("GET", "/api/v1/time", signed=False)
-        agent_now = at(p_time_text, reply.data, "data")
-    except TransportError:
-        raise  # the call itself fails (no time left, agent gone): not the clocks' fault
-    except ObshellError as exc:
-        log.info("agent %s: could not read its clock (%s)", agent, exc)
-        return
-    after = clock()
-    if agent_now is None:
-        return
-    offset = agent_now.timestamp() - (before + after) / 2
-    if abs(offset) < 1.0:  # within the second Ts is counted in: no offset to keep
-        offset = 0.0
-    old, state.clock_offset = state.clock_offset, offset
-    state.offset_measured_at = time.monotonic()
-    moved = abs(offset - old) >= 1.0  # a warning when it is news, not at each re-measurement
-    log.log(logging.WARNING if moved else logging.INFO,
-            "agent %s: its clock is %+.1f s from ours; signing with that offset", agent, offset)
 
 
 def _may_be_stale(exc: AuthError) -> bool:

@@ -19,7 +19,7 @@ from Crypto.PublicKey import RSA
 from vectorlib import aes_decrypt, private_key, public_key_b64, rsa_decrypt, vectors
 
 from obshell_sdk import AgentInfo, AuthExpiredError, InvalidArgumentError, PasswordAuth
-from obshell_sdk._auth import choose_version
+from obshell_sdk._agent_state import choose_version
 from obshell_sdk._crypto import PublicKey, aes_encrypt
 from obshell_sdk._models import Envelope
 from obshell_sdk._request import Request
