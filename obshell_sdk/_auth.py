@@ -113,6 +113,15 @@ class PasswordAuth:
         raise TypeError("obshell_sdk refuses to pickle or copy PasswordAuth: it holds "
                         "passwords; share the one you have (it serves many agents and threads)")
 
+    def _empty(self) -> frozenset[str]:
+        """Which passwords held are empty, by role: ``"root@sys"``, ``"agent"`` (None is none).
+
+        The one thing of them said outside this class: never a value, nor a length.
+        """
+        held = {"root@sys": self._password, "agent": self._agent_password}
+        return frozenset(role for role, secret in held.items()
+                         if secret is not None and secret.is_empty())
+
     def _state(self, agent: str) -> AgentState:
         with self._lock:
             found = self._agents.get(agent)

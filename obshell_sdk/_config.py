@@ -212,6 +212,9 @@ def auth_from_env(env: Environment) -> Optional[PasswordAuth]:
 _REFUSED = {"Security.Authentication.IncorrectOceanbasePassword": "OBSHELL_PASSWORD",
             "Security.Authentication.IncorrectAgentPassword": "OBSHELL_AGENT_PASSWORD"}
 
+#: The role (as ``PasswordAuth._empty`` says it) of the password each variable holds.
+_ROLES = {"OBSHELL_PASSWORD": "root@sys", "OBSHELL_AGENT_PASSWORD": "agent"}
+
 #: The password each password variable holds, as a note names it.
 PASSWORD_NAMES = {"OBSHELL_PASSWORD": "root@sys password",
                   "OBSHELL_AGENT_PASSWORD": "agent password"}
@@ -230,10 +233,9 @@ def empty_refused(auth: PasswordAuth, exc: ObshellError) -> tuple[str, ...]:
     """
     if not isinstance(exc, WrongPasswordError):
         return ()
-    refused = refused_variable(exc)
-    held = {"OBSHELL_PASSWORD": auth._password, "OBSHELL_AGENT_PASSWORD": auth._agent_password}
-    return tuple(name for name, secret in held.items()
-                 if refused in (None, name) and secret is not None and secret.is_empty())
+    refused, empty = refused_variable(exc), auth._empty()
+    return tuple(name for name, role in _ROLES.items()
+                 if refused in (None, name) and role in empty)
 
 
 def empty_passwords_said(env: Environment, exc: ObshellError,

@@ -130,6 +130,17 @@ def test_rooms_are_small(name):
             assert length <= MAX_FUNCTION_LINES, f"{path}:{node.lineno} {node.name}: {length} lines"
 
 
+def test_only_password_auth_reads_its_passwords():
+    """``PasswordAuth``'s password fields are read in ``_auth.py`` alone: elsewhere, its
+    ``_empty()`` says which are empty, by role."""
+    for name, path in _modules().items():
+        if name == "obshell_sdk._auth":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and node.attr in ("_password", "_agent_password"):
+                pytest.fail(f"{path}:{node.lineno} reads PasswordAuth's .{node.attr}")
+
+
 def _public_callables():
     for name in obshell_sdk.__all__:
         obj = getattr(obshell_sdk, name)

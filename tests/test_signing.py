@@ -305,6 +305,23 @@ def test_password_never_shows(caplog):
 
 
 @pytest.mark.parametrize(
+    ("password", "agent_password", "empty"),
+    [
+        ("", None, {"root@sys"}),
+        ("", "Ag3nt", {"root@sys"}),
+        ("R00t", "", {"agent"}),
+        ("", "", {"root@sys", "agent"}),
+        ("R00t", None, set()),  # no agent password held: none empty
+        ("R00t", "Ag3nt", set()),
+    ],
+)
+def test_password_auth_says_which_of_its_passwords_are_empty_and_nothing_else(
+        password, agent_password, empty):
+    said = PasswordAuth(password, agent_password)._empty()
+    assert said == empty and said <= {"root@sys", "agent"}  # roles only, never a value
+
+
+@pytest.mark.parametrize(
     ("kwargs", "argument"),
     [
         ({"password": None}, "password"),
