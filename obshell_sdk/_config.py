@@ -229,7 +229,9 @@ def empty_refused(auth: PasswordAuth, exc: ObshellError) -> tuple[str, ...]:
     """The variables of ``auth``'s passwords that were empty and refused (``exc``), if any.
 
     Of a WrongPasswordError only: the password its error code names (either, when it names
-    none), when ``auth`` holds it empty. Says nothing else of any password.
+    none), when ``auth`` holds it empty. Says nothing else of any password. An agent's own
+    WrongPasswordError always names one: obshell before 4.3.1 refuses with a bare 10008 for
+    any auth failure, an AuthError, of which nothing is said.
     """
     if not isinstance(exc, WrongPasswordError):
         return ()
