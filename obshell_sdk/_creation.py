@@ -84,7 +84,7 @@ def _listed(reads: AgentReads, endpoint: TaskEndpoint[Any]) -> Optional[frozense
     try:
         return frozenset(d.id for d in listed(reads, endpoint))
     except (AuthError, WeakKeyError, InvalidArgumentError) as exc:  # the POST would be too
-        exc.args = (f"POST {endpoint.path} was not sent: {exc.args[0]}",)  # alike: once
+        exc._prefix_message(f"POST {endpoint.path} was not sent: ")  # alike: once
         raise
     except ObshellError as exc:  # the POST may still go through; judge by time alone then
         log.info("could not list the agent's tasks before %s (%s)", endpoint.path, exc)

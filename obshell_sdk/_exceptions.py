@@ -83,6 +83,15 @@ class ObshellError(Exception):
     def __reduce__(self) -> tuple[object, ...]:
         return (_restore, (type(self), self.args, self.__dict__))
 
+    def _prefix_message(self, prefix: str) -> None:
+        """Start the message (``args``, one text: ``str()`` escapes it) with ``prefix``, once.
+
+        How a raised error is reworded: its attributes stay (no subclass has its own __str__).
+        """
+        text = str(self.args[0]) if len(self.args) == 1 else Exception.__str__(self)
+        if not text.startswith(prefix):
+            Exception.__init__(self, prefix + text)  # sets args (pyright: not an override)
+
 
 class InvalidArgumentError(ObshellError, ValueError):
     """An argument, named by ``argument``, was refused before anything was sent to the agent.
@@ -164,8 +173,7 @@ class DecodeError(ObshellError):
             self.method = method
             self.path = path
             self.agent = agent
-            Exception.__init__(self, f"{method} {path}{f' on {agent}' if agent else ''}: "
-                               f"{self.args[0]}")  # sets args (pyright: not an override)
+            self._prefix_message(f"{method} {path}{f' on {agent}' if agent else ''}: ")
 
     @property
     def refusal_page(self) -> bool:

@@ -140,7 +140,7 @@ def log_in(client: _Agent, *, upgrading: bool = False) -> None:
     try:
         dags = client.unfinished_dags()
     except (AuthError, WeakKeyError) as exc:
-        exc.args = (f"the package upload was not sent: {exc.args[0]}",)
+        exc._prefix_message("the package upload was not sent: ")
         raise
     held = next((d for d in dags if d.state is DagState.FAILED and d.maintenance_type == 2), None)
     if upgrading and held is not None:

@@ -719,3 +719,18 @@ def test_the_upload_route_is_told_by_the_probe_s_answer_in_every_era(package, pr
         new = agent.requests_to("/api/v1/package", "POST")  # the proxy answered the probe
         assert (len(old), len(new)) == ((0, 2) if new_upload else (2, 0))  # no second probe
         assert all(r.body_bytes for r in new)
+
+
+def test_an_error_s_message_is_prefixed_once_and_keeps_its_attributes():
+    exc = ServerError(status=500, err_code="Common.Unexpected", code=0, message="boom",
+                      trace_id="t1", method="POST", path="/api/v1/package", agent="h:1")
+    before = dict(exc.__dict__)
+    for _ in range(2):
+        exc._prefix_message("uploading 'a.rpm': ")
+    assert exc.args == ("uploading 'a.rpm': POST /api/v1/package on h:1 failed: HTTP 500 "
+                        "Common.Unexpected: boom, trace id t1",)
+    assert str(exc) == exc.args[0] and exc.__dict__ == before
+    bare = ObshellError()
+    bare._prefix_message("x: ")
+    bare._prefix_message("x: ")
+    assert (bare.args, str(bare)) == (("x: ",), "x: ")
