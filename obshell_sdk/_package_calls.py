@@ -7,7 +7,13 @@ import os
 from typing import Optional, Union
 
 from ._caller import Caller, CallsBase, contents
-from ._exceptions import ApiError, InvalidArgumentError, NotFoundError, PackageDamagedError
+from ._exceptions import (
+    ApiError,
+    InvalidArgumentError,
+    NotFoundError,
+    ObshellError,
+    PackageDamagedError,
+)
 from ._models import ObParameter, UpgradePackageInfo
 from ._request import Request
 from ._text import printable
@@ -46,7 +52,9 @@ class PackageCalls(CallsBase):
         the MD5 check obshell makes of an upload (its RPM signature's SIZE and MD5, over the
         header and payload): cut short or damaged. The file is read once for that check and
         the newer route's SHA-256. obshell checks no password on the newer route, so a wrong
-        one is not noticed here: the workflows and rollouts make a signed read first.
+        one is not noticed here: the workflows and rollouts make a signed read first. Any
+        error of sending it (a 500, a lost reply, one that does not fit) starts with
+        ``uploading 'FILE': ``, the path as given.
         """
         file = check_package_path(path)
         bounds = _bounds(self, file, lifetime, timeout)  # all input checked before any I/O
@@ -124,15 +132,33 @@ def _bounds(client: Caller, file: str, lifetime: Optional[float], timeout: Optio
 
 def _send_package(client: Caller, file: str, sha256: Optional[str], lifetime: float,
                   limit: tuple[float, float]) -> UpgradePackageInfo:
-    """Send checked ``file`` (its SHA-256, if known) within ``lifetime`` and ``limit``."""
+    """Send checked ``file`` (its SHA-256, if known) within ``lifetime`` and ``limit``.
+
+    Whatever sending it raises (the route's probe, the upload, its reply) starts with
+    ``uploading 'FILE': ``, the path as the caller gave it: a one-call upgrade or a rollout
+    uploads several in turn. Only the errors the file itself caused (PackageDamagedError and
+    its PackageChangedError) also carry it as ``file``: of others (a 500, a lost reply, a
+    reply that does not fit) the agent or the link is the cause, the file only what was
+    under way. An InvalidArgumentError is a refusal before sending: it names its argument.
+    """
+    try:
+        return _sent(client, file, sha256, lifetime, limit)
+    except InvalidArgumentError:
+        raise
+    except ObshellError as exc:
+        if isinstance(exc, PackageDamagedError):
+            exc.file = file
+        exc._prefix_message(f"uploading {file!r}: ")
+        raise
+
+
+def _sent(client: Caller, file: str, sha256: Optional[str], lifetime: float,
+          limit: tuple[float, float]) -> UpgradePackageInfo:
+    """:func:`_send_package`'s work: the route asked (once), the file sent, the reply read."""
     new = _has_new_upload(client, (limit[0], min(client.timeout[1], limit[1])))  # within it
     request, bodies = package_request(file, lifetime, new=new, file_sha256=sha256)
     try:
         data = client._send(request, limit).data
-    except PackageDamagedError as exc:  # one of several, maybe: named as the caller gave it
-        exc.file = file
-        exc.args = (f"uploading {file!r}: {exc.args[0]}",)
-        raise
     finally:
         for body in bodies:
             body.close()

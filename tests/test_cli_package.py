@@ -366,3 +366,39 @@ def test_ctrl_c_while_a_retry_s_packages_are_checked_says_the_retry_was_not_sent
     assert (f"interrupted before any package was sent; retry of task {dag_id} was not sent: "
             "nothing was stored; start again with the same command") in err, err
     assert "uploading" not in err and "may have been applied" not in err, err
+
+
+def _libs_misfit(data):
+    """The upload reply's data, for oceanbase-ce-libs one the SDK cannot read."""
+    return {**data, "name": 5} if data["name"] == "oceanbase-ce-libs" else data
+
+
+@pytest.mark.parametrize(("fault", "exit_code", "error_type"), [
+    ("500", 5, "ServerError"), ("lost", 8, "ConnectionLostError"), ("misfit", 7, "DecodeError")])
+def test_a_failed_upload_names_its_file_once_on_stderr_and_in_json(rpms, fault, exit_code,
+                                                                   error_type):
+    """An upload that fails (a 500 on the older route, its reply lost, a reply that does not
+    fit: the last in ``upgrade-ob --package CE --package LIBS``, CE stored first) names the
+    file, as given, once in the error; stderr's last line is the ``--json`` message."""
+    ce, libs = rpms
+    args = ["package", "upload", libs]
+    with FakeAgent(password=PASSWORD, new_upload=fault != "500") as agent:
+        if fault == "500":
+            agent.fail_next(status=500, err_code="Common.Unexpected",
+                            path_prefix="/api/v1/upgrade/package")
+        elif fault == "lost":
+            agent.drop_reply_after_next(path_prefix="/api/v1/package", method="POST")
+        else:
+            agent.edit_data_next(2, edit=_libs_misfit, path_prefix="/api/v1/package",
+                                 method="POST")
+            args = ["upgrade-ob", VERSION, RELEASE, "--package", ce, "--package", libs]
+        out = run(agent, "--json", *args)
+        assert not agent.dags
+    assert out.returncode == exit_code, out.stderr
+    error = json.loads(out.stdout)["error"]
+    assert error["type"] == error_type and "file" not in error
+    message = error["message"]
+    assert message.startswith(f"uploading {libs!r}: POST /api/v1/"), message
+    assert message.count(libs) == 1 and ce not in message, message
+    assert out.stderr.rstrip().endswith(message) and out.stderr.count(f"{libs!r}") == 1, \
+        out.stderr

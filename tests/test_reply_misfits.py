@@ -134,7 +134,11 @@ def test_lists_and_an_upload_that_do_not_fit_name_the_agent(agent, client, tmp_p
                          path_prefix="/api/v1/package")
     with pytest.raises(DecodeError) as info:
         client.upload_package(rpm)
-    _names(info.value, "POST", "/api/v1/package", client.agent, "data.name")
+    upload = info.value  # its file first (several may go in turn), then what _names says
+    assert (upload.method, upload.path, upload.agent, upload.where, upload.status) == (
+        "POST", "/api/v1/package", client.agent, "data.name", 0)
+    assert str(upload).startswith(f"uploading {str(rpm)!r}: POST /api/v1/package on "
+                                  f"{client.agent}: data.name: "), str(upload)
     agent.edit_data_next(edit=lambda data: {"contents": [{**data["contents"][0], "size": "1"}]},
                          path_prefix="/api/v1/upgrade/package/info")
     with pytest.raises(DecodeError) as info:

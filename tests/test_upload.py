@@ -19,6 +19,8 @@ from vectorlib import aes_decrypt
 from obshell_sdk import (
     ApiError,
     AuthError,
+    ConnectionLostError,
+    DecodeError,
     InvalidArgumentError,
     ObshellClient,
     ObshellError,
@@ -719,6 +721,72 @@ def test_the_upload_route_is_told_by_the_probe_s_answer_in_every_era(package, pr
         new = agent.requests_to("/api/v1/package", "POST")  # the proxy answered the probe
         assert (len(old), len(new)) == ((0, 2) if new_upload else (2, 0))  # no second probe
         assert all(r.body_bytes for r in new)
+
+
+_OB_RUNNING = "4.3.5.0-100000202024123117"
+_OB_VERSION, _OB_RELEASE = "4.3.5.1", "101000012025052815.el7"
+
+#: A fault of the upload's POST (armed just before it goes), and the error it raises.
+_UPLOAD_FAULTS = {
+    "500": (lambda agent: agent.fail_next(status=500, err_code="Common.Unexpected",
+                                          path_prefix="/api/v1/package"), ServerError),
+    "lost": (lambda agent: agent.drop_reply_after_next(path_prefix="/api/v1/package",
+                                                       method="POST"), ConnectionLostError),
+    "misfit": (lambda agent: agent.edit_data_next(edit=lambda data: {**data, "name": 5},
+                                                  path_prefix="/api/v1/package",
+                                                  method="POST"), DecodeError),
+}
+
+
+def _names_the_file_once(exc, file, agent):
+    """``exc`` starts with the upload's file, said once, then its request; text and args agree."""
+    said = str(exc)
+    assert said.startswith(f"uploading {file!r}: POST /api/v1/package on {agent}"), said
+    assert said.count(file) == 1 and said.count("uploading") == 1, said
+    assert exc.args == (said,)
+    copy = pickle.loads(pickle.dumps(exc))  # a process pool's copy says the same
+    assert (type(copy), str(copy), copy.__dict__) == (type(exc), said, exc.__dict__)
+
+
+@pytest.mark.parametrize("fault", list(_UPLOAD_FAULTS))
+def test_a_one_call_upgrade_s_failed_upload_names_that_file_once(tmp_path, fault):
+    """``run_ob_upgrade(packages=[ce, libs])``, libs' upload failing (a 500, its reply lost,
+    a reply that does not fit): the error names libs, as given, once, and not ce, which
+    was stored; ``file`` stays the Package* errors' (the file was not the cause here)."""
+    from obshell_sdk._cli_errors import error_fields
+    from obshell_sdk.testing import build_rpm
+
+    arm, error = _UPLOAD_FAULTS[fault]
+    ce, libs = (str(tmp_path / f"{name}.rpm") for name in ("oceanbase-ce", "oceanbase-ce-libs"))
+    for path in (ce, libs):
+        Path(path).write_bytes(build_rpm(Path(path).stem, _OB_VERSION, _OB_RELEASE))
+
+    with FakeAgent(password=PASSWORD, ob_version=_OB_RUNNING) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        def on_upload(path, stored):
+            if (path, stored) == (libs, None):  # just before libs goes
+                arm(agent)
+
+        with pytest.raises(error) as info:
+            client.run_ob_upgrade(_OB_VERSION, _OB_RELEASE, packages=[ce, libs],
+                                  on_upload=on_upload)
+        assert agent.dags == {}
+    exc = info.value
+    assert not isinstance(exc, PackageDamagedError) and "file" not in error_fields(exc)
+    _names_the_file_once(exc, libs, client.agent)
+    assert ce not in str(exc)
+
+
+def test_an_upload_whose_route_probe_is_cut_names_the_file(package):
+    """The first upload asks the agent which route it has: that POST cut short is the
+    upload's failure too, said with its file."""
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        agent.reset_next(path_prefix="/api/v1/package")
+        with pytest.raises(ConnectionLostError) as info:
+            client.upload_package(package)
+        assert agent.packages == []
+    _names_the_file_once(info.value, str(package), client.agent)
 
 
 def test_an_error_s_message_is_prefixed_once_and_keeps_its_attributes():
