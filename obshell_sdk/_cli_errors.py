@@ -163,16 +163,19 @@ def exit_code(exc: ObshellError) -> int:
     return EXIT_API
 
 
-def cli_words(text: str) -> str:
+def cli_words(text: str, refused: Optional[str] = None) -> str:
     """A library text with its Python hints said as commands, escaped.
 
     The hints written into messages (:data:`HINTS`), and those of error classes
     (:data:`CLASS_HINTS`) wherever they appear: an error quoted in another's message too.
+    ``refused``: the variable of the password the agent said it refused
+    (:func:`refused_variable`), the only one a refused password's hint then names.
     """
     for cls, said in CLASS_HINTS:
         text = text.replace(cls.hint, said)
     for pattern, command in HINTS:
         text = re.sub(pattern, command, text)
+    text = text.replace(_EITHER, _NAMED.get(refused or "", _EITHER))
     return printable(text, keep_newlines=True)
 
 
@@ -196,8 +199,7 @@ def cli_message(exc: ObshellError) -> str:
         text += f" (or pass {option})"
     if isinstance(exc, InvalidArgumentError) and exc.argument in _FLAGS:
         text = _FLAGS[exc.argument] + text.removeprefix(exc.argument)  # the option's name
-    which = _NAMED.get(refused_variable(exc) or "", _EITHER)  # the agent said which one
-    return cli_words(text).replace(_EITHER, which)
+    return cli_words(text, refused_variable(exc))  # the password the agent said it refused
 
 
 def error_fields(exc: ObshellError) -> dict[str, object]:

@@ -22,6 +22,7 @@ from ._config import (
     Environment,
     check_env_bundle,
     prompted_auth_from_env,
+    refused_variable_in,
     tls_from_env,
 )
 from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
@@ -192,7 +193,8 @@ def _aimed_at(target: str, text: str, tls: str) -> str:
     for variable, name in PASSWORD_NAMES.items():  # an empty password refused: the one to set
         text = text.replace(EMPTY_REFUSED.format(name), f"the {name} given for this target is "
                             f"empty: set {variable}, then run the same command again")
-    return aimed(cli_words(text), agent_command(host.strip("[]"), port, tls))
+    return aimed(cli_words(text, refused_variable_in(text)),
+                 agent_command(host.strip("[]"), port, tls))
 
 
 def _exit(report: RolloutReport) -> int:

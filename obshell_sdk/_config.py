@@ -34,6 +34,7 @@ __all__ = [
     "min_key_bits_from_env",
     "prompted_auth_from_env",
     "refused_variable",
+    "refused_variable_in",
     "settings_from_env",
     "tls_from_env",
 ]
@@ -223,6 +224,19 @@ PASSWORD_NAMES = {"OBSHELL_PASSWORD": "root@sys password",
 def refused_variable(exc: ObshellError) -> Optional[str]:
     """The variable of the password the agent said (by ``exc``'s error code) it refused, or None."""
     return _REFUSED.get(getattr(exc, "err_code", None) or "")
+
+
+#: An agent's error code where an ``ApiError``'s message gives it (``failed: HTTP 401 CODE:``).
+_SAID_CODE = re.compile(r" failed: HTTP \d+ (\S+): ")
+
+
+def refused_variable_in(text: str) -> Optional[str]:
+    """:func:`refused_variable` of the first agent error quoted in ``text``, or None.
+
+    For errors kept as text only (a rollout's target errors, journaled so).
+    """
+    said = _SAID_CODE.search(text)
+    return None if said is None else _REFUSED.get(said.group(1))
 
 
 def empty_refused(auth: PasswordAuth, exc: ObshellError) -> tuple[str, ...]:
