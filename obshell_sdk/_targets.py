@@ -17,7 +17,7 @@ from ._text import printable
 from ._upload import check_package_path
 
 __all__ = ["check_ob_packages", "check_target_package", "not_newer", "not_the_target",
-           "ob_not_newer"]
+           "ob_not_newer", "stored_said"]
 
 
 def not_newer(running: str, version: str, release: str) -> Optional[str]:
@@ -77,7 +77,8 @@ def _atoi(text: str) -> int:
 def not_the_target(uploaded: UpgradePackageInfo, version: str, release: str) -> Optional[str]:
     """Why an uploaded package is not obshell ``version``-``release`` (None when it is).
 
-    Said as the agent read it, and that it was stored (its id) though nothing was started.
+    Said as the agent read it, and that it was stored (its id) though nothing was started;
+    :func:`stored_said` says how to delete it.
     """
     if uploaded.name == "obshell" and uploaded.version == version and (
             not uploaded.release_distribution or uploaded.release_distribution == release):
@@ -88,6 +89,20 @@ def not_the_target(uploaded: UpgradePackageInfo, version: str, release: str) -> 
     return (f"the agent read the package as {have}, not obshell {version}-{release}: give the "
             "target's package, or the version and release of this one (it was stored on the "
             f"agent{kept}; nothing was started)")
+
+
+def stored_said(pkg_id: int, agent: str = "client") -> str:
+    """How to delete a package the agent stored though nothing was started with it.
+
+    ``agent`` is how Python reaches that agent (a rollout names its target's
+    ``ObshellClient(...)``); the command line says it as ``obshell-sdk package`` commands
+    aimed at that agent. ``pkg_id`` 0 (the agent did not say it): where to find it.
+    """
+    if pkg_id > 0:
+        return (f"It stays stored until deleted: {agent}.delete_package({pkg_id}) "
+                f"({agent}.packages() lists it)")
+    return (f"It stays stored until deleted: {agent}.packages() lists it with its pkg_id, "
+            f"which {agent}.delete_package() takes")
 
 
 def check_target_package(package: Any, version: str, release: str) -> str:

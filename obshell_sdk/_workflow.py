@@ -22,6 +22,7 @@ from ._targets import (
     not_newer,
     not_the_target,
     ob_not_newer,
+    stored_said,
 )
 from ._task import DagTask, ProgressCallback
 from ._task_errors import UpgradeNotConfirmedError
@@ -218,9 +219,7 @@ def _check_uploaded(uploaded: UpgradePackageInfo, version: str, release: str) ->
     """
     problem = not_the_target(uploaded, version, release)
     if problem is not None:
-        pkg_id = uploaded.pkg_id if uploaded.pkg_id > 0 else "ID"
-        raise InvalidArgumentError("package", f"{problem}. It stays stored until deleted: "
-                                   f"client.delete_package({pkg_id}) (client.packages() lists it)")
+        raise InvalidArgumentError("package", f"{problem}. {stored_said(uploaded.pkg_id)}")
 
 
 def run_ob_upgrade(

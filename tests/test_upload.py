@@ -628,6 +628,32 @@ def test_run_agent_upgrade_says_a_package_the_agent_read_as_another_stays_stored
                          "(client.packages() lists it)"), said
 
 
+def test_run_agent_upgrade_says_where_to_find_a_stored_package_whose_id_was_not_said(
+        tmp_path, monkeypatch):
+    """An agent that did not say the stored package's id: how to find it, not a placeholder
+    ``client.delete_package(ID)``."""
+    import attrs
+
+    from obshell_sdk import _targets
+    from obshell_sdk.testing import build_rpm
+
+    wrong = tmp_path / "obshell.rpm"
+    wrong.write_bytes(build_rpm("obshell", "4.3.0.9", "101000012025010101.el7"))
+    monkeypatch.setattr(_targets, "rpm_identity", lambda path: None)  # "unreadable"
+    upload = ObshellClient._upload_checked
+    monkeypatch.setattr(ObshellClient, "_upload_checked", lambda self, *a, **k: attrs.evolve(
+        upload(self, *a, **k), pkg_id=0))  # the id unsaid
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        with pytest.raises(InvalidArgumentError) as info:
+            client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=wrong)
+        assert [row["pkg_id"] for row in agent.inventory] == [1] and agent.dags == {}
+    said = str(info.value)
+    assert said.endswith("It stays stored until deleted: client.packages() lists it with its "
+                         "pkg_id, which client.delete_package() takes"), said
+    assert "(ID)" not in said
+
+
 def test_a_bare_lead_passes_the_check_and_the_agent_judges_the_rest(tmp_path):
     from obshell_sdk._upload import check_package_path
 
