@@ -59,6 +59,9 @@ __all__ = ["CLASS_HINTS", "EXIT_STATE", "EXIT_TERMINATED", "HINTS", "OPERATORS",
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process the signal ended
 
+#: How a hint reaches an agent in Python: ``client``, or a rollout target's ``ObshellClient(...)``.
+_AT = r"(?:client|ObshellClient\([^()]*\))"
+
 #: Python hints in the library's messages and the command that does the same.
 HINTS: Sequence[tuple[str, str]] = (
     (r"client\.task\('([^']*)', exists=True\)\.wait\(\)", r"obshell-sdk task wait \1 --exists"),
@@ -69,8 +72,10 @@ HINTS: Sequence[tuple[str, str]] = (
     (r"client\.unfinished_dags\(\) and client\.last_maintenance_dag\(\)",
      "obshell-sdk task list"),
     (r"client\.info\(\)", "obshell-sdk info"),
-    (r"client\.delete_package\((\w+)\)", r"obshell-sdk package delete \1"),
-    (r"client\.packages\(\) lists it", "obshell-sdk package list shows it"),
+    (rf"{_AT}\.packages\(\) lists it with its pkg_id, which {_AT}\.delete_package\(\) takes",
+     "obshell-sdk package list shows it with its id, which obshell-sdk package delete takes"),
+    (rf"{_AT}\.delete_package\((\w+)\)", r"obshell-sdk package delete \1"),
+    (rf"{_AT}\.packages\(\) lists it", "obshell-sdk package list shows it"),
     (r"client\.unfinished_dags\(\) lists", "obshell-sdk task list lists"),
     (r"upload it \(client\.upload_package\(path\)\), then retry the task",
      "upload it, then retry the task (obshell-sdk task retry ID --package RPM does both)"),

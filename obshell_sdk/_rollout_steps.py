@@ -24,6 +24,7 @@ from ._journal import Journal, StepRecord, TargetOutcome, TargetRecord, under_wa
 from ._lookup import find_created_dag, made_none, rerun_note
 from ._models import AgentInfo
 from ._render import failure_line, state_text
+from ._targets import stored_said
 from ._task import DagTask
 from ._workflow import log_in
 
@@ -242,7 +243,8 @@ class TargetRun:
         uploaded = self.client._upload_checked(step.path, step.sha256, step.upload_timeout)
         problem = step.confirm(uploaded) if step.confirm is not None else None
         if problem:  # nothing started: a rerun with the right package goes on
-            raise Ended(TargetOutcome.REFUSED, problem)
+            raise Ended(TargetOutcome.REFUSED,
+                        f"{problem}. {stored_said(uploaded.pkg_id, self._agent())}")
         self.journal.step(self.target, step.name, "done")
 
     def _task(self, step: Step, record: Optional[StepRecord], waiting: list[Step]) -> None:

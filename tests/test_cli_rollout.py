@@ -50,3 +50,70 @@ def test_a_refused_password_names_only_the_variable_the_agent_said_it_refused(
             assert refused, (where, lines)
             for line in refused:
                 assert line.endswith(said) and not_said not in line, (where, line)
+
+
+def _stored_as_another(tmp_path, monkeypatch):
+    """An obshell RPM the SDK cannot read (so it is sent), which the agent reads as 4.3.0.9."""
+    from obshell_sdk import _targets
+    from obshell_sdk.testing import build_rpm
+
+    wrong = tmp_path / "wrong.rpm"
+    wrong.write_bytes(build_rpm("obshell", "4.3.0.9", RELEASE))
+    monkeypatch.setattr(_targets, "rpm_identity", lambda path: None)  # "unreadable"
+    monkeypatch.setenv("OBSHELL_PASSWORD", PASSWORD)
+    return wrong
+
+
+def test_a_package_stored_as_another_is_said_with_the_delete_of_its_own_cluster(
+        tmp_path, monkeypatch, capsys):
+    """Each cluster stored the package under its own id: each target's line says the
+    ``package delete`` of that id, aimed at that target, not a Python call."""
+    from obshell_sdk import ObshellClient, PasswordAuth
+    from obshell_sdk.testing import build_rpm
+
+    wrong = _stored_as_another(tmp_path, monkeypatch)
+    older = tmp_path / "older.rpm"
+    older.write_bytes(build_rpm("obshell", "4.3.0.1", RELEASE))
+    with FakeAgent(password=PASSWORD) as fresh, FakeAgent(password=PASSWORD) as used:
+        with ObshellClient(used.host, used.port, auth=PasswordAuth(PASSWORD)) as client:
+            client.upload_package(older)  # package 1 there: the wrong one becomes its 2
+        fleet = tmp_path / "fleet.txt"
+        fleet.write_text(f"127.0.0.1:{fresh.port}\n127.0.0.1:{used.port}\n")
+        code = main(["rollout", "agent", "--targets", str(fleet), "--journal",
+                     str(tmp_path / "r.db"), "--max-failures", "2", "--package", str(wrong),
+                     VERSION, RELEASE])
+        out = capsys.readouterr()
+        assert code == 1, out.err
+        assert [r["pkg_id"] for r in fresh.inventory] == [1] and fresh.dags == {}
+        assert sorted(r["pkg_id"] for r in used.inventory) == [1, 2] and used.dags == {}
+    for agent, pkg_id in ((fresh, 1), (used, 2)):
+        at = f"obshell-sdk --host 127.0.0.1 --port {agent.port}"
+        (line,) = _lines_of(out.out, f"127.0.0.1:{agent.port}")
+        assert line.endswith(f"It stays stored until deleted: {at} package delete {pkg_id} "
+                             f"({at} package list shows it)"), line
+    assert "client." not in out.out + out.err and "ObshellClient" not in out.out + out.err
+
+
+def test_a_package_stored_under_an_id_not_said_is_found_by_package_list(
+        tmp_path, monkeypatch, capsys):
+    """No id from the agent: the line says how to find it, never ``package delete ID``."""
+    import attrs
+
+    from obshell_sdk import ObshellClient
+
+    wrong = _stored_as_another(tmp_path, monkeypatch)
+    upload = ObshellClient._upload_checked
+    monkeypatch.setattr(ObshellClient, "_upload_checked", lambda self, *a, **k: attrs.evolve(
+        upload(self, *a, **k), pkg_id=0))  # an agent that did not say the id
+    with FakeAgent(password=PASSWORD) as agent:
+        fleet = tmp_path / "fleet.txt"
+        fleet.write_text(f"127.0.0.1:{agent.port}\n")
+        code = main(["rollout", "agent", "--targets", str(fleet), "--journal",
+                     str(tmp_path / "r.db"), "--package", str(wrong), VERSION, RELEASE])
+        out = capsys.readouterr()
+        assert code == 1 and [r["pkg_id"] for r in agent.inventory] == [1], out.err
+    at = f"obshell-sdk --host 127.0.0.1 --port {agent.port}"
+    (line,) = _lines_of(out.out, f"127.0.0.1:{agent.port}")
+    assert line.endswith(f"It stays stored until deleted: {at} package list shows it with "
+                         f"its id, which {at} package delete takes"), line
+    assert "delete ID" not in line and "client." not in out.out + out.err

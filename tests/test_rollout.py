@@ -261,6 +261,39 @@ def test_an_uploaded_package_the_agent_reads_as_another_is_refused_and_a_rerun_g
         assert "\n1 target: 1 succeeded (journal " in str(report)  # not "1 targets"
 
 
+def test_a_package_the_agent_read_as_another_is_said_with_its_target_s_delete(
+        tmp_path, monkeypatch):
+    """The refused target's error says how to delete the stored package on that target's
+    agent (its id there), or, the id unsaid, how to find it: never a ``delete_package(ID)``."""
+    import attrs
+
+    from obshell_sdk import _targets
+    from obshell_sdk.testing import build_rpm
+
+    wrong = tmp_path / "wrong.rpm"
+    wrong.write_bytes(build_rpm("obshell", "4.3.0.9", RELEASE))
+    monkeypatch.setattr(_targets, "rpm_identity", lambda path: None)  # "unreadable"
+    with ExitStack() as stack:
+        [agent] = agents(stack, 1)
+        at = f"ObshellClient('127.0.0.1', {agent.port}, auth=...)"
+        report = rollout([agent], tmp_path / "r.db").upgrade_agent(VERSION, RELEASE,
+                                                                   package=str(wrong))
+        (result,) = report.results.values()
+        assert (result.error or "").endswith(f"It stays stored until deleted: "
+                                             f"{at}.delete_package(1) ({at}.packages() lists "
+                                             "it)"), result.error
+        upload = ObshellClient._upload_checked
+        monkeypatch.setattr(ObshellClient, "_upload_checked", lambda self, *a, **k: (
+            attrs.evolve(upload(self, *a, **k), pkg_id=0)))  # an agent that did not say it
+        report = rollout([agent], tmp_path / "r2.db").upgrade_agent(VERSION, RELEASE,
+                                                                    package=str(wrong))
+        (result,) = report.results.values()
+        assert (result.error or "").endswith(f"It stays stored until deleted: {at}.packages() "
+                                             f"lists it with its pkg_id, which "
+                                             f"{at}.delete_package() takes"), result.error
+        assert agent.dags == {}  # nothing started, on either run
+
+
 def test_max_failures_skips_the_rest_and_a_rerun_starts_them(tmp_path):
     with ExitStack() as stack:
         fleet = agents(stack, 5, {0: {"fail_stage": 2, "fail_times": 1}})
