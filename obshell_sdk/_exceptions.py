@@ -244,13 +244,16 @@ class ApiError(ObshellError):
 class AuthError(ApiError):
     """The agent refused the request's credentials."""
 
-    hint = "Check the password (PasswordAuth, or OBSHELL_PASSWORD for from_env)"
+    hint = ("Check the passwords (PasswordAuth's password and agent_password, or "
+            "OBSHELL_PASSWORD and OBSHELL_AGENT_PASSWORD for from_env)")
 
 
 class WrongPasswordError(AuthError):
     """The root@sys password or the agent password is wrong."""
 
-    hint = "The password was refused: give the right one (PasswordAuth or OBSHELL_PASSWORD)"
+    hint = ("The password was refused (the error code says which): give the right one "
+            "(PasswordAuth's password or agent_password, OBSHELL_PASSWORD or "
+            "OBSHELL_AGENT_PASSWORD for from_env)")
 
 
 class PasswordKindError(AuthError):

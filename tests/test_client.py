@@ -142,6 +142,9 @@ def test_wrong_agent_password_is_typed():
         with pytest.raises(WrongPasswordError) as info:
             client.get_dag("11")
         assert info.value.err_code == "Security.Authentication.IncorrectAgentPassword"
+        # its hint points at where an agent password is given, not at OBSHELL_PASSWORD alone
+        assert "agent_password" in str(info.value), str(info.value)
+        assert "OBSHELL_AGENT_PASSWORD" in str(info.value), str(info.value)
 
 
 def test_stale_key_is_refetched_once_and_the_call_succeeds():
