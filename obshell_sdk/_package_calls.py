@@ -18,7 +18,13 @@ from ._models import ObParameter, UpgradePackageInfo
 from ._request import Request
 from ._text import printable
 from ._transport import Timeout, read_reply
-from ._upload import NEW_UPLOAD, check_package_digest, check_package_path, package_request
+from ._upload import (
+    NEW_UPLOAD,
+    check_package_digest,
+    check_package_path,
+    package_request,
+    package_size,
+)
 from ._validate import MAX_LIFETIME, brief_repr, check_timeout, check_upload_timeout
 
 __all__ = ["PackageCalls"]
@@ -50,8 +56,9 @@ class PackageCalls(CallsBase):
         when the lifetime is the default one). A missing, empty or non-RPM file is refused
         before anything is sent (:class:`InvalidArgumentError`), and so is one that fails
         the MD5 check obshell makes of an upload (its RPM signature's SIZE and MD5, over the
-        header and payload): cut short or damaged. The file is read once for that check and
-        the newer route's SHA-256. obshell checks no password on the newer route, so a wrong
+        header and payload): cut short or damaged; so is one removed or made unreadable after
+        these checks, as it is about to be sent. The file is read once for that check and the
+        newer route's SHA-256. obshell checks no password on the newer route, so a wrong
         one is not noticed here: the workflows and rollouts make a signed read first. Any
         error of sending it (a 500, a lost reply, one that does not fit) starts with
         ``uploading 'FILE': ``, the path as given.
@@ -67,7 +74,8 @@ class PackageCalls(CallsBase):
 
         ``file`` passed :func:`check_package_path` and :func:`check_package_digest`, which
         returned ``sha256`` (None: read here if the newer route wants it): the file is read
-        once more, to send it. A file changed since is caught by the agent's own checks.
+        once more, to send it. A file changed since is caught by the agent's own checks; one
+        gone or unreadable is refused before it is sent (:class:`InvalidArgumentError`).
         """
         return _send_package(self, file, sha256, *_bounds(self, file, lifetime, None))
 
@@ -122,7 +130,7 @@ def _bounds(client: Caller, file: str, lifetime: Optional[float], timeout: Optio
             ) -> tuple[float, tuple[float, float]]:
     """An upload's signed lifetime and the call's ``(connect, read)`` timeout, checked."""
     if lifetime is None:
-        lifetime = min(max(600.0, os.path.getsize(file) / _SLOWEST_LINK), MAX_LIFETIME)
+        lifetime = min(max(600.0, package_size(file) / _SLOWEST_LINK), MAX_LIFETIME)
         read = max(client.timeout[1], lifetime)
     else:  # the caller's bound, even below the client's read timeout
         lifetime = read = check_upload_timeout(lifetime, "lifetime")

@@ -22,7 +22,7 @@ from ._validate import brief_repr
 
 __all__ = ["NEW_UPLOAD", "OLD_UPLOAD", "RPM_LEAD_SIZE", "RPM_MAGIC", "EncryptedMultipart",
            "check_package_digest", "check_package_path", "check_package_paths",
-           "package_label", "package_request"]
+           "package_label", "package_request", "package_size"]
 
 _BLOCK = 48 * 1024  # a multiple of 16 (AES) and 3 (base64)
 
@@ -87,9 +87,7 @@ def _check_rpm_lead(path: str) -> None:
         with open(path, "rb") as file:
             lead = file.read(RPM_LEAD_SIZE)
     except OSError as exc:
-        raise InvalidArgumentError(
-            "path", f"{brief_repr(path, 300)} cannot be read ({exc.strerror or exc})"
-        ) from None
+        raise _unreadable(path, exc) from None
     if not lead:
         raise InvalidArgumentError(
             "path", f"{brief_repr(path, 300)} is empty (0 bytes); expected an obshell RPM package"
@@ -120,15 +118,34 @@ def check_package_digest(path: str, *, sha256: bool) -> Optional[str]:
     try:
         problem = rpm_damage(path, None if whole is None else whole.update)
     except OSError as exc:
-        raise InvalidArgumentError(
-            "path", f"{brief_repr(path, 300)} cannot be read ({exc.strerror or exc})"
-        ) from None
+        raise _unreadable(path, exc) from None
     if problem is not None:
         raise InvalidArgumentError(
             "path", f"{brief_repr(path, 300)} fails the check obshell makes of an RPM "
             f"(rpm -K's MD5): {problem}. It was not sent. {PackageDamagedError.hint}"
         )
     return None if whole is None else whole.hexdigest()
+
+
+def _unreadable(path: str, exc: OSError, since: str = "") -> InvalidArgumentError:
+    """The refusal of a package file that cannot be read (``exc``): nothing of it is sent.
+
+    ``since``: what a file that passed the checks before says of its change since.
+    """
+    return InvalidArgumentError(
+        "path", f"{brief_repr(path, 300)} cannot be read ({exc.strerror or exc}){since}")
+
+
+#: What a checked package that cannot be read when it is to be sent says.
+_GONE = ": it was removed or changed since it was checked, and was not sent"
+
+
+def package_size(path: str) -> int:
+    """The size of checked package ``path``; :class:`InvalidArgumentError` if it is gone since."""
+    try:
+        return os.path.getsize(path)
+    except OSError as exc:
+        raise _unreadable(path, exc, _GONE) from None
 
 
 #: The upload obshell has had since about 4.3 (``VerifyFile``: clear body, file digest).
@@ -144,7 +161,8 @@ def package_request(path: str, lifetime: float, *, new: bool, file_sha256: Optio
     ``new`` uses :data:`NEW_UPLOAD` (the body in clear, the file's SHA-256 in a header:
     ``file_sha256``, else read here), else :data:`OLD_UPLOAD`. The body is made when the
     request is signed, from the AES key the header carries (each attempt signs anew, so
-    each makes its own body).
+    each makes its own body). A file gone or unreadable since its check raises
+    :class:`InvalidArgumentError` then (or here, reading its SHA-256): it was not sent.
     """
     bodies: list[EncryptedMultipart] = []
 
@@ -160,10 +178,14 @@ def package_request(path: str, lifetime: float, *, new: bool, file_sha256: Optio
 
 
 def _sha256(path: str) -> str:
+    """The SHA-256 (hex) of checked package ``path``, read now; InvalidArgumentError if gone."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise _unreadable(path, exc, _GONE) from None
     return digest.hexdigest()
 
 
@@ -180,7 +202,10 @@ def _header_file_name(path: str) -> bytes:
 class EncryptedMultipart:
     """A file-like request body: the multipart document, optionally encrypted, read in pieces.
 
-    ``key_iv`` None sends the document as it is (obshell 4.2.2, auth v1).
+    ``key_iv`` None sends the document as it is (obshell 4.2.2, auth v1). The file is opened
+    here, as the request is signed, before anything of it is sent: one gone or unreadable
+    since its check raises :class:`InvalidArgumentError`. It is closed once read to its end,
+    or by :meth:`close`.
     """
 
     def __init__(self, path: str, key_iv: Optional[bytes]) -> None:
@@ -192,13 +217,17 @@ class EncryptedMultipart:
         )
         tail = f"\r\n--{self.boundary}--\r\n".encode("ascii")
         self._path = path
-        size = os.path.getsize(path)
-        self._pieces = self._plain_pieces(head, size, tail)
+        try:
+            file = open(path, "rb")  # closed once read to its end, or by close()
+        except OSError as exc:
+            raise _unreadable(path, exc, _GONE) from None
+        self._file: Optional[BinaryIO] = file
+        size = os.fstat(file.fileno()).st_size
+        self._pieces = self._plain_pieces(head, file, size, tail)
         self._encryptor = None if key_iv is None else AesBase64Encryptor(key_iv)
         plain = len(head) + size + len(tail)
         self._length = plain if self._encryptor is None else (
             AesBase64Encryptor.output_length(plain))
-        self._file: Optional[BinaryIO] = None
         self._out = b""  # bytes ready to hand out
         self._done = False
 
@@ -210,17 +239,17 @@ class EncryptedMultipart:
     def __len__(self) -> int:
         return self._length
 
-    def _plain_pieces(self, head: bytes, size: int, tail: bytes) -> Iterator[bytes]:
+    def _plain_pieces(self, head: bytes, file: BinaryIO, size: int, tail: bytes
+                      ) -> Iterator[bytes]:
         yield head
-        self._file = open(self._path, "rb")  # closed below, or by close()
         sent = 0
         while sent < size:
-            chunk = self._file.read(min(_BLOCK, size - sent))
+            chunk = file.read(min(_BLOCK, size - sent))
             if not chunk:
                 raise OSError(f"{self._path} shrank while being uploaded")
             sent += len(chunk)
             yield chunk
-        self._file.close()
+        file.close()
         yield tail
 
     def read(self, size: int = -1) -> bytes:

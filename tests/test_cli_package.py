@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from conftest import PASSWORD
@@ -402,3 +403,39 @@ def test_a_failed_upload_names_its_file_once_on_stderr_and_in_json(rpms, fault, 
     assert message.count(libs) == 1 and ce not in message, message
     assert out.stderr.rstrip().endswith(message) and out.stderr.count(f"{libs!r}") == 1, \
         out.stderr
+
+
+@pytest.mark.parametrize("command", ["package", "upgrade-ob"])
+def test_a_package_removed_after_its_check_is_said_as_bad_input_not_a_traceback(
+        rpms, command, monkeypatch, capsys):
+    """LIBS passes its check, then is removed before it is sent (CE first): exit 2, the
+    option or argument that gave it and what became of it, never a FileNotFoundError's
+    traceback; CE stays stored, nothing of LIBS went. (In-process, to remove it then.)"""
+    from obshell_sdk import _package_calls, _workflow
+    from obshell_sdk._cli import main
+
+    real = _workflow.check_package_digest
+
+    def libs_removed(path, *, sha256):
+        digest = real(path, sha256=sha256)
+        if path == rpms[1]:
+            os.remove(path)
+        return digest
+
+    for module in (_workflow, _package_calls):  # wherever the check is made
+        monkeypatch.setattr(module, "check_package_digest", libs_removed)
+    monkeypatch.setenv("OBSHELL_PASSWORD", PASSWORD)
+    args = (["package", "upload", *rpms] if command == "package" else
+            ["upgrade-ob", VERSION, RELEASE, "--package", rpms[0], "--package", rpms[1]])
+    with FakeAgent(password=PASSWORD, ob_version="4.3.5.0-100000202024123117") as agent:
+        code = main(["--host", agent.host, "--port", str(agent.port), "--json", *args])
+        assert [row["name"] for row in agent.inventory] == ["oceanbase-ce"] and not agent.dags
+        assert len([r for r in agent.requests_to("/api/v1/package", "POST") if r.body_bytes]) == 1
+    out = capsys.readouterr()
+    assert code == 2, out.err
+    name = "RPM" if command == "package" else "--package"
+    said = (f"{name}: {rpms[1]!r} cannot be read (No such file or directory): it was removed or "
+            "changed since it was checked, and was not sent")
+    assert out.err.rstrip().endswith(said) and "Traceback" not in out.err, out.err
+    error = json.loads(out.out)["error"]
+    assert (error["exit"], error["type"], error["argument"]) == (2, "InvalidArgumentError", name)

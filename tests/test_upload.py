@@ -828,3 +828,90 @@ def test_an_error_s_message_is_prefixed_once_and_keeps_its_attributes():
     bare._prefix_message("x: ")
     bare._prefix_message("x: ")
     assert (bare.args, str(bare)) == (("x: ",), "x: ")
+
+
+def _not_sent(exc, file):
+    """``exc`` refuses ``file``, gone since its check, as the checks before sending do."""
+    assert type(exc) is InvalidArgumentError and exc.argument == "path"
+    assert str(exc) == (f"path: {file!r} cannot be read (No such file or directory): it was "
+                        "removed or changed since it was checked, and was not sent"), str(exc)
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["new", "old"])
+@pytest.mark.parametrize("upload_timeout", [None, 60.0], ids=["default", "given"])
+def test_a_package_removed_before_it_is_sent_is_refused_not_sent(tmp_path, legacy,
+                                                                 upload_timeout):
+    """``run_ob_upgrade(packages=[ce, libs])``, libs removed just before it goes (from
+    ``on_upload``): InvalidArgumentError naming it, never a raw FileNotFoundError, wherever
+    the file is read first (its size for the default lifetime; else as the request is
+    signed); ce stays stored, nothing of libs went, no task."""
+    from obshell_sdk.testing import build_rpm
+
+    ce, libs = (str(tmp_path / f"{name}.rpm") for name in ("oceanbase-ce", "oceanbase-ce-libs"))
+    for path in (ce, libs):
+        Path(path).write_bytes(build_rpm(Path(path).stem, _OB_VERSION, _OB_RELEASE))
+    with FakeAgent(password=PASSWORD, ob_version=_OB_RUNNING, new_upload=not legacy) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        def on_upload(path, stored):
+            if (path, stored) == (libs, None):
+                os.remove(libs)
+
+        with pytest.raises(ObshellError) as info:
+            client.run_ob_upgrade(_OB_VERSION, _OB_RELEASE, packages=[ce, libs],
+                                  on_upload=on_upload, upload_timeout=upload_timeout)
+        route = "/api/v1/upgrade/package" if legacy else "/api/v1/package"
+        assert len([r for r in agent.requests_to(route, "POST") if r.body_bytes]) == 1  # ce
+        assert [row["name"] for row in agent.inventory] == ["oceanbase-ce"] and not agent.dags
+    _not_sent(info.value, libs)
+
+
+def test_a_package_removed_between_its_check_and_its_upload_is_refused(package, monkeypatch):
+    """``upload_package``: the file passed its checks, then went before the upload (read
+    as the request is signed): refused, the upload not sent, the route's probe alone went."""
+    from obshell_sdk import _package_calls
+
+    real = _package_calls.check_package_digest
+
+    def then_removed(path, *, sha256):
+        digest = real(path, sha256=sha256)
+        os.remove(path)
+        return digest
+
+    monkeypatch.setattr(_package_calls, "check_package_digest", then_removed)
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        with pytest.raises(ObshellError) as info:
+            client.upload_package(package)
+        assert [bool(r.body_bytes) for r in agent.requests_to("/api/v1/package")] == [False]
+        assert agent.packages == []
+    _not_sent(info.value, str(package))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_a_package_made_unreadable_after_its_check_is_refused(package, monkeypatch):
+    from obshell_sdk import _package_calls
+
+    real = _package_calls.check_package_digest
+
+    def then_locked(path, *, sha256):
+        digest = real(path, sha256=sha256)
+        os.chmod(path, 0)
+        return digest
+
+    monkeypatch.setattr(_package_calls, "check_package_digest", then_locked)
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        with pytest.raises(InvalidArgumentError, match=r"cannot be read \(Permission denied\)"
+                           r": it was removed or changed since it was checked, and was not "
+                           "sent"):
+            client.upload_package(package, lifetime=60)
+        assert agent.packages == []
+
+
+def test_the_sha256_of_a_package_gone_since_its_check_is_a_refusal(tmp_path):
+    """The newer upload reads the file's SHA-256 itself when the check did not."""
+    from obshell_sdk._upload import package_request
+
+    with pytest.raises(InvalidArgumentError) as info:
+        package_request(str(tmp_path / "gone.rpm"), 600.0, new=True)
+    _not_sent(info.value, str(tmp_path / "gone.rpm"))
