@@ -27,7 +27,7 @@
     │   ├── PackageMissingError     a package the call needs was not uploaded (400 or 500)
     │   └── ServerError             a 5xx no class here names
     │       └── PackageDamagedError an uploaded RPM failed the agent's MD5 check (after the SDK's)
-    │           └── PackageChangedError  the agent got other bytes than their SHA-256 said (a 401)
+    │           └── PackageChangedError  the file changed while sent: a 401 (SHA-256), or cut short
     ├── TaskError                   a followed task did not end well; carries ``task_id``
     │   ├── TaskStateError          an operator does not apply to the task's state (not sent)
     │   ├── TaskTimeoutError        the wait's deadline passed (the task goes on; a TimeoutError)
@@ -205,7 +205,8 @@ class ApiError(ObshellError):
     own refusal from what the agent showed, which no agent sent (no :attr:`trace_id`): an
     :class:`UnderMaintenanceError` before an upgrade's uploads, when the agent's task list
     shows a FAILED or cancelled task holding the cluster's lock; the CLI's
-    :class:`NotFoundError` for ``package delete`` of an id the cluster's package list lacks.
+    :class:`NotFoundError` for ``package delete`` of an id the cluster's package list lacks;
+    a :class:`PackageChangedError` for an upload cut short (its file could not be read).
 
     Branch on :attr:`err_code` (obshell 4.3.1 and later) or :attr:`code` (older agents) or on
     the subclass, never on :attr:`message`, which the agent may localise.
@@ -336,13 +337,14 @@ class PackageDamagedError(ServerError):
 
 
 class PackageChangedError(PackageDamagedError):
-    """The bytes the agent got differ from the SHA-256 the SDK sent with them (HTTP 401).
+    """The file changed while it was read and sent (something still writing it, or removing it).
 
-    obshell's ``Security.Authentication.File.Sha256Mismatch``, of the newer upload: no
-    credential was refused. The file changed while it was read and sent (something still
-    writing it), or its bytes were altered on the way. The agent stored nothing, and the
+    Mostly obshell's ``Security.Authentication.File.Sha256Mismatch`` (HTTP 401, the newer
+    upload): the bytes it got differ from the SHA-256 sent with them (or were altered on the
+    way); no credential was refused. Status 0: the SDK cut the upload short, the file no
+    longer readable to its end (it shrank). The agent stored nothing either way, and the
     SDK does not send it again by itself. A :class:`PackageDamagedError` (so a
-    :class:`ServerError`, its 401 notwithstanding): what catches a damaged upload catches it.
+    :class:`ServerError`, whatever its status): what catches a damaged upload catches it.
     """
 
     hint = ("The file changed while it was sent (is something still writing it?), or its "

@@ -12,7 +12,9 @@ from ._exceptions import (
     InvalidArgumentError,
     NotFoundError,
     ObshellError,
+    PackageChangedError,
     PackageDamagedError,
+    TransportError,
 )
 from ._models import ObParameter, UpgradePackageInfo
 from ._request import Request
@@ -167,6 +169,11 @@ def _sent(client: Caller, file: str, sha256: Optional[str], lifetime: float,
     request, bodies = package_request(file, lifetime, new=new, file_sha256=sha256)
     try:
         data = client._send(request, limit).data
+    except TransportError as exc:
+        failure = next((body.failure for body in bodies if body.failure is not None), None)
+        if failure is not None:  # the file, not the link: the agent got part of it
+            raise _cut_short(request, client.agent, failure) from exc
+        raise
     finally:
         for body in bodies:
             body.close()
@@ -175,6 +182,20 @@ def _sent(client: Caller, file: str, sha256: Optional[str], lifetime: float,
     log.info("agent %s: stored package %s", client.agent, printable(
         f"{info.name} {info.version}-{info.release_distribution} ({info.architecture})"))
     return info
+
+
+def _cut_short(request: Request, agent: str, failure: OSError) -> PackageChangedError:
+    """The upload ``request`` the SDK cut short: its file could not be read to its end.
+
+    The file changed while it was sent (it shrank, or a read of it failed): the agent got
+    part of the body and stored nothing. The SDK's own finding, so status 0.
+    """
+    said = (f"the upload was cut short: the file could not be read to its end "
+            f"({failure.strerror or failure}), so the agent got part of it and stored nothing")
+    error = PackageChangedError(status=0, err_code="", code=0, message=said, trace_id="",
+                                method=request.method, path=request.path, agent=agent)
+    error.args = (f"{request.method} {request.path} on {agent}: {said}. {error.hint}",)
+    return error
 
 
 def _has_new_upload(client: Caller, timeout: tuple[float, float]) -> bool:

@@ -205,8 +205,12 @@ class EncryptedMultipart:
     ``key_iv`` None sends the document as it is (obshell 4.2.2, auth v1). The file is opened
     here, as the request is signed, before anything of it is sent: one gone or unreadable
     since its check raises :class:`InvalidArgumentError`. It is closed once read to its end,
-    or by :meth:`close`.
+    or by :meth:`close`. A read of it that fails (the file shrank, an I/O error) raises that
+    OSError, kept as :attr:`failure`: the request is cut short, and the agent stores nothing.
     """
+
+    #: Why the file could not be read to its end while it was sent (None: it could).
+    failure: Optional[OSError] = None
 
     def __init__(self, path: str, key_iv: Optional[bytes]) -> None:
         self.boundary = os.urandom(16).hex()
@@ -216,7 +220,6 @@ class EncryptedMultipart:
             + b'"\r\nContent-Type: application/octet-stream\r\n\r\n'
         )
         tail = f"\r\n--{self.boundary}--\r\n".encode("ascii")
-        self._path = path
         try:
             file = open(path, "rb")  # closed once read to its end, or by close()
         except OSError as exc:
@@ -246,7 +249,7 @@ class EncryptedMultipart:
         while sent < size:
             chunk = file.read(min(_BLOCK, size - sent))
             if not chunk:
-                raise OSError(f"{self._path} shrank while being uploaded")
+                raise OSError(f"it ended after {sent} of its {size} bytes")
             sent += len(chunk)
             yield chunk
         file.close()
@@ -255,7 +258,11 @@ class EncryptedMultipart:
     def read(self, size: int = -1) -> bytes:
         """Return up to ``size`` bytes of the body (all of the rest when ``size`` < 0)."""
         while not self._done and (size < 0 or len(self._out) < size):
-            piece = next(self._pieces, None)
+            try:
+                piece = next(self._pieces, None)
+            except OSError as exc:  # raised into the request's sending: it is cut short
+                self.failure = exc
+                raise
             if piece is None:
                 self._done = True
                 if self._encryptor is not None:

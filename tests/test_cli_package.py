@@ -439,3 +439,37 @@ def test_a_package_removed_after_its_check_is_said_as_bad_input_not_a_traceback(
     assert out.err.rstrip().endswith(said) and "Traceback" not in out.err, out.err
     error = json.loads(out.out)["error"]
     assert (error["exit"], error["type"], error["argument"]) == (2, "InvalidArgumentError", name)
+
+
+def test_a_package_that_shrinks_while_it_is_sent_is_said_not_stored_exit_5(
+        rpms, monkeypatch, capsys):
+    """Cut short by its own file (it shrank under the streaming request): exit 5 with what
+    to do (not 8, "the agent may have stored it"), the file named once, no traceback."""
+    from obshell_sdk import _upload
+    from obshell_sdk._cli import main
+
+    class Shrinking(_upload.EncryptedMultipart):
+        def __init__(self, file, key_iv):
+            super().__init__(file, key_iv)
+            os.truncate(file, 96)  # its RPM lead only
+
+    monkeypatch.setattr(_upload, "EncryptedMultipart", Shrinking)
+    monkeypatch.setenv("OBSHELL_PASSWORD", PASSWORD)
+    with FakeAgent(password=PASSWORD) as agent:
+        code = main(["--host", agent.host, "--port", str(agent.port), "--json", "package",
+                     "upload", rpms[0]])
+        assert agent.inventory == []
+    out = capsys.readouterr()
+    assert code == 5, out.err
+    assert f"uploading {rpms[0]!r}: POST /api/v1/package on {agent.host}:{agent.port}: the " \
+        "upload was cut short: the file could not be read to its end (it ended after 96 of " \
+        "its " in out.err, out.err
+    assert out.err.rstrip().endswith("so the agent got part of it and stored nothing. The file "
+                                     "changed while it was sent (is something still writing "
+                                     "it?), or its bytes were altered on the way; this file "
+                                     "was not stored: make sure nothing is writing it, then "
+                                     "run the command again"), out.err
+    assert out.err.count(repr(rpms[0])) == 1 and "Traceback" not in out.err, out.err
+    error = json.loads(out.out)["error"]
+    assert (error["exit"], error["type"], error["file"]) == (5, "PackageChangedError", rpms[0])
+    assert "status" not in error and "trace_id" not in error  # the SDK's own finding

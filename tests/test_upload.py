@@ -915,3 +915,46 @@ def test_the_sha256_of_a_package_gone_since_its_check_is_a_refusal(tmp_path):
     with pytest.raises(InvalidArgumentError) as info:
         package_request(str(tmp_path / "gone.rpm"), 600.0, new=True)
     _not_sent(info.value, str(tmp_path / "gone.rpm"))
+
+
+def _shrunk_once_opened(monkeypatch, path):
+    """``path`` cut to its RPM lead once its upload's body has opened it: the read of it that
+    the request streams comes up short (something rewriting it in place)."""
+    from obshell_sdk import _upload
+
+    class Shrinking(EncryptedMultipart):
+        def __init__(self, file, key_iv):
+            super().__init__(file, key_iv)
+            if file == str(path):
+                os.truncate(file, LEAD_SIZE)
+
+    monkeypatch.setattr(_upload, "EncryptedMultipart", Shrinking)
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["new", "old"])
+def test_a_package_that_shrinks_while_it_is_sent_is_said_changed_not_a_lost_reply(
+        package, legacy, monkeypatch):
+    """The file shrank under the streaming request: the SDK cut the body short, so the
+    agent got part of it and stored nothing. PackageChangedError (status 0: the SDK's own
+    finding, no agent sent it), named with its file once, never a lost reply (which says
+    the agent may have stored it) nor a raw OSError; not sent again."""
+    _shrunk_once_opened(monkeypatch, package)
+    size = package.stat().st_size
+    route = "/api/v1/upgrade/package" if legacy else "/api/v1/package"
+    with FakeAgent(password=PASSWORD, new_upload=not legacy) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        with pytest.raises(PackageDamagedError) as info:
+            client.upload_package(package)
+        assert not [r for r in agent.requests_to(route, "POST") if r.body_bytes]  # cut short
+        assert agent.packages == []
+    exc = info.value
+    assert type(exc) is PackageChangedError and not isinstance(exc, ConnectionLostError)
+    assert (exc.status, exc.err_code, exc.trace_id, exc.file) == (0, "", "", str(package))
+    said = str(exc)
+    assert said == (f"uploading {str(package)!r}: POST {route} on {client.agent}: the upload "
+                    "was cut short: the file could not be read to its end (it ended after "
+                    f"{LEAD_SIZE} of its {size} bytes), "
+                    f"so the agent got part of it and stored nothing. {exc.hint}"), said
+    assert isinstance(exc.__cause__, ConnectionLostError)
+    copy = pickle.loads(pickle.dumps(exc))
+    assert (type(copy), str(copy), copy.file) == (PackageChangedError, said, exc.file)
