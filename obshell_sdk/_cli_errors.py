@@ -50,6 +50,7 @@ from ._task_errors import (
     TaskUnreachableError,
 )
 from ._text import printable
+from ._upload import NEW_UPLOAD, OLD_UPLOAD
 
 __all__ = ["CLASS_HINTS", "EXIT_STATE", "EXIT_TERMINATED", "HINTS", "OPERATORS", "RESTARTING",
            "cli_message", "cli_words", "error_fields", "exit_code", "said"]
@@ -259,10 +260,24 @@ def _advice(args: argparse.Namespace, exc: ObshellError) -> str:
             and isinstance(exc, ConnectError):  # the agent may be restarting (upgrades do)
         return (f". If the agent is restarting (its upgrade restarts it), wait through it: "
                 f"obshell-sdk task wait {args.id} --exists")
-    if args.command == "task" and exit_code(exc) == EXIT_OUTCOME_UNKNOWN:
-        if getattr(exc, "path", "").startswith("/api/v1/task/"):  # the operator's POST
+    if exit_code(exc) == EXIT_OUTCOME_UNKNOWN:
+        return _lost_advice(args, getattr(exc, "path", ""))
+    return ""
+
+
+def _lost_advice(args: argparse.Namespace, path: str) -> str:
+    """After a POST to ``path`` lost its reply: what the command did not do yet, and the step.
+
+    An upload's own error says the package may have been stored and how to see it (the
+    library's ``MAYBE_STORED``, in CLI words): here, what comes after it was not sent.
+    """
+    if args.command == "task":
+        if path.startswith("/api/v1/task/"):  # the operator's POST
             return (f". The agent may have applied {args.action}: see where the task stands "
                     f"before trying again: obshell-sdk task show {args.id}")
-        return (f". The package may have been stored; {args.action} was not sent: run the "
-                "same command again")
-    return ""
+        return f". The {args.action} was not sent: run the same command again"  # an upload's
+    if path not in (NEW_UPLOAD, OLD_UPLOAD):
+        return ""
+    if args.command in ("upgrade", "upgrade-ob"):
+        return ". The upgrade was not started: run the same command again"
+    return ". Run the same command again to make sure every RPM is stored"  # package upload

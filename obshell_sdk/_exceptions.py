@@ -83,14 +83,14 @@ class ObshellError(Exception):
     def __reduce__(self) -> tuple[object, ...]:
         return (_restore, (type(self), self.args, self.__dict__))
 
-    def _prefix_message(self, prefix: str) -> None:
-        """Start the message (``args``, one text: ``str()`` escapes it) with ``prefix``, once.
+    def _prefix_message(self, prefix: str, suffix: str = "") -> None:
+        """Start the message (``args``, one text) with ``prefix``, end it with ``suffix``, once.
 
         How a raised error is reworded: its attributes stay (no subclass has its own __str__).
         """
         text = str(self.args[0]) if len(self.args) == 1 else Exception.__str__(self)
-        if not text.startswith(prefix):
-            Exception.__init__(self, prefix + text)  # sets args (pyright: not an override)
+        text = text if text.startswith(prefix) else prefix + text
+        Exception.__init__(self, text if text.endswith(suffix) else text + suffix)  # sets args
 
 
 class InvalidArgumentError(ObshellError, ValueError):

@@ -9,6 +9,8 @@ from typing import Optional, Union
 from ._caller import Caller, CallsBase, contents
 from ._exceptions import (
     ApiError,
+    ConnectionLostError,
+    DecodeError,
     InvalidArgumentError,
     NotFoundError,
     ObshellError,
@@ -29,9 +31,14 @@ from ._upload import (
 )
 from ._validate import MAX_LIFETIME, brief_repr, check_timeout, check_upload_timeout
 
-__all__ = ["PackageCalls"]
+__all__ = ["MAYBE_STORED", "PackageCalls"]
 
 log = logging.getLogger("obshell_sdk")
+
+#: What an upload whose reply was lost (or was a gateway's 5xx page) ends with.
+MAYBE_STORED = (". The package may have been stored: client.packages() lists it. Uploading it "
+                "again is safe: the cluster lists one package per name, version, release and "
+                "architecture, the newest upload")
 
 #: The slowest link an upload's default deadline allows for, in bytes a second.
 _SLOWEST_LINK = 1024 * 1024
@@ -169,10 +176,13 @@ def _sent(client: Caller, file: str, sha256: Optional[str], lifetime: float,
     request, bodies = package_request(file, lifetime, new=new, file_sha256=sha256)
     try:
         data = client._send(request, limit).data
-    except TransportError as exc:
+    except (TransportError, DecodeError) as exc:
         failure = next((body.failure for body in bodies if body.failure is not None), None)
         if failure is not None:  # the file, not the link: the agent got part of it
             raise _cut_short(request, client.agent, failure) from exc
+        if isinstance(exc, ConnectionLostError) or (isinstance(exc, DecodeError)
+                                                    and exc.status >= 500):  # a gateway's page
+            exc._prefix_message("", MAYBE_STORED)  # the reply lost: the agent may have it
         raise
     finally:
         for body in bodies:

@@ -473,3 +473,41 @@ def test_a_package_that_shrinks_while_it_is_sent_is_said_not_stored_exit_5(
     error = json.loads(out.out)["error"]
     assert (error["exit"], error["type"], error["file"]) == (5, "PackageChangedError", rpms[0])
     assert "status" not in error and "trace_id" not in error  # the SDK's own finding
+
+
+@pytest.mark.parametrize("command", ["package", "upgrade-ob", "task"])
+def test_a_lost_upload_reply_says_the_package_may_be_stored_and_what_to_run(
+        rpms, command, tmp_path):
+    """The upload's reply lost (exit 8): the package may have been stored, ``package list``
+    on that agent shows it, uploading again is safe; then what the command did not do."""
+    from test_cli import RELEASE as AGENT_RELEASE
+    from test_cli import VERSION as AGENT_VERSION
+
+    stored = "obshell" if command == "task" else "oceanbase-ce"
+    with FakeAgent(password=PASSWORD, ob_version="4.3.5.0-100000202024123117") as agent:
+        agent.drop_reply_after_next(path_prefix="/api/v1/package", method="POST")
+        if command == "task":
+            dag_id = agent.create_upgrade_dag(AGENT_VERSION, AGENT_RELEASE)
+            agent.fail_dag(dag_id)
+            rpm = tmp_path / "obshell.rpm"
+            rpm.write_bytes(build_rpm("obshell", AGENT_VERSION, AGENT_RELEASE))
+            args = ["task", "retry", dag_id, "--package", str(rpm)]
+            then = "The retry was not sent: run the same command again"
+        elif command == "package":
+            args = ["package", "upload", *rpms]
+            then = "Run the same command again to make sure every RPM is stored"
+        else:
+            args = ["upgrade-ob", VERSION, RELEASE, "--package", rpms[0], "--package", rpms[1]]
+            then = "The upgrade was not started: run the same command again"
+        out = run(agent, "--json", *args)
+        assert [row["name"] for row in agent.inventory] == [stored]
+        assert len(agent.dags) == (command == "task")  # the failed task alone; not retried
+    assert out.returncode == 8, out.stderr
+    said = (f"(Connection aborted: Remote end closed connection without response). The package "
+            f"may have been stored: {same(agent)} package list shows it. Uploading it again is "
+            "safe: the cluster lists one package per name, version, release and architecture, "
+            f"the newest upload. {then}")
+    assert out.stderr.rstrip().endswith(said), out.stderr
+    assert "client." not in out.stderr and out.stderr.count("may have been stored") == 1
+    error = json.loads(out.stdout)["error"]
+    assert error["message"].endswith(said) and error["type"] == "ConnectionLostError", error

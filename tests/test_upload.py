@@ -813,6 +813,7 @@ def test_an_upload_whose_route_probe_is_cut_names_the_file(package):
             client.upload_package(package)
         assert agent.packages == []
     _names_the_file_once(info.value, str(package), client.agent)
+    assert "may have been stored" not in str(info.value)  # the probe stores nothing
 
 
 def test_an_error_s_message_is_prefixed_once_and_keeps_its_attributes():
@@ -958,3 +959,53 @@ def test_a_package_that_shrinks_while_it_is_sent_is_said_changed_not_a_lost_repl
     assert isinstance(exc.__cause__, ConnectionLostError)
     copy = pickle.loads(pickle.dumps(exc))
     assert (type(copy), str(copy), copy.file) == (PackageChangedError, said, exc.file)
+
+
+#: How an upload whose reply was lost ends, for a Python caller.
+_MAYBE_STORED = (". The package may have been stored: client.packages() lists it. Uploading it "
+                 "again is safe: the cluster lists one package per name, version, release and "
+                 "architecture, the newest upload")
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["new", "old"])
+def test_a_lost_upload_reply_says_the_package_may_be_stored_and_uploading_again_is_safe(
+        package, legacy):
+    """The agent stored the package, then its reply was lost: the error says so may be, how
+    to see it, and that uploading it again is safe, which it is: the cluster then lists it
+    once, the newer upload."""
+    route = "/api/v1/upgrade/package" if legacy else "/api/v1/package"
+    with FakeAgent(password=PASSWORD, new_upload=not legacy) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        agent.drop_reply_after_next(path_prefix=route, method="POST")
+        with pytest.raises(ConnectionLostError) as info:
+            client.upload_package(package)
+        first = client.packages()
+        again = client.upload_package(package)
+        listed = client.packages()
+    said = str(info.value)
+    assert said.startswith(f"uploading {str(package)!r}: POST {route} on ") and \
+        said.endswith(_MAYBE_STORED), said
+    assert said.count(_MAYBE_STORED) == 1 and info.value.args == (said,)
+    assert len(first) == 1 and [p.pkg_id for p in listed] == [again.pkg_id] != [first[0].pkg_id]
+
+
+def test_a_gateway_s_page_for_an_upload_says_the_package_may_be_stored(package):
+    """A 502 page in place of the agent's reply (a proxy's, not JSON): the agent may have
+    stored it all the same."""
+    with FakeAgent(password=PASSWORD, new_upload=False) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        agent.fail_next(status=502, path_prefix="/api/v1/upgrade/package")
+        with pytest.raises(DecodeError) as info:
+            client.upload_package(package)
+    assert info.value.status == 502 and str(info.value).endswith(_MAYBE_STORED), str(info.value)
+
+
+def test_an_error_s_message_is_ended_once_and_keeps_its_attributes():
+    exc = ConnectionLostError("connection lost", method="POST", path="/api/v1/package",
+                              agent="h:1")
+    before = dict(exc.__dict__)
+    for _ in range(2):
+        exc._prefix_message("", ". Next")
+        exc._prefix_message("uploading 'a.rpm': ", ". Next")
+    assert exc.args == ("uploading 'a.rpm': POST /api/v1/package on h:1: connection lost. Next",)
+    assert exc.__dict__ == before
