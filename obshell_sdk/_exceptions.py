@@ -84,10 +84,7 @@ class ObshellError(Exception):
         return (_restore, (type(self), self.args, self.__dict__))
 
     def _prefix_message(self, prefix: str, suffix: str = "") -> None:
-        """Start the message (``args``, one text) with ``prefix``, end it with ``suffix``, once.
-
-        How a raised error is reworded: its attributes stay (no subclass has its own __str__).
-        """
+        """Start the message with ``prefix`` and end it with ``suffix``, once; attributes stay."""
         text = str(self.args[0]) if len(self.args) == 1 else Exception.__str__(self)
         text = text if text.startswith(prefix) else prefix + text
         Exception.__init__(self, text if text.endswith(suffix) else text + suffix)  # sets args
@@ -203,10 +200,10 @@ class ApiError(ObshellError):
 
     Mostly the agent's reply: :attr:`status` is its HTTP status. :attr:`status` 0 is the SDK's
     own refusal from what the agent showed, which no agent sent (no :attr:`trace_id`): an
-    :class:`UnderMaintenanceError` before an upgrade's uploads, when the agent's task list
-    shows a FAILED or cancelled task holding the cluster's lock; the CLI's
-    :class:`NotFoundError` for ``package delete`` of an id the cluster's package list lacks;
-    a :class:`PackageChangedError` for an upload cut short (its file could not be read).
+    :class:`UnderMaintenanceError` before an upgrade's uploads, when the agent's task list shows
+    a FAILED or cancelled task holding the cluster's lock; the CLI's :class:`NotFoundError` for
+    ``package delete`` of an id the cluster's package list lacks; a :class:`PackageChangedError`
+    for an upload cut short (its file no longer read to its end).
 
     Branch on :attr:`err_code` (obshell 4.3.1 and later) or :attr:`code` (older agents) or on
     the subclass, never on :attr:`message`, which the agent may localise.
