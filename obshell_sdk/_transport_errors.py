@@ -23,12 +23,14 @@ import urllib3.util
 from ._exceptions import (
     ConnectError,
     ConnectionLostError,
+    DecodeError,
+    ObshellError,
     ReadTimeoutError,
     TransportError,
 )
 from ._request import scrub
 
-__all__ = ["exchange_error", "resending"]
+__all__ = ["exchange_error", "reply_lost", "resending"]
 
 #: The reasons that prove a TCP connection was never made (so nothing was sent on it).
 _CONNECT_REASONS: tuple[type[BaseException], ...] = tuple(cls for cls in (
@@ -251,3 +253,13 @@ def _plain(reason: object) -> str:
     while text.endswith(")") and text.count(")") > text.count("("):  # a repr's tail
         text = text[:-1]
     return text.strip("'\" ")
+
+
+def reply_lost(exc: ObshellError) -> bool:
+    """Whether ``exc`` says a sent request's reply was lost: the agent may have carried it out.
+
+    A lost reply (:class:`ConnectionLostError`, its read timeout included), or a gateway's 5xx
+    page in its place (a :class:`DecodeError` of status 500 or more: a proxy's 502 or 504).
+    """
+    return isinstance(exc, ConnectionLostError) or (
+        isinstance(exc, DecodeError) and exc.status >= 500)
