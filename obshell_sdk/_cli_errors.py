@@ -24,7 +24,6 @@ from ._exceptions import (
     AuthError,
     AuthExpiredError,
     ConnectError,
-    ConnectionLostError,
     DecodeError,
     InvalidArgumentError,
     NotFoundError,
@@ -50,6 +49,7 @@ from ._task_errors import (
     TaskUnreachableError,
 )
 from ._text import printable
+from ._transport_errors import reply_lost
 from ._upload import NEW_UPLOAD, OLD_UPLOAD
 
 __all__ = ["CLASS_HINTS", "EXIT_STATE", "EXIT_TERMINATED", "HINTS", "OPERATORS", "RESTARTING",
@@ -83,6 +83,8 @@ HINTS: Sequence[tuple[str, str]] = (
     (r"run the rollout again with journal '[^']*' to resume it", "run the same command again "
      "to resume it"),
     (r"the error's \.report says", "the report on stdout says"),
+    (r"run the upload \(or the upgrade call or rollout that uploaded it\) again",
+     "run the command again"),
     (r"use PasswordAuth\(\.\.\., min_key_bits=512\) \(with ObshellClient\.from_env, set "
      r"OBSHELL_MIN_KEY_BITS=512\)",
      "pass --min-key-bits 512 (or set OBSHELL_MIN_KEY_BITS=512)"),
@@ -148,8 +150,7 @@ _OPTIONS = {"OBSHELL_HOST": "--host", "OBSHELL_PORT": "--port", "OBSHELL_HTTPS":
 def exit_code(exc: ObshellError) -> int:
     """The exit code for an error (``obshell-sdk --help`` lists them)."""
     changes = getattr(exc, "method", "GET") not in ("GET", "HEAD", "")
-    if changes and (isinstance(exc, ConnectionLostError) or (
-            isinstance(exc, DecodeError) and exc.status >= 500)):  # a proxy's 502/504 page
+    if changes and reply_lost(exc):  # a lost reply, or a proxy's 502/504 page instead
         return EXIT_OUTCOME_UNKNOWN  # the agent may have done it (an operator, an upload)
     if is_refusal(exc):  # the agent's: the operator does not apply, as our own refusal
         return EXIT_STATE
@@ -275,9 +276,14 @@ def _lost_advice(args: argparse.Namespace, path: str) -> str:
         if path.startswith("/api/v1/task/"):  # the operator's POST
             return (f". The agent may have applied {args.action}: see where the task stands "
                     f"before trying again: obshell-sdk task show {args.id}")
-        return f". The {args.action} was not sent: run the same command again"  # an upload's
+        return f". The {args.action} was not sent: {_AGAIN}"  # an upload's
     if path not in (NEW_UPLOAD, OLD_UPLOAD):
         return ""
     if args.command in ("upgrade", "upgrade-ob"):
-        return ". The upgrade was not started: run the same command again"
-    return ". Run the same command again to make sure every RPM is stored"  # package upload
+        return f". The upgrade was not started: {_AGAIN}"
+    return ". Upload again only the RPMs package list lacks"  # package upload
+
+
+#: After a lost upload reply, how to go on without storing a package twice.
+_AGAIN = ("run the command again once package list shows what is stored, with --package only "
+          "for the RPMs it lacks")

@@ -32,7 +32,8 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (1, "the task ended badly (failed, cancelled, rolled back), or the new version did not show"),
     (2, "bad usage or input (no upload or task was sent; a damaged --package or package "
         "upload RPM is refused after the reads that log in; upgrade --package of an RPM the "
-        "agent read as another version, after it was stored: the message says how to delete it)"),
+        "agent read as another version, after it was stored: the message says how to delete "
+        "it; an RPM removed after its check, once those before it were stored)"),
     (3, "credentials refused by the agent, or not sent: its key is too short "
         "(see --min-key-bits)"),
     (4, "the agent could not be reached, a read lost its reply, or polling kept failing"),

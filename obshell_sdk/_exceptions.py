@@ -93,8 +93,9 @@ class ObshellError(Exception):
 class InvalidArgumentError(ObshellError, ValueError):
     """An argument, named by ``argument``, was refused before anything was sent to the agent.
 
-    But for one: a one-call upgrade's package that the agent read as another version than
-    the one asked for is refused after it was stored; the message says so, with its id.
+    But for two: a one-call upgrade's package that the agent read as another version than
+    the one asked for is refused after it was stored (the message says so, with its id); a
+    package file removed after its checks, when earlier uploads may have gone already.
     """
 
     def __init__(self, argument: str, message: str) -> None:

@@ -9,7 +9,6 @@ from typing import Optional, Union
 from ._caller import Caller, CallsBase, contents
 from ._exceptions import (
     ApiError,
-    ConnectionLostError,
     DecodeError,
     InvalidArgumentError,
     NotFoundError,
@@ -22,6 +21,7 @@ from ._models import ObParameter, UpgradePackageInfo
 from ._request import Request
 from ._text import printable
 from ._transport import Timeout, read_reply
+from ._transport_errors import reply_lost
 from ._upload import (
     NEW_UPLOAD,
     check_package_digest,
@@ -36,9 +36,9 @@ __all__ = ["MAYBE_STORED", "PackageCalls"]
 log = logging.getLogger("obshell_sdk")
 
 #: What an upload whose reply was lost (or was a gateway's 5xx page) ends with.
-MAYBE_STORED = (". The package may have been stored: client.packages() lists it. Uploading it "
-                "again is safe: the cluster lists one package per name, version, release and "
-                "architecture, the newest upload")
+MAYBE_STORED = (". The agent may have stored the package, or may still be storing it: "
+                "client.packages() lists it once stored. Upload it again only if it is not "
+                "listed: each upload stores another copy, and the list shows only the newest")
 
 #: The slowest link an upload's default deadline allows for, in bytes a second.
 _SLOWEST_LINK = 1024 * 1024
@@ -55,22 +55,23 @@ class PackageCalls(CallsBase):
     ) -> UpgradePackageInfo:
         """Upload an RPM (obshell or OceanBase) to the cluster; what the agent stored.
 
-        The newer ``POST /api/v1/package`` is used where the agent has it (the body in clear,
-        checked by its SHA-256), else ``POST /api/v1/upgrade/package`` (the body encrypted).
-        The file is streamed from disk (memory stays at one read buffer). ``lifetime`` is how
-        long the signed header stays valid (older agents check it after the whole body
-        arrived): by default 600 s, or as long as the file takes at 1 MiB/s when that is
-        longer; at most a day. ``timeout`` bounds the call: by default the client's connect
-        timeout, then as long as the header lives (no less than the client's read timeout
-        when the lifetime is the default one). A missing, empty or non-RPM file is refused
-        before anything is sent (:class:`InvalidArgumentError`), and so is one that fails
-        the MD5 check obshell makes of an upload (its RPM signature's SIZE and MD5, over the
-        header and payload): cut short or damaged; so is one removed or made unreadable after
-        these checks, as it is about to be sent. The file is read once for that check and the
-        newer route's SHA-256. obshell checks no password on the newer route, so a wrong
-        one is not noticed here: the workflows and rollouts make a signed read first. Any
-        error of sending it (a 500, a lost reply, one that does not fit) starts with
-        ``uploading 'FILE': ``, the path as given.
+        The newer ``POST /api/v1/package`` is used where the agent has it (the body in
+        clear, checked by its SHA-256), else ``POST /api/v1/upgrade/package`` (the body
+        encrypted). The file is streamed from disk (memory stays at one read buffer).
+        ``lifetime`` is how long the signed header stays valid (older agents check it after
+        the whole body arrived): by default 600 s, or as long as the file takes at 1 MiB/s
+        when that is longer; at most a day. ``timeout`` bounds the call: by default the
+        client's connect timeout, then as long as the header lives (no less than the
+        client's read timeout when the lifetime is the default one). A missing, empty or
+        non-RPM file is refused before anything is sent (:class:`InvalidArgumentError`), and
+        so is one that fails the MD5 check obshell makes of an upload (its RPM signature's
+        SIZE and MD5, over the header and payload): cut short or damaged; so is one removed
+        or made unreadable after these checks, before anything of it is sent (the route's
+        probe may have gone). The file is read once for that check and the newer route's
+        SHA-256. obshell checks no password on the newer route, so a wrong one is not
+        noticed here: the workflows and rollouts make a signed read first. Any error of
+        sending it (a 500, a lost reply, one that does not fit) starts with ``uploading
+        'FILE': ``, the path as given.
         """
         file = check_package_path(path)
         bounds = _bounds(self, file, lifetime, timeout)  # all input checked before any I/O
@@ -180,15 +181,19 @@ def _sent(client: Caller, file: str, sha256: Optional[str], lifetime: float,
         failure = next((body.failure for body in bodies if body.failure is not None), None)
         if failure is not None:  # the file, not the link: the agent got part of it
             raise _cut_short(request, client.agent, failure) from exc
-        if isinstance(exc, ConnectionLostError) or (isinstance(exc, DecodeError)
-                                                    and exc.status >= 500):  # a gateway's page
-            exc._prefix_message("", MAYBE_STORED)  # the reply lost: the agent may have it
+        if reply_lost(exc):  # the agent may have stored it
+            exc._prefix_message("", MAYBE_STORED)
         raise
     finally:
         for body in bodies:
             body.close()
-    info = read_reply(UpgradePackageInfo.from_json, data, request.method, request.path,
-                      client.agent)
+    try:
+        info = read_reply(UpgradePackageInfo.from_json, data, request.method, request.path,
+                          client.agent)
+    except DecodeError as exc:  # its envelope said it succeeded
+        exc._prefix_message("", ". The agent said it stored the package: client.packages() "
+                            "lists it")
+        raise
     log.info("agent %s: stored package %s", client.agent, printable(
         f"{info.name} {info.version}-{info.release_distribution} ({info.architecture})"))
     return info
@@ -204,8 +209,14 @@ def _cut_short(request: Request, agent: str, failure: OSError) -> PackageChanged
             f"({failure.strerror or failure}), so the agent got part of it and stored nothing")
     error = PackageChangedError(status=0, err_code="", code=0, message=said, trace_id="",
                                 method=request.method, path=request.path, agent=agent)
-    error.args = (f"{request.method} {request.path} on {agent}: {said}. {error.hint}",)
+    error.hint = _CUT_SHORT  # not the class's: no agent refused it, nothing was altered
+    error.args = (f"{request.method} {request.path} on {agent}: {said}. {_CUT_SHORT}",)
     return error
+
+
+#: What to do after the SDK cut an upload short.
+_CUT_SHORT = ("Make sure nothing is writing or removing the file, then run the upload (or the "
+              "upgrade call or rollout that uploaded it) again")
 
 
 def _has_new_upload(client: Caller, timeout: tuple[float, float]) -> bool:

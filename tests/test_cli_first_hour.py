@@ -491,7 +491,8 @@ def test_a_download_that_found_no_package_says_to_upload_it_then_retry(tmp_path)
         agent.drop_reply_after_next(path_prefix="/api/v1/package", method="POST")
         lost = cli("task", "retry", "11", "--package", str(rpm), agent=agent)
         assert lost.returncode == 8, lost.stderr  # the upload's outcome: unknown
-        assert "retry was not sent: run the same command again" in lost.stderr, lost.stderr
+        assert "retry was not sent: run the command again once package list shows what is " \
+            "stored, with --package only for the RPMs it lacks" in lost.stderr, lost.stderr
         assert "may have applied" not in lost.stderr
         assert agent.dag("11").state == "FAILED"  # indeed, no retry
         done = cli("task", "retry", "11", "--package", str(rpm), "--wait", agent=agent)

@@ -167,7 +167,7 @@ def test_ctrl_c_while_an_upload_s_packages_are_checked_says_nothing_was_stored(
             assert code == 130, err
             assert err.endswith(f"interrupted before any package was sent{made}: nothing was "
                                 "stored; start again with the same command\n"), err
-            assert "may have been stored" not in err and "uploading" not in err, err
+            assert "may have stored the package" not in err and "uploading" not in err, err
         assert not agent.requests_to("/api/v1/package", "POST") and not agent.dags
 
 
@@ -464,11 +464,9 @@ def test_a_package_that_shrinks_while_it_is_sent_is_said_not_stored_exit_5(
     assert f"uploading {rpms[0]!r}: POST /api/v1/package on {agent.host}:{agent.port}: the " \
         "upload was cut short: the file could not be read to its end (it ended after 96 of " \
         "its " in out.err, out.err
-    assert out.err.rstrip().endswith("so the agent got part of it and stored nothing. The file "
-                                     "changed while it was sent (is something still writing "
-                                     "it?), or its bytes were altered on the way; this file "
-                                     "was not stored: make sure nothing is writing it, then "
-                                     "run the command again"), out.err
+    assert out.err.rstrip().endswith("so the agent got part of it and stored nothing. Make "
+                                     "sure nothing is writing or removing the file, then run "
+                                     "the command again"), out.err
     assert out.err.count(repr(rpms[0])) == 1 and "Traceback" not in out.err, out.err
     error = json.loads(out.out)["error"]
     assert (error["exit"], error["type"], error["file"]) == (5, "PackageChangedError", rpms[0])
@@ -479,11 +477,14 @@ def test_a_package_that_shrinks_while_it_is_sent_is_said_not_stored_exit_5(
 def test_a_lost_upload_reply_says_the_package_may_be_stored_and_what_to_run(
         rpms, command, tmp_path):
     """The upload's reply lost (exit 8): the package may have been stored, ``package list``
-    on that agent shows it, uploading again is safe; then what the command did not do."""
+    on that agent shows it once stored, and to upload again only what it lacks (each upload
+    stores another copy); then what the command did not do."""
     from test_cli import RELEASE as AGENT_RELEASE
     from test_cli import VERSION as AGENT_VERSION
 
     stored = "obshell" if command == "task" else "oceanbase-ce"
+    again = ("run the command again once package list shows what is stored, with --package "
+             "only for the RPMs it lacks")
     with FakeAgent(password=PASSWORD, ob_version="4.3.5.0-100000202024123117") as agent:
         agent.drop_reply_after_next(path_prefix="/api/v1/package", method="POST")
         if command == "task":
@@ -492,22 +493,22 @@ def test_a_lost_upload_reply_says_the_package_may_be_stored_and_what_to_run(
             rpm = tmp_path / "obshell.rpm"
             rpm.write_bytes(build_rpm("obshell", AGENT_VERSION, AGENT_RELEASE))
             args = ["task", "retry", dag_id, "--package", str(rpm)]
-            then = "The retry was not sent: run the same command again"
+            then = f"The retry was not sent: {again}"
         elif command == "package":
             args = ["package", "upload", *rpms]
-            then = "Run the same command again to make sure every RPM is stored"
+            then = "Upload again only the RPMs package list lacks"
         else:
             args = ["upgrade-ob", VERSION, RELEASE, "--package", rpms[0], "--package", rpms[1]]
-            then = "The upgrade was not started: run the same command again"
+            then = f"The upgrade was not started: {again}"
         out = run(agent, "--json", *args)
         assert [row["name"] for row in agent.inventory] == [stored]
         assert len(agent.dags) == (command == "task")  # the failed task alone; not retried
     assert out.returncode == 8, out.stderr
-    said = (f"(Connection aborted: Remote end closed connection without response). The package "
-            f"may have been stored: {same(agent)} package list shows it. Uploading it again is "
-            "safe: the cluster lists one package per name, version, release and architecture, "
-            f"the newest upload. {then}")
+    said = (f"(Connection aborted: Remote end closed connection without response). The agent "
+            f"may have stored the package, or may still be storing it: {same(agent)} package "
+            "list shows it once stored. Upload it again only if it is not listed: each upload "
+            f"stores another copy, and the list shows only the newest. {then}")
     assert out.stderr.rstrip().endswith(said), out.stderr
-    assert "client." not in out.stderr and out.stderr.count("may have been stored") == 1
+    assert "client." not in out.stderr and out.stderr.count("may have stored the package") == 1
     error = json.loads(out.stdout)["error"]
     assert error["message"].endswith(said) and error["type"] == "ConnectionLostError", error

@@ -139,6 +139,10 @@ def test_lists_and_an_upload_that_do_not_fit_name_the_agent(agent, client, tmp_p
         "POST", "/api/v1/package", client.agent, "data.name", 0)
     assert str(upload).startswith(f"uploading {str(rpm)!r}: POST /api/v1/package on "
                                   f"{client.agent}: data.name: "), str(upload)
+    # the agent said it stored it (its envelope succeeded): said, with where to see it
+    assert str(upload).endswith(". The agent said it stored the package: client.packages() "
+                                "lists it"), str(upload)
+    assert [p.name for p in client.packages()] == ["obshell"]
     agent.edit_data_next(edit=lambda data: {"contents": [{**data["contents"][0], "size": "1"}]},
                          path_prefix="/api/v1/upgrade/package/info")
     with pytest.raises(DecodeError) as info:

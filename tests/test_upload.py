@@ -813,7 +813,7 @@ def test_an_upload_whose_route_probe_is_cut_names_the_file(package):
             client.upload_package(package)
         assert agent.packages == []
     _names_the_file_once(info.value, str(package), client.agent)
-    assert "may have been stored" not in str(info.value)  # the probe stores nothing
+    assert "may have stored the package" not in str(info.value)  # the probe stores nothing
 
 
 def test_an_error_s_message_is_prefixed_once_and_keeps_its_attributes():
@@ -956,23 +956,25 @@ def test_a_package_that_shrinks_while_it_is_sent_is_said_changed_not_a_lost_repl
                     "was cut short: the file could not be read to its end (it ended after "
                     f"{LEAD_SIZE} of its {size} bytes), "
                     f"so the agent got part of it and stored nothing. {exc.hint}"), said
+    # its own next step: no agent refused a digest, nothing was altered on the way
+    assert "altered" not in said and "not stored" not in said and "removing" in exc.hint
     assert isinstance(exc.__cause__, ConnectionLostError)
     copy = pickle.loads(pickle.dumps(exc))
     assert (type(copy), str(copy), copy.file) == (PackageChangedError, said, exc.file)
 
 
 #: How an upload whose reply was lost ends, for a Python caller.
-_MAYBE_STORED = (". The package may have been stored: client.packages() lists it. Uploading it "
-                 "again is safe: the cluster lists one package per name, version, release and "
-                 "architecture, the newest upload")
+_MAYBE_STORED = (". The agent may have stored the package, or may still be storing it: "
+                 "client.packages() lists it once stored. Upload it again only if it is not "
+                 "listed: each upload stores another copy, and the list shows only the newest")
 
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["new", "old"])
-def test_a_lost_upload_reply_says_the_package_may_be_stored_and_uploading_again_is_safe(
+def test_a_lost_upload_reply_says_the_package_may_be_stored_and_to_look_before_sending_again(
         package, legacy):
-    """The agent stored the package, then its reply was lost: the error says so may be, how
-    to see it, and that uploading it again is safe, which it is: the cluster then lists it
-    once, the newer upload."""
+    """The agent stored the package, then its reply was lost: the error says it may be, how
+    to see it, and to upload it again only if it is not listed, as another upload stores
+    another copy (the list then shows the newer one alone)."""
     route = "/api/v1/upgrade/package" if legacy else "/api/v1/package"
     with FakeAgent(password=PASSWORD, new_upload=not legacy) as agent, \
             ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
