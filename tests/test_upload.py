@@ -604,24 +604,36 @@ def test_a_package_changed_while_run_agent_upgrade_sends_it_says_to_run_that_cal
         str(info.value)
 
 
-def test_run_agent_upgrade_says_a_package_the_agent_read_as_another_stays_stored(
-        tmp_path, monkeypatch):
-    """A header the SDK cannot read is left to the agent; when the agent reads it as
-    another package, nothing is started, but the package was stored: said so, with how to
-    delete it."""
+def _stored_as_another(tmp_path, monkeypatch, *, id_said: bool = True) -> InvalidArgumentError:
+    """run_agent_upgrade of a package the SDK cannot read and the agent reads as another:
+    the refusal, once the agent stored it (under the id it said, or under one it did not)."""
+    import attrs
+
     from obshell_sdk import _targets
     from obshell_sdk.testing import build_rpm
 
     wrong = tmp_path / "obshell.rpm"
     wrong.write_bytes(build_rpm("obshell", "4.3.0.9", "101000012025010101.el7"))
     monkeypatch.setattr(_targets, "rpm_identity", lambda path: None)  # "unreadable"
+    if not id_said:
+        upload = ObshellClient._upload_checked
+        monkeypatch.setattr(ObshellClient, "_upload_checked", lambda self, *a, **k: attrs.evolve(
+            upload(self, *a, **k), pkg_id=0))
     with FakeAgent(password=PASSWORD) as agent, \
             ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
         with pytest.raises(InvalidArgumentError) as info:
             client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=wrong)
         assert [row["pkg_id"] for row in agent.inventory] == [1] and agent.dags == {}
-    said = str(info.value)
     assert info.value.argument == "package"
+    return info.value
+
+
+def test_run_agent_upgrade_says_a_package_the_agent_read_as_another_stays_stored(
+        tmp_path, monkeypatch):
+    """A header the SDK cannot read is left to the agent; when the agent reads it as
+    another package, nothing is started, but the package was stored: said so, with how to
+    delete it."""
+    said = str(_stored_as_another(tmp_path, monkeypatch))
     assert "read the package as obshell 4.3.0.9-101000012025010101.el7" in said, said
     assert "it was stored on the agent, as package 1; nothing was started" in said, said
     assert said.endswith("It stays stored until deleted: client.delete_package(1) "
@@ -632,23 +644,7 @@ def test_run_agent_upgrade_says_where_to_find_a_stored_package_whose_id_was_not_
         tmp_path, monkeypatch):
     """An agent that did not say the stored package's id: how to find it, not a placeholder
     ``client.delete_package(ID)``."""
-    import attrs
-
-    from obshell_sdk import _targets
-    from obshell_sdk.testing import build_rpm
-
-    wrong = tmp_path / "obshell.rpm"
-    wrong.write_bytes(build_rpm("obshell", "4.3.0.9", "101000012025010101.el7"))
-    monkeypatch.setattr(_targets, "rpm_identity", lambda path: None)  # "unreadable"
-    upload = ObshellClient._upload_checked
-    monkeypatch.setattr(ObshellClient, "_upload_checked", lambda self, *a, **k: attrs.evolve(
-        upload(self, *a, **k), pkg_id=0))  # the id unsaid
-    with FakeAgent(password=PASSWORD) as agent, \
-            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
-        with pytest.raises(InvalidArgumentError) as info:
-            client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=wrong)
-        assert [row["pkg_id"] for row in agent.inventory] == [1] and agent.dags == {}
-    said = str(info.value)
+    said = str(_stored_as_another(tmp_path, monkeypatch, id_said=False))
     assert said.endswith("It stays stored until deleted: client.packages() lists it with its "
                          "pkg_id, which client.delete_package() takes"), said
     assert "(ID)" not in said
