@@ -14,6 +14,7 @@ from typing import Any, Callable
 from ._cli_errors import EXIT_OK
 from ._cli_output import Output, Progress, Uploads
 from ._client import ObshellClient
+from ._errcodes import own_finding
 from ._exceptions import InvalidArgumentError, NotFoundError
 from ._render import package_line
 from ._upload import check_package_paths
@@ -86,9 +87,7 @@ def _not_listed(agent: str, pkg_id: int) -> NotFoundError:
     """"Not found" for a package the cluster's list lacks: the SDK's own (status 0), exit 10."""
     path = "/api/v1/upgrade/package/info"
     said = f"no package {pkg_id} on the cluster at {agent}"
-    error = NotFoundError(status=0, err_code="", code=0, message=said, trace_id="",
-                          method="GET", path=path, agent=agent)
-    error.args = (f"{said} (its package list, GET {path}, has no such id); nothing was "
-                  "deleted. obshell-sdk package list shows the ids (an older upload of a "
-                  "package is listed again once the newer one is deleted)",)
-    return error
+    return own_finding(NotFoundError, said, f"{said} (its package list, GET {path}, has no "
+                       "such id); nothing was deleted. obshell-sdk package list shows the ids "
+                       "(an older upload of a package is listed again once the newer one is "
+                       "deleted)", method="GET", path=path, agent=agent)

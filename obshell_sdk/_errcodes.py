@@ -3,13 +3,14 @@
 The one place that knows them: errCodes of obshell 4.3.1 and later, the numeric codes of
 older agents (PROTOCOL.md §2.2), then the HTTP status. :class:`OperatorRefusedError` is
 defined here, with obshell's refusals of a DAG operator: what it says (the operator, and
-whether a step or the task's state refused it) is read from its code.
+whether a step or the task's state refused it) is read from its code. :func:`own_finding`
+builds one of these classes for what the SDK itself found (status 0: no agent sent it).
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, TypeVar
 
 from ._dag import Operator
 from ._exceptions import (
@@ -34,7 +35,24 @@ from ._exceptions import (
 if TYPE_CHECKING:  # pragma: no cover
     from ._models import ErrorInfo
 
-__all__ = ["OperatorRefusedError", "error_class_for"]
+__all__ = ["OperatorRefusedError", "error_class_for", "own_finding"]
+
+_E = TypeVar("_E", bound=ApiError)
+
+
+def own_finding(cls: type[_E], said: str, text: str, *, method: str, path: str, agent: str,
+                err_code: str = "", hint: Optional[str] = None) -> _E:
+    """A ``cls`` for what the SDK found itself (status 0, no trace id), not an agent's reply.
+
+    ``said`` is its :attr:`~ApiError.message`, ``text`` its whole message (an agent's
+    ``HTTP 0`` would read wrongly); ``hint``, when given, replaces the class's.
+    """
+    error = cls(status=0, err_code=err_code, code=0, message=said, trace_id="", method=method,
+                path=path, agent=agent)
+    if hint is not None:
+        error.hint = hint
+    Exception.__init__(error, text)  # sets args, the whole message
+    return error
 
 #: obshell's refusals of a DAG operator (PROTOCOL §2, ``service/task/dag.go``): the operator,
 #: and whether a step of the DAG does not allow it (else its state does not: not FAILED, or

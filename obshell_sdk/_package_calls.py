@@ -7,6 +7,7 @@ import os
 from typing import Optional, Union
 
 from ._caller import Caller, CallsBase, contents
+from ._errcodes import own_finding
 from ._exceptions import (
     ApiError,
     DecodeError,
@@ -207,11 +208,10 @@ def _cut_short(request: Request, agent: str, failure: OSError) -> PackageChanged
     """
     said = (f"the upload was cut short: the file could not be read to its end "
             f"({failure.strerror or failure}), so the agent got part of it and stored nothing")
-    error = PackageChangedError(status=0, err_code="", code=0, message=said, trace_id="",
-                                method=request.method, path=request.path, agent=agent)
-    error.hint = _CUT_SHORT  # not the class's: no agent refused it, nothing was altered
-    error.args = (f"{request.method} {request.path} on {agent}: {said}. {_CUT_SHORT}",)
-    return error
+    return own_finding(  # its own hint: no agent refused it, nothing was altered on the way
+        PackageChangedError, said, f"{request.method} {request.path} on {agent}: {said}. "
+        f"{_CUT_SHORT}", method=request.method, path=request.path, agent=agent,
+        hint=_CUT_SHORT)
 
 
 #: What to do after the SDK cut an upload short.

@@ -13,6 +13,7 @@ from typing import Callable, Optional, Protocol, Union
 
 from ._dag import DagDetail, DagState, Operator
 from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
+from ._errcodes import own_finding
 from ._exceptions import AuthError, InvalidArgumentError, UnderMaintenanceError, WeakKeyError
 from ._models import AgentInfo, ObUpgradeResult, UpgradePackageInfo, UpgradeResult
 from ._render_live import upload_display
@@ -149,13 +150,12 @@ def log_in(client: _Agent, *, upgrading: bool = False) -> None:
         said = (f"task {held.id} {held.name!r} {how} and holds the cluster's maintenance lock: "
                 "obshell refuses an upgrade until it is retried to success, rolled back or "
                 "skipped")
-        locked = UnderMaintenanceError(
-            status=0, err_code="OB.Cluster.UnderMaintenanceWithDag", code=0, message=said,
-            trace_id="", method="GET", path="/api/v1/task/dag/unfinish", agent=client.agent)
-        locked.args = (f"the upgrade was not started and nothing was uploaded: {said}. If it "
-                       "failed for a package it lacked, upload it (client.upload_package(path))"
-                       f", then retry the task. {locked.hint}",)
-        raise locked
+        raise own_finding(
+            UnderMaintenanceError, said, f"the upgrade was not started and nothing was "
+            f"uploaded: {said}. If it failed for a package it lacked, upload it "
+            f"(client.upload_package(path)), then retry the task. {UnderMaintenanceError.hint}",
+            err_code="OB.Cluster.UnderMaintenanceWithDag", method="GET",
+            path="/api/v1/task/dag/unfinish", agent=client.agent)
 
 
 def _upload(client: _Agent, paths: Sequence[str], lifetime: Optional[float],
