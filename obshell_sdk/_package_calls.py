@@ -36,9 +36,10 @@ __all__ = ["MAYBE_STORED", "PackageCalls"]
 
 log = logging.getLogger("obshell_sdk")
 
-#: What an upload whose reply was lost (or was a gateway's 5xx page) ends with.
+#: What an upload whose reply was lost (or was a gateway's 5xx page) ends with; ``{}`` is how
+#: Python reaches the agent: ``client``, or a rollout target's ``ObshellClient(...)``.
 MAYBE_STORED = (". The agent may have stored the package, or may still be storing it: "
-                "client.packages() lists it once stored. Upload it again only if it is not "
+                "{}.packages() lists it once stored. Upload it again only if it is not "
                 "listed: each upload stores another copy, and the list shows only the newest")
 
 #: The slowest link an upload's default deadline allows for, in bytes a second.
@@ -80,15 +81,19 @@ class PackageCalls(CallsBase):
         return _send_package(self, file, sha256, *bounds)
 
     def _upload_checked(self, file: str, sha256: Optional[str],
-                        lifetime: Optional[float] = None) -> UpgradePackageInfo:
+                        lifetime: Optional[float] = None, *, said_as: str = "client"
+                        ) -> UpgradePackageInfo:
         """:meth:`upload_package` of a file checked already, its check's SHA-256 reused.
 
         ``file`` passed :func:`check_package_path` and :func:`check_package_digest`, which
         returned ``sha256`` (None: read here if the newer route wants it): the file is read
         once more, to send it. A file changed since is caught by the agent's own checks; one
         gone or unreadable is refused before it is sent (:class:`InvalidArgumentError`).
+        ``said_as`` is how the errors' hints name this client (a rollout's target client is
+        not the caller's: ``ObshellClient('h', 2886, auth=...)``).
         """
-        return _send_package(self, file, sha256, *_bounds(self, file, lifetime, None))
+        return _send_package(self, file, sha256, *_bounds(self, file, lifetime, None),
+                             said_as=said_as)
 
     def packages(self) -> list[UpgradePackageInfo]:
         """``GET /api/v1/upgrade/package/info``: the packages the cluster holds, newest first.
@@ -150,7 +155,8 @@ def _bounds(client: Caller, file: str, lifetime: Optional[float], timeout: Optio
 
 
 def _send_package(client: Caller, file: str, sha256: Optional[str], lifetime: float,
-                  limit: tuple[float, float]) -> UpgradePackageInfo:
+                  limit: tuple[float, float], *, said_as: str = "client"
+                  ) -> UpgradePackageInfo:
     """Send checked ``file`` (its SHA-256, if known) within ``lifetime`` and ``limit``.
 
     Whatever sending it raises (the route's probe, the upload, its reply) starts with
@@ -159,9 +165,10 @@ def _send_package(client: Caller, file: str, sha256: Optional[str], lifetime: fl
     its PackageChangedError) also carry it as ``file``: of others (a 500, a lost reply, a
     reply that does not fit) the agent or the link is the cause, the file only what was
     under way. An InvalidArgumentError is a refusal before sending: it names its argument.
+    ``said_as`` is how the hints name the client (:meth:`PackageCalls._upload_checked`).
     """
     try:
-        return _sent(client, file, sha256, lifetime, limit)
+        return _sent(client, file, sha256, lifetime, limit, said_as)
     except InvalidArgumentError:
         raise
     except ObshellError as exc:
@@ -172,7 +179,7 @@ def _send_package(client: Caller, file: str, sha256: Optional[str], lifetime: fl
 
 
 def _sent(client: Caller, file: str, sha256: Optional[str], lifetime: float,
-          limit: tuple[float, float]) -> UpgradePackageInfo:
+          limit: tuple[float, float], said_as: str) -> UpgradePackageInfo:
     """:func:`_send_package`'s work: the route asked (once), the file sent, the reply read."""
     new = _has_new_upload(client, (limit[0], min(client.timeout[1], limit[1])))  # within it
     request, bodies = package_request(file, lifetime, new=new, file_sha256=sha256)
@@ -183,7 +190,7 @@ def _sent(client: Caller, file: str, sha256: Optional[str], lifetime: float,
         if failure is not None:  # the file, not the link: the agent got part of it
             raise _cut_short(request, client.agent, failure) from exc
         if reply_lost(exc):  # the agent may have stored it
-            exc._prefix_message("", MAYBE_STORED)
+            exc._prefix_message("", MAYBE_STORED.format(said_as))
         raise
     finally:
         for body in bodies:
@@ -192,8 +199,8 @@ def _sent(client: Caller, file: str, sha256: Optional[str], lifetime: float,
         info = read_reply(UpgradePackageInfo.from_json, data, request.method, request.path,
                           client.agent)
     except DecodeError as exc:  # its envelope said it succeeded
-        exc._prefix_message("", ". The agent said it stored the package: client.packages() "
-                            "lists it")
+        exc._prefix_message("", f". The agent said it stored the package: {said_as}."
+                            "packages() lists it")
         raise
     log.info("agent %s: stored package %s", client.agent, printable(
         f"{info.name} {info.version}-{info.release_distribution} ({info.architecture})"))

@@ -240,7 +240,8 @@ class TargetRun:
             log_in(self.client)
             self.logged_in = True
         self.journal.step(self.target, step.name, "started")
-        uploaded = self.client._upload_checked(step.path, step.sha256, step.upload_timeout)
+        uploaded = self.client._upload_checked(step.path, step.sha256, step.upload_timeout,
+                                               said_as=self._agent())
         problem = step.confirm(uploaded) if step.confirm is not None else None
         if problem:  # nothing started: a rerun with the right package goes on
             raise Ended(TargetOutcome.REFUSED,

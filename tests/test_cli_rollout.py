@@ -117,3 +117,27 @@ def test_a_package_stored_under_an_id_not_said_is_found_by_package_list(
     assert line.endswith(f"It stays stored until deleted: {at} package list shows it with "
                          f"its id, which {at} package delete takes"), line
     assert "delete ID" not in line and "client." not in out.out + out.err
+
+
+def test_a_lost_upload_reply_says_package_list_aimed_at_its_target(tmp_path, monkeypatch,
+                                                                   capsys):
+    """The library names the target's ``ObshellClient(...)`` for a lost upload reply; the
+    command line says ``package list`` aimed at that target instead, no Python call."""
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    monkeypatch.setenv("OBSHELL_PASSWORD", PASSWORD)
+    with FakeAgent(password=PASSWORD) as agent:
+        agent.drop_reply_after_next(path_prefix="/api/v1/package", method="POST")
+        fleet = tmp_path / "fleet.txt"
+        fleet.write_text(f"127.0.0.1:{agent.port}\n")
+        code = main(["rollout", "agent", "--targets", str(fleet), "--journal",
+                     str(tmp_path / "r.db"), "--package", str(rpm), VERSION, RELEASE])
+        out = capsys.readouterr()
+        assert code == 8 and agent.dags == {}, out.err
+    at = f"obshell-sdk --host 127.0.0.1 --port {agent.port}"
+    (line,) = _lines_of(out.out, f"127.0.0.1:{agent.port}")
+    assert f"may have stored the package, or may still be storing it: {at} package list " \
+        "shows it once stored. Upload it again only if it is not listed" in line, line
+    assert "client." not in out.out + out.err and "ObshellClient" not in out.out + out.err

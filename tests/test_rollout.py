@@ -294,6 +294,39 @@ def test_a_package_the_agent_read_as_another_is_said_with_its_target_s_delete(
         assert agent.dags == {}  # nothing started, on either run
 
 
+@pytest.mark.parametrize("fault", ["lost", "gateway", "misfit"])
+def test_an_upload_that_may_have_stored_its_package_names_the_target_s_client(
+        tmp_path, fault):
+    """A rollout's uploads go through its own client of each target, not one the caller
+    holds: a lost upload reply (or a gateway's page in its place), or one whose data does
+    not fit, says how to list that target's packages with its ``ObshellClient(...)``, never
+    ``client.packages()``."""
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    with ExitStack() as stack:
+        [agent] = agents(stack, 1, {0: {"new_upload": fault != "gateway"}})
+        at = f"ObshellClient('127.0.0.1', {agent.port}, auth=...)"
+        if fault == "lost":
+            agent.drop_reply_after_next(path_prefix="/api/v1/package", method="POST")
+        elif fault == "gateway":  # the older route: its page is the upload's, not the probe's
+            agent.fail_next(status=502, path_prefix="/api/v1/upgrade/package")
+        else:
+            agent.edit_data_next(edit=lambda data: {**data, "name": 5},
+                                 path_prefix="/api/v1/package", method="POST")
+        report = rollout([agent], tmp_path / "r.db").upgrade_agent(VERSION, RELEASE,
+                                                                   package=str(rpm))
+        assert agent.dags == {}
+    (result,) = report.results.values()
+    said = result.error or ""
+    assert result.outcome is TargetOutcome.UNKNOWN and "client." not in said, said
+    if fault == "misfit":
+        assert said.endswith(f"The agent said it stored the package: {at}.packages() "
+                             "lists it"), said
+    else:
+        assert f"may have stored the package, or may still be storing it: {at}.packages() " \
+            "lists it once stored. Upload it again only if it is not listed" in said, said
 def test_max_failures_skips_the_rest_and_a_rerun_starts_them(tmp_path):
     with ExitStack() as stack:
         fleet = agents(stack, 5, {0: {"fail_stage": 2, "fail_times": 1}})
