@@ -39,6 +39,7 @@ from ._exceptions import (
     WeakKeyError,
     WrongPasswordError,
 )
+from ._package_calls import probe_lost
 from ._rollout_report import RolloutStoppedError
 from ._task_errors import (
     TaskCancelledError,
@@ -150,7 +151,7 @@ _OPTIONS = {"OBSHELL_HOST": "--host", "OBSHELL_PORT": "--port", "OBSHELL_HTTPS":
 def exit_code(exc: ObshellError) -> int:
     """The exit code for an error (``obshell-sdk --help`` lists them)."""
     changes = getattr(exc, "method", "GET") not in ("GET", "HEAD", "")
-    if changes and reply_lost(exc):  # a lost reply, or a proxy's 502/504 page instead
+    if changes and reply_lost(exc) and not probe_lost(exc):  # a lost reply, or a 502 page
         return EXIT_OUTCOME_UNKNOWN  # the agent may have done it (an operator, an upload)
     if is_refusal(exc):  # the agent's: the operator does not apply, as our own refusal
         return EXIT_STATE
@@ -270,7 +271,8 @@ def _lost_advice(args: argparse.Namespace, path: str) -> str:
     """After a POST to ``path`` lost its reply: what the command did not do yet, and the step.
 
     An upload's own error says the package may have been stored and how to see it (the
-    library's ``MAYBE_STORED``, in CLI words): here, what comes after it was not sent.
+    library's ``MAYBE_STORED``, in CLI words): here, what comes after it was not sent. (Not
+    after the upload route's empty probe, :func:`probe_lost`: that stored nothing.)
     """
     if args.command == "task":
         if path.startswith("/api/v1/task/"):  # the operator's POST

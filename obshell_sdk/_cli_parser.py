@@ -36,7 +36,8 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
         "it; an RPM removed after its check, once those before it were stored)"),
     (3, "credentials refused by the agent, or not sent: its key is too short "
         "(see --min-key-bits)"),
-    (4, "the agent could not be reached, a read lost its reply, or polling kept failing"),
+    (4, "the agent could not be reached, a read (or the upload route's empty probe) lost its "
+        "reply, or polling kept failing"),
     (5, "the agent refused the call (another API error)"),
     (6, "the wait's deadline passed (the task keeps running)"),
     (7, "the agent's reply could not be read"),

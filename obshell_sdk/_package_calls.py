@@ -32,7 +32,7 @@ from ._upload import (
 )
 from ._validate import MAX_LIFETIME, brief_repr, check_timeout, check_upload_timeout
 
-__all__ = ["MAYBE_STORED", "PackageCalls"]
+__all__ = ["MAYBE_STORED", "PROBE_LOST", "PackageCalls", "probe_lost"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -41,6 +41,13 @@ log = logging.getLogger("obshell_sdk")
 MAYBE_STORED = (". The agent may have stored the package, or may still be storing it: "
                 "{}.packages() lists it once stored. Upload it again only if it is not "
                 "listed: each upload stores another copy, and the list shows only the newest")
+
+#: How to go on after an upload that stored nothing.
+_AGAIN = "run the upload (or the upgrade call or rollout that uploaded it) again"
+
+#: What a lost reply to the upload route's probe (:func:`_has_new_upload`) ends with.
+PROBE_LOST = (". That was the SDK's empty probe of the upload route, before the package was "
+              f"sent: nothing was stored; {_AGAIN}")
 
 #: The slowest link an upload's default deadline allows for, in bytes a second.
 _SLOWEST_LINK = 1024 * 1024
@@ -222,8 +229,7 @@ def _cut_short(request: Request, agent: str, failure: OSError) -> PackageChanged
 
 
 #: What to do after the SDK cut an upload short.
-_CUT_SHORT = ("Make sure nothing is writing or removing the file, then run the upload (or the "
-              "upgrade call or rollout that uploaded it) again")
+_CUT_SHORT = f"Make sure nothing is writing or removing the file, then {_AGAIN}"
 
 
 def _has_new_upload(client: Caller, timeout: tuple[float, float]) -> bool:
@@ -232,7 +238,7 @@ def _has_new_upload(client: Caller, timeout: tuple[float, float]) -> bool:
     An agent that has it refuses the empty upload (``Request.File.Missing``, or a legacy
     code before obshell 4.3 had error codes); one that does not answers as to an unknown
     route: 404, or 400 with code 1000 before 4.2.4 (PROTOCOL §1). Nothing is stored either
-    way.
+    way, so a lost reply (or a gateway's 5xx page) says so: :data:`PROBE_LOST`.
     """
     if client._new_upload is not None:
         return client._new_upload
@@ -241,6 +247,19 @@ def _has_new_upload(client: Caller, timeout: tuple[float, float]) -> bool:
         found = True  # an agent that took an empty upload has the route, oddly
     except ApiError as exc:
         found = not (isinstance(exc, NotFoundError) or (exc.status, exc.code) == (400, 1000))
+    except (TransportError, DecodeError) as exc:
+        if reply_lost(exc):  # not "the agent may have stored it": it stores nothing
+            exc._prefix_message("", PROBE_LOST)
+        raise
     client._new_upload = found
     log.debug("agent %s: %s upload", client.agent, "new" if found else "old")
     return found
+
+
+def probe_lost(exc: ObshellError) -> bool:
+    """Whether ``exc`` is the upload route's probe that lost its reply: nothing was stored.
+
+    A POST whose reply was lost, but one that stores nothing (:func:`_has_new_upload`):
+    the upload was never sent, so nothing is unknown.
+    """
+    return reply_lost(exc) and str(exc).endswith(PROBE_LOST)

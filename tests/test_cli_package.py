@@ -512,3 +512,33 @@ def test_a_lost_upload_reply_says_the_package_may_be_stored_and_what_to_run(
     assert "client." not in out.stderr and out.stderr.count("may have stored the package") == 1
     error = json.loads(out.stdout)["error"]
     assert error["message"].endswith(said) and error["type"] == "ConnectionLostError", error
+
+
+@pytest.mark.parametrize(("command", "fault"), [
+    ("package", "reset"), ("package", "gateway"), ("upgrade-ob", "reset")])
+def test_a_lost_reply_to_the_upload_route_s_probe_says_nothing_was_stored(
+        rpms, command, fault):
+    """The empty POST that asks which upload route the agent has stores nothing: its lost
+    reply (or a gateway's page) is no unknown outcome (not exit 8, not "look at package
+    list first"): nothing was stored, run the command again, and that run stores it once."""
+    args = ["package", "upload", rpms[0]] if command == "package" else [
+        "upgrade-ob", VERSION, RELEASE, "--package", rpms[0], "--package", rpms[1]]
+    with FakeAgent(password=PASSWORD, ob_version="4.3.5.0-100000202024123117",
+                   stage_seconds=0) as agent:
+        if fault == "reset":
+            agent.reset_next(path_prefix="/api/v1/package")
+        else:
+            agent.fail_next(status=502, path_prefix="/api/v1/package")
+        out = run(agent, "--json", *args)
+        assert agent.inventory == [] and agent.dags == {}
+        again = run(agent, *args)
+        assert again.returncode == 0, again.stderr
+        assert len(agent.inventory) == (1 if command == "package" else 2)
+    assert out.returncode == (4 if fault == "reset" else 7), out.stderr
+    said = ("That was the SDK's empty probe of the upload route, before the package was "
+            "sent: nothing was stored; run the command again")
+    assert out.stderr.rstrip().endswith(said), out.stderr
+    assert "package list" not in out.stderr and "may have stored" not in out.stderr
+    assert "client." not in out.stderr and "upload (or" not in out.stderr, out.stderr
+    error = json.loads(out.stdout)["error"]
+    assert error["message"].endswith(said) and error["exit"] == out.returncode, error

@@ -799,17 +799,35 @@ def test_a_one_call_upgrade_s_failed_upload_names_that_file_once(tmp_path, fault
     assert ce not in str(exc)
 
 
-def test_an_upload_whose_route_probe_is_cut_names_the_file(package):
-    """The first upload asks the agent which route it has: that POST cut short is the
-    upload's failure too, said with its file."""
+#: How an upload whose route probe lost its reply ends, for a Python caller.
+_PROBE_LOST = (". That was the SDK's empty probe of the upload route, before the package was "
+               "sent: nothing was stored; run the upload (or the upgrade call or rollout that "
+               "uploaded it) again")
+
+
+@pytest.mark.parametrize("fault", ["reset", "gateway"])
+def test_an_upload_whose_route_probe_is_cut_names_the_file_and_says_nothing_was_stored(
+        package, fault):
+    """The first upload asks the agent which route it has with an empty POST: that POST's
+    reply lost (or a gateway's page in its place) is the upload's failure too, said with its
+    file; the probe stores nothing and the package was not sent, so it says so and to upload
+    again (which then stores it once), never "may have stored"."""
     with FakeAgent(password=PASSWORD) as agent, \
             ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
-        agent.reset_next(path_prefix="/api/v1/package")
-        with pytest.raises(ConnectionLostError) as info:
+        if fault == "reset":
+            agent.reset_next(path_prefix="/api/v1/package")
+        else:
+            agent.fail_next(status=502, path_prefix="/api/v1/package")
+        with pytest.raises((ConnectionLostError, DecodeError)) as info:
             client.upload_package(package)
         assert agent.packages == []
+        assert not [r for r in agent.requests_to("/api/v1/package", "POST") if r.body_bytes]
+        again = client.upload_package(package)  # as the error says
+        assert [p.pkg_id for p in client.packages()] == [again.pkg_id]
     _names_the_file_once(info.value, str(package), client.agent)
-    assert "may have stored the package" not in str(info.value)  # the probe stores nothing
+    said = str(info.value)
+    assert said.endswith(_PROBE_LOST) and said.count(_PROBE_LOST) == 1, said
+    assert "may have stored the package" not in said  # the probe stores nothing
 
 
 def test_an_error_s_message_is_prefixed_once_and_keeps_its_attributes():
