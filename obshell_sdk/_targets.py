@@ -77,18 +77,17 @@ def _atoi(text: str) -> int:
 def not_the_target(uploaded: UpgradePackageInfo, version: str, release: str) -> Optional[str]:
     """Why an uploaded package is not obshell ``version``-``release`` (None when it is).
 
-    Said as the agent read it, and that it was stored (its id) though nothing was started;
-    :func:`stored_said` says how to delete it.
+    Said as the agent read it, and that it was stored though nothing was started;
+    :func:`stored_said`, which follows it, says how to delete it (its id said there once).
     """
     if uploaded.name == "obshell" and uploaded.version == version and (
             not uploaded.release_distribution or uploaded.release_distribution == release):
         return None
     have = printable(f"{uploaded.name} {uploaded.version}-"
                      f"{uploaded.release_distribution or '?'}")  # the agent's words
-    kept = f", as package {uploaded.pkg_id}" if uploaded.pkg_id > 0 else ""
     return (f"the agent read the package as {have}, not obshell {version}-{release}: give the "
-            "target's package, or the version and release of this one (it was stored on the "
-            f"agent{kept}; nothing was started)")
+            "target's package, or the version and release of this one (nothing was started, "
+            "but the agent stored it)")
 
 
 def stored_said(pkg_id: int, agent: str = "client") -> str:

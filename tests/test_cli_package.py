@@ -305,9 +305,10 @@ def test_upgrade_package_the_agent_read_as_another_says_it_was_stored_and_how_to
     said = error["message"]
     assert said.startswith(f"--package: the agent read the package as obshell 4.3.0.9-{RELEASE}"
                            f", not obshell {VERSION}-{RELEASE}"), said
-    assert "it was stored on the agent, as package 1; nothing was started" in said, said
-    assert said.endswith(f"It stays stored until deleted: {same(agent)} package delete 1 "
-                         f"({same(agent)} package list shows it)"), said
+    assert said.endswith("or the version and release of this one (nothing was started, but "
+                         f"the agent stored it). It stays stored until deleted: {same(agent)} "
+                         f"package delete 1 ({same(agent)} package list shows it)"), said
+    assert "as package" not in said and said.count("delete 1") == 1, said  # its id said once
     assert "client." not in out.err
 
 

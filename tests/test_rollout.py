@@ -282,6 +282,7 @@ def test_a_package_the_agent_read_as_another_is_said_with_its_target_s_delete(
         assert (result.error or "").endswith(f"It stays stored until deleted: "
                                              f"{at}.delete_package(1) ({at}.packages() lists "
                                              "it)"), result.error
+        assert "as package" not in (result.error or ""), result.error  # the id said once
         upload = ObshellClient._upload_checked
         monkeypatch.setattr(ObshellClient, "_upload_checked", lambda self, *a, **k: (
             attrs.evolve(upload(self, *a, **k), pkg_id=0)))  # an agent that did not say it

@@ -635,9 +635,10 @@ def test_run_agent_upgrade_says_a_package_the_agent_read_as_another_stays_stored
     delete it."""
     said = str(_stored_as_another(tmp_path, monkeypatch))
     assert "read the package as obshell 4.3.0.9-101000012025010101.el7" in said, said
-    assert "it was stored on the agent, as package 1; nothing was started" in said, said
-    assert said.endswith("It stays stored until deleted: client.delete_package(1) "
-                         "(client.packages() lists it)"), said
+    assert said.endswith("or the version and release of this one (nothing was started, but "
+                         "the agent stored it). It stays stored until deleted: "
+                         "client.delete_package(1) (client.packages() lists it)"), said
+    assert "as package" not in said and said.count("(1)") == 1, said  # its id said once
 
 
 def test_run_agent_upgrade_says_where_to_find_a_stored_package_whose_id_was_not_said(
