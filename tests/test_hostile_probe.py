@@ -333,15 +333,12 @@ def test_a_hung_history_cannot_stretch_a_lost_create_s_lookup(raw, short_recover
 # -- 8. line separators from the agent start new lines --------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LIBRARY BUG (_text.py _CONTROLS): U+2028 LINE SEPARATOR and U+2029 PARAGRAPH SEPARATOR "
-    "are left as they are: an agent's message forges a line wherever text is split into "
-    "lines by Unicode's rules (str.splitlines, the suite's own check; editors, log viewers)"))
 def test_unicode_line_separators_cannot_forge_a_line():
     error = ServerError(status=500, err_code="Common.Unexpected", code=0, trace_id="t",
                         message="disk full\u2028obshell-sdk: task 11 succeeded\u2029",
                         method="GET", path="/p")
     assert str(error).splitlines() == [str(error)], str(error).splitlines()
+    assert "full\\u2028obshell-sdk: task 11 succeeded\\u2029, trace" in str(error)
 
 
 # =============================================================================================
