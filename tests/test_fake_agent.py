@@ -157,6 +157,32 @@ def test_body_decrypt_failures(agent: FakeAgent) -> None:
     assert r.status_code == 500 and r.json()["error"]["errCode"] == "Common.Unexpected"
 
 
+def test_numeric_errors_are_sent_as_before_errcodes(agent: FakeAgent) -> None:
+    """``numeric_errors``: obshell 4.2.3 to 4.3.0's errors, a code and no errCode; every
+    auth refusal a 401 with code 10008 (PROTOCOL.md §2.2)."""
+    agent.numeric_errors = True
+    uri = "/api/v1/agent/upgrade"
+    r = call(agent, "POST", uri, UPGRADE, password="bad")
+    assert r.status_code == 401 and r.json()["status"] == 401
+    assert r.json()["error"] == {"code": 10008, "message": "Verification failed: OceanBase "
+                                 "password is incorrect"}
+    assert agent.requests[-1].err_code is None  # none was sent
+    r = requests.post(agent.base_url + uri, json=UPGRADE, timeout=5)  # no header: 401 then
+    assert (r.status_code, r.json()["error"]["code"]) == (401, 10008)
+    r = call(agent, "POST", uri, raw_body=base64.b64encode(os.urandom(20)))  # body undecryptable
+    assert (r.status_code, r.json()["error"]["code"]) == (401, 10008)
+    r = call(agent, "POST", uri, raw_body=json.dumps(UPGRADE).encode())  # a panic
+    assert (r.status_code, r.json()["error"]) == (500, {
+        "code": 1002, "message": "Unexpected error: Internal Server Error"})
+    r = call(agent, "GET", "/api/v1/task/dag/11234")
+    assert (r.status_code, r.json()["error"]["code"]) == (404, 2300)
+    assert "errCode" not in r.json()["error"]
+    assert call(agent, "POST", uri, UPGRADE).status_code == 200  # the right password still works
+    agent.numeric_errors = False
+    r = call(agent, "POST", uri, UPGRADE, password="bad")
+    assert r.json()["error"]["errCode"] == "Security.Authentication.IncorrectOceanbasePassword"
+
+
 def test_clock_offset_and_expiry() -> None:
     with FakeAgent(password=PWD, clock_offset=120) as a:
         ts = str(int(time.time()) + 60)  # valid for the client, expired for the server

@@ -98,6 +98,9 @@ class FakeAgent(AgentControls):
     dag_history: _StateAttr[bool] = _StateAttr(
         "Serve ``GET /api/v1/task/dags/ob``, every cluster DAG, finished ones too (False: "
         "404 there, as agents before 4.2.6).")
+    numeric_errors: _StateAttr[bool] = _StateAttr(
+        "Send errors as obshell 4.2.3 to 4.3.0 did: a numeric ``code``, no ``errCode``; every "
+        "auth refusal (a wrong password, a missing header...) a 401 with code 10008.")
     require_packages: _StateAttr[bool] = _StateAttr(
         "Packages matter (False by default, so DAGs run without uploads): an OB upgrade or "
         "check refuses a target whose packages were not uploaded, and every upgrade DAG's "

@@ -62,7 +62,8 @@ def handle(state: AgentState, req: IncomingRequest) -> Reply:
 
 
 def _panic(state: AgentState) -> Outcome:
-    return Reply(500, go_json(panic_envelope(state.started_at))), 500, "Common.Unexpected"
+    said = None if state.numeric_errors else "Common.Unexpected"  # the errCode sent
+    return Reply(500, go_json(panic_envelope(state.started_at, state.numeric_errors))), 500, said
 
 
 def _answer(ctx: Context, started: float, status: int, data: Any = NO_DATA,
@@ -70,8 +71,11 @@ def _answer(ctx: Context, started: float, status: int, data: Any = NO_DATA,
             edit: Optional[Callable[[Any], Any]] = None) -> Outcome:
     trace = ctx.trace_id if error is None or error.trace else ""
     duration = int((time.monotonic() - started) * 1000)
+    numeric = False
+    if error is not None and ctx.state.numeric_errors:  # as obshell before 4.3.1
+        numeric, status = True, error.numeric()[0]
     body = envelope(now=ctx.state.now(), status=status, trace_id=trace, duration_ms=duration,
-                    data=data, error=error)
+                    data=data, error=error, numeric=numeric)
     if edit is not None:  # ``edit_data_next``: a copy of the data as it would be sent, edited
         try:
             body["data"] = edit(json.loads(go_json(body.get("data"))))
@@ -80,7 +84,8 @@ def _answer(ctx: Context, started: float, status: int, data: Any = NO_DATA,
             _log.exception("FakeAgent.edit_data_next: the edit given raised or returned what is "
                            "not JSON; answering %s %s with a 500", ctx.req.method, ctx.path)
             raise
-    return Reply(status, go_json(body)), status, error.err_code if error is not None else None
+    return Reply(status, go_json(body)), status, (
+        error.err_code if error is not None and not numeric else None)
 
 
 def _early_faults(ctx: Context, started: float) -> Optional[Outcome]:

@@ -16,6 +16,14 @@ _NO_LEGACY = {
     "Security.Authentication.File.Sha256Mismatch",
 }
 
+#: The numeric codes of obshell 4.2.3 to 4.3.0, which sent no errCode (``agent/errors/
+#: errorcode.go`` before 43a4c2b; PROTOCOL.md §2.2), for the errCodes that had one of their own.
+_NUMERIC = {"Common.BadRequest": 1000, "Common.IllegalArgument": 1001, "Common.Unexpected": 1002,
+            "Common.NotFound": 1003, "Task.NotFound": 2300, "Task.CreateFailed": 2301}
+
+#: Refusals those agents sent as 401 code 10008 (``Verification failed``), as every auth one.
+_UNAUTHORIZED_THEN = ("Request.Header.NotFound", "Request.Body.Decrypt.")
+
 _MISSING = object()
 
 
@@ -45,6 +53,20 @@ class ApiError(Exception):
             return 10008
         return None
 
+    def numeric(self) -> tuple[int, dict[str, Any]]:
+        """The status and ``error`` object obshell 4.2.3 to 4.3.0 sent instead: no errCode.
+
+        Every auth refusal was 401 code 10008 (a missing header, an undecryptable one, a
+        wrong password alike); other errors had their code (1001 for another 400, 1003 for
+        another 404, 1010 for another 5xx).
+        """
+        if self.status == 401 or self.err_code.startswith(_UNAUTHORIZED_THEN):
+            inner = self.message[len("Unauthorized: "):] if self.message.startswith(
+                "Unauthorized: ") else self.message
+            return 401, {"code": 10008, "message": f"Verification failed: {inner}"}
+        code = _NUMERIC.get(self.err_code) or {400: 1001, 404: 1003}.get(self.status, 1010)
+        return self.status, {"code": code, "message": self.message}
+
     def error_json(self) -> dict[str, Any]:
         """The ``error`` object."""
         out: dict[str, Any] = {}
@@ -71,8 +93,9 @@ def new_trace_id() -> str:
 
 
 def envelope(*, now: float, status: int, trace_id: str, duration_ms: int = 0,
-             data: Any = _MISSING, error: Optional[ApiError] = None) -> dict[str, Any]:
-    """Build ``OcsAgentResponse`` with obshell's key order."""
+             data: Any = _MISSING, error: Optional[ApiError] = None,
+             numeric: bool = False) -> dict[str, Any]:
+    """Build ``OcsAgentResponse`` with obshell's key order (``numeric``: as before 4.3.1)."""
     out: dict[str, Any] = {
         "successful": error is None and status < 400,
         "timestamp": rfc3339(now),
@@ -83,7 +106,7 @@ def envelope(*, now: float, status: int, trace_id: str, duration_ms: int = 0,
     if error is not None:
         if error.data_null:
             out["data"] = None
-        out["error"] = error.error_json()
+        out["error"] = error.numeric()[1] if numeric else error.error_json()
     elif data is not _MISSING and data is not None:
         out["data"] = {"contents": data} if isinstance(data, list) else data
     return out
@@ -92,14 +115,17 @@ def envelope(*, now: float, status: int, trace_id: str, duration_ms: int = 0,
 NO_DATA: Any = _MISSING
 
 
-def panic_envelope(frozen_ts: float) -> dict[str, Any]:
-    """The pre-built recovery answer (500, traceId "", duration 0, timestamp frozen)."""
+def panic_envelope(frozen_ts: float, numeric: bool = False) -> dict[str, Any]:
+    """The pre-built recovery answer (500, traceId "", duration 0, timestamp frozen).
+
+    ``numeric``: as obshell 4.2.3 to 4.3.0 sent it (code 1002, no errCode).
+    """
+    error = {"errCode": "Common.Unexpected", "message": "Unexpected error: Internal Server Error"}
     return {
         "successful": False,
         "timestamp": rfc3339(frozen_ts),
         "duration": 0,
         "status": 500,
         "traceId": "",
-        "error": {"errCode": "Common.Unexpected",
-                  "message": "Unexpected error: Internal Server Error"},
+        "error": {"code": 1002, "message": error["message"]} if numeric else error,
     }

@@ -41,7 +41,8 @@ class AgentState:
     ``new_upload``, ``require_packages`` and ``strict_upload`` (``architecture`` is
     ``/info.architecture``). ``key``, ``dags``, ``faults``, ``request_log``, ``packages`` (the
     uploads) and ``inventory`` (the stored package rows) are the live collections.
-    ``dag_history`` serves ``GET /api/v1/task/dags/ob`` (an attribute of FakeAgent only).
+    ``dag_history`` serves ``GET /api/v1/task/dags/ob``, ``numeric_errors`` sends errors as
+    obshell 4.2.3 to 4.3.0 did (attributes of FakeAgent only).
     """
 
     def __init__(
@@ -80,6 +81,7 @@ class AgentState:
         self.python_ok = True
         self.new_upload = True
         self.dag_history = True
+        self.numeric_errors = False
         self.require_packages = False
         self.strict_upload = False
         self.architecture = "x86_64"
