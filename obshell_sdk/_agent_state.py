@@ -31,13 +31,14 @@ AuthFlow = Generator[Request, Envelope, None]
 class AgentState:
     """What an auth object knows of one agent. ``fetch_lock``: one fetch at a time per agent."""
 
-    __slots__ = ("blank_password", "clock_offset", "dialect", "fetch_lock", "header_name",
-                 "key", "offset_measured_at", "use_agent_password")
+    __slots__ = ("agent_password_set", "blank_password", "clock_offset", "dialect", "fetch_lock",
+                 "header_name", "key", "offset_measured_at", "use_agent_password")
 
     def __init__(self) -> None:
         self.dialect: Optional[str] = None
         self.header_name = "X-OCS-Header"
         self.use_agent_password = False
+        self.agent_password_set = False  # /info's security: the agent has an agent password
         self.blank_password = False
         self.key: Optional[PublicKey] = None
         self.clock_offset = 0.0
@@ -58,6 +59,7 @@ class AgentState:
         dialect = choose_version(info, forced)
         use_agent = agent_password and info.security and dialect == "v2"
         self.use_agent_password = use_agent
+        self.agent_password_set = info.security
         self.header_name = (
             "X-OCS-Auth" if dialect == "v1"
             else ("X-OCS-Agent-Header" if use_agent else "X-OCS-Header")

@@ -122,6 +122,24 @@ class PasswordAuth:
         return frozenset(role for role, secret in held.items()
                          if secret is not None and secret.is_empty())
 
+    def _sent_empty(self, agent: str) -> frozenset[str]:
+        """The role of the password last signed with for ``agent``, if it is empty (else none).
+
+        What obshell 4.2.3 to 4.3.0 most likely refused when it refuses with a bare code
+        10008 (as it does any auth failure) after the flow fetched its key and ``/info``
+        again: under auth v2 an empty password's timestamp is never checked, so the password
+        is the likely cause. Not said of a password the SDK blanked itself (a SINGLE agent
+        without an agent password takes any), nor of the root@sys password sent to an agent
+        that has an agent password (it may want that one instead), nor under auth v1
+        (obshell 4.2.2, whose rules are not known).
+        """
+        with self._lock:
+            state = self._agents.get(agent)
+        if state is None or state.dialect != "v2" or state.blank_password or (
+                state.agent_password_set and not state.use_agent_password):
+            return frozenset()
+        return self._empty() & {"agent" if state.use_agent_password else "root@sys"}
+
     def _state(self, agent: str) -> AgentState:
         with self._lock:
             found = self._agents.get(agent)

@@ -16,7 +16,7 @@ from typing import Any, NoReturn, Optional
 
 from ._address import check_host
 from ._auth import PasswordAuth
-from ._exceptions import InvalidArgumentError, ObshellError, WrongPasswordError
+from ._exceptions import AuthError, InvalidArgumentError, ObshellError, WrongPasswordError
 from ._validate import brief_repr
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "DEFAULT_PORT",
     "ENV_VARIABLES",
     "PASSWORD_NAMES",
+    "UNSAID",
     "Environment",
     "auth_from_env",
     "check_env_bundle",
@@ -37,6 +38,7 @@ __all__ = [
     "refused_variable_in",
     "settings_from_env",
     "tls_from_env",
+    "unsaid_refusal",
 ]
 
 DEFAULT_PORT = 2886
@@ -239,14 +241,34 @@ def refused_variable_in(text: str) -> Optional[str]:
     return None if said is None else _REFUSED.get(said.group(1))
 
 
+#: What a note of an empty password adds when the agent did not say what it refused.
+UNSAID = ("an agent older than 4.3.1 does not say why it refused: the empty password is the "
+          "likely cause, not a sure one")
+
+
+def unsaid_refusal(exc: ObshellError) -> bool:
+    """True for obshell's refusal before 4.3.1: 401, code 10008, no error code.
+
+    That agent (4.2.3 to 4.3.0) answers so to any auth failure; the SDK's flow mended what it
+    could first (a changed key or agent: fetched again once), and with an empty password no
+    timestamp is checked. It does not say which password it refused, nor that it was one.
+    """
+    return isinstance(exc, AuthError) and exc.status == 401 and not exc.err_code \
+        and exc.code == 10008
+
+
 def empty_refused(auth: PasswordAuth, exc: ObshellError) -> tuple[str, ...]:
     """The variables of ``auth``'s passwords that were empty and refused (``exc``), if any.
 
-    Of a WrongPasswordError only: the password its error code names (either, when it names
-    none), when ``auth`` holds it empty. Says nothing else of any password. An agent's own
-    WrongPasswordError always names one: obshell before 4.3.1 refuses with a bare 10008 for
-    any auth failure, an AuthError, of which nothing is said.
+    Of a WrongPasswordError: the password its error code names (either, when it names none),
+    when ``auth`` holds it empty. Of a refusal by an agent before 4.3.1
+    (:func:`unsaid_refusal`): the password ``auth`` signed with for that agent, when it is
+    empty (``PasswordAuth._sent_empty``): the likely cause, which the agent does not say
+    (a note of it adds :data:`UNSAID`). Says nothing else of any password.
     """
+    if unsaid_refusal(exc):
+        empty = auth._sent_empty(getattr(exc, "agent", ""))
+        return tuple(name for name, role in _ROLES.items() if role in empty)
     if not isinstance(exc, WrongPasswordError):
         return ()
     refused, empty = refused_variable(exc), auth._empty()
@@ -255,28 +277,26 @@ def empty_refused(auth: PasswordAuth, exc: ObshellError) -> tuple[str, ...]:
 
 
 def empty_passwords_said(env: Environment, exc: ObshellError,
-                         prompted: Optional[PasswordAuth] = None) -> str:
+                         auth: Optional[PasswordAuth] = None) -> str:
     """`` (OBSHELL_PASSWORD is set but empty)`` when the agent refused an empty password; else "".
 
     An empty password is sent as given (a SINGLE agent without an agent password takes any);
     a refusal of one says so, as the refusal alone reads like a typo in a password. The
-    variable is the one the agent names by its error code (either, when it names none).
-    ``prompted`` is the auth :func:`prompted_auth_from_env` made (None: none was made): with
-    neither variable set, its password was typed at the prompt, and an empty one refused is
-    said to be one too.
+    password is the one :func:`empty_refused` finds in ``auth``, the auth the command signed
+    with (:func:`prompted_auth_from_env`'s; None: none was made, nothing is said), and the
+    note names where it came from in ``env``: a variable set but empty, OBSHELL_PASSWORD
+    not set beside OBSHELL_AGENT_PASSWORD, or (neither set) the prompt.
     """
-    if not isinstance(exc, WrongPasswordError):
-        return ""
-    refused = refused_variable(exc)
-    said = [f"{name} is set but empty" for name in ("OBSHELL_PASSWORD", "OBSHELL_AGENT_PASSWORD")
-            if refused in (None, name) and env.get(name) == ""]
-    if refused == "OBSHELL_PASSWORD" and env.get("OBSHELL_PASSWORD") is None \
-            and env.get("OBSHELL_AGENT_PASSWORD") is not None:  # so no prompt asked for it
+    refused = () if auth is None else empty_refused(auth, exc)
+    root, agent = env.get("OBSHELL_PASSWORD"), env.get("OBSHELL_AGENT_PASSWORD")
+    said = [f"{name} is set but empty" for name in refused if env.get(name) == ""]
+    if "OBSHELL_PASSWORD" in refused and root is None and agent is not None:  # not prompted
         said.append("OBSHELL_PASSWORD is not set, so an empty root@sys password was sent")
-    if prompted is not None and env.get("OBSHELL_PASSWORD") is None \
-            and env.get("OBSHELL_AGENT_PASSWORD") is None and empty_refused(prompted, exc):
+    if "OBSHELL_PASSWORD" in refused and root is None and agent is None:
         said.append("an empty password was typed at the prompt: run the command again and "
                     "type the root@sys password, or set OBSHELL_PASSWORD")
+    if said and unsaid_refusal(exc):
+        said.append(UNSAID)
     return f" ({'; '.join(said)})" if said else ""
 
 

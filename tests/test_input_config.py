@@ -191,7 +191,7 @@ def test_an_empty_password_typed_at_the_prompt_and_refused_is_said_to_be_empty(
     from conftest import PASSWORD
 
     from obshell_sdk._cli import main
-    from obshell_sdk._config import ENV_VARIABLES
+    from obshell_sdk._config import ENV_VARIABLES, UNSAID
     from obshell_sdk.testing import FakeAgent
 
     for name in ENV_VARIABLES:
@@ -210,6 +210,12 @@ def test_an_empty_password_typed_at_the_prompt_and_refused_is_said_to_be_empty(
         assert main([*where, "task", "list"]) == 3
         err = capsys.readouterr().err
         assert "empty" not in err and "not-it" not in err, err
+    with FakeAgent(password=PASSWORD) as agent:  # as obshell before 4.3.1: a bare 10008
+        agent.numeric_errors = True
+        _prompting(monkeypatch, typed="")
+        assert main(["--host", agent.host, "--port", str(agent.port), "task", "list"]) == 3
+        err = capsys.readouterr().err
+        assert err.rstrip().endswith(f"{empty[:-1]}; {UNSAID})"), err  # the likely cause
     with FakeAgent(password=PASSWORD, identity="SINGLE") as agent:  # takes any: still sent
         _prompting(monkeypatch, typed="")
         assert main(["--host", agent.host, "--port", str(agent.port), "task", "list"]) == 0

@@ -966,6 +966,34 @@ def test_an_empty_password_a_target_was_given_and_refused_is_said_to_be_empty(tm
     assert {r.target: r.error for r in read_targets(str(journal))} == errors  # journaled so
 
 
+def test_an_empty_password_an_old_agent_refused_is_said_to_be_the_likely_cause(tmp_path):
+    """obshell before 4.3.1 refuses any auth failure with a bare code 10008: an empty password
+    sent is then the likely cause, said as one (and nothing of a typo)."""
+    from conftest import AGENT_PASSWORD
+
+    from obshell_sdk._config import UNSAID
+
+    with ExitStack() as stack:
+        fleet = agents(stack, 3, {2: {"agent_password": AGENT_PASSWORD}})
+        for agent in fleet:
+            agent.numeric_errors = True  # as obshell 4.2.3 to 4.3.0 answers
+        empty_root, typo, empty_agent = targets(fleet)
+        auths = {empty_root: PasswordAuth(""), typo: PasswordAuth("typo"),
+                 empty_agent: PasswordAuth(PASSWORD, agent_password="")}
+        report = Rollout(targets(fleet), auth=auths.__getitem__, journal=tmp_path / "r.db",
+                         poll_policy=FAST, progress=False, max_failures=3
+                         ).upgrade_agent(VERSION, RELEASE)
+    assert outcomes(report) == ["refused"] * 3
+    errors = {t: r.error or "" for t, r in report.results.items()}
+    assert "code 10008" in errors[typo] and "empty" not in errors[typo], errors[typo]
+    assert errors[empty_root].endswith(
+        " (the root@sys password given for this target is empty: give auth= its password, "
+        f"then run the rollout again; {UNSAID})"), errors[empty_root]
+    assert errors[empty_agent].endswith(
+        f" (the agent password given for this target is empty: give auth= its password, then "
+        f"run the rollout again; {UNSAID})"), errors[empty_agent]
+
+
 def test_cli_rollout_says_an_empty_password_refused_with_the_variable_to_set(tmp_path):
     from conftest import AGENT_PASSWORD
 
