@@ -74,12 +74,28 @@ def _prompting(monkeypatch, typed="typed-secret", tty=True):
     return _config, asked
 
 
+def _accepted(auth, **agent_options):
+    """Whether a FakeAgent started with ``agent_options`` takes what ``auth`` signs."""
+    from obshell_sdk import ObshellClient, WrongPasswordError
+    from obshell_sdk.testing import FakeAgent
+
+    with FakeAgent(**agent_options) as agent, \
+            ObshellClient(agent.host, agent.port, auth=auth) as client:
+        try:
+            client.unfinished_dags()
+        except WrongPasswordError:
+            return False
+        return True
+
+
 def test_the_cli_asks_for_a_missing_password_on_a_terminal(monkeypatch):
     config, asked = _prompting(monkeypatch)
     auth = config.prompted_auth_from_env(config.Environment(BASE), "root@sys password: ")
     assert asked == ["root@sys password: "]
     assert auth.min_key_bits == 1024 and "typed-secret" not in repr(auth)
-    assert auth._agent_password is None
+    assert "agent_password=None" in repr(auth)  # none was asked for
+    assert _accepted(auth, password="typed-secret")  # signs with what was typed
+    assert not _accepted(auth, password="another-secret")
 
 
 def test_an_agent_password_alone_is_used_as_from_env_uses_it(monkeypatch):
@@ -89,11 +105,13 @@ def test_an_agent_password_alone_is_used_as_from_env_uses_it(monkeypatch):
     auth = config.prompted_auth_from_env(env, "root@sys password: ")
     from_env = config.auth_from_env(env)
     assert asked == []
-
-    def plain(auth):
-        return auth._password.reveal(), auth._agent_password.reveal()
-
-    assert plain(auth) == plain(from_env) == ("", "agent-pw")
+    for made in (auth, from_env):
+        assert repr(made) == repr(from_env) and "agent_password='***'" in repr(made)
+        # The agent password signs for an agent that has one; else the root@sys one, empty.
+        assert _accepted(made, password="root-pw", agent_password="agent-pw")
+        assert not _accepted(made, password="root-pw", agent_password="other-pw")
+        assert _accepted(made, password="")
+        assert not _accepted(made, password="root-pw")
 
 
 def test_a_password_in_the_environment_is_never_asked_for(monkeypatch):
