@@ -163,10 +163,15 @@ class Journal:
     # -- writing --------------------------------------------------------------------------
 
     def step(self, target: str, step: str, status: str, *, dag_id: Optional[str] = None,
-             sent_at: Optional[float] = None, existed: Optional[frozenset[str]] = None) -> None:
-        """Record where ``step`` of ``target`` stands now (committed before returning)."""
+             sent_at: Optional[float] = None, existed: Optional[frozenset[str]] = None,
+             note: Optional[str] = None) -> None:
+        """Record where ``step`` of ``target`` stands now (committed before returning).
+
+        ``note``: how it got there, in its event (``done (found stored as package 3, ...)``).
+        """
         now = time.time()
         ids = None if existed is None else json.dumps(sorted(existed))
+        what = status if dag_id is None else f"{status} {dag_id}"
         with self._tx() as db:
             db.execute(
                 "INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (target, step) DO "
@@ -180,7 +185,7 @@ class Journal:
             db.execute("UPDATE targets SET started_at = COALESCE(started_at, ?) "
                        "WHERE target = ?", (now, target))
             db.execute("INSERT INTO events (at, target, step, what) VALUES (?, ?, ?, ?)",
-                       (now, target, step, status if dag_id is None else f"{status} {dag_id}"))
+                       (now, target, step, what if note is None else f"{what} ({note})"))
 
     def end(self, target: str, outcome: str, error: Optional[str] = None) -> None:
         """Record how ``target`` ended."""

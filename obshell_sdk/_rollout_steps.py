@@ -24,7 +24,7 @@ from ._journal import Journal, StepRecord, TargetOutcome, TargetRecord, under_wa
 from ._lookup import find_created_dag, made_none, rerun_note
 from ._models import AgentInfo
 from ._render import failure_line, state_text
-from ._targets import stored_said
+from ._targets import stored_copy, stored_said
 from ._task import DagTask
 from ._workflow import log_in
 
@@ -235,18 +235,31 @@ class TargetRun:
         return sent
 
     def _upload(self, step: Step) -> None:
-        """Upload ``step``'s package (journaled started, then done), or raise Ended (refused)."""
+        """Upload ``step``'s package (journaled started, then done), or raise Ended (refused).
+
+        One journaled started before (its reply lost, its runner stopped: it may be stored)
+        is looked for in the target's package list first (:func:`stored_copy`), and uploaded
+        only when the list lacks it: each upload stores another copy.
+        """
         if not self.logged_in:  # a wrong password refused before any upload
             log_in(self.client)
             self.logged_in = True
-        self.journal.step(self.target, step.name, "started")
-        uploaded = self.client._upload_checked(step.path, step.sha256, step.upload_timeout,
-                                               said_as=self._agent())
+        found = stored_copy(self.client.packages(), step.path) if (
+            step.name in self.record.steps) else None  # a first run lists nothing
+        if found is None:
+            self.journal.step(self.target, step.name, "started")
+            uploaded = self.client._upload_checked(step.path, step.sha256, step.upload_timeout,
+                                                   said_as=self._agent())
+        else:
+            log.info("%s: %s found stored as package %s: not uploaded again", self.target,
+                     step.name, found.pkg_id)
+            uploaded = found
         problem = step.confirm(uploaded) if step.confirm is not None else None
         if problem:  # nothing started: a rerun with the right package goes on
             raise Ended(TargetOutcome.REFUSED,
                         f"{problem}. {stored_said(uploaded.pkg_id, self._agent())}")
-        self.journal.step(self.target, step.name, "done")
+        self.journal.step(self.target, step.name, "done", note=None if found is None else
+                          f"found stored as package {found.pkg_id}, not uploaded")
 
     def _task(self, step: Step, record: Optional[StepRecord], waiting: list[Step]) -> None:
         task = None

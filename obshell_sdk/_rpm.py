@@ -18,7 +18,7 @@ import struct
 from collections.abc import Callable
 from typing import BinaryIO, NamedTuple, Optional
 
-__all__ = ["RpmSignature", "rpm_damage", "rpm_identity", "rpm_label", "rpm_signature"]
+__all__ = ["RpmSignature", "rpm_damage", "rpm_identity", "rpm_key", "rpm_label", "rpm_signature"]
 
 _LEAD_SIZE = 96
 _HEADER_MAGIC = b"\x8e\xad\xe8\x01"
@@ -42,6 +42,18 @@ def rpm_identity(path: str) -> Optional[tuple[str, str, str]]:
     if tags is None or not {_NAME, _VERSION, _RELEASE} <= tags.keys():
         return None
     return tags[_NAME], tags[_VERSION], tags[_RELEASE]
+
+
+def rpm_key(path: str) -> Optional[tuple[str, str, str, str]]:
+    """``(name, version, release, arch)`` of the RPM at ``path``; None unless its header says all.
+
+    What obshell's package list keeps one row of (its ``name``, ``version``,
+    ``release_distribution`` and ``architecture``, read from the same header at upload).
+    """
+    tags = _string_tags(path)
+    if tags is None or not {_NAME, _VERSION, _RELEASE, _ARCH} <= tags.keys():
+        return None
+    return tags[_NAME], tags[_VERSION], tags[_RELEASE], tags[_ARCH]
 
 
 def rpm_label(path: str) -> Optional[str]:

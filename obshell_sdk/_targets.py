@@ -1,8 +1,8 @@
 """An upgrade's target: obshell's version order, and whether a package can serve it.
 
 Everything here is read before anything is sent: the agent's or the cluster's version (from
-``/info``) against the target, as obshell compares them, and the RPM headers of the packages
-given for it. Pure: no request, no client.
+``/info``) against the target, as obshell compares them, the RPM headers of the packages
+given for it, and which row of a package list already holds one. Pure: no request, no client.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import Any, Optional
 
 from ._exceptions import InvalidArgumentError
 from ._models import UpgradePackageInfo
-from ._rpm import rpm_identity
+from ._rpm import rpm_identity, rpm_key, rpm_signature
 from ._text import printable
 from ._upload import check_package_path
 
 __all__ = ["check_ob_packages", "check_target_package", "not_newer", "not_the_target",
-           "ob_not_newer", "stored_said"]
+           "ob_not_newer", "stored_copy", "stored_said"]
 
 
 def not_newer(running: str, version: str, release: str) -> Optional[str]:
@@ -102,6 +102,26 @@ def stored_said(pkg_id: int, agent: str = "client") -> str:
                 f"({agent}.packages() lists it)")
     return (f"It stays stored until deleted: {agent}.packages() lists it with its pkg_id, "
             f"which {agent}.delete_package() takes")
+
+
+def stored_copy(listed: Sequence[UpgradePackageInfo], path: str
+                ) -> Optional[UpgradePackageInfo]:
+    """The row of a package list (``packages()``) that holds the RPM at ``path``, or None.
+
+    The list keeps one row per name, version, release and architecture, the newest upload's
+    (PROTOCOL-upgrade-family §5.1): it cannot tell two uploads of one file apart. A row holds
+    this package when those four match its RPM header, and its MD5 (of the RPM signature,
+    which obshell lists) matches too when both say one. None when the header does not say
+    the four: the list cannot be searched for it then.
+    """
+    key = rpm_key(path)
+    if key is None:
+        return None
+    signature = rpm_signature(path)
+    md5 = "" if signature is None or signature.md5 is None else signature.md5.hex()
+    return next((row for row in listed if key == (
+        row.name, row.version, row.release_distribution, row.architecture) and not (
+            md5 and row.md5 and row.md5.lower() != md5)), None)
 
 
 def check_target_package(package: Any, version: str, release: str) -> str:

@@ -328,6 +328,118 @@ def test_an_upload_that_may_have_stored_its_package_names_the_target_s_client(
     else:
         assert f"may have stored the package, or may still be storing it: {at}.packages() " \
             "lists it once stored. Upload it again only if it is not listed" in said, said
+
+
+def _sent_packages(agent):
+    """Uploads that carried a package, on either route (not the newer one's empty probe)."""
+    return uploads(agent) + len(agent.requests_to("/api/v1/upgrade/package", "POST"))
+
+
+def _listings(agent):
+    return len(agent.requests_to("/api/v1/upgrade/package/info", "GET"))
+
+
+def _upload_events(journal):
+    """What the journal's events say of the upload step, oldest first."""
+    db = sqlite3.connect(journal)
+    try:
+        return [row[0] for row in db.execute(
+            "SELECT what FROM events WHERE step = 'upload' ORDER BY seq")]
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("fault", ["stored", "gateway", "reset"])
+def test_a_rerun_after_a_lost_upload_reply_uploads_only_what_the_package_list_lacks(
+        tmp_path, fault):
+    """The upload's reply was lost: the target is unknown. The rerun lists the target's
+    packages first: one the agent stored before its reply was lost is not sent again (one
+    copy stays, journaled found stored); one it never stored (a gateway's page, a reset, on
+    the older route) is uploaded then. The first run lists nothing."""
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    stored = fault == "stored"
+    with ExitStack() as stack:
+        [agent] = agents(stack, 1, {0: {"new_upload": stored}})
+        if stored:
+            agent.drop_reply_after_next(path_prefix="/api/v1/package", method="POST")
+        elif fault == "gateway":
+            agent.fail_next(status=502, path_prefix="/api/v1/upgrade/package")
+        else:
+            agent.reset_next(path_prefix="/api/v1/upgrade/package")
+        journal = tmp_path / "r.db"
+        (first,) = rollout([agent], journal).upgrade_agent(
+            VERSION, RELEASE, package=str(rpm)).results.values()
+        assert first.outcome is TargetOutcome.UNKNOWN, first
+        assert _listings(agent) == 0 and _sent_packages(agent) == 1, agent.requests
+        assert len(agent.packages) == (1 if stored else 0)
+        again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, package=str(rpm))
+        assert again.ok, str(again)
+        assert _listings(agent) == 1 and posts(agent) == 1
+        assert len(agent.packages) == 1  # one copy, either way
+        assert _sent_packages(agent) == (1 if stored else 2)
+        assert _upload_events(journal) == (["started", "done (found stored as package 1, "
+                                            "not uploaded)"] if stored else [
+            "started", "started", "done"])
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_a_rerun_after_a_runner_stopped_during_an_upload_lists_first(tmp_path, stored):
+    """The journal says the upload started, never that it ended (the runner was killed
+    during it): the rerun uploads it only when the target's package list lacks it."""
+    from obshell_sdk._journal import Journal
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    with ExitStack() as stack:
+        [agent] = agents(stack, 1)
+        if stored:  # the killed runner's upload got through
+            with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+                client.upload_package(rpm)
+        journal = tmp_path / "r.db"
+        (target,) = targets([agent])
+        j = Journal(str(journal), {"kind": "agent", "version": VERSION, "release": RELEASE,
+                                   "upgrade_dir": None, "check": True}, [target])
+        j.step(target, "upload", "started")
+        j.close()
+        sent = uploads(agent)
+        report = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, package=str(rpm))
+        assert report.ok, str(report)
+        assert len(agent.packages) == 1 and uploads(agent) == sent + (0 if stored else 1)
+        assert _listings(agent) == 1 and posts(agent) == 1
+
+
+@pytest.mark.parametrize("other", ["build", "architecture"])
+def test_a_rerun_uploads_a_package_the_list_holds_only_another_of(tmp_path, other):
+    """The list's row must be this RPM: the same name, version and release of another build
+    (other bytes: its MD5 differs) or architecture is not it, so the rerun uploads it."""
+    from obshell_sdk._journal import Journal
+    from obshell_sdk.testing import build_rpm
+
+    rpm, theirs = tmp_path / "obshell.rpm", tmp_path / "theirs.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    theirs.write_bytes(build_rpm("obshell", VERSION, RELEASE, arch="aarch64") if
+                       other == "architecture" else build_rpm(
+                           "obshell", VERSION, RELEASE,
+                           files={"/home/admin/oceanbase/bin/obshell": b"#!/bin/sh\n"}))
+    with ExitStack() as stack:
+        [agent] = agents(stack, 1)
+        with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+            client.upload_package(theirs)
+        journal = tmp_path / "r.db"
+        (target,) = targets([agent])
+        j = Journal(str(journal), {"kind": "agent", "version": VERSION, "release": RELEASE,
+                                   "upgrade_dir": None, "check": True}, [target])
+        j.step(target, "upload", "started")
+        j.close()
+        report = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, package=str(rpm))
+        assert report.ok, str(report)
+        assert len(agent.packages) == 2 and agent.packages[-1][1] == rpm.read_bytes()
+
+
 def test_max_failures_skips_the_rest_and_a_rerun_starts_them(tmp_path):
     with ExitStack() as stack:
         fleet = agents(stack, 5, {0: {"fail_stage": 2, "fail_times": 1}})
