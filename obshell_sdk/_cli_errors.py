@@ -83,6 +83,7 @@ HINTS: Sequence[tuple[str, str]] = (
      "upload it, then retry the task (obshell-sdk task retry ID --package RPM does both)"),
     (r"run the rollout again with journal '[^']*' to resume it", "run the same command again "
      "to resume it"),
+    (r"Running the rollout again uploads it", "Running the same command again uploads it"),
     (r"the error's \.report says", "the report on stdout says"),
     (r"run the upload \(or the upgrade call or rollout that uploaded it\) again",
      "run the command again"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 from ._caller import Caller, CallsBase, contents
 from ._errcodes import own_finding
@@ -32,15 +32,35 @@ from ._upload import (
 )
 from ._validate import MAX_LIFETIME, brief_repr, check_timeout, check_upload_timeout
 
-__all__ = ["MAYBE_STORED", "PROBE_LOST", "PackageCalls", "probe_lost"]
+__all__ = ["MAYBE_STORED", "PROBE_LOST", "PackageCalls", "SaidAs", "probe_lost"]
 
 log = logging.getLogger("obshell_sdk")
 
-#: What an upload whose reply was lost (or was a gateway's 5xx page) ends with; ``{}`` is how
-#: Python reaches the agent: ``client``, or a rollout target's ``ObshellClient(...)``.
+#: What an upload whose reply was lost (or was a gateway's 5xx page) ends with: ``{client}``
+#: as :class:`SaidAs` names it, ``{again}`` who uploads it again, and when.
 MAYBE_STORED = (". The agent may have stored the package, or may still be storing it: "
-                "{}.packages() lists it once stored. Upload it again only if it is not "
-                "listed: each upload stores another copy, and the list shows only the newest")
+                "{client}.packages() lists it once stored. {again}: each upload stores "
+                "another copy, and the list shows only the newest")
+
+
+class SaidAs(NamedTuple):
+    """How an upload's errors say what to do next: the client they name, who uploads again."""
+
+    #: How Python reaches the agent: ``client``, or a rollout target's ``ObshellClient(...)``.
+    client: str = "client"
+    #: A rollout's upload: after a lost reply, running the rollout again lists the target's
+    #: packages and uploads it only when they lack it (else the caller, by hand).
+    rollout: bool = False
+
+    def maybe_stored(self) -> str:
+        """:data:`MAYBE_STORED` as said to this client's user."""
+        again = ("Running the rollout again uploads it only if it is not listed then"
+                 if self.rollout else "Upload it again only if it is not listed")
+        return MAYBE_STORED.format(client=self.client, again=again)
+
+
+#: The caller's own ``client``: it uploads again by hand.
+_CALLER = SaidAs()
 
 #: How to go on after an upload that stored nothing.
 _AGAIN = "run the upload (or the upgrade call or rollout that uploaded it) again"
@@ -88,7 +108,7 @@ class PackageCalls(CallsBase):
         return _send_package(self, file, sha256, *bounds)
 
     def _upload_checked(self, file: str, sha256: Optional[str],
-                        lifetime: Optional[float] = None, *, said_as: str = "client"
+                        lifetime: Optional[float] = None, *, said_as: SaidAs = _CALLER
                         ) -> UpgradePackageInfo:
         """:meth:`upload_package` of a file checked already, its check's SHA-256 reused.
 
@@ -97,7 +117,7 @@ class PackageCalls(CallsBase):
         once more, to send it. A file changed since is caught by the agent's own checks; one
         gone or unreadable is refused before it is sent (:class:`InvalidArgumentError`).
         ``said_as`` is how the errors' hints name this client (a rollout's target client is
-        not the caller's: ``ObshellClient('h', 2886, auth=...)``).
+        not the caller's: ``ObshellClient('h', 2886, auth=...)``) and who uploads again.
         """
         return _send_package(self, file, sha256, *_bounds(self, file, lifetime, None),
                              said_as=said_as)
@@ -162,7 +182,7 @@ def _bounds(client: Caller, file: str, lifetime: Optional[float], timeout: Optio
 
 
 def _send_package(client: Caller, file: str, sha256: Optional[str], lifetime: float,
-                  limit: tuple[float, float], *, said_as: str = "client"
+                  limit: tuple[float, float], *, said_as: SaidAs = _CALLER
                   ) -> UpgradePackageInfo:
     """Send checked ``file`` (its SHA-256, if known) within ``lifetime`` and ``limit``.
 
@@ -186,7 +206,7 @@ def _send_package(client: Caller, file: str, sha256: Optional[str], lifetime: fl
 
 
 def _sent(client: Caller, file: str, sha256: Optional[str], lifetime: float,
-          limit: tuple[float, float], said_as: str) -> UpgradePackageInfo:
+          limit: tuple[float, float], said_as: SaidAs) -> UpgradePackageInfo:
     """:func:`_send_package`'s work: the route asked (once), the file sent, the reply read."""
     new = _has_new_upload(client, (limit[0], min(client.timeout[1], limit[1])))  # within it
     request, bodies = package_request(file, lifetime, new=new, file_sha256=sha256)
@@ -197,7 +217,7 @@ def _sent(client: Caller, file: str, sha256: Optional[str], lifetime: float,
         if failure is not None:  # the file, not the link: the agent got part of it
             raise _cut_short(request, client.agent, failure) from exc
         if reply_lost(exc):  # the agent may have stored it
-            exc._prefix_message("", MAYBE_STORED.format(said_as))
+            exc._prefix_message("", said_as.maybe_stored())
         raise
     finally:
         for body in bodies:
@@ -206,8 +226,8 @@ def _sent(client: Caller, file: str, sha256: Optional[str], lifetime: float,
         info = read_reply(UpgradePackageInfo.from_json, data, request.method, request.path,
                           client.agent)
     except DecodeError as exc:  # its envelope said it succeeded
-        exc._prefix_message("", f". The agent said it stored the package: {said_as}."
-                            "packages() lists it")
+        exc._prefix_message("", f". The agent said it stored the package: "
+                            f"{said_as.client}.packages() lists it")
         raise
     log.info("agent %s: stored package %s", client.agent, printable(
         f"{info.name} {info.version}-{info.release_distribution} ({info.architecture})"))

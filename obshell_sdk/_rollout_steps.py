@@ -23,6 +23,7 @@ from ._exceptions import ApiError, ConnectionLostError, ObshellError, OutcomeUnk
 from ._journal import Journal, StepRecord, TargetOutcome, TargetRecord, under_way
 from ._lookup import find_created_dag, made_none, rerun_note
 from ._models import AgentInfo
+from ._package_calls import SaidAs
 from ._render import failure_line, state_text
 from ._targets import stored_copy, stored_said
 from ._task import DagTask
@@ -249,7 +250,7 @@ class TargetRun:
         if found is None:
             self.journal.step(self.target, step.name, "started")
             uploaded = self.client._upload_checked(step.path, step.sha256, step.upload_timeout,
-                                                   said_as=self._agent())
+                                                   said_as=SaidAs(self._agent(), rollout=True))
         else:
             log.info("%s: %s found stored as package %s: not uploaded again", self.target,
                      step.name, found.pkg_id)

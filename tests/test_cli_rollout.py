@@ -122,22 +122,34 @@ def test_a_package_stored_under_an_id_not_said_is_found_by_package_list(
 def test_a_lost_upload_reply_says_package_list_aimed_at_its_target(tmp_path, monkeypatch,
                                                                    capsys):
     """The library names the target's ``ObshellClient(...)`` for a lost upload reply; the
-    command line says ``package list`` aimed at that target instead, no Python call."""
+    command line says ``package list`` aimed at that target instead, no Python call, and
+    what running the command again does: it lists first, and finds the package stored."""
     from obshell_sdk.testing import build_rpm
 
     rpm = tmp_path / "obshell.rpm"
     rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
     monkeypatch.setenv("OBSHELL_PASSWORD", PASSWORD)
-    with FakeAgent(password=PASSWORD) as agent:
+    with FakeAgent(password=PASSWORD, stage_seconds=0.03) as agent:
         agent.drop_reply_after_next(path_prefix="/api/v1/package", method="POST")
         fleet = tmp_path / "fleet.txt"
         fleet.write_text(f"127.0.0.1:{agent.port}\n")
-        code = main(["rollout", "agent", "--targets", str(fleet), "--journal",
-                     str(tmp_path / "r.db"), "--package", str(rpm), VERSION, RELEASE])
+        journal = str(tmp_path / "r.db")
+        argv = ["rollout", "agent", "--targets", str(fleet), "--journal", journal,
+                "--package", str(rpm), VERSION, RELEASE]
+        code = main(argv)
         out = capsys.readouterr()
         assert code == 8 and agent.dags == {}, out.err
+        assert main(["rollout", "status", "--journal", journal]) == 8
+        status = capsys.readouterr().out
+        assert main(argv) == 0, capsys.readouterr().err
+        assert len(agent.packages) == 1  # found stored: not sent again
     at = f"obshell-sdk --host 127.0.0.1 --port {agent.port}"
+    said = (f"may have stored the package, or may still be storing it: {at} package list "
+            "shows it once stored. Running the same command again uploads it only if it is "
+            "not listed then: each upload stores another copy")
     (line,) = _lines_of(out.out, f"127.0.0.1:{agent.port}")
-    assert f"may have stored the package, or may still be storing it: {at} package list " \
-        "shows it once stored. Upload it again only if it is not listed" in line, line
-    assert "client." not in out.out + out.err and "ObshellClient" not in out.out + out.err
+    assert said in line, line
+    (line,) = _lines_of(status, f"127.0.0.1:{agent.port}")[-1:]  # the error, below the table
+    assert said in line, status
+    assert "client." not in out.out + out.err + status, out
+    assert "ObshellClient" not in out.out + out.err + status, out

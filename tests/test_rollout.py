@@ -327,7 +327,9 @@ def test_an_upload_that_may_have_stored_its_package_names_the_target_s_client(
                              "lists it"), said
     else:
         assert f"may have stored the package, or may still be storing it: {at}.packages() " \
-            "lists it once stored. Upload it again only if it is not listed" in said, said
+            "lists it once stored. Running the rollout again uploads it only if it is not " \
+            "listed then: each upload stores another copy" in said, said
+        assert "Upload it again" not in said, said  # what the rollout does, not by hand
 
 
 def _sent_packages(agent):
@@ -373,6 +375,8 @@ def test_a_rerun_after_a_lost_upload_reply_uploads_only_what_the_package_list_la
         (first,) = rollout([agent], journal).upgrade_agent(
             VERSION, RELEASE, package=str(rpm)).results.values()
         assert first.outcome is TargetOutcome.UNKNOWN, first
+        assert "Running the rollout again uploads it only if it is not listed" in str(
+            first.error)
         assert _listings(agent) == 0 and _sent_packages(agent) == 1, agent.requests
         assert len(agent.packages) == (1 if stored else 0)
         again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, package=str(rpm))
