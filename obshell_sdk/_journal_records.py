@@ -27,7 +27,8 @@ class TargetOutcome(TextEnum):
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
     UNKNOWN = "unknown"
-    #: The agent could not be reached; nothing of the step under way was sent.
+    #: The agent could not be reached, or lost the reply to the upload route's empty probe
+    #: (which stores nothing); nothing of the step under way was sent. A rerun tries again.
     UNREACHABLE = "unreachable"
     #: A call was refused, by the agent (credentials, parameters, its lock) or by the SDK
     #: before signing, and made no task. Fix the cause; a rerun tries again.

@@ -31,6 +31,7 @@ from ._exceptions import (
     WeakKeyError,
 )
 from ._journal import Journal, TargetRecord, under_way
+from ._package_calls import probe_lost
 from ._render_live import RolloutBoard
 from ._rollout_report import (
     RolloutReport,
@@ -333,8 +334,8 @@ def split_target(target: str) -> tuple[str, int]:
 
 def judge(exc: ObshellError) -> TargetOutcome:
     """A failure's outcome: unknown when the agent may still be doing the work."""
-    if isinstance(exc, ConnectError):  # the request never left: nothing is under way
-        return TargetOutcome.UNREACHABLE
+    if isinstance(exc, ConnectError) or probe_lost(exc):  # never sent, or an upload's empty
+        return TargetOutcome.UNREACHABLE  # probe (it stores nothing): nothing is under way
     if isinstance(exc, (OutcomeUnknownError, TaskTimeoutError, TaskUnreachableError,
                         TransportError)):
         return TargetOutcome.UNKNOWN

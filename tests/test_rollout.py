@@ -444,6 +444,33 @@ def test_a_rerun_uploads_a_package_the_list_holds_only_another_of(tmp_path, othe
         assert len(agent.packages) == 2 and agent.packages[-1][1] == rpm.read_bytes()
 
 
+@pytest.mark.parametrize("fault", ["reset", "gateway"])
+def test_a_lost_reply_to_the_upload_probe_is_unreachable_and_the_rerun_uploads(
+        tmp_path, fault):
+    """The upload route's empty probe stores nothing: its lost reply (or a gateway's page)
+    leaves nothing under way, so the target is unreachable, not unknown; the rerun uploads."""
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    with ExitStack() as stack:
+        [agent] = agents(stack, 1)
+        if fault == "reset":
+            agent.reset_next(path_prefix="/api/v1/package")
+        else:
+            agent.fail_next(status=502, path_prefix="/api/v1/package")
+        journal = tmp_path / "r.db"
+        (first,) = rollout([agent], journal).upgrade_agent(
+            VERSION, RELEASE, package=str(rpm)).results.values()
+        assert first.outcome is TargetOutcome.UNREACHABLE, first
+        assert str(first.error).endswith("nothing was stored; run the upload (or the upgrade "
+                                         "call or rollout that uploaded it) again"), first.error
+        assert agent.packages == [] and agent.dags == {} and uploads(agent) == 0
+        again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, package=str(rpm))
+        assert again.ok, str(again)
+        assert len(agent.packages) == 1 and uploads(agent) == 1
+
+
 def test_max_failures_skips_the_rest_and_a_rerun_starts_them(tmp_path):
     with ExitStack() as stack:
         fleet = agents(stack, 5, {0: {"fail_stage": 2, "fail_times": 1}})
