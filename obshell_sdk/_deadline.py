@@ -28,6 +28,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from ._wire import FinalResponse
+
 __all__ = ["CallDeadline", "DeadlineAdapter", "cut_when", "new_session"]
 
 log = logging.getLogger("obshell_sdk")
@@ -186,7 +188,12 @@ if hasattr(os, "register_at_fork"):  # POSIX
 
 
 class _HTTPConnection(HTTPConnection):
-    """A connection whose socket the current call's deadline watches (HTTPS below, too)."""
+    """A connection whose socket the current call's deadline watches (HTTPS below, too).
+
+    Its replies are read past interim (1xx) ones: see :mod:`._wire`.
+    """
+
+    response_class = FinalResponse
 
     def _new_conn(self) -> Any:
         sock = super()._new_conn()  # watched at once: a proxy's CONNECT reply is read next

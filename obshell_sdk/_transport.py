@@ -197,8 +197,9 @@ class Transport:
                     method, self.base_url + request.target, data=request.body, headers=headers,
                     timeout=(min(timeout[0], left), min(timeout[1], left)), verify=self._verify,
                     cert=self._cert, proxies=self._proxies, allow_redirects=False, stream=True)
-                try:
-                    content = _read_capped(resp, self.max_reply_bytes)
+                try:  # an interim reply is left unread: closed, its connection never reused
+                    content = (_read_capped(resp, self.max_reply_bytes)
+                               if resp.status_code >= 200 else None)
                 finally:
                     resp.close()
             except _ReplyTooLargeError as exc:
@@ -211,15 +212,9 @@ class Transport:
         if deadline.fired:  # the cut reply may even look complete (a close-delimited one)
             raise exchange_error(TimeoutError(), True, seconds, method, path, self.agent,
                                  maybe_sent=True)
-        if content is None or (not content and 200 <= resp.status_code < 300
-                               and resp.status_code != 204):
-            # obshell answers with an envelope (or a 204, bodiless by definition): a 2xx with
-            # no body was cut after the status line or inside the headers (a close-delimited
-            # reply looks complete then). Whether the agent acted is unknown.
-            raise ConnectionLostError(
-                "reply shorter than its Content-Length (connection cut)" if content is None
-                else f"HTTP {resp.status_code} reply with no body (connection cut?)",
-                method=method, path=path, agent=self.agent)
+        lost = _lost_reply(resp.status_code, content)
+        if lost or content is None:  # whether the agent acted is unknown
+            raise ConnectionLostError(lost, method=method, path=path, agent=self.agent)
         log.debug("%s %s on %s -> %d in %.0f ms (trace %s)", method, request.target, self.agent,
                   resp.status_code, (time.monotonic() - started) * 1000, headers[TRACE_HEADER])
         return _envelope(resp, content, method, path, self.agent)
@@ -237,6 +232,21 @@ def read_reply(read: Callable[[Any], T], reply: Any, method: str, path: str, age
     except DecodeError as exc:
         exc._name_exchange(method, path, agent)
         raise
+
+
+def _lost_reply(status: int, content: Optional[bytes]) -> str:
+    """Why a reply read is not the agent's answer to the request ("" when it is one)."""
+    if status < 200:  # 101, never asked for; any 1xx through a given session's adapter
+        return (f"HTTP {status} interim reply where the final one was due (its connection "
+                "was closed, never to be reused)")
+    if content is None:
+        return "reply shorter than its Content-Length (connection cut)"
+    if not content and 200 <= status < 300 and status != 204:
+        # obshell answers with an envelope (or a 204, bodiless by definition): a 2xx with
+        # no body was cut after the status line or inside the headers (a close-delimited
+        # reply looks complete then).
+        return f"HTTP {status} reply with no body (connection cut?)"
+    return ""
 
 
 def _read_capped(resp: requests.Response, cap: int) -> Optional[bytes]:

@@ -182,14 +182,7 @@ def test_a_lookup_never_takes_an_earlier_run_when_the_agents_clock_jumped(raw, s
 
 # -- 4 and 5. an interim 1xx reply is taken for the reply ----------------------------------
 
-INTERIM_BUG = ("LIBRARY BUG (_deadline.py _HTTPConnection / _transport.py _exchange): "
-               "http.client skips only 100 Continue, so a 102 or 103 interim reply is read as "
-               "the final one (an empty body) and its connection goes back to the pool; the "
-               "real reply then answers the next request sent on it")
 
-
-@pytest.mark.xfail(strict=True, reason=INTERIM_BUG + ": an operator the agent refused (400 "
-                   "RetryNotAllowed) returns as applied, having read the previous GET's reply")
 def test_after_an_interim_reply_no_call_reads_an_earlier_calls_reply(raw):
     """The agent sends ``102 Processing`` at once and its final reply when done; meanwhile
     the client has sent its next request on the same connection (HTTP/1.1 answers in
@@ -218,8 +211,6 @@ def test_after_an_interim_reply_no_call_reads_an_earlier_calls_reply(raw):
             client.operate_dag("11", "RETRY")
 
 
-@pytest.mark.xfail(strict=True, reason=INTERIM_BUG + ": a 103 Early Hints before a poll's "
-                   "reply ends wait() at once with DecodeError ('HTTP 103 reply is not JSON')")
 def test_an_interim_reply_before_a_poll_s_reply_does_not_end_the_wait(raw):
     server, agent = raw
     done = http_reply(200, envelope(dag_json("11", stage=9, state="SUCCEED")),
