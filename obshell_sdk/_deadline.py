@@ -7,15 +7,18 @@ per process shuts them down when the deadline passes, so the blocked read return
 and the call ends. The transport then reports the call as timed out.
 
 Sockets register through the connection classes of our own adapter (:class:`DeadlineAdapter`),
-which requests mounts on the sessions the SDK makes. The same classes note when a call's
-request starts going out (:attr:`CallDeadline.sent`): a failure before that, even a TLS error,
-cannot have reached the agent; one after it may have.
+which requests mounts on the sessions the SDK makes; a socket cannot be cut while it connects,
+so those classes connect to each of a host's addresses only for what is left of the call
+(:mod:`._wire`). The same classes note when a call's request starts going out
+(:attr:`CallDeadline.sent`): a failure before that, even a TLS error, cannot have reached the
+agent; one after it may have.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import socket
 import threading
@@ -28,7 +31,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from ._wire import FinalResponse
+from ._wire import FinalResponse, connect_within
 
 __all__ = ["CallDeadline", "DeadlineAdapter", "cut_when", "new_session"]
 
@@ -190,14 +193,16 @@ if hasattr(os, "register_at_fork"):  # POSIX
 class _HTTPConnection(HTTPConnection):
     """A connection whose socket the current call's deadline watches (HTTPS below, too).
 
-    Its replies are read past interim (1xx) ones: see :mod:`._wire`.
+    Its connects end by the deadline (a socket is watched only once connected), and its
+    replies are read past interim (1xx) ones: see :mod:`._wire`.
     """
 
     response_class = FinalResponse
 
     def _new_conn(self) -> Any:
-        sock = super()._new_conn()  # watched at once: a proxy's CONNECT reply is read next
-        _watch_current(sock)
+        deadline: Optional[CallDeadline] = getattr(_current, "deadline", None)
+        sock = connect_within(self, math.inf if deadline is None else deadline.expires)
+        _watch_current(sock)  # watched at once: a proxy's CONNECT reply is read next
         return sock
 
     def connect(self) -> None:

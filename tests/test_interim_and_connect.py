@@ -1,21 +1,24 @@
-"""Below the HTTP of a call: interim (1xx) replies read past.
+"""Below the HTTP of a call: interim (1xx) replies read past, and connects within its time.
 
 An interim reply (``102 Processing``, ``103 Early Hints``) is never the agent's answer: the
 final reply after it is read, on the same connection; a connection whose final reply was not
-read is never given back to the pool.
+read is never given back to the pool. A host's addresses are tried in turn, each attempt cut
+to what is left of the call, with the socket options urllib3 would set.
 """
 
 from __future__ import annotations
 
 import http.client
+import socket
 import time
 
 import pytest
 import requests
 import requests.adapters
+from conftest import closed_port
 from rawserver import RawReply, RawServer, envelope, http_reply
 
-from obshell_sdk import ConnectionLostError, ObshellClient, ReadTimeoutError
+from obshell_sdk import ConnectError, ConnectionLostError, ObshellClient, ReadTimeoutError
 
 INFO = envelope({"identity": "SINGLE", "version": "4.3.0.0", "ip": "127.0.0.1", "port": 2886,
                  "supportedAuth": ["v2"]})
@@ -111,3 +114,58 @@ def test_interim_replies_over_tls_are_read_past_too(pki):
                                                                                    JSON)])
         with _info(server, https=True, verify=str(pki / "ca.pem")) as client:
             assert client.info().identity == "SINGLE"
+
+
+@pytest.fixture
+def resolve(monkeypatch):
+    """``resolve(addresses)``: ``agent.test`` resolves to these ``(host, port)`` addresses."""
+    real = socket.getaddrinfo
+    addresses: list[tuple[str, int]] = []
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host != "agent.test":
+            return real(host, *args, **kwargs)
+        if not addresses:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", address) for address in addresses]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return addresses.extend
+
+
+def test_an_address_that_refuses_is_passed_over_for_the_next(resolve):
+    with RawServer() as server:
+        server.set_reply(200, INFO, JSON)
+        resolve([("127.0.0.1", closed_port()), ("127.0.0.1", server.port)])
+        with ObshellClient("agent.test", server.port, auth=None, timeout=(1, 2)) as client:
+            assert client.info().identity == "SINGLE"
+        assert len(server.requests) == 1
+
+
+def test_every_address_refusing_is_a_connect_error():
+    with ObshellClient("127.0.0.1", closed_port(), auth=None, timeout=(1, 2)) as client:
+        with pytest.raises(ConnectError, match="cannot connect"):
+            client.info()
+
+
+def test_a_host_no_resolver_knows_is_a_connect_error_saying_why(resolve):
+    resolve([])
+    with ObshellClient("agent.test", 2886, auth=None, timeout=(1, 2)) as client:
+        with pytest.raises(ConnectError, match="Name or service not known") as info:
+            client.info()
+    assert isinstance(info.value.__cause__, requests.ConnectionError)
+
+
+def test_connections_keep_urllib3_s_socket_options():
+    """TCP_NODELAY, as urllib3 sets it: a small request is not held back by Nagle."""
+    from obshell_sdk._deadline import CallDeadline, new_session
+
+    with RawServer() as server:
+        server.set_reply(200, INFO, JSON)
+        session = new_session()
+        with CallDeadline(10):
+            reply = session.get(f"http://{server.host}:{server.port}/", timeout=5, stream=True)
+            sock = reply.raw.connection.sock
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+            reply.close()
+        session.close()
