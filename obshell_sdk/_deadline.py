@@ -9,7 +9,7 @@ and the call ends. The transport then reports the call as timed out.
 Sockets register through the connection classes of our own adapter (:class:`DeadlineAdapter`),
 which requests mounts on the sessions the SDK makes; a socket cannot be cut while it connects,
 so those classes connect to each of a host's addresses only for what is left of the call
-(:mod:`._wire`). The same classes note when a call's request starts going out
+(:mod:`._connection`). The same classes note when a call's request starts going out
 (:attr:`CallDeadline.sent`): a failure before that, even a TLS error, cannot have reached the
 agent; one after it may have.
 """
@@ -31,7 +31,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from ._wire import FinalResponse, connect_within
+from ._connection import FinalResponse, connect_within
 
 __all__ = ["CallDeadline", "DeadlineAdapter", "cut_when", "new_session"]
 
@@ -194,7 +194,7 @@ class _HTTPConnection(HTTPConnection):
     """A connection whose socket the current call's deadline watches (HTTPS below, too).
 
     Its connects end by the deadline (a socket is watched only once connected), and its
-    replies are read past interim (1xx) ones: see :mod:`._wire`.
+    replies are read past interim (1xx) ones: see :mod:`._connection`.
     """
 
     response_class = FinalResponse
