@@ -5,8 +5,8 @@ endpoint declares, started around the time the POST was sent, for up to
 :data:`RECOVERY_SECONDS`; each read is cut to the time the lookup has left, so a slow agent
 cannot stretch it. A task that takes no lock is listed only while it runs, and an upgrade
 that ended stops being the last maintenance task once another one is made: the agent's
-whole history is read once more when the lists held nothing. This module reads the agent
-only through :class:`AgentReads`, which the client is.
+whole history is read once more, within the time left, when the lists held nothing. This
+module reads the agent only through :class:`AgentReads`, which the client is.
 """
 
 from __future__ import annotations
@@ -158,16 +158,18 @@ def find_created_dag(
     The agent's lists (:func:`listed`) and its clock are read through ``reads`` for up to
     ``seconds`` (:data:`RECOVERY_SECONDS` by default), each read cut to the time left;
     ``existed`` holds the ids listed before the POST (None if unknown). The whole history
-    is read once when the lists held nothing (see :func:`_in_history`). Returns the DAG the
+    is read once when the lists held nothing (see :func:`_in_history`), within the time
+    left. Returns the DAG the
     POST created or raises :class:`OutcomeUnknownError`, never one there before, nor one of
     several that may be it (a lockless task another caller made at the same time).
     """
     seconds = RECOVERY_SECONDS if seconds is None else seconds
     log.warning("%s lost its reply (%s); looking for task %r", lost.path, lost, name)
     clock = _Judge(reads, sent_at, existed)
+    until = time.monotonic() + seconds
     # After a read timeout the agent may still be creating the task: keep looking until the
     # deadline. After a cut connection one clear "not there" a few seconds on is enough.
-    dags, last = _look(reads, endpoint, clock, name, seconds,
+    dags, last = _look(reads, endpoint, clock, name, until,
                        seconds if isinstance(lost, ReadTimeoutError) else min(5.0, seconds))
     if len(dags) == 1:
         return dags[0]
@@ -175,8 +177,8 @@ def find_created_dag(
         raise _ambiguous(lost, name, dags) from lost
     # Ended (a lockless one), or an upgrade no longer the last maintenance DAG: the history
     # holds it. Not after a hung read for an upgrade: its lookup keeps to its time.
-    found = _in_history(reads, clock, name) if last is None or not endpoint.maintenance \
-        else None
+    found = _in_history(reads, clock, name, until) \
+        if last is None or not endpoint.maintenance else None
     if found is not None and len(found) == 1:
         log.warning("found task %s %r in the agent's history: the agent did create it",
                     found[0].id, name)
@@ -225,15 +227,14 @@ def rerun_note(endpoint: TaskEndpoint[Any], existed: Optional[frozenset[str]],
 
 
 def _look(reads: AgentReads, endpoint: TaskEndpoint[Any], clock: _Judge, name: str,
-          seconds: float, settle: float) -> tuple[list[DagDetail], Optional[ObshellError]]:
-    """Read the lists for the DAG, pausing longer each time, for up to ``seconds``.
+          until: float, settle: float) -> tuple[list[DagDetail], Optional[ObshellError]]:
+    """Read the lists for the DAG, pausing longer each time, until ``until`` (monotonic).
 
     Each read is cut to the time left. Stops once the agent answered ``settle`` seconds on
     without it. Returns the DAGs that may be it (none, it, or several that cannot be told
     apart) and the error of the last read when it failed.
     """
-    started = time.monotonic()
-    until, delay = started + seconds, 0.25
+    started, delay = time.monotonic(), 0.25
     last: Optional[ObshellError] = None
     while True:
         try:
@@ -257,17 +258,21 @@ def _look(reads: AgentReads, endpoint: TaskEndpoint[Any], clock: _Judge, name: s
         delay = min(delay * 2, 5.0)
 
 
-def _in_history(reads: AgentReads, clock: _Judge, name: str) -> Optional[list[DagDetail]]:
+def _in_history(reads: AgentReads, clock: _Judge, name: str, until: float
+                ) -> Optional[list[DagDetail]]:
     """The DAGs of the agent's whole history the POST may have made (see ``ran_for_us``).
 
-    One read, within the client's timeout. None when it was not read (no clock) or failed.
+    One read, cut to end by ``until`` (monotonic), the lookup's end. None when it was not
+    read (no clock) or failed.
     """
+    if clock.earliest is None:
+        return None
     try:
-        past = None if clock.earliest is None else reads.cluster_dags()
+        past = reads.cluster_dags(timeout=_by(reads, until))
     except ObshellError as exc:
         log.info("could not read the agent's task history (%s)", exc)
         return None
-    return None if past is None else [d for d in past if clock.ran_for_us(d, name)]
+    return [d for d in past if clock.ran_for_us(d, name)]
 
 
 def _ambiguous(lost: ConnectionLostError, name: str, dags: list[DagDetail]

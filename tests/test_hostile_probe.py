@@ -295,10 +295,6 @@ def test_a_hung_host_with_several_addresses_cannot_stretch_a_wait(hung_host):
 # -- 7. the lookup's history read is not cut to its minute --------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LIBRARY BUG (_lookup.py _in_history): the history read after a lost pre-check's lookup "
-    "gets the client's whole read timeout, not what is left of the lookup's minute: a hung "
-    "/api/v1/task/dags/ob adds a read timeout (60 s by default) to every lost pre-check"))
 def test_a_hung_history_cannot_stretch_a_lost_create_s_lookup(raw, short_recovery):
     server, agent = raw
     agent.route("POST", CHECK, lambda request: CUT)
