@@ -249,7 +249,8 @@ class ObshellClient(TaskCalls, PackageCalls, UpgradeCalls):
         on_send: Optional[Callable[[Optional[frozenset[str]], float], None]] = None,
     ) -> DagTask:
         """Create a task through ``endpoint`` exactly once (see :mod:`._creation`)."""
-        created = create_dag(lambda r: self._send(r).data, endpoint, request, self, on_send)
+        created = create_dag(lambda r: self._send(r).data, endpoint, request, self, on_send,
+                             self._clock)
         if isinstance(created, DagDetail):
             log.info("agent %s: created task %s %r", self.agent, created.id, created.name)
         return DagTask(self, created, policy=self.poll_policy, exists=True)  # the agent made it

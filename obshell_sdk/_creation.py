@@ -24,6 +24,7 @@ from ._exceptions import (
     WeakKeyError,
 )
 from ._lookup import AgentReads, find_created_dag, listed
+from ._passes import AgentClock
 from ._request import Request
 from ._transport import read_reply
 from ._validate import brief_repr, check_dag_id
@@ -39,11 +40,13 @@ def create_dag(
     request: R,
     reads: AgentReads,
     on_send: Optional[Callable[[Optional[frozenset[str]], float], None]] = None,
+    clock: Optional[AgentClock] = None,
 ) -> Union[DagDetail, str]:
     """POST ``request`` to ``endpoint`` once; the DAG it created (or its id only).
 
     ``send`` sends a request and returns the reply's data; ``reads`` reads the agent's task
-    lists and clock (the client). The DAGs listed are noted before the POST, so that a lost
+    lists and clock (the client). The DAGs listed are noted before the POST, and the
+    agent's clock as ``clock`` read it from the replies then (the client's), so that a lost
     reply is only ever recovered with a DAG the POST created. Only the id comes back when
     the agent's reply names the new task but does not parse otherwise.
     ``on_send(existed, sent_at)`` hears what was noted right before the POST goes out (a
@@ -57,6 +60,7 @@ def create_dag(
     body = json.dumps(request.to_json(), separators=(",", ":")).encode()
     existed = _listed(reads, endpoint)
     sent_at = time.time()
+    before = None if clock is None else clock.reading(sent_at)
     if on_send is not None:
         on_send(existed, sent_at)
     try:
@@ -76,7 +80,7 @@ def create_dag(
         if odd is not None:
             log.warning("%s: %s; looking for the task it made", endpoint.path, lost)
     return find_created_dag(reads, endpoint, endpoint.dag_name(request), sent_at, lost,
-                            existed=existed)
+                            existed=existed, before=before)
 
 
 def _listed(reads: AgentReads, endpoint: TaskEndpoint[Any]) -> Optional[frozenset[str]]:

@@ -1,30 +1,31 @@
 """Finding the task a create call made when its reply was lost: a look, never a resend.
 
 The agent's task lists are read (reads are safe to repeat) for a DAG with the name the
-endpoint declares, started around the time the POST was sent, for up to
-:data:`RECOVERY_SECONDS`; each read is cut to the time the lookup has left, so a slow agent
-cannot stretch it. A task that takes no lock is listed only while it runs, and an upgrade
-that ended stops being the last maintenance task once another one is made: the agent's
-whole history is read once more, within the time left, when the lists held nothing. This
-module reads the agent only through :class:`AgentReads`, which the client is.
+endpoint declares, started after the POST was sent by the agent's clock (judged by
+:class:`._lookup_clock.Judge`, which will not when that clock moved or the times disagree
+with it), for up to :data:`RECOVERY_SECONDS`; each read is cut to the time the lookup has
+left, so a slow agent cannot stretch it. A task that takes no lock is listed only while it
+runs, and an upgrade that ended stops being the last maintenance task once another one is
+made: the agent's whole history is read once more, within the time left, when the lists
+held nothing. This module reads the agent only through :class:`AgentReads`, which the
+client is.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
 from typing import Any, Optional, Protocol
 
 from ._dag import DagDetail
 from ._endpoints import TaskEndpoint
 from ._exceptions import (
     ConnectionLostError,
-    DecodeError,
     ObshellError,
     OutcomeUnknownError,
     ReadTimeoutError,
 )
+from ._lookup_clock import ClockDisagreesError, ClockReads, Judge
 from ._polling import cut
 
 __all__ = ["PROOF_SECONDS", "RECOVERY_SECONDS", "AgentReads", "find_created_dag", "listed",
@@ -37,17 +38,10 @@ RECOVERY_SECONDS = 60.0
 #: How long after a lock-taking create call was sent its absence may prove it made nothing
 #: (:func:`made_none`): obshell checks the cluster (SQL, each host's Python) before the lock.
 PROOF_SECONDS = 300.0
-#: Seconds of slack when judging a DAG's start against the POST's (agent clock): obshell's
-#: own time-stamping and our measurement's rounding.
-_CLOCK_MARGIN = 1.0
 
 
-class AgentReads(Protocol):
+class AgentReads(ClockReads, Protocol):
     """The reads of one agent a lookup makes; each takes a per-call ``timeout``."""
-
-    @property
-    def agent(self) -> str:
-        """``host:port``, for messages."""
 
     @property
     def timeout(self) -> tuple[float, float]:
@@ -60,10 +54,6 @@ class AgentReads(Protocol):
     def last_maintenance_dag(self, *, timeout: Optional[tuple[float, float]] = None
                              ) -> Optional[DagDetail]:
         """The cluster's last maintenance DAG, or None."""
-
-    def server_time(self, *, timeout: Optional[tuple[float, float]] = None
-                    ) -> Optional[datetime]:
-        """The agent's clock."""
 
     def cluster_dags(self, *, timeout: Optional[tuple[float, float]] = None
                      ) -> list[DagDetail]:
@@ -90,59 +80,6 @@ def _by(reads: AgentReads, until: Optional[float]) -> tuple[float, float]:
     return reads.timeout if until is None else cut(reads.timeout, until - time.monotonic())
 
 
-class _Judge:
-    """Tells a DAG the lost POST created from one that was there before.
-
-    A DAG the agent listed before the POST is never it. Otherwise obshell stamps a started
-    DAG's ``start_time`` (with OceanBase's clock for a cluster task, the agent's for a local
-    one; the two normally agree), so the judgement is made on the agent's clock (measured
-    once, after the loss): the DAG must have started no earlier than the POST was sent,
-    give or take the measurement's uncertainty. A DAG not started yet (no start time)
-    counts only when the lists before the POST are known and did not hold it.
-    """
-
-    def __init__(self, reads: AgentReads, sent_at: float,
-                 existed: Optional[frozenset[str]]) -> None:
-        self._reads = reads
-        self._sent_at = sent_at
-        self._existed = existed
-        self.earliest: Optional[float] = None  # agent time before which no new DAG started
-
-    def measure(self, timeout: tuple[float, float]) -> None:
-        """Read the agent's clock within ``timeout`` (ObshellError if it cannot be read)."""
-        before = time.time()
-        now = self._reads.server_time(timeout=timeout)
-        after = time.time()
-        if now is None:
-            raise DecodeError("the agent's clock reads as unset", where="data", method="GET",
-                              path="/api/v1/time", agent=self._reads.agent)
-        offset = now.timestamp() - (before + after) / 2
-        self.earliest = self._sent_at + offset - (after - before) / 2 - _CLOCK_MARGIN
-
-    def created_by_us(self, dag: DagDetail, name: str) -> bool:
-        """Same name, not there before, and started after the POST was sent (agent clock)."""
-        if dag.name != name or self.earliest is None:
-            return False
-        if self._existed is not None and dag.id in self._existed:
-            return False
-        if dag.start_time is None:
-            return self._existed is not None
-        return dag.start_time.timestamp() >= self.earliest
-
-    def ran_for_us(self, dag: DagDetail, name: str) -> bool:
-        """:meth:`created_by_us`, for a DAG of the agent's whole history (finished ones too).
-
-        The history holds the same call's earlier runs, one of which may have ended just
-        before the POST, within the clock's uncertainty. So only a DAG that started, and that
-        (if it ended) ended more than that uncertainty after the POST counts: a real
-        pre-check runs for seconds.
-        """
-        if dag.start_time is None or self.earliest is None or not self.created_by_us(dag, name):
-            return False
-        ended = dag.end_time if dag.is_finished else None  # a running DAG's is its creation
-        return ended is None or ended.timestamp() >= self.earliest + 2 * _CLOCK_MARGIN
-
-
 def find_created_dag(
     reads: AgentReads,
     endpoint: TaskEndpoint[Any],
@@ -152,25 +89,37 @@ def find_created_dag(
     *,
     existed: Optional[frozenset[str]] = None,
     seconds: Optional[float] = None,
+    before: Optional[tuple[float, float]] = None,
 ) -> DagDetail:
     """Look for the DAG named ``name`` that a create call to ``endpoint`` (reply lost) made.
 
     The agent's lists (:func:`listed`) and its clock are read through ``reads`` for up to
     ``seconds`` (:data:`RECOVERY_SECONDS` by default), each read cut to the time left;
-    ``existed`` holds the ids listed before the POST (None if unknown). The whole history
-    is read once when the lists held nothing (see :func:`_in_history`), within the time
-    left. Returns the DAG the
-    POST created or raises :class:`OutcomeUnknownError`, never one there before, nor one of
-    several that may be it (a lockless task another caller made at the same time).
+    ``existed`` holds the ids listed before the POST (None if unknown), ``before`` the
+    agent's clock read just before it (see :class:`Judge`). The whole history is read once
+    when the lists held nothing (see :func:`_in_history`), within the time left. Returns the
+    DAG the POST created or raises :class:`OutcomeUnknownError`, never one there before, nor
+    one of several that may be it (a lockless task another caller made at the same time),
+    nor any when the agent's clock moved or its tasks' times disagree with it.
     """
     seconds = RECOVERY_SECONDS if seconds is None else seconds
     log.warning("%s lost its reply (%s); looking for task %r", lost.path, lost, name)
-    clock = _Judge(reads, sent_at, existed)
+    clock = Judge(reads, sent_at, existed, before)
     until = time.monotonic() + seconds
     # After a read timeout the agent may still be creating the task: keep looking until the
     # deadline. After a cut connection one clear "not there" a few seconds on is enough.
-    dags, last = _look(reads, endpoint, clock, name, until,
-                       seconds if isinstance(lost, ReadTimeoutError) else min(5.0, seconds))
+    settle = seconds if isinstance(lost, ReadTimeoutError) else min(5.0, seconds)
+    try:
+        return _find(reads, endpoint, clock, name, lost, until, settle)
+    except ClockDisagreesError as why:
+        log.warning("the lookup of task %r cannot go by time: %s", name, why)
+        raise _clock_disagrees(lost, name, why, endpoint.maintenance) from lost
+
+
+def _find(reads: AgentReads, endpoint: TaskEndpoint[Any], clock: Judge, name: str,
+          lost: ConnectionLostError, until: float, settle: float) -> DagDetail:
+    """:func:`find_created_dag`'s lookup, by ``until`` (monotonic)."""
+    dags, last = _look(reads, endpoint, clock, name, until, settle)
     if len(dags) == 1:
         return dags[0]
     if dags:
@@ -226,7 +175,7 @@ def rerun_note(endpoint: TaskEndpoint[Any], existed: Optional[frozenset[str]],
             f"never sends it: {new_journal}")
 
 
-def _look(reads: AgentReads, endpoint: TaskEndpoint[Any], clock: _Judge, name: str,
+def _look(reads: AgentReads, endpoint: TaskEndpoint[Any], clock: Judge, name: str,
           until: float, settle: float) -> tuple[list[DagDetail], Optional[ObshellError]]:
     """Read the lists for the DAG, pausing longer each time, until ``until`` (monotonic).
 
@@ -258,7 +207,7 @@ def _look(reads: AgentReads, endpoint: TaskEndpoint[Any], clock: _Judge, name: s
         delay = min(delay * 2, 5.0)
 
 
-def _in_history(reads: AgentReads, clock: _Judge, name: str, until: float
+def _in_history(reads: AgentReads, clock: Judge, name: str, until: float
                 ) -> Optional[list[DagDetail]]:
     """The DAGs of the agent's whole history the POST may have made (see ``ran_for_us``).
 
@@ -283,6 +232,20 @@ def _ambiguous(lost: ConnectionLostError, name: str, dags: list[DagDetail]
         f"new since it was sent ({', '.join(d.id for d in dags)}), and which one it made "
         "cannot be told (another caller's may be among them). It was not sent again: look "
         "at them before sending it again",
+        method=lost.method, path=lost.path, agent=lost.agent, dag_name=name)
+
+
+def _clock_disagrees(lost: ConnectionLostError, name: str, why: ClockDisagreesError,
+                     maintenance: bool) -> OutcomeUnknownError:
+    """The error for a lost create call whose task cannot be told by time (``why``)."""
+    lists = "client.unfinished_dags() and client.last_maintenance_dag(), and in " \
+        if maintenance else ""
+    return OutcomeUnknownError(
+        f"the call's outcome is unknown ({lost}), and which task {name!r}, if any, it made "
+        f"cannot be told by the tasks' times: {why}. It was not sent again. Before sending "
+        f"it again, look for one started since the call in {lists}the agent's whole task "
+        "history (client.cluster_dags(), or its dashboard), and have the clocks of the "
+        "agent's hosts and of this machine checked (NTP)",
         method=lost.method, path=lost.path, agent=lost.agent, dag_name=name)
 
 

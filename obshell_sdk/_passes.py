@@ -188,3 +188,13 @@ class AgentClock:
         """Seconds the agent's clock is ahead of ours (None before any reply)."""
         best = self._best
         return None if best is None else best[0]
+
+    def reading(self, now: float) -> Optional[tuple[float, float]]:
+        """:attr:`offset` and how far it may be off at ``now`` (our clock), or None.
+
+        Half the round trip of the reply it was read from, aged as :meth:`note` ages it.
+        """
+        best = self._best
+        if best is None:
+            return None
+        return best[0], best[1] + max(0.0, now - best[2]) * _AGEING

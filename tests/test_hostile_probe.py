@@ -158,12 +158,6 @@ def test_an_id_only_create_reply_naming_an_old_task_is_not_reported_as_this_one(
 # -- 3. a lookup judged on an agent clock that jumped takes an old task -----------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LIBRARY BUG (_lookup.py _Judge.measure/ran_for_us): the lookup judges 'started after the "
-    "POST' only on one /api/v1/time read made after the loss; an agent back from a restart "
-    "with its clock 8 h behind (an RTC kept in local time, UTC+8) makes a pre-check that ran "
-    "20 minutes earlier (OceanBase's stamps) count as made by the lost POST: its success is "
-    "returned as this call's"))
 def test_a_lookup_never_takes_an_earlier_run_when_the_agents_clock_jumped(raw, short_recovery):
     server, agent = raw
     old = dag_json("1500", name=CHECK_NAME, stage=5, max_stage=5, state="SUCCEED")

@@ -18,7 +18,7 @@ from conftest import PASSWORD
 
 from obshell_sdk import DecodeError, ObshellClient, PasswordAuth
 from obshell_sdk._cli_errors import error_fields
-from obshell_sdk._lookup import _Judge
+from obshell_sdk._lookup_clock import Judge
 from obshell_sdk.testing import FakeAgent, build_rpm
 
 VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
@@ -161,7 +161,7 @@ def test_lists_and_an_upload_that_do_not_fit_name_the_agent(agent, client, tmp_p
 
 
 def test_a_lookup_s_unset_agent_clock_names_the_agent(agent, client):
-    judge = _Judge(client, time.time(), None)  # a lost create reply's lookup reads the clock
+    judge = Judge(client, time.time(), None)  # a lost create reply's lookup reads the clock
     agent.edit_data_next(edit=lambda data: "0001-01-01T00:00:00Z", path_prefix="/api/v1/time")
     with pytest.raises(DecodeError) as info:
         judge.measure(client.timeout)
