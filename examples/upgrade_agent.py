@@ -3,10 +3,13 @@
 Against a real agent, configured as ``ObshellClient.from_env`` reads it: OBSHELL_HOST and
 OBSHELL_PORT (or --host and --port), OBSHELL_PASSWORD (or a prompt) for the root@sys password,
 OBSHELL_AGENT_PASSWORD if the agent has one, OBSHELL_HTTPS and OBSHELL_CA_BUNDLE for TLS (or
---https), OBSHELL_MIN_KEY_BITS for an agent with a 512-bit key::
+--https), OBSHELL_MIN_KEY_BITS for an agent with a 512-bit key. With ``--package`` it uploads
+the target's RPM and runs the pre-check before the upgrade (``client.run_agent_upgrade``, the
+whole workflow in one call); without it, the cluster must hold the package already::
 
     OBSHELL_PASSWORD=... python examples/upgrade_agent.py --host 10.0.0.1 --port 2886 \\
-        --version 4.2.1.1 --release 101000062023110109.el7
+        --version 4.2.1.1 --release 101000062023110109.el7 \\
+        --package obshell-4.2.1.1-101000062023110109.el7.x86_64.rpm
 
 Without an agent at hand, ``--demo`` starts the fake agent that ships with the SDK (it
 restarts itself at stage 7, as a real one does, and comes back with a new key, as a real one
@@ -35,6 +38,7 @@ from obshell_sdk import (
     PasswordAuth,
     TaskError,
     UpgradeAgentRequest,
+    UpgradePackageInfo,
 )
 
 DEMO_PASSWORD = "demo-root-password"  # the fake agent's own, not a real one
@@ -51,6 +55,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                         help="the agent serves TLS (default: OBSHELL_HTTPS)")
     parser.add_argument("--version", help="target obshell version, e.g. 4.2.1.1")
     parser.add_argument("--release", help="target release, e.g. 101000062023110109.el7")
+    parser.add_argument("--package", metavar="RPM",
+                        help="the target's obshell RPM: upload it and pre-check, then upgrade")
     parser.add_argument("--upgrade-dir", default=None, help="upgrade directory on the agents")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait at most")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -102,11 +108,28 @@ def set_up_logging(args: argparse.Namespace) -> None:
         sdk.propagate = False  # said once, by this handler
 
 
-def show(detail: DagDetail) -> None:
-    """Print one progress line: stage, state and the step running now."""
-    node = detail.current_node
-    step = f" {node.name}" if node else ""
-    print(f"  [{detail.progress}] {detail.state}{step}", flush=True)
+class ShowProgress:
+    """Print each task's id and name once, then one line a poll: stage, state, step running."""
+
+    def __init__(self) -> None:
+        self._task: Optional[str] = None
+
+    def __call__(self, detail: DagDetail) -> None:
+        """Told of every snapshot of the pre-check and the upgrade, in turn."""
+        if detail.id != self._task:
+            self._task = detail.id
+            print(f"task {detail.id}: {detail.name}", flush=True)
+        node = detail.current_node
+        step = f" {node.name}" if node else ""
+        print(f"  [{detail.progress}] {detail.state}{step}", flush=True)
+
+
+def show_upload(path: str, stored: Optional[UpgradePackageInfo]) -> None:
+    """Print a line before the package is sent and one once the agent has stored it."""
+    if stored is None:
+        print(f"uploading {path}", flush=True)
+    else:
+        print(f"uploaded {path}: package {stored.pkg_id} on the agent", flush=True)
 
 
 @contextlib.contextmanager
@@ -127,14 +150,16 @@ def upgrade(client: ObshellClient, args: argparse.Namespace) -> int:
     with client:
         info = client.info()
         print(f"agent {client.agent}: {info.identity}, obshell {info.version}")
-        task = client.upgrade_agent(args.version, args.release, upgrade_dir=args.upgrade_dir)
-        print(f"started task {task.id}: {task.name}")
-        try:
-            detail = task.result(timeout=args.timeout, on_progress=show)
+        try:  # the pre-check needs the package on the cluster too: it runs with --package
+            done = client.run_agent_upgrade(
+                args.version, args.release, package=args.package, check=bool(args.package),
+                upgrade_dir=args.upgrade_dir, timeout=args.timeout, on_progress=ShowProgress(),
+                on_upload=show_upload)
         except TaskError as exc:
             print(f"upgrade did not succeed: {exc}", file=sys.stderr)
             return 1
-        print(f"task {detail.id} {detail.outcome}; agent now runs obshell {client.info().version}")
+        detail = done.upgrade
+        print(f"task {detail.id} {detail.outcome}; agent now runs obshell {done.info.version}")
         return 0
 
 
@@ -155,6 +180,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         given = {"host": args.host, "port": args.port, "https": args.https or None}
         overrides = {name: value for name, value in given.items() if value is not None}
         return upgrade(ObshellClient.from_env(environ, **overrides), args)
+    except InvalidArgumentError as exc:  # e.g. a package that is not the target's
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except ObshellError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

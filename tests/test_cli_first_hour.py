@@ -963,6 +963,40 @@ def test_the_example_sends_an_empty_obshell_password_as_given():
         assert agent.requests != []
 
 
+def test_the_example_uploads_the_package_it_is_given_then_checks_and_upgrades(tmp_path):
+    """It had no --package: against an agent without the RPM (as a real one is, until it is
+    uploaded) the upgrade failed at "Download all required packages", holding the lock. With
+    --package it runs the whole workflow: upload, pre-check, upgrade, follow, confirm."""
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / f"obshell-{VERSION}-{RELEASE}.x86_64.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    other = tmp_path / "obshell-4.3.2.0-1.el7.x86_64.rpm"  # not the target's
+    other.write_bytes(build_rpm("obshell", "4.3.2.0", "1.el7"))
+
+    def example(agent, package):
+        return subprocess.run([sys.executable, str(ROOT / "examples" / "upgrade_agent.py"),
+                               "--version", VERSION, "--release", RELEASE, "--package",
+                               str(package)], capture_output=True, text=True, env=_env(agent),
+                              timeout=90, stdin=subprocess.DEVNULL, check=False)
+
+    with FakeAgent(password=PASSWORD, require_packages=True, stages_per_poll=3) as agent:
+        wrong = example(agent, other)
+        assert wrong.returncode == 2, wrong.stderr  # refused by its header, nothing sent
+        assert "is obshell 4.3.2.0-1.el7, not obshell " + VERSION in wrong.stderr
+        assert not agent.requests_to("/api/v1/package", "POST") and not agent.dags
+        done = example(agent, rpm)
+        assert done.returncode == 0, done.stderr
+        assert [name for name, _ in agent.packages] == [rpm.name]
+        out = done.stdout
+        said = [out.index(line) for line in (
+            f"uploading {rpm}\n", f"uploaded {rpm}: package 1 on the agent\n",
+            f"task 11: Upgrade check obshell {VERSION}-{RELEASE}\n", "  [5/5] SUCCEED",
+            f"task 12: Upgrade obshell {VERSION}-{RELEASE}\n", "  [9/9] SUCCEED",
+            f"task 12 succeeded; agent now runs obshell {VERSION}-")]
+        assert said == sorted(said), out
+
+
 def test_the_example_is_configured_as_from_env_reads_it():
     """The example read only OBSHELL_HOST and OBSHELL_PORT: an agent with a 512-bit key (and
     OBSHELL_MIN_KEY_BITS=512) or one behind OBSHELL_HTTPS could not be upgraded with it."""
