@@ -31,7 +31,8 @@ from typing import Any, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from obshell_sdk import DagDetail
-from obshell_sdk._render_html import dag_html, rollout_table_html, task_html
+from obshell_sdk._render_html import dag_html, task_html
+from obshell_sdk._render_rollout import rollout_table_html
 
 NOW = datetime(2026, 11, 30, 10, 0, 0, tzinfo=timezone.utc)
 ZERO = "0001-01-01T00:00:00Z"

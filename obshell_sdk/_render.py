@@ -1,19 +1,19 @@
 """The human renderings of tasks, agents and rollouts as text: lines, CLI blocks, messages.
 
 Failure messages, the one-line progress of a terminal, the multi-line view of the CLI, its
-lines for an agent and a package, a rollout's report and the JSON form of ``--json`` live
-here; the HTML cards and their style in :mod:`._render_html` and :mod:`._render_style`, and
-the live displays that show them (notebook cards, redrawn terminal lines) in
+lines for an agent and a package and the JSON form of ``--json`` live here; the HTML cards
+and their style in :mod:`._render_html` and :mod:`._render_style`, a rollout's renderings
+(text and HTML) in :mod:`._render_rollout` (its text ones named here too, as the CLI reads
+them), and the live displays that show them (notebook cards, redrawn terminal lines) in
 :mod:`._render_live`. The models and the task helper know nothing of how they look.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from datetime import datetime
 from enum import Enum
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import attrs
 
@@ -21,6 +21,7 @@ from ._dag import DagDetail, DagOutcome, DagState, Operator, TaskDetail
 from ._dag_steps import failed_task_operators
 from ._models import AgentInfo, UpgradePackageInfo
 from ._render_html import cancelled_node, dag_html, task_html, undone_node
+from ._render_rollout import rollout_plan_text, rollout_table_text, rollout_text
 from ._text import printable
 
 __all__ = [
@@ -246,55 +247,3 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted((to_jsonable(v) for v in value), key=str)
     return value
-
-
-_HEAD = ("target", "step", "stage", "state", "note", "elapsed")
-#: A plan's fields in ``rollout status``'s words (others by their names, ``_`` as spaces).
-_PLAN_WORDS = {"check": "pre-check"}
-
-
-def rollout_plan_text(plan: dict[str, Any]) -> str:
-    """A journal's plan as one line: ``rollout agent 4.2.1.1 1.el7 (pre-check: yes, ...)``."""
-    said = {True: "yes", False: "no", None: "default"}
-
-    def word(value: Any) -> str:
-        if isinstance(value, (bool, type(None))):
-            return said[value]
-        return value if isinstance(value, str) else json.dumps(value)
-
-    head = ("kind", "version", "release")
-    rest = ", ".join(f"{_PLAN_WORDS.get(k, k.replace('_', ' '))}: {word(v)}"
-                     for k, v in sorted(plan.items()) if k not in head)
-    return printable(" ".join(["rollout", *(word(plan[k]) for k in head if k in plan)])
-                     + (f" ({rest})" if rest else ""))
-
-
-def rollout_table_text(rows: list[tuple[str, ...]]) -> list[str]:
-    """The rollout table as aligned text lines (header first)."""
-    table = [_HEAD, *[(r[0], r[1], r[2], r[3], r[4][:40], r[5]) for r in rows]]
-    widths = [max(len(row[i]) for row in table) for i in range(len(_HEAD))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
-            for row in table]
-
-
-def rollout_text(report: Any, words: Optional[Callable[[str, str], str]] = None) -> str:
-    """A rollout report as text: one line per target, then the counts.
-
-    ``words(target, text)`` says each line's text as shown (the CLI's: hints as commands).
-    """
-    lines = []
-    for result in report.results.values():
-        ids = ",".join(result.dag_ids) or "-"
-        said = result.error or result.note
-        if said and words is not None:
-            said = words(result.target, said)
-        note = f"  {printable(said)}" if said else ""
-        lines.append(f"{result.target}  {result.outcome}  tasks {ids}{note}")
-    counts: dict[str, int] = {}
-    for result in report.results.values():
-        counts[str(result.outcome)] = counts.get(str(result.outcome), 0) + 1
-    summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
-    count = len(report.results)
-    lines.append(f"{count} target{'' if count == 1 else 's'}: {summary} "
-                 f"(journal {report.journal})")
-    return "\n".join(lines)

@@ -1,10 +1,11 @@
-"""The notebook side of rendering: HTML cards of DAGs and tasks, the live card, the rollout table.
+"""The notebook side of rendering: HTML cards of DAGs and tasks, the live card, their pieces.
 
 A card is one ``div.obshell-card`` carrying its own scoped style sheet (see
 :mod:`obshell_sdk._render_style`), so it reads the same in JupyterLab, VS Code, the classic
 notebook and an exported HTML page, in light and dark themes. Everything the agent sent
-(names, agents, log lines) is HTML-escaped. IPython is imported only when a live card is
-shown, never required.
+(names, agents, log lines) is HTML-escaped. A rollout's cards (:mod:`._render_rollout`) are
+built of the same pieces (``_card``, ``_chip``, ``_esc``...). IPython is imported only when
+a live card is shown, never required.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from ._dag import DagDetail, DagOutcome, DagState, NodeDetail, Operator
 from ._render_style import CARD_CSS, state_class
 from ._text import printable
 
-__all__ = ["cancelled_node", "dag_html", "rollout_table_html", "show_live_card", "task_html",
-           "undone_node"]
+__all__ = ["cancelled_node", "dag_html", "show_live_card", "task_html", "undone_node"]
 
 
 def cancelled_node(node: NodeDetail) -> bool:
@@ -212,29 +212,6 @@ def task_html(task_id: str, detail: Optional[DagDetail]) -> str:
         "Call <code>.refresh()</code> on it to read it once, or <code>.wait()</code> to "
         "follow it to its end; then show it again.</div>",
     ], task_id)
-
-
-def rollout_table_html(rows: list[tuple[str, ...]]) -> str:
-    """The rollout table (target, step, stage, state, note, elapsed) as a card."""
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row[3]] = counts.get(row[3], 0) + 1
-    summary = " · ".join(f"{n} {_esc(s)}" for s, n in sorted(counts.items()))
-    targets = f"{len(rows)} target" + ("" if len(rows) == 1 else "s")
-    head = "".join(f"<th>{h}</th>" for h in ("target", "step", "stage", "state", "note",
-                                              "elapsed"))
-    body = "".join(
-        f"<tr><td>{_esc(t)}</td><td>{_esc(step)}</td><td>{_esc(stage)}</td>"
-        f'<td>{_chip(state, state)}</td><td class="obshell-wrap">{_esc(note)}</td>'
-        f"<td>{_esc(elapsed)}</td></tr>"
-        for t, step, stage, state, note, elapsed in rows
-    )
-    return _card("obshell-rollout-card", [
-        f'<div class="obshell-head"><span class="obshell-name">rollout</span>'
-        f"{_muted(f'{targets}: {summary}')}</div>",
-        f'<table class="obshell-table obshell-rollout"><thead><tr>{head}</tr></thead>'
-        f"<tbody>{body}</tbody></table>",
-    ])
 
 
 # -- the live card ----------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Live displays: a task's progress and a rollout's table, in a notebook or on a terminal.
 
-The text and HTML they show come from :mod:`._render` and :mod:`._render_html`; this module
-only decides where (a notebook card, a line or table redrawn on a terminal, plain lines in
-a pipe) and when. IPython is used when it is there, never required.
+The text and HTML they show come from :mod:`._render`, :mod:`._render_html` and
+:mod:`._render_rollout`; this module only decides where (a notebook card, a line or table
+redrawn on a terminal, plain lines in a pipe) and when. IPython is used when it is there,
+never required.
 """
 
 from __future__ import annotations
@@ -17,15 +18,9 @@ from typing import Any, Callable, Optional, TextIO
 
 from ._dag import DagDetail
 from ._models import UpgradePackageInfo
-from ._render import (
-    dag_html,
-    dag_line,
-    rollout_table_text,
-    state_text,
-    stored_line,
-    upload_line,
-)
-from ._render_html import rollout_table_html, show_live_card
+from ._render import dag_html, dag_line, state_text, stored_line, upload_line
+from ._render_html import show_live_card
+from ._render_rollout import rollout_table_html, rollout_table_text
 from ._text import is_terminal, printable
 
 __all__ = [

@@ -11,7 +11,7 @@ import attrs
 
 from ._exceptions import ObshellError
 from ._journal import FINAL, TargetOutcome, TargetRecord, under_way
-from ._render import rollout_text
+from ._render_rollout import rollout_text
 
 __all__ = ["RolloutReport", "RolloutStoppedError", "TargetResult", "ended_result", "not_run",
            "result_of", "utc_time"]

@@ -17,7 +17,8 @@ from conftest import PASSWORD
 from vectorlib import vectors
 
 from obshell_sdk import DagDetail, DagTask, ObshellClient, PasswordAuth, TaskCancelledError
-from obshell_sdk._render_html import dag_html, rollout_table_html, task_html
+from obshell_sdk._render_html import dag_html, task_html
+from obshell_sdk._render_rollout import rollout_table_html
 from obshell_sdk._render_style import CARD_CSS, STATES
 from obshell_sdk.testing import FakeAgent
 
