@@ -1,9 +1,9 @@
-"""The renderings of rollouts: its report, its live table and its plan.
+"""The renderings of rollouts: a rollout's repr, its report, its live table and its plan.
 
-As text (the report's lines, the live table's aligned lines, a journal's plan) and as
-notebook HTML: the live table, a card drawn by :func:`_table_card`, with the cards' own
-pieces from :mod:`._render_html` (everything in it escaped there). :mod:`._render_live`
-shows the live table.
+As text (reprs, the report's lines, the live table's aligned lines, a journal's plan) and
+as notebook HTML: the live table and the report are one card, drawn by :func:`_table_card`,
+with the cards' own pieces from :mod:`._render_html` (everything in it escaped there).
+:mod:`._render_live` shows the live table; the report shows itself (``_repr_html_``).
 """
 
 from __future__ import annotations
@@ -12,18 +12,26 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from ._render_html import _card, _chip, _esc, _muted
+from ._auth import PasswordAuth
+from ._render_html import _card, _chip, _duration, _esc, _muted
 from ._text import printable
+from ._validate import brief_repr
 
 if TYPE_CHECKING:  # annotations only: those modules render through this one
-    from ._rollout_report import RolloutReport
+    from ._rollout import Rollout
+    from ._rollout_report import RolloutReport, TargetResult
 
-__all__ = ["rollout_plan_text", "rollout_table_html", "rollout_table_text", "rollout_text"]
+__all__ = ["report_repr", "rollout_plan_text", "rollout_report_html", "rollout_repr",
+           "rollout_table_html", "rollout_table_text", "rollout_text"]
 
 #: The live table's columns (its rows are tuples of these, as text).
 _HEAD = ("target", "step", "stage", "state", "note", "elapsed")
+#: The report's columns.
+_REPORT_HEAD = ("target", "outcome", "tasks", "took", "note")
 #: A plan's fields in ``rollout status``'s words (others by their names, ``_`` as spaces).
 _PLAN_WORDS = {"check": "pre-check"}
+#: How many targets a rollout's repr names before it says how many more there are.
+_NAMED = 3
 
 
 def _targets(count: int) -> str:
@@ -38,7 +46,26 @@ def _counts(words: Sequence[str], join: str) -> str:
     return join.join(f"{n} {word}" for word, n in sorted(counts.items()))
 
 
-# -- a journal's plan ------------------------------------------------------------------
+# -- a rollout --------------------------------------------------------------------------
+
+
+def rollout_repr(rollout: Rollout) -> str:
+    """``<Rollout of 3 targets (a:2886, ...), journal 'r.db', parallel 4, ...>``.
+
+    Its auth only by kind (one PasswordAuth, or one per target): never a password, nor a
+    callable's own repr; the client options by name and a short repr of their values.
+    """
+    named = ", ".join(rollout.targets[:_NAMED])
+    more = len(rollout.targets) - _NAMED
+    shown = f"{named}, and {more} more" if more > 0 else named
+    auth = "one PasswordAuth" if isinstance(rollout.auth, PasswordAuth) else \
+        "a PasswordAuth per target"
+    options = ", ".join(f"{name}={brief_repr(value, 40)}"
+                        for name, value in sorted(rollout.client_options.items()))
+    return printable(
+        f"<Rollout of {_targets(len(rollout.targets))} ({shown}), journal {rollout.journal!r}, "
+        f"canary {rollout.canary}, parallel {rollout.parallel}, max_failures "
+        f"{rollout.max_failures}, {auth}" + (f", {options}" if options else "") + ">")
 
 
 def rollout_plan_text(plan: dict[str, Any]) -> str:
@@ -66,6 +93,11 @@ def _summary(report: RolloutReport) -> str:
     return f"{_targets(len(outcomes))}: {_counts(outcomes, ', ')}"
 
 
+def report_repr(report: RolloutReport) -> str:
+    """``<RolloutReport 3 targets: 1 failed, 2 succeeded; journal 'r.db'>``."""
+    return printable(f"<RolloutReport {_summary(report)}; journal {report.journal!r}>")
+
+
 def rollout_text(report: RolloutReport, words: Optional[Callable[[str, str], str]] = None
                  ) -> str:
     """A rollout report as text: one line per target, then the counts.
@@ -82,6 +114,25 @@ def rollout_text(report: RolloutReport, words: Optional[Callable[[str, str], str
         lines.append(f"{result.target}  {result.outcome}  tasks {ids}{note}")
     lines.append(f"{_summary(report)} (journal {report.journal})")
     return "\n".join(lines)
+
+
+def _report_row(result: TargetResult) -> tuple[str, ...]:
+    took = ""
+    if result.started_at is not None and result.ended_at is not None:
+        took = _duration((result.ended_at - result.started_at).total_seconds())
+    return (result.target, str(result.outcome), ", ".join(result.dag_ids) or "-", took,
+            result.error or result.note or "")
+
+
+def rollout_report_html(report: RolloutReport) -> str:
+    """A rollout report as a card, drawn as the live table is.
+
+    One row per target (outcome, task ids, how long it took, what went wrong or the note on
+    its success), then the counts and the journal in its head.
+    """
+    rows = [_report_row(result) for result in report.results.values()]
+    return _table_card("obshell-rollout-report", "rollout report", _REPORT_HEAD, rows, 1,
+                       f"journal {report.journal}")
 
 
 # -- the live table ---------------------------------------------------------------------

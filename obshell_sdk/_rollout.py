@@ -22,6 +22,7 @@ from ._client import ObshellClient
 from ._config import check_rollout_client_options
 from ._exceptions import InvalidArgumentError
 from ._journal import Journal
+from ._render_rollout import rollout_repr
 from ._rollout_plans import agent_plan, checked, ob_plan
 from ._rollout_report import RolloutReport
 from ._rollout_run import Run, split_target, uploads_left
@@ -81,6 +82,9 @@ class Rollout:
         self.client_options: dict[str, Any] = client_options
         #: How the live table words a target's ending (the CLI's: hints as commands).
         self._words: Optional[Callable[[str, str], str]] = None
+
+    def __repr__(self) -> str:
+        return rollout_repr(self)
 
     def upgrade_agent(
         self, version: str, release: str, *, package: Union[str, os.PathLike[str], None] = None,

@@ -11,7 +11,7 @@ import attrs
 
 from ._exceptions import ObshellError
 from ._journal import FINAL, TargetOutcome, TargetRecord, under_way
-from ._render_rollout import rollout_text
+from ._render_rollout import report_repr, rollout_report_html, rollout_text
 
 __all__ = ["RolloutReport", "RolloutStoppedError", "TargetResult", "ended_result", "not_run",
            "result_of", "utc_time"]
@@ -55,6 +55,13 @@ class RolloutReport:
 
     def __str__(self) -> str:
         return rollout_text(self)
+
+    def __repr__(self) -> str:
+        return report_repr(self)
+
+    def _repr_html_(self) -> str:
+        """The report as a notebook card: a row per target, its outcome and task ids."""
+        return rollout_report_html(self)
 
 
 def result_of(record: TargetRecord, outcome: TargetOutcome, text: Optional[str],

@@ -98,6 +98,9 @@ def test_example_notebook_runs():
         assert len(cards) <= 1, cell.source
     assert any("not fetched yet" in h and "obshell-task-unread" in h for h in htmls)
     # The rollout drew its live table and ended with every cluster succeeded.
-    assert any("obshell-rollout" in h for h in htmls)
+    assert any("obshell-rollout-card" in h for h in htmls)
+    # Its report, a cell's last expression, is a card too: a row per cluster, not an attrs repr.
+    reports = [h for h in htmls if "obshell-rollout-report" in h]
+    assert len(reports) == 1 and reports[0].count('obshell-s-succeeded">succeeded<') == 3
     assert any(o.get("data", {}).get("text/plain") == "True" for o in outputs
                if o.output_type == "execute_result")

@@ -16,7 +16,15 @@ import pytest
 from conftest import PASSWORD
 from vectorlib import vectors
 
-from obshell_sdk import DagDetail, DagTask, ObshellClient, PasswordAuth, TaskCancelledError
+from obshell_sdk import (
+    DagDetail,
+    DagTask,
+    ObshellClient,
+    PasswordAuth,
+    PollPolicy,
+    Rollout,
+    TaskCancelledError,
+)
 from obshell_sdk._render_html import dag_html, task_html
 from obshell_sdk._render_rollout import rollout_table_html
 from obshell_sdk._render_style import CARD_CSS, STATES
@@ -300,6 +308,37 @@ def test_everything_the_agent_sent_is_escaped():
     detail = DagDetail.from_json(dict(data, id="11", name=evil, nodes=nodes))
     for html in (dag_html(detail), rollout_table_html([(evil,) * 6]), task_html(evil, None)):
         assert "<img" not in html and "&lt;img" in html
+
+
+def test_a_rollout_report_is_a_card_of_its_targets_with_the_agents_words_escaped(tmp_path):
+    """A report as a cell's last expression printed its attrs repr (every TargetResult, its
+    datetimes and enums): now a card, drawn as the rollout's live table is, and a short repr."""
+    evil = "<img src=x onerror=alert(1)> at stage {stage}"
+    secret = "s3cret-<b>-password"
+    fast = PollPolicy(initial=0.05, fraction=0.1, ceiling=0.2, jitter=0)
+    with FakeAgent(password=secret, stage_seconds=0.03) as good, \
+            FakeAgent(password=secret, stage_seconds=0.03, fail_stage=2, fail_times=99,
+                      fail_message=evil) as bad:
+        fleet = [f"127.0.0.1:{good.port}", f"127.0.0.1:{bad.port}"]
+        journal = str(tmp_path / "fleet<1>.db")
+        rollout = Rollout(fleet, auth=PasswordAuth(secret), journal=journal, max_failures=2,
+                          progress=False, poll_policy=fast)
+        report = rollout.upgrade_agent("4.3.1.0", "101000012025010101.el7")
+    html = report._repr_html_()
+    assert 'class="obshell-card obshell-rollout-report"' in html
+    rows = [cells for _, cells in _rows(html)]
+    assert [r[:3] for r in rows] == [[fleet[0], "succeeded", "11, 12"],
+                                     [fleet[1], "failed", "11"]]
+    assert re.fullmatch(r"[0-9.]+ s", rows[0][3]), rows[0]
+    assert "failed at stage 2/5" in rows[1][4] and "<img src=x" in rows[1][4]  # as text
+    body = re.sub(r"<style>.*?</style>", "", html, flags=re.S)
+    assert "<img" not in body and "&lt;img src=x onerror=alert(1)&gt; at stage 2" in body
+    assert 'obshell-s-succeeded">succeeded</span>' in body
+    assert 'obshell-s-failed">failed</span>' in body
+    assert "2 targets: 1 failed · 1 succeeded · journal " in body and "fleet&lt;1&gt;.db" in body
+    assert repr(report) == f"<RolloutReport 2 targets: 1 failed, 1 succeeded; journal {journal!r}>"
+    for shown in (html, repr(report), str(report), repr(rollout)):
+        assert secret not in shown and "s3cret" not in shown
 
 
 def test_times_in_other_zones_show_in_utc():

@@ -635,6 +635,30 @@ def test_bad_input_is_refused_before_anything_is_sent(tmp_path):
     assert not (tmp_path / "j.db").exists()
 
 
+def test_a_rollout_s_repr_says_its_targets_journal_and_options_never_its_passwords(tmp_path):
+    """It was ``<obshell_sdk.Rollout object at 0x...>``: nothing a notebook user could read."""
+    journal = str(tmp_path / "fleet.db")
+    fleet = ["db1:2886", ("db2", 2886), "db3:2886", "db4:2886", "db5:2886"]
+    shown = repr(Rollout(fleet, auth=PasswordAuth("hunter2-secret", agent_password="agent-pw"),
+                         journal=journal, canary=1, parallel=3, max_failures=2, https=True,
+                         timeout=(5, 60)))
+    assert shown == (f"<Rollout of 5 targets (db1:2886, db2:2886, db3:2886, and 2 more), "
+                     f"journal {journal!r}, canary 1, parallel 3, max_failures 2, one "
+                     "PasswordAuth, https=True, timeout=(5, 60)>")
+
+    class PerTarget:  # a password source whose own repr would give it away
+        def __call__(self, target):
+            return PasswordAuth("hunter2-secret")
+
+        def __repr__(self):
+            return "PerTarget('hunter2-secret')"
+
+    shown = repr(Rollout(["db1:2886"], auth=PerTarget(), journal=journal))
+    assert shown == (f"<Rollout of 1 target (db1:2886), journal {journal!r}, canary 0, "
+                     "parallel 4, max_failures 1, a PasswordAuth per target>")
+    assert "hunter2" not in shown and not (tmp_path / "fleet.db").exists()  # no I/O
+
+
 def test_a_journal_holds_one_rollout(tmp_path):
     with ExitStack() as stack:
         fleet = agents(stack, 1)
