@@ -234,6 +234,23 @@ class RolloutBoard:
         """Draw the final table."""
         self._show("", force=True, final=True)
 
+    def leave_to(self, report: object) -> None:
+        """In a notebook: blank the table when the cell ends showing ``report`` as its result.
+
+        The report's own card then is the one table left, in the usual ``Out[n]`` place, as a
+        task's live card gives way to its result's; in any other cell the table stays.
+        """
+        shell, handle = _ipython_shell(), self._handle
+        if shell is None or handle is None:
+            return
+
+        def settle(result: Any) -> None:
+            shell.events.unregister("post_run_cell", settle)
+            if getattr(result, "result", None) is report:
+                handle.update({"text/plain": ""}, raw=True)
+
+        shell.events.register("post_run_cell", settle)
+
     def _show(self, line: str, force: bool, final: bool = False) -> None:
         if self._lines:
             if line:

@@ -172,4 +172,6 @@ class Rollout:
             raise
         finally:  # a rerun at once must not send again what a busy worker is sending
             journal.close(locked_until=busy)
-        return run.report()
+        report = run.report()
+        run.board.leave_to(report)  # a notebook cell showing the report shows one table
+        return report

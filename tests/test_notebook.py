@@ -104,3 +104,33 @@ def test_example_notebook_runs():
     assert len(reports) == 1 and reports[0].count('obshell-s-succeeded">succeeded<') == 3
     assert any(o.get("data", {}).get("text/plain") == "True" for o in outputs
                if o.output_type == "execute_result")
+
+
+def test_a_rollout_shown_as_a_cells_result_leaves_one_table():
+    """The live table gives way to the report's card when the cell's result is that report."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    setup = ("import os, tempfile\n"
+             "from obshell_sdk import PasswordAuth, Rollout\n"
+             "from obshell_sdk.testing import FakeAgent\n"
+             "fleet = []\n"
+             "def rollout():\n"
+             "    agents = [FakeAgent(password='pw', stage_seconds=0.05).start() for _ in 'ab']\n"
+             "    fleet.extend(agents)\n"
+             "    return Rollout([f'127.0.0.1:{a.port}' for a in agents], auth=PasswordAuth('pw'),"
+             " journal=os.path.join(tempfile.mkdtemp(), 'j.db'))")
+    run = "rollout().upgrade_agent('4.3.1.0', '101000012025010101.el7')"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in (
+        setup, run, f"report = {run}", "for a in fleet:\n    a.stop()")])
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT)}}).execute()
+    assert not [o for c in nb.cells for o in c.outputs if o.output_type == "error"]
+
+    def shown(cell, cls):
+        return sum(cls in o.get("data", {}).get("text/html", "") for o in cell.outputs)
+
+    assert (shown(nb.cells[1], "obshell-rollout-card"),
+            shown(nb.cells[1], "obshell-rollout-report")) == (0, 1)
+    # Not the cell's result: the table stays, and no report is shown.
+    assert (shown(nb.cells[2], "obshell-rollout-card"),
+            shown(nb.cells[2], "obshell-rollout-report")) == (1, 0)
