@@ -158,6 +158,22 @@ class Passes:
             return None
         return best + random.uniform(0, SPREAD)  # noqa: S311 - spreading load, not a secret
 
+    def pause(self, pause: float, soonest: float, period: Optional[float],
+              offset: Optional[float], now: float) -> float:
+        """Seconds from ``now`` (our clock) to the next poll, due in about ``pause``.
+
+        Just after a predicted pass, never sooner than ``soonest`` seconds. ``period`` is the
+        scheduler's (None: not known); ``offset`` how far the agent's clock is ahead of ours
+        (None: not known yet), which the stamps' clock may not share (:attr:`clock_bound`).
+        ``pause`` itself when nothing predicts a pass.
+        """
+        if period is None or offset is None:
+            return pause
+        bound = self.clock_bound  # the DAG's times may run on another clock
+        now += offset if bound is None else min(offset, bound)  # on the stamps' clock
+        at = self.next_poll(now + pause, now + soonest, period)
+        return pause if at is None else at - now
+
 
 #: An older reading counts as this much less precise per second of its age (clocks drift).
 _AGEING = 1e-3

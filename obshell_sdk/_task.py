@@ -244,15 +244,9 @@ class DagTask:
 
     def _pause(self) -> float:
         """Seconds to the next poll: about the policy's interval, just after the scheduler ran."""
-        pause = self.policy.interval(time.monotonic() - self._born)
-        period = self.policy.scheduler_period
-        offset = self._client.agent_clock_offset
-        if period is None or offset is None:
-            return pause
-        bound = self._passes.clock_bound  # the DAG's times may run on another clock
-        now = time.time() + (offset if bound is None else min(offset, bound))
-        at = self._passes.next_poll(now + pause, now + self.policy.initial, period)
-        return pause if at is None else at - now
+        policy, pause = self.policy, self.policy.interval(time.monotonic() - self._born)
+        return self._passes.pause(pause, policy.initial, policy.scheduler_period,
+                                  self._client.agent_clock_offset, time.time())
 
     def _timeout(self, timeout: Optional[float], last_error: Optional[ObshellError],
                  detail: Optional[DagDetail]) -> TaskTimeoutError:
