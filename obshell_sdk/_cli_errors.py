@@ -274,12 +274,12 @@ def _lost_advice(args: argparse.Namespace, path: str) -> str:
 
     An upload's own error says the package may have been stored and how to see it (the
     library's ``MAYBE_STORED``, in CLI words): here, what comes after it was not sent. (Not
-    after the upload route's empty probe, :func:`probe_lost`: that stored nothing.)
+    after the upload route's empty probe, :func:`probe_lost`: that stored nothing.) An
+    operator's own error says it may have been applied, and where to look (``_operators``).
     """
     if args.command == "task":
-        if path.startswith("/api/v1/task/"):  # the operator's POST
-            return (f". The agent may have applied {args.action}: see where the task stands "
-                    f"before trying again: obshell-sdk task show {args.id}")
+        if path.startswith("/api/v1/task/"):  # the operator's POST: its error says it all
+            return ""
         return f". The {args.action} was not sent: {_AGAIN}"  # an upload's
     if path not in (NEW_UPLOAD, OLD_UPLOAD):
         return ""

@@ -16,14 +16,14 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from ._dag import DagDetail, DagState, Operator, Progress
-from ._errcodes import OperatorRefusedError
 from ._exceptions import DecodeError, InvalidArgumentError, ObshellError
+from ._operators import check_applies, nothing_applied, say_lost
 from ._outcome import judged
 from ._passes import Passes
 from ._polling import Deadline, FailureStreak, PollPolicy, worth_repeating
 from ._render import interrupted_message, task_html, task_repr, timeout_message
 from ._render_live import live_display
-from ._task_errors import TaskStateError, TaskTimeoutError
+from ._task_errors import TaskTimeoutError
 from ._validate import check_dag_id, check_flag, check_progress, check_seconds
 
 if TYPE_CHECKING:  # pragma: no cover - for annotations only; the client imports this module
@@ -109,7 +109,7 @@ class DagTask:
         """Fetch the DAG again (GetDagDetails) and return it.
 
         A task already seen finished is not fetched again unless ``force`` is true (for
-        instance after an operator revived it).
+        instance after another caller's operator revived it).
         """
         force = check_flag(force, "force")
         if self.snapshot is not None and self.snapshot.is_finished and not force:
@@ -284,18 +284,18 @@ class DagTask:
 
     def retry(self) -> DagTask:
         """Run a FAILED task again from its failed step; returns self: ``task.retry().result()``."""
-        return self._operate(Operator.RETRY, "a FAILED task can be retried", _is_failed)
+        return self._operate(Operator.RETRY)
 
     def rollback(self) -> DagTask:
         """Undo a FAILED task's finished steps; it then ends SUCCEED with operator ROLLBACK."""
-        return self._operate(Operator.ROLLBACK, "a FAILED task can be rolled back", _is_failed)
+        return self._operate(Operator.ROLLBACK)
 
     def skip(self) -> DagTask:
         """Mark a FAILED task's failed step and every later one passed (PASS), none of them run.
 
         The task ends SUCCEED/PASS at once (obshell's ``txForPassDag``).
         """
-        return self._operate(Operator.PASS, "a FAILED task's step can be skipped", _is_failed)
+        return self._operate(Operator.PASS)
 
     def cancel(self) -> DagTask:
         """Stop a task still running; it ends FAILED with operator CANCEL.
@@ -305,27 +305,20 @@ class DagTask:
         cancelled ones included, holds the cluster's lock until it is retried, rolled back or
         skipped.
         """
-        return self._operate(
-            Operator.CANCEL, "a task not yet ended can be cancelled", _can_cancel
-        )
+        return self._operate(Operator.CANCEL)
 
-    def _operate(self, operator: Operator, rule: str, allowed: Callable[[DagDetail], bool]
-                 ) -> DagTask:
+    def _operate(self, operator: Operator) -> DagTask:
+        """Send ``operator`` once (see :mod:`._operators`), then read the task again."""
         detail = self.snapshot if self.snapshot is not None else self._fetch(None)
-        if not allowed(detail):
-            raise TaskStateError(
-                f"task {self.id} is {detail.state} (operator {detail.operator}); only {rule}. "
-                "Refresh it (refresh(force=True)) if it may have changed",
-                task_id=self.id, detail=detail,
-            )
+        check_applies(self.id, operator, detail)
         try:
             self._client.operate_dag(self.id, operator)
-        except OperatorRefusedError as exc:
-            if not exc.by_step:  # its state changed since it was read: refresh() fetches it
-                self.snapshot = None
+        except BaseException as exc:  # Ctrl-C too: the agent may have applied it meanwhile
+            if not nothing_applied(exc, self.id):
+                self._forget()
+                say_lost(exc, self.id, operator)
             raise
-        self.snapshot = None  # the old ending no longer holds: wait() will poll again
-        self._born = time.monotonic()
+        self._forget()
         try:
             self._fetch(None)
         except ObshellError as exc:
@@ -335,10 +328,7 @@ class DagTask:
                      self._client.agent, operator.value, exc)
         return self
 
-
-def _is_failed(detail: DagDetail) -> bool:
-    return detail.state is DagState.FAILED
-
-
-def _can_cancel(detail: DagDetail) -> bool:
-    return not detail.is_finished
+    def _forget(self) -> None:
+        """The old ending no longer holds (an operator revived the task): wait() polls again."""
+        self.snapshot = None
+        self._born = time.monotonic()  # a task run again is followed as a new one

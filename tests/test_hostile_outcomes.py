@@ -205,6 +205,69 @@ def test_an_operator_reply_cut_short_is_never_applied(cut):
             client.operate_dag("11", "RETRY")
 
 
+def _page(status, text):
+    return RawReply(status, f"<html>{status} {text}</html>".encode(),
+                    {"Content-Type": "text/html"})
+
+
+#: What answers a retry's POST, and whether the agent may have applied the retry then.
+OPERATOR_REPLIES = {
+    "lost": (lambda: RawReply(200, wire=[CUTS["after the status line"]], close=True), True),
+    "a gateway's 504 page": (lambda: _page(504, "Gateway Time-out"), True),
+    "obshell's 500": (lambda: json_reply(status=500, error={
+        "errCode": "Common.Unexpected", "message": "forwarding to the master failed"}), True),
+    "a step's refusal": (lambda: json_reply(status=400, error={
+        "errCode": "Task.Dag.Operator.RetryNotAllowed", "message": "cannot retry"}), False),
+    "not found": (lambda: json_reply(status=404, error={
+        "errCode": "Task.NotFound", "message": "no such task"}), False),
+    "a proxy's 403 page": (lambda: _page(403, "Forbidden"), False),
+}
+
+
+@pytest.mark.parametrize("reply", list(OPERATOR_REPLIES))
+def test_a_task_is_read_again_once_an_operator_may_have_been_applied(reply):
+    """Once the agent may have applied a retry, the failure read before it is not its
+    ending: result() polls again and follows the task run again. Only a reply that proves
+    nothing was applied keeps that reading (result() then reports it without polling)."""
+    make, maybe = OPERATOR_REPLIES[reply]
+    state, gets = {"value": "FAILED"}, []
+
+    def operate(request):
+        if maybe:  # the agent applied it, and the task ran again to its end
+            state["value"] = "SUCCEED"
+        return make()
+
+    def dag_11(request):
+        gets.append(request)
+        return json_reply(dag_json("11", stage=9 if state["value"] == "SUCCEED" else 3,
+                                   state=state["value"]))
+
+    with RawServer() as server:
+        agent = RawAgent(server)
+        agent.route("GET", "/api/v1/task/dag/11", dag_11)
+        agent.route("POST", "/api/v1/task/dag/11", operate)
+        with _client(server) as client:
+            task = client.task("11")
+            task.refresh()
+            with pytest.raises(ObshellError) as info:
+                task.retry()
+            assert (task.snapshot is None) is maybe, task.snapshot
+            read = len(gets)
+            if maybe:
+                assert task.result(timeout=5, poll_interval=0.01).state.value == "SUCCEED"
+                assert len(gets) > read
+            else:
+                with pytest.raises(TaskFailedError):
+                    task.result(timeout=5, poll_interval=0.01)
+                assert len(gets) == read  # the ending read before stands
+    said = str(info.value)
+    assert ("may have applied retry" in said) is (reply in ("lost", "a gateway's 504 page"))
+    if "may have applied" in said:
+        assert said.endswith("See where the task stands before trying again: client.task("
+                             "'11').refresh(), or follow it: client.task('11').wait()"), said
+    assert len([r for r in server.requests if r.method == "POST"]) == 1
+
+
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_a_redirect_with_a_successful_envelope_is_an_error(status):
     created = dag_json("11", name=f"Upgrade obshell {VERSION}-{RELEASE}")

@@ -75,15 +75,9 @@ def short_recovery(monkeypatch):
 # =============================================================================================
 
 # -- 1. an operator whose reply was lost leaves the task's old ending in place ----------------
-
-STALE_BUG = ("LIBRARY BUG (_task.py DagTask._operate): when operate_dag raises anything but "
-             "OperatorRefusedError (a lost reply, a read timeout, Ctrl-C), the FAILED snapshot "
-             "read before the operator is kept; wait()/result()/refresh() then never poll (a "
-             "finished snapshot is final) and report the old failure, though the agent applied "
-             "the operator and the task ran again and succeeded")
+# (fixed: DagTask._operate forgets the snapshot once the agent may have applied the operator)
 
 
-@pytest.mark.xfail(strict=True, reason=STALE_BUG)
 def test_a_retry_whose_reply_was_lost_is_followed_not_reported_failed():
     with FakeAgent(password=PASSWORD, fail_stage=2, stages_per_poll=9) as agent, \
             _client(agent) as client:
@@ -103,7 +97,6 @@ def test_a_retry_whose_reply_was_lost_is_followed_not_reported_failed():
         assert detail.state.value == "SUCCEED"
 
 
-@pytest.mark.xfail(strict=True, reason=STALE_BUG)
 def test_a_retry_interrupted_by_ctrl_c_after_the_agent_applied_it_is_not_reported_failed(raw):
     """Ctrl-C lands while the POST's reply is awaited (the agent applied it already)."""
     server, agent = raw
