@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import Optional
 
 from ._cli_errors import EXIT_OK, EXIT_OUTCOME_UNKNOWN
 from ._cli_next import next_line
 from ._cli_output import Output, Progress
 from ._dag import DagDetail, DagOutcome
+from ._exceptions import DecodeError, ObshellError
 from ._task import DagTask
 from ._task_errors import TaskCancelledError, TaskError, TaskRolledBackError
 
@@ -25,20 +27,34 @@ def show_created(task: DagTask, out: Output, progress: Progress, *, wait: bool,
                  timeout: float) -> int:
     """A task the command created: announced, then written as it stands, or followed (``wait``).
 
-    Exit 8 when the agent named the task but the rest of its reply could not be read: its id
-    is written, and how to follow it.
+    A task whose create reply named only its id is read once first: one named otherwise than
+    the call names its task is another, refused (:class:`DecodeError`, as every reply about
+    it that is not obshell's). Exit 8 when it could not be read: its id is written, and how
+    to follow it.
     """
-    if task.snapshot is None:
+    created = task.snapshot if task.snapshot is not None else _read_back(task)
+    if created is None:
         progress.current = task.id
-        out.note(f"task {task.id} was created, but the agent's reply could not be read; "
-                 f"follow it with: obshell-sdk task wait {task.id} --exists")
+        out.note(f"the agent named task {task.id} as the one it created, but neither its reply "
+                 f"nor the task could be read; follow it with: obshell-sdk task wait {task.id} "
+                 "--exists")
         out.task_id(task.id)
         return EXIT_OUTCOME_UNKNOWN
-    progress.announce(task.snapshot, followed=wait)
+    progress.announce(created, followed=wait)
     if not wait:
-        out.dag(task.snapshot)
+        out.dag(created)
         return EXIT_OK
     return follow(task, timeout, out, progress)
+
+
+def _read_back(task: DagTask) -> Optional[DagDetail]:
+    """Read a task its create reply named by id only; None when it could not be read."""
+    try:
+        return task.refresh()
+    except DecodeError:  # another task under that id (its name), or a reply not obshell's
+        raise
+    except ObshellError:
+        return None
 
 
 #: How a task ends when the operator a ``task`` action sent did what it asked for.

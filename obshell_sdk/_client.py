@@ -253,7 +253,8 @@ class ObshellClient(TaskCalls, PackageCalls, UpgradeCalls):
                              self._clock)
         if isinstance(created, DagDetail):
             log.info("agent %s: created task %s %r", self.agent, created.id, created.name)
-        return DagTask(self, created, policy=self.poll_policy, exists=True)  # the agent made it
+        return DagTask(self, created, policy=self.poll_policy, exists=True,  # the agent made it
+                       name=endpoint.dag_name(request))  # a reply of an id only names no name
 
     def task(self, dag_id: Union[str, int], *, exists: bool = False) -> DagTask:
         """A :class:`DagTask` for an existing DAG id, e.g. one started by another process.

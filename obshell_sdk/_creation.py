@@ -112,8 +112,8 @@ def _read_created(data: Any, path: str, agent: str) -> Union[DagDetail, str, Non
         except InvalidArgumentError:  # the agent's fault, not the caller's
             raise DecodeError(f"{brief_repr(dag_id)} is not a task id", where="data.id",
                               method="POST", path=path, agent=agent) from None
-        log.warning("%s on %s created task %s, but its reply did not parse; following it by "
-                    "id", path, agent, dag_id)
+        log.warning("%s on %s named task %s, but its reply did not parse; following it by id "
+                    "(the task's name is checked when it is read)", path, agent, dag_id)
         return dag_id
 
 
@@ -123,7 +123,8 @@ def _foreign(created: Union[DagDetail, str, None], data: Any, name: str,
 
     A new DAG has the name the endpoint gives it, was not there before the POST, and has not
     ended yet (obshell answers as it creates it; its scheduler runs it later). A reply read
-    for its id only is judged by the raw name and state it holds, where they are strings.
+    for its id only is judged by the raw name and state it holds; one without a name is
+    judged when the task is read (its ``DagTask`` is given the name to check).
     """
     dag_id = created.id if isinstance(created, DagDetail) else created
     if dag_id is not None and existed is not None and dag_id in existed:

@@ -26,9 +26,9 @@ from ._text import printable
 
 __all__ = [
     "DONE", "agent_line", "dag_html", "dag_line", "dag_text", "failure_line", "failure_message",
-    "interrupted_message", "package_line", "printable", "progress_line", "rollout_plan_text",
-    "rollout_table_text", "rollout_text", "state_text", "stored_line", "task_html", "task_repr",
-    "timeout_message", "to_jsonable", "upload_line",
+    "foreign_message", "interrupted_message", "package_line", "printable", "progress_line",
+    "rollout_plan_text", "rollout_table_text", "rollout_text", "state_text", "stored_line",
+    "task_html", "task_repr", "timeout_message", "to_jsonable", "upload_line",
 ]
 
 # -- text ------------------------------------------------------------------------------
@@ -221,6 +221,22 @@ def interrupted_message(task_id: str, seen: bool, exists: bool) -> str:
     state = "it keeps running on the agent" if seen else "it was not read yet"
     return f"stopped waiting for task {task_id}; {state}. Follow it again with " + _pick_up(
         task_id, exists)
+
+
+def foreign_message(task_id: str, name: str, said: str, *, seen: bool) -> str:
+    """Say that task ``task_id``, ``name``, is now said to be ``said``: another DAG.
+
+    ``seen``: ``name`` was seen in a reply about the task; else it is the name its creating
+    call gives it, and the agent's reply to that call named another task.
+    """
+    if seen:
+        return (f"task {task_id} was {name!r}; the agent now answers about {said!r}, another "
+                "DAG under its id (a reinstalled agent?)")
+    return (f"task {task_id} is {said!r}, not the {name!r} its creating call makes: the agent's "
+            "reply to that call named another task. The call was not sent again and what it "
+            "made is not known: look for it (client.unfinished_dags() and "
+            "client.last_maintenance_dag(); a pre-check that ended is only in the agent's task "
+            "history) before sending it again")
 
 
 def to_jsonable(value: Any) -> Any:

@@ -21,7 +21,7 @@ from ._operators import check_applies, nothing_applied, say_lost
 from ._outcome import judged
 from ._passes import Passes
 from ._polling import Deadline, FailureStreak, PollPolicy, worth_repeating
-from ._render import interrupted_message, task_html, task_repr, timeout_message
+from ._render import foreign_message, interrupted_message, task_html, task_repr, timeout_message
 from ._render_live import live_display
 from ._task_errors import TaskTimeoutError
 from ._validate import check_dag_id, check_flag, check_progress, check_seconds
@@ -47,7 +47,9 @@ class DagTask:
     ``client.task(id)``. ``snapshot`` is the last :class:`DagDetail` seen (None until the
     first fetch of a task picked up by id). ``policy`` is how often it polls. ``exists``: the
     DAG is known to exist, so "not found" or an agent out of reach is its agent restarting,
-    retried like a failed poll (else both fail at once: a wrong id or address).
+    retried like a failed poll (else both fail at once: a wrong id or address). ``name``: the
+    name the DAG must have (the one its creating call gives it); a fetch that shows another
+    is refused as another DAG's, as is one unlike the first name seen.
     """
 
     def __init__(
@@ -57,6 +59,7 @@ class DagTask:
         *,
         policy: Optional[PollPolicy] = None,
         exists: bool = False,
+        name: Optional[str] = None,
     ) -> None:
         self._client = client
         if isinstance(task, DagDetail):
@@ -70,7 +73,11 @@ class DagTask:
         #: How this task polls.
         self.policy: PollPolicy = policy or PollPolicy()
         self._exists = exists or self.snapshot is not None
-        self._name = None if self.snapshot is None else self.snapshot.name  # first one seen
+        seen = None if self.snapshot is None else self.snapshot.name
+        if name is not None and seen is not None and name != seen:
+            raise InvalidArgumentError("name", f"task {self.id} is {seen!r}: give that or none")
+        self._named = seen is None and name is not None  # a name not seen yet: the call's
+        self._name = name if seen is None else seen  # the first one seen, else that one
         self._born = time.monotonic()
         self._passes = Passes()
 
@@ -120,11 +127,10 @@ class DagTask:
         sent = time.time()
         detail = self._client.get_dag(self.id, timeout=timeout)
         if self._name is not None and detail.name != self._name:  # a DAG never changes name
-            raise DecodeError(f"task {self.id} was {self._name!r}; the agent now answers about "
-                              f"{detail.name!r}, another DAG under its id (a reinstalled "
-                              "agent?)", where="data.name", task_id=self.id, method="GET",
+            said = foreign_message(self.id, self._name, detail.name, seen=not self._named)
+            raise DecodeError(said, where="data.name", task_id=self.id, method="GET",
                               path=f"/api/v1/task/dag/{self.id}", agent=self._client.agent)
-        self._name = detail.name
+        self._name, self._named = detail.name, False
         self._passes.observe(detail, sent)
         self.snapshot = detail
         self._exists = True

@@ -357,6 +357,28 @@ def test_cli_create_with_an_unreadable_reply_prints_the_id_and_exits_8():
     assert out.returncode == 8 and json.loads(out.stdout) == {"id": "11"}, out.stderr
 
 
+@pytest.mark.parametrize("name", [f"Upgrade obshell {VERSION}-{RELEASE}",
+                                  "Upgrade obshell 4.2.9.9-1.el7"])
+def test_cli_an_id_only_create_reply_is_read_back_and_another_task_refused(name):
+    """The agent's reply names task 1500 only. Read back, it is shown as the command's task
+    when it bears the name the call gives; another's (an older upgrade under that id) is
+    refused, never shown as this one: exit 7, what to look for in CLI words."""
+    with RawServer() as server:
+        agent = RawAgent(server)
+        agent.route("POST", UPGRADE, lambda request: json_reply({"id": "1500"}))
+        agent.route("GET", "/api/v1/task/dag/1500", lambda request: json_reply(
+            dag_json("1500", name=name, stage=3)))
+        out = _cli(server, "upgrade", VERSION, RELEASE)
+        assert len([r for r in server.requests if r.method == "POST"]) == 1
+    if VERSION in name:
+        assert out.returncode == 0 and out.stdout.startswith(f"task 1500: {name}\n"), out.stderr
+        return
+    assert out.returncode == 7 and out.stdout == "", out.stderr
+    assert f"task 1500 is {name!r}, not the 'Upgrade obshell {VERSION}-" in out.stderr
+    assert "not sent again" in out.stderr and "obshell-sdk task list" in out.stderr
+    assert "client." not in out.stderr
+
+
 def test_cli_outcome_unknown_exits_8():
     with FakeAgent(password=PASSWORD) as agent:
         agent.reset_next(1, path_prefix=UPGRADE)

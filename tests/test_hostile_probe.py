@@ -127,13 +127,9 @@ def test_a_retry_interrupted_by_ctrl_c_after_the_agent_applied_it_is_not_reporte
 
 
 # -- 2. a create reply that names only an id is followed whatever task that id is -------------
+# (fixed: the created DagTask knows the name its call gives, and refuses a task of another)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "LIBRARY BUG (_creation.py _foreign / _client.py _create_task): a create reply whose data "
-    "holds only an id (no name) is followed as the new task without its expected name: the "
-    "DagTask has no name to check (_task.py DagTask._fetch), so an old pre-check of another "
-    "version under that id, long SUCCEED, is reported as this pre-check's success"))
 def test_an_id_only_create_reply_naming_an_old_task_is_not_reported_as_this_one(raw):
     server, agent = raw
     old = dag_json("1500", name="Upgrade check obshell 4.2.9.9-1.el7", stage=5, max_stage=5,

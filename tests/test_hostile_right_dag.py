@@ -138,6 +138,60 @@ def test_a_reinstalled_agent_s_other_dag_under_the_id_names_the_task_followed():
                                         "agent": client.agent}
 
 
+# -- a create reply that holds only an id -----------------------------------------------------
+
+CHECK = "/api/v1/agent/upgrade/check"
+CHECK_NAME = "Upgrade check obshell 4.3.1.0-101000012025010101.el7"
+
+
+def _id_only_check(agent, dag):
+    """The pre-check's POST answered with ``{"id": "1500"}``; task 1500 is ``dag(poll)``."""
+    polls = []
+    agent.route("POST", CHECK, lambda request: json_reply({"id": "1500"}))
+    agent.route("GET", "/api/v1/task/dag/1500",
+                lambda request: polls.append(request) or json_reply(dag(len(polls))))
+    return polls
+
+
+def test_an_id_only_create_reply_is_followed_when_its_task_has_the_calls_name(raw):
+    """No name in the reply: the task is the call's once a read shows the name it gives."""
+    server, agent = raw
+    _id_only_check(agent, lambda poll: dag_json(
+        "1500", name=CHECK_NAME, stage=min(poll, 5), max_stage=5,
+        state="SUCCEED" if poll >= 5 else "RUNNING"))
+    with _client(server) as client:
+        task = client.check_agent_upgrade("4.3.1.0", "101000012025010101.el7")
+        assert task.id == "1500" and task.snapshot is None
+        assert task.result(timeout=5, poll_interval=0.01).name == CHECK_NAME
+
+
+def test_an_id_only_create_reply_naming_another_task_says_what_to_look_for(raw):
+    """Task 1500 is another version's pre-check, long SUCCEED: never this one's success. The
+    call was not sent again, and the error says so and what to look for before sending it."""
+    server, agent = raw
+    polls = _id_only_check(agent, lambda poll: dag_json(
+        "1500", name="Upgrade check obshell 4.2.9.9-1.el7", stage=5, max_stage=5,
+        state="SUCCEED"))
+    with _client(server) as client:
+        task = client.check_agent_upgrade("4.3.1.0", "101000012025010101.el7")
+        with pytest.raises(DecodeError) as info:
+            task.result(timeout=5, poll_interval=0.01)
+        assert not task.done() and task.snapshot is None
+    assert len(polls) == 1 and info.value.where == "data.name" and info.value.task_id == "1500"
+    assert (f"task 1500 is 'Upgrade check obshell 4.2.9.9-1.el7', not the {CHECK_NAME!r} its "
+            "creating call makes") in str(info.value)
+    assert "not sent again" in str(info.value) and "client.unfinished_dags()" in str(info.value)
+    assert len([r for r in server.requests if r.method == "POST"]) == 1
+
+
+def test_a_task_given_a_name_unlike_its_snapshot_s_is_refused(raw):
+    server, _agent = raw
+    with _client(server) as client, pytest.raises(InvalidArgumentError) as info:
+        DagTask(client, DagDetail.from_json(dag_json("11")), name=CHECK_NAME)
+    assert info.value.argument == "name" and "task 11 is 'Upgrade obshell" in str(info.value)
+    assert server.requests == []
+
+
 # -- fork -----------------------------------------------------------------------------------
 
 POLLS = 40
