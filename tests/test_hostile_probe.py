@@ -1,9 +1,9 @@
 """An adversarial review's probes: hostile agents the other hostile tests do not cover.
 
 Each probe runs on real sockets on 127.0.0.1 (a :class:`RawServer`, a :class:`FakeAgent`, or
-a listener whose accept queue is full) and cleans up everything it starts. The probes marked
-``xfail(strict=True)`` are breaks of a promise the SDK makes (their ``reason`` says which and
-where); the others held.
+a listener whose accept queue is full) and cleans up everything it starts. Sections 1 to 8
+each pinned a break of a promise the SDK makes, found by the review and fixed since (a
+section's comment says how); the section "Held" holds what held from the start.
 """
 
 from __future__ import annotations
@@ -145,6 +145,7 @@ def test_an_id_only_create_reply_naming_an_old_task_is_not_reported_as_this_one(
 
 
 # -- 3. a lookup judged on an agent clock that jumped takes an old task -----------------------
+# (fixed: the lookup judges a task by the agent's clock only while that clock holds)
 
 
 def test_a_lookup_never_takes_an_earlier_run_when_the_agents_clock_jumped(raw, short_recovery):
@@ -164,6 +165,7 @@ def test_a_lookup_never_takes_an_earlier_run_when_the_agents_clock_jumped(raw, s
 
 
 # -- 4 and 5. an interim 1xx reply is taken for the reply ----------------------------------
+# (fixed: the SDK's connections read past interim replies to the final one)
 
 
 def test_after_an_interim_reply_no_call_reads_an_earlier_calls_reply(raw):
@@ -206,6 +208,7 @@ def test_an_interim_reply_before_a_poll_s_reply_does_not_end_the_wait(raw):
 
 
 # -- 6. a hung agent behind several addresses stretches every deadline ------------------------
+# (fixed: each address is tried only for what is left of the call)
 
 
 @pytest.fixture
@@ -276,6 +279,7 @@ def test_a_hung_host_with_several_addresses_cannot_stretch_a_wait(hung_host):
 
 
 # -- 7. the lookup's history read is not cut to its minute --------------------------------
+# (fixed: the history read is cut to what is left of the lookup)
 
 
 def test_a_hung_history_cannot_stretch_a_lost_create_s_lookup(raw, short_recovery):
@@ -294,6 +298,7 @@ def test_a_hung_history_cannot_stretch_a_lost_create_s_lookup(raw, short_recover
 
 
 # -- 8. line separators from the agent start new lines --------------------------------------
+# (fixed: U+2028 and U+2029 are escaped like control characters)
 
 
 def test_unicode_line_separators_cannot_forge_a_line():
