@@ -26,7 +26,8 @@ def check_host(host: Any, *, port_as: str = "port=", https_as: str = "https=") -
     Host names are ASCII (give an IDN in its ``xn--`` form); IPv6 addresses are bracketed,
     and a scope id (``fe80::1%eth0``) is written ``[fe80::1%25eth0]`` as RFC 6874 says.
     ``port_as`` and ``https_as`` name where the caller's port and scheme go instead, in the
-    caller's words (``OBSHELL_PORT``, ``--port``).
+    caller's words (``OBSHELL_PORT``, ``--port``); a URL's scheme is named only when it is
+    ``https://`` (plain http is the default).
     """
     if not isinstance(host, str):
         raise InvalidArgumentError("host", f"must be a string, got {type(host).__name__}")
@@ -41,12 +42,12 @@ def check_host(host: Any, *, port_as: str = "port=", https_as: str = "https=") -
             "host", f"{brief_repr(host)} is not an ASCII host name or IP address (give an "
             "international name in its xn-- form)"
         )
-    if "://" in bare:
+    if "://" in bare:  # https only when the URL says so: a plain agent refuses TLS
+        scheme = bare.partition("://")[0].strip().lower()
+        where = (f"the port and scheme as {port_as} and {https_as}" if scheme == "https" else
+                 f"the port as {port_as}" + (" (http is the default)" if scheme == "http" else ""))
         raise InvalidArgumentError(
-            "host",
-            f"{brief_repr(host)} looks like a URL; give the bare host, and the port and scheme "
-            f"as {port_as} and {https_as}",
-        )
+            "host", f"{brief_repr(host)} looks like a URL; give the bare host, and {where}")
     if ":" in bare:
         return _ipv6_url_host(host, bare, bracketed, port_as)
     labels = bare.split(".")

@@ -784,21 +784,28 @@ def test_the_cli_notes_say_library_hints_as_commands_and_survive_a_broken_stderr
     assert "BrokenPipeError" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("host, where", [("http://127.0.0.1", "--port and --https"),
+@pytest.mark.parametrize("host, where", [("https://127.0.0.1", "--port and --https"),
+                                         ("http://127.0.0.1", "--port (http is the default)"),
                                          ("127.0.0.1:2886", "--port")])
 def test_a_bad_host_option_is_named_as_the_option_in_the_command_lines_words(host, where):
     out = cli("--host", host, "info", password=None)
     assert out.returncode == 2
     assert out.stderr.startswith("obshell-sdk: --host: ") and where in out.stderr
     assert "OBSHELL_HOST" not in out.stderr and "port=" not in out.stderr
+    assert ("--https" in out.stderr) == host.startswith("https"), out.stderr  # http: no TLS
 
 
-def test_a_bad_host_variable_is_named_with_the_variables_for_port_and_scheme():
-    env = {**_env(password=None), "OBSHELL_HOST": "http://127.0.0.1"}
+@pytest.mark.parametrize("host, where", [
+    ("https://127.0.0.1", "OBSHELL_PORT and OBSHELL_HTTPS=1"),
+    ("http://127.0.0.1", "OBSHELL_PORT (http is the default)")])
+def test_a_bad_host_variable_is_named_with_the_variables_for_port_and_scheme(host, where):
+    # an http:// URL was told to set OBSHELL_HTTPS=1 too, which a plain-HTTP agent refuses
+    env = {**_env(password=None), "OBSHELL_HOST": host}
     out = subprocess.run([sys.executable, "-m", "obshell_sdk", "info"], capture_output=True,
                          text=True, env=env, timeout=60, stdin=subprocess.DEVNULL, check=False)
     assert out.returncode == 2 and "OBSHELL_HOST: " in out.stderr
-    assert "OBSHELL_PORT and OBSHELL_HTTPS=1" in out.stderr and "port=" not in out.stderr
+    assert where in out.stderr and "port=" not in out.stderr, out.stderr
+    assert ("HTTPS" in out.stderr) == host.startswith("https"), out.stderr
 
 
 def test_task_wait_on_a_wrong_port_exits_4_at_once_as_task_show_does():

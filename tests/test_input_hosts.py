@@ -59,3 +59,17 @@ def test_a_scoped_ipv6_host_reaches_urllib3_in_brackets():
     prepared = requests.Request("GET", "http://[fe80::1%25eth0]:2886/api/v1/info").prepare()
     host_params, _ = DeadlineAdapter().build_connection_pool_key_attributes(prepared, True)
     assert host_params["host"] == "[fe80::1%25eth0]"
+
+
+@pytest.mark.parametrize(("host", "said"), [
+    ("http://127.0.0.1", "give the bare host, and the port as port= (http is the default)"),
+    ("HTTP://127.0.0.1:2886", "give the bare host, and the port as port= (http is the default)"),
+    ("tcp://127.0.0.1", "give the bare host, and the port as port="),
+    ("https://127.0.0.1", "give the bare host, and the port and scheme as port= and https=")])
+def test_a_url_given_as_the_host_names_https_only_when_its_scheme_is_https(host, said):
+    # was "the port and scheme as port= and https=" for http:// too: following it against a
+    # plain-HTTP agent failed with TLS errors
+    with pytest.raises(InvalidArgumentError) as info:
+        ObshellClient(host, auth=None)
+    assert str(info.value).endswith(said), info.value
+    assert ("https" in str(info.value).replace(host, "")) == host.startswith("https")
