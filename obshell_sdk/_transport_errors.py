@@ -41,6 +41,8 @@ _CONNECT_REASONS: tuple[type[BaseException], ...] = tuple(cls for cls in (
 
 #: The methods the SDK sends that change something on the agent (a task, a package).
 _WRITES = ("POST", "DELETE")
+#: The methods that only read: a lost reply to one left nothing done on the agent.
+_READS = ("GET", "HEAD")
 #: How the simulated failures below show in urllib3's debug log.
 _ASKING = "(obshell_sdk asks: would this Retry send a request again?)"
 
@@ -126,9 +128,7 @@ def exchange_error(exc: Exception, fired: bool, seconds: float, method: str, pat
     where: dict[str, Any] = {"method": method, "path": path, "agent": agent}
     scrub(exc)  # it is chained as the error's __cause__
     if fired:  # cut while connecting (a proxy's tunnel, a TLS handshake) or while reading
-        return (ReadTimeoutError(f"no complete reply within the call's {seconds:g} s (the agent "
-                                 "answered too slowly); the request may still have been carried "
-                                 "out", **where) if maybe_sent else
+        return (_no_reply(f"the call's {seconds:g} s", where) if maybe_sent else
                 ConnectError(f"no connection within the call's {seconds:g} s; the request was "
                              "not sent", **where))
     other = ConnectionLostError if maybe_sent else TransportError
@@ -138,8 +138,7 @@ def exchange_error(exc: Exception, fired: bool, seconds: float, method: str, pat
         return ConnectError("timed out connecting; is the agent up and the port right?", **where)
     if isinstance(exc, requests.exceptions.ReadTimeout) or isinstance(  # in the body: wrapped
             _root(exc), urllib3.exceptions.ReadTimeoutError):  # unsent: TLS handshake, tunnel
-        return (ReadTimeoutError("no complete reply within the read timeout; the request may "
-                                 "still have been carried out", **where) if maybe_sent else
+        return (_no_reply("the read timeout", where) if maybe_sent else
                 ConnectError("timed out connecting (TLS handshake or proxy tunnel); not sent",
                              **where))
     if isinstance(exc, requests.exceptions.SSLError):
@@ -154,6 +153,17 @@ def exchange_error(exc: Exception, fired: bool, seconds: float, method: str, pat
                         requests.exceptions.ContentDecodingError)):
         return ConnectionLostError(f"reply cut short ({_reason(exc)})", **where)
     return other(_reason(exc), **where)
+
+
+def _no_reply(within: str, where: dict[str, Any]) -> ReadTimeoutError:
+    """No complete reply ``within`` a time: a read changed nothing; a write may have been done."""
+    method = where["method"]
+    if method in _READS:
+        return ReadTimeoutError(f"no complete reply within {within} (the agent answered too "
+                                "slowly, or not at all: is it up, and is this its port?); a "
+                                f"{method} changes nothing, so it is safe to run again", **where)
+    return ReadTimeoutError(f"no complete reply within {within} (the agent answered too "
+                            "slowly); the request may still have been carried out", **where)
 
 
 def _connection_error(exc: requests.exceptions.ConnectionError,

@@ -20,7 +20,7 @@ import requests
 import requests.adapters
 import urllib3.exceptions
 from conftest import PASSWORD, closed_port, proxy_from_env
-from rawserver import RawReply, RawServer
+from rawserver import RawReply, RawServer, http_reply, trickle
 from urllib3.util import Retry
 
 from obshell_sdk import (
@@ -31,6 +31,7 @@ from obshell_sdk import (
     ObshellClient,
     ObshellError,
     PasswordAuth,
+    ReadTimeoutError,
 )
 from obshell_sdk._transport_errors import exchange_error
 from obshell_sdk.testing import FakeAgent
@@ -352,3 +353,27 @@ def test_an_adapter_mounted_under_the_agent_s_url_that_may_send_twice_is_refused
             with pytest.raises(InvalidArgumentError, match="may send a request twice"):
                 client.upgrade_agent(VERSION, RELEASE)
             assert not agent.requests_to("/api/v1/agent/upgrade")
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("timeout, within, wire", [
+    ((5, 0.3), "the read timeout", [10.0]),  # nothing at all: the socket's read timeout
+    (0.5, "the call's 0.5 s", list(trickle(http_reply(200, b"{}"), gap=0.1, give_up=5)))])
+def test_a_read_that_times_out_is_safe_to_run_again_and_a_write_may_have_been_done(
+        method, timeout, within, wire):
+    # was "the request may still have been carried out" for a GET too (obshell-sdk info on a
+    # port that accepts and never answers): a read carries nothing out
+    with RawServer() as server:
+        server.handler = lambda request: RawReply(200, wire=wire, close=True)
+        with ObshellClient(server.host, server.port, auth=None, timeout=timeout) as client, \
+                pytest.raises(ReadTimeoutError) as info:
+            client.call(method, "/x", signed=False)
+    message = str(info.value)
+    assert f"{method} /x on {server.host}:{server.port}: no complete reply within {within}" \
+        in message, message
+    if method == "GET":
+        assert "carried out" not in message, message
+        assert message.endswith("is it up, and is this its port?); a GET changes nothing, so "
+                                "it is safe to run again"), message
+    else:
+        assert message.endswith("the request may still have been carried out"), message
