@@ -40,7 +40,8 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
         "reply, or polling kept failing"),
     (5, "the agent refused the call (another API error)"),
     (6, "the wait's deadline passed (the task keeps running)"),
-    (7, "the agent's reply could not be read"),
+    (7, "the agent's reply could not be read (not obshell's, or not HTTP at all: a wrong "
+        "port?)"),
     (8, "outcome unknown: a call that changes something (a task, an operator, an upload) "
         "lost its reply (run `task list`)"),
     (9, "the operator does not apply to the task's state or steps (e.g. retry of a task that "

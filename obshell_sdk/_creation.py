@@ -157,7 +157,9 @@ def _lost(exc: ObshellError, endpoint: TaskEndpoint[Any], agent: str
         return None
     # a gateway timing out (504; Cloudflare's 524) leaves the agent at work: look longer
     kind = ReadTimeoutError if exc.status in (504, 524) else ConnectionLostError
-    lost = kind(f"HTTP {exc.status} reply that is not obshell's (a proxy's error page?): the "
-                "agent may have got the request", method="POST", path=endpoint.path, agent=agent)
+    said = (f"HTTP {exc.status} reply that is not obshell's (a proxy's error page?)" if
+            exc.status else "reply that is not HTTP (garbled on the way?)")  # not_http
+    lost = kind(f"{said}: the agent may have got the request", method="POST",
+                path=endpoint.path, agent=agent)
     lost.__cause__ = exc  # the page's excerpt stays in the traceback
     return lost

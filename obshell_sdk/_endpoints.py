@@ -236,7 +236,8 @@ class TaskEndpoint(Generic[R]):
         parameters), or a 5xx with an errCode (its lock held, a check failed, the insert
         rolled back). obshell's create handlers make the DAG as their last fallible step,
         so those errors come before it or instead of it. So it is too when a proxy answered
-        the POST with a 3xx or 4xx page of its own. ``Common.Unexpected`` (a panic, a
+        the POST with a 3xx or 4xx page of its own; not when the reply was not HTTP at all
+        (an agent's reply garbled on the way looks the same). ``Common.Unexpected`` (a panic, a
         follower's failed forward, a raw Go error) and a reply lost on the way may both
         hide a DAG: they prove nothing, except a package not found
         (:class:`PackageMissingError`), which the OceanBase upgrade and its pre-check look up

@@ -9,7 +9,7 @@
     │   └── ConnectionLostError     reached it, but the reply did not arrive
     │       ├── ReadTimeoutError    ... because the read timeout ran out
     │       └── OutcomeUnknownError a task-creating call lost its reply and no task was found
-    ├── DecodeError                 the reply is not what obshell sends (not JSON, wrong shape)
+    ├── DecodeError                 the reply is not what obshell sends (not HTTP/JSON, wrong shape)
     ├── WeakKeyError                the agent's RSA key is too short to carry a password
     ├── ApiError                    obshell answered with an error (status 0: the SDK's own)
     │   ├── AuthError               the agent refused the credentials (401 and friends)
@@ -141,14 +141,14 @@ class OutcomeUnknownError(ConnectionLostError):
 
 
 class DecodeError(ObshellError):
-    """A reply did not have the shape obshell gives it.
+    """A reply did not have the shape obshell gives it, or was not HTTP at all (no ``status``).
 
     ``where``: the JSON path of the part that did not fit (``data.nodes[2].state``); ``excerpt``:
-    the start of a body that could not be read; ``status``: the reply's HTTP status when the
-    reply as a whole was not obshell's (0 when its data did not fit); ``method``, ``path``: the
-    request, and ``agent``, its ``host:port``, whose reply it is (the message starts with them;
-    empty only for a model built outside a call, ``DagDetail.from_json(obj)``); ``task_id``:
-    the task a poll was about, or "".
+    the start of a reply that could not be read; ``status``: the reply's HTTP status when the
+    reply as a whole was not obshell's (0 when its data did not fit, or it was not HTTP: then
+    ``excerpt`` is its first line); ``method``, ``path``: the request, and ``agent``, its
+    ``host:port``, whose reply it is (the message starts with them; empty only for a model built
+    outside a call, ``DagDetail.from_json(obj)``); ``task_id``: the task a poll was about, or "".
     """
 
     def __init__(self, message: str, *, where: str = "", excerpt: str = "", status: int = 0,

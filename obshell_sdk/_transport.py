@@ -34,7 +34,7 @@ from ._exceptions import (
 )
 from ._models import Envelope
 from ._request import Request
-from ._transport_errors import exchange_error, resending
+from ._transport_errors import REPLY_EXCERPT, exchange_error, resending
 
 __all__ = ["MAX_REPLY_BYTES", "MAX_REPLY_DEPTH", "TRACE_HEADER", "Cert", "Timeout", "Transport",
            "read_reply"]
@@ -52,7 +52,6 @@ Cert = Union[str, tuple[str, str]]
 MAX_REPLY_BYTES = 16 * 1024 * 1024
 #: JSON nested deeper than this is refused (obshell's replies nest fewer than 10 levels).
 MAX_REPLY_DEPTH = 64
-_EXCERPT = 120
 T = TypeVar("T")
 
 
@@ -291,7 +290,7 @@ def _envelope(resp: requests.Response, body: bytes, method: str, path: str, agen
         kind = resp.headers.get("Content-Type", "no content type")
         raise DecodeError(f"HTTP {status} reply is not JSON ({kind}): {exc}; is this "
                           "an obshell agent, and is https= right?", status=status,
-                          excerpt=body[:_EXCERPT].decode("utf-8", "replace"),
+                          excerpt=body[:REPLY_EXCERPT].decode("utf-8", "replace"),
                           method=method, path=path, agent=agent) from None
     try:
         envelope = Envelope.from_json(obj)

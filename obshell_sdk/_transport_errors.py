@@ -7,13 +7,15 @@ to open a tunnel to an HTTPS agent); any other failure after the request may hav
 a lost reply, :class:`~obshell_sdk.ConnectionLostError` or
 :class:`~obshell_sdk.ReadTimeoutError`: the agent may have acted on it. That proof holds only
 if nothing sent the request earlier: :func:`resending` finds a given session whose retries
-could have.
+could have. A reply that is not HTTP at all (another service's port) is a
+:class:`~obshell_sdk.DecodeError`, as a reply that is not JSON is.
 """
 
 from __future__ import annotations
 
+import http.client
 import re
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import requests
 import urllib3
@@ -29,8 +31,12 @@ from ._exceptions import (
     TransportError,
 )
 from ._request import scrub
+from ._text import printable
 
-__all__ = ["exchange_error", "reply_lost", "resending"]
+__all__ = ["REPLY_EXCERPT", "exchange_error", "not_http", "reply_lost", "resending"]
+
+#: How much of a reply that cannot be read its error quotes (characters).
+REPLY_EXCERPT = 120
 
 #: The reasons that prove a TCP connection was never made (so nothing was sent on it).
 _CONNECT_REASONS: tuple[type[BaseException], ...] = tuple(cls for cls in (
@@ -119,11 +125,12 @@ def _retries(retry: urllib3.util.Retry, method: str, **failure: Any) -> bool:
 
 
 def exchange_error(exc: Exception, fired: bool, seconds: float, method: str, path: str,
-                   agent: str, *, maybe_sent: bool = False) -> TransportError:
+                   agent: str, *, maybe_sent: bool = False) -> Union[TransportError, DecodeError]:
     """Map what an exchange raised to the SDK's transport errors.
 
     ``maybe_sent``: the request may have gone out (on a session we cannot watch, any time),
     so any failure not proven to come before it is a lost reply: the agent may have acted.
+    A reply that is not HTTP at all is a :class:`DecodeError` (:func:`not_http`).
     """
     where: dict[str, Any] = {"method": method, "path": path, "agent": agent}
     scrub(exc)  # it is chained as the error's __cause__
@@ -167,7 +174,7 @@ def _no_reply(within: str, where: dict[str, Any]) -> ReadTimeoutError:
 
 
 def _connection_error(exc: requests.exceptions.ConnectionError,
-                      where: dict[str, Any]) -> TransportError:
+                      where: dict[str, Any]) -> Union[TransportError, DecodeError]:
     """A failed connection: not sent only if no TCP connection (to agent or proxy) was made.
 
     urllib3's ProxyError ("Unable to connect to proxy") wraps more than a failure to connect:
@@ -191,8 +198,41 @@ def _connection_error(exc: requests.exceptions.ConnectionError,
             return ConnectError(f"the proxy{_proxy(exc)} refused to open a tunnel to the agent "
                                 f"({_tunnel_answer(exc, refused)}); the request was not sent. "
                                 f"{_PROXY_ADVICE}", **where)
+    line = _first_line(root)
+    if line is not None:
+        return _not_http_reply(line, where)
     return ConnectionLostError(
         f"connection lost before the reply was complete ({_reason(exc)})", **where)
+
+
+def _first_line(reason: Any) -> Optional[str]:
+    """The first line of a reply that is not HTTP at all (SQL, SSH, TLS), else None.
+
+    http.client's BadStatusLine, but not RemoteDisconnected (no reply at all), nor a line
+    that starts as HTTP's do: a status line cut short (``HTT``, ``HTTP/1.1 2``) is a lost
+    reply, and a blank line may be left over from the connection's previous reply.
+    """
+    found = next((a for a in (reason, *getattr(reason, "args", ())) if isinstance(
+        a, http.client.BadStatusLine) and not isinstance(a, http.client.RemoteDisconnected)),
+        None)
+    line = getattr(found, "line", None)
+    if not isinstance(line, str) or not line.strip() or line.startswith("HTTP/") or \
+            "HTTP/".startswith(line):
+        return None
+    return line
+
+
+def _not_http_reply(line: str, where: dict[str, Any]) -> DecodeError:
+    """A reply that is not HTTP: another service's port, most likely (OceanBase's SQL port).
+
+    Its bytes are quoted escaped, on one line. After a write it proves nothing: an agent's
+    reply garbled on the way would look the same (:func:`reply_lost` says so).
+    """
+    then = ("" if where["method"] in _READS else
+            "; if it is, the agent may have carried out the request")
+    return DecodeError("the reply is not HTTP: is this obshell's port (2886 by default; 2881 "
+                       f"is OceanBase's SQL port)?{then}", excerpt=line[:REPLY_EXCERPT],
+                       **where)
 
 
 _PROXY_ADVICE = (
@@ -262,14 +302,20 @@ def _plain(reason: object) -> str:
     text = re.sub(r"^\w+\([^()]*\):\s*", "", text)
     while text.endswith(")") and text.count(")") > text.count("("):  # a repr's tail
         text = text[:-1]
-    return text.strip("'\" ")
+    return printable(text.strip("'\" \r\n"))  # bytes of the reply on one line, escaped
 
 
 def reply_lost(exc: ObshellError) -> bool:
     """Whether ``exc`` says a sent request's reply was lost: the agent may have carried it out.
 
     A lost reply (:class:`ConnectionLostError`, its read timeout included), or a gateway's 5xx
-    page in its place (a :class:`DecodeError` of status 500 or more: a proxy's 502 or 504).
+    page in its place (a :class:`DecodeError` of status 500 or more: a proxy's 502 or 504), or
+    a reply that is not HTTP (:func:`not_http`): another service's, or the agent's garbled.
     """
     return isinstance(exc, ConnectionLostError) or (
-        isinstance(exc, DecodeError) and exc.status >= 500)
+        isinstance(exc, DecodeError) and (exc.status >= 500 or not_http(exc)))
+
+
+def not_http(exc: DecodeError) -> bool:
+    """Whether ``exc`` is of a reply that is not HTTP at all: no status, its start quoted."""
+    return exc.status == 0 and bool(exc.excerpt)

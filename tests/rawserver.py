@@ -17,9 +17,11 @@ and joins the threads. Every request seen is kept in :attr:`RawServer.requests`.
 For faults below HTTP, a reply may instead give :attr:`RawReply.wire`, a script of exact
 bytes to write and pauses (floats, in seconds) to make between them: a reply cut after its
 status line, a status line trickled one byte at a time. ``RawServer(tls=context)`` serves
-the same over TLS. :func:`trickle` makes such scripts, and :class:`RawAgent` answers the
-requests an SDK makes before the one under test (``/info``, ``/secret``, ``/time``, the task
-lists) like an obshell agent, handing the rest to per-path handlers.
+the same over TLS; ``RawServer(greeting=b"...")`` writes those bytes first on every
+connection, before any request (a MySQL server's handshake). :func:`trickle` makes such
+scripts, and :class:`RawAgent` answers the requests an SDK makes before the one under test
+(``/info``, ``/secret``, ``/time``, the task lists) like an obshell agent, handing the rest
+to per-path handlers.
 """
 
 from __future__ import annotations
@@ -83,11 +85,13 @@ Handler = Callable[[RawRequest], RawReply]
 class RawServer:
     """A threaded HTTP/1.1 server answering each request through :attr:`handler`.
 
-    ``tls`` (a server ``ssl.SSLContext``) serves HTTPS instead.
+    ``tls`` (a server ``ssl.SSLContext``) serves HTTPS instead; ``greeting`` is written on
+    every connection as soon as it is accepted, as a server of another protocol does.
     """
 
-    def __init__(self, tls: Optional[ssl.SSLContext] = None) -> None:
+    def __init__(self, tls: Optional[ssl.SSLContext] = None, greeting: bytes = b"") -> None:
         self.tls = tls
+        self.greeting = greeting
         self.handler: Handler = lambda request: RawReply(404, b"")
         self.requests: list[RawRequest] = []
         self._stop = threading.Event()
@@ -169,6 +173,8 @@ class RawServer:
             peer = conn.getpeername()
             if self.tls is not None:
                 conn = self._handshake(conn)
+            if self.greeting:
+                self._write_wire(conn, [self.greeting])
             while not self._stop.is_set():
                 request, buffer = self._read_request(conn, buffer)
                 if request is None:

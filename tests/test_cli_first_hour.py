@@ -895,6 +895,28 @@ def test_a_server_that_is_no_obshell_agent_is_named_as_every_other_error_names_i
     assert json.loads(out.stdout)["error"]["agent"] == agent
 
 
+@pytest.mark.parametrize("command", [("info",), ("task", "list"), ("package", "list")])
+def test_a_port_that_is_not_http_says_it_on_one_line_and_which_port_obshell_has(command):
+    """OceanBase's SQL port (2881) given for the agent's: exit 4, "connection lost ...
+    (Connection aborted: J\\x00\\x00\\x00" and a raw newline, no hint; a plain web server
+    on a wrong port got exit 7 and a hint."""
+    from rawserver import RawReply, RawServer
+    from test_transport_paths import MYSQL_GREETING, NOT_HTTP
+
+    with RawServer(greeting=MYSQL_GREETING) as server:
+        server.handler = lambda request: RawReply(0, wire=[], close=True)
+        env = dict(_env(), OBSHELL_HOST=server.host, OBSHELL_PORT=str(server.port))
+        out = subprocess.run([sys.executable, "-m", "obshell_sdk", "--json", *command],
+                             capture_output=True, text=True, env=env, timeout=60,
+                             stdin=subprocess.DEVNULL, check=False)
+    assert out.returncode == 7, out.stderr
+    assert out.stderr.startswith("obshell-sdk: GET /api/v1/"), out.stderr
+    assert f"{server.host}:{server.port}: {NOT_HTTP}" in out.stderr, out.stderr
+    assert out.stderr.count("\n") == 1 and out.stderr[:-1].isprintable(), out.stderr
+    error = json.loads(out.stdout)["error"]
+    assert (error["type"], error["exit"]) == ("DecodeError", 7) and "status" not in error
+
+
 def test_usage_errors_name_what_the_usage_line_shows():
     """``task`` alone names ACTION, as the usage line and --help do (it named a Python
     ``action`` the usage never showed), and a stray value is said to be one."""

@@ -42,7 +42,8 @@ class Proxy(ThreadingHTTPServer):
     """Passes requests on to ``agent``; ``page[path] = (status, passed_on)`` answers the next
     POST to ``path`` with an HTML page of that status, after passing it on or instead;
     ``body[path]`` replaces the agent's reply body to the next POST there;
-    ``answer[path] = (status, json)`` answers the next POST there with that JSON instead."""
+    ``answer[path] = (status, json)`` answers the next POST there with that JSON instead;
+    ``garble[path] = passed_on`` answers the next POST there with bytes that are not HTTP."""
 
     daemon_threads = True
 
@@ -52,6 +53,7 @@ class Proxy(ThreadingHTTPServer):
         self.page: dict[str, tuple[int, bool]] = {}
         self.body: dict[str, bytes] = {}
         self.answer: dict[str, tuple[int, bytes]] = {}
+        self.garble: dict[str, bool] = {}
 
     @property
     def port(self) -> int:
@@ -69,6 +71,9 @@ class _Relay(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         page = self.server.page.pop(self.path, None) if self.command == "POST" else None
         answer = self.server.answer.pop(self.path, None) if self.command == "POST" else None
+        garble = self.server.garble.pop(self.path, None) if self.command == "POST" else None
+        if garble is not None:
+            page = (200, garble)  # passed on, or not, as a page would be; then not HTTP at all
         if answer is not None:
             status, ctype, content = answer[0], "application/json", answer[1]
         elif page is None or page[1]:
@@ -83,6 +88,10 @@ class _Relay(BaseHTTPRequestHandler):
             status, ctype = page[0], "text/html"
             content = f"<html><body><h1>{status} from the gateway</h1></body></html>".encode()
             content = b"" if status == 204 else content  # No Content: none at all
+        if garble is not None:
+            self.wfile.write(b"\x00\x01garbled on the way\r\n\r\n")
+            self.close_connection = True
+            return
         self.send_response(status)
         self.send_header("Content-Type", ctype or "application/json")
         self.send_header("Content-Length", str(len(content)))
@@ -149,6 +158,29 @@ def test_a_gateway_page_for_a_post_the_agent_never_got_is_outcome_unknown(
     page = caught.value.__cause__.__cause__  # the proxy's page stays in the traceback
     assert isinstance(page, DecodeError) and f"{status} from the gateway" in str(page)
     assert not page.refusal_page  # the agent may have got it: not safe to send again
+
+
+@pytest.mark.parametrize("passed_on", [True, False])
+def test_a_create_reply_that_is_not_http_is_looked_up_never_sent_again(
+        proxied, monkeypatch, passed_on):
+    # a reply that is not HTTP proves nothing of the POST: the agent may have made the task
+    monkeypatch.setattr(obshell_sdk._lookup, "RECOVERY_SECONDS", 0.5)
+    agent, proxy = proxied
+    proxy.garble[UPGRADE] = passed_on
+    with _client(proxy) as client:
+        if passed_on:
+            task = client.upgrade_agent(VERSION, RELEASE)
+            assert task.wait(timeout=30, progress=False).state is DagState.SUCCEED
+            assert list(agent.dags) == [task.id]
+        else:
+            with pytest.raises(OutcomeUnknownError) as caught:
+                client.upgrade_agent(VERSION, RELEASE)
+            assert "reply that is not HTTP (garbled on the way?): the agent may have got " \
+                "the request" in str(caught.value) and "It was not sent again" in str(caught.value)
+            assert "HTTP 0" not in str(caught.value) and not agent.dags
+            garbled = caught.value.__cause__.__cause__
+            assert isinstance(garbled, DecodeError) and "the reply is not HTTP" in str(garbled)
+    assert len(agent.requests_to(UPGRADE, "POST")) == int(passed_on)
 
 
 def test_a_success_reply_that_names_no_task_is_looked_up(proxied):

@@ -27,13 +27,15 @@ from obshell_sdk import (
     ApiError,
     ConnectError,
     ConnectionLostError,
+    DecodeError,
     InvalidArgumentError,
     ObshellClient,
     ObshellError,
     PasswordAuth,
     ReadTimeoutError,
 )
-from obshell_sdk._transport_errors import exchange_error
+from obshell_sdk._endpoints import AGENT_UPGRADE
+from obshell_sdk._transport_errors import exchange_error, not_http, reply_lost
 from obshell_sdk.testing import FakeAgent
 
 VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
@@ -156,6 +158,11 @@ def test_accept_language_is_checked_when_changed_too():
          "closed connection without response)"),
     ([b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"],
      "reply cut short (Connection broken: IncompleteRead(1 bytes read, 99 more expected))"),
+    # a status line cut short, or garbled, is a lost reply, said on one line
+    ([b"HTTP/1.1 2"], "connection lost before the reply was complete (Connection aborted: "
+                      "HTTP/1.1 2)"),
+    ([b"HTTP/1.1 2x0 OK\r\n\x1b[2J"], "connection lost before the reply was complete "
+                                       "(Connection aborted: HTTP/1.1 2x0 OK)"),
 ])
 def test_a_lost_connection_is_told_in_words_not_as_a_tuple(wire, reason):
     # was: "(Connection aborted.', RemoteDisconnected('Remote end closed connection without
@@ -377,3 +384,44 @@ def test_a_read_that_times_out_is_safe_to_run_again_and_a_write_may_have_been_do
                                 "it is safe to run again"), message
     else:
         assert message.endswith("the request may still have been carried out"), message
+
+
+
+#: What a MySQL server (OceanBase's SQL port, 2881) writes as soon as it accepts a connection.
+MYSQL_GREETING = (b"J\x00\x00\x00\n5.7.25-OceanBase_CE-v4.2.1.0\x00\x01\x00\x00\x00abcdefgh\x00"
+                  b"\xff\xf7!\x02\x00\xff\x81\x15" + b"\x00" * 10 + b"ijklmnopqrst\x00"
+                  b"mysql_native_password\x00")
+NOT_HTTP = ("the reply is not HTTP: is this obshell's port (2886 by default; 2881 is OceanBase's "
+            "SQL port)?")
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_reply_that_is_not_http_says_which_port_obshell_has_on_one_line(method):
+    # was ConnectionLostError, "connection lost before the reply was complete (Connection
+    # aborted: J\x00\x00\x00" and a raw newline: the SQL port's greeting, garbled, no hint
+    with RawServer(greeting=MYSQL_GREETING) as server:
+        server.handler = lambda request: RawReply(0, wire=[], close=True)
+        with ObshellClient(server.host, server.port, auth=None) as client, \
+                pytest.raises(DecodeError) as info:
+            client.call(method, "/api/v1/agent/upgrade", signed=False)
+    error, message = info.value, str(info.value)
+    assert message.startswith(f"{method} /api/v1/agent/upgrade on {server.host}:"
+                              f"{server.port}: {NOT_HTTP}"), message
+    assert message.endswith("(reply starts with 'J\\x00\\x00\\x00\\n')"), message
+    assert "\n" not in message and message.isprintable(), message
+    assert (error.status, error.excerpt, error.method) == (0, "J\x00\x00\x00\n", method)
+    assert not_http(error) and not error.refusal_page
+    # a write's reply that is not HTTP proves nothing: an agent's, garbled, looks the same
+    assert reply_lost(error) and not AGENT_UPGRADE.never_ran(error)
+    assert ("may have carried out the request" in message) == (method == "POST")
+
+
+def test_a_create_call_on_a_port_that_is_not_http_sends_nothing_it_could_run():
+    # the auth flow's GET /api/v1/info meets the greeting first: the POST is never sent
+    with RawServer(greeting=MYSQL_GREETING) as server:
+        server.handler = lambda request: RawReply(0, wire=[], close=True)
+        with ObshellClient(server.host, server.port, auth=PasswordAuth(PASSWORD)) as client, \
+                pytest.raises(DecodeError) as info:
+            client.upgrade_agent(VERSION, RELEASE)
+    assert NOT_HTTP in str(info.value)
+    assert "POST" not in {request.method for request in server.requests}
