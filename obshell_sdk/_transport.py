@@ -34,7 +34,7 @@ from ._exceptions import (
 )
 from ._models import Envelope
 from ._request import Request
-from ._transport_errors import REPLY_EXCERPT, exchange_error, resending
+from ._transport_errors import REPLY_EXCERPT, exchange_error, resending, through_proxy
 
 __all__ = ["MAX_REPLY_BYTES", "MAX_REPLY_DEPTH", "TRACE_HEADER", "Cert", "Timeout", "Transport",
            "read_reply"]
@@ -216,7 +216,17 @@ class Transport:
             raise ConnectionLostError(lost, method=method, path=path, agent=self.agent)
         log.debug("%s %s on %s -> %d in %.0f ms (trace %s)", method, request.target, self.agent,
                   resp.status_code, (time.monotonic() - started) * 1000, headers[TRACE_HEADER])
-        return _envelope(resp, content, method, path, self.agent)
+        return _envelope(resp, content, method, path, self.agent, self._proxy_for)
+
+    def _proxy_for(self, url: str) -> str:
+        """What to say of the proxy a request to ``url`` went through (:func:`through_proxy`).
+
+        Our own pool's, read from the environment once; a given session's as requests picks
+        it (the session's ``proxies``, and the environment's if it trusts it).
+        """
+        proxies = (self._proxies or {}) if self._owns_session else (
+            self._session.merge_environment_settings(url, {}, None, None, None)["proxies"])
+        return through_proxy(requests.utils.select_proxy(url, proxies))
 
 
 def read_reply(read: Callable[[Any], T], reply: Any, method: str, path: str, agent: str) -> T:
@@ -270,10 +280,12 @@ def _read_capped(resp: requests.Response, cap: int) -> Optional[bytes]:
     return content
 
 
-def _envelope(resp: requests.Response, body: bytes, method: str, path: str, agent: str) -> Envelope:
+def _envelope(resp: requests.Response, body: bytes, method: str, path: str, agent: str,
+              proxy_for: Callable[[str], str]) -> Envelope:
     """Decode a reply into an :class:`Envelope`, or raise the right :class:`ApiError`.
 
     Only a 2xx reply is a success, whatever its body says (a redirect is never followed).
+    A reply that is not obshell's names the proxy it came through, if any (``proxy_for``).
     """
     status = resp.status_code
     if status == 204:  # No Content (SendNoContentResponse): success, no data
@@ -288,15 +300,17 @@ def _envelope(resp: requests.Response, body: bytes, method: str, path: str, agen
                           path=path, agent=agent) from None
     except ValueError as exc:
         kind = resp.headers.get("Content-Type", "no content type")
-        raise DecodeError(f"HTTP {status} reply is not JSON ({kind}): {exc}; is this "
-                          "an obshell agent, and is https= right?", status=status,
-                          excerpt=body[:REPLY_EXCERPT].decode("utf-8", "replace"),
+        hint = proxy_for(resp.url) or "is this an obshell agent, and is https= right?"
+        raise DecodeError(f"HTTP {status} reply is not JSON ({kind}): {exc}; {hint}",
+                          status=status, excerpt=body[:REPLY_EXCERPT].decode("utf-8", "replace"),
                           method=method, path=path, agent=agent) from None
     try:
         envelope = Envelope.from_json(obj)
     except DecodeError as exc:
-        error = DecodeError(f"HTTP {status} reply is not an obshell envelope: {exc}",
-                            status=status, method=method, path=path, agent=agent)
+        proxy = proxy_for(resp.url)
+        error = DecodeError(f"HTTP {status} reply is not an obshell envelope: {exc}"
+                            + (f"; {proxy}" if proxy else ""), status=status, method=method,
+                            path=path, agent=agent)
         error.where = exc.where  # the JSON path; the message names it already
         raise error from None
     if envelope.successful and 200 <= status < 300:

@@ -33,7 +33,8 @@ from ._exceptions import (
 from ._request import scrub
 from ._text import printable
 
-__all__ = ["REPLY_EXCERPT", "exchange_error", "not_http", "reply_lost", "resending"]
+__all__ = ["REPLY_EXCERPT", "exchange_error", "not_http", "reply_lost", "resending",
+           "through_proxy"]
 
 #: How much of a reply that cannot be read its error quotes (characters).
 REPLY_EXCERPT = 120
@@ -242,6 +243,25 @@ _PROXY_ADVICE = (
 #: How http.client words a proxy's refusal of CONNECT (an HTTPS agent's tunnel): no request
 #: to the agent has gone anywhere yet.
 _TUNNEL_REFUSED = re.compile(r"Tunnel connection failed:\s*")
+
+
+def through_proxy(proxy: Optional[str]) -> str:
+    """What to say of a reply not obshell's that came through ``proxy`` (its URL); "" for none.
+
+    The proxy is named without its credentials, with how to reach the agent without it: its
+    own error page (a 502: it could not reach the agent) reads like a server that is no agent.
+    """
+    if not proxy:
+        return ""
+    try:
+        url = urllib3.util.parse_url(proxy if "://" in proxy else f"http://{proxy}")
+    except ValueError:  # requests could not have sent through it either
+        return ""
+    if not url.host:
+        return ""
+    name = f"{url.scheme or 'http'}://{url.host}" + (f":{url.port}" if url.port else "")
+    return (f"it came through the proxy {name}: is it the agent's reply, or the proxy's own? "
+            f"{_PROXY_ADVICE}")
 
 
 def _tunnel_answer(exc: BaseException, refused: re.Match[str]) -> str:

@@ -842,6 +842,26 @@ def test_a_proxy_nothing_listens_on_says_so_and_how_to_go_around_it(monkeypatch)
     assert "trust_env" not in out.stderr and "ObshellClient" not in out.stderr
 
 
+@pytest.mark.parametrize("command", [("info",), ("task", "show", "11")])
+def test_a_proxy_s_own_page_is_said_to_have_come_through_it(monkeypatch, command):
+    # was exit 7 with "is this an obshell agent, and is --https (OBSHELL_HTTPS) right?" only:
+    # HTTP_PROXY sent the call to a proxy that answered with a 502 page, never named
+    from rawserver import RawServer
+
+    with RawServer() as proxy:
+        proxy.set_reply(502, b"<html><body>502 Bad Gateway</body></html>",
+                        {"Content-Type": "text/html"})
+        proxy_from_env(monkeypatch, f"http://127.0.0.1:{proxy.port}")
+        with FakeAgent(password=PASSWORD) as agent:
+            out = cli(*command, agent=agent)
+            assert agent.requests == []
+    assert out.returncode == 7, out.stderr
+    assert f"it came through the proxy http://127.0.0.1:{proxy.port}: is it the agent's " \
+        "reply, or the proxy's own?" in out.stderr, out.stderr
+    assert "add its host to NO_PROXY, or unset those variables" in out.stderr, out.stderr
+    assert "session" not in out.stderr and "trust_env" not in out.stderr
+
+
 def test_a_version_release_given_as_one_argument_gets_a_hint():
     out = cli("upgrade", "4.6.0.0-101000012025020101.el7")
     assert out.returncode == 2

@@ -425,3 +425,47 @@ def test_a_create_call_on_a_port_that_is_not_http_sends_nothing_it_could_run():
             client.upgrade_agent(VERSION, RELEASE)
     assert NOT_HTTP in str(info.value)
     assert "POST" not in {request.method for request in server.requests}
+
+
+
+@pytest.mark.parametrize("body, ctype, said", [
+    (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html",
+     "HTTP 502 reply is not JSON (text/html)"),
+    (b'{"message": "no upstream"}', "application/json",
+     "HTTP 502 reply is not an obshell envelope: successful: missing")])
+@pytest.mark.parametrize("given_session", [False, True])
+def test_a_reply_that_is_not_obshell_s_names_the_proxy_it_came_through(
+        monkeypatch, body, ctype, said, given_session):
+    # was "is this an obshell agent, and is https= right?" only: the proxy that answered for
+    # the agent (its own 502 page) went unnamed, though a proxy never reached is named
+    with RawServer() as proxy:
+        proxy.set_reply(502, body, {"Content-Type": ctype})
+        proxy_from_env(monkeypatch, f"http://ops:proxy-Pa55@127.0.0.1:{proxy.port}")
+        session = requests.Session() if given_session else None
+        port = closed_port()  # the agent's: only the proxy answers
+        with ObshellClient("127.0.0.1", port, auth=None, session=session) as client, \
+                pytest.raises(DecodeError) as info:
+            client.info()
+        assert [r.target for r in proxy.requests] == [f"http://127.0.0.1:{port}/api/v1/info"]
+        if session is not None:
+            session.close()
+    message = str(info.value)
+    assert said in message and (f"; it came through the proxy http://127.0.0.1:"
+                                f"{proxy.port}: is it the agent's reply, or the proxy's "
+                                "own? Check the proxy settings") in message, message
+    assert "add its host to NO_PROXY" in message and "is this an obshell agent" not in message
+    assert "proxy-Pa55" not in message and "ops:" not in message  # the proxy's credentials
+
+
+def test_a_reply_that_is_not_obshell_s_names_no_proxy_where_none_applied(monkeypatch):
+    with RawServer() as server, RawServer() as proxy:
+        server.set_reply(404, b"<html>Not Found</html>", {"Content-Type": "text/html"})
+        proxy_from_env(monkeypatch, f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # the agent's host: reached directly
+        with ObshellClient(server.host, server.port, auth=None) as client, \
+                pytest.raises(DecodeError) as info:
+            client.info()
+        assert proxy.requests == [] and len(server.requests) == 1
+    assert str(info.value).endswith("is this an obshell agent, and is https= right? (reply "
+                                    "starts with '<html>Not Found</html>')"), info.value
+    assert "proxy" not in str(info.value)
