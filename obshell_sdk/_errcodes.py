@@ -5,6 +5,7 @@ older agents (PROTOCOL.md §2.2), then the HTTP status. :class:`OperatorRefusedE
 defined here, with obshell's refusals of a DAG operator: what it says (the operator, and
 whether a step or the task's state refused it) is read from its code. :func:`own_finding`
 builds one of these classes for what the SDK itself found (status 0: no agent sent it).
+Refusals no class here names may still say what to do next: :data:`CODE_HINTS`, by errCode.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from ._exceptions import (
 if TYPE_CHECKING:  # pragma: no cover
     from ._models import ErrorInfo
 
-__all__ = ["OperatorRefusedError", "error_class_for", "own_finding"]
+__all__ = ["CODE_HINTS", "OperatorRefusedError", "error_class_for", "own_finding",
+           "with_code_hint"]
 
 _E = TypeVar("_E", bound=ApiError)
 
@@ -139,6 +141,34 @@ _NO_PACKAGE = re.compile(r"\.rpm: record not found\s*\Z")
 #: An uploaded RPM that fails ``rpm.MD5Check`` (truncated, damaged): the library's plain error,
 #: a 500 ``Common.Unexpected`` (PROTOCOL-upgrade-family §6 step 1).
 _DAMAGED = re.compile(r"MD5 checksum validation failed\s*\Z")
+
+#: What to do after obshell's refusals that no class names, by errCode: the error's
+#: :attr:`~ApiError.hint` (its class has none), in Python words (the CLI says ``client.info()``
+#: its way). The SDK's calls that meet ``Agent.Identify.NotSupportOperation`` all want a
+#: CLUSTER AGENT (upgrades, their pre-checks, packages; PROTOCOL §7.2, §8.1).
+CODE_HINTS: dict[str, str] = {
+    "Agent.Upgrade.ToLowerVersion": (
+        "Give a target newer than the obshell the agent runs: client.info() shows its version"),
+    "OB.Upgrade.ToLowerVersion": (
+        "Give a target newer than the OceanBase the cluster runs (a later version, or a later "
+        "build of it): client.info() shows its version"),
+    "Agent.Identify.NotSupportOperation": (
+        "Use an agent of a deployed cluster instead (identity CLUSTER AGENT): client.info() "
+        "shows an agent's identity"),
+}
+
+
+def with_code_hint(error: _E) -> _E:
+    """``error``, its message ended by its errCode's hint (:data:`CODE_HINTS`), if it has one.
+
+    Only when its class has no hint: a class's says more of what the error is.
+    """
+    hint = CODE_HINTS.get(error.err_code)
+    if hint and not error.hint:
+        error.hint = hint
+        error._prefix_message("", ". " + hint)
+    return error
+
 
 # Numeric codes of agents older than 4.3.1 (PROTOCOL.md §2.2).
 _BY_LEGACY_CODE: dict[int, type[ApiError]] = {

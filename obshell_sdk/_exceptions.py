@@ -236,7 +236,7 @@ class ApiError(ObshellError):
         self.error = error
 
     #: What the caller can do next (empty when there is nothing specific); ends the message.
-    #: The class's, or the error's own (``OperatorRefusedError``: what its code means).
+    #: The class's, or the error's own: what its errCode says (``OperatorRefusedError``'s, say).
     hint: str = ""
 
 

@@ -23,7 +23,7 @@ import requests
 from ._auth import PasswordAuth
 from ._deadline import CallDeadline, new_session
 from ._decode import load_json, nested_deeper
-from ._errcodes import error_class_for
+from ._errcodes import error_class_for, with_code_hint
 from ._exceptions import (
     ApiError,
     ConnectError,
@@ -326,6 +326,7 @@ def _api_error(envelope: Envelope, status: int, method: str, path: str, agent: s
                if 300 <= status < 400 else
                (err.message if err else "") or "the agent reported a failure without details")
     cls = error_class_for(status, err_code, code, message)
-    return cls(status=status, err_code=err_code, code=code, message=message,
-               trace_id=envelope.trace_id, method=method, path=path, error=err, agent=agent)
+    return with_code_hint(cls(status=status, err_code=err_code, code=code, message=message,
+                              trace_id=envelope.trace_id, method=method, path=path, error=err,
+                              agent=agent))
 

@@ -322,6 +322,29 @@ def test_upgrade_with_package_to_the_running_version_uploads_nothing(tmp_path):
         assert agent.packages == [] and agent.dags == {}
 
 
+def test_a_target_obshell_refuses_as_not_newer_says_to_give_a_newer_one():
+    """Without --package the SDK knows no version: obshell refuses it (exit 5, as the exit
+    code table says), and the hint, not obshell's "verify the parameters", says what to do."""
+    with FakeAgent(password=PASSWORD, version="4.3.2.0") as agent:
+        out = run(agent, "upgrade", VERSION, RELEASE)
+        assert out.returncode == 5, out.stderr
+        assert "Agent.Upgrade.ToLowerVersion" in out.stderr
+        assert out.stderr.rstrip().endswith(
+            f"Give a target newer than the obshell the agent runs: {same(agent)} info shows its "
+            "version")
+        assert "client." not in out.stderr and agent.dags == {}
+
+
+def test_a_single_agent_s_refusal_says_to_use_a_cluster_agent():
+    with FakeAgent(password=PASSWORD, identity="SINGLE") as agent:
+        out = run(agent, "upgrade", VERSION, RELEASE, "--check")
+        assert out.returncode == 5, out.stderr
+        assert "Agent.Identify.NotSupportOperation" in out.stderr
+        assert out.stderr.rstrip().endswith(
+            f"Use an agent of a deployed cluster instead (identity CLUSTER AGENT): {same(agent)} "
+            "info shows an agent's identity")
+
+
 def test_suggested_commands_carry_the_agent_options_given_on_the_command_line(agent):
     """A pasted suggestion must reach the same agent: task ids repeat across agents."""
     out = run(agent, "upgrade", VERSION, RELEASE)  # no --wait: says how to follow it

@@ -657,6 +657,7 @@ def test_cli_errors_speak_cli_for_every_error_class_with_a_hint():
 
     from obshell_sdk import ApiError
     from obshell_sdk._cli_errors import cli_message
+    from obshell_sdk._errcodes import CODE_HINTS, error_class_for, with_code_hint
 
     def subclasses(cls):
         for sub in cls.__subclasses__():
@@ -671,6 +672,15 @@ def test_cli_errors_speak_cli_for_every_error_class_with_a_hint():
         text = cli_message(exc)
         assert "PasswordAuth" not in text and "client." not in text, (cls, text)
         assert not re.search(r"[a-z_]\(", text), (cls, text)
+    assert CODE_HINTS  # and the hints of errCodes whose class has none
+    for err_code, hint in CODE_HINTS.items():
+        exc = with_code_hint(error_class_for(400, err_code, 0)(
+            status=400, err_code=err_code, code=0, message="m", trace_id="t", method="POST",
+            path="/p"))
+        assert str(exc).endswith(". " + hint), err_code
+        text = cli_message(exc)
+        assert "PasswordAuth" not in text and "client." not in text, (err_code, text)
+        assert not re.search(r"[a-z_]\(", text), (err_code, text)
 
 
 def test_a_wrong_password_and_a_missing_task_name_the_cli_way_out():

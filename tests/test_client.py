@@ -222,6 +222,30 @@ def test_server_side_validation_errors_are_typed():
         assert info2.value.status == 404 and "Task.NotFound" in str(info2.value)
 
 
+def test_refusals_no_class_names_say_what_to_do_next():
+    """obshell's own text ("Please verify if the parameters have been filled out correctly")
+    says nothing of what to change: the hint does, by errCode, for a class that has none."""
+    with FakeAgent(password=PASSWORD, version="4.3.2.0", ob_version="4.3.5.0") as agent, \
+            client_for(agent) as client:
+        with pytest.raises(BadRequestError) as older:
+            client.upgrade_agent("4.3.1.0", RELEASE)
+        assert older.value.err_code == "Agent.Upgrade.ToLowerVersion"
+        assert older.value.hint.startswith("Give a target newer than the obshell the agent runs")
+        assert str(older.value).endswith(". " + older.value.hint)
+        assert "client.info() shows its version" in older.value.hint
+        with pytest.raises(BadRequestError) as ob:
+            client.upgrade_ob("4.3.4.0", "100000162024110717.el7")
+        assert ob.value.err_code == "OB.Upgrade.ToLowerVersion"
+        assert "newer than the OceanBase the cluster runs" in str(ob.value)
+    with FakeAgent(password=PASSWORD, identity="SINGLE") as agent, client_for(agent) as client:
+        with pytest.raises(BadRequestError) as single:
+            client.upgrade_agent(VERSION, RELEASE)
+        assert single.value.err_code == "Agent.Identify.NotSupportOperation"
+        assert str(single.value).endswith(
+            "Use an agent of a deployed cluster instead (identity CLUSTER AGENT): client.info() "
+            "shows an agent's identity")
+
+
 def test_failing_stage_raises_task_failed_with_the_sub_task_log():
     with FakeAgent(password=PASSWORD, fail_stage=3) as agent, client_for(agent) as client:
         task = client.upgrade_agent(VERSION, RELEASE)
