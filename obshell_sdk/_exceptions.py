@@ -200,11 +200,11 @@ class ApiError(ObshellError):
     """The agent answered with an obshell error envelope, or the SDK refused on what it showed.
 
     Mostly the agent's reply: :attr:`status` is its HTTP status. :attr:`status` 0 is the SDK's
-    own refusal from what the agent showed, which no agent sent (no :attr:`trace_id`): an
-    :class:`UnderMaintenanceError` before an upgrade's uploads, when the agent's task list shows
-    a FAILED or cancelled task holding the cluster's lock; the CLI's :class:`NotFoundError` for
-    ``package delete`` of an id the cluster's package list lacks; a :class:`PackageChangedError`
-    for an upload cut short (its file no longer read to its end).
+    own refusal from what the agent showed, which no agent sent (no :attr:`trace_id`): before
+    an upgrade's uploads, an :class:`UnderMaintenanceError` (a FAILED or cancelled task holds
+    the cluster's lock) or a :class:`BadRequestError` (a SINGLE agent, of no cluster); the
+    CLI's :class:`NotFoundError` for ``package delete`` of an id the cluster's package list
+    lacks; a :class:`PackageChangedError` for an upload cut short (its file no longer read).
 
     Branch on :attr:`err_code` (obshell 4.3.1 and later) or :attr:`code` (older agents) or on
     the subclass, never on :attr:`message`, which the agent may localise.

@@ -75,10 +75,12 @@ class UpgradeCalls(CallsBase):
         failed upload). ``on_progress`` and ``progress`` are as for :meth:`DagTask.wait`; the
         live display ``progress`` asks for also shows the upload (the file, its size; then
         what the agent stored). With ``package``, before it is sent: a target not newer
-        than the agent's version raises :class:`InvalidArgumentError`, a wrong password is
-        refused, and a FAILED (or cancelled) task holding the cluster's maintenance lock
-        raises :class:`UnderMaintenanceError` naming it, with ``status`` 0 (no reply refused
-        anything: obshell would refuse the upgrade only after the upload and the pre-check).
+        than the agent's version raises :class:`InvalidArgumentError`; a ``SINGLE`` agent (of
+        no cluster) raises :class:`BadRequestError` (``Agent.Identify.NotSupportOperation``,
+        ``status`` 0); a wrong password is refused; and a FAILED (or cancelled) task holding
+        the cluster's maintenance lock raises :class:`UnderMaintenanceError` naming it, with
+        ``status`` 0 (no reply refused anything: obshell would refuse the upgrade only after
+        the upload and the pre-check).
         A package whose header cannot be read here, which the agent reads as another than the
         target, raises :class:`InvalidArgumentError` after it was stored: the message says
         how to delete it.
@@ -122,8 +124,9 @@ class UpgradeCalls(CallsBase):
         ``upload_timeout`` bounds each package's upload, and ``on_upload`` is told of each
         package, as for :meth:`run_agent_upgrade` (``progress`` shows the uploads there too).
         With ``packages``, before the first is sent: a cluster past the target version raises
-        :class:`InvalidArgumentError`, a wrong password is refused, and a FAILED (or
-        cancelled) task holding the lock raises :class:`UnderMaintenanceError`, as there.
+        :class:`InvalidArgumentError`, a ``SINGLE`` agent raises :class:`BadRequestError`, a
+        wrong password is refused, and a FAILED (or cancelled) task holding the lock raises
+        :class:`UnderMaintenanceError`, as there.
         """
         return run_ob_upgrade(
             self, version, release, packages=packages, mode=mode, upgrade_dir=upgrade_dir,

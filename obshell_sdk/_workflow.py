@@ -13,8 +13,14 @@ from typing import Callable, Optional, Protocol, Union
 
 from ._dag import DagDetail, DagState, Operator
 from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
-from ._errcodes import own_finding
-from ._exceptions import AuthError, InvalidArgumentError, UnderMaintenanceError, WeakKeyError
+from ._errcodes import CODE_HINTS, own_finding
+from ._exceptions import (
+    AuthError,
+    BadRequestError,
+    InvalidArgumentError,
+    UnderMaintenanceError,
+    WeakKeyError,
+)
 from ._models import AgentInfo, ObUpgradeResult, UpgradePackageInfo, UpgradeResult
 from ._render_live import upload_display
 from ._targets import (
@@ -91,9 +97,9 @@ def run_agent_upgrade(
     the pre-check runs when ``check`` is true. ``upload_timeout`` is how long the upload
     may take (and its signed header lives): by default 600 s, or the file at 1 MiB/s.
     Everything the caller gave is checked before the first request, the package by its RPM
-    header (if that cannot be read, by what the agent reads on upload); with a package, a
-    target not newer than the agent's version (obshell refuses it only after the upload); a
-    FAILED task holding the lock raises :class:`UnderMaintenanceError` (:func:`log_in`).
+    header (if that cannot be read, by what the agent reads on upload); with a package, what
+    obshell refuses only after the upload: a target not newer, a SINGLE agent (by ``/info``:
+    :func:`_check_target`); a FAILED task holding the lock (:func:`log_in`).
     ``on_upload`` (an :data:`UploadCallback`) and ``progress``'s display hear of the upload.
     Raises what the steps raise (``TaskFailedError``, ...), or :class:`UpgradeNotConfirmedError`.
     """
@@ -105,7 +111,7 @@ def run_agent_upgrade(
     check_progress(progress, on_progress, on_upload)
     uploaded = None
     if path is not None:  # obshell would refuse it only after the upload
-        _check_newer(client.info(), version, release)
+        _check_target(client, version, release)
         (uploaded,) = _upload(client, [path], upload_seconds, on_upload, progress)
         _check_uploaded(uploaded, version, release)
     checked = None
@@ -198,18 +204,48 @@ def upload_packages(client: _Agent, paths: Sequence[str], lifetime: Optional[flo
     return stored
 
 
-def _check_newer(info: AgentInfo, version: str, release: str) -> None:
-    """Refuse a target obshell refuses (``Agent.Upgrade.ToLowerVersion``), before uploading."""
+def _check_target(client: _Agent, version: str, release: str) -> None:
+    """Refuse by ``/info``, before uploading, what obshell refuses only after the upload.
+
+    A SINGLE agent (:func:`_refuse_single`); a target not newer than the agent's
+    (``Agent.Upgrade.ToLowerVersion``): :class:`InvalidArgumentError`.
+    """
+    info = client.info()
+    _refuse_single(client.agent, info)
     problem = not_newer(info.version, version, release)
     if problem:
         raise InvalidArgumentError("version", f"{problem}; nothing was uploaded")
 
 
-def _check_newer_ob(info: AgentInfo, version: str) -> None:
-    """Refuse a target behind the cluster (``OB.Upgrade.ToLowerVersion``), before uploading."""
+def _check_target_ob(client: _Agent, version: str) -> None:
+    """:func:`_check_target` of OceanBase: a target behind the cluster (``OB.Upgrade...``)."""
+    info = client.info()
+    _refuse_single(client.agent, info)
     problem = ob_not_newer(info.ob_version, version)
     if problem:
         raise InvalidArgumentError("version", f"{problem}; nothing was uploaded")
+
+
+#: obshell's refusal of a call an agent of no deployed cluster cannot take.
+_NOT_CLUSTER = "Agent.Identify.NotSupportOperation"
+
+
+def _refuse_single(agent: str, info: AgentInfo) -> None:
+    """A SINGLE agent raises :class:`BadRequestError` (status 0), as obshell would refuse it.
+
+    obshell takes uploads and upgrades on a CLUSTER AGENT only (``pkgUploadHandler``,
+    ``newPkgUploadHandler``, ``preCheckForAgentUpgrade``, ``ObUpgradeCheck``): a SINGLE one
+    (no cluster) would refuse the upload, after it was sent. Other identities are left to the
+    agent: a cluster's agents pass through them while it is built or resized.
+    """
+    if info.identity != "SINGLE":
+        return
+    said = (f"{agent} is a SINGLE agent (it belongs to no cluster): obshell takes packages and "
+            f"upgrades only on an agent of a deployed cluster ({_NOT_CLUSTER})")
+    raise own_finding(
+        BadRequestError, said, f"the upgrade was not started and nothing was uploaded: {said}. "
+        f"{CODE_HINTS[_NOT_CLUSTER]}", err_code=_NOT_CLUSTER, method="GET",
+        path="/api/v1/info", agent=agent, hint=CODE_HINTS[_NOT_CLUSTER])
 
 
 def _check_uploaded(uploaded: UpgradePackageInfo, version: str, release: str) -> None:
@@ -236,8 +272,8 @@ def run_ob_upgrade(
     number), so the version is what can be confirmed; a same-version rebuild is confirmed by
     its DAG's success alone. ``upload_timeout`` bounds each package's upload, as for
     :func:`run_agent_upgrade`. With packages, a cluster past the target version raises
-    :class:`InvalidArgumentError` before any upload (obshell refuses it only after them), as
-    does a FAILED task holding the lock (:class:`UnderMaintenanceError`, :func:`log_in`).
+    :class:`InvalidArgumentError` before any upload (obshell refuses it only after them); a
+    SINGLE agent and a FAILED task holding the lock are refused then too, as there.
     ``on_upload`` is told of each upload, as for :func:`run_agent_upgrade`. Every package is
     checked (obshell's MD5 check, :func:`upload_packages`) before the first is sent.
     """
@@ -249,7 +285,7 @@ def run_ob_upgrade(
     check = check_flag(check, "check")
     check_progress(progress, on_progress, on_upload)
     if paths:  # obshell would refuse a target behind the cluster only after the uploads
-        _check_newer_ob(client.info(), version)
+        _check_target_ob(client, version)
     uploaded = _upload(client, paths, upload_seconds, on_upload, progress)
     checked = None
     if check:

@@ -345,6 +345,23 @@ def test_a_single_agent_s_refusal_says_to_use_a_cluster_agent():
             "info shows an agent's identity")
 
 
+def test_a_single_agent_is_refused_before_the_package_is_uploaded(tmp_path):
+    """It would refuse the upload only once it was sent; /info, read for the version check,
+    says it first. Exit 5, as the agent's own refusal."""
+    rpm = tmp_path / f"obshell-{VERSION}-{RELEASE}.x86_64.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    with FakeAgent(password=PASSWORD, identity="SINGLE") as agent:
+        out = run(agent, "--json", "upgrade", VERSION, RELEASE, "--package", str(rpm))
+        assert out.returncode == 5, out.stderr
+        assert "nothing was uploaded" in out.stderr and "is a SINGLE agent" in out.stderr
+        assert f"{same(agent)} info shows an agent's identity" in out.stderr
+        error = json.loads(out.stdout)["error"]
+        assert (error["type"], error["err_code"]) == (
+            "BadRequestError", "Agent.Identify.NotSupportOperation")
+        assert upload_lines(out.stderr) == [] and agent.packages == []
+        assert {r.path for r in agent.requests} == {"/api/v1/info"}
+
+
 def test_suggested_commands_carry_the_agent_options_given_on_the_command_line(agent):
     """A pasted suggestion must reach the same agent: task ids repeat across agents."""
     out = run(agent, "upgrade", VERSION, RELEASE)  # no --wait: says how to follow it

@@ -10,6 +10,7 @@ from conftest import PASSWORD
 from obshell_sdk import (
     ApiError,
     AuthError,
+    BadRequestError,
     DagOutcome,
     InvalidArgumentError,
     ObshellClient,
@@ -210,6 +211,27 @@ def test_packages_that_cannot_serve_the_target_are_refused_before_any_upload(
             client.upload_package(path)
         result = client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=older, timeout=60)
         assert result.upgrade.outcome is DagOutcome.SUCCEEDED and len(result.packages) == 2
+
+
+def test_a_single_agent_is_refused_before_any_upload_as_obshell_would_after_them(tmp_path):
+    """obshell takes packages and upgrades on a CLUSTER AGENT only: a SINGLE one refused the
+    upload once it was sent. /info, read anyway for the version, says it first."""
+    packages = rpms(tmp_path, "oceanbase-ce", "oceanbase-ce-libs")
+    agent_rpm = tmp_path / f"obshell-{AGENT_VERSION}-{AGENT_RELEASE}.x86_64.rpm"
+    agent_rpm.write_bytes(build_rpm("obshell", AGENT_VERSION, AGENT_RELEASE))
+    with ob_agent(identity="SINGLE") as agent, client_for(agent) as client:
+        with pytest.raises(BadRequestError) as ob:
+            client.run_ob_upgrade(OB_VERSION, OB_RELEASE, packages=packages, timeout=60)
+        with pytest.raises(BadRequestError) as obshell:
+            client.run_agent_upgrade(AGENT_VERSION, AGENT_RELEASE, package=agent_rpm, timeout=60)
+        for refused in (ob.value, obshell.value):
+            assert (refused.status, refused.trace_id) == (0, "")  # the SDK's own finding
+            assert refused.err_code == "Agent.Identify.NotSupportOperation"
+            assert str(refused).startswith("the upgrade was not started and nothing was "
+                                           f"uploaded: {agent.host}:{agent.port} is a SINGLE "
+                                           "agent (it belongs to no cluster)")
+            assert str(refused).endswith(refused.hint) and "CLUSTER AGENT" in refused.hint
+        assert {r.path for r in agent.requests} == {"/api/v1/info"}
 
 
 def test_a_cluster_past_the_target_is_refused_before_any_upload(tmp_path):
