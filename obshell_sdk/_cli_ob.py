@@ -33,12 +33,13 @@ _DEFAULT_MODE = "ROLLING"
 
 def add_ob_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
                   follow_options: Callable[[argparse.ArgumentParser, str, float], None],
-                  upload_seconds: Callable[[str], float]) -> None:
+                  upload_seconds: Callable[[str], float],
+                  version: Callable[[str], str]) -> None:
     """Add ``upgrade-ob`` to the CLI's subcommands.
 
     ``make`` as for ``package``; ``follow_options(parser, what, default)`` adds ``--wait``
     and ``--timeout`` as ``upgrade`` has them; ``upload_seconds`` is the type of an upload's
-    duration.
+    duration, ``version`` VERSION's (an RPM's file name refused, said how to give it).
     """
     p = make(sub, "upgrade-ob", help="upgrade OceanBase on the cluster (its agents first)",
              description="upgrade-ob VERSION RELEASE: start OceanBase's upgrade (the agents' "
@@ -46,9 +47,11 @@ def add_ob_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
              "pre-check, to its end; --package\nRPM, once per package, uploads them first, then "
              "checks, upgrades, follows and confirms\nthe new version. Over many clusters: "
              "rollout ob.")
-    p.add_argument("version", metavar="VERSION", help="target OceanBase version, e.g. 4.3.5.1")
-    p.add_argument("release", metavar="RELEASE",
-                   help="target release, e.g. 101000012025052815.el7")
+    p.add_argument("version", metavar="VERSION", type=version, help="target OceanBase "
+                   "version, e.g. 4.3.5.1 (from the RPM's file name: "
+                   "oceanbase-ce-VERSION-RELEASE.ARCH.rpm)")
+    p.add_argument("release", metavar="RELEASE", help="target release, e.g. "
+                   "101000012025052815.el7 (from the RPM's file name, as VERSION)")
     p.add_argument("--mode", metavar="MODE", help="ROLLING (zone by zone, the cluster "
                    "serving; needs 3 zones or more, 2 on shared storage) or STOPSERVICE (default "
                    "ROLLING)")

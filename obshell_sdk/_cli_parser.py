@@ -21,10 +21,12 @@ from ._cli_package import add_package_parser
 from ._cli_rollout import add_rollout_parser
 from ._cli_usage import PASSWORD_VARIABLES, Parser, UsageError
 from ._config import DEFAULT_PORT, ENV_VARIABLES
+from ._rpm import rpm_file_name
+from ._targets import OB_PACKAGES
 from ._validate import MAX_LIFETIME, MAX_SECONDS
 from ._version import __version__
 
-__all__ = ["DEFAULT_TIMEOUT", "EXIT_CODES", "build_parser", "parse"]
+__all__ = ["DEFAULT_TIMEOUT", "EXIT_CODES", "build_parser", "parse", "version_word"]
 
 #: Exit codes of ``obshell-sdk``, for scripts to branch on (also in ``--help``).
 EXIT_CODES: tuple[tuple[int, str], ...] = (
@@ -105,6 +107,35 @@ def _at_least(low: int) -> Callable[[str], int]:
     """An argparse type: a whole number of at least ``low`` (``--parallel``, ``--canary``)."""
     parse: Callable[[str], int] = _number(int, low, 10**9, f"a whole number of at least {low}")
     return parse
+
+
+#: The commands that take VERSION RELEASE, and the packages whose file names give them.
+_TARGETS = {"upgrade": ("obshell",), "upgrade-ob": OB_PACKAGES}
+
+
+def version_word(command: str) -> Callable[[str], str]:
+    """VERSION's argparse type for ``command``: the word as given, unless it names an RPM.
+
+    An RPM's file name is refused, saying how to give it: with ``--package``, after the
+    version and release its name says (only those are shown, read from a name so shaped:
+    :func:`rpm_file_name`), to the command that upgrades that package.
+    """
+    def version(word: str) -> str:
+        if not word.endswith(".rpm"):
+            return word
+        named = rpm_file_name(word)
+        owner = next((c for c, names in _TARGETS.items() if named and named[0] in names),
+                     command)
+        said = "takes a version, not an RPM: " + (
+            f"{named[0]} is upgraded by {owner}: " if named and owner != command else "")
+        said += f"give {owner} VERSION RELEASE --package FILE"
+        if named is None or named[0] not in _TARGETS[owner]:
+            raise argparse.ArgumentTypeError(
+                f"{said}, VERSION and RELEASE as the RPM's file name gives them "
+                f"({_TARGETS[command][0]}-VERSION-RELEASE.ARCH.rpm)")
+        raise argparse.ArgumentTypeError(
+            f"{said} (from its name: VERSION {named[1]} RELEASE {named[2]})")
+    return version
 
 
 def _globals(p: argparse.ArgumentParser, *, top: bool, agent: bool = True,
@@ -196,9 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
         "ob": "OceanBase's own upgrade is a command of its own: obshell-sdk upgrade-ob VERSION "
               "RELEASE (upgrade VERSION RELEASE upgrades obshell)",
         "agent": "upgrade VERSION RELEASE upgrades the agents (obshell): drop 'agent'"})
-    up.add_argument("version", metavar="VERSION", help="target obshell version, e.g. 4.2.1.1")
-    up.add_argument("release", metavar="RELEASE",
-                    help="target release, e.g. 101000062023110109.el7")
+    up.add_argument("version", metavar="VERSION", type=version_word("upgrade"),
+                    help="target obshell version, e.g. 4.2.1.1 (from the RPM's file name: "
+                    "obshell-VERSION-RELEASE.ARCH.rpm)")
+    up.add_argument("release", metavar="RELEASE", help="target release, e.g. "
+                    "101000062023110109.el7 (from the RPM's file name, as VERSION)")
     up.add_argument("--upgrade-dir", metavar="DIR",
                     help="directory on the agents (default: <obshell home>/upgrade)")
     up.add_argument("--check", action="store_true", help="run only the pre-check DAG, to its end "
@@ -208,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--upload-timeout", type=UPLOAD_SECONDS, metavar="SECONDS", help="seconds the "
                     "--package upload may take (default 600, or the file at 1 MiB/s)")
     _follow_options(up, "follow the task to its end")
-    add_ob_parser(sub, _sub, _follow_options, UPLOAD_SECONDS)
+    add_ob_parser(sub, _sub, _follow_options, UPLOAD_SECONDS, version_word("upgrade-ob"))
     _add_task_parser(sub)
     add_package_parser(sub, _sub, UPLOAD_SECONDS)
     add_rollout_parser(sub, lambda parent, name, **kw: _sub(

@@ -1,4 +1,4 @@
-"""An RPM's name, version, release and architecture (its header); obshell's MD5 check of it.
+"""An RPM's name, version, release and architecture (its header; its file name); its MD5 check.
 
 An RPM file is a 96-byte lead, a signature header padded to 8 bytes, then the header. Each
 header is a 16-byte intro (magic ``8e ad e8 01``, 4 reserved bytes, the number of index
@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import struct
 from collections.abc import Callable
 from typing import BinaryIO, NamedTuple, Optional
 
-__all__ = ["RpmSignature", "rpm_damage", "rpm_identity", "rpm_key", "rpm_label", "rpm_signature"]
+__all__ = ["RpmSignature", "rpm_damage", "rpm_file_name", "rpm_identity", "rpm_key",
+           "rpm_label", "rpm_signature"]
 
 _LEAD_SIZE = 96
 _HEADER_MAGIC = b"\x8e\xad\xe8\x01"
@@ -54,6 +56,23 @@ def rpm_key(path: str) -> Optional[tuple[str, str, str, str]]:
     if tags is None or not {_NAME, _VERSION, _RELEASE, _ARCH} <= tags.keys():
         return None
     return tags[_NAME], tags[_VERSION], tags[_RELEASE], tags[_ARCH]
+
+
+def rpm_file_name(word: str) -> Optional[tuple[str, str, str]]:
+    """``(name, version, release)`` as an RPM's file name says them, or None.
+
+    ``NAME-VERSION-RELEASE.ARCH.rpm``, as RPMs are named (the last part of a path): the
+    version dotted numbers, the release a build number and its distribution
+    (``obshell-4.4.0.0-101000012025020101.el7.x86_64.rpm``). Nothing is read: a name only.
+    """
+    stem, dot, arch = os.path.basename(word).removesuffix(".rpm").rpartition(".")
+    parts = stem.rsplit("-", 2)
+    if not (word.endswith(".rpm") and dot and arch and len(parts) == 3 and all(parts)):
+        return None
+    name, version, release = parts
+    if not (re.fullmatch(r"\d+(?:\.\d+)+", version) and re.fullmatch(r"\w+(?:\.\w+)+", release)):
+        return None
+    return name, version, release
 
 
 def rpm_label(path: str) -> Optional[str]:

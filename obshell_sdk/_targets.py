@@ -16,8 +16,8 @@ from ._rpm import rpm_identity, rpm_key, rpm_signature
 from ._text import printable
 from ._upload import check_package_path
 
-__all__ = ["check_ob_packages", "check_target_package", "not_newer", "not_the_target",
-           "ob_not_newer", "stored_copy", "stored_said"]
+__all__ = ["OB_PACKAGES", "check_ob_packages", "check_target_package", "not_newer",
+           "not_the_target", "ob_not_newer", "stored_copy", "stored_said"]
 
 
 def not_newer(running: str, version: str, release: str) -> Optional[str]:
@@ -141,7 +141,7 @@ def check_target_package(package: Any, version: str, release: str) -> str:
 
 
 #: The packages an OceanBase upgrade takes (upgrade family §6: community, business, standalone).
-_OB_PACKAGES = ("oceanbase-ce", "oceanbase-ce-libs", "oceanbase", "oceanbase-standalone")
+OB_PACKAGES = ("oceanbase-ce", "oceanbase-ce-libs", "oceanbase", "oceanbase-standalone")
 
 
 def check_ob_packages(paths: Sequence[str], version: str, release: str) -> None:
@@ -161,10 +161,10 @@ def check_ob_packages(paths: Sequence[str], version: str, release: str) -> None:
         if identity is None:
             continue
         name, have, build = identity
-        if name not in _OB_PACKAGES:
+        if name not in OB_PACKAGES:
             raise InvalidArgumentError("packages", (
                 f"{path!r} is {name} {have}-{build}, not an OceanBase package: an OceanBase "
-                f"upgrade takes {', '.join(_OB_PACKAGES)} (nothing was uploaded)"))
+                f"upgrade takes {', '.join(OB_PACKAGES)} (nothing was uploaded)"))
         key = _version_key(f"{have}-{build.split('.', 1)[0]}")
         if key > _version_key(target):
             raise InvalidArgumentError("packages", (

@@ -878,6 +878,41 @@ def test_a_version_release_given_as_one_argument_gets_a_hint():
     assert "required: RELEASE" in out.stderr and "two arguments" in out.stderr
 
 
+OBSHELL_RPM = "obshell-4.4.0.0-101000012025020101.el7.x86_64.rpm"
+CE_RPM = "oceanbase-ce-4.3.5.1-101000012025052815.el7.x86_64.rpm"
+
+
+@pytest.mark.parametrize("args, said", [
+    (("upgrade", OBSHELL_RPM), "give upgrade VERSION RELEASE --package FILE (from its name: "
+     "VERSION 4.4.0.0 RELEASE 101000012025020101.el7)"),
+    (("upgrade", f"/srv/rpms/{OBSHELL_RPM}", "101000012025020101.el7", "--wait"),
+     "give upgrade VERSION RELEASE --package FILE (from its name: VERSION 4.4.0.0 RELEASE "
+     "101000012025020101.el7)"),
+    (("upgrade-ob", CE_RPM), "give upgrade-ob VERSION RELEASE --package FILE (from its name: "
+     "VERSION 4.3.5.1 RELEASE 101000012025052815.el7)"),
+    (("upgrade", CE_RPM), "oceanbase-ce is upgraded by upgrade-ob: give upgrade-ob VERSION "
+     "RELEASE --package FILE (from its name: VERSION 4.3.5.1 RELEASE 101000012025052815.el7)"),
+    (("upgrade", "obshell.rpm"), "give upgrade VERSION RELEASE --package FILE, VERSION and "
+     "RELEASE as the RPM's file name gives them (obshell-VERSION-RELEASE.ARCH.rpm)"),
+])
+def test_an_rpm_given_as_version_says_how_to_give_it(args, said):
+    """``upgrade obshell-4.4.0.0-....rpm`` said "required: RELEASE" with an example of
+    another version: where VERSION and RELEASE come from went unsaid."""
+    out = cli(*args)
+    assert out.returncode == 2
+    assert f"error: argument VERSION: takes a version, not an RPM: {said}\n" in out.stderr, \
+        out.stderr
+    assert "required" not in out.stderr
+
+
+@pytest.mark.parametrize("command, name", [("upgrade", "obshell"),
+                                           ("upgrade-ob", "oceanbase-ce")])
+def test_help_says_version_and_release_come_from_the_rpm_s_file_name(command, name):
+    helped = " ".join(cli(command, "--help").stdout.split())
+    assert f"(from the RPM's file name: {name}-VERSION-RELEASE.ARCH.rpm)" in helped
+    assert "(from the RPM's file name, as VERSION)" in helped
+
+
 @pytest.mark.parametrize("command", [("upgrade",), ("rollout", "agent"), ("rollout", "ob")])
 def test_usage_names_version_and_release_as_messages_and_docs_do(command):
     """The usage line said ``version release`` while every message, hint and page says
