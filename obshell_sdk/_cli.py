@@ -183,9 +183,11 @@ def _upload_for_retry(client: ObshellClient, task: DagTask, packages: list[str],
     """
     target = _AGENT_DAG.match(task.name or "")
     progress.uploads_begun = True  # Ctrl-C from here on: the retry was not sent
+    advice = (f"give the failed task's target package (obshell-sdk task show {task.id} names "
+              "its version and release); nothing was uploaded, and the retry was not sent")
     try:
-        paths = [check_target_package(p, *target.groups()) if target else check_package_path(p)
-                 for p in packages]
+        paths = [check_target_package(p, *target.groups(), advice=advice) if target
+                 else check_package_path(p) for p in packages]
     except InvalidArgumentError as exc:
         raise InvalidArgumentError("--package", str(exc).split(": ", 1)[1]) from None
     upload_packages(client, paths, lifetime, [Uploads(progress, client.agent)])

@@ -124,19 +124,25 @@ def stored_copy(listed: Sequence[UpgradePackageInfo], path: str
             md5 and row.md5 and row.md5.lower() != md5)), None)
 
 
-def check_target_package(package: Any, version: str, release: str) -> str:
+#: What to do with a package that is not the target's, where the target is the caller's.
+_GIVE = ("give the target's package, or the version and release of this one (nothing was "
+         "uploaded)")
+
+
+def check_target_package(package: Any, version: str, release: str, *,
+                         advice: str = _GIVE) -> str:
     """The path of ``package``, an RPM of obshell ``version``-``release`` by its header.
 
     The header is read here, before any upload; a package it names otherwise raises
-    :class:`InvalidArgumentError`. One whose header cannot be read is left to the agent.
+    :class:`InvalidArgumentError`, ending with ``advice`` (a retry's target is its task's,
+    not the caller's to change). One whose header cannot be read is left to the agent.
     """
     path = check_package_path(package)
     found = rpm_identity(path)
     if found is not None and found != ("obshell", version, release):
         name, have, build = found
         raise InvalidArgumentError("package", f"{path!r} is {name} {have}-{build}, not obshell "
-                                   f"{version}-{release}: give the target's package, or the "
-                                   "version and release of this one (nothing was uploaded)")
+                                   f"{version}-{release}: {advice}")
     return path
 
 

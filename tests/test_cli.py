@@ -421,6 +421,24 @@ def test_task_retry_takes_upload_timeout_for_its_package_as_upgrade_does(agent, 
     assert agent.dag(dag_id).state != "FAILED"  # and the task was retried
 
 
+def test_a_retry_given_another_version_s_package_says_to_give_the_task_s_target(agent, tmp_path):
+    """A retry takes no version or release: "or the version and release of this one", as
+    ``upgrade --package`` says it, is no way out here. The task names its target."""
+    other = "4.3.1.1"
+    rpm = tmp_path / f"obshell-{other}-{RELEASE}.x86_64.rpm"
+    rpm.write_bytes(build_rpm("obshell", other, RELEASE))
+    dag_id = agent.create_upgrade_dag(VERSION, RELEASE)
+    agent.fail_dag(dag_id)
+    out = run(agent, "task", "retry", dag_id, "--package", str(rpm))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.rstrip().endswith(
+        f"--package: {str(rpm)!r} is obshell {other}-{RELEASE}, not obshell {VERSION}-{RELEASE}: "
+        f"give the failed task's target package ({same(agent)} task show {dag_id} names its "
+        "version and release); nothing was uploaded, and the retry was not sent"), out.stderr
+    assert "version and release of this one" not in out.stderr
+    assert not agent.requests_to("/api/v1/package", "POST") and agent.dag(dag_id).state == "FAILED"
+
+
 def test_from_env_keeps_passwords_out_of_traceback_locals():
     env = {"OBSHELL_HOST": "http://not-a-host", "OBSHELL_PASSWORD": PASSWORD}
     with pytest.raises(InvalidArgumentError) as info:
