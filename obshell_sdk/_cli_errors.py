@@ -73,6 +73,11 @@ HINTS: Sequence[tuple[str, str]] = (
     (r"client\.task\('([^']*)'\)\.refresh\(\)", r"obshell-sdk task show \1"),
     (r"client\.unfinished_dags\(\) and client\.last_maintenance_dag\(\)",
      "obshell-sdk task list"),
+    # UnderMaintenanceError's hint: one copy, its calls said as commands
+    (r"client\.last_maintenance_dag\(\)", "obshell-sdk task list"),
+    (r"client\.task\(dag\.id\)\.wait\(\)", "obshell-sdk task wait ID"),
+    (r"client\.task\(dag\.id\)\.retry\(\), \.rollback\(\) or \.skip\(\)",
+     "obshell-sdk task retry|rollback|skip ID"),
     (r"client\.info\(\)", "obshell-sdk info"),
     (rf"{_AT}\.packages\(\) lists it with its pkg_id, which {_AT}\.delete_package\(\) takes",
      "obshell-sdk package list shows it with its id, which obshell-sdk package delete takes"),
@@ -130,9 +135,6 @@ CLASS_HINTS: Sequence[tuple[type[ApiError], str]] = (
      "it again, then run the command again"),
     (PackageMissingError, "Upload the packages it names first: give each RPM with --package "
      "(OceanBase CE needs oceanbase-ce and oceanbase-ce-libs), then run the command again"),
-    (UnderMaintenanceError, "The maintenance task named above holds the lock: obshell-sdk task "
-     "list; if it is running, obshell-sdk task wait ID; if it failed (or was cancelled), "
-     "obshell-sdk task retry|rollback|skip ID"),
 )
 
 #: Python arguments as the command line's options and arguments name them (``path`` is a

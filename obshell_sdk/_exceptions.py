@@ -307,9 +307,9 @@ class TaskNotFoundError(NotFoundError):
 class UnderMaintenanceError(ApiError):
     """Another maintenance task holds the cluster lock (a failed upgrade keeps it)."""
 
-    hint = ("The maintenance task named in the message holds the lock: find it with "
-            "client.last_maintenance_dag() and wait for it to end (client.task(dag.id).wait()), "
-            "or, if it failed, retry it (or roll back or skip it where its nodes allow)")
+    hint = ("The task named in the message holds the lock (client.last_maintenance_dag() finds "
+            "it): if it is running, client.task(dag.id).wait(); if it failed (or was cancelled), "
+            "client.task(dag.id).retry(), .rollback() or .skip(), as its steps allow")
 
 
 class PackageMissingError(ApiError):

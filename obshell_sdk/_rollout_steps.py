@@ -215,8 +215,9 @@ class TargetRun:
             raise Ended(TargetOutcome.REFUSED, f"{note}; yet task {dag.id} {dag.name!r} is "
                         f"unfinished there, {state_text(dag)}, and may hold the cluster's lock: "
                         f"not taken for done. See it with {self._agent()}.task({dag.id!r})."
-                        "refresh(); wait for it to end, or, if it failed, retry it (or roll back "
-                        "or skip it where its nodes allow); then run the rollout again")
+                        "refresh(); wait for it to end, or, if it failed (or was cancelled), "
+                        "retry it (or roll back or skip it where its nodes allow); then run the "
+                        "rollout again")
         self.note = note
         self.journal.step(self.target, "confirm", "done")
         return True

@@ -136,10 +136,10 @@ def test_a_failed_task_holding_the_lock_refuses_package_before_anything_is_uploa
             f"obshell {VERSION}-{RELEASE}' failed and holds the cluster's maintenance lock: "
             "obshell refuses an upgrade until it is retried to success, rolled back or skipped. "
             "If it failed for a package it lacked, upload it, then retry the task "
-            f"({same(agent)} task retry ID --package RPM does both). The maintenance task "
-            f"named above holds the lock: {same(agent)} task list; if it is running, "
+            f"({same(agent)} task retry ID --package RPM does both). The task named in the "
+            f"message holds the lock ({same(agent)} task list finds it): if it is running, "
             f"{same(agent)} task wait ID; if it failed (or was cancelled), {same(agent)} task "
-            "retry|rollback|skip ID\n") in out.stderr, out.stderr
+            "retry|rollback|skip ID, as its steps allow\n") in out.stderr, out.stderr
     error = json.loads(out.stdout)["error"]
     assert (error["type"], error["err_code"]) == ("UnderMaintenanceError",
                                                   "OB.Cluster.UnderMaintenanceWithDag")

@@ -700,8 +700,12 @@ def test_a_cancelled_upgrade_keeps_the_clusters_lock_until_rolled_back():
                            r"lock, as a failed task does, until it is retried \(or rolled back"):
             task.cancel().result(timeout=30, poll_interval=0.01)
         assert [d.id for d in client.unfinished_dags()] == [task.id]
-        with pytest.raises(UnderMaintenanceError):
+        with pytest.raises(UnderMaintenanceError) as held:
             client.upgrade_agent(VERSION, RELEASE)
+        # the hint names the cancelled case, as the command line's (one text) does
+        assert str(held.value).endswith(
+            "if it failed (or was cancelled), client.task(dag.id).retry(), .rollback() or "
+            ".skip(), as its steps allow")
         with pytest.raises(BadRequestError, match="Restart obshell"):
             task.skip()
         with pytest.raises(TaskRolledBackError):

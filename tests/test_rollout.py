@@ -1982,7 +1982,8 @@ def test_a_target_at_the_version_whose_upgrade_failed_after_the_restart_is_not_a
         assert said.startswith(f"already runs obshell {VERSION}-"), said
         assert f"task {dag} 'Upgrade obshell {VERSION}-{RELEASE}' is unfinished there, FAILED," \
             " and may hold the cluster's lock" in said, said
-        assert f".task('{dag}').refresh(); wait for it to end, or, if it failed, retry it" in said
+        assert f".task('{dag}').refresh(); wait for it to end, or, if it failed (or was " \
+            "cancelled), retry it" in said
         assert "verify" not in said and not [r for r in agent.requests if r.method == "POST"]
 
 
