@@ -4,8 +4,8 @@ Passwords come from ``OBSHELL_PASSWORD`` / ``OBSHELL_AGENT_PASSWORD`` or a promp
 the command line. The grammar and the exit codes are in ``_cli_parser``, what is written in
 ``_cli_output``, exit codes and hints for errors in ``_cli_errors``, how a task created or
 followed is shown in ``_cli_follow``; this module runs the commands (SIGTERM taken as
-Ctrl-C is, while they run). An operator (retry, rollback, skip, cancel) that was applied but
-whose task could not be read back afterwards exits 0 with a warning on stderr.
+Ctrl-C is, while they run): ``info`` and ``upgrade`` itself, the others in a module each
+(``_cli_task``, ``_cli_ob``, ``_cli_package``, ``_cli_rollout``).
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ import contextlib
 import io
 import logging
 import os
-import re
 import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from types import FrameType
-from typing import Callable, Optional
+from typing import Optional
 
 from ._address import check_host
 from ._auth import PasswordAuth
@@ -35,13 +34,14 @@ from ._cli_errors import (
     exit_code,
     said,
 )
-from ._cli_follow import ending_shown, follow, show_created
+from ._cli_follow import ending_shown, show_created
 from ._cli_interrupt import interrupted
 from ._cli_ob import check_ob_args, run_upgrade_ob
 from ._cli_output import Output, Progress, Uploads, agent_command, aimed, tls_words
 from ._cli_package import check_package_args, run_package
 from ._cli_parser import DEFAULT_TIMEOUT, parse
 from ._cli_rollout import run_rollout
+from ._cli_task import check_task_args, run_task
 from ._client import ObshellClient
 from ._config import (
     Environment,
@@ -49,15 +49,10 @@ from ._config import (
     prompted_auth_from_env,
     settings_from_env,
 )
-from ._dag import DagState
 from ._endpoints import UpgradeAgentRequest
 from ._exceptions import InvalidArgumentError, ObshellError
 from ._render import agent_line
-from ._targets import check_target_package
-from ._task import DagTask
 from ._text import is_terminal, printable
-from ._upload import check_package_path
-from ._workflow import upload_packages
 
 __all__ = ["exit_code", "main"]
 
@@ -121,7 +116,7 @@ def _run(args: argparse.Namespace, out: Output, progress: Progress,
             return _upgrade(client, args, out, progress)
         if args.command == "upgrade-ob":
             return run_upgrade_ob(client, args, out, progress)
-        return _task(client, args, out, progress)
+        return run_task(client, args, out, progress)
 
 
 def _upgrade(client: ObshellClient, args: argparse.Namespace, out: Output,
@@ -139,63 +134,6 @@ def _upgrade(client: ObshellClient, args: argparse.Namespace, out: Output,
     # a check's exit code says how the check ended: it is followed
     return show_created(task, out, progress, wait=args.wait or args.check,
                         timeout=_timeout(args))
-
-
-def _task(client: ObshellClient, args: argparse.Namespace, out: Output,
-          progress: Progress) -> int:
-    if args.action == "list":
-        out.task_list(client.unfinished_dags(), client.last_maintenance_dag())
-        return EXIT_OK
-    task = client.task(args.id, exists=args.exists)  # progress.current: once it is read
-    if args.action == "show":
-        out.dag(task.refresh())
-        return EXIT_OK
-    if args.action == "wait":
-        return follow(task, _timeout(args), out, progress)
-    if args.package and task.refresh().state is DagState.FAILED:  # else retry() refuses
-        _upload_for_retry(client, task, args.package, args.upload_timeout, progress)
-    operate: Callable[[], object] = getattr(task, args.action)  # one of OPERATORS
-    try:
-        operate()  # checks the task's state (as read last), then sends the operator
-    except ObshellError:
-        progress.seen = task.snapshot  # as read before: a refusal says what it takes instead
-        raise
-    progress.current = task.id
-    if args.wait:  # a task rolled back or cancelled as asked: done
-        return follow(task, _timeout(args), out, progress, asked=args.action)
-    if task.snapshot is None:
-        # The operator was applied; only the refresh after it failed.
-        out.note(f"warning: {args.action} applied to task {task.id}, but it could not be "
-                 f"read back yet; see: obshell-sdk task show {task.id}")
-        out.task_id(task.id)
-        return EXIT_OK
-    out.dag(task.snapshot)
-    return EXIT_OK
-
-
-def _upload_for_retry(client: ObshellClient, task: DagTask, packages: list[str],
-                      lifetime: Optional[float], progress: Progress) -> None:
-    """Upload ``--package`` for a retry; then read the task again, for retry()'s check.
-
-    Each upload within ``lifetime`` (``--upload-timeout``; None: the default). The task read
-    before proved the password. An agent upgrade's package must be the obshell RPM its DAG
-    names, as ``upgrade --package`` checks. Every file is checked before any is sent.
-    """
-    target = _AGENT_DAG.match(task.name or "")
-    progress.uploads_begun = True  # Ctrl-C from here on: the retry was not sent
-    advice = (f"give the failed task's target package (obshell-sdk task show {task.id} names "
-              "its version and release); nothing was uploaded, and the retry was not sent")
-    try:
-        paths = [check_target_package(p, *target.groups(), advice=advice) if target
-                 else check_package_path(p) for p in packages]
-    except InvalidArgumentError as exc:
-        raise InvalidArgumentError("--package", str(exc).split(": ", 1)[1]) from None
-    upload_packages(client, paths, lifetime, [Uploads(progress, client.agent)])
-    task.refresh(force=True)
-
-
-#: An agent upgrade's DAG, or its check's: its obshell version and release.
-_AGENT_DAG = re.compile(r"Upgrade (?:check )?obshell ([^-\s]+)-(\S+)\Z")
 
 
 def _timeout(args: argparse.Namespace) -> float:
@@ -244,24 +182,8 @@ def _check(args: argparse.Namespace) -> None:
         check_package_args(args)
     if args.command == "upgrade-ob":
         check_ob_args(args)
-    if args.command != "task":
-        return
-    if args.action == "list" and args.id is not None:
-        raise InvalidArgumentError("ID", "task list takes no task id")
-    if args.action != "list" and not args.id:
-        raise InvalidArgumentError(
-            "ID", f"task {args.action} needs a task id; obshell-sdk task list shows them")
-    if args.action in ("list", "show") and args.wait:
-        raise InvalidArgumentError("--wait", f"task {args.action} does not wait; use task wait")
-    if args.package and args.action != "retry":
-        raise InvalidArgumentError("--package", f"goes with task retry (upload, then retry); "
-                                   f"task {args.action} uploads nothing")
-    if args.upload_timeout is not None and not args.package:
-        raise InvalidArgumentError("--upload-timeout", "bounds each --package upload: give "
-                                   "--package too (task retry), or drop it")
-    if args.exists and args.action != "wait":
-        raise InvalidArgumentError("--exists", "only task wait waits out a restarting agent's "
-                                   f"'not found'; task {args.action} reads the task once")
+    if args.command == "task":
+        check_task_args(args)
 
 
 def _check_upgrade(args: argparse.Namespace) -> None:
