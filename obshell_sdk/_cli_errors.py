@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import Optional
 
-from ._cli_next import is_refusal, next_line, not_started, refusal_advice
+from ._cli_next import check_failed, is_refusal, next_line, not_started, refusal_advice
 from ._config import refused_variable
 from ._dag import DagDetail
 from ._exceptions import (
@@ -254,7 +254,8 @@ def said(args: argparse.Namespace, exc: ObshellError, seen: Optional[DagDetail] 
     if args.command == "task" and getattr(args, "package", None):  # uploaded, then refused
         advice = advice.replace("nothing was changed", "the retry was not applied; the "
                                 "packages stay stored")
-    return text + (advice[1:] if text.endswith(("?", ".")) else advice) + not_started(args, exc)
+    text += advice[1:] if text.endswith(("?", ".")) else advice
+    return text + not_started(args, exc) + check_failed(args, exc, text)
 
 
 def _advice(args: argparse.Namespace, exc: ObshellError) -> str:
@@ -268,7 +269,15 @@ def _advice(args: argparse.Namespace, exc: ObshellError) -> str:
                 f"obshell-sdk task wait {args.id} --exists")
     if exit_code(exc) == EXIT_OUTCOME_UNKNOWN:
         return _lost_advice(args, getattr(exc, "path", ""))
+    if isinstance(exc, ApiError) and exc.path == _HISTORY and exc.status in (400, 404):
+        return (". The agent keeps no task history it can list (obshell before 4.2.6: "
+                "obshell-sdk info shows its version); obshell-sdk task list shows the unfinished "
+                "tasks")
     return ""
+
+
+#: ``task list --all``'s read, which agents before 4.2.6 do not route (a 404; 400 in 4.2.3).
+_HISTORY = "/api/v1/task/dags/ob"
 
 
 def _lost_advice(args: argparse.Namespace, path: str) -> str:

@@ -4,7 +4,8 @@ A failed (or cancelled) upgrade holds the cluster's lock until it is retried, ro
 skipped; its steps decide which of them obshell takes (:mod:`._dag_steps`). The "Next:" line
 names only those when they are known, and an operator obshell refused is said with what the
 task takes instead. An upgrade's ``--package`` runs a pre-check first: one that did not pass
-means the upgrade was never started, and how to start it once the pre-check has passed.
+means the upgrade was never started, and how to start it once the pre-check has passed. A
+pre-check that failed holds no lock: fix the cause and run it again.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from ._exceptions import ObshellError
 from ._render import DONE
 from ._task_errors import TaskCancelledError, TaskError, TaskFailedError
 
-__all__ = ["is_refusal", "next_line", "not_started", "pre_check", "refusal_advice",
-           "start_later"]
+__all__ = ["check_failed", "is_refusal", "next_line", "not_started", "pre_check",
+           "refusal_advice", "start_later"]
 
 #: The operators that free a failed task's lock, as the ``task`` actions name them.
 _ACTIONS = {Operator.RETRY: "retry", Operator.ROLLBACK: "rollback", Operator.PASS: "skip"}
@@ -84,6 +85,19 @@ def not_started(args: argparse.Namespace, exc: ObshellError) -> str:
     if isinstance(exc, (TaskFailedError, TaskCancelledError)):
         return "\nThe upgrade was not started; once the cause is fixed, run the command again."
     return "\nThe upgrade was not started: " + start_later(args, exc.task_id)
+
+
+def check_failed(args: argparse.Namespace, exc: ObshellError, said: str) -> str:
+    """``--check``'s pre-check failed (or was cancelled): the "Next:" line, unless ``said`` has one.
+
+    It holds no lock, so no operator need free it (one that lacked a package has its own
+    line already: retry it with the package).
+    """
+    if args.command not in _PRE_CHECKS or not getattr(args, "check", False) or \
+            not isinstance(exc, (TaskFailedError, TaskCancelledError)) or "\nNext: " in said:
+        return ""
+    return (f"\nNext: fix the cause, then run the pre-check again (the same command): it holds "
+            f"no lock; obshell-sdk task show {exc.task_id} shows its logs")
 
 
 def pre_check(args: argparse.Namespace) -> Optional[str]:

@@ -66,6 +66,12 @@ class Output:
         lines.append(f"  {dag_line(last)}" if last is not None else "  none")
         self.stdout.write("\n".join(lines) + "\n")
 
+    def task_history(self, every: list[DagDetail]) -> None:
+        """``task list --all``: every task of the cluster, finished ones too, as listed."""
+        lines = [f"  {dag_line(d)}" for d in every] or ["  none"]
+        self.value({"all": every}, "\n".join(["every task of the cluster, finished ones too:",
+                                              *lines]))
+
     def note(self, text: str) -> None:
         """A line for the person at the terminal, on stderr."""
         text = aimed(text, self.command)

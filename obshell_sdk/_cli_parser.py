@@ -193,7 +193,9 @@ def _add_task_parser(sub: Any) -> None:
     """``task ACTION [ID]``: list, show, wait for or operate on tasks (retry with packages)."""
     task = _sub(sub, "task", help="list, show, wait for or operate on tasks",
                 description="task list: unfinished tasks and the cluster's last maintenance "
-                "task.\ntask show|wait ID: read it once, or follow it to its end.\n"
+                "task; --all: every task\nof the cluster, finished ones too (a failed "
+                "pre-check holds no lock: it is not unfinished).\n"
+                "task show|wait ID: read it once, or follow it to its end.\n"
                 "task retry|rollback|skip ID: act on a FAILED task; task cancel ID: stop one "
                 "still running (obshell refuses to cancel a FAILED one).", takes={
                     "list": "no ID", **{a: "one ID" for a in _TASK_ACTIONS[1:]}})
@@ -201,6 +203,9 @@ def _add_task_parser(sub: Any) -> None:
                       help="list, show, wait, retry, rollback, cancel or skip")
     task.add_argument("id", nargs="?", metavar="ID", help="the task's id, e.g. 11 (all but "
                       "list)")
+    task.add_argument("--all", action="store_true", help="list only: every task of the "
+                      "cluster, finished ones too, instead (its history: obshell 4.2.6 and "
+                      "later)")
     _follow_options(task, "after an operator, follow the task to its end")
     task.add_argument("--exists", action="store_true", help="you know the task exists (you "
                       "started it): while its agent restarts, 'not found' is waited out")

@@ -1,6 +1,7 @@
 """``obshell-sdk task ACTION [ID]``: list tasks, show one, follow it, or apply an operator.
 
-``list`` shows the unfinished tasks and the cluster's last maintenance task; ``show`` reads
+``list`` shows the unfinished tasks and the cluster's last maintenance task (``--all``: every
+task of the cluster, finished ones too, such as a pre-check that failed); ``show`` reads
 a task once, ``wait`` follows it to its end; ``retry``, ``rollback``, ``skip`` and ``cancel``
 send that operator (checked against the task's state first), ``retry --package RPM`` after
 uploading the packages a failed "Download all required packages" step found none of. An
@@ -36,6 +37,9 @@ def check_task_args(args: argparse.Namespace) -> None:
     if args.action != "list" and not args.id:
         raise InvalidArgumentError(
             "ID", f"task {args.action} needs a task id; obshell-sdk task list shows them")
+    if args.all and args.action != "list":
+        raise InvalidArgumentError("--all", f"goes with task list (every task of the cluster); "
+                                   f"task {args.action} reads one task")
     if args.action in ("list", "show") and args.wait:
         raise InvalidArgumentError("--wait", f"task {args.action} does not wait; use task wait")
     if args.package and args.action != "retry":
@@ -52,6 +56,9 @@ def check_task_args(args: argparse.Namespace) -> None:
 def run_task(client: ObshellClient, args: argparse.Namespace, out: Output,
              progress: Progress) -> int:
     """Run ``task ACTION``: the tasks, or the task as it stands or ended, to stdout."""
+    if args.action == "list" and args.all:  # the cluster's history (GET /api/v1/task/dags/ob)
+        out.task_history(client.cluster_dags())
+        return EXIT_OK
     if args.action == "list":
         out.task_list(client.unfinished_dags(), client.last_maintenance_dag())
         return EXIT_OK

@@ -465,6 +465,44 @@ def test_a_check_whose_download_found_no_package_names_the_retry_with_its_packag
         assert out.stderr.rstrip().endswith("Next: obshell-sdk task retry 11 --package RPM --wait")
 
 
+@pytest.mark.parametrize("command", ["upgrade", "upgrade-ob"])
+def test_a_failed_check_says_what_to_do_next_and_task_list_all_finds_it_again(command):
+    """A failed pre-check exited 1 with no "Next:" line (an upgrade's failure has one), and
+    ``task list`` showed "unfinished tasks: none" after it: it holds no lock, so it is not
+    unfinished. The cluster's history (``task list --all``) lists it."""
+    with FakeAgent(password=PASSWORD, fail_stage=2, ob_version="4.3.5.0") as agent:
+        out = cli(command, "4.3.5.1", RELEASE, "--check", agent=agent)
+        assert out.returncode == 1, out.stderr
+        assert out.stderr.rstrip().endswith(
+            "\nNext: fix the cause, then run the pre-check again (the same command): it holds "
+            "no lock; obshell-sdk task show 11 shows its logs"), out.stderr
+        listed = cli("task", "list", agent=agent)
+        assert listed.returncode == 0 and "unfinished tasks:\n  none" in listed.stdout
+        history = cli("task", "list", "--all", agent=agent)
+        assert history.returncode == 0, history.stderr
+        assert history.stdout.startswith(
+            "every task of the cluster, finished ones too:\n  task 11 Upgrade check ")
+        assert "FAILED" in history.stdout and "Upgrade check " in history.stdout
+        as_json = json.loads(cli("--json", "task", "list", "--all", agent=agent).stdout)
+        assert [(d["id"], d["state"], d["outcome"]) for d in as_json["all"]] == [
+            ("11", "FAILED", "failed")]
+
+
+def test_task_list_all_goes_with_list_only_and_an_older_agent_says_what_it_lacks():
+    with FakeAgent(password=PASSWORD) as agent:
+        out = cli("task", "show", "11", "--all", agent=agent)
+        assert out.returncode == 2 and "--all: goes with task list" in out.stderr, out.stderr
+        assert agent.requests == []  # refused before anything was sent
+        empty = cli("task", "list", "--all", agent=agent)
+        assert empty.stdout == "every task of the cluster, finished ones too:\n  none\n"
+        agent.dag_history = False  # an agent before 4.2.6: no such route
+        old = cli("task", "list", "--all", agent=agent)
+        assert old.returncode == 5, old.stderr
+        assert old.stderr.rstrip().endswith(
+            "The agent keeps no task history it can list (obshell before 4.2.6: obshell-sdk info "
+            "shows its version); obshell-sdk task list shows the unfinished tasks"), old.stderr
+
+
 def test_a_download_that_found_no_package_says_to_upload_it_then_retry(tmp_path):
     """The CLI has a way to upload for a retry: task retry ID --package RPM, which the
     failure names (the Python call it names otherwise is no way out at the command line)."""
