@@ -18,6 +18,7 @@ from typing import Optional
 from ._cli_next import check_failed, is_refusal, next_line, not_started, refusal_advice
 from ._config import refused_variable
 from ._dag import DagDetail
+from ._errcodes import unknown_route
 from ._exceptions import (
     ApiError,
     AuthDialectError,
@@ -269,7 +270,7 @@ def _advice(args: argparse.Namespace, exc: ObshellError) -> str:
                 f"obshell-sdk task wait {args.id} --exists")
     if exit_code(exc) == EXIT_OUTCOME_UNKNOWN:
         return _lost_advice(args, getattr(exc, "path", ""))
-    if isinstance(exc, ApiError) and exc.path == _HISTORY and exc.status in (400, 404):
+    if isinstance(exc, ApiError) and exc.path == _HISTORY and unknown_route(exc):
         return (". The agent keeps no task history it can list (obshell before 4.2.6: "
                 "obshell-sdk info shows its version); obshell-sdk task list shows the unfinished "
                 "tasks")

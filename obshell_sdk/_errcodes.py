@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._models import ErrorInfo
 
 __all__ = ["CODE_HINTS", "OperatorRefusedError", "error_class_for", "own_finding",
-           "with_code_hint"]
+           "unknown_route", "with_code_hint"]
 
 _E = TypeVar("_E", bound=ApiError)
 
@@ -212,3 +212,13 @@ def error_class_for(status: int, err_code: str, code: int, message: str = "") ->
     if 400 <= status < 500:
         return BadRequestError
     return ServerError
+
+
+def unknown_route(exc: ApiError) -> bool:
+    """Whether ``exc`` is how obshell answers a route it does not have (an older agent).
+
+    A 404, or a 400 with code 1000 and no errCode before obshell 4.2.4 (PROTOCOL §1): not a
+    refusal of the call itself, which a route the agent has answers with a code of its own.
+    """
+    return isinstance(exc, NotFoundError) or (
+        exc.status, exc.code, exc.err_code) == (400, 1000, "")

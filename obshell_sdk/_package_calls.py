@@ -7,12 +7,11 @@ import os
 from typing import NamedTuple, Optional, Union
 
 from ._caller import Caller, CallsBase, contents
-from ._errcodes import own_finding
+from ._errcodes import own_finding, unknown_route
 from ._exceptions import (
     ApiError,
     DecodeError,
     InvalidArgumentError,
-    NotFoundError,
     ObshellError,
     PackageChangedError,
     PackageDamagedError,
@@ -266,7 +265,7 @@ def _has_new_upload(client: Caller, timeout: tuple[float, float]) -> bool:
         client._send(Request("POST", NEW_UPLOAD, signed=False), timeout)
         found = True  # an agent that took an empty upload has the route, oddly
     except ApiError as exc:
-        found = not (isinstance(exc, NotFoundError) or (exc.status, exc.code) == (400, 1000))
+        found = not unknown_route(exc)
     except (TransportError, DecodeError) as exc:
         if reply_lost(exc):  # not "the agent may have stored it": it stores nothing
             exc._prefix_message("", PROBE_LOST)

@@ -495,6 +495,11 @@ def test_task_list_all_goes_with_list_only_and_an_older_agent_says_what_it_lacks
         assert agent.requests == []  # refused before anything was sent
         empty = cli("task", "list", "--all", agent=agent)
         assert empty.stdout == "every task of the cluster, finished ones too:\n  none\n"
+        # A refusal of the call itself (a code of its own) is not a missing route.
+        agent.fail_next(status=400, err_code="Agent.Identify.NotSupportOperation",
+                        path_prefix="/api/v1/task/dags/ob")
+        refused = cli("task", "list", "--all", agent=agent)
+        assert refused.returncode == 5 and "no task history" not in refused.stderr, refused.stderr
         agent.dag_history = False  # an agent before 4.2.6: no such route
         old = cli("task", "list", "--all", agent=agent)
         assert old.returncode == 5, old.stderr
