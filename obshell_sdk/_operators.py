@@ -27,7 +27,7 @@ from ._exceptions import (
 from ._task_errors import TaskStateError
 from ._transport_errors import reply_lost
 
-__all__ = ["check_applies", "nothing_applied", "say_lost"]
+__all__ = ["check_applies", "nothing_applied", "operator_path", "say_lost"]
 
 
 def _is_failed(detail: DagDetail) -> bool:
@@ -47,8 +47,8 @@ _RULES: dict[Operator, tuple[str, Callable[[DagDetail], bool], str]] = {
 }
 
 
-def _path(task_id: str) -> str:
-    """Where an operator of task ``task_id`` is POSTed (``ObshellClient.operate_dag``)."""
+def operator_path(task_id: str) -> str:
+    """Where an operator of task ``task_id`` is POSTed (``ObshellClient.operate_dag`` sends it)."""
     return f"/api/v1/task/dag/{task_id}"
 
 
@@ -80,7 +80,7 @@ def nothing_applied(exc: BaseException, task_id: str) -> bool:
         return True
     if not isinstance(exc, (TransportError, DecodeError, ApiError)):
         return False
-    if exc.path != _path(task_id):  # the POST was not sent
+    if exc.path != operator_path(task_id):  # the POST was not sent
         return True
     if isinstance(exc, DecodeError):
         return exc.refusal_page
@@ -90,7 +90,7 @@ def nothing_applied(exc: BaseException, task_id: str) -> bool:
 def say_lost(exc: BaseException, task_id: str, operator: Operator) -> None:
     """When ``exc`` is the operator's POST's lost reply, end its message with what to do."""
     if isinstance(exc, ObshellError) and reply_lost(exc) \
-            and getattr(exc, "path", "") == _path(task_id):
+            and getattr(exc, "path", "") == operator_path(task_id):
         exc._prefix_message("", f". The agent may have applied {_RULES[operator][0]}; it "
                                 "was not sent again (that could apply it twice). See where the "
                                 f"task stands before trying again: client.task('{task_id}')"

@@ -9,6 +9,7 @@ from ._caller import CallsBase, contents
 from ._dag import DagDetail, NodeDetail, Operator
 from ._decode import at, decode_contents, p_list, p_str
 from ._exceptions import DecodeError, InvalidArgumentError, TaskNotFoundError
+from ._operators import operator_path
 from ._transport import Timeout
 from ._validate import check_dag_id, check_operator
 
@@ -55,7 +56,7 @@ class TaskCalls(CallsBase):
         """
         dag_id = check_dag_id(dag_id)
         op = check_operator(operator)
-        self.call("POST", f"/api/v1/task/dag/{dag_id}", body={"operator": op.value})
+        self.call("POST", operator_path(dag_id), body={"operator": op.value})
         log.info("agent %s: %s applied to task %s", self.agent, op.value, dag_id)
 
     def get_node(self, node_id: Union[str, int]) -> NodeDetail:
