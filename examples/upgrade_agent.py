@@ -108,6 +108,11 @@ def set_up_logging(args: argparse.Namespace) -> None:
         sdk.propagate = False  # said once, by this handler
 
 
+def safe(text: str) -> str:
+    """What the agent wrote, with what a terminal would act on (control, bidi) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class ShowProgress:
     """Print each task's id and name once, then one line a poll: stage, state, step running."""
 
@@ -118,9 +123,9 @@ class ShowProgress:
         """Told of every snapshot of the pre-check and the upgrade, in turn."""
         if detail.id != self._task:
             self._task = detail.id
-            print(f"task {detail.id}: {detail.name}", flush=True)
+            print(f"task {detail.id}: {safe(detail.name)}", flush=True)
         node = detail.current_node
-        step = f" {node.name}" if node else ""
+        step = f" {safe(node.name)}" if node else ""
         print(f"  [{detail.progress}] {detail.state}{step}", flush=True)
 
 
@@ -149,7 +154,7 @@ def upgrade(client: ObshellClient, args: argparse.Namespace) -> int:
     """Run the upgrade and report how it ended; returns the process exit code."""
     with client:
         info = client.info()
-        print(f"agent {client.agent}: {info.identity}, obshell {info.version}")
+        print(f"agent {client.agent}: {safe(info.identity)}, obshell {safe(info.version)}")
         try:  # the pre-check needs the package on the cluster too: it runs with --package
             done = client.run_agent_upgrade(
                 args.version, args.release, package=args.package, check=bool(args.package),
@@ -158,8 +163,8 @@ def upgrade(client: ObshellClient, args: argparse.Namespace) -> int:
         except TaskError as exc:
             print(f"upgrade did not succeed: {exc}", file=sys.stderr)
             return 1
-        detail = done.upgrade
-        print(f"task {detail.id} {detail.outcome}; agent now runs obshell {done.info.version}")
+        detail, now = done.upgrade, safe(done.info.version)
+        print(f"task {detail.id} {detail.outcome}; agent now runs obshell {now}")
         return 0
 
 

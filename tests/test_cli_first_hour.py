@@ -1247,3 +1247,22 @@ def test_the_rollout_example_says_a_stopped_rollout_with_where_each_target_stood
     *rows, total = stdout.splitlines()  # the report: where each target stood, then the counts
     assert [row.split()[:2] for row in rows] == [[fleet[0], "unknown"], [fleet[1], "skipped"]]
     assert total == f"2 targets: 1 skipped, 1 unknown (journal {journal})", stdout
+
+
+def test_the_example_escapes_what_the_agent_wrote():
+    """Code users copy: the step names and versions it prints come from the agent, so a
+    terminal escape in one must reach the terminal escaped."""
+    def hostile(data):
+        for node in data.get("nodes") or ():
+            node["name"] += "\x1b[2J\u2028"
+        return data
+
+    with FakeAgent(password=PASSWORD, stages_per_poll=3) as agent:
+        agent.edit_data_next(100, edit=hostile, path_prefix="/api/v1/task/dag/", method="GET")
+        done = subprocess.run([sys.executable, str(ROOT / "examples" / "upgrade_agent.py"),
+                               "--version", VERSION, "--release", RELEASE],
+                              capture_output=True, text=True, env=_env(agent), timeout=60,
+                              stdin=subprocess.DEVNULL, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "\\x1b[2J\\u2028" in done.stdout, done.stdout
+    assert "\x1b" not in done.stdout and "\u2028" not in done.stdout
