@@ -85,7 +85,7 @@ HINTS: Sequence[tuple[str, str]] = (
     (rf"{_AT}\.delete_package\((\w+)\)", r"obshell-sdk package delete \1"),
     (rf"{_AT}\.packages\(\) lists it", "obshell-sdk package list shows it"),
     (r"client\.unfinished_dags\(\) lists", "obshell-sdk task list lists"),
-    (r"client\.cluster_dags\(\), or its dashboard", "its dashboard"),
+    (r"client\.cluster_dags\(\), or its dashboard", "obshell-sdk task list --all"),
     (r"upload it \(client\.upload_package\(path\)\), then retry the task",
      "upload it, then retry the task (obshell-sdk task retry ID --package RPM does both)"),
     (r"run the rollout again with journal '[^']*' to resume it", "run the same command again "

@@ -261,7 +261,7 @@ def _not_found(lost: ConnectionLostError, name: str, last: Optional[ObshellError
     elif in_history is None:
         advice = ("A task that takes no lock, like a pre-check, is listed only while it runs, "
                   "so this one may have run and ended already: before sending it again, look "
-                  "for it in the agent's task history (its dashboard or log)")
+                  "for it in the agent's task history (client.cluster_dags(), or its dashboard)")
     elif in_history:
         advice = (f"The agent's task history holds {len(in_history)} such tasks started since "
                   f"({', '.join(d.id for d in in_history)}), and which one it made cannot be "

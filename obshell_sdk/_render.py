@@ -236,7 +236,7 @@ def foreign_message(task_id: str, name: str, said: str, *, seen: bool) -> str:
             "reply to that call named another task. The call was not sent again and what it "
             "made is not known: look for it (client.unfinished_dags() and "
             "client.last_maintenance_dag(); a pre-check that ended is only in the agent's task "
-            "history) before sending it again")
+            "history, client.cluster_dags(), or its dashboard) before sending it again")
 
 
 def to_jsonable(value: Any) -> Any:

@@ -181,6 +181,7 @@ def test_an_id_only_create_reply_naming_another_task_says_what_to_look_for(raw):
     assert (f"task 1500 is 'Upgrade check obshell 4.2.9.9-1.el7', not the {CHECK_NAME!r} its "
             "creating call makes") in str(info.value)
     assert "not sent again" in str(info.value) and "client.unfinished_dags()" in str(info.value)
+    assert "history, client.cluster_dags(), or its dashboard)" in str(info.value)
     assert len([r for r in server.requests if r.method == "POST"]) == 1
 
 

@@ -109,7 +109,7 @@ def test_a_clock_moved_forward_after_the_call_is_said_and_nothing_taken(raw, sho
     assert UNTOLD in text and "moved 8.0 h forward" in text, text
     assert "client.last_maintenance_dag()" not in text  # a pre-check is never the last one
     cli = cli_message(info.value)
-    assert "client." not in cli and "its dashboard" in cli, cli
+    assert "client." not in cli and "history (obshell-sdk task list --all)" in cli, cli
     assert [r.method for r in server.requests if r.target == CHECK] == ["POST"]
 
 

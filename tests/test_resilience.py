@@ -304,6 +304,9 @@ def test_a_history_that_cannot_be_read_leaves_the_lookup_as_it_was(monkeypatch):
             client.check_agent_upgrade(VERSION, RELEASE)
         assert "listed only while it runs" in str(info.value)
         assert len(agent.requests_to("/api/v1/task/dags/ob", "GET")) == 1
+        from obshell_sdk._cli_errors import cli_message  # where the CLI reads that history
+
+        assert "task history (obshell-sdk task list --all)" in cli_message(info.value)
 
 
 def test_an_upgrade_no_longer_the_last_maintenance_task_is_found_in_the_history():
