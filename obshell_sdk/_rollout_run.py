@@ -44,12 +44,12 @@ from ._rollout_report import (
 from ._rollout_revisit import failed_task, revisit
 from ._rollout_steps import (
     Abandoned,
-    AgentClaims,
     Ended,
     Plan,
     TargetOutcome,
     TargetRun,
 )
+from ._runner_lock import AgentClaims
 from ._task_errors import TaskTimeoutError, TaskUnreachableError
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the rollout imports this module

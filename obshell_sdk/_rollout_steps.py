@@ -25,6 +25,7 @@ from ._lookup import find_created_dag, made_none, rerun_note
 from ._models import AgentInfo
 from ._package_calls import SaidAs
 from ._render import failure_line, state_text
+from ._runner_lock import AgentClaims
 from ._targets import stored_copy, stored_said
 from ._task import DagTask
 from ._workflow import log_in
@@ -89,30 +90,6 @@ class Plan:
     #: where the plan leads is a success with nothing done; ``check`` says the note.
     refused_there: Optional[tuple[str, Callable[[AgentInfo], Optional[str]]]] = attrs.field(
         default=None, eq=False)
-
-
-class AgentClaims:
-    """Which target of a run each agent is, by its ``/info`` (address, process, start time).
-
-    Targets are known by their names: ``localhost:2886`` and ``127.0.0.1:2886`` would be two
-    targets of one agent, each making its own tasks there. A target that has sent nothing
-    yet is refused when its agent answers as another target's already did (a run notes the
-    agents of the targets it resumes first). An agent that restarted in between (its own
-    upgrade) answers as another process: not caught then.
-    """
-
-    def __init__(self) -> None:
-        self._targets: dict[tuple[str, int, int, int], str] = {}
-        self._lock = threading.Lock()
-
-    def claim(self, target: str, info: AgentInfo) -> Optional[str]:
-        """Note ``target``'s agent; the other target that noted it first, or None."""
-        if not (info.ip and info.port):  # an agent that does not say where it is
-            return None
-        with self._lock:
-            other = self._targets.setdefault((info.ip, info.port, info.pid, info.start_at),
-                                             target)
-        return None if other == target else other
 
 
 class TargetRun:

@@ -10,7 +10,8 @@ reached through two names is still one journal. (A hard link is two names SQLite
 cannot tell apart; its documentation says never to make one.) A runner whose journal is
 refused removes the lock file it made, while it holds it; so a runner that takes a lock
 checks that its file is still the one at the path, and takes the new one if not. POSIX
-only; on Windows one runner per journal is the caller's care.
+only; on Windows one runner per journal is the caller's care. Within a run, one target per
+agent: :class:`AgentClaims`.
 """
 
 from __future__ import annotations
@@ -19,16 +20,19 @@ import contextlib
 import os
 import threading
 from collections.abc import Sequence
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from ._exceptions import InvalidArgumentError
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from ._models import AgentInfo
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["RunnerLock"]
+__all__ = ["AgentClaims", "RunnerLock"]
 
 
 class RunnerLock:
@@ -137,3 +141,27 @@ def _same_file(fd: int, path: str) -> bool:
         return False
     held = os.fstat(fd)
     return (there.st_dev, there.st_ino) == (held.st_dev, held.st_ino)
+
+
+class AgentClaims:
+    """Which target of a run each agent is, by its ``/info`` (address, process, start time).
+
+    Targets are known by their names: ``localhost:2886`` and ``127.0.0.1:2886`` would be two
+    targets of one agent, each making its own tasks there. A target that has sent nothing
+    yet is refused when its agent answers as another target's already did (a run notes the
+    agents of the targets it resumes first). An agent that restarted in between (its own
+    upgrade) answers as another process: not caught then.
+    """
+
+    def __init__(self) -> None:
+        self._targets: dict[tuple[str, int, int, int], str] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, target: str, info: AgentInfo) -> Optional[str]:
+        """Note ``target``'s agent; the other target that noted it first, or None."""
+        if not (info.ip and info.port):  # an agent that does not say where it is
+            return None
+        with self._lock:
+            other = self._targets.setdefault((info.ip, info.port, info.pid, info.start_at),
+                                             target)
+        return None if other == target else other
