@@ -21,6 +21,7 @@ from ._dag import DagDetail
 from ._endpoints import TaskEndpoint
 from ._exceptions import (
     ConnectionLostError,
+    DecodeError,
     ObshellError,
     OutcomeUnknownError,
     ReadTimeoutError,
@@ -28,8 +29,8 @@ from ._exceptions import (
 from ._lookup_clock import ClockDisagreesError, ClockReads, Judge
 from ._polling import cut
 
-__all__ = ["PROOF_SECONDS", "RECOVERY_SECONDS", "AgentReads", "find_created_dag", "listed",
-           "made_none", "rerun_note"]
+__all__ = ["PROOF_SECONDS", "RECOVERY_SECONDS", "AgentReads", "find_created_dag", "follow_note",
+           "listed", "made_none", "rerun_note"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -173,6 +174,21 @@ def rerun_note(endpoint: TaskEndpoint[Any], existed: Optional[frozenset[str]],
                 f"shows the call made none{now}; else, {new_journal}")
     return (f"A rerun looks for it again, but cannot prove the call made no task ({why}), so "
             f"never sends it: {new_journal}")
+
+
+def follow_note(exc: ObshellError, named: bool, *, journaled: bool) -> str:
+    """What a rerun does with a task whose follow failed with ``exc`` (unknown outcome).
+
+    ``named``: its id is journaled as the step's (a rerun follows it), else the step is still
+    ``sending``; ``journaled``: that id was read from the journal.
+    """
+    if not named:
+        return "; running the rollout again looks for the task by its name, never sending " \
+            "the call again"
+    if journaled and isinstance(exc, DecodeError) and exc.where == "data.name":
+        return ". The journal names that id as the step's task: is this the agent it was " \
+            "written with? Check it; a new journal starts afresh, sending the call again"
+    return ""
 
 
 def _look(reads: AgentReads, endpoint: TaskEndpoint[Any], clock: Judge, name: str,

@@ -2,9 +2,11 @@
 
 A step that creates a DAG is written as ``sending`` (with the send time and the unfinished
 DAGs the agent listed just before) before the POST, and as ``created`` with the DAG id
-after it, or ``unsent`` when the call failed in a way that proves the POST created no DAG
-(:meth:`TaskEndpoint.never_ran`: the agent was never reached or refused it, or the auth
-flow's own request failed). A rerun follows a created DAG, looks a ``sending`` one up
+once the reply or a read of it shows the name the step gives (a reply of another task's id
+leaves it ``sending``: a rerun looks it up by name, and follows a journaled id only while its
+reads show that name), or ``unsent`` when the call failed in a way that proves the POST
+created no DAG (:meth:`TaskEndpoint.never_ran`: the agent was never reached or refused it,
+or the auth flow's own request failed). A rerun follows a created DAG, looks a ``sending`` one up
 (sending it again only when the agent proves it made none: :func:`made_none`), sends an
 ``unsent`` one, and skips the steps that are ``done``.
 """
@@ -21,7 +23,7 @@ from ._dag import DagDetail, DagOutcome
 from ._endpoints import TaskEndpoint
 from ._exceptions import ApiError, ConnectionLostError, ObshellError, OutcomeUnknownError
 from ._journal import Journal, StepRecord, TargetOutcome, TargetRecord, under_way
-from ._lookup import find_created_dag, made_none, rerun_note
+from ._lookup import find_created_dag, follow_note, made_none, rerun_note
 from ._models import AgentInfo
 from ._package_calls import SaidAs
 from ._render import failure_line, state_text
@@ -241,9 +243,9 @@ class TargetRun:
                           f"found stored as package {found.pkg_id}, not uploaded")
 
     def _task(self, step: Step, record: Optional[StepRecord], waiting: list[Step]) -> None:
-        task = None
-        if record is not None and record.dag_id:
-            task = self.client.task(record.dag_id, exists=True)  # the agent gave us its id
+        task, named = None, True  # named: its id is known to be the step's task
+        if record is not None and record.dag_id:  # the agent gave us its id
+            task = self._named(step, record.dag_id)  # another task's: refused at once
         elif record is not None and record.status == "sending":
             task = self._look_up(step, record)  # None: it proved the call made nothing
         if task is None:
@@ -251,21 +253,18 @@ class TargetRun:
                 self._upload(late)
             waiting.clear()
             task = self._create(step)
-        if task.id not in self.dag_ids:
-            self.dag_ids.append(task.id)
+            named = task.snapshot is not None  # else a reply of an id only: not yet known
         try:
             for detail in task.snapshots(self.timeout, stop=self.stop):
+                if not named:  # a read showed the step's name: the id is the step's task
+                    named = self._created(step, task.id)
                 self.show(step.name, detail)
         except ObshellError as exc:  # the task exists and may still run: a rerun follows it
-            raise Ended(TargetOutcome.UNKNOWN, f"{type(exc).__name__}: {exc}") from exc
+            raise Ended(TargetOutcome.UNKNOWN, f"{type(exc).__name__}: {exc}" + follow_note(
+                exc, named, journaled=bool(record and record.dag_id))) from exc
         if not task.done() or task.snapshot is None:  # stopped: the journal says where it is
             raise Abandoned(self.target)
         detail = task.snapshot
-        wanted = step.endpoint.dag_name(step.request) if step.endpoint else detail.name
-        if detail.name != wanted:  # a journaled id that this agent gave another task
-            raise Ended(TargetOutcome.UNKNOWN, f"{step.name} task {detail.id} is "
-                        f"{detail.name!r} on this agent, not {wanted!r}: is it the agent the "
-                        "journal was written with? Check it; a new journal starts afresh")
         outcome = _BY_DAG.get(detail.outcome)
         label = f"{step.name} task {detail.id} {detail.name!r}"
         if outcome is TargetOutcome.FAILED:  # where, the failing sub-task's last log line, next
@@ -274,6 +273,19 @@ class TargetRun:
                         "its nodes allow) and run the rollout again")
         if outcome is not None:
             raise Ended(outcome, f"{label} ended {detail.state} ({detail.outcome})")
+
+    def _named(self, step: Step, dag_id: str) -> DagTask:
+        """Task ``dag_id``, known to exist, whose reads must show the name ``step`` gives."""
+        assert step.endpoint is not None
+        return DagTask(self.client, dag_id, policy=self.client.poll_policy, exists=True,
+                       name=step.endpoint.dag_name(step.request))
+
+    def _created(self, step: Step, dag_id: str) -> bool:
+        """Journal ``step`` created as task ``dag_id``, one of this target's tasks."""
+        self.journal.step(self.target, step.name, "created", dag_id=dag_id)
+        if dag_id not in self.dag_ids:
+            self.dag_ids.append(dag_id)
+        return True
 
     def _agent(self) -> str:
         """How Python reaches this target's agent, in the hints of its messages."""
@@ -296,7 +308,8 @@ class TargetRun:
                 raise Ended(TargetOutcome.UNKNOWN, f"{type(exc).__name__}: {exc}; the "
                             "task may have been made: a rerun looks for it") from exc
             raise
-        self.journal.step(self.target, step.name, "created", dag_id=task.id)
+        if task.snapshot is not None:  # its reply named it; else it stays sending until a
+            self._created(step, task.id)  # read shows its name (_task): a rerun looks it up
         return task
 
     def _look_up(self, step: Step, record: StepRecord) -> Optional[DagTask]:
@@ -321,7 +334,7 @@ class TargetRun:
                 return None
             raise Ended(TargetOutcome.UNKNOWN, f"{exc}. " + rerun_note(
                 step.endpoint, record.existed, record.sent_at)) from exc
-        self.journal.step(self.target, step.name, "created", dag_id=detail.id)
+        self._created(step, detail.id)
         log.info("%s: found %s task %s, created before the runner stopped", self.target,
                  step.name, detail.id)
-        return client.task(detail.id, exists=True)
+        return self._named(step, detail.id)

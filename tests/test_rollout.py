@@ -609,9 +609,46 @@ def test_a_journaled_task_followed_on_a_replaced_agent_is_unknown_not_believed(t
         b.finish_dag(b.create_ob_upgrade_dag("4.3.5.1", "1.el7", check=True))
         result = rollout([b], journal).upgrade_agent(VERSION, RELEASE, check=False).results[
             targets([b])[0]]
-        assert result.outcome is TargetOutcome.UNKNOWN and "not 'Upgrade obshell" in (
-            result.error or "")
+        said = result.error or ""
+        assert result.outcome is TargetOutcome.UNKNOWN and "not the 'Upgrade obshell" in said
+        assert "is this the agent it was written with?" in said, said
         assert b.requests_to("/api/v1/agent/upgrade", "POST") == []
+        assert len(b.requests_to(f"/api/v1/task/dag/{first.results[targets([a])[0]].dag_ids[0]}",
+                                 "GET")) == 1  # refused on its first read, not followed
+
+
+def test_a_create_reply_naming_another_task_is_not_journaled_and_a_rerun_looks_it_up(tmp_path):
+    """The upgrade's POST is answered ``{"id": <the pre-check's id>}``: a task of another
+    name, which ended. It is not journaled nor reported as the upgrade's task; the target is
+    unknown, and a rerun looks the upgrade up by its name (the agent made it), never
+    following the pre-check as the upgrade nor sending the call again."""
+    journal = tmp_path / "r.db"
+    with FakeAgent(password=PASSWORD, stage_seconds=0.03) as agent:
+        [target] = targets([agent])
+        agent.edit_data_next(2, edit=lambda data: data if "check" in data["name"] else {
+            "id": _check_id(agent)}, path_prefix="/api/v1/agent/upgrade", method="POST")
+        first = rollout([agent], journal).upgrade_agent(VERSION, RELEASE).results[target]
+        check = _check_id(agent)
+        assert first.outcome is TargetOutcome.UNKNOWN and first.dag_ids == (check,)
+        said = first.error or ""
+        assert f"task {check} is 'Upgrade check obshell" in said, said
+        assert said.endswith("running the rollout again looks for the task by its name, never "
+                             "sending the call again"), said
+        steps = dict(sqlite3.connect(journal).execute("SELECT step, status FROM steps"))
+        assert steps["upgrade"] == "sending", steps
+        assert posts(agent) == 1
+        polls = len(agent.requests_to(f"/api/v1/task/dag/{check}", "GET"))
+        again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE).results[target]
+        assert again.outcome is TargetOutcome.SUCCEEDED, again.error
+        assert posts(agent) == 1  # looked up, not sent again
+        assert len(agent.requests_to(f"/api/v1/task/dag/{check}", "GET")) == polls
+        assert len(again.dag_ids) == 2 and check in again.dag_ids
+
+
+def _check_id(agent):
+    """The id of the agent's one pre-check task."""
+    [dag_id] = [i for i, d in agent.dags.items() if d.name.startswith("Upgrade check obshell")]
+    return dag_id
 
 
 def test_bad_input_is_refused_before_anything_is_sent(tmp_path):
