@@ -54,7 +54,8 @@ class FakeAgent(AgentControls):
     were what obshell of the old version has (the defaults; ``legacy_v1=True,
     supported_auth=None`` on 4.2.2); a pair no obshell of that version has (say
     ``supported_auth=("v1",)``, or ``legacy_v1=True`` on 4.3.0) is the test's own and is kept.
-    Assigning an attribute (``version`` too) changes that attribute only.
+    Assigning an attribute (``version`` too) changes that attribute only. A DAG made while the
+    agent runs a version before 4.3.0 has no ``maintenance_type``/``maintenance_key`` in its JSON.
     """
 
     password: _StateAttr[str] = _StateAttr("The root@sys password the agent accepts.")

@@ -88,6 +88,8 @@ class FakeDag:
         self.dag_id = dag_id
         self.name = name
         self.maintenance_type = maintenance_type
+        #: False on an agent before 4.3.0: its JSON lacks ``maintenance_type`` and ``_key``.
+        self.sends_maintenance = True
         self.state = "READY"
         self.operator = "RUN"
         self.created = created
@@ -172,7 +174,7 @@ class FakeDag:
             start = _t(self.start)
             end = _t(self.end) if self.end is not None else (
                 rfc3339(self.created) if self.start is not None else ZERO_TIME)
-        return {
+        data = {
             "id": self.generic_id, "dag_id": self.dag_id, "name": self.name,
             "stage": self.stage, "max_stage": self.max_stage,
             "maintenance_type": self.maintenance_type, "maintenance_key": "",
@@ -181,3 +183,6 @@ class FakeDag:
             "additional_data": {} if details and not fresh else None,
             "nodes": [n.to_json(ip, port) for n in self.nodes] if details and not fresh else None,
         }
+        if not self.sends_maintenance:  # obshell added them in 4.3.0 (PROTOCOL.md)
+            del data["maintenance_type"], data["maintenance_key"]
+        return data

@@ -34,6 +34,7 @@ class DagStore:
         self.fail_message = "injected failure at stage {stage}"
         self.restart_at_stage: Optional[int] = None
         self.download_check: Optional[DownloadCheck] = None
+        self.sends_maintenance: Callable[[], bool] = lambda: True  # obshell 4.3.0 on
         # None: time-driven DAGs step when their time is up; else only in scheduler passes
         # this many seconds apart, stamped with the pass's time, as obshell's scheduler does
         self.scheduler_period: Optional[float] = None
@@ -112,6 +113,7 @@ class DagStore:
             dag.target_release = spec.release.split(".", 1)[0]  # the build number, as obshell
             dag.release_full, dag.upgrade_dir = spec.release, spec.upgrade_dir
             dag.required_packages = spec.required_packages
+            dag.sends_maintenance = self.sends_maintenance()
             self._dags[dag.dag_id] = dag
             return dag
 

@@ -21,6 +21,7 @@ from ._dagmodel import FakeDag
 from ._dags import DagStore
 from ._faults import FaultPlan
 from ._packages import PackageStore, download_logs
+from ._params import version_key
 from ._record import RecordedRequest, RequestLog
 from ._templates import EDITIONS
 
@@ -87,6 +88,7 @@ class AgentState:
         self.architecture = "x86_64"
         self.inventory = PackageStore()
         self.dags.download_check = self._download_check
+        self.dags.sends_maintenance = lambda: version_key(self.version)[0][:3] >= (4, 3, 0)
 
     def configure_ob(self, *, ob_version: str, edition: str, zones: int, python_ok: bool,
                      new_upload: bool, require_packages: bool, strict_upload: bool) -> None:
