@@ -18,6 +18,7 @@ from typing import Optional
 from ._cli_next import check_failed, is_refusal, next_line, not_started, refusal_advice
 from ._config import refused_variable
 from ._dag import DagDetail
+from ._endpoints import holds_lock
 from ._errcodes import unknown_route
 from ._exceptions import (
     ApiError,
@@ -205,7 +206,7 @@ def cli_message(exc: ObshellError) -> str:
     if isinstance(exc, TaskFailedError) and "client.upload_package(path)" in text:
         text += f"\nNext: obshell-sdk task retry {exc.task_id} --package RPM --wait"
     elif isinstance(exc, (TaskFailedError, TaskCancelledError)) and exc.detail is not None \
-            and exc.detail.maintenance_type != 1:  # a cancelled upgrade holds the lock too
+            and holds_lock(exc.detail):  # a cancelled upgrade holds the lock too
         text += next_line(exc.task_id, exc.detail)
     option = _OPTIONS.get(getattr(exc, "argument", ""))
     if option:

@@ -16,6 +16,7 @@ from ._cli_errors import EXIT_OK, EXIT_OUTCOME_UNKNOWN
 from ._cli_next import next_line
 from ._cli_output import Output, Progress
 from ._dag import DagDetail, DagOutcome
+from ._endpoints import holds_lock
 from ._exceptions import DecodeError, ObshellError
 from ._task import DagTask
 from ._task_errors import TaskCancelledError, TaskError, TaskRolledBackError
@@ -83,7 +84,7 @@ def follow(task: DagTask, timeout: float, out: Output, progress: Progress,
 
 def _as_asked(task_id: str, detail: DagDetail) -> str:
     """A task rolled back or cancelled, as the command asked: what that leaves."""
-    locks = detail.maintenance_type != 1  # the upgrades; their pre-checks take no lock
+    locks = holds_lock(detail)  # the upgrades; their pre-checks take no lock
     if detail.outcome is DagOutcome.ROLLED_BACK:
         return (f"task {task_id} was rolled back, as asked: what it was to do did not happen"
                 + ("; the cluster's lock is free" if locks else ""))

@@ -10,10 +10,11 @@ come goes through the same mechanism.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Generic, Optional, Protocol, TypeVar
+from typing import Any, Callable, Generic, Optional, Protocol, TypeVar, cast
 
 import attrs
 
+from ._dag import DagDetail
 from ._exceptions import (
     ApiError,
     ConnectError,
@@ -36,6 +37,7 @@ __all__ = [
     "TaskRequest",
     "UpgradeAgentRequest",
     "UpgradeObRequest",
+    "holds_lock",
 ]
 
 #: The longest version and release accepted (real ones are about 8 and 25 characters).
@@ -279,3 +281,30 @@ OB_UPGRADE_CHECK: TaskEndpoint[UpgradeAgentRequest] = TaskEndpoint(
     "/api/v1/ob/upgrade/check", UpgradeAgentRequest,
     lambda r: f"Upgrade check OB {r.version}-{r.release}", maintenance=False,
 )
+
+
+class _AnyRequest:
+    """Stands for every request: each field reads as a marker, widened to a pattern below."""
+
+    def __getattr__(self, name: str) -> str:
+        return "\0"
+
+
+#: The names of the DAGs that take no lock (the pre-checks), from their declarations.
+_LOCK_FREE = tuple(
+    re.compile(".+".join(map(re.escape, e.dag_name(cast(Any, _AnyRequest())).split("\0")))
+               + r"\Z")
+    for e in (AGENT_UPGRADE, AGENT_UPGRADE_CHECK, OB_UPGRADE, OB_UPGRADE_CHECK)
+    if not e.maintenance)
+
+
+def holds_lock(detail: DagDetail) -> bool:
+    """Whether ``detail``, a failed (or cancelled) DAG, holds the cluster's maintenance lock.
+
+    obshell says so in ``maintenance_type`` (1: no lock) from 4.3.0 on; an older agent's DAG
+    lacks it, and is known by its name: a pre-check (an endpoint declared ``maintenance=False``)
+    takes no lock, any other DAG is taken to hold it.
+    """
+    if detail.maintenance_type is not None:
+        return detail.maintenance_type != 1
+    return not any(p.match(detail.name) for p in _LOCK_FREE)

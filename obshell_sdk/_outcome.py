@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from ._dag import DagDetail, DagOutcome
+from ._endpoints import holds_lock
 from ._render import failure_message
 from ._task_errors import TaskCancelledError, TaskFailedError, TaskRolledBackError
 
@@ -33,7 +34,7 @@ def judged(task_id: str, detail: DagDetail, agent: str) -> DagDetail:
         raise TaskRolledBackError(f"{label} was rolled back: what it was to do did not "
                                   "happen", task_id=task_id, detail=detail)
     if outcome is DagOutcome.CANCELLED:  # FAILED + CANCEL: an upgrade's lock is still held
-        held = ("" if detail.maintenance_type == 1 else "; it holds the cluster's lock, as a "
+        held = ("" if not holds_lock(detail) else "; it holds the cluster's lock, as a "
                 "failed task does, until it is retried (or rolled back or skipped, where its "
                 "steps allow it)")
         raise TaskCancelledError(f"{label} was cancelled{held}", task_id=task_id,

@@ -19,6 +19,7 @@ import attrs
 
 from ._dag import DagDetail, DagOutcome, DagState, Operator, TaskDetail
 from ._dag_steps import failed_task_operators
+from ._endpoints import holds_lock
 from ._models import AgentInfo, UpgradePackageInfo
 from ._render_html import cancelled_node, dag_html, task_html, undone_node
 from ._render_rollout import rollout_plan_text, rollout_table_text, rollout_text
@@ -172,7 +173,7 @@ def failure_message(label: str, detail: DagDetail) -> str:
     if any(log.endswith("record not found") for log in downloads):  # gorm's words: no such row
         text += ("\nThe agent has no package of this version: upload it "
                  "(client.upload_package(path)), then retry the task.")
-    if detail.maintenance_type == 1:  # the upgrade check and other lock-free tasks
+    if not holds_lock(detail):  # the upgrade check and other lock-free tasks
         return text
     allowed = failed_task_operators(detail)
     if allowed is None:  # steps not known: what obshell may take

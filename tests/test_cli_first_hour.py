@@ -488,6 +488,24 @@ def test_a_failed_check_says_what_to_do_next_and_task_list_all_finds_it_again(co
             ("11", "FAILED", "failed")]
 
 
+def test_a_failed_check_on_an_agent_before_4_3_holds_no_lock_and_its_upgrade_does():
+    """An agent before 4.3.0 sends no ``maintenance_type``: its failed pre-check was said to
+    keep the cluster locked, with a "task retry" line and no "run the pre-check again" one.
+    Known by its name, it holds no lock; the upgrade itself still does."""
+    with FakeAgent(password=PASSWORD, fail_stage=2, version="4.2.3.0") as agent:
+        out = cli("upgrade", VERSION, RELEASE, "--check", agent=agent)
+        assert out.returncode == 1, out.stderr
+        assert "locked" not in out.stderr and "task retry" not in out.stderr, out.stderr
+        assert out.stderr.rstrip().endswith(
+            "\nNext: fix the cause, then run the pre-check again (the same command): it holds "
+            "no lock; obshell-sdk task show 11 shows its logs"), out.stderr
+        upgrade = cli("upgrade", VERSION, RELEASE, "--wait", agent=agent)
+        assert upgrade.returncode == 1, upgrade.stderr
+        assert "The cluster stays locked" in upgrade.stderr, upgrade.stderr
+        assert "\nNext: obshell-sdk task retry 12 --wait" in upgrade.stderr, upgrade.stderr
+        assert "run the pre-check again" not in upgrade.stderr
+
+
 def test_task_list_all_goes_with_list_only_and_an_older_agent_says_what_it_lacks():
     with FakeAgent(password=PASSWORD) as agent:
         out = cli("task", "show", "11", "--all", agent=agent)

@@ -714,6 +714,33 @@ def test_a_cancelled_upgrade_keeps_the_clusters_lock_until_rolled_back():
         client.upgrade_agent(VERSION, RELEASE)  # the lock is free again
 
 
+def test_an_agent_before_4_3_sends_no_maintenance_type_its_check_holds_no_lock_by_name():
+    """A DAG of obshell before 4.3.0 has no ``maintenance_type``: a pre-check is known by its
+    name and said to hold no lock; an upgrade, failed or cancelled, still holds it."""
+    with FakeAgent(password=PASSWORD, fail_stage=2, version="4.2.3.0") as agent, \
+            client_for(agent) as client:
+        check = client.check_agent_upgrade(VERSION, RELEASE)
+        with pytest.raises(TaskFailedError) as failed:
+            check.result(timeout=30, poll_interval=0.01)
+        assert check.snapshot.maintenance_type is None
+        assert "locked" not in str(failed.value), str(failed.value)
+        task = client.upgrade_agent(VERSION, RELEASE)
+        with pytest.raises(TaskFailedError, match="The cluster stays locked until the task "
+                           "is retried"):
+            task.result(timeout=30, poll_interval=0.01)
+        with pytest.raises(TaskRolledBackError):  # the lock is free again
+            task.rollback().result(timeout=30, poll_interval=0.01)
+        agent.set_dag_faults()
+        agent.set_dag_progression(stage_seconds=60)
+        with pytest.raises(TaskCancelledError) as lock_free:
+            client.check_agent_upgrade(VERSION, RELEASE).cancel().result(
+                timeout=30, poll_interval=0.01)
+        assert str(lock_free.value).endswith("was cancelled")
+        with pytest.raises(TaskCancelledError, match="was cancelled; it holds the cluster's"):
+            client.upgrade_agent(VERSION, RELEASE).cancel().result(timeout=30,
+                                                                   poll_interval=0.01)
+
+
 def test_every_text_rendering_of_a_cancelled_task_says_cancelled(capsys):
     """A cancelled DAG is FAILED with operator CANCEL; result() raises TaskCancelledError, and
     the repr, the CLI's progress line and view, and a rollout's table say cancelled too."""
