@@ -299,7 +299,7 @@ _LOCK_FREE = tuple(
 
 
 def holds_lock(detail: DagDetail) -> bool:
-    """Whether ``detail``, a failed (or cancelled) DAG, holds the cluster's maintenance lock.
+    """Whether ``detail``, a DAG not ended or failed (or cancelled), holds the cluster's lock.
 
     obshell says so in ``maintenance_type`` (1: no lock) from 4.3.0 on; an older agent's DAG
     lacks it, and is known by its name: a pre-check (an endpoint declared ``maintenance=False``)

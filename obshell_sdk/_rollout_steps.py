@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import attrs
 
 from ._dag import DagDetail, DagOutcome
-from ._endpoints import TaskEndpoint
+from ._endpoints import TaskEndpoint, holds_lock
 from ._exceptions import ApiError, ConnectionLostError, ObshellError, OutcomeUnknownError
 from ._journal import Journal, StepRecord, TargetOutcome, TargetRecord, under_way
 from ._lookup import find_created_dag, follow_note, made_none, rerun_note
@@ -182,14 +182,14 @@ class TargetRun:
     def _there(self, note: Optional[str]) -> bool:
         """A target found where the plan leads (``note`` says so) is done, journaled so.
 
-        Not while a task may hold the cluster's lock (all but obshell's NOT_UNDER_MAINTENANCE,
-        1; older agents say nothing): an upgrade that failed after the agent's restart (stage
-        7 of 9), or a rolling one after this agent's zone, leaves ``/info`` at the new version.
+        Not while a task may hold the cluster's lock (any but a pre-check: :func:`holds_lock`):
+        an upgrade that failed after the agent's restart (stage 7 of 9), or a rolling one after
+        this agent's zone, leaves ``/info`` at the new version.
         A target held so is refused, naming the task (obshell would refuse it as not newer).
         """
         if not note:
             return False
-        dag = next((d for d in self.client.unfinished_dags() if d.maintenance_type != 1), None)
+        dag = next((d for d in self.client.unfinished_dags() if holds_lock(d)), None)
         if dag is not None:
             raise Ended(TargetOutcome.REFUSED, f"{note}; yet task {dag.id} {dag.name!r} is "
                         f"unfinished there, {state_text(dag)}, and may hold the cluster's lock: "
