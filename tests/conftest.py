@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 import pytest
 
 import obshell_sdk
+import obshell_sdk._lookup
 
 if TYPE_CHECKING:
     from obshell_sdk.testing import FakeAgent
@@ -120,6 +121,21 @@ def sigterm_while_following(agent: FakeAgent, *args: str, task_id: Optional[str]
         proc.kill()
         proc.wait()
     return proc.returncode, stdout, stderr
+
+
+@pytest.fixture
+def raw():
+    """A raw agent (:class:`RawServer` and the :class:`RawAgent` that routes its replies)."""
+    from rawserver import RawAgent, RawServer
+
+    with RawServer() as server:
+        yield server, RawAgent(server)
+
+
+@pytest.fixture
+def short_recovery(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lost create's lookup gets 1 s, not its minute."""
+    monkeypatch.setattr(obshell_sdk._lookup, "RECOVERY_SECONDS", 1.0)
 
 
 @pytest.fixture

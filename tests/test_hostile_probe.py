@@ -16,9 +16,8 @@ from datetime import datetime, timezone
 
 import pytest
 from conftest import PASSWORD
-from rawserver import RawAgent, RawReply, RawServer, dag_json, envelope, http_reply, json_reply
+from rawserver import RawReply, RawServer, dag_json, envelope, http_reply, json_reply
 
-import obshell_sdk._lookup
 from obshell_sdk import (
     AuthError,
     ConnectError,
@@ -57,17 +56,6 @@ def _client(server, **kwargs):
 
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@pytest.fixture
-def raw():
-    with RawServer() as server:
-        yield server, RawAgent(server)
-
-
-@pytest.fixture
-def short_recovery(monkeypatch):
-    monkeypatch.setattr(obshell_sdk._lookup, "RECOVERY_SECONDS", 1.0)
 
 
 # =============================================================================================

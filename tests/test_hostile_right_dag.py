@@ -13,7 +13,7 @@ import threading
 
 import pytest
 import requests
-from rawserver import RawAgent, RawServer, dag_json, json_reply
+from rawserver import dag_json, json_reply
 
 from obshell_sdk import (
     DagDetail,
@@ -25,12 +25,6 @@ from obshell_sdk import (
 )
 
 DONE_12 = dag_json("12", stage=9, state="SUCCEED")
-
-
-@pytest.fixture
-def raw():
-    with RawServer() as server:
-        yield server, RawAgent(server)
 
 
 def _client(server, **kwargs):

@@ -16,9 +16,8 @@ from datetime import datetime, timezone
 
 import pytest
 from conftest import PASSWORD
-from rawserver import RawAgent, RawReply, RawServer, dag_json, json_reply
+from rawserver import RawReply, dag_json, json_reply
 
-import obshell_sdk._lookup
 from obshell_sdk import ObshellClient, OutcomeUnknownError, PasswordAuth
 from obshell_sdk._cli_errors import cli_message
 from obshell_sdk.testing import FakeAgent
@@ -49,17 +48,6 @@ def _ran(dag_id: str, name: str, started_ago: float, ended_ago: float) -> dict:
     dag["start_time"], dag["end_time"] = (_iso(time.time() - started_ago),
                                           _iso(time.time() - ended_ago))
     return dag
-
-
-@pytest.fixture
-def raw():
-    with RawServer() as server:
-        yield server, RawAgent(server)
-
-
-@pytest.fixture
-def short_recovery(monkeypatch):
-    monkeypatch.setattr(obshell_sdk._lookup, "RECOVERY_SECONDS", 1.0)
 
 
 def _agent_clock(agent, moved: float):

@@ -13,26 +13,14 @@ import time
 
 import pytest
 from conftest import PASSWORD
-from rawserver import RawAgent, RawReply, RawServer
+from rawserver import RawReply
 
-import obshell_sdk._lookup
 from obshell_sdk import ObshellClient, OutcomeUnknownError, PasswordAuth
 
 VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
 #: A reply cut after its status line: the POST went out, its reply was lost.
 CUT = RawReply(200, wire=[b"HTTP/1.1 200 OK\r\n"], close=True)
 HISTORY = "/api/v1/task/dags/ob"
-
-
-@pytest.fixture
-def raw():
-    with RawServer() as server:
-        yield server, RawAgent(server)
-
-
-@pytest.fixture
-def short_recovery(monkeypatch):
-    monkeypatch.setattr(obshell_sdk._lookup, "RECOVERY_SECONDS", 1.0)
 
 
 @pytest.mark.parametrize(("create", "path"), [

@@ -393,7 +393,6 @@ def test_a_rerun_after_a_lost_upload_reply_uploads_only_what_the_package_list_la
 def test_a_rerun_after_a_runner_stopped_during_an_upload_lists_first(tmp_path, stored):
     """The journal says the upload started, never that it ended (the runner was killed
     during it): the rerun uploads it only when the target's package list lacks it."""
-    from obshell_sdk._journal import Journal
     from obshell_sdk.testing import build_rpm
 
     rpm = tmp_path / "obshell.rpm"
@@ -403,12 +402,7 @@ def test_a_rerun_after_a_runner_stopped_during_an_upload_lists_first(tmp_path, s
         if stored:  # the killed runner's upload got through
             with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
                 client.upload_package(rpm)
-        journal = tmp_path / "r.db"
-        (target,) = targets([agent])
-        j = Journal(str(journal), {"kind": "agent", "version": VERSION, "release": RELEASE,
-                                   "upgrade_dir": None, "check": True}, [target])
-        j.step(target, "upload", "started")
-        j.close()
+        journal = _upload_started(tmp_path, agent)
         sent = uploads(agent)
         report = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, package=str(rpm))
         assert report.ok, str(report)
@@ -416,11 +410,23 @@ def test_a_rerun_after_a_runner_stopped_during_an_upload_lists_first(tmp_path, s
         assert _listings(agent) == 1 and posts(agent) == 1
 
 
+def _upload_started(tmp_path, agent):
+    """A journal whose runner was stopped while it uploaded to ``agent``'s target."""
+    from obshell_sdk._journal import Journal
+
+    journal = tmp_path / "r.db"
+    (target,) = targets([agent])
+    j = Journal(str(journal), {"kind": "agent", "version": VERSION, "release": RELEASE,
+                               "upgrade_dir": None, "check": True}, [target])
+    j.step(target, "upload", "started")
+    j.close()
+    return journal
+
+
 @pytest.mark.parametrize("other", ["build", "architecture"])
 def test_a_rerun_uploads_a_package_the_list_holds_only_another_of(tmp_path, other):
     """The list's row must be this RPM: the same name, version and release of another build
     (other bytes: its MD5 differs) or architecture is not it, so the rerun uploads it."""
-    from obshell_sdk._journal import Journal
     from obshell_sdk.testing import build_rpm
 
     rpm, theirs = tmp_path / "obshell.rpm", tmp_path / "theirs.rpm"
@@ -433,12 +439,7 @@ def test_a_rerun_uploads_a_package_the_list_holds_only_another_of(tmp_path, othe
         [agent] = agents(stack, 1)
         with ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
             client.upload_package(theirs)
-        journal = tmp_path / "r.db"
-        (target,) = targets([agent])
-        j = Journal(str(journal), {"kind": "agent", "version": VERSION, "release": RELEASE,
-                                   "upgrade_dir": None, "check": True}, [target])
-        j.step(target, "upload", "started")
-        j.close()
+        journal = _upload_started(tmp_path, agent)
         report = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, package=str(rpm))
         assert report.ok, str(report)
         assert len(agent.packages) == 2 and agent.packages[-1][1] == rpm.read_bytes()
