@@ -10,6 +10,10 @@ Known, deliberate differences (the fake follows PROTOCOL.md where the recorder d
   default ``FakeAgent`` uses the same, ``release="..."`` gives the ``VERSION-RELEASE`` form.
 * legacy-4.2.2 ``/info`` carries ``supportedAuth: ["v1"]`` in the vectors; PROTOCOL.md §3.1/§5
   says 4.2.2 has no ``supportedAuth`` key. Replayed with ``supported_auth=("v1",)``.
+* legacy-4.2.2 DAGs carry ``maintenance_type`` and ``maintenance_key`` in the vectors;
+  PROTOCOL.md's version table says obshell added them in 4.3.0.0 (a49b1e0), and no 4.2.2
+  source is public (the vectors' README says its scenario follows the API doc). The fake
+  leaves them out before 4.3.0; they are compared without them here.
 * The injected failure text is configurable; the recorder used ``mock failure at stage N``.
 """
 
@@ -79,6 +83,15 @@ def _replay(agent: FakeAgent, vec: dict[str, Any]) -> tuple[int, dict[str, Any]]
 SCENARIOS = scenarios("obshell-wire.jsonl")
 
 
+def _before_4_3(response: dict[str, Any]) -> dict[str, Any]:
+    """``response`` with its DAG's fields of obshell 4.3.0 on (see the module's docstring)."""
+    data = response["body"].get("data")
+    if not (isinstance(data, dict) and "maintenance_type" in data):
+        return response
+    data = {k: v for k, v in data.items() if k not in ("maintenance_type", "maintenance_key")}
+    return {**response, "body": {**response["body"], "data": data}}
+
+
 @pytest.mark.parametrize("scenario,vecs", SCENARIOS, ids=[s for s, _ in SCENARIOS])
 def test_replay_scenario(scenario: str, vecs: list[dict[str, Any]]) -> None:
     with _agent_for(vecs[0]["server_flags"]) as agent:
@@ -87,6 +100,8 @@ def test_replay_scenario(scenario: str, vecs: list[dict[str, Any]]) -> None:
             expected = vec["response"]
             where = f"{scenario}/{vec['name']}"
             assert status == expected["status"], f"{where}: {body}"
+            if scenario == "legacy-4.2.2":
+                expected = _before_4_3(expected)
             compare_replies(expected["body"], body, where)
             exp_trace = expected["body"]["traceId"]
             if exp_trace == "":
