@@ -37,6 +37,7 @@ __all__ = [
     "TaskRequest",
     "UpgradeAgentRequest",
     "UpgradeObRequest",
+    "holds_global_lock",
     "holds_lock",
 ]
 
@@ -284,18 +285,31 @@ OB_UPGRADE_CHECK: TaskEndpoint[UpgradeAgentRequest] = TaskEndpoint(
 
 
 class _AnyRequest:
-    """Stands for every request: each field reads as a marker, widened to a pattern below."""
+    """Stands for every request: each field reads as a marker, widened to a pattern below.
+
+    But ``mode``, which picks a name's words (an OceanBase upgrade's): each is tried.
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
 
     def __getattr__(self, name: str) -> str:
         return "\0"
 
 
+def _names(maintenance: bool) -> tuple[re.Pattern[str], ...]:
+    """The names of the declared DAGs that take the lock (or, ``False``, that take none)."""
+    names = {e.dag_name(cast(Any, _AnyRequest(mode)))
+             for e in (AGENT_UPGRADE, AGENT_UPGRADE_CHECK, OB_UPGRADE, OB_UPGRADE_CHECK)
+             if e.maintenance is maintenance for mode in OB_UPGRADE_MODES}
+    return tuple(re.compile(".+".join(map(re.escape, n.split("\0"))) + r"\Z")
+                 for n in sorted(names))
+
+
 #: The names of the DAGs that take no lock (the pre-checks), from their declarations.
-_LOCK_FREE = tuple(
-    re.compile(".+".join(map(re.escape, e.dag_name(cast(Any, _AnyRequest())).split("\0")))
-               + r"\Z")
-    for e in (AGENT_UPGRADE, AGENT_UPGRADE_CHECK, OB_UPGRADE, OB_UPGRADE_CHECK)
-    if not e.maintenance)
+_LOCK_FREE = _names(False)
+#: The names of the DAGs that take the global lock (the upgrades), from their declarations.
+_GLOBAL_LOCK = _names(True)
 
 
 def holds_lock(detail: DagDetail) -> bool:
@@ -308,3 +322,18 @@ def holds_lock(detail: DagDetail) -> bool:
     if detail.maintenance_type is not None:
         return detail.maintenance_type != 1
     return not any(p.match(detail.name) for p in _LOCK_FREE)
+
+
+def holds_global_lock(detail: DagDetail) -> bool:
+    """Whether ``detail``, a FAILED (or cancelled) DAG, is known to keep an upgrade out.
+
+    It holds the cluster's global lock, which an upgrade takes: from 4.3.0 on, a DAG of
+    ``maintenance_type`` 2. An older agent's DAG lacks the field, and only the upgrades
+    declared here are known (by their names) to take that lock. Other tasks may keep an
+    upgrade out too (an older agent's scale-out; a tenant task, whose failure may or may not
+    have released its lock): obshell refuses those itself. Narrower than :func:`holds_lock`,
+    which counts every task that may hold any lock.
+    """
+    if detail.maintenance_type is not None:
+        return detail.maintenance_type == 2
+    return any(p.match(detail.name) for p in _GLOBAL_LOCK)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Callable, Optional, Protocol, Union
 
 from ._dag import DagDetail, DagState, Operator
-from ._endpoints import UpgradeAgentRequest, UpgradeObRequest
+from ._endpoints import UpgradeAgentRequest, UpgradeObRequest, holds_global_lock
 from ._errcodes import CODE_HINTS, own_finding
 from ._exceptions import (
     AuthError,
@@ -141,16 +141,17 @@ def log_in(client: _Agent, *, upgrading: bool = False) -> None:
     obshell's newer upload route checks no password: without this a wrong one is found only
     after the package was sent, to every cluster of a rollout. A refusal says so: the read
     is not a call the user made. ``upgrading`` (an upgrade's uploads): a FAILED task holding
-    the cluster's lock (``maintenance_type`` 2) raises :class:`UnderMaintenanceError`, as
-    obshell refuses the upgrade after the uploads; only an operator frees that lock. A
-    running one may end meanwhile, and older agents do not say which tasks lock.
+    the cluster's global lock raises :class:`UnderMaintenanceError`, as obshell refuses the
+    upgrade after the uploads; only an operator frees that lock. Agents from 4.3.0 on say
+    which tasks hold it (``maintenance_type`` 2); on older ones the upgrades are known by
+    their names (:func:`holds_global_lock`). A running one may end meanwhile.
     """
     try:
         dags = client.unfinished_dags()
     except (AuthError, WeakKeyError) as exc:
         exc._prefix_message("the package upload was not sent: ")
         raise
-    held = next((d for d in dags if d.state is DagState.FAILED and d.maintenance_type == 2), None)
+    held = next((d for d in dags if d.state is DagState.FAILED and holds_global_lock(d)), None)
     if upgrading and held is not None:
         how = "was cancelled" if held.operator is Operator.CANCEL else "failed"
         said = (f"task {held.id} {held.name!r} {how} and holds the cluster's maintenance lock: "

@@ -299,6 +299,29 @@ def test_a_failed_upgrade_holding_the_lock_is_refused_before_any_upload(tmp_path
     assert str(exc).endswith(". " + UnderMaintenanceError.hint)
 
 
+@pytest.mark.parametrize("mode", ["ROLLING", "STOPSERVICE"])
+def test_a_failed_upgrade_on_an_agent_before_4_3_0_is_refused_before_any_upload(tmp_path, mode):
+    """An agent before 4.3.0 sends no ``maintenance_type``: its failed OceanBase upgrade is
+    known by its name (either mode's), and nothing is sent."""
+    from obshell_sdk._workflow import run_ob_upgrade
+
+    packages = rpms(tmp_path, "oceanbase-ce", "oceanbase-ce-libs")
+    with ob_agent(version="4.2.3.0", supported_auth=None, new_upload=False) as agent, \
+            client_for(agent) as client:
+        held = client.upgrade_ob(OB_VERSION, OB_RELEASE, mode=mode)
+        agent.set_dag_progression(dag_id=held.id, stages_per_poll=0)
+        agent.fail_dag(held.id)
+        assert client.get_dag(held.id).maintenance_type is None
+        agent.clear_requests()
+        with pytest.raises(UnderMaintenanceError) as info:
+            run_ob_upgrade(client, OB_VERSION, OB_RELEASE, packages=packages, mode=mode,
+                           timeout=60)
+        assert [r.path for r in agent.requests if r.method != "GET"] == []
+        assert agent.inventory == [] and list(agent.dags) == [held.id]
+    assert (info.value.err_code, info.value.status) == ("OB.Cluster.UnderMaintenanceWithDag", 0)
+    assert f"task {held.id} {held.name!r} failed and holds" in str(info.value)
+
+
 def test_agent_upgrade_fails_at_download_until_the_package_is_uploaded(tmp_path):
     (path,) = rpms(tmp_path, "obshell", version=AGENT_VERSION, release=AGENT_RELEASE)
     with FakeAgent(password=PASSWORD, stages_per_poll=3, require_packages=True) as agent, \

@@ -148,6 +148,30 @@ def test_run_agent_upgrade_does_the_whole_workflow(package):
         assert names == {"check", "obshell"}  # "Upgrade check obshell ..." and "Upgrade obshell"
 
 
+def test_a_failed_upgrade_on_an_agent_before_4_3_0_is_refused_before_the_upload(package):
+    """An agent before 4.3.0 sends no ``maintenance_type``: its failed upgrade, known by its
+    name, holds the lock all the same, and the one-call upgrade sends nothing."""
+    from obshell_sdk import TaskFailedError, UnderMaintenanceError
+
+    version, release = "4.3.1.0", "101000012025010101.el7"
+    with FakeAgent(password=PASSWORD, version="4.2.3.0", supported_auth=None,
+                   new_upload=False, fail_stage=3) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        with pytest.raises(TaskFailedError):
+            client.upgrade_agent(version, release).result(timeout=30)
+        (held,) = client.unfinished_dags()
+        assert held.maintenance_type is None  # as obshell before 4.3.0 sends it
+        agent.clear_requests()
+        with pytest.raises(UnderMaintenanceError) as info:
+            client.run_agent_upgrade(version, release, package=package, timeout=60)
+        assert [r.path for r in agent.requests if r.method != "GET"] == []
+        assert agent.packages == [] and list(agent.dags) == [held.id]
+    assert (info.value.status, info.value.err_code) == (0, "OB.Cluster.UnderMaintenanceWithDag")
+    assert str(info.value).startswith(
+        f"the upgrade was not started and nothing was uploaded: task {held.id} 'Upgrade "
+        f"obshell {version}-{release}' failed and holds the cluster's maintenance lock")
+
+
 def test_on_upload_hears_of_the_agent_package_and_not_of_one_refused_first(package):
     """The client's ``on_upload`` (an UploadCallback): the package just before it is sent,
     then what the agent stored, once it has."""
