@@ -2,14 +2,15 @@
 
 :meth:`PasswordAuth._auth_flow` is a generator like httpx's ``Auth.auth_flow``: it yields the
 requests to send and receives their replies (or has the error thrown in). It yields
-``GET /api/v1/info`` when it does not know the agent's dialect, ``GET /api/v1/secret`` when
-it does not know its key, then the signed request. When the agent refuses that, it mends
-what it can, once each: a header the agent could not decrypt (its key changed) costs a key
-fetch and a re-signed request; an expired one a ``GET /api/v1/time`` and a re-signed
-request; a refusal that says the agent changed (upgraded, agent password set) a fresh
-``/info``. Every one of these refusals happens before the agent does anything, so nothing
-runs twice. The transport only drives the flow; all I/O stays there. What the flow knows of
-each agent (dialect, key, clock offset) is kept in :mod:`._agent_state`.
+``GET /api/v1/info`` when it does not know the agent's dialect, ``GET /api/v1/secret`` when it
+does not know its key, then the signed request. When the agent refuses that, it mends what it
+can, once each: a header the agent could not decrypt (its key changed) costs a key fetch and a
+re-signed request; an expired one a ``GET /api/v1/time`` and a re-signed request; a refusal
+that says the agent changed (upgraded, agent password set) a fresh ``/info`` (and, when it says
+no more than an agent before 4.3.1 does, a bare code 10008, which may as well mean an expired
+header, a ``/api/v1/time`` too). Every one of these refusals happens before the agent does
+anything, so nothing runs twice. The transport only drives the flow; all I/O stays there. What
+the flow knows of each agent (dialect, key, clock offset) is kept in :mod:`._agent_state`.
 
 Passwords live in a :class:`~._secrets.Secret` whose repr is masked and which refuses to be
 pickled, so they cannot reach a log line, an exception or a traceback's repr.
@@ -127,11 +128,11 @@ class PasswordAuth:
 
         What obshell 4.2.3 to 4.3.0 most likely refused when it refuses with a bare code
         10008 (as it does any auth failure) after the flow fetched its key and ``/info``
-        again: under auth v2 an empty password's timestamp is never checked, so the password
-        is the likely cause. Not said of a password the SDK blanked itself (a SINGLE agent
-        without an agent password takes any), nor of the root@sys password sent to an agent
-        that has an agent password (it may want that one instead), nor under auth v1
-        (obshell 4.2.2, whose rules are not known).
+        again and read its clock: under auth v2 an empty password's timestamp is never
+        checked, so the password is the likely cause. Not said of a password the SDK blanked
+        itself (a SINGLE agent without an agent password takes any), nor of the root@sys
+        password sent to an agent that has an agent password (it may want that one instead),
+        nor under auth v1 (obshell 4.2.2, whose rules are not known).
         """
         with self._lock:
             state = self._agents.get(agent)
@@ -232,10 +233,7 @@ class PasswordAuth:
             except AuthError as exc:
                 if "agent" in mended or not _may_be_stale(exc):
                     raise
-                mended.add("agent")
-                log.info("agent %s refused our header (%s); asking it how to sign again",
-                         agent, exc.err_code or exc.code)
-                state.forget()
+                expired = _forget_agent(state, exc, agent, mended)
             if expired:  # re-signed whatever the clock says: a header can also expire on its way
                 yield from measure_clock(state, agent, clock)  # (a slow proxy, a balancer)
         raise ObshellError(f"agent {agent}: its key kept changing while signing; try again")
@@ -292,4 +290,28 @@ if hasattr(os, "register_at_fork"):  # POSIX
 def _may_be_stale(exc: AuthError) -> bool:
     """Tell whether this refusal may come from auth settings the agent has since outgrown."""
     return (isinstance(exc, PasswordKindError) or exc.err_code == "Request.Header.NotFound"
-            or (not exc.err_code and exc.code == 10008))
+            or _unsaid(exc))
+
+
+def _unsaid(exc: AuthError) -> bool:
+    """A bare code 10008: an agent before 4.3.1 refuses so whatever it refused."""
+    return not exc.err_code and exc.code == 10008
+
+
+def _forget_agent(state: AgentState, exc: AuthError, agent: str, mended: set[str]) -> bool:
+    """Forget ``agent``'s dialect and key (``exc`` may say it changed); a mend made once a flow.
+
+    True when its clock is to be read as well (once a flow): ``exc`` is a bare code 10008,
+    which is also how an agent before 4.3.1 refuses an expired header (a clock far off).
+    That costs a ``GET /api/v1/time``, and the re-signed request carries what it finds; that
+    request is sent again whatever the clock says, as it always was after such a refusal
+    (obshell refuses a header before it runs anything), so nothing is sent more often.
+    """
+    mended.add("agent")
+    clock = _unsaid(exc) and "clock" not in mended
+    if clock:
+        mended.add("clock")
+    log.info("agent %s refused our header (%s); asking it how to sign again%s", agent,
+             exc.err_code or exc.code, " and reading its clock" if clock else "")
+    state.forget()
+    return clock

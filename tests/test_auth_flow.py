@@ -318,9 +318,8 @@ def test_when_reading_the_time_fails_in_transport_that_error_is_raised(error):
     [
         lambda: _err(PasswordKindError, err_code="Security.Authentication.WithAgentPassword"),
         lambda: _err(AuthError, status=400, err_code="Request.Header.NotFound"),
-        lambda: _err(AuthError, code=10008),
     ],
-    ids=["password-kind", "header-not-found", "legacy-10008"],
+    ids=["password-kind", "header-not-found"],
 )
 def test_a_changed_agent_is_asked_again_once(refusal, other_key):
     auth = PasswordAuth("root-pw", "agent-pw")
@@ -332,6 +331,25 @@ def test_a_changed_agent_is_asked_again_once(refusal, other_key):
     assert set(resigned.headers) == {"X-OCS-Agent-Header"}
     assert _header(resigned, other_key)["Auth"] == "agent-pw"
     second = refusal()
+    with pytest.raises(AuthError) as info:
+        flow.throw(second)
+    assert info.value is second
+
+
+def test_an_old_agents_bare_10008_reads_its_clock_too_and_resigns_once(other_key):
+    """An agent before 4.3.1 refuses an expired header as it refuses anything, with a bare
+    10008: the flow reads its clock as well as /info and /secret; one re-signed request."""
+    auth = PasswordAuth("root-pw", "agent-pw")
+    flow = _flow(auth)
+    _to_signed(flow, INFO)
+    assert flow.throw(_err(AuthError, code=10008)) == GET_TIME
+    assert flow.send(_ok(_rfc3339(NOW + 7200))) == GET_INFO
+    assert flow.send(_ok(INFO_SECURE)) == GET_SECRET
+    resigned = flow.send(_secret(other_key))
+    assert set(resigned.headers) == {"X-OCS-Agent-Header"}
+    assert _header(resigned, other_key)["Auth"] == "agent-pw"
+    assert _header(resigned, other_key)["Ts"] == str(NOW + 7260)
+    second = _err(AuthError, code=10008)
     with pytest.raises(AuthError) as info:
         flow.throw(second)
     assert info.value is second

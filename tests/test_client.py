@@ -9,6 +9,7 @@ from conftest import AGENT_PASSWORD, PASSWORD
 
 from obshell_sdk import (
     AgentInfo,
+    AuthError,
     AuthExpiredError,
     BadRequestError,
     ConnectError,
@@ -169,6 +170,39 @@ def test_clock_behind_by_an_hour_is_measured_and_corrected():
                  if r.err_code and r.path != "/api/v1/task/dag/maintain/ob"]
         assert codes == ["Security.Authentication.Expired"]  # once, then corrected
         assert paths(agent).count("GET /api/v1/time") == 1
+
+
+def old_agent(**kw):
+    """obshell 4.2.3: no ``supportedAuth``; every auth refusal a bare 401 code 10008."""
+    agent = FakeAgent(password=PASSWORD, version="4.2.3.0", supported_auth=None, **kw)
+    agent.numeric_errors = True
+    return agent
+
+
+def test_an_old_agent_s_bare_refusal_of_an_expired_header_has_the_clock_measured():
+    """Before 4.3.1 an expired header is refused as anything is (a bare 10008): the flow reads
+    the clock once as it asks /info and /secret again, and the one re-signed request goes."""
+    with old_agent(clock_offset=3600) as agent, client_for(agent) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        assert task.result(timeout=30, poll_interval=0.01).state.value == "SUCCEED"
+        refused = [r.path for r in agent.requests if r.status == 401]
+        assert refused == ["/api/v1/task/dag/unfinish"]  # the first read, once
+        assert paths(agent).count("GET /api/v1/time") == 1
+        assert paths(agent).count("POST /api/v1/agent/upgrade") == 1 and len(agent.dags) == 1
+
+
+@pytest.mark.parametrize("offset", [0, 3600])
+def test_an_old_agent_s_refusal_of_a_wrong_password_stays_one_retry_and_says_so(offset):
+    """The clock, read once, rules itself out: one re-signed request, then the password."""
+    with old_agent(clock_offset=offset) as agent, client_for(agent, "wrong") as client:
+        with pytest.raises(AuthError) as info:
+            client.upgrade_agent(VERSION, RELEASE)
+        assert [r.path for r in agent.requests if r.status == 401] == [
+            "/api/v1/task/dag/unfinish"] * 2
+        assert paths(agent).count("GET /api/v1/time") == 1
+        assert "POST" not in [r.method for r in agent.requests] and agent.dags == {}
+    assert type(info.value) is AuthError and info.value.code == 10008
+    assert "Check the passwords" in str(info.value)
 
 
 def test_expired_surfaces_when_the_clock_cannot_be_read():
