@@ -19,8 +19,8 @@ import struct
 from collections.abc import Callable
 from typing import BinaryIO, NamedTuple, Optional
 
-__all__ = ["RpmSignature", "rpm_damage", "rpm_file_name", "rpm_identity", "rpm_key",
-           "rpm_label", "rpm_signature"]
+__all__ = ["RpmHeader", "RpmSignature", "rpm_damage", "rpm_file_name", "rpm_header",
+           "rpm_signature"]
 
 _LEAD_SIZE = 96
 _HEADER_MAGIC = b"\x8e\xad\xe8\x01"
@@ -32,30 +32,6 @@ _SIZE, _LONGSIZE, _MD5 = 1000, 270, 1004  # of the signature header
 _INTEGERS = {3: ">H", 4: ">I", 5: ">Q"}  # INT16, INT32, INT64
 _BYTES = (1, 2, 7)  # CHAR, INT8, BIN
 _BLOCK = 1 << 20
-
-
-def rpm_identity(path: str) -> Optional[tuple[str, str, str]]:
-    """``(name, version, release)`` of the RPM at ``path``; None when its header does not say.
-
-    The agent reads the same header when the package is uploaded; None leaves the judgement
-    to it.
-    """
-    tags = _string_tags(path)
-    if tags is None or not {_NAME, _VERSION, _RELEASE} <= tags.keys():
-        return None
-    return tags[_NAME], tags[_VERSION], tags[_RELEASE]
-
-
-def rpm_key(path: str) -> Optional[tuple[str, str, str, str]]:
-    """``(name, version, release, arch)`` of the RPM at ``path``; None unless its header says all.
-
-    What obshell's package list keeps one row of (its ``name``, ``version``,
-    ``release_distribution`` and ``architecture``, read from the same header at upload).
-    """
-    tags = _string_tags(path)
-    if tags is None or not {_NAME, _VERSION, _RELEASE, _ARCH} <= tags.keys():
-        return None
-    return tags[_NAME], tags[_VERSION], tags[_RELEASE], tags[_ARCH]
 
 
 def rpm_file_name(word: str) -> Optional[tuple[str, str, str]]:
@@ -75,25 +51,43 @@ def rpm_file_name(word: str) -> Optional[tuple[str, str, str]]:
     return name, version, release
 
 
-def rpm_label(path: str) -> Optional[str]:
-    """``name-version-release.arch`` of the RPM at ``path``; None when its header does not say.
+class RpmHeader(NamedTuple):
+    """What an RPM's headers say of it, as obshell reads them at upload and lists them.
 
-    That is the package's usual file name, less ``.rpm``.
+    NAME, VERSION, RELEASE, ARCH (None when unsaid) and the signature header's MD5 (None
+    when it gives none): a package list's ``name``, ``version``, ``release_distribution``,
+    ``architecture`` and ``md5``.
     """
-    tags = _string_tags(path)
-    if tags is None or not {_NAME, _VERSION, _RELEASE} <= tags.keys():
-        return None
-    label = f"{tags[_NAME]}-{tags[_VERSION]}-{tags[_RELEASE]}"
-    return f"{label}.{tags[_ARCH]}" if _ARCH in tags else label
+
+    name: str
+    version: str
+    release: str
+    arch: Optional[str]
+    md5: Optional[bytes]
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        """``(name, version, release)``."""
+        return self.name, self.version, self.release
+
+    @property
+    def label(self) -> str:
+        """``name-version-release.arch`` (``.arch`` when said): its file name, less ``.rpm``."""
+        label = f"{self.name}-{self.version}-{self.release}"
+        return label if self.arch is None else f"{label}.{self.arch}"
 
 
-def _string_tags(path: str) -> Optional[dict[int, str]]:
-    """The NAME, VERSION, RELEASE and ARCH strings the header holds; None when unreadable."""
+def rpm_header(path: str) -> Optional[RpmHeader]:
+    """What the headers of the RPM at ``path`` say; None unless its name, version and release.
+
+    The agent reads the same headers when the package is uploaded; None leaves the judgement
+    to it. Each is read once, and no further.
+    """
     try:
         with open(path, "rb") as file:
             file.seek(_LEAD_SIZE)
             count, size = _intro(file)
-            file.seek(count * 16 + size, 1)  # the signature header, then its padding
+            signature = file.read(count * 16), file.read(size)  # if cut short, no header next
             file.seek(-file.tell() % 8, 1)
             count, size = _intro(file)
             index, store = file.read(count * 16), file.read(size)
@@ -107,7 +101,10 @@ def _string_tags(path: str) -> Optional[dict[int, str]]:
             end = store.find(b"\0", offset, offset + _MAX_STRING)  # a bounded search
             if offset < end:
                 found[tag] = store[offset:end].decode("utf-8", "replace")
-    return found
+    if not {_NAME, _VERSION, _RELEASE} <= found.keys():
+        return None
+    return RpmHeader(found[_NAME], found[_VERSION], found[_RELEASE], found.get(_ARCH),
+                     _signed(*signature)[1])
 
 
 def _intro(file: BinaryIO) -> tuple[int, int]:
@@ -150,13 +147,18 @@ def rpm_signature(path: str) -> Optional[RpmSignature]:
     start += -start % 8
     if len(index) != count * 16 or len(store) != size:
         return RpmSignature(start, None, None)
+    return RpmSignature(start, *_signed(index, store))
+
+
+def _signed(index: bytes, store: bytes) -> tuple[Optional[int], Optional[bytes]]:
+    """The SIZE (else LONGSIZE) and MD5 a whole signature header gives, each None if not."""
     entries = {tag: (kind, offset, n) for tag, kind, offset, n in struct.iter_unpack(
         ">IIII", index)}
-    size_tag = _integer(store, entries.get(_SIZE)) or _integer(store, entries.get(_LONGSIZE))
+    size = _integer(store, entries.get(_SIZE)) or _integer(store, entries.get(_LONGSIZE))
     md5 = entries.get(_MD5)
-    if md5 is not None and (md5[0] not in _BYTES or md5[1] + md5[2] > size):
-        md5 = None
-    return RpmSignature(start, size_tag, None if md5 is None else store[md5[1]:md5[1] + md5[2]])
+    if md5 is None or md5[0] not in _BYTES or md5[1] + md5[2] > len(store):
+        return size, None
+    return size, store[md5[1]:md5[1] + md5[2]]
 
 
 def _integer(store: bytes, entry: Optional[tuple[int, int, int]]) -> Optional[int]:

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from ._exceptions import InvalidArgumentError
 from ._models import UpgradePackageInfo
-from ._rpm import rpm_identity, rpm_key, rpm_signature
+from ._rpm import rpm_header
 from ._text import printable
 from ._upload import check_package_path
 
@@ -114,12 +114,11 @@ def stored_copy(listed: Sequence[UpgradePackageInfo], path: str
     which obshell lists) matches too when both say one. None when the header does not say
     the four: the list cannot be searched for it then.
     """
-    key = rpm_key(path)
-    if key is None:
+    header = rpm_header(path)
+    if header is None or header.arch is None:
         return None
-    signature = rpm_signature(path)
-    md5 = "" if signature is None or signature.md5 is None else signature.md5.hex()
-    return next((row for row in listed if key == (
+    md5 = (header.md5 or b"").hex()
+    return next((row for row in listed if header[:4] == (  # name, version, release, arch
         row.name, row.version, row.release_distribution, row.architecture) and not (
             md5 and row.md5 and row.md5.lower() != md5)), None)
 
@@ -138,9 +137,9 @@ def check_target_package(package: Any, version: str, release: str, *,
     not the caller's to change). One whose header cannot be read is left to the agent.
     """
     path = check_package_path(package)
-    found = rpm_identity(path)
-    if found is not None and found != ("obshell", version, release):
-        name, have, build = found
+    header = rpm_header(path)
+    if header is not None and header.identity != ("obshell", version, release):
+        name, have, build = header.identity
         raise InvalidArgumentError("package", f"{path!r} is {name} {have}-{build}, not obshell "
                                    f"{version}-{release}: {advice}")
     return path
@@ -163,10 +162,10 @@ def check_ob_packages(paths: Sequence[str], version: str, release: str) -> None:
     """
     target = f"{version}-{release.split('.', 1)[0]}"
     for path in paths:
-        identity = rpm_identity(path)
-        if identity is None:
+        header = rpm_header(path)
+        if header is None:
             continue
-        name, have, build = identity
+        name, have, build = header.identity
         if name not in OB_PACKAGES:
             raise InvalidArgumentError("packages", (
                 f"{path!r} is {name} {have}-{build}, not an OceanBase package: an OceanBase "

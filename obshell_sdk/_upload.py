@@ -16,7 +16,7 @@ from typing import Any, BinaryIO, Optional
 from ._crypto import AesBase64Encryptor
 from ._exceptions import InvalidArgumentError, PackageDamagedError
 from ._request import Request
-from ._rpm import rpm_damage, rpm_label
+from ._rpm import rpm_damage, rpm_header
 from ._text import printable
 from ._validate import brief_repr
 
@@ -54,7 +54,8 @@ def check_package_paths(packages: Any) -> list[str]:
 
 def package_label(path: str) -> str:
     """What a package is: ``name-version-release.arch`` by its RPM header, else its file name."""
-    return printable(rpm_label(path) or os.path.basename(path))
+    header = rpm_header(path)
+    return printable(os.path.basename(path) if header is None else header.label)
 
 
 def check_package_path(path: Any) -> str:

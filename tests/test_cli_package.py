@@ -293,7 +293,7 @@ def test_upgrade_package_the_agent_read_as_another_says_it_was_stored_and_how_to
 
     wrong = tmp_path / "obshell.rpm"
     wrong.write_bytes(build_rpm("obshell", "4.3.0.9", RELEASE))
-    monkeypatch.setattr(_targets, "rpm_identity", lambda path: None)  # "unreadable"
+    monkeypatch.setattr(_targets, "rpm_header", lambda path: None)  # "unreadable"
     monkeypatch.setenv("OBSHELL_PASSWORD", PASSWORD)
     with FakeAgent(password=PASSWORD) as agent:
         code = main(["--host", agent.host, "--port", str(agent.port), "--json", "upgrade",

@@ -59,7 +59,7 @@ def _stored_as_another(tmp_path, monkeypatch):
 
     wrong = tmp_path / "wrong.rpm"
     wrong.write_bytes(build_rpm("obshell", "4.3.0.9", RELEASE))
-    monkeypatch.setattr(_targets, "rpm_identity", lambda path: None)  # "unreadable"
+    monkeypatch.setattr(_targets, "rpm_header", lambda path: None)  # "unreadable"
     monkeypatch.setenv("OBSHELL_PASSWORD", PASSWORD)
     return wrong
 

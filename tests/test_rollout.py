@@ -249,7 +249,7 @@ def test_an_uploaded_package_the_agent_reads_as_another_is_refused_and_a_rerun_g
         [agent] = agents(stack, 1)
         journal = tmp_path / "r.db"
         with monkeypatch.context() as patch:
-            patch.setattr(_targets, "rpm_identity", lambda path: None)  # "unreadable"
+            patch.setattr(_targets, "rpm_header", lambda path: None)  # "unreadable"
             report = rollout([agent], journal).upgrade_agent(VERSION, RELEASE,
                                                              package=str(wrong))
         (result,) = report.results.values()
@@ -272,7 +272,7 @@ def test_a_package_the_agent_read_as_another_is_said_with_its_target_s_delete(
 
     wrong = tmp_path / "wrong.rpm"
     wrong.write_bytes(build_rpm("obshell", "4.3.0.9", RELEASE))
-    monkeypatch.setattr(_targets, "rpm_identity", lambda path: None)  # "unreadable"
+    monkeypatch.setattr(_targets, "rpm_header", lambda path: None)  # "unreadable"
     with ExitStack() as stack:
         [agent] = agents(stack, 1)
         at = f"ObshellClient('127.0.0.1', {agent.port}, auth=...)"
@@ -443,6 +443,32 @@ def test_a_rerun_uploads_a_package_the_list_holds_only_another_of(tmp_path, othe
         report = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, package=str(rpm))
         assert report.ok, str(report)
         assert len(agent.packages) == 2 and agent.packages[-1][1] == rpm.read_bytes()
+
+
+def test_the_list_is_searched_for_a_package_by_one_read_of_its_headers(tmp_path, monkeypatch):
+    """The row that holds the package matches its name, version, release, architecture and
+    MD5 (of another case: obshell lists it in hex), all from one read of the RPM's headers."""
+    import builtins
+
+    import attrs
+
+    from obshell_sdk import _rpm
+    from obshell_sdk._models import UpgradePackageInfo
+    from obshell_sdk._targets import stored_copy
+    from obshell_sdk.testing import build_rpm
+
+    rpm = tmp_path / "obshell.rpm"
+    rpm.write_bytes(build_rpm("obshell", VERSION, RELEASE))
+    signature = _rpm.rpm_signature(str(rpm))
+    assert signature is not None and signature.md5
+    row = UpgradePackageInfo(pkg_id=2, name="obshell", version=VERSION, architecture="x86_64",
+                             release_distribution=RELEASE, md5=signature.md5.hex().upper())
+    opened = []
+    monkeypatch.setattr(_rpm, "open", lambda *args, **kwargs: opened.append(args[0]) or (
+        builtins.open(*args, **kwargs)), raising=False)
+    listed = [attrs.evolve(row, pkg_id=1, md5="0" * 32), row]
+    assert stored_copy(listed, str(rpm)) is row
+    assert opened == [str(rpm)]
 
 
 @pytest.mark.parametrize("fault", ["reset", "gateway"])

@@ -306,14 +306,18 @@ def test_the_version_order_is_obshell_s():
 def test_the_package_header_is_read_as_rpm_itself_writes_it():
     """A package made by rpmbuild (RPM 4.18, tests/vectors/README.md), not by the fake
     agent's own writer: its name, version and release are read from its header."""
-    from obshell_sdk._rpm import rpm_identity, rpm_label
+    from obshell_sdk._rpm import rpm_header, rpm_signature
 
     vectors = Path(__file__).parent / "vectors"
     real = vectors / "obshell-4.6.0.0-101000012025020101.el7.x86_64.rpm"
-    assert rpm_identity(str(real)) == ("obshell", "4.6.0.0", "101000012025020101.el7")
-    assert rpm_label(str(real)) == "obshell-4.6.0.0-101000012025020101.el7.x86_64"
-    assert rpm_label(str(vectors / "README.md")) is None
-    assert rpm_identity(str(vectors / "README.md")) is None  # not an RPM: left to the agent
+    header = rpm_header(str(real))
+    assert header is not None and header[:4] == (
+        "obshell", "4.6.0.0", "101000012025020101.el7", "x86_64")
+    assert header.identity == ("obshell", "4.6.0.0", "101000012025020101.el7")
+    assert header.label == "obshell-4.6.0.0-101000012025020101.el7.x86_64"
+    signature = rpm_signature(str(real))
+    assert signature is not None and header.md5 == signature.md5 and len(header.md5 or "") == 16
+    assert rpm_header(str(vectors / "README.md")) is None  # not an RPM: left to the agent
 
 
 
@@ -322,7 +326,7 @@ def test_an_rpm_header_that_cannot_be_read_is_left_to_the_agent(tmp_path):
     nor reads without bound: the agent, which reads the package too, has the last word."""
     import struct
 
-    from obshell_sdk._rpm import rpm_identity
+    from obshell_sdk._rpm import rpm_header
     from obshell_sdk.testing import build_rpm
 
     good = build_rpm("obshell", "4.6.0.0", "1.el7")
@@ -334,9 +338,11 @@ def test_an_rpm_header_that_cannot_be_read_is_left_to_the_agent(tmp_path):
     def identity(data: bytes):
         path = tmp_path / "p.rpm"
         path.write_bytes(data)
-        return rpm_identity(str(path))
+        header = rpm_header(str(path))
+        return None if header is None else header.identity
 
     assert identity(good) == ("obshell", "4.6.0.0", "1.el7")
+    assert identity(good[:96 + 16 + 4]) is None  # cut inside the signature header
     assert identity(good[:main + 20]) is None  # cut inside the index
     assert identity(good[:main + 16 + count * 16 + 4]) is None  # cut inside the store
     huge = good[:main + 8] + struct.pack(">II", 2**27, 2**31) + good[main + 16:]
@@ -638,7 +644,7 @@ def _stored_as_another(tmp_path, monkeypatch, *, id_said: bool = True) -> Invali
 
     wrong = tmp_path / "obshell.rpm"
     wrong.write_bytes(build_rpm("obshell", "4.3.0.9", "101000012025010101.el7"))
-    monkeypatch.setattr(_targets, "rpm_identity", lambda path: None)  # "unreadable"
+    monkeypatch.setattr(_targets, "rpm_header", lambda path: None)  # "unreadable"
     if not id_said:
         upload = ObshellClient._upload_checked
         monkeypatch.setattr(ObshellClient, "_upload_checked", lambda self, *a, **k: attrs.evolve(
