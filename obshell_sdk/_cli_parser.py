@@ -109,8 +109,12 @@ def _at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
-#: The commands that take VERSION RELEASE, and the packages whose file names give them.
-_TARGETS = {"upgrade": ("obshell",), "upgrade-ob": OB_PACKAGES}
+#: The commands that take VERSION RELEASE, by what they upgrade (obshell, OceanBase), and
+#: how each is given a package; the packages each upgrades, whose file names give them.
+_COMMANDS = ((("upgrade", "upgrade-ob"), "{} VERSION RELEASE --package FILE"),
+             (("rollout agent", "rollout ob"),
+              "{} --targets FILE --journal FILE VERSION RELEASE --package FILE"))
+_PACKAGES = (("obshell",), OB_PACKAGES)
 
 
 def version_word(command: str) -> Callable[[str], str]:
@@ -118,21 +122,25 @@ def version_word(command: str) -> Callable[[str], str]:
 
     An RPM's file name is refused, saying how to give it: with ``--package``, after the
     version and release its name says (only those are shown, read from a name so shaped:
-    :func:`rpm_file_name`), to the command that upgrades that package.
+    :func:`rpm_file_name`), to the command of its kind (``upgrade`` or ``rollout``) that
+    upgrades that package.
     """
+    commands, usage = next(kind for kind in _COMMANDS if command in kind[0])
+
     def version(word: str) -> str:
         if not word.endswith(".rpm"):
             return word
         named = rpm_file_name(word)
-        owner = next((c for c, names in _TARGETS.items() if named and named[0] in names),
-                     command)
+        owner = next((c for c, names in zip(commands, _PACKAGES) if named and named[0] in names),
+                     None)
         said = "takes a version, not an RPM: " + (
-            f"{named[0]} is upgraded by {owner}: " if named and owner != command else "")
-        said += f"give {owner} VERSION RELEASE --package FILE"
-        if named is None or named[0] not in _TARGETS[owner]:
+            f"{named[0]} is upgraded by {owner}: " if named and owner not in (None, command)
+            else "")
+        said += "give " + usage.format(owner or command)
+        if named is None or owner is None:
             raise argparse.ArgumentTypeError(
                 f"{said}, VERSION and RELEASE as the RPM's file name gives them "
-                f"({_TARGETS[command][0]}-VERSION-RELEASE.ARCH.rpm)")
+                f"({_PACKAGES[commands.index(command)][0]}-VERSION-RELEASE.ARCH.rpm)")
         raise argparse.ArgumentTypeError(
             f"{said} (from its name: VERSION {named[1]} RELEASE {named[2]})")
     return version
@@ -251,5 +259,5 @@ def build_parser() -> argparse.ArgumentParser:
     add_package_parser(sub, _sub, UPLOAD_SECONDS)
     add_rollout_parser(sub, lambda parent, name, **kw: _sub(
         parent, name, agent=False, tls=name != "rollout", **kw), SECONDS, UPLOAD_SECONDS,
-        _at_least)
+        _at_least, version_word)
     return p

@@ -64,25 +64,27 @@ _AFTER_KIND = {**dict.fromkeys(("--targets", "--journal", "--https", "--ca-bundl
 
 def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
                        seconds: Callable[[str], float], upload_seconds: Callable[[str], float],
-                       at_least: Callable[[int], Callable[[str], int]]) -> None:
+                       at_least: Callable[[int], Callable[[str], int]],
+                       version: Callable[[str], Callable[[str], str]]) -> None:
     """Add ``rollout agent|ob|status`` to the CLI's subcommands.
 
     ``make(subparsers, name, **kwargs)`` makes each parser (with the CLI's global options;
     ``hints``: why an option it lacks is not there, what to give instead);
     ``seconds`` is the argparse type of a duration (``upload_seconds`` of an upload's),
-    ``at_least(n)`` that of a whole number of at least ``n``.
+    ``at_least(n)`` that of a whole number of at least ``n``, ``version(command)`` that of
+    VERSION in ``command`` (an RPM's file name refused, said how to give it).
     """
     rollout = make(sub, "rollout", help="one upgrade over many clusters, resumable",
                    epilog=EPILOG, hints=_AFTER_KIND)
     kinds = rollout.add_subparsers(dest="rollout", required=True, metavar="KIND")
     agent = make(kinds, "agent", help="upgrade obshell on every target", epilog=EPILOG,
                  hints=_NO_HOST)
-    _common(agent, seconds, upload_seconds, at_least)
+    _common(agent, seconds, upload_seconds, at_least, version("rollout agent"))
     agent.add_argument("--package", metavar="RPM",
                        help="obshell RPM to upload to every cluster first (default: none)")
     ob = make(kinds, "ob", help="upgrade OceanBase on every target", epilog=EPILOG,
               hints=_NO_HOST)
-    _common(ob, seconds, upload_seconds, at_least)
+    _common(ob, seconds, upload_seconds, at_least, version("rollout ob"))
     ob.add_argument("--package", action="append", default=[],
                     help="RPM to upload to every cluster first (repeat: oceanbase-ce and "
                     "oceanbase-ce-libs for the community edition)")
@@ -100,9 +102,10 @@ def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
 
 def _common(p: argparse.ArgumentParser, seconds: Callable[[str], float],
             upload_seconds: Callable[[str], float],
-            at_least: Callable[[int], Callable[[str], int]]) -> None:
-    p.add_argument("version", metavar="VERSION", help="target version (obshell's for agent, "
-                   "e.g. 4.2.1.1; OceanBase's for ob, e.g. 4.3.5.1)")
+            at_least: Callable[[int], Callable[[str], int]], version: Callable[[str], str]
+            ) -> None:
+    p.add_argument("version", metavar="VERSION", type=version, help="target version (obshell's "
+                   "for agent, e.g. 4.2.1.1; OceanBase's for ob, e.g. 4.3.5.1)")
     p.add_argument("release", metavar="RELEASE",
                    help="target release, e.g. 101000062023110109.el7")
     p.add_argument("--targets", required=True,

@@ -955,6 +955,17 @@ CE_RPM = "oceanbase-ce-4.3.5.1-101000012025052815.el7.x86_64.rpm"
      "RELEASE --package FILE (from its name: VERSION 4.3.5.1 RELEASE 101000012025052815.el7)"),
     (("upgrade", "obshell.rpm"), "give upgrade VERSION RELEASE --package FILE, VERSION and "
      "RELEASE as the RPM's file name gives them (obshell-VERSION-RELEASE.ARCH.rpm)"),
+    (("rollout", "agent", "--targets", "t.txt", "--journal", "r.db", OBSHELL_RPM,
+      "101000012025020101.el7"), "give rollout agent --targets FILE --journal FILE VERSION "
+     "RELEASE --package FILE (from its name: VERSION 4.4.0.0 RELEASE 101000012025020101.el7)"),
+    (("rollout", "ob", CE_RPM), "give rollout ob --targets FILE --journal FILE VERSION RELEASE "
+     "--package FILE (from its name: VERSION 4.3.5.1 RELEASE 101000012025052815.el7)"),
+    (("rollout", "agent", CE_RPM), "oceanbase-ce is upgraded by rollout ob: give rollout ob "
+     "--targets FILE --journal FILE VERSION RELEASE --package FILE (from its name: VERSION "
+     "4.3.5.1 RELEASE 101000012025052815.el7)"),
+    (("rollout", "ob", "ob.rpm"), "give rollout ob --targets FILE --journal FILE VERSION "
+     "RELEASE --package FILE, VERSION and RELEASE as the RPM's file name gives them "
+     "(oceanbase-ce-VERSION-RELEASE.ARCH.rpm)"),
 ])
 def test_an_rpm_given_as_version_says_how_to_give_it(args, said):
     """``upgrade obshell-4.4.0.0-....rpm`` said "required: RELEASE" with an example of
