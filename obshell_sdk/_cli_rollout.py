@@ -105,9 +105,10 @@ def _common(p: argparse.ArgumentParser, seconds: Callable[[str], float],
             at_least: Callable[[int], Callable[[str], int]], version: Callable[[str], str]
             ) -> None:
     p.add_argument("version", metavar="VERSION", type=version, help="target version (obshell's "
-                   "for agent, e.g. 4.2.1.1; OceanBase's for ob, e.g. 4.3.5.1)")
-    p.add_argument("release", metavar="RELEASE",
-                   help="target release, e.g. 101000062023110109.el7")
+                   "for agent, e.g. 4.2.1.1; OceanBase's for ob, e.g. 4.3.5.1), from the RPM's "
+                   "file name: NAME-VERSION-RELEASE.ARCH.rpm")
+    p.add_argument("release", metavar="RELEASE", help="target release, e.g. "
+                   "101000062023110109.el7 (from the RPM's file name, as VERSION)")
     p.add_argument("--targets", required=True,
                    help="file with one agent per cluster, 'host:port' a line (# comments)")
     p.add_argument("--journal", required=True,
