@@ -158,33 +158,41 @@ def made_none(reads: AgentReads, endpoint: TaskEndpoint[Any],
 
 
 def rerun_note(endpoint: TaskEndpoint[Any], existed: Optional[frozenset[str]],
-               sent_at: Optional[float]) -> str:
-    """What a rerun does about a create call whose task was not found (see :func:`made_none`)."""
+               sent_at: Optional[float], *, looked: bool = True) -> str:
+    """What a rerun does about a create call whose task is not known (see :func:`made_none`).
+
+    The one wording of it: a step left ``sending``, its task not found (``looked``: this run
+    looked for it, and asked :func:`made_none`), or followed before a read showed its name.
+    """
     new_journal = "once sure no such task runs there, run this cluster alone with a new journal"
+    looks = "A rerun looks for it again" if looked else "A rerun looks for it by its name"
     if not endpoint.maintenance:
         why = "this task takes no lock, so the agent's last maintenance task cannot tell"
     elif existed is None or sent_at is None:
         why = "what the agent listed before the call is not known"
     else:
         when = time.strftime("%H:%M:%S UTC", time.gmtime(sent_at + PROOF_SECONDS))
-        now = "" if time.time() < sent_at + PROOF_SECONDS else (
+        now = "" if not looked or time.time() < sent_at + PROOF_SECONDS else (
             " (it did not now, or could not be read)")
-        return (f"A rerun looks for it again and, from {when} ({PROOF_SECONDS:.0f} s after "
+        return (f"{looks} and, from {when} ({PROOF_SECONDS:.0f} s after "
                 "the call), sends it if the agent's last maintenance task "
                 f"shows the call made none{now}; else, {new_journal}")
-    return (f"A rerun looks for it again, but cannot prove the call made no task ({why}), so "
+    return (f"{looks}, but cannot prove the call made no task ({why}), so "
             f"never sends it: {new_journal}")
 
 
-def follow_note(exc: ObshellError, named: bool, *, journaled: bool) -> str:
+def follow_note(exc: ObshellError, endpoint: TaskEndpoint[Any],
+                sent: Optional[tuple[Optional[frozenset[str]], Optional[float]]], *,
+                journaled: bool) -> str:
     """What a rerun does with a task whose follow failed with ``exc`` (unknown outcome).
 
-    ``named``: its id is journaled as the step's (a rerun follows it), else the step is still
-    ``sending``; ``journaled``: that id was read from the journal.
+    ``sent``: the call's ``(existed, sent_at)`` while its id is not yet journaled as the
+    step's (no read showed the step's name): the step is still ``sending``, and a rerun does
+    what :func:`rerun_note` says. None once it is (a rerun follows it); ``journaled``: that id
+    was read from the journal.
     """
-    if not named:
-        return "; running the rollout again looks for the task by its name, never sending " \
-            "the call again"
+    if sent is not None:
+        return ". " + rerun_note(endpoint, *sent, looked=False)
     if journaled and isinstance(exc, DecodeError) and exc.where == "data.name":
         return ". The journal names that id as the step's task: is this the agent it was " \
             "written with? Check it; a new journal starts afresh, sending the call again"

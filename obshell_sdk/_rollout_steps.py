@@ -39,6 +39,9 @@ __all__ = ["Ended", "Plan", "Step", "TargetOutcome", "TargetRun"]
 
 log = logging.getLogger("obshell_sdk")
 
+#: A create call as the journal has it while its step is ``sending``: (existed, sent_at).
+Sent = tuple[Optional[frozenset[str]], Optional[float]]
+
 
 _BY_DAG = {DagOutcome.FAILED: TargetOutcome.FAILED,
            DagOutcome.ROLLED_BACK: TargetOutcome.ROLLED_BACK,
@@ -243,7 +246,9 @@ class TargetRun:
                           f"found stored as package {found.pkg_id}, not uploaded")
 
     def _task(self, step: Step, record: Optional[StepRecord], waiting: list[Step]) -> None:
-        task, named = None, True  # named: its id is known to be the step's task
+        assert step.endpoint is not None
+        task: Optional[DagTask] = None
+        sent: Optional[Sent] = None  # a call whose id is not known to be the step's task yet
         if record is not None and record.dag_id:  # the agent gave us its id
             task = self._named(step, record.dag_id)  # another task's: refused at once
         elif record is not None and record.status == "sending":
@@ -252,16 +257,16 @@ class TargetRun:
             for late in waiting:  # a new task comes: it needs what was given
                 self._upload(late)
             waiting.clear()
-            task = self._create(step)
-            named = task.snapshot is not None  # else a reply of an id only: not yet known
+            task, sent = self._create(step)  # sent: a reply of an id only, not yet known
         try:
             for detail in task.snapshots(self.timeout, stop=self.stop):
-                if not named:  # a read showed the step's name: the id is the step's task
-                    named = self._created(step, task.id)
+                if sent is not None:  # a read showed the step's name: the id is the step's
+                    self._created(step, task.id)
+                    sent = None
                 self.show(step.name, detail)
         except ObshellError as exc:  # the task exists and may still run: a rerun follows it
             raise Ended(TargetOutcome.UNKNOWN, f"{type(exc).__name__}: {exc}" + follow_note(
-                exc, named, journaled=bool(record and record.dag_id))) from exc
+                exc, step.endpoint, sent, journaled=bool(record and record.dag_id))) from exc
         if not task.done() or task.snapshot is None:  # stopped: the journal says where it is
             raise Abandoned(self.target)
         detail = task.snapshot
@@ -280,22 +285,25 @@ class TargetRun:
         return DagTask(self.client, dag_id, policy=self.client.poll_policy, exists=True,
                        name=step.endpoint.dag_name(step.request))
 
-    def _created(self, step: Step, dag_id: str) -> bool:
+    def _created(self, step: Step, dag_id: str) -> None:
         """Journal ``step`` created as task ``dag_id``, one of this target's tasks."""
         self.journal.step(self.target, step.name, "created", dag_id=dag_id)
         if dag_id not in self.dag_ids:
             self.dag_ids.append(dag_id)
-        return True
 
     def _agent(self) -> str:
         """How Python reaches this target's agent, in the hints of its messages."""
         tls = ", https=True, ..." if self.client.base_url.startswith("https") else ""
         return f"ObshellClient({self.client.host!r}, {self.client.port}{tls}, auth=...)"
 
-    def _create(self, step: Step) -> DagTask:
+    def _create(self, step: Step) -> tuple[DagTask, Optional[Sent]]:
+        """``step``'s task, made, and while its reply named no task, the call's ``Sent``."""
         assert step.endpoint is not None
+        sent: Sent = (None, None)
 
         def journal_send(existed: Optional[frozenset[str]], sent_at: float) -> None:
+            nonlocal sent
+            sent = (existed, sent_at)
             self.journal.step(self.target, step.name, "sending", sent_at=sent_at,
                               existed=existed)
 
@@ -308,9 +316,10 @@ class TargetRun:
                 raise Ended(TargetOutcome.UNKNOWN, f"{type(exc).__name__}: {exc}; the "
                             "task may have been made: a rerun looks for it") from exc
             raise
-        if task.snapshot is not None:  # its reply named it; else it stays sending until a
-            self._created(step, task.id)  # read shows its name (_task): a rerun looks it up
-        return task
+        if task.snapshot is None:  # a reply of an id only: it stays sending until a read
+            return task, sent  # shows its name (_task); a rerun looks it up
+        self._created(step, task.id)
+        return task, None
 
     def _look_up(self, step: Step, record: StepRecord) -> Optional[DagTask]:
         """A create call whose reply was never recorded: find what it made, or prove it none.
