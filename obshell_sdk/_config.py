@@ -11,7 +11,7 @@ import getpass
 import os
 import re
 import sys
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, NoReturn, Optional
 
 from ._address import check_host
@@ -30,6 +30,7 @@ __all__ = [
     "check_env_bundle",
     "check_rollout_client_options",
     "client_options_from_env",
+    "empty_note",
     "empty_passwords_said",
     "empty_refused",
     "min_key_bits_from_env",
@@ -295,9 +296,18 @@ def empty_passwords_said(env: Environment, exc: ObshellError,
     if "OBSHELL_PASSWORD" in refused and root is None and agent is None:
         said.append("an empty password was typed at the prompt: run the command again and "
                     "type the root@sys password, or set OBSHELL_PASSWORD")
-    if said and unsaid_refusal(exc):
-        said.append(UNSAID)
-    return f" ({'; '.join(said)})" if said else ""
+    return empty_note(said, exc)
+
+
+def empty_note(said: Sequence[str], exc: ObshellError) -> str:
+    """`` (said; ...)``: what is said of the empty passwords ``exc`` refused; "" for nothing.
+
+    The one place that decides when :data:`UNSAID` is added: when the refusal is an agent's
+    before 4.3.1 (:func:`unsaid_refusal`), which does not say what it refused.
+    """
+    if not said:
+        return ""
+    return f" ({'; '.join([*said, UNSAID] if unsaid_refusal(exc) else said)})"
 
 
 def prompted_auth_from_env(env: Environment, prompt: str) -> PasswordAuth:

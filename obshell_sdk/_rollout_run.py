@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 from ._auth import PasswordAuth
 from ._client import ObshellClient
-from ._config import PASSWORD_NAMES, UNSAID, empty_refused, unsaid_refusal
+from ._config import PASSWORD_NAMES, empty_note, empty_refused
 from ._dag import DagDetail
 from ._exceptions import (
     ApiError,
@@ -294,11 +294,10 @@ def _empty_said(auth: Optional[PasswordAuth], exc: ObshellError) -> str:
     """`` (the root@sys password given for this target is empty: ...)``, when it was refused.
 
     The refusal alone reads like a typo; an empty password is sent as given all the same.
-    An agent before 4.3.1 does not say what it refused: then the note says so (``UNSAID``).
+    An agent before 4.3.1 does not say what it refused: then the note says so (:func:`empty_note`).
     """
     empty = () if auth is None else empty_refused(auth, exc)
-    unsure = f"; {UNSAID}" if unsaid_refusal(exc) else ""
-    return "".join(f" ({EMPTY_REFUSED.format(PASSWORD_NAMES[name])}{unsure})" for name in empty)
+    return empty_note([EMPTY_REFUSED.format(PASSWORD_NAMES[name]) for name in empty], exc)
 
 
 #: What a target's error says of an empty password the agent refused (``{}``: which one).
