@@ -63,15 +63,15 @@ __all__ = ["CLASS_HINTS", "EXIT_STATE", "EXIT_TERMINATED", "HINTS", "OPERATORS",
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process the signal ended
 
-#: How a hint reaches an agent in Python: ``client``, or a rollout target's ``ObshellClient(...)``.
-_AT = r"(?:client|ObshellClient\([^()]*\))"
+#: A call on a rollout target's client in its error's hints (``ObshellClient('h', 2886,
+#: auth=...).info()``), said as one on ``client`` before :data:`HINTS` say it as a command.
+_TARGET_CALL = re.compile(r"\bObshellClient\([^()]*\)\.(?=[a-z_]+\()")
 
 #: Python hints in the library's messages and the command that does the same.
 HINTS: Sequence[tuple[str, str]] = (
     (r"client\.task\('([^']*)', exists=True\)\.wait\(\)", r"obshell-sdk task wait \1 --exists"),
     (r"client\.task\('([^']*)'\)\.wait\(\)", r"obshell-sdk task wait \1"),
     (r"Rollout\(\.\.\., https=True\)", "--https"),
-    (r"ObshellClient\([^()]*\)\.task\('([^']*)'\)\.refresh\(\)", r"obshell-sdk task show \1"),
     (r"client\.task\('([^']*)'\)\.refresh\(\)", r"obshell-sdk task show \1"),
     (r"client\.unfinished_dags\(\) and client\.last_maintenance_dag\(\)",
      "obshell-sdk task list"),
@@ -81,10 +81,10 @@ HINTS: Sequence[tuple[str, str]] = (
     (r"client\.task\(dag\.id\)\.retry\(\), \.rollback\(\) or \.skip\(\)",
      "obshell-sdk task retry|rollback|skip ID"),
     (r"client\.info\(\)", "obshell-sdk info"),
-    (rf"{_AT}\.packages\(\) lists it with its pkg_id, which {_AT}\.delete_package\(\) takes",
+    (r"client\.packages\(\) lists it with its pkg_id, which client\.delete_package\(\) takes",
      "obshell-sdk package list shows it with its id, which obshell-sdk package delete takes"),
-    (rf"{_AT}\.delete_package\((\w+)\)", r"obshell-sdk package delete \1"),
-    (rf"{_AT}\.packages\(\) lists it", "obshell-sdk package list shows it"),
+    (r"client\.delete_package\((\w+)\)", r"obshell-sdk package delete \1"),
+    (r"client\.packages\(\) lists it", "obshell-sdk package list shows it"),
     (r"client\.unfinished_dags\(\) lists", "obshell-sdk task list lists"),
     (r"client\.cluster_dags\(\), or its dashboard", "obshell-sdk task list --all"),
     (r"upload it \(client\.upload_package\(path\)\), then retry the task",
@@ -183,8 +183,10 @@ def cli_words(text: str, refused: Optional[str] = None) -> str:
     The hints written into messages (:data:`HINTS`), and those of error classes
     (:data:`CLASS_HINTS`) wherever they appear: an error quoted in another's message too.
     ``refused``: the variable of the password the agent said it refused
-    (:func:`refused_variable`), the only one a refused password's hint then names.
+    (:func:`refused_variable`), the only one a refused password's hint then names. A rollout
+    target's client in them is read as ``client`` (the command names its agent: ``aimed``).
     """
+    text = _TARGET_CALL.sub("client.", text)
     for cls, said in CLASS_HINTS:
         text = text.replace(cls.hint, said)
     for pattern, command in HINTS:

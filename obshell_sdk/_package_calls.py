@@ -35,18 +35,20 @@ __all__ = ["MAYBE_STORED", "PROBE_LOST", "PackageCalls", "SaidAs", "probe_lost"]
 
 log = logging.getLogger("obshell_sdk")
 
-#: What an upload whose reply was lost (or was a gateway's 5xx page) ends with: ``{client}``
-#: as :class:`SaidAs` names it, ``{again}`` who uploads it again, and when.
+#: What an upload whose reply was lost (or was a gateway's 5xx page) ends with: ``{again}``
+#: who uploads it again, and when (:class:`SaidAs`).
 MAYBE_STORED = (". The agent may have stored the package, or may still be storing it: "
-                "{client}.packages() lists it once stored. {again}: each upload stores "
+                "client.packages() lists it once stored. {again}: each upload stores "
                 "another copy, and the list shows only the newest")
 
 
 class SaidAs(NamedTuple):
-    """How an upload's errors say what to do next: the client they name, who uploads again."""
+    """How an upload's errors say what to do next: who uploads again.
 
-    #: How Python reaches the agent: ``client``, or a rollout target's ``ObshellClient(...)``.
-    client: str = "client"
+    They name the caller's ``client``; a rollout's target error names the target's own
+    (``_rollout_report.target_said``).
+    """
+
     #: A rollout's upload: after a lost reply, running the rollout again lists the target's
     #: packages and uploads it only when they lack it (else the caller, by hand).
     rollout: bool = False
@@ -55,7 +57,7 @@ class SaidAs(NamedTuple):
         """:data:`MAYBE_STORED` as said to this client's user."""
         again = ("Running the rollout again uploads it only if it is not listed then"
                  if self.rollout else "Upload it again only if it is not listed")
-        return MAYBE_STORED.format(client=self.client, again=again)
+        return MAYBE_STORED.format(again=again)
 
 
 #: The caller's own ``client``: it uploads again by hand.
@@ -115,8 +117,7 @@ class PackageCalls(CallsBase):
         returned ``sha256`` (None: read here if the newer route wants it): the file is read
         once more, to send it. A file changed since is caught by the agent's own checks; one
         gone or unreadable is refused before it is sent (:class:`InvalidArgumentError`).
-        ``said_as`` is how the errors' hints name this client (a rollout's target client is
-        not the caller's: ``ObshellClient('h', 2886, auth=...)``) and who uploads again.
+        ``said_as`` is who the errors' hints say uploads again (a rollout, or the caller).
         """
         return _send_package(self, file, sha256, *_bounds(self, file, lifetime, None),
                              said_as=said_as)
@@ -191,7 +192,7 @@ def _send_package(client: Caller, file: str, sha256: Optional[str], lifetime: fl
     its PackageChangedError) also carry it as ``file``: of others (a 500, a lost reply, a
     reply that does not fit) the agent or the link is the cause, the file only what was
     under way. An InvalidArgumentError is a refusal before sending: it names its argument.
-    ``said_as`` is how the hints name the client (:meth:`PackageCalls._upload_checked`).
+    ``said_as`` is who the hints say uploads again (:meth:`PackageCalls._upload_checked`).
     """
     try:
         return _sent(client, file, sha256, lifetime, limit, said_as)
@@ -225,8 +226,8 @@ def _sent(client: Caller, file: str, sha256: Optional[str], lifetime: float,
         info = read_reply(UpgradePackageInfo.from_json, data, request.method, request.path,
                           client.agent)
     except DecodeError as exc:  # its envelope said it succeeded
-        exc._prefix_message("", f". The agent said it stored the package: "
-                            f"{said_as.client}.packages() lists it")
+        exc._prefix_message("", ". The agent said it stored the package: "
+                            "client.packages() lists it")
         raise
     log.info("agent %s: stored package %s", client.agent, printable(
         f"{info.name} {info.version}-{info.release_distribution} ({info.architecture})"))

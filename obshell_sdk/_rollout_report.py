@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import attrs
 
@@ -13,8 +14,14 @@ from ._exceptions import ObshellError
 from ._journal import FINAL, TargetOutcome, TargetRecord, under_way
 from ._render_rollout import report_repr, rollout_report_html, rollout_text
 
+if TYPE_CHECKING:  # pragma: no cover - annotations only
+    from ._client import ObshellClient
+
 __all__ = ["RolloutReport", "RolloutStoppedError", "TargetResult", "ended_result", "not_run",
-           "result_of", "utc_time"]
+           "python_client", "result_of", "target_said", "utc_time"]
+
+#: A call on ``client`` in what a library text says to do next (``client.task('11').wait()``).
+_CLIENT_CALL = re.compile(r"(?<![\w.])client\.(?=[a-z_]+\()")
 
 
 @attrs.frozen
@@ -72,6 +79,23 @@ def result_of(record: TargetRecord, outcome: TargetOutcome, text: Optional[str],
     return TargetResult(record.target, outcome, ids, utc_time(record.started_at),
                         utc_time(record.ended_at or time.time()), None if ok else text,
                         text if ok else None)
+
+
+def python_client(client: ObshellClient) -> str:
+    """How Python reaches a rollout target's agent: ``ObshellClient('h', 2886, auth=...)``."""
+    tls = ", https=True, ..." if client.base_url.startswith("https") else ""
+    return f"ObshellClient({client.host!r}, {client.port}{tls}, auth=...)"
+
+
+def target_said(text: str, client: Optional[ObshellClient]) -> str:
+    """A target's error, ``text``, its hints' calls on ``client`` made on the target's own.
+
+    The library's errors say what to do next as calls on the caller's ``client``; a rollout
+    has none: its target's error names :func:`python_client` instead (``client`` None: no
+    client was made, so none is named). The one place that does it, for every error a target
+    reports; the CLI says them as commands (its ``cli_words``).
+    """
+    return text if client is None else _CLIENT_CALL.sub(python_client(client) + ".", text)
 
 
 def ended_result(record: TargetRecord) -> Optional[TargetResult]:

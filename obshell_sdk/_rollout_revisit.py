@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Optional
 from ._dag import DagOutcome, Operator
 from ._exceptions import ObshellError
 from ._journal import TargetOutcome, TargetRecord
+from ._rollout_report import target_said
 from ._rollout_steps import Ended, Plan, TargetRun
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only
@@ -66,7 +67,7 @@ def revisit(run: TargetRun, plan: Plan, dag_id: str, name: str) -> Optional[str]
             sent = run.upload_missing(plan)
     except (ObshellError, Ended) as exc:
         log.info("%s: %s (%s); it stays failed", record.target, doing, exc)
-        return f"{record.error or 'failed'}; in this run {doing}: {exc}"
+        return target_said(f"{record.error or 'failed'}; in this run {doing}: {exc}", run.client)
     if not sent:
         return record.error
     text = (f"{record.error or 'failed'}; {', '.join(sent)} done now: if the task failed for "

@@ -40,6 +40,7 @@ from ._rollout_report import (
     ended_result,
     not_run,
     result_of,
+    target_said,
 )
 from ._rollout_revisit import failed_task, revisit
 from ._rollout_steps import (
@@ -255,9 +256,10 @@ class Run:
                         raise
             return TargetOutcome.SUCCEEDED, run.note, run
         except Ended as exc:
-            return exc.outcome, str(exc), run
+            return exc.outcome, target_said(str(exc), run.client if run else None), run
         except ObshellError as exc:
-            return judge(exc), f"{type(exc).__name__}: {exc}{_empty_said(auth, exc)}", run
+            said = f"{type(exc).__name__}: {exc}{_empty_said(auth, exc)}"
+            return judge(exc), target_said(said, run.client if run else None), run
 
     def _client(self, target: str, *, auth: Optional[PasswordAuth]) -> ObshellClient:
         """A client of ``target``'s agent with the rollout's options (``auth`` None: unsigned)."""

@@ -27,6 +27,7 @@ from ._lookup import find_created_dag, follow_note, made_none, rerun_note
 from ._models import AgentInfo
 from ._package_calls import SaidAs
 from ._render import failure_line, state_text
+from ._rollout_report import python_client
 from ._runner_lock import AgentClaims
 from ._targets import stored_copy, stored_said
 from ._task import DagTask
@@ -233,7 +234,7 @@ class TargetRun:
         if found is None:
             self.journal.step(self.target, step.name, "started")
             uploaded = self.client._upload_checked(step.path, step.sha256, step.upload_timeout,
-                                                   said_as=SaidAs(self._agent(), rollout=True))
+                                                   said_as=SaidAs(rollout=True))
         else:
             log.info("%s: %s found stored as package %s: not uploaded again", self.target,
                      step.name, found.pkg_id)
@@ -293,8 +294,7 @@ class TargetRun:
 
     def _agent(self) -> str:
         """How Python reaches this target's agent, in the hints of its messages."""
-        tls = ", https=True, ..." if self.client.base_url.startswith("https") else ""
-        return f"ObshellClient({self.client.host!r}, {self.client.port}{tls}, auth=...)"
+        return python_client(self.client)
 
     def _create(self, step: Step) -> tuple[DagTask, Optional[Sent]]:
         """``step``'s task, made, and while its reply named no task, the call's ``Sent``."""
