@@ -69,6 +69,9 @@ _AGAIN = "run the upload (or the upgrade call or rollout that uploaded it) again
 #: What a lost reply to the upload route's probe (:func:`_has_new_upload`) ends with.
 PROBE_LOST = (". That was the SDK's empty probe of the upload route, before the package was "
               f"sent: nothing was stored; {_AGAIN}")
+#: The mark the probe's error carries (:func:`probe_lost` reads it), among its attributes:
+#: it outlives any rewording of the message, and pickling (``ObshellError.__reduce__``).
+_PROBE_MARK = "_upload_route_probe"
 
 #: The slowest link an upload's default deadline allows for, in bytes a second.
 _SLOWEST_LINK = 1024 * 1024
@@ -270,6 +273,7 @@ def _has_new_upload(client: Caller, timeout: tuple[float, float]) -> bool:
     except (TransportError, DecodeError) as exc:
         if reply_lost(exc):  # not "the agent may have stored it": it stores nothing
             exc._prefix_message("", PROBE_LOST)
+            vars(exc)[_PROBE_MARK] = True
         raise
     client._new_upload = found
     log.debug("agent %s: %s upload", client.agent, "new" if found else "old")
@@ -280,6 +284,7 @@ def probe_lost(exc: ObshellError) -> bool:
     """Whether ``exc`` is the upload route's probe that lost its reply: nothing was stored.
 
     A POST whose reply was lost, but one that stores nothing (:func:`_has_new_upload`):
-    the upload was never sent, so nothing is unknown.
+    the upload was never sent, so nothing is unknown. Read from the mark the probe set on
+    its error where it was raised, never from the message's words.
     """
-    return reply_lost(exc) and str(exc).endswith(PROBE_LOST)
+    return reply_lost(exc) and vars(exc).get(_PROBE_MARK) is True

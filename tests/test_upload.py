@@ -30,6 +30,7 @@ from obshell_sdk import (
     ServerError,
     UpgradePackageInfo,
 )
+from obshell_sdk._package_calls import probe_lost
 from obshell_sdk._upload import EncryptedMultipart
 from obshell_sdk.testing import FakeAgent
 
@@ -859,6 +860,24 @@ def test_an_upload_whose_route_probe_is_cut_names_the_file_and_says_nothing_was_
     said = str(info.value)
     assert said.endswith(_PROBE_LOST) and said.count(_PROBE_LOST) == 1, said
     assert "may have stored the package" not in said  # the probe stores nothing
+
+
+def test_the_probe_s_lost_reply_is_known_by_a_mark_on_its_error_not_by_its_words(package):
+    """``probe_lost`` reads what the probe set on its error where it was raised: the error
+    still tells after its message grew (or was pickled), and an error of another request
+    that ends with the same words is not taken for it (that request may have stored one)."""
+    with FakeAgent(password=PASSWORD) as agent, \
+            ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
+        agent.reset_next(path_prefix="/api/v1/package")
+        with pytest.raises(ConnectionLostError) as info:
+            client.upload_package(package)
+    exc = info.value
+    assert probe_lost(exc) and probe_lost(pickle.loads(pickle.dumps(exc)))
+    exc._prefix_message("", ". Said after it, by a caller")
+    assert probe_lost(exc), str(exc)
+    other = ConnectionLostError(f"connection lost{_PROBE_LOST}", method="POST",
+                                path="/api/v1/package", agent=client.agent)
+    assert str(other).endswith(_PROBE_LOST) and not probe_lost(other)
 
 
 def test_an_error_s_message_is_prefixed_once_and_keeps_its_attributes():
