@@ -27,7 +27,7 @@ from ._exceptions import (
 from ._task_errors import TaskStateError
 from ._transport_errors import reply_lost
 
-__all__ = ["check_applies", "nothing_applied", "operator_path", "say_lost"]
+__all__ = ["check_applies", "nothing_applied", "operator_path", "say_maybe_applied"]
 
 
 def _is_failed(detail: DagDetail) -> bool:
@@ -87,10 +87,17 @@ def nothing_applied(exc: BaseException, task_id: str) -> bool:
     return isinstance(exc, ApiError) and 400 <= exc.status < 500
 
 
-def say_lost(exc: BaseException, task_id: str, operator: Operator) -> None:
-    """When ``exc`` is the operator's POST's lost reply, end its message with what to do."""
-    if isinstance(exc, ObshellError) and reply_lost(exc) \
-            and getattr(exc, "path", "") == operator_path(task_id):
+def say_maybe_applied(exc: BaseException, task_id: str, operator: Operator) -> None:
+    """When ``exc`` is the operator's POST's lost reply or a 5xx, end its message with what to do.
+
+    Either may come after the agent applied it (:func:`nothing_applied`): a reply lost, timed
+    out or a gateway's 5xx page in its place, or obshell's own 5xx (``Common.Unexpected``).
+    Both are said alike: the agent may have applied it, it was not sent again, and where to
+    look. Another request of the call that failed (the auth flow's) sent no operator.
+    """
+    if not isinstance(exc, ObshellError) or getattr(exc, "path", "") != operator_path(task_id):
+        return
+    if reply_lost(exc) or (isinstance(exc, ApiError) and exc.status >= 500):
         exc._prefix_message("", f". The agent may have applied {_RULES[operator][0]}; it "
                                 "was not sent again (that could apply it twice). See where the "
                                 f"task stands before trying again: client.task('{task_id}')"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Union
 
 from ._dag import DagDetail, DagState, Operator, Progress
 from ._exceptions import DecodeError, InvalidArgumentError, ObshellError
-from ._operators import check_applies, nothing_applied, say_lost
+from ._operators import check_applies, nothing_applied
 from ._outcome import judged
 from ._passes import Passes
 from ._polling import Deadline, FailureStreak, PollPolicy, worth_repeating
@@ -320,9 +320,8 @@ class DagTask:
         try:
             self._client.operate_dag(self.id, operator)
         except BaseException as exc:  # Ctrl-C too: the agent may have applied it meanwhile
-            if not nothing_applied(exc, self.id):
+            if not nothing_applied(exc, self.id):  # its error says so (operate_dag)
                 self._forget()
-                say_lost(exc, self.id, operator)
             raise
         self._forget()
         try:

@@ -8,8 +8,8 @@ from typing import Any, Optional, Union
 from ._caller import CallsBase, contents
 from ._dag import DagDetail, NodeDetail, Operator
 from ._decode import at, decode_contents, p_list, p_str
-from ._exceptions import DecodeError, InvalidArgumentError, TaskNotFoundError
-from ._operators import operator_path
+from ._exceptions import DecodeError, InvalidArgumentError, ObshellError, TaskNotFoundError
+from ._operators import operator_path, say_maybe_applied
 from ._transport import Timeout
 from ._validate import check_dag_id, check_operator
 
@@ -53,10 +53,16 @@ class TaskCalls(CallsBase):
 
         The agent answers as soon as the operator is recorded; follow the DAG to see its effect.
         Prefer the checked forms ``DagTask.retry()``, ``rollback()``, ``cancel()``, ``skip()``.
+        It is sent once: a lost reply or a 5xx may come after the agent applied it, and the
+        error then says so, and where to see the task.
         """
         dag_id = check_dag_id(dag_id)
         op = check_operator(operator)
-        self.call("POST", operator_path(dag_id), body={"operator": op.value})
+        try:
+            self.call("POST", operator_path(dag_id), body={"operator": op.value})
+        except ObshellError as exc:  # never sent again: a lost reply or a 5xx says where to look
+            say_maybe_applied(exc, dag_id, op)
+            raise
         log.info("agent %s: %s applied to task %s", self.agent, op.value, dag_id)
 
     def get_node(self, node_id: Union[str, int]) -> NodeDetail:

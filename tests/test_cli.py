@@ -560,6 +560,24 @@ def test_an_operator_whose_reply_is_lost_is_an_unknown_outcome(agent):
     assert agent.dag(task_id).state != "FAILED"  # it was applied, indeed
 
 
+def test_an_operator_answered_with_a_500_says_it_may_have_been_applied(agent):
+    """obshell's 500 to the operator's POST may come after it applied it: an API error (exit
+    5) that says so in the lost reply's words, not sent again, with where to look."""
+    task_id = agent.create_upgrade_dag(VERSION, RELEASE)
+    agent.fail_dag(task_id)
+    agent.fail_next(status=500, err_code="Common.Unexpected",
+                    path_prefix=f"/api/v1/task/dag/{task_id}", method="POST")
+    out = run(agent, "--json", "task", "retry", task_id)
+    assert out.returncode == 5, out.stderr
+    assert "HTTP 500 Common.Unexpected" in out.stderr, out.stderr
+    assert out.stderr.count("may have applied retry") == 1, out.stderr
+    assert f"{same(agent)} task show {task_id}" in out.stderr
+    assert f"follow it: {same(agent)} task wait {task_id}" in out.stderr
+    assert "client." not in out.stderr and "not sent again" in out.stderr
+    assert json.loads(out.stdout)["error"]["exit"] == 5
+    assert len(agent.requests_to(f"/api/v1/task/dag/{task_id}", "POST")) == 1
+
+
 def test_a_reply_whose_data_does_not_fit_is_said_with_its_agent_as_a_page_is(agent):
     """Exit 7 (not obshell's reply), on stderr and in --json's error naming the agent that
     sent it and the request, as for a proxy's page in the agent's place."""

@@ -198,6 +198,18 @@ def test_faults_reach_task_creating_posts(agent: FakeAgent) -> None:
     assert agent.dags == {}  # a reset request is never acted on
 
 
+def test_a_failure_for_one_method_lets_the_others_through(agent: FakeAgent) -> None:
+    """fail_next(method="POST"): a read of the same path is answered; the POST fails, not
+    carried out (an operator's 500, the task read before it)."""
+    dag_id = start_upgrade(agent)
+    path = f"/api/v1/task/dag/{dag_id}"
+    agent.fail_next(status=500, err_code="Common.Unexpected", path_prefix=path, method="post")
+    assert call(agent, "GET", path).status_code == 200
+    r = call(agent, "POST", path, {"operator": "CANCEL"})
+    assert r.status_code == 500 and r.json()["error"]["errCode"] == "Common.Unexpected"
+    assert call(agent, "POST", path, {"operator": "CANCEL"}).status_code == 200  # once
+
+
 def test_truncate_applies_to_proxy_pages_too(agent: FakeAgent) -> None:
     agent.fail_next(1, status=503)
     agent.truncate_next(1)

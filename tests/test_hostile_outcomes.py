@@ -261,7 +261,7 @@ def test_a_task_is_read_again_once_an_operator_may_have_been_applied(reply):
                     task.result(timeout=5, poll_interval=0.01)
                 assert len(gets) == read  # the ending read before stands
     said = str(info.value)
-    assert ("may have applied retry" in said) is (reply in ("lost", "a gateway's 504 page"))
+    assert ("may have applied retry" in said) is maybe  # obshell's 500 too: as a lost reply
     if "may have applied" in said:
         assert said.endswith("See where the task stands before trying again: client.task("
                              "'11').refresh(), or follow it: client.task('11').wait()"), said

@@ -85,6 +85,35 @@ def test_a_retry_whose_reply_was_lost_is_followed_not_reported_failed():
         assert detail.state.value == "SUCCEED"
 
 
+def test_an_operator_answered_with_a_500_says_it_may_have_been_applied_as_a_lost_reply_does():
+    """obshell's 500 to an operator's POST may come after the agent applied it: its error ends
+    as a lost reply's does (applied maybe, not sent again, where to look), through
+    ``DagTask.retry()`` and ``operate_dag`` alike; each POST was sent once."""
+    with FakeAgent(password=PASSWORD, fail_stage=2, stages_per_poll=9) as agent, \
+            _client(agent) as client:
+        task = client.upgrade_agent(VERSION, RELEASE)
+        with pytest.raises(TaskFailedError):
+            task.result(timeout=10, poll_interval=0.01)
+        where = f"/api/v1/task/dag/{task.id}"
+        said = []
+        for send in (task.retry, lambda: client.operate_dag(task.id, "RETRY")):
+            agent.fail_next(status=500, err_code="Common.Unexpected", path_prefix=where,
+                            method="POST")
+            with pytest.raises(ServerError) as info:
+                send()
+            said.append(str(info.value))
+        assert task.snapshot is None  # read again: the agent may have applied it
+        agent.drop_reply_after_next(1, path_prefix=where, method="POST")
+        with pytest.raises(ConnectionLostError) as lost:
+            task.retry()
+        assert len(agent.requests_to(where, "POST")) == 3
+    tail = (". The agent may have applied retry; it was not sent again (that could apply it "
+            "twice). See where the task stands before trying again: "
+            f"client.task('{task.id}').refresh(), or follow it: client.task('{task.id}').wait()")
+    for text in (*said, str(lost.value)):
+        assert text.endswith(tail) and text.count(tail) == 1, text
+
+
 def test_a_retry_interrupted_by_ctrl_c_after_the_agent_applied_it_is_not_reported_failed(raw):
     """Ctrl-C lands while the POST's reply is awaited (the agent applied it already)."""
     server, agent = raw

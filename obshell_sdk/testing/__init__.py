@@ -22,7 +22,8 @@ Example::
         assert [r.status for r in agent.requests][:1] == [200]
 
 Faults hit every endpoint where they plausibly happen: ``reset_next``, ``truncate_next``,
-``hang_next`` and ``fail_next`` take a ``path_prefix``; ``drop_reply_after_create`` hits the
+``hang_next`` and ``fail_next`` take a ``path_prefix`` (``fail_next`` a ``method`` too: an
+operator's POST, not the read of its task); ``drop_reply_after_create`` hits the
 next task-creating POST (``/api/v1/agent/upgrade``, ``/api/v1/agent/upgrade/check``,
 ``/api/v1/ob/upgrade`` and ``/api/v1/ob/upgrade/check``), and ``drop_reply_after_next``
 (a ``path_prefix`` and a ``method``) any request that succeeds: it is carried out, its reply

@@ -96,7 +96,7 @@ def _early_faults(ctx: Context, started: float) -> Optional[Outcome]:
     seconds = faults.take_hang(ctx.path)
     if seconds is not None:
         return Reply(mode="hang", hang_seconds=seconds), 0, None
-    rule = faults.take_fail(ctx.path)
+    rule = faults.take_fail(ctx.path, ctx.req.method)
     if rule is None:
         return None
     if rule.err_code is None:

@@ -96,13 +96,15 @@ class AgentControls:
         self._state.faults.reset_next(n, path_prefix)
 
     def fail_next(self, n: int = 1, *, status: int = 503, err_code: Optional[str] = None,
-                  path_prefix: str = "/api/v1/task/", message: Optional[str] = None) -> None:
+                  path_prefix: str = "/api/v1/task/", message: Optional[str] = None,
+                  method: str = "") -> None:
         """Answer the next ``n`` requests under ``path_prefix`` with ``status``.
 
         A proxy-style HTML page when ``err_code`` is None, else an obshell envelope
-        with that errCode (and ``message`` or a default text).
+        with that errCode (and ``message`` or a default text). Nothing is carried out.
+        ``method`` (e.g. ``"POST"``, an operator's) limits it (default: any).
         """
-        self._state.faults.fail_next(n, status, err_code, path_prefix, message)
+        self._state.faults.fail_next(n, status, err_code, path_prefix, message, method)
 
     def drop_reply_after_next(self, n: int = 1, *, path_prefix: str = "",
                               method: str = "") -> None:

@@ -28,6 +28,7 @@ class FailRule:
     err_code: Optional[str]
     path_prefix: str
     message: Optional[str]
+    method: str = ""  # any, when empty
 
     def body(self) -> tuple[str, str]:
         """(content type, text) of a proxy error page (used when ``err_code`` is None)."""
@@ -98,11 +99,12 @@ class FaultPlan:
         self._queue("edit", CountedRule(n, path_prefix, method=method.upper(), edit=edit))
 
     def fail_next(self, n: int, status: int, err_code: Optional[str], path_prefix: str,
-                  message: Optional[str]) -> None:
+                  message: Optional[str], method: str = "") -> None:
         """Queue a :class:`FailRule`."""
         if n > 0:
             with self._lock:
-                self._rules.append(FailRule(n, status, err_code, path_prefix, message))
+                self._rules.append(FailRule(n, status, err_code, path_prefix, message,
+                                            method.upper()))
 
     def _queue(self, kind: str, rule: CountedRule) -> None:
         if rule.count > 0:
@@ -142,11 +144,12 @@ class FaultPlan:
         rule = self._take("edit", path, method)
         return None if rule is None else rule.edit
 
-    def take_fail(self, path: str) -> Optional[FailRule]:
-        """Consume one failure whose prefix matches ``path``."""
+    def take_fail(self, path: str, method: str = "") -> Optional[FailRule]:
+        """Consume one failure whose prefix matches ``path`` (and its method, ``method``)."""
         with self._lock:
             for rule in self._rules:
-                if rule.count > 0 and path.startswith(rule.path_prefix):
+                if rule.count > 0 and path.startswith(rule.path_prefix) and \
+                        rule.method in ("", method):
                     rule.count -= 1
                     if rule.count == 0:
                         self._rules.remove(rule)
