@@ -27,8 +27,9 @@ class TargetOutcome(TextEnum):
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
     UNKNOWN = "unknown"
-    #: The agent could not be reached, or lost the reply to the upload route's empty probe
-    #: (which stores nothing); nothing of the step under way was sent. A rerun tries again.
+    #: The agent could not be reached, or a request that changes nothing lost its reply: a
+    #: read (a GET), or the upload route's empty probe (it stores nothing). Nothing of the
+    #: step under way was done. A rerun tries again.
     UNREACHABLE = "unreachable"
     #: A call was refused, by the agent (credentials, parameters, its lock) or by the SDK
     #: before signing, and made no task. Fix the cause; a rerun tries again.

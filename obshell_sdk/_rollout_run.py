@@ -52,6 +52,7 @@ from ._rollout_steps import (
 )
 from ._runner_lock import AgentClaims
 from ._task_errors import TaskTimeoutError, TaskUnreachableError
+from ._transport_errors import lost_read
 
 if TYPE_CHECKING:  # pragma: no cover - annotations only; the rollout imports this module
     from ._rollout import Rollout
@@ -334,9 +335,9 @@ def split_target(target: str) -> tuple[str, int]:
 
 
 def judge(exc: ObshellError) -> TargetOutcome:
-    """A failure's outcome: unknown when the agent may still be doing the work."""
-    if isinstance(exc, ConnectError) or probe_lost(exc):  # never sent, or an upload's empty
-        return TargetOutcome.UNREACHABLE  # probe (it stores nothing): nothing is under way
+    """A failure's outcome: unknown when the agent may be doing the work (not after a read)."""
+    if isinstance(exc, ConnectError) or lost_read(exc) or probe_lost(exc):  # never sent, or
+        return TargetOutcome.UNREACHABLE  # a read or the upload's empty probe: nothing done
     if isinstance(exc, (OutcomeUnknownError, TaskTimeoutError, TaskUnreachableError,
                         TransportError)):
         return TargetOutcome.UNKNOWN

@@ -33,7 +33,7 @@ from ._exceptions import (
 from ._request import scrub
 from ._text import printable
 
-__all__ = ["REPLY_EXCERPT", "exchange_error", "not_http", "reply_lost", "resending",
+__all__ = ["REPLY_EXCERPT", "exchange_error", "lost_read", "not_http", "reply_lost", "resending",
            "through_proxy"]
 
 #: How much of a reply that cannot be read its error quotes (characters).
@@ -334,6 +334,14 @@ def reply_lost(exc: ObshellError) -> bool:
     """
     return isinstance(exc, ConnectionLostError) or (
         isinstance(exc, DecodeError) and (exc.status >= 500 or not_http(exc)))
+
+
+def lost_read(exc: ObshellError) -> bool:
+    """Whether ``exc`` is a read's lost reply (:func:`reply_lost` of a GET or HEAD).
+
+    A read did nothing on the agent, so sending it again is safe (``method`` says what it was).
+    """
+    return reply_lost(exc) and getattr(exc, "method", "") in _READS
 
 
 def not_http(exc: DecodeError) -> bool:

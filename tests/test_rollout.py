@@ -121,13 +121,14 @@ def test_an_unreachable_target_sent_nothing_and_a_rerun_sends_it(tmp_path):
 def test_a_create_whose_auth_request_lost_its_reply_is_sent_by_the_rerun(tmp_path):
     """/secret's connection is reset (twice: the task listing, then the pre-check's POST
     flow): the POST never went out, so the step is journaled unsent and the rerun sends it
-    (a "sending" step would be looked up for ever, finding nothing)."""
+    (a "sending" step would be looked up for ever, finding nothing). The lost reply is a
+    GET's, which changed nothing: the target is unreachable, not unknown."""
     with ExitStack() as stack:
         [agent] = agents(stack, 1)
         agent.reset_next(2, path_prefix="/api/v1/secret")
         journal = tmp_path / "r.db"
         first = rollout([agent], journal).upgrade_agent(VERSION, RELEASE)
-        assert first.results[targets([agent])[0]].outcome is TargetOutcome.UNKNOWN
+        assert first.results[targets([agent])[0]].outcome is TargetOutcome.UNREACHABLE
         steps = sqlite3.connect(journal).execute("SELECT status FROM steps").fetchall()
         assert steps == [("unsent",)]
         assert posts(agent, "/api/v1/agent/upgrade/check") == 0
@@ -496,6 +497,26 @@ def test_a_lost_reply_to_the_upload_probe_is_unreachable_and_the_rerun_uploads(
         again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, package=str(rpm))
         assert again.ok, str(again)
         assert len(agent.packages) == 1 and uploads(agent) == 1
+
+
+@pytest.mark.parametrize("fault", ["lost", "gateway"])
+def test_a_read_that_lost_its_reply_is_unreachable_not_unknown(tmp_path, fault):
+    """A GET changes nothing: its lost reply (or a gateway's page in its place) leaves nothing
+    under way, so the target is unreachable (a rerun repeats it), not unknown."""
+    with ExitStack() as stack:
+        [agent] = agents(stack, 1)
+        if fault == "lost":
+            agent.drop_reply_after_next(path_prefix="/api/v1/info", method="GET")
+        else:
+            agent.fail_next(status=502, path_prefix="/api/v1/info", method="GET")
+        journal = tmp_path / "r.db"
+        (first,) = rollout([agent], journal).upgrade_agent(
+            VERSION, RELEASE, check=False).results.values()
+        assert first.outcome is TargetOutcome.UNREACHABLE, first
+        assert "GET /api/v1/info" in str(first.error) and posts(agent) == 0, first.error
+        again = rollout([agent], journal).upgrade_agent(VERSION, RELEASE, check=False)
+        assert again.ok, str(again)
+        assert posts(agent) == 1
 
 
 def test_max_failures_skips_the_rest_and_a_rerun_starts_them(tmp_path):
