@@ -165,6 +165,22 @@ def test_bad_flags_exit_2(flags, message):
     assert out.returncode == 2 and message in out.stderr
 
 
+@pytest.mark.parametrize("flags, said", [
+    (["--version", "4.2.2.0"], "--version (did you mean --obshell-version, the obshell version "
+     "it runs? --ob-version is its cluster's OceanBase build) 4.2.2.0"),
+    (["--obshel-version=4.2.2.0"], "--obshel-version=4.2.2.0 (did you mean --obshell-version?)"),
+    (["--stage-secs", "1", "--quite"], "--stage-secs (did you mean --stage-seconds?) 1 --quite "
+     "(did you mean --quiet?)"),
+])
+def test_a_mistyped_flag_says_the_flag_meant(flags, said):
+    """``--version 4.2.2.0`` said only "unrecognized arguments": the CLI's usage errors name
+    the option likely meant, and so does the fake agent's."""
+    out = subprocess.run([sys.executable, "-m", "obshell_sdk.testing", "--port", "0", *flags],
+                         capture_output=True, text=True, env=_env(), timeout=60, check=False)
+    assert out.returncode == 2 and f"error: unrecognized arguments: {said}\n" in out.stderr, \
+        out.stderr
+
+
 def test_a_port_in_use_exits_2_with_a_clear_message():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

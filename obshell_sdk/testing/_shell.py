@@ -14,6 +14,7 @@ stops cleanly on Ctrl-C or SIGTERM (exit code 0). A port already in use exits wi
 from __future__ import annotations
 
 import argparse
+import difflib
 import ipaddress
 import math
 import re
@@ -23,7 +24,7 @@ import sys
 import time
 from collections.abc import Sequence
 from types import FrameType
-from typing import Any, Callable, Optional, TextIO
+from typing import Any, Callable, NoReturn, Optional, TextIO
 
 from ._agent import FakeAgent
 
@@ -50,10 +51,40 @@ def _number(kind: type, low: float, high: float = math.inf) -> Callable[[str], A
     return parse
 
 
+#: What is said of an option it does not take where the closest name is not the one meant.
+_MEANT = {"--version": "did you mean --obshell-version, the obshell version it runs? "
+          "--ob-version is its cluster's OceanBase build"}
+_UNRECOGNIZED = "unrecognized arguments: "
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that says, after each option it does not take, the one meant.
+
+    As ``obshell-sdk``'s usage errors do (``--jsn (did you mean --json?)``); the fake agent
+    never imports the client side, so it says it itself.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Usage and ``message``, each unknown option's likely meaning added; exit 2."""
+        if message.startswith(_UNRECOGNIZED):
+            known = [o for o in self._option_string_actions if o.startswith("--")]
+            words = message[len(_UNRECOGNIZED):].split(" ")
+            message = _UNRECOGNIZED + " ".join(w + _meant(w, known) for w in words)
+        super().error(message)
+
+
+def _meant(word: str, known: list[str]) -> str:
+    """`` (did you mean --quiet?)`` after an unknown long option close to ``known`` one."""
+    name = word.partition("=")[0]
+    near = difflib.get_close_matches(name, known, n=1, cutoff=0.7)
+    meant = _MEANT.get(name) or (f"did you mean {near[0]}?" if near and name[:2] == "--" else "")
+    return f" ({meant})" if meant else ""
+
+
 def _parser() -> argparse.ArgumentParser:
     # Its usage names it as it was run: the console script, or the module.
     script = sys.argv[0].replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".exe")
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=script if script == "obshell-fake-agent" else "python -m obshell_sdk.testing",
         description="Serve a fake obshell agent on this machine: it checks signed requests "
         "as obshell does and runs upgrade DAGs whose pace and faults you choose.",
