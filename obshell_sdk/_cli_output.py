@@ -224,12 +224,14 @@ class Uploads:
     """Says each package upload on stderr (it is an ``on_upload`` callback).
 
     Before the upload, the file, its size and the agent, as the progress line; once the
-    package is stored, the agent's row for it and how long the upload took.
+    package is stored, the agent's row for it and how long the upload took; ``took``, the
+    seconds each stored package's upload took, in turn.
     """
 
     def __init__(self, progress: Progress, agent: str) -> None:
         self.progress = progress
         self.agent = agent
+        self.took: list[float] = []
         self._since = time.monotonic()
 
     def __call__(self, path: str, stored: Optional[UpgradePackageInfo]) -> None:
@@ -239,7 +241,7 @@ class Uploads:
             self.progress.uploading = path
             self.progress.step(upload_line(path, self.agent))
             return
-        took = clock_text(time.monotonic() - self._since)
+        self.took.append(time.monotonic() - self._since)
         self.progress.uploaded += 1  # then no longer sending: never both unsaid
         self.progress.uploading = None
-        self.progress.step_done(stored_line(stored, took))
+        self.progress.step_done(stored_line(stored, self.took[-1]))

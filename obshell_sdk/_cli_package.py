@@ -65,14 +65,14 @@ def run_package(client: ObshellClient, args: argparse.Namespace, out: Output,
         except InvalidArgumentError as exc:  # named as the command line names it
             raise InvalidArgumentError("RPM", str(exc).split(": ", 1)[1]) from None
         log_in(client)  # obshell's newer upload checks no password: a wrong one said first
+        uploads = Uploads(progress, client.agent)
         try:
-            stored = upload_packages(client, paths, args.upload_timeout,
-                                     [Uploads(progress, client.agent)])
+            stored = upload_packages(client, paths, args.upload_timeout, [uploads])
         except InvalidArgumentError as exc:  # a damaged RPM: refused before any was sent
             if exc.argument != "path":
                 raise
             raise InvalidArgumentError("RPM", str(exc).split(": ", 1)[1]) from None
-        out.value({"uploaded": stored}, "\n".join(map(package_line, stored)))
+        out.value({"uploaded": stored}, "\n".join(map(package_line, stored, uploads.took)))
         return EXIT_OK
     pkg_id = int(args.items[0])
     row = next((r for r in client.packages() if r.pkg_id == pkg_id), None)

@@ -21,15 +21,15 @@ from ._dag import DagDetail, DagOutcome, DagState, Operator, TaskDetail
 from ._dag_steps import failed_task_operators
 from ._endpoints import holds_lock
 from ._models import AgentInfo, UpgradePackageInfo
-from ._render_html import cancelled_node, dag_html, task_html, undone_node
+from ._render_html import cancelled_node, dag_html, duration_text, task_html, undone_node
 from ._render_rollout import rollout_plan_text, rollout_table_text, rollout_text
 from ._text import printable
 
 __all__ = [
     "DONE", "agent_line", "dag_html", "dag_line", "dag_text", "failure_line", "failure_message",
     "foreign_message", "interrupted_message", "package_line", "printable", "progress_line",
-    "rollout_plan_text", "rollout_table_text", "rollout_text", "state_text", "stored_line",
-    "task_html", "task_repr", "timeout_message", "to_jsonable", "upload_line",
+    "rollout_plan_text", "rollout_table_text", "rollout_text", "size_text", "state_text",
+    "stored_line", "task_html", "task_repr", "timeout_message", "to_jsonable", "upload_line",
 ]
 
 # -- text ------------------------------------------------------------------------------
@@ -106,26 +106,42 @@ def agent_line(agent: str, info: AgentInfo) -> str:
     return printable(f"{agent}: {info.identity}, obshell {info.version}, {ob}{password}")
 
 
-def package_line(row: UpgradePackageInfo) -> str:
-    """One package on one line: id, name, version-release, architecture, size, stored when."""
-    when = row.gmt_modify.strftime("%Y-%m-%d %H:%M:%S %Z") if row.gmt_modify else "-"
+def size_text(size: int) -> str:
+    """A size in bytes as read: ``775 bytes``, ``1.2 KiB``, ``301.4 MiB``, ``2.1 GiB``."""
+    if size < 1024:
+        return f"{size} byte" + ("" if size == 1 else "s")
+    value, units = size / 1024, ["KiB", "MiB", "GiB"]
+    while value >= 1023.95 and len(units) > 1:  # 1023.95 would show as 1024.0
+        value, units = value / 1024, units[1:]
+    return f"{value:.1f} {units[0]}"
+
+
+def package_line(row: UpgradePackageInfo, uploaded_in: Optional[float] = None) -> str:
+    """One package on one line: id, name, version-release, architecture, size, stored when.
+
+    ``uploaded_in``: the seconds an upload of it just took, said with the time it was stored
+    (which an upload's answer leaves out: obshell sends it in the package list only).
+    """
+    when = row.gmt_modify.strftime("%Y-%m-%d %H:%M:%S %Z") if row.gmt_modify else ""
+    took = "" if uploaded_in is None else f"uploaded in {duration_text(uploaded_in)}"
+    when = f"{when} ({took})" if when and took else when or took or "-"
     release = row.release_distribution or row.release or "?"
     return printable(f"{row.pkg_id:>5}  {row.name} {row.version}-{release} "
-                     f"{row.architecture or '?'}  {row.size} bytes  {when}")
+                     f"{row.architecture or '?'}  {size_text(row.size)}  {when}")
 
 
 def upload_line(path: str, agent: str) -> str:
     """A package upload about to start: the file, its size and the agent it goes to."""
     try:
-        size = f"{os.path.getsize(path) / 2**20:.1f} MiB"
+        size = size_text(os.path.getsize(path))
     except OSError:  # gone since it was checked: the upload says why
         size = "size unknown"
     return f"uploading {printable(path)} ({size}) to {agent}"
 
 
-def stored_line(row: UpgradePackageInfo, took: str) -> str:
-    """A package upload done: the agent's row for it, and how long it took (``took``)."""
-    return f"stored {package_line(row)} (uploaded in {took})"
+def stored_line(row: UpgradePackageInfo, seconds: float) -> str:
+    """A package upload done: the agent's row for it, and the ``seconds`` the upload took."""
+    return f"stored {package_line(row, seconds)}"
 
 
 def task_repr(task_id: str, detail: Optional[DagDetail]) -> str:

@@ -21,7 +21,8 @@ from ._dag import DagDetail, DagOutcome, DagState, NodeDetail, Operator
 from ._render_style import CARD_CSS, state_class
 from ._text import printable
 
-__all__ = ["cancelled_node", "dag_html", "show_live_card", "task_html", "undone_node"]
+__all__ = ["cancelled_node", "dag_html", "duration_text", "show_live_card", "task_html",
+           "undone_node"]
 
 
 def cancelled_node(node: NodeDetail) -> bool:
@@ -70,8 +71,8 @@ def _clock(moment: datetime, day: Optional[datetime]) -> str:
     return f'<span title="{_esc(utc.isoformat())}">{text}</span>'
 
 
-def _duration(seconds: float) -> str:
-    """``0.2 s``, ``12 s``, ``3 min 05 s``, ``1 h 02 min``."""
+def duration_text(seconds: float) -> str:
+    """A duration as read: ``0.2 s``, ``12 s``, ``3 min 05 s``, ``1 h 02 min``."""
     seconds = max(0.0, seconds)
     if seconds < 10:
         return f"{seconds:.1f} s"
@@ -98,9 +99,10 @@ def _times(start: Optional[datetime], end: Optional[datetime], running: bool,
         return "not started"
     parts = [f"started {_stamp(start)}"]
     if running:
-        parts.append(f"elapsed {_duration((now - start).total_seconds())} so far")
+        parts.append(f"elapsed {duration_text((now - start).total_seconds())} so far")
     elif end is not None:
-        parts += [f"ended {_stamp(end)}", f"elapsed {_duration((end - start).total_seconds())}"]
+        parts += [f"ended {_stamp(end)}",
+                  f"elapsed {duration_text((end - start).total_seconds())}"]
     return " · ".join(parts)
 
 
@@ -118,11 +120,11 @@ def _node_row(index: int, node: NodeDetail, mark: str, day: Optional[datetime],
     if node.start_time is None:
         cells = [_muted("not started"), "", ""]
     elif running or node.end_time is None:
-        took = _duration((now - node.start_time).total_seconds())
+        took = duration_text((now - node.start_time).total_seconds())
         cells = [_clock(node.start_time, day), _muted("&ndash;"),
                  f"{took} so far" if running else ""]
     else:
-        took = _duration((node.end_time - node.start_time).total_seconds())
+        took = duration_text((node.end_time - node.start_time).total_seconds())
         cells = [_clock(node.start_time, day), _clock(node.end_time, day), took]
     glyph = {"running": "&#9654;", "failed": "&#10006;", "cancelled": "&#9632;"}.get(mark, "")
     current = ' class="obshell-current" aria-current="step"' if mark else ""

@@ -161,7 +161,7 @@ class LiveUploads:
             self._since = time.monotonic()
             text = upload_line(path, self._agent)
         else:
-            text = stored_line(stored, clock_text(time.monotonic() - self._since))
+            text = stored_line(stored, time.monotonic() - self._since)
         if self._notebook:
             bundle = {"text/plain": text}
             if stored is None or self._handle is None:

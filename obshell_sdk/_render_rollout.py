@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ._auth import PasswordAuth
-from ._render_html import _card, _chip, _duration, _esc, _muted
+from ._render_html import _card, _chip, _esc, _muted, duration_text
 from ._text import printable
 from ._validate import brief_repr
 
@@ -119,7 +119,7 @@ def rollout_text(report: RolloutReport, words: Optional[Callable[[str, str], str
 def _report_row(result: TargetResult) -> tuple[str, ...]:
     took = ""
     if result.started_at is not None and result.ended_at is not None:
-        took = _duration((result.ended_at - result.started_at).total_seconds())
+        took = duration_text((result.ended_at - result.started_at).total_seconds())
     return (result.target, str(result.outcome), ", ".join(result.dag_ids) or "-", took,
             result.error or result.note or "")
 

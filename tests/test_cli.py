@@ -35,8 +35,8 @@ def same(agent):
     return f"obshell-sdk --host {agent.host} --port {agent.port}"
 
 
-_UPLOADING = re.compile(r"uploading (.+) \((\d+\.\d) MiB\) to (\S+)")
-_STORED = re.compile(r"obshell-sdk: stored +\d+  (\S+) .* \(uploaded in \d+:\d\d\)")
+_UPLOADING = re.compile(r"uploading (.+) \((\d+ bytes|\d+\.\d [KMG]iB)\) to (\S+)")
+_STORED = re.compile(r"obshell-sdk: stored +\d+  (\S+) .*  uploaded in \d+\.\d s")
 
 
 def upload_lines(stderr):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 from conftest import PASSWORD
 from test_cli import run, same, upload_lines
 
 from obshell_sdk.testing import FakeAgent, build_rpm
+from obshell_sdk.testing._rpmbuild import default_files
 
 VERSION, RELEASE = "4.3.5.1", "101000012025052815.el7"
 
@@ -53,6 +55,27 @@ def test_upload_says_each_package_as_upgrade_package_does_and_json_stays_one_doc
             ("uploading", rpms[1], where), ("stored", "oceanbase-ce-libs")], out.stderr
         uploaded = json.loads(out.stdout)["uploaded"]  # the whole of stdout
         assert [row["name"] for row in uploaded] == ["oceanbase-ce", "oceanbase-ce-libs"]
+
+
+def test_an_upload_says_a_small_package_s_size_and_the_time_it_took(rpms, tmp_path):
+    """A package of a few hundred bytes was said ``(0.0 MiB)``, and each row the upload
+    stored ended in ``-`` (the agent's answer has no time): its size in bytes, KiB or MiB,
+    and in its row how long the upload took."""
+    big = tmp_path / "oceanbase-ce-big.rpm"  # padded past a MiB: the RPM still reads
+    files = {**default_files("oceanbase-ce", VERSION),
+             "/home/admin/oceanbase/bin/observer": os.urandom(1_200_000)}
+    big.write_bytes(build_rpm("oceanbase-ce", VERSION, RELEASE, files=files))
+    sizes = [os.path.getsize(rpms[1]), big.stat().st_size]
+    assert sizes[0] < 1024 and 2**20 < sizes[1] < 2 * 2**20
+    with FakeAgent(password=PASSWORD) as agent:
+        out = run(agent, "package", "upload", rpms[1], str(big))
+    assert out.returncode == 0, out.stderr
+    assert f"uploading {rpms[1]} ({sizes[0]} bytes) to " in out.stderr, out.stderr
+    assert f"uploading {big} ({sizes[1] / 2**20:.1f} MiB) to " in out.stderr, out.stderr
+    rows = out.stdout.splitlines()
+    assert len(rows) == 2 and all(re.search(r"  uploaded in \d+\.\d s$", row) for row in rows), \
+        out.stdout
+    assert "  1.1 MiB  uploaded in " in rows[1], out.stdout  # its installed size
 
 
 @pytest.mark.parametrize(("args", "said"), [

@@ -209,7 +209,7 @@ def test_on_upload_is_checked_first_and_not_told_of_a_failed_upload(package):
 
 
 def _upload_lines(package, agent):
-    return (f"uploading {package} (0.3 MiB) to {agent.host}:{agent.port}",
+    return (f"uploading {package} (293.9 KiB) to {agent.host}:{agent.port}",
             "stored     1  obshell 4.3.1.0-101000012025010101.el7 x86_64  ")
 
 
@@ -225,7 +225,8 @@ def test_progress_shows_the_upload_before_the_tasks(package, capsys):
     lines = err.splitlines()
     sending, stored = _upload_lines(package, agent)
     assert lines[0] == sending and lines[1].startswith(stored), lines
-    assert lines[1].endswith(" - (uploaded in 0:00)") and lines[2].startswith("task 11 "), lines
+    assert re.search(r"  uploaded in \d\.\d s$", lines[1]), lines
+    assert lines[2].startswith("task 11 "), lines
     with FakeAgent(password=PASSWORD, stages_per_poll=10) as agent, \
             ObshellClient(agent.host, agent.port, auth=PasswordAuth(PASSWORD)) as client:
         client.run_agent_upgrade("4.3.1.0", "101000012025010101.el7", package=package,
