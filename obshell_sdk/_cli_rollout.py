@@ -85,9 +85,10 @@ def add_rollout_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
     ob = make(kinds, "ob", help="upgrade OceanBase on every target", epilog=EPILOG,
               hints=_NO_HOST)
     _common(ob, seconds, upload_seconds, at_least, version("rollout ob"))
-    ob.add_argument("--package", action="append", default=[],
-                    help="RPM to upload to every cluster first (repeat: oceanbase-ce and "
-                    "oceanbase-ce-libs for the community edition)")
+    ob.add_argument("--package", action="append", default=[], metavar="RPM",
+                    help="an OceanBase RPM to upload to every cluster first, once per package "
+                    "(oceanbase-ce and oceanbase-ce-libs for the community edition; default: "
+                    "none)")
     ob.add_argument("--mode", default="ROLLING", help="ROLLING or STOPSERVICE (default ROLLING)")
     ob.add_argument("--freeze-server", action="store_true",
                     help="a minor freeze before each server stops")

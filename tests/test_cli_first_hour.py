@@ -987,6 +987,18 @@ def test_help_says_version_and_release_come_from_the_rpm_s_file_name(command, na
     assert "(from the RPM's file name, as VERSION)" in helped
 
 
+@pytest.mark.parametrize("command, what", [
+    (("upgrade",), "obshell RPM"), (("upgrade-ob",), "an RPM"),
+    (("rollout", "agent"), "obshell RPM"), (("rollout", "ob"), "an OceanBase RPM"),
+    (("task",), "upload this RPM")])
+def test_help_names_package_s_value_an_rpm_as_every_command_does(command, what):
+    """``rollout ob --help`` said ``--package PACKAGE`` and "RPM to upload": which RPM, and
+    that a PACKAGE is a file, went unsaid where every other command says ``--package RPM``."""
+    helped = cli(*command, "--help").stdout
+    assert "--package RPM" in helped and "PACKAGE" not in helped, helped
+    assert what in " ".join(helped.split()), helped
+
+
 @pytest.mark.parametrize("command", [("upgrade",), ("rollout", "agent"), ("rollout", "ob")])
 def test_usage_names_version_and_release_as_messages_and_docs_do(command):
     """The usage line said ``version release`` while every message, hint and page says
