@@ -77,7 +77,7 @@ class Parser(argparse.ArgumentParser):
             # taken for it: the "invalid choice" is that value.
             self._say(self._unrecognized([typed, *unknown] if typed else unknown))
         message = _dash_value(message, self.given, self._option_string_actions)
-        message += _close_choice(message)
+        message += _close_choice(message, self._actions)
         hint = ("\nVERSION and RELEASE are two arguments, e.g. 4.2.1.1 101000062023110109.el7 "
                 "(not 4.2.1.1-101000062023110109.el7)" if message.endswith("RELEASE") else "")
         self._say(*([self._unrecognized(unknown)] if unknown else []), _redact(message) + hint)
@@ -206,12 +206,8 @@ def _password_like(word: str) -> bool:
 
 def _password_option(given: Sequence[str]) -> Optional[str]:
     """The first password option of ``given`` (before any ``--``), as typed; else None."""
-    for word in given:
-        if word == "--":
-            return None
-        if _password_like(word):
-            return word
-    return None
+    before = given[:given.index("--")] if "--" in given else given
+    return next((word for word in before if _password_like(word)), None)
 
 
 def _unknown_options(given: Sequence[str], known: dict[str, argparse.Action],
@@ -297,12 +293,16 @@ def _no_value(action: argparse.Action) -> str:
             "=VALUE)")
 
 
-def _close_choice(message: str) -> str:
-    """`` (did you mean info?)`` for an invalid choice close to one (no typed text shown)."""
+def _close_choice(message: str, actions: Sequence[argparse.Action]) -> str:
+    """`` (did you mean info?)`` after an invalid choice; the choices of a missing ``ACTION``."""
+    missing = message.partition("the following arguments are required: ")[2]
+    for action in actions:
+        if action.choices and not action.option_strings and action.metavar == missing:
+            return f" (choose from {', '.join(map(repr, action.choices))})"
     typed = re.search(r"invalid choice: '([^']*)'", message)
     choices = re.findall(r"[\w.-]+", message.partition("(choose from ")[2])
     near = _closest(typed.group(1), choices) if typed else ""
-    return f" (did you mean {near}?)" if near else ""
+    return f" (did you mean {near}?)" if near else ""  # a choice: never the text typed
 
 
 def _closest(typed: str, known: Iterable[str]) -> str:

@@ -327,7 +327,8 @@ def test_every_unknown_option_before_the_command_is_named_with_the_one_meant():
     (["rollout", "--journal=j.db"], "rollout", [  # the kind missing: said by the same level
         "obshell-sdk rollout: error: unrecognized arguments: --journal (give it after the kind: "
         "rollout agent, ob or status)",
-        "obshell-sdk rollout: error: the following arguments are required: KIND"]),
+        "obshell-sdk rollout: error: the following arguments are required: KIND (choose from "
+        "'agent', 'ob', 'status')"]),
     (["--hots=h", "info", "--prot=2886"], "info", [
         "obshell-sdk: error: unrecognized arguments: --hots (did you mean --host?)",
         "obshell-sdk info: error: unrecognized arguments: --prot (did you mean --port?)"]),
@@ -338,7 +339,8 @@ def test_every_unknown_option_before_the_command_is_named_with_the_one_meant():
         "4.2.1.1-101000062023110109.el7)"]),
     (["task", "--wiat"], "task", [
         "obshell-sdk task: error: unrecognized arguments: --wiat (did you mean --wait?)",
-        "obshell-sdk task: error: the following arguments are required: ACTION"]),
+        "obshell-sdk task: error: the following arguments are required: ACTION (choose from "
+        "'list', 'show', 'wait', 'retry', 'rollback', 'cancel', 'skip')"]),
     (["--hots=h", "rollout", "status", "--password=hunter2-secret"], "rollout status", [
         "obshell-sdk rollout status: error: unrecognized arguments: --password (there is no "
         "password option, on purpose, as a command line is seen by other users and kept in "
@@ -702,10 +704,11 @@ def test_what_would_be_ignored_or_is_malformed_is_refused_before_sending(argv, m
 def test_usage_errors_go_to_stderr_and_never_echo_an_explicit_argument():
     out = cli("--json", "task")  # stdout: the usage error as --json's one document
     assert out.returncode == 2 and "usage:" in out.stderr and "usage:" not in out.stdout
+    said = ("the following arguments are required: ACTION (choose from 'list', 'show', 'wait', "
+            "'retry', 'rollback', 'cancel', 'skip')")
     assert json.loads(out.stdout)["error"] == {  # its message as bare as any other's
-        "exit": 2, "message": "the following arguments are required: ACTION"}, out.stdout
-    assert "obshell-sdk task: error: the following arguments are required: ACTION" \
-        in out.stderr  # a person reads which command said it
+        "exit": 2, "message": said}, out.stdout
+    assert f"obshell-sdk task: error: {said}" in out.stderr  # which command said it
     out = cli("--json", "info", "--https=hunter2-secret")
     assert out.returncode == 2 and "hunter2" not in out.stdout + out.stderr
     out = cli("info", "--https=hunter2-secret")
@@ -1073,11 +1076,33 @@ def test_usage_errors_name_what_the_usage_line_shows():
     ``action`` the usage never showed), and a stray value is said to be one."""
     out = cli("task")
     assert out.returncode == 2 and "ACTION [ID]" in out.stderr, out.stderr
-    assert out.stderr.rstrip().endswith("the following arguments are required: ACTION")
+    assert out.stderr.rstrip().endswith("the following arguments are required: ACTION (choose "
+                                        "from 'list', 'show', 'wait', 'retry', 'rollback', "
+                                        "'cancel', 'skip')"), out.stderr
     assert "list, show, wait, retry, rollback, cancel or skip" in cli("task", "--help").stdout
     extra = cli("task", "show", "11", "hunter2-secret")
     assert extra.returncode == 2 and "1 extra value given" in extra.stderr
     assert "hunter2" not in extra.stderr
+
+
+@pytest.mark.parametrize("argv, missing, choices", [
+    ((), "COMMAND", "'info', 'upgrade', 'upgrade-ob', 'task', 'package', 'rollout'"),
+    (("task",), "ACTION", "'list', 'show', 'wait', 'retry', 'rollback', 'cancel', 'skip'"),
+    (("--json", "task"), "ACTION", "'list', 'show', 'wait', 'retry', 'rollback', 'cancel', "
+     "'skip'"),
+    (("package",), "ACTION", "'list', 'upload', 'delete'"),
+    (("rollout",), "KIND", "'agent', 'ob', 'status'"),
+])
+def test_a_command_s_word_left_out_is_a_usage_error_that_lists_its_choices(argv, missing,
+                                                                           choices):
+    """``task`` alone said "required: ACTION" and no more: what ACTION may be is said, as an
+    invalid one says it (argparse shows them only where the usage does)."""
+    out = cli(*argv)
+    said = f"the following arguments are required: {missing} (choose from {choices})"
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert said in out.stderr.splitlines()[-1], out.stderr
+    if "--json" in argv:
+        assert json.loads(out.stdout)["error"]["message"] == said, out.stdout
 
 
 @pytest.mark.parametrize("argv, said", [

@@ -200,8 +200,8 @@ def test_package_alone_names_only_the_action_as_required():
     with FakeAgent(password=PASSWORD) as agent:
         out = run(agent, "package")
         assert out.returncode == 2 and agent.requests == []
-    assert out.stderr.rstrip().endswith("the following arguments are required: ACTION"), \
-        out.stderr
+    assert out.stderr.rstrip().endswith("the following arguments are required: ACTION "
+                                        "(choose from 'list', 'upload', 'delete')"), out.stderr
 
 
 def test_a_package_changed_while_it_is_sent_is_not_said_as_a_wrong_password(
