@@ -32,7 +32,7 @@ PUBLIC_METHODS = {
     "set_dag_progression": ["stages_per_poll", "stage_seconds", "dag_id", "stage_durations"],
     "pause": ["seconds", "new_key_bits", "clock_offset"], "resume": [],
     "wait_listening": ["timeout"], "reset_next": ["n", "path_prefix"],
-    "fail_next": ["n", "status", "err_code", "path_prefix", "message"],
+    "fail_next": ["n", "status", "err_code", "path_prefix", "message", "method"],
     "truncate_next": ["n", "path_prefix"], "hang_next": ["n", "seconds", "path_prefix"],
     "edit_data_next": ["n", "edit", "path_prefix", "method"],
     "clear_faults": [], "rotate_key": ["bits"], "set_clock_offset": ["seconds"], "now": [],
