@@ -42,7 +42,7 @@ from ._exceptions import (
     WrongPasswordError,
 )
 from ._package_calls import probe_lost
-from ._rollout_report import RolloutStoppedError
+from ._rollout_report import HINT_CALLS, RolloutStoppedError
 from ._task_errors import (
     TaskCancelledError,
     TaskError,
@@ -65,7 +65,7 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports a process the signal 
 
 #: A call on a rollout target's client in its error's hints (``ObshellClient('h', 2886,
 #: auth=...).info()``), said as one on ``client`` before :data:`HINTS` say it as a command.
-_TARGET_CALL = re.compile(r"\bObshellClient\([^()]*\)\.(?=[a-z_]+\()")
+_TARGET_CALL = re.compile(rf"\bObshellClient\([^()]*\)\.(?={HINT_CALLS})")
 
 #: Python hints in the library's messages and the command that does the same.
 HINTS: Sequence[tuple[str, str]] = (

@@ -17,11 +17,16 @@ from ._render_rollout import report_repr, rollout_report_html, rollout_text
 if TYPE_CHECKING:  # pragma: no cover - annotations only
     from ._client import ObshellClient
 
-__all__ = ["RolloutReport", "RolloutStoppedError", "TargetResult", "ended_result", "not_run",
-           "python_client", "result_of", "target_said", "utc_time"]
+__all__ = ["HINT_CALLS", "RolloutReport", "RolloutStoppedError", "TargetResult", "ended_result",
+           "not_run", "python_client", "result_of", "target_said", "utc_time"]
 
+#: The client's calls the library's texts name in what to do next: only those are a hint's
+#: (an agent's own words, ``http client.do(``, are never rewritten).
+HINT_CALLS = (r"(?:task|info|packages|upload_package|delete_package|unfinished_dags|"
+              r"last_maintenance_dag|cluster_dags|get_dag|operate_dag|upgrade_agent|upgrade_ob|"
+              r"check_agent_upgrade|check_ob_upgrade|run_agent_upgrade|run_ob_upgrade)\(")
 #: A call on ``client`` in what a library text says to do next (``client.task('11').wait()``).
-_CLIENT_CALL = re.compile(r"(?<![\w.])client\.(?=[a-z_]+\()")
+_CLIENT_CALL = re.compile(rf"(?<![\w./])client\.(?={HINT_CALLS})")
 
 
 @attrs.frozen

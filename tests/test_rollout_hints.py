@@ -82,3 +82,16 @@ def test_a_create_reply_naming_another_task_names_the_targets_client(tmp_path):
         "last_maintenance_dag(); a pre-check that ended is only in the agent's task history, " \
         f"{_own(agent)}cluster_dags(), or its dashboard)" in said, said
     assert _bare(said) == [], said
+
+
+def test_the_agents_own_words_are_never_taken_for_a_hint(tmp_path):
+    """Only the SDK's hints are said on the target's client: the agent's own text, which may
+    read like a call on some ``client`` (a Go panic, a file's name), is kept as it was."""
+    words = "http client.do(req): EOF reading /tmp/client.info(1).rpm"
+    with FakeAgent(password=PASSWORD, stage_seconds=0.03) as agent:
+        agent.fail_next(1, status=400, err_code="Agent.Upgrade.ToLowerVersion", message=words,
+                        path_prefix="/api/v1/agent/upgrade")
+        [said] = _errors(_rollout([agent], tmp_path).upgrade_agent(VERSION, RELEASE,
+                                                                    check=False))
+    assert words in said, said
+    assert f"{_own(agent)}info() shows its version" in said, said
