@@ -43,7 +43,7 @@ from ._request import Request
 from ._secrets import wrap_secret
 from ._validate import check_auth_options, check_random_bytes
 
-__all__ = ["PasswordAuth"]
+__all__ = ["PasswordAuth", "bare_refusal"]
 
 log = logging.getLogger("obshell_sdk")
 
@@ -290,10 +290,10 @@ if hasattr(os, "register_at_fork"):  # POSIX
 def _may_be_stale(exc: AuthError) -> bool:
     """Tell whether this refusal may come from auth settings the agent has since outgrown."""
     return (isinstance(exc, PasswordKindError) or exc.err_code == "Request.Header.NotFound"
-            or _unsaid(exc))
+            or bare_refusal(exc))
 
 
-def _unsaid(exc: AuthError) -> bool:
+def bare_refusal(exc: AuthError) -> bool:
     """A bare code 10008: an agent before 4.3.1 refuses so whatever it refused."""
     return not exc.err_code and exc.code == 10008
 
@@ -308,7 +308,7 @@ def _forget_agent(state: AgentState, exc: AuthError, agent: str, mended: set[str
     (obshell refuses a header before it runs anything), so nothing is sent more often.
     """
     mended.add("agent")
-    clock = _unsaid(exc) and "clock" not in mended
+    clock = bare_refusal(exc) and "clock" not in mended
     if clock:
         mended.add("clock")
     log.info("agent %s refused our header (%s); asking it how to sign again%s", agent,

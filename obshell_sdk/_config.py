@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any, NoReturn, Optional
 
 from ._address import check_host
-from ._auth import PasswordAuth
+from ._auth import PasswordAuth, bare_refusal
 from ._exceptions import AuthError, InvalidArgumentError, ObshellError, WrongPasswordError
 from ._validate import brief_repr
 
@@ -251,11 +251,11 @@ def unsaid_refusal(exc: ObshellError) -> bool:
     """True for obshell's refusal before 4.3.1: 401, code 10008, no error code.
 
     That agent (4.2.3 to 4.3.0) answers so to any auth failure; the SDK's flow mended what it
-    could first (a changed key or agent: fetched again once), and with an empty password no
-    timestamp is checked. It does not say which password it refused, nor that it was one.
+    could first (a changed key or agent: fetched again once, its clock read), and with an
+    empty password no timestamp is checked. It does not say which password it refused, nor
+    that it was one.
     """
-    return isinstance(exc, AuthError) and exc.status == 401 and not exc.err_code \
-        and exc.code == 10008
+    return isinstance(exc, AuthError) and exc.status == 401 and bare_refusal(exc)
 
 
 def empty_refused(auth: PasswordAuth, exc: ObshellError) -> tuple[str, ...]:

@@ -266,8 +266,9 @@ class TargetRun:
                     sent = None
                 self.show(step.name, detail)
         except ObshellError as exc:  # the task exists and may still run: a rerun follows it
-            raise Ended(TargetOutcome.UNKNOWN, f"{type(exc).__name__}: {exc}" + follow_note(
-                exc, step.endpoint, sent, journaled=bool(record and record.dag_id))) from exc
+            note = follow_note(exc, step.endpoint, sent, journaled=bool(record and record.dag_id))
+            said = str(exc).rstrip(".") if note else str(exc)  # the note starts a sentence
+            raise Ended(TargetOutcome.UNKNOWN, f"{type(exc).__name__}: {said}{note}") from exc
         if not task.done() or task.snapshot is None:  # stopped: the journal says where it is
             raise Abandoned(self.target)
         detail = task.snapshot
