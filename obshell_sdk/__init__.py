@@ -15,7 +15,7 @@ never imported by this package.
 
 from __future__ import annotations
 
-import logging
+import logging as _logging
 import sys as _sys
 import typing as _typing
 
@@ -71,7 +71,7 @@ from ._models import (
     UpgradeResult,
 )
 from ._polling import PollPolicy
-from ._render_live import register_notebook_formatters
+from ._render_live import register_notebook_formatters as _register_notebook_formatters
 from ._rollout import AuthSource, Rollout, RolloutTarget
 from ._rollout_report import RolloutReport, RolloutStoppedError, TargetResult
 from ._task import DEFAULT_WAIT, DagTask, ProgressCallback
@@ -89,8 +89,8 @@ from ._transport import Cert, Timeout
 from ._version import __version__
 from ._workflow import UploadCallback
 
-logging.getLogger("obshell_sdk").addHandler(logging.NullHandler())
-register_notebook_formatters()
+_logging.getLogger("obshell_sdk").addHandler(_logging.NullHandler())
+_register_notebook_formatters()
 
 __all__ = [
     "DEFAULT_PORT",

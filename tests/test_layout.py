@@ -216,6 +216,14 @@ def test_public_classes_show_the_package_as_their_module():
     assert last.startswith("obshell_sdk.TaskFailedError: boom")
 
 
+def test_the_package_shows_no_public_name_but_its_all():
+    """``dir(obshell_sdk)`` (and a notebook's tab completion) offers ``__all__`` only: what
+    ``__init__`` uses itself is underscored. ``annotations`` is the ``__future__`` import's and
+    ``testing`` the subpackage, there once imported."""
+    extra = {n for n in vars(obshell_sdk) if not n.startswith("_")} - set(obshell_sdk.__all__)
+    assert extra <= {"annotations", "testing"}, sorted(extra)
+
+
 def test_the_error_tree_in_the_docstring_is_the_real_tree():
     from obshell_sdk import _exceptions
 
