@@ -11,8 +11,7 @@ from __future__ import annotations
 import logging
 
 from ._dag import DagDetail, DagOutcome
-from ._endpoints import holds_lock
-from ._render import failure_message
+from ._render import cancelled_message, failure_message, rolled_back_message
 from ._task_errors import TaskCancelledError, TaskFailedError, TaskRolledBackError
 
 __all__ = ["judged"]
@@ -31,13 +30,9 @@ def judged(task_id: str, detail: DagDetail, agent: str) -> DagDetail:
                     "marked passed, never run", label, agent)
         return detail
     if outcome is DagOutcome.ROLLED_BACK:
-        raise TaskRolledBackError(f"{label} was rolled back: what it was to do did not "
-                                  "happen", task_id=task_id, detail=detail)
+        raise TaskRolledBackError(rolled_back_message(label), task_id=task_id, detail=detail)
     if outcome is DagOutcome.CANCELLED:  # FAILED + CANCEL: an upgrade's lock is still held
-        held = ("" if not holds_lock(detail) else "; it holds the cluster's lock, as a "
-                "failed task does, until it is retried (or rolled back or skipped, where its "
-                "steps allow it)")
-        raise TaskCancelledError(f"{label} was cancelled{held}", task_id=task_id,
+        raise TaskCancelledError(cancelled_message(label, detail), task_id=task_id,
                                  detail=detail)
     raise TaskFailedError(failure_message(label, detail), task_id=task_id, detail=detail,
                           failed_sub_tasks=detail.failed_sub_tasks())

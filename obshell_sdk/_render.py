@@ -26,9 +26,10 @@ from ._render_rollout import rollout_plan_text, rollout_table_text, rollout_text
 from ._text import printable
 
 __all__ = [
-    "DONE", "agent_line", "dag_html", "dag_line", "dag_text", "failure_line", "failure_message",
-    "foreign_message", "interrupted_message", "package_line", "printable", "progress_line",
-    "rollout_plan_text", "rollout_table_text", "rollout_text", "size_text", "state_text",
+    "DONE", "agent_line", "cancelled_message", "dag_html", "dag_line", "dag_text", "failure_line",
+    "failure_message", "foreign_message", "interrupted_message", "package_line", "printable",
+    "progress_line", "rolled_back_message", "rollout_plan_text", "rollout_table_text",
+    "rollout_text", "size_text", "state_text",
     "stored_line", "task_html", "task_repr", "timeout_message", "to_jsonable", "upload_line",
 ]
 
@@ -169,6 +170,19 @@ def failure_line(label: str, detail: DagDetail) -> str:
     for task in detail.failed_sub_tasks()[:1]:
         text += f": {printable(task.name)}: {_last_log(task)}"
     return printable(text)
+
+
+def rolled_back_message(label: str) -> str:
+    """Say that a DAG was rolled back (SUCCEED after ROLLBACK): its change did not happen."""
+    return f"{label} was rolled back: what it was to do did not happen"
+
+
+def cancelled_message(label: str, detail: DagDetail) -> str:
+    """Say that a DAG was cancelled (FAILED after CANCEL), and that an upgrade's lock stays."""
+    held = ("" if not holds_lock(detail) else "; it holds the cluster's lock, as a failed "
+            "task does, until it is retried (or rolled back or skipped, where its steps allow "
+            "it)")
+    return f"{label} was cancelled{held}"
 
 
 def failure_message(label: str, detail: DagDetail) -> str:
