@@ -28,6 +28,7 @@ from ._exceptions import (
     TaskNotFoundError,
     TransportError,
 )
+from ._render import unreachable_message
 from ._task_errors import TaskUnreachableError
 from ._validate import MAX_SECONDS, brief_repr, check_seconds
 
@@ -238,9 +239,7 @@ class FailureStreak:
                   ) -> TaskUnreachableError:
         """The error when the budget is spent, ``exc`` the last failure."""
         return TaskUnreachableError(
-            f"task {task_id}: {self.failures} polls failed over {self.seconds:.0f} s "
-            f"(budget {self.budget:g} s); last error: {exc}. The task may still be running: "
-            f"check it later with client.task({task_id!r}).refresh()",
+            unreachable_message(task_id, self.failures, self.seconds, self.budget, exc),
             task_id=task_id, detail=detail, last_error=exc, failures=self.failures)
 
     def end(self) -> int:

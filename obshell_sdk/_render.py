@@ -30,7 +30,8 @@ __all__ = [
     "failure_message", "foreign_message", "interrupted_message", "package_line", "printable",
     "progress_line", "rolled_back_message", "rollout_plan_text", "rollout_table_text",
     "rollout_text", "size_text", "state_text",
-    "stored_line", "task_html", "task_repr", "timeout_message", "to_jsonable", "upload_line",
+    "stored_line", "task_html", "task_repr", "timeout_message", "to_jsonable",
+    "unreachable_message", "upload_line",
 ]
 
 # -- text ------------------------------------------------------------------------------
@@ -245,6 +246,14 @@ def timeout_message(task_id: str, timeout: Optional[float], detail: Optional[Dag
         f" did not end within {timeout:g} s"
     return f"task {task_id}{ended}{where}{failing}. {then} wait again with " + _pick_up(
         task_id, exists)
+
+
+def unreachable_message(task_id: str, failures: int, seconds: float, budget: float,
+                        last_error: Exception) -> str:
+    """Say that polls of a task kept failing past the failure budget, and how to look again."""
+    return (f"task {task_id}: {failures} polls failed over {seconds:.0f} s (budget {budget:g} s)"
+            f"; last error: {last_error}. The task may still be running: check it later with "
+            f"client.task({task_id!r}).refresh()")
 
 
 def interrupted_message(task_id: str, seen: bool, exists: bool) -> str:
