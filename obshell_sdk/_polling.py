@@ -1,8 +1,8 @@
 """The knobs of following a task, kept apart as google-api-core keeps them.
 
-Three things are independent: the overall deadline of a wait (:class:`Deadline`), the
+Three things are independent: the overall deadline of a wait (:class:`WaitDeadline`), the
 cadence of polls (:class:`PollPolicy`), and each poll's own RPC timeout (the client's
-``(connect, read)`` timeout, cut to the time left by :meth:`Deadline.cut`). The failure
+``(connect, read)`` timeout, cut to the time left by :meth:`WaitDeadline.cut`). The failure
 budget (how long polls may keep failing in a row, kept by :class:`FailureStreak`) decides
 whether a failed poll is retried.
 """
@@ -32,7 +32,7 @@ from ._render import unreachable_message
 from ._task_errors import TaskUnreachableError
 from ._validate import MAX_SECONDS, brief_repr, check_seconds
 
-__all__ = ["Deadline", "FailureStreak", "PollPolicy", "cut", "worth_repeating"]
+__all__ = ["FailureStreak", "PollPolicy", "WaitDeadline", "cut", "worth_repeating"]
 
 #: No default cadence polls one task more often than this (seconds between polls).
 MIN_INTERVAL = 0.5
@@ -136,7 +136,7 @@ def cut(timeout: tuple[float, float], seconds: float) -> tuple[float, float]:
     return min(timeout[0], seconds), min(timeout[1], seconds)
 
 
-class Deadline:
+class WaitDeadline:
     """The overall deadline of a wait (None: none), on the monotonic clock.
 
     ``stop``, an event another thread may set, ends its pauses at once.
@@ -230,7 +230,7 @@ class FailureStreak:
         self._told = True
         return True
 
-    def retrying_for(self, deadline: Deadline) -> float:
+    def retrying_for(self, deadline: WaitDeadline) -> float:
         """Seconds of retrying left: the rest of the budget, cut to the wait's deadline."""
         left, wait_left = self.left(), deadline.left()
         return left if wait_left is None else min(left, wait_left)

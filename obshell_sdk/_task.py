@@ -20,7 +20,7 @@ from ._exceptions import DecodeError, InvalidArgumentError, ObshellError
 from ._operators import check_applies, nothing_applied
 from ._outcome import judged
 from ._passes import Passes
-from ._polling import Deadline, FailureStreak, PollPolicy, worth_repeating
+from ._polling import FailureStreak, PollPolicy, WaitDeadline, worth_repeating
 from ._render import foreign_message, interrupted_message, task_html, task_repr, timeout_message
 from ._render_live import live_display
 from ._task_errors import TaskTimeoutError
@@ -212,7 +212,7 @@ class DagTask:
         may clear or change meanwhile. The snapshot held first is yielded (unfetched) when
         finished, or for a ``whole`` wait, whose stop also raises as its deadline does.
         """
-        deadline = Deadline(timeout, stop)  # from the first step on, as the loop runs
+        deadline = WaitDeadline(timeout, stop)  # from the first step on, as the loop runs
         streak = FailureStreak(self.policy.failure_budget)
         polled, detail = False, self.snapshot
         if detail is not None and (whole or detail.is_finished):

@@ -26,7 +26,7 @@ from obshell_sdk import (
     ReadTimeoutError,
     TaskUnreachableError,
 )
-from obshell_sdk._polling import Deadline, FailureStreak
+from obshell_sdk._polling import FailureStreak, WaitDeadline
 from obshell_sdk.testing import FakeAgent
 
 VERSION, RELEASE = "4.3.1.0", "101000012025010101.el7"
@@ -187,9 +187,9 @@ def test_a_failure_streak_retries_for_its_budget_or_the_wait_left_whichever_is_s
     streak = FailureStreak(budget=30)
     streak.fail(ConnectError("refused", method="GET", path="/api/v1/task/dag/11", agent="a:1"),
                 time.monotonic())
-    assert 29 < streak.retrying_for(Deadline(None)) <= 30
-    assert 29 < streak.retrying_for(Deadline(600)) <= 30
-    assert 4 < streak.retrying_for(Deadline(5)) <= 5
+    assert 29 < streak.retrying_for(WaitDeadline(None)) <= 30
+    assert 29 < streak.retrying_for(WaitDeadline(600)) <= 30
+    assert 4 < streak.retrying_for(WaitDeadline(5)) <= 5
 
 
 def test_failure_budget_runs_out_with_a_clear_error():
