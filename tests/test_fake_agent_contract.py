@@ -43,12 +43,15 @@ PUBLIC_PROPERTIES = ("base_url", "public_key_b64", "private_key_der", "requests"
                      "clock_offset", "tls")
 ATTRIBUTES = ("password", "agent_password", "identity", "version", "release", "supported_auth",
               "legacy_v1", "root_password_known", "host", "port", "pid", "packages",
-              "adopt_target_version", "restart_seconds", "restart_new_key_bits", "started_at")
+              "adopt_target_version", "restart_seconds", "restart_new_key_bits", "started_at",
+              "new_upload", "dag_history")
 KWARGS = ("password", "agent_password", "identity", "version", "release", "supported_auth",
           "legacy_v1", "key_bits", "private_key", "clock_offset", "stage_seconds",
           "stages_per_poll", "fail_stage", "fail_times", "fail_message", "restart_at_stage",
           "restart_seconds", "restart_new_key_bits", "root_password_known", "host", "port",
-          "tls", "adopt_target_version", "stage_durations")
+          "tls", "adopt_target_version", "stage_durations", "new_upload")
+#: keyword defaults that are part of the contract (None: follow the version the agent runs)
+DEFAULTS = {"version": "4.3.0.0", "new_upload": None}
 
 
 def _tree(name: str) -> ast.Module:
@@ -112,6 +115,7 @@ def test_testing_modules_stay_small() -> None:
 def test_public_surface_is_kept() -> None:
     params = inspect.signature(FakeAgent.__init__).parameters
     assert all(params[k].kind is inspect.Parameter.KEYWORD_ONLY for k in KWARGS), KWARGS
+    assert {k: params[k].default for k in DEFAULTS} == DEFAULTS
     for name, expected in PUBLIC_METHODS.items():
         names = [p for p in inspect.signature(getattr(FakeAgent, name)).parameters if p != "self"]
         assert names == expected, name

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any, Optional
 
 from ._app import handle
-from ._controls import AgentControls, _StateAttr
+from ._controls import AgentControls, _RouteAttr, _StateAttr
 from ._crypto import ServerKey
 from ._dagmodel import FakeDag
 from ._dags import check_faults
@@ -41,10 +41,11 @@ class FakeAgent(AgentControls):
 
     The OceanBase side, as obshell's OB upgrade handlers answer: ``ob_version`` (the running build,
     ``VERSION-BUILD``), ``edition``, ``zones``, ``python_ok``, ``new_upload`` (serve
-    ``POST /api/v1/package``), ``require_packages`` (packages must be uploaded before an OB
-    upgrade, and the ``Download all required packages`` node of every upgrade DAG fails until
-    they are) and ``strict_upload`` (the old upload refuses what is not an RPM). Build real
-    packages with :func:`~obshell_sdk.testing.build_rpm`.
+    ``POST /api/v1/package``; None, the default: from obshell 4.2.6 on, as the version the agent
+    runs), ``require_packages`` (packages must be uploaded before an OB upgrade, and the
+    ``Download all required packages`` node of every upgrade DAG fails until they are) and
+    ``strict_upload`` (the old upload refuses what is not an RPM). Build real packages with
+    :func:`~obshell_sdk.testing.build_rpm`.
 
     Auth across an upgrade: ``legacy_v1`` and ``supported_auth`` describe the obshell the agent
     was started as. Once it runs the upgrade's version (restarted at ``restart_at_stage``, or
@@ -54,8 +55,11 @@ class FakeAgent(AgentControls):
     were what obshell of the old version has (the defaults; ``legacy_v1=True,
     supported_auth=None`` on 4.2.2); a pair no obshell of that version has (say
     ``supported_auth=("v1",)``, or ``legacy_v1=True`` on 4.3.0) is the test's own and is kept.
-    Assigning an attribute (``version`` too) changes that attribute only. A DAG made while the
-    agent runs a version before 4.3.0 has no ``maintenance_type``/``maintenance_key`` in its JSON.
+    Assigning an attribute (``version`` too) changes that attribute only, except what follows
+    the version it runs: a DAG made while the agent runs a version before 4.3.0 has no
+    ``maintenance_type``/``maintenance_key`` in its JSON, and the routes obshell added in 4.2.6,
+    ``POST /api/v1/package`` and ``GET /api/v1/task/dags/ob``, answer 404 before it (unless
+    ``new_upload`` or ``dag_history`` pins them), through an upgrade too.
     """
 
     password: _StateAttr[str] = _StateAttr("The root@sys password the agent accepts.")
@@ -94,11 +98,14 @@ class FakeAgent(AgentControls):
     python_ok: _StateAttr[bool] = _StateAttr(
         "False: ``mysql.connector`` is missing, so the OB upgrade, its check and the env "
         "check answer 500 ``Environment.WithoutModule``.")
-    new_upload: _StateAttr[bool] = _StateAttr(
-        "Serve ``POST /api/v1/package`` (False: 404 there, as agents before 4.2.6).")
-    dag_history: _StateAttr[bool] = _StateAttr(
-        "Serve ``GET /api/v1/task/dags/ob``, every cluster DAG, finished ones too (False: "
-        "404 there, as agents before 4.2.6).")
+    new_upload: _RouteAttr = _RouteAttr(
+        "Whether ``POST /api/v1/package`` is served (404 there when not). Assign True or False "
+        "to pin it, None (the default) to follow the version the agent runs: served from "
+        "obshell 4.2.6 on, an upgrade's version too.")
+    dag_history: _RouteAttr = _RouteAttr(
+        "Whether ``GET /api/v1/task/dags/ob``, every cluster DAG, finished ones too, is served "
+        "(404 there when not). Assign True or False to pin it, None (the default) to follow "
+        "the version the agent runs: served from obshell 4.2.6 on, an upgrade's version too.")
     numeric_errors: _StateAttr[bool] = _StateAttr(
         "Send errors as obshell 4.2.3 to 4.3.0 did: a numeric ``code``, no ``errCode``; every "
         "auth refusal (a wrong password, a missing header...) a 401 with code 10008.")
@@ -128,7 +135,7 @@ class FakeAgent(AgentControls):
         host: str = "127.0.0.1", port: int = 0, tls: Optional[ssl.SSLContext] = None,
         adopt_target_version: bool = True, stage_durations: Optional[Sequence[float]] = None,
         ob_version: str = "", edition: str = "community", zones: int = 3,
-        python_ok: bool = True, new_upload: bool = True, require_packages: bool = False,
+        python_ok: bool = True, new_upload: Optional[bool] = None, require_packages: bool = False,
         strict_upload: bool = False, scheduler_period: Optional[float] = None,
     ) -> None:
         self._state = AgentState(

@@ -1,7 +1,8 @@
 """The parts of the :class:`~obshell_sdk.testing.FakeAgent` facade that only delegate.
 
 ``AgentControls`` holds the recorded-request views and the fault controls (requests and
-lifecycle); ``_StateAttr`` exposes an :class:`~._state.AgentState` attribute on the facade.
+lifecycle); ``_StateAttr`` exposes an :class:`~._state.AgentState` attribute on the facade, and
+``_RouteAttr`` a route the agent serves or not, by its version unless pinned.
 """
 
 from __future__ import annotations
@@ -36,6 +37,16 @@ class _StateAttr(Generic[T]):
 
     def __set__(self, obj: AgentControls, value: T) -> None:
         setattr(obj._state, self.name, value)
+
+
+class _RouteAttr(_StateAttr[bool]):
+    """Whether the agent serves a route now; assigning True/False pins it, None follows the version.
+
+    Reads the state's property of the same name; writes its ``<name>_pin``.
+    """
+
+    def __set__(self, obj: AgentControls, value: Optional[bool]) -> None:
+        setattr(obj._state, f"{self.name}_pin", value)
 
 
 class AgentControls:

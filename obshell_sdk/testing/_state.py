@@ -27,6 +27,11 @@ from ._templates import EDITIONS
 
 _log = logging.getLogger("obshell_sdk.testing")
 
+#: The first obshell version with each route a version-dependent knob serves: ``POST
+#: /api/v1/package`` (``newPkgUploadHandler``, obshell 80886dd) and ``GET /api/v1/task/dags/ob``
+#: (``GetAllClusterDags``, 0e32aa5), both made while obshell's version was 4.2.6.0.
+ROUTES_SINCE = {"new_upload": (4, 2, 6), "dag_history": (4, 2, 6)}
+
 #: Called with a DAG that reached its ``restart_at_stage`` (the lifecycle restarts the agent).
 RestartHook = Callable[[FakeDag], None]
 
@@ -43,7 +48,9 @@ class AgentState:
     ``/info.architecture``). ``key``, ``dags``, ``faults``, ``request_log``, ``packages`` (the
     uploads) and ``inventory`` (the stored package rows) are the live collections.
     ``dag_history`` serves ``GET /api/v1/task/dags/ob``, ``numeric_errors`` sends errors as
-    obshell 4.2.3 to 4.3.0 did (attributes of FakeAgent only).
+    obshell 4.2.3 to 4.3.0 did (attributes of FakeAgent only). ``new_upload`` and
+    ``dag_history`` are what the agent serves now: ``new_upload_pin`` and ``dag_history_pin``
+    when set, else whether the version it runs has the route (:data:`ROUTES_SINCE`).
     """
 
     def __init__(
@@ -80,8 +87,8 @@ class AgentState:
         self.edition = "community"
         self.zones = 3
         self.python_ok = True
-        self.new_upload = True
-        self.dag_history = True
+        self.new_upload_pin: Optional[bool] = None
+        self.dag_history_pin: Optional[bool] = None
         self.numeric_errors = False
         self.require_packages = False
         self.strict_upload = False
@@ -91,15 +98,32 @@ class AgentState:
         self.dags.sends_maintenance = lambda: version_key(self.version)[0][:3] >= (4, 3, 0)
 
     def configure_ob(self, *, ob_version: str, edition: str, zones: int, python_ok: bool,
-                     new_upload: bool, require_packages: bool, strict_upload: bool) -> None:
+                     new_upload: Optional[bool], require_packages: bool,
+                     strict_upload: bool) -> None:
         """Set the OceanBase side (raises ``ValueError`` for an unknown edition or no zone)."""
         if edition not in EDITIONS:
             raise ValueError(f"edition must be one of {', '.join(EDITIONS)}, not {edition!r}")
         if zones < 1:
             raise ValueError(f"zones must be at least 1, not {zones}")
         self.ob_version, self.edition, self.zones = ob_version, edition, zones
-        self.python_ok, self.new_upload = python_ok, new_upload
+        self.python_ok, self.new_upload_pin = python_ok, new_upload
         self.require_packages, self.strict_upload = require_packages, strict_upload
+
+    @property
+    def new_upload(self) -> bool:
+        """Whether ``POST /api/v1/package`` is served now (``new_upload_pin``, or version)."""
+        return self._serves("new_upload", self.new_upload_pin)
+
+    @property
+    def dag_history(self) -> bool:
+        """Whether ``GET /api/v1/task/dags/ob`` is served now (``dag_history_pin``, or version)."""
+        return self._serves("dag_history", self.dag_history_pin)
+
+    def _serves(self, knob: str, pin: Optional[bool]) -> bool:
+        """``pin`` if set, else whether the version the agent runs has the knob's route."""
+        if pin is not None:
+            return pin
+        return version_key(self.version)[0][:3] >= ROUTES_SINCE[knob]
 
     def _download_check(self, dag: FakeDag) -> tuple[list[str], Optional[str]]:
         """The download node's lookup (nothing to look up unless ``require_packages``)."""
