@@ -98,3 +98,16 @@ def test_the_routes_follow_an_upgrade_and_an_assigned_version() -> None:
         agent.new_upload = None  # the version's again
         assert agent.new_upload is False
 
+
+
+def test_before_4_3_1_a_route_the_agent_lacks_is_a_bad_request_code_1000(tmp_path) -> None:
+    """``numeric_errors``: gin's ``NoRoute`` sent ``ErrBadRequest`` until 43a4c2b."""
+    with FakeAgent(password=PWD, version="4.2.5.0") as agent:
+        agent.numeric_errors = True
+        for r in (upload_new(agent, OBSHELL), call(agent, "GET", "/api/v1/task/dags/ob"),
+                  call(agent, "GET", "/api/v1/no/such/route")):
+            assert (r.status_code, r.json()["error"]) == (
+                400, {"code": 1000, "message": "Bad request: 404 not found"})
+        assert _upload(agent, tmp_path).name == "obshell"  # the SDK knows that answer too
+        assert [r.status for r in agent.requests_to(NEW, "POST")] == [400, 400]
+        assert [r.status for r in agent.requests_to(OLD, "POST")] == [200]

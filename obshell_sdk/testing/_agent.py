@@ -108,7 +108,8 @@ class FakeAgent(AgentControls):
         "the version the agent runs: served from obshell 4.2.6 on, an upgrade's version too.")
     numeric_errors: _StateAttr[bool] = _StateAttr(
         "Send errors as obshell 4.2.3 to 4.3.0 did: a numeric ``code``, no ``errCode``; every "
-        "auth refusal (a wrong password, a missing header...) a 401 with code 10008.")
+        "auth refusal (a wrong password, a missing header...) a 401 with code 10008, a route "
+        "it lacks a 400 with code 1000.")
     require_packages: _StateAttr[bool] = _StateAttr(
         "Packages matter (False by default, so DAGs run without uploads): an OB upgrade or "
         "check refuses a target whose packages were not uploaded, and every upgrade DAG's "

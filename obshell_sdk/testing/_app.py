@@ -20,6 +20,7 @@ from ._crypto import BodyKeyError, BodyLengthError, BodyPanicError, aes_decrypt_
 from ._errors import (
     NO_DATA,
     ApiError,
+    NoRouteError,
     PanicError,
     envelope,
     new_trace_id,
@@ -124,7 +125,7 @@ def _pipeline(ctx: Context, started: float) -> Outcome:
     try:
         found = route(req.method, ctx.path)
         if found is None:
-            raise ApiError(404, "Common.NotFound", "Element not found: 404 not found")
+            raise NoRouteError()
         if is_protected(ctx.path):
             _verify(ctx)
         state.dags.tick()

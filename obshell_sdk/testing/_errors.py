@@ -78,6 +78,21 @@ class ApiError(Exception):
         return out
 
 
+class NoRouteError(ApiError):
+    """A route the agent does not have: 404 ``Common.NotFound`` (gin's ``NoRoute``).
+
+    Before 4.3.1 (43a4c2b) ``NoRoute`` sent ``ErrBadRequest``: with :meth:`numeric` it is a
+    400 with code 1000, ``Bad request: 404 not found`` (PROTOCOL.md §1).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(404, "Common.NotFound", "Element not found: 404 not found")
+
+    def numeric(self) -> tuple[int, dict[str, Any]]:
+        """400, code 1000: as obshell 4.2.3 to 4.3.0 answered an unknown route."""
+        return 400, {"code": 1000, "message": "Bad request: 404 not found"}
+
+
 class PanicError(Exception):
     """The handler would panic: answer with the recovery envelope."""
 

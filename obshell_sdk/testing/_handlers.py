@@ -11,7 +11,7 @@ from typing import Any
 
 from ._context import Context
 from ._dags import parse_generic_id
-from ._errors import NO_DATA, ApiError, PanicError
+from ._errors import NO_DATA, ApiError, NoRouteError, PanicError
 from ._golike import GoField, rfc3339
 from ._params import bind, check_path, require_cluster_agent, split_release, version_key
 
@@ -196,7 +196,7 @@ def all_cluster_dags(ctx: Context) -> Any:
     """
     a = ctx.state
     if not a.dag_history:
-        raise ApiError(404, "Common.NotFound", "Element not found: 404 not found")
+        raise NoRouteError()
     details = _show_details(ctx)
     with a.dags.lock:
         return {"contents": [d.to_json(a.host, a.port, details=details) for d in a.dags.all()]}

@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from ._context import Context
 from ._crypto import DecryptError
-from ._errors import NO_DATA, ApiError
+from ._errors import NO_DATA, ApiError, NoRouteError
 from ._packages import PackageRow, check_upload
 from ._params import require_cluster_agent, split_release
 from ._rpm import LEAD_MAGIC, RpmError, read_rpm
@@ -125,7 +125,7 @@ def new_upload(ctx: Context) -> Any:
     """
     a = ctx.state
     if not a.new_upload:
-        raise ApiError(404, "Common.NotFound", "Element not found: 404 not found")
+        raise NoRouteError()
     filename, content = _file_part(ctx, data_null=False)
     verify_file(ctx, content)
     require_cluster_agent(a.identity, f"{a.host}:{a.port}", data_null=False)
