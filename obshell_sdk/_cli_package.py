@@ -29,13 +29,30 @@ def add_package_parser(sub: Any, make: Callable[..., argparse.ArgumentParser],
     p = make(sub, "package", help="list, upload or delete the cluster's upgrade packages",
              description="package list: the packages the cluster holds, newest first.\n"
              "package upload RPM...: upload each (an OceanBase upgrade needs oceanbase-ce and "
-             "oceanbase-ce-libs).\npackage delete ID: remove one (its id from package list).")
+             "oceanbase-ce-libs).\npackage delete ID: remove one (its id from package list).",
+             instead=_package_id_meant)
     p.add_argument("action", choices=["list", "upload", "delete"], metavar="ACTION",
                    help="list, upload or delete")
     p.add_argument("items", nargs="*", default=[], metavar="RPM|ID", help="upload: the RPM "
                    "files; delete: the package's id")
     p.add_argument("--upload-timeout", type=upload_seconds, metavar="SECONDS", help="seconds "
                    "each upload may take (default 600, or the file at 1 MiB/s)")
+
+
+def _package_id_meant(word: str, given: list[str]) -> str:
+    """What ``package 7`` meant, said after its usage error: a package id where ACTION goes.
+
+    Only a word of digits is said back. The one action that takes an id deletes the package:
+    it is said as the command meant only when typed after the id (``package 7 delete``),
+    never guessed; else ``package list``, which shows each package with its id.
+    """
+    if not (word.isascii() and word.isdecimal() and len(word) <= 19):  # ids are below 2**63
+        return ""
+    said = f"; '{word}' looks like a package id"
+    if given[given.index(word) + 1:][:1] == ["delete"]:
+        return f"{said}, which goes after ACTION: did you mean obshell-sdk package delete {word}?"
+    return (f"{said}: obshell-sdk package list shows each package with its id (there is no "
+            "package show; package delete ID removes one)")
 
 
 def check_package_args(args: argparse.Namespace) -> None:

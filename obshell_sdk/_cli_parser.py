@@ -4,7 +4,8 @@ Global options (``--host``, ``--json``, ...) are accepted before or after the su
 every parser of the tree knows them, the subcommands' copies with no default of their own,
 so a value given anywhere wins and an absent one falls back to the top level's default.
 Usage errors never echo what was typed as a value (it may be a password in the wrong place):
-they are worded in ``_cli_usage``.
+they are worded in ``_cli_usage``. The one word said back is a number typed where ``task``'s
+ACTION goes, with the command it belongs to (``task 11``: ``task show 11``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ._cli_usage import PASSWORD_VARIABLES, Parser, UsageError
 from ._config import DEFAULT_PORT, ENV_VARIABLES
 from ._rpm import rpm_file_name
 from ._targets import OB_PACKAGES
-from ._validate import MAX_LIFETIME, MAX_SECONDS
+from ._validate import MAX_ID_LENGTH, MAX_LIFETIME, MAX_SECONDS
 from ._version import __version__
 
 __all__ = ["DEFAULT_TIMEOUT", "EXIT_CODES", "build_parser", "parse", "version_word"]
@@ -197,6 +198,22 @@ def _follow_options(p: argparse.ArgumentParser, what: str,
 _TASK_ACTIONS = ["list", "show", "wait", "retry", "rollback", "cancel", "skip"]
 
 
+def _task_id_meant(word: str, given: list[str]) -> str:
+    """What ``task 11`` meant, said after its usage error: a task id typed where ACTION goes.
+
+    Only a word of digits is said back (no password is all digits where ACTION goes; anything
+    else typed is never shown): an action typed after it (``task 11 retry``) is the one meant,
+    else ``task show`` (or ``task wait``), which only read the task.
+    """
+    if not (word.isascii() and word.isdecimal() and len(word) <= MAX_ID_LENGTH):
+        return ""
+    after = given[given.index(word) + 1:][:1] if word in given else []
+    said = f"; '{word}' looks like a task id, which goes after ACTION: did you mean obshell-sdk"
+    if after and after[0] in _TASK_ACTIONS[1:]:
+        return f"{said} task {after[0]} {word}?"
+    return f"{said} task show {word} (or task wait {word})?"
+
+
 def _add_task_parser(sub: Any) -> None:
     """``task ACTION [ID]``: list, show, wait for or operate on tasks (retry with packages)."""
     task = _sub(sub, "task", help="list, show, wait for or operate on tasks",
@@ -206,7 +223,8 @@ def _add_task_parser(sub: Any) -> None:
                 "task show|wait ID: read it once, or follow it to its end.\n"
                 "task retry|rollback|skip ID: act on a FAILED task; task cancel ID: stop one "
                 "still running (obshell refuses to cancel a FAILED one).", takes={
-                    "list": "no ID", **{a: "one ID" for a in _TASK_ACTIONS[1:]}})
+                    "list": "no ID", **{a: "one ID" for a in _TASK_ACTIONS[1:]}},
+                instead=_task_id_meant)
     task.add_argument("action", choices=_TASK_ACTIONS, metavar="ACTION",
                       help="list, show, wait, retry, rollback, cancel or skip")
     task.add_argument("id", nargs="?", metavar="ID", help="the task's id, e.g. 11 (all but "

@@ -13,7 +13,7 @@ import difflib
 import re
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, NoReturn, Optional
+from typing import Any, Callable, NoReturn, Optional
 
 __all__ = ["PASSWORD_VARIABLES", "Parser", "UsageError"]
 
@@ -27,15 +27,16 @@ class Parser(argparse.ArgumentParser):
     Each parser says itself what it does not take, with its own usage and the option likely
     meant (argparse leaves that to the top level, whose usage names none of a command's
     options); ``hints`` say why an option is not taken here and what to give instead;
-    ``words``, what to give instead of a word typed where VERSION goes (``upgrade ob ...``).
+    ``words``, what to give instead of a word typed where VERSION goes (``upgrade ob ...``);
+    ``instead(word, given)``, added unredacted after a word none of ACTION's (``task 11``).
     """
 
     def __init__(self, *args: Any, hints: Optional[dict[str, str]] = None,
-                 words: Optional[dict[str, str]] = None,
-                 takes: Optional[dict[str, str]] = None, **kwargs: Any) -> None:
+                 words: Optional[dict[str, str]] = None, takes: Optional[dict[str, str]] = None,
+                 instead: Optional[Callable[[str, list[str]], str]] = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.hints, self.words = dict(hints or {}), dict(words or {})
-        self.takes = dict(takes or {})  # what each of its words takes: {"list": "no ID"}
+        self.takes, self.instead = dict(takes or {}), instead  # takes: {"list": "no ID"}
         self.given: list[str] = []
         self.flags: Optional[frozenset[str]] = None  # of the whole tree: see _flags_below
 
@@ -80,6 +81,8 @@ class Parser(argparse.ArgumentParser):
         message += _close_choice(message, self._actions)
         hint = ("\nVERSION and RELEASE are two arguments, e.g. 4.2.1.1 101000062023110109.el7 "
                 "(not 4.2.1.1-101000062023110109.el7)" if message.endswith("RELEASE") else "")
+        choice = re.search(r"argument ACTION: invalid choice: '([^']*)'", message)
+        hint += self.instead(choice.group(1), self.given) if choice and self.instead else ""
         self._say(*([self._unrecognized(unknown)] if unknown else []), _redact(message) + hint)
 
     def _say(self, *texts: str, below: Optional[UsageError] = None) -> NoReturn:
@@ -179,9 +182,8 @@ class Parser(argparse.ArgumentParser):
     def _near(self, name: str) -> str:
         """``did you mean --wait?``; of an option not taken here, why (``--hots``: ``--host``)."""
         near = _closest(name, [*self._option_string_actions, *self.hints])
-        if not near:
-            return ""
-        return f"did you mean {near}?" + (f" {self.hints[near]}" if near in self.hints else "")
+        hint = f" {self.hints[near]}" if near in self.hints else ""
+        return f"did you mean {near}?{hint}" if near else ""
 
 
 #: The options a password or other secret is looked for under, in any case (``--password``,
@@ -223,8 +225,7 @@ def _unknown_options(given: Sequence[str], known: dict[str, argparse.Action],
     the options after it went unread); one that starts with '-' too, unless the unknown option
     is one of ``flags`` (an option some command takes without a value) and no password option.
     """
-    unknown: list[str] = []
-    at = 0
+    unknown, at = list[str](), 0
     while at < len(given) and given[at] != "--":
         word, at = given[at], at + 1
         if word == "-" or not word.startswith("-"):
@@ -289,8 +290,7 @@ def _dash_value(message: str, given: Sequence[str], known: dict[str, argparse.Ac
 
 def _no_value(action: argparse.Action) -> str:
     return (f"argument {'/'.join(action.option_strings)}: expected one argument (a value that "
-            f"starts with '-' is read as an option: give it as {action.option_strings[-1]}"
-            "=VALUE)")
+            f"starts with '-' is read as an option: give it as {action.option_strings[-1]}=VALUE)")
 
 
 def _close_choice(message: str, actions: Sequence[argparse.Action]) -> str:

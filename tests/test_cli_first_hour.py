@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import pty
+import re
 import signal
 import sqlite3
 import subprocess
@@ -386,6 +387,48 @@ def test_a_mistyped_command_or_action_is_said_with_the_one_meant():
     out = cli("task", "shwo", "11")
     assert out.returncode == 2 and out.stderr.rstrip().endswith("(did you mean show?)")
     assert "shwo" not in out.stderr  # what was typed is never echoed
+
+
+_TASK_ID_MEANT = "'11' looks like a task id, which goes after ACTION: did you mean obshell-sdk task"
+_PACKAGE_LIST = ("'7' looks like a package id: obshell-sdk package list shows each package "
+                 "with its id (there is no package show; package delete ID removes one)")
+
+
+@pytest.mark.parametrize(("argv", "meant"), [
+    (["task", "11"], f"{_TASK_ID_MEANT} show 11 (or task wait 11)?"),
+    (["--port", "1", "task", "11", "--json"], f"{_TASK_ID_MEANT} show 11 (or task wait 11)?"),
+    (["task", "11", "retry", "--wait"], f"{_TASK_ID_MEANT} retry 11?"),
+    (["task", "11", "list"], f"{_TASK_ID_MEANT} show 11 (or task wait 11)?"),
+    (["package", "7"], _PACKAGE_LIST),  # package delete 7 is never guessed: it deletes
+    (["package", "7", "delete"], "'7' looks like a package id, which goes after ACTION: did "
+                                 "you mean obshell-sdk package delete 7?"),
+])
+def test_an_id_typed_where_the_action_goes_is_said_with_the_command_meant(argv, meant):
+    """``task 11`` said only "invalid choice (choose from 'list', 'show', ...)": a number
+    typed there is an id, and the error says the command it goes with; --json's document
+    says the same, as it does every usage error. Nothing is sent."""
+    with FakeAgent(password=PASSWORD) as agent:
+        out = cli(*argv, agent=agent)
+    assert out.returncode == 2 and agent.requests == [], out.stderr
+    command = "task" if "task" in argv else "package"
+    said = out.stderr.splitlines()[-1].partition(f"obshell-sdk {command}: error: ")[2]
+    assert re.fullmatch(r"argument ACTION: invalid choice \(choose from [^()]+\); "
+                        + re.escape(meant), said), out.stderr
+    document = {"error": {"exit": 2, "message": said}} if "--json" in argv else None
+    assert (json.loads(out.stdout) if out.stdout else None) == document, out.stdout
+
+
+@pytest.mark.parametrize("command", ["task", "package"])
+def test_only_a_word_of_digits_where_the_action_goes_is_said_back(command):
+    """A number there is said back as the id it is; anything else (it may be a password in
+    the wrong place) is never shown, as before."""
+    out = cli(command, "--", "12")
+    assert out.returncode == 2 and "'12' looks like a " in out.stderr, out.stderr
+    for word in ["s3cr3t", "0x12", "12a", "-12", "\uff11\uff12", "1" * 201]:
+        out = cli(command, "--", word)
+        assert out.returncode == 2 and word not in out.stderr, out.stderr
+        assert re.search(r": error: argument ACTION: invalid choice \(choose from [^()]+\)\n\Z",
+                         out.stderr), out.stderr
 
 
 def test_a_refused_operator_has_its_own_exit_code_and_a_cli_hint():
