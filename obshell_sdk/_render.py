@@ -121,6 +121,8 @@ def size_text(size: int) -> str:
 def package_line(row: UpgradePackageInfo, uploaded_in: Optional[float] = None) -> str:
     """One package on one line: id, name, version-release, architecture, size, stored when.
 
+    The size is said as what it is, ``installed size 1.8 GiB``: obshell stores the RPM
+    header's installed size (its files once installed), not the size of the file uploaded.
     ``uploaded_in``: the seconds an upload of it just took, said with the time it was stored
     (which an upload's answer leaves out: obshell sends it in the package list only).
     """
@@ -129,7 +131,7 @@ def package_line(row: UpgradePackageInfo, uploaded_in: Optional[float] = None) -
     when = f"{when} ({took})" if when and took else when or took or "-"
     release = row.release_distribution or row.release or "?"
     return printable(f"{row.pkg_id:>5}  {row.name} {row.version}-{release} "
-                     f"{row.architecture or '?'}  {size_text(row.size)}  {when}")
+                     f"{row.architecture or '?'}  installed size {size_text(row.size)}  {when}")
 
 
 def upload_line(path: str, agent: str) -> str:

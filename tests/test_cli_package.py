@@ -75,7 +75,23 @@ def test_an_upload_says_a_small_package_s_size_and_the_time_it_took(rpms, tmp_pa
     rows = out.stdout.splitlines()
     assert len(rows) == 2 and all(re.search(r"  uploaded in \d+\.\d s$", row) for row in rows), \
         out.stdout
-    assert "  1.1 MiB  uploaded in " in rows[1], out.stdout  # its installed size
+    assert "  installed size 1.1 MiB  uploaded in " in rows[1], out.stdout  # not the file's
+
+
+def test_a_package_row_says_its_size_is_the_installed_size_not_the_file_s(rpms):
+    """``package list`` showed ``x86_64  432 bytes`` after an upload said ``uploading x.rpm
+    (1.2 KiB)``: two sizes, neither named. obshell stores the RPM header's installed size
+    (upgrade family §5): the row says so, in the list as in the upload's rows."""
+    with FakeAgent(password=PASSWORD) as agent:
+        uploaded = run(agent, "package", "upload", rpms[0])
+        listed = run(agent, "package", "list")
+        size = agent.inventory[0]["size"]
+    assert uploaded.returncode == listed.returncode == 0, uploaded.stderr + listed.stderr
+    assert size != os.path.getsize(rpms[0])  # the fake's stand-in: two sizes that differ
+    said = f" x86_64  installed size {size} bytes  "
+    assert said in listed.stdout and said in uploaded.stdout, listed.stdout + uploaded.stdout
+    assert f"stored     1  oceanbase-ce {VERSION}-{RELEASE}{said}" in uploaded.stderr, \
+        uploaded.stderr
 
 
 @pytest.mark.parametrize(("args", "said"), [

@@ -457,8 +457,8 @@ def test_a_notebook_shows_the_upload_as_a_line_above_the_cards(tmp_path):
     assert [o.output_type for o in outputs] == ["display_data"] * 3, outputs
     line = outputs[0]["data"]
     assert list(line) == ["text/plain"], line
-    assert re.fullmatch(r"stored +1  obshell 4\.3\.1\.0-101000012025010101\.el7 x86_64  \d+ "
-                        r"bytes  uploaded in \d\.\d s", line["text/plain"]), line
+    assert re.fullmatch(r"stored +1  obshell 4\.3\.1\.0-101000012025010101\.el7 x86_64  installed "
+                        r"size \d+ bytes  uploaded in \d\.\d s", line["text/plain"]), line
     assert len(_cards(cells["upgrade with a package"])) == 2  # the pre-check and the upgrade
     sent = messages["upgrade with a package"]
     assert sent.count("display_data") == 3 and sent.count("update_display_data") >= 3
